@@ -1,0 +1,545 @@
+"""Object lifecycle rules on top of the store: what kube-apiserver's generic registry does.
+
+Called by the HTTP handlers (`sluice.api.handlers`). For every write it runs the admission chain
+(kind/version/name checks → defaulting → metadata → structural schema → Istio semantics), keeps
+`uid`/`creationTimestamp`/`generation`/`status` rules, honours finalizers and owner references on delete,
+and returns warnings to be sent as `Warning` headers. Nothing is stored unless every check passes.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import json
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sluice.api import patch as patching
+from sluice.api import selectors
+from sluice.api.errors import ApiError
+from sluice.resources import defaults
+from sluice.resources.kinds import KINDS, ResourceType, by_kind, by_plural
+from sluice.store import sqlite
+from sluice.store.sqlite import Store, Tx
+from sluice.validation import metadata as meta_validation
+from sluice.validation.field import FieldError
+
+__all__ = ["Registry", "ApiOptions", "WriteResult", "now_rfc3339", "PROTECTED_NAMESPACES"]
+
+Obj = dict[str, Any]
+
+PROTECTED_NAMESPACES = ("default", "kube-system", "kube-public")
+MERGE_PATCH = "application/merge-patch+json"
+STRATEGIC_PATCH = "application/strategic-merge-patch+json"
+JSON_PATCH = "application/json-patch+json"
+APPLY_PATCH = "application/apply-patch+yaml"
+
+_FIELD_SELECTABLE: dict[str, tuple[str, ...]] = {
+    "Pod": ("spec.nodeName", "spec.restartPolicy", "spec.schedulerName", "spec.serviceAccountName",
+            "status.phase", "status.podIP", "status.nominatedNodeName"),
+    "Event": ("involvedObject.kind", "involvedObject.namespace", "involvedObject.name", "involvedObject.uid",
+              "involvedObject.apiVersion", "involvedObject.resourceVersion", "involvedObject.fieldPath",
+              "reason", "reportingComponent", "source", "type"),
+    "Namespace": ("status.phase",),
+}
+
+
+def now_rfc3339() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True)
+class ApiOptions:
+    relative_weights: bool = False  # Istio >= 1.15 semantics: route weights are relative, not summing to 100
+
+
+@dataclass
+class WriteResult:
+    object: Obj
+    warnings: list[str] = field(default_factory=list)
+    created: bool = False
+
+
+def _meta(obj: Obj) -> Obj:
+    m = obj.get("metadata")
+    if not isinstance(m, dict):
+        m = {}
+        obj["metadata"] = m
+    return m
+
+
+def _without(obj: Obj, *keys: str) -> Obj:
+    return {k: v for k, v in obj.items() if k not in keys}
+
+
+class Registry:
+    def __init__(self, store: Store, options: ApiOptions | None = None) -> None:
+        self.store = store
+        self.options = options or ApiOptions()
+        # Hooks for later issues (runtime, controllers): called after every committed write.
+        self.after_write: list[Callable[[ResourceType, str, Obj], None]] = []
+
+    # ------------------------------------------------------------------ bootstrap
+    def ensure_namespace(self, name: str) -> None:
+        rt = by_kind("", "Namespace")
+        assert rt is not None
+        if self.store.get(rt.key, "", name) is None:
+            self.create(rt, "v1", None, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+
+    # ------------------------------------------------------------------ reads
+    def present(self, rt: ResourceType, version: str, obj: Obj) -> Obj:
+        """The stored object as served at `version` (one stored object is served at every version)."""
+        out = dict(obj)
+        out["apiVersion"] = rt.api_version(version)
+        out["kind"] = rt.kind
+        return out
+
+    def get(self, rt: ResourceType, version: str, ns: str | None, name: str) -> Obj:
+        obj = self.store.get(rt.key, ns or "", name)
+        if obj is None:
+            raise ApiError.not_found(rt, name)
+        return self.present(rt, version, obj)
+
+    def list_objects(self, rt: ResourceType, version: str, ns: str | None, *, label_selector: str = "",
+             field_selector: str = "", limit: int = 0, continue_token: str = "") -> tuple[list[Obj], int, str]:
+        lsel = self._label_selector(label_selector)
+        fsel = self._field_selector(rt, field_selector)
+        items, rv = self.store.list_kind(rt.key, ns)
+        start: tuple[str, str] | None = None
+        if continue_token:
+            try:
+                tok = json.loads(base64.urlsafe_b64decode(continue_token.encode()).decode())
+                start = (str(tok["ns"]), str(tok["name"]))
+            except (ValueError, KeyError, TypeError):
+                raise ApiError.bad_request("continue key is not valid: invalid continue token") from None
+        out: list[Obj] = []
+        next_token = ""
+        for obj in items:
+            m = obj.get("metadata") or {}
+            key = (str(m.get("namespace") or ""), str(m.get("name")))
+            if start is not None and key <= start:
+                continue
+            if lsel is not None and not lsel.matches(m.get("labels") or {}):
+                continue
+            if fsel is not None and not fsel.matches(obj):
+                continue
+            if limit and len(out) >= limit:
+                last = out[-1]["metadata"]
+                next_token = base64.urlsafe_b64encode(json.dumps(
+                    {"ns": last.get("namespace") or "", "name": last["name"], "rv": rv}).encode()).decode()
+                break
+            out.append(self.present(rt, version, obj))
+        return out, rv, next_token
+
+    def matcher(self, rt: ResourceType, label_selector: str, field_selector: str) -> Callable[[Obj], bool]:
+        """A predicate for watch events with the same selector semantics as list."""
+        lsel = self._label_selector(label_selector)
+        fsel = self._field_selector(rt, field_selector)
+
+        def match(obj: Obj) -> bool:
+            m = obj.get("metadata") or {}
+            if lsel is not None and not lsel.matches(m.get("labels") or {}):
+                return False
+            return fsel is None or fsel.matches(obj)
+
+        return match
+
+    def _label_selector(self, text: str) -> selectors.LabelSelector | None:
+        if not text:
+            return None
+        try:
+            return selectors.parse_label_selector(text)
+        except selectors.SelectorError as e:
+            raise ApiError.bad_request(f"unable to parse requirement: {e}" if "unable" not in str(e) else str(e)) from None
+
+    def _field_selector(self, rt: ResourceType, text: str) -> selectors.FieldSelector | None:
+        if not text:
+            return None
+        allowed = ("metadata.name", "metadata.namespace") + _FIELD_SELECTABLE.get(rt.kind, ())
+        try:
+            return selectors.parse_field_selector(text, allowed=allowed)
+        except selectors.SelectorError as e:
+            raise ApiError.bad_request(str(e)) from None
+
+    # ------------------------------------------------------------------ create
+    def create(self, rt: ResourceType, version: str, ns: str | None, body: Any, *,
+               field_validation: str = "Strict", dry_run: bool = False) -> WriteResult:
+        obj = self._decode(rt, version, ns, body, None)
+        m = _meta(obj)
+        if not m.get("name") and m.get("generateName"):
+            m["name"] = f"{m['generateName']}{uuid.uuid4().hex[:5]}"
+        for k in ("uid", "resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds", "selfLink"):
+            m.pop(k, None)
+        m["uid"] = str(uuid.uuid4())
+        m["creationTimestamp"] = now_rfc3339()
+        if rt.has_spec:
+            m["generation"] = 1
+        if "status" in rt.subresources and rt.kind not in ("Pod", "Namespace"):
+            obj.pop("status", None)
+        defaults.apply_defaults(rt.group, rt.kind, obj)
+        warnings = self._admit(rt, version, obj, None, field_validation, body)
+        if rt.namespaced and self.store.get("namespaces", "", str(m["namespace"])) is None:
+            raise ApiError.namespace_not_found(str(m["namespace"]))
+        if dry_run:
+            if self.store.get(rt.key, m.get("namespace", ""), m["name"]) is not None:
+                raise ApiError.already_exists(rt, m["name"])
+            return WriteResult(self.present(rt, version, obj), warnings, True)
+        try:
+            stored = self.store.create(rt.key, obj)
+        except sqlite.AlreadyExists:
+            raise ApiError.already_exists(rt, m["name"]) from None
+        self._notify(rt, "ADDED", stored)
+        return WriteResult(self.present(rt, version, stored), warnings, True)
+
+    # ------------------------------------------------------------------ update / patch
+    def replace(self, rt: ResourceType, version: str, ns: str | None, name: str, body: Any, *,
+                subresource: str = "", field_validation: str = "Strict", dry_run: bool = False) -> WriteResult:
+        if subresource == "scale":
+            return self._write_scale(rt, version, ns, name, lambda cur: body, dry_run)
+        current = self.store.get(rt.key, ns or "", name)
+        if current is None:
+            raise ApiError.not_found(rt, name)
+        new = self._decode(rt, version, ns, body, name)
+        rv = _meta(new).get("resourceVersion")
+        return self._update(rt, version, current, new, subresource, field_validation, dry_run,
+                            expected_rv=str(rv) if rv else None, raw=body)
+
+    def patch(self, rt: ResourceType, version: str, ns: str | None, name: str, content_type: str, body: bytes,
+              *, subresource: str = "", field_validation: str = "Strict", dry_run: bool = False) -> WriteResult:
+        ctype = content_type.split(";")[0].strip().lower()
+        accepted = [JSON_PATCH, MERGE_PATCH, APPLY_PATCH] + ([STRATEGIC_PATCH] if rt.builtin else [])
+        if ctype not in accepted or ctype == APPLY_PATCH:
+            if ctype == APPLY_PATCH:
+                raise ApiError(415, "UnsupportedMediaType", "server-side apply is not supported by sluice yet; "
+                               "use client-side apply (the default)")
+            raise ApiError.unsupported_media_type(ctype, accepted)
+        try:
+            patch_doc = json.loads(body or b"null")
+        except (ValueError, UnicodeDecodeError) as e:
+            raise ApiError.bad_request(f"error decoding patch: {e}") from None
+
+        def apply(cur: Obj) -> Obj:
+            try:
+                if ctype == MERGE_PATCH:
+                    if not isinstance(patch_doc, dict):
+                        raise patching.PatchError("merge patch must be a JSON object")
+                    out = patching.json_merge_patch(cur, patch_doc)
+                elif ctype == JSON_PATCH:
+                    out = patching.json_patch(cur, patch_doc)
+                else:
+                    if not isinstance(patch_doc, dict):
+                        raise patching.PatchError("strategic merge patch must be a JSON object")
+                    out = patching.strategic_merge_patch(cur, patch_doc, "Scale" if subresource == "scale"
+                                                         else rt.kind)
+            except patching.PatchError as e:
+                raise ApiError(422, "Invalid", f"the patch could not be applied: {e}") from None
+            if not isinstance(out, dict):
+                raise ApiError(422, "Invalid", "the patch did not produce an object")
+            return out
+
+        if subresource == "scale":
+            return self._write_scale(rt, version, ns, name, apply, dry_run)
+        current = self.store.get(rt.key, ns or "", name)
+        if current is None:
+            raise ApiError.not_found(rt, name)
+        presented = self.present(rt, version, current)
+        new = apply(copy.deepcopy(presented))
+        new = self._decode(rt, version, ns, new, name)
+        rv = _meta(new).get("resourceVersion")
+        # A resourceVersion in the patch body is a precondition; the one carried over from the object is not.
+        expected = str(rv) if rv and rv != _meta(current).get("resourceVersion") else None
+        if expected is not None:
+            raise ApiError.conflict(rt, name)
+        return self._update(rt, version, current, new, subresource, field_validation, dry_run, None, raw=new)
+
+    def _update(self, rt: ResourceType, version: str, current: Obj, new: Obj, subresource: str,
+                field_validation: str, dry_run: bool, expected_rv: str | None, raw: Any) -> WriteResult:
+        cm = _meta(current)
+        name = str(cm["name"])
+        if expected_rv is not None and expected_rv != cm.get("resourceVersion"):
+            raise ApiError.conflict(rt, name)
+        nm = _meta(new)
+        for k in ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation"):
+            if k in cm:
+                nm[k] = cm[k]
+            else:
+                nm.pop(k, None)
+        if subresource == "status":
+            # Only status changes through /status; everything else stays as stored.
+            status = new.get("status")
+            new = copy.deepcopy(current)
+            if status is None:
+                new.pop("status", None)
+            else:
+                new["status"] = status
+        else:
+            if "status" in rt.subresources:
+                if "status" in current:
+                    new["status"] = copy.deepcopy(current["status"])
+                else:
+                    new.pop("status", None)
+            defaults.apply_defaults(rt.group, rt.kind, new)
+            if rt.has_spec and _without(new, "metadata", "status", "apiVersion", "kind") != \
+                    _without(current, "metadata", "status", "apiVersion", "kind"):
+                nm["generation"] = int(cm.get("generation") or 0) + 1
+        new["apiVersion"] = current.get("apiVersion", rt.api_version())
+        new["kind"] = rt.kind
+        warnings = self._admit(rt, version, new, current, field_validation, raw) if subresource != "status" else []
+        if self._same(current, new):
+            return WriteResult(self.present(rt, version, current), warnings)
+        if dry_run:
+            return WriteResult(self.present(rt, version, new), warnings)
+        if nm.get("deletionTimestamp") and not nm.get("finalizers"):
+            # The last finalizer went away: the object can go now.
+            self._delete_tx(rt, current)
+            return WriteResult(self.present(rt, version, current), warnings)
+        try:
+            stored = self.store.update(rt.key, new, int(cm["resourceVersion"]))
+        except sqlite.Conflict:
+            raise ApiError.conflict(rt, name) from None
+        except sqlite.NotFound:
+            raise ApiError.not_found(rt, name) from None
+        self._notify(rt, "MODIFIED", stored)
+        return WriteResult(self.present(rt, version, stored), warnings)
+
+    @staticmethod
+    def _same(a: Obj, b: Obj) -> bool:
+        ma = {k: v for k, v in _meta(a).items() if k != "resourceVersion"}
+        mb = {k: v for k, v in _meta(b).items() if k != "resourceVersion"}
+        return ma == mb and _without(a, "metadata", "apiVersion") == _without(b, "metadata", "apiVersion")
+
+    # ------------------------------------------------------------------ scale subresource
+    def get_scale(self, rt: ResourceType, ns: str | None, name: str) -> Obj:
+        if "scale" not in rt.subresources:
+            raise ApiError.gone_path()
+        cur = self.store.get(rt.key, ns or "", name)
+        if cur is None:
+            raise ApiError.not_found(rt, name)
+        return self._scale_of(cur)
+
+    @staticmethod
+    def _scale_of(obj: Obj) -> Obj:
+        m = obj["metadata"]
+        spec = obj.get("spec") or {}
+        status = obj.get("status") or {}
+        sel = ((spec.get("selector") or {}).get("matchLabels") or {})
+        return {
+            "kind": "Scale", "apiVersion": "autoscaling/v1",
+            "metadata": {"name": m["name"], "namespace": m.get("namespace", ""), "uid": m.get("uid"),
+                         "resourceVersion": m.get("resourceVersion"),
+                         "creationTimestamp": m.get("creationTimestamp")},
+            "spec": {"replicas": int(spec.get("replicas", 1))},
+            "status": {"replicas": int(status.get("replicas", 0)),
+                       "selector": ",".join(f"{k}={v}" for k, v in sorted(sel.items()))},
+        }
+
+    def _write_scale(self, rt: ResourceType, version: str, ns: str | None, name: str,
+                     change: Callable[[Obj], Any], dry_run: bool) -> WriteResult:
+        if "scale" not in rt.subresources:
+            raise ApiError.gone_path()
+        cur = self.store.get(rt.key, ns or "", name)
+        if cur is None:
+            raise ApiError.not_found(rt, name)
+        scale = change(self._scale_of(cur))
+        if not isinstance(scale, dict):
+            raise ApiError.bad_request("the body must be a Scale object")
+        replicas = (scale.get("spec") or {}).get("replicas")
+        if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
+            raise ApiError(422, "Invalid", f'Scale.autoscaling "{name}" is invalid: spec.replicas: Invalid value: '
+                           f'{json.dumps(replicas)}: must be greater than or equal to 0',
+                           {"name": name, "group": "autoscaling", "kind": "Scale",
+                            "causes": [{"reason": "FieldValueInvalid", "field": "spec.replicas",
+                                        "message": f"Invalid value: {json.dumps(replicas)}: must be greater "
+                                                   "than or equal to 0"}]})
+        rv = (scale.get("metadata") or {}).get("resourceVersion")
+        if rv and rv != cur["metadata"]["resourceVersion"]:
+            raise ApiError.conflict(rt, name)
+        new = copy.deepcopy(cur)
+        new.setdefault("spec", {})["replicas"] = replicas
+        res = self._update(rt, version, cur, new, "", "Ignore", dry_run, None, raw=new)
+        return WriteResult(self._scale_of(res.object), res.warnings)
+
+    # ------------------------------------------------------------------ delete
+    def delete(self, rt: ResourceType, version: str, ns: str | None, name: str, options: Obj | None = None,
+               *, dry_run: bool = False) -> Obj:
+        options = options or {}
+        cur = self.store.get(rt.key, ns or "", name)
+        if cur is None:
+            raise ApiError.not_found(rt, name)
+        pre = options.get("preconditions") or {}
+        if pre.get("uid") and pre["uid"] != cur["metadata"].get("uid"):
+            raise ApiError.conflict(rt, name, f"Precondition failed: UID in precondition: {pre['uid']}, "
+                                               f"UID in object meta: {cur['metadata'].get('uid')}")
+        if pre.get("resourceVersion") and pre["resourceVersion"] != cur["metadata"].get("resourceVersion"):
+            raise ApiError.conflict(rt, name)
+        if rt.kind == "Namespace" and name in PROTECTED_NAMESPACES:
+            raise ApiError(403, "Forbidden", f'namespaces "{name}" is forbidden: this namespace may not be deleted',
+                           {"name": name, "kind": "namespaces"})
+        policy = str(options.get("propagationPolicy") or "")
+        if not policy:
+            orphan = options.get("orphanDependents")
+            policy = "Orphan" if orphan is True else "Background"
+        if policy not in ("Background", "Foreground", "Orphan"):
+            raise ApiError(422, "Invalid", f'DeleteOptions.meta.k8s.io "" is invalid: propagationPolicy: '
+                           f'Unsupported value: "{policy}": supported values: "Foreground", "Background", "Orphan"')
+        if dry_run:
+            return self.present(rt, version, cur)
+        if cur["metadata"].get("finalizers"):
+            if cur["metadata"].get("deletionTimestamp"):
+                return self.present(rt, version, cur)
+            new = copy.deepcopy(cur)
+            new["metadata"]["deletionTimestamp"] = now_rfc3339()
+            new["metadata"]["deletionGracePeriodSeconds"] = int(options.get("gracePeriodSeconds") or 0)
+            stored = self.store.update(rt.key, new)
+            self._notify(rt, "MODIFIED", stored)
+            return self.present(rt, version, stored)
+        deleted = self._delete_tx(rt, cur, policy)
+        return self.present(rt, version, deleted)
+
+    def _delete_tx(self, rt: ResourceType, cur: Obj, policy: str = "Background") -> Obj:
+        ns = str(cur["metadata"].get("namespace") or "")
+        name = str(cur["metadata"]["name"])
+
+        def body(tx: Tx) -> list[Obj]:
+            out: list[Obj] = []
+            if rt.kind == "Namespace":
+                for kind in tx.kinds_in_namespace(name):
+                    for o in tx.list_kind(kind, name):
+                        out.append(tx.delete(kind, name, o["metadata"]["name"]))
+            else:
+                self._cascade(tx, ns, str(cur["metadata"].get("uid")), policy, out)
+            out.insert(0, tx.delete(rt.key, ns, name))
+            return out
+
+        try:
+            deleted = self.store.transaction(body)
+        except sqlite.NotFound:
+            raise ApiError.not_found(rt, name) from None
+        for obj in deleted:
+            kt = _kind_of(obj)
+            if kt is not None:
+                self._notify(kt, "DELETED", obj)
+        return deleted[0]
+
+    def _cascade(self, tx: Tx, ns: str, uid: str, policy: str, out: list[Obj]) -> None:
+        """Garbage-collect (or orphan) the objects that name `uid` among their owners."""
+        for kind in tx.kinds_in_namespace(ns):
+            for o in tx.list_kind(kind, ns):
+                refs = o["metadata"].get("ownerReferences") or []
+                if not any(isinstance(r, dict) and r.get("uid") == uid for r in refs):
+                    continue
+                if policy == "Orphan":
+                    o["metadata"]["ownerReferences"] = [r for r in refs if r.get("uid") != uid] or None
+                    if o["metadata"]["ownerReferences"] is None:
+                        del o["metadata"]["ownerReferences"]
+                    tx.update(kind, ns, o["metadata"]["name"], o)
+                else:
+                    self._cascade(tx, ns, str(o["metadata"].get("uid")), policy, out)
+                    out.append(tx.delete(kind, ns, o["metadata"]["name"]))
+
+    def delete_collection(self, rt: ResourceType, version: str, ns: str | None, options: Obj | None, *,
+                          label_selector: str = "", field_selector: str = "", dry_run: bool = False) -> list[Obj]:
+        items, _, _ = self.list_objects(rt, version, ns, label_selector=label_selector, field_selector=field_selector)
+        out = []
+        for obj in items:
+            m = obj["metadata"]
+            if rt.kind == "Namespace" and m["name"] in PROTECTED_NAMESPACES:
+                continue
+            try:
+                out.append(self.delete(rt, version, m.get("namespace"), m["name"], options, dry_run=dry_run))
+            except ApiError as e:
+                if e.code != 404:
+                    raise
+        return out
+
+    # ------------------------------------------------------------------ admission
+    def _decode(self, rt: ResourceType, version: str, ns: str | None, body: Any, url_name: str | None) -> Obj:
+        if not isinstance(body, dict):
+            raise ApiError.bad_request(f"the body of the request must be a JSON or YAML object describing a "
+                                       f"{rt.kind}, got {type(body).__name__ if body is not None else 'null'}")
+        obj = copy.deepcopy(body)
+        api_version = obj.get("apiVersion")
+        kind = obj.get("kind")
+        if kind is not None and kind != rt.kind:
+            raise ApiError.bad_request(f"the kind in the body ({kind}) does not match the kind of the URL "
+                                       f"({rt.kind})")
+        if api_version is not None and api_version not in [rt.api_version(v) for v in rt.versions]:
+            raise ApiError.bad_request(f"the API version in the data ({api_version}) does not match the expected "
+                                       f"API version ({rt.api_version(version)})")
+        obj["apiVersion"] = rt.api_version()
+        obj["kind"] = rt.kind
+        m = obj.get("metadata")
+        if m is None:
+            m = obj["metadata"] = {}
+        if not isinstance(m, dict):
+            raise ApiError.bad_request("metadata must be an object")
+        if rt.namespaced:
+            body_ns = m.get("namespace")
+            if body_ns and ns and body_ns != ns:
+                raise ApiError.bad_request("the namespace of the provided object does not match the namespace "
+                                           "sent on the request")
+            m["namespace"] = ns or body_ns or "default"
+        else:
+            m.pop("namespace", None)
+        if url_name is not None and m.get("name") not in (None, "", url_name):
+            raise ApiError.bad_request(f"the name of the object ({m.get('name')}) does not match the name on the "
+                                       f"URL ({url_name})")
+        if url_name is not None:
+            m["name"] = url_name
+        return obj
+
+    def _admit(self, rt: ResourceType, version: str, obj: Obj, old: Obj | None, field_validation: str,
+               raw: Any) -> list[str]:
+        from sluice.resources import schema as schemas
+        from sluice.validation import istio, structural
+
+        name = str(_meta(obj).get("name") or _meta(obj).get("generateName") or "")
+        warnings: list[str] = []
+        errors: list[FieldError] = meta_validation.validate_metadata(
+            obj.get("metadata"), namespaced=rt.namespaced, name_is_label=rt.kind in ("Namespace", "Service"))
+        result = structural.check(schemas.schema_for(rt.group, rt.kind), raw if isinstance(raw, dict) else obj)
+        if result.unknown_fields:
+            mode = (field_validation or "Strict").capitalize()
+            if mode == "Strict":
+                detail = ", ".join(f'unknown field "{p}"' for p in result.unknown_fields)
+                raise ApiError.bad_request(
+                    f'{rt.kind} in version "{version}" cannot be handled as a {rt.kind}: strict decoding error: '
+                    f"{detail}",
+                    [{"reason": "FieldValueInvalid", "field": p, "message": "unknown field"}
+                     for p in result.unknown_fields])
+            if mode == "Warn":
+                warnings.extend(f'unknown field "{p}"' for p in result.unknown_fields)
+        errors.extend(result.errors)
+        if not errors:
+            from sluice.validation import core
+
+            errors.extend(core.validate(rt.kind, obj, old))
+            v = istio.validate(rt.kind, obj, istio.IstioOptions(relative_weights=self.options.relative_weights))
+            errors.extend(v.errors)
+            warnings.extend(v.warnings)
+        if errors:
+            raise ApiError.invalid(rt, name, errors)
+        return warnings
+
+    def _notify(self, rt: ResourceType, event: str, obj: Obj) -> None:
+        for hook in self.after_write:
+            hook(rt, event, obj)
+
+
+def _kind_of(obj: Obj) -> ResourceType | None:
+    api_version = str(obj.get("apiVersion") or "")
+    group = api_version.rpartition("/")[0]
+    return by_kind(group, str(obj.get("kind") or ""))
+
+
+def kind_for_url(group: str, version: str, plural: str) -> ResourceType | None:
+    rt = by_plural(group, plural)
+    if rt is None or version not in rt.versions:
+        return None
+    return rt
+
+
+__all__ += ["kind_for_url", "KINDS"]

@@ -1,0 +1,377 @@
+"""The aiohttp application that speaks the Kubernetes REST API.
+
+Built by the daemon (`sluice.daemon.main`). Routing is by URL shape (`/api/v1/namespaces/<ns>/<plural>/<name>/<sub>`,
+`/apis/<group>/<version>/...`), the work is done by `sluice.api.registry.Registry`, watches by
+`sluice.api.watch`. Every error leaves as a Kubernetes `Status` object; no traceback reaches a client.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import yaml
+from aiohttp import web
+
+from sluice.api import discovery, protobuf, watch
+from sluice.api.errors import ApiError, status
+from sluice.api.registry import Registry, kind_for_url
+from sluice.resources.kinds import ResourceType
+
+__all__ = ["make_app", "LogSource", "MAX_BODY"]
+
+log = logging.getLogger("sluice.api")
+
+MAX_BODY = 3 * 1024 * 1024
+TABLE_MARK = "as=table"
+_TRUE = {"1", "t", "true", "y", "yes"}
+
+LogSource = Callable[[web.Request, dict[str, Any], dict[str, str]], Awaitable[web.StreamResponse]]
+
+REGISTRY_KEY = web.AppKey("registry", Registry)
+TOKEN_KEY = web.AppKey("token", str)
+LOGS_KEY = web.AppKey("logs", object)
+
+
+def _bool(q: Any, key: str) -> bool:
+    return str(q.get(key, "")).strip().lower() in _TRUE
+
+
+def json_response(obj: Any, code: int = 200, warnings: list[str] | None = None) -> web.Response:
+    headers = {"Cache-Control": "no-cache, private"}
+    resp = web.Response(status=code, body=json.dumps(obj, separators=(",", ":")).encode(),
+                        content_type="application/json", headers=headers)
+    for w in warnings or []:
+        resp.headers.add("Warning", '299 - "' + w.replace('"', '\\"') + '"')
+    return resp
+
+
+def error_response(err: ApiError) -> web.Response:
+    return json_response(err.body(), err.code)
+
+
+@web.middleware
+async def _errors(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+                  ) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except ApiError as e:
+        return error_response(e)
+    except web.HTTPRequestEntityTooLarge:
+        return error_response(ApiError.too_large())
+    except web.HTTPException as e:
+        if e.status == 404:
+            return error_response(ApiError.gone_path())
+        if e.status == 405:
+            return error_response(ApiError.method_not_allowed(request.method))
+        return error_response(ApiError(e.status, e.reason, e.text or e.reason))
+    except (ConnectionResetError, TimeoutError):
+        raise
+    except Exception as e:  # the last line of defence: log it, answer a Status, never a traceback
+        log.exception("internal error serving %s %s", request.method, request.path)
+        return error_response(ApiError.internal(f"{type(e).__name__}: {e}"))
+
+
+def _auth(token: str) -> Callable[..., Awaitable[web.StreamResponse]]:
+    open_paths = {"/healthz", "/livez", "/readyz"}
+
+    @web.middleware
+    async def middleware(request: web.Request,
+                         handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+        if request.path not in open_paths:
+            got = request.headers.get("Authorization", "")
+            scheme, _, value = got.partition(" ")
+            if scheme.lower() != "bearer" or not hmac.compare_digest(value.strip().encode(), token.encode()):
+                return error_response(ApiError.unauthorized())
+        return await handler(request)
+
+    return middleware
+
+
+@dataclass(frozen=True)
+class Target:
+    rt: ResourceType
+    version: str
+    namespace: str | None
+    name: str | None
+    sub: str
+
+
+def _parse_path(path: str) -> Target | None:
+    parts = [p for p in path.split("/") if p]
+    if parts[:2] == ["api", "v1"]:
+        group, version, rest = "", "v1", parts[2:]
+    elif len(parts) >= 3 and parts[0] == "apis":
+        group, version, rest = parts[1], parts[2], parts[3:]
+    else:
+        return None
+    if not rest:
+        return None
+    ns: str | None = None
+    if rest[0] == "namespaces" and len(rest) >= 3 and group == "" and rest[2] in ("status", "finalize"):
+        # /api/v1/namespaces/<name>/status is the namespace's own subresource
+        pass
+    elif rest[0] == "namespaces" and len(rest) >= 3:
+        ns, rest = rest[1], rest[2:]
+    plural, name, sub = rest[0], (rest[1] if len(rest) > 1 else None), (rest[2] if len(rest) > 2 else "")
+    if len(rest) > 3:
+        return None
+    rt = kind_for_url(group, version, plural)
+    if rt is None:
+        return None
+    if ns is not None and not rt.namespaced:
+        return None
+    return Target(rt, version, ns, name, sub)
+
+
+async def _read_body(request: web.Request) -> bytes:
+    if request.content_length is not None and request.content_length > MAX_BODY:
+        raise ApiError.too_large()
+    body = await request.read()
+    if len(body) > MAX_BODY:
+        raise ApiError.too_large()
+    return body
+
+
+def decode_object(body: bytes, content_type: str) -> Any:
+    ctype = content_type.split(";")[0].strip().lower()
+    if ctype == "application/vnd.kubernetes.protobuf":
+        try:
+            obj = protobuf.decode(body)
+        except protobuf.ProtobufError as e:
+            raise ApiError.bad_request(f"couldn't decode the protobuf request body: {e}") from None
+        if obj is None:
+            raise ApiError.unsupported_media_type(ctype, ["application/json", "application/yaml"])
+        return obj
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ApiError.bad_request("the request body is not valid UTF-8") from None
+    if not text.strip():
+        raise ApiError.bad_request("the request body is empty; send a JSON or YAML object")
+    try:
+        if ctype in ("application/yaml", "application/x-yaml", "text/yaml"):
+            return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+        return json.loads(text)
+    except (ValueError, yaml.YAMLError) as e:
+        raise ApiError.bad_request(f"couldn't decode the request body as {ctype or 'JSON'}: {e}") from None
+
+
+def _wants_table(request: web.Request) -> bool:
+    accept = request.headers.get("Accept", "").lower().replace(" ", "")
+    return TABLE_MARK in accept and "g=meta.k8s.io" in accept
+
+
+class Handlers:
+    def __init__(self, registry: Registry, logs: LogSource | None) -> None:
+        self.registry = registry
+        self.logs = logs
+
+    # ------------------------------------------------------------------ discovery & misc
+    async def version(self, request: web.Request) -> web.Response:
+        return json_response(discovery.version_info())
+
+    async def api(self, request: web.Request) -> web.Response:
+        return json_response(discovery.api_versions(request.host))
+
+    async def apis(self, request: web.Request) -> web.Response:
+        return json_response(discovery.api_group_list())
+
+    async def api_group(self, request: web.Request) -> web.Response:
+        doc = discovery.api_group(request.match_info["group"])
+        if doc is None:
+            raise ApiError.gone_path()
+        return json_response(doc)
+
+    async def health(self, request: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    async def openapi_v2(self, request: web.Request) -> web.Response:
+        from sluice.api import openapi
+
+        return web.Response(body=_cached("v2", openapi.openapi_v2), headers={"Content-Type": openapi.OPENAPI_V2_CONTENT_TYPE})
+
+    async def openapi_v3(self, request: web.Request) -> web.Response:
+        from sluice.api import openapi
+
+        path = request.match_info.get("path", "")
+        if not path:
+            return json_response(openapi.openapi_v3_index())
+        doc = openapi.openapi_v3_document(path)
+        if doc is None:
+            raise ApiError.gone_path()
+        return json_response(doc)
+
+    # ------------------------------------------------------------------ resources
+    async def resource(self, request: web.Request) -> web.StreamResponse:
+        path = request.path
+        parts = [p for p in path.split("/") if p]
+        if parts[:1] == ["api"] and len(parts) == 2:
+            doc = discovery.resource_list("", parts[1])
+            if doc is None:
+                raise ApiError.gone_path()
+            return json_response(doc)
+        if parts[:1] == ["apis"] and len(parts) == 3:
+            doc = discovery.resource_list(parts[1], parts[2])
+            if doc is None:
+                raise ApiError.gone_path()
+            return json_response(doc)
+        target = _parse_path(path)
+        if target is None:
+            raise ApiError.gone_path()
+        method = request.method
+        q = request.query
+        t = target
+        reg = self.registry
+        dry_run = q.get("dryRun", "") == "All"
+        fv = q.get("fieldValidation", "Strict") or "Strict"
+        if t.sub and t.sub not in t.rt.subresources:
+            raise ApiError.gone_path()
+        if t.name is None:
+            if method == "GET":
+                if _bool(q, "watch"):
+                    return await watch.serve(request, reg, t.rt, t.version, t.namespace)
+                return self._list(request, t)
+            if method == "POST":
+                body = decode_object(await _read_body(request), request.content_type)
+                res = reg.create(t.rt, t.version, t.namespace, body, field_validation=fv, dry_run=dry_run)
+                return json_response(res.object, 201, res.warnings)
+            if method == "DELETE":
+                opts = await self._delete_options(request)
+                items = reg.delete_collection(t.rt, t.version, t.namespace, opts, dry_run=dry_run,
+                                              label_selector=q.get("labelSelector", ""),
+                                              field_selector=q.get("fieldSelector", ""))
+                return json_response({"kind": f"{t.rt.kind}List", "apiVersion": t.rt.api_version(t.version),
+                                      "metadata": {"resourceVersion": str(reg.store.revision)}, "items": items})
+            raise ApiError.method_not_allowed(method)
+        name = t.name
+        if t.sub == "log":
+            if method != "GET":
+                raise ApiError.method_not_allowed(method)
+            pod = reg.get(t.rt, t.version, t.namespace, name)
+            return await self._logs(request, pod)
+        if t.sub == "scale":
+            if method == "GET":
+                return json_response(reg.get_scale(t.rt, t.namespace, name))
+        if method == "GET":
+            if _bool(q, "watch"):
+                raise ApiError.bad_request("watch of a single object: use a list with fieldSelector=metadata.name")
+            obj = reg.get(t.rt, t.version, t.namespace, name)
+            if _wants_table(request):
+                return json_response(self._table(t.rt, [obj], str(reg.store.revision), "",
+                                                 q.get("includeObject", "Metadata")))
+            return json_response(obj)
+        if method == "PUT":
+            body = decode_object(await _read_body(request), request.content_type)
+            res = reg.replace(t.rt, t.version, t.namespace, name, body, subresource=t.sub,
+                              field_validation=fv, dry_run=dry_run)
+            return json_response(res.object, 200, res.warnings)
+        if method == "PATCH":
+            raw = await _read_body(request)
+            res = reg.patch(t.rt, t.version, t.namespace, name, request.headers.get("Content-Type", ""), raw,
+                            subresource=t.sub, field_validation=fv, dry_run=dry_run)
+            return json_response(res.object, 200, res.warnings)
+        if method == "DELETE":
+            if t.sub:
+                raise ApiError.method_not_allowed(method)
+            opts = await self._delete_options(request)
+            obj = reg.delete(t.rt, t.version, t.namespace, name, opts, dry_run=dry_run)
+            if obj["metadata"].get("deletionTimestamp") and reg.store.get(t.rt.key, t.namespace or "", name):
+                return json_response(obj, 202)
+            details = {"name": name, "group": t.rt.group, "kind": t.rt.plural, "uid": obj["metadata"].get("uid")}
+            return json_response(status(200, "", "", details, ok=True))
+        raise ApiError.method_not_allowed(method)
+
+    def _list(self, request: web.Request, t: Target) -> web.Response:
+        q = request.query
+        try:
+            limit = int(q.get("limit", "0") or 0)
+        except ValueError:
+            raise ApiError.bad_request(f"invalid limit: {q.get('limit')!r}") from None
+        items, rv, cont = self.registry.list_objects(
+            t.rt, t.version, t.namespace, label_selector=q.get("labelSelector", ""),
+            field_selector=q.get("fieldSelector", ""), limit=max(limit, 0), continue_token=q.get("continue", ""))
+        if _wants_table(request):
+            return json_response(self._table(t.rt, items, str(rv), cont, q.get("includeObject", "Metadata")))
+        meta: dict[str, Any] = {"resourceVersion": str(rv)}
+        if cont:
+            meta["continue"] = cont
+        return json_response({"kind": f"{t.rt.kind}List", "apiVersion": t.rt.api_version(t.version),
+                              "metadata": meta, "items": items})
+
+    @staticmethod
+    def _table(rt: ResourceType, items: list[dict[str, Any]], rv: str, cont: str, include: str) -> dict[str, Any]:
+        from sluice.resources import printers
+
+        return printers.table(rt.kind, items, now=datetime.now(UTC), include_object=include or "Metadata",
+                              resource_version=rv, continue_token=cont or None)
+
+    async def _delete_options(self, request: web.Request) -> dict[str, Any]:
+        raw = await _read_body(request)
+        opts: dict[str, Any] = {}
+        if raw.strip():
+            body = decode_object(raw, request.content_type or "application/json")
+            if not isinstance(body, dict):
+                raise ApiError.bad_request("DeleteOptions must be a JSON object")
+            opts.update(body)
+        q = request.query
+        if "propagationPolicy" in q:
+            opts["propagationPolicy"] = q["propagationPolicy"]
+        if "gracePeriodSeconds" in q:
+            try:
+                opts["gracePeriodSeconds"] = int(q["gracePeriodSeconds"])
+            except ValueError:
+                raise ApiError.bad_request("gracePeriodSeconds must be an integer") from None
+        if "orphanDependents" in q:
+            opts["orphanDependents"] = _bool(q, "orphanDependents")
+        return opts
+
+    async def _logs(self, request: web.Request, pod: dict[str, Any]) -> web.StreamResponse:
+        containers = [c.get("name") for c in (pod.get("spec") or {}).get("containers") or []]
+        name = pod["metadata"]["name"]
+        container = request.query.get("container") or (containers[0] if len(containers) == 1 else "")
+        if not container:
+            raise ApiError.bad_request(f"a container name must be specified for pod {name}, choose one of: "
+                                       f"[{' '.join(str(c) for c in containers)}]")
+        if container not in containers:
+            raise ApiError.bad_request(f"container {container} is not valid for pod {name}")
+        if self.logs is None:
+            raise ApiError.bad_request(f'container "{container}" in pod "{name}" is waiting to start: '
+                                       "ContainerCreating")
+        return await self.logs(request, pod, dict(request.query))
+
+
+_CACHE: dict[str, bytes] = {}
+
+
+def _cached(key: str, build: Callable[[], bytes]) -> bytes:
+    if key not in _CACHE:
+        _CACHE[key] = build()
+    return _CACHE[key]
+
+
+def make_app(registry: Registry, token: str, logs: LogSource | None = None) -> web.Application:
+    app = web.Application(middlewares=[_errors, _auth(token)], client_max_size=MAX_BODY + 1024)
+    h = Handlers(registry, logs)
+    app[REGISTRY_KEY] = registry
+    for p in ("/healthz", "/livez", "/readyz"):
+        app.router.add_get(p, h.health)
+    app.router.add_get("/version", h.version)
+    app.router.add_get("/api", h.api)
+    app.router.add_get("/apis", h.apis)
+    app.router.add_get("/openapi/v2", h.openapi_v2)
+    app.router.add_get("/openapi/v3", h.openapi_v3)
+    app.router.add_get("/openapi/v3/{path:.+}", h.openapi_v3)
+    app.router.add_get("/apis/{group}", h.api_group)
+    app.router.add_route("*", "/api/{tail:.*}", h.resource)
+    app.router.add_route("*", "/apis/{tail:.*}", h.resource)
+    return app
+
+
+def yaml_or_json_status(err: ApiError) -> dict[str, Any]:
+    return err.body()

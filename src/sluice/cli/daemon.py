@@ -1,0 +1,56 @@
+"""`sluice up|down|status|demo`: parse flags and hand over to the daemon and demo modules (imported lazily)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import click
+
+__all__ = ["COMMANDS", "home"]
+
+
+def home() -> Path:
+    return Path(os.environ.get("SLUICE_HOME", "~/.sluice")).expanduser()
+
+
+@click.command("up")
+@click.option("--foreground", is_flag=True, help="Stay attached instead of starting in the background.")
+@click.option("--api-port", type=int, default=6443, show_default=True, help="Kubernetes API server (HTTPS) port.")
+@click.option("--xds-port", type=int, default=15010, show_default=True, help="xDS (ADS) and access-log gRPC port.")
+@click.option("--metrics-port", type=int, default=9090, show_default=True, help="Prometheus query API port.")
+@click.option("--console-port", type=int, default=20001, show_default=True, help="Web console port.")
+def up_cmd(foreground: bool, api_port: int, xds_port: int, metrics_port: int, console_port: int) -> int:
+    """Start the control-plane daemon (in the background unless --foreground)."""
+    from sluice.daemon import control  # imported here: the CLI must work before the daemon is installed
+
+    options = control.DaemonOptions(api_port=api_port, xds_port=xds_port, metrics_port=metrics_port,
+                                    console_port=console_port)
+    return int(control.up(home(), foreground=foreground, options=options))
+
+
+@click.command("down")
+def down_cmd() -> int:
+    """Stop the control-plane daemon."""
+    from sluice.daemon import control
+
+    return int(control.down(home()))
+
+
+@click.command("status")
+def status_cmd() -> int:
+    """Say what runs where."""
+    from sluice.daemon import control
+
+    return int(control.status(home()))
+
+
+@click.command("demo")
+def demo_cmd() -> int:
+    """Start the daemon and run the phased-rollout demo."""
+    from sluice import demo
+
+    return int(demo.run(home()))
+
+
+COMMANDS = [up_cmd, down_cmd, status_cmd, demo_cmd]

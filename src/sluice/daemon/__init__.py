@@ -1,0 +1,1 @@
+"""The `sluice up` daemon: state directory, PKI, kubeconfig, process control, and the asyncio main."""

@@ -1,0 +1,171 @@
+"""`sluice up`, `sluice down`, `sluice status`: start, stop and describe the daemon.
+
+Called by the CLI (`sluice.cli`). The daemon runs detached in its own session; its pid and addresses are in
+`SLUICE_HOME/daemon.json`. A stale pid file (the process is gone) is cleaned up, not trusted.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import ssl
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from rich.console import Console
+
+from sluice.daemon.state import DaemonOptions, Home
+
+__all__ = ["up", "down", "status", "DaemonOptions", "running_pid", "wait_healthy"]
+
+START_TIMEOUT = 30.0
+STOP_TIMEOUT = 15.0
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return True
+    # A recycled pid that belongs to some other program is not our daemon.
+    if b"sluice" not in cmdline:
+        return False
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state != "Z"
+
+
+def running_pid(home: Home) -> int | None:
+    try:
+        pid = int(home.pidfile.read_text().strip())
+    except (OSError, ValueError):
+        return None
+    if _alive(pid):
+        return pid
+    for f in (home.pidfile, home.runfile):  # stale: the process is gone
+        try:
+            f.unlink()
+        except FileNotFoundError:
+            pass
+    return None
+
+
+def _healthy(port: int) -> bool:
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    try:
+        with urllib.request.urlopen(f"https://127.0.0.1:{port}/healthz", context=ctx, timeout=1) as r:
+            return bool(r.status == 200)
+    except OSError:
+        return False
+
+
+def wait_healthy(home: Home, proc: subprocess.Popen[bytes] | None, port: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            return False
+        if home.pidfile.exists() and _healthy(port):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def _where(home: Home, opts: DaemonOptions) -> list[tuple[str, str]]:
+    return [
+        ("API server", f"https://127.0.0.1:{opts.api_port}"),
+        ("kubeconfig", str(home.kubeconfig)),
+        ("state", str(home.root)),
+        ("log", str(home.logfile)),
+    ]
+
+
+def up(home_dir: Path, *, foreground: bool = False, options: DaemonOptions | None = None) -> int:
+    console = Console(stderr=False)
+    home = Home(home_dir)
+    home.prepare()
+    pid = running_pid(home)
+    if pid is not None:
+        run = home.read_run() or {}
+        console.print(f"sluice is already running (pid {pid}), API server at {run.get('api', '?')}; nothing to do")
+        return 0
+    opts = home.load_options(options)
+    if foreground:
+        from sluice.daemon import main as daemon_main
+
+        return daemon_main.run(home, opts)
+    args = [sys.executable, "-m", "sluice.daemon.main", "--home", str(home.root),
+            "--api-port", str(opts.api_port), "--xds-port", str(opts.xds_port),
+            "--metrics-port", str(opts.metrics_port), "--console-port", str(opts.console_port)]
+    if opts.relative_weights:
+        args.append("--relative-weights")
+    with open(home.logfile, "ab") as logf:
+        proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT,
+                                start_new_session=True, close_fds=True)
+    with console.status("starting the sluice daemon…", spinner="dots"):
+        ok = wait_healthy(home, proc, opts.api_port, START_TIMEOUT)
+    if not ok:
+        if proc.poll() is None:
+            proc.terminate()
+        tail = home.logfile.read_text(errors="replace").splitlines()[-5:]
+        print("error: the sluice daemon did not start; last lines of " + str(home.logfile) + ":", file=sys.stderr)
+        for line in tail:
+            print("  " + line, file=sys.stderr)
+        return 1
+    console.print(f"sluice is up (pid {proc.pid})")
+    for k, v in _where(home, opts):
+        console.print(f"  {k:<11} {v}")
+    console.print(f"\n  export KUBECONFIG={home.kubeconfig}")
+    return 0
+
+
+def down(home_dir: Path) -> int:
+    home = Home(home_dir)
+    pid = running_pid(home)
+    if pid is None:
+        print("sluice is not running")
+        return 0
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + STOP_TIMEOUT
+    while time.monotonic() < deadline and _alive(pid):
+        time.sleep(0.05)
+    if _alive(pid):
+        os.kill(pid, signal.SIGKILL)
+        while _alive(pid):
+            time.sleep(0.05)
+    running_pid(home)  # clears the files if the daemon could not
+    print(f"sluice stopped (pid {pid})")
+    return 0
+
+
+def status(home_dir: Path) -> int:
+    home = Home(home_dir)
+    pid = running_pid(home)
+    if pid is None:
+        print(f"sluice is not running (state in {home.root})")
+        return 3
+    run = home.read_run() or {}
+    opts = home.load_options(None)
+    healthy = _healthy(int(run.get("api_port", opts.api_port)))
+    rows = [("daemon", f"pid {pid}", "running" if healthy else "not answering"),
+            ("API server", str(run.get("api", "")), "ready" if healthy else "not ready"),
+            ("kubeconfig", str(home.kubeconfig), ""), ("state", str(home.root), ""),
+            ("log", str(home.logfile), "")]
+    w0 = max(len(r[0]) for r in rows)
+    w1 = max(len(r[1]) for r in rows)
+    print(f"{'COMPONENT':<{w0}}   {'WHERE':<{w1}}   STATUS")
+    for a, b, c in rows:
+        print(f"{a:<{w0}}   {b:<{w1}}   {c}".rstrip())
+    return 0 if healthy else 1

@@ -1,0 +1,102 @@
+"""The daemon process: one asyncio loop serving the Kubernetes API (and, in later issues, xDS and metrics).
+
+Started by `sluice up` as `python -m sluice.daemon.main --home DIR ...` in its own session, or in-process by
+`sluice up --foreground`. Stops cleanly on SIGTERM/SIGINT.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import ssl
+import sys
+import time
+from pathlib import Path
+
+from aiohttp import web
+
+from sluice.api.registry import ApiOptions, Registry
+from sluice.api.server import make_app
+from sluice.daemon.pki import ensure_pki
+from sluice.daemon.state import DaemonOptions, Home
+from sluice.store.sqlite import Store
+
+__all__ = ["run", "main"]
+
+log = logging.getLogger("sluice.daemon")
+
+
+async def serve(home: Home, options: DaemonOptions, ready: asyncio.Event | None = None) -> None:
+    home.prepare()
+    pki = ensure_pki(home.root / "pki")
+    token = home.token()
+    home.write_kubeconfig(options.api_port)
+    store = Store(home.store)
+    registry = Registry(store, ApiOptions(relative_weights=options.relative_weights))
+    for ns in ("default", "kube-system", "kube-public"):
+        registry.ensure_namespace(ns)
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(str(pki.server_cert), str(pki.server_key))
+    app = make_app(registry, token)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=2.0)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", options.api_port, ssl_context=ctx, reuse_address=True)
+    try:
+        await site.start()
+    except OSError as e:
+        await runner.cleanup()
+        store.close()
+        raise SystemExit(f"error: cannot listen on 127.0.0.1:{options.api_port}: {e.strerror or e}") from None
+    home.write_run({"pid": os.getpid(), "started": time.time(),
+                    "api": f"https://127.0.0.1:{options.api_port}", "api_port": options.api_port,
+                    "xds_port": options.xds_port, "metrics_port": options.metrics_port,
+                    "console_port": options.console_port})
+    home.pidfile.write_text(str(os.getpid()))
+    log.info("API server listening on https://127.0.0.1:%d", options.api_port)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    if ready is not None:
+        ready.set()
+    try:
+        await stop.wait()
+    finally:
+        log.info("shutting down")
+        await runner.cleanup()
+        store.close()
+        for f in (home.pidfile, home.runfile):
+            try:
+                f.unlink()
+            except FileNotFoundError:
+                pass
+
+
+def run(home: Home, options: DaemonOptions) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        asyncio.run(serve(home, options))
+    except SystemExit as e:
+        print(e.code, file=sys.stderr)
+        return 1
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="sluice-daemon")
+    p.add_argument("--home", required=True)
+    p.add_argument("--api-port", type=int, default=6443)
+    p.add_argument("--xds-port", type=int, default=15010)
+    p.add_argument("--metrics-port", type=int, default=9090)
+    p.add_argument("--console-port", type=int, default=20001)
+    p.add_argument("--relative-weights", action="store_true")
+    a = p.parse_args(argv)
+    opts = DaemonOptions(a.api_port, a.xds_port, a.metrics_port, a.console_port, a.relative_weights)
+    return run(Home(Path(a.home)), opts)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,123 @@
+"""The state directory (`SLUICE_HOME`, default `~/.sluice`): where things live and the files that say so.
+
+Used by the daemon (writes) and by `sluice up/down/status` and the CLI (reads).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import secrets
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from sluice.daemon.pki import ensure_pki
+
+__all__ = ["Home", "DaemonOptions", "home_from_env"]
+
+
+@dataclass(frozen=True)
+class DaemonOptions:
+    api_port: int = 6443
+    xds_port: int = 15010
+    metrics_port: int = 9090
+    console_port: int = 20001
+    relative_weights: bool = False
+
+
+def home_from_env() -> Path:
+    return Path(os.environ.get("SLUICE_HOME") or "~/.sluice").expanduser()
+
+
+@dataclass(frozen=True)
+class Home:
+    root: Path
+
+    @property
+    def store(self) -> Path:
+        return self.root / "store.db"
+
+    @property
+    def pidfile(self) -> Path:
+        return self.root / "daemon.pid"
+
+    @property
+    def runfile(self) -> Path:
+        return self.root / "daemon.json"
+
+    @property
+    def logfile(self) -> Path:
+        return self.root / "logs" / "daemon.log"
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.root / "kubeconfig"
+
+    @property
+    def tokenfile(self) -> Path:
+        return self.root / "token"
+
+    @property
+    def configfile(self) -> Path:
+        return self.root / "config.yaml"
+
+    def prepare(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        (self.root / "logs").mkdir(exist_ok=True)
+
+    def token(self) -> str:
+        if not self.tokenfile.exists():
+            fd = os.open(self.tokenfile, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(secrets.token_hex(32))
+        return self.tokenfile.read_text().strip()
+
+    def load_options(self, overrides: DaemonOptions | None) -> DaemonOptions:
+        """Ports and mesh settings: flags override `config.yaml`, which overrides the defaults."""
+        data: dict[str, Any] = {}
+        if self.configfile.exists():
+            loaded = yaml.safe_load(self.configfile.read_text()) or {}
+            if isinstance(loaded, dict):
+                data = {k.replace("-", "_"): v for k, v in loaded.items()}
+        base = DaemonOptions(**{k: v for k, v in data.items() if k in DaemonOptions.__dataclass_fields__})
+        if overrides is None:
+            return base
+        merged = asdict(base)
+        for k, v in asdict(overrides).items():
+            if v != getattr(DaemonOptions(), k):
+                merged[k] = v
+        return DaemonOptions(**merged)
+
+    def write_kubeconfig(self, api_port: int) -> None:
+        pki = ensure_pki(self.root / "pki")
+        ca = base64.b64encode(pki.ca_cert.read_bytes()).decode()
+        cfg = {
+            "apiVersion": "v1", "kind": "Config", "preferences": {},
+            "clusters": [{"name": "sluice", "cluster": {"server": f"https://127.0.0.1:{api_port}",
+                                                        "certificate-authority-data": ca}}],
+            "users": [{"name": "sluice-admin", "user": {"token": self.token()}}],
+            "contexts": [{"name": "sluice", "context": {"cluster": "sluice", "user": "sluice-admin",
+                                                        "namespace": "default"}}],
+            "current-context": "sluice",
+        }
+        tmp = self.kubeconfig.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            yaml.safe_dump(cfg, f, sort_keys=False)
+        os.replace(tmp, self.kubeconfig)
+
+    def read_run(self) -> dict[str, Any] | None:
+        try:
+            data = json.loads(self.runfile.read_text())
+        except (OSError, ValueError):
+            return None
+        return data if isinstance(data, dict) else None
+
+    def write_run(self, info: dict[str, Any]) -> None:
+        tmp = self.runfile.with_suffix(".tmp")
+        tmp.write_text(json.dumps(info, indent=2))
+        os.replace(tmp, self.runfile)

@@ -1,0 +1,1 @@
+"""Resource kinds the API server serves: names, versions, schemas, printer columns."""

@@ -1,0 +1,1 @@
+"""Sample manifests shipped with sluice (Bookinfo, the user story)."""

@@ -1,0 +1,1 @@
+"""Object storage with one global revision and watch fan-out (SQLite backend)."""

@@ -1,0 +1,111 @@
+"""Semantic checks for the built-in kinds (Deployment, Pod, Service), with kube-apiserver's messages.
+
+Called by the API registry on every write after the structural schema check passed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sluice.validation.field import FieldError, Path
+from sluice.validation.metadata import dns1123_label_error
+
+__all__ = ["validate"]
+
+Obj = dict[str, Any]
+
+
+def _containers(spec: Any, path: Path) -> list[FieldError]:
+    errs: list[FieldError] = []
+    if not isinstance(spec, dict):
+        return [FieldError.required(path, "")]
+    containers = spec.get("containers")
+    if not containers:
+        return [FieldError.required(path.child("containers"), "")]
+    seen: set[str] = set()
+    for i, c in enumerate(containers):
+        cp = path.child("containers").index(i)
+        if not isinstance(c, dict):
+            continue
+        name = c.get("name")
+        if not name:
+            errs.append(FieldError.required(cp.child("name"), ""))
+        else:
+            msg = dns1123_label_error(str(name))
+            if msg:
+                errs.append(FieldError.invalid(cp.child("name"), name, msg))
+            if name in seen:
+                errs.append(FieldError.duplicate(cp.child("name"), name))
+            seen.add(str(name))
+        if not c.get("image"):
+            errs.append(FieldError.required(cp.child("image"), ""))
+        for j, port in enumerate(c.get("ports") or []):
+            n = port.get("containerPort") if isinstance(port, dict) else None
+            if not isinstance(n, int) or not 1 <= n <= 65535:
+                errs.append(FieldError.invalid(cp.child("ports").index(j).child("containerPort"), n,
+                                               "must be between 1 and 65535, inclusive"))
+    return errs
+
+
+def _deployment(obj: Obj, old: Obj | None) -> list[FieldError]:
+    errs: list[FieldError] = []
+    spec = obj.get("spec")
+    p = Path("spec")
+    if not isinstance(spec, dict):
+        return [FieldError.required(p, "")]
+    sel = spec.get("selector")
+    labels = ((spec.get("template") or {}).get("metadata") or {}).get("labels") or {}
+    if not isinstance(sel, dict) or not (sel.get("matchLabels") or sel.get("matchExpressions")):
+        errs.append(FieldError.required(p.child("selector"), ""))
+    else:
+        ml = sel.get("matchLabels") or {}
+        if any(labels.get(k) != v for k, v in ml.items()):
+            errs.append(FieldError.invalid(p.child("template").child("metadata").child("labels"), labels,
+                                           "`selector` does not match template `labels`"))
+        if old is not None and old.get("spec", {}).get("selector") != sel:
+            errs.append(FieldError.invalid(p.child("selector"), sel, "field is immutable"))
+    replicas = spec.get("replicas")
+    if isinstance(replicas, int) and replicas < 0:
+        errs.append(FieldError.invalid(p.child("replicas"), replicas, "must be greater than or equal to 0"))
+    tmpl = spec.get("template")
+    if not isinstance(tmpl, dict):
+        errs.append(FieldError.required(p.child("template"), ""))
+    else:
+        errs.extend(_containers(tmpl.get("spec"), p.child("template").child("spec")))
+    return errs
+
+
+def _pod(obj: Obj, old: Obj | None) -> list[FieldError]:
+    return _containers(obj.get("spec"), Path("spec"))
+
+
+def _service(obj: Obj, old: Obj | None) -> list[FieldError]:
+    errs: list[FieldError] = []
+    spec = obj.get("spec") or {}
+    p = Path("spec").child("ports")
+    ports = spec.get("ports") or []
+    if not ports and spec.get("type", "ClusterIP") != "ExternalName" and spec.get("clusterIP") != "None":
+        errs.append(FieldError.required(p, ""))
+    names: set[str] = set()
+    for i, port in enumerate(ports):
+        if not isinstance(port, dict):
+            continue
+        n = port.get("port")
+        if not isinstance(n, int) or not 1 <= n <= 65535:
+            errs.append(FieldError.invalid(p.index(i).child("port"), n, "must be between 1 and 65535, inclusive"))
+        name = port.get("name")
+        if len(ports) > 1 and not name:
+            errs.append(FieldError.required(p.index(i).child("name"), ""))
+        if name:
+            if name in names:
+                errs.append(FieldError.duplicate(p.index(i).child("name"), name))
+            names.add(str(name))
+    return errs
+
+
+_VALIDATORS = {"Deployment": _deployment, "Pod": _pod, "Service": _service}
+
+
+def validate(kind: str, obj: Obj, old: Obj | None) -> list[FieldError]:
+    fn = _VALIDATORS.get(kind)
+    return fn(obj, old) if fn else []

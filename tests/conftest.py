@@ -1,0 +1,113 @@
+"""Shared fixtures: a real daemon started per test session, and the real kubectl binaries."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+TOOLS = ROOT / ".tools" / "bin"
+KUBECTL_VERSIONS = ("1.35", "1.20")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Daemon:
+    home: Path
+    kubeconfig: Path
+    api_url: str
+    api_port: int
+    token: str
+    env: dict[str, str] = field(default_factory=dict)
+    proc: subprocess.Popen[bytes] | None = None
+
+
+def start_daemon(home: Path, port: int | None = None, extra: list[str] | None = None) -> Daemon:
+    from sluice.daemon.control import wait_healthy
+    from sluice.daemon.state import Home
+
+    port = port or free_port()
+    home.mkdir(parents=True, exist_ok=True)
+    log = open(home / "test-daemon.log", "ab")  # noqa: SIM115 - handed to the child
+    proc = subprocess.Popen([sys.executable, "-m", "sluice.daemon.main", "--home", str(home), "--api-port",
+                             str(port), *(extra or [])], stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    if not wait_healthy(Home(home), proc, port, 30):
+        proc.kill()
+        raise RuntimeError("daemon did not start: " + (home / "test-daemon.log").read_text()[-2000:])
+    env = dict(os.environ)
+    env.update({"SLUICE_HOME": str(home), "KUBECONFIG": str(home / "kubeconfig"), "HOME": str(home / "userhome")})
+    (home / "userhome").mkdir(exist_ok=True)
+    return Daemon(home, home / "kubeconfig", f"https://127.0.0.1:{port}", port, (home / "token").read_text().strip(),
+                  env, proc)
+
+
+def stop_daemon(d: Daemon) -> None:
+    if d.proc is not None and d.proc.poll() is None:
+        d.proc.send_signal(signal.SIGTERM)
+        try:
+            d.proc.wait(15)
+        except subprocess.TimeoutExpired:
+            d.proc.kill()
+            d.proc.wait()
+
+
+@pytest.fixture(scope="session")
+def sluice_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
+    d = start_daemon(tmp_path_factory.mktemp("sluice-home"))
+    yield d
+    stop_daemon(d)
+
+
+@dataclass
+class Kubectl:
+    version: str
+    binary: Path
+    daemon: Daemon
+    cache: Path
+
+    def __call__(self, *args: str, input: str | None = None, env: dict[str, str] | None = None,
+                 check: bool = False, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        e = dict(self.daemon.env)
+        e.update(env or {})
+        cp = subprocess.run([str(self.binary), f"--cache-dir={self.cache}", *args], input=input, env=e,
+                            capture_output=True, text=True, timeout=timeout)
+        if check and cp.returncode != 0:
+            raise AssertionError(f"kubectl {' '.join(args)} failed ({cp.returncode}):\n{cp.stdout}\n{cp.stderr}")
+        return cp
+
+
+@pytest.fixture(params=KUBECTL_VERSIONS, ids=[f"kubectl-{v}" for v in KUBECTL_VERSIONS])
+def kubectl(request: pytest.FixtureRequest, sluice_daemon: Daemon,
+            tmp_path_factory: pytest.TempPathFactory) -> Kubectl:
+    binary = TOOLS / f"kubectl-{request.param}"
+    if not binary.exists():
+        pytest.fail(f"{binary} is missing: run `make tools`")
+    return Kubectl(request.param, binary, sluice_daemon, tmp_path_factory.mktemp(f"kcache-{request.param}"))
+
+
+def wait_for(pred: object, timeout: float = 20.0, interval: float = 0.05) -> None:
+    """Poll until pred() is truthy; raise AssertionError with the last value otherwise (never a timed assert)."""
+    assert callable(pred)
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = pred()
+        if last:
+            return
+        time.sleep(interval)
+    raise AssertionError(f"condition not met; last value: {last!r}")
