@@ -116,7 +116,13 @@ async def _send(resp: web.StreamResponse, reg: Registry, rt: ResourceType, versi
                 match: Any, last_rv: int) -> int:
     if ev.rv <= last_rv:
         return last_rv
-    if match(ev.object):
-        obj = reg.present(rt, version, ev.object)
-        await resp.write(_line(ev.type, obj))
+    now = match(ev.object)
+    before = match(ev.prev) if ev.prev is not None else now
+    # Like kube-apiserver's watch cache: an object that starts or stops matching the selector is seen
+    # as ADDED or DELETED by this watcher.
+    typ = ev.type
+    if typ == "MODIFIED" and now != before:
+        typ = "ADDED" if now else "DELETED"
+    if now or (typ == "DELETED" and before):
+        await resp.write(_line(typ, reg.present(rt, version, ev.object)))
     return ev.rv

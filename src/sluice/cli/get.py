@@ -227,9 +227,9 @@ def _watch(s: Session, targets: list[Target], ns: str | None, out: OutputFormat,
                     _print_watched(printing.with_type(o, info), out, info)
         else:
             click.echo(no_resources_message(ns, all_namespaces, info), err=True)
-    for row in table.get("rows") or []:
-        meta = (row.get("object") or {}).get("metadata") or {}
-        rows_by_key[(str(meta.get("namespace") or ""), str(meta.get("name") or ""))] = row
+    for initial in table.get("rows") or []:
+        meta = (initial.get("object") or {}).get("metadata") or {}
+        rows_by_key[(str(meta.get("namespace") or ""), str(meta.get("name") or ""))] = initial
     while True:
         try:
             for event in s.client.watch(info, scope, resource_version=rv or None, label_selector=selector,

@@ -28,6 +28,7 @@ _Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 class Manifest:
     source: str  # the file name kubectl shows in messages ("STDIN" for -)
     obj: dict[str, Any]
+    line: int | None = None  # 1-based line where the document starts (for `analyze` origins)
 
 
 def parse_documents(text: str, source: str) -> list[Manifest]:
@@ -44,10 +45,21 @@ def parse_documents(text: str, source: str) -> list[Manifest]:
             docs = list(yaml.load_all(text, Loader=_Loader))
     except yaml.YAMLError as e:
         raise CliError(f'error parsing {source}: {_yaml_problem(e)}') from e
+    lines = _document_lines(text) if not stripped.startswith(("{", "[")) else []
     out: list[Manifest] = []
-    for doc in docs:
-        out.extend(_flatten(doc, source))
+    for i, doc in enumerate(docs):
+        line = lines[i] if i < len(lines) else None
+        out.extend(Manifest(m.source, m.obj, line) if line and m.line is None else m for m in _flatten(doc, source))
     return out
+
+
+def _document_lines(text: str) -> list[int]:
+    """The first line of each YAML document (content, not the `---`), in load_all order."""
+    try:
+        return [node.start_mark.line + 1 if node is not None else 0
+                for node in yaml.compose_all(text, Loader=_Loader)]
+    except yaml.YAMLError:
+        return []
 
 
 def _yaml_problem(e: yaml.YAMLError) -> str:

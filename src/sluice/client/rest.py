@@ -6,9 +6,9 @@ import http.client
 import json
 import os
 import ssl
+import sys
 import tempfile
 import urllib.parse
-import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass

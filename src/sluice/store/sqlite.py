@@ -70,6 +70,7 @@ class Event:
     name: str
     rv: int
     object: Obj
+    prev: Obj | None = None  # the object before a MODIFIED (live events only), for selector transitions
 
 
 @dataclass
@@ -244,9 +245,10 @@ class Tx:
         obj.setdefault("metadata", {})["resourceVersion"] = str(self.revision)
         return self.revision, json.dumps(obj, separators=(",", ":"))
 
-    def _record(self, typ: str, kind: str, ns: str, name: str, rv: int, data: str, obj: Obj) -> None:
+    def _record(self, typ: str, kind: str, ns: str, name: str, rv: int, data: str, obj: Obj,
+                prev: Obj | None = None) -> None:
         self._db.execute("INSERT INTO events VALUES (?,?,?,?,?,?)", (rv, kind, ns, name, typ, data))
-        self.events.append(Event(typ, kind, ns, name, rv, obj))
+        self.events.append(Event(typ, kind, ns, name, rv, obj, prev))
 
     def create(self, kind: str, ns: str, name: str, obj: Obj) -> Obj:
         if self.get(kind, ns, name) is not None:
@@ -266,7 +268,7 @@ class Tx:
         self._db.execute(
             "UPDATE objects SET rv=?, data=? WHERE kind=? AND namespace=? AND name=?", (rv, data, kind, ns, name)
         )
-        self._record("MODIFIED", kind, ns, name, rv, data, obj)
+        self._record("MODIFIED", kind, ns, name, rv, data, obj, cur)
         return obj
 
     def delete(self, kind: str, ns: str, name: str, expected_rv: int | None = None) -> Obj:

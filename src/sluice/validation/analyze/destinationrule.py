@@ -17,8 +17,10 @@ def _selects(selector: dict[str, str], labels: dict[str, str]) -> bool:
 
 def _subset_selects(index: Index, svc: Service, subset_labels: dict[str, str]) -> bool:
     if svc.selector is None:
-        # external service entry: its endpoints carry the labels subsets select on
-        return any(_selects(subset_labels, ep) for ep in svc.endpoint_labels)
+        # a ServiceEntry without workloadSelector: its endpoints carry the labels subsets select on
+        return not subset_labels or any(_selects(subset_labels, ep) for ep in svc.endpoint_labels)
+    if not svc.selector:
+        return True  # a selector-less Service has hand-made endpoints whose labels are unknown here
     wanted = {**svc.selector, **subset_labels}
     return any(_selects(wanted, pod) for pod in index.workloads.get(svc.namespace, []))
 

@@ -53,7 +53,7 @@ class Service:
     host: str  # FQDN, or a `*.` wildcard for ServiceEntries
     namespace: str
     visible_to: frozenset[str] | None  # None: every namespace
-    selector: dict[str, str] | None  # pods backing it; None when it has no pods (external endpoints)
+    selector: dict[str, str] | None  # labels of its pods; None for a ServiceEntry listing endpoints
     endpoint_labels: list[dict[str, str]] = field(default_factory=list)
 
     def visible(self, namespace: str) -> bool:
@@ -80,7 +80,7 @@ class Index:
                 entries = [e.strip() for e in anno.split(",")] if isinstance(anno, str) and anno else []
                 selector = _labels(o.spec.get("selector"))
                 self.services.append(Service(f"{o.name}.{o.namespace}.{CLUSTER_DOMAIN}", o.namespace,
-                                             _visibility(entries, o.namespace), selector or None))
+                                             _visibility(entries, o.namespace), selector))
             elif o.kind == "ServiceEntry":
                 self._add_service_entry(o)
             elif o.kind == "Pod":

@@ -1,0 +1,54 @@
+"""Runs every benchmark in bench/ and rewrites docs/benchmarks.md with the numbers, date and machine."""
+
+from __future__ import annotations
+
+import datetime
+import platform
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCHES = ["api_bench"]
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = ""
+    try:
+        kb = int(Path("/proc/meminfo").read_text().split()[1])
+        mem = f", {kb / 1024 / 1024:.0f} GiB RAM"
+    except (OSError, ValueError, IndexError):
+        pass
+    import os
+
+    return f"{cpu}, {os.cpu_count()} cores{mem}, {platform.system()} {platform.release()}, Python {platform.python_version()}"
+
+
+def main() -> int:
+    sections = []
+    for name in BENCHES:
+        print(f"running bench/{name}.py …", flush=True)
+        out = subprocess.run([sys.executable, str(ROOT / "bench" / f"{name}.py")], capture_output=True, text=True,
+                             cwd=ROOT)
+        if out.returncode != 0:
+            print(out.stdout + out.stderr, file=sys.stderr)
+            return 1
+        sections.append(out.stdout.strip())
+    date = datetime.date.today().isoformat()
+    doc = (f"# Benchmarks\n\nMeasured on {date} on {machine()}.\nRe-run with `make bench`; numbers are from one run "
+           "and vary by a few percent between runs.\n\n" + "\n\n".join(sections) + "\n")
+    (ROOT / "docs" / "benchmarks.md").write_text(doc)
+    print(doc)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

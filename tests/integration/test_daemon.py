@@ -1,0 +1,96 @@
+"""The daemon's lifecycle from outside: `sluice up/down/status`, stale pid files, and kill -9 durability."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT, free_port, start_daemon, stop_daemon
+from tests.integration.test_api_semantics import VS, _http
+
+SLUICE = str(Path(sys.executable).parent / "sluice")
+
+
+def _sluice(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "SLUICE_HOME": str(home)}
+    return subprocess.run([SLUICE, *args], env=env, capture_output=True, text=True, timeout=60, cwd=ROOT)
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_kill_9_loses_no_acknowledged_write(tmp_path: Path) -> None:
+    d = start_daemon(tmp_path / "home")
+    try:
+        names = []
+        for i in range(40):
+            body = json.dumps({**VS, "metadata": {"name": f"vs-{i}"}}).encode()
+            code, obj = _http(d, "POST", "/apis/networking.istio.io/v1/namespaces/default/virtualservices", body)
+            assert code == 201, obj
+            names.append(obj["metadata"]["name"])
+        code, last = _http(d, "PATCH", "/apis/networking.istio.io/v1/namespaces/default/virtualservices/vs-0",
+                           b'{"metadata":{"labels":{"acked":"yes"}}}', "application/merge-patch+json")
+        assert code == 200
+    finally:
+        assert d.proc is not None
+        d.proc.send_signal(signal.SIGKILL)
+        d.proc.wait()
+    d2 = start_daemon(tmp_path / "home", port=d.api_port)
+    try:
+        code, listed = _http(d2, "GET", "/apis/networking.istio.io/v1/namespaces/default/virtualservices")
+        assert code == 200
+        assert sorted(i["metadata"]["name"] for i in listed["items"]) == sorted(names)
+        vs0 = next(i for i in listed["items"] if i["metadata"]["name"] == "vs-0")
+        assert vs0["metadata"]["labels"] == {"acked": "yes"}
+        # The global revision continues after the restart.
+        assert int(listed["metadata"]["resourceVersion"]) >= int(last["metadata"]["resourceVersion"])
+    finally:
+        stop_daemon(d2)
+
+
+@pytest.mark.skipif(not Path(SLUICE).exists(), reason="the sluice console script is not installed")
+def test_up_status_down(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    port = free_port()
+    cp = _sluice(home, "up", "--api-port", str(port))
+    assert cp.returncode == 0, cp.stderr
+    assert f"https://127.0.0.1:{port}" in cp.stdout
+    try:
+        assert (home / "kubeconfig").exists() and (home / "pki" / "ca.crt").exists()
+        cp = _sluice(home, "up", "--api-port", str(port))
+        assert cp.returncode == 0 and "already running" in cp.stdout
+        cp = _sluice(home, "status")
+        assert cp.returncode == 0, cp.stdout + cp.stderr
+        assert "API server" in cp.stdout and "ready" in cp.stdout
+    finally:
+        cp = _sluice(home, "down")
+    assert cp.returncode == 0 and "stopped" in cp.stdout
+    assert not _listening(port)
+    assert _sluice(home, "status").returncode != 0
+    assert "not running" in _sluice(home, "down").stdout
+
+
+@pytest.mark.skipif(not Path(SLUICE).exists(), reason="the sluice console script is not installed")
+def test_stale_pid_file_is_handled(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    (home / "daemon.pid").write_text(str(dead.pid))
+    port = free_port()
+    cp = _sluice(home, "up", "--api-port", str(port))
+    try:
+        assert cp.returncode == 0, cp.stdout + cp.stderr
+        assert "already running" not in cp.stdout
+        assert _listening(port)
+    finally:
+        _sluice(home, "down")
