@@ -94,3 +94,25 @@ def test_stale_pid_file_is_handled(tmp_path: Path) -> None:
         assert _listening(port)
     finally:
         _sluice(home, "down")
+
+
+def test_relative_weights_mesh_setting(tmp_path: Path) -> None:
+    """`relative_weights: true` in SLUICE_HOME/config.yaml switches to Istio >= 1.15 weight semantics."""
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "config.yaml").write_text("relative_weights: true\n")
+    d = start_daemon(home)
+    try:
+        vs = json.loads(json.dumps(VS))
+        vs["spec"]["http"][0]["route"][0]["weight"] = 80
+        code, obj = _http(d, "POST", "/apis/networking.istio.io/v1/namespaces/default/virtualservices",
+                          json.dumps(vs).encode())
+        assert code == 201, obj
+        vs["metadata"]["name"] = "zero"
+        for r in vs["spec"]["http"][0]["route"]:
+            r["weight"] = 0
+        code, obj = _http(d, "POST", "/apis/networking.istio.io/v1/namespaces/default/virtualservices",
+                          json.dumps(vs).encode())
+        assert code == 422 and "total destination weight = 0" in obj["message"]
+    finally:
+        stop_daemon(d)

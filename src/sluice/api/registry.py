@@ -153,7 +153,7 @@ class Registry:
         try:
             return selectors.parse_label_selector(text)
         except selectors.SelectorError as e:
-            raise ApiError.bad_request(f"unable to parse requirement: {e}" if "unable" not in str(e) else str(e)) from None
+            raise ApiError.bad_request(str(e)) from None
 
     def _field_selector(self, rt: ResourceType, text: str) -> selectors.FieldSelector | None:
         if not text:

@@ -308,6 +308,9 @@ class Handlers:
     def _table(rt: ResourceType, items: list[dict[str, Any]], rv: str, cont: str, include: str) -> dict[str, Any]:
         from sluice.resources import printers
 
+        if include not in ("", "None", "Metadata", "Object"):
+            raise ApiError.bad_request(f'includeObject: Unsupported value: "{include}": supported values: '
+                                       '"None", "Metadata", "Object"')
         return printers.table(rt.kind, items, now=datetime.now(UTC), include_object=include or "Metadata",
                               resource_version=rv, continue_token=cont or None)
 

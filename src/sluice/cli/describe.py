@@ -26,7 +26,7 @@ class Writer:
         self.lines: list[tuple[int, str, str | None]] = []  # (level, key-or-text, value)
 
     def kv(self, level: int, key: str, value: Any) -> None:
-        self.lines.append((level, f"{key}:", _text(value)))
+        self.lines.append((level, f"{key}:" if key else "", _text(value)))
 
     def section(self, level: int, key: str) -> None:
         self.lines.append((level, f"{key}:", None))

@@ -117,7 +117,12 @@ def table_headers_and_rows(
 
 
 class _Dumper(yaml.SafeDumper):
-    """YAML like kubectl's (sigs.k8s.io/yaml): sorted keys, lists not indented, multi-line strings as blocks."""
+    """YAML like kubectl's (sigs.k8s.io/yaml): sorted keys, lists not indented, multi-line strings as blocks,
+    and double quotes where quoting is needed (`resourceVersion: "6"`)."""
+
+    def choose_scalar_style(self) -> str | None:
+        style: str | None = super().choose_scalar_style()
+        return '"' if style == "'" else style
 
 
 def _str_representer(dumper: yaml.SafeDumper, data: str) -> yaml.ScalarNode:

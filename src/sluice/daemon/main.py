@@ -94,8 +94,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--console-port", type=int, default=20001)
     p.add_argument("--relative-weights", action="store_true")
     a = p.parse_args(argv)
-    opts = DaemonOptions(a.api_port, a.xds_port, a.metrics_port, a.console_port, a.relative_weights)
-    return run(Home(Path(a.home)), opts)
+    home = Home(Path(a.home))
+    # Flags win over SLUICE_HOME/config.yaml, which wins over the defaults.
+    opts = home.load_options(DaemonOptions(a.api_port, a.xds_port, a.metrics_port, a.console_port,
+                                           a.relative_weights))
+    return run(home, opts)
 
 
 if __name__ == "__main__":

@@ -91,7 +91,8 @@ def _rv_of(obj: Obj) -> int:
 
 
 class Store:
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, history: int = HISTORY_EVENTS) -> None:
+        self._history_size = history
         self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
@@ -168,7 +169,7 @@ class Store:
         return result if isinstance(result, list) else [result]
 
     def _trim_history(self, revision: int) -> None:
-        self._db.execute("DELETE FROM events WHERE rv <= ?", (revision - HISTORY_EVENTS,))
+        self._db.execute("DELETE FROM events WHERE rv <= ?", (revision - self._history_size,))
 
     # ------------------------------------------------------------------ watch
     def watch(self, kind: str, namespace: str | None, since: int | None) -> tuple[Watcher, list[Event]]:
