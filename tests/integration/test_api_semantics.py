@@ -204,3 +204,45 @@ def test_list_selectors_and_paging(api: client.ApiClient, ns: str) -> None:
     assert len(page.items) == 3 and page.metadata._continue
     rest = core.list_namespaced_config_map(ns, label_selector="app", limit=3, _continue=page.metadata._continue)
     assert [c.metadata.name for c in page.items + rest.items] == ["sel-0", "sel-1", "sel-2", "sel-3"]
+
+
+def test_status_only_through_status_subresource(sluice_daemon: Daemon, ns: str) -> None:
+    base = f"/apis/apps/v1/namespaces/{ns}/deployments"
+    dep = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "st"},
+           "spec": {"selector": {"matchLabels": {"app": "st"}},
+                    "template": {"metadata": {"labels": {"app": "st"}},
+                                 "spec": {"containers": [{"name": "c", "image": "curlimages/curl"}]}}},
+           "status": {"replicas": 7}}
+    code, obj = _http(sluice_daemon, "POST", base, json.dumps(dep).encode())
+    assert code == 201 and "replicas" not in obj.get("status", {})
+    obj["status"] = {"replicas": 3}
+    code, obj = _http(sluice_daemon, "PUT", f"{base}/st", json.dumps(obj).encode())
+    assert code == 200 and obj.get("status", {}).get("replicas") is None
+    obj["status"] = {"replicas": 3, "observedGeneration": 1}
+    obj["spec"]["replicas"] = 5
+    code, obj = _http(sluice_daemon, "PUT", f"{base}/st/status", json.dumps(obj).encode())
+    assert code == 200 and obj["status"]["replicas"] == 3
+    assert obj["spec"]["replicas"] == 1 and obj["metadata"]["generation"] == 1  # spec untouched by /status
+
+
+def test_field_validation_modes(sluice_daemon: Daemon, ns: str) -> None:
+    base = f"/apis/networking.istio.io/v1/namespaces/{ns}/virtualservices"
+    vs = {**VS, "metadata": {"name": "fv"}, "spec": {**VS["spec"], "bogusField": 1}}
+    code, status = _http(sluice_daemon, "POST", base + "?fieldValidation=Strict", json.dumps(vs).encode())
+    assert code == 400
+    assert status["message"] == ('VirtualService in version "v1" cannot be handled as a VirtualService: '
+                                 'strict decoding error: unknown field "spec.bogusField"')
+    ctx = ssl.create_default_context(cafile=str(sluice_daemon.home / "pki" / "ca.crt"))
+    req = urllib.request.Request(sluice_daemon.api_url + base + "?fieldValidation=Warn", json.dumps(vs).encode(),
+                                 {"Authorization": f"Bearer {sluice_daemon.token}",
+                                  "Content-Type": "application/json"}, method="POST")
+    with urllib.request.urlopen(req, context=ctx) as r:
+        assert r.status == 201
+        assert r.headers.get_all("Warning") == ['299 - "unknown field \\"spec.bogusField\\""']
+        assert "bogusField" not in json.loads(r.read())["spec"]  # pruned, as kube-apiserver does
+    wrong = {**VS, "metadata": {"name": "wrongtype"}}
+    wrong["spec"] = {"hosts": ["reviews"], "http": [{"route": [{"destination": {"host": "reviews"},
+                                                                "weight": "ninety"}]}]}
+    code, status = _http(sluice_daemon, "POST", base, json.dumps(wrong).encode())
+    assert code == 422
+    assert status["details"]["causes"][0]["field"] == "spec.http[0].route[0].weight"

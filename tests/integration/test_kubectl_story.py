@@ -47,10 +47,21 @@ def test_story_apply_get_edit_apply(kubectl: Kubectl, tmp_path: Path) -> None:
     assert lines[1].split()[:2] == ["reviews", '["reviews"]']
 
     # The bad edit (v2 at 80, v3 left at 10) is rejected with the server's message; nothing changes.
-    cp = kubectl("edit", "virtualservice", "reviews", env={**env, "KUBE_EDITOR": r"sed -i s/weight:\ 90/weight:\ 80/"})
+    # The editor script keeps a copy of each file kubectl hands it: the second one carries the errors.
+    seen = tmp_path / "seen.txt"
+    editor = tmp_path / "editor.sh"
+    editor.write_text(f'#!/bin/sh\nsed -i "s/weight: 90/weight: 80/" "$1"\ncat "$1" >> {seen}\n')
+    editor.chmod(0o755)
+    cp = kubectl("edit", "virtualservice", "reviews", env={**env, "KUBE_EDITOR": str(editor)})
     assert cp.returncode == 1, cp.stderr
     assert 'virtualservices.networking.istio.io "reviews" is invalid' in cp.stderr
     assert "Edit cancelled, no valid changes were saved." in cp.stderr
+    assert ("# * spec.http[0].route: Invalid value: 90: total destination weight 90 != 100"
+            in seen.read_text().splitlines())
+    assert _weights(kubectl, env) == [90, 10]
+    # The story's exact editor command does the same.
+    cp = kubectl("edit", "virtualservice", "reviews", env={**env, "KUBE_EDITOR": r"sed -i s/weight:\ 90/weight:\ 80/"})
+    assert cp.returncode == 1 and "Edit cancelled, no valid changes were saved." in cp.stderr
     assert _weights(kubectl, env) == [90, 10]
 
     bad = STORY_VS.replace("weight: 90", "weight: 80")

@@ -180,7 +180,7 @@ class Registry:
         if "status" in rt.subresources and rt.kind not in ("Pod", "Namespace"):
             obj.pop("status", None)
         defaults.apply_defaults(rt.group, rt.kind, obj)
-        warnings = self._admit(rt, version, obj, None, field_validation, body)
+        warnings = self._admit(rt, version, obj, None, field_validation)
         if rt.namespaced and self.store.get("namespaces", "", str(m["namespace"])) is None:
             raise ApiError.namespace_not_found(str(m["namespace"]))
         if dry_run:
@@ -205,7 +205,7 @@ class Registry:
         new = self._decode(rt, version, ns, body, name)
         rv = _meta(new).get("resourceVersion")
         return self._update(rt, version, current, new, subresource, field_validation, dry_run,
-                            expected_rv=str(rv) if rv else None, raw=body)
+                            expected_rv=str(rv) if rv else None)
 
     def patch(self, rt: ResourceType, version: str, ns: str | None, name: str, content_type: str, body: bytes,
               *, subresource: str = "", field_validation: str = "Strict", dry_run: bool = False) -> WriteResult:
@@ -253,10 +253,10 @@ class Registry:
         expected = str(rv) if rv and rv != _meta(current).get("resourceVersion") else None
         if expected is not None:
             raise ApiError.conflict(rt, name)
-        return self._update(rt, version, current, new, subresource, field_validation, dry_run, None, raw=new)
+        return self._update(rt, version, current, new, subresource, field_validation, dry_run, None)
 
     def _update(self, rt: ResourceType, version: str, current: Obj, new: Obj, subresource: str,
-                field_validation: str, dry_run: bool, expected_rv: str | None, raw: Any) -> WriteResult:
+                field_validation: str, dry_run: bool, expected_rv: str | None) -> WriteResult:
         cm = _meta(current)
         name = str(cm["name"])
         if expected_rv is not None and expected_rv != cm.get("resourceVersion"):
@@ -287,7 +287,7 @@ class Registry:
                 nm["generation"] = int(cm.get("generation") or 0) + 1
         new["apiVersion"] = current.get("apiVersion", rt.api_version())
         new["kind"] = rt.kind
-        warnings = self._admit(rt, version, new, current, field_validation, raw) if subresource != "status" else []
+        warnings = self._admit(rt, version, new, current, field_validation) if subresource != "status" else []
         if self._same(current, new):
             return WriteResult(self.present(rt, version, current), warnings)
         if dry_run:
@@ -359,7 +359,7 @@ class Registry:
             raise ApiError.conflict(rt, name)
         new = copy.deepcopy(cur)
         new.setdefault("spec", {})["replicas"] = replicas
-        res = self._update(rt, version, cur, new, "", "Ignore", dry_run, None, raw=new)
+        res = self._update(rt, version, cur, new, "", "Ignore", dry_run, None)
         return WriteResult(self._scale_of(res.object), res.warnings)
 
     # ------------------------------------------------------------------ delete
@@ -491,8 +491,7 @@ class Registry:
             m["name"] = url_name
         return obj
 
-    def _admit(self, rt: ResourceType, version: str, obj: Obj, old: Obj | None, field_validation: str,
-               raw: Any) -> list[str]:
+    def _admit(self, rt: ResourceType, version: str, obj: Obj, old: Obj | None, field_validation: str) -> list[str]:
         from sluice.resources import schema as schemas
         from sluice.validation import istio, structural
 
@@ -500,7 +499,8 @@ class Registry:
         warnings: list[str] = []
         errors: list[FieldError] = meta_validation.validate_metadata(
             obj.get("metadata"), namespaced=rt.namespaced, name_is_label=rt.kind in ("Namespace", "Service"))
-        result = structural.check(schemas.schema_for(rt.group, rt.kind), raw if isinstance(raw, dict) else obj)
+        schema = schemas.schema_for(rt.group, rt.kind)
+        result = structural.check(schema, obj)
         if result.unknown_fields:
             mode = (field_validation or "Strict").capitalize()
             if mode == "Strict":
@@ -512,6 +512,10 @@ class Registry:
                      for p in result.unknown_fields])
             if mode == "Warn":
                 warnings.extend(f'unknown field "{p}"' for p in result.unknown_fields)
+            # Like kube-apiserver, fields the schema does not declare are dropped, never stored.
+            pruned = structural.prune(schema, obj)
+            obj.clear()
+            obj.update(pruned)
         errors.extend(result.errors)
         if not errors:
             from sluice.validation import core

@@ -70,6 +70,22 @@ def _three_way(original: dict[str, Any] | None, modified: dict[str, Any], curren
     return patch if isinstance(patch, dict) else {}
 
 
+def _changes_nothing(patch: dict[str, Any], current: dict[str, Any], group: str, kind: str) -> bool:
+    """Whether the server would store exactly `current` after this patch.
+
+    A JSON merge patch replaces lists whole, so a list the server filled with defaults (container
+    `protocol: TCP`, `imagePullPolicy`, …) always differs from the file; kubectl avoids that with a
+    strategic merge patch. Applying the server's own defaulting to the patched object tells the
+    two cases apart, so re-applying an unchanged Deployment prints `unchanged` as kubectl does."""
+    from sluice.api.patch import json_merge_patch
+    from sluice.resources.defaults import apply_defaults
+
+    merged = json_merge_patch(current, patch)
+    if isinstance(merged, dict):
+        apply_defaults(group, kind, merged)
+    return bool(merged == current)
+
+
 def apply_one(s: Session, m: Manifest, validation: str) -> str:
     """Apply one object; returns `created`, `configured` or `unchanged`. Raises ApiError/CliError."""
     obj = copy.deepcopy(m.obj)
@@ -114,7 +130,7 @@ def apply_one(s: Session, m: Manifest, validation: str) -> str:
         except ValueError:
             original = None
         patch = _three_way(original, modified, current)
-        if not patch:
+        if not patch or _changes_nothing(patch, current, info.group, info.kind):
             return "unchanged"
         try:
             s.client.patch(info, name, ns, patch, content_type=MERGE_PATCH, field_manager=FIELD_MANAGER,

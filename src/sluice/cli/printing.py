@@ -120,8 +120,8 @@ class _Dumper(yaml.SafeDumper):
     """YAML like kubectl's (sigs.k8s.io/yaml): sorted keys, lists not indented, multi-line strings as blocks,
     and double quotes where quoting is needed (`resourceVersion: "6"`)."""
 
-    def choose_scalar_style(self) -> str | None:
-        style: str | None = super().choose_scalar_style()
+    def choose_scalar_style(self) -> str:
+        style = super().choose_scalar_style()
         return '"' if style == "'" else style
 
 

@@ -22,6 +22,8 @@ The input is never mutated (nothing is pruned here).
 
 from __future__ import annotations
 
+import copy
+
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -93,9 +95,10 @@ def _type_ok(schema: Schema, value: Any) -> bool:
 
 
 class _Walker:
-    def __init__(self) -> None:
+    def __init__(self, prune: bool = False) -> None:
         self.unknown: list[str] = []
         self.errors: list[FieldError] = []
+        self.prune = prune
 
     def walk(self, schema: Schema, value: Any, path: Path) -> None:
         if schema.get(_INT_OR_STRING):
@@ -128,6 +131,9 @@ class _Walker:
                     self.walk(extra, sub, path.key(key))
             elif not open_:
                 self.unknown.append(path.child(key))
+        if self.prune:
+            for p in [k for k in value if str(k) not in props and not isinstance(extra, dict) and not open_]:
+                del value[p]
 
     def _array(self, schema: Schema, value: list[Any] | tuple[Any, ...], path: Path) -> None:
         items = schema.get("items")
@@ -139,6 +145,15 @@ class _Walker:
                     self.errors.append(_type_error(path.index(i), str(items["type"]), sub))
                 continue
             self.walk(items, sub, path.index(i))
+
+
+def prune(schema: Schema, obj: Any) -> Any:
+    """A copy of `obj` without the fields `schema` does not declare, as kube-apiserver prunes custom resources
+    (used when `fieldValidation` is Warn or Ignore, so unknown fields are reported but never stored)."""
+    out = copy.deepcopy(obj)
+    if out is not None:
+        _Walker(prune=True).walk(schema, out, Path(""))
+    return out
 
 
 def check(schema: Schema, obj: Any) -> Structural:

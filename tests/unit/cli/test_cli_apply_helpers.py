@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
@@ -20,7 +21,7 @@ def test_last_applied_is_compact_sorted_json_with_newline_and_empty_annotations(
 
 
 def test_annotated_replaces_an_old_annotation_and_keeps_others() -> None:
-    obj = {"apiVersion": "v1", "kind": "Namespace",
+    obj: dict[str, Any] = {"apiVersion": "v1", "kind": "Namespace",
            "metadata": {"name": "x", "annotations": {LAST_APPLIED: "old", "team": "a"}}}
     out = annotated(obj)
     value = out["metadata"]["annotations"][LAST_APPLIED]
