@@ -25,6 +25,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
+from sluice.validation.structural import type_name
+
 __all__ = [
     "PatchError",
     "json_merge_patch",
@@ -57,22 +59,6 @@ def _json_equal(a: Any, b: Any) -> bool:
     if isinstance(a, list) and isinstance(b, list):
         return len(a) == len(b) and all(_json_equal(x, y) for x, y in zip(a, b, strict=True))
     return type(a) is type(b) and bool(a == b)
-
-
-def _type_name(v: Any) -> str:
-    if v is None:
-        return "null"
-    if isinstance(v, bool):
-        return "boolean"
-    if isinstance(v, (int, float)):
-        return "number"
-    if isinstance(v, str):
-        return "string"
-    if isinstance(v, list):
-        return "array"
-    if isinstance(v, dict):
-        return "object"
-    return type(v).__name__
 
 
 # --------------------------------------------------------------------------------------------------
@@ -219,9 +205,9 @@ def strategic_merge_patch(target: dict[str, Any], patch: dict[str, Any], kind: s
     Unknown `$`-prefixed keys are ignored. A kind without a schema gets plain merge semantics.
     """
     if not isinstance(target, dict):
-        raise PatchError(f"the object to patch must be a JSON object, not {_type_name(target)}")
+        raise PatchError(f"the object to patch must be a JSON object, not {type_name(target)}")
     if not isinstance(patch, dict):
-        raise PatchError(f"a strategic merge patch must be a JSON object, not {_type_name(patch)}")
+        raise PatchError(f"a strategic merge patch must be a JSON object, not {type_name(patch)}")
     root = kind if kind in _TYPES else None
     return _merge_map(copy.deepcopy(target), patch, root)
 
@@ -481,11 +467,11 @@ _OPS: Final = ("add", "remove", "replace", "move", "copy", "test")
 def json_patch(target: Any, ops: Any) -> Any:
     """Apply an RFC 6902 JSON patch (a list of operations) atomically; raise :class:`PatchError`."""
     if not isinstance(ops, list):
-        raise PatchError(f"a JSON patch must be a JSON array of operations, not {_type_name(ops)}")
+        raise PatchError(f"a JSON patch must be a JSON array of operations, not {type_name(ops)}")
     doc = copy.deepcopy(target)
     for n, op in enumerate(ops):
         if not isinstance(op, dict):
-            raise PatchError(f"JSON patch operation {n} must be a JSON object, not {_type_name(op)}")
+            raise PatchError(f"JSON patch operation {n} must be a JSON object, not {type_name(op)}")
         name = op.get("op")
         if name not in _OPS:
             raise PatchError(f"JSON patch operation {n}: unsupported op {name!r} (expected one of {', '.join(_OPS)})")
@@ -544,7 +530,7 @@ def _resolve(doc: Any, tokens: list[str]) -> Any:
         elif isinstance(doc, list):
             doc = doc[_array_index(token, len(doc), allow_end=False)]
         else:
-            raise _PointerError(f"cannot index into a {_type_name(doc)} with {token!r}")
+            raise _PointerError(f"cannot index into a {type_name(doc)} with {token!r}")
     return doc
 
 
@@ -563,7 +549,7 @@ def _add(doc: Any, path: str, value: Any) -> Any:
     elif isinstance(parent, list):
         parent.insert(_array_index(last, len(parent), allow_end=True), value)
     else:
-        raise _PointerError(f"cannot add to a {_type_name(parent)}")
+        raise _PointerError(f"cannot add to a {type_name(parent)}")
     return doc
 
 
@@ -579,7 +565,7 @@ def _remove(doc: Any, path: str) -> tuple[Any, Any]:
         return doc, parent.pop(last)
     if isinstance(parent, list):
         return doc, parent.pop(_array_index(last, len(parent), allow_end=False))
-    raise _PointerError(f"cannot remove from a {_type_name(parent)}")
+    raise _PointerError(f"cannot remove from a {type_name(parent)}")
 
 
 def _op_add(doc: Any, op: Mapping[str, Any], path: str, n: int) -> Any:
@@ -690,7 +676,7 @@ def three_way_merge_patch(
     original = original or {}
     for name, doc in (("original", original), ("modified", modified), ("current", current)):
         if not isinstance(doc, dict):
-            raise PatchError(f"{name} configuration must be a JSON object, not {_type_name(doc)}")
+            raise PatchError(f"{name} configuration must be a JSON object, not {type_name(doc)}")
     add_and_change = _keep_or_drop_nulls(_diff(current, modified), keep_null=False)
     deletions = _keep_or_drop_nulls(_diff(original, modified), keep_null=True)
     if _has_conflicts(add_and_change, deletions):

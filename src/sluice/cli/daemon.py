@@ -20,12 +20,18 @@ def home() -> Path:
 @click.option("--xds-port", type=int, default=15010, show_default=True, help="xDS (ADS) and access-log gRPC port.")
 @click.option("--metrics-port", type=int, default=9090, show_default=True, help="Prometheus query API port.")
 @click.option("--console-port", type=int, default=20001, show_default=True, help="Web console port.")
-def up_cmd(foreground: bool, api_port: int, xds_port: int, metrics_port: int, console_port: int) -> int:
+@click.option("--relative-weights", is_flag=True,
+              help="Treat route weights as relative (Istio >= 1.15) instead of requiring a sum of 100.")
+def up_cmd(foreground: bool, api_port: int, xds_port: int, metrics_port: int, console_port: int,
+           relative_weights: bool) -> int:
     """Start the control-plane daemon (in the background unless --foreground)."""
     from sluice.daemon import control  # imported here: the CLI must work before the daemon is installed
 
-    options = control.DaemonOptions(api_port=api_port, xds_port=xds_port, metrics_port=metrics_port,
-                                    console_port=console_port)
+    fields = {"api_port": api_port, "xds_port": xds_port, "metrics_port": metrics_port, "console_port": console_port}
+    if relative_weights:
+        # Only passed when set, so a DaemonOptions without the setting still works.
+        fields["relative_weights"] = True
+    options = control.DaemonOptions(**fields)
     return int(control.up(home(), foreground=foreground, options=options))
 
 

@@ -10,6 +10,7 @@ import click
 from sluice.cli.context import Session, global_options, session
 from sluice.cli.errors import CliError, format_api_error
 from sluice.cli.manifests import read_sources
+from sluice.cli.progress import waiting
 from sluice.cli.targets import manifest_namespace, parse_targets
 from sluice.client.discovery import ResourceInfo
 from sluice.client.errors import ApiError, ClientError
@@ -160,7 +161,9 @@ def delete_cmd(args: tuple[str, ...], filenames: tuple[str, ...], recursive: boo
     if wait:
         deadline = time.monotonic() + limit if limit > 0 else None
         for d in deleted:
-            if not wait_deleted(s, d, deadline):
+            with waiting(f"waiting for {d.info.kind_qualified}/{d.name} to be deleted"):
+                gone = wait_deleted(s, d, deadline)
+            if not gone:
                 errors.append(f'error: timed out waiting for the condition on {d.info.qualified}/{d.name}')
                 break
     if errors:
