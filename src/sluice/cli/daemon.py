@@ -27,11 +27,8 @@ def up_cmd(foreground: bool, api_port: int, xds_port: int, metrics_port: int, co
     """Start the control-plane daemon (in the background unless --foreground)."""
     from sluice.daemon import control  # imported here: the CLI must work before the daemon is installed
 
-    fields = {"api_port": api_port, "xds_port": xds_port, "metrics_port": metrics_port, "console_port": console_port}
-    if relative_weights:
-        # Only passed when set, so a DaemonOptions without the setting still works.
-        fields["relative_weights"] = True
-    options = control.DaemonOptions(**fields)
+    options = control.DaemonOptions(api_port=api_port, xds_port=xds_port, metrics_port=metrics_port,
+                                    console_port=console_port, relative_weights=relative_weights)
     return int(control.up(home(), foreground=foreground, options=options))
 
 

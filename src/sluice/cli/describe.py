@@ -25,8 +25,9 @@ class Writer:
     def __init__(self) -> None:
         self.lines: list[tuple[int, str, str | None]] = []  # (level, key-or-text, value)
 
-    def kv(self, level: int, key: str, value: Any) -> None:
-        self.lines.append((level, f"{key}:" if key else "", _text(value)))
+    def kv(self, level: int, key: str, value: Any, *, raw: bool = False) -> None:
+        """A `Key:  value` line; `raw` prints the value as is (an empty string stays empty, not `<none>`)."""
+        self.lines.append((level, f"{key}:" if key else "", str(value) if raw else _text(value)))
 
     def section(self, level: int, key: str) -> None:
         self.lines.append((level, f"{key}:", None))
@@ -35,18 +36,18 @@ class Writer:
         self.lines.append((level, text, None))
 
     def render(self) -> str:
-        # Align values within each run of consecutive key/value lines of the same level (tabwriter-like).
+        # Like kubectl's tabwriter (padding 2): values line up across each run of consecutive
+        # key/value lines, whatever their nesting; a line without a value ends the run.
         out: list[str] = []
         i = 0
         while i < len(self.lines):
-            level = self.lines[i][0]
             j = i
-            while j < len(self.lines) and self.lines[j][0] == level and self.lines[j][2] is not None:
+            while j < len(self.lines) and self.lines[j][2] is not None:
                 j += 1
             if j > i:
-                width = max(len("  " * level + k) for _, k, _ in self.lines[i:j]) + 2
+                width = max(len("  " * lv + k) for lv, k, _ in self.lines[i:j]) + 2
                 for lv, k, v in self.lines[i:j]:
-                    out.append((("  " * lv + k).ljust(width) + (v or "")).rstrip())
+                    out.append(("  " * lv + k).ljust(width) + (v or ""))
                 i = j
             else:
                 lv, k, _ = self.lines[i]
@@ -100,22 +101,28 @@ def _generic_value(w: Writer, level: int, key: str, value: Any) -> None:
             w.section(level, title)
             for v in value:
                 if isinstance(v, dict):
-                    first = True
                     for k in sorted(v):
-                        sub = Writer()
-                        _generic_value(sub, 0, k, v[k])
-                        for lv, kk, vv in sub.lines:
-                            prefix = "- " if first and lv == 0 else "  "
-                            first = False
-                            w.lines.append((level + 1 + lv, (prefix if lv == 0 else "") + kk, vv))
+                        _generic_value(w, level + 1, k, v[k])
                 else:
                     w.text(level + 1, _text(v))
     else:
         w.kv(level, title, _text(value))
 
 
+_ACRONYMS = {"uid": "UID", "api": "API", "ip": "IP", "ips": "IPs", "url": "URL", "id": "ID", "http": "HTTP",
+             "tcp": "TCP", "tls": "TLS", "dns": "DNS", "cidr": "CIDR"}
+
+
 def _title(key: str) -> str:
-    return key[:1].upper() + key[1:] if key else key
+    """kubectl's smartLabelFor: `creationTimestamp` → `Creation Timestamp`, `uid` → `UID`."""
+    import re
+
+    words = re.findall(r"[A-Z]+(?![a-z])|[A-Z]?[a-z0-9]+|[^A-Za-z0-9]+", key) or [key]
+    out = []
+    for w in words:
+        low = w.lower()
+        out.append(_ACRONYMS.get(low, w[:1].upper() + w[1:]))
+    return " ".join(x for x in out if x.strip()) or key
 
 
 def _header(w: Writer, obj: dict[str, Any], *, namespaced: bool = True, with_timestamp: bool = False) -> None:
@@ -237,10 +244,11 @@ def _describe_service(w: Writer, obj: dict[str, Any], info: ResourceInfo) -> Non
     spec = obj.get("spec") or {}
     _map_lines(w, 0, "Selector", spec.get("selector"))
     w.kv(0, "Type", spec.get("type") or "ClusterIP")
-    w.kv(0, "IP Family Policy", spec.get("ipFamilyPolicy") or "SingleStack")
-    w.kv(0, "IP Families", spec.get("ipFamilies") or "IPv4")
-    w.kv(0, "IP", spec.get("clusterIP"))
-    w.kv(0, "IPs", spec.get("clusterIPs") or spec.get("clusterIP"))
+    if spec.get("ipFamilyPolicy"):
+        w.kv(0, "IP Family Policy", spec["ipFamilyPolicy"])
+    w.kv(0, "IP Families", spec.get("ipFamilies") or "<none>")
+    w.kv(0, "IP", spec.get("clusterIP") or "", raw=True)
+    w.kv(0, "IPs", spec.get("clusterIPs") or "<none>")
     for p in spec.get("ports") or []:
         if not isinstance(p, dict):
             continue
@@ -291,18 +299,29 @@ def _describe_deployment(w: Writer, obj: dict[str, Any], info: ResourceInfo) -> 
 
 
 def _pod_template(w: Writer, template: dict[str, Any]) -> None:
+    spec = template.get("spec") or {}
     w.section(0, "Pod Template")
     _map_lines(w, 1, "Labels", (template.get("metadata") or {}).get("labels"))
-    _containers(w, 1, (template.get("spec") or {}).get("containers") or [], {})
+    if spec.get("serviceAccountName"):
+        w.kv(1, "Service Account", spec["serviceAccountName"])
+    _containers(w, 1, spec.get("containers") or [], {})
+    volumes = [str(v.get("name")) for v in spec.get("volumes") or [] if isinstance(v, dict)]
+    w.kv(1, "Volumes", volumes or "<none>")
+    w.kv(1, "Node-Selectors", spec.get("nodeSelector") or "<none>")
+    w.kv(1, "Tolerations", spec.get("tolerations") or "<none>")
 
 
 def _containers(w: Writer, level: int, containers: list[Any], statuses: dict[str, dict[str, Any]]) -> None:
+    """Pods list containers at level 0, pod templates at level 1; names and fields sit at fixed
+    levels either way (kubectl's describer writes them at LEVEL_1/LEVEL_2)."""
     w.section(level, "Containers")
+    name_prefix = " " if level else ""
+    level = 0
     for c in containers:
         if not isinstance(c, dict):
             continue
         st = statuses.get(str(c.get("name")), {})
-        w.section(level + 1, str(c.get("name")))
+        w.text(1, f"{name_prefix}{c.get('name')}:")
         if statuses:
             w.kv(level + 2, "Container ID", st.get("containerID"))
         w.kv(level + 2, "Image", c.get("image"))
@@ -331,6 +350,9 @@ def _containers(w: Writer, level: int, containers: list[Any], statuses: dict[str
                 w.kv(level + 3, str(e.get("name")), e.get("value") if "value" in e else "<set from source>")
         else:
             w.kv(level + 2, "Environment", "<none>")
+        mounts = [f"{m.get('mountPath')} from {m.get('name')}" for m in c.get("volumeMounts") or []
+                  if isinstance(m, dict)]
+        w.kv(level + 2, "Mounts", mounts or "<none>")
 
 
 def _conditions(w: Writer, conditions: Any, columns: tuple[str, ...]) -> None:
@@ -367,10 +389,16 @@ def _describe_pod(w: Writer, obj: dict[str, Any], info: ResourceInfo) -> None:
     _conditions(w, status.get("conditions"), ("Type", "Status"))
 
 
+def _describe_namespace(w: Writer, obj: dict[str, Any], info: ResourceInfo) -> None:
+    _header(w, obj, namespaced=False)
+    w.kv(0, "Status", (obj.get("status") or {}).get("phase") or "Active")
+
+
 DESCRIBERS: dict[tuple[str, str], Callable[[Writer, dict[str, Any], ResourceInfo], None]] = {
     ("", "Pod"): _describe_pod,
     ("apps", "Deployment"): _describe_deployment,
     ("", "Service"): _describe_service,
+    ("", "Namespace"): _describe_namespace,
     ("networking.istio.io", "VirtualService"): _describe_virtualservice,
     ("networking.istio.io", "DestinationRule"): _describe_destinationrule,
 }
@@ -424,7 +452,8 @@ def _related(s: Session, type_: str, name: str, ns: str | None) -> dict[str, Any
 def describe_object(obj: dict[str, Any], info: ResourceInfo, events: list[dict[str, Any]] | None) -> str:
     w = Writer()
     DESCRIBERS.get((info.group, info.kind), _describe_generic)(w, obj, info)
-    _write_events(w, events)
+    if info.kind != "Namespace":
+        _write_events(w, events)
     return w.render()
 
 

@@ -22,8 +22,9 @@ __all__ = ["COMMANDS", "OutputFormat", "parse_output", "no_resources_message"]
 
 @dataclass(frozen=True)
 class OutputFormat:
-    kind: str  # "table" | "wide" | "yaml" | "json" | "name" | "jsonpath"
+    kind: str  # "table" | "wide" | "yaml" | "json" | "name" | "jsonpath" | "custom-columns"
     template: Template | None = None
+    columns: tuple[tuple[str, Template], ...] = ()
 
     @property
     def tabular(self) -> bool:
@@ -35,6 +36,17 @@ def parse_output(value: str | None) -> OutputFormat:
         return OutputFormat("table")
     if value in ("wide", "yaml", "json", "name"):
         return OutputFormat(value)
+    if value.startswith("custom-columns="):
+        columns = []
+        for spec in value[len("custom-columns="):].split(","):
+            header, sep, path = spec.partition(":")
+            if not sep or not header or not path:
+                raise CliError(f'unexpected custom-columns spec: {spec}, expected <header>:<json-path-expr>')
+            try:
+                columns.append((header, Template(path if path.startswith("{") else "{" + path + "}")))
+            except JSONPathError as e:
+                raise CliError(f"error parsing jsonpath {path}, {e}") from None
+        return OutputFormat("custom-columns", columns=tuple(columns))
     for prefix in ("jsonpath=", "jsonpath-as-json=", "template=", "go-template="):
         if value.startswith(prefix):
             if not prefix.startswith("jsonpath="):
@@ -44,7 +56,7 @@ def parse_output(value: str | None) -> OutputFormat:
             except JSONPathError as e:
                 raise CliError(f"error parsing jsonpath {value[len(prefix):]}, {e}") from None
     raise CliError(f'unable to match a printer suitable for the output format "{value}", allowed formats are: '
-                   "json,jsonpath,jsonpath-as-json,name,wide,yaml")
+                   "custom-columns,json,jsonpath,jsonpath-as-json,name,wide,yaml")
 
 
 def no_resources_message(namespace: str | None, all_namespaces: bool, info: ResourceInfo | None = None) -> str:
@@ -104,6 +116,12 @@ def print_objects(objects: list[dict[str, Any]], out: OutputFormat, *, single: b
             prefix = info.kind_qualified if info else str(o.get("kind") or "").lower()
             click.echo(f"{prefix}/{printing.object_name(o)}")
         return
+    if out.kind == "custom-columns":
+        rows = [[h for h, _ in out.columns]]
+        for o in objects:
+            rows.append([_cell(t, o) for _, t in out.columns])
+        click.echo("\n".join(printing.layout(rows)))
+        return
     doc: Any = objects[0] if single and len(objects) == 1 else printing.as_list(objects)
     if out.kind == "yaml":
         click.echo(printing.dump_yaml(doc), nl=False)
@@ -114,6 +132,15 @@ def print_objects(objects: list[dict[str, Any]], out: OutputFormat, *, single: b
             click.echo(out.template.render(doc), nl=False)
         except JSONPathError as e:
             raise CliError(f"error executing jsonpath {out.template.source!r}: {e}") from None
+
+
+def _cell(template: Template, obj: dict[str, Any]) -> str:
+    try:
+        values = template.values(obj)
+    except JSONPathError:
+        values = []
+    # kubectl prints custom-column values with Go's %v (`[reviews]`), and <none> when absent.
+    return " ".join(printing.go_value(v) for v in values) or "<none>"
 
 
 @click.command("get")
@@ -177,9 +204,9 @@ def get_cmd(args: tuple[str, ...], output: str | None, selector: str | None, fie
         if objects:
             print_objects(objects, out, single=single, infos=[g.info for g in groups])
         elif not any_named:
-            if out.kind == "name":
-                click.echo(no_resources_message(ns, all_namespaces, targets[0].info), err=True)
-            else:
+            if out.kind == "custom-columns":
+                print_objects([], out, single=False, infos=[g.info for g in groups])
+            elif out.kind != "name":
                 print_objects([], out, single=False, infos=[g.info for g in groups])
     if errors:
         raise CliError("\n".join(errors), raw=True)

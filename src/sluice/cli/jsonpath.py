@@ -341,6 +341,13 @@ class Template:
         self.source = template
         self.nodes = _parse(_normalise(template))
 
+    def values(self, data: Any) -> list[Any]:
+        """The raw results of a template that is one expression (`{.spec.hosts}`), for custom columns."""
+        exprs = [n for n in self.nodes if isinstance(n, _Expr)]
+        if len(exprs) != 1 or len(self.nodes) != 1:
+            return [self.render(data)]
+        return _apply(exprs[0].steps, [data])
+
     def render(self, data: Any) -> str:
         out: list[str] = []
         self._walk(self.nodes, data, out)

@@ -88,6 +88,10 @@ def run(args: list[str] | None = None, prog_name: str = "sluice") -> int:
     except click.exceptions.Abort:
         return 130
     except click.UsageError as e:
+        if type(e).__name__ == "NoArgsIsHelpError" and e.ctx is not None:
+            # `sluice` alone prints the help like `kubectl` alone does.
+            click.echo(e.ctx.get_help())
+            return 0
         cmd = e.ctx.command_path if e.ctx else prog_name
         _print_error(f"error: {e.format_message()}\nSee '{cmd} --help' for usage.")
         return 1

@@ -37,12 +37,14 @@ def parse_targets(s: Session, args: tuple[str, ...] | list[str], *, require_name
         return out
     types = [t for t in args[0].split(",") if t]
     names = list(args[1:])
-    if names and len(types) > 1:
-        infos = [s.client.resolve(t) for t in types]
-        return [Target(i, n) for i in infos for n in names]
     if require_name and not names:
         raise CliError("resource(s) were provided, but no name was specified")
-    infos = [s.client.resolve(t) for t in types]
+    infos: list[ResourceInfo] = []
+    for t in types:
+        expanded = s.client.discovery.category(t) if not names else []
+        for info in expanded or [s.client.resolve(t)]:
+            if info not in infos:
+                infos.append(info)
     if names:
         return [Target(i, n) for i in infos for n in names]
     return [Target(i, None) for i in infos]

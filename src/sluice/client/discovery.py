@@ -159,6 +159,12 @@ class Discovery:
             raise ResourceTypeNotFound(name)
         return hit
 
+    def category(self, name: str) -> list[ResourceInfo]:
+        """Resources in a category (`all`, `istio-io`), in discovery order, as kubectl's category expander."""
+        if "." in name:
+            return []
+        return [r for r in self.preferred() if name in r.categories]
+
     def for_kind(self, api_version: str, kind: str) -> ResourceInfo:
         """The resource serving `kind` at `api_version` (for manifests)."""
         group, version = split_api_version(api_version)
