@@ -23,13 +23,12 @@ The input is never mutated (nothing is pruned here).
 from __future__ import annotations
 
 import copy
-
 from dataclasses import dataclass, field
 from typing import Any
 
 from sluice.validation.field import ErrorType, FieldError, Path
 
-__all__ = ["Structural", "check", "type_name"]
+__all__ = ["Structural", "check", "prune", "type_name"]
 
 Schema = dict[str, Any]
 
