@@ -10,6 +10,9 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
+from sluice.client.api import ApiClient
+from sluice.client.errors import ApiError
+from sluice.client.kubeconfig import load_kubeconfig
 from sluice.daemon import control
 from sluice.daemon.state import Home
 
@@ -31,8 +34,13 @@ def run(home_dir: Path) -> int:
     if rc != 0:
         return rc
     kc = ["--kubeconfig", str(home.kubeconfig)]
-    if cli([*kc, "get", "namespace", NAMESPACE, "-o", "name"]) != 0:
+    api = ApiClient(load_kubeconfig(str(home.kubeconfig)).rest_config())
+    try:
+        api.get(api.resolve("namespaces"), NAMESPACE, None)
+    except ApiError:
         cli([*kc, "create", "namespace", NAMESPACE])
+    finally:
+        api.close()
     args = [*kc, "apply", "-n", NAMESPACE]
     for name in SAMPLES:
         args += ["-f", sample_path(name)]

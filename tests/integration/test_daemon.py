@@ -116,3 +116,24 @@ def test_relative_weights_mesh_setting(tmp_path: Path) -> None:
         assert code == 422 and "total destination weight = 0" in obj["message"]
     finally:
         stop_daemon(d)
+
+
+@pytest.mark.skipif(not Path(SLUICE).exists(), reason="the sluice console script is not installed")
+def test_demo_is_idempotent(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "config.yaml").write_text(f"api_port: {free_port()}\n")
+    try:
+        cp = _sluice(home, "demo")
+        assert cp.returncode == 0, cp.stdout + cp.stderr
+        assert "namespace/tutorial created" in cp.stdout
+        assert "virtualservice.networking.istio.io/reviews created" in cp.stdout
+        assert "deployment.apps/reviews-v3 created" in cp.stdout
+        cp = _sluice(home, "demo")
+        assert cp.returncode == 0, cp.stdout + cp.stderr
+        assert "already running" in cp.stdout and "virtualservice.networking.istio.io/reviews unchanged" in cp.stdout
+        assert cp.stderr == ""
+        cp = _sluice(home, "get", "vs", "-n", "tutorial")
+        assert cp.stdout.splitlines()[0].split() == ["NAME", "GATEWAYS", "HOSTS", "AGE"]
+    finally:
+        _sluice(home, "down")

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import click
+
+from sluice.paths import home_from_env
 
 __all__ = ["COMMANDS", "home"]
 
 
 def home() -> Path:
-    return Path(os.environ.get("SLUICE_HOME", "~/.sluice")).expanduser()
+    return home_from_env()
 
 
 @click.command("up")

@@ -12,12 +12,13 @@ from typing import Any
 import yaml
 
 from sluice.client.errors import ClientError
+from sluice.paths import home_from_env
 
 __all__ = ["Kubeconfig", "RestConfig", "default_path", "load_kubeconfig", "redact", "sluice_home"]
 
 
 def sluice_home() -> Path:
-    return Path(os.environ.get("SLUICE_HOME", "~/.sluice")).expanduser()
+    return home_from_env()
 
 
 def default_path(explicit: str | None = None) -> list[Path]:

@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from sluice.daemon.pki import ensure_pki
+from sluice.paths import home_from_env
 
 __all__ = ["Home", "DaemonOptions", "home_from_env"]
 
@@ -27,10 +28,6 @@ class DaemonOptions:
     metrics_port: int = 9090
     console_port: int = 20001
     relative_weights: bool = False
-
-
-def home_from_env() -> Path:
-    return Path(os.environ.get("SLUICE_HOME") or "~/.sluice").expanduser()
 
 
 @dataclass(frozen=True)
