@@ -134,3 +134,45 @@ async def test_watch_resume_and_selector_transitions(tmp_path: Path) -> None:
         assert [e["type"] for e in evs] == ["ADDED", "DELETED"]
     finally:
         await client.close()
+
+
+async def test_bookmarks_flow_and_dead_watchers_are_dropped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import asyncio
+
+    from sluice.api import watch
+
+    monkeypatch.setattr(watch, "BOOKMARK_INTERVAL", 0.1)
+    client, reg = await _client(tmp_path)
+    try:
+        evs = await _events(client, "watch=true&allowWatchBookmarks=true&timeoutSeconds=0.5")
+        assert evs and all(e["type"] == "BOOKMARK" for e in evs)
+        assert evs[0]["object"]["metadata"]["resourceVersion"] == str(reg.store.revision)
+        # A client that goes away is noticed at the next tick and its watcher is unregistered.
+        r = await client.get("/api/v1/namespaces/default/configmaps?watch=true&timeoutSeconds=30", headers=H)
+        assert r.status == 200
+        await asyncio.sleep(0.2)
+        assert len(reg.store._watchers) == 1
+        r.close()
+        for _ in range(50):
+            await asyncio.sleep(0.1)
+            if not reg.store._watchers:
+                break
+        assert reg.store._watchers == []
+    finally:
+        await client.close()
+
+
+async def test_deletecollection_with_selector(tmp_path: Path) -> None:
+    client, reg = await _client(tmp_path)
+    try:
+        for name, app in (("a", "x"), ("b", "y"), ("c", "x")):
+            body = cm(name)
+            body["metadata"]["labels"] = {"app": app}
+            assert (await client.post("/api/v1/namespaces/default/configmaps", json=body, headers=H)).status == 201
+        r = await client.delete("/api/v1/namespaces/default/configmaps?labelSelector=app%3Dx", headers=H)
+        assert r.status == 200
+        assert sorted(i["metadata"]["name"] for i in (await r.json())["items"]) == ["a", "c"]
+        left = await (await client.get("/api/v1/namespaces/default/configmaps", headers=H)).json()
+        assert [i["metadata"]["name"] for i in left["items"]] == ["b"]
+    finally:
+        await client.close()
