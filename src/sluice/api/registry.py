@@ -20,7 +20,7 @@ from typing import Any
 from sluice.api import patch as patching
 from sluice.api import selectors
 from sluice.api.errors import ApiError
-from sluice.resources import defaults
+from sluice.resources import defaults, injection
 from sluice.resources.kinds import KINDS, ResourceType, by_kind, by_plural
 from sluice.store import sqlite
 from sluice.store.sqlite import Store, Tx
@@ -54,6 +54,8 @@ def now_rfc3339() -> str:
 @dataclass(frozen=True)
 class ApiOptions:
     relative_weights: bool = False  # Istio >= 1.15 semantics: route weights are relative, not summing to 100
+    inject_sidecars: bool = False  # add the istio-proxy container to new Pods (the daemon turns this on)
+    graceful_pods: bool = False  # a kubelet is attached: deleting a Pod marks it, the kubelet removes it
 
 
 @dataclass
@@ -180,6 +182,10 @@ class Registry:
         if "status" in rt.subresources and rt.kind not in ("Pod", "Namespace"):
             obj.pop("status", None)
         defaults.apply_defaults(rt.group, rt.kind, obj)
+        if rt.kind == "Pod" and self.options.inject_sidecars:
+            injection.inject_sidecar(obj)
+        if rt.kind == "Service":
+            self._allocate_cluster_ip(obj)
         warnings = self._admit(rt, version, obj, None, field_validation)
         if rt.namespaced and self.store.get("namespaces", "", str(m["namespace"])) is None:
             raise ApiError.namespace_not_found(str(m["namespace"]))
@@ -387,6 +393,9 @@ class Registry:
                            f'Unsupported value: "{policy}": supported values: "Foreground", "Background", "Orphan"')
         if dry_run:
             return self.present(rt, version, cur)
+        grace = options.get("gracePeriodSeconds")
+        if rt.kind == "Pod" and self.options.graceful_pods and grace != 0:
+            return self.present(rt, version, self._mark_terminating(rt, cur, grace))
         if cur["metadata"].get("finalizers"):
             if cur["metadata"].get("deletionTimestamp"):
                 return self.present(rt, version, cur)
@@ -398,6 +407,40 @@ class Registry:
             return self.present(rt, version, stored)
         deleted = self._delete_tx(rt, cur, policy)
         return self.present(rt, version, deleted)
+
+    def _mark_terminating(self, rt: ResourceType, cur: Obj, grace: Any) -> Obj:
+        """Graceful pod deletion: set deletionTimestamp; the kubelet stops the pod and then deletes it."""
+        if cur["metadata"].get("deletionTimestamp"):
+            return cur
+        new = copy.deepcopy(cur)
+        seconds = int(grace) if isinstance(grace, int) and grace > 0 else \
+            int((cur.get("spec") or {}).get("terminationGracePeriodSeconds", 30))
+        new["metadata"]["deletionTimestamp"] = now_rfc3339()
+        new["metadata"]["deletionGracePeriodSeconds"] = seconds
+        stored = self.store.update(rt.key, new)
+        self._notify(rt, "MODIFIED", stored)
+        return stored
+
+    def _allocate_cluster_ip(self, svc: Obj) -> None:
+        spec = svc.get("spec")
+        if not isinstance(spec, dict) or spec.get("type") == "ExternalName":
+            return
+        if spec.get("clusterIP"):
+            if spec["clusterIP"] != "None":
+                spec.setdefault("clusterIPs", [spec["clusterIP"]])
+            return
+        used = {str((s.get("spec") or {}).get("clusterIP")) for s in self.store.list_kind("services")[0]}
+        # 10.96.0.0/16, as a default kube-apiserver service CIDR; .1 is the "kubernetes" service's.
+        for n in range(10, 65534):
+            ip = f"10.96.{n >> 8}.{n & 255}"
+            if ip not in used:
+                spec["clusterIP"] = ip
+                spec["clusterIPs"] = [ip]
+                spec.setdefault("ipFamilies", ["IPv4"])
+                spec.setdefault("ipFamilyPolicy", "SingleStack")
+                spec.setdefault("internalTrafficPolicy", "Cluster")
+                return
+        raise ApiError(500, "InternalError", "Internal error occurred: no ClusterIP left in 10.96.0.0/16")
 
     def _delete_tx(self, rt: ResourceType, cur: Obj, policy: str = "Background") -> Obj:
         ns = str(cur["metadata"].get("namespace") or "")
@@ -436,6 +479,13 @@ class Registry:
                     if o["metadata"]["ownerReferences"] is None:
                         del o["metadata"]["ownerReferences"]
                     tx.update(kind, ns, o["metadata"]["name"], o)
+                elif kind == "pods" and self.options.graceful_pods:
+                    # Pods go gracefully: the kubelet drains and stops them, then deletes the objects.
+                    if not o["metadata"].get("deletionTimestamp"):
+                        o["metadata"]["deletionTimestamp"] = now_rfc3339()
+                        o["metadata"]["deletionGracePeriodSeconds"] = int(
+                            (o.get("spec") or {}).get("terminationGracePeriodSeconds", 30))
+                        out.append(tx.update(kind, ns, o["metadata"]["name"], o))
                 else:
                     self._cascade(tx, ns, str(o["metadata"].get("uid")), policy, out)
                     out.append(tx.delete(kind, ns, o["metadata"]["name"]))

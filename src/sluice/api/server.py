@@ -281,6 +281,8 @@ class Handlers:
                 raise ApiError.method_not_allowed(method)
             opts = await self._delete_options(request)
             obj = reg.delete(t.rt, t.version, t.namespace, name, opts, dry_run=dry_run)
+            if t.rt.kind == "Pod":
+                return json_response(obj)  # kube-apiserver answers a pod DELETE with the pod (clients decode it)
             if obj["metadata"].get("deletionTimestamp") and reg.store.get(t.rt.key, t.namespace or "", name):
                 return json_response(obj, 202)
             details = {"name": name, "group": t.rt.group, "kind": t.rt.plural, "uid": obj["metadata"].get("uid")}
@@ -358,7 +360,8 @@ def _cached(key: str, build: Callable[[], bytes]) -> bytes:
     return _CACHE[key]
 
 
-def make_app(registry: Registry, token: str, logs: LogSource | None = None) -> web.Application:
+def make_app(registry: Registry, token: str, logs: LogSource | None = None,
+             extra_routes: list[web.RouteDef] | None = None) -> web.Application:
     app = web.Application(middlewares=[_errors, _auth(token)], client_max_size=MAX_BODY + 1024)
     h = Handlers(registry, logs)
     app[REGISTRY_KEY] = registry
@@ -371,6 +374,7 @@ def make_app(registry: Registry, token: str, logs: LogSource | None = None) -> w
     app.router.add_get("/openapi/v3", h.openapi_v3)
     app.router.add_get("/openapi/v3/{path:.+}", h.openapi_v3)
     app.router.add_get("/apis/{group}", h.api_group)
+    app.router.add_routes(extra_routes or [])  # e.g. the xDS server's /debug endpoints
     app.router.add_route("*", "/api/{tail:.*}", h.resource)
     app.router.add_route("*", "/apis/{tail:.*}", h.resource)
     return app

@@ -111,6 +111,8 @@ def up(home_dir: Path, *, foreground: bool = False, options: DaemonOptions | Non
             "--metrics-port", str(opts.metrics_port), "--console-port", str(opts.console_port)]
     if opts.relative_weights:
         args.append("--relative-weights")
+    if not opts.runtime:
+        args.append("--no-runtime")
     with open(home.logfile, "ab") as logf:
         proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT,
                                 start_new_session=True, close_fds=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import logging
 import os
 import signal
@@ -15,11 +16,15 @@ import ssl
 import sys
 import time
 from pathlib import Path
+from typing import Protocol
 
 from aiohttp import web
 
 from sluice.api.registry import ApiOptions, Registry
 from sluice.api.server import make_app
+from sluice.controllers.deployment import DeploymentController
+from sluice.controllers.endpoints import EndpointsController
+from sluice.controllers.events import EventRecorder
 from sluice.daemon.pki import ensure_pki
 from sluice.daemon.state import DaemonOptions, Home
 from sluice.store.sqlite import Store
@@ -27,6 +32,11 @@ from sluice.store.sqlite import Store
 __all__ = ["run", "main"]
 
 log = logging.getLogger("sluice.daemon")
+
+
+class Component(Protocol):
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
 
 
 async def serve(home: Home, options: DaemonOptions, ready: asyncio.Event | None = None) -> None:
@@ -38,9 +48,27 @@ async def serve(home: Home, options: DaemonOptions, ready: asyncio.Event | None 
     registry = Registry(store, ApiOptions(relative_weights=options.relative_weights))
     for ns in ("default", "kube-system", "kube-public"):
         registry.ensure_namespace(ns)
+    components: list[Component] = [
+        DeploymentController(registry, store, EventRecorder(registry, "deployment-controller")),
+        EndpointsController(registry, store),
+    ]
+    extra_routes: list[web.RouteDef] = []
+    logs = None
+    kubelet = None
+    if options.runtime:
+        from sluice.daemon import mesh_parts
+
+        parts = mesh_parts.build(home, registry, store, options)
+        components.extend(parts.components)
+        extra_routes.extend(parts.routes)
+        logs = parts.logs
+        kubelet = parts.kubelet
+        if kubelet is not None:
+            # With a kubelet attached, pods get sidecars and are deleted gracefully (the kubelet finishes it).
+            registry.options = dataclasses.replace(registry.options, inject_sidecars=True, graceful_pods=True)
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ctx.load_cert_chain(str(pki.server_cert), str(pki.server_key))
-    app = make_app(registry, token)
+    app = make_app(registry, token, logs=logs, extra_routes=extra_routes)
     runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=2.0)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", options.api_port, ssl_context=ctx, reuse_address=True)
@@ -50,6 +78,8 @@ async def serve(home: Home, options: DaemonOptions, ready: asyncio.Event | None 
         await runner.cleanup()
         store.close()
         raise SystemExit(f"error: cannot listen on 127.0.0.1:{options.api_port}: {e.strerror or e}") from None
+    for c in components:
+        await c.start()
     home.write_run({"pid": os.getpid(), "started": time.time(),
                     "api": f"https://127.0.0.1:{options.api_port}", "api_port": options.api_port,
                     "xds_port": options.xds_port, "metrics_port": options.metrics_port,
@@ -66,6 +96,10 @@ async def serve(home: Home, options: DaemonOptions, ready: asyncio.Event | None 
         await stop.wait()
     finally:
         log.info("shutting down")
+        if kubelet is not None:
+            await kubelet.stop(stop_pods=True)  # `sluice down` leaves nothing running
+        for c in reversed(components):
+            await c.stop()
         await runner.cleanup()
         store.close()
         for f in (home.pidfile, home.runfile):
@@ -93,11 +127,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--metrics-port", type=int, default=9090)
     p.add_argument("--console-port", type=int, default=20001)
     p.add_argument("--relative-weights", action="store_true")
+    p.add_argument("--no-runtime", action="store_true", help="API server and controllers only: no pods run")
     a = p.parse_args(argv)
     home = Home(Path(a.home))
     # Flags win over SLUICE_HOME/config.yaml, which wins over the defaults.
     opts = home.load_options(DaemonOptions(a.api_port, a.xds_port, a.metrics_port, a.console_port,
-                                           a.relative_weights))
+                                           a.relative_weights, runtime=not a.no_runtime))
     return run(home, opts)
 
 

@@ -28,6 +28,7 @@ class DaemonOptions:
     metrics_port: int = 9090
     console_port: int = 20001
     relative_weights: bool = False
+    runtime: bool = True  # run pods (kubelet, sidecars, xDS); off = API server and controllers only
 
 
 @dataclass(frozen=True)

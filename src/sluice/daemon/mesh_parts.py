@@ -1,0 +1,63 @@
+"""Builds the daemon's data-plane parts: the local kubelet (pods as processes) and the xDS server.
+
+Called by `sluice.daemon.main.serve` when the runtime is on. Kept apart so the API server can run alone
+(`--no-runtime`) and so the heavier imports (grpc, Envoy protos) load only when they are used.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from sluice.api.registry import Registry
+from sluice.api.server import LogSource
+from sluice.daemon.state import DaemonOptions, Home
+from sluice.store.sqlite import Store
+
+__all__ = ["MeshParts", "build"]
+
+
+@dataclass
+class MeshParts:
+    components: list[Any] = field(default_factory=list)
+    routes: list[web.RouteDef] = field(default_factory=list)
+    logs: LogSource | None = None
+    kubelet: Any = None
+
+
+def build(home: Home, registry: Registry, store: Store, options: DaemonOptions) -> MeshParts:
+    parts = MeshParts()
+    try:
+        from sluice.xds import debug
+        from sluice.xds.server import XdsServer
+        from sluice.xds.translate import MeshOptions
+    except ImportError:  # the data plane is not installed in this build
+        return parts
+    xds = XdsServer(store, address=("127.0.0.1", options.xds_port),
+                    options=MeshOptions(relative_weights=options.relative_weights))
+    parts.components.append(xds)
+    parts.routes.extend(debug.routes(xds))
+    try:
+        from sluice.runtime.kubelet import Kubelet
+    except ImportError:
+        return parts
+    kubelet = Kubelet(registry, store, home, xds_address=("127.0.0.1", options.xds_port))
+    parts.components.append(_KubeletComponent(kubelet))
+    parts.logs = kubelet.log_source
+    parts.kubelet = kubelet
+    return parts
+
+
+class _KubeletComponent:
+    """Starts the kubelet with the other parts; stopping it is the daemon's decision (pods stay on restart)."""
+
+    def __init__(self, kubelet: Any) -> None:
+        self.kubelet = kubelet
+
+    async def start(self) -> None:
+        await self.kubelet.start()
+
+    async def stop(self) -> None:
+        pass

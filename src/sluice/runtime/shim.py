@@ -1,0 +1,161 @@
+"""The per-container shim: `python -m sluice.runtime.shim DIR ATTEMPT CWD -- PROGRAM ARGS...`.
+
+Started by the kubelet (`sluice.runtime.supervisor`) in its own session, one shim per container run, so
+containers outlive the daemon. The shim starts the program in its own process group, writes its stdout and
+stderr to `DIR/ATTEMPT.log` as CRI log lines (`<RFC3339Nano> <stdout|stderr> <F|P> <text>`), records
+`DIR/ATTEMPT.pid` (child pid, its /proc start time, start time in ns) and, once the child is reaped and its
+output drained, `DIR/ATTEMPT.exit` (exit code, signal, finish time in ns). SIGTERM and SIGINT are forwarded
+to the child; SIGKILL is the kubelet's job (it signals the child's process group directly).
+
+Only built-in modules are imported: one shim runs per container, so its start-up time and memory matter.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+import sys
+import time
+
+MAX_LINE = 16 * 1024  # like containerd: longer lines are split into partial (P) records
+
+
+def _stamp(ns: int, cache: list[object]) -> bytes:
+    sec, frac = divmod(ns, 1_000_000_000)
+    if cache[0] != sec:
+        cache[0] = sec
+        cache[1] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec)).encode()
+    head = cache[1]
+    assert isinstance(head, bytes)
+    return head + b".%09dZ" % frac
+
+
+def _write_atomic(path: str, text: str) -> None:
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def _start_time(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return "0"
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) < 5 or argv[3] != "--":
+        sys.stderr.write("usage: python -m sluice.runtime.shim DIR ATTEMPT CWD -- PROGRAM [ARGS...]\n")
+        return 2
+    directory, attempt, cwd, program = argv[0], argv[1], argv[2], argv[4:]
+    base = os.path.join(directory, attempt)
+    log = os.open(base + ".log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
+    started = time.time_ns()
+    pid = os.fork()
+    if pid == 0:  # the container process
+        try:
+            os.setpgid(0, 0)
+            os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
+            os.dup2(out_w, 1)
+            os.dup2(err_w, 2)
+            for fd in (out_r, out_w, err_r, err_w, log):
+                os.close(fd)
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            signal.signal(signal.SIGHUP, signal.SIG_DFL)
+            if cwd:
+                os.chdir(cwd)
+            os.execvp(program[0], program)
+        except OSError as e:
+            os.write(2, f'exec: "{program[0]}": {e.strerror}\n'.encode())
+        os._exit(127)
+    try:
+        os.setpgid(pid, pid)  # also here, so the group exists before anyone signals it
+    except OSError:
+        pass
+    os.close(out_w)
+    os.close(err_w)
+    _write_atomic(base + ".pid", f"{pid} {_start_time(pid)} {started}\n")
+
+    def forward(signum: int, _frame: object) -> None:
+        try:
+            os.kill(pid, signum)
+        except ProcessLookupError:
+            pass
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+
+    names = {out_r: b"stdout", err_r: b"stderr"}
+    partial = {out_r: b"", err_r: b""}
+    cache: list[object] = [None, b""]
+
+    def emit(fd: int, data: bytes, final: bool) -> None:
+        buf = partial[fd] + data
+        records: list[bytes] = []
+        ts = _stamp(time.time_ns(), cache)
+        stream = names[fd]
+        while True:
+            nl = buf.find(b"\n")
+            if nl < 0:
+                break
+            line, buf = buf[:nl], buf[nl + 1:]
+            while len(line) > MAX_LINE:
+                records.append(b"%s %s P %s\n" % (ts, stream, line[:MAX_LINE]))
+                line = line[MAX_LINE:]
+            records.append(b"%s %s F %s\n" % (ts, stream, line))
+        while len(buf) > MAX_LINE:
+            records.append(b"%s %s P %s\n" % (ts, stream, buf[:MAX_LINE]))
+            buf = buf[MAX_LINE:]
+        if final and buf:
+            records.append(b"%s %s F %s\n" % (ts, stream, buf))
+            buf = b""
+        partial[fd] = buf
+        if records:
+            os.write(log, b"".join(records))
+
+    open_fds = [out_r, err_r]
+    status: int | None = None
+    drain_until = 0.0
+    while open_fds:
+        # Once the child is gone, a grandchild may still hold the pipes: drain briefly, then stop.
+        timeout = 0.25 if status is None else max(0.0, drain_until - time.monotonic())
+        ready, _, _ = select.select(open_fds, [], [], timeout)
+        for fd in ready:
+            data = os.read(fd, 65536)
+            if data:
+                emit(fd, data, False)
+            else:
+                emit(fd, b"", True)
+                open_fds.remove(fd)
+        if status is None:
+            got, st = os.waitpid(pid, os.WNOHANG)
+            if got == pid:
+                status = st
+                drain_until = time.monotonic() + 0.2
+        elif not ready and time.monotonic() >= drain_until:
+            break
+    for fd in open_fds:
+        emit(fd, b"", True)
+    if status is None:
+        _, status = os.waitpid(pid, 0)
+    finished = time.time_ns()
+    if os.WIFSIGNALED(status):
+        sig = os.WTERMSIG(status)
+        code = 128 + sig
+    else:
+        sig = 0
+        code = os.WEXITSTATUS(status)
+    os.close(log)
+    _write_atomic(base + ".exit", f"{code} {sig} {finished}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

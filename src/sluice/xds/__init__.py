@@ -1,0 +1,1 @@
+"""xDS: ADS server, snapshot cache, translation of mesh config to Envoy resources."""
