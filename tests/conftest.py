@@ -32,19 +32,22 @@ class Daemon:
     api_url: str
     api_port: int
     token: str
+    xds_port: int = 0
     env: dict[str, str] = field(default_factory=dict)
     proc: subprocess.Popen[bytes] | None = None
 
 
-def start_daemon(home: Path, port: int | None = None, extra: list[str] | None = None) -> Daemon:
+def start_daemon(home: Path, port: int | None = None, extra: list[str] | None = None,
+                 xds_port: int | None = None) -> Daemon:
     from sluice.daemon.control import wait_healthy
     from sluice.daemon.state import Home
 
     port = port or free_port()
+    xds_port = xds_port or free_port()
     home.mkdir(parents=True, exist_ok=True)
     log = open(home / "test-daemon.log", "ab")  # noqa: SIM115 - handed to the child
     proc = subprocess.Popen([sys.executable, "-m", "sluice.daemon.main", "--home", str(home), "--api-port",
-                             str(port), "--xds-port", str(free_port()), *(extra or [])], stdout=log,
+                             str(port), "--xds-port", str(xds_port), *(extra or [])], stdout=log,
                             stderr=subprocess.STDOUT,
                             start_new_session=True)
     if not wait_healthy(Home(home), proc, port, 30):
@@ -54,7 +57,7 @@ def start_daemon(home: Path, port: int | None = None, extra: list[str] | None = 
     env.update({"SLUICE_HOME": str(home), "KUBECONFIG": str(home / "kubeconfig"), "HOME": str(home / "userhome")})
     (home / "userhome").mkdir(exist_ok=True)
     return Daemon(home, home / "kubeconfig", f"https://127.0.0.1:{port}", port, (home / "token").read_text().strip(),
-                  env, proc)
+                  xds_port, env, proc)
 
 
 def stop_daemon(d: Daemon) -> None:

@@ -103,8 +103,9 @@ def test_rolling_update_honours_surge_and_unavailable(api: client.ApiClient) -> 
         for p in new:
             if p not in ready:
                 make_ready(core, p)
-        try:
-            wait_for(lambda: pods_of(core, "roll") != pods or False, timeout=3)
+        names = sorted(p.metadata.name for p in pods)
+        try:  # until the controller reacts (new pods or fewer old ones)
+            wait_for(lambda names=names: sorted(p.metadata.name for p in pods_of(core, "roll")) != names, timeout=3)
         except AssertionError:
             pass
     else:

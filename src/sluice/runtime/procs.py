@@ -67,12 +67,9 @@ class ProcRef:
 
 
 def kill_group(ref: ProcRef) -> None:
-    """SIGKILL the process group led by `ref` (the container program runs as its own group leader)."""
-    if not ref.alive():
-        # The leader is gone but members may remain: the group id stays valid while any member lives.
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(ref.pid, signal.SIGKILL)
-        return
+    """SIGKILL the process group led by `ref` (the container program runs as its own group leader).
+
+    Sent even when the leader is gone: its children may remain, and the group id stays valid while they do."""
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(ref.pid, signal.SIGKILL)
 

@@ -90,13 +90,16 @@ def render_reviews(product_id: str, config: ReviewsConfig, stars: tuple[int, int
 
 
 def _stars_from(body: Any) -> tuple[int, int]:
+    """Stars per reviewer from a ratings body; -1 where a reviewer is missing, as the original."""
     ratings = body.get("ratings") if isinstance(body, dict) else None
     if not isinstance(ratings, dict):
         return (-1, -1)
-    return tuple(  # type: ignore[return-value]
-        r if isinstance((r := ratings.get(name)), int) and not isinstance(r, bool) else -1
-        for name, _ in REVIEWS
-    )
+
+    def star(name: str) -> int:
+        value = ratings.get(name)
+        return value if isinstance(value, int) and not isinstance(value, bool) else -1
+
+    return (star(REVIEWS[0][0]), star(REVIEWS[1][0]))
 
 
 def create_app(config: ReviewsConfig | None = None) -> web.Application:

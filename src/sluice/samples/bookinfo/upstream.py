@@ -8,7 +8,6 @@ service's endpoints, and reviews builds a new JAX-RS client per call.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -54,7 +53,7 @@ class Upstream:
                                           allow_redirects=False) as resp:
                 raw = await resp.read()
                 status = resp.status
-        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as e:
+        except (aiohttp.ClientError, OSError) as e:  # OSError covers TimeoutError
             return UpstreamResult(status=None, error=type(e).__name__)
         try:
             body = json.loads(raw) if raw else None

@@ -1,0 +1,102 @@
+"""The translation's inputs and outputs: xDS type URLs, mesh options, and who a proxy is.
+
+Used by every builder in this package and, through `sluice.xds.translate`, by the ADS server (which turns
+a connected node into a `Proxy`) and the runtime.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from google.protobuf.message import Message
+
+from sluice import mesh
+
+__all__ = [
+    "TYPE_LISTENER", "TYPE_ROUTE", "TYPE_CLUSTER", "TYPE_ENDPOINT", "ADS_ORDER", "Resources",
+    "MeshOptions", "Proxy", "proxy_from_pod",
+]
+
+TYPE_LISTENER = "type.googleapis.com/envoy.config.listener.v3.Listener"
+TYPE_ROUTE = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration"
+TYPE_CLUSTER = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
+TYPE_ENDPOINT = "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment"
+
+# The order ADS must push in so nothing references what Envoy does not have yet: clusters before the
+# endpoints that warm them, listeners before the routes they subscribe to.
+ADS_ORDER: tuple[str, ...] = (TYPE_CLUSTER, TYPE_ENDPOINT, TYPE_LISTENER, TYPE_ROUTE)
+
+Resources = dict[str, dict[str, Message]]
+
+
+@dataclass(frozen=True)
+class MeshOptions:
+    """Mesh-wide switches that change the generated config (Istio's MeshConfig, the parts we need)."""
+
+    relative_weights: bool = False
+    # When set, every HTTP connection manager also streams access-log entries over gRPC ALS to it.
+    als_address: tuple[str, int] | None = None
+    access_log_path: str = "/dev/stdout"
+
+
+@dataclass(frozen=True)
+class Proxy:
+    """One Envoy: a pod's sidecar or an ingress gateway ("router", Istio's node type name)."""
+
+    type: Literal["sidecar", "router"]
+    id: str
+    ip: str
+    pod: str
+    namespace: str
+    labels: Mapping[str, str] = field(default_factory=dict)
+    service_account: str = "default"
+    app_ports: tuple[int, ...] = ()
+    listen_address: str = ""
+
+
+def _containers(pod: Mapping[str, Any]) -> list[dict[str, Any]]:
+    spec = pod.get("spec") or {}
+    return [c for c in spec.get("containers") or [] if isinstance(c, dict)]
+
+
+def proxy_from_pod(pod: dict[str, Any]) -> Proxy | None:
+    """The proxy a stored Pod runs, or None when it has no sidecar, no pod IP yet, or is not a Pod."""
+    meta = pod.get("metadata") or {}
+    status = pod.get("status") or {}
+    ip = str(status.get("podIP") or "")
+    if not ip:
+        return None
+    labels = {str(k): str(v) for k, v in (meta.get("labels") or {}).items()}
+    containers = _containers(pod)
+    sidecar = next((c for c in containers if c.get("name") == mesh.SIDECAR_CONTAINER), None)
+    args = [str(a) for a in (sidecar or {}).get("args") or []]
+    router = labels.get("istio") == "ingressgateway" or "router" in args
+    if sidecar is None and not router:
+        return None
+    name = str(meta.get("name") or "")
+    namespace = str(meta.get("namespace") or "default")
+    spec = pod.get("spec") or {}
+    ports: list[int] = []
+    if not router:
+        for c in containers:
+            if c.get("name") == mesh.SIDECAR_CONTAINER:
+                continue
+            for p in c.get("ports") or []:
+                if isinstance(p, dict) and p.get("containerPort") and str(p.get("protocol") or "TCP") == "TCP":
+                    port = int(p["containerPort"])
+                    if port not in ports:
+                        ports.append(port)
+    node_id = (mesh.router_node_id if router else mesh.sidecar_node_id)(ip, name, namespace)
+    return Proxy(
+        type="router" if router else "sidecar",
+        id=node_id,
+        ip=ip,
+        pod=name,
+        namespace=namespace,
+        labels=labels,
+        service_account=str(spec.get("serviceAccountName") or spec.get("serviceAccount") or "default"),
+        app_ports=tuple(ports),
+        listen_address=mesh.INGRESS_ADDRESS if router else ip,
+    )

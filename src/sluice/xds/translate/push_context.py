@@ -1,0 +1,318 @@
+"""PushContext: one consistent, read-only index over the mesh config, built once per debounced change.
+
+The ADS server builds it from every stored Namespace, Service, Endpoints, Pod, VirtualService,
+DestinationRule, Gateway and ServiceEntry, then calls `generate(proxy, push)` for each proxy it pushes to.
+Builders only read it. Work that is the same for many proxies (clusters, endpoints, the sidecar route
+table of one namespace and label set) is memoised on the context, so it is done once per push.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from sluice import mesh
+
+from .model import MeshOptions
+from .spec import Obj, gateway_ref, host_covers, labels_match, port_protocol, resolve_host
+
+__all__ = ["PushContext", "Service", "ServicePort", "Endpoint", "IstioConfig", "ROOT_NAMESPACE"]
+
+ROOT_NAMESPACE = "istio-system"  # Istio's default root namespace: its DestinationRules apply mesh-wide
+_T = TypeVar("_T")
+
+
+@dataclass(frozen=True)
+class ServicePort:
+    name: str
+    port: int
+    target_port: int | str
+    protocol: str  # Istio protocol name: HTTP, HTTP2, GRPC, TCP, ... or UNKNOWN (sniffed)
+
+
+@dataclass(frozen=True)
+class Service:
+    name: str
+    namespace: str
+    hostname: str
+    cluster_ip: str
+    ports: tuple[ServicePort, ...]
+    selector: Mapping[str, str]
+
+    @property
+    def default_port(self) -> int:
+        """The port whose virtual host also answers port-less names (`Host: reviews`): 80, else the first."""
+        numbers = [p.port for p in self.ports]
+        return 80 if 80 in numbers else numbers[0]
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    ip: str
+    port: int
+    labels: Mapping[str, str]
+    pod: str = ""
+
+
+@dataclass(frozen=True)
+class IstioConfig:
+    """A stored VirtualService, DestinationRule or Gateway with its hosts already resolved to FQDNs."""
+
+    kind: str
+    name: str
+    namespace: str
+    spec: Obj
+    hosts: tuple[str, ...] = ()
+    gateways: tuple[str, ...] = ()  # VirtualService only: `mesh` or `<ns>/<name>`
+
+    @property
+    def config_path(self) -> str:
+        """Istio's route/cluster metadata pointer to the config object."""
+        kind = {"VirtualService": "virtual-service", "DestinationRule": "destination-rule",
+                "Gateway": "gateway"}.get(self.kind, self.kind.lower())
+        return f"/apis/networking.istio.io/v1/namespaces/{self.namespace}/{kind}/{self.name}"
+
+    @property
+    def mesh_bound(self) -> bool:
+        return not self.gateways or "mesh" in self.gateways
+
+
+@dataclass
+class _Memo:
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    values: dict[Any, Any] = field(default_factory=dict)
+
+
+def _meta(obj: Mapping[str, Any]) -> Mapping[str, Any]:
+    meta = obj.get("metadata")
+    return meta if isinstance(meta, Mapping) else {}
+
+
+def _order_key(obj: Mapping[str, Any]) -> tuple[str, str, str]:
+    """Istio's conflict order: oldest first, then namespace/name."""
+    meta = _meta(obj)
+    return (str(meta.get("creationTimestamp") or ""), str(meta.get("namespace") or ""), str(meta.get("name") or ""))
+
+
+def _labels(obj: Mapping[str, Any]) -> dict[str, str]:
+    return {str(k): str(v) for k, v in (_meta(obj).get("labels") or {}).items()}
+
+
+class PushContext:
+    """Read-only indexes over one view of the config (Istio's model.PushContext, the parts we need)."""
+
+    version: str
+    options: MeshOptions
+
+    def __init__(self, *, version: str, options: MeshOptions, namespaces: frozenset[str],
+                 services: tuple[Service, ...], endpoints: dict[tuple[str, int], tuple[Endpoint, ...]],
+                 virtual_services: tuple[IstioConfig, ...], destination_rules: tuple[IstioConfig, ...],
+                 gateways: tuple[IstioConfig, ...]) -> None:
+        self.version = version
+        self.options = options
+        self.namespaces = namespaces
+        self.services = services
+        self.services_by_host = {s.hostname: s for s in services}
+        self._endpoints = endpoints
+        self.virtual_services = virtual_services
+        self.destination_rules = destination_rules
+        self.gateways = gateways
+        self._memo = _Memo()
+        self._mesh_vs = self._index_mesh_virtual_services()
+
+    # --- building -----------------------------------------------------------------------------------
+
+    @classmethod
+    def build(cls, objects: Iterable[dict[str, Any]], *, version: str, options: MeshOptions) -> PushContext:
+        by_kind: dict[str, list[Obj]] = {}
+        for obj in objects:
+            if isinstance(obj, dict) and isinstance(obj.get("kind"), str):
+                by_kind.setdefault(obj["kind"], []).append(obj)
+        for items in by_kind.values():
+            items.sort(key=_order_key)
+        namespaces = {str(_meta(o).get("name")) for o in by_kind.get("Namespace", [])}
+        for kind in ("Service", "Pod", "VirtualService", "DestinationRule", "Gateway"):
+            namespaces.update(str(_meta(o).get("namespace") or "default") for o in by_kind.get(kind, []))
+        ns_set = frozenset(namespaces)
+
+        services = tuple(sorted((s for o in by_kind.get("Service", []) if (s := _service(o)) is not None),
+                                key=lambda s: s.hostname))
+        pods = {(str(_meta(p).get("namespace") or "default"), str(_meta(p).get("name"))): p
+                for p in by_kind.get("Pod", [])}
+        endpoints_objs = {(str(_meta(e).get("namespace") or "default"), str(_meta(e).get("name"))): e
+                          for e in by_kind.get("Endpoints", [])}
+        endpoints: dict[tuple[str, int], tuple[Endpoint, ...]] = {}
+        for svc in services:
+            ep_obj = endpoints_objs.get((svc.namespace, svc.name))
+            for sp in svc.ports:
+                endpoints[(svc.hostname, sp.port)] = _endpoints_for(svc, sp, ep_obj, pods)
+
+        def istio(kind: str) -> tuple[IstioConfig, ...]:
+            return tuple(_istio_config(o, ns_set) for o in by_kind.get(kind, []) if isinstance(o.get("spec"), dict))
+
+        return cls(version=version, options=options, namespaces=ns_set, services=services, endpoints=endpoints,
+                   virtual_services=istio("VirtualService"), destination_rules=istio("DestinationRule"),
+                   gateways=istio("Gateway"))
+
+    def _index_mesh_virtual_services(self) -> dict[str, IstioConfig]:
+        """Service hostname → the one mesh-bound VirtualService that routes it (exact host beats wildcard,
+        the most specific wildcard beats a broader one, the oldest VirtualService wins a tie)."""
+        exact: dict[str, IstioConfig] = {}
+        wildcard: dict[str, tuple[int, IstioConfig]] = {}
+        for vs in self.virtual_services:
+            if not vs.mesh_bound:
+                continue
+            for h in vs.hosts:
+                if not h.startswith("*"):
+                    if h in self.services_by_host:
+                        exact.setdefault(h, vs)
+                    continue
+                for svc in self.services:
+                    if host_covers(h, svc.hostname):
+                        best = wildcard.get(svc.hostname)
+                        if best is None or len(h) > best[0]:
+                            wildcard[svc.hostname] = (len(h), vs)
+        out = {h: vs for h, (_, vs) in wildcard.items()}
+        out.update(exact)
+        return out
+
+    # --- queries ------------------------------------------------------------------------------------
+
+    def memo(self, key: Any, build: Callable[[], _T]) -> _T:
+        """The value `build()` returns, computed once per push for `key` (pushes run in worker threads)."""
+        with self._memo.lock:
+            if key in self._memo.values:
+                return self._memo.values[key]  # type: ignore[no-any-return]
+        value = build()
+        with self._memo.lock:
+            return self._memo.values.setdefault(key, value)  # type: ignore[no-any-return]
+
+    def endpoints(self, hostname: str, port: int) -> tuple[Endpoint, ...]:
+        return self._endpoints.get((hostname, port), ())
+
+    def mesh_virtual_service(self, hostname: str) -> IstioConfig | None:
+        return self._mesh_vs.get(hostname)
+
+    def mesh_virtual_service_extra_hosts(self) -> list[tuple[str, IstioConfig]]:
+        """Non-wildcard hosts of mesh VirtualServices that name no Service (e.g. `bookinfo.com`)."""
+        seen: set[str] = set()
+        out: list[tuple[str, IstioConfig]] = []
+        for vs in self.virtual_services:
+            if not vs.mesh_bound:
+                continue
+            for h in vs.hosts:
+                if h.startswith("*") or h in self.services_by_host or h in seen:
+                    continue
+                if any(host_covers(h, s.hostname) for s in self.services):
+                    continue
+                seen.add(h)
+                out.append((h, vs))
+        return out
+
+    def destination_rule(self, hostname: str, proxy_namespace: str) -> IstioConfig | None:
+        """Istio's lookup order: a rule in the client's namespace, then the service's, then the root's."""
+        svc = self.services_by_host.get(hostname)
+        order = [proxy_namespace, svc.namespace if svc else "", ROOT_NAMESPACE]
+        for ns in order:
+            matches = [dr for dr in self.destination_rules if dr.namespace == ns and dr.hosts
+                       and host_covers(dr.hosts[0], hostname)]
+            if matches:
+                # the exact host beats a wildcard; then the longest wildcard; then the oldest rule
+                return max(matches, key=lambda dr: (not dr.hosts[0].startswith("*"), len(dr.hosts[0])))
+        return None
+
+    def gateways_for(self, labels: Mapping[str, str]) -> list[IstioConfig]:
+        out = []
+        for gw in self.gateways:
+            selector = gw.spec.get("selector") or {}
+            if isinstance(selector, dict) and labels_match({str(k): str(v) for k, v in selector.items()}, labels):
+                out.append(gw)
+        return out
+
+    def gateway_virtual_services(self, gateway: str) -> list[IstioConfig]:
+        return [vs for vs in self.virtual_services if gateway in vs.gateways]
+
+    def services_selecting(self, namespace: str, labels: Mapping[str, str]) -> list[Service]:
+        return [s for s in self.services
+                if s.namespace == namespace and s.selector and labels_match(s.selector, labels)]
+
+
+def _service(obj: Obj) -> Service | None:
+    meta = _meta(obj)
+    spec = obj.get("spec") or {}
+    if not isinstance(spec, dict) or spec.get("type") == "ExternalName":
+        return None
+    name, namespace = str(meta.get("name") or ""), str(meta.get("namespace") or "default")
+    ports: list[ServicePort] = []
+    for p in spec.get("ports") or []:
+        if not isinstance(p, dict) or not p.get("port"):
+            continue
+        target = p.get("targetPort", p["port"])
+        target_port: int | str = int(target) if isinstance(target, int) or str(target).isdigit() else str(target)
+        ports.append(ServicePort(str(p.get("name") or ""), int(p["port"]), target_port, port_protocol(p)))
+    if not name or not ports:
+        return None
+    cluster_ip = str(spec.get("clusterIP") or "")
+    return Service(name=name, namespace=namespace, hostname=mesh.fqdn(name, namespace),
+                   cluster_ip="" if cluster_ip in ("None", "") else cluster_ip, ports=tuple(ports),
+                   selector={str(k): str(v) for k, v in (spec.get("selector") or {}).items()})
+
+
+def _container_port(pod: Obj | None, target: int | str) -> int | None:
+    """A Service targetPort resolved against a pod's container ports (names are resolved per pod)."""
+    if isinstance(target, int):
+        return target
+    if pod is None:
+        return None
+    for c in (pod.get("spec") or {}).get("containers") or []:
+        if not isinstance(c, dict) or c.get("name") == mesh.SIDECAR_CONTAINER:
+            continue
+        for p in c.get("ports") or []:
+            if isinstance(p, dict) and p.get("name") == target and p.get("containerPort"):
+                return int(p["containerPort"])
+    return None
+
+
+def _endpoints_for(svc: Service, sp: ServicePort, ep_obj: Obj | None,
+                   pods: Mapping[tuple[str, str], Obj]) -> tuple[Endpoint, ...]:
+    if ep_obj is None:
+        return ()
+    out: dict[tuple[str, int], Endpoint] = {}
+    for subset in ep_obj.get("subsets") or []:
+        if not isinstance(subset, dict):
+            continue
+        subset_ports = [p for p in subset.get("ports") or [] if isinstance(p, dict) and p.get("port")]
+        named = next((int(p["port"]) for p in subset_ports if str(p.get("name") or "") == sp.name), None)
+        if named is None and len(subset_ports) == 1 and len(svc.ports) == 1:
+            named = int(subset_ports[0]["port"])
+        for addr in subset.get("addresses") or []:
+            if not isinstance(addr, dict) or not addr.get("ip"):
+                continue
+            ref = addr.get("targetRef") or {}
+            pod = None
+            if isinstance(ref, dict) and ref.get("kind", "Pod") == "Pod" and ref.get("name"):
+                pod = pods.get((str(ref.get("namespace") or svc.namespace), str(ref["name"])))
+            port = _container_port(pod, sp.target_port) or named
+            if port is None:
+                continue
+            ip = str(addr["ip"])
+            out[(ip, port)] = Endpoint(ip=ip, port=port, labels=_labels(pod) if pod else {},
+                                       pod=str(_meta(pod).get("name")) if pod else "")
+    return tuple(out[k] for k in sorted(out))
+
+
+def _istio_config(obj: Obj, namespaces: frozenset[str]) -> IstioConfig:
+    meta = _meta(obj)
+    kind = str(obj.get("kind"))
+    name, namespace = str(meta.get("name") or ""), str(meta.get("namespace") or "default")
+    spec: Obj = obj.get("spec") or {}
+    hosts: tuple[str, ...] = ()
+    gateways: tuple[str, ...] = ()
+    if kind == "VirtualService":
+        hosts = tuple(resolve_host(str(h), namespace, namespaces) for h in spec.get("hosts") or [])
+        gateways = tuple(gateway_ref(str(g), namespace) for g in spec.get("gateways") or [])
+    elif kind == "DestinationRule" and spec.get("host"):
+        hosts = (resolve_host(str(spec["host"]), namespace, namespaces),)
+    return IstioConfig(kind=kind, name=name, namespace=namespace, spec=spec, hosts=hosts, gateways=gateways)
