@@ -1,14 +1,19 @@
-"""`sluice demo` (the README's main command): start the daemon if needed and set up the user story.
+"""`sluice demo` (the README's main command): the user story's starting point, running.
 
-Until the runtime lands (next issue) this creates namespace `tutorial`, applies Bookinfo (Services,
-ServiceAccounts, Deployments), a DestinationRule per service and the story's 90:10 VirtualService for reviews,
-then prints where to look and what to try next. Pods start running with the runtime.
+Starts the daemon if needed, creates namespace `tutorial`, applies Bookinfo (Services, ServiceAccounts,
+Deployments incl. reviews v1, v2 and v3), a DestinationRule per service, the `sleep` sample, the story's 90:10
+VirtualService, the ingress gateway with Bookinfo's Gateway, and a steady traffic generator into productpage;
+waits with a progress display until every pod is ready; prints where to look.
 """
 
 from __future__ import annotations
 
+import time
 from importlib import resources
 from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn
 
 from sluice.client.api import ApiClient
 from sluice.client.errors import ApiError
@@ -19,16 +24,46 @@ from sluice.daemon.state import Home
 __all__ = ["run", "NAMESPACE", "sample_path"]
 
 NAMESPACE = "tutorial"
-SAMPLES = ("bookinfo.yaml", "destination-rule-all.yaml", "reviews-90-10.yaml")
+GATEWAY_NAMESPACE = "istio-system"
+SAMPLES = ("bookinfo.yaml", "destination-rule-all.yaml", "sleep.yaml", "reviews-90-10.yaml",
+           "bookinfo-gateway.yaml", "traffic-generator.yaml")
+READY_TIMEOUT = 180.0
 
 
 def sample_path(name: str) -> str:
     return str(resources.files("sluice.samples").joinpath(name))
 
 
+def _ready_counts(api: ApiClient, namespaces: tuple[str, ...]) -> tuple[int, int]:
+    info = api.resolve("deployments")
+    want = ready = 0
+    for ns in namespaces:
+        for d in api.list(info, ns).get("items", []):
+            want += int((d.get("spec") or {}).get("replicas", 1))
+            ready += min(int((d.get("status") or {}).get("availableReplicas", 0)),
+                         int((d.get("spec") or {}).get("replicas", 1)))
+    return ready, want
+
+
+def _wait_ready(api: ApiClient, console: Console) -> bool:
+    namespaces = (NAMESPACE, GATEWAY_NAMESPACE)
+    deadline = time.monotonic() + READY_TIMEOUT
+    with Progress(SpinnerColumn(), TextColumn("[progress.description]{task.description}"), BarColumn(),
+                  TextColumn("{task.completed}/{task.total} pods ready"), console=console, transient=False) as bar:
+        task = bar.add_task("starting Bookinfo", total=None)
+        while time.monotonic() < deadline:
+            ready, want = _ready_counts(api, namespaces)
+            bar.update(task, completed=ready, total=want)
+            if want and ready >= want:
+                return True
+            time.sleep(0.2)
+    return False
+
+
 def run(home_dir: Path) -> int:
     from sluice.cli.main import run as cli
 
+    console = Console()
     home = Home(home_dir)
     rc = control.up(home_dir)
     if rc != 0:
@@ -36,28 +71,38 @@ def run(home_dir: Path) -> int:
     kc = ["--kubeconfig", str(home.kubeconfig)]
     api = ApiClient(load_kubeconfig(str(home.kubeconfig)).rest_config())
     try:
-        api.get(api.resolve("namespaces"), NAMESPACE, None)
-    except ApiError:
-        cli([*kc, "create", "namespace", NAMESPACE])
+        try:
+            api.get(api.resolve("namespaces"), NAMESPACE, None)
+        except ApiError:
+            cli([*kc, "create", "namespace", NAMESPACE])
+        rc = cli([*kc, "apply", "-f", sample_path("ingressgateway.yaml")])
+        args = [*kc, "apply", "-n", NAMESPACE]
+        for name in SAMPLES:
+            args += ["-f", sample_path(name)]
+        rc = rc or cli(args)
+        if rc != 0:
+            return rc
+        if not _wait_ready(api, console):
+            console.print("[red]error:[/] not every pod became ready; see `sluice get pods -A` and "
+                          f"{home.logfile}")
+            return 1
     finally:
         api.close()
-    args = [*kc, "apply", "-n", NAMESPACE]
-    for name in SAMPLES:
-        args += ["-f", sample_path(name)]
-    rc = cli(args)
-    if rc != 0:
-        return rc
-    print(f"""
-The control plane is up with Bookinfo's configuration in namespace {NAMESPACE}. Try the user story:
+    console.print(f"""
+[bold]Bookinfo is running in namespace {NAMESPACE}[/], with a steady stream of requests into productpage.
 
-  export KUBECONFIG={home.kubeconfig}
+  productpage   http://127.0.0.1:8080/productpage   (reviews split 90:10 between v2 and v3)
+  kubeconfig    export KUBECONFIG={home.kubeconfig}
+
+Try the user story:
+
   kubectl config set-context --current --namespace={NAMESPACE}
-  kubectl get virtualservices,destinationrules
+  kubectl get pods,virtualservices,destinationrules
   KUBE_EDITOR="sed -i s/weight:\\ 90/weight:\\ 80/" kubectl edit virtualservice reviews   # rejected: 80 + 10 != 100
   kubectl apply -f {sample_path("virtual-service-reviews-v3.yaml")}
-  sluice analyze -n {NAMESPACE}
-  sluice down                      # stops the daemon; state stays in {home.root}
-
-The runtime (pods as processes with Envoy sidecars) and telemetry come in the next milestones.
+  kubectl logs -l app=reviews,version=v2 -c istio-proxy
+  kubectl delete deployment reviews-v2
+  sluice proxy-status
+  sluice down                      # stops every pod and the daemon; state stays in {home.root}
 """)
     return 0

@@ -209,20 +209,34 @@ def test_list_selectors_and_paging(api: client.ApiClient, ns: str) -> None:
 def test_status_only_through_status_subresource(sluice_daemon: Daemon, ns: str) -> None:
     base = f"/apis/apps/v1/namespaces/{ns}/deployments"
     dep = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "st"},
-           "spec": {"selector": {"matchLabels": {"app": "st"}},
+           "spec": {"replicas": 0, "selector": {"matchLabels": {"app": "st"}},
                     "template": {"metadata": {"labels": {"app": "st"}},
                                  "spec": {"containers": [{"name": "c", "image": "curlimages/curl"}]}}},
            "status": {"replicas": 7}}
     code, obj = _http(sluice_daemon, "POST", base, json.dumps(dep).encode())
     assert code == 201 and "replicas" not in obj.get("status", {})
-    obj["status"] = {"replicas": 3}
-    code, obj = _http(sluice_daemon, "PUT", f"{base}/st", json.dumps(obj).encode())
-    assert code == 200 and obj.get("status", {}).get("replicas") is None
-    obj["status"] = {"replicas": 3, "observedGeneration": 1}
-    obj["spec"]["replicas"] = 5
-    code, obj = _http(sluice_daemon, "PUT", f"{base}/st/status", json.dumps(obj).encode())
-    assert code == 200 and obj["status"]["replicas"] == 3
-    assert obj["spec"]["replicas"] == 1 and obj["metadata"]["generation"] == 1  # spec untouched by /status
+
+    def put(path: str, change: Any) -> dict[str, Any]:
+        # The deployment controller writes status too: re-read and retry on 409, as every client does.
+        for _ in range(20):
+            cur = _http(sluice_daemon, "GET", f"{base}/st")[1]
+            change(cur)
+            code, out = _http(sluice_daemon, "PUT", path, json.dumps(cur).encode())
+            if code != 409:
+                assert code == 200, out
+                return out
+        raise AssertionError("conflicts did not settle")
+
+    obj = put(f"{base}/st", lambda o: o.update(status={"replicas": 3}))
+    assert obj.get("status", {}).get("replicas") is None
+
+    def status_and_spec(o: dict[str, Any]) -> None:
+        o["status"] = {"replicas": 3, "observedGeneration": 1}
+        o["spec"]["replicas"] = 5
+
+    obj = put(f"{base}/st/status", status_and_spec)
+    assert obj["status"]["replicas"] == 3
+    assert obj["spec"]["replicas"] == 0 and obj["metadata"]["generation"] == 1  # spec untouched by /status
 
 
 def test_field_validation_modes(sluice_daemon: Daemon, ns: str) -> None:

@@ -81,8 +81,6 @@ class Registry:
     def __init__(self, store: Store, options: ApiOptions | None = None) -> None:
         self.store = store
         self.options = options or ApiOptions()
-        # Hooks for later issues (runtime, controllers): called after every committed write.
-        self.after_write: list[Callable[[ResourceType, str, Obj], None]] = []
 
     # ------------------------------------------------------------------ bootstrap
     def ensure_namespace(self, name: str) -> None:
@@ -197,7 +195,6 @@ class Registry:
             stored = self.store.create(rt.key, obj)
         except sqlite.AlreadyExists:
             raise ApiError.already_exists(rt, m["name"]) from None
-        self._notify(rt, "ADDED", stored)
         return WriteResult(self.present(rt, version, stored), warnings, True)
 
     # ------------------------------------------------------------------ update / patch
@@ -308,7 +305,6 @@ class Registry:
             raise ApiError.conflict(rt, name) from None
         except sqlite.NotFound:
             raise ApiError.not_found(rt, name) from None
-        self._notify(rt, "MODIFIED", stored)
         return WriteResult(self.present(rt, version, stored), warnings)
 
     @staticmethod
@@ -403,7 +399,6 @@ class Registry:
             new["metadata"]["deletionTimestamp"] = now_rfc3339()
             new["metadata"]["deletionGracePeriodSeconds"] = int(options.get("gracePeriodSeconds") or 0)
             stored = self.store.update(rt.key, new)
-            self._notify(rt, "MODIFIED", stored)
             return self.present(rt, version, stored)
         deleted = self._delete_tx(rt, cur, policy)
         return self.present(rt, version, deleted)
@@ -418,7 +413,6 @@ class Registry:
         new["metadata"]["deletionTimestamp"] = now_rfc3339()
         new["metadata"]["deletionGracePeriodSeconds"] = seconds
         stored = self.store.update(rt.key, new)
-        self._notify(rt, "MODIFIED", stored)
         return stored
 
     def _allocate_cluster_ip(self, svc: Obj) -> None:
@@ -461,10 +455,6 @@ class Registry:
             deleted = self.store.transaction(body)
         except sqlite.NotFound:
             raise ApiError.not_found(rt, name) from None
-        for obj in deleted:
-            kt = _kind_of(obj)
-            if kt is not None:
-                self._notify(kt, "DELETED", obj)
         return deleted[0]
 
     def _cascade(self, tx: Tx, ns: str, uid: str, policy: str, out: list[Obj]) -> None:
@@ -577,10 +567,6 @@ class Registry:
         if errors:
             raise ApiError.invalid(rt, name, errors)
         return warnings
-
-    def _notify(self, rt: ResourceType, event: str, obj: Obj) -> None:
-        for hook in self.after_write:
-            hook(rt, event, obj)
 
 
 def _kind_of(obj: Obj) -> ResourceType | None:

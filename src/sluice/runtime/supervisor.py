@@ -1,0 +1,501 @@
+"""One container of one pod: start it under a shim, watch it, probe it, restart it with back-off, stop it.
+
+Created by the pod worker (`sluice.runtime.pod`), which reads `status()` to build the pod status and calls
+`terminate()` when the pod goes away. Everything needed to pick a container up again after a daemon restart
+is on disk in the container's directory (`ContainerFiles`): which run is current, the restart count and last
+termination, and per run the shim's files (`N.log`, `N.pid`, `N.exit`) plus `N.shim` (the shim's identity).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sluice.runtime import procs
+from sluice.runtime.images import ImageError
+from sluice.runtime.logs import format_ts
+from sluice.runtime.probes import ProbeLoop, ProbeSpec, http_ok, run_probe
+
+__all__ = ["Launch", "Exit", "ContainerFiles", "Supervisor", "BackOff"]
+
+SHIM_MODULE = "sluice.runtime.shim"
+
+
+@dataclass(frozen=True)
+class Launch:
+    """How to run a container: built by the pod worker from its image, env and the pod's addresses."""
+
+    argv: list[str]
+    env: dict[str, str]
+    cwd: str
+    image_id: str
+    probe_host: str  # where httpGet/tcpSocket probes connect (the app address)
+    ready_url: tuple[str, int, str] | None = None  # the sidecar's implicit readiness check (Envoy /ready)
+
+
+@dataclass(frozen=True)
+class Exit:
+    code: int
+    reason: str
+    started_at: str
+    finished_at: str
+    signal: int = 0
+    message: str = ""
+
+    def terminated(self, container_id: str) -> dict[str, Any]:
+        t: dict[str, Any] = {"exitCode": self.code, "reason": self.reason, "startedAt": self.started_at,
+                             "finishedAt": self.finished_at, "containerID": container_id}
+        if self.signal:
+            t["signal"] = self.signal
+        if self.message:
+            t["message"] = self.message
+        return t
+
+
+@dataclass(frozen=True)
+class BackOff:
+    """Kubelet's crash back-off: the first restart is immediate, then base, 2×base, … up to max."""
+
+    base: float = 10.0
+    max: float = 300.0
+
+    def delay(self, restarts_in_a_row: int) -> float:
+        if restarts_in_a_row <= 0:
+            return 0.0
+        return float(min(self.max, self.base * (2 ** (restarts_in_a_row - 1))))
+
+    @property
+    def reset_after(self) -> float:
+        """A run this long forgives earlier crashes (kubelet forgets back-off entries after 2 × max)."""
+        return 2 * self.max
+
+
+def _now() -> str:
+    return format_ts(time.time_ns()).split(".")[0] + "Z"
+
+
+def _rfc3339(ns: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ns // 1_000_000_000))
+
+
+@dataclass
+class ContainerFiles:
+    """The on-disk record of one container (see the module docstring)."""
+
+    dir: Path
+
+    def log(self, n: int) -> Path:
+        return self.dir / f"{n}.log"
+
+    def read_state(self) -> dict[str, Any]:
+        try:
+            data = json.loads((self.dir / "state.json").read_text())
+        except (OSError, ValueError):
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    def write_state(self, state: dict[str, Any]) -> None:
+        tmp = self.dir / "state.json.tmp"
+        tmp.write_text(json.dumps(state))
+        os.replace(tmp, self.dir / "state.json")
+
+    def _read(self, name: str) -> str | None:
+        try:
+            return (self.dir / name).read_text()
+        except OSError:
+            return None
+
+    def shim(self, n: int) -> procs.ProcRef | None:
+        text = self._read(f"{n}.shim")
+        return procs.ProcRef.parse(text) if text else None
+
+    def child(self, n: int) -> tuple[procs.ProcRef, int] | None:
+        """The program's identity and start time (ns), once the shim has recorded them."""
+        text = self._read(f"{n}.pid")
+        ref = procs.ProcRef.parse(text) if text else None
+        if ref is None or text is None:
+            return None
+        parts = text.split()
+        return ref, int(parts[2]) if len(parts) > 2 and parts[2].isdigit() else time.time_ns()
+
+    def exit(self, n: int) -> tuple[int, int, int] | None:
+        """(exit code, signal, finish time ns) once the shim has recorded the end of run `n`."""
+        text = self._read(f"{n}.exit")
+        parts = text.split() if text else []
+        if len(parts) < 3 or not all(p.isdigit() for p in parts[:3]):
+            return None
+        return int(parts[0]), int(parts[1]), int(parts[2])
+
+
+class Supervisor:
+    def __init__(self, *, pod_key: str, uid: str, container: dict[str, Any], restart_policy: str,
+                 files: ContainerFiles, prepare: Callable[[], Launch], backoff: BackOff,
+                 kill_grace: Callable[[], float], on_change: Callable[[], None]) -> None:
+        self.name = str(container.get("name") or "")
+        self.image = str(container.get("image") or "")
+        self.container = container
+        self.pod_key = pod_key  # "<pod>_<namespace>(<uid>)", as kubelet names pods in messages
+        self.uid = uid
+        self.restart_policy = restart_policy
+        self.files = files
+        self._prepare = prepare
+        self._backoff = backoff
+        self._kill_grace = kill_grace
+        self._on_change = on_change
+        saved = files.read_state()
+        self.attempt = int(saved.get("attempt", 0))
+        self.restart_count = int(saved.get("restartCount", 0))
+        self.crashes_in_a_row = int(saved.get("crashesInARow", 0))
+        self.last_state: dict[str, Any] = saved.get("lastState") or {}
+        self.image_id = str(saved.get("imageID") or "")
+        self.state: dict[str, Any] = {"waiting": {"reason": "ContainerCreating"}}
+        self.ready = False
+        self.started = False
+        self.ever_ran = bool(saved)
+        self.finished = False  # terminated for good (policy says no restart, or the pod is stopping)
+        self.stopping = False
+        self.task: asyncio.Task[None] | None = None
+        self._popen: subprocess.Popen[bytes] | None = None
+        self._shim: procs.ProcRef | None = None
+        self._probes: list[asyncio.Task[None]] = []
+        self._wake = asyncio.Event()
+        self._killing: asyncio.Task[None] | None = None
+        self._launch: Launch | None = None
+
+    # ------------------------------------------------------------------ what the pod status shows
+    def container_id(self, n: int | None = None) -> str:
+        digest = hashlib.sha256(f"{self.uid}/{self.name}/{self.attempt if n is None else n}".encode()).hexdigest()
+        return f"sluice://{digest}"
+
+    def status(self) -> dict[str, Any]:
+        s: dict[str, Any] = {"name": self.name, "image": self.image, "imageID": self.image_id,
+                             "ready": self.ready, "started": self.started, "restartCount": self.restart_count,
+                             "state": self.state, "lastState": self.last_state}
+        if self.ever_ran:
+            s["containerID"] = self.container_id()
+        return s
+
+    @property
+    def running(self) -> bool:
+        return "running" in self.state
+
+    @property
+    def waiting_to_start(self) -> bool:
+        """Waiting and never terminated: what makes a pod Pending."""
+        return "waiting" in self.state and not self.last_state
+
+    def current_log(self) -> Path | None:
+        path = self.files.log(self.attempt)
+        if path.exists():
+            return path
+        prev = self.files.log(self.attempt - 1)
+        return prev if self.attempt > 0 and prev.exists() else None
+
+    def previous_log(self) -> Path | None:
+        n = self.attempt - 1 if self.files.log(self.attempt).exists() else self.attempt - 2
+        path = self.files.log(n)
+        return path if n >= 0 and path.exists() else None
+
+    def run_active(self) -> bool:
+        """Whether the current run may still write to its log (for `follow`)."""
+        return self.files.exit(self.attempt) is None and self._shim is not None and self._shim.alive()
+
+    def _set(self, state: dict[str, Any], *, ready: bool | None = None) -> None:
+        self.state = state
+        if ready is not None:
+            self.ready = ready
+        self._on_change()
+
+    def _save(self) -> None:
+        self.files.write_state({"attempt": self.attempt, "restartCount": self.restart_count,
+                                "crashesInARow": self.crashes_in_a_row, "lastState": self.last_state,
+                                "imageID": self.image_id})
+
+    # ------------------------------------------------------------------ the run loop
+    def start(self) -> None:
+        self.task = asyncio.create_task(self._run(), name=f"container {self.pod_key}/{self.name}")
+
+    async def _run(self) -> None:
+        try:
+            launch = self._prepare()
+        except ImageError as e:
+            self._set({"waiting": {"reason": e.reason, "message": e.message}})
+            return
+        self._launch = launch
+        self.image_id = launch.image_id
+        exit_: Exit | None = self._adopt()
+        while not self.stopping:
+            if exit_ is None:
+                exit_ = await self._run_once(launch)
+            if self.stopping:
+                self._finish(exit_)
+                return
+            lasted = _seconds_between(exit_.started_at, exit_.finished_at)
+            if lasted >= self._backoff.reset_after:
+                self.crashes_in_a_row = 0
+            self.last_state = {"terminated": exit_.terminated(self.container_id())}
+            if not self._should_restart(exit_.code):
+                self._finish(exit_)
+                return
+            delay = self._backoff.delay(self.crashes_in_a_row)
+            delay -= max(0.0, time.time() - _epoch(exit_.finished_at))
+            self._save()
+            if delay > 0:
+                self._set({"waiting": {"reason": "CrashLoopBackOff", "message":
+                           f"back-off {_duration(self._backoff.delay(self.crashes_in_a_row))} restarting failed "
+                           f"container={self.name} pod={self.pod_key}"}}, ready=False)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), delay)
+                if self.stopping:
+                    self.finished = True
+                    return
+            self.crashes_in_a_row += 1
+            self.restart_count += 1
+            self.attempt += 1
+            exit_ = None
+
+    def _should_restart(self, code: int) -> bool:
+        return self.restart_policy == "Always" or (self.restart_policy == "OnFailure" and code != 0)
+
+    def _finish(self, exit_: Exit) -> None:
+        self.finished = True
+        self._save()
+        self.started = False
+        self._set({"terminated": exit_.terminated(self.container_id())}, ready=False)
+
+    def _adopt(self) -> Exit | None:
+        """Pick up run `attempt` from disk: still running (adopt it), ended (its Exit), or never started."""
+        n = self.attempt
+        ended = self.files.exit(n)
+        shim = self.files.shim(n)
+        child = self.files.child(n)
+        if ended is not None:
+            started = child[1] if child else ended[2]
+            return self._exit_from(ended, started)
+        if shim is not None and shim.alive():
+            self._shim = shim
+            return None
+        if shim is None and child is None:
+            return None  # never started: start it
+        # The shim is gone without recording an exit (killed): nothing writes the log any more.
+        if child is not None:
+            procs.kill_group(child[0])
+        now = time.time_ns()
+        return Exit(137, "Error", _rfc3339(child[1] if child else now), _rfc3339(now),
+                    message="the container's shim process disappeared")
+
+    @staticmethod
+    def _exit_from(ended: tuple[int, int, int], started_ns: int) -> Exit:
+        code, sig, finished = ended
+        return Exit(code, "Completed" if code == 0 else "Error", _rfc3339(started_ns), _rfc3339(finished), sig)
+
+    async def _run_once(self, launch: Launch) -> Exit:
+        """Start (or keep watching an adopted) run `attempt` and return how it ended."""
+        n = self.attempt
+        if self._shim is None:
+            failed = self._spawn(launch, n)
+            if failed is not None:
+                return failed
+        shim = self._shim
+        assert shim is not None
+        self.ever_ran = True
+        child = None
+        for _ in range(50):  # the shim records the program right after fork
+            child = self.files.child(n)
+            if child is not None or not shim.alive():
+                break
+            await asyncio.sleep(0.02)
+        started_ns = child[1] if child else time.time_ns()
+        self._set({"running": {"startedAt": _rfc3339(started_ns)}}, ready=False)
+        self._start_probes(launch)
+        try:
+            await procs.wait_exit(shim)
+        finally:
+            self._stop_probes()
+        if self._popen is not None:
+            self._popen.poll()
+            self._popen = None
+        self._shim = None
+        self.started = False
+        ended = self.files.exit(n)
+        if ended is None:
+            child = self.files.child(n)
+            if child is not None:
+                procs.kill_group(child[0])
+            now = time.time_ns()
+            return Exit(137, "Error", _rfc3339(started_ns), _rfc3339(now),
+                        message="the container's shim process disappeared")
+        return self._exit_from(ended, started_ns)
+
+    def _spawn(self, launch: Launch, n: int) -> Exit | None:
+        self._save()
+        now = _now()
+        program = launch.argv[0] if launch.argv else ""
+        found = shutil.which(program, path=launch.env.get("PATH")) if "/" not in program else (
+            program if os.access(program, os.X_OK) else None)
+        if not found:
+            return Exit(128, "StartError", now, now, message=f'exec: "{program}": executable file not found '
+                        "in $PATH" if "/" not in program else f'exec: "{program}": no such file or directory')
+        if launch.cwd and not os.path.isdir(launch.cwd):
+            return Exit(128, "StartError", now, now,
+                        message=f"chdir {launch.cwd}: no such file or directory")
+        for stale in (f"{n}.exit", f"{n}.pid", f"{n}.shim"):
+            with contextlib.suppress(FileNotFoundError):
+                (self.files.dir / stale).unlink()
+        with (self.files.dir / "shim.err").open("ab") as err:
+            self._popen = subprocess.Popen(
+                [sys.executable, "-m", SHIM_MODULE, str(self.files.dir), str(n), launch.cwd, "--", *launch.argv],
+                env=launch.env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
+                start_new_session=True, close_fds=True)
+        self._shim = procs.ProcRef.of(self._popen.pid)
+        tmp = self.files.dir / f"{n}.shim.tmp"
+        tmp.write_text(f"{self._shim.pid} {self._shim.started}\n")
+        os.replace(tmp, self.files.dir / f"{n}.shim")
+        return None
+
+    # ------------------------------------------------------------------ probes
+    def _start_probes(self, launch: Launch) -> None:
+        c = self.container
+
+        def loop(probe: dict[str, Any], on: Callable[[bool], None]) -> ProbeLoop:
+            spec = ProbeSpec.of(probe)
+            return ProbeLoop(spec, lambda: run_probe(spec, c, launch.probe_host, launch.env, launch.cwd or None),
+                             on)
+
+        def begin() -> None:
+            self.started = True
+            self._on_change()
+            readiness = c.get("readinessProbe")
+            if isinstance(readiness, dict):
+                self._probes.append(asyncio.create_task(loop(readiness, self._readiness).run()))
+            elif launch.ready_url is not None:
+                host, port, path = launch.ready_url
+                spec = ProbeSpec({}, period=0.5, timeout=1.0, failure_threshold=3)
+                check = ProbeLoop(spec, lambda: http_ok(host, port, path, timeout=1.0), self._readiness)
+                self._probes.append(asyncio.create_task(check.run()))
+            else:
+                self._readiness(True)
+            liveness = c.get("livenessProbe")
+            if isinstance(liveness, dict):
+                self._probes.append(asyncio.create_task(loop(liveness, self._liveness).run()))
+
+        startup = c.get("startupProbe")
+        if isinstance(startup, dict):
+            def on_startup(ok: bool) -> None:
+                if ok:
+                    begin()
+                else:
+                    self._kill_run("Startup probe failed")
+            self._probes.append(asyncio.create_task(loop(startup, on_startup).run(stop_on_success=True)))
+        else:
+            begin()
+
+    def _readiness(self, ok: bool) -> None:
+        if self.running and self.ready != ok:
+            self.ready = ok
+            self._on_change()
+
+    def _liveness(self, ok: bool) -> None:
+        if not ok:
+            self._kill_run("Liveness probe failed")
+
+    def _stop_probes(self) -> None:
+        current = asyncio.current_task()
+        for t in self._probes:
+            if t is not current:
+                t.cancel()
+        self._probes.clear()
+
+    def _kill_run(self, why: str) -> None:
+        """A failed liveness/startup probe: stop this run (SIGTERM, SIGKILL after the grace period)."""
+        if self._killing is None or self._killing.done():
+            self._killing = asyncio.create_task(self._stop_run(time.monotonic() + self._kill_grace()))
+
+    # ------------------------------------------------------------------ stopping
+    def _signal_term(self) -> None:
+        shim = self._shim
+        if shim is not None and shim.signal(signal.SIGTERM):
+            return
+        child = self.files.child(self.attempt)
+        if child is not None:
+            child[0].signal(signal.SIGTERM)
+
+    def _kill_now(self) -> None:
+        shim = self._shim
+        child = self.files.child(self.attempt)
+        if child is None and shim is not None:
+            # Not recorded yet: the shim may have forked a moment ago; its children are listed in /proc.
+            with contextlib.suppress(OSError):
+                for pid in Path(f"/proc/{shim.pid}/task/{shim.pid}/children").read_text().split():
+                    procs.kill_group(procs.ProcRef.of(int(pid)))
+        if child is not None:
+            procs.kill_group(child[0])
+        if shim is not None:
+            shim.signal(signal.SIGKILL)
+
+    async def _stop_run(self, deadline: float) -> None:
+        shim = self._shim
+        if shim is None or not shim.alive():
+            return
+        self._signal_term()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(procs.wait_exit(shim), max(0.0, deadline - time.monotonic()))
+        if shim.alive():
+            self._kill_now()
+
+    async def terminate(self, deadline: float) -> None:
+        """Stop for good: no restart; SIGTERM now, SIGKILL (the whole process group) at `deadline`."""
+        self.stopping = True
+        self._wake.set()
+        self._stop_probes()
+        if self.ready:
+            self.ready = False
+            self._on_change()
+        await self._stop_run(deadline)
+        if self.task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait_for(asyncio.shield(self.task), 5.0)
+
+    async def detach(self) -> None:
+        """Stop supervising but leave the processes running (the daemon is going down, pods stay up)."""
+        self._stop_probes()
+        for t in (self.task, self._killing):
+            if t is not None and not t.done():
+                t.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await t
+
+
+def _epoch(rfc3339: str) -> float:
+    try:
+        return float(time.mktime(time.strptime(rfc3339, "%Y-%m-%dT%H:%M:%SZ")) - time.timezone)
+    except ValueError:
+        return time.time()
+
+
+def _seconds_between(a: str, b: str) -> float:
+    return _epoch(b) - _epoch(a)
+
+
+def _duration(seconds: float) -> str:
+    """Go's time.Duration formatting for whole and fractional seconds and minutes (`10s`, `5m0s`, `200ms`)."""
+    if seconds < 1:
+        return f"{round(seconds * 1000)}ms"
+    minutes, secs = divmod(seconds, 60)
+    s = f"{secs:g}s"
+    return f"{int(minutes)}m{s}" if minutes else s
+
+
+__all__ += ["field"]

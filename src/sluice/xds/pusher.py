@@ -1,0 +1,283 @@
+"""The pusher: store watch events → debounced rebuild → per-proxy snapshots in the cache.
+
+Run by `XdsServer` (`sluice.xds.server`). One push reads every kind the translation needs from the store
+in one synchronous pass (one consistent view at one revision), builds one push context, then generates
+the resources of every connected proxy and publishes them as snapshots. The cache bumps a type's
+version only when that proxy's content of that type changed, so a change reaches only the proxies it
+affects, and an endpoint-only change moves EDS alone. The translation is reached through the small
+`ConfigGenerator` protocol; `TranslateGenerator` adapts `sluice.xds.translate` to it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from sluice import mesh
+from sluice.resources.kinds import KINDS
+from sluice.store.sqlite import Store, Watcher
+from sluice.xds.cache import Resources, Snapshot, SnapshotCache
+
+__all__ = ["WATCHED_KINDS", "ConfigGenerator", "TranslateGenerator", "Pusher", "View"]
+
+log = logging.getLogger(__name__)
+
+# Everything the translation reads. Pods are included because subsets select pods by labels and a
+# proxy's own identity (labels, ports) comes from its Pod.
+WATCHED_KINDS: tuple[str, ...] = (
+    "namespaces", "services", "endpoints", "pods",
+    "virtualservices.networking.istio.io", "destinationrules.networking.istio.io",
+    "gateways.networking.istio.io", "serviceentries.networking.istio.io",
+)
+_TYPES = {rt.key: rt for rt in KINDS}
+
+
+class ConfigGenerator(Protocol):
+    """What the pusher needs from the translation."""
+
+    def push_context(self, objects: list[dict[str, Any]], version: str) -> Any:
+        """One immutable, indexed view of all config for a push."""
+        ...
+
+    def proxy(self, pod: dict[str, Any]) -> Any | None:
+        """The proxy a pod runs, or None if it runs none (yet)."""
+        ...
+
+    def generate(self, proxy: Any, push: Any) -> Resources:
+        """Every xDS resource `proxy` should hold."""
+        ...
+
+
+class TranslateGenerator:
+    """`sluice.xds.translate` behind `ConfigGenerator`.
+
+    The module is imported on first use so that the server layer loads (and its tests run) independently
+    of the translation's import cost and progress.
+    """
+
+    def __init__(self, options: Any = None) -> None:
+        self._options = options
+        self._mod: Any = None
+
+    def _translate(self) -> Any:
+        if self._mod is None:
+            self._mod = importlib.import_module("sluice.xds.translate")
+            if self._options is None:
+                self._options = self._mod.MeshOptions()
+        return self._mod
+
+    def push_context(self, objects: list[dict[str, Any]], version: str) -> Any:
+        t = self._translate()
+        return t.PushContext.build(objects, version=version, options=self._options)
+
+    def proxy(self, pod: dict[str, Any]) -> Any | None:
+        return self._translate().proxy_from_pod(pod)
+
+    def generate(self, proxy: Any, push: Any) -> Resources:
+        result: Resources = self._translate().generate(proxy, push)
+        return result
+
+
+@dataclass(frozen=True)
+class View:
+    """The config of one push: the push context and the pods by (namespace, name)."""
+
+    revision: int
+    push: Any
+    pods: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+
+
+class Pusher:
+    """Keeps the snapshot of every connected proxy current with the store."""
+
+    def __init__(self, store: Store, cache: SnapshotCache, generator: ConfigGenerator, *, debounce: float = 0.1,
+                 max_delay: float = 1.0, on_idle: Callable[[], None] | None = None) -> None:
+        self.store = store
+        self.cache = cache
+        self.generator = generator
+        self.debounce = debounce
+        self.max_delay = max_delay
+        self._on_idle = on_idle
+        self.view: View | None = None
+        self.pushes = 0  # completed full pushes (tests, benchmarks)
+        self.forgotten: set[str] = set()  # nodes whose pod was deleted while connected
+        self._nodes: set[str] = set()
+        self._waiting_logged: set[str] = set()
+        self._first_event: float | None = None
+        self._last_event = 0.0
+        self._pushing = False
+        self._dirty = asyncio.Event()
+        self._watchers: list[Watcher] = []
+        self._tasks: list[asyncio.Task[None]] = []
+
+    # ------------------------------------------------------------------ lifecycle
+    async def start(self) -> None:
+        self._rebuild_view()
+        for kind in WATCHED_KINDS:
+            self._tasks.append(asyncio.create_task(self._watch(kind), name=f"xds-watch-{kind}"))
+        self._tasks.append(asyncio.create_task(self._loop(), name="xds-pusher"))
+
+    async def stop(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+        for t in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await t
+        self._tasks.clear()
+        for w in self._watchers:
+            self.store.unwatch(w)
+        self._watchers.clear()
+
+    @property
+    def idle(self) -> bool:
+        """No store change is waiting to be pushed and no push is running."""
+        return self._first_event is None and not self._pushing
+
+    # ------------------------------------------------------------------ proxies
+    def connected(self, node_id: str) -> None:
+        """A proxy connected: generate its snapshot now from the current view (no debounce)."""
+        self._nodes.add(node_id)
+        self.forgotten.discard(node_id)
+        self._update_node(node_id)
+
+    def disconnected(self, node_id: str) -> None:
+        self._nodes.discard(node_id)
+        self._waiting_logged.discard(node_id)
+        self.cache.clear_snapshot(node_id)
+
+    @property
+    def nodes(self) -> set[str]:
+        return set(self._nodes)
+
+    # ------------------------------------------------------------------ store watch + debounce
+    async def _watch(self, kind: str) -> None:
+        while True:
+            watcher, _ = self.store.watch(kind, None, None)
+            self._watchers.append(watcher)
+            try:
+                while True:
+                    ev = await watcher.queue.get()
+                    if ev is None:
+                        break  # the store dropped a slow watcher: watch again and rebuild everything
+                    self._mark_dirty()
+            finally:
+                self.store.unwatch(watcher)
+                if watcher in self._watchers:
+                    self._watchers.remove(watcher)
+            self._mark_dirty()
+
+    def _mark_dirty(self) -> None:
+        now = asyncio.get_running_loop().time()
+        if self._first_event is None:
+            self._first_event = now
+        self._last_event = now
+        self._dirty.set()
+
+    async def _loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await self._dirty.wait()
+            # Wait for a quiet period of `debounce`, but never longer than `max_delay` after the first
+            # change, so a steady stream of writes still reaches the proxies (istiod's debounce rule).
+            while True:
+                first = self._first_event if self._first_event is not None else loop.time()
+                due = min(self._last_event + self.debounce, first + self.max_delay)
+                delay = due - loop.time()
+                if delay <= 0:
+                    break
+                await asyncio.sleep(delay)
+            self._dirty.clear()
+            self._first_event = None
+            self._pushing = True
+            try:
+                await self.push()
+            except Exception:  # noqa: BLE001 - a failed push must not stop future pushes
+                log.exception("xDS push failed")
+            finally:
+                self._pushing = False
+                if self._on_idle is not None:
+                    self._on_idle()
+
+    # ------------------------------------------------------------------ pushing
+    def _rebuild_view(self) -> bool:
+        objects: list[dict[str, Any]] = []
+        pods: dict[tuple[str, str], dict[str, Any]] = {}
+        revision = self.store.revision
+        # No await in this loop: the reads form one consistent view of the store.
+        for kind in WATCHED_KINDS:
+            items, _ = self.store.list_kind(kind)
+            rt = _TYPES.get(kind)
+            for obj in items:
+                if rt is not None:
+                    obj.setdefault("apiVersion", rt.api_version())
+                    obj.setdefault("kind", rt.kind)
+                objects.append(obj)
+                if kind == "pods":
+                    meta = obj.get("metadata") or {}
+                    pods[(str(meta.get("namespace") or ""), str(meta.get("name") or ""))] = obj
+        try:
+            push = self.generator.push_context(objects, str(revision))
+        except Exception:  # noqa: BLE001 - bad config must not take the control plane down
+            log.exception("building the push context at revision %d failed; keeping the previous one", revision)
+            return False
+        self.view = View(revision, push, pods)
+        return True
+
+    async def push(self) -> None:
+        """Rebuild the view and update every connected proxy's snapshot."""
+        if not self._rebuild_view():
+            return
+        for node_id in sorted(self._nodes):
+            if node_id in self._nodes:  # it may have gone while we yielded
+                self._update_node(node_id)
+            # Let ACKs and new requests in between proxies: a big push must not stall the streams.
+            await asyncio.sleep(0)
+        self.pushes += 1
+
+    def _update_node(self, node_id: str) -> None:
+        view = self.view
+        if view is None:
+            return
+        parsed = mesh.parse_node_id(node_id)
+        if parsed is None:
+            self._wait(node_id, "its node id is not <type>~<ip>~<pod>.<namespace>~<domain>")
+            return
+        _, _, pod_name, namespace = parsed
+        pod = view.pods.get((namespace, pod_name))
+        if pod is None:
+            if self.cache.get_snapshot(node_id) is not None:
+                log.info("forgetting %s: pod %s.%s is gone", node_id, pod_name, namespace)
+                self.cache.clear_snapshot(node_id)
+                self.forgotten.add(node_id)
+            elif node_id not in self.forgotten:
+                self._wait(node_id, f"pod {pod_name}.{namespace} is not known yet")
+            return
+        self.forgotten.discard(node_id)
+        try:
+            proxy = self.generator.proxy(pod)
+            if proxy is None:
+                self._wait(node_id, f"pod {pod_name}.{namespace} runs no proxy (yet)")
+                return
+            resources = self.generator.generate(proxy, view.push)
+        except Exception:  # noqa: BLE001 - one proxy's failure must not stop the others
+            log.exception("generating xDS for %s failed; it keeps its previous config", node_id)
+            return
+        self._waiting_logged.discard(node_id)
+        previous = self.cache.get_snapshot(node_id)
+        snapshot = Snapshot.build(resources, previous)
+        if previous is not None and not snapshot.changed_types(previous):
+            return
+        problems = snapshot.consistent()
+        if problems:
+            log.warning("snapshot for %s is inconsistent: %s", node_id, "; ".join(problems[:5]))
+        self.cache.set_snapshot(node_id, snapshot)
+
+    def _wait(self, node_id: str, why: str) -> None:
+        if node_id not in self._waiting_logged:
+            self._waiting_logged.add(node_id)
+            log.info("not configuring %s yet: %s", node_id, why)

@@ -1,0 +1,161 @@
+"""CDS: the clusters a proxy gets (Istio's cluster.go + cluster_builder.go, the parts we need).
+
+Every proxy gets `outbound|<port>||<fqdn>` for every Service port and `outbound|<port>|<subset>|<fqdn>`
+for every subset of the DestinationRule that applies to it (EDS clusters whose endpoints come from
+`endpoints`), plus Istio's `BlackHoleCluster` and `PassthroughCluster`, the ALS cluster when telemetry is
+on, and, for sidecars, one STATIC `inbound|<port>||` cluster per app port pointing at the app.
+Called by `sluice.xds.translate.generate`.
+"""
+
+from __future__ import annotations
+
+from sluice import mesh
+
+from .model import Proxy
+from .protos import typed
+from .push_context import PushContext, Service, ServicePort
+from .spec import Obj, is_http2_protocol
+from .traffic_policy import apply_policy, default_circuit_breakers, effective_policy
+
+__all__ = ["build_clusters", "outbound_cluster_names", "BLACKHOLE", "PASSTHROUGH", "ALS_CLUSTER",
+           "CONNECT_TIMEOUT"]
+
+BLACKHOLE = "BlackHoleCluster"
+PASSTHROUGH = "PassthroughCluster"
+ALS_CLUSTER = "envoy_accesslog_service"
+CONNECT_TIMEOUT = "10s"
+_HTTP_OPTIONS = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
+
+
+def _protocol_options(http2: bool, common: Obj) -> Obj:
+    body: Obj = {"explicit_http_config": {"http2_protocol_options": {}} if http2 else
+                 {"http_protocol_options": {}}}
+    if common:
+        body["common_http_protocol_options"] = common
+    return {_HTTP_OPTIONS: typed(_HTTP_OPTIONS, body)}
+
+
+def _socket(ip: str, port: int) -> Obj:
+    return {"socket_address": {"address": ip, "port_value": port}}
+
+
+def _static_cluster(name: str, ip: str, port: int) -> Obj:
+    return {"name": name, "type": "STATIC", "connect_timeout": CONNECT_TIMEOUT,
+            "load_assignment": {"cluster_name": name,
+                                "endpoints": [{"lb_endpoints": [{"endpoint": {"address": _socket(ip, port)}}]}]}}
+
+
+def _subset_names(push: PushContext, svc: Service, namespace: str) -> list[str]:
+    dr = push.destination_rule(svc.hostname, namespace)
+    if dr is None:
+        return []
+    names = []
+    for s in dr.spec.get("subsets") or []:
+        if isinstance(s, dict) and s.get("name") and str(s["name"]) not in names:
+            names.append(str(s["name"]))
+    return names
+
+
+def outbound_cluster_names(push: PushContext, namespace: str) -> list[str]:
+    """The EDS clusters a proxy in `namespace` gets, in CDS order (also the EDS resource names)."""
+    out = []
+    for svc in push.services:
+        subsets = _subset_names(push, svc, namespace)
+        for sp in svc.ports:
+            if sp.protocol == "UDP":
+                continue
+            out.append(mesh.outbound_cluster(sp.port, "", svc.hostname))
+            out.extend(mesh.outbound_cluster(sp.port, s, svc.hostname) for s in subsets)
+    return out
+
+
+def _outbound_cluster(push: PushContext, svc: Service, sp: ServicePort, subset: str, namespace: str) -> Obj:
+    name = mesh.outbound_cluster(sp.port, subset, svc.hostname)
+    dr = push.destination_rule(svc.hostname, namespace)
+    cluster: Obj = {
+        "name": name,
+        "type": "EDS",
+        "eds_cluster_config": {"service_name": name, "eds_config": {"ads": {}, "resource_api_version": "V3"}},
+        "connect_timeout": CONNECT_TIMEOUT,
+        "circuit_breakers": default_circuit_breakers(),
+    }
+    common: Obj = {}
+    apply_policy(cluster, effective_policy(dr, subset, sp.port), common)
+    if is_http2_protocol(sp.protocol) or common:
+        cluster["typed_extension_protocol_options"] = _protocol_options(is_http2_protocol(sp.protocol), common)
+    istio: Obj = {"services": [{"host": svc.hostname, "name": svc.name, "namespace": svc.namespace}],
+                  "default_original_port": sp.port}
+    if subset:
+        istio["subset"] = subset
+    if dr is not None:
+        istio["config"] = dr.config_path
+    cluster["metadata"] = {"filter_metadata": {"istio": istio}}
+    return cluster
+
+
+def _outbound_clusters(push: PushContext, namespace: str) -> list[Obj]:
+    out = []
+    for svc in push.services:
+        subsets = _subset_names(push, svc, namespace)
+        for sp in svc.ports:
+            if sp.protocol == "UDP":
+                continue
+            out.append(_outbound_cluster(push, svc, sp, "", namespace))
+            out.extend(_outbound_cluster(push, svc, sp, s, namespace) for s in subsets)
+    return out
+
+
+def _mesh_clusters(push: PushContext) -> list[Obj]:
+    # Nothing routes to the black hole or passthrough cluster (unknown hosts get Envoy's 404 NR, see
+    # routes.py); they exist so the names telemetry and `proxy-config` users know are present.
+    out: list[Obj] = [
+        {"name": BLACKHOLE, "type": "STATIC", "connect_timeout": CONNECT_TIMEOUT},
+        # ORIGINAL_DST cannot recover the destination behind an HTTP proxy; with use_http_header a
+        # request may still name it in `x-envoy-original-dst-host`.
+        {"name": PASSTHROUGH, "type": "ORIGINAL_DST", "connect_timeout": CONNECT_TIMEOUT,
+         "lb_policy": "CLUSTER_PROVIDED", "original_dst_lb_config": {"use_http_header": True},
+         "circuit_breakers": default_circuit_breakers()},
+    ]
+    if push.options.als_address is not None:
+        host, port = push.options.als_address
+        als = _static_cluster(ALS_CLUSTER, host, int(port))
+        als["typed_extension_protocol_options"] = _protocol_options(True, {})
+        out.append(als)
+    return out
+
+
+def inbound_port_protocol(push: PushContext, proxy: Proxy, port: int) -> str:
+    """The protocol of an app port, from the Service ports that target it (Istio's inbound protocol)."""
+    services = push.services_selecting(proxy.namespace, proxy.labels)
+    for svc in services:
+        for sp in svc.ports:
+            if sp.target_port == port:
+                return sp.protocol
+    # a named targetPort: the Proxy knows only port numbers, so fall back to the same-numbered port
+    for svc in services:
+        for sp in svc.ports:
+            if isinstance(sp.target_port, str) and sp.port == port:
+                return sp.protocol
+    return "UNKNOWN"
+
+
+def _inbound_clusters(push: PushContext, proxy: Proxy) -> list[Obj]:
+    out = []
+    services = push.services_selecting(proxy.namespace, proxy.labels)
+    for port in proxy.app_ports:
+        cluster = _static_cluster(mesh.inbound_cluster(port), mesh.app_ip(proxy.ip), port)
+        cluster["circuit_breakers"] = default_circuit_breakers()
+        if is_http2_protocol(inbound_port_protocol(push, proxy, port)):
+            cluster["typed_extension_protocol_options"] = _protocol_options(True, {})
+        cluster["metadata"] = {"filter_metadata": {"istio": {"services": [
+            {"host": s.hostname, "name": s.name, "namespace": s.namespace} for s in services]}}}
+        out.append(cluster)
+    return out
+
+
+def build_clusters(proxy: Proxy, push: PushContext) -> list[Obj]:
+    shared = push.memo(("clusters", proxy.namespace), lambda: _outbound_clusters(push, proxy.namespace)
+                       + _mesh_clusters(push))
+    if proxy.type == "router":
+        return shared
+    return _inbound_clusters(push, proxy) + shared
