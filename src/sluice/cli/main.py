@@ -20,7 +20,9 @@ from sluice.cli import (
     edit,
     get,
     label,
+    load,
     logs,
+    proxy,
     scale,
 )
 from sluice.cli.context import global_options
@@ -38,7 +40,7 @@ def cli() -> None:
     """sluice controls the Sluice service mesh: kubectl's verbs against the Sluice API server, plus the daemon."""
 
 
-for _module in (apply, get, describe, edit, delete, create, label, scale, logs, config, analyze, daemon):
+for _module in (apply, get, describe, edit, delete, create, label, scale, logs, config, analyze, daemon, load, proxy):
     for _command in _module.COMMANDS:
         cli.add_command(_command)
 

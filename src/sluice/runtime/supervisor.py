@@ -9,6 +9,7 @@ termination, and per run the shim's files (`N.log`, `N.pid`, `N.exit`) plus `N.s
 from __future__ import annotations
 
 import asyncio
+import calendar
 import contextlib
 import hashlib
 import json
@@ -19,13 +20,12 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from sluice.runtime import procs
 from sluice.runtime.images import ImageError
-from sluice.runtime.logs import format_ts
 from sluice.runtime.probes import ProbeLoop, ProbeSpec, http_ok, run_probe
 
 __all__ = ["Launch", "Exit", "ContainerFiles", "Supervisor", "BackOff"]
@@ -80,10 +80,6 @@ class BackOff:
     def reset_after(self) -> float:
         """A run this long forgives earlier crashes (kubelet forgets back-off entries after 2 × max)."""
         return 2 * self.max
-
-
-def _now() -> str:
-    return format_ts(time.time_ns()).split(".")[0] + "Z"
 
 
 def _rfc3339(ns: int) -> str:
@@ -341,7 +337,7 @@ class Supervisor:
 
     def _spawn(self, launch: Launch, n: int) -> Exit | None:
         self._save()
-        now = _now()
+        now = _rfc3339(time.time_ns())
         program = launch.argv[0] if launch.argv else ""
         found = shutil.which(program, path=launch.env.get("PATH")) if "/" not in program else (
             program if os.access(program, os.X_OK) else None)
@@ -424,48 +420,50 @@ class Supervisor:
             self._killing = asyncio.create_task(self._stop_run(time.monotonic() + self._kill_grace()))
 
     # ------------------------------------------------------------------ stopping
-    def _signal_term(self) -> None:
-        shim = self._shim
-        if shim is not None and shim.signal(signal.SIGTERM):
-            return
+    def _live_run(self) -> procs.ProcRef | None:
+        """The process that stands for the current run: its shim, or the program if the shim is gone."""
+        for ref in (self._shim, self.files.shim(self.attempt)):
+            if ref is not None and ref.alive():
+                return ref
         child = self.files.child(self.attempt)
-        if child is not None:
-            child[0].signal(signal.SIGTERM)
+        return child[0] if child is not None and child[0].alive() else None
 
-    def _kill_now(self) -> None:
-        shim = self._shim
+    def _kill_now(self, target: procs.ProcRef) -> None:
         child = self.files.child(self.attempt)
-        if child is None and shim is not None:
+        if child is None:
             # Not recorded yet: the shim may have forked a moment ago; its children are listed in /proc.
             with contextlib.suppress(OSError):
-                for pid in Path(f"/proc/{shim.pid}/task/{shim.pid}/children").read_text().split():
+                for pid in Path(f"/proc/{target.pid}/task/{target.pid}/children").read_text().split():
                     procs.kill_group(procs.ProcRef.of(int(pid)))
-        if child is not None:
+        else:
             procs.kill_group(child[0])
-        if shim is not None:
-            shim.signal(signal.SIGKILL)
+        target.signal(signal.SIGKILL)
 
     async def _stop_run(self, deadline: float) -> None:
-        shim = self._shim
-        if shim is None or not shim.alive():
+        target = self._live_run()
+        if target is None:
             return
-        self._signal_term()
+        target.signal(signal.SIGTERM)  # a shim forwards it to the program
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(procs.wait_exit(shim), max(0.0, deadline - time.monotonic()))
-        if shim.alive():
-            self._kill_now()
+            await asyncio.wait_for(procs.wait_exit(target), max(0.0, deadline - time.monotonic()))
+        if target.alive() or (self._live_run() is not None):
+            self._kill_now(target)
 
-    async def terminate(self, deadline: float) -> None:
-        """Stop for good: no restart; SIGTERM now, SIGKILL (the whole process group) at `deadline`."""
+    def begin_stop(self) -> None:
+        """No more restarts or probes, and not ready from now on (the first step of a pod's termination)."""
         self.stopping = True
         self._wake.set()
         self._stop_probes()
         if self.ready:
             self.ready = False
             self._on_change()
+
+    async def terminate(self, deadline: float) -> None:
+        """Stop for good: no restart; SIGTERM now, SIGKILL (the whole process group) at `deadline`."""
+        self.begin_stop()
         await self._stop_run(deadline)
         if self.task is not None:
-            with contextlib.suppress(asyncio.CancelledError):
+            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
                 await asyncio.wait_for(asyncio.shield(self.task), 5.0)
 
     async def detach(self) -> None:
@@ -480,7 +478,7 @@ class Supervisor:
 
 def _epoch(rfc3339: str) -> float:
     try:
-        return float(time.mktime(time.strptime(rfc3339, "%Y-%m-%dT%H:%M:%SZ")) - time.timezone)
+        return float(calendar.timegm(time.strptime(rfc3339, "%Y-%m-%dT%H:%M:%SZ")))
     except ValueError:
         return time.time()
 
@@ -497,5 +495,3 @@ def _duration(seconds: float) -> str:
     s = f"{secs:g}s"
     return f"{int(minutes)}m{s}" if minutes else s
 
-
-__all__ += ["field"]

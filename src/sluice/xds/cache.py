@@ -136,9 +136,10 @@ class Snapshot:
         """Pack `resources`, carrying each type's version over from `previous` when its content is
         unchanged and bumping it otherwise, so only the types that really changed are pushed."""
         types: dict[str, TypeSnapshot] = {}
-        for type_url in _ordered(resources):
-            serial = 1
-            built = TypeSnapshot.build(type_url, resources[type_url], serial)
+        # A type present before but absent now becomes empty (state of the world: Envoy removes it all).
+        type_urls = set(resources) | (set(previous.types) if previous is not None else set())
+        for type_url in _ordered(type_urls):
+            built = TypeSnapshot.build(type_url, resources.get(type_url) or {}, 1)
             old = previous.types.get(type_url) if previous is not None else None
             if old is not None:
                 if old.digest == built.digest:

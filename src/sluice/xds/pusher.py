@@ -136,7 +136,9 @@ class Pusher:
     @property
     def idle(self) -> bool:
         """No store change is waiting to be pushed and no push is running."""
-        return self._first_event is None and not self._pushing
+        # Events already queued by the store but not yet read count as waiting changes.
+        queued = any(not w.queue.empty() for w in self._watchers)
+        return self._first_event is None and not self._pushing and not queued
 
     # ------------------------------------------------------------------ proxies
     def connected(self, node_id: str) -> None:

@@ -332,13 +332,15 @@ class XdsServer:
     def status(self) -> list[ProxyStatus]:
         return self.tracker.proxies()
 
-    def synced(self) -> bool:
-        """Every connected proxy holds (ACKed) the latest version of every type the cache has for it."""
+    def synced(self, min_proxies: int = 0) -> bool:
+        """Every connected proxy holds (ACKed) the latest version of every type the cache has for it,
+        no store change is waiting to be pushed, and at least `min_proxies` proxies are connected."""
         if not self.pusher.idle:
             return False
-        for conn in self.tracker.connections():
-            if conn.node_id in self.pusher.forgotten:
-                continue
+        conns = [c for c in self.tracker.connections() if c.node_id not in self.pusher.forgotten]
+        if len({c.node_id for c in conns}) < min_proxies:
+            return False
+        for conn in conns:
             snap = self.cache.get_snapshot(conn.node_id)
             if snap is None:
                 return False
@@ -353,13 +355,13 @@ class XdsServer:
                 return False
         return True
 
-    async def wait_synced(self, timeout: float) -> bool:
-        """Wait until `synced()`; False if `timeout` seconds pass first."""
+    async def wait_synced(self, timeout: float, *, min_proxies: int = 0) -> bool:
+        """Wait until `synced(min_proxies)`; False if `timeout` seconds pass first."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while True:
             self._changed.clear()
-            if self.synced():
+            if self.synced(min_proxies):
                 return True
             remaining = deadline - loop.time()
             if remaining <= 0:
@@ -367,4 +369,4 @@ class XdsServer:
             try:
                 await asyncio.wait_for(self._changed.wait(), remaining)
             except TimeoutError:
-                return self.synced()
+                return self.synced(min_proxies)

@@ -11,7 +11,7 @@ import datetime as dt
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 from sluice import mesh
@@ -22,7 +22,7 @@ __all__ = ["SyncState", "TypeStatus", "ConnectionStatus", "ProxyStatus", "TypeVi
 LatestVersion = Callable[[str, str], "str | None"]  # (node id, type URL) → version the cache holds
 
 
-class SyncState(str, Enum):
+class SyncState(StrEnum):
     SYNCED = "SYNCED"
     STALE = "STALE"
     NACK = "NACK"
@@ -119,7 +119,7 @@ class ProxyStatus:
             "namespace": self.namespace,
             "ip": self.ip,
             "peer": self.peer,
-            "connected_since": dt.datetime.fromtimestamp(self.connected_since, dt.timezone.utc)
+            "connected_since": dt.datetime.fromtimestamp(self.connected_since, dt.UTC)
             .isoformat().replace("+00:00", "Z"),
             "cluster_id": self.cluster_id,
             "istio_version": self.istio_version,

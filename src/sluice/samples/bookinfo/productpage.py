@@ -25,8 +25,9 @@ from sluice.samples.bookinfo.serving import run_service
 from sluice.samples.bookinfo.session import COOKIE_NAME, decode_session, encode_session
 from sluice.samples.bookinfo.upstream import Upstream, UpstreamResult
 
-__all__ = ["ProductPageConfig", "PRODUCTS", "create_app", "forward_headers", "main"]
+__all__ = ["ProductPageConfig", "PRODUCTS", "REQUEST_RESULTS", "create_app", "forward_headers", "main"]
 
+REQUEST_RESULTS = web.AppKey("request_results", RequestResults)
 UPSTREAM_TIMEOUT = 3.0
 REVIEWS_ATTEMPTS = 2
 DETAILS_ERROR = "Sorry, product details are currently unavailable for this book."
@@ -120,9 +121,9 @@ def create_app(config: ProductPageConfig | None = None) -> web.Application:
     async def health(_request: web.Request) -> web.Response:
         return web.Response(text="Product page is healthy", content_type="text/html")
 
-    def back(request: web.Request) -> web.HTTPFound:
+    def back(request: web.Request) -> web.Response:
         # Flask's redirect(request.referrer); with no Referer, the product page is the sensible place.
-        return web.HTTPFound(request.headers.get("Referer") or "/productpage")
+        return web.Response(status=302, headers={"Location": request.headers.get("Referer") or "/productpage"})
 
     async def login(request: web.Request) -> web.Response:
         form = await request.post()
@@ -170,7 +171,7 @@ def create_app(config: ProductPageConfig | None = None) -> web.Application:
         await upstream.close()
 
     app = web.Application()
-    app["request_results"] = results
+    app[REQUEST_RESULTS] = results
     r = app.router
     r.add_get("/", index)
     r.add_get("/index.html", index)

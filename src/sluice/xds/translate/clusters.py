@@ -17,7 +17,7 @@ from .push_context import PushContext, Service, ServicePort
 from .spec import Obj, is_http2_protocol
 from .traffic_policy import apply_policy, default_circuit_breakers, effective_policy
 
-__all__ = ["build_clusters", "outbound_cluster_names", "BLACKHOLE", "PASSTHROUGH", "ALS_CLUSTER",
+__all__ = ["shared_clusters", "proxy_clusters", "inbound_port_protocol", "outbound_cluster_names", "BLACKHOLE", "PASSTHROUGH", "ALS_CLUSTER",
            "CONNECT_TIMEOUT"]
 
 BLACKHOLE = "BlackHoleCluster"
@@ -153,9 +153,11 @@ def _inbound_clusters(push: PushContext, proxy: Proxy) -> list[Obj]:
     return out
 
 
-def build_clusters(proxy: Proxy, push: PushContext) -> list[Obj]:
-    shared = push.memo(("clusters", proxy.namespace), lambda: _outbound_clusters(push, proxy.namespace)
-                       + _mesh_clusters(push))
-    if proxy.type == "router":
-        return shared
-    return _inbound_clusters(push, proxy) + shared
+def shared_clusters(push: PushContext, namespace: str) -> list[Obj]:
+    """The clusters every proxy in `namespace` gets (the caller memoises them per push)."""
+    return _outbound_clusters(push, namespace) + _mesh_clusters(push)
+
+
+def proxy_clusters(proxy: Proxy, push: PushContext) -> list[Obj]:
+    """The clusters only this proxy has: a sidecar's inbound clusters."""
+    return _inbound_clusters(push, proxy) if proxy.type == "sidecar" else []

@@ -3,7 +3,7 @@
 An endpoint is a pod IP and the Service's targetPort resolved against that pod's container ports: where
 the destination sidecar's inbound listener (or, without a sidecar, the app itself) listens. A subset
 cluster keeps only the endpoints whose pod labels match the DestinationRule subset's labels.
-Called by `sluice.xds.translate.generate`; the result is shared by every proxy in a namespace.
+Called by `sluice.xds.translate.generate`, which shares the result among the proxies of a namespace.
 """
 
 from __future__ import annotations
@@ -48,5 +48,6 @@ def _build(push: PushContext, namespace: str) -> list[Obj]:
     return out
 
 
-def build_endpoints(namespace: str, push: PushContext) -> list[Obj]:
-    return push.memo(("endpoints", namespace), lambda: _build(push, namespace))
+def build_endpoints(push: PushContext, namespace: str) -> list[Obj]:
+    """The ClusterLoadAssignments of every outbound cluster a proxy in `namespace` has."""
+    return _build(push, namespace)

@@ -249,8 +249,8 @@ def _service(obj: Obj) -> Service | None:
     for p in spec.get("ports") or []:
         if not isinstance(p, dict) or not p.get("port"):
             continue
-        target = p.get("targetPort", p["port"])
-        target_port: int | str = int(target) if isinstance(target, int) or str(target).isdigit() else str(target)
+        target = str(p.get("targetPort") or p["port"])
+        target_port: int | str = int(target) if target.isdigit() else target
         ports.append(ServicePort(str(p.get("name") or ""), int(p["port"]), target_port, port_protocol(p)))
     if not name or not ports:
         return None

@@ -14,13 +14,19 @@ from sluice import mesh
 from sluice.validation.istio.common import parse_duration
 
 __all__ = [
-    "Obj", "duration", "duration_ns", "fraction_of_percent", "int_percent", "string_matcher", "is_present_match",
+    "Obj", "sub", "duration", "duration_ns", "fraction_of_percent", "int_percent", "string_matcher", "is_present_match",
     "resolve_host", "host_covers", "labels_match", "port_protocol", "is_http_protocol", "is_http2_protocol",
     "gateway_ref",
 ]
 
 Obj = dict[str, Any]
 _NS_PER_S = 10**9
+
+
+def sub(parent: Any, key: str) -> Obj:
+    """`parent[key]` when it is an object, else an empty one."""
+    value = parent.get(key) if isinstance(parent, Mapping) else None
+    return value if isinstance(value, dict) else {}
 
 
 def duration_ns(value: Any) -> int | None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from .push_context import IstioConfig
-from .spec import Obj, duration
+from .spec import Obj, duration, sub
 
 __all__ = ["effective_policy", "apply_policy", "hash_policy", "default_circuit_breakers"]
 
@@ -79,16 +79,14 @@ def _apply_load_balancer(cluster: Obj, lb: Obj) -> None:
                 cluster["maglev_lb_config"] = {"table_size": int(size)}
         else:
             cluster["lb_policy"] = "RING_HASH"
-            ring = ch.get("ringHash") if isinstance(ch.get("ringHash"), dict) else {}
-            size = (ring or {}).get("minimumRingSize") or ch.get("minimumRingSize")
+            size = sub(ch, "ringHash").get("minimumRingSize") or ch.get("minimumRingSize")
             if size:
                 cluster["ring_hash_lb_config"] = {"minimum_ring_size": int(size)}
 
 
 def _apply_connection_pool(cluster: Obj, pool: Obj, http_options: Obj) -> None:
     threshold = cluster["circuit_breakers"]["thresholds"][0]
-    tcp = pool.get("tcp") if isinstance(pool.get("tcp"), dict) else {}
-    http = pool.get("http") if isinstance(pool.get("http"), dict) else {}
+    tcp, http = sub(pool, "tcp"), sub(pool, "http")
     if tcp.get("maxConnections"):
         threshold["max_connections"] = int(tcp["maxConnections"])
     if (d := duration(tcp.get("connectTimeout"))) is not None:
@@ -147,10 +145,27 @@ def _apply_outlier(cluster: Obj, od: Obj) -> None:
         "value": float(od.get("minHealthPercent") or 0)}
 
 
-def hash_policy(policy: Obj) -> Obj | None:
-    """The route hash policy for a consistent-hash load balancer, or None."""
-    ch = (policy.get("loadBalancer") or {}).get("consistentHash")
-    if not isinstance(ch, dict):
+def _consistent_hash(dr: IstioConfig | None, subset: str, port: int) -> Obj | None:
+    """Istio's pick for route hashing: subset port-level, subset, rule port-level, rule top level. Unlike
+    the cluster policy, a subset's non-hash load balancer does not hide the rule's hash (it is moot there)."""
+    if dr is None:
+        return None
+    top = sub(dr.spec, "trafficPolicy")
+    subset_policy: Obj = {}
+    for s in dr.spec.get("subsets") or [] if subset else []:
+        if isinstance(s, dict) and s.get("name") == subset:
+            subset_policy = sub(s, "trafficPolicy")
+    for layer in (_port_settings(subset_policy, port), subset_policy, _port_settings(top, port), top):
+        ch = sub(layer, "loadBalancer").get("consistentHash")
+        if isinstance(ch, dict):
+            return ch
+    return None
+
+
+def hash_policy(dr: IstioConfig | None, subset: str, port: int) -> Obj | None:
+    """The route hash policy for a destination whose cluster hashes consistently, or None."""
+    ch = _consistent_hash(dr, subset, port)
+    if ch is None:
         return None
     if ch.get("httpHeaderName"):
         return {"header": {"header_name": str(ch["httpHeaderName"])}}

@@ -1,0 +1,55 @@
+"""The `istio-proxy` container: write the Envoy bootstrap for a pod and build Envoy's command line.
+
+Called by the pod worker when it prepares a sidecar or ingress-gateway container. The bootstrap comes from
+`sluice.xds.bootstrap.proxy_bootstrap` (or a factory the kubelet options supply, for tests); the command from
+`sluice.xds.envoy.envoy_command`. Both are imported lazily so the runtime loads without the xDS package.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Protocol
+
+from sluice import mesh
+
+__all__ = ["BootstrapFactory", "proxy_argv", "node_cluster", "ADMIN_PORT"]
+
+ADMIN_PORT = mesh.PROXY_ADMIN_PORT
+
+
+class BootstrapFactory(Protocol):
+    def __call__(self, *, node_id: str, pod: dict[str, Any], pod_ip: str, xds_address: tuple[str, int],
+                 admin_address: tuple[str, int], cluster: str) -> dict[str, Any]: ...
+
+
+def node_cluster(pod: dict[str, Any]) -> str:
+    """Istio's service cluster for a proxy: `<app>.<namespace>` (the canonical service name)."""
+    meta = pod.get("metadata") or {}
+    labels = meta.get("labels") or {}
+    app = labels.get("service.istio.io/canonical-name") or labels.get("app.kubernetes.io/name") \
+        or labels.get("app") or meta.get("name")
+    return f"{app}.{meta.get('namespace') or 'default'}"
+
+
+def _default_factory() -> BootstrapFactory:
+    from sluice.xds.bootstrap import proxy_bootstrap
+
+    return proxy_bootstrap
+
+
+def proxy_argv(*, pod: dict[str, Any], pod_ip: str, mode: str, xds_address: tuple[str, int], bootstrap_file: Path,
+               factory: BootstrapFactory | None, concurrency: int, log_level: str) -> list[str]:
+    meta = pod.get("metadata") or {}
+    name, ns = str(meta.get("name")), str(meta.get("namespace") or "default")
+    node_id = (mesh.router_node_id if mode == "router" else mesh.sidecar_node_id)(pod_ip, name, ns)
+    build = factory or _default_factory()
+    bootstrap = build(node_id=node_id, pod=pod, pod_ip=pod_ip, xds_address=xds_address,
+                      admin_address=(pod_ip, ADMIN_PORT), cluster=node_cluster(pod))
+    tmp = bootstrap_file.with_suffix(".tmp")
+    tmp.write_text(json.dumps(bootstrap, indent=1))
+    os.replace(tmp, bootstrap_file)
+    from sluice.xds.envoy import envoy_command
+
+    return envoy_command(bootstrap_file, concurrency=concurrency, log_level=log_level)

@@ -1,0 +1,83 @@
+"""istiod-style debug endpoints over the xDS server: `/debug/syncz` and `/debug/config_dump`.
+
+`routes(xds)` is mounted by the API server (behind its authentication); `sluice proxy-status` reads
+`/debug/syncz`. `config_dump` answers what the control plane last published for a proxy, shaped like
+Envoy's admin `/config_dump` (snake_case field names, one section per resource type) so one parser
+reads either.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+from google.protobuf import json_format
+
+from sluice import mesh
+from sluice.xds.cache import CLUSTER, ENDPOINT, LISTENER, ROUTE, Snapshot
+from sluice.xds.server import XdsServer
+
+__all__ = ["routes", "config_dump", "find_node"]
+
+_ADMIN = "type.googleapis.com/envoy.admin.v3."
+
+
+def find_node(xds: XdsServer, proxy_id: str) -> str | None:
+    """The node id for `<pod>.<namespace>` (or a full node id) among connected and cached proxies."""
+    candidates = set(xds.cache.nodes()) | {p.node_id for p in xds.status}
+    if proxy_id in candidates:
+        return proxy_id
+    for node_id in sorted(candidates):
+        parsed = mesh.parse_node_id(node_id)
+        if parsed and f"{parsed[2]}.{parsed[3]}" == proxy_id:
+            return node_id
+    return None
+
+
+def _as_dict(packed: Any) -> dict[str, Any]:
+    out: dict[str, Any] = json_format.MessageToDict(packed, preserving_proto_field_name=True)
+    return out
+
+
+def config_dump(snapshot: Snapshot) -> dict[str, Any]:
+    """A snapshot as an Envoy-admin-shaped config dump."""
+    configs: list[dict[str, Any]] = []
+    ts = snapshot.types.get(CLUSTER)
+    if ts is not None:
+        configs.append({"@type": _ADMIN + "ClustersConfigDump", "version_info": ts.version,
+                        "dynamic_active_clusters": [{"version_info": ts.version, "cluster": _as_dict(r)}
+                                                    for r in ts.resources.values()]})
+    ts = snapshot.types.get(LISTENER)
+    if ts is not None:
+        configs.append({"@type": _ADMIN + "ListenersConfigDump", "version_info": ts.version,
+                        "dynamic_listeners": [{"name": name, "active_state": {"version_info": ts.version,
+                                                                              "listener": _as_dict(r)}}
+                                              for name, r in ts.resources.items()]})
+    ts = snapshot.types.get(ROUTE)
+    if ts is not None:
+        configs.append({"@type": _ADMIN + "RoutesConfigDump",
+                        "dynamic_route_configs": [{"version_info": ts.version, "route_config": _as_dict(r)}
+                                                  for r in ts.resources.values()]})
+    ts = snapshot.types.get(ENDPOINT)
+    if ts is not None:
+        configs.append({"@type": _ADMIN + "EndpointsConfigDump",
+                        "dynamic_endpoint_configs": [{"version_info": ts.version, "endpoint_config": _as_dict(r)}
+                                                     for r in ts.resources.values()]})
+    return {"configs": configs}
+
+
+def routes(xds: XdsServer) -> list[web.RouteDef]:
+    async def syncz(_request: web.Request) -> web.Response:
+        return web.json_response([p.to_json() for p in xds.status])
+
+    async def dump(request: web.Request) -> web.Response:
+        proxy_id = request.query.get("proxyID", "")
+        if not proxy_id:
+            return web.json_response({"error": "proxyID is required: ?proxyID=<pod>.<namespace>"}, status=400)
+        node_id = find_node(xds, proxy_id)
+        snapshot = xds.cache.get_snapshot(node_id) if node_id else None
+        if snapshot is None:
+            return web.json_response({"error": f"proxy {proxy_id} is not connected or has no config"}, status=404)
+        return web.json_response(config_dump(snapshot))
+
+    return [web.get("/debug/syncz", syncz), web.get("/debug/config_dump", dump)]

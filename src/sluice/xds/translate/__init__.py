@@ -1,0 +1,70 @@
+"""Pure translation of mesh config (Kubernetes + Istio objects) into Envoy xDS resources.
+
+The ADS server builds one `PushContext` per debounced config change and calls `generate(proxy, push)` for
+each proxy it pushes to; nothing here does I/O or reads globals. One builder module per xDS type, as in
+Istio's pilot/pkg/networking/core: `clusters`, `endpoints`, `listeners`, `routes` (+ `httproute` for
+VirtualService rules, `traffic_policy` for DestinationRules). Resources shared by many proxies are built
+once per push and memoised on the context.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable
+
+from google.protobuf.message import Message
+
+from . import clusters, endpoints, listeners, routes
+from .model import (
+    ADS_ORDER,
+    TYPE_CLUSTER,
+    TYPE_ENDPOINT,
+    TYPE_LISTENER,
+    TYPE_ROUTE,
+    MeshOptions,
+    Proxy,
+    Resources,
+    proxy_from_pod,
+)
+from .protos import message
+from .push_context import PushContext
+from .spec import Obj
+
+__all__ = [
+    "TYPE_LISTENER", "TYPE_ROUTE", "TYPE_CLUSTER", "TYPE_ENDPOINT", "ADS_ORDER", "Resources", "MeshOptions",
+    "Proxy", "proxy_from_pod", "PushContext", "generate",
+]
+
+
+def _messages(type_url: str, items: Iterable[Obj]) -> dict[str, Message]:
+    key = "cluster_name" if type_url == TYPE_ENDPOINT else "name"
+    return {str(item[key]): message(type_url, item) for item in items}
+
+
+def _clusters(proxy: Proxy, push: PushContext) -> dict[str, Message]:
+    shared = push.memo((TYPE_CLUSTER, proxy.namespace),
+                       lambda: _messages(TYPE_CLUSTER, clusters.shared_clusters(push, proxy.namespace)))
+    own = _messages(TYPE_CLUSTER, clusters.proxy_clusters(proxy, push))
+    return {**own, **shared}
+
+
+def _endpoints(proxy: Proxy, push: PushContext) -> dict[str, Message]:
+    return push.memo((TYPE_ENDPOINT, proxy.namespace),
+                     lambda: _messages(TYPE_ENDPOINT, endpoints.build_endpoints(push, proxy.namespace)))
+
+
+def _routes(proxy: Proxy, push: PushContext) -> dict[str, Message]:
+    if proxy.type == "router":
+        return _messages(TYPE_ROUTE, routes.gateway_route_configs(proxy, push))
+    # The sidecar table depends on the namespace and, through sourceLabels, on the labels only.
+    key = (TYPE_ROUTE, proxy.namespace, tuple(sorted(proxy.labels.items())))
+    return push.memo(key, lambda: _messages(TYPE_ROUTE, [routes.sidecar_route_config(proxy, push)]))
+
+
+def generate(proxy: Proxy, push: PushContext, types: Collection[str] = ADS_ORDER) -> Resources:
+    """Every resource of the requested types this proxy should hold: type URL → name → message.
+
+    The inner dicts may be shared with other proxies of the same push: treat them as read-only.
+    """
+    builders = {TYPE_CLUSTER: _clusters, TYPE_ENDPOINT: _endpoints, TYPE_LISTENER: lambda p, c: _messages(
+        TYPE_LISTENER, listeners.build_listeners(p, c)), TYPE_ROUTE: _routes}
+    return {t: builders[t](proxy, push) for t in ADS_ORDER if t in types}

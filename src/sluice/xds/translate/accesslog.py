@@ -1,0 +1,38 @@
+"""Access logs on every HTTP connection manager: Istio's default TEXT format to a file, plus gRPC ALS.
+
+The file log is what `kubectl logs <pod> -c istio-proxy` shows; the ALS stream (when the mesh options name
+a collector) is what telemetry turns into Istio's metrics. Called by `listeners`.
+"""
+
+from __future__ import annotations
+
+from .clusters import ALS_CLUSTER
+from .model import MeshOptions
+from .protos import typed
+from .spec import Obj
+
+__all__ = ["ISTIO_TEXT_FORMAT", "ALS_LOG_NAME", "access_logs"]
+
+# Istio's EnvoyTextLogFormat (Istio >= 1.24: %UPSTREAM_CLUSTER_RAW%), see reference/istio.md §3.4.
+ISTIO_TEXT_FORMAT = (
+    '[%START_TIME%] "%REQ(:METHOD)% %REQ(X-ENVOY-ORIGINAL-PATH?:PATH)% %PROTOCOL%" %RESPONSE_CODE% '
+    '%RESPONSE_FLAGS% %RESPONSE_CODE_DETAILS% %CONNECTION_TERMINATION_DETAILS% '
+    '"%UPSTREAM_TRANSPORT_FAILURE_REASON%" %BYTES_RECEIVED% %BYTES_SENT% %DURATION% '
+    '%RESP(X-ENVOY-UPSTREAM-SERVICE-TIME)% "%REQ(X-FORWARDED-FOR)%" "%REQ(USER-AGENT)%" "%REQ(X-REQUEST-ID)%" '
+    '"%REQ(:AUTHORITY)%" "%UPSTREAM_HOST%" %UPSTREAM_CLUSTER_RAW% %UPSTREAM_LOCAL_ADDRESS% '
+    '%DOWNSTREAM_LOCAL_ADDRESS% %DOWNSTREAM_REMOTE_ADDRESS% %REQUESTED_SERVER_NAME% %ROUTE_NAME%\n'
+)
+ALS_LOG_NAME = "http_envoy_accesslog"  # the log name Istio's envoy ALS provider uses
+
+
+def access_logs(options: MeshOptions) -> list[Obj]:
+    logs: list[Obj] = [{"name": "envoy.access_loggers.file", "typed_config": typed(
+        "envoy.extensions.access_loggers.file.v3.FileAccessLog",
+        {"path": options.access_log_path,
+         "log_format": {"text_format_source": {"inline_string": ISTIO_TEXT_FORMAT}}})}]
+    if options.als_address is not None:
+        logs.append({"name": "envoy.access_loggers.http_grpc", "typed_config": typed(
+            "envoy.extensions.access_loggers.grpc.v3.HttpGrpcAccessLogConfig",
+            {"common_config": {"log_name": ALS_LOG_NAME, "transport_api_version": "V3",
+                               "grpc_service": {"envoy_grpc": {"cluster_name": ALS_CLUSTER}}}})})
+    return logs

@@ -1,0 +1,364 @@
+"""Behaviour of the translation seen from a request's point of view (via the route simulator) and from
+the resources' names and addresses: what the ADS server, the runtime and telemetry rely on."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+from google.protobuf import json_format
+from xds_scenarios import NS, bookinfo, build_push, load_scenario, proxy_for, run_scenario, scenario_objects
+
+from sluice import mesh
+from sluice.xds.translate import (
+    ADS_ORDER,
+    TYPE_CLUSTER,
+    TYPE_ENDPOINT,
+    TYPE_LISTENER,
+    TYPE_ROUTE,
+    MeshOptions,
+    generate,
+    proxy_from_pod,
+)
+from sluice.xds.translate.simulate import route_request
+
+Obj = dict[str, Any]
+REVIEWS = "reviews.tutorial.svc.cluster.local"
+
+
+def cluster(subset: str, host: str = REVIEWS, port: int = 9080) -> str:
+    return mesh.outbound_cluster(port, subset, host)
+
+
+def as_dict(msg: Any) -> Obj:
+    out: Obj = json_format.MessageToDict(msg, preserving_proto_field_name=True)
+    return out
+
+
+# --- routing, through the simulator -------------------------------------------------------------------
+
+def test_story_split_90_10_for_every_name_of_reviews() -> None:
+    res = run_scenario("reviews-90-10")["productpage-v1"]
+    for authority in ("reviews:9080", "reviews", "reviews.tutorial:9080", "reviews.tutorial.svc:9080",
+                      f"{REVIEWS}:9080", REVIEWS, "10.96.0.13:9080"):
+        d = route_request(res, authority, "/reviews/0")
+        assert d is not None, authority
+        assert d.clusters == ((cluster("v2"), 90), (cluster("v3"), 10)), authority
+
+
+def test_header_match_sends_jason_to_v2() -> None:
+    res = run_scenario("header-match")["productpage-v1"]
+    jason = route_request(res, "reviews:9080", "/reviews/0", headers={"end-user": "jason"})
+    assert jason is not None and jason.cluster == cluster("v2") and jason.route_name == "jason"
+    other = route_request(res, "reviews:9080", "/reviews/0", headers={"end-user": "alice"})
+    assert other is not None and other.cluster == cluster("v1")
+    assert route_request(res, "reviews", "/reviews/0").cluster == cluster("v1")  # type: ignore[union-attr]
+
+
+def test_match_kinds() -> None:
+    res = run_scenario("header-match")["productpage-v1"]
+    tester = {"x-tester": "team-blue", "x-canary": ""}
+    hit = route_request(res, "reviews:9080", "/REVIEWS/1?canary=yes", headers=tester)
+    assert hit is not None and hit.cluster == cluster("v3") and hit.route_name == "v3-testers.by-prefix"
+    # withoutHeaders, queryParams, method and the regex header each veto the match
+    for change in ({"x-legacy": "1"}, {"x-tester": "Team-Blue"}):
+        d = route_request(res, "reviews:9080", "/reviews/1?canary=yes", headers={**tester, **change})
+        assert d is not None and d.cluster == cluster("v1"), change
+    assert route_request(res, "reviews:9080", "/reviews/1?canary=no", headers=tester).cluster == cluster("v1")  # type: ignore[union-attr]
+    assert route_request(res, "reviews:9080", "/reviews/1?canary=yes", headers=tester,
+                         method="POST").cluster == cluster("v1")  # type: ignore[union-attr]
+    by_authority = route_request(res, "reviews.tutorial:9080", "/reviews/42")
+    assert by_authority is not None and by_authority.route_name == "v3-testers.by-authority"
+    # a match on another port does not apply to the 9080 virtual host at all
+    rc = as_dict(res[TYPE_ROUTE]["http_proxy"])
+    names = [r.get("name") for vh in rc["virtual_hosts"] for r in vh["routes"]]
+    assert "v3-testers.other-port" not in names
+
+
+def test_unknown_host_gets_no_route() -> None:
+    res = run_scenario("bookinfo-no-vs")["sleep"]
+    assert route_request(res, "example.com", "/") is None  # Envoy answers 404 NR
+    assert route_request(res, "reviews:9999", "/") is None
+
+
+def test_default_route_without_virtual_service() -> None:
+    res = run_scenario("bookinfo-no-vs")["sleep"]
+    d = route_request(res, "details:9080", "/details/0")
+    assert d is not None and d.cluster == cluster("", "details.tutorial.svc.cluster.local")
+    assert d.route_name == "default"
+    retry = d.action["retry_policy"]
+    assert retry["num_retries"] == 2 and retry["retry_on"].startswith("connect-failure,refused-stream")
+    assert retry["retry_host_predicate"][0]["name"] == "envoy.retry_host_predicates.previous_hosts"
+    assert d.action["timeout"] == "0s"
+
+
+def test_source_labels() -> None:
+    out = run_scenario("source-labels")
+    pp = route_request(out["productpage-v1"], "reviews:9080", "/")
+    sleep = route_request(out["sleep"], "reviews:9080", "/")
+    assert pp is not None and pp.cluster == cluster("v2")
+    assert sleep is not None and sleep.cluster == cluster("v1")
+
+
+def test_fault_filter_and_per_route_config() -> None:
+    res = run_scenario("fault")["reviews-v2"]
+    d = route_request(res, "ratings:9080", "/ratings/0", headers={"end-user": "jason"})
+    assert d is not None
+    fault = d.per_filter["envoy.filters.http.fault"]
+    assert fault["delay"] == {"fixed_delay": "7s", "percentage": {"numerator": 500000, "denominator": "MILLION"}}
+    assert fault["abort"]["http_status"] == 500 and fault["abort"]["percentage"]["numerator"] == 105000
+    plain = route_request(res, "ratings:9080", "/ratings/0")
+    assert plain is not None and not plain.per_filter
+    outbound = as_dict(res[TYPE_LISTENER]["127.1.0.5_15001"])
+    hcm = outbound["filter_chains"][0]["filters"][0]["typed_config"]
+    names = [f["name"] for f in hcm["http_filters"]]
+    assert names.index("envoy.filters.http.fault") < names.index("envoy.filters.http.router") == len(names) - 1
+
+
+def test_retries_and_timeout() -> None:
+    res = run_scenario("retries")["productpage-v1"]
+    once = route_request(res, "ratings:9080", "/once")
+    assert once is not None and "retry_policy" not in once.action
+    hard = route_request(res, "ratings:9080", "/x")
+    assert hard is not None and hard.action["timeout"] == "10s"
+    retry = hard.action["retry_policy"]
+    assert retry["num_retries"] == 3 and retry["per_try_timeout"] == "2.500s"
+    assert retry["retry_on"] == "gateway-error,connect-failure,retriable-status-codes"
+    assert retry["retriable_status_codes"] == [503]
+    assert retry["retry_priority"]["name"] == "envoy.retry_priorities.previous_priorities"
+
+
+def test_mirrors() -> None:
+    res = run_scenario("mirror")["productpage-v1"]
+    d = route_request(res, "reviews:9080", "/")
+    assert d is not None and d.cluster == cluster("v1") and d.mirrors == (cluster("v2"),)
+    both = route_request(res, "reviews:9080", "/", headers={"x-shadow": "both"})
+    assert both is not None and both.mirrors == (cluster("v2"), cluster("v3"))
+
+
+def test_rewrite_redirect_direct_response() -> None:
+    res = run_scenario("rewrite-redirect-direct")["sleep"]
+    old = route_request(res, "productpage:9080", "/old")
+    assert old is not None and old.redirect == {"path_redirect": "/productpage", "response_code": "FOUND"}
+    moved = route_request(res, "productpage:9080", "/moved/x")
+    assert moved is not None and moved.redirect is not None and moved.redirect["port_redirect"] == 8443
+    health = route_request(res, "productpage:9080", "/healthz")
+    assert health is not None and health.direct_status == 200
+    api = route_request(res, "productpage:9080", "/api/x")
+    assert api is not None and api.action["prefix_rewrite"] == "/api/v1/"
+    assert api.action["host_rewrite_literal"] == "productpage.internal"
+    regex = route_request(res, "productpage:9080", "/items/7")
+    assert regex is not None and regex.action["regex_rewrite"]["substitution"] == "/products/\\1"
+    rest = route_request(res, "productpage:9080", "/productpage")
+    assert rest is not None and "envoy.filters.http.cors" in rest.per_filter
+
+
+def test_gateway_routes_bookinfo() -> None:
+    res = run_scenario("gateway")["istio-ingressgateway"]
+    listener = as_dict(res[TYPE_LISTENER]["0.0.0.0_8080"])
+    assert listener["address"]["socket_address"] == {"address": mesh.INGRESS_ADDRESS, "port_value": 8080}
+    for path in ("/productpage", "/static/x.css", "/login", "/logout", "/api/v1/products/0"):
+        d = route_request(res, "localhost:8080", path, route_config="http.8080")
+        assert d is not None and d.cluster == cluster("", "productpage.tutorial.svc.cluster.local"), path
+    assert route_request(res, "localhost:8080", "/admin", route_config="http.8080") is None
+
+
+def test_gateway_without_virtual_service_answers_404() -> None:
+    scenario = load_scenario("gateway")
+    objects = [o for o in scenario_objects(scenario) if o.get("kind") != "VirtualService"]
+    res = generate(proxy_for(objects, "istio-ingressgateway"), build_push(objects))
+    d = route_request(res, "localhost:8080", "/productpage", route_config="http.8080")
+    assert d is not None and d.direct_status == 404
+
+
+def test_consistent_hash_on_routes() -> None:
+    res = run_scenario("destination-rule")["productpage-v1"]
+    reviews = route_request(res, "reviews:9080", "/")
+    assert reviews is not None
+    assert {"header": {"header_name": "end-user"}} in reviews.action["hash_policy"]
+    assert {"cookie": {"name": "session", "ttl": "0s", "path": "/"}} in reviews.action["hash_policy"]
+    ratings = route_request(res, "ratings:9080", "/")
+    assert ratings is not None and ratings.action["hash_policy"] == [{"connection_properties": {"source_ip": True}}]
+    details = route_request(res, "details:9080", "/")
+    assert details is not None and details.action["hash_policy"] == [{"query_parameter": {"name": "user"}}]
+
+
+# --- clusters and endpoints ---------------------------------------------------------------------------
+
+def test_subset_clusters_and_endpoints() -> None:
+    res = run_scenario("reviews-90-10")["productpage-v1"]
+    eds = {n: as_dict(m) for n, m in res[TYPE_ENDPOINT].items()}
+
+    def addrs(name: str) -> list[str]:
+        return [f"{e['endpoint']['address']['socket_address']['address']}:"
+                f"{e['endpoint']['address']['socket_address']['port_value']}"
+                for group in eds[name].get("endpoints", []) for e in group["lb_endpoints"]]
+
+    assert addrs(cluster("")) == ["127.1.0.4:9080", "127.1.0.5:9080", "127.1.0.6:9080"]
+    assert addrs(cluster("v2")) == ["127.1.0.5:9080"]
+    assert addrs(cluster("v3")) == ["127.1.0.6:9080"]
+    cds = {n: as_dict(m) for n, m in res[TYPE_CLUSTER].items()}
+    assert set(eds) == {n for n, c in cds.items() if c.get("type") == "EDS"}
+    for name in eds:
+        c = cds[name]
+        assert c["eds_cluster_config"]["service_name"] == name and c["connect_timeout"] == "10s"
+    assert {"BlackHoleCluster", "PassthroughCluster"} <= set(cds)
+
+
+def test_traffic_policy_on_clusters() -> None:
+    res = run_scenario("destination-rule")["productpage-v1"]
+    cds = {n: as_dict(m) for n, m in res[TYPE_CLUSTER].items()}
+    top, v2, v3 = cds[cluster("")], cds[cluster("v2")], cds[cluster("v3")]
+    assert top["lb_policy"] == "RING_HASH"
+    limits = top["circuit_breakers"]["thresholds"][0]
+    assert (limits["max_connections"], limits["max_pending_requests"], limits["max_requests"],
+            limits["max_retries"]) == (100, 10, 1000, 3)
+    assert top["outlier_detection"]["consecutive_5xx"] == 7 and top["outlier_detection"]["interval"] == "300s"
+    opts = top["typed_extension_protocol_options"]["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"]
+    assert opts["common_http_protocol_options"] == {"idle_timeout": "30s", "max_requests_per_connection": 1}
+    assert top["connect_timeout"] == "0.030s"
+    assert v2["lb_policy"] == "RANDOM" and v2["circuit_breakers"]["thresholds"][0]["max_connections"] == 5
+    assert v2["outlier_detection"]["consecutive_5xx"] == 7  # inherited from the top level
+    assert v3["lb_policy"] == "MAGLEV" and v3["maglev_lb_config"]["table_size"] == "65537"
+    assert cds[cluster("", "details.tutorial.svc.cluster.local")]["lb_policy"] == "RING_HASH"  # port level wins
+    assert cds[cluster("", "ratings.tutorial.svc.cluster.local")]["ring_hash_lb_config"]["minimum_ring_size"] == "2048"
+    assert cds[cluster("", "productpage.tutorial.svc.cluster.local")]["lb_policy"] == "LEAST_REQUEST"
+
+
+# --- listeners and the inbound path -------------------------------------------------------------------
+
+def test_sidecar_listeners_and_inbound_path() -> None:
+    res = run_scenario("bookinfo-no-vs")["reviews-v2"]
+    assert set(res[TYPE_LISTENER]) == {"127.1.0.5_15001", "127.1.0.5_9080"}
+    inbound = as_dict(res[TYPE_LISTENER]["127.1.0.5_9080"])
+    assert inbound["address"]["socket_address"] == {"address": "127.1.0.5", "port_value": 9080}
+    hcm = inbound["filter_chains"][0]["filters"][0]["typed_config"]
+    assert hcm["stat_prefix"] == "inbound_0.0.0.0_9080"
+    assert hcm["route_config"]["name"] == "inbound|9080||"
+    route = hcm["route_config"]["virtual_hosts"][0]["routes"][0]
+    assert route["route"]["cluster"] == "inbound|9080||" and route["name"] == "default"
+    assert route["route"]["retry_policy"] == {"retry_on": "reset-before-request", "num_retries": 2}
+    assert "%UPSTREAM_CLUSTER_RAW%" in hcm["access_log"][0]["typed_config"]["log_format"]["text_format_source"][
+        "inline_string"]
+    app = as_dict(res[TYPE_CLUSTER]["inbound|9080||"])
+    sock = app["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]["socket_address"]
+    assert sock == {"address": mesh.app_ip("127.1.0.5"), "port_value": 9080} and app["type"] == "STATIC"
+    outbound = as_dict(res[TYPE_LISTENER]["127.1.0.5_15001"])
+    ohcm = outbound["filter_chains"][0]["filters"][0]["typed_config"]
+    assert ohcm["rds"]["route_config_name"] == "http_proxy"
+    assert ohcm["http_protocol_options"] == {"allow_absolute_url": True}
+
+
+def test_als_logger_and_cluster() -> None:
+    res = run_scenario("telemetry-als")["reviews-v1"]
+    hcm = as_dict(res[TYPE_LISTENER]["127.1.0.4_15001"])["filter_chains"][0]["filters"][0]["typed_config"]
+    grpc = hcm["access_log"][1]["typed_config"]["common_config"]
+    assert grpc["log_name"] == "http_envoy_accesslog"
+    assert grpc["grpc_service"]["envoy_grpc"]["cluster_name"] == "envoy_accesslog_service"
+    als = as_dict(res[TYPE_CLUSTER]["envoy_accesslog_service"])
+    assert als["type"] == "STATIC" and "http2_protocol_options" in str(als["typed_extension_protocol_options"])
+
+
+# --- inputs: pods, services, name resolution ----------------------------------------------------------
+
+def test_proxy_from_pod() -> None:
+    objs = bookinfo()
+    pod = next(o for o in objs if o.get("kind") == "Pod" and o["metadata"]["name"].startswith("reviews-v2"))
+    proxy = proxy_from_pod(pod)
+    assert proxy is not None and proxy.type == "sidecar" and proxy.app_ports == (9080,)
+    assert proxy.id == mesh.sidecar_node_id("127.1.0.5", pod["metadata"]["name"], NS)
+    assert proxy.listen_address == "127.1.0.5" and proxy.service_account == "bookinfo-reviews"
+    gw = proxy_for(objs, "istio-ingressgateway")
+    assert gw.type == "router" and gw.listen_address == mesh.INGRESS_ADDRESS and gw.app_ports == ()
+    no_ip = copy.deepcopy(pod)
+    del no_ip["status"]["podIP"]
+    assert proxy_from_pod(no_ip) is None
+    no_sidecar = copy.deepcopy(pod)
+    no_sidecar["spec"]["containers"] = no_sidecar["spec"]["containers"][:1]
+    assert proxy_from_pod(no_sidecar) is None
+
+
+def test_other_namespace_gets_no_short_names() -> None:
+    objs = bookinfo()
+    other = copy.deepcopy(next(o for o in objs if o.get("kind") == "Pod" and o["metadata"]["name"].startswith("sleep")))
+    other["metadata"].update(namespace="other", name="sleep-other")
+    other["status"]["podIP"] = "127.1.0.20"
+    objs.append(other)
+    res = generate(proxy_from_pod(other), build_push(objs), [TYPE_ROUTE])  # type: ignore[arg-type]
+    assert route_request(res, "reviews:9080", "/") is None
+    d = route_request(res, "reviews.tutorial:9080", "/")
+    assert d is not None and d.cluster == cluster("")
+
+
+def test_multi_port_service_and_named_target_port() -> None:
+    objs = bookinfo()
+    objs.append({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web-1", "namespace": NS, "labels": {"app": "web"}},
+                 "spec": {"containers": [{"name": "web", "ports": [{"name": "http-web", "containerPort": 8000},
+                                                                   {"name": "grpc", "containerPort": 9000}]},
+                                         {"name": "istio-proxy"}]},
+                 "status": {"podIP": "127.1.0.30"}})
+    objs.append({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web", "namespace": NS},
+                 "spec": {"clusterIP": "10.96.0.30", "selector": {"app": "web"},
+                          "ports": [{"name": "http", "port": 80, "targetPort": "http-web"},
+                                    {"name": "grpc", "port": 9000, "targetPort": 9000}]}})
+    objs.append({"apiVersion": "v1", "kind": "Endpoints", "metadata": {"name": "web", "namespace": NS},
+                 "subsets": [{"addresses": [{"ip": "127.1.0.30", "targetRef": {"kind": "Pod", "name": "web-1"}}],
+                              "ports": [{"name": "http", "port": 8000}, {"name": "grpc", "port": 9000}]}]})
+    push = build_push(objs)
+    res = generate(proxy_for(objs, "sleep"), push)
+    assert route_request(res, "web", "/").cluster == cluster("", "web.tutorial.svc.cluster.local", 80)  # type: ignore[union-attr]
+    assert route_request(res, "web:9000", "/").cluster == cluster("", "web.tutorial.svc.cluster.local", 9000)  # type: ignore[union-attr]
+    eds = as_dict(res[TYPE_ENDPOINT][cluster("", "web.tutorial.svc.cluster.local", 80)])
+    assert eds["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]["socket_address"]["port_value"] == 8000
+    grpc = as_dict(res[TYPE_CLUSTER][cluster("", "web.tutorial.svc.cluster.local", 9000)])
+    assert "http2_protocol_options" in str(grpc["typed_extension_protocol_options"])
+    domains = [d for vh in as_dict(res[TYPE_ROUTE]["http_proxy"])["virtual_hosts"] for d in vh["domains"]]
+    assert len(domains) == len(set(domains))
+    # the web pod's own sidecar: inbound gRPC port gets an HTTP/2 cluster
+    web = generate(proxy_for(objs, "web-1"), push, [TYPE_CLUSTER])
+    assert "http2_protocol_options" in str(as_dict(web[TYPE_CLUSTER]["inbound|9000||"]))
+
+
+@pytest.mark.parametrize("host", ["reviews", "reviews.tutorial", "reviews.tutorial.svc", REVIEWS, "*.tutorial.svc.cluster.local"])
+def test_virtual_service_host_forms(host: str) -> None:
+    objs = bookinfo() + [{"apiVersion": "networking.istio.io/v1beta1", "kind": "VirtualService",
+                          "metadata": {"name": "r", "namespace": NS},
+                          "spec": {"hosts": [host], "http": [{"route": [{"destination": {"host": "reviews", "subset": "v3"}}]}]}}]
+    res = generate(proxy_for(objs, "sleep"), build_push(objs), [TYPE_ROUTE])
+    assert route_request(res, "reviews:9080", "/").cluster == cluster("v3")  # type: ignore[union-attr]
+
+
+def test_zero_weight_destination_is_skipped() -> None:
+    objs = bookinfo() + [{"apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
+                          "metadata": {"name": "r", "namespace": NS},
+                          "spec": {"hosts": ["reviews"], "http": [{"route": [
+                              {"destination": {"host": "reviews", "subset": "v2"}, "weight": 0},
+                              {"destination": {"host": "reviews", "subset": "v3"}, "weight": 100}]}]}}]
+    res = generate(proxy_for(objs, "sleep"), build_push(objs), [TYPE_ROUTE])
+    assert route_request(res, "reviews:9080", "/").clusters == ((cluster("v3"), 100),)  # type: ignore[union-attr]
+
+
+def test_destination_rule_in_client_namespace_wins() -> None:
+    dr = {"apiVersion": "networking.istio.io/v1", "kind": "DestinationRule",
+          "spec": {"host": REVIEWS, "trafficPolicy": {"loadBalancer": {"simple": "RANDOM"}}}}
+    objs = bookinfo() + [dict(dr, metadata={"name": "a", "namespace": NS}),
+                         {**dr, "metadata": {"name": "b", "namespace": "istio-system"},
+                          "spec": {"host": REVIEWS, "trafficPolicy": {"loadBalancer": {"simple": "ROUND_ROBIN"}}}}]
+    push = build_push(objs)
+    mine = generate(proxy_for(objs, "sleep"), push, [TYPE_CLUSTER])
+    assert as_dict(mine[TYPE_CLUSTER][cluster("")])["lb_policy"] == "RANDOM"
+    gw = generate(proxy_for(objs, "istio-ingressgateway"), push, [TYPE_CLUSTER])
+    # the gateway (istio-system) gets the root namespace's rule; ROUND_ROBIN is the enum's zero value
+    assert as_dict(gw[TYPE_CLUSTER][cluster("")]).get("lb_policy", "ROUND_ROBIN") == "ROUND_ROBIN"
+
+
+def test_generate_types_and_sharing() -> None:
+    objs = bookinfo()
+    push = build_push(objs, MeshOptions())
+    a = generate(proxy_for(objs, "reviews-v1"), push)
+    b = generate(proxy_for(objs, "reviews-v2"), push)
+    assert list(a) == list(ADS_ORDER)
+    assert a[TYPE_ENDPOINT] is b[TYPE_ENDPOINT]  # built once per push and namespace
+    only = generate(proxy_for(objs, "reviews-v1"), push, [TYPE_ROUTE])
+    assert list(only) == [TYPE_ROUTE]

@@ -1,0 +1,61 @@
+"""`proxy-status` table layout, the sidecar bootstrap's identity, and finding the Envoy binary."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from typing import Any
+
+from sluice.cli.proxy import status_rows, tab_table
+from sluice.xds.bootstrap import proxy_bootstrap, workload_name
+from sluice.xds.envoy import envoy_binary, envoy_command
+
+POD: dict[str, Any] = {"metadata": {"name": "reviews-v2-7f9c8d5b4-x2x7k", "namespace": "tutorial",
+                    "labels": {"app": "reviews", "version": "v2", "pod-template-hash": "7f9c8d5b4"}},
+       "spec": {"serviceAccountName": "bookinfo-reviews",
+                "containers": [{"name": "reviews", "ports": [{"containerPort": 9080}]}, {"name": "istio-proxy"}]}}
+
+
+def test_proxy_status_table_is_istioctls() -> None:
+    syncz = [{"proxy": "reviews-v2-7f9c8d5b4-x2x7k.tutorial", "cluster_id": "Kubernetes", "istio_version": "1.24.0",
+              "types": {"CDS": {"state": "SYNCED", "acked": "3"}, "LDS": {"state": "SYNCED", "acked": "1"},
+                        "EDS": {"state": "STALE", "acked": None}, "RDS": {"state": "NACK", "acked": "2"}}}]
+    text = tab_table(["NAME", "CLUSTER", "CDS", "LDS", "EDS", "RDS", "ECDS", "ISTIOD", "VERSION"], status_rows(syncz))
+    header, row = text.splitlines()
+    assert header.startswith("NAME" + " " * (len("reviews-v2-7f9c8d5b4-x2x7k.tutorial") + 1))
+    assert row.split("     ") == ["reviews-v2-7f9c8d5b4-x2x7k.tutorial", "Kubernetes", "SYNCED", "SYNCED",
+                                  "STALE (Never Acknowledged)", "NACK", "NOT SENT", "sluice", "1.24.0"]
+
+
+def test_workload_name_strips_the_template_hash() -> None:
+    assert workload_name(POD) == "reviews-v2"
+    owned = {"metadata": {**POD["metadata"], "ownerReferences": [{"kind": "Deployment", "name": "reviews-v2"}]}}
+    assert workload_name(owned) == "reviews-v2"
+    assert workload_name({"metadata": {"name": "solo"}}) == "solo"
+
+
+def test_bootstrap_carries_istio_node_metadata_and_ads() -> None:
+    b = proxy_bootstrap(node_id="sidecar~127.1.0.5~reviews-v2-7f9c8d5b4-x2x7k.tutorial~tutorial.svc.cluster.local",
+                        pod=POD, pod_ip="127.1.0.5", xds_address=("127.0.0.1", 15010),
+                        admin_address=("127.1.0.5", 15000), cluster="reviews-v2.tutorial")
+    md = b["node"]["metadata"]
+    assert md["NAMESPACE"] == "tutorial" and md["NAME"] == "reviews-v2-7f9c8d5b4-x2x7k"
+    assert md["WORKLOAD_NAME"] == "reviews-v2" and md["SERVICE_ACCOUNT"] == "bookinfo-reviews"
+    assert md["APP_CONTAINERS"] == "reviews" and md["INTERCEPTION_MODE"] == "NONE"
+    assert md["INSTANCE_IPS"] == "127.1.0.5" and md["CLUSTER_ID"] == "Kubernetes" and md["LABELS"]["version"] == "v2"
+    ads = b["dynamic_resources"]["ads_config"]
+    assert ads["set_node_on_first_message_only"] and ads["grpc_services"][0]["envoy_grpc"]["cluster_name"] == "xds-grpc"
+
+
+def test_envoy_validates_the_bootstrap(tmp_path: os.PathLike[str]) -> None:
+    import json
+    from pathlib import Path
+
+    path = Path(tmp_path) / "b.json"
+    path.write_text(json.dumps(proxy_bootstrap(
+        node_id="sidecar~127.1.0.5~p.ns~ns.svc.cluster.local", pod=POD, pod_ip="127.1.0.5",
+        xds_address=("127.0.0.1", 15010), admin_address=("127.0.0.1", 0), cluster="c")))
+    assert os.access(envoy_binary(), os.X_OK)
+    cmd = envoy_command(path)
+    out = subprocess.run([*cmd, "--mode", "validate"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and "OK" in out.stdout + out.stderr, out.stderr
