@@ -295,8 +295,8 @@ class Registry:
             return WriteResult(self.present(rt, version, current), warnings)
         if dry_run:
             return WriteResult(self.present(rt, version, new), warnings)
-        if nm.get("deletionTimestamp") and not nm.get("finalizers"):
-            # The last finalizer went away: the object can go now.
+        if nm.get("deletionTimestamp") and not nm.get("finalizers") and not nm.get("deletionGracePeriodSeconds"):
+            # The last finalizer went away (and no grace period is running): the object can go now.
             self._delete_tx(rt, current)
             return WriteResult(self.present(rt, version, current), warnings)
         try:

@@ -308,7 +308,8 @@ class Supervisor:
         assert shim is not None
         self.ever_ran = True
         child = None
-        for _ in range(50):  # the shim records the program right after fork
+        deadline = time.monotonic() + 30  # the shim records the program right after fork (slow on a busy machine)
+        while time.monotonic() < deadline:
             child = self.files.child(n)
             if child is not None or not shim.alive():
                 break

@@ -193,8 +193,6 @@ async def test_graceful_termination(cluster: Cluster, tmp_path: Path) -> None:
     assert not (cluster.home.root / "runtime" / "pods" / uid).exists()  # IP freed, state dropped
 
 
-@pytest.mark.xfail(strict=False, reason="registry._update deletes a terminating Pod on any write (also the "
-                   "kubelet's not-Ready status write) unless deletionGracePeriodSeconds is 0 is also required")
 async def test_pod_leaves_endpoints_first_and_object_goes_last(cluster: Cluster, tmp_path: Path) -> None:
     marker = tmp_path / "term.txt"
     c = server_container(port=8086, env=[{"name": "MARKER", "value": str(marker)}])
