@@ -28,21 +28,16 @@ class MeshParts:
 
 
 def build(home: Home, registry: Registry, store: Store, options: DaemonOptions) -> MeshParts:
+    from sluice.runtime.kubelet import Kubelet
+    from sluice.xds import debug
+    from sluice.xds.server import XdsServer
+    from sluice.xds.translate import MeshOptions
+
     parts = MeshParts()
-    try:
-        from sluice.xds import debug
-        from sluice.xds.server import XdsServer
-        from sluice.xds.translate import MeshOptions
-    except ImportError:  # the data plane is not installed in this build
-        return parts
     xds = XdsServer(store, address=("127.0.0.1", options.xds_port),
                     options=MeshOptions(relative_weights=options.relative_weights))
     parts.components.append(xds)
     parts.routes.extend(debug.routes(xds))
-    try:
-        from sluice.runtime.kubelet import Kubelet
-    except ImportError:
-        return parts
     kubelet = Kubelet(registry, store, home, xds_address=("127.0.0.1", options.xds_port))
     parts.components.append(_KubeletComponent(kubelet))
     parts.logs = kubelet.log_source

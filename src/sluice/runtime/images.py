@@ -23,6 +23,7 @@ _BOOKINFO = re.compile(r"(?:^|/)examples-bookinfo-(productpage|details|reviews|r
 _CURL = re.compile(r"^(?:docker\.io/)?curlimages/curl(?::[\w.\-]+)?(?:@sha256:[0-9a-f]{64})?$")
 _PROXY = re.compile(r"(?:^|/)proxyv2(?::[\w.\-]+)?(?:@sha256:[0-9a-f]{64})?$")
 _REVIEWS = {1: ("false", ""), 2: ("true", "black"), 3: ("true", "red")}
+_TRAFFIC = re.compile(r"^sluice\.dev/traffic-generator(?::[\w.\-]+)?$")
 
 
 class ImageError(Exception):
@@ -77,6 +78,10 @@ def resolve(container: dict[str, Any]) -> Program:
         env["SLUICE_PORT"] = str(ports[0]["containerPort"]) if ports else "9080"
         return Program([sys.executable, "-m", f"sluice.samples.bookinfo.{svc}"],
                        f"sluice://builtin/bookinfo-{svc}-v{version}", env, builtin="bookinfo")
+    if _TRAFFIC.match(image):
+        # sluice's own load generator (`python -m sluice.load URL …`), for the demo's steady traffic.
+        return Program([sys.executable, "-m", "sluice.load", *args], "sluice://builtin/traffic-generator",
+                       builtin="traffic-generator")
     if _CURL.match(image):
         command = _strings(container.get("command"))
         if command:
@@ -92,5 +97,6 @@ def resolve(container: dict[str, Any]) -> Program:
     raise ImageError(
         "ErrImagePull",
         f'sluice cannot pull image "{image}": it runs no container images, only the Bookinfo images '
-        "(*/examples-bookinfo-{productpage,details,reviews,ratings}-v<N>), curlimages/curl and istio/proxyv2 "
+        "(*/examples-bookinfo-{productpage,details,reviews,ratings}-v<N>), curlimages/curl, istio/proxyv2 and "
+        "sluice.dev/traffic-generator "
         "as built-in programs, and any container that sets command/args as a local process")

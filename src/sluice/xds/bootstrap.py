@@ -110,6 +110,9 @@ def proxy_bootstrap(*, node_id: str, pod: dict[str, Any], pod_ip: str, xds_addre
             "metadata": _node_metadata(pod, pod_ip),
         },
         "admin": {"address": _addr(admin_address)},
+        # Upstream connections leave from the pod IP, so the peer (and its access log) sees which pod
+        # called — as with a pod's own network namespace in Kubernetes.
+        "cluster_manager": {"upstream_bind_config": {"source_address": {"address": pod_ip, "port_value": 0}}},
         "dynamic_resources": {
             "ads_config": {
                 "api_type": "GRPC",
