@@ -101,9 +101,9 @@ class SteadyLoad:
             try:
                 code, body = via(self.proxy_ip, self.url)
                 self.codes[code] += 1
-                if code == 200:
+                if code == 200 and "/reviews/" in self.url:
                     self.versions[reviews_version(body)] += 1
-                else:
+                elif code != 200:
                     self.failures.append(f"{code}: {body[:200]!r}")
             except OSError as e:
                 self.failures.append(repr(e))

@@ -14,7 +14,7 @@ import pytest
 from kubernetes import client, config, watch
 from kubernetes.client.rest import ApiException
 
-from tests.conftest import Daemon
+from tests.conftest import Daemon, wait_for
 
 VS = {
     "apiVersion": "networking.istio.io/v1",
@@ -164,9 +164,16 @@ def test_owner_references_cascade(api: client.ApiClient, ns: str) -> None:
     scale = apps.patch_namespaced_deployment_scale("owner", ns, {"spec": {"replicas": 2}})
     assert scale.spec.replicas == 2
     apps.delete_namespaced_deployment("owner", ns, propagation_policy="Background")
-    with pytest.raises(ApiException) as e:
-        core.read_namespaced_pod("owned", ns)
-    assert e.value.status == 404
+    # Pods go gracefully: first marked for deletion, then removed once the kubelet has stopped them.
+
+    def gone() -> bool:
+        try:
+            core.read_namespaced_pod("owned", ns)
+        except ApiException as e:
+            return e.status == 404
+        return False
+
+    wait_for(gone, timeout=30)
 
 
 def test_watch_sees_added_modified_deleted(api: client.ApiClient, ns: str) -> None:
