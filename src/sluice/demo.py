@@ -104,5 +104,5 @@ Try the user story:
   kubectl delete deployment reviews-v2
   sluice proxy-status
   sluice down                      # stops every pod and the daemon; state stays in {home.root}
-""")
+""", soft_wrap=True)
     return 0
