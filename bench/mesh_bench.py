@@ -144,8 +144,15 @@ def main() -> None:
             "selector": {"app": "server"}, "ports": [{"name": "http", "port": 8000}]}})
         wait_for(lambda: ready(apps), timeout=120, interval=0.2)
         ips = {p.metadata.labels["app"]: p.status.pod_ip for p in core.list_namespaced_pod(NS).items}
-        wait_for(lambda: urllib.request.build_opener(urllib.request.ProxyHandler(
-            {"http": f"http://{ips['client']}:15001"})).open("http://server:8000/", timeout=2).status == 200)
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({"http": f"http://{ips['client']}:15001"}))
+
+        def answers() -> bool:
+            try:
+                return bool(opener.open("http://server:8000/", timeout=2).status == 200)
+            except OSError:  # 503 until the endpoints reach the client's sidecar
+                return False
+
+        wait_for(answers, timeout=60)
         envoys = envoy_pids(d.home)
         out.append("## Data plane (`bench/mesh_bench.py`)\n")
         out.append(f"A {PAYLOAD}-byte response from a small asyncio server; 4 keep-alive connections from sluice's "
@@ -173,7 +180,7 @@ def main() -> None:
                    f"{rss_mib(d.proc.pid) if d.proc else 0:.0f} MiB.\n")
 
         # Config propagation: API write → every affected sidecar ACKed (polled on /debug/syncz).
-        out.append("Config propagation: a VirtualService weight change written through the API until every "
+        out.append("Config propagation: a VirtualService change (its route timeout) written through the API until every "
                    "sidecar in the mesh has ACKed the new routes (`/debug/syncz` polled every 2 ms; 15 writes).\n")
         out.append("| sidecars | p50 ms | p99 ms |")
         out.append("|---:|---:|---:|")

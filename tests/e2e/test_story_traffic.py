@@ -10,9 +10,9 @@ import json
 import math
 import os
 import signal
+import socket
 import subprocess
 import sys
-import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 from kubernetes import client
 
+from sluice.mesh import app_ip as mesh_app_ip
 from tests.conftest import TOOLS, Daemon, start_daemon, stop_daemon, wait_for
 from tests.e2e.mesh import (
     SAMPLES,
@@ -98,6 +99,14 @@ def test_split_90_10_lands_within_binomial_tolerance(mesh: Mesh) -> None:
     sd = math.sqrt(n * 0.1 * 0.9)
     assert abs(versions["v3"] - n * 0.1) <= 4.5 * sd, versions  # 4.5 sigma: a false failure ~1 in 150,000
     assert versions["v2"] + versions["v3"] == n
+
+
+def test_describe_shows_pod_and_deployment_events(mesh: Mesh) -> None:
+    pod = mesh.core.list_namespaced_pod(NS, label_selector="app=ratings").items[0].metadata.name
+    out = mesh.kubectl("describe", "pod", pod).stdout
+    assert "Started container ratings" in out and "Started container istio-proxy" in out
+    assert "Scheduled" in out
+    assert "Created pod: ratings-v1-" in mesh.kubectl("describe", "deployment", "ratings-v1").stdout
 
 
 def test_weights_change_under_load_without_failures(mesh: Mesh) -> None:
@@ -290,10 +299,20 @@ def _pid_with_hostname(pod: str, module: str) -> int:
 
 
 def test_no_processes_left_after_down(mesh: Mesh) -> None:
-    stop_daemon(mesh.d)
-    time.sleep(0)  # the daemon's SIGTERM handler stops every pod before it exits
+    ips = [p.status.pod_ip for p in mesh.core.list_namespaced_pod(NS).items if p.status.pod_ip]
+    assert ips
+    stop_daemon(mesh.d)  # SIGTERM: the daemon stops every pod before it exits
     left = [e.name for e in Path("/proc").iterdir() if e.name.isdigit() and _from_home(e, mesh.d.home)]
     assert left == []
+    listening = [(ip, port) for ip in ips for port in (9080, 15000, 15001) if _accepts(ip, port)]
+    listening += [(mesh_app_ip(ip), 9080) for ip in ips if _accepts(mesh_app_ip(ip), 9080)]
+    assert listening == []
+
+
+def _accepts(ip: str, port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(1)
+        return s.connect_ex((ip, port)) == 0
 
 
 def _from_home(entry: Path, home: Path) -> bool:

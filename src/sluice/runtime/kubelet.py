@@ -21,6 +21,7 @@ from aiohttp import web
 
 from sluice.api.errors import ApiError
 from sluice.api.registry import Registry
+from sluice.controllers.events import EventRecorder
 from sluice.daemon.state import Home
 from sluice.resources.kinds import by_kind
 from sluice.runtime import proxy
@@ -81,7 +82,8 @@ class Kubelet:
             registry=self.registry, pod_rt=self._pod_rt, ipam=IPAllocator(self.layout.ipam, ips),
             xds_address=self._xds_address, host_ip=o.host_ip, backoff=BackOff(o.backoff_base, o.backoff_max),
             drain_seconds=o.drain_seconds, status_debounce=o.status_debounce, envoy_concurrency=o.envoy_concurrency,
-            envoy_log_level=o.envoy_log_level, bootstrap_factory=o.bootstrap_factory, configmaps=self._configmap)
+            envoy_log_level=o.envoy_log_level, bootstrap_factory=o.bootstrap_factory, configmaps=self._configmap,
+            events=EventRecorder(self.registry, "kubelet"))
         items, _ = self.store.list_kind(self._pod_rt.key)
         watcher, _ = self.store.watch(self._pod_rt.key, None, None)
         for pod in items:
@@ -178,6 +180,7 @@ class Kubelet:
             pod_dir = self.layout.pod(uid)
             start_time = now()
             pod_dir.write(pod, ip, start_time)
+            _record_start(self._ctx, pod)
         else:
             ip, start_time = str(info["ip"]), str(info.get("startTime") or now())
             self._ctx.ipam.claim(ip)
@@ -250,3 +253,16 @@ class Kubelet:
         current = sup.files.log(sup.attempt)
         return await serve_log(request, path, opts, lambda: path != current or not sup.run_active())
 
+
+
+def _record_start(ctx: PodContext, pod: Obj) -> None:
+    """The events `kubectl describe pod` shows for a pod this kubelet starts for the first time."""
+    if ctx.events is None:
+        return
+    meta = pod["metadata"]
+    ctx.events.record(pod, "Normal", "Scheduled",
+                      f"Successfully assigned {meta.get('namespace')}/{meta.get('name')} to sluice")
+    for c in (pod.get("spec") or {}).get("containers") or []:
+        ctx.events.record(pod, "Normal", "Pulled", f'Container image "{c.get("image")}" already present on machine')
+        ctx.events.record(pod, "Normal", "Created", f"Created container: {c.get('name')}")
+        ctx.events.record(pod, "Normal", "Started", f"Started container {c.get('name')}")

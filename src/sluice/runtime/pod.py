@@ -21,6 +21,7 @@ from typing import Any
 from sluice import mesh
 from sluice.api.errors import ApiError
 from sluice.api.registry import Registry
+from sluice.controllers.events import EventRecorder
 from sluice.resources.kinds import ResourceType
 from sluice.runtime import images, proxy
 from sluice.runtime.environment import container_env, expand
@@ -71,6 +72,7 @@ class PodContext:
     envoy_log_level: str
     bootstrap_factory: proxy.BootstrapFactory | None
     configmaps: Callable[[str, str], Obj | None]
+    events: EventRecorder | None = None
 
 
 class PodWorker:
@@ -165,6 +167,8 @@ class PodWorker:
         # 1. Not ready first, so the pod leaves the endpoints before anything stops.
         for sup in self.supervisors.values():
             sup.begin_stop()
+            if self.ctx.events is not None and not self.gone:
+                self.ctx.events.record(self.pod, "Normal", "Killing", f"Stopping container {sup.name}")
         if not self.gone:
             self._write_status()
         drain = min(self.ctx.drain_seconds, self._grace / 2)
