@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -135,5 +136,11 @@ def test_demo_is_idempotent(tmp_path: Path) -> None:
         assert cp.stderr == ""
         cp = _sluice(home, "get", "vs", "-n", "tutorial")
         assert cp.stdout.splitlines()[0].split() == ["NAME", "GATEWAYS", "HOSTS", "AGE"]
+        # The ingress gateway serves Bookinfo's productpage to a browser on 127.0.0.1:8080.
+        with urllib.request.urlopen("http://127.0.0.1:8080/productpage", timeout=10) as r:
+            page = r.read().decode()
+        assert "<title>Simple Bookstore App</title>" in page and "Reviews served by:" in page
+        cp = _sluice(home, "get", "pods", "-n", "tutorial", "-l", "app=traffic-generator")
+        assert "Running" in cp.stdout
     finally:
         _sluice(home, "down")

@@ -18,6 +18,7 @@ import click
 
 from sluice.cli.context import Session, global_options, session
 from sluice.cli.errors import CliError
+from sluice.client.errors import ApiError
 from sluice.load import LoadConfig, LoadResult, TargetRefused, check_target, parse_duration, parse_header
 from sluice.load.runner import run_load
 from sluice.load.summary import format_ms, format_summary, summary_table
@@ -53,9 +54,19 @@ def proxy_for_pod(pod: dict[str, Any]) -> str:
 
 
 def _lookup_proxy(s: Session, ref: str) -> str:
+    """A pod by name, or else the first running pod of the app of that name (`--via sleep`)."""
     pod_name, ns = split_pod_ref(ref, s.namespace)
     info = s.client.resolve("pods")
-    return proxy_for_pod(s.client.get(info, pod_name, ns))
+    try:
+        return proxy_for_pod(s.client.get(info, pod_name, ns))
+    except ApiError as e:
+        if e.code != 404:
+            raise
+        pods = [p for p in s.client.list(info, ns, label_selector=f"app={pod_name}").get("items", [])
+                if (p.get("status") or {}).get("podIP") and not p["metadata"].get("deletionTimestamp")]
+        if not pods:
+            raise
+        return proxy_for_pod(pods[0])
 
 
 async def _run(config: LoadConfig, show_progress: bool) -> LoadResult:
@@ -109,7 +120,7 @@ def load_cmd(url: str, rate: float, duration: str, concurrency: int, count: int 
 
     \b
     sluice load http://127.0.0.1:8080/productpage --rate 50 --duration 30s
-    sluice load http://reviews:9080/reviews/0 --via sleep-5d8f7-abcde -n tutorial -H 'end-user: jason'
+    sluice load http://reviews:9080/reviews/0 --via sleep -n tutorial -H 'end-user: jason'
     """
     if proxy and via:
         raise CliError("--proxy and --via are mutually exclusive")
