@@ -14,26 +14,6 @@ ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / ".venv" / "bin" / "sluice"
 KUBECTL = ROOT / ".tools" / "bin" / "kubectl-1.35"
 
-STORY_VS = """\
-apiVersion: networking.istio.io/v1alpha3
-kind: VirtualService
-metadata:
-  name: reviews
-spec:
-  hosts:
-    - reviews
-  http:
-  - route:
-    - destination:
-        host: reviews
-        subset: v2
-      weight: 90
-    - destination:
-        host: reviews
-        subset: v3
-      weight: 10
-"""
-
 
 def sluice_command() -> list[str]:
     # The console script once the package is installed; the module otherwise (same entry point).

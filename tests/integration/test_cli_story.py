@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import Daemon
-from tests.integration.cli_helpers import KUBECTL, STORY_VS, Sluice, split_columns, with_namespace
+from tests.integration.cli_helpers import KUBECTL, Sluice, split_columns, with_namespace
+from tests.story import STORY_VS
 
 NS = "tutorial"
 EDIT_80_10 = "sed -i s/weight:\\ 90/weight:\\ 80/"

@@ -8,9 +8,7 @@ from pathlib import Path
 import yaml
 
 from tests.conftest import Kubectl
-
-DATA = Path(__file__).resolve().parent.parent / "data"
-STORY_VS = (DATA / "reviews-90-10.yaml").read_text()
+from tests.story import STORY_VS
 
 
 def _use_namespace(kubectl: Kubectl, tmp_path: Path, ns: str) -> dict[str, str]:

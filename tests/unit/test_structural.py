@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 import yaml
+from tests.story import STORY_VS as USER_STORY_VS
 
 from sluice.resources.kinds import KINDS
 from sluice.resources.schema import schema_for
@@ -14,25 +15,6 @@ from sluice.validation.structural import check
 
 ISTIO = "networking.istio.io"
 
-USER_STORY_VS = """
-apiVersion: networking.istio.io/v1alpha3
-kind: VirtualService
-metadata:
-  name: reviews
-spec:
-  hosts:
-    - reviews
-  http:
-  - route:
-    - destination:
-        host: reviews
-        subset: v2
-      weight: 90
-    - destination:
-        host: reviews
-        subset: v3
-      weight: 10
-"""
 
 # Istio's samples/bookinfo/platform/kube/bookinfo.yaml (services, accounts, deployments), written out.
 BOOKINFO = """

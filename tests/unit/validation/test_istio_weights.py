@@ -6,29 +6,10 @@ from typing import Any
 
 import pytest
 import yaml
+from tests.story import with_weights
 
 from sluice.validation.field import ErrorType
 from sluice.validation.istio import IstioOptions, validate
-
-STORY_VS = """
-apiVersion: networking.istio.io/v1alpha3
-kind: VirtualService
-metadata:
-  name: reviews
-spec:
-  hosts:
-    - reviews
-  http:
-  - route:
-    - destination:
-        host: reviews
-        subset: v2
-      weight: {v2}
-    - destination:
-        host: reviews
-        subset: v3
-      weight: {v3}
-"""
 
 V3_ONLY = """
 apiVersion: networking.istio.io/v1
@@ -47,7 +28,7 @@ spec:
 
 
 def story(v2: int, v3: int) -> dict[str, Any]:
-    doc = yaml.safe_load(STORY_VS.format(v2=v2, v3=v3))
+    doc = yaml.safe_load(with_weights(v2, v3))
     assert isinstance(doc, dict)
     return doc
 
