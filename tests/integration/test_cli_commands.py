@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -115,9 +114,7 @@ def test_delete_variants(sl: Sluice, tmp_path: Path) -> None:
 
 
 def test_delete_deployment_waits_until_gone(sl: Sluice) -> None:
-    start = time.monotonic()
     assert sl.ok("delete", "deployment", "reviews-v2") == 'deployment.apps "reviews-v2" deleted\n'
-    assert time.monotonic() - start < 60
     cp = sl("get", "deploy", "reviews-v2")
     assert cp.returncode == 1 and "NotFound" in cp.stderr
 
