@@ -1,0 +1,1 @@
+"""Metrics: the time-series store, the PromQL engine and the Prometheus-compatible HTTP API."""
