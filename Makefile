@@ -32,10 +32,13 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 
-tools: $(TOOLS)/kubectl-1.35 $(TOOLS)/kubectl-1.20
+tools: $(TOOLS)/kubectl-1.35 $(TOOLS)/kubectl-1.20 $(TOOLS)/prometheus
 
 $(TOOLS)/kubectl-1.35 $(TOOLS)/kubectl-1.20:
 	bash scripts/install-kubectl.sh
+
+$(TOOLS)/prometheus:
+	bash scripts/install-prometheus.sh
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py

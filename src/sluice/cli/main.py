@@ -23,6 +23,7 @@ from sluice.cli import (
     load,
     logs,
     proxy,
+    query,
     scale,
 )
 from sluice.cli.context import global_options
@@ -40,7 +41,8 @@ def cli() -> None:
     """sluice controls the Sluice service mesh: kubectl's verbs against the Sluice API server, plus the daemon."""
 
 
-for _module in (apply, get, describe, edit, delete, create, label, scale, logs, config, analyze, daemon, load, proxy):
+for _module in (apply, get, describe, edit, delete, create, label, scale, logs, config, analyze, daemon, load, proxy,
+                query):
     for _command in _module.COMMANDS:
         cli.add_command(_command)
 

@@ -29,6 +29,9 @@ class DaemonOptions:
     console_port: int = 20001
     relative_weights: bool = False
     runtime: bool = True  # run pods (kubelet, sidecars, xDS); off = API server and controllers only
+    scrape_interval: float = 5.0  # seconds between samples of the mesh's metrics into the embedded TSDB
+    retention_hours: float = 24.0  # how long the embedded TSDB keeps samples
+    prometheus_url: str = ""  # query this Prometheus (console, CLI, stat) instead of the embedded store
 
 
 @dataclass(frozen=True)
