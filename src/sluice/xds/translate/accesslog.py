@@ -11,7 +11,7 @@ from .model import MeshOptions
 from .protos import typed
 from .spec import Obj
 
-__all__ = ["ISTIO_TEXT_FORMAT", "ALS_LOG_NAME", "access_logs"]
+__all__ = ["ISTIO_TEXT_FORMAT", "ALS_LOG_NAME", "TCP_ALS_LOG_NAME", "access_logs", "tcp_access_logs"]
 
 # Istio's EnvoyTextLogFormat (Istio >= 1.24: %UPSTREAM_CLUSTER_RAW%), see reference/istio.md §3.4.
 ISTIO_TEXT_FORMAT = (
@@ -23,6 +23,7 @@ ISTIO_TEXT_FORMAT = (
     '%DOWNSTREAM_LOCAL_ADDRESS% %DOWNSTREAM_REMOTE_ADDRESS% %REQUESTED_SERVER_NAME% %ROUTE_NAME%\n'
 )
 ALS_LOG_NAME = "http_envoy_accesslog"  # the log name Istio's envoy ALS provider uses
+TCP_ALS_LOG_NAME = "tcp_envoy_accesslog"
 
 
 def access_logs(options: MeshOptions) -> list[Obj]:
@@ -34,5 +35,22 @@ def access_logs(options: MeshOptions) -> list[Obj]:
         logs.append({"name": "envoy.access_loggers.http_grpc", "typed_config": typed(
             "envoy.extensions.access_loggers.grpc.v3.HttpGrpcAccessLogConfig",
             {"common_config": {"log_name": ALS_LOG_NAME, "transport_api_version": "V3",
-                               "grpc_service": {"envoy_grpc": {"cluster_name": ALS_CLUSTER}}}})})
+                               "grpc_service": {"envoy_grpc": {"cluster_name": ALS_CLUSTER}}},
+             # What Istio's stats filter reads besides the stream info: whether a request is gRPC
+             # and its grpc-status (trailers, or headers for a trailers-only response).
+             "additional_request_headers_to_log": ["content-type"],
+             "additional_response_headers_to_log": ["grpc-status"],
+             "additional_response_trailers_to_log": ["grpc-status"]})})
     return logs
+
+
+def tcp_access_logs(options: MeshOptions) -> list[Obj]:
+    """ALS for a TCP proxy (`TcpProxy.access_log`), from which telemetry derives the istio_tcp_* metrics.
+    Pair it with `access_log_options: {flush_access_log_on_connected: true}` on the TcpProxy so that a
+    connection counts as opened when it opens, not when it closes."""
+    if options.als_address is None:
+        return []
+    return [{"name": "envoy.access_loggers.tcp_grpc", "typed_config": typed(
+        "envoy.extensions.access_loggers.grpc.v3.TcpGrpcAccessLogConfig",
+        {"common_config": {"log_name": TCP_ALS_LOG_NAME, "transport_api_version": "V3",
+                           "grpc_service": {"envoy_grpc": {"cluster_name": ALS_CLUSTER}}}})}]

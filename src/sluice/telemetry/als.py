@@ -1,0 +1,302 @@
+"""The gRPC access-log service: Envoy's ALS entries → Istio's standard metrics.
+
+One stream per Envoy worker. Its first message names the proxy (node id and metadata), which fixes the
+proxy's own side of every label set, as the node does for Istio's stats filter. For each entry:
+
+- reporter: an entry of a sidecar's outbound HTTP proxy (upstream cluster `outbound|…`, or local port
+  15001 when no upstream was picked) and every entry of a gateway is `source`; a sidecar's inbound entry
+  (`inbound|<port>||`) is `destination`. So each request is counted once per reporter.
+- the peer: for `source`, the upstream host's IP → pod; for `destination`, the downstream remote IP (the
+  calling sidecar's pod IP, since sidecars connect upstream from it) → pod, if that pod runs a proxy
+  (a client without one does no metadata exchange, so Istio knows nothing of it either).
+- the service: the outbound cluster's host; for inbound, the Service selecting this pod on that port;
+  else the `:authority`, as the filter's Host-header fallback does.
+
+The hot path reads only the fields it needs from the upb messages, builds a small key, and looks the
+resolved label set up in a per-stream cache; only a new key resolves peers and builds label values.
+Registered on the xDS server's gRPC server by `sluice.telemetry.collector.Collector.register`.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from envoy.service.accesslog.v3 import als_pb2
+
+from sluice import mesh
+
+from .istio import (
+    AGENT_PORT,
+    LATEST,
+    SCRAPE_JOB,
+    UNKNOWN,
+    HttpSeries,
+    IstioMetrics,
+    TcpSeries,
+    http_to_grpc_status,
+    response_flags_string,
+)
+from .peers import PodIndex, Workload, workload_from_node
+
+__all__ = ["AccessLogServicer", "TelemetryOptions", "AlsStats", "SPECIAL_CLUSTERS"]
+
+log = logging.getLogger(__name__)
+
+# Clusters whose name is itself the destination_service_name (istio_stats.cc).
+SPECIAL_CLUSTERS = frozenset({"BlackHoleCluster", "PassthroughCluster", "InboundPassthroughCluster",
+                              "InboundPassthroughClusterIpv4", "InboundPassthroughClusterIpv6"})
+_OUTBOUND_PORT = mesh.PROXY_OUTBOUND_PORT
+# envoy.data.accesslog.v3.AccessLogType values for TCP entries
+_TCP_CONNECTED, _TCP_PERIODIC = 1, 2
+_EMPTY_RESPONSE = als_pb2.StreamAccessLogsResponse()
+
+
+@dataclass(frozen=True)
+class TelemetryOptions:
+    # The mesh has no mTLS yet, so Istio would report unknown principals and `none`; turn this on with
+    # mTLS to get SPIFFE principals from service accounts and `mutual_tls` from meshed peers.
+    mutual_tls: bool = False
+    # Add the labels Prometheus's `kubernetes-pods` job adds (instance, job, namespace, pod).
+    target_labels: bool = True
+
+
+@dataclass
+class AlsStats:
+    """Counters for the daemon's own `/metrics`."""
+
+    streams_total: int = 0
+    streams_active: int = 0
+    messages: int = 0
+    http_entries: int = 0
+    tcp_entries: int = 0
+    dropped: int = 0  # entries that could not be attributed (no/unknown node identifier, malformed)
+
+
+@dataclass(eq=False)
+class _Stream:
+    kind: str
+    own: Workload
+    target: tuple[str, ...]
+    generation: int = -1
+    http: dict[tuple[Any, ...], HttpSeries] = field(default_factory=dict)
+    tcp: dict[tuple[Any, ...], TcpSeries] = field(default_factory=dict)
+    # TCP connection (stream_id) → [series, bytes sent so far, bytes received so far]
+    conns: dict[str, list[Any]] = field(default_factory=dict)
+
+
+def _strip_port(authority: str) -> str:
+    host, sep, port = authority.rpartition(":")
+    return host if sep and port.isdigit() and "]" not in port else authority
+
+
+class AccessLogServicer:
+    """`envoy.service.accesslog.v3.AccessLogService` (duck-typed for `add_AccessLogServiceServicer_to_server`)."""
+
+    def __init__(self, index: PodIndex, metrics: IstioMetrics, options: TelemetryOptions | None = None,
+                 stats: AlsStats | None = None) -> None:
+        self.index = index
+        self.metrics = metrics
+        self.options = options or TelemetryOptions()
+        self.stats = stats or AlsStats()
+
+    # ------------------------------------------------------------------ RPC
+    async def StreamAccessLogs(self, request_iterator: Any, context: Any) -> Any:  # noqa: N802 - gRPC name
+        stats = self.stats
+        stats.streams_total += 1
+        stats.streams_active += 1
+        stream: _Stream | None = None
+        identified = False
+        try:
+            async for msg in request_iterator:
+                stats.messages += 1
+                if not identified and msg.HasField("identifier"):
+                    identified = True
+                    stream = self._open(msg.identifier.node)
+                try:
+                    self.handle(stream, msg)
+                except Exception:  # one bad message must not end the stream (Envoy would drop logs)
+                    log.exception("could not process an access-log message")
+        finally:
+            stats.streams_active -= 1
+        return _EMPTY_RESPONSE
+
+    def _open(self, node: Any) -> _Stream | None:
+        parsed = workload_from_node(node)
+        if parsed is None:
+            log.warning("access-log stream from an unknown node id %r: its entries are dropped", str(node.id))
+            return None
+        kind, own = parsed
+        target = ((f"{own.ip}:{AGENT_PORT}", SCRAPE_JOB, own.namespace, own.pod)
+                  if self.options.target_labels else ())
+        return _Stream(kind, own, target)
+
+    # ------------------------------------------------------------------ entries
+    def handle(self, stream: _Stream | None, msg: Any) -> None:
+        """Account one StreamAccessLogsMessage to `stream` (None: unattributable, counted as dropped)."""
+        which = msg.WhichOneof("log_entries")
+        if which is None:
+            return
+        entries = msg.http_logs.log_entry if which == "http_logs" else msg.tcp_logs.log_entry
+        if stream is None:
+            self.stats.dropped += len(entries)
+            return
+        if stream.generation != self.index.generation:
+            # Pods or Services changed: label sets resolved earlier may be wrong now.
+            stream.http.clear()
+            stream.tcp.clear()
+            stream.generation = self.index.generation
+        if which == "http_logs":
+            self.stats.http_entries += len(entries)
+            self._http(stream, entries)
+        else:
+            self.stats.tcp_entries += len(entries)
+            self._tcp(stream, entries)
+
+    def _http(self, st: _Stream, entries: Any) -> None:
+        cache = st.http
+        router = st.kind == "router"
+        for e in entries:
+            cp = e.common_properties
+            cluster = cp.upstream_cluster
+            flags = response_flags_string(cp.response_flags) if cp.HasField("response_flags") else "-"
+            response = e.response
+            code = response.response_code.value
+            request = e.request
+            if router or cluster.startswith("outbound|"):
+                outbound = True
+            elif cluster.startswith("inbound|"):
+                outbound = False
+            elif cluster:
+                outbound = True  # BlackHoleCluster / PassthroughCluster
+            else:  # no upstream host was picked (no route, no healthy upstream, fault abort, …)
+                port = cp.downstream_local_address.socket_address.port_value
+                outbound = port == _OUTBOUND_PORT
+                if not outbound:
+                    cluster = mesh.inbound_cluster(port)
+            peer = (cp.upstream_remote_address if outbound else cp.downstream_remote_address).socket_address.address
+            authority = "" if cluster.startswith("outbound|") else request.authority
+            grpc = ""
+            content_type = request.request_headers.get("content-type")
+            if content_type is not None and content_type.startswith("application/grpc"):
+                status = response.response_trailers.get("grpc-status") or response.response_headers.get("grpc-status")
+                grpc = status if status is not None and status.isdigit() else str(http_to_grpc_status(code))
+            key = (outbound, cluster, peer, code, flags, grpc, authority)
+            series = cache.get(key)
+            if series is None:
+                series = cache[key] = self._http_series(st, outbound, cluster, peer, code, flags, grpc, authority)
+            series.requests.value += 1
+            d = cp.duration
+            series.duration.observe(d.seconds * 1000 + d.nanos // 1_000_000)  # whole ms, as the filter
+            rx = cp.downstream_wire_bytes_received
+            tx = cp.downstream_wire_bytes_sent
+            if not rx and not tx:  # an Envoy that does not report wire bytes: headers + body
+                rx = request.request_headers_bytes + request.request_body_bytes
+                tx = response.response_headers_bytes + response.response_body_bytes
+            series.request_bytes.observe(rx)
+            series.response_bytes.observe(tx)
+
+    def _tcp(self, st: _Stream, entries: Any) -> None:
+        cache = st.tcp
+        conns = st.conns
+        for e in entries:
+            cp = e.common_properties
+            conn_id = cp.stream_id
+            state = conns.get(conn_id) if conn_id else None
+            if state is None:
+                cluster = cp.upstream_cluster
+                outbound = st.kind == "router" or not cluster.startswith("inbound|")
+                addr = cp.upstream_remote_address if outbound else cp.downstream_remote_address
+                peer = addr.socket_address.address
+                flags = response_flags_string(cp.response_flags) if cp.HasField("response_flags") else "-"
+                key = (outbound, cluster, peer, flags)
+                series = cache.get(key)
+                if series is None:
+                    series = cache[key] = self._tcp_series(st, outbound, cluster, peer, flags)
+                # The filter fixes a connection's labels when it opens and counts the open once.
+                series.opened.value += 1
+                state = [series, 0, 0]
+                if conn_id:
+                    conns[conn_id] = state
+            series = state[0]
+            props = e.connection_properties
+            sent, received = props.sent_bytes, props.received_bytes
+            # Periodic and final entries carry the connection's totals so far: count the growth.
+            if sent > state[1]:
+                series.sent.value += sent - state[1]
+                state[1] = sent
+            if received > state[2]:
+                series.received.value += received - state[2]
+                state[2] = received
+            kind = cp.access_log_type
+            if kind != _TCP_CONNECTED and kind != _TCP_PERIODIC:
+                series.closed.value += 1
+                if conn_id:
+                    conns.pop(conn_id, None)
+
+    # ------------------------------------------------------------------ resolution (once per label set)
+    def _http_series(self, st: _Stream, outbound: bool, cluster: str, peer_ip: str, code: int, flags: str,
+                     grpc: str, authority: str) -> HttpSeries:
+        ident, policy = self._identity(st, outbound, cluster, peer_ip, flags, authority)
+        protocol = "grpc" if grpc else "http"
+        return self.metrics.http(st.target + ident + (protocol, flags, policy, str(code), grpc))
+
+    def _tcp_series(self, st: _Stream, outbound: bool, cluster: str, peer_ip: str, flags: str) -> TcpSeries:
+        ident, policy = self._identity(st, outbound, cluster, peer_ip, flags, "")
+        return self.metrics.tcp(st.target + ident + ("tcp", flags, policy))
+
+    def _service(self, st: _Stream, cluster: str, flags: str, authority: str) -> tuple[str, str]:
+        """(destination_service, destination_service_name); empty when nothing names it."""
+        if cluster.startswith("outbound|"):
+            host = cluster.split("|", 3)[3]
+            return host, host.split(".", 1)[0]
+        if cluster in SPECIAL_CLUSTERS:
+            return authority, cluster
+        if cluster.startswith("inbound|"):
+            port = cluster.split("|", 2)[1]
+            svc = self.index.inbound_service(st.own, int(port)) if port.isdigit() else None
+            if svc is not None:
+                return svc.hostname, svc.name
+        elif authority and "NR" not in flags.split(","):
+            # An outbound request that never reached a host still had a route to a Service's cluster,
+            # whose metadata the filter would read; a request with no route (NR) had none.
+            svc = self.index.service_by_host(_strip_port(authority), st.own.namespace)
+            if svc is not None:
+                return svc.hostname, svc.name
+        return authority, authority
+
+    def _identity(self, st: _Stream, outbound: bool, cluster: str, peer_ip: str, flags: str,
+                  authority: str) -> tuple[tuple[str, ...], str]:
+        """reporter … destination_cluster (ISTIO_LABELS[:20]) and connection_security_policy."""
+        own = st.own
+        mtls = self.options.mutual_tls
+        host, name = self._service(st, cluster, flags, authority)
+        if outbound:
+            d = self.index.pod(peer_ip) if peer_ip else None
+            if d is None:
+                dest: tuple[str, ...] = (UNKNOWN, UNKNOWN, UNKNOWN, UNKNOWN, UNKNOWN, host or UNKNOWN,
+                                         name or UNKNOWN, UNKNOWN, UNKNOWN, LATEST, UNKNOWN)
+            else:
+                dest = (d.workload or UNKNOWN, d.namespace or UNKNOWN, d.principal if mtls else UNKNOWN,
+                        d.app or UNKNOWN, d.version or UNKNOWN, host or UNKNOWN, name or UNKNOWN,
+                        d.namespace or UNKNOWN, d.canonical_service or UNKNOWN, d.canonical_revision or LATEST,
+                        d.cluster or UNKNOWN)
+            # The proxy's own side comes verbatim from its node metadata (empty stays empty).
+            src: tuple[str, ...] = (own.workload, own.namespace, own.principal if mtls else UNKNOWN, own.app,
+                                    own.version, own.canonical_service, own.canonical_revision, own.cluster)
+            return ("source", *src, *dest), UNKNOWN
+        s = self.index.pod(peer_ip) if peer_ip else None
+        if s is not None and not s.meshed:
+            s = None
+        if s is None:
+            src = (UNKNOWN, UNKNOWN, UNKNOWN, UNKNOWN, UNKNOWN, UNKNOWN, LATEST, UNKNOWN)
+        else:
+            src = (s.workload or UNKNOWN, s.namespace or UNKNOWN, s.principal if mtls else UNKNOWN,
+                   s.app or UNKNOWN, s.version or UNKNOWN, s.canonical_service or UNKNOWN,
+                   s.canonical_revision or LATEST, s.cluster or UNKNOWN)
+        dest = (own.workload, own.namespace, own.principal if mtls else UNKNOWN, own.app, own.version,
+                host or own.canonical_service, name or own.canonical_service, own.namespace,
+                own.canonical_service, own.canonical_revision, own.cluster)
+        policy = "mutual_tls" if mtls and s is not None else "none"
+        return ("destination", *src, *dest), policy
