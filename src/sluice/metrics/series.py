@@ -38,6 +38,38 @@ def labels_of(m: Mapping[str, str]) -> Labels:
 MatchType = str  # "=", "!=", "=~", "!~"
 
 
+def go_regex(pattern: str) -> str:
+    """Rewrite RE2 flag groups that Python rejects mid-pattern: `a(?i)b` becomes `a(?i:b)`, scoped to the
+    rest of the enclosing group, which is what RE2 means by it."""
+    out: list[str] = []
+    closers: list[int] = [0]  # per open group: how many ")" to add when it closes
+    i, n, in_class = 0, len(pattern), False
+    while i < n:
+        c = pattern[i]
+        if c == "\\":
+            out.append(pattern[i:i + 2])
+            i += 2
+            continue
+        if in_class:
+            in_class = c != "]"
+        elif c == "[":
+            in_class = True
+        elif c == "(":
+            m = re.match(r"\(\?([a-zA-Z]+)\)", pattern[i:])
+            if m and (i > 0 or closers[-1]):
+                out.append(f"(?{m.group(1)}:")
+                closers[-1] += 1
+                i += m.end()
+                continue
+            closers.append(0)
+        elif c == ")" and len(closers) > 1:
+            out.append(")" * closers.pop())
+        out.append(c)
+        i += 1
+    out.append(")" * closers[0])
+    return "".join(out)
+
+
 @dataclass(frozen=True)
 class Matcher:
     name: str
@@ -48,7 +80,7 @@ class Matcher:
     def __post_init__(self) -> None:
         if self.type in ("=~", "!~"):
             # Prometheus regexes are fully anchored RE2.
-            object.__setattr__(self, "_re", re.compile(f"^(?:{self.value})$", re.DOTALL))
+            object.__setattr__(self, "_re", re.compile(f"^(?:{go_regex(self.value)})$", re.DOTALL))
 
     def matches(self, value: str) -> bool:
         if self.type == "=":

@@ -1,0 +1,99 @@
+"""The query engine: parses, evaluates over the requested steps, then applies Prometheus's delayed
+`__name__` removal and shapes the result (vector, matrix, scalar, string)."""
+
+from __future__ import annotations
+
+from sluice.metrics.series import Storage
+
+from . import ast as A
+from .errors import EvalError
+from .evaluator import Evaluator, Steps, unwrap
+from .parser import parse
+from .values import Labels, QueryResult, Sample, Scalar, Series, String, drop_name
+
+__all__ = ["Engine"]
+
+
+class Engine:
+    def __init__(self, storage: Storage, *, lookback_delta_ms: int = 300_000, max_samples: int = 50_000_000,
+                 subquery_default_step_ms: int = 60_000) -> None:
+        self.storage = storage
+        self.lookback_delta_ms = lookback_delta_ms
+        self.max_samples = max_samples
+        self.subquery_default_step_ms = subquery_default_step_ms
+
+    def _evaluator(self, start: int, end: int, step: int) -> Evaluator:
+        return Evaluator(self.storage, start, end, step, self.lookback_delta_ms, self.max_samples,
+                         self.subquery_default_step_ms, query_start=start, query_end=end)
+
+    def instant(self, expr: str, t_ms: int) -> QueryResult:
+        node = parse(expr)
+        ev = self._evaluator(t_ms, t_ms, 1)
+        try:
+            if node.type == "scalar":
+                return QueryResult("scalar", Scalar(t_ms, ev.scalar(node)[0]), ev.warnings, ev.infos)
+            if node.type == "string":
+                return QueryResult("string", String(t_ms, ev.string(node)), ev.warnings, ev.infos)
+            if node.type == "matrix":
+                ra = ev.range_arg(unwrap(node))
+                mat: list[Series] = []
+                for s in ra.series:
+                    for _k, ts, vs in ra.windows(s):
+                        mat.append(Series(s.metric, ts, vs, s.drop_name))
+                return QueryResult("matrix", _finish_matrix(mat), ev.warnings, ev.infos)
+            vec = ev.vector(node)[0]
+            out = [Sample(drop_name(s.metric) if s.drop_name else s.metric, s.value, t_ms) for s in vec]
+            seen: set[Labels] = set()
+            for smp in out:
+                if smp.metric in seen:
+                    raise EvalError("vector cannot contain metrics with the same labelset")
+                seen.add(smp.metric)
+            return QueryResult("vector", out, ev.warnings, ev.infos)
+        except RecursionError as e:
+            raise EvalError("query too deeply nested") from e
+
+    def range(self, expr: str, start_ms: int, end_ms: int, step_ms: int) -> QueryResult:
+        if step_ms <= 0:
+            raise EvalError("zero or negative query resolution step widths are not accepted. Try a positive integer")
+        if end_ms < start_ms:
+            raise EvalError("end timestamp must not be before start time")
+        node = parse(expr)
+        if node.type not in ("scalar", "vector"):
+            raise EvalError(f'invalid expression type "{A.type_name(node.type)}" for range query, '
+                            "must be Scalar or instant Vector")
+        ev = self._evaluator(start_ms, end_ms, step_ms)
+        if node.type == "scalar":
+            vals = ev.scalar(node)
+            return QueryResult("matrix", [Series((), list(ev.ts), vals)], ev.warnings, ev.infos)
+        return QueryResult("matrix", _steps_to_matrix(ev.vector(node), ev.ts), ev.warnings, ev.infos)
+
+
+def _steps_to_matrix(steps: Steps, ts: list[int]) -> list[Series]:
+    by_metric: dict[Labels, Series] = {}
+    for t, vec in zip(ts, steps, strict=True):
+        for s in vec:
+            metric = drop_name(s.metric) if s.drop_name else s.metric
+            ser = by_metric.get(metric)
+            if ser is None:
+                ser = by_metric[metric] = Series(metric)
+            elif ser.timestamps and ser.timestamps[-1] == t:
+                raise EvalError("vector cannot contain metrics with the same labelset")
+            ser.timestamps.append(t)
+            ser.values.append(s.value)
+    return sorted(by_metric.values(), key=lambda s: s.metric)
+
+
+def _finish_matrix(mat: list[Series]) -> list[Series]:
+    """Drop names marked for removal; series that then collide are merged unless their points overlap."""
+    by_metric: dict[Labels, Series] = {}
+    for s in mat:
+        metric = drop_name(s.metric) if s.drop_name else s.metric
+        prev = by_metric.get(metric)
+        if prev is None:
+            by_metric[metric] = Series(metric, list(s.timestamps), list(s.values))
+            continue
+        if set(prev.timestamps) & set(s.timestamps):
+            raise EvalError("vector cannot contain metrics with the same labelset")
+        pts = sorted(zip(prev.timestamps + list(s.timestamps), prev.values + list(s.values), strict=True))
+        prev.timestamps, prev.values = [p[0] for p in pts], [p[1] for p in pts]
+    return sorted(by_metric.values(), key=lambda s: s.metric)

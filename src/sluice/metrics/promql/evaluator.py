@@ -1,0 +1,200 @@
+"""The evaluator: one walk over the AST for a whole range of steps at once (Prometheus's rangeEval model).
+
+Every instant-vector expression evaluates to `Steps` (one `Vector` per step), every scalar to one float per
+step; range vectors (matrix selectors, subqueries) are only read through `range_arg`, which yields each
+series' window at each step. Fatal problems raise `EvalError`; `warnings`/`infos` collect annotations.
+Binary operators and aggregations live in `binops.py` and `aggregate.py`, functions in `calls.py`.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+
+from sluice.metrics.series import METRIC_NAME, Storage, is_stale
+
+from . import ast as A
+from .errors import EvalError
+from .values import Labels, Sample, Series
+
+__all__ = ["Evaluator", "Steps", "RangeArg", "unwrap"]
+
+Steps = list[list[Sample]]
+
+
+def unwrap(node: A.Expr) -> A.Expr:
+    while isinstance(node, A.ParenExpr):
+        node = node.expr
+    return node
+
+
+@dataclass
+class RangeArg:
+    """A range-vector argument: series (stale markers dropped) and, per step, the window's right edge."""
+
+    series: list[Series]
+    refs: list[int]  # window k is (refs[k] - range_ms, refs[k]]
+    range_ms: int
+    from_subquery: bool = False
+
+    def windows(self, s: Series) -> Iterator[tuple[int, list[int], list[float]]]:
+        """(step index, timestamps, values) for each step whose window holds at least one point."""
+        ts = s.timestamps
+        for k, r in enumerate(self.refs):
+            lo = bisect.bisect_right(ts, r - self.range_ms)
+            hi = bisect.bisect_right(ts, r)
+            if lo < hi:
+                yield k, ts[lo:hi], s.values[lo:hi]
+
+
+@dataclass
+class Evaluator:
+    storage: Storage
+    start: int
+    end: int
+    interval: int
+    lookback_ms: int = 300_000
+    max_samples: int = 50_000_000
+    subquery_step_ms: int = 60_000
+    query_start: int = 0
+    query_end: int = 0
+    warnings: list[str] = field(default_factory=list)
+    infos: list[str] = field(default_factory=list)
+    loaded: list[int] = field(default_factory=lambda: [0])  # shared with sub-evaluators
+
+    def __post_init__(self) -> None:
+        self.ts = list(range(self.start, self.end + 1, self.interval)) if self.interval > 0 else [self.start]
+
+    # --- bookkeeping ---
+    def count_samples(self, n: int) -> None:
+        self.loaded[0] += n
+        if self.loaded[0] > self.max_samples:
+            raise EvalError("query processing would load too many samples into memory in query execution")
+
+    def child(self, start: int, end: int, interval: int) -> Evaluator:
+        ev = Evaluator(self.storage, start, end, interval, self.lookback_ms, self.max_samples, self.subquery_step_ms,
+                       self.query_start, self.query_end, self.warnings, self.infos, self.loaded)
+        return ev
+
+    def resolve_at(self, at_ms: int | None, special: str | None) -> int | None:
+        if special == "start":
+            return self.query_start
+        if special == "end":
+            return self.query_end
+        return at_ms
+
+    # --- dispatch ---
+    def scalar(self, node: A.Expr) -> list[float]:
+        node = unwrap(node)
+        if isinstance(node, A.NumberLiteral):
+            return [node.val] * len(self.ts)
+        if isinstance(node, A.UnaryExpr):
+            vals = self.scalar(node.expr)
+            return [-v for v in vals] if node.op == "-" else vals
+        if isinstance(node, A.BinaryExpr):
+            from .binops import scalar_binop
+
+            return scalar_binop(self, node)
+        if isinstance(node, A.Call):
+            from .calls import FUNCTION_CALLS
+
+            out = FUNCTION_CALLS[node.func](self, node)
+            assert isinstance(out, list) and (not out or isinstance(out[0], float))
+            return out  # type: ignore[return-value]
+        raise EvalError(f"unexpected scalar expression {node}")
+
+    def string(self, node: A.Expr) -> str:
+        node = unwrap(node)
+        if isinstance(node, A.StringLiteral):
+            return node.val
+        raise EvalError(f"unexpected string expression {node}")
+
+    def vector(self, node: A.Expr) -> Steps:
+        node = unwrap(node)
+        if isinstance(node, A.VectorSelector):
+            return self.vector_selector(node)
+        if isinstance(node, A.UnaryExpr):
+            steps = self.vector(node.expr)
+            if node.op == "-":
+                return [[Sample(s.metric, -s.value, s.t, True) for s in vec] for vec in steps]
+            return steps
+        if isinstance(node, A.BinaryExpr):
+            from .binops import vector_binop
+
+            return vector_binop(self, node)
+        if isinstance(node, A.AggregateExpr):
+            from .aggregate import aggregate
+
+            return aggregate(self, node)
+        if isinstance(node, A.Call):
+            from .calls import FUNCTION_CALLS
+
+            out = FUNCTION_CALLS[node.func](self, node)
+            return out  # type: ignore[return-value]
+        raise EvalError(f"unexpected instant vector expression {node}")
+
+    # --- selectors ---
+    def vector_selector(self, vs: A.VectorSelector, sample_time: bool = False) -> Steps:
+        """Newest non-stale sample in (ref - lookback, ref] per series and step; `sample_time` keeps its
+        own timestamp in `Sample.t` (for timestamp())."""
+        at = self.resolve_at(vs.at_ms, vs.at_special)
+        refs = [(at if at is not None else t) - vs.offset_ms for t in self.ts]
+        out: Steps = [[] for _ in self.ts]
+        lb = self.lookback_ms
+        for s in self.storage.select(vs.matchers, min(refs) - lb + 1, max(refs)):
+            ts, vals = s.timestamps, s.values
+            self.count_samples(len(ts))
+            for k, r in enumerate(refs):
+                j = bisect.bisect_right(ts, r) - 1
+                if j < 0 or ts[j] <= r - lb:
+                    continue
+                v = vals[j]
+                if is_stale(v):
+                    continue
+                out[k].append(Sample(s.labels, v, ts[j] if sample_time else self.ts[k]))
+        return out
+
+    def range_arg(self, node: A.Expr) -> RangeArg:
+        node = unwrap(node)
+        if isinstance(node, A.MatrixSelector):
+            vs = node.vs
+            at = self.resolve_at(vs.at_ms, vs.at_special)
+            refs = [(at if at is not None else t) - vs.offset_ms for t in self.ts]
+            series: list[Series] = []
+            for s in self.storage.select(vs.matchers, min(refs) - node.range_ms + 1, max(refs)):
+                pts = [(t, v) for t, v in zip(s.timestamps, s.values, strict=True) if not is_stale(v)]
+                self.count_samples(len(pts))
+                if pts:
+                    series.append(Series(s.labels, [p[0] for p in pts], [p[1] for p in pts]))
+            return RangeArg(series, refs, node.range_ms)
+        if isinstance(node, A.SubqueryExpr):
+            return self.subquery(node)
+        raise EvalError(f"expected a range vector, got {node}")
+
+    def subquery(self, sq: A.SubqueryExpr) -> RangeArg:
+        at = self.resolve_at(sq.at_ms, sq.at_special)
+        refs = [(at if at is not None else t) - sq.offset_ms for t in self.ts]
+        step = sq.step_ms or self.subquery_step_ms
+        # Inner steps are the multiples of the step inside (min ref - range, max ref], as in Prometheus.
+        first = ((min(refs) - sq.range_ms) // step + 1) * step
+        last = max(refs)
+        if first > last:
+            return RangeArg([], refs, sq.range_ms, True)
+        inner = self.child(first, last, step)
+        steps = inner.vector(sq.expr)
+        by_metric: dict[Labels, Series] = {}
+        for t, vec in zip(inner.ts, steps, strict=True):
+            for s in vec:
+                ser = by_metric.get(s.metric)
+                if ser is None:
+                    ser = by_metric[s.metric] = Series(s.metric)
+                ser.timestamps.append(t)
+                ser.values.append(s.value)
+                ser.drop_name = ser.drop_name or s.drop_name
+        self.count_samples(sum(len(s.timestamps) for s in by_metric.values()))
+        return RangeArg(list(by_metric.values()), refs, sq.range_ms, True)
+
+
+def has_name(labels: Sequence[tuple[str, str]]) -> bool:
+    return any(k == METRIC_NAME for k, _ in labels)
