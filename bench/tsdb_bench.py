@@ -1,0 +1,169 @@
+"""Embedded TSDB benchmarks: ingestion rate per core, memory per series, bytes per sample in memory and on
+disk, select and restart times, for Istio-shaped series (24 labels, histograms). Prints a Markdown section."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import shutil
+import sys
+import tempfile
+import time
+import tracemalloc
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "src"))
+
+from sluice.metrics.series import Labels, Matcher, labels_of  # noqa: E402
+from sluice.metrics.tsdb import TSDB  # noqa: E402
+
+SCRAPE_MS = 5_000
+HOUR_SCRAPES = 3600_000 // SCRAPE_MS
+BUCKETS = ["0.5", "1.0", "5.0", "10.0", "25.0", "50.0", "100.0", "250.0", "500.0", "1000.0", "2500.0", "5000.0",
+           "10000.0", "30000.0", "60000.0", "300000.0", "600000.0", "1.8e+06", "3.6e+06", "+Inf"]
+EDGES = [("productpage", "v1", "details", "v1"), ("productpage", "v1", "reviews", "v1"),
+         ("productpage", "v1", "reviews", "v2"), ("productpage", "v1", "reviews", "v3"),
+         ("reviews", "v2", "ratings", "v1"), ("reviews", "v3", "ratings", "v1"),
+         ("istio-ingressgateway", "", "productpage", "v1"), ("sleep", "v1", "productpage", "v1")]
+
+
+def istio_series() -> list[Labels]:
+    """Istio's standard metrics for Bookinfo-like edges, both reporters, two response codes."""
+    out = []
+    for src, sv, dst, dv in EDGES:
+        for reporter in ("source", "destination"):
+            for code in ("200", "503"):
+                base = {
+                    "reporter": reporter, "source_workload": f"{src}-{sv}" if sv else src,
+                    "source_workload_namespace": "tutorial", "source_principal": f"spiffe://cluster.local/ns/tutorial/sa/{src}",
+                    "source_app": src, "source_version": sv, "source_canonical_service": src,
+                    "source_canonical_revision": sv or "latest", "source_cluster": "Kubernetes",
+                    "destination_workload": f"{dst}-{dv}", "destination_workload_namespace": "tutorial",
+                    "destination_principal": f"spiffe://cluster.local/ns/tutorial/sa/{dst}", "destination_app": dst,
+                    "destination_version": dv, "destination_service": f"{dst}.tutorial.svc.cluster.local",
+                    "destination_service_name": dst, "destination_service_namespace": "tutorial",
+                    "destination_canonical_service": dst, "destination_canonical_revision": dv,
+                    "destination_cluster": "Kubernetes", "request_protocol": "http", "response_code": code,
+                    "grpc_response_status": "", "response_flags": "-", "connection_security_policy":
+                        "mutual_tls" if reporter == "destination" else "unknown",
+                }
+                out.append(labels_of({"__name__": "istio_requests_total", **base}))
+                for h in ("istio_request_duration_milliseconds", "istio_request_bytes", "istio_response_bytes"):
+                    for le in BUCKETS:
+                        out.append(labels_of({"__name__": f"{h}_bucket", **base, "le": le}))
+                    out.append(labels_of({"__name__": f"{h}_sum", **base}))
+                    out.append(labels_of({"__name__": f"{h}_count", **base}))
+    return out
+
+
+def scrape_values(n: int, rounds: int) -> list[list[float]]:
+    """Counter values that move the way request counters and buckets do (many stay flat for a while)."""
+    rng = random.Random(7)
+    vals = [0.0] * n
+    rates = [rng.choice((0, 0, 0.2, 1, 5, 20)) for _ in range(n)]
+    out = []
+    for _ in range(rounds):
+        vals = [v + (rng.random() * 2 * r if r else 0.0) // 1 for v, r in zip(vals, rates, strict=True)]
+        out.append(vals)
+    return out
+
+
+def rss_kib() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def main() -> None:
+    series = istio_series()
+    n = len(series)
+    hours = 2
+    rounds = HOUR_SCRAPES * hours
+    values = scrape_values(n, rounds)
+    home = Path(tempfile.mkdtemp(prefix="sluice-tsdb-bench-"))
+    try:
+        t0 = 1_700_000_000_000
+        rss0 = rss_kib()
+        db = TSDB(home / "tsdb")
+        cpu0 = time.process_time()
+        for k in range(rounds):
+            db.append(t0 + k * SCRAPE_MS, zip(series, values[k], strict=True), scrape_target="collector")
+        ingest_cpu = time.process_time() - cpu0
+        rss1 = rss_kib()
+        st = db.stats()
+        samples = n * rounds
+        wal_bytes = st.disk_bytes
+
+        # Memory, traced separately (tracemalloc slows ingestion): the series alone, then with samples.
+        tracemalloc.start()
+        mem = TSDB(None)
+        mem.append(t0, zip(series, values[0], strict=True), scrape_target="collector")
+        per_series, _ = tracemalloc.get_traced_memory()
+        for k in range(1, rounds):
+            mem.append(t0 + k * SCRAPE_MS, zip(series, values[k], strict=True), scrape_target="collector")
+        traced, _ = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        del mem
+
+        story = [Matcher("__name__", "=", "istio_requests_total"), Matcher("reporter", "=", "destination"),
+                 Matcher("destination_service_name", "=", "reviews"), Matcher("destination_version", "=", "v2"),
+                 Matcher("destination_service_namespace", "=", "tutorial")]
+        end = t0 + (rounds - 1) * SCRAPE_MS
+
+        def timed_select(matchers: list[Matcher], start: int) -> tuple[float, int]:
+            c = time.perf_counter()
+            got = sum(len(s.timestamps) for s in db.select(matchers, start, end))
+            return (time.perf_counter() - c) * 1000, got
+
+        sel_story_ms, sel_story_n = timed_select(story, end - 3600_000)
+        story_series = len(list(db.select(story, end - 3600_000, end)))
+        sel_all_ms, sel_all_n = timed_select([Matcher("__name__", "=~", "istio_request_duration.*_bucket")],
+                                             end - 3600_000)
+        c = time.perf_counter()
+        db.compact()
+        compact_ms = (time.perf_counter() - c) * 1000
+        snap_bytes = db.stats().disk_bytes
+        # A burst after the snapshot, then a restart: snapshot load + WAL replay.
+        for k in range(rounds, rounds + 60):
+            db.append(t0 + k * SCRAPE_MS, zip(series, values[k - rounds], strict=True), scrape_target="collector")
+        db.close()
+        c = time.perf_counter()
+        db2 = TSDB(home / "tsdb")
+        reopen_ms = (time.perf_counter() - c) * 1000
+        asyncio.run(db2.maintain())
+        db2.close()
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+
+    per_day = 86_400_000 // SCRAPE_MS
+    mem_per_sample = (traced - per_series) / samples
+    print("## Embedded TSDB (`bench/tsdb_bench.py`)\n")
+    print(f"{n:,} Istio-shaped series (24 labels each; `istio_requests_total` plus three histograms with "
+          f"Envoy's 20 buckets, for 8 Bookinfo edges × 2 reporters × 2 response codes), scraped every "
+          f"{SCRAPE_MS // 1000} s for {hours} h = {samples:,} samples, one `append` per scrape, one thread. "
+          f"Pure Python (stdlib `array` + `zlib`).\n")
+    print("| measure | value |")
+    print("|---|---:|")
+    print(f"| ingestion, samples/s per core (CPU time, WAL on) | {samples / ingest_cpu:,.0f} |")
+    print(f"| memory per series (index + interned labels + scrape cache + a 1-sample head), tracemalloc | {per_series / n:,.0f} B |")
+    print(f"| memory per sample (sealed chunks + heads), tracemalloc | {mem_per_sample:.2f} B |")
+    print(f"| sealed chunk size per sample | {st.chunk_bytes / max(1, st.chunk_samples):.2f} B |")
+    print(f"| process RSS growth for {n:,} series × {rounds} samples | {(rss1 - rss0) / 1024:,.1f} MiB |")
+    print(f"| disk per sample, WAL before compaction | {wal_bytes / samples:.2f} B |")
+    print(f"| disk per sample, snapshot after compaction | {snap_bytes / samples:.2f} B |")
+    print(f"| projected memory at 24 h retention | "
+          f"{(per_series + mem_per_sample * n * per_day) / 2**20:,.0f} MiB |")
+    print(f"| select the story's selector ({story_series} series, 1 h) | {sel_story_ms:.2f} ms "
+          f"({sel_story_n} samples) |")
+    print(f"| select all duration buckets (1 h) | {sel_all_ms:,.0f} ms ({sel_all_n:,} samples, "
+          f"{sel_all_n / sel_all_ms * 1000:,.0f} samples/s) |")
+    print(f"| compaction (snapshot of everything) | {compact_ms:,.0f} ms |")
+    print(f"| restart (snapshot load + {60 * n:,}-sample WAL replay) | {reopen_ms:,.0f} ms |")
+    print(f"\nCPU: {os.cpu_count()} cores; numbers from one run.")
+
+
+if __name__ == "__main__":
+    main()

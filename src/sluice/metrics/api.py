@@ -1,0 +1,505 @@
+"""Prometheus's HTTP API (`/api/v1/...`) over any `Storage` and PromQL engine, as an aiohttp application.
+
+The daemon mounts `metrics_app(...)` on the metrics port (127.0.0.1:9090); Grafana, `promtool`, the console and
+`sluice query` talk to it exactly as to Prometheus. What is copied from Prometheus (web/api/v1/api.go,
+util/jsonutil) is the observable contract: the envelope, error types and their HTTP codes, parameter syntax and
+error texts, and the JSON encoding of values (strings in Go's float format) and timestamps (seconds with at
+most three decimals). Queries run on the event loop: the engine and the TSDB keep per-step work small.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any, Protocol
+
+from aiohttp import web
+from multidict import MultiDict, MultiMapping
+
+from sluice.metrics.promql.ast import VectorSelector
+from sluice.metrics.promql.errors import ParseError, PromQLError
+from sluice.metrics.promql.format import format_float, go_quote
+from sluice.metrics.promql.parser import parse
+from sluice.metrics.series import Labels, Matcher, Storage
+
+__all__ = ["metrics_app", "QueryEngine", "EngineFactory", "ApiError", "parse_time", "parse_duration",
+           "format_value", "format_timestamp", "parse_selector"]
+
+log = logging.getLogger(__name__)
+
+# Bounds Prometheus uses for optional start/end (web/api/v1 MinTime/MaxTime), in ms, and their RFC 3339 text.
+MIN_TIME_MS = (-(2**63 // 1000) + 62135596801) * 1000
+MAX_TIME_MS = (((2**63 - 1) // 1000) - 62135596801) * 1000 + 999
+_MIN_TIME_TEXT = "-292273086-05-17T16:47:06Z"
+_MAX_TIME_TEXT = "292277025-08-18T07:12:54.999999999Z"
+MAX_POINTS = 11_000
+DEFAULT_LOOKBACK_MS = 300_000
+
+# errorType → HTTP status (getDefaultErrorCode); anything else is 500.
+ERROR_CODES = {"bad_data": 400, "execution": 422, "canceled": 499, "timeout": 503, "internal": 500,
+               "not_found": 404, "not_acceptable": 406}
+
+
+class QueryResultLike(Protocol):
+    type: str
+    value: Any
+    warnings: list[str]
+    infos: list[str]
+
+
+class QueryEngine(Protocol):
+    def instant(self, expr: str, t_ms: int) -> Any: ...
+
+    def range(self, expr: str, start_ms: int, end_ms: int, step_ms: int) -> Any: ...
+
+
+# Called once per query with the query's `lookback_delta` in ms (None: the engine's default).
+EngineFactory = Callable[[int | None], QueryEngine]
+
+
+class ApiError(Exception):
+    def __init__(self, typ: str, message: str) -> None:
+        super().__init__(message)
+        self.typ = typ
+        self.message = message
+
+
+def _invalid(param: str, err: str) -> ApiError:
+    return ApiError("bad_data", f"invalid parameter {go_quote(param)}: {err}")
+
+
+# ---- parameters --------------------------------------------------------------------------------------------
+
+_GO_FLOAT = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
+_RFC3339 = re.compile(r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?(Z|[+-]\d{2}:\d{2})")
+_DURATION = re.compile(r"(?:(\d+)y)?(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?(?:(\d+)ms)?")
+_DURATION_MS = (365 * 86_400_000, 7 * 86_400_000, 86_400_000, 3_600_000, 60_000, 1000, 1)
+
+
+def _round_half_away(x: float) -> int:
+    return int(math.copysign(math.floor(abs(x) + 0.5), x))
+
+
+def parse_time(s: str) -> int:
+    """Prometheus's `parseTime`: Unix seconds as a float (rounded to ms) or RFC 3339; returns ms."""
+    if _GO_FLOAT.fullmatch(s):
+        frac, whole = math.modf(float(s))
+        if math.isfinite(whole):
+            return int(whole) * 1000 + _round_half_away(frac * 1000)
+    m = _RFC3339.fullmatch(s)
+    if m:
+        year, month, day, hh, mm, ss, frac_s, zone = m.groups()
+        try:
+            tz = "+00:00" if zone == "Z" else zone
+            dt = datetime.fromisoformat(f"{year}-{month}-{day}T{hh}:{mm}:{ss}{tz}")
+        except ValueError:
+            pass
+        else:
+            ms = int(dt.timestamp()) * 1000  # whole seconds: exact for any offset
+            return ms + int((frac_s or "0")[:3].ljust(3, "0"))
+    if s == _MIN_TIME_TEXT:
+        return MIN_TIME_MS
+    if s == _MAX_TIME_TEXT:
+        return MAX_TIME_MS
+    raise ValueError(f"cannot parse {go_quote(s)} to a valid timestamp")
+
+
+def parse_duration(s: str) -> int:
+    """Prometheus's `parseDuration`: seconds as a float, or a duration like `1h30m`; returns ns."""
+    if _GO_FLOAT.fullmatch(s):
+        ns = float(s) * 1e9
+        if not -(2.0**63) <= ns <= 2.0**63:
+            raise ValueError(f"cannot parse {go_quote(s)} to a valid duration. It overflows int64")
+        return int(ns)
+    m = _DURATION.fullmatch(s)
+    if s and m and any(m.groups()):
+        ms = sum(int(g) * k for g, k in zip(m.groups(), _DURATION_MS, strict=True) if g)
+        if ms * 1_000_000 < 2**63:
+            return ms * 1_000_000
+    raise ValueError(f"cannot parse {go_quote(s)} to a valid duration")
+
+
+def _ns_to_ms(ns: int) -> int:
+    return int(ns / 1_000_000) if abs(ns) < 2**53 else ns // 1_000_000
+
+
+def _parse_limit(s: str) -> int:
+    if s == "":
+        return 0
+    if not re.fullmatch(r"[+-]?\d+", s):
+        raise _invalid("limit", f'strconv.Atoi: parsing {go_quote(s)}: invalid syntax')
+    n = int(s)
+    if not -(2**63) <= n < 2**63:
+        raise _invalid("limit", f'strconv.Atoi: parsing {go_quote(s)}: value out of range')
+    if n < 0:
+        raise _invalid("limit", "limit must be non-negative")
+    return n
+
+
+class _Form:
+    """Go's `r.Form`: POST form values first, then the URL's query values."""
+
+    def __init__(self, query: MultiMapping[str], body: MultiMapping[Any] | None) -> None:
+        self._d: MultiDict[str] = MultiDict()
+        if body is not None:
+            for k, v in body.items():
+                if isinstance(v, str):
+                    self._d.add(k, v)
+        self._d.extend(query)
+
+    def get(self, name: str) -> str:
+        return self._d.get(name, "")
+
+    def getall(self, name: str) -> list[str]:
+        return self._d.getall(name, [])
+
+
+async def _form(request: web.Request) -> _Form:
+    body = await request.post() if request.method == "POST" else None
+    return _Form(request.query, body)
+
+
+def _time_param(form: _Form, name: str, default: int) -> int:
+    val = form.get(name)
+    if val == "":
+        return default
+    try:
+        return parse_time(val)
+    except ValueError as e:
+        raise _invalid(name, f"invalid time value for '{name}': {e}") from None
+
+
+# ---- series selectors for match[] ---------------------------------------------------------------------------
+
+def parse_selector(text: str) -> list[Matcher]:
+    """A series selector as `match[]` takes it (`name`, `name{l="v",…}`, `{…}`), via the PromQL parser."""
+    expr = parse(text)
+    if not isinstance(expr, VectorSelector) or expr.offset_ms or expr.at_ms is not None or expr.at_special:
+        raise ParseError(f"expected a series selector, got {go_quote(text)}", 0, text)
+    return list(expr.matchers)
+
+
+def _matcher_sets(values: Sequence[str]) -> list[list[Matcher]]:
+    sets = []
+    for v in values:
+        ms = parse_selector(v)
+        if all(m.matches("") for m in ms):
+            raise ApiError("bad_data", "match[] must contain at least one non-empty matcher")
+        sets.append(ms)
+    return sets
+
+
+def _unescape_name(name: str) -> str:
+    """`U__http_2e_status_code` → `http.status_code` (Prometheus's value-encoding escaping)."""
+    out = []
+    s = name[3:]
+    i = 0
+    while i < len(s):
+        if s[i] != "_":
+            out.append(s[i])
+            i += 1
+        elif s[i:i + 2] == "__":
+            out.append("_")
+            i += 2
+        else:
+            end = s.find("_", i + 1)
+            if end < 0 or not re.fullmatch(r"[0-9a-fA-F]+", s[i + 1:end]):
+                return name
+            out.append(chr(int(s[i + 1:end], 16)))
+            i = end + 1
+    return "".join(out)
+
+
+# ---- JSON encoding -------------------------------------------------------------------------------------------
+
+def format_value(v: float) -> str:
+    """A sample value as Prometheus's JSON writes it (Go 'f' format, 'e' outside [1e-6, 1e21))."""
+    if v == v and v not in (math.inf, -math.inf):
+        a = abs(v)
+        if 1e-4 <= a < 1e16:
+            # Here repr prints the same shortest digits as Go, in fixed notation; only "x.0" differs.
+            r = repr(v)
+            return r[:-2] if r.endswith(".0") else r
+    return format_float(v)
+
+
+def format_timestamp(t_ms: int) -> str:
+    """Seconds with at most three decimals, built from integer ms so no float artefacts appear."""
+    sign = "-" if t_ms < 0 else ""
+    whole, frac = divmod(abs(t_ms), 1000)
+    return f"{sign}{whole}.{frac:03d}".rstrip("0").rstrip(".") if frac else f"{sign}{whole}"
+
+
+def _jdump(obj: object) -> str:
+    """Compact JSON as Go's encoding/json (and jsoniter in compatible mode) writes it: UTF-8 kept, HTML
+    characters and U+2028/9 escaped (safe to replace on the whole text: they can only occur in strings)."""
+    out = json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+    if any(c in out for c in "<>&\u2028\u2029"):
+        out = (out.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+               .replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))
+    return out
+
+
+_jstr = _jdump
+
+
+def _jlabels(labels: Labels) -> str:
+    return "{" + ",".join(f"{_jstr(k)}:{_jstr(v)}" for k, v in labels) + "}"
+
+
+def _jpoint(t_ms: int, v: float) -> str:
+    return f'[{format_timestamp(t_ms)},"{format_value(v)}"]'
+
+
+def _jresult(kind: str, value: Any) -> str:
+    if kind == "vector":
+        return "[" + ",".join(f'{{"metric":{_jlabels(s.metric)},"value":{_jpoint(s.t, s.value)}}}'
+                              for s in value) + "]"
+    if kind == "matrix":
+        parts = []
+        for s in sorted(value, key=lambda s: s.metric):
+            pts = ",".join(map(_jpoint, s.timestamps, s.values))
+            parts.append(f'{{"metric":{_jlabels(s.metric)},"values":[{pts}]}}')
+        return "[" + ",".join(parts) + "]"
+    if kind == "scalar":
+        return _jpoint(value.t, value.value)
+    if kind == "string":
+        return f"[{format_timestamp(value.t)},{_jstr(value.value)}]"
+    raise ApiError("internal", f"unknown result type {kind!r}")
+
+
+def _envelope(data_json: str, warnings: Sequence[str] = (), infos: Sequence[str] = ()) -> web.Response:
+    body = '{"status":"success","data":' + data_json
+    if warnings:
+        body += ',"warnings":' + _jdump(list(warnings))
+    if infos:
+        body += ',"infos":' + _jdump(list(infos))
+    return web.Response(text=body + "}", content_type="application/json")
+
+
+def _error(err: ApiError) -> web.Response:
+    body = {"status": "error", "errorType": err.typ, "error": err.message}
+    return web.Response(text=_jdump(body), status=ERROR_CODES.get(err.typ, 500),
+                        content_type="application/json")
+
+
+# ---- handlers ------------------------------------------------------------------------------------------------
+
+Handler = Callable[[web.Request], Any]
+
+
+def _api(fn: Callable[[web.Request, _Form], Any]) -> Handler:
+    async def handler(request: web.Request) -> web.StreamResponse:
+        try:
+            form = await _form(request)
+            resp: web.StreamResponse = await fn(request, form)
+            return resp
+        except ApiError as e:
+            return _error(e)
+        except Exception as e:  # never a traceback to the client; the log keeps it
+            log.exception("metrics API %s failed", request.path)
+            return _error(ApiError("internal", f"unexpected error: {type(e).__name__}: {e}"))
+    return handler
+
+
+class _Api:
+    def __init__(self, storage: Storage, engine_factory: EngineFactory, build_info: Mapping[str, str],
+                 now: Callable[[], float]) -> None:
+        self.storage = storage
+        self.engine_factory = engine_factory
+        self.build_info = dict(build_info)
+        self.now = now
+
+    def _engine_opts(self, form: _Form) -> QueryEngine:
+        lb = form.get("lookback_delta")
+        lookback: int | None = None
+        if lb:
+            try:
+                lookback = _ns_to_ms(parse_duration(lb)) or None
+            except ValueError as e:
+                raise ApiError("bad_data", f"error parsing lookback delta duration: {e}") from None
+        return self.engine_factory(lookback)
+
+    def _timeout_s(self, form: _Form) -> float | None:
+        to = form.get("timeout")
+        if not to:
+            return None
+        try:
+            return parse_duration(to) / 1e9
+        except ValueError as e:
+            raise _invalid("timeout", str(e)) from None
+
+    def _run(self, call: Callable[[], Any], timeout: float | None, limit: int) -> web.Response:
+        started = time.monotonic()
+        try:
+            res: QueryResultLike = call()
+        except ParseError as e:
+            raise _invalid("query", str(e)) from None
+        except PromQLError as e:
+            raise ApiError("execution", str(e)) from None
+        # The engine runs to completion on the loop; a query that overran its timeout still answers as
+        # Prometheus would have (it aborts at the deadline), so clients see the same contract.
+        if timeout is not None and time.monotonic() - started > timeout:
+            raise ApiError("timeout", "query timed out in expression evaluation")
+        value = res.value
+        warnings = list(res.warnings)
+        if limit and res.type in ("vector", "matrix") and len(value) > limit:
+            if res.type == "matrix":
+                value = sorted(value, key=lambda s: s.metric)
+            value = value[:limit]
+            warnings.append("results truncated due to limit")
+        data = f'{{"resultType":"{res.type}","result":{_jresult(res.type, value)}}}'
+        return _envelope(data, warnings, list(res.infos))
+
+    async def query(self, request: web.Request, form: _Form) -> web.Response:
+        limit = _parse_limit(form.get("limit"))
+        t = _time_param(form, "time", int(self.now() * 1000))
+        timeout = self._timeout_s(form)
+        engine = self._engine_opts(form)
+        expr = form.get("query")
+        return self._run(lambda: engine.instant(expr, t), timeout, limit)
+
+    async def query_range(self, request: web.Request, form: _Form) -> web.Response:
+        limit = _parse_limit(form.get("limit"))
+        try:
+            start = parse_time(form.get("start"))
+        except ValueError as e:
+            raise _invalid("start", str(e)) from None
+        try:
+            end = parse_time(form.get("end"))
+        except ValueError as e:
+            raise _invalid("end", str(e)) from None
+        if end < start:
+            raise _invalid("end", "end timestamp must not be before start time")
+        try:
+            step_ns = parse_duration(form.get("step"))
+        except ValueError as e:
+            raise _invalid("step", str(e)) from None
+        if step_ns <= 0:
+            raise _invalid("step", "zero or negative query resolution step widths are not accepted. "
+                                   "Try a positive integer")
+        if (end - start) * 1_000_000 // step_ns > MAX_POINTS:
+            raise ApiError("bad_data", "exceeded maximum resolution of 11,000 points per timeseries. "
+                                       "Try decreasing the query resolution (?step=XX)")
+        timeout = self._timeout_s(form)
+        engine = self._engine_opts(form)
+        expr = form.get("query")
+        step = max(1, _ns_to_ms(step_ns))
+        return self._run(lambda: engine.range(expr, start, end, step), timeout, limit)
+
+    def _range(self, form: _Form) -> tuple[int, int]:
+        return _time_param(form, "start", MIN_TIME_MS), _time_param(form, "end", MAX_TIME_MS)
+
+    async def series(self, request: web.Request, form: _Form) -> web.Response:
+        raw = form.getall("match[]")
+        if not raw:
+            raise ApiError("bad_data", "no match[] parameter provided")
+        limit = _parse_limit(form.get("limit"))
+        start, end = self._range(form)
+        try:
+            sets = _matcher_sets(raw)
+        except ParseError as e:
+            raise _invalid("match[]", str(e)) from None
+        lister = getattr(self.storage, "series", None)
+        found: set[Labels] = set()
+        for ms in sets:
+            if lister is not None:
+                found.update(lister(ms, start, end))
+            else:
+                found.update(s.labels for s in self.storage.select(ms, start, end))
+        result = sorted(found)
+        warnings = []
+        if limit and len(result) > limit:
+            result = result[:limit]
+            warnings.append("results truncated due to limit")
+        return _envelope("[" + ",".join(map(_jlabels, result)) + "]", warnings)
+
+    def _label_sets(self, form: _Form) -> tuple[int, int, list[list[Matcher]], int]:
+        limit = _parse_limit(form.get("limit"))
+        start, end = self._range(form)
+        try:
+            sets = _matcher_sets(form.getall("match[]"))
+        except ParseError as e:
+            raise ApiError("bad_data", str(e)) from None
+        return start, end, sets or [[]], limit
+
+    @staticmethod
+    def _strings(values: Iterable[str], limit: int) -> web.Response:
+        result = sorted(set(values))
+        warnings = []
+        if limit and len(result) > limit:
+            result = result[:limit]
+            warnings.append("results truncated due to limit")
+        return _envelope(_jdump(result), warnings)
+
+    async def labels(self, request: web.Request, form: _Form) -> web.Response:
+        start, end, sets, limit = self._label_sets(form)
+        names = [n for ms in sets for n in self.storage.label_names(ms, start, end)]
+        return self._strings(names, limit)
+
+    async def label_values(self, request: web.Request, form: _Form) -> web.Response:
+        name = request.match_info["name"]
+        if name.startswith("U__"):
+            name = _unescape_name(name)
+        if not name:
+            raise ApiError("bad_data", f"invalid label name: {go_quote(name)}")
+        start, end, sets, limit = self._label_sets(form)
+        values = [v for ms in sets for v in self.storage.label_values(name, ms, start, end)]
+        return self._strings(values, limit)
+
+    async def buildinfo(self, request: web.Request, form: _Form) -> web.Response:
+        return _envelope(_jdump(self.build_info))
+
+
+def _default_build_info() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        v = version("sluice")
+    except PackageNotFoundError:
+        v = "0.0.0"
+    # Clients (Grafana) switch features on the version; report the Prometheus API level we follow.
+    return {"version": "3.0.0", "revision": f"sluice-{v}", "branch": "main", "buildUser": "sluice",
+            "buildDate": "", "goVersion": "none (Python)"}
+
+
+def metrics_app(storage: Storage, engine_factory: EngineFactory, *,
+                metrics_text: Callable[[], str] | None = None,
+                extra_routes: Iterable[web.AbstractRouteDef] = (),
+                build_info: Mapping[str, str] | None = None,
+                now: Callable[[], float] = time.time) -> web.Application:
+    """The metrics port's application: the Prometheus API, `GET /metrics` (when `metrics_text` is given:
+    it returns the exposition text) and the expression browser at `/`."""
+    from sluice.metrics.browser import PAGE
+    from sluice.metrics.exposition import CONTENT_TYPE
+
+    api = _Api(storage, engine_factory, build_info or _default_build_info(), now)
+    app = web.Application()
+    for path, fn in (("/api/v1/query", api.query), ("/api/v1/query_range", api.query_range),
+                     ("/api/v1/series", api.series), ("/api/v1/labels", api.labels)):
+        h = _api(fn)
+        app.router.add_get(path, h)
+        app.router.add_post(path, h)
+    app.router.add_get("/api/v1/label/{name}/values", _api(api.label_values))
+    app.router.add_get("/api/v1/status/buildinfo", _api(api.buildinfo))
+
+    async def page(request: web.Request) -> web.Response:
+        return web.Response(text=PAGE, content_type="text/html")
+
+    app.router.add_get("/", page)
+    app.router.add_get("/graph", page)
+
+    if metrics_text is not None:
+        text_fn = metrics_text
+
+        async def metrics(request: web.Request) -> web.Response:
+            return web.Response(body=text_fn().encode(), headers={"Content-Type": CONTENT_TYPE})
+
+        app.router.add_get("/metrics", metrics)
+    app.router.add_routes(list(extra_routes))
+    return app

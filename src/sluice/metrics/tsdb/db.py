@@ -1,0 +1,561 @@
+"""The embedded time-series database: scrape ingestion with staleness, selection, retention, persistence.
+
+The daemon's scraper calls `TSDB.append` once per scrape of one target; the PromQL engine and the HTTP API
+read through the `Storage` methods (`select`, `label_names`, `label_values`) and `series`.
+
+Layout in memory: one `_Series` per series id with a *head* (the newest ≤ 120 samples as `array('q')` and
+`array('d')`) and a list of sealed, compressed chunks (`chunks.encode`). On disk (`path`): `wal-N` files of
+framed records (new series, targets, one record per scrape) and at most one `snapshot-N` holding every
+series' chunks and head as of the moment `wal-N` was started. Recovery loads the newest complete snapshot and
+replays `wal-N`, `wal-N+1`, … through the same code path as live appends, so it rebuilds exactly the same
+chunks; a torn record at a WAL's end (crash, `kill -9`) is cut off. `compact` (or `maintain`) writes a new
+snapshot — serialisation can run in a worker thread, as it only touches immutable chunk bytes and copies — and
+then deletes what it superseded, which is also how data past retention leaves the disk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from array import array
+from bisect import bisect_left, bisect_right
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+from sluice.metrics.series import STALE_NAN, Labels, Matcher, Series
+from sluice.metrics.tsdb import chunks as chunkcodec
+from sluice.metrics.tsdb import records as rec
+from sluice.metrics.tsdb.index import SeriesIndex
+
+__all__ = ["TSDB", "TSDBStats"]
+
+_MIN_T = -(2**63)
+DEFAULT_RETENTION_MS = 24 * 3600 * 1000
+# Compact once the WAL holds this much: replaying 16 MiB (≈1.4 M samples) on start takes about a second.
+DEFAULT_WAL_COMPACT_BYTES = 16 << 20
+
+
+class _Series:
+    __slots__ = ("head_t", "head_v", "chunks", "chunk_max", "last_t")
+
+    def __init__(self) -> None:
+        self.head_t = array("q")
+        self.head_v = array("d")
+        self.chunks: list[bytes] = []
+        self.chunk_max = array("q")  # max timestamp of each sealed chunk, ascending
+        self.last_t = _MIN_T
+
+    def min_t(self) -> int:
+        if self.chunks:
+            return chunkcodec.first_timestamp(self.chunks[0])
+        return self.head_t[0] if self.head_t else _MIN_T
+
+    def seal(self) -> None:
+        self.chunks.append(chunkcodec.encode(self.head_t, self.head_v))
+        self.chunk_max.append(self.head_t[-1])
+        self.head_t = array("q")
+        self.head_v = array("d")
+
+    def read(self, start: int, end: int) -> tuple[array[int], array[float]]:
+        ts = array("q")
+        vs = array("d")
+        cmax = self.chunk_max
+        for i in range(bisect_left(cmax, start), len(cmax)):
+            chunk = self.chunks[i]
+            if chunkcodec.first_timestamp(chunk) > end:
+                return _clip(ts, vs, start, end)
+            ct, cv = chunkcodec.decode(chunk)
+            ts.extend(ct)
+            vs.extend(cv)
+        if self.head_t and self.head_t[0] <= end:
+            ts.extend(self.head_t)
+            vs.extend(self.head_v)
+        return _clip(ts, vs, start, end)
+
+    def overlaps(self, start: int, end: int) -> bool:
+        return self.last_t >= start and self.last_t != _MIN_T and self.min_t() <= end
+
+
+def _clip(ts: array[int], vs: array[float], start: int, end: int) -> tuple[array[int], array[float]]:
+    lo = bisect_left(ts, start)
+    hi = bisect_right(ts, end)
+    if lo == 0 and hi == len(ts):
+        return ts, vs
+    return ts[lo:hi], vs[lo:hi]
+
+
+@dataclass
+class TSDBStats:
+    series: int
+    head_samples: int
+    chunks: int
+    chunk_samples: int
+    chunk_bytes: int
+    disk_bytes: int
+    out_of_order: int
+
+
+@dataclass
+class _Capture:
+    """Everything a snapshot needs, copied on the event loop so the writer can run in a thread."""
+
+    seq: int
+    tmp: Path
+    final: Path
+    next_sid: int
+    series: list[tuple[int, Labels, list[bytes], array[int], array[int], array[float]]]
+    targets: list[tuple[int, str, array[int]]]
+    done: bool = field(default=False)
+
+    def write(self) -> None:
+        with open(self.tmp, "wb") as f:
+            buf: list[bytes] = []
+            size = 0
+            for sid, labels, chunk_list, cmax, ht, hv in self.series:
+                buf.append(rec.frame(rec.encode_series(sid, labels)))
+                for c, mx in zip(chunk_list, cmax, strict=True):
+                    buf.append(rec.frame(rec.encode_chunk(sid, mx, c)))
+                    size += len(c)
+                if ht:
+                    buf.append(rec.frame(rec.encode_head(sid, ht, hv)))
+                if size > 1 << 20:
+                    f.write(b"".join(buf))
+                    buf.clear()
+                    size = 0
+            for tid, name, last in self.targets:
+                buf.append(rec.frame(rec.encode_target(tid, name)))
+                buf.append(rec.frame(rec.encode_last(tid, last)))
+            buf.append(rec.frame(bytes([rec.END]) + self.next_sid.to_bytes(4, "little")))
+            f.write(b"".join(buf))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(self.tmp, self.final)
+        _fsync_dir(self.final.parent)
+        self.done = True
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _seq(p: Path) -> int:
+    """The sequence number in `wal-N` / `snapshot-N`; -1 for anything else (temporary or foreign files)."""
+    tail = p.name.split("-", 1)[-1]
+    return int(tail) if tail.isdigit() else -1
+
+
+class TSDB:
+    """An embedded Prometheus-style TSDB; `path=None` keeps everything in memory."""
+
+    def __init__(self, path: Path | None, *, retention_ms: int = DEFAULT_RETENTION_MS,
+                 wal_compact_bytes: int = DEFAULT_WAL_COMPACT_BYTES) -> None:
+        self.path = path
+        self.retention_ms = retention_ms
+        self.wal_compact_bytes = wal_compact_bytes
+        self._reset()
+        self._wal: BinaryIO | None = None
+        self._pending: list[bytes] = []
+        self._wal_seq = 0
+        self._wal_bytes = 0
+        self._compacting = False
+        if path is not None:
+            path.mkdir(parents=True, exist_ok=True)
+            self._recover(path)
+            self.apply_retention()
+            self._open_wal(self._wal_seq + 1)
+
+    def _reset(self) -> None:
+        self._index = SeriesIndex()
+        self._series: list[_Series | None] = []
+        self._targets: dict[str, int] = {}
+        self._target_names: list[str] = []
+        self._last: dict[int, set[int]] = {}  # target id → series ids present in its last scrape
+        self._scrape_cache: dict[int, dict[int, tuple[Labels, int]]] = {}
+        self._min_t = _MIN_T
+        self._max_t = _MIN_T
+        self._out_of_order = 0
+
+    # ---- ingestion -------------------------------------------------------------------------------------
+
+    def append(self, t_ms: int, samples: Iterable[tuple[Labels, float]], *, scrape_target: str) -> int:
+        """Record one scrape of `scrape_target` at `t_ms`; returns the number of samples stored.
+
+        Series the target exposed last time but not now get Prometheus's stale marker at `t_ms` (an empty
+        `samples` is a failed scrape: everything goes stale). A sample at or before its series' newest
+        timestamp is dropped, as Prometheus drops out-of-order and duplicate samples.
+        """
+        tid = self._targets.get(scrape_target)
+        if tid is None:
+            tid = self._new_target(scrape_target)
+        get = self._index.get
+        series = self._series
+        sids = array("I")
+        values = array("d")
+        present: set[int] = set()
+        # Prometheus keeps a per-target scrape cache so a known series costs no label hashing; here the key is
+        # the identity of the Labels tuple (collectors hand out the same tuple every scrape), checked with
+        # `is` because the cache holds the tuple and so its id cannot be reused meanwhile.
+        cache = self._scrape_cache.get(tid)
+        if cache is None or len(cache) > 2 * len(self._last.get(tid, ())) + 1024:
+            cache = self._scrape_cache[tid] = {}
+        for labels, v in samples:
+            hit = cache.get(id(labels))
+            if hit is not None and hit[0] is labels:
+                sid = hit[1]
+            else:
+                found = get(labels)
+                sid = self._new_series(labels) if found is None else found
+                cache[id(labels)] = (labels, sid)
+            s = series[sid]
+            if s is None or t_ms <= s.last_t or sid in present:  # out of order, or twice in one scrape
+                present.add(sid)
+                self._out_of_order += 1
+                continue
+            present.add(sid)
+            sids.append(sid)
+            values.append(v)
+        stale = array("I")
+        prev = self._last.get(tid)
+        if prev:
+            for sid in sorted(prev - present):
+                s = series[sid]
+                if s is not None and s.last_t < t_ms:
+                    stale.append(sid)
+        self._log(rec.encode_samples(t_ms, tid, sids, values, stale))
+        self._commit()
+        self._apply(t_ms, tid, sids, values, stale, present)
+        return len(sids)
+
+    def drop_target(self, t_ms: int, scrape_target: str) -> None:
+        """The target is gone (pod deleted): mark all its series stale now, as Prometheus does."""
+        if scrape_target in self._targets:
+            self.append(t_ms, (), scrape_target=scrape_target)
+
+    def _apply(self, t_ms: int, tid: int, sids: array[int], values: array[float], stale: array[int],
+               present: set[int]) -> None:
+        series = self._series
+        limit = chunkcodec.CHUNK_SAMPLES
+        for sid, v in zip(sids, values, strict=True):
+            s = series[sid]
+            if s is None:  # only when replaying a WAL written before retention removed the series
+                continue
+            s.head_t.append(t_ms)
+            s.head_v.append(v)
+            s.last_t = t_ms
+            if len(s.head_t) >= limit:
+                s.seal()
+        for sid in stale:
+            s = series[sid]
+            if s is not None:
+                s.head_t.append(t_ms)
+                s.head_v.append(STALE_NAN)
+                s.last_t = t_ms
+                if len(s.head_t) >= limit:
+                    s.seal()
+        self._last[tid] = present
+        if sids or stale:
+            if t_ms > self._max_t:
+                self._max_t = t_ms
+            if self._min_t == _MIN_T or t_ms < self._min_t:
+                self._min_t = t_ms
+
+    def _new_series(self, labels: Labels) -> int:
+        sid = self._index.add(labels)
+        self._log(rec.encode_series(sid, self._index.labels[sid] or labels))
+        self._put_series(sid)
+        return sid
+
+    def _put_series(self, sid: int) -> None:
+        while len(self._series) <= sid:
+            self._series.append(None)
+        self._series[sid] = _Series()
+
+    def _new_target(self, name: str) -> int:
+        tid = len(self._target_names)
+        self._targets[name] = tid
+        self._target_names.append(name)
+        self._log(rec.encode_target(tid, name))
+        return tid
+
+    # ---- reading -----------------------------------------------------------------------------------------
+
+    def select(self, matchers: Sequence[Matcher], start_ms: int, end_ms: int) -> Iterator[Series]:
+        """Series matching all matchers with their samples in [start_ms, end_ms], stale markers included.
+
+        A generator: each step decodes one series' overlapping chunks, so a caller on the event loop can
+        interleave other work between series.
+        """
+        labels = self._index.labels
+        for sid in self._index.matching(matchers):
+            s = self._series[sid]
+            if s is None or not s.overlaps(start_ms, end_ms):
+                continue
+            ts, vs = s.read(start_ms, end_ms)
+            if ts:
+                yield Series(labels[sid] or (), ts, vs)
+
+    def series(self, matchers: Sequence[Matcher], start_ms: int, end_ms: int) -> list[Labels]:
+        """Label sets of matching series with data in the range (decided from chunk bounds, as Prometheus's
+        head does, without decoding samples)."""
+        out = []
+        labels = self._index.labels
+        for sid in self._index.matching(matchers):
+            s = self._series[sid]
+            lab = labels[sid]
+            if s is not None and lab is not None and s.overlaps(start_ms, end_ms):
+                out.append(lab)
+        out.sort()
+        return out
+
+    def _covers_all(self, start_ms: int, end_ms: int) -> bool:
+        return start_ms <= self._min_t and end_ms >= self._max_t
+
+    def label_names(self, matchers: Sequence[Matcher], start_ms: int, end_ms: int) -> list[str]:
+        if not matchers and self._covers_all(start_ms, end_ms):
+            return self._index.names()
+        names: set[str] = set()
+        for lab in self.series(matchers, start_ms, end_ms):
+            names.update(k for k, _ in lab)
+        return sorted(names)
+
+    def label_values(self, name: str, matchers: Sequence[Matcher], start_ms: int, end_ms: int) -> list[str]:
+        if not matchers and self._covers_all(start_ms, end_ms):
+            return sorted(self._index.values(name))
+        values: set[str] = set()
+        for lab in self.series(matchers, start_ms, end_ms):
+            for k, v in lab:
+                if k == name:
+                    values.add(v)
+                    break
+        return sorted(values)
+
+    # ---- retention, stats ------------------------------------------------------------------------------
+
+    def apply_retention(self, now_ms: int | None = None) -> int:
+        """Drop samples older than `now_ms` − retention (default now: the newest sample stored), whole chunks
+        at a time, and series left empty. Returns the number of series dropped."""
+        now = self._max_t if now_ms is None else now_ms
+        if now == _MIN_T:
+            return 0
+        cutoff = now - self.retention_ms
+        dead = []
+        new_min = _MIN_T
+        for sid, s in enumerate(self._series):
+            if s is None:
+                continue
+            k = bisect_left(s.chunk_max, cutoff)
+            if k:
+                del s.chunks[:k]
+                del s.chunk_max[:k]
+            if s.head_t and s.head_t[0] < cutoff:
+                j = bisect_left(s.head_t, cutoff)
+                del s.head_t[:j]
+                del s.head_v[:j]
+            if not s.chunks and not s.head_t:
+                dead.append(sid)
+                continue
+            m = s.min_t()
+            if new_min == _MIN_T or m < new_min:
+                new_min = m
+        if dead:
+            for sid in dead:
+                self._series[sid] = None
+            self._index.remove(dead)
+            gone = set(dead)
+            self._scrape_cache.clear()  # cached ids may point at dropped series
+            for present in self._last.values():
+                present -= gone
+        self._min_t = new_min
+        if new_min == _MIN_T:
+            self._max_t = _MIN_T
+        return len(dead)
+
+    def stats(self) -> TSDBStats:
+        head = chunks = chunk_samples = chunk_bytes = 0
+        for s in self._series:
+            if s is None:
+                continue
+            head += len(s.head_t)
+            chunks += len(s.chunks)
+            chunk_samples += len(s.chunks) * chunkcodec.CHUNK_SAMPLES
+            chunk_bytes += sum(map(len, s.chunks))
+        disk = 0
+        if self.path is not None:
+            disk = sum(p.stat().st_size for p in self.path.iterdir() if p.is_file())
+        return TSDBStats(len(self._index), head, chunks, chunk_samples, chunk_bytes, disk, self._out_of_order)
+
+    # ---- persistence -----------------------------------------------------------------------------------
+
+    def _log(self, payload: bytes) -> None:
+        if self._wal is not None:
+            self._pending.append(rec.frame(payload))
+
+    def _commit(self) -> None:
+        """One write per scrape: the new series and target records, then the samples record."""
+        if self._wal is not None and self._pending:
+            data = b"".join(self._pending)
+            self._pending.clear()
+            self._wal.write(data)
+            self._wal.flush()  # into the OS page cache: survives kill -9; fsync happens in maintain()
+            self._wal_bytes += len(data)
+
+    def _open_wal(self, seq: int) -> None:
+        assert self.path is not None
+        self._wal_seq = seq
+        self._wal = open(self.path / f"wal-{seq:08d}", "ab")
+        self._wal_bytes = 0
+
+    def _recover(self, path: Path) -> None:
+        for tmp in path.glob("*.tmp"):
+            tmp.unlink()
+        snaps = sorted((p for p in path.glob("snapshot-*") if _seq(p) >= 0), key=_seq, reverse=True)
+        wals = sorted((p for p in path.glob("wal-*") if _seq(p) >= 0), key=_seq)
+        base = 0
+        for snap in snaps:
+            if self._load_snapshot(snap):
+                base = _seq(snap)
+                break
+            self._reset()  # an incomplete snapshot (disk trouble): fall back to the one before it
+        for wal in wals:
+            if _seq(wal) >= base:
+                self._replay_wal(wal)
+        self._wal_seq = max([base, *(_seq(w) for w in wals)])
+
+    def _load_snapshot(self, snap: Path) -> bool:
+        complete = False
+        with open(snap, "rb") as f:
+            for _, p in rec.read_frames(f):
+                typ = p[0]
+                if typ == rec.SERIES:
+                    sid, labels = rec.decode_series(p)
+                    self._index.add(labels, sid)
+                    self._put_series(sid)
+                elif typ == rec.CHUNK:
+                    sid, max_t, chunk = rec.decode_chunk(p)
+                    s = self._series[sid]
+                    assert s is not None
+                    s.chunks.append(chunk)
+                    s.chunk_max.append(max_t)
+                    s.last_t = max_t
+                elif typ == rec.HEAD:
+                    sid, ts, vs = rec.decode_head(p)
+                    s = self._series[sid]
+                    assert s is not None
+                    s.head_t, s.head_v, s.last_t = ts, vs, ts[-1]
+                elif typ == rec.TARGET:
+                    tid, name = rec.decode_target(p)
+                    self._targets[name] = tid
+                    while len(self._target_names) <= tid:
+                        self._target_names.append("")
+                    self._target_names[tid] = name
+                elif typ == rec.LAST:
+                    tid, sids = rec.decode_last(p)
+                    self._last[tid] = set(sids)
+                elif typ == rec.END:
+                    next_sid = int.from_bytes(p[1:5], "little")
+                    while len(self._series) < next_sid:
+                        self._series.append(None)
+                        self._index.labels.append(None)
+                    complete = True
+        if complete:
+            for s in self._series:
+                if s is not None and s.last_t != _MIN_T:
+                    m = s.min_t()
+                    self._min_t = m if self._min_t == _MIN_T else min(self._min_t, m)
+                    self._max_t = max(self._max_t, s.last_t)
+        return complete
+
+    def _replay_wal(self, wal: Path) -> None:
+        good = 0
+        with open(wal, "rb") as f:
+            for end, p in rec.read_frames(f):
+                good = end
+                typ = p[0]
+                if typ == rec.SAMPLES:
+                    t_ms, tid, sids, values, stale = rec.decode_samples(p)
+                    self._apply(t_ms, tid, sids, values, stale, set(sids))
+                elif typ == rec.SERIES:
+                    sid, labels = rec.decode_series(p)
+                    self._index.add(labels, sid)
+                    self._put_series(sid)
+                elif typ == rec.TARGET:
+                    tid, name = rec.decode_target(p)
+                    self._targets[name] = tid
+                    while len(self._target_names) <= tid:
+                        self._target_names.append("")
+                    self._target_names[tid] = name
+        if good < wal.stat().st_size:
+            # A torn tail: cut it so that nothing appended later can hide behind garbage.
+            with open(wal, "r+b") as f:
+                f.truncate(good)
+
+    def _begin_compaction(self) -> _Capture:
+        assert self.path is not None and self._wal is not None
+        self._wal.close()
+        self._open_wal(self._wal_seq + 1)
+        seq = self._wal_seq
+        captured = []
+        labels = self._index.labels
+        for sid, s in enumerate(self._series):
+            lab = labels[sid]
+            if s is None or lab is None:
+                continue
+            captured.append((sid, lab, list(s.chunks), array("q", s.chunk_max), array("q", s.head_t),
+                             array("d", s.head_v)))
+        targets = [(tid, name, array("I", sorted(self._last.get(tid, ()))))
+                   for tid, name in enumerate(self._target_names)]
+        return _Capture(seq, self.path / f"snapshot-{seq:08d}.tmp", self.path / f"snapshot-{seq:08d}",
+                        len(self._series), captured, targets)
+
+    def _finish_compaction(self, job: _Capture) -> None:
+        assert self.path is not None
+        if not job.done:
+            return
+        for p in [*self.path.glob("snapshot-*"), *self.path.glob("wal-*")]:
+            if 0 <= _seq(p) < job.seq:
+                p.unlink()
+
+    def compact(self) -> None:
+        """Apply retention, write a snapshot of everything, delete the files it supersedes (blocking)."""
+        if self.path is None:
+            self.apply_retention()
+            return
+        self.apply_retention()
+        job = self._begin_compaction()
+        job.write()
+        self._finish_compaction(job)
+
+    async def maintain(self) -> None:
+        """Periodic housekeeping for the daemon: retention, fsync of the WAL, and a snapshot (written in a
+        worker thread) once the WAL has grown past `wal_compact_bytes`."""
+        self.apply_retention()
+        if self._wal is None:
+            return
+        os.fsync(self._wal.fileno())
+        if self._wal_bytes >= self.wal_compact_bytes and not self._compacting:
+            self._compacting = True  # a second maintain() while the thread writes must not start another
+            try:
+                job = self._begin_compaction()
+                await asyncio.to_thread(job.write)
+                self._finish_compaction(job)
+            finally:
+                self._compacting = False
+
+    def close(self) -> None:
+        if self._wal is not None:
+            self._wal.flush()
+            os.fsync(self._wal.fileno())
+            self._wal.close()
+            self._wal = None
+
+    def __enter__(self) -> TSDB:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
