@@ -47,7 +47,8 @@ def start_daemon(home: Path, port: int | None = None, extra: list[str] | None = 
     home.mkdir(parents=True, exist_ok=True)
     log = open(home / "test-daemon.log", "ab")  # noqa: SIM115 - handed to the child
     proc = subprocess.Popen([sys.executable, "-m", "sluice.daemon.main", "--home", str(home), "--api-port",
-                             str(port), "--xds-port", str(xds_port), *(extra or [])], stdout=log,
+                             str(port), "--xds-port", str(xds_port), "--metrics-port", str(free_port()),
+                             *(extra or [])], stdout=log,
                             stderr=subprocess.STDOUT,
                             start_new_session=True)
     if not wait_healthy(Home(home), proc, port, 30):

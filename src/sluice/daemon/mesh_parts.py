@@ -28,15 +28,21 @@ class MeshParts:
 
 
 def build(home: Home, registry: Registry, store: Store, options: DaemonOptions) -> MeshParts:
+    from sluice.daemon.metrics_parts import MetricsService
     from sluice.runtime.kubelet import Kubelet
+    from sluice.telemetry.collector import Collector
     from sluice.xds import debug
     from sluice.xds.server import XdsServer
     from sluice.xds.translate import MeshOptions
 
     parts = MeshParts()
-    xds = XdsServer(store, address=("127.0.0.1", options.xds_port),
-                    options=MeshOptions(relative_weights=options.relative_weights))
-    parts.components.append(xds)
+    xds_address = ("127.0.0.1", options.xds_port)
+    # Every sidecar streams its access log (ALS) to the xDS port; the collector turns it into Istio's metrics.
+    xds = XdsServer(store, address=xds_address,
+                    options=MeshOptions(relative_weights=options.relative_weights, als_address=xds_address))
+    collector = Collector(store)
+    xds.add_servicer(collector.register)
+    parts.components.extend([collector, MetricsService(home, options, collector), xds])
     parts.routes.extend(debug.routes(xds))
     kubelet = Kubelet(registry, store, home, xds_address=("127.0.0.1", options.xds_port))
     parts.components.append(_KubeletComponent(kubelet))

@@ -1,0 +1,95 @@
+"""The daemon's metrics service: the embedded TSDB sampling the telemetry collector every scrape interval,
+and the Prometheus-compatible HTTP API plus `/metrics` on the metrics port (127.0.0.1:9090 by default).
+
+Built by `sluice.daemon.mesh_parts` next to the collector it samples. A stock Prometheus can scrape the same
+series from `/metrics`; `sluice query`/`stat` can be pointed at it with `prometheus_url`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Iterable
+
+from aiohttp import web
+
+from sluice.daemon.state import DaemonOptions, Home
+from sluice.metrics import exposition
+from sluice.metrics.api import metrics_app
+from sluice.metrics.promql import Engine
+from sluice.metrics.series import Labels, labels_of
+from sluice.metrics.tsdb import TSDB
+from sluice.telemetry.collector import Collector
+
+__all__ = ["MetricsService"]
+
+log = logging.getLogger("sluice.metrics")
+
+SCRAPE_TARGET = "sluice"
+MAINTAIN_EVERY = 60.0
+
+
+class MetricsService:
+    def __init__(self, home: Home, options: DaemonOptions, collector: Collector) -> None:
+        self.options = options
+        self.collector = collector
+        self.tsdb = TSDB(home.root / "tsdb", retention_ms=int(options.retention_hours * 3600_000))
+        self._runner: web.AppRunner | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def _families(self) -> list[exposition.FamilyLike]:
+        return [*self.collector.registry.families(), *self.collector.self_families()]
+
+    def metrics_text(self) -> str:
+        return exposition.render(self._families())
+
+    def _samples(self) -> Iterable[tuple[Labels, float]]:
+        yield from self.collector.registry.samples()
+        # The daemon's own metrics too, as a Prometheus scraping /metrics would store them.
+        for fam in self.collector.self_families():
+            for s in fam.samples:
+                yield labels_of({**dict(s.labels), "__name__": s.name}), s.value
+
+    async def start(self) -> None:
+        app = metrics_app(self.tsdb, lambda lookback: Engine(self.tsdb, lookback_delta_ms=lookback or 300_000),
+                          metrics_text=self.metrics_text)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", self.options.metrics_port, reuse_address=True)
+        try:
+            await site.start()
+        except OSError as e:
+            raise SystemExit(f"error: cannot listen on 127.0.0.1:{self.options.metrics_port} for the Prometheus "
+                             f"API: {e.strerror or e}") from None
+        self._tasks = [asyncio.create_task(self._scrape(), name="tsdb scrape"),
+                       asyncio.create_task(self._maintain(), name="tsdb maintenance")]
+
+    async def _scrape(self) -> None:
+        interval = max(0.1, float(self.options.scrape_interval))
+        while True:
+            try:
+                self.tsdb.append(int(time.time() * 1000), self._samples(), scrape_target=SCRAPE_TARGET)
+            except Exception:  # one bad scrape must not end sampling
+                log.exception("sampling the mesh's metrics failed")
+            await asyncio.sleep(interval - (time.time() % interval))  # aligned, like Prometheus's scrape offsets
+
+    async def _maintain(self) -> None:
+        while True:
+            await asyncio.sleep(MAINTAIN_EVERY)
+            try:
+                await self.tsdb.maintain()
+            except Exception:
+                log.exception("TSDB maintenance failed")
+
+    async def stop(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+        for t in self._tasks:
+            try:
+                await t
+            except asyncio.CancelledError:
+                pass
+        if self._runner is not None:
+            await self._runner.cleanup()
+        self.tsdb.close()
