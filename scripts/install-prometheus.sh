@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# Installs Debian's prometheus binary into .tools/bin (idempotent), unpacked with dpkg -x rather than installed:
+# Installs Debian's prometheus and promtool binaries into .tools/bin (idempotent), unpacked with dpkg -x rather than installed:
 # the package would start a system service on :9090, the port sluice's own Prometheus API uses.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 bin="$top/.tools/bin"
 mkdir -p "$bin"
-if "$bin/prometheus" --version >/dev/null 2>&1; then
+if "$bin/prometheus" --version >/dev/null 2>&1 && "$bin/promtool" --version >/dev/null 2>&1; then
   exit 0
 fi
 work=$(mktemp -d)
@@ -17,4 +17,5 @@ if ! (cd "$work" && apt-get download prometheus >/dev/null 2>&1); then
 fi
 dpkg -x "$work"/prometheus_*.deb "$work/deb"
 install -m 0755 "$work/deb/usr/bin/prometheus" "$bin/prometheus"
+install -m 0755 "$work/deb/usr/bin/promtool" "$bin/promtool"  # backfills the query benchmark's data
 "$bin/prometheus" --version 2>&1 | head -1

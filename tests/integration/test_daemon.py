@@ -62,12 +62,12 @@ def test_kill_9_loses_no_acknowledged_write(tmp_path: Path) -> None:
 def test_up_status_down(tmp_path: Path) -> None:
     home = tmp_path / "home"
     port = free_port()
-    cp = _sluice(home, "up", "--api-port", str(port))
+    cp = _sluice(home, "up", "--api-port", str(port), "--xds-port", str(free_port()), "--metrics-port", str(free_port()))
     assert cp.returncode == 0, cp.stderr
     assert f"https://127.0.0.1:{port}" in cp.stdout
     try:
         assert (home / "kubeconfig").exists() and (home / "pki" / "ca.crt").exists()
-        cp = _sluice(home, "up", "--api-port", str(port))
+        cp = _sluice(home, "up", "--api-port", str(port), "--xds-port", str(free_port()), "--metrics-port", str(free_port()))
         assert cp.returncode == 0 and "already running" in cp.stdout
         cp = _sluice(home, "status")
         assert cp.returncode == 0, cp.stdout + cp.stderr
@@ -88,7 +88,7 @@ def test_stale_pid_file_is_handled(tmp_path: Path) -> None:
     dead.wait()
     (home / "daemon.pid").write_text(str(dead.pid))
     port = free_port()
-    cp = _sluice(home, "up", "--api-port", str(port))
+    cp = _sluice(home, "up", "--api-port", str(port), "--xds-port", str(free_port()), "--metrics-port", str(free_port()))
     try:
         assert cp.returncode == 0, cp.stdout + cp.stderr
         assert "already running" not in cp.stdout
@@ -123,7 +123,7 @@ def test_relative_weights_mesh_setting(tmp_path: Path) -> None:
 def test_demo_is_idempotent(tmp_path: Path) -> None:
     home = tmp_path / "home"
     home.mkdir()
-    (home / "config.yaml").write_text(f"api_port: {free_port()}\n")
+    (home / "config.yaml").write_text(f"api_port: {free_port()}\nxds_port: {free_port()}\nmetrics_port: {free_port()}\n")
     try:
         cp = _sluice(home, "demo")
         assert cp.returncode == 0, cp.stdout + cp.stderr

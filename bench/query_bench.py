@@ -1,0 +1,166 @@
+"""Query latency over 1 h of demo-shaped data: the story's queries and Kiali-style graph queries, through
+sluice's Prometheus API and through Debian's Prometheus holding the same samples (backfilled with promtool).
+Prints a Markdown section with both medians and their ratio."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT))
+
+from aiohttp import web  # noqa: E402
+from bench.tsdb_bench import istio_series  # noqa: E402
+from tests.conftest import TOOLS, free_port, wait_for  # noqa: E402
+
+from sluice.metrics.api import metrics_app  # noqa: E402
+from sluice.metrics.promql import Engine  # noqa: E402
+from sluice.metrics.promql.format import format_float  # noqa: E402
+from sluice.metrics.tsdb import TSDB  # noqa: E402
+
+STEP_MS = 5_000
+HOUR_MS = 3600_000
+RUNS = 15
+STORY = ('sum(istio_requests_total{destination_service_namespace="tutorial", reporter="destination",'
+         'destination_service_name="reviews", destination_version="v2"})')
+QUERIES = {
+    "story: all reviews series": 'istio_requests_total{destination_service_namespace="tutorial", '
+                                 'reporter="destination",destination_service_name="reviews"}',
+    "story: sum for v2": STORY,
+    "story: v2 + v3": f'{STORY} + {STORY.replace("v2", "v3")}',
+    "Kiali graph: edge rates": 'sum(rate(istio_requests_total{reporter="destination",'
+                               'destination_workload_namespace="tutorial"}[1m])) by (source_workload, '
+                               'destination_workload, destination_version, response_code)',
+    "Kiali graph: p95 per edge": 'histogram_quantile(0.95, sum(rate(istio_request_duration_milliseconds_bucket{'
+                                 'reporter="destination",destination_workload_namespace="tutorial"}[1m])) '
+                                 'by (le, source_workload, destination_workload))',
+}
+RANGE = ('sum(rate(istio_requests_total{reporter="destination",destination_service_name="reviews"}[1m])) '
+         'by (destination_version)')
+
+
+def generate(end_ms: int) -> tuple[list[tuple[tuple[tuple[str, str], ...], list[float]]], list[int]]:
+    """Counters and duration histograms for Bookinfo's edges: one sample every 5 s for an hour."""
+    series = [s for s in istio_series() if dict(s)["__name__"] in
+              ("istio_requests_total", "istio_request_duration_milliseconds_bucket")]
+    times = list(range(end_ms - HOUR_MS + STEP_MS, end_ms + 1, STEP_MS))
+    rng = random.Random(7)
+    out = []
+    for labels in series:
+        d = dict(labels)
+        rate = 0.2 if d.get("response_code") == "503" else 10.0
+        if "le" in d:
+            le = float(d["le"])
+            rate *= min(1.0, le / 25.0) if le < 1e9 else 1.0
+        v, vals = 0.0, []
+        for _ in times:
+            v += max(0, round(rng.gauss(rate * 5, rate)))
+            vals.append(v)
+        out.append((labels, vals))
+    return out, times
+
+
+def openmetrics(data: list[tuple[tuple[tuple[str, str], ...], list[float]]], times: list[int], path: Path) -> None:
+    with path.open("w") as f:
+        names = sorted({dict(lbl)["__name__"] for lbl, _ in data})
+        for name in names:
+            f.write(f"# TYPE {name} gauge\n")  # samples are written as they were scraped; types don't matter
+            for labels, vals in data:
+                if dict(labels)["__name__"] != name:
+                    continue
+                lbl = ",".join(f'{k}="{v}"' for k, v in labels if k != "__name__")
+                for t, v in zip(times, vals, strict=True):
+                    f.write(f"{name}{{{lbl}}} {format_float(v)} {t / 1000:.3f}\n")
+        f.write("# EOF\n")
+
+
+def serve_sluice(tsdb: TSDB, port: int) -> None:
+    async def main() -> None:
+        app = metrics_app(tsdb, lambda lb: Engine(tsdb, lookback_delta_ms=lb or 300_000))
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        while True:
+            await asyncio.sleep(3600)
+
+    threading.Thread(target=lambda: asyncio.run(main()), daemon=True).start()
+
+
+def timed(base: str, path: str, params: dict[str, str]) -> float:
+    url = f"{base}{path}?{urllib.parse.urlencode(params)}"
+    t0 = time.perf_counter()
+    with urllib.request.urlopen(url, timeout=60) as r:
+        body = json.loads(r.read())
+    took = (time.perf_counter() - t0) * 1000
+    assert body["status"] == "success", body
+    return took
+
+
+def main() -> None:
+    tmp = Path(tempfile.mkdtemp(prefix="sluice-query-bench-"))
+    end_ms = (int(time.time() * 1000) // STEP_MS) * STEP_MS
+    data, times = generate(end_ms)
+    tsdb = TSDB(None)
+    for i, t in enumerate(times):
+        tsdb.append(t, ((labels, vals[i]) for labels, vals in data), scrape_target="bench")
+    om = tmp / "data.om"
+    openmetrics(data, times, om)
+    subprocess.run([str(TOOLS / "promtool"), "tsdb", "create-blocks-from", "openmetrics", str(om), str(tmp / "prom")],
+                   check=True, capture_output=True)
+    om.unlink()
+    ours_port, prom_port = free_port(), free_port()
+    serve_sluice(tsdb, ours_port)
+    prom = subprocess.Popen([str(TOOLS / "prometheus"), f"--storage.tsdb.path={tmp / 'prom'}",
+                             f"--web.listen-address=127.0.0.1:{prom_port}", "--config.file=/dev/null",
+                             "--log.level=error", "--storage.tsdb.retention.time=30d"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ours, theirs = f"http://127.0.0.1:{ours_port}", f"http://127.0.0.1:{prom_port}"
+    try:
+        at = f"{end_ms / 1000:.3f}"
+
+        def ready(base: str) -> bool:
+            try:
+                return timed(base, "/api/v1/query", {"query": STORY, "time": at}) >= 0
+            except OSError:
+                return False
+
+        wait_for(lambda: ready(ours) and ready(theirs), timeout=120, interval=0.5)
+        rows = []
+        cases = [(name, "/api/v1/query", {"query": q, "time": at}) for name, q in QUERIES.items()]
+        cases.append(("range: reviews split, 1 h at 15 s", "/api/v1/query_range",
+                      {"query": RANGE, "start": f"{(end_ms - HOUR_MS) / 1000:.3f}", "end": at, "step": "15"}))
+        for name, path, params in cases:
+            a = statistics.median(timed(ours, path, params) for _ in range(RUNS))
+            b = statistics.median(timed(theirs, path, params) for _ in range(RUNS))
+            rows.append((name, a, b))
+    finally:
+        prom.terminate()
+        prom.wait(10)
+        shutil.rmtree(tmp, ignore_errors=True)
+    n_samples = len(data) * len(times)
+    print("## PromQL query latency (`bench/query_bench.py`)\n")
+    print(f"1 h of demo-shaped data ({len(data)} series: `istio_requests_total` and the duration buckets for "
+          f"Bookinfo's edges, both reporters; one sample every 5 s; {n_samples:,} samples), loaded into sluice's "
+          "TSDB and backfilled into Debian's Prometheus 2.42 with promtool. Median of "
+          f"{RUNS} HTTP round trips on loopback, instant queries at the end of the hour.\n")
+    print("| query | sluice ms | Prometheus ms | ratio |")
+    print("|---|---:|---:|---:|")
+    for name, a, b in rows:
+        print(f"| {name} | {a:.1f} | {b:.1f} | {a / b:.1f}× |")
+
+
+if __name__ == "__main__":
+    main()
