@@ -95,7 +95,7 @@ def _fmt(v: float | None, kind: str) -> str:
         return f"{v * 100:.2f}%"
     if kind == "rps":
         return f"{v:.1f}rps"
-    return f"{v:.0f}ms"
+    return f"{v:.1f}ms" if v < 10 else f"{v:.0f}ms"
 
 
 @click.command("stat")
