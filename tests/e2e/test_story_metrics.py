@@ -192,3 +192,16 @@ def test_sluice_query_and_stat(mesh: tuple[Daemon, Path]) -> None:
     assert rows["NAME"] == ["NAME", "MESHED", "SUCCESS", "RPS", "LATENCY_P50", "LATENCY_P95", "LATENCY_P99"]
     assert rows["reviews-v2"][1] == "1/1" and rows["reviews-v2"][2] == "100.00%"
     assert rows["reviews-v2"][3].endswith("rps") and rows["reviews-v2"][4].endswith("ms")
+
+
+def test_deleted_workload_series_go_stale_but_history_stays(mesh: tuple[Daemon, Path]) -> None:
+    d, tmp = mesh
+    base = _base(d)
+    q = 'istio_requests_total{reporter="destination",destination_workload="reviews-v2"}'
+    assert prom_query(base, q)["result"]
+    subprocess.run([str(TOOLS / "kubectl-1.35"), f"--cache-dir={tmp}/kc", "-n", NS, "delete", "deployment",
+                    "reviews-v2"], env=d.env, check=True, capture_output=True)
+    # A stale marker ends the series at once, not after the 5-minute lookback.
+    wait_for(lambda: prom_query(base, q)["result"] == [], timeout=90, interval=1)
+    history = prom_query(base, f"max_over_time({q}[10m])")["result"]
+    assert history and all(float(r["value"][1]) > 0 for r in history)
