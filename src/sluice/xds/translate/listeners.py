@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from sluice import mesh
 
-from .accesslog import access_logs
+from .accesslog import access_logs, tcp_access_logs
 from .clusters import inbound_port_protocol
 from .httproute import CORS_FILTER, FAULT_FILTER
 from .model import Proxy
@@ -73,8 +73,14 @@ def _sidecar_listeners(proxy: Proxy, push: PushContext) -> list[Obj]:
             network = _hcm(push, stat_prefix=f"inbound_0.0.0.0_{port}", route_config=inbound_route_config(port),
                            route_filters=False)
         else:
+            tcp: Obj = {"stat_prefix": cluster, "cluster": cluster}
+            logs = tcp_access_logs(push.options)
+            if logs:
+                # istio_tcp_* metrics: connections count as opened when they open, not when they close.
+                tcp["access_log"] = logs
+                tcp["access_log_options"] = {"flush_access_log_on_connected": True}
             network = {"name": "envoy.filters.network.tcp_proxy", "typed_config": typed(
-                "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy", {"stat_prefix": cluster, "cluster": cluster})}
+                "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy", tcp)}
         out.append(_listener(f"{proxy.ip}_{port}", proxy.ip, port, "INBOUND", network))
     port = mesh.PROXY_OUTBOUND_PORT
     out.append(_listener(f"{proxy.ip}_{port}", proxy.ip, port, "OUTBOUND",
