@@ -16,6 +16,7 @@ from pathlib import Path
 
 from sluice.metrics.promql import Engine, PromQLError, parse
 from sluice.metrics.promql import ast as A
+from sluice.metrics.promql.calls import almost_equal
 from sluice.metrics.promql.functions import AT_MODIFIER_UNSAFE
 from sluice.metrics.promql.lexer import unquote
 from sluice.metrics.promql.parser import parse_duration
@@ -143,15 +144,7 @@ def _expand(values: str) -> list[float | None]:
 
 
 def _almost_equal(a: float, b: float) -> bool:
-    if a == b:
-        return True
-    if math.isnan(a) or math.isnan(b):
-        return math.isnan(a) and math.isnan(b)
-    diff = abs(a - b)
-    min_normal = 2.2250738585072014e-308
-    if a == 0 or b == 0 or diff < min_normal:
-        return diff < EPSILON * min_normal
-    return diff / min(abs(a) + abs(b), 1.7976931348623157e308) < EPSILON
+    return almost_equal(a, b, EPSILON)
 
 
 @dataclass

@@ -311,7 +311,8 @@ def _prepare(buckets: list[tuple[float, float]]) -> list[list[float]] | None:
     return merged
 
 
-def _almost_equal(a: float, b: float, eps: float) -> bool:
+def almost_equal(a: float, b: float, eps: float) -> bool:
+    """Prometheus's `almost.Equal`: relative comparison, NaN equals NaN, care near zero."""
     if a == b:
         return True
     if math.isnan(a) or math.isnan(b):
@@ -338,7 +339,7 @@ def _bucket_quantile(q: float, buckets: list[tuple[float, float]]) -> float:
         cur = b[1]
         if cur == prev:
             continue
-        if _almost_equal(prev, cur, 1e-12) or cur < prev:
+        if almost_equal(prev, cur, 1e-12) or cur < prev:
             b[1] = prev  # ignore float noise and force monotonicity, as Prometheus does
             continue
         prev = cur
