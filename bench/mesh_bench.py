@@ -232,7 +232,8 @@ def main() -> None:
     # `sluice demo` to all pods ready, on a warm machine (venv and packages installed).
     demo_home = home / "demo"
     demo_home.mkdir()
-    (demo_home / "config.yaml").write_text(f"api_port: {free_port()}\nxds_port: {free_port()}\nmetrics_port: {free_port()}\n")
+    (demo_home / "config.yaml").write_text(
+        "".join(f"{k}: {free_port()}\n" for k in ("api_port", "xds_port", "metrics_port", "console_port")))
     env = {**os.environ, "SLUICE_HOME": str(demo_home)}
     sluice = str(Path(sys.executable).parent / "sluice")
     import subprocess

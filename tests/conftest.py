@@ -48,6 +48,7 @@ def start_daemon(home: Path, port: int | None = None, extra: list[str] | None = 
     log = open(home / "test-daemon.log", "ab")  # noqa: SIM115 - handed to the child
     proc = subprocess.Popen([sys.executable, "-m", "sluice.daemon.main", "--home", str(home), "--api-port",
                              str(port), "--xds-port", str(xds_port), "--metrics-port", str(free_port()),
+                             "--console-port", str(free_port()),
                              *(extra or [])], stdout=log,
                             stderr=subprocess.STDOUT,
                             start_new_session=True)

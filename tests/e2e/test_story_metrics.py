@@ -194,6 +194,22 @@ def test_sluice_query_and_stat(mesh: tuple[Daemon, Path]) -> None:
     assert rows["reviews-v2"][3].endswith("rps") and rows["reviews-v2"][4].endswith("ms")
 
 
+def test_console_graph_shows_the_split(mesh: tuple[Daemon, Path]) -> None:
+    d, _ = mesh
+    run = json.loads((d.home / "daemon.json").read_text())
+    url = f"http://127.0.0.1:{run['console_port']}/api/namespaces/{NS}/graph?graphType=versionedApp&duration=10m"
+    with urllib.request.urlopen(url, timeout=30) as r:
+        graph = json.loads(r.read())
+    nodes = {n["data"]["id"]: n["data"] for n in graph["elements"]["nodes"]}
+    share: dict[str, float] = {}
+    for e in graph["elements"]["edges"]:
+        target = nodes[e["data"]["target"]]
+        if target.get("app") == "reviews" and target.get("version") in ("v2", "v3"):
+            share[target["version"]] = float(e["data"]["traffic"]["rates"]["httpPercentReq"])
+    assert share.keys() == {"v2", "v3"}, share
+    assert 80 < share["v2"] < 97 and abs(share["v2"] + share["v3"] - 100) < 0.5, share
+
+
 def test_deleted_workload_series_go_stale_but_history_stays(mesh: tuple[Daemon, Path]) -> None:
     d, tmp = mesh
     base = _base(d)

@@ -24,6 +24,11 @@ def _sluice(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([SLUICE, *args], env=env, capture_output=True, text=True, timeout=60, cwd=ROOT)
 
 
+def _other_ports() -> list[str]:
+    """Free ports for the daemon's xDS, metrics and console listeners, so tests never meet a running demo."""
+    return ["--xds-port", str(free_port()), "--metrics-port", str(free_port()), "--console-port", str(free_port())]
+
+
 def _listening(port: int) -> bool:
     with socket.socket() as s:
         return s.connect_ex(("127.0.0.1", port)) == 0
@@ -62,12 +67,12 @@ def test_kill_9_loses_no_acknowledged_write(tmp_path: Path) -> None:
 def test_up_status_down(tmp_path: Path) -> None:
     home = tmp_path / "home"
     port = free_port()
-    cp = _sluice(home, "up", "--api-port", str(port), "--xds-port", str(free_port()), "--metrics-port", str(free_port()))
+    cp = _sluice(home, "up", "--api-port", str(port), *_other_ports())
     assert cp.returncode == 0, cp.stderr
     assert f"https://127.0.0.1:{port}" in cp.stdout
     try:
         assert (home / "kubeconfig").exists() and (home / "pki" / "ca.crt").exists()
-        cp = _sluice(home, "up", "--api-port", str(port), "--xds-port", str(free_port()), "--metrics-port", str(free_port()))
+        cp = _sluice(home, "up", "--api-port", str(port), *_other_ports())
         assert cp.returncode == 0 and "already running" in cp.stdout
         cp = _sluice(home, "status")
         assert cp.returncode == 0, cp.stdout + cp.stderr
@@ -88,7 +93,7 @@ def test_stale_pid_file_is_handled(tmp_path: Path) -> None:
     dead.wait()
     (home / "daemon.pid").write_text(str(dead.pid))
     port = free_port()
-    cp = _sluice(home, "up", "--api-port", str(port), "--xds-port", str(free_port()), "--metrics-port", str(free_port()))
+    cp = _sluice(home, "up", "--api-port", str(port), *_other_ports())
     try:
         assert cp.returncode == 0, cp.stdout + cp.stderr
         assert "already running" not in cp.stdout
@@ -123,7 +128,8 @@ def test_relative_weights_mesh_setting(tmp_path: Path) -> None:
 def test_demo_is_idempotent(tmp_path: Path) -> None:
     home = tmp_path / "home"
     home.mkdir()
-    (home / "config.yaml").write_text(f"api_port: {free_port()}\nxds_port: {free_port()}\nmetrics_port: {free_port()}\n")
+    ports = "".join(f"{k}: {free_port()}\n" for k in ("api_port", "xds_port", "metrics_port", "console_port"))
+    (home / "config.yaml").write_text(ports)
     try:
         cp = _sluice(home, "demo")
         assert cp.returncode == 0, cp.stdout + cp.stderr

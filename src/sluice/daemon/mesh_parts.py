@@ -28,7 +28,7 @@ class MeshParts:
 
 
 def build(home: Home, registry: Registry, store: Store, options: DaemonOptions) -> MeshParts:
-    from sluice.daemon.metrics_parts import MetricsService
+    from sluice.daemon.metrics_parts import ConsoleService, MetricsService
     from sluice.runtime.kubelet import Kubelet
     from sluice.telemetry.collector import Collector
     from sluice.xds import debug
@@ -42,7 +42,8 @@ def build(home: Home, registry: Registry, store: Store, options: DaemonOptions) 
                     options=MeshOptions(relative_weights=options.relative_weights, als_address=xds_address))
     collector = Collector(store)
     xds.add_servicer(collector.register)
-    parts.components.extend([collector, MetricsService(home, options, collector), xds])
+    metrics = MetricsService(home, options, collector)
+    parts.components.extend([collector, metrics, ConsoleService(registry, metrics, options.console_port), xds])
     parts.routes.extend(debug.routes(xds))
     kubelet = Kubelet(registry, store, home, xds_address=("127.0.0.1", options.xds_port))
     parts.components.append(_KubeletComponent(kubelet))

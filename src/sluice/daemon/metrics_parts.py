@@ -14,15 +14,16 @@ from collections.abc import Iterable
 
 from aiohttp import web
 
+from sluice.api.registry import Registry
 from sluice.daemon.state import DaemonOptions, Home
 from sluice.metrics import exposition
 from sluice.metrics.api import metrics_app
-from sluice.metrics.promql import Engine
+from sluice.metrics.promql import Engine, QueryResult
 from sluice.metrics.series import Labels, labels_of
 from sluice.metrics.tsdb import TSDB
 from sluice.telemetry.collector import Collector
 
-__all__ = ["MetricsService"]
+__all__ = ["MetricsService", "ConsoleService"]
 
 log = logging.getLogger("sluice.metrics")
 
@@ -93,3 +94,32 @@ class MetricsService:
         if self._runner is not None:
             await self._runner.cleanup()
         self.tsdb.close()
+
+
+class ConsoleService:
+    """The console's JSON API (and, once built, its UI) on 127.0.0.1:<console_port>, querying the embedded store."""
+
+    def __init__(self, registry: Registry, metrics: MetricsService, port: int) -> None:
+        self.registry = registry
+        self.metrics = metrics
+        self.port = port
+        self._runner: web.AppRunner | None = None
+
+    def query(self, expr: str) -> QueryResult:
+        return Engine(self.metrics.tsdb).instant(expr, int(time.time() * 1000))
+
+    async def start(self) -> None:
+        from sluice.console.api import console_app
+
+        self._runner = web.AppRunner(console_app(self.registry, self.query), access_log=None,
+                                     handle_signals=False, shutdown_timeout=1.0)
+        await self._runner.setup()
+        try:
+            await web.TCPSite(self._runner, "127.0.0.1", self.port, reuse_address=True).start()
+        except OSError as e:
+            raise SystemExit(f"error: cannot listen on 127.0.0.1:{self.port} for the console: "
+                             f"{e.strerror or e}") from None
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
