@@ -9,6 +9,8 @@ Called by `sluice.xds.translate.generate`.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from sluice import mesh
 
 from .model import Proxy
@@ -56,17 +58,22 @@ def _subset_names(push: PushContext, svc: Service, namespace: str) -> list[str]:
     return names
 
 
-def outbound_cluster_names(push: PushContext, namespace: str) -> list[str]:
-    """The EDS clusters a proxy in `namespace` gets, in CDS order (also the EDS resource names)."""
-    out = []
+def _outbound_keys(push: PushContext, namespace: str) -> Iterator[tuple[Service, ServicePort, str]]:
+    """(service, port, subset) of every outbound cluster a proxy in `namespace` gets, in CDS order."""
     for svc in push.services:
         subsets = _subset_names(push, svc, namespace)
         for sp in svc.ports:
             if sp.protocol == "UDP":
                 continue
-            out.append(mesh.outbound_cluster(sp.port, "", svc.hostname))
-            out.extend(mesh.outbound_cluster(sp.port, s, svc.hostname) for s in subsets)
-    return out
+            yield svc, sp, ""
+            for s in subsets:
+                yield svc, sp, s
+
+
+def outbound_cluster_names(push: PushContext, namespace: str) -> list[str]:
+    """The EDS clusters a proxy in `namespace` gets, in CDS order (also the EDS resource names)."""
+    return [mesh.outbound_cluster(sp.port, subset, svc.hostname)
+            for svc, sp, subset in _outbound_keys(push, namespace)]
 
 
 def _outbound_cluster(push: PushContext, svc: Service, sp: ServicePort, subset: str, namespace: str) -> Obj:
@@ -94,15 +101,8 @@ def _outbound_cluster(push: PushContext, svc: Service, sp: ServicePort, subset: 
 
 
 def _outbound_clusters(push: PushContext, namespace: str) -> list[Obj]:
-    out = []
-    for svc in push.services:
-        subsets = _subset_names(push, svc, namespace)
-        for sp in svc.ports:
-            if sp.protocol == "UDP":
-                continue
-            out.append(_outbound_cluster(push, svc, sp, "", namespace))
-            out.extend(_outbound_cluster(push, svc, sp, s, namespace) for s in subsets)
-    return out
+    return [_outbound_cluster(push, svc, sp, subset, namespace)
+            for svc, sp, subset in _outbound_keys(push, namespace)]
 
 
 def _mesh_clusters(push: PushContext) -> list[Obj]:
