@@ -381,21 +381,23 @@ def _detail(reg: Registry, rt: ResourceType, ns: str, obj: dict[str, Any]) -> di
             "yaml": yaml.safe_dump(obj, sort_keys=False, default_flow_style=False)}
 
 
-async def config_get(request: web.Request) -> web.Response:
+def _config_target(request: web.Request) -> tuple[Registry, str, ResourceType]:
+    """The registry, namespace (which must exist) and Istio kind a config route names."""
     reg = request.app[REGISTRY_KEY]
     ns = request.match_info["ns"]
     _ensure_namespace(reg, ns)
-    rt = _istio_kind(request.match_info["kind"])
+    return reg, ns, _istio_kind(request.match_info["kind"])
+
+
+async def config_get(request: web.Request) -> web.Response:
+    reg, ns, rt = _config_target(request)
     name = _check_name(request.match_info["name"], "name")
     obj = reg.get(rt, rt.preferred_version, ns, name)
     return _json(_detail(reg, rt, ns, obj))
 
 
 async def config_put(request: web.Request) -> web.Response:
-    reg = request.app[REGISTRY_KEY]
-    ns = request.match_info["ns"]
-    _ensure_namespace(reg, ns)
-    rt = _istio_kind(request.match_info["kind"])
+    reg, ns, rt = _config_target(request)
     name = _check_name(request.match_info["name"], "name")
     body = await _read_body(request)
     result = reg.replace(rt, _version_of(rt, body), ns, name, body)
@@ -403,20 +405,14 @@ async def config_put(request: web.Request) -> web.Response:
 
 
 async def config_create(request: web.Request) -> web.Response:
-    reg = request.app[REGISTRY_KEY]
-    ns = request.match_info["ns"]
-    _ensure_namespace(reg, ns)
-    rt = _istio_kind(request.match_info["kind"])
+    reg, ns, rt = _config_target(request)
     body = await _read_body(request)
     result = reg.create(rt, _version_of(rt, body), ns, body)
     return _json({**_detail(reg, rt, ns, result.object), "warnings": result.warnings}, status=201)
 
 
 async def config_delete(request: web.Request) -> web.Response:
-    reg = request.app[REGISTRY_KEY]
-    ns = request.match_info["ns"]
-    _ensure_namespace(reg, ns)
-    rt = _istio_kind(request.match_info["kind"])
+    reg, ns, rt = _config_target(request)
     name = _check_name(request.match_info["name"], "name")
     reg.delete(rt, rt.preferred_version, ns, name)
     return _json({"deleted": {"kind": rt.kind, "namespace": ns, "name": name}})
