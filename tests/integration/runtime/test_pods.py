@@ -7,8 +7,6 @@ import ipaddress
 import json
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -20,6 +18,7 @@ from tests.integration.runtime.harness import (
 )
 from tests.integration.runtime.harness import (
     Cluster,
+    http_get,
     listening,
     pod,
     server_container,
@@ -34,14 +33,6 @@ async def cluster(tmp_path: Path) -> AsyncIterator[Cluster]:
     c = await start_cluster(tmp_path)
     yield c
     await stop_cluster(c)
-
-
-def _get(url: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(url, timeout=3) as r:
-            return r.status, r.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode()
 
 
 async def test_pod_runs_and_reports_status(cluster: Cluster) -> None:
@@ -63,7 +54,7 @@ async def test_pod_runs_and_reports_status(cluster: Cluster) -> None:
         assert cs["lastState"] == {} and cs["image"] == "local/python"
         assert cs["containerID"].startswith("sluice://") and cs["imageID"]
     # Without a sidecar the app listens on the pod IP and sees its own name.
-    code, body = _get(f"http://{a['podIP']}:8080/hello")
+    code, body = http_get(f"http://{a['podIP']}:8080/hello")
     assert (code, body) == (200, "web-a /hello")
 
 
@@ -270,7 +261,7 @@ async def test_bookinfo_image_runs_the_builtin_service(cluster: Cluster) -> None
 def _get_retry(url: str) -> tuple[int, str]:
     for _ in range(50):
         try:
-            return _get(url)
+            return http_get(url)
         except OSError:
             time.sleep(0.1)
-    return _get(url)
+    return http_get(url)

@@ -17,6 +17,7 @@ from sluice.runtime.kubelet import KubeletOptions
 from tests.integration.runtime.harness import (
     POD,
     Cluster,
+    http_get,
     listening,
     pod,
     server_container,
@@ -59,14 +60,6 @@ async def cluster(tmp_path: Path) -> AsyncIterator[Cluster]:
     await stop_cluster(c)
 
 
-def _get(url: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(url, timeout=3) as r:
-            return r.status, r.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode()
-
-
 async def test_sidecar_fronts_the_app_and_stops_last(cluster: Cluster, tmp_path: Path) -> None:
     marker = tmp_path / "term.txt"
     obj = pod("meshed", [server_container(port=9080, env=[{"name": "MARKER", "value": str(marker)}]), PROXY],
@@ -78,8 +71,8 @@ async def test_sidecar_fronts_the_app_and_stops_last(cluster: Cluster, tmp_path:
     proxy = cluster.container("meshed", mesh.SIDECAR_CONTAINER)
     assert proxy["ready"] and proxy["imageID"] == "sluice://builtin/envoy-sidecar"
     # Inbound: pod IP (Envoy) → app IP (the app); the app itself is not on the pod IP.
-    assert _get(f"http://{ip}:9080/x") == (200, "meshed /x")
-    assert _get(f"http://{app}:9080/y") == (200, "meshed /y")
+    assert http_get(f"http://{ip}:9080/x") == (200, "meshed /x")
+    assert http_get(f"http://{app}:9080/y") == (200, "meshed /y")
     with urllib.request.urlopen(f"http://{ip}:{mesh.PROXY_ADMIN_PORT}/ready", timeout=3) as r:
         assert r.status == 200
     # The Envoy node id follows Istio's convention.
