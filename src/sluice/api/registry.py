@@ -21,13 +21,13 @@ from sluice.api import patch as patching
 from sluice.api import selectors
 from sluice.api.errors import ApiError
 from sluice.resources import defaults, injection
-from sluice.resources.kinds import KINDS, ResourceType, by_kind, by_plural
+from sluice.resources.kinds import ResourceType, by_kind, by_plural
 from sluice.store import sqlite
 from sluice.store.sqlite import Store, Tx
 from sluice.validation import metadata as meta_validation
 from sluice.validation.field import FieldError
 
-__all__ = ["Registry", "ApiOptions", "WriteResult", "now_rfc3339", "PROTECTED_NAMESPACES"]
+__all__ = ["Registry", "ApiOptions", "WriteResult", "now_rfc3339", "PROTECTED_NAMESPACES", "kind_for_url"]
 
 Obj = dict[str, Any]
 
@@ -569,17 +569,9 @@ class Registry:
         return warnings
 
 
-def _kind_of(obj: Obj) -> ResourceType | None:
-    api_version = str(obj.get("apiVersion") or "")
-    group = api_version.rpartition("/")[0]
-    return by_kind(group, str(obj.get("kind") or ""))
-
-
 def kind_for_url(group: str, version: str, plural: str) -> ResourceType | None:
     rt = by_plural(group, plural)
     if rt is None or version not in rt.versions:
         return None
     return rt
 
-
-__all__ += ["kind_for_url", "KINDS"]

@@ -29,17 +29,12 @@ log = logging.getLogger("sluice.api")
 
 MAX_BODY = 3 * 1024 * 1024
 TABLE_MARK = "as=table"
-_TRUE = {"1", "t", "true", "y", "yes"}
 
 LogSource = Callable[[web.Request, dict[str, Any], dict[str, str]], Awaitable[web.StreamResponse]]
 
 REGISTRY_KEY = web.AppKey("registry", Registry)
 TOKEN_KEY = web.AppKey("token", str)
 LOGS_KEY = web.AppKey("logs", object)
-
-
-def _bool(q: Any, key: str) -> bool:
-    return str(q.get(key, "")).strip().lower() in _TRUE
 
 
 def json_response(obj: Any, code: int = 200, warnings: list[str] | None = None) -> web.Response:
@@ -234,7 +229,7 @@ class Handlers:
             raise ApiError.gone_path()
         if t.name is None:
             if method == "GET":
-                if _bool(q, "watch"):
+                if watch.query_bool(q, "watch"):
                     return await watch.serve(request, reg, t.rt, t.version, t.namespace)
                 return self._list(request, t)
             if method == "POST":
@@ -259,7 +254,7 @@ class Handlers:
             if method == "GET":
                 return json_response(reg.get_scale(t.rt, t.namespace, name))
         if method == "GET":
-            if _bool(q, "watch"):
+            if watch.query_bool(q, "watch"):
                 raise ApiError.bad_request("watch of a single object: use a list with fieldSelector=metadata.name")
             obj = reg.get(t.rt, t.version, t.namespace, name)
             if _wants_table(request):
@@ -333,7 +328,7 @@ class Handlers:
             except ValueError:
                 raise ApiError.bad_request("gracePeriodSeconds must be an integer") from None
         if "orphanDependents" in q:
-            opts["orphanDependents"] = _bool(q, "orphanDependents")
+            opts["orphanDependents"] = watch.query_bool(q, "orphanDependents")
         return opts
 
     async def _logs(self, request: web.Request, pod: dict[str, Any]) -> web.StreamResponse:
@@ -378,7 +373,3 @@ def make_app(registry: Registry, token: str, logs: LogSource | None = None,
     app.router.add_route("*", "/api/{tail:.*}", h.resource)
     app.router.add_route("*", "/apis/{tail:.*}", h.resource)
     return app
-
-
-def yaml_or_json_status(err: ApiError) -> dict[str, Any]:
-    return err.body()

@@ -21,11 +21,16 @@ from sluice.api.registry import Registry
 from sluice.resources.kinds import ResourceType
 from sluice.store.sqlite import Event, Expired
 
-__all__ = ["serve", "BOOKMARK_INTERVAL"]
+__all__ = ["serve", "query_bool", "BOOKMARK_INTERVAL"]
 
 BOOKMARK_INTERVAL = 5.0
 DEFAULT_TIMEOUT = 1800.0
 _TRUE = {"1", "t", "true", "y", "yes"}
+
+
+def query_bool(q: Any, key: str) -> bool:
+    """A boolean query parameter, as client-go (`true`) and the Python client (`True`) send it."""
+    return str(q.get(key, "")).strip().lower() in _TRUE
 
 
 def _line(event_type: str, obj: dict[str, Any]) -> bytes:
@@ -36,8 +41,8 @@ async def serve(request: web.Request, reg: Registry, rt: ResourceType, version: 
                 namespace: str | None) -> web.StreamResponse:
     q = request.query
     rv_param = q.get("resourceVersion", "")
-    send_initial = q.get("sendInitialEvents", "").lower() in _TRUE
-    bookmarks = q.get("allowWatchBookmarks", "").lower() in _TRUE
+    send_initial = query_bool(q, "sendInitialEvents")
+    bookmarks = query_bool(q, "allowWatchBookmarks")
     rv_match = q.get("resourceVersionMatch", "")
     if rv_match and not send_initial:
         raise ApiError(422, "Invalid", 'ListOptions.meta.k8s.io "" is invalid: resourceVersionMatch: Forbidden: '
