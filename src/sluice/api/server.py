@@ -189,7 +189,7 @@ class Handlers:
     async def openapi_v2(self, request: web.Request) -> web.Response:
         from sluice.api import openapi
 
-        return web.Response(body=_cached("v2", openapi.openapi_v2), headers={"Content-Type": openapi.OPENAPI_V2_CONTENT_TYPE})
+        return web.Response(body=openapi.openapi_v2(), headers={"Content-Type": openapi.OPENAPI_V2_CONTENT_TYPE})
 
     async def openapi_v3(self, request: web.Request) -> web.Response:
         from sluice.api import openapi
@@ -197,10 +197,10 @@ class Handlers:
         path = request.match_info.get("path", "")
         if not path:
             return json_response(openapi.openapi_v3_index())
-        doc = openapi.openapi_v3_document(path)
-        if doc is None:
+        body = openapi.openapi_v3_json(path)  # serialised once, then cached
+        if body is None:
             raise ApiError.gone_path()
-        return json_response(doc)
+        return web.Response(body=body, content_type="application/json")
 
     # ------------------------------------------------------------------ resources
     async def resource(self, request: web.Request) -> web.StreamResponse:
@@ -344,15 +344,6 @@ class Handlers:
             raise ApiError.bad_request(f'container "{container}" in pod "{name}" is waiting to start: '
                                        "ContainerCreating")
         return await self.logs(request, pod, dict(request.query))
-
-
-_CACHE: dict[str, bytes] = {}
-
-
-def _cached(key: str, build: Callable[[], bytes]) -> bytes:
-    if key not in _CACHE:
-        _CACHE[key] = build()
-    return _CACHE[key]
 
 
 def make_app(registry: Registry, token: str, logs: LogSource | None = None,
