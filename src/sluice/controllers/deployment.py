@@ -25,7 +25,7 @@ from sluice.controllers.queue import WorkQueue
 from sluice.resources.kinds import by_kind
 from sluice.store.sqlite import Store
 
-__all__ = ["DeploymentController", "template_hash", "resolve_fraction"]
+__all__ = ["DeploymentController", "template_hash", "resolve_fraction", "pod_ready"]
 
 Obj = dict[str, Any]
 _ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # kube's SafeEncodeString alphabet: no vowels, no look-alikes
@@ -59,7 +59,8 @@ def resolve_fraction(value: Any, total: int, round_up: bool) -> int:
     return 0
 
 
-def _ready(pod: Obj) -> bool:
+def pod_ready(pod: Obj) -> bool:
+    """The pod's Ready condition is True (what both the Deployment and the Endpoints controller count)."""
     for c in (pod.get("status") or {}).get("conditions") or []:
         if c.get("type") == "Ready":
             return bool(c.get("status") == "True")
@@ -156,10 +157,10 @@ class DeploymentController:
                     total += 1
             # Scale down: first what isn't ready (it serves nothing), then ready old pods while enough stay up.
             min_available = desired - unavailable
-            ready_count = sum(1 for p in live if _ready(p))
-            excess_new = sorted(new, key=lambda p: (_ready(p), p["metadata"]["name"]))[:max(0, len(new) - desired)]
-            for p in [*sorted(old, key=lambda p: (_ready(p), p["metadata"]["name"])), *excess_new]:
-                if not _ready(p):
+            ready_count = sum(1 for p in live if pod_ready(p))
+            excess_new = sorted(new, key=lambda p: (pod_ready(p), p["metadata"]["name"]))[:max(0, len(new) - desired)]
+            for p in [*sorted(old, key=lambda p: (pod_ready(p), p["metadata"]["name"])), *excess_new]:
+                if not pod_ready(p):
                     self._delete(d, p)
                 elif ready_count - 1 >= min_available or (not new and desired == 0):
                     self._delete(d, p)
@@ -202,7 +203,7 @@ class DeploymentController:
         desired = int(spec.get("replicas", 1))
         owned = [p for p in self._owned(d) if not p["metadata"].get("deletionTimestamp")]
         new = [p for p in owned if (p["metadata"].get("labels") or {}).get(HASH_LABEL) == h]
-        ready = [p for p in owned if _ready(p)]
+        ready = [p for p in owned if pod_ready(p)]
         min_ready = int(spec.get("minReadySeconds") or 0)
         now = datetime.now(UTC).timestamp()
         available = [p for p in ready if min_ready == 0 or (_ready_since(p) or now) + min_ready <= now]

@@ -14,6 +14,7 @@ from typing import Any
 from sluice.api.errors import ApiError
 from sluice.api.registry import Registry
 from sluice.api.selectors import from_label_selector_dict
+from sluice.controllers.deployment import pod_ready
 from sluice.controllers.informer import Informer
 from sluice.controllers.queue import WorkQueue
 from sluice.resources.kinds import by_kind
@@ -24,9 +25,6 @@ __all__ = ["EndpointsController", "desired_subsets"]
 Obj = dict[str, Any]
 
 
-def _ready(pod: Obj) -> bool:
-    return any(c.get("type") == "Ready" and c.get("status") == "True"
-               for c in (pod.get("status") or {}).get("conditions") or [])
 
 
 def _target_port(svc_port: Obj, pod: Obj) -> int | None:
@@ -64,7 +62,7 @@ def desired_subsets(svc: Obj, pods: list[Obj]) -> list[Obj]:
         address = {"ip": ip, "nodeName": "sluice",
                    "targetRef": {"kind": "Pod", "namespace": pod["metadata"].get("namespace", ""),
                                  "name": pod["metadata"]["name"], "uid": pod["metadata"].get("uid")}}
-        subset.setdefault("addresses" if _ready(pod) else "notReadyAddresses", []).append(address)
+        subset.setdefault("addresses" if pod_ready(pod) else "notReadyAddresses", []).append(address)
     return [groups[k] for k in sorted(groups)]
 
 
