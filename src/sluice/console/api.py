@@ -462,7 +462,7 @@ def _static_handler(root: Path) -> Callable[[web.Request], Awaitable[web.StreamR
             return web.FileResponse(target)
         index = root / "index.html"
         if not index.is_file():
-            return _error(404, "the console UI is not built")
+            return _error(404, "the console UI is not built: run `make ui` (or `make demo`) in the Sluice checkout")
         return web.FileResponse(index)  # the single-page app routes the rest
 
     return serve

@@ -11,6 +11,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Iterable
+from pathlib import Path
 
 from aiohttp import web
 
@@ -111,7 +112,9 @@ class ConsoleService:
     async def start(self) -> None:
         from sluice.console.api import console_app
 
-        self._runner = web.AppRunner(console_app(self.registry, self.query), access_log=None,
+        # The UI bundle `make ui` builds into the package; without it the API still answers.
+        static = Path(__file__).resolve().parent.parent / "console" / "static"
+        self._runner = web.AppRunner(console_app(self.registry, self.query, static_dir=static), access_log=None,
                                      handle_signals=False, shutdown_timeout=1.0)
         await self._runner.setup()
         try:
