@@ -5,12 +5,16 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 TOOLS   := .tools/bin
 
-.PHONY: demo test lint unit integration venv tools bench clean
+UI_STAMP := ui/node_modules/.installed
+UI_OUT   := src/sluice/console/static/index.html
+UI_SRC   := $(shell find ui/src -type f 2>/dev/null) ui/index.html ui/vite.config.ts ui/tsconfig.json ui/package.json
 
-demo: $(STAMP)
+.PHONY: demo test lint unit integration venv tools chromium ui ui-test bench clean
+
+demo: $(STAMP) ui
 	$(BIN)/sluice demo
 
-test: $(STAMP) tools lint
+test: $(STAMP) tools ui lint ui-test
 	$(BIN)/pytest -q -p no:cacheprovider tests
 
 lint: $(STAMP)
@@ -32,7 +36,23 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 
-tools: $(TOOLS)/kubectl-1.35 $(TOOLS)/kubectl-1.20 $(TOOLS)/prometheus
+tools: $(TOOLS)/kubectl-1.35 $(TOOLS)/kubectl-1.20 $(TOOLS)/prometheus chromium
+
+chromium:
+	bash scripts/install-chromium.sh
+
+# The console: npm packages from the registry (lock file pinned), bundle built into the Python package.
+ui: $(UI_OUT)
+
+$(UI_STAMP): ui/package-lock.json
+	cd ui && npm ci --no-audit --no-fund --loglevel=error
+	touch $(UI_STAMP)
+
+$(UI_OUT): $(UI_STAMP) $(UI_SRC)
+	cd ui && npm run --silent build
+
+ui-test: $(UI_STAMP)
+	cd ui && npx tsc -p . && npx vitest run
 
 $(TOOLS)/kubectl-1.35 $(TOOLS)/kubectl-1.20:
 	bash scripts/install-kubectl.sh
@@ -44,4 +64,4 @@ bench: $(STAMP)
 	$(BIN)/python bench/run.py
 
 clean:
-	rm -rf $(VENV) .tools .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .tools .pytest_cache .mypy_cache .ruff_cache ui/node_modules src/sluice/console/static

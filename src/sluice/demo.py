@@ -92,6 +92,7 @@ def run(home_dir: Path) -> int:
 [bold]Bookinfo is running in namespace {NAMESPACE}[/], with a steady stream of requests into productpage.
 
   productpage   http://127.0.0.1:8080/productpage   (reviews split 90:10 between v2 and v3)
+  console       {control.console_url(home)}/graph?namespace={NAMESPACE}   (the traffic graph; `sluice console`)
   kubeconfig    export KUBECONFIG={home.kubeconfig}
 
 Try the user story:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from sluice.cli.context import global_options, session
 from sluice.paths import home_from_env
 
 __all__ = ["COMMANDS", "home"]
@@ -57,4 +58,31 @@ def demo_cmd() -> int:
     return int(demo.run(home()))
 
 
-COMMANDS = [up_cmd, down_cmd, status_cmd, demo_cmd]
+@click.command("console")
+@click.option("--open", "open_browser", is_flag=True, help="Also open the page in the default web browser.")
+@click.option("--page", type=click.Choice(["overview", "graph", "workloads", "services", "istio"]),
+              default="graph", show_default=True, help="Which page to point at.")
+@click.argument("ns", metavar="[NAMESPACE]", required=False)
+@global_options
+def console_cmd(open_browser: bool, page: str, ns: str | None) -> int:
+    """Print the web console's address (`sluice console tutorial --open`, like `istioctl dashboard kiali`)."""
+    from sluice.daemon import control
+    from sluice.daemon.state import Home
+
+    state = Home(home())
+    if control.running_pid(state) is None:
+        click.echo(f"error: sluice is not running (state in {state.root}); start it with `sluice up` or "
+                   "`sluice demo`", err=True)
+        return 1
+    namespace = ns or session(click.get_current_context()).namespace_flag or "tutorial"
+    url = f"{control.console_url(state)}/{page}?namespace={namespace}"
+    click.echo(url)
+    if open_browser:
+        import webbrowser
+
+        if not webbrowser.open(url):
+            click.echo("no web browser to open here; open the address above yourself", err=True)
+    return 0
+
+
+COMMANDS = [up_cmd, down_cmd, status_cmd, demo_cmd, console_cmd]

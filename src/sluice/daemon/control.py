@@ -86,6 +86,8 @@ def wait_healthy(home: Home, proc: subprocess.Popen[bytes] | None, port: int, ti
 def _where(home: Home, opts: DaemonOptions) -> list[tuple[str, str]]:
     return [
         ("API server", f"https://127.0.0.1:{opts.api_port}"),
+        ("console", f"http://127.0.0.1:{opts.console_port}"),
+        ("Prometheus", f"http://127.0.0.1:{opts.metrics_port}"),
         ("kubeconfig", str(home.kubeconfig)),
         ("state", str(home.root)),
         ("log", str(home.logfile)),
@@ -152,6 +154,13 @@ def down(home_dir: Path) -> int:
     return 0
 
 
+def console_url(home: Home) -> str:
+    """The console's address: the running daemon's port, else the configured one."""
+    run = home.read_run() or {}
+    port = run.get("console_port", home.load_options(None).console_port)
+    return f"http://127.0.0.1:{port}"
+
+
 def status(home_dir: Path) -> int:
     home = Home(home_dir)
     pid = running_pid(home)
@@ -163,6 +172,8 @@ def status(home_dir: Path) -> int:
     healthy = _healthy(int(run.get("api_port", opts.api_port)))
     rows = [("daemon", f"pid {pid}", "running" if healthy else "not answering"),
             ("API server", str(run.get("api", "")), "ready" if healthy else "not ready"),
+            ("console", console_url(home), ""),
+            ("Prometheus API", f"http://127.0.0.1:{run.get('metrics_port', opts.metrics_port)}", ""),
             ("kubeconfig", str(home.kubeconfig), ""), ("state", str(home.root), ""),
             ("log", str(home.logfile), "")]
     w0 = max(len(r[0]) for r in rows)

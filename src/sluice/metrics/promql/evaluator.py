@@ -163,10 +163,16 @@ class Evaluator:
             refs = [(at if at is not None else t) - vs.offset_ms for t in self.ts]
             series: list[Series] = []
             for s in self.storage.select(vs.matchers, min(refs) - node.range_ms + 1, max(refs)):
-                pts = [(t, v) for t, v in zip(s.timestamps, s.values, strict=True) if not is_stale(v)]
-                self.count_samples(len(pts))
-                if pts:
-                    series.append(Series(s.labels, [p[0] for p in pts], [p[1] for p in pts]))
+                values = s.values
+                total = sum(values)
+                if total == total:  # no NaN, so no stale marker: skip the per-sample check
+                    ts_list, vs_list = list(s.timestamps), list(values)
+                else:
+                    pts = [(t, v) for t, v in zip(s.timestamps, values, strict=True) if v == v or not is_stale(v)]
+                    ts_list, vs_list = [p[0] for p in pts], [p[1] for p in pts]
+                self.count_samples(len(ts_list))
+                if ts_list:
+                    series.append(Series(s.labels, ts_list, vs_list))
             return RangeArg(series, refs, node.range_ms)
         if isinstance(node, A.SubqueryExpr):
             return self.subquery(node)

@@ -66,7 +66,7 @@ class _Series:
             chunk = self.chunks[i]
             if chunkcodec.first_timestamp(chunk) > end:
                 return _clip(ts, vs, start, end)
-            ct, cv = chunkcodec.decode(chunk)
+            ct, cv = chunkcodec.decode_cached(chunk)
             ts.extend(ct)
             vs.extend(cv)
         if self.head_t and self.head_t[0] <= end:
