@@ -1,4 +1,7 @@
-"""The console's backend: the Kiali-style graph builder (`graph`) and the JSON API (`api`).
+"""The console's backend: the JSON API the React UI (ui/) reads, served by the daemon on the console port.
 
-The daemon mounts `console_app` on the console port; the React UI (a later part) reads its `/api/`.
+Modules: `api` (aiohttp routing and handlers: the only one doing I/O), `params` (request parameters and the
+console's errors), `graph` (the Kiali traffic graph and health), `configs` (Istio config validation status),
+`inventory` (workloads, apps, services), `charts` (metric-chart PromQL and shaping), `logs` (which
+containers, the `sinceTime` cursor, the merge) and `wizard` (traffic shifting). All but `api` are pure.
 """

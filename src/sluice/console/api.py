@@ -1,21 +1,23 @@
-"""The console's JSON API (aiohttp), served on the console port under `/api/`.
+"""The console's JSON API (aiohttp), served on the console port under `/api/` (contract: docs/console-api.md).
 
-Role: the backend the console's single-page app reads: namespaces with health, the Kiali-style graph
-(`sluice.console.graph` over an injected PromQL `query` callable), the Istio config list with validation
-status (the same validator and analyzers as the API server and `sluice analyze`), object read/create/
-replace/delete through the same `Registry` the Kubernetes API uses (so a rejected edit answers with the
-server's own Status message and code), workloads with pods and health, and workload logs through an
-injected reader. Errors are JSON `{"error": message, "code": http_code}` (plus `status`, the Kubernetes
-Status object, for API errors); nothing a client sends yields a 500.
+Role: routing and the handlers' I/O. Each handler checks its parameters (`sluice.console.params`), reads
+the objects it needs from the same `Registry` the Kubernetes API uses, runs PromQL through the injected
+`query` (instant) and `query_range` callables, and hands the data to a pure builder: `graph` (the Kiali
+graph and traffic health), `configs` (Istio config validation status), `inventory` (workloads, apps,
+services), `charts` (workload metric charts, namespace sparklines), `logs` (which containers, merge order)
+and `wizard` (traffic shifting). Writes go through the Registry, so a rejected edit answers with the API
+server's own Status message and code. Errors are JSON `{"error": message, "code": http_code}` (plus
+`reason` and `status`, the Kubernetes Status object, for API errors); nothing a client sends yields a 500.
 
-Callers: the daemon (mounts `console_app` on 127.0.0.1:20001) and tests/unit/console/test_api.py.
+Callers: the daemon (`sluice.daemon.metrics_parts.ConsoleService` mounts `console_app` on 127.0.0.1:20001)
+and tests/unit/console/.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
-import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
@@ -26,6 +28,16 @@ from aiohttp import web
 
 from sluice.api.errors import ApiError
 from sluice.api.registry import Registry
+from sluice.console import charts, inventory, wizard
+from sluice.console.charts import QueryRangeFn
+from sluice.console.configs import (
+    ANALYZE_KINDS,
+    EMPTY_VALIDATION,
+    ISTIO_CONFIG_KINDS,
+    config_item,
+    key_of,
+    validations,
+)
 from sluice.console.graph import (
     GRAPH_TYPES,
     REQUEST_QUERIES,
@@ -33,41 +45,23 @@ from sluice.console.graph import (
     graph_queries,
     node_health,
 )
+from sluice.console.logs import DEFAULT_TAIL, MAX_TAIL, LogReader, log_targets, merge, parse_since
+from sluice.console.params import Fail, check_name, parse_duration, parse_int
 from sluice.metrics.promql.values import QueryResult, Sample
 from sluice.resources.kinds import ResourceType, by_kind, lookup
-from sluice.validation.analyze import analyze
-from sluice.validation.istio import validate
 
-__all__ = ["console_app", "QueryFn", "LogReader", "parse_duration", "ISTIO_CONFIG_KINDS"]
+__all__ = ["console_app", "QueryFn", "QueryRangeFn", "LogReader", "parse_duration", "ISTIO_CONFIG_KINDS"]
 
 log = logging.getLogger(__name__)
 
 QueryFn = Callable[[str], QueryResult]
-# (namespace, workload, container or None, tail lines or None) → log lines, each
-# {"pod", "container", "line", "proxy": bool}.
-LogReader = Callable[[str, str, str | None, int | None], Awaitable[list[dict[str, Any]]]]
 
-ISTIO_CONFIG_KINDS: tuple[str, ...] = ("VirtualService", "DestinationRule", "Gateway", "ServiceEntry")
-# Objects the analyzers need to resolve references (hosts, subsets, gateways).
-_ANALYZE_KINDS: tuple[tuple[str, str], ...] = (
-    ("", "Service"), ("", "Pod"), ("apps", "Deployment"), ("", "Namespace"),
-    *(("networking.istio.io", k) for k in ISTIO_CONFIG_KINDS),
-)
-_NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
-_DURATION_RE = re.compile(r"^(\d+)(s|m|h|d)?$")
-_MAX_DURATION_S = 30 * 86400
 HEALTH_WINDOW_S = 300  # Kiali's HealthCompute default duration (5m)
 
 REGISTRY_KEY: web.AppKey[Registry] = web.AppKey("registry", Registry)
 QUERY_KEY: web.AppKey[QueryFn] = web.AppKey("query", object)  # type: ignore[arg-type]
+QUERY_RANGE_KEY: web.AppKey[QueryRangeFn | None] = web.AppKey("query_range", object)  # type: ignore[arg-type]
 LOGS_KEY: web.AppKey[LogReader | None] = web.AppKey("logs", object)  # type: ignore[arg-type]
-
-
-class _Fail(Exception):
-    def __init__(self, code: int, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
 
 
 def _json(data: Any, status: int = 200) -> web.Response:
@@ -81,23 +75,6 @@ def _error(code: int, message: str, extra: Mapping[str, Any] | None = None) -> w
     return _json(body, status=code)
 
 
-def parse_duration(text: str) -> int:
-    """`60s`, `5m`, `1h`, `1d` or plain seconds → seconds (1 s … 30 d)."""
-    m = _DURATION_RE.match(text.strip())
-    if not m:
-        raise _Fail(400, f"invalid duration {text!r} (want e.g. 60s, 5m, 1h)")
-    seconds = int(m.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2) or "s"]
-    if not 1 <= seconds <= _MAX_DURATION_S:
-        raise _Fail(400, f"duration {text!r} out of range (1s to 30d)")
-    return seconds
-
-
-def _check_name(value: str, what: str) -> str:
-    if not _NAME_RE.match(value) or len(value) > 253:
-        raise _Fail(400, f"invalid {what} {value!r}")
-    return value
-
-
 @web.middleware
 async def _errors(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
                   ) -> web.StreamResponse:
@@ -105,7 +82,7 @@ async def _errors(request: web.Request, handler: Callable[[web.Request], Awaitab
         return await handler(request)
     except ApiError as e:
         return _error(e.code, e.message, {"reason": e.reason, "status": e.body()})
-    except _Fail as e:
+    except Fail as e:
         return _error(e.code, e.message)
     except web.HTTPException as e:
         if not request.path.startswith("/api/") or e.status < 400:
@@ -123,21 +100,25 @@ def _rt(group: str, kind: str) -> ResourceType:
     return rt
 
 
+VS_RT = _rt("networking.istio.io", "VirtualService")
+DR_RT = _rt("networking.istio.io", "DestinationRule")
+
+
 def _istio_kind(text: str) -> ResourceType:
     rt = lookup(text)
     if rt is None or rt.kind not in ISTIO_CONFIG_KINDS:
-        raise _Fail(404, f"unknown Istio config type {text!r} (want one of {', '.join(ISTIO_CONFIG_KINDS)})")
+        raise Fail(404, f"unknown Istio config type {text!r} (want one of {', '.join(ISTIO_CONFIG_KINDS)})")
     return rt
 
 
 def _ensure_namespace(reg: Registry, ns: str) -> None:
-    _check_name(ns, "namespace")
+    check_name(ns, "namespace")
     reg.get(_rt("", "Namespace"), "v1", None, ns)
 
 
 def _vector(result: QueryResult) -> list[Sample]:
     if result.type != "vector" or not isinstance(result.value, list):
-        raise _Fail(502, f"metrics query returned a {result.type}, not a vector")
+        raise Fail(502, f"metrics query returned a {result.type}, not a vector")
     return [s for s in result.value if isinstance(s, Sample)]
 
 
@@ -146,12 +127,26 @@ def _run_queries(query: QueryFn, queries: Mapping[str, str]) -> dict[str, list[S
     for name, expr in queries.items():
         try:
             result = query(expr)
-        except _Fail:
+        except Fail:
             raise
         except Exception as e:
-            raise _Fail(503, f"metrics query failed: {e}") from None
+            raise Fail(503, f"metrics query failed: {e}") from None
         out[name] = _vector(result)
     return out
+
+
+def _range_query(request: web.Request) -> QueryRangeFn:
+    fn = request.app[QUERY_RANGE_KEY]
+    if fn is None:
+        raise Fail(501, "metric charts are not available in this console (no range-query engine)")
+    return fn
+
+
+def _run_range(fn: QueryRangeFn, expr: str, window: charts.RangeWindow) -> QueryResult:
+    try:
+        return fn(expr, window.start, window.end, window.step)
+    except Exception as e:
+        raise Fail(503, f"metrics range query failed: {e}") from None
 
 
 def _objects(reg: Registry, group: str, kind: str, ns: str | None) -> list[dict[str, Any]]:
@@ -160,141 +155,56 @@ def _objects(reg: Registry, group: str, kind: str, ns: str | None) -> list[dict[
     return items
 
 
-def _workload_graph(reg: Registry, query: QueryFn, ns: str, window_s: int, now: float) -> dict[str, Any]:
+def _find(reg: Registry, rt: ResourceType, ns: str, name: str) -> dict[str, Any] | None:
+    try:
+        return reg.get(rt, rt.preferred_version, ns, name)
+    except ApiError as e:
+        if e.code == 404:
+            return None
+        raise
+
+
+def _workload_graph(query: QueryFn, ns: str, window_s: int, now: float) -> dict[str, Any]:
     queries = {k: v for k, v in graph_queries(ns, window_s, "workload").items() if k in REQUEST_QUERIES}
     return build_graph(_run_queries(query, queries), graph_type="workload", namespace=ns, window_s=window_s,
                        query_time=int(now))
 
 
-_RANK = {"NA": 0, "Healthy": 1, "Degraded": 2, "Failure": 3}
+def _workloads(reg: Registry, query: QueryFn, ns: str) -> list[dict[str, Any]]:
+    traffic = node_health(_workload_graph(query, ns, HEALTH_WINDOW_S, time.time()), "workload")
+    return inventory.workloads(_objects(reg, "apps", "Deployment", ns), _objects(reg, "", "Pod", ns), ns, traffic)
 
 
-def _worst(*statuses: str) -> str:
-    return max(statuses, key=lambda s: _RANK.get(s, 0), default="NA")
-
-
-def _selector_matches(selector: Mapping[str, Any], labels: Mapping[str, Any]) -> bool:
-    match = selector.get("matchLabels") or {}
-    if not isinstance(match, dict) or not match:
-        return False
-    return all(labels.get(k) == v for k, v in match.items())
-
-
-def _pod_ready(pod: Mapping[str, Any]) -> bool:
-    for c in (pod.get("status") or {}).get("conditions") or []:
-        if isinstance(c, dict) and c.get("type") == "Ready":
-            return c.get("status") == "True"
-    return False
-
-
-def _pod_summary(pod: Mapping[str, Any]) -> dict[str, Any]:
-    meta = pod.get("metadata") or {}
-    status = pod.get("status") or {}
-    containers = [c.get("name") for c in (pod.get("spec") or {}).get("containers") or [] if isinstance(c, dict)]
-    statuses = [c for c in status.get("containerStatuses") or [] if isinstance(c, dict)]
-    return {"name": meta.get("name"), "phase": status.get("phase", "Pending"), "ready": _pod_ready(pod),
-            "containers": containers, "istioSidecar": "istio-proxy" in containers,
-            "restarts": sum(int(c.get("restartCount") or 0) for c in statuses),
-            "labels": meta.get("labels") or {}, "createdAt": meta.get("creationTimestamp")}
-
-
-def _pod_health(desired: int, available: int) -> str:
-    """Kiali's workload pod health: no replicas wanted → NA; none available → Failure; some → Degraded."""
-    if desired <= 0:
-        return "NA"
-    if available <= 0:
-        return "Failure"
-    if available < desired:
-        return "Degraded"
-    return "Healthy"
-
-
-def _workloads(reg: Registry, ns: str, traffic: Mapping[str, str]) -> list[dict[str, Any]]:
-    pods = _objects(reg, "", "Pod", ns)
-    out: list[dict[str, Any]] = []
-    for dep in _objects(reg, "apps", "Deployment", ns):
-        meta = dep.get("metadata") or {}
-        spec = dep.get("spec") or {}
-        selector = spec.get("selector") or {}
-        mine = [p for p in pods if _selector_matches(selector, (p.get("metadata") or {}).get("labels") or {})]
-        desired = int(spec.get("replicas", 1) if spec.get("replicas") is not None else 1)
-        available = sum(1 for p in mine if _pod_ready(p) and not (p.get("metadata") or {}).get("deletionTimestamp"))
-        name = str(meta.get("name"))
-        pod_status = _pod_health(desired, available)
-        traffic_status = traffic.get(name, "NA")
-        tmpl_labels = ((spec.get("template") or {}).get("metadata") or {}).get("labels") or {}
-        out.append({
-            "name": name, "namespace": ns, "type": "Deployment", "labels": meta.get("labels") or {},
-            "app": tmpl_labels.get("app", ""), "version": tmpl_labels.get("version", ""),
-            "desiredReplicas": desired, "availableReplicas": available,
-            "pods": [_pod_summary(p) for p in mine],
-            "istioSidecar": bool(mine) and all(_pod_summary(p)["istioSidecar"] for p in mine),
-            "health": {"status": _worst(pod_status, traffic_status), "pods": pod_status,
-                       "traffic": traffic_status},
-        })
-    return sorted(out, key=lambda w: str(w["name"]))
-
-
-_LEVEL = {"Error": "error", "Warning": "warning", "Info": "info"}
+def _routing(reg: Registry, ns: str | None) -> list[dict[str, Any]]:
+    """VirtualServices and DestinationRules (in `ns`, or all)."""
+    return [*_objects(reg, "networking.istio.io", "VirtualService", ns),
+            *_objects(reg, "networking.istio.io", "DestinationRule", ns)]
 
 
 def _validations(reg: Registry, ns: str | None) -> tuple[list[dict[str, Any]], dict[tuple[str, str, str], dict[str, Any]]]:
-    """The Istio config objects (in `ns`, or all) and their validation, keyed by (kind, namespace, name)."""
     everything: list[dict[str, Any]] = []
-    for group, kind in _ANALYZE_KINDS:
+    for group, kind in ANALYZE_KINDS:
         everything.extend(_objects(reg, group, kind, None))
-    configs = [o for o in everything if o.get("kind") in ISTIO_CONFIG_KINDS
-               and (ns is None or (o.get("metadata") or {}).get("namespace") == ns)]
-    result: dict[tuple[str, str, str], dict[str, Any]] = {}
-    for obj in configs:
-        meta = obj.get("metadata") or {}
-        key = (str(obj.get("kind")), str(meta.get("namespace") or ""), str(meta.get("name")))
-        v = validate(key[0], obj)
-        checks: list[dict[str, Any]] = [
-            {"code": "IST0106", "severity": "error", "message": e.message, "path": e.field} for e in v.errors]
-        checks.extend({"code": "IST0133", "severity": "warning", "message": w, "path": ""} for w in v.warnings)
-        result[key] = {"checks": checks}
-    for m in analyze(everything, namespaces={ns} if ns is not None else None):
-        if m.code in ("IST0106", "IST0133"):  # the validator's own findings, already listed with paths
-            continue
-        entry = result.get((m.kind, m.namespace, m.name))
-        if entry is not None:
-            entry["checks"].append({"code": m.code, "severity": _LEVEL.get(m.level, "info"), "message": m.text,
-                                    "path": ""})
-    for entry in result.values():
-        checks = entry["checks"]
-        entry["errors"] = sum(1 for c in checks if c["severity"] == "error")
-        entry["warnings"] = sum(1 for c in checks if c["severity"] == "warning")
-        entry["valid"] = entry["errors"] == 0
-        entry["status"] = "NotValid" if entry["errors"] else ("Warning" if entry["warnings"] else "Valid")
-    return configs, result
-
-
-def _config_item(obj: Mapping[str, Any], validation: Mapping[str, Any]) -> dict[str, Any]:
-    meta = obj.get("metadata") or {}
-    return {"kind": obj.get("kind"), "apiVersion": obj.get("apiVersion"), "name": meta.get("name"),
-            "namespace": meta.get("namespace"), "resourceVersion": meta.get("resourceVersion"),
-            "createdAt": meta.get("creationTimestamp"), "labels": meta.get("labels") or {},
-            "validation": dict(validation)}
+    return validations(everything, ns)
 
 
 async def _read_body(request: web.Request) -> Any:
     raw = await request.read()
     if not raw.strip():
-        raise _Fail(400, "empty request body")
+        raise Fail(400, "empty request body")
     ctype = request.content_type.lower()
-    text = raw.decode("utf-8", errors="strict") if raw else ""
     try:
+        text = raw.decode("utf-8", errors="strict")
         if ctype == "application/json":
             return json.loads(text)
         docs = [d for d in yaml.load_all(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
                 if d is not None]
     except (ValueError, yaml.YAMLError) as e:
-        raise _Fail(400, f"the body is not valid {'JSON' if ctype == 'application/json' else 'YAML'}: {e}") from None
+        raise Fail(400, f"the body is not valid {'JSON' if ctype == 'application/json' else 'YAML'}: {e}") from None
     if len(docs) != 1:
-        raise _Fail(400, f"the body must hold exactly one object, found {len(docs)}")
+        raise Fail(400, f"the body must hold exactly one object, found {len(docs)}")
     if not isinstance(docs[0], dict):
-        raise _Fail(400, "the body must be an object")
+        raise Fail(400, "the body must be an object")
     return docs[0]
 
 
@@ -304,21 +214,26 @@ def _version_of(rt: ResourceType, body: Any) -> str:
     return version if version in rt.versions else rt.preferred_version
 
 
-# ---------------------------------------------------------------------------------------------- handlers
+# ---------------------------------------------------------------------------------------------- namespaces
 async def namespaces(request: web.Request) -> web.Response:
     reg, query = request.app[REGISTRY_KEY], request.app[QUERY_KEY]
     now = time.time()
+    spark: charts.RangeWindow | None = None
+    if "sparkline" in request.query:
+        spark = charts.sparkline_window(now, parse_duration(request.query["sparkline"] or "10m", "sparkline"))
+    range_fn = _range_query(request) if spark is not None else None
     _, validation = _validations(reg, None)
     out = []
     for ns_obj in _objects(reg, "", "Namespace", None):
         name = str((ns_obj.get("metadata") or {}).get("name"))
-        traffic = node_health(_workload_graph(reg, query, name, HEALTH_WINDOW_S, now), "workload")
+        traffic = node_health(_workload_graph(query, name, HEALTH_WINDOW_S, now), "workload")
         counts = {"healthy": 0, "degraded": 0, "failure": 0, "na": 0}
-        for w in _workloads(reg, name, traffic):
+        deployments, pods = _objects(reg, "apps", "Deployment", name), _objects(reg, "", "Pod", name)
+        for w in inventory.workloads(deployments, pods, name, traffic):
             counts[{"Healthy": "healthy", "Degraded": "degraded", "Failure": "failure"}.get(
                 w["health"]["status"], "na")] += 1
         cfg = [v for (_, ns, _), v in validation.items() if ns == name]
-        out.append({
+        entry: dict[str, Any] = {
             "name": name, "labels": (ns_obj.get("metadata") or {}).get("labels") or {},
             "status": ((ns_obj.get("status") or {}).get("phase")) or "Active",
             "health": {"workloads": counts,
@@ -327,7 +242,10 @@ async def namespaces(request: web.Request) -> web.Response:
             "istioConfig": {"objects": len(cfg), "valid": sum(1 for v in cfg if v["valid"] and not v["warnings"]),
                             "warnings": sum(1 for v in cfg if v["valid"] and v["warnings"]),
                             "errors": sum(1 for v in cfg if not v["valid"])},
-        })
+        }
+        if spark is not None and range_fn is not None:
+            entry["sparkline"] = charts.points(_run_range(range_fn, charts.sparkline_query(name), spark))
+        out.append(entry)
     return _json({"namespaces": out})
 
 
@@ -338,11 +256,11 @@ async def graph(request: web.Request) -> web.Response:
     q = request.query
     graph_type = q.get("graphType", "versionedApp")
     if graph_type not in GRAPH_TYPES:
-        raise _Fail(400, f"invalid graphType {graph_type!r} (want one of {', '.join(GRAPH_TYPES)})")
+        raise Fail(400, f"invalid graphType {graph_type!r} (want one of {', '.join(GRAPH_TYPES)})")
     window = parse_duration(q.get("duration", "60s"))
     rt_opt = q.get("responseTime", "95")
     if rt_opt not in ("50", "95", "99", "avg"):
-        raise _Fail(400, f"invalid responseTime {rt_opt!r} (want 50, 95, 99 or avg)")
+        raise Fail(400, f"invalid responseTime {rt_opt!r} (want 50, 95, 99 or avg)")
     inject = q.get("injectServiceNodes", "true").lower() != "false"
     idle = q.get("idleEdges", "false").lower() == "true"
     samples = _run_queries(query, graph_queries(ns, window, graph_type, rt_opt, idle_edges=idle))
@@ -353,6 +271,7 @@ async def graph(request: web.Request) -> web.Response:
     return _json(data)
 
 
+# ---------------------------------------------------------------------------------------------- istio config
 async def config_list(request: web.Request) -> web.Response:
     reg = request.app[REGISTRY_KEY]
     ns = request.query.get("namespace") or request.match_info.get("ns") or None
@@ -361,23 +280,16 @@ async def config_list(request: web.Request) -> web.Response:
     kinds = [k for k in (request.query.get("kinds") or "").split(",") if k]
     wanted = {_istio_kind(k).kind for k in kinds} if kinds else set(ISTIO_CONFIG_KINDS)
     configs, validation = _validations(reg, ns)
-    items = []
-    for obj in configs:
-        if obj.get("kind") not in wanted:
-            continue
-        meta = obj.get("metadata") or {}
-        items.append(_config_item(obj, validation[(str(obj.get("kind")), str(meta.get("namespace") or ""),
-                                                   str(meta.get("name")))]))
+    items = [config_item(obj, validation[key_of(obj)]) for obj in configs if obj.get("kind") in wanted]
     items.sort(key=lambda i: (str(i["namespace"]), str(i["kind"]), str(i["name"])))
     return _json({"items": items})
 
 
 def _detail(reg: Registry, rt: ResourceType, ns: str, obj: dict[str, Any]) -> dict[str, Any]:
     _, validation = _validations(reg, ns)
-    meta = obj.get("metadata") or {}
-    v = validation.get((rt.kind, ns, str(meta.get("name"))), {"checks": [], "errors": 0, "warnings": 0,
-                                                                 "valid": True, "status": "Valid"})
-    return {**_config_item(obj, v), "object": obj,
+    name = str((obj.get("metadata") or {}).get("name"))
+    v = validation.get((rt.kind, ns, name), EMPTY_VALIDATION)
+    return {**config_item(obj, v), "object": obj,
             "yaml": yaml.safe_dump(obj, sort_keys=False, default_flow_style=False)}
 
 
@@ -391,14 +303,14 @@ def _config_target(request: web.Request) -> tuple[Registry, str, ResourceType]:
 
 async def config_get(request: web.Request) -> web.Response:
     reg, ns, rt = _config_target(request)
-    name = _check_name(request.match_info["name"], "name")
+    name = check_name(request.match_info["name"], "name")
     obj = reg.get(rt, rt.preferred_version, ns, name)
     return _json(_detail(reg, rt, ns, obj))
 
 
 async def config_put(request: web.Request) -> web.Response:
     reg, ns, rt = _config_target(request)
-    name = _check_name(request.match_info["name"], "name")
+    name = check_name(request.match_info["name"], "name")
     body = await _read_body(request)
     result = reg.replace(rt, _version_of(rt, body), ns, name, body)
     return _json({**_detail(reg, rt, ns, result.object), "warnings": result.warnings})
@@ -413,43 +325,185 @@ async def config_create(request: web.Request) -> web.Response:
 
 async def config_delete(request: web.Request) -> web.Response:
     reg, ns, rt = _config_target(request)
-    name = _check_name(request.match_info["name"], "name")
+    name = check_name(request.match_info["name"], "name")
     reg.delete(rt, rt.preferred_version, ns, name)
     return _json({"deleted": {"kind": rt.kind, "namespace": ns, "name": name}})
+
+
+# ---------------------------------------------------------------------------------------------- workloads
+def _workload_target(request: web.Request) -> tuple[Registry, str, str, dict[str, Any]]:
+    """The registry, namespace, name and Deployment a workload route names (each must exist)."""
+    reg = request.app[REGISTRY_KEY]
+    ns = request.match_info["ns"]
+    _ensure_namespace(reg, ns)
+    name = check_name(request.match_info["name"], "workload")
+    return reg, ns, name, reg.get(_rt("apps", "Deployment"), "v1", ns, name)
 
 
 async def workloads(request: web.Request) -> web.Response:
     reg, query = request.app[REGISTRY_KEY], request.app[QUERY_KEY]
     ns = request.match_info["ns"]
     _ensure_namespace(reg, ns)
-    traffic = node_health(_workload_graph(reg, query, ns, HEALTH_WINDOW_S, time.time()), "workload")
-    return _json({"namespace": ns, "workloads": _workloads(reg, ns, traffic)})
+    return _json({"namespace": ns, "workloads": _workloads(reg, query, ns)})
+
+
+async def workload_detail(request: web.Request) -> web.Response:
+    reg, ns, name, deployment = _workload_target(request)
+    listed = {str(w["name"]): w for w in _workloads(reg, request.app[QUERY_KEY], ns)}
+    if name not in listed:  # deleted while we read
+        raise Fail(404, f"workload {name!r} not found in {ns}")
+    return _json(inventory.workload_detail(listed[name], deployment, _objects(reg, "", "Service", ns),
+                                           _routing(reg, None)))
+
+
+async def workload_metrics(request: web.Request) -> web.Response:
+    _, ns, name, _ = _workload_target(request)
+    q = request.query
+    direction = q.get("direction", "inbound")
+    specs = charts.chart_queries(ns, name, direction)  # checks the direction
+    duration = parse_duration(q.get("duration", "10m"))
+    step = parse_duration(q["step"], "step") if q.get("step") else charts.default_step(duration)
+    window = charts.range_window(time.time(), duration, step)
+    range_fn = _range_query(request)
+    out = [charts.chart(spec, {label: _run_range(range_fn, expr, window) for label, expr in spec.series})
+           for spec in specs]
+    return _json({"start": int(window.start), "end": int(window.end), "step": int(window.step),
+                  "direction": direction, "reporter": charts.DIRECTIONS[direction][0], "charts": out})
 
 
 async def workload_logs(request: web.Request) -> web.Response:
-    reg = request.app[REGISTRY_KEY]
+    reg, ns, name, deployment = _workload_target(request)
     reader = request.app[LOGS_KEY]
+    if reader is None:
+        raise Fail(501, "logs are not available in this console")
+    q = request.query
+    container = q.get("container") or None
+    tail = parse_int(q["tailLines"], "tailLines", 0, MAX_TAIL) if q.get("tailLines") else DEFAULT_TAIL
+    since = parse_since(q["sinceTime"]) if q.get("sinceTime") else None
+    targets = log_targets(inventory.pods_of(deployment, _objects(reg, "", "Pod", ns)), container, name)
+
+    async def read(pod: str, c: str) -> tuple[str, str, list[tuple[str, str]]]:
+        try:
+            return pod, c, await reader(ns, pod, c, tail, since)
+        except Exception as e:
+            log.warning("reading the log of %s/%s container %s failed", ns, pod, c, exc_info=True)
+            raise Fail(503, f"reading the log of pod {pod!r} container {c!r} failed: {e}") from None
+
+    chunks = await asyncio.gather(*(read(pod, c) for pod, c in targets))
+    return _json({"namespace": ns, "workload": name, "lines": merge(chunks)})
+
+
+# ---------------------------------------------------------------------------------------------- apps, services
+async def apps(request: web.Request) -> web.Response:
+    reg, query = request.app[REGISTRY_KEY], request.app[QUERY_KEY]
     ns = request.match_info["ns"]
     _ensure_namespace(reg, ns)
-    name = _check_name(request.match_info["name"], "workload")
-    reg.get(_rt("apps", "Deployment"), "v1", ns, name)
-    if reader is None:
-        raise _Fail(501, "logs are not available in this console")
-    container = request.query.get("container") or None
-    tail: int | None = None
-    if request.query.get("tailLines"):
-        try:
-            tail = int(request.query["tailLines"])
-        except ValueError:
-            raise _Fail(400, "tailLines must be an integer") from None
-        if tail < 0:
-            raise _Fail(400, "tailLines must not be negative")
-    lines = await reader(ns, name, container, tail)
-    return _json({"namespace": ns, "workload": name, "lines": lines})
+    return _json({"namespace": ns, "apps": inventory.apps(_workloads(reg, query, ns),
+                                                          _objects(reg, "apps", "Deployment", ns),
+                                                          _objects(reg, "", "Service", ns))})
 
 
+def _services(reg: Registry, query: QueryFn, ns: str, service_objs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    health = node_health(_workload_graph(query, ns, HEALTH_WINDOW_S, time.time()), "service")
+    return inventory.services(service_objs, _objects(reg, "apps", "Deployment", ns), _routing(reg, ns), health)
+
+
+async def services(request: web.Request) -> web.Response:
+    reg = request.app[REGISTRY_KEY]
+    ns = request.match_info["ns"]
+    _ensure_namespace(reg, ns)
+    return _json({"namespace": ns, "services": _services(reg, request.app[QUERY_KEY], ns,
+                                                         _objects(reg, "", "Service", ns))})
+
+
+def _service_target(request: web.Request) -> tuple[Registry, str, str, dict[str, Any]]:
+    reg = request.app[REGISTRY_KEY]
+    ns = request.match_info["ns"]
+    _ensure_namespace(reg, ns)
+    name = check_name(request.match_info["name"], "service")
+    return reg, ns, name, reg.get(_rt("", "Service"), "v1", ns, name)
+
+
+async def service_detail(request: web.Request) -> web.Response:
+    reg, ns, _, svc = _service_target(request)
+    return _json(_services(reg, request.app[QUERY_KEY], ns, [svc])[0])
+
+
+# ---------------------------------------------------------------------------------------------- wizard
+async def traffic_shifting_get(request: web.Request) -> web.Response:
+    reg, ns, _, svc = _service_target(request)
+    versioned = wizard.versioned_workloads(svc, _objects(reg, "apps", "Deployment", ns))
+    return _json(wizard.current_weights(svc, versioned, _objects(reg, "networking.istio.io", "VirtualService", ns),
+                                        _objects(reg, "networking.istio.io", "DestinationRule", ns)))
+
+
+def _check_replaceable(reg: Registry, rt: ResourceType, ns: str, name: str) -> dict[str, Any] | None:
+    """The object the wizard would replace (None: it creates one); `Fail(409)` when another object of the
+    kind already routes the service, or the one named after it is about another host."""
+    current = _find(reg, rt, ns, name)
+    objs = _objects(reg, "networking.istio.io", rt.kind, ns)
+    others = sorted(str(o["metadata"]["name"]) for o in objs
+                    if o["metadata"].get("name") != name
+                    and any(inventory.names_service(h, name, ns, ns) for h in inventory.config_hosts(o)))
+    if others:
+        raise Fail(409, f"{rt.kind} {', '.join(others)} in {ns} already routes service {name!r}: edit or delete "
+                        f"it (the wizard writes the {rt.kind} named {name!r})")
+    if current is not None and not any(inventory.names_service(h, name, ns, ns)
+                                       for h in inventory.config_hosts(current)):
+        raise Fail(409, f"{rt.kind} {name!r} in {ns} exists but is about other hosts "
+                        f"({', '.join(inventory.config_hosts(current)) or 'none'}), not service {name!r}")
+    return current
+
+
+def _write(reg: Registry, rt: ResourceType, ns: str, obj: dict[str, Any], current: dict[str, Any] | None,
+           dry_run: bool) -> dict[str, Any]:
+    name = str(obj["metadata"]["name"])
+    if current is None:
+        return reg.create(rt, "v1", ns, obj, dry_run=dry_run).object
+    body = {**obj, "metadata": {**obj["metadata"], "resourceVersion": current["metadata"].get("resourceVersion")}}
+    return reg.replace(rt, "v1", ns, name, body, dry_run=dry_run).object
+
+
+async def traffic_shifting_post(request: web.Request) -> web.Response:
+    reg, ns, name, svc = _service_target(request)
+    body = await _read_body(request)
+    versioned = wizard.versioned_workloads(svc, _objects(reg, "apps", "Deployment", ns))
+    if not versioned:
+        raise Fail(409, f"service {name!r} selects no workloads with a version label: there is nothing to shift")
+    weights = wizard.parse_weights(body, versioned, name)
+    dr = wizard.destination_rule(name, ns, versioned)
+    vs = wizard.virtual_service(name, ns, versioned, weights)
+    current_dr = _check_replaceable(reg, DR_RT, ns, name)
+    current_vs = _check_replaceable(reg, VS_RT, ns, name)
+    # Both through the API server's validation first, then the DestinationRule before the VirtualService, so
+    # the VirtualService never names a subset that does not exist.
+    _write(reg, DR_RT, ns, dr, current_dr, dry_run=True)
+    _write(reg, VS_RT, ns, vs, current_vs, dry_run=True)
+    saved_dr = _write(reg, DR_RT, ns, dr, current_dr, dry_run=False)
+    saved_vs = _write(reg, VS_RT, ns, vs, current_vs, dry_run=False)
+    return _json({"destinationRule": _detail(reg, DR_RT, ns, saved_dr),
+                  "virtualService": _detail(reg, VS_RT, ns, saved_vs)})
+
+
+async def traffic_shifting_delete(request: web.Request) -> web.Response:
+    reg, ns, name, _ = _service_target(request)
+    found = [(rt, obj) for rt in (VS_RT, DR_RT) if (obj := _find(reg, rt, ns, name)) is not None]
+    if not found:
+        raise Fail(404, f"no VirtualService or DestinationRule named {name!r} in {ns}")
+    for rt, obj in found:
+        if not wizard.is_wizard(obj):
+            raise Fail(409, f"{rt.kind} {name!r} in {ns} was not written by the wizard (no {wizard.WIZARD_LABEL} "
+                            "label): delete it from the Istio config page instead")
+    deleted = []
+    for rt, _obj in found:  # the VirtualService first: it names the DestinationRule's subsets
+        reg.delete(rt, rt.preferred_version, ns, name)
+        deleted.append({"kind": rt.kind, "namespace": ns, "name": name})
+    return _json({"deleted": deleted})
+
+
+# ---------------------------------------------------------------------------------------------- app
 async def api_not_found(request: web.Request) -> web.Response:
-    return _error(404, f"no console API at {request.path}")
+    return _error(404, f"no console API at {request.method} {request.path}")
 
 
 def _static_handler(root: Path) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
@@ -468,16 +522,18 @@ def _static_handler(root: Path) -> Callable[[web.Request], Awaitable[web.StreamR
     return serve
 
 
-def console_app(registry: Registry, query: QueryFn, *, logs: LogReader | None = None,
-                static_dir: str | Path | None = None) -> web.Application:
+def console_app(registry: Registry, query: QueryFn, *, query_range: QueryRangeFn | None = None,
+                logs: LogReader | None = None, static_dir: str | Path | None = None) -> web.Application:
     """The console application: JSON under `/api/`, and `static_dir` (the UI build) at `/` when given.
 
     `query(expr)` evaluates one PromQL instant query at "now" (the daemon passes its embedded engine);
-    `logs` reads a workload's container logs.
+    `query_range(expr, start, end, step)` a range query (unix seconds; without it the charts and sparklines
+    answer 501); `logs` reads one container's log lines (without it the logs endpoint answers 501).
     """
     app = web.Application(middlewares=[_errors], client_max_size=3 * 1024 * 1024)
     app[REGISTRY_KEY] = registry
     app[QUERY_KEY] = query
+    app[QUERY_RANGE_KEY] = query_range
     app[LOGS_KEY] = logs
     r = app.router
     r.add_get("/api/namespaces", namespaces)
@@ -489,9 +545,16 @@ def console_app(registry: Registry, query: QueryFn, *, logs: LogReader | None = 
     r.add_put("/api/namespaces/{ns}/istio/{kind}/{name}", config_put)
     r.add_delete("/api/namespaces/{ns}/istio/{kind}/{name}", config_delete)
     r.add_get("/api/namespaces/{ns}/workloads", workloads)
+    r.add_get("/api/namespaces/{ns}/workloads/{name}", workload_detail)
+    r.add_get("/api/namespaces/{ns}/workloads/{name}/metrics", workload_metrics)
     r.add_get("/api/namespaces/{ns}/workloads/{name}/logs", workload_logs)
+    r.add_get("/api/namespaces/{ns}/apps", apps)
+    r.add_get("/api/namespaces/{ns}/services", services)
+    r.add_get("/api/namespaces/{ns}/services/{name}", service_detail)
+    r.add_get("/api/namespaces/{ns}/services/{name}/traffic-shifting", traffic_shifting_get)
+    r.add_post("/api/namespaces/{ns}/services/{name}/traffic-shifting", traffic_shifting_post)
+    r.add_delete("/api/namespaces/{ns}/services/{name}/traffic-shifting", traffic_shifting_delete)
     r.add_route("*", "/api/{tail:.*}", api_not_found)
     if static_dir is not None:
         r.add_get("/{tail:.*}", _static_handler(Path(static_dir)))
     return app
-

@@ -43,9 +43,10 @@ def build(home: Home, registry: Registry, store: Store, options: DaemonOptions) 
     collector = Collector(store)
     xds.add_servicer(collector.register)
     metrics = MetricsService(home, options, collector)
-    parts.components.extend([collector, metrics, ConsoleService(registry, metrics, options.console_port), xds])
-    parts.routes.extend(debug.routes(xds))
     kubelet = Kubelet(registry, store, home, xds_address=("127.0.0.1", options.xds_port))
+    console = ConsoleService(registry, metrics, options.console_port, logs=kubelet.read_log_lines)
+    parts.components.extend([collector, metrics, console, xds])
+    parts.routes.extend(debug.routes(xds))
     parts.components.append(_KubeletComponent(kubelet))
     parts.logs = kubelet.log_source
     parts.kubelet = kubelet

@@ -12,6 +12,7 @@ import logging
 import time
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
@@ -23,6 +24,9 @@ from sluice.metrics.promql import Engine, QueryResult
 from sluice.metrics.series import Labels, labels_of
 from sluice.metrics.tsdb import TSDB
 from sluice.telemetry.collector import Collector
+
+if TYPE_CHECKING:
+    from sluice.console.logs import LogReader
 
 __all__ = ["MetricsService", "ConsoleService"]
 
@@ -98,24 +102,33 @@ class MetricsService:
 
 
 class ConsoleService:
-    """The console's JSON API (and, once built, its UI) on 127.0.0.1:<console_port>, querying the embedded store."""
+    """The console's JSON API (and, once built, its UI) on 127.0.0.1:<console_port>, querying the embedded store
+    and reading container logs through `logs` (the kubelet's `read_log_lines`)."""
 
-    def __init__(self, registry: Registry, metrics: MetricsService, port: int) -> None:
+    def __init__(self, registry: Registry, metrics: MetricsService, port: int,
+                 logs: LogReader | None = None) -> None:
         self.registry = registry
         self.metrics = metrics
         self.port = port
+        self.logs = logs
         self._runner: web.AppRunner | None = None
 
     def query(self, expr: str) -> QueryResult:
         return Engine(self.metrics.tsdb).instant(expr, int(time.time() * 1000))
+
+    def query_range(self, expr: str, start: float, end: float, step: float) -> QueryResult:
+        """A range query; times in unix seconds (the engine's are milliseconds)."""
+        return Engine(self.metrics.tsdb).range(expr, round(start * 1000), round(end * 1000),
+                                               max(1, round(step * 1000)))
 
     async def start(self) -> None:
         from sluice.console.api import console_app
 
         # The UI bundle `make ui` builds into the package; without it the API still answers.
         static = Path(__file__).resolve().parent.parent / "console" / "static"
-        self._runner = web.AppRunner(console_app(self.registry, self.query, static_dir=static), access_log=None,
-                                     handle_signals=False, shutdown_timeout=1.0)
+        app = console_app(self.registry, self.query, query_range=self.query_range, logs=self.logs,
+                          static_dir=static)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
         await self._runner.setup()
         try:
             await web.TCPSite(self._runner, "127.0.0.1", self.port, reuse_address=True).start()

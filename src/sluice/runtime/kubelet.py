@@ -27,7 +27,7 @@ from sluice.resources.kinds import by_kind
 from sluice.runtime import proxy
 from sluice.runtime.ipam import IPAllocator, PoolExhausted
 from sluice.runtime.layout import PodDir, RuntimeLayout
-from sluice.runtime.logs import parse_options, serve_log
+from sluice.runtime.logs import parse_options, read_lines, serve_log
 from sluice.runtime.pod import PodContext, PodWorker, grace_seconds
 from sluice.runtime.status import now
 from sluice.runtime.supervisor import BackOff
@@ -252,6 +252,18 @@ class Kubelet:
             raise ApiError.bad_request(f'container "{container}" in pod "{name}" is waiting to start: {what}')
         current = sup.files.log(sup.attempt)
         return await serve_log(request, path, opts, lambda: path != current or not sup.run_active())
+
+    async def read_log_lines(self, namespace: str, pod: str, container: str, tail_lines: int,
+                             after: str | None = None) -> list[tuple[str, str]]:
+        """(timestamp, text) of the last `tail_lines` lines of a container's current log, oldest first, only
+        those strictly after `after` (see `sluice.runtime.logs.read_lines`); none for a pod or container
+        this kubelet is not running (yet). The console's `LogReader`."""
+        w = self.workers.get((namespace, pod))
+        sup = w.supervisors.get(container) if w is not None else None
+        path = sup.current_log() if sup is not None else None
+        if path is None:
+            return []
+        return await asyncio.to_thread(read_lines, path, tail_lines, after)
 
 
 

@@ -1,9 +1,10 @@
 """Reading CRI container logs the way kubelet serves `pods/<name>/log`.
 
-Called by `Kubelet.log_source` with the log file of one container run (written by `sluice.runtime.shim`).
-The options (`tailLines`, `sinceSeconds`, `sinceTime`, `timestamps`, `limitBytes`, `follow`) are applied in
-kubelet's order: tail first, then the time filter, then the byte limit. Invalid options are `ApiError`s,
-raised before the response starts so they reach the client as `Status` objects.
+Called by `Kubelet.log_source` with the log file of one container run (written by `sluice.runtime.shim`),
+and by `Kubelet.read_log_lines` (`read_lines`: (time, line) pairs for the console). The options
+(`tailLines`, `sinceSeconds`, `sinceTime`, `timestamps`, `limitBytes`, `follow`) are applied in kubelet's
+order: tail first, then the time filter, then the byte limit. Invalid options are `ApiError`s, raised before
+the response starts so they reach the client as `Status` objects.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from aiohttp import web
 
 from sluice.api.errors import ApiError
 
-__all__ = ["LogOptions", "parse_options", "serve_log", "format_ts"]
+__all__ = ["LogOptions", "parse_options", "serve_log", "format_ts", "read_lines"]
 
 _TRUE = {"1", "t", "true", "y", "yes"}
 _BLOCK = 64 * 1024
@@ -201,3 +202,44 @@ async def serve_log(request: web.Request, path: Path, opts: LogOptions,
         pass  # the pod was removed while we read: end the stream, as kubelet does
     await resp.write_eof()
     return resp
+
+
+def read_lines(path: Path, tail_lines: int, after: str | None = None) -> list[tuple[str, str]]:
+    """(timestamp, text) of the last `tail_lines` records of a CRI log, oldest first, then only those
+    strictly after `after` (a timestamp in the shim's fixed format, so they compare as text).
+
+    Partial (`P`) records are joined with the rest of their line and stamped with its first record's time;
+    a line still being written (no `F` record yet) is left for a later read. A missing file has no lines.
+    """
+    try:
+        with path.open("rb") as f:
+            end = f.seek(0, os.SEEK_END)
+            if end and tail_lines:
+                f.seek(end - 1)
+                # a record still being written counts as one in `_tail_offset`: ask for one more
+                complete = f.read(1) == b"\n"
+                f.seek(_tail_offset(path, tail_lines if complete else tail_lines + 1))
+                data = f.read(end - f.tell())
+            else:
+                data = b""
+    except FileNotFoundError:
+        return []
+    cut = data.rfind(b"\n")
+    records = data[:cut].split(b"\n") if cut >= 0 else []
+    out: list[tuple[str, str]] = []
+    pending: dict[bytes, tuple[bytes, list[bytes]]] = {}  # stream → (first time, pieces)
+    for rec in records:
+        parts = rec.split(b" ", 3)
+        if len(parts) < 4:
+            continue  # not a CRI record
+        ts, stream, tag, content = parts
+        first, pieces = pending.pop(stream, (ts, []))
+        pieces.append(content)
+        if tag == b"P":
+            pending[stream] = (first, pieces)
+            continue
+        stamp = first.decode("ascii", errors="replace")
+        if after is None or stamp > after:
+            out.append((stamp, b"".join(pieces).decode("utf-8", errors="replace")))
+    out.sort(key=lambda line: line[0])  # stdout and stderr joined lines may finish out of order
+    return out

@@ -2,12 +2,14 @@
 names them: productpage→details, productpage→reviews v2 (90 %) and v3 (10 %), reviews→ratings with
 some 503s, reported by both proxies for in-namespace edges, plus p95 response times.
 
-Used by tests/unit/console/test_graph.py and test_api.py.
+`fake_query` answers the console's instant queries with them (what the daemon's engine would return).
+
+Used by the tests in tests/unit/console/.
 """
 
 from __future__ import annotations
 
-from sluice.metrics.promql.values import Sample
+from sluice.metrics.promql.values import QueryResult, Sample
 
 NS = "default"
 T = 1_700_000_000_000
@@ -81,3 +83,17 @@ VS_FAULT = {
         "mirror": {"host": "ratings", "subset": "v1"},
         "route": [{"destination": {"host": "ratings", "subset": "v1"}}]}]},
 }
+
+
+def fake_query(expr: str) -> QueryResult:
+    """The recorded vector `graph_queries` would get for `expr` (none for other namespaces)."""
+    data = recorded()
+    if expr.startswith("histogram_quantile"):
+        key = "response_time_in" if 'reporter="destination"' in expr else "response_time_out"
+    elif 'destination_workload="unknown"' in expr:
+        key = "requests_unserviced"
+    elif 'reporter="destination"' in expr:
+        key = "requests_in"
+    else:
+        key = "requests_out"
+    return QueryResult("vector", list(data[key]) if f'"{NS}"' in expr else [])

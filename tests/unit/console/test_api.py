@@ -11,29 +11,15 @@ from typing import Any
 import pytest
 import yaml
 from aiohttp.test_utils import TestClient, TestServer
-from tests.unit.console.fixtures import NS, VS_90_10, recorded
+from tests.unit.console.fixtures import NS, VS_90_10, fake_query
 
 from sluice.api.registry import Registry
 from sluice.console.api import console_app
-from sluice.metrics.promql.values import QueryResult
 from sluice.resources.kinds import by_kind
 from sluice.store.sqlite import Store
 
 VS = by_kind("networking.istio.io", "VirtualService")
 DR = by_kind("networking.istio.io", "DestinationRule")
-
-
-def fake_query(expr: str) -> QueryResult:
-    data = recorded()
-    if expr.startswith("histogram_quantile"):
-        key = "response_time_in" if 'reporter="destination"' in expr else "response_time_out"
-    elif 'destination_workload="unknown"' in expr:
-        key = "requests_unserviced"
-    elif 'reporter="destination"' in expr:
-        key = "requests_in"
-    else:
-        key = "requests_out"
-    return QueryResult("vector", list(data[key]) if f'"{NS}"' in expr else [])
 
 
 def _svc(name: str) -> dict[str, Any]:
