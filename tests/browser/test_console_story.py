@@ -1,0 +1,243 @@
+"""The user story's Kiali steps, walked in a real browser (Debian's Chromium) against a live mesh.
+
+The tests run in file order on one page, as the story does: read the 90/10 split off the graph; edit the
+VirtualService to 80 + 10 and see the error toast (and nothing changes); fix it to 80/20 and see the graph
+follow; shift with the wizard; read reviews-v2's istio-proxy logs. Every check is on what the page shows,
+cross-checked against the API and the sidecars' own config.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+from tests.browser.conftest import shot
+from tests.conftest import TOOLS, Daemon, start_daemon, stop_daemon, wait_for
+from tests.e2e.mesh import SAMPLES, api_client, deployments_ready, pod_ips, route_weights
+from tests.story import STORY_VS
+
+pytestmark = pytest.mark.browser
+
+NS = "tutorial"
+WEIGHT_ERROR = "total destination weight 90 != 100"
+# More requests than the demo's 5 rps, so a one-minute window holds enough to read a split from.
+GENERATOR = (SAMPLES / "traffic-generator.yaml").read_text().replace('"--rate", "5"', '"--rate", "12"')
+
+
+@pytest.fixture(scope="module")
+def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Daemon, str]]:
+    tmp = tmp_path_factory.mktemp("console")
+    home = tmp / "home"
+    home.mkdir()
+    (home / "config.yaml").write_text("scrape_interval: 1\n")
+    d = start_daemon(home)
+    kube = [str(TOOLS / "kubectl-1.35"), f"--cache-dir={tmp}/kc", "-n", NS]
+    try:
+        subprocess.run([*kube, "create", "namespace", NS], env=d.env, capture_output=True)
+        for f in ("bookinfo.yaml", "destination-rule-all.yaml", "sleep.yaml"):
+            subprocess.run([*kube, "apply", "-f", str(SAMPLES / f)], env=d.env, check=True, capture_output=True)
+        for doc in (STORY_VS, GENERATOR):
+            subprocess.run([*kube, "apply", "-f", "-"], input=doc, env=d.env, check=True, capture_output=True,
+                           text=True)
+        apps = client.AppsV1Api(api_client(d))
+        wait_for(lambda: deployments_ready(apps, NS), timeout=120, interval=0.25)
+        run = json.loads((d.home / "daemon.json").read_text())
+        yield d, f"http://127.0.0.1:{run['console_port']}"
+    finally:
+        stop_daemon(d)
+
+
+@pytest.fixture(scope="module")
+def page(browser: Any) -> Iterator[Any]:
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    p = context.new_page()
+    errors: list[str] = []
+    p.on("pageerror", lambda e: errors.append(str(e)))
+    yield p
+    context.close()
+    assert not errors, f"uncaught errors in the page: {errors}"
+
+
+def api_get(base: str, path: str) -> Any:
+    with urllib.request.urlopen(base + path, timeout=30) as r:
+        return json.loads(r.read())
+
+
+def vs_weights(base: str) -> dict[str, int]:
+    vs = api_get(base, f"/api/namespaces/{NS}/istio/VirtualService/reviews")["object"]
+    return {d["destination"]["subset"]: int(d.get("weight", 0)) for d in vs["spec"]["http"][0]["route"]}
+
+
+def graph_split(page: Any) -> dict[str, float]:
+    """The share of traffic the drawn edges into reviews v2 and v3 carry, read from their labels."""
+    g = page.evaluate("window.sluiceGraph ? window.sluiceGraph() : null")
+    if not g:
+        return {}
+    nodes = {n["id"]: n for n in g["nodes"]}
+    out: dict[str, float] = {}
+    for e in g["edges"]:
+        target = nodes.get(e["target"], {})
+        if target.get("app") == "reviews" and target.get("version") in ("v2", "v3"):
+            m = re.search(r"(\d+(?:\.\d+)?)%", e.get("label") or "")
+            out[target["version"]] = float(m.group(1)) if m else 100.0
+    return out
+
+
+def open_graph(page: Any, base: str) -> None:
+    page.goto(f"{base}/graph?namespace={NS}&graphType=versionedApp&duration=60&refresh=10000")
+    page.wait_for_selector("[data-testid=graph]")
+
+
+def wait_split(page: Any, ok: Any, timeout: float) -> dict[str, float]:
+    seen: dict[str, float] = {}
+
+    def check() -> bool:
+        nonlocal seen
+        seen = graph_split(page)
+        return bool(ok(seen))
+
+    try:
+        wait_for(check, timeout=timeout, interval=1)
+    except Exception:
+        raise AssertionError(f"the graph's split never matched; last read {seen}") from None
+    return seen
+
+
+def editor_text(page: Any) -> str:
+    return str(page.locator("[data-testid=yaml-editor] .cm-content").inner_text())
+
+
+def replace_editor_text(page: Any, text: str) -> None:
+    page.locator("[data-testid=yaml-editor] .cm-content").click()
+    page.keyboard.press("Control+a")
+    page.keyboard.press("Delete")
+    page.keyboard.insert_text(text)
+
+
+def open_reviews_in_editor(page: Any, base: str) -> str:
+    page.goto(f"{base}/istio?namespace={NS}")
+    page.locator("[data-testid=row-reviews]").get_by_role("link", name="reviews").click()
+    page.wait_for_url(re.compile(r"/namespaces/tutorial/istio/VirtualService/reviews"))
+    page.wait_for_selector("[data-testid=yaml-editor] .cm-content")
+    wait_for(lambda: "weight:" in editor_text(page), timeout=15)
+    return editor_text(page)
+
+
+def test_graph_shows_the_90_10_split(mesh: tuple[Daemon, str], page: Any) -> None:
+    _, base = mesh
+    open_graph(page, base)
+    split = wait_split(page, lambda s: s.keys() == {"v2", "v3"} and s["v2"] + s["v3"] > 99, timeout=60)
+    assert 80 <= split["v2"] <= 97 and 3 <= split["v3"] <= 20, split
+    shot(page, "graph-90-10")
+
+
+def test_rejected_edit_shows_the_servers_error_and_changes_nothing(mesh: tuple[Daemon, str], page: Any) -> None:
+    _, base = mesh
+    before = api_get(base, f"/api/namespaces/{NS}/istio/VirtualService/reviews")
+    text = open_reviews_in_editor(page, base)
+    assert "weight: 90" in text and "weight: 10" in text
+    replace_editor_text(page, text.replace("weight: 90", "weight: 80"))
+    page.locator("[data-testid=save]").click()
+    toast = page.locator("[data-testid=toast][data-kind=danger]")
+    toast.first.wait_for()
+    assert WEIGHT_ERROR in toast.first.inner_text()
+    box = toast.first.bounding_box()
+    assert box is not None and box["x"] > 1400 / 2 and box["y"] < 900 / 4, box  # top right
+    inline = page.locator("[data-testid=editor-error]")
+    inline.wait_for()
+    assert WEIGHT_ERROR in inline.inner_text()
+    assert "weight: 80" in editor_text(page)  # the user's edit is kept for fixing
+    shot(page, "editor-rejected-80-10")
+    after = api_get(base, f"/api/namespaces/{NS}/istio/VirtualService/reviews")
+    assert after["resourceVersion"] == before["resourceVersion"]
+    assert vs_weights(base) == {"v2": 90, "v3": 10}
+
+
+def test_valid_edit_saves_and_the_graph_follows(mesh: tuple[Daemon, str], page: Any) -> None:
+    d, base = mesh
+    text = editor_text(page)
+    replace_editor_text(page, text.replace("weight: 10", "weight: 20"))
+    page.locator("[data-testid=save]").click()
+    page.locator("[data-testid=toast][data-kind=success]").first.wait_for()
+    assert vs_weights(base) == {"v2": 80, "v3": 20}
+    core = client.CoreV1Api(api_client(d))
+    sleep_ip = pod_ips(core, NS, "app=sleep")[0]
+    wait_for(lambda: route_weights(sleep_ip) == {"v2": 80, "v3": 20}, timeout=30)
+    open_graph(page, base)
+    # The window is one minute: the split moves from 90:10 towards 80:20 as the window fills.
+    split = wait_split(page, lambda s: s.get("v3", 0) >= 16, timeout=150)
+    assert 70 <= split["v2"] <= 85, split
+    shot(page, "graph-80-20")
+
+
+def test_wizard_shifts_traffic(mesh: tuple[Daemon, str], page: Any) -> None:
+    d, base = mesh
+    page.goto(f"{base}/namespaces/{NS}/services/reviews?namespace={NS}")
+    page.get_by_role("button", name=re.compile("Actions")).click()
+    page.get_by_text("Traffic Shifting", exact=True).click()
+    wizard = page.locator("[data-testid=wizard]")
+    wizard.wait_for()
+    for name in ("reviews-v1", "reviews-v2", "reviews-v3"):
+        assert wizard.locator(f"[data-testid=weight-{name}]").count() == 1
+    # The sliders start from the current split.
+    assert wizard.locator("[data-testid=weight-input-reviews-v2]").input_value() == "80"
+    assert wizard.locator("[data-testid=weight-input-reviews-v3]").input_value() == "20"
+    wizard.locator("[data-testid=lock-reviews-v1]").click()  # v1 stays at 0
+    v2 = wizard.locator("[data-testid=weight-input-reviews-v2]")
+    v2.fill("30")
+    v2.press("Tab")
+    wait_for(lambda: wizard.locator("[data-testid=weight-input-reviews-v3]").input_value() == "70", timeout=5)
+    assert wizard.locator("[data-testid=weight-input-reviews-v1]").input_value() == "0"
+    shot(page, "wizard-30-70")
+    wizard.locator("[data-testid=wizard-submit]").click()
+    page.locator("[data-testid=toast][data-kind=success]").first.wait_for()
+    vs = api_get(base, f"/api/namespaces/{NS}/istio/VirtualService/reviews")["object"]
+    assert vs["metadata"]["labels"]["kiali_wizard"] == "traffic_shifting"
+    assert vs_weights(base) == {"v2": 30, "v3": 70}
+    dr = api_get(base, f"/api/namespaces/{NS}/istio/DestinationRule/reviews")["object"]
+    assert dr["metadata"]["labels"]["kiali_wizard"] == "traffic_shifting"
+    assert {s["name"]: s["labels"] for s in dr["spec"]["subsets"]} == {
+        v: {"version": v} for v in ("v1", "v2", "v3")}
+    core = client.CoreV1Api(api_client(d))
+    sleep_ip = pod_ips(core, NS, "app=sleep")[0]
+    wait_for(lambda: route_weights(sleep_ip) == {"v2": 30, "v3": 70}, timeout=30)
+
+
+def test_istio_proxy_logs_of_reviews_v2(mesh: tuple[Daemon, str], page: Any) -> None:
+    _, base = mesh
+    page.goto(f"{base}/namespaces/{NS}/workloads/reviews-v2?namespace={NS}&tab=logs")
+    logs = page.locator("[data-testid=logs]")
+    logs.wait_for()
+    proxy = logs.locator("[data-testid=log-line][data-proxy=true]")
+    wait_for(lambda: proxy.count() > 0, timeout=30)
+    proxy_text = proxy.all_inner_texts()
+    assert any('"GET /reviews/0 HTTP/1.1" 200' in t and "inbound|9080||" in t for t in proxy_text), proxy_text[:3]
+    app_lines = logs.locator("[data-testid=log-line]:not([data-proxy=true])")
+    assert app_lines.count() > 0  # the app's own lines are there too, unmarked
+    page.locator("[data-testid=logs-filter]").fill("inbound|9080")
+    wait_for(lambda: all("inbound|9080" in t for t in logs.locator("[data-testid=log-line]").all_inner_texts())
+             and logs.locator("[data-testid=log-line]").count() > 0, timeout=10)
+    shot(page, "logs-reviews-v2")
+
+
+def test_every_page_loads_nothing_from_outside(mesh: tuple[Daemon, str], browser: Any) -> None:
+    _, base = mesh
+    context = browser.new_context()
+    outside: list[str] = []
+    context.on("request", lambda r: None if r.url.startswith(base) or r.url.startswith("data:")
+               else outside.append(r.url))
+    p = context.new_page()
+    for path in ("/overview", "/graph", "/applications", "/workloads", "/services", "/istio",
+                 f"/namespaces/{NS}/workloads/reviews-v3", f"/namespaces/{NS}/services/reviews",
+                 f"/namespaces/{NS}/istio/DestinationRule/reviews"):
+        p.goto(f"{base}{path}?namespace={NS}")
+        p.wait_for_load_state("networkidle")
+    context.close()
+    assert outside == []

@@ -1,0 +1,165 @@
+// The Cytoscape style sheet: Kiali's shapes (app: rounded rectangle, workload: circle, service: triangle,
+// unknown: grey circle), health on node borders and edge lines, labels under nodes in small boxes.
+import type cytoscape from "cytoscape";
+import { NODE_SIZE } from "./badges";
+
+const FONT = "system-ui, -apple-system, Segoe UI, Roboto, Helvetica Neue, Arial, sans-serif";
+
+export const COLORS = {
+  text: "#151515",
+  nodeBorder: "#6a6e73",
+  nodeBg: "#ffffff",
+  degraded: "#f0ab00",
+  failure: "#c9190b",
+  edge: "#4a8e3f",
+  edgeDegraded: "#ec7a08",
+  edgeFailure: "#c9190b",
+  edgeIdle: "#8a8d90",
+  edgeTcp: "#0066cc",
+  selected: "#0066cc",
+  box: "#f3f4f6",
+  boxBorder: "#9fa4a9",
+  unknown: "#d2d2d2",
+  outside: "#eceef0",
+  find: "#e8b900",
+};
+
+// Typed loosely: @types/cytoscape lags behind the properties Cytoscape 3.35 supports (underlay-*).
+type Rule = { selector: string; style: Record<string, string | number> };
+
+const rules: Rule[] = [
+  {
+    selector: "node",
+    style: {
+      width: NODE_SIZE,
+      height: NODE_SIZE,
+      shape: "ellipse",
+      "background-color": COLORS.nodeBg,
+      "border-width": 2,
+      "border-color": COLORS.nodeBorder,
+      label: "data(label)",
+      "font-size": 11,
+      "font-family": FONT,
+      color: COLORS.text,
+      "text-valign": "bottom",
+      "text-halign": "center",
+      "text-margin-y": 5,
+      "text-wrap": "wrap",
+      "text-max-width": "180px",
+      "text-background-color": "#ffffff",
+      "text-background-opacity": 0.9,
+      "text-background-shape": "roundrectangle",
+      "text-background-padding": "2px",
+      "text-border-width": 1,
+      "text-border-color": "#d2d2d2",
+      "text-border-opacity": 1,
+      "min-zoomed-font-size": 5,
+      "z-index": 10,
+    },
+  },
+  { selector: 'node[nodeType = "app"]', style: { shape: "round-rectangle" } },
+  { selector: 'node[nodeType = "workload"]', style: { shape: "ellipse" } },
+  { selector: 'node[nodeType = "service"]', style: { shape: "triangle", height: NODE_SIZE - 4 } },
+  {
+    selector: 'node[nodeType = "unknown"]',
+    style: { "background-color": COLORS.unknown, "border-color": "#8a8d90" },
+  },
+  { selector: "node[?isOutside]", style: { "background-color": COLORS.outside } },
+  {
+    selector: "node[badgeImage]",
+    style: {
+      "background-image": "data(badgeImage)",
+      "background-fit": "none",
+      "background-width": NODE_SIZE,
+      "background-height": NODE_SIZE,
+      "background-clip": "none",
+      "background-image-containment": "over",
+      "background-position-x": "50%",
+      "background-position-y": "50%",
+      "background-image-smoothing": "yes",
+    },
+  },
+  { selector: 'node[health = "Degraded"]', style: { "border-color": COLORS.degraded, "border-width": 3 } },
+  { selector: 'node[health = "Failure"]', style: { "border-color": COLORS.failure, "border-width": 3 } },
+  {
+    selector: 'node[nodeType = "box"]',
+    style: {
+      shape: "round-rectangle",
+      "background-color": COLORS.box,
+      "background-opacity": 1,
+      "border-width": 1,
+      "border-color": COLORS.boxBorder,
+      "border-style": "solid",
+      padding: "12px",
+      "text-valign": "top",
+      "text-halign": "center",
+      "text-margin-y": -4,
+      "font-size": 11,
+      "font-weight": "bold",
+      "text-border-width": 0,
+      "text-background-opacity": 0,
+      "z-index": 1,
+      "z-compound-depth": "bottom",
+    },
+  },
+  {
+    selector: "edge",
+    style: {
+      width: 2,
+      "curve-style": "bezier",
+      "line-color": COLORS.edge,
+      "target-arrow-shape": "vee",
+      "target-arrow-color": COLORS.edge,
+      "arrow-scale": 1,
+      label: "data(label)",
+      "font-size": 10,
+      "font-family": FONT,
+      color: COLORS.text,
+      "text-wrap": "wrap",
+      "text-rotation": "none",
+      "text-background-color": "#ffffff",
+      "text-background-opacity": 0.9,
+      "text-background-padding": "1px",
+      "text-background-shape": "roundrectangle",
+      "min-zoomed-font-size": 5,
+      "z-index": 5,
+    },
+  },
+  {
+    selector: "edge[!hasTraffic]",
+    style: { "line-color": COLORS.edgeIdle, "target-arrow-color": COLORS.edgeIdle, "line-style": "dashed" },
+  },
+  { selector: 'edge[protocol = "tcp"]', style: { "line-color": COLORS.edgeTcp, "target-arrow-color": COLORS.edgeTcp } },
+  {
+    selector: 'edge[health = "Degraded"]',
+    style: { "line-color": COLORS.edgeDegraded, "target-arrow-color": COLORS.edgeDegraded },
+  },
+  {
+    selector: 'edge[health = "Failure"]',
+    style: { "line-color": COLORS.edgeFailure, "target-arrow-color": COLORS.edgeFailure },
+  },
+  {
+    selector: "node:selected",
+    style: {
+      "border-color": COLORS.selected,
+      "border-width": 3,
+      "underlay-color": COLORS.selected,
+      "underlay-opacity": 0.2,
+      "underlay-padding": 6,
+    },
+  },
+  {
+    selector: 'node[nodeType = "box"]:selected',
+    style: { "border-width": 2, "underlay-opacity": 0.1 },
+  },
+  {
+    selector: "edge:selected",
+    style: { width: 4, "underlay-color": COLORS.selected, "underlay-opacity": 0.25, "underlay-padding": 4 },
+  },
+  { selector: "node.find-hit", style: { "underlay-color": COLORS.find, "underlay-opacity": 0.55, "underlay-padding": 8 } },
+  { selector: "edge.find-hit", style: { "underlay-color": COLORS.find, "underlay-opacity": 0.55, "underlay-padding": 5 } },
+  { selector: ".dimmed", style: { opacity: 0.35 } },
+  { selector: ".find-hidden", style: { display: "none" } },
+];
+
+export const graphStyle = rules as unknown as cytoscape.StylesheetStyle[];
