@@ -87,9 +87,9 @@ def openmetrics(data: list[tuple[tuple[tuple[str, str], ...], list[float]]], tim
         f.write("# EOF\n")
 
 
-def serve_sluice(tsdb: TSDB, port: int) -> None:
+def serve(app: web.Application, port: int) -> None:
+    """Serve an aiohttp app on 127.0.0.1:`port` from a background thread (for the benchmark's lifetime)."""
     async def main() -> None:
-        app = metrics_app(tsdb, lambda lb: Engine(tsdb, lookback_delta_ms=lb or 300_000))
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         await web.TCPSite(runner, "127.0.0.1", port).start()
@@ -122,7 +122,7 @@ def main() -> None:
                    check=True, capture_output=True)
     om.unlink()
     ours_port, prom_port = free_port(), free_port()
-    serve_sluice(tsdb, ours_port)
+    serve(metrics_app(tsdb, lambda lb: Engine(tsdb, lookback_delta_ms=lb or 300_000)), ours_port)
     prom = subprocess.Popen([str(TOOLS / "prometheus"), f"--storage.tsdb.path={tmp / 'prom'}",
                              f"--web.listen-address=127.0.0.1:{prom_port}", "--config.file=/dev/null",
                              "--log.level=error", "--storage.tsdb.retention.time=30d"],

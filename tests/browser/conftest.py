@@ -19,8 +19,10 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 ARTIFACTS = Path(os.environ.get("SLUICE_ARTIFACTS") or Path(__file__).resolve().parents[2] / "test-artifacts") / "console"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    # Module scope, not session: Playwright's sync API runs an event loop in this thread while it is open,
+    # and the asyncio tests that follow need the thread without one.
     from playwright.sync_api import sync_playwright
 
     if not Path(CHROMIUM).exists():

@@ -227,6 +227,45 @@ def test_istio_proxy_logs_of_reviews_v2(mesh: tuple[Daemon, str], page: Any) -> 
     shot(page, "logs-reviews-v2")
 
 
+def test_create_and_delete_config(mesh: tuple[Daemon, str], page: Any) -> None:
+    _, base = mesh
+    page.goto(f"{base}/istio/new?namespace={NS}")
+    page.locator("[data-testid=create-kind]").select_option("Gateway")
+    wait_for(lambda: "kind: Gateway" in editor_text(page), timeout=10)
+    replace_editor_text(page, editor_text(page).replace("name: my-gateway", "name: console-gw"))
+    page.locator("[data-testid=save]").click()
+    page.locator("[data-testid=toast][data-kind=success]").first.wait_for()
+    gw = api_get(base, f"/api/namespaces/{NS}/istio/Gateway/console-gw")["object"]
+    assert gw["spec"]["servers"][0]["port"]["number"] == 80
+    page.goto(f"{base}/namespaces/{NS}/istio/Gateway/console-gw?namespace={NS}")
+    page.locator("[data-testid=delete]").click()
+    page.locator("[data-testid=confirm]").click()
+    page.wait_for_url(re.compile(r"/istio\?"))
+    items = api_get(base, f"/api/istio/config?namespace={NS}&kinds=Gateway")["items"]
+    assert "console-gw" not in {i["name"] for i in items}
+
+
+def test_overview_lists_and_charts(mesh: tuple[Daemon, str], page: Any) -> None:
+    _, base = mesh
+    page.goto(f"{base}/overview?namespace={NS}")
+    card = page.locator(f"[data-testid=ns-card-{NS}]")
+    card.wait_for()
+    wait_for(lambda: card.locator("svg polyline, svg path").count() > 0, timeout=30)  # the traffic sparkline
+    assert "workloads" in card.inner_text()
+    for path, name in (("/applications", "reviews"), ("/workloads", "reviews-v3"), ("/services", "reviews")):
+        page.goto(f"{base}{path}?namespace={NS}")
+        row = page.locator(f"[data-testid=row-{name}]")
+        row.wait_for()
+        wait_for(lambda row=row: row.locator("[data-health=Healthy]").count() > 0, timeout=30)
+    page.goto(f"{base}/namespaces/{NS}/workloads/reviews-v3?namespace={NS}&tab=in_metrics")
+    for chart in ("request_count", "request_duration", "request_size", "response_size"):
+        page.locator(f"[data-testid=chart-{chart}] canvas").first.wait_for()
+    data = api_get(base, f"/api/namespaces/{NS}/workloads/reviews-v3/metrics?direction=inbound&duration=5m")
+    volume = next(c for c in data["charts"] if c["name"] == "request_count")
+    assert any(v > 0 for _, v in volume["series"][0]["values"])
+    shot(page, "workload-metrics")
+
+
 def test_every_page_loads_nothing_from_outside(mesh: tuple[Daemon, str], browser: Any) -> None:
     _, base = mesh
     context = browser.new_context()

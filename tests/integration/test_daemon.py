@@ -77,12 +77,16 @@ def test_up_status_down(tmp_path: Path) -> None:
         cp = _sluice(home, "status")
         assert cp.returncode == 0, cp.stdout + cp.stderr
         assert "API server" in cp.stdout and "ready" in cp.stdout
+        assert any(line.split()[:1] == ["console"] and line.split()[1].startswith("http://127.0.0.1:")
+                   for line in cp.stdout.splitlines()), cp.stdout
     finally:
         cp = _sluice(home, "down")
     assert cp.returncode == 0 and "stopped" in cp.stdout
     assert not _listening(port)
     assert _sluice(home, "status").returncode != 0
     assert "not running" in _sluice(home, "down").stdout
+    cp = _sluice(home, "console")
+    assert cp.returncode == 1 and "sluice is not running" in cp.stderr
 
 
 @pytest.mark.skipif(not Path(SLUICE).exists(), reason="the sluice console script is not installed")
@@ -128,11 +132,13 @@ def test_relative_weights_mesh_setting(tmp_path: Path) -> None:
 def test_demo_is_idempotent(tmp_path: Path) -> None:
     home = tmp_path / "home"
     home.mkdir()
-    ports = "".join(f"{k}: {free_port()}\n" for k in ("api_port", "xds_port", "metrics_port", "console_port"))
-    (home / "config.yaml").write_text(ports)
+    ports = {k: free_port() for k in ("api_port", "xds_port", "metrics_port", "console_port")}
+    (home / "config.yaml").write_text("".join(f"{k}: {v}\n" for k, v in ports.items()))
+    console = f"http://127.0.0.1:{ports['console_port']}/graph?namespace=tutorial"
     try:
         cp = _sluice(home, "demo")
         assert cp.returncode == 0, cp.stdout + cp.stderr
+        assert console in cp.stdout
         assert "namespace/tutorial created" in cp.stdout
         assert "virtualservice.networking.istio.io/reviews created" in cp.stdout
         assert "deployment.apps/reviews-v3 created" in cp.stdout
@@ -148,5 +154,11 @@ def test_demo_is_idempotent(tmp_path: Path) -> None:
         assert "<title>Simple Bookstore App</title>" in page and "Reviews served by:" in page
         cp = _sluice(home, "get", "pods", "-n", "tutorial", "-l", "app=traffic-generator")
         assert "Running" in cp.stdout
+        # `sluice console` names the console, which serves the built UI there.
+        cp = _sluice(home, "console")
+        assert cp.returncode == 0 and cp.stdout.strip() == console, cp.stdout + cp.stderr
+        with urllib.request.urlopen(console, timeout=10) as r:
+            html = r.read().decode()
+        assert '<div id="root"></div>' in html and "<title>Sluice console</title>" in html
     finally:
         _sluice(home, "down")
