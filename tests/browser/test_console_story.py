@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from typing import Any
@@ -130,12 +131,43 @@ def open_reviews_in_editor(page: Any, base: str) -> str:
     return editor_text(page)
 
 
+def reviews_requests(d: Daemon) -> float:
+    """How many requests reviews has answered (the story's own PromQL, through the metrics API)."""
+    run = json.loads((d.home / "daemon.json").read_text())
+    q = urllib.parse.quote('sum(istio_requests_total{reporter="destination",destination_service_name="reviews"})')
+    with urllib.request.urlopen(f"http://127.0.0.1:{run['metrics_port']}/api/v1/query?query={q}", timeout=10) as r:
+        result = json.loads(r.read())["data"]["result"]
+    return float(result[0]["value"][1]) if result else 0.0
+
+
 def test_graph_shows_the_90_10_split(mesh: tuple[Daemon, str], page: Any) -> None:
-    _, base = mesh
+    d, base = mesh
+    # A split read off a handful of requests says little: let most of a one-minute window fill first.
+    wait_for(lambda: reviews_requests(d) >= 500, timeout=120, interval=1)
     open_graph(page, base)
     split = wait_split(page, lambda s: s.keys() == {"v2", "v3"} and s["v2"] + s["v3"] > 99, timeout=60)
     assert 80 <= split["v2"] <= 97 and 3 <= split["v3"] <= 20, split
     shot(page, "graph-90-10")
+    g = page.evaluate("window.sluiceGraph()")
+    service = next(n for n in g["nodes"] if n["nodeType"] == "service" and n.get("service") == "reviews")
+    assert {"vs", "trafficShifting"} <= set(service["badges"]), service
+
+
+def test_graph_labels_rate_and_response_time(mesh: tuple[Daemon, str], page: Any) -> None:
+    _, base = mesh
+    page.goto(f"{base}/graph?namespace={NS}&duration=60&edges=trafficRate,responseTime,rt95")
+    page.wait_for_selector("[data-testid=graph]")
+
+    def labelled() -> list[str]:
+        g = page.evaluate("window.sluiceGraph ? window.sluiceGraph() : null") or {"edges": []}
+        return [e["label"] for e in g["edges"]]
+
+    wait_for(lambda: any(re.search(r"\d(rps)", lb) for lb in labelled()), timeout=30)
+    labels = labelled()
+    # Every edge carries its rate (2 significant digits); edges into workloads also their p95.
+    assert all(re.match(r"^\d+(\.\d+)?rps", lb) for lb in labels), labels
+    assert any(re.search(r"\n\d+(\.\d+)?(ms|s)$", lb) for lb in labels), labels
+    assert not any("%" in lb for lb in labels), labels  # no errors, and distribution is off
 
 
 def test_rejected_edit_shows_the_servers_error_and_changes_nothing(mesh: tuple[Daemon, str], page: Any) -> None:
@@ -184,6 +216,7 @@ def test_wizard_shifts_traffic(mesh: tuple[Daemon, str], page: Any) -> None:
     page.get_by_text("Traffic Shifting", exact=True).click()
     wizard = page.locator("[data-testid=wizard]")
     wizard.wait_for()
+    wizard.locator("[data-testid=weight-reviews-v3]").wait_for()  # the rows come with the current weights
     for name in ("reviews-v1", "reviews-v2", "reviews-v3"):
         assert wizard.locator(f"[data-testid=weight-{name}]").count() == 1
     # The sliders start from the current split.
@@ -221,6 +254,11 @@ def test_istio_proxy_logs_of_reviews_v2(mesh: tuple[Daemon, str], page: Any) -> 
     assert any('"GET /reviews/0 HTTP/1.1" 200' in t and "inbound|9080||" in t for t in proxy_text), proxy_text[:3]
     app_lines = logs.locator("[data-testid=log-line]:not([data-proxy=true])")
     assert app_lines.count() > 0  # the app's own lines are there too, unmarked
+    # Follow mode appends the lines that arrive (the mesh has steady traffic).
+    before = logs.locator("[data-testid=log-line]").count()
+    page.locator("[data-testid=logs-follow]").check()
+    wait_for(lambda: logs.locator("[data-testid=log-line]").count() > before, timeout=30)
+    page.locator("[data-testid=logs-follow]").uncheck()
     page.locator("[data-testid=logs-filter]").fill("inbound|9080")
     wait_for(lambda: all("inbound|9080" in t for t in logs.locator("[data-testid=log-line]").all_inner_texts())
              and logs.locator("[data-testid=log-line]").count() > 0, timeout=10)
@@ -264,6 +302,61 @@ def test_overview_lists_and_charts(mesh: tuple[Daemon, str], page: Any) -> None:
     volume = next(c for c in data["charts"] if c["name"] == "request_count")
     assert any(v > 0 for _, v in volume["series"][0]["values"])
     shot(page, "workload-metrics")
+
+
+FAULT = """
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: ratings
+spec:
+  hosts:
+  - ratings
+  http:
+  - fault:
+      abort:
+        percentage:
+          value: 50
+        httpStatus: 500
+    route:
+    - destination:
+        host: ratings
+        subset: v1
+"""
+
+
+def test_errors_colour_the_graph(mesh: tuple[Daemon, str], page: Any) -> None:
+    d, base = mesh
+    kube = [str(TOOLS / "kubectl-1.35"), "-n", NS]
+    subprocess.run([*kube, "apply", "-f", "-"], input=FAULT, env=d.env, check=True, capture_output=True, text=True)
+    try:
+        page.goto(f"{base}/graph?namespace={NS}&duration=60&edges=trafficRate&refresh=10000")
+        page.wait_for_selector("[data-testid=graph]")
+
+        def into_ratings() -> list[dict[str, Any]]:
+            g = page.evaluate("window.sluiceGraph ? window.sluiceGraph() : null") or {"nodes": [], "edges": []}
+            ratings = {n["id"] for n in g["nodes"] if n["nodeType"] == "service" and n.get("service") == "ratings"}
+            return [e for e in g["edges"] if e["target"] in ratings]
+
+        # The aborted calls never reach a ratings pod, so only the caller's proxy reports them, with an unknown
+        # destination workload and namespace: as in Kiali they go to their own ratings service node, every one
+        # an error, which is a Failure (5xx >= 10 %); the label shows the error share under the rate.
+        wait_for(lambda: any(e["health"] == "Failure" for e in into_ratings()), timeout=90, interval=1)
+        failing = [e for e in into_ratings() if e["health"] == "Failure"]
+        assert all(re.match(r"^\d+(\.\d+)?rps\n\d+(\.\d+)?%$", e["label"]) for e in failing), failing
+
+        def callers() -> list[dict[str, Any]]:
+            return [n for n in page.evaluate("window.sluiceGraph()")["nodes"]
+                    if n.get("app") == "reviews" and n.get("version") in ("v2", "v3")]
+
+        # The callers' outbound error share climbs past 10 % as the window fills.
+        wait_for(lambda: bool(callers()) and all(n["health"] == "Failure" for n in callers()), timeout=60)
+        g = page.evaluate("window.sluiceGraph()")
+        assert any("faultInjection" in n["badges"] for n in g["nodes"]
+                   if n["nodeType"] == "service" and n.get("service") == "ratings")
+        shot(page, "graph-fault")
+    finally:
+        subprocess.run([*kube, "delete", "virtualservice", "ratings"], env=d.env, capture_output=True)
 
 
 def test_every_page_loads_nothing_from_outside(mesh: tuple[Daemon, str], browser: Any) -> None:
