@@ -25,6 +25,8 @@ def browser() -> Iterator[Any]:
     # and the asyncio tests that follow need the thread without one.
     from playwright.sync_api import sync_playwright
 
+    for old in ARTIFACTS.glob("FAILED-*.png"):  # from an earlier run
+        old.unlink()
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing: `make test` installs Debian's chromium (scripts/install-chromium.sh)")
     with sync_playwright() as p:
