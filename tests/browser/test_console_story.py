@@ -170,6 +170,25 @@ def test_graph_labels_rate_and_response_time(mesh: tuple[Daemon, str], page: Any
     assert not any("%" in lb for lb in labels), labels  # no errors, and distribution is off
 
 
+def test_workload_app_and_service_graphs(mesh: tuple[Daemon, str], page: Any) -> None:
+    _, base = mesh
+
+    def nodes() -> list[dict[str, Any]]:
+        g = page.evaluate("window.sluiceGraph ? window.sluiceGraph() : null") or {"nodes": []}
+        return [n for n in g["nodes"] if n["nodeType"] != "box"]
+
+    page.goto(f"{base}/graph?namespace={NS}&graphType=workload&duration=60")
+    wait_for(lambda: {"reviews-v2", "reviews-v3"} <= {n.get("workload") for n in nodes()
+                                                     if n["nodeType"] == "workload"}, timeout=30)
+    page.goto(f"{base}/graph?namespace={NS}&graphType=app&duration=60")
+    wait_for(lambda: any(n["nodeType"] == "app" and n.get("app") == "reviews" for n in nodes()), timeout=30)
+    assert not any(n.get("version") for n in nodes() if n["nodeType"] == "app")  # one node per app
+    page.goto(f"{base}/graph?namespace={NS}&graphType=service&duration=60")
+    wait_for(lambda: any(n.get("service") == "reviews" for n in nodes()), timeout=30)
+    assert {n["nodeType"] for n in nodes()} <= {"service", "unknown", "workload"}
+    assert not any(n["nodeType"] == "workload" and n.get("workload", "").startswith("reviews") for n in nodes())
+
+
 def test_rejected_edit_shows_the_servers_error_and_changes_nothing(mesh: tuple[Daemon, str], page: Any) -> None:
     _, base = mesh
     before = api_get(base, f"/api/namespaces/{NS}/istio/VirtualService/reviews")
