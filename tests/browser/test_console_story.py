@@ -314,6 +314,15 @@ def test_overview_lists_and_charts(mesh: tuple[Daemon, str], page: Any) -> None:
         row = page.locator(f"[data-testid=row-{name}]")
         row.wait_for()
         wait_for(lambda row=row: row.locator("[data-health=Healthy]").count() > 0, timeout=30)
+    # The workload's own page lists its pods as the API server has them.
+    page.goto(f"{base}/namespaces/{NS}/workloads/reviews-v3?namespace={NS}")
+    pods = page.locator("[data-testid=pods] tbody tr")
+    pods.first.wait_for()
+    core = client.CoreV1Api(api_client(mesh[0]))
+    names = {p.metadata.name for p in core.list_namespaced_pod(NS, label_selector="app=reviews,version=v3").items}
+    rows = pods.all_inner_texts()
+    assert len(rows) == len(names) and all(any(n in t for t in rows) for n in names), (rows, names)
+    assert all("Running" in t and "istio-proxy" in t for t in pods.all_inner_texts()), pods.all_inner_texts()
     page.goto(f"{base}/namespaces/{NS}/workloads/reviews-v3?namespace={NS}&tab=in_metrics")
     for chart in ("request_count", "request_duration", "request_size", "response_size"):
         page.locator(f"[data-testid=chart-{chart}] canvas").first.wait_for()
