@@ -122,7 +122,7 @@ def _vector(result: QueryResult) -> list[Sample]:
     return [s for s in result.value if isinstance(s, Sample)]
 
 
-def _run_queries(query: QueryFn, queries: Mapping[str, str]) -> dict[str, list[Sample]]:
+async def _run_queries(query: QueryFn, queries: Mapping[str, str]) -> dict[str, list[Sample]]:
     out: dict[str, list[Sample]] = {}
     for name, expr in queries.items():
         try:
@@ -132,6 +132,8 @@ def _run_queries(query: QueryFn, queries: Mapping[str, str]) -> dict[str, list[S
         except Exception as e:
             raise Fail(503, f"metrics query failed: {e}") from None
         out[name] = _vector(result)
+        # Queries evaluate on the daemon's event loop: let xDS, the API server and the collector run between them.
+        await asyncio.sleep(0)
     return out
 
 
@@ -142,11 +144,13 @@ def _range_query(request: web.Request) -> QueryRangeFn:
     return fn
 
 
-def _run_range(fn: QueryRangeFn, expr: str, window: charts.RangeWindow) -> QueryResult:
+async def _run_range(fn: QueryRangeFn, expr: str, window: charts.RangeWindow) -> QueryResult:
     try:
-        return fn(expr, window.start, window.end, window.step)
+        result = fn(expr, window.start, window.end, window.step)
     except Exception as e:
         raise Fail(503, f"metrics range query failed: {e}") from None
+    await asyncio.sleep(0)  # as in _run_queries
+    return result
 
 
 def _objects(reg: Registry, group: str, kind: str, ns: str | None) -> list[dict[str, Any]]:
@@ -164,14 +168,14 @@ def _find(reg: Registry, rt: ResourceType, ns: str, name: str) -> dict[str, Any]
         raise
 
 
-def _workload_graph(query: QueryFn, ns: str, window_s: int, now: float) -> dict[str, Any]:
+async def _workload_graph(query: QueryFn, ns: str, window_s: int, now: float) -> dict[str, Any]:
     queries = {k: v for k, v in graph_queries(ns, window_s, "workload").items() if k in REQUEST_QUERIES}
-    return build_graph(_run_queries(query, queries), graph_type="workload", namespace=ns, window_s=window_s,
+    return build_graph(await _run_queries(query, queries), graph_type="workload", namespace=ns, window_s=window_s,
                        query_time=int(now))
 
 
-def _workloads(reg: Registry, query: QueryFn, ns: str) -> list[dict[str, Any]]:
-    traffic = node_health(_workload_graph(query, ns, HEALTH_WINDOW_S, time.time()), "workload")
+async def _workloads(reg: Registry, query: QueryFn, ns: str) -> list[dict[str, Any]]:
+    traffic = node_health(await _workload_graph(query, ns, HEALTH_WINDOW_S, time.time()), "workload")
     return inventory.workloads(_objects(reg, "apps", "Deployment", ns), _objects(reg, "", "Pod", ns), ns, traffic)
 
 
@@ -226,7 +230,7 @@ async def namespaces(request: web.Request) -> web.Response:
     out = []
     for ns_obj in _objects(reg, "", "Namespace", None):
         name = str((ns_obj.get("metadata") or {}).get("name"))
-        traffic = node_health(_workload_graph(query, name, HEALTH_WINDOW_S, now), "workload")
+        traffic = node_health(await _workload_graph(query, name, HEALTH_WINDOW_S, now), "workload")
         counts = {"healthy": 0, "degraded": 0, "failure": 0, "na": 0}
         deployments, pods = _objects(reg, "apps", "Deployment", name), _objects(reg, "", "Pod", name)
         for w in inventory.workloads(deployments, pods, name, traffic):
@@ -244,7 +248,7 @@ async def namespaces(request: web.Request) -> web.Response:
                             "errors": sum(1 for v in cfg if not v["valid"])},
         }
         if spark is not None and range_fn is not None:
-            entry["sparkline"] = charts.points(_run_range(range_fn, charts.sparkline_query(name), spark))
+            entry["sparkline"] = charts.points(await _run_range(range_fn, charts.sparkline_query(name), spark))
         out.append(entry)
     return _json({"namespaces": out})
 
@@ -263,7 +267,7 @@ async def graph(request: web.Request) -> web.Response:
         raise Fail(400, f"invalid responseTime {rt_opt!r} (want 50, 95, 99 or avg)")
     inject = q.get("injectServiceNodes", "true").lower() != "false"
     idle = q.get("idleEdges", "false").lower() == "true"
-    samples = _run_queries(query, graph_queries(ns, window, graph_type, rt_opt, idle_edges=idle))
+    samples = await _run_queries(query, graph_queries(ns, window, graph_type, rt_opt, idle_edges=idle))
     data = build_graph(samples, graph_type=graph_type, namespace=ns, window_s=window, query_time=int(time.time()),
                        inject_service_nodes=inject,
                        virtual_services=_objects(reg, "networking.istio.io", "VirtualService", None),
@@ -344,12 +348,12 @@ async def workloads(request: web.Request) -> web.Response:
     reg, query = request.app[REGISTRY_KEY], request.app[QUERY_KEY]
     ns = request.match_info["ns"]
     _ensure_namespace(reg, ns)
-    return _json({"namespace": ns, "workloads": _workloads(reg, query, ns)})
+    return _json({"namespace": ns, "workloads": await _workloads(reg, query, ns)})
 
 
 async def workload_detail(request: web.Request) -> web.Response:
     reg, ns, name, deployment = _workload_target(request)
-    listed = {str(w["name"]): w for w in _workloads(reg, request.app[QUERY_KEY], ns)}
+    listed = {str(w["name"]): w for w in await _workloads(reg, request.app[QUERY_KEY], ns)}
     if name not in listed:  # deleted while we read
         raise Fail(404, f"workload {name!r} not found in {ns}")
     return _json(inventory.workload_detail(listed[name], deployment, _objects(reg, "", "Service", ns),
@@ -365,7 +369,7 @@ async def workload_metrics(request: web.Request) -> web.Response:
     step = parse_duration(q["step"], "step") if q.get("step") else charts.default_step(duration)
     window = charts.range_window(time.time(), duration, step)
     range_fn = _range_query(request)
-    out = [charts.chart(spec, {label: _run_range(range_fn, expr, window) for label, expr in spec.series})
+    out = [charts.chart(spec, {label: await _run_range(range_fn, expr, window) for label, expr in spec.series})
            for spec in specs]
     return _json({"start": int(window.start), "end": int(window.end), "step": int(window.step),
                   "direction": direction, "reporter": charts.DIRECTIONS[direction][0], "charts": out})
@@ -398,13 +402,14 @@ async def apps(request: web.Request) -> web.Response:
     reg, query = request.app[REGISTRY_KEY], request.app[QUERY_KEY]
     ns = request.match_info["ns"]
     _ensure_namespace(reg, ns)
-    return _json({"namespace": ns, "apps": inventory.apps(_workloads(reg, query, ns),
+    return _json({"namespace": ns, "apps": inventory.apps(await _workloads(reg, query, ns),
                                                           _objects(reg, "apps", "Deployment", ns),
                                                           _objects(reg, "", "Service", ns))})
 
 
-def _services(reg: Registry, query: QueryFn, ns: str, service_objs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    health = node_health(_workload_graph(query, ns, HEALTH_WINDOW_S, time.time()), "service")
+async def _services(reg: Registry, query: QueryFn, ns: str, service_objs: list[dict[str, Any]]
+                    ) -> list[dict[str, Any]]:
+    health = node_health(await _workload_graph(query, ns, HEALTH_WINDOW_S, time.time()), "service")
     return inventory.services(service_objs, _objects(reg, "apps", "Deployment", ns), _routing(reg, ns), health)
 
 
@@ -412,7 +417,7 @@ async def services(request: web.Request) -> web.Response:
     reg = request.app[REGISTRY_KEY]
     ns = request.match_info["ns"]
     _ensure_namespace(reg, ns)
-    return _json({"namespace": ns, "services": _services(reg, request.app[QUERY_KEY], ns,
+    return _json({"namespace": ns, "services": await _services(reg, request.app[QUERY_KEY], ns,
                                                          _objects(reg, "", "Service", ns))})
 
 
@@ -426,7 +431,7 @@ def _service_target(request: web.Request) -> tuple[Registry, str, str, dict[str,
 
 async def service_detail(request: web.Request) -> web.Response:
     reg, ns, _, svc = _service_target(request)
-    return _json(_services(reg, request.app[QUERY_KEY], ns, [svc])[0])
+    return _json((await _services(reg, request.app[QUERY_KEY], ns, [svc]))[0])
 
 
 # ---------------------------------------------------------------------------------------------- wizard
