@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+from collections import OrderedDict
 from typing import Any
 
 from sluice.api.errors import ApiError
@@ -18,13 +19,17 @@ __all__ = ["EventRecorder"]
 
 log = logging.getLogger("sluice.events")
 
+# How many (object, reason, message) keys are remembered for folding repeats, least recently used dropped
+# first: client-go's event correlator keeps an LRU of this size (maxLruCacheEntries).
+MAX_REMEMBERED = 4096
+
 
 class EventRecorder:
     def __init__(self, registry: Registry, component: str) -> None:
         self.registry = registry
         self.component = component
         self._rt = by_kind("", "Event")
-        self._seen: dict[tuple[str, str, str, str], str] = {}
+        self._seen: OrderedDict[tuple[str, str, str, str], str] = OrderedDict()
 
     def record(self, obj: dict[str, Any], type_: str, reason: str, message: str) -> None:
         assert self._rt is not None
@@ -35,6 +40,7 @@ class EventRecorder:
         try:
             name = self._seen.get(key)
             if name is not None:
+                self._seen.move_to_end(key)
                 cur = self.registry.get(self._rt, "v1", ns, name)
                 cur["count"] = int(cur.get("count") or 1) + 1
                 cur["lastTimestamp"] = now
@@ -53,6 +59,8 @@ class EventRecorder:
             }
             self.registry.create(self._rt, "v1", ns, event)
             self._seen[key] = name
+            while len(self._seen) > MAX_REMEMBERED:
+                self._seen.popitem(last=False)
         except ApiError as e:  # events are best effort: never fail the caller over one
             if e.code == 404:
                 self._seen.pop(key, None)
