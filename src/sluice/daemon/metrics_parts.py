@@ -101,6 +101,10 @@ class MetricsService:
         self.tsdb.close()
 
 
+# The console's queries run on the daemon's event loop; one that takes longer answers an error instead.
+CONSOLE_QUERY_TIMEOUT_S = 10.0
+
+
 class ConsoleService:
     """The console's JSON API (and, once built, its UI) on 127.0.0.1:<console_port>, querying the embedded store
     and reading container logs through `logs` (the kubelet's `read_log_lines`)."""
@@ -114,12 +118,12 @@ class ConsoleService:
         self._runner: web.AppRunner | None = None
 
     def query(self, expr: str) -> QueryResult:
-        return Engine(self.metrics.tsdb).instant(expr, int(time.time() * 1000))
+        return Engine(self.metrics.tsdb).instant(expr, int(time.time() * 1000), timeout_s=CONSOLE_QUERY_TIMEOUT_S)
 
     def query_range(self, expr: str, start: float, end: float, step: float) -> QueryResult:
         """A range query; times in unix seconds (the engine's are milliseconds)."""
         return Engine(self.metrics.tsdb).range(expr, round(start * 1000), round(end * 1000),
-                                               max(1, round(step * 1000)))
+                                               max(1, round(step * 1000)), timeout_s=CONSOLE_QUERY_TIMEOUT_S)
 
     async def start(self) -> None:
         from sluice.console.api import console_app

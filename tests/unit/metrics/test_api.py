@@ -17,7 +17,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from sluice.metrics.api import format_timestamp, format_value, metrics_app, parse_duration, parse_time
-from sluice.metrics.promql.errors import EvalError, ParseError
+from sluice.metrics.promql.errors import EvalError, ParseError, QueryTimeout
 from sluice.metrics.promql.values import QueryResult, Sample, Scalar, Series, String
 from sluice.metrics.series import Labels, labels_of
 from sluice.metrics.tsdb import TSDB
@@ -34,7 +34,7 @@ class StubEngine:
     calls: list[tuple[Any, ...]] = field(default_factory=list)
     lookback: int | None = None
 
-    def _answer(self, expr: str, t: int) -> QueryResult:
+    def _answer(self, expr: str, t: int, timeout_s: float | None = None) -> QueryResult:
         if expr == "vec":
             return QueryResult("vector", [Sample(L(__name__="up", job="x"), 1.0, t),
                                           Sample(L(job="y"), 0.25, t)])
@@ -47,8 +47,10 @@ class StubEngine:
             return QueryResult("string", String(t, "a<b"))
         if expr == "warn":
             return QueryResult("vector", [], warnings=["PromQL warning: x"], infos=["PromQL info: y"])
-        if expr == "slow":
+        if expr == "slow":  # keeps the engine's contract: past the timeout it raises
             time.sleep(0.05)
+            if timeout_s is not None and timeout_s < 0.05:
+                raise QueryTimeout()
             return QueryResult("vector", [])
         if expr == "exec":
             raise EvalError("vector cannot contain metrics with the same labelset")
@@ -56,18 +58,19 @@ class StubEngine:
             raise RuntimeError("bug")
         raise ParseError('unexpected end of input', len(expr), expr)
 
-    def instant(self, expr: str, t_ms: int) -> QueryResult:
+    def instant(self, expr: str, t_ms: int, *, timeout_s: float | None = None) -> QueryResult:
         self.calls.append(("instant", expr, t_ms, self.lookback))
-        return self._answer(expr, t_ms)
+        return self._answer(expr, t_ms, timeout_s)
 
-    def range(self, expr: str, start_ms: int, end_ms: int, step_ms: int) -> QueryResult:
+    def range(self, expr: str, start_ms: int, end_ms: int, step_ms: int, *,
+              timeout_s: float | None = None) -> QueryResult:
         self.calls.append(("range", expr, start_ms, end_ms, step_ms, self.lookback))
         if expr == "mat":
             return QueryResult("matrix", [
                 Series(L(job="z"), [start_ms], [3.0]),
                 Series(L(__name__="up", job="a"), [start_ms, start_ms + step_ms], [1.0, 2.0]),
             ])
-        return self._answer(expr, start_ms)
+        return self._answer(expr, start_ms, timeout_s)
 
 
 @pytest.fixture
@@ -317,3 +320,17 @@ async def test_with_the_real_engine_over_the_tsdb() -> None:
                                                        "step": "30"})
         assert (await r.json())["data"]["result"][0]["values"] == [
             [1435781430, "0"], [1435781460, "60"], [1435781490, "120"]]
+
+
+def test_the_real_engine_stops_at_its_deadline(storage: TSDB) -> None:
+    from sluice.metrics.promql import Engine
+    from sluice.metrics.promql import QueryTimeout as Timeout
+
+    engine = Engine(storage)
+    assert engine.instant("sum(rate(up[5m]))", 1_000_000).type == "vector"
+    with pytest.raises(Timeout, match="query timed out in expression evaluation"):
+        engine.instant("sum(rate(up[5m]))", 1_000_000, timeout_s=-1)
+    with pytest.raises(Timeout):
+        engine.range("up", 0, 1_000_000, 15_000, timeout_s=-1)
+    with pytest.raises(Timeout):  # the engine's own limit caps a longer request
+        Engine(storage, timeout_s=-1).instant("up", 1_000_000, timeout_s=60)

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import time
+
 from sluice.metrics.series import Storage
 
 from . import ast as A
@@ -11,24 +13,30 @@ from .evaluator import Evaluator, Steps, unwrap
 from .parser import parse
 from .values import Labels, QueryResult, Sample, Scalar, Series, String, drop_name
 
-__all__ = ["Engine"]
+__all__ = ["Engine", "DEFAULT_TIMEOUT_S"]
+
+DEFAULT_TIMEOUT_S = 120.0  # Prometheus's --query.timeout default (2m)
 
 
 class Engine:
     def __init__(self, storage: Storage, *, lookback_delta_ms: int = 300_000, max_samples: int = 50_000_000,
-                 subquery_default_step_ms: int = 60_000) -> None:
+                 subquery_default_step_ms: int = 60_000, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
         self.storage = storage
+        self.timeout_s = timeout_s
         self.lookback_delta_ms = lookback_delta_ms
         self.max_samples = max_samples
         self.subquery_default_step_ms = subquery_default_step_ms
 
-    def _evaluator(self, start: int, end: int, step: int) -> Evaluator:
+    def _evaluator(self, start: int, end: int, step: int, timeout_s: float | None) -> Evaluator:
+        limit = self.timeout_s if timeout_s is None else min(timeout_s, self.timeout_s)
         return Evaluator(self.storage, start, end, step, self.lookback_delta_ms, self.max_samples,
-                         self.subquery_default_step_ms, query_start=start, query_end=end)
+                         self.subquery_default_step_ms, query_start=start, query_end=end,
+                         deadline=time.monotonic() + limit)
 
-    def instant(self, expr: str, t_ms: int) -> QueryResult:
+    def instant(self, expr: str, t_ms: int, *, timeout_s: float | None = None) -> QueryResult:
+        """Evaluate at `t_ms`; `timeout_s` (capped by the engine's own) raises QueryTimeout past it."""
         node = parse(expr)
-        ev = self._evaluator(t_ms, t_ms, 1)
+        ev = self._evaluator(t_ms, t_ms, 1, timeout_s)
         try:
             if node.type == "scalar":
                 return QueryResult("scalar", Scalar(t_ms, ev.scalar(node)[0]), ev.warnings, ev.infos)
@@ -52,7 +60,8 @@ class Engine:
         except RecursionError as e:
             raise EvalError("query too deeply nested") from e
 
-    def range(self, expr: str, start_ms: int, end_ms: int, step_ms: int) -> QueryResult:
+    def range(self, expr: str, start_ms: int, end_ms: int, step_ms: int, *,
+              timeout_s: float | None = None) -> QueryResult:
         if step_ms <= 0:
             raise EvalError("zero or negative query resolution step widths are not accepted. Try a positive integer")
         if end_ms < start_ms:
@@ -61,7 +70,7 @@ class Engine:
         if node.type not in ("scalar", "vector"):
             raise EvalError(f'invalid expression type "{A.type_name(node.type)}" for range query, '
                             "must be Scalar or instant Vector")
-        ev = self._evaluator(start_ms, end_ms, step_ms)
+        ev = self._evaluator(start_ms, end_ms, step_ms, timeout_s)
         if node.type == "scalar":
             vals = ev.scalar(node)
             return QueryResult("matrix", [Series((), list(ev.ts), vals)], ev.warnings, ev.infos)

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-__all__ = ["PromQLError", "ParseError", "EvalError"]
+__all__ = ["PromQLError", "ParseError", "EvalError", "QueryTimeout"]
 
 
 class PromQLError(Exception):
@@ -32,3 +32,10 @@ class ParseError(PromQLError):
 
 class EvalError(PromQLError):
     """A query that parsed but cannot be evaluated (type of result, matching errors, bad arguments)."""
+
+
+class QueryTimeout(EvalError):
+    """The query ran past its deadline (Prometheus's `query.timeout`, or the request's `timeout`)."""
+
+    def __init__(self) -> None:
+        super().__init__("query timed out in expression evaluation")

@@ -9,13 +9,14 @@ Binary operators and aggregations live in `binops.py` and `aggregate.py`, functi
 from __future__ import annotations
 
 import bisect
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 from sluice.metrics.series import METRIC_NAME, Storage, is_stale
 
 from . import ast as A
-from .errors import EvalError
+from .errors import EvalError, QueryTimeout
 from .values import Labels, Sample, Series
 
 __all__ = ["Evaluator", "Steps", "RangeArg", "unwrap"]
@@ -62,19 +63,25 @@ class Evaluator:
     warnings: list[str] = field(default_factory=list)
     infos: list[str] = field(default_factory=list)
     loaded: list[int] = field(default_factory=lambda: [0])  # shared with sub-evaluators
+    deadline: float | None = None  # time.monotonic() past which evaluation stops
 
     def __post_init__(self) -> None:
         self.ts = list(range(self.start, self.end + 1, self.interval)) if self.interval > 0 else [self.start]
 
     # --- bookkeeping ---
+    def check_deadline(self) -> None:
+        if self.deadline is not None and time.monotonic() > self.deadline:
+            raise QueryTimeout()
+
     def count_samples(self, n: int) -> None:
+        self.check_deadline()  # called per selected series: a fine enough grain to stop a long query
         self.loaded[0] += n
         if self.loaded[0] > self.max_samples:
             raise EvalError("query processing would load too many samples into memory in query execution")
 
     def child(self, start: int, end: int, interval: int) -> Evaluator:
         ev = Evaluator(self.storage, start, end, interval, self.lookback_ms, self.max_samples, self.subquery_step_ms,
-                       self.query_start, self.query_end, self.warnings, self.infos, self.loaded)
+                       self.query_start, self.query_end, self.warnings, self.infos, self.loaded, self.deadline)
         return ev
 
     def resolve_at(self, at_ms: int | None, special: str | None) -> int | None:
@@ -111,6 +118,7 @@ class Evaluator:
         raise EvalError(f"unexpected string expression {node}")
 
     def vector(self, node: A.Expr) -> Steps:
+        self.check_deadline()
         node = unwrap(node)
         if isinstance(node, A.VectorSelector):
             return self.vector_selector(node)
