@@ -24,7 +24,7 @@ from sluice.api.registry import ApiOptions, Registry
 from sluice.api.server import make_app
 from sluice.controllers.deployment import DeploymentController
 from sluice.controllers.endpoints import EndpointsController
-from sluice.controllers.events import EventRecorder
+from sluice.controllers.events import EventExpiry, EventRecorder
 from sluice.daemon.pki import ensure_pki
 from sluice.daemon.state import DaemonOptions, Home
 from sluice.store.sqlite import Store
@@ -51,6 +51,7 @@ async def serve(home: Home, options: DaemonOptions, ready: asyncio.Event | None 
     components: list[Component] = [
         DeploymentController(registry, store, EventRecorder(registry, "deployment-controller")),
         EndpointsController(registry, store),
+        EventExpiry(registry),
     ]
     extra_routes: list[web.RouteDef] = []
     logs = None
