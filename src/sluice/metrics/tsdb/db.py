@@ -276,6 +276,13 @@ class TSDB:
             self._series.append(None)
         self._series[sid] = _Series()
 
+    def _put_target(self, tid: int, name: str) -> None:
+        """Register a target read back from the snapshot or the WAL under its recorded id."""
+        self._targets[name] = tid
+        while len(self._target_names) <= tid:
+            self._target_names.append("")
+        self._target_names[tid] = name
+
     def _new_target(self, name: str) -> int:
         tid = len(self._target_names)
         self._targets[name] = tid
@@ -449,11 +456,7 @@ class TSDB:
                     assert s is not None
                     s.head_t, s.head_v, s.last_t = ts, vs, ts[-1]
                 elif typ == rec.TARGET:
-                    tid, name = rec.decode_target(p)
-                    self._targets[name] = tid
-                    while len(self._target_names) <= tid:
-                        self._target_names.append("")
-                    self._target_names[tid] = name
+                    self._put_target(*rec.decode_target(p))
                 elif typ == rec.LAST:
                     tid, sids = rec.decode_last(p)
                     self._last[tid] = set(sids)
@@ -485,11 +488,7 @@ class TSDB:
                     self._index.add(labels, sid)
                     self._put_series(sid)
                 elif typ == rec.TARGET:
-                    tid, name = rec.decode_target(p)
-                    self._targets[name] = tid
-                    while len(self._target_names) <= tid:
-                        self._target_names.append("")
-                    self._target_names[tid] = name
+                    self._put_target(*rec.decode_target(p))
         if good < wal.stat().st_size:
             # A torn tail: cut it so that nothing appended later can hide behind garbage.
             with open(wal, "r+b") as f:
