@@ -14,6 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from sluice.metrics.promql.format import format_g
 from sluice.metrics.series import Labels
 
 __all__ = [
@@ -60,33 +61,6 @@ class Family:
     type: str  # counter | gauge | histogram | summary | untyped
     help: str = ""
     samples: Sequence[Sample] = field(default_factory=list)
-
-
-def format_g(v: float) -> str:
-    """Go's `strconv.FormatFloat(v, 'g', -1, 64)` with Prometheus's spellings of the special values."""
-    if math.isnan(v):
-        return "NaN"
-    if math.isinf(v):
-        return "+Inf" if v > 0 else "-Inf"
-    if v == int(v) and abs(v) < 1e6:
-        return "-0" if v == 0 and math.copysign(1.0, v) < 0 else str(int(v))
-    sign = "-" if v < 0 else ""
-    # repr finds the same shortest round-trip digits as Go; only the layout differs.
-    r = repr(abs(v))
-    mant, _, e = r.partition("e")
-    whole, _, frac = mant.partition(".")
-    digits = (whole + frac).lstrip("0")
-    point = len(whole) + (int(e) if e else 0) - (len(whole + frac) - len(digits))
-    digits = digits.rstrip("0") or "0"
-    exp = point - 1
-    if exp < -4 or exp >= 6:  # Go's 'g' with the shortest precision switches at these exponents
-        m = digits[0] + ("." + digits[1:] if len(digits) > 1 else "")
-        return f"{sign}{m}e{'-' if exp < 0 else '+'}{abs(exp):02d}"
-    if point <= 0:
-        return f"{sign}0.{'0' * -point}{digits}"
-    if point >= len(digits):
-        return f"{sign}{digits}{'0' * (point - len(digits))}"
-    return f"{sign}{digits[:point]}.{digits[point:]}"
 
 
 def escape_label_value(s: str) -> str:

@@ -20,9 +20,9 @@ import math
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Literal, TypeVar
 
+from sluice.metrics.promql.format import format_g
 from sluice.metrics.series import METRIC_NAME, Labels
 
 __all__ = [
@@ -47,7 +47,7 @@ def prometheus_le(bound: float) -> str:
         return "+Inf" if bound > 0 else "-Inf"
     if bound == 0:
         return "0.0"
-    text = _go_shortest_g(bound)
+    text = format_g(bound)
     return text if ("e" in text or "." in text) else text + ".0"
 
 
@@ -56,25 +56,6 @@ def envoy_le(bound: float) -> str:
     if math.isinf(bound):
         return "+Inf"
     return f"{bound:.32g}"
-
-
-def _go_shortest_g(f: float) -> str:
-    # Go's strconv.FormatFloat(f, 'g', -1, 64): the shortest round-trip digits (Python's repr finds the
-    # same digits), in exponent form when the decimal exponent is < -4 or >= 6 (Go's threshold for -1).
-    _, digit_tuple, exponent = Decimal(repr(abs(f))).normalize().as_tuple()
-    assert isinstance(exponent, int)
-    ds = "".join(map(str, digit_tuple))
-    point = len(ds) + exponent  # the decimal point's place, counted from the left of ds
-    exp = point - 1
-    sign = "-" if f < 0 else ""
-    if exp < -4 or exp >= 6:
-        mant = ds[0] + ("." + ds[1:] if len(ds) > 1 else "")
-        return f"{sign}{mant}e{'-' if exp < 0 else '+'}{abs(exp):02d}"
-    if point <= 0:
-        return f"{sign}0.{'0' * -point}{ds}"
-    if point >= len(ds):
-        return f"{sign}{ds}{'0' * (point - len(ds))}"
-    return f"{sign}{ds[:point]}.{ds[point:]}"
 
 
 @dataclass(frozen=True, slots=True)

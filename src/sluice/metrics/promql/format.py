@@ -1,8 +1,11 @@
-"""Go-compatible float formatting (`strconv.FormatFloat(v, 'f', -1, 64)` as Prometheus's JSON uses it).
+"""Go-compatible float formatting: the shortest decimal that round-trips (Python's `repr` finds the same
+digits as Go), laid out as Go lays it out.
 
-Prometheus writes sample values as the shortest decimal that round-trips, in fixed notation, except that it
-switches to exponent notation below 1e-6 and from 1e21 on (`1e-07`, `1e+21`); specials are `NaN`, `+Inf`,
-`-Inf`. `count_values` label values and the HTTP API both need exactly this text, not Python's `repr`.
+`format_float` is `strconv.FormatFloat(v, 'f', -1, 64)` as Prometheus's JSON uses it: fixed notation, except
+exponent notation below 1e-6 and from 1e21 on (`1e-07`, `1e+21`); `count_values` label values and the HTTP
+API both need exactly this text, not Python's `repr`. `format_g` is `strconv.FormatFloat(v, 'g', -1, 64)`, as
+client_golang writes the exposition format and Prometheus normalises `le`: exponent notation below 1e-4 and
+from 1e6 on (`0.5`, `1`, `1.5e+06`). Specials are `NaN`, `+Inf`, `-Inf` in both.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from __future__ import annotations
 import math
 from decimal import Decimal
 
-__all__ = ["format_float", "go_quote"]
+__all__ = ["format_float", "format_g", "go_quote"]
 
 
 def _digits(a: float) -> tuple[str, int]:
@@ -22,18 +25,23 @@ def _digits(a: float) -> tuple[str, int]:
     return ds.rstrip("0") or "0", point
 
 
-def format_float(v: float) -> str:
+def _special(v: float) -> str | None:
     if math.isnan(v):
         return "NaN"
     if math.isinf(v):
         return "+Inf" if v > 0 else "-Inf"
     if v == 0:
         return "-0" if math.copysign(1.0, v) < 0 else "0"
+    return None
+
+
+def _layout(v: float, low: int, high: int) -> str:
+    """A finite non-zero `v` in its shortest digits: exponent form when its decimal exponent is < `low` or
+    >= `high`, fixed notation otherwise."""
     sign = "-" if v < 0 else ""
-    a = abs(v)
-    ds, point = _digits(a)
-    if a < 1e-6 or a >= 1e21:
-        exp = point - 1
+    ds, point = _digits(abs(v))
+    exp = point - 1
+    if exp < low or exp >= high:
         mant = ds[0] + ("." + ds[1:] if len(ds) > 1 else "")
         return f"{sign}{mant}e{'-' if exp < 0 else '+'}{abs(exp):02d}"
     if point <= 0:
@@ -41,6 +49,14 @@ def format_float(v: float) -> str:
     if point >= len(ds):
         return f"{sign}{ds}{'0' * (point - len(ds))}"
     return f"{sign}{ds[:point]}.{ds[point:]}"
+
+
+def format_float(v: float) -> str:
+    return _special(v) or _layout(v, -6, 21)
+
+
+def format_g(v: float) -> str:
+    return _special(v) or _layout(v, -4, 6)
 
 
 _ESCAPES = {"\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\v": "\\v",
