@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
+from sluice.aio import cancel_and_wait
 from sluice.api.errors import ApiError
 from sluice.api.registry import Registry, now_rfc3339
 from sluice.resources.kinds import by_kind
@@ -137,9 +138,4 @@ class EventExpiry:
         self._task = asyncio.create_task(self._run(), name="event-expiry")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+        await cancel_and_wait(self._task)

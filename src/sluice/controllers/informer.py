@@ -11,6 +11,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from sluice.aio import cancel_and_wait
 from sluice.store.sqlite import Event, Expired, Store
 
 __all__ = ["Informer", "Handler"]
@@ -34,12 +35,7 @@ class Informer:
         self._task = asyncio.create_task(self._run(), name=f"informer-{self.kind}")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+        await cancel_and_wait(self._task)
 
     def get(self, namespace: str, name: str) -> Obj | None:
         return self.cache.get((namespace, name))

@@ -11,6 +11,8 @@ import asyncio
 import logging
 from collections.abc import Callable, Hashable
 
+from sluice.aio import cancel_and_wait
+
 __all__ = ["WorkQueue"]
 
 log = logging.getLogger("sluice.controllers")
@@ -52,12 +54,7 @@ class WorkQueue:
         for t in self._timers.values():
             t.cancel()
         self._timers.clear()
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+        await cancel_and_wait(self._task)
 
     @property
     def idle(self) -> bool:

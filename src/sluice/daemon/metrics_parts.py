@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from sluice.aio import cancel_and_wait
 from sluice.api.registry import Registry
 from sluice.daemon.state import DaemonOptions, Home
 from sluice.metrics import exposition
@@ -89,13 +90,7 @@ class MetricsService:
                 log.exception("TSDB maintenance failed")
 
     async def stop(self) -> None:
-        for t in self._tasks:
-            t.cancel()
-        for t in self._tasks:
-            try:
-                await t
-            except asyncio.CancelledError:
-                pass
+        await cancel_and_wait(*self._tasks)
         if self._runner is not None:
             await self._runner.cleanup()
         self.tsdb.close()

@@ -19,6 +19,7 @@ from typing import Any
 
 from aiohttp import web
 
+from sluice.aio import cancel_and_wait
 from sluice.api.errors import ApiError
 from sluice.api.registry import Registry
 from sluice.controllers.events import EventRecorder
@@ -97,10 +98,7 @@ class Kubelet:
     async def stop(self, *, stop_pods: bool) -> None:
         """Stop the kubelet. With `stop_pods`, stop every pod's processes too (IPs and logs are kept)."""
         self._stopping = True
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel_and_wait(self._task)
         workers = list(self.workers.values())
         self.workers.clear()
         if stop_pods:

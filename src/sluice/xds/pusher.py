@@ -11,7 +11,6 @@ affects, and an endpoint-only change moves EDS alone. The translation is reached
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import importlib
 import logging
 from collections.abc import Callable
@@ -19,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from sluice import mesh
+from sluice.aio import cancel_and_wait
 from sluice.resources.kinds import KINDS
 from sluice.store.sqlite import Store, Watcher
 from sluice.xds.cache import Resources, Snapshot, SnapshotCache
@@ -123,11 +123,7 @@ class Pusher:
         self._tasks.append(asyncio.create_task(self._loop(), name="xds-pusher"))
 
     async def stop(self) -> None:
-        for t in self._tasks:
-            t.cancel()
-        for t in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await t
+        await cancel_and_wait(*self._tasks)
         self._tasks.clear()
         for w in self._watchers:
             self.store.unwatch(w)
