@@ -111,6 +111,21 @@ def _istio_kind(text: str) -> ResourceType:
     return rt
 
 
+def _namespace(request: web.Request) -> tuple[Registry, str]:
+    """The registry and the namespace a route names (which must exist)."""
+    reg = request.app[REGISTRY_KEY]
+    ns = request.match_info["ns"]
+    _ensure_namespace(reg, ns)
+    return reg, ns
+
+
+def _named(request: web.Request, group: str, kind: str, what: str) -> tuple[Registry, str, str, dict[str, Any]]:
+    """The registry, namespace, name and object a `{ns}/.../{name}` route names (each must exist)."""
+    reg, ns = _namespace(request)
+    name = check_name(request.match_info["name"], what)
+    return reg, ns, name, reg.get(_rt(group, kind), "v1", ns, name)
+
+
 def _ensure_namespace(reg: Registry, ns: str) -> None:
     check_name(ns, "namespace")
     reg.get(_rt("", "Namespace"), "v1", None, ns)
@@ -254,9 +269,8 @@ async def namespaces(request: web.Request) -> web.Response:
 
 
 async def graph(request: web.Request) -> web.Response:
-    reg, query = request.app[REGISTRY_KEY], request.app[QUERY_KEY]
-    ns = request.match_info["ns"]
-    _ensure_namespace(reg, ns)
+    reg, ns = _namespace(request)
+    query = request.app[QUERY_KEY]
     q = request.query
     graph_type = q.get("graphType", "versionedApp")
     if graph_type not in GRAPH_TYPES:
@@ -299,9 +313,7 @@ def _detail(reg: Registry, rt: ResourceType, ns: str, obj: dict[str, Any]) -> di
 
 def _config_target(request: web.Request) -> tuple[Registry, str, ResourceType]:
     """The registry, namespace (which must exist) and Istio kind a config route names."""
-    reg = request.app[REGISTRY_KEY]
-    ns = request.match_info["ns"]
-    _ensure_namespace(reg, ns)
+    reg, ns = _namespace(request)
     return reg, ns, _istio_kind(request.match_info["kind"])
 
 
@@ -337,17 +349,12 @@ async def config_delete(request: web.Request) -> web.Response:
 # ---------------------------------------------------------------------------------------------- workloads
 def _workload_target(request: web.Request) -> tuple[Registry, str, str, dict[str, Any]]:
     """The registry, namespace, name and Deployment a workload route names (each must exist)."""
-    reg = request.app[REGISTRY_KEY]
-    ns = request.match_info["ns"]
-    _ensure_namespace(reg, ns)
-    name = check_name(request.match_info["name"], "workload")
-    return reg, ns, name, reg.get(_rt("apps", "Deployment"), "v1", ns, name)
+    return _named(request, "apps", "Deployment", "workload")
 
 
 async def workloads(request: web.Request) -> web.Response:
-    reg, query = request.app[REGISTRY_KEY], request.app[QUERY_KEY]
-    ns = request.match_info["ns"]
-    _ensure_namespace(reg, ns)
+    reg, ns = _namespace(request)
+    query = request.app[QUERY_KEY]
     return _json({"namespace": ns, "workloads": await _workloads(reg, query, ns)})
 
 
@@ -399,9 +406,8 @@ async def workload_logs(request: web.Request) -> web.Response:
 
 # ---------------------------------------------------------------------------------------------- apps, services
 async def apps(request: web.Request) -> web.Response:
-    reg, query = request.app[REGISTRY_KEY], request.app[QUERY_KEY]
-    ns = request.match_info["ns"]
-    _ensure_namespace(reg, ns)
+    reg, ns = _namespace(request)
+    query = request.app[QUERY_KEY]
     return _json({"namespace": ns, "apps": inventory.apps(await _workloads(reg, query, ns),
                                                           _objects(reg, "apps", "Deployment", ns),
                                                           _objects(reg, "", "Service", ns))})
@@ -414,19 +420,14 @@ async def _services(reg: Registry, query: QueryFn, ns: str, service_objs: list[d
 
 
 async def services(request: web.Request) -> web.Response:
-    reg = request.app[REGISTRY_KEY]
-    ns = request.match_info["ns"]
-    _ensure_namespace(reg, ns)
+    reg, ns = _namespace(request)
     return _json({"namespace": ns, "services": await _services(reg, request.app[QUERY_KEY], ns,
                                                          _objects(reg, "", "Service", ns))})
 
 
 def _service_target(request: web.Request) -> tuple[Registry, str, str, dict[str, Any]]:
-    reg = request.app[REGISTRY_KEY]
-    ns = request.match_info["ns"]
-    _ensure_namespace(reg, ns)
-    name = check_name(request.match_info["name"], "service")
-    return reg, ns, name, reg.get(_rt("", "Service"), "v1", ns, name)
+    """The registry, namespace, name and Service a service route names (each must exist)."""
+    return _named(request, "", "Service", "service")
 
 
 async def service_detail(request: web.Request) -> web.Response:
