@@ -20,8 +20,8 @@ import pytest
 from kubernetes import client
 
 from tests.browser.conftest import shot
-from tests.conftest import TOOLS, Daemon, start_daemon, stop_daemon, wait_for
-from tests.e2e.mesh import SAMPLES, api_client, deployments_ready, pod_ips, route_weights
+from tests.conftest import TOOLS, Daemon, stop_daemon, wait_for
+from tests.e2e.mesh import SAMPLES, api_client, pod_ips, route_weights, start_story_mesh
 from tests.story import STORY_VS
 
 pytestmark = pytest.mark.browser
@@ -34,21 +34,9 @@ GENERATOR = (SAMPLES / "traffic-generator.yaml").read_text().replace('"--rate", 
 
 @pytest.fixture(scope="module")
 def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Daemon, str]]:
-    tmp = tmp_path_factory.mktemp("console")
-    home = tmp / "home"
-    home.mkdir()
-    (home / "config.yaml").write_text("scrape_interval: 1\n")
-    d = start_daemon(home)
-    kube = [str(TOOLS / "kubectl-1.35"), f"--cache-dir={tmp}/kc", "-n", NS]
+    d = start_story_mesh(tmp_path_factory.mktemp("console"), config="scrape_interval: 1\n",
+                         extra=[STORY_VS, GENERATOR])
     try:
-        subprocess.run([*kube, "create", "namespace", NS], env=d.env, capture_output=True)
-        for f in ("bookinfo.yaml", "destination-rule-all.yaml", "sleep.yaml"):
-            subprocess.run([*kube, "apply", "-f", str(SAMPLES / f)], env=d.env, check=True, capture_output=True)
-        for doc in (STORY_VS, GENERATOR):
-            subprocess.run([*kube, "apply", "-f", "-"], input=doc, env=d.env, check=True, capture_output=True,
-                           text=True)
-        apps = client.AppsV1Api(api_client(d))
-        wait_for(lambda: deployments_ready(apps, NS), timeout=120, interval=0.25)
         run = json.loads((d.home / "daemon.json").read_text())
         yield d, f"http://127.0.0.1:{run['console_port']}"
     finally:

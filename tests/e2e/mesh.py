@@ -3,20 +3,47 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import threading
 import time
 import urllib.error
 import urllib.request
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from kubernetes import client, config
 
-from tests.conftest import Daemon, wait_for
+from tests.conftest import TOOLS, Daemon, start_daemon, stop_daemon, wait_for
 
 SAMPLES = Path(__file__).resolve().parents[2] / "src" / "sluice" / "samples"
+STORY_NS = "tutorial"
+
+
+def start_story_mesh(tmp: Path, *, config: str = "", extra: Sequence[str] = ()) -> Daemon:
+    """A daemon (state in `tmp/home`, `config` its config.yaml) running the story's namespace: Bookinfo, its
+    DestinationRules and sleep, then the `extra` manifests; returns once every Deployment is available."""
+    home = tmp / "home"
+    home.mkdir(parents=True, exist_ok=True)
+    if config:
+        (home / "config.yaml").write_text(config)
+    d = start_daemon(home)
+    kube = [str(TOOLS / "kubectl-1.35"), f"--cache-dir={tmp}/kc", "-n", STORY_NS]
+    try:
+        subprocess.run([*kube, "create", "namespace", STORY_NS], env=d.env, capture_output=True)
+        for f in ("bookinfo.yaml", "destination-rule-all.yaml", "sleep.yaml"):
+            subprocess.run([*kube, "apply", "-f", str(SAMPLES / f)], env=d.env, check=True, capture_output=True)
+        for doc in extra:
+            subprocess.run([*kube, "apply", "-f", "-"], input=doc, env=d.env, check=True, capture_output=True,
+                           text=True)
+        apps = client.AppsV1Api(api_client(d))
+        wait_for(lambda: deployments_ready(apps, STORY_NS), timeout=120, interval=0.25)
+    except BaseException:
+        stop_daemon(d)
+        raise
+    return d
 
 
 def api_client(d: Daemon) -> client.ApiClient:
@@ -119,5 +146,5 @@ class SteadyLoad:
         return sum(self.codes.values())
 
 
-__all__ = ["SAMPLES", "api_client", "pod_ips", "deployments_ready", "via", "reviews_version", "config_dump",
+__all__ = ["SAMPLES", "STORY_NS", "start_story_mesh", "api_client", "pod_ips", "deployments_ready", "via", "reviews_version", "config_dump",
            "route_weights", "SteadyLoad", "wait_for"]

@@ -17,14 +17,13 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from tests.conftest import TOOLS, Daemon, free_port, start_daemon, stop_daemon, wait_for
+from tests.conftest import TOOLS, Daemon, free_port, stop_daemon, wait_for
 from tests.e2e.mesh import (
-    SAMPLES,
     api_client,
-    deployments_ready,
     pod_ips,
     reviews_version,
     route_weights,
+    start_story_mesh,
     via,
 )
 from tests.story import STORY_VS
@@ -57,19 +56,8 @@ def scalar_of(data: dict[str, Any]) -> float | None:
 @pytest.fixture(scope="module")
 def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Daemon, Path]]:
     tmp = tmp_path_factory.mktemp("metrics")
-    home = tmp / "home"
-    home.mkdir()
-    (home / "config.yaml").write_text("scrape_interval: 1\n")
-    d = start_daemon(home)
-    kube = [str(TOOLS / "kubectl-1.35"), f"--cache-dir={tmp}/kc", "-n", NS]
+    d = start_story_mesh(tmp, config="scrape_interval: 1\n", extra=[STORY_VS])
     try:
-        subprocess.run([*kube, "create", "namespace", NS], env=d.env, capture_output=True)
-        for f in ("bookinfo.yaml", "destination-rule-all.yaml", "sleep.yaml"):
-            subprocess.run([*kube, "apply", "-f", str(SAMPLES / f)], env=d.env, check=True, capture_output=True)
-        subprocess.run([*kube, "apply", "-f", "-"], input=STORY_VS, env=d.env, check=True, capture_output=True,
-                       text=True)
-        apps = client.AppsV1Api(api_client(d))
-        wait_for(lambda: deployments_ready(apps, NS), timeout=120, interval=0.25)
         yield d, tmp
     finally:
         stop_daemon(d)

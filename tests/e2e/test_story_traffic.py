@@ -30,6 +30,7 @@ from tests.e2e.mesh import (
     pod_ips,
     reviews_version,
     route_weights,
+    start_story_mesh,
     via,
 )
 from tests.story import STORY_VS, with_weights
@@ -73,14 +74,9 @@ class Mesh:
 @pytest.fixture(scope="module")
 def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
     tmp = tmp_path_factory.mktemp("story")
-    d = start_daemon(tmp / "home")
-    m = Mesh(d, tmp)
+    d = start_story_mesh(tmp)
     try:
-        m.kubectl("create", "namespace", NS, check=False)
-        for f in ("bookinfo.yaml", "destination-rule-all.yaml", "sleep.yaml"):
-            m.kubectl("apply", "-f", str(SAMPLES / f))
-        wait_for(lambda: deployments_ready(m.apps, NS), timeout=120, interval=0.25)
-        yield m
+        yield Mesh(d, tmp)
     finally:
         stop_daemon(d)
 
