@@ -14,6 +14,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from sluice.controllers.deployment import pod_ready
+
 __all__ = [
     "worst", "pod_summary", "pods_of", "workloads", "template_labels", "service_selects", "names_service", "config_hosts",
     "services", "service_workloads", "workload_detail", "apps",
@@ -50,19 +52,12 @@ def _selector_matches(selector: Mapping[str, Any], labels: Mapping[str, Any]) ->
     return all(labels.get(k) == v for k, v in match.items())
 
 
-def _pod_ready(pod: Obj) -> bool:
-    for c in (pod.get("status") or {}).get("conditions") or []:
-        if isinstance(c, dict) and c.get("type") == "Ready":
-            return c.get("status") == "True"
-    return False
-
-
 def pod_summary(pod: Obj) -> dict[str, Any]:
     meta = _meta(pod)
     status = pod.get("status") or {}
     containers = [c.get("name") for c in _spec(pod).get("containers") or [] if isinstance(c, dict)]
     statuses = [c for c in status.get("containerStatuses") or [] if isinstance(c, dict)]
-    return {"name": meta.get("name"), "phase": status.get("phase", "Pending"), "ready": _pod_ready(pod),
+    return {"name": meta.get("name"), "phase": status.get("phase", "Pending"), "ready": pod_ready(pod),
             "containers": containers, "istioSidecar": "istio-proxy" in containers,
             "restarts": sum(int(c.get("restartCount") or 0) for c in statuses),
             "labels": meta.get("labels") or {}, "createdAt": meta.get("creationTimestamp")}
@@ -97,7 +92,7 @@ def workloads(deployments: Iterable[Obj], pods: Sequence[Obj], ns: str,
         meta, spec = _meta(dep), _spec(dep)
         mine = pods_of(dep, pods)
         desired = int(spec["replicas"]) if isinstance(spec.get("replicas"), int) else 1
-        available = sum(1 for p in mine if _pod_ready(p) and not _meta(p).get("deletionTimestamp"))
+        available = sum(1 for p in mine if pod_ready(p) and not _meta(p).get("deletionTimestamp"))
         name = str(meta.get("name"))
         pod_status = _pod_health(desired, available)
         traffic_status = traffic.get(name, "NA")

@@ -13,7 +13,7 @@ import copy
 import hashlib
 import json
 import math
-from collections.abc import Hashable
+from collections.abc import Hashable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -59,7 +59,7 @@ def resolve_fraction(value: Any, total: int, round_up: bool) -> int:
     return 0
 
 
-def pod_ready(pod: Obj) -> bool:
+def pod_ready(pod: Mapping[str, Any]) -> bool:
     """The pod's Ready condition is True (what both the Deployment and the Endpoints controller count)."""
     for c in (pod.get("status") or {}).get("conditions") or []:
         if c.get("type") == "Ready":
