@@ -32,6 +32,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from sluice.console.inventory import names_service, qualified_names
 from sluice.metrics.promql.values import Sample
 
 __all__ = [
@@ -374,17 +375,13 @@ def _merge_edge(g: _Graph, src: str, dst: str, proto: str, e: _Edge) -> None:
 
 # ---------------------------------------------------------------------------------------------- badges
 def _host_matches(host: str, service: str, namespace: str, vs_namespace: str) -> bool:
+    """`names_service`, and also the wildcard hosts (`*`, `*.<suffix>`) that cover the service."""
     host = host.strip()
     if host == "*":
         return True
-    if "." not in host:
-        return host == service and vs_namespace == namespace
-    names = {f"{service}.{namespace}", f"{service}.{namespace}.svc", f"{service}.{namespace}.svc.cluster.local"}
-    if host in names:
-        return True
     if host.startswith("*."):
-        return any(n.endswith(host[1:]) for n in names)
-    return False
+        return any(n.endswith(host[1:]) for n in qualified_names(service, namespace))
+    return names_service(host, service, namespace, vs_namespace)
 
 
 def _spec(obj: Mapping[str, Any]) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from typing import Any
 from sluice.controllers.deployment import pod_ready
 
 __all__ = [
-    "worst", "pod_summary", "pods_of", "workloads", "template_labels", "service_selects", "names_service", "config_hosts",
+    "worst", "pod_summary", "pods_of", "workloads", "template_labels", "service_selects", "qualified_names", "names_service", "config_hosts",
     "services", "service_workloads", "workload_detail", "apps",
 ]
 
@@ -117,14 +117,18 @@ def service_selects(service: Obj, labels: Mapping[str, str]) -> bool:
     return bool(selector) and all(labels.get(k) == v for k, v in selector.items())
 
 
+def qualified_names(service: str, namespace: str) -> tuple[str, ...]:
+    """The dotted names an Istio host can give the Service `service.namespace` by."""
+    return (f"{service}.{namespace}", f"{service}.{namespace}.svc", f"{service}.{namespace}.svc.cluster.local")
+
+
 def names_service(host: str, service: str, namespace: str, config_namespace: str) -> bool:
     """Whether an Istio host names the Service `service.namespace` exactly (short names are resolved in the
     config object's own namespace; wildcards name no one service)."""
     host = host.strip()
     if "." not in host:
         return host == service and config_namespace == namespace
-    return host in (f"{service}.{namespace}", f"{service}.{namespace}.svc",
-                    f"{service}.{namespace}.svc.cluster.local")
+    return host in qualified_names(service, namespace)
 
 
 def config_hosts(obj: Obj) -> list[str]:
