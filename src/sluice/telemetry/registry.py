@@ -19,9 +19,10 @@ import bisect
 import math
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from typing import Literal, TypeVar
 
+from sluice.metrics.exposition import Family as MetricFamily
+from sluice.metrics.exposition import Sample
 from sluice.metrics.promql.format import format_g
 from sluice.metrics.series import METRIC_NAME, Labels
 
@@ -56,23 +57,6 @@ def envoy_le(bound: float) -> str:
     if math.isinf(bound):
         return "+Inf"
     return f"{bound:.32g}"
-
-
-@dataclass(frozen=True, slots=True)
-class Sample:
-    """One line of the exposition: `name{labels} value` (labels sorted, without `__name__`)."""
-
-    name: str
-    labels: Labels
-    value: float
-
-
-@dataclass(frozen=True, slots=True)
-class MetricFamily:
-    name: str
-    type: MetricType
-    help: str
-    samples: list[Sample]
 
 
 class CounterCell:
