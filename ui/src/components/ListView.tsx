@@ -1,8 +1,8 @@
-import { useState, type ReactNode } from "react";
+import { useMemo, useState, type ReactNode } from "react";
 import { useSearchParams } from "react-router-dom";
 import type { ApiError } from "../api";
 import NamespaceSelect from "./NamespaceSelect";
-import type { SortKey, SortState } from "./listUtils";
+import { filterByName, sortRows, type SortKey, type SortState } from "./listUtils";
 import "./lists.css";
 
 // The frame every list page shares (Kiali's Applications / Workloads / Services lists): title, toolbar with
@@ -32,6 +32,24 @@ export function SortHeader({ label, k, sort, onSort }: { label: string; k: SortK
     <button type="button" className="lp-sort" aria-sort={active ? (sort.asc ? "ascending" : "descending") : undefined} onClick={() => onSort(k)}>
       {label}{active && <span className="lp-sort-arrow" aria-hidden="true">{sort.asc ? "▲" : "▼"}</span>}
     </button>
+  );
+}
+
+/** The rows a list page shows: `all` filtered by the name filter and sorted (health uses Kiali's order). */
+export function useHealthList<T extends { name: string; health?: { status?: string } }>(all: readonly T[]) {
+  const [filter, setFilter] = useNameFilter();
+  const [sort, onSort] = useSort();
+  const rows = useMemo(() => sortRows(filterByName(all, filter), sort, (r) => r.health?.status), [all, filter, sort]);
+  return { filter, setFilter, sort, onSort, rows };
+}
+
+/** The two sortable header cells every list starts with. */
+export function HealthNameHeaders({ sort, onSort }: { sort: SortState; onSort: (k: SortKey) => void }) {
+  return (
+    <>
+      <th className="lp-health-col"><SortHeader label="Health" k="health" sort={sort} onSort={onSort} /></th>
+      <th><SortHeader label="Name" k="name" sort={sort} onSort={onSort} /></th>
+    </>
   );
 }
 

@@ -2,8 +2,7 @@ import { useMemo } from "react";
 import { Link } from "react-router-dom";
 import { enc, type Health } from "../api";
 import HealthIcon from "../components/HealthIcon";
-import ListView, { EmptyRow, SortHeader, useNameFilter, useSort } from "../components/ListView";
-import { filterByName, sortRows } from "../components/listUtils";
+import ListView, { EmptyRow, HealthNameHeaders, useHealthList } from "../components/ListView";
 import SidecarStatus from "../components/SidecarStatus";
 import { useApiData } from "../components/useApiData";
 import { useNamespace } from "../namespace";
@@ -18,11 +17,9 @@ interface App {
 
 export default function AppsPage() {
   const [ns] = useNamespace();
-  const [filter, setFilter] = useNameFilter();
-  const [sort, onSort] = useSort();
   const { data, error, loading, reload } = useApiData<{ apps: App[] }>(`/api/namespaces/${enc(ns)}/apps`, 15000);
-  const all = data?.apps ?? [];
-  const rows = useMemo(() => sortRows(filterByName(all, filter), sort, (a) => a.health?.status), [all, filter, sort]);
+  const all = useMemo(() => data?.apps ?? [], [data]);
+  const { filter, setFilter, sort, onSort, rows } = useHealthList(all);
   const q = `namespace=${enc(ns)}`;
   return (
     <ListView title="Applications" what="applications" filter={filter} onFilter={setFilter} count={rows.length} total={all.length}
@@ -30,8 +27,7 @@ export default function AppsPage() {
       <table className="list">
         <thead>
           <tr>
-            <th className="lp-health-col"><SortHeader label="Health" k="health" sort={sort} onSort={onSort} /></th>
-            <th><SortHeader label="Name" k="name" sort={sort} onSort={onSort} /></th>
+            <HealthNameHeaders sort={sort} onSort={onSort} />
             <th>Namespace</th>
             <th>Versions</th>
             <th>Workloads</th>

@@ -4,8 +4,7 @@ import { enc, type Health } from "../api";
 import HealthIcon from "../components/HealthIcon";
 import KindBadge from "../components/KindBadge";
 import LabelChips from "../components/LabelChips";
-import ListView, { EmptyRow, SortHeader, useNameFilter, useSort } from "../components/ListView";
-import { filterByName, sortRows } from "../components/listUtils";
+import ListView, { EmptyRow, HealthNameHeaders, useHealthList } from "../components/ListView";
 import { useApiData } from "../components/useApiData";
 import { useNamespace } from "../namespace";
 
@@ -25,19 +24,16 @@ function configPath(ns: string, kind: string, name: string) {
 
 export default function ServicesPage() {
   const [ns] = useNamespace();
-  const [filter, setFilter] = useNameFilter();
-  const [sort, onSort] = useSort();
   const { data, error, loading, reload } = useApiData<{ services: Service[] }>(`/api/namespaces/${enc(ns)}/services`, 15000);
-  const all = data?.services ?? [];
-  const rows = useMemo(() => sortRows(filterByName(all, filter), sort, (s) => s.health?.status), [all, filter, sort]);
+  const all = useMemo(() => data?.services ?? [], [data]);
+  const { filter, setFilter, sort, onSort, rows } = useHealthList(all);
   return (
     <ListView title="Services" what="services" filter={filter} onFilter={setFilter} count={rows.length} total={all.length}
               loading={loading} error={error} onRefresh={reload}>
       <table className="list">
         <thead>
           <tr>
-            <th className="lp-health-col"><SortHeader label="Health" k="health" sort={sort} onSort={onSort} /></th>
-            <th><SortHeader label="Name" k="name" sort={sort} onSort={onSort} /></th>
+            <HealthNameHeaders sort={sort} onSort={onSort} />
             <th>Namespace</th>
             <th>Type / Ports</th>
             <th>Labels</th>

@@ -3,8 +3,8 @@ import { Link, useSearchParams } from "react-router-dom";
 import { enc, type Health } from "../api";
 import HealthIcon from "../components/HealthIcon";
 import LabelChips from "../components/LabelChips";
-import ListView, { EmptyRow, SortHeader, useNameFilter, useSort } from "../components/ListView";
-import { filterByName, podsText, sortRows } from "../components/listUtils";
+import ListView, { EmptyRow, HealthNameHeaders, useHealthList } from "../components/ListView";
+import { podsText } from "../components/listUtils";
 import SidecarStatus from "../components/SidecarStatus";
 import { useApiData } from "../components/useApiData";
 import { useNamespace } from "../namespace";
@@ -34,11 +34,9 @@ export default function WorkloadsPage() {
   const [ns] = useNamespace();
   const [params, setParams] = useSearchParams();
   const app = params.get("app") ?? "";
-  const [filter, setFilter] = useNameFilter();
-  const [sort, onSort] = useSort();
   const { data, error, loading, reload } = useApiData<{ workloads: Workload[] }>(`/api/namespaces/${enc(ns)}/workloads`, 15000);
   const all = useMemo(() => (data?.workloads ?? []).filter((w) => !app || (w.app ?? w.labels?.app) === app), [data, app]);
-  const rows = useMemo(() => sortRows(filterByName(all, filter), sort, (w) => w.health?.status), [all, filter, sort]);
+  const { filter, setFilter, sort, onSort, rows } = useHealthList(all);
   const clearApp = () => setParams((p) => { const n = new URLSearchParams(p); n.delete("app"); return n; });
   return (
     <ListView title="Workloads" what="workloads" filter={filter} onFilter={setFilter} count={rows.length} total={all.length}
@@ -50,8 +48,7 @@ export default function WorkloadsPage() {
       <table className="list">
         <thead>
           <tr>
-            <th className="lp-health-col"><SortHeader label="Health" k="health" sort={sort} onSort={onSort} /></th>
-            <th><SortHeader label="Name" k="name" sort={sort} onSort={onSort} /></th>
+            <HealthNameHeaders sort={sort} onSort={onSort} />
             <th>Namespace</th>
             <th>Type</th>
             <th>Labels</th>
