@@ -1,0 +1,69 @@
+"""Sockets inside another network namespace, for the daemon's own connections into pods.
+
+The daemon lives in the host's network namespace, where pod and service addresses do not exist. To probe an
+app, read a sidecar's admin port, forward a port or serve DNS, it makes the socket *inside* the right
+namespace: a worker thread enters the namespace (setns is per thread), creates the socket and leaves; the
+socket keeps the namespace it was created in, so the event loop then uses it like any other.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import threading
+
+from sluice.runtime import linux
+
+__all__ = ["socket_in", "open_connection", "connect"]
+
+_lock = threading.Lock()
+
+
+def socket_in(netns: str | None, family: int = socket.AF_INET, type: int = socket.SOCK_STREAM) -> socket.socket:
+    """A new socket in the network namespace bound at `netns` (None: the caller's own)."""
+    if netns is None:
+        return socket.socket(family, type)
+    result: list[socket.socket] = []
+    error: list[BaseException] = []
+
+    def run() -> None:
+        home = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            linux.enter_netns_file(netns)
+            try:
+                result.append(socket.socket(family, type))
+            finally:
+                linux.setns(home, linux.CLONE_NEWNET)
+        except BaseException as e:  # noqa: BLE001 - handed to the caller's thread
+            error.append(e)
+        finally:
+            os.close(home)
+
+    # A fresh thread each time: a thread that failed to get back home must not be reused.
+    with _lock:
+        t = threading.Thread(target=run, name="netns-socket", daemon=True)
+        t.start()
+        t.join()
+    if error:
+        raise error[0]
+    return result[0]
+
+
+async def connect(netns: str | None, host: str, port: int, timeout: float = 5.0) -> socket.socket:
+    """A connected, non-blocking TCP socket to host:port as seen from inside `netns`."""
+    sock = socket_in(netns, socket.AF_INET6 if ":" in host else socket.AF_INET)
+    sock.setblocking(False)
+    try:
+        await asyncio.wait_for(asyncio.get_running_loop().sock_connect(sock, (host, port)), timeout)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+async def open_connection(netns: str | None, host: str, port: int,
+                          timeout: float = 5.0) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """asyncio streams to host:port from inside `netns` (None: from the daemon's own network)."""
+    sock = await connect(netns, host, port, timeout)
+    return await asyncio.open_connection(sock=sock)
