@@ -9,9 +9,9 @@ UI_STAMP := ui/node_modules/.installed
 UI_OUT   := src/sluice/console/static/index.html
 UI_SRC   := $(shell find ui/src -type f 2>/dev/null) ui/index.html ui/vite.config.ts ui/tsconfig.json ui/package.json
 
-.PHONY: demo test lint unit integration venv tools chromium ui ui-test bench clean
+.PHONY: demo test lint unit integration venv tools chromium netns-tools ui ui-test bench clean
 
-demo: $(STAMP) ui
+demo: $(STAMP) ui netns-tools
 	$(BIN)/sluice demo
 
 test: $(STAMP) tools ui lint ui-test
@@ -36,10 +36,14 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 
-tools: $(TOOLS)/kubectl-1.35 $(TOOLS)/kubectl-1.20 $(TOOLS)/prometheus chromium
+tools: $(TOOLS)/kubectl-1.35 $(TOOLS)/kubectl-1.20 $(TOOLS)/prometheus chromium netns-tools
 
 chromium:
 	bash scripts/install-chromium.sh
+
+# nftables, iproute2, dnsutils: the pod network (netns mode) and its tests.
+netns-tools:
+	bash scripts/install-netns-tools.sh
 
 # The console: npm packages from the registry (lock file pinned), bundle built into the Python package.
 ui: $(UI_OUT)

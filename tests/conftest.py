@@ -38,7 +38,7 @@ class Daemon:
 
 
 def start_daemon(home: Path, port: int | None = None, extra: list[str] | None = None,
-                 xds_port: int | None = None) -> Daemon:
+                 xds_port: int | None = None, network: str | None = None) -> Daemon:
     from sluice.daemon.control import wait_healthy
     from sluice.daemon.state import Home
 
@@ -49,6 +49,7 @@ def start_daemon(home: Path, port: int | None = None, extra: list[str] | None = 
     proc = subprocess.Popen([sys.executable, "-m", "sluice.daemon.main", "--home", str(home), "--api-port",
                              str(port), "--xds-port", str(xds_port), "--metrics-port", str(free_port()),
                              "--console-port", str(free_port()),
+                             "--network", network or os.environ.get("SLUICE_TEST_NETWORK", "loopback"),
                              *(extra or [])], stdout=log,
                             stderr=subprocess.STDOUT,
                             start_new_session=True)

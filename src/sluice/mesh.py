@@ -12,13 +12,19 @@ from __future__ import annotations
 import ipaddress
 
 __all__ = [
-    "CLUSTER_DOMAIN", "POD_NETWORK", "SIDECAR_CONTAINER", "PROXY_IMAGE", "INJECT_ANNOTATION",
+    "CLUSTER_DOMAIN", "POD_NETWORK", "NETNS_POD_NETWORK", "NODE_POD_GATEWAY", "SERVICE_NETWORK",
+    "DNS_SERVICE_IP", "SIDECAR_CONTAINER", "PROXY_IMAGE", "INJECT_ANNOTATION",
     "PROXY_ADMIN_PORT", "PROXY_OUTBOUND_PORT", "INGRESS_ADDRESS", "fqdn", "app_ip",
     "outbound_cluster", "inbound_cluster", "sidecar_node_id", "router_node_id", "parse_node_id",
 ]
 
 CLUSTER_DOMAIN = "cluster.local"
 POD_NETWORK = ipaddress.ip_network("127.1.0.0/16")
+# netns mode: Kubernetes' usual ranges, inside the namespaces Sluice makes (the host never routes them).
+NETNS_POD_NETWORK = ipaddress.ip_network("10.244.0.0/16")
+NODE_POD_GATEWAY = "10.244.0.1"  # the node namespace's bridge address: every pod's default gateway
+SERVICE_NETWORK = ipaddress.ip_network("10.96.0.0/12")
+DNS_SERVICE_IP = "10.96.0.10"  # kube-dns's conventional ClusterIP; the daemon answers DNS there
 _APP_OFFSET = 1 << 16  # 127.1.x.y -> 127.2.x.y
 SIDECAR_CONTAINER = "istio-proxy"
 PROXY_IMAGE = "docker.io/istio/proxyv2:1.24.0"

@@ -427,7 +427,7 @@ class Registry:
         # 10.96.0.0/16, as a default kube-apiserver service CIDR; .1 is the "kubernetes" service's.
         for n in range(10, 65534):
             ip = f"10.96.{n >> 8}.{n & 255}"
-            if ip not in used:
+            if ip not in used and ip != "10.96.0.10":  # kube-dns's address: the pods' nameserver
                 spec["clusterIP"] = ip
                 spec["clusterIPs"] = [ip]
                 spec.setdefault("ipFamilies", ["IPv4"])

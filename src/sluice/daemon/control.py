@@ -115,6 +115,7 @@ def up(home_dir: Path, *, foreground: bool = False, options: DaemonOptions | Non
         args.append("--relative-weights")
     if not opts.runtime:
         args.append("--no-runtime")
+    args += ["--network", opts.network]
     with open(home.logfile, "ab") as logf:
         proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT,
                                 start_new_session=True, close_fds=True)
@@ -176,6 +177,9 @@ def status(home_dir: Path) -> int:
             ("Prometheus API", f"http://127.0.0.1:{run.get('metrics_port', opts.metrics_port)}", ""),
             ("kubeconfig", str(home.kubeconfig), ""), ("state", str(home.root), ""),
             ("log", str(home.logfile), "")]
+    if run.get("network"):
+        mode, _, why = str(run["network"]).partition(" (")
+        rows.append(("pod network", mode, why.rstrip(")")))
     w0 = max(len(r[0]) for r in rows)
     w1 = max(len(r[1]) for r in rows)
     print(f"{'COMPONENT':<{w0}}   {'WHERE':<{w1}}   STATUS")

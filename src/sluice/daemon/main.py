@@ -56,6 +56,7 @@ async def serve(home: Home, options: DaemonOptions, ready: asyncio.Event | None 
     extra_routes: list[web.RouteDef] = []
     logs = None
     kubelet = None
+    network = ""
     if options.runtime:
         from sluice.daemon import mesh_parts
 
@@ -64,6 +65,7 @@ async def serve(home: Home, options: DaemonOptions, ready: asyncio.Event | None 
         extra_routes.extend(parts.routes)
         logs = parts.logs
         kubelet = parts.kubelet
+        network = f"{parts.network} ({parts.network_reason})"
         if kubelet is not None:
             # With a kubelet attached, pods get sidecars and are deleted gracefully (the kubelet finishes it).
             registry.options = dataclasses.replace(registry.options, inject_sidecars=True, graceful_pods=True)
@@ -84,7 +86,7 @@ async def serve(home: Home, options: DaemonOptions, ready: asyncio.Event | None 
     home.write_run({"pid": os.getpid(), "started": time.time(),
                     "api": f"https://127.0.0.1:{options.api_port}", "api_port": options.api_port,
                     "xds_port": options.xds_port, "metrics_port": options.metrics_port,
-                    "console_port": options.console_port})
+                    "console_port": options.console_port, "network": network})
     home.pidfile.write_text(str(os.getpid()))
     log.info("API server listening on https://127.0.0.1:%d", options.api_port)
     stop = asyncio.Event()
@@ -129,11 +131,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--console-port", type=int, default=20001)
     p.add_argument("--relative-weights", action="store_true")
     p.add_argument("--no-runtime", action="store_true", help="API server and controllers only: no pods run")
+    p.add_argument("--network", choices=("auto", "netns", "loopback"), default="auto",
+                   help="pod networking: own network namespaces (netns) or shared loopback addresses")
     a = p.parse_args(argv)
     home = Home(Path(a.home))
     # Flags win over SLUICE_HOME/config.yaml, which wins over the defaults.
     opts = home.load_options(DaemonOptions(a.api_port, a.xds_port, a.metrics_port, a.console_port,
-                                           a.relative_weights, runtime=not a.no_runtime))
+                                           a.relative_weights, runtime=not a.no_runtime, network=a.network))
     return run(home, opts)
 
 

@@ -25,11 +25,28 @@ class MeshParts:
     routes: list[web.RouteDef] = field(default_factory=list)
     logs: LogSource | None = None
     kubelet: Any = None
+    network: str = "loopback"
+    network_reason: str = ""
+
+
+def choose_network(setting: str) -> tuple[str, str]:
+    """("netns" | "loopback", why): `auto` picks netns wherever this process can make namespaces."""
+    from sluice.runtime.netns.node import netns_available
+
+    if setting == "loopback":
+        return "loopback", "network: loopback in config"
+    ok, why = netns_available()
+    if setting == "netns":
+        if not ok:
+            raise SystemExit(f"error: network: netns was asked for, but {why}")
+        return "netns", "network: netns in config"
+    return ("netns", why) if ok else ("loopback", why)
 
 
 def build(home: Home, registry: Registry, store: Store, options: DaemonOptions) -> MeshParts:
     from sluice.daemon.metrics_parts import ConsoleService, MetricsService
-    from sluice.runtime.kubelet import Kubelet
+    from sluice.runtime.kubelet import Kubelet, KubeletOptions
+    from sluice.runtime.netns.node import NodeNetwork
     from sluice.telemetry.collector import Collector
     from sluice.xds import debug
     from sluice.xds.server import XdsServer
@@ -37,13 +54,24 @@ def build(home: Home, registry: Registry, store: Store, options: DaemonOptions) 
 
     parts = MeshParts()
     xds_address = ("127.0.0.1", options.xds_port)
+    network, why = choose_network(options.network)
+    parts.network, parts.network_reason = network, why
+    socket = str(home.xds_socket)
+    if network == "netns":
+        # Sidecars live in their own network namespaces: they reach xDS and ALS over a Unix socket, and the
+        # gateway's listeners are created back in the host's namespace (on 127.0.0.1).
+        mesh_options = MeshOptions(relative_weights=options.relative_weights, als_address=socket,
+                                   network="netns", host_netns=NodeNetwork(home.root).host_netns_path)
+    else:
+        mesh_options = MeshOptions(relative_weights=options.relative_weights, als_address=xds_address)
     # Every sidecar streams its access log (ALS) to the xDS port; the collector turns it into Istio's metrics.
-    xds = XdsServer(store, address=xds_address,
-                    options=MeshOptions(relative_weights=options.relative_weights, als_address=xds_address))
+    xds = XdsServer(store, address=xds_address, options=mesh_options,
+                    unix_socket=socket if network == "netns" else None)
     collector = Collector(store)
     xds.add_servicer(collector.register)
     metrics = MetricsService(home, options, collector)
-    kubelet = Kubelet(registry, store, home, xds_address=("127.0.0.1", options.xds_port))
+    kubelet = Kubelet(registry, store, home, xds_address=("127.0.0.1", options.xds_port),
+                      options=KubeletOptions(network=network, xds_socket=socket))
     console = ConsoleService(registry, metrics, options.console_port, logs=kubelet.read_log_lines)
     parts.components.extend([collector, metrics, console, xds])
     parts.routes.extend(debug.routes(xds))

@@ -32,6 +32,9 @@ class DaemonOptions:
     scrape_interval: float = 5.0  # seconds between samples of the mesh's metrics into the embedded TSDB
     retention_hours: float = 24.0  # how long the embedded TSDB keeps samples
     prometheus_url: str = ""  # query this Prometheus (console, CLI, stat) instead of the embedded store
+    # "netns" (each pod in its own network namespace, Istio's transparent capture), "loopback" (pods share
+    # the host's network, apps use HTTP_PROXY), or "auto": netns wherever the daemon can make namespaces.
+    network: str = "auto"
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,11 @@ class Home:
     @property
     def tokenfile(self) -> Path:
         return self.root / "token"
+
+    @property
+    def xds_socket(self) -> Path:
+        """The xDS/ALS Unix socket sidecars in their own network namespaces connect to."""
+        return self.root / "xds.sock"
 
     @property
     def configfile(self) -> Path:

@@ -73,12 +73,17 @@ def _value_from(pod: dict[str, Any], src: dict[str, Any], name: str, pod_ip: str
 
 
 def container_env(pod: dict[str, Any], container: dict[str, Any], program: Program, *, pod_ip: str,
-                  host_ip: str, has_sidecar: bool, configmaps: ConfigMapLookup) -> dict[str, str]:
+                  host_ip: str, has_sidecar: bool, configmaps: ConfigMapLookup,
+                  transparent: bool = False) -> dict[str, str]:
+    """`transparent`: netns mode, where the pod has its own network and the sidecar captures traffic, so
+    the app gets no proxy variables and may bind any address."""
     meta = pod.get("metadata") or {}
     env = {k: os.environ[k] for k in HOST_ENV if k in os.environ}
     env.update({"HOSTNAME": str(meta.get("name") or ""), "POD_NAME": str(meta.get("name") or ""),
                 "POD_NAMESPACE": str(meta.get("namespace") or ""), "POD_IP": pod_ip})
-    if program.builtin != "proxy":
+    if program.builtin != "proxy" and transparent:
+        env["SLUICE_BIND"] = "0.0.0.0"  # the built-in samples' listen address; any address works here
+    elif program.builtin != "proxy":
         app = mesh.app_ip(pod_ip) if has_sidecar else pod_ip
         env["SLUICE_BIND"] = app
         if has_sidecar:

@@ -33,16 +33,25 @@ def _lease_dir() -> Path:
 
 
 class IPAllocator:
-    def __init__(self, state_file: Path, in_use: Iterable[str] = ()) -> None:
+    """Pod IPs from `network`. `machine_wide` leases each address on the machine too (loopback mode, where
+    every daemon shares 127.0.0.0/8); in netns mode each daemon's pods live behind its own node namespace,
+    so its addresses need no lease, and the first host address is the node's (the pods' gateway)."""
+
+    def __init__(self, state_file: Path, in_use: Iterable[str] = (), *,
+                 network: ipaddress.IPv4Network | ipaddress.IPv6Network = mesh.POD_NETWORK, machine_wide: bool = True,
+                 reserved: int = 0) -> None:
         self._file = state_file
         self._owner = str(state_file.parent.resolve())
+        self._network = network
+        self._machine_wide = machine_wide
         self._leases = _lease_dir()
-        self._leases.mkdir(parents=True, exist_ok=True)
+        if machine_wide:
+            self._leases.mkdir(parents=True, exist_ok=True)
         self._in_use = set(in_use)
         for ip in self._in_use:
             self._lease(ip, force=True)
-        net = mesh.POD_NETWORK
-        self._first = int(net.network_address) + 1
+        net = network
+        self._first = int(net.network_address) + 1 + reserved
         self._last = int(net.broadcast_address) - 1
         self._cursor = self._first - 1
         try:
@@ -64,7 +73,7 @@ class IPAllocator:
                 tmp.write_text(json.dumps({"last": ip}))
                 os.replace(tmp, self._file)
                 return ip
-        raise PoolExhausted(f"no free pod IP left in {mesh.POD_NETWORK}")
+        raise PoolExhausted(f"no free pod IP left in {self._network}")
 
     def claim(self, ip: str) -> None:
         self._in_use.add(ip)
@@ -72,6 +81,8 @@ class IPAllocator:
 
     def release(self, ip: str) -> None:
         self._in_use.discard(ip)
+        if not self._machine_wide:
+            return
         path = self._leases / ip
         try:
             if path.read_text() == self._owner:
@@ -81,6 +92,8 @@ class IPAllocator:
 
     def _lease(self, ip: str, force: bool = False) -> bool:
         """Take the machine-wide lease on `ip`; False if another live state directory holds it."""
+        if not self._machine_wide:
+            return True
         path = self._leases / ip
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)

@@ -19,6 +19,7 @@ from typing import Any
 
 from aiohttp import web
 
+from sluice import mesh
 from sluice.aio import cancel_and_wait
 from sluice.api.errors import ApiError
 from sluice.api.registry import Registry
@@ -29,6 +30,9 @@ from sluice.runtime import proxy
 from sluice.runtime.ipam import IPAllocator, PoolExhausted
 from sluice.runtime.layout import PodDir, RuntimeLayout
 from sluice.runtime.logs import parse_options, read_lines, serve_log
+from sluice.runtime.netns.kubeproxy import KubeProxy
+from sluice.runtime.netns.node import NodeNetwork
+from sluice.runtime.netns.sandbox import PodNetwork
 from sluice.runtime.pod import PodContext, PodWorker, grace_seconds
 from sluice.runtime.status import now
 from sluice.runtime.supervisor import BackOff
@@ -54,6 +58,10 @@ class KubeletOptions:
     envoy_log_level: str = "warning"
     # Builds the Envoy bootstrap; None means `sluice.xds.bootstrap.proxy_bootstrap`.
     bootstrap_factory: proxy.BootstrapFactory | None = None
+    # "netns": every pod in its own network namespace with Istio's capture; "loopback": pods share the
+    # host's network on 127.x addresses and apps use HTTP_PROXY.
+    network: str = "loopback"
+    xds_socket: str | None = None  # netns mode: the daemon's xDS/ALS Unix socket for the sidecars
 
 
 class Kubelet:
@@ -72,6 +80,9 @@ class Kubelet:
         self._task: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[None]] = set()
         self._stopping = False
+        self.node: NodeNetwork | None = None
+        self.kube_proxy: KubeProxy | None = None
+        self._home = home
 
     # ------------------------------------------------------------------ start / stop
     async def start(self) -> None:
@@ -79,12 +90,21 @@ class Kubelet:
         existing = self.layout.existing()
         ips = [str(info["ip"]) for d in existing.values() if (info := d.read())]
         o = self.options
+        network: PodNetwork | None = None
+        if o.network == "netns":
+            network = await self._start_network()
+            ipam = IPAllocator(self.layout.ipam, ips, network=mesh.NETNS_POD_NETWORK, machine_wide=False,
+                               reserved=1)
+        else:
+            ipam = IPAllocator(self.layout.ipam, ips)
         self._ctx = PodContext(
-            registry=self.registry, pod_rt=self._pod_rt, ipam=IPAllocator(self.layout.ipam, ips),
+            registry=self.registry, pod_rt=self._pod_rt, ipam=ipam, network=network,
             xds_address=self._xds_address, host_ip=o.host_ip, backoff=BackOff(o.backoff_base, o.backoff_max),
             drain_seconds=o.drain_seconds, status_debounce=o.status_debounce, envoy_concurrency=o.envoy_concurrency,
             envoy_log_level=o.envoy_log_level, bootstrap_factory=o.bootstrap_factory, configmaps=self._configmap,
             events=EventRecorder(self.registry, "kubelet"))
+        if self.kube_proxy is not None:
+            await self.kube_proxy.start()
         items, _ = self.store.list_kind(self._pod_rt.key)
         watcher, _ = self.store.watch(self._pod_rt.key, None, None)
         for pod in items:
@@ -95,10 +115,23 @@ class Kubelet:
             self._reap(d)
         self._task = asyncio.create_task(self._watch(watcher), name="kubelet watch")
 
+    async def _start_network(self) -> PodNetwork:
+        """netns mode: the node namespace, the host-namespace handle for the gateway, kube-proxy."""
+        node = NodeNetwork(self._home.root)
+        await asyncio.to_thread(node.ensure_node)
+        self.node = node
+        host = await asyncio.to_thread(node.pin_host_netns)
+        self.kube_proxy = KubeProxy(self.store, node.nft_node)
+        assert self.options.xds_socket, "netns mode needs the xDS Unix socket"
+        return PodNetwork(node=node, xds_socket=self.options.xds_socket, host_netns=host)
+
     async def stop(self, *, stop_pods: bool) -> None:
-        """Stop the kubelet. With `stop_pods`, stop every pod's processes too (IPs and logs are kept)."""
+        """Stop the kubelet. With `stop_pods`, stop every pod's processes too (IPs and logs are kept), and
+        in netns mode remove every namespace, link and rule the kubelet made."""
         self._stopping = True
         await cancel_and_wait(self._task)
+        if self.kube_proxy is not None:
+            await self.kube_proxy.stop()
         workers = list(self.workers.values())
         self.workers.clear()
         if stop_pods:
@@ -109,6 +142,8 @@ class Kubelet:
                 from sluice.xds.envoy import cleanup_shared_memory
 
                 cleanup_shared_memory()
+            if self.node is not None:
+                await asyncio.to_thread(self.node.teardown)
         else:
             await asyncio.gather(*(w.detach() for w in workers))
             for t in list(self._background):
@@ -182,7 +217,7 @@ class Kubelet:
         else:
             ip, start_time = str(info["ip"]), str(info.get("startTime") or now())
             self._ctx.ipam.claim(ip)
-        w = PodWorker(self._ctx, pod, pod_dir, ip, start_time)
+        w = PodWorker(self._ctx, pod, pod_dir, ip, start_time, adopt=info is not None)
         key = (w.namespace, w.name)
         self.workers[key] = w
         w.start()
@@ -217,6 +252,8 @@ class Kubelet:
         for sup in w.supervisors.values():
             sup.begin_stop()
         await w.stop_containers(time.monotonic() + min(self.options.down_grace_seconds, grace_seconds(w.pod)))
+        if self.node is not None:
+            await asyncio.to_thread(self.node.remove_pod, w.ip)
         w.dir.remove()
         self._ctx.ipam.release(w.ip)
 

@@ -24,15 +24,20 @@ from sluice.api.registry import Registry
 from sluice.controllers.events import EventRecorder
 from sluice.resources.kinds import ResourceType
 from sluice.runtime import images, proxy
+from sluice.runtime.enter import EnterSpec, argv_for
 from sluice.runtime.environment import container_env, expand
 from sluice.runtime.ipam import IPAllocator
 from sluice.runtime.layout import PodDir
+from sluice.runtime.netns.capture import CaptureError
+from sluice.runtime.netns.node import NetworkError
+from sluice.runtime.netns.sandbox import PodNetwork
 from sluice.runtime.status import build_status
 from sluice.runtime.supervisor import BackOff, Launch, Supervisor
 
 __all__ = ["PodWorker", "PodContext", "has_sidecar", "grace_seconds"]
 
 log = logging.getLogger("sluice.runtime")
+PROXY_GID = 1337  # the sidecar's group: the capture rules let its traffic out unredirected
 
 Obj = dict[str, Any]
 
@@ -73,11 +78,15 @@ class PodContext:
     bootstrap_factory: proxy.BootstrapFactory | None
     configmaps: Callable[[str, str], Obj | None]
     events: EventRecorder | None = None
+    network: PodNetwork | None = None  # netns mode: the node network pods join; None in loopback mode
 
 
 class PodWorker:
-    def __init__(self, ctx: PodContext, pod: Obj, pod_dir: PodDir, ip: str, start_time: str) -> None:
+    def __init__(self, ctx: PodContext, pod: Obj, pod_dir: PodDir, ip: str, start_time: str,
+                 adopt: bool = False) -> None:
         self.ctx = ctx
+        self.adopt = adopt  # found running at daemon start: keep its network namespace if it is there
+        self.netns: str | None = None
         self.pod = pod
         meta = pod.get("metadata") or {}
         self.name = str(meta.get("name"))
@@ -113,23 +122,75 @@ class PodWorker:
         def prepare() -> Launch:
             program = images.resolve(c)
             env = container_env(self.pod, c, program, pod_ip=self.ip, host_ip=self.ctx.host_ip,
-                                has_sidecar=self.sidecar, configmaps=self.ctx.configmaps)
+                                has_sidecar=self.sidecar, configmaps=self.ctx.configmaps,
+                                transparent=self.ctx.network is not None)
             files_dir = str(self.dir.container(str(c["name"])).dir)
+            net = self.ctx.network
+            wrapper: tuple[str, ...] = ()
+            if net is not None:
+                if self.netns is None:
+                    raise images.ImageError("CreateContainerError", "the pod's network namespace is not ready")
+                wrapper = tuple(argv_for(self.sandbox(str(c["name"]), with_cwd=False), []))
             if program.builtin == "proxy":
+                admin = ("127.0.0.1" if net is not None else self.ip, proxy.ADMIN_PORT)
                 try:
                     argv = proxy.proxy_argv(pod=self.pod, pod_ip=self.ip, mode=program.proxy_mode,
                                             xds_address=self.ctx.xds_address, bootstrap_file=self.dir.bootstrap,
                                             factory=self.ctx.bootstrap_factory,
                                             concurrency=self.ctx.envoy_concurrency,
-                                            log_level=self.ctx.envoy_log_level)
+                                            log_level=self.ctx.envoy_log_level, admin_address=admin,
+                                            xds_socket=net.xds_socket if net is not None else None)
                 except (ImportError, OSError, RuntimeError) as e:
                     raise images.ImageError("CreateContainerError", f"cannot start Envoy: {e}") from None
                 return Launch(argv, env, files_dir, program.image_id, self.ip,
-                              ready_url=(self.ip, proxy.ADMIN_PORT, "/ready"))
+                              ready_url=(admin[0], admin[1], "/ready"), netns=self.netns, wrapper=wrapper)
             argv = program.argv if program.builtin == "bookinfo" else [expand(a, env) for a in program.argv]
-            app = mesh.app_ip(self.ip) if self.sidecar else self.ip
-            return Launch(argv, env, str(c.get("workingDir") or files_dir), program.image_id, app)
+            app = mesh.app_ip(self.ip) if self.sidecar and net is None else self.ip
+            return Launch(argv, env, str(c.get("workingDir") or files_dir), program.image_id, app,
+                          netns=self.netns, wrapper=wrapper)
         return prepare
+
+    # ------------------------------------------------------------------ sandbox
+    def sandbox(self, container: str, with_cwd: bool = True) -> EnterSpec:
+        """How to run a process in this pod as `container` (its network, files, hostname, working dir)."""
+        c = next((x for x in (self.pod.get("spec") or {}).get("containers") or []
+                  if isinstance(x, dict) and x.get("name") == container), {})
+        cwd = str(c.get("workingDir") or self.dir.container(container).dir) if with_cwd else None
+        net = self.ctx.network
+        if net is None or self.netns is None:
+            return EnterSpec(cwd=cwd)
+        files = net.pod_files(self.dir.root)
+        return EnterSpec(netns=self.netns, hostname=self.name,
+                         binds=((str(files.resolv_conf), "/etc/resolv.conf"), (str(files.hosts), "/etc/hosts")),
+                         gid=PROXY_GID if container == mesh.SIDECAR_CONTAINER else None, cwd=cwd)
+
+    def dial_address(self, port: int) -> tuple[str | None, str]:
+        """(network namespace or None, host) to connect to this pod's `port` from, as port-forward does."""
+        if self.netns is not None:
+            return self.netns, "127.0.0.1"
+        return None, mesh.app_ip(self.ip) if self.sidecar else self.ip
+
+    async def _setup_network(self) -> bool:
+        """netns mode: make (or, when adopting, find) the pod's namespace; False if it cannot be made."""
+        net = self.ctx.network
+        if net is None:
+            return True
+        try:
+            self.netns = await asyncio.to_thread(net.setup_pod, self.pod, self.ip, self.dir.root,
+                                                 self.sidecar and not _is_gateway(self.pod), self.adopt)
+            return True
+        except (NetworkError, CaptureError, OSError) as e:
+            log.error("pod %s/%s: network setup failed: %s", self.namespace, self.name, e)
+            if self.ctx.events is not None:
+                self.ctx.events.record(self.pod, "Warning", "FailedCreatePodSandBox",
+                                       f"Failed to create pod sandbox: {e}")
+            return False
+
+    async def _teardown_network(self) -> None:
+        net = self.ctx.network
+        if net is not None:
+            await asyncio.to_thread(net.node.remove_pod, self.ip)
+            self.netns = None
 
     def _changed(self) -> None:
         self._dirty.set()
@@ -141,8 +202,9 @@ class PodWorker:
     async def _main(self) -> None:
         try:
             self._write_status()
-            for sup in self.supervisors.values():
-                sup.start()
+            if await self._setup_network():
+                for sup in self.supervisors.values():
+                    sup.start()
             self._writer = asyncio.create_task(self._status_writer())
             await self._terminate.wait()
             await self._run_termination()
@@ -175,6 +237,7 @@ class PodWorker:
         if drain > 0:
             await asyncio.sleep(drain)
         await self.stop_containers(deadline)
+        await self._teardown_network()
         # 4. Free the IP, then remove the object (a kubelet's final delete is immediate).
         self.dir.remove()
         self.ctx.ipam.release(self.ip)
@@ -202,6 +265,7 @@ class PodWorker:
         for sup in self.supervisors.values():
             sup.begin_stop()
         await self.stop_containers(time.monotonic() + min(grace, grace_seconds(self.pod)))
+        await self._teardown_network()
         await self._flush()
         await self._cancel()
 

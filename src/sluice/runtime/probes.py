@@ -10,9 +10,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from sluice.runtime.netns import dial
 
 __all__ = ["ProbeSpec", "ProbeLoop", "run_probe", "http_ok", "resolve_port"]
 
@@ -52,10 +54,11 @@ def resolve_port(port: Any, container: dict[str, Any]) -> int | None:
 
 
 async def http_ok(host: str, port: int, path: str = "/", headers: list[dict[str, Any]] | None = None,
-                  timeout: float = 1.0) -> bool:
-    """One HTTP/1.1 GET; success is a 2xx or 3xx status, as kubelet decides."""
+                  timeout: float = 1.0, netns: str | None = None) -> bool:
+    """One HTTP/1.1 GET; success is a 2xx or 3xx status, as kubelet decides. With `netns`, the connection
+    starts inside that network namespace (the pod's own, as Istio's rewritten probes reach the app)."""
     async def attempt() -> bool:
-        reader, writer = await asyncio.open_connection(host, port)
+        reader, writer = await dial.open_connection(netns, host, port, timeout)
         try:
             lines = [f"GET {path or '/'} HTTP/1.1", f"Host: {host}:{port}", "User-Agent: kube-probe/1.35",
                      "Accept: */*", "Connection: close"]
@@ -78,9 +81,9 @@ async def http_ok(host: str, port: int, path: str = "/", headers: list[dict[str,
         return False
 
 
-async def _tcp_ok(host: str, port: int, timeout: float) -> bool:
+async def _tcp_ok(host: str, port: int, timeout: float, netns: str | None) -> bool:
     try:
-        _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+        _, writer = await asyncio.wait_for(dial.open_connection(netns, host, port, timeout), timeout)
     except (OSError, TimeoutError):
         return False
     writer.close()
@@ -106,8 +109,9 @@ async def _exec_ok(command: list[str], env: dict[str, str], cwd: str | None, tim
 
 
 async def run_probe(spec: ProbeSpec, container: dict[str, Any], host: str, env: dict[str, str],
-                    cwd: str | None) -> bool:
-    """Run one probe once."""
+                    cwd: str | None, netns: str | None = None, wrapper: Sequence[str] = ()) -> bool:
+    """Run one probe once. `netns`: the pod's network namespace; `wrapper`: the argv prefix that runs a
+    command inside the pod's sandbox (exec probes)."""
     action = spec.action
     if isinstance(action.get("httpGet"), dict):
         g = action["httpGet"]
@@ -115,17 +119,17 @@ async def run_probe(spec: ProbeSpec, container: dict[str, Any], host: str, env: 
         if port is None:
             return False
         return await http_ok(str(g.get("host") or host), port, str(g.get("path") or "/"),
-                             g.get("httpHeaders"), spec.timeout)
+                             g.get("httpHeaders"), spec.timeout, netns)
     if isinstance(action.get("tcpSocket"), dict):
         t = action["tcpSocket"]
         port = resolve_port(t.get("port"), container)
-        return port is not None and await _tcp_ok(str(t.get("host") or host), port, spec.timeout)
+        return port is not None and await _tcp_ok(str(t.get("host") or host), port, spec.timeout, netns)
     if isinstance(action.get("exec"), dict):
         command = [str(c) for c in action["exec"].get("command") or []]
-        return bool(command) and await _exec_ok(command, env, cwd, spec.timeout)
+        return bool(command) and await _exec_ok([*wrapper, *command], env, cwd, spec.timeout)
     if isinstance(action.get("grpc"), dict):
         port = resolve_port(action["grpc"].get("port"), container)
-        return port is not None and await _tcp_ok(host, port, spec.timeout)  # connectivity only
+        return port is not None and await _tcp_ok(host, port, spec.timeout, netns)  # connectivity only
     return False
 
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from sluice import mesh
 
@@ -19,9 +20,8 @@ __all__ = ["BootstrapFactory", "proxy_argv", "node_cluster", "ADMIN_PORT"]
 ADMIN_PORT = mesh.PROXY_ADMIN_PORT
 
 
-class BootstrapFactory(Protocol):
-    def __call__(self, *, node_id: str, pod: dict[str, Any], pod_ip: str, xds_address: tuple[str, int],
-                 admin_address: tuple[str, int], cluster: str) -> dict[str, Any]: ...
+# (node_id, pod, pod_ip, xds_address, admin_address, cluster, and in netns mode xds_socket) -> bootstrap.
+BootstrapFactory = Callable[..., dict[str, Any]]
 
 
 def node_cluster(pod: dict[str, Any]) -> str:
@@ -40,13 +40,15 @@ def _default_factory() -> BootstrapFactory:
 
 
 def proxy_argv(*, pod: dict[str, Any], pod_ip: str, mode: str, xds_address: tuple[str, int], bootstrap_file: Path,
-               factory: BootstrapFactory | None, concurrency: int, log_level: str) -> list[str]:
+               factory: BootstrapFactory | None, concurrency: int, log_level: str,
+               admin_address: tuple[str, int] | None = None, xds_socket: str | None = None) -> list[str]:
     meta = pod.get("metadata") or {}
     name, ns = str(meta.get("name")), str(meta.get("namespace") or "default")
     node_id = (mesh.router_node_id if mode == "router" else mesh.sidecar_node_id)(pod_ip, name, ns)
     build = factory or _default_factory()
+    extra: dict[str, Any] = {"xds_socket": xds_socket} if xds_socket else {}
     bootstrap = build(node_id=node_id, pod=pod, pod_ip=pod_ip, xds_address=xds_address,
-                      admin_address=(pod_ip, ADMIN_PORT), cluster=node_cluster(pod))
+                      admin_address=admin_address or (pod_ip, ADMIN_PORT), cluster=node_cluster(pod), **extra)
     tmp = bootstrap_file.with_suffix(".tmp")
     tmp.write_text(json.dumps(bootstrap, indent=1))
     os.replace(tmp, bootstrap_file)

@@ -43,6 +43,8 @@ class Launch:
     image_id: str
     probe_host: str  # where httpGet/tcpSocket probes connect (the app address)
     ready_url: tuple[str, int, str] | None = None  # the sidecar's implicit readiness check (Envoy /ready)
+    netns: str | None = None  # the pod's network namespace (netns mode): probes connect from inside it
+    wrapper: tuple[str, ...] = ()  # argv prefix that enters the pod's sandbox before exec'ing `argv`
 
 
 @dataclass(frozen=True)
@@ -353,7 +355,8 @@ class Supervisor:
                 (self.files.dir / stale).unlink()
         with (self.files.dir / "shim.err").open("ab") as err:
             self._popen = subprocess.Popen(
-                [sys.executable, "-m", SHIM_MODULE, str(self.files.dir), str(n), launch.cwd, "--", *launch.argv],
+                [sys.executable, "-m", SHIM_MODULE, str(self.files.dir), str(n), launch.cwd, "--", *launch.wrapper,
+                 *launch.argv],
                 env=launch.env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
                 start_new_session=True, close_fds=True)
         self._shim = procs.ProcRef.of(self._popen.pid)
@@ -368,8 +371,8 @@ class Supervisor:
 
         def loop(probe: dict[str, Any], on: Callable[[bool], None]) -> ProbeLoop:
             spec = ProbeSpec.of(probe)
-            return ProbeLoop(spec, lambda: run_probe(spec, c, launch.probe_host, launch.env, launch.cwd or None),
-                             on)
+            return ProbeLoop(spec, lambda: run_probe(spec, c, launch.probe_host, launch.env, launch.cwd or None,
+                                                     launch.netns, launch.wrapper), on)
 
         def begin() -> None:
             self.started = True
@@ -380,7 +383,8 @@ class Supervisor:
             elif launch.ready_url is not None:
                 host, port, path = launch.ready_url
                 spec = ProbeSpec({}, period=0.5, timeout=1.0, failure_threshold=3)
-                check = ProbeLoop(spec, lambda: http_ok(host, port, path, timeout=1.0), self._readiness)
+                check = ProbeLoop(spec, lambda: http_ok(host, port, path, timeout=1.0, netns=launch.netns),
+                                  self._readiness)
                 self._probes.append(asyncio.create_task(check.run()))
             else:
                 self._readiness(True)

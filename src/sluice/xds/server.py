@@ -11,8 +11,10 @@ and answers status questions.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
+import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -238,8 +240,10 @@ class XdsServer:
     """
 
     def __init__(self, store: Store, *, address: tuple[str, int], options: Any = None, debounce: float = 0.1,
-                 max_delay: float = 1.0, generator: ConfigGenerator | None = None) -> None:
+                 max_delay: float = 1.0, generator: ConfigGenerator | None = None,
+                 unix_socket: str | None = None) -> None:
         self.store = store
+        self._unix = unix_socket  # also serve here (sidecars in their own network namespaces)
         self.cache = SnapshotCache()
         self.tracker = StatusTracker(self._latest_version)
         self._host, self._port = address
@@ -285,6 +289,11 @@ class XdsServer:
         if not port:
             raise OSError(f"cannot listen for xDS on {self._host}:{self._port}")
         self._port = port
+        if self._unix:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self._unix)  # a stale socket from a daemon that died
+            if not server.add_insecure_port(f"unix:{self._unix}"):
+                raise OSError(f"cannot listen for xDS on unix:{self._unix}")
         await self.pusher.start()
         await server.start()
         self._server = server

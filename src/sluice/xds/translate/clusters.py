@@ -116,7 +116,7 @@ def _mesh_clusters(push: PushContext) -> list[Obj]:
          "lb_policy": "CLUSTER_PROVIDED", "original_dst_lb_config": {"use_http_header": True},
          "circuit_breakers": default_circuit_breakers()},
     ]
-    if push.options.als_address is not None:
+    if isinstance(push.options.als_address, tuple):
         host, port = push.options.als_address
         als = _static_cluster(ALS_CLUSTER, host, int(port))
         als["typed_extension_protocol_options"] = _protocol_options(True, {})

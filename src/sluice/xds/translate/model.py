@@ -36,9 +36,15 @@ class MeshOptions:
     """Mesh-wide switches that change the generated config (Istio's MeshConfig, the parts we need)."""
 
     relative_weights: bool = False
-    # When set, every HTTP connection manager also streams access-log entries over gRPC ALS to it.
-    als_address: tuple[str, int] | None = None
+    # When set, every HTTP connection manager and TCP proxy also streams access-log entries over gRPC ALS
+    # to it: (host, port), or the path of a Unix socket (netns mode: a pod's network has no route to the
+    # daemon, its filesystem does).
+    als_address: tuple[str, int] | str | None = None
     access_log_path: str = "/dev/stdout"
+    network: str = "loopback"
+    # netns mode: the network namespace file (/run/netns/NAME) of the host, where a gateway's listeners
+    # bind (its Envoy runs in its own pod namespace but must be reachable on the host's 127.0.0.1).
+    host_netns: str | None = None
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,176 @@
+"""netns mode from outside: pods in their own network namespaces, Services through kube-proxy's rules, and
+nothing left behind on the host.
+
+A real daemon (`--network netns`) runs unmodified programs (`python3 -m http.server 8000`, which binds
+0.0.0.0) as pods; what is checked is what a user sees: pod and Service addresses from `kubectl get`, the
+servers' own access logs, a client pod's output, the namespaces and links on the machine.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import TOOLS, Daemon, start_daemon, stop_daemon, wait_for
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="netns mode needs root")
+
+WEB = """
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata:
+      labels: {app: web}
+      annotations: {sidecar.istio.io/inject: "false"}
+    spec:
+      containers:
+      - name: web
+        image: python:3.11
+        command: ["python3", "-m", "http.server", "8000"]
+        ports: [{containerPort: 8000}]
+        readinessProbe: {tcpSocket: {port: 8000}, periodSeconds: 1}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web}
+spec:
+  selector: {app: web}
+  ports: [{name: http, port: 80, targetPort: 8000}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: empty}
+spec:
+  selector: {app: nothing}
+  ports: [{name: http, port: 80}]
+"""
+
+# Prints its hostname and nameserver once, then one line per request to each URL (status or error).
+CLIENT = r"""
+import socket, sys, time, urllib.request
+print("HOST", socket.gethostname(), open("/etc/resolv.conf").read().split("nameserver")[1].split()[0], flush=True)
+while True:
+    for url in sys.argv[1:]:
+        try:
+            print("GOT", url, urllib.request.urlopen(url, timeout=2).status, flush=True)
+        except Exception as e:
+            print("ERR", url, type(e).__name__, e, flush=True)
+    time.sleep(0.3)
+"""
+
+
+def _host_network() -> dict[str, str]:
+    def run(*argv: str) -> str:
+        return subprocess.run(argv, capture_output=True, text=True, check=False).stdout
+    links = re.sub(r"^\d+: ", "", run("ip", "-o", "link", "show"), flags=re.M)
+    return {"routes": run("ip", "route", "show", "table", "all"), "links": links,
+            "addrs": run("ip", "-o", "addr", "show"), "nft": run("nft", "list", "ruleset")}
+
+
+def _netns_names() -> set[str]:
+    try:
+        return set(os.listdir("/run/netns"))
+    except FileNotFoundError:
+        return set()
+
+
+class Kube:
+    def __init__(self, d: Daemon) -> None:
+        self.d = d
+
+    def __call__(self, *args: str, input: str | None = None, check: bool = True) -> str:
+        cp = subprocess.run([str(TOOLS / "kubectl-1.35"), *args], input=input, env=self.d.env,
+                            capture_output=True, text=True, timeout=60)
+        if check and cp.returncode != 0:
+            raise AssertionError(f"kubectl {' '.join(args)}: {cp.stderr}")
+        return cp.stdout
+
+
+@pytest.fixture(scope="module")
+def netns_mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Daemon, Kube, dict[str, str], set[str]]]:
+    before, names = _host_network(), _netns_names()
+    d = start_daemon(tmp_path_factory.mktemp("netns-home"), network="netns")
+    k = Kube(d)
+    k("apply", "-f", "-", input=WEB)
+    yield d, k, before, names
+    stop_daemon(d)
+
+
+def _client(k: Kube, name: str, *urls: str) -> None:
+    pod = {"apiVersion": "v1", "kind": "Pod",
+           "metadata": {"name": name, "annotations": {"sidecar.istio.io/inject": "false"}},
+           "spec": {"containers": [{"name": "c", "image": "python:3.11",
+                                    "command": ["python3", "-c", CLIENT, *urls]}]}}
+    k("apply", "-f", "-", input=json.dumps(pod))
+
+
+def _logs(k: Kube, *args: str) -> str:
+    return k("logs", *args, check=False)
+
+
+def test_unmodified_replicas_behind_a_service(netns_mesh: tuple[Daemon, Kube, dict[str, str], set[str]]) -> None:
+    _, k, _, _ = netns_mesh
+    k("wait", "--for=condition=Ready", "pod", "-l", "app=web", "--timeout=60s")
+    pods = json.loads(k("get", "pods", "-l", "app=web", "-o", "json"))["items"]
+    ips = {p["metadata"]["name"]: p["status"]["podIP"] for p in pods}
+    assert len(ips) == 2 and all(ip.startswith("10.244.") for ip in ips.values()), ips
+    vip = json.loads(k("get", "svc", "web", "-o", "json"))["spec"]["clusterIP"]
+    assert vip.startswith("10.96."), vip
+    assert vip in k("get", "svc", "web")  # the CLUSTER-IP column
+    _client(k, "client", f"http://{vip}/")
+    k("wait", "--for=condition=Ready", "pod/client", "--timeout=60s")
+    client_ip = json.loads(k("get", "pod", "client", "-o", "json"))["status"]["podIP"]
+    # Both replicas bound 0.0.0.0:8000 and both serve the client, which they see at its own pod IP.
+    for name in ips:
+        wait_for(lambda name=name: f'{client_ip} - - ' in _logs(k, name), timeout=30)
+    out = _logs(k, "client")
+    assert "HOST client 10.96.0.10" in out  # own hostname, the kubelet's resolv.conf
+    assert f"GOT http://{vip}/ 200" in out
+
+
+def test_a_service_without_endpoints_refuses_at_once(
+        netns_mesh: tuple[Daemon, Kube, dict[str, str], set[str]]) -> None:
+    _, k, _, _ = netns_mesh
+    vip = json.loads(k("get", "svc", "empty", "-o", "json"))["spec"]["clusterIP"]
+    _client(k, "lonely", f"http://{vip}/")
+    wait_for(lambda: "Connection refused" in _logs(k, "lonely"), timeout=30)
+
+
+def test_restart_adopts_pods_and_keeps_their_network(
+        netns_mesh: tuple[Daemon, Kube, dict[str, str], set[str]], tmp_path: Path) -> None:
+    d, k, _, _ = netns_mesh
+    k("wait", "--for=condition=Ready", "pod", "-l", "app=web", "--timeout=60s")
+    before = {p["metadata"]["name"]: p["status"]["podIP"]
+              for p in json.loads(k("get", "pods", "-o", "json"))["items"]}
+    assert d.proc is not None
+    d.proc.send_signal(signal.SIGKILL)
+    d.proc.wait()
+    restarted = start_daemon(d.home, port=d.api_port, xds_port=d.xds_port, network="netns")
+    d.proc = restarted.proc
+    after = {p["metadata"]["name"]: p["status"]["podIP"]
+             for p in json.loads(k("get", "pods", "-o", "json"))["items"]}
+    assert after == before
+    vip = json.loads(k("get", "svc", "web", "-o", "json"))["spec"]["clusterIP"]
+    _client(k, "after-restart", f"http://{vip}/")
+    wait_for(lambda: f"GOT http://{vip}/ 200" in _logs(k, "after-restart"), timeout=30)
+
+
+def test_down_leaves_nothing_behind(netns_mesh: tuple[Daemon, Kube, dict[str, str], set[str]]) -> None:
+    # Runs last in this module: stops the daemon.
+    d, _, before, names = netns_mesh
+    made = _netns_names() - names
+    assert any(n.endswith("-node") for n in made) and len(made) >= 4
+    stop_daemon(d)
+    assert _netns_names() == names
+    assert _host_network() == before
