@@ -19,6 +19,7 @@ from sluice import mesh
 from sluice.cli.context import Session, global_options, session
 from sluice.cli.errors import CliError
 from sluice.cli.printing import dump_json, dump_yaml
+from sluice.client.errors import ApiError
 
 __all__ = ["COMMANDS", "status_rows", "cluster_rows", "listener_rows", "route_rows", "endpoint_rows",
            "tab_table", "split_pod"]
@@ -98,21 +99,22 @@ def proxy_status_cmd(proxy: str | None) -> None:
 # ------------------------------------------------------------------ Envoy admin
 def _admin_get(s: Session, pod_arg: str, path: str, admin: str | None) -> Any:
     pod, ns = split_pod(pod_arg, s)
-    if admin is None:
-        obj = s.client.get(s.client.resolve("pods"), pod, ns)
-        ip = (obj.get("status") or {}).get("podIP")
-        if not ip:
-            raise CliError(f"pod {pod} in namespace {ns} has no IP yet")
-        containers = [c.get("name") for c in (obj.get("spec") or {}).get("containers") or []]
-        if mesh.SIDECAR_CONTAINER not in containers:
-            raise CliError(f"pod {pod} in namespace {ns} has no {mesh.SIDECAR_CONTAINER} sidecar")
-        admin = f"{ip}:{mesh.PROXY_ADMIN_PORT}"
-    url = f"http://{admin}{path}"
+    if admin is not None:  # a test or a debugging user pointing at an Envoy admin directly
+        url = f"http://{admin}{path}"
+        try:
+            with urllib.request.urlopen(url, timeout=10) as resp:  # noqa: S310 - a loopback address
+                return json.loads(resp.read())
+        except (urllib.error.URLError, OSError, ValueError) as e:
+            raise CliError(f"failed to read {path} from the Envoy admin at {admin}: {e}") from None
+    obj = s.client.get(s.client.resolve("pods"), pod, ns)
+    containers = [c.get("name") for c in (obj.get("spec") or {}).get("containers") or []]
+    if mesh.SIDECAR_CONTAINER not in containers:
+        raise CliError(f"pod {pod} in namespace {ns} has no {mesh.SIDECAR_CONTAINER} sidecar")
+    # The admin listens inside the pod only (as istioctl, which port-forwards to it): the daemon reads it.
     try:
-        with urllib.request.urlopen(url, timeout=10) as resp:  # noqa: S310 - a loopback pod address
-            return json.loads(resp.read())
-    except (urllib.error.URLError, OSError, ValueError) as e:
-        raise CliError(f"failed to read {path} from the Envoy admin of {pod}.{ns} at {admin}: {e}") from None
+        return s.client.rest.request("GET", f"/debug/envoy/{ns}/{pod}{path}").json()
+    except ApiError as e:
+        raise CliError(f"failed to read {path} from the Envoy admin of {pod}.{ns}: {e}") from None
 
 
 def _section(dump: dict[str, Any], suffix: str) -> dict[str, Any]:

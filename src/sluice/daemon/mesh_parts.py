@@ -75,10 +75,29 @@ def build(home: Home, registry: Registry, store: Store, options: DaemonOptions) 
     console = ConsoleService(registry, metrics, options.console_port, logs=kubelet.read_log_lines)
     parts.components.extend([collector, metrics, console, xds])
     parts.routes.extend(debug.routes(xds))
+    parts.routes.append(web.get("/debug/envoy/{namespace}/{pod}/{path:.*}", _envoy_admin(kubelet)))
     parts.components.append(_KubeletComponent(kubelet))
     parts.logs = kubelet.log_source
     parts.kubelet = kubelet
     return parts
+
+
+def _envoy_admin(kubelet: Any) -> Any:
+    """`GET /debug/envoy/NS/POD/PATH`: a read of the pod's Envoy admin (`sluice proxy-config`), which only
+    the pod itself can reach."""
+    async def handle(request: web.Request) -> web.Response:
+        from sluice.api.errors import ApiError
+
+        path = "/" + request.match_info["path"] + (f"?{request.query_string}" if request.query_string else "")
+        try:
+            status, body = await kubelet.envoy_admin(request.match_info["namespace"], request.match_info["pod"],
+                                                     path)
+        except ApiError as e:
+            return web.json_response({"error": e.message}, status=e.code)
+        except (OSError, ValueError, TimeoutError) as e:
+            return web.json_response({"error": f"cannot reach the Envoy admin: {e}"}, status=502)
+        return web.Response(status=status, body=body, content_type="application/json")
+    return handle
 
 
 class _KubeletComponent:

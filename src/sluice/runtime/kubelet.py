@@ -30,6 +30,7 @@ from sluice.runtime import proxy
 from sluice.runtime.ipam import IPAllocator, PoolExhausted
 from sluice.runtime.layout import PodDir, RuntimeLayout
 from sluice.runtime.logs import parse_options, read_lines, serve_log
+from sluice.runtime.netns.dial import http_get
 from sluice.runtime.netns.kubeproxy import KubeProxy
 from sluice.runtime.netns.node import NodeNetwork
 from sluice.runtime.netns.sandbox import PodNetwork
@@ -259,6 +260,17 @@ class Kubelet:
 
     def _configmap(self, namespace: str, name: str) -> Obj | None:
         return self.store.get("configmaps", namespace, name)
+
+    # ------------------------------------------------------------------ envoy admin
+    async def envoy_admin(self, namespace: str, pod: str, path: str, timeout: float = 10.0) -> tuple[int, bytes]:
+        """GET `path` from a pod's Envoy admin, which listens only inside the pod (netns mode: on the pod's
+        127.0.0.1:15000, as Istio's sidecar): (status, body). For `sluice proxy-config`."""
+        w = self.workers.get((namespace, pod))
+        if w is None or mesh.SIDECAR_CONTAINER not in w.supervisors:
+            raise ApiError(404, "NotFound", f'pod "{pod}" in namespace "{namespace}" has no running '
+                                            f"{mesh.SIDECAR_CONTAINER} container")
+        netns, host = (w.netns, "127.0.0.1") if w.netns is not None else (None, w.ip)
+        return await http_get(netns, host, proxy.ADMIN_PORT, path, timeout)
 
     # ------------------------------------------------------------------ logs
     async def log_source(self, request: web.Request, pod: Obj, query: dict[str, str]) -> web.StreamResponse:

@@ -15,7 +15,7 @@ import threading
 
 from sluice.runtime import linux
 
-__all__ = ["socket_in", "open_connection", "connect"]
+__all__ = ["socket_in", "open_connection", "connect", "http_get"]
 
 _lock = threading.Lock()
 
@@ -67,3 +67,38 @@ async def open_connection(netns: str | None, host: str, port: int,
     """asyncio streams to host:port from inside `netns` (None: from the daemon's own network)."""
     sock = await connect(netns, host, port, timeout)
     return await asyncio.open_connection(sock=sock)
+
+
+async def http_get(netns: str | None, host: str, port: int, path: str, timeout: float = 10.0,
+                   limit: int = 64 * 1024 * 1024) -> tuple[int, bytes]:
+    """A plain HTTP/1.1 GET from inside `netns`: (status, body). For small local services (Envoy's admin)."""
+    async def run() -> tuple[int, bytes]:
+        reader, writer = await open_connection(netns, host, port, timeout)
+        try:
+            writer.write(f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nConnection: close\r\n\r\n".encode())
+            await writer.drain()
+            head = await reader.readuntil(b"\r\n\r\n")
+            status_line, *headers = head.decode("latin-1").split("\r\n")
+            status = int(status_line.split()[1])
+            length = next((int(h.split(":", 1)[1]) for h in headers if h.lower().startswith("content-length:")),
+                          None)
+            chunked = any(h.lower().startswith("transfer-encoding:") and "chunked" in h.lower() for h in headers)
+            if chunked:
+                body = bytearray()
+                while True:
+                    size = int((await reader.readuntil(b"\r\n")).split(b";")[0], 16)
+                    if size == 0:
+                        break
+                    if len(body) + size > limit:
+                        raise ValueError("response too large")
+                    body += await reader.readexactly(size)
+                    await reader.readexactly(2)
+                return status, bytes(body)
+            if length is not None:
+                if length > limit:
+                    raise ValueError("response too large")
+                return status, await reader.readexactly(length)
+            return status, await reader.read(limit)
+        finally:
+            writer.close()
+    return await asyncio.wait_for(run(), timeout)
