@@ -1,14 +1,15 @@
 """Shared inputs for the translation tests: Bookinfo as stored objects, scenario files, golden I/O.
 
 A scenario (`testdata/<name>.yaml`) names a base object set (`bookinfo`, or `bookinfo-netns` with pod-CIDR IPs), extra objects (VirtualServices,
-DestinationRules, Gateways), the proxies (pod names) to generate for, optional mesh options, and which
-xDS types its golden file records.
+DestinationRules, Gateways; `objects_from: <scenario>` reuses another's), the proxies (pod names) to generate
+for, optional mesh options, which xDS types its golden file records and (`golden_only`, a regex) which names.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -117,7 +118,9 @@ def scenario_objects(scenario: Obj) -> list[Obj]:
     base = {"bookinfo": bookinfo, "bookinfo-netns": lambda: bookinfo(netns=True)}.get(
         scenario.get("base", "bookinfo"), list)()
     extra = []
-    for i, obj in enumerate(scenario.get("objects") or []):
+    objects = [*(load_scenario(scenario["objects_from"]).get("objects") or [] if scenario.get("objects_from") else []),
+               *(scenario.get("objects") or [])]
+    for i, obj in enumerate(objects):
         meta = obj.setdefault("metadata", {})
         meta.setdefault("namespace", NS)
         meta.setdefault("creationTimestamp", f"2026-01-02T00:00:{i:02d}Z")
@@ -157,9 +160,10 @@ def run_scenario(name: str) -> dict[str, Resources]:
 def as_yaml(name: str, outputs: dict[str, Resources]) -> str:
     scenario = load_scenario(name)
     kinds = scenario.get("golden") or list(SHORT)
+    only = re.compile(scenario.get("golden_only") or ".*")
     doc: Obj = {}
     for proxy, resources in outputs.items():
-        doc[proxy] = {k: {n: to_dict(m) for n, m in resources[SHORT[k]].items()} for k in kinds}
+        doc[proxy] = {k: {n: to_dict(m) for n, m in resources[SHORT[k]].items() if only.fullmatch(n)} for k in kinds}
     return yaml.safe_dump(doc, sort_keys=False, width=120, allow_unicode=True)
 
 
