@@ -20,7 +20,7 @@ __all__ = ["BootstrapFactory", "proxy_argv", "node_cluster", "ADMIN_PORT"]
 ADMIN_PORT = mesh.PROXY_ADMIN_PORT
 
 
-# (node_id, pod, pod_ip, xds_address, admin_address, cluster, and in netns mode xds_socket) -> bootstrap.
+# (node_id, pod, pod_ip, xds_address, admin_address, cluster, and in netns mode network) -> bootstrap.
 BootstrapFactory = Callable[..., dict[str, Any]]
 
 
@@ -46,8 +46,9 @@ def proxy_argv(*, pod: dict[str, Any], pod_ip: str, mode: str, xds_address: tupl
     name, ns = str(meta.get("name")), str(meta.get("namespace") or "default")
     node_id = (mesh.router_node_id if mode == "router" else mesh.sidecar_node_id)(pod_ip, name, ns)
     build = factory or _default_factory()
-    extra: dict[str, Any] = {"xds_socket": xds_socket} if xds_socket else {}
-    bootstrap = build(node_id=node_id, pod=pod, pod_ip=pod_ip, xds_address=xds_address,
+    # netns mode: the sidecar reaches xDS over the daemon's Unix socket (its network has no route to it).
+    extra: dict[str, Any] = {"network": "netns"} if xds_socket else {}
+    bootstrap = build(node_id=node_id, pod=pod, pod_ip=pod_ip, xds_address=xds_socket or xds_address,
                       admin_address=admin_address or (pod_ip, ADMIN_PORT), cluster=node_cluster(pod), **extra)
     tmp = bootstrap_file.with_suffix(".tmp")
     tmp.write_text(json.dumps(bootstrap, indent=1))

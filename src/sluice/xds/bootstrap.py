@@ -4,6 +4,15 @@ Called by the runtime when it starts a pod's `istio-proxy` container: it writes 
 JSON and runs `sluice.xds.envoy.envoy_command` on it. Everything else (listeners, routes, clusters,
 endpoints) arrives over ADS. The node metadata mirrors the keys istio-agent puts there, because
 telemetry (peer resolution) and `proxy-status` read them.
+
+Two network modes (see `sluice.xds.translate.model.NetworkMode`):
+- loopback: admin where the runtime says, xDS over TCP, upstream connections from the pod IP,
+  `INTERCEPTION_MODE: NONE`;
+- netns: Envoy runs inside the pod's network namespace with istio-init's capture, as Istio's own
+  bootstrap has it: admin on 127.0.0.1:15000, xDS over a Unix socket (the daemon is not on the pod's
+  network; the filesystem is shared), `INTERCEPTION_MODE: REDIRECT`, and the static listeners 15090
+  (`/stats/prometheus`) and 15021 (`/healthz/ready`, answered by Envoy's own `/ready`, there being no
+  pilot-agent).
 """
 
 from __future__ import annotations
@@ -12,16 +21,23 @@ import json
 from typing import Any
 
 from sluice import mesh
+from sluice.xds.translate.model import PROMETHEUS_PORT, STATUS_PORT, NetworkMode
 
-__all__ = ["proxy_bootstrap", "workload_name", "XDS_CLUSTER", "ISTIO_VERSION", "CLUSTER_ID"]
+__all__ = ["proxy_bootstrap", "workload_name", "XDS_CLUSTER", "ISTIO_VERSION", "CLUSTER_ID", "NETNS_ADMIN_ADDRESS",
+           "ADMIN_CLUSTER"]
 
 XDS_CLUSTER = "xds-grpc"
+ADMIN_CLUSTER = "prometheus_stats"  # Istio's name for the static cluster that reaches Envoy's own admin
+NETNS_ADMIN_ADDRESS = ("127.0.0.1", mesh.PROXY_ADMIN_PORT)  # inside the pod's namespace: not reachable off-pod
 ISTIO_VERSION = mesh.PROXY_IMAGE.rsplit(":", 1)[-1]  # the Istio release we behave like
 CLUSTER_ID = "Kubernetes"
 _MAX_CONNECTIONS = 2**31 - 1  # what istio-agent sets: no limit, but configured so Envoy does not warn
 
 
-def _addr(address: tuple[str, int]) -> dict[str, Any]:
+def _addr(address: tuple[str, int] | str) -> dict[str, Any]:
+    """A TCP address, or (a path) a Unix socket."""
+    if isinstance(address, str):
+        return {"pipe": {"path": address}}
     return {"socket_address": {"address": address[0], "port_value": int(address[1])}}
 
 
@@ -64,7 +80,7 @@ def _pod_ports(pod: dict[str, Any]) -> list[dict[str, Any]]:
     return ports
 
 
-def _node_metadata(pod: dict[str, Any], pod_ip: str) -> dict[str, Any]:
+def _node_metadata(pod: dict[str, Any], pod_ip: str, network: NetworkMode) -> dict[str, Any]:
     meta = pod.get("metadata") or {}
     spec = pod.get("spec") or {}
     namespace = str(meta.get("namespace") or "default")
@@ -84,10 +100,11 @@ def _node_metadata(pod: dict[str, Any], pod_ip: str) -> dict[str, Any]:
         "MESH_ID": mesh.CLUSTER_DOMAIN,
         "ISTIO_VERSION": ISTIO_VERSION,
         "APP_CONTAINERS": ",".join(app_containers),
-        "INTERCEPTION_MODE": "NONE",  # no iptables: apps reach the sidecar through HTTP_PROXY
+        # loopback: no capture, apps reach the sidecar through HTTP_PROXY; netns: istio-init's REDIRECT rules
+        "INTERCEPTION_MODE": "REDIRECT" if network == "netns" else "NONE",
         "POD_PORTS": json.dumps(ports, separators=(",", ":")),
-        "ENVOY_PROMETHEUS_PORT": 15090,
-        "ENVOY_STATUS_PORT": 15021,
+        "ENVOY_PROMETHEUS_PORT": PROMETHEUS_PORT,
+        "ENVOY_STATUS_PORT": STATUS_PORT,
     }
     annotations = meta.get("annotations") or {}
     if annotations:
@@ -95,24 +112,89 @@ def _node_metadata(pod: dict[str, Any], pod_ip: str) -> dict[str, Any]:
     return out
 
 
-def proxy_bootstrap(*, node_id: str, pod: dict[str, Any], pod_ip: str, xds_address: tuple[str, int],
-                    admin_address: tuple[str, int], cluster: str) -> dict[str, Any]:
-    """A JSON-able Envoy v3 bootstrap: node identity, admin, and ADS over gRPC to `xds_address`."""
+def _static_http_listener(port: int, stat_prefix: str, route: dict[str, Any]) -> dict[str, Any]:
+    """One of Istio's bootstrap listeners: an HCM on 0.0.0.0:<port> with one inline route to admin."""
+    hcm = {"@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3."
+                    "HttpConnectionManager",
+           "codec_type": "AUTO", "stat_prefix": stat_prefix,
+           "route_config": {"virtual_hosts": [{"name": "backend", "domains": ["*"], "routes": [route]}]},
+           "http_filters": [{"name": "envoy.filters.http.router", "typed_config": {
+               "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}]}
+    return {"name": f"0.0.0.0_{port}", "address": _addr(("0.0.0.0", port)),
+            "filter_chains": [{"filters": [{"name": "envoy.filters.network.http_connection_manager",
+                                            "typed_config": hcm}]}]}
+
+
+def _netns_static_resources() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Istio's bootstrap listeners on 15090 and 15021 (istio-init leaves both uncaptured) and the cluster
+    they reach Envoy's admin through."""
+    admin = {"name": ADMIN_CLUSTER, "type": "STATIC", "connect_timeout": "0.250s",
+             "load_assignment": {"cluster_name": ADMIN_CLUSTER, "endpoints": [{"lb_endpoints": [
+                 {"endpoint": {"address": _addr(NETNS_ADMIN_ADDRESS)}}]}]}}
+    listeners = [
+        _static_http_listener(PROMETHEUS_PORT, "stats", {"match": {"prefix": "/stats/prometheus"},
+                                                         "route": {"cluster": ADMIN_CLUSTER}}),
+        # pilot-agent answers this in Istio, from Envoy's readiness; here Envoy's /ready answers directly
+        _static_http_listener(STATUS_PORT, "agent", {"match": {"prefix": "/healthz/ready"},
+                                                     "route": {"cluster": ADMIN_CLUSTER, "prefix_rewrite": "/ready"}}),
+    ]
+    return listeners, [admin]
+
+
+def proxy_bootstrap(*, node_id: str, pod: dict[str, Any], pod_ip: str, xds_address: tuple[str, int] | str,
+                    admin_address: tuple[str, int] | None = None, cluster: str,
+                    network: NetworkMode = "loopback") -> dict[str, Any]:
+    """A JSON-able Envoy v3 bootstrap: node identity, admin, and ADS over gRPC to `xds_address` (host and
+    port, or the path of a Unix socket).
+
+    loopback mode needs `admin_address`; netns mode puts admin on 127.0.0.1:15000 in the pod's namespace
+    unless one is given.
+    """
+    netns = network == "netns"
+    if admin_address is None:
+        if not netns:
+            raise ValueError("loopback mode needs an admin_address")
+        admin_address = NETNS_ADMIN_ADDRESS
     ads_source = {"ads": {}, "resource_api_version": "V3",
                   # Wait for the control plane however long it takes, like istio-agent: a sidecar
                   # without its config would send traffic nowhere.
                   "initial_fetch_timeout": "0s"}
-    return {
+    xds_cluster: dict[str, Any] = {
+        "name": XDS_CLUSTER,
+        "type": "STATIC",
+        "connect_timeout": "1s",
+        "load_assignment": {"cluster_name": XDS_CLUSTER,
+                            "endpoints": [{"lb_endpoints": [{"endpoint": {"address": _addr(xds_address)}}]}]},
+        # The one control-plane stream must never be refused by Envoy's own circuit breakers.
+        "circuit_breakers": {"thresholds": [{"priority": "DEFAULT", "max_connections": 100000,
+                                             "max_pending_requests": 100000, "max_requests": 100000},
+                                            {"priority": "HIGH", "max_connections": 100000,
+                                             "max_pending_requests": 100000, "max_requests": 100000}]},
+    }
+    if not isinstance(xds_address, str):  # TCP keepalive means nothing on a Unix socket
+        xds_cluster["upstream_connection_options"] = {"tcp_keepalive": {"keepalive_time": 300}}
+    xds_cluster["typed_extension_protocol_options"] = {"envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+        "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+        "explicit_http_config": {"http2_protocol_options": {}},
+    }}
+    listeners, clusters = _netns_static_resources() if netns else ([], [])
+    static: dict[str, Any] = {"clusters": [xds_cluster, *clusters]}
+    if listeners:
+        static["listeners"] = listeners
+    boot: dict[str, Any] = {
         "node": {
             "id": node_id,
             "cluster": cluster,
             "locality": {},
-            "metadata": _node_metadata(pod, pod_ip),
+            "metadata": _node_metadata(pod, pod_ip, network),
         },
         "admin": {"address": _addr(admin_address)},
+    }
+    if not netns:
         # Upstream connections leave from the pod IP, so the peer (and its access log) sees which pod
-        # called — as with a pod's own network namespace in Kubernetes.
-        "cluster_manager": {"upstream_bind_config": {"source_address": {"address": pod_ip, "port_value": 0}}},
+        # called — as a pod's own network namespace does by itself in netns mode.
+        boot["cluster_manager"] = {"upstream_bind_config": {"source_address": {"address": pod_ip, "port_value": 0}}}
+    boot.update({
         "dynamic_resources": {
             "ads_config": {
                 "api_type": "GRPC",
@@ -127,25 +209,7 @@ def proxy_bootstrap(*, node_id: str, pod: dict[str, Any], pod_ip: str, xds_addre
             "cds_config": ads_source,
             "lds_config": ads_source,
         },
-        "static_resources": {
-            "clusters": [{
-                "name": XDS_CLUSTER,
-                "type": "STATIC",
-                "connect_timeout": "1s",
-                "load_assignment": {"cluster_name": XDS_CLUSTER,
-                                    "endpoints": [{"lb_endpoints": [{"endpoint": {"address": _addr(xds_address)}}]}]},
-                # The one control-plane stream must never be refused by Envoy's own circuit breakers.
-                "circuit_breakers": {"thresholds": [{"priority": "DEFAULT", "max_connections": 100000,
-                                                     "max_pending_requests": 100000, "max_requests": 100000},
-                                                    {"priority": "HIGH", "max_connections": 100000,
-                                                     "max_pending_requests": 100000, "max_requests": 100000}]},
-                "upstream_connection_options": {"tcp_keepalive": {"keepalive_time": 300}},
-                "typed_extension_protocol_options": {"envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
-                    "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
-                    "explicit_http_config": {"http2_protocol_options": {}},
-                }},
-            }],
-        },
+        "static_resources": static,
         "overload_manager": {
             "resource_monitors": [{
                 "name": "envoy.resource_monitors.global_downstream_max_connections",
@@ -161,4 +225,5 @@ def proxy_bootstrap(*, node_id: str, pod: dict[str, Any], pod_ip: str, xds_addre
             # Istio's dashboards expect; Istio's own request metrics come from ALS, not from here.
             "use_all_default_tags": True,
         },
-    }
+    })
+    return boot

@@ -1,14 +1,15 @@
 """Shared inputs for the translation tests: Bookinfo as stored objects, scenario files, golden I/O.
 
-A scenario (`testdata/<name>.yaml`) names a base object set (`bookinfo`), extra objects (VirtualServices,
-DestinationRules, Gateways), the proxies (pod names) to generate for, optional mesh options, and which
-xDS types its golden file records.
+A scenario (`testdata/<name>.yaml`) names a base object set (`bookinfo`, or `bookinfo-netns` with pod-CIDR IPs), extra objects (VirtualServices,
+DestinationRules, Gateways; `objects_from: <scenario>` reuses another's), the proxies (pod names) to generate
+for, optional mesh options, which xDS types its golden file records and (`golden_only`, a regex) which names.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -72,10 +73,16 @@ def _pod(deployment: str, app: str, version: str, ip: str, port: int | None, nam
             "status": {"phase": "Running", "podIP": ip}}
 
 
-def bookinfo() -> list[Obj]:
+def netns_ip(ip: str) -> str:
+    """A loopback-mode pod IP (127.1.0.N) as netns mode allocates it (10.244.0.N)."""
+    return "10.244." + ip.split(".", 2)[2] if ip.startswith("127.1.") else ip
+
+
+def bookinfo(netns: bool = False) -> list[Obj]:
+    """Bookinfo as stored; `netns`: with pod IPs from a pod CIDR (10.244.0.0/16), as netns mode has them."""
     objs: list[Obj] = [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}},
                        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "istio-system"}}]
-    pods = [_pod(*w) for w in _WORKLOADS]
+    pods = [_pod(d, app, v, netns_ip(ip) if netns else ip, port) for d, app, v, ip, port in _WORKLOADS]
     objs += pods
     for name, port, cluster_ip in _SERVICES:
         objs.append({"apiVersion": "v1", "kind": "Service",
@@ -93,7 +100,7 @@ def bookinfo() -> list[Obj]:
                        "labels": {"app": "istio-ingressgateway", "istio": "ingressgateway"}},
           "spec": {"containers": [{"name": mesh.SIDECAR_CONTAINER, "image": mesh.PROXY_IMAGE,
                                    "args": ["proxy", "router"], "ports": [{"containerPort": 8080}]}]},
-          "status": {"podIP": "127.1.0.9"}}
+          "status": {"podIP": netns_ip("127.1.0.9") if netns else "127.1.0.9"}}
     objs.append(gw)
     return objs
 
@@ -108,9 +115,12 @@ def scenario_names() -> list[str]:
 
 
 def scenario_objects(scenario: Obj) -> list[Obj]:
-    base = bookinfo() if scenario.get("base", "bookinfo") == "bookinfo" else []
+    base = {"bookinfo": bookinfo, "bookinfo-netns": lambda: bookinfo(netns=True)}.get(
+        scenario.get("base", "bookinfo"), list)()
     extra = []
-    for i, obj in enumerate(scenario.get("objects") or []):
+    objects = [*(load_scenario(scenario["objects_from"]).get("objects") or [] if scenario.get("objects_from") else []),
+               *(scenario.get("objects") or [])]
+    for i, obj in enumerate(objects):
         meta = obj.setdefault("metadata", {})
         meta.setdefault("namespace", NS)
         meta.setdefault("creationTimestamp", f"2026-01-02T00:00:{i:02d}Z")
@@ -126,8 +136,9 @@ def scenario_options(scenario: Obj) -> MeshOptions:
     opts = scenario.get("options") or {}
     als = opts.get("als_address")
     return MeshOptions(relative_weights=bool(opts.get("relative_weights")),
-                       als_address=(str(als[0]), int(als[1])) if als else None,
-                       access_log_path=str(opts.get("access_log_path") or "/dev/stdout"))
+                       als_address=str(als) if isinstance(als, str) else (str(als[0]), int(als[1])) if als else None,
+                       access_log_path=str(opts.get("access_log_path") or "/dev/stdout"),
+                       network=opts.get("network") or "loopback", host_netns=opts.get("host_netns"))
 
 
 def proxy_for(objects: list[Obj], pod_prefix: str) -> Proxy:
@@ -149,9 +160,10 @@ def run_scenario(name: str) -> dict[str, Resources]:
 def as_yaml(name: str, outputs: dict[str, Resources]) -> str:
     scenario = load_scenario(name)
     kinds = scenario.get("golden") or list(SHORT)
+    only = re.compile(scenario.get("golden_only") or ".*")
     doc: Obj = {}
     for proxy, resources in outputs.items():
-        doc[proxy] = {k: {n: to_dict(m) for n, m in resources[SHORT[k]].items()} for k in kinds}
+        doc[proxy] = {k: {n: to_dict(m) for n, m in resources[SHORT[k]].items() if only.fullmatch(n)} for k in kinds}
     return yaml.safe_dump(doc, sort_keys=False, width=120, allow_unicode=True)
 
 
@@ -176,4 +188,5 @@ def refresh() -> bool:
 
 
 __all__ = ["ADS_ORDER", "bookinfo", "build_push", "proxy_for", "run_scenario", "scenario_names", "as_yaml",
-           "refresh", "to_dict", "GOLDEN", "NS", "pod_name"]
+           "refresh", "to_dict", "GOLDEN", "NS", "pod_name", "netns_ip", "scenario_options", "scenario_objects",
+           "load_scenario"]

@@ -59,3 +59,46 @@ def test_envoy_validates_the_bootstrap(tmp_path: os.PathLike[str]) -> None:
     cmd = envoy_command(path)
     out = subprocess.run([*cmd, "--mode", "validate"], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and "OK" in out.stdout + out.stderr, out.stderr
+
+
+def _netns_bootstrap() -> dict[str, Any]:
+    return proxy_bootstrap(node_id="sidecar~10.244.0.5~reviews-v2-7f9c8d5b4-x2x7k.tutorial~tutorial.svc.cluster.local",
+                           pod=POD, pod_ip="10.244.0.5", xds_address="/run/sluice/xds.sock",
+                           cluster="reviews-v2.tutorial", network="netns")
+
+
+def test_netns_bootstrap_is_istios_for_a_captured_pod() -> None:
+    b = _netns_bootstrap()
+    assert b["node"]["metadata"]["INTERCEPTION_MODE"] == "REDIRECT"
+    assert b["admin"]["address"] == {"socket_address": {"address": "127.0.0.1", "port_value": 15000}}
+    assert "cluster_manager" not in b  # the pod's own namespace gives upstream connections the pod IP
+    [xds, admin] = b["static_resources"]["clusters"]
+    assert xds["name"] == "xds-grpc" and "upstream_connection_options" not in xds
+    assert xds["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"] == {
+        "pipe": {"path": "/run/sluice/xds.sock"}}
+    assert admin["name"] == "prometheus_stats"
+    routes = {}
+    for listener in b["static_resources"]["listeners"]:
+        hcm = listener["filter_chains"][0]["filters"][0]["typed_config"]
+        [route] = hcm["route_config"]["virtual_hosts"][0]["routes"]
+        routes[listener["address"]["socket_address"]["port_value"]] = (route["match"]["prefix"], route["route"])
+    assert routes == {15090: ("/stats/prometheus", {"cluster": "prometheus_stats"}),
+                      15021: ("/healthz/ready", {"cluster": "prometheus_stats", "prefix_rewrite": "/ready"})}
+
+
+def test_loopback_bootstrap_needs_an_admin_address() -> None:
+    import pytest
+
+    with pytest.raises(ValueError, match="admin_address"):
+        proxy_bootstrap(node_id="sidecar~127.1.0.5~p.ns~ns.svc.cluster.local", pod=POD, pod_ip="127.1.0.5",
+                        xds_address=("127.0.0.1", 15010), cluster="c")
+
+
+def test_envoy_validates_the_netns_bootstrap(tmp_path: os.PathLike[str]) -> None:
+    import json
+    from pathlib import Path
+
+    path = Path(tmp_path) / "b.json"
+    path.write_text(json.dumps(_netns_bootstrap()))
+    out = subprocess.run([*envoy_command(path), "--mode", "validate"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and "OK" in out.stdout + out.stderr, out.stderr

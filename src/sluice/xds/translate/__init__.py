@@ -3,7 +3,8 @@
 The ADS server builds one `PushContext` per debounced config change and calls `generate(proxy, push)` for
 each proxy it pushes to; nothing here does I/O or reads globals. One builder module per xDS type, as in
 Istio's pilot/pkg/networking/core: `clusters`, `endpoints`, `listeners`, `routes` (+ `httproute` for
-VirtualService rules, `traffic_policy` for DestinationRules). Resources shared by many proxies are built
+VirtualService rules, `traffic_policy` for DestinationRules; `capture` for the sidecar listeners of netns
+mode, `network_filters` for the HCM and TCP proxy they all end in). Resources shared by many proxies are built
 once per push and memoised on the context.
 """
 
@@ -21,6 +22,7 @@ from .model import (
     TYPE_LISTENER,
     TYPE_ROUTE,
     MeshOptions,
+    NetworkMode,
     Proxy,
     Resources,
     proxy_from_pod,
@@ -30,7 +32,7 @@ from .push_context import PushContext
 from .spec import Obj
 
 __all__ = [
-    "TYPE_LISTENER", "TYPE_ROUTE", "TYPE_CLUSTER", "TYPE_ENDPOINT", "ADS_ORDER", "Resources", "MeshOptions",
+    "TYPE_LISTENER", "TYPE_ROUTE", "TYPE_CLUSTER", "TYPE_ENDPOINT", "ADS_ORDER", "Resources", "MeshOptions", "NetworkMode",
     "Proxy", "proxy_from_pod", "PushContext", "generate",
 ]
 
@@ -57,6 +59,8 @@ def _routes(proxy: Proxy, push: PushContext) -> dict[str, Message]:
         return _messages(TYPE_ROUTE, routes.gateway_route_configs(proxy, push))
     # The sidecar table depends on the namespace and, through sourceLabels, on the labels only.
     key = (TYPE_ROUTE, proxy.namespace, tuple(sorted(proxy.labels.items())))
+    if push.options.network == "netns":
+        return push.memo(key, lambda: _messages(TYPE_ROUTE, routes.sidecar_port_route_configs(proxy, push)))
     return push.memo(key, lambda: _messages(TYPE_ROUTE, [routes.sidecar_route_config(proxy, push)]))
 
 

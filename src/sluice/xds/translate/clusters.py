@@ -3,7 +3,11 @@
 Every proxy gets `outbound|<port>||<fqdn>` for every Service port and `outbound|<port>|<subset>|<fqdn>`
 for every subset of the DestinationRule that applies to it (EDS clusters whose endpoints come from
 `endpoints`), plus Istio's `BlackHoleCluster` and `PassthroughCluster`, the ALS cluster when telemetry is
-on, and, for sidecars, one STATIC `inbound|<port>||` cluster per app port pointing at the app.
+on, and, for sidecars, one `inbound|<port>||` cluster per inbound port:
+- loopback mode: STATIC, pointing at the app on its app IP;
+- netns mode: as Istio builds it under the default PASSTHROUGH inbound policy, ORIGINAL_DST (the pod's own
+  `IP:port` that virtualInbound restored) from 127.0.0.6, the source istio-init's rules let through
+  instead of capturing again; plus `InboundPassthroughCluster` (the same for undeclared ports).
 Called by `sluice.xds.translate.generate`.
 """
 
@@ -13,25 +17,34 @@ from collections.abc import Iterator
 
 from sluice import mesh
 
-from .model import Proxy
+from .model import RESERVED_PORTS, Proxy
 from .protos import typed
 from .push_context import PushContext, Service, ServicePort
 from .spec import Obj, is_http2_protocol
 from .traffic_policy import apply_policy, default_circuit_breakers, effective_policy
 
-__all__ = ["shared_clusters", "proxy_clusters", "inbound_port_protocol", "outbound_cluster_names", "BLACKHOLE", "PASSTHROUGH", "ALS_CLUSTER",
-           "CONNECT_TIMEOUT"]
+__all__ = ["shared_clusters", "proxy_clusters", "inbound_port_protocol", "inbound_ports", "outbound_cluster_names",
+           "BLACKHOLE", "PASSTHROUGH", "INBOUND_PASSTHROUGH", "ALS_CLUSTER", "CONNECT_TIMEOUT", "INBOUND_BIND_ADDRESS"]
 
 BLACKHOLE = "BlackHoleCluster"
 PASSTHROUGH = "PassthroughCluster"
+INBOUND_PASSTHROUGH = "InboundPassthroughCluster"
 ALS_CLUSTER = "envoy_accesslog_service"
 CONNECT_TIMEOUT = "10s"
+# Istio's source for connections from the inbound side to the app ("6 is the magical number for inbound:
+# 15006, 127.0.0.6"): istio-init's `-o lo -s 127.0.0.6/32 -j RETURN` keeps them from being captured again.
+INBOUND_BIND_ADDRESS = "127.0.0.6"
 _HTTP_OPTIONS = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
+_PASSTHROUGH_IDLE_TIMEOUT = "300s"  # Istio's passthrough clusters: a 5-minute idle timeout
 
 
-def _protocol_options(http2: bool, common: Obj) -> Obj:
-    body: Obj = {"explicit_http_config": {"http2_protocol_options": {}} if http2 else
-                 {"http_protocol_options": {}}}
+def _protocol_options(http2: bool | None, common: Obj) -> Obj:
+    """HTTP/2 (True), HTTP/1.1 (False) or, for sniffed ports, whatever the downstream spoke (None)."""
+    body: Obj
+    if http2 is None:
+        body = {"use_downstream_protocol_config": {"http_protocol_options": {}, "http2_protocol_options": {}}}
+    else:
+        body = {"explicit_http_config": {"http2_protocol_options": {}} if http2 else {"http_protocol_options": {}}}
     if common:
         body["common_http_protocol_options"] = common
     return {_HTTP_OPTIONS: typed(_HTTP_OPTIONS, body)}
@@ -42,9 +55,21 @@ def _socket(ip: str, port: int) -> Obj:
 
 
 def _static_cluster(name: str, ip: str, port: int) -> Obj:
+    return _static_cluster_at(name, _socket(ip, port))
+
+
+def _static_cluster_at(name: str, address: Obj) -> Obj:
     return {"name": name, "type": "STATIC", "connect_timeout": CONNECT_TIMEOUT,
             "load_assignment": {"cluster_name": name,
-                                "endpoints": [{"lb_endpoints": [{"endpoint": {"address": _socket(ip, port)}}]}]}}
+                                "endpoints": [{"lb_endpoints": [{"endpoint": {"address": address}}]}]}}
+
+
+def _original_dst_cluster(name: str, bind: str | None = None) -> Obj:
+    cluster: Obj = {"name": name, "type": "ORIGINAL_DST", "connect_timeout": CONNECT_TIMEOUT,
+                    "lb_policy": "CLUSTER_PROVIDED", "circuit_breakers": default_circuit_breakers()}
+    if bind is not None:
+        cluster["upstream_bind_config"] = {"source_address": {"address": bind, "port_value": 0}}
+    return cluster
 
 
 def _subset_names(push: PushContext, svc: Service, namespace: str) -> list[str]:
@@ -88,8 +113,11 @@ def _outbound_cluster(push: PushContext, svc: Service, sp: ServicePort, subset: 
     }
     common: Obj = {}
     apply_policy(cluster, effective_policy(dr, subset, sp.port), common)
-    if is_http2_protocol(sp.protocol) or common:
-        cluster["typed_extension_protocol_options"] = _protocol_options(is_http2_protocol(sp.protocol), common)
+    http2: bool | None = is_http2_protocol(sp.protocol)
+    if sp.protocol == "UNKNOWN" and push.options.network == "netns":
+        http2 = None  # a sniffed port forwards HTTP/1.1 or h2c as it arrived (Istio's setUpstreamProtocol)
+    if http2 is not False or common:
+        cluster["typed_extension_protocol_options"] = _protocol_options(http2, common)
     istio: Obj = {"services": [{"host": svc.hostname, "name": svc.name, "namespace": svc.namespace}],
                   "default_original_port": sp.port}
     if subset:
@@ -105,20 +133,32 @@ def _outbound_clusters(push: PushContext, namespace: str) -> list[Obj]:
             for svc, sp, subset in _outbound_keys(push, namespace)]
 
 
+def _passthrough_cluster(name: str, bind: str | None = None) -> Obj:
+    """Istio's PassthroughCluster / InboundPassthroughCluster: to the connection's original destination."""
+    cluster = _original_dst_cluster(name, bind)
+    cluster["typed_extension_protocol_options"] = _protocol_options(None, {"idle_timeout": _PASSTHROUGH_IDLE_TIMEOUT})
+    return cluster
+
+
 def _mesh_clusters(push: PushContext) -> list[Obj]:
-    # Nothing routes to the black hole or passthrough cluster (unknown hosts get Envoy's 404 NR, see
-    # routes.py); they exist so the names telemetry and `proxy-config` users know are present.
-    out: list[Obj] = [
-        {"name": BLACKHOLE, "type": "STATIC", "connect_timeout": CONNECT_TIMEOUT},
+    out: list[Obj] = [{"name": BLACKHOLE, "type": "STATIC", "connect_timeout": CONNECT_TIMEOUT}]
+    if push.options.network == "netns":
+        # virtualOutbound's catch-all and the `allow_any` virtual host send unknown destinations here.
+        out += [_passthrough_cluster(PASSTHROUGH), _passthrough_cluster(INBOUND_PASSTHROUGH, INBOUND_BIND_ADDRESS)]
+    else:
+        # Nothing routes to the black hole or passthrough cluster (unknown hosts get Envoy's 404 NR, see
+        # routes.py); they exist so the names telemetry and `proxy-config` users know are present.
         # ORIGINAL_DST cannot recover the destination behind an HTTP proxy; with use_http_header a
         # request may still name it in `x-envoy-original-dst-host`.
-        {"name": PASSTHROUGH, "type": "ORIGINAL_DST", "connect_timeout": CONNECT_TIMEOUT,
-         "lb_policy": "CLUSTER_PROVIDED", "original_dst_lb_config": {"use_http_header": True},
-         "circuit_breakers": default_circuit_breakers()},
-    ]
-    if isinstance(push.options.als_address, tuple):
-        host, port = push.options.als_address
-        als = _static_cluster(ALS_CLUSTER, host, int(port))
+        out.append({"name": PASSTHROUGH, "type": "ORIGINAL_DST", "connect_timeout": CONNECT_TIMEOUT,
+                    "lb_policy": "CLUSTER_PROVIDED", "original_dst_lb_config": {"use_http_header": True},
+                    "circuit_breakers": default_circuit_breakers()})
+    als_address = push.options.als_address
+    if als_address is not None:
+        if isinstance(als_address, str):
+            als = _static_cluster_at(ALS_CLUSTER, {"pipe": {"path": als_address}})
+        else:
+            als = _static_cluster(ALS_CLUSTER, als_address[0], int(als_address[1]))
         als["typed_extension_protocol_options"] = _protocol_options(True, {})
         out.append(als)
     return out
@@ -139,7 +179,45 @@ def inbound_port_protocol(push: PushContext, proxy: Proxy, port: int) -> str:
     return "UNKNOWN"
 
 
+def inbound_ports(push: PushContext, proxy: Proxy) -> list[tuple[int, str]]:
+    """netns mode: (port, protocol) of every port virtualInbound gives its own filter chains, by port.
+
+    The target ports of the Services selecting the pod (named ones resolved against its container ports)
+    with their protocol, then the pod's other container ports, sniffed (`UNKNOWN`). Istio leaves the latter
+    to its passthrough chains; a chain of their own keeps `inbound|<port>||` in their telemetry.
+    """
+    found: dict[int, str] = {}
+    for svc in push.services_selecting(proxy.namespace, proxy.labels):
+        for sp in svc.ports:
+            target = sp.target_port if isinstance(sp.target_port, int) else proxy.port_names.get(sp.target_port)
+            if target is not None and sp.protocol != "UDP":
+                found.setdefault(target, sp.protocol)
+    for port in proxy.app_ports:
+        found.setdefault(port, "UNKNOWN")
+    return sorted((p, proto) for p, proto in found.items() if p not in RESERVED_PORTS)
+
+
+def _services_metadata(services: list[Service]) -> Obj:
+    return {"filter_metadata": {"istio": {"services": [
+        {"host": s.hostname, "name": s.name, "namespace": s.namespace} for s in services]}}}
+
+
+def _netns_inbound_clusters(push: PushContext, proxy: Proxy) -> list[Obj]:
+    services = push.services_selecting(proxy.namespace, proxy.labels)
+    out = []
+    for port, protocol in inbound_ports(push, proxy):
+        cluster = _original_dst_cluster(mesh.inbound_cluster(port), INBOUND_BIND_ADDRESS)
+        if is_http2_protocol(protocol) or protocol == "UNKNOWN":
+            cluster["typed_extension_protocol_options"] = _protocol_options(
+                True if protocol != "UNKNOWN" else None, {})
+        cluster["metadata"] = _services_metadata(services)
+        out.append(cluster)
+    return out
+
+
 def _inbound_clusters(push: PushContext, proxy: Proxy) -> list[Obj]:
+    if push.options.network == "netns":
+        return _netns_inbound_clusters(push, proxy)
     out = []
     services = push.services_selecting(proxy.namespace, proxy.labels)
     for port in proxy.app_ports:

@@ -1,6 +1,9 @@
 """LDS: listeners (Istio's listener.go / listener_inbound.go / gateway.go, the parts we need).
 
-Pods have no iptables capture here, so every listener binds a real address:
+netns mode (pods in their own network namespaces, with istio-init's capture): sidecars get Istio's
+transparent-capture listeners, see `capture`; gateways the listeners below, opened in the host's namespace.
+
+loopback mode: pods have no capture, so every listener binds a real address:
 - sidecar `<podIP>_15001`: the outbound HTTP proxy apps reach through `HTTP_PROXY` (absolute URLs
   allowed), routed by the `http_proxy` RDS table;
 - sidecar `<podIP>_<port>` per app port: inbound, at the pod IP, forwarding to the app on its app IP
@@ -15,51 +18,32 @@ from __future__ import annotations
 
 from sluice import mesh
 
-from .accesslog import access_logs, tcp_access_logs
+from .capture import capture_listeners
 from .clusters import inbound_port_protocol
-from .httproute import CORS_FILTER, FAULT_FILTER
 from .model import Proxy
-from .protos import typed
+from .network_filters import HCM_FILTER, http_connection_manager, tcp_proxy
 from .push_context import PushContext
 from .routes import HTTP_PROXY_ROUTE, gateway_route_name, gateway_servers, inbound_route_config
 from .spec import Obj, is_http_protocol
 
 __all__ = ["build_listeners", "HCM_FILTER"]
 
-HCM_FILTER = "envoy.filters.network.http_connection_manager"
-_HCM_TYPE = "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
-_ROUTER = {"name": "envoy.filters.http.router", "typed_config": typed("envoy.extensions.filters.http.router.v3.Router")}
-# Fault and CORS act only where a route carries their per-route config; they must precede the router.
-_ROUTE_FILTERS = [
-    {"name": CORS_FILTER, "typed_config": typed("envoy.extensions.filters.http.cors.v3.Cors")},
-    {"name": FAULT_FILTER, "typed_config": typed("envoy.extensions.filters.http.fault.v3.HTTPFault")},
-]
 
-
-def _address(ip: str, port: int) -> Obj:
-    return {"socket_address": {"address": ip, "port_value": port}}
+def _address(ip: str, port: int, netns: str | None = None) -> Obj:
+    socket: Obj = {"address": ip, "port_value": port}
+    if netns:
+        socket["network_namespace_filepath"] = netns
+    return {"socket_address": socket}
 
 
 def _hcm(push: PushContext, *, stat_prefix: str, rds: str | None = None, route_config: Obj | None = None,
          route_filters: bool = True, absolute_url: bool = False, edge: bool = False) -> Obj:
-    body: Obj = {"stat_prefix": stat_prefix}
-    if rds is not None:
-        body["rds"] = {"route_config_name": rds, "config_source": {"ads": {}, "resource_api_version": "V3"}}
-    else:
-        body["route_config"] = route_config
-    body["http_filters"] = ([*_ROUTE_FILTERS] if route_filters else []) + [_ROUTER]
-    body["access_log"] = access_logs(push.options)
-    body["upgrade_configs"] = [{"upgrade_type": "websocket"}]
-    if absolute_url:
-        body["http_protocol_options"] = {"allow_absolute_url": True}
-    if edge:
-        # a gateway is where traffic enters: trust the peer address, not its X-Forwarded-For
-        body["use_remote_address"] = True
-    return {"name": HCM_FILTER, "typed_config": typed(_HCM_TYPE, body)}
+    return http_connection_manager(push, stat_prefix=stat_prefix, rds=rds, route_config=route_config,
+                                   route_filters=route_filters, absolute_url=absolute_url, edge=edge)
 
 
-def _listener(name: str, ip: str, port: int, direction: str, network_filter: Obj) -> Obj:
-    return {"name": name, "address": _address(ip, port), "traffic_direction": direction,
+def _listener(name: str, ip: str, port: int, direction: str, network_filter: Obj, netns: str | None = None) -> Obj:
+    return {"name": name, "address": _address(ip, port, netns), "traffic_direction": direction,
             "filter_chains": [{"filters": [network_filter]}]}
 
 
@@ -73,14 +57,7 @@ def _sidecar_listeners(proxy: Proxy, push: PushContext) -> list[Obj]:
             network = _hcm(push, stat_prefix=f"inbound_0.0.0.0_{port}", route_config=inbound_route_config(port),
                            route_filters=False)
         else:
-            tcp: Obj = {"stat_prefix": cluster, "cluster": cluster}
-            logs = tcp_access_logs(push.options)
-            if logs:
-                # istio_tcp_* metrics: connections count as opened when they open, not when they close.
-                tcp["access_log"] = logs
-                tcp["access_log_options"] = {"flush_access_log_on_connected": True}
-            network = {"name": "envoy.filters.network.tcp_proxy", "typed_config": typed(
-                "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy", tcp)}
+            network = tcp_proxy(push, cluster)
         out.append(_listener(f"{proxy.ip}_{port}", proxy.ip, port, "INBOUND", network))
     port = mesh.PROXY_OUTBOUND_PORT
     out.append(_listener(f"{proxy.ip}_{port}", proxy.ip, port, "OUTBOUND",
@@ -89,12 +66,18 @@ def _sidecar_listeners(proxy: Proxy, push: PushContext) -> list[Obj]:
 
 
 def _gateway_listeners(proxy: Proxy, push: PushContext) -> list[Obj]:
+    # netns mode: the gateway's Envoy runs in its pod's namespace, but its listeners must be in the host's,
+    # where browsers reach 127.0.0.1; Envoy opens them there (SocketAddress.network_namespace_filepath).
+    netns = push.options.host_netns if push.options.network == "netns" else None
     return [_listener(f"0.0.0.0_{port}", proxy.listen_address, port, "OUTBOUND",
-                      _hcm(push, stat_prefix=f"outbound_0.0.0.0_{port}", rds=gateway_route_name(port), edge=True))
+                      _hcm(push, stat_prefix=f"outbound_0.0.0.0_{port}", rds=gateway_route_name(port), edge=True),
+                      netns)
             for port in sorted(gateway_servers(proxy, push))]
 
 
 def build_listeners(proxy: Proxy, push: PushContext) -> list[Obj]:
     if proxy.type == "router":
         return _gateway_listeners(proxy, push)
+    if push.options.network == "netns":
+        return capture_listeners(proxy, push)
     return _sidecar_listeners(proxy, push)

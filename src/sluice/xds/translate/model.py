@@ -16,7 +16,8 @@ from sluice import mesh
 
 __all__ = [
     "TYPE_LISTENER", "TYPE_ROUTE", "TYPE_CLUSTER", "TYPE_ENDPOINT", "ADS_ORDER", "Resources",
-    "MeshOptions", "Proxy", "proxy_from_pod",
+    "MeshOptions", "NetworkMode", "Proxy", "proxy_from_pod", "OUTBOUND_CAPTURE_PORT", "INBOUND_CAPTURE_PORT",
+    "STATUS_PORT", "PROMETHEUS_PORT", "RESERVED_PORTS",
 ]
 
 TYPE_LISTENER = "type.googleapis.com/envoy.config.listener.v3.Listener"
@@ -30,6 +31,21 @@ ADS_ORDER: tuple[str, ...] = (TYPE_CLUSTER, TYPE_ENDPOINT, TYPE_LISTENER, TYPE_R
 
 Resources = dict[str, dict[str, Message]]
 
+# How pods reach their sidecar. `loopback`: pods share the host's network, apps send outbound HTTP to the
+# sidecar's HTTP proxy and inbound listeners bind the pod IP. `netns`: each pod has its own network
+# namespace with istio-init's capture rules, so the sidecar gets Istio's listener model (virtualOutbound
+# on 15001, virtualInbound on 15006, per-port listeners that only receive hand-offs).
+NetworkMode = Literal["loopback", "netns"]
+
+# Istio's fixed sidecar ports (netns mode): istio-init redirects outbound TCP to 15001 and inbound TCP to
+# 15006; 15021 (health) and 15090 (Prometheus) are the bootstrap's static listeners. A Service port that
+# collides with one of them gets no listener (Istio's conflictWithReservedListener).
+OUTBOUND_CAPTURE_PORT = mesh.PROXY_OUTBOUND_PORT
+INBOUND_CAPTURE_PORT = 15006
+STATUS_PORT = 15021
+PROMETHEUS_PORT = 15090
+RESERVED_PORTS = frozenset({OUTBOUND_CAPTURE_PORT, INBOUND_CAPTURE_PORT, STATUS_PORT, PROMETHEUS_PORT})
+
 
 @dataclass(frozen=True)
 class MeshOptions:
@@ -41,7 +57,7 @@ class MeshOptions:
     # daemon, its filesystem does).
     als_address: tuple[str, int] | str | None = None
     access_log_path: str = "/dev/stdout"
-    network: str = "loopback"
+    network: NetworkMode = "loopback"
     # netns mode: the network namespace file (/run/netns/NAME) of the host, where a gateway's listeners
     # bind (its Envoy runs in its own pod namespace but must be reachable on the host's 127.0.0.1).
     host_netns: str | None = None
@@ -60,6 +76,8 @@ class Proxy:
     service_account: str = "default"
     app_ports: tuple[int, ...] = ()
     listen_address: str = ""
+    # container port name → number, to resolve a Service's named targetPort against this pod
+    port_names: Mapping[str, int] = field(default_factory=dict)
 
 
 def _containers(pod: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -85,6 +103,7 @@ def proxy_from_pod(pod: dict[str, Any]) -> Proxy | None:
     namespace = str(meta.get("namespace") or "default")
     spec = pod.get("spec") or {}
     ports: list[int] = []
+    names: dict[str, int] = {}
     if not router:
         for c in containers:
             if c.get("name") == mesh.SIDECAR_CONTAINER:
@@ -94,6 +113,8 @@ def proxy_from_pod(pod: dict[str, Any]) -> Proxy | None:
                     port = int(p["containerPort"])
                     if port not in ports:
                         ports.append(port)
+                    if p.get("name"):
+                        names.setdefault(str(p["name"]), port)
     node_id = (mesh.router_node_id if router else mesh.sidecar_node_id)(ip, name, namespace)
     return Proxy(
         type="router" if router else "sidecar",
@@ -105,4 +126,5 @@ def proxy_from_pod(pod: dict[str, Any]) -> Proxy | None:
         service_account=str(spec.get("serviceAccountName") or spec.get("serviceAccount") or "default"),
         app_ports=tuple(ports),
         listen_address=mesh.INGRESS_ADDRESS if router else ip,
+        port_names=names,
     )

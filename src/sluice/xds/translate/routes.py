@@ -9,6 +9,9 @@
 - `http.<port>`: a gateway's table for one server port: one virtual host per Gateway host that a bound
   VirtualService matches.
 - `inbound|<port>||`: a sidecar's inbound table (inline in the inbound listener, as Istio does).
+- netns mode (transparent capture), Istio's names instead of `http_proxy`: `"<port>"` for each outbound
+  HTTP port (one virtual host per Service with that port, plus Istio's `allow_any` catch-all to
+  `PassthroughCluster`), and `"<fqdn>:<port>"` for each sniffed (unnamed) Service port: its one host.
 Called by `sluice.xds.translate.generate` (RDS) and by `listeners` (inline inbound tables).
 """
 
@@ -17,12 +20,13 @@ from __future__ import annotations
 from sluice import mesh
 
 from .httproute import DEFAULT_ROUTE_NAME, RouteContext, default_route, is_catch_all, virtual_service_routes
-from .model import Proxy
-from .push_context import IstioConfig, PushContext, Service
+from .model import RESERVED_PORTS, Proxy
+from .push_context import IstioConfig, PushContext, Service, ServicePort
 from .spec import Obj, host_covers, is_http_protocol
 
-__all__ = ["HTTP_PROXY_ROUTE", "sidecar_route_config", "gateway_route_configs", "inbound_route_config",
-           "gateway_servers", "gateway_route_name"]
+__all__ = ["HTTP_PROXY_ROUTE", "sidecar_route_config", "sidecar_port_route_configs", "gateway_route_configs",
+           "inbound_route_config", "gateway_servers", "gateway_route_name", "outbound_http_ports",
+           "sniffed_route_name", "ALLOW_ANY"]
 
 HTTP_PROXY_ROUTE = "http_proxy"  # Istio's RDS name for its HTTP-proxy listener
 _MAX_DIRECT_BODY = 1024 * 1024  # as Istio: the validation limit rather than Envoy's 4 KiB default
@@ -77,10 +81,94 @@ def sidecar_route_config(proxy: Proxy, push: PushContext) -> Obj:
     return _route_config(HTTP_PROXY_ROUTE, vhosts)
 
 
-def inbound_route_config(port: int) -> Obj:
+ALLOW_ANY = "allow_any"  # Istio's catch-all virtual host under outboundTrafficPolicy ALLOW_ANY (the default)
+_PASSTHROUGH = "PassthroughCluster"
+
+
+def outbound_http_ports(push: PushContext) -> list[int]:
+    """netns mode: the ports that get a shared `0.0.0.0_<port>` HTTP listener and a `"<port>"` table."""
+    ports = {sp.port for svc in push.services for sp in svc.ports
+             if is_http_protocol(sp.protocol) and (sp.protocol != "UNKNOWN" or not svc.cluster_ip)}
+    return sorted(ports - RESERVED_PORTS)
+
+
+def sniffed_route_name(svc: Service, port: int) -> str:
+    return f"{svc.hostname}:{port}"
+
+
+def _alt_domains(svc: Service, proxy_namespace: str) -> list[str]:
+    """Istio's GenerateAltVirtualHosts: the short names a client in `proxy_namespace` may use."""
+    if svc.namespace == proxy_namespace:
+        return [svc.name, f"{svc.name}.{svc.namespace}", f"{svc.name}.{svc.namespace}.svc"]
+    return [f"{svc.name}.{svc.namespace}", f"{svc.name}.{svc.namespace}.svc"]
+
+
+def _port_domains(svc: Service, port: int, proxy_namespace: str) -> list[str]:
+    """Every Host a request for the service on `port` may carry, with and without `:<port>`."""
+    names = [svc.hostname, *_alt_domains(svc, proxy_namespace)]
+    if svc.cluster_ip:
+        names.append(svc.cluster_ip)
+    return [d for n in names for d in (n, f"{n}:{port}")]
+
+
+def _service_routes(push: PushContext, proxy: Proxy, svc: Service, sp: ServicePort) -> list[Obj]:
+    vs = push.mesh_virtual_service(svc.hostname)
+    routes = virtual_service_routes(RouteContext(push, proxy, vs, sp.port, ("mesh",))) if vs else []
+    return routes or [default_route(push, proxy, svc.hostname, sp.port)]
+
+
+def _allow_any_vhost() -> Obj:
+    return {"name": ALLOW_ANY, "domains": ["*"], "include_request_attempt_count": True, "routes": [{
+        "name": ALLOW_ANY, "match": {"prefix": "/"},
+        "route": {"cluster": _PASSTHROUGH, "timeout": "0s",
+                  "max_stream_duration": {"max_stream_duration": "0s", "grpc_timeout_header_max": "0s"}}}]}
+
+
+def _port_route_config(proxy: Proxy, push: PushContext, port: int) -> Obj:
+    vhosts: list[Obj] = []
+    seen: set[str] = set()
+    for svc in push.services:
+        for sp in svc.ports:
+            if sp.port != port or not is_http_protocol(sp.protocol) or (sp.protocol == "UNKNOWN" and svc.cluster_ip):
+                continue
+            fresh = [d for d in _port_domains(svc, port, proxy.namespace) if d.lower() not in seen]
+            seen.update(d.lower() for d in fresh)
+            if fresh:
+                vhosts.append({"name": f"{svc.hostname}:{port}", "domains": fresh,
+                               "routes": _service_routes(push, proxy, svc, sp), "include_request_attempt_count": True})
+    if port == 80:
+        # VirtualService hosts that are no Service (e.g. `bookinfo.com`) are reachable on port 80, as in Istio.
+        for host, vs in push.mesh_virtual_service_extra_hosts():
+            routes = virtual_service_routes(RouteContext(push, proxy, vs, 80, ("mesh",)))
+            fresh = [d for d in (host, f"{host}:80") if d not in seen]
+            seen.update(fresh)
+            if routes and fresh:
+                vhosts.append({"name": f"{host}:80", "domains": fresh, "routes": routes,
+                               "include_request_attempt_count": True})
+    vhosts.append(_allow_any_vhost())
+    return _route_config(str(port), vhosts)
+
+
+def sidecar_port_route_configs(proxy: Proxy, push: PushContext) -> list[Obj]:
+    """netns mode: `"<port>"` per outbound HTTP port, then `"<fqdn>:<port>"` per sniffed Service port.
+
+    Like `sidecar_route_config`, they depend only on the proxy's namespace and labels."""
+    out = [_port_route_config(proxy, push, port) for port in outbound_http_ports(push)]
+    for svc in push.services:
+        for sp in svc.ports:
+            if sp.protocol == "UNKNOWN" and svc.cluster_ip and sp.port not in RESERVED_PORTS:
+                # a sniffed listener belongs to one service: its one host answers every Host (Istio)
+                out.append(_route_config(sniffed_route_name(svc, sp.port), [{
+                    "name": f"{svc.hostname}:{sp.port}", "domains": ["*"],
+                    "routes": _service_routes(push, proxy, svc, sp), "include_request_attempt_count": True}]))
+    return out
+
+
+def inbound_route_config(port: int, cluster: str | None = None) -> Obj:
     """Everything arriving on an app port goes to the app, with Istio's inbound defaults: no timeout
-    and a retry only when the request never reached the app."""
-    cluster = mesh.inbound_cluster(port)
+    and a retry only when the request never reached the app. (`cluster`: netns mode's passthrough
+    chain, port 0, sends to InboundPassthroughCluster instead of `inbound|<port>||`.)"""
+    cluster = cluster or mesh.inbound_cluster(port)
     route = {"name": DEFAULT_ROUTE_NAME, "match": {"prefix": "/"}, "route": {
         "cluster": cluster, "timeout": "0s",
         "max_stream_duration": {"max_stream_duration": "0s", "grpc_timeout_header_max": "0s"},

@@ -1,0 +1,174 @@
+"""LDS for netns mode: a sidecar's listeners under istio-init's transparent capture (Istio's listener.go,
+listener_builder.go, listener_inbound.go, the parts we need; names as `istioctl proxy-config` shows them).
+
+The pod's outbound TCP is redirected to 15001 and its inbound TCP to 15006, so (in Istio's order):
+- per-port outbound listeners, `bind_to_port: false`, which only receive connections virtualOutbound hands
+  off by their original destination (exact `IP:port` first, then `0.0.0.0:port`):
+  - `0.0.0.0_<port>` for HTTP ports, shared by every Service with that port: an HTTP connection manager on
+    RDS `"<port>"`, chosen by the http_inspector, and `PassthroughFilterChain` for anything else;
+  - `<ClusterIP>_<port>` for TCP ports: a TCP proxy to `outbound|<port>||<fqdn>`;
+  - `<ClusterIP>_<port>` for ports without a declared protocol: the same TCP proxy, plus an HTTP connection
+    manager on RDS `"<fqdn>:<port>"` for what the http_inspector recognises as HTTP;
+- `virtualOutbound` 0.0.0.0:15001 (`use_original_dst`): traffic aimed at 15001 itself to the black hole,
+  everything no listener claims to `PassthroughCluster`;
+- `virtualInbound` 0.0.0.0:15006: the original destination restored, one filter chain per inbound port
+  (`inbound|<port>||`, HTTP and/or TCP by the port's protocol), passthrough chains for other ports
+  (`InboundPassthroughCluster`) and the black hole for 15006 itself.
+There is no mTLS, so the inbound chains are Istio's plaintext ones (PeerAuthentication DISABLE): no TLS
+inspector, `raw_buffer` chains only. Called by `listeners.build_listeners`.
+"""
+
+from __future__ import annotations
+
+from sluice import mesh
+
+from .clusters import BLACKHOLE, INBOUND_PASSTHROUGH, PASSTHROUGH, inbound_ports
+from .model import INBOUND_CAPTURE_PORT, OUTBOUND_CAPTURE_PORT, RESERVED_PORTS, Proxy
+from .network_filters import http_connection_manager, tcp_proxy
+from .protos import typed
+from .push_context import PushContext, Service, ServicePort
+from .routes import inbound_route_config, outbound_http_ports, sniffed_route_name
+from .spec import Obj, is_http_protocol
+
+__all__ = ["capture_listeners", "VIRTUAL_OUTBOUND", "VIRTUAL_INBOUND"]
+
+VIRTUAL_OUTBOUND = "virtualOutbound"
+VIRTUAL_INBOUND = "virtualInbound"
+_HTTP_ALPNS = ["http/1.1", "h2c"]  # what the http_inspector reports for plaintext HTTP (Istio's plaintextHTTPALPNs)
+_RAW_BUFFER = "raw_buffer"
+_ORIGINAL_DST = {"name": "envoy.filters.listener.original_dst",
+                 "typed_config": typed("envoy.extensions.filters.listener.original_dst.v3.OriginalDst")}
+# Istio's protocolDetectionTimeout default: 0s, i.e. wait for the client's first bytes however long it takes.
+_DETECTION_TIMEOUT = "0s"
+
+
+def _http_inspector(disabled_ports: list[int] | None = None) -> Obj:
+    out: Obj = {"name": "envoy.filters.listener.http_inspector",
+                "typed_config": typed("envoy.extensions.filters.listener.http_inspector.v3.HttpInspector")}
+    if disabled_ports:
+        rules = [{"destination_port_range": {"start": p, "end": p + 1}} for p in sorted(disabled_ports)]
+        out["filter_disabled"] = rules[0] if len(rules) == 1 else {"or_match": {"rules": rules}}
+    return out
+
+
+def _address(ip: str, port: int) -> Obj:
+    return {"socket_address": {"address": ip, "port_value": port}}
+
+
+def _blackhole_chain(push: PushContext, name: str, port: int) -> Obj:
+    return {"name": name, "filter_chain_match": {"destination_port": port},
+            "filters": [tcp_proxy(push, BLACKHOLE, logs=False)]}
+
+
+def _passthrough_chain(push: PushContext, name: str) -> Obj:
+    return {"name": name, "filters": [tcp_proxy(push, PASSTHROUGH)]}
+
+
+def _outbound_listener(name: str, ip: str, port: int, chains: list[Obj], default: Obj | None,
+                       inspect_http: bool) -> Obj:
+    listener: Obj = {"name": name, "address": _address(ip, port), "traffic_direction": "OUTBOUND",
+                     "bind_to_port": False, "continue_on_listener_filters_timeout": True,
+                     "listener_filters_timeout": _DETECTION_TIMEOUT, "filter_chains": chains}
+    if inspect_http:
+        listener["listener_filters"] = [_http_inspector()]
+    if default is not None:
+        listener["default_filter_chain"] = default
+    return listener
+
+
+def _http_match(port: int | None = None) -> Obj:
+    match: Obj = {"transport_protocol": _RAW_BUFFER, "application_protocols": list(_HTTP_ALPNS)}
+    if port is not None:
+        match = {"destination_port": port, **match}
+    return match
+
+
+def _outbound_http_listener(push: PushContext, port: int, hcm: Obj) -> Obj:
+    name = f"0.0.0.0_{port}"
+    chain = {"name": name, "filter_chain_match": _http_match(), "filters": [hcm]}
+    return _outbound_listener(name, "0.0.0.0", port, [chain],
+                              _passthrough_chain(push, "PassthroughFilterChain"), inspect_http=True)
+
+
+def _outbound_vip_listener(push: PushContext, svc: Service, sp: ServicePort, sniff_hcm: Obj | None) -> Obj:
+    name = f"{svc.cluster_ip}_{sp.port}"
+    cluster = mesh.outbound_cluster(sp.port, "", svc.hostname)
+    tcp = {"name": name, "filters": [tcp_proxy(push, cluster)]}
+    if sniff_hcm is None:
+        return _outbound_listener(name, svc.cluster_ip, sp.port, [tcp], None, inspect_http=False)
+    http = {"name": name, "filter_chain_match": _http_match(), "filters": [sniff_hcm]}
+    return _outbound_listener(name, svc.cluster_ip, sp.port, [http], tcp, inspect_http=True)
+
+
+def _virtual_outbound(push: PushContext) -> Obj:
+    port = OUTBOUND_CAPTURE_PORT
+    return {"name": VIRTUAL_OUTBOUND, "address": _address("0.0.0.0", port), "use_original_dst": True,
+            "traffic_direction": "OUTBOUND", "filter_chains": [
+                # a connection aimed at 15001 itself must not be passed through back to it
+                _blackhole_chain(push, f"{VIRTUAL_OUTBOUND}-blackhole", port),
+                _passthrough_chain(push, f"{VIRTUAL_OUTBOUND}-catchall-tcp")]}
+
+
+def _inbound_hcm(push: PushContext, port: int, cluster: str) -> Obj:
+    return http_connection_manager(push, stat_prefix=f"inbound_0.0.0.0_{port}", route_filters=False,
+                                   route_config=inbound_route_config(port, cluster))
+
+
+def _virtual_inbound(proxy: Proxy, push: PushContext) -> Obj:
+    port = INBOUND_CAPTURE_PORT
+    chains: list[Obj] = [
+        # a connection aimed at 15006 itself would otherwise loop
+        _blackhole_chain(push, f"{VIRTUAL_INBOUND}-blackhole", port),
+        {"name": f"{VIRTUAL_INBOUND}-catchall-http", "filter_chain_match": _http_match(), "filters": [
+            http_connection_manager(push, stat_prefix=f"inbound_0.0.0.0_{port}", route_filters=False,
+                                    route_config=inbound_route_config(0, INBOUND_PASSTHROUGH))]},
+        {"name": VIRTUAL_INBOUND, "filter_chain_match": {"transport_protocol": _RAW_BUFFER},
+         "filters": [tcp_proxy(push, INBOUND_PASSTHROUGH)]},
+    ]
+    declared = [port]
+    for target, protocol in inbound_ports(push, proxy):
+        name = f"0.0.0.0_{target}"
+        cluster = mesh.inbound_cluster(target)
+        tcp = {"name": name, "filter_chain_match": {"destination_port": target, "transport_protocol": _RAW_BUFFER},
+               "filters": [tcp_proxy(push, cluster)]}
+        if protocol == "UNKNOWN":  # sniffed: HTTP when the inspector says so, else TCP
+            chains.append({"name": name, "filter_chain_match": _http_match(target),
+                           "filters": [_inbound_hcm(push, target, cluster)]})
+            chains.append(tcp)
+            continue
+        declared.append(target)  # Istio disables the http_inspector on declared ports
+        if is_http_protocol(protocol):
+            chains.append({"name": name, "filter_chain_match": {"destination_port": target,
+                                                                 "transport_protocol": _RAW_BUFFER},
+                           "filters": [_inbound_hcm(push, target, cluster)]})
+        else:
+            chains.append(tcp)
+    return {"name": VIRTUAL_INBOUND, "address": _address("0.0.0.0", port), "traffic_direction": "INBOUND",
+            "continue_on_listener_filters_timeout": True, "listener_filters_timeout": _DETECTION_TIMEOUT,
+            "listener_filters": [_ORIGINAL_DST, _http_inspector(declared)], "filter_chains": chains}
+
+
+def capture_listeners(proxy: Proxy, push: PushContext) -> list[Obj]:
+    """Every listener of a netns-mode sidecar, in Istio's order (outbound per port, virtualOutbound,
+    virtualInbound)."""
+    out: list[Obj] = []
+    for port in outbound_http_ports(push):
+        out.append(_outbound_http_listener(
+            push, port, http_connection_manager(push, stat_prefix=f"outbound_0.0.0.0_{port}", rds=str(port))))
+    vips: list[tuple[str, int, Obj]] = []
+    for svc in push.services:
+        if not svc.cluster_ip:
+            continue  # headless TCP ports: left to virtualOutbound's passthrough (no per-pod listeners)
+        for sp in svc.ports:
+            if sp.protocol == "UDP" or sp.port in RESERVED_PORTS:
+                continue
+            if sp.protocol == "UNKNOWN":
+                hcm = http_connection_manager(push, stat_prefix=f"outbound_{svc.cluster_ip}_{sp.port}",
+                                              rds=sniffed_route_name(svc, sp.port))
+                vips.append((svc.cluster_ip, sp.port, _outbound_vip_listener(push, svc, sp, hcm)))
+            elif not is_http_protocol(sp.protocol):
+                vips.append((svc.cluster_ip, sp.port, _outbound_vip_listener(push, svc, sp, None)))
+    out += [listener for _, _, listener in sorted(vips, key=lambda v: (v[1], v[0]))]
+    out.append(_virtual_outbound(push))
+    out.append(_virtual_inbound(proxy, push))
+    return out
