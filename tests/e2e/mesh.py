@@ -2,34 +2,41 @@
 
 from __future__ import annotations
 
+import asyncio
+import http.client
 import json
 import subprocess
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from kubernetes import client, config
 
+from sluice.runtime.netns.dial import http_get, socket_in
+from sluice.runtime.netns.node import NodeNetwork
 from tests.conftest import TOOLS, Daemon, start_daemon, stop_daemon, wait_for
 
 SAMPLES = Path(__file__).resolve().parents[2] / "src" / "sluice" / "samples"
 STORY_NS = "tutorial"
 
 
-def start_story_mesh(tmp: Path, *, config: str = "", extra: Sequence[str] = ()) -> Daemon:
-    """A daemon (state in `tmp/home`, `config` its config.yaml) running the story's namespace: Bookinfo, its
-    DestinationRules and sleep, then the `extra` manifests; returns once every Deployment is available."""
+def start_story_mesh(tmp: Path, *, config: str = "", extra: Sequence[str] = (),
+                     network: str | None = None) -> Daemon:
+    """A daemon (state in `tmp/home`, `config` its config.yaml, pods on `network`) running the story's
+    namespace: Bookinfo, its DestinationRules and sleep, then the `extra` manifests; returns once every
+    Deployment is available."""
     home = tmp / "home"
     home.mkdir(parents=True, exist_ok=True)
     if config:
         (home / "config.yaml").write_text(config)
-    d = start_daemon(home)
+    d = start_daemon(home, network=network)
     kube = [str(TOOLS / "kubectl-1.35"), f"--cache-dir={tmp}/kc", "-n", STORY_NS]
     try:
         subprocess.run([*kube, "create", "namespace", STORY_NS], env=d.env, capture_output=True)
@@ -61,15 +68,66 @@ def deployments_ready(apps: client.AppsV1Api, ns: str) -> bool:
                                and d.status.observed_generation == d.metadata.generation for d in items)
 
 
-def via(proxy_ip: str, url: str, headers: dict[str, str] | None = None, timeout: float = 10) -> tuple[int, bytes]:
-    """A request sent the way an app in the pod sends it: through its sidecar as an HTTP proxy."""
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({"http": f"http://{proxy_ip}:15001"}))
-    req = urllib.request.Request(url, headers=headers or {})
+@dataclass(frozen=True)
+class Pod:
+    """Where a test's request starts: a pod's IP, and in netns mode its network namespace and a resolver for
+    Service names (the test plays the pod's app: it connects from inside the namespace, and the capture
+    rules hand the connection to the pod's sidecar, exactly as for the app)."""
+
+    ip: str
+    netns: str | None = None
+    resolve: Callable[[str], str] | None = None  # netns mode: service name → ClusterIP
+
+
+def pod(d: Daemon, ip: str, core: client.CoreV1Api | None = None, namespace: str = STORY_NS) -> Pod:
+    """The `Pod` for a pod IP of daemon `d` (netns mode when the IP is a 10.244.x.y pod address)."""
+    if not ip.startswith("10.244."):
+        return Pod(ip)
+    api = core or client.CoreV1Api(api_client(d))
+
+    def resolve(host: str) -> str:
+        name, _, rest = host.partition(".")
+        ns = rest.split(".", 1)[0] if rest else namespace
+        return str(api.read_namespaced_service(name, ns).spec.cluster_ip)
+
+    return Pod(ip, NodeNetwork(d.home).pod_path(ip), resolve)
+
+
+class _PodConnection(http.client.HTTPConnection):
+    def __init__(self, netns: str, host: str, port: int, timeout: float) -> None:
+        super().__init__(host, port, timeout=timeout)
+        self._netns = netns
+
+    def connect(self) -> None:
+        sock = socket_in(self._netns)
+        sock.settimeout(self.timeout)
+        sock.connect((self.host, self.port))
+        self.sock = sock
+
+
+def via(target: str | Pod, url: str, headers: dict[str, str] | None = None,
+        timeout: float = 10) -> tuple[int, bytes]:
+    """A request sent the way an app in the pod sends it: through its sidecar as an HTTP proxy (loopback
+    mode), or from inside the pod's network namespace to the Service's address (netns mode)."""
+    if isinstance(target, str) or target.netns is None:
+        ip = target if isinstance(target, str) else target.ip
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({"http": f"http://{ip}:15001"}))
+        req = urllib.request.Request(url, headers=headers or {})
+        try:
+            with opener.open(req, timeout=timeout) as r:
+                return int(r.status), r.read()
+        except urllib.error.HTTPError as e:
+            return int(e.code), e.read()
+    parts = urllib.parse.urlsplit(url)
+    assert target.resolve is not None and parts.hostname
+    conn = _PodConnection(target.netns, target.resolve(parts.hostname), parts.port or 80, timeout)
     try:
-        with opener.open(req, timeout=timeout) as r:
-            return int(r.status), r.read()
-    except urllib.error.HTTPError as e:
-        return int(e.code), e.read()
+        conn.request("GET", parts.path + (f"?{parts.query}" if parts.query else ""),
+                     headers={"Host": parts.netloc, **(headers or {})})
+        resp = conn.getresponse()
+        return int(resp.status), resp.read()
+    finally:
+        conn.close()
 
 
 def reviews_version(body: bytes) -> str:
@@ -81,15 +139,22 @@ def reviews_version(body: bytes) -> str:
     return {"black": "v2", "red": "v3"}.get(next(iter(colors - {None}), ""), "?")
 
 
-def config_dump(pod_ip: str, resource: str = "dynamic_route_configs") -> dict[str, Any]:
-    with urllib.request.urlopen(f"http://{pod_ip}:15000/config_dump?resource={resource}", timeout=5) as r:
+def config_dump(target: str | Pod, resource: str = "dynamic_route_configs") -> dict[str, Any]:
+    """A sidecar's Envoy config dump, read from its admin (inside the pod in netns mode)."""
+    path = f"/config_dump?resource={resource}"
+    if isinstance(target, Pod) and target.netns is not None:
+        status, body = asyncio.run(http_get(target.netns, "127.0.0.1", 15000, path, timeout=5))
+        assert status == 200, body[:200]
+        return dict(json.loads(body))
+    ip = target if isinstance(target, str) else target.ip
+    with urllib.request.urlopen(f"http://{ip}:15000{path}", timeout=5) as r:
         return dict(json.loads(r.read()))
 
 
-def route_weights(pod_ip: str, vhost_prefix: str = "reviews.") -> dict[str, int]:
+def route_weights(target: str | Pod, vhost_prefix: str = "reviews.") -> dict[str, int]:
     """The weighted clusters a sidecar currently holds for the reviews virtual host."""
     out: dict[str, int] = {}
-    for cfg in config_dump(pod_ip).get("configs", []):
+    for cfg in config_dump(target).get("configs", []):
         for vh in cfg.get("route_config", {}).get("virtual_hosts", []):
             if not vh.get("name", "").startswith(vhost_prefix):
                 continue
@@ -108,7 +173,7 @@ def route_weights(pod_ip: str, vhost_prefix: str = "reviews.") -> dict[str, int]
 class SteadyLoad:
     """Requests at a steady pace through a pod's sidecar until stopped; counts answers by status and version."""
 
-    proxy_ip: str
+    proxy_ip: str | Pod
     url: str
     interval: float = 0.01
     codes: Counter[int] = field(default_factory=Counter)
