@@ -31,6 +31,7 @@ from sluice.runtime.layout import PodDir, RuntimeLayout
 from sluice.runtime.logs import parse_options, read_lines, serve_log
 from sluice.runtime.pod import PodContext, PodWorker, grace_seconds
 from sluice.runtime.status import now
+from sluice.runtime.streams.source import StreamServer
 from sluice.runtime.supervisor import BackOff
 from sluice.store.sqlite import Event, Store
 
@@ -72,6 +73,8 @@ class Kubelet:
         self._task: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[None]] = set()
         self._stopping = False
+        # `pods/<name>/exec|attach|portforward` (the API server's StreamSource).
+        self.stream_source = StreamServer(lambda: self.workers)
 
     # ------------------------------------------------------------------ start / stop
     async def start(self) -> None:

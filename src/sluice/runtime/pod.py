@@ -24,6 +24,7 @@ from sluice.api.registry import Registry
 from sluice.controllers.events import EventRecorder
 from sluice.resources.kinds import ResourceType
 from sluice.runtime import images, proxy
+from sluice.runtime.enter import EnterSpec
 from sluice.runtime.environment import container_env, expand
 from sluice.runtime.ipam import IPAllocator
 from sluice.runtime.layout import PodDir
@@ -130,6 +131,28 @@ class PodWorker:
             app = mesh.app_ip(self.ip) if self.sidecar else self.ip
             return Launch(argv, env, str(c.get("workingDir") or files_dir), program.image_id, app)
         return prepare
+
+    # ------------------------------------------------------------------ streams (exec, attach, port-forward)
+    def _container(self, name: str) -> Obj | None:
+        for c in (self.pod.get("spec") or {}).get("containers") or []:
+            if isinstance(c, dict) and c.get("name") == name:
+                return c
+        return None
+
+    def sandbox(self, container_name: str) -> EnterSpec:
+        """Where `kubectl exec` runs a command: the container's sandbox (today only its directory)."""
+        c = self._container(container_name) or {}
+        return EnterSpec(cwd=str(c.get("workingDir") or self.dir.container(container_name).dir))
+
+    def dial_address(self, port: int) -> tuple[str | None, str]:
+        """(network namespace or None, host) where a port-forward connects to `port` of this pod."""
+        return None, mesh.app_ip(self.ip) if self.sidecar else self.ip
+
+    def exec_env(self, container_name: str) -> dict[str, str]:
+        """The environment a container runs with, for the commands `kubectl exec` starts in it."""
+        c = self._container(container_name) or {}
+        return container_env(self.pod, c, images.resolve(c), pod_ip=self.ip, host_ip=self.ctx.host_ip,
+                             has_sidecar=self.sidecar, configmaps=self.ctx.configmaps)
 
     def _changed(self) -> None:
         self._dirty.set()
