@@ -75,6 +75,10 @@ def _resource(k: ResourceType) -> list[dict[str, Any]]:
         elif sub == "log":
             out.append({"name": f"{k.plural}/log", "singularName": "", "namespaced": k.namespaced,
                         "kind": k.kind, "verbs": ["get"]})
+        elif sub in ("exec", "attach", "portforward"):
+            kind = {"exec": "PodExecOptions", "attach": "PodAttachOptions", "portforward": "PodPortForwardOptions"}
+            out.append({"name": f"{k.plural}/{sub}", "singularName": "", "namespaced": k.namespaced,
+                        "kind": kind[sub], "verbs": ["create", "get"]})
     return out
 
 

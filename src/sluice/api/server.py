@@ -18,12 +18,12 @@ from typing import Any
 import yaml
 from aiohttp import web
 
-from sluice.api import discovery, protobuf, watch
+from sluice.api import discovery, protobuf, streaming, watch
 from sluice.api.errors import ApiError, status
 from sluice.api.registry import Registry, kind_for_url
 from sluice.resources.kinds import ResourceType
 
-__all__ = ["make_app", "LogSource", "MAX_BODY"]
+__all__ = ["make_app", "LogSource", "StreamSource", "MAX_BODY"]
 
 log = logging.getLogger("sluice.api")
 
@@ -31,6 +31,7 @@ MAX_BODY = 3 * 1024 * 1024
 TABLE_MARK = "as=table"
 
 LogSource = Callable[[web.Request, dict[str, Any], dict[str, str]], Awaitable[web.StreamResponse]]
+StreamSource = streaming.StreamSource
 
 REGISTRY_KEY = web.AppKey("registry", Registry)
 TOKEN_KEY = web.AppKey("token", str)
@@ -163,9 +164,10 @@ def _wants_table(request: web.Request) -> bool:
 
 
 class Handlers:
-    def __init__(self, registry: Registry, logs: LogSource | None) -> None:
+    def __init__(self, registry: Registry, logs: LogSource | None, streams: StreamSource | None = None) -> None:
         self.registry = registry
         self.logs = logs
+        self.streams = streams
 
     # ------------------------------------------------------------------ discovery & misc
     async def version(self, request: web.Request) -> web.Response:
@@ -250,6 +252,9 @@ class Handlers:
                 raise ApiError.method_not_allowed(method)
             pod = reg.get(t.rt, t.version, t.namespace, name)
             return await self._logs(request, pod)
+        if t.sub in streaming.ACTIONS:
+            pod = reg.get(t.rt, t.version, t.namespace, name)
+            return await streaming.serve(request, pod, t.sub, self.streams)
         if t.sub == "scale":
             if method == "GET":
                 return json_response(reg.get_scale(t.rt, t.namespace, name))
@@ -347,9 +352,9 @@ class Handlers:
 
 
 def make_app(registry: Registry, token: str, logs: LogSource | None = None,
-             extra_routes: list[web.RouteDef] | None = None) -> web.Application:
+             extra_routes: list[web.RouteDef] | None = None, streams: StreamSource | None = None) -> web.Application:
     app = web.Application(middlewares=[_errors, _auth(token)], client_max_size=MAX_BODY + 1024)
-    h = Handlers(registry, logs)
+    h = Handlers(registry, logs, streams)
     app[REGISTRY_KEY] = registry
     for p in ("/healthz", "/livez", "/readyz"):
         app.router.add_get(p, h.health)

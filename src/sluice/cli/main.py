@@ -18,10 +18,12 @@ from sluice.cli import (
     delete,
     describe,
     edit,
+    execute,
     get,
     label,
     load,
     logs,
+    portforward,
     proxy,
     query,
     scale,
@@ -41,8 +43,8 @@ def cli() -> None:
     """sluice controls the Sluice service mesh: kubectl's verbs against the Sluice API server, plus the daemon."""
 
 
-for _module in (apply, get, describe, edit, delete, create, label, scale, logs, config, analyze, daemon, load, proxy,
-                query):
+for _module in (apply, get, describe, edit, delete, create, label, scale, logs, execute, portforward, config, analyze,
+                daemon, load, proxy, query):
     for _command in _module.COMMANDS:
         cli.add_command(_command)
 
@@ -50,7 +52,8 @@ for _module in (apply, get, describe, edit, delete, create, label, scale, logs, 
 # kubectl's boolean flags accept `--flag=true|false` (pflag); click flags do not, so rewrite them first.
 _BOOL_FLAGS_DEFAULT_FALSE = {
     "all", "all-namespaces", "ignore-not-found", "overwrite", "watch", "watch-only", "show-labels", "no-headers",
-    "recursive", "follow", "prefix", "timestamps", "previous", "now", "foreground", "raw", "minify",
+    "recursive", "follow", "prefix", "timestamps", "previous", "now", "foreground", "raw", "minify", "stdin", "tty",
+    "quiet",
 }
 _BOOL_FLAGS_DEFAULT_TRUE = {"wait"}
 

@@ -55,6 +55,7 @@ async def serve(home: Home, options: DaemonOptions, ready: asyncio.Event | None 
     ]
     extra_routes: list[web.RouteDef] = []
     logs = None
+    streams = None
     kubelet = None
     network = ""
     if options.runtime:
@@ -64,6 +65,7 @@ async def serve(home: Home, options: DaemonOptions, ready: asyncio.Event | None 
         components.extend(parts.components)
         extra_routes.extend(parts.routes)
         logs = parts.logs
+        streams = parts.streams
         kubelet = parts.kubelet
         network = f"{parts.network} ({parts.network_reason})"
         if kubelet is not None:
@@ -71,7 +73,7 @@ async def serve(home: Home, options: DaemonOptions, ready: asyncio.Event | None 
             registry.options = dataclasses.replace(registry.options, inject_sidecars=True, graceful_pods=True)
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ctx.load_cert_chain(str(pki.server_cert), str(pki.server_key))
-    app = make_app(registry, token, logs=logs, extra_routes=extra_routes)
+    app = make_app(registry, token, logs=logs, extra_routes=extra_routes, streams=streams)
     runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=2.0)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", options.api_port, ssl_context=ctx, reuse_address=True)

@@ -12,7 +12,7 @@ from typing import Any
 from aiohttp import web
 
 from sluice.api.registry import Registry
-from sluice.api.server import LogSource
+from sluice.api.server import LogSource, StreamSource
 from sluice.daemon.state import DaemonOptions, Home
 from sluice.store.sqlite import Store
 
@@ -24,6 +24,7 @@ class MeshParts:
     components: list[Any] = field(default_factory=list)
     routes: list[web.RouteDef] = field(default_factory=list)
     logs: LogSource | None = None
+    streams: StreamSource | None = None
     kubelet: Any = None
     network: str = "loopback"
     network_reason: str = ""
@@ -78,6 +79,7 @@ def build(home: Home, registry: Registry, store: Store, options: DaemonOptions) 
     parts.routes.append(web.get("/debug/envoy/{namespace}/{pod}/{path:.*}", _envoy_admin(kubelet)))
     parts.components.append(_KubeletComponent(kubelet))
     parts.logs = kubelet.log_source
+    parts.streams = kubelet.stream_source
     parts.kubelet = kubelet
     return parts
 

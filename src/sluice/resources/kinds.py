@@ -27,7 +27,7 @@ class ResourceType:
     short_names: tuple[str, ...] = ()
     categories: tuple[str, ...] = ()
     builtin: bool = True  # built-in kinds accept strategic merge patch; Istio (CRD) kinds answer 415
-    subresources: tuple[str, ...] = ()  # "status", "scale", "log"
+    subresources: tuple[str, ...] = ()  # "status", "scale", "log", "exec", "attach", "portforward"
     verbs: tuple[str, ...] = ALL_VERBS
     has_spec: bool = True  # generation is bumped on spec changes only
 
@@ -73,7 +73,7 @@ KINDS: tuple[ResourceType, ...] = (
     ResourceType("", ("v1",), "Namespace", "namespaces", "namespace", namespaced=False, short_names=("ns",),
                  subresources=("status",), verbs=("create", "delete", "get", "list", "patch", "update", "watch")),
     ResourceType("", ("v1",), "Pod", "pods", "pod", short_names=("po",), categories=("all",),
-                 subresources=("status", "log")),
+                 subresources=("status", "log", "exec", "attach", "portforward")),
     ResourceType("", ("v1",), "Service", "services", "service", short_names=("svc",), categories=("all",),
                  subresources=("status",)),
     ResourceType("", ("v1",), "Endpoints", "endpoints", "endpoints", short_names=("ep",), has_spec=False),

@@ -36,6 +36,7 @@ from sluice.runtime.netns.node import NodeNetwork
 from sluice.runtime.netns.sandbox import PodNetwork
 from sluice.runtime.pod import PodContext, PodWorker, grace_seconds
 from sluice.runtime.status import now
+from sluice.runtime.streams.source import StreamServer
 from sluice.runtime.supervisor import BackOff
 from sluice.store.sqlite import Event, Store
 
@@ -84,6 +85,8 @@ class Kubelet:
         self.node: NodeNetwork | None = None
         self.kube_proxy: KubeProxy | None = None
         self._home = home
+        # `pods/<name>/exec|attach|portforward` (the API server's StreamSource).
+        self.stream_source = StreamServer(lambda: self.workers)
 
     # ------------------------------------------------------------------ start / stop
     async def start(self) -> None:

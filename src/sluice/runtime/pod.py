@@ -153,8 +153,7 @@ class PodWorker:
     # ------------------------------------------------------------------ sandbox
     def sandbox(self, container: str, with_cwd: bool = True) -> EnterSpec:
         """How to run a process in this pod as `container` (its network, files, hostname, working dir)."""
-        c = next((x for x in (self.pod.get("spec") or {}).get("containers") or []
-                  if isinstance(x, dict) and x.get("name") == container), {})
+        c = self._container(container) or {}
         cwd = str(c.get("workingDir") or self.dir.container(container).dir) if with_cwd else None
         net = self.ctx.network
         if net is None or self.netns is None:
@@ -191,6 +190,20 @@ class PodWorker:
         if net is not None:
             await asyncio.to_thread(net.node.remove_pod, self.ip)
             self.netns = None
+
+    # ------------------------------------------------------------------ streams (exec, attach, port-forward)
+    def _container(self, name: str) -> Obj | None:
+        for c in (self.pod.get("spec") or {}).get("containers") or []:
+            if isinstance(c, dict) and c.get("name") == name:
+                return c
+        return None
+
+    def exec_env(self, container_name: str) -> dict[str, str]:
+        """The environment a container runs with, for the commands `kubectl exec` starts in it."""
+        c = self._container(container_name) or {}
+        return container_env(self.pod, c, images.resolve(c), pod_ip=self.ip, host_ip=self.ctx.host_ip,
+                             has_sidecar=self.sidecar, configmaps=self.ctx.configmaps,
+                             transparent=self.ctx.network is not None)
 
     def _changed(self) -> None:
         self._dirty.set()

@@ -1,0 +1,145 @@
+"""`pods/exec`, `pods/attach`, `pods/portforward`: what the API server checks before handing a stream on.
+
+`serve` is called by `sluice.api.server` for these subresources: it reads the options from the query the
+way kube-apiserver decodes `PodExecOptions`/`PodAttachOptions`/`PodPortForwardOptions`, picks and checks the
+container, and passes the request to the `StreamSource` (the kubelet, `sluice.runtime.streams.source`). The
+source calls `upgrade` when it is ready: only then is the WebSocket accepted, so every refusal before it is
+an ordinary `Status` — which kubectl shows after retrying the same URL with a SPDY POST, answered the same
+way. Clients that can only speak SPDY (kubectl ≤ 1.29 for exec, ≤ 1.30 for port-forward) get a Status that
+names the kubectl version they need.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+from multidict import MultiMapping
+
+from sluice.api.errors import ApiError
+
+__all__ = ["ACTIONS", "StreamOptions", "StreamSource", "parse_options", "serve", "upgrade", "EXEC_PROTOCOLS",
+           "PORT_FORWARD_PROTOCOLS", "MAX_MESSAGE"]
+
+ACTIONS = ("exec", "attach", "portforward")
+EXEC_PROTOCOLS = ("v5.channel.k8s.io", "v4.channel.k8s.io")
+# The SPDY tunnel is what kubectl speaks; the channel form is the kubelet's other port-forward protocol.
+PORT_FORWARD_PROTOCOLS = ("SPDY/3.1+portforward.k8s.io", "v4.channel.k8s.io")
+MAX_MESSAGE = 4 * 1024 * 1024
+DEFAULT_CONTAINER_ANNOTATION = "kubectl.kubernetes.io/default-container"
+_MINIMUM = {"exec": "1.30", "attach": "1.30", "portforward": "1.31"}
+
+
+@dataclass(frozen=True)
+class StreamOptions:
+    action: str  # one of ACTIONS
+    container: str = ""
+    command: tuple[str, ...] = ()
+    stdin: bool = False
+    stdout: bool = False
+    stderr: bool = False
+    tty: bool = False
+    ports: tuple[int, ...] = ()
+
+
+StreamSource = Callable[[web.Request, dict[str, Any], StreamOptions], Awaitable[web.StreamResponse]]
+
+
+def _bool(query: MultiMapping[str], key: str) -> bool:
+    """kube-apiserver's rule: absent, "0" or "false" (any case) is false; anything else is true."""
+    values = query.getall(key, [])
+    return bool(values) and values[0] != "0" and values[0].lower() != "false"
+
+
+def _container(pod: dict[str, Any], wanted: str) -> str:
+    spec = pod.get("spec") or {}
+    name = str((pod.get("metadata") or {}).get("name") or "")
+    names = [str(c.get("name")) for c in spec.get("containers") or [] if isinstance(c, dict)]
+    init = [str(c.get("name")) for c in spec.get("initContainers") or [] if isinstance(c, dict)]
+    if not wanted:
+        if len(names) == 1:
+            return names[0]
+        message = f"a container name must be specified for pod {name}, choose one of: [{' '.join(names)}]"
+        if init:
+            message += f" or one of the init containers: [{' '.join(init)}]"
+        raise ApiError.bad_request(message)
+    if wanted not in names and wanted not in init:
+        raise ApiError.bad_request(f"container {wanted} is not valid for pod {name}")
+    return wanted
+
+
+def _ports(query: MultiMapping[str]) -> tuple[int, ...]:
+    out: list[int] = []
+    for raw in query.getall("ports", []):
+        for part in raw.split(","):
+            part = part.strip()
+            try:
+                port = int(part)
+            except ValueError:
+                port = 0
+            if not 0 < port < 65536:
+                raise ApiError.bad_request(f'invalid port "{part}": must be between 1 and 65535, inclusive')
+            out.append(port)
+    return tuple(out)
+
+
+def parse_options(action: str, pod: dict[str, Any], query: MultiMapping[str]) -> StreamOptions:
+    """The request's options, checked as kube-apiserver and kubelet check them before any upgrade."""
+    if action == "portforward":
+        return StreamOptions(action, ports=_ports(query))
+    container = _container(pod, query.get("container", ""))
+    tty = _bool(query, "tty")
+    opts = StreamOptions(action, container, tuple(query.getall("command", [])) if action == "exec" else (),
+                         stdin=_bool(query, "stdin"), stdout=_bool(query, "stdout"),
+                         stderr=_bool(query, "stderr") and not tty, tty=tty)
+    if action == "exec" and not opts.command:
+        raise ApiError.bad_request("you must specify at least one command for the container")
+    if not (opts.stdin or opts.stdout or opts.stderr):
+        raise ApiError.bad_request("you must specify at least 1 of stdin, stdout, stderr")
+    return opts
+
+
+async def serve(request: web.Request, pod: dict[str, Any], action: str, source: StreamSource | None
+                ) -> web.StreamResponse:
+    if request.method not in ("GET", "POST"):
+        raise ApiError.method_not_allowed(request.method)
+    opts = parse_options(action, pod, request.query)
+    if source is None:
+        # No kubelet runs pods next to this API server (`--no-runtime`): kube-apiserver's answer for a pod
+        # that no node has taken.
+        raise ApiError.bad_request(f"pod {pod['metadata']['name']} does not have a host assigned")
+    return await source(request, pod, opts)
+
+
+def upgrade_refusal(request: web.Request, action: str) -> ApiError | None:
+    """Why this request cannot become the stream (checked before anything irreversible), or None."""
+    if "spdy" in request.headers.get("Upgrade", "").lower():
+        protocol = PORT_FORWARD_PROTOCOLS[0] if action == "portforward" else EXEC_PROTOCOLS[0]
+        return ApiError.bad_request(
+            f"pods/{action} is served over WebSocket ({protocol}), not over a SPDY/3.1 upgrade: "
+            f"use kubectl {_MINIMUM[action]} or newer (and do not set "
+            f"{'KUBECTL_PORT_FORWARD_WEBSOCKETS' if action == 'portforward' else 'KUBECTL_REMOTE_COMMAND_WEBSOCKETS'}"
+            "=false)")
+    ws = web.WebSocketResponse()
+    if not ws.can_prepare(request).ok:
+        return ApiError.bad_request("Upgrade request required")
+    offered = [p.strip() for h in request.headers.getall("Sec-WebSocket-Protocol", []) for p in h.split(",")]
+    supported = PORT_FORWARD_PROTOCOLS if action == "portforward" else EXEC_PROTOCOLS
+    if not any(p in supported for p in offered):
+        return ApiError.bad_request(f"none of the requested WebSocket subprotocols {offered} is supported "
+                                    f"for pods/{action}; supported: {list(supported)}")
+    return None
+
+
+async def upgrade(request: web.Request, action: str) -> web.WebSocketResponse:
+    """Accept the WebSocket with the first subprotocol the client offered that this server speaks."""
+    refusal = upgrade_refusal(request, action)
+    if refusal is not None:
+        raise refusal
+    supported = PORT_FORWARD_PROTOCOLS if action == "portforward" else EXEC_PROTOCOLS
+    # No heartbeat of our own: kubectl pings every few seconds, and `receive()` answers them.
+    ws = web.WebSocketResponse(protocols=supported, max_msg_size=MAX_MESSAGE, compress=False)
+    await ws.prepare(request)
+    return ws

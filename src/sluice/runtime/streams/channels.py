@@ -1,0 +1,150 @@
+"""The channel protocol of `pods/exec` and `pods/attach` over WebSocket (`v5.channel.k8s.io`, `v4.channel.k8s.io`).
+
+Every message is binary: one byte of channel (0 stdin, 1 stdout, 2 stderr, 3 error, 4 resize; v5 adds 255,
+"no more data on channel N"), then the payload. The session ends with exactly one Status on channel 3 and a
+close frame with code 1000, the only ending kubectl reads as success. Used by `sluice.runtime.streams.execution`
+and `sluice.runtime.streams.attach`; the Status bodies are built here, byte for byte as kubelet writes them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+__all__ = ["ChannelSession", "success", "exit_code", "internal_error", "STDIN", "STDOUT", "STDERR", "ERROR",
+           "RESIZE", "CLOSE", "ResizeDecoder"]
+
+STDIN, STDOUT, STDERR, ERROR, RESIZE, CLOSE = 0, 1, 2, 3, 4, 255
+
+
+def _dump(obj: dict[str, Any]) -> bytes:
+    return json.dumps(obj, separators=(",", ":")).encode()
+
+
+def success() -> bytes:
+    return _dump({"metadata": {}, "status": "Success"})
+
+
+def exit_code(code: int) -> bytes:
+    """What kubelet writes for a command that exited non-zero; kubectl exits with `code`."""
+    return _dump({"metadata": {}, "status": "Failure",
+                  "message": f"command terminated with non-zero exit code: command terminated with exit code {code}",
+                  "reason": "NonZeroExitCode",
+                  "details": {"causes": [{"reason": "ExitCode", "message": str(code)}]}})
+
+
+def internal_error(message: str) -> bytes:
+    """`apierrors.NewInternalError`: kubectl prints `error: Internal error occurred: <message>` and exits 1."""
+    return _dump({"metadata": {}, "status": "Failure", "message": f"Internal error occurred: {message}",
+                  "reason": "InternalError", "details": {"causes": [{"message": message}]}, "code": 500})
+
+
+class ResizeDecoder:
+    """Channel 4 is a byte stream of JSON objects `{"Width":W,"Height":H}`; yields (columns, rows)."""
+
+    def __init__(self) -> None:
+        self._buf = ""
+        self._json = json.JSONDecoder()
+
+    def feed(self, data: bytes) -> list[tuple[int, int]]:
+        self._buf += data.decode("utf-8", "replace")
+        out: list[tuple[int, int]] = []
+        while True:
+            text = self._buf.lstrip()
+            if not text:
+                self._buf = ""
+                return out
+            try:
+                obj, end = self._json.raw_decode(text)
+            except ValueError:
+                if len(text) > 4096:  # never a partial size: drop the garbage
+                    self._buf = ""
+                else:
+                    self._buf = text
+                return out
+            self._buf = text[end:]
+            if isinstance(obj, dict):
+                keys = {str(k).lower(): v for k, v in obj.items()}
+                w, h = keys.get("width"), keys.get("height")
+                if isinstance(w, int) and isinstance(h, int) and 0 <= w < 65536 and 0 <= h < 65536:
+                    out.append((w, h))
+
+
+class ChannelSession:
+    """One upgraded exec/attach WebSocket: sends on channels, routes what the client sends."""
+
+    def __init__(self, ws: web.WebSocketResponse, *, on_stdin: Callable[[bytes], Awaitable[None]] | None = None,
+                 on_stdin_close: Callable[[], Awaitable[None]] | None = None,
+                 on_resize: Callable[[int, int], None] | None = None) -> None:
+        self.ws = ws
+        self.v5 = ws.ws_protocol == "v5.channel.k8s.io"
+        self._on_stdin = on_stdin
+        self._on_stdin_close = on_stdin_close
+        self._on_resize = on_resize
+        self._resize = ResizeDecoder()
+        self.closed = asyncio.Event()  # the client went away (or closed its side)
+        self._lock = asyncio.Lock()
+        self._reader: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Start reading (for the whole session: aiohttp answers kubectl's pings only inside `receive`)."""
+        self._reader = asyncio.create_task(self._read_loop())
+
+    async def send(self, channel: int, data: bytes) -> bool:
+        """False once the client is gone."""
+        if self.ws.closed:
+            return False
+        try:
+            async with self._lock:
+                await self.ws.send_bytes(bytes([channel]) + data)
+        except (ConnectionError, RuntimeError):
+            self.closed.set()
+            return False
+        return True
+
+    async def _read_loop(self) -> None:
+        try:
+            while True:
+                msg = await self.ws.receive()
+                if msg.type != WSMsgType.BINARY:
+                    if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR):
+                        return
+                    continue  # text frames carry nothing in the binary protocols
+                data: bytes = msg.data
+                if not data:
+                    continue
+                channel, payload = data[0], data[1:]
+                if channel == STDIN and self._on_stdin is not None:
+                    await self._on_stdin(payload)
+                elif channel == RESIZE and self._on_resize is not None:
+                    for w, h in self._resize.feed(payload):
+                        self._on_resize(w, h)
+                elif channel == CLOSE and self.v5 and payload == bytes([STDIN]) and self._on_stdin_close:
+                    await self._on_stdin_close()
+        except (ConnectionError, asyncio.CancelledError, RuntimeError):
+            pass
+        finally:
+            self.closed.set()
+
+    async def finish(self, status: bytes | None) -> None:
+        """The one Status on channel 3 (if any), then close with 1000 and wait for the client's echo."""
+        if status is not None:
+            await self.send(ERROR, status)
+        await self.stop()
+
+    async def stop(self) -> None:
+        # The reader must be out of `receive()` first: closing under a waiting reader drops the connection
+        # without waiting for the client's close frame, which some clients report as an abnormal closure.
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reader
+            self._reader = None
+        if not self.ws.closed:
+            with contextlib.suppress(ConnectionError, RuntimeError, asyncio.TimeoutError):
+                await self.ws.close()

@@ -1,0 +1,337 @@
+"""`kubectl exec`, `attach` and `port-forward` (and `sluice exec` / `port-forward`) against a real daemon.
+
+Everything runs the real kubectl 1.35 (WebSocket: `v5.channel.k8s.io` and the SPDY/3.1 port-forward tunnel)
+and checks what a user sees: output, exit codes, messages, HTTP answers through a forwarded port. kubectl
+1.20 speaks only SPDY and gets a message naming the version it needs.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import pty
+import select
+import signal
+import struct
+import subprocess
+import sys
+import termios
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import TOOLS, Daemon, Kubectl, free_port, wait_for
+from tests.integration.cli_helpers import ROOT, Sluice
+
+NS = "streams"
+
+# An app that prints a tick every 0.2 s (stdout) and a warning (stderr) until ./go exists, then "done".
+TALKER = ("import os, sys, time\n"
+          "i = 0\n"
+          "while not os.path.exists('go'):\n"
+          "    i += 1\n"
+          "    print('tick', i, flush=True)\n"
+          "    print('warn', i, file=sys.stderr, flush=True)\n"
+          "    time.sleep(0.2)\n"
+          "print('done', flush=True)\n")
+
+NO_SIDECAR = {"sidecar.istio.io/inject": "false"}
+
+
+def _server(name: str, port: int) -> dict[str, object]:
+    return {"name": name, "image": "local/python",
+            "command": ["python3", "-m", "http.server", str(port), "--bind", "$(SLUICE_BIND)"]}
+
+
+def _manifests(workdir: Path) -> list[dict[str, object]]:
+    pod = {"apiVersion": "v1", "kind": "Pod"}
+    return [
+        {**pod, "metadata": {"name": "shell", "annotations": NO_SIDECAR},
+         "spec": {"containers": [{"name": "main", "image": "local/sh", "command": ["sleep", "3600"],
+                                  "workingDir": str(workdir), "env": [{"name": "GREETING", "value": "hello"}]}]}},
+        {**pod, "metadata": {"name": "web", "labels": {"app": "web"}, "annotations": NO_SIDECAR},
+         "spec": {"containers": [_server("one", 8000), _server("two", 8001)]}},
+        {**pod, "metadata": {"name": "talker", "annotations": NO_SIDECAR},
+         "spec": {"restartPolicy": "Never",
+                  "containers": [{"name": "t", "image": "local/python", "command": ["python3", "-c", TALKER],
+                                  "workingDir": str(workdir)}]}},
+        {**pod, "metadata": {"name": "reader", "annotations": NO_SIDECAR},
+         "spec": {"containers": [{"name": "r", "image": "local/sh", "command": ["sleep", "3600"], "stdin": True}]}},
+        {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"},
+         "spec": {"selector": {"app": "web"}, "ports": [{"name": "http", "port": 80, "targetPort": 8000}]}},
+        {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "sleeper"},
+         "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "sleeper"}},
+                  "template": {"metadata": {"labels": {"app": "sleeper"}},
+                               "spec": {"terminationGracePeriodSeconds": 0,
+                                        "containers": [{"name": "sleeper", "image": "local/sh",
+                                                        "command": ["sleep", "3600"]}]}}}},
+    ]
+
+
+def _all_running(k: Kubectl) -> bool:
+    cp = k("get", "pods", "-n", NS, "-o", "json")
+    items = json.loads(cp.stdout or "{}").get("items") or []
+    if len(items) < 5:
+        return False
+    return all(p.get("status", {}).get("phase") == "Running"
+               and all(c.get("ready") for c in p["status"].get("containerStatuses") or [{}]) for p in items)
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("streams-work")
+
+
+@pytest.fixture(scope="module")
+def k(sluice_daemon: Daemon, workdir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kubectl]:
+    kubectl = Kubectl("1.35", TOOLS / "kubectl-1.35", sluice_daemon, tmp_path_factory.mktemp("kcache-streams"))
+    kubectl("create", "namespace", NS, check=True)
+    docs = {"apiVersion": "v1", "kind": "List", "items": _manifests(workdir)}
+    kubectl("apply", "-n", NS, "-f", "-", input=json.dumps(docs), check=True)
+    wait_for(lambda: _all_running(kubectl), timeout=60, interval=0.3)
+    yield kubectl
+    kubectl("delete", "namespace", NS, "--wait=false")
+
+
+# ------------------------------------------------------------------------------------------------ exec
+def test_exec_stdin_piped(k: Kubectl) -> None:
+    cp = k("exec", "-i", "-n", NS, "shell", "--", "cat", input="hi\nthere\n")
+    assert (cp.returncode, cp.stdout) == (0, "hi\nthere\n"), cp.stderr
+
+
+def test_exec_exit_code_stderr_env_and_workdir(k: Kubectl, workdir: Path) -> None:
+    cp = k("exec", "-n", NS, "shell", "--", "sh", "-c", 'echo out; echo err >&2; echo "$GREETING $POD_NAME"; pwd; exit 3')
+    assert cp.returncode == 3
+    assert cp.stdout == f"out\nhello shell\n{workdir}\n"
+    assert cp.stderr == "err\ncommand terminated with exit code 3\n"
+
+
+def test_exec_errors_read_like_kube_apiserver(k: Kubectl) -> None:
+    cp = k("exec", "-n", NS, "shell", "--", "no-such-program")
+    assert cp.returncode == 1
+    assert cp.stderr.strip() == ('error: Internal error occurred: error executing command in container: '
+                                 'exec: "no-such-program": executable file not found in $PATH')
+    cp = k("exec", "-n", NS, "shell", "-c", "nope", "--", "true")
+    assert (cp.returncode, cp.stderr.strip()) == (1, "Error from server (BadRequest): container nope is not valid "
+                                                     "for pod shell")
+    cp = k("exec", "-n", NS, "ghost", "--", "true")
+    assert (cp.returncode, cp.stderr.strip()) == (1, 'Error from server (NotFound): pods "ghost" not found')
+
+
+def _read_until(fd: int, token: bytes, seen: bytearray, timeout: float = 20.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 0.2)
+        if ready:
+            try:
+                data = os.read(fd, 4096)
+            except OSError:
+                return token in seen
+            if not data:
+                return token in seen
+            seen += data
+            if token in seen:
+                return True
+    return False
+
+
+def test_exec_tty_size_resize_and_exit(k: Kubectl) -> None:
+    pid, fd = pty.fork()
+    if pid == 0:  # kubectl on a terminal of 33 rows × 111 columns
+        fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack("HHHH", 33, 111, 0, 0))
+        env = dict(k.daemon.env)
+        os.execve(str(k.binary), [str(k.binary), f"--cache-dir={k.cache}", "exec", "-it", "-n", NS, "shell",
+                                  "--", "sh"], env)
+    seen = bytearray()
+    try:
+        os.write(fd, b"stty size; tty\r")
+        assert _read_until(fd, b"33 111", seen), bytes(seen)
+        assert _read_until(fd, b"/dev/pts/", seen), bytes(seen)
+        fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+        os.kill(pid, signal.SIGWINCH)
+        deadline = time.monotonic() + 20
+        while b"40 120" not in seen and time.monotonic() < deadline:  # the resize travels asynchronously
+            os.write(fd, b"stty size\r")
+            _read_until(fd, b"40 120", seen, timeout=1.0)
+        assert b"40 120" in seen, bytes(seen)
+        os.write(fd, b"exit 5\r")
+        _read_until(fd, b"\x00never", seen, timeout=5.0)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 5
+    finally:
+        os.close(fd)
+        try:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        except (ProcessLookupError, ChildProcessError):
+            pass
+
+
+def test_exec_deploy_svc_default_container_and_sidecar(k: Kubectl) -> None:
+    cp = k("exec", "-n", NS, "deploy/sleeper", "--", "sh", "-c", 'echo "$HOSTNAME"; printenv SLUICE_BIND', check=True)
+    host, bind = cp.stdout.split()
+    assert host.startswith("sleeper-") and bind
+    assert "Defaulted container" not in cp.stderr  # the injector's default-container annotation picks the app
+    cp = k("exec", "-n", NS, "deploy/sleeper", "-c", "istio-proxy", "--", "sh", "-c",
+           "printenv SLUICE_BIND; curl -s localhost:15000/ready || curl -s $POD_IP:15000/ready")
+    assert cp.stdout.strip() == "LIVE", cp.stderr  # the sidecar's own environment (no SLUICE_BIND), its admin
+    cp = k("exec", "-n", NS, "svc/web", "-c", "two", "--", "sh", "-c", "echo $HOSTNAME", check=True)
+    assert cp.stdout == "web\n"
+
+
+def test_exec_kills_what_it_started_when_the_client_leaves(k: Kubectl, workdir: Path) -> None:
+    marker = workdir / "loop.pid"
+    proc = subprocess.Popen([str(k.binary), f"--cache-dir={k.cache}", "exec", "-n", NS, "shell", "--", "sh", "-c",
+                             f"echo $$ > {marker}; while true; do sleep 0.1; done"], env=k.daemon.env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: marker.exists() and marker.read_text().strip())
+        pid = int(marker.read_text())
+        assert Path(f"/proc/{pid}").exists()
+    finally:
+        proc.kill()
+        proc.wait()
+    wait_for(lambda: not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2])
+
+
+# ------------------------------------------------------------------------------------------------ attach
+def test_attach_follows_output_until_the_container_ends(k: Kubectl) -> None:
+    proc = subprocess.Popen([str(k.binary), f"--cache-dir={k.cache}", "attach", "-n", NS, "talker"],
+                            env=k.daemon.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        first = proc.stdout.readline()
+        assert first.startswith("tick "), first
+        k("exec", "-n", NS, "talker", "--", "touch", "go", check=True)
+        rest = proc.stdout.read()  # to the end: attach ends when the container does
+        assert rest.splitlines()[-1] == "done"
+        assert proc.wait(30) == 0
+        assert proc.stderr is not None and "warn " in proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_attach_stdin_is_refused_clearly(k: Kubectl) -> None:
+    cp = k("attach", "-i", "-n", NS, "reader", input="")
+    assert cp.returncode == 1
+    assert "Error from server (BadRequest): attaching to the stdin of container r is not supported" in cp.stderr
+
+
+# ------------------------------------------------------------------------------------------------ port-forward
+class Forward:
+    def __init__(self, argv: list[str], env: dict[str, str]) -> None:
+        self.proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.lines: list[str] = []
+
+    def wait_line(self, text: str) -> None:
+        assert self.proc.stdout is not None
+        while not any(text in line for line in self.lines):
+            line = self.proc.stdout.readline()
+            assert line, f"port-forward ended: {self.lines} {self.proc.stderr.read() if self.proc.stderr else ''}"
+            self.lines.append(line)
+
+    def stop(self) -> tuple[int, str]:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+        try:
+            self.proc.wait(15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        err = self.proc.stderr.read() if self.proc.stderr else ""
+        return self.proc.returncode, err
+
+
+def _get(url: str) -> tuple[int, str]:
+    with urllib.request.urlopen(url, timeout=10) as r:
+        return r.status, r.read().decode()
+
+
+def test_port_forward_two_ports_several_connections(k: Kubectl) -> None:
+    a, b = free_port(), free_port()
+    fw = Forward([str(k.binary), f"--cache-dir={k.cache}", "port-forward", "-n", NS, "pod/web", f"{a}:8000",
+                  f"{b}:8001"], k.daemon.env)
+    try:
+        fw.wait_line(f"Forwarding from 127.0.0.1:{a} -> 8000")
+        fw.wait_line(f"Forwarding from 127.0.0.1:{b} -> 8001")
+        for _ in range(3):
+            code, body = _get(f"http://127.0.0.1:{a}/")
+            assert code == 200 and "Directory listing" in body
+        assert _get(f"http://127.0.0.1:{b}/")[0] == 200
+        fw.wait_line(f"Handling connection for {b}")
+    finally:
+        fw.stop()
+
+
+def test_port_forward_service_and_refused_port(k: Kubectl) -> None:
+    a = free_port()
+    fw = Forward([str(k.binary), f"--cache-dir={k.cache}", "port-forward", "-n", NS, "svc/web", f"{a}:80"],
+                 k.daemon.env)
+    try:
+        fw.wait_line(f"Forwarding from 127.0.0.1:{a} -> 8000")  # the service port 80 is the pod's 8000
+        assert _get(f"http://127.0.0.1:{a}/")[0] == 200
+    finally:
+        fw.stop()
+    c = free_port()
+    fw = Forward([str(k.binary), f"--cache-dir={k.cache}", "port-forward", "-n", NS, "web", f"{c}:8009"],
+                 k.daemon.env)
+    fw.wait_line(f"Forwarding from 127.0.0.1:{c} -> 8009")
+    with pytest.raises(OSError):
+        _get(f"http://127.0.0.1:{c}/")
+    code, err = fw.stop()
+    assert code == 1
+    assert "error forwarding port 8009 to pod web" in err and "connection refused" in err
+    assert "error: lost connection to pod" in err
+
+
+# ------------------------------------------------------------------------------------------------ kubectl 1.20
+def test_spdy_only_kubectl_is_told_the_version_it_needs(k: Kubectl) -> None:
+    old = Kubectl("1.20", TOOLS / "kubectl-1.20", k.daemon, k.cache.parent / "kcache-streams-120")
+    cp = old("exec", "-n", NS, "shell", "--", "true")
+    assert cp.returncode == 1
+    assert cp.stderr.startswith("Error from server (BadRequest): pods/exec is served over WebSocket")
+    assert "use kubectl 1.30 or newer" in cp.stderr
+    cp = old("port-forward", "-n", NS, "web", f"{free_port()}:8000")
+    assert cp.returncode == 1 and "use kubectl 1.31 or newer" in cp.stderr
+    cp = old("exec", "-n", NS, "shell", "-c", "nope", "--", "true")  # checks still come first
+    assert "container nope is not valid for pod shell" in cp.stderr
+
+
+# ------------------------------------------------------------------------------------------------ sluice CLI
+@pytest.fixture(scope="module")
+def sluice(k: Kubectl) -> Sluice:
+    return Sluice(k.daemon.env)
+
+
+def test_sluice_exec(k: Kubectl, sluice: Sluice) -> None:
+    cp = sluice("exec", "-i", "-n", NS, "shell", "--", "cat", input="piped\n")
+    assert (cp.returncode, cp.stdout) == (0, "piped\n"), cp.stderr
+    cp = sluice("exec", "-n", NS, "deploy/sleeper", "--", "sh", "-c", "echo $HOSTNAME; echo oops >&2; exit 3")
+    assert cp.returncode == 3 and cp.stdout.startswith("sleeper-")
+    assert cp.stderr == "oops\ncommand terminated with exit code 3\n"
+    cp = sluice("exec", "-n", NS, "shell", "-c", "nope", "--", "true")
+    assert (cp.returncode, cp.stderr.strip()) == (1, "Error from server (BadRequest): container nope is not valid "
+                                                     "for pod shell")
+
+
+def test_sluice_port_forward(k: Kubectl) -> None:
+    a = free_port()
+    env = dict(k.daemon.env)
+    env["PYTHONPATH"] = str(ROOT / "src")
+    fw = Forward([sys.executable, "-m", "sluice.cli", "port-forward", "-n", NS, "svc/web", f"{a}:80"], env)
+    try:
+        fw.wait_line(f"Forwarding from 127.0.0.1:{a} -> 8000")
+        assert _get(f"http://127.0.0.1:{a}/")[0] == 200
+        assert _get(f"http://127.0.0.1:{a}/")[0] == 200
+        fw.wait_line(f"Handling connection for {a}")
+    finally:
+        fw.stop()
+    cp = subprocess.run([sys.executable, "-m", "sluice.cli", "port-forward", "-n", NS, "web", "--address",
+                         "0.0.0.0", "9999:8000"], env=env, capture_output=True, text=True, timeout=30)
+    assert cp.returncode == 1 and "loopback only" in cp.stderr
