@@ -84,7 +84,7 @@ class Kubelet:
             xds_address=self._xds_address, host_ip=o.host_ip, backoff=BackOff(o.backoff_base, o.backoff_max),
             drain_seconds=o.drain_seconds, status_debounce=o.status_debounce, envoy_concurrency=o.envoy_concurrency,
             envoy_log_level=o.envoy_log_level, bootstrap_factory=o.bootstrap_factory, configmaps=self._configmap,
-            events=EventRecorder(self.registry, "kubelet"))
+            events=EventRecorder(self.registry, "kubelet"), services=self._services)
         items, _ = self.store.list_kind(self._pod_rt.key)
         watcher, _ = self.store.watch(self._pod_rt.key, None, None)
         for pod in items:
@@ -222,6 +222,12 @@ class Kubelet:
 
     def _configmap(self, namespace: str, name: str) -> Obj | None:
         return self.store.get("configmaps", namespace, name)
+
+    def _services(self, namespace: str) -> list[Obj]:
+        """The Services that exist now in `namespace`, plus default/kubernetes (for the service variables)."""
+        items, _ = self.store.list_kind("services", namespace)
+        master = self.store.get("services", "default", "kubernetes")
+        return items + ([master] if master is not None and namespace != "default" else [])
 
     # ------------------------------------------------------------------ logs
     async def log_source(self, request: web.Request, pod: Obj, query: dict[str, str]) -> web.StreamResponse:

@@ -24,7 +24,7 @@ from sluice.api.registry import Registry
 from sluice.controllers.events import EventRecorder
 from sluice.resources.kinds import ResourceType
 from sluice.runtime import images, proxy
-from sluice.runtime.environment import container_env, expand
+from sluice.runtime.environment import container_env
 from sluice.runtime.ipam import IPAllocator
 from sluice.runtime.layout import PodDir
 from sluice.runtime.status import build_status
@@ -73,6 +73,8 @@ class PodContext:
     bootstrap_factory: proxy.BootstrapFactory | None
     configmaps: Callable[[str, str], Obj | None]
     events: EventRecorder | None = None
+    # The Services whose variables a pod of a namespace gets (its namespace's, and default/kubernetes).
+    services: Callable[[str], list[Obj]] | None = None
 
 
 class PodWorker:
@@ -113,7 +115,8 @@ class PodWorker:
         def prepare() -> Launch:
             program = images.resolve(c)
             env = container_env(self.pod, c, program, pod_ip=self.ip, host_ip=self.ctx.host_ip,
-                                has_sidecar=self.sidecar, configmaps=self.ctx.configmaps)
+                                has_sidecar=self.sidecar, configmaps=self.ctx.configmaps,
+                                services=self.ctx.services(self.namespace) if self.ctx.services else ())
             files_dir = str(self.dir.container(str(c["name"])).dir)
             if program.builtin == "proxy":
                 try:
@@ -126,7 +129,7 @@ class PodWorker:
                     raise images.ImageError("CreateContainerError", f"cannot start Envoy: {e}") from None
                 return Launch(argv, env, files_dir, program.image_id, self.ip,
                               ready_url=(self.ip, proxy.ADMIN_PORT, "/ready"))
-            argv = program.argv if program.builtin == "bookinfo" else [expand(a, env) for a in program.argv]
+            argv = images.resolve(c, env).argv  # command/args with `$(VAR)` expanded, as the kubelet does
             app = mesh.app_ip(self.ip) if self.sidecar else self.ip
             return Launch(argv, env, str(c.get("workingDir") or files_dir), program.image_id, app)
         return prepare
