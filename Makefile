@@ -9,7 +9,7 @@ UI_STAMP := ui/node_modules/.installed
 UI_OUT   := src/sluice/console/static/index.html
 UI_SRC   := $(shell find ui/src -type f 2>/dev/null) ui/index.html ui/vite.config.ts ui/tsconfig.json ui/package.json
 
-.PHONY: demo test lint unit integration venv tools chromium ui ui-test bench clean
+.PHONY: demo test lint unit integration venv tools chromium dnsutils ui ui-test bench clean
 
 demo: $(STAMP) ui
 	$(BIN)/sluice demo
@@ -36,10 +36,14 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 
-tools: $(TOOLS)/kubectl-1.35 $(TOOLS)/kubectl-1.20 $(TOOLS)/prometheus chromium
+tools: $(TOOLS)/kubectl-1.35 $(TOOLS)/kubectl-1.20 $(TOOLS)/prometheus chromium dnsutils
 
 chromium:
 	bash scripts/install-chromium.sh
+
+# dig, for the cluster DNS tests.
+dnsutils:
+	bash scripts/install-dnsutils.sh
 
 # The console: npm packages from the registry (lock file pinned), bundle built into the Python package.
 ui: $(UI_OUT)
