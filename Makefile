@@ -41,7 +41,7 @@ tools: $(TOOLS)/kubectl-1.35 $(TOOLS)/kubectl-1.20 $(TOOLS)/prometheus chromium 
 chromium:
 	bash scripts/install-chromium.sh
 
-# nftables, iproute2, dnsutils: the pod network (netns mode) and its tests.
+# nftables, iproute2, dnsutils (dig): the pod network (netns mode), cluster DNS and their tests.
 netns-tools:
 	bash scripts/install-netns-tools.sh
 

@@ -1,28 +1,45 @@
-"""The environment of a container process: mesh variables, the image's, then the container's `env`.
+"""The environment of a container process, built as the kubelet builds it.
 
-Called by the pod worker (`sluice.runtime.pod`) before each start. Resolves `value` (with `$(VAR)`
-references), `valueFrom.fieldRef` (the downward API fields kubelet supports) and `valueFrom.configMapKeyRef`;
-anything else is an `ImageError("CreateContainerConfigError")`, shown in the container's waiting state.
+Called by the pod worker (`sluice.runtime.pod`) before each start. Layers, later ones winning: the daemon's
+basic variables (`HOST_ENV`), sluice's pod variables (HOSTNAME, POD_*, and in loopback mode SLUICE_BIND and
+the proxy variables), the image's own environment, then what the kubelet adds (`kubelet_env`): the service
+environment variables (`service_env`, the docker-link style ones of `envvars.FromServices`), `envFrom`
+(configMapRef with `prefix`; secretRef), and `env` in order (`value` with `$(VAR)` references to earlier
+ones and to the service variables; `valueFrom` fieldRef, resourceFieldRef, configMapKeyRef, secretKeyRef).
+Sluice has no Secret kind, so a required secret reference is the kubelet's "not found". Any error is an
+`ImageError("CreateContainerConfigError")`, shown in the container's waiting state.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
+from fractions import Fraction
 from typing import Any
 
 from sluice import mesh
 from sluice.runtime.images import ImageError, Program
+from sluice.runtime.quantity import QuantityError, node_allocatable, parse_quantity, resource_value
 
-__all__ = ["container_env", "expand", "HOST_ENV"]
+__all__ = ["container_env", "kubelet_env", "service_env", "expand", "HOST_ENV", "ConfigMapLookup"]
 
 # Passed through from the daemon so programs find their interpreter and libraries like a shell would.
 HOST_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "PYTHONPATH", "VIRTUAL_ENV")
 _REF = re.compile(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_.\-]*)\)")
 _SUBSCRIPT = re.compile(r"^metadata\.(labels|annotations)\['([^']+)'\]$")
+# Kubernetes' relaxed environment variable names (GA in 1.34): printable ASCII without "=".
+_ENV_NAME = re.compile(r"^[\x20-\x3c\x3e-\x7e]+$")
+# The service holding the API server's address: every pod gets its variables, even without service links.
+MASTER_NAMESPACE, MASTER_SERVICES = "default", ("kubernetes",)
 
-ConfigMapLookup = Callable[[str, str], dict[str, Any] | None]  # (namespace, name) -> ConfigMap or None
+Obj = dict[str, Any]
+ConfigMapLookup = Callable[[str, str], Obj | None]  # (namespace, name) -> ConfigMap or None
+
+
+def _config_error(message: str) -> ImageError:
+    return ImageError("CreateContainerConfigError", message)
 
 
 def expand(text: str, env: dict[str, str]) -> str:
@@ -35,7 +52,69 @@ def expand(text: str, env: dict[str, str]) -> str:
     return _REF.sub(sub, text)
 
 
-def _field(pod: dict[str, Any], path: str, pod_ip: str, host_ip: str) -> str:
+# ---------------------------------------------------------------------------------------------- services
+def _ip_set(svc: Obj) -> str:
+    ip = str((svc.get("spec") or {}).get("clusterIP") or "")
+    return "" if ip in ("", "None") else ip
+
+
+def _env_name(name: str) -> str:
+    return name.replace("-", "_").upper()
+
+
+def _host_port(ip: str, port: int) -> str:
+    try:
+        v6 = ipaddress.ip_address(ip).version == 6
+    except ValueError:
+        v6 = False
+    return f"[{ip}]:{port}" if v6 else f"{ip}:{port}"
+
+
+def service_env(services: Iterable[Obj], namespace: str, enable_service_links: bool = True) -> dict[str, str]:
+    """The variables the kubelet injects for the Services a pod in `namespace` sees (`envvars.FromServices`).
+
+    Every Service of the pod's namespace with a ClusterIP (headless and ExternalName ones have none) when
+    `enable_service_links`, and always the `kubernetes` Service of `default` unless the namespace has its own
+    Service of that name."""
+    chosen: dict[str, Obj] = {}
+    for svc in services:
+        meta = svc.get("metadata") or {}
+        name, ns = str(meta.get("name") or ""), str(meta.get("namespace") or "")
+        if not name or not _ip_set(svc):
+            continue
+        if ns == MASTER_NAMESPACE and name in MASTER_SERVICES:
+            chosen.setdefault(name, svc)
+        elif ns == namespace and enable_service_links:
+            chosen[name] = svc
+    env: dict[str, str] = {}
+    for name in sorted(chosen):
+        svc = chosen[name]
+        ip = _ip_set(svc)
+        ports = [p for p in (svc.get("spec") or {}).get("ports") or [] if isinstance(p, dict) and "port" in p]
+        if not ports:
+            continue
+        prefix = _env_name(name)
+        env[f"{prefix}_SERVICE_HOST"] = ip
+        env[f"{prefix}_SERVICE_PORT"] = str(ports[0]["port"])
+        for p in ports:
+            if p.get("name"):
+                env[f"{prefix}_SERVICE_PORT_{_env_name(str(p['name']))}"] = str(p["port"])
+        for i, p in enumerate(ports):
+            proto = str(p.get("protocol") or "TCP")
+            url = f"{proto.lower()}://{_host_port(ip, int(p['port']))}"
+            if i == 0:
+                env[f"{prefix}_PORT"] = url  # docker special-cases the first port
+            pp = f"{prefix}_PORT_{p['port']}_{proto.upper()}"
+            env.update({pp: url, f"{pp}_PROTO": proto.lower(), f"{pp}_PORT": str(p["port"]), f"{pp}_ADDR": ip})
+    return env
+
+
+# ---------------------------------------------------------------------------------------------- valueFrom
+def _field(pod: Obj, ref: Obj, pod_ip: str, host_ip: str) -> str:
+    path = str(ref.get("fieldPath") or "")
+    version = str(ref.get("apiVersion") or "v1")
+    if version != "v1":
+        raise _config_error(f"unsupported pod version: {version}")
     meta = pod.get("metadata") or {}
     spec = pod.get("spec") or {}
     simple = {
@@ -49,32 +128,112 @@ def _field(pod: dict[str, Any], path: str, pod_ip: str, host_ip: str) -> str:
     m = _SUBSCRIPT.match(path)
     if m:
         return str((meta.get(m.group(1)) or {}).get(m.group(2), ""))
-    raise ImageError("CreateContainerConfigError", f'unsupported fieldRef fieldPath "{path}"')
+    raise _config_error(f"field label not supported: {path}")
 
 
-def _value_from(pod: dict[str, Any], src: dict[str, Any], name: str, pod_ip: str, host_ip: str,
-                configmaps: ConfigMapLookup) -> str | None:
+def _resource(pod: Obj, container: Obj, ref: Obj, allocatable: Mapping[str, Fraction]) -> str:
+    target = container
+    other = str(ref.get("containerName") or "")
+    if other:
+        found = [c for c in (pod.get("spec") or {}).get("containers") or []
+                 if isinstance(c, dict) and c.get("name") == other]
+        if not found:
+            raise _config_error(f'container "{other}" not found in pod for resourceFieldRef')
+        target = found[0]
+    try:
+        divisor = parse_quantity(ref["divisor"]) if ref.get("divisor") not in (None, "", 0, "0") else None
+        return resource_value(target.get("resources") or {}, str(ref.get("resource") or ""), divisor,
+                              allocatable)
+    except QuantityError as e:
+        raise _config_error(str(e)) from None
+
+
+def _secret(ref: Obj) -> None:
+    """Sluice stores no Secrets: a required one is missing, as the kubelet reports it."""
+    if not ref.get("optional"):
+        raise _config_error(f'secret "{ref.get("name")}" not found (sluice has no Secret kind: use a ConfigMap)')
+
+
+def _configmap_key(pod_ns: str, ref: Obj, configmaps: ConfigMapLookup) -> str | None:
+    cm = configmaps(pod_ns, str(ref.get("name") or ""))
+    if cm is None:
+        if ref.get("optional"):
+            return None
+        raise _config_error(f'configmap "{ref.get("name")}" not found')
+    value = (cm.get("data") or {}).get(str(ref.get("key") or ""))
+    if value is None:
+        if ref.get("optional"):
+            return None
+        raise _config_error(f"couldn't find key {ref.get('key')} in ConfigMap {pod_ns}/{ref.get('name')}")
+    return str(value)
+
+
+def _value_from(pod: Obj, container: Obj, src: Obj, name: str, pod_ip: str, host_ip: str,
+                configmaps: ConfigMapLookup, allocatable: Mapping[str, Fraction]) -> str | None:
+    ns = str((pod.get("metadata") or {}).get("namespace") or "default")
     if isinstance(src.get("fieldRef"), dict):
-        return _field(pod, str(src["fieldRef"].get("fieldPath") or ""), pod_ip, host_ip)
-    ref = src.get("configMapKeyRef")
-    if isinstance(ref, dict):
-        ns = str((pod.get("metadata") or {}).get("namespace") or "default")
-        cm = configmaps(ns, str(ref.get("name") or ""))
-        value = ((cm or {}).get("data") or {}).get(str(ref.get("key") or ""))
-        if value is None:
-            if ref.get("optional"):
-                return None
-            what = f'configmap "{ref.get("name")}"' if cm is None else \
-                f'couldn\'t find key {ref.get("key")} in ConfigMap {ns}/{ref.get("name")}'
-            raise ImageError("CreateContainerConfigError", what + (" not found" if cm is None else ""))
-        return str(value)
-    raise ImageError("CreateContainerConfigError",
-                     f'env "{name}": only value, valueFrom.fieldRef and valueFrom.configMapKeyRef are supported')
+        return _field(pod, src["fieldRef"], pod_ip, host_ip)
+    if isinstance(src.get("resourceFieldRef"), dict):
+        return _resource(pod, container, src["resourceFieldRef"], allocatable)
+    if isinstance(src.get("configMapKeyRef"), dict):
+        return _configmap_key(ns, src["configMapKeyRef"], configmaps)
+    if isinstance(src.get("secretKeyRef"), dict):
+        _secret(src["secretKeyRef"])
+        return None
+    raise _config_error(f'env "{name}": valueFrom needs fieldRef, resourceFieldRef, configMapKeyRef or '
+                        "secretKeyRef")
 
 
-def container_env(pod: dict[str, Any], container: dict[str, Any], program: Program, *, pod_ip: str,
-                  host_ip: str, has_sidecar: bool, configmaps: ConfigMapLookup,
-                  transparent: bool = False) -> dict[str, str]:
+def _env_from(pod_ns: str, sources: Any, configmaps: ConfigMapLookup) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for src in sources if isinstance(sources, list) else []:
+        if not isinstance(src, dict):
+            continue
+        prefix = str(src.get("prefix") or "")
+        if isinstance(src.get("configMapRef"), dict):
+            ref = src["configMapRef"]
+            cm = configmaps(pod_ns, str(ref.get("name") or ""))
+            if cm is None:
+                if ref.get("optional"):
+                    continue
+                raise _config_error(f'configmap "{ref.get("name")}" not found')
+            for key, value in (cm.get("data") or {}).items():
+                if _ENV_NAME.match(prefix + str(key)):  # the kubelet skips invalid names (with a warning event)
+                    out[prefix + str(key)] = str(value)
+        elif isinstance(src.get("secretRef"), dict):
+            _secret(src["secretRef"])
+    return out
+
+
+def kubelet_env(pod: Obj, container: Obj, *, pod_ip: str, host_ip: str, configmaps: ConfigMapLookup,
+                services: Iterable[Obj] = (), allocatable: Mapping[str, Fraction] | None = None) -> dict[str, str]:
+    """What the kubelet puts into a container's environment (`makeEnvironmentVariables`)."""
+    meta = pod.get("metadata") or {}
+    ns = str(meta.get("namespace") or "default")
+    links = (pod.get("spec") or {}).get("enableServiceLinks")
+    svc_env = service_env(services, ns, links is not False)
+    declared = _env_from(ns, container.get("envFrom"), configmaps)
+    alloc = allocatable if allocatable is not None else node_allocatable()
+    for var in container.get("env") or []:
+        if not isinstance(var, dict) or not var.get("name"):
+            continue
+        name = str(var["name"])
+        if var.get("value") not in (None, ""):
+            # `$(VAR)` sees the variables declared so far and the service variables.
+            declared[name] = expand(str(var["value"]), {**svc_env, **declared})
+        elif isinstance(var.get("valueFrom"), dict):
+            value = _value_from(pod, container, var["valueFrom"], name, pod_ip, host_ip, configmaps, alloc)
+            if value is None:
+                continue  # an optional source that is missing
+            declared[name] = value
+        else:
+            declared[name] = ""
+    return {**svc_env, **declared}
+
+
+def container_env(pod: Obj, container: Obj, program: Program, *, pod_ip: str, host_ip: str, has_sidecar: bool,
+                  configmaps: ConfigMapLookup, services: Iterable[Obj] = (),
+                  allocatable: Mapping[str, Fraction] | None = None, transparent: bool = False) -> dict[str, str]:
     """`transparent`: netns mode, where the pod has its own network and the sidecar captures traffic, so
     the app gets no proxy variables and may bind any address."""
     meta = pod.get("metadata") or {}
@@ -91,14 +250,6 @@ def container_env(pod: dict[str, Any], container: dict[str, Any], program: Progr
             no_proxy = f"localhost,127.0.0.1,{app}"
             env.update({"HTTP_PROXY": proxy, "http_proxy": proxy, "NO_PROXY": no_proxy, "no_proxy": no_proxy})
     env.update(program.env)
-    for var in container.get("env") or []:
-        if not isinstance(var, dict) or not var.get("name"):
-            continue
-        name = str(var["name"])
-        if isinstance(var.get("valueFrom"), dict):
-            value = _value_from(pod, var["valueFrom"], name, pod_ip, host_ip, configmaps)
-            if value is not None:
-                env[name] = value
-        else:
-            env[name] = expand(str(var.get("value") or ""), env)
+    env.update(kubelet_env(pod, container, pod_ip=pod_ip, host_ip=host_ip, configmaps=configmaps,
+                           services=services, allocatable=allocatable))
     return env

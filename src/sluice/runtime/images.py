@@ -1,15 +1,26 @@
 """Container image → local program: what sluice runs instead of pulling an image.
 
-Called by the pod worker (`sluice.runtime.pod`) for every container before it starts. Pure. The Bookinfo
-images run the built-in Python services, `curlimages/curl` runs the container's command (the sleep sample) or
-waits, the `istio-proxy` container runs Envoy, and any other container that sets `command`/`args` runs that
-program. Everything else is an `ImageError` that the pod status shows as `ErrImagePull`, never a no-op.
+Called by the pod worker (`sluice.runtime.pod`) for every container before it starts. Pure (apart from looking
+a program up on the container's PATH, as the curl image's entrypoint script does). Kubernetes' rules for
+`command` and `args` apply against each known image's ENTRYPOINT and CMD (the real images'):
+
+* `command` replaces the ENTRYPOINT (and drops the CMD); `args` replace the CMD;
+* `args` alone go to the image's ENTRYPOINT, or run as the program for an image without one.
+
+The Bookinfo images run the built-in Python services when nothing overrides their CMD, `curlimages/curl`'s
+entrypoint script runs curl (or the program named first), `sluice.dev/traffic-generator` is
+`python -m sluice.load`, the `istio-proxy` container runs Envoy, and the common base images (busybox, alpine,
+ubuntu, debian, python) have no ENTRYPOINT. Any other image runs only with a `command`: sluice cannot know its
+ENTRYPOINT, so `args` alone or nothing at all is an `ImageError` that the pod status shows as
+`ErrImagePull`, never a guess.
 """
 
 from __future__ import annotations
 
 import re
+import shutil
 import sys
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,14 +61,46 @@ def _strings(value: Any) -> list[str]:
     return [str(v) for v in value] if isinstance(value, list) else []
 
 
-def _command(container: dict[str, Any]) -> list[str]:
-    return _strings(container.get("command")) + _strings(container.get("args"))
+# Images whose ENTRYPOINT is empty: `args` alone are the whole command line (their default CMD otherwise).
+_BASE = re.compile(r"^(?:docker\.io/)?(?:library/)?(busybox|alpine|ubuntu|debian|python)(?::[\w.\-]+)?"
+                   r"(?:@sha256:[0-9a-f]{64})?$")
+_BASE_CMD = {"busybox": ["sh"], "alpine": ["/bin/sh"], "ubuntu": ["/bin/bash"], "debian": ["bash"],
+             "python": ["python3"]}
+# The real Bookinfo images' CMD (istio/istio samples/bookinfo/src/*/Dockerfile); none sets an ENTRYPOINT that
+# matters here (reviews' open-liberty script runs its arguments).
+BOOKINFO_CMD = {
+    "productpage": ["gunicorn", "-b", "[::]:9080", "productpage:app", "-w", "8", "--keep-alive", "2", "-k", "gevent"],
+    "details": ["ruby", "details.rb", "9080"],
+    "ratings": ["node", "/opt/microservices/ratings.js", "9080"],
+    "reviews": ["/opt/ol/wlp/bin/server", "run", "defaultServer"],
+}
+
+Which = Callable[[str], str | None]
 
 
-def resolve(container: dict[str, Any]) -> Program:
-    """The program for one container of a pod spec (raises `ImageError` if sluice cannot run it)."""
+def _which_in(env: Mapping[str, str] | None) -> Which:
+    path = env.get("PATH") if env is not None else None
+    return lambda program: shutil.which(program, path=path)
+
+
+def _curl_entrypoint(params: list[str], which: Which) -> list[str]:
+    """curlimages/curl's /entrypoint.sh: prepend `curl` when the first word is an option or not a program."""
+    first = params[0] if params else ""
+    if not first or first.startswith("-") or which(first) is None:
+        return ["curl", *params]
+    return params
+
+
+def resolve(container: dict[str, Any], env: Mapping[str, str] | None = None) -> Program:
+    """The program for one container of a pod spec (raises `ImageError` if sluice cannot run it).
+
+    With `env` (the container's environment), `$(VAR)` references in `command` and `args` are expanded first,
+    as the kubelet does, and programs are looked up on its PATH."""
+    from sluice.runtime.environment import expand  # environment imports this module
+
     image = str(container.get("image") or "")
     name = str(container.get("name") or "")
+    command = _strings(container.get("command"))
     args = _strings(container.get("args"))
     if _PROXY.search(image) or (name == mesh.SIDECAR_CONTAINER and args[:1] == ["proxy"]):
         mode = args[1] if len(args) > 1 and args[0] == "proxy" else "sidecar"
@@ -65,38 +108,49 @@ def resolve(container: dict[str, Any]) -> Program:
             raise ImageError("CreateContainerConfigError",
                              f'istio-proxy mode "{mode}" is not supported: sluice runs "sidecar" and "router"')
         return Program([], f"sluice://builtin/envoy-{mode}", builtin="proxy", proxy_mode=mode)
+    if env is not None:
+        command = [expand(a, dict(env)) for a in command]
+        args = [expand(a, dict(env)) for a in args]
+    which = _which_in(env)
     m = _BOOKINFO.search(image)
     if m:
         svc, version = m.group(1), int(m.group(2))
-        env = {"SERVICE_VERSION": f"v{version}"}
+        image_env = {"SERVICE_VERSION": f"v{version}"}
         if svc == "reviews":
             enable, colour = _REVIEWS.get(version, ("true", "red"))
-            env["ENABLE_RATINGS"] = enable
+            image_env["ENABLE_RATINGS"] = enable
             if colour:
-                env["STAR_COLOR"] = colour
+                image_env["STAR_COLOR"] = colour
         ports = [p for p in container.get("ports") or [] if isinstance(p, dict) and p.get("containerPort")]
-        env["SLUICE_PORT"] = str(ports[0]["containerPort"]) if ports else "9080"
-        return Program([sys.executable, "-m", f"sluice.samples.bookinfo.{svc}"],
-                       f"sluice://builtin/bookinfo-{svc}-v{version}", env, builtin="bookinfo")
+        image_env["SLUICE_PORT"] = str(ports[0]["containerPort"]) if ports else "9080"
+        image_id = f"sluice://builtin/bookinfo-{svc}-v{version}"
+        if command or args:
+            # The image's own files are not here: an overridden CMD runs as a local program, as written.
+            return Program(command + args if command else args, image_id, image_env)
+        return Program([sys.executable, "-m", f"sluice.samples.bookinfo.{svc}"], image_id, image_env,
+                       builtin="bookinfo")
     if _TRAFFIC.match(image):
-        # sluice's own load generator (`python -m sluice.load URL …`), for the demo's steady traffic.
-        return Program([sys.executable, "-m", "sluice.load", *args], "sluice://builtin/traffic-generator",
-                       builtin="traffic-generator")
+        # sluice's own load generator: ENTRYPOINT `python -m sluice.load`, no CMD (the URLs are the args).
+        argv = command + args if command else [sys.executable, "-m", "sluice.load", *args]
+        return Program(argv, "sluice://builtin/traffic-generator", builtin="traffic-generator")
     if _CURL.match(image):
-        command = _strings(container.get("command"))
-        if command:
-            argv = command + args
-        elif args:
-            argv = ["curl", *args]  # the image's entrypoint is curl
-        else:
-            argv = ["sleep", "infinity"]
+        # ENTRYPOINT ["/entrypoint.sh"], CMD ["curl"]: with no args that is a bare `curl`, which exits 2.
+        argv = command + args if command else _curl_entrypoint(args or ["curl"], which)
         return Program(argv, "sluice://builtin/curl", builtin="curl")
-    argv = _command(container)
-    if argv:
+    base = _BASE.match(image)
+    if base:
+        argv = command + args if command else args or list(_BASE_CMD[base.group(1)])
         return Program(argv, f"sluice://local/{argv[0]}")
+    if command:
+        return Program(command + args, f"sluice://local/{command[0]}")
+    if args:
+        raise ImageError(
+            "ErrImagePull",
+            f'sluice cannot pull image "{image}" to find its ENTRYPOINT, so the container\'s args alone '
+            f"({' '.join(args)}) cannot run: set command (the program to run) as well")
     raise ImageError(
         "ErrImagePull",
         f'sluice cannot pull image "{image}": it runs no container images, only the Bookinfo images '
-        "(*/examples-bookinfo-{productpage,details,reviews,ratings}-v<N>), curlimages/curl, istio/proxyv2 and "
-        "sluice.dev/traffic-generator "
-        "as built-in programs, and any container that sets command/args as a local process")
+        "(*/examples-bookinfo-{productpage,details,reviews,ratings}-v<N>), curlimages/curl, istio/proxyv2, "
+        "sluice.dev/traffic-generator and the base images busybox, alpine, ubuntu, debian and python "
+        "as built-in programs, and any container that sets command as a local process")

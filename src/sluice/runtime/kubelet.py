@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -30,7 +31,7 @@ from sluice.runtime import proxy
 from sluice.runtime.ipam import IPAllocator, PoolExhausted
 from sluice.runtime.layout import PodDir, RuntimeLayout
 from sluice.runtime.logs import parse_options, read_lines, serve_log
-from sluice.runtime.netns.dial import http_get
+from sluice.runtime.netns.dial import http_get, socket_in
 from sluice.runtime.netns.kubeproxy import KubeProxy
 from sluice.runtime.netns.node import NodeNetwork
 from sluice.runtime.netns.sandbox import PodNetwork
@@ -84,6 +85,7 @@ class Kubelet:
         self._stopping = False
         self.node: NodeNetwork | None = None
         self.kube_proxy: KubeProxy | None = None
+        self._dns: tuple[Any, Any] | None = None  # (NameWatcher, DnsServer) in netns mode
         self._home = home
         # `pods/<name>/exec|attach|portforward` (the API server's StreamSource).
         self.stream_source = StreamServer(lambda: self.workers)
@@ -106,7 +108,7 @@ class Kubelet:
             xds_address=self._xds_address, host_ip=o.host_ip, backoff=BackOff(o.backoff_base, o.backoff_max),
             drain_seconds=o.drain_seconds, status_debounce=o.status_debounce, envoy_concurrency=o.envoy_concurrency,
             envoy_log_level=o.envoy_log_level, bootstrap_factory=o.bootstrap_factory, configmaps=self._configmap,
-            events=EventRecorder(self.registry, "kubelet"))
+            events=EventRecorder(self.registry, "kubelet"), services=self._services)
         if self.kube_proxy is not None:
             await self.kube_proxy.start()
         items, _ = self.store.list_kind(self._pod_rt.key)
@@ -126,8 +128,28 @@ class Kubelet:
         self.node = node
         host = await asyncio.to_thread(node.pin_host_netns)
         self.kube_proxy = KubeProxy(self.store, node.nft_node)
+        await self._start_dns(node)
         assert self.options.xds_socket, "netns mode needs the xDS Unix socket"
         return PodNetwork(node=node, xds_socket=self.options.xds_socket, host_netns=host)
+
+    async def _start_dns(self, node: NodeNetwork) -> None:
+        """Kubernetes DNS for the pods: served on kube-dns's address inside the node namespace, from sockets
+        made there (the daemon itself stays in the host's network)."""
+        from sluice.dns.server import DnsServer
+        from sluice.dns.watch import NameWatcher
+
+        udp = socket_in(node.node_path, socket.AF_INET, socket.SOCK_DGRAM)
+        tcp = socket_in(node.node_path, socket.AF_INET, socket.SOCK_STREAM)
+        tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        for sock in (udp, tcp):
+            sock.bind((mesh.DNS_SERVICE_IP, 53))
+        tcp.listen(128)
+        watcher = NameWatcher(self.store)
+        watcher.start()
+        await watcher.wait_synced()
+        server = DnsServer(watcher.table)
+        await server.start(udp=[udp], tcp=[tcp])
+        self._dns = (watcher, server)
 
     async def stop(self, *, stop_pods: bool) -> None:
         """Stop the kubelet. With `stop_pods`, stop every pod's processes too (IPs and logs are kept), and
@@ -136,6 +158,9 @@ class Kubelet:
         await cancel_and_wait(self._task)
         if self.kube_proxy is not None:
             await self.kube_proxy.stop()
+        if self._dns is not None:
+            await self._dns[1].stop()
+            await self._dns[0].stop()
         workers = list(self.workers.values())
         self.workers.clear()
         if stop_pods:
@@ -274,6 +299,12 @@ class Kubelet:
                                             f"{mesh.SIDECAR_CONTAINER} container")
         netns, host = (w.netns, "127.0.0.1") if w.netns is not None else (None, w.ip)
         return await http_get(netns, host, proxy.ADMIN_PORT, path, timeout)
+
+    def _services(self, namespace: str) -> list[Obj]:
+        """The Services that exist now in `namespace`, plus default/kubernetes (for the service variables)."""
+        items, _ = self.store.list_kind("services", namespace)
+        master = self.store.get("services", "default", "kubernetes")
+        return items + ([master] if master is not None and namespace != "default" else [])
 
     # ------------------------------------------------------------------ logs
     async def log_source(self, request: web.Request, pod: Obj, query: dict[str, str]) -> web.StreamResponse:

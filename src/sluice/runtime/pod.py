@@ -22,10 +22,11 @@ from sluice import mesh
 from sluice.api.errors import ApiError
 from sluice.api.registry import Registry
 from sluice.controllers.events import EventRecorder
+from sluice.dns.files import pod_hostname
 from sluice.resources.kinds import ResourceType
 from sluice.runtime import images, proxy
 from sluice.runtime.enter import EnterSpec, argv_for
-from sluice.runtime.environment import container_env, expand
+from sluice.runtime.environment import container_env
 from sluice.runtime.ipam import IPAllocator
 from sluice.runtime.layout import PodDir
 from sluice.runtime.netns.capture import CaptureError
@@ -79,6 +80,8 @@ class PodContext:
     configmaps: Callable[[str, str], Obj | None]
     events: EventRecorder | None = None
     network: PodNetwork | None = None  # netns mode: the node network pods join; None in loopback mode
+    # The Services whose variables a pod of a namespace gets (its namespace's, and default/kubernetes).
+    services: Callable[[str], list[Obj]] | None = None
 
 
 class PodWorker:
@@ -123,7 +126,8 @@ class PodWorker:
             program = images.resolve(c)
             env = container_env(self.pod, c, program, pod_ip=self.ip, host_ip=self.ctx.host_ip,
                                 has_sidecar=self.sidecar, configmaps=self.ctx.configmaps,
-                                transparent=self.ctx.network is not None)
+                                transparent=self.ctx.network is not None,
+                                services=self.ctx.services(self.namespace) if self.ctx.services else ())
             files_dir = str(self.dir.container(str(c["name"])).dir)
             net = self.ctx.network
             wrapper: tuple[str, ...] = ()
@@ -144,7 +148,7 @@ class PodWorker:
                     raise images.ImageError("CreateContainerError", f"cannot start Envoy: {e}") from None
                 return Launch(argv, env, files_dir, program.image_id, self.ip,
                               ready_url=(admin[0], admin[1], "/ready"), netns=self.netns, wrapper=wrapper)
-            argv = program.argv if program.builtin == "bookinfo" else [expand(a, env) for a in program.argv]
+            argv = images.resolve(c, env).argv  # command/args with `$(VAR)` expanded, as the kubelet does
             app = mesh.app_ip(self.ip) if self.sidecar and net is None else self.ip
             return Launch(argv, env, str(c.get("workingDir") or files_dir), program.image_id, app,
                           netns=self.netns, wrapper=wrapper)
@@ -159,7 +163,7 @@ class PodWorker:
         if net is None or self.netns is None:
             return EnterSpec(cwd=cwd)
         files = net.pod_files(self.dir.root)
-        return EnterSpec(netns=self.netns, hostname=self.name,
+        return EnterSpec(netns=self.netns, hostname=pod_hostname(self.pod)[0],
                          binds=((str(files.resolv_conf), "/etc/resolv.conf"), (str(files.hosts), "/etc/hosts")),
                          gid=PROXY_GID if container == mesh.SIDECAR_CONTAINER else None, cwd=cwd)
 
@@ -203,7 +207,8 @@ class PodWorker:
         c = self._container(container_name) or {}
         return container_env(self.pod, c, images.resolve(c), pod_ip=self.ip, host_ip=self.ctx.host_ip,
                              has_sidecar=self.sidecar, configmaps=self.ctx.configmaps,
-                             transparent=self.ctx.network is not None)
+                             transparent=self.ctx.network is not None,
+                             services=self.ctx.services(self.namespace) if self.ctx.services else ())
 
     def _changed(self) -> None:
         self._dirty.set()

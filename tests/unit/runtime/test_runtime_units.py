@@ -36,7 +36,7 @@ def test_bookinfo_images(image: str, svc: str, env: dict[str, str]) -> None:
 def test_curl_proxy_command_and_unknown_images() -> None:
     assert images.resolve({"name": "sleep", "image": "curlimages/curl",
                            "command": ["/bin/sleep", "infinity"]}).argv == ["/bin/sleep", "infinity"]
-    assert images.resolve({"name": "sleep", "image": "curlimages/curl:8.1"}).argv == ["sleep", "infinity"]
+    assert images.resolve({"name": "sleep", "image": "curlimages/curl:8.1"}).argv == ["curl"]  # the image's CMD
     gw = images.resolve({"name": "istio-proxy", "image": "docker.io/istio/proxyv2:1.24.0",
                          "args": ["proxy", "router"]})
     assert gw.builtin == "proxy" and gw.proxy_mode == "router"

@@ -1,0 +1,281 @@
+"""The cluster's DNS names, as CoreDNS's `kubernetes` plugin and Istio's DNS proxy serve them. Pure.
+
+`build_table` turns the stored Services, Endpoints, Pods, Namespaces and ServiceEntries into a `NameTable`;
+`sluice.dns.answer` turns a query into a response from it. What is in the table (zone `cluster.local`):
+
+* `svc.ns.svc.cluster.local`: A/AAAA of the ClusterIP(s); for a headless Service, of its ready endpoints
+  (plus the not-ready ones with `publishNotReadyAddresses`); CNAME for an ExternalName Service.
+* `endpoint.svc.ns.svc.cluster.local` for each endpoint of a headless Service, `endpoint` being the address's
+  hostname (a pod with `hostname` and `subdomain` = the Service's name gets its hostname, as the endpoints
+  controller sets it) or its IP with dashes.
+* SRV `_port._proto.svc.ns.svc.cluster.local` for every named port (`svc.ns.svc.cluster.local` itself for all
+  ports): priority 0, weight 100 split evenly over the records, the Service's port and name for a ClusterIP
+  Service, each endpoint's port and name for a headless one; the targets' addresses go in the additional
+  section.
+* `a-b-c-d.ns.pod.cluster.local` → a.b.c.d for an existing namespace (`pods insecure`, kubeadm's Corefile),
+  or only for a pod of that namespace with that IP (`pods verified`).
+* PTR for ClusterIPs and endpoint IPs under `in-addr.arpa`/`ip6.arpa`.
+* Outside the zone, the hosts of ServiceEntries (networking.istio.io) that list `addresses`: A/AAAA of those
+  addresses (Istio's DNS proxying; wildcard hosts and CIDR ranges are not resolvable, as in Istio).
+
+Names are compared lower-case, without the trailing dot.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+__all__ = ["Srv", "Node", "NameTable", "build_table", "normalize", "DEFAULT_ZONE", "DEFAULT_TTL"]
+
+DEFAULT_ZONE = "cluster.local"
+DEFAULT_TTL = 30  # kubeadm's Corefile: `kubernetes cluster.local … { ttl 30 }`
+
+Obj = dict[str, Any]
+PodMode = Literal["insecure", "verified", "disabled"]
+
+
+def normalize(name: str) -> str:
+    return name.rstrip(".").lower()
+
+
+@dataclass(frozen=True)
+class Srv:
+    priority: int
+    weight: int
+    port: int
+    target: str
+
+
+@dataclass
+class Node:
+    """The records one name owns."""
+
+    a: list[str] = field(default_factory=list)
+    aaaa: list[str] = field(default_factory=list)
+    srv: list[Srv] = field(default_factory=list)
+    cname: str = ""
+    ptr: list[str] = field(default_factory=list)
+
+    def add_ip(self, ip: str) -> None:
+        target = self.aaaa if ":" in ip else self.a
+        if ip not in target:
+            target.append(ip)
+
+
+@dataclass
+class NameTable:
+    zone: str = DEFAULT_ZONE
+    ttl: int = DEFAULT_TTL
+    serial: int = 0
+    names: dict[str, Node] = field(default_factory=dict)
+    # Names that own nothing but have names below them (`ns.svc.cluster.local`): NODATA, not NXDOMAIN.
+    interior: set[str] = field(default_factory=set)
+    namespaces: set[str] = field(default_factory=set)
+    pod_ips: set[tuple[str, str]] = field(default_factory=set)  # (namespace, ip)
+    pod_mode: PodMode = "insecure"
+
+    def authoritative(self, name: str) -> bool:
+        """Whether `name` is in a zone this table answers for alone (the cluster zone, or a known reverse)."""
+        name = normalize(name)
+        if name == self.zone or name.endswith("." + self.zone):
+            return True
+        return name.endswith((".in-addr.arpa", ".ip6.arpa")) and name in self.names
+
+    def lookup(self, name: str) -> Node | None:
+        name = normalize(name)
+        node = self.names.get(name)
+        if node is not None:
+            return node
+        return self._pod(name)
+
+    def exists(self, name: str) -> bool:
+        """The name owns records or has names below it (NOERROR) — otherwise it is NXDOMAIN."""
+        name = normalize(name)
+        return name == self.zone or name in self.interior or self.lookup(name) is not None
+
+    def _pod(self, name: str) -> Node | None:
+        suffix = f".pod.{self.zone}"
+        if self.pod_mode == "disabled" or not name.endswith(suffix):
+            return None
+        labels = name[: -len(suffix)].split(".")
+        if len(labels) != 2:
+            return None
+        dashed, ns = labels
+        ip = _undash(dashed)
+        if ip is None or ns not in self.namespaces:
+            return None
+        if self.pod_mode == "verified" and (ns, ip) not in self.pod_ips:
+            return None
+        node = Node()
+        node.add_ip(ip)
+        return node
+
+    # ------------------------------------------------------------------ building
+    def node(self, name: str) -> Node:
+        name = normalize(name)
+        n = self.names.get(name)
+        if n is None:
+            n = self.names[name] = Node()
+            self._mark_interior(name)
+        return n
+
+    def _mark_interior(self, name: str) -> None:
+        zone = self.zone
+        if not (name == zone or name.endswith("." + zone)):
+            return
+        parts = name.split(".")
+        for i in range(1, len(parts)):
+            parent = ".".join(parts[i:])
+            if parent == zone or not parent.endswith("." + zone):
+                break
+            self.interior.add(parent)
+
+
+def _undash(text: str) -> str | None:
+    """`10-244-0-5` → `10.244.0.5`; IPv6 as CoreDNS writes it (`fd00--5`) → `fd00::5`."""
+    for candidate in (text.replace("-", "."), text.replace("-", ":")):
+        try:
+            return str(ipaddress.ip_address(candidate))
+        except ValueError:
+            continue
+    return None
+
+
+def _dashed(ip: str) -> str:
+    return ip.replace(".", "-").replace(":", "-")
+
+
+def _reverse(ip: str) -> str | None:
+    try:
+        return normalize(ipaddress.ip_address(ip).reverse_pointer)
+    except ValueError:
+        return None
+
+
+def _ips(values: Iterable[Any]) -> list[str]:
+    out = []
+    for v in values:
+        try:
+            out.append(str(ipaddress.ip_address(str(v))))
+        except ValueError:
+            continue
+    return out
+
+
+def _weights(records: list[tuple[int, str]]) -> list[Srv]:
+    """CoreDNS: every record of one priority shares weight 100 evenly (rounded down)."""
+    if not records:
+        return []
+    w = math.floor(100 / len(records))
+    return [Srv(0, w, port, target) for port, target in records]
+
+
+def _endpoint_hostname(address: Obj, svc_name: str, pods: dict[tuple[str, str], Obj]) -> str:
+    if address.get("hostname"):
+        return str(address["hostname"]).lower()
+    ref = address.get("targetRef") or {}
+    pod = pods.get((str(ref.get("namespace") or ""), str(ref.get("name") or "")))
+    spec = (pod or {}).get("spec") or {}
+    if spec.get("hostname") and spec.get("subdomain") == svc_name:
+        return str(spec["hostname"]).lower()
+    return _dashed(str(address.get("ip") or ""))
+
+
+def build_table(*, services: Iterable[Obj] = (), endpoints: Iterable[Obj] = (), pods: Iterable[Obj] = (),
+                namespaces: Iterable[Obj] = (), service_entries: Iterable[Obj] = (), zone: str = DEFAULT_ZONE,
+                ttl: int = DEFAULT_TTL, pod_mode: PodMode = "insecure", serial: int = 0) -> NameTable:
+    zone = normalize(zone)
+    t = NameTable(zone=zone, ttl=ttl, serial=serial, pod_mode=pod_mode)
+    pod_index: dict[tuple[str, str], Obj] = {}
+    for p in pods:
+        meta = p.get("metadata") or {}
+        ns = str(meta.get("namespace") or "default")
+        pod_index[(ns, str(meta.get("name") or ""))] = p
+        for ip in _ips([(p.get("status") or {}).get("podIP")] +
+                       [x.get("ip") for x in (p.get("status") or {}).get("podIPs") or [] if isinstance(x, dict)]):
+            t.pod_ips.add((ns, ip))
+    t.namespaces = {normalize(str((n.get("metadata") or {}).get("name") or "")) for n in namespaces}
+    ep_index = {(str((e.get("metadata") or {}).get("namespace") or "default"), str((e.get("metadata") or {}).get("name")
+                 or "")): e for e in endpoints}
+    reverse: dict[str, str] = {}
+    endpoint_reverse: dict[str, str] = {}
+    for svc in sorted(services, key=lambda s: (str(s["metadata"].get("namespace")), str(s["metadata"]["name"]))):
+        meta, spec = svc.get("metadata") or {}, svc.get("spec") or {}
+        name, ns = normalize(str(meta.get("name") or "")), normalize(str(meta.get("namespace") or "default"))
+        if not name:
+            continue
+        t.namespaces.add(ns)
+        fq = f"{name}.{ns}.svc.{zone}"
+        ports = [p for p in spec.get("ports") or [] if isinstance(p, dict) and isinstance(p.get("port"), int)]
+        if spec.get("type") == "ExternalName":
+            if spec.get("externalName"):
+                t.node(fq).cname = normalize(str(spec["externalName"]))
+            continue
+        if spec.get("clusterIP") and spec.get("clusterIP") != "None":
+            node = t.node(fq)
+            for ip in _ips(spec.get("clusterIPs") or [spec["clusterIP"]]):
+                node.add_ip(ip)
+                reverse.setdefault(ip, fq)
+            node.srv = _weights([(int(p["port"]), fq) for p in ports])
+            for p in ports:
+                if p.get("name"):
+                    srv_name = f"_{normalize(str(p['name']))}._{str(p.get('protocol') or 'TCP').lower()}.{fq}"
+                    t.node(srv_name).srv = _weights([(int(p["port"]), fq)])
+            headless = False
+        else:
+            t.node(fq)  # a headless Service's name exists even while it has no endpoints
+            headless = True
+        by_port: dict[str, list[tuple[int, str]]] = {}
+        all_ports: list[tuple[int, str]] = []
+        ep = ep_index.get((ns, str(meta.get("name"))))
+        for subset in (ep or {}).get("subsets") or []:
+            addresses = list(subset.get("addresses") or [])
+            if spec.get("publishNotReadyAddresses"):
+                addresses += subset.get("notReadyAddresses") or []
+            for addr in addresses:
+                ip = str(addr.get("ip") or "")
+                if not _ips([ip]):
+                    continue
+                host = _endpoint_hostname(addr, str(meta.get("name")), pod_index)
+                ep_fq = f"{host}.{fq}"
+                endpoint_reverse.setdefault(ip, ep_fq)
+                if not headless:
+                    continue
+                t.node(fq).add_ip(ip)
+                t.node(ep_fq).add_ip(ip)
+                for p in subset.get("ports") or []:
+                    if not isinstance(p.get("port"), int):
+                        continue
+                    all_ports.append((int(p["port"]), ep_fq))
+                    if p.get("name"):
+                        key = f"_{normalize(str(p['name']))}._{str(p.get('protocol') or 'TCP').lower()}.{fq}"
+                        by_port.setdefault(key, []).append((int(p["port"]), ep_fq))
+        if headless:
+            t.node(fq).srv = _weights(all_ports)
+            for key, records in by_port.items():
+                t.node(key).srv = _weights(records)
+    for ip, target in {**endpoint_reverse, **reverse}.items():
+        rev = _reverse(ip)
+        if rev:
+            t.node(rev).ptr = [target]
+    for se in service_entries:
+        spec = se.get("spec") or {}
+        se_addresses: list[str] = []
+        for a in spec.get("addresses") or []:
+            ip, _, prefix = str(a).partition("/")
+            if not prefix or prefix in ("32", "128"):  # a range has no single address to answer with
+                se_addresses += _ips([ip])
+        if not se_addresses:
+            continue
+        for host in spec.get("hosts") or []:
+            host = normalize(str(host))
+            if not host or "*" in host:
+                continue
+            node = t.node(host)
+            for ip in se_addresses:
+                node.add_ip(ip)
+    return t

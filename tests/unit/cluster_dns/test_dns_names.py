@@ -1,0 +1,175 @@
+"""The name table and the answers built from it, message by message (dnspython messages, no sockets)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import dns.flags
+import dns.message
+import dns.opcode
+import dns.rcode
+import dns.rdatatype
+import dns.rrset
+import pytest
+from tests.unit.cluster_dns.cluster import objects
+
+from sluice.dns.answer import formerr, local_answer, nxdomain_upstream, refused_upstream, respond
+from sluice.dns.names import NameTable, build_table
+
+
+@pytest.fixture
+def table() -> NameTable:
+    return build_table(**objects(), serial=1700000000)  # type: ignore[arg-type]
+
+
+def ask(table: NameTable, name: str, rdtype: str = "A") -> dns.message.Message:
+    q = dns.message.make_query(name, rdtype)
+    r = local_answer(table, q)
+    assert r is not None, f"{name} is not answered locally"
+    return r
+
+
+def texts(section: list[dns.rrset.RRset], rdtype: str | None = None) -> list[str]:
+    return sorted(rd.to_text() for rrset in section for rd in rrset
+                  if rdtype is None or rrset.rdtype == dns.rdatatype.from_text(rdtype))
+
+
+def test_service_names_resolve_to_the_cluster_ip(table: NameTable) -> None:
+    r = ask(table, "reviews.tutorial.svc.cluster.local.")
+    assert r.rcode() == dns.rcode.NOERROR and r.flags & dns.flags.AA
+    assert texts(r.answer) == ["10.96.0.12"] and r.answer[0].ttl == 30
+    # Case is kept as asked (0x20), matching is not case-sensitive.
+    r = ask(table, "Reviews.Tutorial.SVC.cluster.local.")
+    assert r.answer[0].name.to_text() == "Reviews.Tutorial.SVC.cluster.local."
+
+
+def test_headless_service_resolves_to_ready_endpoints(table: NameTable) -> None:
+    assert texts(ask(table, "db.tutorial.svc.cluster.local.").answer) == ["10.244.0.7", "10.244.0.8"]
+    # A pod with hostname + subdomain = the Service's name is named by its hostname, others by dashed IP.
+    assert texts(ask(table, "db-0.db.tutorial.svc.cluster.local.").answer) == ["10.244.0.7"]
+    assert texts(ask(table, "10-244-0-8.db.tutorial.svc.cluster.local.").answer) == ["10.244.0.8"]
+    assert ask(table, "10-244-0-9.db.tutorial.svc.cluster.local.").rcode() == dns.rcode.NXDOMAIN  # not ready
+    r = ask(table, "lonely.tutorial.svc.cluster.local.")  # headless, no endpoints: exists, no data
+    assert r.rcode() == dns.rcode.NOERROR and not r.answer
+
+
+def test_srv_records_as_coredns(table: NameTable) -> None:
+    r = ask(table, "_http._tcp.reviews.tutorial.svc.cluster.local.", "SRV")
+    assert texts(r.answer) == ["0 100 9080 reviews.tutorial.svc.cluster.local."]
+    assert texts(r.additional) == ["10.96.0.12"]
+    r = ask(table, "reviews.tutorial.svc.cluster.local.", "SRV")  # every port, weights split evenly
+    assert texts(r.answer) == ["0 33 7000 reviews.tutorial.svc.cluster.local.",
+                               "0 33 9080 reviews.tutorial.svc.cluster.local.",
+                               "0 33 9090 reviews.tutorial.svc.cluster.local."]
+    r = ask(table, "_pg._tcp.db.tutorial.svc.cluster.local.", "SRV")  # headless: the endpoints' port
+    assert texts(r.answer) == ["0 50 15432 10-244-0-8.db.tutorial.svc.cluster.local.",
+                               "0 50 15432 db-0.db.tutorial.svc.cluster.local."]
+    assert texts(r.additional) == ["10.244.0.7", "10.244.0.8"]
+    assert ask(table, "_http._udp.reviews.tutorial.svc.cluster.local.", "SRV").rcode() == dns.rcode.NXDOMAIN
+
+
+def test_pod_names(table: NameTable) -> None:
+    assert texts(ask(table, "10-244-0-7.tutorial.pod.cluster.local.").answer) == ["10.244.0.7"]
+    assert texts(ask(table, "10-1-2-3.tutorial.pod.cluster.local.").answer) == ["10.1.2.3"]  # pods insecure
+    assert ask(table, "10-1-2-3.nowhere.pod.cluster.local.").rcode() == dns.rcode.NXDOMAIN
+    verified = build_table(**objects(), pod_mode="verified")  # type: ignore[arg-type]
+    assert ask(verified, "10-1-2-3.tutorial.pod.cluster.local.").rcode() == dns.rcode.NXDOMAIN
+    assert texts(ask(verified, "10-244-0-8.tutorial.pod.cluster.local.").answer) == ["10.244.0.8"]
+
+
+def test_unknown_names_are_nxdomain_with_the_soa(table: NameTable) -> None:
+    r = ask(table, "nope.tutorial.svc.cluster.local.")
+    assert r.rcode() == dns.rcode.NXDOMAIN and r.flags & dns.flags.AA and not r.answer
+    assert [rr.to_text() for rr in r.authority] == [
+        "cluster.local. 30 IN SOA ns.dns.cluster.local. hostmaster.cluster.local. 1700000000 7200 1800 86400 30"]
+    # Names above existing ones exist (empty non-terminals): NOERROR, no data.
+    for name in ("tutorial.svc.cluster.local.", "svc.cluster.local.", "cluster.local."):
+        r = ask(table, name)
+        assert r.rcode() == dns.rcode.NOERROR and not r.answer and r.authority
+    assert texts(ask(table, "cluster.local.", "SOA").answer)[0].startswith("ns.dns.cluster.local.")
+
+
+def test_aaaa_for_an_a_only_name_is_nodata(table: NameTable) -> None:
+    r = ask(table, "reviews.tutorial.svc.cluster.local.", "AAAA")
+    assert r.rcode() == dns.rcode.NOERROR and not r.answer and r.authority[0].rdtype == dns.rdatatype.SOA
+
+
+def test_external_name_is_a_cname_chased_in_the_table(table: NameTable) -> None:
+    r = ask(table, "ext.tutorial.svc.cluster.local.")
+    assert texts(r.answer, "CNAME") == ["reviews.tutorial.svc.cluster.local."]
+    assert texts(r.answer, "A") == ["10.96.0.12"]
+
+
+def test_reverse_names(table: NameTable) -> None:
+    assert texts(ask(table, "12.0.96.10.in-addr.arpa.", "PTR").answer) == ["reviews.tutorial.svc.cluster.local."]
+    assert texts(ask(table, "7.0.244.10.in-addr.arpa.", "PTR").answer) == ["db-0.db.tutorial.svc.cluster.local."]
+    assert local_answer(table, dns.message.make_query("1.1.1.10.in-addr.arpa.", "PTR")) is None  # upstream's
+
+
+def test_service_entry_addresses(table: NameTable) -> None:
+    r = ask(table, "mysql.example.internal.")
+    assert texts(r.answer) == ["240.240.0.5"]  # the /16 range is not an address
+    assert not ask(table, "mysql.example.internal.", "AAAA").answer
+    for name in ("api.example.com.", "x.wild.example.", "example.org."):  # no addresses / wildcard / unknown
+        assert local_answer(table, dns.message.make_query(name, "A")) is None
+
+
+def test_respond_goes_upstream_for_other_names_and_bounds_it(table: NameTable) -> None:
+    async def main() -> None:
+        q = dns.message.make_query("example.org.", "A")
+        r = dns.message.from_wire(await respond(q.to_wire(), table, nxdomain_upstream, max_size=None) or b"")
+        assert r.rcode() == dns.rcode.NXDOMAIN and r.id == q.id
+        r = dns.message.from_wire(await respond(q.to_wire(), table, refused_upstream, max_size=None) or b"")
+        assert r.rcode() == dns.rcode.REFUSED
+
+        async def hang(query: dns.message.Message) -> dns.message.Message:
+            await asyncio.Event().wait()
+            raise AssertionError
+
+        async def boom(query: dns.message.Message) -> dns.message.Message:
+            raise RuntimeError("upstream broke")
+
+        for bad in (hang, boom):
+            out = await respond(q.to_wire(), table, bad, max_size=None, upstream_timeout=0.05)
+            assert dns.message.from_wire(out or b"").rcode() == dns.rcode.SERVFAIL
+
+    asyncio.run(main())
+
+
+def test_malformed_and_odd_queries(table: NameTable) -> None:
+    async def main() -> None:
+        q = dns.message.make_query("reviews.tutorial.svc.cluster.local.", "A")
+        wire = q.to_wire()
+        bad = await respond(wire[:-3], table, nxdomain_upstream, max_size=None)  # question cut short
+        assert bad is not None and bad[:2] == wire[:2]
+        assert dns.message.from_wire(bad).rcode() == dns.rcode.FORMERR
+        assert await respond(b"\x01\x02\x03", table, nxdomain_upstream, max_size=None) is None
+        response = dns.message.make_response(q).to_wire()
+        assert await respond(response, table, nxdomain_upstream, max_size=None) is None  # never answer answers
+        assert formerr(response) is None
+        two = dns.message.make_query("reviews.tutorial.svc.cluster.local.", "A")
+        two.question.append(two.question[0])
+        r = dns.message.from_wire(await respond(two.to_wire(), table, nxdomain_upstream, max_size=None) or b"")
+        assert r.rcode() == dns.rcode.FORMERR
+        notify = dns.message.make_query("cluster.local.", "SOA")
+        notify.set_opcode(dns.opcode.NOTIFY)
+        r = dns.message.from_wire(await respond(notify.to_wire(), table, nxdomain_upstream, max_size=None) or b"")
+        assert r.rcode() == dns.rcode.NOTIMP
+
+    asyncio.run(main())
+
+
+def test_udp_answers_are_truncated_to_the_query_limit() -> None:
+    many = {"metadata": {"name": "big", "namespace": "tutorial"}, "spec": {"clusterIP": "None", "ports": []}}
+    ep = {"metadata": {"name": "big", "namespace": "tutorial"},
+          "subsets": [{"addresses": [{"ip": f"10.244.1.{i}"} for i in range(1, 120)], "ports": []}]}
+    table = build_table(services=[many], endpoints=[ep])
+
+    async def main() -> None:
+        q = dns.message.make_query("big.tutorial.svc.cluster.local.", "A", use_edns=False)
+        out = await respond(q.to_wire(), table, nxdomain_upstream, max_size=None) or b""
+        assert len(out) <= 512 and dns.message.from_wire(out).flags & dns.flags.TC
+        full = await respond(q.to_wire(), table, nxdomain_upstream, max_size=65535) or b""
+        assert len(dns.message.from_wire(full).answer[0]) == 119
+
+    asyncio.run(main())
