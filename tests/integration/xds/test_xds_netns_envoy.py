@@ -1,0 +1,375 @@
+"""netns mode end to end with one real Envoy per test, inside a throw-away network namespace.
+
+The namespace gets loopback, an `eth0` (one end of a veth pair, both inside) carrying the pod IPs (10.244.0.x, the test's "pods") and a
+default route, so an app's connect() to a ClusterIP (10.96.x.y) has a route for nat OUTPUT to redirect. The
+capture is istio-init's outbound rule in nftables: TCP from anything but gid 1337 (Envoy) and not to
+127.0.0.0/8 → :15001. Envoy runs inside it with gid 1337 (`sluice.runtime.enter`), bootstrapped by
+`proxy_bootstrap(network="netns")`, fed over a Unix socket by the real `XdsServer` + translation. The apps
+(HTTP backends, a TCP echo, the client) are sockets this process makes inside the namespace
+(`sluice.runtime.netns.dial`), so they are captured like any app. Each namespace is deleted afterwards,
+which also removes its links and nft table.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from sluice import mesh
+from sluice.runtime.netns.dial import open_connection, socket_in
+from sluice.store.sqlite import Store
+from sluice.xds.bootstrap import proxy_bootstrap
+from sluice.xds.envoy import envoy_command
+from sluice.xds.server import XdsServer
+from sluice.xds.translate import MeshOptions
+from tests.conftest import free_port
+
+pytestmark = pytest.mark.skipif(
+    os.geteuid() != 0 or not shutil.which("ip") or not shutil.which("nft"),
+    reason="needs root with `ip` and `nft` to make a network namespace")
+
+NS = "netnstest"
+TIMEOUT = 30.0
+CLIENT_IP, V2_IP, V3_IP, DB_IP, GW_IP = "10.244.0.5", "10.244.0.6", "10.244.0.7", "10.244.0.8", "10.244.0.9"
+REVIEWS_VIP, DB_VIP = "10.96.0.13", "10.96.0.20"
+ENVOY_GID = 1337
+# istio-init's outbound capture (REDIRECT mode), the part this test needs.
+CAPTURE_RULES = f"""
+table inet sluice-test-capture {{
+  chain output {{
+    type nat hook output priority -100; policy accept;
+    meta skgid {ENVOY_GID} return
+    ip daddr 127.0.0.0/8 return
+    meta l4proto tcp redirect to :15001
+  }}
+}}
+"""
+
+
+def _run(*argv: str, stdin: str | None = None) -> None:
+    subprocess.run(argv, input=stdin, text=True, check=True, capture_output=True, timeout=30)
+
+
+class Netns:
+    """A network namespace with lo, an eth0 holding `ips` and a default route; deleted by `close()`."""
+
+    def __init__(self, ips: list[str], capture: bool) -> None:
+        self.name = f"sluice-xt-{os.getpid()}-{random.randint(0, 1 << 30)}"
+        self.path = f"/run/netns/{self.name}"
+        _run("ip", "netns", "add", self.name)
+        try:
+            _run("ip", "-n", self.name, "link", "set", "lo", "up")
+            # (no dummy module here: a veth pair with both ends inside serves as the pod's interface)
+            _run("ip", "-n", self.name, "link", "add", "eth0", "type", "veth", "peer", "name", "eth0peer")
+            for ip in ips:
+                _run("ip", "-n", self.name, "addr", "add", f"{ip}/16", "dev", "eth0")
+            _run("ip", "-n", self.name, "link", "set", "eth0peer", "up")
+            _run("ip", "-n", self.name, "link", "set", "eth0", "up")
+            _run("ip", "-n", self.name, "route", "add", "default", "dev", "eth0")
+            if capture:
+                _run("ip", "netns", "exec", self.name, "nft", "-f", "-", stdin=CAPTURE_RULES)
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        subprocess.run(["ip", "netns", "del", self.name], capture_output=True, timeout=30)
+
+
+def _obj(kind: str, name: str, labels: dict[str, str] | None = None, **rest: Any) -> dict[str, Any]:
+    api = {"VirtualService": "networking.istio.io/v1", "DestinationRule": "networking.istio.io/v1",
+           "Gateway": "networking.istio.io/v1"}.get(kind, "v1")
+    meta: dict[str, Any] = {"name": name} if kind == "Namespace" else {"name": name, "namespace": NS}
+    if labels:
+        meta["labels"] = labels
+    return {"apiVersion": api, "kind": kind, "metadata": meta, **rest}
+
+
+def _pod(name: str, ip: str, labels: dict[str, str], args: list[str] | None = None) -> dict[str, Any]:
+    return _obj("Pod", name, labels, spec={"containers": [
+        {"name": "app", "image": "app", "ports": [{"containerPort": 9080}]},
+        {"name": mesh.SIDECAR_CONTAINER, "image": mesh.PROXY_IMAGE, "args": args or ["proxy", "sidecar"]}]},
+        status={"phase": "Running", "podIP": ip})
+
+
+def _service(name: str, vip: str, port: int, port_name: str) -> dict[str, Any]:
+    return _obj("Service", name, spec={"clusterIP": vip, "selector": {"app": name},
+                                       "ports": [{"name": port_name, "port": port, "targetPort": port}]})
+
+
+def _endpoints(name: str, port: int, *pods: tuple[str, str]) -> dict[str, Any]:
+    return _obj("Endpoints", name, subsets=[{
+        "addresses": [{"ip": ip, "targetRef": {"kind": "Pod", "namespace": NS, "name": pod}} for pod, ip in pods],
+        "ports": [{"name": "p", "port": port}]}])
+
+
+def _reviews_vs(v2: int, v3: int) -> dict[str, Any]:
+    return _obj("VirtualService", "reviews", spec={"hosts": ["reviews"], "http": [{"route": [
+        {"destination": {"host": "reviews", "subset": "v2"}, "weight": v2},
+        {"destination": {"host": "reviews", "subset": "v3"}, "weight": v3}]}]})
+
+
+class Envoy:
+    """One Envoy in `netns` with gid 1337, bootstrapped for netns mode."""
+
+    def __init__(self, tmp: Path, netns: Netns, pod: dict[str, Any], xds_socket: str, router: bool = False) -> None:
+        ip = pod["status"]["podIP"]
+        name = pod["metadata"]["name"]
+        node_id = (mesh.router_node_id if router else mesh.sidecar_node_id)(ip, name, NS)
+        boot = proxy_bootstrap(node_id=node_id, pod=pod, pod_ip=ip, xds_address=xds_socket,
+                               cluster=f"{name}.{NS}", network="netns")
+        path = tmp / f"{name}.json"
+        path.write_text(json.dumps(boot))
+        self.netns = netns
+        self.log_path = tmp / f"{name}.log"
+        self.log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
+        argv = [sys.executable, "-m", "sluice.runtime.enter", "--netns", netns.path, "--gid", str(ENVOY_GID),
+                "--", *envoy_command(path)]
+        self.proc = subprocess.Popen(argv, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+
+    async def admin(self, path: str, port: int = mesh.PROXY_ADMIN_PORT) -> tuple[int, str]:
+        """GET on 127.0.0.1:<port> inside the pod's namespace (admin, or the 15021/15090 listeners)."""
+        return await http_get(self.netns, "127.0.0.1", port, path, host="localhost")
+
+    async def stat(self, name: str) -> int:
+        _, body = await self.admin(f"/stats?filter=^{name}$")
+        for line in body.splitlines():
+            key, _, value = line.partition(": ")
+            if key == name:
+                return int(value)
+        return 0
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+
+
+async def http_get(netns: Netns | None, ip: str, port: int, path: str = "/", *, host: str) -> tuple[int, str]:
+    """A plain HTTP/1.1 GET from a socket made inside `netns` (so, for an app address, a captured one)."""
+    reader, writer = await open_connection(netns.path if netns else None, ip, port)
+    try:
+        writer.write(f"GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+        await writer.drain()
+        raw = await asyncio.wait_for(reader.read(), TIMEOUT)
+    finally:
+        writer.close()
+    head, _, body = raw.partition(b"\r\n\r\n")
+    if b"transfer-encoding: chunked" in head.lower():
+        body = _dechunk(body)
+    return int(head.split(b" ", 2)[1]), body.decode(errors="replace")
+
+
+def _dechunk(data: bytes) -> bytes:
+    out = b""
+    while data:
+        size, _, rest = data.partition(b"\r\n")
+        n = int(size.split(b";")[0], 16)
+        if n == 0:
+            break
+        out, data = out + rest[:n], rest[n + 2:]
+    return out
+
+
+async def _until(pred: Any, what: str, timeout: float = TIMEOUT) -> Any:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    last: Any = None
+    while loop.time() < deadline:
+        try:
+            last = await pred()
+            if last:
+                return last
+        except (TimeoutError, OSError, IndexError, ValueError) as e:
+            last = e
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"{what}: not met in {timeout}s (last: {last!r})")
+
+
+async def _serve_http(netns: Netns, ip: str, port: int, answer: str) -> web.AppRunner:
+    async def handle(request: web.Request) -> web.Response:
+        return web.Response(text=answer)
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    sock = socket_in(netns.path)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((ip, port))
+    await web.SockSite(runner, sock).start()
+    return runner
+
+
+async def _serve_echo(netns: Netns, ip: str, port: int) -> asyncio.Server:
+    async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        data = await reader.read(1024)
+        writer.write(data)
+        await writer.drain()
+        writer.close()
+
+    sock = socket_in(netns.path)
+    sock.bind((ip, port))
+    return await asyncio.start_server(echo, sock=sock)
+
+
+@pytest.fixture
+def sockdir() -> Iterator[str]:
+    # Unix socket paths are limited to 108 bytes: keep it short.
+    path = tempfile.mkdtemp(prefix="sx-")
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+async def xds_for(sockdir: str) -> AsyncIterator[Any]:
+    servers: list[XdsServer] = []
+
+    async def start(store: Store, options: MeshOptions) -> str:
+        path = f"{sockdir}/xds-{len(servers)}.sock"
+        xds = XdsServer(store, address=("127.0.0.1", 0), options=options, debounce=0.05)
+        # The sidecar reaches ADS over a Unix socket, as in netns mode; the TCP port stays unused.
+        xds.add_servicer(lambda s: s.add_insecure_port(f"unix:{path}"))
+        await xds.start()
+        servers.append(xds)
+        return path
+
+    yield start
+    for xds in servers:
+        await xds.stop()
+
+
+async def test_captured_request_to_a_cluster_ip_follows_the_virtual_service(
+        tmp_path: Path, xds_for: Any) -> None:
+    netns = Netns([CLIENT_IP, V2_IP, V3_IP, DB_IP], capture=True)
+    store = Store(tmp_path / "store.db")
+    runners: list[web.AppRunner] = []
+    echo: asyncio.Server | None = None
+    envoy: Envoy | None = None
+    try:
+        store.create("namespaces", _obj("Namespace", NS))
+        sleep = _pod("sleep-1", CLIENT_IP, {"app": "sleep"})
+        for obj in (sleep, _pod("reviews-v2-1", V2_IP, {"app": "reviews", "version": "v2"}),
+                    _pod("reviews-v3-1", V3_IP, {"app": "reviews", "version": "v3"}),
+                    _pod("mysql-1", DB_IP, {"app": "mysql"})):
+            store.create("pods", obj)
+        store.create("services", _service("reviews", REVIEWS_VIP, 9080, "http"))
+        store.create("endpoints", _endpoints("reviews", 9080, ("reviews-v2-1", V2_IP), ("reviews-v3-1", V3_IP)))
+        store.create("services", _service("mysql", DB_VIP, 3306, "tcp"))
+        store.create("endpoints", _endpoints("mysql", 3306, ("mysql-1", DB_IP)))
+        store.create("destinationrules.networking.istio.io", _obj("DestinationRule", "reviews", spec={
+            "host": "reviews", "subsets": [{"name": "v2", "labels": {"version": "v2"}},
+                                           {"name": "v3", "labels": {"version": "v3"}}]}))
+        store.create("virtualservices.networking.istio.io", _reviews_vs(100, 0))
+        runners = [await _serve_http(netns, V2_IP, 9080, "reviews-v2"),
+                   await _serve_http(netns, V3_IP, 9080, "reviews-v3")]
+        echo = await _serve_echo(netns, DB_IP, 3306)
+
+        sock = await xds_for(store, MeshOptions(network="netns"))
+        envoy = Envoy(tmp_path, netns, sleep, sock)
+
+        # Envoy is up and configured: Istio's readiness and Prometheus listeners answer.
+        assert await _until(lambda: _ok(envoy.admin("/healthz/ready", 15021)), "15021 /healthz/ready"), \
+            envoy.log_path.read_text()
+        status, body = await envoy.admin("/stats/prometheus", 15090)
+        assert status == 200 and "envoy_server_live" in body
+        _, dump = await envoy.admin("/config_dump?resource=dynamic_listeners")
+        names = {item["name"] for item in json.loads(dump)["configs"]}
+        assert {"virtualOutbound", "virtualInbound", "0.0.0.0_9080", f"{DB_VIP}_3306"} <= names, names
+
+        # The app calls the ClusterIP; capture hands it to Envoy, the 100/0 VirtualService picks v2.
+        async def answers(want: str, host: str) -> bool:
+            got = [await http_get(netns, REVIEWS_VIP, 9080, host=host) for _ in range(10)]
+            return all(g == (200, want) for g in got)
+
+        assert await _until(lambda: answers("reviews-v2", "reviews:9080"), "all requests to v2")
+        assert await answers("reviews-v2", f"{REVIEWS_VIP}:9080")  # the ClusterIP as Host works too
+        assert await envoy.stat("cluster.outbound|9080|v2|reviews.netnstest.svc.cluster.local.upstream_rq_200") >= 20
+
+        # Flip the weights: the same captured requests now reach v3.
+        vs = store.get("virtualservices.networking.istio.io", NS, "reviews") or {}
+        vs["spec"] = _reviews_vs(0, 100)["spec"]
+        store.update("virtualservices.networking.istio.io", vs)
+        assert await _until(lambda: answers("reviews-v3", "reviews"), "all requests to v3")
+
+        # A TCP service: the per-VIP listener proxies it to outbound|3306||mysql...
+        reader, writer = await open_connection(netns.path, DB_VIP, 3306)
+        writer.write(b"ping")
+        await writer.drain()
+        assert await asyncio.wait_for(reader.read(), TIMEOUT) == b"ping"
+        writer.close()
+        assert await _until(lambda: envoy.stat("cluster.outbound|3306||mysql.netnstest.svc.cluster.local."
+                                               "upstream_cx_total"), "the TCP proxy's upstream connection")
+
+        # An address no listener claims (a pod IP) passes through to where the app aimed.
+        before = await envoy.stat("cluster.PassthroughCluster.upstream_cx_total")
+        assert await http_get(netns, V2_IP, 9080, host="whatever") == (200, "reviews-v2")
+        assert await envoy.stat("cluster.PassthroughCluster.upstream_cx_total") == before + 1
+    finally:
+        if envoy is not None:
+            envoy.stop()
+        for runner in runners:
+            await runner.cleanup()
+        if echo is not None:
+            echo.close()
+        store.close()
+        netns.close()
+    assert not Path(netns.path).exists()
+
+
+async def _ok(call: Any) -> bool:
+    status, _ = await call
+    return bool(status == 200)
+
+
+async def test_gateway_listens_in_the_host_namespace(tmp_path: Path, xds_for: Any) -> None:
+    """A gateway's Envoy runs in its own pod namespace; `host_netns` opens its listeners in the host's."""
+    netns = Netns([GW_IP, V2_IP], capture=False)
+    store = Store(tmp_path / "store.db")
+    port = free_port()
+    envoy: Envoy | None = None
+    runner: web.AppRunner | None = None
+    try:
+        store.create("namespaces", _obj("Namespace", NS))
+        gw = _pod("istio-ingressgateway-1", GW_IP, {"istio": "ingressgateway"}, ["proxy", "router"])
+        store.create("pods", gw)
+        store.create("pods", _pod("productpage-1", V2_IP, {"app": "productpage"}))
+        store.create("services", _service("productpage", "10.96.0.14", 9080, "http"))
+        store.create("endpoints", _endpoints("productpage", 9080, ("productpage-1", V2_IP)))
+        store.create("gateways.networking.istio.io", _obj("Gateway", "gw", spec={
+            "selector": {"istio": "ingressgateway"},
+            "servers": [{"port": {"number": port, "name": "http", "protocol": "HTTP"}, "hosts": ["*"]}]}))
+        store.create("virtualservices.networking.istio.io", _obj("VirtualService", "pp", spec={
+            "hosts": ["*"], "gateways": ["gw"], "http": [{"route": [{"destination": {"host": "productpage"}}]}]}))
+        runner = await _serve_http(netns, V2_IP, 9080, "productpage")
+        # This test process stands for the host: its namespace is where the listener must appear.
+        sock = await xds_for(store, MeshOptions(network="netns", host_netns=f"/proc/{os.getpid()}/ns/net"))
+        envoy = Envoy(tmp_path, netns, gw, sock, router=True)
+
+        assert await _until(lambda: http_get(None, "127.0.0.1", port, "/productpage", host="bookinfo"),
+                            "the gateway on the host's 127.0.0.1") == (200, "productpage"), envoy.log_path.read_text()
+    finally:
+        if envoy is not None:
+            envoy.stop()
+        if runner is not None:
+            await runner.cleanup()
+        store.close()
+        netns.close()
