@@ -31,6 +31,7 @@ from aiohttp import web
 from sluice import mesh
 from sluice.runtime.netns.dial import open_connection, socket_in
 from sluice.store.sqlite import Store
+from sluice.telemetry import Collector
 from sluice.xds.bootstrap import proxy_bootstrap
 from sluice.xds.envoy import envoy_command
 from sluice.xds.server import XdsServer
@@ -43,6 +44,7 @@ pytestmark = pytest.mark.skipif(
 
 NS = "netnstest"
 TIMEOUT = 30.0
+ALS_SOCKET = "xds-0.sock"  # the first server's socket (see `xds_for`): ALS is served beside ADS
 CLIENT_IP, V2_IP, V3_IP, DB_IP, GW_IP = "10.244.0.5", "10.244.0.6", "10.244.0.7", "10.244.0.8", "10.244.0.9"
 REVIEWS_VIP, DB_VIP = "10.96.0.13", "10.96.0.20"
 ENVOY_GID = 1337
@@ -59,31 +61,65 @@ table inet sluice-test-capture {{
 """
 
 
+# istio-init's whole REDIRECT-mode rule set (reference: istio_capture_and_listeners.md §1.3/§1.8), for pods
+# that talk to each other over a veth: inbound TCP → 15006 (but Istio's own ports), outbound → 15001.
+ISTIO_RULES = f"""
+table inet sluice-test-capture {{
+  chain prerouting {{
+    type nat hook prerouting priority -100; policy accept;
+    tcp dport {{ 15008, 15090, 15021, 15020 }} return
+    meta l4proto tcp redirect to :15006
+  }}
+  chain output {{
+    type nat hook output priority -100; policy accept;
+    oifname "lo" ip saddr 127.0.0.6 return
+    oifname "lo" meta l4proto tcp ip daddr != 127.0.0.1 tcp dport != 15008 meta skgid {ENVOY_GID} redirect to :15006
+    oifname "lo" meta skgid != {ENVOY_GID} return
+    meta skgid {ENVOY_GID} return
+    ip daddr 127.0.0.1 return
+    meta l4proto tcp redirect to :15001
+  }}
+}}
+"""
+
+
 def _run(*argv: str, stdin: str | None = None) -> None:
     subprocess.run(argv, input=stdin, text=True, check=True, capture_output=True, timeout=30)
 
 
 class Netns:
-    """A network namespace with lo, an eth0 holding `ips` and a default route; deleted by `close()`."""
+    """A network namespace with lo up and, optionally, nft capture rules; deleted by `close()`."""
 
-    def __init__(self, ips: list[str], capture: bool) -> None:
+    def __init__(self, capture: str | None = None) -> None:
         self.name = f"sluice-xt-{os.getpid()}-{random.randint(0, 1 << 30)}"
         self.path = f"/run/netns/{self.name}"
         _run("ip", "netns", "add", self.name)
         try:
             _run("ip", "-n", self.name, "link", "set", "lo", "up")
-            # (no dummy module here: a veth pair with both ends inside serves as the pod's interface)
-            _run("ip", "-n", self.name, "link", "add", "eth0", "type", "veth", "peer", "name", "eth0peer")
-            for ip in ips:
-                _run("ip", "-n", self.name, "addr", "add", f"{ip}/16", "dev", "eth0")
-            _run("ip", "-n", self.name, "link", "set", "eth0peer", "up")
-            _run("ip", "-n", self.name, "link", "set", "eth0", "up")
-            _run("ip", "-n", self.name, "route", "add", "default", "dev", "eth0")
             if capture:
-                _run("ip", "netns", "exec", self.name, "nft", "-f", "-", stdin=CAPTURE_RULES)
+                _run("ip", "netns", "exec", self.name, "nft", "-f", "-", stdin=capture)
         except BaseException:
             self.close()
             raise
+
+    def _eth0(self, ips: list[str]) -> None:
+        for ip in ips:
+            _run("ip", "-n", self.name, "addr", "add", f"{ip}/16", "dev", "eth0")
+        _run("ip", "-n", self.name, "link", "set", "eth0", "up")
+        _run("ip", "-n", self.name, "route", "add", "default", "dev", "eth0")
+
+    def link(self, ips: list[str], peer: Netns | None = None, peer_ips: list[str] | None = None) -> Netns:
+        """An eth0 holding `ips` and a default route; its veth peer is `peer`'s eth0 (holding `peer_ips`), or,
+        without a peer, stays inside (there is no dummy module here)."""
+        if peer is None:
+            _run("ip", "-n", self.name, "link", "add", "eth0", "type", "veth", "peer", "name", "eth0peer")
+            _run("ip", "-n", self.name, "link", "set", "eth0peer", "up")
+        else:
+            _run("ip", "link", "add", "name", "eth0", "netns", self.name, "type", "veth",
+                 "peer", "name", "eth0", "netns", peer.name)
+            peer._eth0(peer_ips or [])
+        self._eth0(ips)
+        return self
 
     def close(self) -> None:
         subprocess.run(["ip", "netns", "del", self.name], capture_output=True, timeout=30)
@@ -243,11 +279,13 @@ def sockdir() -> Iterator[str]:
 async def xds_for(sockdir: str) -> AsyncIterator[Any]:
     servers: list[XdsServer] = []
 
-    async def start(store: Store, options: MeshOptions) -> str:
+    async def start(store: Store, options: MeshOptions, collector: Collector | None = None) -> str:
         path = f"{sockdir}/xds-{len(servers)}.sock"
         xds = XdsServer(store, address=("127.0.0.1", 0), options=options, debounce=0.05)
-        # The sidecar reaches ADS over a Unix socket, as in netns mode; the TCP port stays unused.
+        # The sidecar reaches ADS (and ALS) over a Unix socket, as in netns mode; the TCP port stays unused.
         xds.add_servicer(lambda s: s.add_insecure_port(f"unix:{path}"))
+        if collector is not None:
+            xds.add_servicer(collector.register)
         await xds.start()
         servers.append(xds)
         return path
@@ -259,12 +297,13 @@ async def xds_for(sockdir: str) -> AsyncIterator[Any]:
 
 async def test_captured_request_to_a_cluster_ip_follows_the_virtual_service(
         tmp_path: Path, xds_for: Any) -> None:
-    netns = Netns([CLIENT_IP, V2_IP, V3_IP, DB_IP], capture=True)
+    netns = Netns(CAPTURE_RULES)
     store = Store(tmp_path / "store.db")
     runners: list[web.AppRunner] = []
     echo: asyncio.Server | None = None
     envoy: Envoy | None = None
     try:
+        netns.link([CLIENT_IP, V2_IP, V3_IP, DB_IP])
         store.create("namespaces", _obj("Namespace", NS))
         sleep = _pod("sleep-1", CLIENT_IP, {"app": "sleep"})
         for obj in (sleep, _pod("reviews-v2-1", V2_IP, {"app": "reviews", "version": "v2"}),
@@ -342,12 +381,13 @@ async def _ok(call: Any) -> bool:
 
 async def test_gateway_listens_in_the_host_namespace(tmp_path: Path, xds_for: Any) -> None:
     """A gateway's Envoy runs in its own pod namespace; `host_netns` opens its listeners in the host's."""
-    netns = Netns([GW_IP, V2_IP], capture=False)
+    netns = Netns()
     store = Store(tmp_path / "store.db")
     port = free_port()
     envoy: Envoy | None = None
     runner: web.AppRunner | None = None
     try:
+        netns.link([GW_IP, V2_IP])
         store.create("namespaces", _obj("Namespace", NS))
         gw = _pod("istio-ingressgateway-1", GW_IP, {"istio": "ingressgateway"}, ["proxy", "router"])
         store.create("pods", gw)
@@ -373,3 +413,88 @@ async def test_gateway_listens_in_the_host_namespace(tmp_path: Path, xds_for: An
             await runner.cleanup()
         store.close()
         netns.close()
+
+
+def _series(collector: Collector, name: str, reporter: str) -> dict[tuple[str, str], float]:
+    """(source_workload, destination_workload) → value of one Istio metric for one reporter."""
+    out: dict[tuple[str, str], float] = {}
+    for labels, value in collector.registry.samples():
+        d = dict(labels)
+        if d["__name__"] == name and d["reporter"] == reporter:
+            key = (d["source_workload"], d["destination_workload"])
+            out[key] = out.get(key, 0) + value
+    return out
+
+
+async def test_two_captured_pods_report_both_sides(tmp_path: Path, sockdir: str, xds_for: Any) -> None:
+    """Two pods, each in its own namespace with istio-init's full rules, joined by a veth. The client's
+    requests to a ClusterIP are counted once per reporter by the real collector, fed over the Unix socket:
+    outbound by the client's sidecar (`source`), inbound through virtualInbound by the server's
+    (`destination`, the caller's pod IP resolved to its workload), HTTP and TCP alike."""
+    client_ns, server_ns = Netns(ISTIO_RULES), Netns(ISTIO_RULES)
+    store = Store(tmp_path / "store.db")
+    collector = Collector(store)
+    envoys: list[Envoy] = []
+    runner: web.AppRunner | None = None
+    echo: asyncio.Server | None = None
+    n = 7
+    try:
+        client_ns.link([CLIENT_IP], server_ns, [V2_IP])
+        store.create("namespaces", _obj("Namespace", NS))
+        client = _pod("productpage-1", CLIENT_IP, {"app": "productpage", "version": "v1"})
+        server = _pod("reviews-1", V2_IP, {"app": "reviews", "version": "v2"})
+        store.create("pods", client)
+        store.create("pods", server)
+        store.create("services", _service("reviews", REVIEWS_VIP, 9080, "http"))
+        store.create("endpoints", _endpoints("reviews", 9080, ("reviews-1", V2_IP)))
+        store.create("services", _obj("Service", "db", spec={"clusterIP": DB_VIP, "selector": {"app": "reviews"},
+                                                              "ports": [{"name": "tcp", "port": 3306}]}))
+        store.create("endpoints", _endpoints("db", 3306, ("reviews-1", V2_IP)))
+        # The app listens on its pod IP; its sidecar's inbound side reaches it from 127.0.0.6.
+        runner = await _serve_http(server_ns, V2_IP, 9080, "reviews")
+        echo = await _serve_echo(server_ns, V2_IP, 3306)
+        await collector.start()
+        sock = await xds_for(store, MeshOptions(network="netns", als_address=f"{sockdir}/{ALS_SOCKET}"), collector)
+        envoys = [Envoy(tmp_path, client_ns, client, sock), Envoy(tmp_path, server_ns, server, sock)]
+        for envoy in envoys:
+            assert await _until(lambda e=envoy: _ok(e.admin("/healthz/ready", 15021)), "ready"), \
+                envoy.log_path.read_text()
+
+        assert await _until(lambda: http_get(client_ns, REVIEWS_VIP, 9080, host="reviews"),
+                            "the first request") == (200, "reviews")
+        for _ in range(n - 1):
+            assert await http_get(client_ns, REVIEWS_VIP, 9080, host="reviews:9080") == (200, "reviews")
+        reader, writer = await open_connection(client_ns.path, DB_VIP, 3306)
+        writer.write(b"ping")
+        await writer.drain()
+        assert await asyncio.wait_for(reader.read(), TIMEOUT) == b"ping"
+        writer.close()
+
+        pair = ("productpage-1", "reviews-1")
+        want = {"source": {pair: n}, "destination": {pair: n}}
+
+        async def counted() -> bool:
+            return {r: _series(collector, "istio_requests_total", r) for r in want} == want
+
+        assert await _until(counted, f"{n} requests in each reporter"), \
+            {r: _series(collector, "istio_requests_total", r) for r in want}
+
+        async def tcp_counted() -> bool:
+            return all(_series(collector, "istio_tcp_connections_opened_total", r) == {pair: 1} for r in want)
+
+        assert await _until(tcp_counted, "one TCP connection in each reporter"), \
+            {r: _series(collector, "istio_tcp_connections_opened_total", r) for r in want}
+        # the server's sidecar handled them on virtualInbound's chain for the port, not the passthrough
+        assert await envoys[1].stat("cluster.inbound|9080||.upstream_rq_200") == n
+        assert await envoys[1].stat("cluster.InboundPassthroughCluster.upstream_cx_total") == 0
+    finally:
+        for envoy in envoys:
+            envoy.stop()
+        if runner is not None:
+            await runner.cleanup()
+        if echo is not None:
+            echo.close()
+        await collector.stop()
+        store.close()
+        client_ns.close()
+        server_ns.close()
