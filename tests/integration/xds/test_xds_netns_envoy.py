@@ -415,6 +415,36 @@ async def test_gateway_listens_in_the_host_namespace(tmp_path: Path, xds_for: An
         netns.close()
 
 
+# A gRPC echo (no protos: the method takes and returns raw bytes) and a client making N calls; each runs as
+# its own process inside a pod's namespace (gRPC makes its sockets on its own threads).
+GRPC_SERVER = """
+import sys, time, grpc
+from concurrent import futures
+server = grpc.server(futures.ThreadPoolExecutor(2))
+server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(
+    "echo.Echo", {"Say": grpc.unary_unary_rpc_method_handler(lambda req, ctx: req)}),))
+server.add_insecure_port(sys.argv[1])
+server.start()
+server.wait_for_termination()
+"""
+GRPC_CLIENT = """
+import sys, grpc
+with grpc.insecure_channel(sys.argv[1]) as ch:
+    say = ch.unary_unary("/echo.Echo/Say")
+    print(",".join(say(b"hi-%d" % i, timeout=10).decode() for i in range(int(sys.argv[2]))))
+"""
+
+
+async def _listening(netns: Netns, ip: str, port: int) -> bool:
+    _, writer = await open_connection(netns.path, ip, port)
+    writer.close()
+    return True
+
+
+def _in_netns(netns: Netns, *program: str) -> list[str]:
+    return [sys.executable, "-m", "sluice.runtime.enter", "--netns", netns.path, "--", *program]
+
+
 def _series(collector: Collector, name: str, reporter: str) -> dict[tuple[str, str], float]:
     """(source_workload, destination_workload) → value of one Istio metric for one reporter."""
     out: dict[tuple[str, str], float] = {}
@@ -430,13 +460,14 @@ async def test_two_captured_pods_report_both_sides(tmp_path: Path, sockdir: str,
     """Two pods, each in its own namespace with istio-init's full rules, joined by a veth. The client's
     requests to a ClusterIP are counted once per reporter by the real collector, fed over the Unix socket:
     outbound by the client's sidecar (`source`), inbound through virtualInbound by the server's
-    (`destination`, the caller's pod IP resolved to its workload), HTTP and TCP alike."""
+    (`destination`, the caller's pod IP resolved to its workload), for HTTP, gRPC and TCP alike."""
     client_ns, server_ns = Netns(ISTIO_RULES), Netns(ISTIO_RULES)
     store = Store(tmp_path / "store.db")
     collector = Collector(store)
     envoys: list[Envoy] = []
     runner: web.AppRunner | None = None
     echo: asyncio.Server | None = None
+    grpc_server: subprocess.Popen[bytes] | None = None
     n = 7
     try:
         client_ns.link([CLIENT_IP], server_ns, [V2_IP])
@@ -450,9 +481,13 @@ async def test_two_captured_pods_report_both_sides(tmp_path: Path, sockdir: str,
         store.create("services", _obj("Service", "db", spec={"clusterIP": DB_VIP, "selector": {"app": "reviews"},
                                                               "ports": [{"name": "tcp", "port": 3306}]}))
         store.create("endpoints", _endpoints("db", 3306, ("reviews-1", V2_IP)))
+        store.create("services", _obj("Service", "echo", spec={"clusterIP": "10.96.0.21", "selector": {"app": "reviews"},
+                                                                "ports": [{"name": "grpc", "port": 7070}]}))
+        store.create("endpoints", _endpoints("echo", 7070, ("reviews-1", V2_IP)))
         # The app listens on its pod IP; its sidecar's inbound side reaches it from 127.0.0.6.
         runner = await _serve_http(server_ns, V2_IP, 9080, "reviews")
         echo = await _serve_echo(server_ns, V2_IP, 3306)
+        grpc_server = subprocess.Popen(_in_netns(server_ns, sys.executable, "-c", GRPC_SERVER, f"{V2_IP}:7070"))
         await collector.start()
         sock = await xds_for(store, MeshOptions(network="netns", als_address=f"{sockdir}/{ALS_SOCKET}"), collector)
         envoys = [Envoy(tmp_path, client_ns, client, sock), Envoy(tmp_path, server_ns, server, sock)]
@@ -470,8 +505,16 @@ async def test_two_captured_pods_report_both_sides(tmp_path: Path, sockdir: str,
         assert await asyncio.wait_for(reader.read(), TIMEOUT) == b"ping"
         writer.close()
 
+        # gRPC over the declared `grpc` port: h2c sniffed on 0.0.0.0_7070, HTTP/2 to the server's sidecar.
+        # (An app calling its own pod IP is not captured: this waits for the server itself.)
+        assert await _until(lambda: _listening(server_ns, V2_IP, 7070), "the gRPC server")
+        calls = await asyncio.to_thread(subprocess.run, _in_netns(
+            client_ns, sys.executable, "-c", GRPC_CLIENT, "10.96.0.21:7070", "3"),
+            capture_output=True, text=True, timeout=TIMEOUT)
+        assert calls.stdout.strip() == "hi-0,hi-1,hi-2", calls.stderr[-3000:]
+
         pair = ("productpage-1", "reviews-1")
-        want = {"source": {pair: n}, "destination": {pair: n}}
+        want = {"source": {pair: n + 3}, "destination": {pair: n + 3}}
 
         async def counted() -> bool:
             return {r: _series(collector, "istio_requests_total", r) for r in want} == want
@@ -484,12 +527,19 @@ async def test_two_captured_pods_report_both_sides(tmp_path: Path, sockdir: str,
 
         assert await _until(tcp_counted, "one TCP connection in each reporter"), \
             {r: _series(collector, "istio_tcp_connections_opened_total", r) for r in want}
+        grpc_ok = [dict(lbl) for lbl, v in collector.registry.samples()
+                   if dict(lbl)["__name__"] == "istio_requests_total" and dict(lbl)["request_protocol"] == "grpc"]
+        assert sorted((d["reporter"], d["grpc_response_status"], d["destination_service_name"]) for d in grpc_ok) == [
+            ("destination", "0", "echo"), ("source", "0", "echo")], grpc_ok
         # the server's sidecar handled them on virtualInbound's chain for the port, not the passthrough
         assert await envoys[1].stat("cluster.inbound|9080||.upstream_rq_200") == n
         assert await envoys[1].stat("cluster.InboundPassthroughCluster.upstream_cx_total") == 0
     finally:
         for envoy in envoys:
             envoy.stop()
+        if grpc_server is not None:
+            grpc_server.kill()
+            grpc_server.wait()
         if runner is not None:
             await runner.cleanup()
         if echo is not None:
