@@ -174,3 +174,14 @@ def test_loopback_stays_the_default_and_ignores_host_netns() -> None:
         host_netns="/run/netns/host")))
     assert list(gw[TYPE_LISTENER]) == ["0.0.0.0_8080"]
     assert "network_namespace_filepath" not in str(as_dict(gw[TYPE_LISTENER]["0.0.0.0_8080"]))
+
+
+def test_unnamed_well_known_server_first_ports_are_tcp_not_sniffed() -> None:
+    objects = bookinfo(netns=True) + [
+        {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "db", "namespace": NS},
+         "spec": {"clusterIP": "10.96.0.41", "selector": {"app": "db"}, "ports": [{"port": 3306}, {"port": 8000}]}}]
+    res = generate(proxy_for(objects, "productpage-v1"), build_push(objects, MeshOptions(network="netns")))
+    mysql = as_dict(res[TYPE_LISTENER]["10.96.0.41_3306"])
+    assert "listener_filters" not in mysql and "default_filter_chain" not in mysql  # no inspector to wait on
+    sniffed = as_dict(res[TYPE_LISTENER]["10.96.0.41_8000"])
+    assert sniffed["listener_filters"][0]["name"] == "envoy.filters.listener.http_inspector"
