@@ -206,3 +206,11 @@ def test_tcp_virtual_service_splits_a_tcp_port_between_subsets() -> None:
         {"name": mesh.outbound_cluster(3306, "v1", fqdn("mysql")), "weight": 75},
         {"name": mesh.outbound_cluster(3306, "v2", fqdn("mysql")), "weight": 25}]
     assert {c["name"] for c in tcp["weighted_clusters"]["clusters"]} <= set(res[TYPE_CLUSTER])
+
+
+def test_netns_snapshots_have_no_dangling_references() -> None:
+    from sluice.xds.cache import Snapshot
+
+    for scenario in ("netns-bookinfo", "netns-protocols", "netns-inbound", "netns-telemetry", "netns-gateway"):
+        for proxy, res in run_scenario(scenario).items():
+            assert Snapshot.build(res, None).consistent() == [], (scenario, proxy)
