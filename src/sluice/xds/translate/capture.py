@@ -33,7 +33,7 @@ from .push_context import PushContext, Service, ServicePort
 from .routes import inbound_route_config, outbound_http_ports, sniffed_route_name
 from .spec import Obj, is_http_protocol
 
-__all__ = ["capture_listeners", "VIRTUAL_OUTBOUND", "VIRTUAL_INBOUND"]
+__all__ = ["capture_listeners", "outbound_listeners", "inbound_listener", "VIRTUAL_OUTBOUND", "VIRTUAL_INBOUND"]
 
 VIRTUAL_OUTBOUND = "virtualOutbound"
 VIRTUAL_INBOUND = "virtualInbound"
@@ -154,9 +154,9 @@ def _virtual_inbound(proxy: Proxy, push: PushContext) -> Obj:
             "listener_filters": [_ORIGINAL_DST, _http_inspector(declared)], "filter_chains": chains}
 
 
-def capture_listeners(proxy: Proxy, push: PushContext) -> list[Obj]:
-    """Every listener of a netns-mode sidecar, in Istio's order (outbound per port, virtualOutbound,
-    virtualInbound)."""
+def outbound_listeners(proxy: Proxy, push: PushContext) -> list[Obj]:
+    """The per-port outbound listeners and virtualOutbound. They depend on the proxy's namespace and labels
+    only (VirtualService `sourceLabels`/`sourceNamespace`), so callers may share them among such proxies."""
     out: list[Obj] = []
     for port in outbound_http_ports(push):
         out.append(_outbound_http_listener(
@@ -176,5 +176,15 @@ def capture_listeners(proxy: Proxy, push: PushContext) -> list[Obj]:
                 vips.append((svc.cluster_ip, sp.port, _outbound_vip_listener(proxy, push, svc, sp, None)))
     out += [listener for _, _, listener in sorted(vips, key=lambda v: (v[1], v[0]))]
     out.append(_virtual_outbound(push))
-    out.append(_virtual_inbound(proxy, push))
     return out
+
+
+def inbound_listener(proxy: Proxy, push: PushContext) -> Obj:
+    """virtualInbound: this pod's own ports."""
+    return _virtual_inbound(proxy, push)
+
+
+def capture_listeners(proxy: Proxy, push: PushContext) -> list[Obj]:
+    """Every listener of a netns-mode sidecar, in Istio's order (outbound per port, virtualOutbound,
+    virtualInbound)."""
+    return [*outbound_listeners(proxy, push), inbound_listener(proxy, push)]
