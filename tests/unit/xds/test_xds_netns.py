@@ -214,3 +214,17 @@ def test_netns_snapshots_have_no_dangling_references() -> None:
     for scenario in ("netns-bookinfo", "netns-protocols", "netns-inbound", "netns-telemetry", "netns-gateway"):
         for proxy, res in run_scenario(scenario).items():
             assert Snapshot.build(res, None).consistent() == [], (scenario, proxy)
+
+
+def test_replicas_share_outbound_listeners_but_not_virtual_inbound() -> None:
+    objects = bookinfo(netns=True)
+    replica = next(o for o in objects if o["kind"] == "Pod" and o["metadata"]["name"].startswith("reviews-v1"))
+    twin = {**replica, "metadata": {**replica["metadata"], "name": "reviews-v1-5d8f9c7b6-fghij"},
+            "status": {**replica["status"], "podIP": "10.244.0.44"}}
+    objects.append(twin)
+    push = build_push(objects, MeshOptions(network="netns"))
+    a = generate(proxy_for(objects, "reviews-v1-5d8f9c7b6-abcde"), push)[TYPE_LISTENER]
+    b = generate(proxy_for(objects, "reviews-v1-5d8f9c7b6-fghij"), push)[TYPE_LISTENER]
+    other = generate(proxy_for(objects, "reviews-v2"), push)[TYPE_LISTENER]
+    assert list(a) == list(b) and a["0.0.0.0_9080"] is b["0.0.0.0_9080"] is not other["0.0.0.0_9080"]
+    assert a["virtualInbound"] is not b["virtualInbound"]
