@@ -10,7 +10,15 @@ from google.protobuf import json_format
 from xds_scenarios import NS, bookinfo, build_push, load_scenario, proxy_for, run_scenario, scenario_objects
 
 from sluice import mesh
-from sluice.xds.translate import TYPE_CLUSTER, TYPE_LISTENER, TYPE_ROUTE, MeshOptions, Resources, generate
+from sluice.xds.translate import (
+    TYPE_CLUSTER,
+    TYPE_ENDPOINT,
+    TYPE_LISTENER,
+    TYPE_ROUTE,
+    MeshOptions,
+    Resources,
+    generate,
+)
 from sluice.xds.translate.simulate import Hop, match_connection, route_request
 
 Obj = dict[str, Any]
@@ -228,3 +236,23 @@ def test_replicas_share_outbound_listeners_but_not_virtual_inbound() -> None:
     other = generate(proxy_for(objects, "reviews-v2"), push)[TYPE_LISTENER]
     assert list(a) == list(b) and a["0.0.0.0_9080"] is b["0.0.0.0_9080"] is not other["0.0.0.0_9080"]
     assert a["virtualInbound"] is not b["virtualInbound"]
+
+
+def test_headless_service_keeps_the_pod_the_app_dialled() -> None:
+    out = run_scenario("netns-headless")
+    pg = {port: mesh.outbound_cluster(port, "", fqdn("pg")) for port in (5432, 7000, 8080)}
+    sleep = out["sleep"]
+    assert match_connection(sleep, "10.244.0.51", 5432, http=False) == Hop(
+        "10.244.0.51_5432", "10.244.0.51_5432", cluster=pg[5432])
+    hop, d = request(sleep, "10.244.0.50", 7000, "pg-0.pg:7000")  # unnamed: sniffed, per pod
+    assert hop.listener == "10.244.0.50_7000" and d is not None and d.cluster == pg[7000]
+    hop, d = request(sleep, "10.244.0.50", 8080, "pg-0.pg.tutorial.svc.cluster.local:8080")
+    assert hop.listener == "0.0.0.0_8080" and d is not None and d.cluster == pg[8080]
+    for name in pg.values():
+        c = as_dict(sleep[TYPE_CLUSTER][name])
+        assert (c["type"], c["lb_policy"]) == ("ORIGINAL_DST", "CLUSTER_PROVIDED") and "eds_cluster_config" not in c
+        assert name not in sleep[TYPE_ENDPOINT]
+    # pg-0's app calling its own IP is not captured: its sidecar has listeners for pg-1 only
+    assert sorted(n for n in out["pg-0"][TYPE_LISTENER] if n.startswith("10.244.0.5")) == [
+        "10.244.0.51_5432", "10.244.0.51_7000"]
+

@@ -59,7 +59,8 @@ def _listeners(proxy: Proxy, push: PushContext) -> dict[str, Message]:
         # A netns sidecar's outbound listeners are the same for its namespace and labels: build them once.
         key = (TYPE_LISTENER, proxy.namespace, tuple(sorted(proxy.labels.items())))
         shared = push.memo(key, lambda: _messages(TYPE_LISTENER, capture.outbound_listeners(proxy, push)))
-        return {**shared, **_messages(TYPE_LISTENER, [capture.inbound_listener(proxy, push)])}
+        own = {n: m for n, m in shared.items() if not capture.own_listener(proxy, n)}
+        return {**own, **_messages(TYPE_LISTENER, [capture.inbound_listener(proxy, push)])}
     return _messages(TYPE_LISTENER, listeners.build_listeners(proxy, push))
 
 
