@@ -7,7 +7,8 @@ on, and, for sidecars, one `inbound|<port>||` cluster per inbound port:
 - loopback mode: STATIC, pointing at the app on its app IP;
 - netns mode: as Istio builds it under the default PASSTHROUGH inbound policy, ORIGINAL_DST (the pod's own
   `IP:port` that virtualInbound restored) from 127.0.0.6, the source istio-init's rules let through
-  instead of capturing again; plus `InboundPassthroughCluster` (the same for undeclared ports).
+  instead of capturing again; plus `InboundPassthroughCluster` (the same for undeclared ports). A headless
+  Service's outbound clusters are ORIGINAL_DST there too (the pod the app dialled), without endpoints.
 Called by `sluice.xds.translate.generate`.
 """
 
