@@ -5,7 +5,9 @@ proxy's own side of every label set, as the node does for Istio's stats filter. 
 
 - reporter: an entry of a sidecar's outbound HTTP proxy (upstream cluster `outbound|…`, or local port
   15001 when no upstream was picked) and every entry of a gateway is `source`; a sidecar's inbound entry
-  (`inbound|<port>||`) is `destination`. So each request is counted once per reporter.
+  (`inbound|<port>||`) is `destination`. So each request is counted once per reporter. netns mode (Istio's
+  capture): outbound entries have the original destination as local address, inbound ones the pod's own
+  IP, and undeclared inbound ports go to `InboundPassthroughCluster` (`destination`).
 - the peer: for `source`, the upstream host's IP → pod; for `destination`, the downstream remote IP (the
   calling sidecar's pod IP, since sidecars connect upstream from it) → pod, if that pod runs a proxy
   (a client without one does no metadata exchange, so Istio knows nothing of it either).
@@ -48,6 +50,7 @@ log = logging.getLogger(__name__)
 SPECIAL_CLUSTERS = frozenset({"BlackHoleCluster", "PassthroughCluster", "InboundPassthroughCluster",
                               "InboundPassthroughClusterIpv4", "InboundPassthroughClusterIpv6"})
 _OUTBOUND_PORT = mesh.PROXY_OUTBOUND_PORT
+_INBOUND_PASSTHROUGH = "InboundPassthroughCluster"  # netns mode: virtualInbound's chains for undeclared ports
 # envoy.data.accesslog.v3.AccessLogType values for TCP entries
 _TCP_CONNECTED, _TCP_PERIODIC = 1, 2
 _EMPTY_RESPONSE = als_pb2.StreamAccessLogsResponse()
@@ -166,13 +169,16 @@ class AccessLogServicer:
             request = e.request
             if router or cluster.startswith("outbound|"):
                 outbound = True
-            elif cluster.startswith("inbound|"):
+            elif cluster.startswith("inbound|") or cluster == _INBOUND_PASSTHROUGH:
                 outbound = False
             elif cluster:
                 outbound = True  # BlackHoleCluster / PassthroughCluster
             else:  # no upstream host was picked (no route, no healthy upstream, fault abort, …)
-                port = cp.downstream_local_address.socket_address.port_value
-                outbound = port == _OUTBOUND_PORT
+                local = cp.downstream_local_address.socket_address
+                port = local.port_value
+                # Loopback mode: outbound is the HTTP proxy's port on the pod IP. netns mode: it is any
+                # original destination but the pod's own IP, which inbound connections are addressed to.
+                outbound = port == _OUTBOUND_PORT or (bool(local.address) and local.address != st.own.ip)
                 if not outbound:
                     cluster = mesh.inbound_cluster(port)
             peer = (cp.upstream_remote_address if outbound else cp.downstream_remote_address).socket_address.address
@@ -206,7 +212,7 @@ class AccessLogServicer:
             state = conns.get(conn_id) if conn_id else None
             if state is None:
                 cluster = cp.upstream_cluster
-                outbound = st.kind == "router" or not cluster.startswith("inbound|")
+                outbound = st.kind == "router" or not (cluster.startswith("inbound|") or cluster == _INBOUND_PASSTHROUGH)
                 addr = cp.upstream_remote_address if outbound else cp.downstream_remote_address
                 peer = addr.socket_address.address
                 flags = response_flags_string(cp.response_flags) if cp.HasField("response_flags") else "-"

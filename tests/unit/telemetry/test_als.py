@@ -400,3 +400,37 @@ async def test_deleted_pods_series_go_after_grace(store: Store) -> None:
         assert c.series_removed == 4  # the counter and three histograms of reviews-v2's proxy
     finally:
         await c.stop()
+
+
+async def test_netns_mode_directions_without_an_upstream_cluster(collector: Collector) -> None:
+    """netns mode: a captured outbound request answered by Envoy itself (a VirtualService direct response)
+    has the ClusterIP it was aimed at as local address, not :15001; an inbound one the pod's own IP."""
+    direct = http_entry(downstream=(PRODUCTPAGE_IP, 40000), local=("10.96.0.13", 9080), code=418,
+                        authority="reviews:9080")
+    await stream(collector, node_of(PRODUCTPAGE), [direct])
+    labels, value = one(collector, "istio_requests_total")
+    assert (labels["reporter"], labels["source_workload"], labels["destination_service_name"], value) == (
+        "source", "productpage-v1", "reviews", 1)
+    aborted = http_entry(downstream=(PRODUCTPAGE_IP, 40000), local=(REVIEWS_IP, 9080), code=503)
+    await stream(collector, node_of(REVIEWS), [aborted])
+    labels, _ = one(collector, "istio_requests_total", reporter="destination")
+    assert (labels["source_workload"], labels["destination_workload"]) == ("productpage-v1", "reviews-v2")
+
+
+async def test_netns_inbound_passthrough_is_reported_by_the_destination(collector: Collector) -> None:
+    entry = inbound(cluster="InboundPassthroughCluster", upstream=(REVIEWS_IP, 8081), local=(REVIEWS_IP, 8081),
+                    authority="reviews-v2:8081")
+    await stream(collector, node_of(REVIEWS), [entry])
+    labels, _ = one(collector, "istio_requests_total")
+    assert (labels["reporter"], labels["source_workload"], labels["destination_workload"]) == (
+        "destination", "productpage-v1", "reviews-v2")
+
+    def tcp(conn: str) -> dict[str, Any]:
+        return {"common_properties": {
+            "upstream_cluster": "InboundPassthroughCluster", "downstream_remote_address": _addr(PRODUCTPAGE_IP, 42000),
+            "upstream_remote_address": _addr(REVIEWS_IP, 5432), "stream_id": conn,
+            "access_log_type": "TcpUpstreamConnected"}, "connection_properties": {}}
+
+    await stream(collector, node_of(REVIEWS), [tcp("c1")], tcp=True)
+    opened, _ = one(collector, "istio_tcp_connections_opened_total")
+    assert (opened["reporter"], opened["source_workload"]) == ("destination", "productpage-v1")

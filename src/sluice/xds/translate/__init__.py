@@ -14,7 +14,7 @@ from collections.abc import Collection, Iterable
 
 from google.protobuf.message import Message
 
-from . import clusters, endpoints, listeners, routes
+from . import capture, clusters, endpoints, listeners, routes
 from .model import (
     ADS_ORDER,
     TYPE_CLUSTER,
@@ -54,6 +54,16 @@ def _endpoints(proxy: Proxy, push: PushContext) -> dict[str, Message]:
                      lambda: _messages(TYPE_ENDPOINT, endpoints.build_endpoints(push, proxy.namespace)))
 
 
+def _listeners(proxy: Proxy, push: PushContext) -> dict[str, Message]:
+    if proxy.type == "sidecar" and push.options.network == "netns":
+        # A netns sidecar's outbound listeners are the same for its namespace and labels: build them once.
+        key = (TYPE_LISTENER, proxy.namespace, tuple(sorted(proxy.labels.items())))
+        shared = push.memo(key, lambda: _messages(TYPE_LISTENER, capture.outbound_listeners(proxy, push)))
+        own = {n: m for n, m in shared.items() if not capture.own_listener(proxy, n)}
+        return {**own, **_messages(TYPE_LISTENER, [capture.inbound_listener(proxy, push)])}
+    return _messages(TYPE_LISTENER, listeners.build_listeners(proxy, push))
+
+
 def _routes(proxy: Proxy, push: PushContext) -> dict[str, Message]:
     if proxy.type == "router":
         return _messages(TYPE_ROUTE, routes.gateway_route_configs(proxy, push))
@@ -69,6 +79,5 @@ def generate(proxy: Proxy, push: PushContext, types: Collection[str] = ADS_ORDER
 
     The inner dicts may be shared with other proxies of the same push: treat them as read-only.
     """
-    builders = {TYPE_CLUSTER: _clusters, TYPE_ENDPOINT: _endpoints, TYPE_LISTENER: lambda p, c: _messages(
-        TYPE_LISTENER, listeners.build_listeners(p, c)), TYPE_ROUTE: _routes}
+    builders = {TYPE_CLUSTER: _clusters, TYPE_ENDPOINT: _endpoints, TYPE_LISTENER: _listeners, TYPE_ROUTE: _routes}
     return {t: builders[t](proxy, push) for t in ADS_ORDER if t in types}

@@ -6,7 +6,8 @@ The pod's outbound TCP is redirected to 15001 and its inbound TCP to 15006, so (
   off by their original destination (exact `IP:port` first, then `0.0.0.0:port`):
   - `0.0.0.0_<port>` for HTTP ports, shared by every Service with that port: an HTTP connection manager on
     RDS `"<port>"`, chosen by the http_inspector, and `PassthroughFilterChain` for anything else;
-  - `<ClusterIP>_<port>` for TCP ports: a TCP proxy to `outbound|<port>||<fqdn>`;
+  - `<ClusterIP>_<port>` for TCP ports: a TCP proxy to `outbound|<port>||<fqdn>`, or to the destinations
+    (weighted, subsets) of the service's VirtualService `tcp` routes;
   - `<ClusterIP>_<port>` for ports without a declared protocol: the same TCP proxy, plus an HTTP connection
     manager on RDS `"<fqdn>:<port>"` for what the http_inspector recognises as HTTP;
 - `virtualOutbound` 0.0.0.0:15001 (`use_original_dst`): traffic aimed at 15001 itself to the black hole,
@@ -15,7 +16,9 @@ The pod's outbound TCP is redirected to 15001 and its inbound TCP to 15006, so (
   (`inbound|<port>||`, HTTP and/or TCP by the port's protocol), passthrough chains for other ports
   (`InboundPassthroughCluster`) and the black hole for 15006 itself.
 There is no mTLS, so the inbound chains are Istio's plaintext ones (PeerAuthentication DISABLE): no TLS
-inspector, `raw_buffer` chains only. Called by `listeners.build_listeners`.
+inspector, `raw_buffer` chains only. A headless Service's TCP and unnamed ports get one listener per
+endpoint, `<podIP>_<port>` (not the proxy's own IP: its app's calls to itself are not captured), to the
+service's ORIGINAL_DST cluster. Called by `sluice.xds.translate.generate` and `listeners.build_listeners`.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from __future__ import annotations
 from sluice import mesh
 
 from .clusters import BLACKHOLE, INBOUND_PASSTHROUGH, PASSTHROUGH, inbound_ports
+from .httproute import RouteContext, tcp_route_clusters
 from .model import INBOUND_CAPTURE_PORT, OUTBOUND_CAPTURE_PORT, RESERVED_PORTS, Proxy
 from .network_filters import http_connection_manager, tcp_proxy
 from .protos import typed
@@ -30,7 +34,8 @@ from .push_context import PushContext, Service, ServicePort
 from .routes import inbound_route_config, outbound_http_ports, sniffed_route_name
 from .spec import Obj, is_http_protocol
 
-__all__ = ["capture_listeners", "VIRTUAL_OUTBOUND", "VIRTUAL_INBOUND"]
+__all__ = ["capture_listeners", "outbound_listeners", "inbound_listener", "own_listener", "VIRTUAL_OUTBOUND",
+           "VIRTUAL_INBOUND"]
 
 VIRTUAL_OUTBOUND = "virtualOutbound"
 VIRTUAL_INBOUND = "virtualInbound"
@@ -90,14 +95,19 @@ def _outbound_http_listener(push: PushContext, port: int, hcm: Obj) -> Obj:
                               _passthrough_chain(push, "PassthroughFilterChain"), inspect_http=True)
 
 
-def _outbound_vip_listener(push: PushContext, svc: Service, sp: ServicePort, sniff_hcm: Obj | None) -> Obj:
-    name = f"{svc.cluster_ip}_{sp.port}"
+def _outbound_vip_listener(proxy: Proxy, push: PushContext, svc: Service, sp: ServicePort,
+                           sniff_hcm: Obj | None, ip: str | None = None) -> Obj:
+    """`<ip>_<port>` for one service port: the ClusterIP, or (headless) one endpoint's pod IP."""
+    ip = ip or svc.cluster_ip
+    name = f"{ip}_{sp.port}"
     cluster = mesh.outbound_cluster(sp.port, "", svc.hostname)
-    tcp = {"name": name, "filters": [tcp_proxy(push, cluster)]}
+    vs = push.mesh_virtual_service(svc.hostname)
+    weighted = tcp_route_clusters(RouteContext(push, proxy, vs, sp.port, ("mesh",))) if vs else []
+    tcp = {"name": name, "filters": [tcp_proxy(push, cluster, weighted=weighted)]}
     if sniff_hcm is None:
-        return _outbound_listener(name, svc.cluster_ip, sp.port, [tcp], None, inspect_http=False)
+        return _outbound_listener(name, ip, sp.port, [tcp], None, inspect_http=False)
     http = {"name": name, "filter_chain_match": _http_match(), "filters": [sniff_hcm]}
-    return _outbound_listener(name, svc.cluster_ip, sp.port, [http], tcp, inspect_http=True)
+    return _outbound_listener(name, ip, sp.port, [http], tcp, inspect_http=True)
 
 
 def _virtual_outbound(push: PushContext) -> Obj:
@@ -148,27 +158,49 @@ def _virtual_inbound(proxy: Proxy, push: PushContext) -> Obj:
             "listener_filters": [_ORIGINAL_DST, _http_inspector(declared)], "filter_chains": chains}
 
 
-def capture_listeners(proxy: Proxy, push: PushContext) -> list[Obj]:
-    """Every listener of a netns-mode sidecar, in Istio's order (outbound per port, virtualOutbound,
-    virtualInbound)."""
+def outbound_listeners(proxy: Proxy, push: PushContext) -> list[Obj]:
+    """The per-port outbound listeners and virtualOutbound. They depend on the proxy's namespace and labels
+    only (VirtualService `sourceLabels`/`sourceNamespace`), so callers may share them among such proxies;
+    each proxy then drops the listeners on its own IP (`own_listener`)."""
     out: list[Obj] = []
     for port in outbound_http_ports(push):
         out.append(_outbound_http_listener(
             push, port, http_connection_manager(push, stat_prefix=f"outbound_0.0.0.0_{port}", rds=str(port))))
-    vips: list[tuple[str, int, Obj]] = []
+    vips: dict[str, tuple[int, str, Obj]] = {}
     for svc in push.services:
-        if not svc.cluster_ip:
-            continue  # headless TCP ports: left to virtualOutbound's passthrough (no per-pod listeners)
         for sp in svc.ports:
             if sp.protocol == "UDP" or sp.port in RESERVED_PORTS:
                 continue
-            if sp.protocol == "UNKNOWN":
-                hcm = http_connection_manager(push, stat_prefix=f"outbound_{svc.cluster_ip}_{sp.port}",
-                                              rds=sniffed_route_name(svc, sp.port))
-                vips.append((svc.cluster_ip, sp.port, _outbound_vip_listener(push, svc, sp, hcm)))
-            elif not is_http_protocol(sp.protocol):
-                vips.append((svc.cluster_ip, sp.port, _outbound_vip_listener(push, svc, sp, None)))
-    out += [listener for _, _, listener in sorted(vips, key=lambda v: (v[1], v[0]))]
+            if sp.protocol != "UNKNOWN" and is_http_protocol(sp.protocol):
+                continue  # on 0.0.0.0_<port>
+            # headless: every endpoint's pod IP, the first service to claim one wins
+            ips = [svc.cluster_ip] if svc.cluster_ip else sorted({e.ip for e in push.endpoints(svc.hostname, sp.port)})
+            for ip in ips:
+                if f"{ip}_{sp.port}" in vips:
+                    continue
+                hcm = None
+                if sp.protocol == "UNKNOWN":
+                    hcm = http_connection_manager(push, stat_prefix=f"outbound_{ip}_{sp.port}",
+                                                  rds=sniffed_route_name(svc, sp.port))
+                vips[f"{ip}_{sp.port}"] = (sp.port, ip, _outbound_vip_listener(proxy, push, svc, sp, hcm, ip))
+    out += [listener for _, _, listener in sorted(vips.values(), key=lambda v: (v[0], v[1]))]
     out.append(_virtual_outbound(push))
-    out.append(_virtual_inbound(proxy, push))
     return out
+
+
+def inbound_listener(proxy: Proxy, push: PushContext) -> Obj:
+    """virtualInbound: this pod's own ports."""
+    return _virtual_inbound(proxy, push)
+
+
+def own_listener(proxy: Proxy, name: str) -> bool:
+    """A headless service's listener on this proxy's own pod IP: Istio leaves it out (traffic to self does
+    not flow through an outbound listener)."""
+    return name.startswith(f"{proxy.ip}_")
+
+
+def capture_listeners(proxy: Proxy, push: PushContext) -> list[Obj]:
+    """Every listener of a netns-mode sidecar, in Istio's order (outbound per port, virtualOutbound,
+    virtualInbound)."""
+    outbound = [lst for lst in outbound_listeners(proxy, push) if not own_listener(proxy, str(lst["name"]))]
+    return [*outbound, inbound_listener(proxy, push)]

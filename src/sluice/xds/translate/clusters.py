@@ -7,7 +7,8 @@ on, and, for sidecars, one `inbound|<port>||` cluster per inbound port:
 - loopback mode: STATIC, pointing at the app on its app IP;
 - netns mode: as Istio builds it under the default PASSTHROUGH inbound policy, ORIGINAL_DST (the pod's own
   `IP:port` that virtualInbound restored) from 127.0.0.6, the source istio-init's rules let through
-  instead of capturing again; plus `InboundPassthroughCluster` (the same for undeclared ports).
+  instead of capturing again; plus `InboundPassthroughCluster` (the same for undeclared ports). A headless
+  Service's outbound clusters are ORIGINAL_DST there too (the pod the app dialled), without endpoints.
 Called by `sluice.xds.translate.generate`.
 """
 
@@ -83,6 +84,12 @@ def _subset_names(push: PushContext, svc: Service, namespace: str) -> list[str]:
     return names
 
 
+def _original_dst_service(push: PushContext, svc: Service) -> bool:
+    """netns mode: a headless Service's clusters send to the pod the app dialled (Istio's Passthrough
+    resolution: ORIGINAL_DST, no EDS); loopback mode has no original destination to keep."""
+    return push.options.network == "netns" and not svc.cluster_ip
+
+
 def _outbound_keys(push: PushContext, namespace: str) -> Iterator[tuple[Service, ServicePort, str]]:
     """(service, port, subset) of every outbound cluster a proxy in `namespace` gets, in CDS order."""
     for svc in push.services:
@@ -98,7 +105,7 @@ def _outbound_keys(push: PushContext, namespace: str) -> Iterator[tuple[Service,
 def outbound_cluster_names(push: PushContext, namespace: str) -> list[str]:
     """The EDS clusters a proxy in `namespace` gets, in CDS order (also the EDS resource names)."""
     return [mesh.outbound_cluster(sp.port, subset, svc.hostname)
-            for svc, sp, subset in _outbound_keys(push, namespace)]
+            for svc, sp, subset in _outbound_keys(push, namespace) if not _original_dst_service(push, svc)]
 
 
 def _outbound_cluster(push: PushContext, svc: Service, sp: ServicePort, subset: str, namespace: str) -> Obj:
@@ -113,6 +120,11 @@ def _outbound_cluster(push: PushContext, svc: Service, sp: ServicePort, subset: 
     }
     common: Obj = {}
     apply_policy(cluster, effective_policy(dr, subset, sp.port), common)
+    if _original_dst_service(push, svc):
+        for key in ("eds_cluster_config", "maglev_lb_config", "ring_hash_lb_config"):
+            cluster.pop(key, None)
+        # the only load balancing ORIGINAL_DST allows: the destination is the connection's
+        cluster.update({"type": "ORIGINAL_DST", "lb_policy": "CLUSTER_PROVIDED"})
     http2: bool | None = is_http2_protocol(sp.protocol)
     if sp.protocol == "UNKNOWN" and push.options.network == "netns":
         http2 = None  # a sniffed port forwards HTTP/1.1 or h2c as it arrived (Istio's setUpstreamProtocol)

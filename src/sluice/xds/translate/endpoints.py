@@ -28,6 +28,8 @@ def _assignment(name: str, endpoints: list[Endpoint]) -> Obj:
 def _build(push: PushContext, namespace: str) -> list[Obj]:
     out = []
     for svc in push.services:
+        if push.options.network == "netns" and not svc.cluster_ip:
+            continue  # headless: ORIGINAL_DST clusters, no endpoints to push (see clusters)
         dr = push.destination_rule(svc.hostname, namespace)
         subsets: list[tuple[str, dict[str, str]]] = []
         for s in (dr.spec.get("subsets") or []) if dr else []:

@@ -46,10 +46,16 @@ def http_connection_manager(push: PushContext, *, stat_prefix: str, rds: str | N
     return {"name": HCM_FILTER, "typed_config": typed(_HCM_TYPE, body)}
 
 
-def tcp_proxy(push: PushContext, cluster: str, *, logs: bool = True) -> Obj:
-    """A TCP proxy to `cluster`. With `logs`, its ALS entries feed the istio_tcp_* metrics, flushed when
-    the connection opens so it counts as opened then, not when it closes."""
-    body: Obj = {"stat_prefix": cluster, "cluster": cluster}
+def tcp_proxy(push: PushContext, cluster: str, *, logs: bool = True,
+              weighted: list[tuple[str, int]] | None = None) -> Obj:
+    """A TCP proxy to `cluster`, or split between `weighted` (cluster, weight) pairs (`cluster` still names
+    its stats). With `logs`, its ALS entries feed the istio_tcp_* metrics, flushed when the connection
+    opens so it counts as opened then, not when it closes."""
+    body: Obj = {"stat_prefix": cluster}
+    if weighted and len(weighted) > 1:
+        body["weighted_clusters"] = {"clusters": [{"name": c, "weight": w} for c, w in weighted]}
+    else:
+        body["cluster"] = weighted[0][0] if weighted else cluster
     access = tcp_access_logs(push.options) if logs else []
     if access:
         body["access_log"] = access

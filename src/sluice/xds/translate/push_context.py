@@ -137,7 +137,8 @@ class PushContext:
             namespaces.update(str(_meta(o).get("namespace") or "default") for o in by_kind.get(kind, []))
         ns_set = frozenset(namespaces)
 
-        services = tuple(sorted((s for o in by_kind.get("Service", []) if (s := _service(o)) is not None),
+        netns = options.network == "netns"
+        services = tuple(sorted((s for o in by_kind.get("Service", []) if (s := _service(o, netns)) is not None),
                                 key=lambda s: s.hostname))
         pods = {(str(_meta(p).get("namespace") or "default"), str(_meta(p).get("name"))): p
                 for p in by_kind.get("Pod", [])}
@@ -239,7 +240,14 @@ class PushContext:
                 if s.namespace == namespace and s.selector and labels_match(s.selector, labels)]
 
 
-def _service(obj: Obj) -> Service | None:
+# Istio's ConvertProtocol: a port whose name/appProtocol says nothing is sniffed, except these well-known
+# server-first ports (SMTP, DNS, MySQL, MongoDB), which are TCP: a sniffer would wait for the client forever.
+_WELL_KNOWN_TCP_PORTS = frozenset({25, 53, 3306, 27017})
+
+
+def _service(obj: Obj, netns: bool = False) -> Service | None:
+    """A stored Service; `netns`: with Istio's well-known TCP ports (loopback mode has no sniffing, its
+    unnamed ports are HTTP through the proxy)."""
     meta = _meta(obj)
     spec = obj.get("spec") or {}
     if not isinstance(spec, dict) or spec.get("type") == "ExternalName":
@@ -251,7 +259,10 @@ def _service(obj: Obj) -> Service | None:
             continue
         target = str(p.get("targetPort") or p["port"])
         target_port: int | str = int(target) if target.isdigit() else target
-        ports.append(ServicePort(str(p.get("name") or ""), int(p["port"]), target_port, port_protocol(p)))
+        protocol = port_protocol(p)
+        if netns and protocol == "UNKNOWN" and int(p["port"]) in _WELL_KNOWN_TCP_PORTS:
+            protocol = "TCP"
+        ports.append(ServicePort(str(p.get("name") or ""), int(p["port"]), target_port, protocol))
     if not name or not ports:
         return None
     cluster_ip = str(spec.get("clusterIP") or "")

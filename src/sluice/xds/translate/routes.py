@@ -12,6 +12,7 @@
 - netns mode (transparent capture), Istio's names instead of `http_proxy`: `"<port>"` for each outbound
   HTTP port (one virtual host per Service with that port, plus Istio's `allow_any` catch-all to
   `PassthroughCluster`), and `"<fqdn>:<port>"` for each sniffed (unnamed) Service port: its one host.
+  A headless Service's hosts also answer `*.<name>` (its pods' own names).
 Called by `sluice.xds.translate.generate` (RDS) and by `listeners` (inline inbound tables).
 """
 
@@ -88,7 +89,7 @@ _PASSTHROUGH = "PassthroughCluster"
 def outbound_http_ports(push: PushContext) -> list[int]:
     """netns mode: the ports that get a shared `0.0.0.0_<port>` HTTP listener and a `"<port>"` table."""
     ports = {sp.port for svc in push.services for sp in svc.ports
-             if is_http_protocol(sp.protocol) and (sp.protocol != "UNKNOWN" or not svc.cluster_ip)}
+             if is_http_protocol(sp.protocol) and sp.protocol != "UNKNOWN"}
     return sorted(ports - RESERVED_PORTS)
 
 
@@ -106,7 +107,10 @@ def _alt_domains(svc: Service, proxy_namespace: str) -> list[str]:
 def _port_domains(svc: Service, port: int, proxy_namespace: str) -> list[str]:
     """Every Host a request for the service on `port` may carry, with and without `:<port>`."""
     names = [svc.hostname, *_alt_domains(svc, proxy_namespace)]
-    if svc.cluster_ip:
+    if not svc.cluster_ip:
+        # headless: a pod's own name under the service's (`web-0.web…`, a StatefulSet's) means the same host
+        names += [f"*.{n}" for n in names]
+    else:
         names.append(svc.cluster_ip)
     return [d for n in names for d in (n, f"{n}:{port}")]
 
@@ -129,7 +133,7 @@ def _port_route_config(proxy: Proxy, push: PushContext, port: int) -> Obj:
     seen: set[str] = set()
     for svc in push.services:
         for sp in svc.ports:
-            if sp.port != port or not is_http_protocol(sp.protocol) or (sp.protocol == "UNKNOWN" and svc.cluster_ip):
+            if sp.port != port or not is_http_protocol(sp.protocol) or sp.protocol == "UNKNOWN":
                 continue
             fresh = [d for d in _port_domains(svc, port, proxy.namespace) if d.lower() not in seen]
             seen.update(d.lower() for d in fresh)
@@ -156,7 +160,7 @@ def sidecar_port_route_configs(proxy: Proxy, push: PushContext) -> list[Obj]:
     out = [_port_route_config(proxy, push, port) for port in outbound_http_ports(push)]
     for svc in push.services:
         for sp in svc.ports:
-            if sp.protocol == "UNKNOWN" and svc.cluster_ip and sp.port not in RESERVED_PORTS:
+            if sp.protocol == "UNKNOWN" and sp.port not in RESERVED_PORTS:
                 # a sniffed listener belongs to one service: its one host answers every Host (Istio)
                 out.append(_route_config(sniffed_route_name(svc, sp.port), [{
                     "name": f"{svc.hostname}:{sp.port}", "domains": ["*"],

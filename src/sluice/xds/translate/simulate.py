@@ -4,6 +4,10 @@ Replays Envoy's virtual-host selection (exact domain, then the longest `*.suffix
 `prefix*`, then `*`) and first-match route selection (path, headers, query parameters) over a generated
 RouteConfiguration, as Istio's pilot/pkg/simulation does. Used by the translation tests and handy for
 `proxy-config`-style debugging; it models routing only, not filters (faults are reported, not applied).
+
+`match_connection` does the same one level down for netns mode's captured connections: which listener and
+filter chain a connection to `IP:port` lands on (exact `IP:port`, then `0.0.0.0:port`, then virtualOutbound;
+or virtualInbound for inbound ones) and what its first network filter sends it to.
 """
 
 from __future__ import annotations
@@ -16,9 +20,9 @@ from urllib.parse import parse_qsl
 
 from google.protobuf import json_format
 
-from .model import TYPE_ROUTE, Resources
+from .model import INBOUND_CAPTURE_PORT, OUTBOUND_CAPTURE_PORT, TYPE_LISTENER, TYPE_ROUTE, Resources
 
-__all__ = ["Decision", "route_request"]
+__all__ = ["Decision", "route_request", "Hop", "match_connection"]
 
 
 @dataclass(frozen=True)
@@ -138,3 +142,58 @@ def route_request(resources: Resources, authority: str, path: str = "/", *, head
         mirrors = tuple(str(m["cluster"]) for m in action.get("request_mirror_policies", []))
         return Decision(vh["name"], name, clusters=clusters, mirrors=mirrors, action=action, per_filter=per_filter)
     return None
+
+
+@dataclass(frozen=True)
+class Hop:
+    """Where a captured connection goes: its listener and filter chain, then the RDS table (`route_config`)
+    of an HTTP connection manager on RDS, or a cluster (a TCP proxy's, or an inline route table's first)."""
+
+    listener: str
+    chain: str
+    route_config: str | None = None
+    cluster: str | None = None
+
+
+def _socket(listener: Mapping[str, Any]) -> tuple[str, int]:
+    sock = listener.get("address", {}).get("socket_address", {})
+    return str(sock.get("address", "")), int(sock.get("port_value", 0))
+
+
+def _best(chains: list[Mapping[str, Any]], key: str, value: Any) -> list[Mapping[str, Any]]:
+    """Envoy's filter chain match, one criterion: chains that name `value` beat chains that name nothing;
+    chains that name something else drop out."""
+    def named(c: Mapping[str, Any]) -> Any:
+        return c.get("filter_chain_match", {}).get(key)
+
+    exact = [c for c in chains if named(c) is not None and (value in named(c) if isinstance(named(c), list)
+                                                             else named(c) == value)]
+    return exact or [c for c in chains if not named(c)]
+
+
+def match_connection(resources: Resources, ip: str, port: int, *, http: bool, inbound: bool = False) -> Hop | None:
+    """The listener, filter chain and destination of a connection to `ip:port` after capture (outbound:
+    handed off by virtualOutbound; `inbound`: virtualInbound), whose first bytes are HTTP/1.1 or not."""
+    listeners = {n: json_format.MessageToDict(m, preserving_proto_field_name=True)
+                 for n, m in resources.get(TYPE_LISTENER, {}).items()}
+    by_address = {_socket(lst): lst for lst in listeners.values()}
+    capture = ("0.0.0.0", INBOUND_CAPTURE_PORT if inbound else OUTBOUND_CAPTURE_PORT)
+    listener = by_address.get(capture) if inbound else (
+        by_address.get((ip, port)) or by_address.get(("0.0.0.0", port)) or by_address.get(capture))
+    if listener is None:
+        return None
+    chains: list[Mapping[str, Any]] = list(listener.get("filter_chains", []))
+    for key, value in (("destination_port", port), ("transport_protocol", "raw_buffer"),
+                       ("application_protocols", "http/1.1" if http else None)):
+        chains = _best(chains, key, value)
+    chain = chains[0] if chains else listener.get("default_filter_chain")
+    if chain is None:
+        return None
+    hop = Hop(str(listener["name"]), str(chain.get("name", "")))
+    config = chain["filters"][0]["typed_config"]
+    if "rds" in config:
+        return Hop(hop.listener, hop.chain, route_config=str(config["rds"]["route_config_name"]))
+    if "route_config" in config:
+        route = config["route_config"]["virtual_hosts"][0]["routes"][0]["route"]
+        return Hop(hop.listener, hop.chain, cluster=str(route["cluster"]))
+    return Hop(hop.listener, hop.chain, cluster=str(config.get("cluster")))
