@@ -88,9 +88,15 @@ def pod(d: Daemon, ip: str, core: client.CoreV1Api | None = None, namespace: str
     def resolve(host: str) -> str:
         name, _, rest = host.partition(".")
         ns = rest.split(".", 1)[0] if rest else namespace
-        return str(api.read_namespaced_service(name, ns).spec.cluster_ip)
+        key = (str(d.home), ns, name)
+        if key not in _CLUSTER_IPS:  # a Service keeps its ClusterIP: ask once (also while the daemon is down)
+            _CLUSTER_IPS[key] = str(api.read_namespaced_service(name, ns).spec.cluster_ip)
+        return _CLUSTER_IPS[key]
 
     return Pod(ip, NodeNetwork(d.home).pod_path(ip), resolve)
+
+
+_CLUSTER_IPS: dict[tuple[str, str, str], str] = {}
 
 
 class _PodConnection(http.client.HTTPConnection):

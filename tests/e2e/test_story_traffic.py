@@ -21,12 +21,15 @@ import pytest
 from kubernetes import client
 
 from sluice.mesh import app_ip as mesh_app_ip
+from sluice.runtime.netns.node import NodeNetwork
 from tests.conftest import TOOLS, Daemon, start_daemon, stop_daemon, wait_for
 from tests.e2e.mesh import (
     SAMPLES,
+    Pod,
     SteadyLoad,
     api_client,
     deployments_ready,
+    pod,
     pod_ips,
     reviews_version,
     route_weights,
@@ -40,8 +43,9 @@ REVIEWS = "http://reviews:9080/reviews/0"
 
 
 class Mesh:
-    def __init__(self, daemon: Daemon, tmp: Path) -> None:
+    def __init__(self, daemon: Daemon, tmp: Path, network: str) -> None:
         self.d = daemon
+        self.network = network
         self.api = api_client(daemon)
         self.core = client.CoreV1Api(self.api)
         self.apps = client.AppsV1Api(self.api)
@@ -58,25 +62,29 @@ class Mesh:
         return cp
 
     @property
-    def sleep_ip(self) -> str:
-        return pod_ips(self.core, NS, "app=sleep")[0]
+    def sleep_ip(self) -> Pod:
+        """Where the story's requests start: the sleep pod (its sidecar)."""
+        return pod(self.d, pod_ips(self.core, NS, "app=sleep")[0], self.core)
 
-    def sidecar_ips(self) -> list[str]:
-        return [p.status.pod_ip for p in self.core.list_namespaced_pod(NS).items
+    def sidecars(self) -> list[Pod]:
+        return [pod(self.d, p.status.pod_ip, self.core) for p in self.core.list_namespaced_pod(NS).items
                 if p.status.pod_ip and p.metadata.deletion_timestamp is None
                 and any(c.name == "istio-proxy" for c in p.spec.containers)]
 
     def wait_weights(self, expected: dict[str, int]) -> None:
         """Until every sidecar in the namespace holds these weights for reviews (from Envoy's config dump)."""
-        wait_for(lambda: all(route_weights(ip) == expected for ip in self.sidecar_ips()), timeout=30)
+        wait_for(lambda: all(route_weights(p) == expected for p in self.sidecars()), timeout=30)
 
 
-@pytest.fixture(scope="module")
-def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
+# The story runs twice: pods in their own network namespaces with transparent capture, and on loopback.
+@pytest.fixture(scope="module", params=["netns", "loopback"])
+def mesh(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
+    if request.param == "netns" and os.geteuid() != 0:
+        pytest.skip("netns mode needs root")
     tmp = tmp_path_factory.mktemp("story")
-    d = start_story_mesh(tmp)
+    d = start_story_mesh(tmp, network=request.param)
     try:
-        yield Mesh(d, tmp)
+        yield Mesh(d, tmp, request.param)
     finally:
         stop_daemon(d)
 
@@ -267,7 +275,7 @@ def test_killed_daemon_restarts_without_interrupting_traffic(mesh: Mesh) -> None
         mesh.d.proc.wait()
         before = load.total
         wait_for(lambda: load.total >= before + 20)  # traffic flows while the daemon is down
-        d2 = start_daemon(mesh.d.home, port=mesh.d.api_port, xds_port=mesh.d.xds_port)
+        d2 = start_daemon(mesh.d.home, port=mesh.d.api_port, xds_port=mesh.d.xds_port, network=mesh.network)
         mesh.d.proc = d2.proc
         wait_for(lambda: deployments_ready(mesh.apps, NS), timeout=60)
         before = load.total
@@ -299,6 +307,11 @@ def test_no_processes_left_after_down(mesh: Mesh) -> None:
     stop_daemon(mesh.d)  # SIGTERM: the daemon stops every pod before it exits
     left = [e.name for e in Path("/proc").iterdir() if e.name.isdigit() and _from_home(e, mesh.d.home)]
     assert left == []
+    if mesh.network == "netns":
+        made = [n for n in os.listdir("/run/netns") if n.startswith(NodeNetwork(mesh.d.home).prefix)] \
+            if os.path.isdir("/run/netns") else []
+        assert made == []  # every pod namespace, the node namespace and the host handle are gone
+        return
     listening = [(ip, port) for ip in ips for port in (9080, 15000, 15001) if _accepts(ip, port)]
     listening += [(mesh_app_ip(ip), 9080) for ip in ips if _accepts(mesh_app_ip(ip), 9080)]
     assert listening == []

@@ -9,6 +9,7 @@ burst of changes costs one rebuild and an answer never lags the store by more th
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from sluice.controllers.informer import Informer
@@ -22,8 +23,9 @@ KINDS = ("namespaces", "services", "endpoints", "pods", "serviceentries.networki
 
 class NameWatcher:
     def __init__(self, store: Store, *, zone: str = DEFAULT_ZONE, ttl: int = DEFAULT_TTL,
-                 pod_mode: PodMode = "insecure") -> None:
+                 pod_mode: PodMode = "insecure", on_change: Callable[[], None] | None = None) -> None:
         self.zone, self.ttl, self.pod_mode = zone, ttl, pod_mode
+        self.on_change = on_change
         self.informers = {kind: Informer(store, kind, self._changed) for kind in KINDS}
         self._table = build_table(zone=zone, ttl=ttl, pod_mode=pod_mode)
         self._stale = True
@@ -42,6 +44,23 @@ class NameWatcher:
 
     def _changed(self, typ: str, obj: dict[str, Any], prev: dict[str, Any] | None) -> None:
         self._stale = True
+        if self.on_change is not None:
+            self.on_change()
+
+    def objects(self) -> dict[str, list[dict[str, Any]]]:
+        """What `build_table` reads, trimmed to the fields it uses: the snapshot a DNS process outside the
+        daemon serves from (`sluice.dns.standalone`)."""
+        i = self.informers
+        return {
+            "namespaces": [{"metadata": {"name": o["metadata"]["name"]}} for o in i["namespaces"].list()],
+            "services": [_trim(o, spec=True) for o in i["services"].list()],
+            "endpoints": [{"metadata": _meta(o), "subsets": o.get("subsets") or []} for o in i["endpoints"].list()],
+            "pods": [{"metadata": _meta(o),
+                      "spec": {k: v for k, v in (o.get("spec") or {}).items() if k in ("hostname", "subdomain")},
+                      "status": {k: v for k, v in (o.get("status") or {}).items() if k in ("podIP", "podIPs")}}
+                     for o in i["pods"].list()],
+            "service_entries": [_trim(o, spec=True) for o in i["serviceentries.networking.istio.io"].list()],
+        }
 
     def table(self) -> NameTable:
         if self._stale:
@@ -52,3 +71,12 @@ class NameWatcher:
                 pods=i["pods"].list(), service_entries=i["serviceentries.networking.istio.io"].list(),
                 zone=self.zone, ttl=self.ttl, pod_mode=self.pod_mode, serial=int(time.time()))
         return self._table
+
+
+def _meta(o: dict[str, Any]) -> dict[str, Any]:
+    m = o.get("metadata") or {}
+    return {"name": m.get("name"), "namespace": m.get("namespace")}
+
+
+def _trim(o: dict[str, Any], spec: bool) -> dict[str, Any]:
+    return {"metadata": _meta(o), "spec": o.get("spec") or {}} if spec else {"metadata": _meta(o)}

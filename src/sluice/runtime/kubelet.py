@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import socket
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -31,7 +30,8 @@ from sluice.runtime import proxy
 from sluice.runtime.ipam import IPAllocator, PoolExhausted
 from sluice.runtime.layout import PodDir, RuntimeLayout
 from sluice.runtime.logs import parse_options, read_lines, serve_log
-from sluice.runtime.netns.dial import http_get, socket_in
+from sluice.runtime.netns.clusterdns import ClusterDns
+from sluice.runtime.netns.dial import http_get
 from sluice.runtime.netns.kubeproxy import KubeProxy
 from sluice.runtime.netns.node import NodeNetwork
 from sluice.runtime.netns.sandbox import PodNetwork
@@ -85,7 +85,7 @@ class Kubelet:
         self._stopping = False
         self.node: NodeNetwork | None = None
         self.kube_proxy: KubeProxy | None = None
-        self._dns: tuple[Any, Any] | None = None  # (NameWatcher, DnsServer) in netns mode
+        self._dns: ClusterDns | None = None  # netns mode
         self._home = home
         # `pods/<name>/exec|attach|portforward` (the API server's StreamSource).
         self.stream_source = StreamServer(lambda: self.workers)
@@ -133,23 +133,11 @@ class Kubelet:
         return PodNetwork(node=node, xds_socket=self.options.xds_socket, host_netns=host)
 
     async def _start_dns(self, node: NodeNetwork) -> None:
-        """Kubernetes DNS for the pods: served on kube-dns's address inside the node namespace, from sockets
-        made there (the daemon itself stays in the host's network)."""
-        from sluice.dns.server import DnsServer
-        from sluice.dns.watch import NameWatcher
-
-        udp = socket_in(node.node_path, socket.AF_INET, socket.SOCK_DGRAM)
-        tcp = socket_in(node.node_path, socket.AF_INET, socket.SOCK_STREAM)
-        tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        for sock in (udp, tcp):
-            sock.bind((mesh.DNS_SERVICE_IP, 53))
-        tcp.listen(128)
-        watcher = NameWatcher(self.store)
-        watcher.start()
-        await watcher.wait_synced()
-        server = DnsServer(watcher.table)
-        await server.start(udp=[udp], tcp=[tcp])
-        self._dns = (watcher, server)
+        """Kubernetes DNS for the pods, on kube-dns's address inside the node namespace, in a process of its
+        own that keeps answering while the daemon restarts (`sluice.runtime.netns.clusterdns`)."""
+        dns = ClusterDns(self.store, node.node_path, self.layout.root)
+        await dns.start()
+        self._dns = dns
 
     async def stop(self, *, stop_pods: bool) -> None:
         """Stop the kubelet. With `stop_pods`, stop every pod's processes too (IPs and logs are kept), and
@@ -159,8 +147,7 @@ class Kubelet:
         if self.kube_proxy is not None:
             await self.kube_proxy.stop()
         if self._dns is not None:
-            await self._dns[1].stop()
-            await self._dns[0].stop()
+            await self._dns.stop(kill=stop_pods)
         workers = list(self.workers.values())
         self.workers.clear()
         if stop_pods:
