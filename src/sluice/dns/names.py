@@ -15,8 +15,9 @@
 * `a-b-c-d.ns.pod.cluster.local` → a.b.c.d for an existing namespace (`pods insecure`, kubeadm's Corefile),
   or only for a pod of that namespace with that IP (`pods verified`).
 * PTR for ClusterIPs and endpoint IPs under `in-addr.arpa`/`ip6.arpa`.
-* Outside the zone, the hosts of ServiceEntries (networking.istio.io) that list `addresses`: A/AAAA of those
-  addresses (Istio's DNS proxying; wildcard hosts and CIDR ranges are not resolvable, as in Istio).
+* The hosts of ServiceEntries (networking.istio.io) that list `addresses`: A/AAAA of those addresses, a
+  `*.example.com` host answering for every name below `example.com` (Istio's DNS proxying; CIDR ranges are
+  not addresses to answer with, as in Istio).
 
 Names are compared lower-case, without the trailing dot.
 """
@@ -77,6 +78,7 @@ class NameTable:
     namespaces: set[str] = field(default_factory=set)
     pod_ips: set[tuple[str, str]] = field(default_factory=set)  # (namespace, ip)
     pod_mode: PodMode = "insecure"
+    wildcards: dict[str, Node] = field(default_factory=dict)  # ServiceEntry `*.example.com` → "example.com"
 
     def authoritative(self, name: str) -> bool:
         """Whether `name` is in a zone this table answers for alone (the cluster zone, or a known reverse)."""
@@ -90,7 +92,18 @@ class NameTable:
         node = self.names.get(name)
         if node is not None:
             return node
-        return self._pod(name)
+        return self._pod(name) or self._wildcard(name)
+
+    def _wildcard(self, name: str) -> Node | None:
+        """Istio's DNS proxy: the closest `*.suffix` host answers for any name below the suffix."""
+        if not self.wildcards:
+            return None
+        labels = name.split(".")
+        for i in range(1, len(labels)):
+            node = self.wildcards.get(".".join(labels[i:]))
+            if node is not None:
+                return node
+        return None
 
     def exists(self, name: str) -> bool:
         """The name owns records or has names below it (NOERROR) — otherwise it is NXDOMAIN."""
@@ -146,7 +159,10 @@ def _undash(text: str) -> str | None:
 
 
 def _dashed(ip: str) -> str:
-    return ip.replace(".", "-").replace(":", "-")
+    if ":" in ip:
+        out = ip.replace(":", "-")
+        return out + "0" if out.endswith("-") else out
+    return ip.replace(".", "-")
 
 
 def _reverse(ip: str) -> str | None:
@@ -170,7 +186,7 @@ def _weights(records: list[tuple[int, str]]) -> list[Srv]:
     """CoreDNS: every record of one priority shares weight 100 evenly (rounded down)."""
     if not records:
         return []
-    w = math.floor(100 / len(records))
+    w = max(1, math.floor(100 / len(records)))
     return [Srv(0, w, port, target) for port, target in records]
 
 
@@ -227,37 +243,41 @@ def build_table(*, services: Iterable[Obj] = (), endpoints: Iterable[Obj] = (), 
                     t.node(srv_name).srv = _weights([(int(p["port"]), fq)])
             headless = False
         else:
-            t.node(fq)  # a headless Service's name exists even while it has no endpoints
-            headless = True
+            headless = True  # its name exists only while it has endpoints (NXDOMAIN otherwise, as CoreDNS)
         by_port: dict[str, list[tuple[int, str]]] = {}
         all_ports: list[tuple[int, str]] = []
+        endpoint_srv: dict[str, list[tuple[int, str]]] = {}
         ep = ep_index.get((ns, str(meta.get("name"))))
         for subset in (ep or {}).get("subsets") or []:
             addresses = list(subset.get("addresses") or [])
             if spec.get("publishNotReadyAddresses"):
                 addresses += subset.get("notReadyAddresses") or []
+            subset_ports = [p for p in subset.get("ports") or [] if isinstance(p, dict) and isinstance(p.get("port"), int)]
             for addr in addresses:
                 ip = str(addr.get("ip") or "")
                 if not _ips([ip]):
                     continue
-                host = _endpoint_hostname(addr, str(meta.get("name")), pod_index)
-                ep_fq = f"{host}.{fq}"
+                # Endpoint names exist for every Service (`10-244-0-5.reviews.ns.svc…`), the Service's own name
+                # resolves to the endpoints only when it is headless.
+                ep_fq = f"{_endpoint_hostname(addr, str(meta.get('name')), pod_index)}.{fq}"
                 endpoint_reverse.setdefault(ip, ep_fq)
-                if not headless:
-                    continue
-                t.node(fq).add_ip(ip)
                 t.node(ep_fq).add_ip(ip)
-                for p in subset.get("ports") or []:
-                    if not isinstance(p.get("port"), int):
-                        continue
+                if headless:
+                    t.node(fq).add_ip(ip)
+                for p in subset_ports:
+                    endpoint_srv.setdefault(ep_fq, []).append((int(p["port"]), ep_fq))
                     all_ports.append((int(p["port"]), ep_fq))
                     if p.get("name"):
                         key = f"_{normalize(str(p['name']))}._{str(p.get('protocol') or 'TCP').lower()}.{fq}"
                         by_port.setdefault(key, []).append((int(p["port"]), ep_fq))
-        if headless:
+        for ep_fq, records in endpoint_srv.items():
+            t.node(ep_fq).srv = _weights(records)
+        if headless and all_ports:
             t.node(fq).srv = _weights(all_ports)
             for key, records in by_port.items():
                 t.node(key).srv = _weights(records)
+    for ns in t.namespaces:  # an existing namespace's names exist even when it has no Service (NODATA)
+        t.interior.update({f"{ns}.svc.{zone}", f"{ns}.pod.{zone}", f"svc.{zone}", f"pod.{zone}"})
     for ip, target in {**endpoint_reverse, **reverse}.items():
         rev = _reverse(ip)
         if rev:
@@ -273,9 +293,12 @@ def build_table(*, services: Iterable[Obj] = (), endpoints: Iterable[Obj] = (), 
             continue
         for host in spec.get("hosts") or []:
             host = normalize(str(host))
-            if not host or "*" in host:
+            if host.startswith("*.") and "*" not in host[2:]:
+                node = t.wildcards.setdefault(host[2:], Node())
+            elif host and "*" not in host:
+                node = t.node(host)
+            else:
                 continue
-            node = t.node(host)
             for ip in se_addresses:
                 node.add_ip(ip)
     return t

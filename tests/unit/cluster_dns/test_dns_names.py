@@ -49,8 +49,10 @@ def test_headless_service_resolves_to_ready_endpoints(table: NameTable) -> None:
     assert texts(ask(table, "db-0.db.tutorial.svc.cluster.local.").answer) == ["10.244.0.7"]
     assert texts(ask(table, "10-244-0-8.db.tutorial.svc.cluster.local.").answer) == ["10.244.0.8"]
     assert ask(table, "10-244-0-9.db.tutorial.svc.cluster.local.").rcode() == dns.rcode.NXDOMAIN  # not ready
-    r = ask(table, "lonely.tutorial.svc.cluster.local.")  # headless, no endpoints: exists, no data
-    assert r.rcode() == dns.rcode.NOERROR and not r.answer
+    # Headless without endpoints: no name (CoreDNS's NXDOMAIN).
+    assert ask(table, "lonely.tutorial.svc.cluster.local.").rcode() == dns.rcode.NXDOMAIN
+    # Endpoint names exist for ClusterIP Services too; the Service's own name stays the ClusterIP.
+    assert texts(ask(table, "10-244-0-20.reviews.tutorial.svc.cluster.local.").answer) == ["10.244.0.20"]
 
 
 def test_srv_records_as_coredns(table: NameTable) -> None:
@@ -83,9 +85,11 @@ def test_unknown_names_are_nxdomain_with_the_soa(table: NameTable) -> None:
     assert [rr.to_text() for rr in r.authority] == [
         "cluster.local. 30 IN SOA ns.dns.cluster.local. hostmaster.cluster.local. 1700000000 7200 1800 86400 30"]
     # Names above existing ones exist (empty non-terminals): NOERROR, no data.
-    for name in ("tutorial.svc.cluster.local.", "svc.cluster.local.", "cluster.local."):
+    for name in ("tutorial.svc.cluster.local.", "svc.cluster.local.", "cluster.local.", "empty.svc.cluster.local.",
+                 "tutorial.pod.cluster.local."):
         r = ask(table, name)
         assert r.rcode() == dns.rcode.NOERROR and not r.answer and r.authority
+    assert ask(table, "nowhere.svc.cluster.local.").rcode() == dns.rcode.NXDOMAIN  # no such namespace
     assert texts(ask(table, "cluster.local.", "SOA").answer)[0].startswith("ns.dns.cluster.local.")
 
 
@@ -110,7 +114,10 @@ def test_service_entry_addresses(table: NameTable) -> None:
     r = ask(table, "mysql.example.internal.")
     assert texts(r.answer) == ["240.240.0.5"]  # the /16 range is not an address
     assert not ask(table, "mysql.example.internal.", "AAAA").answer
-    for name in ("api.example.com.", "x.wild.example.", "example.org."):  # no addresses / wildcard / unknown
+    # A wildcard host answers for the names below it, with the name asked.
+    r = ask(table, "a.b.wild.example.")
+    assert texts(r.answer) == ["240.240.0.5"] and r.answer[0].name.to_text() == "a.b.wild.example."
+    for name in ("api.example.com.", "wild.example.", "example.org."):  # no addresses / not below / unknown
         assert local_answer(table, dns.message.make_query(name, "A")) is None
 
 
