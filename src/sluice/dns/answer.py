@@ -34,6 +34,7 @@ log = logging.getLogger("sluice.dns")
 
 Upstream = Callable[[dns.message.Message], Awaitable[dns.message.Message | None]]
 UDP_PLAIN = 512  # the largest UDP answer to a query without EDNS (RFC 1035)
+UDP_MAX = 4096  # the largest UDP answer whatever buffer a query advertises (bigger ones fragment)
 _HEADER = struct.Struct("!HHHHHH")
 _QR = 0x8000
 
@@ -136,8 +137,8 @@ async def respond(wire: bytes, table: NameTable, upstream: Upstream, *, max_size
         return formerr(wire)
     if query.flags & dns.flags.QR:
         return None
-    limit = max_size if max_size is not None else (max(UDP_PLAIN, query.payload) if query.edns >= 0
-                                                   else UDP_PLAIN)
+    limit = max_size if max_size is not None else (min(UDP_MAX, max(UDP_PLAIN, query.payload))
+                                                   if query.edns >= 0 else UDP_PLAIN)
     response: dns.message.Message | None
     if query.opcode() != dns.opcode.QUERY:
         response = dns.message.make_response(query)

@@ -180,3 +180,14 @@ def test_udp_answers_are_truncated_to_the_query_limit() -> None:
         assert len(dns.message.from_wire(full).answer[0]) == 119
 
     asyncio.run(main())
+
+
+def test_a_malformed_object_loses_only_its_own_names() -> None:
+    o = objects()
+    bad_svc = {"metadata": {"name": "bad", "namespace": "tutorial"}, "spec": {"clusterIP": "10.96.0.99", "ports": 7}}
+    bad_ep = {"metadata": {"name": "db", "namespace": "tutorial"}, "subsets": ["nope"]}
+    bad_se = {"metadata": {"name": "x", "namespace": "tutorial"}, "spec": {"hosts": 5, "addresses": ["1.2.3.4"]}}
+    table = build_table(services=[bad_svc, *o["services"]], endpoints=[bad_ep], pods=o["pods"],
+                        namespaces=o["namespaces"], service_entries=[bad_se, *o["service_entries"]])
+    assert texts(ask(table, "reviews.tutorial.svc.cluster.local.").answer) == ["10.96.0.12"]
+    assert texts(ask(table, "mysql.example.internal.").answer) == ["240.240.0.5"]
