@@ -7,7 +7,7 @@ import asyncio
 import shutil
 import socket
 import struct
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +20,8 @@ import pytest
 from sluice.dns.files import resolv_conf
 from sluice.dns.names import build_table
 from sluice.dns.server import DnsServer, Limits
+from sluice.dns.watch import NameWatcher
+from sluice.store.sqlite import Store
 from tests.unit.cluster_dns.cluster import objects
 
 DIG = shutil.which("dig")
@@ -184,3 +186,38 @@ async def test_tcp_connections_are_bounded(served: Served) -> None:
     assert await asyncio.wait_for(reader.read(1), 5) == b""
     for _, w in [*conns, (extra_reader, extra_writer)]:
         w.close()
+
+
+async def test_answers_follow_the_store(tmp_path: Path) -> None:
+    """The server on a `NameWatcher`: a Service applied to the store resolves, deleted it is NXDOMAIN."""
+    store = Store(tmp_path / "store.db")
+    store.create("namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "tutorial"}})
+    watcher = NameWatcher(store)
+    watcher.start()
+    await watcher.wait_synced()
+    server = DnsServer(watcher.table)
+    udp, tcp, port = _sockets()
+    await server.start(udp=[udp], tcp=[tcp])
+    served = Served(server, port)
+    name = "ratings.tutorial.svc.cluster.local"
+    try:
+        assert "status: NXDOMAIN" in await dig(served, name)
+        store.create("services", {"apiVersion": "v1", "kind": "Service",
+                                  "metadata": {"name": "ratings", "namespace": "tutorial"},
+                                  "spec": {"clusterIP": "10.96.0.44", "ports": [{"name": "http", "port": 9080}]}})
+        await _until(lambda: watcher.table().lookup(name) is not None)
+        assert (await dig(served, "+short", name)).split() == ["10.96.0.44"]
+        store.delete("services", "tutorial", "ratings")
+        await _until(lambda: watcher.table().lookup(name) is None)
+        assert "status: NXDOMAIN" in await dig(served, name)
+    finally:
+        await server.stop()
+        await watcher.stop()
+        store.close()
+
+
+async def _until(pred: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not pred():
+        assert asyncio.get_running_loop().time() < deadline, "condition not met"
+        await asyncio.sleep(0.02)

@@ -87,6 +87,8 @@ def _records(owner: dns.name.Name, node: Node, rdtype: dns.rdatatype.RdataType, 
         out.append(_rrset(owner, ttl, T.SRV, [f"{s.priority} {s.weight} {s.port} {s.target}." for s in node.srv]))
     if node.ptr and (rdtype == T.PTR or want_any):
         out.append(_rrset(owner, ttl, T.PTR, [f"{p}." for p in node.ptr]))
+    if node.txt and (rdtype == T.TXT or want_any):
+        out.append(_rrset(owner, ttl, T.TXT, [f'"{t}"' for t in node.txt]))
     return out
 
 

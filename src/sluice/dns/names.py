@@ -14,7 +14,7 @@
   section.
 * `a-b-c-d.ns.pod.cluster.local` → a.b.c.d for an existing namespace (`pods insecure`, kubeadm's Corefile),
   or only for a pod of that namespace with that IP (`pods verified`).
-* PTR for ClusterIPs and endpoint IPs under `in-addr.arpa`/`ip6.arpa`.
+* PTR for ClusterIPs and endpoint IPs under `in-addr.arpa`/`ip6.arpa`; TXT `dns-version.cluster.local`.
 * The hosts of ServiceEntries (networking.istio.io) that list `addresses`: A/AAAA of those addresses, a
   `*.example.com` host answering for every name below `example.com` (Istio's DNS proxying; CIDR ranges are
   not addresses to answer with, as in Istio).
@@ -38,6 +38,7 @@ log = logging.getLogger("sluice.dns")
 
 DEFAULT_ZONE = "cluster.local"
 DEFAULT_TTL = 30  # kubeadm's Corefile: `kubernetes cluster.local … { ttl 30 }`
+DNS_SPEC_VERSION = "1.1.0"
 
 Obj = dict[str, Any]
 PodMode = Literal["insecure", "verified", "disabled"]
@@ -64,6 +65,7 @@ class Node:
     srv: list[Srv] = field(default_factory=list)
     cname: str = ""
     ptr: list[str] = field(default_factory=list)
+    txt: list[str] = field(default_factory=list)
 
     def add_ip(self, ip: str) -> None:
         target = self.aaaa if ":" in ip else self.a
@@ -307,6 +309,8 @@ class _Builder:
 
     def finish(self) -> None:
         t = self.t
+        # The version of the Kubernetes DNS-Based Service Discovery spec served (CoreDNS answers the same).
+        t.node(f"dns-version.{t.zone}").txt = [DNS_SPEC_VERSION]
         for ns in t.namespaces:  # an existing namespace's names exist even when it has no Service (NODATA)
             t.interior.update({f"{ns}.svc.{t.zone}", f"{ns}.pod.{t.zone}", f"svc.{t.zone}", f"pod.{t.zone}"})
         for ip, target in {**self.endpoint_reverse, **self.reverse}.items():

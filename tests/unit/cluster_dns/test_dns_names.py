@@ -104,6 +104,10 @@ def test_external_name_is_a_cname_chased_in_the_table(table: NameTable) -> None:
     assert texts(r.answer, "A") == ["10.96.0.12"]
 
 
+def test_dns_version(table: NameTable) -> None:
+    assert texts(ask(table, "dns-version.cluster.local.", "TXT").answer) == ['"1.1.0"']
+
+
 def test_reverse_names(table: NameTable) -> None:
     assert texts(ask(table, "12.0.96.10.in-addr.arpa.", "PTR").answer) == ["reviews.tutorial.svc.cluster.local."]
     assert texts(ask(table, "7.0.244.10.in-addr.arpa.", "PTR").answer) == ["db-0.db.tutorial.svc.cluster.local."]
