@@ -14,8 +14,8 @@ from typing import Any
 
 from sluice.dns.names import DEFAULT_ZONE
 
-__all__ = ["resolv_conf", "pod_resolv_conf", "hosts_file", "pod_hosts_file", "pod_hostname", "HostResolv",
-           "parse_resolv_conf"]
+__all__ = ["resolv_conf", "pod_resolv_conf", "hosts_file", "pod_hosts_file", "pod_hostname", "sandbox_hostname",
+           "HostResolv", "parse_resolv_conf"]
 
 Obj = dict[str, Any]
 _HOSTS_HEADER = "# Kubernetes-managed hosts file.\n"
@@ -122,6 +122,19 @@ def pod_hostname(pod: Obj, zone: str = DEFAULT_ZONE) -> tuple[str, str]:
     sub = str(spec.get("subdomain") or "")
     domain = f"{sub}.{meta.get('namespace') or 'default'}.svc.{zone}" if sub else ""
     return hostname, domain
+
+
+def sandbox_hostname(pod: Obj, zone: str = DEFAULT_ZONE) -> str:
+    """The hostname the pod's UTS namespace gets: its hostname, or its FQDN with `setHostnameAsFQDN`
+    (ValueError, with the kubelet's message, when that is longer than 64 characters)."""
+    hostname, domain = pod_hostname(pod, zone)
+    if not (pod.get("spec") or {}).get("setHostnameAsFQDN") or not domain:
+        return hostname
+    fqdn = f"{hostname}.{domain}"
+    if len(fqdn) > 64:
+        raise ValueError(f"failed to construct FQDN from pod hostname and cluster domain, FQDN {fqdn} is too long "
+                         f"(64 characters is the max, {len(fqdn)} characters requested)")
+    return fqdn
 
 
 def hosts_file(pod_ips: str | Sequence[str], hostname: str, *, domain: str = "",
