@@ -4,8 +4,8 @@ Used by `sluice.dns.server` for every UDP datagram and TCP message. `local_answe
 answers (AA) for the cluster zone and the known reverse names, NXDOMAIN or NODATA with the zone's SOA in the
 authority section (CoreDNS's: `ns.dns.<zone>. hostmaster.<zone>. <serial> 7200 1800 86400 <ttl>`), SRV
 targets' addresses in the additional section, ServiceEntry hosts. Anything else goes to an `Upstream`
-callback; the default answers NXDOMAIN at once (this machine has no resolver to forward to), and a slow or
-failing upstream gives SERVFAIL after a bound. A packet that does not parse gets FORMERR when its header can
+callback; the default answers NXDOMAIN at once (this machine has no resolver to forward to), `forwarder`
+asks real resolvers, and a slow or failing upstream gives SERVFAIL after a bound. A packet that does not parse gets FORMERR when its header can
 be read, and is dropped otherwise; responses are never sent back to responses.
 """
 
@@ -14,8 +14,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import struct
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
+import dns.asyncquery
 import dns.exception
 import dns.flags
 import dns.message
@@ -28,7 +29,7 @@ import dns.rrset
 
 from sluice.dns.names import NameTable, Node
 
-__all__ = ["Upstream", "nxdomain_upstream", "refused_upstream", "local_answer", "respond", "formerr"]
+__all__ = ["Upstream", "nxdomain_upstream", "refused_upstream", "forwarder", "local_answer", "respond", "formerr"]
 
 log = logging.getLogger("sluice.dns")
 
@@ -51,6 +52,23 @@ async def refused_upstream(query: dns.message.Message) -> dns.message.Message:
     r = dns.message.make_response(query)
     r.set_rcode(dns.rcode.REFUSED)
     return r
+
+
+def forwarder(servers: Sequence[tuple[str, int]], timeout: float = 1.0) -> Upstream:
+    """An upstream that asks real resolvers in turn (UDP, then TCP when the answer is truncated), for machines
+    that have one; it raises when none answers, which `respond` turns into SERVFAIL."""
+    async def ask(query: dns.message.Message) -> dns.message.Message:
+        error: Exception | None = None
+        for host, port in servers:
+            try:
+                answer = await dns.asyncquery.udp(query, host, timeout=timeout, port=port)
+                if answer.flags & dns.flags.TC:
+                    answer = await dns.asyncquery.tcp(query, host, timeout=timeout, port=port)
+                return answer
+            except (dns.exception.DNSException, OSError) as e:
+                error = e
+        raise error or LookupError("no upstream DNS server configured")
+    return ask
 
 
 def formerr(wire: bytes) -> bytes | None:
