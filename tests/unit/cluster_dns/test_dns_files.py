@@ -11,6 +11,7 @@ import pytest
 from sluice.dns.files import (
     HostResolv,
     hosts_file,
+    nsswitch_conf,
     parse_resolv_conf,
     pod_hosts_file,
     pod_resolv_conf,
@@ -106,3 +107,8 @@ def test_table_follows_the_store(tmp_path: Path) -> None:
             store.close()
 
     asyncio.run(main())
+
+
+def test_nsswitch_asks_files_then_dns() -> None:
+    hosts = [line.split()[1:] for line in nsswitch_conf().splitlines() if line.startswith("hosts:")]
+    assert hosts == [["files", "dns"]]
