@@ -173,6 +173,8 @@ async def respond(wire: bytes, table: NameTable, upstream: Upstream, *, max_size
         response = local_answer(table, query)
         if response is None:
             response = await _ask_upstream(query, upstream, upstream_timeout)
+        else:
+            await _chase_outside(response, table, upstream, upstream_timeout)
     try:
         return response.to_wire(max_size=limit, prefer_truncation=True)
     except Exception:
@@ -180,6 +182,22 @@ async def respond(wire: bytes, table: NameTable, upstream: Upstream, *, max_size
         fail = dns.message.make_response(query)
         fail.set_rcode(dns.rcode.SERVFAIL)
         return fail.to_wire(max_size=limit, prefer_truncation=True)
+
+
+async def _chase_outside(response: dns.message.Message, table: NameTable, upstream: Upstream,
+                         timeout: float) -> None:
+    """An ExternalName's CNAME to a name outside the cluster: add the upstream's records for it, as CoreDNS does."""
+    if len(response.answer) != 1 or response.answer[0].rdtype != dns.rdatatype.CNAME:
+        return
+    rdtype = response.question[0].rdtype
+    if rdtype not in (dns.rdatatype.A, dns.rdatatype.AAAA):
+        return
+    target = response.answer[0][0].target
+    if table.lookup(target.to_text(omit_final_dot=True)) is not None:
+        return
+    answer = await _ask_upstream(dns.message.make_query(target, rdtype), upstream, timeout)
+    if answer.rcode() == dns.rcode.NOERROR:
+        response.answer += answer.answer
 
 
 async def _ask_upstream(query: dns.message.Message, upstream: Upstream, timeout: float) -> dns.message.Message:

@@ -108,6 +108,29 @@ def test_dns_version(table: NameTable) -> None:
     assert texts(ask(table, "dns-version.cluster.local.", "TXT").answer) == ['"1.1.0"']
 
 
+def test_external_name_outside_the_cluster_is_chased_upstream() -> None:
+    svc = {"metadata": {"name": "api", "namespace": "tutorial"},
+           "spec": {"type": "ExternalName", "externalName": "api.example.com"}}
+    table = build_table(services=[svc])
+
+    async def upstream(query: dns.message.Message) -> dns.message.Message:
+        r = dns.message.make_response(query)
+        if query.question[0].name.to_text() == "api.example.com." and query.question[0].rdtype == dns.rdatatype.A:
+            r.answer.append(dns.rrset.from_text("api.example.com.", 60, "IN", "A", "203.0.113.7"))
+        else:
+            r.set_rcode(dns.rcode.NXDOMAIN)
+        return r
+
+    async def main() -> None:
+        q = dns.message.make_query("api.tutorial.svc.cluster.local.", "A")
+        r = dns.message.from_wire(await respond(q.to_wire(), table, upstream, max_size=None) or b"")
+        assert texts(r.answer, "CNAME") == ["api.example.com."] and texts(r.answer, "A") == ["203.0.113.7"]
+        r = dns.message.from_wire(await respond(q.to_wire(), table, nxdomain_upstream, max_size=None) or b"")
+        assert texts(r.answer) == ["api.example.com."] and r.rcode() == dns.rcode.NOERROR
+
+    asyncio.run(main())
+
+
 def test_reverse_names(table: NameTable) -> None:
     assert texts(ask(table, "12.0.96.10.in-addr.arpa.", "PTR").answer) == ["reviews.tutorial.svc.cluster.local."]
     assert texts(ask(table, "7.0.244.10.in-addr.arpa.", "PTR").answer) == ["db-0.db.tutorial.svc.cluster.local."]
