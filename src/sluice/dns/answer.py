@@ -3,10 +3,11 @@
 Used by `sluice.dns.server` for every UDP datagram and TCP message. `local_answer` is pure: authoritative
 answers (AA) for the cluster zone and the known reverse names, NXDOMAIN or NODATA with the zone's SOA in the
 authority section (CoreDNS's: `ns.dns.<zone>. hostmaster.<zone>. <serial> 7200 1800 86400 <ttl>`), SRV
-targets' addresses in the additional section, ServiceEntry hosts. Anything else goes to an `Upstream`
-callback; the default answers NXDOMAIN at once (this machine has no resolver to forward to), `forwarder`
-asks real resolvers, and a slow or failing upstream gives SERVFAIL after a bound. A packet that does not parse gets FORMERR when its header can
-be read, and is dropped otherwise; responses are never sent back to responses.
+targets' addresses in the additional section, ServiceEntry hosts. Anything else (and the target of an
+ExternalName's CNAME outside the cluster) goes to an `Upstream` callback: the default answers NXDOMAIN at
+once (this machine has no resolver to forward to), `forwarder` asks real resolvers, and a slow or failing
+upstream gives SERVFAIL after a bound. A packet that does not parse gets FORMERR when its header can be read,
+and is dropped otherwise; responses are never sent back to responses.
 """
 
 from __future__ import annotations
@@ -95,19 +96,9 @@ def _soa(table: NameTable) -> dns.rrset.RRset:
 
 def _records(owner: dns.name.Name, node: Node, rdtype: dns.rdatatype.RdataType, ttl: int) -> list[dns.rrset.RRset]:
     T = dns.rdatatype
-    out = []
-    want_any = rdtype == T.ANY
-    if node.a and rdtype in (T.A, T.ANY):
-        out.append(_rrset(owner, ttl, T.A, node.a))
-    if node.aaaa and rdtype in (T.AAAA, T.ANY):
-        out.append(_rrset(owner, ttl, T.AAAA, node.aaaa))
-    if node.srv and rdtype in (T.SRV, T.ANY):
-        out.append(_rrset(owner, ttl, T.SRV, [f"{s.priority} {s.weight} {s.port} {s.target}." for s in node.srv]))
-    if node.ptr and (rdtype == T.PTR or want_any):
-        out.append(_rrset(owner, ttl, T.PTR, [f"{p}." for p in node.ptr]))
-    if node.txt and (rdtype == T.TXT or want_any):
-        out.append(_rrset(owner, ttl, T.TXT, [f'"{t}"' for t in node.txt]))
-    return out
+    texts = {T.A: node.a, T.AAAA: node.aaaa, T.PTR: [f"{p}." for p in node.ptr], T.TXT: [f'"{t}"' for t in node.txt],
+             T.SRV: [f"{s.priority} {s.weight} {s.port} {s.target}." for s in node.srv]}
+    return [_rrset(owner, ttl, t, values) for t, values in texts.items() if values and rdtype in (t, T.ANY)]
 
 
 def local_answer(table: NameTable, query: dns.message.Message) -> dns.message.Message | None:
