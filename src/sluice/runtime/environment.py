@@ -29,13 +29,14 @@ __all__ = ["container_env", "kubelet_env", "service_env", "expand", "HOST_ENV", 
 HOST_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "PYTHONPATH", "VIRTUAL_ENV")
 _REF = re.compile(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_.\-]*)\)")
 _SUBSCRIPT = re.compile(r"^metadata\.(labels|annotations)\['([^']+)'\]$")
-# Kubernetes' relaxed environment variable names (GA in 1.34): printable ASCII without "=".
-_ENV_NAME = re.compile(r"^[\x20-\x3c\x3e-\x7e]+$")
+# The names the kubelet takes from `envFrom` (IsEnvVarName); others are skipped with a warning event.
+_ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
 # The service holding the API server's address: every pod gets its variables, even without service links.
 MASTER_NAMESPACE, MASTER_SERVICES = "default", ("kubernetes",)
 
 Obj = dict[str, Any]
 ConfigMapLookup = Callable[[str, str], Obj | None]  # (namespace, name) -> ConfigMap or None
+Warn = Callable[[str, str], None]  # (reason, message): a Warning event on the pod
 
 
 def _config_error(message: str) -> ImageError:
@@ -184,7 +185,7 @@ def _value_from(pod: Obj, container: Obj, src: Obj, name: str, pod_ip: str, host
                         "secretKeyRef")
 
 
-def _env_from(pod_ns: str, sources: Any, configmaps: ConfigMapLookup) -> dict[str, str]:
+def _env_from(pod_ns: str, sources: Any, configmaps: ConfigMapLookup, warn: Warn | None) -> dict[str, str]:
     out: dict[str, str] = {}
     for src in sources if isinstance(sources, list) else []:
         if not isinstance(src, dict):
@@ -197,22 +198,31 @@ def _env_from(pod_ns: str, sources: Any, configmaps: ConfigMapLookup) -> dict[st
                 if ref.get("optional"):
                     continue
                 raise _config_error(f'configmap "{ref.get("name")}" not found')
+            invalid = []
             for key, value in (cm.get("data") or {}).items():
-                if _ENV_NAME.match(prefix + str(key)):  # the kubelet skips invalid names (with a warning event)
-                    out[prefix + str(key)] = str(value)
+                name = prefix + str(key)
+                if _ENV_NAME.match(name) and name not in (".", "..") and not name.startswith(".."):
+                    out[name] = str(value)
+                else:
+                    invalid.append(name)
+            if invalid and warn is not None:
+                warn("InvalidEnvironmentVariableNames",
+                     f"Keys [{', '.join(sorted(invalid))}] from the EnvFrom configMap {pod_ns}/{ref.get('name')} were "
+                     "skipped since they are considered invalid environment variable names.")
         elif isinstance(src.get("secretRef"), dict):
             _secret(src["secretRef"])
     return out
 
 
 def kubelet_env(pod: Obj, container: Obj, *, pod_ip: str, host_ip: str, configmaps: ConfigMapLookup,
-                services: Iterable[Obj] = (), allocatable: Mapping[str, Fraction] | None = None) -> dict[str, str]:
+                services: Iterable[Obj] = (), allocatable: Mapping[str, Fraction] | None = None,
+                warn: Warn | None = None) -> dict[str, str]:
     """What the kubelet puts into a container's environment (`makeEnvironmentVariables`)."""
     meta = pod.get("metadata") or {}
     ns = str(meta.get("namespace") or "default")
     links = (pod.get("spec") or {}).get("enableServiceLinks")
     svc_env = service_env(services, ns, links is not False)
-    declared = _env_from(ns, container.get("envFrom"), configmaps)
+    declared = _env_from(ns, container.get("envFrom"), configmaps, warn)
     alloc = allocatable if allocatable is not None else node_allocatable()
     for var in container.get("env") or []:
         if not isinstance(var, dict) or not var.get("name"):
@@ -233,7 +243,7 @@ def kubelet_env(pod: Obj, container: Obj, *, pod_ip: str, host_ip: str, configma
 
 def container_env(pod: Obj, container: Obj, program: Program, *, pod_ip: str, host_ip: str, has_sidecar: bool,
                   configmaps: ConfigMapLookup, services: Iterable[Obj] = (),
-                  allocatable: Mapping[str, Fraction] | None = None) -> dict[str, str]:
+                  allocatable: Mapping[str, Fraction] | None = None, warn: Warn | None = None) -> dict[str, str]:
     meta = pod.get("metadata") or {}
     env = {k: os.environ[k] for k in HOST_ENV if k in os.environ}
     env.update({"HOSTNAME": str(meta.get("name") or ""), "POD_NAME": str(meta.get("name") or ""),
@@ -247,5 +257,5 @@ def container_env(pod: Obj, container: Obj, program: Program, *, pod_ip: str, ho
             env.update({"HTTP_PROXY": proxy, "http_proxy": proxy, "NO_PROXY": no_proxy, "no_proxy": no_proxy})
     env.update(program.env)
     env.update(kubelet_env(pod, container, pod_ip=pod_ip, host_ip=host_ip, configmaps=configmaps,
-                           services=services, allocatable=allocatable))
+                           services=services, allocatable=allocatable, warn=warn))
     return env

@@ -116,7 +116,8 @@ class PodWorker:
             program = images.resolve(c)
             env = container_env(self.pod, c, program, pod_ip=self.ip, host_ip=self.ctx.host_ip,
                                 has_sidecar=self.sidecar, configmaps=self.ctx.configmaps,
-                                services=self.ctx.services(self.namespace) if self.ctx.services else ())
+                                services=self.ctx.services(self.namespace) if self.ctx.services else (),
+                                warn=self._warn)
             files_dir = str(self.dir.container(str(c["name"])).dir)
             if program.builtin == "proxy":
                 try:
@@ -133,6 +134,10 @@ class PodWorker:
             app = mesh.app_ip(self.ip) if self.sidecar else self.ip
             return Launch(argv, env, str(c.get("workingDir") or files_dir), program.image_id, app)
         return prepare
+
+    def _warn(self, reason: str, message: str) -> None:
+        if self.ctx.events is not None:
+            self.ctx.events.record(self.pod, "Warning", reason, message)
 
     def _changed(self) -> None:
         self._dirty.set()

@@ -119,14 +119,16 @@ def test_service_links_disabled_keeps_only_the_master_service() -> None:
 POD = {"metadata": {"name": "web-1", "namespace": "tutorial", "uid": "u-1", "labels": {"app": "web"},
                     "annotations": {"team": "a"}},
        "spec": {"serviceAccountName": "web", "enableServiceLinks": True}}
-CM = {"data": {"LOG_LEVEL": "debug", "mode": "fast", "bad=name": "x"}}
+CM = {"data": {"LOG_LEVEL": "debug", "mode": "fast", "1st": "x"}}
 
 
 def env_of(container: dict[str, Any], pod: dict[str, Any] | None = None,
-           services: list[dict[str, Any]] | None = None) -> dict[str, str]:
+           services: list[dict[str, Any]] | None = None,
+           warnings: list[tuple[str, str]] | None = None) -> dict[str, str]:
+    sink = warnings if warnings is not None else []
     return kubelet_env(pod or POD, {"name": "c", **container}, pod_ip="10.244.0.5", host_ip="10.244.0.1",
                        configmaps=lambda ns, name: CM if (ns, name) == ("tutorial", "cfg") else None,
-                       services=services or [], allocatable=NODE)
+                       services=services or [], allocatable=NODE, warn=lambda r, m: sink.append((r, m)))
 
 
 def test_field_refs_cover_the_kubelets_list() -> None:
@@ -142,10 +144,16 @@ def test_field_refs_cover_the_kubelets_list() -> None:
 
 
 def test_env_from_configmap_with_prefix_and_env_winning() -> None:
+    warnings: list[tuple[str, str]] = []
     env = env_of({"envFrom": [{"configMapRef": {"name": "cfg"}, "prefix": "APP_"},
                               {"configMapRef": {"name": "missing", "optional": True}}],
-                  "env": [{"name": "APP_mode", "value": "slow-$(APP_LOG_LEVEL)"}]})
-    assert env == {"APP_LOG_LEVEL": "debug", "APP_mode": "slow-debug"}  # "bad=name" is skipped
+                  "env": [{"name": "APP_mode", "value": "slow-$(APP_LOG_LEVEL)"}]}, warnings=warnings)
+    assert env == {"APP_LOG_LEVEL": "debug", "APP_mode": "slow-debug", "APP_1st": "x"}
+    assert warnings == []
+    env = env_of({"envFrom": [{"configMapRef": {"name": "cfg"}}]}, warnings=warnings)
+    assert env == {"LOG_LEVEL": "debug", "mode": "fast"}  # "1st" is not a variable name: skipped, with a warning
+    assert warnings == [("InvalidEnvironmentVariableNames", "Keys [1st] from the EnvFrom configMap "
+                         "tutorial/cfg were skipped since they are considered invalid environment variable names.")]
     with pytest.raises(images.ImageError) as e:
         env_of({"envFrom": [{"configMapRef": {"name": "missing"}}]})
     assert e.value.message == 'configmap "missing" not found'
