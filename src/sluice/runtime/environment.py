@@ -20,6 +20,7 @@ from fractions import Fraction
 from typing import Any
 
 from sluice import mesh
+from sluice.dns.files import sandbox_hostname
 from sluice.runtime.images import ImageError, Program
 from sluice.runtime.quantity import QuantityError, node_allocatable, parse_quantity, resource_value
 
@@ -246,7 +247,11 @@ def container_env(pod: Obj, container: Obj, program: Program, *, pod_ip: str, ho
                   allocatable: Mapping[str, Fraction] | None = None, warn: Warn | None = None) -> dict[str, str]:
     meta = pod.get("metadata") or {}
     env = {k: os.environ[k] for k in HOST_ENV if k in os.environ}
-    env.update({"HOSTNAME": str(meta.get("name") or ""), "POD_NAME": str(meta.get("name") or ""),
+    try:
+        hostname = sandbox_hostname(pod)  # what the runtime sets HOSTNAME to: the sandbox's hostname
+    except ValueError:
+        hostname = str(meta.get("name") or "")
+    env.update({"HOSTNAME": hostname, "POD_NAME": str(meta.get("name") or ""),
                 "POD_NAMESPACE": str(meta.get("namespace") or ""), "POD_IP": pod_ip})
     if program.builtin != "proxy":
         app = mesh.app_ip(pod_ip) if has_sidecar else pod_ip

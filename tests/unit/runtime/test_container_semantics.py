@@ -210,3 +210,17 @@ def test_container_env_layers() -> None:
                         configmaps=lambda ns, name: None, services=[SVC], allocatable=NODE)
     assert env["SERVICE_VERSION"] == "v9"  # the container's env wins over the image's
     assert env["REVIEWS_SERVICE_HOST"] == "10.96.0.12" and env["HOSTNAME"] == "web-1"
+
+
+def test_hostname_is_the_sandboxes() -> None:
+    prog = images.resolve({"name": "c", "image": "busybox"})
+
+    def hostname(spec: dict[str, Any]) -> str:
+        pod = {"metadata": {"name": "web-1", "namespace": "tutorial"}, "spec": spec}
+        return container_env(pod, {"name": "c"}, prog, pod_ip="10.244.0.5", host_ip="10.244.0.1", has_sidecar=False,
+                             configmaps=lambda ns, name: None, allocatable=NODE)["HOSTNAME"]
+
+    assert hostname({}) == "web-1"
+    assert hostname({"hostname": "db-0", "subdomain": "db"}) == "db-0"
+    assert hostname({"hostname": "db-0", "subdomain": "db", "setHostnameAsFQDN": True}) == \
+        "db-0.db.tutorial.svc.cluster.local"
