@@ -24,7 +24,7 @@ from sluice.dns.files import sandbox_hostname
 from sluice.runtime.images import ImageError, Program
 from sluice.runtime.quantity import QuantityError, node_allocatable, parse_quantity, resource_value
 
-__all__ = ["container_env", "kubelet_env", "service_env", "expand", "HOST_ENV", "ConfigMapLookup"]
+__all__ = ["container_env", "ContainerEnv", "kubelet_env", "service_env", "expand", "HOST_ENV", "ConfigMapLookup"]
 
 # Passed through from the daemon so programs find their interpreter and libraries like a shell would.
 HOST_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "PYTHONPATH", "VIRTUAL_ENV")
@@ -242,9 +242,18 @@ def kubelet_env(pod: Obj, container: Obj, *, pod_ip: str, host_ip: str, configma
     return {**svc_env, **declared}
 
 
+class ContainerEnv(dict[str, str]):
+    """A container's whole environment; `kubelet` is the part the kubelet made, which alone is what `$(VAR)`
+    in `command` and `args` may refer to (not the image's or the runtime's variables)."""
+
+    def __init__(self, env: dict[str, str], kubelet: dict[str, str]) -> None:
+        super().__init__(env)
+        self.kubelet = kubelet
+
+
 def container_env(pod: Obj, container: Obj, program: Program, *, pod_ip: str, host_ip: str, has_sidecar: bool,
                   configmaps: ConfigMapLookup, services: Iterable[Obj] = (),
-                  allocatable: Mapping[str, Fraction] | None = None, warn: Warn | None = None) -> dict[str, str]:
+                  allocatable: Mapping[str, Fraction] | None = None, warn: Warn | None = None) -> ContainerEnv:
     meta = pod.get("metadata") or {}
     env = {k: os.environ[k] for k in HOST_ENV if k in os.environ}
     try:
@@ -261,6 +270,7 @@ def container_env(pod: Obj, container: Obj, program: Program, *, pod_ip: str, ho
             no_proxy = f"localhost,127.0.0.1,{app}"
             env.update({"HTTP_PROXY": proxy, "http_proxy": proxy, "NO_PROXY": no_proxy, "no_proxy": no_proxy})
     env.update(program.env)
-    env.update(kubelet_env(pod, container, pod_ip=pod_ip, host_ip=host_ip, configmaps=configmaps,
-                           services=services, allocatable=allocatable, warn=warn))
-    return env
+    kube = kubelet_env(pod, container, pod_ip=pod_ip, host_ip=host_ip, configmaps=configmaps, services=services,
+                       allocatable=allocatable, warn=warn)
+    env.update(kube)
+    return ContainerEnv(env, kube)

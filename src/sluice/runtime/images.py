@@ -95,8 +95,9 @@ def resolve(container: dict[str, Any], env: Mapping[str, str] | None = None) -> 
     """The program for one container of a pod spec (raises `ImageError` if sluice cannot run it).
 
     With `env` (the container's environment), `$(VAR)` references in `command` and `args` are expanded first,
-    as the kubelet does, and programs are looked up on its PATH."""
-    from sluice.runtime.environment import expand  # environment imports this module
+    as the kubelet does (against the variables the kubelet made, for a `ContainerEnv`), and programs are looked
+    up on its PATH."""
+    from sluice.runtime.environment import ContainerEnv, expand  # environment imports this module
 
     image = str(container.get("image") or "")
     name = str(container.get("name") or "")
@@ -109,8 +110,9 @@ def resolve(container: dict[str, Any], env: Mapping[str, str] | None = None) -> 
                              f'istio-proxy mode "{mode}" is not supported: sluice runs "sidecar" and "router"')
         return Program([], f"sluice://builtin/envoy-{mode}", builtin="proxy", proxy_mode=mode)
     if env is not None:
-        command = [expand(a, dict(env)) for a in command]
-        args = [expand(a, dict(env)) for a in args]
+        variables = env.kubelet if isinstance(env, ContainerEnv) else dict(env)
+        command = [expand(a, variables) for a in command]
+        args = [expand(a, variables) for a in args]
     which = _which_in(env)
     m = _BOOKINFO.search(image)
     if m:

@@ -66,6 +66,16 @@ def test_unknown_image_needs_a_command() -> None:
     assert e.value.reason == "ErrImagePull"
 
 
+def test_command_expansion_sees_only_the_kubelets_variables() -> None:
+    prog = images.resolve({"name": "c", "image": BOOKINFO})
+    c = {"name": "c", "image": BOOKINFO, "command": ["echo", "$(SERVICE_VERSION)", "$(POD_NAME)", "$(WHO)"],
+         "env": [{"name": "WHO", "value": "me"}]}
+    env = container_env(POD, c, prog, pod_ip="10.244.0.5", host_ip="10.244.0.1", has_sidecar=False,
+                        configmaps=lambda ns, name: None, allocatable=NODE)
+    assert env["SERVICE_VERSION"] == "v1" and env["POD_NAME"] == "web-1"  # in the process's environment …
+    assert images.resolve(c, env).argv == ["echo", "$(SERVICE_VERSION)", "$(POD_NAME)", "me"]  # … not in $(VAR)
+
+
 def test_command_and_args_are_expanded_with_the_container_env() -> None:
     env = {"GREETING": "hello", "REVIEWS_SERVICE_HOST": "10.96.0.12"}
     got = argv({"image": "busybox", "command": ["echo", "$(GREETING)", "$(REVIEWS_SERVICE_HOST)"],
