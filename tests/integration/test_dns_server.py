@@ -7,7 +7,7 @@ import asyncio
 import shutil
 import socket
 import struct
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,9 +17,12 @@ import dns.rcode
 import dns.resolver
 import pytest
 
+from sluice.dns.answer import forwarder
 from sluice.dns.files import resolv_conf
 from sluice.dns.names import build_table
 from sluice.dns.server import DnsServer, Limits
+from sluice.dns.watch import NameWatcher
+from sluice.store.sqlite import Store
 from tests.unit.cluster_dns.cluster import objects
 
 DIG = shutil.which("dig")
@@ -184,3 +187,82 @@ async def test_tcp_connections_are_bounded(served: Served) -> None:
     assert await asyncio.wait_for(reader.read(1), 5) == b""
     for _, w in [*conns, (extra_reader, extra_writer)]:
         w.close()
+
+
+async def test_answers_follow_the_store(tmp_path: Path) -> None:
+    """The server on a `NameWatcher`: a Service applied to the store resolves, deleted it is NXDOMAIN."""
+    store = Store(tmp_path / "store.db")
+    store.create("namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "tutorial"}})
+    watcher = NameWatcher(store)
+    watcher.start()
+    await watcher.wait_synced()
+    server = DnsServer(watcher.table)
+    udp, tcp, port = _sockets()
+    await server.start(udp=[udp], tcp=[tcp])
+    served = Served(server, port)
+    name = "ratings.tutorial.svc.cluster.local"
+    try:
+        assert "status: NXDOMAIN" in await dig(served, name)
+        store.create("services", {"apiVersion": "v1", "kind": "Service",
+                                  "metadata": {"name": "ratings", "namespace": "tutorial"},
+                                  "spec": {"clusterIP": "10.96.0.44", "ports": [{"name": "http", "port": 9080}]}})
+        await _until(lambda: watcher.table().lookup(name) is not None)
+        assert (await dig(served, "+short", name)).split() == ["10.96.0.44"]
+        store.delete("services", "tutorial", "ratings")
+        await _until(lambda: watcher.table().lookup(name) is None)
+        assert "status: NXDOMAIN" in await dig(served, name)
+    finally:
+        await server.stop()
+        await watcher.stop()
+        store.close()
+
+
+async def _until(pred: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not pred():
+        assert asyncio.get_running_loop().time() < deadline, "condition not met"
+        await asyncio.sleep(0.02)
+
+
+async def test_truncated_udp_answers_are_retried_over_tcp_by_dig(tmp_path: Path) -> None:
+    many = {"metadata": {"name": "big", "namespace": "tutorial"}, "spec": {"clusterIP": "None", "ports": []}}
+    ep = {"metadata": {"name": "big", "namespace": "tutorial"},
+          "subsets": [{"addresses": [{"ip": f"10.244.1.{i}"} for i in range(1, 200)], "ports": []}]}
+    table = build_table(services=[many], endpoints=[ep])
+    server = DnsServer(lambda: table)
+    udp, tcp, port = _sockets()
+    await server.start(udp=[udp], tcp=[tcp])
+    try:
+        out = await dig(Served(server, port), "+bufsize=512", "big.tutorial.svc.cluster.local")
+        assert "Truncated, retrying in TCP mode" in out and "(TCP)" in out
+        answers = [line for line in out.splitlines() if " IN A " in " ".join(line.split())]
+        assert len(answers) == 199
+    finally:
+        await server.stop()
+
+
+async def test_forwarder_asks_another_server(served: Served) -> None:
+    """Names outside the cluster go to a real resolver when one is configured (here: another instance)."""
+    outer = DnsServer(lambda: build_table(), upstream=forwarder([("127.0.0.1", served.port)]))
+    udp, tcp, port = _sockets()
+    await outer.start(udp=[udp], tcp=[tcp])
+    try:
+        relay = Served(outer, port)
+        assert (await dig(relay, "+short", "mysql.example.internal")).split() == ["240.240.0.5"]
+        assert "status: NXDOMAIN" in await dig(relay, "nothing.example.org")
+        dead = DnsServer(lambda: build_table(), upstream=forwarder([("127.0.0.1", free_udp_port())], timeout=0.2),
+                         limits=Limits(upstream_timeout=1.0))
+        udp2, tcp2, port2 = _sockets()
+        await dead.start(udp=[udp2], tcp=[tcp2])
+        try:
+            assert "status: SERVFAIL" in await dig(Served(dead, port2), "example.org")
+        finally:
+            await dead.stop()
+    finally:
+        await outer.stop()
+
+
+def free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])

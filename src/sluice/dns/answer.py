@@ -3,10 +3,11 @@
 Used by `sluice.dns.server` for every UDP datagram and TCP message. `local_answer` is pure: authoritative
 answers (AA) for the cluster zone and the known reverse names, NXDOMAIN or NODATA with the zone's SOA in the
 authority section (CoreDNS's: `ns.dns.<zone>. hostmaster.<zone>. <serial> 7200 1800 86400 <ttl>`), SRV
-targets' addresses in the additional section, ServiceEntry hosts. Anything else goes to an `Upstream`
-callback; the default answers NXDOMAIN at once (this machine has no resolver to forward to), and a slow or
-failing upstream gives SERVFAIL after a bound. A packet that does not parse gets FORMERR when its header can
-be read, and is dropped otherwise; responses are never sent back to responses.
+targets' addresses in the additional section, ServiceEntry hosts. Anything else (and the target of an
+ExternalName's CNAME outside the cluster) goes to an `Upstream` callback: the default answers NXDOMAIN at
+once (this machine has no resolver to forward to), `forwarder` asks real resolvers, and a slow or failing
+upstream gives SERVFAIL after a bound. A packet that does not parse gets FORMERR when its header can be read,
+and is dropped otherwise; responses are never sent back to responses.
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import struct
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
+import dns.asyncquery
 import dns.exception
 import dns.flags
 import dns.message
@@ -28,12 +30,13 @@ import dns.rrset
 
 from sluice.dns.names import NameTable, Node
 
-__all__ = ["Upstream", "nxdomain_upstream", "refused_upstream", "local_answer", "respond", "formerr"]
+__all__ = ["Upstream", "nxdomain_upstream", "refused_upstream", "forwarder", "local_answer", "respond", "formerr"]
 
 log = logging.getLogger("sluice.dns")
 
 Upstream = Callable[[dns.message.Message], Awaitable[dns.message.Message | None]]
 UDP_PLAIN = 512  # the largest UDP answer to a query without EDNS (RFC 1035)
+UDP_MAX = 4096  # the largest UDP answer whatever buffer a query advertises (bigger ones fragment)
 _HEADER = struct.Struct("!HHHHHH")
 _QR = 0x8000
 
@@ -50,6 +53,23 @@ async def refused_upstream(query: dns.message.Message) -> dns.message.Message:
     r = dns.message.make_response(query)
     r.set_rcode(dns.rcode.REFUSED)
     return r
+
+
+def forwarder(servers: Sequence[tuple[str, int]], timeout: float = 1.0) -> Upstream:
+    """An upstream that asks real resolvers in turn (UDP, then TCP when the answer is truncated), for machines
+    that have one; it raises when none answers, which `respond` turns into SERVFAIL."""
+    async def ask(query: dns.message.Message) -> dns.message.Message:
+        error: Exception | None = None
+        for host, port in servers:
+            try:
+                answer = await dns.asyncquery.udp(query, host, timeout=timeout, port=port)
+                if answer.flags & dns.flags.TC:
+                    answer = await dns.asyncquery.tcp(query, host, timeout=timeout, port=port)
+                return answer
+            except (dns.exception.DNSException, OSError) as e:
+                error = e
+        raise error or LookupError("no upstream DNS server configured")
+    return ask
 
 
 def formerr(wire: bytes) -> bytes | None:
@@ -76,17 +96,9 @@ def _soa(table: NameTable) -> dns.rrset.RRset:
 
 def _records(owner: dns.name.Name, node: Node, rdtype: dns.rdatatype.RdataType, ttl: int) -> list[dns.rrset.RRset]:
     T = dns.rdatatype
-    out = []
-    want_any = rdtype == T.ANY
-    if node.a and rdtype in (T.A, T.ANY):
-        out.append(_rrset(owner, ttl, T.A, node.a))
-    if node.aaaa and rdtype in (T.AAAA, T.ANY):
-        out.append(_rrset(owner, ttl, T.AAAA, node.aaaa))
-    if node.srv and rdtype in (T.SRV, T.ANY):
-        out.append(_rrset(owner, ttl, T.SRV, [f"{s.priority} {s.weight} {s.port} {s.target}." for s in node.srv]))
-    if node.ptr and (rdtype == T.PTR or want_any):
-        out.append(_rrset(owner, ttl, T.PTR, [f"{p}." for p in node.ptr]))
-    return out
+    texts = {T.A: node.a, T.AAAA: node.aaaa, T.PTR: [f"{p}." for p in node.ptr], T.TXT: [f'"{t}"' for t in node.txt],
+             T.SRV: [f"{s.priority} {s.weight} {s.port} {s.target}." for s in node.srv]}
+    return [_rrset(owner, ttl, t, values) for t, values in texts.items() if values and rdtype in (t, T.ANY)]
 
 
 def local_answer(table: NameTable, query: dns.message.Message) -> dns.message.Message | None:
@@ -136,8 +148,8 @@ async def respond(wire: bytes, table: NameTable, upstream: Upstream, *, max_size
         return formerr(wire)
     if query.flags & dns.flags.QR:
         return None
-    limit = max_size if max_size is not None else (max(UDP_PLAIN, query.payload) if query.edns >= 0
-                                                   else UDP_PLAIN)
+    limit = max_size if max_size is not None else (min(UDP_MAX, max(UDP_PLAIN, query.payload))
+                                                   if query.edns >= 0 else UDP_PLAIN)
     response: dns.message.Message | None
     if query.opcode() != dns.opcode.QUERY:
         response = dns.message.make_response(query)
@@ -152,6 +164,8 @@ async def respond(wire: bytes, table: NameTable, upstream: Upstream, *, max_size
         response = local_answer(table, query)
         if response is None:
             response = await _ask_upstream(query, upstream, upstream_timeout)
+        else:
+            await _chase_outside(response, table, upstream, upstream_timeout)
     try:
         return response.to_wire(max_size=limit, prefer_truncation=True)
     except Exception:
@@ -159,6 +173,22 @@ async def respond(wire: bytes, table: NameTable, upstream: Upstream, *, max_size
         fail = dns.message.make_response(query)
         fail.set_rcode(dns.rcode.SERVFAIL)
         return fail.to_wire(max_size=limit, prefer_truncation=True)
+
+
+async def _chase_outside(response: dns.message.Message, table: NameTable, upstream: Upstream,
+                         timeout: float) -> None:
+    """An ExternalName's CNAME to a name outside the cluster: add the upstream's records for it, as CoreDNS does."""
+    if len(response.answer) != 1 or response.answer[0].rdtype != dns.rdatatype.CNAME:
+        return
+    rdtype = response.question[0].rdtype
+    if rdtype not in (dns.rdatatype.A, dns.rdatatype.AAAA):
+        return
+    target = response.answer[0][0].target
+    if table.lookup(target.to_text(omit_final_dot=True)) is not None:
+        return
+    answer = await _ask_upstream(dns.message.make_query(target, rdtype), upstream, timeout)
+    if answer.rcode() == dns.rcode.NOERROR:
+        response.answer += answer.answer
 
 
 async def _ask_upstream(query: dns.message.Message, upstream: Upstream, timeout: float) -> dns.message.Message:

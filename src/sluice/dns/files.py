@@ -3,7 +3,8 @@
 `resolv_conf` is what a ClusterFirst pod gets (`search <ns>.svc.<zone> svc.<zone> <zone>`, the cluster DNS
 server, `options ndots:5`); `pod_resolv_conf` applies a pod's `dnsPolicy` and `dnsConfig` the kubelet's way.
 `hosts_file` is the kubelet's managed hosts file (`managedHostsFileContent`): localhost lines, the pod's IPs
-with its hostname (and FQDN when it has a subdomain), then `hostAliases`.
+with its hostname (and FQDN when it has a subdomain), then `hostAliases`. `nsswitch_conf` is what a container
+image would bring: pods here share the host's files, whose name service order may skip DNS for `.local`.
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ from typing import Any
 
 from sluice.dns.names import DEFAULT_ZONE
 
-__all__ = ["resolv_conf", "pod_resolv_conf", "hosts_file", "pod_hosts_file", "pod_hostname", "HostResolv",
-           "parse_resolv_conf"]
+__all__ = ["resolv_conf", "pod_resolv_conf", "hosts_file", "pod_hosts_file", "pod_hostname", "sandbox_hostname",
+           "HostResolv", "parse_resolv_conf", "nsswitch_conf"]
 
 Obj = dict[str, Any]
 _HOSTS_HEADER = "# Kubernetes-managed hosts file.\n"
@@ -124,6 +125,19 @@ def pod_hostname(pod: Obj, zone: str = DEFAULT_ZONE) -> tuple[str, str]:
     return hostname, domain
 
 
+def sandbox_hostname(pod: Obj, zone: str = DEFAULT_ZONE) -> str:
+    """The hostname the pod's UTS namespace gets: its hostname, or its FQDN with `setHostnameAsFQDN`
+    (ValueError, with the kubelet's message, when that is longer than 64 characters)."""
+    hostname, domain = pod_hostname(pod, zone)
+    if not (pod.get("spec") or {}).get("setHostnameAsFQDN") or not domain:
+        return hostname
+    fqdn = f"{hostname}.{domain}"
+    if len(fqdn) > 64:
+        raise ValueError(f"failed to construct FQDN from pod hostname and cluster domain, FQDN {fqdn} is too long "
+                         f"(64 characters is the max, {len(fqdn)} characters requested)")
+    return fqdn
+
+
 def hosts_file(pod_ips: str | Sequence[str], hostname: str, *, domain: str = "",
                host_aliases: Iterable[Obj] = ()) -> str:
     """The kubelet's managed /etc/hosts for a pod with these IPs and this hostname (and domain)."""
@@ -137,6 +151,15 @@ def hosts_file(pod_ips: str | Sequence[str], hostname: str, *, domain: str = "",
         for a in aliases:
             out += f"{a['ip']}\t" + "\t".join(str(h) for h in a.get("hostnames") or []) + "\n"
     return out
+
+
+def nsswitch_conf() -> str:
+    """An /etc/nsswitch.conf for a pod's sandbox: host names from /etc/hosts, then DNS — as in container
+    images. The host's own may put mDNS first (`mdns4_minimal [NOTFOUND=return]`), which would keep every
+    `*.cluster.local` name from ever reaching the cluster DNS wherever avahi runs."""
+    return ("passwd:         files\ngroup:          files\nshadow:         files\n"
+            "hosts:          files dns\nnetworks:       files\n"
+            "protocols:      files\nservices:       files\nethers:         files\nrpc:            files\n")
 
 
 def pod_hosts_file(pod: Obj, pod_ip: str, zone: str = DEFAULT_ZONE) -> str:

@@ -14,25 +14,31 @@
   section.
 * `a-b-c-d.ns.pod.cluster.local` → a.b.c.d for an existing namespace (`pods insecure`, kubeadm's Corefile),
   or only for a pod of that namespace with that IP (`pods verified`).
-* PTR for ClusterIPs and endpoint IPs under `in-addr.arpa`/`ip6.arpa`.
-* Outside the zone, the hosts of ServiceEntries (networking.istio.io) that list `addresses`: A/AAAA of those
-  addresses (Istio's DNS proxying; wildcard hosts and CIDR ranges are not resolvable, as in Istio).
+* PTR for ClusterIPs and endpoint IPs under `in-addr.arpa`/`ip6.arpa`; TXT `dns-version.cluster.local`.
+* The hosts of ServiceEntries (networking.istio.io) that list `addresses`: A/AAAA of those addresses, a
+  `*.example.com` host answering for every name below `example.com` (Istio's DNS proxying; CIDR ranges are
+  not addresses to answer with, as in Istio).
 
 Names are compared lower-case, without the trailing dot.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
+import logging
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 __all__ = ["Srv", "Node", "NameTable", "build_table", "normalize", "DEFAULT_ZONE", "DEFAULT_TTL"]
 
+log = logging.getLogger("sluice.dns")
+
 DEFAULT_ZONE = "cluster.local"
 DEFAULT_TTL = 30  # kubeadm's Corefile: `kubernetes cluster.local … { ttl 30 }`
+DNS_SPEC_VERSION = "1.1.0"
 
 Obj = dict[str, Any]
 PodMode = Literal["insecure", "verified", "disabled"]
@@ -59,6 +65,7 @@ class Node:
     srv: list[Srv] = field(default_factory=list)
     cname: str = ""
     ptr: list[str] = field(default_factory=list)
+    txt: list[str] = field(default_factory=list)
 
     def add_ip(self, ip: str) -> None:
         target = self.aaaa if ":" in ip else self.a
@@ -77,6 +84,7 @@ class NameTable:
     namespaces: set[str] = field(default_factory=set)
     pod_ips: set[tuple[str, str]] = field(default_factory=set)  # (namespace, ip)
     pod_mode: PodMode = "insecure"
+    wildcards: dict[str, Node] = field(default_factory=dict)  # ServiceEntry `*.example.com` → "example.com"
 
     def authoritative(self, name: str) -> bool:
         """Whether `name` is in a zone this table answers for alone (the cluster zone, or a known reverse)."""
@@ -90,7 +98,18 @@ class NameTable:
         node = self.names.get(name)
         if node is not None:
             return node
-        return self._pod(name)
+        return self._pod(name) or self._wildcard(name)
+
+    def _wildcard(self, name: str) -> Node | None:
+        """Istio's DNS proxy: the closest `*.suffix` host answers for any name below the suffix."""
+        if not self.wildcards:
+            return None
+        labels = name.split(".")
+        for i in range(1, len(labels)):
+            node = self.wildcards.get(".".join(labels[i:]))
+            if node is not None:
+                return node
+        return None
 
     def exists(self, name: str) -> bool:
         """The name owns records or has names below it (NOERROR) — otherwise it is NXDOMAIN."""
@@ -146,7 +165,10 @@ def _undash(text: str) -> str | None:
 
 
 def _dashed(ip: str) -> str:
-    return ip.replace(".", "-").replace(":", "-")
+    if ":" in ip:
+        out = ip.replace(":", "-")
+        return out + "0" if out.endswith("-") else out
+    return ip.replace(".", "-")
 
 
 def _reverse(ip: str) -> str | None:
@@ -170,7 +192,7 @@ def _weights(records: list[tuple[int, str]]) -> list[Srv]:
     """CoreDNS: every record of one priority shares weight 100 evenly (rounded down)."""
     if not records:
         return []
-    w = math.floor(100 / len(records))
+    w = max(1, math.floor(100 / len(records)))
     return [Srv(0, w, port, target) for port, target in records]
 
 
@@ -185,97 +207,139 @@ def _endpoint_hostname(address: Obj, svc_name: str, pods: dict[tuple[str, str], 
     return _dashed(str(address.get("ip") or ""))
 
 
-def build_table(*, services: Iterable[Obj] = (), endpoints: Iterable[Obj] = (), pods: Iterable[Obj] = (),
-                namespaces: Iterable[Obj] = (), service_entries: Iterable[Obj] = (), zone: str = DEFAULT_ZONE,
-                ttl: int = DEFAULT_TTL, pod_mode: PodMode = "insecure", serial: int = 0) -> NameTable:
-    zone = normalize(zone)
-    t = NameTable(zone=zone, ttl=ttl, serial=serial, pod_mode=pod_mode)
-    pod_index: dict[tuple[str, str], Obj] = {}
-    for p in pods:
-        meta = p.get("metadata") or {}
-        ns = str(meta.get("namespace") or "default")
-        pod_index[(ns, str(meta.get("name") or ""))] = p
-        for ip in _ips([(p.get("status") or {}).get("podIP")] +
-                       [x.get("ip") for x in (p.get("status") or {}).get("podIPs") or [] if isinstance(x, dict)]):
-            t.pod_ips.add((ns, ip))
-    t.namespaces = {normalize(str((n.get("metadata") or {}).get("name") or "")) for n in namespaces}
-    ep_index = {(str((e.get("metadata") or {}).get("namespace") or "default"), str((e.get("metadata") or {}).get("name")
-                 or "")): e for e in endpoints}
-    reverse: dict[str, str] = {}
-    endpoint_reverse: dict[str, str] = {}
-    for svc in sorted(services, key=lambda s: (str(s["metadata"].get("namespace")), str(s["metadata"]["name"]))):
-        meta, spec = svc.get("metadata") or {}, svc.get("spec") or {}
-        name, ns = normalize(str(meta.get("name") or "")), normalize(str(meta.get("namespace") or "default"))
+def _key(obj: Obj) -> tuple[str, str]:
+    meta = obj.get("metadata") or {}
+    return str(meta.get("namespace") or "default"), str(meta.get("name") or "")
+
+
+def _srv_name(port: Obj, fq: str) -> str:
+    return f"_{normalize(str(port['name']))}._{str(port.get('protocol') or 'TCP').lower()}.{fq}"
+
+
+class _Builder:
+    def __init__(self, t: NameTable, endpoints: Iterable[Obj], pods: Iterable[Obj]) -> None:
+        self.t = t
+        self.pods: dict[tuple[str, str], Obj] = {}
+        for p in pods:
+            with _skipping_bad(p):
+                self.pods[_key(p)] = p
+                status = p.get("status") or {}
+                ips = [status.get("podIP")] + [x.get("ip") for x in status.get("podIPs") or [] if isinstance(x, dict)]
+                t.pod_ips.update((_key(p)[0], ip) for ip in _ips(ips))
+        self.endpoints = {_key(e): e for e in endpoints}
+        self.reverse: dict[str, str] = {}  # ClusterIP → Service name (wins over an endpoint's name)
+        self.endpoint_reverse: dict[str, str] = {}
+
+    def service(self, svc: Obj) -> None:
+        t = self.t
+        spec = svc.get("spec") or {}
+        ns, raw_name = _key(svc)
+        ns, name = normalize(ns), normalize(raw_name)
         if not name:
-            continue
+            return
         t.namespaces.add(ns)
-        fq = f"{name}.{ns}.svc.{zone}"
-        ports = [p for p in spec.get("ports") or [] if isinstance(p, dict) and isinstance(p.get("port"), int)]
+        fq = f"{name}.{ns}.svc.{t.zone}"
         if spec.get("type") == "ExternalName":
             if spec.get("externalName"):
                 t.node(fq).cname = normalize(str(spec["externalName"]))
-            continue
-        if spec.get("clusterIP") and spec.get("clusterIP") != "None":
+            return
+        ports = [p for p in spec.get("ports") or [] if isinstance(p, dict) and isinstance(p.get("port"), int)]
+        headless = not spec.get("clusterIP") or spec.get("clusterIP") == "None"
+        if not headless:
             node = t.node(fq)
             for ip in _ips(spec.get("clusterIPs") or [spec["clusterIP"]]):
                 node.add_ip(ip)
-                reverse.setdefault(ip, fq)
+                self.reverse.setdefault(ip, fq)
             node.srv = _weights([(int(p["port"]), fq) for p in ports])
             for p in ports:
                 if p.get("name"):
-                    srv_name = f"_{normalize(str(p['name']))}._{str(p.get('protocol') or 'TCP').lower()}.{fq}"
-                    t.node(srv_name).srv = _weights([(int(p["port"]), fq)])
-            headless = False
-        else:
-            t.node(fq)  # a headless Service's name exists even while it has no endpoints
-            headless = True
+                    t.node(_srv_name(p, fq)).srv = _weights([(int(p["port"]), fq)])
+        # A headless Service's name exists only while it has endpoints (NXDOMAIN otherwise, as in CoreDNS).
         by_port: dict[str, list[tuple[int, str]]] = {}
         all_ports: list[tuple[int, str]] = []
-        ep = ep_index.get((ns, str(meta.get("name"))))
-        for subset in (ep or {}).get("subsets") or []:
+        endpoint_srv: dict[str, list[tuple[int, str]]] = {}
+        for subset in (self.endpoints.get((ns, raw_name)) or {}).get("subsets") or []:
             addresses = list(subset.get("addresses") or [])
             if spec.get("publishNotReadyAddresses"):
                 addresses += subset.get("notReadyAddresses") or []
+            subset_ports = [p for p in subset.get("ports") or []
+                            if isinstance(p, dict) and isinstance(p.get("port"), int)]
             for addr in addresses:
                 ip = str(addr.get("ip") or "")
                 if not _ips([ip]):
                     continue
-                host = _endpoint_hostname(addr, str(meta.get("name")), pod_index)
-                ep_fq = f"{host}.{fq}"
-                endpoint_reverse.setdefault(ip, ep_fq)
-                if not headless:
-                    continue
-                t.node(fq).add_ip(ip)
+                # Endpoint names exist for every Service (`10-244-0-5.reviews.ns.svc…`); the Service's own
+                # name resolves to the endpoints only when it is headless.
+                ep_fq = f"{_endpoint_hostname(addr, raw_name, self.pods)}.{fq}"
+                self.endpoint_reverse.setdefault(ip, ep_fq)
                 t.node(ep_fq).add_ip(ip)
-                for p in subset.get("ports") or []:
-                    if not isinstance(p.get("port"), int):
-                        continue
+                if headless:
+                    t.node(fq).add_ip(ip)
+                for p in subset_ports:
+                    endpoint_srv.setdefault(ep_fq, []).append((int(p["port"]), ep_fq))
                     all_ports.append((int(p["port"]), ep_fq))
                     if p.get("name"):
-                        key = f"_{normalize(str(p['name']))}._{str(p.get('protocol') or 'TCP').lower()}.{fq}"
-                        by_port.setdefault(key, []).append((int(p["port"]), ep_fq))
-        if headless:
+                        by_port.setdefault(_srv_name(p, fq), []).append((int(p["port"]), ep_fq))
+        for ep_fq, records in endpoint_srv.items():
+            t.node(ep_fq).srv = _weights(records)
+        if headless and all_ports:
             t.node(fq).srv = _weights(all_ports)
             for key, records in by_port.items():
                 t.node(key).srv = _weights(records)
-    for ip, target in {**endpoint_reverse, **reverse}.items():
-        rev = _reverse(ip)
-        if rev:
-            t.node(rev).ptr = [target]
-    for se in service_entries:
+
+    def service_entry(self, se: Obj) -> None:
         spec = se.get("spec") or {}
-        se_addresses: list[str] = []
+        addresses: list[str] = []
         for a in spec.get("addresses") or []:
             ip, _, prefix = str(a).partition("/")
             if not prefix or prefix in ("32", "128"):  # a range has no single address to answer with
-                se_addresses += _ips([ip])
-        if not se_addresses:
-            continue
+                addresses += _ips([ip])
+        if not addresses:
+            return
         for host in spec.get("hosts") or []:
             host = normalize(str(host))
-            if not host or "*" in host:
+            if host.startswith("*.") and "*" not in host[2:]:
+                node = self.t.wildcards.setdefault(host[2:], Node())
+            elif host and "*" not in host:
+                node = self.t.node(host)
+            else:
                 continue
-            node = t.node(host)
-            for ip in se_addresses:
+            for ip in addresses:
                 node.add_ip(ip)
+
+    def finish(self) -> None:
+        t = self.t
+        # The version of the Kubernetes DNS-Based Service Discovery spec served (CoreDNS answers the same).
+        t.node(f"dns-version.{t.zone}").txt = [DNS_SPEC_VERSION]
+        for ns in t.namespaces:  # an existing namespace's names exist even when it has no Service (NODATA)
+            t.interior.update({f"{ns}.svc.{t.zone}", f"{ns}.pod.{t.zone}", f"svc.{t.zone}", f"pod.{t.zone}"})
+        for ip, target in {**self.endpoint_reverse, **self.reverse}.items():
+            rev = _reverse(ip)
+            if rev:
+                t.node(rev).ptr = [target]
+
+
+@contextlib.contextmanager
+def _skipping_bad(obj: Obj) -> Iterator[None]:
+    """One malformed object loses its own names, never everyone's."""
+    try:
+        yield
+    except (AttributeError, TypeError, ValueError, KeyError) as e:
+        log.warning("dns: skipping %s/%s: %s", *_key(obj), e)
+
+
+def build_table(*, services: Iterable[Obj] = (), endpoints: Iterable[Obj] = (), pods: Iterable[Obj] = (),
+                namespaces: Iterable[Obj] = (), service_entries: Iterable[Obj] = (), zone: str = DEFAULT_ZONE,
+                ttl: int = DEFAULT_TTL, pod_mode: PodMode = "insecure", serial: int = 0) -> NameTable:
+    t = NameTable(zone=normalize(zone), ttl=ttl, serial=serial, pod_mode=pod_mode)
+    t.namespaces = {normalize(_key(n)[1]) for n in namespaces if isinstance(n, dict)}
+    b = _Builder(t, [e for e in endpoints if isinstance(e, dict)], [p for p in pods if isinstance(p, dict)])
+    for svc in sorted((s for s in services if isinstance(s, dict)), key=_key):
+        with _skipping_bad(svc):
+            b.service(svc)
+    for se in service_entries:
+        if isinstance(se, dict):
+            with _skipping_bad(se):
+                b.service_entry(se)
+    b.finish()
     return t

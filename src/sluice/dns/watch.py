@@ -8,6 +8,7 @@ burst of changes costs one rebuild and an answer never lags the store by more th
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from typing import Any
@@ -17,6 +18,8 @@ from sluice.dns.names import DEFAULT_TTL, DEFAULT_ZONE, NameTable, PodMode, buil
 from sluice.store.sqlite import Store
 
 __all__ = ["NameWatcher", "KINDS"]
+
+log = logging.getLogger("sluice.dns")
 
 KINDS = ("namespaces", "services", "endpoints", "pods", "serviceentries.networking.istio.io")
 
@@ -66,10 +69,14 @@ class NameWatcher:
         if self._stale:
             self._stale = False
             i = self.informers
-            self._table = build_table(
-                namespaces=i["namespaces"].list(), services=i["services"].list(), endpoints=i["endpoints"].list(),
-                pods=i["pods"].list(), service_entries=i["serviceentries.networking.istio.io"].list(),
-                zone=self.zone, ttl=self.ttl, pod_mode=self.pod_mode, serial=int(time.time()))
+            try:
+                self._table = build_table(
+                    namespaces=i["namespaces"].list(), services=i["services"].list(),
+                    endpoints=i["endpoints"].list(), pods=i["pods"].list(),
+                    service_entries=i["serviceentries.networking.istio.io"].list(),
+                    zone=self.zone, ttl=self.ttl, pod_mode=self.pod_mode, serial=int(time.time()))
+            except Exception:  # keep answering from the last good table
+                log.exception("dns: rebuilding the name table failed")
         return self._table
 
 

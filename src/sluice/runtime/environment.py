@@ -20,22 +20,24 @@ from fractions import Fraction
 from typing import Any
 
 from sluice import mesh
+from sluice.dns.files import sandbox_hostname
 from sluice.runtime.images import ImageError, Program
 from sluice.runtime.quantity import QuantityError, node_allocatable, parse_quantity, resource_value
 
-__all__ = ["container_env", "kubelet_env", "service_env", "expand", "HOST_ENV", "ConfigMapLookup"]
+__all__ = ["container_env", "ContainerEnv", "kubelet_env", "service_env", "expand", "HOST_ENV", "ConfigMapLookup"]
 
 # Passed through from the daemon so programs find their interpreter and libraries like a shell would.
 HOST_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "PYTHONPATH", "VIRTUAL_ENV")
 _REF = re.compile(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_.\-]*)\)")
 _SUBSCRIPT = re.compile(r"^metadata\.(labels|annotations)\['([^']+)'\]$")
-# Kubernetes' relaxed environment variable names (GA in 1.34): printable ASCII without "=".
-_ENV_NAME = re.compile(r"^[\x20-\x3c\x3e-\x7e]+$")
+# The names the kubelet takes from `envFrom` (IsEnvVarName); others are skipped with a warning event.
+_ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
 # The service holding the API server's address: every pod gets its variables, even without service links.
 MASTER_NAMESPACE, MASTER_SERVICES = "default", ("kubernetes",)
 
 Obj = dict[str, Any]
 ConfigMapLookup = Callable[[str, str], Obj | None]  # (namespace, name) -> ConfigMap or None
+Warn = Callable[[str, str], None]  # (reason, message): a Warning event on the pod
 
 
 def _config_error(message: str) -> ImageError:
@@ -184,7 +186,7 @@ def _value_from(pod: Obj, container: Obj, src: Obj, name: str, pod_ip: str, host
                         "secretKeyRef")
 
 
-def _env_from(pod_ns: str, sources: Any, configmaps: ConfigMapLookup) -> dict[str, str]:
+def _env_from(pod_ns: str, sources: Any, configmaps: ConfigMapLookup, warn: Warn | None) -> dict[str, str]:
     out: dict[str, str] = {}
     for src in sources if isinstance(sources, list) else []:
         if not isinstance(src, dict):
@@ -197,22 +199,31 @@ def _env_from(pod_ns: str, sources: Any, configmaps: ConfigMapLookup) -> dict[st
                 if ref.get("optional"):
                     continue
                 raise _config_error(f'configmap "{ref.get("name")}" not found')
+            invalid = []
             for key, value in (cm.get("data") or {}).items():
-                if _ENV_NAME.match(prefix + str(key)):  # the kubelet skips invalid names (with a warning event)
-                    out[prefix + str(key)] = str(value)
+                name = prefix + str(key)
+                if _ENV_NAME.match(name) and name not in (".", "..") and not name.startswith(".."):
+                    out[name] = str(value)
+                else:
+                    invalid.append(name)
+            if invalid and warn is not None:
+                warn("InvalidEnvironmentVariableNames",
+                     f"Keys [{', '.join(sorted(invalid))}] from the EnvFrom configMap {pod_ns}/{ref.get('name')} were "
+                     "skipped since they are considered invalid environment variable names.")
         elif isinstance(src.get("secretRef"), dict):
             _secret(src["secretRef"])
     return out
 
 
 def kubelet_env(pod: Obj, container: Obj, *, pod_ip: str, host_ip: str, configmaps: ConfigMapLookup,
-                services: Iterable[Obj] = (), allocatable: Mapping[str, Fraction] | None = None) -> dict[str, str]:
+                services: Iterable[Obj] = (), allocatable: Mapping[str, Fraction] | None = None,
+                warn: Warn | None = None) -> dict[str, str]:
     """What the kubelet puts into a container's environment (`makeEnvironmentVariables`)."""
     meta = pod.get("metadata") or {}
     ns = str(meta.get("namespace") or "default")
     links = (pod.get("spec") or {}).get("enableServiceLinks")
     svc_env = service_env(services, ns, links is not False)
-    declared = _env_from(ns, container.get("envFrom"), configmaps)
+    declared = _env_from(ns, container.get("envFrom"), configmaps, warn)
     alloc = allocatable if allocatable is not None else node_allocatable()
     for var in container.get("env") or []:
         if not isinstance(var, dict) or not var.get("name"):
@@ -231,14 +242,28 @@ def kubelet_env(pod: Obj, container: Obj, *, pod_ip: str, host_ip: str, configma
     return {**svc_env, **declared}
 
 
+class ContainerEnv(dict[str, str]):
+    """A container's whole environment; `kubelet` is the part the kubelet made, which alone is what `$(VAR)`
+    in `command` and `args` may refer to (not the image's or the runtime's variables)."""
+
+    def __init__(self, env: dict[str, str], kubelet: dict[str, str]) -> None:
+        super().__init__(env)
+        self.kubelet = kubelet
+
+
 def container_env(pod: Obj, container: Obj, program: Program, *, pod_ip: str, host_ip: str, has_sidecar: bool,
                   configmaps: ConfigMapLookup, services: Iterable[Obj] = (),
-                  allocatable: Mapping[str, Fraction] | None = None, transparent: bool = False) -> dict[str, str]:
+                  allocatable: Mapping[str, Fraction] | None = None, warn: Warn | None = None,
+                  transparent: bool = False) -> ContainerEnv:
     """`transparent`: netns mode, where the pod has its own network and the sidecar captures traffic, so
     the app gets no proxy variables and may bind any address."""
     meta = pod.get("metadata") or {}
     env = {k: os.environ[k] for k in HOST_ENV if k in os.environ}
-    env.update({"HOSTNAME": str(meta.get("name") or ""), "POD_NAME": str(meta.get("name") or ""),
+    try:
+        hostname = sandbox_hostname(pod)  # what the runtime sets HOSTNAME to: the sandbox's hostname
+    except ValueError:
+        hostname = str(meta.get("name") or "")
+    env.update({"HOSTNAME": hostname, "POD_NAME": str(meta.get("name") or ""),
                 "POD_NAMESPACE": str(meta.get("namespace") or ""), "POD_IP": pod_ip})
     if program.builtin != "proxy" and transparent:
         env["SLUICE_BIND"] = "0.0.0.0"  # the built-in samples' listen address; any address works here
@@ -250,6 +275,7 @@ def container_env(pod: Obj, container: Obj, program: Program, *, pod_ip: str, ho
             no_proxy = f"localhost,127.0.0.1,{app}"
             env.update({"HTTP_PROXY": proxy, "http_proxy": proxy, "NO_PROXY": no_proxy, "no_proxy": no_proxy})
     env.update(program.env)
-    env.update(kubelet_env(pod, container, pod_ip=pod_ip, host_ip=host_ip, configmaps=configmaps,
-                           services=services, allocatable=allocatable))
-    return env
+    kube = kubelet_env(pod, container, pod_ip=pod_ip, host_ip=host_ip, configmaps=configmaps, services=services,
+                       allocatable=allocatable, warn=warn)
+    env.update(kube)
+    return ContainerEnv(env, kube)

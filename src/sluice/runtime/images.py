@@ -7,7 +7,7 @@ a program up on the container's PATH, as the curl image's entrypoint script does
 * `command` replaces the ENTRYPOINT (and drops the CMD); `args` replace the CMD;
 * `args` alone go to the image's ENTRYPOINT, or run as the program for an image without one.
 
-The Bookinfo images run the built-in Python services when nothing overrides their CMD, `curlimages/curl`'s
+The Bookinfo images run the built-in Python services unless something replaces their CMD, `curlimages/curl`'s
 entrypoint script runs curl (or the program named first), `sluice.dev/traffic-generator` is
 `python -m sluice.load`, the `istio-proxy` container runs Envoy, and the common base images (busybox, alpine,
 ubuntu, debian, python) have no ENTRYPOINT. Any other image runs only with a `command`: sluice cannot know its
@@ -95,8 +95,9 @@ def resolve(container: dict[str, Any], env: Mapping[str, str] | None = None) -> 
     """The program for one container of a pod spec (raises `ImageError` if sluice cannot run it).
 
     With `env` (the container's environment), `$(VAR)` references in `command` and `args` are expanded first,
-    as the kubelet does, and programs are looked up on its PATH."""
-    from sluice.runtime.environment import expand  # environment imports this module
+    as the kubelet does (against the variables the kubelet made, for a `ContainerEnv`), and programs are looked
+    up on its PATH."""
+    from sluice.runtime.environment import ContainerEnv, expand  # environment imports this module
 
     image = str(container.get("image") or "")
     name = str(container.get("name") or "")
@@ -109,8 +110,9 @@ def resolve(container: dict[str, Any], env: Mapping[str, str] | None = None) -> 
                              f'istio-proxy mode "{mode}" is not supported: sluice runs "sidecar" and "router"')
         return Program([], f"sluice://builtin/envoy-{mode}", builtin="proxy", proxy_mode=mode)
     if env is not None:
-        command = [expand(a, dict(env)) for a in command]
-        args = [expand(a, dict(env)) for a in args]
+        variables = env.kubelet if isinstance(env, ContainerEnv) else dict(env)
+        command = [expand(a, variables) for a in command]
+        args = [expand(a, variables) for a in args]
     which = _which_in(env)
     m = _BOOKINFO.search(image)
     if m:
@@ -124,9 +126,10 @@ def resolve(container: dict[str, Any], env: Mapping[str, str] | None = None) -> 
         ports = [p for p in container.get("ports") or [] if isinstance(p, dict) and p.get("containerPort")]
         image_env["SLUICE_PORT"] = str(ports[0]["containerPort"]) if ports else "9080"
         image_id = f"sluice://builtin/bookinfo-{svc}-v{version}"
-        if command or args:
+        argv = command + args if command else args  # no ENTRYPOINT: args alone are the command line
+        if argv and argv != BOOKINFO_CMD[svc]:
             # The image's own files are not here: an overridden CMD runs as a local program, as written.
-            return Program(command + args if command else args, image_id, image_env)
+            return Program(argv, image_id, image_env)
         return Program([sys.executable, "-m", f"sluice.samples.bookinfo.{svc}"], image_id, image_env,
                        builtin="bookinfo")
     if _TRAFFIC.match(image):

@@ -22,7 +22,7 @@ from sluice import mesh
 from sluice.api.errors import ApiError
 from sluice.api.registry import Registry
 from sluice.controllers.events import EventRecorder
-from sluice.dns.files import pod_hostname
+from sluice.dns.files import pod_hostname, sandbox_hostname
 from sluice.resources.kinds import ResourceType
 from sluice.runtime import images, proxy
 from sluice.runtime.enter import EnterSpec, argv_for
@@ -127,7 +127,8 @@ class PodWorker:
             env = container_env(self.pod, c, program, pod_ip=self.ip, host_ip=self.ctx.host_ip,
                                 has_sidecar=self.sidecar, configmaps=self.ctx.configmaps,
                                 transparent=self.ctx.network is not None,
-                                services=self.ctx.services(self.namespace) if self.ctx.services else ())
+                                services=self.ctx.services(self.namespace) if self.ctx.services else (),
+                                warn=self._warn)
             files_dir = str(self.dir.container(str(c["name"])).dir)
             net = self.ctx.network
             wrapper: tuple[str, ...] = ()
@@ -162,9 +163,11 @@ class PodWorker:
         net = self.ctx.network
         if net is None or self.netns is None:
             return EnterSpec(cwd=cwd)
-        files = net.pod_files(self.dir.root)
-        return EnterSpec(netns=self.netns, hostname=pod_hostname(self.pod)[0],
-                         binds=((str(files.resolv_conf), "/etc/resolv.conf"), (str(files.hosts), "/etc/hosts")),
+        try:
+            hostname = sandbox_hostname(self.pod)
+        except ValueError:
+            hostname = pod_hostname(self.pod)[0]
+        return EnterSpec(netns=self.netns, hostname=hostname, binds=net.pod_files(self.dir.root).binds(),
                          gid=PROXY_GID if container == mesh.SIDECAR_CONTAINER else None, cwd=cwd)
 
     def dial_address(self, port: int) -> tuple[str | None, str]:
@@ -209,6 +212,10 @@ class PodWorker:
                              has_sidecar=self.sidecar, configmaps=self.ctx.configmaps,
                              transparent=self.ctx.network is not None,
                              services=self.ctx.services(self.namespace) if self.ctx.services else ())
+
+    def _warn(self, reason: str, message: str) -> None:
+        if self.ctx.events is not None:
+            self.ctx.events.record(self.pod, "Warning", reason, message)
 
     def _changed(self) -> None:
         self._dirty.set()

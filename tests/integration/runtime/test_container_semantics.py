@@ -25,14 +25,14 @@ def kubectl(sluice_daemon: Daemon, tmp_path_factory: pytest.TempPathFactory) -> 
 
 def manifest(workdir: Path) -> tuple[str, str]:
     docs = [
-        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg"}, "data": {"LEVEL": "debug"}},
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg"}, "data": {"LEVEL": "debug", "1st": "x"}},
         {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "show", "labels": {"app": "show"}},
          "spec": {"restartPolicy": "Never", "containers": [
              # python's image has no ENTRYPOINT: `args` alone are the command line, `$(VAR)` expanded.
              {"name": "app", "image": "python:3.12-slim", "workingDir": str(workdir),
               "args": [sys.executable, "-c", SCRIPT, "$(GREETING)", "$(REVIEWS_SERVICE_HOST)", "$$(GREETING)"],
               "resources": {"limits": {"memory": "64Mi"}},
-              "envFrom": [{"configMapRef": {"name": "cfg"}, "prefix": "CFG_"}],
+              "envFrom": [{"configMapRef": {"name": "cfg"}, "prefix": "CFG_"}, {"configMapRef": {"name": "cfg"}}],
               "env": [{"name": "GREETING", "value": "hello-$(CFG_LEVEL)"},
                       {"name": "MY_POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
                       {"name": "MY_NS", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
@@ -72,6 +72,17 @@ def test_command_args_workdir_env_and_service_links(kubectl: Kubectl, tmp_path: 
     assert env["MY_NS"] == NS and env["MEM_MI"] == "64"
     pod_ip = kubectl("get", "-n", NS, "pod", "show", "-o", "jsonpath={.status.podIP}", check=True).stdout
     assert env["MY_POD_IP"] == pod_ip
+
+    assert env["CFG_1st"] == "x" and env["LEVEL"] == "debug" and "1st" not in env
+
+    def events(reason: str) -> list[str]:
+        items = json.loads(kubectl("get", "events", "-n", NS, "-o", "json", check=True).stdout)["items"]
+        return [e["message"] for e in items if e.get("reason") == reason and e["type"] == "Warning"]
+
+    wait_for(lambda: events("InvalidEnvironmentVariableNames"), timeout=30)
+    assert events("InvalidEnvironmentVariableNames")[0] == (
+        f"Keys [1st] from the EnvFrom configMap {NS}/cfg were skipped since they are considered invalid environment "
+        "variable names.")
 
     wait_for(lambda: log("curl").startswith("curl "), timeout=30)
 

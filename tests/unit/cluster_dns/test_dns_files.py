@@ -6,14 +6,17 @@ import asyncio
 from pathlib import Path
 
 import dns.resolver
+import pytest
 
 from sluice.dns.files import (
     HostResolv,
     hosts_file,
+    nsswitch_conf,
     parse_resolv_conf,
     pod_hosts_file,
     pod_resolv_conf,
     resolv_conf,
+    sandbox_hostname,
 )
 from sluice.dns.watch import NameWatcher
 from sluice.store.sqlite import Store
@@ -63,6 +66,13 @@ def test_hosts_file_is_the_kubelets() -> None:
     assert pod_hosts_file(pod, "10.244.0.7") == BASE + (
         "10.244.0.7\tdb-0.db.tutorial.svc.cluster.local\tdb-0\n"
         "\n# Entries added by HostAliases.\n127.0.0.1\tfoo.local\tbar.local\n")
+    assert sandbox_hostname(pod) == "db-0"
+    assert sandbox_hostname({**pod, "spec": {**pod["spec"], "setHostnameAsFQDN": True}}) == \
+        "db-0.db.tutorial.svc.cluster.local"
+    too_long = {"metadata": {"name": "p", "namespace": "n" * 40}, "spec": {"hostname": "h" * 20, "subdomain": "s",
+                                                                         "setHostnameAsFQDN": True}}
+    with pytest.raises(ValueError, match="64 characters is the max"):
+        sandbox_hostname(too_long)
     long = {"metadata": {"name": "x" * 62 + "-abc", "namespace": "n"}, "spec": {}}
     assert pod_hosts_file(long, "10.0.0.1").endswith("\t" + "x" * 62 + "\n")  # 63 chars, trailing "-" dropped
 
@@ -97,3 +107,8 @@ def test_table_follows_the_store(tmp_path: Path) -> None:
             store.close()
 
     asyncio.run(main())
+
+
+def test_nsswitch_asks_files_then_dns() -> None:
+    hosts = [line.split()[1:] for line in nsswitch_conf().splitlines() if line.startswith("hosts:")]
+    assert hosts == [["files", "dns"]]

@@ -49,8 +49,10 @@ def test_headless_service_resolves_to_ready_endpoints(table: NameTable) -> None:
     assert texts(ask(table, "db-0.db.tutorial.svc.cluster.local.").answer) == ["10.244.0.7"]
     assert texts(ask(table, "10-244-0-8.db.tutorial.svc.cluster.local.").answer) == ["10.244.0.8"]
     assert ask(table, "10-244-0-9.db.tutorial.svc.cluster.local.").rcode() == dns.rcode.NXDOMAIN  # not ready
-    r = ask(table, "lonely.tutorial.svc.cluster.local.")  # headless, no endpoints: exists, no data
-    assert r.rcode() == dns.rcode.NOERROR and not r.answer
+    # Headless without endpoints: no name (CoreDNS's NXDOMAIN).
+    assert ask(table, "lonely.tutorial.svc.cluster.local.").rcode() == dns.rcode.NXDOMAIN
+    # Endpoint names exist for ClusterIP Services too; the Service's own name stays the ClusterIP.
+    assert texts(ask(table, "10-244-0-20.reviews.tutorial.svc.cluster.local.").answer) == ["10.244.0.20"]
 
 
 def test_srv_records_as_coredns(table: NameTable) -> None:
@@ -83,9 +85,11 @@ def test_unknown_names_are_nxdomain_with_the_soa(table: NameTable) -> None:
     assert [rr.to_text() for rr in r.authority] == [
         "cluster.local. 30 IN SOA ns.dns.cluster.local. hostmaster.cluster.local. 1700000000 7200 1800 86400 30"]
     # Names above existing ones exist (empty non-terminals): NOERROR, no data.
-    for name in ("tutorial.svc.cluster.local.", "svc.cluster.local.", "cluster.local."):
+    for name in ("tutorial.svc.cluster.local.", "svc.cluster.local.", "cluster.local.", "empty.svc.cluster.local.",
+                 "tutorial.pod.cluster.local."):
         r = ask(table, name)
         assert r.rcode() == dns.rcode.NOERROR and not r.answer and r.authority
+    assert ask(table, "nowhere.svc.cluster.local.").rcode() == dns.rcode.NXDOMAIN  # no such namespace
     assert texts(ask(table, "cluster.local.", "SOA").answer)[0].startswith("ns.dns.cluster.local.")
 
 
@@ -100,6 +104,33 @@ def test_external_name_is_a_cname_chased_in_the_table(table: NameTable) -> None:
     assert texts(r.answer, "A") == ["10.96.0.12"]
 
 
+def test_dns_version(table: NameTable) -> None:
+    assert texts(ask(table, "dns-version.cluster.local.", "TXT").answer) == ['"1.1.0"']
+
+
+def test_external_name_outside_the_cluster_is_chased_upstream() -> None:
+    svc = {"metadata": {"name": "api", "namespace": "tutorial"},
+           "spec": {"type": "ExternalName", "externalName": "api.example.com"}}
+    table = build_table(services=[svc])
+
+    async def upstream(query: dns.message.Message) -> dns.message.Message:
+        r = dns.message.make_response(query)
+        if query.question[0].name.to_text() == "api.example.com." and query.question[0].rdtype == dns.rdatatype.A:
+            r.answer.append(dns.rrset.from_text("api.example.com.", 60, "IN", "A", "203.0.113.7"))
+        else:
+            r.set_rcode(dns.rcode.NXDOMAIN)
+        return r
+
+    async def main() -> None:
+        q = dns.message.make_query("api.tutorial.svc.cluster.local.", "A")
+        r = dns.message.from_wire(await respond(q.to_wire(), table, upstream, max_size=None) or b"")
+        assert texts(r.answer, "CNAME") == ["api.example.com."] and texts(r.answer, "A") == ["203.0.113.7"]
+        r = dns.message.from_wire(await respond(q.to_wire(), table, nxdomain_upstream, max_size=None) or b"")
+        assert texts(r.answer) == ["api.example.com."] and r.rcode() == dns.rcode.NOERROR
+
+    asyncio.run(main())
+
+
 def test_reverse_names(table: NameTable) -> None:
     assert texts(ask(table, "12.0.96.10.in-addr.arpa.", "PTR").answer) == ["reviews.tutorial.svc.cluster.local."]
     assert texts(ask(table, "7.0.244.10.in-addr.arpa.", "PTR").answer) == ["db-0.db.tutorial.svc.cluster.local."]
@@ -110,7 +141,10 @@ def test_service_entry_addresses(table: NameTable) -> None:
     r = ask(table, "mysql.example.internal.")
     assert texts(r.answer) == ["240.240.0.5"]  # the /16 range is not an address
     assert not ask(table, "mysql.example.internal.", "AAAA").answer
-    for name in ("api.example.com.", "x.wild.example.", "example.org."):  # no addresses / wildcard / unknown
+    # A wildcard host answers for the names below it, with the name asked.
+    r = ask(table, "a.b.wild.example.")
+    assert texts(r.answer) == ["240.240.0.5"] and r.answer[0].name.to_text() == "a.b.wild.example."
+    for name in ("api.example.com.", "wild.example.", "example.org."):  # no addresses / not below / unknown
         assert local_answer(table, dns.message.make_query(name, "A")) is None
 
 
@@ -173,3 +207,14 @@ def test_udp_answers_are_truncated_to_the_query_limit() -> None:
         assert len(dns.message.from_wire(full).answer[0]) == 119
 
     asyncio.run(main())
+
+
+def test_a_malformed_object_loses_only_its_own_names() -> None:
+    o = objects()
+    bad_svc = {"metadata": {"name": "bad", "namespace": "tutorial"}, "spec": {"clusterIP": "10.96.0.99", "ports": 7}}
+    bad_ep = {"metadata": {"name": "db", "namespace": "tutorial"}, "subsets": ["nope"]}
+    bad_se = {"metadata": {"name": "x", "namespace": "tutorial"}, "spec": {"hosts": 5, "addresses": ["1.2.3.4"]}}
+    table = build_table(services=[bad_svc, *o["services"]], endpoints=[bad_ep], pods=o["pods"],
+                        namespaces=o["namespaces"], service_entries=[bad_se, *o["service_entries"]])
+    assert texts(ask(table, "reviews.tutorial.svc.cluster.local.").answer) == ["10.96.0.12"]
+    assert texts(ask(table, "mysql.example.internal.").answer) == ["240.240.0.5"]

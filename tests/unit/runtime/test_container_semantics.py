@@ -51,7 +51,9 @@ def test_bookinfo_runs_builtin_unless_its_cmd_is_overridden() -> None:
     assert p.builtin == "bookinfo" and p.argv[1:] == ["-m", "sluice.samples.bookinfo.details"]
     p = images.resolve({"name": "details", "image": BOOKINFO, "args": ["sleep", "1"]})
     assert p.builtin == "" and p.argv == ["sleep", "1"] and p.env["SERVICE_VERSION"] == "v1"
-    assert images.BOOKINFO_CMD["details"] == ["ruby", "details.rb", "9080"]
+    # Restating the image's own CMD is no override.
+    p = images.resolve({"name": "details", "image": BOOKINFO, "args": ["ruby", "details.rb", "9080"]})
+    assert p.builtin == "bookinfo"
 
 
 def test_unknown_image_needs_a_command() -> None:
@@ -62,6 +64,16 @@ def test_unknown_image_needs_a_command() -> None:
     with pytest.raises(images.ImageError) as e:
         images.resolve({"name": "web", "image": "nginx:1.25"})
     assert e.value.reason == "ErrImagePull"
+
+
+def test_command_expansion_sees_only_the_kubelets_variables() -> None:
+    prog = images.resolve({"name": "c", "image": BOOKINFO})
+    c = {"name": "c", "image": BOOKINFO, "command": ["echo", "$(SERVICE_VERSION)", "$(POD_NAME)", "$(WHO)"],
+         "env": [{"name": "WHO", "value": "me"}]}
+    env = container_env(POD, c, prog, pod_ip="10.244.0.5", host_ip="10.244.0.1", has_sidecar=False,
+                        configmaps=lambda ns, name: None, allocatable=NODE)
+    assert env["SERVICE_VERSION"] == "v1" and env["POD_NAME"] == "web-1"  # in the process's environment …
+    assert images.resolve(c, env).argv == ["echo", "$(SERVICE_VERSION)", "$(POD_NAME)", "me"]  # … not in $(VAR)
 
 
 def test_command_and_args_are_expanded_with_the_container_env() -> None:
@@ -117,14 +129,16 @@ def test_service_links_disabled_keeps_only_the_master_service() -> None:
 POD = {"metadata": {"name": "web-1", "namespace": "tutorial", "uid": "u-1", "labels": {"app": "web"},
                     "annotations": {"team": "a"}},
        "spec": {"serviceAccountName": "web", "enableServiceLinks": True}}
-CM = {"data": {"LOG_LEVEL": "debug", "mode": "fast", "bad=name": "x"}}
+CM = {"data": {"LOG_LEVEL": "debug", "mode": "fast", "1st": "x"}}
 
 
 def env_of(container: dict[str, Any], pod: dict[str, Any] | None = None,
-           services: list[dict[str, Any]] | None = None) -> dict[str, str]:
+           services: list[dict[str, Any]] | None = None,
+           warnings: list[tuple[str, str]] | None = None) -> dict[str, str]:
+    sink = warnings if warnings is not None else []
     return kubelet_env(pod or POD, {"name": "c", **container}, pod_ip="10.244.0.5", host_ip="10.244.0.1",
                        configmaps=lambda ns, name: CM if (ns, name) == ("tutorial", "cfg") else None,
-                       services=services or [], allocatable=NODE)
+                       services=services or [], allocatable=NODE, warn=lambda r, m: sink.append((r, m)))
 
 
 def test_field_refs_cover_the_kubelets_list() -> None:
@@ -140,10 +154,16 @@ def test_field_refs_cover_the_kubelets_list() -> None:
 
 
 def test_env_from_configmap_with_prefix_and_env_winning() -> None:
+    warnings: list[tuple[str, str]] = []
     env = env_of({"envFrom": [{"configMapRef": {"name": "cfg"}, "prefix": "APP_"},
                               {"configMapRef": {"name": "missing", "optional": True}}],
-                  "env": [{"name": "APP_mode", "value": "slow-$(APP_LOG_LEVEL)"}]})
-    assert env == {"APP_LOG_LEVEL": "debug", "APP_mode": "slow-debug"}  # "bad=name" is skipped
+                  "env": [{"name": "APP_mode", "value": "slow-$(APP_LOG_LEVEL)"}]}, warnings=warnings)
+    assert env == {"APP_LOG_LEVEL": "debug", "APP_mode": "slow-debug", "APP_1st": "x"}
+    assert warnings == []
+    env = env_of({"envFrom": [{"configMapRef": {"name": "cfg"}}]}, warnings=warnings)
+    assert env == {"LOG_LEVEL": "debug", "mode": "fast"}  # "1st" is not a variable name: skipped, with a warning
+    assert warnings == [("InvalidEnvironmentVariableNames", "Keys [1st] from the EnvFrom configMap "
+                         "tutorial/cfg were skipped since they are considered invalid environment variable names.")]
     with pytest.raises(images.ImageError) as e:
         env_of({"envFrom": [{"configMapRef": {"name": "missing"}}]})
     assert e.value.message == 'configmap "missing" not found'
@@ -200,3 +220,17 @@ def test_container_env_layers() -> None:
                         configmaps=lambda ns, name: None, services=[SVC], allocatable=NODE)
     assert env["SERVICE_VERSION"] == "v9"  # the container's env wins over the image's
     assert env["REVIEWS_SERVICE_HOST"] == "10.96.0.12" and env["HOSTNAME"] == "web-1"
+
+
+def test_hostname_is_the_sandboxes() -> None:
+    prog = images.resolve({"name": "c", "image": "busybox"})
+
+    def hostname(spec: dict[str, Any]) -> str:
+        pod = {"metadata": {"name": "web-1", "namespace": "tutorial"}, "spec": spec}
+        return container_env(pod, {"name": "c"}, prog, pod_ip="10.244.0.5", host_ip="10.244.0.1", has_sidecar=False,
+                             configmaps=lambda ns, name: None, allocatable=NODE)["HOSTNAME"]
+
+    assert hostname({}) == "web-1"
+    assert hostname({"hostname": "db-0", "subdomain": "db"}) == "db-0"
+    assert hostname({"hostname": "db-0", "subdomain": "db", "setHostnameAsFQDN": True}) == \
+        "db-0.db.tutorial.svc.cluster.local"

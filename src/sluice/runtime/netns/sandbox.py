@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from sluice import mesh
-from sluice.dns.files import pod_hosts_file, pod_resolv_conf
+from sluice.dns.files import nsswitch_conf, pod_hosts_file, pod_resolv_conf
 from sluice.runtime.netns.capture import capture_config, capture_rules
 from sluice.runtime.netns.node import NodeNetwork
 
@@ -24,6 +24,12 @@ __all__ = ["PodNetwork", "PodFiles"]
 class PodFiles:
     resolv_conf: Path
     hosts: Path
+    nsswitch: Path
+
+    def binds(self) -> tuple[tuple[str, str], ...]:
+        """(file, where it appears inside the pod) for `sluice.runtime.enter`."""
+        return ((str(self.resolv_conf), "/etc/resolv.conf"), (str(self.hosts), "/etc/hosts"),
+                (str(self.nsswitch), "/etc/nsswitch.conf"))
 
 
 @dataclass(frozen=True)
@@ -34,7 +40,7 @@ class PodNetwork:
 
     @staticmethod
     def pod_files(pod_root: Path) -> PodFiles:
-        return PodFiles(pod_root / "resolv.conf", pod_root / "hosts")
+        return PodFiles(pod_root / "resolv.conf", pod_root / "hosts", pod_root / "nsswitch.conf")
 
     def setup_pod(self, pod: dict[str, Any], ip: str, pod_root: Path, capture: bool, adopt: bool) -> str:
         """The pod's namespace path, made now (or kept, when adopting a running pod whose namespace exists)."""
@@ -43,6 +49,7 @@ class PodNetwork:
         pod_root.mkdir(parents=True, exist_ok=True)
         files.resolv_conf.write_text(pod_resolv_conf(pod, mesh.DNS_SERVICE_IP))
         files.hosts.write_text(pod_hosts_file(pod, ip))
+        files.nsswitch.write_text(nsswitch_conf())  # no mDNS in front of the cluster DNS
         if adopt and self.node.has_pod(ip):
             return self.node.pod_path(ip)
         rules = None
