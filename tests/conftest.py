@@ -35,6 +35,8 @@ class Daemon:
     xds_port: int = 0
     env: dict[str, str] = field(default_factory=dict)
     proc: subprocess.Popen[bytes] | None = None
+    network: str | None = None
+    extra: list[str] = field(default_factory=list)
 
 
 def start_daemon(home: Path, port: int | None = None, extra: list[str] | None = None,
@@ -60,10 +62,19 @@ def start_daemon(home: Path, port: int | None = None, extra: list[str] | None = 
     env.update({"SLUICE_HOME": str(home), "KUBECONFIG": str(home / "kubeconfig"), "HOME": str(home / "userhome")})
     (home / "userhome").mkdir(exist_ok=True)
     return Daemon(home, home / "kubeconfig", f"https://127.0.0.1:{port}", port, (home / "token").read_text().strip(),
-                  xds_port, env, proc)
+                  xds_port, env, proc, network, list(extra or []))
 
 
 def stop_daemon(d: Daemon) -> None:
+    """Stop the daemon and every pod it runs. A daemon a test killed is started again first (it adopts its
+    pods), so its pods, namespaces and processes never outlive the test."""
+    pods = d.home / "runtime" / "pods"
+    if (d.proc is None or d.proc.poll() is not None) and pods.is_dir() and any(pods.iterdir()):
+        try:
+            d.proc = start_daemon(d.home, port=d.api_port, xds_port=d.xds_port, network=d.network,
+                                  extra=d.extra).proc
+        except RuntimeError:
+            pass
     if d.proc is not None and d.proc.poll() is None:
         d.proc.send_signal(signal.SIGTERM)
         try:

@@ -25,7 +25,7 @@ from sluice.cli.errors import CliError
 from sluice.cli.logs import pick_container
 from sluice.client.streams import open_stream
 
-__all__ = ["COMMANDS", "exit_from_status"]
+__all__ = ["COMMANDS", "exit_from_status", "run_in_pod"]
 
 STDIN, STDOUT, STDERR, ERROR, RESIZE, CLOSE = 0, 1, 2, 3, 4, 255
 
@@ -117,6 +117,23 @@ async def _session(conn: Any, *, stdin: bool, tty: bool) -> tuple[int, str]:
     if ws.close_code not in (1000, None):
         return 1, f"error: error reading from error stream: websocket: close {ws.close_code}"
     return exit_from_status(bytes(status))
+
+
+def run_in_pod(s: Any, namespace: str, pod: str, container: str, command: list[str]) -> tuple[int, str]:
+    """Run `command` in a pod's container over the exec stream, its stdout and stderr passed through to ours;
+    (exit code, message) as for `sluice exec`."""
+    query = [("command", c) for c in command] + [("container", container), ("stdout", "true"),
+                                                   ("stderr", "true")]
+    path = f"/api/v1/namespaces/{namespace}/pods/{pod}/exec"
+
+    async def run() -> tuple[int, str]:
+        conn = await open_stream(s.client.rest, path, query, ["v5.channel.k8s.io"])
+        try:
+            return await _session(conn, stdin=False, tty=False)
+        finally:
+            await conn.close()
+
+    return asyncio.run(run())
 
 
 @click.command("exec", context_settings={"ignore_unknown_options": False})

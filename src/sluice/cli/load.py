@@ -1,14 +1,17 @@
 """`sluice load URL --rate R --duration D --concurrency C [--proxy URL | --via POD[.NS]] [-H 'k: v'] [-o json]`.
 
-Sends HTTP load with `sluice.load` and prints a latency summary. `--via POD` sends "from" a pod: the pod's
-IP comes from the API and its sidecar's outbound listener (`http://<podIP>:15001`) becomes the proxy, so a
-URL such as `http://productpage:9080/productpage` is routed by that sidecar like the pod's own traffic.
-A progress bar runs on a terminal's stderr; scripts (no TTY) see only the summary.
+Sends HTTP load with `sluice.load` and prints a latency summary. `--via POD` sends "from" a pod, so a URL
+such as `http://productpage:9080/productpage` is routed by that pod's sidecar like the pod's own traffic: in
+netns mode the load generator runs inside the pod (over the exec stream) and its connections are captured
+like the app's; in loopback mode the pod's IP comes from the API and its sidecar's outbound listener
+(`http://<podIP>:15001`) becomes the proxy. A progress bar runs on a terminal's stderr; scripts (no TTY) see
+only the summary.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import signal
 import sys
@@ -22,7 +25,7 @@ from sluice.client.errors import ApiError
 from sluice.load import LoadConfig, LoadResult, TargetRefused, check_target, parse_duration, parse_header
 from sluice.load.runner import run_load
 from sluice.load.summary import format_ms, format_summary, summary_table
-from sluice.mesh import PROXY_OUTBOUND_PORT, SIDECAR_CONTAINER
+from sluice.mesh import NETNS_POD_NETWORK, PROXY_OUTBOUND_PORT, SIDECAR_CONTAINER
 
 __all__ = ["COMMANDS", "proxy_for_pod", "split_pod_ref"]
 
@@ -53,12 +56,12 @@ def proxy_for_pod(pod: dict[str, Any]) -> str:
     return f"http://{host}:{PROXY_OUTBOUND_PORT}"
 
 
-def _lookup_proxy(s: Session, ref: str) -> str:
+def _lookup_pod(s: Session, ref: str) -> dict[str, Any]:
     """A pod by name, or else the first running pod of the app of that name (`--via sleep`)."""
     pod_name, ns = split_pod_ref(ref, s.namespace)
     info = s.client.resolve("pods")
     try:
-        return proxy_for_pod(s.client.get(info, pod_name, ns))
+        return s.client.get(info, pod_name, ns)
     except ApiError as e:
         if e.code != 404:
             raise
@@ -66,7 +69,44 @@ def _lookup_proxy(s: Session, ref: str) -> str:
                 if (p.get("status") or {}).get("podIP") and not p["metadata"].get("deletionTimestamp")]
         if not pods:
             raise
-        return proxy_for_pod(pods[0])
+        return dict(pods[0])
+
+
+def _in_own_network(pod: dict[str, Any]) -> bool:
+    """netns mode: the pod's IP is a pod-network address only its namespace and its peers can reach."""
+    ip = str((pod.get("status") or {}).get("podIP") or "")
+    try:
+        return ipaddress.ip_address(ip) in NETNS_POD_NETWORK
+    except ValueError:
+        return False
+
+
+def _load_inside(s: Session, pod: dict[str, Any], url: str, rate: float, duration: str, concurrency: int,
+                 count: int | None, headers: tuple[str, ...], method: str, data: str, timeout: float,
+                 output: str | None) -> None:
+    from sluice.cli.execute import run_in_pod
+
+    meta = pod["metadata"]
+    containers = [str(c.get("name")) for c in (pod.get("spec") or {}).get("containers") or []
+                  if c.get("name") != SIDECAR_CONTAINER]
+    if SIDECAR_CONTAINER not in [c.get("name") for c in (pod.get("spec") or {}).get("containers") or []]:
+        raise CliError(f'pod "{meta.get("name")}" has no {SIDECAR_CONTAINER} sidecar to send through')
+    if not containers:
+        raise CliError(f'pod "{meta.get("name")}" has no application container to send from')
+    argv = [sys.executable, "-m", "sluice.load", url, "--rate", str(rate or 0), "--duration", duration,
+            "--concurrency", str(concurrency), "--method", method, "--timeout", str(timeout),
+            "-o", output or "text"]
+    if count is not None:
+        argv += ["--requests", str(count)]
+    if data:
+        argv += ["--data", data]
+    for h in headers:
+        argv += ["-H", h]
+    if output is None and sys.stderr.isatty():
+        click.echo(f"sending load from inside pod {meta.get('name')} (its sidecar captures it)…", err=True)
+    code, message = run_in_pod(s, str(meta.get("namespace")), str(meta.get("name")), containers[0], argv)
+    if code:
+        raise CliError(message or f"the load generator in the pod exited with code {code}")
 
 
 async def _run(config: LoadConfig, show_progress: bool) -> LoadResult:
@@ -130,7 +170,12 @@ def load_cmd(url: str, rate: float, duration: str, concurrency: int, count: int 
     except ValueError as e:
         raise CliError(str(e)) from None
     if via:
-        proxy = _lookup_proxy(session(), via)
+        s = session()
+        pod = _lookup_pod(s, via)
+        if _in_own_network(pod):
+            _load_inside(s, pod, url, rate, duration, concurrency, count, headers, method, data, timeout, output)
+            return
+        proxy = proxy_for_pod(pod)
     try:
         config = LoadConfig(url=url, rate=rate or None, concurrency=concurrency, duration=seconds, requests=count,
                             proxy=proxy, headers=parsed_headers, method=method.upper(), body=data.encode(),

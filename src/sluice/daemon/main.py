@@ -133,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--console-port", type=int, default=20001)
     p.add_argument("--relative-weights", action="store_true")
     p.add_argument("--no-runtime", action="store_true", help="API server and controllers only: no pods run")
-    p.add_argument("--network", choices=("auto", "netns", "loopback"), default="loopback",
+    p.add_argument("--network", choices=("auto", "netns", "loopback"), default="auto",
                    help="pod networking: own network namespaces (netns) or shared loopback addresses")
     a = p.parse_args(argv)
     home = Home(Path(a.home))

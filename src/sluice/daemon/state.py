@@ -34,7 +34,7 @@ class DaemonOptions:
     prometheus_url: str = ""  # query this Prometheus (console, CLI, stat) instead of the embedded store
     # "netns" (each pod in its own network namespace, Istio's transparent capture), "loopback" (pods share
     # the host's network, apps use HTTP_PROXY), or "auto": netns wherever the daemon can make namespaces.
-    network: str = "loopback"  # "auto" once netns mode carries the whole story
+    network: str = "auto"
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 from sluice.load.model import LoadConfig, LoadResult
 from sluice.load.runner import run_load
 from sluice.load.summary import format_progress, format_summary
-from sluice.load.targets import TargetRefused, check_target, parse_duration, parse_header
+from sluice.load.targets import TargetRefused, check_target, in_sluice_pod, parse_duration, parse_header
 
 __all__ = ["main", "parse_args", "proxy_from_env"]
 
@@ -63,7 +63,7 @@ def parse_args(argv: list[str]) -> tuple[LoadConfig, argparse.Namespace]:
         config = LoadConfig(url=args.url, rate=args.rate or None, concurrency=args.concurrency, duration=duration,
                             requests=args.requests, proxy=proxy or None, headers=headers, method=args.method.upper(),
                             body=args.data.encode(), timeout=args.timeout)
-        check_target(config.url, config.proxy)
+        check_target(config.url, config.proxy, contained=in_sluice_pod(os.environ))
     except ValueError as e:  # TargetRefused is a ValueError
         p.error(str(e))
     return config, args

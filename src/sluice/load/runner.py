@@ -9,6 +9,7 @@ Called from `sluice load`, `python -m sluice.load`, the demo's traffic generator
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import Callable
 
@@ -16,7 +17,7 @@ import aiohttp
 
 from sluice.load.model import LoadConfig, LoadResult
 from sluice.load.pacing import OpenLoopSchedule, pace
-from sluice.load.targets import check_target
+from sluice.load.targets import check_target, in_sluice_pod
 
 __all__ = ["run_load", "ProgressCallback", "classify_error"]
 
@@ -142,7 +143,7 @@ async def run_load(config: LoadConfig, *, stop: asyncio.Event | None = None,
     `duration`, after `requests`, or when `stop` is set — whichever comes first; requests in flight then
     finish (each bounded by `timeout`). `on_progress` gets the live result every `progress_interval` s.
     """
-    check_target(config.url, config.proxy)
+    check_target(config.url, config.proxy, contained=in_sluice_pod(os.environ))
     stop = stop or asyncio.Event()
     run = _Run(config, stop)
     connector = aiohttp.TCPConnector(limit=config.concurrency, force_close=False, enable_cleanup_closed=False)

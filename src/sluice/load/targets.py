@@ -2,7 +2,9 @@
 
 Sluice only ever sends load to this machine: directly to a loopback address (127.0.0.0/8, ::1,
 `localhost`), or through a proxy on a loopback address (a pod's sidecar), in which case the target may be a
-service name the proxy resolves. Anything else is refused before a single request is sent.
+service name the proxy resolves, or from inside a pod's own network namespace in netns mode (`contained`),
+where every address leads only to the pods and Services of the Sluice that made it. Anything else is refused
+before a single request is sent.
 """
 
 from __future__ import annotations
@@ -10,10 +12,13 @@ from __future__ import annotations
 import ipaddress
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-__all__ = ["TargetRefused", "Target", "check_target", "parse_duration", "parse_header"]
+from sluice.mesh import NODE_POD_GATEWAY
+
+__all__ = ["TargetRefused", "Target", "check_target", "parse_duration", "parse_header", "in_sluice_pod"]
 
 
 class TargetRefused(ValueError):
@@ -51,9 +56,28 @@ def _split(url: str, what: str) -> tuple[str, str]:
     return parts.scheme, host
 
 
-def check_target(url: str, proxy: str | None = None) -> Target:
+def in_sluice_pod(env: Mapping[str, str], route_table: str = "/proc/net/route") -> bool:
+    """Whether this process runs in a netns-mode Sluice pod: the kubelet says so (SLUICE_NETWORK=netns) and
+    the network it sees really is a pod's: its default route goes to the Sluice node's pod gateway, which
+    leads nowhere but the mesh."""
+    if env.get("SLUICE_NETWORK") != "netns":
+        return False
+    try:
+        with open(route_table) as f:
+            rows = [line.split() for line in f.read().splitlines()[1:]]
+    except OSError:
+        return False
+    gateways = {row[2] for row in rows if len(row) > 2 and row[1] == "00000000"}  # the default route(s)
+    # /proc/net/route prints addresses as little-endian hex.
+    gateway = ipaddress.ip_address(NODE_POD_GATEWAY).packed[::-1].hex().upper()
+    return gateways == {gateway}
+
+
+def check_target(url: str, proxy: str | None = None, contained: bool = False) -> Target:
     """Accept `url` (and `proxy`) or raise TargetRefused with a message for the user."""
     _, host = _split(url, "target")
+    if contained and not proxy:
+        return Target(url=url, host=host, proxy=None)  # the pod's network reaches only the mesh
     if proxy:
         _, proxy_host = _split(proxy, "proxy")
         if _loopback(proxy_host) is not True:

@@ -267,6 +267,7 @@ def container_env(pod: Obj, container: Obj, program: Program, *, pod_ip: str, ho
                 "POD_NAMESPACE": str(meta.get("namespace") or ""), "POD_IP": pod_ip})
     if program.builtin != "proxy" and transparent:
         env["SLUICE_BIND"] = "0.0.0.0"  # the built-in samples' listen address; any address works here
+        env["SLUICE_NETWORK"] = "netns"  # e.g. lets the load generator send to Service names (contained)
     elif program.builtin != "proxy":
         app = mesh.app_ip(pod_ip) if has_sidecar else pod_ip
         env["SLUICE_BIND"] = app
