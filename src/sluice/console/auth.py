@@ -200,18 +200,19 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
         return _json_error(401, "the Authorization header does not carry this console's bearer token "
                                 "(the kubeconfig's `token`)",
                            headers={"WWW-Authenticate": 'Bearer realm="sluice-console", error="invalid_token"'})
-    if request.path == LOGIN_PATH:
-        return await handler(request)
     session = bearer is None and auth.session(request)
     if _wants_page(request) and "token" in request.query:
+        target = "/" if request.path == LOGIN_PATH else _without_token(request)
         if auth.login_with(token_from_input(request.query["token"])):
-            resp = _redirect(_without_token(request))
+            resp = _redirect(target)
             auth.set_session(resp)
             return resp
         if session or bearer:  # an old link opened in a browser that is logged in already
-            return _redirect(_without_token(request))
+            return _redirect(target)
         return login_page("That login link is not valid (it may have been used already): run `sluice console` "
                           "for a new one.")
+    if request.path == LOGIN_PATH:
+        return await handler(request)
     if not (bearer or session):
         return _unauthenticated(request, "this console needs a login: open the address `sluice console` prints, "
                                          "or send `Authorization: Bearer <the kubeconfig's token>`")

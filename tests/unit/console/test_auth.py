@@ -146,6 +146,8 @@ async def test_the_login_form_takes_a_token_or_the_printed_address(anon: tuple[C
     c, _ = anon
     r = await c.get("/login")
     assert r.status == 200 and 'data-testid="login-token"' in await r.text()
+    r = await c.get(f"/login?token={read_login_token(tmp_path)}", allow_redirects=False)
+    assert r.status == 302 and r.headers["Location"] == "/" and "HttpOnly" in r.headers["Set-Cookie"]
     address = f"http://127.0.0.1:20001/graph?namespace=x&token={read_login_token(tmp_path)}"
     r = await c.post("/login", json={"token": address}, headers={"Origin": origin(c)})
     assert r.status == 200 and "HttpOnly" in r.headers["Set-Cookie"]
