@@ -104,6 +104,7 @@ class Mesh:
 @pytest.fixture(scope="module")
 def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
     d = start_daemon(tmp_path_factory.mktemp("hostile") / "home")
+    m: Mesh | None = None
     try:
         m = Mesh(d)
         m.core.create_namespaced_service(NS, {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "reviews"},
@@ -113,7 +114,7 @@ def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
             m.apps.create_namespaced_deployment(NS, _deployment(v))
         yield m
     finally:
-        stop_daemon(d)
+        stop_daemon(m.d if m is not None else d)  # the restart test replaces the daemon
 
 
 def _error(body: bytes) -> str:
@@ -245,3 +246,14 @@ def test_the_login_token_file_is_private(mesh: Mesh) -> None:
     assert d.stat().st_mode & 0o077 == 0
     for f in ("login-token", "session-key"):
         assert (d / f).stat().st_mode & 0o777 == 0o600
+
+
+def test_sessions_survive_a_daemon_restart(mesh: Mesh) -> None:
+    cookie, _ = mesh.login()
+    old = mesh.d
+    stop_daemon(old)
+    mesh.d = start_daemon(old.home, port=old.api_port, xds_port=old.xds_port,
+                          extra=["--console-port", str(mesh.console_port), "--metrics-port", str(mesh.metrics_port)])
+    status, _, body = mesh.send("GET", f"/api/namespaces/{NS}/services", cookie)
+    assert status == 200, body
+    mesh.still_answers()

@@ -78,6 +78,9 @@ def console_cmd(open_browser: bool, page: str, ns: str | None) -> int:
     namespace = ns or session(click.get_current_context()).namespace_flag or "tutorial"
     url = control.console_login_url(state, f"/{page}?namespace={namespace}")
     click.echo(url)
+    if "token=" not in url:
+        click.echo(f"no console login token readable in {state.root / 'console'}: the console will ask for one "
+                   "(the kubeconfig's token works too)", err=True)
     if open_browser:
         import webbrowser
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 import hmac
 import html
 import json
-import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,8 +33,6 @@ from sluice.hostguard import origin_of_host
 
 __all__ = ["ConsoleAuth", "auth_middleware", "login_routes", "security_headers", "refuse", "WRITE_TYPES",
            "AUTH_KEY"]
-
-log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -234,7 +231,6 @@ async def _login_post(request: web.Request) -> web.StreamResponse:
     if not isinstance(body, dict) or not isinstance(body.get("token"), str):
         return _json_error(400, 'the body must be JSON {"token": "<login token>"}')
     if not auth.login_with(token_from_input(body["token"])):
-        log.warning("console login with a wrong token from %s", request.remote)
         return _json_error(401, "that token is not valid (a login token works once): run `sluice console` for "
                                 "a new one, or use the kubeconfig's token")
     resp = web.json_response({"authenticated": True}, headers={"Cache-Control": "no-store"})
