@@ -40,6 +40,7 @@ READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # The body types a write may have: the ones a cross-site form or `no-cors` fetch cannot send.
 WRITE_TYPES = ("application/json", "application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml")
 LOGIN_PATH = "/login"
+MAX_LOGIN_BODY = 4096
 
 
 @dataclass
@@ -198,7 +199,8 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
                                 "(the kubeconfig's `token`)",
                            headers={"WWW-Authenticate": 'Bearer realm="sluice-console", error="invalid_token"'})
     session = bearer is None and auth.session(request)
-    if _wants_page(request) and "token" in request.query:
+    # GET only: a HEAD (a link checker, a preview) must not use the one-time token up.
+    if request.method == "GET" and not _is_api(request) and "token" in request.query:
         target = "/" if request.path == LOGIN_PATH else _without_token(request)
         if auth.login_with(token_from_input(request.query["token"])):
             resp = _redirect(target)
@@ -224,9 +226,12 @@ async def _login_get(request: web.Request) -> web.StreamResponse:
 
 async def _login_post(request: web.Request) -> web.StreamResponse:
     auth = request.app[AUTH_KEY]
+    raw = await request.content.read(MAX_LOGIN_BODY + 1)  # anyone may post here: read little
+    if len(raw) > MAX_LOGIN_BODY:
+        return _json_error(413, f"the login body must be at most {MAX_LOGIN_BODY} bytes")
     try:
-        body: Any = json.loads(await request.text()) if request.content_type == "application/json" else None
-    except ValueError:
+        body: Any = json.loads(raw) if request.content_type == "application/json" else None
+    except (ValueError, RecursionError):
         body = None
     if not isinstance(body, dict) or not isinstance(body.get("token"), str):
         return _json_error(400, 'the body must be JSON {"token": "<login token>"}')

@@ -158,6 +158,12 @@ async def test_the_login_form_takes_a_token_or_the_printed_address(anon: tuple[C
     assert r.status == 415
     r = await c.post("/login", json={"token": API_TOKEN}, headers={"Origin": "http://evil.example"})
     assert r.status == 403
+    for junk, code in (("[" * 4000, 400), ('{"token": "' + "x" * 10_000 + '"}', 413), ("{}", 400)):
+        r = await c.post("/login", data=junk, headers={"Content-Type": "application/json"})
+        assert r.status == code and "error" in await r.json()
+    token = read_login_token(tmp_path)
+    r = await c.head(f"/graph?token={token}", allow_redirects=False)
+    assert r.status == 401 and read_login_token(tmp_path) == token  # a HEAD does not use the token up
 
 
 async def test_cookie_writes_need_a_same_origin_origin_and_json_or_yaml(anon: tuple[Client, Registry],
