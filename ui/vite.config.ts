@@ -13,7 +13,13 @@ export default defineConfig({
     chunkSizeWarningLimit: 2000,
   },
   server: {
-    proxy: { "/api": "http://127.0.0.1:20001" },
+    // The dev server passes the API and the login to a running daemon, under the daemon's own Host (it refuses
+    // any other name). Writes from here still carry this page's Origin, which the daemon refuses as
+    // cross-origin: try edits against the built console.
+    proxy: {
+      "/api": { target: "http://127.0.0.1:20001", changeOrigin: true },
+      "/login": { target: "http://127.0.0.1:20001", changeOrigin: true },
+    },
   },
   test: { include: ["src/**/*.test.ts"] },
 });

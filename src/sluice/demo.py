@@ -92,7 +92,8 @@ def run(home_dir: Path) -> int:
 [bold]Bookinfo is running in namespace {NAMESPACE}[/], with a steady stream of requests into productpage.
 
   productpage   http://127.0.0.1:8080/productpage   (reviews split 90:10 between v2 and v3)
-  console       {control.console_url(home)}/graph?namespace={NAMESPACE}   (the traffic graph; `sluice console`)
+  console       {control.console_login_url(home, f"/graph?namespace={NAMESPACE}")}
+                (the traffic graph, with a one-time login token; `sluice console` prints a fresh one)
   kubeconfig    export KUBECONFIG={home.kubeconfig}
 
 Try the user story:

@@ -3,7 +3,9 @@
 The tests run in file order on one page, as the story does: read the 90/10 split off the graph; edit the
 VirtualService to 80 + 10 and see the error toast (and nothing changes); fix it to 80/20 and see the graph
 follow; shift with the wizard; read reviews-v2's istio-proxy logs. Every check is on what the page shows,
-cross-checked against the API and the sidecars' own config.
+cross-checked against the API and the sidecars' own config. The browser logs in as a user does: it opens the
+address `sluice console` prints (a one-time login token that becomes a session cookie); the test's own API
+reads use the kubeconfig's bearer token, as a script would.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import sys
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
@@ -43,24 +46,44 @@ def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Daemon, str
         stop_daemon(d)
 
 
+def login_url(d: Daemon, page: str = "graph") -> str:
+    """What `sluice console` prints: the console's address with a one-time login token."""
+    cp = subprocess.run([sys.executable, "-m", "sluice.cli", "console", NS, "--page", page], env=d.env,
+                        capture_output=True, text=True, timeout=60)
+    assert cp.returncode == 0, cp.stderr
+    url = cp.stdout.strip()
+    assert "token=" in url, url
+    return url
+
+
+def log_in(p: Any, d: Daemon, page: str = "graph") -> None:
+    """Open the tokened address; the console sets its session cookie and drops the token from the address."""
+    p.goto(login_url(d, page))
+    p.wait_for_url(re.compile(rf"/{page}\?namespace={NS}$"))
+    p.wait_for_selector("nav.sidebar")
+
+
 @pytest.fixture(scope="module")
-def page(browser: Any) -> Iterator[Any]:
+def page(browser: Any, mesh: tuple[Daemon, str]) -> Iterator[Any]:
     context = browser.new_context(viewport={"width": 1400, "height": 900})
     p = context.new_page()
     errors: list[str] = []
     p.on("pageerror", lambda e: errors.append(str(e)))
+    log_in(p, mesh[0])
     yield p
     context.close()
     assert not errors, f"uncaught errors in the page: {errors}"
 
 
-def api_get(base: str, path: str) -> Any:
-    with urllib.request.urlopen(base + path, timeout=30) as r:
+def api_get(mesh: tuple[Daemon, str], path: str) -> Any:
+    d, base = mesh
+    req = urllib.request.Request(base + path, headers={"Authorization": f"Bearer {d.token}"})
+    with urllib.request.urlopen(req, timeout=30) as r:
         return json.loads(r.read())
 
 
-def vs_weights(base: str) -> dict[str, int]:
-    vs = api_get(base, f"/api/namespaces/{NS}/istio/VirtualService/reviews")["object"]
+def vs_weights(mesh: tuple[Daemon, str]) -> dict[str, int]:
+    vs = api_get(mesh, f"/api/namespaces/{NS}/istio/VirtualService/reviews")["object"]
     return {d["destination"]["subset"]: int(d.get("weight", 0)) for d in vs["spec"]["http"][0]["route"]}
 
 
@@ -179,7 +202,7 @@ def test_workload_app_and_service_graphs(mesh: tuple[Daemon, str], page: Any) ->
 
 def test_rejected_edit_shows_the_servers_error_and_changes_nothing(mesh: tuple[Daemon, str], page: Any) -> None:
     _, base = mesh
-    before = api_get(base, f"/api/namespaces/{NS}/istio/VirtualService/reviews")
+    before = api_get(mesh, f"/api/namespaces/{NS}/istio/VirtualService/reviews")
     text = open_reviews_in_editor(page, base)
     assert "weight: 90" in text and "weight: 10" in text
     replace_editor_text(page, text.replace("weight: 90", "weight: 80"))
@@ -194,9 +217,9 @@ def test_rejected_edit_shows_the_servers_error_and_changes_nothing(mesh: tuple[D
     assert WEIGHT_ERROR in inline.inner_text()
     assert "weight: 80" in editor_text(page)  # the user's edit is kept for fixing
     shot(page, "editor-rejected-80-10")
-    after = api_get(base, f"/api/namespaces/{NS}/istio/VirtualService/reviews")
+    after = api_get(mesh, f"/api/namespaces/{NS}/istio/VirtualService/reviews")
     assert after["resourceVersion"] == before["resourceVersion"]
-    assert vs_weights(base) == {"v2": 90, "v3": 10}
+    assert vs_weights(mesh) == {"v2": 90, "v3": 10}
 
 
 def test_valid_edit_saves_and_the_graph_follows(mesh: tuple[Daemon, str], page: Any) -> None:
@@ -205,7 +228,7 @@ def test_valid_edit_saves_and_the_graph_follows(mesh: tuple[Daemon, str], page: 
     replace_editor_text(page, text.replace("weight: 10", "weight: 20"))
     page.locator("[data-testid=save]").click()
     page.locator("[data-testid=toast][data-kind=success]").first.wait_for()
-    assert vs_weights(base) == {"v2": 80, "v3": 20}
+    assert vs_weights(mesh) == {"v2": 80, "v3": 20}
     core = client.CoreV1Api(api_client(d))
     sleep_ip = pod_ips(core, NS, "app=sleep")[0]
     wait_for(lambda: route_weights(sleep_ip) == {"v2": 80, "v3": 20}, timeout=30)
@@ -238,10 +261,10 @@ def test_wizard_shifts_traffic(mesh: tuple[Daemon, str], page: Any) -> None:
     shot(page, "wizard-30-70")
     wizard.locator("[data-testid=wizard-submit]").click()
     page.locator("[data-testid=toast][data-kind=success]").first.wait_for()
-    vs = api_get(base, f"/api/namespaces/{NS}/istio/VirtualService/reviews")["object"]
+    vs = api_get(mesh, f"/api/namespaces/{NS}/istio/VirtualService/reviews")["object"]
     assert vs["metadata"]["labels"]["kiali_wizard"] == "traffic_shifting"
-    assert vs_weights(base) == {"v2": 30, "v3": 70}
-    dr = api_get(base, f"/api/namespaces/{NS}/istio/DestinationRule/reviews")["object"]
+    assert vs_weights(mesh) == {"v2": 30, "v3": 70}
+    dr = api_get(mesh, f"/api/namespaces/{NS}/istio/DestinationRule/reviews")["object"]
     assert dr["metadata"]["labels"]["kiali_wizard"] == "traffic_shifting"
     assert {s["name"]: s["labels"] for s in dr["spec"]["subsets"]} == {
         v: {"version": v} for v in ("v1", "v2", "v3")}
@@ -280,13 +303,13 @@ def test_create_and_delete_config(mesh: tuple[Daemon, str], page: Any) -> None:
     replace_editor_text(page, editor_text(page).replace("name: my-gateway", "name: console-gw"))
     page.locator("[data-testid=save]").click()
     page.locator("[data-testid=toast][data-kind=success]").first.wait_for()
-    gw = api_get(base, f"/api/namespaces/{NS}/istio/Gateway/console-gw")["object"]
+    gw = api_get(mesh, f"/api/namespaces/{NS}/istio/Gateway/console-gw")["object"]
     assert gw["spec"]["servers"][0]["port"]["number"] == 80
     page.goto(f"{base}/namespaces/{NS}/istio/Gateway/console-gw?namespace={NS}")
     page.locator("[data-testid=delete]").click()
     page.locator("[data-testid=confirm]").click()
     page.wait_for_url(re.compile(r"/istio\?"))
-    items = api_get(base, f"/api/istio/config?namespace={NS}&kinds=Gateway")["items"]
+    items = api_get(mesh, f"/api/istio/config?namespace={NS}&kinds=Gateway")["items"]
     assert "console-gw" not in {i["name"] for i in items}
 
 
@@ -314,7 +337,7 @@ def test_overview_lists_and_charts(mesh: tuple[Daemon, str], page: Any) -> None:
     page.goto(f"{base}/namespaces/{NS}/workloads/reviews-v3?namespace={NS}&tab=in_metrics")
     for chart in ("request_count", "request_duration", "request_size", "response_size"):
         page.locator(f"[data-testid=chart-{chart}] canvas").first.wait_for()
-    data = api_get(base, f"/api/namespaces/{NS}/workloads/reviews-v3/metrics?direction=inbound&duration=5m")
+    data = api_get(mesh, f"/api/namespaces/{NS}/workloads/reviews-v3/metrics?direction=inbound&duration=5m")
     volume = next(c for c in data["charts"] if c["name"] == "request_count")
     assert any(v > 0 for _, v in volume["series"][0]["values"])
     shot(page, "workload-metrics")
@@ -376,12 +399,13 @@ def test_errors_colour_the_graph(mesh: tuple[Daemon, str], page: Any) -> None:
 
 
 def test_every_page_loads_nothing_from_outside(mesh: tuple[Daemon, str], browser: Any) -> None:
-    _, base = mesh
+    d, base = mesh
     context = browser.new_context()
     outside: list[str] = []
     context.on("request", lambda r: None if r.url.startswith(base) or r.url.startswith("data:")
                else outside.append(r.url))
     p = context.new_page()
+    log_in(p, d)
     for path in ("/overview", "/graph", "/applications", "/workloads", "/services", "/istio",
                  f"/namespaces/{NS}/workloads/reviews-v3", f"/namespaces/{NS}/services/reviews",
                  f"/namespaces/{NS}/istio/DestinationRule/reviews"):
@@ -389,3 +413,39 @@ def test_every_page_loads_nothing_from_outside(mesh: tuple[Daemon, str], browser
         p.wait_for_load_state("networkidle")
     context.close()
     assert outside == []
+
+
+def test_login_page_and_an_ended_session(mesh: tuple[Daemon, str], browser: Any) -> None:
+    """Without a session the console shows only its login page; pasting what `sluice console` printed logs in.
+    When the session ends under an open page, the next API answer (401) brings up the login dialog over it."""
+    d, base = mesh
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    try:
+        p = context.new_page()
+        resp = p.goto(f"{base}/overview?namespace={NS}")
+        assert resp is not None and resp.status == 401
+        assert p.locator("nav.sidebar").count() == 0  # never the app
+        p.fill("[data-testid=login-token]", "not-a-token")
+        p.click("[data-testid=login-submit]")
+        p.wait_for_selector("#message:has-text('not valid')")
+        p.fill("[data-testid=login-token]", login_url(d, "overview"))  # the whole printed address works
+        p.click("[data-testid=login-submit]")
+        p.wait_for_selector("nav.sidebar")
+        assert p.url == f"{base}/overview?namespace={NS}"
+        cookie, = [c for c in context.cookies() if c["name"].startswith("sluice-console-")]
+        assert cookie["httpOnly"] and cookie["sameSite"] == "Strict" and cookie["path"] == "/"
+        assert p.evaluate("document.cookie") == ""  # HttpOnly: no script can read it
+        shot(p, "login-done")
+
+        context.clear_cookies()  # the session ends (expired, or the key was replaced)
+        p.locator("nav.sidebar").get_by_role("link", name="Istio Config").click()
+        dialog = p.locator("[data-testid=login-dialog]")
+        dialog.wait_for()
+        shot(p, "login-dialog")
+        token = login_url(d).split("token=", 1)[1]
+        dialog.locator("[data-testid=login-token]").fill(token)
+        dialog.locator("[data-testid=login-submit]").click()
+        dialog.wait_for(state="detached")
+        p.locator("[data-testid=row-reviews]").wait_for()  # the list reloaded once logged in
+    finally:
+        context.close()

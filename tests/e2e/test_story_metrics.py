@@ -186,7 +186,9 @@ def test_console_graph_shows_the_split(mesh: tuple[Daemon, Path]) -> None:
     d, _ = mesh
     run = json.loads((d.home / "daemon.json").read_text())
     url = f"http://127.0.0.1:{run['console_port']}/api/namespaces/{NS}/graph?graphType=versionedApp&duration=10m"
-    with urllib.request.urlopen(url, timeout=30) as r:
+    # A script's credential: the kubeconfig's bearer token.
+    req = urllib.request.Request(url, headers={"Authorization": f"Bearer {d.token}"})
+    with urllib.request.urlopen(req, timeout=30) as r:
         graph = json.loads(r.read())
     nodes = {n["data"]["id"]: n["data"] for n in graph["elements"]["nodes"]}
     share: dict[str, float] = {}

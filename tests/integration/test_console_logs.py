@@ -11,12 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 
 from sluice.console.api import console_app
 from sluice.resources.kinds import by_kind
 from sluice.runtime.logs import read_lines
 from tests.integration.runtime.harness import Cluster, pod, start_cluster, stop_cluster
+from tests.unit.console.access import bearer_client, console_auth
 from tests.unit.console.fixtures import fake_query
 
 DEPLOY = by_kind("apps", "Deployment")
@@ -81,8 +82,8 @@ async def test_workload_logs_from_real_containers(cluster: Cluster, tmp_path: Pa
                          {"name": "istio-proxy", "image": "x", "command": [sys.executable, "-c", PROXY]}])
     p["metadata"]["labels"] = labels
     cluster.create(p)
-    client: TestClient[Any, Any] = TestClient(TestServer(console_app(
-        cluster.registry, fake_query, logs=cluster.kubelet.read_log_lines)))
+    client: TestClient[Any, Any] = bearer_client(console_app(
+        cluster.registry, fake_query, auth=console_auth(tmp_path), logs=cluster.kubelet.read_log_lines))
     await client.start_server()
     url = "/api/namespaces/default/workloads/talker/logs"
 

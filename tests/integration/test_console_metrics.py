@@ -10,7 +10,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 
 from sluice.api.registry import Registry
 from sluice.console.api import console_app
@@ -18,6 +18,7 @@ from sluice.daemon.metrics_parts import ConsoleService
 from sluice.metrics.series import labels_of
 from sluice.metrics.tsdb import TSDB
 from sluice.store.sqlite import Store
+from tests.unit.console.access import bearer_client, console_auth
 from tests.unit.console.fixtures import NS
 from tests.unit.console.mesh import populate
 
@@ -52,9 +53,9 @@ async def console(tmp_path: Path) -> AsyncIterator[TestClient[Any, Any]]:
     tsdb = TSDB(None)
     for t_ms, samples in _scrapes(time.time()):
         tsdb.append(t_ms, samples, scrape_target="sluice")
-    service = ConsoleService(reg, SimpleNamespace(tsdb=tsdb), 0)  # type: ignore[arg-type]
-    c: TestClient[Any, Any] = TestClient(TestServer(console_app(reg, service.query,
-                                                                query_range=service.query_range)))
+    service = ConsoleService(reg, SimpleNamespace(tsdb=tsdb), 0, auth=console_auth(tmp_path))  # type: ignore[arg-type]
+    c: TestClient[Any, Any] = bearer_client(console_app(reg, service.query, auth=service.auth,
+                                                       query_range=service.query_range))
     await c.start_server()
     yield c
     await c.close()

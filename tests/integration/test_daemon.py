@@ -78,7 +78,7 @@ def test_up_status_down(tmp_path: Path) -> None:
         assert cp.returncode == 0, cp.stdout + cp.stderr
         assert "API server" in cp.stdout and "ready" in cp.stdout
         assert any(line.split()[:1] == ["console"] and line.split()[1].startswith("http://127.0.0.1:")
-                   for line in cp.stdout.splitlines()), cp.stdout
+                   and "token=" in line.split()[1] for line in cp.stdout.splitlines()), cp.stdout
     finally:
         cp = _sluice(home, "down")
     assert cp.returncode == 0 and "stopped" in cp.stdout
@@ -138,7 +138,7 @@ def test_demo_is_idempotent(tmp_path: Path) -> None:
     try:
         cp = _sluice(home, "demo")
         assert cp.returncode == 0, cp.stdout + cp.stderr
-        assert console in cp.stdout
+        assert console + "&token=" in cp.stdout
         assert "namespace/tutorial created" in cp.stdout
         assert "virtualservice.networking.istio.io/reviews created" in cp.stdout
         assert "deployment.apps/reviews-v3 created" in cp.stdout
@@ -154,11 +154,14 @@ def test_demo_is_idempotent(tmp_path: Path) -> None:
         assert "<title>Simple Bookstore App</title>" in page and "Reviews served by:" in page
         cp = _sluice(home, "get", "pods", "-n", "tutorial", "-l", "app=traffic-generator")
         assert "Running" in cp.stdout
-        # `sluice console` names the console, which serves the built UI there.
+        # `sluice console` names the console with a login token; opening it logs in and serves the built UI.
         cp = _sluice(home, "console")
-        assert cp.returncode == 0 and cp.stdout.strip() == console, cp.stdout + cp.stderr
-        with urllib.request.urlopen(console, timeout=10) as r:
+        url = cp.stdout.strip()
+        assert cp.returncode == 0 and url.startswith(console + "&token="), cp.stdout + cp.stderr
+        browser = urllib.request.build_opener(urllib.request.HTTPCookieProcessor())
+        with browser.open(url, timeout=10) as r:
             html = r.read().decode()
+            assert r.url == console  # redirected to the same page without the token
         assert '<div id="root"></div>' in html and "<title>Sluice console</title>" in html
     finally:
         _sluice(home, "down")

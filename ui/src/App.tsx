@@ -1,5 +1,6 @@
 import { NavLink, Navigate, Route, Routes, useLocation } from "react-router-dom";
 import { ToastProvider } from "./components/Toast";
+import { LoginDialog } from "./components/LoginDialog";
 import OverviewPage from "./pages/OverviewPage";
 import GraphPage from "./pages/GraphPage";
 import AppsPage from "./pages/AppsPage";
@@ -58,6 +59,7 @@ export default function App() {
           </Routes>
         </main>
       </div>
+      <LoginDialog />
     </ToastProvider>
   );
 }

@@ -1,5 +1,7 @@
 // The console's JSON API (served by the daemon under /api/, see docs/console-api.md).
-// Every call resolves to the parsed JSON or throws an ApiError carrying the server's message.
+// Every call resolves to the parsed JSON or throws an ApiError carrying the server's message; a 401 (no valid
+// session) also asks the app to show the login dialog (./auth.ts).
+import { loginRequired } from "./auth";
 
 export type Health = "Healthy" | "Degraded" | "Failure" | "NA";
 
@@ -24,6 +26,7 @@ async function request<T>(method: string, path: string, body?: unknown, contentT
   } catch (e) {
     throw new ApiError(0, `cannot reach the Sluice daemon: ${String(e)}`);
   }
+  if (resp.status === 401) loginRequired();
   const text = await resp.text();
   let data: unknown = null;
   try {

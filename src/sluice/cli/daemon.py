@@ -65,7 +65,8 @@ def demo_cmd() -> int:
 @click.argument("ns", metavar="[NAMESPACE]", required=False)
 @global_options
 def console_cmd(open_browser: bool, page: str, ns: str | None) -> int:
-    """Print the web console's address (`sluice console tutorial --open`, like `istioctl dashboard kiali`)."""
+    """Print the web console's address with a one-time login token (`sluice console tutorial --open`, like
+    `istioctl dashboard kiali`)."""
     from sluice.daemon import control
     from sluice.daemon.state import Home
 
@@ -75,8 +76,11 @@ def console_cmd(open_browser: bool, page: str, ns: str | None) -> int:
                    "`sluice demo`", err=True)
         return 1
     namespace = ns or session(click.get_current_context()).namespace_flag or "tutorial"
-    url = f"{control.console_url(state)}/{page}?namespace={namespace}"
+    url = control.console_login_url(state, f"/{page}?namespace={namespace}")
     click.echo(url)
+    if "token=" not in url:
+        click.echo(f"no console login token readable in {state.root / 'console'}: the console will ask for one "
+                   "(the kubeconfig's token works too)", err=True)
     if open_browser:
         import webbrowser
 

@@ -9,6 +9,8 @@ and `wizard` (traffic shifting). Writes go through the Registry, so a rejected e
 server's own Status message and code. Errors are JSON `{"error": message, "code": http_code}` (plus
 `reason` and `status`, the Kubernetes Status object, for API errors); nothing a client sends yields a 500.
 
+Who may call it is `sluice.console.auth`'s business (its middleware runs before every handler).
+
 Callers: the daemon (`sluice.daemon.metrics_parts.ConsoleService` mounts `console_app` on 127.0.0.1:20001)
 and tests/unit/console/.
 """
@@ -29,6 +31,7 @@ from aiohttp import web
 from sluice.api.errors import ApiError
 from sluice.api.registry import Registry
 from sluice.console import charts, inventory, wizard
+from sluice.console.auth import AUTH_KEY, ConsoleAuth, auth_middleware, login_routes, refuse, security_headers
 from sluice.console.charts import QueryRangeFn
 from sluice.console.configs import (
     ANALYZE_KINDS,
@@ -47,10 +50,12 @@ from sluice.console.graph import (
 )
 from sluice.console.logs import DEFAULT_TAIL, MAX_TAIL, LogReader, log_targets, merge, parse_since
 from sluice.console.params import Fail, check_name, parse_duration, parse_int
+from sluice.hostguard import host_guard
 from sluice.metrics.promql.values import QueryResult, Sample
 from sluice.resources.kinds import ResourceType, by_kind, lookup
 
-__all__ = ["console_app", "QueryFn", "QueryRangeFn", "LogReader", "parse_duration", "ISTIO_CONFIG_KINDS"]
+__all__ = ["console_app", "QueryFn", "QueryRangeFn", "LogReader", "parse_duration", "ISTIO_CONFIG_KINDS",
+           "ConsoleAuth"]
 
 log = logging.getLogger(__name__)
 
@@ -528,20 +533,26 @@ def _static_handler(root: Path) -> Callable[[web.Request], Awaitable[web.StreamR
     return serve
 
 
-def console_app(registry: Registry, query: QueryFn, *, query_range: QueryRangeFn | None = None,
+def console_app(registry: Registry, query: QueryFn, *, auth: ConsoleAuth, query_range: QueryRangeFn | None = None,
                 logs: LogReader | None = None, static_dir: str | Path | None = None) -> web.Application:
     """The console application: JSON under `/api/`, and `static_dir` (the UI build) at `/` when given.
+
+    Every request passes `sluice.console.auth` first (Host, Origin, a credential from `auth`, JSON/YAML writes).
 
     `query(expr)` evaluates one PromQL instant query at "now" (the daemon passes its embedded engine);
     `query_range(expr, start, end, step)` a range query (unix seconds; without it the charts and sparklines
     answer 501); `logs` reads one container's log lines (without it the logs endpoint answers 501).
     """
-    app = web.Application(middlewares=[_errors], client_max_size=3 * 1024 * 1024)
+    app = web.Application(middlewares=[host_guard(refuse), auth_middleware, _errors],
+                          client_max_size=3 * 1024 * 1024)
+    app.on_response_prepare.append(security_headers)
+    app[AUTH_KEY] = auth
     app[REGISTRY_KEY] = registry
     app[QUERY_KEY] = query
     app[QUERY_RANGE_KEY] = query_range
     app[LOGS_KEY] = logs
     r = app.router
+    r.add_routes(login_routes())
     r.add_get("/api/namespaces", namespaces)
     r.add_get("/api/namespaces/{ns}/graph", graph)
     r.add_get("/api/istio/config", config_list)

@@ -12,6 +12,7 @@ import ssl
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -19,7 +20,8 @@ from rich.console import Console
 
 from sluice.daemon.state import DaemonOptions, Home
 
-__all__ = ["up", "down", "status", "DaemonOptions", "running_pid", "wait_healthy"]
+__all__ = ["up", "down", "status", "DaemonOptions", "running_pid", "wait_healthy", "console_url",
+           "console_login_url"]
 
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 15.0
@@ -86,7 +88,7 @@ def wait_healthy(home: Home, proc: subprocess.Popen[bytes] | None, port: int, ti
 def _where(home: Home, opts: DaemonOptions) -> list[tuple[str, str]]:
     return [
         ("API server", f"https://127.0.0.1:{opts.api_port}"),
-        ("console", f"http://127.0.0.1:{opts.console_port}"),
+        ("console", console_login_url(home)),
         ("Prometheus", f"http://127.0.0.1:{opts.metrics_port}"),
         ("kubeconfig", str(home.kubeconfig)),
         ("state", str(home.root)),
@@ -131,7 +133,7 @@ def up(home_dir: Path, *, foreground: bool = False, options: DaemonOptions | Non
         return 1
     console.print(f"sluice is up (pid {proc.pid})")
     for k, v in _where(home, opts):
-        console.print(f"  {k:<11} {v}")
+        console.print(f"  {k:<11} {v}", soft_wrap=True)  # a wrapped address would not open
     console.print(f"\n  export KUBECONFIG={home.kubeconfig}")
     return 0
 
@@ -162,6 +164,19 @@ def console_url(home: Home) -> str:
     return f"http://127.0.0.1:{port}"
 
 
+def console_login_url(home: Home, page: str = "/") -> str:
+    """The console's address for `page` (`/graph?namespace=tutorial`) carrying the one-time login token the daemon
+    keeps in SLUICE_HOME (0600), Jupyter-style: opening it logs the browser in. Without a readable token (no
+    daemon yet, or another user's state), the plain address; the console then asks for a token."""
+    from sluice.console.credentials import read_login_token
+
+    url = console_url(home) + "/" + page.lstrip("/")
+    token = read_login_token(home.root)
+    if token is None:
+        return url
+    return f"{url}{'&' if '?' in url else '?'}token={urllib.parse.quote(token, safe='')}"
+
+
 def status(home_dir: Path) -> int:
     home = Home(home_dir)
     pid = running_pid(home)
@@ -173,7 +188,7 @@ def status(home_dir: Path) -> int:
     healthy = _healthy(int(run.get("api_port", opts.api_port)))
     rows = [("daemon", f"pid {pid}", "running" if healthy else "not answering"),
             ("API server", str(run.get("api", "")), "ready" if healthy else "not ready"),
-            ("console", console_url(home), ""),
+            ("console", console_login_url(home), ""),
             ("Prometheus API", f"http://127.0.0.1:{run.get('metrics_port', opts.metrics_port)}", ""),
             ("kubeconfig", str(home.kubeconfig), ""), ("state", str(home.root), ""),
             ("log", str(home.logfile), "")]

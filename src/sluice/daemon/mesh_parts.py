@@ -45,6 +45,7 @@ def choose_network(setting: str) -> tuple[str, str]:
 
 
 def build(home: Home, registry: Registry, store: Store, options: DaemonOptions) -> MeshParts:
+    from sluice.console.auth import ConsoleAuth
     from sluice.daemon.metrics_parts import ConsoleService, MetricsService
     from sluice.runtime.kubelet import Kubelet, KubeletOptions
     from sluice.runtime.netns.node import NodeNetwork
@@ -73,7 +74,9 @@ def build(home: Home, registry: Registry, store: Store, options: DaemonOptions) 
     metrics = MetricsService(home, options, collector)
     kubelet = Kubelet(registry, store, home, xds_address=("127.0.0.1", options.xds_port),
                       options=KubeletOptions(network=network, xds_socket=socket))
-    console = ConsoleService(registry, metrics, options.console_port, logs=kubelet.read_log_lines)
+    # The console takes the API server's bearer token too, so scripts use the kubeconfig they already have.
+    auth = ConsoleAuth.for_home(home.root, home.token(), options.console_port)
+    console = ConsoleService(registry, metrics, options.console_port, auth=auth, logs=kubelet.read_log_lines)
     parts.components.extend([collector, metrics, console, xds])
     parts.routes.extend(debug.routes(xds))
     parts.routes.append(web.get("/debug/envoy/{namespace}/{pod}/{path:.*}", _envoy_admin(kubelet)))

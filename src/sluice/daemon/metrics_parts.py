@@ -27,6 +27,7 @@ from sluice.metrics.tsdb import TSDB
 from sluice.telemetry.collector import Collector
 
 if TYPE_CHECKING:
+    from sluice.console.auth import ConsoleAuth
     from sluice.console.logs import LogReader
 
 __all__ = ["MetricsService", "ConsoleService"]
@@ -102,11 +103,12 @@ CONSOLE_QUERY_TIMEOUT_S = 10.0
 
 class ConsoleService:
     """The console's JSON API (and, once built, its UI) on 127.0.0.1:<console_port>, querying the embedded store
-    and reading container logs through `logs` (the kubelet's `read_log_lines`)."""
+    and reading container logs through `logs` (the kubelet's `read_log_lines`); `auth` says who may use it."""
 
-    def __init__(self, registry: Registry, metrics: MetricsService, port: int,
+    def __init__(self, registry: Registry, metrics: MetricsService, port: int, *, auth: ConsoleAuth,
                  logs: LogReader | None = None) -> None:
         self.registry = registry
+        self.auth = auth
         self.metrics = metrics
         self.port = port
         self.logs = logs
@@ -125,7 +127,7 @@ class ConsoleService:
 
         # The UI bundle `make ui` builds into the package; without it the API still answers.
         static = Path(__file__).resolve().parent.parent / "console" / "static"
-        app = console_app(self.registry, self.query, query_range=self.query_range, logs=self.logs,
+        app = console_app(self.registry, self.query, auth=self.auth, query_range=self.query_range, logs=self.logs,
                           static_dir=static)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
         await self._runner.setup()

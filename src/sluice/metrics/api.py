@@ -21,6 +21,7 @@ from typing import Any, Protocol
 from aiohttp import web
 from multidict import MultiDict, MultiMapping
 
+from sluice.hostguard import host_guard
 from sluice.metrics.promql.ast import VectorSelector
 from sluice.metrics.promql.errors import ParseError, PromQLError, QueryTimeout
 from sluice.metrics.promql.format import format_float, go_quote
@@ -468,6 +469,10 @@ def _default_build_info() -> dict[str, str]:
             "buildDate": "", "goVersion": "none (Python)"}
 
 
+def _refuse_host(request: web.Request, message: str) -> web.Response:
+    return web.Response(status=403, text=f"403 Forbidden: {message}\n")
+
+
 def metrics_app(storage: Storage, engine_factory: EngineFactory, *,
                 metrics_text: Callable[[], str] | None = None,
                 extra_routes: Iterable[web.AbstractRouteDef] = (),
@@ -479,7 +484,8 @@ def metrics_app(storage: Storage, engine_factory: EngineFactory, *,
     from sluice.metrics.exposition import CONTENT_TYPE
 
     api = _Api(storage, engine_factory, build_info or _default_build_info(), now)
-    app = web.Application()
+    # Reads stay open, as Prometheus's; only the Host check (DNS rebinding) stands in front of them.
+    app = web.Application(middlewares=[host_guard(_refuse_host)])
     for path, fn in (("/api/v1/query", api.query), ("/api/v1/query_range", api.query_range),
                      ("/api/v1/series", api.series), ("/api/v1/labels", api.labels)):
         h = _api(fn)

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
+from tests.unit.console.access import bearer_client, console_auth
 from tests.unit.console.fixtures import fake_query
 from tests.unit.console.mesh import Client, populate
 
@@ -27,13 +27,14 @@ def registry(tmp_path: Path) -> Registry:
 
 
 @pytest.fixture
-async def make_client(registry: Registry) -> AsyncIterator[MakeClient]:
+async def make_client(registry: Registry, tmp_path: Path) -> AsyncIterator[MakeClient]:
     """`await make_client(**console_app keywords)` → a started test client over `registry`."""
     clients: list[Client] = []
 
     async def make(**kw: Any) -> Client:
+        kw.setdefault("auth", console_auth(tmp_path))
         app: web.Application = console_app(registry, kw.pop("query", fake_query), **kw)
-        c: Client = TestClient(TestServer(app))
+        c: Client = bearer_client(app)
         await c.start_server()
         clients.append(c)
         return c

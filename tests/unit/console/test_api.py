@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 import yaml
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
+from tests.unit.console.access import bearer_client, console_auth
 from tests.unit.console.fixtures import NS, VS_90_10, fake_query
 
 from sluice.api.registry import Registry
@@ -44,7 +45,7 @@ async def client(tmp_path: Path) -> AsyncIterator[tuple[TestClient[Any, Any], Re
                               "metadata": {"name": "broken", "namespace": NS},
                               "spec": {"hosts": ["nowhere"], "http": [{"route": [
                                   {"destination": {"host": "nowhere"}}]}]}})
-    c: TestClient[Any, Any] = TestClient(TestServer(console_app(reg, fake_query)))
+    c: TestClient[Any, Any] = bearer_client(console_app(reg, fake_query, auth=console_auth(tmp_path)))
     await c.start_server()
     try:
         yield c, reg
@@ -156,7 +157,8 @@ async def test_static_dir(tmp_path: Path) -> None:
     (tmp_path / "ui" / "index.html").write_text("<html>console</html>")
     (tmp_path / "ui" / "app.js").write_text("x")
     reg = Registry(Store(tmp_path / "db"))
-    async with TestClient(TestServer(console_app(reg, fake_query, static_dir=tmp_path / "ui"))) as c:
+    async with bearer_client(console_app(reg, fake_query, auth=console_auth(tmp_path),
+                                         static_dir=tmp_path / "ui")) as c:
         assert "console" in await (await c.get("/")).text()
         assert await (await c.get("/app.js")).text() == "x"
         assert "console" in await (await c.get("/graph/default")).text()

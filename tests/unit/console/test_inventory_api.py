@@ -107,6 +107,6 @@ async def test_sparkline_without_a_range_engine_is_501(mesh: Client) -> None:
 
 
 async def test_unknown_methods_and_paths_are_json_404(mesh: Client) -> None:
-    r = await mesh.put(f"/api/namespaces/{NS}/apps")
+    r = await mesh.put(f"/api/namespaces/{NS}/apps", json={})
     assert r.status == 404 and (await r.json())["code"] == 404
     await get_json(mesh, f"/api/namespaces/{NS}/apps/reviews/extra", 404)

@@ -2,6 +2,7 @@
 import { useCallback, useEffect, useState } from "react";
 import { useSearchParams } from "react-router-dom";
 import { api, enc } from "../api";
+import { onLoggedIn } from "../auth";
 import MetricChart from "./MetricChart";
 import { DURATIONS, stepFor, type MetricsResponse } from "./format";
 
@@ -25,6 +26,7 @@ export default function MetricsPanel({ namespace, workload, direction }: { names
   }, [namespace, workload, direction, duration]);
 
   useEffect(() => { setData(null); load(); }, [load]);
+  useEffect(() => onLoggedIn(load), [load]); // reload what a 401 left empty
   useEffect(() => {
     if (!refresh) return;
     const t = setInterval(load, refresh * 1000);

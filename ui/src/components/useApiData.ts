@@ -1,5 +1,6 @@
 import { useCallback, useEffect, useRef, useState } from "react";
 import { api, ApiError } from "../api";
+import { onLoggedIn } from "../auth";
 import { useToast } from "./Toast";
 
 // Load a JSON API path (and reload it every `intervalMs`, when given). Errors are toasted once per run
@@ -14,6 +15,7 @@ export function useApiData<T>(path: string | null, intervalMs = 0): {
   const [tick, setTick] = useState(0);
   const lastToast = useRef<string | null>(null);
   const reload = useCallback(() => setTick((t) => t + 1), []);
+  useEffect(() => onLoggedIn(reload), [reload]);
   useEffect(() => {
     setData(null);
     setError(null);

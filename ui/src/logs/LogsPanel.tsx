@@ -1,6 +1,7 @@
 // The Logs tab: app containers and istio-proxy in one time-ordered list (Kiali's "unified" view).
 import { Fragment, useCallback, useEffect, useLayoutEffect, useMemo, useRef, useState } from "react";
 import { api, enc } from "../api";
+import { onLoggedIn } from "../auth";
 import { appendLines, filterLines, lastTime, shortTime, sortLines, splitMatches, type LogLine, type LogsResponse } from "./logs";
 
 const TAILS = [100, 500, 1000];
@@ -29,6 +30,7 @@ export default function LogsPanel({ namespace, workload, containers }: { namespa
       .finally(() => setLoading(false));
   }, [base, tail]);
   useEffect(load, [load]);
+  useEffect(() => onLoggedIn(load), [load]); // reload what a 401 left empty
 
   // Follow: every 2 s ask for the lines after the newest one and append them.
   useEffect(() => {

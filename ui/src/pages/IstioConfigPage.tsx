@@ -1,6 +1,7 @@
 import { useCallback, useEffect, useMemo, useState } from "react";
 import { Link, useNavigate, useSearchParams } from "react-router-dom";
 import { api, enc } from "../api";
+import { onLoggedIn } from "../auth";
 import KindBadge from "../components/KindBadge";
 import ValidationIcon from "../components/ValidationIcon";
 import { ISTIO_KINDS, detailPath, itemKey, rowTestIds, type IstioItem } from "../components/istio";
@@ -47,6 +48,7 @@ export default function IstioConfigPage() {
       .finally(() => setLoading(false));
   }, [all, ns]);
   useEffect(load, [load]);
+  useEffect(() => onLoggedIn(load), [load]); // reload what a 401 left empty
 
   const chooseNamespace = (v: string) => {
     setParams((p) => {

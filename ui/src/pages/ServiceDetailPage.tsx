@@ -1,6 +1,7 @@
 import { useCallback, useEffect, useState } from "react";
 import { Link, useParams } from "react-router-dom";
 import { api, enc, type ApiError } from "../api";
+import { onLoggedIn } from "../auth";
 import HealthIcon from "../components/HealthIcon";
 import KindBadge from "../components/KindBadge";
 import Labels from "../components/Labels";
@@ -42,6 +43,7 @@ export default function ServiceDetailPage() {
       .then((d) => setConfig(d.items ?? [])).catch(() => setConfig([]));
   }, [ns, name]);
   useEffect(load, [load]);
+  useEffect(() => onLoggedIn(load), [load]); // reload what a 401 left empty
 
   const deleteRouting = async () => {
     setDeleting(true);

@@ -1,0 +1,75 @@
+"""DNS-rebinding defence for the daemon's plain-HTTP ports (the console and the Prometheus API).
+
+A web page can point a name it controls (`attacker.example`) at 127.0.0.1 and then talk to a loopback server as
+its own origin; the one thing it cannot forge is the `Host` header, which still says `attacker.example`. So a
+request is served only when its `Host` names this server by a loopback name and the port the connection
+arrived on (`127.0.0.1:PORT`, `localhost:PORT`, `[::1]:PORT`); anything else gets 403 with a message that says
+why. The port is read from the accepted socket, so the check needs no configuration.
+
+Callers: `sluice.console.api.console_app` and `sluice.metrics.api.metrics_app` put `host_guard` first in their
+middleware chain; `sluice.console.auth` uses `origin_of_host` for its same-origin check.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+from aiohttp.typedefs import Middleware
+
+__all__ = ["LOOPBACK_NAMES", "allowed_hosts", "host_allowed", "refusal", "local_port", "host_guard",
+           "origin_of_host"]
+
+LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+# (request, message) → the response a refused request gets, in the port's own error format.
+Refuse = Callable[[web.Request, str], web.StreamResponse]
+
+
+def allowed_hosts(port: int) -> list[str]:
+    return [f"{name}:{port}" for name in LOOPBACK_NAMES]
+
+
+def host_allowed(host: str | None, port: int) -> bool:
+    """Whether a `Host` header names this server (port `port`) by one of its loopback names."""
+    if not host:
+        return False
+    h = host.strip().lower()
+    if port == 80 and h in LOOPBACK_NAMES:  # clients leave the scheme's default port out
+        return True
+    return h in allowed_hosts(port)
+
+
+def refusal(host: str | None, port: int) -> str:
+    shown = f"Host {host!r}" if host else "a request without a Host header"
+    return (f"{shown} does not name this server: only {', '.join(allowed_hosts(port))} are served "
+            "(requests through any other name are refused as a DNS-rebinding defence)")
+
+
+def local_port(request: web.Request) -> int | None:
+    """The port the request's connection was accepted on."""
+    transport = request.transport
+    sockname = transport.get_extra_info("sockname") if transport is not None else None
+    if isinstance(sockname, tuple) and len(sockname) >= 2 and isinstance(sockname[1], int):
+        return sockname[1]
+    return None
+
+
+def origin_of_host(host: str) -> str:
+    """The origin (`http://host:port`) of a page served under `host` (a `Host` header that passed the guard)."""
+    return "http://" + host.strip().lower()
+
+
+def host_guard(refuse: Refuse) -> Middleware:
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        port = local_port(request)
+        host = request.headers.get("Host")
+        if port is None:
+            return refuse(request, "the connection is gone")
+        if not host_allowed(host, port):
+            return refuse(request, refusal(host, port))
+        return await handler(request)
+
+    return middleware
