@@ -11,6 +11,7 @@ import re
 from dataclasses import replace
 from typing import NoReturn
 
+from sluice.metrics.regex import RegexError
 from sluice.metrics.series import METRIC_NAME, Matcher
 
 from . import ast as A
@@ -413,8 +414,9 @@ class _Parser:
                         self.unexpected(vt, "label matching", "string")
                     try:
                         matchers.append(Matcher(lname, op.kind, self.string_value(vt)))
-                    except re.error as e:
-                        self.error(f"error parsing regexp: {e}", vt.pos)
+                    except RegexError as e:
+                        # Prometheus reports a bad regex over the whole matcher, from the label name on.
+                        self.error(str(e), lt.pos, vt.end)
                 else:
                     self.unexpected(lt, "label matching", "label matching operator" if lt.kind == "=" else
                                     "identifier or \"}\"")
