@@ -9,7 +9,7 @@ from sluice.metrics.series import Storage
 
 from . import ast as A
 from .errors import EvalError
-from .evaluator import Evaluator, Steps, unwrap
+from .evaluator import MAX_POINTS, Evaluator, Steps, unwrap
 from .parser import parse
 from .values import Labels, QueryResult, Sample, Scalar, Series, String, drop_name
 
@@ -66,15 +66,21 @@ class Engine:
             raise EvalError("zero or negative query resolution step widths are not accepted. Try a positive integer")
         if end_ms < start_ms:
             raise EvalError("end timestamp must not be before start time")
+        if (end_ms - start_ms) // step_ms > MAX_POINTS:
+            raise EvalError(f"exceeded maximum resolution of {MAX_POINTS:,} points per timeseries. "
+                            "Try decreasing the query resolution (?step=XX)")
         node = parse(expr)
         if node.type not in ("scalar", "vector"):
             raise EvalError(f'invalid expression type "{A.type_name(node.type)}" for range query, '
                             "must be Scalar or instant Vector")
         ev = self._evaluator(start_ms, end_ms, step_ms, timeout_s)
-        if node.type == "scalar":
-            vals = ev.scalar(node)
-            return QueryResult("matrix", [Series((), list(ev.ts), vals)], ev.warnings, ev.infos)
-        return QueryResult("matrix", _steps_to_matrix(ev.vector(node), ev.ts), ev.warnings, ev.infos)
+        try:
+            if node.type == "scalar":
+                vals = ev.scalar(node)
+                return QueryResult("matrix", [Series((), list(ev.ts), vals)], ev.warnings, ev.infos)
+            return QueryResult("matrix", _steps_to_matrix(ev.vector(node), ev.ts), ev.warnings, ev.infos)
+        except RecursionError as e:
+            raise EvalError("query too deeply nested") from e
 
 
 def _steps_to_matrix(steps: Steps, ts: list[int]) -> list[Series]:
