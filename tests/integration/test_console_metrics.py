@@ -15,8 +15,10 @@ from aiohttp.test_utils import TestClient, TestServer
 from sluice.api.registry import Registry
 from sluice.console.api import console_app
 from sluice.daemon.metrics_parts import ConsoleService
+from sluice.metrics.promql import Engine
 from sluice.metrics.series import labels_of
 from sluice.metrics.tsdb import TSDB
+from sluice.metrics.workers import QueryPool
 from sluice.store.sqlite import Store
 from tests.unit.console.fixtures import NS
 from tests.unit.console.mesh import populate
@@ -52,12 +54,15 @@ async def console(tmp_path: Path) -> AsyncIterator[TestClient[Any, Any]]:
     tsdb = TSDB(None)
     for t_ms, samples in _scrapes(time.time()):
         tsdb.append(t_ms, samples, scrape_target="sluice")
-    service = ConsoleService(reg, SimpleNamespace(tsdb=tsdb), 0)  # type: ignore[arg-type]
+    pool = QueryPool()
+    metrics = SimpleNamespace(tsdb=tsdb, pool=pool, engine=lambda lookback_ms=None: Engine(tsdb))
+    service = ConsoleService(reg, metrics, 0)  # type: ignore[arg-type]
     c: TestClient[Any, Any] = TestClient(TestServer(console_app(reg, service.query,
                                                                 query_range=service.query_range)))
     await c.start_server()
     yield c
     await c.close()
+    pool.close()
     tsdb.close()
 
 

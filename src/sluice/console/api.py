@@ -16,6 +16,7 @@ and tests/unit/console/.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import logging
 import time
@@ -54,7 +55,8 @@ __all__ = ["console_app", "QueryFn", "QueryRangeFn", "LogReader", "parse_duratio
 
 log = logging.getLogger(__name__)
 
-QueryFn = Callable[[str], QueryResult]
+# The daemon's query functions are coroutines (they evaluate in its query worker pool); plain functions work too.
+QueryFn = Callable[[str], "QueryResult | Awaitable[QueryResult]"]
 
 HEALTH_WINDOW_S = 300  # Kiali's HealthCompute default duration (5m)
 
@@ -141,15 +143,19 @@ async def _run_queries(query: QueryFn, queries: Mapping[str, str]) -> dict[str, 
     out: dict[str, list[Sample]] = {}
     for name, expr in queries.items():
         try:
-            result = query(expr)
+            result = await _answer(query(expr))
         except Fail:
             raise
         except Exception as e:
             raise Fail(503, f"metrics query failed: {e}") from None
         out[name] = _vector(result)
-        # Queries evaluate on the daemon's event loop: let xDS, the API server and the collector run between them.
+        # A synchronous query function evaluates on the event loop: let the rest of the daemon run between them.
         await asyncio.sleep(0)
     return out
+
+
+async def _answer(result: QueryResult | Awaitable[QueryResult]) -> QueryResult:
+    return await result if inspect.isawaitable(result) else result
 
 
 def _range_query(request: web.Request) -> QueryRangeFn:
@@ -161,7 +167,7 @@ def _range_query(request: web.Request) -> QueryRangeFn:
 
 async def _run_range(fn: QueryRangeFn, expr: str, window: charts.RangeWindow) -> QueryResult:
     try:
-        result = fn(expr, window.start, window.end, window.step)
+        result = await _answer(fn(expr, window.start, window.end, window.step))
     except Exception as e:
         raise Fail(503, f"metrics range query failed: {e}") from None
     await asyncio.sleep(0)  # as in _run_queries

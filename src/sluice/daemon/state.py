@@ -32,6 +32,12 @@ class DaemonOptions:
     scrape_interval: float = 5.0  # seconds between samples of the mesh's metrics into the embedded TSDB
     retention_hours: float = 24.0  # how long the embedded TSDB keeps samples
     prometheus_url: str = ""  # query this Prometheus (console, CLI, stat) instead of the embedded store
+    # PromQL safeguards, as Prometheus's --query.timeout, --query.max-samples and --query.max-concurrency;
+    # queries beyond the running ones wait in a queue of query_max_queue, and past that get a 503.
+    query_timeout: float = 120.0
+    query_max_samples: int = 50_000_000
+    query_max_concurrency: int = 2
+    query_max_queue: int = 16
 
 
 @dataclass(frozen=True)

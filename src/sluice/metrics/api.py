@@ -4,7 +4,8 @@ The daemon mounts `metrics_app(...)` on the metrics port (127.0.0.1:9090); Grafa
 `sluice query` talk to it exactly as to Prometheus. What is copied from Prometheus (web/api/v1/api.go,
 util/jsonutil) is the observable contract: the envelope, error types and their HTTP codes, parameter syntax and
 error texts, and the JSON encoding of values (strings in Go's float format) and timestamps (seconds with at
-most three decimals). Queries run on the event loop: the engine and the TSDB keep per-step work small.
+most three decimals). Queries (evaluation and the encoding of their results) run in a `QueryPool` worker, so
+the event loop that also serves the API server and xDS never waits for one; a full pool answers 503.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from sluice.metrics.promql.errors import ParseError, PromQLError, QueryTimeout
 from sluice.metrics.promql.format import format_float, go_quote
 from sluice.metrics.promql.parser import parse
 from sluice.metrics.series import Labels, Matcher, Storage
+from sluice.metrics.workers import PoolFull, QueryPool
 
 __all__ = ["metrics_app", "QueryEngine", "EngineFactory", "ApiError", "parse_time", "parse_duration",
            "format_value", "format_timestamp", "parse_selector"]
@@ -42,7 +44,7 @@ DEFAULT_LOOKBACK_MS = 300_000
 
 # errorType → HTTP status (getDefaultErrorCode); anything else is 500.
 ERROR_CODES = {"bad_data": 400, "execution": 422, "canceled": 499, "timeout": 503, "internal": 500,
-               "not_found": 404, "not_acceptable": 406}
+               "not_found": 404, "not_acceptable": 406, "unavailable": 503}
 
 
 class QueryResultLike(Protocol):
@@ -312,7 +314,8 @@ def _api(fn: Callable[[web.Request, _Form], Any]) -> Handler:
 
 class _Api:
     def __init__(self, storage: Storage, engine_factory: EngineFactory, build_info: Mapping[str, str],
-                 now: Callable[[], float]) -> None:
+                 now: Callable[[], float], pool: QueryPool) -> None:
+        self.pool = pool
         self.storage = storage
         self.engine_factory = engine_factory
         self.build_info = dict(build_info)
@@ -336,6 +339,21 @@ class _Api:
             return parse_duration(to) / 1e9
         except ValueError as e:
             raise _invalid("timeout", str(e)) from None
+
+    async def _submit(self, call: Callable[[float | None], Any], timeout: float | None, limit: int) -> web.Response:
+        """Evaluate and encode in a worker; time spent waiting in the queue counts against `timeout`."""
+        queued = time.monotonic()
+
+        def work() -> web.Response:
+            left = None if timeout is None else timeout - (time.monotonic() - queued)
+            if left is not None and left <= 0:
+                raise ApiError("timeout", str(QueryTimeout()))
+            return self._run(call, left, limit)
+
+        try:
+            return await self.pool.run(work)
+        except PoolFull as e:
+            raise ApiError("unavailable", str(e)) from None
 
     def _run(self, call: Callable[[float | None], Any], timeout: float | None, limit: int) -> web.Response:
         try:
@@ -362,7 +380,7 @@ class _Api:
         timeout = self._timeout_s(form)
         engine = self._engine_opts(form)
         expr = form.get("query")
-        return self._run(lambda to: engine.instant(expr, t, timeout_s=to), timeout, limit)
+        return await self._submit(lambda to: engine.instant(expr, t, timeout_s=to), timeout, limit)
 
     async def query_range(self, request: web.Request, form: _Form) -> web.Response:
         limit = _parse_limit(form.get("limit"))
@@ -390,7 +408,7 @@ class _Api:
         engine = self._engine_opts(form)
         expr = form.get("query")
         step = max(1, _ns_to_ms(step_ns))
-        return self._run(lambda to: engine.range(expr, start, end, step, timeout_s=to), timeout, limit)
+        return await self._submit(lambda to: engine.range(expr, start, end, step, timeout_s=to), timeout, limit)
 
     def _range(self, form: _Form) -> tuple[int, int]:
         return _time_param(form, "start", MIN_TIME_MS), _time_param(form, "end", MAX_TIME_MS)
@@ -472,14 +490,23 @@ def metrics_app(storage: Storage, engine_factory: EngineFactory, *,
                 metrics_text: Callable[[], str] | None = None,
                 extra_routes: Iterable[web.AbstractRouteDef] = (),
                 build_info: Mapping[str, str] | None = None,
-                now: Callable[[], float] = time.time) -> web.Application:
+                now: Callable[[], float] = time.time,
+                pool: QueryPool | None = None) -> web.Application:
     """The metrics port's application: the Prometheus API, `GET /metrics` (when `metrics_text` is given:
-    it returns the exposition text) and the expression browser at `/`."""
+    it returns the exposition text) and the expression browser at `/`. Queries run in `pool` (the caller
+    owns it); without one the application makes its own and closes it on cleanup."""
     from sluice.metrics.browser import PAGE
     from sluice.metrics.exposition import CONTENT_TYPE
 
-    api = _Api(storage, engine_factory, build_info or _default_build_info(), now)
     app = web.Application()
+    if pool is None:
+        own = pool = QueryPool()
+
+        async def close_pool(_app: web.Application) -> None:
+            own.close()
+
+        app.on_cleanup.append(close_pool)
+    api = _Api(storage, engine_factory, build_info or _default_build_info(), now, pool)
     for path, fn in (("/api/v1/query", api.query), ("/api/v1/query_range", api.query_range),
                      ("/api/v1/series", api.series), ("/api/v1/labels", api.labels)):
         h = _api(fn)
