@@ -340,6 +340,14 @@ class _Api:
         except ValueError as e:
             raise _invalid("timeout", str(e)) from None
 
+    async def _offload(self, work: Callable[[], web.Response]) -> web.Response:
+        """Series and label look-ups (a regex over every series, the encoding of a long list) run in the query
+        pool too, so no request stalls the loop."""
+        try:
+            return await self.pool.run(work)
+        except PoolFull as e:
+            raise ApiError("unavailable", str(e)) from None
+
     async def _submit(self, call: Callable[[float | None], Any], timeout: float | None, limit: int) -> web.Response:
         """Evaluate and encode in a worker; time spent waiting in the queue counts against `timeout`."""
         queued = time.monotonic()
@@ -350,10 +358,7 @@ class _Api:
                 raise ApiError("timeout", str(QueryTimeout()))
             return self._run(call, left, limit)
 
-        try:
-            return await self.pool.run(work)
-        except PoolFull as e:
-            raise ApiError("unavailable", str(e)) from None
+        return await self._offload(work)
 
     def _run(self, call: Callable[[float | None], Any], timeout: float | None, limit: int) -> web.Response:
         try:
@@ -424,18 +429,22 @@ class _Api:
         except ParseError as e:
             raise _invalid("match[]", str(e)) from None
         lister = getattr(self.storage, "series", None)
-        found: set[Labels] = set()
-        for ms in sets:
-            if lister is not None:
-                found.update(lister(ms, start, end))
-            else:
-                found.update(s.labels for s in self.storage.select(ms, start, end))
-        result = sorted(found)
-        warnings = []
-        if limit and len(result) > limit:
-            result = result[:limit]
-            warnings.append("results truncated due to limit")
-        return _envelope("[" + ",".join(map(_jlabels, result)) + "]", warnings)
+
+        def work() -> web.Response:
+            found: set[Labels] = set()
+            for ms in sets:
+                if lister is not None:
+                    found.update(lister(ms, start, end))
+                else:
+                    found.update(s.labels for s in self.storage.select(ms, start, end))
+            result = sorted(found)
+            warnings = []
+            if limit and len(result) > limit:
+                result = result[:limit]
+                warnings.append("results truncated due to limit")
+            return _envelope("[" + ",".join(map(_jlabels, result)) + "]", warnings)
+
+        return await self._offload(work)
 
     def _label_sets(self, form: _Form) -> tuple[int, int, list[list[Matcher]], int]:
         limit = _parse_limit(form.get("limit"))
@@ -457,8 +466,8 @@ class _Api:
 
     async def labels(self, request: web.Request, form: _Form) -> web.Response:
         start, end, sets, limit = self._label_sets(form)
-        names = [n for ms in sets for n in self.storage.label_names(ms, start, end)]
-        return self._strings(names, limit)
+        return await self._offload(lambda: self._strings(
+            [n for ms in sets for n in self.storage.label_names(ms, start, end)], limit))
 
     async def label_values(self, request: web.Request, form: _Form) -> web.Response:
         name = request.match_info["name"]
@@ -467,8 +476,8 @@ class _Api:
         if not name:
             raise ApiError("bad_data", f"invalid label name: {go_quote(name)}")
         start, end, sets, limit = self._label_sets(form)
-        values = [v for ms in sets for v in self.storage.label_values(name, ms, start, end)]
-        return self._strings(values, limit)
+        return await self._offload(lambda: self._strings(
+            [v for ms in sets for v in self.storage.label_values(name, ms, start, end)], limit))
 
     async def buildinfo(self, request: web.Request, form: _Form) -> web.Response:
         return _envelope(_jdump(self.build_info))

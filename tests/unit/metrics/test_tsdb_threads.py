@@ -1,4 +1,4 @@
-"""The TSDB read from query worker threads while the scraper appends: every read is consistent (timestamps
+"""The TSDB read (select, series, label names and values) from query worker threads while the scraper appends: every read is consistent (timestamps
 and values of the same length, strictly increasing, each value the one written at its timestamp), across head
 appends, chunk sealing, new series, stale markers and retention."""
 
@@ -30,6 +30,9 @@ def test_reads_in_threads_while_appending() -> None:
                     assert all(a < b for a, b in zip(ts, ts[1:], strict=False))
                     assert all(math.isnan(v) or v == t for t, v in zip(ts, vs, strict=True))
                 Engine(db).instant("sum(rate(m[1m]))", 10**9)
+                assert all(dict(lab)["__name__"] == "m" for lab in db.series([Matcher("i", "=~", ".+")], 0, 10**12))
+                assert set(db.label_values("i", [], 0, 10**12)) <= {str(i) for i in range(50)}
+                assert set(db.label_names([Matcher("__name__", "=", "m")], 0, 10**12)) <= {"__name__", "i"}
                 reads[0] += 1
         except BaseException as e:  # reported by the main thread
             errors.append(e)

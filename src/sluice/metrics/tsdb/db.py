@@ -338,14 +338,19 @@ class TSDB:
 
     def series(self, matchers: Sequence[Matcher], start_ms: int, end_ms: int) -> list[Labels]:
         """Label sets of matching series with data in the range (decided from chunk bounds, as Prometheus's
-        head does, without decoding samples)."""
+        head does, without decoding samples). Safe from another thread, like `select`."""
         out = []
         labels = self._index.labels
-        for sid in self._index.matching(matchers):
-            s = self._series[sid]
-            lab = labels[sid]
-            if s is not None and lab is not None and s.overlaps(start_ms, end_ms):
-                out.append(lab)
+        with self._lock:
+            sids = list(self._index.matching(matchers))
+        batch = 4 * self._SELECT_BATCH  # no copies here, only a look at each series' bounds
+        for i in range(0, len(sids), batch):
+            with self._lock:
+                for sid in sids[i:i + batch]:
+                    s = self._series[sid]
+                    lab = labels[sid]
+                    if s is not None and lab is not None and s.overlaps(start_ms, end_ms):
+                        out.append(lab)
         out.sort()
         return out
 
@@ -353,16 +358,18 @@ class TSDB:
         return start_ms <= self._min_t and end_ms >= self._max_t
 
     def label_names(self, matchers: Sequence[Matcher], start_ms: int, end_ms: int) -> list[str]:
-        if not matchers and self._covers_all(start_ms, end_ms):
-            return self._index.names()
+        with self._lock:
+            if not matchers and self._covers_all(start_ms, end_ms):
+                return self._index.names()
         names: set[str] = set()
         for lab in self.series(matchers, start_ms, end_ms):
             names.update(k for k, _ in lab)
         return sorted(names)
 
     def label_values(self, name: str, matchers: Sequence[Matcher], start_ms: int, end_ms: int) -> list[str]:
-        if not matchers and self._covers_all(start_ms, end_ms):
-            return sorted(self._index.values(name))
+        with self._lock:
+            if not matchers and self._covers_all(start_ms, end_ms):
+                return sorted(self._index.values(name))
         values: set[str] = set()
         for lab in self.series(matchers, start_ms, end_ms):
             for k, v in lab:
