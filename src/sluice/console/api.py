@@ -288,10 +288,12 @@ async def graph(request: web.Request) -> web.Response:
     inject = q.get("injectServiceNodes", "true").lower() != "false"
     idle = q.get("idleEdges", "false").lower() == "true"
     samples = await _run_queries(query, graph_queries(ns, window, graph_type, rt_opt, idle_edges=idle))
-    data = build_graph(samples, graph_type=graph_type, namespace=ns, window_s=window, query_time=int(time.time()),
-                       inject_service_nodes=inject,
-                       virtual_services=_objects(reg, "networking.istio.io", "VirtualService", None),
-                       destination_rules=_objects(reg, "networking.istio.io", "DestinationRule", None))
+    vss = _objects(reg, "networking.istio.io", "VirtualService", None)
+    drs = _objects(reg, "networking.istio.io", "DestinationRule", None)
+    # build_graph is pure: a large namespace's graph is built in a thread, not on the daemon's event loop.
+    data = await asyncio.to_thread(lambda: build_graph(
+        samples, graph_type=graph_type, namespace=ns, window_s=window, query_time=int(time.time()),
+        inject_service_nodes=inject, virtual_services=vss, destination_rules=drs))
     return _json(data)
 
 
