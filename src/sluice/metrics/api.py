@@ -23,7 +23,7 @@ from aiohttp import web
 from multidict import MultiDict, MultiMapping
 
 from sluice.metrics.promql.ast import VectorSelector
-from sluice.metrics.promql.errors import ParseError, PromQLError, QueryTimeout
+from sluice.metrics.promql.errors import ParseError, PromQLError, QueryCanceled, QueryTimeout
 from sluice.metrics.promql.format import format_float, go_quote
 from sluice.metrics.promql.parser import parse
 from sluice.metrics.series import Labels, Matcher, Storage
@@ -367,6 +367,8 @@ class _Api:
             raise _invalid("query", str(e)) from None
         except QueryTimeout as e:
             raise ApiError("timeout", str(e)) from None
+        except QueryCanceled as e:
+            raise ApiError("canceled", str(e)) from None
         except PromQLError as e:
             raise ApiError("execution", str(e)) from None
         value = res.value

@@ -7,6 +7,9 @@ Prometheus bounds concurrent queries (`--query.max-concurrency`); here a query b
 in a queue of bounded length, and past that is refused at once with `PoolFull` (the API's 503
 `unavailable`) instead of piling up work that would only time out.
 
+A query whose request is cancelled (the client went away) or that is still running when the pool closes (the
+daemon stops) is cancelled through `sluice.metrics.promql.cancel`: the engine stops at its next deadline check.
+
 The GIL still makes a worker compete with the loop for the CPU; CPython hands the GIL over every switch
 interval (5 ms), and the engine never holds a lock across a query, so the loop gets its turn.
 """
@@ -18,6 +21,8 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
+
+from sluice.metrics.promql.cancel import Cancellation, bound
 
 __all__ = ["QueryPool", "PoolFull", "DEFAULT_CONCURRENCY", "DEFAULT_QUEUE"]
 
@@ -38,6 +43,7 @@ class QueryPool:
         self._executor = ThreadPoolExecutor(self.concurrency, thread_name_prefix="promql")
         self._lock = threading.Lock()
         self._pending = 0  # queued or running; a query whose client went away still counts until it ends
+        self._tokens: set[Cancellation] = set()
 
     @property
     def pending(self) -> int:
@@ -50,20 +56,35 @@ class QueryPool:
                 raise PoolFull(f"too many concurrent queries: {self.concurrency} running and {self.queue} "
                                "waiting; try again later")
             self._pending += 1
+        token = Cancellation()
+        self._tokens.add(token)
         try:
-            fut = self._executor.submit(fn)
+            fut = self._executor.submit(self._call, fn, token)
         except BaseException:
-            self._release()
+            self._release(token)
             raise
         # Released when the query really ends (in the worker), or when a cancelled request's query had not
-        # started yet: a query whose client went away keeps its slot while it still runs.
-        fut.add_done_callback(self._release)
-        return await asyncio.wrap_future(fut)
+        # started yet: a query whose client went away keeps its slot until it has stopped.
+        fut.add_done_callback(lambda _f: self._release(token))
+        try:
+            return await asyncio.wrap_future(fut)
+        except asyncio.CancelledError:
+            token.cancel()
+            raise
 
-    def _release(self, _fut: object = None) -> None:
+    @staticmethod
+    def _call(fn: Callable[[], T], token: Cancellation) -> T:
+        with bound(token):
+            return fn()
+
+    def _release(self, token: Cancellation) -> None:
         with self._lock:
             self._pending -= 1
+            self._tokens.discard(token)
 
     def close(self) -> None:
-        """Stop taking queries; running ones end by their own deadlines."""
+        """Stop taking queries and cancel the running ones (they stop at their next deadline check)."""
+        with self._lock:
+            for token in self._tokens:
+                token.cancel()
         self._executor.shutdown(wait=False, cancel_futures=True)

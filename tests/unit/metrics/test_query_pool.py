@@ -13,7 +13,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from sluice.metrics.api import metrics_app
-from sluice.metrics.promql import Engine
+from sluice.metrics.promql import Engine, QueryCanceled
 from sluice.metrics.promql.values import QueryResult
 from sluice.metrics.series import labels_of
 from sluice.metrics.tsdb import TSDB
@@ -58,6 +58,61 @@ async def test_cancelled_request_keeps_its_slot_until_the_query_ends() -> None:
     finally:
         gate.set()
         pool.close()
+
+
+def _heavy_db() -> TSDB:
+    db = TSDB(None)
+    for t in range(0, 3_600_000, 1000):
+        db.append(t, [(labels_of({"__name__": "m", "i": str(i)}), float(t)) for i in range(20)], scrape_target="x")
+    return db
+
+
+async def _until_idle(pool: QueryPool) -> None:
+    for _ in range(1000):  # up to 10 s; the query's own timeout is a minute
+        if pool.pending == 0:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"{pool.pending} queries still pending")
+
+
+async def test_cancelling_the_request_cancels_the_running_query() -> None:
+    engine = Engine(_heavy_db())
+    pool = QueryPool(concurrency=1, queue=0)
+    outcome: list[BaseException] = []
+
+    def query() -> QueryResult:
+        try:
+            return engine.range("quantile_over_time(0.5, m[1h])", 0, 3_600_000, 1000, timeout_s=60)
+        except BaseException as e:
+            outcome.append(e)
+            raise
+
+    try:
+        task = asyncio.ensure_future(pool.run(query))
+        await asyncio.sleep(0.2)
+        assert pool.pending == 1
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await _until_idle(pool)
+        assert [str(e) for e in outcome] == ["query was canceled in expression evaluation"]
+    finally:
+        pool.close()
+
+
+async def test_closing_the_pool_cancels_running_queries() -> None:
+    engine = Engine(_heavy_db())
+    pool = QueryPool(concurrency=1, queue=1)
+    running = asyncio.ensure_future(pool.run(
+        lambda: engine.range("quantile_over_time(0.5, m[1h])", 0, 3_600_000, 1000, timeout_s=60)))
+    queued = asyncio.ensure_future(pool.run(lambda: 1))
+    await asyncio.sleep(0.2)
+    pool.close()
+    with pytest.raises(QueryCanceled):
+        await running
+    with pytest.raises(asyncio.CancelledError):
+        await queued
+    await _until_idle(pool)
 
 
 class BlockingEngine:

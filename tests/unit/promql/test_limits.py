@@ -18,10 +18,10 @@ HOUR = 3_600_000
 
 @pytest.fixture(scope="module")
 def db() -> TSDB:
-    """Three hours of 30 series sampled every second."""
+    """Two hours of 20 series sampled every second."""
     d = TSDB(None)
-    for t in range(0, 3 * HOUR, 1000):
-        d.append(t, [(labels_of({"__name__": "m", "i": str(i), "j": str(i % 3)}), float(t)) for i in range(30)],
+    for t in range(0, 2 * HOUR, 1000):
+        d.append(t, [(labels_of({"__name__": "m", "i": str(i), "j": str(i % 3)}), float(t)) for i in range(20)],
                  scrape_target="x")
     return d
 
@@ -57,7 +57,7 @@ def test_range_query_resolution_limit() -> None:
 def test_subquery_resolution_limit_fails_fast(db: TSDB) -> None:
     start = time.monotonic()
     with pytest.raises(EvalError) as e:
-        Engine(db).instant("max_over_time(m[3h:1ms])", 3 * HOUR, timeout_s=1.0)
+        Engine(db).instant("max_over_time(m[3h:1ms])", 2 * HOUR, timeout_s=1.0)
     assert str(e.value) == ("exceeded maximum resolution of 11,000 points per timeseries in subquery [3h:1ms]. "
                             "Try increasing the subquery step")
     assert time.monotonic() - start < 1.0  # refused before any step is evaluated (generous bound)
@@ -81,7 +81,7 @@ def test_subquery_inner_steps_are_bounded() -> None:
 def test_deadline_is_honoured_inside_step_loops(db: TSDB, expr: str) -> None:
     start = time.monotonic()
     with pytest.raises(QueryTimeout) as e:
-        Engine(db).range(expr, 0, 3 * HOUR, 1000, timeout_s=0.2)
+        Engine(db).range(expr, 0, 2 * HOUR, 1000, timeout_s=0.2)
     assert str(e.value) == "query timed out in expression evaluation"
     # The engine stops within 10 % + 100 ms on an idle machine; CI shares its cores, so only a generous bound.
     assert time.monotonic() - start < 2.0

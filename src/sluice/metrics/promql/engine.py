@@ -8,8 +8,9 @@ import time
 from sluice.metrics.series import Storage
 
 from . import ast as A
+from . import cancel
 from .errors import EvalError
-from .evaluator import MAX_POINTS, Evaluator, Steps, unwrap
+from .evaluator import MAX_POINTS, Deadline, Evaluator, Steps, unwrap
 from .parser import parse
 from .values import Labels, QueryResult, Sample, Scalar, Series, String, drop_name
 
@@ -29,9 +30,10 @@ class Engine:
 
     def _evaluator(self, start: int, end: int, step: int, timeout_s: float | None) -> Evaluator:
         limit = self.timeout_s if timeout_s is None else min(timeout_s, self.timeout_s)
+        # A query running in a worker of the query pool can also be cancelled from the event loop.
         return Evaluator(self.storage, start, end, step, self.lookback_delta_ms, self.max_samples,
                          self.subquery_default_step_ms, query_start=start, query_end=end,
-                         deadline=time.monotonic() + limit)
+                         deadline=Deadline(time.monotonic() + limit, cancel.current()))
 
     def instant(self, expr: str, t_ms: int, *, timeout_s: float | None = None) -> QueryResult:
         """Evaluate at `t_ms`; `timeout_s` (capped by the engine's own) raises QueryTimeout past it."""

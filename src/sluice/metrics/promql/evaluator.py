@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from sluice.metrics.series import METRIC_NAME, Storage, is_stale
 
 from . import ast as A
-from .errors import EvalError, QueryTimeout
+from .cancel import Cancellation
+from .errors import EvalError, QueryCanceled, QueryTimeout
 from .values import Labels, Sample, Series
 
 __all__ = ["Evaluator", "Steps", "RangeArg", "unwrap", "MAX_POINTS", "MAX_INNER_STEPS", "TOO_MANY_SAMPLES"]
@@ -36,27 +37,39 @@ _CHECK_EVERY = 1024
 _CHECK_EVERY_WINDOW = 32
 
 
+class Deadline:
+    """When a query must stop: past `at` (time.monotonic()), or once its cancellation is set."""
+
+    __slots__ = ("at", "cancel")
+
+    def __init__(self, at: float | None = None, cancel: Cancellation | None = None) -> None:
+        self.at = at
+        self.cancel = cancel
+
+    def check(self) -> None:
+        if self.cancel is not None and self.cancel.cancelled:
+            raise QueryCanceled()
+        if self.at is not None and time.monotonic() > self.at:
+            raise QueryTimeout()
+
+
 class TimedSteps(list[list[Sample]]):
     """The per-step result of an instant-vector expression; iterating it (every binary operator, aggregation
     and function walks its argument's steps) checks the query's deadline, so no step loop outlives it."""
 
     __slots__ = ("deadline",)
 
-    def __init__(self, steps: Steps, deadline: float | None) -> None:
+    def __init__(self, steps: Steps, deadline: Deadline) -> None:
         super().__init__(steps)
         self.deadline = deadline
 
     def __iter__(self) -> Iterator[list[Sample]]:
-        deadline = self.deadline
-        if deadline is None:
-            return super().__iter__()
-        return _timed(super().__iter__(), deadline)
+        return _timed(super().__iter__(), self.deadline)
 
 
-def _timed(it: Iterator[list[Sample]], deadline: float) -> Iterator[list[Sample]]:
+def _timed(it: Iterator[list[Sample]], deadline: Deadline) -> Iterator[list[Sample]]:
     for vec in it:
-        if time.monotonic() > deadline:
-            raise QueryTimeout()
+        deadline.check()
         yield vec
 
 
@@ -75,15 +88,15 @@ class RangeArg:
     range_ms: int
     from_subquery: bool = False
 
-    deadline: float | None = None
+    deadline: Deadline = field(default_factory=Deadline)
 
     def windows(self, s: Series) -> Iterator[tuple[int, list[int], list[float]]]:
         """(step index, timestamps, values) for each step whose window holds at least one point."""
         ts = s.timestamps
         deadline = self.deadline
         for k, r in enumerate(self.refs):
-            if deadline is not None and not k % _CHECK_EVERY_WINDOW and time.monotonic() > deadline:
-                raise QueryTimeout()
+            if not k % _CHECK_EVERY_WINDOW:
+                deadline.check()
             lo = bisect.bisect_right(ts, r - self.range_ms)
             hi = bisect.bisect_right(ts, r)
             if lo < hi:
@@ -104,15 +117,14 @@ class Evaluator:
     warnings: list[str] = field(default_factory=list)
     infos: list[str] = field(default_factory=list)
     loaded: list[int] = field(default_factory=lambda: [0])  # shared with sub-evaluators
-    deadline: float | None = None  # time.monotonic() past which evaluation stops
+    deadline: Deadline = field(default_factory=Deadline)  # shared with sub-evaluators
 
     def __post_init__(self) -> None:
         self.ts = list(range(self.start, self.end + 1, self.interval)) if self.interval > 0 else [self.start]
 
     # --- bookkeeping ---
     def check_deadline(self) -> None:
-        if self.deadline is not None and time.monotonic() > self.deadline:
-            raise QueryTimeout()
+        self.deadline.check()
 
     def count_samples(self, n: int) -> None:
         self.check_deadline()  # called per selected series: a fine enough grain to stop a long query
@@ -198,8 +210,8 @@ class Evaluator:
             ts, vals = s.timestamps, s.values
             self.count_samples(len(ts))
             for k, r in enumerate(refs):
-                if deadline is not None and not k % _CHECK_EVERY and time.monotonic() > deadline:
-                    raise QueryTimeout()
+                if not k % _CHECK_EVERY:
+                    deadline.check()
                 j = bisect.bisect_right(ts, r) - 1
                 if j < 0 or ts[j] <= r - lb:
                     continue
