@@ -107,3 +107,36 @@ def test_api_keeps_answering_while_a_pathological_query_runs(daemon: Daemon, pat
     else:
         assert answer["body"]["errorType"] == etype, answer
     assert answer["elapsed"] < 5 * timeout + 2, answer  # generous: the shared CI machine is slow at times
+
+
+HEAVY = " + ".join(f"quantile_over_time(0.{k}, vector(time())[1h:1s])" for k in range(1, 10))
+
+
+def test_daemon_stops_promptly_while_a_query_runs(tmp_path_factory: pytest.TempPathFactory) -> None:
+    # One worker and no queue: a second query is refused exactly while the first one is being evaluated.
+    home = tmp_path_factory.mktemp("promql-stop")
+    (home / "config.yaml").write_text("query_max_concurrency: 1\nquery_max_queue: 0\n")
+    d = start_daemon(home)
+    assert d.proc is not None
+    now = time.time()
+    heavy = {"query": HEAVY, "start": f"{now - 3 * 3600:.3f}", "end": f"{now:.3f}", "step": "1"}
+    answer: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            answer["status"], answer["body"] = _prom(d, "/api/v1/query_range", heavy)
+        except OSError as e:  # the daemon went away mid-request
+            answer["error"] = e
+
+    query = threading.Thread(target=run)
+    query.start()
+    try:
+        wait_for(lambda: _prom(d, "/api/v1/query", {"query": "1"})[0] == 503, timeout=30)
+        assert query.is_alive()  # minutes of work at the default 2 m timeout
+        d.proc.terminate()
+        d.proc.wait(timeout=30)  # raises if the daemon waits for the query to finish
+    finally:
+        stop_daemon(d)
+        query.join(timeout=30)
+    assert d.proc.returncode == 0
+    assert answer and answer.get("status", 499) != 200, answer
