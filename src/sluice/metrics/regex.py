@@ -52,8 +52,17 @@ def _go_error(text: str) -> str:
     return f"error parsing regexp: {text}"
 
 
+def _utf8(text: str) -> bytes:
+    """Text as the bytes RE2 matches. Invalid UTF-8 (kept in Python strings as surrogates) becomes U+FFFD: Go's
+    regexp reads each invalid byte as that rune, so `.` matches it there, which RE2 C++ would not do."""
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "".join("\ufffd" if 0xD800 <= ord(c) <= 0xDFFF else c for c in text).encode("utf-8")
+
+
 def _compile(pattern: str) -> re2._re2.RE2:
-    rx = re2._re2.RE2(pattern.encode("utf-8", "surrogateescape"), _OPTIONS)
+    rx = re2._re2.RE2(_utf8(pattern), _OPTIONS)
     if not rx.ok():
         raise RegexError(_go_error(rx.error().decode("utf-8", "replace")))
     return rx
@@ -74,16 +83,16 @@ class Regex:
         self._names: dict[str, int] = {k.decode(): v for k, v in self._rx.NamedCapturingGroups()}
 
     def fullmatch(self, value: str) -> bool:
-        b = value.encode("utf-8", "surrogateescape")
+        b = _utf8(value)
         return bool(self._rx.Match(_BOTH, b, 0, len(b))[0] != _NULL_SPAN)
 
     def groups(self, value: str) -> list[str | None] | None:
         """Group 0 (the whole value) and every capture group, or None when the value does not match."""
-        b = value.encode("utf-8", "surrogateescape")
+        b = _utf8(value)
         spans = self._rx.Match(_BOTH, b, 0, len(b))
         if spans[0] == _NULL_SPAN:
             return None
-        return [None if sp == _NULL_SPAN else b[sp[0]:sp[1]].decode("utf-8", "surrogateescape") for sp in spans]
+        return [None if sp == _NULL_SPAN else b[sp[0]:sp[1]].decode("utf-8", "replace") for sp in spans]
 
     def group_index(self, name: str) -> int | None:
         return self._names.get(name)

@@ -24,6 +24,13 @@ def test_re2_semantics(pattern: str, value: str, matches: bool) -> None:
     assert compile_anchored(pattern).fullmatch(value) is matches
 
 
+def test_values_that_are_not_valid_utf8() -> None:
+    assert compile_anchored("a.b").fullmatch("a\udcffb")  # an escaped raw byte
+    assert compile_anchored(".+").fullmatch("\ud800")  # a lone surrogate never raises
+    # Go reads an invalid byte as U+FFFD; so does the matcher (captures carry U+FFFD for it).
+    assert compile_anchored("(.)(.*)").groups("\udcffx") == ["\ufffdx", "\ufffd", "x"]
+
+
 def test_backtracking_pattern_is_linear() -> None:
     # Python's re takes longer than the age of the universe on this; RE2 answers at once.
     rx = compile_anchored("(.+)+z")
