@@ -165,7 +165,12 @@ class _Form:
 
 
 async def _form(request: web.Request) -> _Form:
-    body = await request.post() if request.method == "POST" else None
+    try:
+        body = await request.post() if request.method == "POST" else None
+    except web.HTTPRequestEntityTooLarge:  # past aiohttp's 1 MiB; Go's ParseForm stops at 10 MB with this text
+        raise ApiError("bad_data", "error parsing form values: http: POST too large") from None
+    except (ValueError, UnicodeDecodeError) as e:
+        raise ApiError("bad_data", f"error parsing form values: {e}") from None
     return _Form(request.query, body)
 
 

@@ -195,3 +195,11 @@ async def test_range_query_over_11000_points(real: TestClient[Any, Any]) -> None
 async def test_a_normal_query_answers(real: TestClient[Any, Any]) -> None:
     r = await real.get("/api/v1/query", params={"query": "count(m)", "timeout": "30s"})
     assert r.status == 200 and (await r.json())["data"]["result"][0]["value"][1] == "5"
+
+
+async def test_oversized_form_is_bad_data(real: TestClient[Any, Any]) -> None:
+    r = await real.post("/api/v1/query", data="query=" + "1+" * 1_000_000 + "1",
+                        headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert r.status == 400
+    assert await r.json() == {"status": "error", "errorType": "bad_data",
+                              "error": "error parsing form values: http: POST too large"}
