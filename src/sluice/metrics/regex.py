@@ -13,6 +13,7 @@ Used by `sluice.metrics.series.Matcher` (PromQL `=~`/`!~`, the TSDB's postings s
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 
 import re2
 
@@ -68,10 +69,25 @@ def _compile(pattern: str) -> re2._re2.RE2:
     return rx
 
 
+# Patterns that need no regex engine, as Prometheus's FastRegexMatcher finds them: `.*`, `.+`, and
+# alternations of plain literals (`v1|v2`, what dashboards' multi-value variables produce).
+_LITERAL_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-:/ |")
+
+
+def _shortcut(pattern: str) -> Callable[[str], bool] | None:
+    if pattern == ".*":
+        return lambda v: True  # (?s): "." matches newlines too
+    if pattern == ".+":
+        return lambda v: v != ""
+    if _LITERAL_CHARS.issuperset(pattern):
+        return frozenset(pattern.split("|")).__contains__
+    return None
+
+
 class Regex:
     """A compiled `^(?s:pattern)$`; `fullmatch` answers a yes/no, `groups` the capture groups of a match."""
 
-    __slots__ = ("pattern", "_rx", "_names")
+    __slots__ = ("pattern", "_rx", "_names", "_fast")
 
     def __init__(self, pattern: str) -> None:
         # The bare pattern is checked first, as Prometheus's FastRegexMatcher parses it before wrapping it:
@@ -81,8 +97,11 @@ class Regex:
         self.pattern = pattern
         self._rx = _compile(f"^(?s:{pattern})$")
         self._names: dict[str, int] = {k.decode(): v for k, v in self._rx.NamedCapturingGroups()}
+        self._fast = _shortcut(pattern)
 
     def fullmatch(self, value: str) -> bool:
+        if self._fast is not None:
+            return self._fast(value)
         b = _utf8(value)
         return bool(self._rx.Match(_BOTH, b, 0, len(b))[0] != _NULL_SPAN)
 

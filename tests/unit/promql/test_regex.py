@@ -5,9 +5,11 @@ from __future__ import annotations
 import time
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sluice.metrics.promql import Engine, EvalError, ParseError, parse
-from sluice.metrics.regex import RegexError, compile_anchored
+from sluice.metrics.regex import Regex, RegexError, compile_anchored
 from sluice.metrics.series import MemStorage, labels_of
 
 
@@ -85,3 +87,16 @@ def test_tsdb_matcher_path_uses_re2() -> None:
     assert Engine(db).instant('{__name__=~"(.+)+z"}', 1000).value == []
     assert Engine(db).instant('m{v=~"(a|a)*b"}', 1000).value == []
     assert time.monotonic() - start < 5
+
+
+_ALPHABET = st.sampled_from(list("ab_-:/ |.*+\n"))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from([".*", ".+", "a|b", "a|", "", "ab|b-c|:/ x", "a||b", "|"]), st.text(_ALPHABET, max_size=6))
+def test_shortcuts_agree_with_re2(pattern: str, value: str) -> None:
+    fast = Regex(pattern)
+    assert fast._fast is not None
+    slow = Regex(pattern)
+    slow._fast = None
+    assert fast.fullmatch(value) == slow.fullmatch(value)
