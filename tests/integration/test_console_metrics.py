@@ -15,8 +15,10 @@ from aiohttp.test_utils import TestClient
 from sluice.api.registry import Registry
 from sluice.console.api import console_app
 from sluice.daemon.metrics_parts import ConsoleService
+from sluice.metrics.promql import Engine
 from sluice.metrics.series import labels_of
 from sluice.metrics.tsdb import TSDB
+from sluice.metrics.workers import QueryPool
 from sluice.store.sqlite import Store
 from tests.unit.console.access import bearer_client, console_auth
 from tests.unit.console.fixtures import NS
@@ -53,12 +55,15 @@ async def console(tmp_path: Path) -> AsyncIterator[TestClient[Any, Any]]:
     tsdb = TSDB(None)
     for t_ms, samples in _scrapes(time.time()):
         tsdb.append(t_ms, samples, scrape_target="sluice")
-    service = ConsoleService(reg, SimpleNamespace(tsdb=tsdb), 0, auth=console_auth(tmp_path))  # type: ignore[arg-type]
+    pool = QueryPool()
+    metrics = SimpleNamespace(tsdb=tsdb, pool=pool, engine=lambda lookback_ms=None: Engine(tsdb))
+    service = ConsoleService(reg, metrics, 0, auth=console_auth(tmp_path))  # type: ignore[arg-type]
     c: TestClient[Any, Any] = bearer_client(console_app(reg, service.query, auth=service.auth,
                                                        query_range=service.query_range))
     await c.start_server()
     yield c
     await c.close()
+    pool.close()
     tsdb.close()
 
 

@@ -18,6 +18,7 @@ and tests/unit/console/.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import logging
 import time
@@ -59,7 +60,8 @@ __all__ = ["console_app", "QueryFn", "QueryRangeFn", "LogReader", "parse_duratio
 
 log = logging.getLogger(__name__)
 
-QueryFn = Callable[[str], QueryResult]
+# The daemon's query functions are coroutines (they evaluate in its query worker pool); plain functions work too.
+QueryFn = Callable[[str], "QueryResult | Awaitable[QueryResult]"]
 
 HEALTH_WINDOW_S = 300  # Kiali's HealthCompute default duration (5m)
 
@@ -146,15 +148,19 @@ async def _run_queries(query: QueryFn, queries: Mapping[str, str]) -> dict[str, 
     out: dict[str, list[Sample]] = {}
     for name, expr in queries.items():
         try:
-            result = query(expr)
+            result = await _answer(query(expr))
         except Fail:
             raise
         except Exception as e:
             raise Fail(503, f"metrics query failed: {e}") from None
         out[name] = _vector(result)
-        # Queries evaluate on the daemon's event loop: let xDS, the API server and the collector run between them.
+        # A synchronous query function evaluates on the event loop: let the rest of the daemon run between them.
         await asyncio.sleep(0)
     return out
+
+
+async def _answer(result: QueryResult | Awaitable[QueryResult]) -> QueryResult:
+    return await result if inspect.isawaitable(result) else result
 
 
 def _range_query(request: web.Request) -> QueryRangeFn:
@@ -166,7 +172,7 @@ def _range_query(request: web.Request) -> QueryRangeFn:
 
 async def _run_range(fn: QueryRangeFn, expr: str, window: charts.RangeWindow) -> QueryResult:
     try:
-        result = fn(expr, window.start, window.end, window.step)
+        result = await _answer(fn(expr, window.start, window.end, window.step))
     except Exception as e:
         raise Fail(503, f"metrics range query failed: {e}") from None
     await asyncio.sleep(0)  # as in _run_queries
@@ -287,10 +293,12 @@ async def graph(request: web.Request) -> web.Response:
     inject = q.get("injectServiceNodes", "true").lower() != "false"
     idle = q.get("idleEdges", "false").lower() == "true"
     samples = await _run_queries(query, graph_queries(ns, window, graph_type, rt_opt, idle_edges=idle))
-    data = build_graph(samples, graph_type=graph_type, namespace=ns, window_s=window, query_time=int(time.time()),
-                       inject_service_nodes=inject,
-                       virtual_services=_objects(reg, "networking.istio.io", "VirtualService", None),
-                       destination_rules=_objects(reg, "networking.istio.io", "DestinationRule", None))
+    vss = _objects(reg, "networking.istio.io", "VirtualService", None)
+    drs = _objects(reg, "networking.istio.io", "DestinationRule", None)
+    # build_graph is pure: a large namespace's graph is built in a thread, not on the daemon's event loop.
+    data = await asyncio.to_thread(lambda: build_graph(
+        samples, graph_type=graph_type, namespace=ns, window_s=window, query_time=int(time.time()),
+        inject_service_nodes=inject, virtual_services=vss, destination_rules=drs))
     return _json(data)
 
 

@@ -15,7 +15,7 @@ Callers: `sluice.console.api` (the workload metrics endpoint and `GET /api/names
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,7 +28,7 @@ __all__ = [
 ]
 
 # (expr, start, end, step) in unix seconds → a matrix (the engine's range query).
-QueryRangeFn = Callable[[str, float, float, float], QueryResult]
+QueryRangeFn = Callable[[str, float, float, float], "QueryResult | Awaitable[QueryResult]"]
 
 MAX_POINTS = 1000  # per series
 SPARKLINE_POINTS = 30

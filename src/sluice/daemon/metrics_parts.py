@@ -24,6 +24,7 @@ from sluice.metrics.api import metrics_app
 from sluice.metrics.promql import Engine, QueryResult
 from sluice.metrics.series import Labels, labels_of
 from sluice.metrics.tsdb import TSDB
+from sluice.metrics.workers import QueryPool
 from sluice.telemetry.collector import Collector
 
 if TYPE_CHECKING:
@@ -43,6 +44,8 @@ class MetricsService:
         self.options = options
         self.collector = collector
         self.tsdb = TSDB(home.root / "tsdb", retention_ms=int(options.retention_hours * 3600_000))
+        # Every PromQL evaluation (the Prometheus API's and the console's) runs in this pool, off the loop.
+        self.pool = QueryPool(options.query_max_concurrency, options.query_max_queue)
         self._runner: web.AppRunner | None = None
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -59,9 +62,12 @@ class MetricsService:
             for s in fam.samples:
                 yield labels_of({**dict(s.labels), "__name__": s.name}), s.value
 
+    def engine(self, lookback_ms: int | None = None) -> Engine:
+        return Engine(self.tsdb, lookback_delta_ms=lookback_ms or 300_000, max_samples=self.options.query_max_samples,
+                      timeout_s=self.options.query_timeout)
+
     async def start(self) -> None:
-        app = metrics_app(self.tsdb, lambda lookback: Engine(self.tsdb, lookback_delta_ms=lookback or 300_000),
-                          metrics_text=self.metrics_text)
+        app = metrics_app(self.tsdb, self.engine, metrics_text=self.metrics_text, pool=self.pool)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", self.options.metrics_port, reuse_address=True)
@@ -94,10 +100,11 @@ class MetricsService:
         await cancel_and_wait(*self._tasks)
         if self._runner is not None:
             await self._runner.cleanup()
+        self.pool.close()
         self.tsdb.close()
 
 
-# The console's queries run on the daemon's event loop; one that takes longer answers an error instead.
+# The console's queries run in the metrics service's worker pool; one that takes longer answers an error instead.
 CONSOLE_QUERY_TIMEOUT_S = 10.0
 
 
@@ -114,13 +121,16 @@ class ConsoleService:
         self.logs = logs
         self._runner: web.AppRunner | None = None
 
-    def query(self, expr: str) -> QueryResult:
-        return Engine(self.metrics.tsdb).instant(expr, int(time.time() * 1000), timeout_s=CONSOLE_QUERY_TIMEOUT_S)
+    async def query(self, expr: str) -> QueryResult:
+        engine, t_ms = self.metrics.engine(), int(time.time() * 1000)
+        return await self.metrics.pool.run(lambda: engine.instant(expr, t_ms, timeout_s=CONSOLE_QUERY_TIMEOUT_S))
 
-    def query_range(self, expr: str, start: float, end: float, step: float) -> QueryResult:
+    async def query_range(self, expr: str, start: float, end: float, step: float) -> QueryResult:
         """A range query; times in unix seconds (the engine's are milliseconds)."""
-        return Engine(self.metrics.tsdb).range(expr, round(start * 1000), round(end * 1000),
-                                               max(1, round(step * 1000)), timeout_s=CONSOLE_QUERY_TIMEOUT_S)
+        engine = self.metrics.engine()
+        s_ms, e_ms, step_ms = round(start * 1000), round(end * 1000), max(1, round(step * 1000))
+        return await self.metrics.pool.run(
+            lambda: engine.range(expr, s_ms, e_ms, step_ms, timeout_s=CONSOLE_QUERY_TIMEOUT_S))
 
     async def start(self) -> None:
         from sluice.console.api import console_app

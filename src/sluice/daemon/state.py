@@ -35,6 +35,12 @@ class DaemonOptions:
     # "netns" (each pod in its own network namespace, Istio's transparent capture), "loopback" (pods share
     # the host's network, apps use HTTP_PROXY), or "auto": netns wherever the daemon can make namespaces.
     network: str = "auto"
+    # PromQL safeguards, as Prometheus's --query.timeout, --query.max-samples and --query.max-concurrency;
+    # queries beyond the running ones wait in a queue of query_max_queue, and past that get a 503.
+    query_timeout: float = 120.0
+    query_max_samples: int = 50_000_000
+    query_max_concurrency: int = 2
+    query_max_queue: int = 16
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,8 @@ The daemon mounts `metrics_app(...)` on the metrics port (127.0.0.1:9090); Grafa
 `sluice query` talk to it exactly as to Prometheus. What is copied from Prometheus (web/api/v1/api.go,
 util/jsonutil) is the observable contract: the envelope, error types and their HTTP codes, parameter syntax and
 error texts, and the JSON encoding of values (strings in Go's float format) and timestamps (seconds with at
-most three decimals). Queries run on the event loop: the engine and the TSDB keep per-step work small.
+most three decimals). Queries (evaluation and the encoding of their results) run in a `QueryPool` worker, so
+the event loop that also serves the API server and xDS never waits for one; a full pool answers 503.
 """
 
 from __future__ import annotations
@@ -23,10 +24,11 @@ from multidict import MultiDict, MultiMapping
 
 from sluice.hostguard import host_guard
 from sluice.metrics.promql.ast import VectorSelector
-from sluice.metrics.promql.errors import ParseError, PromQLError, QueryTimeout
+from sluice.metrics.promql.errors import ParseError, PromQLError, QueryCanceled, QueryTimeout
 from sluice.metrics.promql.format import format_float, go_quote
 from sluice.metrics.promql.parser import parse
 from sluice.metrics.series import Labels, Matcher, Storage
+from sluice.metrics.workers import PoolFull, QueryPool
 
 __all__ = ["metrics_app", "QueryEngine", "EngineFactory", "ApiError", "parse_time", "parse_duration",
            "format_value", "format_timestamp", "parse_selector"]
@@ -43,7 +45,7 @@ DEFAULT_LOOKBACK_MS = 300_000
 
 # errorType → HTTP status (getDefaultErrorCode); anything else is 500.
 ERROR_CODES = {"bad_data": 400, "execution": 422, "canceled": 499, "timeout": 503, "internal": 500,
-               "not_found": 404, "not_acceptable": 406}
+               "not_found": 404, "not_acceptable": 406, "unavailable": 503}
 
 
 class QueryResultLike(Protocol):
@@ -164,7 +166,12 @@ class _Form:
 
 
 async def _form(request: web.Request) -> _Form:
-    body = await request.post() if request.method == "POST" else None
+    try:
+        body = await request.post() if request.method == "POST" else None
+    except web.HTTPRequestEntityTooLarge:  # past aiohttp's 1 MiB; Go's ParseForm stops at 10 MB with this text
+        raise ApiError("bad_data", "error parsing form values: http: POST too large") from None
+    except (ValueError, UnicodeDecodeError) as e:
+        raise ApiError("bad_data", f"error parsing form values: {e}") from None
     return _Form(request.query, body)
 
 
@@ -313,7 +320,8 @@ def _api(fn: Callable[[web.Request, _Form], Any]) -> Handler:
 
 class _Api:
     def __init__(self, storage: Storage, engine_factory: EngineFactory, build_info: Mapping[str, str],
-                 now: Callable[[], float]) -> None:
+                 now: Callable[[], float], pool: QueryPool) -> None:
+        self.pool = pool
         self.storage = storage
         self.engine_factory = engine_factory
         self.build_info = dict(build_info)
@@ -338,6 +346,26 @@ class _Api:
         except ValueError as e:
             raise _invalid("timeout", str(e)) from None
 
+    async def _offload(self, work: Callable[[], web.Response]) -> web.Response:
+        """Series and label look-ups (a regex over every series, the encoding of a long list) run in the query
+        pool too, so no request stalls the loop."""
+        try:
+            return await self.pool.run(work)
+        except PoolFull as e:
+            raise ApiError("unavailable", str(e)) from None
+
+    async def _submit(self, call: Callable[[float | None], Any], timeout: float | None, limit: int) -> web.Response:
+        """Evaluate and encode in a worker; time spent waiting in the queue counts against `timeout`."""
+        queued = time.monotonic()
+
+        def work() -> web.Response:
+            left = None if timeout is None else timeout - (time.monotonic() - queued)
+            if left is not None and left <= 0:
+                raise ApiError("timeout", str(QueryTimeout()))
+            return self._run(call, left, limit)
+
+        return await self._offload(work)
+
     def _run(self, call: Callable[[float | None], Any], timeout: float | None, limit: int) -> web.Response:
         try:
             res: QueryResultLike = call(timeout)
@@ -345,6 +373,8 @@ class _Api:
             raise _invalid("query", str(e)) from None
         except QueryTimeout as e:
             raise ApiError("timeout", str(e)) from None
+        except QueryCanceled as e:
+            raise ApiError("canceled", str(e)) from None
         except PromQLError as e:
             raise ApiError("execution", str(e)) from None
         value = res.value
@@ -363,7 +393,7 @@ class _Api:
         timeout = self._timeout_s(form)
         engine = self._engine_opts(form)
         expr = form.get("query")
-        return self._run(lambda to: engine.instant(expr, t, timeout_s=to), timeout, limit)
+        return await self._submit(lambda to: engine.instant(expr, t, timeout_s=to), timeout, limit)
 
     async def query_range(self, request: web.Request, form: _Form) -> web.Response:
         limit = _parse_limit(form.get("limit"))
@@ -391,7 +421,7 @@ class _Api:
         engine = self._engine_opts(form)
         expr = form.get("query")
         step = max(1, _ns_to_ms(step_ns))
-        return self._run(lambda to: engine.range(expr, start, end, step, timeout_s=to), timeout, limit)
+        return await self._submit(lambda to: engine.range(expr, start, end, step, timeout_s=to), timeout, limit)
 
     def _range(self, form: _Form) -> tuple[int, int]:
         return _time_param(form, "start", MIN_TIME_MS), _time_param(form, "end", MAX_TIME_MS)
@@ -407,18 +437,22 @@ class _Api:
         except ParseError as e:
             raise _invalid("match[]", str(e)) from None
         lister = getattr(self.storage, "series", None)
-        found: set[Labels] = set()
-        for ms in sets:
-            if lister is not None:
-                found.update(lister(ms, start, end))
-            else:
-                found.update(s.labels for s in self.storage.select(ms, start, end))
-        result = sorted(found)
-        warnings = []
-        if limit and len(result) > limit:
-            result = result[:limit]
-            warnings.append("results truncated due to limit")
-        return _envelope("[" + ",".join(map(_jlabels, result)) + "]", warnings)
+
+        def work() -> web.Response:
+            found: set[Labels] = set()
+            for ms in sets:
+                if lister is not None:
+                    found.update(lister(ms, start, end))
+                else:
+                    found.update(s.labels for s in self.storage.select(ms, start, end))
+            result = sorted(found)
+            warnings = []
+            if limit and len(result) > limit:
+                result = result[:limit]
+                warnings.append("results truncated due to limit")
+            return _envelope("[" + ",".join(map(_jlabels, result)) + "]", warnings)
+
+        return await self._offload(work)
 
     def _label_sets(self, form: _Form) -> tuple[int, int, list[list[Matcher]], int]:
         limit = _parse_limit(form.get("limit"))
@@ -440,8 +474,8 @@ class _Api:
 
     async def labels(self, request: web.Request, form: _Form) -> web.Response:
         start, end, sets, limit = self._label_sets(form)
-        names = [n for ms in sets for n in self.storage.label_names(ms, start, end)]
-        return self._strings(names, limit)
+        return await self._offload(lambda: self._strings(
+            [n for ms in sets for n in self.storage.label_names(ms, start, end)], limit))
 
     async def label_values(self, request: web.Request, form: _Form) -> web.Response:
         name = request.match_info["name"]
@@ -450,8 +484,8 @@ class _Api:
         if not name:
             raise ApiError("bad_data", f"invalid label name: {go_quote(name)}")
         start, end, sets, limit = self._label_sets(form)
-        values = [v for ms in sets for v in self.storage.label_values(name, ms, start, end)]
-        return self._strings(values, limit)
+        return await self._offload(lambda: self._strings(
+            [v for ms in sets for v in self.storage.label_values(name, ms, start, end)], limit))
 
     async def buildinfo(self, request: web.Request, form: _Form) -> web.Response:
         return _envelope(_jdump(self.build_info))
@@ -477,15 +511,24 @@ def metrics_app(storage: Storage, engine_factory: EngineFactory, *,
                 metrics_text: Callable[[], str] | None = None,
                 extra_routes: Iterable[web.AbstractRouteDef] = (),
                 build_info: Mapping[str, str] | None = None,
-                now: Callable[[], float] = time.time) -> web.Application:
+                now: Callable[[], float] = time.time,
+                pool: QueryPool | None = None) -> web.Application:
     """The metrics port's application: the Prometheus API, `GET /metrics` (when `metrics_text` is given:
-    it returns the exposition text) and the expression browser at `/`."""
+    it returns the exposition text) and the expression browser at `/`. Queries run in `pool` (the caller
+    owns it); without one the application makes its own and closes it on cleanup."""
     from sluice.metrics.browser import PAGE
     from sluice.metrics.exposition import CONTENT_TYPE
 
-    api = _Api(storage, engine_factory, build_info or _default_build_info(), now)
     # Reads stay open, as Prometheus's; only the Host check (DNS rebinding) stands in front of them.
     app = web.Application(middlewares=[host_guard(_refuse_host)])
+    if pool is None:
+        own = pool = QueryPool()
+
+        async def close_pool(_app: web.Application) -> None:
+            own.close()
+
+        app.on_cleanup.append(close_pool)
+    api = _Api(storage, engine_factory, build_info or _default_build_info(), now, pool)
     for path, fn in (("/api/v1/query", api.query), ("/api/v1/query_range", api.query_range),
                      ("/api/v1/series", api.series), ("/api/v1/labels", api.labels)):
         h = _api(fn)

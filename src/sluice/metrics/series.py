@@ -8,11 +8,12 @@ milliseconds since the epoch; values are floats; Prometheus's stale marker is a 
 from __future__ import annotations
 
 import math
-import re
 import struct
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
+
+from sluice.metrics.regex import Regex, compile_anchored
 
 __all__ = [
     "Labels", "labels_of", "Matcher", "MatchType", "Series", "Storage", "MemStorage",
@@ -38,49 +39,18 @@ def labels_of(m: Mapping[str, str]) -> Labels:
 MatchType = str  # "=", "!=", "=~", "!~"
 
 
-def go_regex(pattern: str) -> str:
-    """Rewrite RE2 flag groups that Python rejects mid-pattern: `a(?i)b` becomes `a(?i:b)`, scoped to the
-    rest of the enclosing group, which is what RE2 means by it."""
-    out: list[str] = []
-    closers: list[int] = [0]  # per open group: how many ")" to add when it closes
-    i, n, in_class = 0, len(pattern), False
-    while i < n:
-        c = pattern[i]
-        if c == "\\":
-            out.append(pattern[i:i + 2])
-            i += 2
-            continue
-        if in_class:
-            in_class = c != "]"
-        elif c == "[":
-            in_class = True
-        elif c == "(":
-            m = re.match(r"\(\?([a-zA-Z]+)\)", pattern[i:])
-            if m and (i > 0 or closers[-1]):
-                out.append(f"(?{m.group(1)}:")
-                closers[-1] += 1
-                i += m.end()
-                continue
-            closers.append(0)
-        elif c == ")" and len(closers) > 1:
-            out.append(")" * closers.pop())
-        out.append(c)
-        i += 1
-    out.append(")" * closers[0])
-    return "".join(out)
-
-
 @dataclass(frozen=True)
 class Matcher:
     name: str
     type: MatchType
     value: str
-    _re: re.Pattern[str] | None = field(default=None, compare=False, repr=False)
+    _re: Regex | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
+        """Raises `RegexError` (Go's `error parsing regexp: …` text) for a regex RE2 rejects."""
         if self.type in ("=~", "!~"):
-            # Prometheus regexes are fully anchored RE2.
-            object.__setattr__(self, "_re", re.compile(f"^(?:{go_regex(self.value)})$", re.DOTALL))
+            # Prometheus regexes are fully anchored RE2 with `.` matching newlines: `^(?s:…)$`.
+            object.__setattr__(self, "_re", compile_anchored(self.value))
 
     def matches(self, value: str) -> bool:
         if self.type == "=":
@@ -88,7 +58,7 @@ class Matcher:
         if self.type == "!=":
             return value != self.value
         assert self._re is not None
-        ok = self._re.match(value) is not None
+        ok = self._re.fullmatch(value)
         return ok if self.type == "=~" else not ok
 
 

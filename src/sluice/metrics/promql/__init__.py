@@ -12,12 +12,12 @@ from __future__ import annotations
 
 from .ast import Expr
 from .engine import Engine
-from .errors import EvalError, ParseError, PromQLError, QueryTimeout
+from .errors import EvalError, ParseError, PromQLError, QueryCanceled, QueryTimeout
 from .format import format_float
 from .parser import parse
 from .values import Matrix, QueryResult, Sample, Scalar, Series, String, Vector
 
 __all__ = [
-    "Engine", "QueryResult", "PromQLError", "ParseError", "EvalError", "QueryTimeout", "parse", "Expr", "format_float",
+    "Engine", "QueryResult", "PromQLError", "ParseError", "EvalError", "QueryTimeout", "QueryCanceled", "parse", "Expr", "format_float",
     "Sample", "Series", "Scalar", "String", "Vector", "Matrix",
 ]

@@ -13,6 +13,7 @@ import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+from sluice.metrics.regex import Regex, RegexError, compile_anchored
 from sluice.metrics.series import METRIC_NAME
 
 from . import ast as A
@@ -220,18 +221,17 @@ def _vals(f: Callable[[list[float]], float]) -> WindowFn:
 _GROUP_REF = re.compile(r"\$(?:\$|\{([a-zA-Z0-9_]+)\}|([a-zA-Z0-9_]+))")
 
 
-def _expand(template: str, m: re.Match[str]) -> str:
+def _expand(template: str, rx: Regex, groups: list[str | None]) -> str:
     """Go's regexp.Expand: $1, ${1}, $name; unknown groups expand to nothing."""
 
     def sub(g: re.Match[str]) -> str:
         if g.group(0) == "$$":
             return "$"
         name = g.group(1) or g.group(2)
-        try:
-            val = m.group(int(name)) if name.isdigit() else m.group(name)
-        except IndexError:  # an unknown group expands to nothing, as in Go
+        idx = int(name) if name.isdigit() else rx.group_index(name)
+        if idx is None or idx >= len(groups):  # an unknown group expands to nothing, as in Go
             return ""
-        return val or ""
+        return groups[idx] or ""
 
     return _GROUP_REF.sub(sub, template)
 
@@ -248,8 +248,8 @@ def _check_unique(vec: Vector) -> Vector:
 def _label_replace(ev: Evaluator, call: A.Call) -> Steps:
     dst, repl, src, regex = (ev.string(a) for a in call.args[1:5])
     try:
-        rx = re.compile(f"^(?s:{regex})$")
-    except re.error as e:
+        rx = compile_anchored(regex)  # RE2, `^(?s:…)$`, as Prometheus compiles it
+    except RegexError as e:
         raise EvalError(f"invalid regular expression in label_replace(): {regex}") from e
     if not valid_label_name(dst):
         raise EvalError(f"invalid destination label name in label_replace(): {dst}")
@@ -257,11 +257,11 @@ def _label_replace(ev: Evaluator, call: A.Call) -> Steps:
     for vec in ev.vector(call.args[0]):
         res: Vector = []
         for s in vec:
-            m = rx.match(get_label(s.metric, src))
-            if m is None:
+            groups = rx.groups(get_label(s.metric, src))
+            if groups is None:
                 res.append(s)
                 continue
-            metric = set_label(s.metric, dst, _expand(repl, m))
+            metric = set_label(s.metric, dst, _expand(repl, rx, groups))
             res.append(Sample(metric, s.value, s.t, False if dst == METRIC_NAME else s.drop_name))
         out.append(_check_unique(res))
     return out

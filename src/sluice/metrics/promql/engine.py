@@ -8,8 +8,9 @@ import time
 from sluice.metrics.series import Storage
 
 from . import ast as A
+from . import cancel
 from .errors import EvalError
-from .evaluator import Evaluator, Steps, unwrap
+from .evaluator import MAX_POINTS, Deadline, Evaluator, Steps, unwrap
 from .parser import parse
 from .values import Labels, QueryResult, Sample, Scalar, Series, String, drop_name
 
@@ -29,9 +30,10 @@ class Engine:
 
     def _evaluator(self, start: int, end: int, step: int, timeout_s: float | None) -> Evaluator:
         limit = self.timeout_s if timeout_s is None else min(timeout_s, self.timeout_s)
+        # A query running in a worker of the query pool can also be cancelled from the event loop.
         return Evaluator(self.storage, start, end, step, self.lookback_delta_ms, self.max_samples,
                          self.subquery_default_step_ms, query_start=start, query_end=end,
-                         deadline=time.monotonic() + limit)
+                         deadline=Deadline(time.monotonic() + limit, cancel.current()))
 
     def instant(self, expr: str, t_ms: int, *, timeout_s: float | None = None) -> QueryResult:
         """Evaluate at `t_ms`; `timeout_s` (capped by the engine's own) raises QueryTimeout past it."""
@@ -66,15 +68,21 @@ class Engine:
             raise EvalError("zero or negative query resolution step widths are not accepted. Try a positive integer")
         if end_ms < start_ms:
             raise EvalError("end timestamp must not be before start time")
+        if (end_ms - start_ms) // step_ms > MAX_POINTS:
+            raise EvalError(f"exceeded maximum resolution of {MAX_POINTS:,} points per timeseries. "
+                            "Try decreasing the query resolution (?step=XX)")
         node = parse(expr)
         if node.type not in ("scalar", "vector"):
             raise EvalError(f'invalid expression type "{A.type_name(node.type)}" for range query, '
                             "must be Scalar or instant Vector")
         ev = self._evaluator(start_ms, end_ms, step_ms, timeout_s)
-        if node.type == "scalar":
-            vals = ev.scalar(node)
-            return QueryResult("matrix", [Series((), list(ev.ts), vals)], ev.warnings, ev.infos)
-        return QueryResult("matrix", _steps_to_matrix(ev.vector(node), ev.ts), ev.warnings, ev.infos)
+        try:
+            if node.type == "scalar":
+                vals = ev.scalar(node)
+                return QueryResult("matrix", [Series((), list(ev.ts), vals)], ev.warnings, ev.infos)
+            return QueryResult("matrix", _steps_to_matrix(ev.vector(node), ev.ts), ev.warnings, ev.infos)
+        except RecursionError as e:
+            raise EvalError("query too deeply nested") from e
 
 
 def _steps_to_matrix(steps: Steps, ts: list[int]) -> list[Series]:

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-__all__ = ["PromQLError", "ParseError", "EvalError", "QueryTimeout"]
+__all__ = ["PromQLError", "ParseError", "EvalError", "QueryTimeout", "QueryCanceled"]
 
 
 class PromQLError(Exception):
@@ -39,3 +39,10 @@ class QueryTimeout(EvalError):
 
     def __init__(self) -> None:
         super().__init__("query timed out in expression evaluation")
+
+
+class QueryCanceled(EvalError):
+    """The query was cancelled from outside (its client went away, or the daemon is stopping)."""
+
+    def __init__(self) -> None:
+        super().__init__("query was canceled in expression evaluation")

@@ -16,12 +16,61 @@ from dataclasses import dataclass, field
 from sluice.metrics.series import METRIC_NAME, Storage, is_stale
 
 from . import ast as A
-from .errors import EvalError, QueryTimeout
+from .cancel import Cancellation
+from .errors import EvalError, QueryCanceled, QueryTimeout
 from .values import Labels, Sample, Series
 
-__all__ = ["Evaluator", "Steps", "RangeArg", "unwrap"]
+__all__ = ["Evaluator", "Steps", "RangeArg", "unwrap", "MAX_POINTS", "MAX_INNER_STEPS", "TOO_MANY_SAMPLES"]
 
 Steps = list[list[Sample]]
+
+# Prometheus's limit on points per series in a range query (web/api/v1); here it also bounds a subquery's
+# range/step ratio, which is the same resolution question asked inside a query.
+MAX_POINTS = 11_000
+# A subquery evaluates its expression over every inner step of the whole outer range at once; each step costs
+# memory before any sample is read, so the inner evaluation is bounded too (100 outer ranges of MAX_POINTS).
+MAX_INNER_STEPS = 100 * MAX_POINTS
+TOO_MANY_SAMPLES = "query processing would load too many samples into memory in query execution"
+# How many per-series steps run between two looks at the clock: a step of a selector is a bisect, a window of
+# a range function can be thousands of points (quantile_over_time sorts them).
+_CHECK_EVERY = 1024
+_CHECK_EVERY_WINDOW = 32
+
+
+class Deadline:
+    """When a query must stop: past `at` (time.monotonic()), or once its cancellation is set."""
+
+    __slots__ = ("at", "cancel")
+
+    def __init__(self, at: float | None = None, cancel: Cancellation | None = None) -> None:
+        self.at = at
+        self.cancel = cancel
+
+    def check(self) -> None:
+        if self.cancel is not None and self.cancel.cancelled:
+            raise QueryCanceled()
+        if self.at is not None and time.monotonic() > self.at:
+            raise QueryTimeout()
+
+
+class TimedSteps(list[list[Sample]]):
+    """The per-step result of an instant-vector expression; iterating it (every binary operator, aggregation
+    and function walks its argument's steps) checks the query's deadline, so no step loop outlives it."""
+
+    __slots__ = ("deadline",)
+
+    def __init__(self, steps: Steps, deadline: Deadline) -> None:
+        super().__init__(steps)
+        self.deadline = deadline
+
+    def __iter__(self) -> Iterator[list[Sample]]:
+        return _timed(super().__iter__(), self.deadline)
+
+
+def _timed(it: Iterator[list[Sample]], deadline: Deadline) -> Iterator[list[Sample]]:
+    for vec in it:
+        deadline.check()
+        yield vec
 
 
 def unwrap(node: A.Expr) -> A.Expr:
@@ -39,10 +88,15 @@ class RangeArg:
     range_ms: int
     from_subquery: bool = False
 
+    deadline: Deadline = field(default_factory=Deadline)
+
     def windows(self, s: Series) -> Iterator[tuple[int, list[int], list[float]]]:
         """(step index, timestamps, values) for each step whose window holds at least one point."""
         ts = s.timestamps
+        deadline = self.deadline
         for k, r in enumerate(self.refs):
+            if not k % _CHECK_EVERY_WINDOW:
+                deadline.check()
             lo = bisect.bisect_right(ts, r - self.range_ms)
             hi = bisect.bisect_right(ts, r)
             if lo < hi:
@@ -63,21 +117,20 @@ class Evaluator:
     warnings: list[str] = field(default_factory=list)
     infos: list[str] = field(default_factory=list)
     loaded: list[int] = field(default_factory=lambda: [0])  # shared with sub-evaluators
-    deadline: float | None = None  # time.monotonic() past which evaluation stops
+    deadline: Deadline = field(default_factory=Deadline)  # shared with sub-evaluators
 
     def __post_init__(self) -> None:
         self.ts = list(range(self.start, self.end + 1, self.interval)) if self.interval > 0 else [self.start]
 
     # --- bookkeeping ---
     def check_deadline(self) -> None:
-        if self.deadline is not None and time.monotonic() > self.deadline:
-            raise QueryTimeout()
+        self.deadline.check()
 
     def count_samples(self, n: int) -> None:
         self.check_deadline()  # called per selected series: a fine enough grain to stop a long query
         self.loaded[0] += n
         if self.loaded[0] > self.max_samples:
-            raise EvalError("query processing would load too many samples into memory in query execution")
+            raise EvalError(TOO_MANY_SAMPLES)
 
     def child(self, start: int, end: int, interval: int) -> Evaluator:
         ev = Evaluator(self.storage, start, end, interval, self.lookback_ms, self.max_samples, self.subquery_step_ms,
@@ -119,7 +172,9 @@ class Evaluator:
 
     def vector(self, node: A.Expr) -> Steps:
         self.check_deadline()
-        node = unwrap(node)
+        return TimedSteps(self._vector(unwrap(node)), self.deadline)
+
+    def _vector(self, node: A.Expr) -> Steps:
         if isinstance(node, A.VectorSelector):
             return self.vector_selector(node)
         if isinstance(node, A.UnaryExpr):
@@ -150,10 +205,13 @@ class Evaluator:
         refs = [(at if at is not None else t) - vs.offset_ms for t in self.ts]
         out: Steps = [[] for _ in self.ts]
         lb = self.lookback_ms
+        deadline = self.deadline
         for s in self.storage.select(vs.matchers, min(refs) - lb + 1, max(refs)):
             ts, vals = s.timestamps, s.values
             self.count_samples(len(ts))
             for k, r in enumerate(refs):
+                if not k % _CHECK_EVERY:
+                    deadline.check()
                 j = bisect.bisect_right(ts, r) - 1
                 if j < 0 or ts[j] <= r - lb:
                     continue
@@ -181,7 +239,7 @@ class Evaluator:
                 self.count_samples(len(ts_list))
                 if ts_list:
                     series.append(Series(s.labels, ts_list, vs_list))
-            return RangeArg(series, refs, node.range_ms)
+            return RangeArg(series, refs, node.range_ms, deadline=self.deadline)
         if isinstance(node, A.SubqueryExpr):
             return self.subquery(node)
         raise EvalError(f"expected a range vector, got {node}")
@@ -190,11 +248,21 @@ class Evaluator:
         at = self.resolve_at(sq.at_ms, sq.at_special)
         refs = [(at if at is not None else t) - sq.offset_ms for t in self.ts]
         step = sq.step_ms or self.subquery_step_ms
+        if sq.range_ms // step > MAX_POINTS:
+            window = f"[{A.format_duration(sq.range_ms)}:{A.format_duration(step)}]"
+            raise EvalError(f"exceeded maximum resolution of {MAX_POINTS:,} points per timeseries in subquery "
+                            f"{window}. Try increasing the subquery step")
         # Inner steps are the multiples of the step inside (min ref - range, max ref], as in Prometheus.
         first = ((min(refs) - sq.range_ms) // step + 1) * step
         last = max(refs)
         if first > last:
-            return RangeArg([], refs, sq.range_ms, True)
+            return RangeArg([], refs, sq.range_ms, True, self.deadline)
+        n_steps = (last - first) // step + 1
+        if n_steps > MAX_INNER_STEPS:
+            raise EvalError(TOO_MANY_SAMPLES)
+        # Every inner step holds a point of every series it selects: charge at least one series' worth before
+        # allocating them, as Prometheus counts a subquery's points against --query.max-samples.
+        self.count_samples(n_steps)
         inner = self.child(first, last, step)
         steps = inner.vector(sq.expr)
         by_metric: dict[Labels, Series] = {}
@@ -207,7 +275,7 @@ class Evaluator:
                 ser.values.append(s.value)
                 ser.drop_name = ser.drop_name or s.drop_name
         self.count_samples(sum(len(s.timestamps) for s in by_metric.values()))
-        return RangeArg(list(by_metric.values()), refs, sq.range_ms, True)
+        return RangeArg(list(by_metric.values()), refs, sq.range_ms, True, self.deadline)
 
 
 def has_name(labels: Sequence[tuple[str, str]]) -> bool:

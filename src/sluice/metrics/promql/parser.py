@@ -11,6 +11,7 @@ import re
 from dataclasses import replace
 from typing import NoReturn
 
+from sluice.metrics.regex import RegexError
 from sluice.metrics.series import METRIC_NAME, Matcher
 
 from . import ast as A
@@ -32,6 +33,13 @@ _PARAM_AGGREGATORS = frozenset({"topk", "bottomk", "quantile", "count_values", "
 _UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000,
             "y": 31_536_000_000}
 _DUR_PART = re.compile(r"([0-9]+)(ms|s|m|h|d|w|y)")
+# Bounds on nesting, so that neither this recursive-descent parser nor the tree walks after it (type check,
+# evaluation, printing) can exhaust Python's stack: parentheses, calls, aggregations, unary operators and
+# subqueries inside one another, and the depth of the finished tree (a chain `a + b + …` is as deep as it is
+# long). Prometheus's yacc parser has no such limit; real queries stay far below these.
+MAX_NESTING = 128
+MAX_TREE_DEPTH = 256
+_TOO_DEEP = f"expression nests too deeply: more than {MAX_TREE_DEPTH} levels of operators and arguments"
 
 
 def parse_duration(text: str) -> int:
@@ -60,12 +68,26 @@ def _number(text: str) -> float:
 
 
 def parse(query: str) -> A.Expr:
+    """The syntax tree of `query`; raises `ParseError` (and nothing else) for any text that is not PromQL."""
     p = _Parser(query)
-    node = p.expr(0)
-    if p.peek().kind != EOF:
-        p.unexpected(p.peek())
-    _check(node, query)
+    try:
+        node = p.expr(0)
+        if p.peek().kind != EOF:
+            p.unexpected(p.peek())
+        _check_depth(node, query)
+        _check(node, query)
+    except RecursionError:  # the limits above keep well inside the stack; this is only a last line
+        raise ParseError("expression nests too deeply", 0, query) from None
     return node
+
+
+def _check_depth(root: A.Expr, query: str) -> None:
+    stack = [(root, 1)]
+    while stack:  # iterative: this walk is what keeps the recursive ones safe
+        node, depth = stack.pop()
+        if depth > MAX_TREE_DEPTH:
+            _err(node, query, _TOO_DEEP)
+        stack.extend((c, depth + 1) for c in A.children(node))
 
 
 class _Parser:
@@ -73,6 +95,8 @@ class _Parser:
         self.query = query
         self.toks = lex(query)
         self.i = 0
+        self.depth = 0  # expr() calls under way
+        self._depths: dict[int, tuple[A.Expr, int]] = {}  # id → (node, kept alive so the id stays its own; depth)
 
     # --- token helpers ---
     def peek(self, k: int = 0) -> Token:
@@ -114,6 +138,16 @@ class _Parser:
         return None
 
     def expr(self, min_prec: int) -> A.Expr:
+        if self.depth >= MAX_NESTING:
+            self.error(f"expression nests too deeply: more than {MAX_NESTING} levels of parentheses, calls, "
+                       "aggregations or unary operators", self.peek().pos)
+        self.depth += 1
+        try:
+            return self._expr(min_prec)
+        finally:
+            self.depth -= 1
+
+    def _expr(self, min_prec: int) -> A.Expr:
         lhs = self.unary()
         while True:
             op = self.binary_op()
@@ -131,8 +165,26 @@ class _Parser:
             rhs = self.expr(prec if op == "^" else prec + 1)
             lhs = self.binary(op, op_tok, lhs, rhs, matching, has_labels, return_bool)
 
+    def tree_depth(self, root: A.Expr) -> int:
+        """Depth of a subtree, remembered per node so that a long chain costs linear time, never recursion."""
+        memo = self._depths
+        stack = [(root, False)]
+        while stack:
+            node, ready = stack.pop()
+            if id(node) in memo:
+                continue
+            kids = A.children(node)
+            if ready:
+                memo[id(node)] = (node, 1 + max((memo[id(c)][1] for c in kids), default=0))
+            else:
+                stack.append((node, True))
+                stack.extend((c, False) for c in kids if id(c) not in memo)
+        return memo[id(root)][1]
+
     def binary(self, op: str, tok: Token, lhs: A.Expr, rhs: A.Expr, matching: A.VectorMatching | None,
                has_labels: bool, return_bool: bool) -> A.Expr:
+        if 1 + max(self.tree_depth(lhs), self.tree_depth(rhs)) > MAX_TREE_DEPTH:
+            self.error(_TOO_DEEP, tok.pos)
         span = (lhs.span[0], rhs.span[1])
         if lhs.type == "vector" and rhs.type == "vector":
             m = matching or A.VectorMatching("one-to-one")
@@ -413,8 +465,9 @@ class _Parser:
                         self.unexpected(vt, "label matching", "string")
                     try:
                         matchers.append(Matcher(lname, op.kind, self.string_value(vt)))
-                    except re.error as e:
-                        self.error(f"error parsing regexp: {e}", vt.pos)
+                    except RegexError as e:
+                        # Prometheus reports a bad regex over the whole matcher, from the label name on.
+                        self.error(str(e), lt.pos, vt.end)
                 else:
                     self.unexpected(lt, "label matching", "label matching operator" if lt.kind == "=" else
                                     "identifier or \"}\"")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import operator
 import struct
+import threading
 import zlib
 from array import array
 from collections import OrderedDict
@@ -73,19 +74,24 @@ def first_timestamp(chunk: bytes) -> int:
 _CACHE_SAMPLES = 2_000_000
 _cache: OrderedDict[bytes, tuple[array[int], array[float]]] = OrderedDict()
 _cached_samples = 0
+_cache_lock = threading.Lock()  # query worker threads share the cache; decoding itself runs outside the lock
 
 
 def decode_cached(chunk: bytes) -> tuple[array[int], array[float]]:
     """`decode`, remembering the most recently used chunks. Callers must not modify the arrays."""
     global _cached_samples
-    hit = _cache.get(chunk)
-    if hit is not None:
-        _cache.move_to_end(chunk)
-        return hit
+    with _cache_lock:
+        hit = _cache.get(chunk)
+        if hit is not None:
+            _cache.move_to_end(chunk)
+            return hit
     out = decode(chunk)
-    _cache[chunk] = out
-    _cached_samples += len(out[0])
-    while _cached_samples > _CACHE_SAMPLES:
-        _, (old_ts, _) = _cache.popitem(last=False)
-        _cached_samples -= len(old_ts)
+    with _cache_lock:
+        if chunk in _cache:  # another thread decoded it meanwhile
+            return _cache[chunk]
+        _cache[chunk] = out
+        _cached_samples += len(out[0])
+        while _cached_samples > _CACHE_SAMPLES:
+            _, (old_ts, _) = _cache.popitem(last=False)
+            _cached_samples -= len(old_ts)
     return out

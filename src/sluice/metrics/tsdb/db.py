@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import threading
 from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Iterator, Sequence
@@ -58,24 +59,31 @@ class _Series:
         self.head_t = array("q")
         self.head_v = array("d")
 
-    def read(self, start: int, end: int) -> tuple[array[int], array[float]]:
-        ts = array("q")
-        vs = array("d")
-        cmax = self.chunk_max
-        for i in range(bisect_left(cmax, start), len(cmax)):
-            chunk = self.chunks[i]
-            if chunkcodec.first_timestamp(chunk) > end:
-                return _clip(ts, vs, start, end)
-            ct, cv = chunkcodec.decode_cached(chunk)
-            ts.extend(ct)
-            vs.extend(cv)
-        if self.head_t and self.head_t[0] <= end:
-            ts.extend(self.head_t)
-            vs.extend(self.head_v)
-        return _clip(ts, vs, start, end)
+    def snapshot(self, start: int) -> tuple[list[bytes], array[int], array[float]]:
+        """What `read_snapshot` needs, copied under the TSDB's lock: the sealed chunks that may hold samples
+        at or after `start` (immutable bytes, shared) and a copy of the head (which appends change)."""
+        lo = bisect_left(self.chunk_max, start)
+        return self.chunks[lo:], self.head_t[:], self.head_v[:]
 
     def overlaps(self, start: int, end: int) -> bool:
         return self.last_t >= start and self.last_t != _MIN_T and self.min_t() <= end
+
+
+def _read_snapshot(snap: tuple[list[bytes], array[int], array[float]], start: int,
+                   end: int) -> tuple[array[int], array[float]]:
+    chunk_list, head_t, head_v = snap
+    ts = array("q")
+    vs = array("d")
+    for chunk in chunk_list:
+        if chunkcodec.first_timestamp(chunk) > end:
+            return _clip(ts, vs, start, end)
+        ct, cv = chunkcodec.decode_cached(chunk)
+        ts.extend(ct)
+        vs.extend(cv)
+    if head_t and head_t[0] <= end:
+        ts.extend(head_t)
+        vs.extend(head_v)
+    return _clip(ts, vs, start, end)
 
 
 def _clip(ts: array[int], vs: array[float], start: int, end: int) -> tuple[array[int], array[float]]:
@@ -151,13 +159,23 @@ def _seq(p: Path) -> int:
 
 
 class TSDB:
-    """An embedded Prometheus-style TSDB; `path=None` keeps everything in memory."""
+    """An embedded Prometheus-style TSDB; `path=None` keeps everything in memory.
+
+    Writes (`append`, retention, the start of a compaction) come from the daemon's event loop; `select` may
+    run in query worker threads at the same time. A lock makes each write atomic for readers: a reader takes
+    it only briefly, to pick the matching series ids and copy a batch of series' chunk lists and heads, and
+    decodes outside it, so it never sees a half-appended head or a chunk sealed twice, and a query never holds
+    the lock for long.
+    """
+
+    _SELECT_BATCH = 256  # series copied per hold of the lock
 
     def __init__(self, path: Path | None, *, retention_ms: int = DEFAULT_RETENTION_MS,
                  wal_compact_bytes: int = DEFAULT_WAL_COMPACT_BYTES) -> None:
         self.path = path
         self.retention_ms = retention_ms
         self.wal_compact_bytes = wal_compact_bytes
+        self._lock = threading.RLock()
         self._reset()
         self._wal: BinaryIO | None = None
         self._pending: list[bytes] = []
@@ -190,6 +208,10 @@ class TSDB:
         `samples` is a failed scrape: everything goes stale). A sample at or before its series' newest
         timestamp is dropped, as Prometheus drops out-of-order and duplicate samples.
         """
+        with self._lock:
+            return self._append(t_ms, samples, scrape_target)
+
+    def _append(self, t_ms: int, samples: Iterable[tuple[Labels, float]], scrape_target: str) -> int:
         tid = self._targets.get(scrape_target)
         if tid is None:
             tid = self._new_target(scrape_target)
@@ -295,28 +317,40 @@ class TSDB:
     def select(self, matchers: Sequence[Matcher], start_ms: int, end_ms: int) -> Iterator[Series]:
         """Series matching all matchers with their samples in [start_ms, end_ms], stale markers included.
 
-        A generator: each step decodes one series' overlapping chunks, so a caller on the event loop can
-        interleave other work between series.
+        A generator: each step decodes one series' overlapping chunks. Safe to call from another thread than
+        the writer's (see the class docstring).
         """
         labels = self._index.labels
-        for sid in self._index.matching(matchers):
-            s = self._series[sid]
-            if s is None or not s.overlaps(start_ms, end_ms):
-                continue
-            ts, vs = s.read(start_ms, end_ms)
-            if ts:
-                yield Series(labels[sid] or (), ts, vs)
+        with self._lock:
+            sids = list(self._index.matching(matchers))
+        for i in range(0, len(sids), self._SELECT_BATCH):
+            batch = []
+            with self._lock:
+                for sid in sids[i:i + self._SELECT_BATCH]:
+                    s = self._series[sid]
+                    lab = labels[sid]
+                    if s is not None and lab is not None and s.overlaps(start_ms, end_ms):
+                        batch.append((lab, s.snapshot(start_ms)))
+            for lab, snap in batch:
+                ts, vs = _read_snapshot(snap, start_ms, end_ms)
+                if ts:
+                    yield Series(lab, ts, vs)
 
     def series(self, matchers: Sequence[Matcher], start_ms: int, end_ms: int) -> list[Labels]:
         """Label sets of matching series with data in the range (decided from chunk bounds, as Prometheus's
-        head does, without decoding samples)."""
+        head does, without decoding samples). Safe from another thread, like `select`."""
         out = []
         labels = self._index.labels
-        for sid in self._index.matching(matchers):
-            s = self._series[sid]
-            lab = labels[sid]
-            if s is not None and lab is not None and s.overlaps(start_ms, end_ms):
-                out.append(lab)
+        with self._lock:
+            sids = list(self._index.matching(matchers))
+        batch = 4 * self._SELECT_BATCH  # no copies here, only a look at each series' bounds
+        for i in range(0, len(sids), batch):
+            with self._lock:
+                for sid in sids[i:i + batch]:
+                    s = self._series[sid]
+                    lab = labels[sid]
+                    if s is not None and lab is not None and s.overlaps(start_ms, end_ms):
+                        out.append(lab)
         out.sort()
         return out
 
@@ -324,16 +358,18 @@ class TSDB:
         return start_ms <= self._min_t and end_ms >= self._max_t
 
     def label_names(self, matchers: Sequence[Matcher], start_ms: int, end_ms: int) -> list[str]:
-        if not matchers and self._covers_all(start_ms, end_ms):
-            return self._index.names()
+        with self._lock:
+            if not matchers and self._covers_all(start_ms, end_ms):
+                return self._index.names()
         names: set[str] = set()
         for lab in self.series(matchers, start_ms, end_ms):
             names.update(k for k, _ in lab)
         return sorted(names)
 
     def label_values(self, name: str, matchers: Sequence[Matcher], start_ms: int, end_ms: int) -> list[str]:
-        if not matchers and self._covers_all(start_ms, end_ms):
-            return sorted(self._index.values(name))
+        with self._lock:
+            if not matchers and self._covers_all(start_ms, end_ms):
+                return sorted(self._index.values(name))
         values: set[str] = set()
         for lab in self.series(matchers, start_ms, end_ms):
             for k, v in lab:
@@ -347,6 +383,10 @@ class TSDB:
     def apply_retention(self, now_ms: int | None = None) -> int:
         """Drop samples older than `now_ms` − retention (default now: the newest sample stored), whole chunks
         at a time, and series left empty. Returns the number of series dropped."""
+        with self._lock:
+            return self._apply_retention(now_ms)
+
+    def _apply_retention(self, now_ms: int | None) -> int:
         now = self._max_t if now_ms is None else now_ms
         if now == _MIN_T:
             return 0
@@ -495,6 +535,10 @@ class TSDB:
                 f.truncate(good)
 
     def _begin_compaction(self) -> _Capture:
+        with self._lock:
+            return self._capture()
+
+    def _capture(self) -> _Capture:
         assert self.path is not None and self._wal is not None
         self._wal.close()
         self._open_wal(self._wal_seq + 1)
