@@ -13,15 +13,20 @@ import os
 import re
 import signal
 import subprocess
+import sys
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import TOOLS, Daemon, start_daemon, stop_daemon, wait_for
+from tests.conftest import TOOLS, Daemon, free_port, start_daemon, stop_daemon, wait_for
+from tests.e2e.mesh import SAMPLES
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="netns mode needs root")
 
+# Two replicas of an unmodified `python3 -m http.server 8000` (binds 0.0.0.0, knows nothing of a mesh) with
+# sidecars, the same without sidecars, a headless Service, and one with no endpoints.
 WEB = """
 apiVersion: apps/v1
 kind: Deployment
@@ -32,7 +37,6 @@ spec:
   template:
     metadata:
       labels: {app: web}
-      annotations: {sidecar.istio.io/inject: "false"}
     spec:
       containers:
       - name: web
@@ -46,7 +50,40 @@ kind: Service
 metadata: {name: web}
 spec:
   selector: {app: web}
+  ports: [{name: http, port: 8000}]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: plain}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: plain}}
+  template:
+    metadata:
+      labels: {app: plain}
+      annotations: {sidecar.istio.io/inject: "false"}
+    spec:
+      containers:
+      - name: plain
+        image: python:3.11
+        command: ["python3", "-m", "http.server", "8000"]
+        ports: [{containerPort: 8000}]
+        readinessProbe: {tcpSocket: {port: 8000}, periodSeconds: 1}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: plain}
+spec:
+  selector: {app: plain}
   ports: [{name: http, port: 80, targetPort: 8000}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: plain-headless}
+spec:
+  clusterIP: None
+  selector: {app: plain}
+  ports: [{name: http, port: 8000}]
 ---
 apiVersion: v1
 kind: Service
@@ -103,6 +140,8 @@ def netns_mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Daemo
     d = start_daemon(tmp_path_factory.mktemp("netns-home"), network="netns")
     k = Kube(d)
     k("apply", "-f", "-", input=WEB)
+    k("apply", "-f", str(SAMPLES / "sleep.yaml"))
+    k("wait", "--for=condition=Available", "deployment", "--all", "--timeout=90s")
     yield d, k, before, names
     stop_daemon(d)
 
@@ -119,24 +158,85 @@ def _logs(k: Kube, *args: str) -> str:
     return k("logs", *args, check=False)
 
 
-def test_unmodified_replicas_behind_a_service(netns_mesh: tuple[Daemon, Kube, dict[str, str], set[str]]) -> None:
+def test_unmodified_replicas_answer_kubectl_exec_curl(
+        netns_mesh: tuple[Daemon, Kube, dict[str, str], set[str]]) -> None:
+    """Istio's way of sending traffic: `kubectl exec deploy/sleep -- curl` to a Service name; both replicas
+    of a program that binds 0.0.0.0 answer through the sidecars, with no change to the program or its env."""
     _, k, _, _ = netns_mesh
-    k("wait", "--for=condition=Ready", "pod", "-l", "app=web", "--timeout=60s")
     pods = json.loads(k("get", "pods", "-l", "app=web", "-o", "json"))["items"]
-    ips = {p["metadata"]["name"]: p["status"]["podIP"] for p in pods}
-    assert len(ips) == 2 and all(ip.startswith("10.244.") for ip in ips.values()), ips
+    names = [p["metadata"]["name"] for p in pods]
+    assert len(names) == 2 and all(p["status"]["podIP"].startswith("10.244.") for p in pods)
     vip = json.loads(k("get", "svc", "web", "-o", "json"))["spec"]["clusterIP"]
-    assert vip.startswith("10.96."), vip
-    assert vip in k("get", "svc", "web")  # the CLUSTER-IP column
-    _client(k, "client", f"http://{vip}/")
+    assert vip.startswith("10.96.") and vip in k("get", "svc", "web")  # the CLUSTER-IP column
+
+    def served_by_both() -> bool:
+        out = k("exec", "deploy/sleep", "--", "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",
+                "http://web:8000/")
+        assert out == "200", out
+        # Behind a sidecar the app sees Envoy's inbound source address, 127.0.0.6, as in Istio.
+        return all('127.0.0.6 - - ' in _logs(k, n, "-c", "web") for n in names)
+
+    wait_for(served_by_both, timeout=60, interval=0.2)
+    env = k("exec", "deploy/web", "-c", "web", "--", "env")
+    assert "HTTP_PROXY" not in env and "http_proxy" not in env
+    assert "outbound|8000||web.default.svc.cluster.local" in _logs(k, "deploy/sleep", "-c", "istio-proxy")
+
+
+def test_pods_without_sidecars_reach_cluster_ips(
+        netns_mesh: tuple[Daemon, Kube, dict[str, str], set[str]]) -> None:
+    _, k, _, _ = netns_mesh
+    vip = json.loads(k("get", "svc", "plain", "-o", "json"))["spec"]["clusterIP"]
+    _client(k, "client", f"http://{vip}/", "http://plain/")
     k("wait", "--for=condition=Ready", "pod/client", "--timeout=60s")
     client_ip = json.loads(k("get", "pod", "client", "-o", "json"))["status"]["podIP"]
-    # Both replicas bound 0.0.0.0:8000 and both serve the client, which they see at its own pod IP.
-    for name in ips:
+    names = [p["metadata"]["name"] for p in json.loads(k("get", "pods", "-l", "app=plain", "-o", "json"))["items"]]
+    # kube-proxy's rules pick either replica; each sees the client at its own pod IP (no NAT).
+    for name in names:
         wait_for(lambda name=name: f'{client_ip} - - ' in _logs(k, name), timeout=30)
     out = _logs(k, "client")
     assert "HOST client 10.96.0.10" in out  # own hostname, the kubelet's resolv.conf
-    assert f"GOT http://{vip}/ 200" in out
+    assert f"GOT http://{vip}/ 200" in out and "GOT http://plain/ 200" in out
+
+
+def test_dns_forms_inside_a_pod(netns_mesh: tuple[Daemon, Kube, dict[str, str], set[str]]) -> None:
+    _, k, _, _ = netns_mesh
+    vip = json.loads(k("get", "svc", "plain", "-o", "json"))["spec"]["clusterIP"]
+
+    def hosts(name: str) -> set[str]:
+        out = k("exec", "deploy/sleep", "--", "getent", "ahostsv4", name, check=False)
+        return {line.split()[0] for line in out.splitlines() if line.strip()}
+
+    for name in ("plain", "plain.default", "plain.default.svc", "plain.default.svc.cluster.local"):
+        assert hosts(name) == {vip}, name
+    pod_ips = {p["status"]["podIP"] for p in json.loads(k("get", "pods", "-l", "app=plain", "-o", "json"))["items"]}
+    wait_for(lambda: hosts("plain-headless") == pod_ips, timeout=30)
+    cp = subprocess.run([str(TOOLS / "kubectl-1.35"), "exec", "deploy/sleep", "--", "getent", "hosts",
+                         "no-such-service"], env=k.d.env, capture_output=True, text=True, timeout=30)
+    assert cp.returncode == 2  # getent: not found (NXDOMAIN at once, no timeout)
+    sleep_pod = json.loads(k("get", "pods", "-l", "app=sleep", "-o", "json"))["items"][0]["metadata"]["name"]
+    assert k("exec", "deploy/sleep", "--", "hostname").strip() == sleep_pod
+
+
+def test_port_forward_into_a_pod(netns_mesh: tuple[Daemon, Kube, dict[str, str], set[str]]) -> None:
+    _, k, _, _ = netns_mesh
+    port = free_port()
+    pf = subprocess.Popen([str(TOOLS / "kubectl-1.35"), "port-forward", "deploy/plain", f"{port}:8000"],
+                          env=k.d.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert pf.stdout is not None
+        assert f"Forwarding from 127.0.0.1:{port} -> 8000" in pf.stdout.readline()
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10) as r:
+            assert r.status == 200 and b"Directory listing" in r.read()
+    finally:
+        pf.terminate()
+        pf.wait(10)
+
+
+def test_status_says_which_network(netns_mesh: tuple[Daemon, Kube, dict[str, str], set[str]]) -> None:
+    d, _, _, _ = netns_mesh
+    out = subprocess.run([sys.executable, "-m", "sluice.cli", "status"], env=d.env, capture_output=True, text=True,
+                         timeout=30).stdout
+    assert re.search(r"pod network\s+netns", out), out
 
 
 def test_a_service_without_endpoints_refuses_at_once(
@@ -150,7 +250,6 @@ def test_a_service_without_endpoints_refuses_at_once(
 def test_restart_adopts_pods_and_keeps_their_network(
         netns_mesh: tuple[Daemon, Kube, dict[str, str], set[str]], tmp_path: Path) -> None:
     d, k, _, _ = netns_mesh
-    k("wait", "--for=condition=Ready", "pod", "-l", "app=web", "--timeout=60s")
     before = {p["metadata"]["name"]: p["status"]["podIP"]
               for p in json.loads(k("get", "pods", "-o", "json"))["items"]}
     assert d.proc is not None
@@ -161,9 +260,10 @@ def test_restart_adopts_pods_and_keeps_their_network(
     after = {p["metadata"]["name"]: p["status"]["podIP"]
              for p in json.loads(k("get", "pods", "-o", "json"))["items"]}
     assert after == before
-    vip = json.loads(k("get", "svc", "web", "-o", "json"))["spec"]["clusterIP"]
-    _client(k, "after-restart", f"http://{vip}/")
+    vip = json.loads(k("get", "svc", "plain", "-o", "json"))["spec"]["clusterIP"]
+    _client(k, "after-restart", f"http://{vip}/", "http://web:8000/")
     wait_for(lambda: f"GOT http://{vip}/ 200" in _logs(k, "after-restart"), timeout=30)
+    wait_for(lambda: "GOT http://web:8000/ 200" in _logs(k, "after-restart", "-c", "c"), timeout=30)
 
 
 def test_down_leaves_nothing_behind(netns_mesh: tuple[Daemon, Kube, dict[str, str], set[str]]) -> None:
