@@ -279,4 +279,7 @@ def container_env(pod: Obj, container: Obj, program: Program, *, pod_ip: str, ho
     kube = kubelet_env(pod, container, pod_ip=pod_ip, host_ip=host_ip, configmaps=configmaps, services=services,
                        allocatable=allocatable, warn=warn)
     env.update(kube)
-    return ContainerEnv(env, kube)
+    # Loopback mode's listen address is part of the pod's contract with its app (a command line names it as
+    # `--bind $(SLUICE_BIND)`), so `$(VAR)` may refer to it like a variable the container declares.
+    bind = {"SLUICE_BIND": env["SLUICE_BIND"]} if "SLUICE_BIND" in env else {}
+    return ContainerEnv(env, {**bind, **kube})
