@@ -32,6 +32,10 @@ class DaemonOptions:
     scrape_interval: float = 5.0  # seconds between samples of the mesh's metrics into the embedded TSDB
     retention_hours: float = 24.0  # how long the embedded TSDB keeps samples
     prometheus_url: str = ""  # query this Prometheus (console, CLI, stat) instead of the embedded store
+    # Connection hygiene on the HTTP ports (sluice.daemon.guarded_site)
+    header_timeout: float = 10.0  # seconds to finish TLS and a request's headers
+    idle_timeout: float = 60.0  # seconds a keep-alive connection may sit without a request
+    max_connections: int = 0  # per HTTP port; 0 = from the file descriptor limit
 
 
 @dataclass(frozen=True)
