@@ -7,6 +7,7 @@ Built by the daemon (`sluice.daemon.main`). Routing is by URL shape (`/api/v1/na
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import logging
@@ -123,10 +124,20 @@ def _parse_path(path: str) -> Target | None:
     return Target(rt, version, ns, name, sub)
 
 
+# A body that trickles in holds a connection the header deadline no longer covers; kube-apiserver's
+# 60 s request timeout ends it the same way.
+BODY_TIMEOUT = 60.0
+
+
 async def _read_body(request: web.Request) -> bytes:
     if request.content_length is not None and request.content_length > MAX_BODY:
         raise ApiError.too_large()
-    body = await request.read()
+    try:
+        async with asyncio.timeout(BODY_TIMEOUT):
+            body = await request.read()
+    except TimeoutError:
+        raise ApiError(504, "Timeout", "Timeout: request did not complete within requested timeout - "
+                                       "context deadline exceeded") from None
     if len(body) > MAX_BODY:
         raise ApiError.too_large()
     return body

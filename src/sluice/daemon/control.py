@@ -148,8 +148,9 @@ def down(home_dir: Path, grace: float = STOP_TIMEOUT) -> int:
         return 0
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + grace
-    while time.monotonic() < deadline and _alive(pid):
-        time.sleep(0.05)
+    with Console(stderr=True).status("stopping the sluice daemon and its pods…", spinner="dots"):
+        while time.monotonic() < deadline and _alive(pid):
+            time.sleep(0.05)
     if _alive(pid):
         print(f"the sluice daemon (pid {pid}) did not stop within {grace:g}s; killing it", file=sys.stderr)
         os.kill(pid, signal.SIGKILL)
