@@ -140,3 +140,14 @@ def test_json_round_trips_or_names_the_non_finite_number(value: Any) -> None:
     else:
         with pytest.raises(decoding.DecodeError, match="unsupported value"):
             decoding.decode_json(text)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.binary(max_size=64))
+def test_protobuf_bodies_decode_or_fail_cleanly(tail: bytes) -> None:
+    from sluice.api import protobuf
+
+    try:
+        protobuf.decode(protobuf.MAGIC + tail)
+    except protobuf.ProtobufError:
+        pass

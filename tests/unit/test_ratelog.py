@@ -22,3 +22,24 @@ def test_one_line_per_period_with_the_count(caplog: pytest.LogCaptureFixture) ->
         assert log("accept", "accept failed")
     lines = [r.getMessage() for r in caplog.records]
     assert lines == ["accept failed", "handshake failed", "accept failed (and 999 more like it in the last 11s)"]
+
+
+async def test_loop_errors_such_as_accept_failures_are_rate_limited(caplog: pytest.LogCaptureFixture) -> None:
+    import asyncio
+    import errno
+
+    from sluice.daemon.ratelog import install_loop_handler
+
+    loop = asyncio.get_running_loop()
+    old = loop.get_exception_handler()
+    install_loop_handler(loop, RateLimitedLog(logging.getLogger("test.loop"), period=60.0))
+    try:
+        with caplog.at_level(logging.INFO, logger="test.loop"):
+            for _ in range(1000):  # what asyncio reports while accept() fails with EMFILE
+                loop.call_exception_handler({"message": "socket.accept() out of system resource",
+                                             "exception": OSError(errno.EMFILE, "Too many open files")})
+    finally:
+        loop.set_exception_handler(old)
+    lines = [r for r in caplog.records if r.name == "test.loop"]
+    assert len(lines) == 1 and "Too many open files" in lines[0].getMessage()
+    assert lines[0].exc_info is None  # OS errors carry no traceback
