@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
-from aiohttp.web_protocol import RequestHandler
+from aiohttp.web import RequestHandler
 
 from sluice.daemon.ratelog import RateLimitedLog
 from sluice.daemon.state import DaemonOptions
@@ -46,7 +46,7 @@ RUNNER_OPTIONS: dict[str, Any] = {"handler_cancellation": True, "max_line_size":
 @dataclass(frozen=True)
 class Limits:
     header_timeout: float = 10.0
-    idle_timeout: float = 60.0
+    idle_timeout: float = 120.0
     max_connections: int = 256
 
 
@@ -136,7 +136,7 @@ class _Conn(asyncio.Protocol):
             self.closed = True
             transport.abort()
             return
-        self._arm(self.guard.limits.header_timeout, "did not send a request's headers")
+        self._arm(self.guard.limits.header_timeout, "did not send a request's headers in time")
         if self.ssl_context is None:
             self._attach(transport)
         else:
@@ -171,7 +171,7 @@ class _Conn(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.busy == 0 and not self.awaiting_headers:  # the first bytes of the next request
             self.awaiting_headers = True
-            self._arm(self.guard.limits.header_timeout, "did not finish a request's headers")
+            self._arm(self.guard.limits.header_timeout, "did not finish a request's headers in time")
         if self.inner is None:
             self.early.append(data)
         else:
@@ -216,7 +216,7 @@ class _Conn(asyncio.Protocol):
     def _expire(self, requests_then: int, why: str) -> None:
         self.deadline = None
         if self.busy == 0 and self.requests == requests_then and not self.closed:
-            self.guard.ratelog(why, f"{self.guard.name}: closing a connection that {why} in time",
+            self.guard.ratelog(why, f"{self.guard.name}: closing a connection that {why}",
                                level=logging.INFO)
             self.abort()
 
@@ -232,7 +232,7 @@ class _Conn(asyncio.Protocol):
         self.busy -= 1
         if self.busy == 0 and not self.closed:
             self.awaiting_headers = False
-            self._arm(self.guard.limits.idle_timeout, "stayed idle")
+            self._arm(self.guard.limits.idle_timeout, f"stayed idle for {self.guard.limits.idle_timeout:g}s")
 
 
 Handler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]

@@ -34,7 +34,9 @@ class DaemonOptions:
     prometheus_url: str = ""  # query this Prometheus (console, CLI, stat) instead of the embedded store
     # Connection hygiene on the HTTP ports (sluice.daemon.guarded_site)
     header_timeout: float = 10.0  # seconds to finish TLS and a request's headers
-    idle_timeout: float = 60.0  # seconds a keep-alive connection may sit without a request
+    # seconds a keep-alive connection may sit without a request: past client-go's 90 s IdleConnTimeout, so
+    # kubectl drops an idle connection before the server does and never races a close with a new request
+    idle_timeout: float = 120.0
     max_connections: int = 0  # per HTTP port; 0 = from the file descriptor limit
 
 
