@@ -32,6 +32,7 @@ import yaml
 __all__ = [
     "DecodeError",
     "TooLarge",
+    "Malformed",
     "MAX_BODY",
     "MAX_DEPTH",
     "MAX_ALIAS_NODES",
@@ -63,6 +64,10 @@ class TooLarge(DecodeError):
     """The decoded value would encode to more than `MAX_BODY` bytes."""
 
 
+class Malformed(DecodeError):
+    """Not JSON (or YAML) at all: a syntax error, as opposed to a limit or a value JSON cannot carry."""
+
+
 # --------------------------------------------------------------------------------------------- JSON
 def decode_json(data: bytes | str, limit: int = MAX_BODY) -> Any:
     """One JSON value, checked and bounded (see the module docstring)."""
@@ -73,7 +78,9 @@ def decode_json(data: bytes | str, limit: int = MAX_BODY) -> Any:
         raise DecodeError(f"json: exceeded max depth of {MAX_DEPTH}") from None
     except UnicodeDecodeError:
         raise DecodeError("json: the body is not valid UTF-8") from None
-    except ValueError as e:  # json.JSONDecodeError, and ints longer than Python's digit limit
+    except json.JSONDecodeError as e:
+        raise Malformed(f"json: {e}") from None
+    except ValueError as e:  # ints longer than Python's digit limit
         raise DecodeError(f"json: {e}") from None
     return plain(value, limit)
 
@@ -141,10 +148,13 @@ def _load(text: str, limit: int, *, multi: bool) -> list[Any]:
     try:
         while loader.check_node():
             node = loader.get_node()
-            if node is None:
+            if node is None and not multi:  # a stray `---`
                 continue
             if docs and not multi:
                 raise DecodeError("yaml: expected a single document in the stream")
+            if node is None:  # an empty document (`---` then nothing)
+                docs.append(None)
+                continue
             check_nodes(node)
             doc, used = _plain(loader.construct_document(node), budget, limit)
             docs.append(doc)
@@ -152,7 +162,7 @@ def _load(text: str, limit: int, *, multi: bool) -> list[Any]:
     except RecursionError:
         raise DecodeError(f"yaml: exceeded max depth of {MAX_DEPTH}") from None
     except yaml.YAMLError as e:
-        raise DecodeError(f"yaml: {_yaml_problem(e)}") from None
+        raise Malformed(f"yaml: {_yaml_problem(e)}") from None
     except DecodeError:
         raise
     except (ValueError, TypeError) as e:  # e.g. an integer longer than Python's digit limit
@@ -163,11 +173,11 @@ def _load(text: str, limit: int, *, multi: bool) -> list[Any]:
 
 
 def _yaml_problem(e: yaml.YAMLError) -> str:
+    """go-yaml's shape (`line 3: mapping values are not allowed here`), which kubectl users know."""
     if "maximum nesting depth" in str(e):  # libyaml's own bound (1000) is past ours
         return f"exceeded max depth of {MAX_DEPTH}"
     if isinstance(e, yaml.MarkedYAMLError) and e.problem:
-        where = f" (line {e.problem_mark.line + 1}, column {e.problem_mark.column + 1})" if e.problem_mark else ""
-        return f"{e.problem}{where}"
+        return f"line {e.problem_mark.line + 1}: {e.problem}" if e.problem_mark else e.problem
     return str(e).replace("\n", " ")
 
 
@@ -177,9 +187,10 @@ def decode_yaml(data: bytes | str, limit: int = MAX_BODY) -> Any:
     return docs[0] if docs else None
 
 
-def decode_yaml_documents(data: bytes | str, limit: int = MAX_BODY) -> list[Any]:
-    """Every non-empty document of a YAML stream; the limit applies to all of them together."""
-    return [d for d in _load(_text(data), limit, multi=True) if d is not None]
+def decode_yaml_documents(data: bytes | str, limit: int = MAX_BODY, *, keep_empty: bool = False) -> list[Any]:
+    """The documents of a YAML stream (empty ones as None with `keep_empty`); the limit applies to all of
+    them together."""
+    return [d for d in _load(_text(data), limit, multi=True) if keep_empty or d is not None]
 
 
 def _text(data: bytes | str) -> str:
