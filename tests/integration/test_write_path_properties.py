@@ -185,12 +185,11 @@ def test_yaml_aliases_depth_and_non_finite_are_bounded(sluice_daemon: Daemon, do
     before = _state(sluice_daemon)
     code, status = _http(sluice_daemon, "POST", f"{BASE}?fieldValidation=Ignore", text.encode(), "application/yaml")
     _check(code, status)
-    if depth > 100:
-        assert code == 400 and "max depth" in status["message"], status
-    elif alias_nodes > 10_000:
-        assert code == 400 and "excessive aliasing" in status["message"], status
-    elif non_finite:
-        assert code == 400 and "unsupported value" in status["message"], status
+    # whichever limit the walk meets first names itself
+    broken = [why for why, hit in (("max depth", depth > 100), ("excessive aliasing", alias_nodes > 10_000),
+                                   ("unsupported value", non_finite)) if hit]
+    if broken:
+        assert code == 400 and any(why in status["message"] for why in broken), status
     if code >= 400:
         assert _state(sluice_daemon) == before
     else:
