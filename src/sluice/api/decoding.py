@@ -162,6 +162,8 @@ def _load(text: str, limit: int, *, multi: bool) -> list[Any]:
     except RecursionError:
         raise DecodeError(f"yaml: exceeded max depth of {MAX_DEPTH}") from None
     except yaml.YAMLError as e:
+        if "maximum nesting depth" in str(e):  # libyaml's own bound (1000) is past ours
+            raise DecodeError(f"yaml: exceeded max depth of {MAX_DEPTH}") from None
         raise Malformed(f"yaml: {_yaml_problem(e)}") from None
     except DecodeError:
         raise
@@ -174,8 +176,6 @@ def _load(text: str, limit: int, *, multi: bool) -> list[Any]:
 
 def _yaml_problem(e: yaml.YAMLError) -> str:
     """go-yaml's shape (`line 3: mapping values are not allowed here`), which kubectl users know."""
-    if "maximum nesting depth" in str(e):  # libyaml's own bound (1000) is past ours
-        return f"exceeded max depth of {MAX_DEPTH}"
     if isinstance(e, yaml.MarkedYAMLError) and e.problem:
         return f"line {e.problem_mark.line + 1}: {e.problem}" if e.problem_mark else e.problem
     return str(e).replace("\n", " ")
