@@ -118,10 +118,15 @@ def test_down_after_kill_9_stops_the_pods_left_behind(tmp_path: Path) -> None:
         assert subprocess.run([str(TOOLS / "kubectl-1.35"), "apply", "-f", str(tmp_path / "pod.yaml")],
                               env=_env(home), capture_output=True, timeout=60).returncode == 0
         wait_for(lambda: len(_mesh_pids(home)) == 4, timeout=60)
+        # a node-level process the runtime records as runtime/<name>.pid (as netns mode's cluster DNS is)
+        node = subprocess.Popen(["sleep", "600"], start_new_session=True)
+        started = Path(f"/proc/{node.pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+        (home / "runtime" / "node-helper.pid").write_text(f"{node.pid} {started}\n")
         os.kill(int((home / "daemon.pid").read_text()), signal.SIGKILL)
         cp = _sluice(home, "down")
         assert cp.returncode == 0, cp.stdout + cp.stderr
         assert "sluice is not running; stopped 2 containers left running" in cp.stdout
         assert not _mesh_pids(home) and not _processes_mentioning(home)
+        assert node.wait(10) == -signal.SIGTERM
     finally:
         _sluice(home, "down")

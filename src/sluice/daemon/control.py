@@ -174,6 +174,8 @@ def _stop_leftovers(home: Home) -> int:
     runs = leftovers.running(home.root)
     if runs:
         leftovers.stop(runs, LEFTOVER_GRACE)
+    if (home.root / "runtime").is_dir():
+        leftovers.stop_node(home.root)
     return len(runs)
 
 

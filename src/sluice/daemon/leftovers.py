@@ -6,12 +6,14 @@ Called by `sluice.daemon.control.down`. Reads the runtime's on-disk record (`slu
 `SLUICE_HOME/runtime/pods/<uid>/containers/<name>/` holds per run `N.pid`, `N.shim` and, once it ended,
 `N.exit`) and stops like the kubelet does on `sluice down`: the apps get SIGTERM, their process groups SIGKILL
 after the grace period, then the sidecars the same way (a pod's traffic needs its Envoy until its app is gone),
-then any shim still alive. Pod objects, IPs and logs are kept; the shims record each exit for the next start.
+then any shim still alive, then the node: processes recorded in `runtime/*.pid` (netns mode's cluster DNS)
+and the pod network's namespaces. Pod objects, IPs and logs are kept; the shims record each exit.
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 import signal
 import time
@@ -24,7 +26,7 @@ from sluice.runtime import procs
 from sluice.runtime.layout import RuntimeLayout
 from sluice.runtime.supervisor import ContainerFiles
 
-__all__ = ["Run", "running", "stop"]
+__all__ = ["Run", "running", "stop", "node_processes", "stop_node"]
 
 
 @dataclass(frozen=True)
@@ -104,3 +106,35 @@ def stop(runs: list[Run], grace: float, sleep: Callable[[float], None] = time.sl
         from sluice.xds.envoy import cleanup_shared_memory
 
         cleanup_shared_memory()
+
+
+def node_processes(home: Path) -> list[procs.ProcRef]:
+    """Live node-level processes the runtime recorded as `SLUICE_HOME/runtime/<name>.pid` ("pid start-time"),
+    such as netns mode's cluster DNS, which outlives a daemon restart on purpose."""
+    out = []
+    for pidfile in sorted((home / "runtime").glob("*.pid")):
+        with contextlib.suppress(OSError):
+            ref = procs.ProcRef.parse(pidfile.read_text())
+            if ref is not None and ref.alive():
+                out.append(ref)
+    return out
+
+
+def stop_node(home: Path, sleep: Callable[[float], None] = time.sleep) -> int:
+    """After the pods: stop the node-level processes (SIGTERM, SIGKILL after 5 s) and remove the pod network,
+    as the kubelet does on `sluice down`. Returns how many processes were stopped."""
+    refs = node_processes(home)
+    for ref in refs:
+        ref.signal(signal.SIGTERM)
+    deadline = time.monotonic() + 5.0
+    while time.monotonic() < deadline and any(r.alive() for r in refs):
+        sleep(0.05)
+    for ref in refs:
+        ref.signal(signal.SIGKILL)
+    try:  # netns mode's namespaces (and the kube-proxy rules inside them); absent where there is no netns mode
+        node = importlib.import_module("sluice.runtime.netns.node")
+    except ImportError:
+        return len(refs)
+    with contextlib.suppress(Exception):
+        node.NodeNetwork(home).teardown()
+    return len(refs)
