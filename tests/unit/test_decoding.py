@@ -151,3 +151,9 @@ def test_protobuf_bodies_decode_or_fail_cleanly(tail: bytes) -> None:
         protobuf.decode(protobuf.MAGIC + tail)
     except protobuf.ProtobufError:
         pass
+
+
+def test_paths_name_map_keys_in_brackets() -> None:
+    with pytest.raises(decoding.DecodeError) as e:
+        decoding.decode_json('{"metadata":{"annotations":{"a.b/c":[NaN]}}}')
+    assert e.value.field == "metadata.annotations[a.b/c][0]"

@@ -25,6 +25,7 @@ from __future__ import annotations
 import datetime
 import json
 import math
+import re
 from typing import Any
 
 import yaml
@@ -219,6 +220,9 @@ def _key(k: Any, path: tuple[Any, ...] | None) -> str:
     raise DecodeError(f"unsupported map key {k!r}", _path_text(path))
 
 
+_FIELD_NAME = re.compile(r"^[A-Za-z_$][A-Za-z0-9_$-]*$")
+
+
 def _path_text(path: tuple[Any, ...] | None) -> str:
     parts: list[Any] = []
     while path is not None:
@@ -226,7 +230,10 @@ def _path_text(path: tuple[Any, ...] | None) -> str:
         parts.append(step)
     out = ""
     for step in reversed(parts):
-        out += f"[{step}]" if isinstance(step, int) else (f".{step}" if out else step)
+        if isinstance(step, int) or not _FIELD_NAME.match(step):  # indexes, and map keys like `app.kubernetes.io/name`
+            out += f"[{step}]"
+        else:
+            out += f".{step}" if out else step
     return out
 
 
