@@ -41,7 +41,10 @@ def _launch(home: Path, nofile: tuple[int, int], extra: list[str]) -> Daemon:
     from sluice.daemon.state import Home
 
     home.mkdir(parents=True, exist_ok=True)
-    (home / "config.yaml").write_text(f"header_timeout: {HEADER_TIMEOUT}\nidle_timeout: {IDLE_TIMEOUT}\n")
+    # `network` as the suite's start_daemon picks it (config.yaml keys a daemon does not know are ignored)
+    network = os.environ.get("SLUICE_TEST_NETWORK", "loopback")
+    (home / "config.yaml").write_text(f"header_timeout: {HEADER_TIMEOUT}\nidle_timeout: {IDLE_TIMEOUT}\n"
+                                      f"network: {network}\n")
     port = free_port()
 
     def limit_fds() -> None:

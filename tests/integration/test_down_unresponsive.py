@@ -31,6 +31,12 @@ def _env(home: Path) -> dict[str, str]:
             "HOME": str(home / "userhome")}
 
 
+def _prepare(home: Path) -> None:
+    (home / "userhome").mkdir(parents=True)
+    # `network` as the suite's start_daemon picks it (config.yaml keys a daemon does not know are ignored)
+    (home / "config.yaml").write_text(f"network: {os.environ.get('SLUICE_TEST_NETWORK', 'loopback')}\n")
+
+
 def _sluice(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([SLUICE, *args], env=_env(home), capture_output=True, text=True, timeout=120)
 
@@ -67,7 +73,7 @@ def _processes_mentioning(home: Path) -> list[str]:
 @pytest.mark.skipif(not Path(SLUICE).exists(), reason="the sluice console script is not installed")
 def test_down_kills_a_frozen_daemon_and_stops_every_pod(tmp_path: Path) -> None:
     home = tmp_path / "home"
-    (tmp_path / "home" / "userhome").mkdir(parents=True)
+    _prepare(home)
     api = free_port()
     cp = _sluice(home, "up", "--api-port", str(api), "--xds-port", str(free_port()), "--metrics-port",
                  str(free_port()), "--console-port", str(free_port()))
@@ -109,7 +115,7 @@ def test_down_kills_a_frozen_daemon_and_stops_every_pod(tmp_path: Path) -> None:
 @pytest.mark.skipif(not Path(SLUICE).exists(), reason="the sluice console script is not installed")
 def test_down_after_kill_9_stops_the_pods_left_behind(tmp_path: Path) -> None:
     home = tmp_path / "home"
-    (tmp_path / "home" / "userhome").mkdir(parents=True)
+    _prepare(home)
     cp = _sluice(home, "up", "--api-port", str(free_port()), "--xds-port", str(free_port()), "--metrics-port",
                  str(free_port()), "--console-port", str(free_port()))
     assert cp.returncode == 0, cp.stdout + cp.stderr
