@@ -93,3 +93,104 @@ def test_story_yaml_through_yaml_content_type(sluice_daemon: Daemon) -> None:
     doc = yaml.safe_dump({**VS, "metadata": {"name": "from-yaml"}})
     code, obj = _http(sluice_daemon, "POST", BASE, doc.encode(), "application/yaml")
     assert code == 201 and obj["spec"]["http"][0]["route"][0]["weight"] == 90
+
+
+# --- hostile shapes: nesting depth, YAML aliases, non-finite numbers (issue 9) -----------------------------
+def _nest(value: Any, depth: int) -> Any:
+    for i in range(depth):
+        value = [value] if i % 2 else {"n": value}
+    return value
+
+
+hostile_json = st.tuples(
+    st.recursive(st.none() | st.booleans() | st.integers(-2**40, 2**40) | st.floats() | st.text(max_size=8),
+                 lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=4), c, max_size=3),
+                 max_leaves=15),
+    st.integers(0, 300))
+
+
+def _depth(v: Any) -> int:
+    if isinstance(v, dict):
+        return 1 + max((_depth(x) for x in v.values()), default=0)
+    if isinstance(v, list):
+        return 1 + max((_depth(x) for x in v), default=0)
+    return 1
+
+
+def _non_finite(v: Any) -> bool:
+    if isinstance(v, float):
+        return v != v or v in (float("inf"), float("-inf"))
+    if isinstance(v, dict):
+        return any(_non_finite(x) for x in v.values())
+    if isinstance(v, list):
+        return any(_non_finite(x) for x in v)
+    return False
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=list(HealthCheck))
+@given(junk=hostile_json, where=st.sampled_from(["spec", "metadata", "top"]))
+def test_json_depth_and_non_finite_numbers_are_refused(sluice_daemon: Daemon, junk: tuple[Any, int],
+                                                       where: str) -> None:
+    value = _nest(*junk)
+    body: dict[str, Any] = {**VS, "metadata": {"name": "hostile"}, "spec": dict(VS["spec"])}
+    if where == "spec":
+        body["spec"]["http"] = [{"route": [{"destination": {"host": "reviews"}, "weight": 100}],
+                                 "mirrorPercentage": {"value": value}}]
+    elif where == "metadata":
+        body["metadata"]["annotations"] = {"x": value}
+    else:
+        body["x"] = value
+    before = _state(sluice_daemon)
+    code, status = _http(sluice_daemon, "POST", f"{BASE}?fieldValidation=Ignore", json.dumps(body).encode())
+    _check(code, status)
+    if _non_finite(value) or _depth(body) > 100:
+        assert code == 400, status
+        assert "unsupported value" in status["message"] or "max depth" in status["message"], status
+    if code >= 400:
+        assert _state(sluice_daemon) == before
+    else:
+        _http(sluice_daemon, "DELETE", f"{BASE}/hostile")
+
+
+yaml_scalars = st.sampled_from(["1", "x", ".nan", ".inf", "-.Inf", "1.0e+999", "null", "true", "2020-01-01",
+                                "'s'"])
+
+
+@st.composite
+def aliased_yaml(draw: st.DrawFn) -> tuple[str, int, bool, int]:
+    """A VirtualService whose spec carries a chain of anchors, each level aliasing the previous one `fanout`
+    times, wrapped `depth` deep; returns the text, the nodes the aliases expand to, whether a non-finite
+    scalar is in it, and its depth."""
+    levels, fanout = draw(st.integers(1, 8)), draw(st.integers(1, 12))
+    scalar = draw(yaml_scalars)
+    depth = draw(st.integers(0, 150))
+    lines = [f"  a0: &a0 [{scalar}]"]
+    lines += [f"  a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * fanout)}]" for i in range(1, levels)]
+    lines.append("  deep: " + "[" * depth + "*a0" + "]" * depth)
+    text = ("apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: aliased}\nspec:\n"
+            "  hosts: [reviews]\n" + "\n".join(lines) + "\n")
+    per_level = [2]  # a0 is a sequence holding one scalar
+    for _ in range(1, levels):
+        per_level.append(1 + fanout * per_level[-1])
+    expanded = sum(per_level) + depth + per_level[0]
+    distinct = 2 + (levels - 1) + depth
+    non_finite = scalar in (".nan", ".inf", "-.Inf", "1.0e+999")
+    return text, expanded - distinct, non_finite, depth + 4
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=list(HealthCheck))
+@given(doc=aliased_yaml())
+def test_yaml_aliases_depth_and_non_finite_are_bounded(sluice_daemon: Daemon, doc: tuple[str, int, bool, int]) -> None:
+    text, alias_nodes, non_finite, depth = doc
+    before = _state(sluice_daemon)
+    code, status = _http(sluice_daemon, "POST", f"{BASE}?fieldValidation=Ignore", text.encode(), "application/yaml")
+    _check(code, status)
+    # whichever limit the walk meets first names itself
+    broken = [why for why, hit in (("max depth", depth > 100), ("excessive aliasing", alias_nodes > 10_000),
+                                   ("unsupported value", non_finite)) if hit]
+    if broken:
+        assert code == 400 and any(why in status["message"] for why in broken), status
+    if code >= 400:
+        assert _state(sluice_daemon) == before
+    else:
+        _http(sluice_daemon, "DELETE", f"{BASE}/aliased")

@@ -25,6 +25,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
+from sluice.api.decoding import MAX_BODY, TooLarge, copy_bounded
 from sluice.validation.structural import type_name
 
 __all__ = [
@@ -464,11 +465,15 @@ def _short(value: Any, limit: int = 200) -> str:
 _OPS: Final = ("add", "remove", "replace", "move", "copy", "test")
 
 
-def json_patch(target: Any, ops: Any) -> Any:
-    """Apply an RFC 6902 JSON patch (a list of operations) atomically; raise :class:`PatchError`."""
+def json_patch(target: Any, ops: Any, copy_limit: int = MAX_BODY) -> Any:
+    """Apply an RFC 6902 JSON patch (a list of operations) atomically; raise :class:`PatchError`.
+
+    `copy` operations may add at most `copy_limit` bytes (JSON-encoded) in total, as evanphx/json-patch's
+    `AccumulatedCopySizeLimit` bounds them in kube-apiserver: each copy could otherwise double the object."""
     if not isinstance(ops, list):
         raise PatchError(f"a JSON patch must be a JSON array of operations, not {type_name(ops)}")
     doc = copy.deepcopy(target)
+    copied = 0
     for n, op in enumerate(ops):
         if not isinstance(op, dict):
             raise PatchError(f"JSON patch operation {n} must be a JSON object, not {type_name(op)}")
@@ -477,7 +482,11 @@ def json_patch(target: Any, ops: Any) -> Any:
             raise PatchError(f"JSON patch operation {n}: unsupported op {name!r} (expected one of {', '.join(_OPS)})")
         path = _op_string(op, "path", n)
         try:
-            doc = _JSON_PATCH_OPS[name](doc, op, path, n)
+            if name == "copy":
+                doc, size = _op_copy(doc, op, path, n, copied, copy_limit)
+                copied += size
+            else:
+                doc = _JSON_PATCH_OPS[name](doc, op, path, n)
         except _PointerError as e:
             raise PatchError(f"JSON patch operation {n} ({name} {path!r}): {e}") from None
     return doc
@@ -601,9 +610,17 @@ def _op_move(doc: Any, op: Mapping[str, Any], path: str, n: int) -> Any:
     return _add(doc, path, value)
 
 
-def _op_copy(doc: Any, op: Mapping[str, Any], path: str, n: int) -> Any:
-    value = copy.deepcopy(_get(doc, _op_string(op, "from", n)))
-    return _add(doc, path, value)
+def _op_copy(doc: Any, op: Mapping[str, Any], path: str, n: int, copied: int, limit: int) -> tuple[Any, int]:
+    """The document after the copy, and the copy's encoded size (the copy stops once it passes the limit)."""
+    try:
+        value, size = copy_bounded(_get(doc, _op_string(op, "from", n)), limit - copied)
+    except TooLarge:
+        size = limit - copied + 1
+        value = None
+    if copied + size > limit:
+        raise PatchError(f"Unable to complete the copy, the accumulated size increase of copy is at least "
+                         f"{copied + size}, exceeding the limit {limit}")
+    return _add(doc, path, value), size
 
 
 def _op_test(doc: Any, op: Mapping[str, Any], path: str, n: int) -> Any:
@@ -616,12 +633,12 @@ def _op_test(doc: Any, op: Mapping[str, Any], path: str, n: int) -> Any:
     return doc
 
 
+# `copy` is applied by `json_patch` itself: it carries the accumulated copy size.
 _JSON_PATCH_OPS: Final[dict[str, Callable[[Any, Mapping[str, Any], str, int], Any]]] = {
     "add": _op_add,
     "remove": _op_remove,
     "replace": _op_replace,
     "move": _op_move,
-    "copy": _op_copy,
     "test": _op_test,
 }
 

@@ -50,10 +50,10 @@ def _fields(buf: bytes) -> list[tuple[int, int | bytes]]:
                 raise ProtobufError("truncated field")
             out.append((num, buf[i:i + n]))
             i += n
-        elif wire == 1:
-            i += 8
-        elif wire == 5:
-            i += 4
+        elif wire in (1, 5):
+            i += 8 if wire == 1 else 4
+            if i > len(buf):
+                raise ProtobufError("truncated field")
         else:
             raise ProtobufError(f"unsupported wire type {wire}")
     return out
@@ -62,11 +62,15 @@ def _fields(buf: bytes) -> list[tuple[int, int | bytes]]:
 def _str(v: int | bytes) -> str:
     if not isinstance(v, bytes):
         raise ProtobufError("expected a string field")
-    return v.decode("utf-8")
+    try:
+        return v.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ProtobufError("a string field is not valid UTF-8") from None
 
 
 def _map(v: int | bytes) -> tuple[str, str]:
-    assert isinstance(v, bytes)
+    if not isinstance(v, bytes):
+        raise ProtobufError("expected a map entry")
     k = val = ""
     for n, x in _fields(v):
         if n == 1:

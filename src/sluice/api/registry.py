@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from sluice.api import decoding, selectors
 from sluice.api import patch as patching
-from sluice.api import selectors
 from sluice.api.errors import ApiError
 from sluice.resources import defaults, injection
 from sluice.resources.kinds import ResourceType, by_kind, by_plural
@@ -35,6 +35,7 @@ PROTECTED_NAMESPACES = ("default", "kube-system", "kube-public")
 MERGE_PATCH = "application/merge-patch+json"
 STRATEGIC_PATCH = "application/strategic-merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
+MAX_JSON_PATCH_OPERATIONS = 10000  # kube-apiserver's maxJSONPatchOperations
 APPLY_PATCH = "application/apply-patch+yaml"
 
 _FIELD_SELECTABLE: dict[str, tuple[str, ...]] = {
@@ -220,9 +221,16 @@ class Registry:
                                "use client-side apply (the default)")
             raise ApiError.unsupported_media_type(ctype, accepted)
         try:
-            patch_doc = json.loads(body or b"null")
-        except (ValueError, UnicodeDecodeError) as e:
-            raise ApiError.bad_request(f"error decoding patch: {e}") from None
+            patch_doc = decoding.decode_json(body or b"null")
+        except decoding.TooLarge:
+            raise ApiError.too_large() from None
+        except decoding.DecodeError as e:
+            where = f"{e.field}: " if e.field else ""
+            raise ApiError.bad_request(f"error decoding patch: {where}{e.message}") from None
+        if ctype == JSON_PATCH and isinstance(patch_doc, list) and len(patch_doc) > MAX_JSON_PATCH_OPERATIONS:
+            raise ApiError(413, "RequestEntityTooLarge",
+                           f"The allowed count of operations in one json patch request is "
+                           f"{MAX_JSON_PATCH_OPERATIONS}, but the request contains {len(patch_doc)}")
 
         def apply(cur: Obj) -> Obj:
             try:
@@ -241,7 +249,13 @@ class Registry:
                 raise ApiError(422, "Invalid", f"the patch could not be applied: {e}") from None
             if not isinstance(out, dict):
                 raise ApiError(422, "Invalid", "the patch did not produce an object")
-            return out
+            try:  # what a patch builds must fit the same bounds as a body
+                checked: Obj = decoding.plain(out)
+            except decoding.TooLarge:
+                raise ApiError.too_large() from None
+            except decoding.DecodeError as e:
+                raise ApiError(422, "Invalid", f"the patch could not be applied: {e.message}") from None
+            return checked
 
         if subresource == "scale":
             return self._write_scale(rt, version, ns, name, apply, dry_run)

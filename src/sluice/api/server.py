@@ -7,6 +7,7 @@ Built by the daemon (`sluice.daemon.main`). Routing is by URL shape (`/api/v1/na
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import logging
@@ -15,10 +16,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import yaml
 from aiohttp import web
 
-from sluice.api import discovery, protobuf, streaming, watch
+from sluice.api import decoding, discovery, protobuf, streaming, watch
 from sluice.api.errors import ApiError, status
 from sluice.api.registry import Registry, kind_for_url
 from sluice.resources.kinds import ResourceType
@@ -27,7 +27,7 @@ __all__ = ["make_app", "LogSource", "StreamSource", "MAX_BODY"]
 
 log = logging.getLogger("sluice.api")
 
-MAX_BODY = 3 * 1024 * 1024
+MAX_BODY = decoding.MAX_BODY
 TABLE_MARK = "as=table"
 
 LogSource = Callable[[web.Request, dict[str, Any], dict[str, str]], Awaitable[web.StreamResponse]]
@@ -125,17 +125,36 @@ def _parse_path(path: str) -> Target | None:
     return Target(rt, version, ns, name, sub)
 
 
+# A body that trickles in holds a connection the header deadline no longer covers; kube-apiserver's
+# 60 s request timeout ends it the same way.
+BODY_TIMEOUT = 60.0
+
+
 async def _read_body(request: web.Request) -> bytes:
     if request.content_length is not None and request.content_length > MAX_BODY:
         raise ApiError.too_large()
-    body = await request.read()
+    try:
+        async with asyncio.timeout(BODY_TIMEOUT):
+            body = await request.read()
+    except TimeoutError:
+        raise ApiError(504, "Timeout", "Timeout: request did not complete within requested timeout - "
+                                       "context deadline exceeded") from None
     if len(body) > MAX_BODY:
         raise ApiError.too_large()
     return body
 
 
-def decode_object(body: bytes, content_type: str) -> Any:
+# Bodies kube-apiserver decodes; form posts (a browser's default) and anything else get its 415.
+_JSON_TYPES = ("application/json", "")
+_YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml")
+_ACCEPTED = ["application/json", "application/yaml", "application/vnd.kubernetes.protobuf"]
+
+
+def decode_object(body: bytes, content_type: str, kind: str = "") -> Any:
+    """The request body as a JSON value, within `sluice.api.decoding`'s limits; errors are `Status`es."""
     ctype = content_type.split(";")[0].strip().lower()
+    if ctype == "application/octet-stream":  # aiohttp's value for a missing header: kube-apiserver reads JSON
+        ctype = ""
     if ctype == "application/vnd.kubernetes.protobuf":
         try:
             obj = protobuf.decode(body)
@@ -144,18 +163,27 @@ def decode_object(body: bytes, content_type: str) -> Any:
         if obj is None:
             raise ApiError.unsupported_media_type(ctype, ["application/json", "application/yaml"])
         return obj
-    try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError:
-        raise ApiError.bad_request("the request body is not valid UTF-8") from None
-    if not text.strip():
+    if ctype not in _JSON_TYPES + _YAML_TYPES:
+        raise ApiError.unsupported_media_type(ctype, _ACCEPTED)
+    if not body.strip():
         raise ApiError.bad_request("the request body is empty; send a JSON or YAML object")
     try:
-        if ctype in ("application/yaml", "application/x-yaml", "text/yaml"):
-            return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-        return json.loads(text)
-    except (ValueError, yaml.YAMLError) as e:
-        raise ApiError.bad_request(f"couldn't decode the request body as {ctype or 'JSON'}: {e}") from None
+        if ctype in _YAML_TYPES:
+            return decoding.decode_yaml(body)
+        return decoding.decode_json(body)
+    except decoding.TooLarge:
+        raise ApiError.too_large() from None
+    except decoding.DecodeError as e:
+        raise decode_error(e, kind) from None
+
+
+def decode_error(e: decoding.DecodeError, kind: str) -> ApiError:
+    """kube-apiserver's wording for a body it cannot turn into an object (`transformDecodeError`)."""
+    what = f"the object provided is unrecognized (must be of type {kind or 'Object'})"
+    if e.field:
+        return ApiError.bad_request(f"{what}: {e.field}: {e.message}",
+                                    [{"reason": "FieldValueInvalid", "message": e.message, "field": e.field}])
+    return ApiError.bad_request(f"{what}: {e.message}")
 
 
 def _wants_table(request: web.Request) -> bool:
@@ -235,7 +263,7 @@ class Handlers:
                     return await watch.serve(request, reg, t.rt, t.version, t.namespace)
                 return self._list(request, t)
             if method == "POST":
-                body = decode_object(await _read_body(request), request.content_type)
+                body = decode_object(await _read_body(request), request.content_type, t.rt.kind)
                 res = reg.create(t.rt, t.version, t.namespace, body, field_validation=fv, dry_run=dry_run)
                 return json_response(res.object, 201, res.warnings)
             if method == "DELETE":
@@ -267,7 +295,7 @@ class Handlers:
                                                  q.get("includeObject", "Metadata")))
             return json_response(obj)
         if method == "PUT":
-            body = decode_object(await _read_body(request), request.content_type)
+            body = decode_object(await _read_body(request), request.content_type, t.rt.kind)
             res = reg.replace(t.rt, t.version, t.namespace, name, body, subresource=t.sub,
                               field_validation=fv, dry_run=dry_run)
             return json_response(res.object, 200, res.warnings)
@@ -320,7 +348,7 @@ class Handlers:
         raw = await _read_body(request)
         opts: dict[str, Any] = {}
         if raw.strip():
-            body = decode_object(raw, request.content_type or "application/json")
+            body = decode_object(raw, request.content_type, "DeleteOptions")
             if not isinstance(body, dict):
                 raise ApiError.bad_request("DeleteOptions must be a JSON object")
             opts.update(body)

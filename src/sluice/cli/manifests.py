@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 import urllib.error
 import urllib.request
@@ -13,6 +12,7 @@ from typing import Any
 
 import yaml
 
+from sluice.api import decoding
 from sluice.cli.errors import CliError
 
 __all__ = ["Manifest", "parse_documents", "read_sources"]
@@ -35,16 +35,17 @@ def parse_documents(text: str, source: str) -> list[Manifest]:
     """Split a YAML stream (`---` separated) or a JSON document into objects; `List` kinds are flattened."""
     stripped = text.lstrip()
     docs: Iterable[Any]
-    try:
+    try:  # the API server's bounded decoders: an alias bomb or a recursive anchor is refused, as kubectl does
         if stripped.startswith(("{", "[")):
             try:
-                docs = [json.loads(stripped)]
-            except ValueError:
-                docs = list(yaml.load_all(text, Loader=_Loader))
+                docs = [decoding.decode_json(stripped, MAX_BYTES)]
+            except decoding.Malformed:
+                docs = decoding.decode_yaml_documents(text, MAX_BYTES, keep_empty=True)
         else:
-            docs = list(yaml.load_all(text, Loader=_Loader))
-    except yaml.YAMLError as e:
-        raise CliError(f'error parsing {source}: {_yaml_problem(e)}') from e
+            docs = decoding.decode_yaml_documents(text, MAX_BYTES, keep_empty=True)
+    except decoding.DecodeError as e:
+        where = f"{e.field}: " if e.field else ""
+        raise CliError(f"error parsing {source}: error converting YAML to JSON: {where}{e.message}") from e
     lines = _document_lines(text) if not stripped.startswith(("{", "[")) else []
     out: list[Manifest] = []
     for i, doc in enumerate(docs):
@@ -60,14 +61,6 @@ def _document_lines(text: str) -> list[int]:
                 for node in yaml.compose_all(text, Loader=_Loader)]
     except yaml.YAMLError:
         return []
-
-
-def _yaml_problem(e: yaml.YAMLError) -> str:
-    mark = getattr(e, "problem_mark", None)
-    problem = getattr(e, "problem", None) or str(e)
-    if mark is not None:
-        return f"error converting YAML to JSON: yaml: line {mark.line + 1}: {problem}"
-    return f"error converting YAML to JSON: yaml: {problem}"
 
 
 def _flatten(doc: Any, source: str) -> list[Manifest]:

@@ -29,6 +29,7 @@ from typing import Any
 import yaml
 from aiohttp import web
 
+from sluice.api import decoding
 from sluice.api.errors import ApiError
 from sluice.api.registry import Registry
 from sluice.console import charts, inventory, wizard
@@ -223,14 +224,14 @@ async def _read_body(request: web.Request) -> Any:
     if not raw.strip():
         raise Fail(400, "empty request body")
     ctype = request.content_type.lower()
-    try:
-        text = raw.decode("utf-8", errors="strict")
-        if ctype == "application/json":
-            return json.loads(text)
-        docs = [d for d in yaml.load_all(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-                if d is not None]
-    except (ValueError, yaml.YAMLError) as e:
-        raise Fail(400, f"the body is not valid {'JSON' if ctype == 'application/json' else 'YAML'}: {e}") from None
+    try:  # the API server's bounded decoders: same limits on aliases, depth, size and non-finite numbers
+        docs = [decoding.decode_json(raw)] if ctype == "application/json" else decoding.decode_yaml_documents(raw)
+    except decoding.TooLarge as e:
+        raise Fail(413, e.message) from None
+    except decoding.DecodeError as e:
+        where = f"{e.field}: " if e.field else ""
+        raise Fail(400, f"the body is not valid {'JSON' if ctype == 'application/json' else 'YAML'}: "
+                        f"{where}{e.message}") from None
     if len(docs) != 1:
         raise Fail(400, f"the body must hold exactly one object, found {len(docs)}")
     if not isinstance(docs[0], dict):

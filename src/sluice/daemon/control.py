@@ -24,7 +24,9 @@ __all__ = ["up", "down", "status", "DaemonOptions", "running_pid", "wait_healthy
            "console_login_url"]
 
 START_TIMEOUT = 30.0
-STOP_TIMEOUT = 15.0
+STOP_TIMEOUT = 15.0  # SIGTERM → SIGKILL for a daemon that does not stop (a frozen loop, SIGSTOP)
+KILL_TIMEOUT = 10.0
+LEFTOVER_GRACE = 5.0  # as the kubelet's own grace cap on `sluice down`
 
 
 def _alive(pid: int) -> bool:
@@ -138,23 +140,46 @@ def up(home_dir: Path, *, foreground: bool = False, options: DaemonOptions | Non
     return 0
 
 
-def down(home_dir: Path) -> int:
+def down(home_dir: Path, grace: float = STOP_TIMEOUT) -> int:
+    """Stop the daemon (SIGTERM; SIGKILL after `grace` seconds if it does not answer), then stop any pod it
+    left running (`sluice.daemon.leftovers`): after `sluice down` nothing of the mesh runs."""
     home = Home(home_dir)
     pid = running_pid(home)
     if pid is None:
-        print("sluice is not running")
+        left = _stop_leftovers(home)
+        print("sluice is not running" + (f"; stopped {left} containers left running" if left else ""))
         return 0
     os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + STOP_TIMEOUT
-    while time.monotonic() < deadline and _alive(pid):
-        time.sleep(0.05)
-    if _alive(pid):
-        os.kill(pid, signal.SIGKILL)
-        while _alive(pid):
+    deadline = time.monotonic() + grace
+    with Console(stderr=True).status("stopping the sluice daemon and its pods…", spinner="dots"):
+        while time.monotonic() < deadline and _alive(pid):
             time.sleep(0.05)
+    if _alive(pid):
+        print(f"the sluice daemon (pid {pid}) did not stop within {grace:g}s; killing it", file=sys.stderr)
+        os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + KILL_TIMEOUT
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if _alive(pid):
+            print(f"error: the sluice daemon (pid {pid}) survived SIGKILL", file=sys.stderr)
+            return 1
     running_pid(home)  # clears the files if the daemon could not
+    left = _stop_leftovers(home)
+    if left:
+        print(f"stopped {left} containers the daemon left running")
     print(f"sluice stopped (pid {pid})")
     return 0
+
+
+def _stop_leftovers(home: Home) -> int:
+    from sluice.daemon import leftovers  # the runtime's modules load only when there may be pods
+
+    runs = leftovers.running(home.root)
+    if runs:
+        leftovers.stop(runs, LEFTOVER_GRACE)
+    if (home.root / "runtime").is_dir():
+        leftovers.stop_node(home.root)
+    return len(runs)
 
 
 def console_url(home: Home) -> str:

@@ -25,6 +25,7 @@ from sluice.api.server import make_app
 from sluice.controllers.deployment import DeploymentController
 from sluice.controllers.endpoints import EndpointsController
 from sluice.controllers.events import EventExpiry, EventRecorder
+from sluice.daemon import guarded_site, ratelog
 from sluice.daemon.pki import ensure_pki
 from sluice.daemon.state import DaemonOptions, Home
 from sluice.store.sqlite import Store
@@ -41,6 +42,10 @@ class Component(Protocol):
 
 async def serve(home: Home, options: DaemonOptions, ready: asyncio.Event | None = None) -> None:
     home.prepare()
+    fd_limit = guarded_site.raise_fd_limit()
+    ratelog.install_loop_handler(asyncio.get_running_loop(), ratelog.RateLimitedLog(log))
+    log.info("file descriptor limit %d; at most %d connections per HTTP port", fd_limit,
+             guarded_site.limits_for(options).max_connections)
     pki = ensure_pki(home.root / "pki")
     token = home.token()
     home.write_kubeconfig(options.api_port)
@@ -74,9 +79,11 @@ async def serve(home: Home, options: DaemonOptions, ready: asyncio.Event | None 
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ctx.load_cert_chain(str(pki.server_cert), str(pki.server_key))
     app = make_app(registry, token, logs=logs, extra_routes=extra_routes, streams=streams)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=2.0)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=2.0,
+                           **guarded_site.RUNNER_OPTIONS)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", options.api_port, ssl_context=ctx, reuse_address=True)
+    site = guarded_site.GuardedSite(runner, "127.0.0.1", options.api_port, ssl_context=ctx,
+                                    limits=guarded_site.limits_for(options))
     try:
         await site.start()
     except OSError as e:

@@ -18,6 +18,7 @@ from aiohttp import web
 
 from sluice.aio import cancel_and_wait
 from sluice.api.registry import Registry
+from sluice.daemon import guarded_site
 from sluice.daemon.state import DaemonOptions, Home
 from sluice.metrics import exposition
 from sluice.metrics.api import metrics_app
@@ -68,9 +69,11 @@ class MetricsService:
 
     async def start(self) -> None:
         app = metrics_app(self.tsdb, self.engine, metrics_text=self.metrics_text, pool=self.pool)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0,
+                                     **guarded_site.RUNNER_OPTIONS)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", self.options.metrics_port, reuse_address=True)
+        site = guarded_site.GuardedSite(self._runner, "127.0.0.1", self.options.metrics_port,
+                                        limits=guarded_site.limits_for(self.options))
         try:
             await site.start()
         except OSError as e:
@@ -139,10 +142,12 @@ class ConsoleService:
         static = Path(__file__).resolve().parent.parent / "console" / "static"
         app = console_app(self.registry, self.query, auth=self.auth, query_range=self.query_range, logs=self.logs,
                           static_dir=static)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0,
+                                     **guarded_site.RUNNER_OPTIONS)
         await self._runner.setup()
         try:
-            await web.TCPSite(self._runner, "127.0.0.1", self.port, reuse_address=True).start()
+            await guarded_site.GuardedSite(self._runner, "127.0.0.1", self.port,
+                                           limits=guarded_site.limits_for(self.metrics.options)).start()
         except OSError as e:
             raise SystemExit(f"error: cannot listen on 127.0.0.1:{self.port} for the console: "
                              f"{e.strerror or e}") from None

@@ -41,6 +41,12 @@ class DaemonOptions:
     query_max_samples: int = 50_000_000
     query_max_concurrency: int = 2
     query_max_queue: int = 16
+    # Connection hygiene on the HTTP ports (sluice.daemon.guarded_site)
+    header_timeout: float = 10.0  # seconds to finish TLS and a request's headers
+    # seconds a keep-alive connection may sit without a request: past client-go's 90 s IdleConnTimeout, so
+    # kubectl drops an idle connection before the server does and never races a close with a new request
+    idle_timeout: float = 120.0
+    max_connections: int = 0  # per HTTP port; 0 = from the file descriptor limit
 
 
 @dataclass(frozen=True)

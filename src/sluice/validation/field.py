@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import enum
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["ErrorType", "FieldError", "Validation", "Path", "format_value"]
+__all__ = ["ErrorType", "FieldError", "Validation", "Path", "format_value", "FINITE"]
+
+# The detail for NaN/±Inf in a number field (Kubernetes JSON cannot carry them).
+FINITE = "must be a finite number"
 
 
 class ErrorType(enum.Enum):
@@ -54,6 +58,8 @@ def format_value(value: Any) -> str:
     if isinstance(value, int):
         return str(value)
     if isinstance(value, float):
+        if not math.isfinite(value):  # Go's %v
+            return "NaN" if math.isnan(value) else ("+Inf" if value > 0 else "-Inf")
         return str(int(value)) if value.is_integer() else repr(value)
     if isinstance(value, str):
         return json.dumps(value, ensure_ascii=False)

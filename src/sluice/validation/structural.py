@@ -23,10 +23,11 @@ The input is never mutated (nothing is pruned here).
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from sluice.validation.field import ErrorType, FieldError, Path
+from sluice.validation.field import FINITE, ErrorType, FieldError, Path
 
 __all__ = ["Structural", "check", "prune", "type_name"]
 
@@ -100,6 +101,9 @@ class _Walker:
         self.prune = prune
 
     def walk(self, schema: Schema, value: Any, path: Path) -> None:
+        if isinstance(value, float) and not math.isfinite(value):  # JSON cannot carry it; consumers break on it
+            self.errors.append(FieldError.invalid(str(path), value, FINITE))
+            return
         if schema.get(_INT_OR_STRING):
             if not (isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool))):
                 self.errors.append(_type_error(path, "integer,string", value))

@@ -8,12 +8,13 @@ malformed field cannot hide the rest of the object's errors.
 from __future__ import annotations
 
 import ipaddress
+import math
 import re
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
-from sluice.validation.field import ErrorType, FieldError, Path, Validation
+from sluice.validation.field import FINITE, ErrorType, FieldError, Path, Validation
 
 __all__ = [
     "IstioOptions",
@@ -133,6 +134,19 @@ class Ctx:
             return None
         if isinstance(v, bool) or not isinstance(v, int | float):
             self.type_invalid(path.child(key), v, "a number")
+            return None
+        if not math.isfinite(v):
+            self.invalid(path.child(key), v, FINITE)
+            return None
+        return float(v)
+
+    def loose_num(self, parent: dict[str, Any], key: str, path: Path) -> float | None:
+        """A number if `key` holds one (other types are the schema check's to report); NaN/±Inf are errors."""
+        v = parent.get(key)
+        if isinstance(v, bool) or not isinstance(v, int | float):
+            return None
+        if not math.isfinite(v):
+            self.invalid(path.child(key), v, FINITE)
             return None
         return float(v)
 

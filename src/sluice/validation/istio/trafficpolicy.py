@@ -186,11 +186,11 @@ def _check_load_balancer(ctx: Ctx, path: Path, lb: dict[str, Any] | None, outlie
             ctx.required(wp.child("duration"), "duration is required")
         else:
             check_duration(ctx, wp.child("duration"), warmup.get("duration"))
-        minimum = warmup.get("minimumPercent")
-        if isinstance(minimum, int | float) and not isinstance(minimum, bool) and minimum > 100:
+        minimum = ctx.loose_num(warmup, "minimumPercent", wp)
+        if minimum is not None and minimum > 100:
             ctx.invalid(wp.child("minimumPercent"), minimum, "minimumPercent value should be less than or equal to 100")
-        aggression = warmup.get("aggression")
-        if isinstance(aggression, int | float) and not isinstance(aggression, bool) and aggression <= 0:
+        aggression = ctx.loose_num(warmup, "aggression", wp)
+        if aggression is not None and aggression <= 0:
             ctx.invalid(wp.child("aggression"), aggression, "aggression should be greater than 0")
     check_duration(ctx, path.child("warmupDurationSecs"), lb.get("warmupDurationSecs"))
 

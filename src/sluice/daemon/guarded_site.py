@@ -1,0 +1,280 @@
+"""An aiohttp site with connection hygiene, for every HTTP port the daemon serves (API, Prometheus, console).
+
+Used by `sluice.daemon.main` (the API server, TLS) and `sluice.daemon.metrics_parts` (metrics and console) in
+place of `web.TCPSite`. aiohttp bounds request lines and headers, but not how long a client may take to send
+them, nor how many connections it may hold. Here every accepted connection is wrapped:
+
+* **header deadline** — a connection must finish its TLS handshake and the headers of its first request
+  within `Limits.header_timeout` of being accepted, and a later request's headers within the same time of its
+  first byte (slowloris); otherwise it is aborted;
+* **idle deadline** — a keep-alive connection with no request for `Limits.idle_timeout` is closed;
+* **connection cap** — at most `Limits.max_connections` per port. When a new connection arrives at the cap,
+  the oldest connection that is not serving a request is closed to make room (a connection that never sent
+  a request first); only when every connection is busy is the new one refused. So a flood of half-open
+  connections cannot lock out `kubectl`, and long-lived watches are never the ones dropped;
+* refusals, evictions, timeouts and handshake failures are logged through `RateLimitedLog`.
+
+Requests in progress (watches, log follows) have no deadline here: they end when their handler does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import resource
+import ssl
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+from aiohttp.web import RequestHandler
+
+from sluice.daemon.ratelog import RateLimitedLog
+from sluice.daemon.state import DaemonOptions
+
+__all__ = ["GuardedSite", "Limits", "limits_for", "connection_cap", "raise_fd_limit", "RUNNER_OPTIONS"]
+
+log = logging.getLogger("sluice.connections")
+
+# For every `web.AppRunner` behind a guarded site: handlers end when their client goes away (a watch or a
+# log follow must not outlive its connection), and aiohttp's own bounds on request lines and headers.
+RUNNER_OPTIONS: dict[str, Any] = {"handler_cancellation": True, "max_line_size": 8190, "max_field_size": 8190,
+                                  "max_headers": 128}
+
+
+@dataclass(frozen=True)
+class Limits:
+    header_timeout: float = 10.0
+    idle_timeout: float = 120.0
+    max_connections: int = 256
+
+
+def raise_fd_limit() -> int:
+    """Raise RLIMIT_NOFILE's soft limit to the hard limit (what a server holding many sockets needs; the
+    common default of 1024 is for interactive programs). Returns the soft limit now in force."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != soft:
+        target = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError):
+            pass
+    return soft
+
+
+def limits_for(options: DaemonOptions) -> Limits:
+    """The limits `config.yaml` asks for; the connection cap shares the descriptors among the 3 HTTP ports."""
+    return Limits(header_timeout=options.header_timeout, idle_timeout=options.idle_timeout,
+                  max_connections=options.max_connections or connection_cap(3))
+
+
+def connection_cap(ports: int, fd_limit: int | None = None) -> int:
+    """Connections each of `ports` HTTP ports may hold: together at most half the descriptors, so pods' logs,
+    the store and xDS keep the other half; between 16 and 4096 per port."""
+    if fd_limit is None:
+        fd_limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    return max(16, min(4096, fd_limit // 2 // max(1, ports)))
+
+
+class _Guard:
+    """The connections of one site, oldest first."""
+
+    def __init__(self, limits: Limits, name: str) -> None:
+        self.limits = limits
+        self.name = name
+        self.conns: dict[_Conn, None] = {}
+        self.by_transport: dict[asyncio.BaseTransport, _Conn] = {}
+        self.ratelog = RateLimitedLog(log)
+
+    def admit(self, conn: _Conn) -> bool:
+        if len(self.conns) >= self.limits.max_connections:
+            victim = next((c for c in self.conns if c.busy == 0 and c.requests == 0), None) \
+                or next((c for c in self.conns if c.busy == 0), None)
+            if victim is None:
+                self.ratelog("refused", f"{self.name}: {len(self.conns)} connections, all serving requests: "
+                                        "refusing a new one")
+                return False
+            self.ratelog("evicted", f"{self.name}: at the limit of {self.limits.max_connections} connections: "
+                                    "closing the oldest idle one for a new one")
+            victim.abort()
+        self.conns[conn] = None
+        return True
+
+    def forget(self, conn: _Conn) -> None:
+        self.conns.pop(conn, None)
+        if conn.app_transport is not None:
+            self.by_transport.pop(conn.app_transport, None)
+
+
+class _Conn(asyncio.Protocol):
+    """One accepted connection: deadlines and bookkeeping, forwarding everything to aiohttp's handler."""
+
+    def __init__(self, guard: _Guard, make_handler: Callable[[], RequestHandler],
+                 ssl_context: ssl.SSLContext | None) -> None:
+        self.guard = guard
+        self.make_handler = make_handler
+        self.ssl_context = ssl_context
+        self.loop = asyncio.get_running_loop()
+        self.raw: asyncio.Transport | None = None
+        self.app_transport: asyncio.Transport | None = None
+        self.inner: RequestHandler | None = None
+        self.early: list[bytes] = []  # decrypted bytes that arrive before the handler is attached
+        self.busy = 0  # requests being served
+        self.requests = 0  # requests started so far
+        self.closed = False
+        self.deadline: asyncio.TimerHandle | None = None
+        self.awaiting_headers = True  # the running deadline is for headers (not for idleness)
+        self.tls_task: asyncio.Task[None] | None = None
+
+    # -- lifecycle ------------------------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.raw = transport
+        if not self.guard.admit(self):
+            self.closed = True
+            transport.abort()
+            return
+        self._arm(self.guard.limits.header_timeout, "did not send a request's headers in time")
+        if self.ssl_context is None:
+            self._attach(transport)
+        else:
+            transport.pause_reading()  # start_tls takes the bytes from here
+            self.tls_task = self.loop.create_task(self._start_tls(transport, self.ssl_context))
+
+    async def _start_tls(self, transport: asyncio.Transport, ctx: ssl.SSLContext) -> None:
+        try:
+            app = await self.loop.start_tls(transport, self, ctx, server_side=True,
+                                            ssl_handshake_timeout=self.guard.limits.header_timeout)
+        except Exception as e:  # noqa: BLE001 - any handshake failure: drop the connection, log sparingly
+            self.guard.ratelog("tls", f"{self.guard.name}: TLS handshake failed: {e or type(e).__name__}",
+                               level=logging.INFO)
+            self.abort()
+            self.connection_lost(None)
+            return
+        if app is None or self.closed:
+            if app is not None:
+                app.abort()
+            return
+        self._attach(app)
+
+    def _attach(self, transport: asyncio.Transport) -> None:
+        self.app_transport = transport
+        self.guard.by_transport[transport] = self
+        self.inner = self.make_handler()
+        self.inner.connection_made(transport)
+        early, self.early = self.early, []
+        for chunk in early:
+            self.inner.data_received(chunk)
+
+    def data_received(self, data: bytes) -> None:
+        if self.busy == 0 and not self.awaiting_headers:  # the first bytes of the next request
+            self.awaiting_headers = True
+            self._arm(self.guard.limits.header_timeout, "did not finish a request's headers in time")
+        if self.inner is None:
+            self.early.append(data)
+        else:
+            self.inner.data_received(data)
+
+    def eof_received(self) -> bool | None:
+        if self.inner is not None:
+            self.inner.eof_received()
+        return None  # close the transport, as aiohttp's handler asks
+
+    def pause_writing(self) -> None:
+        if self.inner is not None:
+            self.inner.pause_writing()
+
+    def resume_writing(self) -> None:
+        if self.inner is not None:
+            self.inner.resume_writing()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.deadline is not None:
+            self.deadline.cancel()
+            self.deadline = None
+        self.closed = True
+        self.guard.forget(self)
+        inner, self.inner = self.inner, None
+        if inner is not None:
+            inner.connection_lost(exc)
+
+    def abort(self) -> None:
+        self.closed = True
+        self.guard.forget(self)  # now, not when the transport reports the loss: a burst must not reuse a victim
+        for t in (self.app_transport, self.raw):
+            if t is not None and not t.is_closing():
+                t.abort()
+
+    # -- deadlines ------------------------------------------------------------------------------------
+    def _arm(self, seconds: float, why: str) -> None:
+        if self.deadline is not None:
+            self.deadline.cancel()
+        self.deadline = self.loop.call_later(seconds, self._expire, self.requests, why)
+
+    def _expire(self, requests_then: int, why: str) -> None:
+        self.deadline = None
+        if self.busy == 0 and self.requests == requests_then and not self.closed:
+            self.guard.ratelog(why, f"{self.guard.name}: closing a connection that {why}",
+                               level=logging.INFO)
+            self.abort()
+
+    def request_started(self) -> None:
+        self.busy += 1
+        self.requests += 1
+        self.awaiting_headers = False
+        if self.deadline is not None:
+            self.deadline.cancel()
+            self.deadline = None
+
+    def request_done(self) -> None:
+        self.busy -= 1
+        if self.busy == 0 and not self.closed:
+            self.awaiting_headers = False
+            self._arm(self.guard.limits.idle_timeout, f"stayed idle for {self.guard.limits.idle_timeout:g}s")
+
+
+Handler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
+
+
+class GuardedSite(web.BaseSite):
+    """`web.TCPSite` with the limits above (see the module docstring)."""
+
+    def __init__(self, runner: web.BaseRunner, host: str, port: int, *, limits: Limits,
+                 ssl_context: ssl.SSLContext | None = None, backlog: int = 64) -> None:
+        super().__init__(runner, ssl_context=ssl_context, backlog=backlog)
+        self._host = host
+        self._port = port
+        self._guard = _Guard(limits, f"{'https' if ssl_context else 'http'}://{host}:{port}")
+
+    @property
+    def name(self) -> str:
+        return self._guard.name
+
+    @property
+    def connections(self) -> int:
+        return len(self._guard.conns)
+
+    async def start(self) -> None:
+        await super().start()
+        server = self._runner.server
+        assert server is not None
+        guard = self._guard
+        inner: Handler = server.request_handler
+
+        async def tracked(request: web.BaseRequest) -> web.StreamResponse:
+            conn = guard.by_transport.get(request.transport) if request.transport is not None else None
+            if conn is None:
+                return await inner(request)
+            conn.request_started()
+            try:
+                return await inner(request)
+            finally:
+                conn.request_done()
+
+        server.request_handler = tracked
+        ctx = self._ssl_context
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(lambda: _Conn(guard, server, ctx), self._host, self._port,
+                                                backlog=self._backlog, reuse_address=True)
