@@ -123,6 +123,7 @@ async def test_daemon_restart_adopts_running_pods(cluster: Cluster) -> None:
     cluster.create(pod("victim", [crash]))
     await wait_until(lambda: cluster.ready("keeper") and cluster.ready("victim"))
     ip = cluster.status("keeper")["podIP"]
+    await wait_until(lambda: listening(ip, 8090))  # Ready (no probe) means started, not listening
     before = _pids(cluster, "keeper")
     victim_pid = _pids(cluster, "victim")["c"]
     await cluster.kubelet.stop(stop_pods=False)

@@ -53,7 +53,9 @@ async def test_pod_runs_and_reports_status(cluster: Cluster) -> None:
         assert "running" in cs["state"] and cs["state"]["running"]["startedAt"]
         assert cs["lastState"] == {} and cs["image"] == "local/python"
         assert cs["containerID"].startswith("sluice://") and cs["imageID"]
-    # Without a sidecar the app listens on the pod IP and sees its own name.
+    # Without a sidecar the app listens on the pod IP and sees its own name. (Ready without a readiness probe
+    # says the process started, not that it listens yet: wait for the listener itself.)
+    await wait_until(lambda: listening(a["podIP"], 8080))
     code, body = http_get(f"http://{a['podIP']}:8080/hello")
     assert (code, body) == (200, "web-a /hello")
 

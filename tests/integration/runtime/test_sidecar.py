@@ -71,6 +71,7 @@ async def test_sidecar_fronts_the_app_and_stops_last(cluster: Cluster, tmp_path:
     proxy = cluster.container("meshed", mesh.SIDECAR_CONTAINER)
     assert proxy["ready"] and proxy["imageID"] == "sluice://builtin/envoy-sidecar"
     # Inbound: pod IP (Envoy) → app IP (the app); the app itself is not on the pod IP.
+    await wait_until(lambda: listening(app, 9080))  # Ready (no probe) means started, not listening
     assert http_get(f"http://{ip}:9080/x") == (200, "meshed /x")
     assert http_get(f"http://{app}:9080/y") == (200, "meshed /y")
     with urllib.request.urlopen(f"http://{ip}:{mesh.PROXY_ADMIN_PORT}/ready", timeout=3) as r:
