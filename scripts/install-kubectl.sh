@@ -39,5 +39,5 @@ if ! "$bin/kubectl-1.20" version --client >/dev/null 2>&1; then
   install -m 0755 "$work/deb/usr/bin/kubectl" "$bin/kubectl-1.20"
 fi
 
-"$bin/kubectl-1.35" version --client 2>/dev/null | head -1
-"$bin/kubectl-1.20" version --client --short 2>/dev/null | head -1 || true
+"$bin/kubectl-1.35" version --client 2>/dev/null | sed -n 1p  # sed reads it all: head could SIGPIPE kubectl (exit 141 under pipefail)
+"$bin/kubectl-1.20" version --client --short 2>/dev/null | sed -n 1p || true
