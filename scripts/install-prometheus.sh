@@ -18,4 +18,4 @@ fi
 dpkg -x "$work"/prometheus_*.deb "$work/deb"
 install -m 0755 "$work/deb/usr/bin/prometheus" "$bin/prometheus"
 install -m 0755 "$work/deb/usr/bin/promtool" "$bin/promtool"  # backfills the query benchmark's data
-"$bin/prometheus" --version 2>&1 | head -1
+"$bin/prometheus" --version 2>&1 | sed -n 1p
