@@ -274,3 +274,24 @@ def test_down_leaves_nothing_behind(netns_mesh: tuple[Daemon, Kube, dict[str, st
     stop_daemon(d)
     assert _netns_names() == names
     assert _host_network() == before
+
+
+def test_probes_run_inside_the_pod(netns_mesh: tuple[Daemon, Kube, dict[str, str], set[str]]) -> None:
+    """An httpGet probe reaches the app on the pod's address, and an exec probe runs in the pod's network: its
+    `127.0.0.1:8000` is the pod's own app (nothing listens there on the host)."""
+    _, k, _, _ = netns_mesh
+    reach_app = ["python3", "-c", "import socket; socket.create_connection(('127.0.0.1', 8000), 1)"]
+    pod = {"apiVersion": "v1", "kind": "Pod",
+           "metadata": {"name": "probed", "annotations": {"sidecar.istio.io/inject": "false"}},
+           "spec": {"containers": [
+               {"name": "web", "image": "python:3.11", "command": ["python3", "-m", "http.server", "8000"],
+                "readinessProbe": {"httpGet": {"path": "/", "port": 8000}, "periodSeconds": 1}},
+               {"name": "watcher", "image": "python:3.11", "command": ["sleep", "3600"],
+                "readinessProbe": {"exec": {"command": reach_app}, "periodSeconds": 1}}]}}
+    k("apply", "-f", "-", input=json.dumps(pod))
+    k("wait", "--for=condition=Ready", "pod/probed", "--timeout=60s")
+    statuses = json.loads(k("get", "pod", "probed", "-o", "json"))["status"]["containerStatuses"]
+    assert all(s["ready"] for s in statuses)
+    ip = json.loads(k("get", "pod", "probed", "-o", "json"))["status"]["podIP"]
+    # The httpGet probe reached the app, from inside the pod (as Istio's rewritten probes do).
+    assert f'{ip} - - ' in _logs(k, "probed", "-c", "web")
