@@ -266,16 +266,6 @@ def test_restart_adopts_pods_and_keeps_their_network(
     wait_for(lambda: "GOT http://web:8000/ 200" in _logs(k, "after-restart", "-c", "c"), timeout=30)
 
 
-def test_down_leaves_nothing_behind(netns_mesh: tuple[Daemon, Kube, dict[str, str], set[str]]) -> None:
-    # Runs last in this module: stops the daemon.
-    d, _, before, names = netns_mesh
-    made = _netns_names() - names
-    assert any(n.endswith("-node") for n in made) and len(made) >= 4
-    stop_daemon(d)
-    assert _netns_names() == names
-    assert _host_network() == before
-
-
 def test_probes_run_inside_the_pod(netns_mesh: tuple[Daemon, Kube, dict[str, str], set[str]]) -> None:
     """An httpGet probe reaches the app on the pod's address, and an exec probe runs in the pod's network: its
     `127.0.0.1:8000` is the pod's own app (nothing listens there on the host)."""
@@ -295,3 +285,13 @@ def test_probes_run_inside_the_pod(netns_mesh: tuple[Daemon, Kube, dict[str, str
     ip = json.loads(k("get", "pod", "probed", "-o", "json"))["status"]["podIP"]
     # The httpGet probe reached the app, from inside the pod (as Istio's rewritten probes do).
     assert f'{ip} - - ' in _logs(k, "probed", "-c", "web")
+
+
+def test_down_leaves_nothing_behind(netns_mesh: tuple[Daemon, Kube, dict[str, str], set[str]]) -> None:
+    # Runs last in this module: stops the daemon.
+    d, _, before, names = netns_mesh
+    made = _netns_names() - names
+    assert any(n.endswith("-node") for n in made) and len(made) >= 4
+    stop_daemon(d)
+    assert _netns_names() == names
+    assert _host_network() == before
