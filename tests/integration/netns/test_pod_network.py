@@ -287,6 +287,22 @@ def test_probes_run_inside_the_pod(netns_mesh: tuple[Daemon, Kube, dict[str, str
     assert f'{ip} - - ' in _logs(k, "probed", "-c", "web")
 
 
+def test_capture_annotations_are_honoured(netns_mesh: tuple[Daemon, Kube, dict[str, str], set[str]]) -> None:
+    """`traffic.sidecar.istio.io/excludeOutboundPorts: "80"`: the pod's calls to port 80 bypass its sidecar,
+    its calls to other ports are still captured."""
+    _, k, _, _ = netns_mesh
+    pod = {"apiVersion": "v1", "kind": "Pod",
+           "metadata": {"name": "partial", "annotations": {"traffic.sidecar.istio.io/excludeOutboundPorts": "80"}},
+           "spec": {"containers": [{"name": "c", "image": "python:3.11",
+                                    "command": ["python3", "-c", CLIENT, "http://plain/", "http://web:8000/"]}]}}
+    k("apply", "-f", "-", input=json.dumps(pod))
+    wait_for(lambda: "GOT http://plain/ 200" in _logs(k, "partial", "-c", "c")
+             and "GOT http://web:8000/ 200" in _logs(k, "partial", "-c", "c"), timeout=60)
+    proxy_log = _logs(k, "partial", "-c", "istio-proxy")
+    assert "outbound|8000||web.default.svc.cluster.local" in proxy_log
+    assert "plain.default.svc.cluster.local" not in proxy_log
+
+
 def test_down_leaves_nothing_behind(netns_mesh: tuple[Daemon, Kube, dict[str, str], set[str]]) -> None:
     # Runs last in this module: stops the daemon.
     d, _, before, names = netns_mesh
