@@ -14,6 +14,7 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Sequence
 from typing import Any
 
 import aiohttp
@@ -119,21 +120,34 @@ async def _session(conn: Any, *, stdin: bool, tty: bool) -> tuple[int, str]:
     return exit_from_status(bytes(status))
 
 
+def _exec_query(command: Sequence[str], container: str, *, stdin: bool, tty: bool) -> list[tuple[str, str]]:
+    """kubectl's exec query: stderr is merged into the terminal with a TTY."""
+    query = [("command", c) for c in command] + [("container", container)]
+    if not tty:
+        query.append(("stderr", "true"))
+    if stdin:
+        query.append(("stdin", "true"))
+    query.append(("stdout", "true"))
+    if tty:
+        query.append(("tty", "true"))
+    return query
+
+
+async def _exec(s: Any, namespace: str, pod: str, query: list[tuple[str, str]], *, stdin: bool,
+                tty: bool) -> tuple[int, str]:
+    conn = await open_stream(s.client.rest, f"/api/v1/namespaces/{namespace}/pods/{pod}/exec", query,
+                             ["v5.channel.k8s.io"])
+    try:
+        return await _session(conn, stdin=stdin, tty=tty)
+    finally:
+        await conn.close()
+
+
 def run_in_pod(s: Any, namespace: str, pod: str, container: str, command: list[str]) -> tuple[int, str]:
     """Run `command` in a pod's container over the exec stream, its stdout and stderr passed through to ours;
     (exit code, message) as for `sluice exec`."""
-    query = [("command", c) for c in command] + [("container", container), ("stdout", "true"),
-                                                   ("stderr", "true")]
-    path = f"/api/v1/namespaces/{namespace}/pods/{pod}/exec"
-
-    async def run() -> tuple[int, str]:
-        conn = await open_stream(s.client.rest, path, query, ["v5.channel.k8s.io"])
-        try:
-            return await _session(conn, stdin=False, tty=False)
-        finally:
-            await conn.close()
-
-    return asyncio.run(run())
+    query = _exec_query(command, container, stdin=False, tty=False)
+    return asyncio.run(_exec(s, namespace, pod, query, stdin=False, tty=False))
 
 
 @click.command("exec", context_settings={"ignore_unknown_options": False})
@@ -169,23 +183,7 @@ def exec_cmd(target: str, command: tuple[str, ...], container: str | None, stdin
     if tty and not os.isatty(sys.stdin.fileno()):
         click.echo("Unable to use a TTY - input is not a terminal or the right kind of file", err=True)
         tty = False
-    query = [("command", c) for c in command] + [("container", chosen)]
-    if not tty:
-        query.append(("stderr", "true"))
-    if stdin:
-        query.append(("stdin", "true"))
-    query.append(("stdout", "true"))
-    if tty:
-        query.append(("tty", "true"))
-    path = f"/api/v1/namespaces/{ns}/pods/{name}/exec"
-
-    async def run() -> tuple[int, str]:
-        conn = await open_stream(s.client.rest, path, query, ["v5.channel.k8s.io"])
-        try:
-            return await _session(conn, stdin=stdin, tty=tty)
-        finally:
-            await conn.close()
-
+    query = _exec_query(command, chosen, stdin=stdin, tty=tty)
     saved = None
     if tty:
         import termios
@@ -194,7 +192,7 @@ def exec_cmd(target: str, command: tuple[str, ...], container: str | None, stdin
         saved = termios.tcgetattr(sys.stdin.fileno())
         ttymod.setraw(sys.stdin.fileno())
     try:
-        code, message = asyncio.run(run())
+        code, message = asyncio.run(_exec(s, ns, name, query, stdin=stdin, tty=tty))
     finally:
         if saved is not None:
             import termios

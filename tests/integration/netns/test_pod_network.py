@@ -22,6 +22,7 @@ import pytest
 
 from tests.conftest import TOOLS, Daemon, free_port, start_daemon, stop_daemon, wait_for
 from tests.e2e.mesh import SAMPLES
+from tests.integration.netns.kube import Kube
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="netns mode needs root")
 
@@ -120,18 +121,6 @@ def _netns_names() -> set[str]:
         return set(os.listdir("/run/netns"))
     except FileNotFoundError:
         return set()
-
-
-class Kube:
-    def __init__(self, d: Daemon) -> None:
-        self.d = d
-
-    def __call__(self, *args: str, input: str | None = None, check: bool = True) -> str:
-        cp = subprocess.run([str(TOOLS / "kubectl-1.35"), *args], input=input, env=self.d.env,
-                            capture_output=True, text=True, timeout=60)
-        if check and cp.returncode != 0:
-            raise AssertionError(f"kubectl {' '.join(args)}: {cp.stderr}")
-        return cp.stdout
 
 
 @pytest.fixture(scope="module")

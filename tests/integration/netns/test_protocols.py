@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import urllib.parse
 import urllib.request
@@ -18,7 +17,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.conftest import TOOLS, Daemon, start_daemon, stop_daemon, wait_for
+from tests.conftest import Daemon, start_daemon, stop_daemon, wait_for
+from tests.integration.netns.kube import Kube
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="netns mode needs root")
 
@@ -90,18 +90,6 @@ def _deployment(name: str, code: str, port: int) -> dict[str, object]:
                 "spec": {"containers": [{"name": name, "image": "python:3.11", "command": [sys.executable, "-c", code],
                                          "ports": [{"containerPort": port}],
                                          "readinessProbe": {"tcpSocket": {"port": port}, "periodSeconds": 1}}]}}}}
-
-
-class Kube:
-    def __init__(self, d: Daemon) -> None:
-        self.d = d
-
-    def __call__(self, *args: str, input: str | None = None, check: bool = True) -> str:
-        cp = subprocess.run([str(TOOLS / "kubectl-1.35"), *args], input=input, env=self.d.env,
-                            capture_output=True, text=True, timeout=60)
-        if check and cp.returncode != 0:
-            raise AssertionError(f"kubectl {' '.join(args)}: {cp.stderr}")
-        return cp.stdout
 
 
 @pytest.fixture(scope="module")
