@@ -28,6 +28,7 @@ from sluice.runtime.streams import channels
 __all__ = ["ExecRequest", "run_exec", "find_program"]
 
 _CHUNK = 32 * 1024
+_QUEUED_CHUNKS = 16  # terminal output read ahead of a slow client, at most
 _DRAIN_SECONDS = 1.0  # after the command exits, how long its output may still take to arrive
 # Makes fd 0 (the pty's slave side) the controlling terminal of a new session, then execs the rest.
 _LOGIN_TTY = "import os, sys; os.login_tty(0); os.execv(sys.argv[1], sys.argv[1:])"
@@ -149,16 +150,19 @@ async def _run_tty(ws: web.WebSocketResponse, req: ExecRequest) -> None:
     os.set_blocking(master, False)
     loop = asyncio.get_running_loop()
     output: asyncio.Queue[bytes] = asyncio.Queue()
+    paused = False
 
     def readable() -> None:
+        nonlocal paused
         try:
             data = os.read(master, _CHUNK)
         except BlockingIOError:
             return
         except OSError:
             data = b""  # EIO: every holder of the slave side is gone
-        if not data:
-            loop.remove_reader(master)
+        if not data or output.qsize() >= _QUEUED_CHUNKS:
+            loop.remove_reader(master)  # at the end, or until the client has caught up
+            paused = bool(data)
         output.put_nowait(data)
 
     loop.add_reader(master, readable)
@@ -177,10 +181,14 @@ async def _run_tty(ws: web.WebSocketResponse, req: ExecRequest) -> None:
                                       on_resize=lambda w, h: _set_size(master, w, h))
 
     async def pump() -> None:
+        nonlocal paused
         while True:
             data = await output.get()
             if not data or not await session.send(channels.STDOUT, data):
                 return
+            if paused and output.empty():
+                paused = False
+                loop.add_reader(master, readable)
 
     try:
         await _supervise(session, proc, [asyncio.create_task(pump())])

@@ -41,7 +41,7 @@ class StreamServer:
         meta = pod.get("metadata") or {}
         ns, name = str(meta.get("namespace") or "default"), str(meta.get("name"))
         w = self._workers().get((ns, name))
-        if w is None or w.uid != meta.get("uid") or w.terminating:
+        if w is None or w.uid != meta.get("uid"):
             raise ApiError.bad_request(f'unable to upgrade connection: pod not found ("{name}_{ns}")')
         return w
 
