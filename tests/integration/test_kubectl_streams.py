@@ -1,8 +1,9 @@
 """`kubectl exec`, `attach` and `port-forward` (and `sluice exec` / `port-forward`) against a real daemon.
 
-Everything runs the real kubectl 1.35 (WebSocket: `v5.channel.k8s.io` and the SPDY/3.1 port-forward tunnel)
-and checks what a user sees: output, exit codes, messages, HTTP answers through a forwarded port. kubectl
-1.20 speaks only SPDY and gets a message naming the version it needs.
+Everything runs the real kubectl and checks what a user sees: output, exit codes, messages, HTTP answers
+through a forwarded port. Three clients: kubectl 1.35 over WebSocket (`v5.channel.k8s.io`, the SPDY/3.1
+port-forward tunnel), kubectl 1.35 with its WebSocket switches off (a SPDY/3.1 upgrade, offering v5 first)
+and kubectl 1.20 (SPDY/3.1 only, v4).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import termios
 import time
 import urllib.request
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -29,10 +31,10 @@ from tests.integration.cli_helpers import ROOT, Sluice
 
 NS = "streams"
 
-# An app that prints a tick every 0.2 s (stdout) and a warning (stderr) until ./go exists, then "done".
+# An app that prints a tick every 0.2 s (stdout) and a warning (stderr) until the file $1 exists, then "done".
 TALKER = ("import os, sys, time\n"
           "i = 0\n"
-          "while not os.path.exists('go'):\n"
+          "while not os.path.exists(sys.argv[1]):\n"
           "    i += 1\n"
           "    print('tick', i, flush=True)\n"
           "    print('warn', i, file=sys.stderr, flush=True)\n"
@@ -40,6 +42,26 @@ TALKER = ("import os, sys, time\n"
           "print('done', flush=True)\n")
 
 NO_SIDECAR = {"sidecar.istio.io/inject": "false"}
+SPDY_ENV = {"KUBECTL_REMOTE_COMMAND_WEBSOCKETS": "false", "KUBECTL_PORT_FORWARD_WEBSOCKETS": "false"}
+CLIENTS = ("1.35", "1.35-spdy", "1.20")
+
+
+@dataclass
+class Client(Kubectl):
+    """A kubectl with extra environment (the WebSocket switches)."""
+
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def __call__(self, *args: str, input: str | None = None, env: dict[str, str] | None = None,
+                 check: bool = False, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        return super().__call__(*args, input=input, env={**self.extra, **(env or {})}, check=check, timeout=timeout)
+
+    @property
+    def environ(self) -> dict[str, str]:
+        return {**self.daemon.env, **self.extra}
+
+    def argv(self, *args: str) -> list[str]:
+        return [str(self.binary), f"--cache-dir={self.cache}", *args]
 
 
 def _server(name: str, port: int) -> dict[str, object]:
@@ -55,10 +77,6 @@ def _manifests(workdir: Path) -> list[dict[str, object]]:
                                   "workingDir": str(workdir), "env": [{"name": "GREETING", "value": "hello"}]}]}},
         {**pod, "metadata": {"name": "web", "labels": {"app": "web"}, "annotations": NO_SIDECAR},
          "spec": {"containers": [_server("one", 8000), _server("two", 8001)]}},
-        {**pod, "metadata": {"name": "talker", "annotations": NO_SIDECAR},
-         "spec": {"restartPolicy": "Never",
-                  "containers": [{"name": "t", "image": "local/python", "command": ["python3", "-c", TALKER],
-                                  "workingDir": str(workdir)}]}},
         {**pod, "metadata": {"name": "reader", "annotations": NO_SIDECAR},
          "spec": {"containers": [{"name": "r", "image": "local/sh", "command": ["sleep", "3600"], "stdin": True}]}},
         {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"},
@@ -75,7 +93,7 @@ def _manifests(workdir: Path) -> list[dict[str, object]]:
 def _all_running(k: Kubectl) -> bool:
     cp = k("get", "pods", "-n", NS, "-o", "json")
     items = json.loads(cp.stdout or "{}").get("items") or []
-    if len(items) < 5:
+    if len(items) < 4:
         return False
     return all(p.get("status", {}).get("phase") == "Running"
                and all(c.get("ready") for c in p["status"].get("containerStatuses") or [{}]) for p in items)
@@ -97,28 +115,35 @@ def k(sluice_daemon: Daemon, workdir: Path, tmp_path_factory: pytest.TempPathFac
     kubectl("delete", "namespace", NS, "--wait=false")
 
 
+@pytest.fixture(params=CLIENTS)
+def kc(request: pytest.FixtureRequest, k: Kubectl) -> Client:
+    version = request.param.split("-")[0]
+    return Client(version, TOOLS / f"kubectl-{version}", k.daemon, k.cache.parent / f"kcache-streams-{version}",
+                  SPDY_ENV if request.param.endswith("-spdy") else {})
+
+
 # ------------------------------------------------------------------------------------------------ exec
-def test_exec_stdin_piped(k: Kubectl) -> None:
-    cp = k("exec", "-i", "-n", NS, "shell", "--", "cat", input="hi\nthere\n")
+def test_exec_stdin_piped(kc: Client) -> None:
+    cp = kc("exec", "-i", "-n", NS, "shell", "--", "cat", input="hi\nthere\n")
     assert (cp.returncode, cp.stdout) == (0, "hi\nthere\n"), cp.stderr
 
 
-def test_exec_exit_code_stderr_env_and_workdir(k: Kubectl, workdir: Path) -> None:
-    cp = k("exec", "-n", NS, "shell", "--", "sh", "-c", 'echo out; echo err >&2; echo "$GREETING $POD_NAME"; pwd; exit 3')
+def test_exec_exit_code_stderr_env_and_workdir(kc: Client, workdir: Path) -> None:
+    cp = kc("exec", "-n", NS, "shell", "--", "sh", "-c", 'echo out; echo err >&2; echo "$GREETING $POD_NAME"; pwd; exit 3')
     assert cp.returncode == 3
     assert cp.stdout == f"out\nhello shell\n{workdir}\n"
     assert cp.stderr == "err\ncommand terminated with exit code 3\n"
 
 
-def test_exec_errors_read_like_kube_apiserver(k: Kubectl) -> None:
-    cp = k("exec", "-n", NS, "shell", "--", "no-such-program")
+def test_exec_errors_read_like_kube_apiserver(kc: Client) -> None:
+    cp = kc("exec", "-n", NS, "shell", "--", "no-such-program")
     assert cp.returncode == 1
     assert cp.stderr.strip() == ('error: Internal error occurred: error executing command in container: '
                                  'exec: "no-such-program": executable file not found in $PATH')
-    cp = k("exec", "-n", NS, "shell", "-c", "nope", "--", "true")
+    cp = kc("exec", "-n", NS, "shell", "-c", "nope", "--", "true")
     assert (cp.returncode, cp.stderr.strip()) == (1, "Error from server (BadRequest): container nope is not valid "
                                                      "for pod shell")
-    cp = k("exec", "-n", NS, "ghost", "--", "true")
+    cp = kc("exec", "-n", NS, "ghost", "--", "true")
     assert (cp.returncode, cp.stderr.strip()) == (1, 'Error from server (NotFound): pods "ghost" not found')
 
 
@@ -139,12 +164,12 @@ def _read_until(fd: int, token: bytes, seen: bytearray, timeout: float = 20.0) -
     return False
 
 
-def test_exec_tty_size_resize_and_exit(k: Kubectl) -> None:
+def test_exec_tty_size_resize_and_exit(kc: Client) -> None:
     pid, fd = pty.fork()
     if pid == 0:  # kubectl on a terminal of 33 rows × 111 columns
         fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack("HHHH", 33, 111, 0, 0))
-        env = dict(k.daemon.env)
-        os.execve(str(k.binary), [str(k.binary), f"--cache-dir={k.cache}", "exec", "-it", "-n", NS, "shell",
+        env = dict(kc.environ)
+        os.execve(str(kc.binary), [str(kc.binary), f"--cache-dir={kc.cache}", "exec", "-it", "-n", NS, "shell",
                                   "--", "sh"], env)
     seen = bytearray()
     try:
@@ -183,10 +208,11 @@ def test_exec_deploy_svc_default_container_and_sidecar(k: Kubectl) -> None:
     assert cp.stdout == "web\n"
 
 
-def test_exec_kills_what_it_started_when_the_client_leaves(k: Kubectl, workdir: Path) -> None:
-    marker = workdir / "loop.pid"
-    proc = subprocess.Popen([str(k.binary), f"--cache-dir={k.cache}", "exec", "-n", NS, "shell", "--", "sh", "-c",
-                             f"echo $$ > {marker}; while true; do sleep 0.1; done"], env=k.daemon.env,
+def test_exec_kills_what_it_started_when_the_client_leaves(kc: Client, workdir: Path,
+                                                           request: pytest.FixtureRequest) -> None:
+    marker = workdir / f"loop-{request.node.callspec.id}.pid"
+    proc = subprocess.Popen([str(kc.binary), f"--cache-dir={kc.cache}", "exec", "-n", NS, "shell", "--", "sh", "-c",
+                             f"echo $$ > {marker}; while true; do sleep 0.1; done"], env=kc.environ,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_for(lambda: marker.exists() and marker.read_text().strip())
@@ -199,14 +225,22 @@ def test_exec_kills_what_it_started_when_the_client_leaves(k: Kubectl, workdir: 
 
 
 # ------------------------------------------------------------------------------------------------ attach
-def test_attach_follows_output_until_the_container_ends(k: Kubectl) -> None:
-    proc = subprocess.Popen([str(k.binary), f"--cache-dir={k.cache}", "attach", "-n", NS, "talker"],
-                            env=k.daemon.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+def test_attach_follows_output_until_the_container_ends(kc: Client, k: Kubectl, workdir: Path,
+                                                        request: pytest.FixtureRequest) -> None:
+    name = "talker-" + request.node.callspec.id.replace(".", "")
+    talker = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "annotations": NO_SIDECAR},
+              "spec": {"restartPolicy": "Never",
+                       "containers": [{"name": "t", "image": "local/python", "workingDir": str(workdir),
+                                       "command": ["python3", "-c", TALKER, f"go-{name}"]}]}}
+    k("apply", "-n", NS, "-f", "-", input=json.dumps(talker), check=True)
+    wait_for(lambda: k("get", "pod", "-n", NS, name, "-o", "jsonpath={.status.phase}").stdout == "Running")
+    proc = subprocess.Popen(kc.argv("attach", "-n", NS, name), env=kc.environ, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None
         first = proc.stdout.readline()
         assert first.startswith("tick "), first
-        k("exec", "-n", NS, "talker", "--", "touch", "go", check=True)
+        (workdir / f"go-{name}").touch()
         rest = proc.stdout.read()  # to the end: attach ends when the container does
         assert rest.splitlines()[-1] == "done"
         assert proc.wait(30) == 0
@@ -253,10 +287,10 @@ def _get(url: str) -> tuple[int, str]:
         return r.status, r.read().decode()
 
 
-def test_port_forward_two_ports_several_connections(k: Kubectl) -> None:
+def test_port_forward_two_ports_several_connections(kc: Client) -> None:
     a, b = free_port(), free_port()
-    fw = Forward([str(k.binary), f"--cache-dir={k.cache}", "port-forward", "-n", NS, "pod/web", f"{a}:8000",
-                  f"{b}:8001"], k.daemon.env)
+    fw = Forward([str(kc.binary), f"--cache-dir={kc.cache}", "port-forward", "-n", NS, "pod/web", f"{a}:8000",
+                  f"{b}:8001"], kc.environ)
     try:
         fw.wait_line(f"Forwarding from 127.0.0.1:{a} -> 8000")
         fw.wait_line(f"Forwarding from 127.0.0.1:{b} -> 8001")
@@ -288,19 +322,6 @@ def test_port_forward_service_and_refused_port(k: Kubectl) -> None:
     assert code == 1
     assert "error forwarding port 8009 to pod web" in err and "connection refused" in err
     assert "error: lost connection to pod" in err
-
-
-# ------------------------------------------------------------------------------------------------ kubectl 1.20
-def test_spdy_only_kubectl_is_told_the_version_it_needs(k: Kubectl) -> None:
-    old = Kubectl("1.20", TOOLS / "kubectl-1.20", k.daemon, k.cache.parent / "kcache-streams-120")
-    cp = old("exec", "-n", NS, "shell", "--", "true")
-    assert cp.returncode == 1
-    assert cp.stderr.startswith("Error from server (BadRequest): pods/exec is served over WebSocket")
-    assert "use kubectl 1.30 or newer" in cp.stderr
-    cp = old("port-forward", "-n", NS, "web", f"{free_port()}:8000")
-    assert cp.returncode == 1 and "use kubectl 1.31 or newer" in cp.stderr
-    cp = old("exec", "-n", NS, "shell", "-c", "nope", "--", "true")  # checks still come first
-    assert "container nope is not valid for pod shell" in cp.stderr
 
 
 # ------------------------------------------------------------------------------------------------ sluice CLI

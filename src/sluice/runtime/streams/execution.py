@@ -20,8 +20,6 @@ import sys
 import termios
 from dataclasses import dataclass
 
-from aiohttp import web
-
 from sluice.runtime.enter import EnterSpec, argv_for
 from sluice.runtime.streams import channels
 
@@ -70,17 +68,16 @@ def _exit_status(code: int) -> bytes:
     return channels.success() if code == 0 else channels.exit_code(code & 0xFF)
 
 
-async def run_exec(ws: web.WebSocketResponse, req: ExecRequest) -> None:
-    """Run the command for an upgraded WebSocket; returns once the session is over and the process is gone."""
+async def run_exec(session: channels.Session, req: ExecRequest) -> None:
+    """Run the command for an upgraded session; returns once the session is over and the process is gone."""
     problem = find_program(req.command[0], req.env, req.sandbox.cwd)
     if problem is not None:
-        await channels.ChannelSession(ws).finish(
-            channels.internal_error(f"error executing command in container: {problem}"))
+        await session.finish(channels.internal_error(f"error executing command in container: {problem}"))
         return
-    await (_run_tty(ws, req) if req.tty else _run_pipes(ws, req))
+    await (_run_tty(session, req) if req.tty else _run_pipes(session, req))
 
 
-async def _run_pipes(ws: web.WebSocketResponse, req: ExecRequest) -> None:
+async def _run_pipes(session: channels.Session, req: ExecRequest) -> None:
     pipe, null = asyncio.subprocess.PIPE, asyncio.subprocess.DEVNULL
     proc = await asyncio.create_subprocess_exec(
         *argv_for(req.sandbox, list(req.command)), env=req.env, stdin=pipe if req.stdin else null,
@@ -96,20 +93,20 @@ async def _run_pipes(ws: web.WebSocketResponse, req: ExecRequest) -> None:
         if proc.stdin is not None and not proc.stdin.is_closing():
             proc.stdin.close()
 
-    session = channels.ChannelSession(ws, on_stdin=to_stdin, on_stdin_close=close_stdin)
+    session.on_stdin, session.on_stdin_close = to_stdin, close_stdin
     pumps = [asyncio.create_task(_pump(stream, session, ch))
              for stream, ch in ((proc.stdout, channels.STDOUT), (proc.stderr, channels.STDERR)) if stream is not None]
     await _supervise(session, proc, pumps)
 
 
-async def _pump(stream: asyncio.StreamReader, session: channels.ChannelSession, channel: int) -> None:
+async def _pump(stream: asyncio.StreamReader, session: channels.Session, channel: int) -> None:
     while True:
         data = await stream.read(_CHUNK)
         if not data or not await session.send(channel, data):
             return
 
 
-async def _supervise(session: channels.ChannelSession, proc: asyncio.subprocess.Process,
+async def _supervise(session: channels.Session, proc: asyncio.subprocess.Process,
                      pumps: list[asyncio.Task[None]]) -> None:
     """Wait for the command or the client, whichever ends first; then end the other."""
     session.start()
@@ -137,7 +134,7 @@ def _set_size(fd: int, columns: int, rows: int) -> None:
         fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
 
 
-async def _run_tty(ws: web.WebSocketResponse, req: ExecRequest) -> None:
+async def _run_tty(session: channels.Session, req: ExecRequest) -> None:
     master, slave = os.openpty()
     env = dict(req.env)
     env.setdefault("TERM", "xterm")
@@ -177,8 +174,8 @@ async def _run_tty(ws: web.WebSocketResponse, req: ExecRequest) -> None:
             except OSError:
                 return
 
-    session = channels.ChannelSession(ws, on_stdin=to_stdin if req.stdin else None,
-                                      on_resize=lambda w, h: _set_size(master, w, h))
+    session.on_stdin = to_stdin if req.stdin else None
+    session.on_resize = lambda w, h: _set_size(master, w, h)
 
     async def pump() -> None:
         nonlocal paused

@@ -1,7 +1,8 @@
 """The kubelet's side of `pods/exec`, `pods/attach` and `pods/portforward` (the API server's `StreamSource`).
 
 Given a Pod and the checked options (`sluice.api.streaming`), find the pod's worker and container here,
-refuse what cannot be served while the request is still plain HTTP, then upgrade and run the session:
+refuse what cannot be served while the request is still plain HTTP, then upgrade (WebSocket, or SPDY/3.1
+for older kubectl) and run the session:
 `execution` (exec), `attach`, `portforward`. Everything about where a command runs and where a port is
 reached comes from the pod worker (`PodWorker.sandbox`, `exec_env`, `dial_address`).
 """
@@ -19,6 +20,7 @@ from sluice.runtime.images import ImageError
 from sluice.runtime.streams import channels, portforward
 from sluice.runtime.streams.attach import run_attach
 from sluice.runtime.streams.execution import ExecRequest, run_exec
+from sluice.runtime.streams.spdy_session import SpdySession, expected_streams
 
 if TYPE_CHECKING:
     from sluice.runtime.pod import PodWorker
@@ -61,23 +63,41 @@ class StreamServer:
             log = sup.current_log()
             if log is None:
                 raise ApiError.bad_request(f'unable to upgrade connection: container not found ("{opts.container}")')
-            ws = await streaming.upgrade(request, "attach")
-            attempt = sup.attempt
-            await run_attach(ws, log, stdout=opts.stdout, stderr=opts.stderr,
-                             running=lambda: sup.attempt == attempt and sup.run_active())
-            return ws
+            resp, session = await self._upgrade(request, opts)
+            if session is not None:
+                attempt = sup.attempt
+                await run_attach(session, log, stdout=opts.stdout, stderr=opts.stderr,
+                                 running=lambda: sup.attempt == attempt and sup.run_active())
+            return resp
         try:
             env = w.exec_env(opts.container)
             problem = None
         except ImageError as e:
             env, problem = {}, e.message
-        ws = await streaming.upgrade(request, "exec")
+        resp, session = await self._upgrade(request, opts)
+        if session is None:
+            return resp
         if problem is not None:
-            await channels.ChannelSession(ws).finish(channels.internal_error(problem))
-            return ws
-        await run_exec(ws, ExecRequest(command=opts.command, sandbox=w.sandbox(opts.container), env=env,
-                                       stdin=opts.stdin, stdout=opts.stdout, stderr=opts.stderr, tty=opts.tty))
-        return ws
+            await session.finish(channels.internal_error(problem))
+            return resp
+        await run_exec(session, ExecRequest(command=opts.command, sandbox=w.sandbox(opts.container), env=env,
+                                            stdin=opts.stdin, stdout=opts.stdout, stderr=opts.stderr, tty=opts.tty))
+        return resp
+
+    @staticmethod
+    async def _upgrade(request: web.Request, opts: streaming.StreamOptions
+                       ) -> tuple[web.StreamResponse, channels.Session | None]:
+        """The upgraded response and its session (None: a SPDY client never opened its streams)."""
+        if not streaming.is_spdy(request):
+            ws = await streaming.upgrade(request, opts.action)
+            return ws, channels.ChannelSession(ws)
+        resp, conn = await streaming.upgrade_spdy(request, opts.action)
+        session = SpdySession(conn, expected_streams(stdin=opts.stdin, stdout=opts.stdout, stderr=opts.stderr,
+                                                     tty=opts.tty))
+        if not await session.open():
+            await session.stop()
+            return resp, None
+        return resp, session
 
     async def _port_forward(self, request: web.Request, w: PodWorker,
                             opts: streaming.StreamOptions) -> web.StreamResponse:
@@ -85,6 +105,13 @@ class StreamServer:
         if protocol == portforward.CHANNEL_PROTOCOL and not opts.ports:
             raise ApiError.bad_request('query parameter "ports" is required')
         target = portforward.Target(w.dial_address, w.name, w.uid)
+        if streaming.is_spdy(request):
+            resp, conn = await streaming.upgrade_spdy(request, "portforward")
+            try:
+                await portforward.serve_spdy(conn, target)
+            finally:
+                conn.close()
+            return resp
         ws = await streaming.upgrade(request, "portforward")
         if ws.ws_protocol == portforward.TUNNEL_PROTOCOL:
             await portforward.serve_spdy_tunnel(ws, target)
