@@ -148,6 +148,7 @@ def test_exec_errors_read_like_kube_apiserver(kc: Client) -> None:
 
 
 def _read_until(fd: int, token: bytes, seen: bytearray, timeout: float = 20.0) -> bool:
+    """Read into `seen` until `token` is in it (an empty token: until anything new arrives)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         ready, _, _ = select.select([fd], [], [], 0.2)
@@ -159,20 +160,20 @@ def _read_until(fd: int, token: bytes, seen: bytearray, timeout: float = 20.0) -
             if not data:
                 return token in seen
             seen += data
-            if token in seen:
+            if token in seen:  # always true for b""
                 return True
     return False
 
 
-def test_exec_tty_size_resize_and_exit(kc: Client) -> None:
+def _drive_tty(argv: list[str], env: dict[str, str]) -> None:
+    """Run `argv` (an exec of `sh -i` with -it) on a terminal: size, resize, exit code."""
     pid, fd = pty.fork()
-    if pid == 0:  # kubectl on a terminal of 33 rows × 111 columns
+    if pid == 0:  # the client on a terminal of 33 rows × 111 columns
         fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack("HHHH", 33, 111, 0, 0))
-        env = dict(kc.environ)
-        os.execve(str(kc.binary), [str(kc.binary), f"--cache-dir={kc.cache}", "exec", "-it", "-n", NS, "shell",
-                                  "--", "sh"], env)
+        os.execve(argv[0], argv, env)
     seen = bytearray()
     try:
+        _read_until(fd, b"", seen)  # the shell's prompt: the session is up (typing earlier races raw mode)
         os.write(fd, b"stty size; tty\r")
         assert _read_until(fd, b"33 111", seen), bytes(seen)
         assert _read_until(fd, b"/dev/pts/", seen), bytes(seen)
@@ -184,9 +185,9 @@ def test_exec_tty_size_resize_and_exit(kc: Client) -> None:
             _read_until(fd, b"40 120", seen, timeout=1.0)
         assert b"40 120" in seen, bytes(seen)
         os.write(fd, b"exit 5\r")
-        _read_until(fd, b"\x00never", seen, timeout=5.0)
+        _read_until(fd, b"command terminated with exit code 5", seen, timeout=10.0)
         _, status = os.waitpid(pid, 0)
-        assert os.waitstatus_to_exitcode(status) == 5
+        assert os.waitstatus_to_exitcode(status) == 5, bytes(seen)
     finally:
         os.close(fd)
         try:
@@ -194,6 +195,10 @@ def test_exec_tty_size_resize_and_exit(kc: Client) -> None:
             os.waitpid(pid, 0)
         except (ProcessLookupError, ChildProcessError):
             pass
+
+
+def test_exec_tty_size_resize_and_exit(kc: Client) -> None:
+    _drive_tty(kc.argv("exec", "-it", "-n", NS, "shell", "--", "sh"), kc.environ)
 
 
 def test_exec_deploy_svc_default_container_and_sidecar(k: Kubectl) -> None:
@@ -339,6 +344,11 @@ def test_sluice_exec(k: Kubectl, sluice: Sluice) -> None:
     cp = sluice("exec", "-n", NS, "shell", "-c", "nope", "--", "true")
     assert (cp.returncode, cp.stderr.strip()) == (1, "Error from server (BadRequest): container nope is not valid "
                                                      "for pod shell")
+
+
+def test_sluice_exec_tty(k: Kubectl) -> None:
+    env = {**k.daemon.env, "PYTHONPATH": str(ROOT / "src")}
+    _drive_tty([sys.executable, "-m", "sluice.cli", "exec", "-it", "-n", NS, "shell", "--", "sh"], env)
 
 
 def test_sluice_port_forward(k: Kubectl) -> None:

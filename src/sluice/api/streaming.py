@@ -136,12 +136,12 @@ def upgrade_refusal(request: web.Request, action: str) -> ApiError | None:
             return ApiError(403, "Forbidden", f"unable to upgrade: unable to negotiate protocol: client supports "
                                               f"{offered}, server accepts {list(SPDY_PROTOCOLS[action])}")
         return None
-    ws = web.WebSocketResponse()
-    if not ws.can_prepare(request).ok:
-        return ApiError.bad_request("Upgrade request required")
-    offered = [p.strip() for h in request.headers.getall("Sec-WebSocket-Protocol", []) for p in h.split(",")]
     supported = PORT_FORWARD_PROTOCOLS if action == "portforward" else EXEC_PROTOCOLS
-    if not any(p in supported for p in offered):
+    ready = web.WebSocketResponse(protocols=supported).can_prepare(request)
+    if not ready.ok:
+        return ApiError.bad_request("Upgrade request required")
+    if ready.protocol is None:
+        offered = [p.strip() for h in request.headers.getall("Sec-WebSocket-Protocol", []) for p in h.split(",")]
         return ApiError.bad_request(f"none of the requested WebSocket subprotocols {offered} is supported "
                                     f"for pods/{action}; supported: {list(supported)} (kubectl "
                                     f"{_MINIMUM[action]} and newer use them)")

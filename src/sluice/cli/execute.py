@@ -175,7 +175,7 @@ def exec_cmd(target: str, command: tuple[str, ...], container: str | None, stdin
         import tty as ttymod
 
         saved = termios.tcgetattr(sys.stdin.fileno())
-        ttymod.setraw(sys.stdin.fileno())
+        ttymod.setraw(sys.stdin.fileno(), termios.TCSANOW)  # keep what was typed ahead
     try:
         code, message = asyncio.run(run())
     finally:
