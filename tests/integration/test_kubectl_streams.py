@@ -12,12 +12,14 @@ import fcntl
 import json
 import os
 import pty
+import queue
 import select
 import signal
 import struct
 import subprocess
 import sys
 import termios
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -241,6 +243,8 @@ def test_attach_follows_output_until_the_container_ends(kc: Client, k: Kubectl, 
     wait_for(lambda: k("get", "pod", "-n", NS, name, "-o", "jsonpath={.status.phase}").stdout == "Running")
     proc = subprocess.Popen(kc.argv("attach", "-n", NS, name), env=kc.environ, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
+    watchdog = threading.Timer(60, proc.kill)  # the reads below block: bound them
+    watchdog.start()
     try:
         assert proc.stdout is not None
         first = proc.stdout.readline()
@@ -251,6 +255,7 @@ def test_attach_follows_output_until_the_container_ends(kc: Client, k: Kubectl, 
         assert proc.wait(30) == 0
         assert proc.stderr is not None and "warn " in proc.stderr.read()
     finally:
+        watchdog.cancel()
         if proc.poll() is None:
             proc.kill()
             proc.wait()
@@ -264,16 +269,34 @@ def test_attach_stdin_is_refused_clearly(k: Kubectl) -> None:
 
 # ------------------------------------------------------------------------------------------------ port-forward
 class Forward:
+    """A port-forward command in the background; its stdout lines are collected as they come."""
+
     def __init__(self, argv: list[str], env: dict[str, str]) -> None:
         self.proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        self.lines: list[str] = []
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.seen: list[str] = []
+        threading.Thread(target=self._collect, daemon=True).start()
 
-    def wait_line(self, text: str) -> None:
+    def _collect(self) -> None:
         assert self.proc.stdout is not None
-        while not any(text in line for line in self.lines):
-            line = self.proc.stdout.readline()
-            assert line, f"port-forward ended: {self.lines} {self.proc.stderr.read() if self.proc.stderr else ''}"
-            self.lines.append(line)
+        for line in self.proc.stdout:
+            self.lines.put(line)
+        self.lines.put("")
+
+    def wait_line(self, text: str, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not any(text in line for line in self.seen):
+            try:
+                line = self.lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                raise AssertionError(f"no line with {text!r} in {timeout}s: {self.seen}") from None
+            assert line, f"port-forward ended: {self.seen} {self.proc.stderr.read() if self.proc.stderr else ''}"
+            self.seen.append(line)
+
+    def ended(self) -> tuple[int, str]:
+        """Wait for the command to end by itself."""
+        self.proc.wait(30)
+        return self.proc.returncode, self.proc.stderr.read() if self.proc.stderr else ""
 
     def stop(self) -> tuple[int, str]:
         if self.proc.poll() is None:
@@ -320,10 +343,13 @@ def test_port_forward_service_and_refused_port(k: Kubectl) -> None:
     c = free_port()
     fw = Forward([str(k.binary), f"--cache-dir={k.cache}", "port-forward", "-n", NS, "web", f"{c}:8009"],
                  k.daemon.env)
-    fw.wait_line(f"Forwarding from 127.0.0.1:{c} -> 8009")
-    with pytest.raises(OSError):
-        _get(f"http://127.0.0.1:{c}/")
-    code, err = fw.stop()
+    try:
+        fw.wait_line(f"Forwarding from 127.0.0.1:{c} -> 8009")
+        with pytest.raises(OSError):
+            _get(f"http://127.0.0.1:{c}/")
+        code, err = fw.ended()  # kubectl ≥ 1.23 ends the whole session on a forwarding error
+    finally:
+        fw.stop()
     assert code == 1
     assert "error forwarding port 8009 to pod web" in err and "connection refused" in err
     assert "error: lost connection to pod" in err
