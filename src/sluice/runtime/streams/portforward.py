@@ -36,6 +36,7 @@ log = logging.getLogger("sluice.runtime")
 TUNNEL_PROTOCOL = "SPDY/3.1+portforward.k8s.io"
 CHANNEL_PROTOCOL = "v4.channel.k8s.io"
 PAIR_TIMEOUT = 30.0  # kubelet's stream creation timeout
+MAX_PAIRS = 256  # forwarded connections open at once in one session
 _CHUNK = 32 * 1024
 
 Dial = Callable[[int], tuple[str | None, str]]
@@ -100,6 +101,7 @@ class WebSocketBytes:
 
 @dataclass
 class _Pair:
+    key: str  # the requestid shared by the two streams
     port: int
     error_id: int = 0
     data_id: int = 0
@@ -178,8 +180,11 @@ class _Tunnel:
             return
         key = h.get("requestid", "")
         pair = self.pairs.get(key)
+        if (pair is None or pair.done) and len(self.pairs) >= MAX_PAIRS:
+            await self.send(self.out.rst(sid, spdy.REFUSED_STREAM))
+            return
         if pair is None or pair.done:
-            pair = _Pair(port)
+            pair = _Pair(key, port)
             self.pairs[key] = pair
             pair.timer = asyncio.get_running_loop().call_later(PAIR_TIMEOUT, self._expire, key, pair)
         if (kind == "error" and pair.error_id) or (kind == "data" and pair.data_id) or pair.port != port:
@@ -201,7 +206,6 @@ class _Tunnel:
             ids = [i for i in (pair.error_id, pair.data_id) if i]
             asyncio.ensure_future(self.send(*(self.out.rst(i, spdy.REFUSED_STREAM) for i in ids)))
             self._drop(pair)
-            self.pairs.pop(key, None)
 
     async def client_data(self, pair: _Pair, data: bytes, fin: bool) -> None:
         if pair.writer is None:
@@ -222,7 +226,7 @@ class _Tunnel:
             message = self.target.failure(pair.port, e).encode()
             await self.send(self.out.data(pair.error_id, message, fin=True),
                             self.out.rst(pair.data_id, spdy.CANCEL))
-            pair.done = True
+            self._drop(pair)
             return
         pair.writer = writer
         try:
@@ -241,19 +245,21 @@ class _Tunnel:
         finally:
             writer.close()
         if not pair.done:
-            pair.done = True
             await self.send(self.out.data(pair.data_id, b"", fin=True), self.out.data(pair.error_id, b"", fin=True))
+            self._drop(pair)
 
     def _drop(self, pair: _Pair) -> None:
         pair.done = True
         if pair.timer is not None:
             pair.timer.cancel()
-        if pair.task is not None and not pair.task.done():
+        if pair.task is not None and not pair.task.done() and pair.task is not asyncio.current_task():
             pair.task.cancel()
         if pair.writer is not None:
             pair.writer.close()
         for sid in (pair.error_id, pair.data_id):
             self.by_stream.pop(sid, None)
+        if self.pairs.get(pair.key) is pair:
+            del self.pairs[pair.key]
 
 
 async def serve_spdy(stream: ByteStream, target: Target) -> None:

@@ -35,9 +35,15 @@ def _chosen(request: web.Request, supported: tuple[str, ...]) -> str | None:
     return next((p for p in offered if p in supported), None)
 
 
+MAX_SESSIONS = 128  # open exec/attach/port-forward sessions at once: every one holds processes or sockets
+
+
 class StreamServer:
-    def __init__(self, workers: Callable[[], dict[tuple[str, str], PodWorker]]) -> None:
+    def __init__(self, workers: Callable[[], dict[tuple[str, str], PodWorker]],
+                 max_sessions: int = MAX_SESSIONS) -> None:
         self._workers = workers
+        self._max = max_sessions
+        self._active = 0
 
     def _worker(self, pod: Obj) -> PodWorker:
         meta = pod.get("metadata") or {}
@@ -48,6 +54,16 @@ class StreamServer:
         return w
 
     async def __call__(self, request: web.Request, pod: Obj, opts: streaming.StreamOptions) -> web.StreamResponse:
+        if self._active >= self._max:
+            raise ApiError(429, "TooManyRequests", f"too many open exec, attach and port-forward sessions "
+                                                   f"({self._max}): close one and retry")
+        self._active += 1
+        try:
+            return await self._serve(request, pod, opts)
+        finally:
+            self._active -= 1
+
+    async def _serve(self, request: web.Request, pod: Obj, opts: streaming.StreamOptions) -> web.StreamResponse:
         w = self._worker(pod)
         if opts.action == "portforward":
             return await self._port_forward(request, w, opts)
