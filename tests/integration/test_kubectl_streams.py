@@ -231,6 +231,16 @@ def test_exec_kills_what_it_started_when_the_client_leaves(kc: Client, workdir: 
     wait_for(lambda: not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2])
 
 
+def test_exec_ends_with_the_command_not_its_background_children(k: Kubectl, workdir: Path) -> None:
+    marker = workdir / "background.pid"
+    # The left-behind `sleep` holds stdout open; the session must still end (well inside kubectl's 60 s) …
+    cp = k("exec", "-n", NS, "shell", "--", "sh", "-c", f"sleep 600 & echo $! > {marker}; echo started; exit 4")
+    assert (cp.returncode, cp.stdout) == (4, "started\n")
+    pid = int(marker.read_text())
+    # … and take the background process with it.
+    wait_for(lambda: not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2])
+
+
 # ------------------------------------------------------------------------------------------------ attach
 def test_attach_follows_output_until_the_container_ends(kc: Client, k: Kubectl, workdir: Path,
                                                         request: pytest.FixtureRequest) -> None:

@@ -87,6 +87,7 @@ class Session:
         self.on_stdin_close: Callable[[], Awaitable[None]] | None = None
         self.on_resize: Callable[[int, int], None] | None = None
         self.closed = asyncio.Event()
+        self.progress = 0  # output messages sent so far (to tell trickling output from none at all)
         self._resize = ResizeDecoder()
 
     async def deliver(self, channel: int, payload: bytes) -> None:

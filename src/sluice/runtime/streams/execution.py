@@ -27,7 +27,8 @@ __all__ = ["ExecRequest", "run_exec", "find_program"]
 
 _CHUNK = 32 * 1024
 _QUEUED_CHUNKS = 16  # terminal output read ahead of a slow client, at most
-_DRAIN_SECONDS = 1.0  # after the command exits, how long its output may still take to arrive
+_EXIT_POLL = 0.05
+_DRAIN_SECONDS = 1.0  # after the command exits, how long its output may pause before the session ends
 # Makes fd 0 (the pty's slave side) the controlling terminal of a new session, then execs the rest.
 _LOGIN_TTY = "import os, sys; os.login_tty(0); os.execv(sys.argv[1], sys.argv[1:])"
 
@@ -60,6 +61,14 @@ def find_program(command: str, env: dict[str, str], cwd: str | None) -> str | No
 def _kill_group(proc: asyncio.subprocess.Process) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGKILL)
+
+
+async def _exited(proc: asyncio.subprocess.Process) -> int:
+    """The exit code, as soon as the command exits: `proc.wait()` also waits for its pipes to close, which
+    a background process it left behind can hold open for as long as it likes."""
+    while proc.returncode is None:
+        await asyncio.sleep(_EXIT_POLL)
+    return proc.returncode
 
 
 def _exit_status(code: int) -> bytes:
@@ -104,20 +113,29 @@ async def _pump(stream: asyncio.StreamReader, session: channels.Session, channel
         data = await stream.read(_CHUNK)
         if not data or not await session.send(channel, data):
             return
+        session.progress += 1
+
+
+async def _drain(session: channels.Session, pumps: list[asyncio.Task[None]]) -> None:
+    """Let output written before the exit through: for as long as it keeps coming, then until EOF — which
+    never comes while something the command left behind still holds its stdout, so stop after a quiet second."""
+    while pumps:
+        before = session.progress
+        _, pending = await asyncio.wait(pumps, timeout=_DRAIN_SECONDS)
+        if not pending or session.progress == before:
+            return
 
 
 async def _supervise(session: channels.Session, proc: asyncio.subprocess.Process,
                      pumps: list[asyncio.Task[None]]) -> None:
     """Wait for the command or the client, whichever ends first; then end the other."""
     session.start()
-    waiter = asyncio.create_task(proc.wait())
+    waiter = asyncio.create_task(_exited(proc))
     gone = asyncio.create_task(session.closed.wait())
     try:
         await asyncio.wait({waiter, gone}, return_when=asyncio.FIRST_COMPLETED)
         if waiter.done():
-            # Output written just before the exit is still in the pipes: let it through, briefly.
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.gather(*pumps), _DRAIN_SECONDS)
+            await _drain(session, pumps)
             _kill_group(proc)
             await session.finish(_exit_status(waiter.result()))
     finally:
@@ -183,6 +201,7 @@ async def _run_tty(session: channels.Session, req: ExecRequest) -> None:
             data = await output.get()
             if not data or not await session.send(channels.STDOUT, data):
                 return
+            session.progress += 1
             if paused and output.empty():
                 paused = False
                 loop.add_reader(master, readable)
