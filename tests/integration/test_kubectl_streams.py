@@ -176,20 +176,27 @@ def _drive_tty(argv: list[str], env: dict[str, str]) -> None:
     seen = bytearray()
     try:
         _read_until(fd, b"", seen)  # the shell's prompt: the session is up (typing earlier races raw mode)
-        os.write(fd, b"stty size; tty\r")
-        assert _read_until(fd, b"33 111", seen), bytes(seen)
+
+        def shows(command: bytes, token: bytes) -> None:
+            # Sizes travel on their own channel, asynchronously to what is typed: ask until the answer is there.
+            deadline = time.monotonic() + 20
+            while token not in seen and time.monotonic() < deadline:
+                os.write(fd, command)
+                _read_until(fd, token, seen, timeout=1.0)
+            assert token in seen, bytes(seen)
+
+        shows(b"stty size; tty\r", b"33 111")
         assert _read_until(fd, b"/dev/pts/", seen), bytes(seen)
         fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
         os.kill(pid, signal.SIGWINCH)
-        deadline = time.monotonic() + 20
-        while b"40 120" not in seen and time.monotonic() < deadline:  # the resize travels asynchronously
-            os.write(fd, b"stty size\r")
-            _read_until(fd, b"40 120", seen, timeout=1.0)
-        assert b"40 120" in seen, bytes(seen)
+        shows(b"stty size\r", b"40 120")
         os.write(fd, b"exit 5\r")
         _read_until(fd, b"command terminated with exit code 5", seen, timeout=10.0)
-        _, status = os.waitpid(pid, 0)
-        assert os.waitstatus_to_exitcode(status) == 5, bytes(seen)
+        deadline = time.monotonic() + 20
+        while (done := os.waitpid(pid, os.WNOHANG))[0] == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert done[0] == pid, f"the client did not exit: {bytes(seen)!r}"
+        assert os.waitstatus_to_exitcode(done[1]) == 5, bytes(seen)
     finally:
         os.close(fd)
         try:

@@ -9,7 +9,8 @@ reached comes from the pod worker (`PodWorker.sandbox`, `exec_env`, `dial_addres
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
+from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -27,12 +28,23 @@ if TYPE_CHECKING:
 
 __all__ = ["StreamServer"]
 
+log = logging.getLogger("sluice.runtime")
+
 Obj = dict[str, Any]
 
 
 def _chosen(request: web.Request, supported: tuple[str, ...]) -> str | None:
     offered = [p.strip() for h in request.headers.getall("Sec-WebSocket-Protocol", []) for p in h.split(",")]
     return next((p for p in offered if p in supported), None)
+
+
+async def _guarded(session: channels.Session, work: Coroutine[Any, Any, None]) -> None:
+    """Once upgraded, a failure can only be told on the error channel (a Status response is too late)."""
+    try:
+        await work
+    except Exception as e:  # noqa: BLE001 - the last line of defence for an upgraded stream
+        log.exception("exec/attach session failed")
+        await session.finish(channels.internal_error(f"{type(e).__name__}: {e}"))
 
 
 MAX_SESSIONS = 128  # open exec/attach/port-forward sessions at once: every one holds processes or sockets
@@ -76,14 +88,14 @@ class StreamServer:
                 raise ApiError.bad_request(
                     f"attaching to the stdin of container {opts.container} is not supported: Sluice runs containers "
                     "without a stdin pipe; attach without -i/--stdin to follow the container's output")
-            log = sup.current_log()
-            if log is None:
+            log_path = sup.current_log()
+            if log_path is None:
                 raise ApiError.bad_request(f'unable to upgrade connection: container not found ("{opts.container}")')
             resp, session = await self._upgrade(request, opts)
             if session is not None:
                 attempt = sup.attempt
-                await run_attach(session, log, stdout=opts.stdout, stderr=opts.stderr,
-                                 running=lambda: sup.attempt == attempt and sup.run_active())
+                await _guarded(session, run_attach(session, log_path, stdout=opts.stdout, stderr=opts.stderr,
+                                                   running=lambda: sup.attempt == attempt and sup.run_active()))
             return resp
         try:
             env = w.exec_env(opts.container)
@@ -96,8 +108,9 @@ class StreamServer:
         if problem is not None:
             await session.finish(channels.internal_error(problem))
             return resp
-        await run_exec(session, ExecRequest(command=opts.command, sandbox=w.sandbox(opts.container), env=env,
-                                            stdin=opts.stdin, stdout=opts.stdout, stderr=opts.stderr, tty=opts.tty))
+        req = ExecRequest(command=opts.command, sandbox=w.sandbox(opts.container), env=env, stdin=opts.stdin,
+                          stdout=opts.stdout, stderr=opts.stderr, tty=opts.tty)
+        await _guarded(session, run_exec(session, req))
         return resp
 
     @staticmethod
@@ -125,12 +138,18 @@ class StreamServer:
             resp, conn = await streaming.upgrade_spdy(request, "portforward")
             try:
                 await portforward.serve_spdy(conn, target)
+            except Exception:
+                log.exception("port-forward session failed")
             finally:
                 conn.close()
             return resp
         ws = await streaming.upgrade(request, "portforward")
-        if ws.ws_protocol == portforward.TUNNEL_PROTOCOL:
-            await portforward.serve_spdy_tunnel(ws, target)
-        else:
-            await portforward.serve_channels(ws, target, opts.ports)
+        try:
+            if ws.ws_protocol == portforward.TUNNEL_PROTOCOL:
+                await portforward.serve_spdy_tunnel(ws, target)
+            else:
+                await portforward.serve_channels(ws, target, opts.ports)
+        except Exception:
+            log.exception("port-forward session failed")
+            await ws.close(code=1011)
         return ws
