@@ -372,6 +372,35 @@ def test_port_forward_service_and_refused_port(k: Kubectl) -> None:
     assert "error: lost connection to pod" in err
 
 
+# ------------------------------------------------------------------------------------------------ Python client
+def test_official_python_client_exec_and_port_forward(k: Kubectl) -> None:
+    from kubernetes import client, config
+    from kubernetes.stream import portforward, stream
+
+    v1 = client.CoreV1Api(config.new_client_from_config(str(k.daemon.kubeconfig)))
+    resp = stream(v1.connect_get_namespaced_pod_exec, "shell", NS, command=["sh", "-c", "echo hi; echo err >&2; exit 3"],
+                  stderr=True, stdin=False, stdout=True, tty=False, _preload_content=False)
+    resp.run_forever(timeout=30)
+    assert (resp.read_stdout(), resp.read_stderr(), resp.returncode) == ("hi\n", "err\n", 3)
+    # Its port-forward is kubelet's channel form (`?ports=`, two channels per port, no SPDY), which has no
+    # per-port end: each local socket ends when the WebSocket does, once every port's connection is done.
+    pf = portforward(v1.connect_get_namespaced_pod_portforward, "web", NS, ports="8000,8001")
+    try:
+        socks = {port: pf.socket(port) for port in (8000, 8001)}
+        for sock in socks.values():
+            sock.setblocking(True)
+            sock.settimeout(20)
+            sock.sendall(b"GET / HTTP/1.0\r\n\r\n")
+        for port, sock in socks.items():
+            data = b""
+            while chunk := sock.recv(4096):
+                data += chunk
+            assert data.startswith(b"HTTP/1.0 200 OK"), data[:100]
+            assert pf.error(port) is None
+    finally:
+        pf.close()
+
+
 # ------------------------------------------------------------------------------------------------ sluice CLI
 @pytest.fixture(scope="module")
 def sluice(k: Kubectl) -> Sluice:
