@@ -149,6 +149,22 @@ def test_exec_errors_read_like_kube_apiserver(kc: Client) -> None:
     assert (cp.returncode, cp.stderr.strip()) == (1, 'Error from server (NotFound): pods "ghost" not found')
 
 
+def test_exec_into_a_container_that_is_not_running(k: Kubectl) -> None:
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "unpulled", "annotations": NO_SIDECAR},
+           "spec": {"containers": [{"name": "main", "image": "registry.example/nothing:1"}]}}
+    k("apply", "-n", NS, "-f", "-", input=json.dumps(pod), check=True)
+
+    def waiting_reason() -> str:
+        return k("get", "pod", "-n", NS, "unpulled", "-o",
+                 "jsonpath={.status.containerStatuses[0].state.waiting.reason}").stdout
+
+    wait_for(lambda: waiting_reason() == "ErrImagePull")
+    cp = k("exec", "-n", NS, "unpulled", "--", "true")
+    assert (cp.returncode, cp.stderr.strip()) == (
+        1, 'Error from server (BadRequest): unable to upgrade connection: container not found ("main")')
+    k("delete", "pod", "-n", NS, "unpulled", "--wait=false")
+
+
 def _read_until(fd: int, token: bytes, seen: bytearray, timeout: float = 20.0) -> bool:
     """Read into `seen` until `token` is in it (an empty token: until anything new arrives)."""
     deadline = time.monotonic() + timeout
