@@ -142,7 +142,7 @@ def exec_cmd(target: str, command: tuple[str, ...], container: str | None, stdin
     if container:
         chosen = container  # the server checks it, as it does for kubectl
     elif quiet:
-        with contextlib.redirect_stderr(open(os.devnull, "w")):  # noqa: SIM115
+        with open(os.devnull, "w") as devnull, contextlib.redirect_stderr(devnull):  # no "Defaulted container"
             chosen = pick_container(pod, None)[0]
     else:
         chosen = pick_container(pod, None)[0]
