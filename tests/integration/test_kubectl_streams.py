@@ -149,6 +149,17 @@ def test_exec_errors_read_like_kube_apiserver(kc: Client) -> None:
     assert (cp.returncode, cp.stderr.strip()) == (1, 'Error from server (NotFound): pods "ghost" not found')
 
 
+def test_kubectl_cp_both_ways(k: Kubectl, workdir: Path, tmp_path: Path) -> None:
+    # `kubectl cp` is exec + tar, with stdin's end signalled on the v5 close channel.
+    src = tmp_path / "up.txt"
+    src.write_text("payload\n" * 1000)
+    k("cp", "-n", NS, str(src), f"shell:{workdir}/copied.txt", check=True)
+    assert (workdir / "copied.txt").read_text() == src.read_text()
+    back = tmp_path / "back.txt"
+    k("cp", "-n", NS, f"shell:{workdir}/copied.txt", str(back), check=True)
+    assert back.read_text() == src.read_text()
+
+
 def test_exec_into_a_container_that_is_not_running(k: Kubectl) -> None:
     pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "unpulled", "annotations": NO_SIDECAR},
            "spec": {"containers": [{"name": "main", "image": "registry.example/nothing:1"}]}}
