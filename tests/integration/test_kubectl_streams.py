@@ -67,8 +67,10 @@ class Client(Kubectl):
 
 
 def _server(name: str, port: int) -> dict[str, object]:
+    # $SLUICE_BIND: the pod's address in loopback mode (0.0.0.0 in netns mode). The shell expands it: Kubernetes'
+    # $(VAR) in `command` refers to the container's own `env` only.
     return {"name": name, "image": "local/python",
-            "command": ["python3", "-m", "http.server", str(port), "--bind", "$(SLUICE_BIND)"]}
+            "command": ["sh", "-c", f'exec python3 -m http.server {port} --bind "$SLUICE_BIND"']}
 
 
 def _manifests(workdir: Path) -> list[dict[str, object]]:
