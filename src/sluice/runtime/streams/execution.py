@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import fcntl
 import os
+import secrets
 import shutil
 import signal
 import struct
@@ -81,7 +82,11 @@ async def run_exec(session: channels.Session, req: ExecRequest) -> None:
     """Run the command for an upgraded session; returns once the session is over and the process is gone."""
     problem = find_program(req.command[0], req.env, req.sandbox.cwd)
     if problem is not None:
-        await session.finish(channels.internal_error(f"error executing command in container: {problem}"))
+        # containerd + runc's chain of messages, which is what users know (and search for) from kubectl.
+        exec_id = secrets.token_hex(32)
+        await session.finish(channels.internal_error(
+            f'error executing command in container: failed to exec in container: failed to start exec "{exec_id}": '
+            f"OCI runtime exec failed: exec failed: unable to start container process: {problem}: unknown"))
         return
     await (_run_tty(session, req) if req.tty else _run_pipes(session, req))
 
