@@ -116,7 +116,10 @@ def k(sluice_daemon: Daemon, workdir: Path, tmp_path_factory: pytest.TempPathFac
     kubectl("apply", "-n", NS, "-f", "-", input=json.dumps(docs), check=True)
     wait_for(lambda: _all_running(kubectl), timeout=60, interval=0.3)
     yield kubectl
-    kubectl("delete", "namespace", NS, "--wait=false")
+    # Leave nothing terminating behind for the modules that run next on the same daemon.
+    kubectl("delete", "namespace", NS, "--timeout=90s", timeout=120)
+    wait_for(lambda: "NotFound" in kubectl("get", "namespace", NS).stderr
+             and not kubectl("get", "pods", "-n", NS, "-o", "name").stdout.strip(), timeout=90, interval=0.3)
 
 
 @pytest.fixture(params=CLIENTS)
