@@ -5,8 +5,9 @@ way kube-apiserver decodes `PodExecOptions`/`PodAttachOptions`/`PodPortForwardOp
 container, and passes the request to the `StreamSource` (the kubelet, `sluice.runtime.streams.source`). The
 source calls `upgrade` when it is ready: only then is the WebSocket accepted, so every refusal before it is
 an ordinary `Status` — which kubectl shows after retrying the same URL with a SPDY POST, answered the same
-way. Clients that can only speak SPDY (kubectl ≤ 1.29 for exec, ≤ 1.30 for port-forward) get a Status that
-names the kubectl version they need.
+way. Clients that speak SPDY/3.1 instead (kubectl ≤ 1.29 for exec, ≤ 1.30 for port-forward) are served over
+a taken-over connection (`sluice.api.spdy_upgrade`) with kubelet's protocols (`v4.channel.k8s.io`,
+`portforward.k8s.io`).
 """
 
 from __future__ import annotations
@@ -18,15 +19,18 @@ from typing import Any
 from aiohttp import web
 from multidict import MultiMapping
 
+from sluice.api import spdy_upgrade
 from sluice.api.errors import ApiError
 
-__all__ = ["ACTIONS", "StreamOptions", "StreamSource", "parse_options", "serve", "upgrade", "EXEC_PROTOCOLS",
-           "PORT_FORWARD_PROTOCOLS", "MAX_MESSAGE"]
+__all__ = ["ACTIONS", "StreamOptions", "StreamSource", "parse_options", "serve", "upgrade", "upgrade_spdy",
+           "is_spdy", "EXEC_PROTOCOLS", "PORT_FORWARD_PROTOCOLS", "SPDY_PROTOCOLS", "MAX_MESSAGE"]
 
 ACTIONS = ("exec", "attach", "portforward")
 EXEC_PROTOCOLS = ("v5.channel.k8s.io", "v4.channel.k8s.io")
 # The SPDY tunnel is what kubectl speaks; the channel form is the kubelet's other port-forward protocol.
 PORT_FORWARD_PROTOCOLS = ("SPDY/3.1+portforward.k8s.io", "v4.channel.k8s.io")
+SPDY_PROTOCOLS = {"exec": ("v4.channel.k8s.io",), "attach": ("v4.channel.k8s.io",),
+                  "portforward": ("portforward.k8s.io",)}
 MAX_MESSAGE = 4 * 1024 * 1024
 DEFAULT_CONTAINER_ANNOTATION = "kubectl.kubernetes.io/default-container"
 _MINIMUM = {"exec": "1.30", "attach": "1.30", "portforward": "1.31"}
@@ -113,23 +117,34 @@ async def serve(request: web.Request, pod: dict[str, Any], action: str, source: 
     return await source(request, pod, opts)
 
 
+def is_spdy(request: web.Request) -> bool:
+    return "spdy/3.1" in request.headers.get("Upgrade", "").lower()
+
+
+def _spdy_protocol(request: web.Request, action: str) -> str | None:
+    offered = spdy_upgrade.offered_protocols(request)
+    supported = SPDY_PROTOCOLS[action]
+    # kubelet speaks v4 at most over SPDY; a client offering v5 first (kubectl ≥ 1.29) takes v4 just the same.
+    return next((p for p in offered if p in supported), None)
+
+
 def upgrade_refusal(request: web.Request, action: str) -> ApiError | None:
     """Why this request cannot become the stream (checked before anything irreversible), or None."""
-    if "spdy" in request.headers.get("Upgrade", "").lower():
-        protocol = PORT_FORWARD_PROTOCOLS[0] if action == "portforward" else EXEC_PROTOCOLS[0]
-        return ApiError.bad_request(
-            f"pods/{action} is served over WebSocket ({protocol}), not over a SPDY/3.1 upgrade: "
-            f"use kubectl {_MINIMUM[action]} or newer (and do not set "
-            f"{'KUBECTL_PORT_FORWARD_WEBSOCKETS' if action == 'portforward' else 'KUBECTL_REMOTE_COMMAND_WEBSOCKETS'}"
-            "=false)")
-    ws = web.WebSocketResponse()
-    if not ws.can_prepare(request).ok:
-        return ApiError.bad_request("Upgrade request required")
-    offered = [p.strip() for h in request.headers.getall("Sec-WebSocket-Protocol", []) for p in h.split(",")]
+    if is_spdy(request):
+        if _spdy_protocol(request, action) is None:
+            offered = spdy_upgrade.offered_protocols(request)
+            return ApiError(403, "Forbidden", f"unable to upgrade: unable to negotiate protocol: client supports "
+                                              f"{offered}, server accepts {list(SPDY_PROTOCOLS[action])}")
+        return None
     supported = PORT_FORWARD_PROTOCOLS if action == "portforward" else EXEC_PROTOCOLS
-    if not any(p in supported for p in offered):
+    ready = web.WebSocketResponse(protocols=supported).can_prepare(request)
+    if not ready.ok:
+        return ApiError.bad_request("Upgrade request required")
+    if ready.protocol is None:
+        offered = [p.strip() for h in request.headers.getall("Sec-WebSocket-Protocol", []) for p in h.split(",")]
         return ApiError.bad_request(f"none of the requested WebSocket subprotocols {offered} is supported "
-                                    f"for pods/{action}; supported: {list(supported)}")
+                                    f"for pods/{action}; supported: {list(supported)} (kubectl "
+                                    f"{_MINIMUM[action]} and newer use them)")
     return None
 
 
@@ -143,3 +158,14 @@ async def upgrade(request: web.Request, action: str) -> web.WebSocketResponse:
     ws = web.WebSocketResponse(protocols=supported, max_msg_size=MAX_MESSAGE, compress=False)
     await ws.prepare(request)
     return ws
+
+
+async def upgrade_spdy(request: web.Request, action: str
+                       ) -> tuple[web.StreamResponse, spdy_upgrade.RawConnection]:
+    """Answer a SPDY/3.1 upgrade (kubectl ≤ 1.29, or any kubectl with its WebSocket switch off)."""
+    refusal = upgrade_refusal(request, action)
+    if refusal is not None:
+        raise refusal
+    protocol = _spdy_protocol(request, action)
+    assert protocol is not None
+    return await spdy_upgrade.accept(request, protocol)

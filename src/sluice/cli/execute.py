@@ -173,7 +173,7 @@ def exec_cmd(target: str, command: tuple[str, ...], container: str | None, stdin
     if container:
         chosen = container  # the server checks it, as it does for kubectl
     elif quiet:
-        with contextlib.redirect_stderr(open(os.devnull, "w")):  # noqa: SIM115
+        with open(os.devnull, "w") as devnull, contextlib.redirect_stderr(devnull):  # no "Defaulted container"
             chosen = pick_container(pod, None)[0]
     else:
         chosen = pick_container(pod, None)[0]
@@ -190,7 +190,7 @@ def exec_cmd(target: str, command: tuple[str, ...], container: str | None, stdin
         import tty as ttymod
 
         saved = termios.tcgetattr(sys.stdin.fileno())
-        ttymod.setraw(sys.stdin.fileno())
+        ttymod.setraw(sys.stdin.fileno(), termios.TCSANOW)  # keep what was typed ahead
     try:
         code, message = asyncio.run(_exec(s, ns, name, query, stdin=stdin, tty=tty))
     finally:

@@ -1,7 +1,8 @@
 """The local "kubelet": runs every Pod in the store as local processes, and serves their logs.
 
 Created and started by the daemon (`sluice.daemon.main`) next to the API server, whose `pods/<name>/log`
-requests it answers through `log_source`. It watches Pods in all namespaces: a new Pod gets a pod IP and a
+requests it answers through `log_source` (and `pods/<name>/exec|attach|portforward` through `stream_source`,
+`sluice.runtime.streams`). It watches Pods in all namespaces: a new Pod gets a pod IP and a
 `PodWorker` (`sluice.runtime.pod`); a `deletionTimestamp` starts the graceful termination; a Pod that vanishes
 from the store is stopped the same way. State lives under `SLUICE_HOME/runtime/` (`sluice.runtime.layout`), so
 a restarted daemon adopts the pods that kept running, restarts the ones that died, and stops the ones whose

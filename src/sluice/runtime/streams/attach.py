@@ -13,8 +13,6 @@ import contextlib
 from collections.abc import Callable
 from pathlib import Path
 
-from aiohttp import web
-
 from sluice.runtime.streams import channels
 
 __all__ = ["run_attach", "split_records"]
@@ -38,10 +36,9 @@ def split_records(data: bytes) -> tuple[list[tuple[str, bytes]], bytes]:
     return out, data[cut + 1:]
 
 
-async def run_attach(ws: web.WebSocketResponse, log: Path, *, stdout: bool, stderr: bool,
+async def run_attach(session: channels.Session, log: Path, *, stdout: bool, stderr: bool,
                      running: Callable[[], bool]) -> None:
     """Follow `log` until `running()` turns false (then Success) or the client leaves."""
-    session = channels.ChannelSession(ws)
     session.start()
     try:
         with log.open("rb") as f:

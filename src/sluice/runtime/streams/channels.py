@@ -16,7 +16,7 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
-__all__ = ["ChannelSession", "success", "exit_code", "internal_error", "STDIN", "STDOUT", "STDERR", "ERROR",
+__all__ = ["Session", "ChannelSession", "success", "exit_code", "internal_error", "STDIN", "STDOUT", "STDERR", "ERROR",
            "RESIZE", "CLOSE", "ResizeDecoder"]
 
 STDIN, STDOUT, STDERR, ERROR, RESIZE, CLOSE = 0, 1, 2, 3, 4, 255
@@ -75,28 +75,64 @@ class ResizeDecoder:
                     out.append((w, h))
 
 
-class ChannelSession:
-    """One upgraded exec/attach WebSocket: sends on channels, routes what the client sends."""
+class Session:
+    """One exec/attach session, whatever carries it: send on channels, hear stdin, its end and resizes.
 
-    def __init__(self, ws: web.WebSocketResponse, *, on_stdin: Callable[[bytes], Awaitable[None]] | None = None,
-                 on_stdin_close: Callable[[], Awaitable[None]] | None = None,
-                 on_resize: Callable[[int, int], None] | None = None) -> None:
+    The runner (`execution`, `attach`) sets the `on_*` callbacks, calls `start()` once the program runs,
+    `send()` for output and `finish(status)` at the end; `closed` is set when the client goes away.
+    """
+
+    def __init__(self) -> None:
+        self.on_stdin: Callable[[bytes], Awaitable[None]] | None = None
+        self.on_stdin_close: Callable[[], Awaitable[None]] | None = None
+        self.on_resize: Callable[[int, int], None] | None = None
+        self.closed = asyncio.Event()
+        self.progress = 0  # output messages sent so far (to tell trickling output from none at all)
+        self._resize = ResizeDecoder()
+
+    async def deliver(self, channel: int, payload: bytes) -> None:
+        """What the client sent on `channel` (stdin or resize)."""
+        if channel == STDIN and self.on_stdin is not None:
+            await self.on_stdin(payload)
+        elif channel == RESIZE and self.on_resize is not None:
+            for w, h in self._resize.feed(payload):
+                self.on_resize(w, h)
+
+    async def stdin_closed(self) -> None:
+        if self.on_stdin_close is not None:
+            await self.on_stdin_close()
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    async def send(self, channel: int, data: bytes) -> bool:
+        """False once the client is gone."""
+        raise NotImplementedError
+
+    async def finish(self, status: bytes | None) -> None:
+        """The one Status on the error channel (if any), then end the session cleanly."""
+        raise NotImplementedError
+
+    async def stop(self) -> None:
+        """End the session (idempotent)."""
+        raise NotImplementedError
+
+
+class ChannelSession(Session):
+    """An upgraded exec/attach WebSocket (`v5.channel.k8s.io` or `v4.channel.k8s.io`)."""
+
+    def __init__(self, ws: web.WebSocketResponse) -> None:
+        super().__init__()
         self.ws = ws
         self.v5 = ws.ws_protocol == "v5.channel.k8s.io"
-        self._on_stdin = on_stdin
-        self._on_stdin_close = on_stdin_close
-        self._on_resize = on_resize
-        self._resize = ResizeDecoder()
-        self.closed = asyncio.Event()  # the client went away (or closed its side)
         self._lock = asyncio.Lock()
         self._reader: asyncio.Task[None] | None = None
 
     def start(self) -> None:
-        """Start reading (for the whole session: aiohttp answers kubectl's pings only inside `receive`)."""
+        # Read for the whole session: aiohttp answers kubectl's pings only inside `receive`.
         self._reader = asyncio.create_task(self._read_loop())
 
     async def send(self, channel: int, data: bytes) -> bool:
-        """False once the client is gone."""
         if self.ws.closed:
             return False
         try:
@@ -118,21 +154,17 @@ class ChannelSession:
                 data: bytes = msg.data
                 if not data:
                     continue
-                channel, payload = data[0], data[1:]
-                if channel == STDIN and self._on_stdin is not None:
-                    await self._on_stdin(payload)
-                elif channel == RESIZE and self._on_resize is not None:
-                    for w, h in self._resize.feed(payload):
-                        self._on_resize(w, h)
-                elif channel == CLOSE and self.v5 and payload == bytes([STDIN]) and self._on_stdin_close:
-                    await self._on_stdin_close()
-        except (ConnectionError, asyncio.CancelledError, RuntimeError):
+                if data[0] == CLOSE:
+                    if self.v5 and data[1:] == bytes([STDIN]):
+                        await self.stdin_closed()
+                else:
+                    await self.deliver(data[0], data[1:])
+        except (ConnectionError, RuntimeError):
             pass
         finally:
             self.closed.set()
 
     async def finish(self, status: bytes | None) -> None:
-        """The one Status on channel 3 (if any), then close with 1000 and wait for the client's echo."""
         if status is not None:
             await self.send(ERROR, status)
         await self.stop()

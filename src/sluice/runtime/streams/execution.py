@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import fcntl
 import os
+import secrets
 import shutil
 import signal
 import struct
@@ -20,15 +21,15 @@ import sys
 import termios
 from dataclasses import dataclass
 
-from aiohttp import web
-
 from sluice.runtime.enter import EnterSpec, argv_for
 from sluice.runtime.streams import channels
 
 __all__ = ["ExecRequest", "run_exec", "find_program"]
 
 _CHUNK = 32 * 1024
-_DRAIN_SECONDS = 1.0  # after the command exits, how long its output may still take to arrive
+_QUEUED_CHUNKS = 16  # terminal output read ahead of a slow client, at most
+_EXIT_POLL = 0.05
+_DRAIN_SECONDS = 1.0  # after the command exits, how long its output may pause before the session ends
 # Makes fd 0 (the pty's slave side) the controlling terminal of a new session, then execs the rest.
 _LOGIN_TTY = "import os, sys; os.login_tty(0); os.execv(sys.argv[1], sys.argv[1:])"
 
@@ -63,23 +64,34 @@ def _kill_group(proc: asyncio.subprocess.Process) -> None:
         os.killpg(proc.pid, signal.SIGKILL)
 
 
+async def _exited(proc: asyncio.subprocess.Process) -> int:
+    """The exit code, as soon as the command exits: `proc.wait()` also waits for its pipes to close, which
+    a background process it left behind can hold open for as long as it likes."""
+    while proc.returncode is None:
+        await asyncio.sleep(_EXIT_POLL)
+    return proc.returncode
+
+
 def _exit_status(code: int) -> bytes:
     if code < 0:
         code = 128 - code  # killed by a signal: the shell convention the runtimes report
     return channels.success() if code == 0 else channels.exit_code(code & 0xFF)
 
 
-async def run_exec(ws: web.WebSocketResponse, req: ExecRequest) -> None:
-    """Run the command for an upgraded WebSocket; returns once the session is over and the process is gone."""
+async def run_exec(session: channels.Session, req: ExecRequest) -> None:
+    """Run the command for an upgraded session; returns once the session is over and the process is gone."""
     problem = find_program(req.command[0], req.env, req.sandbox.cwd)
     if problem is not None:
-        await channels.ChannelSession(ws).finish(
-            channels.internal_error(f"error executing command in container: {problem}"))
+        # containerd + runc's chain of messages, which is what users know (and search for) from kubectl.
+        exec_id = secrets.token_hex(32)
+        await session.finish(channels.internal_error(
+            f'error executing command in container: failed to exec in container: failed to start exec "{exec_id}": '
+            f"OCI runtime exec failed: exec failed: unable to start container process: {problem}: unknown"))
         return
-    await (_run_tty(ws, req) if req.tty else _run_pipes(ws, req))
+    await (_run_tty(session, req) if req.tty else _run_pipes(session, req))
 
 
-async def _run_pipes(ws: web.WebSocketResponse, req: ExecRequest) -> None:
+async def _run_pipes(session: channels.Session, req: ExecRequest) -> None:
     pipe, null = asyncio.subprocess.PIPE, asyncio.subprocess.DEVNULL
     proc = await asyncio.create_subprocess_exec(
         *argv_for(req.sandbox, list(req.command)), env=req.env, stdin=pipe if req.stdin else null,
@@ -95,31 +107,40 @@ async def _run_pipes(ws: web.WebSocketResponse, req: ExecRequest) -> None:
         if proc.stdin is not None and not proc.stdin.is_closing():
             proc.stdin.close()
 
-    session = channels.ChannelSession(ws, on_stdin=to_stdin, on_stdin_close=close_stdin)
+    session.on_stdin, session.on_stdin_close = to_stdin, close_stdin
     pumps = [asyncio.create_task(_pump(stream, session, ch))
              for stream, ch in ((proc.stdout, channels.STDOUT), (proc.stderr, channels.STDERR)) if stream is not None]
     await _supervise(session, proc, pumps)
 
 
-async def _pump(stream: asyncio.StreamReader, session: channels.ChannelSession, channel: int) -> None:
+async def _pump(stream: asyncio.StreamReader, session: channels.Session, channel: int) -> None:
     while True:
         data = await stream.read(_CHUNK)
         if not data or not await session.send(channel, data):
             return
+        session.progress += 1
 
 
-async def _supervise(session: channels.ChannelSession, proc: asyncio.subprocess.Process,
+async def _drain(session: channels.Session, pumps: list[asyncio.Task[None]]) -> None:
+    """Let output written before the exit through: for as long as it keeps coming, then until EOF — which
+    never comes while something the command left behind still holds its stdout, so stop after a quiet second."""
+    while pumps:
+        before = session.progress
+        _, pending = await asyncio.wait(pumps, timeout=_DRAIN_SECONDS)
+        if not pending or session.progress == before:
+            return
+
+
+async def _supervise(session: channels.Session, proc: asyncio.subprocess.Process,
                      pumps: list[asyncio.Task[None]]) -> None:
     """Wait for the command or the client, whichever ends first; then end the other."""
     session.start()
-    waiter = asyncio.create_task(proc.wait())
+    waiter = asyncio.create_task(_exited(proc))
     gone = asyncio.create_task(session.closed.wait())
     try:
         await asyncio.wait({waiter, gone}, return_when=asyncio.FIRST_COMPLETED)
         if waiter.done():
-            # Output written just before the exit is still in the pipes: let it through, briefly.
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.gather(*pumps), _DRAIN_SECONDS)
+            await _drain(session, pumps)
             _kill_group(proc)
             await session.finish(_exit_status(waiter.result()))
     finally:
@@ -136,7 +157,7 @@ def _set_size(fd: int, columns: int, rows: int) -> None:
         fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
 
 
-async def _run_tty(ws: web.WebSocketResponse, req: ExecRequest) -> None:
+async def _run_tty(session: channels.Session, req: ExecRequest) -> None:
     master, slave = os.openpty()
     env = dict(req.env)
     env.setdefault("TERM", "xterm")
@@ -149,16 +170,19 @@ async def _run_tty(ws: web.WebSocketResponse, req: ExecRequest) -> None:
     os.set_blocking(master, False)
     loop = asyncio.get_running_loop()
     output: asyncio.Queue[bytes] = asyncio.Queue()
+    paused = False
 
     def readable() -> None:
+        nonlocal paused
         try:
             data = os.read(master, _CHUNK)
         except BlockingIOError:
             return
         except OSError:
             data = b""  # EIO: every holder of the slave side is gone
-        if not data:
-            loop.remove_reader(master)
+        if not data or output.qsize() >= _QUEUED_CHUNKS:
+            loop.remove_reader(master)  # at the end, or until the client has caught up
+            paused = bool(data)
         output.put_nowait(data)
 
     loop.add_reader(master, readable)
@@ -173,14 +197,19 @@ async def _run_tty(ws: web.WebSocketResponse, req: ExecRequest) -> None:
             except OSError:
                 return
 
-    session = channels.ChannelSession(ws, on_stdin=to_stdin if req.stdin else None,
-                                      on_resize=lambda w, h: _set_size(master, w, h))
+    session.on_stdin = to_stdin if req.stdin else None
+    session.on_resize = lambda w, h: _set_size(master, w, h)
 
     async def pump() -> None:
+        nonlocal paused
         while True:
             data = await output.get()
             if not data or not await session.send(channels.STDOUT, data):
                 return
+            session.progress += 1
+            if paused and output.empty():
+                paused = False
+                loop.add_reader(master, readable)
 
     try:
         await _supervise(session, proc, [asyncio.create_task(pump())])

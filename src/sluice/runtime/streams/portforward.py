@@ -1,12 +1,13 @@
 """`pods/portforward`: TCP connections into a pod, as kubelet forwards them.
 
-Two wire forms, both over one WebSocket:
-- `SPDY/3.1+portforward.k8s.io` (kubectl ≥ 1.31): the WebSocket carries a SPDY/3.1 byte stream
-  (`sluice.runtime.streams.spdy`). For each local connection kubectl opens an error stream and a data stream
+Two wire forms:
+- SPDY/3.1 (`portforward.k8s.io`): tunnelled in a WebSocket as `SPDY/3.1+portforward.k8s.io` (kubectl ≥ 1.31),
+  or on the taken-over connection of a SPDY/3.1 upgrade (older kubectl; `sluice.api.spdy_upgrade`). Either way
+  a byte stream of SPDY frames (`sluice.runtime.streams.spdy`). For each local connection kubectl opens an error stream and a data stream
   with the same `requestid` and a `port` header; the server replies to each at once, connects to the port
   when the pair is complete, and copies bytes both ways. A failed connect is one message on the error
   stream (kubectl then ends the whole session, as it does with kubelet).
-- `v4.channel.k8s.io` with `?ports=P1,P2` (other clients, `sluice port-forward`): one connection per port
+- WebSocket `v4.channel.k8s.io` with `?ports=P1,P2` (other clients, `sluice port-forward`): one connection per port
   for the life of the WebSocket; channel 2i carries port i's data and 2i+1 its errors, each first
   announcing the port as two little-endian bytes.
 Where to connect comes from the pod (`Dial`: port → (network namespace or None, host)).
@@ -21,19 +22,21 @@ import os
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from aiohttp import WSMsgType, web
 
 from sluice.runtime.netns.dial import open_connection
 from sluice.runtime.streams import spdy
 
-__all__ = ["Dial", "serve_spdy_tunnel", "serve_channels", "TUNNEL_PROTOCOL", "CHANNEL_PROTOCOL"]
+__all__ = ["Dial", "ByteStream", "serve_spdy", "serve_spdy_tunnel", "serve_channels", "TUNNEL_PROTOCOL", "CHANNEL_PROTOCOL"]
 
 log = logging.getLogger("sluice.runtime")
 
 TUNNEL_PROTOCOL = "SPDY/3.1+portforward.k8s.io"
 CHANNEL_PROTOCOL = "v4.channel.k8s.io"
 PAIR_TIMEOUT = 30.0  # kubelet's stream creation timeout
+MAX_PAIRS = 256  # forwarded connections open at once in one session
 _CHUNK = 32 * 1024
 
 Dial = Callable[[int], tuple[str | None, str]]
@@ -63,9 +66,42 @@ class Target:
         return await open_connection(netns, host, port)
 
 
-# ---------------------------------------------------------------------------------------------- SPDY tunnel
+# ---------------------------------------------------------------------------------------------- SPDY
+class ByteStream(Protocol):
+    """A SPDY byte stream: the WebSocket tunnel's binary messages, or a taken-over HTTP connection."""
+
+    async def recv(self) -> bytes | None: ...  # None: the client is gone
+
+    async def send(self, data: bytes) -> bool: ...
+
+
+class WebSocketBytes:
+    """The tunnel form: message boundaries mean nothing, only the bytes."""
+
+    def __init__(self, ws: web.WebSocketResponse) -> None:
+        self.ws = ws
+
+    async def recv(self) -> bytes | None:
+        while True:
+            msg = await self.ws.receive()
+            if msg.type == WSMsgType.BINARY:
+                return bytes(msg.data)
+            if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR):
+                return None
+
+    async def send(self, data: bytes) -> bool:
+        if self.ws.closed:
+            return False
+        try:
+            await self.ws.send_bytes(data)
+        except (ConnectionError, RuntimeError):
+            return False
+        return True
+
+
 @dataclass
 class _Pair:
+    key: str  # the requestid shared by the two streams
     port: int
     error_id: int = 0
     data_id: int = 0
@@ -78,8 +114,8 @@ class _Pair:
 
 
 class _Tunnel:
-    def __init__(self, ws: web.WebSocketResponse, target: Target) -> None:
-        self.ws = ws
+    def __init__(self, stream: ByteStream, target: Target) -> None:
+        self.stream = stream
         self.target = target
         self.parser = spdy.Parser()
         self.out = spdy.Writer()
@@ -89,23 +125,18 @@ class _Tunnel:
         self.last_id = 0
 
     async def send(self, *frames: bytes) -> None:
-        if self.ws.closed:
-            return
-        with contextlib.suppress(ConnectionError, RuntimeError):
-            async with self.lock:
-                # Header compression is stateful: frames must leave in the order they were built.
-                await self.ws.send_bytes(b"".join(frames))
+        async with self.lock:
+            # Header compression is stateful: frames must leave in the order they were built.
+            await self.stream.send(b"".join(frames))
 
     async def run(self) -> None:
         try:
             while True:
-                msg = await self.ws.receive()
-                if msg.type != WSMsgType.BINARY:
-                    if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR):
-                        return
-                    continue
+                data = await self.stream.recv()
+                if data is None:
+                    return
                 try:
-                    frames = self.parser.feed(msg.data)
+                    frames = self.parser.feed(data)
                 except spdy.ProtocolError as e:
                     log.info("port-forward to %s: %s", self.target.pod_name, e)
                     await self.send(self.out.goaway(self.last_id, 1))
@@ -149,8 +180,11 @@ class _Tunnel:
             return
         key = h.get("requestid", "")
         pair = self.pairs.get(key)
+        if (pair is None or pair.done) and len(self.pairs) >= MAX_PAIRS:
+            await self.send(self.out.rst(sid, spdy.REFUSED_STREAM))
+            return
         if pair is None or pair.done:
-            pair = _Pair(port)
+            pair = _Pair(key, port)
             self.pairs[key] = pair
             pair.timer = asyncio.get_running_loop().call_later(PAIR_TIMEOUT, self._expire, key, pair)
         if (kind == "error" and pair.error_id) or (kind == "data" and pair.data_id) or pair.port != port:
@@ -172,7 +206,6 @@ class _Tunnel:
             ids = [i for i in (pair.error_id, pair.data_id) if i]
             asyncio.ensure_future(self.send(*(self.out.rst(i, spdy.REFUSED_STREAM) for i in ids)))
             self._drop(pair)
-            self.pairs.pop(key, None)
 
     async def client_data(self, pair: _Pair, data: bytes, fin: bool) -> None:
         if pair.writer is None:
@@ -193,7 +226,7 @@ class _Tunnel:
             message = self.target.failure(pair.port, e).encode()
             await self.send(self.out.data(pair.error_id, message, fin=True),
                             self.out.rst(pair.data_id, spdy.CANCEL))
-            pair.done = True
+            self._drop(pair)
             return
         pair.writer = writer
         try:
@@ -212,25 +245,31 @@ class _Tunnel:
         finally:
             writer.close()
         if not pair.done:
-            pair.done = True
             await self.send(self.out.data(pair.data_id, b"", fin=True), self.out.data(pair.error_id, b"", fin=True))
+            self._drop(pair)
 
     def _drop(self, pair: _Pair) -> None:
         pair.done = True
         if pair.timer is not None:
             pair.timer.cancel()
-        if pair.task is not None and not pair.task.done():
+        if pair.task is not None and not pair.task.done() and pair.task is not asyncio.current_task():
             pair.task.cancel()
         if pair.writer is not None:
             pair.writer.close()
         for sid in (pair.error_id, pair.data_id):
             self.by_stream.pop(sid, None)
+        if self.pairs.get(pair.key) is pair:
+            del self.pairs[pair.key]
+
+
+async def serve_spdy(stream: ByteStream, target: Target) -> None:
+    """Forward for a SPDY/3.1 session until the client ends it (the caller closes the transport)."""
+    await _Tunnel(stream, target).run()
 
 
 async def serve_spdy_tunnel(ws: web.WebSocketResponse, target: Target) -> None:
-    tunnel = _Tunnel(ws, target)
     try:
-        await tunnel.run()
+        await serve_spdy(WebSocketBytes(ws), target)
     finally:
         if not ws.closed:
             with contextlib.suppress(ConnectionError, RuntimeError):
