@@ -209,7 +209,8 @@ def test_idle_keepalive_is_closed_and_watches_survive(ports: Ports) -> None:
         reader.start()
         wait_for(lambda: "namespace/default\n" in seen, timeout=30)
         idle = _open(ports.metrics, 1)[0]
-        idle.sendall(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        # The Host must name the port: the metrics port refuses other names (DNS-rebinding defence).
+        idle.sendall(f"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1:{ports.metrics}\r\n\r\n".encode())
         idle.settimeout(10)
         assert idle.recv(12).startswith(b"HTTP/1.1 200")
         # the keep-alive connection is closed once idle (which also proves the watch outlived both deadlines)
