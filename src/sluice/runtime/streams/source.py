@@ -15,7 +15,7 @@ from aiohttp import web
 
 from sluice.api import streaming
 from sluice.api.errors import ApiError
-from sluice.runtime.images import ImageError
+from sluice.runtime.images import ImageError, exec_argv
 from sluice.runtime.streams import channels, portforward
 from sluice.runtime.streams.attach import run_attach
 from sluice.runtime.streams.execution import ExecRequest, run_exec
@@ -75,7 +75,9 @@ class StreamServer:
         if problem is not None:
             await channels.ChannelSession(ws).finish(channels.internal_error(problem))
             return ws
-        await run_exec(ws, ExecRequest(command=opts.command, sandbox=w.sandbox(opts.container), env=env,
+        # The image's own program (`/usr/bin/fortio` in a fortio container) is the built-in standing in for it.
+        command = tuple(exec_argv(sup.container, list(opts.command)))
+        await run_exec(ws, ExecRequest(command=command, sandbox=w.sandbox(opts.container), env=env,
                                        stdin=opts.stdin, stdout=opts.stdout, stderr=opts.stderr, tty=opts.tty))
         return ws
 
