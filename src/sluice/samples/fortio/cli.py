@@ -171,7 +171,7 @@ async def _curl(flags: Flags, out: TextIO, err: TextIO) -> int:
         log.log(ERROR, "Bad url", url=flags.args[0], err=str(e))
         return 1
     client = FastClient(target, _headers(flags), _payload(flags), flags.get("X", ""),
-                        flags.duration("timeout", 3.0), keepalive=False, keep_data=True)
+                        flags.duration("timeout", 3.0), keepalive=flags.boolean("keepalive", True), keep_data=True)
     fetched = await client.fetch()
     await client.close()
     if fetched.code == -1:
