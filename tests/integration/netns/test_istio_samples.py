@@ -323,6 +323,47 @@ spec:
         - containerPort: 9001
 """
 
+# The mirroring task's httpbin-v1 (kennethreitz/httpbin with gunicorn's access log) and its Service.
+HTTPBIN_V1_MIRRORING = """
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: httpbin-v1
+spec:
+  replicas: 1
+  selector:
+    matchLabels:
+      app: httpbin
+      version: v1
+  template:
+    metadata:
+      labels:
+        app: httpbin
+        version: v1
+    spec:
+      containers:
+      - image: docker.io/kennethreitz/httpbin
+        imagePullPolicy: IfNotPresent
+        name: httpbin
+        command: ["gunicorn", "--access-logfile", "-", "-b", "0.0.0.0:80", "httpbin:app"]
+        ports:
+        - containerPort: 80
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: httpbin
+  labels:
+    app: httpbin
+spec:
+  ports:
+  - name: http
+    port: 8000
+    targetPort: 80
+  selector:
+    app: httpbin
+"""
+
 # `echo hi | nc tcp-echo 9000` where there is no nc: the same conversation from Python.
 NC = ("import socket, sys; s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=10); "
       "s.sendall(b'hi\\n'); print(s.makefile('rb').readline().decode(), end='')")
@@ -350,7 +391,10 @@ def samples(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kube]:
     try:
         for manifest in (SLEEP, HTTPBIN, FORTIO, HELLOWORLD, TCP_ECHO):
             k("apply", "-f", "-", input=manifest)
+        k("create", "namespace", "mirror")
+        k("apply", "-n", "mirror", "-f", "-", input=HTTPBIN_V1_MIRRORING)
         k("wait", "--for=condition=Available", "deployment", "--all", "--timeout=180s")
+        k("wait", "-n", "mirror", "--for=condition=Available", "deployment", "--all", "--timeout=180s")
         yield k
     finally:
         stop_daemon(d)
@@ -389,6 +433,19 @@ def test_httpbin_through_the_mesh(samples: Kube) -> None:
     assert headers["headers"]["Host"] == ["httpbin:8000"]  # go-httpbin's shape: every value in a list
     assert headers["headers"]["User-Agent"][0].startswith("curl/")
     assert "X-Request-Id" in headers["headers"]  # stamped by the sidecars on the way
+
+
+def test_kennethreitz_httpbin_as_the_mirroring_task_runs_it(samples: Kube) -> None:
+    out = _exec_ok(samples, "deploy/sleep", "-c", "sleep", "--", "curl", "-sS", "http://httpbin.mirror:8000/headers")
+    headers = json.loads(out)["headers"]
+    assert headers["Host"] == "httpbin.mirror:8000" and headers["User-Agent"].startswith("curl/")  # plain strings
+    assert '",\n' not in out and '", \n' in out  # Flask's pretty print
+    wait_for(lambda: '"GET /headers HTTP/1.1" 200 ' in samples("logs", "-n", "mirror", "deploy/httpbin-v1", "-c",
+                                                               "httpbin"), timeout=30)
+    line = next(x for x in samples("logs", "-n", "mirror", "deploy/httpbin-v1", "-c", "httpbin").splitlines()
+                if "GET /headers" in x)
+    assert re.fullmatch(r'\S+ - - \[\d\d/\w{3}/\d{4}:\d\d:\d\d:\d\d \+0000\] "GET /headers HTTP/1.1" 200 \d+ "-" '
+                        r'"curl/[^"]+"', line), line
 
 
 def test_helloworld_replies_from_both_versions(samples: Kube) -> None:

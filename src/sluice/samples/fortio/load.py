@@ -157,7 +157,11 @@ async def run_load(opts: LoadOptions, out: TextIO, log: Logger, run_id: int = 0)
         t0 = time.monotonic()
         while not stop.is_set():
             began = time.monotonic_ns()
-            if has_duration and began / 1e9 >= end and (not use_qps or i >= 2):
+            # Past the end: max-qps threads stop; paced ones make at least 2 calls and still their last one.
+            if has_duration and began / 1e9 >= end and (not use_qps or (i >= 2 and i != n - 1)):
+                if use_qps:
+                    log.log(WARNING, f"T{tid:03d} warning only did {i} out of {n} calls before reaching "
+                                     f"{format_duration(opts.duration)}")
                 break
             f = await st.client.fetch()
             latency = (time.monotonic_ns() - began) / 1e9  # whole nanoseconds, as Go's Duration
