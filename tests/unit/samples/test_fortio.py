@@ -167,3 +167,16 @@ async def test_curl_prints_headers_to_stderr_and_body_to_stdout() -> None:
         assert "HTTP/1.1 503" in err.getvalue() and "Error status 503" in err.getvalue()
     finally:
         await server.close()
+
+
+async def test_client_goes_through_the_pods_proxy_in_loopback_mode(stand_in: Any) -> None:
+    from sluice.samples.fortio.client import FastClient
+
+    stand_in.answer("/get", 200, {"ok": True})
+    client = FastClient(parse_target("http://httpbin:8000/get"), proxy=stand_in.url)
+    fetched = await client.fetch()
+    await client.close()
+    assert fetched.code == 200
+    assert stand_in.requests[0].target == "http://httpbin:8000/get"
+    assert stand_in.requests[0].headers["host"] == "httpbin:8000"
+    assert stand_in.requests[0].headers["user-agent"] == "fortio.org/fortio-1.75.2"

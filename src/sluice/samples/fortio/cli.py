@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import BinaryIO, TextIO
 
+from sluice.load.__main__ import proxy_from_env
 from sluice.samples.fortio import VERSION
 from sluice.samples.fortio.client import FastClient, parse_target
 from sluice.samples.fortio.log import ERROR, INFO, Logger, parse_level
@@ -171,7 +172,8 @@ async def _curl(flags: Flags, out: TextIO, err: TextIO) -> int:
         log.log(ERROR, "Bad url", url=flags.args[0], err=str(e))
         return 1
     client = FastClient(target, _headers(flags), _payload(flags), flags.get("X", ""),
-                        flags.duration("timeout", 3.0), keepalive=flags.boolean("keepalive", True), keep_data=True)
+                        flags.duration("timeout", 3.0), keepalive=flags.boolean("keepalive", True), keep_data=True,
+                        proxy=proxy_from_env(target.url))
     fetched = await client.fetch()
     await client.close()
     if fetched.code == -1:
@@ -230,7 +232,7 @@ async def _load(flags: Flags, out: TextIO, err: TextIO) -> int:
         method=flags.get("X", ""), timeout=flags.duration("timeout", 3.0), keepalive=flags.boolean("keepalive", True),
         allow_initial_errors=flags.boolean("allow-initial-errors"), abort_on=flags.integer("abort-on", 0),
         log_errors=flags.boolean("log-errors", True), uniform=flags.boolean("uniform"), jitter=flags.boolean("jitter"),
-        nocatchup=flags.boolean("nocatchup"))
+        nocatchup=flags.boolean("nocatchup"), proxy=proxy_from_env(target.url))
     if opts.threads < 1:
         raise UsageError(f"invalid value {opts.threads} for -c: need at least 1 connection")
     if opts.exactly > 10_000_000 or opts.threads > 10_000:

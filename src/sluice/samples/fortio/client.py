@@ -67,6 +67,7 @@ class FastClient:
     keepalive: bool = True
     keep_data: bool = False
     resolution: float = 0.001
+    proxy: str | None = None  # loopback mode: the pod's sidecar, as `http://ip:port` (absolute-form requests)
     sockets: int = 0
     addresses: Occurrences[str] = field(default_factory=Occurrences)
     connect_times: Histogram = field(init=False)
@@ -80,7 +81,8 @@ class FastClient:
     def _build_request(self) -> bytes:
         method = self.method or ("POST" if self.payload is not None else "GET")
         names = {k.lower() for k, _ in self.headers}
-        lines = [f"{method} {self.target.path} HTTP/1.1"]
+        target = f"http://{self.target.authority}{self.target.path}" if self.proxy else self.target.path
+        lines = [f"{method} {target} HTTP/1.1"]
         if "host" not in names:
             lines.append(f"Host: {self.target.authority}")
         if "user-agent" not in names:
@@ -98,10 +100,13 @@ class FastClient:
     async def _connect(self) -> None:
         loop = asyncio.get_running_loop()
         started = time.monotonic_ns()
-        infos = await loop.getaddrinfo(self.target.host, self.target.port, family=socket.AF_INET,
-                                       type=socket.SOCK_STREAM)
+        host, port = self.target.host, self.target.port
+        if self.proxy:
+            via = urlsplit(self.proxy if "://" in self.proxy else "http://" + self.proxy)
+            host, port = via.hostname or "127.0.0.1", via.port or 80
+        infos = await loop.getaddrinfo(host, port, family=socket.AF_INET, type=socket.SOCK_STREAM)
         if not infos:
-            raise OSError(f"unable to resolve {self.target.host}")
+            raise OSError(f"unable to resolve {host}")
         ip, port = str(infos[0][4][0]), int(infos[0][4][1])
         self._reader, self._writer = await asyncio.open_connection(ip, port, limit=2**20)
         self.connect_times.record((time.monotonic_ns() - started) / 1e9)

@@ -50,6 +50,7 @@ class LoadOptions:
     uniform: bool = False
     jitter: bool = False
     nocatchup: bool = False
+    proxy: str | None = None  # loopback mode's HTTP_PROXY (the pod's sidecar)
 
 
 @dataclass(frozen=True)
@@ -127,7 +128,7 @@ async def run_load(opts: LoadOptions, out: TextIO, log: Logger, run_id: int = 0)
             qps=f"{opts.qps if opts.qps > 0 else -1:.1f}", warmup="parallel", **{"conn-reuse": ""})
     p = plan(opts, gomax, log)
     states = [_Thread(FastClient(opts.target, opts.headers, opts.payload, opts.method, opts.timeout, opts.keepalive,
-                                 resolution=opts.resolution),
+                                 resolution=opts.resolution, proxy=opts.proxy),
                       Histogram(0, opts.resolution), Histogram(0, opts.resolution), Histogram(0, opts.resolution))
               for _ in range(p.threads)]
     if opts.exactly <= 0:
