@@ -180,3 +180,12 @@ async def test_client_goes_through_the_pods_proxy_in_loopback_mode(stand_in: Any
     assert stand_in.requests[0].target == "http://httpbin:8000/get"
     assert stand_in.requests[0].headers["host"] == "httpbin:8000"
     assert stand_in.requests[0].headers["user-agent"] == "fortio.org/fortio-1.75.2"
+
+
+async def test_echo_bad_options_get_clear_answers(make_client: Any) -> None:
+    client = await make_client(create_app(EchoOptions(max_delay=0.01), Logger(io.StringIO(), json_mode=True)))
+    assert (await client.get("/?status=99999")).status == 400
+    assert (await client.get("/?status=503:x")).status == 400
+    resp = await client.get("/?header=:x&header=Bad%20Name:1&header=Ok:1")
+    assert resp.status == 200 and resp.headers["Ok"] == "1"
+    assert (await client.get("/?delay=1h&size=-3")).status == 200

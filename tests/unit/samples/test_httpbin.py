@@ -65,6 +65,7 @@ async def test_headers_and_status(make_client: Any, flavour: str) -> None:
     resp = await client.get("/status/418")
     assert resp.status == 418
     assert resp.headers["X-More-Info"] == "http://tools.ietf.org/html/rfc2324"
+    assert (await client.get("/status/100")).status == 200  # Go: interim 100, then its implicit 200
     for code in (200, 204, 404, 503):
         assert (await client.get(f"/status/{code}")).status == code
     assert (await client.post("/status/500")).status == 500
@@ -163,3 +164,15 @@ def test_command_lines() -> None:
         parse_go_args(["-bogus", "1"], {})
     assert parse_gunicorn_args(["--access-logfile", "-", "-b", "0.0.0.0:80", "httpbin:app"]) == ("0.0.0.0", 80, True)
     assert parse_gunicorn_args(["-b", "[::]:8000", "httpbin:app", "-k", "gevent"]) == ("::", 8000, False)
+
+
+@pytest.mark.parametrize("flavour", ["go", "kennethreitz"])
+async def test_bad_input_is_a_client_error(make_client: Any, flavour: str) -> None:
+    client = await make_client(create_app(flavour, max_delay=0.01))
+    bad_multipart = {"Content-Type": "multipart/form-data; boundary=zz"}
+    assert (await client.post("/post", data=b"--zz\r\nnot a part", headers=bad_multipart)).status in (200, 400)
+    assert (await client.get("/delay/nan")).status == 400
+    assert (await client.get("/status/-1")).status == 400
+    assert (await client.get("/status/200:-1,503:1")).status == 400
+    assert (await client.get("/bytes/-5")).status in (400, 404)
+    assert len(await (await client.get("/stream/99999999999999999999")).text()) > 0

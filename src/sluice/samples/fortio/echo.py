@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import re
 import socket
 import time
 from collections.abc import Awaitable, Callable
@@ -30,6 +31,7 @@ MAX_PAYLOAD = 256 * 1024  # fortio's -maxpayloadsizekb default
 _PAYLOAD = bytes(random.Random(0).randrange(32, 127) for _ in range(MAX_PAYLOAD))
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+_TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")  # a valid header name
 
 
 def _weighted(spec: str, parse: Callable[[str], float | int | None], log: Logger | None, what: str
@@ -174,7 +176,7 @@ def create_app(opts: EchoOptions, log: Logger) -> web.Application:
             headers.setdefault("Connection", []).append("close")
         for hdr in query.get("header", []):
             name, sep, value = hdr.partition(":")
-            if not sep:
+            if not sep or not _TOKEN.match(name) or "\n" in value or "\r" in value:
                 log.log(ERROR, f"invalid extra header '{hdr}', expecting Key: Value")
                 continue
             headers.setdefault(name, []).append(value)
@@ -194,6 +196,9 @@ def create_app(opts: EchoOptions, log: Logger) -> web.Application:
         await common(request, query, headers)
         status_spec = (query.get("status") or [""])[0]
         status = generate_status(status_spec, log=log) if status_spec else 200
+        if not 100 <= status <= 999:
+            log.log(WARNING, f"Bad input status {status_spec}: {status} is not an HTTP status code")
+            status = 400  # Go's server refuses to write such a code; answer as for a malformed status
         size = generate_size((query.get("size") or [""])[0], log=log)
         data = await request.read()
         if size >= 0:

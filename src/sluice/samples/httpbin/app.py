@@ -121,7 +121,10 @@ class _View:
         if ctype == "application/x-www-form-urlencoded":
             form = shapes.go_values(parse_qsl(data, keep_blank_values=True))
         elif ctype == "multipart/form-data":
-            fields = await self.request.post()
+            try:
+                fields = await self.request.post()
+            except ValueError:
+                raise web.HTTPBadRequest() from None
             for k, v in fields.items():
                 if isinstance(v, web.FileField):
                     files.setdefault(k, []).append(v.file.read().decode("utf-8", errors="replace"))
@@ -188,7 +191,7 @@ def create_app(flavour: str = "go", max_delay: float = MAX_DELAY_SECONDS,
         try:
             fields = await v.body_fields()
         except web.HTTPBadRequest:
-            return v.error(400, "error parsing request body: invalid JSON")
+            return v.error(400, "error parsing request body: malformed JSON or multipart body")
         if go:
             return v.json({"args": v.args(), "headers": v.headers(), "method": request.method,
                            "origin": v.origin(), "url": v.url(), **fields})
@@ -433,6 +436,10 @@ def _pick_status(raw: str, go: bool) -> int:
 
 def _status_response(code: int, go: bool) -> web.Response:
     """`/status/<code>`: an empty body, except the special cases both originals share."""
+    if code < 200:
+        # An informational code cannot end an exchange: Go sends it as an interim response and then its
+        # implicit 200, which is what the client ends up with; answer that 200 (never a hanging exchange).
+        code = 200
     headers: dict[str, str] = {}
     body = ""
     if code in (301, 302, 303, 305, 307):
