@@ -12,6 +12,7 @@ import json
 import os
 import re
 import subprocess
+import sys
 from collections.abc import Iterator
 
 import pytest
@@ -369,6 +370,12 @@ NC = ("import socket, sys; s = socket.create_connection((sys.argv[1], int(sys.ar
       "s.sendall(b'hi\\n'); print(s.makefile('rb').readline().decode(), end='')")
 
 
+# fortio's gRPC health service, asked as `fortio grpcping -health` would (the ping server's health name "ping").
+GRPC_HEALTH = ("import grpc, sys; ch = grpc.insecure_channel(sys.argv[1]); "
+               "check = ch.unary_unary('/grpc.health.v1.Health/Check'); "
+               "print(check(b'\\x0a\\x04ping', timeout=10).hex())")
+
+
 class Kube:
     def __init__(self, d: Daemon) -> None:
         self.d = d
@@ -483,3 +490,12 @@ def test_fortio_load_as_the_circuit_breaking_task_runs_it(samples: Kube) -> None
     assert "Starting at max qps with 2 thread(s)" in text
     assert re.search(r"^# target 50% \S+$", text, re.M) and "# range, mid point, percentile, count" in text
     assert "All done 20 calls (plus 0 warmup)" in text
+
+
+def test_fortio_server_echoes_through_the_mesh(samples: Kube) -> None:
+    code = _exec_ok(samples, "deploy/sleep", "--", "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",
+                    "http://fortio:8080/echo?status=418")
+    assert code == "418"
+    assert _exec_ok(samples, "deploy/sleep", "--", "curl", "-s", "-d", "abc", "http://fortio:8080/") == "abc"
+    ip = samples("get", "pods", "-lapp=fortio", "-o", "jsonpath={.items[0].status.podIP}")
+    assert _exec_ok(samples, "deploy/sleep", "--", sys.executable, "-c", GRPC_HEALTH, f"{ip}:8079") == "0801\n"
