@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import BinaryIO, TextIO
+from typing import Any, BinaryIO, TextIO
 
 from sluice.load.__main__ import proxy_from_env
 from sluice.samples.fortio import VERSION
@@ -257,9 +257,10 @@ def main(argv: list[str] | None = None, out: TextIO | None = None, err: TextIO |
             out.write(f"Φορτίο {VERSION} usage:\n\tfortio command [flags] target\n"
                       f"where command is one of: {', '.join(SUPPORTED)} (sluice's built-in fortio)\n")
             return 0
-        runners: dict[str, Callable[[Flags, TextIO, TextIO], object]] = {"load": _load, "curl": _curl}
+        runners: dict[str, Callable[[Flags, TextIO, TextIO], Coroutine[Any, Any, int]]] = {
+            "load": _load, "curl": _curl}
         if flags.command in runners:
-            return int(asyncio.run(runners[flags.command](flags, out, err)))  # type: ignore[arg-type]
+            return asyncio.run(runners[flags.command](flags, out, err))
         if flags.command in ("server", "tcp-echo", "udp-echo", "redirect"):
             from sluice.samples.fortio.serve import run_server
 

@@ -114,8 +114,7 @@ async def run_load(opts: LoadOptions, out: TextIO, log: Logger, run_id: int = 0)
     """Run, print fortio's report to `out`, return the exit code."""
     gomax = os.cpu_count() or 1
     url = opts.target.url
-    qps_shown = g(opts.qps) if opts.qps > 0 else "0" if opts.qps == 0 else g(opts.qps)
-    head = f"Fortio {VERSION} running at {qps_shown} queries per second, {gomax}->{gomax} procs"
+    head = f"Fortio {VERSION} running at {g(opts.qps)} queries per second, {gomax}->{gomax} procs"
     if opts.exactly > 0:
         head += f", for {opts.exactly} calls: {url}\n"
     elif opts.duration <= 0:

@@ -68,7 +68,6 @@ async def _serve(flags: Flags, log: Logger) -> int:
             from sluice.samples.fortio.grpcping import start_server
 
             grpc_server = await start_server(a[0], a[1], flags.get("healthservice", "") or "ping")
-            cleanups.append(lambda: None)
             log.log(INFO, f"Fortio {VERSION} grpc 'ping' server listening on tcp {_shown(*a)}")
         else:
             grpc_server = None
