@@ -14,8 +14,8 @@ ubuntu, debian, python) have no ENTRYPOINT. Istio's other samples (`SAMPLES`: ht
 fortio, helloworld, tcp-echo) keep their images' ENTRYPOINT and CMD: when the resulting command line starts
 with the image's own program (`/usr/bin/fortio`, `/bin/tcp-echo`, gunicorn serving the app, …) the built-in
 stands in for it with the same arguments, and `exec_argv` does the same for `kubectl exec`; any other
-command line runs as a local program, as written. Any other image runs only with a `command`: sluice cannot know its
-ENTRYPOINT, so `args` alone or nothing at all is an `ImageError` that the pod status shows as
+command line runs as a local program, as written. Any other image runs only with a `command`: sluice cannot
+know its ENTRYPOINT, so `args` alone or nothing at all is an `ImageError` that the pod status shows as
 `ErrImagePull`, never a guess.
 """
 
