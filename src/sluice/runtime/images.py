@@ -10,8 +10,12 @@ a program up on the container's PATH, as the curl image's entrypoint script does
 The Bookinfo images run the built-in Python services unless something replaces their CMD, `curlimages/curl`'s
 entrypoint script runs curl (or the program named first), `sluice.dev/traffic-generator` is
 `python -m sluice.load`, the `istio-proxy` container runs Envoy, and the common base images (busybox, alpine,
-ubuntu, debian, python) have no ENTRYPOINT. Any other image runs only with a `command`: sluice cannot know its
-ENTRYPOINT, so `args` alone or nothing at all is an `ImageError` that the pod status shows as
+ubuntu, debian, python) have no ENTRYPOINT. Istio's other samples (`SAMPLES`: httpbin in both flavours,
+fortio, helloworld, tcp-echo) keep their images' ENTRYPOINT and CMD: when the resulting command line starts
+with the image's own program (`/usr/bin/fortio`, `/bin/tcp-echo`, gunicorn serving the app, …) the built-in
+stands in for it with the same arguments, and `exec_argv` does the same for `kubectl exec`; any other
+command line runs as a local program, as written. Any other image runs only with a `command`: sluice cannot
+know its ENTRYPOINT, so `args` alone or nothing at all is an `ImageError` that the pod status shows as
 `ErrImagePull`, never a guess.
 """
 
@@ -22,11 +26,12 @@ import shutil
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from sluice import mesh
 
-__all__ = ["Program", "ImageError", "resolve", "BOOKINFO_SERVICES"]
+__all__ = ["Program", "ImageError", "resolve", "exec_argv", "BOOKINFO_SERVICES", "SAMPLES", "Sample"]
 
 BOOKINFO_SERVICES = ("productpage", "details", "reviews", "ratings")
 _BOOKINFO = re.compile(r"(?:^|/)examples-bookinfo-(productpage|details|reviews|ratings)-v(\d+)(?::[\w.\-]+)?"
@@ -35,6 +40,63 @@ _CURL = re.compile(r"^(?:docker\.io/)?curlimages/curl(?::[\w.\-]+)?(?:@sha256:[0
 _PROXY = re.compile(r"(?:^|/)proxyv2(?::[\w.\-]+)?(?:@sha256:[0-9a-f]{64})?$")
 _REVIEWS = {1: ("false", ""), 2: ("true", "black"), 3: ("true", "red")}
 _TRAFFIC = re.compile(r"^sluice\.dev/traffic-generator(?::[\w.\-]+)?$")
+
+
+_TAG = r"(?::[\w.\-]+)?(?:@sha256:[0-9a-f]{64})?$"
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One of Istio's sample images and the built-in program that stands in for its binary."""
+
+    name: str  # the builtin's name, also in the image id
+    pattern: re.Pattern[str]
+    entrypoint: tuple[str, ...]  # the real image's ENTRYPOINT and CMD (its Dockerfile)
+    cmd: tuple[str, ...]
+    binaries: tuple[str, ...]  # argv[0] values that are the image's program
+    module: str  # python -m MODULE …
+    lead: tuple[str, ...] = ()  # arguments the module takes before the image's own
+    app: str = ""  # gunicorn images: the WSGI app that must be named for the built-in to stand in
+
+    def builtin_argv(self, argv: list[str]) -> list[str] | None:
+        """The built-in's command line for the image's command line `argv`, or None if it is not the program."""
+        if not argv:
+            return None
+        if self.app:
+            if Path(argv[0]).name != "gunicorn" or self.app not in argv[1:]:
+                return None
+            return [sys.executable, "-m", self.module, *self.lead, *argv]
+        if argv[0] in self.binaries or Path(argv[0]).name in {Path(b).name for b in self.binaries}:
+            return [sys.executable, "-m", self.module, *self.lead, *argv[1:]]
+        return None
+
+
+# Facts from the images' Dockerfiles: kennethreitz/httpbin (CMD gunicorn -b 0.0.0.0:80 httpbin:app -k gevent),
+# mccutchen/go-httpbin v2 (CMD /bin/go-httpbin), fortio (ENTRYPOINT /usr/bin/fortio, CMD server -config-dir
+# /etc/fortio), istio/istio samples/helloworld/src (CMD gunicorn -b [::]:5000 app:app -k gevent) and
+# samples/tcp-echo/src (ENTRYPOINT /bin/tcp-echo, CMD 9000 hello).
+SAMPLES = (
+    Sample("httpbin", re.compile(r"(?:^|/)kennethreitz/httpbin" + _TAG), (),
+           ("gunicorn", "-b", "0.0.0.0:80", "httpbin:app", "-k", "gevent"), ("gunicorn",),
+           "sluice.samples.httpbin", ("kennethreitz",), app="httpbin:app"),
+    Sample("go-httpbin", re.compile(r"(?:^|/)mccutchen/go-httpbin" + _TAG), (), ("/bin/go-httpbin",),
+           ("/bin/go-httpbin",), "sluice.samples.httpbin", ("go",)),
+    Sample("fortio", re.compile(r"(?:^|/)fortio/fortio" + _TAG), ("/usr/bin/fortio",),
+           ("server", "-config-dir", "/etc/fortio"), ("/usr/bin/fortio",), "sluice.samples.fortio"),
+    Sample("helloworld", re.compile(r"(?:^|/)examples-helloworld-(v\d+)" + _TAG), (),
+           ("gunicorn", "-b", "[::]:5000", "app:app", "-k", "gevent"), ("gunicorn",), "sluice.samples.helloworld",
+           app="app:app"),
+    Sample("tcp-echo", re.compile(r"(?:^|/)tcp-echo-server" + _TAG), ("/bin/tcp-echo",), ("9000", "hello"),
+           ("/bin/tcp-echo",), "sluice.samples.tcpecho"),
+)
+
+
+def _sample(image: str) -> tuple[Sample, re.Match[str]] | None:
+    for sample in SAMPLES:
+        m = sample.pattern.search(image)
+        if m:
+            return sample, m
+    return None
 
 
 class ImageError(Exception):
@@ -140,6 +202,17 @@ def resolve(container: dict[str, Any], env: Mapping[str, str] | None = None) -> 
         # ENTRYPOINT ["/entrypoint.sh"], CMD ["curl"]: with no args that is a bare `curl`, which exits 2.
         argv = command + args if command else _curl_entrypoint(args or ["curl"], which)
         return Program(argv, "sluice://builtin/curl", builtin="curl")
+    found = _sample(image)
+    if found is not None:
+        sample, m = found
+        # Kubernetes' rules against the image's own ENTRYPOINT and CMD.
+        argv = command + args if command else list(sample.entrypoint) + (args or list(sample.cmd))
+        image_env = {"SERVICE_VERSION": m.group(1)} if sample.name == "helloworld" else {}
+        builtin = sample.builtin_argv(argv)
+        image_id = f"sluice://builtin/{sample.name}"
+        if builtin is None:
+            return Program(argv, image_id, image_env)  # another program of the image: run it as written
+        return Program(builtin, image_id, image_env, builtin=sample.name)
     base = _BASE.match(image)
     if base:
         argv = command + args if command else args or list(_BASE_CMD[base.group(1)])
@@ -154,6 +227,20 @@ def resolve(container: dict[str, Any], env: Mapping[str, str] | None = None) -> 
     raise ImageError(
         "ErrImagePull",
         f'sluice cannot pull image "{image}": it runs no container images, only the Bookinfo images '
-        "(*/examples-bookinfo-{productpage,details,reviews,ratings}-v<N>), curlimages/curl, istio/proxyv2, "
-        "sluice.dev/traffic-generator and the base images busybox, alpine, ubuntu, debian and python "
-        "as built-in programs, and any container that sets command as a local process")
+        "(*/examples-bookinfo-{productpage,details,reviews,ratings}-v<N>), Istio's other samples "
+        "(kennethreitz/httpbin, mccutchen/go-httpbin, fortio/fortio, */examples-helloworld-v<N>, "
+        "*/tcp-echo-server), curlimages/curl, istio/proxyv2, sluice.dev/traffic-generator and the base images "
+        "busybox, alpine, ubuntu, debian and python as built-in programs, and any container that sets command "
+        "as a local process")
+
+
+def exec_argv(container: dict[str, Any], command: list[str]) -> list[str]:
+    """The command `kubectl exec` runs in `container`: the image's own program (`/usr/bin/fortio load …` in a
+    fortio container) is the built-in that stands in for it; anything else is run as given."""
+    found = _sample(str(container.get("image") or ""))
+    if found is None or not command:
+        return command
+    sample = found[0]
+    if sample.app:
+        return command  # gunicorn images: the server is the container's main process, not an exec tool
+    return sample.builtin_argv(command) or command

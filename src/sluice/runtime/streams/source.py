@@ -17,7 +17,7 @@ from aiohttp import web
 
 from sluice.api import streaming
 from sluice.api.errors import ApiError
-from sluice.runtime.images import ImageError
+from sluice.runtime.images import ImageError, exec_argv
 from sluice.runtime.streams import channels, portforward
 from sluice.runtime.streams.attach import run_attach
 from sluice.runtime.streams.execution import ExecRequest, run_exec
@@ -108,7 +108,8 @@ class StreamServer:
         if problem is not None:
             await session.finish(channels.internal_error(problem))
             return resp
-        req = ExecRequest(command=opts.command, sandbox=w.sandbox(opts.container), env=env, stdin=opts.stdin,
+        req = ExecRequest(command=tuple(exec_argv(sup.container, list(opts.command))),
+                          sandbox=w.sandbox(opts.container), env=env, stdin=opts.stdin,
                           stdout=opts.stdout, stderr=opts.stderr, tty=opts.tty)
         await _guarded(session, run_exec(session, req))
         return resp
