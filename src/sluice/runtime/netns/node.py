@@ -25,6 +25,7 @@ __all__ = ["NodeNetwork", "NetworkError", "netns_available", "NETNS_DIR"]
 
 NETNS_DIR = Path("/run/netns")
 BRIDGE = "br0"
+BRIDGE_MAC = "02:00:0a:f4:00:01"  # locally administered; one bridge per node namespace, so one value serves all
 
 
 class NetworkError(RuntimeError):
@@ -100,7 +101,10 @@ class NodeNetwork:
             plen = mesh.NETNS_POD_NETWORK.prefixlen
             _run(["ip", "-n", n, "-batch", "-"], "\n".join([
                 "link set lo up",
-                f"link add {BRIDGE} type bridge",
+                # A fixed MAC: a bridge otherwise takes the lowest MAC of its ports, so a new pod's veth could
+                # change it, and every pod's ARP entry for the gateway would point nowhere until it expired
+                # (connections through the gateway stalled for many seconds whenever a pod started).
+                f"link add {BRIDGE} address {BRIDGE_MAC} type bridge",
                 f"addr add {gw}/{plen} dev {BRIDGE}",
                 f"link set {BRIDGE} up",
                 f"addr add {mesh.DNS_SERVICE_IP}/32 dev lo",  # kube-dns: the daemon serves DNS here
