@@ -1,0 +1,112 @@
+"""A full disk under SLUICE_HOME (issue 9, point 8): a real tmpfs of a few MB mounted as the daemon's home and
+filled up. `kubectl apply` answers 507 naming the cause and the remedy, nothing is stored, reads keep
+working, the daemon stays up, and the same apply succeeds once space is freed."""
+
+from __future__ import annotations
+
+import errno
+import os
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import TOOLS, Daemon, start_daemon, stop_daemon, wait_for
+
+FS_SIZE = "24m"
+
+
+def _mount_tmpfs(size: str) -> Path:
+    mnt = Path(tempfile.mkdtemp(prefix="sluice-fullfs-"))
+    cp = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(mnt)],
+                        capture_output=True, text=True)
+    if cp.returncode != 0:
+        mnt.rmdir()
+        pytest.skip(f"cannot mount a tmpfs here: {cp.stderr.strip()}")
+    return mnt
+
+
+def _unmount(mnt: Path) -> None:
+    subprocess.run(["umount", "-l", str(mnt)], check=False)
+    mnt.rmdir()
+
+
+@pytest.fixture(scope="module")
+def small_fs() -> Iterator[Path]:
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small filesystem needs root")
+    mnt = _mount_tmpfs(FS_SIZE)
+    try:
+        yield mnt
+    finally:
+        _unmount(mnt)
+
+
+@pytest.fixture(scope="module")
+def daemon(small_fs: Path) -> Iterator[Daemon]:
+    d = start_daemon(small_fs / "home", extra=["--no-runtime"])
+    try:
+        yield d
+    finally:
+        stop_daemon(d)
+
+
+def fill(fs: Path) -> Path:
+    """Write a filler file until the filesystem refuses more; return it (deleting it frees the space)."""
+    filler = fs / "filler"
+    block = b"\0" * 65536
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        while True:
+            try:
+                os.write(fd, block)
+            except OSError as e:
+                if e.errno != errno.ENOSPC:
+                    raise
+                if len(block) == 1:
+                    break
+                block = block[: len(block) // 2]
+    finally:
+        os.close(fd)
+    return filler
+
+
+def _configmap(name: str, size: int) -> str:
+    # Bigger than whatever room SQLite's write-ahead log already has, so the write must grow a file.
+    return (f"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n  namespace: default\n"
+            f"data:\n  blob: {'x' * size}\n")
+
+
+def _kubectl(version: str, d: Daemon, cache: Path, *args: str, input: str | None = None
+             ) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(TOOLS / f"kubectl-{version}"), f"--cache-dir={cache}", *args], input=input,
+                          env=d.env, capture_output=True, text=True, timeout=60)
+
+
+@pytest.mark.parametrize("version", ["1.35", "1.20"])
+def test_full_disk_answers_507_then_recovers(daemon: Daemon, small_fs: Path, tmp_path: Path, version: str) -> None:
+    name = f"big-{version.replace('.', '')}"
+    manifest = _configmap(name, 120_000)
+    filler = fill(small_fs)
+    try:
+        cp = _kubectl(version, daemon, tmp_path, "apply", "-f", "-", input=manifest)
+        assert cp.returncode != 0, cp.stdout
+        assert "Error from server (InsufficientStorage)" in cp.stderr, cp.stderr
+        assert "is full" in cp.stderr and "Free space on that filesystem and retry" in cp.stderr, cp.stderr
+        assert "cannot rollback" not in cp.stderr
+        # Nothing changed, and reads keep working while the disk is full.
+        got = _kubectl(version, daemon, tmp_path, "get", "configmap", name)
+        assert got.returncode != 0 and "NotFound" in got.stderr, got.stderr
+        ns = _kubectl(version, daemon, tmp_path, "get", "namespace", "default", "-o", "name")
+        assert ns.returncode == 0 and ns.stdout.strip() == "namespace/default", ns.stderr
+        assert daemon.proc is not None and daemon.proc.poll() is None, "the daemon is still running"
+    finally:
+        filler.unlink()
+    # Space is back: the very same write now succeeds and is there to read.
+    cp = _kubectl(version, daemon, tmp_path, "apply", "-f", "-", input=manifest)
+    assert cp.returncode == 0, cp.stderr
+    assert f"configmap/{name} created" in cp.stdout
+    wait_for(lambda: _kubectl(version, daemon, tmp_path, "get", "configmap", name, "-o",
+                              "jsonpath={.data.blob}").stdout == "x" * 120_000)
