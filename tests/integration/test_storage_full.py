@@ -5,6 +5,7 @@ working, the daemon stays up, and the same apply succeeds once space is freed.""
 from __future__ import annotations
 
 import errno
+import logging
 import os
 import subprocess
 import tempfile
@@ -13,6 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from sluice.metrics.series import Matcher, labels_of
+from sluice.metrics.tsdb import TSDB
+from sluice.metrics.tsdb import db as tsdb_db
 from tests.conftest import TOOLS, Daemon, start_daemon, stop_daemon, wait_for
 
 FS_SIZE = "24m"
@@ -110,3 +114,67 @@ def test_full_disk_answers_507_then_recovers(daemon: Daemon, small_fs: Path, tmp
     assert f"configmap/{name} created" in cp.stdout
     wait_for(lambda: _kubectl(version, daemon, tmp_path, "get", "configmap", name, "-o",
                               "jsonpath={.data.blob}").stdout == "x" * 120_000)
+
+
+# ---- the TSDB on a full disk: in-process, on its own small filesystem --------------------------------------
+
+T0 = 1_700_000_000_000
+
+
+def _scrape(db: TSDB, i: int) -> None:
+    db.append(T0 + i * 5000, [(labels_of({"__name__": "req_total", "app": "a"}), float(i))], scrape_target="t")
+
+
+def _req_values(db: TSDB) -> list[float]:
+    return [v for s in db.select([Matcher("__name__", "=", "req_total")], 0, 2**62) for v in s.values]
+
+
+@pytest.fixture
+def tiny_fs() -> Iterator[Path]:
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small filesystem needs root")
+    mnt = _mount_tmpfs("1m")
+    try:
+        yield mnt
+    finally:
+        _unmount(mnt)
+
+
+def test_tsdb_keeps_serving_on_a_full_disk_and_catches_up_when_space_returns(
+        tiny_fs: Path, caplog: pytest.LogCaptureFixture) -> None:
+    db = TSDB(tiny_fs / "tsdb")
+    _scrape(db, 0)
+    filler = fill(tiny_fs)
+    with caplog.at_level(logging.WARNING, logger="sluice.metrics.tsdb"):
+        for i in range(1, 200):
+            _scrape(db, i)  # never raises
+    assert _req_values(db) == [float(i) for i in range(200)], "queries see every sample meanwhile"
+    assert db.wal_write_failures > 0
+    warnings = [r.getMessage() for r in caplog.records if "cannot write the WAL" in r.getMessage()]
+    assert len(warnings) == 1, warnings  # one line per minute, not one per scrape
+    assert "No space left on device" in warnings[0]
+    filler.unlink()
+    _scrape(db, 200)  # the first write with space writes everything held back
+    db.close()
+    db2 = TSDB(tiny_fs / "tsdb")
+    assert _req_values(db2) == [float(i) for i in range(201)], "nothing was lost"
+    db2.close()
+
+
+async def test_tsdb_repairs_its_wal_with_a_snapshot_after_a_long_outage(
+        tiny_fs: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tsdb_db, "WAL_BACKLOG_BYTES", 2000)  # a long outage, in few scrapes
+    db = TSDB(tiny_fs / "tsdb")
+    _scrape(db, 0)
+    filler = fill(tiny_fs)
+    for i in range(1, 100):
+        _scrape(db, i)
+    await db.maintain()  # the snapshot cannot be written either; no exception, retried later
+    assert _req_values(db) == [float(i) for i in range(100)]
+    filler.unlink()
+    await db.maintain()  # space is back: the snapshot holds everything, the WAL goes on from there
+    _scrape(db, 100)
+    db.close()
+    db2 = TSDB(tiny_fs / "tsdb")
+    assert _req_values(db2) == [float(i) for i in range(101)]
+    db2.close()
