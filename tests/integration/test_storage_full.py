@@ -5,12 +5,17 @@ working, the daemon stays up, and the same apply succeeds once space is freed.""
 from __future__ import annotations
 
 import errno
+import json
 import logging
 import os
 import subprocess
 import tempfile
+import time
+import urllib.parse
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -50,7 +55,10 @@ def small_fs() -> Iterator[Path]:
 
 @pytest.fixture(scope="module")
 def daemon(small_fs: Path) -> Iterator[Daemon]:
-    d = start_daemon(small_fs / "home", extra=["--no-runtime"])
+    home = small_fs / "home"
+    home.mkdir()
+    (home / "config.yaml").write_text("scrape_interval: 0.2\n")  # the TSDB writes its WAL often
+    d = start_daemon(home)
     try:
         yield d
     finally:
@@ -116,6 +124,34 @@ def test_full_disk_answers_507_then_recovers(daemon: Daemon, small_fs: Path, tmp
                               "jsonpath={.data.blob}").stdout == "x" * 120_000)
 
 
+def _metric(d: Daemon, name: str) -> float:
+    for line in _prom(d, "/metrics").splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    raise AssertionError(f"{name} not exposed")
+
+
+def test_full_disk_keeps_metrics_queries_working_and_the_wal_resumes(daemon: Daemon, small_fs: Path) -> None:
+    wal_dir = daemon.home / "tsdb"
+    failures = _metric(daemon, "prometheus_tsdb_wal_writes_failed_total")
+    filler = fill(small_fs)
+    try:
+        wait_for(lambda: _metric(daemon, "prometheus_tsdb_wal_writes_failed_total") >= failures + 3)
+        t = time.time()
+        # Queries keep answering, with the samples the disk refused.
+        wait_for(lambda: _count_at(daemon, time.time()) > _count_at(daemon, t))
+        assert daemon.proc is not None and daemon.proc.poll() is None
+    finally:
+        filler.unlink()
+    size = sum(p.stat().st_size for p in wal_dir.glob("wal-*"))
+    wait_for(lambda: sum(p.stat().st_size for p in wal_dir.glob("wal-*")) > size)  # writing again
+    stalled = _metric(daemon, "prometheus_tsdb_wal_writes_failed_total")
+    wait_for(lambda: sum(p.stat().st_size for p in wal_dir.glob("wal-*")) > size + 2000)
+    assert _metric(daemon, "prometheus_tsdb_wal_writes_failed_total") == stalled
+    log = (daemon.home / "test-daemon.log").read_text()
+    assert log.count("TSDB: cannot write the WAL") <= 2, "rate-limited"
+
+
 # ---- the TSDB on a full disk: in-process, on its own small filesystem --------------------------------------
 
 T0 = 1_700_000_000_000
@@ -178,3 +214,48 @@ async def test_tsdb_repairs_its_wal_with_a_snapshot_after_a_long_outage(
     db2 = TSDB(tiny_fs / "tsdb")
     assert _req_values(db2) == [float(i) for i in range(101)]
     db2.close()
+
+
+# ---- a flipped byte in a real daemon's TSDB WAL ------------------------------------------------------------
+
+def _prom(d: Daemon, path: str, **params: str) -> Any:
+    run = json.loads((d.home / "daemon.json").read_text())
+    url = f"http://127.0.0.1:{run['metrics_port']}{path}"
+    if params:
+        url += "?" + urllib.parse.urlencode(params)
+    with urllib.request.urlopen(url, timeout=10) as r:
+        body = r.read().decode()
+    return json.loads(body) if path.startswith("/api/") else body
+
+
+def _count_at(d: Daemon, t: float) -> int:
+    got = _prom(d, "/api/v1/query", query="count_over_time(sluice_telemetry_series[1h])", time=f"{t:.3f}")
+    result = got["data"]["result"]
+    return int(float(result[0]["value"][1])) if result else 0
+
+
+def test_a_flipped_byte_mid_wal_loses_one_record_not_the_rest(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "config.yaml").write_text("scrape_interval: 0.1\n")
+    d = start_daemon(home)
+    try:
+        wait_for(lambda: _count_at(d, time.time()) >= 150, timeout=60)
+        t_q = time.time()
+        before = _count_at(d, t_q)
+        assert d.proc is not None
+        d.proc.terminate()
+        d.proc.wait(30)
+        (wal,) = sorted((home / "tsdb").glob("wal-*"))[-1:]
+        data = bytearray(wal.read_bytes())
+        data[len(data) // 3] ^= 0x20  # one byte, a third of the way in: before t_q
+        wal.write_bytes(bytes(data))
+        d = start_daemon(home, port=d.api_port, xds_port=d.xds_port)
+        after = _count_at(d, t_q)
+        assert before - 1 <= after <= before, (before, after)  # today's reader kept about a third
+        metrics = _prom(d, "/metrics")
+        assert "prometheus_tsdb_wal_corruptions_total 1" in metrics
+        log = (home / "test-daemon.log").read_text()
+        assert "is damaged at offset" in log and "kept the records after them" in log
+    finally:
+        stop_daemon(d)
