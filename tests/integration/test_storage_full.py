@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.parse
@@ -22,6 +23,7 @@ import pytest
 from sluice.metrics.series import Matcher, labels_of
 from sluice.metrics.tsdb import TSDB
 from sluice.metrics.tsdb import db as tsdb_db
+from sluice.runtime import logfiles
 from tests.conftest import TOOLS, Daemon, start_daemon, stop_daemon, wait_for
 
 FS_SIZE = "24m"
@@ -259,3 +261,42 @@ def test_a_flipped_byte_mid_wal_loses_one_record_not_the_rest(tmp_path: Path) ->
         assert "is damaged at offset" in log and "kept the records after them" in log
     finally:
         stop_daemon(d)
+
+
+# ---- a container's log on a full disk: lines are lost, the container is not ---------------------------------
+
+def test_a_full_disk_drops_log_lines_not_the_container(tiny_fs: Path, tmp_path: Path) -> None:
+    ctl = tmp_path  # the program's go/printed files live off the small filesystem
+    prog = ("import os, time\n"
+            "def wait(name):\n"
+            "    while not os.path.exists(os.path.join(CTL, name)):\n"
+            "        time.sleep(0.02)\n"
+            "print('before', flush=True)\n"
+            "wait('go1')\n"
+            "for i in range(3000):\n"
+            "    print('lost', i, flush=True)\n"
+            "open(os.path.join(CTL, 'printed'), 'w').close()\n"
+            "wait('go2')\n"
+            "print('after', flush=True)\n").replace("CTL", repr(str(ctl)))
+    logdir = tiny_fs / "c"
+    logdir.mkdir()
+    shim = subprocess.Popen([sys.executable, "-m", "sluice.runtime.shim", str(logdir), "0", "", "4096", "3", "--",
+                             sys.executable, "-c", prog])
+    try:
+        wait_for(lambda: (logdir / "0.log").exists() and b"before" in (logdir / "0.log").read_bytes())
+        filler = fill(tiny_fs)
+        (ctl / "go1").touch()
+        wait_for(lambda: (ctl / "printed").exists())
+        filler.unlink()
+        (ctl / "go2").touch()
+        assert shim.wait(30) == 0
+    finally:
+        if shim.poll() is None:
+            shim.kill()
+            shim.wait()
+    code = (logdir / "0.exit").read_text().split()[0]
+    assert code == "0", "the program ran to its end"
+    records = b"".join(logfiles.read_whole(p) for p in logfiles.chain(str(logdir / "0.log"))).splitlines()
+    assert records[-1].endswith(b" stdout F after")
+    assert sum(b" lost " in r for r in records) < 3000, "the disk was full meanwhile"
+    assert all(r.split(b" ", 3)[1:3] == [b"stdout", b"F"] for r in records), "no half-written record"
