@@ -88,3 +88,18 @@ def test_the_shim_keeps_the_old_command_line(tmp_path: Path) -> None:
     while not (tmp_path / "0.exit").exists() and time.monotonic() < deadline:
         time.sleep(0.05)
     assert (tmp_path / "0.log").read_text().endswith(" stdout F hi\n")
+
+
+def test_rotation_settings_are_checked_like_the_kubelet_checks_them() -> None:
+    import pytest
+
+    from sluice.daemon.mesh_parts import log_rotation
+    from sluice.daemon.state import DaemonOptions
+
+    assert log_rotation(DaemonOptions()) == logfiles.LogRotation(10 * 1024 * 1024, 5)
+    assert log_rotation(DaemonOptions(container_log_max_size="2Ki", container_log_max_files=3)) == \
+        logfiles.LogRotation(2048, 3)
+    with pytest.raises(SystemExit, match='failed to parse container log max size "ten"'):
+        log_rotation(DaemonOptions(container_log_max_size="ten"))
+    with pytest.raises(SystemExit, match="invalid container_log_max_files 1, must be > 1"):
+        log_rotation(DaemonOptions(container_log_max_files=1))
