@@ -5,6 +5,11 @@ and by `Kubelet.read_log_lines` (`read_lines`: (time, line) pairs for the consol
 (`tailLines`, `sinceSeconds`, `sinceTime`, `timestamps`, `limitBytes`, `follow`) are applied in kubelet's
 order: tail first, then the time filter, then the byte limit. Invalid options are `ApiError`s, raised before
 the response starts so they reach the client as `Status` objects.
+
+A run's log is its rotated files (`sluice.runtime.logfiles`) followed by its current file, read as one: the
+kubelet itself serves only the current file, but a tail or a follow that stops at a rotation loses lines a user
+expects to see. A follow notices a rotation when the file's name points at a new inode, finishes the old file
+and goes on with the new one.
 """
 
 from __future__ import annotations
@@ -229,6 +234,7 @@ async def _stream_current(resp: web.StreamResponse, path: Path, offset: int, opt
         f.seek(offset)
         pending = b""
         writer_gone = False
+        replaced = False  # the name now points at a new file: read this one to its end, then switch
         while not fmt.exhausted:
             chunk = f.read(_BLOCK)
             if chunk:
@@ -241,14 +247,17 @@ async def _stream_current(resp: web.StreamResponse, path: Path, offset: int, opt
                     if data:
                         await resp.write(data)
                 continue
-            if _rotated_away(path, f):
-                # The shim gave this file its rotated name and writes a new one: it is complete (read to its
-                # end just above). Files rotated after it come next (if we fell behind), then the new one.
+            if not replaced and _rotated_away(path, f):
+                replaced = True  # the shim writes nothing here after the rotation: one more read finishes it
+                continue
+            if replaced:
+                # This file is complete. Files rotated after it come next (if we fell behind), then the new one.
                 ours = os.fstat(f.fileno()).st_ino
                 f.close()
                 await _catch_up(resp, path, fmt, seen, ours, 0)
                 f = path.open("rb")
                 pending = b""
+                replaced = False
                 continue
             if not opts.follow or writer_gone:
                 break
