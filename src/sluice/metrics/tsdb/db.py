@@ -497,8 +497,8 @@ class TSDB:
 
     def _open_wal(self, seq: int) -> None:
         assert self.path is not None
-        self._wal_seq = seq
         self._wal = walfile.WalWriter(self.path / f"wal-{seq:08d}")
+        self._wal_seq = seq
         self._wal_bytes = 0
 
     def _recover(self, path: Path) -> None:
@@ -596,8 +596,9 @@ class TSDB:
 
     def _capture(self) -> _Capture:
         assert self.path is not None and self._wal is not None
-        self._wal.close()
-        self._open_wal(self._wal_seq + 1)
+        old = self._wal
+        self._open_wal(self._wal_seq + 1)  # first: if the disk refuses a new file, the old one goes on
+        old.close()
         seq = self._wal_seq
         # Everything up to now is in this capture, held-back WAL bytes included: the new WAL starts whole.
         self._backlog, self._backlog_bytes = [], 0
@@ -666,7 +667,12 @@ class TSDB:
             self._compacting = True  # a second maintain() while the thread writes must not start another
             try:
                 repairing = self._wal_incomplete
-                job = self._begin_compaction()
+                try:
+                    job = self._begin_compaction()
+                except OSError as e:
+                    self._ratelog("snapshot", f"TSDB: cannot start a new WAL file ({e.strerror or e}); "
+                                  "retrying at the next maintenance")
+                    return
                 try:
                     await asyncio.to_thread(job.write)
                 except OSError as e:
