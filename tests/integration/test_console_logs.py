@@ -126,3 +126,52 @@ async def wait_until_lines(fetch: Any, timeout: float = 20.0) -> list[dict[str, 
             return got
         await asyncio.sleep(0.1)
     raise AssertionError("no new log lines")
+
+
+async def test_console_logs_span_rotated_files(tmp_path: Path) -> None:
+    from sluice.runtime import logfiles
+    from sluice.runtime.kubelet import KubeletOptions
+
+    c = await start_cluster(tmp_path, KubeletOptions(
+        backoff_base=0.3, backoff_max=2.0, drain_seconds=0.2, down_grace_seconds=3,
+        log_rotation=logfiles.LogRotation(max_size=2048, max_files=3)))
+    script = ("import time\n"
+              "for i in range(1, 301):\n"
+              "    print('line', i, flush=True); time.sleep(0.01)\n"
+              "print('done', flush=True); time.sleep(600)\n")
+    assert DEPLOY is not None
+    labels = {"app": "rotor", "version": "v1"}
+    c.registry.create(DEPLOY, "v1", "default", {
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "rotor"},
+        "spec": {"replicas": 1, "selector": {"matchLabels": labels},
+                 "template": {"metadata": {"labels": labels},
+                              "spec": {"containers": [{"name": "app", "image": "x"}]}}}})
+    p = pod("rotor-1", [{"name": "app", "image": "x", "command": [sys.executable, "-c", script]}])
+    p["metadata"]["labels"] = labels
+    c.create(p)
+    client: TestClient[Any, Any] = bearer_client(console_app(
+        c.registry, fake_query, auth=console_auth(tmp_path), logs=c.kubelet.read_log_lines))
+    await client.start_server()
+    try:
+        async def lines(tail: int) -> list[str]:
+            r = await client.get("/api/namespaces/default/workloads/rotor/logs",
+                                 params={"tailLines": str(tail), "container": "app"})
+            body = await r.json()
+            assert r.status == 200, body
+            return [ln["line"] for ln in body["lines"]]
+
+        deadline = time.monotonic() + 30
+        got: list[str] = []
+        while time.monotonic() < deadline and (not got or got[-1] != "done"):
+            got = await lines(5)
+            await asyncio.sleep(0.1)
+        assert got[-1] == "done"
+        cdir = next((tmp_path / "home" / "runtime" / "pods").glob("*/containers/app"))
+        files = logfiles.chain(str(cdir / "0.log"))
+        assert len(files) >= 2, files  # rotated at least once
+        current = len(logfiles.read_whole(files[-1]).splitlines())
+        want = current + 20  # more than the current file holds
+        assert await lines(want) == [f"line {i}" for i in range(302 - want, 301)] + ["done"]
+    finally:
+        await client.close()
+        await stop_cluster(c)

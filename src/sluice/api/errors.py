@@ -101,5 +101,15 @@ class ApiError(Exception):
         return cls(404, "NotFound", "the server could not find the requested resource")
 
     @classmethod
+    def insufficient_storage(cls, path: str, detail: str) -> ApiError:
+        # 507 (RFC 4918: the server cannot store what the request needs) rather than kube-apiserver's 500
+        # "etcdserver: mvcc: database space exceeded", whose remedy (etcd compaction, defrag, alarm disarm)
+        # does not apply here: what helps is free space on the store's disk, and the message says so.
+        return cls(507, "InsufficientStorage",
+                   f"insufficient storage: the disk holding {path} is full ({detail}); nothing was changed. "
+                   "Free space on that filesystem and retry", {"causes": [{"reason": "InsufficientStorage",
+                                                                         "message": detail}]})
+
+    @classmethod
     def internal(cls, message: str) -> ApiError:
         return cls(500, "InternalError", f"Internal error occurred: {message}")

@@ -12,7 +12,8 @@ import base64
 import copy
 import json
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -193,7 +194,8 @@ class Registry:
                 raise ApiError.already_exists(rt, m["name"])
             return WriteResult(self.present(rt, version, obj), warnings, True)
         try:
-            stored = self.store.create(rt.key, obj)
+            with _disk_full_is_507():
+                stored = self.store.create(rt.key, obj)
         except sqlite.AlreadyExists:
             raise ApiError.already_exists(rt, m["name"]) from None
         return WriteResult(self.present(rt, version, stored), warnings, True)
@@ -314,7 +316,8 @@ class Registry:
             self._delete_tx(rt, current)
             return WriteResult(self.present(rt, version, current), warnings)
         try:
-            stored = self.store.update(rt.key, new, int(cm["resourceVersion"]))
+            with _disk_full_is_507():
+                stored = self.store.update(rt.key, new, int(cm["resourceVersion"]))
         except sqlite.Conflict:
             raise ApiError.conflict(rt, name) from None
         except sqlite.NotFound:
@@ -412,7 +415,8 @@ class Registry:
             new = copy.deepcopy(cur)
             new["metadata"]["deletionTimestamp"] = now_rfc3339()
             new["metadata"]["deletionGracePeriodSeconds"] = int(options.get("gracePeriodSeconds") or 0)
-            stored = self.store.update(rt.key, new)
+            with _disk_full_is_507():
+                stored = self.store.update(rt.key, new)
             return self.present(rt, version, stored)
         deleted = self._delete_tx(rt, cur, policy)
         return self.present(rt, version, deleted)
@@ -426,7 +430,8 @@ class Registry:
             int((cur.get("spec") or {}).get("terminationGracePeriodSeconds", 30))
         new["metadata"]["deletionTimestamp"] = now_rfc3339()
         new["metadata"]["deletionGracePeriodSeconds"] = seconds
-        stored = self.store.update(rt.key, new)
+        with _disk_full_is_507():
+            stored = self.store.update(rt.key, new)
         return stored
 
     def _allocate_cluster_ip(self, svc: Obj) -> None:
@@ -466,7 +471,8 @@ class Registry:
             return out
 
         try:
-            deleted = self.store.transaction(body)
+            with _disk_full_is_507():
+                deleted = self.store.transaction(body)
         except sqlite.NotFound:
             raise ApiError.not_found(rt, name) from None
         return deleted[0]
@@ -589,3 +595,11 @@ def kind_for_url(group: str, version: str, plural: str) -> ResourceType | None:
         return None
     return rt
 
+
+@contextmanager
+def _disk_full_is_507() -> Iterator[None]:
+    """A store write that found the disk full answers 507 (the store rolled it back: nothing changed)."""
+    try:
+        yield
+    except sqlite.StorageFull as e:
+        raise ApiError.insufficient_storage(e.path, e.detail) from None

@@ -7,7 +7,7 @@ Called by `sluice.daemon.main.serve` when the runtime is on. Kept apart so the A
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -15,6 +15,9 @@ from sluice.api.registry import Registry
 from sluice.api.server import LogSource, StreamSource
 from sluice.daemon.state import DaemonOptions, Home
 from sluice.store.sqlite import Store
+
+if TYPE_CHECKING:
+    from sluice.runtime.logfiles import LogRotation
 
 __all__ = ["MeshParts", "build"]
 
@@ -42,6 +45,24 @@ def choose_network(setting: str) -> tuple[str, str]:
             raise SystemExit(f"error: network: netns was asked for, but {why}")
         return "netns", "network: netns in config"
     return ("netns", why) if ok else ("loopback", why)
+
+
+def log_rotation(options: DaemonOptions) -> LogRotation:
+    """`container_log_max_size` / `container_log_max_files` checked as the kubelet checks them."""
+    from sluice.runtime.logfiles import LogRotation
+    from sluice.runtime.quantity import QuantityError, parse_quantity
+
+    raw = options.container_log_max_size
+    try:
+        size = parse_quantity(raw)
+    except QuantityError:
+        raise SystemExit(f'error: failed to parse container log max size "{raw}"') from None
+    if size.denominator != 1:
+        raise SystemExit(f'error: failed to parse container log max size "{raw}": invalid max log size')
+    files = options.container_log_max_files
+    if not isinstance(files, int) or files <= 1:
+        raise SystemExit(f"error: invalid container_log_max_files {files}, must be > 1")
+    return LogRotation(int(size), files)
 
 
 def build(home: Home, registry: Registry, store: Store, options: DaemonOptions) -> MeshParts:
@@ -73,7 +94,8 @@ def build(home: Home, registry: Registry, store: Store, options: DaemonOptions) 
     xds.add_servicer(collector.register)
     metrics = MetricsService(home, options, collector)
     kubelet = Kubelet(registry, store, home, xds_address=("127.0.0.1", options.xds_port),
-                      options=KubeletOptions(network=network, xds_socket=socket))
+                      options=KubeletOptions(network=network, xds_socket=socket,
+                                             log_rotation=log_rotation(options)))
     # The console takes the API server's bearer token too, so scripts use the kubeconfig they already have.
     auth = ConsoleAuth.for_home(home.root, home.token(), options.console_port)
     console = ConsoleService(registry, metrics, options.console_port, auth=auth, logs=kubelet.read_log_lines)

@@ -51,7 +51,18 @@ class MetricsService:
         self._tasks: list[asyncio.Task[None]] = []
 
     def _families(self) -> list[exposition.FamilyLike]:
-        return [*self.collector.registry.families(), *self.collector.self_families()]
+        return [*self.collector.registry.families(), *self._self_families()]
+
+    def _self_families(self) -> list[exposition.FamilyLike]:
+        """The collector's own counters and the TSDB's (named as Prometheus names its own)."""
+        def counter(name: str, help: str, value: int) -> exposition.Family:
+            return exposition.Family(name, "counter", help, [exposition.Sample(name, (), float(value))])
+
+        return [*self.collector.self_families(),
+                counter("prometheus_tsdb_wal_corruptions_total", "Total number of WAL corruptions.",
+                        self.tsdb.wal_corruptions),
+                counter("prometheus_tsdb_wal_writes_failed_total", "Total number of WAL writes that failed.",
+                        self.tsdb.wal_write_failures)]
 
     def metrics_text(self) -> str:
         return exposition.render(self._families())
@@ -59,7 +70,7 @@ class MetricsService:
     def _samples(self) -> Iterable[tuple[Labels, float]]:
         yield from self.collector.registry.samples()
         # The daemon's own metrics too, as a Prometheus scraping /metrics would store them.
-        for fam in self.collector.self_families():
+        for fam in self._self_families():
             for s in fam.samples:
                 yield labels_of({**dict(s.labels), "__name__": s.name}), s.value
 

@@ -47,6 +47,9 @@ class DaemonOptions:
     # kubectl drops an idle connection before the server does and never races a close with a new request
     idle_timeout: float = 120.0
     max_connections: int = 0  # per HTTP port; 0 = from the file descriptor limit
+    # Container log rotation, as the kubelet's containerLogMaxSize (a quantity) and containerLogMaxFiles
+    container_log_max_size: str = "10Mi"
+    container_log_max_files: int = 5
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
@@ -30,6 +30,7 @@ from sluice.resources.kinds import by_kind
 from sluice.runtime import proxy
 from sluice.runtime.ipam import IPAllocator, PoolExhausted
 from sluice.runtime.layout import PodDir, RuntimeLayout
+from sluice.runtime.logfiles import LogRotation
 from sluice.runtime.logs import parse_options, read_lines, serve_log
 from sluice.runtime.netns.clusterdns import ClusterDns
 from sluice.runtime.netns.dial import http_get
@@ -66,6 +67,8 @@ class KubeletOptions:
     # host's network on 127.x addresses and apps use HTTP_PROXY.
     network: str = "loopback"
     xds_socket: str | None = None  # netns mode: the daemon's xDS/ALS Unix socket for the sidecars
+    # Container log rotation (kubelet's containerLogMaxSize, containerLogMaxFiles): 10Mi × 5 files per run.
+    log_rotation: LogRotation = field(default_factory=LogRotation)
 
 
 class Kubelet:
@@ -109,7 +112,7 @@ class Kubelet:
             xds_address=self._xds_address, host_ip=o.host_ip, backoff=BackOff(o.backoff_base, o.backoff_max),
             drain_seconds=o.drain_seconds, status_debounce=o.status_debounce, envoy_concurrency=o.envoy_concurrency,
             envoy_log_level=o.envoy_log_level, bootstrap_factory=o.bootstrap_factory, configmaps=self._configmap,
-            events=EventRecorder(self.registry, "kubelet"), services=self._services)
+            events=EventRecorder(self.registry, "kubelet"), services=self._services, log_rotation=o.log_rotation)
         if self.kube_proxy is not None:
             await self.kube_proxy.start()
         items, _ = self.store.list_kind(self._pod_rt.key)
@@ -319,8 +322,11 @@ class Kubelet:
             reason = str(((sup.state.get("waiting") or {}).get("reason")) or "ContainerCreating")
             what = "image can't be pulled" if reason in _PULL_REASONS else reason
             raise ApiError.bad_request(f'container "{container}" in pod "{name}" is waiting to start: {what}')
-        current = sup.files.log(sup.attempt)
-        return await serve_log(request, path, opts, lambda: path != current or not sup.run_active())
+        run = sup.attempt
+        current = sup.files.log(run)
+        # -f ends with the run it reads, also when the container is restarted right away.
+        return await serve_log(request, path, opts,
+                               lambda: path != current or sup.attempt != run or not sup.run_active())
 
     async def read_log_lines(self, namespace: str, pod: str, container: str, tail_lines: int,
                              after: str | None = None) -> list[tuple[str, str]]:

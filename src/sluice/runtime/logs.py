@@ -5,21 +5,29 @@ and by `Kubelet.read_log_lines` (`read_lines`: (time, line) pairs for the consol
 (`tailLines`, `sinceSeconds`, `sinceTime`, `timestamps`, `limitBytes`, `follow`) are applied in kubelet's
 order: tail first, then the time filter, then the byte limit. Invalid options are `ApiError`s, raised before
 the response starts so they reach the client as `Status` objects.
+
+A run's log is its rotated files (`sluice.runtime.logfiles`) followed by its current file, read as one: the
+kubelet itself serves only the current file, but a tail or a follow that stops at a rotation loses lines a user
+expects to see. A follow notices a rotation when the file's name points at a new inode, finishes the old file
+and goes on with the new one.
 """
 
 from __future__ import annotations
 
 import asyncio
+import io
 import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import BinaryIO
 
 from aiohttp import web
 
 from sluice.api.errors import ApiError
+from sluice.runtime import logfiles
 
 __all__ = ["LogOptions", "parse_options", "serve_log", "format_ts", "read_lines"]
 
@@ -107,33 +115,56 @@ def parse_options(query: dict[str, str], now_ns: int | None = None) -> LogOption
         tail_lines=tail, limit_bytes=limit, since=since)
 
 
-def _tail_offset(path: Path, lines: int) -> int:
-    """The file offset where the last `lines` records start (reading backwards in blocks)."""
+def _tail_scan(f: BinaryIO, end: int, lines: int) -> tuple[int, int]:
+    """(offset where the last `lines` records start, how many records were found up to that many), reading
+    backwards in blocks from `end`."""
     if lines == 0:
-        return path.stat().st_size
-    with path.open("rb") as f:
-        end = f.seek(0, os.SEEK_END)
-        pos = end
-        count = 0
-        # A trailing newline ends the last record; it does not start a new one.
-        skip_last = True
-        while pos > 0:
-            step = min(_BLOCK, pos)
-            pos -= step
-            f.seek(pos)
-            block = f.read(step)
-            i = len(block)
-            while True:
-                i = block.rfind(b"\n", 0, i)
-                if i < 0:
-                    break
-                if skip_last and pos + i == end - 1:
-                    skip_last = False
-                    continue
-                count += 1
-                if count == lines:
-                    return pos + i + 1
-        return 0
+        return end, 0
+    pos = end
+    count = 0
+    # A trailing newline ends the last record; it does not start a new one.
+    skip_last = True
+    while pos > 0:
+        step = min(_BLOCK, pos)
+        pos -= step
+        f.seek(pos)
+        block = f.read(step)
+        i = len(block)
+        while True:
+            i = block.rfind(b"\n", 0, i)
+            if i < 0:
+                break
+            if skip_last and pos + i == end - 1:
+                skip_last = False
+                continue
+            count += 1
+            if count == lines:
+                return pos + i + 1, count
+    # The first record starts at 0 (it has no newline before it).
+    return 0, count + (1 if end > 0 else 0)
+
+
+def _tail_start(files: list[str], lines: int | None) -> tuple[int, int]:
+    """Where the last `lines` records of a run's files (oldest first, the current one last) start: (index of
+    the file, offset in its contents); everything with `lines` None."""
+    if lines is None:
+        return 0, 0
+    need = lines
+    for i in range(len(files) - 1, -1, -1):
+        path = files[i]
+        if path.endswith(logfiles.GZ):
+            f: BinaryIO = io.BytesIO(logfiles.read_whole(path))
+        else:
+            try:
+                f = open(path, "rb")  # noqa: SIM115 - closed below
+            except FileNotFoundError:
+                continue  # removed by a rotation meanwhile
+        with f:
+            off, found = _tail_scan(f, f.seek(0, os.SEEK_END), need)
+        if found >= need or i == 0:
+            return i, off
+        need -= found
+    return 0, 0
 
 
 class _Formatter:
@@ -168,40 +199,109 @@ class _Formatter:
 
 async def serve_log(request: web.Request, path: Path, opts: LogOptions,
                     finished: Callable[[], bool]) -> web.StreamResponse:
-    """Stream the log at `path`; with `follow`, keep streaming until `finished()` and the file stops growing."""
-    offset = 0
-    if opts.tail_lines is not None and path.exists():
-        offset = _tail_offset(path, opts.tail_lines)
+    """Stream the log of the run whose current file is `path`, its rotated files first (`logfiles`); with
+    `follow`, keep streaming across rotations until `finished()` and the file stops growing."""
+    files = logfiles.chain(str(path))
+    idx, offset = await asyncio.to_thread(_tail_start, files, opts.tail_lines)
     resp = web.StreamResponse(headers={"Content-Type": "text/plain", "Cache-Control": "no-cache, private"})
     await resp.prepare(request)
     fmt = _Formatter(opts)
-    pending = b""
-    writer_gone = False
+    seen = {logfiles.stamp_of(p) for p in files[:-1]}
+    for p in files[idx:-1]:  # complete rotated files: each holds whole records
+        if fmt.exhausted:
+            break
+        data = (await asyncio.to_thread(logfiles.read_whole, p))[offset:]
+        offset = 0
+        out = fmt.render(data.split(b"\n")[:-1])
+        if out:
+            await resp.write(out)
+    if idx < len(files) - 1:
+        offset = 0
     try:
-        with path.open("rb") as f:
-            f.seek(offset)
-            while not fmt.exhausted:
-                chunk = f.read(_BLOCK)
-                if chunk:
-                    pending += chunk
-                    cut = pending.rfind(b"\n")
-                    if cut >= 0:
-                        records = pending[:cut].split(b"\n")
-                        pending = pending[cut + 1:]
-                        data = fmt.render(records)
-                        if data:
-                            await resp.write(data)
-                    continue
-                if not opts.follow or writer_gone:
-                    break
-                if finished():
-                    writer_gone = True  # one more read picks up whatever it wrote before it went
-                    continue
-                await asyncio.sleep(0.1)
+        await _stream_current(resp, path, offset, opts, fmt, finished, seen)
     except FileNotFoundError:
         pass  # the pod was removed while we read: end the stream, as kubelet does
     await resp.write_eof()
     return resp
+
+
+async def _stream_current(resp: web.StreamResponse, path: Path, offset: int, opts: LogOptions, fmt: _Formatter,
+                          finished: Callable[[], bool], seen: set[str]) -> None:
+    f = path.open("rb")
+    try:
+        if await _catch_up(resp, path, fmt, seen, os.fstat(f.fileno()).st_ino, offset):
+            offset = 0  # a rotation came between the listing and the open: the offset was in that file
+        f.seek(offset)
+        pending = b""
+        writer_gone = False
+        replaced = False  # the name now points at a new file: read this one to its end, then switch
+        while not fmt.exhausted:
+            chunk = f.read(_BLOCK)
+            if chunk:
+                pending += chunk
+                cut = pending.rfind(b"\n")
+                if cut >= 0:
+                    records = pending[:cut].split(b"\n")
+                    pending = pending[cut + 1:]
+                    data = fmt.render(records)
+                    if data:
+                        await resp.write(data)
+                continue
+            if not replaced and _rotated_away(path, f):
+                replaced = True  # the shim writes nothing here after the rotation: one more read finishes it
+                continue
+            if replaced:
+                # This file is complete. Files rotated after it come next (if we fell behind), then the new one.
+                ours = os.fstat(f.fileno()).st_ino
+                f.close()
+                await _catch_up(resp, path, fmt, seen, ours, 0)
+                f = path.open("rb")
+                pending = b""
+                replaced = False
+                continue
+            if not opts.follow or writer_gone:
+                break
+            if finished():
+                writer_gone = True  # one more read picks up whatever it wrote before it went
+                continue
+            await asyncio.sleep(0.1)
+    finally:
+        f.close()
+
+
+async def _catch_up(resp: web.StreamResponse, path: Path, fmt: _Formatter, seen: set[str], ours: int,
+                    offset: int) -> bool:
+    """Stream the rotated files not seen yet (other than the open file `ours`), the first from `offset`;
+    whether there were any."""
+    any_new = False
+    for p in logfiles.rotated(str(path)):
+        stamp = logfiles.stamp_of(p)
+        if stamp in seen:
+            continue
+        seen.add(stamp)
+        if not p.endswith(logfiles.GZ) and _inode(p) == ours:
+            continue
+        data = await asyncio.to_thread(logfiles.read_whole, p)
+        out = fmt.render(data[0 if any_new else offset:].split(b"\n")[:-1])
+        any_new = True
+        if out:
+            await resp.write(out)
+    return any_new
+
+
+def _inode(path: str) -> int:
+    try:
+        return os.stat(path).st_ino
+    except OSError:
+        return -1
+
+
+def _rotated_away(path: Path, f: BinaryIO) -> bool:
+    """Whether `path` names another file than the open `f` now (a rotation replaced it)."""
+    try:
+        return os.stat(path).st_ino != os.fstat(f.fileno()).st_ino
+    except FileNotFoundError:
+        return False
 
 
 def read_lines(path: Path, tail_lines: int, after: str | None = None) -> list[tuple[str, str]]:
@@ -211,19 +311,7 @@ def read_lines(path: Path, tail_lines: int, after: str | None = None) -> list[tu
     Partial (`P`) records are joined with the rest of their line and stamped with its first record's time;
     a line still being written (no `F` record yet) is left for a later read. A missing file has no lines.
     """
-    try:
-        with path.open("rb") as f:
-            end = f.seek(0, os.SEEK_END)
-            if end and tail_lines:
-                f.seek(end - 1)
-                # a record still being written counts as one in `_tail_offset`: ask for one more
-                complete = f.read(1) == b"\n"
-                f.seek(_tail_offset(path, tail_lines if complete else tail_lines + 1))
-                data = f.read(end - f.tell())
-            else:
-                data = b""
-    except FileNotFoundError:
-        return []
+    data = _read_tail(path, tail_lines)
     cut = data.rfind(b"\n")
     records = data[:cut].split(b"\n") if cut >= 0 else []
     out: list[tuple[str, str]] = []
@@ -243,3 +331,27 @@ def read_lines(path: Path, tail_lines: int, after: str | None = None) -> list[tu
             out.append((stamp, b"".join(pieces).decode("utf-8", errors="replace")))
     out.sort(key=lambda line: line[0])  # stdout and stderr joined lines may finish out of order
     return out
+
+
+def _read_tail(path: Path, tail_lines: int) -> bytes:
+    """The bytes of the last `tail_lines` records of a run's files (rotated ones included)."""
+    try:
+        with path.open("rb") as f:
+            end = f.seek(0, os.SEEK_END)
+            if end:
+                f.seek(end - 1)
+                complete = f.read(1) == b"\n"
+            else:
+                complete = True
+    except FileNotFoundError:
+        return b""
+    if not tail_lines:
+        return b""
+    # a record still being written counts as one in `_tail_scan`: ask for one more
+    files = logfiles.chain(str(path))
+    idx, offset = _tail_start(files, tail_lines if complete else tail_lines + 1)
+    parts = []
+    for i, p in enumerate(files[idx:]):
+        data = logfiles.read_whole(p)
+        parts.append(data[offset:] if i == 0 else data)
+    return b"".join(parts)

@@ -15,7 +15,7 @@ import copy
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sluice import mesh
@@ -29,6 +29,7 @@ from sluice.runtime.enter import EnterSpec, argv_for
 from sluice.runtime.environment import container_env
 from sluice.runtime.ipam import IPAllocator
 from sluice.runtime.layout import PodDir
+from sluice.runtime.logfiles import LogRotation
 from sluice.runtime.netns.capture import CaptureError
 from sluice.runtime.netns.node import NetworkError
 from sluice.runtime.netns.sandbox import PodNetwork
@@ -82,6 +83,7 @@ class PodContext:
     network: PodNetwork | None = None  # netns mode: the node network pods join; None in loopback mode
     # The Services whose variables a pod of a namespace gets (its namespace's, and default/kubernetes).
     services: Callable[[str], list[Obj]] | None = None
+    log_rotation: LogRotation = field(default_factory=LogRotation)  # kubelet's containerLogMaxSize/MaxFiles
 
 
 class PodWorker:
@@ -110,7 +112,8 @@ class PodWorker:
             self.supervisors[str(c["name"])] = Supervisor(
                 pod_key=pod_key, uid=self.uid, container=c, restart_policy=policy,
                 files=pod_dir.container(str(c["name"])), prepare=self._preparer(c), backoff=ctx.backoff,
-                kill_grace=lambda: grace_seconds(self.pod), on_change=self._changed)
+                kill_grace=lambda: grace_seconds(self.pod), on_change=self._changed,
+                log_rotation=ctx.log_rotation)
         self.terminating = False
         self.gone = False  # the Pod object no longer exists: no status writes, no delete
         self.done = asyncio.Event()

@@ -1,11 +1,13 @@
-"""The per-container shim: `python -m sluice.runtime.shim DIR ATTEMPT CWD -- PROGRAM ARGS...`.
+"""The per-container shim: `python -m sluice.runtime.shim DIR ATTEMPT CWD [MAX_SIZE MAX_FILES] -- PROGRAM ARGS...`.
 
 Started by the kubelet (`sluice.runtime.supervisor`) in its own session, one shim per container run, so
 containers outlive the daemon. The shim starts the program in its own process group, writes its stdout and
 stderr to `DIR/ATTEMPT.log` as CRI log lines (`<RFC3339Nano> <stdout|stderr> <F|P> <text>`), records
 `DIR/ATTEMPT.pid` (child pid, its /proc start time, start time in ns) and, once the child is reaped and its
 output drained, `DIR/ATTEMPT.exit` (exit code, signal, finish time in ns). SIGTERM and SIGINT are forwarded
-to the child; SIGKILL is the kubelet's job (it signals the child's process group directly).
+to the child; SIGKILL is the kubelet's job (it signals the child's process group directly). The log is rotated
+as the kubelet rotates it (`sluice.runtime.logfiles`: MAX_SIZE bytes × MAX_FILES files, 10Mi × 5 when not
+given). A log that cannot be written (a full disk) loses those lines, never the container.
 
 Only built-in modules are imported: one shim runs per container, so its start-up time and memory matter.
 """
@@ -17,6 +19,8 @@ import select
 import signal
 import sys
 import time
+
+from sluice.runtime import logfiles
 
 MAX_LINE = 16 * 1024  # like containerd: longer lines are split into partial (P) records
 
@@ -47,12 +51,19 @@ def _start_time(pid: int) -> str:
 
 
 def main(argv: list[str]) -> int:
+    policy = logfiles.LogRotation()
+    if len(argv) >= 7 and argv[5] == "--" and argv[3].lstrip("-").isdigit() and argv[4].isdigit():
+        policy = logfiles.LogRotation(int(argv[3]), int(argv[4]))
+        argv = [*argv[:3], *argv[5:]]
     if len(argv) < 5 or argv[3] != "--":
-        sys.stderr.write("usage: python -m sluice.runtime.shim DIR ATTEMPT CWD -- PROGRAM [ARGS...]\n")
+        sys.stderr.write("usage: python -m sluice.runtime.shim DIR ATTEMPT CWD [MAX_SIZE MAX_FILES] -- PROGRAM "
+                         "[ARGS...]\n")
         return 2
     directory, attempt, cwd, program = argv[0], argv[1], argv[2], argv[4:]
     base = os.path.join(directory, attempt)
-    log = os.open(base + ".log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    log_path = base + ".log"
+    log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    log_size = os.fstat(log).st_size
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
     started = time.time_ns()
@@ -95,6 +106,7 @@ def main(argv: list[str]) -> int:
     names = {out_r: b"stdout", err_r: b"stderr"}
     partial = {out_r: b"", err_r: b""}
     cache: list[object] = [None, b""]
+    retry_at = [0.0]  # after a failed rotation, the next try waits
 
     def emit(fd: int, data: bytes, final: bool) -> None:
         buf = partial[fd] + data
@@ -118,7 +130,33 @@ def main(argv: list[str]) -> int:
             buf = b""
         partial[fd] = buf
         if records:
-            os.write(log, b"".join(records))
+            write_log(b"".join(records))
+
+    def write_log(data: bytes) -> None:
+        nonlocal log, log_size
+        try:
+            view = memoryview(data)
+            done = 0
+            while done < len(view):
+                done += os.write(log, view[done:])
+        except OSError:
+            # A full disk: these lines are lost (never half of one), the container goes on.
+            try:
+                os.ftruncate(log, log_size)
+            except OSError:
+                pass
+            return
+        log_size += len(data)
+        if 0 < policy.max_size <= log_size and time.monotonic() >= retry_at[0]:
+            try:
+                fresh = logfiles.rotate(log_path, policy)
+            except OSError as e:
+                sys.stderr.write(f"rotating {log_path}: {e}\n")
+                retry_at[0] = time.monotonic() + 10  # kubelet's pace: its log manager looks every 10 s
+                return
+            if fresh is not None:
+                os.close(log)
+                log, log_size = fresh, 0
 
     open_fds = [out_r, err_r]
     status: int | None = None

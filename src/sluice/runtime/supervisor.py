@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sluice.runtime import procs
+from sluice.runtime import logfiles, procs
 from sluice.runtime.images import ImageError
 from sluice.runtime.probes import ProbeLoop, ProbeSpec, http_ok, run_probe
 
@@ -97,6 +97,14 @@ class ContainerFiles:
     def log(self, n: int) -> Path:
         return self.dir / f"{n}.log"
 
+    def drop_logs_before(self, n: int) -> None:
+        """Remove the log files (rotated ones too) of runs before `n`."""
+        for p in self.dir.glob("*.log*"):
+            head = p.name.split(".", 1)[0]
+            if head.isdigit() and int(head) < n:
+                with contextlib.suppress(FileNotFoundError):
+                    p.unlink()
+
     def read_state(self) -> dict[str, Any]:
         try:
             data = json.loads((self.dir / "state.json").read_text())
@@ -140,8 +148,10 @@ class ContainerFiles:
 class Supervisor:
     def __init__(self, *, pod_key: str, uid: str, container: dict[str, Any], restart_policy: str,
                  files: ContainerFiles, prepare: Callable[[], Launch], backoff: BackOff,
-                 kill_grace: Callable[[], float], on_change: Callable[[], None]) -> None:
+                 kill_grace: Callable[[], float], on_change: Callable[[], None],
+                 log_rotation: logfiles.LogRotation | None = None) -> None:
         self.name = str(container.get("name") or "")
+        self.log_rotation = log_rotation or logfiles.LogRotation()
         self.image = str(container.get("image") or "")
         self.container = container
         self.pod_key = pod_key  # "<pod>_<namespace>(<uid>)", as kubelet names pods in messages
@@ -353,10 +363,14 @@ class Supervisor:
         for stale in (f"{n}.exit", f"{n}.pid", f"{n}.shim"):
             with contextlib.suppress(FileNotFoundError):
                 (self.files.dir / stale).unlink()
+        # Like kubelet's container GC (the current and the previous run stay), plus the run before: until the
+        # shim creates n.log, `previous_log` still means n-2.
+        self.files.drop_logs_before(n - 2)
+        rot = self.log_rotation
         with (self.files.dir / "shim.err").open("ab") as err:
             self._popen = subprocess.Popen(
-                [sys.executable, "-m", SHIM_MODULE, str(self.files.dir), str(n), launch.cwd, "--", *launch.wrapper,
-                 *launch.argv],
+                [sys.executable, "-m", SHIM_MODULE, str(self.files.dir), str(n), launch.cwd, str(rot.max_size),
+                 str(rot.max_files), "--", *launch.wrapper, *launch.argv],
                 env=launch.env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
                 start_new_session=True, close_fds=True)
         self._shim = procs.ProcRef.of(self._popen.pid)

@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Store", "Event", "Watcher", "StoreError", "AlreadyExists", "NotFound", "Conflict", "Expired"]
+__all__ = ["Store", "Event", "Watcher", "StoreError", "AlreadyExists", "NotFound", "Conflict", "Expired",
+           "StorageFull"]
 
 Obj = dict[str, Any]
 
@@ -53,6 +54,16 @@ class NotFound(StoreError):
 
 class Conflict(StoreError):
     pass
+
+
+class StorageFull(StoreError):
+    """A write found no room on the disk (SQLite's SQLITE_FULL): it was rolled back and nothing changed. Later
+    writes succeed once space is freed; reads keep working meanwhile."""
+
+    def __init__(self, path: str, detail: str) -> None:
+        super().__init__(f"the disk holding {path} is full ({detail})")
+        self.path = path
+        self.detail = detail
 
 
 class Expired(StoreError):
@@ -93,6 +104,7 @@ def _rv_of(obj: Obj) -> int:
 class Store:
     def __init__(self, path: Path | str, history: int = HISTORY_EVENTS) -> None:
         self._history_size = history
+        self.path = str(path)
         self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
@@ -161,8 +173,13 @@ class Store:
                 self._db.execute("UPDATE meta SET value=? WHERE key='revision'", (tx.revision,))
                 self._trim_history(tx.revision)
             self._db.execute("COMMIT")
-        except BaseException:
-            self._db.execute("ROLLBACK")
+        except BaseException as e:
+            # On SQLITE_FULL (and other I/O errors) SQLite may already have rolled back by itself; a second
+            # ROLLBACK would fail with "cannot rollback - no transaction is active" and hide the cause.
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            if isinstance(e, sqlite3.Error) and getattr(e, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
+                raise StorageFull(self.path, str(e)) from e
             raise
         self._revision = tx.revision
         self._fan_out(tx.events)

@@ -8,7 +8,9 @@ Layout in memory: one `_Series` per series id with a *head* (the newest ≤ 120 
 framed records (new series, targets, one record per scrape) and at most one `snapshot-N` holding every
 series' chunks and head as of the moment `wal-N` was started. Recovery loads the newest complete snapshot and
 replays `wal-N`, `wal-N+1`, … through the same code path as live appends, so it rebuilds exactly the same
-chunks; a torn record at a WAL's end (crash, `kill -9`) is cut off. `compact` (or `maintain`) writes a new
+chunks; a torn record at a WAL's end (crash, `kill -9`) is cut off, a damaged one in the middle is skipped,
+logged and counted (`wal` has the file format). A full disk never stops ingestion or queries: WAL bytes wait
+in memory until a write succeeds (see `_commit`). `compact` (or `maintain`) writes a new
 snapshot — serialisation can run in a worker thread, as it only touches immutable chunk bytes and copies — and
 then deletes what it superseded, which is also how data past retention leaves the disk.
 """
@@ -16,6 +18,7 @@ then deletes what it superseded, which is also how data past retention leaves th
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import threading
 from array import array
@@ -23,11 +26,12 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
 
+from sluice.daemon.ratelog import RateLimitedLog
 from sluice.metrics.series import STALE_NAN, Labels, Matcher, Series
 from sluice.metrics.tsdb import chunks as chunkcodec
 from sluice.metrics.tsdb import records as rec
+from sluice.metrics.tsdb import wal as walfile
 from sluice.metrics.tsdb.index import SeriesIndex
 
 __all__ = ["TSDB", "TSDBStats"]
@@ -36,6 +40,11 @@ _MIN_T = -(2**63)
 DEFAULT_RETENTION_MS = 24 * 3600 * 1000
 # Compact once the WAL holds this much: replaying 16 MiB (≈1.4 M samples) on start takes about a second.
 DEFAULT_WAL_COMPACT_BYTES = 16 << 20
+# WAL bytes kept in memory while the disk refuses them (full disk): written as soon as a write succeeds again.
+# Past this, they are dropped and the next `maintain` writes a snapshot instead (see `_commit`).
+WAL_BACKLOG_BYTES = 32 << 20
+
+log = logging.getLogger("sluice.metrics.tsdb")
 
 
 class _Series:
@@ -177,8 +186,14 @@ class TSDB:
         self.wal_compact_bytes = wal_compact_bytes
         self._lock = threading.RLock()
         self._reset()
-        self._wal: BinaryIO | None = None
+        self._wal: walfile.WalWriter | None = None
         self._pending: list[bytes] = []
+        self._backlog: list[bytes] = []  # WAL bytes a failed write left unwritten, oldest first
+        self._backlog_bytes = 0
+        self._wal_incomplete = False  # the WAL lost records (backlog overflow): only a snapshot repairs it
+        self.wal_corruptions = 0  # damaged WAL regions skipped at recovery (prometheus_tsdb_wal_corruptions_total)
+        self.wal_write_failures = 0  # failed WAL writes (prometheus_tsdb_wal_writes_failed_total)
+        self._ratelog = RateLimitedLog(log, period=60.0)
         self._wal_seq = 0
         self._wal_bytes = 0
         self._compacting = False
@@ -441,21 +456,49 @@ class TSDB:
 
     def _log(self, payload: bytes) -> None:
         if self._wal is not None:
-            self._pending.append(rec.frame(payload))
+            self._pending.append(walfile.frame(payload))
 
     def _commit(self) -> None:
-        """One write per scrape: the new series and target records, then the samples record."""
-        if self._wal is not None and self._pending:
-            data = b"".join(self._pending)
-            self._pending.clear()
+        """One write per scrape: the new series and target records, then the samples record.
+
+        The write goes into the OS page cache (it survives kill -9; fsync happens in `maintain`). When it fails
+        (a full disk), the records stay in memory, queries keep seeing them, and they are written with the next
+        write that succeeds; past `WAL_BACKLOG_BYTES` they are dropped and `maintain` snapshots everything."""
+        if self._wal is None or not self._pending:
+            return
+        data = b"".join(self._pending)
+        self._pending.clear()
+        if self._wal_incomplete:
+            return  # appending to a WAL with a hole would replay wrongly: wait for the snapshot
+        if self._backlog:
+            self._backlog.append(data)
+            data = b"".join(self._backlog)
+        try:
             self._wal.write(data)
-            self._wal.flush()  # into the OS page cache: survives kill -9; fsync happens in maintain()
-            self._wal_bytes += len(data)
+        except OSError as e:
+            self.wal_write_failures += 1
+            self._backlog = [data]
+            self._backlog_bytes = len(data)
+            if self._backlog_bytes > WAL_BACKLOG_BYTES:
+                self._backlog, self._backlog_bytes = [], 0
+                self._wal_incomplete = True
+                self._ratelog("wal-lost", f"TSDB: cannot write the WAL ({e.strerror or e}); more than "
+                              f"{WAL_BACKLOG_BYTES >> 20} MiB waiting, dropped from the WAL: a snapshot will "
+                              "be written once there is space (samples stay queryable meanwhile)")
+            else:
+                self._ratelog("wal-write", f"TSDB: cannot write the WAL {self._wal.path} ({e.strerror or e}); "
+                              f"keeping {self._backlog_bytes} bytes in memory until a write succeeds "
+                              "(queries keep working)")
+            return
+        if self._backlog:
+            log.info("TSDB: WAL writes resumed; %d bytes held back were written", len(data))
+            self._backlog, self._backlog_bytes = [], 0
+        self._wal_bytes += len(data)
 
     def _open_wal(self, seq: int) -> None:
         assert self.path is not None
+        self._wal = walfile.WalWriter(self.path / f"wal-{seq:08d}")
         self._wal_seq = seq
-        self._wal = open(self.path / f"wal-{seq:08d}", "ab")
         self._wal_bytes = 0
 
     def _recover(self, path: Path) -> None:
@@ -515,24 +558,37 @@ class TSDB:
         return complete
 
     def _replay_wal(self, wal: Path) -> None:
-        good = 0
-        with open(wal, "rb") as f:
-            for end, p in rec.read_frames(f):
-                good = end
-                typ = p[0]
-                if typ == rec.SAMPLES:
-                    t_ms, tid, sids, values, stale = rec.decode_samples(p)
-                    self._apply(t_ms, tid, sids, values, stale, set(sids))
-                elif typ == rec.SERIES:
-                    sid, labels = rec.decode_series(p)
-                    self._index.add(labels, sid)
-                    self._put_series(sid)
-                elif typ == rec.TARGET:
-                    self._put_target(*rec.decode_target(p))
-        if good < wal.stat().st_size:
-            # A torn tail: cut it so that nothing appended later can hide behind garbage.
+        got = walfile.read_file(wal)
+        for c in got.corruptions:
+            self.wal_corruptions += 1
+            log.warning("TSDB: %s is damaged at offset %d: skipped %d bytes, kept the records after them",
+                        wal, c.offset, c.length)
+        for p in got.payloads:
+            typ = p[0]
+            if typ == rec.SAMPLES:
+                t_ms, tid, sids, values, stale = rec.decode_samples(p)
+                self._pad(max(max(sids, default=-1), max(stale, default=-1)), tid)
+                self._apply(t_ms, tid, sids, values, stale, set(sids))
+            elif typ == rec.SERIES:
+                sid, labels = rec.decode_series(p)
+                self._index.add(labels, sid)
+                self._put_series(sid)
+            elif typ == rec.TARGET:
+                self._put_target(*rec.decode_target(p))
+        if got.torn:
+            # A torn tail (a crash mid-write): cut it so that nothing appended later can hide behind garbage.
             with open(wal, "r+b") as f:
-                f.truncate(good)
+                f.truncate(got.good_end)
+
+    def _pad(self, sid: int, tid: int) -> None:
+        """Samples whose series or target record was lost to damage: their ids stay taken (and empty), so new
+        series and targets never reuse them."""
+        while len(self._series) <= sid:
+            self._series.append(None)
+        while len(self._index.labels) <= sid:
+            self._index.labels.append(None)
+        while len(self._target_names) <= tid:
+            self._target_names.append("")
 
     def _begin_compaction(self) -> _Capture:
         with self._lock:
@@ -540,9 +596,13 @@ class TSDB:
 
     def _capture(self) -> _Capture:
         assert self.path is not None and self._wal is not None
-        self._wal.close()
-        self._open_wal(self._wal_seq + 1)
+        old = self._wal
+        self._open_wal(self._wal_seq + 1)  # first: if the disk refuses a new file, the old one goes on
+        old.close()
         seq = self._wal_seq
+        # Everything up to now is in this capture, held-back WAL bytes included: the new WAL starts whole.
+        self._backlog, self._backlog_bytes = [], 0
+        self._wal_incomplete = False
         captured = []
         labels = self._index.labels
         for sid, s in enumerate(self._series):
@@ -571,8 +631,27 @@ class TSDB:
             return
         self.apply_retention()
         job = self._begin_compaction()
-        job.write()
+        self._write_snapshot(job)
         self._finish_compaction(job)
+
+    def _write_snapshot(self, job: _Capture) -> None:
+        try:
+            job.write()
+        except OSError as e:
+            self._snapshot_failed(job, e)
+
+    def _snapshot_failed(self, job: _Capture, e: OSError) -> None:
+        with self._lock:
+            # The new WAL started at the capture only makes sense on top of this snapshot: until one is
+            # written, nothing more goes to the WAL.
+            self._wal_incomplete = True
+        self.wal_write_failures += 1
+        try:
+            job.tmp.unlink()
+        except OSError:
+            pass
+        self._ratelog("snapshot", f"TSDB: cannot write a snapshot ({e.strerror or e}); retrying at the next "
+                      "maintenance (queries keep working)")
 
     async def maintain(self) -> None:
         """Periodic housekeeping for the daemon: retention, fsync of the WAL, and a snapshot (written in a
@@ -580,20 +659,42 @@ class TSDB:
         self.apply_retention()
         if self._wal is None:
             return
-        os.fsync(self._wal.fileno())
-        if self._wal_bytes >= self.wal_compact_bytes and not self._compacting:
+        try:
+            self._wal.sync()
+        except OSError as e:
+            self._ratelog("fsync", f"TSDB: cannot sync the WAL ({e.strerror or e})")
+        if (self._wal_bytes >= self.wal_compact_bytes or self._wal_incomplete) and not self._compacting:
             self._compacting = True  # a second maintain() while the thread writes must not start another
             try:
-                job = self._begin_compaction()
-                await asyncio.to_thread(job.write)
+                repairing = self._wal_incomplete
+                try:
+                    job = self._begin_compaction()
+                except OSError as e:
+                    self._ratelog("snapshot", f"TSDB: cannot start a new WAL file ({e.strerror or e}); "
+                                  "retrying at the next maintenance")
+                    return
+                try:
+                    await asyncio.to_thread(job.write)
+                except OSError as e:
+                    self._snapshot_failed(job, e)
+                if repairing and job.done:
+                    log.info("TSDB: snapshot written, writing the WAL again")
                 self._finish_compaction(job)
             finally:
                 self._compacting = False
 
     def close(self) -> None:
         if self._wal is not None:
-            self._wal.flush()
-            os.fsync(self._wal.fileno())
+            if self._backlog:
+                try:
+                    self._wal.write(b"".join(self._backlog))
+                except OSError as e:
+                    log.error("TSDB: %d WAL bytes could not be written at shutdown (%s): the samples since the "
+                              "disk filled are lost", self._backlog_bytes, e.strerror or e)
+            try:
+                self._wal.sync()
+            except OSError:
+                pass
             self._wal.close()
             self._wal = None
 

@@ -1,4 +1,5 @@
-"""On-disk records shared by the write-ahead log and snapshots: framing, checksums and the record codecs.
+"""On-disk records shared by the write-ahead log and snapshots: the record codecs, and the snapshots' framing
+(the WAL frames the same payloads its own way, see `wal`).
 
 Every record is `<u32 payload length><u32 crc32(payload)><payload>`, and a payload starts with its type byte.
 A reader stops at the first record that is cut short or fails its checksum: that is the torn tail a crash or
