@@ -84,6 +84,9 @@ def proxy_status_cmd(proxy: str | None) -> None:
     headers = ["NAME", "CLUSTER", "CDS", "LDS", "EDS", "RDS", "ECDS", "ISTIOD", "VERSION"]
     click.echo(tab_table(headers, status_rows(data)), nl=False)
     for p in data:
+        if p.get("error"):
+            click.echo(f"{p.get('proxy')}: its current config could not be generated (it keeps the previous "
+                       f"one): {p.get('error')}", err=True)
         for short, view in (p.get("types") or {}).items():
             if view.get("state") == "NACK":
                 click.echo(f"{p.get('proxy')}: {short} version {view.get('nack_version')} rejected: "

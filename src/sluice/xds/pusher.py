@@ -58,9 +58,12 @@ def _rv(obj: dict[str, Any]) -> str:
     return str((obj.get("metadata") or {}).get("resourceVersion") or "")
 
 
+_MAX_ERROR = 1000  # an Event's message is capped at 1 KiB (kubelet's maxMessageLength is 1024)
+
+
 def _error_text(e: BaseException) -> str:
-    text = str(e).strip()
-    return text if text else type(e).__name__
+    text = str(e).strip() or type(e).__name__
+    return text if len(text) <= _MAX_ERROR else text[:_MAX_ERROR - 3] + "..."
 
 
 @dataclass(frozen=True)

@@ -18,9 +18,12 @@ from envoy.config.route.v3 import route_pb2
 from tests.integration.xds.stub import StubGenerator, StubProxy, StubPush
 
 from sluice import mesh
+from sluice.cli.proxy import status_rows
 from sluice.store.sqlite import Store
-from sluice.xds.cache import ENDPOINT, ROUTE, Resources, SnapshotCache
+from sluice.xds import debug
+from sluice.xds.cache import CLUSTER, ENDPOINT, ROUTE, Resources, SnapshotCache
 from sluice.xds.pusher import Pusher
+from sluice.xds.server import XdsServer
 
 NS = "t"
 VS = "virtualservices.networking.istio.io"
@@ -199,3 +202,26 @@ async def test_a_proxy_that_cannot_be_configured_says_why_and_the_others_go_on(e
     store.update("endpoints", eps("reviews", "127.1.0.11"))
     await settle(pusher)
     assert route_regex(cache, B, "reviews") == "/v2" and pusher.node_errors == {}
+
+
+async def test_syncz_says_why_a_proxy_is_not_synced(tmp_path: Path) -> None:
+    store = Store(tmp_path / "db")
+    store.create("pods", pod("a", "127.1.0.2"))
+    store.create("pods", pod("b", "127.1.0.3"))
+    gen = FailingGenerator()
+    gen.bad_pods.add("b")
+    xds = XdsServer(store, address=("127.0.0.1", 0), generator=gen)
+    await xds.pusher.start()
+    try:
+        for stream, node in ((1, A), (2, B)):
+            xds.tracker.opened(stream, node, "127.0.0.1:1", {})
+            xds.pusher.connected(node)
+            xds.tracker.sent(stream, CLUSTER, "1", "n1")
+            xds.tracker.acked(stream, CLUSTER, "1", "n1")  # b holds what it had: "acked" but not current
+        rows = {r["pod"]: r for r in debug.syncz(xds)}
+        assert rows["a"]["types"]["CDS"]["state"] == "SYNCED" and "error" not in rows["a"]
+        assert rows["b"]["types"]["CDS"]["state"] == "STALE" and rows["b"]["error"] == "pod b has no usable ports"
+        assert status_rows(list(rows.values()))[1][2] == "STALE"
+    finally:
+        await xds.pusher.stop()
+        store.close()
