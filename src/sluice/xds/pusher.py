@@ -164,6 +164,7 @@ class Pusher:
         self.node_errors: dict[str, str] = {}  # node id → why its config could not be generated
         # Told once about each newly rejected object (object, error): the daemon records an Event.
         self.on_rejected: Callable[[dict[str, Any], str], None] | None = None
+        self._rejections = 0  # objects rejected so far (a push goes round again when it grows)
         self._nodes: set[str] = set()
         self._waiting_logged: set[str] = set()
         self._first_event: float | None = None
@@ -199,7 +200,12 @@ class Pusher:
         """A proxy connected: generate its snapshot now from the current view (no debounce)."""
         self._nodes.add(node_id)
         self.forgotten.discard(node_id)
+        rejections = self._rejections
         self._update_node(node_id)
+        if self._rejections != rejections:
+            # This proxy's config found bad config and the view was rebuilt without it: the other proxies
+            # still hold it until a push.
+            self._mark_dirty()
 
     def disconnected(self, node_id: str) -> None:
         self._nodes.discard(node_id)
@@ -339,6 +345,7 @@ class Pusher:
         kind, ns, name = _key(obj)
         log.warning("%s %s/%s is left out of xDS pushes: %s", kind, ns, name, error)
         self.rejected[_key(obj)] = Rejection(obj, error, time.time())
+        self._rejections += 1
         if self.on_rejected is not None:
             try:
                 self.on_rejected(obj, error)
@@ -350,13 +357,13 @@ class Pusher:
         if not self._rebuild_view():
             return
         for _ in range(2):
-            rejected = len(self.rejected)
+            rejections = self._rejections
             for node_id in sorted(self._nodes):
                 if node_id in self._nodes:  # it may have gone while we yielded
                     self._update_node(node_id)
                 # Let ACKs and new requests in between proxies: a big push must not stall the streams.
                 await asyncio.sleep(0)
-            if len(self.rejected) == rejected:
+            if self._rejections == rejections:
                 break
             # A proxy's generation found bad config (and rebuilt the view without it): the proxies updated
             # before that still hold it, so go round once more.
@@ -414,8 +421,8 @@ class Pusher:
         def build(objects: list[dict[str, Any]]) -> None:
             self.generator.generate(proxy, self.generator.push_context(objects, str(view.revision)))
 
-        before = len(self.rejected)
-        if self._isolate(view.base, view.config, build) is not None and len(self.rejected) > before \
+        before = self._rejections
+        if self._isolate(view.base, view.config, build) is not None and self._rejections > before \
                 and self._rebuild_view() and self.view is not None:
             try:
                 return self.generator.generate(proxy, self.view.push)

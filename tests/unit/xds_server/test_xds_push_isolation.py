@@ -2,7 +2,8 @@
 
 The pusher runs over a real SQLite store with the stub generator wrapped so that it fails on chosen
 objects: building the push context fails while a VirtualService has `spec.broken: context`, generating a
-proxy's resources fails while one has `spec.broken: generate`, and a pair of objects fails only together.
+proxy's resources fails while one has `spec.broken: generate` (or `generate-<pod>` for that pod's proxy
+only), and a pair of objects fails only together.
 """
 
 from __future__ import annotations
@@ -76,7 +77,7 @@ class FailingGenerator(StubGenerator):
         if proxy.pod in self.bad_pods:
             raise RuntimeError(f"pod {proxy.pod} has no usable ports")
         for v in push.virtual_services:
-            if v["spec"].get("broken") == "generate":
+            if v["spec"].get("broken") in ("generate", f"generate-{proxy.pod}"):
                 raise ValueError("Couldn't parse duration: 400000000000s : Duration is not valid")
         return super().generate(proxy, push)
 
@@ -173,6 +174,18 @@ async def test_a_rejected_object_is_not_retried_until_it_changes(env: Env) -> No
     store.delete(VS, NS, "ratings")
     await settle(pusher)
     assert pusher.rejected == {}
+
+
+async def test_config_one_proxy_cannot_take_is_left_out_for_every_proxy(env: Env) -> None:
+    store, cache, pusher, _, reported = env
+    pusher.disconnected(A)
+    store.create(VS, vs("ratings", "/only-b-can", broken="generate-a"))
+    await settle(pusher)
+    assert route_regex(cache, B, "ratings") == "/only-b-can"  # b alone is connected: nothing failed yet
+    pusher.connected(A)  # a's config fails on it: it is rejected, and b loses it with the next push
+    assert route_regex(cache, A, "ratings") is None and [name for name, _ in reported] == ["ratings"]
+    await settle(pusher)
+    assert route_regex(cache, B, "ratings") is None
 
 
 async def test_objects_that_fail_only_together_leave_one_out(env: Env) -> None:
