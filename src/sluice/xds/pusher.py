@@ -325,6 +325,7 @@ class Pusher:
                 build([*base, obj])
                 good.append(obj)
             except Exception as e:  # noqa: BLE001
+                log.debug("translating %s failed", _key(obj), exc_info=e)
                 bad.append((obj, _error_text(e)))
         try:
             build(base + good)
@@ -433,8 +434,8 @@ class Pusher:
 
     def _node_failed(self, node_id: str, e: BaseException) -> None:
         error = _error_text(e)
-        if self.node_errors.get(node_id) != error:
-            log.error("generating xDS for %s failed; it keeps its previous config: %s", node_id, error)
+        if self.node_errors.get(node_id) != error:  # the traceback once: it is most likely a translation bug
+            log.error("generating xDS for %s failed; it keeps its previous config: %s", node_id, error, exc_info=e)
         self.node_errors[node_id] = error
 
     def _wait(self, node_id: str, why: str) -> None:
