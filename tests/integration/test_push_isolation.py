@@ -6,7 +6,7 @@ validation (a duration of at least 1ms) but is beyond protobuf's Duration range 
 generating the route for it raises. After it is stored, a valid VirtualService still reaches every
 sidecar (read from Envoy's own config dump through `sluice proxy-config`), the object carries a Warning
 Event, `sluice analyze` reports it as IST0001, proxy-status shows every proxy SYNCED (the rest of the
-config is served), and once fixed it is pushed too. A regex Envoy refuses (an RE2 program larger than
+config is served) and names the object left out, and once fixed it is pushed too. A regex Envoy refuses (an RE2 program larger than
 Envoy's default limit of 100) is not a translation failure: Envoy NACKs it, and `sluice proxy-status`
 shows NACK with Envoy's error.
 """
@@ -117,6 +117,9 @@ def test_a_broken_virtual_service_is_skipped_and_the_rest_is_pushed(mesh: tuple[
         wait_for(lambda p=proxy: route_timeouts(sluice, p, "sleep") == ["7s"], timeout=TIMEOUT, interval=0.25)
         assert route_timeouts(sluice, proxy, "details") != ["400000000000s"]
     wait_for(lambda: all_synced(sluice, proxies), timeout=TIMEOUT, interval=0.25)
+    # Every proxy holds all the rest of the config (SYNCED, as istiod says); proxy-status names what is left out.
+    _, err = syncz(sluice)
+    assert "VirtualService iso/details-broken is not pushed to any proxy (the rest of the config is): " in err, err
 
     # 2. The broken object carries a Warning Event naming the failure ...
     def events() -> list[dict[str, Any]]:
@@ -141,6 +144,7 @@ def test_a_broken_virtual_service_is_skipped_and_the_rest_is_pushed(mesh: tuple[
     for proxy in proxies:
         wait_for(lambda p=proxy: route_timeouts(sluice, p, "details") == ["5s"], timeout=TIMEOUT, interval=0.25)
     assert "IST0001" not in sluice("analyze", "-n", NS).stdout
+    assert "details-broken" not in syncz(sluice)[1]
 
     # 4. A route Envoy itself refuses (an RE2 program larger than Envoy allows) is a NACK with Envoy's error.
     # (The same VirtualService as before: a second one for the host would be ignored, as in Istio.)
