@@ -18,6 +18,7 @@ be generated even without any Istio config keeps its previous config and says wh
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import importlib
 import logging
 import time
@@ -86,7 +87,8 @@ class Rejection:
         kind, ns, name = self.key
         return {"kind": kind, "apiVersion": self.obj.get("apiVersion"), "namespace": ns, "name": name,
                 "uid": (self.obj.get("metadata") or {}).get("uid"), "resourceVersion": self.resource_version,
-                "error": self.error, "since": self.since}
+                "error": self.error,
+                "since": dt.datetime.fromtimestamp(self.since, dt.UTC).isoformat().replace("+00:00", "Z")}
 
 
 class ConfigGenerator(Protocol):
