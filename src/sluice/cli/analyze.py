@@ -40,6 +40,18 @@ def _stored_objects(s: Session) -> list[dict[str, Any]]:
     return out
 
 
+def _rejected(s: Session) -> list[dict[str, Any]]:
+    """The Istio config the daemon left out of pushes (its translation failed); none from a daemon running
+    without the mesh (no xDS server, so no such route)."""
+    try:
+        data = s.client.rest.request("GET", "/debug/rejectedz").json()
+    except ApiError as e:
+        if e.not_found:
+            return []
+        raise
+    return [r for r in data if isinstance(r, dict)] if isinstance(data, list) else []
+
+
 def _key(obj: dict[str, Any]) -> tuple[str, str, str]:
     meta = obj.get("metadata") or {}
     return str(obj.get("kind") or ""), str(meta.get("namespace") or ""), str(meta.get("name") or "")
@@ -66,9 +78,11 @@ def analyze_cmd(filenames: tuple[str, ...], recursive: bool, all_namespaces: boo
     s = session()
     namespace = s.namespace_flag or (s.namespace if use_kube else "default")
     objects: dict[tuple[str, str, str], dict[str, Any]] = {}
+    rejected: list[dict[str, Any]] = []
     if use_kube:
         for obj in _stored_objects(s):
             objects[_key(obj)] = obj
+        rejected = _rejected(s)
     origins: dict[tuple[str, str, str], str] = {}
     for m in read_sources(filenames, recursive=recursive):
         obj = dict(m.obj)
@@ -80,7 +94,7 @@ def analyze_cmd(filenames: tuple[str, ...], recursive: bool, all_namespaces: boo
         if m.line:
             origins[_key(obj)] = f"{m.source}:{m.line}"
     scope = None if all_namespaces else {namespace}
-    messages = analyze(list(objects.values()), namespaces=scope, origins=origins)
+    messages = analyze(list(objects.values()), namespaces=scope, origins=origins, rejected=rejected)
     for msg in messages:
         click.echo(format_message(msg))
     target = analyze_target(None if all_namespaces else namespace)

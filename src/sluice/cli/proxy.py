@@ -1,6 +1,7 @@
 """`sluice proxy-status` and `sluice proxy-config`: what the control plane sent, and what each Envoy holds.
 
-`proxy-status` reads the daemon's `/debug/syncz` (see `sluice.xds.debug`) through the API client.
+`proxy-status` reads the daemon's `/debug/syncz` and `/debug/rejectedz` (see `sluice.xds.debug`) through the
+API client.
 `proxy-config` finds the pod's IP through the API and reads its sidecar's Envoy admin endpoint
 (`<podIP>:15000/config_dump`, `/clusters?format=json`) directly, then prints it in istioctl's layouts.
 """
@@ -69,6 +70,17 @@ def status_rows(syncz: list[dict[str, Any]]) -> list[list[str]]:
     return rows
 
 
+def _rejected(s: Session) -> list[dict[str, Any]]:
+    """Config the daemon leaves out of every push (`/debug/rejectedz`); none from a daemon without it."""
+    try:
+        data = s.client.rest.request("GET", "/debug/rejectedz").json()
+    except ApiError as e:
+        if e.not_found:
+            return []
+        raise
+    return [r for r in data if isinstance(r, dict)] if isinstance(data, list) else []
+
+
 @click.command("proxy-status")
 @click.argument("proxy", required=False)
 @global_options
@@ -84,10 +96,16 @@ def proxy_status_cmd(proxy: str | None) -> None:
     headers = ["NAME", "CLUSTER", "CDS", "LDS", "EDS", "RDS", "ECDS", "ISTIOD", "VERSION"]
     click.echo(tab_table(headers, status_rows(data)), nl=False)
     for p in data:
+        if p.get("error"):
+            click.echo(f"{p.get('proxy')}: its current config could not be generated (it keeps the previous "
+                       f"one): {p.get('error')}", err=True)
         for short, view in (p.get("types") or {}).items():
             if view.get("state") == "NACK":
                 click.echo(f"{p.get('proxy')}: {short} version {view.get('nack_version')} rejected: "
                            f"{view.get('nack_error')}", err=True)
+    for r in _rejected(s):
+        click.echo(f"{r.get('kind')} {r.get('namespace')}/{r.get('name')} is not pushed to any proxy (the rest of "
+                   f"the config is): {r.get('error')}", err=True)
     if proxy:
         [p] = data
         click.echo(f"\nConnected since {p.get('connected_since')} from {p.get('peer')}")

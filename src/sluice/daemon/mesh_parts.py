@@ -67,6 +67,7 @@ def log_rotation(options: DaemonOptions) -> LogRotation:
 
 def build(home: Home, registry: Registry, store: Store, options: DaemonOptions) -> MeshParts:
     from sluice.console.auth import ConsoleAuth
+    from sluice.controllers.events import EventRecorder
     from sluice.daemon.metrics_parts import ConsoleService, MetricsService
     from sluice.runtime.kubelet import Kubelet, KubeletOptions
     from sluice.runtime.netns.node import NodeNetwork
@@ -90,6 +91,11 @@ def build(home: Home, registry: Registry, store: Store, options: DaemonOptions) 
     # Every sidecar streams its access log (ALS) to the xDS port; the collector turns it into Istio's metrics.
     xds = XdsServer(store, address=xds_address, options=mesh_options,
                     unix_socket=socket if network == "netns" else None)
+    # Istio config the translation cannot handle is left out of pushes; say so on the object (`kubectl
+    # describe`, `kubectl get events`).
+    events = EventRecorder(registry, "sluice-xds")
+    xds.pusher.on_rejected = lambda obj, error: events.record(
+        obj, "Warning", "InvalidConfig", f"Not pushed to any proxy (the rest of the config is): {error}")
     collector = Collector(store)
     xds.add_servicer(collector.register)
     metrics = MetricsService(home, options, collector)

@@ -1,7 +1,9 @@
-"""istiod-style debug endpoints over the xDS server: `/debug/syncz` and `/debug/config_dump`.
+"""istiod-style debug endpoints over the xDS server: `/debug/syncz`, `/debug/config_dump` and
+`/debug/rejectedz`.
 
 `routes(xds)` is mounted by the API server (behind its authentication); `sluice proxy-status` reads
-`/debug/syncz`. `config_dump` answers what the control plane last published for a proxy, shaped like
+`/debug/syncz`, `sluice analyze` reads `/debug/rejectedz` (the Istio config left out of pushes because
+translating it failed). `config_dump` answers what the control plane last published for a proxy, shaped like
 Envoy's admin `/config_dump` (snake_case field names, one section per resource type) so one parser
 reads either.
 """
@@ -17,7 +19,7 @@ from sluice import mesh
 from sluice.xds.cache import CLUSTER, ENDPOINT, LISTENER, ROUTE, Snapshot
 from sluice.xds.server import XdsServer
 
-__all__ = ["routes", "config_dump", "find_node"]
+__all__ = ["routes", "config_dump", "find_node", "syncz"]
 
 _ADMIN = "type.googleapis.com/envoy.admin.v3."
 
@@ -66,9 +68,30 @@ def config_dump(snapshot: Snapshot) -> dict[str, Any]:
     return {"configs": configs}
 
 
+def syncz(xds: XdsServer) -> list[dict[str, Any]]:
+    """Every proxy's sync state; a proxy whose current config could not be generated carries the reason in
+    `error`, and a type it holds at the latest version the cache has is STALE, not SYNCED (the cache is
+    behind the store for it)."""
+    out = []
+    for p in xds.status:
+        row = p.to_json()
+        error = xds.pusher.node_errors.get(p.node_id)
+        if error:
+            row["error"] = error
+            for view in row["types"].values():
+                if view["state"] == "SYNCED":
+                    view["state"] = "STALE"
+        out.append(row)
+    return out
+
+
 def routes(xds: XdsServer) -> list[web.RouteDef]:
-    async def syncz(_request: web.Request) -> web.Response:
-        return web.json_response([p.to_json() for p in xds.status])
+    async def sync_status(_request: web.Request) -> web.Response:
+        return web.json_response(syncz(xds))
+
+    async def rejected(_request: web.Request) -> web.Response:
+        items = sorted(xds.pusher.rejected.values(), key=lambda r: r.key)
+        return web.json_response([r.to_json() for r in items])
 
     async def dump(request: web.Request) -> web.Response:
         proxy_id = request.query.get("proxyID", "")
@@ -80,4 +103,5 @@ def routes(xds: XdsServer) -> list[web.RouteDef]:
             return web.json_response({"error": f"proxy {proxy_id} is not connected or has no config"}, status=404)
         return web.json_response(config_dump(snapshot))
 
-    return [web.get("/debug/syncz", syncz), web.get("/debug/config_dump", dump)]
+    return [web.get("/debug/syncz", sync_status), web.get("/debug/config_dump", dump),
+            web.get("/debug/rejectedz", rejected)]

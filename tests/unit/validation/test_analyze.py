@@ -244,3 +244,18 @@ def test_origin_is_printed_inside_the_parentheses() -> None:
 
 def test_all_namespaces_target() -> None:
     assert summary_line([], analyze_target(None)) == "\u2714 No validation issues found when analyzing all namespaces."
+
+
+def test_config_left_out_of_pushes_is_ist0001() -> None:
+    objs = objects(vs("    - destination: {host: reviews, subset: v2}"))
+    objs[-1]["metadata"]["resourceVersion"] = "7"
+    entry = {"kind": "VirtualService", "namespace": "tutorial", "name": "reviews", "resourceVersion": "7",
+             "error": "Couldn't parse duration: 400000000000s"}
+    assert lines(objs, rejected=[entry]) == [
+        "Error [IST0001] (VirtualService tutorial/reviews) Internal error: not pushed to any proxy, translating it "
+        "failed: Couldn't parse duration: 400000000000s"]
+    assert exit_code(analyze(objs, rejected=[entry])) == 79
+    # Edited since (the next push tries it again), deleted, or outside the namespaces analyzed: not reported.
+    assert lines(objs, rejected=[{**entry, "resourceVersion": "6"}]) == []
+    assert lines(objs, rejected=[{**entry, "name": "gone"}]) == []
+    assert lines(objs, rejected=[entry], namespaces={"other"}) == []

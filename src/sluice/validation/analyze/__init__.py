@@ -1,4 +1,4 @@
-"""istioctl-analyze-style checks across objects (IST0101, IST0106, IST0109, IST0130, IST0131, IST0133,
+"""istioctl-analyze-style checks across objects (IST0001, IST0101, IST0106, IST0109, IST0130, IST0131, IST0133,
 IST0173, IST0174).
 
 `sluice analyze` calls `analyze` with every known object and prints `format_message` lines followed by
@@ -7,7 +7,7 @@ IST0173, IST0174).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -23,6 +23,7 @@ from sluice.validation.analyze.message import (
     sort_messages,
     summary_line,
 )
+from sluice.validation.analyze.rejected import rejected_messages
 from sluice.validation.analyze.schema import schema_messages
 from sluice.validation.analyze.virtualservice import conflicting_mesh_hosts, referenced_resources
 from sluice.validation.istio import KINDS, IstioOptions
@@ -33,8 +34,11 @@ __all__ = ["analyze", "Message", "format_message", "summary_line", "analyze_targ
 
 def analyze(objects: list[dict[str, Any]], *, namespaces: set[str] | None = None,
             options: IstioOptions | None = None,
-            origins: Mapping[tuple[str, str, str], str] | None = None) -> list[Message]:
+            origins: Mapping[tuple[str, str, str], str] | None = None,
+            rejected: Iterable[Mapping[str, Any]] = ()) -> list[Message]:
     """Analyze all known objects; only objects in `namespaces` (None: all) get messages.
+
+    `rejected` is the daemon's `/debug/rejectedz`: config left out of pushes because translating it failed.
 
     `origins` maps (kind, namespace, name) to a `file:line` shown in the message, as istioctl does for
     files. Messages come back in istioctl's order, duplicates removed.
@@ -52,6 +56,8 @@ def analyze(objects: list[dict[str, Any]], *, namespaces: set[str] | None = None
         elif obj.kind == "DestinationRule":
             out.extend(destination_rule_hosts(index, obj))
     out.extend(m for m in conflicting_mesh_hosts(index) if namespaces is None or m.namespace in namespaces)
+    out.extend(m for m in rejected_messages(index.objects, rejected)
+               if namespaces is None or m.namespace in namespaces)
     if origins:
         out = [replace(m, origin=origins.get((m.kind, m.namespace, m.name), m.origin)) for m in out]
     return sort_messages(out)
