@@ -9,6 +9,7 @@ import click
 from sluice.cli import printing
 from sluice.cli.context import Session, global_options, session
 from sluice.cli.manifests import read_sources
+from sluice.cli.proxy import rejected_config
 from sluice.client.errors import ApiError, ClientError
 
 __all__ = ["COMMANDS", "ANALYZED_TYPES"]
@@ -38,18 +39,6 @@ def _stored_objects(s: Session) -> list[dict[str, Any]]:
             continue  # a type this server does not serve (yet)
         out.extend(printing.with_type(o, info) for o in items)
     return out
-
-
-def _rejected(s: Session) -> list[dict[str, Any]]:
-    """The Istio config the daemon left out of pushes (its translation failed); none from a daemon running
-    without the mesh (no xDS server, so no such route)."""
-    try:
-        data = s.client.rest.request("GET", "/debug/rejectedz").json()
-    except ApiError as e:
-        if e.not_found:
-            return []
-        raise
-    return [r for r in data if isinstance(r, dict)] if isinstance(data, list) else []
 
 
 def _key(obj: dict[str, Any]) -> tuple[str, str, str]:
@@ -82,7 +71,7 @@ def analyze_cmd(filenames: tuple[str, ...], recursive: bool, all_namespaces: boo
     if use_kube:
         for obj in _stored_objects(s):
             objects[_key(obj)] = obj
-        rejected = _rejected(s)
+        rejected = rejected_config(s)
     origins: dict[tuple[str, str, str], str] = {}
     for m in read_sources(filenames, recursive=recursive):
         obj = dict(m.obj)

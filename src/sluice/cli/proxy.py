@@ -70,7 +70,7 @@ def status_rows(syncz: list[dict[str, Any]]) -> list[list[str]]:
     return rows
 
 
-def _rejected(s: Session) -> list[dict[str, Any]]:
+def rejected_config(s: Session) -> list[dict[str, Any]]:
     """Config the daemon leaves out of every push (`/debug/rejectedz`); none from a daemon without it."""
     try:
         data = s.client.rest.request("GET", "/debug/rejectedz").json()
@@ -103,7 +103,7 @@ def proxy_status_cmd(proxy: str | None) -> None:
             if view.get("state") == "NACK":
                 click.echo(f"{p.get('proxy')}: {short} version {view.get('nack_version')} rejected: "
                            f"{view.get('nack_error')}", err=True)
-    for r in _rejected(s):
+    for r in rejected_config(s):
         click.echo(f"{r.get('kind')} {r.get('namespace')}/{r.get('name')} is not pushed to any proxy (the rest of "
                    f"the config is): {r.get('error')}", err=True)
     if proxy:
