@@ -65,6 +65,9 @@ class KubeletOptions:
     # host's network on 127.x addresses and apps use HTTP_PROXY.
     network: str = "loopback"
     xds_socket: str | None = None  # netns mode: the daemon's xDS/ALS Unix socket for the sidecars
+    # Issues each proxy's client certificate for the xDS/ALS endpoint (the daemon's `ProxyCa`); None: the
+    # proxies speak plain text (an in-process xDS server without TLS, in tests).
+    proxy_ca: proxy.ProxyIssuer | None = None
 
 
 class Kubelet:
@@ -107,7 +110,8 @@ class Kubelet:
             registry=self.registry, pod_rt=self._pod_rt, ipam=ipam, network=network,
             xds_address=self._xds_address, host_ip=o.host_ip, backoff=BackOff(o.backoff_base, o.backoff_max),
             drain_seconds=o.drain_seconds, status_debounce=o.status_debounce, envoy_concurrency=o.envoy_concurrency,
-            envoy_log_level=o.envoy_log_level, bootstrap_factory=o.bootstrap_factory, configmaps=self._configmap,
+            envoy_log_level=o.envoy_log_level, bootstrap_factory=o.bootstrap_factory, proxy_ca=o.proxy_ca,
+            configmaps=self._configmap,
             events=EventRecorder(self.registry, "kubelet"), services=self._services)
         if self.kube_proxy is not None:
             await self.kube_proxy.start()
