@@ -195,7 +195,7 @@ class AccessLogServicer:
             stats.streams_active -= 1
         return _EMPTY_RESPONSE
 
-    def _open(self, node: Any, identity: ProxyIdentity | None) -> _Stream | _Rejected | None:
+    def _open(self, node: Any, identity: ProxyIdentity | None = None) -> _Stream | _Rejected | None:
         if self.require_identity:
             if identity is None or not identity.matches_node(str(node.id)):
                 self.stats.streams_refused += 1
