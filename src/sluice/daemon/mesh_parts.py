@@ -76,6 +76,10 @@ def build(home: Home, registry: Registry, store: Store, options: DaemonOptions) 
                     unix_socket=socket if network == "netns" else None, tls=ca.server_credentials())
     collector = Collector(store, require_identity=True, series_limit=options.telemetry_series_limit)
     xds.add_servicer(collector.register)
+    collector.extra_counters.append((
+        "sluice_xds_streams_refused_total",
+        "xDS streams closed for a missing proxy certificate or a node id naming another proxy than it.",
+        lambda: float(xds.servicer.refused)))
     metrics = MetricsService(home, options, collector)
     kubelet = Kubelet(registry, store, home, xds_address=("127.0.0.1", options.xds_port),
                       options=KubeletOptions(network=network, xds_socket=socket, proxy_ca=ca))

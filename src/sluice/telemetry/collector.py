@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from envoy.service.accesslog.v3 import als_pb2_grpc
@@ -59,6 +60,8 @@ class Collector:
         self._services = Informer(store, "services", self.index.service_event)
         self._timers: set[asyncio.TimerHandle] = set()
         self.series_removed = 0
+        # Other parts' counters shown with the collector's on /metrics: (name, help, read the value).
+        self.extra_counters: list[tuple[str, str, Callable[[], float]]] = []
 
     # ------------------------------------------------------------------ lifecycle
     def register(self, server: Any) -> None:
@@ -161,4 +164,5 @@ class Collector:
             one("sluice_als_streams", "gauge", "ALS streams open now.", s.streams_active),
             one("sluice_telemetry_series", "gauge", "Series held by the telemetry registry.",
                 self.registry.series_count),
+            *(one(name, "counter", help, read()) for name, help, read in self.extra_counters),
         ]

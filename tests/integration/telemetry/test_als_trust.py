@@ -260,6 +260,7 @@ def test_certificate_of_one_pod_cannot_report_for_another(warm: Mesh) -> None:
     assert total(m, "istio_requests_total", destination_workload="web-v1") == web_before
 
     # ADS: the stream is closed with PERMISSION_DENIED and the web pod's config is not sent.
+    xds_refused = total(m, "sluice_xds_streams_refused_total")
     first = discovery_pb2.DiscoveryRequest(type_url="type.googleapis.com/envoy.config.cluster.v3.Cluster",
                                            node=base_pb2.Node(id=m.web.node_id))
     with grpc.secure_channel(m.xds, m.client.credentials(),
@@ -268,6 +269,7 @@ def test_certificate_of_one_pod_cannot_report_for_another(warm: Mesh) -> None:
             list(ads_pb2_grpc.AggregatedDiscoveryServiceStub(ch).StreamAggregatedResources(iter([first]), timeout=10))
     assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
     assert "authorization failed" in (err.value.details() or "")
+    assert total(m, "sluice_xds_streams_refused_total") == xds_refused + 1
     _send_and_count(m, 10)
 
 
