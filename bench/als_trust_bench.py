@@ -1,12 +1,13 @@
 """Cost of authenticated ALS: the daemon's CPU per 1000 rps for receiving access logs, plain text vs mutual
-TLS with identity checks, limits and label validation. Prints a Markdown section; runs in about 40 s.
+TLS with identity checks. Prints a Markdown section; runs in about 50 s.
 
 1. *Receive path, A/B.* The collector's ALS service on a grpc.aio server in this process, fed by a child
    process over 127.0.0.1 with the messages two sidecars send for 1000 rps (2,000 entries/s in Envoy-sized
-   batches of 34, over one stream per sidecar): first in plain text without checks (the code before
-   issue 9), then over mutual TLS with a proxy certificate, as the daemon now runs it. CPU is this process's
-   user+system time over the run.
-2. *Real mesh.* A daemon with two sidecars at 1000 rps for 12 s through the client's sidecar (sluice's
+   batches of 34, over one stream per sidecar): first in plain text with the proxy named by its node id (as
+   before issue 9), then over mutual TLS with a proxy certificate and the identity checks, as the daemon now
+   runs it (label checks and the series limit run in both). CPU is this process's user+system time over
+   the run; then the same unpaced, which leaves out the idle cost of a paced run.
+2. *Real mesh.* A daemon with two sidecars at 1000 rps for 10 s through the client's sidecar (sluice's
    load generator): the daemon's CPU above its idle per 1000 rps — the same measure as the "Telemetry
    collector" line in docs/benchmarks.md (0.031 vCPU per 1000 rps at 1000 rps before TLS).
 """
@@ -33,7 +34,7 @@ from sluice import mesh  # noqa: E402
 from sluice.load import LoadConfig, run_load  # noqa: E402
 
 RATE = 1000
-SECONDS = 10
+SECONDS = 6
 BATCH = 34  # entries per ALS message: Envoy's 16 KiB buffer holds about this many
 NS = "bench"
 
@@ -41,7 +42,7 @@ NS = "bench"
 CLIENT = r"""
 import sys, time, threading, grpc
 from envoy.service.accesslog.v3 import als_pb2, als_pb2_grpc
-target, seconds, rate, batch, tls = sys.argv[1], float(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+target, total, rate, batch, tls = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
 def stream(node, inbound, peer, creds):
     opts = [("grpc.ssl_target_name_override", "istiod.istio-system.svc")]
     ch = grpc.secure_channel(target, creds, options=opts) if creds else grpc.insecure_channel(target)
@@ -49,7 +50,6 @@ def stream(node, inbound, peer, creds):
         first = True
         start = time.monotonic()
         n = 0
-        total = int(rate * seconds)
         while n < total:
             m = als_pb2.StreamAccessLogsMessage()
             if first:
@@ -71,8 +71,9 @@ def stream(node, inbound, peer, creds):
                 e.response.response_code.value = 200
             yield m
             n += k
-            time.sleep(max(0.0, start + n / rate - time.monotonic()))
-    als_pb2_grpc.AccessLogServiceStub(ch).StreamAccessLogs(msgs(), timeout=seconds + 30)
+            if rate:
+                time.sleep(max(0.0, start + n / rate - time.monotonic()))
+    als_pb2_grpc.AccessLogServiceStub(ch).StreamAccessLogs(msgs(), timeout=120)
 args = [a.split(",") for a in sys.argv[6:]]  # node,inbound,peer,certdir
 def creds(d):
     if tls != "tls":
@@ -96,8 +97,9 @@ def _self_cpu() -> float:
     return r.ru_utime + r.ru_stime
 
 
-async def _receive(tmp: Path, tls: bool) -> tuple[float, int]:
-    """(vCPU of this process per 1000 rps, entries counted) for one run of the receive path."""
+async def _receive(tmp: Path, tls: bool, rate: int = RATE, per_stream: int = RATE * SECONDS) -> tuple[float, int]:
+    """(CPU seconds of this process per 1000 requests — 2000 entries —, entries counted) for one run of the
+    receive path: two streams of `per_stream` entries at `rate` entries/s each (0: as fast as they go)."""
     from sluice.api.registry import ApiOptions, Registry
     from sluice.daemon.pki import ProxyCa
     from sluice.resources.kinds import by_kind
@@ -106,7 +108,7 @@ async def _receive(tmp: Path, tls: bool) -> tuple[float, int]:
     from sluice.xds.identity import ProxyIdentity
     from sluice.xds.server import XdsServer
 
-    store = Store(tmp / f"db-{tls}")
+    store = Store(tmp / f"db-{tls}-{rate}")
     registry = Registry(store, ApiOptions())
     registry.ensure_namespace(NS)
     pod_rt = by_kind("", "Pod")
@@ -128,15 +130,15 @@ async def _receive(tmp: Path, tls: bool) -> tuple[float, int]:
     try:
         streams = [f"{mesh.sidecar_node_id(ips['client'], 'client-0', NS)},0,{ips['server']},{dirs['client']}",
                    f"{mesh.sidecar_node_id(ips['server'], 'server-0', NS)},1,{ips['client']},{dirs['server']}"]
-        c0, t0 = _self_cpu(), time.perf_counter()
+        c0 = _self_cpu()
         child = await asyncio.create_subprocess_exec(
-            sys.executable, "-c", CLIENT, f"127.0.0.1:{port}", str(SECONDS), str(RATE), str(BATCH),
+            sys.executable, "-c", CLIENT, f"127.0.0.1:{port}", str(per_stream), str(rate), str(BATCH),
             "tls" if tls else "plain", *streams)
         await child.wait()
-        cpu = (_self_cpu() - c0) / (time.perf_counter() - t0)
+        cpu = _self_cpu() - c0
         counted = int(sum(c.value for c in collector.metrics.requests_total.cells.values()))
-        # Two entries per request (one per reporter): per 1000 rps is per 2000 entries/s.
-        return cpu / RATE * 1000, counted
+        # Two entries per request (one per reporter): 1000 requests are 2000 entries.
+        return cpu / per_stream * 1000, counted
     finally:
         await collector.stop()
         await xds.stop()
@@ -172,7 +174,7 @@ def _mesh(tmp: Path) -> tuple[float, float]:
         time.sleep(3)
         idle = (cpu_seconds(pid) - i0) / (time.perf_counter() - ti)
         d0 = cpu_seconds(pid)
-        res = asyncio.run(run_load(LoadConfig("http://server:8000/", rate=RATE, concurrency=4, duration=12,
+        res = asyncio.run(run_load(LoadConfig("http://server:8000/", rate=RATE, concurrency=4, duration=10,
                                               proxy=f"http://{ips['client']}:15001", timeout=5)))
         per = ((cpu_seconds(pid) - d0) / res.elapsed - idle) / res.achieved_rps * 1000
         return per, res.achieved_rps
@@ -184,6 +186,9 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="sluice-als-bench-"))
     plain, n_plain = asyncio.run(_receive(tmp, tls=False))
     mtls, n_tls = asyncio.run(_receive(tmp, tls=True))
+    fast = 40_000  # per stream, unpaced: the per-entry cost without the idle cost of a paced run
+    plain_fast, _ = asyncio.run(_receive(tmp, tls=False, rate=0, per_stream=fast))
+    mtls_fast, _ = asyncio.run(_receive(tmp, tls=True, rate=0, per_stream=fast))
     mesh_cpu, rps = _mesh(tmp) if "--no-mesh" not in sys.argv else (0.0, 0.0)
     expected = 2 * RATE * SECONDS
     print("## Authenticated ALS (`bench/als_trust_bench.py`)\n")
@@ -192,11 +197,14 @@ def main() -> None:
           f"CPU of the receiving process):\n")
     print("| ALS | vCPU per 1000 rps | entries counted |")
     print("|---|---:|---:|")
-    print(f"| plain text, no identity checks (before) | {plain:.3f} | {n_plain:,} of {expected:,} |")
-    print(f"| mutual TLS, identity from the certificate, label checks, series limit | {mtls:.3f} | "
+    print(f"| plain text, node id trusted (before) | {plain:.3f} | {n_plain:,} of {expected:,} |")
+    print(f"| mutual TLS, identity from the certificate | {mtls:.3f} | "
           f"{n_tls:,} of {expected:,} |")
+    print(f"\nUnpaced ({2 * fast:,} entries as fast as one sender process sends them): {plain_fast:.3f} CPU s per "
+          f"1000 requests in plain text, {mtls_fast:.3f} over mutual TLS "
+          f"({(mtls_fast - plain_fast) / plain_fast * 100:+.0f} %).")
     print(f"\nReal mesh (daemon with two sidecars over mutual TLS, {rps:,.0f} rps through the client's sidecar for "
-          f"12 s): telemetry collector {mesh_cpu:.3f} vCPU per 1000 rps above the daemon's idle (before TLS: "
+          f"10 s): telemetry collector {mesh_cpu:.3f} vCPU per 1000 rps above the daemon's idle (before TLS: "
           f"0.031 at 1000 rps, see the data-plane section).")
     shutil.rmtree(tmp, ignore_errors=True)
 
