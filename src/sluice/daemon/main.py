@@ -123,6 +123,9 @@ async def serve(home: Home, options: DaemonOptions, ready: asyncio.Event | None 
 
 def run(home: Home, options: DaemonOptions) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # gRPC core logs every failed TLS handshake on the xDS/ALS port at INFO: anyone could fill the log with
+    # connections that present no certificate. Before grpc is imported (sluice.daemon.mesh_parts).
+    os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
     try:
         asyncio.run(serve(home, options))
     except SystemExit as e:

@@ -38,6 +38,7 @@ import grpc
 from envoy.service.accesslog.v3 import als_pb2
 
 from sluice import mesh
+from sluice.daemon.ratelog import RateLimitedLog
 from sluice.xds.identity import ProxyIdentity, peer_identity
 
 from .istio import (
@@ -64,6 +65,8 @@ from .peers import PodIndex, Workload, workload_from_node, workload_from_pod
 __all__ = ["AccessLogServicer", "TelemetryOptions", "AlsStats", "SPECIAL_CLUSTERS"]
 
 log = logging.getLogger(__name__)
+# Refused streams are an attacker's to repeat: a few lines, not a disk.
+_refusals = RateLimitedLog(log)
 
 # Clusters whose name is itself the destination_service_name (istio_stats.cc).
 SPECIAL_CLUSTERS = frozenset({"BlackHoleCluster", "PassthroughCluster", "InboundPassthroughCluster",
@@ -199,19 +202,20 @@ class AccessLogServicer:
         if self.require_identity:
             if identity is None or not identity.matches_node(str(node.id)):
                 self.stats.streams_refused += 1
-                log.warning("access-log stream refused: the client certificate names %s, the stream node %r; "
-                            "its entries are dropped", identity, str(node.id))
+                _refusals("identity", f"access-log stream refused: the client certificate names {identity}, the "
+                                      f"stream node {str(node.id)[:200]!r}; its entries are dropped")
                 return _Rejected("identity_mismatch")
             own = self._own(identity)
             if own is None:
-                log.warning("access-log stream from %s, a pod the store does not know: its entries are dropped",
-                            identity)
+                _refusals("unknown_pod", f"access-log stream from {identity}, a pod the store does not know: its "
+                                         "entries are dropped")
                 return _Rejected("unknown_pod")
             kind = identity.kind
         else:
             parsed = workload_from_node(node)
             if parsed is None:
-                log.warning("access-log stream from an unknown node id %r: its entries are dropped", str(node.id))
+                _refusals("node", f"access-log stream from an unknown node id {str(node.id)[:200]!r}: its entries "
+                                  "are dropped")
                 return None
             kind, own = parsed
         target = ((f"{own.ip}:{AGENT_PORT}", SCRAPE_JOB, own.namespace, own.pod)

@@ -23,6 +23,7 @@ import grpc
 from envoy.service.discovery.v3 import discovery_pb2
 from google.protobuf import json_format
 
+from sluice.daemon.ratelog import RateLimitedLog
 from sluice.store.sqlite import Store
 from sluice.xds.cache import (
     ADS_ORDER,
@@ -42,6 +43,7 @@ __all__ = ["AdsServicer", "Callbacks", "StreamInfo", "XdsServer", "ADS_SERVICE"]
 log = logging.getLogger(__name__)
 
 ADS_SERVICE = "envoy.service.discovery.v3.AggregatedDiscoveryService"
+_refusals = RateLimitedLog(log)  # refused streams are an attacker's to repeat: a few lines, not a disk
 
 
 @dataclass(frozen=True)
@@ -200,7 +202,8 @@ class AdsServicer:
                 return
             if self.require_identity and (st.identity is None or not st.identity.matches_node(req.node.id)):
                 self.refused += 1
-                log.warning("xDS stream %d refused: %s presented node id %r", st.id, st.identity, req.node.id)
+                _refusals("identity", f"xDS stream {st.id} refused: the client certificate names {st.identity}, "
+                                      f"the node id is {req.node.id[:200]!r}")
                 st.error_code = grpc.StatusCode.PERMISSION_DENIED
                 st.error = (f"authorization failed: the client certificate names {st.identity}, "
                             f"not node {req.node.id!r}")

@@ -245,6 +245,13 @@ def test_stream_without_a_certificate_is_refused(warm: Mesh) -> None:
     assert total(m, "istio_requests_total", destination_workload="web-v1") == web_before
     assert not series(m, "istio_requests_total", source_workload="unknown", destination_workload="web-v1",
                       response_code="200", reporter="destination")
+    # Refused handshakes cost no log lines each (gRPC core would write one per connection).
+    log = m.daemon.home / "test-daemon.log"
+    lines = len(log.read_text().splitlines())
+    for _ in range(50):
+        with pytest.raises(grpc.RpcError):
+            _als(m, None, ghost())
+    assert len(log.read_text().splitlines()) - lines < 5
     _send_and_count(m, 10)
 
 
