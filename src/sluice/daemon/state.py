@@ -47,9 +47,10 @@ class DaemonOptions:
     # kubectl drops an idle connection before the server does and never races a close with a new request
     idle_timeout: float = 120.0
     max_connections: int = 0  # per HTTP port; 0 = from the file descriptor limit
-    # Series one reporting workload's access logs may create (Prometheus's sample_limit, per workload;
-    # entries beyond it are dropped and counted in sluice_telemetry_series_limit_exceeded_total); 0 = none.
-    telemetry_series_limit: int = 4000
+    # Series one reporting workload's access logs may create, counted as a scrape stores them (Prometheus's
+    # sample_limit, per workload; entries beyond it are dropped and counted in
+    # sluice_telemetry_series_limit_exceeded_total); 0 = none.
+    telemetry_series_limit: int = 20_000
 
 
 @dataclass(frozen=True)

@@ -53,7 +53,6 @@ from .istio import (
     response_flags_string,
 )
 from .limits import (
-    SERIES_PER_LABEL_SET,
     SeriesBudget,
     WorkloadKey,
     valid_grpc_status,
@@ -169,6 +168,11 @@ class AccessLogServicer:
         self.require_identity = require_identity
         self.lookup_pod = lookup_pod
         self.budget = budget or SeriesBudget()
+        # What one label set stores (see sluice.telemetry.limits): a counter plus each histogram's buckets,
+        # +Inf, _sum and _count; TCP: four counters.
+        m = metrics
+        self.http_cost = 1 + sum(len(h.bounds) + 3 for h in (m.request_duration, m.request_bytes, m.response_bytes))
+        self.tcp_cost = 4
 
     # ------------------------------------------------------------------ RPC
     async def StreamAccessLogs(self, request_iterator: Any, context: Any) -> Any:  # noqa: N802 - gRPC name
@@ -377,12 +381,12 @@ class AccessLogServicer:
         else:
             self.stats.invalid_label += 1
 
-    def _admit(self, st: _Stream, exists: bool) -> bool:
-        """Whether a resolved label set may be counted: an existing series always, a new one within the
-        reporting workload's series limit."""
+    def _admit(self, st: _Stream, exists: bool, cost: int) -> bool:
+        """Whether a resolved label set may be counted: an existing one always, a new one (`cost` series)
+        within the reporting workload's series limit."""
         if exists:
             return True
-        if self.budget.take(st.budget_key, SERIES_PER_LABEL_SET):
+        if self.budget.take(st.budget_key, cost):
             return True
         if not self.budget.exceeded.get(st.budget_key):
             log.warning("workload %s/%s reached its telemetry series limit (%d): entries that would create new "
@@ -400,7 +404,7 @@ class AccessLogServicer:
             return _INVALID
         protocol = "grpc" if grpc else "http"
         values = st.target + ident + (protocol, flags, policy, str(code), grpc)
-        if not self._admit(st, values in self.metrics.requests_total.cells):
+        if not self._admit(st, values in self.metrics.requests_total.cells, self.http_cost):
             return _OVER_LIMIT
         return self.metrics.http(values)
 
@@ -409,7 +413,7 @@ class AccessLogServicer:
         if not (valid_host(ident[14]) and valid_host(ident[15])):
             return _INVALID
         values = st.target + ident + ("tcp", flags, policy)
-        if not self._admit(st, values in self.metrics.tcp_opened.cells):
+        if not self._admit(st, values in self.metrics.tcp_opened.cells, self.tcp_cost):
             return _OVER_LIMIT
         return self.metrics.tcp(values)
 

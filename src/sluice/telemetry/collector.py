@@ -115,17 +115,18 @@ class Collector:
             log.info("dropped %d series of deleted pod %s/%s", n, namespace, pod)
         return n
 
-    def _owners(self) -> list[WorkloadKey]:
-        """The reporting workload of every label set (the proxy's own side, by reporter)."""
+    def _owners(self) -> list[tuple[WorkloadKey, int]]:
+        """The reporting workload of every label set (the proxy's own side, by reporter), and its series."""
         base = len(TARGET_LABELS) if self.options.target_labels else 0
         at = {n: base + i for i, n in enumerate(ISTIO_LABELS)}
         src = (at["source_workload_namespace"], at["source_workload"])
         dst = (at["destination_workload_namespace"], at["destination_workload"])
-        out: list[WorkloadKey] = []
-        for family in (self.metrics.requests_total, self.metrics.tcp_opened):
+        out: list[tuple[WorkloadKey, int]] = []
+        for family, cost in ((self.metrics.requests_total, self.servicer.http_cost),
+                             (self.metrics.tcp_opened, self.servicer.tcp_cost)):
             for values in list(family.cells):
                 ns_i, wl_i = src if values[base] == "source" else dst
-                out.append((values[ns_i], values[wl_i]))
+                out.append(((values[ns_i], values[wl_i]), cost))
         return out
 
     # ------------------------------------------------------------------ self-report

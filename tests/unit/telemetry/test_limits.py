@@ -39,7 +39,7 @@ def test_budget_refuses_past_the_limit_and_recounts() -> None:
     b.refuse(a)
     b.refuse(a, 2)
     assert b.exceeded == {a: 3}
-    b.recount([a, c, c])  # after series were removed
+    b.recount([(a, 4), (c, 4), (c, 4)])  # after series were removed
     assert b.used == {a: 4, c: 8}
     assert b.take(a, 4)
 
