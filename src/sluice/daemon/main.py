@@ -123,6 +123,9 @@ async def serve(home: Home, options: DaemonOptions, ready: asyncio.Event | None 
 
 def run(home: Home, options: DaemonOptions) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # gRPC core logs every failed TLS handshake on the xDS/ALS port at INFO: anyone could fill the log with
+    # connections that present no certificate. Before grpc is imported (sluice.daemon.mesh_parts).
+    os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
     try:
         asyncio.run(serve(home, options))
     except SystemExit as e:
@@ -142,11 +145,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-runtime", action="store_true", help="API server and controllers only: no pods run")
     p.add_argument("--network", choices=("auto", "netns", "loopback"), default="auto",
                    help="pod networking: own network namespaces (netns) or shared loopback addresses")
+    p.add_argument("--telemetry-series-limit", type=int, default=DaemonOptions.telemetry_series_limit,
+                   help="series one workload's access logs may create (0 = no limit); entries beyond it are "
+                        "dropped and counted in sluice_telemetry_series_limit_exceeded_total")
     a = p.parse_args(argv)
     home = Home(Path(a.home))
     # Flags win over SLUICE_HOME/config.yaml, which wins over the defaults.
     opts = home.load_options(DaemonOptions(a.api_port, a.xds_port, a.metrics_port, a.console_port,
-                                           a.relative_weights, runtime=not a.no_runtime, network=a.network))
+                                           a.relative_weights, runtime=not a.no_runtime, network=a.network,
+                                           telemetry_series_limit=a.telemetry_series_limit))
     return run(home, opts)
 
 

@@ -69,6 +69,7 @@ def build(home: Home, registry: Registry, store: Store, options: DaemonOptions) 
     from sluice.console.auth import ConsoleAuth
     from sluice.controllers.events import EventRecorder
     from sluice.daemon.metrics_parts import ConsoleService, MetricsService
+    from sluice.daemon.pki import ProxyCa
     from sluice.runtime.kubelet import Kubelet, KubeletOptions
     from sluice.runtime.netns.node import NodeNetwork
     from sluice.telemetry.collector import Collector
@@ -84,23 +85,31 @@ def build(home: Home, registry: Registry, store: Store, options: DaemonOptions) 
     if network == "netns":
         # Sidecars live in their own network namespaces: they reach xDS and ALS over a Unix socket, and the
         # gateway's listeners are created back in the host's namespace (on 127.0.0.1).
-        mesh_options = MeshOptions(relative_weights=options.relative_weights, als_address=socket,
+        mesh_options = MeshOptions(relative_weights=options.relative_weights, als_address=socket, als_tls=True,
                                    network="netns", host_netns=NodeNetwork(home.root).host_netns_path)
     else:
-        mesh_options = MeshOptions(relative_weights=options.relative_weights, als_address=xds_address)
+        mesh_options = MeshOptions(relative_weights=options.relative_weights, als_address=xds_address,
+                                   als_tls=True)
+    # Sidecars prove which pod they are: the kubelet gives each one a client certificate from the daemon's
+    # CA, and xDS and ALS (one gRPC server, TCP and Unix socket alike) accept only mutual TLS with one.
+    ca = ProxyCa(home.root / "pki")
     # Every sidecar streams its access log (ALS) to the xDS port; the collector turns it into Istio's metrics.
     xds = XdsServer(store, address=xds_address, options=mesh_options,
-                    unix_socket=socket if network == "netns" else None)
+                    unix_socket=socket if network == "netns" else None, tls=ca.server_credentials())
     # Istio config the translation cannot handle is left out of pushes; say so on the object (`kubectl
     # describe`, `kubectl get events`).
     events = EventRecorder(registry, "sluice-xds")
     xds.pusher.on_rejected = lambda obj, error: events.record(
         obj, "Warning", "InvalidConfig", f"Not pushed to any proxy (the rest of the config is): {error}")
-    collector = Collector(store)
+    collector = Collector(store, require_identity=True, series_limit=options.telemetry_series_limit)
     xds.add_servicer(collector.register)
+    collector.extra_counters.append((
+        "sluice_xds_streams_refused_total",
+        "xDS streams closed for a missing proxy certificate or a node id naming another proxy than it.",
+        lambda: float(xds.servicer.refused)))
     metrics = MetricsService(home, options, collector)
     kubelet = Kubelet(registry, store, home, xds_address=("127.0.0.1", options.xds_port),
-                      options=KubeletOptions(network=network, xds_socket=socket,
+                      options=KubeletOptions(network=network, xds_socket=socket, proxy_ca=ca,
                                              log_rotation=log_rotation(options)))
     # The console takes the API server's bearer token too, so scripts use the kubeconfig they already have.
     auth = ConsoleAuth.for_home(home.root, home.token(), options.console_port)

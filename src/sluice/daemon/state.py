@@ -50,6 +50,10 @@ class DaemonOptions:
     # Container log rotation, as the kubelet's containerLogMaxSize (a quantity) and containerLogMaxFiles
     container_log_max_size: str = "10Mi"
     container_log_max_files: int = 5
+    # Series one reporting workload's access logs may create, counted as a scrape stores them (Prometheus's
+    # sample_limit, per workload; entries beyond it are dropped and counted in
+    # sluice_telemetry_series_limit_exceeded_total); 0 = none.
+    telemetry_series_limit: int = 20_000
 
 
 @dataclass(frozen=True)

@@ -69,6 +69,9 @@ class KubeletOptions:
     xds_socket: str | None = None  # netns mode: the daemon's xDS/ALS Unix socket for the sidecars
     # Container log rotation (kubelet's containerLogMaxSize, containerLogMaxFiles): 10Mi × 5 files per run.
     log_rotation: LogRotation = field(default_factory=LogRotation)
+    # Issues each proxy's client certificate for the xDS/ALS endpoint (the daemon's `ProxyCa`); None: the
+    # proxies speak plain text (an in-process xDS server without TLS, in tests).
+    proxy_ca: proxy.ProxyIssuer | None = None
 
 
 class Kubelet:
@@ -111,8 +114,9 @@ class Kubelet:
             registry=self.registry, pod_rt=self._pod_rt, ipam=ipam, network=network,
             xds_address=self._xds_address, host_ip=o.host_ip, backoff=BackOff(o.backoff_base, o.backoff_max),
             drain_seconds=o.drain_seconds, status_debounce=o.status_debounce, envoy_concurrency=o.envoy_concurrency,
-            envoy_log_level=o.envoy_log_level, bootstrap_factory=o.bootstrap_factory, configmaps=self._configmap,
-            events=EventRecorder(self.registry, "kubelet"), services=self._services, log_rotation=o.log_rotation)
+            envoy_log_level=o.envoy_log_level, bootstrap_factory=o.bootstrap_factory, proxy_ca=o.proxy_ca,
+            configmaps=self._configmap, events=EventRecorder(self.registry, "kubelet"), services=self._services,
+            log_rotation=o.log_rotation)
         if self.kube_proxy is not None:
             await self.kube_proxy.start()
         items, _ = self.store.list_kind(self._pod_rt.key)

@@ -78,6 +78,7 @@ class PodContext:
     envoy_concurrency: int
     envoy_log_level: str
     bootstrap_factory: proxy.BootstrapFactory | None
+    proxy_ca: proxy.ProxyIssuer | None
     configmaps: Callable[[str, str], Obj | None]
     events: EventRecorder | None = None
     network: PodNetwork | None = None  # netns mode: the node network pods join; None in loopback mode
@@ -147,7 +148,8 @@ class PodWorker:
                                             factory=self.ctx.bootstrap_factory,
                                             concurrency=self.ctx.envoy_concurrency,
                                             log_level=self.ctx.envoy_log_level, admin_address=admin,
-                                            xds_socket=net.xds_socket if net is not None else None)
+                                            xds_socket=net.xds_socket if net is not None else None,
+                                            issuer=self.ctx.proxy_ca)
                 except (ImportError, OSError, RuntimeError) as e:
                     raise images.ImageError("CreateContainerError", f"cannot start Envoy: {e}") from None
                 return Launch(argv, env, files_dir, program.image_id, self.ip,

@@ -11,17 +11,27 @@ import json
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sluice import mesh
 
-__all__ = ["BootstrapFactory", "proxy_argv", "node_cluster", "ADMIN_PORT"]
+if TYPE_CHECKING:
+    from sluice.daemon.pki import IssuedCredential
+    from sluice.xds.identity import ProxyIdentity
+
+__all__ = ["BootstrapFactory", "ProxyIssuer", "proxy_argv", "node_cluster", "ADMIN_PORT"]
 
 ADMIN_PORT = mesh.PROXY_ADMIN_PORT
 
 
 # (node_id, pod, pod_ip, xds_address, admin_address, cluster, and in netns mode network) -> bootstrap.
 BootstrapFactory = Callable[..., dict[str, Any]]
+
+
+class ProxyIssuer(Protocol):
+    """`sluice.daemon.pki.ProxyCa`: writes a client certificate naming the pod into its state directory."""
+
+    def issue(self, identity: ProxyIdentity, directory: Path) -> IssuedCredential: ...
 
 
 def node_cluster(pod: dict[str, Any]) -> str:
@@ -41,13 +51,25 @@ def _default_factory() -> BootstrapFactory:
 
 def proxy_argv(*, pod: dict[str, Any], pod_ip: str, mode: str, xds_address: tuple[str, int], bootstrap_file: Path,
                factory: BootstrapFactory | None, concurrency: int, log_level: str,
-               admin_address: tuple[str, int] | None = None, xds_socket: str | None = None) -> list[str]:
+               admin_address: tuple[str, int] | None = None, xds_socket: str | None = None,
+               issuer: ProxyIssuer | None = None) -> list[str]:
     meta = pod.get("metadata") or {}
+    spec = pod.get("spec") or {}
     name, ns = str(meta.get("name")), str(meta.get("namespace") or "default")
-    node_id = (mesh.router_node_id if mode == "router" else mesh.sidecar_node_id)(pod_ip, name, ns)
+    kind = "router" if mode == "router" else "sidecar"
+    node_id = (mesh.router_node_id if kind == "router" else mesh.sidecar_node_id)(pod_ip, name, ns)
     build = factory or _default_factory()
     # netns mode: the sidecar reaches xDS over the daemon's Unix socket (its network has no route to it).
     extra: dict[str, Any] = {"network": "netns"} if xds_socket else {}
+    if issuer is not None:
+        # A fresh certificate naming exactly this pod (UID and IP included) at every start: the xDS/ALS
+        # endpoint answers only proxies that present one, and only about the pod it names.
+        from sluice.xds.identity import ProxyCredential, ProxyIdentity
+
+        sa = str(spec.get("serviceAccountName") or spec.get("serviceAccount") or "default")
+        identity = ProxyIdentity(kind, pod_ip, name, ns, str(meta.get("uid") or ""), sa)
+        issued = issuer.issue(identity, bootstrap_file.parent)
+        extra["credential"] = ProxyCredential(str(issued.cert_file), str(issued.key_file), str(issued.ca_file))
     bootstrap = build(node_id=node_id, pod=pod, pod_ip=pod_ip, xds_address=xds_socket or xds_address,
                       admin_address=admin_address or (pod_ip, ADMIN_PORT), cluster=node_cluster(pod), **extra)
     tmp = bootstrap_file.with_suffix(".tmp")

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from envoy.service.accesslog.v3 import als_pb2_grpc
@@ -25,8 +26,9 @@ from envoy.service.accesslog.v3 import als_pb2_grpc
 from sluice.controllers.informer import Informer
 from sluice.store.sqlite import Store
 
-from .als import AccessLogServicer, AlsStats, TelemetryOptions
-from .istio import TARGET_LABELS, IstioMetrics
+from .als import DROP_REASONS, AccessLogServicer, AlsStats, TelemetryOptions
+from .istio import ISTIO_LABELS, TARGET_LABELS, IstioMetrics
+from .limits import DEFAULT_SERIES_LIMIT, SeriesBudget, WorkloadKey
 from .peers import PodIndex
 from .registry import MetricFamily, MetricsRegistry, MetricType, Sample
 
@@ -36,19 +38,30 @@ log = logging.getLogger(__name__)
 
 
 class Collector:
+    """`require_identity`: ALS streams must carry a proxy client certificate and report only for its pod
+    (the daemon serves ALS over mutual TLS; see `sluice.telemetry.als`). `series_limit`: series per
+    reporting workload (`sluice.telemetry.limits`; 0 = no limit)."""
+
     def __init__(self, store: Store, options: TelemetryOptions | None = None, *,
-                 registry: MetricsRegistry | None = None, series_grace: float = 30.0) -> None:
+                 registry: MetricsRegistry | None = None, series_grace: float = 30.0,
+                 require_identity: bool = False, series_limit: int = DEFAULT_SERIES_LIMIT) -> None:
         self.options = options or TelemetryOptions()
         self.registry = registry or MetricsRegistry()
         self.metrics = IstioMetrics(self.registry, target_labels=self.options.target_labels)
         self.index = PodIndex(linger=max(series_grace, 60.0))
         self.stats = AlsStats()
-        self.servicer = AccessLogServicer(self.index, self.metrics, self.options, self.stats)
+        self.budget = SeriesBudget(series_limit)
+        self.servicer = AccessLogServicer(self.index, self.metrics, self.options, self.stats,
+                                          require_identity=require_identity,
+                                          lookup_pod=lambda ns, name: store.get("pods", ns, name),
+                                          budget=self.budget)
         self.series_grace = series_grace
         self._pods = Informer(store, "pods", self._pod_event)
         self._services = Informer(store, "services", self.index.service_event)
         self._timers: set[asyncio.TimerHandle] = set()
         self.series_removed = 0
+        # Other parts' counters shown with the collector's on /metrics: (name, help, read the value).
+        self.extra_counters: list[tuple[str, str, Callable[[], float]]] = []
 
     # ------------------------------------------------------------------ lifecycle
     def register(self, server: Any) -> None:
@@ -95,10 +108,26 @@ class Collector:
             and values[ns_i] == namespace and values[pod_i] == pod)
         # Streams may hold cells that are gone now: make them resolve again.
         self.index.generation += 1
+        if n:
+            self.budget.recount(self._owners())
         self.series_removed += n
         if n:
             log.info("dropped %d series of deleted pod %s/%s", n, namespace, pod)
         return n
+
+    def _owners(self) -> list[tuple[WorkloadKey, int]]:
+        """The reporting workload of every label set (the proxy's own side, by reporter), and its series."""
+        base = len(TARGET_LABELS) if self.options.target_labels else 0
+        at = {n: base + i for i, n in enumerate(ISTIO_LABELS)}
+        src = (at["source_workload_namespace"], at["source_workload"])
+        dst = (at["destination_workload_namespace"], at["destination_workload"])
+        out: list[tuple[WorkloadKey, int]] = []
+        for family, cost in ((self.metrics.requests_total, self.servicer.http_cost),
+                             (self.metrics.tcp_opened, self.servicer.tcp_cost)):
+            for values in list(family.cells):
+                ns_i, wl_i = src if values[base] == "source" else dst
+                out.append(((values[ns_i], values[wl_i]), cost))
+        return out
 
     # ------------------------------------------------------------------ self-report
     def self_families(self) -> list[MetricFamily]:
@@ -112,13 +141,29 @@ class Collector:
             Sample("sluice_als_entries_total", (("type", "http"),), float(s.http_entries)),
             Sample("sluice_als_entries_total", (("type", "tcp"),), float(s.tcp_entries)),
         ])
+        reasons = s.by_reason()
+        dropped = MetricFamily("sluice_als_entries_dropped_total", "counter",
+                               "Access-log entries dropped: not attributable to a proxy (unattributed), on a stream "
+                               "naming another proxy than its certificate (identity_mismatch), from a pod the store "
+                               "does not know (unknown_pod), or with an invalid label value (invalid_label).", [
+                                   Sample("sluice_als_entries_dropped_total", (("reason", r),), float(reasons[r]))
+                                   for r in DROP_REASONS])
+        exceeded = MetricFamily(
+            "sluice_telemetry_series_limit_exceeded_total", "counter",
+            f"Access-log entries dropped because they would have created series beyond the reporting workload's "
+            f"limit ({self.budget.limit or 'none'}; Prometheus's sample_limit).", [
+                Sample("sluice_telemetry_series_limit_exceeded_total", (("namespace", ns), ("workload", wl)),
+                       float(n)) for (ns, wl), n in sorted(self.budget.exceeded.items())])
         return [
             entries,
-            one("sluice_als_entries_dropped_total", "counter",
-                "Access-log entries that could not be attributed to a proxy.", s.dropped),
+            dropped,
+            exceeded,
+            one("sluice_als_streams_refused_total", "counter",
+                "ALS streams without a proxy client certificate or naming another proxy than it.", s.streams_refused),
             one("sluice_als_messages_total", "counter", "ALS messages (batches) received.", s.messages),
             one("sluice_als_streams_total", "counter", "ALS streams opened by proxies.", s.streams_total),
             one("sluice_als_streams", "gauge", "ALS streams open now.", s.streams_active),
             one("sluice_telemetry_series", "gauge", "Series held by the telemetry registry.",
                 self.registry.series_count),
+            *(one(name, "counter", help, read()) for name, help, read in self.extra_counters),
         ]

@@ -43,6 +43,7 @@ class Workload:
     service_account: str = "default"
     cluster: str = CLUSTER_ID
     meshed: bool = True  # runs an Envoy that would do Istio's metadata exchange (sidecar or gateway)
+    uid: str = ""  # the stored pod's UID (empty when read from a node)
     labels: Mapping[str, str] = field(default_factory=dict, compare=False)
     named_ports: Mapping[str, int] = field(default_factory=dict, compare=False)
 
@@ -80,11 +81,11 @@ def _version(labels: Mapping[str, str]) -> str:
     return labels.get("version") or labels.get("app.kubernetes.io/version") or ""
 
 
-def workload_from_pod(pod: Obj) -> Workload | None:
-    """The workload of a stored Pod, or None while it has no IP."""
+def workload_from_pod(pod: Obj, ip: str | None = None) -> Workload | None:
+    """The workload of a stored Pod (at `ip`, default its status's podIP), or None while it has no IP."""
     meta = pod.get("metadata") or {}
     spec = pod.get("spec") or {}
-    ip = str((pod.get("status") or {}).get("podIP") or "")
+    ip = ip or str((pod.get("status") or {}).get("podIP") or "")
     if not ip:
         return None
     labels = _str_map(meta.get("labels"))
@@ -100,7 +101,7 @@ def workload_from_pod(pod: Obj) -> Workload | None:
         workload=workload_name(pod), app=_app(labels), version=_version(labels),
         canonical_service=labels.get(CANONICAL_NAME, ""), canonical_revision=labels.get(CANONICAL_REVISION, ""),
         service_account=str(spec.get("serviceAccountName") or spec.get("serviceAccount") or "default"),
-        meshed=meshed, labels=labels, named_ports=named)
+        meshed=meshed, labels=labels, named_ports=named, uid=str(meta.get("uid") or ""))
 
 
 def _field(fields: Any, key: str) -> str:

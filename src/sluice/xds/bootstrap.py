@@ -21,6 +21,7 @@ import json
 from typing import Any
 
 from sluice import mesh
+from sluice.xds.identity import ProxyCredential, static_secrets, upstream_tls
 from sluice.xds.translate.model import PROMETHEUS_PORT, STATUS_PORT, NetworkMode
 
 __all__ = ["proxy_bootstrap", "workload_name", "XDS_CLUSTER", "ISTIO_VERSION", "CLUSTER_ID", "NETNS_ADMIN_ADDRESS",
@@ -143,9 +144,12 @@ def _netns_static_resources() -> tuple[list[dict[str, Any]], list[dict[str, Any]
 
 def proxy_bootstrap(*, node_id: str, pod: dict[str, Any], pod_ip: str, xds_address: tuple[str, int] | str,
                     admin_address: tuple[str, int] | None = None, cluster: str,
-                    network: NetworkMode = "loopback") -> dict[str, Any]:
+                    network: NetworkMode = "loopback", credential: ProxyCredential | None = None) -> dict[str, Any]:
     """A JSON-able Envoy v3 bootstrap: node identity, admin, and ADS over gRPC to `xds_address` (host and
     port, or the path of a Unix socket).
+
+    With `credential` (what the daemon always passes) the proxy talks to xDS and ALS over mutual TLS with
+    the pod's certificate (`sluice.xds.identity`); without it, in plain text (in-process tests).
 
     loopback mode needs `admin_address`; netns mode puts admin on 127.0.0.1:15000 in the pod's namespace
     unless one is given.
@@ -177,10 +181,14 @@ def proxy_bootstrap(*, node_id: str, pod: dict[str, Any], pod_ip: str, xds_addre
         "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
         "explicit_http_config": {"http2_protocol_options": {}},
     }}
+    if credential is not None:
+        xds_cluster["transport_socket"] = upstream_tls()
     listeners, clusters = _netns_static_resources() if netns else ([], [])
     static: dict[str, Any] = {"clusters": [xds_cluster, *clusters]}
     if listeners:
         static["listeners"] = listeners
+    if credential is not None:
+        static["secrets"] = static_secrets(credential)
     boot: dict[str, Any] = {
         "node": {
             "id": node_id,

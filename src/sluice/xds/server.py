@@ -23,6 +23,7 @@ import grpc
 from envoy.service.discovery.v3 import discovery_pb2
 from google.protobuf import json_format
 
+from sluice.daemon.ratelog import RateLimitedLog
 from sluice.store.sqlite import Store
 from sluice.xds.cache import (
     ADS_ORDER,
@@ -33,6 +34,7 @@ from sluice.xds.cache import (
     WatchRequest,
     short_name,
 )
+from sluice.xds.identity import ProxyIdentity, peer_identity
 from sluice.xds.pusher import ConfigGenerator, Pusher, TranslateGenerator
 from sluice.xds.status import ProxyStatus, StatusTracker
 
@@ -41,6 +43,7 @@ __all__ = ["AdsServicer", "Callbacks", "StreamInfo", "XdsServer", "ADS_SERVICE"]
 log = logging.getLogger(__name__)
 
 ADS_SERVICE = "envoy.service.discovery.v3.AggregatedDiscoveryService"
+_refusals = RateLimitedLog(log)  # refused streams are an attacker's to repeat: a few lines, not a disk
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,7 @@ class StreamInfo:
     node_id: str
     peer: str
     metadata: dict[str, Any]
+    identity: ProxyIdentity | None = None  # from the client certificate, when the server requires one
 
 
 @dataclass
@@ -81,6 +85,8 @@ class _Stream:
     types: dict[str, _TypeState] = field(default_factory=dict)
     closed: bool = False
     error: str | None = None
+    error_code: grpc.StatusCode = grpc.StatusCode.INVALID_ARGUMENT
+    identity: ProxyIdentity | None = None
 
 
 def _nonce_bytes(nonce: str) -> bytes:
@@ -93,10 +99,18 @@ def _serialize(message: bytes | discovery_pb2.DiscoveryResponse) -> bytes:
 
 
 class AdsServicer:
-    """`AggregatedDiscoveryService`, state of the world only (delta answers UNIMPLEMENTED)."""
+    """`AggregatedDiscoveryService`, state of the world only (delta answers UNIMPLEMENTED).
 
-    def __init__(self, cache: ConfigWatcher, callbacks: Iterable[Callbacks] = ()) -> None:
+    With `require_identity`, a stream must come with a proxy client certificate (`sluice.xds.identity`)
+    and its node id must name the proxy the certificate names; otherwise it is closed with
+    UNAUTHENTICATED or PERMISSION_DENIED, as istiod closes a stream whose identity does not match the proxy.
+    """
+
+    def __init__(self, cache: ConfigWatcher, callbacks: Iterable[Callbacks] = (), *,
+                 require_identity: bool = False) -> None:
         self._cache = cache
+        self.require_identity = require_identity
+        self.refused = 0  # streams closed for a missing or mismatched identity
         self._callbacks = list(callbacks)
         self._stream_ids = itertools.count(1)
         self._nonces = itertools.count(1)  # one counter for all streams: nonces never repeat in a process
@@ -124,7 +138,12 @@ class AdsServicer:
                                                            "state-of-the-world ADS")
 
     async def stream_aggregated_resources(self, request_iterator: Any, context: Any) -> None:
-        st = _Stream(next(self._stream_ids), str(context.peer()))
+        identity = peer_identity(context) if self.require_identity else None
+        if self.require_identity and identity is None:
+            self.refused += 1
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED,
+                                "authentication failure: no client certificate issued to a proxy")
+        st = _Stream(next(self._stream_ids), str(context.peer()), identity=identity)
         self._streams.add(st)
         reader = asyncio.create_task(self._read(st, context), name=f"ads-reader-{st.id}")
         try:
@@ -137,7 +156,7 @@ class AdsServicer:
             reader.cancel()
             self._close(st)
         if st.error:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, st.error)
+            await context.abort(st.error_code, st.error)
 
     async def _read(self, st: _Stream, context: Any) -> None:
         try:
@@ -181,8 +200,16 @@ class AdsServicer:
             if not req.node.id:
                 st.error = "the first DiscoveryRequest on a stream must carry node.id"
                 return
+            if self.require_identity and (st.identity is None or not st.identity.matches_node(req.node.id)):
+                self.refused += 1
+                _refusals("identity", f"xDS stream {st.id} refused: the client certificate names {st.identity}, "
+                                      f"the node id is {req.node.id[:200]!r}")
+                st.error_code = grpc.StatusCode.PERMISSION_DENIED
+                st.error = (f"authorization failed: the client certificate names {st.identity}, "
+                            f"not node {req.node.id!r}")
+                return
             metadata = json_format.MessageToDict(req.node.metadata) if req.node.HasField("metadata") else {}
-            st.info = StreamInfo(st.id, req.node.id, st.peer, metadata)
+            st.info = StreamInfo(st.id, req.node.id, st.peer, metadata, st.identity)
             log.info("xDS stream %d opened: %s (%s)", st.id, req.node.id, st.peer)
             self._emit("on_stream_open", st.info)
         info = st.info
@@ -241,8 +268,11 @@ class XdsServer:
 
     def __init__(self, store: Store, *, address: tuple[str, int], options: Any = None, debounce: float = 0.1,
                  max_delay: float = 1.0, generator: ConfigGenerator | None = None,
-                 unix_socket: str | None = None) -> None:
+                 unix_socket: str | None = None, tls: tuple[bytes, bytes, bytes] | None = None) -> None:
         self.store = store
+        # (CA, certificate, key) PEMs: serve mutual TLS only, and answer only proxies whose certificate
+        # names them (`sluice.daemon.pki.ProxyCa.server_credentials`). None: plain text (tests).
+        self._tls = tls
         self._unix = unix_socket  # also serve here (sidecars in their own network namespaces)
         self.cache = SnapshotCache()
         self.tracker = StatusTracker(self._latest_version)
@@ -258,7 +288,7 @@ class XdsServer:
                       on_request=lambda i, t: self.tracker.requested(i.stream_id, t),
                       on_response=lambda i, t, v, n: self.tracker.sent(i.stream_id, t, v, n),
                       on_ack=self._acked, on_nack=self._nacked),
-        ])
+        ], require_identity=tls is not None)
         self.cache.on_change(lambda _node: self._wake())
 
     # ------------------------------------------------------------------ lifecycle
@@ -285,14 +315,21 @@ class XdsServer:
         server.add_generic_rpc_handlers((self.servicer.handler(),))
         for register in self._extra:
             register(server)
-        port = server.add_insecure_port(f"{self._host}:{self._port}")
+        def listen(address: str) -> int:
+            if self._tls is None:
+                return int(server.add_insecure_port(address))
+            ca, cert, key = self._tls
+            creds = grpc.ssl_server_credentials([(key, cert)], root_certificates=ca, require_client_auth=True)
+            return int(server.add_secure_port(address, creds))
+
+        port = listen(f"{self._host}:{self._port}")
         if not port:
             raise OSError(f"cannot listen for xDS on {self._host}:{self._port}")
         self._port = port
         if self._unix:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self._unix)  # a stale socket from a daemon that died
-            if not server.add_insecure_port(f"unix:{self._unix}"):
+            if not listen(f"unix:{self._unix}"):
                 raise OSError(f"cannot listen for xDS on unix:{self._unix}")
         await self.pusher.start()
         await server.start()

@@ -434,3 +434,36 @@ async def test_netns_inbound_passthrough_is_reported_by_the_destination(collecto
     await stream(collector, node_of(REVIEWS), [tcp("c1")], tcp=True)
     opened, _ = one(collector, "istio_tcp_connections_opened_total")
     assert (opened["reporter"], opened["source_workload"]) == ("destination", "productpage-v1")
+
+
+async def test_invalid_label_values_are_dropped_and_counted(collector: Collector) -> None:
+    await stream(collector, node_of(PRODUCTPAGE), [outbound(code=200), outbound(code=1234), outbound(code=99),
+                                                   outbound(authority="evil host", cluster="PassthroughCluster"),
+                                                   outbound(request_headers={"content-type": "application/grpc"},
+                                                            response_trailers={"grpc-status": "12345"})])
+    assert [lbl["response_code"] for lbl, _ in series(collector, "istio_requests_total")] == ["200"]
+    assert collector.stats.invalid_label == 4
+    fams = {f.name: f for f in collector.self_families()}
+    dropped = {dict(s.labels)["reason"]: s.value for s in fams["sluice_als_entries_dropped_total"].samples}
+    assert dropped["invalid_label"] == 4
+
+
+async def test_series_limit_drops_new_series_only_and_frees_with_the_pod(store: Store) -> None:
+    c = await _collector(store, series_limit=3 * 67)  # three HTTP label sets of productpage
+    try:
+        await stream(c, node_of(PRODUCTPAGE), [outbound(code=code) for code in (200, 201, 202, 203, 204, 200)])
+        codes = {lbl["response_code"]: v for lbl, v in series(c, "istio_requests_total")}
+        assert codes == {"200": 2, "201": 1, "202": 1}  # the existing series keeps counting
+        fams = {f.name: f for f in c.self_families()}
+        [over] = fams["sluice_telemetry_series_limit_exceeded_total"].samples
+        assert dict(over.labels) == {"namespace": NS, "workload": "productpage-v1"} and over.value == 2
+        # Another workload has its own budget.
+        await stream(c, node_of(REVIEWS), [inbound(code=500)])
+        assert len(series(c, "istio_requests_total")) == 4
+        # The pod's series go with it, and so does their share of the budget.
+        c.forget_pod(NS, PRODUCTPAGE["metadata"]["name"])
+        await stream(c, node_of(PRODUCTPAGE), [outbound(code=code) for code in (203, 204)])
+        assert {lbl["response_code"] for lbl, _ in series(c, "istio_requests_total")
+                if lbl["reporter"] == "source"} == {"203", "204"}
+    finally:
+        await c.stop()

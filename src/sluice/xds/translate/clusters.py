@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from sluice import mesh
+from sluice.xds import identity
 
 from .model import RESERVED_PORTS, Proxy
 from .protos import typed
@@ -172,6 +173,8 @@ def _mesh_clusters(push: PushContext) -> list[Obj]:
         else:
             als = _static_cluster(ALS_CLUSTER, als_address[0], int(als_address[1]))
         als["typed_extension_protocol_options"] = _protocol_options(True, {})
+        if push.options.als_tls:
+            als["transport_socket"] = identity.upstream_tls()
         out.append(als)
     return out
 

@@ -56,6 +56,9 @@ class MeshOptions:
     # to it: (host, port), or the path of a Unix socket (netns mode: a pod's network has no route to the
     # daemon, its filesystem does).
     als_address: tuple[str, int] | str | None = None
+    # The ALS endpoint requires the proxy's client certificate (the bootstrap's static secrets, see
+    # sluice.xds.identity): the ALS cluster gets the same mutual-TLS transport socket as xds-grpc.
+    als_tls: bool = False
     access_log_path: str = "/dev/stdout"
     network: NetworkMode = "loopback"
     # netns mode: the network namespace file (/run/netns/NAME) of the host, where a gateway's listeners
