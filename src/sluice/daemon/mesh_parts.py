@@ -69,7 +69,8 @@ def build(home: Home, registry: Registry, store: Store, options: DaemonOptions) 
     # Every sidecar streams its access log (ALS) to the xDS port; the collector turns it into Istio's metrics.
     xds = XdsServer(store, address=xds_address, options=mesh_options,
                     unix_socket=socket if network == "netns" else None)
-    collector = Collector(store)
+    # Durable telemetry: a checkpoint beside the TSDB, and the catch-up reads the pods' proxy logs.
+    collector = Collector(store, state_dir=home.root / "telemetry", pods_dir=home.root / "runtime" / "pods")
     xds.add_servicer(collector.register)
     metrics = MetricsService(home, options, collector)
     kubelet = Kubelet(registry, store, home, xds_address=("127.0.0.1", options.xds_port),

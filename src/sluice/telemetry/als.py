@@ -22,6 +22,7 @@ Registered on the xDS server's gRPC server by `sluice.telemetry.collector.Collec
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -103,6 +104,9 @@ class AccessLogServicer:
         self.metrics = metrics
         self.options = options or TelemetryOptions()
         self.stats = stats or AlsStats()
+        # Durable telemetry (`sluice.telemetry.catchup.Ledger.admit`): whether an HTTP entry is counted, or was
+        # already counted from the proxy's access-log file.
+        self.admit: Callable[[_Stream, Any], bool] | None = None
 
     # ------------------------------------------------------------------ RPC
     async def StreamAccessLogs(self, request_iterator: Any, context: Any) -> Any:  # noqa: N802 - gRPC name
@@ -160,7 +164,10 @@ class AccessLogServicer:
     def _http(self, st: _Stream, entries: Any) -> None:
         cache = st.http
         router = st.kind == "router"
+        admit = self.admit
         for e in entries:
+            if admit is not None and not admit(st, e):
+                continue
             cp = e.common_properties
             cluster = cp.upstream_cluster
             flags = response_flags_string(cp.response_flags) if cp.HasField("response_flags") else "-"

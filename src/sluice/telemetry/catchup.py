@@ -1,0 +1,307 @@
+"""Counting what ALS missed: a ledger of counted requests, fed by ALS entries and by the sidecars' log files.
+
+Every sidecar logs each request twice: an ALS entry (what the daemon counts live) and Istio's TEXT line in
+its `istio-proxy` container log on disk (`<pods>/<uid>/containers/istio-proxy/<N>.log`, CRI records written by
+`sluice.runtime.shim`; `<pods>/<uid>/pod.json` names the pod and `envoy.json` holds its proxy's node). ALS
+entries are lost when the daemon is down or killed with entries in flight; the file keeps them. So:
+
+- `admit` (the servicer's hook, once per ALS HTTP entry) remembers the entry's key as *pending* — counted,
+  its line not read yet — or refuses the entry when its line was already counted from the file;
+- `scan` reads each sidecar's log from where it stopped: a line whose key is pending is settled; a line with
+  no ALS entry after `grace` seconds (right away at start-up and shutdown, when no entry can still come
+  for it) is counted from the file, through the servicer's own code, and its key kept so that a late ALS
+  entry is refused. Reading stops at the first line still inside the grace period.
+
+`dump`/`restore` carry the read positions and both key sets across a restart, in the same checkpoint as the
+registry's values (`sluice.telemetry.collector`), so what one process counted is never counted again by the
+next and what it had not written down is counted from the files. Keys are `textlog.entry_key`/`line_key`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from envoy.config.core.v3 import base_pb2
+from envoy.service.accesslog.v3 import als_pb2
+from google.protobuf import json_format
+
+from sluice import mesh
+
+from .textlog import entry_key, line_key, parse_line, to_entry
+
+__all__ = ["Ledger", "GRACE_S"]
+
+log = logging.getLogger(__name__)
+
+GRACE_S = 5.0  # ALS batches every second; an entry later than this is refused if its line was counted
+KEEP_S = 600.0  # how long a key is kept once counted (a late ALS entry, a line read late)
+MAX_KEYS = 200_000  # per sidecar and set: beyond it the oldest keys go
+_READ = 1 << 20
+_WAIT = object()
+
+SidecarKey = tuple[str, str, str]  # (namespace, pod, pod IP)
+
+
+def _stamp(seconds: float) -> bytes:
+    """A CRI record time in the shim's fixed format, so that records compare with it as bytes."""
+    ns = int(seconds * 1e9)
+    sec, frac = divmod(ns, 1_000_000_000)
+    return (time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec)) + f".{frac:09d}Z").encode()
+
+
+@dataclass(eq=False)
+class _Sidecar:
+    key: SidecarKey
+    uid: str = ""
+    attempt: int = -1  # N of the N.log being read; -1: the oldest there is
+    inode: int = 0
+    offset: int = 0
+    pending: dict[str, float] = field(default_factory=dict)  # counted over ALS, line not read yet
+    counted: dict[str, float] = field(default_factory=dict)  # counted from the file
+    stream: Any = None
+
+
+class Ledger:
+    """Not thread-safe: the daemon's event loop owns it (ALS handlers, the scan task, checkpoints)."""
+
+    def __init__(self, servicer: Any, pods_dir: Path, *, grace: float = GRACE_S,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.servicer = servicer
+        self.pods_dir = pods_dir
+        self.grace = grace
+        self._clock = clock
+        self.sidecars: dict[SidecarKey, _Sidecar] = {}
+        self._dirs: dict[str, SidecarKey | None] = {}  # pod uid → its sidecar (None: no proxy there, yet)
+        self._replaying = False
+        self.recovered = 0  # entries counted from the files
+        self.refused = 0  # ALS entries refused because the file had counted them
+        self.unattributed = 0  # lines of a proxy whose node could not be read
+
+    # ------------------------------------------------------------------ ALS side (hot path)
+    def admit(self, st: Any, e: Any) -> bool:
+        """Whether the servicer should count ALS entry `e` of stream `st` (see the module docstring)."""
+        if self._replaying:
+            return True
+        own = st.own
+        k = (own.namespace, own.pod, own.ip)
+        sc = self.sidecars.get(k)
+        if sc is None:
+            sc = self.sidecars[k] = _Sidecar(k)
+        key = entry_key(e)
+        if key in sc.counted:
+            self.refused += 1
+            return False
+        sc.pending[key] = self._clock()
+        return True
+
+    # ------------------------------------------------------------------ file side
+    def scan(self, final: bool = False) -> int:
+        """Read every sidecar's log as far as it can be settled; `final`: no ALS entry can still come, so
+        count every unmatched line now. Returns the number of entries counted from the files."""
+        before = self.recovered
+        now = self._clock()
+        threshold = None if final else _stamp(now - self.grace)
+        present = self._discover()
+        for uid, k in present.items():
+            sc = self.sidecars.get(k)
+            if sc is None:
+                sc = self.sidecars[k] = _Sidecar(k)
+            sc.uid = uid
+            try:
+                self._read(sc, self.pods_dir / uid, threshold, final, now)
+            except OSError as e:  # the pod was removed while we read, or the disk failed: try again later
+                log.debug("reading the access log of %s/%s: %s", k[0], k[1], e)
+        live = set(present.values())
+        for k in [k for k, sc in self.sidecars.items() if k not in live]:
+            sc = self.sidecars[k]
+            _expire(sc.pending, now - KEEP_S)
+            _expire(sc.counted, now - KEEP_S)
+            if sc.uid or (not sc.pending and not sc.counted):
+                del self.sidecars[k]  # its pod directory is gone (deleted pod), or nothing is left to remember
+        for sc in self.sidecars.values():
+            _expire(sc.pending, now - KEEP_S)
+            _expire(sc.counted, now - KEEP_S)
+        return self.recovered - before
+
+    def _discover(self) -> dict[str, SidecarKey]:
+        out: dict[str, SidecarKey] = {}
+        try:
+            uids = [e.name for e in os.scandir(self.pods_dir) if e.is_dir()]
+        except FileNotFoundError:
+            uids = []
+        for uid in uids:
+            k = self._dirs.get(uid)
+            if k is None:  # read once it names a pod with a proxy (its containers appear after pod.json)
+                k = self._dirs[uid] = _sidecar_of(self.pods_dir / uid)
+            if k is not None:
+                out[uid] = k
+        for uid in [u for u in self._dirs if u not in out and not (self.pods_dir / u).is_dir()]:
+            del self._dirs[uid]
+        return out
+
+    def _read(self, sc: _Sidecar, pod_dir: Path, threshold: bytes | None, final: bool, now: float) -> None:
+        logs = pod_dir / "containers" / mesh.SIDECAR_CONTAINER
+        runs = sorted(int(p.name[:-4]) for p in logs.glob("*.log") if p.name[:-4].isdigit())
+        if not runs:
+            return
+        if sc.attempt < runs[0]:
+            sc.attempt, sc.inode, sc.offset = runs[0], 0, 0
+        while True:
+            path = logs / f"{sc.attempt}.log"
+            try:
+                f = open(path, "rb")  # noqa: SIM115 - closed below
+            except FileNotFoundError:
+                f = None
+            if f is not None:
+                with f:
+                    st = os.fstat(f.fileno())
+                    if sc.inode and st.st_ino != sc.inode:
+                        # Rotated away: finish the old file if it is still here under another name.
+                        old = next((p for p in logs.iterdir() if p.is_file() and p.stat().st_ino == sc.inode), None)
+                        if old is not None:
+                            with open(old, "rb") as g:
+                                if not self._consume(sc, pod_dir, g, threshold, now):
+                                    return
+                        sc.offset = 0
+                    sc.inode = st.st_ino
+                    if st.st_size < sc.offset:
+                        sc.offset = 0  # truncated
+                    if not self._consume(sc, pod_dir, f, threshold, now):
+                        return
+            later = [n for n in runs if n > sc.attempt]
+            if not later:
+                return
+            # The shim writes N.exit once it has drained the run's output: only then is N.log complete.
+            if f is not None and not final and not (logs / f"{sc.attempt}.exit").exists():
+                return
+            sc.attempt, sc.inode, sc.offset = later[0], 0, 0
+
+    def _consume(self, sc: _Sidecar, pod_dir: Path, f: Any, threshold: bytes | None, now: float) -> bool:
+        """Settle complete lines from `sc.offset`; False when stopped at a line still in its grace period."""
+        entries: list[Any] = []
+        try:
+            while True:
+                f.seek(sc.offset)
+                data = f.read(_READ)
+                cut = data.rfind(b"\n")
+                if cut < 0:
+                    return True
+                start = sc.offset
+                base = sc.offset
+                pos = 0
+                line_start = -1
+                first_ts = b""
+                pieces: list[bytes] = []
+                for rec in data[:cut].split(b"\n"):
+                    end = pos + len(rec) + 1
+                    parts = rec.split(b" ", 3)
+                    if len(parts) < 4 or parts[1] != b"stdout":  # Envoy's own log (stderr), or not CRI
+                        if line_start < 0:
+                            sc.offset = base + end
+                        pos = end
+                        continue
+                    ts, _, tag, content = parts
+                    if line_start < 0:
+                        line_start, first_ts = base + pos, ts
+                    pieces.append(content)
+                    pos = end
+                    if tag == b"P":
+                        continue
+                    text = b"".join(pieces).decode("utf-8", errors="replace")
+                    pieces = []
+                    if self._line(sc, text, first_ts, threshold, entries, now) is _WAIT:
+                        sc.offset = line_start
+                        return False
+                    line_start = -1
+                    sc.offset = base + end
+                if sc.offset == start:
+                    return True  # only the start of a long line so far
+        finally:
+            if entries:
+                self._feed(sc, pod_dir, entries)
+
+    def _line(self, sc: _Sidecar, text: str, ts: bytes, threshold: bytes | None, entries: list[Any],
+              now: float) -> object:
+        line = parse_line(text)
+        if line is None:
+            return None
+        key = line_key(line)
+        if sc.pending.pop(key, None) is not None or key in sc.counted:
+            return None
+        if threshold is not None and ts > threshold:
+            return _WAIT
+        entries.append(to_entry(line))
+        sc.counted[key] = now
+        return None
+
+    def _feed(self, sc: _Sidecar, pod_dir: Path, entries: list[Any]) -> None:
+        """Count recovered entries through the servicer, as if its ALS stream had sent them."""
+        if sc.stream is None:
+            sc.stream = self._open(pod_dir)
+        if sc.stream is None:
+            self.unattributed += len(entries)
+            log.warning("cannot attribute %d access-log lines of %s/%s: its proxy's node is unreadable",
+                        len(entries), sc.key[0], sc.key[1])
+            return
+        msg = als_pb2.StreamAccessLogsMessage()
+        msg.http_logs.log_entry.extend(entries)
+        stats = self.servicer.stats
+        self._replaying = True
+        try:
+            self.servicer.handle(sc.stream, msg)
+        finally:
+            self._replaying = False
+            stats.http_entries -= len(entries)  # they did not come over ALS
+        self.recovered += len(entries)
+
+    def _open(self, pod_dir: Path) -> Any:
+        """The stream the proxy's ALS would open: its node is in the bootstrap the pod was started with."""
+        try:
+            node = json.loads((pod_dir / "envoy.json").read_text())["node"]
+            return self.servicer._open(json_format.ParseDict(node, base_pb2.Node(), ignore_unknown_fields=True))
+        except (OSError, ValueError, KeyError, TypeError, json_format.ParseError):
+            return None
+
+    # ------------------------------------------------------------------ persistence
+    def dump(self) -> list[dict[str, Any]]:
+        return [{"namespace": k[0], "pod": k[1], "ip": k[2], "uid": sc.uid, "attempt": sc.attempt,
+                 "inode": sc.inode, "offset": sc.offset, "pending": list(sc.pending.items()),
+                 "counted": list(sc.counted.items())} for k, sc in self.sidecars.items()]
+
+    def restore(self, data: list[dict[str, Any]]) -> None:
+        for d in data:
+            k = (str(d["namespace"]), str(d["pod"]), str(d["ip"]))
+            self.sidecars[k] = _Sidecar(
+                k, uid=str(d.get("uid") or ""), attempt=int(d.get("attempt", -1)), inode=int(d.get("inode", 0)),
+                offset=int(d.get("offset", 0)), pending={str(a): float(b) for a, b in d.get("pending") or []},
+                counted={str(a): float(b) for a, b in d.get("counted") or []})
+
+
+def _expire(keys: dict[str, float], before: float) -> None:
+    """Drop keys older than `before` (dicts keep insertion order, which is time order) and keep the size bound."""
+    doomed: list[str] = []
+    for k, t in keys.items():
+        if t >= before and len(keys) - len(doomed) <= MAX_KEYS:
+            break
+        doomed.append(k)
+    for k in doomed:
+        del keys[k]
+
+
+def _sidecar_of(pod_dir: Path) -> SidecarKey | None:
+    """(namespace, name, IP) from the runtime's `pod.json`, if the pod runs a proxy."""
+    if not (pod_dir / "containers" / mesh.SIDECAR_CONTAINER).is_dir() and not (pod_dir / "envoy.json").exists():
+        return None
+    try:
+        info = json.loads((pod_dir / "pod.json").read_text())
+        meta = info["pod"]["metadata"]
+        return str(meta.get("namespace") or "default"), str(meta["name"]), str(info["ip"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None

@@ -1,0 +1,131 @@
+"""Istio's TEXT access-log line (what every sidecar writes to its `istio-proxy` log) → the ALS entry it mirrors.
+
+The catch-up (`sluice.telemetry.catchup`) reads these lines for requests whose gRPC ALS entries never reached
+the daemon (it was down, or killed with the entries in flight) and turns each into an `HTTPAccessLogEntry`
+carrying what telemetry reads, so the ALS servicer's own code counts it with the same labels.
+
+The line format is `sluice.xds.translate.accesslog.ISTIO_TEXT_FORMAT`. What the line cannot carry: wire
+bytes (it has body bytes, so the byte-size histograms of a recovered entry see bodies only) and the
+`content-type`/`grpc-status` headers (a recovered gRPC request is labelled `http`).
+
+`entry_key` and `line_key` give the identity both forms share — request id, start time in ms (Envoy's
+`%START_TIME%` truncates to ms), downstream local address and response code — so an entry already counted
+over ALS is never counted again from the file, and the other way round.
+"""
+
+from __future__ import annotations
+
+import calendar
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from envoy.data.accesslog.v3 import accesslog_pb2
+
+from .istio import _FLAG_ORDER
+
+__all__ = ["TextLine", "parse_line", "entry_key", "line_key", "to_entry"]
+
+# Everything up to %DURATION% from the left (the request line holds no `"`: Envoy refuses such paths) …
+_HEAD = re.compile(
+    r'\[(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(?:\.(\d{1,9}))?Z\] "[^"]*" (\d+) (\S+) \S+ \S+ "[^"]*" '
+    r"(\d+) (\d+) (\d+) ")
+# … and the rest from the right, since user agent and request id are whatever the client sent: the fields
+# after the last three quoted ones hold no quote, which pins those three to request id, authority, host.
+_TAIL = re.compile(r'"([^"]*)" "([^"]*)" "([^"]*)" ([^\s"]+) ([^\s"]+) ([^\s"]+) ([^\s"]+) ([^\s"]+) ([^"]*)$')
+_FLAG_FIELD = {short: name for name, short in _FLAG_ORDER}
+
+
+@dataclass(frozen=True, slots=True)
+class TextLine:
+    start_ms: int
+    code: int
+    flags: str
+    bytes_received: int
+    bytes_sent: int
+    duration_ms: int
+    request_id: str
+    authority: str
+    upstream_host: str
+    upstream_cluster: str
+    downstream_local: str
+    downstream_remote: str
+
+
+def _dash(s: str) -> str:
+    return "" if s == "-" else s
+
+
+def parse_line(text: str) -> TextLine | None:
+    """One access-log line, or None for anything else on the proxy's stdout."""
+    head = _HEAD.match(text)
+    if head is None:
+        return None
+    tail = _TAIL.search(text, head.end())
+    if tail is None:
+        return None
+    y, mo, d, h, mi, s, frac = head.group(1, 2, 3, 4, 5, 6, 7)
+    ms = int((frac or "0")[:3].ljust(3, "0"))
+    start_ms = calendar.timegm((int(y), int(mo), int(d), int(h), int(mi), int(s))) * 1000 + ms
+    return TextLine(
+        start_ms=start_ms, code=int(head.group(8)), flags=head.group(9), bytes_received=int(head.group(10)),
+        bytes_sent=int(head.group(11)), duration_ms=int(head.group(12)), request_id=_dash(tail.group(1)),
+        authority=_dash(tail.group(2)), upstream_host=_dash(tail.group(3)), upstream_cluster=_dash(tail.group(4)),
+        downstream_local=_dash(tail.group(6)), downstream_remote=_dash(tail.group(7)))
+
+
+def entry_key(e: Any) -> str:
+    """The identity of an ALS `HTTPAccessLogEntry` (see the module docstring). On the ALS hot path."""
+    cp = e.common_properties
+    t = cp.start_time
+    local = cp.downstream_local_address.socket_address
+    return (f"{e.request.request_id}|{t.seconds * 1000 + t.nanos // 1_000_000}|{local.address}:{local.port_value}"
+            f"|{e.response.response_code.value}")
+
+
+def line_key(line: TextLine) -> str:
+    """The identity of a text line; equal to `entry_key` of the ALS entry for the same request."""
+    return f"{line.request_id}|{line.start_ms}|{line.downstream_local}|{line.code}"
+
+
+def _address(target: Any, text: str) -> None:
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit():
+        return
+    target.socket_address.address = host[1:-1] if host.startswith("[") else host
+    target.socket_address.port_value = int(port)
+
+
+def to_entry(line: TextLine) -> accesslog_pb2.HTTPAccessLogEntry:
+    """The ALS entry Envoy would have sent for this line (the fields telemetry reads)."""
+    e = accesslog_pb2.HTTPAccessLogEntry()
+    cp = e.common_properties
+    cp.start_time.seconds, cp.start_time.nanos = divmod(line.start_ms, 1000)
+    cp.start_time.nanos *= 1_000_000
+    cp.duration.seconds, cp.duration.nanos = divmod(line.duration_ms, 1000)
+    cp.duration.nanos *= 1_000_000
+    if line.upstream_cluster:
+        cp.upstream_cluster = line.upstream_cluster
+    if line.flags != "-":
+        for short in line.flags.split(","):
+            name = _FLAG_FIELD.get(short)
+            if name is None:
+                continue
+            if name == "unauthorized_details":  # a message, not a bool
+                cp.response_flags.unauthorized_details.SetInParent()
+            else:
+                setattr(cp.response_flags, name, True)
+    if line.downstream_local:
+        _address(cp.downstream_local_address, line.downstream_local)
+    if line.downstream_remote:
+        _address(cp.downstream_remote_address, line.downstream_remote)
+    if line.upstream_host:
+        _address(cp.upstream_remote_address, line.upstream_host)
+    e.request.request_id = line.request_id
+    if line.authority:
+        e.request.authority = line.authority
+    e.request.request_body_bytes = line.bytes_received
+    if line.code:
+        e.response.response_code.value = line.code
+    e.response.response_body_bytes = line.bytes_sent
+    return e
