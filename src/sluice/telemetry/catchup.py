@@ -34,14 +34,15 @@ from google.protobuf import json_format
 
 from sluice import mesh
 
-from .textlog import entry_key, line_key, parse_line, to_entry
+from .textlog import Key, entry_key, line_key, parse_line, to_entry
 
 __all__ = ["Ledger", "GRACE_S"]
 
 log = logging.getLogger(__name__)
 
 GRACE_S = 5.0  # ALS batches every second; an entry later than this is refused if its line was counted
-KEEP_S = 600.0  # how long a key is kept once counted (a late ALS entry, a line read late)
+PENDING_KEEP_S = 600.0  # an ALS entry whose line has not been read (its file may be behind): kept this long
+COUNTED_KEEP_S = 120.0  # a line counted from the file: its ALS entry can only come soon after (a reconnect)
 MAX_KEYS = 200_000  # per sidecar and set: beyond it the oldest keys go
 _READ = 1 << 20
 _WAIT = object()
@@ -63,8 +64,8 @@ class _Sidecar:
     attempt: int = -1  # N of the N.log being read; -1: the oldest there is
     inode: int = 0
     offset: int = 0
-    pending: dict[str, float] = field(default_factory=dict)  # counted over ALS, line not read yet
-    counted: dict[str, float] = field(default_factory=dict)  # counted from the file
+    pending: dict[Key, float] = field(default_factory=dict)  # counted over ALS, line not read yet
+    counted: dict[Key, float] = field(default_factory=dict)  # counted from the file
     stream: Any = None
 
 
@@ -119,15 +120,11 @@ class Ledger:
             except OSError as e:  # the pod was removed while we read, or the disk failed: try again later
                 log.debug("reading the access log of %s/%s: %s", k[0], k[1], e)
         live = set(present.values())
-        for k in [k for k, sc in self.sidecars.items() if k not in live]:
-            sc = self.sidecars[k]
-            _expire(sc.pending, now - KEEP_S)
-            _expire(sc.counted, now - KEEP_S)
-            if sc.uid or (not sc.pending and not sc.counted):
+        for k, sc in list(self.sidecars.items()):
+            _expire(sc.pending, now - PENDING_KEEP_S)
+            _expire(sc.counted, now - COUNTED_KEEP_S)
+            if k not in live and (sc.uid or (not sc.pending and not sc.counted)):
                 del self.sidecars[k]  # its pod directory is gone (deleted pod), or nothing is left to remember
-        for sc in self.sidecars.values():
-            _expire(sc.pending, now - KEEP_S)
-            _expire(sc.counted, now - KEEP_S)
         return self.recovered - before
 
     def _discover(self) -> dict[str, SidecarKey]:
@@ -280,13 +277,17 @@ class Ledger:
             k = (str(d["namespace"]), str(d["pod"]), str(d["ip"]))
             self.sidecars[k] = _Sidecar(
                 k, uid=str(d.get("uid") or ""), attempt=int(d.get("attempt", -1)), inode=int(d.get("inode", 0)),
-                offset=int(d.get("offset", 0)), pending={str(a): float(b) for a, b in d.get("pending") or []},
-                counted={str(a): float(b) for a, b in d.get("counted") or []})
+                offset=int(d.get("offset", 0)), pending=_keys(d.get("pending")), counted=_keys(d.get("counted")))
 
 
-def _expire(keys: dict[str, float], before: float) -> None:
+def _keys(rows: Any) -> dict[Key, float]:
+    """Keys as `dump` wrote them (JSON lists) → the ledger's tuples."""
+    return {(str(k[0]), int(k[1]), str(k[2]), int(k[3]), int(k[4])): float(t) for k, t in rows or []}
+
+
+def _expire(keys: dict[Key, float], before: float) -> None:
     """Drop keys older than `before` (dicts keep insertion order, which is time order) and keep the size bound."""
-    doomed: list[str] = []
+    doomed: list[Key] = []
     for k, t in keys.items():
         if t >= before and len(keys) - len(doomed) <= MAX_KEYS:
             break

@@ -131,6 +131,10 @@ class Collector:
         """Write the registry's values and the ledger, as of now, atomically (a no-op when not durable)."""
         if self.checkpoint_file is None or self.ledger is None:
             return
+        try:
+            self.ledger.scan()  # settles the entries whose lines are on disk: a smaller checkpoint
+        except Exception:
+            log.exception("reading the proxies' access logs failed")
         data = {"version": CHECKPOINT_VERSION, "time": time.time(), "registry": self.registry.dump(),
                 "ledger": self.ledger.dump()}
         tmp = self.checkpoint_file.with_name(self.checkpoint_file.name + ".tmp")

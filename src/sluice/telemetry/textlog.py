@@ -24,16 +24,20 @@ from envoy.data.accesslog.v3 import accesslog_pb2
 
 from .istio import _FLAG_ORDER
 
-__all__ = ["TextLine", "parse_line", "entry_key", "line_key", "to_entry"]
+__all__ = ["Key", "TextLine", "parse_line", "entry_key", "line_key", "to_entry"]
 
 # Everything up to %DURATION% from the left (the request line holds no `"`: Envoy refuses such paths) …
 _HEAD = re.compile(
-    r'\[(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(?:\.(\d{1,9}))?Z\] "[^"]*" (\d+) (\S+) \S+ \S+ "[^"]*" '
+    r'\[(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?Z\] "[^"]*" (\d+) (\S+) \S+ \S+ "[^"]*" '
     r"(\d+) (\d+) (\d+) ")
 # … and the rest from the right, since user agent and request id are whatever the client sent: the fields
 # after the last three quoted ones hold no quote, which pins those three to request id, authority, host.
 _TAIL = re.compile(r'"([^"]*)" "([^"]*)" "([^"]*)" ([^\s"]+) ([^\s"]+) ([^\s"]+) ([^\s"]+) ([^\s"]+) ([^"]*)$')
 _FLAG_FIELD = {short: name for name, short in _FLAG_ORDER}
+_second_cache: list[Any] = ["", 0]  # lines come in time order: the last second's epoch, parsed once
+
+# (request id, start ms, downstream local address, its port, response code)
+Key = tuple[str, int, str, int, int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,36 +68,48 @@ def parse_line(text: str) -> TextLine | None:
     tail = _TAIL.search(text, head.end())
     if tail is None:
         return None
-    y, mo, d, h, mi, s, frac = head.group(1, 2, 3, 4, 5, 6, 7)
+    second, frac = head.group(1, 2)
+    if _second_cache[0] != second:
+        y, mo, d, h, mi, s = int(second[:4]), int(second[5:7]), int(second[8:10]), int(second[11:13]), \
+            int(second[14:16]), int(second[17:19])
+        _second_cache[:] = [second, calendar.timegm((y, mo, d, h, mi, s)) * 1000]
     ms = int((frac or "0")[:3].ljust(3, "0"))
-    start_ms = calendar.timegm((int(y), int(mo), int(d), int(h), int(mi), int(s))) * 1000 + ms
     return TextLine(
-        start_ms=start_ms, code=int(head.group(8)), flags=head.group(9), bytes_received=int(head.group(10)),
-        bytes_sent=int(head.group(11)), duration_ms=int(head.group(12)), request_id=_dash(tail.group(1)),
+        start_ms=_second_cache[1] + ms, code=int(head.group(3)), flags=head.group(4), bytes_received=int(head.group(5)),
+        bytes_sent=int(head.group(6)), duration_ms=int(head.group(7)), request_id=_dash(tail.group(1)),
         authority=_dash(tail.group(2)), upstream_host=_dash(tail.group(3)), upstream_cluster=_dash(tail.group(4)),
         downstream_local=_dash(tail.group(6)), downstream_remote=_dash(tail.group(7)))
 
 
-def entry_key(e: Any) -> str:
-    """The identity of an ALS `HTTPAccessLogEntry` (see the module docstring). On the ALS hot path."""
+def entry_key(e: Any) -> Key:
+    """The identity of an ALS `HTTPAccessLogEntry` (see the module docstring). On the ALS hot path: a tuple
+    costs half of a formatted string here."""
     cp = e.common_properties
     t = cp.start_time
     local = cp.downstream_local_address.socket_address
-    return (f"{e.request.request_id}|{t.seconds * 1000 + t.nanos // 1_000_000}|{local.address}:{local.port_value}"
-            f"|{e.response.response_code.value}")
+    return (e.request.request_id, t.seconds * 1000 + t.nanos // 1_000_000, local.address, local.port_value,
+            e.response.response_code.value)
 
 
-def line_key(line: TextLine) -> str:
+def line_key(line: TextLine) -> Key:
     """The identity of a text line; equal to `entry_key` of the ALS entry for the same request."""
-    return f"{line.request_id}|{line.start_ms}|{line.downstream_local}|{line.code}"
+    host, port = _split(line.downstream_local)
+    return (line.request_id, line.start_ms, host, port, line.code)
+
+
+def _split(text: str) -> tuple[str, int]:
+    """`ip:port` / `[v6]:port` → (ip, port); ("", 0) for anything else (`-`)."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit():
+        return "", 0
+    return (host[1:-1] if host.startswith("[") else host), int(port)
 
 
 def _address(target: Any, text: str) -> None:
-    host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit():
-        return
-    target.socket_address.address = host[1:-1] if host.startswith("[") else host
-    target.socket_address.port_value = int(port)
+    host, port = _split(text)
+    if host:
+        target.socket_address.address = host
+        target.socket_address.port_value = port
 
 
 def to_entry(line: TextLine) -> accesslog_pb2.HTTPAccessLogEntry:
