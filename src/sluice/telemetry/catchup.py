@@ -34,7 +34,7 @@ from google.protobuf import json_format
 
 from sluice import mesh
 
-from .textlog import Key, entry_key, line_key, parse_line, to_entry
+from .textlog import Key, entry_key, raw_key, split_line, to_entry, to_line
 
 __all__ = ["Ledger", "GRACE_S"]
 
@@ -57,6 +57,66 @@ def _stamp(seconds: float) -> bytes:
     return (time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec)) + f".{frac:09d}Z").encode()
 
 
+class _Keys:
+    """A multiset of keys with the time each was first added, oldest first. Two requests may share a key (a
+    client that sends one x-request-id on concurrent requests): each occurrence is settled once."""
+
+    __slots__ = ("first", "more")
+
+    def __init__(self) -> None:
+        self.first: dict[Key, float] = {}
+        self.more: dict[Key, int] = {}  # extra occurrences of a key, beyond the first
+
+    def __len__(self) -> int:
+        return len(self.first)
+
+    def __contains__(self, key: Key) -> bool:
+        return key in self.first
+
+    def add(self, key: Key, now: float) -> None:
+        if key in self.first:
+            self.more[key] = self.more.get(key, 0) + 1
+        else:
+            self.first[key] = now
+
+    def take(self, key: Key) -> bool:
+        """Remove one occurrence; False if there is none."""
+        if key not in self.first:
+            return False
+        n = self.more.pop(key, 0)
+        if n:
+            if n > 1:
+                self.more[key] = n - 1
+        else:
+            del self.first[key]
+        return True
+
+    def expire(self, before: float) -> None:
+        """Drop keys added before `before`, and the oldest beyond MAX_KEYS (dicts keep insertion order)."""
+        doomed: list[Key] = []
+        first = self.first
+        for k, t in first.items():
+            if t >= before and len(first) - len(doomed) <= MAX_KEYS:
+                break
+            doomed.append(k)
+        for k in doomed:
+            del first[k]
+            self.more.pop(k, None)
+
+    def dump(self) -> list[Any]:
+        return [[list(k), t, self.more.get(k, 0)] for k, t in self.first.items()]
+
+    @classmethod
+    def load(cls, rows: Any) -> _Keys:
+        keys = cls()
+        for k, t, more in rows or []:
+            key = (str(k[0]), int(k[1]), str(k[2]), int(k[3]), int(k[4]))
+            keys.first[key] = float(t)
+            if more:
+                keys.more[key] = int(more)
+        return keys
+
+
 @dataclass(eq=False)
 class _Sidecar:
     key: SidecarKey
@@ -64,8 +124,8 @@ class _Sidecar:
     attempt: int = -1  # N of the N.log being read; -1: the oldest there is
     inode: int = 0
     offset: int = 0
-    pending: dict[Key, float] = field(default_factory=dict)  # counted over ALS, line not read yet
-    counted: dict[Key, float] = field(default_factory=dict)  # counted from the file
+    pending: _Keys = field(default_factory=lambda: _Keys())  # counted over ALS, line not read yet
+    counted: _Keys = field(default_factory=lambda: _Keys())  # counted from the file
     stream: Any = None
 
 
@@ -96,10 +156,10 @@ class Ledger:
         if sc is None:
             sc = self.sidecars[k] = _Sidecar(k)
         key = entry_key(e)
-        if key in sc.counted:
+        if key in sc.counted and sc.counted.take(key):
             self.refused += 1
             return False
-        sc.pending[key] = self._clock()
+        sc.pending.add(key, self._clock())
         return True
 
     # ------------------------------------------------------------------ file side
@@ -121,8 +181,8 @@ class Ledger:
                 log.debug("reading the access log of %s/%s: %s", k[0], k[1], e)
         live = set(present.values())
         for k, sc in list(self.sidecars.items()):
-            _expire(sc.pending, now - PENDING_KEEP_S)
-            _expire(sc.counted, now - COUNTED_KEEP_S)
+            sc.pending.expire(now - PENDING_KEEP_S)
+            sc.counted.expire(now - COUNTED_KEEP_S)
             if k not in live and (sc.uid or (not sc.pending and not sc.counted)):
                 del self.sidecars[k]  # its pod directory is gone (deleted pod), or nothing is left to remember
         return self.recovered - before
@@ -226,16 +286,16 @@ class Ledger:
 
     def _line(self, sc: _Sidecar, text: str, ts: bytes, threshold: bytes | None, entries: list[Any],
               now: float) -> object:
-        line = parse_line(text)
-        if line is None:
+        raw = split_line(text)
+        if raw is None:
             return None
-        key = line_key(line)
-        if sc.pending.pop(key, None) is not None or key in sc.counted:
+        key = raw_key(raw)
+        if sc.pending.take(key):
             return None
         if threshold is not None and ts > threshold:
             return _WAIT
-        entries.append(to_entry(line))
-        sc.counted[key] = now
+        entries.append(to_entry(to_line(raw)))
+        sc.counted.add(key, now)
         return None
 
     def _feed(self, sc: _Sidecar, pod_dir: Path, entries: list[Any]) -> None:
@@ -269,31 +329,16 @@ class Ledger:
     # ------------------------------------------------------------------ persistence
     def dump(self) -> list[dict[str, Any]]:
         return [{"namespace": k[0], "pod": k[1], "ip": k[2], "uid": sc.uid, "attempt": sc.attempt,
-                 "inode": sc.inode, "offset": sc.offset, "pending": list(sc.pending.items()),
-                 "counted": list(sc.counted.items())} for k, sc in self.sidecars.items()]
+                 "inode": sc.inode, "offset": sc.offset, "pending": sc.pending.dump(),
+                 "counted": sc.counted.dump()} for k, sc in self.sidecars.items()]
 
     def restore(self, data: list[dict[str, Any]]) -> None:
         for d in data:
             k = (str(d["namespace"]), str(d["pod"]), str(d["ip"]))
             self.sidecars[k] = _Sidecar(
                 k, uid=str(d.get("uid") or ""), attempt=int(d.get("attempt", -1)), inode=int(d.get("inode", 0)),
-                offset=int(d.get("offset", 0)), pending=_keys(d.get("pending")), counted=_keys(d.get("counted")))
-
-
-def _keys(rows: Any) -> dict[Key, float]:
-    """Keys as `dump` wrote them (JSON lists) → the ledger's tuples."""
-    return {(str(k[0]), int(k[1]), str(k[2]), int(k[3]), int(k[4])): float(t) for k, t in rows or []}
-
-
-def _expire(keys: dict[Key, float], before: float) -> None:
-    """Drop keys older than `before` (dicts keep insertion order, which is time order) and keep the size bound."""
-    doomed: list[Key] = []
-    for k, t in keys.items():
-        if t >= before and len(keys) - len(doomed) <= MAX_KEYS:
-            break
-        doomed.append(k)
-    for k in doomed:
-        del keys[k]
+                offset=int(d.get("offset", 0)), pending=_Keys.load(d.get("pending")),
+                counted=_Keys.load(d.get("counted")))
 
 
 def _sidecar_of(pod_dir: Path) -> SidecarKey | None:

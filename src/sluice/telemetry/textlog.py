@@ -24,7 +24,8 @@ from envoy.data.accesslog.v3 import accesslog_pb2
 
 from .istio import _FLAG_ORDER
 
-__all__ = ["Key", "TextLine", "parse_line", "entry_key", "line_key", "to_entry"]
+__all__ = ["Key", "RawLine", "TextLine", "split_line", "raw_key", "to_line", "parse_line", "entry_key", "line_key",
+           "to_entry"]
 
 # Everything up to %DURATION% from the left (the request line holds no `"`: Envoy refuses such paths) …
 _HEAD = re.compile(
@@ -60,8 +61,12 @@ def _dash(s: str) -> str:
     return "" if s == "-" else s
 
 
-def parse_line(text: str) -> TextLine | None:
-    """One access-log line, or None for anything else on the proxy's stdout."""
+# The two matches of a line and its start time: enough for its key; `to_line` makes the rest of it.
+RawLine = tuple["re.Match[str]", "re.Match[str]", int]
+
+
+def split_line(text: str) -> RawLine | None:
+    """Match one access-log line; None for anything else on the proxy's stdout."""
     head = _HEAD.match(text)
     if head is None:
         return None
@@ -73,12 +78,31 @@ def parse_line(text: str) -> TextLine | None:
         y, mo, d, h, mi, s = int(second[:4]), int(second[5:7]), int(second[8:10]), int(second[11:13]), \
             int(second[14:16]), int(second[17:19])
         _second_cache[:] = [second, calendar.timegm((y, mo, d, h, mi, s)) * 1000]
-    ms = int((frac or "0")[:3].ljust(3, "0"))
+    ms = int(frac[:3].ljust(3, "0")) if frac else 0
+    return head, tail, _second_cache[1] + ms
+
+
+def raw_key(raw: RawLine) -> Key:
+    """`line_key` straight from the matches: the catch-up settles most lines with this alone."""
+    head, tail, start_ms = raw
+    rid = tail.group(1)
+    host, port = _split(tail.group(6))
+    return ("" if rid == "-" else rid), start_ms, host, port, int(head.group(3))
+
+
+def to_line(raw: RawLine) -> TextLine:
+    head, tail, start_ms = raw
     return TextLine(
-        start_ms=_second_cache[1] + ms, code=int(head.group(3)), flags=head.group(4), bytes_received=int(head.group(5)),
+        start_ms=start_ms, code=int(head.group(3)), flags=head.group(4), bytes_received=int(head.group(5)),
         bytes_sent=int(head.group(6)), duration_ms=int(head.group(7)), request_id=_dash(tail.group(1)),
         authority=_dash(tail.group(2)), upstream_host=_dash(tail.group(3)), upstream_cluster=_dash(tail.group(4)),
         downstream_local=_dash(tail.group(6)), downstream_remote=_dash(tail.group(7)))
+
+
+def parse_line(text: str) -> TextLine | None:
+    """One access-log line, or None for anything else on the proxy's stdout."""
+    raw = split_line(text)
+    return None if raw is None else to_line(raw)
 
 
 def entry_key(e: Any) -> Key:

@@ -138,6 +138,23 @@ async def test_request_counted_once_whether_als_or_the_file_comes_first(store: S
         await c.stop()
 
 
+async def test_requests_sharing_a_key_are_each_counted_once(store: Store, tmp_path: Path) -> None:
+    """A client may send one x-request-id on concurrent requests: same id, same millisecond, same code."""
+    pp_log = _pod_dir(tmp_path / "pods", PRODUCTPAGE, "uid-pp")
+    c = _collector(store, tmp_path)
+    await c.start()
+    try:
+        twin = _with_id(outbound(), "same")
+        await stream(c, node_of(PRODUCTPAGE), [twin, twin])
+        _append(pp_log, twin, twin, twin)  # the third one's ALS entry was lost
+        assert c.ledger is not None and c.ledger.scan() == 1
+        assert _requests(c, reporter="source") == 3
+        await stream(c, node_of(PRODUCTPAGE), [twin, twin])  # one late entry (refused), then a new request
+        assert _requests(c, reporter="source") == 4
+    finally:
+        await c.stop()
+
+
 async def test_lines_get_the_labels_als_would_give(store: Store, tmp_path: Path) -> None:
     pp_log = _pod_dir(tmp_path / "pods", PRODUCTPAGE, "uid-pp")
     rv_log = _pod_dir(tmp_path / "pods", REVIEWS, "uid-rv")
