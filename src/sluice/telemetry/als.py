@@ -104,9 +104,9 @@ class AccessLogServicer:
         self.metrics = metrics
         self.options = options or TelemetryOptions()
         self.stats = stats or AlsStats()
-        # Durable telemetry (`sluice.telemetry.catchup.Ledger.admit`): whether an HTTP entry is counted, or was
-        # already counted from the proxy's access-log file.
-        self.admit: Callable[[_Stream, Any], bool] | None = None
+        # Durable telemetry (`sluice.telemetry.catchup.Ledger.admit`): given (stream, request id, common
+        # properties, response code), whether to count an HTTP entry (no: its access-log line counted it).
+        self.admit: Callable[[_Stream, str, Any, int], bool] | None = None
 
     # ------------------------------------------------------------------ RPC
     async def StreamAccessLogs(self, request_iterator: Any, context: Any) -> Any:  # noqa: N802 - gRPC name
@@ -166,14 +166,14 @@ class AccessLogServicer:
         router = st.kind == "router"
         admit = self.admit
         for e in entries:
-            if admit is not None and not admit(st, e):
-                continue
             cp = e.common_properties
             cluster = cp.upstream_cluster
             flags = response_flags_string(cp.response_flags) if cp.HasField("response_flags") else "-"
             response = e.response
             code = response.response_code.value
             request = e.request
+            if admit is not None and not admit(st, request.request_id, cp, code):
+                continue
             if router or cluster.startswith("outbound|"):
                 outbound = True
             elif cluster.startswith("inbound|") or cluster == _INBOUND_PASSTHROUGH:

@@ -34,7 +34,7 @@ from google.protobuf import json_format
 
 from sluice import mesh
 
-from .textlog import Key, entry_key, raw_key, split_line, to_entry, to_line
+from .textlog import Key, raw_key, split_line, to_entry, to_line
 
 __all__ = ["Ledger", "GRACE_S"]
 
@@ -146,8 +146,9 @@ class Ledger:
         self.unattributed = 0  # lines of a proxy whose node could not be read
 
     # ------------------------------------------------------------------ ALS side (hot path)
-    def admit(self, st: Any, e: Any) -> bool:
-        """Whether the servicer should count ALS entry `e` of stream `st` (see the module docstring)."""
+    def admit(self, st: Any, request_id: str, cp: Any, code: int) -> bool:
+        """Whether the servicer should count an ALS entry of stream `st` (see the module docstring). Once per
+        entry: `textlog.key_of` and `_Keys.add` written out, as calls cost here."""
         if self._replaying:
             return True
         own = st.own
@@ -155,11 +156,18 @@ class Ledger:
         sc = self.sidecars.get(k)
         if sc is None:
             sc = self.sidecars[k] = _Sidecar(k)
-        key = entry_key(e)
-        if key in sc.counted and sc.counted.take(key):
+        t = cp.start_time
+        local = cp.downstream_local_address.socket_address
+        key = (request_id, t.seconds * 1000 + t.nanos // 1_000_000, local.address, local.port_value, code)
+        if sc.counted.first and sc.counted.take(key):
             self.refused += 1
             return False
-        sc.pending.add(key, self._clock())
+        first = sc.pending.first
+        if key in first:
+            more = sc.pending.more
+            more[key] = more.get(key, 0) + 1
+        else:
+            first[key] = self._clock()
         return True
 
     # ------------------------------------------------------------------ file side

@@ -10,7 +10,9 @@ bytes (it has body bytes, so the byte-size histograms of a recovered entry see b
 
 `entry_key` and `line_key` give the identity both forms share — request id, start time in ms (Envoy's
 `%START_TIME%` truncates to ms), downstream local address and response code — so an entry already counted
-over ALS is never counted again from the file, and the other way round.
+over ALS is never counted again from the file, and the other way round. The local address tells a sidecar's
+inbound entry from its outbound one for the same request (an app that forwards x-request-id). Not the
+cluster: a request that got no upstream host (503 UH) has none in ALS but has one in the line.
 """
 
 from __future__ import annotations
@@ -24,8 +26,8 @@ from envoy.data.accesslog.v3 import accesslog_pb2
 
 from .istio import _FLAG_ORDER
 
-__all__ = ["Key", "RawLine", "TextLine", "split_line", "raw_key", "to_line", "parse_line", "entry_key", "line_key",
-           "to_entry"]
+__all__ = ["Key", "RawLine", "TextLine", "split_line", "raw_key", "to_line", "parse_line", "key_of", "entry_key",
+           "line_key", "to_entry"]
 
 # Everything up to %DURATION% from the left (the request line holds no `"`: Envoy refuses such paths) …
 _HEAD = re.compile(
@@ -105,20 +107,23 @@ def parse_line(text: str) -> TextLine | None:
     return None if raw is None else to_line(raw)
 
 
-def entry_key(e: Any) -> Key:
-    """The identity of an ALS `HTTPAccessLogEntry` (see the module docstring). On the ALS hot path: a tuple
-    costs half of a formatted string here."""
-    cp = e.common_properties
+def key_of(request_id: str, cp: Any, code: int) -> Key:
+    """The identity of an ALS entry from what the servicer has read anyway (request id, common properties,
+    response code): on the ALS hot path every field read of a upb message costs."""
     t = cp.start_time
     local = cp.downstream_local_address.socket_address
-    return (e.request.request_id, t.seconds * 1000 + t.nanos // 1_000_000, local.address, local.port_value,
-            e.response.response_code.value)
+    return request_id, t.seconds * 1000 + t.nanos // 1_000_000, local.address, local.port_value, code
+
+
+def entry_key(e: Any) -> Key:
+    """The identity of an ALS `HTTPAccessLogEntry` (see the module docstring)."""
+    return key_of(e.request.request_id, e.common_properties, e.response.response_code.value)
 
 
 def line_key(line: TextLine) -> Key:
     """The identity of a text line; equal to `entry_key` of the ALS entry for the same request."""
     host, port = _split(line.downstream_local)
-    return (line.request_id, line.start_ms, host, port, line.code)
+    return line.request_id, line.start_ms, host, port, line.code
 
 
 def _split(text: str) -> tuple[str, int]:
@@ -144,7 +149,8 @@ def to_entry(line: TextLine) -> accesslog_pb2.HTTPAccessLogEntry:
     cp.start_time.nanos *= 1_000_000
     cp.duration.seconds, cp.duration.nanos = divmod(line.duration_ms, 1000)
     cp.duration.nanos *= 1_000_000
-    if line.upstream_cluster:
+    if line.upstream_cluster and line.upstream_host:
+        # As ALS reports it: no cluster for a request that got no upstream host (the line names the route's).
         cp.upstream_cluster = line.upstream_cluster
     if line.flags != "-":
         for short in line.flags.split(","):

@@ -33,6 +33,7 @@ from sluice import mesh
 from sluice.runtime.logs import format_ts
 from sluice.store.sqlite import Store
 from sluice.telemetry import Collector
+from sluice.telemetry.istio import _FLAG_ORDER
 from sluice.telemetry.textlog import entry_key, line_key, parse_line, to_entry
 from sluice.xds.bootstrap import proxy_bootstrap
 
@@ -72,16 +73,18 @@ def test_a_line_and_its_als_entry_share_one_key() -> None:
     assert flags.upstream_connection_failure and flags.upstream_retry_limit_exceeded
 
 
-def _text(e: dict[str, Any]) -> str:
-    """The TEXT line Envoy writes for the same request as ALS entry `e` (ISTIO_TEXT_FORMAT)."""
+def _text(e: dict[str, Any], cluster: str | None = None) -> str:
+    """The TEXT line Envoy writes for the same request as ALS entry `e` (ISTIO_TEXT_FORMAT); `cluster` where the
+    line names a cluster that ALS does not (a request that got no upstream host)."""
     cp = e["common_properties"]
 
     def addr(a: dict[str, Any] | None) -> str:
         return f"{a['socket_address']['address']}:{a['socket_address']['port_value']}" if a else "-"
 
-    return (f'[{cp["start_time"]}] "GET /reviews/0 HTTP/1.1" {e["response"]["response_code"]} - via_upstream - "-" '
+    flags = ",".join(short for name, short in _FLAG_ORDER if (cp.get("response_flags") or {}).get(name)) or "-"
+    return (f'[{cp["start_time"]}] "GET /reviews/0 HTTP/1.1" {e["response"]["response_code"]} {flags} via_upstream - "-" '
             f'0 250 3 2 "-" "curl/8" "{e["request"]["request_id"]}" "{e["request"]["authority"]}" '
-            f'"{addr(cp.get("upstream_remote_address"))}" {cp.get("upstream_cluster") or "-"} - '
+            f'"{addr(cp.get("upstream_remote_address"))}" {cluster or cp.get("upstream_cluster") or "-"} - '
             f'{addr(cp["downstream_local_address"])} {addr(cp["downstream_remote_address"])} - default')
 
 
@@ -103,13 +106,13 @@ def _pod_dir(pods: Path, pod: dict[str, Any], uid: str) -> Path:
     return d / "containers" / mesh.SIDECAR_CONTAINER / "0.log"
 
 
-def _append(log: Path, *entries: dict[str, Any], at: float | None = None) -> None:
+def _append(log: Path, *entries: dict[str, Any], at: float | None = None, cluster: str | None = None) -> None:
     """CRI records as the shim writes them, stamped `at` (default: a minute ago, past any grace period)."""
     ts = format_ts(int(((time.time() - 60) if at is None else at) * 1e9))
     with log.open("a") as f:
         f.write(f"{ts} stderr F [warning] envoy says something\n")
         for e in entries:
-            f.write(f"{ts} stdout F {_text(e)}\n")
+            f.write(f"{ts} stdout F {_text(e, cluster)}\n")
 
 
 def _collector(store: Store, home: Path) -> Collector:
@@ -151,6 +154,24 @@ async def test_requests_sharing_a_key_are_each_counted_once(store: Store, tmp_pa
         assert _requests(c, reporter="source") == 3
         await stream(c, node_of(PRODUCTPAGE), [twin, twin])  # one late entry (refused), then a new request
         assert _requests(c, reporter="source") == 4
+    finally:
+        await c.stop()
+
+
+async def test_a_request_without_an_upstream_host_matches_its_line(store: Store, tmp_path: Path) -> None:
+    """503 UH: ALS names no cluster, the line does (%UPSTREAM_CLUSTER_RAW%); still one request."""
+    pp_log = _pod_dir(tmp_path / "pods", PRODUCTPAGE, "uid-pp")
+    c = _collector(store, tmp_path)
+    await c.start()
+    try:
+        uh = _with_id(outbound(cluster="", upstream=None, code=503, flags={"no_healthy_upstream": True}), "uh")
+        await stream(c, node_of(PRODUCTPAGE), [uh])
+        _append(pp_log, uh, cluster=mesh.outbound_cluster(9080, "v2", mesh.fqdn("reviews", "tutorial")))
+        assert c.ledger is not None and c.ledger.scan(final=True) == 0
+        assert _requests(c, reporter="source") == 1
+        # Lost from ALS, the same request from its line lands in the same series.
+        _append(pp_log, _with_id(uh, "uh2"), cluster=mesh.outbound_cluster(9080, "v2", mesh.fqdn("reviews", "tutorial")))
+        assert c.ledger.scan() == 1 and _requests(c, reporter="source") == 2
     finally:
         await c.stop()
 
@@ -237,3 +258,4 @@ async def test_a_damaged_checkpoint_starts_from_the_files(store: Store, tmp_path
         assert _requests(c, reporter="source") == 1
     finally:
         await c.stop()
+
