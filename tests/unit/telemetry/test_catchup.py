@@ -259,3 +259,35 @@ async def test_a_damaged_checkpoint_starts_from_the_files(store: Store, tmp_path
     finally:
         await c.stop()
 
+
+
+async def test_a_rotated_log_is_read_to_its_end_before_the_new_one(store: Store, tmp_path: Path) -> None:
+    pp_log = _pod_dir(tmp_path / "pods", PRODUCTPAGE, "uid-pp")
+    c = _collector(store, tmp_path)
+    await c.start()
+    try:
+        assert c.ledger is not None
+        _append(pp_log, _with_id(outbound(), "r1"))
+        assert c.ledger.scan() == 1
+        _append(pp_log, _with_id(outbound(), "r2"))  # written, not read yet, when the log rotates
+        pp_log.rename(pp_log.with_name("0.log.20261203-090000"))
+        _append(pp_log, _with_id(outbound(), "r3"))
+        assert c.ledger.scan() == 2
+        assert _requests(c, reporter="source") == 3
+    finally:
+        await c.stop()
+
+
+async def test_a_restarted_proxy_is_followed_into_its_next_log(store: Store, tmp_path: Path) -> None:
+    pp_log = _pod_dir(tmp_path / "pods", PRODUCTPAGE, "uid-pp")
+    c = _collector(store, tmp_path)
+    await c.start()
+    try:
+        assert c.ledger is not None
+        _append(pp_log, _with_id(outbound(), "r1"))
+        (pp_log.parent / "0.exit").write_text("0 15 1\n")
+        _append(pp_log.with_name("1.log"), _with_id(outbound(), "r2"))
+        assert c.ledger.scan() == 2
+        assert _requests(c, reporter="source") == 2
+    finally:
+        await c.stop()
