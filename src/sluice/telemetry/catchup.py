@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 
 GRACE_S = 5.0  # ALS batches every second; an entry later than this is refused if its line was counted
 PENDING_KEEP_S = 600.0  # an ALS entry whose line has not been read (its file may be behind): kept this long
-COUNTED_KEEP_S = 120.0  # a line counted from the file: its ALS entry can only come soon after (a reconnect)
+COUNTED_KEEP_S = 30.0  # a line counted from the file: its ALS entry can only come soon after (a reconnect)
 MAX_KEYS = 200_000  # per sidecar and set: beyond it the oldest keys go
 _READ = 1 << 20
 _WAIT = object()
@@ -141,6 +141,8 @@ class Ledger:
         self.sidecars: dict[SidecarKey, _Sidecar] = {}
         self._dirs: dict[str, SidecarKey | None] = {}  # pod uid → its sidecar (None: no proxy there, yet)
         self._replaying = False
+        self._budget = 0
+        self.behind = False  # the last scan stopped at its budget, not at the end of what it could settle
         self.recovered = 0  # entries counted from the files
         self.refused = 0  # ALS entries refused because the file had counted them
         self.unattributed = 0  # lines of a proxy whose node could not be read
@@ -171,10 +173,13 @@ class Ledger:
         return True
 
     # ------------------------------------------------------------------ file side
-    def scan(self, final: bool = False) -> int:
+    def scan(self, final: bool = False, budget: int = 20_000) -> int:
         """Read every sidecar's log as far as it can be settled; `final`: no ALS entry can still come, so
-        count every unmatched line now. Returns the number of entries counted from the files."""
+        count every unmatched line now. At most `budget` lines per call: `behind` says whether more are waiting
+        (the caller yields to the event loop and calls again). Returns the entries counted from the files."""
         before = self.recovered
+        self._budget = budget
+        self.behind = False
         now = self._clock()
         threshold = None if final else _stamp(now - self.grace)
         present = self._discover()
@@ -253,6 +258,9 @@ class Ledger:
         entries: list[Any] = []
         try:
             while True:
+                if self._budget <= 0:
+                    self.behind = True
+                    return False
                 f.seek(sc.offset)
                 data = f.read(_READ)
                 cut = data.rfind(b"\n")
@@ -286,6 +294,10 @@ class Ledger:
                         return False
                     line_start = -1
                     sc.offset = base + end
+                    self._budget -= 1
+                    if self._budget <= 0:
+                        self.behind = True
+                        return False
                 if sc.offset == start:
                     return True  # only the start of a long line so far
         finally:

@@ -88,7 +88,7 @@ class Collector:
         await asyncio.wait_for(asyncio.gather(self._pods.synced.wait(), self._services.synced.wait()), timeout)
         if self.ledger is not None:
             # Before ALS or the metrics API start: what was served while the daemon was down is counted first.
-            n = self.ledger.scan(final=True)
+            n = await self._scan_all(final=True)
             if n:
                 log.info("counted %d requests from the proxies' access logs that telemetry had missed", n)
             self._forget_vanished_pods()
@@ -115,12 +115,22 @@ class Collector:
         await self._pods.stop()
         await self._services.stop()
 
+    async def _scan_all(self, final: bool = False) -> int:
+        """Scan until the ledger is not behind, yielding to the loop between budgets (a long catch-up after
+        a long downtime must not stall the API)."""
+        assert self.ledger is not None
+        n = self.ledger.scan(final)
+        while self.ledger.behind:
+            await asyncio.sleep(0)
+            n += self.ledger.scan(final)
+        return n
+
     async def _scan(self) -> None:
         assert self.ledger is not None
         while True:
             await asyncio.sleep(SCAN_EVERY)
             try:
-                n = self.ledger.scan()
+                n = await self._scan_all()
                 if n:
                     log.info("counted %d requests from the proxies' access logs that ALS did not deliver", n)
             except Exception:  # one bad read must not end the catch-up

@@ -126,19 +126,27 @@ def line_key(line: TextLine) -> Key:
     return line.request_id, line.start_ms, host, port, line.code
 
 
+_split_cache: dict[str, tuple[str, int]] = {}
+
+
 def _split(text: str) -> tuple[str, int]:
     """`ip:port` / `[v6]:port` → (ip, port); ("", 0) for anything else (`-`)."""
-    host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit():
-        return "", 0
-    return (host[1:-1] if host.startswith("[") else host), int(port)
+    got = _split_cache.get(text)
+    if got is None:
+        host, sep, port = text.rpartition(":")
+        got = ((host[1:-1] if host.startswith("[") else host), int(port)) if sep and port.isdigit() else ("", 0)
+        if len(_split_cache) > 4096:  # local and upstream addresses repeat; client ports mostly do not
+            _split_cache.clear()
+        _split_cache[text] = got
+    return got
 
 
 def _address(target: Any, text: str) -> None:
     host, port = _split(text)
     if host:
-        target.socket_address.address = host
-        target.socket_address.port_value = port
+        sa = target.socket_address
+        sa.address = host
+        sa.port_value = port
 
 
 def to_entry(line: TextLine) -> accesslog_pb2.HTTPAccessLogEntry:

@@ -291,3 +291,14 @@ async def test_a_restarted_proxy_is_followed_into_its_next_log(store: Store, tmp
         assert _requests(c, reporter="source") == 2
     finally:
         await c.stop()
+
+
+async def test_a_long_catch_up_runs_in_budgets(store: Store, tmp_path: Path) -> None:
+    pp_log = _pod_dir(tmp_path / "pods", PRODUCTPAGE, "uid-pp")
+    _append(pp_log, *(_with_id(outbound(), f"r{i}") for i in range(25)))
+    c = _collector(store, tmp_path)
+    assert c.ledger is not None
+    assert c.ledger.scan(final=True, budget=10) == 10 and c.ledger.behind
+    assert c.ledger.scan(final=True, budget=10) == 10 and c.ledger.behind
+    assert c.ledger.scan(final=True, budget=10) == 5 and not c.ledger.behind
+    assert _requests(c, reporter="source") == 25
