@@ -19,6 +19,7 @@ next and what it had not written down is counted from the files. Keys are `textl
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import os
@@ -324,7 +325,7 @@ class Ledger:
             sc.stream = self._open(pod_dir)
         if sc.stream is None:
             self.unattributed += len(entries)
-            log.warning("cannot attribute %d access-log lines of %s/%s: its proxy's node is unreadable",
+            log.warning("cannot attribute %d access-log lines of %s/%s: its proxy cannot be identified",
                         len(entries), sc.key[0], sc.key[1])
             return
         msg = als_pb2.StreamAccessLogsMessage()
@@ -339,12 +340,19 @@ class Ledger:
         self.recovered += len(entries)
 
     def _open(self, pod_dir: Path) -> Any:
-        """The stream the proxy's ALS would open: its node is in the bootstrap the pod was started with."""
+        """The stream the proxy's ALS would open: its node is in the bootstrap the pod was started with, and
+        where streams must prove their pod (`require_identity`), the pod directory is the proof — the runtime
+        made it, and the proxy's log in it holds only what that proxy wrote. None if it cannot be read."""
         try:
-            node = json.loads((pod_dir / "envoy.json").read_text())["node"]
-            return self.servicer._open(json_format.ParseDict(node, base_pb2.Node(), ignore_unknown_fields=True))
-        except (OSError, ValueError, KeyError, TypeError, json_format.ParseError):
+            node = json_format.ParseDict(json.loads((pod_dir / "envoy.json").read_text())["node"], base_pb2.Node(),
+                                         ignore_unknown_fields=True)
+            if not getattr(self.servicer, "require_identity", False):
+                stream = self.servicer._open(node)
+            else:
+                stream = self.servicer._open(node, _identity(pod_dir, str(node.id)))
+        except (OSError, ValueError, KeyError, TypeError, ImportError, AttributeError, json_format.ParseError):
             return None
+        return stream if hasattr(stream, "own") else None  # a refused stream counts nothing
 
     # ------------------------------------------------------------------ persistence
     def dump(self) -> list[dict[str, Any]]:
@@ -359,6 +367,20 @@ class Ledger:
                 k, uid=str(d.get("uid") or ""), attempt=int(d.get("attempt", -1)), inode=int(d.get("inode", 0)),
                 offset=int(d.get("offset", 0)), pending=_Keys.load(d.get("pending")),
                 counted=_Keys.load(d.get("counted")))
+
+
+def _identity(pod_dir: Path, node_id: str) -> Any:
+    """The `sluice.xds.identity.ProxyIdentity` the daemon issued to this pod's proxy, from the runtime's
+    `pod.json` (imported by name: the module exists where proxies authenticate)."""
+    parsed = mesh.parse_node_id(node_id)
+    if parsed is None:
+        raise ValueError(f"unknown node id {node_id!r}")
+    kind, ip, pod, namespace = parsed
+    info = json.loads((pod_dir / "pod.json").read_text())["pod"]
+    spec = info.get("spec") or {}
+    identity = importlib.import_module("sluice.xds.identity").ProxyIdentity
+    return identity(kind=kind, ip=ip, pod=pod, namespace=namespace, uid=str(info["metadata"].get("uid") or ""),
+                    service_account=str(spec.get("serviceAccountName") or spec.get("serviceAccount") or "default"))
 
 
 def _sidecar_of(pod_dir: Path) -> SidecarKey | None:
