@@ -19,6 +19,7 @@ next and what it had not written down is counted from the files. Keys are `textl
 
 from __future__ import annotations
 
+import gzip
 import importlib
 import json
 import logging
@@ -124,7 +125,13 @@ class _Sidecar:
     uid: str = ""
     attempt: int = -1  # N of the N.log being read; -1: the oldest there is
     inode: int = 0
+    head: bytes = b""  # the file's first bytes: an inode number is reused once a rotated file is compressed
     offset: int = 0
+    # The time of the last settled line and how many settled lines had that time: where to resume when the
+    # file being read was rotated and compressed before it was finished.
+    last_ts: bytes = b""
+    last_k: int = 0
+    skip: tuple[bytes, int] | None = None  # while re-reading rotated files: (last_ts, last_k) to skip up to
     pending: _Keys = field(default_factory=lambda: _Keys())  # counted over ALS, line not read yet
     counted: _Keys = field(default_factory=lambda: _Keys())  # counted from the file
     stream: Any = None
@@ -223,7 +230,7 @@ class Ledger:
         if not runs:
             return
         if sc.attempt < runs[0]:
-            sc.attempt, sc.inode, sc.offset = runs[0], 0, 0
+            sc.attempt, sc.inode, sc.offset, sc.head = runs[0], 0, 0, b""
         while True:
             path = logs / f"{sc.attempt}.log"
             try:
@@ -233,15 +240,13 @@ class Ledger:
             if f is not None:
                 with f:
                     st = os.fstat(f.fileno())
-                    if sc.inode and st.st_ino != sc.inode:
-                        # Rotated away: finish the old file if it is still here under another name.
-                        old = next((p for p in logs.iterdir() if p.is_file() and p.stat().st_ino == sc.inode), None)
-                        if old is not None:
-                            with open(old, "rb") as g:
-                                if not self._consume(sc, pod_dir, g, threshold, now):
-                                    return
-                        sc.offset = 0
+                    if sc.inode and not _same(sc, st.st_ino, f):
+                        if not self._rotated(sc, pod_dir, logs / f"{sc.attempt}.log", threshold, now):
+                            return
+                        sc.offset, sc.head = 0, b""
                     sc.inode = st.st_ino
+                    if len(sc.head) < 64:
+                        sc.head = _head(f)
                     if st.st_size < sc.offset:
                         sc.offset = 0  # truncated
                     if not self._consume(sc, pod_dir, f, threshold, now):
@@ -252,7 +257,37 @@ class Ledger:
             # The shim writes N.exit once it has drained the run's output: only then is N.log complete.
             if f is not None and not final and not (logs / f"{sc.attempt}.exit").exists():
                 return
-            sc.attempt, sc.inode, sc.offset = later[0], 0, 0
+            sc.attempt, sc.inode, sc.offset, sc.head = later[0], 0, 0, b""
+
+    def _rotated(self, sc: _Sidecar, pod_dir: Path, current: Path, threshold: bytes | None, now: float) -> bool:
+        """The file being read was rotated (kubelet's scheme: `N.log` renamed `N.log.<stamp>`, older ones
+        gzip-compressed to `.gz`). Finish it where it still lies plain (same inode); if it has been compressed
+        since, read the rotated files in order and skip what was settled — every record before the last
+        settled one's time, and the first `last_k` records at that time. False if stopped (grace, budget)."""
+        files = _rotated_files(current)
+        for i, path in enumerate(files):
+            if path.name.endswith(".gz"):
+                continue
+            with open(path, "rb") as f:
+                if not _same(sc, os.fstat(f.fileno()).st_ino, f):
+                    continue
+                if not self._consume(sc, pod_dir, f, threshold, now):
+                    return False
+            return self._chain(sc, pod_dir, files[i + 1:], threshold, now)
+        sc.skip = (sc.last_ts, sc.last_k)
+        return self._chain(sc, pod_dir, files, threshold, now)
+
+    def _chain(self, sc: _Sidecar, pod_dir: Path, files: list[Path], threshold: bytes | None, now: float) -> bool:
+        for path in files:
+            sc.offset = 0
+            opener = gzip.open if path.name.endswith(".gz") else open
+            with opener(path, "rb") as f:
+                if not self._consume(sc, pod_dir, f, threshold, now):
+                    # An offset in this file means nothing next time (it has no inode of its own once
+                    # compressed): resume by the last settled line's time instead.
+                    sc.inode = -1
+                    return False
+        return True
 
     def _consume(self, sc: _Sidecar, pod_dir: Path, f: Any, threshold: bytes | None, now: float) -> bool:
         """Settle complete lines from `sc.offset`; False when stopped at a line still in its grace period."""
@@ -290,9 +325,15 @@ class Ledger:
                         continue
                     text = b"".join(pieces).decode("utf-8", errors="replace")
                     pieces = []
-                    if self._line(sc, text, first_ts, threshold, entries, now) is _WAIT:
+                    if sc.skip is not None and _settled_before(sc, first_ts):
+                        pass  # read again after a rotation: settled already
+                    elif self._line(sc, text, first_ts, threshold, entries, now) is _WAIT:
                         sc.offset = line_start
                         return False
+                    if first_ts == sc.last_ts:
+                        sc.last_k += 1
+                    else:
+                        sc.last_ts, sc.last_k = first_ts, 1
                     line_start = -1
                     sc.offset = base + end
                     self._budget -= 1
@@ -357,7 +398,8 @@ class Ledger:
     # ------------------------------------------------------------------ persistence
     def dump(self) -> list[dict[str, Any]]:
         return [{"namespace": k[0], "pod": k[1], "ip": k[2], "uid": sc.uid, "attempt": sc.attempt,
-                 "inode": sc.inode, "offset": sc.offset, "pending": sc.pending.dump(),
+                 "inode": sc.inode, "head": sc.head.hex(), "offset": sc.offset, "last_ts": sc.last_ts.decode("ascii", "replace"),
+                 "last_k": sc.last_k, "pending": sc.pending.dump(),
                  "counted": sc.counted.dump()} for k, sc in self.sidecars.items()]
 
     def restore(self, data: list[dict[str, Any]]) -> None:
@@ -365,8 +407,53 @@ class Ledger:
             k = (str(d["namespace"]), str(d["pod"]), str(d["ip"]))
             self.sidecars[k] = _Sidecar(
                 k, uid=str(d.get("uid") or ""), attempt=int(d.get("attempt", -1)), inode=int(d.get("inode", 0)),
-                offset=int(d.get("offset", 0)), pending=_Keys.load(d.get("pending")),
+                head=bytes.fromhex(str(d.get("head") or "")),
+                offset=int(d.get("offset", 0)), last_ts=str(d.get("last_ts") or "").encode(),
+                last_k=int(d.get("last_k", 0)), pending=_Keys.load(d.get("pending")),
                 counted=_Keys.load(d.get("counted")))
+
+
+def _head(f: Any) -> bytes:
+    f.seek(0)
+    return bytes(f.read(64))
+
+
+def _same(sc: _Sidecar, inode: int, f: Any) -> bool:
+    """Whether open file `f` (with `inode`) is the one `sc` was reading."""
+    return inode == sc.inode and _head(f)[:len(sc.head)] == sc.head  # a head read short may have grown since
+
+
+def _settled_before(sc: _Sidecar, ts: bytes) -> bool:
+    """In skip mode (`sc.skip`): whether the line stamped `ts` was settled before the rotation; the first
+    line that was not ends skip mode. Lines are settled in file order, so time order."""
+    assert sc.skip is not None
+    until, k = sc.skip
+    if ts < until:
+        return True
+    if ts == until and k > 0:
+        sc.skip = (until, k - 1)
+        return True
+    sc.skip = None
+    return False
+
+
+def _rotated_files(current: Path) -> list[Path]:
+    """`N.log.<YYYYmmdd-HHMMSS>[.gz]` beside `N.log`, oldest first; a stamp with both (being compressed)
+    counts once, as its `.gz` (written under a temporary name and renamed, so complete when it exists)."""
+    prefix = current.name + "."
+    found: dict[str, Path] = {}
+    try:
+        names = [p for p in current.parent.iterdir() if p.name.startswith(prefix)]
+    except FileNotFoundError:
+        return []
+    for p in names:
+        rest = p.name[len(prefix):]
+        stamp = rest[:-3] if rest.endswith(".gz") else rest
+        if len(stamp) != 15 or stamp[8] != "-" or not (stamp[:8] + stamp[9:]).isdigit():
+            continue
+        if rest.endswith(".gz") or stamp not in found:
+            found[stamp] = p
+    return [found[k] for k in sorted(found)]
 
 
 def _identity(pod_dir: Path, node_id: str) -> Any:

@@ -3,6 +3,7 @@ request counted once whichever way it arrives, with the labels ALS gives it, and
 
 from __future__ import annotations
 
+import gzip
 import json
 import time
 from collections.abc import Iterator
@@ -302,3 +303,30 @@ async def test_a_long_catch_up_runs_in_budgets(store: Store, tmp_path: Path) -> 
     assert c.ledger.scan(final=True, budget=10) == 10 and c.ledger.behind
     assert c.ledger.scan(final=True, budget=10) == 5 and not c.ledger.behind
     assert _requests(c, reporter="source") == 25
+
+
+async def test_rotated_and_compressed_logs_are_read_once(store: Store, tmp_path: Path) -> None:
+    """Behind by two rotations (the kubelet's scheme: `0.log.<stamp>`, older ones gzipped): every line once."""
+    pp_log = _pod_dir(tmp_path / "pods", PRODUCTPAGE, "uid-pp")
+    c = _collector(store, tmp_path)
+    await c.start()
+    try:
+        assert c.ledger is not None
+        old = time.time() - 120
+        _append(pp_log, _with_id(outbound(), "r1"), at=old)
+        assert c.ledger.scan() == 1
+        _append(pp_log, *(_with_id(outbound(), f"r{i}") for i in (2, 3)), at=old + 1)  # unread, then rotated
+        first = pp_log.with_name("0.log.20261203-090000")
+        pp_log.rename(first)
+        with gzip.open(first.with_name(first.name + ".gz"), "wb") as z:
+            z.write(first.read_bytes())
+        first.unlink()
+        _append(pp_log, _with_id(outbound(), "r4"), at=old + 2)
+        pp_log.rename(pp_log.with_name("0.log.20261203-090100"))
+        _append(pp_log, _with_id(outbound(), "r5"), at=old + 3)
+        assert c.ledger.scan() == 4
+        assert _requests(c, reporter="source") == 5
+        _append(pp_log, _with_id(outbound(), "r6"), at=old + 4)
+        assert c.ledger.scan() == 1 and _requests(c, reporter="source") == 6
+    finally:
+        await c.stop()
