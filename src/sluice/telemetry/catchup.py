@@ -198,7 +198,7 @@ class Ledger:
             sc.uid = uid
             try:
                 self._read(sc, self.pods_dir / uid, threshold, final, now)
-            except OSError as e:  # the pod was removed while we read, or the disk failed: try again later
+            except (OSError, EOFError) as e:  # the pod went while we read, a disk fault, a cut .gz: next time
                 log.debug("reading the access log of %s/%s: %s", k[0], k[1], e)
         live = set(present.values())
         for k, sc in list(self.sidecars.items()):
