@@ -101,7 +101,9 @@ def build(home: Home, registry: Registry, store: Store, options: DaemonOptions) 
     events = EventRecorder(registry, "sluice-xds")
     xds.pusher.on_rejected = lambda obj, error: events.record(
         obj, "Warning", "InvalidConfig", f"Not pushed to any proxy (the rest of the config is): {error}")
-    collector = Collector(store, require_identity=True, series_limit=options.telemetry_series_limit)
+    # Durable telemetry: a checkpoint beside the TSDB, and the catch-up reads the pods' proxy logs.
+    collector = Collector(store, require_identity=True, series_limit=options.telemetry_series_limit,
+                          state_dir=home.root / "telemetry", pods_dir=home.root / "runtime" / "pods")
     xds.add_servicer(collector.register)
     collector.extra_counters.append((
         "sluice_xds_streams_refused_total",

@@ -97,6 +97,8 @@ class MetricsService:
         interval = max(0.1, float(self.options.scrape_interval))
         while True:
             try:
+                # First the checkpoint, then the sample: a stored sample never exceeds what a restart restores.
+                self.collector.checkpoint()
                 self.tsdb.append(int(time.time() * 1000), self._samples(), scrape_target=SCRAPE_TARGET)
             except Exception:  # one bad scrape must not end sampling
                 log.exception("sampling the mesh's metrics failed")

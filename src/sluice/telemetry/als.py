@@ -173,6 +173,9 @@ class AccessLogServicer:
         m = metrics
         self.http_cost = 1 + sum(len(h.bounds) + 3 for h in (m.request_duration, m.request_bytes, m.response_bytes))
         self.tcp_cost = 4
+        # Durable telemetry (`sluice.telemetry.catchup.Ledger.admit`): given (stream, request id, common
+        # properties, response code), whether to count an HTTP entry (no: its access-log line counted it).
+        self.admit: Callable[[_Stream, str, Any, int], bool] | None = None
 
     # ------------------------------------------------------------------ RPC
     async def StreamAccessLogs(self, request_iterator: Any, context: Any) -> Any:  # noqa: N802 - gRPC name
@@ -272,6 +275,7 @@ class AccessLogServicer:
     def _http(self, st: _Stream, entries: Any) -> None:
         cache = st.http
         router = st.kind == "router"
+        admit = self.admit
         for e in entries:
             cp = e.common_properties
             cluster = cp.upstream_cluster
@@ -279,6 +283,8 @@ class AccessLogServicer:
             response = e.response
             code = response.response_code.value
             request = e.request
+            if admit is not None and not admit(st, request.request_id, cp, code):
+                continue
             if router or cluster.startswith("outbound|"):
                 outbound = True
             elif cluster.startswith("inbound|") or cluster == _INBOUND_PASSTHROUGH:

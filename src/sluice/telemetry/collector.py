@@ -12,13 +12,24 @@ Wiring (in the daemon):
 With target labels on (the default), a deleted pod's series are dropped `series_grace` seconds after the
 deletion (time for its last access-log batches to land), so the TSDB sees them disappear and writes
 staleness markers, as Prometheus does when a scrape target goes away.
+
+Durable (given `state_dir` and `pods_dir`, as the daemon does): the registry's values and the catch-up ledger
+(`sluice.telemetry.catchup`) are written together to `state_dir/checkpoint.json` by `checkpoint()` — the
+metrics service calls it right before each TSDB sample, so a stored sample never exceeds what a restart
+restores — and read back on construction. `start()` then counts, from the sidecars' access-log files, every
+request the checkpoint had not counted (served while the daemon was down, or whose ALS entries died with it)
+before anything is served, and keeps reading the files for entries ALS drops. Counters never go backwards.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import os
+import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from envoy.service.accesslog.v3 import als_pb2_grpc
@@ -27,6 +38,7 @@ from sluice.controllers.informer import Informer
 from sluice.store.sqlite import Store
 
 from .als import DROP_REASONS, AccessLogServicer, AlsStats, TelemetryOptions
+from .catchup import Ledger
 from .istio import ISTIO_LABELS, TARGET_LABELS, IstioMetrics
 from .limits import DEFAULT_SERIES_LIMIT, SeriesBudget, WorkloadKey
 from .peers import PodIndex
@@ -36,6 +48,9 @@ __all__ = ["Collector"]
 
 log = logging.getLogger(__name__)
 
+CHECKPOINT_VERSION = 1
+SCAN_EVERY = 1.0  # seconds between reads of the access-log files while running
+
 
 class Collector:
     """`require_identity`: ALS streams must carry a proxy client certificate and report only for its pod
@@ -44,7 +59,8 @@ class Collector:
 
     def __init__(self, store: Store, options: TelemetryOptions | None = None, *,
                  registry: MetricsRegistry | None = None, series_grace: float = 30.0,
-                 require_identity: bool = False, series_limit: int = DEFAULT_SERIES_LIMIT) -> None:
+                 require_identity: bool = False, series_limit: int = DEFAULT_SERIES_LIMIT,
+                 state_dir: Path | None = None, pods_dir: Path | None = None) -> None:
         self.options = options or TelemetryOptions()
         self.registry = registry or MetricsRegistry()
         self.metrics = IstioMetrics(self.registry, target_labels=self.options.target_labels)
@@ -62,6 +78,16 @@ class Collector:
         self.series_removed = 0
         # Other parts' counters shown with the collector's on /metrics: (name, help, read the value).
         self.extra_counters: list[tuple[str, str, Callable[[], float]]] = []
+        self._live: set[tuple[str, str]] = set()  # (namespace, pod) of the pods in the store
+        self.ledger: Ledger | None = None
+        self.checkpoint_file: Path | None = None
+        self._scan_task: asyncio.Task[None] | None = None
+        self._checkpoint_failing = False
+        if state_dir is not None and pods_dir is not None:
+            self.ledger = Ledger(self.servicer, pods_dir)
+            self.servicer.admit = self.ledger.admit
+            self.checkpoint_file = state_dir / "checkpoint.json"
+            self._restore()
 
     # ------------------------------------------------------------------ lifecycle
     def register(self, server: Any) -> None:
@@ -73,17 +99,121 @@ class Collector:
         self._services.start()
         # Entries that arrive before the first list would resolve to `unknown` peers.
         await asyncio.wait_for(asyncio.gather(self._pods.synced.wait(), self._services.synced.wait()), timeout)
+        if self.ledger is not None:
+            # Before ALS or the metrics API start: what was served while the daemon was down is counted first.
+            n = await self._scan_all(final=True)
+            if n:
+                log.info("counted %d requests from the proxies' access logs that telemetry had missed", n)
+            self._forget_vanished_pods()
+            self.checkpoint()
+            self._scan_task = asyncio.create_task(self._scan(), name="telemetry catch-up")
 
     async def stop(self) -> None:
         for t in self._timers:
             t.cancel()
         self._timers.clear()
+        if self._scan_task is not None:
+            self._scan_task.cancel()
+            try:
+                await self._scan_task
+            except asyncio.CancelledError:
+                pass
+            self._scan_task = None
+        if self.ledger is not None:
+            try:
+                self.ledger.scan(final=True)  # ALS has stopped: nothing more can come for what is unmatched
+            except Exception:
+                log.exception("reading the proxies' access logs failed")
+            self.checkpoint()
         await self._pods.stop()
         await self._services.stop()
+
+    async def _scan_all(self, final: bool = False) -> int:
+        """Scan until the ledger is not behind, yielding to the loop between budgets (a long catch-up after
+        a long downtime must not stall the API)."""
+        assert self.ledger is not None
+        n = self.ledger.scan(final)
+        while self.ledger.behind:
+            await asyncio.sleep(0)
+            n += self.ledger.scan(final)
+        return n
+
+    async def _scan(self) -> None:
+        assert self.ledger is not None
+        while True:
+            await asyncio.sleep(SCAN_EVERY)
+            try:
+                n = await self._scan_all()
+                if n:
+                    log.info("counted %d requests from the proxies' access logs that ALS did not deliver", n)
+            except Exception:  # one bad read must not end the catch-up
+                log.exception("reading the proxies' access logs failed")
+
+    # ------------------------------------------------------------------ durability
+    def checkpoint(self) -> None:
+        """Write the registry's values and the ledger, as of now, atomically (a no-op when not durable)."""
+        if self.checkpoint_file is None or self.ledger is None:
+            return
+        try:
+            self.ledger.scan()  # settles the entries whose lines are on disk: a smaller checkpoint
+        except Exception:
+            log.exception("reading the proxies' access logs failed")
+        data = {"version": CHECKPOINT_VERSION, "time": time.time(), "registry": self.registry.dump(),
+                "ledger": self.ledger.dump()}
+        tmp = self.checkpoint_file.with_name(self.checkpoint_file.name + ".tmp")
+        try:
+            self.checkpoint_file.parent.mkdir(parents=True, exist_ok=True)
+            tmp.write_text(json.dumps(data, separators=(",", ":")))
+            os.replace(tmp, self.checkpoint_file)  # kill -9 leaves the old file or the new one, never half
+            self._checkpoint_failing = False
+        except OSError as e:
+            if not self._checkpoint_failing:  # once per failure spell, not once per scrape
+                log.error("cannot write the telemetry checkpoint %s: %s", self.checkpoint_file, e)
+            self._checkpoint_failing = True
+
+    def _restore(self) -> None:
+        assert self.checkpoint_file is not None and self.ledger is not None
+        try:
+            data = json.loads(self.checkpoint_file.read_text())
+        except FileNotFoundError:
+            return
+        except (OSError, ValueError) as e:
+            log.error("telemetry checkpoint %s is unreadable (%s): counters start from the access logs",
+                      self.checkpoint_file, e)
+            return
+        if not isinstance(data, dict) or data.get("version") != CHECKPOINT_VERSION:
+            log.error("telemetry checkpoint %s has an unknown format: ignored", self.checkpoint_file)
+            return
+        try:
+            n = self.registry.restore(data.get("registry") or {})
+            self.ledger.restore(data.get("ledger") or [])
+        except (ValueError, TypeError, KeyError, IndexError) as e:
+            log.error("telemetry checkpoint %s is damaged (%s): ignored", self.checkpoint_file, e)
+            self.registry.remove_where(lambda names, values: True)
+            self.ledger.sidecars.clear()
+            return
+        log.info("restored %d telemetry series from %s", n, self.checkpoint_file)
+
+    def _forget_vanished_pods(self) -> None:
+        """Restored series of pods deleted while the daemon was down go now (their DELETED event never comes)."""
+        if not self.options.target_labels:
+            return
+        ns_i, pod_i = TARGET_LABELS.index("namespace"), TARGET_LABELS.index("pod")
+        seen: set[tuple[str, str]] = set()
+        for f in (self.metrics.requests_total, self.metrics.tcp_opened):
+            seen.update((v[ns_i], v[pod_i]) for v in f.cells)
+        for ns, pod in seen - self._live:
+            self.forget_pod(ns, pod)
 
     # ------------------------------------------------------------------ pods
     def _pod_event(self, typ: str, obj: dict[str, Any], prev: dict[str, Any] | None) -> None:
         self.index.pod_event(typ, obj, prev)
+        meta = obj.get("metadata") or {}
+        live = (str(meta.get("namespace") or "default"), str(meta.get("name") or ""))
+        if typ == "DELETED":
+            self._live.discard(live)
+        else:
+            self._live.add(live)
         if typ == "DELETED" and self.options.target_labels:
             meta = obj.get("metadata") or {}
             ns, name = str(meta.get("namespace") or "default"), str(meta.get("name") or "")
@@ -166,4 +296,7 @@ class Collector:
             one("sluice_telemetry_series", "gauge", "Series held by the telemetry registry.",
                 self.registry.series_count),
             *(one(name, "counter", help, read()) for name, help, read in self.extra_counters),
+            one("sluice_telemetry_recovered_entries_total", "counter",
+                "Access-log entries counted from the proxies' log files because ALS did not deliver them.",
+                self.ledger.recovered if self.ledger is not None else 0),
         ]

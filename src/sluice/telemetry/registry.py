@@ -19,7 +19,7 @@ import bisect
 import math
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 from sluice.metrics.exposition import Family as MetricFamily
 from sluice.metrics.exposition import Sample
@@ -281,6 +281,46 @@ class MetricsRegistry:
                 samples = [Sample(name, labels, value) for labels, name, value in f._samples(envoy_le, False)]
                 out.append(MetricFamily(f.name, f.type, f.help, samples))
         return out
+
+    # ------------------------------------------------------------------ persistence
+    def dump(self) -> dict[str, Any]:
+        """The counters' and histograms' values as plain data (JSON-ready), for `restore` after a restart.
+
+        Gauges are left out: a restarted daemon's gauge says what is true now, not what was."""
+        out: dict[str, Any] = {}
+        for f in list(self._families.values()):
+            if isinstance(f, HistogramFamily):
+                rows: list[Any] = [[list(v), c.counts[:], c.sum, c.count] for v, c in list(f.cells.items())]
+            elif isinstance(f, CounterFamily) and not isinstance(f, GaugeFamily):
+                rows = [[list(v), c.value] for v, c in list(f.cells.items())]
+            else:
+                continue
+            out[f.name] = {"labels": list(f.label_names), "cells": rows}
+        return out
+
+    def restore(self, data: dict[str, Any]) -> int:
+        """Set the cells `dump` wrote, for families defined the same way (same label names, same bucket count);
+        returns how many series were restored. Called before anything updates the registry."""
+        restored = 0
+        for name, fam in data.items():
+            f = self._families.get(name)
+            if f is None or not isinstance(fam, dict) or fam.get("labels") != list(f.label_names):
+                continue
+            width = len(f.label_names)
+            for row in fam.get("cells") or []:
+                values = tuple(str(v) for v in row[0])
+                if len(values) != width:
+                    continue
+                if isinstance(f, HistogramFamily):
+                    counts = [int(n) for n in row[1]]
+                    if len(counts) != len(f.bounds) + 1:
+                        continue
+                    h = f.labels(values)
+                    h.counts, h.sum, h.count = counts, float(row[2]), int(row[3])
+                elif isinstance(f, CounterFamily):
+                    f.labels(values).value = float(row[1])
+                restored += 1
+        return restored
 
     @property
     def series_count(self) -> int:
