@@ -20,7 +20,7 @@ import signal
 import sys
 import time
 
-from sluice.runtime import logfiles
+from sluice.runtime import enter, logfiles
 
 MAX_LINE = 16 * 1024  # like containerd: longer lines are split into partial (P) records
 
@@ -60,6 +60,15 @@ def main(argv: list[str]) -> int:
                          "[ARGS...]\n")
         return 2
     directory, attempt, cwd, program = argv[0], argv[1], argv[2], argv[4:]
+    # A program wrapped in `python -m sluice.runtime.enter OPTIONS -- ...` (the pod's sandbox): enter it here,
+    # in the forked child, instead of starting a second interpreter per container.
+    sandbox = None
+    if program[1:3] == ["-m", "sluice.runtime.enter"]:
+        try:
+            sandbox, program = enter.parse(program[3:])
+        except ValueError as e:
+            sys.stderr.write(f"sluice enter: {e}\n")
+            return 2
     base = os.path.join(directory, attempt)
     log_path = base + ".log"
     log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
@@ -81,6 +90,12 @@ def main(argv: list[str]) -> int:
             signal.signal(signal.SIGHUP, signal.SIG_DFL)
             if cwd:
                 os.chdir(cwd)
+            if sandbox is not None:
+                try:
+                    enter.apply(sandbox)
+                except OSError as e:
+                    os.write(2, f"sluice enter: cannot enter the pod's sandbox: {e}\n".encode())
+                    os._exit(126)
             os.execvp(program[0], program)
         except OSError as e:
             os.write(2, f'exec: "{program[0]}": {e.strerror}\n'.encode())
