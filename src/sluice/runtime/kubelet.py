@@ -136,16 +136,12 @@ class Kubelet:
         self.node = node
         host = await asyncio.to_thread(node.pin_host_netns)
         self.kube_proxy = KubeProxy(self.store, node.nft_node)
-        await self._start_dns(node)
+        # Kubernetes DNS for the pods, on kube-dns's address inside the node namespace, in a process of its own
+        # that keeps answering while the daemon restarts (`sluice.runtime.netns.clusterdns`).
+        self._dns = ClusterDns(self.store, node.node_path, self.layout.root)
+        await self._dns.start()
         assert self.options.xds_socket, "netns mode needs the xDS Unix socket"
         return PodNetwork(node=node, xds_socket=self.options.xds_socket, host_netns=host)
-
-    async def _start_dns(self, node: NodeNetwork) -> None:
-        """Kubernetes DNS for the pods, on kube-dns's address inside the node namespace, in a process of its
-        own that keeps answering while the daemon restarts (`sluice.runtime.netns.clusterdns`)."""
-        dns = ClusterDns(self.store, node.node_path, self.layout.root)
-        await dns.start()
-        self._dns = dns
 
     async def stop(self, *, stop_pods: bool) -> None:
         """Stop the kubelet. With `stop_pods`, stop every pod's processes too (IPs and logs are kept), and

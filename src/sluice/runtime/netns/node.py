@@ -84,10 +84,10 @@ class NodeNetwork:
     def owned(self) -> list[str]:
         """Every namespace of this daemon that exists (pods first, the node last; the host handle too)."""
         try:
-            names = sorted(n for n in os.listdir(NETNS_DIR) if n.startswith(self.prefix + "-"))
+            names = [n for n in os.listdir(NETNS_DIR) if n.startswith(self.prefix + "-")]
         except FileNotFoundError:
             return []
-        return sorted(names, key=lambda n: n == self.node)
+        return sorted(names, key=lambda n: (n == self.node, n))
 
     # ------------------------------------------------------------------ node
     def ensure_node(self) -> None:
