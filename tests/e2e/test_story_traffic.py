@@ -259,7 +259,7 @@ def test_killed_app_process_restarts(mesh: Mesh) -> None:
         return next(c.restart_count for c in p.status.container_statuses if c.name == "ratings")
 
     before = restarts()
-    pid = _pid_with_hostname(name, "sluice.samples.bookinfo.ratings")
+    pid = _container_pid(mesh.d.home, pod.metadata.uid, "ratings")
     os.kill(pid, signal.SIGKILL)
     wait_for(lambda: restarts() == before + 1, timeout=60)
     wait_for(lambda: via(mesh.sleep_ip, "http://ratings:9080/ratings/0")[0] == 200, timeout=60)
@@ -287,18 +287,15 @@ def test_killed_daemon_restarts_without_interrupting_traffic(mesh: Mesh) -> None
     assert pods_after == pods_before  # adopted: no duplicates, nothing restarted
 
 
-def _pid_with_hostname(pod: str, module: str) -> int:
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ")
-            env = (entry / "environ").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if module.encode() in cmdline and f"HOSTNAME={pod}".encode() in env:
-            return int(entry.name)
-    raise AssertionError(f"no process for {pod}")
+def _container_pid(home: Path, pod_uid: str, container: str) -> int:
+    """The pid of a container's current run, as its shim recorded it (`N.pid`: pid, start time, start ns).
+    Built-in programs run in a process forked from the kubelet's fork server, so neither the command line
+    nor /proc's environ names them."""
+    runs = (home / "runtime" / "pods" / pod_uid / "containers" / container).glob("*.pid")
+    latest = max(runs, key=lambda f: int(f.stem), default=None)
+    if latest is None:
+        raise AssertionError(f"no recorded run for {container} in pod {pod_uid}")
+    return int(latest.read_text().split()[0])
 
 
 def test_no_processes_left_after_down(mesh: Mesh) -> None:

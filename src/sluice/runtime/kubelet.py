@@ -41,6 +41,7 @@ from sluice.runtime.pod import PodContext, PodWorker, grace_seconds
 from sluice.runtime.status import now
 from sluice.runtime.streams.source import StreamServer
 from sluice.runtime.supervisor import BackOff
+from sluice.runtime.zygote import Zygote
 from sluice.store.sqlite import Event, Store
 
 __all__ = ["Kubelet", "KubeletOptions"]
@@ -72,6 +73,9 @@ class KubeletOptions:
     # Issues each proxy's client certificate for the xDS/ALS endpoint (the daemon's `ProxyCa`); None: the
     # proxies speak plain text (an in-process xDS server without TLS, in tests).
     proxy_ca: proxy.ProxyIssuer | None = None
+    # Shims (and Sluice's built-in Python programs) forked from a process that has their imports done
+    # (`sluice.runtime.zygote`); False: each starts a fresh interpreter.
+    fork_server: bool = True
 
 
 class Kubelet:
@@ -93,6 +97,7 @@ class Kubelet:
         self.node: NodeNetwork | None = None
         self.kube_proxy: KubeProxy | None = None
         self._dns: ClusterDns | None = None  # netns mode
+        self._zygote: Zygote | None = None
         self._home = home
         # `pods/<name>/exec|attach|portforward` (the API server's StreamSource).
         self.stream_source = StreamServer(lambda: self.workers)
@@ -100,6 +105,10 @@ class Kubelet:
     # ------------------------------------------------------------------ start / stop
     async def start(self) -> None:
         self.layout.prepare()
+        if self.options.fork_server:
+            # Started first: its imports overlap the network setup below.
+            self._zygote = Zygote(str(self.layout.root))
+            await self._zygote.start()
         existing = self.layout.existing()
         ips = [str(info["ip"]) for d in existing.values() if (info := d.read())]
         o = self.options
@@ -116,7 +125,7 @@ class Kubelet:
             drain_seconds=o.drain_seconds, status_debounce=o.status_debounce, envoy_concurrency=o.envoy_concurrency,
             envoy_log_level=o.envoy_log_level, bootstrap_factory=o.bootstrap_factory, proxy_ca=o.proxy_ca,
             configmaps=self._configmap, events=EventRecorder(self.registry, "kubelet"), services=self._services,
-            log_rotation=o.log_rotation)
+            log_rotation=o.log_rotation, zygote=self._zygote)
         if self.kube_proxy is not None:
             await self.kube_proxy.start()
         items, _ = self.store.list_kind(self._pod_rt.key)
@@ -168,6 +177,8 @@ class Kubelet:
             await asyncio.gather(*(w.detach() for w in workers))
             for t in list(self._background):
                 t.cancel()
+        if self._zygote is not None:
+            await self._zygote.stop()
 
     # ------------------------------------------------------------------ watch
     async def _watch(self, watcher: Any) -> None:

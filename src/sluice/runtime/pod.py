@@ -35,6 +35,7 @@ from sluice.runtime.netns.node import NetworkError
 from sluice.runtime.netns.sandbox import PodNetwork
 from sluice.runtime.status import build_status
 from sluice.runtime.supervisor import BackOff, Launch, Supervisor
+from sluice.runtime.zygote import Zygote
 
 __all__ = ["PodWorker", "PodContext", "has_sidecar", "grace_seconds"]
 
@@ -85,6 +86,7 @@ class PodContext:
     # The Services whose variables a pod of a namespace gets (its namespace's, and default/kubernetes).
     services: Callable[[str], list[Obj]] | None = None
     log_rotation: LogRotation = field(default_factory=LogRotation)  # kubelet's containerLogMaxSize/MaxFiles
+    zygote: Zygote | None = None  # forks the shims (and built-in programs) with their imports done
 
 
 class PodWorker:
@@ -108,13 +110,15 @@ class PodWorker:
         # The sidecar starts first (and stops last): apps can reach the mesh as soon as Envoy has its config.
         containers.sort(key=lambda c: c.get("name") != mesh.SIDECAR_CONTAINER)
         pod_key = f"{self.name}_{self.namespace}({self.uid})"
+        ready_before = {str(c.get("name")) for c in (pod.get("status") or {}).get("containerStatuses") or []
+                        if isinstance(c, dict) and c.get("ready") is True} if adopt else set()
         self.supervisors: dict[str, Supervisor] = {}
         for c in containers:
             self.supervisors[str(c["name"])] = Supervisor(
                 pod_key=pod_key, uid=self.uid, container=c, restart_policy=policy,
                 files=pod_dir.container(str(c["name"])), prepare=self._preparer(c), backoff=ctx.backoff,
                 kill_grace=lambda: grace_seconds(self.pod), on_change=self._changed,
-                log_rotation=ctx.log_rotation)
+                log_rotation=ctx.log_rotation, zygote=ctx.zygote, was_ready=str(c["name"]) in ready_before)
         self.terminating = False
         self.gone = False  # the Pod object no longer exists: no status writes, no delete
         self.done = asyncio.Event()

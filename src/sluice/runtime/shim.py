@@ -23,6 +23,9 @@ import time
 from sluice.runtime import enter, logfiles
 
 MAX_LINE = 16 * 1024  # like containerd: longer lines are split into partial (P) records
+# Modules a fork server (`sluice.runtime.zygote`) imported before forking this shim: `python -m` one of them
+# runs in the forked child instead of a new interpreter.
+PRELOADED: frozenset[str] = frozenset()
 
 
 def _stamp(ns: int, cache: list[object]) -> bytes:
@@ -48,6 +51,35 @@ def _start_time(pid: int) -> str:
             return f.read().rsplit(")", 1)[1].split()[19]
     except (OSError, IndexError):
         return "0"
+
+
+def _run_preloaded(module: str, args: list[str]) -> None:
+    """`python -m MODULE ARGS` in this (forked) process, its imports already done; never returns."""
+    import atexit
+    import runpy
+    import traceback
+
+    code = 0
+    try:
+        sys.argv = [module, *args]  # runpy puts the module's file name first, as `-m` does
+        # `-m` runs the module as __main__ only; its preloaded copy stays out (runpy warns otherwise).
+        for name in (module, module + ".__main__"):
+            sys.modules.pop(name, None)
+        runpy.run_module(module, run_name="__main__", alter_sys=True)
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+        if e.code is not None and not isinstance(e.code, int):
+            sys.stderr.write(f"{e.code}\n")
+    except BaseException:  # noqa: BLE001 - as the interpreter does: print it, exit 1
+        traceback.print_exc()
+        code = 1
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)
 
 
 def main(argv: list[str]) -> int:
@@ -96,6 +128,9 @@ def main(argv: list[str]) -> int:
                 except OSError as e:
                     os.write(2, f"sluice enter: cannot enter the pod's sandbox: {e}\n".encode())
                     os._exit(126)
+            if len(program) >= 3 and program[0] == sys.executable and program[1] == "-m" \
+                    and program[2] in PRELOADED:
+                _run_preloaded(program[2], program[3:])
             os.execvp(program[0], program)
         except OSError as e:
             os.write(2, f'exec: "{program[0]}": {e.strerror}\n'.encode())

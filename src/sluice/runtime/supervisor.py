@@ -27,6 +27,7 @@ from typing import Any
 from sluice.runtime import logfiles, procs
 from sluice.runtime.images import ImageError
 from sluice.runtime.probes import ProbeLoop, ProbeSpec, http_ok, run_probe
+from sluice.runtime.zygote import Zygote
 
 __all__ = ["Launch", "Exit", "ContainerFiles", "Supervisor", "BackOff"]
 
@@ -149,8 +150,13 @@ class Supervisor:
     def __init__(self, *, pod_key: str, uid: str, container: dict[str, Any], restart_policy: str,
                  files: ContainerFiles, prepare: Callable[[], Launch], backoff: BackOff,
                  kill_grace: Callable[[], float], on_change: Callable[[], None],
-                 log_rotation: logfiles.LogRotation | None = None) -> None:
+                 log_rotation: logfiles.LogRotation | None = None, zygote: Zygote | None = None,
+                 was_ready: bool = False) -> None:
         self.name = str(container.get("name") or "")
+        self._zygote = zygote
+        # Readiness the pod's status showed before a daemon restart: an adopted run keeps it until a probe
+        # says otherwise (the kubelet leaves the status alone on restart), so endpoints do not flap.
+        self._was_ready = was_ready
         self.log_rotation = log_rotation or logfiles.LogRotation()
         self.image = str(container.get("image") or "")
         self.container = container
@@ -312,8 +318,9 @@ class Supervisor:
     async def _run_once(self, launch: Launch) -> Exit:
         """Start (or keep watching an adopted) run `attempt` and return how it ended."""
         n = self.attempt
+        adopted, self._was_ready = self._shim is not None and self._was_ready, False
         if self._shim is None:
-            failed = self._spawn(launch, n)
+            failed = await self._spawn(launch, n)
             if failed is not None:
                 return failed
         shim = self._shim
@@ -326,8 +333,12 @@ class Supervisor:
             if child is not None or not shim.alive():
                 break
             await asyncio.sleep(0.02)
+        if self.stopping:
+            # Stopped while the shim was being started (a fork server's answer is awaited): the stop found
+            # nothing to signal then, so stop this run now.
+            await self._stop_run(time.monotonic() + min(self._kill_grace(), 3.0))
         started_ns = child[1] if child else time.time_ns()
-        self._set({"running": {"startedAt": _rfc3339(started_ns)}}, ready=False)
+        self._set({"running": {"startedAt": _rfc3339(started_ns)}}, ready=adopted)
         self._start_probes(launch)
         try:
             await procs.wait_exit(shim)
@@ -348,7 +359,7 @@ class Supervisor:
                         message="the container's shim process disappeared")
         return self._exit_from(ended, started_ns)
 
-    def _spawn(self, launch: Launch, n: int) -> Exit | None:
+    async def _spawn(self, launch: Launch, n: int) -> Exit | None:
         self._save()
         now = _rfc3339(time.time_ns())
         program = launch.argv[0] if launch.argv else ""
@@ -367,13 +378,17 @@ class Supervisor:
         # shim creates n.log, `previous_log` still means n-2.
         self.files.drop_logs_before(n - 2)
         rot = self.log_rotation
-        with (self.files.dir / "shim.err").open("ab") as err:
-            self._popen = subprocess.Popen(
-                [sys.executable, "-m", SHIM_MODULE, str(self.files.dir), str(n), launch.cwd, str(rot.max_size),
-                 str(rot.max_files), "--", *launch.wrapper, *launch.argv],
-                env=launch.env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
-                start_new_session=True, close_fds=True)
-        self._shim = procs.ProcRef.of(self._popen.pid)
+        args = [str(self.files.dir), str(n), launch.cwd, str(rot.max_size), str(rot.max_files), "--",
+                *launch.wrapper, *launch.argv]
+        err_path = self.files.dir / "shim.err"
+        pid = None if self._zygote is None else await self._zygote.spawn(args, dict(launch.env), str(err_path))
+        if pid is None:
+            with err_path.open("ab") as err:
+                self._popen = subprocess.Popen(
+                    [sys.executable, "-m", SHIM_MODULE, *args], env=launch.env, stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL, stderr=err, start_new_session=True, close_fds=True)
+            pid = self._popen.pid
+        self._shim = procs.ProcRef.of(pid)
         tmp = self.files.dir / f"{n}.shim.tmp"
         tmp.write_text(f"{self._shim.pid} {self._shim.started}\n")
         os.replace(tmp, self.files.dir / f"{n}.shim")
