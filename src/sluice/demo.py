@@ -56,7 +56,7 @@ def _wait_ready(api: ApiClient, console: Console) -> bool:
             bar.update(task, completed=ready, total=want)
             if want and ready >= want:
                 return True
-            time.sleep(0.2)
+            time.sleep(0.1)
     return False
 
 

@@ -51,7 +51,7 @@ _OPEN_STATUS: Schema = {
 @functools.cache
 def _load(name: str) -> dict[str, Any]:
     text = resources.files("sluice.resources").joinpath("schemas", name).read_text(encoding="utf-8")
-    data = yaml.safe_load(text)
+    data = yaml.load(text, Loader=yaml.CSafeLoader)  # libyaml: ≈ 10× faster; these load at every start
     if not isinstance(data, dict):
         raise ValueError(f"schema file {name} is not a mapping")
     return data
