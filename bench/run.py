@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-BENCHES = ["netns_bench", "api_bench", "mesh_bench", "tsdb_bench", "query_bench", "console_bench", "promql_safety_bench"]
+BENCHES = ["demo_bench", "netns_bench", "api_bench", "mesh_bench", "tsdb_bench", "query_bench", "console_bench", "promql_safety_bench"]
 
 
 def machine() -> str:

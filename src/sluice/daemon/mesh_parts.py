@@ -112,7 +112,8 @@ def build(home: Home, registry: Registry, store: Store, options: DaemonOptions) 
     metrics = MetricsService(home, options, collector)
     kubelet = Kubelet(registry, store, home, xds_address=("127.0.0.1", options.xds_port),
                       options=KubeletOptions(network=network, xds_socket=socket, proxy_ca=ca,
-                                             log_rotation=log_rotation(options)))
+                                             log_rotation=log_rotation(options),
+                                             fork_server=options.fork_server))
     # The console takes the API server's bearer token too, so scripts use the kubeconfig they already have.
     auth = ConsoleAuth.for_home(home.root, home.token(), options.console_port)
     console = ConsoleService(registry, metrics, options.console_port, auth=auth, logs=kubelet.read_log_lines)

@@ -54,6 +54,9 @@ class DaemonOptions:
     # sample_limit, per workload; entries beyond it are dropped and counted in
     # sluice_telemetry_series_limit_exceeded_total); 0 = none.
     telemetry_series_limit: int = 20_000
+    # Start container shims, and Sluice's built-in Python programs, by forking a process that has their
+    # imports done (sluice.runtime.zygote); false: a fresh interpreter for each.
+    fork_server: bool = True
 
 
 @dataclass(frozen=True)
