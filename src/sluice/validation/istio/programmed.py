@@ -21,7 +21,7 @@ from __future__ import annotations
 import fnmatch
 import json
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = ["PROGRAMMED", "Unprogrammed", "unprogrammed", "warnings", "MAX_WARNINGS"]
@@ -115,11 +115,23 @@ PROGRAMMED: dict[str, tuple[str, ...]] = {
 }
 
 
-@dataclass(frozen=True)
-class _Rule:
-    segments: tuple[str, ...]
-    values: frozenset[str] | None
-    exception: bool
+@dataclass
+class _Node:
+    """One path segment of the table, as a trie: what ends here and what lies below."""
+
+    children: dict[str, _Node] = field(default_factory=dict)  # literal segments, `[]` included
+    patterns: list[tuple[str, _Node]] = field(default_factory=list)  # `*`, `@request*`: fnmatch'ed keys
+    programmed: bool = False  # a plain entry ends here: this field and all below it
+    values: frozenset[str] | None = None  # `path=A|B` entries ending here: only these values
+    exception: bool = False  # a `!path` entry ends here
+    positive_below: bool = False  # some programmed (or value) entry lies strictly below
+    special_below: bool = False  # some exception or value entry lies strictly below
+
+    def step(self, segment: str) -> list[_Node]:
+        out = [self.children[segment]] if segment in self.children else []
+        if segment != "[]":
+            out += [n for pattern, n in self.patterns if fnmatch.fnmatchcase(segment, pattern)]
+        return out
 
 
 def _segments(path: str) -> tuple[str, ...]:
@@ -132,29 +144,33 @@ def _segments(path: str) -> tuple[str, ...]:
     return tuple(out)
 
 
-def _rule(entry: str) -> _Rule:
-    exception = entry.startswith("!")
-    path, _, values = entry.removeprefix("!").partition("=")
-    return _Rule(_segments(path), frozenset(v.upper() for v in values.split("|")) if values else None, exception)
+def _trie(entries: Iterable[str]) -> _Node:
+    root = _Node()
+    for entry in entries:
+        exception = entry.startswith("!")
+        path, _, values = entry.removeprefix("!").partition("=")
+        node = root
+        for segment in _segments(path):
+            node.special_below = node.special_below or exception or bool(values)
+            node.positive_below = node.positive_below or not exception  # a value entry is programmed too
+            if segment == "[]" or not any(c in segment for c in "*?["):
+                node = node.children.setdefault(segment, _Node())
+            else:
+                found = next((n for p, n in node.patterns if p == segment), None)
+                if found is None:
+                    found = _Node()
+                    node.patterns.append((segment, found))
+                node = found
+        if exception:
+            node.exception = True
+        elif values:
+            node.values = (node.values or frozenset()) | {v.upper() for v in values.split("|")}
+        else:
+            node.programmed = True
+    return root
 
 
-_RULES: dict[str, tuple[_Rule, ...]] = {kind: tuple(_rule(e) for e in entries) for kind, entries in PROGRAMMED.items()}
-
-
-def _match(pattern: tuple[str, ...], path: tuple[str, ...]) -> bool:
-    """Same length, segment by segment (`[]` matches only a list item, `*` any key)."""
-    return len(pattern) == len(path) and all(
-        (p == s) if "[]" in (p, s) else fnmatch.fnmatchcase(s, p) for p, s in zip(pattern, path, strict=True))
-
-
-def _covers(rule: _Rule, path: tuple[str, ...]) -> bool:
-    """The rule names `path` or one of its ancestors."""
-    return len(rule.segments) <= len(path) and _match(rule.segments, path[:len(rule.segments)])
-
-
-def _below(rule: _Rule, path: tuple[str, ...]) -> bool:
-    """The rule names something strictly inside `path`."""
-    return len(rule.segments) > len(path) and _match(rule.segments[:len(path)], path)
+_TRIES: dict[str, _Node] = {kind: _trie(entries) for kind, entries in PROGRAMMED.items()}
 
 
 def _empty(value: Any) -> bool:
@@ -181,41 +197,43 @@ class Unprogrammed:
         return f"{self.kind} {self.what}"
 
 
-def _walk(kind: str, rules: tuple[_Rule, ...], value: Any, path: tuple[str, ...], shown: str) -> Iterator[Unprogrammed]:
+def _walk(kind: str, nodes: list[_Node], covered: bool, value: Any, shown: str) -> Iterator[Unprogrammed]:
+    """`nodes`: the table's nodes that name this field; `covered`: an ancestor is programmed as a whole."""
     if _empty(value):
         return
-    if any(r.exception and _covers(r, path) for r in rules):
+    if any(n.exception for n in nodes):
         yield Unprogrammed(kind, shown)
         return
-    positive = [r for r in rules if not r.exception]
-    covering = [r for r in positive if _covers(r, path)]
-    if covering:
-        allowed = [r.values for r in covering if r.values is not None and len(r.segments) == len(path)]
-        if allowed and not isinstance(value, dict | list):
-            if not any(str(value).upper() in v for v in allowed):
-                yield Unprogrammed(kind, shown, value)
+    allowed = [n.values for n in nodes if n.values is not None]
+    if allowed and not isinstance(value, dict | list):
+        if not any(str(value).upper() in v for v in allowed):
+            yield Unprogrammed(kind, shown, value)
+        return
+    covered = covered or bool(allowed) or any(n.programmed for n in nodes)
+    if covered:
+        # a programmed subtree is done unless an exception or a value entry sits inside it
+        if not any(n.special_below for n in nodes):
             return
-        # a covered subtree is done unless an exception or a value rule sits inside it
-        if not any(_below(r, path) and (r.exception or r.values is not None) for r in rules):
-            return
-    elif not any(_below(r, path) for r in positive):
+    elif not any(n.positive_below for n in nodes):
         yield Unprogrammed(kind, shown)
         return
     if isinstance(value, dict):
         for key, child in value.items():
-            yield from _walk(kind, rules, child, (*path, str(key)), f"{shown}.{key}")
+            below = [c for n in nodes for c in n.step(str(key))]
+            yield from _walk(kind, below, covered, child, f"{shown}.{key}")
     elif isinstance(value, list):
+        below = [c for n in nodes for c in n.step("[]")]
         for i, child in enumerate(value):
-            yield from _walk(kind, rules, child, (*path, "[]"), f"{shown}[{i}]")
+            yield from _walk(kind, below, covered, child, f"{shown}[{i}]")
 
 
 def unprogrammed(kind: str, obj: dict[str, Any]) -> list[Unprogrammed]:
     """Every field of `obj`'s spec that Sluice stores but does not program, shallowest path first in
     document order; empty for kinds the table does not list (they are not Istio config)."""
-    rules = _RULES.get(kind)
-    if rules is None:
+    root = _TRIES.get(kind)
+    if root is None:
         return []
-    return list(_walk(kind, rules, obj.get("spec"), ("spec",), "spec"))
+    return list(_walk(kind, root.step("spec"), False, obj.get("spec"), "spec"))
 
 
 def warnings(kind: str, obj: dict[str, Any]) -> list[str]:
