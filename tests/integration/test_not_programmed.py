@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import TOOLS, Daemon
+from tests.conftest import KUBECTL_VERSIONS, TOOLS, Daemon
 from tests.integration.cli_helpers import Sluice, with_namespace
 
 NS = "not-programmed"
@@ -50,24 +50,28 @@ def sl(sluice_daemon: Daemon, tmp_path_factory: pytest.TempPathFactory) -> Itera
     yield s
 
 
-def kubectl(sl: Sluice, *args: str, input: str | None = None) -> tuple[int, str, str]:
+def kubectl(sl: Sluice, *args: str, input: str | None = None, version: str = "1.35") -> tuple[int, str, str]:
     import subprocess
 
-    cp = subprocess.run([str(TOOLS / "kubectl-1.35"), *args], input=input, env=sl.env, capture_output=True,
+    cp = subprocess.run([str(TOOLS / f"kubectl-{version}"), *args], input=input, env=sl.env, capture_output=True,
                         text=True, timeout=60)
     return cp.returncode, cp.stdout, cp.stderr
 
 
-def test_kubectl_apply_prints_the_warning_and_succeeds(sl: Sluice) -> None:
-    code, out, err = kubectl(sl, "apply", "-f", "-", input=VS_EXPORT_LOCAL)
+@pytest.mark.parametrize("version", KUBECTL_VERSIONS)
+def test_kubectl_apply_prints_the_warning_and_succeeds(sl: Sluice, version: str) -> None:
+    code, out, err = kubectl(sl, "apply", "-f", "-", input=VS_EXPORT_LOCAL, version=version)
     assert code == 0, err
     assert out == "virtualservice.networking.istio.io/httpbin created\n"
     assert err.splitlines() == [WARNING]
     # an edit that keeps the field keeps warning; one that drops it does not
-    code, out, err = kubectl(sl, "apply", "-f", "-", input=VS_EXPORT_LOCAL.replace("host: httpbin\n", "host: httpbin\n      weight: 100\n"))
+    edited = VS_EXPORT_LOCAL.replace("host: httpbin\n", "host: httpbin\n      weight: 100\n")
+    code, out, err = kubectl(sl, "apply", "-f", "-", input=edited, version=version)
     assert (code, err.splitlines()) == (0, [WARNING]), err
-    code, out, err = kubectl(sl, "apply", "-f", "-", input=VS_EXPORT_LOCAL.replace('  exportTo:\n  - "."\n', ""))
+    code, out, err = kubectl(sl, "apply", "-f", "-", input=VS_EXPORT_LOCAL.replace('  exportTo:\n  - "."\n', ""),
+                             version=version)
     assert (code, out, err) == (0, "virtualservice.networking.istio.io/httpbin configured\n", "")
+    assert kubectl(sl, "delete", "virtualservice", "httpbin", version=version)[0] == 0
 
 
 def test_sluice_analyze_lists_it(sl: Sluice) -> None:
