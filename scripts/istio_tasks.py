@@ -1,5 +1,6 @@
 """Write docs/istio-tasks.md: every Istio traffic-management task and sample, whether it runs on Sluice, and
-the test that proves it.
+the test that proves it; then the Istio fields Sluice stores but does not program yet (`gaps` of the table in
+sluice.validation.istio.programmed, so the page follows the table too).
 
 The proof is the tests themselves: a test marked `@pytest.mark.istio_task("traffic-management/<page>", "Title")`
 (or `istio_sample("<dir>", "Title")`) runs that task with the docs' manifests and commands. This script
@@ -203,7 +204,39 @@ def render(marks: list[Mark]) -> str:
     if rest:
         lines += ["## Other tasks", "", *_rows((), rest, TASKS_URL), ""]
     lines += ["## Samples", "", *_rows(SAMPLES, samples, SAMPLES_URL), ""]
+    lines += _not_programmed()
     return "\n".join(lines)
+
+
+# A DestinationRule's traffic policy appears at four places; its gaps are listed once, under this name.
+_POLICY_PLACES = ("spec.subsets[].trafficPolicy.portLevelSettings[].", "spec.subsets[].trafficPolicy.",
+                  "spec.trafficPolicy.portLevelSettings[].", "spec.trafficPolicy.")
+_POLICY = "<policy>."
+
+
+def _not_programmed() -> list[str]:
+    """The fields `sluice.validation.istio.programmed` says Sluice stores but does not program yet."""
+    from sluice.resources.schema import schema_for
+    from sluice.validation.istio import programmed
+
+    lines = ["## Istio fields stored but not programmed yet", "",
+             "Sluice accepts these (kubectl prints a `Warning:` for each one an object sets, and `sluice analyze`",
+             "lists it as SLU0001) but does not program them into Envoy yet; from the table in",
+             "`src/sluice/validation/istio/programmed.py`. `<policy>` is each of a DestinationRule's traffic policies:",
+             "`spec.trafficPolicy`, `spec.subsets[].trafficPolicy` and their `portLevelSettings[]`.", "",
+             "| Kind | Field |", "|---|---|"]
+    for kind in programmed.PROGRAMMED:
+        spec = schema_for("networking.istio.io", kind)["properties"]["spec"]
+        seen: list[str] = []
+        for gap in programmed.gaps(kind, spec):
+            for place in _POLICY_PLACES:
+                if gap.startswith(place):
+                    gap = _POLICY + gap.removeprefix(place)
+                    break
+            if gap not in seen:
+                seen.append(gap)
+        lines += [f"| {kind} | `{gap}` |" for gap in seen]
+    return [*lines, ""]
 
 
 def main(argv: list[str] | None = None) -> int:

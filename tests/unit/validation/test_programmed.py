@@ -10,7 +10,7 @@ import yaml
 
 from sluice.resources.schema import field_schema, schema_for
 from sluice.validation.analyze import analyze, format_message
-from sluice.validation.istio.programmed import MAX_WARNINGS, PROGRAMMED, unprogrammed, warnings
+from sluice.validation.istio.programmed import MAX_WARNINGS, PROGRAMMED, gaps, unprogrammed, warnings
 
 # Istio's samples/bookinfo/networking: the request-routing, fault-injection and traffic-shifting tasks'
 # manifests. Everything in them is programmed.
@@ -186,3 +186,17 @@ def test_every_table_entry_is_a_field_of_the_schema(kind: str) -> None:
     schema = schema_for("networking.istio.io", kind)
     for entry in PROGRAMMED[kind]:
         assert field_schema(schema, _schema_path(entry)) is not None, entry
+
+
+def test_gaps_list_what_an_object_setting_everything_would_be_warned_about() -> None:
+    spec = schema_for("networking.istio.io", "VirtualService")["properties"]["spec"]
+    assert gaps("VirtualService", spec) == [
+        "spec.http[].match[].headers.@request*", "spec.http[].match[].withoutHeaders.@request*",
+        "spec.http[].match[].statPrefix", "spec.http[].delegate", "spec.http[].fault.delay.exponentialDelay",
+        "spec.http[].fault.abort.http2Error", "spec.tls", "spec.tcp[].match[].destinationSubnets",
+        "spec.tcp[].match[].sourceSubnet", "spec.exportTo[] other than *"]
+    gw = schema_for("networking.istio.io", "Gateway")["properties"]["spec"]
+    assert gaps("Gateway", gw) == ["spec.servers[].port.protocol other than GRPC, GRPC-WEB, HTTP, HTTP2",
+                                   "spec.servers[].bind", "spec.servers[].tls", "spec.servers[].defaultEndpoint"]
+    se = schema_for("networking.istio.io", "ServiceEntry")["properties"]["spec"]
+    assert gaps("ServiceEntry", se) == ["spec"]

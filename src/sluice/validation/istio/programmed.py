@@ -24,7 +24,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["PROGRAMMED", "Unprogrammed", "unprogrammed", "warnings", "MAX_WARNINGS"]
+__all__ = ["PROGRAMMED", "Unprogrammed", "unprogrammed", "warnings", "gaps", "MAX_WARNINGS"]
 
 MAX_WARNINGS = 20  # per write: a Warning header each; the rest are summed up in one more line
 
@@ -244,3 +244,41 @@ def warnings(kind: str, obj: dict[str, Any]) -> list[str]:
         out.append(f"{kind}: {len(found) - MAX_WARNINGS} more fields are stored but not applied "
                    "(`sluice analyze` lists them all)")
     return out
+
+
+def _schema_gaps(schema: Any, nodes: list[_Node], covered: bool, shown: str) -> Iterator[str]:
+    if not isinstance(schema, dict):
+        return
+    if any(n.exception for n in nodes):
+        yield shown
+        return
+    allowed = [n.values for n in nodes if n.values is not None]
+    if allowed and schema.get("type") not in ("object", "array"):
+        yield f"{shown} other than {', '.join(sorted(frozenset().union(*allowed)))}"
+        return
+    covered = covered or bool(allowed) or any(n.programmed for n in nodes)
+    if covered and not any(n.special_below for n in nodes):
+        return
+    if not covered and not any(n.positive_below for n in nodes):
+        yield shown
+        return
+    if schema.get("type") == "array":
+        yield from _schema_gaps(schema.get("items"), [c for n in nodes for c in n.step("[]")], covered, f"{shown}[]")
+        return
+    for key, child in (schema.get("properties") or {}).items():
+        yield from _schema_gaps(child, [c for n in nodes for c in n.step(key)], covered, f"{shown}.{key}")
+    extra = schema.get("additionalProperties")
+    if isinstance(extra, dict):
+        # a map: the table's key patterns, each with the map's value schema
+        keys = sorted({p for n in nodes for p, _ in n.patterns})
+        for key in keys:
+            yield from _schema_gaps(extra, [c for n in nodes for c in n.step(key)], covered, f"{shown}.{key}")
+
+
+def gaps(kind: str, spec_schema: dict[str, Any]) -> list[str]:
+    """Every field of `kind`'s spec (its OpenAPI schema) that Sluice does not program, at its shallowest
+    path: what `unprogrammed` would report for an object that sets everything."""
+    root = _TRIES.get(kind)
+    if root is None:
+        return []
+    return list(_schema_gaps(spec_schema, root.step("spec"), False, "spec"))
