@@ -9,7 +9,7 @@ UI_STAMP := ui/node_modules/.installed
 UI_OUT   := src/sluice/console/static/index.html
 UI_SRC   := $(shell find ui/src -type f 2>/dev/null) ui/index.html ui/vite.config.ts ui/tsconfig.json ui/package.json
 
-.PHONY: demo test lint unit integration venv tools chromium netns-tools ui ui-test bench clean
+.PHONY: demo test lint unit integration venv tools chromium netns-tools ui ui-test bench clean docs
 
 demo: $(STAMP) ui netns-tools
 	$(BIN)/sluice demo
@@ -69,3 +69,7 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .tools .pytest_cache .mypy_cache .ruff_cache ui/node_modules src/sluice/console/static
+
+# docs/istio-tasks.md: every Istio traffic-management task and sample, from the tests' istio_task/istio_sample marks.
+docs: $(STAMP)
+	$(BIN)/python scripts/istio_tasks.py

@@ -89,6 +89,8 @@ def mesh(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
         stop_daemon(d)
 
 
+@pytest.mark.istio_task("traffic-management/traffic-shifting", "Traffic Shifting")
+@pytest.mark.istio_sample("bookinfo", "Bookinfo")
 def test_split_90_10_lands_within_binomial_tolerance(mesh: Mesh) -> None:
     cp = mesh.kubectl("apply", "-f", "-", input=STORY_VS)
     assert "virtualservice.networking.istio.io/reviews" in cp.stdout
@@ -113,6 +115,7 @@ def test_describe_shows_pod_and_deployment_events(mesh: Mesh) -> None:
     assert "Created pod: ratings-v1-" in mesh.kubectl("describe", "deployment", "ratings-v1").stdout
 
 
+@pytest.mark.istio_task("traffic-management/traffic-shifting", "Traffic Shifting")
 def test_weights_change_under_load_without_failures(mesh: Mesh) -> None:
     load = SteadyLoad(mesh.sleep_ip, REVIEWS).start()
     try:
@@ -153,6 +156,7 @@ def test_delete_v2_after_full_shift_loses_no_request(mesh: Mesh) -> None:
     assert load.versions.keys() == {"v3"}
 
 
+@pytest.mark.istio_task("traffic-management/request-routing", "Request Routing")
 def test_header_match_routes_jason_to_v2(mesh: Mesh) -> None:
     mesh.kubectl("apply", "-f", str(SAMPLES / "bookinfo.yaml"))  # bring reviews-v2 back
     wait_for(lambda: deployments_ready(mesh.apps, NS), timeout=60)
@@ -180,6 +184,7 @@ spec:
         assert reviews_version(via(mesh.sleep_ip, REVIEWS, {"end-user": "bob"})[1]) == "v3"
 
 
+@pytest.mark.istio_task("traffic-management/fault-injection", "Fault Injection")
 def test_fault_injection_abort_and_delay(mesh: Mesh) -> None:
     mesh.kubectl("apply", "-f", "-", input="""
 apiVersion: networking.istio.io/v1

@@ -584,6 +584,11 @@ class Registry:
             v = istio.validate(rt.kind, obj, istio.IstioOptions(relative_weights=self.options.relative_weights))
             errors.extend(v.errors)
             warnings.extend(v.warnings)
+            if not errors:
+                from sluice.validation.istio import programmed
+
+                # accepted, but nothing may be silently ignored: name what the mesh will not apply
+                warnings.extend(programmed.warnings(rt.kind, obj))
         if errors:
             raise ApiError.invalid(rt, name, errors)
         return warnings

@@ -43,7 +43,7 @@ def json_response(obj: Any, code: int = 200, warnings: list[str] | None = None) 
     resp = web.Response(status=code, body=json.dumps(obj, separators=(",", ":")).encode(),
                         content_type="application/json", headers=headers)
     for w in warnings or []:
-        resp.headers.add("Warning", '299 - "' + w.replace('"', '\\"') + '"')
+        resp.headers.add("Warning", '299 - "' + w.replace("\\", "\\\\").replace('"', '\\"') + '"')
     return resp
 
 

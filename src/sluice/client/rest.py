@@ -56,9 +56,20 @@ def _warning_text(header: str) -> str:
     if len(parts) == 3 and parts[0].isdigit():
         text = parts[2].strip()
         if text.startswith('"'):
-            text = text[1:].split('"', 1)[0] if '"' in text[1:] else text[1:]
+            return _unquote(text[1:])
         return text
     return header
+
+
+def _unquote(rest: str) -> str:
+    """The body of an RFC 7230 quoted-string whose opening quote is gone: up to the closing quote, `\\x` → `x`."""
+    out: list[str] = []
+    chars = iter(rest)
+    for c in chars:
+        if c == '"':
+            break
+        out.append(next(chars, "") if c == "\\" else c)
+    return "".join(out)
 
 
 def _print_warning(text: str) -> None:

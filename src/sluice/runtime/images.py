@@ -236,8 +236,13 @@ def resolve(container: dict[str, Any], env: Mapping[str, str] | None = None) -> 
 
 def exec_argv(container: dict[str, Any], command: list[str]) -> list[str]:
     """The command `kubectl exec` runs in `container`: the image's own program (`/usr/bin/fortio load …` in a
-    fortio container) is the built-in that stands in for it; anything else is run as given."""
-    found = _sample(str(container.get("image") or ""))
+    fortio container, `pilot-agent request …` in istio-proxy) is the built-in that stands in for it; anything
+    else is run as given."""
+    image = str(container.get("image") or "")
+    if command and Path(command[0]).name == "pilot-agent" and (
+            _PROXY.search(image) or container.get("name") == mesh.SIDECAR_CONTAINER):
+        return [sys.executable, "-m", "sluice.runtime.pilot_agent", *command[1:]]  # the sidecar's admin reader
+    found = _sample(image)
     if found is None or not command:
         return command
     sample = found[0]

@@ -432,6 +432,8 @@ def test_pods_run_the_sample_images(samples: Kube) -> None:
             assert cs["ready"] and "running" in cs["state"], (p["metadata"]["name"], cs)
 
 
+@pytest.mark.istio_sample("httpbin", "httpbin")
+@pytest.mark.istio_sample("sleep", "sleep")
 def test_httpbin_through_the_mesh(samples: Kube) -> None:
     code = _exec_ok(samples, "deploy/sleep", "--", "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",
                     "http://httpbin:8000/status/418")
@@ -442,6 +444,7 @@ def test_httpbin_through_the_mesh(samples: Kube) -> None:
     assert "X-Request-Id" in headers["headers"]  # stamped by the sidecars on the way
 
 
+@pytest.mark.istio_sample("httpbin", "httpbin")
 def test_kennethreitz_httpbin_as_the_mirroring_task_runs_it(samples: Kube) -> None:
     out = _exec_ok(samples, "deploy/sleep", "-c", "sleep", "--", "curl", "-sS", "http://httpbin.mirror:8000/headers")
     headers = json.loads(out)["headers"]
@@ -455,6 +458,7 @@ def test_kennethreitz_httpbin_as_the_mirroring_task_runs_it(samples: Kube) -> No
                         r'"curl/[^"]+"', line), line
 
 
+@pytest.mark.istio_sample("helloworld", "helloworld")
 def test_helloworld_replies_from_both_versions(samples: Kube) -> None:
     seen: set[str] = set()
 
@@ -468,12 +472,14 @@ def test_helloworld_replies_from_both_versions(samples: Kube) -> None:
     wait_for(both, timeout=60, interval=0)  # each request picks a version at random: both show up
 
 
+@pytest.mark.istio_sample("tcp-echo", "tcp-echo")
 def test_tcp_echo_prefixes_the_line(samples: Kube) -> None:
     replies = {_exec_ok(samples, "deploy/sleep", "--", "python3", "-c", NC, "tcp-echo", "9000") for _ in range(3)}
     assert replies <= {"one hi\n", "two hi\n"} and replies, replies
     assert _exec_ok(samples, "deploy/sleep", "--", "python3", "-c", NC, "tcp-echo", "9001") in ("one hi\n", "two hi\n")
 
 
+@pytest.mark.istio_sample("httpbin/sample-client", "fortio (httpbin's sample client)")
 def test_fortio_load_as_the_circuit_breaking_task_runs_it(samples: Kube) -> None:
     pod = samples("get", "pods", "-lapp=fortio", "-o", "jsonpath={.items[0].metadata.name}")
     _exec_ok(samples, pod, "-c", "fortio", "--", "/usr/bin/fortio", "curl", "-quiet", "http://httpbin:8000/get")
@@ -492,6 +498,7 @@ def test_fortio_load_as_the_circuit_breaking_task_runs_it(samples: Kube) -> None
     assert "All done 20 calls (plus 0 warmup)" in text
 
 
+@pytest.mark.istio_sample("httpbin/sample-client", "fortio (httpbin's sample client)")
 def test_fortio_server_echoes_through_the_mesh(samples: Kube) -> None:
     code = _exec_ok(samples, "deploy/sleep", "--", "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",
                     "http://fortio:8080/echo?status=418")

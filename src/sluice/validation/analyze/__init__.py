@@ -1,5 +1,5 @@
 """istioctl-analyze-style checks across objects (IST0001, IST0101, IST0106, IST0109, IST0130, IST0131, IST0133,
-IST0173, IST0174).
+IST0173, IST0174), plus Sluice's own SLU0001 (a field stored but not programmed into Envoy yet).
 
 `sluice analyze` calls `analyze` with every known object and prints `format_message` lines followed by
 `summary_line`.
@@ -23,6 +23,7 @@ from sluice.validation.analyze.message import (
     sort_messages,
     summary_line,
 )
+from sluice.validation.analyze.programmed import not_programmed_messages
 from sluice.validation.analyze.rejected import rejected_messages
 from sluice.validation.analyze.schema import schema_messages
 from sluice.validation.analyze.virtualservice import conflicting_mesh_hosts, referenced_resources
@@ -51,6 +52,7 @@ def analyze(objects: list[dict[str, Any]], *, namespaces: set[str] | None = None
             continue
         if obj.kind in KINDS:
             out.extend(schema_messages(obj, opts))
+            out.extend(not_programmed_messages(obj))
         if obj.kind == "VirtualService":
             out.extend(referenced_resources(index, obj))
         elif obj.kind == "DestinationRule":

@@ -1,0 +1,70 @@
+"""`pilot-agent request <METHOD> <path> [<body>]` in the istio-proxy container: Istio's way to read the sidecar's
+Envoy admin (`kubectl exec POD -c istio-proxy -- pilot-agent request GET stats`, as the circuit-breaking task
+does). Sluice runs no pilot-agent, so `kubectl exec` runs this instead (see `images.exec_argv`).
+
+Envoy's admin listens on 127.0.0.1:15000 inside the pod (netns mode) or on the pod IP (loopback mode, where
+pods share the host's network); the body is written to stdout as Envoy returns it.
+"""
+
+from __future__ import annotations
+
+import http.client
+import os
+import sys
+
+__all__ = ["main"]
+
+_USAGE = "Usage:\n  pilot-agent request <method> <path> [<body>] [flags]\n"
+
+
+def _request(host: str, port: int, method: str, path: str, body: str) -> tuple[int, bytes]:
+    conn = http.client.HTTPConnection(host, port, timeout=30)
+    try:
+        conn.request(method, "/" + path.lstrip("/"), body=body.encode() if body else None)
+        resp = conn.getresponse()
+        return resp.status, resp.read()
+    finally:
+        conn.close()
+
+
+def main(argv: list[str]) -> int:
+    port = 15000
+    args: list[str] = []
+    it = iter(argv)
+    for a in it:
+        if a.startswith("--debug-port"):
+            value = a.partition("=")[2] or next(it, "")
+            if not value.isdigit():
+                sys.stderr.write(f'Error: invalid argument "{value}" for "--debug-port" flag\n')
+                return 1
+            port = int(value)
+        else:
+            args.append(a)
+    if not args or args[0] != "request":
+        sys.stderr.write(f'Error: unknown command "{args[0] if args else ""}" for "pilot-agent"\n' + _USAGE)
+        return 1
+    if not 3 <= len(args) <= 4:
+        sys.stderr.write(f"Error: accepts between 2 and 3 arg(s), received {len(args) - 1}\n" + _USAGE)
+        return 1
+    method, path, body = args[1].upper(), args[2], args[3] if len(args) == 4 else ""
+    hosts = ["127.0.0.1"] + ([os.environ["POD_IP"]] if os.environ.get("POD_IP") else [])
+    for host in hosts:
+        try:
+            status, data = _request(host, port, method, path, body)
+        except ConnectionRefusedError:
+            continue
+        except OSError as e:
+            sys.stderr.write(f"Error: {e}\n")
+            return 1
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+        if status >= 400:
+            sys.stderr.write(f"Error: {method} /{path.lstrip('/')}: {status}\n")
+            return 1
+        return 0
+    sys.stderr.write(f"Error: dial tcp 127.0.0.1:{port}: connect: connection refused\n")
+    return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

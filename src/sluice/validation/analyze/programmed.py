@@ -1,0 +1,21 @@
+"""SLU0001 (FieldNotProgrammed): Istio config that Sluice stores but does not program into Envoy yet.
+
+Istio has no such message (it programs every field it accepts), so the code is Sluice's own; Istio's IST
+codes keep their meaning. The fields come from `sluice.validation.istio.programmed`, the same table the API
+server's write warnings come from. Run by `analyze` for `sluice analyze`.
+"""
+
+from __future__ import annotations
+
+from sluice.validation.analyze.index import Obj
+from sluice.validation.analyze.message import Message
+from sluice.validation.istio.programmed import unprogrammed
+
+__all__ = ["not_programmed_messages", "NOT_PROGRAMMED"]
+
+NOT_PROGRAMMED = "SLU0001"
+
+
+def not_programmed_messages(obj: Obj) -> list[Message]:
+    return [Message(NOT_PROGRAMMED, "Warning", obj.kind, obj.namespace, obj.name, f"Field not programmed: {u.what}.")
+            for u in unprogrammed(obj.kind, obj.raw)]

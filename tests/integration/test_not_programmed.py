@@ -1,0 +1,94 @@
+"""Nothing accepted is silently ignored: a field Sluice stores but does not program into Envoy is named by the
+real kubectl (the API's `Warning` header) and by `sluice analyze` (SLU0001); Istio's own samples get neither."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import KUBECTL_VERSIONS, TOOLS, Daemon
+from tests.integration.cli_helpers import Sluice, with_namespace
+
+NS = "not-programmed"
+SAMPLES = Path(__file__).resolve().parents[2] / "src" / "sluice" / "samples"
+BOOKINFO_NETWORKING = Path(__file__).resolve().parents[1] / "data" / "istio" / "bookinfo-networking"
+
+VS_EXPORT_LOCAL = """
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: httpbin
+spec:
+  hosts:
+  - httpbin
+  exportTo:
+  - "."
+  http:
+  - route:
+    - destination:
+        host: httpbin
+"""
+WARNING = ('Warning: VirtualService spec.exportTo[0]: "." is stored but not applied: Sluice does not program this '
+           "value into Envoy yet")
+
+
+@pytest.fixture(scope="module")
+def sl(sluice_daemon: Daemon, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sluice]:
+    env = with_namespace(sluice_daemon.env, sluice_daemon.kubeconfig, NS,
+                         tmp_path_factory.mktemp("not-programmed") / "kubeconfig")
+    s = Sluice(env)
+    s.ok("create", "namespace", NS)
+    # the Services the rules name (no pods: nothing here needs traffic)
+    services = [d for f in (SAMPLES / "bookinfo.yaml",) for d in yaml.safe_load_all(f.read_text())
+                if d and d["kind"] == "Service"]
+    services.append({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "httpbin"},
+                     "spec": {"selector": {"app": "httpbin"}, "ports": [{"name": "http", "port": 8000}]}})
+    s.ok("apply", "-f", "-", input=yaml.safe_dump_all(services))
+    yield s
+
+
+def kubectl(sl: Sluice, *args: str, input: str | None = None, version: str = "1.35") -> tuple[int, str, str]:
+    import subprocess
+
+    cp = subprocess.run([str(TOOLS / f"kubectl-{version}"), *args], input=input, env=sl.env, capture_output=True,
+                        text=True, timeout=60)
+    return cp.returncode, cp.stdout, cp.stderr
+
+
+@pytest.mark.parametrize("version", KUBECTL_VERSIONS)
+def test_kubectl_apply_prints_the_warning_and_succeeds(sl: Sluice, version: str) -> None:
+    code, out, err = kubectl(sl, "apply", "-f", "-", input=VS_EXPORT_LOCAL, version=version)
+    assert code == 0, err
+    assert out == "virtualservice.networking.istio.io/httpbin created\n"
+    assert err.splitlines() == [WARNING]
+    # an edit that keeps the field keeps warning; one that drops it does not
+    edited = VS_EXPORT_LOCAL.replace("host: httpbin\n", "host: httpbin\n      weight: 100\n")
+    code, out, err = kubectl(sl, "apply", "-f", "-", input=edited, version=version)
+    assert (code, err.splitlines()) == (0, [WARNING]), err
+    code, out, err = kubectl(sl, "apply", "-f", "-", input=VS_EXPORT_LOCAL.replace('  exportTo:\n  - "."\n', ""),
+                             version=version)
+    assert (code, out, err) == (0, "virtualservice.networking.istio.io/httpbin configured\n", "")
+    assert kubectl(sl, "delete", "virtualservice", "httpbin", version=version)[0] == 0
+
+
+def test_sluice_analyze_lists_it(sl: Sluice) -> None:
+    kubectl(sl, "apply", "-f", "-", input=VS_EXPORT_LOCAL)
+    cp = sl("analyze")
+    assert cp.returncode == 0, cp.stderr  # a warning, not an error: istioctl's exit status stays 0
+    assert ('Warning [SLU0001] (VirtualService not-programmed/httpbin) Field not programmed: spec.exportTo[0]: "." '
+            "is stored but not applied: Sluice does not program this value into Envoy yet.") in cp.stdout.splitlines()
+    # sluice apply prints the server's warning as kubectl does
+    cp = sl("apply", "-f", "-", input=VS_EXPORT_LOCAL.replace("name: httpbin\n", "name: httpbin2\n", 1))
+    assert cp.returncode == 0 and WARNING in cp.stderr.splitlines(), cp.stderr
+    sl.ok("delete", "virtualservice", "httpbin", "httpbin2")
+
+
+def test_istio_samples_apply_without_warnings(sl: Sluice) -> None:
+    for f in sorted(BOOKINFO_NETWORKING.glob("*.yaml")):
+        code, out, err = kubectl(sl, "apply", "-f", str(f))
+        assert (code, err) == (0, ""), (f.name, err)
+    cp = sl("analyze")
+    assert "SLU0001" not in cp.stdout and "Traceback" not in cp.stderr, cp.stdout
