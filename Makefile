@@ -18,7 +18,7 @@ test: $(STAMP) tools ui lint ui-test
 	$(BIN)/pytest -q -p no:cacheprovider tests
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff check src tests bench scripts
 	$(BIN)/mypy
 
 unit: $(STAMP)
