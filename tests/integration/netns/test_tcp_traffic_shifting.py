@@ -1,0 +1,294 @@
+"""Istio's "TCP Traffic Shifting" task (istio.io/latest/docs/tasks/traffic-management/tcp-traffic-shifting/) on a
+netns-mode daemon, with the task's manifests and commands, plus the same shift inside the mesh.
+
+The task's samples run as istio/istio ships them (sleep, tcp-echo v1/v2, `tcp-echo-all-v1.yaml`,
+`tcp-echo-20-v2.yaml`); the only edit is the Gateway's port: 31400 becomes a free port (so are the
+VirtualService's `match.port` and the istio-ingressgateway Service's `tcp` port), since tests run side by side.
+`INGRESS_HOST` and `TCP_INGRESS_PORT` come from the docs' jsonpath recipes (INGRESS_HOST falls back to 127.0.0.1,
+the gateway's address, where the Service has no load-balancer status yet).
+
+The docs send `(date; sleep 1) | nc $INGRESS_HOST $TCP_INGRESS_PORT` from the sleep pod. Here the gateway's
+listeners are on the host's 127.0.0.1, which a pod (its own network namespace) cannot reach, and the sleep
+pod has no `nc`; so the test is that conversation's client, from the host: it sends `date`'s line, reads the
+reply and closes, as nc does when its input ends. Inside the mesh, the sleep pod itself connects (kubectl exec),
+and the shift shows in PromQL with Istio's labels.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import subprocess
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Daemon, free_port, start_daemon, stop_daemon, wait_for
+from tests.integration.netns.test_istio_samples import SLEEP, TCP_ECHO, Kube
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="netns mode needs root")
+
+NS = "istio-io-tcp-traffic-shifting"
+GATEWAY_SAMPLE = Path(__file__).resolve().parents[3] / "src" / "sluice" / "samples" / "ingressgateway.yaml"
+
+# samples/tcp-echo/tcp-echo-all-v1.yaml (istio/istio master), license header left out.
+TCP_ECHO_ALL_V1 = """
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata:
+  name: tcp-echo-gateway
+spec:
+  selector:
+    istio: ingressgateway
+  servers:
+  - port:
+      number: 31400
+      name: tcp
+      protocol: TCP
+    hosts:
+    - "*"
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata:
+  name: tcp-echo-destination
+spec:
+  host: tcp-echo
+  subsets:
+  - name: v1
+    labels:
+      version: v1
+  - name: v2
+    labels:
+      version: v2
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: tcp-echo
+spec:
+  hosts:
+  - "*"
+  gateways:
+  - tcp-echo-gateway
+  tcp:
+  - match:
+    - port: 31400
+    route:
+    - destination:
+        host: tcp-echo
+        port:
+          number: 9000
+        subset: v1
+"""
+
+# samples/tcp-echo/tcp-echo-20-v2.yaml
+TCP_ECHO_20_V2 = """
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: tcp-echo
+spec:
+  hosts:
+  - "*"
+  gateways:
+  - tcp-echo-gateway
+  tcp:
+  - match:
+    - port: 31400
+    route:
+    - destination:
+        host: tcp-echo
+        port:
+          number: 9000
+        subset: v1
+      weight: 80
+    - destination:
+        host: tcp-echo
+        port:
+          number: 9000
+        subset: v2
+      weight: 20
+"""
+
+# the in-mesh shift: sleep → tcp-echo:9000, no gateway
+TCP_ECHO_MESH_70_30 = """
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: tcp-echo-mesh
+spec:
+  hosts:
+  - tcp-echo
+  tcp:
+  - match:
+    - port: 9000
+    route:
+    - destination:
+        host: tcp-echo
+        subset: v1
+      weight: 70
+    - destination:
+        host: tcp-echo
+        subset: v2
+      weight: 30
+"""
+
+# N connections to tcp-echo:9000 from inside the sleep pod, each sending one line and printing the reply.
+CONNECT_N = ("import socket, sys\n"
+             "for i in range(int(sys.argv[1])):\n"
+             "    s = socket.create_connection(('tcp-echo', 9000), timeout=10)\n"
+             "    s.sendall(b'hello\\n')\n"
+             "    print(s.makefile('rb').readline().decode(), end='', flush=True)\n"
+             "    s.close()\n")
+
+_DATE_REPLY = re.compile(r"(one|two) \w{3} \w{3} +\d+ \d\d:\d\d:\d\d \w+ \d{4}\n")
+
+
+class Task:
+    def __init__(self, d: Daemon, k: Kube, prom: str, port: int) -> None:
+        self.d, self.k, self.prom, self.port = d, k, prom, port
+
+    def manifest(self, text: str) -> str:
+        return text.replace("31400", str(self.port))
+
+
+@pytest.fixture(scope="module")
+def task(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Task]:
+    home = tmp_path_factory.mktemp("tcp-shift-home")
+    (home / "config.yaml").write_text("scrape_interval: 0.5\n")
+    d = start_daemon(home, network="netns")
+    k = Kube(d)
+    port = free_port()
+    try:
+        # Before you begin: the ingress gateway, a namespace for the task, sleep as the source pod.
+        k("apply", "-f", str(GATEWAY_SAMPLE))
+        _gateway_tcp_port(k, port)
+        k("create", "namespace", NS)
+        k("apply", "-f", "-", "-n", NS, input=SLEEP)
+        # Apply weight-based TCP routing: the tcp-echo services.
+        k("apply", "-f", "-", "-n", NS, input=TCP_ECHO)
+        k("wait", "--for=condition=Available", "deployment", "--all", "-n", NS, "--timeout=180s")
+        k("wait", "--for=condition=Available", "deployment", "--all", "-n", "istio-system", "--timeout=180s")
+        run = json.loads((home / "daemon.json").read_text())
+        yield Task(d, k, f"http://127.0.0.1:{run['metrics_port']}", port)
+    finally:
+        stop_daemon(d)
+
+
+def _gateway_tcp_port(k: Kube, port: int) -> None:
+    """The istio-ingressgateway Service's `tcp` port (31400 in Istio's install) as `port`, to and from `port`."""
+    svc = json.loads(k("get", "svc", "istio-ingressgateway", "-n", "istio-system", "-o", "json"))
+    names = [p.get("name") for p in svc["spec"]["ports"]]
+    value = {"name": "tcp", "port": port, "targetPort": port, "protocol": "TCP"}
+    op = ({"op": "replace", "path": f"/spec/ports/{names.index('tcp')}", "value": value} if "tcp" in names
+          else {"op": "add", "path": "/spec/ports/-", "value": value})
+    k("patch", "svc", "istio-ingressgateway", "-n", "istio-system", "--type=json", "-p", json.dumps([op]))
+
+
+def _ingress(k: Kube) -> tuple[str, int]:
+    """The docs' recipe: INGRESS_HOST and TCP_INGRESS_PORT from the istio-ingressgateway Service."""
+    host = k("-n", "istio-system", "get", "service", "istio-ingressgateway",
+             "-o", "jsonpath={.status.loadBalancer.ingress[0].ip}")
+    port = k("-n", "istio-system", "get", "service", "istio-ingressgateway",
+             "-o", 'jsonpath={.spec.ports[?(@.name=="tcp")].port}')
+    return host or "127.0.0.1", int(port)
+
+
+def nc_date(host: str, port: int) -> str:
+    """`(date; sleep 1) | nc HOST PORT`'s output: date's line goes out, the echo comes back; at the end of its
+    input nc stops sending, and the server closes."""
+    line = subprocess.run(["date"], capture_output=True, text=True, check=True).stdout.encode()
+    with socket.create_connection((host, port), timeout=10) as s:
+        s.sendall(line)
+        reader = s.makefile("rb")
+        reply = reader.readline()
+        s.shutdown(socket.SHUT_WR)
+        rest = reader.read()
+    return (reply + rest).decode()
+
+
+def _loop(host: str, port: int, n: int) -> list[str]:
+    """`for i in {1..n}; do … nc $INGRESS_HOST $TCP_INGRESS_PORT; done`"""
+    return [nc_date(host, port) for _ in range(n)]
+
+
+def _value(prom: str, query: str) -> dict[str, float]:
+    url = f"{prom}/api/v1/query?" + urllib.parse.urlencode({"query": query})
+    with urllib.request.urlopen(url, timeout=10) as r:
+        result = json.loads(r.read())["data"]["result"]
+    return {str(x["metric"].get("destination_version", "")): float(x["value"][1]) for x in result}
+
+
+def _within_binomial(count: int, n: int, p: float) -> bool:
+    """±4 standard deviations: a 1-in-15000 flake."""
+    sd = (n * p * (1 - p)) ** 0.5
+    return abs(count - n * p) <= 4 * sd
+
+
+@pytest.mark.istio_task("traffic-management/tcp-traffic-shifting", "TCP Traffic Shifting")
+def test_all_traffic_to_v1_then_20_percent_to_v2_through_the_gateway(task: Task) -> None:
+    k = task.k
+    k("apply", "-f", "-", "-n", NS, input=task.manifest(TCP_ECHO_ALL_V1))
+    host, port = _ingress(k)
+    assert port == task.port
+    # the gateway's listener appears once the push reaches it
+    wait_for(lambda: _connects(host, port), timeout=60, interval=0.5)
+    out = _loop(host, port, 20)
+    assert all(_DATE_REPLY.fullmatch(line) for line in out), out
+    assert {line.split()[0] for line in out} == {"one"}, out  # "all one"
+
+    k("apply", "-f", "-", "-n", NS, input=task.manifest(TCP_ECHO_20_V2))
+    vs = json.loads(k("get", "virtualservice", "tcp-echo", "-o", "json", "-n", NS))
+    assert [r["weight"] for r in vs["spec"]["tcp"][0]["route"]] == [80, 20]
+    wait_for(lambda: nc_date(host, port).startswith("two "), timeout=60, interval=0)  # the new weights are in
+    out = _loop(host, port, 20)  # the docs' loop …
+    out += _loop(host, port, 180)  # … and more of the same, for a split a test can judge
+    assert all(_DATE_REPLY.fullmatch(line) for line in out), out
+    twos = sum(line.startswith("two ") for line in out)
+    assert _within_binomial(twos, len(out), 0.2), (twos, len(out))
+
+    # the gateway reports every connection with the version of the pod it reached
+    query = ('sum by (destination_version) (istio_tcp_connections_opened_total{reporter="source",'
+             'source_workload="istio-ingressgateway",destination_service_name="tcp-echo",'
+             f'destination_service_namespace="{NS}"}})')
+    wait_for(lambda: _value(task.prom, query).get("v2", 0) >= twos, timeout=30)
+    seen = _value(task.prom, query)
+    assert set(seen) == {"v1", "v2"} and seen["v1"] >= 20 + len(out) - twos, seen
+
+
+def test_weighted_tcp_route_inside_the_mesh(task: Task) -> None:
+    k = task.k
+    if not k.run("get", "destinationrule", "tcp-echo-destination", "-n", NS).returncode == 0:
+        k("apply", "-f", "-", "-n", NS, input=task.manifest(TCP_ECHO_ALL_V1))
+    k("apply", "-f", "-", "-n", NS, input=TCP_ECHO_MESH_70_30)
+    n = 200
+
+    def replies() -> list[str]:
+        cp = k.run("exec", "deploy/sleep", "-c", "sleep", "-n", NS, "--", "python3", "-c", CONNECT_N, "1")
+        return cp.stdout.splitlines() if cp.returncode == 0 else []
+
+    wait_for(lambda: replies() == ["two hello"], timeout=60, interval=0)  # the route is in: v2 answers
+    cp = k.run("exec", "deploy/sleep", "-c", "sleep", "-n", NS, "--", "python3", "-c", CONNECT_N, str(n),
+               timeout=120)
+    assert cp.returncode == 0, cp.stderr
+    out = cp.stdout.splitlines()
+    assert len(out) == n and set(out) <= {"one hello", "two hello"}, out
+    twos = out.count("two hello")
+    assert _within_binomial(twos, n, 0.3), twos
+    query = ('sum by (destination_version) (istio_tcp_connections_opened_total{reporter="source",'
+             f'source_workload="sleep",source_workload_namespace="{NS}",destination_service_name="tcp-echo"}})')
+    wait_for(lambda: _value(task.prom, query).get("v2", 0) >= twos + 1, timeout=30)
+    k("delete", "virtualservice", "tcp-echo-mesh", "-n", NS)
+
+
+def _connects(host: str, port: int) -> bool:
+    try:
+        return nc_date(host, port).startswith(("one ", "two "))
+    except OSError:
+        return False
