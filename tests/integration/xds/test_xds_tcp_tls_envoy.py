@@ -17,6 +17,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from sluice.runtime.netns.dial import connect, open_connection, socket_in
 from sluice.samples.tcpecho import handle as tcp_echo
 from sluice.store.sqlite import Store
@@ -279,3 +281,64 @@ async def test_gateway_tcp_server_shifts_connections_and_reports_istio_tcp_metri
 
 async def _is(call: Any, want: str) -> bool:
     return bool(await call == want)
+
+
+async def test_gateway_passes_tls_through_by_sni(tmp_path: Path, xds_for: Any) -> None:  # noqa: F811
+    """A PASSTHROUGH server: the gateway reads the SNI, never the bytes; the client verifies the pod's own
+    certificate through it, and an SNI no route names is closed."""
+    (tmp_path / "certs").mkdir()
+    certs = make_certs(tmp_path / "certs")
+    netns = Netns()
+    store = Store(tmp_path / "store.db")
+    port = free_port()
+    servers: list[asyncio.Server] = []
+    envoy: Envoy | None = None
+    try:
+        netns.link([GW_IP, V2_IP, V3_IP])
+        store.create("namespaces", _obj("Namespace", NS))
+        gw = _pod("istio-ingressgateway-1", GW_IP, {"istio": "ingressgateway"}, ["proxy", "router"])
+        for obj in (gw, _pod("secure-v1", V2_IP, {"app": "secure", "version": "v1"}),
+                    _pod("secure-v2", V3_IP, {"app": "secure", "version": "v2"})):
+            store.create("pods", obj)
+        store.create("services", _service("secure", SECURE_VIP, 443, "https"))
+        store.create("endpoints", _endpoints("secure", 443, ("secure-v1", V2_IP), ("secure-v2", V3_IP)))
+        store.create("destinationrules.networking.istio.io", _obj("DestinationRule", "secure", spec={
+            "host": "secure", "subsets": [{"name": "v1", "labels": {"version": "v1"}},
+                                          {"name": "v2", "labels": {"version": "v2"}}]}))
+        store.create("gateways.networking.istio.io", _obj("Gateway", "secure-gateway", spec={
+            "selector": {"istio": "ingressgateway"},
+            "servers": [{"port": {"number": port, "name": "tls", "protocol": "TLS"}, "tls": {"mode": "PASSTHROUGH"},
+                         "hosts": ["*.secure.example"]}]}))
+        store.create("virtualservices.networking.istio.io", _obj("VirtualService", "secure", spec={
+            "hosts": ["*.secure.example"], "gateways": ["secure-gateway"], "tls": [
+                {"match": [{"port": port, "sniHosts": ["a.secure.example"]}],
+                 "route": [{"destination": {"host": "secure", "subset": "v1"}}]},
+                {"match": [{"port": port, "sniHosts": ["b.secure.example"]}],
+                 "route": [{"destination": {"host": "secure", "subset": "v2"}}]}]}))
+        servers = [await serve_tls(netns, V2_IP, 443, "secure-v1", certs),
+                   await serve_tls(netns, V3_IP, 443, "secure-v2", certs)]
+        sock = await xds_for(store, MeshOptions(network="netns", host_netns=f"/proc/{os.getpid()}/ns/net"))
+        envoy = Envoy(tmp_path, netns, gw, sock, router=True)
+
+        async def call(sni: str) -> str:
+            ctx = ssl.create_default_context(cafile=str(certs / "ca.crt"))
+            reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=ctx, server_hostname=sni)
+            try:
+                writer.write(b"hi\n")
+                await writer.drain()
+                return (await asyncio.wait_for(reader.readline(), TIMEOUT)).decode()
+            finally:
+                writer.close()
+
+        assert await _until(lambda: call("a.secure.example"), "the passthrough listener") == \
+            "secure-v1 a.secure.example - hi\n", envoy.log_path.read_text()
+        assert await call("b.secure.example") == "secure-v2 b.secure.example - hi\n"
+        with pytest.raises((ssl.SSLError, ConnectionError)):
+            await call("c.secure.example")
+    finally:
+        if envoy is not None:
+            envoy.stop()
+        for s in servers:
+            s.close()
+        store.close()
+        netns.close()
