@@ -23,7 +23,7 @@ from .push_context import IstioConfig, PushContext
 from .spec import Obj, host_covers
 from .tcp_routes import TLS_INSPECTOR, Chain, route_filter, static_match
 
-__all__ = ["gateway_tcp_listeners", "TCP_SERVER_PROTOCOLS"]
+__all__ = ["gateway_tcp_listeners", "gateway_tcp_chains", "TCP_SERVER_PROTOCOLS"]
 
 TCP_SERVER_PROTOCOLS = frozenset({"TCP", "MONGO", "MYSQL", "REDIS"})
 _PASSTHROUGH_MODES = frozenset({"PASSTHROUGH"})
@@ -94,13 +94,11 @@ def _sni_chains(proxy: Proxy, push: PushContext, gw: IstioConfig, server: Obj, p
     return out
 
 
-def gateway_tcp_listeners(proxy: Proxy, push: PushContext, *, address: Callable[[int], Obj],
-                          skip_ports: Collection[int] = (),
-                          listen_port: Callable[[int], int] = lambda port: port) -> list[Obj]:
-    """The listeners of the TCP and TLS-passthrough servers of the Gateways selecting `proxy`, by port.
-
-    `address(port)` is the listener's address for a bound port; `skip_ports`: server ports already served
-    (HTTP); `listen_port`: the port a server's port is bound on (the gateway Service's mapping, if any)."""
+def gateway_tcp_chains(proxy: Proxy, push: PushContext,
+                       skip_ports: Collection[int] = ()) -> dict[int, tuple[str, list[Chain]]]:
+    """Server port → ("tcp" | "passthrough", its filter chains) for the Gateways selecting `proxy`; ports
+    nothing routes are left out. (A builder of HTTPS listeners may merge a port's passthrough chains into
+    its own listener, which needs the same `tls_inspector`.)"""
     by_port: dict[int, tuple[str, list[Chain]]] = {}
     taken: dict[int, set[str]] = {}
     for gw in push.gateways_for(proxy.labels):
@@ -120,10 +118,18 @@ def gateway_tcp_listeners(proxy: Proxy, push: PushContext, *, address: Callable[
                     chains.append(chain)
             else:
                 chains += _sni_chains(proxy, push, gw, server, port, taken.setdefault(port, set()))
+    return {port: value for port, value in sorted(by_port.items()) if value[1]}
+
+
+def gateway_tcp_listeners(proxy: Proxy, push: PushContext, *, address: Callable[[int], Obj],
+                          skip_ports: Collection[int] = (),
+                          listen_port: Callable[[int], int] = lambda port: port) -> list[Obj]:
+    """The listeners of the TCP and TLS-passthrough servers of the Gateways selecting `proxy`, by port.
+
+    `address(port)` is the listener's address for a bound port; `skip_ports`: server ports already served
+    (HTTP); `listen_port`: the port a server's port is bound on (the gateway Service's mapping, if any)."""
     out = []
-    for port, (kind, chains) in sorted(by_port.items()):
-        if not chains:
-            continue
+    for port, (kind, chains) in gateway_tcp_chains(proxy, push, skip_ports).items():
         bind = listen_port(port)
         name = f"0.0.0.0_{bind}"
         listener: Obj = {"name": name, "address": address(bind), "traffic_direction": "OUTBOUND",
