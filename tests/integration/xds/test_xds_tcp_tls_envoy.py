@@ -143,7 +143,7 @@ async def test_sidecar_routes_tls_by_sni_and_originates_tls(tmp_path: Path, xds_
             "host": "secure", "subsets": [{"name": "v1", "labels": {"version": "v1"}},
                                           {"name": "v2", "labels": {"version": "v2"}}]}))
         store.create("virtualservices.networking.istio.io", _obj("VirtualService", "secure", spec={
-            "hosts": ["secure"], "tls": [
+            "hosts": ["secure", "*.secure.example"], "tls": [
                 {"match": [{"port": 443, "sniHosts": ["a.secure.example"]}],
                  "route": [{"destination": {"host": "secure", "subset": "v1"}}]},
                 {"match": [{"port": 443, "sniHosts": ["b.secure.example"]}],
