@@ -13,7 +13,8 @@ listeners are on the host's 127.0.0.1, which a pod (its own network namespace) c
 gateway the test is that conversation's client, from the host: it sends `date`'s line, reads the reply and
 half-closes, as busybox's nc does when its input ends. Inside the mesh the sleep pod runs the docs' loop itself
 (`kubectl exec … -- sh -c "(date; sleep 1) | nc tcp-echo 9000"`, with the nc its busybox image carries), and
-the shift shows in PromQL with Istio's labels.
+the shift shows in PromQL with Istio's labels. The same daemon also serves a VirtualService `tls` route by SNI
+inside the mesh.
 """
 
 from __future__ import annotations
