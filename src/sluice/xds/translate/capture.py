@@ -109,7 +109,7 @@ def _outbound_vip_listener(proxy: Proxy, push: PushContext, svc: Service, sp: Se
     tls = is_tls_protocol(sp.protocol)
     chains = tls_chains(ctx, cluster, push) if tls else tcp_chains(ctx, cluster, push)
     # chains that match on something come first, under names of their own; the catch-all keeps the listener's
-    built = [c.build(name if not (c.server_names or c.prefix_ranges) else f"{name}|{i}") for i, c in enumerate(chains)]
+    built = [c.build(f"{name}|{i}" if c.server_names or c.prefix_ranges else name) for i, c in enumerate(chains)]
     default = next((c for c in built if "filter_chain_match" not in c), None)
     if sniff_hcm is None:
         listener = _outbound_listener(name, ip, sp.port, built, None, inspect_http=False)
