@@ -16,11 +16,13 @@ with the image's own program (`/usr/bin/fortio`, `/bin/tcp-echo`, gunicorn servi
 stands in for it with the same arguments, and `exec_argv` does the same for `kubectl exec`; any other
 command line runs as a local program, as written. Any other image runs only with a `command`: sluice cannot
 know its ENTRYPOINT, so `args` alone or nothing at all is an `ImageError` that the pod status shows as
-`ErrImagePull`, never a guess.
+`ErrImagePull`, never a guess. Images built on busybox (curlimages/curl, busybox, alpine) get its `nc`
+(`sluice/samples/bin`) ahead of the host's PATH, for the tasks that pipe into it.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import sys
@@ -145,6 +147,14 @@ def _which_in(env: Mapping[str, str] | None) -> Which:
     return lambda program: shutil.which(program, path=path)
 
 
+# Tools busybox images carry that the host may lack (`nc`): put ahead of the host's PATH in their containers.
+BUSYBOX_TOOLS = Path(__file__).resolve().parents[1] / "samples" / "bin"
+
+
+def _busybox_env() -> dict[str, str]:
+    return {"PATH": f"{BUSYBOX_TOOLS}{os.pathsep}{os.environ.get('PATH', os.defpath)}"}
+
+
 def _curl_entrypoint(params: list[str], which: Which) -> list[str]:
     """curlimages/curl's /entrypoint.sh: prepend `curl` when the first word is an option or not a program."""
     first = params[0] if params else ""
@@ -201,7 +211,7 @@ def resolve(container: dict[str, Any], env: Mapping[str, str] | None = None) -> 
     if _CURL.match(image):
         # ENTRYPOINT ["/entrypoint.sh"], CMD ["curl"]: with no args that is a bare `curl`, which exits 2.
         argv = command + args if command else _curl_entrypoint(args or ["curl"], which)
-        return Program(argv, "sluice://builtin/curl", builtin="curl")
+        return Program(argv, "sluice://builtin/curl", _busybox_env(), builtin="curl")
     found = _sample(image)
     if found is not None:
         sample, m = found
@@ -216,7 +226,8 @@ def resolve(container: dict[str, Any], env: Mapping[str, str] | None = None) -> 
     base = _BASE.match(image)
     if base:
         argv = command + args if command else args or list(_BASE_CMD[base.group(1)])
-        return Program(argv, f"sluice://local/{argv[0]}")
+        env = _busybox_env() if base.group(1) in ("busybox", "alpine") else {}
+        return Program(argv, f"sluice://local/{argv[0]}", env)
     if command:
         return Program(command + args, f"sluice://local/{command[0]}")
     if args:

@@ -219,7 +219,8 @@ def test_tcp_virtual_service_splits_a_tcp_port_between_subsets() -> None:
 def test_netns_snapshots_have_no_dangling_references() -> None:
     from sluice.xds.cache import Snapshot
 
-    for scenario in ("netns-bookinfo", "netns-protocols", "netns-inbound", "netns-telemetry", "netns-gateway"):
+    for scenario in ("netns-bookinfo", "netns-protocols", "netns-inbound", "netns-telemetry", "netns-gateway",
+                     "netns-tcp-tls"):
         for proxy, res in run_scenario(scenario).items():
             assert Snapshot.build(res, None).consistent() == [], (scenario, proxy)
 

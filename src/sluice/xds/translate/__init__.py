@@ -3,8 +3,10 @@
 The ADS server builds one `PushContext` per debounced config change and calls `generate(proxy, push)` for
 each proxy it pushes to; nothing here does I/O or reads globals. One builder module per xDS type, as in
 Istio's pilot/pkg/networking/core: `clusters`, `endpoints`, `listeners`, `routes` (+ `httproute` for
-VirtualService rules, `traffic_policy` for DestinationRules; `capture` for the sidecar listeners of netns
-mode, `network_filters` for the HCM and TCP proxy they all end in). Resources shared by many proxies are built
+VirtualService rules, `traffic_policy` for DestinationRules and `cluster_tls` for their TLS origination;
+`capture` for the sidecar listeners of netns mode, `tcp_routes` for VirtualService tcp/tls rules,
+`gateway_tcp` for a gateway's TCP and TLS-passthrough servers, `network_filters` for the HCM and TCP proxy
+they all end in). Resources shared by many proxies are built
 once per push and memoised on the context.
 """
 

@@ -7,7 +7,9 @@ The pod's outbound TCP is redirected to 15001 and its inbound TCP to 15006, so (
   - `0.0.0.0_<port>` for HTTP ports, shared by every Service with that port: an HTTP connection manager on
     RDS `"<port>"`, chosen by the http_inspector, and `PassthroughFilterChain` for anything else;
   - `<ClusterIP>_<port>` for TCP ports: a TCP proxy to `outbound|<port>||<fqdn>`, or to the destinations
-    (weighted, subsets) of the service's VirtualService `tcp` routes;
+    (weighted, subsets) of the service's VirtualService `tcp` routes (`destinationSubnets` as their own
+    chains); for TLS/HTTPS ports, one chain per SNI of its `tls` routes, behind a `tls_inspector`
+    (see `tcp_routes`);
   - `<ClusterIP>_<port>` for ports without a declared protocol: the same TCP proxy, plus an HTTP connection
     manager on RDS `"<fqdn>:<port>"` for what the http_inspector recognises as HTTP;
 - `virtualOutbound` 0.0.0.0:15001 (`use_original_dst`): traffic aimed at 15001 itself to the black hole,
@@ -26,13 +28,14 @@ from __future__ import annotations
 from sluice import mesh
 
 from .clusters import BLACKHOLE, INBOUND_PASSTHROUGH, PASSTHROUGH, inbound_ports
-from .httproute import RouteContext, tcp_route_clusters
+from .httproute import RouteContext
 from .model import INBOUND_CAPTURE_PORT, OUTBOUND_CAPTURE_PORT, RESERVED_PORTS, Proxy
 from .network_filters import http_connection_manager, tcp_proxy
 from .protos import typed
 from .push_context import PushContext, Service, ServicePort
 from .routes import inbound_route_config, outbound_http_ports, sniffed_route_name
 from .spec import Obj, is_http_protocol
+from .tcp_routes import TLS_INSPECTOR, is_tls_protocol, needs_tls_inspector, tcp_chains, tls_chains
 
 __all__ = ["capture_listeners", "outbound_listeners", "inbound_listener", "own_listener", "VIRTUAL_OUTBOUND",
            "VIRTUAL_INBOUND"]
@@ -102,12 +105,21 @@ def _outbound_vip_listener(proxy: Proxy, push: PushContext, svc: Service, sp: Se
     name = f"{ip}_{sp.port}"
     cluster = mesh.outbound_cluster(sp.port, "", svc.hostname)
     vs = push.mesh_virtual_service(svc.hostname)
-    weighted = tcp_route_clusters(RouteContext(push, proxy, vs, sp.port, ("mesh",))) if vs else []
-    tcp = {"name": name, "filters": [tcp_proxy(push, cluster, weighted=weighted)]}
+    ctx = RouteContext(push, proxy, vs, sp.port, ("mesh",)) if vs else None
+    tls = is_tls_protocol(sp.protocol)
+    chains = tls_chains(ctx, cluster, push) if tls else tcp_chains(ctx, cluster, push)
+    # chains that match on something come first, under names of their own; the catch-all keeps the listener's
+    built = [c.build(f"{name}|{i}" if c.server_names or c.prefix_ranges else name) for i, c in enumerate(chains)]
+    default = next((c for c in built if "filter_chain_match" not in c), None)
     if sniff_hcm is None:
-        return _outbound_listener(name, ip, sp.port, [tcp], None, inspect_http=False)
-    http = {"name": name, "filter_chain_match": _http_match(), "filters": [sniff_hcm]}
-    return _outbound_listener(name, ip, sp.port, [http], tcp, inspect_http=True)
+        listener = _outbound_listener(name, ip, sp.port, built, None, inspect_http=False)
+    else:
+        http = {"name": name, "filter_chain_match": _http_match(), "filters": [sniff_hcm]}
+        listener = _outbound_listener(name, ip, sp.port, [c for c in built if c is not default] + [http], default,
+                                      inspect_http=True)
+    if needs_tls_inspector(chains):
+        listener["listener_filters"] = [TLS_INSPECTOR, *listener.get("listener_filters", [])]
+    return listener
 
 
 def _virtual_outbound(push: PushContext) -> Obj:

@@ -9,6 +9,7 @@ on, and, for sidecars, one `inbound|<port>||` cluster per inbound port:
   `IP:port` that virtualInbound restored) from 127.0.0.6, the source istio-init's rules let through
   instead of capturing again; plus `InboundPassthroughCluster` (the same for undeclared ports). A headless
   Service's outbound clusters are ORIGINAL_DST there too (the pod the app dialled), without endpoints.
+A DestinationRule's `tls` (SIMPLE / MUTUAL) gives an outbound cluster its upstream TLS, see `cluster_tls`.
 Called by `sluice.xds.translate.generate`.
 """
 
@@ -19,10 +20,11 @@ from collections.abc import Iterator
 from sluice import mesh
 from sluice.xds import identity
 
+from . import cluster_tls
 from .model import RESERVED_PORTS, Proxy
 from .protos import typed
 from .push_context import PushContext, Service, ServicePort
-from .spec import Obj, is_http2_protocol
+from .spec import Obj, is_http2_protocol, is_http_protocol
 from .traffic_policy import apply_policy, default_circuit_breakers, effective_policy
 
 __all__ = ["shared_clusters", "proxy_clusters", "inbound_port_protocol", "inbound_ports", "outbound_cluster_names",
@@ -40,7 +42,7 @@ _HTTP_OPTIONS = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
 _PASSTHROUGH_IDLE_TIMEOUT = "300s"  # Istio's passthrough clusters: a 5-minute idle timeout
 
 
-def _protocol_options(http2: bool | None, common: Obj) -> Obj:
+def _protocol_options(http2: bool | None, common: Obj, upstream: Obj | None = None) -> Obj:
     """HTTP/2 (True), HTTP/1.1 (False) or, for sniffed ports, whatever the downstream spoke (None)."""
     body: Obj
     if http2 is None:
@@ -49,6 +51,8 @@ def _protocol_options(http2: bool | None, common: Obj) -> Obj:
         body = {"explicit_http_config": {"http2_protocol_options": {}} if http2 else {"http_protocol_options": {}}}
     if common:
         body["common_http_protocol_options"] = common
+    if upstream:
+        body["upstream_http_protocol_options"] = upstream
     return {_HTTP_OPTIONS: typed(_HTTP_OPTIONS, body)}
 
 
@@ -120,7 +124,8 @@ def _outbound_cluster(push: PushContext, svc: Service, sp: ServicePort, subset: 
         "circuit_breakers": default_circuit_breakers(),
     }
     common: Obj = {}
-    apply_policy(cluster, effective_policy(dr, subset, sp.port), common)
+    policy = effective_policy(dr, subset, sp.port)
+    apply_policy(cluster, policy, common)
     if _original_dst_service(push, svc):
         for key in ("eds_cluster_config", "maglev_lb_config", "ring_hash_lb_config"):
             cluster.pop(key, None)
@@ -129,8 +134,11 @@ def _outbound_cluster(push: PushContext, svc: Service, sp: ServicePort, subset: 
     http2: bool | None = is_http2_protocol(sp.protocol)
     if sp.protocol == "UNKNOWN" and push.options.network == "netns":
         http2 = None  # a sniffed port forwards HTTP/1.1 or h2c as it arrived (Istio's setUpstreamProtocol)
-    if http2 is not False or common:
-        cluster["typed_extension_protocol_options"] = _protocol_options(http2, common)
+    upstream = cluster_tls.upstream_http_options(policy.get("tls")) if is_http_protocol(sp.protocol) else {}
+    if http2 is not False or common or upstream:
+        cluster["typed_extension_protocol_options"] = _protocol_options(http2, common, upstream)
+    if (socket := cluster_tls.transport_socket(policy.get("tls"), http2 is True)) is not None:
+        cluster["transport_socket"] = socket  # DestinationRule TLS origination (SIMPLE / MUTUAL)
     istio: Obj = {"services": [{"host": svc.hostname, "name": svc.name, "namespace": svc.namespace}],
                   "default_original_port": sp.port}
     if subset:

@@ -32,7 +32,7 @@ from .spec import (
 )
 from .traffic_policy import hash_policy
 
-__all__ = ["RouteContext", "virtual_service_routes", "tcp_route_clusters", "default_route", "default_retry_policy", "is_catch_all",
+__all__ = ["RouteContext", "virtual_service_routes", "default_route", "default_retry_policy", "is_catch_all",
            "FAULT_FILTER", "CORS_FILTER", "DEFAULT_ROUTE_NAME"]
 
 FAULT_FILTER = "envoy.filters.http.fault"
@@ -144,24 +144,6 @@ def virtual_service_routes(ctx: RouteContext) -> list[Obj]:
         if catch_all:
             break
     return out
-
-
-def tcp_route_clusters(ctx: RouteContext) -> list[tuple[str, int]]:
-    """The (cluster, weight) pairs of the first `tcp` rule that applies to this proxy and port (Istio's
-    TCP routes: a rule applies when one of its matches does, or it has none); empty when none does."""
-    for rule in ctx.vs.spec.get("tcp") or []:
-        if not isinstance(rule, dict):
-            continue
-        matches = [m for m in rule.get("match") or [] if isinstance(m, dict)]
-        if matches and not any((not m.get("port") or int(m["port"]) == ctx.port) and _source_matches(ctx, m)
-                               for m in matches):
-            continue
-        dests = [d for d in rule.get("route") or [] if isinstance(d, dict) and isinstance(d.get("destination"), dict)]
-        if len(dests) == 1:
-            return [(_destination_cluster(ctx, dests[0]["destination"])[0], 100)]
-        out = [(_destination_cluster(ctx, d["destination"])[0], int(d.get("weight") or 0)) for d in dests]
-        return [(c, w) for c, w in out if w > 0]
-    return []
 
 
 def _source_matches(ctx: RouteContext, match: Obj | None) -> bool:

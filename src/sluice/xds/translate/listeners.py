@@ -10,7 +10,7 @@ loopback mode: pods have no capture, so every listener binds a real address:
   through `inbound|<port>||` (an HTTP connection manager, or a TCP proxy for ports a Service declares as
   TCP);
 - router `0.0.0.0_<port>` per Gateway server port (Istio's name; bound at the proxy's listen address),
-  routed by `http.<port>`.
+  routed by `http.<port>`; TCP and TLS-passthrough servers' listeners come from `gateway_tcp`.
 Called by `sluice.xds.translate.generate`.
 """
 
@@ -20,6 +20,7 @@ from sluice import mesh
 
 from .capture import capture_listeners
 from .clusters import inbound_port_protocol
+from .gateway_tcp import gateway_tcp_listeners
 from .model import Proxy
 from .network_filters import HCM_FILTER, http_connection_manager, tcp_proxy
 from .push_context import PushContext
@@ -69,10 +70,12 @@ def _gateway_listeners(proxy: Proxy, push: PushContext) -> list[Obj]:
     # netns mode: the gateway's Envoy runs in its pod's namespace, but its listeners must be in the host's,
     # where browsers reach 127.0.0.1; Envoy opens them there (SocketAddress.network_namespace_filepath).
     netns = push.options.host_netns if push.options.network == "netns" else None
+    http_ports = sorted(gateway_servers(proxy, push))
     return [_listener(f"0.0.0.0_{port}", proxy.listen_address, port, "OUTBOUND",
                       _hcm(push, stat_prefix=f"outbound_0.0.0.0_{port}", rds=gateway_route_name(port), edge=True),
                       netns)
-            for port in sorted(gateway_servers(proxy, push))]
+            for port in http_ports] + gateway_tcp_listeners(
+        proxy, push, address=lambda port: _address(proxy.listen_address, port, netns), skip_ports=http_ports)
 
 
 def build_listeners(proxy: Proxy, push: PushContext) -> list[Obj]:

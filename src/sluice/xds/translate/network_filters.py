@@ -47,11 +47,11 @@ def http_connection_manager(push: PushContext, *, stat_prefix: str, rds: str | N
 
 
 def tcp_proxy(push: PushContext, cluster: str, *, logs: bool = True,
-              weighted: list[tuple[str, int]] | None = None) -> Obj:
-    """A TCP proxy to `cluster`, or split between `weighted` (cluster, weight) pairs (`cluster` still names
-    its stats). With `logs`, its ALS entries feed the istio_tcp_* metrics, flushed when the connection
-    opens so it counts as opened then, not when it closes."""
-    body: Obj = {"stat_prefix": cluster}
+              weighted: list[tuple[str, int]] | None = None, stat_prefix: str | None = None) -> Obj:
+    """A TCP proxy to `cluster`, or split between `weighted` (cluster, weight) pairs (`cluster` names its
+    stats unless `stat_prefix` does). With `logs`, its ALS entries feed the istio_tcp_* metrics, flushed
+    when the connection opens so it counts as opened then, not when it closes."""
+    body: Obj = {"stat_prefix": stat_prefix or cluster}
     if weighted and len(weighted) > 1:
         body["weighted_clusters"] = {"clusters": [{"name": c, "weight": w} for c, w in weighted]}
     else:

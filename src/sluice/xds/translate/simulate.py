@@ -12,6 +12,7 @@ or virtualInbound for inbound ones) and what its first network filter sends it t
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -171,9 +172,45 @@ def _best(chains: list[Mapping[str, Any]], key: str, value: Any) -> list[Mapping
     return exact or [c for c in chains if not named(c)]
 
 
-def match_connection(resources: Resources, ip: str, port: int, *, http: bool, inbound: bool = False) -> Hop | None:
+def _by_prefix(chains: list[Mapping[str, Any]], ip: str) -> list[Mapping[str, Any]]:
+    """Envoy's destination IP match: the longest `prefix_ranges` entry holding `ip`, else chains naming none."""
+    addr = ipaddress.ip_address(ip)
+    best = -1
+    found: list[Mapping[str, Any]] = []
+    for c in chains:
+        ranges = c.get("filter_chain_match", {}).get("prefix_ranges")
+        if not ranges:
+            continue
+        for r in ranges:
+            net = ipaddress.ip_network(f"{r['address_prefix']}/{int(r.get('prefix_len', 0))}", strict=False)
+            if addr in net and net.prefixlen >= best:
+                found = found if net.prefixlen == best else []
+                best = net.prefixlen
+                found.append(c)
+    return found or [c for c in chains if not c.get("filter_chain_match", {}).get("prefix_ranges")]
+
+
+def _by_server_name(chains: list[Mapping[str, Any]], sni: str | None) -> list[Mapping[str, Any]]:
+    """Envoy's SNI match: an exact name, else the longest `*.suffix`, else chains naming none."""
+    def names(c: Mapping[str, Any]) -> list[str]:
+        return list(c.get("filter_chain_match", {}).get("server_names", []))
+
+    if sni:
+        exact = [c for c in chains if sni in names(c)]
+        if exact:
+            return exact
+        wild = [(len(n), c) for c in chains for n in names(c) if n.startswith("*.") and sni.endswith(n[1:])]
+        if wild:
+            longest = max(w for w, _ in wild)
+            return [c for w, c in wild if w == longest]
+    return [c for c in chains if not names(c)]
+
+
+def match_connection(resources: Resources, ip: str, port: int, *, http: bool, inbound: bool = False,
+                     sni: str | None = None) -> Hop | None:
     """The listener, filter chain and destination of a connection to `ip:port` after capture (outbound:
-    handed off by virtualOutbound; `inbound`: virtualInbound), whose first bytes are HTTP/1.1 or not."""
+    handed off by virtualOutbound; `inbound`: virtualInbound), whose first bytes are HTTP/1.1 or not, or a
+    TLS ClientHello naming `sni`. A TCP proxy splitting by weight shows its first cluster."""
     listeners = {n: json_format.MessageToDict(m, preserving_proto_field_name=True)
                  for n, m in resources.get(TYPE_LISTENER, {}).items()}
     by_address = {_socket(lst): lst for lst in listeners.values()}
@@ -182,8 +219,9 @@ def match_connection(resources: Resources, ip: str, port: int, *, http: bool, in
         by_address.get((ip, port)) or by_address.get(("0.0.0.0", port)) or by_address.get(capture))
     if listener is None:
         return None
-    chains: list[Mapping[str, Any]] = list(listener.get("filter_chains", []))
-    for key, value in (("destination_port", port), ("transport_protocol", "raw_buffer"),
+    chains: list[Mapping[str, Any]] = _best(list(listener.get("filter_chains", [])), "destination_port", port)
+    chains = _by_server_name(_by_prefix(chains, ip), sni)
+    for key, value in (("transport_protocol", "tls" if sni else "raw_buffer"),
                        ("application_protocols", "http/1.1" if http else None)):
         chains = _best(chains, key, value)
     chain = chains[0] if chains else listener.get("default_filter_chain")
@@ -196,4 +234,5 @@ def match_connection(resources: Resources, ip: str, port: int, *, http: bool, in
     if "route_config" in config:
         route = config["route_config"]["virtual_hosts"][0]["routes"][0]["route"]
         return Hop(hop.listener, hop.chain, cluster=str(route["cluster"]))
-    return Hop(hop.listener, hop.chain, cluster=str(config.get("cluster")))
+    weighted = config.get("weighted_clusters", {}).get("clusters")
+    return Hop(hop.listener, hop.chain, cluster=str(weighted[0]["name"] if weighted else config.get("cluster")))

@@ -3,7 +3,8 @@
 Used by `clusters` (load balancer, circuit breakers, outlier detection, connection settings) and by
 `httproute` (consistent-hash policies live on routes in Envoy). A subset's policy overrides the rule's
 top-level one field by field, and `portLevelSettings` override both for their port, as Istio merges them.
-`tls` is read but ignored: there is no mesh mTLS yet, so ISTIO_MUTUAL and DISABLE both mean plaintext.
+`tls` is merged here and applied by `cluster_tls` (SIMPLE / MUTUAL origination; there is no mesh mTLS yet,
+so ISTIO_MUTUAL and DISABLE both mean plaintext).
 """
 
 from __future__ import annotations

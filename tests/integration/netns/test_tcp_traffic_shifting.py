@@ -1,0 +1,362 @@
+"""Istio's "TCP Traffic Shifting" task (istio.io/latest/docs/tasks/traffic-management/tcp-traffic-shifting/) on a
+daemon in netns mode and in loopback mode, with the task's manifests and commands, plus the same shift inside
+the mesh (netns mode: loopback mode has no transparent capture of an app's TCP).
+
+The task's samples run as istio/istio ships them (sleep, tcp-echo v1/v2, `tcp-echo-all-v1.yaml`,
+`tcp-echo-20-v2.yaml`); the only edit is the Gateway's port: 31400 becomes a free port (so are the
+VirtualService's `match.port` and the istio-ingressgateway Service's `tcp` port), since tests run side by side.
+`INGRESS_HOST` and `TCP_INGRESS_PORT` come from the docs' jsonpath recipes (INGRESS_HOST falls back to 127.0.0.1,
+the gateway's address, where the Service has no load-balancer status yet).
+
+The docs send `(date; sleep 1) | nc $INGRESS_HOST $TCP_INGRESS_PORT` from the sleep pod. Here the gateway's
+listeners are on the host's 127.0.0.1, which a pod (its own network namespace) cannot reach; so for the
+gateway the test is that conversation's client, from the host: it sends `date`'s line, reads the reply and
+half-closes, as busybox's nc does when its input ends. Inside the mesh the sleep pod runs the docs' loop itself
+(`kubectl exec … -- sh -c "(date; sleep 1) | nc tcp-echo 9000"`, with the nc its busybox image carries), and
+the shift shows in PromQL with Istio's labels. The same daemon also serves a VirtualService `tls` route by SNI
+inside the mesh.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Daemon, free_port, start_daemon, stop_daemon, wait_for
+from tests.integration.netns.test_istio_samples import SLEEP, TCP_ECHO, Kube
+from tests.integration.xds.test_xds_tcp_tls_envoy import make_certs
+
+NS = "istio-io-tcp-traffic-shifting"
+GATEWAY_SAMPLE = Path(__file__).resolve().parents[3] / "src" / "sluice" / "samples" / "ingressgateway.yaml"
+
+# samples/tcp-echo/tcp-echo-all-v1.yaml (istio/istio master), license header left out.
+TCP_ECHO_ALL_V1 = """
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata:
+  name: tcp-echo-gateway
+spec:
+  selector:
+    istio: ingressgateway
+  servers:
+  - port:
+      number: 31400
+      name: tcp
+      protocol: TCP
+    hosts:
+    - "*"
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata:
+  name: tcp-echo-destination
+spec:
+  host: tcp-echo
+  subsets:
+  - name: v1
+    labels:
+      version: v1
+  - name: v2
+    labels:
+      version: v2
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: tcp-echo
+spec:
+  hosts:
+  - "*"
+  gateways:
+  - tcp-echo-gateway
+  tcp:
+  - match:
+    - port: 31400
+    route:
+    - destination:
+        host: tcp-echo
+        port:
+          number: 9000
+        subset: v1
+"""
+
+# samples/tcp-echo/tcp-echo-20-v2.yaml
+TCP_ECHO_20_V2 = """
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: tcp-echo
+spec:
+  hosts:
+  - "*"
+  gateways:
+  - tcp-echo-gateway
+  tcp:
+  - match:
+    - port: 31400
+    route:
+    - destination:
+        host: tcp-echo
+        port:
+          number: 9000
+        subset: v1
+      weight: 80
+    - destination:
+        host: tcp-echo
+        port:
+          number: 9000
+        subset: v2
+      weight: 20
+"""
+
+# the in-mesh shift: sleep → tcp-echo:9000, no gateway
+TCP_ECHO_MESH_70_30 = """
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: tcp-echo-mesh
+spec:
+  hosts:
+  - tcp-echo
+  tcp:
+  - match:
+    - port: 9000
+    route:
+    - destination:
+        host: tcp-echo
+        subset: v1
+      weight: 70
+    - destination:
+        host: tcp-echo
+        subset: v2
+      weight: 30
+"""
+
+_DATE_REPLY = re.compile(r"(one|two) \w{3} \w{3} +\d+ \d\d:\d\d:\d\d \w+ \d{4}\n")
+
+
+class Task:
+    def __init__(self, d: Daemon, k: Kube, prom: str, port: int, network: str) -> None:
+        self.d, self.k, self.prom, self.port, self.network = d, k, prom, port, network
+
+    def manifest(self, text: str) -> str:
+        return text.replace("31400", str(self.port))
+
+
+@pytest.fixture(scope="module", params=["netns", "loopback"])
+def task(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Task]:
+    network = str(request.param)
+    if network == "netns" and os.geteuid() != 0:
+        pytest.skip("netns mode needs root")
+    home = tmp_path_factory.mktemp("tcp-shift-home")
+    (home / "config.yaml").write_text("scrape_interval: 0.5\n")
+    d = start_daemon(home, network=network)
+    k = Kube(d)
+    port = free_port()
+    try:
+        # Before you begin: the ingress gateway, a namespace for the task, sleep as the source pod.
+        k("apply", "-f", str(GATEWAY_SAMPLE))
+        _gateway_tcp_port(k, port)
+        k("create", "namespace", NS)
+        k("apply", "-f", "-", "-n", NS, input=SLEEP)
+        # Apply weight-based TCP routing: the tcp-echo services.
+        k("apply", "-f", "-", "-n", NS, input=TCP_ECHO)
+        k("wait", "--for=condition=Available", "deployment", "--all", "-n", NS, "--timeout=180s")
+        k("wait", "--for=condition=Available", "deployment", "--all", "-n", "istio-system", "--timeout=180s")
+        run = json.loads((home / "daemon.json").read_text())
+        yield Task(d, k, f"http://127.0.0.1:{run['metrics_port']}", port, network)
+    finally:
+        stop_daemon(d)
+
+
+def _gateway_tcp_port(k: Kube, port: int) -> None:
+    """The istio-ingressgateway Service's `tcp` port (31400 in Istio's install) as `port`, to and from `port`."""
+    svc = json.loads(k("get", "svc", "istio-ingressgateway", "-n", "istio-system", "-o", "json"))
+    names = [p.get("name") for p in svc["spec"]["ports"]]
+    value = {"name": "tcp", "port": port, "targetPort": port, "protocol": "TCP"}
+    op = ({"op": "replace", "path": f"/spec/ports/{names.index('tcp')}", "value": value} if "tcp" in names
+          else {"op": "add", "path": "/spec/ports/-", "value": value})
+    k("patch", "svc", "istio-ingressgateway", "-n", "istio-system", "--type=json", "-p", json.dumps([op]))
+
+
+def _ingress(k: Kube) -> tuple[str, int]:
+    """The docs' recipe: INGRESS_HOST and TCP_INGRESS_PORT from the istio-ingressgateway Service."""
+    host = k("-n", "istio-system", "get", "service", "istio-ingressgateway",
+             "-o", "jsonpath={.status.loadBalancer.ingress[0].ip}")
+    port = k("-n", "istio-system", "get", "service", "istio-ingressgateway",
+             "-o", 'jsonpath={.spec.ports[?(@.name=="tcp")].port}')
+    return host or "127.0.0.1", int(port)
+
+
+def nc_date(host: str, port: int) -> str:
+    """`(date; sleep 1) | nc HOST PORT`'s output: date's line goes out, the echo comes back; at the end of its
+    input nc stops sending, and the server closes."""
+    line = subprocess.run(["date"], capture_output=True, text=True, check=True).stdout.encode()
+    with socket.create_connection((host, port), timeout=10) as s:
+        s.sendall(line)
+        reader = s.makefile("rb")
+        reply = reader.readline()
+        s.shutdown(socket.SHUT_WR)
+        rest = reader.read()
+    return (reply + rest).decode()
+
+
+def _loop(host: str, port: int, n: int) -> list[str]:
+    """`for i in {1..n}; do … nc $INGRESS_HOST $TCP_INGRESS_PORT; done`"""
+    return [nc_date(host, port) for _ in range(n)]
+
+
+def _value(prom: str, query: str) -> dict[str, float]:
+    url = f"{prom}/api/v1/query?" + urllib.parse.urlencode({"query": query})
+    with urllib.request.urlopen(url, timeout=10) as r:
+        result = json.loads(r.read())["data"]["result"]
+    return {str(x["metric"].get("destination_version", "")): float(x["value"][1]) for x in result}
+
+
+def _within_binomial(count: int, n: int, p: float) -> bool:
+    """±4 standard deviations: a 1-in-15000 flake."""
+    sd = (n * p * (1 - p)) ** 0.5
+    return abs(count - n * p) <= 4 * sd
+
+
+@pytest.mark.istio_task("traffic-management/tcp-traffic-shifting", "TCP Traffic Shifting")
+def test_all_traffic_to_v1_then_20_percent_to_v2_through_the_gateway(task: Task) -> None:
+    k = task.k
+    k("apply", "-f", "-", "-n", NS, input=task.manifest(TCP_ECHO_ALL_V1))
+    host, port = _ingress(k)
+    assert port == task.port
+    # the gateway's listener appears once the push reaches it
+    wait_for(lambda: _connects(host, port), timeout=60, interval=0.5)
+    out = _loop(host, port, 20)
+    assert all(_DATE_REPLY.fullmatch(line) for line in out), out
+    assert {line.split()[0] for line in out} == {"one"}, out  # "all one"
+
+    k("apply", "-f", "-", "-n", NS, input=task.manifest(TCP_ECHO_20_V2))
+    vs = json.loads(k("get", "virtualservice", "tcp-echo", "-o", "json", "-n", NS))
+    assert [r["weight"] for r in vs["spec"]["tcp"][0]["route"]] == [80, 20]
+    wait_for(lambda: nc_date(host, port).startswith("two "), timeout=60, interval=0)  # the new weights are in
+    out = _loop(host, port, 20)  # the docs' loop …
+    out += _loop(host, port, 180)  # … and more of the same, for a split a test can judge
+    assert all(_DATE_REPLY.fullmatch(line) for line in out), out
+    twos = sum(line.startswith("two ") for line in out)
+    assert _within_binomial(twos, len(out), 0.2), (twos, len(out))
+
+    # the gateway reports every connection with the version of the pod it reached
+    query = ('sum by (destination_version) (istio_tcp_connections_opened_total{reporter="source",'
+             'source_workload="istio-ingressgateway",destination_service_name="tcp-echo",'
+             f'destination_service_namespace="{NS}"}})')
+    # (at least: the connections that waited for the listener and for the new weights count too)
+    want = {"v1": 20 + len(out) - twos, "v2": twos}
+    wait_for(lambda: all(_value(task.prom, query).get(v, 0) >= c for v, c in want.items()), timeout=30)
+    assert set(_value(task.prom, query)) == {"v1", "v2"}
+
+
+def test_weighted_tcp_route_inside_the_mesh(task: Task) -> None:
+    """The docs' loop from the sleep pod (its busybox `nc` included), aimed at tcp-echo inside the mesh."""
+    if task.network != "netns":
+        pytest.skip("loopback mode has no transparent capture: an app's own TCP connections bypass the sidecar")
+    k = task.k
+    if k.run("get", "destinationrule", "tcp-echo-destination", "-n", NS).returncode != 0:
+        k("apply", "-f", "-", "-n", NS, input=task.manifest(TCP_ECHO_ALL_V1))
+    k("apply", "-f", "-", "-n", NS, input=TCP_ECHO_MESH_70_30)
+    source_pod = k("get", "pod", "-l", "app=sleep", "-n", NS, "-o", "jsonpath={.items..metadata.name}")
+
+    def sleep_sh(script: str) -> list[str]:
+        cp = k.run("exec", source_pod, "-c", "sleep", "-n", NS, "--", "sh", "-c", script, timeout=120)
+        assert cp.returncode == 0, cp.stderr
+        return cp.stdout.splitlines(keepends=True)
+
+    wait_for(lambda: sleep_sh("date | nc tcp-echo 9000")[0].startswith("two "), timeout=60, interval=0)
+    out = sleep_sh("for i in 1 2 3; do (date; sleep 1) | nc tcp-echo 9000; done")  # as the docs write it
+    n = 200
+    out += sleep_sh(f"for i in $(seq {n - len(out)}); do date | nc tcp-echo 9000; done")
+    assert len(out) == n and all(_DATE_REPLY.fullmatch(line) for line in out), out
+    twos = sum(line.startswith("two ") for line in out)
+    assert _within_binomial(twos, n, 0.3), twos
+    query = ('sum by (destination_version) (istio_tcp_connections_opened_total{reporter="source",'
+             f'source_workload="sleep",source_workload_namespace="{NS}",destination_service_name="tcp-echo"}})')
+    wait_for(lambda: _value(task.prom, query).get("v2", 0) >= twos + 1, timeout=30)
+    k("delete", "virtualservice", "tcp-echo-mesh", "-n", NS)
+
+
+def _connects(host: str, port: int) -> bool:
+    try:
+        return nc_date(host, port).startswith(("one ", "two "))
+    except OSError:
+        return False
+
+
+# An HTTPS server on 8443 answering `<name> <Host>`: the destination of the TLS route below.
+HTTPS_SERVER = """
+import http.server, ssl, sys
+name, cert, key = sys.argv[1:4]
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = f"{name} {self.headers['Host']}\\n".encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+server = http.server.HTTPServer(("0.0.0.0", 8443), Handler)
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(cert, key)
+server.socket = ctx.wrap_socket(server.socket, server_side=True)
+server.serve_forever()
+"""
+
+
+def _https_deployment(version: str, certs: Path) -> dict[str, object]:
+    labels = {"app": "secure", "version": version}
+    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": f"secure-{version}"},
+            "spec": {"selector": {"matchLabels": labels}, "template": {"metadata": {"labels": labels}, "spec": {
+                "containers": [{"name": "secure", "image": "python:3.11", "command": [
+                    sys.executable, "-c", HTTPS_SERVER, f"secure-{version}", str(certs / "server.crt"),
+                    str(certs / "server.key")],
+                    "ports": [{"containerPort": 8443}],
+                    "readinessProbe": {"tcpSocket": {"port": 8443}, "periodSeconds": 1}}]}}}}
+
+
+def test_tls_route_by_sni_inside_the_mesh(task: Task, tmp_path: Path) -> None:
+    """An app's own TLS (curl, verifying the server) to a Service's HTTPS port: its sidecar picks the subset
+    by the SNI the VirtualService's `tls` rules name, and the server's sidecar hands the bytes on untouched."""
+    if task.network != "netns":
+        pytest.skip("loopback mode has no transparent capture: an app's own TCP connections bypass the sidecar")
+    k = task.k
+    certs = make_certs(tmp_path)
+    objects = [
+        {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "secure"},
+         "spec": {"selector": {"app": "secure"}, "ports": [{"name": "https", "port": 443, "targetPort": 8443}]}},
+        _https_deployment("v1", certs), _https_deployment("v2", certs),
+        {"apiVersion": "networking.istio.io/v1", "kind": "DestinationRule", "metadata": {"name": "secure"},
+         "spec": {"host": "secure", "subsets": [{"name": "v1", "labels": {"version": "v1"}},
+                                                {"name": "v2", "labels": {"version": "v2"}}]}},
+        {"apiVersion": "networking.istio.io/v1", "kind": "VirtualService", "metadata": {"name": "secure"},
+         "spec": {"hosts": ["secure", "*.secure.example"], "tls": [
+             {"match": [{"port": 443, "sniHosts": ["a.secure.example"]}],
+              "route": [{"destination": {"host": "secure", "subset": "v1"}}]},
+             {"match": [{"port": 443, "sniHosts": ["b.secure.example"]}],
+              "route": [{"destination": {"host": "secure", "subset": "v2"}}]}]}},
+    ]
+    k("apply", "-n", NS, "-f", "-", input="\n---\n".join(json.dumps(o) for o in objects))
+    k("wait", "--for=condition=Available", "deployment/secure-v1", "deployment/secure-v2", "-n", NS, "--timeout=120s")
+
+    def curl(sni: str) -> str:
+        cp = k.run("exec", "deploy/sleep", "-c", "sleep", "-n", NS, "--", "curl", "-sS", "--cacert",
+                   str(certs / "ca.crt"), "--connect-to", f"{sni}:443:secure:443", f"https://{sni}/")
+        return cp.stdout if cp.returncode == 0 else cp.stderr
+
+    wait_for(lambda: curl("a.secure.example") == "secure-v1 a.secure.example\n", timeout=60, interval=0.5)
+    assert {curl("a.secure.example") for _ in range(5)} == {"secure-v1 a.secure.example\n"}
+    assert {curl("b.secure.example") for _ in range(5)} == {"secure-v2 b.secure.example\n"}
+    # an SNI no rule names has no filter chain: the sidecar closes the connection
+    assert curl("c.secure.example").startswith("curl: (35)")

@@ -1,0 +1,175 @@
+"""VirtualService `tcp`/`tls` routes, Gateway TCP and TLS-passthrough servers, DestinationRule TLS origination:
+where a connection lands (listener, filter chain, cluster) and what the clusters carry, from the scenario
+`netns-tcp-tls` (its golden file holds the whole config; Envoy validates it in test_xds_envoy_validate)."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from xds_scenarios import NS, build_push, load_scenario, proxy_for, run_scenario, scenario_objects, to_dict
+
+from sluice import mesh
+from sluice.xds.translate import TYPE_CLUSTER, TYPE_LISTENER, MeshOptions, Resources, generate
+from sluice.xds.translate.gateway_tcp import gateway_tcp_listeners
+from sluice.xds.translate.simulate import Hop, match_connection
+
+Obj = dict[str, Any]
+ECHO_VIP, SECURE_VIP = "10.96.0.30", "10.96.0.32"
+OPTIONS = MeshOptions(network="netns", host_netns="/run/netns/sluice-host")
+
+
+def fqdn(name: str) -> str:
+    return mesh.fqdn(name, NS)
+
+
+def echo(port: int, subset: str = "") -> str:
+    return mesh.outbound_cluster(port, subset, fqdn("tcp-echo"))
+
+
+def secure(subset: str = "") -> str:
+    return mesh.outbound_cluster(443, subset, fqdn("secure"))
+
+
+def objects() -> list[Obj]:
+    return scenario_objects(load_scenario("netns-tcp-tls"))
+
+
+def resources(objs: list[Obj], pod: str) -> Resources:
+    return generate(proxy_for(objs, pod), build_push(objs, OPTIONS))
+
+
+def tcp_config(res: Resources, listener: str, chain: int = 0) -> Obj:
+    config: Obj = to_dict(res[TYPE_LISTENER][listener])["filter_chains"][chain]["filters"][0]["typed_config"]
+    return config
+
+
+def find(objs: list[Obj], kind: str, name: str) -> Obj:
+    return next(o for o in objs if o["kind"] == kind and o["metadata"]["name"] == name)
+
+
+def test_tcp_route_weights_subsets_and_source_labels() -> None:
+    sleep = run_scenario("netns-tcp-tls")["sleep"]
+    split = tcp_config(sleep, f"{ECHO_VIP}_9000")
+    assert split["weighted_clusters"]["clusters"] == [{"name": echo(9000, "v1"), "weight": 80},
+                                                      {"name": echo(9000, "v2"), "weight": 20}]
+    assert split["stat_prefix"] == f"tcp-echo-mesh.{NS}"  # Istio's name for a weighted TCP proxy
+    assert match_connection(sleep, ECHO_VIP, 9001, http=False) == Hop(
+        f"{ECHO_VIP}_9001", f"{ECHO_VIP}_9001", cluster=echo(9001, "v2"))
+    # productpage is no `app: sleep`: the 80/20 rule is not for it, so its 9000 goes to the whole service
+    other = resources(objects(), "productpage-v1")
+    assert match_connection(other, ECHO_VIP, 9000, http=False) == Hop(
+        f"{ECHO_VIP}_9000", f"{ECHO_VIP}_9000", cluster=echo(9000))
+    assert {echo(9000, "v1"), echo(9000, "v2"), echo(9001, "v2")} <= set(sleep[TYPE_CLUSTER])
+
+
+def test_tcp_destination_subnets_get_their_own_chain_before_the_default() -> None:
+    objs = objects()
+    vs = find(objs, "VirtualService", "tcp-echo-mesh")
+    vs["spec"]["tcp"] = [
+        {"match": [{"destinationSubnets": ["10.96.0.0/16"]}],
+         "route": [{"destination": {"host": "tcp-echo", "port": {"number": 9000}, "subset": "v2"}}]},
+        {"route": [{"destination": {"host": "tcp-echo", "port": {"number": 9000}, "subset": "v1"}}]},
+        {"route": [{"destination": {"host": "tcp-echo", "port": {"number": 9000}}}]},  # after a catch-all: unused
+    ]
+    res = resources(objs, "sleep")
+    chains = to_dict(res[TYPE_LISTENER][f"{ECHO_VIP}_9000"])["filter_chains"]
+    assert [c.get("filter_chain_match") for c in chains] == [
+        {"prefix_ranges": [{"address_prefix": "10.96.0.0", "prefix_len": 16}]}, None]
+    assert match_connection(res, ECHO_VIP, 9000, http=False).cluster == echo(9000, "v2")  # type: ignore[union-attr]
+    assert chains[1]["filters"][0]["typed_config"]["cluster"] == echo(9000, "v1")
+
+
+def test_tls_routes_pick_the_subset_by_sni() -> None:
+    sleep = run_scenario("netns-tcp-tls")["sleep"]
+    listener = to_dict(sleep[TYPE_LISTENER][f"{SECURE_VIP}_443"])
+    assert [f["name"] for f in listener["listener_filters"]] == ["envoy.filters.listener.tls_inspector"]
+    hop = match_connection(sleep, SECURE_VIP, 443, http=False, sni="a.secure.example")
+    assert hop is not None and hop.cluster == secure("v1")
+    b = tcp_config(sleep, f"{SECURE_VIP}_443", 1)
+    assert b["weighted_clusters"]["clusters"] == [{"name": secure("v1"), "weight": 50},
+                                                  {"name": secure("v2"), "weight": 50}]
+    # an SNI no rule names has no chain (Envoy closes the connection), as in Istio
+    assert match_connection(sleep, SECURE_VIP, 443, http=False, sni="c.secure.example") is None
+
+
+def test_tls_port_without_tls_routes_goes_to_the_service_whatever_the_sni() -> None:
+    objs = [o for o in objects() if not (o["kind"] == "VirtualService" and o["metadata"]["name"] == "secure")]
+    res = resources(objs, "sleep")
+    listener = to_dict(res[TYPE_LISTENER][f"{SECURE_VIP}_443"])
+    assert "listener_filters" not in listener
+    for sni in ("a.secure.example", None):
+        hop = match_connection(res, SECURE_VIP, 443, http=False, sni=sni)
+        assert hop is not None and hop.cluster == secure()
+
+
+def test_gateway_tcp_server_splits_by_the_bound_virtual_service() -> None:
+    gw = run_scenario("netns-tcp-tls")["istio-ingressgateway"]
+    listener = to_dict(gw[TYPE_LISTENER]["0.0.0.0_31400"])
+    assert listener["address"]["socket_address"] == {"address": "127.0.0.1", "port_value": 31400,
+                                                     "network_namespace_filepath": "/run/netns/sluice-host"}
+    assert tcp_config(gw, "0.0.0.0_31400")["weighted_clusters"]["clusters"] == [
+        {"name": echo(9000, "v1"), "weight": 80}, {"name": echo(9000, "v2"), "weight": 20}]
+    assert {echo(9000, "v1"), echo(9000, "v2")} <= set(gw[TYPE_CLUSTER])
+    passthrough = to_dict(gw[TYPE_LISTENER]["0.0.0.0_443"])
+    assert passthrough["listener_filters"][0]["name"] == "envoy.filters.listener.tls_inspector"
+    assert [(c["filter_chain_match"], c["filters"][0]["typed_config"]["cluster"])
+            for c in passthrough["filter_chains"]] == [({"server_names": ["a.secure.example"]}, secure("v2"))]
+
+
+def test_gateway_servers_without_routes_or_not_built_here_get_no_listener() -> None:
+    objs = objects()
+    vs = find(objs, "VirtualService", "tcp-echo")
+    vs["spec"]["tcp"][0]["match"] = [{"port": 31401}]  # no rule for the server's port
+    gw = find(objs, "Gateway", "secure-gateway")
+    gw["spec"]["servers"][0]["tls"] = {"mode": "AUTO_PASSTHROUGH"}
+    extra = copy.deepcopy(find(objs, "Gateway", "tcp-echo-gateway"))
+    extra["metadata"]["name"] = "http-gateway"
+    extra["spec"]["servers"] = [{"port": {"number": 9080, "name": "tcp", "protocol": "TCP"}, "hosts": ["*"]},
+                                {"port": {"number": 9080, "name": "http", "protocol": "HTTP"}, "hosts": ["*"]}]
+    objs.append(extra)
+    names = set(resources(objs, "istio-ingressgateway")[TYPE_LISTENER])
+    assert "0.0.0.0_31400" not in names and "0.0.0.0_443" not in names
+    assert "0.0.0.0_9080" in names  # the HTTP server's listener, not a second one for the TCP server
+
+
+def test_gateway_tcp_listeners_take_the_port_mapping() -> None:
+    objs = objects()
+    push = build_push(objs, OPTIONS)
+    out = gateway_tcp_listeners(proxy_for(objs, "istio-ingressgateway"), push,
+                                address=lambda p: {"socket_address": {"address": "127.0.0.1", "port_value": p}},
+                                listen_port=lambda p: p + 10000)
+    assert [(x["name"], x["address"]["socket_address"]["port_value"]) for x in out] == [
+        ("0.0.0.0_10443", 10443), ("0.0.0.0_41400", 41400)]
+
+
+def test_destination_rule_tls_origination() -> None:
+    sleep = run_scenario("netns-tcp-tls")["sleep"]
+    db = to_dict(sleep[TYPE_CLUSTER][mesh.outbound_cluster(5432, "", fqdn("db-tls"))])
+    tls = db["transport_socket"]["typed_config"]
+    assert db["transport_socket"]["name"] == "envoy.transport_sockets.tls"
+    assert tls["sni"] == "db.example"
+    assert tls["common_tls_context"]["validation_context"]["trusted_ca"] == {
+        "filename": "/etc/ssl/certs/ca-certificates.crt"}
+    api = to_dict(sleep[TYPE_CLUSTER][mesh.outbound_cluster(8443, "", fqdn("api"))])
+    options = api["typed_extension_protocol_options"]["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"]
+    assert options["upstream_http_protocol_options"] == {"auto_sni": True, "auto_san_validation": True}
+    assert "sni" not in api["transport_socket"]["typed_config"]
+    # plaintext stays plaintext
+    assert "transport_socket" not in to_dict(sleep[TYPE_CLUSTER][echo(9000)])
+
+
+def test_mutual_tls_origination_and_the_modes_that_stay_plaintext() -> None:
+    objs = objects()
+    dr = find(objs, "DestinationRule", "db-tls")
+    dr["spec"]["trafficPolicy"]["tls"] = {"mode": "MUTUAL", "clientCertificate": "/certs/client.pem",
+                                          "privateKey": "/certs/client.key", "caCertificates": "/certs/ca.pem"}
+    dr["spec"]["subsets"] = [{"name": "plain", "labels": {"v": "1"}, "trafficPolicy": {"tls": {"mode": "DISABLE"}}},
+                             {"name": "mesh", "labels": {"v": "2"}, "trafficPolicy": {"tls": {"mode": "ISTIO_MUTUAL"}}}]
+    clusters = resources(objs, "sleep")[TYPE_CLUSTER]
+    tls = to_dict(clusters[mesh.outbound_cluster(5432, "", fqdn("db-tls"))])["transport_socket"]["typed_config"]
+    assert tls["common_tls_context"]["tls_certificates"] == [
+        {"certificate_chain": {"filename": "/certs/client.pem"}, "private_key": {"filename": "/certs/client.key"}}]
+    assert tls["common_tls_context"]["validation_context"] == {"trusted_ca": {"filename": "/certs/ca.pem"}}
+    for subset in ("plain", "mesh"):
+        assert "transport_socket" not in to_dict(clusters[mesh.outbound_cluster(5432, subset, fqdn("db-tls"))])
