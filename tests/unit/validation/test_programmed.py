@@ -94,7 +94,7 @@ tls:
 - match: [{sniHosts: [reviews]}]
   route: [{destination: {host: reviews}}]
 tcp:
-- match: [{port: 9000, destinationSubnets: [10.0.0.0/8]}]
+- match: [{port: 9000, destinationSubnets: [10.0.0.0/8], sourceSubnet: 10.1.0.0/16}]
   route: [{destination: {host: tcp-echo, subset: v1}, weight: 100}]
 """)
     assert paths("VirtualService", spec) == [
@@ -103,8 +103,7 @@ tcp:
         "spec.http[0].match[0].statPrefix",
         "spec.http[0].delegate",
         "spec.http[0].fault.abort.http2Error",
-        "spec.tls",
-        "spec.tcp[0].match[0].destinationSubnets",
+        "spec.tcp[0].match[0].sourceSubnet",
     ]
 
 
@@ -115,11 +114,12 @@ def test_values_not_programmed_name_the_value() -> None:
         {"port": {"number": 443, "name": "https", "protocol": "HTTPS"}, "hosts": ["*"],
          "tls": {"mode": "SIMPLE", "credentialName": "cert"}}]}
     assert [u.warning for u in unprogrammed("Gateway", {"spec": gw})] == [
-        'Gateway spec.servers[1].port.protocol: "TCP" is stored but not applied: Sluice does not program this value '
-        "into Envoy yet",
         'Gateway spec.servers[2].port.protocol: "HTTPS" is stored but not applied: Sluice does not program this value '
         "into Envoy yet",
-        "Gateway spec.servers[2].tls is stored but not applied: Sluice does not program this field into Envoy yet",
+        'Gateway spec.servers[2].tls.mode: "SIMPLE" is stored but not applied: Sluice does not program this value '
+        "into Envoy yet",
+        "Gateway spec.servers[2].tls.credentialName is stored but not applied: Sluice does not program this field "
+        "into Envoy yet",
     ]
     assert paths("VirtualService", {"hosts": ["a"], "exportTo": ["*"]}) == []
 
@@ -193,10 +193,15 @@ def test_gaps_list_what_an_object_setting_everything_would_be_warned_about() -> 
     assert gaps("VirtualService", spec) == [
         "spec.http[].match[].headers.@request*", "spec.http[].match[].withoutHeaders.@request*",
         "spec.http[].match[].statPrefix", "spec.http[].delegate", "spec.http[].fault.delay.exponentialDelay",
-        "spec.http[].fault.abort.http2Error", "spec.tls", "spec.tcp[].match[].destinationSubnets",
-        "spec.tcp[].match[].sourceSubnet", "spec.exportTo[] other than *"]
+        "spec.http[].fault.abort.http2Error", "spec.tcp[].match[].sourceSubnet", "spec.exportTo[] other than *"]
     gw = schema_for("networking.istio.io", "Gateway")["properties"]["spec"]
-    assert gaps("Gateway", gw) == ["spec.servers[].port.protocol other than GRPC, GRPC-WEB, HTTP, HTTP2",
-                                   "spec.servers[].bind", "spec.servers[].tls", "spec.servers[].defaultEndpoint"]
+    tls = [f"spec.servers[].tls.{f}" for f in (
+        "serverCertificate", "privateKey", "caCertificates", "caCrl", "credentialName", "credentialNames",
+        "tlsCertificates", "subjectAltNames", "verifyCertificateSpki", "verifyCertificateHash",
+        "minProtocolVersion", "maxProtocolVersion", "cipherSuites")]
+    assert gaps("Gateway", gw) == [
+        "spec.servers[].port.protocol other than GRPC, GRPC-WEB, HTTP, HTTP2, MONGO, MYSQL, REDIS, TCP, TLS",
+        "spec.servers[].bind", "spec.servers[].tls.httpsRedirect", "spec.servers[].tls.mode other than PASSTHROUGH",
+        *tls, "spec.servers[].defaultEndpoint"]
     se = schema_for("networking.istio.io", "ServiceEntry")["properties"]["spec"]
     assert gaps("ServiceEntry", se) == ["spec"]

@@ -13,7 +13,7 @@ Path syntax (one entry per line, easy to extend):
   `!spec.http[].match[].headers.@request*`   an exception inside a covered subtree (`fnmatch` per segment)
 Values that ask for nothing (null, false, 0, "", [], {}) are never reported. Fields that change nothing in
 Istio either (names, a Gateway port's `targetPort`) count as programmed. The table describes netns mode,
-the default; loopback mode (the fallback) also leaves VirtualService `tcp` routes out.
+the default; loopback mode (the fallback) also leaves VirtualService `tcp` and `tls` routes out.
 """
 
 from __future__ import annotations
@@ -65,6 +65,14 @@ _HTTP_ROUTE = (
 )
 _TCP_ROUTE = (
     "match[].port", "match[].sourceLabels", "match[].sourceNamespace", "match[].gateways",
+    "match[].destinationSubnets",
+    *_under(["route[].destination"], _DESTINATION),
+    "route[].weight",
+)
+# tcp_routes.py (sidecars: SNI filter chains), gateway_tcp.py (PASSTHROUGH servers)
+_TLS_ROUTE = (
+    "match[].sniHosts", "match[].port", "match[].destinationSubnets", "match[].sourceLabels",
+    "match[].sourceNamespace", "match[].gateways",
     *_under(["route[].destination"], _DESTINATION),
     "route[].weight",
 )
@@ -80,7 +88,10 @@ _POLICY = (
     *_under(["connectionPool.http"], (
         "http1MaxPendingRequests", "http2MaxRequests", "maxRetries", "idleTimeout", "maxRequestsPerConnection")),
     "outlierDetection",
-    "tls.mode=DISABLE",  # no mesh mTLS and no TLS origination yet: every upstream connection is plaintext
+    # cluster_tls.py: TLS origination from files; ISTIO_MUTUAL (no mesh mTLS) and credentialName are not
+    "tls.mode=DISABLE|SIMPLE|MUTUAL",
+    *_under(["tls"], ("sni", "caCertificates", "clientCertificate", "privateKey", "subjectAltNames",
+                      "insecureSkipVerify", "caCrl")),
 )
 _TRAFFIC_POLICY = (*_POLICY, *_under(["portLevelSettings[]"], ("port.number", *_POLICY)))
 
@@ -90,6 +101,7 @@ PROGRAMMED: dict[str, tuple[str, ...]] = {
         "spec.gateways",
         *_under(["spec.http[]"], _HTTP_ROUTE),
         *_under(["spec.tcp[]"], _TCP_ROUTE),
+        *_under(["spec.tls[]"], _TLS_ROUTE),
         "spec.exportTo[]=*",  # visible everywhere is all Sluice does
     ),
     "DestinationRule": (
@@ -100,7 +112,7 @@ PROGRAMMED: dict[str, tuple[str, ...]] = {
         *_under(["spec.subsets[].trafficPolicy"], _TRAFFIC_POLICY),
         "spec.exportTo[]=*",
     ),
-    # routes.gateway_servers: plain-HTTP servers only; a server with `tls` gets no listener at all
+    # routes.gateway_servers: plain-HTTP servers; gateway_tcp.py: TCP servers and TLS PASSTHROUGH
     "Gateway": (
         "spec.selector",
         "spec.servers[].hosts",
@@ -108,7 +120,8 @@ PROGRAMMED: dict[str, tuple[str, ...]] = {
         "spec.servers[].port.number",
         "spec.servers[].port.name",
         "spec.servers[].port.targetPort",  # for ServiceEntries only, in Istio too
-        "spec.servers[].port.protocol=HTTP|HTTP2|GRPC|GRPC-WEB",
+        "spec.servers[].port.protocol=HTTP|HTTP2|GRPC|GRPC-WEB|TCP|MONGO|MYSQL|REDIS|TLS",
+        "spec.servers[].tls.mode=PASSTHROUGH",
     ),
     # push_context reads no ServiceEntry: the whole spec is reported
     "ServiceEntry": (),
