@@ -552,6 +552,7 @@ class Registry:
         return obj
 
     def _admit(self, rt: ResourceType, version: str, obj: Obj, old: Obj | None, field_validation: str) -> list[str]:
+        from sluice import meshconfig
         from sluice.resources import schema as schemas
         from sluice.validation import istio, structural
 
@@ -584,6 +585,7 @@ class Registry:
             v = istio.validate(rt.kind, obj, istio.IstioOptions(relative_weights=self.options.relative_weights))
             errors.extend(v.errors)
             warnings.extend(v.warnings)
+            warnings.extend(meshconfig.problems(rt.kind, obj))  # the `istio` ConfigMap's MeshConfig YAML
         if errors:
             raise ApiError.invalid(rt, name, errors)
         return warnings

@@ -10,8 +10,11 @@ The pod's outbound TCP is redirected to 15001 and its inbound TCP to 15006, so (
     (weighted, subsets) of the service's VirtualService `tcp` routes;
   - `<ClusterIP>_<port>` for ports without a declared protocol: the same TCP proxy, plus an HTTP connection
     manager on RDS `"<fqdn>:<port>"` for what the http_inspector recognises as HTTP;
+  - ServiceEntry hosts alike: HTTP ports on `0.0.0.0_<port>`, other ports on `<address>_<port>` for each of
+    its addresses (given or auto-allocated), or `0.0.0.0_<port>` when it has none;
 - `virtualOutbound` 0.0.0.0:15001 (`use_original_dst`): traffic aimed at 15001 itself to the black hole,
-  everything no listener claims to `PassthroughCluster`;
+  everything no listener claims to `PassthroughCluster` (under outboundTrafficPolicy REGISTRY_ONLY to
+  `BlackHoleCluster`, as are the per-port listeners' passthrough chains);
 - `virtualInbound` 0.0.0.0:15006: the original destination restored, one filter chain per inbound port
   (`inbound|<port>||`, HTTP and/or TCP by the port's protocol), passthrough chains for other ports
   (`InboundPassthroughCluster`) and the black hole for 15006 itself.
@@ -66,7 +69,9 @@ def _blackhole_chain(push: PushContext, name: str, port: int) -> Obj:
 
 
 def _passthrough_chain(push: PushContext, name: str) -> Obj:
-    return {"name": name, "filters": [tcp_proxy(push, PASSTHROUGH)]}
+    """Where connections no service claims go: PassthroughCluster, or under REGISTRY_ONLY the black hole
+    (the connection is closed at once)."""
+    return {"name": name, "filters": [tcp_proxy(push, BLACKHOLE if push.registry_only else PASSTHROUGH)]}
 
 
 def _outbound_listener(name: str, ip: str, port: int, chains: list[Obj], default: Obj | None,
@@ -108,6 +113,17 @@ def _outbound_vip_listener(proxy: Proxy, push: PushContext, svc: Service, sp: Se
         return _outbound_listener(name, ip, sp.port, [tcp], None, inspect_http=False)
     http = {"name": name, "filter_chain_match": _http_match(), "filters": [sniff_hcm]}
     return _outbound_listener(name, ip, sp.port, [http], tcp, inspect_http=True)
+
+
+def _listener_ips(push: PushContext, svc: Service, sp: ServicePort) -> list[str]:
+    """The addresses a TCP or sniffed service port gets `<ip>_<port>` listeners on: the ClusterIP; a headless
+    Service's endpoint IPs; a ServiceEntry's addresses (given or auto-allocated), or without any, every
+    address (`0.0.0.0_<port>`, as Istio does for such a ServiceEntry port)."""
+    if svc.external:
+        return list(svc.addresses) or ["0.0.0.0"]
+    if svc.cluster_ip:
+        return [svc.cluster_ip]
+    return sorted({e.ip for e in push.endpoints(svc.hostname, sp.port)})
 
 
 def _virtual_outbound(push: PushContext) -> Obj:
@@ -163,23 +179,22 @@ def outbound_listeners(proxy: Proxy, push: PushContext) -> list[Obj]:
     only (VirtualService `sourceLabels`/`sourceNamespace`), so callers may share them among such proxies;
     each proxy then drops the listeners on its own IP (`own_listener`)."""
     out: list[Obj] = []
-    for port in outbound_http_ports(push):
+    http_ports = outbound_http_ports(push, proxy.namespace)
+    for port in http_ports:
         out.append(_outbound_http_listener(
             push, port, http_connection_manager(push, stat_prefix=f"outbound_0.0.0.0_{port}", rds=str(port))))
     vips: dict[str, tuple[int, str, Obj]] = {}
-    for svc in push.services:
+    for svc in push.visible_services(proxy.namespace):
         for sp in svc.ports:
             if sp.protocol == "UDP" or sp.port in RESERVED_PORTS:
                 continue
             if sp.protocol != "UNKNOWN" and is_http_protocol(sp.protocol):
                 continue  # on 0.0.0.0_<port>
-            # headless: every endpoint's pod IP, the first service to claim one wins
-            ips = [svc.cluster_ip] if svc.cluster_ip else sorted({e.ip for e in push.endpoints(svc.hostname, sp.port)})
-            for ip in ips:
-                if f"{ip}_{sp.port}" in vips:
-                    continue
+            for ip in _listener_ips(push, svc, sp):
+                if f"{ip}_{sp.port}" in vips or (ip == "0.0.0.0" and sp.port in http_ports):
+                    continue  # the first service to claim an address wins (Istio's listener conflict rule)
                 hcm = None
-                if sp.protocol == "UNKNOWN":
+                if sp.protocol == "UNKNOWN" and ip != "0.0.0.0":
                     hcm = http_connection_manager(push, stat_prefix=f"outbound_{ip}_{sp.port}",
                                                   rds=sniffed_route_name(svc, sp.port))
                 vips[f"{ip}_{sp.port}"] = (sp.port, ip, _outbound_vip_listener(proxy, push, svc, sp, hcm, ip))
