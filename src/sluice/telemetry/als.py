@@ -427,7 +427,10 @@ class AccessLogServicer:
         """(destination_service, destination_service_name); empty when nothing names it."""
         if cluster.startswith("outbound|"):
             host = cluster.split("|", 3)[3]
-            return host, host.split(".", 1)[0]
+            # A Kubernetes Service is named by its first label; a ServiceEntry host is its own name (Istio's
+            # convertServices: Attributes.Name = the host).
+            kube = host.endswith(f".svc.{mesh.CLUSTER_DOMAIN}")
+            return host, host.split(".", 1)[0] if kube else host
         if cluster in SPECIAL_CLUSTERS:
             return authority, cluster
         if cluster.startswith("inbound|"):
@@ -451,6 +454,8 @@ class AccessLogServicer:
         host, name = self._service(st, cluster, flags, authority)
         if outbound:
             d = self.index.pod(peer_ip) if peer_ip else None
+            if d is not None and not d.meshed:
+                d = None  # no Envoy at the other end to exchange metadata with: Istio knows nothing of it
             if d is None:
                 dest: tuple[str, ...] = (UNKNOWN, UNKNOWN, UNKNOWN, UNKNOWN, UNKNOWN, host or UNKNOWN,
                                          name or UNKNOWN, UNKNOWN, UNKNOWN, LATEST, UNKNOWN)
