@@ -46,6 +46,9 @@ _HTTP_ALPNS = ["http/1.1", "h2c"]  # what the http_inspector reports for plainte
 _RAW_BUFFER = "raw_buffer"
 _ORIGINAL_DST = {"name": "envoy.filters.listener.original_dst",
                  "typed_config": typed("envoy.extensions.filters.listener.original_dst.v3.OriginalDst")}
+_TLS_PROTOCOLS = frozenset({"TLS", "HTTPS"})
+_TLS_INSPECTOR = {"name": "envoy.filters.listener.tls_inspector",
+                  "typed_config": typed("envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector")}
 # Istio's protocolDetectionTimeout default: 0s, i.e. wait for the client's first bytes however long it takes.
 _DETECTION_TIMEOUT = "0s"
 
@@ -126,6 +129,28 @@ def _listener_ips(push: PushContext, svc: Service, sp: ServicePort) -> list[str]
     return sorted({e.ip for e in push.endpoints(svc.hostname, sp.port)})
 
 
+def _outbound_sni_listener(push: PushContext, port: int, services: list[tuple[Service, ServicePort]]) -> Obj:
+    """`0.0.0.0_<port>` for the TLS/HTTPS ports of ServiceEntries without addresses (Istio's wildcard egress,
+    e.g. `*.wikipedia.org` of resolution NONE): the TLS inspector reads the SNI, one chain per host (the
+    first ServiceEntry to claim a host wins) proxies to its cluster, and any other name gets what unknown
+    destinations get (passthrough, or the black hole under REGISTRY_ONLY)."""
+    chains: list[Obj] = []
+    seen: set[str] = set()
+    name = f"0.0.0.0_{port}"
+    for svc, sp in services:
+        if svc.hostname in seen:
+            continue
+        seen.add(svc.hostname)
+        cluster = mesh.outbound_cluster(sp.port, "", svc.hostname)
+        chains.append({"name": cluster, "filter_chain_match": {"server_names": [svc.hostname],
+                                                                "transport_protocol": "tls"},
+                       "filters": [tcp_proxy(push, cluster)]})
+    listener = _outbound_listener(name, "0.0.0.0", port, chains, _passthrough_chain(push, "PassthroughFilterChain"),
+                                  inspect_http=False)
+    listener["listener_filters"] = [_TLS_INSPECTOR]
+    return listener
+
+
 def _virtual_outbound(push: PushContext) -> Obj:
     port = OUTBOUND_CAPTURE_PORT
     return {"name": VIRTUAL_OUTBOUND, "address": _address("0.0.0.0", port), "use_original_dst": True,
@@ -184,12 +209,16 @@ def outbound_listeners(proxy: Proxy, push: PushContext) -> list[Obj]:
         out.append(_outbound_http_listener(
             push, port, http_connection_manager(push, stat_prefix=f"outbound_0.0.0.0_{port}", rds=str(port))))
     vips: dict[str, tuple[int, str, Obj]] = {}
+    sni: dict[int, list[tuple[Service, ServicePort]]] = {}
     for svc in push.visible_services(proxy.namespace):
         for sp in svc.ports:
             if sp.protocol == "UDP" or sp.port in RESERVED_PORTS:
                 continue
             if sp.protocol != "UNKNOWN" and is_http_protocol(sp.protocol):
                 continue  # on 0.0.0.0_<port>
+            if svc.external and not svc.addresses and sp.protocol in _TLS_PROTOCOLS and sp.port not in http_ports:
+                sni.setdefault(sp.port, []).append((svc, sp))  # told apart by SNI on 0.0.0.0_<port>
+                continue
             for ip in _listener_ips(push, svc, sp):
                 if f"{ip}_{sp.port}" in vips or (ip == "0.0.0.0" and sp.port in http_ports):
                     continue  # the first service to claim an address wins (Istio's listener conflict rule)
@@ -198,6 +227,9 @@ def outbound_listeners(proxy: Proxy, push: PushContext) -> list[Obj]:
                     hcm = http_connection_manager(push, stat_prefix=f"outbound_{ip}_{sp.port}",
                                                   rds=sniffed_route_name(svc, sp.port))
                 vips[f"{ip}_{sp.port}"] = (sp.port, ip, _outbound_vip_listener(proxy, push, svc, sp, hcm, ip))
+    for port, services in sni.items():
+        if f"0.0.0.0_{port}" not in vips:
+            vips[f"0.0.0.0_{port}"] = (port, "0.0.0.0", _outbound_sni_listener(push, port, services))
     out += [listener for _, _, listener in sorted(vips.values(), key=lambda v: (v[0], v[1]))]
     out.append(_virtual_outbound(push))
     return out
