@@ -188,8 +188,9 @@ class PushContext:
         auto = auto_addresses(entries)
         external: list[Service] = []
         endpoints: dict[tuple[str, int], tuple[Endpoint, ...]] = {}
+        all_pods = by_kind.get("Pod", [])
         for o in entries:
-            for svc, eps in _service_entry(o, auto, ns_set):
+            for svc, eps in _service_entry(o, auto, ns_set, all_pods):
                 if svc.hostname in taken:
                     continue
                 taken.add(svc.hostname)
@@ -348,11 +349,28 @@ def _ip_addresses(values: Any) -> list[str]:
     return out
 
 
-def _service_entry(obj: Obj, auto: Mapping[str, str],
-                   namespaces: frozenset[str]) -> list[tuple[Service, dict[int, tuple[Endpoint, ...]]]]:
+def _selected_pods(selector: Mapping[str, Any], namespace: str, pods: Iterable[Obj]) -> list[Obj]:
+    """The running pods of the ServiceEntry's namespace its `workloadSelector` selects."""
+    labels = {str(k): str(v) for k, v in (selector.get("labels") or {}).items()}
+    return [p for p in pods if str(_meta(p).get("namespace") or "default") == namespace
+            and (p.get("status") or {}).get("podIP") and labels_match(labels, _labels(p))]
+
+
+def _pod_port(pod: Obj, name: str) -> int | None:
+    for c in (pod.get("spec") or {}).get("containers") or []:
+        for p in (c.get("ports") or []) if isinstance(c, dict) else []:
+            if isinstance(p, dict) and name and p.get("name") == name and p.get("containerPort"):
+                return int(p["containerPort"])
+    return None
+
+
+def _service_entry(obj: Obj, auto: Mapping[str, str], namespaces: frozenset[str],
+                   pods: Iterable[Obj] = ()) -> list[tuple[Service, dict[int, tuple[Endpoint, ...]]]]:
     """One Service per host of a ServiceEntry (Istio's convertServices) and its endpoints per port
     (convertServiceEntryToInstances: an endpoint's port is its `ports[<port name>]`, else the port's
-    `targetPort`, else its number; DNS resolution without endpoints resolves the host itself)."""
+    `targetPort`, else its number; DNS resolution without endpoints resolves the host itself; a
+    `workloadSelector` makes the pods it selects the endpoints, a pod's port the container port named as the
+    ServiceEntry's)."""
     meta = _meta(obj)
     spec = obj.get("spec")
     if not isinstance(spec, dict):
@@ -382,7 +400,14 @@ def _service_entry(obj: Obj, auto: Mapping[str, str],
                       mesh_external=str(spec.get("location") or "MESH_EXTERNAL") != "MESH_INTERNAL",
                       addresses=tuple(vips), export_to=export, config_name=name)
         eps: dict[int, tuple[Endpoint, ...]] = {}
-        if resolution != PASSTHROUGH_RESOLUTION and selector is None:
+        if selector is not None and resolution != PASSTHROUGH_RESOLUTION:
+            selected = _selected_pods(selector, namespace, pods)
+            for sp in ports:
+                eps[sp.port] = tuple(sorted(
+                    (Endpoint(ip=str(p["status"]["podIP"]), port=_pod_port(p, sp.name) or int(sp.target_port),
+                              labels=_labels(p), pod=str(_meta(p).get("name") or "")) for p in selected),
+                    key=lambda e: (e.ip, e.port)))
+        elif resolution != PASSTHROUGH_RESOLUTION:
             for sp in ports:
                 if raw_endpoints:
                     found: dict[tuple[str, int], Endpoint] = {}
