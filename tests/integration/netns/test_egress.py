@@ -7,7 +7,9 @@ names it, as `httpbin.example.org` (a reserved name: nothing outside this machin
 the task checks it: passthrough under ALLOW_ANY, 502 under REGISTRY_ONLY (switched in the `istio`
 ConfigMap as the task's `kubectl get configmap istio … | sed … | kubectl replace` does), a ServiceEntry
 (STATIC, then DNS) making the host reachable again, the sidecar's log naming `outbound|80||<host>`, the
-metrics labelling the external destination as Istio does, and a VirtualService timeout on the host.
+metrics labelling the external destination as Istio does, and a VirtualService timeout on the host. Then
+the egress gateway task's HTTP part: the sample egress gateway, a Gateway, DestinationRule and VirtualService
+sending mesh traffic for the host through the gateway.
 """
 
 from __future__ import annotations
@@ -24,8 +26,8 @@ import pytest
 from tests.conftest import Daemon, start_daemon, stop_daemon, wait_for
 from tests.integration.netns.kube import Kube
 
-pytestmark = [pytest.mark.skipif(os.geteuid() != 0, reason="netns mode needs root"),
-              pytest.mark.istio_task("traffic-management/egress/egress-control", "Accessing External Services")]
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="netns mode needs root")
+EGRESS_CONTROL = pytest.mark.istio_task("traffic-management/egress/egress-control", "Accessing External Services")
 
 SLEEP = """
 apiVersion: v1
@@ -244,6 +246,7 @@ def egress(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Egress]:
         stop_daemon(d)
 
 
+@EGRESS_CONTROL
 def test_egress_control_task(egress: Egress) -> None:
     e = egress
     # Envoy passthrough to external services (ALLOW_ANY, the default).
@@ -290,12 +293,13 @@ def test_egress_control_task(egress: Egress) -> None:
     e.eventually(head, "HTTP/1.1 200 OK")
 
 
+@EGRESS_CONTROL
 def test_a_bad_mesh_config_is_named_on_write(egress: Egress) -> None:
     import subprocess
 
     from tests.conftest import TOOLS
 
-    bad = MESH_CONFIGMAP.replace("mode: ALLOW_ANY", "mode: [ALLOW_ANY").replace("name: istio", "name: istio")
+    bad = MESH_CONFIGMAP.replace("mode: ALLOW_ANY", "mode: [ALLOW_ANY")
     cp = subprocess.run([str(TOOLS / "kubectl-1.35"), "apply", "-f", "-"], input=bad, env=egress.d.env,
                         capture_output=True, text=True, timeout=60)
     try:
@@ -305,3 +309,112 @@ def test_a_bad_mesh_config_is_named_on_write(egress: Egress) -> None:
         egress.eventually(f'curl -sSI http://{egress.external_name}/status/200 | grep "HTTP/"', "HTTP/1.1 200 OK")
     finally:
         egress.k("apply", "-f", "-", input=MESH_CONFIGMAP)
+
+
+SERVICE_ENTRY_CNN = """
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata:
+  name: cnn
+spec:
+  hosts:
+  - edition.example.org
+  ports:
+  - number: 80
+    name: http-port
+    protocol: HTTP
+  - number: 443
+    name: https
+    protocol: HTTPS
+  resolution: DNS
+  endpoints:
+  - address: {name}
+"""
+
+EGRESS_GATEWAY_ROUTING = """
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata:
+  name: istio-egressgateway
+spec:
+  selector:
+    istio: egressgateway
+  servers:
+  - port:
+      number: 80
+      name: http
+      protocol: HTTP
+    hosts:
+    - edition.example.org
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata:
+  name: egressgateway-for-cnn
+spec:
+  host: istio-egressgateway.istio-system.svc.cluster.local
+  subsets:
+  - name: cnn
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: direct-cnn-through-egress-gateway
+spec:
+  hosts:
+  - edition.example.org
+  gateways:
+  - istio-egressgateway
+  - mesh
+  http:
+  - match:
+    - gateways:
+      - mesh
+      port: 80
+    route:
+    - destination:
+        host: istio-egressgateway.istio-system.svc.cluster.local
+        subset: cnn
+        port:
+          number: 80
+      weight: 100
+  - match:
+    - gateways:
+      - istio-egressgateway
+      port: 80
+    route:
+    - destination:
+        host: edition.example.org
+        port:
+          number: 80
+      weight: 100
+"""
+
+
+@pytest.mark.istio_task("traffic-management/egress/egress-gateway", "Egress Gateways")
+def test_egress_gateway_task(egress: Egress) -> None:
+    """The egress gateway task's HTTP part: edition.cnn.com is the external pod as `edition.example.org` (a
+    DNS ServiceEntry whose endpoint is the pod's DNS name, since no resolver here knows the host itself)."""
+    from sluice.demo import sample_path
+
+    e = egress
+    e.k("apply", "-f", sample_path("egressgateway.yaml"))
+    e.k("wait", "-n", "istio-system", "--for=condition=Available", "deployment/istio-egressgateway",
+        "--timeout=120s")
+    e.k("apply", "-f", "-", input=SERVICE_ENTRY_CNN.format(name=e.external_name))
+    politics = "curl -sSL -o /dev/null -D - http://edition.example.org/status/200"
+    e.eventually(politics, "HTTP/1.1 200 OK")
+    e.k("apply", "-f", "-", input=EGRESS_GATEWAY_ROUTING)
+
+    def via_gateway() -> bool:
+        out = e.exec_sleep(politics)[1]
+        logs = e.k("logs", "-l", "istio=egressgateway", "-c", "istio-proxy", "-n", "istio-system")
+        return "HTTP/1.1 200 OK" in out and "outbound|80||edition.example.org" in logs
+
+    wait_for(via_gateway, timeout=30, interval=0.5)
+    line = next(x for x in e.k("logs", "-l", "istio=egressgateway", "-c", "istio-proxy", "-n",
+                               "istio-system").splitlines() if "outbound|80||edition.example.org" in x)
+    assert '"GET /status/200 HTTP/2" 200' in line and '"edition.example.org"' in line, line
+    # the client's sidecar sent it to the gateway's subset, not to the host
+    sidecar = e.k("logs", e.source_pod, "-c", "istio-proxy")
+    assert "outbound|80|cnn|istio-egressgateway.istio-system.svc.cluster.local" in sidecar
