@@ -24,6 +24,7 @@ from .spec import Obj, gateway_ref, host_covers, labels_match, port_protocol, pr
 __all__ = ["PushContext", "Service", "ServicePort", "Endpoint", "IstioConfig", "ROOT_NAMESPACE", "CLIENT_SIDE_LB",
            "PASSTHROUGH_RESOLUTION", "DNS_LB", "DNS_ROUND_ROBIN_LB"]
 
+EXPORT_TO_ANNOTATION = "networking.istio.io/exportTo"
 ROOT_NAMESPACE = "istio-system"  # Istio's default root namespace: its DestinationRules apply mesh-wide
 _T = TypeVar("_T")
 
@@ -330,9 +331,12 @@ def _service(obj: Obj, netns: bool = False) -> Service | None:
     if not name or not ports:
         return None
     cluster_ip = str(spec.get("clusterIP") or "")
+    # Istio's `networking.istio.io/exportTo` annotation: the namespaces that see the Service (`.`, `*`, names)
+    export = frozenset(e.strip() for e in str((meta.get("annotations") or {}).get(EXPORT_TO_ANNOTATION) or "")
+                       .split(",") if e.strip()) or frozenset({"*"})
     return Service(name=name, namespace=namespace, hostname=mesh.fqdn(name, namespace),
                    cluster_ip="" if cluster_ip in ("None", "") else cluster_ip, ports=tuple(ports),
-                   selector={str(k): str(v) for k, v in (spec.get("selector") or {}).items()})
+                   selector={str(k): str(v) for k, v in (spec.get("selector") or {}).items()}, export_to=export)
 
 
 def _ip_addresses(values: Any) -> list[str]:

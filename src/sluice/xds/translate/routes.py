@@ -5,7 +5,7 @@
   `reviews.tutorial`, …, the ClusterIP); its routes come from the mesh VirtualService for the host, or are
   the default route. There is no catch-all host: a request for an unknown host gets Envoy's own
   `404` with response flag `NR` (Istio's ALLOW_ANY passthrough needs ORIGINAL_DST, which cannot work
-  behind an HTTP proxy, and REGISTRY_ONLY's 502 would hide that the host is unknown).
+  behind an HTTP proxy); under outboundTrafficPolicy REGISTRY_ONLY, Istio's `block_all` (502) is.
 - `http.<port>`: a gateway's table for one server port: one virtual host per Gateway host that a bound
   VirtualService matches.
 - `inbound|<port>||`: a sidecar's inbound table (inline in the inbound listener, as Istio does).
@@ -88,6 +88,8 @@ def sidecar_route_config(proxy: Proxy, push: PushContext) -> Obj:
         routes = virtual_service_routes(RouteContext(push, proxy, vs, 80, ("mesh",)))
         if routes:
             add(f"{host}:80", [host, f"{host}:80"], routes)
+    if push.registry_only:
+        vhosts.append(catch_all_vhost(push))  # the host is unknown *and* not allowed: Istio's 502
     return _route_config(HTTP_PROXY_ROUTE, vhosts)
 
 
