@@ -258,6 +258,9 @@ def test_egress_control_task(egress: Egress) -> None:
     assert e.eventually(head, "HTTP/1.1 502 Bad Gateway").strip() == "HTTP/1.1 502 Bad Gateway"
     code, out = e.exec_sleep("curl -sS http://httpbin.example.org/headers")
     assert code != 0 and "Could not resolve host" in out, out  # no ServiceEntry yet: not even a name
+    blocked = (f'istio_requests_total{{reporter="source",source_workload="sleep",response_code="502",'
+               f'destination_service_name="BlackHoleCluster",destination_service="{e.external_name}"}}')
+    wait_for(lambda: e.value(f"sum({blocked})") >= 1, timeout=30)
 
     # Access an external HTTP service: a ServiceEntry puts it in the registry (STATIC: its address given).
     e.k("apply", "-f", "-", input=SERVICE_ENTRY_STATIC.format(ip=e.external_ip))
