@@ -5,11 +5,15 @@ A ServiceEntry without `addresses` whose resolution is not NONE, and not opted o
 `networking.istio.io/enable-autoallocate-ip: "false"`, gets one address per non-wildcard host from Istio's
 range 240.240.0.0/16 (Class E: never routed anywhere, so it cannot shadow a real address). Apps resolve the
 host to it and the sidecar's per-VIP listener claims the connection, so TCP ports work without `addresses`.
+Hosts in the cluster zone are left alone: the cluster DNS has real records for them.
 
 Sluice needs it more than Istio does: the cluster DNS has no upstream resolver, so without an allocated
-address a ServiceEntry host would not resolve inside a pod at all. The address is a hash of the host (probing
-on a collision, hosts taken in sorted order), so the DNS process and the control plane agree without talking,
-and adding or removing one host rarely moves another's address.
+address a ServiceEntry host would not resolve inside a pod at all. The flip side: Istio's Envoy resolves
+DNS-type hosts through kube-dns, not through the agent's proxy that answers the allocated address; here both
+ask the one cluster DNS, so a DNS ServiceEntry reaches its servers through `endpoints` that name resolvable
+addresses (no resolver here knows an outside host anyway). The address is a hash of the host (probing on a
+collision, hosts taken in sorted order), so the DNS process and the control plane agree without talking, and
+adding or removing one host rarely moves another's address.
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ import hashlib
 import ipaddress
 from collections.abc import Iterable, Mapping
 from typing import Any
+
+from sluice import mesh
 
 __all__ = ["AUTOALLOCATE_LABEL", "AUTOALLOCATE_RANGE", "wants_auto_address", "auto_addresses"]
 
@@ -37,6 +43,13 @@ def wants_auto_address(se: Mapping[str, Any]) -> bool:
     return str(labels.get(AUTOALLOCATE_LABEL, "")).lower() != "false"
 
 
+def _in_cluster_zone(host: str) -> bool:
+    """A name the cluster DNS answers itself (a headless Service's pod, a pod's name): it keeps its real
+    address, which the sidecar's Envoy must also get when it resolves the name (Istio's Envoy asks kube-dns,
+    never the agent's DNS proxy; here both ask the one cluster DNS)."""
+    return host == mesh.CLUSTER_DOMAIN or host.endswith("." + mesh.CLUSTER_DOMAIN)
+
+
 def _slot(host: str) -> int:
     return int.from_bytes(hashlib.sha256(host.encode()).digest()[:4], "big") % _SIZE
 
@@ -49,7 +62,7 @@ def auto_addresses(service_entries: Iterable[Mapping[str, Any]]) -> dict[str, st
             continue
         for h in (se.get("spec") or {}).get("hosts") or []:
             host = str(h).strip().rstrip(".").lower()
-            if host and "*" not in host:
+            if host and "*" not in host and not _in_cluster_zone(host):
                 hosts.add(host)
     used: set[int] = set()
     out: dict[str, str] = {}

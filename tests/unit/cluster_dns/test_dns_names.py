@@ -234,3 +234,12 @@ def test_a_malformed_object_loses_only_its_own_names() -> None:
                         namespaces=o["namespaces"], service_entries=[bad_se, *o["service_entries"]])
     assert texts(ask(table, "reviews.tutorial.svc.cluster.local.").answer) == ["10.96.0.12"]
     assert texts(ask(table, "mysql.example.internal.").answer) == ["240.240.0.5"]
+
+
+def test_no_auto_address_for_names_of_the_cluster_zone() -> None:
+    from sluice.autoallocate import auto_addresses
+
+    se = {"metadata": {"name": "pg-0", "namespace": "tutorial"},
+          "spec": {"hosts": ["pg-0.pg.tutorial.svc.cluster.local", "db.example.net", "*.wild.example.net"],
+                   "resolution": "DNS"}}
+    assert list(auto_addresses([se])) == ["db.example.net"]
