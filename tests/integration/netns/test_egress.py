@@ -421,3 +421,47 @@ def test_egress_gateway_task(egress: Egress) -> None:
     # the client's sidecar sent it to the gateway's subset, not to the host
     sidecar = e.k("logs", e.source_pod, "-c", "istio-proxy")
     assert "outbound|80|cnn|istio-egressgateway.istio-system.svc.cluster.local" in sidecar
+
+
+SLEEP_DIRECT = """
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: sleep-direct
+spec:
+  replicas: 1
+  selector:
+    matchLabels:
+      app: sleep-direct
+  template:
+    metadata:
+      labels:
+        app: sleep-direct
+      annotations:
+        traffic.sidecar.istio.io/includeOutboundIPRanges: "10.96.0.0/12"
+    spec:
+      terminationGracePeriodSeconds: 0
+      containers:
+      - name: sleep
+        image: docker.io/curlimages/curl:8.16.0
+        command: ["/bin/sleep", "infinity"]
+"""
+
+
+@EGRESS_CONTROL
+def test_direct_access_bypasses_the_sidecar(egress: Egress) -> None:
+    """The task's "Direct access to external services": with only the service range captured
+    (includeOutboundIPRanges), the external address is reached without the sidecar, even under REGISTRY_ONLY."""
+    e = egress
+    e.k("apply", "-f", "-", input=SLEEP_DIRECT)
+    e.k("wait", "--for=condition=Available", "deployment/sleep-direct", "--timeout=120s")
+    pod = e.k("get", "pod", "-l", "app=sleep-direct", "-o", "jsonpath={.items..metadata.name}")
+    e.set_mode("ALLOW_ANY", "REGISTRY_ONLY")
+    try:
+        e.eventually(f'curl -sSI http://{e.external_name}/status/200 | grep "HTTP/"', "HTTP/1.1 502 Bad Gateway")
+        direct = Egress(e.d, e.k, e.prom, pod, e.external_ip)
+        headers = json.loads(direct.eventually(f"curl -sS http://{e.external_name}/headers", '"Host"'))["headers"]
+        assert headers["Host"] == e.external_name
+        assert not any(h.startswith("X-Envoy") for h in headers), headers  # no sidecar on the way
+    finally:
+        e.set_mode("REGISTRY_ONLY", "ALLOW_ANY")
