@@ -191,7 +191,7 @@ class PushContext:
         endpoints: dict[tuple[str, int], tuple[Endpoint, ...]] = {}
         all_pods = by_kind.get("Pod", [])
         for o in entries:
-            for svc, eps in _service_entry(o, auto, ns_set, all_pods):
+            for svc, eps in _service_entry(o, auto, all_pods):
                 if svc.hostname in taken:
                     continue
                 taken.add(svc.hostname)
@@ -368,7 +368,7 @@ def _pod_port(pod: Obj, name: str) -> int | None:
     return None
 
 
-def _service_entry(obj: Obj, auto: Mapping[str, str], namespaces: frozenset[str],
+def _service_entry(obj: Obj, auto: Mapping[str, str],
                    pods: Iterable[Obj] = ()) -> list[tuple[Service, dict[int, tuple[Endpoint, ...]]]]:
     """One Service per host of a ServiceEntry (Istio's convertServices) and its endpoints per port
     (convertServiceEntryToInstances: an endpoint's port is its `ports[<port name>]`, else the port's
@@ -395,7 +395,7 @@ def _service_entry(obj: Obj, auto: Mapping[str, str], namespaces: frozenset[str]
     raw_endpoints = [e for e in spec.get("endpoints") or [] if isinstance(e, dict) and e.get("address")]
     out = []
     for raw_host in spec.get("hosts") or []:
-        host = resolve_host(str(raw_host), namespace, namespaces)
+        host = str(raw_host).strip().rstrip(".").lower()  # as written: Istio resolves no ServiceEntry host
         if not host or host == "*":
             continue
         vips = addresses or ([auto[host]] if host in auto else [])
