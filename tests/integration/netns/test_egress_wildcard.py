@@ -93,7 +93,8 @@ def wildcard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Egress,
     d = start_daemon(home, network="netns")
     k = Kube(d)
     try:
-        server = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "wikipedia", "namespace": "external"},
+        server = {"apiVersion": "apps/v1", "kind": "Deployment",
+                  "metadata": {"name": "wikipedia", "namespace": "external"},
                   "spec": {"selector": {"matchLabels": {"app": "wikipedia"}}, "template": {
                       "metadata": {"labels": {"app": "wikipedia"},
                                    "annotations": {"sidecar.istio.io/inject": "false"}},
@@ -124,7 +125,8 @@ def test_wildcard_egress_task(wildcard: tuple[Egress, Path]) -> None:
         return (f"curl -s --cacert {ca} --resolve {host}:443:{e.external_ip} https://{host}{path} | "
                 'grep -o "<title>.*</title>"')
 
-    both = f'{curl("en.wikipedia.example", "/wiki/Main_Page")}; {curl("de.wikipedia.example", "/wiki/Wikipedia:Hauptseite")}'
+    both = (f'{curl("en.wikipedia.example", "/wiki/Main_Page")}; '
+            f'{curl("de.wikipedia.example", "/wiki/Wikipedia:Hauptseite")}')
     # REGISTRY_ONLY, no ServiceEntry yet: the TLS connection is closed before any title comes back
     code, out = e.exec_sleep(both)
     assert "<title>" not in out, out

@@ -30,7 +30,8 @@ def test_bad_mesh_config_keeps_the_defaults_and_says_why() -> None:
     config, errors = parse_mesh_config("outboundTrafficPolicy:\n  mode: REGISTRY_ONLYY\n")
     assert config.outbound_policy == ALLOW_ANY
     assert errors == ['outboundTrafficPolicy.mode: unknown value "REGISTRY_ONLYY" for enum '
-                      'istio.mesh.v1alpha1.MeshConfig.OutboundTrafficPolicy.Mode (want one of REGISTRY_ONLY, ALLOW_ANY)']
+                      'istio.mesh.v1alpha1.MeshConfig.OutboundTrafficPolicy.Mode '
+                      '(want one of REGISTRY_ONLY, ALLOW_ANY)']
     [warning] = problems("ConfigMap", _cm("outboundTrafficPolicy: 3"))
     assert warning.startswith("ConfigMap istio-system/istio: invalid mesh config in data.mesh")
     assert problems("ConfigMap", _cm("outboundTrafficPolicy: 3", name="other")) == []

@@ -29,7 +29,8 @@ from .push_context import DNS_ROUND_ROBIN_LB, IstioConfig, PushContext, Service,
 from .spec import Obj, is_http2_protocol, labels_match
 from .traffic_policy import apply_policy, default_circuit_breakers, effective_policy
 
-__all__ = ["shared_clusters", "proxy_clusters", "eds_service", "subset_labels", "inbound_port_protocol", "inbound_ports", "outbound_cluster_names",
+__all__ = ["shared_clusters", "proxy_clusters", "eds_service", "subset_labels", "inbound_port_protocol",
+           "inbound_ports", "outbound_cluster_names",
            "BLACKHOLE", "PASSTHROUGH", "INBOUND_PASSTHROUGH", "ALS_CLUSTER", "CONNECT_TIMEOUT", "INBOUND_BIND_ADDRESS"]
 
 BLACKHOLE = "BlackHoleCluster"

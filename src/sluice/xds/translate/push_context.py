@@ -39,7 +39,10 @@ class ServicePort:
 
 # Istio's model.Resolution: how a service's endpoints are found. Kubernetes Services are ClientSideLB (EDS),
 # headless ones Passthrough; a ServiceEntry says it with `resolution` (STATIC, NONE, DNS, DNS_ROUND_ROBIN).
-CLIENT_SIDE_LB, PASSTHROUGH_RESOLUTION, DNS_LB, DNS_ROUND_ROBIN_LB = "ClientSideLB", "Passthrough", "DNSLB", "DNSRoundRobinLB"
+CLIENT_SIDE_LB = "ClientSideLB"
+PASSTHROUGH_RESOLUTION = "Passthrough"
+DNS_LB = "DNSLB"
+DNS_ROUND_ROBIN_LB = "DNSRoundRobinLB"
 _RESOLUTIONS = {"STATIC": CLIENT_SIDE_LB, "NONE": PASSTHROUGH_RESOLUTION, "DNS": DNS_LB,
                 "DNS_ROUND_ROBIN": DNS_ROUND_ROBIN_LB}
 

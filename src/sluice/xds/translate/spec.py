@@ -15,8 +15,8 @@ from sluice.validation.istio.common import parse_duration
 
 __all__ = [
     "Obj", "sub", "duration", "duration_ns", "fraction_of_percent", "int_percent", "string_matcher", "is_present_match",
-    "resolve_host", "host_covers", "labels_match", "port_protocol", "protocol_by_name", "is_http_protocol", "is_http2_protocol",
-    "gateway_ref",
+    "resolve_host", "host_covers", "labels_match", "port_protocol", "protocol_by_name", "is_http_protocol",
+    "is_http2_protocol", "gateway_ref",
 ]
 
 Obj = dict[str, Any]
