@@ -21,15 +21,15 @@ import pytest
 
 from tests.conftest import start_daemon, stop_daemon, wait_for
 from tests.integration.netns.kube import Kube
-from tests.integration.netns.test_egress import MESH_CONFIGMAP, SLEEP, Egress
+from tests.integration.netns.test_egress import EGRESS_CONTROL, MESH_CONFIGMAP, SLEEP, Egress
 
-pytestmark = [pytest.mark.skipif(os.geteuid() != 0, reason="netns mode needs root"),
-              pytest.mark.istio_task("traffic-management/egress/wildcard-egress-hosts", "Egress using Wildcard Hosts")]
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="netns mode needs root")
 
 TLS_SERVER = r"""
 import http.server, ssl, sys
 TITLES = {"en": "Wikipedia, the free encyclopedia", "de": "Wikipedia \u2013 Die freie Enzyklop\u00e4die"}
 class Page(http.server.BaseHTTPRequestHandler):
+    server_version, sys_version = "wikipedia", ""
     def do_GET(self):
         lang = (self.headers.get("Host") or "").split(".")[0]
         body = f"<html><head><title>{TITLES.get(lang, lang)}</title></head></html>\n".encode()
@@ -37,7 +37,9 @@ class Page(http.server.BaseHTTPRequestHandler):
         self.send_header("Content-Type", "text/html; charset=utf-8")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
-        self.wfile.write(body)
+        if self.command != "HEAD":
+            self.wfile.write(body)
+    do_HEAD = do_GET
 ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
 ctx.load_cert_chain(sys.argv[1], sys.argv[2])
 server = http.server.ThreadingHTTPServer(("0.0.0.0", 443), Page)
@@ -61,7 +63,8 @@ spec:
 
 
 def _certificate(directory: Path) -> tuple[Path, Path]:
-    """A self-signed certificate for `*.wikipedia.example` (also its own CA, for curl's --cacert)."""
+    """A self-signed certificate for `*.wikipedia.example` and `secure.example.org` (also its own CA, for curl's
+    --cacert)."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
@@ -73,7 +76,8 @@ def _certificate(directory: Path) -> tuple[Path, Path]:
     cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
             .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=5))
             .not_valid_after(now + dt.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName("*.wikipedia.example")]), critical=False)
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName("*.wikipedia.example"),
+                                                        x509.DNSName("secure.example.org")]), critical=False)
             .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
             .sign(key, hashes.SHA256()))
     cert_file, key_file = directory / "tls.crt", directory / "tls.key"
@@ -118,6 +122,7 @@ def wildcard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Egress,
         stop_daemon(d)
 
 
+@pytest.mark.istio_task("traffic-management/egress/wildcard-egress-hosts", "Egress using Wildcard Hosts")
 def test_wildcard_egress_task(wildcard: tuple[Egress, Path]) -> None:
     e, ca = wildcard
 
@@ -131,9 +136,18 @@ def test_wildcard_egress_task(wildcard: tuple[Egress, Path]) -> None:
     code, out = e.exec_sleep(both)
     assert "<title>" not in out, out
     e.k("apply", "-f", "-", input=SERVICE_ENTRY)
-    out = e.eventually(both, "Die freie")
-    assert out.splitlines() == ["<title>Wikipedia, the free encyclopedia</title>",
-                                "<title>Wikipedia \u2013 Die freie Enzyklop\u00e4die</title>"], out
+    titles = ["<title>Wikipedia, the free encyclopedia</title>",
+              "<title>Wikipedia \u2013 Die freie Enzyklop\u00e4die</title>"]
+    last = [""]
+
+    def both_titles() -> bool:  # both requests after the sidecar has the ServiceEntry's listener
+        last[0] = e.exec_sleep(both)[1]
+        return last[0].splitlines() == titles
+
+    try:
+        wait_for(both_titles, timeout=30, interval=0.5)
+    except AssertionError:
+        raise AssertionError(last[0]) from None
     # a name the wildcard does not cover stays blocked, though it is the same server
     code, out = e.exec_sleep(f"curl -sS --cacert {ca} --resolve www.wikipedia.example.net:443:{e.external_ip} "
                              "-k https://www.wikipedia.example.net/")
@@ -142,3 +156,35 @@ def test_wildcard_egress_task(wildcard: tuple[Egress, Path]) -> None:
     opened = ('sum(istio_tcp_connections_opened_total{reporter="source",source_workload="sleep",'
               'destination_service="*.wikipedia.example",destination_service_name="*.wikipedia.example"})')
     wait_for(lambda: e.value(opened) >= 2, timeout=30)
+
+
+SERVICE_ENTRY_HTTPS = """
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata:
+  name: secure
+spec:
+  hosts:
+  - secure.example.org
+  ports:
+  - number: 443
+    name: https
+    protocol: HTTPS
+  resolution: DNS
+  location: MESH_EXTERNAL
+  endpoints:
+  - address: {name}
+"""
+
+
+@EGRESS_CONTROL
+def test_access_an_external_https_service(wildcard: tuple[Egress, Path]) -> None:
+    """The egress-control task's HTTPS ServiceEntry (www.google.com there): under REGISTRY_ONLY the host is
+    closed until a DNS ServiceEntry names it; then it resolves in the pod (auto-allocated address), the
+    sidecar's listener on that address proxies the TLS connection, and Envoy resolves the endpoint's name."""
+    e, ca = wildcard
+    head = f'curl -sSI --cacert {ca} https://secure.example.org | grep "HTTP/"'
+    code, out = e.exec_sleep(head)
+    assert "HTTP/" not in out, out
+    e.k("apply", "-f", "-", input=SERVICE_ENTRY_HTTPS.format(name=e.external_name))
+    assert e.eventually(head, "HTTP/1.0 200 OK").strip() == "HTTP/1.0 200 OK"
