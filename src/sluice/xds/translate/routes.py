@@ -98,9 +98,11 @@ BLOCK_ALL = "block_all"  # … and under REGISTRY_ONLY
 _PASSTHROUGH = "PassthroughCluster"
 
 
-def outbound_http_ports(push: PushContext, namespace: str) -> list[int]:
-    """netns mode: the ports that get a shared `0.0.0.0_<port>` HTTP listener and a `"<port>"` table."""
-    ports = {sp.port for svc in push.visible_services(namespace) for sp in svc.ports
+def outbound_http_ports(push: PushContext, namespace: str | None = None) -> list[int]:
+    """netns mode: the ports that get a shared `0.0.0.0_<port>` HTTP listener and a `"<port>"` table (for a
+    proxy in `namespace`: of the services exported to it)."""
+    services = push.services if namespace is None else push.visible_services(namespace)
+    ports = {sp.port for svc in services for sp in svc.ports
              if is_http_protocol(sp.protocol) and sp.protocol != "UNKNOWN"}
     return sorted(ports - RESERVED_PORTS)
 
