@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
@@ -168,6 +169,12 @@ spec:
 """
 
 
+# `dig +tcp +short NAME` against the pod's resolver (kube-dns), with the dnspython Sluice itself uses
+DIG_TCP = ("import sys, dns.message, dns.query; "
+           "r = dns.query.tcp(dns.message.make_query(sys.argv[1], \"A\"), \"10.96.0.10\", timeout=5); "
+           "print(*[a.address for rrset in r.answer for a in rrset])")
+
+
 @dataclass
 class Egress:
     d: Daemon
@@ -270,6 +277,9 @@ def test_egress_control_task(egress: Egress) -> None:
     # the host resolves in the pod to the address Istio's auto-allocation gives it (240.240.0.0/16)
     code, out = e.exec_sleep("getent hosts httpbin.example.org || nslookup httpbin.example.org")
     assert "240.240." in out, out
+    # DNS over TCP (the cluster DNS is in Istio's registry as kube-dns) is not black-holed
+    code, tcp_answer = e.exec_sleep(f"{sys.executable} -c '{DIG_TCP}' httpbin.example.org")
+    assert code == 0 and tcp_answer.split() == [out.split()[0]], (out, tcp_answer)
     wait_for(lambda: "outbound|80||httpbin.example.org" in e.k("logs", e.source_pod, "-c", "istio-proxy"),
              timeout=30)
     assert e.exec_sleep(head)[1].strip() == "HTTP/1.1 502 Bad Gateway"  # other hosts stay blocked

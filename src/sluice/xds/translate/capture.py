@@ -47,6 +47,7 @@ _RAW_BUFFER = "raw_buffer"
 _ORIGINAL_DST = {"name": "envoy.filters.listener.original_dst",
                  "typed_config": typed("envoy.extensions.filters.listener.original_dst.v3.OriginalDst")}
 _TLS_PROTOCOLS = frozenset({"TLS", "HTTPS"})
+_DNS_PORT = 53
 _TLS_INSPECTOR = {"name": "envoy.filters.listener.tls_inspector",
                   "typed_config": typed("envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector")}
 # Istio's protocolDetectionTimeout default: 0s, i.e. wait for the client's first bytes however long it takes.
@@ -230,6 +231,13 @@ def outbound_listeners(proxy: Proxy, push: PushContext) -> list[Obj]:
     for port, services in sni.items():
         if f"0.0.0.0_{port}" not in vips:
             vips[f"0.0.0.0_{port}"] = (port, "0.0.0.0", _outbound_sni_listener(push, port, services))
+    dns = f"{mesh.DNS_SERVICE_IP}_{_DNS_PORT}"
+    if push.registry_only and dns not in vips:
+        # Istio's registry has kube-dns (a Service); Sluice's cluster DNS has no Service object, and DNS over
+        # TCP (truncated answers) must not be black-holed with the rest of the unknown destinations.
+        vips[dns] = (_DNS_PORT, mesh.DNS_SERVICE_IP, _outbound_listener(
+            dns, mesh.DNS_SERVICE_IP, _DNS_PORT, [{"name": dns, "filters": [tcp_proxy(push, PASSTHROUGH)]}], None,
+            inspect_http=False))
     out += [listener for _, _, listener in sorted(vips.values(), key=lambda v: (v[0], v[1]))]
     out.append(_virtual_outbound(push))
     return out
