@@ -277,6 +277,9 @@ def test_egress_control_task(egress: Egress) -> None:
     # the host resolves in the pod to the address Istio's auto-allocation gives it (240.240.0.0/16)
     code, out = e.exec_sleep("getent hosts httpbin.example.org || nslookup httpbin.example.org")
     assert "240.240." in out, out
+    # … which the ServiceEntry's status shows, as Istio's ip-autoallocate controller writes it
+    wait_for(lambda: e.k("get", "serviceentry", "httpbin-ext", "-o", "jsonpath={.status.addresses[0].value}")
+             == out.split()[0], timeout=30)
     # DNS over TCP (the cluster DNS is in Istio's registry as kube-dns) is not black-holed
     code, tcp_answer = e.exec_sleep(f"{sys.executable} -c '{DIG_TCP}' httpbin.example.org")
     assert code == 0 and tcp_answer.split() == [out.split()[0]], (out, tcp_answer)

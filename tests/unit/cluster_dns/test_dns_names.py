@@ -243,3 +243,16 @@ def test_no_auto_address_for_names_of_the_cluster_zone() -> None:
           "spec": {"hosts": ["pg-0.pg.tutorial.svc.cluster.local", "db.example.net", "*.wild.example.net"],
                    "resolution": "DNS"}}
     assert list(auto_addresses([se])) == ["db.example.net"]
+
+
+def test_status_addresses_as_istio_writes_them() -> None:
+    from sluice.autoallocate import auto_addresses
+    from sluice.controllers.autoallocate import desired_addresses
+
+    se = {"metadata": {"name": "ext", "namespace": "default"},
+          "spec": {"hosts": ["API.example.net", "*.wild.example.net"], "resolution": "DNS"}}
+    given = {"metadata": {"name": "given", "namespace": "default"},
+             "spec": {"hosts": ["db.example.net"], "addresses": ["192.0.2.1"], "resolution": "STATIC"}}
+    allocated = auto_addresses([se, given])
+    assert desired_addresses(se, allocated) == [{"host": "API.example.net", "value": allocated["api.example.net"]}]
+    assert desired_addresses(given, allocated) == []  # its own addresses: nothing allocated
