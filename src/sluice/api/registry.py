@@ -552,6 +552,7 @@ class Registry:
         return obj
 
     def _admit(self, rt: ResourceType, version: str, obj: Obj, old: Obj | None, field_validation: str) -> list[str]:
+        from sluice import meshconfig
         from sluice.resources import schema as schemas
         from sluice.validation import istio, structural
 
@@ -589,6 +590,7 @@ class Registry:
 
                 # accepted, but nothing may be silently ignored: name what the mesh will not apply
                 warnings.extend(programmed.warnings(rt.kind, obj))
+            warnings.extend(meshconfig.problems(rt.kind, obj))  # the `istio` ConfigMap's MeshConfig YAML
         if errors:
             raise ApiError.invalid(rt, name, errors)
         return warnings

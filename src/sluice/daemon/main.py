@@ -22,6 +22,7 @@ from aiohttp import web
 
 from sluice.api.registry import ApiOptions, Registry
 from sluice.api.server import make_app
+from sluice.controllers.autoallocate import AutoAllocateController
 from sluice.controllers.deployment import DeploymentController
 from sluice.controllers.endpoints import EndpointsController
 from sluice.controllers.events import EventExpiry, EventRecorder
@@ -56,6 +57,7 @@ async def serve(home: Home, options: DaemonOptions, ready: asyncio.Event | None 
     components: list[Component] = [
         DeploymentController(registry, store, EventRecorder(registry, "deployment-controller")),
         EndpointsController(registry, store),
+        AutoAllocateController(registry, store),
         EventExpiry(registry),
     ]
     extra_routes: list[web.RouteDef] = []

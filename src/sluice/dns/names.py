@@ -17,7 +17,9 @@
 * PTR for ClusterIPs and endpoint IPs under `in-addr.arpa`/`ip6.arpa`; TXT `dns-version.cluster.local`.
 * The hosts of ServiceEntries (networking.istio.io) that list `addresses`: A/AAAA of those addresses, a
   `*.example.com` host answering for every name below `example.com` (Istio's DNS proxying; CIDR ranges are
-  not addresses to answer with, as in Istio).
+  not addresses to answer with, as in Istio). A ServiceEntry without `addresses` answers with the address
+  Istio's auto-allocation gives its hosts (`sluice.autoallocate`, 240.240.0.0/16), unless it opted out or
+  its resolution is NONE.
 
 Names are compared lower-case, without the trailing dot.
 """
@@ -31,6 +33,8 @@ import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
+
+from sluice.autoallocate import auto_addresses, wants_auto_address
 
 __all__ = ["Srv", "Node", "NameTable", "build_table", "normalize", "DEFAULT_ZONE", "DEFAULT_TTL"]
 
@@ -287,8 +291,14 @@ class _Builder:
             for key, records in by_port.items():
                 t.node(key).srv = _weights(records)
 
-    def service_entry(self, se: Obj) -> None:
+    def service_entry(self, se: Obj, auto: dict[str, str]) -> None:
         spec = se.get("spec") or {}
+        if wants_auto_address(se):
+            for host in spec.get("hosts") or []:
+                host = normalize(str(host))
+                if host in auto:
+                    self.t.node(host).add_ip(auto[host])
+            return
         addresses: list[str] = []
         for a in spec.get("addresses") or []:
             ip, _, prefix = str(a).partition("/")
@@ -337,9 +347,10 @@ def build_table(*, services: Iterable[Obj] = (), endpoints: Iterable[Obj] = (), 
     for svc in sorted((s for s in services if isinstance(s, dict)), key=_key):
         with _skipping_bad(svc):
             b.service(svc)
-    for se in service_entries:
-        if isinstance(se, dict):
-            with _skipping_bad(se):
-                b.service_entry(se)
+    entries = [se for se in service_entries if isinstance(se, dict)]
+    auto = auto_addresses(entries)
+    for se in entries:
+        with _skipping_bad(se):
+            b.service_entry(se, auto)
     b.finish()
     return t

@@ -71,7 +71,8 @@ _refusals = RateLimitedLog(log)
 SPECIAL_CLUSTERS = frozenset({"BlackHoleCluster", "PassthroughCluster", "InboundPassthroughCluster",
                               "InboundPassthroughClusterIpv4", "InboundPassthroughClusterIpv6"})
 _OUTBOUND_PORT = mesh.PROXY_OUTBOUND_PORT
-_INBOUND_PASSTHROUGH = "InboundPassthroughCluster"  # netns mode: virtualInbound's chains for undeclared ports
+_INBOUND_PASSTHROUGH = "InboundPassthroughCluster"
+_CATCH_ALL_ROUTES = {"block_all": "BlackHoleCluster", "allow_any": "PassthroughCluster"}  # netns mode: virtualInbound's chains for undeclared ports
 # envoy.data.accesslog.v3.AccessLogType values for TCP entries
 _TCP_CONNECTED, _TCP_PERIODIC = 1, 2
 _EMPTY_RESPONSE = als_pb2.StreamAccessLogsResponse()
@@ -285,6 +286,9 @@ class AccessLogServicer:
             request = e.request
             if admit is not None and not admit(st, request.request_id, cp, code):
                 continue
+            if not cluster and cp.route_name in _CATCH_ALL_ROUTES:
+                # Istio's catch-all routes name what they stand for (REGISTRY_ONLY's 502 has no upstream)
+                cluster = _CATCH_ALL_ROUTES[cp.route_name]
             if router or cluster.startswith("outbound|"):
                 outbound = True
             elif cluster.startswith("inbound|") or cluster == _INBOUND_PASSTHROUGH:
@@ -427,7 +431,10 @@ class AccessLogServicer:
         """(destination_service, destination_service_name); empty when nothing names it."""
         if cluster.startswith("outbound|"):
             host = cluster.split("|", 3)[3]
-            return host, host.split(".", 1)[0]
+            # A Kubernetes Service is named by its first label; a ServiceEntry host is its own name (Istio's
+            # convertServices: Attributes.Name = the host).
+            kube = host.endswith(f".svc.{mesh.CLUSTER_DOMAIN}")
+            return host, host.split(".", 1)[0] if kube else host
         if cluster in SPECIAL_CLUSTERS:
             return authority, cluster
         if cluster.startswith("inbound|"):
@@ -451,6 +458,10 @@ class AccessLogServicer:
         host, name = self._service(st, cluster, flags, authority)
         if outbound:
             d = self.index.pod(peer_ip) if peer_ip else None
+            if d is not None and not d.meshed and not cluster.endswith(f".svc.{mesh.CLUSTER_DOMAIN}"):
+                # No Envoy at the other end to exchange metadata with, and (unlike a Kubernetes Service's EDS
+                # endpoint) no endpoint metadata naming it: a ServiceEntry's or passthrough destination.
+                d = None
             if d is None:
                 dest: tuple[str, ...] = (UNKNOWN, UNKNOWN, UNKNOWN, UNKNOWN, UNKNOWN, host or UNKNOWN,
                                          name or UNKNOWN, UNKNOWN, UNKNOWN, LATEST, UNKNOWN)

@@ -45,6 +45,9 @@ SERVICE_ENTRIES = [
                                                   "addresses": ["240.240.0.5", "240.241.0.0/16"],
                                                   "ports": [{"number": 3306, "name": "tcp", "protocol": "TCP"}]}},
     {"metadata": _meta("no-address"), "spec": {"hosts": ["api.example.com"], "resolution": "DNS"}},
+    {"metadata": {**_meta("opted-out"), "labels": {"networking.istio.io/enable-autoallocate-ip": "false"}},
+     "spec": {"hosts": ["optout.example.com"], "resolution": "DNS"}},
+    {"metadata": _meta("passthrough"), "spec": {"hosts": ["none.example.com"], "resolution": "NONE"}},
 ]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 
 import dns.flags
 import dns.message
@@ -144,7 +145,22 @@ def test_service_entry_addresses(table: NameTable) -> None:
     # A wildcard host answers for the names below it, with the name asked.
     r = ask(table, "a.b.wild.example.")
     assert texts(r.answer) == ["240.240.0.5"] and r.answer[0].name.to_text() == "a.b.wild.example."
-    for name in ("api.example.com.", "wild.example.", "example.org."):  # no addresses / not below / unknown
+    for name in ("wild.example.", "example.org."):  # not below / unknown
+        assert local_answer(table, dns.message.make_query(name, "A")) is None
+
+
+def test_service_entry_auto_allocated_address(table: NameTable) -> None:
+    """Without `addresses`, a host gets Istio's auto-allocated address from 240.240.0.0/16 — the same one the
+    sidecars listen on — unless the ServiceEntry opted out or its resolution is NONE."""
+    from tests.unit.cluster_dns.cluster import SERVICE_ENTRIES
+
+    from sluice.autoallocate import auto_addresses
+
+    r = ask(table, "api.example.com.")
+    [ip] = texts(r.answer)
+    assert ipaddress.ip_address(ip) in ipaddress.ip_network("240.240.0.0/16")
+    assert auto_addresses(SERVICE_ENTRIES) == {"api.example.com": ip}
+    for name in ("optout.example.com.", "none.example.com."):
         assert local_answer(table, dns.message.make_query(name, "A")) is None
 
 
@@ -218,3 +234,25 @@ def test_a_malformed_object_loses_only_its_own_names() -> None:
                         namespaces=o["namespaces"], service_entries=[bad_se, *o["service_entries"]])
     assert texts(ask(table, "reviews.tutorial.svc.cluster.local.").answer) == ["10.96.0.12"]
     assert texts(ask(table, "mysql.example.internal.").answer) == ["240.240.0.5"]
+
+
+def test_no_auto_address_for_names_of_the_cluster_zone() -> None:
+    from sluice.autoallocate import auto_addresses
+
+    se = {"metadata": {"name": "pg-0", "namespace": "tutorial"},
+          "spec": {"hosts": ["pg-0.pg.tutorial.svc.cluster.local", "db.example.net", "*.wild.example.net"],
+                   "resolution": "DNS"}}
+    assert list(auto_addresses([se])) == ["db.example.net"]
+
+
+def test_status_addresses_as_istio_writes_them() -> None:
+    from sluice.autoallocate import auto_addresses
+    from sluice.controllers.autoallocate import desired_addresses
+
+    se = {"metadata": {"name": "ext", "namespace": "default"},
+          "spec": {"hosts": ["API.example.net", "*.wild.example.net"], "resolution": "DNS"}}
+    given = {"metadata": {"name": "given", "namespace": "default"},
+             "spec": {"hosts": ["db.example.net"], "addresses": ["192.0.2.1"], "resolution": "STATIC"}}
+    allocated = auto_addresses([se, given])
+    assert desired_addresses(se, allocated) == [{"host": "API.example.net", "value": allocated["api.example.net"]}]
+    assert desired_addresses(given, allocated) == []  # its own addresses: nothing allocated

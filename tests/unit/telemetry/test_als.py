@@ -467,3 +467,31 @@ async def test_series_limit_drops_new_series_only_and_frees_with_the_pod(store: 
                 if lbl["reporter"] == "source"} == {"203", "204"}
     finally:
         await c.stop()
+
+
+async def test_service_entry_destination_as_istio_labels_it(collector: Collector) -> None:
+    """A ServiceEntry host is its own service name (Istio's Attributes.Name); the pod behind it has no sidecar
+    and no endpoint metadata, so the destination workload and namespaces are unknown."""
+    cluster = mesh.outbound_cluster(80, "", "httpbin.example.org")
+    await stream(collector, node_of(PRODUCTPAGE), [outbound(cluster=cluster, upstream=(OUTSIDER_IP, 80))])
+    labels, _ = one(collector, "istio_requests_total")
+    assert (labels["destination_service"], labels["destination_service_name"]) == ("httpbin.example.org",) * 2
+    assert labels["destination_workload"] == labels["destination_service_namespace"] == "unknown"
+
+
+async def test_registry_only_block_all_is_the_black_hole(collector: Collector) -> None:
+    """REGISTRY_ONLY's `block_all` route answers 502 with no upstream: Istio names it BlackHoleCluster."""
+    entry = outbound(cluster="", upstream=None, code=502, authority="unknown.example.org")
+    entry["common_properties"]["route_name"] = "block_all"
+    await stream(collector, node_of(PRODUCTPAGE), [entry])
+    labels, _ = one(collector, "istio_requests_total")
+    assert (labels["destination_service"], labels["destination_service_name"]) == ("unknown.example.org",
+                                                                                    "BlackHoleCluster")
+    assert labels["reporter"] == "source" and labels["response_code"] == "502"
+
+
+async def test_kubernetes_service_to_an_unmeshed_pod_keeps_its_workload(collector: Collector) -> None:
+    """A Kubernetes Service's endpoint carries Istio's endpoint metadata even without a sidecar there."""
+    cluster = mesh.outbound_cluster(9080, "", mesh.fqdn("outsider", NS))
+    await stream(collector, node_of(PRODUCTPAGE), [outbound(cluster=cluster, upstream=(OUTSIDER_IP, 9080))])
+    assert one(collector, "istio_requests_total")[0]["destination_workload"] == "outsider-5f7c9b4d8"

@@ -147,8 +147,13 @@ def test_values_that_ask_for_nothing_are_not_reported() -> None:
         "useClientProtocol": False, "maxConcurrentStreams": 0}}}}) == []
 
 
-def test_a_service_entry_is_not_programmed_at_all() -> None:
-    assert paths("ServiceEntry", {"hosts": ["httpbin.org"], "ports": [{"number": 80, "name": "http"}]}) == ["spec"]
+def test_service_entry_fields_not_programmed_are_named() -> None:
+    se = {"hosts": ["httpbin.org"], "ports": [{"number": 80, "name": "http"}], "resolution": "DNS",
+          "endpoints": [{"address": "a.example", "locality": "us/east", "weight": 3}], "subjectAltNames": ["x"]}
+    assert paths("ServiceEntry", se) == ["spec.endpoints[0].locality", "spec.endpoints[0].weight",
+                                         "spec.subjectAltNames"]
+    assert paths("ServiceEntry", {**se, "endpoints": [], "subjectAltNames": [], "resolution": "DYNAMIC_DNS"}) == [
+        "spec.resolution"]
     assert unprogrammed("Service", {"kind": "Service", "spec": {"ports": [{"port": 80}]}}) == []
 
 
@@ -204,4 +209,7 @@ def test_gaps_list_what_an_object_setting_everything_would_be_warned_about() -> 
         "spec.servers[].bind", "spec.servers[].tls.httpsRedirect", "spec.servers[].tls.mode other than PASSTHROUGH",
         *tls, "spec.servers[].defaultEndpoint"]
     se = schema_for("networking.istio.io", "ServiceEntry")["properties"]["spec"]
-    assert gaps("ServiceEntry", se) == ["spec"]
+    assert gaps("ServiceEntry", se) == [
+        "spec.resolution other than DNS, DNS_ROUND_ROBIN, NONE, STATIC", "spec.endpoints[].network",
+        "spec.endpoints[].locality", "spec.endpoints[].weight", "spec.endpoints[].serviceAccount",
+        "spec.subjectAltNames"]

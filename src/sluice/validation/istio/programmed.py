@@ -123,8 +123,17 @@ PROGRAMMED: dict[str, tuple[str, ...]] = {
         "spec.servers[].port.protocol=HTTP|HTTP2|GRPC|GRPC-WEB|TCP|MONGO|MYSQL|REDIS|TLS",
         "spec.servers[].tls.mode=PASSTHROUGH",
     ),
-    # push_context reads no ServiceEntry: the whole spec is reported
-    "ServiceEntry": (),
+    # push_context.py (ServiceEntry → services), clusters.py (by resolution), dns/names.py (addresses)
+    "ServiceEntry": (
+        "spec.hosts",
+        "spec.addresses",  # single IPs and /32; a CIDR range is checked by validation but not routed
+        "spec.ports[].number", "spec.ports[].name", "spec.ports[].protocol", "spec.ports[].targetPort",
+        "spec.location",  # changes nothing without mesh mTLS, in Istio too
+        "spec.resolution=NONE|STATIC|DNS|DNS_ROUND_ROBIN",
+        "spec.endpoints[].address", "spec.endpoints[].ports", "spec.endpoints[].labels",
+        "spec.workloadSelector",
+        "spec.exportTo",
+    ),
 }
 
 

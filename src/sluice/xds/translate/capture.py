@@ -12,8 +12,11 @@ The pod's outbound TCP is redirected to 15001 and its inbound TCP to 15006, so (
     (see `tcp_routes`);
   - `<ClusterIP>_<port>` for ports without a declared protocol: the same TCP proxy, plus an HTTP connection
     manager on RDS `"<fqdn>:<port>"` for what the http_inspector recognises as HTTP;
+  - ServiceEntry hosts alike: HTTP ports on `0.0.0.0_<port>`, other ports on `<address>_<port>` for each of
+    its addresses (given or auto-allocated), or `0.0.0.0_<port>` when it has none;
 - `virtualOutbound` 0.0.0.0:15001 (`use_original_dst`): traffic aimed at 15001 itself to the black hole,
-  everything no listener claims to `PassthroughCluster`;
+  everything no listener claims to `PassthroughCluster` (under outboundTrafficPolicy REGISTRY_ONLY to
+  `BlackHoleCluster`, as are the per-port listeners' passthrough chains);
 - `virtualInbound` 0.0.0.0:15006: the original destination restored, one filter chain per inbound port
   (`inbound|<port>||`, HTTP and/or TCP by the port's protocol), passthrough chains for other ports
   (`InboundPassthroughCluster`) and the black hole for 15006 itself.
@@ -46,6 +49,10 @@ _HTTP_ALPNS = ["http/1.1", "h2c"]  # what the http_inspector reports for plainte
 _RAW_BUFFER = "raw_buffer"
 _ORIGINAL_DST = {"name": "envoy.filters.listener.original_dst",
                  "typed_config": typed("envoy.extensions.filters.listener.original_dst.v3.OriginalDst")}
+_TLS_PROTOCOLS = frozenset({"TLS", "HTTPS"})
+_DNS_PORT = 53
+_TLS_INSPECTOR = {"name": "envoy.filters.listener.tls_inspector",
+                  "typed_config": typed("envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector")}
 # Istio's protocolDetectionTimeout default: 0s, i.e. wait for the client's first bytes however long it takes.
 _DETECTION_TIMEOUT = "0s"
 
@@ -69,7 +76,9 @@ def _blackhole_chain(push: PushContext, name: str, port: int) -> Obj:
 
 
 def _passthrough_chain(push: PushContext, name: str) -> Obj:
-    return {"name": name, "filters": [tcp_proxy(push, PASSTHROUGH)]}
+    """Where connections no service claims go: PassthroughCluster, or under REGISTRY_ONLY the black hole
+    (the connection is closed at once)."""
+    return {"name": name, "filters": [tcp_proxy(push, BLACKHOLE if push.registry_only else PASSTHROUGH)]}
 
 
 def _outbound_listener(name: str, ip: str, port: int, chains: list[Obj], default: Obj | None,
@@ -119,6 +128,39 @@ def _outbound_vip_listener(proxy: Proxy, push: PushContext, svc: Service, sp: Se
                                       inspect_http=True)
     if needs_tls_inspector(chains):
         listener["listener_filters"] = [TLS_INSPECTOR, *listener.get("listener_filters", [])]
+    return listener
+
+
+def _listener_ips(push: PushContext, svc: Service, sp: ServicePort) -> list[str]:
+    """The addresses a TCP or sniffed service port gets `<ip>_<port>` listeners on: the ClusterIP; a headless
+    Service's endpoint IPs; a ServiceEntry's addresses (given or auto-allocated), or without any, every
+    address (`0.0.0.0_<port>`, as Istio does for such a ServiceEntry port)."""
+    if svc.external:
+        return list(svc.addresses) or ["0.0.0.0"]
+    if svc.cluster_ip:
+        return [svc.cluster_ip]
+    return sorted({e.ip for e in push.endpoints(svc.hostname, sp.port)})
+
+
+def _outbound_sni_listener(push: PushContext, port: int, services: list[tuple[Service, ServicePort]]) -> Obj:
+    """`0.0.0.0_<port>` for the TLS/HTTPS ports of ServiceEntries without addresses (Istio's wildcard egress,
+    e.g. `*.wikipedia.org` of resolution NONE): the TLS inspector reads the SNI, one chain per host (the
+    first ServiceEntry to claim a host wins) proxies to its cluster, and any other name gets what unknown
+    destinations get (passthrough, or the black hole under REGISTRY_ONLY)."""
+    chains: list[Obj] = []
+    seen: set[str] = set()
+    name = f"0.0.0.0_{port}"
+    for svc, sp in services:
+        if svc.hostname in seen:
+            continue
+        seen.add(svc.hostname)
+        cluster = mesh.outbound_cluster(sp.port, "", svc.hostname)
+        chains.append({"name": cluster, "filter_chain_match": {"server_names": [svc.hostname],
+                                                                "transport_protocol": "tls"},
+                       "filters": [tcp_proxy(push, cluster)]})
+    listener = _outbound_listener(name, "0.0.0.0", port, chains, _passthrough_chain(push, "PassthroughFilterChain"),
+                                  inspect_http=False)
+    listener["listener_filters"] = [_TLS_INSPECTOR]
     return listener
 
 
@@ -175,26 +217,39 @@ def outbound_listeners(proxy: Proxy, push: PushContext) -> list[Obj]:
     only (VirtualService `sourceLabels`/`sourceNamespace`), so callers may share them among such proxies;
     each proxy then drops the listeners on its own IP (`own_listener`)."""
     out: list[Obj] = []
-    for port in outbound_http_ports(push):
+    http_ports = outbound_http_ports(push, proxy.namespace)
+    for port in http_ports:
         out.append(_outbound_http_listener(
             push, port, http_connection_manager(push, stat_prefix=f"outbound_0.0.0.0_{port}", rds=str(port))))
     vips: dict[str, tuple[int, str, Obj]] = {}
-    for svc in push.services:
+    sni: dict[int, list[tuple[Service, ServicePort]]] = {}
+    for svc in push.visible_services(proxy.namespace):
         for sp in svc.ports:
             if sp.protocol == "UDP" or sp.port in RESERVED_PORTS:
                 continue
             if sp.protocol != "UNKNOWN" and is_http_protocol(sp.protocol):
                 continue  # on 0.0.0.0_<port>
-            # headless: every endpoint's pod IP, the first service to claim one wins
-            ips = [svc.cluster_ip] if svc.cluster_ip else sorted({e.ip for e in push.endpoints(svc.hostname, sp.port)})
-            for ip in ips:
-                if f"{ip}_{sp.port}" in vips:
-                    continue
+            if svc.external and not svc.addresses and sp.protocol in _TLS_PROTOCOLS and sp.port not in http_ports:
+                sni.setdefault(sp.port, []).append((svc, sp))  # told apart by SNI on 0.0.0.0_<port>
+                continue
+            for ip in _listener_ips(push, svc, sp):
+                if f"{ip}_{sp.port}" in vips or (ip == "0.0.0.0" and sp.port in http_ports):
+                    continue  # the first service to claim an address wins (Istio's listener conflict rule)
                 hcm = None
-                if sp.protocol == "UNKNOWN":
+                if sp.protocol == "UNKNOWN" and ip != "0.0.0.0":
                     hcm = http_connection_manager(push, stat_prefix=f"outbound_{ip}_{sp.port}",
                                                   rds=sniffed_route_name(svc, sp.port))
                 vips[f"{ip}_{sp.port}"] = (sp.port, ip, _outbound_vip_listener(proxy, push, svc, sp, hcm, ip))
+    for port, services in sni.items():
+        if f"0.0.0.0_{port}" not in vips:
+            vips[f"0.0.0.0_{port}"] = (port, "0.0.0.0", _outbound_sni_listener(push, port, services))
+    dns = f"{mesh.DNS_SERVICE_IP}_{_DNS_PORT}"
+    if push.registry_only and dns not in vips:
+        # Istio's registry has kube-dns (a Service); Sluice's cluster DNS has no Service object, and DNS over
+        # TCP (truncated answers) must not be black-holed with the rest of the unknown destinations.
+        vips[dns] = (_DNS_PORT, mesh.DNS_SERVICE_IP, _outbound_listener(
+            dns, mesh.DNS_SERVICE_IP, _DNS_PORT, [{"name": dns, "filters": [tcp_proxy(push, PASSTHROUGH)]}], None,
+            inspect_http=False))
     out += [listener for _, _, listener in sorted(vips.values(), key=lambda v: (v[0], v[1]))]
     out.append(_virtual_outbound(push))
     return out

@@ -10,6 +10,10 @@ on, and, for sidecars, one `inbound|<port>||` cluster per inbound port:
   instead of capturing again; plus `InboundPassthroughCluster` (the same for undeclared ports). A headless
   Service's outbound clusters are ORIGINAL_DST there too (the pod the app dialled), without endpoints.
 A DestinationRule's `tls` (SIMPLE / MUTUAL) gives an outbound cluster its upstream TLS, see `cluster_tls`.
+A ServiceEntry host's clusters follow its resolution (Istio's cluster builder): STATIC → EDS (its
+`endpoints`), NONE → ORIGINAL_DST, DNS → STRICT_DNS and DNS_ROUND_ROBIN → LOGICAL_DNS, their endpoints (or
+the host itself) inline and resolved by Envoy, IPv4 only, Istio's 60 s refresh honouring the record's TTL.
+A proxy gets the services exported to its namespace (exportTo) only.
 Called by `sluice.xds.translate.generate`.
 """
 
@@ -23,11 +27,12 @@ from sluice.xds import identity
 from . import cluster_tls
 from .model import RESERVED_PORTS, Proxy
 from .protos import typed
-from .push_context import PushContext, Service, ServicePort
-from .spec import Obj, is_http2_protocol, is_http_protocol
+from .push_context import DNS_ROUND_ROBIN_LB, IstioConfig, PushContext, Service, ServicePort
+from .spec import Obj, is_http2_protocol, is_http_protocol, labels_match
 from .traffic_policy import apply_policy, default_circuit_breakers, effective_policy
 
-__all__ = ["shared_clusters", "proxy_clusters", "inbound_port_protocol", "inbound_ports", "outbound_cluster_names",
+__all__ = ["shared_clusters", "proxy_clusters", "eds_service", "subset_labels", "inbound_port_protocol",
+           "inbound_ports", "outbound_cluster_names",
            "BLACKHOLE", "PASSTHROUGH", "INBOUND_PASSTHROUGH", "ALS_CLUSTER", "CONNECT_TIMEOUT", "INBOUND_BIND_ADDRESS"]
 
 BLACKHOLE = "BlackHoleCluster"
@@ -40,6 +45,7 @@ CONNECT_TIMEOUT = "10s"
 INBOUND_BIND_ADDRESS = "127.0.0.6"
 _HTTP_OPTIONS = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
 _PASSTHROUGH_IDLE_TIMEOUT = "300s"  # Istio's passthrough clusters: a 5-minute idle timeout
+_DNS_REFRESH = "60s"  # MeshConfig.dnsRefreshRate's default
 
 
 def _protocol_options(http2: bool | None, common: Obj, upstream: Obj | None = None) -> Obj:
@@ -90,14 +96,21 @@ def _subset_names(push: PushContext, svc: Service, namespace: str) -> list[str]:
 
 
 def _original_dst_service(push: PushContext, svc: Service) -> bool:
-    """netns mode: a headless Service's clusters send to the pod the app dialled (Istio's Passthrough
-    resolution: ORIGINAL_DST, no EDS); loopback mode has no original destination to keep."""
+    """Istio's Passthrough resolution: ORIGINAL_DST, no EDS. A ServiceEntry of resolution NONE; in netns mode
+    also a headless Service (the pod the app dialled; loopback mode has no original destination to keep)."""
+    if svc.external:
+        return svc.passthrough
     return push.options.network == "netns" and not svc.cluster_ip
+
+
+def eds_service(push: PushContext, svc: Service) -> bool:
+    """Whether the service's clusters take their endpoints from EDS (not ORIGINAL_DST, not DNS)."""
+    return not _original_dst_service(push, svc) and not svc.dns
 
 
 def _outbound_keys(push: PushContext, namespace: str) -> Iterator[tuple[Service, ServicePort, str]]:
     """(service, port, subset) of every outbound cluster a proxy in `namespace` gets, in CDS order."""
-    for svc in push.services:
+    for svc in push.visible_services(namespace):
         subsets = _subset_names(push, svc, namespace)
         for sp in svc.ports:
             if sp.protocol == "UDP":
@@ -110,7 +123,7 @@ def _outbound_keys(push: PushContext, namespace: str) -> Iterator[tuple[Service,
 def outbound_cluster_names(push: PushContext, namespace: str) -> list[str]:
     """The EDS clusters a proxy in `namespace` gets, in CDS order (also the EDS resource names)."""
     return [mesh.outbound_cluster(sp.port, subset, svc.hostname)
-            for svc, sp, subset in _outbound_keys(push, namespace) if not _original_dst_service(push, svc)]
+            for svc, sp, subset in _outbound_keys(push, namespace) if eds_service(push, svc)]
 
 
 def _outbound_cluster(push: PushContext, svc: Service, sp: ServicePort, subset: str, namespace: str) -> Obj:
@@ -131,6 +144,9 @@ def _outbound_cluster(push: PushContext, svc: Service, sp: ServicePort, subset: 
             cluster.pop(key, None)
         # the only load balancing ORIGINAL_DST allows: the destination is the connection's
         cluster.update({"type": "ORIGINAL_DST", "lb_policy": "CLUSTER_PROVIDED"})
+    elif svc.dns:
+        cluster.pop("eds_cluster_config", None)
+        cluster.update(_dns_settings(push, svc, sp, subset, dr, name))
     http2: bool | None = is_http2_protocol(sp.protocol)
     if sp.protocol == "UNKNOWN" and push.options.network == "netns":
         http2 = None  # a sniffed port forwards HTTP/1.1 or h2c as it arrived (Istio's setUpstreamProtocol)
@@ -147,6 +163,31 @@ def _outbound_cluster(push: PushContext, svc: Service, sp: ServicePort, subset: 
         istio["config"] = dr.config_path
     cluster["metadata"] = {"filter_metadata": {"istio": istio}}
     return cluster
+
+
+def _dns_settings(push: PushContext, svc: Service, sp: ServicePort, subset: str, dr: IstioConfig | None,
+                  name: str) -> Obj:
+    """A DNS-resolved ServiceEntry cluster: Envoy resolves its endpoints' names (STRICT_DNS: every address;
+    LOGICAL_DNS: the first, Istio's DNS_ROUND_ROBIN)."""
+    endpoints = list(push.endpoints(svc.hostname, sp.port))
+    if subset:
+        labels = subset_labels(dr, subset)
+        endpoints = [e for e in endpoints if labels_match(labels, e.labels)]
+    lb = [{"endpoint": {"address": {"socket_address": {"address": e.ip, "port_value": e.port}}}}
+          for e in endpoints]
+    out: Obj = {"type": "LOGICAL_DNS" if svc.resolution == DNS_ROUND_ROBIN_LB else "STRICT_DNS",
+                "dns_lookup_family": "V4_ONLY", "dns_refresh_rate": _DNS_REFRESH, "respect_dns_ttl": True,
+                "load_assignment": {"cluster_name": name}}
+    if lb:
+        out["load_assignment"]["endpoints"] = [{"locality": {}, "lb_endpoints": lb}]
+    return out
+
+
+def subset_labels(dr: IstioConfig | None, subset: str) -> dict[str, str]:
+    for s in (dr.spec.get("subsets") or []) if dr else []:
+        if isinstance(s, dict) and s.get("name") == subset:
+            return {str(k): str(v) for k, v in (s.get("labels") or {}).items()}
+    return {}
 
 
 def _outbound_clusters(push: PushContext, namespace: str) -> list[Obj]:

@@ -2,7 +2,8 @@
 
 An endpoint is a pod IP and the Service's targetPort resolved against that pod's container ports: where
 the destination sidecar's inbound listener (or, without a sidecar, the app itself) listens. A subset
-cluster keeps only the endpoints whose pod labels match the DestinationRule subset's labels.
+cluster keeps only the endpoints whose pod labels match the DestinationRule subset's labels. A ServiceEntry of
+resolution STATIC has its `endpoints` here (address, port by name, labels).
 Called by `sluice.xds.translate.generate`, which shares the result among the proxies of a namespace.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 from sluice import mesh
 
+from .clusters import eds_service
 from .push_context import Endpoint, PushContext
 from .spec import Obj, labels_match
 
@@ -27,9 +29,9 @@ def _assignment(name: str, endpoints: list[Endpoint]) -> Obj:
 
 def _build(push: PushContext, namespace: str) -> list[Obj]:
     out = []
-    for svc in push.services:
-        if push.options.network == "netns" and not svc.cluster_ip:
-            continue  # headless: ORIGINAL_DST clusters, no endpoints to push (see clusters)
+    for svc in push.visible_services(namespace):
+        if not eds_service(push, svc):
+            continue  # ORIGINAL_DST (headless, resolution NONE) or DNS clusters: no endpoints to push
         dr = push.destination_rule(svc.hostname, namespace)
         subsets: list[tuple[str, dict[str, str]]] = []
         for s in (dr.spec.get("subsets") or []) if dr else []:

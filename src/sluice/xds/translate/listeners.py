@@ -11,6 +11,8 @@ loopback mode: pods have no capture, so every listener binds a real address:
   TCP);
 - router `0.0.0.0_<port>` per Gateway server port (Istio's name; bound at the proxy's listen address),
   routed by `http.<port>`; TCP and TLS-passthrough servers' listeners come from `gateway_tcp`.
+An egress gateway (label `istio: egressgateway`) listens where its Service sends: on the server port's
+targetPort, inside its own pod (netns) or at its pod IP (loopback); sidecars reach it like any service.
 Called by `sluice.xds.translate.generate`.
 """
 
@@ -66,7 +68,38 @@ def _sidecar_listeners(proxy: Proxy, push: PushContext) -> list[Obj]:
     return out
 
 
+EGRESS_GATEWAY_LABEL = ("istio", "egressgateway")
+
+
+def _in_pod_gateway(proxy: Proxy) -> bool:
+    """An egress gateway (`istio: egressgateway`, as Istio installs it) is reached like any pod, through its
+    Service: it listens in its own network (netns) or on its pod IP (loopback), not on the host's 127.0.0.1."""
+    return proxy.labels.get(EGRESS_GATEWAY_LABEL[0]) == EGRESS_GATEWAY_LABEL[1]
+
+
+def _gateway_target_port(proxy: Proxy, push: PushContext, port: int) -> int:
+    """Istio's gateway listener port: the targetPort of the gateway Service's port numbered as the server."""
+    for svc in push.services_selecting(proxy.namespace, proxy.labels):
+        for sp in svc.ports:
+            if sp.port == port and isinstance(sp.target_port, int):
+                return sp.target_port
+    return port
+
+
+def _in_pod_gateway_listeners(proxy: Proxy, push: PushContext) -> list[Obj]:
+    ip = "0.0.0.0" if push.options.network == "netns" else proxy.ip
+    out = []
+    for port in sorted(gateway_servers(proxy, push)):
+        target = _gateway_target_port(proxy, push, port)
+        out.append(_listener(f"0.0.0.0_{target}", ip, target, "OUTBOUND",
+                             _hcm(push, stat_prefix=f"outbound_0.0.0.0_{target}", rds=gateway_route_name(port),
+                                  edge=True)))
+    return out
+
+
 def _gateway_listeners(proxy: Proxy, push: PushContext) -> list[Obj]:
+    if _in_pod_gateway(proxy):
+        return _in_pod_gateway_listeners(proxy, push)
     # netns mode: the gateway's Envoy runs in its pod's namespace, but its listeners must be in the host's,
     # where browsers reach 127.0.0.1; Envoy opens them there (SocketAddress.network_namespace_filepath).
     netns = push.options.host_netns if push.options.network == "netns" else None

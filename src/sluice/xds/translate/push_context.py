@@ -8,18 +8,23 @@ table of one namespace and label set) is memoised on the context, so it is done 
 
 from __future__ import annotations
 
+import ipaddress
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from sluice import mesh
+from sluice.autoallocate import auto_addresses
+from sluice.meshconfig import REGISTRY_ONLY, MeshConfig, mesh_config_from
 
 from .model import MeshOptions
-from .spec import Obj, gateway_ref, host_covers, labels_match, port_protocol, resolve_host
+from .spec import Obj, gateway_ref, host_covers, labels_match, port_protocol, protocol_by_name, resolve_host
 
-__all__ = ["PushContext", "Service", "ServicePort", "Endpoint", "IstioConfig", "ROOT_NAMESPACE"]
+__all__ = ["PushContext", "Service", "ServicePort", "Endpoint", "IstioConfig", "ROOT_NAMESPACE", "CLIENT_SIDE_LB",
+           "PASSTHROUGH_RESOLUTION", "DNS_LB", "DNS_ROUND_ROBIN_LB"]
 
+EXPORT_TO_ANNOTATION = "networking.istio.io/exportTo"
 ROOT_NAMESPACE = "istio-system"  # Istio's default root namespace: its DestinationRules apply mesh-wide
 _T = TypeVar("_T")
 
@@ -32,14 +37,53 @@ class ServicePort:
     protocol: str  # Istio protocol name: HTTP, HTTP2, GRPC, TCP, ... or UNKNOWN (sniffed)
 
 
+# Istio's model.Resolution: how a service's endpoints are found. Kubernetes Services are ClientSideLB (EDS),
+# headless ones Passthrough; a ServiceEntry says it with `resolution` (STATIC, NONE, DNS, DNS_ROUND_ROBIN).
+CLIENT_SIDE_LB = "ClientSideLB"
+PASSTHROUGH_RESOLUTION = "Passthrough"
+DNS_LB = "DNSLB"
+DNS_ROUND_ROBIN_LB = "DNSRoundRobinLB"
+_RESOLUTIONS = {"STATIC": CLIENT_SIDE_LB, "NONE": PASSTHROUGH_RESOLUTION, "DNS": DNS_LB,
+                "DNS_ROUND_ROBIN": DNS_ROUND_ROBIN_LB}
+
+
 @dataclass(frozen=True)
 class Service:
+    """A Kubernetes Service, or one host of a ServiceEntry (Istio's model.Service: its name is the host,
+    its namespace the ServiceEntry's)."""
+
     name: str
     namespace: str
     hostname: str
     cluster_ip: str
     ports: tuple[ServicePort, ...]
     selector: Mapping[str, str]
+    registry: str = "Kubernetes"  # or "External": a ServiceEntry host
+    resolution: str = CLIENT_SIDE_LB
+    mesh_external: bool = False
+    # ServiceEntry `addresses` (IPs; a /32 as its IP) or the auto-allocated one; cluster_ip is the first IP
+    addresses: tuple[str, ...] = ()
+    export_to: frozenset[str] = frozenset({"*"})
+    config_name: str = ""  # the ServiceEntry's name
+
+    @property
+    def external(self) -> bool:
+        return self.registry == "External"
+
+    @property
+    def passthrough(self) -> bool:
+        """Sent to the address the app dialled (ORIGINAL_DST, no endpoints): a headless Service (netns mode
+        decides that in the builders) or a ServiceEntry of resolution NONE."""
+        return self.resolution == PASSTHROUGH_RESOLUTION
+
+    @property
+    def dns(self) -> bool:
+        return self.resolution in (DNS_LB, DNS_ROUND_ROBIN_LB)
+
+    def visible_to(self, namespace: str) -> bool:
+        """Istio's exportTo: `*` everywhere, `.` its own namespace, else the namespaces named."""
+        return ("*" in self.export_to or namespace in self.export_to
+                or ("." in self.export_to and namespace == self.namespace))
 
     @property
     def default_port(self) -> int:
@@ -109,12 +153,15 @@ class PushContext:
     def __init__(self, *, version: str, options: MeshOptions, namespaces: frozenset[str],
                  services: tuple[Service, ...], endpoints: dict[tuple[str, int], tuple[Endpoint, ...]],
                  virtual_services: tuple[IstioConfig, ...], destination_rules: tuple[IstioConfig, ...],
-                 gateways: tuple[IstioConfig, ...]) -> None:
+                 gateways: tuple[IstioConfig, ...], mesh_config: MeshConfig | None = None) -> None:
         self.version = version
         self.options = options
+        self.mesh_config = mesh_config or MeshConfig()
         self.namespaces = namespaces
         self.services = services
-        self.services_by_host = {s.hostname: s for s in services}
+        self.services_by_host: dict[str, Service] = {}
+        for s in services:
+            self.services_by_host.setdefault(s.hostname, s)
         self._endpoints = endpoints
         self.virtual_services = virtual_services
         self.destination_rules = destination_rules
@@ -133,19 +180,32 @@ class PushContext:
         for items in by_kind.values():
             items.sort(key=_order_key)
         namespaces = {str(_meta(o).get("name")) for o in by_kind.get("Namespace", [])}
-        for kind in ("Service", "Pod", "VirtualService", "DestinationRule", "Gateway"):
+        for kind in ("Service", "Pod", "VirtualService", "DestinationRule", "Gateway", "ServiceEntry"):
             namespaces.update(str(_meta(o).get("namespace") or "default") for o in by_kind.get(kind, []))
         ns_set = frozenset(namespaces)
 
         netns = options.network == "netns"
-        services = tuple(sorted((s for o in by_kind.get("Service", []) if (s := _service(o, netns)) is not None),
-                                key=lambda s: s.hostname))
+        kube_services = [s for o in by_kind.get("Service", []) if (s := _service(o, netns)) is not None]
+        # A ServiceEntry host that is a Kubernetes Service's only decorates it in Istio: the Service wins.
+        taken = {s.hostname for s in kube_services}
+        entries = by_kind.get("ServiceEntry", [])
+        auto = auto_addresses(entries)
+        external: list[Service] = []
+        endpoints: dict[tuple[str, int], tuple[Endpoint, ...]] = {}
+        all_pods = by_kind.get("Pod", [])
+        for o in entries:
+            for svc, eps in _service_entry(o, auto, all_pods):
+                if svc.hostname in taken:
+                    continue
+                taken.add(svc.hostname)
+                external.append(svc)
+                endpoints.update(((svc.hostname, port), e) for port, e in eps.items())
+        services = tuple(sorted(kube_services + external, key=lambda s: s.hostname))
         pods = {(str(_meta(p).get("namespace") or "default"), str(_meta(p).get("name"))): p
                 for p in by_kind.get("Pod", [])}
         endpoints_objs = {(str(_meta(e).get("namespace") or "default"), str(_meta(e).get("name"))): e
                           for e in by_kind.get("Endpoints", [])}
-        endpoints: dict[tuple[str, int], tuple[Endpoint, ...]] = {}
-        for svc in services:
+        for svc in kube_services:
             ep_obj = endpoints_objs.get((svc.namespace, svc.name))
             for sp in svc.ports:
                 endpoints[(svc.hostname, sp.port)] = _endpoints_for(svc, sp, ep_obj, pods)
@@ -155,7 +215,7 @@ class PushContext:
 
         return cls(version=version, options=options, namespaces=ns_set, services=services, endpoints=endpoints,
                    virtual_services=istio("VirtualService"), destination_rules=istio("DestinationRule"),
-                   gateways=istio("Gateway"))
+                   gateways=istio("Gateway"), mesh_config=mesh_config_from(by_kind.get("ConfigMap", [])))
 
     def _index_mesh_virtual_services(self) -> dict[str, IstioConfig]:
         """Service hostname → the one mesh-bound VirtualService that routes it (exact host beats wildcard,
@@ -189,6 +249,14 @@ class PushContext:
         value = build()
         with self._memo.lock:
             return self._memo.values.setdefault(key, value)  # type: ignore[no-any-return]
+
+    def visible_services(self, namespace: str) -> tuple[Service, ...]:
+        """The services a proxy in `namespace` knows (exportTo)."""
+        return self.memo(("visible", namespace), lambda: tuple(s for s in self.services if s.visible_to(namespace)))
+
+    @property
+    def registry_only(self) -> bool:
+        return self.mesh_config.outbound_policy == REGISTRY_ONLY
 
     def endpoints(self, hostname: str, port: int) -> tuple[Endpoint, ...]:
         return self._endpoints.get((hostname, port), ())
@@ -266,9 +334,101 @@ def _service(obj: Obj, netns: bool = False) -> Service | None:
     if not name or not ports:
         return None
     cluster_ip = str(spec.get("clusterIP") or "")
+    # Istio's `networking.istio.io/exportTo` annotation: the namespaces that see the Service (`.`, `*`, names)
+    export = frozenset(e.strip() for e in str((meta.get("annotations") or {}).get(EXPORT_TO_ANNOTATION) or "")
+                       .split(",") if e.strip()) or frozenset({"*"})
     return Service(name=name, namespace=namespace, hostname=mesh.fqdn(name, namespace),
                    cluster_ip="" if cluster_ip in ("None", "") else cluster_ip, ports=tuple(ports),
-                   selector={str(k): str(v) for k, v in (spec.get("selector") or {}).items()})
+                   selector={str(k): str(v) for k, v in (spec.get("selector") or {}).items()}, export_to=export)
+
+
+def _ip_addresses(values: Any) -> list[str]:
+    """ServiceEntry `addresses` that are one address (a /32 or /128 is its IP); ranges are not VIPs to listen on."""
+    out = []
+    for raw in values or []:
+        text = str(raw)
+        try:
+            net = ipaddress.ip_network(text, strict=False)
+        except ValueError:
+            continue
+        if net.num_addresses == 1:
+            out.append(str(net.network_address))
+    return out
+
+
+def _selected_pods(selector: Mapping[str, Any], namespace: str, pods: Iterable[Obj]) -> list[Obj]:
+    """The running pods of the ServiceEntry's namespace its `workloadSelector` selects."""
+    labels = {str(k): str(v) for k, v in (selector.get("labels") or {}).items()}
+    return [p for p in pods if str(_meta(p).get("namespace") or "default") == namespace
+            and (p.get("status") or {}).get("podIP") and labels_match(labels, _labels(p))]
+
+
+def _pod_port(pod: Obj, name: str) -> int | None:
+    for c in (pod.get("spec") or {}).get("containers") or []:
+        for p in (c.get("ports") or []) if isinstance(c, dict) else []:
+            if isinstance(p, dict) and name and p.get("name") == name and p.get("containerPort"):
+                return int(p["containerPort"])
+    return None
+
+
+def _service_entry(obj: Obj, auto: Mapping[str, str],
+                   pods: Iterable[Obj] = ()) -> list[tuple[Service, dict[int, tuple[Endpoint, ...]]]]:
+    """One Service per host of a ServiceEntry (Istio's convertServices) and its endpoints per port
+    (convertServiceEntryToInstances: an endpoint's port is its `ports[<port name>]`, else the port's
+    `targetPort`, else its number; DNS resolution without endpoints resolves the host itself; a
+    `workloadSelector` makes the pods it selects the endpoints, a pod's port the container port named as the
+    ServiceEntry's)."""
+    meta = _meta(obj)
+    spec = obj.get("spec")
+    if not isinstance(spec, dict):
+        return []
+    name, namespace = str(meta.get("name") or ""), str(meta.get("namespace") or "default")
+    resolution = _RESOLUTIONS.get(str(spec.get("resolution") or "NONE"), PASSTHROUGH_RESOLUTION)
+    ports: list[ServicePort] = []
+    for p in spec.get("ports") or []:
+        if isinstance(p, dict) and p.get("number"):
+            number = int(p["number"])
+            ports.append(ServicePort(str(p.get("name") or ""), number, int(p.get("targetPort") or number),
+                                     protocol_by_name(str(p.get("protocol") or ""))))
+    if not ports:
+        return []
+    addresses = _ip_addresses(spec.get("addresses"))
+    export = frozenset(str(e) for e in spec.get("exportTo") or []) or frozenset({"*"})
+    selector = spec.get("workloadSelector") if isinstance(spec.get("workloadSelector"), dict) else None
+    raw_endpoints = [e for e in spec.get("endpoints") or [] if isinstance(e, dict) and e.get("address")]
+    out = []
+    for raw_host in spec.get("hosts") or []:
+        host = str(raw_host).strip().rstrip(".").lower()  # as written: Istio resolves no ServiceEntry host
+        if not host or host == "*":
+            continue
+        vips = addresses or ([auto[host]] if host in auto else [])
+        svc = Service(name=host, namespace=namespace, hostname=host, cluster_ip=vips[0] if vips else "",
+                      ports=tuple(ports), selector={}, registry="External", resolution=resolution,
+                      mesh_external=str(spec.get("location") or "MESH_EXTERNAL") != "MESH_INTERNAL",
+                      addresses=tuple(vips), export_to=export, config_name=name)
+        eps: dict[int, tuple[Endpoint, ...]] = {}
+        if selector is not None and resolution != PASSTHROUGH_RESOLUTION:
+            selected = _selected_pods(selector, namespace, pods)
+            for sp in ports:
+                eps[sp.port] = tuple(sorted(
+                    (Endpoint(ip=str(p["status"]["podIP"]), port=_pod_port(p, sp.name) or int(sp.target_port),
+                              labels=_labels(p), pod=str(_meta(p).get("name") or "")) for p in selected),
+                    key=lambda e: (e.ip, e.port)))
+        elif resolution != PASSTHROUGH_RESOLUTION:
+            for sp in ports:
+                if raw_endpoints:
+                    found: dict[tuple[str, int], Endpoint] = {}
+                    for e in raw_endpoints:
+                        port_map = e["ports"] if isinstance(e.get("ports"), dict) else {}
+                        port = int(port_map.get(sp.name) or sp.target_port)
+                        address = str(e["address"])
+                        found.setdefault((address, port), Endpoint(
+                            ip=address, port=port, labels={str(k): str(v) for k, v in (e.get("labels") or {}).items()}))
+                    eps[sp.port] = tuple(found.values())
+                elif resolution != CLIENT_SIDE_LB and "*" not in host:
+                    eps[sp.port] = (Endpoint(ip=host, port=int(sp.target_port), labels={}),)
+        out.append((svc, eps))
+    return out
 
 
 def _container_port(pod: Obj | None, target: int | str) -> int | None:

@@ -5,14 +5,16 @@
   `reviews.tutorial`, …, the ClusterIP); its routes come from the mesh VirtualService for the host, or are
   the default route. There is no catch-all host: a request for an unknown host gets Envoy's own
   `404` with response flag `NR` (Istio's ALLOW_ANY passthrough needs ORIGINAL_DST, which cannot work
-  behind an HTTP proxy, and REGISTRY_ONLY's 502 would hide that the host is unknown).
+  behind an HTTP proxy); under outboundTrafficPolicy REGISTRY_ONLY, Istio's `block_all` (502) is.
 - `http.<port>`: a gateway's table for one server port: one virtual host per Gateway host that a bound
   VirtualService matches.
 - `inbound|<port>||`: a sidecar's inbound table (inline in the inbound listener, as Istio does).
 - netns mode (transparent capture), Istio's names instead of `http_proxy`: `"<port>"` for each outbound
   HTTP port (one virtual host per Service with that port, plus Istio's `allow_any` catch-all to
   `PassthroughCluster`), and `"<fqdn>:<port>"` for each sniffed (unnamed) Service port: its one host.
-  A headless Service's hosts also answer `*.<name>` (its pods' own names).
+  A headless Service's hosts also answer `*.<name>` (its pods' own names). A ServiceEntry host answers its
+  own name (a wildcard host as written) and its addresses. Under outboundTrafficPolicy REGISTRY_ONLY the
+  catch-all is Istio's `block_all` instead, answering 502.
 Called by `sluice.xds.translate.generate` (RDS) and by `listeners` (inline inbound tables).
 """
 
@@ -27,7 +29,7 @@ from .spec import Obj, host_covers, is_http_protocol
 
 __all__ = ["HTTP_PROXY_ROUTE", "sidecar_route_config", "sidecar_port_route_configs", "gateway_route_configs",
            "inbound_route_config", "gateway_servers", "gateway_route_name", "outbound_http_ports",
-           "sniffed_route_name", "ALLOW_ANY"]
+           "sniffed_route_name", "catch_all_vhost", "ALLOW_ANY", "BLOCK_ALL"]
 
 HTTP_PROXY_ROUTE = "http_proxy"  # Istio's RDS name for its HTTP-proxy listener
 _MAX_DIRECT_BODY = 1024 * 1024  # as Istio: the validation limit rather than Envoy's 4 KiB default
@@ -39,7 +41,14 @@ def _route_config(name: str, vhosts: list[Obj]) -> Obj:
             "validate_clusters": False, "max_direct_response_body_size_bytes": _MAX_DIRECT_BODY}
 
 
+def _external_domains(svc: Service, port: int) -> list[str]:
+    """A ServiceEntry host's domains: the host (no short forms: it is no Kubernetes name) and its addresses."""
+    return [d for n in (svc.hostname, *svc.addresses) for d in (n, f"{n}:{port}")]
+
+
 def _service_domains(svc: Service, port: int, proxy_namespace: str) -> list[str]:
+    if svc.external:
+        return _external_domains(svc, port)
     names = [svc.name] if svc.namespace == proxy_namespace else []
     names += [f"{svc.name}.{svc.namespace}", f"{svc.name}.{svc.namespace}.svc", svc.hostname]
     if svc.cluster_ip:
@@ -66,7 +75,7 @@ def sidecar_route_config(proxy: Proxy, push: PushContext) -> Obj:
             vhosts.append({"name": name, "domains": fresh, "routes": routes,
                            "include_request_attempt_count": True})
 
-    for svc in push.services:
+    for svc in push.visible_services(proxy.namespace):
         vs = push.mesh_virtual_service(svc.hostname)
         for sp in svc.ports:
             if not is_http_protocol(sp.protocol):
@@ -79,16 +88,21 @@ def sidecar_route_config(proxy: Proxy, push: PushContext) -> Obj:
         routes = virtual_service_routes(RouteContext(push, proxy, vs, 80, ("mesh",)))
         if routes:
             add(f"{host}:80", [host, f"{host}:80"], routes)
+    if push.registry_only:
+        vhosts.append(catch_all_vhost(push))  # the host is unknown *and* not allowed: Istio's 502
     return _route_config(HTTP_PROXY_ROUTE, vhosts)
 
 
 ALLOW_ANY = "allow_any"  # Istio's catch-all virtual host under outboundTrafficPolicy ALLOW_ANY (the default)
+BLOCK_ALL = "block_all"  # … and under REGISTRY_ONLY
 _PASSTHROUGH = "PassthroughCluster"
 
 
-def outbound_http_ports(push: PushContext) -> list[int]:
-    """netns mode: the ports that get a shared `0.0.0.0_<port>` HTTP listener and a `"<port>"` table."""
-    ports = {sp.port for svc in push.services for sp in svc.ports
+def outbound_http_ports(push: PushContext, namespace: str | None = None) -> list[int]:
+    """netns mode: the ports that get a shared `0.0.0.0_<port>` HTTP listener and a `"<port>"` table (for a
+    proxy in `namespace`: of the services exported to it)."""
+    services = push.services if namespace is None else push.visible_services(namespace)
+    ports = {sp.port for svc in services for sp in svc.ports
              if is_http_protocol(sp.protocol) and sp.protocol != "UNKNOWN"}
     return sorted(ports - RESERVED_PORTS)
 
@@ -106,6 +120,8 @@ def _alt_domains(svc: Service, proxy_namespace: str) -> list[str]:
 
 def _port_domains(svc: Service, port: int, proxy_namespace: str) -> list[str]:
     """Every Host a request for the service on `port` may carry, with and without `:<port>`."""
+    if svc.external:
+        return _external_domains(svc, port)
     names = [svc.hostname, *_alt_domains(svc, proxy_namespace)]
     if not svc.cluster_ip:
         # headless: a pod's own name under the service's (`web-0.web…`, a StatefulSet's) means the same host
@@ -121,7 +137,12 @@ def _service_routes(push: PushContext, proxy: Proxy, svc: Service, sp: ServicePo
     return routes or [default_route(push, proxy, svc.hostname, sp.port)]
 
 
-def _allow_any_vhost() -> Obj:
+def catch_all_vhost(push: PushContext) -> Obj:
+    """What answers a Host no service claims: Istio's `allow_any` (to PassthroughCluster) or, under
+    REGISTRY_ONLY, `block_all` (502, Istio's answer for a destination outside the registry)."""
+    if push.registry_only:
+        return {"name": BLOCK_ALL, "domains": ["*"], "include_request_attempt_count": True, "routes": [{
+            "name": BLOCK_ALL, "match": {"prefix": "/"}, "direct_response": {"status": 502}}]}
     return {"name": ALLOW_ANY, "domains": ["*"], "include_request_attempt_count": True, "routes": [{
         "name": ALLOW_ANY, "match": {"prefix": "/"},
         "route": {"cluster": _PASSTHROUGH, "timeout": "0s",
@@ -131,7 +152,7 @@ def _allow_any_vhost() -> Obj:
 def _port_route_config(proxy: Proxy, push: PushContext, port: int) -> Obj:
     vhosts: list[Obj] = []
     seen: set[str] = set()
-    for svc in push.services:
+    for svc in push.visible_services(proxy.namespace):
         for sp in svc.ports:
             if sp.port != port or not is_http_protocol(sp.protocol) or sp.protocol == "UNKNOWN":
                 continue
@@ -149,7 +170,7 @@ def _port_route_config(proxy: Proxy, push: PushContext, port: int) -> Obj:
             if routes and fresh:
                 vhosts.append({"name": f"{host}:80", "domains": fresh, "routes": routes,
                                "include_request_attempt_count": True})
-    vhosts.append(_allow_any_vhost())
+    vhosts.append(catch_all_vhost(push))
     return _route_config(str(port), vhosts)
 
 
@@ -157,8 +178,8 @@ def sidecar_port_route_configs(proxy: Proxy, push: PushContext) -> list[Obj]:
     """netns mode: `"<port>"` per outbound HTTP port, then `"<fqdn>:<port>"` per sniffed Service port.
 
     Like `sidecar_route_config`, they depend only on the proxy's namespace and labels."""
-    out = [_port_route_config(proxy, push, port) for port in outbound_http_ports(push)]
-    for svc in push.services:
+    out = [_port_route_config(proxy, push, port) for port in outbound_http_ports(push, proxy.namespace)]
+    for svc in push.visible_services(proxy.namespace):
         for sp in svc.ports:
             if sp.protocol == "UNKNOWN" and sp.port not in RESERVED_PORTS:
                 # a sniffed listener belongs to one service: its one host answers every Host (Istio)

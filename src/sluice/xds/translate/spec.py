@@ -15,8 +15,8 @@ from sluice.validation.istio.common import parse_duration
 
 __all__ = [
     "Obj", "sub", "duration", "duration_ns", "fraction_of_percent", "int_percent", "string_matcher", "is_present_match",
-    "resolve_host", "host_covers", "labels_match", "port_protocol", "is_http_protocol", "is_http2_protocol",
-    "gateway_ref",
+    "resolve_host", "host_covers", "labels_match", "port_protocol", "protocol_by_name", "is_http_protocol",
+    "is_http2_protocol", "gateway_ref",
 ]
 
 Obj = dict[str, Any]
@@ -128,6 +128,11 @@ def port_protocol(port: Mapping[str, Any]) -> str:
         if candidate in _PROTOCOLS:
             return _PROTOCOLS[candidate]
     return "UNKNOWN"  # Istio sniffs these; through an HTTP proxy they can only be HTTP
+
+
+def protocol_by_name(name: str) -> str:
+    """A protocol as a ServiceEntry or Gateway port spells it (`HTTP`, `tcp`, `TLS`); empty or unknown is sniffed."""
+    return _PROTOCOLS.get(name.strip().lower(), "UNKNOWN")
 
 
 def is_http_protocol(protocol: str) -> bool:
