@@ -556,6 +556,8 @@ class Registry:
         from sluice.validation import istio, structural
 
         name = str(_meta(obj).get("name") or _meta(obj).get("generateName") or "")
+        if rt.kind == "Secret":
+            _check_secret_data(rt, version, obj)
         warnings: list[str] = []
         errors: list[FieldError] = meta_validation.validate_metadata(
             obj.get("metadata"), namespaced=rt.namespaced, name_is_label=rt.kind in ("Namespace", "Service"))
@@ -587,6 +589,18 @@ class Registry:
         if errors:
             raise ApiError.invalid(rt, name, errors)
         return warnings
+
+
+def _check_secret_data(rt: ResourceType, version: str, obj: Obj) -> None:
+    """Secret values are []byte in Go: a value that is not base64 fails decoding the whole body (400)."""
+    from sluice.resources.secrets import base64_error
+
+    data = obj.get("data")
+    for value in (data.values() if isinstance(data, dict) else ()):
+        problem = base64_error(value) if isinstance(value, str) else None
+        if problem:
+            raise ApiError.bad_request(f'{rt.kind} in version "{version}" cannot be handled as a {rt.kind}: '
+                                       f"{problem}")
 
 
 def kind_for_url(group: str, version: str, plural: str) -> ResourceType | None:
