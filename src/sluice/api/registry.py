@@ -21,7 +21,7 @@ from typing import Any
 from sluice.api import decoding, selectors
 from sluice.api import patch as patching
 from sluice.api.errors import ApiError
-from sluice.resources import defaults, injection
+from sluice.resources import defaults, injection, loadbalancer
 from sluice.resources.kinds import ResourceType, by_kind, by_plural
 from sluice.store import sqlite
 from sluice.store.sqlite import Store, Tx
@@ -58,6 +58,8 @@ class ApiOptions:
     relative_weights: bool = False  # Istio >= 1.15 semantics: route weights are relative, not summing to 100
     inject_sidecars: bool = False  # add the istio-proxy container to new Pods (the daemon turns this on)
     graceful_pods: bool = False  # a kubelet is attached: deleting a Pod marks it, the kubelet removes it
+    # where a LoadBalancer Service's ports are served on 127.0.0.1 (see sluice.resources.loadbalancer)
+    gateway_ports: loadbalancer.PortMap = field(default_factory=loadbalancer.PortMap)
 
 
 @dataclass
@@ -186,6 +188,7 @@ class Registry:
             injection.inject_sidecar(obj)
         if rt.kind == "Service":
             self._allocate_cluster_ip(obj)
+            loadbalancer.assign(obj, self.options.gateway_ports)
         warnings = self._admit(rt, version, obj, None, field_validation)
         if rt.namespaced and self.store.get("namespaces", "", str(m["namespace"])) is None:
             raise ApiError.namespace_not_found(str(m["namespace"]))
@@ -301,6 +304,8 @@ class Registry:
                 else:
                     new.pop("status", None)
             defaults.apply_defaults(rt.group, rt.kind, new)
+            if rt.kind == "Service":
+                loadbalancer.assign(new, self.options.gateway_ports)
             if rt.has_spec and _without(new, "metadata", "status", "apiVersion", "kind") != \
                     _without(current, "metadata", "status", "apiVersion", "kind"):
                 nm["generation"] = int(cm.get("generation") or 0) + 1

@@ -9,7 +9,7 @@ import base64
 import json
 import os
 import secrets
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +54,9 @@ class DaemonOptions:
     # sample_limit, per workload; entries beyond it are dropped and counted in
     # sluice_telemetry_series_limit_exceeded_total); 0 = none.
     telemetry_series_limit: int = 20_000
+    # LoadBalancer Service port → the host port serving it on 127.0.0.1 (e.g. {80: 18080}); unset ports below
+    # ip_unprivileged_port_start move by 8000 when the daemon is not root (sluice.resources.loadbalancer).
+    gateway_ports: dict[int, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

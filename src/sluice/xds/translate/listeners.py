@@ -9,8 +9,8 @@ loopback mode: pods have no capture, so every listener binds a real address:
 - sidecar `<podIP>_<port>` per app port: inbound, at the pod IP, forwarding to the app on its app IP
   through `inbound|<port>||` (an HTTP connection manager, or a TCP proxy for ports a Service declares as
   TCP);
-- router `0.0.0.0_<port>` per Gateway server port (Istio's name; bound at the proxy's listen address),
-  routed by `http.<port>`.
+- router `0.0.0.0_<port>` per host port its Gateway servers are served at (Istio's name; bound at the proxy's
+  listen address, 127.0.0.1), see `gateway`.
 Called by `sluice.xds.translate.generate`.
 """
 
@@ -18,12 +18,13 @@ from __future__ import annotations
 
 from sluice import mesh
 
+from . import gateway
 from .capture import capture_listeners
 from .clusters import inbound_port_protocol
 from .model import Proxy
 from .network_filters import HCM_FILTER, http_connection_manager, tcp_proxy
 from .push_context import PushContext
-from .routes import HTTP_PROXY_ROUTE, gateway_route_name, gateway_servers, inbound_route_config
+from .routes import HTTP_PROXY_ROUTE, inbound_route_config
 from .spec import Obj, is_http_protocol
 
 __all__ = ["build_listeners", "HCM_FILTER"]
@@ -66,13 +67,22 @@ def _sidecar_listeners(proxy: Proxy, push: PushContext) -> list[Obj]:
 
 
 def _gateway_listeners(proxy: Proxy, push: PushContext) -> list[Obj]:
+    """One listener per host port the proxy's Gateway servers land on (`gateway.gateway_host_port`), its
+    filter chains from each protocol's builder (HTTP and HTTPS: `gateway.filter_chains`)."""
     # netns mode: the gateway's Envoy runs in its pod's namespace, but its listeners must be in the host's,
     # where browsers reach 127.0.0.1; Envoy opens them there (SocketAddress.network_namespace_filepath).
     netns = push.options.host_netns if push.options.network == "netns" else None
-    return [_listener(f"0.0.0.0_{port}", proxy.listen_address, port, "OUTBOUND",
-                      _hcm(push, stat_prefix=f"outbound_0.0.0.0_{port}", rds=gateway_route_name(port), edge=True),
-                      netns)
-            for port in sorted(gateway_servers(proxy, push))]
+    out = []
+    for port, servers in sorted(gateway.gateway_servers(proxy, push).items()):
+        chains = gateway.filter_chains(proxy, push, port, servers)
+        if not chains:
+            continue  # e.g. an HTTPS server whose credential is missing: nothing to serve on the port
+        listener: Obj = {"name": f"0.0.0.0_{port}", "address": _address(proxy.listen_address, port, netns),
+                         "traffic_direction": "OUTBOUND", "filter_chains": chains}
+        if any("filter_chain_match" in c for c in chains):
+            listener["listener_filters"] = [gateway.TLS_INSPECTOR]  # SNI and transport protocol matches
+        out.append(listener)
+    return out
 
 
 def build_listeners(proxy: Proxy, push: PushContext) -> list[Obj]:
