@@ -12,8 +12,11 @@ Servers. Plain HTTP servers share one HCM and the route table `http.<host port>`
 its own filter chain, matched by SNI on its hosts (`*` matches any), terminating TLS with the certificate of its
 `credentialName`, and its own route table `https.<number>.<port name>.<gateway>.<namespace>` (Istio's names).
 The credential is a Secret in the gateway proxy's namespace (Istio's rule): `tls.crt`/`tls.key` (or `cert`/`key`),
-and for MUTUAL the client CA in `ca.crt` (or `cacert`) of that Secret, else of `<credentialName>-cacert`. A server
-whose credential is missing gets no filter chain (Istio's gateway cannot complete a handshake either).
+and for MUTUAL the client CA in `ca.crt` (or `cacert`) of that Secret, else of `<credentialName>-cacert`
+(`credentialNames`: one certificate from each). A server whose credential is missing or does not load gets no
+filter chain (Istio's gateway cannot complete a handshake either). TLS 1.2 at least unless `minProtocolVersion`
+says otherwise (Istio's gateway default); `maxProtocolVersion`, `cipherSuites`, `subjectAltNames`,
+`verifyCertificateSpki`/`Hash` as Istio programs them.
 Certificates travel inline in the listener (not SDS); the control plane's own config dump redacts private keys.
 Servers of other protocols (TCP, TLS) are left to their own builders, beside these on the same listener.
 Called by `listeners` (LDS) and `routes` (RDS).
@@ -22,6 +25,7 @@ Called by `listeners` (LDS) and `routes` (RDS).
 from __future__ import annotations
 
 import base64
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -68,7 +72,7 @@ class GatewayServer:
 
     @property
     def tls_mode(self) -> str:
-        return str(self.tls.get("mode") or "SIMPLE").upper() if self.tls else ""
+        return str(self.tls.get("mode") or "PASSTHROUGH").upper() if self.tls else ""  # Istio's default mode
 
     @property
     def hosts(self) -> list[str]:
@@ -148,32 +152,94 @@ def _first(secret: Mapping[str, Any] | None, *keys: str) -> bytes | None:
     return None
 
 
+def _names(s: GatewayServer) -> list[str]:
+    """`credentialNames` (several certificates, e.g. RSA and ECDSA), else `credentialName`."""
+    many = s.tls.get("credentialNames")
+    if isinstance(many, list) and many:
+        return [str(n) for n in many]
+    return [str(s.tls.get("credentialName") or "")]
+
+
+def _checked(cert: bytes, key: bytes, ca: bytes | None) -> bool:
+    """Whether Envoy will load these: PEM certificates, a PEM key matching the first one, a PEM CA bundle. A
+    broken Secret must not make Envoy reject the gateway's whole listener update (Istio checks them too)."""
+    from cryptography import x509
+    from cryptography.exceptions import UnsupportedAlgorithm
+    from cryptography.hazmat.primitives import serialization
+
+    spki = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    try:
+        with warnings.catch_warnings():
+            # Istio's task signs with `-set_serial 0`, which RFC 5280 disallows and cryptography warns about;
+            # Envoy (BoringSSL) loads it.
+            warnings.simplefilter("ignore")
+            leaf = x509.load_pem_x509_certificates(cert)[0]
+            if ca is not None:
+                x509.load_pem_x509_certificates(ca)
+        private = serialization.load_pem_private_key(key, password=None)
+    except (ValueError, TypeError, UnsupportedAlgorithm, IndexError):
+        return False
+    return bool(leaf.public_key().public_bytes(*spki) == private.public_key().public_bytes(*spki))
+
+
 def credential(push: PushContext, namespace: str, name: str, mutual: bool) -> tuple[bytes, bytes, bytes | None] | None:
     """(certificate chain, private key, client CA or None) from the Secret `name` in `namespace`, read as Istio
-    reads it; None when it is missing or incomplete (MUTUAL: without a CA)."""
-    secret = push.secret(namespace, name)
-    cert, key = _first(secret, "tls.crt", "cert"), _first(secret, "tls.key", "key")
-    if cert is None or key is None:
-        return None
-    ca = None
-    if mutual:
-        ca = _first(secret, "ca.crt", "cacert") or _first(push.secret(namespace, f"{name}-cacert"), "ca.crt", "cacert")
-        if ca is None:
+    reads it; None when it is missing, incomplete (MUTUAL: without a CA) or does not load."""
+    def read() -> tuple[bytes, bytes, bytes | None] | None:
+        secret = push.secret(namespace, name)
+        cert, key = _first(secret, "tls.crt", "cert"), _first(secret, "tls.key", "key")
+        if cert is None or key is None:
             return None
-    return cert, key, ca
+        ca = None
+        if mutual:
+            ca = (_first(secret, "ca.crt", "cacert")
+                  or _first(push.secret(namespace, f"{name}-cacert"), "ca.crt", "cacert"))
+            if ca is None:
+                return None
+        return (cert, key, ca) if _checked(cert, key, ca) else None
+    return push.memo(("gateway-credential", namespace, name, mutual), read)
+
+
+def _credentials(proxy: Proxy, push: PushContext, s: GatewayServer) -> list[tuple[bytes, bytes, bytes | None]] | None:
+    mutual = s.tls_mode == "MUTUAL"
+    found = [credential(push, proxy.namespace, n, mutual) for n in _names(s)]
+    if not found or any(c is None for c in found):
+        return None
+    return [c for c in found if c is not None]
 
 
 def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
 
-def _tls_socket(cert: bytes, key: bytes, ca: bytes | None) -> Obj:
-    common: Obj = {"alpn_protocols": ["h2", "http/1.1"],
+_TLS_VERSIONS = {"TLS_AUTO": "TLS_AUTO", "TLSV1_0": "TLSv1_0", "TLSV1_1": "TLSv1_1", "TLSV1_2": "TLSv1_2",
+                 "TLSV1_3": "TLSv1_3"}
+
+
+def _tls_socket(s: GatewayServer, creds: list[tuple[bytes, bytes, bytes | None]]) -> Obj:
+    tls = s.tls
+    params: Obj = {"tls_minimum_protocol_version":  # Istio's gateways default to TLS 1.2 at least
+                   _TLS_VERSIONS.get(str(tls.get("minProtocolVersion") or "TLSV1_2").upper(), "TLSv1_2")}
+    if tls.get("maxProtocolVersion"):
+        params["tls_maximum_protocol_version"] = _TLS_VERSIONS.get(str(tls["maxProtocolVersion"]).upper(), "TLS_AUTO")
+    if isinstance(tls.get("cipherSuites"), list) and tls["cipherSuites"]:
+        params["cipher_suites"] = [str(c) for c in tls["cipherSuites"]]
+    common: Obj = {"tls_params": params, "alpn_protocols": ["h2", "http/1.1"],
                    "tls_certificates": [{"certificate_chain": {"inline_bytes": _b64(cert)},
-                                         "private_key": {"inline_bytes": _b64(key)}}]}
+                                         "private_key": {"inline_bytes": _b64(key)}} for cert, key, _ in creds]}
     body: Obj = {"common_tls_context": common}
+    ca = creds[0][2]
     if ca is not None:
-        common["validation_context"] = {"trusted_ca": {"inline_bytes": _b64(ca)}}
+        validation: Obj = {"trusted_ca": {"inline_bytes": _b64(ca)}}
+        sans = [str(n) for n in tls.get("subjectAltNames") or []]
+        if sans:
+            validation["match_typed_subject_alt_names"] = [
+                {"san_type": t, "matcher": {"exact": n}} for n in sans for t in ("DNS", "URI")]
+        for field, key in (("verifyCertificateSpki", "verify_certificate_spki"),
+                           ("verifyCertificateHash", "verify_certificate_hash")):
+            if isinstance(tls.get(field), list) and tls[field]:
+                validation[key] = [str(v) for v in tls[field]]
+        common["validation_context"] = validation
         body["require_client_certificate"] = True
     return {"name": "envoy.transport_sockets.tls", "typed_config": typed(_DOWNSTREAM_TLS, body)}
 
@@ -192,7 +258,7 @@ def _sni_names(s: GatewayServer) -> list[str]:
 
 
 def _has_credential(proxy: Proxy, push: PushContext, s: GatewayServer) -> bool:
-    return credential(push, proxy.namespace, str(s.tls.get("credentialName") or ""), s.tls_mode == "MUTUAL") is not None
+    return _credentials(proxy, push, s) is not None
 
 
 def filter_chains(proxy: Proxy, push: PushContext, host_port: int, servers: list[GatewayServer]) -> list[Obj]:
@@ -205,14 +271,14 @@ def filter_chains(proxy: Proxy, push: PushContext, host_port: int, servers: list
         names = _sni_names(s)
         if tuple(names) in seen:
             continue  # Envoy refuses two chains with one match; the first server wins, as in Istio
-        cred = credential(push, proxy.namespace, str(s.tls.get("credentialName") or ""), s.tls_mode == "MUTUAL")
-        if cred is None:
+        creds = _credentials(proxy, push, s)
+        if creds is None:
             continue
         seen.add(tuple(names))
         match: Obj = {"transport_protocol": "tls"}
         if names:
             match["server_names"] = names
-        chains.append({"filter_chain_match": match, "transport_socket": _tls_socket(*cred),
+        chains.append({"filter_chain_match": match, "transport_socket": _tls_socket(s, creds),
                        "filters": [_hcm(push, host_port, https_route_name(s))]})
     if any(s.is_http for s in servers):
         chains.append({"filters": [_hcm(push, host_port, http_route_name(host_port))]})
