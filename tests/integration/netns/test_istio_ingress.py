@@ -10,6 +10,7 @@ would: the recipes then read the moved ports from the Service, which is what mak
 
 from __future__ import annotations
 
+import base64
 import os
 import re
 import subprocess
@@ -298,9 +299,23 @@ def test_secure_gateways_task(ingress: Ingress) -> None:
             "--cert example_certs1/client.example.com.crt --key example_certs1/client.example.com.key ")),
             "HTTP/2 418")
         assert _teapot(cp), cp.stderr
+        _no_key_in_logs(ingress, ingress.work / "example_certs1" / "httpbin.example.com.key")
     finally:
         ingress.sh("kubectl delete gateway mygateway\nkubectl delete virtualservice httpbin\n"
                    "kubectl delete --ignore-not-found=true -n istio-system secret httpbin-credential")
+
+
+def _no_key_in_logs(ingress: Ingress, key: Path) -> None:
+    """No log the daemon, its pods or their Envoys write holds any line of the private key (base64 or not)."""
+    lines = [line for line in key.read_text().splitlines() if "PRIVATE KEY" not in line]
+    assert len(lines) > 10
+    stored = base64.b64encode(key.read_bytes()).decode()  # as the Secret's data holds it
+    lines += [stored[i:i + 48] for i in range(0, len(stored) - 48, 400)]
+    logs = [p for p in ingress.daemon.home.rglob("*") if p.is_file() and ".log" in p.name]
+    assert logs
+    for path in logs:
+        text = path.read_bytes().decode(errors="replace")
+        assert not any(line in text for line in lines), path
 
 
 REDIRECT = """
