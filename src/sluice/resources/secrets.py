@@ -41,8 +41,10 @@ def base64_error(value: str) -> str | None:
             return f"illegal base64 data at input byte {i}"
     compact = value.replace("\r", "").replace("\n", "")
     stripped = compact.rstrip("=")
-    if "=" in stripped or len(compact) % 4 or len(compact) - len(stripped) > 2:
-        return f"illegal base64 data at input byte {max(len(compact) - 1, 0) if len(compact) % 4 == 0 else len(compact)}"
+    if len(compact) % 4:  # a last quantum cut short: Go names where it starts
+        return f"illegal base64 data at input byte {len(compact) - len(compact) % 4}"
+    if "=" in stripped or len(compact) - len(stripped) > 2:  # padding inside, or too much of it
+        return f"illegal base64 data at input byte {stripped.index('=') if '=' in stripped else len(stripped)}"
     try:
         base64.b64decode(compact, validate=True)
     except (binascii.Error, ValueError):
