@@ -50,6 +50,10 @@ def test_create_secret_tls_and_generic(kubectl: Kubectl, certs: Path) -> None:
     assert base64.b64decode(obj["data"]["ca.crt"]) == (certs / "example.com.crt").read_bytes()
     assert obj["type"] == "Opaque"
 
+    described = kubectl("describe", "-n", ns, "secret", "mtls-credential", check=True).stdout
+    assert "Type:  Opaque" in described and "ca.crt:" in described and " bytes" in described
+    assert "BEGIN" not in described  # describe shows sizes, never values
+
     cp = kubectl("delete", "-n", ns, "secret", "httpbin-credential", check=True)
     assert cp.stdout.startswith('secret "httpbin-credential" deleted')
 
