@@ -8,11 +8,11 @@ that Service port (`gateway_host_port`, the one place that decides; others' gate
 Servers that land on one host port share its listener, as Istio merges servers by port.
 
 Servers. Plain HTTP servers share one HCM and the route table `http.<host port>`; an HTTP server with
-`tls.httpsRedirect` answers 301 to https (`require_tls`). Each HTTPS server with `tls.mode` SIMPLE or MUTUAL gets
-its own filter chain, matched by SNI on its hosts (`*` matches any), terminating TLS with the certificate of its
-`credentialName`, and its own route table `https.<number>.<port name>.<gateway>.<namespace>` (Istio's names).
+`tls.httpsRedirect` answers 301 to https (`require_tls`). Each HTTPS server with `tls.mode` SIMPLE, MUTUAL or
+OPTIONAL_MUTUAL gets its own filter chain, matched by SNI on its hosts (`*` matches any), terminating TLS with
+the certificate of its `credentialName`, and its own route table `https.<number>.<port name>.<gateway>.<namespace>` (Istio's names).
 The credential is a Secret in the gateway proxy's namespace (Istio's rule): `tls.crt`/`tls.key` (or `cert`/`key`),
-and for MUTUAL the client CA in `ca.crt` (or `cacert`) of that Secret, else of `<credentialName>-cacert`
+and for (OPTIONAL_)MUTUAL the client CA in `ca.crt` (or `cacert`) of that Secret, else of `<credentialName>-cacert`
 (`credentialNames`: one certificate from each). A server whose credential is missing or does not load gets no
 filter chain (Istio's gateway cannot complete a handshake either). TLS 1.2 at least unless `minProtocolVersion`
 says otherwise (Istio's gateway default); `maxProtocolVersion`, `cipherSuites`, `subjectAltNames`,
@@ -48,7 +48,8 @@ SERVER_NAME = "istio-envoy"  # Istio's gateways answer with `server: istio-envoy
 TLS_INSPECTOR = {"name": "envoy.filters.listener.tls_inspector",
                  "typed_config": typed("envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector")}
 _DOWNSTREAM_TLS = "envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext"
-_TERMINATED = ("SIMPLE", "MUTUAL")
+_TERMINATED = ("SIMPLE", "MUTUAL", "OPTIONAL_MUTUAL")
+_CLIENT_CA = ("MUTUAL", "OPTIONAL_MUTUAL")
 
 
 @dataclass(frozen=True)
@@ -201,7 +202,7 @@ def credential(push: PushContext, namespace: str, name: str, mutual: bool) -> tu
 
 
 def _credentials(proxy: Proxy, push: PushContext, s: GatewayServer) -> list[tuple[bytes, bytes, bytes | None]] | None:
-    mutual = s.tls_mode == "MUTUAL"
+    mutual = s.tls_mode in _CLIENT_CA
     found = [credential(push, proxy.namespace, n, mutual) for n in _names(s)]
     if not found or any(c is None for c in found):
         return None
@@ -240,7 +241,8 @@ def _tls_socket(s: GatewayServer, creds: list[tuple[bytes, bytes, bytes | None]]
             if isinstance(tls.get(field), list) and tls[field]:
                 validation[key] = [str(v) for v in tls[field]]
         common["validation_context"] = validation
-        body["require_client_certificate"] = True
+        # OPTIONAL_MUTUAL: a client certificate is checked when one is sent
+        body["require_client_certificate"] = s.tls_mode == "MUTUAL"
     return {"name": "envoy.transport_sockets.tls", "typed_config": typed(_DOWNSTREAM_TLS, body)}
 
 
