@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, free_port, start_daemon, stop_daemon, wait_for
+from tests.conftest import ROOT, free_port, move_gateway_ports, start_daemon, stop_daemon, wait_for
 from tests.integration.test_api_semantics import VS, _http
 
 SLUICE = str(Path(sys.executable).parent / "sluice")
@@ -144,10 +144,8 @@ def test_demo_is_idempotent(tmp_path: Path) -> None:
     home = tmp_path / "home"
     home.mkdir()
     ports = {k: free_port() for k in ("api_port", "xds_port", "metrics_port", "console_port")}
-    # the ingress gateway's ports (Istio's 80, 443, ...) move to free ones, so the test never binds them
-    gateway = {p: free_port() for p in (80, 443, 31400, 15443, 15021)}
-    (home / "config.yaml").write_text("".join(f"{k}: {v}\n" for k, v in ports.items()) + "gateway_ports: {"
-                                      + ", ".join(f"{p}: {h}" for p, h in gateway.items()) + "}\n")
+    (home / "config.yaml").write_text("".join(f"{k}: {v}\n" for k, v in ports.items()))
+    gateway = move_gateway_ports(home)  # Istio's 80, 443, ... move to free ports: the test never binds them
     console = f"http://127.0.0.1:{ports['console_port']}/graph?namespace=tutorial"
     try:
         cp = _sluice(home, "demo")

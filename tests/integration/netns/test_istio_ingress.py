@@ -21,12 +21,10 @@ from pathlib import Path
 import pytest
 
 from sluice.demo import sample_path
-from tests.conftest import TOOLS, Daemon, free_port, start_daemon, stop_daemon, wait_for
+from tests.conftest import TOOLS, Daemon, move_gateway_ports, start_daemon, stop_daemon, wait_for
 from tests.integration.netns.test_istio_samples import HTTPBIN
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="netns mode needs root")
-
-ISTIO_PORTS = (80, 443, 31400, 15443, 15021)
 
 # "Determining the ingress IP and ports" (ingress-control), for a load balancer, plus the TCP port of the
 # tcp-traffic-shifting task.
@@ -73,8 +71,7 @@ class Ingress:
 @pytest.fixture(scope="module")
 def ingress(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ingress]:
     home = tmp_path_factory.mktemp("istio-ingress-home")
-    ports = {p: free_port() for p in ISTIO_PORTS}
-    (home / "config.yaml").write_text("gateway_ports: {" + ", ".join(f"{p}: {h}" for p, h in ports.items()) + "}\n")
+    ports = move_gateway_ports(home)
     d = start_daemon(home, network="netns")
     bin_dir = tmp_path_factory.mktemp("bin")
     (bin_dir / "kubectl").symlink_to(TOOLS / "kubectl-1.35")
