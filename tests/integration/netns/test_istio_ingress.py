@@ -22,7 +22,7 @@ import pytest
 
 from sluice.demo import sample_path
 from tests.conftest import TOOLS, Daemon, move_gateway_ports, start_daemon, stop_daemon, wait_for
-from tests.integration.netns.test_istio_samples import HTTPBIN
+from tests.integration.netns.test_istio_samples import HELLOWORLD, HTTPBIN
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="netns mode needs root")
 
@@ -231,6 +231,71 @@ kubectl create -n istio-system secret tls httpbin-credential \\
   --cert=example_certs2/httpbin.example.com.crt
 """
 
+MULTIPLE_HOSTS = """
+kubectl -n istio-system delete secret httpbin-credential
+kubectl create -n istio-system secret tls httpbin-credential \\
+  --key=example_certs1/httpbin.example.com.key \\
+  --cert=example_certs1/httpbin.example.com.crt
+kubectl apply -f samples/helloworld/helloworld.yaml -l service=helloworld
+kubectl apply -f samples/helloworld/helloworld.yaml -l version=v1
+openssl req -out example_certs1/helloworld.example.com.csr -newkey rsa:2048 -nodes -keyout example_certs1/helloworld.example.com.key -subj "/CN=helloworld.example.com/O=helloworld organization"
+openssl x509 -req -sha256 -days 365 -CA example_certs1/example.com.crt -CAkey example_certs1/example.com.key -set_serial 1 -in example_certs1/helloworld.example.com.csr -out example_certs1/helloworld.example.com.crt
+kubectl create -n istio-system secret tls helloworld-credential \\
+  --key=example_certs1/helloworld.example.com.key \\
+  --cert=example_certs1/helloworld.example.com.crt
+cat <<EOF | kubectl apply -f -
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata:
+  name: mygateway
+spec:
+  selector:
+    istio: ingressgateway # use istio default ingress gateway
+  servers:
+  - port:
+      number: 443
+      name: https-httpbin
+      protocol: HTTPS
+    tls:
+      mode: SIMPLE
+      credentialName: httpbin-credential
+    hosts:
+    - httpbin.example.com
+  - port:
+      number: 443
+      name: https-helloworld
+      protocol: HTTPS
+    tls:
+      mode: SIMPLE
+      credentialName: helloworld-credential
+    hosts:
+    - helloworld.example.com
+EOF
+cat <<EOF | kubectl apply -f -
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: helloworld
+spec:
+  hosts:
+  - helloworld.example.com
+  gateways:
+  - mygateway
+  http:
+  - match:
+    - uri:
+        exact: /hello
+    route:
+    - destination:
+        host: helloworld
+        port:
+          number: 5000
+EOF
+"""
+
+HELLO = ('curl -v -HHost:helloworld.example.com --resolve "helloworld.example.com:$SECURE_INGRESS_PORT:$INGRESS_HOST" '
+         '--cacert example_certs1/example.com.crt "https://helloworld.example.com:$SECURE_INGRESS_PORT/hello"')
+
 MUTUAL = """
 kubectl -n istio-system delete secret httpbin-credential
 kubectl create -n istio-system secret generic httpbin-credential \\
@@ -286,6 +351,16 @@ def test_secure_gateways_task(ingress: Ingress) -> None:
         cp = ingress.sh(CURL.format(ca="example_certs1/example.com.crt", extra=""))
         assert cp.returncode != 0 and "HTTP/2 418" not in cp.stderr
 
+        # Two hosts on port 443, each with its own certificate, chosen by SNI.
+        (ingress.work / "samples" / "helloworld").mkdir(parents=True)
+        (ingress.work / "samples" / "helloworld" / "helloworld.yaml").write_text(HELLOWORLD)
+        ingress.ok(MULTIPLE_HOSTS)
+        cp = ingress.until(HELLO, "HTTP/2 200", timeout=90)
+        assert cp.returncode == 0 and "subject: CN=helloworld.example.com" in cp.stderr, cp.stderr
+        assert "Hello version: v1" in cp.stdout
+        cp = ingress.until(CURL.format(ca="example_certs1/example.com.crt", extra=""), "HTTP/2 418")
+        assert _teapot(cp) and "subject: CN=httpbin.example.com" in cp.stderr, cp.stderr
+
         # MUTUAL: a client without a certificate is refused, one with a certificate from the CA gets the teapot.
         ingress.ok(MUTUAL)
         no_cert = CURL.format(ca="example_certs1/example.com.crt", extra="")
@@ -299,7 +374,8 @@ def test_secure_gateways_task(ingress: Ingress) -> None:
         _no_key_in_logs(ingress, ingress.work / "example_certs1" / "httpbin.example.com.key")
     finally:
         ingress.sh("kubectl delete gateway mygateway\nkubectl delete virtualservice httpbin\n"
-                   "kubectl delete --ignore-not-found=true -n istio-system secret httpbin-credential")
+                   "kubectl delete --ignore-not-found=true -n istio-system secret httpbin-credential "
+                   "helloworld-credential\nkubectl delete --ignore-not-found=true virtualservice helloworld")
 
 
 def _no_key_in_logs(ingress: Ingress, key: Path) -> None:
