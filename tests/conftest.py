@@ -25,6 +25,20 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+ISTIO_GATEWAY_PORTS = (80, 443, 31400, 15443, 15021)  # the ingress gateway Service's ports (samples/ingressgateway.yaml)
+
+
+def move_gateway_ports(home: Path) -> dict[int, int]:
+    """Before start_daemon: have the daemon serve the ingress gateway's ports (80, 443, ...) at free ones instead
+    (`gateway_ports` in config.yaml), so tests never bind them. Returns Istio's port → the one served."""
+    ports = {p: free_port() for p in ISTIO_GATEWAY_PORTS}
+    home.mkdir(parents=True, exist_ok=True)
+    config = home / "config.yaml"
+    previous = config.read_text() if config.exists() else ""
+    config.write_text(previous + "gateway_ports: {" + ", ".join(f"{p}: {h}" for p, h in ports.items()) + "}\n")
+    return ports
+
+
 @dataclass
 class Daemon:
     home: Path

@@ -21,7 +21,7 @@ from sluice.client.kubeconfig import load_kubeconfig
 from sluice.daemon import control
 from sluice.daemon.state import Home
 
-__all__ = ["run", "NAMESPACE", "sample_path"]
+__all__ = ["run", "NAMESPACE", "sample_path", "ingress_url"]
 
 NAMESPACE = "tutorial"
 GATEWAY_NAMESPACE = "istio-system"
@@ -60,6 +60,18 @@ def _wait_ready(api: ApiClient, console: Console) -> bool:
     return False
 
 
+def ingress_url(api: ApiClient, port_name: str = "http2", scheme: str = "http") -> str:
+    """Where the ingress gateway answers, read as Istio's docs read it: the Service's load-balancer address
+    (`status.loadBalancer.ingress[0].ip`) and its `http2` port."""
+    svc = api.get(api.resolve("services"), "istio-ingressgateway", GATEWAY_NAMESPACE)
+    ingress = ((svc.get("status") or {}).get("loadBalancer") or {}).get("ingress") or [{}]
+    host = str(ingress[0].get("ip") or "127.0.0.1")
+    port = next((int(p["port"]) for p in (svc.get("spec") or {}).get("ports") or []
+                 if isinstance(p, dict) and p.get("name") == port_name), 80)
+    default = 80 if scheme == "http" else 443
+    return f"{scheme}://{host}" + ("" if port == default else f":{port}")
+
+
 def run(home_dir: Path) -> int:
     from sluice.cli.main import run as cli
 
@@ -86,12 +98,13 @@ def run(home_dir: Path) -> int:
             console.print("[red]error:[/] not every pod became ready; see `sluice get pods -A` and "
                           f"{home.logfile}")
             return 1
+        productpage = ingress_url(api) + "/productpage"
     finally:
         api.close()
     console.print(f"""
 [bold]Bookinfo is running in namespace {NAMESPACE}[/], with a steady stream of requests into productpage.
 
-  productpage   http://127.0.0.1:8080/productpage   (reviews split 90:10 between v2 and v3)
+  productpage   {productpage}   (reviews split 90:10 between v2 and v3)
   console       {control.console_login_url(home, f"/graph?namespace={NAMESPACE}")}
                 (the traffic graph, with a one-time login token; `sluice console` prints a fresh one)
   kubeconfig    export KUBECONFIG={home.kubeconfig}

@@ -8,15 +8,26 @@ import signal
 import socket
 import subprocess
 import sys
+import urllib.error
 import urllib.request
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, free_port, start_daemon, stop_daemon
+from tests.conftest import ROOT, free_port, move_gateway_ports, start_daemon, stop_daemon, wait_for
 from tests.integration.test_api_semantics import VS, _http
 
 SLUICE = str(Path(sys.executable).parent / "sluice")
+
+
+def _status(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as r:
+            return int(r.status)
+    except urllib.error.HTTPError as e:
+        return int(e.code)
+    except OSError:
+        return 0
 
 
 def _sluice(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -134,11 +145,15 @@ def test_demo_is_idempotent(tmp_path: Path) -> None:
     home.mkdir()
     ports = {k: free_port() for k in ("api_port", "xds_port", "metrics_port", "console_port")}
     (home / "config.yaml").write_text("".join(f"{k}: {v}\n" for k, v in ports.items()))
+    gateway = move_gateway_ports(home)  # Istio's 80, 443, ... move to free ports: the test never binds them
     console = f"http://127.0.0.1:{ports['console_port']}/graph?namespace=tutorial"
     try:
         cp = _sluice(home, "demo")
         assert cp.returncode == 0, cp.stdout + cp.stderr
         assert console + "&token=" in cp.stdout
+        productpage = f"http://127.0.0.1:{gateway[80]}/productpage"
+        assert productpage in cp.stdout
+        wait_for(lambda: _status(productpage) == 200, timeout=30)
         assert "namespace/tutorial created" in cp.stdout
         assert "virtualservice.networking.istio.io/reviews created" in cp.stdout
         assert "deployment.apps/reviews-v3 created" in cp.stdout
@@ -148,8 +163,8 @@ def test_demo_is_idempotent(tmp_path: Path) -> None:
         assert cp.stderr == ""
         cp = _sluice(home, "get", "vs", "-n", "tutorial")
         assert cp.stdout.splitlines()[0].split() == ["NAME", "GATEWAYS", "HOSTS", "AGE"]
-        # The ingress gateway serves Bookinfo's productpage to a browser on 127.0.0.1:8080.
-        with urllib.request.urlopen("http://127.0.0.1:8080/productpage", timeout=10) as r:
+        # The ingress gateway serves Bookinfo's productpage to a browser on 127.0.0.1 at its Service's http2 port.
+        with urllib.request.urlopen(productpage, timeout=10) as r:
             page = r.read().decode()
         assert "<title>Simple Bookstore App</title>" in page and "Reviews served by:" in page
         cp = _sluice(home, "get", "pods", "-n", "tutorial", "-l", "app=traffic-generator")

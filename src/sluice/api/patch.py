@@ -166,13 +166,15 @@ _TYPES: Final[dict[str, dict[str, _Field]]] = {
     "Endpoints": {"metadata": _struct("ObjectMeta")},  # subsets: atomic
     "ServiceAccount": {"metadata": _struct("ObjectMeta"), "secrets": _merge_list("name")},
     "ConfigMap": {"metadata": _struct("ObjectMeta")},
+    "Secret": {"metadata": _struct("ObjectMeta")},
     "Namespace": {"metadata": _struct("ObjectMeta"), "status": _struct("StatusWithConditions")},
     "Event": {"metadata": _struct("ObjectMeta")},
     "Scale": {"metadata": _struct("ObjectMeta")},
 }
 
 STRATEGIC_MERGE_PATCH_KINDS: Final[frozenset[str]] = frozenset(
-    {"Pod", "Deployment", "Service", "Endpoints", "ServiceAccount", "ConfigMap", "Namespace", "Event", "Scale"}
+    {"Pod", "Deployment", "Service", "Endpoints", "ServiceAccount", "ConfigMap", "Secret", "Namespace", "Event",
+     "Scale"}
 )
 
 

@@ -8,6 +8,7 @@ kubectl creates through typed clients are described; anything else is answered w
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable
 from typing import Any
 
@@ -118,6 +119,37 @@ def _configmap(buf: bytes) -> dict[str, Any]:
     return obj
 
 
+def _bytes_map(v: int | bytes) -> tuple[str, str]:
+    """A map<string, bytes> entry, its value base64-encoded as JSON carries []byte."""
+    if not isinstance(v, bytes):
+        raise ProtobufError("expected a map entry")
+    k, val = "", b""
+    for n, x in _fields(v):
+        if n == 1:
+            k = _str(x)
+        elif n == 2 and isinstance(x, bytes):
+            val = x
+    return k, base64.b64encode(val).decode("ascii")
+
+
+def _secret(buf: bytes) -> dict[str, Any]:
+    obj: dict[str, Any] = {}
+    for n, v in _fields(buf):
+        if n == 1 and isinstance(v, bytes):
+            obj["metadata"] = _object_meta(v)
+        elif n == 2:
+            k, val = _bytes_map(v)
+            obj.setdefault("data", {})[k] = val
+        elif n == 3 and _str(v):
+            obj["type"] = _str(v)
+        elif n == 4:
+            k, text = _map(v)
+            obj.setdefault("stringData", {})[k] = text
+        elif n == 5 and isinstance(v, int):
+            obj["immutable"] = bool(v)
+    return obj
+
+
 def _service_account(buf: bytes) -> dict[str, Any]:
     obj: dict[str, Any] = {}
     for n, v in _fields(buf):
@@ -129,6 +161,7 @@ def _service_account(buf: bytes) -> dict[str, Any]:
 _DECODERS: dict[tuple[str, str], Callable[[bytes], dict[str, Any]]] = {
     ("v1", "Namespace"): _namespace,
     ("v1", "ConfigMap"): _configmap,
+    ("v1", "Secret"): _secret,
     ("v1", "ServiceAccount"): _service_account,
 }
 

@@ -21,7 +21,7 @@ from typing import Any
 from sluice.api import decoding, selectors
 from sluice.api import patch as patching
 from sluice.api.errors import ApiError
-from sluice.resources import defaults, injection
+from sluice.resources import defaults, injection, loadbalancer
 from sluice.resources.kinds import ResourceType, by_kind, by_plural
 from sluice.store import sqlite
 from sluice.store.sqlite import Store, Tx
@@ -58,6 +58,8 @@ class ApiOptions:
     relative_weights: bool = False  # Istio >= 1.15 semantics: route weights are relative, not summing to 100
     inject_sidecars: bool = False  # add the istio-proxy container to new Pods (the daemon turns this on)
     graceful_pods: bool = False  # a kubelet is attached: deleting a Pod marks it, the kubelet removes it
+    # where a LoadBalancer Service's ports are served on 127.0.0.1 (see sluice.resources.loadbalancer)
+    gateway_ports: loadbalancer.PortMap = field(default_factory=loadbalancer.PortMap)
 
 
 @dataclass
@@ -186,6 +188,7 @@ class Registry:
             injection.inject_sidecar(obj)
         if rt.kind == "Service":
             self._allocate_cluster_ip(obj)
+            loadbalancer.assign(obj, self.options.gateway_ports)
         warnings = self._admit(rt, version, obj, None, field_validation)
         if rt.namespaced and self.store.get("namespaces", "", str(m["namespace"])) is None:
             raise ApiError.namespace_not_found(str(m["namespace"]))
@@ -301,6 +304,8 @@ class Registry:
                 else:
                     new.pop("status", None)
             defaults.apply_defaults(rt.group, rt.kind, new)
+            if rt.kind == "Service":
+                loadbalancer.assign(new, self.options.gateway_ports)
             if rt.has_spec and _without(new, "metadata", "status", "apiVersion", "kind") != \
                     _without(current, "metadata", "status", "apiVersion", "kind"):
                 nm["generation"] = int(cm.get("generation") or 0) + 1
@@ -557,6 +562,8 @@ class Registry:
         from sluice.validation import istio, structural
 
         name = str(_meta(obj).get("name") or _meta(obj).get("generateName") or "")
+        if rt.kind == "Secret":
+            _check_secret_data(rt, version, obj)
         warnings: list[str] = []
         errors: list[FieldError] = meta_validation.validate_metadata(
             obj.get("metadata"), namespaced=rt.namespaced, name_is_label=rt.kind in ("Namespace", "Service"))
@@ -594,6 +601,18 @@ class Registry:
         if errors:
             raise ApiError.invalid(rt, name, errors)
         return warnings
+
+
+def _check_secret_data(rt: ResourceType, version: str, obj: Obj) -> None:
+    """Secret values are []byte in Go: a value that is not base64 fails decoding the whole body (400)."""
+    from sluice.resources.secrets import base64_error
+
+    data = obj.get("data")
+    for value in (data.values() if isinstance(data, dict) else ()):
+        problem = base64_error(value) if isinstance(value, str) else None
+        if problem:
+            raise ApiError.bad_request(f'{rt.kind} in version "{version}" cannot be handled as a {rt.kind}: '
+                                       f"{problem}")
 
 
 def kind_for_url(group: str, version: str, plural: str) -> ResourceType | None:

@@ -14,7 +14,8 @@ from sluice.client.errors import ApiError, ClientError
 
 __all__ = ["COMMANDS", "ANALYZED_TYPES"]
 
-# Istio config plus what references resolve against (hosts → Services, subsets → Pods via Deployments).
+# Istio config plus what references resolve against (hosts → Services, subsets → Pods via Deployments,
+# credentialName → Secrets).
 ANALYZED_TYPES = (
     "virtualservices.networking.istio.io",
     "destinationrules.networking.istio.io",
@@ -24,6 +25,7 @@ ANALYZED_TYPES = (
     "pods",
     "deployments.apps",
     "namespaces",
+    "secrets",  # a Gateway's credentialName (only names are read, never printed)
 )
 
 

@@ -159,7 +159,7 @@ def load_cmd(url: str, rate: float, duration: str, concurrency: int, count: int 
     """Send HTTP load to URL and print latency percentiles, status codes and errors.
 
     \b
-    sluice load http://127.0.0.1:8080/productpage --rate 50 --duration 30s
+    sluice load http://127.0.0.1/productpage --rate 50 --duration 30s
     sluice load http://reviews:9080/reviews/0 --via sleep -n tutorial -H 'end-user: jason'
     """
     if proxy and via:

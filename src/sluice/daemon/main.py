@@ -29,6 +29,7 @@ from sluice.controllers.events import EventExpiry, EventRecorder
 from sluice.daemon import guarded_site, ratelog
 from sluice.daemon.pki import ensure_pki
 from sluice.daemon.state import DaemonOptions, Home
+from sluice.resources.loadbalancer import PortMap
 from sluice.store.sqlite import Store
 
 __all__ = ["run", "main"]
@@ -51,7 +52,12 @@ async def serve(home: Home, options: DaemonOptions, ready: asyncio.Event | None 
     token = home.token()
     home.write_kubeconfig(options.api_port)
     store = Store(home.store)
-    registry = Registry(store, ApiOptions(relative_weights=options.relative_weights))
+    try:
+        gateway_ports = PortMap.from_setting(options.gateway_ports)
+    except ValueError as e:
+        store.close()
+        raise SystemExit(f"error: {e}") from None
+    registry = Registry(store, ApiOptions(relative_weights=options.relative_weights, gateway_ports=gateway_ports))
     for ns in ("default", "kube-system", "kube-public"):
         registry.ensure_namespace(ns)
     components: list[Component] = [

@@ -82,14 +82,18 @@ def build(home: Home, registry: Registry, store: Store, options: DaemonOptions) 
     network, why = choose_network(options.network)
     parts.network, parts.network_reason = network, why
     socket = str(home.xds_socket)
+    from sluice.resources.loadbalancer import PortMap
+
+    gateway_ports = PortMap.from_setting(options.gateway_ports)  # checked by the daemon before it gets here
     if network == "netns":
         # Sidecars live in their own network namespaces: they reach xDS and ALS over a Unix socket, and the
         # gateway's listeners are created back in the host's namespace (on 127.0.0.1).
         mesh_options = MeshOptions(relative_weights=options.relative_weights, als_address=socket, als_tls=True,
-                                   network="netns", host_netns=NodeNetwork(home.root).host_netns_path)
+                                   network="netns", host_netns=NodeNetwork(home.root).host_netns_path,
+                                   gateway_ports=gateway_ports)
     else:
         mesh_options = MeshOptions(relative_weights=options.relative_weights, als_address=xds_address,
-                                   als_tls=True)
+                                   als_tls=True, gateway_ports=gateway_ports)
     # Sidecars prove which pod they are: the kubelet gives each one a client certificate from the daemon's
     # CA, and xDS and ALS (one gRPC server, TCP and Unix socket alike) accept only mutual TLS with one.
     ca = ProxyCa(home.root / "pki")

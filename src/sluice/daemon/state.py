@@ -9,7 +9,7 @@ import base64
 import json
 import os
 import secrets
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +57,9 @@ class DaemonOptions:
     # Start container shims, and Sluice's built-in Python programs, by forking a process that has their
     # imports done (sluice.runtime.zygote); false: a fresh interpreter for each.
     fork_server: bool = True
+    # LoadBalancer Service port → the host port serving it on 127.0.0.1 (e.g. {80: 18080}); unset ports below
+    # ip_unprivileged_port_start move by 8000 when the daemon is not root (sluice.resources.loadbalancer).
+    gateway_ports: dict[int, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -92,11 +92,20 @@ def _pod(obj: Obj) -> None:
     obj.setdefault("status", {"phase": "Pending", "qosClass": "BestEffort"})
 
 
+def _secret(obj: Obj) -> None:
+    from sluice.resources.secrets import OPAQUE, fold_string_data
+
+    fold_string_data(obj)
+    if not obj.get("type"):
+        obj["type"] = OPAQUE
+
+
 _DEFAULTERS = {
     ("apps", "Deployment"): _deployment,
     ("", "Service"): _service,
     ("", "Namespace"): _namespace,
     ("", "Pod"): _pod,
+    ("", "Secret"): _secret,
 }
 
 

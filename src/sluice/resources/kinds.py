@@ -80,6 +80,7 @@ KINDS: tuple[ResourceType, ...] = (
     ResourceType("", ("v1",), "ServiceAccount", "serviceaccounts", "serviceaccount", short_names=("sa",),
                  has_spec=False),
     ResourceType("", ("v1",), "ConfigMap", "configmaps", "configmap", short_names=("cm",), has_spec=False),
+    ResourceType("", ("v1",), "Secret", "secrets", "secret", has_spec=False),
     ResourceType("", ("v1",), "Event", "events", "event", short_names=("ev",), has_spec=False),
     ResourceType("apps", ("v1",), "Deployment", "deployments", "deployment", short_names=("deploy",),
                  categories=("all",), subresources=("status", "scale")),

@@ -170,6 +170,12 @@ _COLUMNS: Final[dict[str, tuple[_Col, ...]]] = {
         _AGE,
     ),
     "ConfigMap": (_name(), _col("Data", "Data contains the configuration data."), _AGE),
+    "Secret": (
+        _name(),
+        _col("Type", "Used to facilitate programmatic handling of secret data. More info: https://kubernetes.io/docs/concepts/configuration/secret/#secret-types"),
+        _col("Data", "Data contains the secret data. Each key must consist of alphanumeric characters, '-', '_' or '.'. The serialized form of the secret data is a base64 encoded string, representing the arbitrary (possibly non-string) data value here. Described in https://tools.ietf.org/html/rfc4648#section-4"),
+        _AGE,
+    ),
     "Event": (
         _col("Last Seen", "The time at which the most recent occurrence of this event was recorded."),
         _col("Type", "Type of this event (Normal, Warning), new types could be added in the future"),
@@ -592,6 +598,7 @@ _ROWS: Final[dict[str, Callable[[Mapping[str, Any], datetime], tuple[list[Any], 
     "ConfigMap": _simple(
         lambda o, now: [_name_of(o), len(_map(o.get("data"))) + len(_map(o.get("binaryData"))), _age(o, now)]
     ),
+    "Secret": _simple(lambda o, now: [_name_of(o), _str(o.get("type")), len(_map(o.get("data"))), _age(o, now)]),
     "Event": _simple(_event_cells),
     "Scale": _simple(
         lambda o, now: [_name_of(o), _int(_get(o, "spec", "replicas")), _int(_get(o, "status", "replicas")), _age(o, now)]

@@ -1,13 +1,14 @@
-"""Semantic checks for the built-in kinds (Deployment, Pod, Service), with kube-apiserver's messages.
+"""Semantic checks for the built-in kinds (Deployment, Pod, Service, Secret), with kube-apiserver's messages.
 
 Called by the API registry on every write after the structural schema check passed.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
-from sluice.validation.field import FieldError, Path
+from sluice.validation.field import OMITTED, ErrorType, FieldError, Path
 from sluice.validation.metadata import dns1123_label_error
 
 __all__ = ["validate"]
@@ -103,7 +104,42 @@ def _service(obj: Obj, old: Obj | None) -> list[FieldError]:
     return errs
 
 
-_VALIDATORS = {"Deployment": _deployment, "Pod": _pod, "Service": _service}
+_CONFIG_KEY = re.compile(r"[-._a-zA-Z0-9]+")
+_CONFIG_KEY_MSG = ("a valid config key must consist of alphanumeric characters, '-', '_' or '.' (e.g. 'key.name',  "
+                   "or 'KEY_NAME',  or 'key-name', regex used for validation is '[-._a-zA-Z0-9]+')")
+
+
+def _secret(obj: Obj, old: Obj | None) -> list[FieldError]:
+    """kube's ValidateSecret/ValidateSecretUpdate: keys, size, the TLS type's keys, immutability."""
+    from sluice.resources import secrets
+
+    errs: list[FieldError] = []
+    data = obj.get("data") or {}
+    size = 0
+    for k, v in data.items():
+        key = Path("data").key(k)
+        if len(k) > 253 or not _CONFIG_KEY.fullmatch(k):
+            errs.append(FieldError.invalid(key, k, _CONFIG_KEY_MSG if len(k) <= 253
+                                           else "must be no more than 253 characters"))
+        size += len(secrets.decoded(obj, k) or b"") if isinstance(v, str) else 0
+    if size > secrets.MAX_SIZE:
+        errs.append(FieldError(ErrorType.TOO_LONG, "data", OMITTED, f"must have at most {secrets.MAX_SIZE} bytes"))
+    if obj.get("type") == secrets.TLS:
+        for k in ("tls.crt", "tls.key"):
+            if k not in data:
+                errs.append(FieldError.required(Path("data").key(k), ""))
+    if old is not None:
+        if obj.get("type") != old.get("type"):
+            errs.append(FieldError.invalid(Path("type"), obj.get("type"), "field is immutable"))
+        if old.get("immutable") is True:
+            if obj.get("immutable") is not True:
+                errs.append(FieldError.forbidden(Path("immutable"), "field is immutable when `immutable` is set"))
+            if (obj.get("data") or {}) != (old.get("data") or {}):
+                errs.append(FieldError.forbidden(Path("data"), "field is immutable when `immutable` is set"))
+    return errs
+
+
+_VALIDATORS = {"Deployment": _deployment, "Pod": _pod, "Service": _service, "Secret": _secret}
 
 
 def validate(kind: str, obj: Obj, old: Obj | None) -> list[FieldError]:

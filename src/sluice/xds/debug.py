@@ -38,7 +38,17 @@ def find_node(xds: XdsServer, proxy_id: str) -> str | None:
 
 def _as_dict(packed: Any) -> dict[str, Any]:
     out: dict[str, Any] = json_format.MessageToDict(packed, preserving_proto_field_name=True)
-    return out
+    redacted: dict[str, Any] = _redacted(out)
+    return redacted
+
+
+def _redacted(node: Any) -> Any:
+    """Private keys (a gateway's credentials) shown as Envoy's admin shows them: `[redacted]`."""
+    if isinstance(node, dict):
+        return {k: {"inline_string": "[redacted]"} if k == "private_key" else _redacted(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_redacted(v) for v in node]
+    return node
 
 
 def config_dump(snapshot: Snapshot) -> dict[str, Any]:

@@ -37,9 +37,10 @@ __all__ = ["WATCHED_KINDS", "CONFIG_KINDS", "ConfigGenerator", "TranslateGenerat
 log = logging.getLogger(__name__)
 
 # Everything the translation reads. Pods are included because subsets select pods by labels and a
-# proxy's own identity (labels, ports) comes from its Pod; ConfigMaps for the mesh config (istio-system/istio).
+# proxy's own identity (labels, ports) comes from its Pod; ConfigMaps for the mesh config (istio-system/istio);
+# Secrets because a gateway's HTTPS servers carry their credentials (a changed Secret re-pushes the gateway).
 WATCHED_KINDS: tuple[str, ...] = (
-    "namespaces", "services", "endpoints", "pods", "configmaps",
+    "namespaces", "services", "endpoints", "pods", "configmaps", "secrets",
     "virtualservices.networking.istio.io", "destinationrules.networking.istio.io",
     "gateways.networking.istio.io", "serviceentries.networking.istio.io",
 )

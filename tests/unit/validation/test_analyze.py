@@ -259,3 +259,32 @@ def test_config_left_out_of_pushes_is_ist0001() -> None:
     assert lines(objs, rejected=[{**entry, "resourceVersion": "6"}]) == []
     assert lines(objs, rejected=[{**entry, "name": "gone"}]) == []
     assert lines(objs, rejected=[entry], namespaces={"other"}) == []
+
+
+GATEWAY_HTTPS = """
+apiVersion: v1
+kind: Pod
+metadata: {name: istio-ingressgateway-abc, namespace: istio-system, labels: {istio: ingressgateway}}
+---
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: mygateway, namespace: default}
+spec:
+  selector: {istio: ingressgateway}
+  servers:
+  - port: {number: 443, name: https, protocol: HTTPS}
+    tls: {mode: SIMPLE, credentialName: httpbin-credential}
+    hosts: [httpbin.example.com]
+"""
+
+
+def test_a_gateway_credential_is_looked_up_where_the_gateway_runs() -> None:
+    objs = objects(GATEWAY_HTTPS)
+    assert lines(objs) == ['Error [IST0101] (Gateway default/mygateway) Referenced credentialName not found: '
+                           '"httpbin-credential"']
+    in_gateway_ns = objs + [{"apiVersion": "v1", "kind": "Secret",
+                             "metadata": {"name": "httpbin-credential", "namespace": "default"}}]
+    assert len(lines(in_gateway_ns)) == 1  # the Gateway's own namespace is not where Istio looks
+    found = objs + [{"apiVersion": "v1", "kind": "Secret",
+                     "metadata": {"name": "httpbin-credential", "namespace": "istio-system"}}]
+    assert lines(found) == []

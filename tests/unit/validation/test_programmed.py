@@ -112,13 +112,14 @@ def test_values_not_programmed_name_the_value() -> None:
         {"port": {"number": 80, "name": "http", "protocol": "http"}, "hosts": ["*"]},
         {"port": {"number": 31400, "name": "tcp", "protocol": "TCP"}, "hosts": ["*"]},
         {"port": {"number": 443, "name": "https", "protocol": "HTTPS"}, "hosts": ["*"],
-         "tls": {"mode": "SIMPLE", "credentialName": "cert"}}]}
+         "tls": {"mode": "SIMPLE", "credentialName": "cert"}},
+        {"port": {"number": 8443, "name": "mongo", "protocol": "MONGO"}, "hosts": ["*"]},
+        {"port": {"number": 9443, "name": "https-2", "protocol": "HTTPS"}, "hosts": ["*"],
+         "tls": {"mode": "ISTIO_MUTUAL", "serverCertificate": "/etc/certs/a.pem"}}]}
     assert [u.warning for u in unprogrammed("Gateway", {"spec": gw})] == [
-        'Gateway spec.servers[2].port.protocol: "HTTPS" is stored but not applied: Sluice does not program this value '
-        "into Envoy yet",
-        'Gateway spec.servers[2].tls.mode: "SIMPLE" is stored but not applied: Sluice does not program this value '
-        "into Envoy yet",
-        "Gateway spec.servers[2].tls.credentialName is stored but not applied: Sluice does not program this field "
+        'Gateway spec.servers[4].tls.mode: "ISTIO_MUTUAL" is stored but not applied: Sluice does not program this '
+        "value into Envoy yet",
+        "Gateway spec.servers[4].tls.serverCertificate is stored but not applied: Sluice does not program this field "
         "into Envoy yet",
     ]
     assert paths("VirtualService", {"hosts": ["a"], "exportTo": ["*"]}) == []
@@ -200,14 +201,12 @@ def test_gaps_list_what_an_object_setting_everything_would_be_warned_about() -> 
         "spec.http[].match[].statPrefix", "spec.http[].delegate", "spec.http[].fault.delay.exponentialDelay",
         "spec.http[].fault.abort.http2Error", "spec.tcp[].match[].sourceSubnet", "spec.exportTo[] other than *"]
     gw = schema_for("networking.istio.io", "Gateway")["properties"]["spec"]
-    tls = [f"spec.servers[].tls.{f}" for f in (
-        "serverCertificate", "privateKey", "caCertificates", "caCrl", "credentialName", "credentialNames",
-        "tlsCertificates", "subjectAltNames", "verifyCertificateSpki", "verifyCertificateHash",
-        "minProtocolVersion", "maxProtocolVersion", "cipherSuites")]
     assert gaps("Gateway", gw) == [
-        "spec.servers[].port.protocol other than GRPC, GRPC-WEB, HTTP, HTTP2, MONGO, MYSQL, REDIS, TCP, TLS",
-        "spec.servers[].bind", "spec.servers[].tls.httpsRedirect", "spec.servers[].tls.mode other than PASSTHROUGH",
-        *tls, "spec.servers[].defaultEndpoint"]
+        "spec.servers[].port.protocol other than GRPC, GRPC-WEB, HTTP, HTTP2, HTTPS, MONGO, MYSQL, REDIS, TCP, TLS",
+        "spec.servers[].bind", "spec.servers[].tls.mode other than MUTUAL, OPTIONAL_MUTUAL, PASSTHROUGH, SIMPLE",
+        *(f"spec.servers[].tls.{f}" for f in ("serverCertificate", "privateKey", "caCertificates", "caCrl",
+                                              "tlsCertificates")),
+        "spec.servers[].defaultEndpoint"]
     se = schema_for("networking.istio.io", "ServiceEntry")["properties"]["spec"]
     assert gaps("ServiceEntry", se) == [
         "spec.resolution other than DNS, DNS_ROUND_ROBIN, NONE, STATIC", "spec.endpoints[].network",

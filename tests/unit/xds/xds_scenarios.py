@@ -17,6 +17,7 @@ import yaml
 from google.protobuf import json_format
 
 from sluice import mesh
+from sluice.resources.loadbalancer import PortMap
 from sluice.xds.translate import (
     ADS_ORDER,
     TYPE_CLUSTER,
@@ -138,7 +139,8 @@ def scenario_options(scenario: Obj) -> MeshOptions:
     return MeshOptions(relative_weights=bool(opts.get("relative_weights")),
                        als_address=str(als) if isinstance(als, str) else (str(als[0]), int(als[1])) if als else None,
                        access_log_path=str(opts.get("access_log_path") or "/dev/stdout"),
-                       network=opts.get("network") or "loopback", host_netns=opts.get("host_netns"))
+                       network=opts.get("network") or "loopback", host_netns=opts.get("host_netns"),
+                       gateway_ports=PortMap(dict(opts.get("gateway_ports") or {})))
 
 
 def proxy_for(objects: list[Obj], pod_prefix: str) -> Proxy:

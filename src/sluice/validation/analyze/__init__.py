@@ -12,6 +12,7 @@ from dataclasses import replace
 from typing import Any
 
 from sluice.validation.analyze.destinationrule import destination_rule_hosts
+from sluice.validation.analyze.gateway import gateway_credentials
 from sluice.validation.analyze.index import Index
 from sluice.validation.analyze.message import (
     EXIT_FOUND_ISSUES,
@@ -57,6 +58,8 @@ def analyze(objects: list[dict[str, Any]], *, namespaces: set[str] | None = None
             out.extend(referenced_resources(index, obj))
         elif obj.kind == "DestinationRule":
             out.extend(destination_rule_hosts(index, obj))
+        elif obj.kind == "Gateway":
+            out.extend(gateway_credentials(index, obj))
     out.extend(m for m in conflicting_mesh_hosts(index) if namespaces is None or m.namespace in namespaces)
     out.extend(m for m in rejected_messages(index.objects, rejected)
                if namespaces is None or m.namespace in namespaces)

@@ -112,7 +112,7 @@ PROGRAMMED: dict[str, tuple[str, ...]] = {
         *_under(["spec.subsets[].trafficPolicy"], _TRAFFIC_POLICY),
         "spec.exportTo[]=*",
     ),
-    # routes.gateway_servers: plain-HTTP servers; gateway_tcp.py: TCP servers and TLS PASSTHROUGH
+    # gateway.py: HTTP and HTTPS servers; gateway_tcp.py: TCP servers and TLS PASSTHROUGH
     "Gateway": (
         "spec.selector",
         "spec.servers[].hosts",
@@ -120,8 +120,12 @@ PROGRAMMED: dict[str, tuple[str, ...]] = {
         "spec.servers[].port.number",
         "spec.servers[].port.name",
         "spec.servers[].port.targetPort",  # for ServiceEntries only, in Istio too
-        "spec.servers[].port.protocol=HTTP|HTTP2|GRPC|GRPC-WEB|TCP|MONGO|MYSQL|REDIS|TLS",
-        "spec.servers[].tls.mode=PASSTHROUGH",
+        "spec.servers[].port.protocol=HTTP|HTTP2|GRPC|GRPC-WEB|HTTPS|TCP|MONGO|MYSQL|REDIS|TLS",
+        # gateway.py: HTTPS termination with Secrets (credentialName), httpsRedirect
+        "spec.servers[].tls.mode=PASSTHROUGH|SIMPLE|MUTUAL|OPTIONAL_MUTUAL",
+        *_under(["spec.servers[].tls"], (
+            "httpsRedirect", "credentialName", "credentialNames", "minProtocolVersion", "maxProtocolVersion",
+            "cipherSuites", "subjectAltNames", "verifyCertificateSpki", "verifyCertificateHash")),
     ),
     # push_context.py (ServiceEntry → services), clusters.py (by resolution), dns/names.py (addresses)
     "ServiceEntry": (

@@ -16,7 +16,7 @@ from collections.abc import Collection, Iterable
 
 from google.protobuf.message import Message
 
-from . import capture, clusters, endpoints, listeners, routes
+from . import capture, clusters, endpoints, gateway, listeners, routes
 from .model import (
     ADS_ORDER,
     TYPE_CLUSTER,
@@ -68,7 +68,7 @@ def _listeners(proxy: Proxy, push: PushContext) -> dict[str, Message]:
 
 def _routes(proxy: Proxy, push: PushContext) -> dict[str, Message]:
     if proxy.type == "router":
-        return _messages(TYPE_ROUTE, routes.gateway_route_configs(proxy, push))
+        return _messages(TYPE_ROUTE, gateway.route_configs(proxy, push))
     # The sidecar table depends on the namespace and, through sourceLabels, on the labels only.
     key = (TYPE_ROUTE, proxy.namespace, tuple(sorted(proxy.labels.items())))
     if push.options.network == "netns":

@@ -9,10 +9,13 @@ loopback mode: pods have no capture, so every listener binds a real address:
 - sidecar `<podIP>_<port>` per app port: inbound, at the pod IP, forwarding to the app on its app IP
   through `inbound|<port>||` (an HTTP connection manager, or a TCP proxy for ports a Service declares as
   TCP);
-- router `0.0.0.0_<port>` per Gateway server port (Istio's name; bound at the proxy's listen address),
-  routed by `http.<port>`; TCP and TLS-passthrough servers' listeners come from `gateway_tcp`.
-An egress gateway (label `istio: egressgateway`) listens where its Service sends: on the server port's
-targetPort, inside its own pod (netns) or at its pod IP (loopback); sidecars reach it like any service.
+- router `0.0.0.0_<port>` per host port its Gateway servers are served at (Istio's name; bound at the proxy's
+  listen address, 127.0.0.1), see `gateway`.
+  TCP and TLS-passthrough servers' chains come from `gateway_tcp` (a passthrough port shared with HTTPS
+  servers joins their listener).
+An egress gateway (label `istio: egressgateway`) listens where its Service sends: on the targetPort of the
+Service port a server lands on, inside its own pod (netns) or at its pod IP (loopback); sidecars reach it like
+any service.
 Called by `sluice.xds.translate.generate`.
 """
 
@@ -20,13 +23,14 @@ from __future__ import annotations
 
 from sluice import mesh
 
+from . import gateway
 from .capture import capture_listeners
 from .clusters import inbound_port_protocol
-from .gateway_tcp import gateway_tcp_listeners
+from .gateway_tcp import gateway_tcp_chains, gateway_tcp_listeners
 from .model import Proxy
 from .network_filters import HCM_FILTER, http_connection_manager, tcp_proxy
 from .push_context import PushContext
-from .routes import HTTP_PROXY_ROUTE, gateway_route_name, gateway_servers, inbound_route_config
+from .routes import HTTP_PROXY_ROUTE, inbound_route_config
 from .spec import Obj, is_http_protocol
 
 __all__ = ["build_listeners", "HCM_FILTER"]
@@ -86,29 +90,42 @@ def _gateway_target_port(proxy: Proxy, push: PushContext, port: int) -> int:
     return port
 
 
-def _in_pod_gateway_listeners(proxy: Proxy, push: PushContext) -> list[Obj]:
-    ip = "0.0.0.0" if push.options.network == "netns" else proxy.ip
-    out = []
-    for port in sorted(gateway_servers(proxy, push)):
-        target = _gateway_target_port(proxy, push, port)
-        out.append(_listener(f"0.0.0.0_{target}", ip, target, "OUTBOUND",
-                             _hcm(push, stat_prefix=f"outbound_0.0.0.0_{target}", rds=gateway_route_name(port),
-                                  edge=True)))
-    return out
-
-
 def _gateway_listeners(proxy: Proxy, push: PushContext) -> list[Obj]:
-    if _in_pod_gateway(proxy):
-        return _in_pod_gateway_listeners(proxy, push)
-    # netns mode: the gateway's Envoy runs in its pod's namespace, but its listeners must be in the host's,
-    # where browsers reach 127.0.0.1; Envoy opens them there (SocketAddress.network_namespace_filepath).
-    netns = push.options.host_netns if push.options.network == "netns" else None
-    http_ports = sorted(gateway_servers(proxy, push))
-    return [_listener(f"0.0.0.0_{port}", proxy.listen_address, port, "OUTBOUND",
-                      _hcm(push, stat_prefix=f"outbound_0.0.0.0_{port}", rds=gateway_route_name(port), edge=True),
-                      netns)
-            for port in http_ports] + gateway_tcp_listeners(
-        proxy, push, address=lambda port: _address(proxy.listen_address, port, netns), skip_ports=http_ports)
+    """One listener per host port the proxy's Gateway servers land on (`gateway.gateway_host_port`), its
+    filter chains from each protocol's builder (HTTP and HTTPS: `gateway.filter_chains`; TCP and TLS
+    passthrough: `gateway_tcp`)."""
+    in_pod = _in_pod_gateway(proxy)
+    # netns mode: an ingress gateway's Envoy runs in its pod's namespace, but its listeners must be in the
+    # host's, where browsers reach 127.0.0.1; Envoy opens them there (SocketAddress.network_namespace_filepath).
+    netns = push.options.host_netns if push.options.network == "netns" and not in_pod else None
+    ip = ("0.0.0.0" if push.options.network == "netns" else proxy.ip) if in_pod else proxy.listen_address
+
+    def bind(host_port: int) -> int:
+        return _gateway_target_port(proxy, push, host_port) if in_pod else host_port
+
+    def host_port(number: int) -> int:
+        return gateway.gateway_host_port(proxy, push, number)
+
+    tcp = gateway_tcp_chains(proxy, push)
+    out = []
+    served: set[int] = set()
+    for port, servers in sorted(gateway.gateway_servers(proxy, push).items()):
+        chains = gateway.filter_chains(proxy, push, port, servers, bind(port))
+        if not chains:
+            continue  # e.g. an HTTPS server whose credential is missing: nothing to serve on the port
+        name = f"0.0.0.0_{bind(port)}"
+        for number, (kind, more) in tcp.items():
+            if host_port(number) == port:
+                served.add(number)
+                if kind == "passthrough":  # a bare TCP server cannot share a port with HTTP: HTTP wins
+                    chains += [c.build(f"{name}|{c.server_names[0]}") for c in more]
+        listener: Obj = {"name": name, "address": _address(ip, bind(port), netns),
+                         "traffic_direction": "OUTBOUND", "filter_chains": chains}
+        if any("filter_chain_match" in c for c in chains):
+            listener["listener_filters"] = [gateway.TLS_INSPECTOR]  # SNI and transport protocol matches
+        out.append(listener)
+    return out + gateway_tcp_listeners(proxy, push, address=lambda port: _address(ip, port, netns),
+                                       skip_ports=served, listen_port=lambda number: bind(host_port(number)))
 
 
 def build_listeners(proxy: Proxy, push: PushContext) -> list[Obj]:

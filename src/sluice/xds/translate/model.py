@@ -13,6 +13,7 @@ from typing import Any, Literal
 from google.protobuf.message import Message
 
 from sluice import mesh
+from sluice.resources.loadbalancer import PortMap
 
 __all__ = [
     "TYPE_LISTENER", "TYPE_ROUTE", "TYPE_CLUSTER", "TYPE_ENDPOINT", "ADS_ORDER", "Resources",
@@ -64,6 +65,8 @@ class MeshOptions:
     # netns mode: the network namespace file (/run/netns/NAME) of the host, where a gateway's listeners
     # bind (its Envoy runs in its own pod namespace but must be reachable on the host's 127.0.0.1).
     host_netns: str | None = None
+    # where a gateway's LoadBalancer Service ports are served on the host (the daemon's `gateway_ports`)
+    gateway_ports: PortMap = field(default_factory=PortMap)
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ _ROUTE_FILTERS = [
 
 def http_connection_manager(push: PushContext, *, stat_prefix: str, rds: str | None = None,
                             route_config: Obj | None = None, route_filters: bool = True,
-                            absolute_url: bool = False, edge: bool = False) -> Obj:
+                            absolute_url: bool = False, edge: bool = False, server_name: str = "") -> Obj:
     body: Obj = {"stat_prefix": stat_prefix}
     if rds is not None:
         body["rds"] = {"route_config_name": rds, "config_source": {"ads": {}, "resource_api_version": "V3"}}
@@ -43,6 +43,8 @@ def http_connection_manager(push: PushContext, *, stat_prefix: str, rds: str | N
     if edge:
         # a gateway is where traffic enters: trust the peer address, not its X-Forwarded-For
         body["use_remote_address"] = True
+    if server_name:
+        body["server_name"] = server_name
     return {"name": HCM_FILTER, "typed_config": typed(_HCM_TYPE, body)}
 
 

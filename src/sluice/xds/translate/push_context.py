@@ -1,6 +1,6 @@
 """PushContext: one consistent, read-only index over the mesh config, built once per debounced change.
 
-The ADS server builds it from every stored Namespace, Service, Endpoints, Pod, VirtualService,
+The ADS server builds it from every stored Namespace, Service, Endpoints, Pod, Secret, VirtualService,
 DestinationRule, Gateway and ServiceEntry, then calls `generate(proxy, push)` for each proxy it pushes to.
 Builders only read it. Work that is the same for many proxies (clusters, endpoints, the sidecar route
 table of one namespace and label set) is memoised on the context, so it is done once per push.
@@ -153,7 +153,8 @@ class PushContext:
     def __init__(self, *, version: str, options: MeshOptions, namespaces: frozenset[str],
                  services: tuple[Service, ...], endpoints: dict[tuple[str, int], tuple[Endpoint, ...]],
                  virtual_services: tuple[IstioConfig, ...], destination_rules: tuple[IstioConfig, ...],
-                 gateways: tuple[IstioConfig, ...], mesh_config: MeshConfig | None = None) -> None:
+                 gateways: tuple[IstioConfig, ...], mesh_config: MeshConfig | None = None,
+                 secrets: Mapping[tuple[str, str], Mapping[str, Any]] | None = None) -> None:
         self.version = version
         self.options = options
         self.mesh_config = mesh_config or MeshConfig()
@@ -166,6 +167,7 @@ class PushContext:
         self.virtual_services = virtual_services
         self.destination_rules = destination_rules
         self.gateways = gateways
+        self._secrets = secrets or {}
         self._memo = _Memo()
         self._mesh_vs = self._index_mesh_virtual_services()
 
@@ -213,9 +215,14 @@ class PushContext:
         def istio(kind: str) -> tuple[IstioConfig, ...]:
             return tuple(_istio_config(o, ns_set) for o in by_kind.get(kind, []) if isinstance(o.get("spec"), dict))
 
+        # only what a gateway's credentialName reads: type and data (values stay base64, never logged)
+        secrets: dict[tuple[str, str], Mapping[str, Any]] = {(str(_meta(o).get("namespace") or "default"), str(_meta(o).get("name"))):
+                   {"type": o.get("type"), "data": o.get("data") if isinstance(o.get("data"), dict) else {}}
+                   for o in by_kind.get("Secret", [])}
         return cls(version=version, options=options, namespaces=ns_set, services=services, endpoints=endpoints,
                    virtual_services=istio("VirtualService"), destination_rules=istio("DestinationRule"),
-                   gateways=istio("Gateway"), mesh_config=mesh_config_from(by_kind.get("ConfigMap", [])))
+                   gateways=istio("Gateway"), mesh_config=mesh_config_from(by_kind.get("ConfigMap", [])),
+                   secrets=secrets)
 
     def _index_mesh_virtual_services(self) -> dict[str, IstioConfig]:
         """Service hostname → the one mesh-bound VirtualService that routes it (exact host beats wildcard,
@@ -299,6 +306,10 @@ class PushContext:
             if isinstance(selector, dict) and labels_match({str(k): str(v) for k, v in selector.items()}, labels):
                 out.append(gw)
         return out
+
+    def secret(self, namespace: str, name: str) -> Mapping[str, Any] | None:
+        """A Secret's `type` and base64 `data`, for a gateway's `credentialName`."""
+        return self._secrets.get((namespace, name))
 
     def gateway_virtual_services(self, gateway: str) -> list[IstioConfig]:
         return [vs for vs in self.virtual_services if gateway in vs.gateways]

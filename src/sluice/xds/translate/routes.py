@@ -6,8 +6,7 @@
   the default route. There is no catch-all host: a request for an unknown host gets Envoy's own
   `404` with response flag `NR` (Istio's ALLOW_ANY passthrough needs ORIGINAL_DST, which cannot work
   behind an HTTP proxy); under outboundTrafficPolicy REGISTRY_ONLY, Istio's `block_all` (502) is.
-- `http.<port>`: a gateway's table for one server port: one virtual host per Gateway host that a bound
-  VirtualService matches.
+- a gateway's tables (`http.<port>`, `https.<…>`): see `gateway`.
 - `inbound|<port>||`: a sidecar's inbound table (inline in the inbound listener, as Istio does).
 - netns mode (transparent capture), Istio's names instead of `http_proxy`: `"<port>"` for each outbound
   HTTP port (one virtual host per Service with that port, plus Istio's `allow_any` catch-all to
@@ -22,13 +21,13 @@ from __future__ import annotations
 
 from sluice import mesh
 
-from .httproute import DEFAULT_ROUTE_NAME, RouteContext, default_route, is_catch_all, virtual_service_routes
+from .httproute import DEFAULT_ROUTE_NAME, RouteContext, default_route, virtual_service_routes
 from .model import RESERVED_PORTS, Proxy
-from .push_context import IstioConfig, PushContext, Service, ServicePort
-from .spec import Obj, host_covers, is_http_protocol
+from .push_context import PushContext, Service, ServicePort
+from .spec import Obj, is_http_protocol
 
-__all__ = ["HTTP_PROXY_ROUTE", "sidecar_route_config", "sidecar_port_route_configs", "gateway_route_configs",
-           "inbound_route_config", "gateway_servers", "gateway_route_name", "outbound_http_ports",
+__all__ = ["HTTP_PROXY_ROUTE", "sidecar_route_config", "sidecar_port_route_configs",
+           "inbound_route_config", "outbound_http_ports",
            "sniffed_route_name", "catch_all_vhost", "ALLOW_ANY", "BLOCK_ALL"]
 
 HTTP_PROXY_ROUTE = "http_proxy"  # Istio's RDS name for its HTTP-proxy listener
@@ -200,61 +199,3 @@ def inbound_route_config(port: int, cluster: str | None = None) -> Obj:
         "retry_policy": {"retry_on": "reset-before-request", "num_retries": 2}}}
     return {"name": cluster, "validate_clusters": False,
             "virtual_hosts": [{"name": f"inbound|http|{port}", "domains": ["*"], "routes": [route]}]}
-
-
-def gateway_route_name(port: int) -> str:
-    return f"http.{port}"
-
-
-def gateway_servers(proxy: Proxy, push: PushContext) -> dict[int, list[tuple[IstioConfig, Obj]]]:
-    """Port → the plain-HTTP servers of the Gateways selecting this proxy (HTTPS/TLS/TCP: not yet)."""
-    out: dict[int, list[tuple[IstioConfig, Obj]]] = {}
-    for gw in push.gateways_for(proxy.labels):
-        for server in gw.spec.get("servers") or []:
-            if not isinstance(server, dict) or not isinstance(server.get("port"), dict):
-                continue
-            protocol = str(server["port"].get("protocol") or "").upper()
-            number = int(server["port"].get("number") or 0)
-            if number and protocol in _HTTP_SERVER_PROTOCOLS and not server.get("tls"):
-                out.setdefault(number, []).append((gw, server))
-    return out
-
-
-def _gateway_vhosts(proxy: Proxy, push: PushContext, port: int,
-                    servers: list[tuple[IstioConfig, Obj]]) -> list[Obj]:
-    by_domain: dict[str, list[Obj]] = {}
-    used: set[tuple[str, str, str]] = set()  # (domain, vs namespace, vs name): each VS once per host
-    for gw, server in servers:
-        ref = f"{gw.namespace}/{gw.name}"
-        for vs in push.gateway_virtual_services(ref):
-            routes: list[Obj] | None = None
-            for raw in server.get("hosts") or []:
-                ns_filter, _, shost = str(raw).rpartition("/")
-                if ns_filter not in ("", "*", vs.namespace) and not (ns_filter == "." and vs.namespace == gw.namespace):
-                    continue
-                shost = shost.lower()
-                for vhost in vs.hosts:
-                    domain = vhost if host_covers(shost, vhost) else shost if host_covers(vhost, shost) else ""
-                    if not domain or (domain, vs.namespace, vs.name) in used:
-                        continue
-                    used.add((domain, vs.namespace, vs.name))
-                    if routes is None:
-                        routes = virtual_service_routes(RouteContext(push, proxy, vs, port, (ref,)))
-                    by_domain.setdefault(domain, []).extend(routes)
-    vhosts = []
-    for domain, routes in by_domain.items():
-        if not routes:
-            continue
-        # VirtualServices merged on one host: a catch-all from an earlier one must not shadow the rest
-        ordered = [r for r in routes if not is_catch_all(r)] + [r for r in routes if is_catch_all(r)]
-        vhosts.append({"name": f"{domain}:{port}", "domains": ["*"] if domain == "*" else [domain, f"{domain}:*"],
-                       "routes": ordered, "include_request_attempt_count": True})
-    if not vhosts:  # nothing bound: answer 404 rather than leave the port without a route table
-        vhosts.append({"name": f"blackhole:{port}", "domains": ["*"], "routes": [
-            {"name": "default", "match": {"prefix": "/"}, "direct_response": {"status": 404}}]})
-    return vhosts
-
-
-def gateway_route_configs(proxy: Proxy, push: PushContext) -> list[Obj]:
-    return [_route_config(gateway_route_name(port), _gateway_vhosts(proxy, push, port, servers))
-            for port, servers in sorted(gateway_servers(proxy, push).items())]
