@@ -83,6 +83,8 @@ KINDS: tuple[ResourceType, ...] = (
     ResourceType("", ("v1",), "Event", "events", "event", short_names=("ev",), has_spec=False),
     ResourceType("apps", ("v1",), "Deployment", "deployments", "deployment", short_names=("deploy",),
                  categories=("all",), subresources=("status", "scale")),
+    ResourceType("apps", ("v1",), "ReplicaSet", "replicasets", "replicaset", short_names=("rs",),
+                 categories=("all",), subresources=("status", "scale")),
     _istio("VirtualService", "virtualservices", "vs"),
     _istio("DestinationRule", "destinationrules", "dr"),
     _istio("Gateway", "gateways", "gw"),

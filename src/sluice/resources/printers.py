@@ -149,6 +149,16 @@ _COLUMNS: Final[dict[str, tuple[_Col, ...]]] = {
         _IMAGES,
         _col("Selector", "Label selector for pods. Existing ReplicaSets whose pods are selected by this will be the ones affected by this deployment.", priority=1),
     ),
+    "ReplicaSet": (
+        _name(),
+        _col("Desired", "Replicas is the number of desired pods. This is a pointer to distinguish between explicit zero and unspecified. Defaults to 1. More info: https://kubernetes.io/docs/concepts/workloads/controllers/replicaset/#what-is-a-replicaset", "integer"),
+        _col("Current", "Replicas is the most recently observed number of non-terminating pods. More info: https://kubernetes.io/docs/concepts/workloads/controllers/replicaset/#what-is-a-replicaset", "integer"),
+        _col("Ready", "The number of non-terminating pods targeted by this ReplicaSet with a Ready Condition.", "integer"),
+        _AGE,
+        _CONTAINERS,
+        _IMAGES,
+        _col("Selector", "Selector is a label query over pods that should match the replica count. Label keys and values that must match in order to be controlled by this replica set. It must match the pod template's labels. More info: https://kubernetes.io/docs/concepts/overview/working-with-objects/labels/#label-selectors", priority=1),
+    ),
     "Service": (
         _name(),
         _col("Type", "type determines how the Service is exposed."),
@@ -434,6 +444,26 @@ def _deployment_cells(obj: Mapping[str, Any], now: datetime) -> list[Any]:
     ]
 
 
+def _replicaset_cells(obj: Mapping[str, Any], now: datetime) -> list[Any]:
+    spec, status = _map(obj.get("spec")), _map(obj.get("status"))
+    names, images = _layout_containers(_list(_get(spec, "template", "spec", "containers")))
+    raw_selector = spec.get("selector")
+    try:
+        selector = str(from_label_selector_dict(raw_selector if isinstance(raw_selector, Mapping) else None))
+    except SelectorError:
+        selector = "<invalid>"
+    return [
+        _name_of(obj),
+        _int(spec.get("replicas"), 1) if "replicas" in spec else 1,
+        _int(status.get("replicas")),
+        _int(status.get("readyReplicas")),
+        _age(obj, now),
+        names,
+        images,
+        selector,
+    ]
+
+
 def _service_external_ip(spec: Mapping[str, Any], status: Mapping[str, Any]) -> str:
     external = [x for x in _list(spec.get("externalIPs")) if isinstance(x, str)]
     type_ = spec.get("type")
@@ -585,6 +615,7 @@ def _simple(fn: Callable[[Mapping[str, Any], datetime], list[Any]]) -> Callable[
 _ROWS: Final[dict[str, Callable[[Mapping[str, Any], datetime], tuple[list[Any], list[dict[str, Any]]]]]] = {
     "Pod": _pod_cells,
     "Deployment": _simple(_deployment_cells),
+    "ReplicaSet": _simple(_replicaset_cells),
     "Service": _simple(_service_cells),
     "Endpoints": _simple(lambda o, now: [_name_of(o), format_endpoints(o), _age(o, now)]),
     "Namespace": _simple(lambda o, now: [_name_of(o), _str(_get(o, "status", "phase")), _age(o, now)]),
