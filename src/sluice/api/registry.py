@@ -22,7 +22,7 @@ from sluice.api import decoding, selectors
 from sluice.api import patch as patching
 from sluice.api.errors import ApiError
 from sluice.resources import defaults, injection
-from sluice.resources.kinds import ResourceType, by_kind, by_plural
+from sluice.resources.kinds import ARGO_GROUP, ResourceType, by_kind, by_plural
 from sluice.store import sqlite
 from sluice.store.sqlite import Store, Tx
 from sluice.validation import metadata as meta_validation
@@ -553,7 +553,7 @@ class Registry:
 
     def _admit(self, rt: ResourceType, version: str, obj: Obj, old: Obj | None, field_validation: str) -> list[str]:
         from sluice.resources import schema as schemas
-        from sluice.validation import istio, structural
+        from sluice.validation import argo, istio, structural
 
         name = str(_meta(obj).get("name") or _meta(obj).get("generateName") or "")
         warnings: list[str] = []
@@ -584,6 +584,10 @@ class Registry:
             v = istio.validate(rt.kind, obj, istio.IstioOptions(relative_weights=self.options.relative_weights))
             errors.extend(v.errors)
             warnings.extend(v.warnings)
+            if rt.group == ARGO_GROUP:
+                a = argo.validate(rt.kind, obj)
+                errors.extend(a.errors)
+                warnings.extend(a.warnings)
         if errors:
             raise ApiError.invalid(rt, name, errors)
         return warnings

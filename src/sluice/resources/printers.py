@@ -120,6 +120,7 @@ def _col(name: str, description: str, type_: str = "string", priority: int = 0) 
 
 _AGE: Final = _col("Age", _AGE_DOC)
 _CRD_AGE: Final = _col("Age", _CRD_AGE_DOC, "date")
+_ARGO_AGE: Final = _col("Age", "Time since resource was created", "date")
 _CONTAINERS: Final = _col("Containers", "Names of each container in the template.", priority=1)
 _IMAGES: Final = _col("Images", "Images referenced by each container in the template.", priority=1)
 
@@ -225,6 +226,21 @@ _COLUMNS: Final[dict[str, tuple[_Col, ...]]] = {
         _col("Resolution", "Service resolution mode for the hosts (NONE, STATIC, or DNS)"),
         _CRD_AGE,
     ),
+    # Argo Rollouts CRDs (manifests/crds/*.yaml additionalPrinterColumns).
+    "Rollout": (
+        _name(),
+        _col("Desired", "Number of desired pods", "integer"),
+        _col("Current", "Total number of non-terminated pods targeted by this rollout", "integer"),
+        _col("Up-to-date", "Total number of non-terminated pods targeted by this rollout that have the desired "
+             "template spec", "integer"),
+        _col("Available", "Total number of available pods (ready for at least minReadySeconds) targeted by this "
+             "rollout", "integer"),
+        _ARGO_AGE,
+    ),
+    "AnalysisTemplate": (_name(), _ARGO_AGE),
+    "ClusterAnalysisTemplate": (_name(), _ARGO_AGE),
+    "AnalysisRun": (_name(), _col("Status", "AnalysisRun status"), _ARGO_AGE),
+    "Experiment": (_name(), _col("Status", "Experiment status"), _ARGO_AGE),
 }
 _DEFAULT_COLUMNS: Final = (_name(), _CRD_AGE)  # Gateway and any kind without printer columns
 
@@ -238,6 +254,10 @@ _CRD_PATHS: Final[dict[str, tuple[tuple[str, ...], ...]]] = {
         ("spec", "resolution"),
         ("metadata", "creationTimestamp"),
     ),
+    "Rollout": (("spec", "replicas"), ("status", "replicas"), ("status", "updatedReplicas"),
+                ("status", "availableReplicas"), ("metadata", "creationTimestamp")),
+    "AnalysisRun": (("status", "phase"), ("metadata", "creationTimestamp")),
+    "Experiment": (("status", "phase"), ("metadata", "creationTimestamp")),
 }
 
 _KIND_ALIASES: Final = {k.lower(): k for k in (*_COLUMNS, "Gateway")}
@@ -601,6 +621,8 @@ def _crd_cells(kind: str, obj: Mapping[str, Any], now: datetime) -> list[Any]:
         value = _get(obj, *path)
         if col["type"] == "date":
             cells.append(None if value is None else _since(value, now) if parse_time(value) else "<invalid>")
+        elif col["type"] == "integer":  # apiextensions keeps non-string cells as the JSON value
+            cells.append(value)
         else:
             cells.append(_jsonpath_text(value))
     return cells
