@@ -204,3 +204,29 @@ def test_deleting_a_deployment_collects_its_replicasets_and_pods(daemon: Daemon,
     (orphan,) = replicasets(apps, "gc3")
     assert not orphan.metadata.owner_references
     assert len(live_pods(core, "app=gc3")) == 1
+
+
+def test_orphaned_replicaset_is_adopted_and_a_name_clash_gets_a_new_hash(daemon: Daemon,
+                                                                          api: client.ApiClient) -> None:
+    apps, core = client.AppsV1Api(api), client.CoreV1Api(api)
+    apps.create_namespaced_deployment(NS, deployment("adopt", 2))
+    wait_for(lambda: len(live_pods(core, "app=adopt")) == 2)
+    pods = sorted(p.metadata.name for p in live_pods(core, "app=adopt"))
+    kubectl(daemon, "delete", "deployment", "adopt", "--cascade=orphan")
+    d = apps.create_namespaced_deployment(NS, deployment("adopt", 2))
+    wait_for(lambda: [rs.metadata.owner_references[0].uid if rs.metadata.owner_references else None
+                      for rs in replicasets(apps, "adopt")] == [d.metadata.uid])
+    assert sorted(p.metadata.name for p in live_pods(core, "app=adopt")) == pods  # the same pods, none added
+    # A bare ReplicaSet holding the name the Deployment would use: the Deployment counts a collision.
+    (rs,) = replicasets(apps, "adopt")
+    kubectl(daemon, "delete", "deployment", "adopt")
+    wait_for(lambda: not replicasets(apps, "adopt"))
+    squatter = {"apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": {"name": rs.metadata.name},
+                "spec": {"replicas": 0, "selector": {"matchLabels": {"squat": "yes"}}, "template": {
+                    "metadata": {"labels": {"squat": "yes"}},
+                    "spec": {"containers": [{"name": "main", "image": "curlimages/curl:8.16.0"}]}}}}
+    apps.create_namespaced_replica_set(NS, squatter)
+    apps.create_namespaced_deployment(NS, deployment("adopt", 1))
+    wait_for(lambda: len(replicasets(apps, "adopt")) == 1 and len(live_pods(core, "app=adopt")) == 1)
+    assert replicasets(apps, "adopt")[0].metadata.name != rs.metadata.name
+    assert apps.read_namespaced_deployment("adopt", NS).status.collision_count == 1

@@ -25,7 +25,14 @@ from sluice.api.registry import Registry, now_rfc3339
 from sluice.controllers.events import EventRecorder
 from sluice.controllers.informer import Informer
 from sluice.controllers.queue import WorkQueue
-from sluice.controllers.replicaset import ReplicaSetController, active, controller_uid, pod_ready
+from sluice.controllers.replicaset import (
+    ReplicaSetController,
+    active,
+    controller_uid,
+    owner_ref,
+    pod_ready,
+    selects,
+)
 from sluice.resources.kinds import by_kind
 from sluice.store.sqlite import Store
 
@@ -63,8 +70,10 @@ def comparable_template(template: Any) -> Any:
     return _pruned(t)
 
 
-def template_hash(template: Obj) -> str:
+def template_hash(template: Obj, collision_count: int = 0) -> str:
     canonical = json.dumps(comparable_template(template), sort_keys=True, separators=(",", ":"))
+    if collision_count:  # kube mixes status.collisionCount in, so a name clash gives a new name
+        canonical += f"#{collision_count}"
     n = int.from_bytes(hashlib.sha256(canonical.encode()).digest()[:8], "big")
     out = []
     for _ in range(10):
@@ -157,10 +166,25 @@ class DeploymentController:
         return [rs for rs in self.replicasets.list(d["metadata"].get("namespace", ""))
                 if controller_uid(rs) == uid and not rs["metadata"].get("deletionTimestamp")]
 
+    def _adopt(self, d: Obj) -> None:
+        """ReplicaSets without a controller that the selector matches (`--cascade=orphan` leftovers) become
+        the Deployment's again, as kube's controller adopts them."""
+        for rs in self.replicasets.list(d["metadata"].get("namespace", "")):
+            if controller_uid(rs) is None and not rs["metadata"].get("deletionTimestamp") and selects(d, rs):
+                cur = copy.deepcopy(rs)
+                cur["metadata"]["ownerReferences"] = [*(rs["metadata"].get("ownerReferences") or []),
+                                                      owner_ref(d, "Deployment")]
+                try:
+                    self._write_rs(cur)
+                except ApiError as e:
+                    if e.code not in (404, 409):
+                        raise
+
     # ------------------------------------------------------------------ sync
     def reconcile(self, d: Obj) -> float | None:
         spec = d.get("spec") or {}
         desired = int(spec.get("replicas", 1))
+        self._adopt(d)
         all_rs = self.owned(d)
         want = comparable_template(spec.get("template") or {})
         new = next((rs for rs in all_rs if comparable_template((rs.get("spec") or {}).get("template")) == want), None)
@@ -168,7 +192,12 @@ class DeploymentController:
         created = False
         if not spec.get("paused"):
             if new is None:
-                new = self._create_rs(d, all_rs, self._initial_new_replicas(d, old))
+                try:
+                    new = self._create_rs(d, all_rs, self._initial_new_replicas(d, old))
+                except ApiError as e:
+                    if e.code != 409:
+                        raise
+                    return 0.05  # name clash: collisionCount went up, the next pass uses a new hash
                 created = True
             else:
                 new = self._sync_rs_metadata(d, new, all_rs)
@@ -196,7 +225,8 @@ class DeploymentController:
         m = d["metadata"]
         spec = d.get("spec") or {}
         tmpl = copy.deepcopy(spec.get("template") or {})
-        h = template_hash(tmpl)
+        collisions = int((d.get("status") or {}).get("collisionCount") or 0)
+        h = template_hash(tmpl, collisions)
         tmpl.setdefault("metadata", {})["labels"] = {**(tmpl["metadata"].get("labels") or {}), HASH_LABEL: h}
         selector = copy.deepcopy(spec.get("selector") or {})
         selector["matchLabels"] = {**(selector.get("matchLabels") or {}), HASH_LABEL: h}
@@ -209,14 +239,16 @@ class DeploymentController:
             "apiVersion": "apps/v1", "kind": "ReplicaSet",
             "metadata": {"name": f"{m['name']}-{h}", "namespace": m.get("namespace"),
                          "labels": dict(tmpl["metadata"]["labels"]), "annotations": annotations,
-                         "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": m["name"],
-                                              "uid": m["uid"], "controller": True, "blockOwnerDeletion": True}]},
+                         "ownerReferences": [owner_ref(d, "Deployment")]},
             "spec": {"replicas": replicas, "minReadySeconds": int(spec.get("minReadySeconds") or 0),
                      "selector": selector, "template": tmpl},
         }
         try:
             res = self.registry.create(self.rs_rt, "v1", m.get("namespace"), rs)
         except ApiError as e:
+            if e.code == 409:  # another object has the name: count a collision (a new hash) and go again
+                self._write_status(d, {**(d.get("status") or {}), "collisionCount": collisions + 1})
+                raise
             self.events.record(d, "Warning", "FailedCreate", f"Failed to create new replica set "
                                f"\"{rs['metadata']['name']}\": {e.message}")
             raise
@@ -404,6 +436,8 @@ class DeploymentController:
         }
         if total_spec - available > 0:
             status["unavailableReplicas"] = total_spec - available
+        if old_status.get("collisionCount"):
+            status["collisionCount"] = old_status["collisionCount"]
         for k in ("readyReplicas", "availableReplicas", "updatedReplicas", "replicas"):
             if status[k] == 0:
                 del status[k]
@@ -413,6 +447,10 @@ class DeploymentController:
             [(c.get("type"), c.get("status"), c.get("reason")) for c in old_status.get("conditions") or []]
         if cmp_old == cmp_new and same_conditions:
             return
+        self._write_status(d, status)
+
+    def _write_status(self, d: Obj, status: Obj) -> None:
+        assert self.deploy_rt is not None
         cur = copy.deepcopy(d)
         cur["status"] = status
         name = d["metadata"]["name"]

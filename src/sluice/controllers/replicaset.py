@@ -5,7 +5,8 @@ Pods are created from the template with `generateName: <replicaset>-` (so a Depl
 in kube's order (pending before running, not ready before ready, most recently ready and newest first).
 Status (`replicas`, `fullyLabeledReplicas`, `readyReplicas`, `availableReplicas`, `observedGeneration`) is what
 the Deployment controller and `kubectl get rs` read. Works the same for a ReplicaSet applied by hand.
-Orphan pods matching the selector are not adopted (kube's controller would adopt them).
+Pods without a controller that match the selector (left by `kubectl delete rs --cascade=orphan`) are
+adopted, as kube's controller does, instead of being duplicated.
 """
 
 from __future__ import annotations
@@ -17,13 +18,14 @@ from typing import Any
 
 from sluice.api.errors import ApiError
 from sluice.api.registry import Registry
+from sluice.api.selectors import SelectorError, from_label_selector_dict
 from sluice.controllers.events import EventRecorder
 from sluice.controllers.informer import Informer
 from sluice.controllers.queue import WorkQueue
 from sluice.resources.kinds import by_kind
 from sluice.store.sqlite import Store
 
-__all__ = ["ReplicaSetController", "pod_ready", "controller_uid", "active", "available"]
+__all__ = ["ReplicaSetController", "pod_ready", "controller_uid", "active", "available", "owner_ref", "selects"]
 
 Obj = dict[str, Any]
 _PHASE_RANK = {"Pending": 0, "Unknown": 1, "Running": 2}
@@ -58,6 +60,21 @@ def controller_uid(obj: Mapping[str, Any]) -> str | None:
         if isinstance(ref, dict) and ref.get("controller"):
             return str(ref.get("uid"))
     return None
+
+
+def owner_ref(owner: Obj, kind: str) -> Obj:
+    m = owner["metadata"]
+    return {"apiVersion": "apps/v1", "kind": kind, "name": m["name"], "uid": m["uid"], "controller": True,
+            "blockOwnerDeletion": True}
+
+
+def selects(owner: Obj, obj: Obj) -> bool:
+    """`owner`'s spec.selector matches `obj`'s labels (an empty or invalid selector selects nothing)."""
+    try:
+        sel = from_label_selector_dict((owner.get("spec") or {}).get("selector"))
+    except SelectorError:
+        return False
+    return not sel.empty and sel.matches((obj.get("metadata") or {}).get("labels") or {})
 
 
 def active(pod: Mapping[str, Any]) -> bool:
@@ -126,9 +143,27 @@ class ReplicaSetController:
             return None
         return self.reconcile(rs)
 
+    def _adopt(self, rs: Obj) -> None:
+        assert self.pod_rt is not None
+        for p in self.pods.list(rs["metadata"].get("namespace", "")):
+            if controller_uid(p) is not None or not active(p) or not selects(rs, p):
+                continue
+            cur = copy.deepcopy(p)
+            cur["metadata"]["ownerReferences"] = [*(p["metadata"].get("ownerReferences") or []),
+                                                  owner_ref(rs, "ReplicaSet")]
+            try:
+                res = self.registry.replace(self.pod_rt, "v1", p["metadata"].get("namespace"),
+                                            p["metadata"]["name"], cur)
+            except ApiError as e:
+                if e.code not in (404, 409):
+                    raise
+                continue
+            self.pods.remember(res.object)
+
     def reconcile(self, rs: Obj) -> float | None:
         spec = rs.get("spec") or {}
         desired = int(spec.get("replicas", 1))
+        self._adopt(rs)
         live = [p for p in self.owned_pods(rs) if active(p)]
         if len(live) < desired:
             for _ in range(desired - len(live)):
@@ -147,8 +182,7 @@ class ReplicaSetController:
         meta = copy.deepcopy(tmpl.get("metadata") or {})
         meta.pop("name", None)
         meta["generateName"] = f"{m['name']}-"
-        meta["ownerReferences"] = [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": m["name"],
-                                    "uid": m["uid"], "controller": True, "blockOwnerDeletion": True}]
+        meta["ownerReferences"] = [owner_ref(rs, "ReplicaSet")]
         pod = {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": copy.deepcopy(tmpl.get("spec") or {})}
         try:
             res = self.registry.create(self.pod_rt, "v1", m.get("namespace"), pod)
