@@ -230,3 +230,31 @@ def test_orphaned_replicaset_is_adopted_and_a_name_clash_gets_a_new_hash(daemon:
     wait_for(lambda: len(replicasets(apps, "adopt")) == 1 and len(live_pods(core, "app=adopt")) == 1)
     assert replicasets(apps, "adopt")[0].metadata.name != rs.metadata.name
     assert apps.read_namespaced_deployment("adopt", NS).status.collision_count == 1
+
+
+def test_a_stalled_rollout_exceeds_its_progress_deadline(daemon: Daemon, api: client.ApiClient) -> None:
+    apps = client.AppsV1Api(api)
+    # No kubelet here: the pod never becomes ready, so nothing progresses after the ReplicaSet is made.
+    apps.create_namespaced_deployment(NS, deployment("late", progressDeadlineSeconds=2, strategy={
+        "type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}))
+    cp = kubectl(daemon, "rollout", "status", "deployment/late", "--timeout=60s", ok=False)
+    assert cp.returncode != 0
+    assert 'error: deployment "late" exceeded its progress deadline' in cp.stderr, (cp.stdout, cp.stderr)
+    cond = {c.type: c for c in apps.read_namespaced_deployment("late", NS).status.conditions}["Progressing"]
+    assert (cond.status, cond.reason) == ("False", "ProgressDeadlineExceeded")
+    assert cond.message.startswith('ReplicaSet "late-') and cond.message.endswith('" has timed out progressing.')
+
+
+def test_a_paused_deployment_scales_but_does_not_roll_out(daemon: Daemon, api: client.ApiClient) -> None:
+    apps, core = client.AppsV1Api(api), client.CoreV1Api(api)
+    apps.create_namespaced_deployment(NS, deployment("paused"))
+    wait_for(lambda: len(live_pods(core, "app=paused")) == 1)
+    assert kubectl(daemon, "rollout", "pause", "deployment/paused").stdout.strip() == "deployment.apps/paused paused"
+    kubectl(daemon, "set", "image", "deployment/paused", "main=curlimages/curl:8.17.0")
+    kubectl(daemon, "scale", "deployment/paused", "--replicas=2")
+    wait_for(lambda: len(live_pods(core, "app=paused")) == 2)
+    assert len(replicasets(apps, "paused")) == 1
+    wait_for(lambda: {c.type: c.reason for c in apps.read_namespaced_deployment("paused", NS).status.conditions}
+             .get("Progressing") == "DeploymentPaused")
+    kubectl(daemon, "rollout", "resume", "deployment/paused")
+    wait_for(lambda: rolled_out(apps, "paused", "curlimages/curl:8.17.0"))

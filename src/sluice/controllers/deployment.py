@@ -18,6 +18,7 @@ import hashlib
 import json
 import math
 from collections.abc import Hashable
+from datetime import UTC, datetime
 from typing import Any
 
 from sluice.api.errors import ApiError
@@ -96,6 +97,15 @@ def resolve_fraction(value: Any, total: int, round_up: bool) -> int:
     if isinstance(value, str) and value.isdigit():
         return int(value)
     return 0
+
+
+def _epoch(value: Any) -> float | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
+    except ValueError:
+        return None
 
 
 def _revision(rs: Obj) -> int:
@@ -208,8 +218,18 @@ class DeploymentController:
                 old = self._scale_old(d, new, old, desired)
             self._sync_revision(d, new)
             self._cleanup(d, old)
-        self._update_status(d, new, self.owned(d), created)
-        return None
+        else:
+            # Paused (`kubectl rollout pause`): no new revision rolls out, but scaling still applies to the one
+            # active (or else the latest) ReplicaSet, as kube's FindActiveOrLatest.
+            active_rs = [rs for rs in all_rs if _replicas(rs)]
+            target = active_rs[0] if len(active_rs) == 1 else None
+            if not active_rs and all_rs:
+                target = max(all_rs, key=_revision)
+            if target is not None:
+                surge, _ = _fenceposts(spec, desired)
+                scaled = self._scale(d, target, desired, desired + surge)
+                new = scaled if target is new else new
+        return self._update_status(d, new, self.owned(d), created)
 
     def _initial_new_replicas(self, d: Obj, old: list[Obj]) -> int:
         spec = d.get("spec") or {}
@@ -389,7 +409,8 @@ class DeploymentController:
             self.replicasets.forget(m.get("namespace", ""), m["name"])
 
     # ------------------------------------------------------------------ status
-    def _update_status(self, d: Obj, new: Obj | None, all_rs: list[Obj], created: bool) -> None:
+    def _update_status(self, d: Obj, new: Obj | None, all_rs: list[Obj], created: bool) -> float | None:
+        """Write the status summed from the ReplicaSets; returns when to look again for the progress deadline."""
         assert self.deploy_rt is not None
         spec = d.get("spec") or {}
         desired = int(spec.get("replicas", 1))
@@ -414,12 +435,43 @@ class DeploymentController:
 
         is_available = available >= desired - max_unavailable
         rs_name = new["metadata"]["name"] if new is not None else d["metadata"]["name"]
+        prev_progress = old_conditions.get("Progressing") or {}
+        # kube's DeploymentProgressing: more updated/ready/available pods, or fewer old ones.
+        progressed = created or updated > int(old_status.get("updatedReplicas") or 0) \
+            or ready > int(old_status.get("readyReplicas") or 0) \
+            or available > int(old_status.get("availableReplicas") or 0) \
+            or replicas - updated < int(old_status.get("replicas") or 0) - int(old_status.get("updatedReplicas") or 0)
+        requeue: float | None = None
+        progress_status = "True"
+        refresh = progressed
         if complete:
             progressing = ("NewReplicaSetAvailable", f'ReplicaSet "{rs_name}" has successfully progressed.')
+        elif spec.get("paused"):
+            progress_status, progressing = "Unknown", ("DeploymentPaused", "Deployment is paused")
         elif created:
             progressing = ("NewReplicaSetCreated", f'Created new replica set "{rs_name}"')
+        elif progressed or not prev_progress or prev_progress.get("reason") in ("DeploymentPaused",
+                                                                                "NewReplicaSetAvailable"):
+            progressing, refresh = ("ReplicaSetUpdated", f'ReplicaSet "{rs_name}" is progressing.'), True
         else:
-            progressing = ("ReplicaSetUpdated", f'ReplicaSet "{rs_name}" is progressing.')
+            progressing = (str(prev_progress.get("reason")), str(prev_progress.get("message")))
+            progress_status = str(prev_progress.get("status"))
+            since = _epoch(prev_progress.get("lastUpdateTime"))
+            deadline = int(spec.get("progressDeadlineSeconds") or 600)
+            if progress_status == "True" and since is not None:
+                left = since + deadline - datetime.now(UTC).timestamp()
+                if left <= 0:
+                    progress_status = "False"
+                    progressing = ("ProgressDeadlineExceeded", f'ReplicaSet "{rs_name}" has timed out progressing.')
+                else:
+                    requeue = left + 0.5
+
+        def progressing_condition() -> Obj:
+            cond = condition("Progressing", progress_status, *progressing)
+            if refresh:
+                cond["lastUpdateTime"] = ts
+            return cond
+
         status: Obj = {
             "observedGeneration": d["metadata"].get("generation", 1),
             "replicas": replicas,
@@ -431,7 +483,7 @@ class DeploymentController:
                           "MinimumReplicasAvailable" if is_available else "MinimumReplicasUnavailable",
                           "Deployment has minimum availability." if is_available
                           else "Deployment does not have minimum availability."),
-                condition("Progressing", "True", *progressing),
+                progressing_condition(),
             ],
         }
         if total_spec - available > 0:
@@ -446,8 +498,9 @@ class DeploymentController:
         same_conditions = [(c["type"], c["status"], c["reason"]) for c in status["conditions"]] == \
             [(c.get("type"), c.get("status"), c.get("reason")) for c in old_status.get("conditions") or []]
         if cmp_old == cmp_new and same_conditions:
-            return
+            return requeue
         self._write_status(d, status)
+        return requeue
 
     def _write_status(self, d: Obj, status: Obj) -> None:
         assert self.deploy_rt is not None
