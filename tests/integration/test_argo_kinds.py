@@ -168,6 +168,13 @@ BAD_ROLLOUTS = [
     (lambda s, c: s["strategy"].pop("canary"),
      "spec.strategy.strategy: Required value: Rollout has missing field '.spec.strategy.canary or "
      ".spec.strategy.blueGreen'"),
+    (lambda s, c: c["steps"].append({"analysis": {"templates": [{"templateName": "success-rate"}], "args": [
+        {"name": "service-name", "valueFrom": {"fieldRef": {"fieldPath": "metadata.creationTimestamp"}}}]}}),
+     "spec.strategy.steps[2].analyses: Invalid value: "),
+    (lambda s, c: _set(s, workloadRef={"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"}),
+     "spec.template: Internal error: template must be empty for workload reference rollout"),
+    (lambda s, c: _set(s, progressDeadlineSeconds=10, minReadySeconds=10),
+     "spec.progressDeadlineSeconds: Invalid value: 10: must be greater than minReadySeconds"),
     (lambda s, c: _set(c, scaleDownDelaySeconds=5, dynamicStableScale=True),
      "spec.strategy.dynamicStableScale: Invalid value: true: Canary dynamicStableScale cannot be used with "
      "scaleDownDelaySeconds"),
@@ -180,6 +187,15 @@ def test_bad_rollouts_are_rejected_with_argos_messages(daemon: Daemon, change: A
     assert cp.returncode != 0
     assert 'The Rollout "bad" is invalid' in cp.stderr and message in cp.stderr, cp.stderr
     assert "Warning" not in cp.stderr
+
+
+def test_workload_ref_rollout_needs_no_selector_or_template(daemon: Daemon) -> None:
+    ro = rollout_of("istio-host-split.yaml")
+    ro["metadata"]["name"] = "by-ref"
+    del ro["spec"]["selector"], ro["spec"]["template"]
+    ro["spec"]["workloadRef"] = {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web", "scaleDown": "never"}
+    cp = ok(kubectl(daemon, "apply", "-n", "default", "-f", "-", input=json.dumps(ro)))
+    assert cp.stdout.strip() == "rollout.argoproj.io/by-ref created" and 'Warning: Rollout "by-ref"' in cp.stderr
 
 
 def test_bad_subset_rule_and_pod_template(daemon: Daemon) -> None:
