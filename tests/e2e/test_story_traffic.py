@@ -112,7 +112,9 @@ def test_describe_shows_pod_and_deployment_events(mesh: Mesh) -> None:
     out = mesh.kubectl("describe", "pod", pod).stdout
     assert "Started container ratings" in out and "Started container istio-proxy" in out
     assert "Scheduled" in out
-    assert "Created pod: ratings-v1-" in mesh.kubectl("describe", "deployment", "ratings-v1").stdout
+    # As in kube: the Deployment scales a ReplicaSet, the ReplicaSet creates the pods.
+    assert "Scaled up replica set ratings-v1-" in mesh.kubectl("describe", "deployment", "ratings-v1").stdout
+    assert "Created pod: ratings-v1-" in mesh.kubectl("describe", "rs", "-l", "app=ratings").stdout
 
 
 @pytest.mark.istio_task("traffic-management/traffic-shifting", "Traffic Shifting")

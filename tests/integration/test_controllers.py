@@ -70,7 +70,8 @@ def test_deployment_creates_pods_and_reports_status(api: client.ApiClient) -> No
     h = hashes.pop()
     for p in pods:
         assert p.metadata.name.startswith(f"web-{h}-")
-        assert p.metadata.owner_references[0].kind == "Deployment" and p.metadata.owner_references[0].controller
+        owner = p.metadata.owner_references[0]
+        assert (owner.kind, owner.name, owner.controller) == ("ReplicaSet", f"web-{h}", True)
     for p in pods:
         make_ready(core, p)
     wait_for(lambda: (apps.read_namespaced_deployment("web", NS).status.available_replicas or 0) == 3)
@@ -169,8 +170,8 @@ def test_events_show_in_describe(daemon: Daemon, api: client.ApiClient) -> None:
         return subprocess.run([str(kube), f"--cache-dir={daemon.home}/kc", "-n", NS, "describe", "deployment", "ev"],
                               env=daemon.env, capture_output=True, text=True).stdout
 
-    wait_for(lambda: "SuccessfulCreate" in described())
-    assert "Created pod: ev-" in described()
+    wait_for(lambda: "ScalingReplicaSet" in described())
+    assert "Scaled up replica set ev-" in described()
     events = json.loads(subprocess.run([str(kube), f"--cache-dir={daemon.home}/kc", "-n", NS, "get", "events",
                                         "-o", "json"], env=daemon.env, capture_output=True, text=True).stdout)
     assert any(e["involvedObject"]["name"] == "ev" for e in events["items"])

@@ -8,7 +8,7 @@ from typing import Any
 import yaml
 
 from sluice.api import openapi
-from sluice.resources.kinds import ISTIO_GROUP, KINDS
+from sluice.resources.kinds import KINDS
 
 # ---------------------------------------------------------------- a tiny protobuf decoder
 
@@ -81,7 +81,7 @@ def test_v2_has_every_kind_and_version_with_gvk() -> None:
     defs = definitions()
     for k in KINDS:
         for v in k.versions:
-            prefix = "io.istio.networking" if k.group == ISTIO_GROUP else f"io.k8s.api.{k.group or 'core'}"
+            prefix = ".".join(reversed(k.group.split("."))) if "." in k.group else f"io.k8s.api.{k.group or 'core'}"
             name = f"{prefix}.{v}.{k.kind}"
             assert name in defs, name
             assert vendor(defs[name])["x-kubernetes-group-version-kind"] == [
@@ -135,7 +135,8 @@ def test_v2_patch_paths_carry_gvk_field_validation_and_consumes() -> None:
 def test_v3_index_lists_every_group_version_with_stable_hash() -> None:
     idx = openapi.openapi_v3_index()
     assert set(idx["paths"]) == {"api/v1", "apis/apps/v1", "apis/networking.istio.io/v1",
-                                 "apis/networking.istio.io/v1beta1", "apis/networking.istio.io/v1alpha3"}
+                                 "apis/networking.istio.io/v1beta1", "apis/networking.istio.io/v1alpha3",
+                                 "apis/argoproj.io/v1alpha1"}
     url = idx["paths"]["apis/apps/v1"]["serverRelativeURL"]
     assert url.startswith("/openapi/v3/apis/apps/v1?hash=")
     assert openapi.openapi_v3_index() == idx
@@ -159,7 +160,7 @@ def test_v3_documents_have_patch_gvk_and_field_validation() -> None:
             content = set(op["requestBody"]["content"])
             assert {"application/json-patch+json", "application/merge-patch+json"} <= content
             assert ("application/strategic-merge-patch+json" in content) == k.builtin
-            prefix = "io.istio.networking" if k.group == ISTIO_GROUP else f"io.k8s.api.{k.group or 'core'}"
+            prefix = ".".join(reversed(k.group.split("."))) if "." in k.group else f"io.k8s.api.{k.group or 'core'}"
             schema = doc["components"]["schemas"][f"{prefix}.{v}.{k.kind}"]
             assert schema["x-kubernetes-group-version-kind"] == [{"group": k.group, "kind": k.kind, "version": v}]
             ops = {m for item in doc["paths"].values() for m in item if m != "parameters"}

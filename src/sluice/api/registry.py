@@ -22,7 +22,7 @@ from sluice.api import decoding, selectors
 from sluice.api import patch as patching
 from sluice.api.errors import ApiError
 from sluice.resources import defaults, injection, loadbalancer
-from sluice.resources.kinds import ResourceType, by_kind, by_plural
+from sluice.resources.kinds import ARGO_GROUP, ResourceType, by_kind, by_plural
 from sluice.store import sqlite
 from sluice.store.sqlite import Store, Tx
 from sluice.validation import metadata as meta_validation
@@ -559,7 +559,7 @@ class Registry:
     def _admit(self, rt: ResourceType, version: str, obj: Obj, old: Obj | None, field_validation: str) -> list[str]:
         from sluice import meshconfig
         from sluice.resources import schema as schemas
-        from sluice.validation import istio, structural
+        from sluice.validation import argo, istio, structural
 
         name = str(_meta(obj).get("name") or _meta(obj).get("generateName") or "")
         if rt.kind == "Secret":
@@ -598,6 +598,10 @@ class Registry:
                 # accepted, but nothing may be silently ignored: name what the mesh will not apply
                 warnings.extend(programmed.warnings(rt.kind, obj))
             warnings.extend(meshconfig.problems(rt.kind, obj))  # the `istio` ConfigMap's MeshConfig YAML
+            if rt.group == ARGO_GROUP:
+                a = argo.validate(rt.kind, obj)
+                errors.extend(a.errors)
+                warnings.extend(a.warnings)
         if errors:
             raise ApiError.invalid(rt, name, errors)
         return warnings

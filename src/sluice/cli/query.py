@@ -119,7 +119,7 @@ def stat_cmd(window: str) -> None:
     rows = [["NAME", "MESHED", "SUCCESS", "RPS", "LATENCY_P50", "LATENCY_P95", "LATENCY_P99"]]
     for d in deployments:
         name = d["metadata"]["name"]
-        mine = [p for p in pods if any(r.get("name") == name for r in p["metadata"].get("ownerReferences") or [])]
+        mine = [p for p in pods if _owned_by(p, name)]
         meshed = sum(1 for p in mine if any(c.get("name") == "istio-proxy" for c in p["spec"].get("containers", [])))
         v = values.get(name, {})
         rows.append([name, f"{meshed}/{len(mine)}", _fmt(v.get("success"), "success"), _fmt(v.get("rps"), "rps"),
@@ -128,6 +128,12 @@ def stat_cmd(window: str) -> None:
         click.echo(f"No resources found in {ns} namespace.", err=True)
         return
     click.echo("\n".join(layout(rows)))
+
+
+def _owned_by(pod: dict[str, Any], deployment: str) -> bool:
+    """The pod's ReplicaSet is one of `deployment`'s (`<deployment>-<pod-template-hash>`)."""
+    h = (pod["metadata"].get("labels") or {}).get("pod-template-hash")
+    return any(r.get("name") in (deployment, f"{deployment}-{h}") for r in pod["metadata"].get("ownerReferences") or [])
 
 
 COMMANDS = [query_cmd, stat_cmd]

@@ -43,6 +43,15 @@ class Informer:
     def list(self, namespace: str | None = None) -> list[Obj]:
         return [o for (ns, _), o in sorted(self.cache.items()) if namespace is None or ns == namespace]
 
+    def remember(self, obj: Obj) -> None:
+        """Write-through after the controller's own write, so its next reconcile sees what it just did even
+        before the watch event arrives (events older than the cached object are then skipped)."""
+        m = obj["metadata"]
+        self.cache[(m.get("namespace") or "", m["name"])] = obj
+
+    def forget(self, namespace: str, name: str) -> None:
+        self.cache.pop((namespace, name), None)
+
     def _emit(self, typ: str, obj: Obj, prev: Obj | None) -> None:
         for h in self.handlers:
             try:
@@ -88,5 +97,14 @@ class Informer:
             self.cache.pop(key, None)
             self._emit("DELETED", ev.object, prev)
         else:
+            if prev is not None and _rv(prev) > _rv(ev.object):
+                return  # already remembered a newer version written by this process
             self.cache[key] = ev.object
             self._emit("ADDED" if prev is None else "MODIFIED", ev.object, prev)
+
+
+def _rv(obj: Obj) -> int:
+    try:
+        return int(obj["metadata"].get("resourceVersion") or 0)
+    except (TypeError, ValueError):
+        return 0

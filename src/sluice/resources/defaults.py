@@ -67,6 +67,18 @@ def _deployment(obj: Obj) -> None:
             _pod_spec(tmpl["spec"])
 
 
+def _replicaset(obj: Obj) -> None:
+    spec = obj.setdefault("spec", {})
+    if not isinstance(spec, dict):
+        return
+    spec.setdefault("replicas", 1)
+    tmpl = spec.get("template")
+    if isinstance(tmpl, dict):
+        tmpl.setdefault("metadata", {})
+        if isinstance(tmpl.get("spec"), dict):
+            _pod_spec(tmpl["spec"])
+
+
 def _service(obj: Obj) -> None:
     spec = obj.setdefault("spec", {})
     if not isinstance(spec, dict):
@@ -102,6 +114,7 @@ def _secret(obj: Obj) -> None:
 
 _DEFAULTERS = {
     ("apps", "Deployment"): _deployment,
+    ("apps", "ReplicaSet"): _replicaset,
     ("", "Service"): _service,
     ("", "Namespace"): _namespace,
     ("", "Pod"): _pod,

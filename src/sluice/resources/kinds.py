@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["ResourceType", "KINDS", "ISTIO_GROUP", "ISTIO_VERSIONS", "by_plural", "by_kind", "lookup"]
+__all__ = ["ResourceType", "KINDS", "ISTIO_GROUP", "ISTIO_VERSIONS", "ARGO_GROUP", "by_plural", "by_kind", "lookup"]
 
 ISTIO_GROUP = "networking.istio.io"
 # v1 first: it is the preferred version; one stored object is served at every version.
 ISTIO_VERSIONS = ("v1", "v1beta1", "v1alpha3")
+ARGO_GROUP = "argoproj.io"  # Argo Rollouts' CRDs, served at v1alpha1 only
 ALL_VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
 
 
@@ -26,7 +27,7 @@ class ResourceType:
     namespaced: bool = True
     short_names: tuple[str, ...] = ()
     categories: tuple[str, ...] = ()
-    builtin: bool = True  # built-in kinds accept strategic merge patch; Istio (CRD) kinds answer 415
+    builtin: bool = True  # built-in kinds accept strategic merge patch; CRD kinds (Istio, Argo) answer 415
     subresources: tuple[str, ...] = ()  # "status", "scale", "log", "exec", "attach", "portforward"
     verbs: tuple[str, ...] = ALL_VERBS
     has_spec: bool = True  # generation is bumped on spec changes only
@@ -69,6 +70,21 @@ def _istio(kind: str, plural: str, short: str) -> ResourceType:
     )
 
 
+def _argo(kind: str, plural: str, short: str, *, namespaced: bool = True,
+          subresources: tuple[str, ...] = ()) -> ResourceType:
+    return ResourceType(
+        group=ARGO_GROUP,
+        versions=("v1alpha1",),
+        kind=kind,
+        plural=plural,
+        singular=kind.lower(),
+        namespaced=namespaced,
+        short_names=(short,),
+        builtin=False,
+        subresources=subresources,
+    )
+
+
 KINDS: tuple[ResourceType, ...] = (
     ResourceType("", ("v1",), "Namespace", "namespaces", "namespace", namespaced=False, short_names=("ns",),
                  subresources=("status",), verbs=("create", "delete", "get", "list", "patch", "update", "watch")),
@@ -84,10 +100,17 @@ KINDS: tuple[ResourceType, ...] = (
     ResourceType("", ("v1",), "Event", "events", "event", short_names=("ev",), has_spec=False),
     ResourceType("apps", ("v1",), "Deployment", "deployments", "deployment", short_names=("deploy",),
                  categories=("all",), subresources=("status", "scale")),
+    ResourceType("apps", ("v1",), "ReplicaSet", "replicasets", "replicaset", short_names=("rs",),
+                 categories=("all",), subresources=("status", "scale")),
     _istio("VirtualService", "virtualservices", "vs"),
     _istio("DestinationRule", "destinationrules", "dr"),
     _istio("Gateway", "gateways", "gw"),
     _istio("ServiceEntry", "serviceentries", "se"),
+    _argo("Rollout", "rollouts", "ro", subresources=("status", "scale")),
+    _argo("AnalysisTemplate", "analysistemplates", "at"),
+    _argo("ClusterAnalysisTemplate", "clusteranalysistemplates", "cat", namespaced=False),
+    _argo("AnalysisRun", "analysisruns", "ar"),  # no status subresource: Argo's controller writes the object
+    _argo("Experiment", "experiments", "exp"),
 )
 
 _BY_GROUP_PLURAL = {(k.group, k.plural): k for k in KINDS}

@@ -120,6 +120,7 @@ def _col(name: str, description: str, type_: str = "string", priority: int = 0) 
 
 _AGE: Final = _col("Age", _AGE_DOC)
 _CRD_AGE: Final = _col("Age", _CRD_AGE_DOC, "date")
+_ARGO_AGE: Final = _col("Age", "Time since resource was created", "date")
 _CONTAINERS: Final = _col("Containers", "Names of each container in the template.", priority=1)
 _IMAGES: Final = _col("Images", "Images referenced by each container in the template.", priority=1)
 
@@ -148,6 +149,16 @@ _COLUMNS: Final[dict[str, tuple[_Col, ...]]] = {
         _CONTAINERS,
         _IMAGES,
         _col("Selector", "Label selector for pods. Existing ReplicaSets whose pods are selected by this will be the ones affected by this deployment.", priority=1),
+    ),
+    "ReplicaSet": (
+        _name(),
+        _col("Desired", "Replicas is the number of desired pods. This is a pointer to distinguish between explicit zero and unspecified. Defaults to 1. More info: https://kubernetes.io/docs/concepts/workloads/controllers/replicaset/#what-is-a-replicaset", "integer"),
+        _col("Current", "Replicas is the most recently observed number of non-terminating pods. More info: https://kubernetes.io/docs/concepts/workloads/controllers/replicaset/#what-is-a-replicaset", "integer"),
+        _col("Ready", "The number of non-terminating pods targeted by this ReplicaSet with a Ready Condition.", "integer"),
+        _AGE,
+        _CONTAINERS,
+        _IMAGES,
+        _col("Selector", "Selector is a label query over pods that should match the replica count. Label keys and values that must match in order to be controlled by this replica set. It must match the pod template's labels. More info: https://kubernetes.io/docs/concepts/overview/working-with-objects/labels/#label-selectors", priority=1),
     ),
     "Service": (
         _name(),
@@ -221,6 +232,21 @@ _COLUMNS: Final[dict[str, tuple[_Col, ...]]] = {
         _col("Resolution", "Service resolution mode for the hosts (NONE, STATIC, or DNS)"),
         _CRD_AGE,
     ),
+    # Argo Rollouts CRDs (manifests/crds/*.yaml additionalPrinterColumns).
+    "Rollout": (
+        _name(),
+        _col("Desired", "Number of desired pods", "integer"),
+        _col("Current", "Total number of non-terminated pods targeted by this rollout", "integer"),
+        _col("Up-to-date", "Total number of non-terminated pods targeted by this rollout that have the desired "
+             "template spec", "integer"),
+        _col("Available", "Total number of available pods (ready for at least minReadySeconds) targeted by this "
+             "rollout", "integer"),
+        _ARGO_AGE,
+    ),
+    "AnalysisTemplate": (_name(), _ARGO_AGE),
+    "ClusterAnalysisTemplate": (_name(), _ARGO_AGE),
+    "AnalysisRun": (_name(), _col("Status", "AnalysisRun status"), _ARGO_AGE),
+    "Experiment": (_name(), _col("Status", "Experiment status"), _ARGO_AGE),
 }
 _DEFAULT_COLUMNS: Final = (_name(), _CRD_AGE)  # Gateway and any kind without printer columns
 
@@ -234,6 +260,10 @@ _CRD_PATHS: Final[dict[str, tuple[tuple[str, ...], ...]]] = {
         ("spec", "resolution"),
         ("metadata", "creationTimestamp"),
     ),
+    "Rollout": (("spec", "replicas"), ("status", "replicas"), ("status", "updatedReplicas"),
+                ("status", "availableReplicas"), ("metadata", "creationTimestamp")),
+    "AnalysisRun": (("status", "phase"), ("metadata", "creationTimestamp")),
+    "Experiment": (("status", "phase"), ("metadata", "creationTimestamp")),
 }
 
 _KIND_ALIASES: Final = {k.lower(): k for k in (*_COLUMNS, "Gateway")}
@@ -440,6 +470,26 @@ def _deployment_cells(obj: Mapping[str, Any], now: datetime) -> list[Any]:
     ]
 
 
+def _replicaset_cells(obj: Mapping[str, Any], now: datetime) -> list[Any]:
+    spec, status = _map(obj.get("spec")), _map(obj.get("status"))
+    names, images = _layout_containers(_list(_get(spec, "template", "spec", "containers")))
+    raw_selector = spec.get("selector")
+    try:
+        selector = str(from_label_selector_dict(raw_selector if isinstance(raw_selector, Mapping) else None))
+    except SelectorError:
+        selector = "<invalid>"
+    return [
+        _name_of(obj),
+        _int(spec.get("replicas"), 1) if "replicas" in spec else 1,
+        _int(status.get("replicas")),
+        _int(status.get("readyReplicas")),
+        _age(obj, now),
+        names,
+        images,
+        selector,
+    ]
+
+
 def _service_external_ip(spec: Mapping[str, Any], status: Mapping[str, Any]) -> str:
     external = [x for x in _list(spec.get("externalIPs")) if isinstance(x, str)]
     type_ = spec.get("type")
@@ -577,6 +627,8 @@ def _crd_cells(kind: str, obj: Mapping[str, Any], now: datetime) -> list[Any]:
         value = _get(obj, *path)
         if col["type"] == "date":
             cells.append(None if value is None else _since(value, now) if parse_time(value) else "<invalid>")
+        elif col["type"] == "integer":  # apiextensions keeps non-string cells as the JSON value
+            cells.append(value)
         else:
             cells.append(_jsonpath_text(value))
     return cells
@@ -591,6 +643,7 @@ def _simple(fn: Callable[[Mapping[str, Any], datetime], list[Any]]) -> Callable[
 _ROWS: Final[dict[str, Callable[[Mapping[str, Any], datetime], tuple[list[Any], list[dict[str, Any]]]]]] = {
     "Pod": _pod_cells,
     "Deployment": _simple(_deployment_cells),
+    "ReplicaSet": _simple(_replicaset_cells),
     "Service": _simple(_service_cells),
     "Endpoints": _simple(lambda o, now: [_name_of(o), format_endpoints(o), _age(o, now)]),
     "Namespace": _simple(lambda o, now: [_name_of(o), _str(_get(o, "status", "phase")), _age(o, now)]),

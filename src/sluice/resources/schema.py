@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from sluice.resources.kinds import ISTIO_GROUP, KINDS
+from sluice.resources.kinds import ARGO_GROUP, ISTIO_GROUP, KINDS
 
 __all__ = ["schema_for", "definition_name", "field_schema", "schema_kinds", "SchemaNotFound"]
 
@@ -90,6 +90,8 @@ def _built(group: str, kind: str) -> Schema:
     defs: dict[str, Any] = dict(_load("common.yaml")["definitions"])
     if group == ISTIO_GROUP:
         defs.update(_load("istio_common.yaml")["definitions"])
+    if group == ARGO_GROUP:
+        defs.update(_load("argo_common.yaml")["definitions"])
     defs.update(doc.get("definitions") or {})
     props: dict[str, Any] = copy.deepcopy(_OBJECT_TOP)
     props["metadata"] = {**_resolve({"$ref": "ObjectMeta"}, defs),
@@ -115,8 +117,8 @@ def schema_kinds() -> list[tuple[str, str]]:
 def definition_name(group: str, version: str, kind: str) -> str:
     """The Kubernetes-style OpenAPI definition name: `io.k8s.api.core.v1.Pod`,
     `io.k8s.api.apps.v1.Deployment`, `io.istio.networking.v1beta1.VirtualService`."""
-    if group == ISTIO_GROUP:
-        return f"io.istio.networking.{version}.{kind}"
+    if "." in group:  # a CRD group: its name reversed, as kube-apiserver publishes CRD schemas
+        return f"{'.'.join(reversed(group.split('.')))}.{version}.{kind}"
     return f"io.k8s.api.{group or 'core'}.{version}.{kind}"
 
 

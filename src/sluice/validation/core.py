@@ -1,4 +1,5 @@
-"""Semantic checks for the built-in kinds (Deployment, Pod, Service, Secret), with kube-apiserver's messages.
+"""Semantic checks for the built-in kinds (Deployment, ReplicaSet, Pod, Service, Secret), with kube-apiserver's
+messages.
 
 Called by the API registry on every write after the structural schema check passed.
 """
@@ -49,6 +50,7 @@ def _containers(spec: Any, path: Path) -> list[FieldError]:
 
 
 def _deployment(obj: Obj, old: Obj | None) -> list[FieldError]:
+    """Deployment and ReplicaSet specs share these rules (selector, replicas, template)."""
     errs: list[FieldError] = []
     spec = obj.get("spec")
     p = Path("spec")
@@ -139,7 +141,7 @@ def _secret(obj: Obj, old: Obj | None) -> list[FieldError]:
     return errs
 
 
-_VALIDATORS = {"Deployment": _deployment, "Pod": _pod, "Service": _service, "Secret": _secret}
+_VALIDATORS = {"Deployment": _deployment, "ReplicaSet": _deployment, "Pod": _pod, "Service": _service, "Secret": _secret}
 
 
 def validate(kind: str, obj: Obj, old: Obj | None) -> list[FieldError]:

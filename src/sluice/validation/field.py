@@ -31,6 +31,7 @@ class ErrorType(enum.Enum):
     TOO_LONG = ("FieldValueTooLong", "Too long")
     TOO_MANY = ("FieldValueTooMany", "Too many")
     TYPE_INVALID = ("FieldValueTypeInvalid", "Invalid value")
+    INTERNAL = ("InternalError", "Internal error")
 
     @property
     def reason(self) -> str:
@@ -97,6 +98,10 @@ class FieldError:
     @classmethod
     def forbidden(cls, path: str, detail: str) -> FieldError:
         return cls(ErrorType.FORBIDDEN, path, OMITTED, detail)
+
+    @classmethod
+    def internal(cls, path: str, detail: str) -> FieldError:
+        return cls(ErrorType.INTERNAL, path, OMITTED, detail)
 
     @classmethod
     def duplicate(cls, path: str, value: Any) -> FieldError:
