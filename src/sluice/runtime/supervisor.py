@@ -26,7 +26,8 @@ from typing import Any
 
 from sluice.runtime import logfiles, procs
 from sluice.runtime.images import ImageError
-from sluice.runtime.probes import ProbeLoop, ProbeSpec, http_ok, run_probe
+from sluice.runtime.netns.dial import Endpoint
+from sluice.runtime.probes import ProbeLoop, ProbeSpec, endpoint_ok, run_probe
 
 __all__ = ["Launch", "Exit", "ContainerFiles", "Supervisor", "BackOff"]
 
@@ -42,7 +43,8 @@ class Launch:
     cwd: str
     image_id: str
     probe_host: str  # where httpGet/tcpSocket probes connect (the app address)
-    ready_url: tuple[str, int, str] | None = None  # the sidecar's implicit readiness check (Envoy /ready)
+    # The sidecar's implicit readiness check: its Envoy admin (host and port, or a Unix socket) and `/ready`.
+    ready_url: tuple[Endpoint, str] | None = None
     netns: str | None = None  # the pod's network namespace (netns mode): probes connect from inside it
     wrapper: tuple[str, ...] = ()  # argv prefix that enters the pod's sandbox before exec'ing `argv`
 
@@ -395,9 +397,9 @@ class Supervisor:
             if isinstance(readiness, dict):
                 self._probes.append(asyncio.create_task(loop(readiness, self._readiness).run()))
             elif launch.ready_url is not None:
-                host, port, path = launch.ready_url
+                admin, path = launch.ready_url
                 spec = ProbeSpec({}, period=0.5, timeout=1.0, failure_threshold=3)
-                check = ProbeLoop(spec, lambda: http_ok(host, port, path, timeout=1.0, netns=launch.netns),
+                check = ProbeLoop(spec, lambda: endpoint_ok(admin, path, timeout=1.0, netns=launch.netns),
                                   self._readiness)
                 self._probes.append(asyncio.create_task(check.run()))
             else:
