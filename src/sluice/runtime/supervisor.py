@@ -452,10 +452,14 @@ class Supervisor:
     def _kill_now(self, target: procs.ProcRef) -> None:
         child = self.files.child(self.attempt)
         if child is None:
-            # Not recorded yet: the shim may have forked a moment ago; its children are listed in /proc.
+            # Not recorded yet: the shim may have forked a moment ago; its children are listed in /proc. Freeze it
+            # first, so it cannot fork between that read and its death (the child would be left to init).
+            target.signal(signal.SIGSTOP)
             with contextlib.suppress(OSError):
                 for pid in Path(f"/proc/{target.pid}/task/{target.pid}/children").read_text().split():
-                    procs.kill_group(procs.ProcRef.of(int(pid)))
+                    ref = procs.ProcRef.of(int(pid))
+                    procs.kill_group(ref)
+                    ref.signal(signal.SIGKILL)  # not yet its own group's leader when it is that young
         else:
             procs.kill_group(child[0])
         target.signal(signal.SIGKILL)

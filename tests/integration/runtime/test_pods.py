@@ -242,6 +242,8 @@ async def test_namespace_deletion_stops_pods(cluster: Cluster, tmp_path: Path) -
                    ns="gone")
     await wait_until(lambda: cluster.ready("inns", "gone"))
     ip = cluster.status("inns", "gone")["podIP"]
+    # Ready (no probe) means started; the app has its SIGTERM handler once it listens.
+    await wait_until(lambda: listening(ip, 8085))
     ns_rt = by_kind("", "Namespace")
     assert ns_rt is not None
     cluster.registry.delete(ns_rt, "v1", None, "gone", {})
