@@ -68,7 +68,7 @@ async def test_sigterm_between_fork_and_record_stops_the_program(tmp_path: Path)
         try:
             os.kill(shim.pid, signal.SIGTERM)  # what the kubelet sends to stop the container
             os.kill(shim.pid, signal.SIGCONT)
-            await wait_until(lambda: not _alive(child), timeout=10)
+            await wait_until(lambda c=child: not _alive(c), timeout=10)
             assert shim.wait(10) == 0
             # The run is on record as ended by SIGTERM, as for any stopped container.
             code, sig, _ = (directory / "0.exit").read_text().split()
