@@ -175,6 +175,17 @@ def test_netns_admin_answers_inside_the_pod_only(admin_mesh: Mesh) -> None:
                            "-o", "/dev/null", "-w", "%{http_code}", f"http://{ip}:{mesh.PROXY_ADMIN_PORT}{path}",
                            check=False)
             assert cp.stdout.strip() != "200", (ip, method, cp.stdout, cp.stderr)
+    # Istio's own open ports into admin (15090 /stats/prometheus, 15021 /healthz/ready) answer just those paths:
+    # a path that climbs out of them reaches no other admin handler.
+    ip = details["status"]["podIP"]
+    for url in (f"http://{ip}:15090/stats/prometheus/../../quitquitquit",
+                f"http://{ip}:15021/healthz/ready/../../quitquitquit"):
+        cp = m.kubectl("exec", "-n", NS, "deploy/sleep", "--", "curl", "-s", "--max-time", "5", "--path-as-is",
+                       "-X", "POST", "-o", "/dev/null", "-w", "%{http_code}", url, check=False)
+        assert cp.stdout.strip() != "200", (url, cp.stdout, cp.stderr)
+    cp = m.kubectl("exec", "-n", NS, "deploy/sleep", "--", "curl", "-s", "--max-time", "5", "-o", "/dev/null",
+                   "-w", "%{http_code}", f"http://{ip}:15021/healthz/ready", check=False)
+    assert cp.stdout.strip() == "200", cp.stdout + cp.stderr  # what they are for still works
     # Both Envoys are still the ones that started, and still ready.
     for before, after in ((details, m.pod(NS, "app=details")), (gateway, m.pod(GW_NS, "istio=ingressgateway"))):
         [proxy] = [c for c in after["status"]["containerStatuses"] if c["name"] == mesh.SIDECAR_CONTAINER]

@@ -83,14 +83,14 @@ class PodContext:
     bootstrap_factory: proxy.BootstrapFactory | None
     proxy_ca: proxy.ProxyIssuer | None
     configmaps: Callable[[str, str], Obj | None]
+    # loopback mode: pod IP -> the Unix socket its proxy's Envoy admin listens on (netns mode: 127.0.0.1:15000
+    # inside the pod, as Istio's sidecar)
+    admin_socket: Callable[[str], Path]
     events: EventRecorder | None = None
     network: PodNetwork | None = None  # netns mode: the node network pods join; None in loopback mode
     # The Services whose variables a pod of a namespace gets (its namespace's, and default/kubernetes).
     services: Callable[[str], list[Obj]] | None = None
     log_rotation: LogRotation = field(default_factory=LogRotation)  # kubelet's containerLogMaxSize/MaxFiles
-    # loopback mode: pod IP -> the Unix socket its proxy's Envoy admin listens on (netns mode: 127.0.0.1:15000
-    # inside the pod, as Istio's sidecar); None only where no daemon lays out its state (never in practice).
-    admin_socket: Callable[[str], Path] | None = None
 
 
 class PodWorker:
@@ -172,8 +172,6 @@ class PodWorker:
         to every local program and web page)."""
         if self.ctx.network is not None:
             return ("127.0.0.1", proxy.ADMIN_PORT)
-        if self.ctx.admin_socket is None:
-            return (self.ip, proxy.ADMIN_PORT)
         return str(self.ctx.admin_socket(self.ip))
 
     def remove_admin_socket(self) -> None:
