@@ -252,10 +252,10 @@ def test_exec_deploy_svc_default_container_and_sidecar(k: Kubectl) -> None:
     assert host.startswith("sleeper-") and bind
     assert "Defaulted container" not in cp.stderr  # the injector's default-container annotation picks the app
     # The sidecar's own environment (no SLUICE_BIND), and its admin: on the pod's localhost:15000 in netns mode,
-    # on a Unix socket only the daemon's user opens in loopback mode.
-    admin = f"{k.daemon.home}/runtime/admin/$POD_IP.sock"
+    # on a Unix socket only the daemon's user opens in loopback mode ($SLUICE_ADMIN_SOCKET).
     cp = k("exec", "-n", NS, "deploy/sleeper", "-c", "istio-proxy", "--", "sh", "-c",
-           f"printenv SLUICE_BIND; curl -s localhost:15000/ready || curl -s --unix-socket {admin} localhost/ready")
+           'printenv SLUICE_BIND; curl -s localhost:15000/ready || curl -s --unix-socket "$SLUICE_ADMIN_SOCKET" '
+           "localhost/ready")
     assert cp.stdout.strip() == "LIVE", cp.stderr
     cp = k("exec", "-n", NS, "svc/web", "-c", "two", "--", "sh", "-c", "echo $HOSTNAME", check=True)
     assert cp.stdout == "web\n"

@@ -39,10 +39,11 @@ from sluice.runtime.netns.sandbox import PodNetwork
 from sluice.runtime.status import build_status
 from sluice.runtime.supervisor import BackOff, Launch, Supervisor
 
-__all__ = ["PodWorker", "PodContext", "has_sidecar", "grace_seconds"]
+__all__ = ["PodWorker", "PodContext", "has_sidecar", "grace_seconds", "ADMIN_SOCKET_ENV"]
 
 log = logging.getLogger("sluice.runtime")
 PROXY_GID = 1337  # the sidecar's group: the capture rules let its traffic out unredirected
+ADMIN_SOCKET_ENV = "SLUICE_ADMIN_SOCKET"  # loopback mode: istio-proxy's Envoy admin socket, in its environment
 
 Obj = dict[str, Any]
 
@@ -139,6 +140,7 @@ class PodWorker:
                                 transparent=self.ctx.network is not None,
                                 services=self.ctx.services(self.namespace) if self.ctx.services else (),
                                 warn=self._warn)
+            env.update(self._proxy_env(c))
             files_dir = str(self.dir.container(str(c["name"])).dir)
             net = self.ctx.network
             wrapper: tuple[str, ...] = ()
@@ -239,10 +241,20 @@ class PodWorker:
     def exec_env(self, container_name: str) -> dict[str, str]:
         """The environment a container runs with, for the commands `kubectl exec` starts in it."""
         c = self._container(container_name) or {}
-        return container_env(self.pod, c, images.resolve(c), pod_ip=self.ip, host_ip=self.ctx.host_ip,
-                             has_sidecar=self.sidecar, configmaps=self.ctx.configmaps,
-                             transparent=self.ctx.network is not None,
-                             services=self.ctx.services(self.namespace) if self.ctx.services else ())
+        env = container_env(self.pod, c, images.resolve(c), pod_ip=self.ip, host_ip=self.ctx.host_ip,
+                            has_sidecar=self.sidecar, configmaps=self.ctx.configmaps,
+                            transparent=self.ctx.network is not None,
+                            services=self.ctx.services(self.namespace) if self.ctx.services else ())
+        env.update(self._proxy_env(c))
+        return env
+
+    def _proxy_env(self, c: Obj) -> dict[str, str]:
+        """loopback mode, `istio-proxy`: where its Envoy admin is (`kubectl exec -c istio-proxy -- curl
+        --unix-socket "$SLUICE_ADMIN_SOCKET" localhost/stats`; in netns mode, localhost:15000 as in Istio)."""
+        if c.get("name") != mesh.SIDECAR_CONTAINER or not self.has_proxy:
+            return {}
+        admin = self.admin_endpoint()
+        return {ADMIN_SOCKET_ENV: admin} if isinstance(admin, str) else {}
 
     def _warn(self, reason: str, message: str) -> None:
         if self.ctx.events is not None:
