@@ -35,6 +35,9 @@ def _stamp(ns: int, cache: list[object]) -> bytes:
     return head + b".%09dZ" % frac
 
 
+_FORWARDED = {signal.SIGTERM, signal.SIGINT}  # to the container, from the moment the shim starts
+
+
 def _write_atomic(path: str, text: str) -> None:
     tmp = path + ".tmp"
     with open(tmp, "w") as f:
@@ -48,9 +51,6 @@ def _start_time(pid: int) -> str:
             return f.read().rsplit(")", 1)[1].split()[19]
     except (OSError, IndexError):
         return "0"
-
-
-_FORWARDED = {signal.SIGTERM, signal.SIGINT}
 
 
 def main(argv: list[str]) -> int:
