@@ -178,6 +178,7 @@ async def test_graceful_termination(cluster: Cluster, tmp_path: Path) -> None:
     cluster.create(pod("doomed", [c], terminationGracePeriodSeconds=5))
     await wait_until(lambda: cluster.ready("doomed"))
     ip = cluster.status("doomed")["podIP"]
+    await wait_until(lambda: listening(ip, 8084))  # its SIGTERM handler is in place once it listens
     uid = cluster.get("doomed")["metadata"]["uid"]  # type: ignore[index]
     cluster.registry.delete(POD_RT, "v1", "default", "doomed", {})
     await wait_until(lambda: marker.exists() and "SIGTERM" in marker.read_text(), timeout=15)
@@ -191,6 +192,7 @@ async def test_pod_leaves_endpoints_first_and_object_goes_last(cluster: Cluster,
     c = server_container(port=8086, env=[{"name": "MARKER", "value": str(marker)}])
     cluster.create(pod("ordered", [c], terminationGracePeriodSeconds=5))
     await wait_until(lambda: cluster.ready("ordered"))
+    await wait_until(lambda: listening(cluster.status("ordered")["podIP"], 8086))  # its SIGTERM handler is set
     watcher, _ = cluster.store.watch(POD_RT.key, "default", None)
     cluster.registry.delete(POD_RT, "v1", "default", "ordered", {})
     await wait_until(lambda: cluster.get("ordered") is None, timeout=15)
