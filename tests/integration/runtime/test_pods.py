@@ -113,7 +113,8 @@ async def test_crash_loop_back_off_and_restart_count(cluster: Cluster) -> None:
     last = cs["lastState"]["terminated"]
     assert last["exitCode"] == 3 and last["reason"] == "Error" and last["finishedAt"]
     assert cluster.status("crasher")["phase"] == "Running"  # restartPolicy Always: crash-looping, not Failed
-    assert not cluster.ready("crasher")
+    # Not ready while it waits out its back-off (each short run, with no probe, is ready while it lasts).
+    await wait_until(lambda: not cluster.ready("crasher"))
     code, body = await cluster.logs("crasher", previous="true")
     assert code == 200 and body == "about to fail\n"
 
