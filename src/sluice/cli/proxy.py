@@ -357,7 +357,8 @@ _KINDS = {"routes": "routes", "route": "routes", "clusters": "clusters", "cluste
 @click.option("-o", "--output", type=click.Choice(["json", "yaml", "short"]), help="Output format.")
 @click.option("--name", help="Only this cluster FQDN / route configuration / endpoint cluster.")
 @click.option("--port", type=int, help="Only this port.")
-@click.option("--admin-address", hidden=True, help="Read the Envoy admin at this HOST:PORT or Unix socket path directly.")
+@click.option("--admin-address", hidden=True,
+              help="Read the Envoy admin at this HOST:PORT or Unix socket path directly.")
 @global_options
 def proxy_config_cmd(kind: str, pod: str, output: str | None, name: str | None, port: int | None,
                      admin_address: str | None) -> None:

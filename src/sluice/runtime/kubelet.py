@@ -111,7 +111,8 @@ class Kubelet:
         else:
             ipam = IPAllocator(self.layout.ipam, ips)
         self._ctx = PodContext(
-            registry=self.registry, pod_rt=self._pod_rt, ipam=ipam, network=network, admin_socket=self.layout.admin_socket,
+            registry=self.registry, pod_rt=self._pod_rt, ipam=ipam, network=network,
+            admin_socket=self.layout.admin_socket,
             xds_address=self._xds_address, host_ip=o.host_ip, backoff=BackOff(o.backoff_base, o.backoff_max),
             drain_seconds=o.drain_seconds, status_debounce=o.status_debounce, envoy_concurrency=o.envoy_concurrency,
             envoy_log_level=o.envoy_log_level, bootstrap_factory=o.bootstrap_factory, proxy_ca=o.proxy_ca,
