@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import http.client
 import json
+import socket
 import subprocess
 import threading
 import time
@@ -20,7 +20,7 @@ from typing import Any
 from kubernetes import client, config
 
 from sluice.runtime.layout import RuntimeLayout
-from sluice.runtime.netns.dial import Endpoint, http_fetch, socket_in
+from sluice.runtime.netns.dial import socket_in
 from sluice.runtime.netns.node import NodeNetwork
 from tests.conftest import TOOLS, Daemon, start_daemon, stop_daemon, wait_for
 
@@ -147,11 +147,29 @@ def reviews_version(body: bytes) -> str:
     return {"black": "v2", "red": "v3"}.get(next(iter(colors - {None}), ""), "?")
 
 
+class _UnixConnection(http.client.HTTPConnection):
+    def __init__(self, path: str, timeout: float) -> None:
+        super().__init__("localhost", timeout=timeout)
+        self._path = path
+
+    def connect(self) -> None:
+        sock = socket.socket(socket.AF_UNIX)
+        sock.settimeout(self.timeout)
+        sock.connect(self._path)
+        self.sock = sock
+
+
 def envoy_admin(target: Pod, path: str) -> tuple[int, bytes]:
     """GET from a sidecar's Envoy admin, as only the daemon's user can: inside the pod (netns mode) or over
-    its Unix socket (loopback mode)."""
-    endpoint: Endpoint = ("127.0.0.1", 15000) if target.netns is not None else str(target.admin)
-    return asyncio.run(http_fetch(target.netns, endpoint, path, timeout=5))
+    its Unix socket (loopback mode). Synchronous: callers may run inside an event loop (Playwright's)."""
+    conn: http.client.HTTPConnection = _PodConnection(target.netns, "127.0.0.1", 15000, 5) \
+        if target.netns is not None else _UnixConnection(str(target.admin), 5)
+    try:
+        conn.request("GET", path)
+        resp = conn.getresponse()
+        return int(resp.status), resp.read()
+    finally:
+        conn.close()
 
 
 def config_dump(target: Pod, resource: str = "dynamic_route_configs") -> dict[str, Any]:
