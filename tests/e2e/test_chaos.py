@@ -21,6 +21,8 @@ requests answered by v2 resume. Throughout, the API never fails to answer. Telem
   (15 s by default). Here each request is counted from the Envoy's ALS stream or, failing that, from its
   access-log lines on disk, which Envoy flushes every 250 ms; so the loss is bounded by the v2 answers the
   client got in the last second before the kill (a margin of four flush periods).
+
+Once the daemon stops, no Envoy or container shim of the mesh is left (the restarted ones included).
 """
 
 from __future__ import annotations
@@ -228,4 +230,14 @@ def test_killed_sidecar_and_app_restart_under_load(tmp_path: Path) -> None:
         if api is not None:
             api.stop()
         stop_daemon(d)
+    # Nothing outlives the daemon's stop: no Envoy (the restarted one included) and no container shim.
+    left = [e.name for e in Path("/proc").iterdir() if e.name.isdigit() and _runs_from(e, d.home)]
+    assert left == []
+
+
+def _runs_from(proc: Path, home: Path) -> bool:
+    try:
+        return str(home).encode() in (proc / "cmdline").read_bytes()
+    except OSError:
+        return False
 
