@@ -24,7 +24,7 @@ from kubernetes import client
 
 from tests.browser.conftest import shot
 from tests.conftest import TOOLS, Daemon, stop_daemon, wait_for
-from tests.e2e.mesh import SAMPLES, api_client, pod_ips, route_weights, start_story_mesh
+from tests.e2e.mesh import SAMPLES, api_client, pod, pod_ips, route_weights, start_story_mesh
 from tests.story import STORY_VS
 
 pytestmark = pytest.mark.browser
@@ -231,7 +231,7 @@ def test_valid_edit_saves_and_the_graph_follows(mesh: tuple[Daemon, str], page: 
     assert vs_weights(mesh) == {"v2": 80, "v3": 20}
     core = client.CoreV1Api(api_client(d))
     sleep_ip = pod_ips(core, NS, "app=sleep")[0]
-    wait_for(lambda: route_weights(sleep_ip) == {"v2": 80, "v3": 20}, timeout=30)
+    wait_for(lambda: route_weights(pod(d, sleep_ip)) == {"v2": 80, "v3": 20}, timeout=30)
     open_graph(page, base)
     # The window is one minute: the split moves from 90:10 towards 80:20 as the window fills.
     split = wait_split(page, lambda s: s.get("v3", 0) >= 16, timeout=150)
@@ -270,7 +270,7 @@ def test_wizard_shifts_traffic(mesh: tuple[Daemon, str], page: Any) -> None:
         v: {"version": v} for v in ("v1", "v2", "v3")}
     core = client.CoreV1Api(api_client(d))
     sleep_ip = pod_ips(core, NS, "app=sleep")[0]
-    wait_for(lambda: route_weights(sleep_ip) == {"v2": 30, "v3": 70}, timeout=30)
+    wait_for(lambda: route_weights(pod(d, sleep_ip)) == {"v2": 30, "v3": 70}, timeout=30)
 
 
 def test_istio_proxy_logs_of_reviews_v2(mesh: tuple[Daemon, str], page: Any) -> None:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import http.client
 import json
+import socket
 import subprocess
 import threading
 import time
@@ -19,7 +19,8 @@ from typing import Any
 
 from kubernetes import client, config
 
-from sluice.runtime.netns.dial import http_get, socket_in
+from sluice.runtime.layout import RuntimeLayout
+from sluice.runtime.netns.dial import socket_in
 from sluice.runtime.netns.node import NodeNetwork
 from tests.conftest import TOOLS, Daemon, start_daemon, stop_daemon, wait_for
 
@@ -77,12 +78,13 @@ class Pod:
     ip: str
     netns: str | None = None
     resolve: Callable[[str], str] | None = None  # netns mode: service name → ClusterIP
+    admin: str | None = None  # loopback mode: its Envoy admin's Unix socket (netns: 127.0.0.1:15000 inside)
 
 
 def pod(d: Daemon, ip: str, core: client.CoreV1Api | None = None, namespace: str = STORY_NS) -> Pod:
     """The `Pod` for a pod IP of daemon `d` (netns mode when the IP is a 10.244.x.y pod address)."""
     if not ip.startswith("10.244."):
-        return Pod(ip)
+        return Pod(ip, admin=str(RuntimeLayout(d.home / "runtime").admin_socket(ip)))
     api = core or client.CoreV1Api(api_client(d))
 
     def resolve(host: str) -> str:
@@ -145,19 +147,39 @@ def reviews_version(body: bytes) -> str:
     return {"black": "v2", "red": "v3"}.get(next(iter(colors - {None}), ""), "?")
 
 
-def config_dump(target: str | Pod, resource: str = "dynamic_route_configs") -> dict[str, Any]:
-    """A sidecar's Envoy config dump, read from its admin (inside the pod in netns mode)."""
-    path = f"/config_dump?resource={resource}"
-    if isinstance(target, Pod) and target.netns is not None:
-        status, body = asyncio.run(http_get(target.netns, "127.0.0.1", 15000, path, timeout=5))
-        assert status == 200, body[:200]
-        return dict(json.loads(body))
-    ip = target if isinstance(target, str) else target.ip
-    with urllib.request.urlopen(f"http://{ip}:15000{path}", timeout=5) as r:
-        return dict(json.loads(r.read()))
+class _UnixConnection(http.client.HTTPConnection):
+    def __init__(self, path: str, timeout: float) -> None:
+        super().__init__("localhost", timeout=timeout)
+        self._path = path
+
+    def connect(self) -> None:
+        sock = socket.socket(socket.AF_UNIX)
+        sock.settimeout(self.timeout)
+        sock.connect(self._path)
+        self.sock = sock
 
 
-def route_weights(target: str | Pod, vhost_prefix: str = "reviews.") -> dict[str, int]:
+def envoy_admin(target: Pod, path: str) -> tuple[int, bytes]:
+    """GET from a sidecar's Envoy admin, as only the daemon's user can: inside the pod (netns mode) or over
+    its Unix socket (loopback mode). Synchronous: callers may run inside an event loop (Playwright's)."""
+    conn: http.client.HTTPConnection = _PodConnection(target.netns, "127.0.0.1", 15000, 5) \
+        if target.netns is not None else _UnixConnection(str(target.admin), 5)
+    try:
+        conn.request("GET", path)
+        resp = conn.getresponse()
+        return int(resp.status), resp.read()
+    finally:
+        conn.close()
+
+
+def config_dump(target: Pod, resource: str = "dynamic_route_configs") -> dict[str, Any]:
+    """A sidecar's Envoy config dump, read from its admin."""
+    status, body = envoy_admin(target, f"/config_dump?resource={resource}")
+    assert status == 200, body[:200]
+    return dict(json.loads(body))
+
+
+def route_weights(target: Pod, vhost_prefix: str = "reviews.") -> dict[str, int]:
     """The weighted clusters a sidecar currently holds for the reviews virtual host."""
     out: dict[str, int] = {}
     for cfg in config_dump(target).get("configs", []):

@@ -20,6 +20,7 @@ from kubernetes import client
 from tests.conftest import TOOLS, Daemon, free_port, stop_daemon, wait_for
 from tests.e2e.mesh import (
     api_client,
+    pod,
     pod_ips,
     reviews_version,
     route_weights,
@@ -72,7 +73,7 @@ def test_story_queries_count_exactly_the_requests_sent(mesh: tuple[Daemon, Path]
     d, _ = mesh
     core = client.CoreV1Api(api_client(d))
     sleep_ip = pod_ips(core, NS, "app=sleep")[0]
-    wait_for(lambda: route_weights(sleep_ip) == {"v2": 90, "v3": 10}, timeout=30)
+    wait_for(lambda: route_weights(pod(d, sleep_ip)) == {"v2": 90, "v3": 10}, timeout=30)
     answered: Counter[str] = Counter()
     for _ in range(300):
         code, body = via(sleep_ip, "http://reviews:9080/reviews/0")

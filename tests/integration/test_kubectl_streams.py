@@ -251,9 +251,12 @@ def test_exec_deploy_svc_default_container_and_sidecar(k: Kubectl) -> None:
     host, bind = cp.stdout.split()
     assert host.startswith("sleeper-") and bind
     assert "Defaulted container" not in cp.stderr  # the injector's default-container annotation picks the app
+    # The sidecar's own environment (no SLUICE_BIND), and its admin: on the pod's localhost:15000 in netns mode,
+    # on a Unix socket only the daemon's user opens in loopback mode ($SLUICE_ADMIN_SOCKET).
     cp = k("exec", "-n", NS, "deploy/sleeper", "-c", "istio-proxy", "--", "sh", "-c",
-           "printenv SLUICE_BIND; curl -s localhost:15000/ready || curl -s $POD_IP:15000/ready")
-    assert cp.stdout.strip() == "LIVE", cp.stderr  # the sidecar's own environment (no SLUICE_BIND), its admin
+           'printenv SLUICE_BIND; curl -s localhost:15000/ready || curl -s --unix-socket "$SLUICE_ADMIN_SOCKET" '
+           "localhost/ready")
+    assert cp.stdout.strip() == "LIVE", cp.stderr
     cp = k("exec", "-n", NS, "svc/web", "-c", "two", "--", "sh", "-c", "echo $HOSTNAME", check=True)
     assert cp.stdout == "web\n"
 

@@ -2,15 +2,16 @@
 
 `proxy-status` reads the daemon's `/debug/syncz` and `/debug/rejectedz` (see `sluice.xds.debug`) through the
 API client.
-`proxy-config` finds the pod's IP through the API and reads its sidecar's Envoy admin endpoint
-(`<podIP>:15000/config_dump`, `/clusters?format=json`) directly, then prints it in istioctl's layouts.
+`proxy-config` reads the pod's Envoy admin (`/config_dump`, `/clusters?format=json`) through the daemon's
+`/debug/envoy/NS/POD/PATH` (the admin listens only inside the pod, or on a 0600 Unix socket in loopback mode,
+as istioctl port-forwards to it), then prints it in istioctl's layouts.
 """
 
 from __future__ import annotations
 
+import http.client
 import json
-import urllib.error
-import urllib.request
+import socket
 from collections.abc import Sequence
 from typing import Any
 
@@ -115,14 +116,46 @@ def proxy_status_cmd(proxy: str | None) -> None:
 
 
 # ------------------------------------------------------------------ Envoy admin
+class _UnixConnection(http.client.HTTPConnection):
+    def __init__(self, path: str) -> None:
+        super().__init__("localhost", timeout=10)
+        self._path = path
+
+    def connect(self) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout)
+        try:
+            sock.connect(self._path)
+        except OSError:
+            sock.close()
+            raise
+        self.sock = sock
+
+
+def _read_admin(admin: str, path: str) -> bytes:
+    """GET `path` from an Envoy admin at `host:port` or on a Unix socket (a path)."""
+    if admin.startswith("/"):
+        conn: http.client.HTTPConnection = _UnixConnection(admin)
+    else:
+        host, _, port = admin.rpartition(":")
+        conn = http.client.HTTPConnection(host, int(port), timeout=10)
+    try:
+        conn.request("GET", path)
+        resp = conn.getresponse()
+        body = resp.read()
+        if resp.status != 200:
+            raise ValueError(f"HTTP {resp.status}: {body[:200].decode(errors='replace')}")
+        return body
+    finally:
+        conn.close()
+
+
 def _admin_get(s: Session, pod_arg: str, path: str, admin: str | None) -> Any:
     pod, ns = split_pod(pod_arg, s)
     if admin is not None:  # a test or a debugging user pointing at an Envoy admin directly
-        url = f"http://{admin}{path}"
         try:
-            with urllib.request.urlopen(url, timeout=10) as resp:  # noqa: S310 - a loopback address
-                return json.loads(resp.read())
-        except (urllib.error.URLError, OSError, ValueError) as e:
+            return json.loads(_read_admin(admin, path))
+        except (OSError, ValueError, http.client.HTTPException) as e:
             raise CliError(f"failed to read {path} from the Envoy admin at {admin}: {e}") from None
     obj = s.client.get(s.client.resolve("pods"), pod, ns)
     containers = [c.get("name") for c in (obj.get("spec") or {}).get("containers") or []]
@@ -324,7 +357,8 @@ _KINDS = {"routes": "routes", "route": "routes", "clusters": "clusters", "cluste
 @click.option("-o", "--output", type=click.Choice(["json", "yaml", "short"]), help="Output format.")
 @click.option("--name", help="Only this cluster FQDN / route configuration / endpoint cluster.")
 @click.option("--port", type=int, help="Only this port.")
-@click.option("--admin-address", hidden=True, help="Read this Envoy admin address instead of <podIP>:15000.")
+@click.option("--admin-address", hidden=True,
+              help="Read the Envoy admin at this HOST:PORT or Unix socket path directly.")
 @global_options
 def proxy_config_cmd(kind: str, pod: str, output: str | None, name: str | None, port: int | None,
                      admin_address: str | None) -> None:

@@ -33,7 +33,7 @@ from sluice.runtime.layout import PodDir, RuntimeLayout
 from sluice.runtime.logfiles import LogRotation
 from sluice.runtime.logs import parse_options, read_lines, serve_log
 from sluice.runtime.netns.clusterdns import ClusterDns
-from sluice.runtime.netns.dial import http_get
+from sluice.runtime.netns.dial import http_fetch
 from sluice.runtime.netns.kubeproxy import KubeProxy
 from sluice.runtime.netns.node import NodeNetwork
 from sluice.runtime.netns.sandbox import PodNetwork
@@ -121,6 +121,7 @@ class Kubelet:
             ipam = IPAllocator(self.layout.ipam, ips)
         self._ctx = PodContext(
             registry=self.registry, pod_rt=self._pod_rt, ipam=ipam, network=network,
+            admin_socket=self.layout.admin_socket,
             xds_address=self._xds_address, host_ip=o.host_ip, backoff=BackOff(o.backoff_base, o.backoff_max),
             drain_seconds=o.drain_seconds, status_debounce=o.status_debounce, envoy_concurrency=o.envoy_concurrency,
             envoy_log_level=o.envoy_log_level, bootstrap_factory=o.bootstrap_factory, proxy_ca=o.proxy_ca,
@@ -285,6 +286,7 @@ class Kubelet:
         await w.stop_containers(time.monotonic() + min(self.options.down_grace_seconds, grace_seconds(w.pod)))
         if self.node is not None:
             await asyncio.to_thread(self.node.remove_pod, w.ip)
+        w.remove_admin_socket()
         w.dir.remove()
         self._ctx.ipam.release(w.ip)
 
@@ -293,14 +295,14 @@ class Kubelet:
 
     # ------------------------------------------------------------------ envoy admin
     async def envoy_admin(self, namespace: str, pod: str, path: str, timeout: float = 10.0) -> tuple[int, bytes]:
-        """GET `path` from a pod's Envoy admin, which listens only inside the pod (netns mode: on the pod's
-        127.0.0.1:15000, as Istio's sidecar): (status, body). For `sluice proxy-config`."""
+        """GET `path` from a pod's Envoy admin, which only the daemon reaches (netns mode: the pod's
+        127.0.0.1:15000, as Istio's sidecar; loopback mode: a 0600 Unix socket): (status, body). For
+        `sluice proxy-config`."""
         w = self.workers.get((namespace, pod))
-        if w is None or mesh.SIDECAR_CONTAINER not in w.supervisors:
+        if w is None or not w.has_proxy or (w.ctx.network is not None and w.netns is None):
             raise ApiError(404, "NotFound", f'pod "{pod}" in namespace "{namespace}" has no running '
                                             f"{mesh.SIDECAR_CONTAINER} container")
-        netns, host = (w.netns, "127.0.0.1") if w.netns is not None else (None, w.ip)
-        return await http_get(netns, host, proxy.ADMIN_PORT, path, timeout)
+        return await http_fetch(w.netns, w.admin_endpoint(), path, timeout)
 
     def _services(self, namespace: str) -> list[Obj]:
         """The Services that exist now in `namespace`, plus default/kubernetes (for the service variables)."""

@@ -2,6 +2,7 @@
 
 ```
 runtime/ipam.json                      the last pod IP handed out (round-robin cursor)
+runtime/admin/<pod IP>.sock            loopback mode: a sidecar's Envoy admin (0600, in a 0700 directory)
 runtime/pods/<uid>/pod.json            the pod as started (metadata, spec) and its IP: enough to adopt or stop it
 runtime/pods/<uid>/envoy.json          the sidecar's Envoy bootstrap
 runtime/pods/<uid>/containers/<name>/  one container: state.json and per run N.log, N.pid, N.exit, N.shim
@@ -76,8 +77,21 @@ class RuntimeLayout:
     def ipam(self) -> Path:
         return self.root / "ipam.json"
 
+    @property
+    def admin_sockets(self) -> Path:
+        return self.root / "admin"
+
+    def admin_socket(self, ip: str) -> Path:
+        """Where a loopback-mode proxy's Envoy admin listens (named by pod IP: unique among running pods, and
+        short, since a Unix socket's path has at most 107 bytes)."""
+        return self.admin_sockets / f"{ip}.sock"
+
     def prepare(self) -> None:
         self.pods.mkdir(parents=True, exist_ok=True)
+        # Only the daemon's user may even look up the sockets: Envoy creates one with the umask's mode and
+        # chmods it to 0600 only after binding.
+        self.admin_sockets.mkdir(mode=0o700, exist_ok=True)
+        os.chmod(self.admin_sockets, 0o700)
 
     def pod(self, uid: str) -> PodDir:
         if not _UID.match(uid):

@@ -2,14 +2,16 @@
 Envoy admin (`kubectl exec POD -c istio-proxy -- pilot-agent request GET stats`, as the circuit-breaking task
 does). Sluice runs no pilot-agent, so `kubectl exec` runs this instead (see `images.exec_argv`).
 
-Envoy's admin listens on 127.0.0.1:15000 inside the pod (netns mode) or on the pod IP (loopback mode, where
-pods share the host's network); the body is written to stdout as Envoy returns it.
+Envoy's admin listens on 127.0.0.1:15000 inside the pod (netns mode) or on a 0600 Unix socket that the
+container's environment names in `SLUICE_ADMIN_SOCKET` (loopback mode, where pods share the host's network and
+a TCP admin would be open to every local process); the body is written to stdout as Envoy returns it.
 """
 
 from __future__ import annotations
 
 import http.client
 import os
+import socket
 import sys
 
 __all__ = ["main"]
@@ -17,8 +19,20 @@ __all__ = ["main"]
 _USAGE = "Usage:\n  pilot-agent request <method> <path> [<body>] [flags]\n"
 
 
+class _UnixConnection(http.client.HTTPConnection):
+    def __init__(self, path: str) -> None:
+        super().__init__("localhost", timeout=30)
+        self._path = path
+
+    def connect(self) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout)
+        sock.connect(self._path)
+        self.sock = sock
+
+
 def _request(host: str, port: int, method: str, path: str, body: str) -> tuple[int, bytes]:
-    conn = http.client.HTTPConnection(host, port, timeout=30)
+    conn = (_UnixConnection(host) if host.startswith("/") else http.client.HTTPConnection(host, port, timeout=30))
     try:
         conn.request(method, "/" + path.lstrip("/"), body=body.encode() if body else None)
         resp = conn.getresponse()
@@ -47,11 +61,12 @@ def main(argv: list[str]) -> int:
         sys.stderr.write(f"Error: accepts between 2 and 3 arg(s), received {len(args) - 1}\n" + _USAGE)
         return 1
     method, path, body = args[1].upper(), args[2], args[3] if len(args) == 4 else ""
-    hosts = ["127.0.0.1"] + ([os.environ["POD_IP"]] if os.environ.get("POD_IP") else [])
+    admin_socket = os.environ.get("SLUICE_ADMIN_SOCKET", "")
+    hosts = [admin_socket] if admin_socket.startswith("/") and port == 15000 else ["127.0.0.1"]
     for host in hosts:
         try:
             status, data = _request(host, port, method, path, body)
-        except ConnectionRefusedError:
+        except (ConnectionRefusedError, FileNotFoundError):
             continue
         except OSError as e:
             sys.stderr.write(f"Error: {e}\n")

@@ -13,9 +13,11 @@ import asyncio
 import contextlib
 import copy
 import logging
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from sluice import mesh
@@ -31,16 +33,18 @@ from sluice.runtime.ipam import IPAllocator
 from sluice.runtime.layout import PodDir
 from sluice.runtime.logfiles import LogRotation
 from sluice.runtime.netns.capture import CaptureError
+from sluice.runtime.netns.dial import Endpoint
 from sluice.runtime.netns.node import NetworkError
 from sluice.runtime.netns.sandbox import PodNetwork
 from sluice.runtime.status import build_status
 from sluice.runtime.supervisor import BackOff, Launch, Supervisor
 from sluice.runtime.zygote import Zygote
 
-__all__ = ["PodWorker", "PodContext", "has_sidecar", "grace_seconds"]
+__all__ = ["PodWorker", "PodContext", "has_sidecar", "grace_seconds", "ADMIN_SOCKET_ENV"]
 
 log = logging.getLogger("sluice.runtime")
 PROXY_GID = 1337  # the sidecar's group: the capture rules let its traffic out unredirected
+ADMIN_SOCKET_ENV = "SLUICE_ADMIN_SOCKET"  # loopback mode: istio-proxy's Envoy admin socket, in its environment
 
 Obj = dict[str, Any]
 
@@ -81,6 +85,9 @@ class PodContext:
     bootstrap_factory: proxy.BootstrapFactory | None
     proxy_ca: proxy.ProxyIssuer | None
     configmaps: Callable[[str, str], Obj | None]
+    # loopback mode: pod IP -> the Unix socket its proxy's Envoy admin listens on (netns mode: 127.0.0.1:15000
+    # inside the pod, as Istio's sidecar)
+    admin_socket: Callable[[str], Path]
     events: EventRecorder | None = None
     network: PodNetwork | None = None  # netns mode: the node network pods join; None in loopback mode
     # The Services whose variables a pod of a namespace gets (its namespace's, and default/kubernetes).
@@ -137,6 +144,7 @@ class PodWorker:
                                 transparent=self.ctx.network is not None,
                                 services=self.ctx.services(self.namespace) if self.ctx.services else (),
                                 warn=self._warn)
+            env.update(self._proxy_env(c))
             files_dir = str(self.dir.container(str(c["name"])).dir)
             net = self.ctx.network
             wrapper: tuple[str, ...] = ()
@@ -145,7 +153,7 @@ class PodWorker:
                     raise images.ImageError("CreateContainerError", "the pod's network namespace is not ready")
                 wrapper = tuple(argv_for(self.sandbox(str(c["name"]), with_cwd=False), []))
             if program.builtin == "proxy":
-                admin = ("127.0.0.1" if net is not None else self.ip, proxy.ADMIN_PORT)
+                admin = self.admin_endpoint()
                 try:
                     argv = proxy.proxy_argv(pod=self.pod, pod_ip=self.ip, mode=program.proxy_mode,
                                             xds_address=self.ctx.xds_address, bootstrap_file=self.dir.bootstrap,
@@ -157,12 +165,32 @@ class PodWorker:
                 except (ImportError, OSError, RuntimeError) as e:
                     raise images.ImageError("CreateContainerError", f"cannot start Envoy: {e}") from None
                 return Launch(argv, env, files_dir, program.image_id, self.ip,
-                              ready_url=(admin[0], admin[1], "/ready"), netns=self.netns, wrapper=wrapper)
+                              ready_url=(admin, "/ready"), netns=self.netns, wrapper=wrapper)
             argv = images.resolve(c, env).argv  # command/args with `$(VAR)` expanded, as the kubelet does
             app = mesh.app_ip(self.ip) if self.sidecar and net is None else self.ip
             return Launch(argv, env, str(c.get("workingDir") or files_dir), program.image_id, app,
                           netns=self.netns, wrapper=wrapper)
         return prepare
+
+    def admin_endpoint(self) -> Endpoint:
+        """Where this pod's Envoy admin listens: 127.0.0.1:15000 inside the pod's network namespace (netns
+        mode, as Istio), or a 0600 Unix socket under SLUICE_HOME (loopback mode, where a TCP port would be open
+        to every local program and web page)."""
+        if self.ctx.network is not None:
+            return ("127.0.0.1", proxy.ADMIN_PORT)
+        return str(self.ctx.admin_socket(self.ip))
+
+    def remove_admin_socket(self) -> None:
+        """The socket file Envoy leaves behind (its next owner's Envoy would replace it anyway)."""
+        admin = self.admin_endpoint()
+        if self.has_proxy and isinstance(admin, str):
+            with contextlib.suppress(OSError):
+                os.unlink(admin)
+
+    @property
+    def has_proxy(self) -> bool:
+        """An `istio-proxy` container: a sidecar or a gateway."""
+        return mesh.SIDECAR_CONTAINER in self.supervisors
 
     # ------------------------------------------------------------------ sandbox
     def sandbox(self, container: str, with_cwd: bool = True) -> EnterSpec:
@@ -217,10 +245,20 @@ class PodWorker:
     def exec_env(self, container_name: str) -> dict[str, str]:
         """The environment a container runs with, for the commands `kubectl exec` starts in it."""
         c = self._container(container_name) or {}
-        return container_env(self.pod, c, images.resolve(c), pod_ip=self.ip, host_ip=self.ctx.host_ip,
-                             has_sidecar=self.sidecar, configmaps=self.ctx.configmaps,
-                             transparent=self.ctx.network is not None,
-                             services=self.ctx.services(self.namespace) if self.ctx.services else ())
+        env = container_env(self.pod, c, images.resolve(c), pod_ip=self.ip, host_ip=self.ctx.host_ip,
+                            has_sidecar=self.sidecar, configmaps=self.ctx.configmaps,
+                            transparent=self.ctx.network is not None,
+                            services=self.ctx.services(self.namespace) if self.ctx.services else ())
+        env.update(self._proxy_env(c))
+        return env
+
+    def _proxy_env(self, c: Obj) -> dict[str, str]:
+        """loopback mode, `istio-proxy`: where its Envoy admin is (`kubectl exec -c istio-proxy -- curl
+        --unix-socket "$SLUICE_ADMIN_SOCKET" localhost/stats`; in netns mode, localhost:15000 as in Istio)."""
+        if c.get("name") != mesh.SIDECAR_CONTAINER or not self.has_proxy:
+            return {}
+        admin = self.admin_endpoint()
+        return {ADMIN_SOCKET_ENV: admin} if isinstance(admin, str) else {}
 
     def _warn(self, reason: str, message: str) -> None:
         if self.ctx.events is not None:
@@ -273,6 +311,7 @@ class PodWorker:
         await self.stop_containers(deadline)
         await self._teardown_network()
         # 4. Free the IP, then remove the object (a kubelet's final delete is immediate).
+        self.remove_admin_socket()
         self.dir.remove()
         self.ctx.ipam.release(self.ip)
         if self._writer is not None:
@@ -299,6 +338,7 @@ class PodWorker:
         for sup in self.supervisors.values():
             sup.begin_stop()
         await self.stop_containers(time.monotonic() + min(grace, grace_seconds(self.pod)))
+        self.remove_admin_socket()
         await self._teardown_network()
         await self._flush()
         await self._cancel()

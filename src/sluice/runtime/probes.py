@@ -16,7 +16,7 @@ from typing import Any
 
 from sluice.runtime.netns import dial
 
-__all__ = ["ProbeSpec", "ProbeLoop", "run_probe", "http_ok", "resolve_port"]
+__all__ = ["ProbeSpec", "ProbeLoop", "run_probe", "http_ok", "endpoint_ok", "resolve_port"]
 
 
 @dataclass(frozen=True)
@@ -57,11 +57,17 @@ async def http_ok(host: str, port: int, path: str = "/", headers: list[dict[str,
                   timeout: float = 1.0, netns: str | None = None) -> bool:
     """One HTTP/1.1 GET; success is a 2xx or 3xx status, as kubelet decides. With `netns`, the connection
     starts inside that network namespace (the pod's own, as Istio's rewritten probes reach the app)."""
+    return await endpoint_ok((host, port), path, headers, timeout, netns)
+
+
+async def endpoint_ok(endpoint: dial.Endpoint, path: str = "/", headers: list[dict[str, Any]] | None = None,
+                      timeout: float = 1.0, netns: str | None = None) -> bool:
+    """`http_ok` to a (host, port) or a Unix socket (a loopback-mode Envoy admin)."""
     async def attempt() -> bool:
-        reader, writer = await dial.open_connection(netns, host, port, timeout)
+        reader, writer = await dial.open_endpoint(netns, endpoint, timeout)
         try:
-            lines = [f"GET {path or '/'} HTTP/1.1", f"Host: {host}:{port}", "User-Agent: kube-probe/1.35",
-                     "Accept: */*", "Connection: close"]
+            lines = [f"GET {path or '/'} HTTP/1.1", f"Host: {dial.host_header(endpoint)}",
+                     "User-Agent: kube-probe/1.35", "Accept: */*", "Connection: close"]
             for h in headers or []:
                 if isinstance(h, dict) and h.get("name"):
                     lines.append(f"{h['name']}: {h.get('value', '')}")

@@ -24,7 +24,8 @@ __all__ = ["BootstrapFactory", "ProxyIssuer", "proxy_argv", "node_cluster", "ADM
 ADMIN_PORT = mesh.PROXY_ADMIN_PORT
 
 
-# (node_id, pod, pod_ip, xds_address, admin_address, cluster, and in netns mode network) -> bootstrap.
+# (node_id, pod, pod_ip, xds_address, admin_address (host and port, or a Unix socket's path), cluster, and in
+# netns mode network) -> bootstrap.
 BootstrapFactory = Callable[..., dict[str, Any]]
 
 
@@ -49,10 +50,18 @@ def _default_factory() -> BootstrapFactory:
     return proxy_bootstrap
 
 
+_MAX_SOCKET_PATH = 107  # sockaddr_un.sun_path holds 108 bytes, the last one a NUL
+
+
 def proxy_argv(*, pod: dict[str, Any], pod_ip: str, mode: str, xds_address: tuple[str, int], bootstrap_file: Path,
                factory: BootstrapFactory | None, concurrency: int, log_level: str,
-               admin_address: tuple[str, int] | None = None, xds_socket: str | None = None,
+               admin_address: tuple[str, int] | str, xds_socket: str | None = None,
                issuer: ProxyIssuer | None = None) -> list[str]:
+    """Write the bootstrap and return Envoy's command line. `admin_address` is a Unix socket's path (loopback
+    mode) or host and port (netns mode: 127.0.0.1:15000 inside the pod)."""
+    if isinstance(admin_address, str) and len(os.fsencode(admin_address)) > _MAX_SOCKET_PATH:
+        raise OSError(f"the Envoy admin socket path {admin_address} is longer than the {_MAX_SOCKET_PATH} bytes "
+                      "a Unix socket path may have: use a shorter SLUICE_HOME")
     meta = pod.get("metadata") or {}
     spec = pod.get("spec") or {}
     name, ns = str(meta.get("name")), str(meta.get("namespace") or "default")
@@ -71,7 +80,7 @@ def proxy_argv(*, pod: dict[str, Any], pod_ip: str, mode: str, xds_address: tupl
         issued = issuer.issue(identity, bootstrap_file.parent)
         extra["credential"] = ProxyCredential(str(issued.cert_file), str(issued.key_file), str(issued.ca_file))
     bootstrap = build(node_id=node_id, pod=pod, pod_ip=pod_ip, xds_address=xds_socket or xds_address,
-                      admin_address=admin_address or (pod_ip, ADMIN_PORT), cluster=node_cluster(pod), **extra)
+                      admin_address=admin_address, cluster=node_cluster(pod), **extra)
     tmp = bootstrap_file.with_suffix(".tmp")
     tmp.write_text(json.dumps(bootstrap, indent=1))
     os.replace(tmp, bootstrap_file)

@@ -5,7 +5,7 @@ containers outlive the daemon. The shim starts the program in its own process gr
 stderr to `DIR/ATTEMPT.log` as CRI log lines (`<RFC3339Nano> <stdout|stderr> <F|P> <text>`), records
 `DIR/ATTEMPT.pid` (child pid, its /proc start time, start time in ns) and, once the child is reaped and its
 output drained, `DIR/ATTEMPT.exit` (exit code, signal, finish time in ns). SIGTERM and SIGINT are forwarded
-to the child; SIGKILL is the kubelet's job (it signals the child's process group directly). The log is rotated
+to the child (held from the shim's start until it can forward them, so none is lost and none orphans it); SIGKILL is the kubelet's job (it signals the child's process group directly). The log is rotated
 as the kubelet rotates it (`sluice.runtime.logfiles`: MAX_SIZE bytes × MAX_FILES files, 10Mi × 5 when not
 given). A log that cannot be written (a full disk) loses those lines, never the container.
 
@@ -36,6 +36,9 @@ def _stamp(ns: int, cache: list[object]) -> bytes:
     head = cache[1]
     assert isinstance(head, bytes)
     return head + b".%09dZ" % frac
+
+
+_FORWARDED = {signal.SIGTERM, signal.SIGINT}  # to the container, from the moment the shim starts
 
 
 def _write_atomic(path: str, text: str) -> None:
@@ -83,6 +86,9 @@ def _run_preloaded(module: str, args: list[str]) -> None:
 
 
 def main(argv: list[str]) -> int:
+    # Held until the handler that forwards them is installed: a SIGTERM that killed the shim between its fork
+    # and that moment would orphan the container, unrecorded (no N.pid), so nothing would ever stop it.
+    signal.pthread_sigmask(signal.SIG_BLOCK, _FORWARDED)
     policy = logfiles.LogRotation()
     if len(argv) >= 7 and argv[5] == "--" and argv[3].lstrip("-").isdigit() and argv[4].isdigit():
         policy = logfiles.LogRotation(int(argv[3]), int(argv[4]))
@@ -120,6 +126,7 @@ def main(argv: list[str]) -> int:
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             signal.signal(signal.SIGINT, signal.SIG_DFL)
             signal.signal(signal.SIGHUP, signal.SIG_DFL)
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, _FORWARDED)  # the mask survives exec
             if cwd:
                 os.chdir(cwd)
             if sandbox is not None:
@@ -152,6 +159,7 @@ def main(argv: list[str]) -> int:
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _FORWARDED)  # one that came meanwhile is forwarded now
 
     names = {out_r: b"stdout", err_r: b"stderr"}
     partial = {out_r: b"", err_r: b""}

@@ -26,7 +26,8 @@ from typing import Any
 
 from sluice.runtime import logfiles, procs
 from sluice.runtime.images import ImageError
-from sluice.runtime.probes import ProbeLoop, ProbeSpec, http_ok, run_probe
+from sluice.runtime.netns.dial import Endpoint
+from sluice.runtime.probes import ProbeLoop, ProbeSpec, endpoint_ok, run_probe
 from sluice.runtime.zygote import Zygote
 
 __all__ = ["Launch", "Exit", "ContainerFiles", "Supervisor", "BackOff"]
@@ -43,7 +44,8 @@ class Launch:
     cwd: str
     image_id: str
     probe_host: str  # where httpGet/tcpSocket probes connect (the app address)
-    ready_url: tuple[str, int, str] | None = None  # the sidecar's implicit readiness check (Envoy /ready)
+    # The sidecar's implicit readiness check: its Envoy admin (host and port, or a Unix socket) and `/ready`.
+    ready_url: tuple[Endpoint, str] | None = None
     netns: str | None = None  # the pod's network namespace (netns mode): probes connect from inside it
     wrapper: tuple[str, ...] = ()  # argv prefix that enters the pod's sandbox before exec'ing `argv`
 
@@ -410,9 +412,9 @@ class Supervisor:
             if isinstance(readiness, dict):
                 self._probes.append(asyncio.create_task(loop(readiness, self._readiness).run()))
             elif launch.ready_url is not None:
-                host, port, path = launch.ready_url
+                admin, path = launch.ready_url
                 spec = ProbeSpec({}, period=0.5, timeout=1.0, failure_threshold=3)
-                check = ProbeLoop(spec, lambda: http_ok(host, port, path, timeout=1.0, netns=launch.netns),
+                check = ProbeLoop(spec, lambda: endpoint_ok(admin, path, timeout=1.0, netns=launch.netns),
                                   self._readiness)
                 self._probes.append(asyncio.create_task(check.run()))
             else:
@@ -465,10 +467,14 @@ class Supervisor:
     def _kill_now(self, target: procs.ProcRef) -> None:
         child = self.files.child(self.attempt)
         if child is None:
-            # Not recorded yet: the shim may have forked a moment ago; its children are listed in /proc.
+            # Not recorded yet: the shim may have forked a moment ago; its children are listed in /proc. Freeze it
+            # first, so it cannot fork between that read and its death (the child would be left to init).
+            target.signal(signal.SIGSTOP)
             with contextlib.suppress(OSError):
                 for pid in Path(f"/proc/{target.pid}/task/{target.pid}/children").read_text().split():
-                    procs.kill_group(procs.ProcRef.of(int(pid)))
+                    ref = procs.ProcRef.of(int(pid))
+                    procs.kill_group(ref)
+                    ref.signal(signal.SIGKILL)  # not yet its own group's leader when it is that young
         else:
             procs.kill_group(child[0])
         target.signal(signal.SIGKILL)

@@ -6,8 +6,9 @@ endpoints) arrives over ADS. The node metadata mirrors the keys istio-agent puts
 telemetry (peer resolution) and `proxy-status` read them.
 
 Two network modes (see `sluice.xds.translate.model.NetworkMode`):
-- loopback: admin where the runtime says, xDS over TCP, upstream connections from the pod IP,
-  `INTERCEPTION_MODE: NONE`;
+- loopback: admin where the runtime says (a Unix socket under SLUICE_HOME, mode 0600: the host's loopback is
+  shared with every local program and web page, and admin can `POST /quitquitquit`), xDS over TCP, upstream
+  connections from the pod IP, `INTERCEPTION_MODE: NONE`;
 - netns: Envoy runs inside the pod's network namespace with istio-init's capture, as Istio's own
   bootstrap has it: admin on 127.0.0.1:15000, xDS over a Unix socket (the daemon is not on the pod's
   network; the filesystem is shared), `INTERCEPTION_MODE: REDIRECT`, and the static listeners 15090
@@ -25,7 +26,7 @@ from sluice.xds.identity import ProxyCredential, static_secrets, upstream_tls
 from sluice.xds.translate.model import PROMETHEUS_PORT, STATUS_PORT, NetworkMode
 
 __all__ = ["proxy_bootstrap", "workload_name", "XDS_CLUSTER", "ISTIO_VERSION", "CLUSTER_ID", "NETNS_ADMIN_ADDRESS",
-           "ADMIN_CLUSTER"]
+           "ADMIN_CLUSTER", "ADMIN_SOCKET_MODE"]
 
 XDS_CLUSTER = "xds-grpc"
 ADMIN_CLUSTER = "prometheus_stats"  # Istio's name for the static cluster that reaches Envoy's own admin
@@ -33,12 +34,16 @@ NETNS_ADMIN_ADDRESS = ("127.0.0.1", mesh.PROXY_ADMIN_PORT)  # inside the pod's n
 ISTIO_VERSION = mesh.PROXY_IMAGE.rsplit(":", 1)[-1]  # the Istio release we behave like
 CLUSTER_ID = "Kubernetes"
 _MAX_CONNECTIONS = 2**31 - 1  # what istio-agent sets: no limit, but configured so Envoy does not warn
+ADMIN_SOCKET_MODE = 0o600  # only the daemon's user may talk to an Envoy admin on a Unix socket
 
 
-def _addr(address: tuple[str, int] | str) -> dict[str, Any]:
-    """A TCP address, or (a path) a Unix socket."""
+def _addr(address: tuple[str, int] | str, mode: int | None = None) -> dict[str, Any]:
+    """A TCP address, or (a path) a Unix socket, with `mode` its file permissions."""
     if isinstance(address, str):
-        return {"pipe": {"path": address}}
+        pipe: dict[str, Any] = {"path": address}
+        if mode is not None:
+            pipe["mode"] = mode
+        return {"pipe": pipe}
     return {"socket_address": {"address": address[0], "port_value": int(address[1])}}
 
 
@@ -143,7 +148,7 @@ def _netns_static_resources() -> tuple[list[dict[str, Any]], list[dict[str, Any]
 
 
 def proxy_bootstrap(*, node_id: str, pod: dict[str, Any], pod_ip: str, xds_address: tuple[str, int] | str,
-                    admin_address: tuple[str, int] | None = None, cluster: str,
+                    admin_address: tuple[str, int] | str | None = None, cluster: str,
                     network: NetworkMode = "loopback", credential: ProxyCredential | None = None) -> dict[str, Any]:
     """A JSON-able Envoy v3 bootstrap: node identity, admin, and ADS over gRPC to `xds_address` (host and
     port, or the path of a Unix socket).
@@ -151,8 +156,8 @@ def proxy_bootstrap(*, node_id: str, pod: dict[str, Any], pod_ip: str, xds_addre
     With `credential` (what the daemon always passes) the proxy talks to xDS and ALS over mutual TLS with
     the pod's certificate (`sluice.xds.identity`); without it, in plain text (in-process tests).
 
-    loopback mode needs `admin_address`; netns mode puts admin on 127.0.0.1:15000 in the pod's namespace
-    unless one is given.
+    loopback mode needs `admin_address` (the path of a Unix socket, which gets mode 0600, or host and port);
+    netns mode puts admin on 127.0.0.1:15000 in the pod's namespace unless one is given.
     """
     netns = network == "netns"
     if admin_address is None:
@@ -196,7 +201,7 @@ def proxy_bootstrap(*, node_id: str, pod: dict[str, Any], pod_ip: str, xds_addre
             "locality": {},
             "metadata": _node_metadata(pod, pod_ip, network),
         },
-        "admin": {"address": _addr(admin_address)},
+        "admin": {"address": _addr(admin_address, ADMIN_SOCKET_MODE)},
     }
     if not netns:
         # Upstream connections leave from the pod IP, so the peer (and its access log) sees which pod

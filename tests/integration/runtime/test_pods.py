@@ -113,7 +113,8 @@ async def test_crash_loop_back_off_and_restart_count(cluster: Cluster) -> None:
     last = cs["lastState"]["terminated"]
     assert last["exitCode"] == 3 and last["reason"] == "Error" and last["finishedAt"]
     assert cluster.status("crasher")["phase"] == "Running"  # restartPolicy Always: crash-looping, not Failed
-    assert not cluster.ready("crasher")
+    # Not ready while it waits out its back-off (each short run, with no probe, is ready while it lasts).
+    await wait_until(lambda: not cluster.ready("crasher"))
     code, body = await cluster.logs("crasher", previous="true")
     assert code == 200 and body == "about to fail\n"
 
@@ -178,6 +179,7 @@ async def test_graceful_termination(cluster: Cluster, tmp_path: Path) -> None:
     cluster.create(pod("doomed", [c], terminationGracePeriodSeconds=5))
     await wait_until(lambda: cluster.ready("doomed"))
     ip = cluster.status("doomed")["podIP"]
+    await wait_until(lambda: listening(ip, 8084))  # its SIGTERM handler is in place once it listens
     uid = cluster.get("doomed")["metadata"]["uid"]  # type: ignore[index]
     cluster.registry.delete(POD_RT, "v1", "default", "doomed", {})
     await wait_until(lambda: marker.exists() and "SIGTERM" in marker.read_text(), timeout=15)
@@ -191,6 +193,7 @@ async def test_pod_leaves_endpoints_first_and_object_goes_last(cluster: Cluster,
     c = server_container(port=8086, env=[{"name": "MARKER", "value": str(marker)}])
     cluster.create(pod("ordered", [c], terminationGracePeriodSeconds=5))
     await wait_until(lambda: cluster.ready("ordered"))
+    await wait_until(lambda: listening(cluster.status("ordered")["podIP"], 8086))  # its SIGTERM handler is set
     watcher, _ = cluster.store.watch(POD_RT.key, "default", None)
     cluster.registry.delete(POD_RT, "v1", "default", "ordered", {})
     await wait_until(lambda: cluster.get("ordered") is None, timeout=15)
@@ -242,6 +245,8 @@ async def test_namespace_deletion_stops_pods(cluster: Cluster, tmp_path: Path) -
                    ns="gone")
     await wait_until(lambda: cluster.ready("inns", "gone"))
     ip = cluster.status("inns", "gone")["podIP"]
+    # Ready (no probe) means started; the app has its SIGTERM handler once it listens.
+    await wait_until(lambda: listening(ip, 8085))
     ns_rt = by_kind("", "Namespace")
     assert ns_rt is not None
     cluster.registry.delete(ns_rt, "v1", None, "gone", {})

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
+import stat
 import sys
-import urllib.error
-import urllib.request
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ import pytest
 
 from sluice import mesh
 from sluice.runtime.kubelet import KubeletOptions
+from sluice.runtime.netns.dial import http_fetch
 from tests.integration.runtime.harness import (
     POD,
     Cluster,
@@ -26,11 +28,23 @@ from tests.integration.runtime.harness import (
     wait_until,
 )
 
+
+def admin_socket(c: Cluster, ip: str) -> Path:
+    return c.kubelet.layout.admin_socket(ip)
+
+
+async def admin_get(path: Path, url: str) -> tuple[int, bytes]:
+    """GET from an Envoy admin on a Unix socket: (status, body), (0, b"") if nothing answers."""
+    try:
+        return await http_fetch(None, str(path), url, timeout=3)
+    except (OSError, TimeoutError, ValueError):
+        return 0, b""
+
 PROXY = {"name": mesh.SIDECAR_CONTAINER, "image": mesh.PROXY_IMAGE, "args": ["proxy", "sidecar"]}
 
 
 def static_bootstrap(*, node_id: str, pod: dict[str, Any], pod_ip: str, xds_address: tuple[str, int],
-                     admin_address: tuple[str, int], cluster: str) -> dict[str, Any]:
+                     admin_address: str, cluster: str) -> dict[str, Any]:
     """No control plane: one static inbound listener per container port, pod IP → app IP."""
     app = mesh.app_ip(pod_ip)
     listeners, clusters = [], []
@@ -47,8 +61,7 @@ def static_bootstrap(*, node_id: str, pod: dict[str, Any], pod_ip: str, xds_addr
                         "@type": "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy",
                         "stat_prefix": name, "cluster": name}}]}]})
     return {"node": {"id": node_id, "cluster": cluster},
-            "admin": {"address": {"socket_address": {"address": admin_address[0],
-                                                     "port_value": admin_address[1]}}},
+            "admin": {"address": {"pipe": {"path": admin_address, "mode": 0o600}}},
             "static_resources": {"listeners": listeners, "clusters": clusters}}
 
 
@@ -74,12 +87,11 @@ async def test_sidecar_fronts_the_app_and_stops_last(cluster: Cluster, tmp_path:
     await wait_until(lambda: listening(app, 9080))  # Ready (no probe) means started, not listening
     assert http_get(f"http://{ip}:9080/x") == (200, "meshed /x")
     assert http_get(f"http://{app}:9080/y") == (200, "meshed /y")
-    with urllib.request.urlopen(f"http://{ip}:{mesh.PROXY_ADMIN_PORT}/ready", timeout=3) as r:
-        assert r.status == 200
+    admin = admin_socket(cluster, ip)
+    assert (await admin_get(admin, "/ready"))[0] == 200
     # The Envoy node id follows Istio's convention.
-    with urllib.request.urlopen(f"http://{ip}:{mesh.PROXY_ADMIN_PORT}/server_info", timeout=3) as r:
-        info = json.loads(r.read())
-    assert info["node"]["id"] == mesh.sidecar_node_id(ip, "meshed", "default")
+    assert json.loads((await admin_get(admin, "/server_info"))[1])["node"]["id"] == \
+        mesh.sidecar_node_id(ip, "meshed", "default")
     # The app's environment points at its sidecar.
     env_file = next((cluster.home.root / "runtime" / "pods").glob("*/containers/app/0.pid"))
     pid = int(env_file.read_text().split()[0])
@@ -89,17 +101,20 @@ async def test_sidecar_fronts_the_app_and_stops_last(cluster: Cluster, tmp_path:
     # Termination: the app gets SIGTERM while Envoy still runs; then Envoy goes too.
     cluster.registry.delete(POD, "v1", "default", "meshed", {})
     await wait_until(lambda: marker.exists() and "SIGTERM" in marker.read_text(), timeout=15)
-    await wait_until(lambda: not listening(ip, mesh.PROXY_ADMIN_PORT) and not listening(app, 9080), timeout=15)
+    await wait_until(lambda: not listening(app, 9080), timeout=15)
     await wait_until(lambda: cluster.get("meshed") is None)
+    assert not admin.exists()  # the pod is gone, and its Envoy's socket with it
 
 
 async def test_app_sees_envoy_alive_at_sigterm(cluster: Cluster, tmp_path: Path) -> None:
     marker = tmp_path / "term.txt"
-    script = ("import os, signal, sys, time, urllib.request\n"
+    script = ("import os, signal, socket, sys, time\n"
               "def term(*_):\n"
-              "    url = 'http://%s:15000/ready' % os.environ['POD_IP']\n"
-              "    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))\n"
-              "    try:\n        s = opener.open(url, timeout=2).status\n"
+              "    try:\n        c = socket.socket(socket.AF_UNIX)\n        c.settimeout(2)\n"
+              f"        c.connect(os.path.join({str(cluster.kubelet.layout.admin_sockets)!r}, os.environ['POD_IP']"
+              " + '.sock'))\n"
+              "        c.sendall(b'GET /ready HTTP/1.1\\r\\nHost: x\\r\\nConnection: close\\r\\n\\r\\n')\n"
+              "        s = c.recv(100).split()[1].decode()\n"
               "    except Exception as e:\n        s = type(e).__name__\n"
               f"    open({str(marker)!r}, 'w').write('envoy %s' % s)\n    sys.exit(0)\n"
               "signal.signal(signal.SIGTERM, term)\ntime.sleep(600)\n")
@@ -126,10 +141,20 @@ async def test_real_bootstrap_starts_envoy_towards_the_xds_address(tmp_path: Pat
         c.create(pod("real", [server_container(port=9080), PROXY], sidecar=True))
         ip = await wait_until(lambda: c.status("real").get("podIP"))
         await wait_until(lambda: "running" in c.container("real", mesh.SIDECAR_CONTAINER).get("state", {}))
-        await wait_until(lambda: listening(ip, mesh.PROXY_ADMIN_PORT), timeout=20)
-        with urllib.request.urlopen(f"http://{ip}:{mesh.PROXY_ADMIN_PORT}/server_info", timeout=3) as r:
-            info = json.loads(r.read())
+        admin = admin_socket(c, ip)
+        for _ in range(400):  # until Envoy has bound it
+            if (await admin_get(admin, "/ready"))[0] != 0:
+                break
+            await asyncio.sleep(0.05)
+        info = json.loads((await admin_get(admin, "/server_info"))[1])
         assert info["node"]["id"] == mesh.sidecar_node_id(ip, "real", "default")
+        # Loopback mode: the admin is a Unix socket only the daemon's user can open, in a directory only it
+        # can search; no TCP port any local program (or web page) could POST /quitquitquit to.
+        st = admin.stat()
+        assert stat.S_ISSOCK(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o600 and st.st_uid == os.getuid()
+        assert stat.S_IMODE(admin.parent.stat().st_mode) == 0o700
+        assert not listening(ip, mesh.PROXY_ADMIN_PORT)
+        assert not any(listening(host, mesh.PROXY_ADMIN_PORT) for host in ("127.0.0.1", mesh.app_ip(ip)))
         # No ADS server here: Envoy waits for its first config, so the sidecar (and the pod) stay not ready.
         assert c.container("real", mesh.SIDECAR_CONTAINER)["ready"] is False
         assert not c.ready("real")
@@ -137,4 +162,4 @@ async def test_real_bootstrap_starts_envoy_towards_the_xds_address(tmp_path: Pat
         assert code == 200
     finally:
         await stop_cluster(c)
-    assert not listening(ip, mesh.PROXY_ADMIN_PORT)
+    assert not admin.exists()

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import http.server
+import os
+import socketserver
 import subprocess
 import sys
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -44,9 +47,22 @@ def admin() -> Iterator[int]:
     server.server_close()
 
 
-def run(*args: str) -> subprocess.CompletedProcess[str]:
+def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "sluice.runtime.pilot_agent", *args], capture_output=True, text=True,
-                          timeout=30)
+                          timeout=30, env=env)
+
+
+def test_loopback_mode_reads_the_admin_socket_the_environment_names(tmp_path: Path) -> None:
+    path = str(tmp_path / "admin.sock")
+    server = socketserver.ThreadingUnixStreamServer(path, _Admin)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        cp = run("request", "GET", "stats", env={**os.environ, "SLUICE_ADMIN_SOCKET": path})
+        assert (cp.returncode, cp.stderr) == (0, "")
+        assert cp.stdout.endswith(".upstream_rq_pending_overflow: 21\n")
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def test_request_prints_the_admin_answer(admin: int) -> None:

@@ -37,7 +37,9 @@ def test_workload_name_strips_the_template_hash() -> None:
 def test_bootstrap_carries_istio_node_metadata_and_ads() -> None:
     b = proxy_bootstrap(node_id="sidecar~127.1.0.5~reviews-v2-7f9c8d5b4-x2x7k.tutorial~tutorial.svc.cluster.local",
                         pod=POD, pod_ip="127.1.0.5", xds_address=("127.0.0.1", 15010),
-                        admin_address=("127.1.0.5", 15000), cluster="reviews-v2.tutorial")
+                        admin_address="/home/u/.sluice/runtime/admin/127.1.0.5.sock", cluster="reviews-v2.tutorial")
+    # Loopback mode: the admin on a Unix socket only the daemon's user may open (no TCP port on the shared loopback).
+    assert b["admin"]["address"] == {"pipe": {"path": "/home/u/.sluice/runtime/admin/127.1.0.5.sock", "mode": 0o600}}
     md = b["node"]["metadata"]
     assert md["NAMESPACE"] == "tutorial" and md["NAME"] == "reviews-v2-7f9c8d5b4-x2x7k"
     assert md["WORKLOAD_NAME"] == "reviews-v2" and md["SERVICE_ACCOUNT"] == "bookinfo-reviews"
@@ -54,7 +56,7 @@ def test_envoy_validates_the_bootstrap(tmp_path: os.PathLike[str]) -> None:
     path = Path(tmp_path) / "b.json"
     path.write_text(json.dumps(proxy_bootstrap(
         node_id="sidecar~127.1.0.5~p.ns~ns.svc.cluster.local", pod=POD, pod_ip="127.1.0.5",
-        xds_address=("127.0.0.1", 15010), admin_address=("127.0.0.1", 0), cluster="c")))
+        xds_address=("127.0.0.1", 15010), admin_address=str(Path(tmp_path) / "admin.sock"), cluster="c")))
     assert os.access(envoy_binary(), os.X_OK)
     cmd = envoy_command(path)
     out = subprocess.run([*cmd, "--mode", "validate"], capture_output=True, text=True, timeout=60)

@@ -4,6 +4,9 @@ The daemon lives in the host's network namespace, where pod and service addresse
 app, read a sidecar's admin port, forward a port or serve DNS, it makes the socket *inside* the right
 namespace: a worker thread enters the namespace (setns is per thread), creates the socket and leaves; the
 socket keeps the namespace it was created in, so the event loop then uses it like any other.
+
+An `Endpoint` is a (host, port) pair or the path of a Unix socket (a loopback-mode Envoy admin, which the
+daemon reads over a 0600 socket under SLUICE_HOME rather than a TCP port any local program could reach).
 """
 
 from __future__ import annotations
@@ -15,9 +18,12 @@ import threading
 
 from sluice.runtime import linux
 
-__all__ = ["socket_in", "open_connection", "connect", "http_get"]
+__all__ = ["Endpoint", "socket_in", "open_connection", "open_endpoint", "connect", "http_get", "http_fetch",
+           "host_header"]
 
 _lock = threading.Lock()
+
+Endpoint = tuple[str, int] | str  # host and port, or a Unix socket's path
 
 
 def socket_in(netns: str | None, family: int = socket.AF_INET, type: int = socket.SOCK_STREAM) -> socket.socket:
@@ -69,13 +75,32 @@ async def open_connection(netns: str | None, host: str, port: int,
     return await asyncio.open_connection(sock=sock)
 
 
+async def open_endpoint(netns: str | None, endpoint: Endpoint,
+                        timeout: float = 5.0) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """asyncio streams to a (host, port) from inside `netns`, or to a Unix socket (`netns` does not apply)."""
+    if isinstance(endpoint, str):
+        return await asyncio.wait_for(asyncio.open_unix_connection(endpoint), timeout)
+    return await open_connection(netns, endpoint[0], endpoint[1], timeout)
+
+
+def host_header(endpoint: Endpoint) -> str:
+    return "localhost" if isinstance(endpoint, str) else f"{endpoint[0]}:{endpoint[1]}"
+
+
 async def http_get(netns: str | None, host: str, port: int, path: str, timeout: float = 10.0,
                    limit: int = 64 * 1024 * 1024) -> tuple[int, bytes]:
     """A plain HTTP/1.1 GET from inside `netns`: (status, body). For small local services (Envoy's admin)."""
+    return await http_fetch(netns, (host, port), path, timeout, limit)
+
+
+async def http_fetch(netns: str | None, endpoint: Endpoint, path: str, timeout: float = 10.0,
+                     limit: int = 64 * 1024 * 1024) -> tuple[int, bytes]:
+    """`http_get` to any `Endpoint` (a Unix socket too)."""
     async def run() -> tuple[int, bytes]:
-        reader, writer = await open_connection(netns, host, port, timeout)
+        reader, writer = await open_endpoint(netns, endpoint, timeout)
         try:
-            writer.write(f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nConnection: close\r\n\r\n".encode())
+            writer.write(f"GET {path} HTTP/1.1\r\nHost: {host_header(endpoint)}\r\nConnection: close\r\n\r\n"
+                         .encode())
             await writer.drain()
             head = await reader.readuntil(b"\r\n\r\n")
             status_line, *headers = head.decode("latin-1").split("\r\n")

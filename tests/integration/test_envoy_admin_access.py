@@ -1,0 +1,194 @@
+"""Only the daemon reaches an Envoy's admin interface (issue 9, point 5): no local program, web page or other
+pod can `POST /quitquitquit` to a sidecar or to the ingress gateway, while `sluice proxy-config`, readiness
+and `kubectl exec -c istio-proxy` keep working.
+
+- loopback mode (pods share the host's network on 127.x addresses): the admin is a Unix socket under
+  `SLUICE_HOME/runtime/admin/`, mode 0600, owned by the daemon's user, in a 0700 directory; nothing listens
+  on `<pod IP>:15000` (or anywhere else on 15000);
+- netns mode: the admin is on 127.0.0.1:15000 inside the pod's own network namespace, as Istio binds it:
+  `kubectl exec -c istio-proxy -- curl localhost:15000/...` answers, but another pod gets no admin at
+  `<pod IP>:15000` (the inbound capture passes the connection to the pod IP, where nothing listens) and the
+  host has no route to pod addresses at all.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import socket
+import stat
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from sluice import mesh
+from sluice.runtime.layout import RuntimeLayout
+from tests.conftest import TOOLS, Daemon, start_daemon, stop_daemon, wait_for
+from tests.integration.cli_helpers import Sluice
+
+NS = "adm"
+GW_NS = "istio-system"
+SAMPLES = Path(__file__).resolve().parents[2] / "src" / "sluice" / "samples"
+
+
+def _details_only() -> str:
+    docs = [d for d in yaml.safe_load_all((SAMPLES / "bookinfo.yaml").read_text()) if d]
+    keep = [d for d in docs if (d["metadata"].get("labels") or {}).get("app") == "details"
+            or d["metadata"]["name"] in ("details", "bookinfo-details")]
+    return yaml.safe_dump_all(keep)
+
+
+@dataclass
+class Mesh:
+    d: Daemon
+    network: str
+    sluice: Sluice
+    cache: Path
+
+    def kubectl(self, *args: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+        cp = subprocess.run([str(TOOLS / "kubectl-1.35"), f"--cache-dir={self.cache}", *args], input=input,
+                            env=self.d.env, capture_output=True, text=True, timeout=60)
+        assert not check or cp.returncode == 0, f"kubectl {' '.join(args)}: {cp.stdout}{cp.stderr}"
+        return cp
+
+    def pod(self, ns: str, app_label: str) -> dict[str, Any]:
+        items = json.loads(self.kubectl("get", "pods", "-n", ns, "-l", app_label, "-o", "json").stdout)["items"]
+        [p] = items
+        return dict(p)
+
+    def proxies(self) -> list[dict[str, Any]]:
+        return [self.pod(NS, "app=sleep"), self.pod(NS, "app=details"), self.pod(GW_NS, "istio=ingressgateway")]
+
+
+def _ready(m: Mesh) -> bool:
+    try:
+        return all(any(c["type"] == "Ready" and c["status"] == "True" for c in p["status"].get("conditions") or [])
+                   for p in m.proxies())
+    except ValueError:  # not every pod exists yet
+        return False
+
+
+@pytest.fixture(scope="module", params=["loopback", "netns"])
+def admin_mesh(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
+    network = str(request.param)
+    if network == "netns":
+        from sluice.runtime.netns.node import netns_available
+
+        ok, why = netns_available()
+        if not ok:
+            pytest.skip(f"netns mode unavailable: {why}")
+    tmp = tmp_path_factory.mktemp(f"admin-{network}")
+    d = start_daemon(tmp / "home", network=network)
+    m = Mesh(d, network, Sluice(d.env), tmp / "kc")
+    try:
+        m.kubectl("create", "namespace", NS)
+        m.kubectl("apply", "-n", NS, "-f", str(SAMPLES / "sleep.yaml"))
+        m.kubectl("apply", "-n", NS, "-f", "-", input=_details_only())
+        m.kubectl("apply", "-f", str(SAMPLES / "ingressgateway.yaml"))
+        wait_for(lambda: _ready(m), timeout=90, interval=0.25)
+        yield m
+    finally:
+        stop_daemon(d)
+
+
+def _tcp_accepts(ip: str, port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(2)
+        return s.connect_ex((ip, port)) == 0
+
+
+def _overlaps_pods(dst: str) -> bool:
+    """Whether a route destination (IPv4, from `ip -j route`) covers part of the netns pod network."""
+    try:
+        net = ipaddress.IPv4Network(dst, strict=False)
+    except ValueError:
+        return False  # "default", "broadcast …", IPv6
+    return net.prefixlen > 0 and net.overlaps(mesh.NETNS_POD_NETWORK)
+
+
+def _daemon_uid(d: Daemon) -> int:
+    assert d.proc is not None
+    status = Path(f"/proc/{d.proc.pid}/status").read_text()
+    return int(next(line for line in status.splitlines() if line.startswith("Uid:")).split()[1])
+
+
+def _proxy_config_answers(m: Mesh, p: dict[str, Any]) -> None:
+    name = f"{p['metadata']['name']}.{p['metadata']['namespace']}"
+    out = m.sluice.ok("proxy-config", "clusters", name, "-o", "json")
+    clusters = json.loads(out)
+    assert any(c.get("name") == "xds-grpc" for c in clusters), out[:500]
+
+
+def test_admin_is_reachable_only_by_the_daemon(admin_mesh: Mesh) -> None:
+    m = admin_mesh
+    proxies = m.proxies()
+    layout = RuntimeLayout(m.d.home / "runtime")
+    for p in proxies:
+        ip = p["status"]["podIP"]
+        restarts = {c["name"]: c["restartCount"] for c in p["status"]["containerStatuses"]}
+        if m.network == "loopback":
+            # No TCP admin on the host's loopback: neither on the pod IP nor on the app IP.
+            assert not _tcp_accepts(ip, mesh.PROXY_ADMIN_PORT), ip
+            assert not _tcp_accepts(mesh.app_ip(ip), mesh.PROXY_ADMIN_PORT)
+            st = layout.admin_socket(ip).stat()
+            assert stat.S_ISSOCK(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o600
+            assert st.st_uid == _daemon_uid(m.d)
+            assert stat.S_IMODE(layout.admin_sockets.stat().st_mode) == 0o700
+        # What uses the admin still works: proxy-config (through the daemon) and the readiness check.
+        _proxy_config_answers(m, p)
+        assert restarts[mesh.SIDECAR_CONTAINER] == 0
+    if m.network == "loopback":
+        assert sorted(p.name for p in layout.admin_sockets.iterdir()) == \
+            sorted(f"{p['status']['podIP']}.sock" for p in proxies)
+    else:
+        assert not layout.admin_sockets.exists() or not any(layout.admin_sockets.iterdir())
+        # The host cannot reach a pod's 127.0.0.1 at all, nor its pod IP: no route of the host's own network
+        # namespace leads into the pod network (a connection there would leave by the default route, so the
+        # test only reads the routing table).
+        routes = json.loads(subprocess.run(["ip", "-j", "route", "show", "table", "all"], capture_output=True,
+                                           text=True, check=True).stdout)
+        inside = [r for r in routes if _overlaps_pods(str(r.get("dst")))]
+        assert inside == []
+
+
+def test_netns_admin_answers_inside_the_pod_only(admin_mesh: Mesh) -> None:
+    m = admin_mesh
+    if m.network != "netns":
+        pytest.skip("pods have their own network only in netns mode")
+    sleep, details, gateway = m.proxies()
+    # Inside its own pod, the sidecar's admin answers on localhost:15000, as in Istio.
+    cp = m.kubectl("exec", "-n", NS, "deploy/details-v1", "-c", "istio-proxy", "--",
+                   "curl", "-s", "localhost:15000/stats?filter=^server.live$")
+    assert cp.stdout.strip() == "server.live: 1", cp.stdout + cp.stderr
+    # From another pod, <pod IP>:15000 is no admin: not for a sidecar (captured inbound, passed on to the pod
+    # IP where nothing listens) and not for the gateway (nothing on its pod IP); POST /quitquitquit is no kill.
+    for target in (details, gateway):
+        ip = target["status"]["podIP"]
+        for method in ("GET", "POST"):
+            path = "/server_info" if method == "GET" else "/quitquitquit"
+            cp = m.kubectl("exec", "-n", NS, "deploy/sleep", "--", "curl", "-s", "--max-time", "5", "-X", method,
+                           "-o", "/dev/null", "-w", "%{http_code}", f"http://{ip}:{mesh.PROXY_ADMIN_PORT}{path}",
+                           check=False)
+            assert cp.stdout.strip() != "200", (ip, method, cp.stdout, cp.stderr)
+    # Istio's own open ports into admin (15090 /stats/prometheus, 15021 /healthz/ready) answer just those paths:
+    # a path that climbs out of them reaches no other admin handler.
+    ip = details["status"]["podIP"]
+    for url in (f"http://{ip}:15090/stats/prometheus/../../quitquitquit",
+                f"http://{ip}:15021/healthz/ready/../../quitquitquit"):
+        cp = m.kubectl("exec", "-n", NS, "deploy/sleep", "--", "curl", "-s", "--max-time", "5", "--path-as-is",
+                       "-X", "POST", "-o", "/dev/null", "-w", "%{http_code}", url, check=False)
+        assert cp.stdout.strip() != "200", (url, cp.stdout, cp.stderr)
+    cp = m.kubectl("exec", "-n", NS, "deploy/sleep", "--", "curl", "-s", "--max-time", "5", "-o", "/dev/null",
+                   "-w", "%{http_code}", f"http://{ip}:15021/healthz/ready", check=False)
+    assert cp.stdout.strip() == "200", cp.stdout + cp.stderr  # what they are for still works
+    # Both Envoys are still the ones that started, and still ready.
+    for before, after in ((details, m.pod(NS, "app=details")), (gateway, m.pod(GW_NS, "istio=ingressgateway"))):
+        [proxy] = [c for c in after["status"]["containerStatuses"] if c["name"] == mesh.SIDECAR_CONTAINER]
+        assert proxy["restartCount"] == 0 and proxy["ready"] and "running" in proxy["state"]
+        assert before["metadata"]["uid"] == after["metadata"]["uid"]
+    _proxy_config_answers(m, sleep)
