@@ -35,7 +35,7 @@ class MeshConfig:
 
 def parse_mesh_config(text: str) -> tuple[MeshConfig, list[str]]:
     """The MeshConfig in `text` (YAML) and what is wrong with it; on an error, the defaults."""
-    from sluice.api.decoding import DecodeError, decode_yaml
+    from sluice.kube.decoding import DecodeError, decode_yaml
 
     try:
         doc = decode_yaml(text, _MAX_MESH) if text.strip() else {}

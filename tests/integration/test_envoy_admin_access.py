@@ -186,8 +186,10 @@ def test_netns_admin_answers_inside_the_pod_only(admin_mesh: Mesh) -> None:
     cp = m.kubectl("exec", "-n", NS, "deploy/sleep", "--", "curl", "-s", "--max-time", "5", "-o", "/dev/null",
                    "-w", "%{http_code}", f"http://{ip}:15021/healthz/ready", check=False)
     assert cp.stdout.strip() == "200", cp.stdout + cp.stderr  # what they are for still works
-    # Both Envoys are still the ones that started, and still ready.
-    for before, after in ((details, m.pod(NS, "app=details")), (gateway, m.pod(GW_NS, "istio=ingressgateway"))):
+    # Every Envoy is still the one that started, and still ready: sleep's own too, since its sidecar's 15090 and
+    # 15021 listeners are what answer a pod's calls to another pod's 15090/15021 (original-destination hand-off).
+    for before, after in ((details, m.pod(NS, "app=details")), (gateway, m.pod(GW_NS, "istio=ingressgateway")),
+                          (sleep, m.pod(NS, "app=sleep"))):
         [proxy] = [c for c in after["status"]["containerStatuses"] if c["name"] == mesh.SIDECAR_CONTAINER]
         assert proxy["restartCount"] == 0 and proxy["ready"] and "running" in proxy["state"]
         assert before["metadata"]["uid"] == after["metadata"]["uid"]

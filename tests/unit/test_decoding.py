@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sluice.api import decoding
 from sluice.api.patch import PatchError, json_patch
+from sluice.kube import decoding
 
 
 def laughs(levels: int = 9, fanout: int = 9) -> str:

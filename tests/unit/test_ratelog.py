@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from sluice.daemon.ratelog import RateLimitedLog
+from sluice.ratelog import RateLimitedLog
 
 
 def test_one_line_per_period_with_the_count(caplog: pytest.LogCaptureFixture) -> None:
@@ -28,7 +28,7 @@ async def test_loop_errors_such_as_accept_failures_are_rate_limited(caplog: pyte
     import asyncio
     import errno
 
-    from sluice.daemon.ratelog import install_loop_handler
+    from sluice.ratelog import install_loop_handler
 
     loop = asyncio.get_running_loop()
     old = loop.get_exception_handler()

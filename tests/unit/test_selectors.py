@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sluice.api.selectors import (
+from sluice.kube.selectors import (
     LabelSelector,
     SelectorError,
     format_labels,

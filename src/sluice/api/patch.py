@@ -25,7 +25,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from sluice.api.decoding import MAX_BODY, TooLarge, copy_bounded
+from sluice.kube.decoding import MAX_BODY, TooLarge, copy_bounded
 from sluice.validation.structural import type_name
 
 __all__ = [

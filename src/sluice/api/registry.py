@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sluice.api import decoding, selectors
 from sluice.api import patch as patching
 from sluice.api.errors import ApiError
+from sluice.kube import decoding, selectors
 from sluice.resources import defaults, injection, loadbalancer
 from sluice.resources.kinds import ARGO_GROUP, ResourceType, by_kind, by_plural
 from sluice.store import sqlite

@@ -18,9 +18,10 @@ from typing import Any
 
 from aiohttp import web
 
-from sluice.api import decoding, discovery, protobuf, streaming, watch
+from sluice.api import discovery, protobuf, streaming, watch
 from sluice.api.errors import ApiError, status
 from sluice.api.registry import Registry, kind_for_url
+from sluice.kube import decoding
 from sluice.resources.kinds import ResourceType
 
 __all__ = ["make_app", "LogSource", "StreamSource", "MAX_BODY"]

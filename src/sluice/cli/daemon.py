@@ -53,7 +53,7 @@ def status_cmd() -> int:
 @click.command("demo")
 def demo_cmd() -> int:
     """Start the daemon and run the phased-rollout demo."""
-    from sluice import demo
+    from sluice.cli import demo
 
     return int(demo.run(home()))
 

@@ -12,8 +12,8 @@ from typing import Any
 
 import yaml
 
-from sluice.api import decoding
 from sluice.cli.errors import CliError
+from sluice.kube import decoding
 
 __all__ = ["Manifest", "parse_documents", "read_sources"]
 

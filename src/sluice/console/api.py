@@ -29,7 +29,6 @@ from typing import Any
 import yaml
 from aiohttp import web
 
-from sluice.api import decoding
 from sluice.api.errors import ApiError
 from sluice.api.registry import Registry
 from sluice.console import charts, inventory, wizard
@@ -53,6 +52,7 @@ from sluice.console.graph import (
 from sluice.console.logs import DEFAULT_TAIL, MAX_TAIL, LogReader, log_targets, merge, parse_since
 from sluice.console.params import Fail, check_name, parse_duration, parse_int
 from sluice.hostguard import host_guard
+from sluice.kube import decoding
 from sluice.metrics.promql.values import QueryResult, Sample
 from sluice.resources.kinds import ResourceType, by_kind, lookup
 

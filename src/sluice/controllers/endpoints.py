@@ -13,10 +13,10 @@ from typing import Any
 
 from sluice.api.errors import ApiError
 from sluice.api.registry import Registry
-from sluice.api.selectors import from_label_selector_dict
 from sluice.controllers.deployment import pod_ready
 from sluice.controllers.informer import Informer
 from sluice.controllers.queue import WorkQueue
+from sluice.kube.selectors import from_label_selector_dict
 from sluice.resources.kinds import by_kind
 from sluice.store.sqlite import Store
 

@@ -30,8 +30,8 @@ from typing import Any
 from aiohttp import web
 from aiohttp.web import RequestHandler
 
-from sluice.daemon.ratelog import RateLimitedLog
 from sluice.daemon.state import DaemonOptions
+from sluice.ratelog import RateLimitedLog
 
 __all__ = ["GuardedSite", "Limits", "limits_for", "connection_cap", "raise_fd_limit", "RUNNER_OPTIONS"]
 

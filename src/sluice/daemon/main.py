@@ -20,13 +20,14 @@ from typing import Protocol
 
 from aiohttp import web
 
+from sluice import ratelog
 from sluice.api.registry import ApiOptions, Registry
 from sluice.api.server import make_app
 from sluice.controllers.autoallocate import AutoAllocateController
 from sluice.controllers.deployment import DeploymentController
 from sluice.controllers.endpoints import EndpointsController
 from sluice.controllers.events import EventExpiry, EventRecorder
-from sluice.daemon import guarded_site, ratelog
+from sluice.daemon import guarded_site
 from sluice.daemon.pki import ensure_pki
 from sluice.daemon.state import DaemonOptions, Home
 from sluice.resources.loadbalancer import PortMap

@@ -114,7 +114,7 @@ def build(home: Home, registry: Registry, store: Store, options: DaemonOptions) 
         "xDS streams closed for a missing proxy certificate or a node id naming another proxy than it.",
         lambda: float(xds.servicer.refused)))
     metrics = MetricsService(home, options, collector)
-    kubelet = Kubelet(registry, store, home, xds_address=("127.0.0.1", options.xds_port),
+    kubelet = Kubelet(registry, store, home.root, xds_address=("127.0.0.1", options.xds_port),
                       options=KubeletOptions(network=network, xds_socket=socket, proxy_ca=ca,
                                              log_rotation=log_rotation(options),
                                              fork_server=options.fork_server))

@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from sluice.runtime.proxy import IssuedCredential
 from sluice.xds.identity import PROXY_TYPES, XDS_SERVER_NAME, ProxyIdentity
 
 __all__ = ["Pki", "ensure_pki", "ProxyCa", "IssuedCredential"]
@@ -85,13 +86,6 @@ def ensure_pki(directory: Path) -> Pki:
     _write(pki.server_cert, cert.public_bytes(serialization.Encoding.PEM), 0o644)
     _write(pki.ca_cert, ca.public_bytes(serialization.Encoding.PEM), 0o644)
     return pki
-
-
-@dataclass(frozen=True)
-class IssuedCredential:
-    cert_file: Path
-    key_file: Path
-    ca_file: Path
 
 
 class ProxyCa:

@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from sluice.api.selectors import SelectorError, format_labels, from_label_selector_dict
+from sluice.kube.selectors import SelectorError, format_labels, from_label_selector_dict
 
 __all__ = ["human_duration", "columns", "row_cells", "table", "parse_time", "format_endpoints"]
 

@@ -16,6 +16,7 @@ import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -25,7 +26,6 @@ from sluice.aio import cancel_and_wait
 from sluice.api.errors import ApiError
 from sluice.api.registry import Registry
 from sluice.controllers.events import EventRecorder
-from sluice.daemon.state import Home
 from sluice.resources.kinds import by_kind
 from sluice.runtime import proxy
 from sluice.runtime.ipam import IPAllocator, PoolExhausted
@@ -79,12 +79,12 @@ class KubeletOptions:
 
 
 class Kubelet:
-    def __init__(self, registry: Registry, store: Store, home: Home, *, xds_address: tuple[str, int],
+    def __init__(self, registry: Registry, store: Store, home: Path, *, xds_address: tuple[str, int],
                  options: KubeletOptions | None = None) -> None:
         self.registry = registry
         self.store = store
         self.options = options or KubeletOptions()
-        self.layout = RuntimeLayout(home.root / "runtime")
+        self.layout = RuntimeLayout(home / "runtime")
         pod_rt = by_kind("", "Pod")
         assert pod_rt is not None
         self._pod_rt = pod_rt
@@ -141,7 +141,7 @@ class Kubelet:
 
     async def _start_network(self) -> PodNetwork:
         """netns mode: the node namespace, the host-namespace handle for the gateway, kube-proxy."""
-        node = NodeNetwork(self._home.root)
+        node = NodeNetwork(self._home)
         await asyncio.to_thread(node.ensure_node)
         self.node = node
         host = await asyncio.to_thread(node.pin_host_netns)

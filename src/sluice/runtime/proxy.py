@@ -10,16 +10,16 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from sluice import mesh
 
 if TYPE_CHECKING:
-    from sluice.daemon.pki import IssuedCredential
     from sluice.xds.identity import ProxyIdentity
 
-__all__ = ["BootstrapFactory", "ProxyIssuer", "proxy_argv", "node_cluster", "ADMIN_PORT"]
+__all__ = ["BootstrapFactory", "IssuedCredential", "ProxyIssuer", "proxy_argv", "node_cluster", "ADMIN_PORT"]
 
 ADMIN_PORT = mesh.PROXY_ADMIN_PORT
 
@@ -27,6 +27,15 @@ ADMIN_PORT = mesh.PROXY_ADMIN_PORT
 # (node_id, pod, pod_ip, xds_address, admin_address (host and port, or a Unix socket's path), cluster, and in
 # netns mode network) -> bootstrap.
 BootstrapFactory = Callable[..., dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class IssuedCredential:
+    """A proxy's client certificate, its key and the CA that verifies the xDS server, as files."""
+
+    cert_file: Path
+    key_file: Path
+    ca_file: Path
 
 
 class ProxyIssuer(Protocol):

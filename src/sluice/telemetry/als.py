@@ -38,7 +38,7 @@ import grpc
 from envoy.service.accesslog.v3 import als_pb2
 
 from sluice import mesh
-from sluice.daemon.ratelog import RateLimitedLog
+from sluice.ratelog import RateLimitedLog
 from sluice.xds.identity import ProxyIdentity, peer_identity
 
 from .istio import (

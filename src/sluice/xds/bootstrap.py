@@ -123,6 +123,11 @@ def _static_http_listener(port: int, stat_prefix: str, route: dict[str, Any]) ->
     hcm = {"@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3."
                     "HttpConnectionManager",
            "codec_type": "AUTO", "stat_prefix": stat_prefix,
+           # RFC 3986 normalization before routing (Istio's default pathNormalization, BASE): a path that climbs
+           # out of the one prefix (`/stats/prometheus/../../quitquitquit`) matches nothing here instead of
+           # reaching another admin handler. Other pods' 15090/15021 land here too (the original-destination
+           # hand-off finds these wildcard listeners), so this is what stands between a pod and its own admin.
+           "normalize_path": True, "merge_slashes": True,
            "route_config": {"virtual_hosts": [{"name": "backend", "domains": ["*"], "routes": [route]}]},
            "http_filters": [{"name": "envoy.filters.http.router", "typed_config": {
                "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}]}

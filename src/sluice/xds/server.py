@@ -23,7 +23,7 @@ import grpc
 from envoy.service.discovery.v3 import discovery_pb2
 from google.protobuf import json_format
 
-from sluice.daemon.ratelog import RateLimitedLog
+from sluice.ratelog import RateLimitedLog
 from sluice.store.sqlite import Store
 from sluice.xds.cache import (
     ADS_ORDER,

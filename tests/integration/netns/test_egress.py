@@ -411,7 +411,7 @@ spec:
 def test_egress_gateway_task(egress: Egress) -> None:
     """The egress gateway task's HTTP part: edition.cnn.com is the external pod as `edition.example.org` (a
     DNS ServiceEntry whose endpoint is the pod's DNS name, since no resolver here knows the host itself)."""
-    from sluice.demo import sample_path
+    from sluice.samples import sample_path
 
     e = egress
     e.k("apply", "-f", sample_path("egressgateway.yaml"))

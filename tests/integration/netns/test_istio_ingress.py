@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from sluice.demo import sample_path
+from sluice.samples import sample_path
 from tests.conftest import TOOLS, Daemon, move_gateway_ports, start_daemon, stop_daemon, wait_for
 from tests.integration.netns.test_istio_samples import HELLOWORLD, HTTPBIN
 

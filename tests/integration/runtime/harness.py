@@ -167,7 +167,7 @@ async def start_cluster(tmp: Path, options: KubeletOptions | None = None) -> Clu
     home = Home(tmp / "home")
     home.root.mkdir(parents=True, exist_ok=True)
     opts = options or KubeletOptions(backoff_base=0.3, backoff_max=2.0, drain_seconds=0.2, down_grace_seconds=3)
-    kubelet = Kubelet(registry, store, home, xds_address=("127.0.0.1", free_port()), options=opts)
+    kubelet = Kubelet(registry, store, home.root, xds_address=("127.0.0.1", free_port()), options=opts)
     holder: dict[str, Kubelet] = {"k": kubelet}
 
     async def logs(request: Any, pod_obj: dict[str, Any], query: dict[str, str]) -> Any:
@@ -182,7 +182,7 @@ async def start_cluster(tmp: Path, options: KubeletOptions | None = None) -> Clu
 async def restart_kubelet(c: Cluster) -> Kubelet:
     """Stop the kubelet leaving pods running, then start a new one (a daemon restart)."""
     await c.kubelet.stop(stop_pods=False)
-    k = Kubelet(c.registry, c.store, c.home, xds_address=("127.0.0.1", free_port()), options=c.options)
+    k = Kubelet(c.registry, c.store, c.home.root, xds_address=("127.0.0.1", free_port()), options=c.options)
     c.kubelet = k
     c.holder["k"] = k
     await k.start()

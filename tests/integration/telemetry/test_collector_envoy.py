@@ -82,7 +82,7 @@ async def meshed(tmp_path: Path) -> AsyncIterator[Mesh]:
     await collector.start()
     endpoints = EndpointsController(registry, store)
     await endpoints.start()
-    kubelet = Kubelet(registry, store, home, xds_address=("127.0.0.1", port),
+    kubelet = Kubelet(registry, store, home.root, xds_address=("127.0.0.1", port),
                       options=KubeletOptions(backoff_base=0.3, backoff_max=2.0, drain_seconds=0.2,
                                              down_grace_seconds=3))
     await kubelet.start()

@@ -27,12 +27,12 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sluice.daemon.ratelog import RateLimitedLog
 from sluice.metrics.series import STALE_NAN, Labels, Matcher, Series
 from sluice.metrics.tsdb import chunks as chunkcodec
 from sluice.metrics.tsdb import records as rec
 from sluice.metrics.tsdb import wal as walfile
 from sluice.metrics.tsdb.index import SeriesIndex
+from sluice.ratelog import RateLimitedLog
 
 __all__ = ["TSDB", "TSDBStats"]
 

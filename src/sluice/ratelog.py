@@ -1,6 +1,6 @@
 """Logging that cannot flood: one line per key per period, carrying how many were held back.
 
-Used by `sluice.daemon.guarded_site` (refused, evicted and timed-out connections, failed TLS handshakes) and by
+Used by `sluice.daemon.guarded_site`, the xDS/ALS servers and the TSDB (refused, evicted and timed-out connections, failed TLS handshakes) and by
 the daemon's event-loop exception handler (`install_loop_handler`, e.g. asyncio's
 `socket.accept() out of system resource` while file descriptors run out), so an attacker opening thousands of
 connections costs a few log lines, not a disk.

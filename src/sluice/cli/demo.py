@@ -9,7 +9,6 @@ waits with a progress display until every pod is ready; prints where to look.
 from __future__ import annotations
 
 import time
-from importlib import resources
 from pathlib import Path
 
 from rich.console import Console
@@ -20,8 +19,9 @@ from sluice.client.errors import ApiError
 from sluice.client.kubeconfig import load_kubeconfig
 from sluice.daemon import control
 from sluice.daemon.state import Home
+from sluice.samples import sample_path
 
-__all__ = ["run", "NAMESPACE", "sample_path", "ingress_url"]
+__all__ = ["run", "NAMESPACE", "ingress_url"]
 
 NAMESPACE = "tutorial"
 GATEWAY_NAMESPACE = "istio-system"
@@ -29,9 +29,6 @@ SAMPLES = ("bookinfo.yaml", "destination-rule-all.yaml", "sleep.yaml", "reviews-
            "bookinfo-gateway.yaml", "traffic-generator.yaml")
 READY_TIMEOUT = 180.0
 
-
-def sample_path(name: str) -> str:
-    return str(resources.files("sluice.samples").joinpath(name))
 
 
 def _ready_counts(api: ApiClient, namespaces: tuple[str, ...]) -> tuple[int, int]:
