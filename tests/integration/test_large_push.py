@@ -3,8 +3,8 @@ Envoy sidecar.
 
 A VirtualService of a few thousand routes (about a megabyte) takes seconds to translate. While it is pushed, the
 API keeps answering, and the push completes: a request routed through the sidecar reaches the last of its routes.
-A YAML body of the same size (decoded off the loop too) is created as well and pushed after it, so the newer
-config is what the sidecar ends up with. How long the API waits meanwhile is measured in
+The same object replaced with a YAML body of the same size, then patched with `kubectl patch` — decoded
+and admitted off the loop too — is pushed after it, so the newest config is what the sidecar ends up with. How long the API waits meanwhile is measured in
 `bench/push_stall_bench.py`, not here.
 """
 
@@ -16,7 +16,7 @@ import subprocess
 import threading
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -63,13 +63,13 @@ class Api:
 
 
 @pytest.fixture(scope="module")
-def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Api, str]]:
+def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Api, str, Callable[..., str]]]:
     tmp = tmp_path_factory.mktemp("large-push")
     d = start_daemon(tmp / "home")
 
-    def kubectl(*args: str) -> str:
+    def kubectl(*args: str, input: str | None = None) -> str:
         cp = subprocess.run([str(TOOLS / "kubectl-1.35"), f"--cache-dir={tmp / 'kc'}", "-n", NS, *args],
-                            env=d.env, capture_output=True, text=True, timeout=60)
+                            input=input, env=d.env, capture_output=True, text=True, timeout=TIMEOUT)
         assert cp.returncode == 0, f"kubectl {' '.join(args)}: {cp.stdout}{cp.stderr}"
         return cp.stdout
 
@@ -83,7 +83,7 @@ def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Api, str]]:
                          and all(c.get("ready") for c in p["status"].get("containerStatuses") or [{}])), "")
 
         wait_for(sleep_ip, timeout=TIMEOUT, interval=0.25)
-        yield Api(d), sleep_ip()
+        yield Api(d), sleep_ip(), kubectl
     finally:
         stop_daemon(d)
 
@@ -101,8 +101,9 @@ def routed(sidecar_ip: str) -> tuple[int, str]:
         return 0, str(e)
 
 
-def test_the_api_answers_while_a_large_virtual_service_is_pushed(mesh: tuple[Api, str]) -> None:
-    api, sidecar_ip = mesh
+def test_the_api_answers_while_a_large_virtual_service_is_pushed(mesh: tuple[Api, str, Callable[..., str]],
+                                                                tmp_path: Path) -> None:
+    api, sidecar_ip, kubectl = mesh
     wait_for(lambda: routed(sidecar_ip)[0] not in (0, 418), timeout=TIMEOUT, interval=0.25)  # the sidecar serves
 
     answers: list[tuple[int, str]] = []  # (status, phase) of every API GET while the probe runs
@@ -143,3 +144,12 @@ def test_the_api_answers_while_a_large_virtual_service_is_pushed(mesh: tuple[Api
     assert status == 200, text[:500]
     wait_for(lambda: routed(sidecar_ip) == (418, "second"), timeout=TIMEOUT, interval=0.1)
     assert api.call("GET", f"/api/v1/namespaces/{NS}")[0] == 200
+
+    # A third version as a ~1 MB merge patch (`kubectl patch`; client-side apply cannot carry an object this
+    # large in its annotation), applied and admitted off the loop too.
+    patch_file = tmp_path / "patch.json"
+    patch_file.write_text(json.dumps({"spec": big_virtual_service("third")["spec"]}))
+    kubectl("patch", "virtualservice", "sleep-big", "--type", "merge", "--patch-file", str(patch_file))
+    wait_for(lambda: routed(sidecar_ip) == (418, "third"), timeout=TIMEOUT, interval=0.1)
+    assert json.loads(kubectl("get", "virtualservice", "sleep-big", "-o", "json"))["spec"]["http"][-2][
+        "directResponse"]["body"]["string"] == "third"

@@ -14,7 +14,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import web
 
@@ -28,6 +28,7 @@ __all__ = ["make_app", "LogSource", "StreamSource", "MAX_BODY"]
 log = logging.getLogger("sluice.api")
 
 MAX_BODY = decoding.MAX_BODY
+_R = TypeVar("_R")
 TABLE_MARK = "as=table"
 
 LogSource = Callable[[web.Request, dict[str, Any], dict[str, str]], Awaitable[web.StreamResponse]]
@@ -177,14 +178,25 @@ def decode_object(body: bytes, content_type: str, kind: str = "") -> Any:
         raise decode_error(e, kind) from None
 
 
-# A larger body is decoded in a worker thread: 3 MiB of YAML takes seconds to compose and check, and the event
-# loop serves every other request (and xDS) meanwhile. Small bodies, nearly all of them, stay on the loop.
-_DECODE_ON_LOOP = 64 * 1024
+# A larger body is decoded and admitted in a worker thread: 3 MiB of YAML takes seconds to compose, and a
+# VirtualService of thousands of routes seconds to validate, while the event loop serves every other request
+# (and xDS) meanwhile. Small bodies, nearly all of them, stay on the loop.
+_ON_LOOP_BODY = 64 * 1024
+
+
+def _large(body: bytes) -> bool:
+    return len(body) > _ON_LOOP_BODY
+
+
+def _sync(fn: Callable[..., _R]) -> Callable[..., Awaitable[_R]]:
+    async def call(*args: Any, **kwargs: Any) -> _R:
+        return fn(*args, **kwargs)
+    return call
 
 
 async def decode_body(body: bytes, content_type: str, kind: str = "") -> Any:
     """`decode_object`, off the event loop for a large body."""
-    if len(body) <= _DECODE_ON_LOOP:
+    if not _large(body):
         return decode_object(body, content_type, kind)
     return await asyncio.to_thread(decode_object, body, content_type, kind)
 
@@ -275,8 +287,10 @@ class Handlers:
                     return await watch.serve(request, reg, t.rt, t.version, t.namespace)
                 return self._list(request, t)
             if method == "POST":
-                body = await decode_body(await _read_body(request), request.content_type, t.rt.kind)
-                res = reg.create(t.rt, t.version, t.namespace, body, field_validation=fv, dry_run=dry_run)
+                raw = await _read_body(request)
+                body = await decode_body(raw, request.content_type, t.rt.kind)
+                create = reg.create_off_loop if _large(raw) else _sync(reg.create)
+                res = await create(t.rt, t.version, t.namespace, body, field_validation=fv, dry_run=dry_run)
                 return json_response(res.object, 201, res.warnings)
             if method == "DELETE":
                 opts = await self._delete_options(request)
@@ -307,14 +321,17 @@ class Handlers:
                                                  q.get("includeObject", "Metadata")))
             return json_response(obj)
         if method == "PUT":
-            body = await decode_body(await _read_body(request), request.content_type, t.rt.kind)
-            res = reg.replace(t.rt, t.version, t.namespace, name, body, subresource=t.sub,
-                              field_validation=fv, dry_run=dry_run)
+            raw = await _read_body(request)
+            body = await decode_body(raw, request.content_type, t.rt.kind)
+            replace = reg.replace_off_loop if _large(raw) else _sync(reg.replace)
+            res = await replace(t.rt, t.version, t.namespace, name, body, subresource=t.sub,
+                                field_validation=fv, dry_run=dry_run)
             return json_response(res.object, 200, res.warnings)
         if method == "PATCH":
             raw = await _read_body(request)
-            res = reg.patch(t.rt, t.version, t.namespace, name, request.headers.get("Content-Type", ""), raw,
-                            subresource=t.sub, field_validation=fv, dry_run=dry_run)
+            patch = reg.patch_off_loop if _large(raw) else _sync(reg.patch)
+            res = await patch(t.rt, t.version, t.namespace, name, request.headers.get("Content-Type", ""), raw,
+                              subresource=t.sub, field_validation=fv, dry_run=dry_run)
             return json_response(res.object, 200, res.warnings)
         if method == "DELETE":
             if t.sub:
