@@ -48,6 +48,14 @@ def json_response(obj: Any, code: int = 200, warnings: list[str] | None = None) 
     return resp
 
 
+async def _written(body: bytes, obj: Any, code: int, warnings: list[str]) -> web.Response:
+    """The answer to a write: the object it stored, encoded off the loop when the request was large (so is the
+    object)."""
+    if not _large(body):
+        return json_response(obj, code, warnings)
+    return await asyncio.to_thread(json_response, obj, code, warnings)
+
+
 def error_response(err: ApiError) -> web.Response:
     return json_response(err.body(), err.code)
 
@@ -291,7 +299,7 @@ class Handlers:
                 body = await decode_body(raw, request.content_type, t.rt.kind)
                 create = reg.create_off_loop if _large(raw) else _sync(reg.create)
                 res = await create(t.rt, t.version, t.namespace, body, field_validation=fv, dry_run=dry_run)
-                return json_response(res.object, 201, res.warnings)
+                return await _written(raw, res.object, 201, res.warnings)
             if method == "DELETE":
                 opts = await self._delete_options(request)
                 items = reg.delete_collection(t.rt, t.version, t.namespace, opts, dry_run=dry_run,
@@ -326,13 +334,13 @@ class Handlers:
             replace = reg.replace_off_loop if _large(raw) else _sync(reg.replace)
             res = await replace(t.rt, t.version, t.namespace, name, body, subresource=t.sub,
                                 field_validation=fv, dry_run=dry_run)
-            return json_response(res.object, 200, res.warnings)
+            return await _written(raw, res.object, 200, res.warnings)
         if method == "PATCH":
             raw = await _read_body(request)
             patch = reg.patch_off_loop if _large(raw) else _sync(reg.patch)
             res = await patch(t.rt, t.version, t.namespace, name, request.headers.get("Content-Type", ""), raw,
                               subresource=t.sub, field_validation=fv, dry_run=dry_run)
-            return json_response(res.object, 200, res.warnings)
+            return await _written(raw, res.object, 200, res.warnings)
         if method == "DELETE":
             if t.sub:
                 raise ApiError.method_not_allowed(method)
