@@ -8,7 +8,6 @@ and returns warnings to be sent as `Warning` headers. Nothing is stored unless e
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import copy
 import json
@@ -22,6 +21,7 @@ from typing import Any
 from sluice.api import decoding, selectors
 from sluice.api import patch as patching
 from sluice.api.errors import ApiError
+from sluice.offloop import run_off_loop
 from sluice.resources import defaults, injection
 from sluice.resources.kinds import ResourceType, by_kind, by_plural
 from sluice.store import sqlite
@@ -181,7 +181,7 @@ class Registry:
         """`create` with the decoding and admission, which read nothing stored, in a worker thread."""
         if rt.kind == "Service":  # allocating its ClusterIP reads the store
             return self.create(rt, version, ns, body, field_validation=field_validation, dry_run=dry_run)
-        obj, warnings = await asyncio.to_thread(self._prepare_create, rt, version, ns, body, field_validation)
+        obj, warnings = await run_off_loop(self._prepare_create, rt, version, ns, body, field_validation)
         return self._commit_create(rt, version, obj, warnings, dry_run)
 
     def _prepare_create(self, rt: ResourceType, version: str, ns: str | None, body: Any,
@@ -238,7 +238,7 @@ class Registry:
         if subresource != "scale":
             for _ in range(_OFF_LOOP_ATTEMPTS):
                 current = self._current(rt, ns, name)
-                new, warnings = await asyncio.to_thread(self._prepare_replace, rt, version, ns, name, current, body,
+                new, warnings = await run_off_loop(self._prepare_replace, rt, version, ns, name, current, body,
                                                         subresource, field_validation)
                 if self._unchanged(rt, current):
                     return self._commit_update(rt, version, current, new, warnings, dry_run)
@@ -286,7 +286,7 @@ class Registry:
                     apply = self._patcher(rt, ctype, body, subresource)
                     return self._prepare_patch(rt, version, ns, name, cur, apply, subresource, field_validation)
 
-                new, warnings = await asyncio.to_thread(prepare)
+                new, warnings = await run_off_loop(prepare)
                 if self._unchanged(rt, current):
                     return self._commit_update(rt, version, current, new, warnings, dry_run)
         return self.patch(rt, version, ns, name, content_type, body, subresource=subresource,

@@ -21,6 +21,7 @@ from aiohttp import web
 from sluice.api import decoding, discovery, protobuf, streaming, watch
 from sluice.api.errors import ApiError, status
 from sluice.api.registry import Registry, kind_for_url
+from sluice.offloop import run_off_loop
 from sluice.resources.kinds import ResourceType
 
 __all__ = ["make_app", "LogSource", "StreamSource", "MAX_BODY"]
@@ -53,7 +54,7 @@ async def _written(body: bytes, obj: Any, code: int, warnings: list[str]) -> web
     object)."""
     if not _large(body):
         return json_response(obj, code, warnings)
-    return await asyncio.to_thread(json_response, obj, code, warnings)
+    return await run_off_loop(json_response, obj, code, warnings)
 
 
 def error_response(err: ApiError) -> web.Response:
@@ -206,7 +207,7 @@ async def decode_body(body: bytes, content_type: str, kind: str = "") -> Any:
     """`decode_object`, off the event loop for a large body."""
     if not _large(body):
         return decode_object(body, content_type, kind)
-    return await asyncio.to_thread(decode_object, body, content_type, kind)
+    return await run_off_loop(decode_object, body, content_type, kind)
 
 
 def decode_error(e: decoding.DecodeError, kind: str) -> ApiError:

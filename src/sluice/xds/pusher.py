@@ -32,6 +32,7 @@ from typing import Any, Protocol, TypeVar
 
 from sluice import mesh
 from sluice.aio import cancel_and_wait
+from sluice.offloop import call_gc_paused
 from sluice.resources.kinds import KINDS
 from sluice.store.sqlite import Store, Watcher
 from sluice.xds.cache import Resources, Snapshot, SnapshotCache
@@ -447,7 +448,7 @@ class Pusher:
     async def _in_worker(self, fn: Callable[[], _T]) -> _T:
         if self._executor is None:  # not started (tests driving a push directly)
             return fn()
-        return await asyncio.wrap_future(self._executor.submit(fn))
+        return await asyncio.wrap_future(self._executor.submit(call_gc_paused, fn))
 
     def _read(self) -> _Generation:
         """One consistent view of the store (no await here), with the rejected objects left out."""
