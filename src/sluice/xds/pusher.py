@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import importlib
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -188,6 +189,27 @@ class _Generation:
         self.view: View | None = None
         self.rejections: list[tuple[dict[str, Any], str]] = []
         self.error = ""  # why the view could not be built
+        self.stored: dict[ObjectKey, str] = {}  # resourceVersion of every stored Istio config object (`decode`)
+
+    def decode(self, texts: dict[str, list[str]], rejected: dict[ObjectKey, str]) -> None:
+        """Fill base, config and pods from the stored JSON of every watched kind, leaving out the `rejected`
+        objects (key → the resourceVersion rejected) that did not change since."""
+        for kind in WATCHED_KINDS:
+            rt = _TYPES.get(kind)
+            for text in texts.get(kind, ()):
+                obj = json.loads(text)
+                if rt is not None:
+                    obj.setdefault("apiVersion", rt.api_version())
+                    obj.setdefault("kind", rt.kind)
+                if obj.get("kind") in CONFIG_KINDS:
+                    self.stored[_key(obj)] = _rv(obj)
+                    if rejected.get(_key(obj)) != _rv(obj):
+                        self.config.append(obj)
+                else:
+                    self.base.append(obj)
+                if kind == "pods":
+                    meta = obj.get("metadata") or {}
+                    self.pods[(str(meta.get("namespace") or ""), str(meta.get("name") or ""))] = obj
 
     # ------------------------------------------------------------------ the view
     def build_view(self) -> bool:
@@ -450,35 +472,32 @@ class Pusher:
             return fn()
         return await asyncio.wrap_future(self._executor.submit(call_gc_paused, fn))
 
-    def _read(self) -> _Generation:
-        """One consistent view of the store (no await here), with the rejected objects left out."""
-        base: list[dict[str, Any]] = []
-        config: list[dict[str, Any]] = []
-        pods: dict[tuple[str, str], dict[str, Any]] = {}
+    def _read(self) -> tuple[_Generation, Callable[[], None]]:
+        """One consistent view of the store (no await here): a generation, and its work to run off the loop —
+        decoding the objects (the rejected ones that did not change are left out) before anything else."""
+        texts: dict[str, list[str]] = {}
         revision = self.store.revision
         for kind in WATCHED_KINDS:
-            items, _ = self.store.list_kind(kind)
-            rt = _TYPES.get(kind)
-            for obj in items:
-                if rt is not None:
-                    obj.setdefault("apiVersion", rt.api_version())
-                    obj.setdefault("kind", rt.kind)
-                (config if obj.get("kind") in CONFIG_KINDS else base).append(obj)
-                if kind == "pods":
-                    meta = obj.get("metadata") or {}
-                    pods[(str(meta.get("namespace") or ""), str(meta.get("name") or ""))] = obj
-        # A rejected object that changed or went away is forgotten (and so tried again if it is still there).
-        current = {_key(o): _rv(o) for o in config}
-        for key in [k for k, r in self.rejected.items() if current.get(k) != r.resource_version]:
-            del self.rejected[key]
-        accepted = [o for o in config if _key(o) not in self.rejected]
+            texts[kind], _ = self.store.list_kind_json(kind)
+        rejected = {k: r.resource_version for k, r in self.rejected.items()}
         nodes = sorted(self._nodes)
-        return _Generation(self.generator, revision, base, accepted, pods,
-                           {n: self.cache.get_snapshot(n) for n in nodes})
+        gen = _Generation(self.generator, revision, [], [], {}, {n: self.cache.get_snapshot(n) for n in nodes})
+        return gen, lambda: gen.decode(texts, rejected)
+
+    def _forget_changed_rejections(self, gen: _Generation) -> None:
+        """A rejected object that changed or went away is forgotten (and so tried again if it is still there)."""
+        for key in [k for k, r in self.rejected.items() if gen.stored.get(k) != r.resource_version]:
+            del self.rejected[key]
 
     async def _build_view(self) -> bool:
-        gen = self._read()
-        built = await self._in_worker(gen.build_view)
+        gen, decode = self._read()
+
+        def work() -> bool:
+            decode()
+            return gen.build_view()
+
+        built = await self._in_worker(work)
+        self._forget_changed_rejections(gen)
         return self._apply_view(gen, built)
 
     def _apply_view(self, gen: _Generation, built: bool) -> bool:
@@ -493,15 +512,17 @@ class Pusher:
 
     async def push(self) -> None:
         """Rebuild the view and update every connected proxy's snapshot."""
-        gen = self._read()
+        gen, decode = self._read()
         nodes = sorted(gen.previous)
 
         def work() -> tuple[bool, dict[str, _NodeOutcome]]:
+            decode()
             if not gen.build_view():
                 return False, {}
             return True, gen.update(nodes, nodes)
 
         built, outcomes = await self._in_worker(work)
+        self._forget_changed_rejections(gen)
         self._apply(gen, built, outcomes)
         if built:
             self.pushes += 1
