@@ -12,6 +12,7 @@ import hmac
 import json
 import logging
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -21,7 +22,7 @@ from aiohttp import web
 from sluice.api import decoding, discovery, protobuf, streaming, watch
 from sluice.api.errors import ApiError, status
 from sluice.api.registry import Registry, kind_for_url
-from sluice.offloop import run_off_loop
+from sluice.offloop import gc_paused, run_off_loop
 from sluice.resources.kinds import ResourceType
 
 __all__ = ["make_app", "LogSource", "StreamSource", "MAX_BODY"]
@@ -197,6 +198,12 @@ def _large(body: bytes) -> bool:
     return len(body) > _ON_LOOP_BODY
 
 
+def _gc_paused_for(body: bytes) -> AbstractContextManager[None]:
+    """The collector stays paused through a large write's steps, not only inside each (see `sluice.offloop`):
+    a full collection between two of them would walk the large object, holding the GIL."""
+    return gc_paused() if _large(body) else nullcontext()
+
+
 def _sync(fn: Callable[..., _R]) -> Callable[..., Awaitable[_R]]:
     async def call(*args: Any, **kwargs: Any) -> _R:
         return fn(*args, **kwargs)
@@ -297,10 +304,11 @@ class Handlers:
                 return self._list(request, t)
             if method == "POST":
                 raw = await _read_body(request)
-                body = await decode_body(raw, request.content_type, t.rt.kind)
-                create = reg.create_off_loop if _large(raw) else _sync(reg.create)
-                res = await create(t.rt, t.version, t.namespace, body, field_validation=fv, dry_run=dry_run)
-                return await _written(raw, res.object, 201, res.warnings)
+                with _gc_paused_for(raw):
+                    body = await decode_body(raw, request.content_type, t.rt.kind)
+                    create = reg.create_off_loop if _large(raw) else _sync(reg.create)
+                    res = await create(t.rt, t.version, t.namespace, body, field_validation=fv, dry_run=dry_run)
+                    return await _written(raw, res.object, 201, res.warnings)
             if method == "DELETE":
                 opts = await self._delete_options(request)
                 items = reg.delete_collection(t.rt, t.version, t.namespace, opts, dry_run=dry_run,
@@ -331,17 +339,19 @@ class Handlers:
             return json_response(obj)
         if method == "PUT":
             raw = await _read_body(request)
-            body = await decode_body(raw, request.content_type, t.rt.kind)
-            replace = reg.replace_off_loop if _large(raw) else _sync(reg.replace)
-            res = await replace(t.rt, t.version, t.namespace, name, body, subresource=t.sub,
-                                field_validation=fv, dry_run=dry_run)
-            return await _written(raw, res.object, 200, res.warnings)
+            with _gc_paused_for(raw):
+                body = await decode_body(raw, request.content_type, t.rt.kind)
+                replace = reg.replace_off_loop if _large(raw) else _sync(reg.replace)
+                res = await replace(t.rt, t.version, t.namespace, name, body, subresource=t.sub,
+                                    field_validation=fv, dry_run=dry_run)
+                return await _written(raw, res.object, 200, res.warnings)
         if method == "PATCH":
             raw = await _read_body(request)
-            patch = reg.patch_off_loop if _large(raw) else _sync(reg.patch)
-            res = await patch(t.rt, t.version, t.namespace, name, request.headers.get("Content-Type", ""), raw,
-                              subresource=t.sub, field_validation=fv, dry_run=dry_run)
-            return await _written(raw, res.object, 200, res.warnings)
+            with _gc_paused_for(raw):
+                patch = reg.patch_off_loop if _large(raw) else _sync(reg.patch)
+                res = await patch(t.rt, t.version, t.namespace, name, request.headers.get("Content-Type", ""), raw,
+                                  subresource=t.sub, field_validation=fv, dry_run=dry_run)
+                return await _written(raw, res.object, 200, res.warnings)
         if method == "DELETE":
             if t.sub:
                 raise ApiError.method_not_allowed(method)
