@@ -1,9 +1,11 @@
-"""Work off the loop pauses the cyclic garbage collector while it runs, and only then."""
+"""Work off the loop pauses the cyclic garbage collector (and shortens the GIL switch interval) while it runs, and
+only then."""
 
 from __future__ import annotations
 
 import asyncio
 import gc
+import sys
 import threading
 
 from sluice.offloop import gc_paused, run_off_loop
@@ -11,12 +13,13 @@ from sluice.offloop import gc_paused, run_off_loop
 
 def test_the_collector_is_paused_while_any_work_runs_and_resumes_after_the_last() -> None:
     assert gc.isenabled()
+    interval = sys.getswitchinterval()
     with gc_paused():
-        assert not gc.isenabled()
+        assert not gc.isenabled() and sys.getswitchinterval() < interval
         with gc_paused():
             assert not gc.isenabled()
         assert not gc.isenabled()  # the outer work still runs
-    assert gc.isenabled()
+    assert gc.isenabled() and sys.getswitchinterval() == interval
 
 
 def test_a_collector_that_was_off_stays_off() -> None:
