@@ -3,8 +3,9 @@
 A thread alone is not enough. A full (generation 2) collection walks every tracked object in the process while
 holding the GIL, and a worker that builds a large object graph — composing 3 MiB of YAML, translating a
 VirtualService of thousands of routes — triggers one each time the heap has grown by a quarter, each walking
-the whole, growing heap: the loop thread, which needs the GIL for every request it serves, waited seconds
-(composing a 2.9 MiB YAML body ran 10 full collections, the longest 0.6 s on an idle core). So while any such
+the whole, growing heap: the loop thread, which needs the GIL for every request it serves, waits that long
+(composing a 2.9 MiB YAML body ran 10 full collections; on a loaded 2-core machine the loop beside it lagged
+7.1 s at worst with the collector on, 0.41 s with it paused: docs/benchmarks.md). So while any such
 work runs the collector is off: reference counting still frees everything acyclic at once, and the collector
 resumes with its usual thresholds when the last such work ends.
 """
