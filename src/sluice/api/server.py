@@ -308,7 +308,9 @@ class Handlers:
                     body = await decode_body(raw, request.content_type, t.rt.kind)
                     create = reg.create_off_loop if _large(raw) else _sync(reg.create)
                     res = await create(t.rt, t.version, t.namespace, body, field_validation=fv, dry_run=dry_run)
-                    return await _written(raw, res.object, 201, res.warnings)
+                    answer = await _written(raw, res.object, 201, res.warnings)
+                    del body, res  # freed before the collector resumes (it would walk them all)
+                return answer
             if method == "DELETE":
                 opts = await self._delete_options(request)
                 items = reg.delete_collection(t.rt, t.version, t.namespace, opts, dry_run=dry_run,
@@ -344,14 +346,18 @@ class Handlers:
                 replace = reg.replace_off_loop if _large(raw) else _sync(reg.replace)
                 res = await replace(t.rt, t.version, t.namespace, name, body, subresource=t.sub,
                                     field_validation=fv, dry_run=dry_run)
-                return await _written(raw, res.object, 200, res.warnings)
+                answer = await _written(raw, res.object, 200, res.warnings)
+                del body, res  # freed before the collector resumes (it would walk them all)
+            return answer
         if method == "PATCH":
             raw = await _read_body(request)
             with _gc_paused_for(raw):
                 patch = reg.patch_off_loop if _large(raw) else _sync(reg.patch)
                 res = await patch(t.rt, t.version, t.namespace, name, request.headers.get("Content-Type", ""), raw,
                                   subresource=t.sub, field_validation=fv, dry_run=dry_run)
-                return await _written(raw, res.object, 200, res.warnings)
+                answer = await _written(raw, res.object, 200, res.warnings)
+                del res  # freed before the collector resumes (it would walk it all)
+            return answer
         if method == "DELETE":
             if t.sub:
                 raise ApiError.method_not_allowed(method)
