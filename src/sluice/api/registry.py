@@ -41,6 +41,9 @@ MAX_JSON_PATCH_OPERATIONS = 10000  # kube-apiserver's maxJSONPatchOperations
 # A write admitted in a worker thread is committed only if the stored object did not change meanwhile; after
 # this many tries it is done on the loop.
 _OFF_LOOP_ATTEMPTS = 3
+# Kinds whose writes read or allocate shared state before admission (a Service's ClusterIP and ports): always
+# on the loop.
+_ON_LOOP_KINDS = frozenset({"Service"})
 APPLY_PATCH = "application/apply-patch+yaml"
 
 _FIELD_SELECTABLE: dict[str, tuple[str, ...]] = {
@@ -179,7 +182,7 @@ class Registry:
     async def create_off_loop(self, rt: ResourceType, version: str, ns: str | None, body: Any, *,
                               field_validation: str = "Strict", dry_run: bool = False) -> WriteResult:
         """`create` with the decoding and admission, which read nothing stored, in a worker thread."""
-        if rt.kind == "Service":  # allocating its ClusterIP reads the store
+        if rt.kind in _ON_LOOP_KINDS:
             return self.create(rt, version, ns, body, field_validation=field_validation, dry_run=dry_run)
         obj, warnings = await run_off_loop(self._prepare_create, rt, version, ns, body, field_validation)
         return self._commit_create(rt, version, obj, warnings, dry_run)
@@ -235,7 +238,7 @@ class Registry:
                                dry_run: bool = False) -> WriteResult:
         """`replace` with the decoding and admission in a worker thread; committed on the loop only if the stored
         object did not change meanwhile (else admitted again)."""
-        if subresource != "scale":
+        if subresource != "scale" and rt.kind not in _ON_LOOP_KINDS:
             for _ in range(_OFF_LOOP_ATTEMPTS):
                 current = self._current(rt, ns, name)
                 new, warnings = await run_off_loop(self._prepare_replace, rt, version, ns, name, current, body,
@@ -277,7 +280,7 @@ class Registry:
                              body: bytes, *, subresource: str = "", field_validation: str = "Strict",
                              dry_run: bool = False) -> WriteResult:
         """`patch` with decoding the patch, applying it and admitting the result in a worker thread."""
-        if subresource != "scale":
+        if subresource != "scale" and rt.kind not in _ON_LOOP_KINDS:
             ctype = self._patch_type(rt, content_type)
             for _ in range(_OFF_LOOP_ATTEMPTS):
                 current = self._current(rt, ns, name)
