@@ -21,6 +21,7 @@ from typing import Any
 from sluice.api import patch as patching
 from sluice.api.errors import ApiError
 from sluice.kube import decoding, selectors
+from sluice.offloop import run_off_loop
 from sluice.resources import defaults, injection, loadbalancer
 from sluice.resources.kinds import ARGO_GROUP, ResourceType, by_kind, by_plural
 from sluice.store import sqlite
@@ -37,6 +38,12 @@ MERGE_PATCH = "application/merge-patch+json"
 STRATEGIC_PATCH = "application/strategic-merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
 MAX_JSON_PATCH_OPERATIONS = 10000  # kube-apiserver's maxJSONPatchOperations
+# A write admitted in a worker thread is committed only if the stored object did not change meanwhile; after
+# this many tries it is done on the loop.
+_OFF_LOOP_ATTEMPTS = 3
+# Kinds whose writes read or allocate shared state before admission (a Service's ClusterIP and ports): always
+# on the loop.
+_ON_LOOP_KINDS = frozenset({"Service"})
 APPLY_PATCH = "application/apply-patch+yaml"
 
 _FIELD_SELECTABLE: dict[str, tuple[str, ...]] = {
@@ -171,6 +178,19 @@ class Registry:
     # ------------------------------------------------------------------ create
     def create(self, rt: ResourceType, version: str, ns: str | None, body: Any, *,
                field_validation: str = "Strict", dry_run: bool = False) -> WriteResult:
+        obj, warnings = self._prepare_create(rt, version, ns, body, field_validation)
+        return self._commit_create(rt, version, obj, warnings, dry_run)
+
+    async def create_off_loop(self, rt: ResourceType, version: str, ns: str | None, body: Any, *,
+                              field_validation: str = "Strict", dry_run: bool = False) -> WriteResult:
+        """`create` with the decoding and admission, which read nothing stored, in a worker thread."""
+        if rt.kind in _ON_LOOP_KINDS:
+            return self.create(rt, version, ns, body, field_validation=field_validation, dry_run=dry_run)
+        obj, warnings = await run_off_loop(self._prepare_create, rt, version, ns, body, field_validation)
+        return self._commit_create(rt, version, obj, warnings, dry_run)
+
+    def _prepare_create(self, rt: ResourceType, version: str, ns: str | None, body: Any,
+                        field_validation: str) -> tuple[Obj, list[str]]:
         obj = self._decode(rt, version, ns, body, None)
         m = _meta(obj)
         if not m.get("name") and m.get("generateName"):
@@ -189,7 +209,11 @@ class Registry:
         if rt.kind == "Service":
             self._allocate_cluster_ip(obj)
             loadbalancer.assign(obj, self.options.gateway_ports)
-        warnings = self._admit(rt, version, obj, None, field_validation)
+        return obj, self._admit(rt, version, obj, None, field_validation)
+
+    def _commit_create(self, rt: ResourceType, version: str, obj: Obj, warnings: list[str],
+                       dry_run: bool) -> WriteResult:
+        m = _meta(obj)
         if rt.namespaced and self.store.get("namespaces", "", str(m["namespace"])) is None:
             raise ApiError.namespace_not_found(str(m["namespace"]))
         if dry_run:
@@ -208,16 +232,74 @@ class Registry:
                 subresource: str = "", field_validation: str = "Strict", dry_run: bool = False) -> WriteResult:
         if subresource == "scale":
             return self._write_scale(rt, version, ns, name, lambda cur: body, dry_run)
+        current = self._current(rt, ns, name)
+        new, warnings = self._prepare_replace(rt, version, ns, name, current, body, subresource, field_validation)
+        return self._commit_update(rt, version, current, new, warnings, dry_run)
+
+    async def replace_off_loop(self, rt: ResourceType, version: str, ns: str | None, name: str, body: Any, *,
+                               subresource: str = "", field_validation: str = "Strict",
+                               dry_run: bool = False) -> WriteResult:
+        """`replace` with the decoding and admission in a worker thread; committed on the loop only if the stored
+        object did not change meanwhile (else admitted again)."""
+        if subresource != "scale" and rt.kind not in _ON_LOOP_KINDS:
+            for _ in range(_OFF_LOOP_ATTEMPTS):
+                current = self._current(rt, ns, name)
+                new, warnings = await run_off_loop(self._prepare_replace, rt, version, ns, name, current, body,
+                                                        subresource, field_validation)
+                if self._unchanged(rt, current):
+                    return self._commit_update(rt, version, current, new, warnings, dry_run)
+        return self.replace(rt, version, ns, name, body, subresource=subresource, field_validation=field_validation,
+                            dry_run=dry_run)
+
+    def _prepare_replace(self, rt: ResourceType, version: str, ns: str | None, name: str, current: Obj, body: Any,
+                         subresource: str, field_validation: str) -> tuple[Obj, list[str]]:
+        new = self._decode(rt, version, ns, body, name)
+        rv = _meta(new).get("resourceVersion")
+        return self._prepare_update(rt, version, current, new, subresource, field_validation,
+                                    str(rv) if rv else None)
+
+    def _current(self, rt: ResourceType, ns: str | None, name: str) -> Obj:
         current = self.store.get(rt.key, ns or "", name)
         if current is None:
             raise ApiError.not_found(rt, name)
-        new = self._decode(rt, version, ns, body, name)
-        rv = _meta(new).get("resourceVersion")
-        return self._update(rt, version, current, new, subresource, field_validation, dry_run,
-                            expected_rv=str(rv) if rv else None)
+        return current
+
+    def _unchanged(self, rt: ResourceType, current: Obj) -> bool:
+        m = _meta(current)
+        latest = self.store.get(rt.key, str(m.get("namespace") or ""), str(m["name"]))
+        return latest is not None and _meta(latest).get("resourceVersion") == m.get("resourceVersion")
 
     def patch(self, rt: ResourceType, version: str, ns: str | None, name: str, content_type: str, body: bytes,
               *, subresource: str = "", field_validation: str = "Strict", dry_run: bool = False) -> WriteResult:
+        ctype = self._patch_type(rt, content_type)
+        apply = self._patcher(rt, ctype, body, subresource)
+        if subresource == "scale":
+            return self._write_scale(rt, version, ns, name, apply, dry_run)
+        current = self._current(rt, ns, name)
+        new, warnings = self._prepare_patch(rt, version, ns, name, current, apply, subresource, field_validation)
+        return self._commit_update(rt, version, current, new, warnings, dry_run)
+
+    async def patch_off_loop(self, rt: ResourceType, version: str, ns: str | None, name: str, content_type: str,
+                             body: bytes, *, subresource: str = "", field_validation: str = "Strict",
+                             dry_run: bool = False) -> WriteResult:
+        """`patch` with decoding the patch, applying it and admitting the result in a worker thread."""
+        if subresource != "scale" and rt.kind not in _ON_LOOP_KINDS:
+            ctype = self._patch_type(rt, content_type)
+            for _ in range(_OFF_LOOP_ATTEMPTS):
+                current = self._current(rt, ns, name)
+
+                def prepare(cur: Obj = current) -> tuple[Obj, list[str]]:
+                    apply = self._patcher(rt, ctype, body, subresource)
+                    return self._prepare_patch(rt, version, ns, name, cur, apply, subresource, field_validation)
+
+                new, warnings = await run_off_loop(prepare)
+                if self._unchanged(rt, current):
+                    return self._commit_update(rt, version, current, new, warnings, dry_run)
+        return self.patch(rt, version, ns, name, content_type, body, subresource=subresource,
+                          field_validation=field_validation, dry_run=dry_run)
+
+    @staticmethod
+    def _patch_type(rt: ResourceType, content_type: str) -> str:
         ctype = content_type.split(";")[0].strip().lower()
         accepted = [JSON_PATCH, MERGE_PATCH, APPLY_PATCH] + ([STRATEGIC_PATCH] if rt.builtin else [])
         if ctype not in accepted or ctype == APPLY_PATCH:
@@ -225,6 +307,11 @@ class Registry:
                 raise ApiError(415, "UnsupportedMediaType", "server-side apply is not supported by sluice yet; "
                                "use client-side apply (the default)")
             raise ApiError.unsupported_media_type(ctype, accepted)
+        return ctype
+
+    @staticmethod
+    def _patcher(rt: ResourceType, ctype: str, body: bytes, subresource: str) -> Callable[[Obj], Obj]:
+        """The patch document in `body`, decoded, as a function from the current object to the patched one."""
         try:
             patch_doc = decoding.decode_json(body or b"null")
         except decoding.TooLarge:
@@ -262,11 +349,10 @@ class Registry:
                 raise ApiError(422, "Invalid", f"the patch could not be applied: {e.message}") from None
             return checked
 
-        if subresource == "scale":
-            return self._write_scale(rt, version, ns, name, apply, dry_run)
-        current = self.store.get(rt.key, ns or "", name)
-        if current is None:
-            raise ApiError.not_found(rt, name)
+        return apply
+
+    def _prepare_patch(self, rt: ResourceType, version: str, ns: str | None, name: str, current: Obj,
+                       apply: Callable[[Obj], Obj], subresource: str, field_validation: str) -> tuple[Obj, list[str]]:
         presented = self.present(rt, version, current)
         new = apply(copy.deepcopy(presented))
         new = self._decode(rt, version, ns, new, name)
@@ -275,10 +361,16 @@ class Registry:
         expected = str(rv) if rv and rv != _meta(current).get("resourceVersion") else None
         if expected is not None:
             raise ApiError.conflict(rt, name)
-        return self._update(rt, version, current, new, subresource, field_validation, dry_run, None)
+        return self._prepare_update(rt, version, current, new, subresource, field_validation, None)
 
     def _update(self, rt: ResourceType, version: str, current: Obj, new: Obj, subresource: str,
                 field_validation: str, dry_run: bool, expected_rv: str | None) -> WriteResult:
+        new, warnings = self._prepare_update(rt, version, current, new, subresource, field_validation, expected_rv)
+        return self._commit_update(rt, version, current, new, warnings, dry_run)
+
+    def _prepare_update(self, rt: ResourceType, version: str, current: Obj, new: Obj, subresource: str,
+                        field_validation: str, expected_rv: str | None) -> tuple[Obj, list[str]]:
+        """The object an update would store, admitted, and its warnings; reads nothing but `current`."""
         cm = _meta(current)
         name = str(cm["name"])
         if expected_rv is not None and expected_rv != cm.get("resourceVersion"):
@@ -312,6 +404,12 @@ class Registry:
         new["apiVersion"] = current.get("apiVersion", rt.api_version())
         new["kind"] = rt.kind
         warnings = self._admit(rt, version, new, current, field_validation) if subresource != "status" else []
+        return new, warnings
+
+    def _commit_update(self, rt: ResourceType, version: str, current: Obj, new: Obj, warnings: list[str],
+                       dry_run: bool) -> WriteResult:
+        cm, nm = _meta(current), _meta(new)
+        name = str(cm["name"])
         if self._same(current, new):
             return WriteResult(self.present(rt, version, current), warnings)
         if dry_run:

@@ -12,9 +12,10 @@ import hmac
 import json
 import logging
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import web
 
@@ -22,6 +23,7 @@ from sluice.api import discovery, protobuf, streaming, watch
 from sluice.api.errors import ApiError, status
 from sluice.api.registry import Registry, kind_for_url
 from sluice.kube import decoding
+from sluice.offloop import gc_paused, run_off_loop
 from sluice.resources.kinds import ResourceType
 
 __all__ = ["make_app", "LogSource", "StreamSource", "MAX_BODY"]
@@ -29,6 +31,7 @@ __all__ = ["make_app", "LogSource", "StreamSource", "MAX_BODY"]
 log = logging.getLogger("sluice.api")
 
 MAX_BODY = decoding.MAX_BODY
+_R = TypeVar("_R")
 TABLE_MARK = "as=table"
 
 LogSource = Callable[[web.Request, dict[str, Any], dict[str, str]], Awaitable[web.StreamResponse]]
@@ -46,6 +49,14 @@ def json_response(obj: Any, code: int = 200, warnings: list[str] | None = None) 
     for w in warnings or []:
         resp.headers.add("Warning", '299 - "' + w.replace("\\", "\\\\").replace('"', '\\"') + '"')
     return resp
+
+
+async def _written(body: bytes, obj: Any, code: int, warnings: list[str]) -> web.Response:
+    """The answer to a write: the object it stored, encoded off the loop when the request was large (so is the
+    object)."""
+    if not _large(body):
+        return json_response(obj, code, warnings)
+    return await run_off_loop(json_response, obj, code, warnings)
 
 
 def error_response(err: ApiError) -> web.Response:
@@ -178,6 +189,35 @@ def decode_object(body: bytes, content_type: str, kind: str = "") -> Any:
         raise decode_error(e, kind) from None
 
 
+# A larger body is decoded and admitted in a worker thread: 3 MiB of YAML takes seconds to compose, and a
+# VirtualService of thousands of routes seconds to validate, while the event loop serves every other request
+# (and xDS) meanwhile. Small bodies, nearly all of them, stay on the loop.
+_ON_LOOP_BODY = 64 * 1024
+
+
+def _large(body: bytes) -> bool:
+    return len(body) > _ON_LOOP_BODY
+
+
+def _gc_paused_for(body: bytes) -> AbstractContextManager[None]:
+    """The collector stays paused through a large write's steps, not only inside each (see `sluice.offloop`):
+    a full collection between two of them would walk the large object, holding the GIL."""
+    return gc_paused() if _large(body) else nullcontext()
+
+
+def _sync(fn: Callable[..., _R]) -> Callable[..., Awaitable[_R]]:
+    async def call(*args: Any, **kwargs: Any) -> _R:
+        return fn(*args, **kwargs)
+    return call
+
+
+async def decode_body(body: bytes, content_type: str, kind: str = "") -> Any:
+    """`decode_object`, off the event loop for a large body."""
+    if not _large(body):
+        return decode_object(body, content_type, kind)
+    return await run_off_loop(decode_object, body, content_type, kind)
+
+
 def decode_error(e: decoding.DecodeError, kind: str) -> ApiError:
     """kube-apiserver's wording for a body it cannot turn into an object (`transformDecodeError`)."""
     what = f"the object provided is unrecognized (must be of type {kind or 'Object'})"
@@ -264,9 +304,14 @@ class Handlers:
                     return await watch.serve(request, reg, t.rt, t.version, t.namespace)
                 return self._list(request, t)
             if method == "POST":
-                body = decode_object(await _read_body(request), request.content_type, t.rt.kind)
-                res = reg.create(t.rt, t.version, t.namespace, body, field_validation=fv, dry_run=dry_run)
-                return json_response(res.object, 201, res.warnings)
+                raw = await _read_body(request)
+                with _gc_paused_for(raw):
+                    body = await decode_body(raw, request.content_type, t.rt.kind)
+                    create = reg.create_off_loop if _large(raw) else _sync(reg.create)
+                    res = await create(t.rt, t.version, t.namespace, body, field_validation=fv, dry_run=dry_run)
+                    answer = await _written(raw, res.object, 201, res.warnings)
+                    del body, res  # freed before the collector resumes (it would walk them all)
+                return answer
             if method == "DELETE":
                 opts = await self._delete_options(request)
                 items = reg.delete_collection(t.rt, t.version, t.namespace, opts, dry_run=dry_run,
@@ -296,15 +341,24 @@ class Handlers:
                                                  q.get("includeObject", "Metadata")))
             return json_response(obj)
         if method == "PUT":
-            body = decode_object(await _read_body(request), request.content_type, t.rt.kind)
-            res = reg.replace(t.rt, t.version, t.namespace, name, body, subresource=t.sub,
-                              field_validation=fv, dry_run=dry_run)
-            return json_response(res.object, 200, res.warnings)
+            raw = await _read_body(request)
+            with _gc_paused_for(raw):
+                body = await decode_body(raw, request.content_type, t.rt.kind)
+                replace = reg.replace_off_loop if _large(raw) else _sync(reg.replace)
+                res = await replace(t.rt, t.version, t.namespace, name, body, subresource=t.sub,
+                                    field_validation=fv, dry_run=dry_run)
+                answer = await _written(raw, res.object, 200, res.warnings)
+                del body, res  # freed before the collector resumes (it would walk them all)
+            return answer
         if method == "PATCH":
             raw = await _read_body(request)
-            res = reg.patch(t.rt, t.version, t.namespace, name, request.headers.get("Content-Type", ""), raw,
-                            subresource=t.sub, field_validation=fv, dry_run=dry_run)
-            return json_response(res.object, 200, res.warnings)
+            with _gc_paused_for(raw):
+                patch = reg.patch_off_loop if _large(raw) else _sync(reg.patch)
+                res = await patch(t.rt, t.version, t.namespace, name, request.headers.get("Content-Type", ""), raw,
+                                  subresource=t.sub, field_validation=fv, dry_run=dry_run)
+                answer = await _written(raw, res.object, 200, res.warnings)
+                del res  # freed before the collector resumes (it would walk it all)
+            return answer
         if method == "DELETE":
             if t.sub:
                 raise ApiError.method_not_allowed(method)
@@ -349,7 +403,7 @@ class Handlers:
         raw = await _read_body(request)
         opts: dict[str, Any] = {}
         if raw.strip():
-            body = decode_object(raw, request.content_type, "DeleteOptions")
+            body = await decode_body(raw, request.content_type, "DeleteOptions")
             if not isinstance(body, dict):
                 raise ApiError.bad_request("DeleteOptions must be a JSON object")
             opts.update(body)

@@ -146,6 +146,12 @@ class Store:
             ).fetchall()
         return [json.loads(r[0]) for r in rows], self._revision
 
+    def list_kind_json(self, kind: str) -> tuple[list[str], int]:
+        """`list_kind` of all namespaces as the stored JSON texts, for a caller that decodes them elsewhere (the
+        xDS pusher, in its worker thread: decoding a large config takes the event loop long)."""
+        rows = self._db.execute("SELECT data FROM objects WHERE kind=? ORDER BY namespace, name", (kind,)).fetchall()
+        return [str(r[0]) for r in rows], self._revision
+
     def count(self, kind: str, namespace: str | None = None) -> int:
         q = "SELECT COUNT(*) FROM objects WHERE kind=?" + (" AND namespace=?" if namespace is not None else "")
         args: tuple[str, ...] = (kind,) if namespace is None else (kind, namespace)

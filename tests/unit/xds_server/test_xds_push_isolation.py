@@ -100,6 +100,7 @@ async def env(tmp_path: Path) -> AsyncIterator[Env]:
     await pusher.start()
     pusher.connected(A)
     pusher.connected(B)
+    await settle(pusher)
     yield store, cache, pusher, gen, reported
     await pusher.stop()
     store.close()
@@ -182,9 +183,9 @@ async def test_config_one_proxy_cannot_take_is_left_out_for_every_proxy(env: Env
     store.create(VS, vs("ratings", "/only-b-can", broken="generate-a"))
     await settle(pusher)
     assert route_regex(cache, B, "ratings") == "/only-b-can"  # b alone is connected: nothing failed yet
-    pusher.connected(A)  # a's config fails on it: it is rejected, and b loses it with the next push
-    assert route_regex(cache, A, "ratings") is None and [name for name, _ in reported] == ["ratings"]
+    pusher.connected(A)  # a's config fails on it: it is rejected, and b loses it too
     await settle(pusher)
+    assert route_regex(cache, A, "ratings") is None and [name for name, _ in reported] == ["ratings"]
     assert route_regex(cache, B, "ratings") is None
 
 
@@ -229,6 +230,7 @@ async def test_syncz_says_why_a_proxy_is_not_synced(tmp_path: Path) -> None:
         for stream, node in ((1, A), (2, B)):
             xds.tracker.opened(stream, node, "127.0.0.1:1", {})
             xds.pusher.connected(node)
+            await settle(xds.pusher)
             xds.tracker.sent(stream, CLUSTER, "1", "n1")
             xds.tracker.acked(stream, CLUSTER, "1", "n1")  # b holds what it had: "acked" but not current
         rows = {r["pod"]: r for r in debug.syncz(xds)}

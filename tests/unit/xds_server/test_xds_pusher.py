@@ -58,7 +58,8 @@ B = mesh.sidecar_node_id("127.1.0.3", "b", NS)
 async def test_connect_generates_at_once_and_a_burst_of_writes_is_one_push(env: Any) -> None:
     store, cache, pusher, _ = env
     pusher.connected(A)
-    assert cache.get_snapshot(A) is not None  # no debounce on connect
+    await settle(pusher)
+    assert cache.get_snapshot(A) is not None and pusher.pushes == 0  # no debounce, no full push on connect
     for i in range(10):
         store.update("endpoints", eps("reviews", f"127.1.0.{10 + i}"))
     await settle(pusher)
@@ -73,6 +74,7 @@ async def test_a_change_reaches_only_the_proxies_it_affects(env: Any) -> None:
     store, cache, pusher, _ = env
     pusher.connected(A)
     pusher.connected(B)
+    await settle(pusher)
     # Pod b's own IP changes: only b's listener differs; a's snapshot is untouched.
     store.update("pods", pod("b", "127.1.0.30"))
     await settle(pusher)
@@ -85,6 +87,7 @@ async def test_unknown_pods_wait_and_deleted_pods_are_forgotten(env: Any) -> Non
     store, cache, pusher, _ = env
     late = mesh.sidecar_node_id("127.1.0.4", "late", NS)
     pusher.connected(late)
+    await settle(pusher)
     assert cache.get_snapshot(late) is None and late not in pusher.forgotten
     store.create("pods", pod("late", "127.1.0.4"))
     await settle(pusher)
@@ -97,6 +100,7 @@ async def test_unknown_pods_wait_and_deleted_pods_are_forgotten(env: Any) -> Non
 async def test_a_generator_failure_keeps_the_previous_snapshot(env: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     store, cache, pusher, gen = env
     pusher.connected(A)
+    await settle(pusher)
     before = cache.get_snapshot(A)
 
     def boom(*_: Any) -> Any:

@@ -149,13 +149,32 @@ def _analyze(routes: list[Any], http: bool) -> list[RuleFinding]:
                 prefixes.append(pm)
         if duplicates == len(matches):
             out.append(RuleFinding(UNREACHABLE_RULE, (rule, "all matches used by prior rules")))
-    for x, earlier in enumerate(prefixes):
-        for later in prefixes[x + 1:]:
-            if later.prefix != earlier.prefix and _covers(earlier, later):
-                out.append(RuleFinding(INEFFECTIVE_MATCH, (
-                    later.rule, f"{later.match} of prefix {later.prefix}",
-                    f"{earlier.match} of prefix {earlier.prefix} on {earlier.rule}")))
+    out.extend(RuleFinding(INEFFECTIVE_MATCH, (later.rule, f"{later.match} of prefix {later.prefix}",
+                                                f"{earlier.match} of prefix {earlier.prefix} on {earlier.rule}"))
+               for earlier, later in _overlapping_prefixes(prefixes))
     return out
+
+
+def _keys(pm: _PrefixMatch) -> tuple[tuple[str, ...], ...]:
+    # Only matches with the same header/query keys can cover one another (`_covers`).
+    return tuple(sorted(pm.headers)), tuple(sorted(pm.query)), tuple(sorted(pm.without_headers))
+
+
+def _overlapping_prefixes(prefixes: list[_PrefixMatch]) -> list[tuple[_PrefixMatch, _PrefixMatch]]:
+    """(earlier, later) pairs where the earlier match covers the later one with a shorter prefix, ordered by
+    the earlier then the later match. Earlier matches are indexed by prefix, so a later match looks up only
+    the proper prefixes of its own instead of comparing with every earlier match (a VirtualService with
+    thousands of routes is validated in linear, not quadratic, time)."""
+    by_prefix: dict[tuple[str, tuple[tuple[str, ...], ...]], list[int]] = {}
+    pairs: list[tuple[int, int]] = []
+    for y, later in enumerate(prefixes):
+        keys = _keys(later)
+        for n in range(1, len(later.prefix)):
+            for x in by_prefix.get((later.prefix[:n], keys), ()):
+                if _covers(prefixes[x], later):
+                    pairs.append((x, y))
+        by_prefix.setdefault((later.prefix, keys), []).append(y)
+    return [(prefixes[x], prefixes[y]) for x, y in sorted(pairs)]
 
 
 def find_unreachable_rules(spec: dict[str, Any]) -> list[RuleFinding]:
