@@ -14,7 +14,7 @@ from aiohttp.test_utils import TestClient
 
 from sluice.api.registry import Registry
 from sluice.console.api import console_app
-from sluice.daemon.metrics_parts import ConsoleService
+from sluice.daemon.console_service import ConsoleService
 from sluice.metrics.promql import Engine
 from sluice.metrics.series import labels_of
 from sluice.metrics.tsdb import TSDB

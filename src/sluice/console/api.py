@@ -11,7 +11,7 @@ server's own Status message and code. Errors are JSON `{"error": message, "code"
 
 Who may call it is `sluice.console.auth`'s business (its middleware runs before every handler).
 
-Callers: the daemon (`sluice.daemon.metrics_parts.ConsoleService` mounts `console_app` on 127.0.0.1:20001)
+Callers: the daemon (`sluice.daemon.console_service.ConsoleService` mounts `console_app` on 127.0.0.1:20001)
 and tests/unit/console/.
 """
 

@@ -1,6 +1,6 @@
 """An aiohttp site with connection hygiene, for every HTTP port the daemon serves (API, Prometheus, console).
 
-Used by `sluice.daemon.main` (the API server, TLS) and `sluice.daemon.metrics_parts` (metrics and console) in
+Used by `sluice.daemon.main` (the API server, TLS) and `sluice.daemon.metrics_parts` and `console_service` (metrics and console) in
 place of `web.TCPSite`. aiohttp bounds request lines and headers, but not how long a client may take to send
 them, nor how many connections it may hold. Here every accepted connection is wrapped:
 

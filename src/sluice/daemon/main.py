@@ -16,7 +16,6 @@ import ssl
 import sys
 import time
 from pathlib import Path
-from typing import Protocol
 
 from aiohttp import web
 
@@ -28,6 +27,7 @@ from sluice.controllers.deployment import DeploymentController
 from sluice.controllers.endpoints import EndpointsController
 from sluice.controllers.events import EventExpiry, EventRecorder
 from sluice.daemon import guarded_site
+from sluice.daemon.mesh_parts import Component
 from sluice.daemon.pki import ensure_pki
 from sluice.daemon.state import DaemonOptions, Home
 from sluice.resources.loadbalancer import PortMap
@@ -36,11 +36,6 @@ from sluice.store.sqlite import Store
 __all__ = ["run", "main"]
 
 log = logging.getLogger("sluice.daemon")
-
-
-class Component(Protocol):
-    async def start(self) -> None: ...
-    async def stop(self) -> None: ...
 
 
 async def serve(home: Home, options: DaemonOptions, ready: asyncio.Event | None = None) -> None:

@@ -6,8 +6,9 @@ Called by `sluice.daemon.main.serve` when the runtime is on. Kept apart so the A
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Protocol
 
 from aiohttp import web
 
@@ -17,18 +18,26 @@ from sluice.daemon.state import DaemonOptions, Home
 from sluice.store.sqlite import Store
 
 if TYPE_CHECKING:
+    from sluice.runtime.kubelet import Kubelet
     from sluice.runtime.logfiles import LogRotation
 
-__all__ = ["MeshParts", "build"]
+__all__ = ["Component", "MeshParts", "build"]
+
+
+class Component(Protocol):
+    """What the daemon starts in order and stops in reverse."""
+
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
 
 
 @dataclass
 class MeshParts:
-    components: list[Any] = field(default_factory=list)
+    components: list[Component] = field(default_factory=list)
     routes: list[web.RouteDef] = field(default_factory=list)
     logs: LogSource | None = None
     streams: StreamSource | None = None
-    kubelet: Any = None
+    kubelet: Kubelet | None = None
     network: str = "loopback"
     network_reason: str = ""
 
@@ -68,7 +77,8 @@ def log_rotation(options: DaemonOptions) -> LogRotation:
 def build(home: Home, registry: Registry, store: Store, options: DaemonOptions) -> MeshParts:
     from sluice.console.auth import ConsoleAuth
     from sluice.controllers.events import EventRecorder
-    from sluice.daemon.metrics_parts import ConsoleService, MetricsService
+    from sluice.daemon.console_service import ConsoleService
+    from sluice.daemon.metrics_parts import MetricsService
     from sluice.daemon.pki import ProxyCa
     from sluice.runtime.kubelet import Kubelet, KubeletOptions
     from sluice.runtime.netns.node import NodeNetwork
@@ -131,7 +141,7 @@ def build(home: Home, registry: Registry, store: Store, options: DaemonOptions) 
     return parts
 
 
-def _envoy_admin(kubelet: Any) -> Any:
+def _envoy_admin(kubelet: Kubelet) -> Callable[[web.Request], Awaitable[web.Response]]:
     """`GET /debug/envoy/NS/POD/PATH`: a read of the pod's Envoy admin (`sluice proxy-config`), which only
     the pod itself can reach."""
     async def handle(request: web.Request) -> web.Response:
@@ -152,7 +162,7 @@ def _envoy_admin(kubelet: Any) -> Any:
 class _KubeletComponent:
     """Starts the kubelet with the other parts; stopping it is the daemon's decision (pods stay on restart)."""
 
-    def __init__(self, kubelet: Any) -> None:
+    def __init__(self, kubelet: Kubelet) -> None:
         self.kubelet = kubelet
 
     async def start(self) -> None:
