@@ -21,6 +21,7 @@ from typing import Any
 from sluice.api import patch as patching
 from sluice.api.errors import ApiError
 from sluice.kube import decoding, selectors
+from sluice.objects import Obj
 from sluice.offloop import run_off_loop
 from sluice.resources import defaults, injection, loadbalancer
 from sluice.resources.kinds import ARGO_GROUP, ResourceType, by_kind, by_plural
@@ -31,7 +32,6 @@ from sluice.validation.field import FieldError
 
 __all__ = ["Registry", "ApiOptions", "WriteResult", "now_rfc3339", "PROTECTED_NAMESPACES", "kind_for_url"]
 
-Obj = dict[str, Any]
 
 PROTECTED_NAMESPACES = ("default", "kube-system", "kube-public")
 MERGE_PATCH = "application/merge-patch+json"

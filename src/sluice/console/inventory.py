@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from sluice.controllers.deployment import pod_ready
+from sluice.kube.pods import pod_ready
 
 __all__ = [
     "worst", "pod_summary", "pods_of", "workloads", "template_labels", "service_selects", "qualified_names", "names_service", "config_hosts",

@@ -11,19 +11,18 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Hashable
-from typing import Any
 
 from sluice.api.errors import ApiError
 from sluice.api.registry import Registry
 from sluice.autoallocate import auto_addresses, wants_auto_address
-from sluice.controllers.informer import Informer
 from sluice.controllers.queue import WorkQueue
+from sluice.kube.informer import Informer
+from sluice.objects import Obj
 from sluice.resources.kinds import by_kind
 from sluice.store.sqlite import Store
 
 __all__ = ["AutoAllocateController", "desired_addresses"]
 
-Obj = dict[str, Any]
 _KIND = "serviceentries.networking.istio.io"
 _ALL = ("", "*")  # one key: any change can move any entry's allocation (a probe on a collision)
 

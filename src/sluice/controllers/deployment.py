@@ -24,22 +24,21 @@ from typing import Any
 from sluice.api.errors import ApiError
 from sluice.api.registry import Registry, now_rfc3339
 from sluice.controllers.events import EventRecorder
-from sluice.controllers.informer import Informer
 from sluice.controllers.queue import WorkQueue
 from sluice.controllers.replicaset import (
     ReplicaSetController,
     active,
     controller_uid,
     owner_ref,
-    pod_ready,
     selects,
 )
+from sluice.kube.informer import Informer
+from sluice.objects import Obj
 from sluice.resources.kinds import by_kind
 from sluice.store.sqlite import Store
 
-__all__ = ["DeploymentController", "template_hash", "resolve_fraction", "pod_ready", "comparable_template"]
+__all__ = ["DeploymentController", "template_hash", "resolve_fraction", "comparable_template"]
 
-Obj = dict[str, Any]
 _ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # kube's SafeEncodeString alphabet: no vowels, no look-alikes
 HASH_LABEL = "pod-template-hash"
 REVISION = "deployment.kubernetes.io/revision"

@@ -9,20 +9,19 @@ Runs in the daemon.
 from __future__ import annotations
 
 from collections.abc import Hashable
-from typing import Any
 
 from sluice.api.errors import ApiError
 from sluice.api.registry import Registry
-from sluice.controllers.deployment import pod_ready
-from sluice.controllers.informer import Informer
 from sluice.controllers.queue import WorkQueue
+from sluice.kube.informer import Informer
+from sluice.kube.pods import pod_ready
 from sluice.kube.selectors import from_label_selector_dict
+from sluice.objects import Obj
 from sluice.resources.kinds import by_kind
 from sluice.store.sqlite import Store
 
 __all__ = ["EndpointsController", "desired_subsets"]
 
-Obj = dict[str, Any]
 
 
 

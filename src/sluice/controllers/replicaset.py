@@ -19,24 +19,17 @@ from typing import Any
 from sluice.api.errors import ApiError
 from sluice.api.registry import Registry
 from sluice.controllers.events import EventRecorder
-from sluice.controllers.informer import Informer
 from sluice.controllers.queue import WorkQueue
+from sluice.kube.informer import Informer
+from sluice.kube.pods import pod_ready
 from sluice.kube.selectors import SelectorError, from_label_selector_dict
+from sluice.objects import Obj
 from sluice.resources.kinds import by_kind
 from sluice.store.sqlite import Store
 
-__all__ = ["ReplicaSetController", "pod_ready", "controller_uid", "active", "available", "owner_ref", "selects"]
+__all__ = ["ReplicaSetController", "controller_uid", "active", "available", "owner_ref", "selects"]
 
-Obj = dict[str, Any]
 _PHASE_RANK = {"Pending": 0, "Unknown": 1, "Running": 2}
-
-
-def pod_ready(pod: Mapping[str, Any]) -> bool:
-    """The pod's Ready condition is True (what the ReplicaSet and the Endpoints controller count)."""
-    for c in (pod.get("status") or {}).get("conditions") or []:
-        if c.get("type") == "Ready":
-            return bool(c.get("status") == "True")
-    return False
 
 
 def _ready_since(pod: Obj) -> float | None:

@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sluice.dns.names import DEFAULT_ZONE
+from sluice.objects import Obj
 
 __all__ = ["resolv_conf", "pod_resolv_conf", "hosts_file", "pod_hosts_file", "pod_hostname", "sandbox_hostname",
            "HostResolv", "parse_resolv_conf", "nsswitch_conf"]
 
-Obj = dict[str, Any]
 _HOSTS_HEADER = "# Kubernetes-managed hosts file.\n"
 _HOSTS_BASE = ("127.0.0.1\tlocalhost\n"
                "::1\tlocalhost ip6-localhost ip6-loopback\n"

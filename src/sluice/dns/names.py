@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from sluice.autoallocate import auto_addresses, wants_auto_address
+from sluice.objects import Obj
 
 __all__ = ["Srv", "Node", "NameTable", "build_table", "normalize", "DEFAULT_ZONE", "DEFAULT_TTL"]
 
@@ -44,7 +45,6 @@ DEFAULT_ZONE = "cluster.local"
 DEFAULT_TTL = 30  # kubeadm's Corefile: `kubernetes cluster.local … { ttl 30 }`
 DNS_SPEC_VERSION = "1.1.0"
 
-Obj = dict[str, Any]
 PodMode = Literal["insecure", "verified", "disabled"]
 
 

@@ -13,8 +13,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from sluice.controllers.informer import Informer
 from sluice.dns.names import DEFAULT_TTL, DEFAULT_ZONE, NameTable, PodMode, build_table
+from sluice.kube.informer import Informer
 from sluice.store.sqlite import Store
 
 __all__ = ["NameWatcher", "KINDS"]

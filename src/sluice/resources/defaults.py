@@ -6,11 +6,10 @@ on an object the registry already owns (a fresh copy of the request body).
 
 from __future__ import annotations
 
-from typing import Any
+from sluice.objects import Obj
 
 __all__ = ["apply_defaults"]
 
-Obj = dict[str, Any]
 
 
 def _pod_spec(spec: Obj) -> None:

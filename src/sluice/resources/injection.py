@@ -8,13 +8,12 @@ recognises the container by name and image and runs the real Envoy for it.
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from sluice import mesh
+from sluice.objects import Obj
 
 __all__ = ["inject_sidecar", "wants_sidecar"]
 
-Obj = dict[str, Any]
 _FALSE = ("false", "no", "n", "0", "off")
 
 

@@ -21,6 +21,7 @@ from typing import Any
 
 from sluice import mesh
 from sluice.dns.files import sandbox_hostname
+from sluice.objects import Obj
 from sluice.runtime.images import ImageError, Program
 from sluice.runtime.quantity import QuantityError, node_allocatable, parse_quantity, resource_value
 
@@ -35,7 +36,6 @@ _ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
 # The service holding the API server's address: every pod gets its variables, even without service links.
 MASTER_NAMESPACE, MASTER_SERVICES = "default", ("kubernetes",)
 
-Obj = dict[str, Any]
 ConfigMapLookup = Callable[[str, str], Obj | None]  # (namespace, name) -> ConfigMap or None
 Warn = Callable[[str, str], None]  # (reason, message): a Warning event on the pod
 

@@ -26,6 +26,7 @@ from sluice.aio import cancel_and_wait
 from sluice.api.errors import ApiError
 from sluice.api.registry import Registry
 from sluice.controllers.events import EventRecorder
+from sluice.objects import Obj
 from sluice.resources.kinds import by_kind
 from sluice.runtime import proxy
 from sluice.runtime.ipam import IPAllocator, PoolExhausted
@@ -48,7 +49,6 @@ __all__ = ["Kubelet", "KubeletOptions"]
 
 log = logging.getLogger("sluice.runtime")
 
-Obj = dict[str, Any]
 _PULL_REASONS = ("ErrImagePull", "ImagePullBackOff", "ErrImageNeverPull", "InvalidImageName")
 
 

@@ -18,13 +18,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from sluice import mesh
 from sluice.api.errors import ApiError
 from sluice.api.registry import Registry
 from sluice.controllers.events import EventRecorder
 from sluice.dns.files import pod_hostname, sandbox_hostname
+from sluice.objects import Obj
 from sluice.resources.kinds import ResourceType
 from sluice.runtime import images, proxy
 from sluice.runtime.enter import EnterSpec, argv_for
@@ -46,7 +46,6 @@ log = logging.getLogger("sluice.runtime")
 PROXY_GID = 1337  # the sidecar's group: the capture rules let its traffic out unredirected
 ADMIN_SOCKET_ENV = "SLUICE_ADMIN_SOCKET"  # loopback mode: istio-proxy's Envoy admin socket, in its environment
 
-Obj = dict[str, Any]
 
 
 def has_sidecar(pod: Obj) -> bool:

@@ -7,11 +7,11 @@ Called by the pod worker (`sluice.runtime.pod`) each time something changes. The
 from __future__ import annotations
 
 import time
-from typing import Any
+
+from sluice.objects import Obj
 
 __all__ = ["pod_phase", "build_status", "now"]
 
-Obj = dict[str, Any]
 
 
 def now() -> str:

@@ -14,12 +14,12 @@ import sqlite3
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+
+from sluice.objects import Obj
 
 __all__ = ["Store", "Event", "Watcher", "StoreError", "AlreadyExists", "NotFound", "Conflict", "Expired",
            "StorageFull"]
 
-Obj = dict[str, Any]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);

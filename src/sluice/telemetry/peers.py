@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sluice import mesh
+from sluice.objects import Obj
 from sluice.xds.bootstrap import CLUSTER_ID, workload_name
 
 __all__ = ["Workload", "ServiceInfo", "PodIndex", "workload_from_pod", "workload_from_node",
@@ -24,7 +25,6 @@ __all__ = ["Workload", "ServiceInfo", "PodIndex", "workload_from_pod", "workload
 
 CANONICAL_NAME = "service.istio.io/canonical-name"
 CANONICAL_REVISION = "service.istio.io/canonical-revision"
-Obj = dict[str, Any]
 
 
 @dataclass(frozen=True, slots=True)

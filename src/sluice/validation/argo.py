@@ -15,12 +15,12 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from sluice.objects import Obj
 from sluice.validation.core import _containers
 from sluice.validation.field import FieldError, Path, Validation
 
 __all__ = ["validate", "go_duration", "pause_seconds", "NOT_ACTED_ON"]
 
-Obj = dict[str, Any]
 
 MISSING_FIELD = "Rollout has missing field '{}'"
 INVALID_STEP = "Step must have one of the following set: experiment, setWeight, setCanaryScale, plugin or pause"

@@ -9,12 +9,12 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from sluice.objects import Obj
 from sluice.validation.field import OMITTED, ErrorType, FieldError, Path
 from sluice.validation.metadata import dns1123_label_error
 
 __all__ = ["validate"]
 
-Obj = dict[str, Any]
 
 
 def _containers(spec: Any, path: Path) -> list[FieldError]:

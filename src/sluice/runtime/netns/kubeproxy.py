@@ -13,10 +13,10 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Iterable
-from typing import Any
 
 from sluice.aio import cancel_and_wait
-from sluice.controllers.informer import Informer
+from sluice.kube.informer import Informer
+from sluice.objects import Obj
 from sluice.store.sqlite import Store
 
 __all__ = ["rules", "KubeProxy", "TABLE"]
@@ -24,7 +24,6 @@ __all__ = ["rules", "KubeProxy", "TABLE"]
 log = logging.getLogger("sluice.runtime")
 
 TABLE = "sluice-kube-proxy"
-Obj = dict[str, Any]
 
 
 def _endpoint_targets(ep: Obj | None, port_name: str, protocol: str) -> list[tuple[str, int]]:

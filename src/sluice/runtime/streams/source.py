@@ -17,6 +17,7 @@ from aiohttp import web
 
 from sluice.api import streaming
 from sluice.api.errors import ApiError
+from sluice.objects import Obj
 from sluice.runtime.images import ImageError, exec_argv
 from sluice.runtime.streams import channels, portforward
 from sluice.runtime.streams.attach import run_attach
@@ -30,7 +31,6 @@ __all__ = ["StreamServer"]
 
 log = logging.getLogger("sluice.runtime")
 
-Obj = dict[str, Any]
 
 
 def _chosen(request: web.Request, supported: tuple[str, ...]) -> str | None:

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from sluice import mesh
+from sluice.objects import Obj
 from sluice.validation.istio.common import parse_duration
 
 __all__ = [
@@ -19,7 +20,6 @@ __all__ = [
     "is_http2_protocol", "gateway_ref",
 ]
 
-Obj = dict[str, Any]
 _NS_PER_S = 10**9
 
 

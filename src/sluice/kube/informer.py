@@ -9,16 +9,15 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from typing import Any
 
 from sluice.aio import cancel_and_wait
+from sluice.objects import Obj
 from sluice.store.sqlite import Event, Expired, Store
 
 __all__ = ["Informer", "Handler"]
 
 log = logging.getLogger("sluice.controllers")
 
-Obj = dict[str, Any]
 Handler = Callable[[str, Obj, Obj | None], None]  # (event type, object, previous object or None)
 
 
