@@ -19,7 +19,7 @@ from aiohttp import web
 from sluice.api.errors import ApiError, status
 from sluice.api.registry import Registry
 from sluice.resources.kinds import ResourceType
-from sluice.store.sqlite import Event, Expired
+from sluice.store import Event, Expired
 
 __all__ = ["serve", "query_bool", "BOOKMARK_INTERVAL"]
 

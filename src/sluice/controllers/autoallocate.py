@@ -19,7 +19,7 @@ from sluice.controllers.queue import WorkQueue
 from sluice.kube.informer import Informer
 from sluice.objects import Obj
 from sluice.resources.kinds import by_kind
-from sluice.store.sqlite import Store
+from sluice.store import Store
 
 __all__ = ["AutoAllocateController", "desired_addresses"]
 

@@ -35,7 +35,7 @@ from sluice.controllers.replicaset import (
 from sluice.kube.informer import Informer
 from sluice.objects import Obj
 from sluice.resources.kinds import by_kind
-from sluice.store.sqlite import Store
+from sluice.store import Store
 
 __all__ = ["DeploymentController", "template_hash", "resolve_fraction", "comparable_template"]
 

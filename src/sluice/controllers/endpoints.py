@@ -18,7 +18,7 @@ from sluice.kube.pods import pod_ready
 from sluice.kube.selectors import from_label_selector_dict
 from sluice.objects import Obj
 from sluice.resources.kinds import by_kind
-from sluice.store.sqlite import Store
+from sluice.store import Store
 
 __all__ = ["EndpointsController", "desired_subsets"]
 

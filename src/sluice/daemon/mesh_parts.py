@@ -15,7 +15,7 @@ from aiohttp import web
 from sluice.api.registry import Registry
 from sluice.api.server import LogSource, StreamSource
 from sluice.daemon.state import DaemonOptions, Home
-from sluice.store.sqlite import Store
+from sluice.store import Store
 
 if TYPE_CHECKING:
     from sluice.runtime.kubelet import Kubelet

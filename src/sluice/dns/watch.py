@@ -15,7 +15,7 @@ from typing import Any
 
 from sluice.dns.names import DEFAULT_TTL, DEFAULT_ZONE, NameTable, PodMode, build_table
 from sluice.kube.informer import Informer
-from sluice.store.sqlite import Store
+from sluice.store import Store
 
 __all__ = ["NameWatcher", "KINDS"]
 

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from sluice.aio import cancel_and_wait
 from sluice.objects import Obj
-from sluice.store.sqlite import Event, Expired, Store
+from sluice.store import Event, Expired, Store
 
 __all__ = ["Informer", "Handler"]
 

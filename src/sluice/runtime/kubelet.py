@@ -43,7 +43,7 @@ from sluice.runtime.status import now
 from sluice.runtime.streams.source import StreamServer
 from sluice.runtime.supervisor import BackOff
 from sluice.runtime.zygote import Zygote
-from sluice.store.sqlite import Event, Store
+from sluice.store import Event, Store
 
 __all__ = ["Kubelet", "KubeletOptions"]
 

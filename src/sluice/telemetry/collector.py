@@ -35,7 +35,7 @@ from typing import Any
 from envoy.service.accesslog.v3 import als_pb2_grpc
 
 from sluice.kube.informer import Informer
-from sluice.store.sqlite import Store
+from sluice.store import Store
 
 from .als import DROP_REASONS, AccessLogServicer, AlsStats, TelemetryOptions
 from .catchup import Ledger

@@ -35,7 +35,7 @@ from sluice import mesh
 from sluice.aio import cancel_and_wait
 from sluice.offloop import call_gc_paused
 from sluice.resources.kinds import KINDS
-from sluice.store.sqlite import Store, Watcher
+from sluice.store import Store, Watcher
 from sluice.xds.cache import Resources, Snapshot, SnapshotCache
 
 __all__ = ["WATCHED_KINDS", "CONFIG_KINDS", "ConfigGenerator", "TranslateGenerator", "Pusher", "View", "Rejection"]

@@ -24,7 +24,7 @@ from envoy.service.discovery.v3 import discovery_pb2
 from google.protobuf import json_format
 
 from sluice.ratelog import RateLimitedLog
-from sluice.store.sqlite import Store
+from sluice.store import Store
 from sluice.xds.cache import (
     ADS_ORDER,
     WILDCARD_TYPES,

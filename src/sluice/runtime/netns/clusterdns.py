@@ -26,7 +26,7 @@ from sluice.aio import cancel_and_wait
 from sluice.dns.watch import NameWatcher
 from sluice.runtime import procs
 from sluice.runtime.enter import EnterSpec, argv_for
-from sluice.store.sqlite import Store
+from sluice.store import Store
 
 __all__ = ["ClusterDns"]
 

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable
 from sluice.aio import cancel_and_wait
 from sluice.kube.informer import Informer
 from sluice.objects import Obj
-from sluice.store.sqlite import Store
+from sluice.store import Store
 
 __all__ = ["rules", "KubeProxy", "TABLE"]
 
