@@ -22,6 +22,8 @@ from envoy.service.discovery.v3 import discovery_pb2
 from google.protobuf import any_pb2
 from google.protobuf.message import Message
 
+from sluice.xds.typeurls import ADS_ORDER, CLUSTER, ENDPOINT, LISTENER, ROUTE
+
 __all__ = [
     "CLUSTER", "ENDPOINT", "LISTENER", "ROUTE", "ADS_ORDER", "WILDCARD_TYPES", "short_name",
     "Resources", "TypeSnapshot", "Snapshot", "WatchRequest", "Response", "ConfigWatcher", "ConfigFetcher",
@@ -29,15 +31,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-CLUSTER = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
-ENDPOINT = "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment"
-LISTENER = "type.googleapis.com/envoy.config.listener.v3.Listener"
-ROUTE = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration"
-
-# The order of this tuple matters: it is the ADS delivery order (a cluster before its endpoints, a
-# listener before the routes it names), so Envoy never warms a resource whose dependency is missing.
-ADS_ORDER: tuple[str, ...] = (CLUSTER, ENDPOINT, LISTENER, ROUTE)
 
 # CDS and LDS are state-of-the-world wildcard subscriptions: every response carries the full set.
 # RDS and EDS are answered with exactly the names Envoy asked for.

@@ -22,14 +22,13 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import importlib
 import json
 import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from sluice import mesh
 from sluice.aio import cancel_and_wait
@@ -37,6 +36,9 @@ from sluice.offloop import call_gc_paused
 from sluice.resources.kinds import KINDS
 from sluice.store import Store, Watcher
 from sluice.xds.cache import Resources, Snapshot, SnapshotCache
+
+if TYPE_CHECKING:  # the translation loads on first use (`TranslateGenerator`), not with the server layer
+    from sluice.xds.translate import MeshOptions, Proxy, PushContext
 
 __all__ = ["WATCHED_KINDS", "CONFIG_KINDS", "ConfigGenerator", "TranslateGenerator", "Pusher", "View", "Rejection"]
 
@@ -100,17 +102,17 @@ class Rejection:
 
 
 class ConfigGenerator(Protocol):
-    """What the pusher needs from the translation."""
+    """What the pusher needs from the translation (`sluice.xds.translate`)."""
 
-    def push_context(self, objects: list[dict[str, Any]], version: str) -> Any:
+    def push_context(self, objects: list[dict[str, Any]], version: str) -> PushContext:
         """One immutable, indexed view of all config for a push."""
         ...
 
-    def proxy(self, pod: dict[str, Any]) -> Any | None:
+    def proxy(self, pod: dict[str, Any]) -> Proxy | None:
         """The proxy a pod runs, or None if it runs none (yet)."""
         ...
 
-    def generate(self, proxy: Any, push: Any) -> Resources:
+    def generate(self, proxy: Proxy, push: PushContext) -> Resources:
         """Every xDS resource `proxy` should hold."""
         ...
 
@@ -119,30 +121,28 @@ class TranslateGenerator:
     """`sluice.xds.translate` behind `ConfigGenerator`.
 
     The module is imported on first use so that the server layer loads (and its tests run) independently
-    of the translation's import cost and progress.
+    of the translation's import cost.
     """
 
-    def __init__(self, options: Any = None) -> None:
+    def __init__(self, options: MeshOptions | None = None) -> None:
         self._options = options
-        self._mod: Any = None
 
-    def _translate(self) -> Any:
-        if self._mod is None:
-            self._mod = importlib.import_module("sluice.xds.translate")
-            if self._options is None:
-                self._options = self._mod.MeshOptions()
-        return self._mod
+    def push_context(self, objects: list[dict[str, Any]], version: str) -> PushContext:
+        from sluice.xds import translate
 
-    def push_context(self, objects: list[dict[str, Any]], version: str) -> Any:
-        t = self._translate()
-        return t.PushContext.build(objects, version=version, options=self._options)
+        if self._options is None:
+            self._options = translate.MeshOptions()
+        return translate.PushContext.build(objects, version=version, options=self._options)
 
-    def proxy(self, pod: dict[str, Any]) -> Any | None:
-        return self._translate().proxy_from_pod(pod)
+    def proxy(self, pod: dict[str, Any]) -> Proxy | None:
+        from sluice.xds import translate
 
-    def generate(self, proxy: Any, push: Any) -> Resources:
-        result: Resources = self._translate().generate(proxy, push)
-        return result
+        return translate.proxy_from_pod(pod)
+
+    def generate(self, proxy: Proxy, push: PushContext) -> Resources:
+        from sluice.xds import translate
+
+        return translate.generate(proxy, push)
 
 
 @dataclass(frozen=True)
@@ -150,7 +150,7 @@ class View:
     """The config of one push: the push context and the pods by (namespace, name)."""
 
     revision: int
-    push: Any
+    push: PushContext
     pods: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     base: list[dict[str, Any]] = field(default_factory=list)  # the objects of kinds outside CONFIG_KINDS
     config: list[dict[str, Any]] = field(default_factory=list)  # the Istio config in `push` (none rejected)
@@ -309,7 +309,7 @@ class _Generation:
             return _NodeOutcome("unchanged", previous=previous)
         return _NodeOutcome("snapshot", snapshot, resources, previous, problems=tuple(snapshot.consistent()))
 
-    def _generate(self, proxy: Any) -> tuple[Resources | None, BaseException | None]:
+    def _generate(self, proxy: Proxy) -> tuple[Resources | None, BaseException | None]:
         """The proxy's resources; on failure, the config objects responsible are rejected and the view rebuilt
         without them. (None, the error) when the proxy cannot be configured at all."""
         view = self.view

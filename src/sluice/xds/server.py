@@ -17,7 +17,7 @@ import logging
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
 from envoy.service.discovery.v3 import discovery_pb2
@@ -36,6 +36,9 @@ from sluice.xds.cache import (
 )
 from sluice.xds.identity import ProxyIdentity, peer_identity
 from sluice.xds.pusher import ConfigGenerator, Pusher, TranslateGenerator
+
+if TYPE_CHECKING:
+    from sluice.xds.translate import MeshOptions
 from sluice.xds.status import ProxyStatus, StatusTracker
 
 __all__ = ["AdsServicer", "Callbacks", "StreamInfo", "XdsServer", "ADS_SERVICE"]
@@ -266,7 +269,8 @@ class XdsServer:
     `options` is the translation's `MeshOptions`; `generator` replaces the translation (tests).
     """
 
-    def __init__(self, store: Store, *, address: tuple[str, int], options: Any = None, debounce: float = 0.1,
+    def __init__(self, store: Store, *, address: tuple[str, int], options: MeshOptions | None = None,
+                 debounce: float = 0.1,
                  max_delay: float = 1.0, generator: ConfigGenerator | None = None,
                  unix_socket: str | None = None, tls: tuple[bytes, bytes, bytes] | None = None) -> None:
         self.store = store

@@ -14,6 +14,7 @@ from google.protobuf.message import Message
 
 from sluice import mesh
 from sluice.resources.loadbalancer import PortMap
+from sluice.xds import typeurls
 
 __all__ = [
     "TYPE_LISTENER", "TYPE_ROUTE", "TYPE_CLUSTER", "TYPE_ENDPOINT", "ADS_ORDER", "Resources",
@@ -21,14 +22,11 @@ __all__ = [
     "STATUS_PORT", "PROMETHEUS_PORT", "RESERVED_PORTS",
 ]
 
-TYPE_LISTENER = "type.googleapis.com/envoy.config.listener.v3.Listener"
-TYPE_ROUTE = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration"
-TYPE_CLUSTER = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
-TYPE_ENDPOINT = "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment"
-
-# The order ADS must push in so nothing references what Envoy does not have yet: clusters before the
-# endpoints that warm them, listeners before the routes they subscribe to.
-ADS_ORDER: tuple[str, ...] = (TYPE_CLUSTER, TYPE_ENDPOINT, TYPE_LISTENER, TYPE_ROUTE)
+TYPE_LISTENER = typeurls.LISTENER
+TYPE_ROUTE = typeurls.ROUTE
+TYPE_CLUSTER = typeurls.CLUSTER
+TYPE_ENDPOINT = typeurls.ENDPOINT
+ADS_ORDER = typeurls.ADS_ORDER  # the order ADS must push in (sluice.xds.typeurls)
 
 Resources = dict[str, dict[str, Message]]
 
