@@ -179,6 +179,18 @@ def config_dump(target: Pod, resource: str = "dynamic_route_configs") -> dict[st
     return dict(json.loads(body))
 
 
+def healthy_endpoints(target: Pod, cluster: str) -> int:
+    """How many healthy endpoints a sidecar's Envoy holds for `cluster` (its `/clusters` view): what a routed
+    request needs, beyond the route naming the cluster."""
+    status, body = envoy_admin(target, "/clusters?format=json")
+    assert status == 200, body[:200]
+    for c in json.loads(body).get("cluster_statuses", []):
+        if c.get("name") == cluster:
+            return sum(1 for h in c.get("host_statuses", [])
+                       if h.get("health_status", {}).get("eds_health_status", "HEALTHY") == "HEALTHY")
+    return 0
+
+
 def route_weights(target: Pod, vhost_prefix: str = "reviews.") -> dict[str, int]:
     """The weighted clusters a sidecar currently holds for the reviews virtual host."""
     out: dict[str, int] = {}

@@ -15,7 +15,16 @@ import pytest
 from kubernetes import client
 
 from tests.conftest import Daemon, stop_daemon, wait_for
-from tests.e2e.mesh import api_client, pod, pod_ips, reviews_version, route_weights, start_story_mesh, via
+from tests.e2e.mesh import (
+    api_client,
+    healthy_endpoints,
+    pod,
+    pod_ips,
+    reviews_version,
+    route_weights,
+    start_story_mesh,
+    via,
+)
 from tests.e2e.test_story_metrics import NS, Q_ALL, Q_SUM, Q_V2, Q_V3, _base, prom_query, scalar_of
 from tests.story import STORY_VS
 
@@ -37,6 +46,9 @@ def test_story_queries_count_exactly_in_netns_mode(mesh: Daemon) -> None:
     sleep = pod(mesh, pod_ips(core, NS, "app=sleep")[0], core)
     assert sleep.netns is not None
     wait_for(lambda: route_weights(sleep) == {"v2": 90, "v3": 10}, timeout=30)
+    # …and the subsets' endpoints with it (EDS may follow the route by a push): every request below must land.
+    subsets = [f"outbound|9080|{v}|reviews.{NS}.svc.cluster.local" for v in ("v2", "v3")]
+    wait_for(lambda: all(healthy_endpoints(sleep, c) > 0 for c in subsets), timeout=30)
     answered: Counter[str] = Counter()
     for _ in range(300):
         code, body = via(sleep, "http://reviews:9080/reviews/0")
