@@ -33,6 +33,7 @@ from sluice.controllers.replicaset import (
     selects,
 )
 from sluice.kube.informer import Informer
+from sluice.kube.pods import timestamp
 from sluice.objects import Obj
 from sluice.resources.kinds import by_kind
 from sluice.store import Store
@@ -97,14 +98,6 @@ def resolve_fraction(value: Any, total: int, round_up: bool) -> int:
         return int(value)
     return 0
 
-
-def _epoch(value: Any) -> float | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        return datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
-    except ValueError:
-        return None
 
 
 def _revision(rs: Obj) -> int:
@@ -455,7 +448,7 @@ class DeploymentController:
         else:
             progressing = (str(prev_progress.get("reason")), str(prev_progress.get("message")))
             progress_status = str(prev_progress.get("status"))
-            since = _epoch(prev_progress.get("lastUpdateTime"))
+            since = timestamp(prev_progress.get("lastUpdateTime"))
             deadline = int(spec.get("progressDeadlineSeconds") or 600)
             if progress_status == "True" and since is not None:
                 left = since + deadline - datetime.now(UTC).timestamp()

@@ -21,7 +21,7 @@ from sluice.api.registry import Registry
 from sluice.controllers.events import EventRecorder
 from sluice.controllers.queue import WorkQueue
 from sluice.kube.informer import Informer
-from sluice.kube.pods import pod_ready
+from sluice.kube.pods import pod_ready, timestamp
 from sluice.kube.selectors import SelectorError, from_label_selector_dict
 from sluice.objects import Obj
 from sluice.resources.kinds import by_kind
@@ -35,17 +35,9 @@ _PHASE_RANK = {"Pending": 0, "Unknown": 1, "Running": 2}
 def _ready_since(pod: Obj) -> float | None:
     for c in (pod.get("status") or {}).get("conditions") or []:
         if c.get("type") == "Ready" and c.get("status") == "True":
-            return _timestamp(c.get("lastTransitionTime"))
+            return timestamp(c.get("lastTransitionTime"))
     return None
 
-
-def _timestamp(value: Any) -> float | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        return datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
-    except ValueError:
-        return None
 
 
 def controller_uid(obj: Mapping[str, Any]) -> str | None:
@@ -90,7 +82,7 @@ def _deletion_rank(pod: Obj) -> tuple[int, int, float, float]:
     phase = _PHASE_RANK.get(str((pod.get("status") or {}).get("phase")), 2)
     ready = pod_ready(pod)
     since = _ready_since(pod) or 0.0
-    created = _timestamp(pod["metadata"].get("creationTimestamp")) or 0.0
+    created = timestamp(pod["metadata"].get("creationTimestamp")) or 0.0
     return (phase, int(ready), -since, -created)
 
 

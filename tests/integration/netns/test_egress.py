@@ -26,51 +26,12 @@ import pytest
 
 from tests.conftest import Daemon, start_daemon, stop_daemon, wait_for
 from tests.integration.netns.kube import Kube
+from tests.integration.netns.test_istio_samples import (
+    SLEEP,  # samples/sleep/sleep.yaml, as the task applies it
+)
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="netns mode needs root")
 EGRESS_CONTROL = pytest.mark.istio_task("traffic-management/egress/egress-control", "Accessing External Services")
-
-SLEEP = """
-apiVersion: v1
-kind: ServiceAccount
-metadata:
-  name: sleep
----
-apiVersion: v1
-kind: Service
-metadata:
-  name: sleep
-  labels:
-    app: sleep
-    service: sleep
-spec:
-  ports:
-  - port: 80
-    name: http
-  selector:
-    app: sleep
----
-apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: sleep
-spec:
-  replicas: 1
-  selector:
-    matchLabels:
-      app: sleep
-  template:
-    metadata:
-      labels:
-        app: sleep
-    spec:
-      terminationGracePeriodSeconds: 0
-      serviceAccountName: sleep
-      containers:
-      - name: sleep
-        image: docker.io/curlimages/curl:8.16.0
-        command: ["/bin/sleep", "infinity"]
-"""
 
 # The external server: outside the mesh (no sidecar) and outside its registry (no Service).
 EXTERNAL = """

@@ -32,7 +32,7 @@ from .spec import (
 )
 from .traffic_policy import hash_policy
 
-__all__ = ["RouteContext", "virtual_service_routes", "default_route", "default_retry_policy", "is_catch_all",
+__all__ = ["RouteContext", "destination_cluster", "virtual_service_routes", "default_route", "default_retry_policy", "is_catch_all",
            "FAULT_FILTER", "CORS_FILTER", "DEFAULT_ROUTE_NAME"]
 
 FAULT_FILTER = "envoy.filters.http.fault"
@@ -289,7 +289,7 @@ def _apply_headers(target: Obj, headers: Any, *, append: bool = False) -> str:
     return authority
 
 
-def _destination_cluster(ctx: RouteContext, dest: Mapping[str, Any]) -> tuple[str, str, int]:
+def destination_cluster(ctx: RouteContext, dest: Mapping[str, Any]) -> tuple[str, str, int]:
     """(cluster name, destination FQDN, port) as Istio's GetDestinationCluster picks the port."""
     host = resolve_host(str(dest.get("host") or ""), ctx.vs.namespace, ctx.push.namespaces)
     svc = ctx.push.services_by_host.get(host)
@@ -304,7 +304,7 @@ def _destination_cluster(ctx: RouteContext, dest: Mapping[str, Any]) -> tuple[st
 
 
 def _hash_for(ctx: RouteContext, dest: Mapping[str, Any]) -> Obj | None:
-    _, host, port = _destination_cluster(ctx, dest)
+    _, host, port = destination_cluster(ctx, dest)
     dr = ctx.push.destination_rule(host, ctx.proxy.namespace)
     return hash_policy(dr, str(dest.get("subset") or ""), port)
 
@@ -348,7 +348,7 @@ def _route_action(ctx: RouteContext, rule: Obj, route: Obj, authority: str) -> O
     hashes: list[Obj] = []
     if len(dests) == 1:
         dest = dests[0]
-        action["cluster"] = _destination_cluster(ctx, dest["destination"])[0]
+        action["cluster"] = destination_cluster(ctx, dest["destination"])[0]
         dest_authority = _apply_headers(route, dest.get("headers"), append=True)
         if dest_authority and "host_rewrite_literal" not in action:
             action["host_rewrite_literal"] = dest_authority
@@ -360,7 +360,7 @@ def _route_action(ctx: RouteContext, rule: Obj, route: Obj, authority: str) -> O
             weight = int(dest.get("weight") or 0)
             if weight == 0:
                 continue  # Istio drops zero-weight destinations when there are others
-            entry: Obj = {"name": _destination_cluster(ctx, dest["destination"])[0], "weight": weight}
+            entry: Obj = {"name": destination_cluster(ctx, dest["destination"])[0], "weight": weight}
             dest_authority = _apply_headers(entry, dest.get("headers"))
             if dest_authority:
                 entry["host_rewrite_literal"] = dest_authority
@@ -377,7 +377,7 @@ def _route_action(ctx: RouteContext, rule: Obj, route: Obj, authority: str) -> O
 
 
 def _mirror(ctx: RouteContext, dest: Mapping[str, Any], fraction: Obj) -> Obj:
-    return {"cluster": _destination_cluster(ctx, dest)[0], "runtime_fraction": {"default_value": fraction},
+    return {"cluster": destination_cluster(ctx, dest)[0], "runtime_fraction": {"default_value": fraction},
             "trace_sampled": False}
 
 

@@ -21,13 +21,11 @@ import ipaddress
 from collections.abc import Collection
 from dataclasses import dataclass
 
-from sluice import mesh
-
-from .httproute import RouteContext
+from .httproute import RouteContext, destination_cluster
 from .network_filters import tcp_proxy
 from .protos import typed
 from .push_context import IstioConfig, PushContext
-from .spec import Obj, gateway_ref, labels_match, resolve_host
+from .spec import Obj, gateway_ref, labels_match
 
 __all__ = ["TLS_INSPECTOR", "Chain", "tcp_chains", "tls_chains", "route_filter", "static_match",
            "needs_tls_inspector", "is_tls_protocol"]
@@ -98,16 +96,7 @@ def static_match(ctx: RouteContext, match: Obj) -> bool:
 
 def _destination(ctx: RouteContext, dest: Obj) -> str:
     """The cluster of a route destination, its port picked as Istio's GetDestinationCluster does."""
-    host = resolve_host(str(dest.get("host") or ""), ctx.vs.namespace, ctx.push.namespaces)
-    svc = ctx.push.services_by_host.get(host)
-    port_spec = dest.get("port")
-    if isinstance(port_spec, dict) and port_spec.get("number"):
-        port = int(port_spec["number"])
-    elif svc is not None and len(svc.ports) == 1:
-        port = svc.ports[0].port
-    else:
-        port = ctx.port
-    return mesh.outbound_cluster(port, str(dest.get("subset") or ""), host)
+    return destination_cluster(ctx, dest)[0]
 
 
 def route_filter(ctx: RouteContext, route: object) -> Obj | None:
