@@ -24,7 +24,7 @@ from sluice.kube import decoding, selectors
 from sluice.objects import Obj
 from sluice.offloop import run_off_loop
 from sluice.resources import defaults, injection, loadbalancer
-from sluice.resources.kinds import ARGO_GROUP, ResourceType, by_kind, by_plural
+from sluice.resources.kinds import ResourceType, by_kind, by_plural
 from sluice.store import sqlite
 from sluice.store.sqlite import Store, Tx
 from sluice.validation import metadata as meta_validation
@@ -655,9 +655,8 @@ class Registry:
         return obj
 
     def _admit(self, rt: ResourceType, version: str, obj: Obj, old: Obj | None, field_validation: str) -> list[str]:
-        from sluice import meshconfig
         from sluice.resources import schema as schemas
-        from sluice.validation import argo, istio, structural
+        from sluice.validation import admission, structural
 
         name = str(_meta(obj).get("name") or _meta(obj).get("generateName") or "")
         if rt.kind == "Secret":
@@ -684,22 +683,10 @@ class Registry:
             obj.update(pruned)
         errors.extend(result.errors)
         if not errors:
-            from sluice.validation import core
-
-            errors.extend(core.validate(rt.kind, obj, old))
-            v = istio.validate(rt.kind, obj, istio.IstioOptions(relative_weights=self.options.relative_weights))
-            errors.extend(v.errors)
-            warnings.extend(v.warnings)
-            if not errors:
-                from sluice.validation.istio import programmed
-
-                # accepted, but nothing may be silently ignored: name what the mesh will not apply
-                warnings.extend(programmed.warnings(rt.kind, obj))
-            warnings.extend(meshconfig.problems(rt.kind, obj))  # the `istio` ConfigMap's MeshConfig YAML
-            if rt.group == ARGO_GROUP:
-                a = argo.validate(rt.kind, obj)
-                errors.extend(a.errors)
-                warnings.extend(a.warnings)
+            semantic, more = admission.validate(rt.group, rt.kind, obj, old,
+                                                relative_weights=self.options.relative_weights)
+            errors.extend(semantic)
+            warnings.extend(more)
         if errors:
             raise ApiError.invalid(rt, name, errors)
         return warnings

@@ -1,0 +1,33 @@
+"""The semantic checks every write of a kind goes through after its schema check, by kind and group: the
+built-in kinds (kube-apiserver's rules), the Istio kinds (Istio's validation, then what Sluice stores but does
+not program), the mesh config in the `istio` ConfigMap, Argo Rollouts' kinds. Called by the API registry; pure.
+"""
+
+from __future__ import annotations
+
+from sluice import meshconfig
+from sluice.objects import Obj
+from sluice.resources.kinds import ARGO_GROUP
+from sluice.validation import argo, core, istio
+from sluice.validation.field import FieldError
+from sluice.validation.istio import programmed
+
+__all__ = ["validate"]
+
+
+def validate(group: str, kind: str, obj: Obj, old: Obj | None, *,
+             relative_weights: bool = False) -> tuple[list[FieldError], list[str]]:
+    """(errors, warnings) for one object about to be stored; any error refuses the write."""
+    errors = core.validate(kind, obj, old)
+    v = istio.validate(kind, obj, istio.IstioOptions(relative_weights=relative_weights))
+    errors.extend(v.errors)
+    warnings = list(v.warnings)
+    if not errors:
+        # accepted, but nothing may be silently ignored: name what the mesh will not apply
+        warnings.extend(programmed.warnings(kind, obj))
+    warnings.extend(meshconfig.problems(kind, obj))  # the `istio` ConfigMap's MeshConfig YAML
+    if group == ARGO_GROUP:
+        a = argo.validate(kind, obj)
+        errors.extend(a.errors)
+        warnings.extend(a.warnings)
+    return errors, warnings
