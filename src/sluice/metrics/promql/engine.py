@@ -21,8 +21,10 @@ DEFAULT_TIMEOUT_S = 120.0  # Prometheus's --query.timeout default (2m)
 
 class Engine:
     def __init__(self, storage: Storage, *, lookback_delta_ms: int = 300_000, max_samples: int = 50_000_000,
-                 subquery_default_step_ms: int = 60_000, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
+                 subquery_default_step_ms: int = 60_000, timeout_s: float = DEFAULT_TIMEOUT_S,
+                 columnar: bool | None = None) -> None:
         self.storage = storage
+        self.columnar = columnar  # None: column-wise when a query has several steps (see Evaluator.columnar)
         self.timeout_s = timeout_s
         self.lookback_delta_ms = lookback_delta_ms
         self.max_samples = max_samples
@@ -33,7 +35,7 @@ class Engine:
         # A query running in a worker of the query pool can also be cancelled from the event loop.
         return Evaluator(self.storage, start, end, step, self.lookback_delta_ms, self.max_samples,
                          self.subquery_default_step_ms, query_start=start, query_end=end,
-                         deadline=Deadline(time.monotonic() + limit, cancel.current()))
+                         deadline=Deadline(time.monotonic() + limit, cancel.current()), columnar=self.columnar)
 
     def instant(self, expr: str, t_ms: int, *, timeout_s: float | None = None) -> QueryResult:
         """Evaluate at `t_ms`; `timeout_s` (capped by the engine's own) raises QueryTimeout past it."""
