@@ -204,7 +204,10 @@ def main() -> None:
                 return False
 
         wait_for(lambda: ready(ours) and ready(theirs), timeout=120, interval=0.5)
-        start = f"{(end_ms - HOUR_MS) / 1000:.3f}"
+        # Off the 5 s scrape grid: Prometheus 2.42's windows include their start, Prometheus 3's (which sluice
+        # follows) do not, so on the grid the two select different samples and answer differently.
+        at = f"{(end_ms - 2_500) / 1000:.3f}"
+        start = f"{(end_ms - 2_500 - HOUR_MS) / 1000:.3f}"
         cases = [(name, "/api/v1/query", {"query": q, "time": at}) for name, q in QUERIES.items()]
         cases.append(("range: reviews split, 1 h at 15 s", "/api/v1/query_range",
                       {"query": RANGE, "start": start, "end": at, "step": "15"}))

@@ -273,8 +273,10 @@ def _jresult(kind: str, value: Any) -> str:
                               for s in value) + "]"
     if kind == "matrix":
         parts = []
+        stamps: dict[int, str] = {}  # a range query's series share their step times: format each once
         for s in sorted(value, key=lambda s: s.metric):
-            pts = ",".join(map(_jpoint, s.timestamps, s.values))
+            pts = ",".join([f'[{stamps.get(t) or stamps.setdefault(t, format_timestamp(t))},"{format_value(v)}"]'
+                            for t, v in zip(s.timestamps, s.values, strict=True)])
             parts.append(f'{{"metric":{_jlabels(s.metric)},"values":[{pts}]}}')
         return "[" + ",".join(parts) + "]"
     if kind == "scalar":

@@ -192,6 +192,10 @@ class Evaluator:
             steps = self._vector(node)
         return TimedSteps(steps, self.deadline)
 
+    def columnar_for(self, node: A.Expr) -> bool:
+        """Whether this evaluator computes `node` column-wise itself (rather than step by step)."""
+        return self._columnar and columnar.supported(unwrap(node))
+
     def block(self, node: A.Expr) -> Block:
         """The expression's value at every step as a column-wise `Block`."""
         self.check_deadline()

@@ -6,6 +6,7 @@ the position of the offending token, rendered as `line:col: parse error: …`.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from dataclasses import replace
@@ -67,8 +68,12 @@ def _number(text: str) -> float:
     return float(t)
 
 
+@functools.lru_cache(maxsize=1024)
 def parse(query: str) -> A.Expr:
-    """The syntax tree of `query`; raises `ParseError` (and nothing else) for any text that is not PromQL."""
+    """The syntax tree of `query`; raises `ParseError` (and nothing else) for any text that is not PromQL.
+
+    Dashboards send the same queries on every refresh, and the tree is immutable (frozen nodes), so the
+    latest trees are kept (a failed parse is not: it raises every time)."""
     p = _Parser(query)
     try:
         node = p.expr(0)
