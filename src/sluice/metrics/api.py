@@ -256,11 +256,28 @@ def _jdump(obj: object) -> str:
     return out
 
 
-_jstr = _jdump
+# Printable ASCII that JSON and Go's HTML-safe encoder both write as is (no quote, backslash, <, >, &).
+_PLAIN = re.compile(r"[ !#-%'-;=?-\[\]-~]*")
+
+
+def _jstr(s: str) -> str:
+    """A JSON string as `_jdump` writes it; label names and values are nearly always plain, written directly."""
+    if _PLAIN.fullmatch(s):
+        return f'"{s}"'
+    return _jdump(s)
+
+
+_label_json: dict[Labels, str] = {}  # a dashboard's refreshes return the same series: encode each once
 
 
 def _jlabels(labels: Labels) -> str:
-    return "{" + ",".join(f"{_jstr(k)}:{_jstr(v)}" for k, v in labels) + "}"
+    out = _label_json.get(labels)
+    if out is None:
+        out = "{" + ",".join(f"{_jstr(k)}:{_jstr(v)}" for k, v in labels) + "}"
+        if len(_label_json) > 50_000:
+            _label_json.clear()
+        _label_json[labels] = out
+    return out
 
 
 def _jpoint(t_ms: int, v: float) -> str:

@@ -71,7 +71,8 @@ QUERIES = [
     "sum(rate(req_total[1m])) by (job) > 0", "round(sum(rate(req_total[1m])) by (code), 0.001)",
     "topk(2, rate(req_total[1m]))", "label_replace(gauge, 'job', 'x', 'job', '.*') * 2",
     "sum(label_replace(gauge, 'job', 'x', 'job', '.*'))",
-    "gauge + on() group_left gauge",
+    "gauge + on() group_left gauge", "round(gauge)", "round(gauge, 0.3)", "round(gauge, 0)", "round(-gauge, -2)",
+    "absent(gauge)", "absent(nope{job='x'})", "vector(1) + vector(time())", "absent(gauge offset 1h)",
 ]
 
 

@@ -117,7 +117,7 @@ def supported(node: A.Expr) -> bool:
     if isinstance(node, A.Call):
         if node.func in _RANGE_FNS:
             return True
-        return node.func == "histogram_quantile"
+        return node.func in ("histogram_quantile", "round", "vector", "absent")
     if isinstance(node, A.AggregateExpr):
         return node.op in _AGG_OPS
     if isinstance(node, A.BinaryExpr):
@@ -138,12 +138,38 @@ def evaluate(ev: Evaluator, node: A.Expr) -> Block | None:
     if isinstance(node, A.Call):
         if node.func == "histogram_quantile":
             return _histogram_quantile(ev, node)
+        if node.func == "round":
+            return _round(ev, node)
+        if node.func == "vector":
+            vals = np.asarray(ev.scalar(node.args[0]), dtype=np.float64)[None, :]
+            return Block([()], [False], vals, np.ones(vals.shape, dtype=bool))
+        if node.func == "absent":
+            return _absent(ev, node)
         return _range_call(ev, node)
     if isinstance(node, A.AggregateExpr):
         return _aggregate(ev, node)
     if isinstance(node, A.BinaryExpr):
         return _binary(ev, node)
     return None
+
+
+def _round(ev: Evaluator, call: A.Call) -> Block:
+    """`calls._round`, element-wise: floor(v * (1/n) + 0.5) / (1/n)."""
+    b = ev.block(call.args[0])
+    nearest = ev.scalar(call.args[1]) if len(call.args) > 1 else [1.0] * len(ev.ts)
+    inv = np.asarray([1.0 / n if n != 0 else math.inf for n in nearest], dtype=np.float64)[None, :]
+    with np.errstate(all="ignore"):
+        vals = np.floor(b.vals * inv + 0.5) / inv
+    return Block(b.metrics, [True] * len(b.metrics), np.where(b.has, vals, np.nan), b.has)
+
+
+def _absent(ev: Evaluator, call: A.Call) -> Block:
+    from .calls import _absent_labels
+
+    b = ev.block(call.args[0])
+    missing: Mask = ~np.any(b.has, axis=0, keepdims=False)
+    return Block([_absent_labels(call.args[0])], [False], np.where(missing, 1.0, np.nan)[None, :],
+                 missing[None, :]).compact()
 
 
 # ---- flat sample arrays ---------------------------------------------------------------------------------------

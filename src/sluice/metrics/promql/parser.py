@@ -19,7 +19,7 @@ from . import ast as A
 from .errors import ParseError
 from .format import go_quote
 from .functions import FUNCTIONS
-from .lexer import AGGREGATORS, DURATION, EOF, IDENT, NUMBER, STRING, Token, lex, unquote
+from .lexer import AGGREGATORS, DURATION, EOF, ERROR, IDENT, NUMBER, STRING, Token, lex, unquote
 
 __all__ = ["parse", "parse_duration"]
 
@@ -105,7 +105,10 @@ class _Parser:
 
     # --- token helpers ---
     def peek(self, k: int = 0) -> Token:
-        return self.toks[min(self.i + k, len(self.toks) - 1)]
+        t = self.toks[min(self.i + k, len(self.toks) - 1)]
+        if t.kind == ERROR:
+            raise ParseError(t.text, t.pos, self.query)
+        return t
 
     def next(self) -> Token:
         t = self.peek()
