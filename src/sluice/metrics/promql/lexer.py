@@ -101,6 +101,7 @@ def lex(text: str) -> list[Token]:
     i, n = 0, len(text)
     in_brackets = False  # inside [...] a ":" separates range and step; it never starts an identifier
     in_braces = False
+    colon = False  # a ":" seen inside the current brackets
     depth = 0  # open parentheses
     while True:
         m = _SPACE.match(text, i)
@@ -157,12 +158,17 @@ def lex(text: str) -> list[Token]:
         for op in _OPERATORS:
             if text.startswith(op, i):
                 problem = _balance_error(op, depth, in_brackets, in_braces)
+                if op == ":" and in_brackets:
+                    if colon:
+                        problem = "unexpected colon ':'"
+                    colon = True
                 if problem is not None:
                     # Where Prometheus reports it: after a surplus ")" (the lexer has moved past it), else at it.
                     toks.append(Token(ERROR, problem, i + 1 if op == ")" else i))
                     return toks
                 if op in "[]":
                     in_brackets = op == "["
+                    colon = False
                 elif op in "{}":
                     in_braces = op == "{"
                 elif op in "()":

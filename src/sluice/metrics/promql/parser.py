@@ -320,17 +320,17 @@ class _Parser:
         msg = "offset modifier must be preceded by an instant vector selector or range vector selector or a subquery"
         if isinstance(node, A.VectorSelector):
             if node.offset_ms:
-                self.error("offset may not be set multiple times", tok.pos)
+                self.error("offset may not be set multiple times", *node.span)
             return replace(node, offset_ms=off, span=(node.span[0], end))
         if isinstance(node, A.MatrixSelector):
             if node.vs.offset_ms:
-                self.error("offset may not be set multiple times", tok.pos)
+                self.error("offset may not be set multiple times", *node.span)
             return replace(node, vs=replace(node.vs, offset_ms=off), span=(node.span[0], end))
         if isinstance(node, A.SubqueryExpr):
             if node.offset_ms:
-                self.error("offset may not be set multiple times", tok.pos)
+                self.error("offset may not be set multiple times", *node.span)
             return replace(node, offset_ms=off, span=(node.span[0], end))
-        self.error(msg, tok.pos)
+        self.error(msg, *node.span)
 
     def set_at(self, node: A.Expr, tok: Token) -> A.Expr:
         special: str | None = None
@@ -356,13 +356,13 @@ class _Parser:
         if isinstance(node, A.MatrixSelector):
             vs = node.vs
             if vs.at_ms is not None or vs.at_special:
-                self.error("@ <timestamp> may not be set multiple times", tok.pos)
+                self.error("@ <timestamp> may not be set multiple times", *node.span)
             return replace(node, vs=replace(vs, at_ms=at, at_special=special), span=(node.span[0], end))
         if isinstance(node, (A.VectorSelector, A.SubqueryExpr)):
             if node.at_ms is not None or node.at_special:
-                self.error("@ <timestamp> may not be set multiple times", tok.pos)
+                self.error("@ <timestamp> may not be set multiple times", *node.span)
             return replace(node, at_ms=at, at_special=special, span=(node.span[0], end))
-        self.error(msg, tok.pos)
+        self.error(msg, *node.span)
 
     def string_value(self, t: Token) -> str:
         try:
