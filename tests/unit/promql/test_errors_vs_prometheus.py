@@ -16,9 +16,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from tests.conftest import TOOLS, free_port, wait_for
 
 from sluice.metrics.promql import ParseError, parse
-from tests.conftest import TOOLS, free_port, wait_for
 
 PROMETHEUS = TOOLS / "prometheus"
 PREFIX = 'invalid parameter "query": '
