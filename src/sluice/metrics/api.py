@@ -239,6 +239,21 @@ def format_value(v: float) -> str:
     return format_float(v)
 
 
+_POINT = '[{},"{}"]'
+_INTEGRAL = re.compile(r'\.0(?=")')
+_SPECIAL = re.compile(r'"([^"]*[a-z][^"]*)"')  # an exponent, nan or inf: Go's format, one by one
+
+
+def _format_values(values: Sequence[float]) -> list[str]:
+    """`format_value` over a series at once: repr runs in C for all of them, the few texts where Go's format
+    differs from repr's (whole numbers, exponents, NaN and infinities) are fixed with two substitutions."""
+    text = '"' + '","'.join(map(repr, values)) + '"'
+    text = _INTEGRAL.sub("", text)
+    if "e" in text or "n" in text:
+        text = _SPECIAL.sub(lambda m: f'"{format_value(float(m.group(1)))}"', text)
+    return text[1:-1].split('","') if values else []
+
+
 def format_timestamp(t_ms: int) -> str:
     """Seconds with at most three decimals, built from integer ms so no float artefacts appear."""
     sign = "-" if t_ms < 0 else ""
@@ -292,8 +307,8 @@ def _jresult(kind: str, value: Any) -> str:
         parts = []
         stamps: dict[int, str] = {}  # a range query's series share their step times: format each once
         for s in sorted(value, key=lambda s: s.metric):
-            pts = ",".join([f'[{stamps.get(t) or stamps.setdefault(t, format_timestamp(t))},"{format_value(v)}"]'
-                            for t, v in zip(s.timestamps, s.values, strict=True)])
+            ts = [stamps.get(t) or stamps.setdefault(t, format_timestamp(t)) for t in s.timestamps]
+            pts = ",".join(map(_POINT.format, ts, _format_values(s.values)))
             parts.append(f'{{"metric":{_jlabels(s.metric)},"values":[{pts}]}}')
         return "[" + ",".join(parts) + "]"
     if kind == "scalar":

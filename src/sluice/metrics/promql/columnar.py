@@ -370,15 +370,18 @@ def _window_fold(fn: str, V: F64, first: I64, cnt: I64, check: Callable[[], None
                 t, c2 = _kahan(x, s, c)
                 s, c = np.where(live, t, s), np.where(live, c2, c)
             return np.where(np.isinf(s), s, s + c)
-        larger = fn == "max_over_time"
-        for o in range(1, width):
-            if not o % 16:
-                check()
-            live = o < cnt
-            x = V[np.where(live, first + o, 0)]
-            better = (x > s) if larger else (x < s)
-            s = np.where(live & (better | np.isnan(s)), x, s)
-        return s
+        # `v > best or isnan(best)` sample by sample is fmax/fmin folded left to right: NaN loses to any number,
+        # a tie keeps the earlier sample (so -0 and 0 come out as the scalar code has them). reduceat folds every
+        # window [first, first + cnt) in one pass; a NaN appended keeps the end index in range.
+        check()
+        ufunc = np.fmax if fn == "max_over_time" else np.fmin
+        if not len(V):
+            return s
+        idx = np.empty(2 * cnt.size, dtype=np.int64)
+        idx[0::2] = first.ravel()
+        idx[1::2] = (first + np.maximum(cnt, 1)).ravel()
+        folded: F64 = ufunc.reduceat(np.append(V, np.nan), idx)[0::2].reshape(cnt.shape)
+        return folded
 
 
 def _kahan(inc: F64, s: F64, c: F64) -> tuple[F64, F64]:

@@ -81,17 +81,22 @@ class _Series:
 def _read_snapshot(snap: tuple[list[bytes], array[int], array[float]], start: int,
                    end: int) -> tuple[array[int], array[float]]:
     chunk_list, head_t, head_v = snap
-    ts = array("q")
-    vs = array("d")
+    parts: list[tuple[array[int], array[float]]] = []
     for chunk in chunk_list:
         if chunkcodec.first_timestamp(chunk) > end:
-            return _clip(ts, vs, start, end)
-        ct, cv = chunkcodec.decode_cached(chunk)
+            break
+        parts.append(chunkcodec.decode_cached(chunk))
+    if head_t and head_t[0] <= end:
+        parts.append((head_t, head_v))
+    if len(parts) == 1:  # a short range within one chunk: slice it, no concatenation
+        ct, cv = parts[0]
+        lo, hi = bisect_left(ct, start), bisect_right(ct, end)
+        return ct[lo:hi], cv[lo:hi]
+    ts = array("q")
+    vs = array("d")
+    for ct, cv in parts:
         ts.extend(ct)
         vs.extend(cv)
-    if head_t and head_t[0] <= end:
-        ts.extend(head_t)
-        vs.extend(head_v)
     return _clip(ts, vs, start, end)
 
 
