@@ -4,6 +4,10 @@ Every instant-vector expression evaluates to `Steps` (one `Vector` per step), ev
 step; range vectors (matrix selectors, subqueries) are only read through `range_arg`, which yields each
 series' window at each step. Fatal problems raise `EvalError`; `warnings`/`infos` collect annotations.
 Binary operators and aggregations live in `binops.py` and `aggregate.py`, functions in `calls.py`.
+
+With several steps (a range query, a subquery's inner steps) the expressions `columnar.py` handles are
+evaluated column-wise instead (`block`: a series × steps array), with bit-identical results; `vector` turns
+a block back into `Steps` for the step-by-step code around it.
 """
 
 from __future__ import annotations
