@@ -239,6 +239,21 @@ def format_value(v: float) -> str:
     return format_float(v)
 
 
+_POINT = '[{},"{}"]'
+_INTEGRAL = re.compile(r'\.0(?=")')
+_SPECIAL = re.compile(r'"([^"]*[a-z][^"]*)"')  # an exponent, nan or inf: Go's format, one by one
+
+
+def _format_values(values: Sequence[float]) -> list[str]:
+    """`format_value` over a series at once: repr runs in C for all of them, the few texts where Go's format
+    differs from repr's (whole numbers, exponents, NaN and infinities) are fixed with two substitutions."""
+    text = '"' + '","'.join(map(repr, values)) + '"'
+    text = _INTEGRAL.sub("", text)
+    if "e" in text or "n" in text:
+        text = _SPECIAL.sub(lambda m: f'"{format_value(float(m.group(1)))}"', text)
+    return text[1:-1].split('","') if values else []
+
+
 def format_timestamp(t_ms: int) -> str:
     """Seconds with at most three decimals, built from integer ms so no float artefacts appear."""
     sign = "-" if t_ms < 0 else ""
@@ -256,11 +271,28 @@ def _jdump(obj: object) -> str:
     return out
 
 
-_jstr = _jdump
+# Printable ASCII that JSON and Go's HTML-safe encoder both write as is (no quote, backslash, <, >, &).
+_PLAIN = re.compile(r"[ !#-%'-;=?-\[\]-~]*")
+
+
+def _jstr(s: str) -> str:
+    """A JSON string as `_jdump` writes it; label names and values are nearly always plain, written directly."""
+    if _PLAIN.fullmatch(s):
+        return f'"{s}"'
+    return _jdump(s)
+
+
+_label_json: dict[Labels, str] = {}  # a dashboard's refreshes return the same series: encode each once
 
 
 def _jlabels(labels: Labels) -> str:
-    return "{" + ",".join(f"{_jstr(k)}:{_jstr(v)}" for k, v in labels) + "}"
+    out = _label_json.get(labels)
+    if out is None:
+        out = "{" + ",".join(f"{_jstr(k)}:{_jstr(v)}" for k, v in labels) + "}"
+        if len(_label_json) > 50_000:
+            _label_json.clear()
+        _label_json[labels] = out
+    return out
 
 
 def _jpoint(t_ms: int, v: float) -> str:
@@ -273,8 +305,10 @@ def _jresult(kind: str, value: Any) -> str:
                               for s in value) + "]"
     if kind == "matrix":
         parts = []
+        stamps: dict[int, str] = {}  # a range query's series share their step times: format each once
         for s in sorted(value, key=lambda s: s.metric):
-            pts = ",".join(map(_jpoint, s.timestamps, s.values))
+            ts = [stamps.get(t) or stamps.setdefault(t, format_timestamp(t)) for t in s.timestamps]
+            pts = ",".join(map(_POINT.format, ts, _format_values(s.values)))
             parts.append(f'{{"metric":{_jlabels(s.metric)},"values":[{pts}]}}')
         return "[" + ",".join(parts) + "]"
     if kind == "scalar":

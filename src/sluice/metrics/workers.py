@@ -17,10 +17,10 @@ interval (5 ms), and the engine never holds a lock across a query, so the loop g
 from __future__ import annotations
 
 import asyncio
+import queue as queue_mod
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sluice.metrics.promql.cancel import Cancellation, bound
 
@@ -36,11 +36,39 @@ class PoolFull(Exception):
     """Every worker is busy and the queue is full."""
 
 
+class _Job:
+    __slots__ = ("fn", "token", "loop", "future")
+
+    def __init__(self, fn: Callable[[], Any], token: Cancellation, loop: asyncio.AbstractEventLoop,
+                 future: asyncio.Future[Any]) -> None:
+        self.fn = fn
+        self.token = token
+        self.loop = loop
+        self.future = future
+
+
+def _deliver(future: asyncio.Future[Any], ok: bool, value: Any) -> None:
+    if future.done():  # the request was cancelled meanwhile
+        return
+    if value is None and not ok:
+        future.cancel()
+    elif ok:
+        future.set_result(value)
+    else:
+        future.set_exception(value)
+
+
 class QueryPool:
+    """Worker threads fed from one queue. A query's answer goes straight back to the loop that asked
+    (`call_soon_threadsafe`): a small query's round trip is mostly this hand-off, so it is kept to one queue
+    put and one loop wake-up (no executor future chained to an asyncio one)."""
+
     def __init__(self, concurrency: int = DEFAULT_CONCURRENCY, queue: int = DEFAULT_QUEUE) -> None:
         self.concurrency = max(1, concurrency)
         self.queue = max(0, queue)
-        self._executor = ThreadPoolExecutor(self.concurrency, thread_name_prefix="promql")
+        self._jobs: queue_mod.SimpleQueue[_Job | None] = queue_mod.SimpleQueue()
+        self._threads: list[threading.Thread] = []
+        self._closed = False
         self._lock = threading.Lock()
         self._pending = 0  # queued or running; a query whose client went away still counts until it ends
         self._tokens: set[Cancellation] = set()
@@ -52,39 +80,65 @@ class QueryPool:
     async def run(self, fn: Callable[[], T]) -> T:
         """`fn()` in a worker thread; raises `PoolFull` when `concurrency + queue` queries are already pending."""
         with self._lock:
+            if self._closed:
+                raise PoolFull("the query pool is closed")
             if self._pending >= self.concurrency + self.queue:
                 raise PoolFull(f"too many concurrent queries: {self.concurrency} running and {self.queue} "
                                "waiting; try again later")
             self._pending += 1
-        token = Cancellation()
-        self._tokens.add(token)
+            token = Cancellation()
+            self._tokens.add(token)
+            # Every thread runs one query at a time: more pending queries than threads, and a thread is due.
+            start = self._pending > len(self._threads) and len(self._threads) < self.concurrency
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._jobs.put(_Job(fn, token, loop, future))
+        if start:
+            t = threading.Thread(target=self._worker, name=f"promql_{len(self._threads)}", daemon=True)
+            self._threads.append(t)
+            t.start()
         try:
-            fut = self._executor.submit(self._call, fn, token)
-        except BaseException:
-            self._release(token)
-            raise
-        # Released when the query really ends (in the worker), or when a cancelled request's query had not
-        # started yet: a query whose client went away keeps its slot until it has stopped.
-        fut.add_done_callback(lambda _f: self._release(token))
-        try:
-            return await asyncio.wrap_future(fut)
+            return await future
         except asyncio.CancelledError:
-            token.cancel()
+            token.cancel()  # a running query stops at its next deadline check; a queued one never starts
             raise
+
+    def _worker(self) -> None:
+        while True:
+            job = self._jobs.get()
+            if job is None:
+                return
+            try:
+                if job.token.cancelled or self._closed:
+                    # Abandoned before it started (its request went away, or the pool closed): it frees its
+                    # slot, and whoever still awaits it sees a cancellation.
+                    self._send(job, False, None)
+                    continue
+                try:
+                    with bound(job.token):
+                        value = job.fn()
+                except BaseException as e:  # noqa: BLE001 - handed to the awaiting coroutine
+                    self._send(job, False, e)
+                else:
+                    self._send(job, True, value)
+            finally:
+                with self._lock:
+                    self._pending -= 1
+                    self._tokens.discard(job.token)
 
     @staticmethod
-    def _call(fn: Callable[[], T], token: Cancellation) -> T:
-        with bound(token):
-            return fn()
-
-    def _release(self, token: Cancellation) -> None:
-        with self._lock:
-            self._pending -= 1
-            self._tokens.discard(token)
+    def _send(job: _Job, ok: bool, value: Any) -> None:
+        try:
+            job.loop.call_soon_threadsafe(_deliver, job.future, ok, value)
+        except RuntimeError:  # the loop is closed: nobody is waiting any more
+            pass
 
     def close(self) -> None:
         """Stop taking queries and cancel the running ones (they stop at their next deadline check)."""
         with self._lock:
+            self._closed = True
             for token in self._tokens:
                 token.cancel()
-        self._executor.shutdown(wait=False, cancel_futures=True)
+            threads = list(self._threads)
+        for _ in threads:
+            self._jobs.put(None)

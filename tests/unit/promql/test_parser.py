@@ -49,17 +49,17 @@ def test_precedence() -> None:
 
 
 @pytest.mark.parametrize(("query", "message"), [
-    ("foo{", "1:5: parse error: unexpected end of input in label matching"),
+    ("foo{", "1:5: parse error: unexpected end of input inside braces"),
     ("rate(foo)", '1:6: parse error: expected type range vector in call to function "rate", got instant vector'),
     ("foo[5m][1m]", "1:8: parse error: ranges only allowed for vector selectors"),
     ("1 == 1", "1:1: parse error: comparisons between scalars must use BOOL modifier"),
-    ("foo offset 1m offset 2m", "1:15: parse error: offset may not be set multiple times"),
+    ("foo offset 1m offset 2m", "1:1: parse error: offset may not be set multiple times"),
     ("{}", "1:1: parse error: vector selector must contain at least one non-empty matcher"),
     ("nope(x)", '1:1: parse error: unknown function with name "nope"'),
     ("sum(x) + ", "1:10: parse error: unexpected end of input"),
     ("abs(x, y)", '1:1: parse error: expected 1 argument(s) in call to "abs", got 2'),
     ("1 and 2", '1:1: parse error: set operator "and" not allowed in binary scalar expression'),
-    ("foo\n  + )", "2:5: parse error: unexpected \")\""),
+    ("foo\n  + )", "2:6: parse error: unexpected right parenthesis ')'"),
 ])
 def test_errors_have_positions(query: str, message: str) -> None:
     with pytest.raises(ParseError) as ei:

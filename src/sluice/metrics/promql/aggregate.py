@@ -4,6 +4,7 @@ count_values) with by/without grouping, evaluated step by step."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 from sluice.metrics.series import METRIC_NAME
 
@@ -28,6 +29,17 @@ def _grouping_labels(metric: Labels, grouping: tuple[str, ...], without: bool) -
     if grouping:
         return keep_labels(metric, grouping)
     return ()
+
+
+def _grouper(grouping: tuple[str, ...], without: bool) -> Callable[[Labels], Labels]:
+    """`_grouping_labels` with its name set built once (it runs for every sample of every step)."""
+    if without:
+        drop = frozenset((*grouping, METRIC_NAME))
+        return lambda metric: tuple(kv for kv in metric if kv[0] not in drop)
+    if grouping:
+        keep = frozenset(grouping)
+        return lambda metric: tuple(kv for kv in metric if kv[0] in keep)
+    return lambda metric: ()
 
 
 def aggregate(ev: Evaluator, node: A.AggregateExpr) -> Steps:
@@ -71,8 +83,9 @@ class _Group:
 
 def _aggregate_step(op: str, vec: Vector, q: float, grouping: tuple[str, ...], without: bool) -> Vector:
     groups: dict[Labels, _Group] = {}
+    group_of = _grouper(grouping, without)
     for s in vec:
-        key = _grouping_labels(s.metric, grouping, without)
+        key = group_of(s.metric)
         f = s.value
         g = groups.get(key)
         if g is None:

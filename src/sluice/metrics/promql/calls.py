@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import calendar
 import math
+import operator
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -62,7 +63,7 @@ def _extrapolated(is_counter: bool, is_rate: bool) -> WindowFn:
         if len(ts) < 2:
             return None
         result = vs[-1] - vs[0]
-        if is_counter:
+        if is_counter and any(map(operator.lt, vs[1:], vs)):  # a reset (checked in C first: they are rare)
             for prev, cur in zip(vs, vs[1:], strict=False):
                 if cur < prev:
                     result += prev

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
+
 from sluice.metrics.series import Storage
 
 from . import ast as A
 from . import cancel
+from .columnar import Block
 from .errors import EvalError
 from .evaluator import MAX_POINTS, Deadline, Evaluator, Steps, unwrap
 from .parser import parse
@@ -21,8 +24,10 @@ DEFAULT_TIMEOUT_S = 120.0  # Prometheus's --query.timeout default (2m)
 
 class Engine:
     def __init__(self, storage: Storage, *, lookback_delta_ms: int = 300_000, max_samples: int = 50_000_000,
-                 subquery_default_step_ms: int = 60_000, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
+                 subquery_default_step_ms: int = 60_000, timeout_s: float = DEFAULT_TIMEOUT_S,
+                 columnar: bool | None = None) -> None:
         self.storage = storage
+        self.columnar = columnar  # None: column-wise when a query has several steps (see Evaluator.columnar)
         self.timeout_s = timeout_s
         self.lookback_delta_ms = lookback_delta_ms
         self.max_samples = max_samples
@@ -33,7 +38,7 @@ class Engine:
         # A query running in a worker of the query pool can also be cancelled from the event loop.
         return Evaluator(self.storage, start, end, step, self.lookback_delta_ms, self.max_samples,
                          self.subquery_default_step_ms, query_start=start, query_end=end,
-                         deadline=Deadline(time.monotonic() + limit, cancel.current()))
+                         deadline=Deadline(time.monotonic() + limit, cancel.current()), columnar=self.columnar)
 
     def instant(self, expr: str, t_ms: int, *, timeout_s: float | None = None) -> QueryResult:
         """Evaluate at `t_ms`; `timeout_s` (capped by the engine's own) raises QueryTimeout past it."""
@@ -80,6 +85,8 @@ class Engine:
             if node.type == "scalar":
                 vals = ev.scalar(node)
                 return QueryResult("matrix", [Series((), list(ev.ts), vals)], ev.warnings, ev.infos)
+            if ev.columnar_for(node):
+                return QueryResult("matrix", _block_to_matrix(ev.block(node), ev.ts), ev.warnings, ev.infos)
             return QueryResult("matrix", _steps_to_matrix(ev.vector(node), ev.ts), ev.warnings, ev.infos)
         except RecursionError as e:
             raise EvalError("query too deeply nested") from e
@@ -98,6 +105,26 @@ def _steps_to_matrix(steps: Steps, ts: list[int]) -> list[Series]:
             ser.timestamps.append(t)
             ser.values.append(s.value)
     return sorted(by_metric.values(), key=lambda s: s.metric)
+
+
+def _block_to_matrix(b: Block, ts: list[int]) -> list[Series]:
+    """`_steps_to_matrix` from a column-wise result: one series per row, rows whose labels coincide once the
+    name is dropped merged, unless they have a point at the same step."""
+    rows: dict[Labels, list[int]] = {}
+    for i, m in enumerate(b.metrics):
+        rows.setdefault(drop_name(m) if b.drop[i] else m, []).append(i)
+    t = np.asarray(ts, dtype=np.int64)
+    out: list[Series] = []
+    for metric, idx in rows.items():
+        has, vals = b.has[idx[0]], b.vals[idx[0]]
+        if len(idx) > 1:
+            present = b.has[idx]
+            if (present.sum(axis=0) > 1).any():
+                raise EvalError("vector cannot contain metrics with the same labelset")
+            has = present.any(axis=0)
+            vals = b.vals[idx][present.argmax(axis=0), np.arange(len(ts))]
+        out.append(Series(metric, t[has].tolist(), vals[has].tolist()))
+    return sorted(out, key=lambda s: s.metric)
 
 
 def _finish_matrix(mat: list[Series]) -> list[Series]:

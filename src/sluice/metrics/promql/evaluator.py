@@ -4,6 +4,10 @@ Every instant-vector expression evaluates to `Steps` (one `Vector` per step), ev
 step; range vectors (matrix selectors, subqueries) are only read through `range_arg`, which yields each
 series' window at each step. Fatal problems raise `EvalError`; `warnings`/`infos` collect annotations.
 Binary operators and aggregations live in `binops.py` and `aggregate.py`, functions in `calls.py`.
+
+With several steps (a range query, a subquery's inner steps) the expressions `columnar.py` handles are
+evaluated column-wise instead (`block`: a series × steps array), with bit-identical results; `vector` turns
+a block back into `Steps` for the step-by-step code around it.
 """
 
 from __future__ import annotations
@@ -16,7 +20,9 @@ from dataclasses import dataclass, field
 from sluice.metrics.series import METRIC_NAME, Storage, is_stale
 
 from . import ast as A
+from . import columnar
 from .cancel import Cancellation
+from .columnar import Block
 from .errors import EvalError, QueryCanceled, QueryTimeout
 from .values import Labels, Sample, Series
 
@@ -118,9 +124,15 @@ class Evaluator:
     infos: list[str] = field(default_factory=list)
     loaded: list[int] = field(default_factory=lambda: [0])  # shared with sub-evaluators
     deadline: Deadline = field(default_factory=Deadline)  # shared with sub-evaluators
+    # Evaluate what `columnar` handles column-wise: None decides by the step count (a single step is cheaper
+    # step by step, numpy's per-call cost outweighs the work), True/False force it (tests compare both).
+    columnar: bool | None = None
 
     def __post_init__(self) -> None:
         self.ts = list(range(self.start, self.end + 1, self.interval)) if self.interval > 0 else [self.start]
+        # Blocks already computed for a node (by id) whose parent then fell back to the step-by-step path.
+        self._blocks: dict[int, Block] = {}
+        self._columnar = self.columnar if self.columnar is not None else len(self.ts) > 1
 
     # --- bookkeeping ---
     def check_deadline(self) -> None:
@@ -134,7 +146,8 @@ class Evaluator:
 
     def child(self, start: int, end: int, interval: int) -> Evaluator:
         ev = Evaluator(self.storage, start, end, interval, self.lookback_ms, self.max_samples, self.subquery_step_ms,
-                       self.query_start, self.query_end, self.warnings, self.infos, self.loaded, self.deadline)
+                       self.query_start, self.query_end, self.warnings, self.infos, self.loaded, self.deadline,
+                       self.columnar)
         return ev
 
     def resolve_at(self, at_ms: int | None, special: str | None) -> int | None:
@@ -172,7 +185,30 @@ class Evaluator:
 
     def vector(self, node: A.Expr) -> Steps:
         self.check_deadline()
-        return TimedSteps(self._vector(unwrap(node)), self.deadline)
+        node = unwrap(node)
+        done = self._blocks.pop(id(node), None)
+        if done is not None:
+            steps = done.to_steps(self.ts)
+        elif self._columnar and columnar.supported(node):
+            steps = self.block(node).to_steps(self.ts)
+            self._blocks.pop(id(node), None)
+        else:
+            steps = self._vector(node)
+        return TimedSteps(steps, self.deadline)
+
+    def columnar_for(self, node: A.Expr) -> bool:
+        """Whether this evaluator computes `node` column-wise itself (rather than step by step)."""
+        return self._columnar and columnar.supported(unwrap(node))
+
+    def block(self, node: A.Expr) -> Block:
+        """The expression's value at every step as a column-wise `Block`."""
+        self.check_deadline()
+        node = unwrap(node)
+        b = columnar.evaluate(self, node) if self._columnar and columnar.supported(node) else None
+        if b is None:
+            b = Block.from_steps(self._vector(node), len(self.ts))
+        self._blocks[id(node)] = b
+        return b
 
     def _vector(self, node: A.Expr) -> Steps:
         if isinstance(node, A.VectorSelector):
@@ -247,23 +283,10 @@ class Evaluator:
     def subquery(self, sq: A.SubqueryExpr) -> RangeArg:
         at = self.resolve_at(sq.at_ms, sq.at_special)
         refs = [(at if at is not None else t) - sq.offset_ms for t in self.ts]
-        step = sq.step_ms or self.subquery_step_ms
-        if sq.range_ms // step > MAX_POINTS:
-            window = f"[{A.format_duration(sq.range_ms)}:{A.format_duration(step)}]"
-            raise EvalError(f"exceeded maximum resolution of {MAX_POINTS:,} points per timeseries in subquery "
-                            f"{window}. Try increasing the subquery step")
-        # Inner steps are the multiples of the step inside (min ref - range, max ref], as in Prometheus.
-        first = ((min(refs) - sq.range_ms) // step + 1) * step
-        last = max(refs)
-        if first > last:
+        plan = subquery_steps(self, sq, min(refs), max(refs))
+        if plan is None:
             return RangeArg([], refs, sq.range_ms, True, self.deadline)
-        n_steps = (last - first) // step + 1
-        if n_steps > MAX_INNER_STEPS:
-            raise EvalError(TOO_MANY_SAMPLES)
-        # Every inner step holds a point of every series it selects: charge at least one series' worth before
-        # allocating them, as Prometheus counts a subquery's points against --query.max-samples.
-        self.count_samples(n_steps)
-        inner = self.child(first, last, step)
+        inner = self.child(*plan)
         steps = inner.vector(sq.expr)
         by_metric: dict[Labels, Series] = {}
         for t, vec in zip(inner.ts, steps, strict=True):
@@ -276,6 +299,28 @@ class Evaluator:
                 ser.drop_name = ser.drop_name or s.drop_name
         self.count_samples(sum(len(s.timestamps) for s in by_metric.values()))
         return RangeArg(list(by_metric.values()), refs, sq.range_ms, True, self.deadline)
+
+
+def subquery_steps(ev: Evaluator, sq: A.SubqueryExpr, min_ref: int, max_ref: int) -> tuple[int, int, int] | None:
+    """The inner evaluation's (first, last, step) for a subquery whose windows end at min_ref..max_ref; None
+    when no inner step falls in them. Refuses, as Prometheus, resolutions it would not compute."""
+    step = sq.step_ms or ev.subquery_step_ms
+    if sq.range_ms // step > MAX_POINTS:
+        window = f"[{A.format_duration(sq.range_ms)}:{A.format_duration(step)}]"
+        raise EvalError(f"exceeded maximum resolution of {MAX_POINTS:,} points per timeseries in subquery "
+                        f"{window}. Try increasing the subquery step")
+    # Inner steps are the multiples of the step inside (min ref - range, max ref], as in Prometheus.
+    first = ((min_ref - sq.range_ms) // step + 1) * step
+    last = max_ref
+    if first > last:
+        return None
+    n_steps = (last - first) // step + 1
+    if n_steps > MAX_INNER_STEPS:
+        raise EvalError(TOO_MANY_SAMPLES)
+    # Every inner step holds a point of every series it selects: charge at least one series' worth before
+    # allocating them, as Prometheus counts a subquery's points against --query.max-samples.
+    ev.count_samples(n_steps)
+    return first, last, step
 
 
 def has_name(labels: Sequence[tuple[str, str]]) -> bool:

@@ -12,9 +12,13 @@ from dataclasses import dataclass
 
 from .errors import ParseError
 
-__all__ = ["Token", "lex", "KEYWORDS", "AGGREGATORS", "unquote"]
+__all__ = ["Token", "lex", "KEYWORDS", "AGGREGATORS", "unquote", "ERROR"]
 
 NUMBER, DURATION, STRING, IDENT, EOF = "NUMBER", "DURATION", "STRING", "IDENT", "EOF"
+# A lexing error the parser meets where Prometheus's lazy lexer would hand it over: when it reads that token
+# (an unclosed parenthesis is reported at the end of input only if the parse got that far). `text` is the
+# message.
+ERROR = "ERROR"
 
 AGGREGATORS = frozenset({
     "sum", "avg", "count", "min", "max", "group", "stddev", "stdvar", "topk", "bottomk", "count_values",
@@ -73,6 +77,21 @@ def go_repr(s: str) -> str:
     return go_quote(s)
 
 
+def go_rune(c: str) -> str:
+    """Go's %q of a rune: 'x', with Go's escapes for quotes, backslashes and unprintable ones."""
+    if c in "'\\":
+        return f"'\\{c}'"
+    if c.isprintable():
+        return f"'{c}'"
+    code = ord(c)
+    esc = {"\a": "a", "\b": "b", "\f": "f", "\n": "n", "\r": "r", "\t": "t", "\v": "v"}.get(c)
+    if esc:
+        return f"'\\{esc}'"
+    if code < 0x80:
+        return f"'\\x{code:02x}'"
+    return f"'\\u{code:04x}'" if code <= 0xFFFF else f"'\\U{code:08x}'"
+
+
 def _alnum(c: str) -> bool:
     return c.isalnum() or c == "_"
 
@@ -81,14 +100,28 @@ def lex(text: str) -> list[Token]:
     toks: list[Token] = []
     i, n = 0, len(text)
     in_brackets = False  # inside [...] a ":" separates range and step; it never starts an identifier
+    in_braces = False
+    colon = False  # a ":" seen inside the current brackets
+    depth = 0  # open parentheses
     while True:
         m = _SPACE.match(text, i)
         if m:
             i = m.end()
         if i >= n:
-            toks.append(Token(EOF, "", n))
+            # Prometheus's lexer (lex.go) checks what is still open at the end, braces first.
+            if in_braces:
+                toks.append(Token(ERROR, "unexpected end of input inside braces", n))
+            elif depth:
+                toks.append(Token(ERROR, "unclosed left parenthesis", n))
+            elif in_brackets:
+                toks.append(Token(ERROR, "unclosed left bracket", n))
+            else:
+                toks.append(Token(EOF, "", n))
             return toks
         c = text[i]
+        if in_braces and not (c.isascii() and (c.isalpha() or c in "_,=!{}\"'`")):
+            toks.append(Token(ERROR, f"unexpected character inside braces: {go_rune(c)}", i))
+            return toks
         if c.isdigit() or (c == "." and i + 1 < n and text[i + 1].isdigit()):
             for pat, kind in ((_HEX, NUMBER), (_DURATION, DURATION), (_DECIMAL, NUMBER)):
                 m = pat.match(text, i)
@@ -124,15 +157,44 @@ def lex(text: str) -> list[Token]:
             continue
         for op in _OPERATORS:
             if text.startswith(op, i):
+                problem = _balance_error(op, depth, in_brackets, in_braces)
+                if op == ":" and in_brackets:
+                    if colon:
+                        problem = "unexpected colon ':'"
+                    colon = True
+                if problem is not None:
+                    # Where Prometheus reports it: after a surplus ")" (the lexer has moved past it), else at it.
+                    toks.append(Token(ERROR, problem, i + 1 if op == ")" else i))
+                    return toks
                 if op in "[]":
                     in_brackets = op == "["
+                    colon = False
+                elif op in "{}":
+                    in_braces = op == "{"
+                elif op in "()":
+                    depth += 1 if op == "(" else -1
                 toks.append(Token(op, op, i))
                 i += len(op)
                 break
         else:
             if c == "!":
-                raise ParseError("unexpected character after '!': " + go_repr(text[i + 1:i + 2]), i, text)
-            raise ParseError(f"unexpected character: {go_repr(c)}", i, text)
+                raise ParseError("unexpected character after '!': " + go_rune(text[i + 1:i + 2] or "\ufffd"), i, text)
+            raise ParseError(f"unexpected character: {go_rune(c)}", i, text)
+
+
+def _balance_error(op: str, depth: int, in_brackets: bool, in_braces: bool) -> str | None:
+    """Prometheus's lexer errors for unbalanced brackets (texts as in lex.go, the rune in Go's %q)."""
+    if op == ")" and depth == 0 and not in_braces:
+        return "unexpected right parenthesis ')'"
+    if op == "[" and in_brackets:
+        return "unexpected left bracket '['"
+    if op == "]" and not in_brackets and not in_braces:
+        return "unexpected right bracket ']'"
+    if op == "{" and in_braces:
+        return "unexpected left brace '{'"
+    if op == "}" and not in_braces:
+        return "unexpected character: '}'"
+    return None
 
 
 _SIMPLE_ESC = {"a": "\a", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v", "\\": "\\",

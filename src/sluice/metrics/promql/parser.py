@@ -6,6 +6,7 @@ the position of the offending token, rendered as `line:col: parse error: …`.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from dataclasses import replace
@@ -18,7 +19,7 @@ from . import ast as A
 from .errors import ParseError
 from .format import go_quote
 from .functions import FUNCTIONS
-from .lexer import AGGREGATORS, DURATION, EOF, IDENT, NUMBER, STRING, Token, lex, unquote
+from .lexer import AGGREGATORS, DURATION, EOF, ERROR, IDENT, NUMBER, STRING, Token, lex, unquote
 
 __all__ = ["parse", "parse_duration"]
 
@@ -67,8 +68,12 @@ def _number(text: str) -> float:
     return float(t)
 
 
+@functools.lru_cache(maxsize=1024)
 def parse(query: str) -> A.Expr:
-    """The syntax tree of `query`; raises `ParseError` (and nothing else) for any text that is not PromQL."""
+    """The syntax tree of `query`; raises `ParseError` (and nothing else) for any text that is not PromQL.
+
+    Dashboards send the same queries on every refresh, and the tree is immutable (frozen nodes), so the
+    latest trees are kept (a failed parse is not: it raises every time)."""
     p = _Parser(query)
     try:
         node = p.expr(0)
@@ -100,7 +105,10 @@ class _Parser:
 
     # --- token helpers ---
     def peek(self, k: int = 0) -> Token:
-        return self.toks[min(self.i + k, len(self.toks) - 1)]
+        t = self.toks[min(self.i + k, len(self.toks) - 1)]
+        if t.kind == ERROR:
+            raise ParseError(t.text, t.pos, self.query)
+        return t
 
     def next(self) -> Token:
         t = self.peek()
@@ -312,17 +320,17 @@ class _Parser:
         msg = "offset modifier must be preceded by an instant vector selector or range vector selector or a subquery"
         if isinstance(node, A.VectorSelector):
             if node.offset_ms:
-                self.error("offset may not be set multiple times", tok.pos)
+                self.error("offset may not be set multiple times", *node.span)
             return replace(node, offset_ms=off, span=(node.span[0], end))
         if isinstance(node, A.MatrixSelector):
             if node.vs.offset_ms:
-                self.error("offset may not be set multiple times", tok.pos)
+                self.error("offset may not be set multiple times", *node.span)
             return replace(node, vs=replace(node.vs, offset_ms=off), span=(node.span[0], end))
         if isinstance(node, A.SubqueryExpr):
             if node.offset_ms:
-                self.error("offset may not be set multiple times", tok.pos)
+                self.error("offset may not be set multiple times", *node.span)
             return replace(node, offset_ms=off, span=(node.span[0], end))
-        self.error(msg, tok.pos)
+        self.error(msg, *node.span)
 
     def set_at(self, node: A.Expr, tok: Token) -> A.Expr:
         special: str | None = None
@@ -348,13 +356,13 @@ class _Parser:
         if isinstance(node, A.MatrixSelector):
             vs = node.vs
             if vs.at_ms is not None or vs.at_special:
-                self.error("@ <timestamp> may not be set multiple times", tok.pos)
+                self.error("@ <timestamp> may not be set multiple times", *node.span)
             return replace(node, vs=replace(vs, at_ms=at, at_special=special), span=(node.span[0], end))
         if isinstance(node, (A.VectorSelector, A.SubqueryExpr)):
             if node.at_ms is not None or node.at_special:
-                self.error("@ <timestamp> may not be set multiple times", tok.pos)
+                self.error("@ <timestamp> may not be set multiple times", *node.span)
             return replace(node, at_ms=at, at_special=special, span=(node.span[0], end))
-        self.error(msg, tok.pos)
+        self.error(msg, *node.span)
 
     def string_value(self, t: Token) -> str:
         try:

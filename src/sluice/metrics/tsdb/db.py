@@ -81,17 +81,22 @@ class _Series:
 def _read_snapshot(snap: tuple[list[bytes], array[int], array[float]], start: int,
                    end: int) -> tuple[array[int], array[float]]:
     chunk_list, head_t, head_v = snap
-    ts = array("q")
-    vs = array("d")
+    parts: list[tuple[array[int], array[float]]] = []
     for chunk in chunk_list:
         if chunkcodec.first_timestamp(chunk) > end:
-            return _clip(ts, vs, start, end)
-        ct, cv = chunkcodec.decode_cached(chunk)
+            break
+        parts.append(chunkcodec.decode_cached(chunk))
+    if head_t and head_t[0] <= end:
+        parts.append((head_t, head_v))
+    if len(parts) == 1:  # a short range within one chunk: slice it, no concatenation
+        ct, cv = parts[0]
+        lo, hi = bisect_left(ct, start), bisect_right(ct, end)
+        return ct[lo:hi], cv[lo:hi]
+    ts = array("q")
+    vs = array("d")
+    for ct, cv in parts:
         ts.extend(ct)
         vs.extend(cv)
-    if head_t and head_t[0] <= end:
-        ts.extend(head_t)
-        vs.extend(head_v)
     return _clip(ts, vs, start, end)
 
 
@@ -339,14 +344,28 @@ class TSDB:
         with self._lock:
             sids = list(self._index.matching(matchers))
         for i in range(0, len(sids), self._SELECT_BATCH):
-            batch = []
+            batch: list[Series | tuple[Labels, tuple[list[bytes], array[int], array[float]]]] = []
             with self._lock:
                 for sid in sids[i:i + self._SELECT_BATCH]:
                     s = self._series[sid]
                     lab = labels[sid]
-                    if s is not None and lab is not None and s.overlaps(start_ms, end_ms):
+                    if s is None or lab is None or s.last_t < start_ms or s.last_t == _MIN_T:
+                        continue
+                    head_t = s.head_t
+                    if head_t and head_t[0] <= start_ms:
+                        # The whole range lies in the head (a short window at the newest samples, the common
+                        # case for dashboards): slice it here, no chunk to look at.
+                        lo = bisect_left(head_t, start_ms)
+                        hi = bisect_right(head_t, end_ms)
+                        if lo < hi:
+                            batch.append(Series(lab, head_t[lo:hi], s.head_v[lo:hi]))
+                    elif s.min_t() <= end_ms:
                         batch.append((lab, s.snapshot(start_ms)))
-            for lab, snap in batch:
+            for item in batch:
+                if isinstance(item, Series):
+                    yield item
+                    continue
+                lab, snap = item
                 ts, vs = _read_snapshot(snap, start_ms, end_ms)
                 if ts:
                     yield Series(lab, ts, vs)
