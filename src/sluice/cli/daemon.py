@@ -54,8 +54,11 @@ def status_cmd() -> int:
 def demo_cmd() -> int:
     """Start the daemon and run the phased-rollout demo."""
     from sluice.cli import demo
+    from sluice.cli.runner import run_group
 
-    return int(demo.run(home()))
+    root = click.get_current_context().find_root().command
+    assert isinstance(root, click.Group)
+    return int(demo.run(home(), lambda args: run_group(root, args)))
 
 
 @click.command("console")

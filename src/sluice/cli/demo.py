@@ -9,6 +9,7 @@ waits with a progress display until every pod is ready; prints where to look.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from rich.console import Console
@@ -69,8 +70,8 @@ def ingress_url(api: ApiClient, port_name: str = "http2", scheme: str = "http") 
     return f"{scheme}://{host}" + ("" if port == default else f":{port}")
 
 
-def run(home_dir: Path) -> int:
-    from sluice.cli.main import run as cli
+def run(home_dir: Path, cli: Callable[[list[str]], int]) -> int:
+    """The demo; `cli` runs one `sluice` command line (its `apply` steps print as the CLI does)."""
 
     console = Console()
     home = Home(home_dir)

@@ -5,15 +5,19 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from sluice.metrics.series import METRIC_NAME
 
 from . import ast as A
 from .errors import EvalError
-from .evaluator import Evaluator, Steps
 from .format import format_float, go_quote
 from .mathops import kahan_inc, quantile
+from .steps import Steps
 from .values import Labels, Sample, Vector, keep_labels, set_label, without_labels
+
+if TYPE_CHECKING:  # the evaluator imports this module, not the other way round
+    from .evaluator import Evaluator
 
 __all__ = ["aggregate", "valid_label_name"]
 

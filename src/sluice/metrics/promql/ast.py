@@ -15,6 +15,7 @@ from typing import Literal, TypeAlias
 from sluice.metrics.series import METRIC_NAME, Matcher
 
 from .format import go_quote
+from .functions import FUNCTIONS, ValueType
 
 __all__ = [
     "ValueType", "Expr", "NumberLiteral", "StringLiteral", "VectorSelector", "MatrixSelector", "SubqueryExpr",
@@ -22,7 +23,6 @@ __all__ = [
     "children", "walk", "type_name",
 ]
 
-ValueType = Literal["scalar", "vector", "matrix", "string"]
 Span = tuple[int, int]
 _NOSPAN: Span = (0, 0)
 
@@ -260,8 +260,6 @@ class Call:
 
     @property
     def type(self) -> ValueType:
-        from .functions import FUNCTIONS
-
         return FUNCTIONS[self.func].return_type
 
     def __str__(self) -> str:

@@ -4,13 +4,14 @@ matching, the set operators, and Prometheus's matching errors."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from sluice.metrics.series import METRIC_NAME
 
 from . import ast as A
 from .errors import EvalError
-from .evaluator import Evaluator, Steps
 from .mathops import ARITHMETIC_OPS, COMPARISON_OPS, binop
+from .steps import Steps
 from .values import (
     Labels,
     Sample,
@@ -22,6 +23,9 @@ from .values import (
     set_label,
     without_labels,
 )
+
+if TYPE_CHECKING:  # the evaluator imports this module, not the other way round
+    from .evaluator import Evaluator
 
 __all__ = ["scalar_binop", "vector_binop"]
 

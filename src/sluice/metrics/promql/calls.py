@@ -13,6 +13,7 @@ import operator
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from sluice.metrics.regex import Regex, RegexError, compile_anchored
 from sluice.metrics.series import METRIC_NAME
@@ -20,14 +21,17 @@ from sluice.metrics.series import METRIC_NAME
 from . import ast as A
 from .aggregate import valid_label_name
 from .errors import EvalError
-from .evaluator import Evaluator, Steps, unwrap
 from .format import format_float
 from .mathops import go_ceil, go_floor, go_max, go_min, kahan_inc, quantile, safe
+from .steps import Steps, unwrap
 from .values import Labels, Sample, Vector, get_label, set_label
+
+if TYPE_CHECKING:  # the evaluator imports this module, not the other way round
+    from .evaluator import Evaluator
 
 __all__ = ["FUNCTION_CALLS"]
 
-Impl = Callable[[Evaluator, A.Call], "Steps | list[float]"]
+Impl = Callable[["Evaluator", A.Call], "Steps | list[float]"]
 # A range function sees (timestamps, values, range start, range end, step time, extra scalar args).
 WindowFn = Callable[[list[int], list[float], int, int, int, list[float]], "float | None"]
 

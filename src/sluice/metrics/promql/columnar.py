@@ -24,10 +24,14 @@ import numpy.typing as npt
 from sluice.metrics.series import METRIC_NAME
 
 from . import ast as A
+from .binops import _result_metric
+from .calls import _absent_labels, _bucket_quantile
+from .calls import _extrapolated as _scalar_extrapolated
+from .steps import Steps, subquery_steps, unwrap
 from .values import Labels, Sample, get_label, keep_labels, without_labels
 
-if TYPE_CHECKING:
-    from .evaluator import Evaluator, Steps
+if TYPE_CHECKING:  # the evaluator imports this module, not the other way round
+    from .evaluator import Evaluator
 
 __all__ = ["Block", "supported", "evaluate", "FlatRange"]
 
@@ -164,7 +168,6 @@ def _round(ev: Evaluator, call: A.Call) -> Block:
 
 
 def _absent(ev: Evaluator, call: A.Call) -> Block:
-    from .calls import _absent_labels
 
     b = ev.block(call.args[0])
     missing: Mask = ~np.any(b.has, axis=0, keepdims=False)
@@ -267,7 +270,6 @@ def _selector(ev: Evaluator, vs: A.VectorSelector) -> Block:
 
 def _flat_range(ev: Evaluator, node: A.Expr) -> tuple[FlatRange, I64, int] | None:
     """The range argument's samples (stale markers removed), each step's window end and the range."""
-    from .evaluator import unwrap
 
     node = unwrap(node)
     if isinstance(node, A.MatrixSelector):
@@ -289,7 +291,6 @@ def _flat_range(ev: Evaluator, node: A.Expr) -> tuple[FlatRange, I64, int] | Non
 
 
 def _subquery_range(ev: Evaluator, sq: A.SubqueryExpr) -> tuple[FlatRange, I64, int] | None:
-    from .evaluator import subquery_steps
 
     refs = _refs(ev, sq.at_ms, sq.at_special, sq.offset_ms)
     plan = subquery_steps(ev, sq, int(refs.min()), int(refs.max()))
@@ -395,7 +396,7 @@ def _kahan(inc: F64, s: F64, c: F64) -> tuple[F64, F64]:
 def _extrapolated(fr: FlatRange, lo: I64, hi: I64, cnt: I64, refs: I64, range_ms: int, is_counter: bool,
                   is_rate: bool, check: Callable[[], None]) -> tuple[F64, Mask]:
     """rate/increase/delta: `calls._extrapolated`, element-wise; windows with a counter reset go through it."""
-    from .calls import _extrapolated as scalar_fn
+    scalar_fn = _scalar_extrapolated
 
     T, V = fr.T, fr.V
     has = cnt >= 2
@@ -615,7 +616,6 @@ def _set_op(op: str, lhs: Block, rhs: Block, sig: Sig) -> Block:
 
 def _vector_vector(op: str, lhs: Block, rhs: Block, m: A.VectorMatching, sig: Sig,
                    return_bool: bool) -> Block | None:
-    from .binops import _result_metric
 
     one_to_many = m.card == "one-to-many"
     many, one = (rhs, lhs) if one_to_many else (lhs, rhs)
@@ -666,7 +666,6 @@ def _upper_bound(le: str) -> float | None:
 
 
 def _histogram_quantile(ev: Evaluator, call: A.Call) -> Block | None:
-    from .calls import _bucket_quantile
 
     qs = ev.scalar(call.args[0])
     b = ev.block(call.args[1])

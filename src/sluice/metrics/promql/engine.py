@@ -13,8 +13,9 @@ from . import ast as A
 from . import cancel
 from .columnar import Block
 from .errors import EvalError
-from .evaluator import MAX_POINTS, Deadline, Evaluator, Steps, unwrap
+from .evaluator import Evaluator
 from .parser import parse
+from .steps import MAX_POINTS, Deadline, Steps, unwrap
 from .values import Labels, QueryResult, Sample, Scalar, Series, String, drop_name
 
 __all__ = ["Engine", "DEFAULT_TIMEOUT_S"]

@@ -13,101 +13,33 @@ a block back into `Steps` for the step-by-step code around it.
 from __future__ import annotations
 
 import bisect
-import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from sluice.metrics.series import METRIC_NAME, Storage, is_stale
 
 from . import ast as A
 from . import columnar
-from .cancel import Cancellation
+from .aggregate import aggregate
+from .binops import scalar_binop, vector_binop
+from .calls import FUNCTION_CALLS
 from .columnar import Block
-from .errors import EvalError, QueryCanceled, QueryTimeout
+from .errors import EvalError
+from .steps import (
+    CHECK_EVERY,
+    MAX_INNER_STEPS,
+    MAX_POINTS,
+    TOO_MANY_SAMPLES,
+    Deadline,
+    RangeArg,
+    Steps,
+    TimedSteps,
+    subquery_steps,
+    unwrap,
+)
 from .values import Labels, Sample, Series
 
 __all__ = ["Evaluator", "Steps", "RangeArg", "unwrap", "MAX_POINTS", "MAX_INNER_STEPS", "TOO_MANY_SAMPLES"]
-
-Steps = list[list[Sample]]
-
-# Prometheus's limit on points per series in a range query (web/api/v1); here it also bounds a subquery's
-# range/step ratio, which is the same resolution question asked inside a query.
-MAX_POINTS = 11_000
-# A subquery evaluates its expression over every inner step of the whole outer range at once; each step costs
-# memory before any sample is read, so the inner evaluation is bounded too (100 outer ranges of MAX_POINTS).
-MAX_INNER_STEPS = 100 * MAX_POINTS
-TOO_MANY_SAMPLES = "query processing would load too many samples into memory in query execution"
-# How many per-series steps run between two looks at the clock: a step of a selector is a bisect, a window of
-# a range function can be thousands of points (quantile_over_time sorts them).
-_CHECK_EVERY = 1024
-_CHECK_EVERY_WINDOW = 32
-
-
-class Deadline:
-    """When a query must stop: past `at` (time.monotonic()), or once its cancellation is set."""
-
-    __slots__ = ("at", "cancel")
-
-    def __init__(self, at: float | None = None, cancel: Cancellation | None = None) -> None:
-        self.at = at
-        self.cancel = cancel
-
-    def check(self) -> None:
-        if self.cancel is not None and self.cancel.cancelled:
-            raise QueryCanceled()
-        if self.at is not None and time.monotonic() > self.at:
-            raise QueryTimeout()
-
-
-class TimedSteps(list[list[Sample]]):
-    """The per-step result of an instant-vector expression; iterating it (every binary operator, aggregation
-    and function walks its argument's steps) checks the query's deadline, so no step loop outlives it."""
-
-    __slots__ = ("deadline",)
-
-    def __init__(self, steps: Steps, deadline: Deadline) -> None:
-        super().__init__(steps)
-        self.deadline = deadline
-
-    def __iter__(self) -> Iterator[list[Sample]]:
-        return _timed(super().__iter__(), self.deadline)
-
-
-def _timed(it: Iterator[list[Sample]], deadline: Deadline) -> Iterator[list[Sample]]:
-    for vec in it:
-        deadline.check()
-        yield vec
-
-
-def unwrap(node: A.Expr) -> A.Expr:
-    while isinstance(node, A.ParenExpr):
-        node = node.expr
-    return node
-
-
-@dataclass
-class RangeArg:
-    """A range-vector argument: series (stale markers dropped) and, per step, the window's right edge."""
-
-    series: list[Series]
-    refs: list[int]  # window k is (refs[k] - range_ms, refs[k]]
-    range_ms: int
-    from_subquery: bool = False
-
-    deadline: Deadline = field(default_factory=Deadline)
-
-    def windows(self, s: Series) -> Iterator[tuple[int, list[int], list[float]]]:
-        """(step index, timestamps, values) for each step whose window holds at least one point."""
-        ts = s.timestamps
-        deadline = self.deadline
-        for k, r in enumerate(self.refs):
-            if not k % _CHECK_EVERY_WINDOW:
-                deadline.check()
-            lo = bisect.bisect_right(ts, r - self.range_ms)
-            hi = bisect.bisect_right(ts, r)
-            if lo < hi:
-                yield k, ts[lo:hi], s.values[lo:hi]
-
 
 @dataclass
 class Evaluator:
@@ -166,11 +98,9 @@ class Evaluator:
             vals = self.scalar(node.expr)
             return [-v for v in vals] if node.op == "-" else vals
         if isinstance(node, A.BinaryExpr):
-            from .binops import scalar_binop
 
             return scalar_binop(self, node)
         if isinstance(node, A.Call):
-            from .calls import FUNCTION_CALLS
 
             out = FUNCTION_CALLS[node.func](self, node)
             assert isinstance(out, list) and (not out or isinstance(out[0], float))
@@ -219,15 +149,12 @@ class Evaluator:
                 return [[Sample(s.metric, -s.value, s.t, True) for s in vec] for vec in steps]
             return steps
         if isinstance(node, A.BinaryExpr):
-            from .binops import vector_binop
 
             return vector_binop(self, node)
         if isinstance(node, A.AggregateExpr):
-            from .aggregate import aggregate
 
             return aggregate(self, node)
         if isinstance(node, A.Call):
-            from .calls import FUNCTION_CALLS
 
             out = FUNCTION_CALLS[node.func](self, node)
             return out  # type: ignore[return-value]
@@ -246,7 +173,7 @@ class Evaluator:
             ts, vals = s.timestamps, s.values
             self.count_samples(len(ts))
             for k, r in enumerate(refs):
-                if not k % _CHECK_EVERY:
+                if not k % CHECK_EVERY:
                     deadline.check()
                 j = bisect.bisect_right(ts, r) - 1
                 if j < 0 or ts[j] <= r - lb:
@@ -299,28 +226,6 @@ class Evaluator:
                 ser.drop_name = ser.drop_name or s.drop_name
         self.count_samples(sum(len(s.timestamps) for s in by_metric.values()))
         return RangeArg(list(by_metric.values()), refs, sq.range_ms, True, self.deadline)
-
-
-def subquery_steps(ev: Evaluator, sq: A.SubqueryExpr, min_ref: int, max_ref: int) -> tuple[int, int, int] | None:
-    """The inner evaluation's (first, last, step) for a subquery whose windows end at min_ref..max_ref; None
-    when no inner step falls in them. Refuses, as Prometheus, resolutions it would not compute."""
-    step = sq.step_ms or ev.subquery_step_ms
-    if sq.range_ms // step > MAX_POINTS:
-        window = f"[{A.format_duration(sq.range_ms)}:{A.format_duration(step)}]"
-        raise EvalError(f"exceeded maximum resolution of {MAX_POINTS:,} points per timeseries in subquery "
-                        f"{window}. Try increasing the subquery step")
-    # Inner steps are the multiples of the step inside (min ref - range, max ref], as in Prometheus.
-    first = ((min_ref - sq.range_ms) // step + 1) * step
-    last = max_ref
-    if first > last:
-        return None
-    n_steps = (last - first) // step + 1
-    if n_steps > MAX_INNER_STEPS:
-        raise EvalError(TOO_MANY_SAMPLES)
-    # Every inner step holds a point of every series it selects: charge at least one series' worth before
-    # allocating them, as Prometheus counts a subquery's points against --query.max-samples.
-    ev.count_samples(n_steps)
-    return first, last, step
 
 
 def has_name(labels: Sequence[tuple[str, str]]) -> bool:

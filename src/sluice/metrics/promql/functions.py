@@ -7,10 +7,11 @@ keys identical.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
-from .ast import ValueType
+__all__ = ["Function", "FUNCTIONS", "AT_MODIFIER_UNSAFE", "ValueType"]
 
-__all__ = ["Function", "FUNCTIONS", "AT_MODIFIER_UNSAFE"]
+ValueType = Literal["scalar", "vector", "matrix", "string"]  # PromQL's value types (the AST re-exports it)
 
 
 @dataclass(frozen=True)
