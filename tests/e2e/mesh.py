@@ -139,8 +139,14 @@ def via(target: str | Pod, url: str, headers: dict[str, str] | None = None,
 
 
 def reviews_version(body: bytes) -> str:
-    """Which reviews version answered, from its own response: no ratings = v1, black = v2, red = v3."""
+    """Which reviews version answered, from its own response: the pod that answered (`podname`, as Bookinfo's
+    reviews reports it), else its stars: none = v1, black = v2, red = v3. (A v2 or v3 whose ratings call failed
+    answers without stars: the pod name still says which it was.)"""
     doc = json.loads(body)
+    podname = str(doc.get("podname") or "")
+    for v in ("v1", "v2", "v3"):
+        if podname.startswith(f"reviews-{v}-"):
+            return v
     colors = {(r.get("rating") or {}).get("color") for r in doc.get("reviews", [])}
     if colors == {None}:
         return "v1"
