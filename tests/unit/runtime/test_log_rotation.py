@@ -63,13 +63,22 @@ def test_read_lines_spans_rotated_files(tmp_path: Path) -> None:
 
 
 def test_the_shim_rotates_its_log(tmp_path: Path) -> None:
-    # Three bursts of output more than a second apart (rotations happen at most once a second).
+    # Three bursts of output; each waits until the shim has rotated after the one before and the wall clock has
+    # moved to another second (rotations happen at most once a second: rotated files are named by the second).
     prog = [sys.executable, "-c",
-            "import time\n"
+            "import os, sys, time\n"
+            "d = sys.argv[1]\n"
+            "def newest():\n"
+            "    return max((n[6:21] for n in os.listdir(d) if n.startswith('0.log.')), default='')\n"
             "for burst in range(3):\n"
+            "    before = newest()\n"
             "    for i in range(100):\n"
             "        print(f'line-{burst * 100 + i + 1}', flush=True)\n"
-            "    time.sleep(1.1)\n"]
+            "    end = time.monotonic() + 20\n"
+            "    while time.monotonic() < end and newest() == before:\n"
+            "        time.sleep(0.02)\n"
+            "    time.sleep(1.01 - time.time() % 1)\n",
+            str(tmp_path)]
     subprocess.run([sys.executable, "-m", "sluice.runtime.shim", str(tmp_path), "0", "", "2000", "3", "--", *prog],
                    check=True, timeout=30)
     files = logfiles.chain(str(tmp_path / "0.log"))
