@@ -31,7 +31,8 @@ from bench.mesh_bench import SERVER, cpu_seconds, deployment, ready  # noqa: E40
 from tests.conftest import free_port, start_daemon, stop_daemon, wait_for  # noqa: E402
 
 from sluice import mesh  # noqa: E402
-from sluice.load import LoadConfig, run_load  # noqa: E402
+from sluice.load import LoadConfig  # noqa: E402
+from sluice.load.runner import run_load  # noqa: E402
 
 RATE = 1000
 SECONDS = 6

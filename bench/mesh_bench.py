@@ -26,7 +26,8 @@ sys.path.insert(0, str(ROOT))
 from kubernetes import client, config  # noqa: E402
 from tests.conftest import Daemon, free_port, start_daemon, stop_daemon, wait_for  # noqa: E402
 
-from sluice.load import LoadConfig, run_load  # noqa: E402
+from sluice.load import LoadConfig  # noqa: E402
+from sluice.load.runner import run_load  # noqa: E402
 
 NS = "bench"
 PAYLOAD = 1024

@@ -15,7 +15,8 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from sluice.load import LoadConfig, TargetRefused, run_load
+from sluice.load import LoadConfig, TargetRefused
+from sluice.load.runner import run_load
 
 # The subprocesses must not pick up a proxy from the developer's shell.
 CLEAN_ENV = {k: v for k, v in os.environ.items() if k.lower() not in ("http_proxy", "https_proxy", "no_proxy")}

@@ -17,14 +17,12 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
-import aiohttp
 import click
 
 from sluice.cli.attachable import attachable_pod
 from sluice.cli.context import global_options, session
 from sluice.cli.errors import CliError
 from sluice.cli.logs import pick_container
-from sluice.client.streams import open_stream
 
 __all__ = ["COMMANDS", "exit_from_status", "run_in_pod"]
 
@@ -65,6 +63,7 @@ def _terminal_size() -> tuple[int, int] | None:
 
 
 async def _session(conn: Any, *, stdin: bool, tty: bool) -> tuple[int, str]:
+    import aiohttp
     ws = conn.ws
     loop = asyncio.get_running_loop()
     status = bytearray()
@@ -135,6 +134,7 @@ def _exec_query(command: Sequence[str], container: str, *, stdin: bool, tty: boo
 
 async def _exec(s: Any, namespace: str, pod: str, query: list[tuple[str, str]], *, stdin: bool,
                 tty: bool) -> tuple[int, str]:
+    from sluice.client.streams import open_stream  # aiohttp loads only when a command streams
     conn = await open_stream(s.client.rest, f"/api/v1/namespaces/{namespace}/pods/{pod}/exec", query,
                              ["v5.channel.k8s.io"])
     try:

@@ -23,7 +23,6 @@ from sluice.cli.context import Session, global_options, session
 from sluice.cli.errors import CliError
 from sluice.client.errors import ApiError
 from sluice.load import LoadConfig, LoadResult, TargetRefused, check_target, parse_duration, parse_header
-from sluice.load.runner import run_load
 from sluice.load.summary import format_ms, format_summary, summary_table
 from sluice.mesh import NETNS_POD_NETWORK, PROXY_OUTBOUND_PORT, SIDECAR_CONTAINER
 
@@ -115,6 +114,8 @@ async def _run(config: LoadConfig, show_progress: bool) -> LoadResult:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)  # Ctrl-C ends the run early and still prints the summary
     if not show_progress:
+        from sluice.load.runner import run_load  # aiohttp loads only when `sluice load` runs
+
         return await run_load(config, stop=stop)
 
     from rich.console import Console
@@ -134,6 +135,8 @@ async def _run(config: LoadConfig, show_progress: bool) -> LoadResult:
 
     with progress:
         task = progress.add_task("load", total=total, stats="")
+        from sluice.load.runner import run_load
+
         return await run_load(config, stop=stop, on_progress=update, progress_interval=0.25)
 
 

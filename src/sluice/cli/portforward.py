@@ -15,14 +15,12 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
-import aiohttp
 import click
 
 from sluice.cli.attachable import attachable_pod
 from sluice.cli.context import Session, global_options, session
 from sluice.cli.errors import CliError
 from sluice.client.rest import RestClient
-from sluice.client.streams import open_stream
 
 __all__ = ["COMMANDS", "PortSpec", "parse_port_spec", "service_target_port"]
 
@@ -95,6 +93,9 @@ def _remote_port(s: Session, target: str, ns: str, pod: dict[str, Any], spec: Po
 
 async def _forward(rest: RestClient, path: str, remote: int, local: int, reader: asyncio.StreamReader,
                    writer: asyncio.StreamWriter, lost: asyncio.Future[str]) -> None:
+    import aiohttp
+
+    from sluice.client.streams import open_stream  # aiohttp loads only when a command streams
     try:
         conn = await open_stream(rest, path, [("ports", str(remote))], [PROTOCOL])
     except Exception as e:  # noqa: BLE001 - reported like kubectl's per-connection errors
