@@ -20,6 +20,7 @@ from kubernetes import client
 from tests.conftest import TOOLS, Daemon, free_port, stop_daemon, wait_for
 from tests.e2e.mesh import (
     api_client,
+    healthy_endpoints,
     pod,
     pod_ips,
     reviews_version,
@@ -73,7 +74,11 @@ def test_story_queries_count_exactly_the_requests_sent(mesh: tuple[Daemon, Path]
     d, _ = mesh
     core = client.CoreV1Api(api_client(d))
     sleep_ip = pod_ips(core, NS, "app=sleep")[0]
-    wait_for(lambda: route_weights(pod(d, sleep_ip)) == {"v2": 90, "v3": 10}, timeout=30)
+    sleep = pod(d, sleep_ip)
+    wait_for(lambda: route_weights(sleep) == {"v2": 90, "v3": 10}, timeout=30)
+    # …and the subsets' endpoints with it (EDS may follow the route by a push): every request below must land.
+    subsets = [f"outbound|9080|{v}|reviews.{NS}.svc.cluster.local" for v in ("v2", "v3")]
+    wait_for(lambda: all(healthy_endpoints(sleep, c) > 0 for c in subsets), timeout=30)
     answered: Counter[str] = Counter()
     for _ in range(300):
         code, body = via(sleep_ip, "http://reviews:9080/reviews/0")

@@ -63,8 +63,9 @@ def test_read_lines_spans_rotated_files(tmp_path: Path) -> None:
 
 
 def test_the_shim_rotates_its_log(tmp_path: Path) -> None:
-    # Three bursts of output; each waits until the shim has rotated after the one before and the wall clock has
-    # moved to another second (rotations happen at most once a second: rotated files are named by the second).
+    # Three bursts of output, each one write the shim reads whole; each waits until the shim has rotated after the
+    # one before and the wall clock has moved to another second (rotations happen at most once a second: rotated
+    # files are named by the second).
     prog = [sys.executable, "-c",
             "import os, sys, time\n"
             "d = sys.argv[1]\n"
@@ -72,8 +73,9 @@ def test_the_shim_rotates_its_log(tmp_path: Path) -> None:
             "    return max((n[6:21] for n in os.listdir(d) if n.startswith('0.log.')), default='')\n"
             "for burst in range(3):\n"
             "    before = newest()\n"
-            "    for i in range(100):\n"
-            "        print(f'line-{burst * 100 + i + 1}', flush=True)\n"
+            "    # one write under PIPE_BUF: the shim reads the burst whole, so it rotates once, after it\n"
+            "    sys.stdout.write(''.join(f'line-{burst * 100 + i + 1}\\n' for i in range(100)))\n"
+            "    sys.stdout.flush()\n"
             "    end = time.monotonic() + 20\n"
             "    while time.monotonic() < end and newest() == before:\n"
             "        time.sleep(0.02)\n"
