@@ -33,9 +33,13 @@ from typing import Any
 
 from sluice import mesh
 
-__all__ = ["Program", "ImageError", "resolve", "exec_argv", "BOOKINFO_SERVICES", "SAMPLES", "Sample"]
+__all__ = ["Program", "ImageError", "resolve", "exec_argv", "BOOKINFO_SERVICES", "SAMPLES", "Sample", "PRELOADED"]
 
 BOOKINFO_SERVICES = ("productpage", "details", "reviews", "ratings")
+_LOAD_MODULE = "sluice.load"
+# The built-in programs (`python -m MODULE`) the fork server imports once (`sluice.runtime.zygote`): the ones
+# every demo starts. Istio's other samples start as their own processes.
+PRELOADED: tuple[str, ...] = (*(f"sluice.samples.bookinfo.{s}" for s in BOOKINFO_SERVICES), _LOAD_MODULE)
 _BOOKINFO = re.compile(r"(?:^|/)examples-bookinfo-(productpage|details|reviews|ratings)-v(\d+)(?::[\w.\-]+)?"
                        r"(?:@sha256:[0-9a-f]{64})?$")
 _CURL = re.compile(r"^(?:docker\.io/)?curlimages/curl(?::[\w.\-]+)?(?:@sha256:[0-9a-f]{64})?$")
@@ -206,7 +210,7 @@ def resolve(container: dict[str, Any], env: Mapping[str, str] | None = None) -> 
                        builtin="bookinfo")
     if _TRAFFIC.match(image):
         # sluice's own load generator: ENTRYPOINT `python -m sluice.load`, no CMD (the URLs are the args).
-        argv = command + args if command else [sys.executable, "-m", "sluice.load", *args]
+        argv = command + args if command else [sys.executable, "-m", _LOAD_MODULE, *args]
         return Program(argv, "sluice://builtin/traffic-generator", builtin="traffic-generator")
     if _CURL.match(image):
         # ENTRYPOINT ["/entrypoint.sh"], CMD ["curl"]: with no args that is a bare `curl`, which exits 2.

@@ -29,29 +29,27 @@ import subprocess
 import sys
 
 from sluice.runtime import shim
+from sluice.runtime.images import PRELOADED
 
-__all__ = ["PRELOAD", "Zygote", "main", "serve_forever"]
+__all__ = ["Zygote", "main", "serve_forever"]
 
 log = logging.getLogger("sluice.runtime")
 
-# The built-in programs `python -m MODULE` runs (sluice.runtime.images): imported once here.
-PRELOAD = (
-    "sluice.samples.bookinfo.details", "sluice.samples.bookinfo.ratings", "sluice.samples.bookinfo.reviews",
-    "sluice.samples.bookinfo.productpage", "sluice.load.__main__",
-)
 MAX_REQUEST = 4 * 1024 * 1024
 READY_TIMEOUT = 20.0
 
 
 def _preload() -> frozenset[str]:
     done = set()
-    for name in PRELOAD:
+    for name in PRELOADED:  # `sluice.runtime.images` names them: imported once here
         try:
-            importlib.import_module(name)
+            module = importlib.import_module(name)
+            if hasattr(module, "__path__"):  # a package: `-m` runs its __main__
+                importlib.import_module(name + ".__main__")
         except Exception as e:  # noqa: BLE001 - a module that cannot load here is exec'ed as before
             sys.stderr.write(f"zygote: not preloading {name}: {e}\n")
             continue
-        done.add(name.removesuffix(".__main__"))
+        done.add(name)
     return frozenset(done)
 
 
