@@ -179,8 +179,14 @@ def _answer(base: str, path: str, params: dict[str, str]) -> object:
 def same_answer(ours: str, theirs: str, path: str, params: dict[str, str]) -> None:
     """Both servers must answer a query alike before its timing means anything."""
     a, b = _answer(ours, path, params), _answer(theirs, path, params)
-    if a != b:
-        print(f"warning: answers differ for {params['query']!r} ({path})", file=sys.stderr)
+    if a == b:
+        return
+    # Prometheus 2.42 assembles a range result's series in Go map order, so `topk`/`bottomk` over ties pick
+    # different series from one run to the next (checked: five runs, five answers): no answer to match there.
+    if any(_answer(theirs, path, params) != b for _ in range(4)):
+        print(f"note: Prometheus's own answers vary between runs for {params['query']!r} ({path})", file=sys.stderr)
+        return
+    print(f"warning: answers differ for {params['query']!r} ({path})", file=sys.stderr)
 
 
 def main() -> None:
