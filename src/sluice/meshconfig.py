@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 __all__ = ["MeshConfig", "ALLOW_ANY", "REGISTRY_ONLY", "MESH_CONFIGMAP", "MESH_NAMESPACE", "parse_mesh_config",
-           "mesh_config_from", "problems"]
+           "mesh_config_from", "problems", "unapplied", "unapplied_what", "is_mesh_configmap"]
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,36 @@ def parse_mesh_config(text: str) -> tuple[MeshConfig, list[str]]:
     return MeshConfig(outbound_policy=str(mode)), []
 
 
-def _is_mesh_configmap(obj: Mapping[str, Any]) -> bool:
+# The MeshConfig settings Sluice acts on (the others are stored but not applied, said on write and by analyze).
+_APPLIED = {"outboundTrafficPolicy": frozenset({"mode"})}
+# Settings whose value here is what Sluice does anyway: every sidecar writes Istio's TEXT access log to its
+# istio-proxy log (`kubectl logs -c istio-proxy`). Another value (e.g. "" to turn it off) is not applied.
+_AS_SLUICE_DOES = {"accessLogFile": "/dev/stdout", "accessLogEncoding": "TEXT"}
+
+
+def unapplied(text: str) -> list[str]:
+    """The paths (`accessLogFile`, `outboundTrafficPolicy.egressProxy`) of the settings in mesh config `text` that
+    Sluice stores but does not act on yet; empty for text that cannot be read (`parse_mesh_config` says why)."""
+    from sluice.kube.decoding import DecodeError, decode_yaml
+
+    try:
+        doc = decode_yaml(text, _MAX_MESH) if text.strip() else {}
+    except DecodeError:
+        return []
+    if not isinstance(doc, Mapping):
+        return []
+    out = []
+    for key, value in doc.items():
+        if key in _AS_SLUICE_DOES and value == _AS_SLUICE_DOES[key]:
+            continue
+        if key not in _APPLIED:
+            out.append(str(key))
+        elif isinstance(value, Mapping):
+            out.extend(f"{key}.{sub}" for sub in value if sub not in _APPLIED[key])
+    return out
+
+
+def is_mesh_configmap(obj: Mapping[str, Any]) -> bool:
     meta = obj.get("metadata") or {}
     return (obj.get("kind") == "ConfigMap" and meta.get("name") == MESH_CONFIGMAP
             and meta.get("namespace") == MESH_NAMESPACE)
@@ -68,7 +97,7 @@ def _is_mesh_configmap(obj: Mapping[str, Any]) -> bool:
 
 def problems(kind: str, obj: Mapping[str, Any]) -> list[str]:
     """Warnings for a write of the mesh ConfigMap whose `mesh` key cannot be read (empty for anything else)."""
-    if kind != "ConfigMap" or not _is_mesh_configmap({**obj, "kind": kind}):
+    if kind != "ConfigMap" or not is_mesh_configmap({**obj, "kind": kind}):
         return []
     data = obj.get("data") or {}
     mesh = data.get("mesh") if isinstance(data, Mapping) else None
@@ -76,13 +105,18 @@ def problems(kind: str, obj: Mapping[str, Any]) -> list[str]:
         return []
     _, errors = parse_mesh_config(mesh)
     return [f"ConfigMap {MESH_NAMESPACE}/{MESH_CONFIGMAP}: invalid mesh config in data.mesh, the mesh keeps its "
-            f"defaults (outboundTrafficPolicy ALLOW_ANY): {e}" for e in errors]
+            f"defaults (outboundTrafficPolicy ALLOW_ANY): {e}" for e in errors] + [
+        f"ConfigMap {MESH_NAMESPACE}/{MESH_CONFIGMAP} {unapplied_what(path)}" for path in unapplied(mesh)]
+
+
+def unapplied_what(path: str) -> str:
+    return f"data.mesh.{path} is stored but not applied: Sluice does not act on this mesh setting yet"
 
 
 def mesh_config_from(configmaps: Iterable[Mapping[str, Any]]) -> MeshConfig:
     """The mesh config of the stored ConfigMaps (`istio-system/istio`, key `mesh`), else the defaults."""
     for cm in configmaps:
-        if not _is_mesh_configmap(cm):
+        if not is_mesh_configmap(cm):
             continue
         data = cm.get("data") or {}
         text = data.get("mesh") if isinstance(data, Mapping) else None

@@ -25,6 +25,7 @@ ANALYZED_TYPES = (
     "pods",
     "deployments.apps",
     "namespaces",
+    "configmaps",  # the mesh config (istio-system/istio)
     "secrets",  # a Gateway's credentialName (only names are read, never printed)
 )
 

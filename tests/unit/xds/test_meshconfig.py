@@ -36,3 +36,14 @@ def test_bad_mesh_config_keeps_the_defaults_and_says_why() -> None:
     assert warning.startswith("ConfigMap istio-system/istio: invalid mesh config in data.mesh")
     assert problems("ConfigMap", _cm("outboundTrafficPolicy: 3", name="other")) == []
     assert problems("Secret", _cm("outboundTrafficPolicy: 3")) == []
+
+
+def test_settings_sluice_does_not_act_on_are_listed() -> None:
+    from sluice.meshconfig import unapplied
+
+    text = ("accessLogFile: /dev/stdout\nenableTracing: true\ndefaultConfig:\n  holdApplicationUntilProxyStarts: true\n"
+            "outboundTrafficPolicy:\n  mode: REGISTRY_ONLY\n  egressProxy: {host: proxy}\n")
+    assert unapplied(text) == ["enableTracing", "defaultConfig", "outboundTrafficPolicy.egressProxy"]
+    assert unapplied("accessLogFile: ''\n") == ["accessLogFile"]  # turning the access log off is not applied
+    assert unapplied("outboundTrafficPolicy: {mode: ALLOW_ANY}\n") == []
+    assert unapplied("[not, a, mapping]") == [] and unapplied(": bad") == []

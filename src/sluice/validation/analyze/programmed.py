@@ -7,11 +7,12 @@ server's write warnings come from. Run by `analyze` for `sluice analyze`.
 
 from __future__ import annotations
 
+from sluice import meshconfig
 from sluice.validation.analyze.index import Obj
 from sluice.validation.analyze.message import Message
 from sluice.validation.istio.programmed import unprogrammed
 
-__all__ = ["not_programmed_messages", "NOT_PROGRAMMED"]
+__all__ = ["not_programmed_messages", "mesh_config_messages", "NOT_PROGRAMMED"]
 
 NOT_PROGRAMMED = "SLU0001"
 
@@ -19,3 +20,15 @@ NOT_PROGRAMMED = "SLU0001"
 def not_programmed_messages(obj: Obj) -> list[Message]:
     return [Message(NOT_PROGRAMMED, "Warning", obj.kind, obj.namespace, obj.name, f"Field not programmed: {u.what}.")
             for u in unprogrammed(obj.kind, obj.raw)]
+
+
+def mesh_config_messages(obj: Obj) -> list[Message]:
+    """The mesh settings in ConfigMap `istio-system/istio` that Sluice stores but does not act on."""
+    if not meshconfig.is_mesh_configmap({**obj.raw, "kind": obj.kind}):
+        return []
+    data = obj.raw.get("data") or {}
+    text = data.get("mesh") if isinstance(data, dict) else None
+    if not isinstance(text, str):
+        return []
+    return [Message(NOT_PROGRAMMED, "Warning", obj.kind, obj.namespace, obj.name,
+                    f"Field not programmed: {meshconfig.unapplied_what(path)}.") for path in meshconfig.unapplied(text)]
