@@ -4,6 +4,8 @@ once Istio's metrics and its sidecars' access logs prove it idle over a window (
 
 from __future__ import annotations
 
+import json
+import sys
 import time
 import uuid
 from datetime import UTC, datetime
@@ -22,11 +24,13 @@ from sluice.client.prometheus import PromClient, PromError, prometheus_url
 from sluice.daemon.state import Home
 from sluice.paths import home_from_env
 from sluice.rollouts.decommission import PROOF_ANNOTATION, Proof, decide, idle_queries
+from sluice.rollouts.view import list_lines, rollout_view
 
 __all__ = ["COMMANDS"]
 
 POLL_S = 5.0
 _COMPONENT = "sluice-rollouts"
+JSON_PATCH = "application/json-patch+json"
 
 
 @click.group("rollouts")
@@ -149,6 +153,255 @@ def decommission_cmd(target: str, window: str, timeout: str, delete_it: bool, pr
         s.client.patch(deployments, name, namespace, {"spec": {"replicas": 0}}, content_type=MERGE_PATCH,
                        subresource="scale", field_validation=None)
         click.echo(f"deployment.apps/{name} scaled to 0 ({proof.summary()})")
+
+
+_ROLLOUTS = "rollouts.argoproj.io"
+
+
+def _rollout(s: Session, name: str) -> dict[str, Any]:
+    try:
+        return s.client.get(s.client.resolve(_ROLLOUTS), name, s.namespace)
+    except ApiError as e:
+        if e.code == 404:
+            raise CliError(f'rollouts.argoproj.io "{name}" not found') from None
+        raise
+
+
+def _patch(s: Session, name: str, patch: dict[str, Any], subresource: str | None = None) -> dict[str, Any]:
+    return s.client.patch(s.client.resolve(_ROLLOUTS), name, s.namespace, patch, content_type=MERGE_PATCH,
+                          subresource=subresource, field_validation=None)
+
+
+def _owned(s: Session, resource: str, namespace: str) -> list[dict[str, Any]]:
+    return list(s.client.list(s.client.resolve(resource), namespace).get("items") or [])
+
+
+def _view(s: Session, name: str) -> list[str]:
+    ro = _rollout(s, name)
+    ns = ro["metadata"]["namespace"]
+    return rollout_view(ro, _owned(s, "replicasets.apps", ns), _owned(s, "pods", ns),
+                        _owned(s, "analysisruns.argoproj.io", ns), datetime.now(UTC))
+
+
+@rollouts_group.group("get")
+def get_group() -> None:
+    """Show a rollout: `sluice rollouts get rollout NAME [--watch]` (kubectl argo rollouts' tree)."""
+
+
+@get_group.command("rollout")
+@click.argument("name")
+@click.option("-w", "--watch", is_flag=True, help="Redraw on every change.")
+@global_options
+def get_rollout_cmd(name: str, watch: bool) -> None:
+    """The rollout's status, steps and weights, then its revisions, ReplicaSets, pods and AnalysisRuns."""
+    s = session()
+    if not watch:
+        for line in _view(s, name):
+            click.echo(line)
+        return
+    last: list[str] = []
+    while True:
+        lines = _view(s, name)
+        if lines != last:
+            if sys.stdout.isatty():
+                click.echo("\x1b[H\x1b[2J", nl=False)
+            click.echo("\n".join(lines) + ("\n" if not sys.stdout.isatty() else ""))
+            last = lines
+        time.sleep(1.0)
+
+
+@rollouts_group.group("list")
+def list_group() -> None:
+    """List rollouts: `sluice rollouts list rollouts [-A]`."""
+
+
+@list_group.command("rollouts")
+@click.option("-A", "--all-namespaces", is_flag=True, help="List rollouts in every namespace.")
+@global_options
+def list_rollouts_cmd(all_namespaces: bool) -> None:
+    s = session()
+    items = s.client.list(s.client.resolve(_ROLLOUTS), None if all_namespaces else s.namespace).get("items") or []
+    if not items:
+        where = "" if all_namespaces else f" in {s.namespace} namespace"
+        click.echo(f"No resources found{where}.", err=True)
+        return
+    for line in list_lines(items, all_namespaces):
+        click.echo(line)
+
+
+@rollouts_group.command("promote")
+@click.argument("name")
+@click.option("--full", is_flag=True, help="Skip every remaining step and analysis.")
+@global_options
+def promote_cmd(name: str, full: bool) -> None:
+    """Go on from a pause (or skip the current step); `--full` promotes the canary at once."""
+    s = session()
+    ro = _rollout(s, name)
+    spec, status = ro.get("spec") or {}, ro.get("status") or {}
+    if spec.get("paused"):
+        _patch(s, name, {"spec": {"paused": False}})
+    if full:
+        if status.get("currentPodHash") != status.get("stableRS"):
+            _patch(s, name, {"status": {"promoteFull": True}}, "status")
+        click.echo(f"rollout '{name}' fully promoted")
+        return
+    patch: dict[str, Any] = {"pauseConditions": None}
+    steps = (((spec.get("strategy") or {}).get("canary") or {}).get("steps")) or []
+    index = status.get("currentStepIndex")
+    inconclusive = status.get("controllerPause") and any(
+        (c or {}).get("reason") == "InconclusiveAnalysisRun" for c in status.get("pauseConditions") or [])
+    if inconclusive:
+        patch["controllerPause"] = False
+    if (inconclusive or not status.get("pauseConditions")) and index is not None and int(index) < len(steps):
+        patch["currentStepIndex"] = int(index) + 1
+    _patch(s, name, {"status": patch}, "status")
+    click.echo(f"rollout '{name}' promoted")
+
+
+@rollouts_group.command("abort")
+@click.argument("names", nargs=-1, required=True)
+@global_options
+def abort_cmd(names: tuple[str, ...]) -> None:
+    """Send all traffic back to stable and scale the canary down (phase Degraded)."""
+    s = session()
+    for name in names:
+        _rollout(s, name)
+        _patch(s, name, {"status": {"abort": True}}, "status")
+        click.echo(f"rollout '{name}' aborted")
+
+
+@rollouts_group.command("retry")
+@click.argument("what", type=click.Choice(["rollout", "ro", "rollouts"]))
+@click.argument("name")
+@global_options
+def retry_cmd(what: str, name: str) -> None:
+    """Start an aborted rollout again from its first step."""
+    s = session()
+    _rollout(s, name)
+    _patch(s, name, {"status": {"abort": False}}, "status")
+    click.echo(f"rollout '{name}' retried")
+
+
+@rollouts_group.command("pause")
+@click.argument("names", nargs=-1, required=True)
+@global_options
+def pause_cmd(names: tuple[str, ...]) -> None:
+    """Pause rollouts where they are (`promote` or `resume` goes on)."""
+    s = session()
+    for name in names:
+        _rollout(s, name)
+        _patch(s, name, {"spec": {"paused": True}})
+        click.echo(f"rollout '{name}' paused")
+
+
+@rollouts_group.command("resume")
+@click.argument("names", nargs=-1, required=True)
+@global_options
+def resume_cmd(names: tuple[str, ...]) -> None:
+    """Undo a `pause` (a pause step still waits for `promote`)."""
+    s = session()
+    for name in names:
+        _rollout(s, name)
+        _patch(s, name, {"spec": {"paused": False}})
+        click.echo(f"rollout '{name}' resumed")
+
+
+@rollouts_group.group("set")
+def set_group() -> None:
+    """Change a rollout's template: `sluice rollouts set image NAME CONTAINER=IMAGE`."""
+
+
+@set_group.command("image")
+@click.argument("name")
+@click.argument("pairs", nargs=-1, required=True)
+@global_options
+def set_image_cmd(name: str, pairs: tuple[str, ...]) -> None:
+    """Start a new revision with CONTAINER's image replaced (`*` = every container)."""
+    s = session()
+    ro = _rollout(s, name)
+    spec = ((ro.get("spec") or {}).get("template") or {}).get("spec") or {}
+    for pair in pairs:
+        container, sep, image = pair.partition("=")
+        if not sep or not container or not image:
+            raise CliError(f'invalid image update "{pair}": expected CONTAINER=IMAGE')
+        found = False
+        for key in ("initContainers", "containers", "ephemeralContainers"):
+            for c in spec.get(key) or []:
+                if container in ("*", c.get("name")):
+                    c["image"] = image
+                    found = True
+        if not found:
+            raise CliError(f'unable to find container named "{container}"')
+    s.client.rest.json("PUT", s.client.resolve(_ROLLOUTS).object_path(s.namespace, name), body=ro)
+    click.echo(f'rollout "{name}" image updated')
+
+
+@rollouts_group.command("undo")
+@click.argument("name")
+@click.option("--to-revision", type=int, default=0, help="The revision to go back to (default: the previous one).")
+@global_options
+def undo_cmd(name: str, to_revision: int) -> None:
+    """Go back to an earlier revision's pod template (a new rollout to it)."""
+    s = session()
+    ro = _rollout(s, name)
+    uid = ro["metadata"].get("uid")
+    history = []
+    for rs in _owned(s, "replicasets.apps", ro["metadata"]["namespace"]):
+        refs = (rs.get("metadata") or {}).get("ownerReferences") or []
+        rev = ((rs.get("metadata") or {}).get("annotations") or {}).get("rollout.argoproj.io/revision")
+        if any(r.get("uid") == uid for r in refs) and rev and rev.isdigit():
+            history.append((int(rev), rs))
+    if not history:
+        raise CliError(f'no revision found for rollout "{name}"')
+    history.sort(key=lambda x: x[0])
+    if to_revision:
+        chosen = [rs for rev, rs in history if rev == to_revision]
+        if not chosen:
+            raise CliError(f"unable to find specified revision {to_revision} in history")
+        target, rev_n = chosen[0], to_revision
+    else:
+        if len(history) < 2:
+            raise CliError(f'no revision found for rollout "{name}"')
+        rev_n, target = history[-2]
+    template = json.loads(json.dumps((target.get("spec") or {}).get("template") or {}))
+    labels = (template.get("metadata") or {}).get("labels") or {}
+    labels.pop("rollouts-pod-template-hash", None)
+    current = json.loads(json.dumps((ro.get("spec") or {}).get("template") or {}))
+    (current.get("metadata") or {}).get("labels", {}).pop("rollouts-pod-template-hash", None)
+    if current == template:
+        click.echo(f"skipped rollback (current template already matches revision {rev_n})")
+        return
+    s.client.patch(s.client.resolve(_ROLLOUTS), name, s.namespace,
+                   [{"op": "replace", "path": "/spec/template", "value": template}], content_type=JSON_PATCH,
+                   field_validation=None)
+    click.echo(f"rollout '{name}' undo")
+
+
+@rollouts_group.command("status")
+@click.argument("name")
+@click.option("-w", "--watch", is_flag=True, default=True, help="Wait until the rollout is Healthy or Degraded.")
+@click.option("--timeout", default="0", help="How long to wait (0 = no limit).")
+@global_options
+def status_cmd(name: str, watch: bool, timeout: str) -> None:
+    """Print the rollout's phase and message until it is Healthy (exit 0) or Degraded (exit 1)."""
+    s = session()
+    limit = parse_duration(timeout)
+    deadline = time.monotonic() + limit if limit else None
+    last = ""
+    while True:
+        status = _rollout(s, name).get("status") or {}
+        phase, message = str(status.get("phase") or "Progressing"), str(status.get("message") or "")
+        line = f"{phase} - {message}" if message else phase
+        if line != last:
+            click.echo(line)
+            last = line
+        if phase == "Healthy" or not watch:
+            return
+        if phase == "Degraded":
+            raise CliError(f"The rollout is in a degraded state with message: {message}")
+        if deadline is not None and time.monotonic() >= deadline:
+            raise CliError("Rollout status watch exceeded timeout")
+        time.sleep(1.0)
 
 
 COMMANDS = [rollouts_group]
