@@ -22,7 +22,7 @@ from typing import Any
 from sluice import mesh
 from sluice.dns.files import sandbox_hostname
 from sluice.objects import Obj
-from sluice.runtime.images import ImageError, Program
+from sluice.runtime.program import ImageError, Program
 from sluice.runtime.quantity import QuantityError, node_allocatable, parse_quantity, resource_value
 
 __all__ = ["container_env", "ContainerEnv", "kubelet_env", "service_env", "expand", "HOST_ENV", "ConfigMapLookup"]

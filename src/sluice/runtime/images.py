@@ -27,11 +27,13 @@ import re
 import shutil
 import sys
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from sluice import mesh
+from sluice.runtime.environment import ContainerEnv, expand
+from sluice.runtime.program import ImageError, Program
 
 __all__ = ["Program", "ImageError", "resolve", "exec_argv", "BOOKINFO_SERVICES", "SAMPLES", "Sample", "PRELOADED"]
 
@@ -105,26 +107,6 @@ def _sample(image: str) -> tuple[Sample, re.Match[str]] | None:
     return None
 
 
-class ImageError(Exception):
-    """The container cannot be run here; `reason` and `message` go into its waiting state."""
-
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
-        self.message = message
-
-
-@dataclass(frozen=True)
-class Program:
-    """What to run for a container. `proxy_mode` is set for Envoy, whose command needs a bootstrap file."""
-
-    argv: list[str]
-    image_id: str
-    env: dict[str, str] = field(default_factory=dict)  # the image's own environment, under the container's
-    builtin: str = ""  # "bookinfo", "curl", "proxy" or "" for a plain command
-    proxy_mode: str = ""  # "sidecar" or "router"
-
-
 def _strings(value: Any) -> list[str]:
     return [str(v) for v in value] if isinstance(value, list) else []
 
@@ -173,7 +155,6 @@ def resolve(container: dict[str, Any], env: Mapping[str, str] | None = None) -> 
     With `env` (the container's environment), `$(VAR)` references in `command` and `args` are expanded first,
     as the kubelet does (against the variables the kubelet made, for a `ContainerEnv`), and programs are looked
     up on its PATH."""
-    from sluice.runtime.environment import ContainerEnv, expand  # environment imports this module
 
     image = str(container.get("image") or "")
     name = str(container.get("name") or "")

@@ -13,8 +13,8 @@ from typing import Any
 from aiohttp import web
 
 from sluice.samples.fortio import VERSION
-from sluice.samples.fortio.cli import Flags, UsageError
 from sluice.samples.fortio.echo import EchoOptions, UDPEcho, create_app, redirect, tcp_echo
+from sluice.samples.fortio.flags import Flags, UsageError
 from sluice.samples.fortio.log import CRITICAL, ERROR, INFO, Logger
 
 __all__ = ["run_server", "listen_address"]
