@@ -144,7 +144,7 @@ def openmetrics(data: list[tuple[tuple[tuple[str, str], ...], list[float]]], tim
 
 
 def serve(app: web.Application, port: int) -> None:
-    """Serve an aiohttp app on 127.0.0.1:`port` from a background thread (for the benchmark's lifetime)."""
+    """Serve an aiohttp app on 127.0.0.1:`port` from a background thread (bench/console_bench.py's console)."""
     async def main() -> None:
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
@@ -153,6 +153,30 @@ def serve(app: web.Application, port: int) -> None:
             await asyncio.sleep(3600)
 
     threading.Thread(target=lambda: asyncio.run(main()), daemon=True).start()
+
+
+def loaded_tsdb(end_ms: int) -> TSDB:
+    data, times = generate(end_ms)
+    tsdb = TSDB(None)
+    for i, t in enumerate(times):
+        tsdb.append(t, ((labels, vals[i]) for labels, vals in data), scrape_target="bench")
+    return tsdb
+
+
+def serve_forever(port: int, end_ms: int) -> None:
+    """The sluice side: its own process, as the daemon is and as Prometheus is (a server thread inside the
+    benchmark's process would share its GIL with the timing client and pay for it)."""
+    tsdb = loaded_tsdb(end_ms)
+    app = metrics_app(tsdb, lambda lb: Engine(tsdb, lookback_delta_ms=lb or 300_000))
+
+    async def main() -> None:
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        while True:
+            await asyncio.sleep(3600)
+
+    asyncio.run(main())
 
 
 def timed(base: str, path: str, params: dict[str, str]) -> float:
@@ -193,16 +217,13 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="sluice-query-bench-"))
     end_ms = (int(time.time() * 1000) // STEP_MS) * STEP_MS
     data, times = generate(end_ms)
-    tsdb = TSDB(None)
-    for i, t in enumerate(times):
-        tsdb.append(t, ((labels, vals[i]) for labels, vals in data), scrape_target="bench")
+    ours_port, prom_port = free_port(), free_port()
+    server = subprocess.Popen([sys.executable, __file__, "--serve", str(ours_port), str(end_ms)])
     om = tmp / "data.om"
     openmetrics(data, times, om)
     subprocess.run([str(TOOLS / "promtool"), "tsdb", "create-blocks-from", "openmetrics", str(om), str(tmp / "prom")],
                    check=True, capture_output=True)
     om.unlink()
-    ours_port, prom_port = free_port(), free_port()
-    serve(metrics_app(tsdb, lambda lb: Engine(tsdb, lookback_delta_ms=lb or 300_000)), ours_port)
     prom = subprocess.Popen([str(TOOLS / "prometheus"), f"--storage.tsdb.path={tmp / 'prom'}",
                              f"--web.listen-address=127.0.0.1:{prom_port}", "--config.file=/dev/null",
                              "--log.level=error", "--storage.tsdb.retention.time=30d"],
@@ -240,6 +261,8 @@ def main() -> None:
                 b.append(y if first == ours else x)
             rows.append((name, statistics.median(a), statistics.median(b)))
     finally:
+        server.terminate()
+        server.wait(10)
         prom.terminate()
         prom.wait(10)
         shutil.rmtree(tmp, ignore_errors=True)
@@ -262,4 +285,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:2] == ["--serve"]:
+        serve_forever(int(sys.argv[2]), int(sys.argv[3]))
+    else:
+        main()
