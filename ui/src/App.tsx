@@ -11,6 +11,8 @@ import ServiceDetailPage from "./pages/ServiceDetailPage";
 import IstioConfigPage from "./pages/IstioConfigPage";
 import IstioConfigDetailPage from "./pages/IstioConfigDetailPage";
 import IstioConfigNewPage from "./pages/IstioConfigNewPage";
+import RolloutsPage from "./pages/RolloutsPage";
+import RolloutDetailPage from "./pages/RolloutDetailPage";
 
 const NAV: [string, string][] = [
   ["/overview", "Overview"],
@@ -19,6 +21,7 @@ const NAV: [string, string][] = [
   ["/workloads", "Workloads"],
   ["/services", "Services"],
   ["/istio", "Istio Config"],
+  ["/rollouts", "Rollouts"],
 ];
 
 function Nav() {
@@ -55,6 +58,8 @@ export default function App() {
             <Route path="/istio" element={<IstioConfigPage />} />
             <Route path="/istio/new" element={<IstioConfigNewPage />} />
             <Route path="/namespaces/:ns/istio/:kind/:name" element={<IstioConfigDetailPage />} />
+            <Route path="/rollouts" element={<RolloutsPage />} />
+            <Route path="/namespaces/:ns/rollouts/:name" element={<RolloutDetailPage />} />
             <Route path="*" element={<div className="empty">Page not found.</div>} />
           </Routes>
         </main>

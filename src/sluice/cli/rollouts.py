@@ -23,6 +23,8 @@ from sluice.client.errors import ApiError
 from sluice.client.prometheus import PromClient, PromError, prometheus_url
 from sluice.daemon.state import Home
 from sluice.paths import home_from_env
+from sluice.rollouts import actions
+from sluice.rollouts.actions import Patch
 from sluice.rollouts.decommission import PROOF_ANNOTATION, Proof, decide, idle_queries
 from sluice.rollouts.view import list_lines, rollout_view
 
@@ -229,6 +231,11 @@ def list_rollouts_cmd(all_namespaces: bool) -> None:
         click.echo(line)
 
 
+def _act(s: Session, name: str, patches: list[Patch]) -> None:
+    for p in patches:
+        _patch(s, name, p.body, p.subresource)
+
+
 @rollouts_group.command("promote")
 @click.argument("name")
 @click.option("--full", is_flag=True, help="Skip every remaining step and analysis.")
@@ -236,26 +243,8 @@ def list_rollouts_cmd(all_namespaces: bool) -> None:
 def promote_cmd(name: str, full: bool) -> None:
     """Go on from a pause (or skip the current step); `--full` promotes the canary at once."""
     s = session()
-    ro = _rollout(s, name)
-    spec, status = ro.get("spec") or {}, ro.get("status") or {}
-    if spec.get("paused"):
-        _patch(s, name, {"spec": {"paused": False}})
-    if full:
-        if status.get("currentPodHash") != status.get("stableRS"):
-            _patch(s, name, {"status": {"promoteFull": True}}, "status")
-        click.echo(f"rollout '{name}' fully promoted")
-        return
-    patch: dict[str, Any] = {"pauseConditions": None}
-    steps = (((spec.get("strategy") or {}).get("canary") or {}).get("steps")) or []
-    index = status.get("currentStepIndex")
-    inconclusive = status.get("controllerPause") and any(
-        (c or {}).get("reason") == "InconclusiveAnalysisRun" for c in status.get("pauseConditions") or [])
-    if inconclusive:
-        patch["controllerPause"] = False
-    if (inconclusive or not status.get("pauseConditions")) and index is not None and int(index) < len(steps):
-        patch["currentStepIndex"] = int(index) + 1
-    _patch(s, name, {"status": patch}, "status")
-    click.echo(f"rollout '{name}' promoted")
+    _act(s, name, actions.promote(_rollout(s, name), full))
+    click.echo(f"rollout '{name}' {'fully promoted' if full else 'promoted'}")
 
 
 @rollouts_group.command("abort")
@@ -265,8 +254,7 @@ def abort_cmd(names: tuple[str, ...]) -> None:
     """Send all traffic back to stable and scale the canary down (phase Degraded)."""
     s = session()
     for name in names:
-        _rollout(s, name)
-        _patch(s, name, {"status": {"abort": True}}, "status")
+        _act(s, name, actions.abort(_rollout(s, name)))
         click.echo(f"rollout '{name}' aborted")
 
 
@@ -277,8 +265,7 @@ def abort_cmd(names: tuple[str, ...]) -> None:
 def retry_cmd(what: str, name: str) -> None:
     """Start an aborted rollout again from its first step."""
     s = session()
-    _rollout(s, name)
-    _patch(s, name, {"status": {"abort": False}}, "status")
+    _act(s, name, actions.retry(_rollout(s, name)))
     click.echo(f"rollout '{name}' retried")
 
 
@@ -289,8 +276,7 @@ def pause_cmd(names: tuple[str, ...]) -> None:
     """Pause rollouts where they are (`promote` or `resume` goes on)."""
     s = session()
     for name in names:
-        _rollout(s, name)
-        _patch(s, name, {"spec": {"paused": True}})
+        _act(s, name, actions.pause(_rollout(s, name)))
         click.echo(f"rollout '{name}' paused")
 
 
@@ -301,8 +287,7 @@ def resume_cmd(names: tuple[str, ...]) -> None:
     """Undo a `pause` (a pause step still waits for `promote`)."""
     s = session()
     for name in names:
-        _rollout(s, name)
-        _patch(s, name, {"spec": {"paused": False}})
+        _act(s, name, actions.resume(_rollout(s, name)))
         click.echo(f"rollout '{name}' resumed")
 
 

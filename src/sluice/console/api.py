@@ -56,6 +56,8 @@ from sluice.kube import decoding
 from sluice.metrics.promql.values import QueryResult, Sample
 from sluice.offloop import run_off_loop
 from sluice.resources.kinds import ResourceType, by_kind, lookup
+from sluice.rollouts import actions as rollout_actions
+from sluice.rollouts import summary as rollout_summary
 
 __all__ = ["console_app", "QueryFn", "QueryRangeFn", "LogReader", "parse_duration", "ISTIO_CONFIG_KINDS",
            "ConsoleAuth"]
@@ -304,10 +306,11 @@ async def graph(request: web.Request) -> web.Response:
     samples = await _run_queries(query, graph_queries(ns, window, graph_type, rt_opt, idle_edges=idle))
     vss = _objects(reg, "networking.istio.io", "VirtualService", None)
     drs = _objects(reg, "networking.istio.io", "DestinationRule", None)
+    ros = _objects(reg, "argoproj.io", "Rollout", ns)
     # build_graph is pure: a large namespace's graph is built in a thread, not on the daemon's event loop.
     data = await asyncio.to_thread(lambda: build_graph(
         samples, graph_type=graph_type, namespace=ns, window_s=window, query_time=int(time.time()),
-        inject_service_nodes=inject, virtual_services=vss, destination_rules=drs))
+        inject_service_nodes=inject, virtual_services=vss, destination_rules=drs, rollouts=ros))
     return _json(data)
 
 
@@ -530,6 +533,44 @@ async def traffic_shifting_delete(request: web.Request) -> web.Response:
     return _json({"deleted": deleted})
 
 
+# ---------------------------------------------------------------------------------------------- rollouts
+ROLLOUT_RT = _rt("argoproj.io", "Rollout")
+
+
+def _rollout_objects(reg: Registry, ns: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]],
+                                                       list[dict[str, Any]], list[dict[str, Any]]]:
+    return (_objects(reg, "apps", "ReplicaSet", ns), _objects(reg, "", "Pod", ns),
+            _objects(reg, "argoproj.io", "AnalysisRun", ns), _objects(reg, "", "Event", ns))
+
+
+async def rollouts_list(request: web.Request) -> web.Response:
+    reg, ns = _namespace(request)
+    return _json({"rollouts": [rollout_summary.rollout_row(ro) for ro in _objects(reg, "argoproj.io", "Rollout", ns)]})
+
+
+async def rollout_detail(request: web.Request) -> web.Response:
+    reg, ns = _namespace(request)
+    name = check_name(request.match_info["name"], "rollout")
+    ro = reg.get(ROLLOUT_RT, "v1alpha1", ns, name)
+    return _json(rollout_summary.rollout_summary(ro, *_rollout_objects(reg, ns)))
+
+
+async def rollout_action(request: web.Request) -> web.Response:
+    """The buttons: the same patches `sluice rollouts promote|abort|retry|pause|resume` send."""
+    reg, ns = _namespace(request)
+    name = check_name(request.match_info["name"], "rollout")
+    action = request.match_info["action"]
+    if action not in rollout_actions.ACTIONS:
+        raise Fail(404, f"unknown rollout action {action!r} (want one of {', '.join(rollout_actions.ACTIONS)})")
+    await _read_body(request)  # an empty JSON object; read so that a body is never left unread
+    make, done = rollout_actions.ACTIONS[action]
+    ro = reg.get(ROLLOUT_RT, "v1alpha1", ns, name)
+    for p in make(ro):
+        reg.patch(ROLLOUT_RT, "v1alpha1", ns, name, "application/merge-patch+json", json.dumps(p.body).encode(),
+                  subresource=p.subresource or "", field_validation="Ignore")
+    return _json({"message": f"rollout '{name}' {done}"})
+
+
 # ---------------------------------------------------------------------------------------------- app
 async def api_not_found(request: web.Request) -> web.Response:
     return _error(404, f"no console API at {request.method} {request.path}")
@@ -589,6 +630,9 @@ def console_app(registry: Registry, query: QueryFn, *, auth: ConsoleAuth, query_
     r.add_get("/api/namespaces/{ns}/services/{name}/traffic-shifting", traffic_shifting_get)
     r.add_post("/api/namespaces/{ns}/services/{name}/traffic-shifting", traffic_shifting_post)
     r.add_delete("/api/namespaces/{ns}/services/{name}/traffic-shifting", traffic_shifting_delete)
+    r.add_get("/api/namespaces/{ns}/rollouts", rollouts_list)
+    r.add_get("/api/namespaces/{ns}/rollouts/{name}", rollout_detail)
+    r.add_post("/api/namespaces/{ns}/rollouts/{name}/{action}", rollout_action)
     r.add_route("*", "/api/{tail:.*}", api_not_found)
     if static_dir is not None:
         r.add_get("/{tail:.*}", _static_handler(Path(static_dir)))

@@ -34,6 +34,7 @@ from typing import Any, Literal
 
 from sluice.console.inventory import names_service, qualified_names
 from sluice.metrics.promql.values import Sample
+from sluice.rollouts.summary import rollout_services
 
 __all__ = [
     "GraphType", "GraphInputs", "GRAPH_TYPES", "REQUEST_QUERIES", "RESPONSE_TIME_QUERIES",
@@ -478,9 +479,49 @@ def _rates(prefix_in: str, codes: Mapping[tuple[str, str], float], protocol: str
     return out
 
 
+@dataclass(frozen=True)
+class _Driven:
+    """What one Argo Rollout drives: its canary/stable Services and the VirtualServices whose weights it edits."""
+
+    rollout: str
+    namespace: str
+    services: frozenset[str]
+    virtual_services: tuple[Mapping[str, Any], ...]
+
+
+def _driven(rollouts: Sequence[Mapping[str, Any]], virtual_services: Sequence[Mapping[str, Any]]) -> list[_Driven]:
+    by_name = {(str(_meta(v).get("namespace") or ""), str(_meta(v).get("name") or "")): v for v in virtual_services}
+    out = []
+    for ro in rollouts:
+        ns, name = str(_meta(ro).get("namespace") or ""), str(_meta(ro).get("name") or "")
+        info = rollout_services(ro)
+        vss = []
+        for ref in info["virtualServices"]:
+            vs_name, _, vs_ns = str(ref).partition(".")  # Argo accepts `name` or `name.namespace`
+            vs = by_name.get((vs_ns or ns, vs_name))
+            if vs is not None:
+                vss.append(vs)
+        services = frozenset(str(s) for s in (info["canaryService"], info["stableService"]) if s)
+        out.append(_Driven(name, ns, services, tuple(vss)))
+    return out
+
+
+def _rollout_badge(node: _Node, driven: Sequence[_Driven]) -> list[str]:
+    """The Rollouts driving a service node's traffic (Kiali has no such badge: Sluice's own)."""
+    names = set()
+    for d in driven:
+        if node.namespace == d.namespace and node.service in d.services:
+            names.add(d.rollout)
+        for vs in d.virtual_services:
+            vs_ns = str(_meta(vs).get("namespace") or "")
+            if any(_host_matches(str(h), node.service, node.namespace, vs_ns) for h in _list(_spec(vs).get("hosts"))):
+                names.add(d.rollout)
+    return sorted(names)
+
+
 def _node_data(node: _Node, namespace: str, is_root: bool,
                virtual_services: Sequence[Mapping[str, Any]],
-               destination_rules: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+               destination_rules: Sequence[Mapping[str, Any]], driven: Sequence[_Driven] = ()) -> dict[str, Any]:
     data: dict[str, Any] = {"id": node.id, "nodeType": node.node_type, "namespace": node.namespace}
     for k in ("workload", "app", "version", "service"):
         v = getattr(node, k)
@@ -511,6 +552,10 @@ def _node_data(node: _Node, namespace: str, is_root: bool,
         data["isInjected"] = True
     if node.node_type in ("service", "app", "workload"):
         data.update(_badges(node, virtual_services, destination_rules))
+    if node.node_type == "service" and driven:
+        names = _rollout_badge(node, driven)
+        if names:
+            data["hasRollout"] = names
     return data
 
 
@@ -552,11 +597,12 @@ def build_graph(samples: GraphInputs, *, graph_type: str, namespace: str, window
                 query_time: int = 0, inject_service_nodes: bool = True,
                 virtual_services: Sequence[Mapping[str, Any]] = (),
                 destination_rules: Sequence[Mapping[str, Any]] = (),
-                box_by_app: bool = True) -> dict[str, Any]:
+                box_by_app: bool = True, rollouts: Sequence[Mapping[str, Any]] = ()) -> dict[str, Any]:
     """Build the Cytoscape-style graph of `namespace` from the results of `graph_queries`.
 
     `samples` maps query names to instant vectors (missing names: none). `virtual_services` and
-    `destination_rules` (whole objects) give the badges. `query_time` (unix seconds, end of the
+    `destination_rules` (whole objects) give the badges; `rollouts` (Argo Rollouts) mark the service nodes whose
+    traffic a Rollout drives (`hasRollout`). `query_time` (unix seconds, end of the
     window) is echoed as `timestamp`. Raises ValueError for an unknown graph type.
     """
     if graph_type not in GRAPH_TYPES:
@@ -577,12 +623,13 @@ def build_graph(samples: GraphInputs, *, graph_type: str, namespace: str, window
         d = out_totals.setdefault(src, {})
         d[proto] = d.get(proto, 0.0) + e.rate
     has_inbound = {dst for (_, dst, _) in g.edges}
+    driven = _driven(rollouts, virtual_services)
 
     nodes: list[dict[str, Any]] = []
     boxes: dict[str, dict[str, Any]] = {}
     for nid in sorted(g.nodes):
         node = g.nodes[nid]
-        data = _node_data(node, namespace, nid not in has_inbound, virtual_services, destination_rules)
+        data = _node_data(node, namespace, nid not in has_inbound, virtual_services, destination_rules, driven)
         if box_by_app and graph_type == "versionedApp" and node.node_type == "app" and node.version:
             box_id = f"box:{node.namespace}:{node.app}"
             data["parent"] = box_id

@@ -25,7 +25,7 @@ function Line({ color, dashed = false }: { color: string; dashed?: boolean }) {
   );
 }
 
-const BADGES: BadgeKind[] = ["root", "vs", "trafficShifting", "faultInjection", "mirroring", "cb", "timeout"];
+const BADGES: BadgeKind[] = ["root", "vs", "trafficShifting", "faultInjection", "mirroring", "cb", "timeout", "rollout"];
 
 export default function Legend({ onClose }: { onClose: () => void }) {
   return (

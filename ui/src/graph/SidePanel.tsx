@@ -51,6 +51,10 @@ function Badges({ node, showVS }: { node: NodeData; showVS: boolean }) {
       {badges.map((b) => (
         <span key={b} className="sp-badge" title={BADGE_TITLES[b]}>
           <img src={svgDataUri(badgeSvg(b, 16))} alt="" width={16} height={16} /> {BADGE_TITLES[b]}
+          {b === "rollout" && (node.hasRollout ?? []).map((r) => (
+            <Link key={r} className="sp-rollout" data-testid={`sp-rollout-${r}`}
+                  to={`/namespaces/${enc(node.namespace ?? "")}/rollouts/${enc(r)}?namespace=${enc(node.namespace ?? "")}`}> {r}</Link>
+          ))}
         </span>
       ))}
     </div>

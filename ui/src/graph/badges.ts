@@ -18,6 +18,8 @@ const GLYPHS: Record<BadgeKind, string> = {
   cb: '<path d="M9.5 1.8 4 9h3.5L6.5 14.2 12 7H8.5z" fill="#fff"/>',
   // request timeout: a clock
   timeout: '<g fill="none" stroke="#fff" stroke-width="1.6" stroke-linecap="round"><circle cx="8" cy="8" r="5.4"/><path d="M8 5v3.2l2.2 1.6"/></g>',
+  // rollout: rising steps
+  rollout: '<path d="M2.5 13h3.5v-3.5h3.5V6h4" fill="none" stroke="#fff" stroke-width="1.7" stroke-linecap="round" stroke-linejoin="round"/><path d="M11.5 3.8 13.6 6l-2.1 2.2" fill="none" stroke="#fff" stroke-width="1.5" stroke-linecap="round" stroke-linejoin="round"/>',
 };
 
 export const BADGE_COLORS: Record<BadgeKind, string> = {
@@ -28,6 +30,7 @@ export const BADGE_COLORS: Record<BadgeKind, string> = {
   mirroring: "#3c3f42",
   cb: "#8f4700",
   timeout: "#3c3f42",
+  rollout: "#5752d1",
 };
 
 /** One badge as a standalone SVG (for the legend and the side panel). */

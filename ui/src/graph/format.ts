@@ -113,7 +113,7 @@ export function nodeLabel(n: NodeData, graphNamespace?: string): string {
   return label;
 }
 
-export type BadgeKind = "root" | "vs" | "trafficShifting" | "faultInjection" | "mirroring" | "cb" | "timeout";
+export type BadgeKind = "root" | "vs" | "trafficShifting" | "faultInjection" | "mirroring" | "cb" | "timeout" | "rollout";
 
 export const BADGE_TITLES: Record<BadgeKind, string> = {
   root: "Traffic source",
@@ -123,6 +123,7 @@ export const BADGE_TITLES: Record<BadgeKind, string> = {
   mirroring: "Mirroring",
   cb: "Circuit breaker",
   timeout: "Request timeout",
+  rollout: "Under a rollout (Argo Rollouts)",
 };
 
 /** The badges a node shows, in drawing order; `showVS` off keeps only the traffic-source mark. */
@@ -136,6 +137,7 @@ export function nodeBadges(n: NodeData, showVS: boolean): BadgeKind[] {
   if (n.hasMirroring) out.push("mirroring");
   if (n.hasCB) out.push("cb");
   if (n.hasRequestTimeout) out.push("timeout");
+  if (n.hasRollout?.length) out.push("rollout");
   return out;
 }
 

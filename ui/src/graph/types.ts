@@ -32,6 +32,7 @@ export interface NodeData {
   hasRequestRouting?: boolean;
   hasRequestTimeout?: boolean;
   hasCB?: boolean;
+  hasRollout?: string[];
   hasWizard?: boolean;
   [key: string]: unknown;
 }
