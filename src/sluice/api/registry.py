@@ -18,12 +18,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from sluice.api import mutators
 from sluice.api import patch as patching
 from sluice.api.errors import ApiError
 from sluice.kube import decoding, selectors
 from sluice.objects import Obj
 from sluice.offloop import run_off_loop
-from sluice.resources import defaults, injection, loadbalancer
+from sluice.resources import defaults, loadbalancer
 from sluice.resources.kinds import ResourceType, by_kind, by_plural
 from sluice.store import sqlite
 from sluice.store.sqlite import Store, Tx
@@ -41,9 +42,6 @@ MAX_JSON_PATCH_OPERATIONS = 10000  # kube-apiserver's maxJSONPatchOperations
 # A write admitted in a worker thread is committed only if the stored object did not change meanwhile; after
 # this many tries it is done on the loop.
 _OFF_LOOP_ATTEMPTS = 3
-# Kinds whose writes read or allocate shared state before admission (a Service's ClusterIP and ports): always
-# on the loop.
-_ON_LOOP_KINDS = frozenset({"Service"})
 APPLY_PATCH = "application/apply-patch+yaml"
 
 _FIELD_SELECTABLE: dict[str, tuple[str, ...]] = {
@@ -92,6 +90,12 @@ class Registry:
     def __init__(self, store: Store, options: ApiOptions | None = None) -> None:
         self.store = store
         self.options = options or ApiOptions()
+        self.mutators: list[mutators.Mutator] = [
+            mutators.ServiceAllocator(lambda: self.store.list_kind("services")[0], self.options.gateway_ports)]
+        if self.options.inject_sidecars:
+            self.mutators.append(mutators.SidecarInjector())
+        # Writes whose admission reads or allocates shared state (a Service's ClusterIP) stay on the loop.
+        self._on_loop_kinds = mutators.on_loop_kinds(self.mutators)
 
     # ------------------------------------------------------------------ bootstrap
     def ensure_namespace(self, name: str) -> None:
@@ -184,7 +188,7 @@ class Registry:
     async def create_off_loop(self, rt: ResourceType, version: str, ns: str | None, body: Any, *,
                               field_validation: str = "Strict", dry_run: bool = False) -> WriteResult:
         """`create` with the decoding and admission, which read nothing stored, in a worker thread."""
-        if rt.kind in _ON_LOOP_KINDS:
+        if rt.kind in self._on_loop_kinds:
             return self.create(rt, version, ns, body, field_validation=field_validation, dry_run=dry_run)
         obj, warnings = await run_off_loop(self._prepare_create, rt, version, ns, body, field_validation)
         return self._commit_create(rt, version, obj, warnings, dry_run)
@@ -204,11 +208,9 @@ class Registry:
         if "status" in rt.subresources and rt.kind not in ("Pod", "Namespace"):
             obj.pop("status", None)
         defaults.apply_defaults(rt.group, rt.kind, obj)
-        if rt.kind == "Pod" and self.options.inject_sidecars:
-            injection.inject_sidecar(obj)
-        if rt.kind == "Service":
-            self._allocate_cluster_ip(obj)
-            loadbalancer.assign(obj, self.options.gateway_ports)
+        for mutator in self.mutators:
+            if rt.kind in mutator.kinds:
+                mutator.on_create(obj)
         return obj, self._admit(rt, version, obj, None, field_validation)
 
     def _commit_create(self, rt: ResourceType, version: str, obj: Obj, warnings: list[str],
@@ -241,7 +243,7 @@ class Registry:
                                dry_run: bool = False) -> WriteResult:
         """`replace` with the decoding and admission in a worker thread; committed on the loop only if the stored
         object did not change meanwhile (else admitted again)."""
-        if subresource != "scale" and rt.kind not in _ON_LOOP_KINDS:
+        if subresource != "scale" and rt.kind not in self._on_loop_kinds:
             for _ in range(_OFF_LOOP_ATTEMPTS):
                 current = self._current(rt, ns, name)
                 new, warnings = await run_off_loop(self._prepare_replace, rt, version, ns, name, current, body,
@@ -283,7 +285,7 @@ class Registry:
                              body: bytes, *, subresource: str = "", field_validation: str = "Strict",
                              dry_run: bool = False) -> WriteResult:
         """`patch` with decoding the patch, applying it and admitting the result in a worker thread."""
-        if subresource != "scale" and rt.kind not in _ON_LOOP_KINDS:
+        if subresource != "scale" and rt.kind not in self._on_loop_kinds:
             ctype = self._patch_type(rt, content_type)
             for _ in range(_OFF_LOOP_ATTEMPTS):
                 current = self._current(rt, ns, name)
@@ -396,8 +398,9 @@ class Registry:
                 else:
                     new.pop("status", None)
             defaults.apply_defaults(rt.group, rt.kind, new)
-            if rt.kind == "Service":
-                loadbalancer.assign(new, self.options.gateway_ports)
+            for mutator in self.mutators:
+                if rt.kind in mutator.kinds:
+                    mutator.on_update(new, current)
             if rt.has_spec and _without(new, "metadata", "status", "apiVersion", "kind") != \
                     _without(current, "metadata", "status", "apiVersion", "kind"):
                 nm["generation"] = int(cm.get("generation") or 0) + 1
@@ -536,27 +539,6 @@ class Registry:
         with _disk_full_is_507():
             stored = self.store.update(rt.key, new)
         return stored
-
-    def _allocate_cluster_ip(self, svc: Obj) -> None:
-        spec = svc.get("spec")
-        if not isinstance(spec, dict) or spec.get("type") == "ExternalName":
-            return
-        if spec.get("clusterIP"):
-            if spec["clusterIP"] != "None":
-                spec.setdefault("clusterIPs", [spec["clusterIP"]])
-            return
-        used = {str((s.get("spec") or {}).get("clusterIP")) for s in self.store.list_kind("services")[0]}
-        # 10.96.0.0/16, as a default kube-apiserver service CIDR; .1 is the "kubernetes" service's.
-        for n in range(10, 65534):
-            ip = f"10.96.{n >> 8}.{n & 255}"
-            if ip not in used and ip != "10.96.0.10":  # kube-dns's address: the pods' nameserver
-                spec["clusterIP"] = ip
-                spec["clusterIPs"] = [ip]
-                spec.setdefault("ipFamilies", ["IPv4"])
-                spec.setdefault("ipFamilyPolicy", "SingleStack")
-                spec.setdefault("internalTrafficPolicy", "Cluster")
-                return
-        raise ApiError(500, "InternalError", "Internal error occurred: no ClusterIP left in 10.96.0.0/16")
 
     def _delete_tx(self, rt: ResourceType, cur: Obj, policy: str = "Background") -> Obj:
         ns = str(cur["metadata"].get("namespace") or "")
