@@ -109,7 +109,7 @@ def judge_errors(c: ErrorCounts, cfg: Config, alpha: float, label: str) -> Check
                     "ePass": _num(_e(better)), "ePassThreshold": _num(1 / (1 - cfg.power)),
                     "pFail": _num(_p(worse)), "pPass": _num(_p(better))})
     how = (f"{ratio:.2g}× {'worse' if ratio > 1 else 'better' if ratio < 1 else 'the same'}"
-           if math.isfinite(ratio) else "stable had none")
+           if math.isfinite(ratio) else "worse (stable had no errors)")
     if worse >= log_fail:
         return Check(FAILED, f"{seen}: {how}, e-value {_fmt_e(worse)} > {1 / alpha:g} (α={alpha:g})", numbers)
     bad = f"{b.detect:g}× stable" + (f" + {_pct(b.detect_plus)}" if b.detect_plus else "")
