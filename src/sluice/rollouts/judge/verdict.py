@@ -57,9 +57,8 @@ def _num(v: float) -> float | int | str | None:
         return None
     if math.isinf(v):
         return "+Inf" if v > 0 else "-Inf"
-    if v == int(v) and abs(v) < 1e15:
-        return int(v)
-    return float(f"{v:.4g}")
+    r = float(f"{v:.4g}")
+    return int(r) if r == int(r) and abs(r) < 1e15 else r
 
 
 def _e(log_e: float) -> float:
@@ -108,8 +107,12 @@ def judge_errors(c: ErrorCounts, cfg: Config, alpha: float, label: str) -> Check
                     "eFail": _num(_e(worse)), "eFailThreshold": _num(1 / alpha),
                     "ePass": _num(_e(better)), "ePassThreshold": _num(1 / (1 - cfg.power)),
                     "pFail": _num(_p(worse)), "pPass": _num(_p(better))})
-    how = (f"{ratio:.2g}× {'worse' if ratio > 1 else 'better' if ratio < 1 else 'the same'}"
-           if math.isfinite(ratio) else "worse (stable had no errors)")
+    if not math.isfinite(ratio):
+        how = "worse (stable had no errors)"
+    elif ratio == 0:
+        how = "better (canary had no errors)"
+    else:
+        how = f"{ratio:.2g}× {'worse' if ratio > 1 else 'better' if ratio < 1 else 'the same'}"
     if worse >= log_fail:
         return Check(FAILED, f"{seen}: {how}, e-value {_fmt_e(worse)} > {1 / alpha:g} (α={alpha:g})", numbers)
     bad = f"{b.detect:g}× stable" + (f" + {_pct(b.detect_plus)}" if b.detect_plus else "")
@@ -118,7 +121,7 @@ def judge_errors(c: ErrorCounts, cfg: Config, alpha: float, label: str) -> Check
                                  f"(power {cfg.power:g})", numbers)
     need = errorrate.requests_needed(c.n_c, c.x_c, c.n_s, c.x_s, b, log_fail, log_pass)
     numbers["needed"] = _num(need)
-    return Check(INCONCLUSIVE, f"{seen} ({how}): e-values {_fmt_e(worse)} (fail at {1 / alpha:g}) and "
+    return Check(INCONCLUSIVE, f"{seen}, {how}: e-values {_fmt_e(worse)} (fail at {1 / alpha:g}) and "
                                f"{_fmt_e(better)} (pass at {1 / (1 - cfg.power):g})", numbers, need)
 
 
