@@ -15,13 +15,13 @@ _erfc = np.frompyfunc(math.erfc, 1, 1)
 
 
 def lgamma(x: npt.ArrayLike) -> Array:
-    """log Γ(x) for x > 0: Stirling's series at x + 7 (error < 1e-13), shifted back by the recurrence."""
+    """log Γ(x) for x > 0: Stirling's series at x + 7 (error < 1e-12), shifted back by the recurrence."""
     x = np.asarray(x, dtype=np.float64)
     z = x + 7.0
     shift = np.log(x * (x + 1) * (x + 2) * (x + 3) * (x + 4) * (x + 5) * (x + 6))
     zi = 1.0 / z
     zi2 = zi * zi
-    series = zi * (1 / 12 - zi2 * (1 / 360 - zi2 * (1 / 1260 - zi2 / 1680)))
+    series = zi * (1 / 12 - zi2 * (1 / 360 - zi2 * (1 / 1260 - zi2 * (1 / 1680 - zi2 / 1188))))
     out: Array = (z - 0.5) * np.log(z) - z + _HALF_LOG_2PI + series - shift
     return out
 
