@@ -16,7 +16,7 @@ import pytest
 from sluice.metrics.promql import Engine
 from sluice.metrics.promql.format import format_float
 from sluice.metrics.series import MemStorage, labels_of
-from sluice.rollouts.judge import ConfigError, measure
+from sluice.rollouts.judge import ConfigError, for_run, measure
 from sluice.rollouts.judge.config import parse, parse_duration
 
 BUCKETS = ["0.5", "1", "5", "10", "25", "50", "100", "250", "500", "1000", "2500", "5000", "10000", "30000",
@@ -198,3 +198,35 @@ def test_selectors_as_mappings_and_matcher_lists() -> None:
     assert parse_duration("1h30m", "window") == 5400 and parse_duration("90", "window") == 90
     with pytest.raises(ConfigError):
         parse_duration("0s", "window")
+
+
+def test_hostile_answers_and_times_give_clear_measurements_not_tracebacks() -> None:
+    def answering(v: str) -> Callable[[str], list[dict[str, Any]]]:
+        def query(expr: str) -> list[dict[str, Any]]:
+            if "response_code" in expr:
+                return [{"metric": {"response_code": "503"}, "value": [1, v]},
+                        {"metric": {"response_code": "200"}, "value": [1, v]}]
+            return [{"metric": {"le": "5"}, "value": [1, v]}, {"metric": {"le": "+Inf"}, "value": [1, v]}]
+        return query
+
+    phase, _, message = measure(CONFIG, answering("1e300"))
+    assert phase == "Error" and message == ("Prometheus answer not understood: 1e300 requests in one series is "
+                                            "beyond what the judge accepts (1e+12)")
+    for v in ("NaN", "-5", "+Inf"):  # no usable count is no traffic, never a pass
+        assert measure(CONFIG, answering(v))[0] == "Inconclusive"
+    assert measure({**CONFIG, "since": 1e30}, answering("1")) == (
+        "Inconclusive", "", "inconclusive: since is in the future; no requests to judge yet")
+    assert measure({**CONFIG, "since": 0}, answering("1")) == (
+        "Error", "", "sluice/judge: invalid config: since: more than 366 days ago")
+    phase, _, message = measure({**CONFIG, "window": "9999999y"}, answering("1"))
+    assert (phase, message) == ("Error", 'sluice/judge: invalid config: window: duration must be at most 366d: '
+                                         '"9999999y"')
+    phase, _, message = measure(CONFIG, lambda expr: [{"metric": {"le": "abc"}, "value": [1, "1"]}])
+    assert phase == "Error" and "a bucket series without a numeric le label" in message
+
+
+def test_for_run_makes_looks_count_from_the_run_start_unless_the_block_chose_a_window() -> None:
+    assert for_run(CONFIG, "2026-12-03T14:00:00Z") == {**CONFIG, "since": "2026-12-03T14:00:00Z"}
+    assert for_run({**CONFIG, "window": "10m"}, "2026-12-03T14:00:00Z") == {**CONFIG, "window": "10m"}
+    assert for_run({**CONFIG, "since": "1"}, "2026-12-03T14:00:00Z")["since"] == "1"
+    assert for_run(CONFIG, None) == CONFIG

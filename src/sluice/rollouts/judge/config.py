@@ -16,6 +16,7 @@ from typing import Any
 from sluice.rollouts.judge import errorrate, latency
 
 PLUGIN_NAME = "sluice/judge"
+MAX_DURATION_S = 366 * 86400
 
 
 class ConfigError(ValueError):
@@ -56,6 +57,8 @@ def parse_duration(text: str, field: str) -> float:
         v = sum(int(g) * u for g, u in zip(m.groups(), _UNITS, strict=True) if g)
     if not math.isfinite(v) or v <= 0:
         raise ConfigError(f'{field}: duration must be greater than 0: "{text}"')
+    if v > MAX_DURATION_S:
+        raise ConfigError(f'{field}: duration must be at most 366d: "{text}"')
     return v
 
 
@@ -209,3 +212,13 @@ def parse(config: Mapping[str, Any]) -> Config:
             raise ConfigError(f"latency.detect: must be greater than latency.tolerance ({lat.tolerance:g}), "
                               f"got {lat.detect:g}")
     return Config(canary, stable, window, since, alpha, power, min_requests, codes, errors, lat)
+
+
+def for_run(config: Mapping[str, Any], started_at: str | None) -> dict[str, Any]:
+    """The config to pass for one look of an AnalysisRun that started at `started_at` (its
+    `status.startedAt`): unless the block chose a `window` or a `since`, every look counts every request since
+    the run started, so the looks are nested and the sequential guarantee is exact."""
+    out = dict(config)
+    if started_at and "window" not in out and out.get("since") in (None, ""):
+        out["since"] = started_at
+    return out

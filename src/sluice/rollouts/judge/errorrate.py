@@ -128,7 +128,7 @@ def requests_needed(n_c: float, x_c: float, n_s: float, x_s: float, b: Bounds, l
     hi = 2.0
     while not decided(hi):
         hi *= 2
-        if hi > 1e9:
+        if hi * max(n_c, n_s) > 1e13:  # beyond any real traffic: say "cannot tell"
             return math.inf
     lo = hi / 2
     for _ in range(40):

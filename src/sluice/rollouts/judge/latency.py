@@ -98,7 +98,7 @@ def requests_needed(st: RankStats, b: Bounds, log_fail: float, log_pass: float) 
     hi = 2.0
     while not decided(hi):
         hi *= 2
-        if hi > 1e9:
+        if hi * max(n_c, float(st.n_s)) > 1e13:  # beyond any real traffic: say "cannot tell"
             return math.inf
     lo = hi / 2
     for _ in range(40):

@@ -11,11 +11,15 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+import numpy as np
+
 from sluice.rollouts.judge import config as configuration
 from sluice.rollouts.judge.verdict import ERROR, INCONCLUSIVE, ErrorCounts, Histograms, combine
 
 Query = Callable[[str], list[dict[str, Any]]]
 
+MAX_COUNT = 1e12  # per series and window; far beyond real traffic, well inside the statistics' float range
+MAX_SPAN_S = 366 * 86400  # the longest window `since` may open
 REQUESTS = "istio_requests_total"
 DURATION = "istio_request_duration_milliseconds_bucket"
 
@@ -42,7 +46,12 @@ def _value(item: Mapping[str, Any]) -> float:
     except (KeyError, IndexError, TypeError, ValueError):
         raise _BadAnswer(f"unexpected result item {str(item)[:120]}") from None
     # increase() extrapolates; a count is whole and never negative (NaN: a series with one sample).
-    return 0.0 if not math.isfinite(v) or v < 0 else float(round(v))
+    if not math.isfinite(v) or v < 0:
+        return 0.0
+    if v > MAX_COUNT:
+        raise _BadAnswer(f"{item['value'][1]} requests in one series is beyond what the judge accepts "
+                         f"({MAX_COUNT:.0e})")
+    return float(round(v))
 
 
 def _items(result: Any) -> Iterable[Mapping[str, Any]]:
@@ -104,7 +113,10 @@ def measure(config: Mapping[str, Any], query: Query) -> tuple[str, str, str]:
     if cfg.since is not None:
         span = math.ceil(time.time() - cfg.since)
         if span < 1:
-            return INCONCLUSIVE, "", f"inconclusive: the analysis window starts in {-span + 1}s (since is in the future)"
+            ahead = f" by {-span + 1}s" if span > -86400 else ""
+            return INCONCLUSIVE, "", f"inconclusive: since is in the future{ahead}; no requests to judge yet"
+        if span > MAX_SPAN_S:
+            return ERROR, "", f"{configuration.PLUGIN_NAME}: invalid config: since: more than 366 days ago"
         window = f"{span}s"
     else:
         assert cfg.window_s is not None
@@ -128,5 +140,6 @@ def measure(config: Mapping[str, Any], query: Query) -> tuple[str, str, str]:
     except _BadAnswer as e:
         return ERROR, "", f"Prometheus answer not understood: {e}"
     label = "5xx" if cfg.error_codes is not None and cfg.error_codes.pattern == "5.." else "errors"
-    v = combine(cfg, window, errors, hist, label)
+    with np.errstate(all="ignore"):  # extreme counts give inf/NaN e-values, read as "no decision", not noise
+        v = combine(cfg, window, errors, hist, label)
     return v.phase, v.value, v.message

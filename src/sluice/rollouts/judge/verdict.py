@@ -112,7 +112,7 @@ def judge_errors(c: ErrorCounts, cfg: Config, alpha: float, label: str) -> Check
     elif ratio == 0:
         how = "better (canary had no errors)"
     else:
-        how = f"{ratio:.2g}× {'worse' if ratio > 1 else 'better' if ratio < 1 else 'the same'}"
+        how = "the same rate" if ratio == 1 else f"{ratio:.2g}× {'worse' if ratio > 1 else 'better'}"
     if worse >= log_fail:
         return Check(FAILED, f"{seen}: {how}, e-value {_fmt_e(worse)} > {1 / alpha:g} (α={alpha:g})", numbers)
     bad = f"{b.detect:g}× stable" + (f" + {_pct(b.detect_plus)}" if b.detect_plus else "")
