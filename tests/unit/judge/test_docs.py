@@ -10,7 +10,7 @@ from typing import Any
 import yaml
 from tests.unit.judge.test_measure import mesh
 
-from sluice.rollouts.judge import PLUGIN_NAME, measure
+from sluice.rollouts.judge import PLUGIN_NAME, for_run, measure
 from sluice.rollouts.judge.config import KNOWN, parse
 
 DOC = Path(__file__).resolve().parents[3] / "docs" / "judge.md"
@@ -36,10 +36,11 @@ def test_the_documented_template_is_argo_shaped_and_its_config_is_accepted() -> 
     args = {"canary-workload": "reviews-v3", "stable-workload": "reviews-v2", "namespace": "tutorial"}
     text = yaml.safe_dump(metric["provider"]["plugin"][PLUGIN_NAME])
     config = yaml.safe_load(re.sub(r"\{\{\s*args\.([a-z-]+)\s*\}\}", lambda m: args[m.group(1)], text))
-    cfg = parse(config)
+    cfg = parse(for_run(config, "2026-12-03T14:00:00Z"))
     assert cfg.canary == ('reporter="source", destination_workload="reviews-v3", '
                           'destination_workload_namespace="tutorial"')
-    assert cfg.window_s == 600 and cfg.latency is not None and cfg.error_codes is not None
+    assert cfg.window_s is None and cfg.since == 1796306400.0  # nested looks from the run's start
+    assert cfg.latency is not None and cfg.error_codes is not None
 
 
 def test_every_config_field_is_documented() -> None:

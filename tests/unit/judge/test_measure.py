@@ -195,6 +195,7 @@ def test_selectors_as_mappings_and_matcher_lists() -> None:
     assert cfg.canary == 'reporter="source", destination_workload="we\\"ird"'
     assert cfg.stable == 'reporter="source", destination_service_name="reviews", destination_version=~"v2|v1"'
     assert parse({**CONFIG, "canary": 'reporter="destination", app="x"'}).canary == 'reporter="destination", app="x"'
+    assert parse({**CONFIG, "since": "2026-12-03T14:00:00"}).since == parse({**CONFIG, "since": 1796306400}).since
     assert parse_duration("1h30m", "window") == 5400 and parse_duration("90", "window") == 90
     with pytest.raises(ConfigError):
         parse_duration("0s", "window")

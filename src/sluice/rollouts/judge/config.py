@@ -10,7 +10,7 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sluice.rollouts.judge import errorrate, latency
@@ -140,7 +140,9 @@ def _since(raw: Any) -> float:
             v = float(raw)
         except ValueError:
             try:
-                v = datetime.fromisoformat(raw.strip().replace("Z", "+00:00")).timestamp()
+                when = datetime.fromisoformat(raw.strip().replace("Z", "+00:00"))
+                # Kubernetes times are UTC; a time without an offset is read as UTC, not as local time.
+                v = (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
             except ValueError:
                 raise ConfigError(f"since: must be an RFC 3339 time or unix seconds, got {raw!r}") from None
     else:
