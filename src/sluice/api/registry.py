@@ -90,9 +90,19 @@ class Registry:
     def __init__(self, store: Store, options: ApiOptions | None = None) -> None:
         self.store = store
         self.options = options or ApiOptions()
+
+    @property
+    def options(self) -> ApiOptions:
+        return self._options
+
+    @options.setter
+    def options(self, options: ApiOptions) -> None:
+        """The options, and the mutating admission they call for (the daemon turns injection on once its kubelet
+        is attached)."""
+        self._options = options
         self.mutators: list[mutators.Mutator] = [
-            mutators.ServiceAllocator(lambda: self.store.list_kind("services")[0], self.options.gateway_ports)]
-        if self.options.inject_sidecars:
+            mutators.ServiceAllocator(lambda: self.store.list_kind("services")[0], options.gateway_ports)]
+        if options.inject_sidecars:
             self.mutators.append(mutators.SidecarInjector())
         # Writes whose admission reads or allocates shared state (a Service's ClusterIP) stay on the loop.
         self._on_loop_kinds = mutators.on_loop_kinds(self.mutators)

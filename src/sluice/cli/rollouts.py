@@ -26,11 +26,13 @@ from sluice.paths import home_from_env
 from sluice.rollouts import actions
 from sluice.rollouts.actions import Patch
 from sluice.rollouts.decommission import PROOF_ANNOTATION, Proof, decide, idle_queries
+from sluice.rollouts.shift import ShiftError, current_weight, host_names, parse_steps, with_weight
 from sluice.rollouts.view import list_lines, rollout_view
 
 __all__ = ["COMMANDS"]
 
 POLL_S = 5.0
+CHECK_S = 5.0  # how often a shift step asks the judge
 _COMPONENT = "sluice-rollouts"
 JSON_PATCH = "application/json-patch+json"
 
@@ -116,17 +118,21 @@ def decommission_cmd(target: str, window: str, timeout: str, delete_it: bool, pr
     window_s = int(parse_duration(window))
     if window_s < 1:
         raise CliError(f'invalid --window "{window}": must be at least 1s')
-    limit = parse_duration(timeout)
     s = session()
+    prom = PromClient(prom_url or prometheus_url(Home(home_from_env())))
+    _decommission(s, prom, s.namespace, name, window_s, parse_duration(timeout), delete_it)
+
+
+def _decommission(s: Session, prom: PromClient, namespace: str, name: str, window_s: int, limit: float,
+                  delete_it: bool) -> None:
+    """Wait (up to `limit` s; 0 = forever) for the proof that Deployment `name` is idle, then act on it."""
     deployments = s.client.resolve("deployments")
-    namespace = s.namespace
     try:
         deployment = s.client.get(deployments, name, namespace)
     except ApiError as e:
         if e.code == 404:
             raise CliError(f'deployments.apps "{name}" not found') from None
         raise
-    prom = PromClient(prom_url or prometheus_url(Home(home_from_env())))
     deadline = time.monotonic() + limit if limit else None
     said = ""
     with waiting(f"waiting until {name} has been idle for {window_s}s"):
@@ -155,6 +161,182 @@ def decommission_cmd(target: str, window: str, timeout: str, delete_it: bool, pr
         s.client.patch(deployments, name, namespace, {"spec": {"replicas": 0}}, content_type=MERGE_PATCH,
                        subresource="scale", field_validation=None)
         click.echo(f"deployment.apps/{name} scaled to 0 ({proof.summary()})")
+
+def _find_virtualservice(s: Session, namespace: str, service: str, name: str | None) -> dict[str, Any]:
+    vss = s.client.resolve("virtualservices.networking.istio.io")
+    if name:
+        try:
+            return s.client.get(vss, name, namespace)
+        except ApiError as e:
+            if e.code == 404:
+                raise CliError(f'virtualservices.networking.istio.io "{name}" not found') from None
+            raise
+    hosts = host_names(service, namespace)
+    found = [vs for vs in s.client.list(vss, namespace).get("items") or []
+             if hosts & set((vs.get("spec") or {}).get("hosts") or [])]
+    if not found:
+        raise CliError(f'no VirtualService in namespace "{namespace}" has host "{service}": apply one that routes '
+                       "to its subsets first (the story's virtual-service-reviews-v2 or 90-10 manifest)")
+    if len(found) > 1:
+        names = ", ".join(sorted(vs["metadata"]["name"] for vs in found))
+        raise CliError(f'several VirtualServices have host "{service}" ({names}): name one with --virtualservice')
+    return found[0]
+
+
+def _subset_labels(s: Session, namespace: str, service: str, subsets: tuple[str, ...]) -> dict[str, dict[str, str]]:
+    """Each subset's labels, from the DestinationRule for the service (an error names what is missing)."""
+    drs = s.client.resolve("destinationrules.networking.istio.io")
+    hosts = host_names(service, namespace)
+    labels: dict[str, dict[str, str]] = {}
+    for dr in s.client.list(drs, namespace).get("items") or []:
+        spec = dr.get("spec") or {}
+        if spec.get("host") in hosts:
+            for sub in spec.get("subsets") or []:
+                if isinstance(sub, dict) and sub.get("name") in subsets:
+                    labels[str(sub["name"])] = {str(k): str(v) for k, v in (sub.get("labels") or {}).items()}
+    missing = [x for x in subsets if x not in labels]
+    if missing:
+        raise CliError(f'no DestinationRule for host "{service}" defines subset(s) {", ".join(missing)} '
+                       "(Istio would answer 503 NR for them; see IST0101 in `sluice analyze`)")
+    return labels
+
+
+def _workloads(s: Session, namespace: str, service: str, labels: dict[str, str]) -> list[str]:
+    """The Deployments whose pods the Service selects and the subset's labels match."""
+    svc = s.client.get(s.client.resolve("services"), service, namespace)
+    want = {**((svc.get("spec") or {}).get("selector") or {}), **labels}
+    out = []
+    for d in s.client.list(s.client.resolve("deployments"), namespace).get("items") or []:
+        have = ((((d.get("spec") or {}).get("template") or {}).get("metadata") or {}).get("labels")) or {}
+        if all(have.get(k) == v for k, v in want.items()):
+            out.append(str(d["metadata"]["name"]))
+    return sorted(out)
+
+
+def _set_weight(s: Session, namespace: str, vs: dict[str, Any], service: str, stable: str, canary: str,
+                weight: int) -> dict[str, Any]:
+    vss = s.client.resolve("virtualservices.networking.istio.io")
+    current = s.client.get(vss, vs["metadata"]["name"], namespace)
+    try:
+        http = with_weight((current.get("spec") or {}).get("http") or [], host_names(service, namespace), stable,
+                           canary, weight)
+    except ShiftError as e:
+        raise CliError(f'virtualservice "{vs["metadata"]["name"]}": {e}') from None
+    # resourceVersion: a concurrent edit of the object (kubectl edit) fails this write instead of being lost.
+    patch = {"metadata": {"resourceVersion": current["metadata"]["resourceVersion"]}, "spec": {"http": http}}
+    return s.client.patch(vss, vs["metadata"]["name"], namespace, patch, content_type=MERGE_PATCH)
+
+
+def _judge(prom: PromClient, config: dict[str, Any]) -> tuple[str, str, str]:
+    from sluice.rollouts.judge import measure  # numpy-backed: loaded only when a shift is judged
+
+    def query(expr: str) -> list[dict[str, Any]]:
+        return list((prom.query(expr) or {}).get("result") or [])
+
+    try:
+        return measure(config, query)
+    except PromError as e:
+        return "Error", "", f"{e.error_type}: {e.message}"
+
+
+def _judge_config(namespace: str, stable: list[str], canary: list[str], since: float) -> dict[str, Any]:
+    """The judge's config for one step: canary against stable by workload, every look counting from the step's
+    start (`since`), so looking at each check interval keeps the judge's error rates (docs/judge.md)."""
+    def sel(workloads: list[str]) -> str:
+        names = "|".join(workloads)
+        return f'destination_workload=~"{names}",destination_workload_namespace="{namespace}"'
+
+    return {"canary": sel(canary), "stable": sel(stable), "since": f"{since:.3f}"}
+
+
+@rollouts_group.command("shift")
+@click.argument("service")
+@click.option("--from", "stable", required=True, help="The subset traffic leaves (the story's v2).")
+@click.option("--to", "canary", required=True, help="The subset traffic moves to (the story's v3).")
+@click.option("--steps", default="10,20,30,100", show_default=True, help="Weights to the new subset, in order.")
+@click.option("--interval", default="1m", show_default=True, help="How long each step runs before the next.")
+@click.option("--virtualservice", default=None, help="The VirtualService to drive (default: the one whose hosts "
+              "include SERVICE).")
+@click.option("--judge/--no-judge", default=True, show_default=True,
+              help="Gate each step on the statistical judge (canary against stable, Istio's metrics).")
+@click.option("--max-wait", default="10m", show_default=True,
+              help="How long a step may stay inconclusive (too little traffic) before the shift stops, paused.")
+@click.option("--decommission/--no-decommission", default=True, show_default=True,
+              help="After 100 %, scale the old version to 0 once it is proven idle.")
+@click.option("--window", default="1m", show_default=True, help="The idle window the decommission proves.")
+@click.option("--prometheus-url", "prom_url", default=None, help="The Prometheus API to ask (default: sluice's own).")
+@global_options
+def shift_cmd(service: str, stable: str, canary: str, steps: str, interval: str, virtualservice: str | None,
+              judge: bool, max_wait: str, decommission: bool, window: str, prom_url: str | None) -> None:
+    """The story's phased rollout as one command: move SERVICE's traffic from one subset to another in steps
+    (only the weights of its VirtualService's routes change), let the judge gate each step (a worse canary puts
+    every request back on the old subset), then decommission the old version once it is proven idle.
+
+    `sluice rollouts shift reviews --from v2 --to v3 --steps 10,20,30,100 --interval 1m`"""
+    try:
+        weights = parse_steps(steps)
+    except ShiftError as e:
+        raise CliError(str(e)) from None
+    interval_s = parse_duration(interval)
+    window_s = int(parse_duration(window))
+    wait_s = parse_duration(max_wait)
+    if interval_s <= 0 or window_s < 1:
+        raise CliError("--interval and --window must be at least 1s")
+    s = session()
+    ns = s.namespace
+    prom = PromClient(prom_url or prometheus_url(Home(home_from_env())))
+    vs = _find_virtualservice(s, ns, service, virtualservice)
+    labels = _subset_labels(s, ns, service, (stable, canary))
+    old, new = _workloads(s, ns, service, labels[stable]), _workloads(s, ns, service, labels[canary])
+    if not new:
+        raise CliError(f'no Deployment runs subset "{canary}" of service "{service}" (labels {labels[canary]})')
+    start = current_weight((vs.get("spec") or {}).get("http") or [], host_names(service, ns), stable, canary)
+    if start is None:
+        raise CliError(f'virtualservice "{vs["metadata"]["name"]}": no HTTP route sends only to subsets '
+                       f'"{stable}"/"{canary}" of "{service}"')
+    click.echo(f'shifting {service} from {stable} ({", ".join(old) or "no pods"}) to {canary} '
+               f'({", ".join(new)}) through virtualservice/{vs["metadata"]["name"]}: steps {steps}, '
+               f"{interval} each" + (", judged" if judge else ""))
+    for n, weight in enumerate(weights, 1):
+        _set_weight(s, ns, vs, service, stable, canary, weight)
+        click.echo(f"step {n}/{len(weights)}: {weight}% to {canary}, {100 - weight}% to {stable}")
+        if weight == 100:
+            break  # nothing left on the stable subset to compare with
+        if not judge:
+            with waiting(f"step {n}/{len(weights)}: {weight}% to {canary}"):
+                time.sleep(interval_s)
+            continue
+        _gate(s, ns, vs, service, stable, canary, prom, _judge_config(ns, old, new, time.time()), n, len(weights),
+              interval_s, wait_s)
+    if decommission:
+        for name in old:
+            _decommission(s, prom, ns, name, window_s, 0, False)
+    click.echo(f"done: all of {service}'s traffic goes to {canary}")
+
+
+def _gate(s: Session, ns: str, vs: dict[str, Any], service: str, stable: str, canary: str, prom: PromClient,
+          config: dict[str, Any], n: int, total: int, interval_s: float, wait_s: float) -> None:
+    """Run one step: the judge every CHECK_S; Failed rolls back and stops, Successful after the interval goes on,
+    Inconclusive waits (up to `wait_s` past the interval) for enough traffic."""
+    began = time.monotonic()
+    said = ""
+    with waiting(f"step {n}/{total}: judging {canary} against {stable}"):
+        while True:
+            phase, _value, message = _judge(prom, config)
+            line = f"  judge: {phase}: {message}"
+            if line != said:
+                said = line
+                click.echo(line)
+            elapsed = time.monotonic() - began
+            if phase == "Failed":
+                _set_weight(s, ns, vs, service, stable, canary, 0)
+                raise CliError(f"rolled back: all of {service}'s traffic is on {stable} again ({message})")
+            if phase == "Successful" and elapsed >= interval_s:
+                return
+            if elapsed >= interval_s + wait_s:
+                raise CliError(f"paused at step {n}/{total}: the judge is still {phase.lower()} after "
+                               f"{elapsed:.0f}s ({message}); run the command again to go on", exit_code=2)
+            time.sleep(min(CHECK_S, max(0.5, interval_s - elapsed)) if elapsed < interval_s else CHECK_S)
 
 
 _ROLLOUTS = "rollouts.argoproj.io"
