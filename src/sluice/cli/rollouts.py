@@ -172,8 +172,8 @@ def _find_virtualservice(s: Session, namespace: str, service: str, name: str | N
                 raise CliError(f'virtualservices.networking.istio.io "{name}" not found') from None
             raise
     hosts = host_names(service, namespace)
-    found = [vs for vs in s.client.list(vss, namespace).get("items") or []
-             if hosts & set((vs.get("spec") or {}).get("hosts") or [])]
+    found: list[dict[str, Any]] = [vs for vs in s.client.list(vss, namespace).get("items") or []
+                                   if hosts & set((vs.get("spec") or {}).get("hosts") or [])]
     if not found:
         raise CliError(f'no VirtualService in namespace "{namespace}" has host "{service}": apply one that routes '
                        "to its subsets first (the story's virtual-service-reviews-v2 or 90-10 manifest)")
