@@ -3,7 +3,7 @@ run; what each thing a Sluice sidecar adds costs; config propagation to 10/50/10
 pods ready. Prints a Markdown section.
 
     python bench/mesh_bench.py [--duration S] [--reps N] [--load RATExCONNS ...] [--features all|F,F]
-                               [--sections dataplane,propagation,demo]
+                               [--settle S] [--concurrency N] [--sections dataplane,propagation,demo]
 
 Every path runs once per round, the rounds rotating the order, so a burst of load from elsewhere on the machine
 lands on all of them alike; each figure is the median over the rounds with its min–max. Everything runs on
@@ -196,6 +196,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         f"({', '.join(FEATURES)}); 'all' = each alone and all together")
     p.add_argument("--sections", default=",".join(SECTIONS), help=f"comma-separated, of {', '.join(SECTIONS)}")
     p.add_argument("--concurrency", type=int, default=1, help="Envoy worker threads, bare and sidecar alike")
+    p.add_argument("--settle", type=float, default=0.5,
+                   help="seconds after each run still counted for CPU (buffered access-log entries; default 0.5)")
     args = p.parse_args(argv)
     args.loads = args.loads or [Load(1000, 4), Load(500, 1)]
     feats = [f.strip() for f in args.features.split(",") if f.strip()]
@@ -241,14 +243,19 @@ async def _load(path: Path_, load: Load, seconds: float) -> Any:
                                      proxy=path.proxy, timeout=5))
 
 
-def measure(path: Path_, load: Load, seconds: float, idle: dict[str, float]) -> Sample:
+def measure(path: Path_, load: Load, seconds: float, idle: dict[str, float], settle: float) -> Sample:
+    """One run of `load` on `path`. CPU is counted until `settle` seconds after the last response, so that the
+    access-log entries Envoy still buffers (and the collector's work on them) count for the run that made them."""
     others = {label: pids() for label, pids in path.others.items()}
+    t0 = time.perf_counter()
     before = [cpu_seconds(p) for p in path.proxies]
     others0 = {label: sum(cpu_seconds(p) for p in pids) for label, pids in others.items()}
     res = asyncio.run(_load(path, load, seconds))
+    time.sleep(settle)
     n = max(res.requests, 1)
     cpu = sum(cpu_seconds(p) for p in path.proxies) - sum(before) if path.proxies else None
-    extra = {label: max(0.0, sum(cpu_seconds(p) for p in pids) - others0[label] - idle.get(label, 0.0) * res.elapsed)
+    window = time.perf_counter() - t0
+    extra = {label: max(0.0, sum(cpu_seconds(p) for p in pids) - others0[label] - idle.get(label, 0.0) * window)
              / n * 1000 for label, pids in others.items()}
     lat = res.latency
     return Sample(lat.p50, lat.p90, lat.p99, res.achieved_rps, res.error_count,
@@ -261,7 +268,7 @@ def idle_rate(pids: list[int], seconds: float = 2.0) -> float:
     return (sum(cpu_seconds(p) for p in pids) - c0) / (time.perf_counter() - t0)
 
 
-def rounds(paths: list[Path_], load: Load, reps: int, seconds: float, idle: dict[str, float]
+def rounds(paths: list[Path_], load: Load, reps: int, seconds: float, idle: dict[str, float], settle: float
            ) -> dict[str, list[Sample]]:
     """`reps` rounds of every path, each round starting one path further along (so no path always follows the
     same neighbour, or always runs first after a pause)."""
@@ -270,7 +277,7 @@ def rounds(paths: list[Path_], load: Load, reps: int, seconds: float, idle: dict
     out: dict[str, list[Sample]] = {p.name: [] for p in paths}
     for r in range(reps):
         for p in paths[r % len(paths):] + paths[:r % len(paths)]:
-            out[p.name].append(measure(p, load, seconds, idle))
+            out[p.name].append(measure(p, load, seconds, idle, settle))
     return out
 
 
@@ -405,7 +412,7 @@ def dataplane(d: Daemon, args: argparse.Namespace, work: Path, out: list[str]) -
                            {"collector (daemon)": lambda: [daemon_pid], "log shims": lambda: shims}))
         idle = {"collector (daemon)": idle_rate([daemon_pid]), "log shims": idle_rate(shims, 1.0)}
         load_before = os.getloadavg()
-        results = {load: rounds(paths, load, args.reps, args.duration, idle) for load in args.loads}
+        results = {load: rounds(paths, load, args.reps, args.duration, idle, args.settle) for load in args.loads}
         load_after = os.getloadavg()
         rss = [rss_mib(p) for p in pair]
         bare_rss = [rss_mib(p) for p in pairs[0].pids]
@@ -424,7 +431,8 @@ def dataplane(d: Daemon, args: argparse.Namespace, work: Path, out: list[str]) -
                "no stats sinks, no admin. *sluice*: client → client sidecar (15001) → server sidecar → server, "
                "the real daemon in loopback mode (access log to the pod log, gRPC ALS to the daemon's collector, "
                "CORS and fault filters, Istio's retry and cluster settings). Added = path − direct in the same "
-               "round. Proxy CPU is both Envoys' user+system time (/proc/PID/stat) over the run.\n")
+               "round. Proxy CPU is both Envoys' user+system time (/proc/PID/task/*/schedstat) over the run and "
+               f"{args.settle:g} s after it (entries still buffered for the access logs).\n")
     for load, samples in results.items():
         out.extend(dataplane_table(samples, load, args.duration, args.reps))
         out.append("")
