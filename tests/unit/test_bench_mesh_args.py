@@ -18,7 +18,9 @@ def test_defaults_are_the_full_run() -> None:
     args = parse_args([])
     assert (args.duration, args.reps) == (20.0, 5)
     assert args.loads == [Load(1000, 4), Load(500, 1)]
-    assert args.features == [] and args.sections == ["dataplane", "propagation", "demo"]
+    assert args.features == [*mesh_bench.FEATURES, "+".join(mesh_bench.FEATURES)]
+    assert args.sections == ["dataplane", "propagation", "demo"]
+    assert parse_args(["--features", ""]).features == []
 
 
 def test_short_run_and_feature_variants() -> None:
@@ -26,8 +28,6 @@ def test_short_run_and_feature_variants() -> None:
                        "--sections", "dataplane"])
     assert args.loads == [Load(300, 1)] and str(args.loads[0]) == "300 rps on one connection"
     assert args.features == ["als", "file_log+als"]
-    every = parse_args(["--features", "all"]).features
-    assert every[:-1] == list(mesh_bench.FEATURES) and every[-1] == "+".join(mesh_bench.FEATURES)
 
 
 @pytest.mark.parametrize("argv", [["--load", "fast"], ["--load", "0x4"], ["--features", "tracing"],
@@ -38,8 +38,8 @@ def test_bad_arguments_are_refused_with_a_message(argv: list[str], capsys: pytes
     assert e.value.code == 2 and "error:" in capsys.readouterr().err
 
 
-def _samples(p50s: list[float], cpu: float | None) -> list[Sample]:
-    return [Sample(p, p * 2, p * 4, 1000.0, 0, cpu) for p in p50s]
+def _samples(p50s: list[float], cpu: float | None, rps: float = 1000.0) -> list[Sample]:
+    return [Sample(p, p * 2, p * 4, rps, 0, cpu) for p in p50s]
 
 
 def test_tables_report_medians_spread_and_ratios() -> None:
@@ -52,3 +52,10 @@ def test_tables_report_medians_spread_and_ratios() -> None:
     assert "0.228 / 0.298" in table  # Istio's published figures stay
     [row] = [r for r in feature_table(samples, ["als"]) if r.startswith("| als")]
     assert row == "| als | +0.100 | +0.200 | +0.400 | +0.030 | 1.10× |"
+    assert "did not keep up" not in table
+
+
+def test_a_machine_that_cannot_keep_up_is_said_so() -> None:
+    samples = {"direct": _samples([0.2], None), "bare": _samples([0.5], 0.3), "sluice": _samples([90.0], 0.5, 600)}
+    table = "\n".join(dataplane_table(samples, Load(1000, 4), 2.0, 1))
+    assert "**The machine did not keep up**" in table and "sluice (1 of 1)" in table
