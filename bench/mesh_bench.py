@@ -24,6 +24,7 @@ import asyncio
 import datetime
 import json
 import os
+import shlex
 import shutil
 import ssl
 import statistics
@@ -444,7 +445,7 @@ def dataplane(d: Daemon, args: argparse.Namespace, work: Path, out: list[str]) -
     out.append("## Data plane (`bench/mesh_bench.py`)\n")
     out.append(f"Run {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC on {os.cpu_count()} cores, load "
                f"average {load_before[0]:.2f} before and {load_after[0]:.2f} after; "
-               f"`python bench/mesh_bench.py {' '.join(sys.argv[1:])}`.\n")
+               f"`python bench/mesh_bench.py {shlex.join(sys.argv[1:])}`.\n")
     out.append(f"A {PAYLOAD}-byte response from a small asyncio server, fixed-rate load from sluice's load "
                "generator (latency counted from each request's scheduled time). *direct*: client → server. "
                "*bare*: client → Envoy (HTTP proxy) → Envoy → server, the same Envoy binary and command line as "
