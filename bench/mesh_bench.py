@@ -3,7 +3,7 @@ run; what each thing a Sluice sidecar adds costs; config propagation to 10/50/10
 pods ready. Prints a Markdown section.
 
     python bench/mesh_bench.py [--duration S] [--reps N] [--load RATExCONNS ...] [--features all|F,F]
-                               [--settle S] [--concurrency N] [--sections dataplane,propagation,demo]
+                               [--settle S] [--sections dataplane,propagation,demo]
 
 Every path runs once per round, the rounds rotating the order, so a burst of load from elsewhere on the machine
 lands on all of them alike; each figure is the median over the rounds with its min–max. Everything runs on
@@ -117,6 +117,12 @@ def parent_pid(pid: int) -> int:
     return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
 
 
+def sidecar_concurrency(pid: int) -> int:
+    """The `--concurrency` a running Envoy was started with (without one, Envoy runs a worker per core)."""
+    argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
+    return int(argv[argv.index("--concurrency") + 1]) if "--concurrency" in argv else os.cpu_count() or 1
+
+
 def cpu_seconds(pid: int) -> float:
     """User+system CPU time of all of a process's threads: the sum of /proc/PID/task/*/schedstat (nanoseconds,
     where /proc/PID/stat counts 10 ms ticks, too coarse for a few seconds of one Envoy), /proc/PID/stat where
@@ -202,7 +208,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         f"({', '.join(FEATURES)}); 'all' (the default) = each alone and all together; '' = none. "
                         "They run at the first --load only")
     p.add_argument("--sections", default=",".join(SECTIONS), help=f"comma-separated, of {', '.join(SECTIONS)}")
-    p.add_argument("--concurrency", type=int, default=1, help="Envoy worker threads, bare and sidecar alike")
     p.add_argument("--settle", type=float, default=0.5,
                    help="seconds after each run still counted for CPU (buffered access-log entries; default 0.5)")
     args = p.parse_args(argv)
@@ -405,6 +410,7 @@ def dataplane(d: Daemon, args: argparse.Namespace, work: Path, out: list[str]) -
     envoys = envoy_pids(d.home)
     pair = [envoys[n] for n in envoys if n.startswith(("client-", "server-"))]
     shims = [parent_pid(p) for p in pair]
+    concurrency = sidecar_concurrency(pair[0])  # the bare pair runs as many workers as the daemon gives sidecars
     assert d.proc is not None
     daemon_pid = d.proc.pid
     app = (ips["direct"], 8000)
@@ -418,7 +424,7 @@ def dataplane(d: Daemon, args: argparse.Namespace, work: Path, out: list[str]) -
             cl, sv = ("127.0.0.1", free_port()), ("127.0.0.1", free_port())
             bp = BarePair(name, work / name.replace("+", "_"),
                           pair_configs(client_listen=cl, server_listen=sv, app=app, features=feats, als=als),
-                          concurrency=args.concurrency)
+                          concurrency=concurrency)
             bp.start()
             pairs.append(bp)
             proxy = f"http://{cl[0]}:{cl[1]}"
@@ -452,10 +458,11 @@ def dataplane(d: Daemon, args: argparse.Namespace, work: Path, out: list[str]) -
                f"average {load_before[0]:.2f} before and {load_after[0]:.2f} after; "
                f"`python bench/mesh_bench.py {shlex.join(sys.argv[1:])}`.\n")
     out.append(f"A {PAYLOAD}-byte response from a small asyncio server, fixed-rate load from sluice's load "
-               "generator (latency counted from each request's scheduled time). *direct*: client → server. "
-               "*bare*: client → Envoy (HTTP proxy) → Envoy → server, the same Envoy binary and command line as "
-               f"the sidecars ({args.concurrency} worker), a minimal static config: router only, no access log, "
-               "no stats sinks, no admin. *sluice*: client → client sidecar (15001) → server sidecar → server, "
+               "generator (latency counted from each request's release by the pacer, so waiting for a busy "
+               "connection counts). *direct*: client → server. *bare*: client → Envoy (HTTP proxy) → Envoy → "
+               "server, the same Envoy binary and command line as the sidecars "
+               f"({concurrency} worker{'s' if concurrency > 1 else ''}), a minimal static config: router only, "
+               "no access log, no stats sinks, no admin. *sluice*: client → client sidecar (15001) → server sidecar → server, "
                "the real daemon in loopback mode (access log to the pod log, gRPC ALS to the daemon's collector, "
                "CORS and fault filters, Istio's retry and cluster settings). Added = path − direct in the same "
                "round. Proxy CPU is both Envoys' user+system time (/proc/PID/task/*/schedstat) over the run and "
