@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sluice.api import patch as patching
+from sluice.api.body_pool import BodyPool
 from sluice.api.errors import ApiError
 from sluice.kube import decoding, selectors
 from sluice.objects import Obj
@@ -38,11 +39,11 @@ MERGE_PATCH = "application/merge-patch+json"
 STRATEGIC_PATCH = "application/strategic-merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
 MAX_JSON_PATCH_OPERATIONS = 10000  # kube-apiserver's maxJSONPatchOperations
-# A write admitted in a worker thread is committed only if the stored object did not change meanwhile; after
-# this many tries it is done on the loop.
+# An update admitted in a worker process (or thread) is committed only if the stored object did not change
+# meanwhile; after this many tries the process path answers a Conflict, the thread path runs on the loop.
 _OFF_LOOP_ATTEMPTS = 3
-# Kinds whose writes read or allocate shared state before admission (a Service's ClusterIP and ports): always
-# on the loop.
+# Kinds whose writes read or allocate shared state before admission (a Service's ClusterIP and ports): admitted
+# on the loop (their bodies are still decoded in a worker process).
 _ON_LOOP_KINDS = frozenset({"Service"})
 APPLY_PATCH = "application/apply-patch+yaml"
 
@@ -74,6 +75,8 @@ class WriteResult:
     object: Obj
     warnings: list[str] = field(default_factory=list)
     created: bool = False
+    # The answer's body, already encoded (a dry run admitted in a worker process); `object` is then empty.
+    encoded: bytes | None = None
 
 
 def _meta(obj: Obj) -> Obj:
@@ -178,18 +181,52 @@ class Registry:
     # ------------------------------------------------------------------ create
     def create(self, rt: ResourceType, version: str, ns: str | None, body: Any, *,
                field_validation: str = "Strict", dry_run: bool = False) -> WriteResult:
-        obj, warnings = self._prepare_create(rt, version, ns, body, field_validation)
+        obj, warnings = self.prepare_create(rt, version, ns, body, field_validation)
         return self._commit_create(rt, version, obj, warnings, dry_run)
+
+    async def create_in_worker(self, workers: BodyPool, rt: ResourceType, version: str, ns: str | None, raw: bytes,
+                               content_type: str, *, field_validation: str = "Strict",
+                               dry_run: bool = False) -> WriteResult:
+        """`create` of a large body: decoded and admitted (which reads nothing stored) in a worker process, then
+        checked against the store and committed here. A dry run's answer comes back encoded and is sent as is."""
+        if rt.kind in _ON_LOOP_KINDS:
+            body = await self.decode_in_worker(workers, raw, content_type, rt.kind)
+            return self.create(rt, version, ns, body, field_validation=field_validation, dry_run=dry_run)
+        head, (data,) = await workers.run(
+            {"op": "create", **self._job(rt, version, ns), "content_type": content_type,
+             "field_validation": field_validation, "dry_run": dry_run}, [raw])
+        warnings = [str(w) for w in head["warnings"]]
+        if dry_run:
+            obj_ns, name = str(head["namespace"]), str(head["name"])
+            if rt.namespaced and self.store.get("namespaces", "", obj_ns) is None:
+                raise ApiError.namespace_not_found(obj_ns)
+            if self.store.get(rt.key, obj_ns, name) is not None:
+                raise ApiError.already_exists(rt, name)
+            return WriteResult({}, warnings, True, encoded=data)
+        return self._commit_create(rt, version, json.loads(data), warnings, dry_run)
 
     async def create_off_loop(self, rt: ResourceType, version: str, ns: str | None, body: Any, *,
                               field_validation: str = "Strict", dry_run: bool = False) -> WriteResult:
-        """`create` with the decoding and admission, which read nothing stored, in a worker thread."""
+        """`create` of a decoded body with the admission, which reads nothing stored, in a worker thread (the
+        console's editor; the API server sends large bodies to `create_in_worker`)."""
         if rt.kind in _ON_LOOP_KINDS:
             return self.create(rt, version, ns, body, field_validation=field_validation, dry_run=dry_run)
-        obj, warnings = await run_off_loop(self._prepare_create, rt, version, ns, body, field_validation)
+        obj, warnings = await run_off_loop(self.prepare_create, rt, version, ns, body, field_validation)
         return self._commit_create(rt, version, obj, warnings, dry_run)
 
-    def _prepare_create(self, rt: ResourceType, version: str, ns: str | None, body: Any,
+    async def decode_in_worker(self, workers: BodyPool, raw: bytes, content_type: str, kind: str) -> Any:
+        """`sluice.api.bodies.decode_object` of a large body, in a worker process."""
+        _, (data,) = await workers.run({"op": "decode", "content_type": content_type, "kind": kind}, [raw])
+        return json.loads(data)
+
+    def _job(self, rt: ResourceType, version: str, ns: str | None) -> dict[str, Any]:
+        """What a worker needs to know of the request and of this registry to admit a write."""
+        return {"group": rt.group, "kind": rt.kind, "version": version, "namespace": ns,
+                "options": {"relative_weights": self.options.relative_weights,
+                            "inject_sidecars": self.options.inject_sidecars,
+                            "graceful_pods": self.options.graceful_pods}}
+
+    def prepare_create(self, rt: ResourceType, version: str, ns: str | None, body: Any,
                         field_validation: str) -> tuple[Obj, list[str]]:
         obj = self._decode(rt, version, ns, body, None)
         m = _meta(obj)
@@ -233,25 +270,59 @@ class Registry:
         if subresource == "scale":
             return self._write_scale(rt, version, ns, name, lambda cur: body, dry_run)
         current = self._current(rt, ns, name)
-        new, warnings = self._prepare_replace(rt, version, ns, name, current, body, subresource, field_validation)
+        new, warnings = self.prepare_replace(rt, version, ns, name, current, body, subresource, field_validation)
         return self._commit_update(rt, version, current, new, warnings, dry_run)
+
+    async def replace_in_worker(self, workers: BodyPool, rt: ResourceType, version: str, ns: str | None, name: str,
+                                raw: bytes, content_type: str, *, subresource: str = "",
+                                field_validation: str = "Strict", dry_run: bool = False) -> WriteResult:
+        """`replace` of a large body: decoded and admitted in a worker process (see `_update_in_worker`)."""
+        if subresource == "scale" or rt.kind in _ON_LOOP_KINDS:
+            self._current(rt, ns, name)
+            body = await self.decode_in_worker(workers, raw, content_type, rt.kind)
+            return self.replace(rt, version, ns, name, body, subresource=subresource,
+                                field_validation=field_validation, dry_run=dry_run)
+        return await self._update_in_worker(workers, "replace", rt, version, ns, name, raw, content_type, subresource,
+                                            field_validation, dry_run)
 
     async def replace_off_loop(self, rt: ResourceType, version: str, ns: str | None, name: str, body: Any, *,
                                subresource: str = "", field_validation: str = "Strict",
                                dry_run: bool = False) -> WriteResult:
-        """`replace` with the decoding and admission in a worker thread; committed on the loop only if the stored
-        object did not change meanwhile (else admitted again)."""
+        """`replace` of a decoded body with the admission in a worker thread (the console's editor); committed on
+        the loop only if the stored object did not change meanwhile (else admitted again)."""
         if subresource != "scale" and rt.kind not in _ON_LOOP_KINDS:
             for _ in range(_OFF_LOOP_ATTEMPTS):
                 current = self._current(rt, ns, name)
-                new, warnings = await run_off_loop(self._prepare_replace, rt, version, ns, name, current, body,
-                                                        subresource, field_validation)
+                new, warnings = await run_off_loop(self.prepare_replace, rt, version, ns, name, current, body,
+                                                   subresource, field_validation)
                 if self._unchanged(rt, current):
                     return self._commit_update(rt, version, current, new, warnings, dry_run)
         return self.replace(rt, version, ns, name, body, subresource=subresource, field_validation=field_validation,
                             dry_run=dry_run)
 
-    def _prepare_replace(self, rt: ResourceType, version: str, ns: str | None, name: str, current: Obj, body: Any,
+    async def _update_in_worker(self, workers: BodyPool, op: str, rt: ResourceType, version: str, ns: str | None,
+                                name: str, raw: bytes, content_type: str, subresource: str, field_validation: str,
+                                dry_run: bool) -> WriteResult:
+        """An update whose body is decoded, applied and admitted in a worker process against the stored object;
+        committed here only if that object did not change meanwhile (else done again; after a few tries, the
+        Conflict kube-apiserver answers when its own retries run out)."""
+        for _ in range(_OFF_LOOP_ATTEMPTS):
+            current = self._current(rt, ns, name)
+            head, results = await workers.run(
+                {"op": op, **self._job(rt, version, ns), "name": name, "subresource": subresource,
+                 "content_type": content_type, "field_validation": field_validation, "dry_run": dry_run},
+                [raw, json.dumps(current, separators=(",", ":")).encode()])
+            if not self._unchanged(rt, current):
+                continue
+            warnings = [str(w) for w in head["warnings"]]
+            if head["same"]:
+                return WriteResult(self.present(rt, version, current), warnings)
+            if dry_run:
+                return WriteResult({}, warnings, encoded=results[0])
+            return self._commit_update(rt, version, current, json.loads(results[0]), warnings, dry_run)
+        raise ApiError.conflict(rt, name)
+
+    def prepare_replace(self, rt: ResourceType, version: str, ns: str | None, name: str, current: Obj, body: Any,
                          subresource: str, field_validation: str) -> tuple[Obj, list[str]]:
         new = self._decode(rt, version, ns, body, name)
         rv = _meta(new).get("resourceVersion")
@@ -271,32 +342,38 @@ class Registry:
 
     def patch(self, rt: ResourceType, version: str, ns: str | None, name: str, content_type: str, body: bytes,
               *, subresource: str = "", field_validation: str = "Strict", dry_run: bool = False) -> WriteResult:
+        # As kube-apiserver's patch handler: the media type first, then the object (404), and only then is the
+        # patch decoded and applied to it.
         ctype = self._patch_type(rt, content_type)
-        apply = self._patcher(rt, ctype, body, subresource)
         if subresource == "scale":
-            return self._write_scale(rt, version, ns, name, apply, dry_run)
+            return self._write_scale(rt, version, ns, name, lambda cur: self.patch_applier(
+                rt, ctype, self.patch_document(ctype, body), subresource)(cur), dry_run)
         current = self._current(rt, ns, name)
-        new, warnings = self._prepare_patch(rt, version, ns, name, current, apply, subresource, field_validation)
+        apply = self.patch_applier(rt, ctype, self.patch_document(ctype, body), subresource)
+        new, warnings = self.prepare_patch(rt, version, ns, name, current, apply, subresource, field_validation)
         return self._commit_update(rt, version, current, new, warnings, dry_run)
 
-    async def patch_off_loop(self, rt: ResourceType, version: str, ns: str | None, name: str, content_type: str,
-                             body: bytes, *, subresource: str = "", field_validation: str = "Strict",
-                             dry_run: bool = False) -> WriteResult:
-        """`patch` with decoding the patch, applying it and admitting the result in a worker thread."""
-        if subresource != "scale" and rt.kind not in _ON_LOOP_KINDS:
-            ctype = self._patch_type(rt, content_type)
-            for _ in range(_OFF_LOOP_ATTEMPTS):
-                current = self._current(rt, ns, name)
-
-                def prepare(cur: Obj = current) -> tuple[Obj, list[str]]:
-                    apply = self._patcher(rt, ctype, body, subresource)
-                    return self._prepare_patch(rt, version, ns, name, cur, apply, subresource, field_validation)
-
-                new, warnings = await run_off_loop(prepare)
-                if self._unchanged(rt, current):
-                    return self._commit_update(rt, version, current, new, warnings, dry_run)
-        return self.patch(rt, version, ns, name, content_type, body, subresource=subresource,
-                          field_validation=field_validation, dry_run=dry_run)
+    async def patch_in_worker(self, workers: BodyPool, rt: ResourceType, version: str, ns: str | None, name: str,
+                              content_type: str, body: bytes, *, subresource: str = "",
+                              field_validation: str = "Strict", dry_run: bool = False) -> WriteResult:
+        """`patch` with a large patch document: decoded, applied and admitted in a worker process, in `patch`'s
+        order (415, then 404, then the patch's own errors)."""
+        ctype = self._patch_type(rt, content_type)
+        if subresource == "scale" or rt.kind in _ON_LOOP_KINDS:
+            if subresource == "scale" and "scale" not in rt.subresources:
+                raise ApiError.gone_path()
+            self._current(rt, ns, name)
+            _, (data,) = await workers.run({"op": "patch_doc", "group": rt.group, "kind": rt.kind,
+                                            "content_type": ctype}, [body])
+            doc = json.loads(data)
+            apply = self.patch_applier(rt, ctype, doc, subresource)
+            if subresource == "scale":
+                return self._write_scale(rt, version, ns, name, apply, dry_run)
+            current = self._current(rt, ns, name)
+            new, warnings = self.prepare_patch(rt, version, ns, name, current, apply, subresource, field_validation)
+            return self._commit_update(rt, version, current, new, warnings, dry_run)
+        return await self._update_in_worker(workers, "patch", rt, version, ns, name, body, ctype, subresource,
+                                            field_validation, dry_run)
 
     @staticmethod
     def _patch_type(rt: ResourceType, content_type: str) -> str:
@@ -310,8 +387,8 @@ class Registry:
         return ctype
 
     @staticmethod
-    def _patcher(rt: ResourceType, ctype: str, body: bytes, subresource: str) -> Callable[[Obj], Obj]:
-        """The patch document in `body`, decoded, as a function from the current object to the patched one."""
+    def patch_document(ctype: str, body: bytes) -> Any:
+        """The patch document in `body`, decoded and bounded."""
         try:
             patch_doc = decoding.decode_json(body or b"null")
         except decoding.TooLarge:
@@ -323,6 +400,11 @@ class Registry:
             raise ApiError(413, "RequestEntityTooLarge",
                            f"The allowed count of operations in one json patch request is "
                            f"{MAX_JSON_PATCH_OPERATIONS}, but the request contains {len(patch_doc)}")
+        return patch_doc
+
+    @staticmethod
+    def patch_applier(rt: ResourceType, ctype: str, patch_doc: Any, subresource: str) -> Callable[[Obj], Obj]:
+        """The decoded patch document as a function from the current object to the patched one."""
 
         def apply(cur: Obj) -> Obj:
             try:
@@ -351,7 +433,7 @@ class Registry:
 
         return apply
 
-    def _prepare_patch(self, rt: ResourceType, version: str, ns: str | None, name: str, current: Obj,
+    def prepare_patch(self, rt: ResourceType, version: str, ns: str | None, name: str, current: Obj,
                        apply: Callable[[Obj], Obj], subresource: str, field_validation: str) -> tuple[Obj, list[str]]:
         presented = self.present(rt, version, current)
         new = apply(copy.deepcopy(presented))
@@ -410,7 +492,7 @@ class Registry:
                        dry_run: bool) -> WriteResult:
         cm, nm = _meta(current), _meta(new)
         name = str(cm["name"])
-        if self._same(current, new):
+        if self.same(current, new):
             return WriteResult(self.present(rt, version, current), warnings)
         if dry_run:
             return WriteResult(self.present(rt, version, new), warnings)
@@ -428,7 +510,7 @@ class Registry:
         return WriteResult(self.present(rt, version, stored), warnings)
 
     @staticmethod
-    def _same(a: Obj, b: Obj) -> bool:
+    def same(a: Obj, b: Obj) -> bool:
         ma = {k: v for k, v in _meta(a).items() if k != "resourceVersion"}
         mb = {k: v for k, v in _meta(b).items() if k != "resourceVersion"}
         return ma == mb and _without(a, "metadata", "apiVersion") == _without(b, "metadata", "apiVersion")
