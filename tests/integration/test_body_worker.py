@@ -276,3 +276,29 @@ def test_the_daemon_stop_leaves_no_worker(tmp_path: Path) -> None:
     assert code in (0, 503), status  # answered at once (or the connection closed), not left hanging
     for pid in pids:
         assert not Path(f"/proc/{pid}").exists(), f"worker {pid} outlived the daemon"
+
+
+def test_large_service_and_scale_bodies_are_decoded_in_the_worker_and_admitted(daemon: Daemon) -> None:
+    svc = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "big-svc"},
+           "spec": {"selector": {"app": "x"}, "ports": [{"port": 9080}]}}
+    code, obj, _ = _req(daemon, "POST", "/api/v1/namespaces/default/services", _padded_json(json.dumps(svc)))
+    assert code == 201 and obj["spec"]["clusterIP"].startswith("10.96."), obj
+    code, obj, _ = _req(daemon, "PATCH", "/api/v1/namespaces/default/services/big-svc",
+                        _padded_json('{"metadata": {"labels": {"big": "yes"}}}'), "application/merge-patch+json")
+    assert code == 200 and obj["metadata"]["labels"] == {"big": "yes"}, obj
+    code, status, _ = _req(daemon, "PATCH", "/api/v1/namespaces/default/services/absent", _padded_json("{"),
+                           "application/merge-patch+json")
+    assert code == 404, status
+    dep = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "big-dep"},
+           "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "d"}},
+                    "template": {"metadata": {"labels": {"app": "d"}},
+                                 "spec": {"containers": [{"name": "c", "image": "busybox", "command": ["true"]}]}}}}
+    assert _req(daemon, "POST", "/apis/apps/v1/namespaces/default/deployments", json.dumps(dep).encode())[0] == 201
+    code, scale, _ = _req(daemon, "PATCH", "/apis/apps/v1/namespaces/default/deployments/big-dep/scale",
+                          _padded_json('{"spec": {"replicas": 3}}'), "application/merge-patch+json")
+    assert code == 200 and scale["kind"] == "Scale" and scale["spec"]["replicas"] == 3, scale
+    code, status, _ = _req(daemon, "PATCH", "/apis/apps/v1/namespaces/default/deployments/big-dep/scale",
+                           _padded_json('{"spec": {"replicas" 3}}'), "application/merge-patch+json")
+    want = _req(daemon, "PATCH", "/apis/apps/v1/namespaces/default/deployments/big-dep/scale",
+                b'{"spec": {"replicas" 3}}', "application/merge-patch+json")
+    assert (code, status) == want[:2] and code == 400, status

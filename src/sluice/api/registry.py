@@ -1,9 +1,12 @@
 """Object lifecycle rules on top of the store: what kube-apiserver's generic registry does.
 
-Called by the HTTP handlers (`sluice.api.handlers`). For every write it runs the admission chain
+Called by the HTTP handlers (`sluice.api.server`). For every write it runs the admission chain
 (kind/version/name checks → defaulting → metadata → structural schema → Istio semantics), keeps
 `uid`/`creationTimestamp`/`generation`/`status` rules, honours finalizers and owner references on delete,
 and returns warnings to be sent as `Warning` headers. Nothing is stored unless every check passes.
+
+For a large body (`*_in_worker`) the same chain runs in a worker process (`sluice.api.body_worker`, through
+`sluice.api.body_pool`) against a copy of the stored object; only the store checks and the commit run here.
 """
 
 from __future__ import annotations
