@@ -112,7 +112,9 @@ def _idle_worker(d: Daemon) -> int:
     """A worker that has finished a job (started by a large body if none runs), and how much it has read."""
     if not _workers(d):
         body = json.dumps({"apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
-                           "metadata": {"name": "warm"}, "spec": {"hosts": ["warm"]}}).encode() + b" " * LARGE
+                           "metadata": {"name": "warm"},
+                           "spec": {"hosts": ["warm"], "http": [{"route": [{"destination": {"host": "warm"}}]}]}}
+                          ).encode() + b" " * LARGE
         assert _req(d, "POST", BASE + "?dryRun=All", body)[0] == 201
     (pid,) = _workers(d)
     return pid
@@ -258,6 +260,7 @@ def test_a_worker_killed_mid_decode_fails_that_request_only(daemon: Daemon) -> N
     assert _req(daemon, "GET", f"{BASE}/killed")[0] == 404
     code, obj, _ = _req(daemon, "POST", BASE, big_vs_yaml("after-kill", routes=500), "application/yaml")
     assert code == 201 and obj["metadata"]["name"] == "after-kill", obj
+    assert _req(daemon, "GET", f"{BASE}/after-kill")[1] == obj, "the answer is the stored object"
     assert pid not in _workers(daemon), "a fresh worker"
 
 

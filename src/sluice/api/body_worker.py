@@ -26,7 +26,7 @@ import struct
 import sys
 from typing import IO, Any, cast
 
-__all__ = ["pack", "work", "main", "RETIRE_RSS"]
+__all__ = ["pack", "work", "template", "main", "RETIRE_RSS"]
 
 log = logging.getLogger("sluice.api.body_worker")
 
@@ -43,6 +43,14 @@ def pack(head: dict[str, Any], payloads: list[bytes]) -> bytes:
 
 def _dumps(obj: Any) -> bytes:
     return json.dumps(obj, separators=(",", ":")).encode()
+
+
+def template(obj: dict[str, Any]) -> bytes:
+    """`obj` encoded with `metadata` first and without a resourceVersion (`sluice.store.sqlite.PRESTAMPED`): the
+    daemon stores it, and answers with it, putting in the revision the store gives the object instead of
+    encoding a large object again on its loop."""
+    meta = {k: v for k, v in obj["metadata"].items() if k != "resourceVersion"}
+    return _dumps({"metadata": meta, **{k: v for k, v in obj.items() if k != "metadata"}})
 
 
 def work(head: dict[str, Any], payloads: list[bytes]) -> tuple[dict[str, Any], list[bytes]]:
@@ -69,9 +77,10 @@ def work(head: dict[str, Any], payloads: list[bytes]) -> tuple[dict[str, Any], l
             body = bodies.decode_object(payloads[0], head["content_type"], rt.kind)
             obj, warnings = reg.prepare_create(rt, version, ns, body, fv)
             m = obj["metadata"]
-            out = reg.present(rt, version, obj) if head["dry_run"] else obj
+            out = [_dumps(reg.present(rt, version, obj))] if head["dry_run"] else \
+                [template(obj), template(reg.present(rt, version, obj))]
             return ({"ok": True, "warnings": warnings, "namespace": str(m.get("namespace") or ""),
-                     "name": str(m.get("name") or "")}, [_dumps(out)])
+                     "name": str(m.get("name") or "")}, out)
         current = json.loads(payloads[1])
         name, sub = head["name"], head["subresource"]
         if op == "replace":
@@ -83,10 +92,12 @@ def work(head: dict[str, Any], payloads: list[bytes]) -> tuple[dict[str, Any], l
             new, warnings = reg.prepare_patch(rt, version, ns, name, current, apply, sub, fv)
         else:
             raise ValueError(f"unknown op {op!r}")
-        if reg.same(current, new):
-            return {"ok": True, "warnings": warnings, "same": True}, []
-        out = reg.present(rt, version, new) if head["dry_run"] else new
-        return {"ok": True, "warnings": warnings, "same": False}, [_dumps(out)]
+        if reg.same(current, new):  # nothing to store: the answer is the stored object
+            return {"ok": True, "warnings": warnings, "same": True}, [_dumps(reg.present(rt, version, current))]
+        if head["dry_run"]:
+            return {"ok": True, "warnings": warnings, "same": False}, [_dumps(reg.present(rt, version, new))]
+        return ({"ok": True, "warnings": warnings, "same": False},
+                [template(new), template(reg.present(rt, version, new))])
     except ApiError as e:
         return {"ok": False, "code": e.code, "reason": e.reason, "message": e.message, "details": e.details}, []
     except Exception as e:  # a bug: the daemon answers 500 with this text, as its own last line of defence does

@@ -11,6 +11,7 @@ For a large body (`*_in_worker`) the same chain runs in a worker process (`sluic
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import copy
 import json
@@ -195,7 +196,7 @@ class Registry:
         if rt.kind in _ON_LOOP_KINDS:
             body = await self.decode_in_worker(workers, raw, content_type, rt.kind)
             return self.create(rt, version, ns, body, field_validation=field_validation, dry_run=dry_run)
-        head, (data,) = await workers.run(
+        head, results = await workers.run(
             {"op": "create", **self._job(rt, version, ns), "content_type": content_type,
              "field_validation": field_validation, "dry_run": dry_run}, [raw])
         warnings = [str(w) for w in head["warnings"]]
@@ -205,8 +206,13 @@ class Registry:
                 raise ApiError.namespace_not_found(obj_ns)
             if self.store.get(rt.key, obj_ns, name) is not None:
                 raise ApiError.already_exists(rt, name)
-            return WriteResult({}, warnings, True, encoded=data)
-        return self._commit_create(rt, version, json.loads(data), warnings, dry_run)
+            return WriteResult({}, warnings, True, encoded=results[0])
+        stored, answer = results
+        obj = json.loads(stored)  # the object the watchers get
+        await asyncio.sleep(0)  # a request waiting meanwhile is served before the commit
+        res = self._commit_create(rt, version, obj, warnings, dry_run, stored.decode())
+        res.encoded = _with_resource_version(answer, str(_meta(res.object)["resourceVersion"]))
+        return res
 
     async def create_off_loop(self, rt: ResourceType, version: str, ns: str | None, body: Any, *,
                               field_validation: str = "Strict", dry_run: bool = False) -> WriteResult:
@@ -252,7 +258,8 @@ class Registry:
         return obj, self._admit(rt, version, obj, None, field_validation)
 
     def _commit_create(self, rt: ResourceType, version: str, obj: Obj, warnings: list[str],
-                       dry_run: bool) -> WriteResult:
+                       dry_run: bool, encoded: str | None = None) -> WriteResult:
+        """`encoded`: `obj` as a `sluice.store.sqlite.PRESTAMPED` text, stored as it is."""
         m = _meta(obj)
         if rt.namespaced and self.store.get("namespaces", "", str(m["namespace"])) is None:
             raise ApiError.namespace_not_found(str(m["namespace"]))
@@ -262,7 +269,7 @@ class Registry:
             return WriteResult(self.present(rt, version, obj), warnings, True)
         try:
             with _disk_full_is_507():
-                stored = self.store.create(rt.key, obj)
+                stored = self.store.create(rt.key, obj, encoded)
         except sqlite.AlreadyExists:
             raise ApiError.already_exists(rt, m["name"]) from None
         return WriteResult(self.present(rt, version, stored), warnings, True)
@@ -310,19 +317,30 @@ class Registry:
         committed here only if that object did not change meanwhile (else done again; after a few tries, the
         Conflict kube-apiserver answers when its own retries run out)."""
         for _ in range(_OFF_LOOP_ATTEMPTS):
-            current = self._current(rt, ns, name)
+            # The stored text goes to the worker as it is: parsing and re-encoding it here would hold the loop.
+            row = self.store.get_json(rt.key, ns or "", name)
+            if row is None:
+                raise ApiError.not_found(rt, name)
+            rv, text = row
             head, results = await workers.run(
                 {"op": op, **self._job(rt, version, ns), "name": name, "subresource": subresource,
                  "content_type": content_type, "field_validation": field_validation, "dry_run": dry_run},
-                [raw, json.dumps(current, separators=(",", ":")).encode()])
-            if not self._unchanged(rt, current):
+                [raw, text.encode()])
+            if not self._still(rt, ns, name, rv):
                 continue
             warnings = [str(w) for w in head["warnings"]]
-            if head["same"]:
-                return WriteResult(self.present(rt, version, current), warnings)
-            if dry_run:
+            if head["same"] or dry_run:  # the answer, encoded by the worker: nothing to store
                 return WriteResult({}, warnings, encoded=results[0])
-            return self._commit_update(rt, version, current, json.loads(results[0]), warnings, dry_run)
+            stored, answer = results
+            current, new = json.loads(text), json.loads(stored)
+            await asyncio.sleep(0)  # a request waiting meanwhile is served before the commit
+            if not self._still(rt, ns, name, rv):
+                continue
+            res = self._commit_update(rt, version, current, new, warnings, dry_run, stored.decode())
+            stored_rv = str(_meta(res.object).get("resourceVersion") or "")
+            if stored_rv and stored_rv != str(rv):  # the new object was stored (not deleted): its answer
+                res.encoded = _with_resource_version(answer, stored_rv)
+            return res
         raise ApiError.conflict(rt, name)
 
     def prepare_replace(self, rt: ResourceType, version: str, ns: str | None, name: str, current: Obj, body: Any,
@@ -337,6 +355,11 @@ class Registry:
         if current is None:
             raise ApiError.not_found(rt, name)
         return current
+
+    def _still(self, rt: ResourceType, ns: str | None, name: str, rv: int) -> bool:
+        """Whether the stored object is still at revision `rv` (read without decoding it)."""
+        row = self.store.get_json(rt.key, ns or "", name)
+        return row is not None and row[0] == rv
 
     def _unchanged(self, rt: ResourceType, current: Obj) -> bool:
         m = _meta(current)
@@ -492,7 +515,7 @@ class Registry:
         return new, warnings
 
     def _commit_update(self, rt: ResourceType, version: str, current: Obj, new: Obj, warnings: list[str],
-                       dry_run: bool) -> WriteResult:
+                       dry_run: bool, encoded: str | None = None) -> WriteResult:
         cm, nm = _meta(current), _meta(new)
         name = str(cm["name"])
         if self.same(current, new):
@@ -505,7 +528,7 @@ class Registry:
             return WriteResult(self.present(rt, version, current), warnings)
         try:
             with _disk_full_is_507():
-                stored = self.store.update(rt.key, new, int(cm["resourceVersion"]))
+                stored = self.store.update(rt.key, new, int(cm["resourceVersion"]), encoded)
         except sqlite.Conflict:
             raise ApiError.conflict(rt, name) from None
         except sqlite.NotFound:
@@ -787,6 +810,17 @@ def _check_secret_data(rt: ResourceType, version: str, obj: Obj) -> None:
         if problem:
             raise ApiError.bad_request(f'{rt.kind} in version "{version}" cannot be handled as a {rt.kind}: '
                                        f"{problem}")
+
+
+_ANSWER_START = sqlite.PRESTAMPED.encode()
+
+
+def _with_resource_version(answer: bytes, rv: str) -> bytes:
+    """A worker's encoded answer (`sluice.api.body_worker.template`: metadata first, without a
+    resourceVersion) with the one the store gave the object: no re-encoding of a large object here."""
+    if not answer.startswith(_ANSWER_START) or answer.startswith(_ANSWER_START + b"}"):
+        raise ValueError("not an answer template")
+    return _ANSWER_START + b'"resourceVersion":' + json.dumps(rv).encode() + b"," + answer[len(_ANSWER_START):]
 
 
 def kind_for_url(group: str, version: str, plural: str) -> ResourceType | None:
