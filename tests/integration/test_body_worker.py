@@ -305,3 +305,24 @@ def test_large_service_and_scale_bodies_are_decoded_in_the_worker_and_admitted(d
     want = _req(daemon, "PATCH", "/apis/apps/v1/namespaces/default/deployments/big-dep/scale",
                 b'{"spec": {"replicas" 3}}', "application/merge-patch+json")
     assert (code, status) == want[:2] and code == 400, status
+
+
+def _running(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_a_worker_does_not_outlive_a_killed_daemon(tmp_path: Path) -> None:
+    d = start_daemon(tmp_path / "home", extra=["--no-runtime"])
+    try:
+        _, bg = _in_worker(d, "POST", BASE + "?dryRun=All", big_vs_yaml("orphan"), "application/yaml")
+        (pid,) = _workers(d)
+        assert d.proc is not None
+        d.proc.kill()  # kill -9: no shutdown runs; the kernel stops the worker (PR_SET_PDEATHSIG)
+        d.proc.wait()
+        _wait(lambda: not _running(pid), "the worker to stop with its daemon", 30)
+        bg.join()
+    finally:
+        stop_daemon(d)
