@@ -12,6 +12,7 @@ import json
 import os
 import signal
 import ssl
+import subprocess
 import threading
 import time
 import urllib.error
@@ -23,7 +24,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import Daemon, start_daemon, stop_daemon
+from tests.conftest import TOOLS, Daemon, start_daemon, stop_daemon
 from tests.integration.test_bounded_input import _Poller, laughs_vs
 
 BASE = "/apis/networking.istio.io/v1/namespaces/default/virtualservices"
@@ -326,3 +327,19 @@ def test_a_worker_does_not_outlive_a_killed_daemon(tmp_path: Path) -> None:
         bg.join()
     finally:
         stop_daemon(d)
+
+
+def test_kubectl_applies_a_large_virtual_service_twice(daemon: Daemon, tmp_path: Path) -> None:
+    """kubectl sends the create as JSON and the second apply as a merge patch carrying the
+    last-applied annotation (the whole object): both over 64 KiB, both through the worker."""
+    def apply(routes: int) -> subprocess.CompletedProcess[str]:
+        (tmp_path / "vs.yaml").write_bytes(big_vs_yaml("applied", routes=routes))
+        return subprocess.run([str(TOOLS / "kubectl-1.35"), "apply", "-f", str(tmp_path / "vs.yaml")],
+                              env=daemon.env, capture_output=True, text=True, timeout=120)
+
+    first = apply(300)
+    assert first.returncode == 0 and "created" in first.stdout, first.stderr
+    second = apply(301)
+    assert second.returncode == 0 and "configured" in second.stdout, second.stderr
+    code, obj, _ = _req(daemon, "GET", f"{BASE}/applied")
+    assert code == 200 and len(obj["spec"]["http"]) == 302 and obj["metadata"]["generation"] == 2
