@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -87,5 +88,19 @@ async def test_past_the_backlog_a_job_is_refused_with_429() -> None:
             await pool.run({"op": "decode", "content_type": "application/json", "kind": "x"}, [b"{}"])
         assert e.value.code == 429 and e.value.details == {"retryAfterSeconds": 1}
         assert (await slow)[0]["ok"]
+    finally:
+        await pool.close()
+
+
+async def test_a_worker_that_died_idle_is_replaced_before_the_next_job() -> None:
+    pool = BodyPool(size=1)
+    job = {"op": "decode", "content_type": "application/json", "kind": "VirtualService"}
+    try:
+        await pool.run(job, [json.dumps(VS).encode()])
+        (pid,) = pool.pids()
+        os.kill(pid, signal.SIGKILL)
+        head, (data,) = await pool.run(job, [json.dumps(VS).encode()])  # at once: the pool may not know yet
+        assert head["ok"] and json.loads(data) == VS
+        assert pid not in pool.pids()
     finally:
         await pool.close()

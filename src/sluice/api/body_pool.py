@@ -6,7 +6,8 @@ never see such a body), one job each at a time, at most `size` of them; up to `b
 for one, and past that a request is refused as kube-apiserver refuses one past its in-flight limit (429
 TooManyRequests, `Retry-After: 1`, which client-go and kubectl retry). A job that runs past `time_limit` has
 its worker killed and is answered with kube-apiserver's request timeout (504); a worker that dies mid-job
-(killed, out of memory) answers that request 500 and is replaced by a fresh one for the next.
+(killed, out of memory) answers that request 500 and is replaced by a fresh one for the next (one that died
+while idle is replaced before it is given a job). SLUICE_BODY_WORKERS and SLUICE_BODY_BACKLOG set the sizes.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import sluice
+from sluice.api.body_worker import TAKEN as _TAKEN
 from sluice.api.body_worker import pack
 from sluice.api.errors import ApiError
 
@@ -54,6 +56,10 @@ def _exit_text(code: int | None) -> str:
     return f"exit status {code}"
 
 
+class _NotSent(Exception):
+    """The worker was gone before it had the job (it died while idle): another one can take it."""
+
+
 class _Worker:
     def __init__(self, proc: asyncio.subprocess.Process) -> None:
         self.proc = proc
@@ -62,8 +68,13 @@ class _Worker:
     async def call(self, frame: bytes) -> tuple[dict[str, Any], list[bytes]]:
         stdin, stdout = self.proc.stdin, self.proc.stdout
         assert stdin is not None and stdout is not None
-        stdin.write(frame)
-        await stdin.drain()
+        try:
+            stdin.write(frame)
+            await stdin.drain()
+            if await stdout.readexactly(1) != _TAKEN:
+                raise ConnectionError("not a body worker's answer")
+        except (ConnectionError, BrokenPipeError, asyncio.IncompleteReadError) as e:
+            raise _NotSent from e
         size = _LEN.unpack(await stdout.readexactly(_LEN.size))[0]
         head: dict[str, Any] = json.loads(await stdout.readexactly(size))
         payloads = [await stdout.readexactly(int(n)) for n in head.get("sizes", [])]
@@ -111,7 +122,10 @@ class BodyPool:
         self._inflight += 1
         try:
             async with self._slots:
-                out, results = await self._call(frame)
+                try:
+                    out, results = await self._call(frame)
+                except _NotSent:
+                    out, results = await self._call(frame)  # once more, in a fresh worker
         finally:
             self._inflight -= 1
         if not out.get("ok"):
@@ -128,6 +142,8 @@ class BodyPool:
         except TimeoutError:
             log.warning("body worker %d ran past %.0f s: killed", worker.pid, self.time_limit)
             raise timed_out() from None
+        except _NotSent:
+            raise
         except (asyncio.IncompleteReadError, ConnectionError, BrokenPipeError):
             code = await worker.proc.wait()
             if self._closed:

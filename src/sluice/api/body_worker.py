@@ -10,7 +10,9 @@ costs ≈ 30 ms as `json.loads` and ≈ 180 ms as `pickle.loads`, and for a dry 
 they are, parsing nothing.
 
 Framing (both ways): a 4-byte big-endian length, a JSON header of that length whose `sizes` lists the
-payloads, then the payloads. Requests carry an `op` (`decode`, `patch_doc`, `create`, `replace`, `patch`);
+payloads, then the payloads; before its answer the worker writes one byte (`TAKEN`) as soon as it has read a
+job, so the pool knows whether a worker that died had the job (that request fails) or not (another worker
+takes it). Requests carry an `op` (`decode`, `patch_doc`, `create`, `replace`, `patch`);
 answers `ok` and either the op's results or the `Status` fields of the error (`code`, `reason`, `message`,
 `details`).
 """
@@ -26,11 +28,12 @@ import struct
 import sys
 from typing import IO, Any, cast
 
-__all__ = ["pack", "work", "template", "main", "RETIRE_RSS"]
+__all__ = ["TAKEN", "pack", "work", "template", "main", "RETIRE_RSS"]
 
 log = logging.getLogger("sluice.api.body_worker")
 
 _LEN = struct.Struct(">I")
+TAKEN = b"\x01"  # written once a job has been read whole
 # A worker whose heap grew past this after a job exits once it has answered (the pool starts a fresh one):
 # CPython seldom gives a large heap back to the system.
 RETIRE_RSS = 384 * 1024 * 1024
@@ -165,6 +168,8 @@ def main(argv: list[str] | None = None) -> int:
         job = _read_job(stdin)
         if job is None:  # the daemon closed the pipe: stop
             return 0
+        stdout.write(TAKEN)  # the job is here: from now on, this worker's death is that request's failure
+        stdout.flush()
         head, payloads = work(*job)
         del job
         retire = _rss() > RETIRE_RSS
