@@ -78,7 +78,7 @@ def work(head: dict[str, Any], payloads: list[bytes]) -> tuple[dict[str, Any], l
         version, ns, fv = head["version"], head["namespace"], head["field_validation"]
         if op == "create":
             body = bodies.decode_object(payloads[0], head["content_type"], rt.kind)
-            obj, warnings = reg.prepare_create(rt, version, ns, body, fv)
+            obj, warnings = reg._prepare_create(rt, version, ns, body, fv)
             m = obj["metadata"]
             out = [_dumps(reg.present(rt, version, obj))] if head["dry_run"] else \
                 [template(obj), template(reg.present(rt, version, obj))]
@@ -88,14 +88,14 @@ def work(head: dict[str, Any], payloads: list[bytes]) -> tuple[dict[str, Any], l
         name, sub = head["name"], head["subresource"]
         if op == "replace":
             body = bodies.decode_object(payloads[0], head["content_type"], rt.kind)
-            new, warnings = reg.prepare_replace(rt, version, ns, name, current, body, sub, fv)
+            new, warnings = reg._prepare_replace(rt, version, ns, name, current, body, sub, fv)
         elif op == "patch":
             doc = Registry.patch_document(head["content_type"], payloads[0])
             apply = reg.patch_applier(rt, head["content_type"], doc, sub)
-            new, warnings = reg.prepare_patch(rt, version, ns, name, current, apply, sub, fv)
+            new, warnings = reg._prepare_patch(rt, version, ns, name, current, apply, sub, fv)
         else:
             raise ValueError(f"unknown op {op!r}")
-        if reg.same(current, new):  # nothing to store: the answer is the stored object
+        if reg._same(current, new):  # nothing to store: the answer is the stored object
             return {"ok": True, "warnings": warnings, "same": True}, [_dumps(reg.present(rt, version, current))]
         if head["dry_run"]:
             return {"ok": True, "warnings": warnings, "same": False}, [_dumps(reg.present(rt, version, new))]

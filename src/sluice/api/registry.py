@@ -43,11 +43,11 @@ MERGE_PATCH = "application/merge-patch+json"
 STRATEGIC_PATCH = "application/strategic-merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
 MAX_JSON_PATCH_OPERATIONS = 10000  # kube-apiserver's maxJSONPatchOperations
-# An update admitted in a worker process (or thread) is committed only if the stored object did not change
-# meanwhile; after this many tries the process path answers a Conflict, the thread path runs on the loop.
+# A write admitted in a worker thread is committed only if the stored object did not change meanwhile; after
+# this many tries it is done on the loop.
 _OFF_LOOP_ATTEMPTS = 3
-# Kinds whose writes read or allocate shared state before admission (a Service's ClusterIP and ports): admitted
-# on the loop (their bodies are still decoded in a worker process).
+# Kinds whose writes read or allocate shared state before admission (a Service's ClusterIP and ports): always
+# on the loop.
 _ON_LOOP_KINDS = frozenset({"Service"})
 APPLY_PATCH = "application/apply-patch+yaml"
 
@@ -185,7 +185,7 @@ class Registry:
     # ------------------------------------------------------------------ create
     def create(self, rt: ResourceType, version: str, ns: str | None, body: Any, *,
                field_validation: str = "Strict", dry_run: bool = False) -> WriteResult:
-        obj, warnings = self.prepare_create(rt, version, ns, body, field_validation)
+        obj, warnings = self._prepare_create(rt, version, ns, body, field_validation)
         return self._commit_create(rt, version, obj, warnings, dry_run)
 
     async def create_in_worker(self, workers: BodyPool, rt: ResourceType, version: str, ns: str | None, raw: bytes,
@@ -216,11 +216,10 @@ class Registry:
 
     async def create_off_loop(self, rt: ResourceType, version: str, ns: str | None, body: Any, *,
                               field_validation: str = "Strict", dry_run: bool = False) -> WriteResult:
-        """`create` of a decoded body with the admission, which reads nothing stored, in a worker thread (the
-        console's editor; the API server sends large bodies to `create_in_worker`)."""
+        """`create` with the decoding and admission, which read nothing stored, in a worker thread."""
         if rt.kind in _ON_LOOP_KINDS:
             return self.create(rt, version, ns, body, field_validation=field_validation, dry_run=dry_run)
-        obj, warnings = await run_off_loop(self.prepare_create, rt, version, ns, body, field_validation)
+        obj, warnings = await run_off_loop(self._prepare_create, rt, version, ns, body, field_validation)
         return self._commit_create(rt, version, obj, warnings, dry_run)
 
     async def decode_in_worker(self, workers: BodyPool, raw: bytes, content_type: str, kind: str) -> Any:
@@ -235,7 +234,7 @@ class Registry:
                             "inject_sidecars": self.options.inject_sidecars,
                             "graceful_pods": self.options.graceful_pods}}
 
-    def prepare_create(self, rt: ResourceType, version: str, ns: str | None, body: Any,
+    def _prepare_create(self, rt: ResourceType, version: str, ns: str | None, body: Any,
                         field_validation: str) -> tuple[Obj, list[str]]:
         obj = self._decode(rt, version, ns, body, None)
         m = _meta(obj)
@@ -280,7 +279,7 @@ class Registry:
         if subresource == "scale":
             return self._write_scale(rt, version, ns, name, lambda cur: body, dry_run)
         current = self._current(rt, ns, name)
-        new, warnings = self.prepare_replace(rt, version, ns, name, current, body, subresource, field_validation)
+        new, warnings = self._prepare_replace(rt, version, ns, name, current, body, subresource, field_validation)
         return self._commit_update(rt, version, current, new, warnings, dry_run)
 
     async def replace_in_worker(self, workers: BodyPool, rt: ResourceType, version: str, ns: str | None, name: str,
@@ -298,12 +297,12 @@ class Registry:
     async def replace_off_loop(self, rt: ResourceType, version: str, ns: str | None, name: str, body: Any, *,
                                subresource: str = "", field_validation: str = "Strict",
                                dry_run: bool = False) -> WriteResult:
-        """`replace` of a decoded body with the admission in a worker thread (the console's editor); committed on
-        the loop only if the stored object did not change meanwhile (else admitted again)."""
+        """`replace` with the decoding and admission in a worker thread; committed on the loop only if the stored
+        object did not change meanwhile (else admitted again)."""
         if subresource != "scale" and rt.kind not in _ON_LOOP_KINDS:
             for _ in range(_OFF_LOOP_ATTEMPTS):
                 current = self._current(rt, ns, name)
-                new, warnings = await run_off_loop(self.prepare_replace, rt, version, ns, name, current, body,
+                new, warnings = await run_off_loop(self._prepare_replace, rt, version, ns, name, current, body,
                                                    subresource, field_validation)
                 if self._unchanged(rt, current):
                     return self._commit_update(rt, version, current, new, warnings, dry_run)
@@ -343,7 +342,7 @@ class Registry:
             return res
         raise ApiError.conflict(rt, name)
 
-    def prepare_replace(self, rt: ResourceType, version: str, ns: str | None, name: str, current: Obj, body: Any,
+    def _prepare_replace(self, rt: ResourceType, version: str, ns: str | None, name: str, current: Obj, body: Any,
                          subresource: str, field_validation: str) -> tuple[Obj, list[str]]:
         new = self._decode(rt, version, ns, body, name)
         rv = _meta(new).get("resourceVersion")
@@ -376,7 +375,7 @@ class Registry:
                 rt, ctype, self.patch_document(ctype, body), subresource)(cur), dry_run)
         current = self._current(rt, ns, name)
         apply = self.patch_applier(rt, ctype, self.patch_document(ctype, body), subresource)
-        new, warnings = self.prepare_patch(rt, version, ns, name, current, apply, subresource, field_validation)
+        new, warnings = self._prepare_patch(rt, version, ns, name, current, apply, subresource, field_validation)
         return self._commit_update(rt, version, current, new, warnings, dry_run)
 
     async def patch_in_worker(self, workers: BodyPool, rt: ResourceType, version: str, ns: str | None, name: str,
@@ -396,7 +395,7 @@ class Registry:
             if subresource == "scale":
                 return self._write_scale(rt, version, ns, name, apply, dry_run)
             current = self._current(rt, ns, name)
-            new, warnings = self.prepare_patch(rt, version, ns, name, current, apply, subresource, field_validation)
+            new, warnings = self._prepare_patch(rt, version, ns, name, current, apply, subresource, field_validation)
             return self._commit_update(rt, version, current, new, warnings, dry_run)
         return await self._update_in_worker(workers, "patch", rt, version, ns, name, body, ctype, subresource,
                                             field_validation, dry_run)
@@ -459,7 +458,7 @@ class Registry:
 
         return apply
 
-    def prepare_patch(self, rt: ResourceType, version: str, ns: str | None, name: str, current: Obj,
+    def _prepare_patch(self, rt: ResourceType, version: str, ns: str | None, name: str, current: Obj,
                        apply: Callable[[Obj], Obj], subresource: str, field_validation: str) -> tuple[Obj, list[str]]:
         presented = self.present(rt, version, current)
         new = apply(copy.deepcopy(presented))
@@ -518,7 +517,7 @@ class Registry:
                        dry_run: bool, encoded: str | None = None) -> WriteResult:
         cm, nm = _meta(current), _meta(new)
         name = str(cm["name"])
-        if self.same(current, new):
+        if self._same(current, new):
             return WriteResult(self.present(rt, version, current), warnings)
         if dry_run:
             return WriteResult(self.present(rt, version, new), warnings)
@@ -536,7 +535,7 @@ class Registry:
         return WriteResult(self.present(rt, version, stored), warnings)
 
     @staticmethod
-    def same(a: Obj, b: Obj) -> bool:
+    def _same(a: Obj, b: Obj) -> bool:
         ma = {k: v for k, v in _meta(a).items() if k != "resourceVersion"}
         mb = {k: v for k, v in _meta(b).items() if k != "resourceVersion"}
         return ma == mb and _without(a, "metadata", "apiVersion") == _without(b, "metadata", "apiVersion")
