@@ -193,7 +193,7 @@ class Registry:
                                dry_run: bool = False) -> WriteResult:
         """`create` of a large body: decoded and admitted (which reads nothing stored) in a worker process, then
         checked against the store and committed here. A dry run's answer comes back encoded and is sent as is."""
-        if rt.kind in _ON_LOOP_KINDS:
+        if self._admitted_on_loop(rt):
             body = await self.decode_in_worker(workers, raw, content_type, rt.kind)
             return self.create(rt, version, ns, body, field_validation=field_validation, dry_run=dry_run)
         head, results = await workers.run(
@@ -226,6 +226,11 @@ class Registry:
         """`sluice.api.bodies.decode_object` of a large body, in a worker process."""
         _, (data,) = await workers.run({"op": "decode", "content_type": content_type, "kind": kind}, [raw])
         return json.loads(data)
+
+    def _admitted_on_loop(self, rt: ResourceType) -> bool:
+        """Whether writes of this kind read stored state in their admission (then only its decoding is done in a
+        worker process)."""
+        return rt.kind in _ON_LOOP_KINDS
 
     def _job(self, rt: ResourceType, version: str, ns: str | None) -> dict[str, Any]:
         """What a worker needs to know of the request and of this registry to admit a write."""
@@ -286,7 +291,7 @@ class Registry:
                                 raw: bytes, content_type: str, *, subresource: str = "",
                                 field_validation: str = "Strict", dry_run: bool = False) -> WriteResult:
         """`replace` of a large body: decoded and admitted in a worker process (see `_update_in_worker`)."""
-        if subresource == "scale" or rt.kind in _ON_LOOP_KINDS:
+        if subresource == "scale" or self._admitted_on_loop(rt):
             self._current(rt, ns, name)
             body = await self.decode_in_worker(workers, raw, content_type, rt.kind)
             return self.replace(rt, version, ns, name, body, subresource=subresource,
@@ -384,7 +389,7 @@ class Registry:
         """`patch` with a large patch document: decoded, applied and admitted in a worker process, in `patch`'s
         order (415, then 404, then the patch's own errors)."""
         ctype = self._patch_type(rt, content_type)
-        if subresource == "scale" or rt.kind in _ON_LOOP_KINDS:
+        if subresource == "scale" or self._admitted_on_loop(rt):
             if subresource == "scale" and "scale" not in rt.subresources:
                 raise ApiError.gone_path()
             self._current(rt, ns, name)
