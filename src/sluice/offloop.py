@@ -8,6 +8,10 @@ the whole, growing heap: the loop thread, which needs the GIL for every request 
 7.1 s at worst with the collector on, 0.41 s with it paused: docs/benchmarks.md). So while any such
 work runs the collector is off: reference counting still frees everything acyclic at once, and the collector
 resumes with its usual thresholds when the last such work ends.
+
+Even so the loop thread shares the GIL with the worker thread: the API server's large request bodies now go to
+a worker process instead (`sluice.api.body_pool`); this module serves the work that needs the daemon's own
+objects (the xDS pusher, the console's editor, encoding a large answer).
 """
 
 from __future__ import annotations

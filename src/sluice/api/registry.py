@@ -1,13 +1,17 @@
 """Object lifecycle rules on top of the store: what kube-apiserver's generic registry does.
 
-Called by the HTTP handlers (`sluice.api.handlers`). For every write it runs the admission chain
+Called by the HTTP handlers (`sluice.api.server`). For every write it runs the admission chain
 (kind/version/name checks → defaulting → metadata → structural schema → Istio semantics), keeps
 `uid`/`creationTimestamp`/`generation`/`status` rules, honours finalizers and owner references on delete,
 and returns warnings to be sent as `Warning` headers. Nothing is stored unless every check passes.
+
+For a large body (`*_in_worker`) the same chain runs in a worker process (`sluice.api.body_worker`, through
+`sluice.api.body_pool`) against a copy of the stored object; only the store checks and the commit run here.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import copy
 import json
@@ -20,6 +24,7 @@ from typing import Any
 
 from sluice.api import mutators
 from sluice.api import patch as patching
+from sluice.api.body_pool import BodyPool
 from sluice.api.errors import ApiError
 from sluice.kube import decoding, selectors
 from sluice.objects import Obj
@@ -72,6 +77,8 @@ class WriteResult:
     object: Obj
     warnings: list[str] = field(default_factory=list)
     created: bool = False
+    # The answer's body, already encoded (a dry run admitted in a worker process); `object` is then empty.
+    encoded: bytes | None = None
 
 
 def _meta(obj: Obj) -> Obj:
@@ -195,6 +202,32 @@ class Registry:
         obj, warnings = self._prepare_create(rt, version, ns, body, field_validation)
         return self._commit_create(rt, version, obj, warnings, dry_run)
 
+    async def create_in_worker(self, workers: BodyPool, rt: ResourceType, version: str, ns: str | None, raw: bytes,
+                               content_type: str, *, field_validation: str = "Strict",
+                               dry_run: bool = False) -> WriteResult:
+        """`create` of a large body: decoded and admitted (which reads nothing stored) in a worker process, then
+        checked against the store and committed here. A dry run's answer comes back encoded and is sent as is."""
+        if self._admitted_on_loop(rt):
+            body = await self.decode_in_worker(workers, raw, content_type, rt.kind)
+            return self.create(rt, version, ns, body, field_validation=field_validation, dry_run=dry_run)
+        head, results = await workers.run(
+            {"op": "create", **self._job(rt, version, ns), "content_type": content_type,
+             "field_validation": field_validation, "dry_run": dry_run}, [raw])
+        warnings = [str(w) for w in head["warnings"]]
+        if dry_run:
+            obj_ns, name = str(head["namespace"]), str(head["name"])
+            if rt.namespaced and self.store.get("namespaces", "", obj_ns) is None:
+                raise ApiError.namespace_not_found(obj_ns)
+            if self.store.get(rt.key, obj_ns, name) is not None:
+                raise ApiError.already_exists(rt, name)
+            return WriteResult({}, warnings, True, encoded=results[0])
+        stored, answer = results
+        obj = json.loads(stored)  # the object the watchers get
+        await asyncio.sleep(0)  # a request waiting meanwhile is served before the commit
+        res = self._commit_create(rt, version, obj, warnings, dry_run, stored.decode())
+        res.encoded = _with_resource_version(answer, str(_meta(res.object)["resourceVersion"]))
+        return res
+
     async def create_off_loop(self, rt: ResourceType, version: str, ns: str | None, body: Any, *,
                               field_validation: str = "Strict", dry_run: bool = False) -> WriteResult:
         """`create` with the decoding and admission, which read nothing stored, in a worker thread."""
@@ -202,6 +235,23 @@ class Registry:
             return self.create(rt, version, ns, body, field_validation=field_validation, dry_run=dry_run)
         obj, warnings = await run_off_loop(self._prepare_create, rt, version, ns, body, field_validation)
         return self._commit_create(rt, version, obj, warnings, dry_run)
+
+    async def decode_in_worker(self, workers: BodyPool, raw: bytes, content_type: str, kind: str) -> Any:
+        """`sluice.api.bodies.decode_object` of a large body, in a worker process."""
+        _, (data,) = await workers.run({"op": "decode", "content_type": content_type, "kind": kind}, [raw])
+        return json.loads(data)
+
+    def _admitted_on_loop(self, rt: ResourceType) -> bool:
+        """Whether writes of this kind read stored state in their admission (then only its decoding is done in a
+        worker process)."""
+        return rt.kind in self._on_loop_kinds
+
+    def _job(self, rt: ResourceType, version: str, ns: str | None) -> dict[str, Any]:
+        """What a worker needs to know of the request and of this registry to admit a write."""
+        return {"group": rt.group, "kind": rt.kind, "version": version, "namespace": ns,
+                "options": {"relative_weights": self.options.relative_weights,
+                            "inject_sidecars": self.options.inject_sidecars,
+                            "graceful_pods": self.options.graceful_pods}}
 
     def _prepare_create(self, rt: ResourceType, version: str, ns: str | None, body: Any,
                         field_validation: str) -> tuple[Obj, list[str]]:
@@ -224,7 +274,8 @@ class Registry:
         return obj, self._admit(rt, version, obj, None, field_validation)
 
     def _commit_create(self, rt: ResourceType, version: str, obj: Obj, warnings: list[str],
-                       dry_run: bool) -> WriteResult:
+                       dry_run: bool, encoded: str | None = None) -> WriteResult:
+        """`encoded`: `obj` as a `sluice.store.sqlite.PRESTAMPED` text, stored as it is."""
         m = _meta(obj)
         if rt.namespaced and self.store.get("namespaces", "", str(m["namespace"])) is None:
             raise ApiError.namespace_not_found(str(m["namespace"]))
@@ -234,7 +285,7 @@ class Registry:
             return WriteResult(self.present(rt, version, obj), warnings, True)
         try:
             with _disk_full_is_507():
-                stored = self.store.create(rt.key, obj)
+                stored = self.store.create(rt.key, obj, encoded)
         except sqlite.AlreadyExists:
             raise ApiError.already_exists(rt, m["name"]) from None
         return WriteResult(self.present(rt, version, stored), warnings, True)
@@ -248,6 +299,18 @@ class Registry:
         new, warnings = self._prepare_replace(rt, version, ns, name, current, body, subresource, field_validation)
         return self._commit_update(rt, version, current, new, warnings, dry_run)
 
+    async def replace_in_worker(self, workers: BodyPool, rt: ResourceType, version: str, ns: str | None, name: str,
+                                raw: bytes, content_type: str, *, subresource: str = "",
+                                field_validation: str = "Strict", dry_run: bool = False) -> WriteResult:
+        """`replace` of a large body: decoded and admitted in a worker process (see `_update_in_worker`)."""
+        if subresource == "scale" or self._admitted_on_loop(rt):
+            self._current(rt, ns, name)
+            body = await self.decode_in_worker(workers, raw, content_type, rt.kind)
+            return self.replace(rt, version, ns, name, body, subresource=subresource,
+                                field_validation=field_validation, dry_run=dry_run)
+        return await self._update_in_worker(workers, "replace", rt, version, ns, name, raw, content_type, subresource,
+                                            field_validation, dry_run)
+
     async def replace_off_loop(self, rt: ResourceType, version: str, ns: str | None, name: str, body: Any, *,
                                subresource: str = "", field_validation: str = "Strict",
                                dry_run: bool = False) -> WriteResult:
@@ -257,11 +320,44 @@ class Registry:
             for _ in range(_OFF_LOOP_ATTEMPTS):
                 current = self._current(rt, ns, name)
                 new, warnings = await run_off_loop(self._prepare_replace, rt, version, ns, name, current, body,
-                                                        subresource, field_validation)
+                                                   subresource, field_validation)
                 if self._unchanged(rt, current):
                     return self._commit_update(rt, version, current, new, warnings, dry_run)
         return self.replace(rt, version, ns, name, body, subresource=subresource, field_validation=field_validation,
                             dry_run=dry_run)
+
+    async def _update_in_worker(self, workers: BodyPool, op: str, rt: ResourceType, version: str, ns: str | None,
+                                name: str, raw: bytes, content_type: str, subresource: str, field_validation: str,
+                                dry_run: bool) -> WriteResult:
+        """An update whose body is decoded, applied and admitted in a worker process against the stored object;
+        committed here only if that object did not change meanwhile (else done again; after a few tries, the
+        Conflict kube-apiserver answers when its own retries run out)."""
+        for _ in range(_OFF_LOOP_ATTEMPTS):
+            # The stored text goes to the worker as it is: parsing and re-encoding it here would hold the loop.
+            row = self.store.get_json(rt.key, ns or "", name)
+            if row is None:
+                raise ApiError.not_found(rt, name)
+            rv, text = row
+            head, results = await workers.run(
+                {"op": op, **self._job(rt, version, ns), "name": name, "subresource": subresource,
+                 "content_type": content_type, "field_validation": field_validation, "dry_run": dry_run},
+                [raw, text.encode()])
+            if not self._still(rt, ns, name, rv):
+                continue
+            warnings = [str(w) for w in head["warnings"]]
+            if head["same"] or dry_run:  # the answer, encoded by the worker: nothing to store
+                return WriteResult({}, warnings, encoded=results[0])
+            stored, answer = results
+            current, new = json.loads(text), json.loads(stored)
+            await asyncio.sleep(0)  # a request waiting meanwhile is served before the commit
+            if not self._still(rt, ns, name, rv):
+                continue
+            res = self._commit_update(rt, version, current, new, warnings, dry_run, stored.decode())
+            stored_rv = str(_meta(res.object).get("resourceVersion") or "")
+            if stored_rv and stored_rv != str(rv):  # the new object was stored (not deleted): its answer
+                res.encoded = _with_resource_version(answer, stored_rv)
+            return res
+        raise ApiError.conflict(rt, name)
 
     def _prepare_replace(self, rt: ResourceType, version: str, ns: str | None, name: str, current: Obj, body: Any,
                          subresource: str, field_validation: str) -> tuple[Obj, list[str]]:
@@ -276,6 +372,11 @@ class Registry:
             raise ApiError.not_found(rt, name)
         return current
 
+    def _still(self, rt: ResourceType, ns: str | None, name: str, rv: int) -> bool:
+        """Whether the stored object is still at revision `rv` (read without decoding it)."""
+        row = self.store.get_json(rt.key, ns or "", name)
+        return row is not None and row[0] == rv
+
     def _unchanged(self, rt: ResourceType, current: Obj) -> bool:
         m = _meta(current)
         latest = self.store.get(rt.key, str(m.get("namespace") or ""), str(m["name"]))
@@ -283,32 +384,38 @@ class Registry:
 
     def patch(self, rt: ResourceType, version: str, ns: str | None, name: str, content_type: str, body: bytes,
               *, subresource: str = "", field_validation: str = "Strict", dry_run: bool = False) -> WriteResult:
+        # As kube-apiserver's patch handler: the media type first, then the object (404), and only then is the
+        # patch decoded and applied to it.
         ctype = self._patch_type(rt, content_type)
-        apply = self._patcher(rt, ctype, body, subresource)
         if subresource == "scale":
-            return self._write_scale(rt, version, ns, name, apply, dry_run)
+            return self._write_scale(rt, version, ns, name, lambda cur: self.patch_applier(
+                rt, ctype, self.patch_document(ctype, body), subresource)(cur), dry_run)
         current = self._current(rt, ns, name)
+        apply = self.patch_applier(rt, ctype, self.patch_document(ctype, body), subresource)
         new, warnings = self._prepare_patch(rt, version, ns, name, current, apply, subresource, field_validation)
         return self._commit_update(rt, version, current, new, warnings, dry_run)
 
-    async def patch_off_loop(self, rt: ResourceType, version: str, ns: str | None, name: str, content_type: str,
-                             body: bytes, *, subresource: str = "", field_validation: str = "Strict",
-                             dry_run: bool = False) -> WriteResult:
-        """`patch` with decoding the patch, applying it and admitting the result in a worker thread."""
-        if subresource != "scale" and rt.kind not in self._on_loop_kinds:
-            ctype = self._patch_type(rt, content_type)
-            for _ in range(_OFF_LOOP_ATTEMPTS):
-                current = self._current(rt, ns, name)
-
-                def prepare(cur: Obj = current) -> tuple[Obj, list[str]]:
-                    apply = self._patcher(rt, ctype, body, subresource)
-                    return self._prepare_patch(rt, version, ns, name, cur, apply, subresource, field_validation)
-
-                new, warnings = await run_off_loop(prepare)
-                if self._unchanged(rt, current):
-                    return self._commit_update(rt, version, current, new, warnings, dry_run)
-        return self.patch(rt, version, ns, name, content_type, body, subresource=subresource,
-                          field_validation=field_validation, dry_run=dry_run)
+    async def patch_in_worker(self, workers: BodyPool, rt: ResourceType, version: str, ns: str | None, name: str,
+                              content_type: str, body: bytes, *, subresource: str = "",
+                              field_validation: str = "Strict", dry_run: bool = False) -> WriteResult:
+        """`patch` with a large patch document: decoded, applied and admitted in a worker process, in `patch`'s
+        order (415, then 404, then the patch's own errors)."""
+        ctype = self._patch_type(rt, content_type)
+        if subresource == "scale" or self._admitted_on_loop(rt):
+            if subresource == "scale" and "scale" not in rt.subresources:
+                raise ApiError.gone_path()
+            self._current(rt, ns, name)
+            _, (data,) = await workers.run({"op": "patch_doc", "group": rt.group, "kind": rt.kind,
+                                            "content_type": ctype}, [body])
+            doc = json.loads(data)
+            apply = self.patch_applier(rt, ctype, doc, subresource)
+            if subresource == "scale":
+                return self._write_scale(rt, version, ns, name, apply, dry_run)
+            current = self._current(rt, ns, name)
+            new, warnings = self._prepare_patch(rt, version, ns, name, current, apply, subresource, field_validation)
+            return self._commit_update(rt, version, current, new, warnings, dry_run)
+        return await self._update_in_worker(workers, "patch", rt, version, ns, name, body, ctype, subresource,
+                                            field_validation, dry_run)
 
     @staticmethod
     def _patch_type(rt: ResourceType, content_type: str) -> str:
@@ -322,8 +429,8 @@ class Registry:
         return ctype
 
     @staticmethod
-    def _patcher(rt: ResourceType, ctype: str, body: bytes, subresource: str) -> Callable[[Obj], Obj]:
-        """The patch document in `body`, decoded, as a function from the current object to the patched one."""
+    def patch_document(ctype: str, body: bytes) -> Any:
+        """The patch document in `body`, decoded and bounded."""
         try:
             patch_doc = decoding.decode_json(body or b"null")
         except decoding.TooLarge:
@@ -335,6 +442,11 @@ class Registry:
             raise ApiError(413, "RequestEntityTooLarge",
                            f"The allowed count of operations in one json patch request is "
                            f"{MAX_JSON_PATCH_OPERATIONS}, but the request contains {len(patch_doc)}")
+        return patch_doc
+
+    @staticmethod
+    def patch_applier(rt: ResourceType, ctype: str, patch_doc: Any, subresource: str) -> Callable[[Obj], Obj]:
+        """The decoded patch document as a function from the current object to the patched one."""
 
         def apply(cur: Obj) -> Obj:
             try:
@@ -420,7 +532,7 @@ class Registry:
         return new, warnings
 
     def _commit_update(self, rt: ResourceType, version: str, current: Obj, new: Obj, warnings: list[str],
-                       dry_run: bool) -> WriteResult:
+                       dry_run: bool, encoded: str | None = None) -> WriteResult:
         cm, nm = _meta(current), _meta(new)
         name = str(cm["name"])
         if self._same(current, new):
@@ -433,7 +545,7 @@ class Registry:
             return WriteResult(self.present(rt, version, current), warnings)
         try:
             with _disk_full_is_507():
-                stored = self.store.update(rt.key, new, int(cm["resourceVersion"]))
+                stored = self.store.update(rt.key, new, int(cm["resourceVersion"]), encoded)
         except sqlite.Conflict:
             raise ApiError.conflict(rt, name) from None
         except sqlite.NotFound:
@@ -694,6 +806,17 @@ def _check_secret_data(rt: ResourceType, version: str, obj: Obj) -> None:
         if problem:
             raise ApiError.bad_request(f'{rt.kind} in version "{version}" cannot be handled as a {rt.kind}: '
                                        f"{problem}")
+
+
+_ANSWER_START = sqlite.PRESTAMPED.encode()
+
+
+def _with_resource_version(answer: bytes, rv: str) -> bytes:
+    """A worker's encoded answer (`sluice.api.body_worker.template`: metadata first, without a
+    resourceVersion) with the one the store gave the object: no re-encoding of a large object here."""
+    if not answer.startswith(_ANSWER_START) or answer.startswith(_ANSWER_START + b"}"):
+        raise ValueError("not an answer template")
+    return _ANSWER_START + b'"resourceVersion":' + json.dumps(rv).encode() + b"," + answer[len(_ANSWER_START):]
 
 
 def kind_for_url(group: str, version: str, plural: str) -> ResourceType | None:

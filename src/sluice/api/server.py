@@ -15,13 +15,15 @@ from collections.abc import Awaitable, Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any
 
 from aiohttp import web
 
-from sluice.api import discovery, protobuf, streaming, watch
+from sluice.api import discovery, streaming, watch
+from sluice.api.bodies import decode_object
+from sluice.api.body_pool import BodyPool
 from sluice.api.errors import ApiError, status
-from sluice.api.registry import Registry, kind_for_url
+from sluice.api.registry import Registry, WriteResult, kind_for_url
 from sluice.kube import decoding
 from sluice.offloop import gc_paused, run_off_loop
 from sluice.resources.kinds import ResourceType
@@ -31,7 +33,6 @@ __all__ = ["make_app", "LogSource", "StreamSource", "MAX_BODY"]
 log = logging.getLogger("sluice.api")
 
 MAX_BODY = decoding.MAX_BODY
-_R = TypeVar("_R")
 TABLE_MARK = "as=table"
 
 LogSource = Callable[[web.Request, dict[str, Any], dict[str, str]], Awaitable[web.StreamResponse]]
@@ -40,27 +41,41 @@ StreamSource = streaming.StreamSource
 REGISTRY_KEY = web.AppKey("registry", Registry)
 TOKEN_KEY = web.AppKey("token", str)
 LOGS_KEY = web.AppKey("logs", object)
+WORKERS_KEY = web.AppKey("body_workers", BodyPool)
 
 
 def json_response(obj: Any, code: int = 200, warnings: list[str] | None = None) -> web.Response:
     headers = {"Cache-Control": "no-cache, private"}
     resp = web.Response(status=code, body=json.dumps(obj, separators=(",", ":")).encode(),
                         content_type="application/json", headers=headers)
-    for w in warnings or []:
-        resp.headers.add("Warning", '299 - "' + w.replace("\\", "\\\\").replace('"', '\\"') + '"')
+    _add_warnings(resp, warnings or [])
     return resp
 
 
-async def _written(body: bytes, obj: Any, code: int, warnings: list[str]) -> web.Response:
+def _add_warnings(resp: web.Response, warnings: list[str]) -> None:
+    for w in warnings:
+        resp.headers.add("Warning", '299 - "' + w.replace("\\", "\\\\").replace('"', '\\"') + '"')
+
+
+async def _written(body: bytes, res: WriteResult, code: int) -> web.Response:
     """The answer to a write: the object it stored, encoded off the loop when the request was large (so is the
-    object)."""
+    object), or the answer a worker process already encoded."""
+    if res.encoded is not None:
+        resp = web.Response(status=code, body=res.encoded, content_type="application/json",
+                            headers={"Cache-Control": "no-cache, private"})
+        _add_warnings(resp, res.warnings)
+        return resp
     if not _large(body):
-        return json_response(obj, code, warnings)
-    return await run_off_loop(json_response, obj, code, warnings)
+        return json_response(res.object, code, res.warnings)
+    return await run_off_loop(json_response, res.object, code, res.warnings)
 
 
 def error_response(err: ApiError) -> web.Response:
-    return json_response(err.body(), err.code)
+    resp = json_response(err.body(), err.code)
+    retry = (err.details or {}).get("retryAfterSeconds")
+    if retry:  # kube-apiserver sends it with a 429 (client-go waits that long and retries)
+        resp.headers["Retry-After"] = str(retry)
+    return resp
 
 
 @web.middleware
@@ -156,42 +171,10 @@ async def _read_body(request: web.Request) -> bytes:
     return body
 
 
-# Bodies kube-apiserver decodes; form posts (a browser's default) and anything else get its 415.
-_JSON_TYPES = ("application/json", "")
-_YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml")
-_ACCEPTED = ["application/json", "application/yaml", "application/vnd.kubernetes.protobuf"]
-
-
-def decode_object(body: bytes, content_type: str, kind: str = "") -> Any:
-    """The request body as a JSON value, within `sluice.api.decoding`'s limits; errors are `Status`es."""
-    ctype = content_type.split(";")[0].strip().lower()
-    if ctype == "application/octet-stream":  # aiohttp's value for a missing header: kube-apiserver reads JSON
-        ctype = ""
-    if ctype == "application/vnd.kubernetes.protobuf":
-        try:
-            obj = protobuf.decode(body)
-        except protobuf.ProtobufError as e:
-            raise ApiError.bad_request(f"couldn't decode the protobuf request body: {e}") from None
-        if obj is None:
-            raise ApiError.unsupported_media_type(ctype, ["application/json", "application/yaml"])
-        return obj
-    if ctype not in _JSON_TYPES + _YAML_TYPES:
-        raise ApiError.unsupported_media_type(ctype, _ACCEPTED)
-    if not body.strip():
-        raise ApiError.bad_request("the request body is empty; send a JSON or YAML object")
-    try:
-        if ctype in _YAML_TYPES:
-            return decoding.decode_yaml(body)
-        return decoding.decode_json(body)
-    except decoding.TooLarge:
-        raise ApiError.too_large() from None
-    except decoding.DecodeError as e:
-        raise decode_error(e, kind) from None
-
-
-# A larger body is decoded and admitted in a worker thread: 3 MiB of YAML takes seconds to compose, and a
-# VirtualService of thousands of routes seconds to validate, while the event loop serves every other request
-# (and xDS) meanwhile. Small bodies, nearly all of them, stay on the loop.
+# A larger body is decoded and admitted in a worker process (`sluice.api.body_pool`): 3 MiB of YAML takes
+# seconds to compose, and a VirtualService of thousands of routes seconds to validate, while the event loop
+# serves every other request (and xDS) meanwhile; in a thread it shared the GIL with them. Small bodies,
+# nearly all of them, stay on the loop.
 _ON_LOOP_BODY = 64 * 1024
 
 
@@ -205,26 +188,11 @@ def _gc_paused_for(body: bytes) -> AbstractContextManager[None]:
     return gc_paused() if _large(body) else nullcontext()
 
 
-def _sync(fn: Callable[..., _R]) -> Callable[..., Awaitable[_R]]:
-    async def call(*args: Any, **kwargs: Any) -> _R:
-        return fn(*args, **kwargs)
-    return call
-
-
-async def decode_body(body: bytes, content_type: str, kind: str = "") -> Any:
-    """`decode_object`, off the event loop for a large body."""
+async def decode_body(body: bytes, content_type: str, kind: str, registry: Registry, workers: BodyPool) -> Any:
+    """`decode_object`, in a worker process for a large body."""
     if not _large(body):
         return decode_object(body, content_type, kind)
-    return await run_off_loop(decode_object, body, content_type, kind)
-
-
-def decode_error(e: decoding.DecodeError, kind: str) -> ApiError:
-    """kube-apiserver's wording for a body it cannot turn into an object (`transformDecodeError`)."""
-    what = f"the object provided is unrecognized (must be of type {kind or 'Object'})"
-    if e.field:
-        return ApiError.bad_request(f"{what}: {e.field}: {e.message}",
-                                    [{"reason": "FieldValueInvalid", "message": e.message, "field": e.field}])
-    return ApiError.bad_request(f"{what}: {e.message}")
+    return await registry.decode_in_worker(workers, body, content_type, kind)
 
 
 def _wants_table(request: web.Request) -> bool:
@@ -233,8 +201,10 @@ def _wants_table(request: web.Request) -> bool:
 
 
 class Handlers:
-    def __init__(self, registry: Registry, logs: LogSource | None, streams: StreamSource | None = None) -> None:
+    def __init__(self, registry: Registry, logs: LogSource | None, streams: StreamSource | None = None,
+                 workers: BodyPool | None = None) -> None:
         self.registry = registry
+        self.workers = workers or BodyPool()
         self.logs = logs
         self.streams = streams
 
@@ -306,11 +276,15 @@ class Handlers:
             if method == "POST":
                 raw = await _read_body(request)
                 with _gc_paused_for(raw):
-                    body = await decode_body(raw, request.content_type, t.rt.kind)
-                    create = reg.create_off_loop if _large(raw) else _sync(reg.create)
-                    res = await create(t.rt, t.version, t.namespace, body, field_validation=fv, dry_run=dry_run)
-                    answer = await _written(raw, res.object, 201, res.warnings)
-                    del body, res  # freed before the collector resumes (it would walk them all)
+                    if _large(raw):
+                        res = await reg.create_in_worker(self.workers, t.rt, t.version, t.namespace, raw,
+                                                         request.content_type, field_validation=fv, dry_run=dry_run)
+                    else:
+                        res = reg.create(t.rt, t.version, t.namespace, decode_object(raw, request.content_type,
+                                                                                     t.rt.kind),
+                                         field_validation=fv, dry_run=dry_run)
+                    answer = await _written(raw, res, 201)
+                    del res  # freed before the collector resumes (it would walk it all)
                 return answer
             if method == "DELETE":
                 opts = await self._delete_options(request)
@@ -343,20 +317,28 @@ class Handlers:
         if method == "PUT":
             raw = await _read_body(request)
             with _gc_paused_for(raw):
-                body = await decode_body(raw, request.content_type, t.rt.kind)
-                replace = reg.replace_off_loop if _large(raw) else _sync(reg.replace)
-                res = await replace(t.rt, t.version, t.namespace, name, body, subresource=t.sub,
-                                    field_validation=fv, dry_run=dry_run)
-                answer = await _written(raw, res.object, 200, res.warnings)
-                del body, res  # freed before the collector resumes (it would walk them all)
+                if _large(raw):
+                    res = await reg.replace_in_worker(self.workers, t.rt, t.version, t.namespace, name, raw,
+                                                      request.content_type, subresource=t.sub,
+                                                      field_validation=fv, dry_run=dry_run)
+                else:
+                    res = reg.replace(t.rt, t.version, t.namespace, name,
+                                      decode_object(raw, request.content_type, t.rt.kind), subresource=t.sub,
+                                      field_validation=fv, dry_run=dry_run)
+                answer = await _written(raw, res, 200)
+                del res  # freed before the collector resumes (it would walk it all)
             return answer
         if method == "PATCH":
             raw = await _read_body(request)
+            ctype = request.headers.get("Content-Type", "")
             with _gc_paused_for(raw):
-                patch = reg.patch_off_loop if _large(raw) else _sync(reg.patch)
-                res = await patch(t.rt, t.version, t.namespace, name, request.headers.get("Content-Type", ""), raw,
-                                  subresource=t.sub, field_validation=fv, dry_run=dry_run)
-                answer = await _written(raw, res.object, 200, res.warnings)
+                if _large(raw):
+                    res = await reg.patch_in_worker(self.workers, t.rt, t.version, t.namespace, name, ctype, raw,
+                                                    subresource=t.sub, field_validation=fv, dry_run=dry_run)
+                else:
+                    res = reg.patch(t.rt, t.version, t.namespace, name, ctype, raw, subresource=t.sub,
+                                    field_validation=fv, dry_run=dry_run)
+                answer = await _written(raw, res, 200)
                 del res  # freed before the collector resumes (it would walk it all)
             return answer
         if method == "DELETE":
@@ -403,7 +385,7 @@ class Handlers:
         raw = await _read_body(request)
         opts: dict[str, Any] = {}
         if raw.strip():
-            body = await decode_body(raw, request.content_type, "DeleteOptions")
+            body = await decode_body(raw, request.content_type, "DeleteOptions", self.registry, self.workers)
             if not isinstance(body, dict):
                 raise ApiError.bad_request("DeleteOptions must be a JSON object")
             opts.update(body)
@@ -437,8 +419,16 @@ class Handlers:
 def make_app(registry: Registry, token: str, logs: LogSource | None = None,
              extra_routes: list[web.RouteDef] | None = None, streams: StreamSource | None = None) -> web.Application:
     app = web.Application(middlewares=[_errors, _auth(token)], client_max_size=MAX_BODY + 1024)
-    h = Handlers(registry, logs, streams)
+    workers = BodyPool.from_env()
+    h = Handlers(registry, logs, streams, workers)
     app[REGISTRY_KEY] = registry
+    app[WORKERS_KEY] = workers
+
+    async def stop_workers(_: web.Application) -> None:
+        await workers.close()
+
+    # on shutdown, before in-flight handlers are waited for: a request in a worker answers 503 at once
+    app.on_shutdown.append(stop_workers)
     for p in ("/healthz", "/livez", "/readyz"):
         app.router.add_get(p, h.health)
     app.router.add_get("/version", h.version)

@@ -1,7 +1,8 @@
 """Bounded decoding of JSON and YAML request bodies into plain JSON values.
 
-Called by the API server (`sluice.api.server.decode_object` for create/update/delete bodies,
-`sluice.api.registry.Registry.patch` for patch documents and their results) and by the console's config
+Called by the API server (`sluice.api.bodies.decode_object` for create/update/delete bodies,
+`sluice.api.registry.Registry.patch_document` for patch documents and their results; for bodies over 64 KiB
+in its worker process, `sluice.api.body_worker`) and by the console's config
 editor (`sluice.console.api`), so every body any port accepts passes the same limits:
 
 * YAML is composed first (libyaml caps syntactic nesting at 1000) and its node graph is measured *before*

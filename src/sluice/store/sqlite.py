@@ -26,7 +26,7 @@ from sluice.store.model import (
     Watcher,
 )
 
-__all__ = ["Store", "Event", "Watcher", "StoreError", "AlreadyExists", "NotFound", "Conflict", "Expired",
+__all__ = ["Store", "PRESTAMPED", "Event", "Watcher", "StoreError", "AlreadyExists", "NotFound", "Conflict", "Expired",
            "StorageFull"]
 
 
@@ -43,6 +43,10 @@ CREATE TABLE IF NOT EXISTS events (
 );
 CREATE INDEX IF NOT EXISTS events_kind ON events (kind, rv);
 """
+
+# An object encoded elsewhere as compact JSON with `metadata` first and no resourceVersion in it starts so;
+# the store puts the revision in right after it.
+PRESTAMPED = '{"metadata":{'
 
 # Watch history kept for resuming watches; older resourceVersions get 410 Expired.
 HISTORY_EVENTS = 20000
@@ -85,6 +89,14 @@ class Store:
         ).fetchone()
         return json.loads(row[0]) if row else None
 
+    def get_json(self, kind: str, namespace: str, name: str) -> tuple[int, str] | None:
+        """`get` as (resourceVersion, the stored JSON text), for a caller that decodes it elsewhere (the API
+        server's body worker process: parsing and re-encoding a large object takes the event loop long)."""
+        row = self._db.execute(
+            "SELECT rv, data FROM objects WHERE kind=? AND namespace=? AND name=?", (kind, namespace, name)
+        ).fetchone()
+        return (int(row[0]), str(row[1])) if row else None
+
     def list_kind(self, kind: str, namespace: str | None = None) -> tuple[list[Obj], int]:
         """All objects of a kind (in one namespace, or all), ordered by namespace and name."""
         if namespace is None:
@@ -109,13 +121,15 @@ class Store:
         return int(self._db.execute(q, args).fetchone()[0])
 
     # ------------------------------------------------------------------ writes
-    def create(self, kind: str, obj: Obj) -> Obj:
+    def create(self, kind: str, obj: Obj, encoded: str | None = None) -> Obj:
+        """`encoded`: `obj` already encoded as a template (`PRESTAMPED`), stored with the revision put in
+        instead of encoding `obj` again (the API server's large bodies, encoded in its worker process)."""
         ns, name = _key(obj)
-        return self.transaction(lambda tx: tx.create(kind, ns, name, obj))[0]
+        return self.transaction(lambda tx: tx.create(kind, ns, name, obj, encoded))[0]
 
-    def update(self, kind: str, obj: Obj, expected_rv: int | None = None) -> Obj:
+    def update(self, kind: str, obj: Obj, expected_rv: int | None = None, encoded: str | None = None) -> Obj:
         ns, name = _key(obj)
-        return self.transaction(lambda tx: tx.update(kind, ns, name, obj, expected_rv))[0]
+        return self.transaction(lambda tx: tx.update(kind, ns, name, obj, expected_rv, encoded))[0]
 
     def delete(self, kind: str, namespace: str, name: str, expected_rv: int | None = None) -> Obj:
         return self.transaction(lambda tx: tx.delete(kind, namespace, name, expected_rv))[0]
@@ -215,9 +229,11 @@ class Tx:
     def kinds_in_namespace(self, namespace: str) -> list[str]:
         return [r[0] for r in self._db.execute("SELECT DISTINCT kind FROM objects WHERE namespace=?", (namespace,))]
 
-    def _stamp(self, obj: Obj) -> tuple[int, str]:
+    def _stamp(self, obj: Obj, encoded: str | None = None) -> tuple[int, str]:
         self.revision += 1
         obj.setdefault("metadata", {})["resourceVersion"] = str(self.revision)
+        if encoded is not None and encoded.startswith(PRESTAMPED) and not encoded.startswith(PRESTAMPED + "}"):
+            return self.revision, f'{PRESTAMPED}"resourceVersion":"{self.revision}",{encoded[len(PRESTAMPED):]}'
         return self.revision, json.dumps(obj, separators=(",", ":"))
 
     def _record(self, typ: str, kind: str, ns: str, name: str, rv: int, data: str, obj: Obj,
@@ -225,21 +241,22 @@ class Tx:
         self._db.execute("INSERT INTO events VALUES (?,?,?,?,?,?)", (rv, kind, ns, name, typ, data))
         self.events.append(Event(typ, kind, ns, name, rv, obj, prev))
 
-    def create(self, kind: str, ns: str, name: str, obj: Obj) -> Obj:
+    def create(self, kind: str, ns: str, name: str, obj: Obj, encoded: str | None = None) -> Obj:
         if self.get(kind, ns, name) is not None:
             raise AlreadyExists(name)
-        rv, data = self._stamp(obj)
+        rv, data = self._stamp(obj, encoded)
         self._db.execute("INSERT INTO objects VALUES (?,?,?,?,?)", (kind, ns, name, rv, data))
         self._record("ADDED", kind, ns, name, rv, data, obj)
         return obj
 
-    def update(self, kind: str, ns: str, name: str, obj: Obj, expected_rv: int | None = None) -> Obj:
+    def update(self, kind: str, ns: str, name: str, obj: Obj, expected_rv: int | None = None,
+               encoded: str | None = None) -> Obj:
         cur = self.get(kind, ns, name)
         if cur is None:
             raise NotFound(name)
         if expected_rv is not None and _rv_of(cur) != expected_rv:
             raise Conflict(name)
-        rv, data = self._stamp(obj)
+        rv, data = self._stamp(obj, encoded)
         self._db.execute(
             "UPDATE objects SET rv=?, data=? WHERE kind=? AND namespace=? AND name=?", (rv, data, kind, ns, name)
         )
