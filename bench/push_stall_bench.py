@@ -260,6 +260,15 @@ def main() -> None:
     rows: list[str] = []
     for name, src in versions:
         rows += run_cases(name, src)
+    load = os.getloadavg()[0]
+    print("## Push stalls (`bench/push_stall_bench.py`)\n")
+    print("A real daemon (loopback mode) runs the sleep sample and Bookinfo's details and ratings (three Envoy "
+          "sidecars). A probe fetches `GET /api/v1/namespaces/default` every 100 ms over one kept-alive TLS "
+          "connection (an unanswered probe counts as its 10 s client timeout) while, one after the other: a 1.93 MB "
+          "VirtualService (5,300 HTTP routes) is created as JSON until every sidecar has ACKed it; with 300 small "
+          "VirtualServices stored, one that cannot be translated is created until it is rejected and every "
+          "sidecar is synced; a 2.90 MiB YAML VirtualService is posted with `dryRun=All` (decoded and admitted in "
+          f"a worker process). Load average at the end: {load:.1f}.\n")
     print("| while | daemon | the request's answer | s until done | probes answered | probe p50 ms | "
           "probe p99 ms | probe max ms |")
     print("|---|---|---|---:|---:|---:|---:|---:|")

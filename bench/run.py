@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import datetime
+import os
 import platform
 import subprocess
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-BENCHES = ["demo_bench", "netns_bench", "api_bench", "mesh_bench", "tsdb_bench", "query_bench", "console_bench", "promql_safety_bench"]
+BENCHES = ["demo_bench", "netns_bench", "api_bench", "mesh_bench", "tsdb_bench", "query_bench", "console_bench",
+           "promql_safety_bench", "push_stall_bench", "als_trust_bench"]
 
 
 def machine() -> str:
@@ -27,8 +29,6 @@ def machine() -> str:
         mem = f", {kb / 1024 / 1024:.0f} GiB RAM"
     except (OSError, ValueError, IndexError):
         pass
-    import os
-
     return f"{cpu}, {os.cpu_count()} cores{mem}, {platform.system()} {platform.release()}, Python {platform.python_version()}"
 
 
@@ -41,7 +41,12 @@ def main() -> int:
         if out.returncode != 0:
             print(out.stdout + out.stderr, file=sys.stderr)
             return 1
-        sections.append(out.stdout.strip())
+        # Each section says when and where it was measured, and how loaded the machine was after it.
+        stamp = (f"_Measured {datetime.datetime.now().strftime('%Y-%m-%d %H:%M')} on {machine()}; load average "
+                 f"after the run {os.getloadavg()[0]:.1f}._\n\n")
+        text = out.stdout.strip()
+        head, sep, rest = text.partition("\n")
+        sections.append(f"{head}\n\n{stamp}{rest.lstrip()}" if sep and head.startswith("#") else stamp + text)
     date = datetime.date.today().isoformat()
     doc = (f"# Benchmarks\n\nMeasured on {date} on {machine()}.\nRe-run with `make bench`; numbers are from one run "
            "and vary by a few percent between runs.\n\n" + "\n\n".join(sections) + "\n")
