@@ -183,6 +183,36 @@ def test_loopback_stays_the_default_and_ignores_host_netns() -> None:
     assert "network_namespace_filepath" not in str(as_dict(gw[TYPE_LISTENER]["0.0.0.0_8080"]))
 
 
+def test_ingress_gateway_listens_in_its_pod_and_on_the_host() -> None:
+    """netns mode: Istio's gateway listener in the pod at the Service's targetPort (pods reach it through the
+    Service, as on Kubernetes), and the same on the host's 127.0.0.1 at the Service's port."""
+    scenario = load_scenario("netns-gateway")
+    objects = scenario_objects(scenario)
+    push = build_push(objects, MeshOptions(network="netns", host_netns="/run/netns/sluice-host"))
+    gw = generate(proxy_for(objects, "istio-ingressgateway"), push)
+    assert sorted(gw[TYPE_LISTENER]) == ["0.0.0.0_8080", "127.0.0.1_80"]
+    pod, host = (as_dict(gw[TYPE_LISTENER][n]) for n in ("0.0.0.0_8080", "127.0.0.1_80"))
+    assert pod["address"]["socket_address"] == {"address": "0.0.0.0", "port_value": 8080}
+    assert host["address"]["socket_address"] == {"address": "127.0.0.1", "port_value": 80,
+                                                  "network_namespace_filepath": "/run/netns/sluice-host"}
+    for listener in (pod, host):
+        hcm = listener["filter_chains"][0]["filters"][0]["typed_config"]
+        assert hcm["rds"]["route_config_name"] == "http.80"
+    d = route_request(gw, "anything", "/productpage", route_config="http.80")
+    assert d is not None and d.cluster == mesh.outbound_cluster(9080, "", fqdn("productpage"))
+    # a pod's request to the gateway Service goes to the gateway pod's 8080 through its sidecar
+    res = generate(proxy_for(objects, "productpage-v1"), push)
+    gateway_cluster = mesh.outbound_cluster(80, "", "istio-ingressgateway.istio-system.svc.cluster.local")
+    _, d = request(res, "10.96.0.50", 80, "istio-ingressgateway.istio-system")
+    assert d is not None and d.cluster == gateway_cluster
+    eds = as_dict(res[TYPE_ENDPOINT][gateway_cluster])
+    assert [e["endpoint"]["address"]["socket_address"] for e in eds["endpoints"][0]["lb_endpoints"]] == [
+        {"address": "10.244.0.9", "port_value": 8080}]
+    # without the host's namespace (nowhere to open the host listeners), the pod's only
+    alone = generate(proxy_for(objects, "istio-ingressgateway"), build_push(objects, MeshOptions(network="netns")))
+    assert sorted(alone[TYPE_LISTENER]) == ["0.0.0.0_8080"]
+
+
 def test_unnamed_well_known_server_first_ports_are_tcp_not_sniffed() -> None:
     objects = bookinfo(netns=True) + [
         {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "db", "namespace": NS},

@@ -105,16 +105,22 @@ def test_tls_port_without_tls_routes_goes_to_the_service_whatever_the_sni() -> N
 
 def test_gateway_tcp_server_splits_by_the_bound_virtual_service() -> None:
     gw = run_scenario("netns-tcp-tls")["istio-ingressgateway"]
-    listener = to_dict(gw[TYPE_LISTENER]["0.0.0.0_31400"])
-    assert listener["address"]["socket_address"] == {"address": "127.0.0.1", "port_value": 31400,
-                                                     "network_namespace_filepath": "/run/netns/sluice-host"}
-    assert tcp_config(gw, "0.0.0.0_31400")["weighted_clusters"]["clusters"] == [
-        {"name": echo(9000, "v1"), "weight": 80}, {"name": echo(9000, "v2"), "weight": 20}]
+    # the same listener twice: in the gateway's pod (Istio's name; pods reach it through its Service) and on
+    # the host's 127.0.0.1 (the load balancer's address)
+    pod = to_dict(gw[TYPE_LISTENER]["0.0.0.0_31400"])
+    assert pod["address"]["socket_address"] == {"address": "0.0.0.0", "port_value": 31400}
+    host = to_dict(gw[TYPE_LISTENER]["127.0.0.1_31400"])
+    assert host["address"]["socket_address"] == {"address": "127.0.0.1", "port_value": 31400,
+                                                  "network_namespace_filepath": "/run/netns/sluice-host"}
+    for name in ("0.0.0.0_31400", "127.0.0.1_31400"):
+        assert tcp_config(gw, name)["weighted_clusters"]["clusters"] == [
+            {"name": echo(9000, "v1"), "weight": 80}, {"name": echo(9000, "v2"), "weight": 20}]
     assert {echo(9000, "v1"), echo(9000, "v2")} <= set(gw[TYPE_CLUSTER])
-    passthrough = to_dict(gw[TYPE_LISTENER]["0.0.0.0_443"])
-    assert passthrough["listener_filters"][0]["name"] == "envoy.filters.listener.tls_inspector"
-    assert [(c["filter_chain_match"], c["filters"][0]["typed_config"]["cluster"])
-            for c in passthrough["filter_chains"]] == [({"server_names": ["a.secure.example"]}, secure("v2"))]
+    for name in ("0.0.0.0_443", "127.0.0.1_443"):
+        passthrough = to_dict(gw[TYPE_LISTENER][name])
+        assert passthrough["listener_filters"][0]["name"] == "envoy.filters.listener.tls_inspector"
+        assert [(c["filter_chain_match"], c["filters"][0]["typed_config"]["cluster"])
+                for c in passthrough["filter_chains"]] == [({"server_names": ["a.secure.example"]}, secure("v2"))]
 
 
 def test_gateway_servers_without_routes_or_not_built_here_get_no_listener() -> None:
@@ -129,8 +135,8 @@ def test_gateway_servers_without_routes_or_not_built_here_get_no_listener() -> N
                                 {"port": {"number": 9080, "name": "http", "protocol": "HTTP"}, "hosts": ["*"]}]
     objs.append(extra)
     names = set(resources(objs, "istio-ingressgateway")[TYPE_LISTENER])
-    assert "0.0.0.0_31400" not in names and "0.0.0.0_443" not in names
-    assert "0.0.0.0_9080" in names  # the HTTP server's listener, not a second one for the TCP server
+    assert not {"0.0.0.0_31400", "0.0.0.0_443", "127.0.0.1_31400", "127.0.0.1_443"} & names
+    assert {"0.0.0.0_9080", "127.0.0.1_9080"} <= names  # the HTTP server's listener, not a second one for the TCP server
 
 
 def test_gateway_tcp_listeners_take_the_port_mapping() -> None:
