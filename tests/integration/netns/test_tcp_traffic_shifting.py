@@ -217,6 +217,20 @@ def _loop(host: str, port: int, n: int) -> list[str]:
     return [nc_date(host, port) for _ in range(n)]
 
 
+# Istio's default TEXT access log line for a TCP connection (EnvoyTextLogFormat, whose HTTP fields print `-`):
+# [start] "- - -" 0 - - - "-" <bytes received> <bytes sent> <duration> - "-" "-" "-" "-" "<upstream host>"
+# <upstream cluster> <upstream local> <downstream local> <downstream remote> <SNI> <route name>
+_TCP_LOG = re.compile(r'\[\d{4}-\d\d-\d\dT[\d:.]+Z\] "- - -" 0 - - - "-" (?P<received>\d+) (?P<sent>\d+) \d+ - '
+                      r'"-" "-" "-" "-" "(?P<upstream>[\d.]+:\d+)" (?P<cluster>\S+) [\d.]+:\d+ '
+                      r'(?P<local>[\d.]+:\d+) [\d.]+:\d+ - -')
+
+
+def tcp_log_lines(k: Kube, *args: str) -> list[re.Match[str]]:
+    """The TCP connections `kubectl logs … -c istio-proxy` shows, in Istio's format."""
+    out = k("logs", *args, "-c", "istio-proxy")
+    return [m for m in map(_TCP_LOG.fullmatch, out.splitlines()) if m is not None]
+
+
 def _value(prom: str, query: str) -> dict[str, float]:
     url = f"{prom}/api/v1/query?" + urllib.parse.urlencode({"query": query})
     with urllib.request.urlopen(url, timeout=10) as r:
@@ -261,6 +275,18 @@ def test_all_traffic_to_v1_then_20_percent_to_v2_through_the_gateway(task: Task)
     wait_for(lambda: all(_value(task.prom, query).get(v, 0) >= c for v, c in want.items()), timeout=30)
     assert set(_value(task.prom, query)) == {"v1", "v2"}
 
+    # and logs each one as Istio's gateway does (`kubectl logs -l istio=ingressgateway -c istio-proxy`):
+    # date's line each way, to a tcp-echo pod's 9000 through the subset's cluster
+    def gateway_lines() -> list[re.Match[str]]:
+        return tcp_log_lines(k, "-l", "istio=ingressgateway", "-n", "istio-system", "--tail=-1")
+
+    wait_for(lambda: len(gateway_lines()) >= len(out), timeout=30)
+    lines = gateway_lines()
+    clusters = {m["cluster"] for m in lines}
+    assert clusters == {f"outbound|9000|{v}|tcp-echo.{NS}.svc.cluster.local" for v in ("v1", "v2")}, clusters
+    assert {m["upstream"].rsplit(":", 1)[1] for m in lines} == {"9000"}
+    assert all(int(m["sent"]) == int(m["received"]) + len("one ") for m in lines)  # the echo's prefix
+
 
 @pytest.mark.istio_task("traffic-management/tcp-traffic-shifting", "TCP Traffic Shifting")
 def test_the_docs_loop_from_the_sleep_pod_through_the_gateway_service(task: Task) -> None:
@@ -297,6 +323,17 @@ def test_the_docs_loop_from_the_sleep_pod_through_the_gateway_service(task: Task
              f'source_workload_namespace="{NS}",destination_service_name="istio-ingressgateway",'
              'destination_workload="istio-ingressgateway"})')
     wait_for(lambda: sum(_value(task.prom, query).values()) >= n, timeout=30)
+    # sleep's sidecar logs each connection in Istio's TCP format: to the gateway pod's 31400 through the
+    # gateway Service's cluster (`kubectl logs <sleep pod> -c istio-proxy`)
+    gateway_cluster = f"outbound|{port}||istio-ingressgateway.istio-system.svc.cluster.local"
+
+    def sidecar_lines() -> list[re.Match[str]]:
+        return [m for m in tcp_log_lines(k, source_pod, "-n", NS) if m["cluster"] == gateway_cluster]
+
+    wait_for(lambda: len(sidecar_lines()) >= n, timeout=30)
+    lines = sidecar_lines()
+    assert {m["upstream"].rsplit(":", 1)[1] for m in lines} == {"31400"}
+    assert all(int(m["sent"]) == int(m["received"]) + len("one ") for m in lines)
 
 
 def test_weighted_tcp_route_inside_the_mesh(task: Task) -> None:

@@ -133,14 +133,17 @@ def test_every_proxy_filter_reports_to_als_over_the_unix_socket() -> None:
         d = as_dict(listener)
         for chain in [*d.get("filter_chains", []), *([d["default_filter_chain"]] if "default_filter_chain" in d else [])]:
             config = chain["filters"][0]["typed_config"]
-            if config.get("cluster") == "BlackHoleCluster":
-                continue  # nothing ever connects there
             loggers = [log["typed_config"]["@type"].rsplit(".", 1)[-1] for log in config["access_log"]]
+            if config.get("cluster") == "BlackHoleCluster":
+                assert loggers == ["FileAccessLog"]  # no metrics for it, but Istio's log line
+                continue
             if "HttpConnectionManager" in config["@type"]:
                 assert loggers == ["FileAccessLog", "HttpGrpcAccessLogConfig"], (d["name"], chain.get("name"))
                 seen["http"] += 1
             else:
-                assert loggers == ["TcpGrpcAccessLogConfig"], (d["name"], chain.get("name"))
+                # Istio's TEXT line when the connection ends (not also when it opens, as the ALS entries)
+                assert loggers == ["FileAccessLog", "TcpGrpcAccessLogConfig"], (d["name"], chain.get("name"))
+                assert config["access_log"][0]["filter"] == {"log_type_filter": {"types": ["TcpConnectionEnd"]}}
                 assert config["access_log_options"]["flush_access_log_on_connected"] is True
                 seen["tcp"] += 1
     # outbound: 0.0.0.0_80, 0.0.0.0_9080 (+ their passthrough), mongodb's VIP, virtualOutbound's catch-all;
