@@ -179,3 +179,66 @@ def test_mutual_tls_origination_and_the_modes_that_stay_plaintext() -> None:
     assert tls["common_tls_context"]["validation_context"] == {"trusted_ca": {"filename": "/certs/ca.pem"}}
     for subset in ("plain", "mesh"):
         assert "transport_socket" not in to_dict(clusters[mesh.outbound_cluster(5432, subset, fqdn("db-tls"))])
+
+
+def _pem_pair() -> tuple[bytes, bytes]:
+    """A self-signed EC certificate and its key, PEM."""
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "sleep")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(1).not_valid_before(now).not_valid_after(now + dt.timedelta(days=1))
+            .sign(key, hashes.SHA256()))
+    return (cert.public_bytes(serialization.Encoding.PEM),
+            key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                              serialization.NoEncryption()))
+
+
+def test_tls_origination_with_credential_name() -> None:
+    import base64
+
+    cert, key = _pem_pair()
+
+    def secret(name: str, **data: bytes) -> Obj:
+        return {"apiVersion": "v1", "kind": "Secret", "type": "Opaque", "metadata": {"name": name, "namespace": NS},
+                "data": {k.replace("_", "."): base64.b64encode(v).decode() for k, v in data.items()}}
+
+    def tls_of(objs: list[Obj], subset: str = "") -> Obj:
+        cluster = to_dict(resources(objs, "sleep")[TYPE_CLUSTER][mesh.outbound_cluster(5432, subset, fqdn("db-tls"))])
+        out: Obj = cluster["transport_socket"]["typed_config"]["common_tls_context"]
+        return out
+
+    def inline(data: bytes) -> Obj:
+        return {"inline_bytes": base64.b64encode(data).decode()}
+
+    objs = objects()
+    dr = find(objs, "DestinationRule", "db-tls")
+    dr["spec"]["trafficPolicy"]["tls"] = {"mode": "MUTUAL", "credentialName": "db-client", "sni": "db.example",
+                                          "subjectAltNames": ["db.example"]}
+    dr["spec"]["subsets"] = [{"name": "simple", "labels": {"v": "1"}, "trafficPolicy": {"tls": {
+        "mode": "SIMPLE", "credentialName": "db-ca"}}}]
+    missing = tls_of(objs)  # no Secret yet: fail closed (no certificate accepted, none offered)
+    assert missing == {"tls_params": missing["tls_params"],
+                       "validation_context": {"verify_certificate_hash": ["0" * 64]}}
+    # tls.crt/tls.key with the CA in `<name>-cacert`; a generic Secret's `cacert`
+    objs += [secret("db-client", tls_crt=cert, tls_key=key), secret("db-client-cacert", ca_crt=cert),
+             secret("db-ca", cacert=cert)]
+    mutual = tls_of(objs)
+    assert mutual["tls_certificates"] == [{"certificate_chain": inline(cert), "private_key": inline(key)}]
+    assert mutual["validation_context"]["trusted_ca"] == inline(cert)
+    assert {"san_type": "DNS", "matcher": {"exact": "db.example"}} in \
+        mutual["validation_context"]["match_typed_subject_alt_names"]
+    simple = tls_of(objs, "simple")
+    assert "tls_certificates" not in simple and simple["validation_context"] == {"trusted_ca": inline(cert)}
+    # a key that is not the certificate's: broken, so fail closed too
+    other_key = _pem_pair()[1]
+    broken = [o for o in objs if o["metadata"]["name"] != "db-client"] + [secret("db-client", tls_crt=cert,
+                                                                                 tls_key=other_key)]
+    assert tls_of(broken)["validation_context"] == {"verify_certificate_hash": ["0" * 64]}
