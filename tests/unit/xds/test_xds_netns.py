@@ -216,6 +216,29 @@ def test_ingress_gateway_listens_in_its_pod_and_on_the_host() -> None:
     assert sorted(alone[TYPE_LISTENER]) == ["0.0.0.0_8080"]
 
 
+def test_a_service_entry_naming_a_service_of_another_namespace_wins_in_its_own() -> None:
+    """Istio's egress TLS origination task: a ServiceEntry in the client's namespace names a Kubernetes Service's
+    host in another; each proxy sees its own namespace's first. In the Service's own namespace the Service wins."""
+    host = fqdn("reviews")
+
+    def entry(namespace: str) -> Obj:
+        return {"apiVersion": "networking.istio.io/v1", "kind": "ServiceEntry",
+                "metadata": {"name": "reviews-tls", "namespace": namespace},
+                "spec": {"hosts": [host], "resolution": "DNS", "ports": [
+                    {"number": 80, "name": "http", "protocol": "HTTP", "targetPort": 9443}]}}
+
+    objects = bookinfo(netns=True) + [entry("istio-system"), entry(NS)]
+    push = build_push(objects, MeshOptions(network="netns"))
+    gateway = generate(proxy_for(objects, "istio-ingressgateway"), push)[TYPE_CLUSTER]
+    mine = as_dict(gateway[mesh.outbound_cluster(80, "", host)])
+    assert mine["type"] == "STRICT_DNS" and mesh.outbound_cluster(9080, "", host) not in gateway
+    assert mine["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]["socket_address"] == {
+        "address": host, "port_value": 9443}
+    local = generate(proxy_for(objects, "productpage-v1"), push)[TYPE_CLUSTER]
+    assert as_dict(local[mesh.outbound_cluster(9080, "", host)])["type"] == "EDS"
+    assert mesh.outbound_cluster(80, "", host) not in local
+
+
 def test_unnamed_well_known_server_first_ports_are_tcp_not_sniffed() -> None:
     objects = bookinfo(netns=True) + [
         {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "db", "namespace": NS},
