@@ -29,9 +29,10 @@ from .istio import _FLAG_ORDER
 __all__ = ["Key", "RawLine", "TextLine", "split_line", "raw_key", "to_line", "parse_line", "key_of", "entry_key",
            "line_key", "to_entry"]
 
-# Everything up to %DURATION% from the left (the request line holds no `"`: Envoy refuses such paths) …
+# Everything up to %DURATION% from the left (the request line holds no `"`: Envoy refuses such paths; a TCP
+# connection's line, `"- - -" 0`, is no request and is left to the TCP metrics, which are not recovered) …
 _HEAD = re.compile(
-    r'\[(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?Z\] "[^"]*" (\d+) (\S+) \S+ \S+ "[^"]*" '
+    r'\[(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?Z\] "(?!- - -")[^"]*" (\d+) (\S+) \S+ \S+ "[^"]*" '
     r"(\d+) (\d+) (\d+) ")
 # … and the rest from the right, since user agent and request id are whatever the client sent: the fields
 # after the last three quoted ones hold no quote, which pins those three to request id, authority, host.

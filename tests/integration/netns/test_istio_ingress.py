@@ -159,6 +159,12 @@ def test_ingress_gateways_task(ingress: Ingress) -> None:
         assert head.startswith("http/1.1 200 ok") and "server: istio-envoy" in head, cp.stdout
         cp = ingress.sh('curl -s -I -HHost:httpbin.example.com "http://$INGRESS_HOST:$INGRESS_PORT/headers"')
         assert cp.stdout.lower().startswith("http/1.1 404 not found") and "server: istio-envoy" in cp.stdout.lower()
+        # from inside the mesh, as on Kubernetes: a pod reaches the gateway through its Service (its sidecar
+        # sends it to the gateway pod's 8080); $INGRESS_HOST would be the pod's own loopback there
+        from_pod = ('kubectl exec deploy/httpbin -- curl -s -o /dev/null -w "%{{http_code}}" '
+                    '-HHost:httpbin.example.com "http://istio-ingressgateway.istio-system:$INGRESS_PORT/{}"')
+        ingress.until(from_pod.format("status/200"), "200")
+        assert ingress.ok(from_pod.format("headers")) == "404"  # the gateway's routes, not httpbin's own
     finally:
         ingress.ok("kubectl delete gateway httpbin-gateway\nkubectl delete virtualservice httpbin")
 

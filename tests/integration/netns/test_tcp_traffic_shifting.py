@@ -3,18 +3,21 @@ daemon in netns mode and in loopback mode, with the task's manifests and command
 the mesh (netns mode: loopback mode has no transparent capture of an app's TCP).
 
 The task's samples run as istio/istio ships them (sleep, tcp-echo v1/v2, `tcp-echo-all-v1.yaml`,
-`tcp-echo-20-v2.yaml`); the only edit is the Gateway's port: 31400 becomes a free port (so are the
-VirtualService's `match.port` and the istio-ingressgateway Service's `tcp` port), since tests run side by side.
-`INGRESS_HOST` and `TCP_INGRESS_PORT` come from the docs' jsonpath recipes (INGRESS_HOST falls back to 127.0.0.1,
-the gateway's address, where the Service has no load-balancer status yet).
+`tcp-echo-20-v2.yaml`), unedited; the only change is the istio-ingressgateway Service's `tcp` port: 31400 becomes a
+free port (its targetPort stays 31400, where the gateway pod listens), since the host's 127.0.0.1 is shared by
+tests that run side by side. `INGRESS_HOST` and `TCP_INGRESS_PORT` come from the docs' jsonpath recipes
+(INGRESS_HOST falls back to 127.0.0.1, the gateway's address, where the Service has no load-balancer status yet).
 
-The docs send `(date; sleep 1) | nc $INGRESS_HOST $TCP_INGRESS_PORT` from the sleep pod. Here the gateway's
-listeners are on the host's 127.0.0.1, which a pod (its own network namespace) cannot reach; so for the
-gateway the test is that conversation's client, from the host: it sends `date`'s line, reads the reply and
-half-closes, as busybox's nc does when its input ends. Inside the mesh the sleep pod runs the docs' loop itself
-(`kubectl exec … -- sh -c "(date; sleep 1) | nc tcp-echo 9000"`, with the nc its busybox image carries), and
-the shift shows in PromQL with Istio's labels. The same daemon also serves a VirtualService `tls` route by SNI
-inside the mesh.
+The docs send `(date; sleep 1) | nc $INGRESS_HOST $TCP_INGRESS_PORT` from the sleep pod. `$INGRESS_HOST` is the
+load balancer's address, the host's 127.0.0.1; inside the sleep pod (its own network namespace) 127.0.0.1 is the
+pod's own loopback, where nothing listens — as on minikube, whose `minikube tunnel` publishes the LoadBalancer on
+the host's 127.0.0.1 only. So the test runs the conversation twice: from the host, where it is that loop's client
+(it sends `date`'s line, reads the reply and half-closes, as busybox's nc does when its input ends), and, in netns
+mode, from inside the sleep pod with the docs' loop and its busybox `nc` aimed at the gateway's Service
+(`nc istio-ingressgateway.istio-system $TCP_INGRESS_PORT`), which is how a pod reaches the gateway on Kubernetes:
+sleep's sidecar sends it to the gateway pod's 31400. Inside the mesh the sleep pod also runs the docs' loop
+against tcp-echo itself (`kubectl exec … -- sh -c "(date; sleep 1) | nc tcp-echo 9000"`), and the shift shows in
+PromQL with Istio's labels. The same daemon also serves a VirtualService `tls` route by SNI inside the mesh.
 """
 
 from __future__ import annotations
@@ -149,9 +152,6 @@ class Task:
     def __init__(self, d: Daemon, k: Kube, prom: str, port: int, network: str) -> None:
         self.d, self.k, self.prom, self.port, self.network = d, k, prom, port, network
 
-    def manifest(self, text: str) -> str:
-        return text.replace("31400", str(self.port))
-
 
 @pytest.fixture(scope="module", params=["netns", "loopback"])
 def task(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Task]:
@@ -180,10 +180,11 @@ def task(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
 
 
 def _gateway_tcp_port(k: Kube, port: int) -> None:
-    """The istio-ingressgateway Service's `tcp` port (31400 in Istio's install) as `port`, to and from `port`."""
+    """The istio-ingressgateway Service's `tcp` port (31400 in Istio's install) as `port`, to the gateway pod's
+    31400 (the Gateway server's port: the host listens at the Service's port, the pod at its targetPort)."""
     svc = json.loads(k("get", "svc", "istio-ingressgateway", "-n", "istio-system", "-o", "json"))
     names = [p.get("name") for p in svc["spec"]["ports"]]
-    value = {"name": "tcp", "port": port, "targetPort": port, "protocol": "TCP"}
+    value = {"name": "tcp", "port": port, "targetPort": 31400, "protocol": "TCP"}
     op = ({"op": "replace", "path": f"/spec/ports/{names.index('tcp')}", "value": value} if "tcp" in names
           else {"op": "add", "path": "/spec/ports/-", "value": value})
     k("patch", "svc", "istio-ingressgateway", "-n", "istio-system", "--type=json", "-p", json.dumps([op]))
@@ -216,6 +217,20 @@ def _loop(host: str, port: int, n: int) -> list[str]:
     return [nc_date(host, port) for _ in range(n)]
 
 
+# Istio's default TEXT access log line for a TCP connection (EnvoyTextLogFormat, whose HTTP fields print `-`):
+# [start] "- - -" 0 - - - "-" <bytes received> <bytes sent> <duration> - "-" "-" "-" "-" "<upstream host>"
+# <upstream cluster> <upstream local> <downstream local> <downstream remote> <SNI> <route name>
+_TCP_LOG = re.compile(r'\[\d{4}-\d\d-\d\dT[\d:.]+Z\] "- - -" 0 - - - "-" (?P<received>\d+) (?P<sent>\d+) \d+ - '
+                      r'"-" "-" "-" "-" "(?P<upstream>[\d.]+:\d+)" (?P<cluster>\S+) [\d.]+:\d+ '
+                      r'(?P<local>[\d.]+:\d+) [\d.]+:\d+ - -')
+
+
+def tcp_log_lines(k: Kube, *args: str) -> list[re.Match[str]]:
+    """The TCP connections `kubectl logs … -c istio-proxy` shows, in Istio's format."""
+    out = k("logs", *args, "-c", "istio-proxy")
+    return [m for m in map(_TCP_LOG.fullmatch, out.splitlines()) if m is not None]
+
+
 def _value(prom: str, query: str) -> dict[str, float]:
     url = f"{prom}/api/v1/query?" + urllib.parse.urlencode({"query": query})
     with urllib.request.urlopen(url, timeout=10) as r:
@@ -232,7 +247,7 @@ def _within_binomial(count: int, n: int, p: float) -> bool:
 @pytest.mark.istio_task("traffic-management/tcp-traffic-shifting", "TCP Traffic Shifting")
 def test_all_traffic_to_v1_then_20_percent_to_v2_through_the_gateway(task: Task) -> None:
     k = task.k
-    k("apply", "-f", "-", "-n", NS, input=task.manifest(TCP_ECHO_ALL_V1))
+    k("apply", "-f", "-", "-n", NS, input=TCP_ECHO_ALL_V1)
     host, port = _ingress(k)
     assert port == task.port
     # the gateway's listener appears once the push reaches it
@@ -241,7 +256,7 @@ def test_all_traffic_to_v1_then_20_percent_to_v2_through_the_gateway(task: Task)
     assert all(_DATE_REPLY.fullmatch(line) for line in out), out
     assert {line.split()[0] for line in out} == {"one"}, out  # "all one"
 
-    k("apply", "-f", "-", "-n", NS, input=task.manifest(TCP_ECHO_20_V2))
+    k("apply", "-f", "-", "-n", NS, input=TCP_ECHO_20_V2)
     vs = json.loads(k("get", "virtualservice", "tcp-echo", "-o", "json", "-n", NS))
     assert [r["weight"] for r in vs["spec"]["tcp"][0]["route"]] == [80, 20]
     wait_for(lambda: nc_date(host, port).startswith("two "), timeout=60, interval=0)  # the new weights are in
@@ -260,6 +275,66 @@ def test_all_traffic_to_v1_then_20_percent_to_v2_through_the_gateway(task: Task)
     wait_for(lambda: all(_value(task.prom, query).get(v, 0) >= c for v, c in want.items()), timeout=30)
     assert set(_value(task.prom, query)) == {"v1", "v2"}
 
+    # and logs each one as Istio's gateway does (`kubectl logs -l istio=ingressgateway -c istio-proxy`):
+    # date's line each way, to a tcp-echo pod's 9000 through the subset's cluster
+    def gateway_lines() -> list[re.Match[str]]:
+        return tcp_log_lines(k, "-l", "istio=ingressgateway", "-n", "istio-system", "--tail=-1")
+
+    wait_for(lambda: len(gateway_lines()) >= len(out), timeout=30)
+    lines = gateway_lines()
+    clusters = {m["cluster"] for m in lines}
+    assert clusters == {f"outbound|9000|{v}|tcp-echo.{NS}.svc.cluster.local" for v in ("v1", "v2")}, clusters
+    assert {m["upstream"].rsplit(":", 1)[1] for m in lines} == {"9000"}
+    assert all(int(m["sent"]) == int(m["received"]) + len("one ") for m in lines)  # the echo's prefix
+
+
+@pytest.mark.istio_task("traffic-management/tcp-traffic-shifting", "TCP Traffic Shifting")
+def test_the_docs_loop_from_the_sleep_pod_through_the_gateway_service(task: Task) -> None:
+    """The docs' loop as they run it, from the sleep pod (`kubectl exec … -c sleep -- sh -c "… | nc …"`), aimed
+    at the gateway's Service instead of `$INGRESS_HOST` (the host's loopback, see the module's docstring)."""
+    if task.network != "netns":
+        pytest.skip("loopback mode has no transparent capture: an app's own TCP connections bypass the sidecar")
+    k = task.k
+    k("apply", "-f", "-", "-n", NS, input=TCP_ECHO_ALL_V1)
+    k("apply", "-f", "-", "-n", NS, input=TCP_ECHO_20_V2)
+    _, port = _ingress(k)
+    source_pod = k("get", "pod", "-l", "app=sleep", "-n", NS, "-o", "jsonpath={.items..metadata.name}")
+    gateway = f"istio-ingressgateway.istio-system {port}"
+
+    def sleep_sh(script: str) -> list[str]:
+        cp = k.run("exec", source_pod, "-c", "sleep", "-n", NS, "--", "sh", "-c", script, timeout=120)
+        assert cp.returncode == 0, cp.stderr
+        return cp.stdout.splitlines(keepends=True)
+
+    def reached() -> bool:
+        return bool(re.fullmatch(r"(one|two) .*\n", "".join(sleep_sh(f"date | nc {gateway}"))))
+
+    wait_for(reached, timeout=60, interval=0.5)  # the sleep sidecar's listener for the gateway's port is in
+    # the docs: for i in {1..20}; do sh -c "(date; sleep 1) | nc $INGRESS_HOST $TCP_INGRESS_PORT"; done
+    # (3 rounds with `sleep 1` as written, the rest without it, for a split a test can judge)
+    out = sleep_sh(f"for i in 1 2 3; do (date; sleep 1) | nc {gateway}; done")
+    n = 150
+    out += sleep_sh(f"for i in $(seq {n - len(out)}); do date | nc {gateway}; done")
+    assert len(out) == n and all(_DATE_REPLY.fullmatch(line) for line in out), out
+    twos = sum(line.startswith("two ") for line in out)
+    assert _within_binomial(twos, n, 0.2), twos
+    # sleep's sidecar reports its connections to the gateway's Service; the gateway, its own to tcp-echo
+    query = ('sum(istio_tcp_connections_opened_total{reporter="source",source_workload="sleep",'
+             f'source_workload_namespace="{NS}",destination_service_name="istio-ingressgateway",'
+             'destination_workload="istio-ingressgateway"})')
+    wait_for(lambda: sum(_value(task.prom, query).values()) >= n, timeout=30)
+    # sleep's sidecar logs each connection in Istio's TCP format: to the gateway pod's 31400 through the
+    # gateway Service's cluster (`kubectl logs <sleep pod> -c istio-proxy`)
+    gateway_cluster = f"outbound|{port}||istio-ingressgateway.istio-system.svc.cluster.local"
+
+    def sidecar_lines() -> list[re.Match[str]]:
+        return [m for m in tcp_log_lines(k, source_pod, "-n", NS) if m["cluster"] == gateway_cluster]
+
+    wait_for(lambda: len(sidecar_lines()) >= n, timeout=30)
+    lines = sidecar_lines()
+    assert {m["upstream"].rsplit(":", 1)[1] for m in lines} == {"31400"}
+    assert all(int(m["sent"]) == int(m["received"]) + len("one ") for m in lines)
+
 
 def test_weighted_tcp_route_inside_the_mesh(task: Task) -> None:
     """The docs' loop from the sleep pod (its busybox `nc` included), aimed at tcp-echo inside the mesh."""
@@ -267,7 +342,7 @@ def test_weighted_tcp_route_inside_the_mesh(task: Task) -> None:
         pytest.skip("loopback mode has no transparent capture: an app's own TCP connections bypass the sidecar")
     k = task.k
     if k.run("get", "destinationrule", "tcp-echo-destination", "-n", NS).returncode != 0:
-        k("apply", "-f", "-", "-n", NS, input=task.manifest(TCP_ECHO_ALL_V1))
+        k("apply", "-f", "-", "-n", NS, input=TCP_ECHO_ALL_V1)
     k("apply", "-f", "-", "-n", NS, input=TCP_ECHO_MESH_70_30)
     source_pod = k("get", "pod", "-l", "app=sleep", "-n", NS, "-o", "jsonpath={.items..metadata.name}")
 

@@ -380,7 +380,8 @@ async def _ok(call: Any) -> bool:
 
 
 async def test_gateway_listens_in_the_host_namespace(tmp_path: Path, xds_for: Any) -> None:
-    """A gateway's Envoy runs in its own pod namespace; `host_netns` opens its listeners in the host's."""
+    """A gateway's Envoy runs in its own pod namespace and listens there; `host_netns` opens the same listeners
+    in the host's."""
     netns = Netns()
     store = Store(tmp_path / "store.db")
     port = free_port()
@@ -406,6 +407,8 @@ async def test_gateway_listens_in_the_host_namespace(tmp_path: Path, xds_for: An
 
         assert await _until(lambda: http_get(None, "127.0.0.1", port, "/productpage", host="bookinfo"),
                             "the gateway on the host's 127.0.0.1") == (200, "productpage"), envoy.log_path.read_text()
+        # ...and in its own pod, at its pod IP, where pods reach it through its Service (as on Kubernetes)
+        assert await http_get(netns, GW_IP, port, "/productpage", host="bookinfo") == (200, "productpage")
     finally:
         if envoy is not None:
             envoy.stop()

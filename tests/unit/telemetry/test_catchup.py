@@ -68,6 +68,10 @@ def test_a_line_and_its_als_entry_share_one_key() -> None:
     tricky = ENVOY_LINE.replace('"Python-urllib/3.11"', '"a \\"b\\" "c" d"')
     assert parse_line(tricky) == line
     assert parse_line("[2026-12-03 09:00:00.000][12][warning][config] something") is None
+    # a TCP connection's line (Istio's TEXT format from a TCP proxy) is not a request
+    tcp = ('[2026-12-03T14:40:01.123Z] "- - -" 0 - - - "-" 29 33 1002 - "-" "-" "-" "-" "10.244.0.7:9000" '
+           'outbound|9000|v1|tcp-echo.default.svc.cluster.local 10.244.0.5:41234 10.96.0.30:9000 10.244.0.5:41230 - -')
+    assert parse_line(tcp) is None
     flagged = parse_line(ENVOY_LINE.replace(" 200 - via_upstream", " 503 UF,URX upstream_reset"))
     assert flagged is not None
     flags = to_entry(flagged).common_properties.response_flags

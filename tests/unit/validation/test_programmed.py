@@ -212,3 +212,8 @@ def test_gaps_list_what_an_object_setting_everything_would_be_warned_about() -> 
         "spec.resolution other than DNS, DNS_ROUND_ROBIN, NONE, STATIC", "spec.endpoints[].network",
         "spec.endpoints[].locality", "spec.endpoints[].weight", "spec.endpoints[].serviceAccount",
         "spec.subjectAltNames"]
+
+
+def test_destination_rule_tls_origination_from_a_secret_is_programmed() -> None:
+    tls = {"mode": "MUTUAL", "credentialName": "db-client", "sni": "db.example", "subjectAltNames": ["db.example"]}
+    assert paths("DestinationRule", {"host": "db", "trafficPolicy": {"tls": tls}}) == []

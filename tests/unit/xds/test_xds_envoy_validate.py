@@ -57,7 +57,8 @@ def static_bootstrap(node_id: str, resources: Resources, log_dir: Path) -> Obj:
     listeners = []
     for msg in resources[TYPE_LISTENER].values():
         listener = to_dict(msg)
-        for chain in listener["filter_chains"]:
+        default = [listener["default_filter_chain"]] if "default_filter_chain" in listener else []
+        for chain in [*listener.get("filter_chains", []), *default]:
             for f in chain["filters"]:
                 config = f["typed_config"]
                 if config["@type"] == HCM and "rds" in config:
@@ -114,7 +115,8 @@ def test_tcp_inbound_listener_streams_tcp_access_logs(tmp_path: Path) -> None:
     inbound = to_dict(resources[TYPE_LISTENER][f"{proxy.ip}_9080"])
     tcp = inbound["filter_chains"][0]["filters"][0]["typed_config"]
     assert tcp["@type"].endswith("TcpProxy")
-    assert tcp["access_log"][0]["typed_config"]["@type"].endswith("TcpGrpcAccessLogConfig")
+    assert [log["typed_config"]["@type"].rsplit(".", 1)[-1] for log in tcp["access_log"]] == [
+        "FileAccessLog", "TcpGrpcAccessLogConfig"]  # Istio's TEXT line, and the ALS entries
     assert tcp["access_log_options"]["flush_access_log_on_connected"] is True
     envoy = envoy_binary()
     if envoy is None:

@@ -133,14 +133,17 @@ def test_every_proxy_filter_reports_to_als_over_the_unix_socket() -> None:
         d = as_dict(listener)
         for chain in [*d.get("filter_chains", []), *([d["default_filter_chain"]] if "default_filter_chain" in d else [])]:
             config = chain["filters"][0]["typed_config"]
-            if config.get("cluster") == "BlackHoleCluster":
-                continue  # nothing ever connects there
             loggers = [log["typed_config"]["@type"].rsplit(".", 1)[-1] for log in config["access_log"]]
+            if config.get("cluster") == "BlackHoleCluster":
+                assert loggers == ["FileAccessLog"]  # no metrics for it, but Istio's log line
+                continue
             if "HttpConnectionManager" in config["@type"]:
                 assert loggers == ["FileAccessLog", "HttpGrpcAccessLogConfig"], (d["name"], chain.get("name"))
                 seen["http"] += 1
             else:
-                assert loggers == ["TcpGrpcAccessLogConfig"], (d["name"], chain.get("name"))
+                # Istio's TEXT line when the connection ends (not also when it opens, as the ALS entries)
+                assert loggers == ["FileAccessLog", "TcpGrpcAccessLogConfig"], (d["name"], chain.get("name"))
+                assert config["access_log"][0]["filter"] == {"log_type_filter": {"types": ["TcpConnectionEnd"]}}
                 assert config["access_log_options"]["flush_access_log_on_connected"] is True
                 seen["tcp"] += 1
     # outbound: 0.0.0.0_80, 0.0.0.0_9080 (+ their passthrough), mongodb's VIP, virtualOutbound's catch-all;
@@ -181,6 +184,59 @@ def test_loopback_stays_the_default_and_ignores_host_netns() -> None:
         host_netns="/run/netns/host")))
     assert list(gw[TYPE_LISTENER]) == ["0.0.0.0_8080"]
     assert "network_namespace_filepath" not in str(as_dict(gw[TYPE_LISTENER]["0.0.0.0_8080"]))
+
+
+def test_ingress_gateway_listens_in_its_pod_and_on_the_host() -> None:
+    """netns mode: Istio's gateway listener in the pod at the Service's targetPort (pods reach it through the
+    Service, as on Kubernetes), and the same on the host's 127.0.0.1 at the Service's port."""
+    scenario = load_scenario("netns-gateway")
+    objects = scenario_objects(scenario)
+    push = build_push(objects, MeshOptions(network="netns", host_netns="/run/netns/sluice-host"))
+    gw = generate(proxy_for(objects, "istio-ingressgateway"), push)
+    assert sorted(gw[TYPE_LISTENER]) == ["0.0.0.0_8080", "127.0.0.1_80"]
+    pod, host = (as_dict(gw[TYPE_LISTENER][n]) for n in ("0.0.0.0_8080", "127.0.0.1_80"))
+    assert pod["address"]["socket_address"] == {"address": "0.0.0.0", "port_value": 8080}
+    assert host["address"]["socket_address"] == {"address": "127.0.0.1", "port_value": 80,
+                                                  "network_namespace_filepath": "/run/netns/sluice-host"}
+    for listener in (pod, host):
+        hcm = listener["filter_chains"][0]["filters"][0]["typed_config"]
+        assert hcm["rds"]["route_config_name"] == "http.80"
+    d = route_request(gw, "anything", "/productpage", route_config="http.80")
+    assert d is not None and d.cluster == mesh.outbound_cluster(9080, "", fqdn("productpage"))
+    # a pod's request to the gateway Service goes to the gateway pod's 8080 through its sidecar
+    res = generate(proxy_for(objects, "productpage-v1"), push)
+    gateway_cluster = mesh.outbound_cluster(80, "", "istio-ingressgateway.istio-system.svc.cluster.local")
+    _, d = request(res, "10.96.0.50", 80, "istio-ingressgateway.istio-system")
+    assert d is not None and d.cluster == gateway_cluster
+    eds = as_dict(res[TYPE_ENDPOINT][gateway_cluster])
+    assert [e["endpoint"]["address"]["socket_address"] for e in eds["endpoints"][0]["lb_endpoints"]] == [
+        {"address": "10.244.0.9", "port_value": 8080}]
+    # without the host's namespace (nowhere to open the host listeners), the pod's only
+    alone = generate(proxy_for(objects, "istio-ingressgateway"), build_push(objects, MeshOptions(network="netns")))
+    assert sorted(alone[TYPE_LISTENER]) == ["0.0.0.0_8080"]
+
+
+def test_a_service_entry_naming_a_service_of_another_namespace_wins_in_its_own() -> None:
+    """Istio's egress TLS origination task: a ServiceEntry in the client's namespace names a Kubernetes Service's
+    host in another; each proxy sees its own namespace's first. In the Service's own namespace the Service wins."""
+    host = fqdn("reviews")
+
+    def entry(namespace: str) -> Obj:
+        return {"apiVersion": "networking.istio.io/v1", "kind": "ServiceEntry",
+                "metadata": {"name": "reviews-tls", "namespace": namespace},
+                "spec": {"hosts": [host], "resolution": "DNS", "ports": [
+                    {"number": 80, "name": "http", "protocol": "HTTP", "targetPort": 9443}]}}
+
+    objects = bookinfo(netns=True) + [entry("istio-system"), entry(NS)]
+    push = build_push(objects, MeshOptions(network="netns"))
+    gateway = generate(proxy_for(objects, "istio-ingressgateway"), push)[TYPE_CLUSTER]
+    mine = as_dict(gateway[mesh.outbound_cluster(80, "", host)])
+    assert mine["type"] == "STRICT_DNS" and mesh.outbound_cluster(9080, "", host) not in gateway
+    assert mine["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]["socket_address"] == {
+        "address": host, "port_value": 9443}
+    local = generate(proxy_for(objects, "productpage-v1"), push)[TYPE_CLUSTER]
+    assert as_dict(local[mesh.outbound_cluster(9080, "", host)])["type"] == "EDS"
+    assert mesh.outbound_cluster(80, "", host) not in local
 
 
 def test_unnamed_well_known_server_first_ports_are_tcp_not_sniffed() -> None:

@@ -105,16 +105,22 @@ def test_tls_port_without_tls_routes_goes_to_the_service_whatever_the_sni() -> N
 
 def test_gateway_tcp_server_splits_by_the_bound_virtual_service() -> None:
     gw = run_scenario("netns-tcp-tls")["istio-ingressgateway"]
-    listener = to_dict(gw[TYPE_LISTENER]["0.0.0.0_31400"])
-    assert listener["address"]["socket_address"] == {"address": "127.0.0.1", "port_value": 31400,
-                                                     "network_namespace_filepath": "/run/netns/sluice-host"}
-    assert tcp_config(gw, "0.0.0.0_31400")["weighted_clusters"]["clusters"] == [
-        {"name": echo(9000, "v1"), "weight": 80}, {"name": echo(9000, "v2"), "weight": 20}]
+    # the same listener twice: in the gateway's pod (Istio's name; pods reach it through its Service) and on
+    # the host's 127.0.0.1 (the load balancer's address)
+    pod = to_dict(gw[TYPE_LISTENER]["0.0.0.0_31400"])
+    assert pod["address"]["socket_address"] == {"address": "0.0.0.0", "port_value": 31400}
+    host = to_dict(gw[TYPE_LISTENER]["127.0.0.1_31400"])
+    assert host["address"]["socket_address"] == {"address": "127.0.0.1", "port_value": 31400,
+                                                  "network_namespace_filepath": "/run/netns/sluice-host"}
+    for name in ("0.0.0.0_31400", "127.0.0.1_31400"):
+        assert tcp_config(gw, name)["weighted_clusters"]["clusters"] == [
+            {"name": echo(9000, "v1"), "weight": 80}, {"name": echo(9000, "v2"), "weight": 20}]
     assert {echo(9000, "v1"), echo(9000, "v2")} <= set(gw[TYPE_CLUSTER])
-    passthrough = to_dict(gw[TYPE_LISTENER]["0.0.0.0_443"])
-    assert passthrough["listener_filters"][0]["name"] == "envoy.filters.listener.tls_inspector"
-    assert [(c["filter_chain_match"], c["filters"][0]["typed_config"]["cluster"])
-            for c in passthrough["filter_chains"]] == [({"server_names": ["a.secure.example"]}, secure("v2"))]
+    for name in ("0.0.0.0_443", "127.0.0.1_443"):
+        passthrough = to_dict(gw[TYPE_LISTENER][name])
+        assert passthrough["listener_filters"][0]["name"] == "envoy.filters.listener.tls_inspector"
+        assert [(c["filter_chain_match"], c["filters"][0]["typed_config"]["cluster"])
+                for c in passthrough["filter_chains"]] == [({"server_names": ["a.secure.example"]}, secure("v2"))]
 
 
 def test_gateway_servers_without_routes_or_not_built_here_get_no_listener() -> None:
@@ -129,8 +135,8 @@ def test_gateway_servers_without_routes_or_not_built_here_get_no_listener() -> N
                                 {"port": {"number": 9080, "name": "http", "protocol": "HTTP"}, "hosts": ["*"]}]
     objs.append(extra)
     names = set(resources(objs, "istio-ingressgateway")[TYPE_LISTENER])
-    assert "0.0.0.0_31400" not in names and "0.0.0.0_443" not in names
-    assert "0.0.0.0_9080" in names  # the HTTP server's listener, not a second one for the TCP server
+    assert not {"0.0.0.0_31400", "0.0.0.0_443", "127.0.0.1_31400", "127.0.0.1_443"} & names
+    assert {"0.0.0.0_9080", "127.0.0.1_9080"} <= names  # the HTTP server's listener, not a second one for the TCP server
 
 
 def test_gateway_tcp_listeners_take_the_port_mapping() -> None:
@@ -173,3 +179,66 @@ def test_mutual_tls_origination_and_the_modes_that_stay_plaintext() -> None:
     assert tls["common_tls_context"]["validation_context"] == {"trusted_ca": {"filename": "/certs/ca.pem"}}
     for subset in ("plain", "mesh"):
         assert "transport_socket" not in to_dict(clusters[mesh.outbound_cluster(5432, subset, fqdn("db-tls"))])
+
+
+def _pem_pair() -> tuple[bytes, bytes]:
+    """A self-signed EC certificate and its key, PEM."""
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "sleep")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(1).not_valid_before(now).not_valid_after(now + dt.timedelta(days=1))
+            .sign(key, hashes.SHA256()))
+    return (cert.public_bytes(serialization.Encoding.PEM),
+            key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                              serialization.NoEncryption()))
+
+
+def test_tls_origination_with_credential_name() -> None:
+    import base64
+
+    cert, key = _pem_pair()
+
+    def secret(name: str, **data: bytes) -> Obj:
+        return {"apiVersion": "v1", "kind": "Secret", "type": "Opaque", "metadata": {"name": name, "namespace": NS},
+                "data": {k.replace("_", "."): base64.b64encode(v).decode() for k, v in data.items()}}
+
+    def tls_of(objs: list[Obj], subset: str = "") -> Obj:
+        cluster = to_dict(resources(objs, "sleep")[TYPE_CLUSTER][mesh.outbound_cluster(5432, subset, fqdn("db-tls"))])
+        out: Obj = cluster["transport_socket"]["typed_config"]["common_tls_context"]
+        return out
+
+    def inline(data: bytes) -> Obj:
+        return {"inline_bytes": base64.b64encode(data).decode()}
+
+    objs = objects()
+    dr = find(objs, "DestinationRule", "db-tls")
+    dr["spec"]["trafficPolicy"]["tls"] = {"mode": "MUTUAL", "credentialName": "db-client", "sni": "db.example",
+                                          "subjectAltNames": ["db.example"]}
+    dr["spec"]["subsets"] = [{"name": "simple", "labels": {"v": "1"}, "trafficPolicy": {"tls": {
+        "mode": "SIMPLE", "credentialName": "db-ca"}}}]
+    missing = tls_of(objs)  # no Secret yet: fail closed (no certificate accepted, none offered)
+    assert missing == {"tls_params": missing["tls_params"],
+                       "validation_context": {"verify_certificate_hash": ["0" * 64]}}
+    # tls.crt/tls.key with the CA in `<name>-cacert`; a generic Secret's `cacert`
+    objs += [secret("db-client", tls_crt=cert, tls_key=key), secret("db-client-cacert", ca_crt=cert),
+             secret("db-ca", cacert=cert)]
+    mutual = tls_of(objs)
+    assert mutual["tls_certificates"] == [{"certificate_chain": inline(cert), "private_key": inline(key)}]
+    assert mutual["validation_context"]["trusted_ca"] == inline(cert)
+    assert {"san_type": "DNS", "matcher": {"exact": "db.example"}} in \
+        mutual["validation_context"]["match_typed_subject_alt_names"]
+    simple = tls_of(objs, "simple")
+    assert "tls_certificates" not in simple and simple["validation_context"] == {"trusted_ca": inline(cert)}
+    # a key that is not the certificate's: broken, so fail closed too
+    other_key = _pem_pair()[1]
+    broken = [o for o in objs if o["metadata"]["name"] != "db-client"] + [secret("db-client", tls_crt=cert,
+                                                                                 tls_key=other_key)]
+    assert tls_of(broken)["validation_context"] == {"verify_certificate_hash": ["0" * 64]}

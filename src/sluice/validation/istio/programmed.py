@@ -88,10 +88,10 @@ _POLICY = (
     *_under(["connectionPool.http"], (
         "http1MaxPendingRequests", "http2MaxRequests", "maxRetries", "idleTimeout", "maxRequestsPerConnection")),
     "outlierDetection",
-    # cluster_tls.py: TLS origination from files; ISTIO_MUTUAL (no mesh mTLS) and credentialName are not
+    # cluster_tls.py: TLS origination from files or a Secret (credentialName); ISTIO_MUTUAL (no mesh mTLS) is not
     "tls.mode=DISABLE|SIMPLE|MUTUAL",
     *_under(["tls"], ("sni", "caCertificates", "clientCertificate", "privateKey", "subjectAltNames",
-                      "insecureSkipVerify", "caCrl")),
+                      "insecureSkipVerify", "caCrl", "credentialName")),
 )
 _TRAFFIC_POLICY = (*_POLICY, *_under(["portLevelSettings[]"], ("port.number", *_POLICY)))
 

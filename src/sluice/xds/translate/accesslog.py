@@ -1,7 +1,9 @@
-"""Access logs on every HTTP connection manager: Istio's default TEXT format to a file, plus gRPC ALS.
+"""Access logs on every HTTP connection manager and TCP proxy: Istio's default TEXT format to a file, plus gRPC ALS.
 
 The file log is what `kubectl logs <pod> -c istio-proxy` shows; the ALS stream (when the mesh options name
-a collector) is what telemetry turns into Istio's metrics. Called by `listeners`.
+a collector) is what telemetry turns into Istio's metrics. Istio logs TCP connections with the same TEXT format
+(its request fields print `-`, the protocol `-`, the response code 0: `"- - -" 0 - - -`), one line when the
+connection ends. Called by `network_filters`.
 """
 
 from __future__ import annotations
@@ -41,11 +43,15 @@ def _common(log_name: str) -> Obj:
             "buffer_size_bytes": ALS_BUFFER_BYTES, "buffer_flush_interval": ALS_FLUSH_INTERVAL}
 
 
-def access_logs(options: MeshOptions) -> list[Obj]:
-    logs: list[Obj] = [{"name": "envoy.access_loggers.file", "typed_config": typed(
+def _file_log(options: MeshOptions) -> Obj:
+    return {"name": "envoy.access_loggers.file", "typed_config": typed(
         "envoy.extensions.access_loggers.file.v3.FileAccessLog",
         {"path": options.access_log_path,
-         "log_format": {"text_format_source": {"inline_string": ISTIO_TEXT_FORMAT}}})}]
+         "log_format": {"text_format_source": {"inline_string": ISTIO_TEXT_FORMAT}}})}
+
+
+def access_logs(options: MeshOptions) -> list[Obj]:
+    logs: list[Obj] = [_file_log(options)]
     if options.als_address is not None:
         logs.append({"name": "envoy.access_loggers.http_grpc", "typed_config": typed(
             "envoy.extensions.access_loggers.grpc.v3.HttpGrpcAccessLogConfig",
@@ -58,12 +64,15 @@ def access_logs(options: MeshOptions) -> list[Obj]:
     return logs
 
 
-def tcp_access_logs(options: MeshOptions) -> list[Obj]:
-    """ALS for a TCP proxy (`TcpProxy.access_log`), from which telemetry derives the istio_tcp_* metrics.
-    Pair it with `access_log_options: {flush_access_log_on_connected: true}` on the TcpProxy so that a
-    connection counts as opened when it opens, not when it closes."""
-    if options.als_address is None:
-        return []
-    return [{"name": "envoy.access_loggers.tcp_grpc", "typed_config": typed(
-        "envoy.extensions.access_loggers.grpc.v3.TcpGrpcAccessLogConfig",
-        {"common_config": _common(TCP_ALS_LOG_NAME)})}]
+def tcp_access_logs(options: MeshOptions, als: bool = True) -> list[Obj]:
+    """A TCP proxy's logs (`TcpProxy.access_log`): Istio's TEXT line when the connection ends and, with `als`,
+    the ALS entries from which telemetry derives the istio_tcp_* metrics. Pair ALS with `access_log_options:
+    {flush_access_log_on_connected: true}` on the TcpProxy so that a connection counts as opened when it
+    opens, not when it closes (the file log keeps to the end's line only, as Istio's)."""
+    at_end: Obj = {"log_type_filter": {"types": ["TcpConnectionEnd"]}}
+    logs: list[Obj] = [{**_file_log(options), "filter": at_end}]
+    if als and options.als_address is not None:
+        logs.append({"name": "envoy.access_loggers.tcp_grpc", "typed_config": typed(
+            "envoy.extensions.access_loggers.grpc.v3.TcpGrpcAccessLogConfig",
+            {"common_config": _common(TCP_ALS_LOG_NAME)})})
+    return logs

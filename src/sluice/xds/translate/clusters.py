@@ -150,10 +150,12 @@ def _outbound_cluster(push: PushContext, svc: Service, sp: ServicePort, subset: 
     http2: bool | None = is_http2_protocol(sp.protocol)
     if sp.protocol == "UNKNOWN" and push.options.network == "netns":
         http2 = None  # a sniffed port forwards HTTP/1.1 or h2c as it arrived (Istio's setUpstreamProtocol)
-    upstream = cluster_tls.upstream_http_options(policy.get("tls")) if is_http_protocol(sp.protocol) else {}
+    tls = policy.get("tls")
+    credential = cluster_tls.client_credential(push, namespace, tls)  # its credentialName, in the proxy's namespace
+    upstream = cluster_tls.upstream_http_options(tls, credential) if is_http_protocol(sp.protocol) else {}
     if http2 is not False or common or upstream:
         cluster["typed_extension_protocol_options"] = _protocol_options(http2, common, upstream)
-    if (socket := cluster_tls.transport_socket(policy.get("tls"), http2 is True)) is not None:
+    if (socket := cluster_tls.transport_socket(tls, http2 is True, credential)) is not None:
         cluster["transport_socket"] = socket  # DestinationRule TLS origination (SIMPLE / MUTUAL)
     istio: Obj = {"services": [{"host": svc.hostname, "name": svc.name, "namespace": svc.namespace}],
                   "default_original_port": sp.port}

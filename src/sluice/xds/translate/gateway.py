@@ -25,13 +25,9 @@ Called by `listeners` (LDS) and `routes` (RDS).
 from __future__ import annotations
 
 import base64
-import warnings
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
-from sluice.resources import secrets as secret_data
-
+from .credentials import ca_of, first, key_pair_loads
 from .httproute import RouteContext, is_catch_all, virtual_service_routes
 from .model import Proxy
 from .network_filters import http_connection_manager
@@ -143,16 +139,6 @@ def https_route_name(s: GatewayServer) -> str:
 
 # --- credentials -------------------------------------------------------------------------------------------
 
-def _first(secret: Mapping[str, Any] | None, *keys: str) -> bytes | None:
-    if secret is None:
-        return None
-    for k in keys:
-        value = secret_data.decoded(secret, k)
-        if value:
-            return value
-    return None
-
-
 def _names(s: GatewayServer) -> list[str]:
     """`credentialNames` (several certificates, e.g. RSA and ECDSA), else `credentialName`."""
     many = s.tls.get("credentialNames")
@@ -161,43 +147,20 @@ def _names(s: GatewayServer) -> list[str]:
     return [str(s.tls.get("credentialName") or "")]
 
 
-def _checked(cert: bytes, key: bytes, ca: bytes | None) -> bool:
-    """Whether Envoy will load these: PEM certificates, a PEM key matching the first one, a PEM CA bundle. A
-    broken Secret must not make Envoy reject the gateway's whole listener update (Istio checks them too)."""
-    from cryptography import x509
-    from cryptography.exceptions import UnsupportedAlgorithm
-    from cryptography.hazmat.primitives import serialization
-
-    spki = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-    try:
-        with warnings.catch_warnings():
-            # Istio's task signs with `-set_serial 0`, which RFC 5280 disallows and cryptography warns about;
-            # Envoy (BoringSSL) loads it.
-            warnings.simplefilter("ignore")
-            leaf = x509.load_pem_x509_certificates(cert)[0]
-            if ca is not None:
-                x509.load_pem_x509_certificates(ca)
-        private = serialization.load_pem_private_key(key, password=None)
-    except (ValueError, TypeError, UnsupportedAlgorithm, IndexError):
-        return False
-    return bool(leaf.public_key().public_bytes(*spki) == private.public_key().public_bytes(*spki))
-
-
 def credential(push: PushContext, namespace: str, name: str, mutual: bool) -> tuple[bytes, bytes, bytes | None] | None:
     """(certificate chain, private key, client CA or None) from the Secret `name` in `namespace`, read as Istio
     reads it; None when it is missing, incomplete (MUTUAL: without a CA) or does not load."""
     def read() -> tuple[bytes, bytes, bytes | None] | None:
         secret = push.secret(namespace, name)
-        cert, key = _first(secret, "tls.crt", "cert"), _first(secret, "tls.key", "key")
+        cert, key = first(secret, "tls.crt", "cert"), first(secret, "tls.key", "key")
         if cert is None or key is None:
             return None
         ca = None
         if mutual:
-            ca = (_first(secret, "ca.crt", "cacert")
-                  or _first(push.secret(namespace, f"{name}-cacert"), "ca.crt", "cacert"))
+            ca = ca_of(push, namespace, name)
             if ca is None:
                 return None
-        return (cert, key, ca) if _checked(cert, key, ca) else None
+        return (cert, key, ca) if key_pair_loads(cert, key, ca) else None
     return push.memo(("gateway-credential", namespace, name, mutual), read)
 
 

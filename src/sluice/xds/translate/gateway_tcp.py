@@ -123,17 +123,24 @@ def gateway_tcp_chains(proxy: Proxy, push: PushContext,
 
 def gateway_tcp_listeners(proxy: Proxy, push: PushContext, *, address: Callable[[int], Obj],
                           skip_ports: Collection[int] = (),
-                          listen_port: Callable[[int], int] = lambda port: port) -> list[Obj]:
+                          listen_port: Callable[[int], int] = lambda port: port,
+                          name: Callable[[int], str] = lambda port: f"0.0.0.0_{port}") -> list[Obj]:
     """The listeners of the TCP and TLS-passthrough servers of the Gateways selecting `proxy`, by port.
 
     `address(port)` is the listener's address for a bound port; `skip_ports`: server ports already served
-    (HTTP); `listen_port`: the port a server's port is bound on (the gateway Service's mapping, if any)."""
+    (HTTP); `listen_port`: the port a server's port is bound on (the gateway Service's mapping, if any);
+    `name(port)`: the listener's name for a bound port (Istio's `0.0.0.0_<port>` by default)."""
     out = []
+    bound: set[int] = set()
     for port, (kind, chains) in gateway_tcp_chains(proxy, push, skip_ports).items():
         bind = listen_port(port)
-        name = f"0.0.0.0_{bind}"
-        listener: Obj = {"name": name, "address": address(bind), "traffic_direction": "OUTBOUND",
-                         "filter_chains": [c.build(name if kind == "tcp" else f"{name}|{c.server_names[0]}")
+        if bind in bound:
+            continue  # two server ports bound on one port: the first one's
+        bound.add(bind)
+        listener_name = name(bind)
+        listener: Obj = {"name": listener_name, "address": address(bind), "traffic_direction": "OUTBOUND",
+                         "filter_chains": [c.build(listener_name if kind == "tcp"
+                                                   else f"{listener_name}|{c.server_names[0]}")
                                            for c in chains]}
         if kind == "passthrough":
             listener["listener_filters"] = [TLS_INSPECTOR]

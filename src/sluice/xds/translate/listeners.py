@@ -1,7 +1,9 @@
 """LDS: listeners (Istio's listener.go / listener_inbound.go / gateway.go, the parts we need).
 
 netns mode (pods in their own network namespaces, with istio-init's capture): sidecars get Istio's
-transparent-capture listeners, see `capture`; gateways the listeners below, opened in the host's namespace.
+transparent-capture listeners, see `capture`. An ingress gateway gets each listener twice: Istio's
+`0.0.0.0_<targetPort>` in its own pod (pods reach it through its Service's ClusterIP, as on Kubernetes) and
+`127.0.0.1_<Service port>` opened in the host's namespace (the load balancer's address, `$INGRESS_HOST`).
 
 loopback mode: pods have no capture, so every listener binds a real address:
 - sidecar `<podIP>_15001`: the outbound HTTP proxy apps reach through `HTTP_PROXY` (absolute URLs
@@ -21,13 +23,15 @@ Called by `sluice.xds.translate.generate`.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Collection
+
 from sluice import mesh
 
 from . import gateway
 from .capture import capture_listeners
 from .clusters import inbound_port_protocol
 from .gateway_tcp import gateway_tcp_chains, gateway_tcp_listeners
-from .model import Proxy
+from .model import RESERVED_PORTS, Proxy
 from .network_filters import HCM_FILTER, http_connection_manager, tcp_proxy
 from .push_context import PushContext
 from .routes import HTTP_PROXY_ROUTE, inbound_route_config
@@ -81,6 +85,10 @@ def _in_pod_gateway(proxy: Proxy) -> bool:
     return proxy.labels.get(EGRESS_GATEWAY_LABEL[0]) == EGRESS_GATEWAY_LABEL[1]
 
 
+# Ports the gateway's Envoy holds in its own pod (admin, health, Prometheus): no Gateway listener there.
+_OWN_PORTS = frozenset({mesh.PROXY_ADMIN_PORT, *RESERVED_PORTS})
+
+
 def _gateway_target_port(proxy: Proxy, push: PushContext, port: int) -> int:
     """Istio's gateway listener port: the targetPort of the gateway Service's port numbered as the server."""
     for svc in push.services_selecting(proxy.namespace, proxy.labels):
@@ -90,18 +98,13 @@ def _gateway_target_port(proxy: Proxy, push: PushContext, port: int) -> int:
     return port
 
 
-def _gateway_listeners(proxy: Proxy, push: PushContext) -> list[Obj]:
-    """One listener per host port the proxy's Gateway servers land on (`gateway.gateway_host_port`), its
-    filter chains from each protocol's builder (HTTP and HTTPS: `gateway.filter_chains`; TCP and TLS
-    passthrough: `gateway_tcp`)."""
-    in_pod = _in_pod_gateway(proxy)
-    # netns mode: an ingress gateway's Envoy runs in its pod's namespace, but its listeners must be in the
-    # host's, where browsers reach 127.0.0.1; Envoy opens them there (SocketAddress.network_namespace_filepath).
-    netns = push.options.host_netns if push.options.network == "netns" and not in_pod else None
-    ip = ("0.0.0.0" if push.options.network == "netns" else proxy.ip) if in_pod else proxy.listen_address
-
-    def bind(host_port: int) -> int:
-        return _gateway_target_port(proxy, push, host_port) if in_pod else host_port
+def _gateway_listener_set(proxy: Proxy, push: PushContext, *, name: Callable[[int], str],
+                          address: Callable[[int], Obj], bind: Callable[[int], int],
+                          skip: Collection[int] = ()) -> list[Obj]:
+    """One listener per port the proxy's Gateway servers land on (`gateway.gateway_host_port`), its filter
+    chains from each protocol's builder (HTTP and HTTPS: `gateway.filter_chains`; TCP and TLS passthrough:
+    `gateway_tcp`). `bind(host port)`: the port it binds; `name`/`address` of that port; `skip`: bound ports
+    left out (the proxy's own)."""
 
     def host_port(number: int) -> int:
         return gateway.gateway_host_port(proxy, push, number)
@@ -109,23 +112,64 @@ def _gateway_listeners(proxy: Proxy, push: PushContext) -> list[Obj]:
     tcp = gateway_tcp_chains(proxy, push)
     out = []
     served: set[int] = set()
+    bound: set[int] = set(skip)  # two Service ports with one targetPort: one listener, the first port's
     for port, servers in sorted(gateway.gateway_servers(proxy, push).items()):
-        chains = gateway.filter_chains(proxy, push, port, servers, bind(port))
+        listen = bind(port)
+        if listen in bound:
+            continue
+        chains = gateway.filter_chains(proxy, push, port, servers, listen)
         if not chains:
             continue  # e.g. an HTTPS server whose credential is missing: nothing to serve on the port
-        name = f"0.0.0.0_{bind(port)}"
+        bound.add(listen)
+        listener_name = name(listen)
         for number, (kind, more) in tcp.items():
             if host_port(number) == port:
                 served.add(number)
                 if kind == "passthrough":  # a bare TCP server cannot share a port with HTTP: HTTP wins
-                    chains += [c.build(f"{name}|{c.server_names[0]}") for c in more]
-        listener: Obj = {"name": name, "address": _address(ip, bind(port), netns),
+                    chains += [c.build(f"{listener_name}|{c.server_names[0]}") for c in more]
+        listener: Obj = {"name": listener_name, "address": address(listen),
                          "traffic_direction": "OUTBOUND", "filter_chains": chains}
         if any("filter_chain_match" in c for c in chains):
             listener["listener_filters"] = [gateway.TLS_INSPECTOR]  # SNI and transport protocol matches
         out.append(listener)
-    return out + gateway_tcp_listeners(proxy, push, address=lambda port: _address(ip, port, netns),
-                                       skip_ports=served, listen_port=lambda number: bind(host_port(number)))
+    tcp_ports = {n for n in tcp if n not in served and bind(host_port(n)) in bound}
+    return out + gateway_tcp_listeners(proxy, push, address=address, skip_ports=served | tcp_ports,
+                                       listen_port=lambda number: bind(host_port(number)), name=name)
+
+
+def _gateway_listeners(proxy: Proxy, push: PushContext) -> list[Obj]:
+    """A gateway's listeners: in its pod at the targetPorts of its Service (as on Kubernetes, where pods
+    reach it through the Service's ClusterIP), and for an ingress gateway also on the host's 127.0.0.1 at
+    the Service's ports (the load balancer's address, where the docs' `$INGRESS_HOST` points).
+
+    loopback mode keeps one set: an ingress gateway on 127.0.0.1 at the host ports (named `0.0.0.0_<port>`),
+    an egress gateway at its pod IP. netns mode: the pod set is named as Istio names it (`0.0.0.0_8080`,
+    0.0.0.0 in the pod's namespace, without the proxy's own ports); the host set `127.0.0.1_<port>` is opened
+    in the host's namespace (SocketAddress.network_namespace_filepath) by the same Envoy."""
+    netns = push.options.network == "netns"
+
+    def pod_port(host_port: int) -> int:
+        return _gateway_target_port(proxy, push, host_port)
+
+    def istio_name(port: int) -> str:
+        return f"0.0.0.0_{port}"
+
+    if _in_pod_gateway(proxy):
+        ip = "0.0.0.0" if netns else proxy.ip
+        return _gateway_listener_set(proxy, push, name=istio_name, address=lambda port: _address(ip, port),
+                                     bind=pod_port, skip=_OWN_PORTS if netns else ())
+    host = proxy.listen_address
+    if not netns:
+        return _gateway_listener_set(proxy, push, name=istio_name, address=lambda port: _address(host, port),
+                                     bind=lambda port: port)
+    pod = _gateway_listener_set(proxy, push, name=istio_name, address=lambda port: _address("0.0.0.0", port),
+                                bind=pod_port, skip=_OWN_PORTS)
+    host_netns = push.options.host_netns
+    if host_netns is None:  # nowhere else to listen (a config without the host's namespace: tests)
+        return pod
+    return pod + _gateway_listener_set(proxy, push, name=lambda port: f"{host}_{port}",
+                                       address=lambda port: _address(host, port, host_netns),
+                                       bind=lambda port: port)
 
 
 def build_listeners(proxy: Proxy, push: PushContext) -> list[Obj]:

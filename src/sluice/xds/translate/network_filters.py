@@ -51,15 +51,15 @@ def http_connection_manager(push: PushContext, *, stat_prefix: str, rds: str | N
 def tcp_proxy(push: PushContext, cluster: str, *, logs: bool = True,
               weighted: list[tuple[str, int]] | None = None, stat_prefix: str | None = None) -> Obj:
     """A TCP proxy to `cluster`, or split between `weighted` (cluster, weight) pairs (`cluster` names its
-    stats unless `stat_prefix` does). With `logs`, its ALS entries feed the istio_tcp_* metrics, flushed
-    when the connection opens so it counts as opened then, not when it closes."""
+    stats unless `stat_prefix` does). Istio's TEXT access log line when a connection ends; with `logs`, also
+    ALS entries that feed the istio_tcp_* metrics, flushed when the connection opens so it counts as opened
+    then, not when it closes."""
     body: Obj = {"stat_prefix": stat_prefix or cluster}
     if weighted and len(weighted) > 1:
         body["weighted_clusters"] = {"clusters": [{"name": c, "weight": w} for c, w in weighted]}
     else:
         body["cluster"] = weighted[0][0] if weighted else cluster
-    access = tcp_access_logs(push.options) if logs else []
-    if access:
-        body["access_log"] = access
+    body["access_log"] = tcp_access_logs(push.options, als=logs)
+    if len(body["access_log"]) > 1:  # ALS: the connection counts as opened when it opens
         body["access_log_options"] = {"flush_access_log_on_connected": True}
     return {"name": TCP_PROXY_FILTER, "typed_config": typed(_TCP_PROXY_TYPE, body)}

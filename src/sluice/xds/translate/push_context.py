@@ -188,8 +188,12 @@ class PushContext:
 
         netns = options.network == "netns"
         kube_services = [s for o in by_kind.get("Service", []) if (s := _service(o, netns)) is not None]
-        # A ServiceEntry host that is a Kubernetes Service's only decorates it in Istio: the Service wins.
-        taken = {s.hostname for s in kube_services}
+        # A ServiceEntry host that is a Kubernetes Service's in the same namespace only decorates it in Istio: the
+        # Service wins. In another namespace both exist, and each proxy sees the one of its own namespace first
+        # (`visible_services`): Istio's egress TLS origination task points a ServiceEntry in `default` at a
+        # Service of `mesh-external` this way.
+        kube_hosts = {(s.hostname, s.namespace) for s in kube_services}
+        taken: set[str] = set()
         entries = by_kind.get("ServiceEntry", [])
         auto = auto_addresses(entries)
         external: list[Service] = []
@@ -197,7 +201,7 @@ class PushContext:
         all_pods = by_kind.get("Pod", [])
         for o in entries:
             for svc, eps in _service_entry(o, auto, all_pods):
-                if svc.hostname in taken:
+                if svc.hostname in taken or (svc.hostname, svc.namespace) in kube_hosts:
                     continue
                 taken.add(svc.hostname)
                 external.append(svc)
@@ -258,8 +262,18 @@ class PushContext:
             return self._memo.values.setdefault(key, value)  # type: ignore[no-any-return]
 
     def visible_services(self, namespace: str) -> tuple[Service, ...]:
-        """The services a proxy in `namespace` knows (exportTo)."""
-        return self.memo(("visible", namespace), lambda: tuple(s for s in self.services if s.visible_to(namespace)))
+        """The services a proxy in `namespace` knows (exportTo), one per hostname: where several share one (a
+        ServiceEntry naming a Kubernetes Service's host, as Istio's egress TLS origination task does), the one in
+        the proxy's own namespace, else the first (Istio's SidecarScope rule)."""
+        def build() -> tuple[Service, ...]:
+            visible = [s for s in self.services if s.visible_to(namespace)]
+            chosen: dict[str, Service] = {}
+            for s in visible:
+                have = chosen.get(s.hostname)
+                if have is None or (have.namespace != namespace and s.namespace == namespace):
+                    chosen[s.hostname] = s
+            return tuple(s for s in visible if chosen[s.hostname] is s)
+        return self.memo(("visible", namespace), build)
 
     @property
     def registry_only(self) -> bool:
