@@ -396,9 +396,10 @@ def test_egress_gateway_task(egress: Egress) -> None:
     line = next(x for x in e.k("logs", "-l", "istio=egressgateway", "-c", "istio-proxy", "-n",
                                "istio-system").splitlines() if "outbound|80||edition.example.org" in x)
     assert '"GET /status/200 HTTP/2" 200' in line and '"edition.example.org"' in line, line
-    # the client's sidecar sent it to the gateway's subset, not to the host
-    sidecar = e.k("logs", e.source_pod, "-c", "istio-proxy")
-    assert "outbound|80|cnn|istio-egressgateway.istio-system.svc.cluster.local" in sidecar
+    # the client's sidecar sent it to the gateway's subset, not to the host (its log line is written when the
+    # sidecar's file log flushes, which may be after the gateway's)
+    wait_for(lambda: "outbound|80|cnn|istio-egressgateway.istio-system.svc.cluster.local"
+             in e.k("logs", e.source_pod, "-c", "istio-proxy"), timeout=10, interval=0.25)
 
 
 SLEEP_DIRECT = """
