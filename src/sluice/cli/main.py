@@ -23,6 +23,7 @@ from sluice.cli import (
     portforward,
     proxy,
     query,
+    rollouts,
     scale,
 )
 from sluice.cli.context import global_options
@@ -40,7 +41,7 @@ def cli() -> None:
 
 
 for _module in (apply, get, describe, edit, delete, create, label, scale, logs, execute, portforward, config, analyze,
-                daemon, load, proxy, query):
+                daemon, load, proxy, query, rollouts):
     for _command in _module.COMMANDS:
         cli.add_command(_command)
 

@@ -1,5 +1,6 @@
 """A small client for the Prometheus HTTP API: sluice's embedded one on the metrics port, or an external
-Prometheus when `prometheus_url` is set in `SLUICE_HOME/config.yaml`. Used by `sluice query` and `sluice stat`.
+Prometheus when `prometheus_url` is set in `SLUICE_HOME/config.yaml`. Used by `sluice query` and `sluice stat`
+(which find the URL: `sluice.cli.query.prometheus_url`) and by the rollouts controller's analysis.
 """
 
 from __future__ import annotations
@@ -10,9 +11,7 @@ import urllib.parse
 import urllib.request
 from typing import Any
 
-from sluice.daemon.state import Home
-
-__all__ = ["PromClient", "PromError", "prometheus_url"]
+__all__ = ["PromClient", "PromError"]
 
 
 class PromError(Exception):
@@ -20,14 +19,6 @@ class PromError(Exception):
         super().__init__(f"{error_type}: {message}")
         self.error_type = error_type
         self.message = message
-
-
-def prometheus_url(home: Home) -> str:
-    opts = home.load_options(None)
-    if opts.prometheus_url:
-        return opts.prometheus_url.rstrip("/")
-    run = home.read_run() or {}
-    return f"http://127.0.0.1:{int(run.get('metrics_port') or opts.metrics_port)}"
 
 
 class PromClient:

@@ -1,0 +1,692 @@
+"""One pass over one canary Rollout, in the order of Argo's `rolloutCanary` (rollout/canary.go): the
+ReplicaSet of the current template, abort/retry/promote bookkeeping, Services and Istio traffic, analysis,
+scaling, pauses, step completion, promotion to stable, status with phase, conditions and Events.
+
+Everything the controller knows is in the Rollout's status and the objects it owns, so a restarted
+controller carries on where the last one stopped.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import time
+from collections.abc import Callable
+from typing import Any
+
+from sluice.rollouts import analysis, istio
+from sluice.rollouts.analysis import COMPLETED, parse_time, rfc3339
+from sluice.rollouts.istio import HASH_LABEL, IstioConfig
+from sluice.rollouts.kube import Kube
+from sluice.rollouts.providers import PromQuery
+from sluice.rollouts.status import (
+    canary_replicas,
+    condition,
+    desired_weight,
+    merge_diff,
+    phase_and_message,
+    pod_hash,
+    set_condition,
+    step_hash,
+    step_text,
+)
+from sluice.validation.argo import pause_seconds
+
+__all__ = ["RolloutPass", "REVISION", "owned_by"]
+
+log = logging.getLogger("sluice.rollouts")
+Obj = dict[str, Any]
+REVISION = "rollout.argoproj.io/revision"
+DESIRED = "rollout.argoproj.io/desired-replicas"
+SCALE_DOWN_DEADLINE = "scale-down-deadline"
+
+
+def owned_by(obj: Obj, owner: Obj) -> bool:
+    uid = owner["metadata"].get("uid")
+    return any(r.get("uid") == uid for r in obj["metadata"].get("ownerReferences") or [])
+
+
+def _rev(obj: Obj) -> int:
+    try:
+        return int((obj["metadata"].get("annotations") or {}).get(REVISION) or 0)
+    except ValueError:
+        return 0
+
+
+def _st(rs: Obj | None, key: str) -> int:
+    return int(((rs or {}).get("status") or {}).get(key) or 0)
+
+
+def _spec_replicas(rs: Obj | None) -> int:
+    return int(((rs or {}).get("spec") or {}).get("replicas") or 0)
+
+
+def _owner_ref(ro: Obj) -> Obj:
+    return {"apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout", "name": ro["metadata"]["name"],
+            "uid": ro["metadata"]["uid"], "controller": True, "blockOwnerDeletion": True}
+
+
+class RolloutPass:
+    """Reconcile `ro` once; `run()` returns the seconds after which it needs another pass (None: only on change)."""
+
+    def __init__(self, kube: Kube, ro: Obj, query_for: Callable[[str], PromQuery], now: float | None = None) -> None:
+        self.kube = kube
+        self.ro = ro
+        self.query_for = query_for
+        self.now = time.time() if now is None else now
+        self.stamp = rfc3339(self.now)
+        self.meta = ro["metadata"]
+        self.ns = str(self.meta.get("namespace") or "default")
+        self.name = str(self.meta["name"])
+        self.spec: Obj = ro.get("spec") or {}
+        self.old_status: Obj = copy.deepcopy(ro.get("status") or {})
+        self.status: Obj = copy.deepcopy(self.old_status)
+        self.canary: Obj = ((self.spec.get("strategy") or {}).get("canary") or {})
+        self.steps: list[Obj] = [s for s in self.canary.get("steps") or [] if isinstance(s, dict)]
+        self.replicas = int(self.spec.get("replicas", 1))
+        self.requeue: list[float] = []
+        self.set_this_pass: set[str] = set()
+        self.revision = 0
+
+    # ------------------------------------------------------------------------------------- helpers
+    def event(self, reason: str, message: str, type_: str = "Normal") -> None:
+        self.kube.event(self.ro, type_, reason, message)
+
+    def cond(self, type_: str, status: str, reason: str, message: str) -> None:
+        self.set_this_pass.add(type_)
+        self.status["conditions"] = set_condition(list(self.status.get("conditions") or []),
+                                                  condition(type_, status, reason, message, self.stamp))
+
+    def after(self, seconds: float) -> None:
+        self.requeue.append(max(0.0, seconds))
+
+    def istio_config(self) -> IstioConfig | None:
+        tr = (self.canary.get("trafficRouting") or {}).get("istio")
+        if not isinstance(tr, dict):
+            return None
+        dr = tr.get("destinationRule") or {}
+        return IstioConfig(str(self.canary.get("canaryService") or ""), str(self.canary.get("stableService") or ""),
+                           str(dr.get("canarySubsetName") or ""), str(dr.get("stableSubsetName") or ""),
+                           tuple(str(x) for x in dr.get("additionalSubsetNames") or []))
+
+    # ------------------------------------------------------------------------------------ the pass
+    def run(self) -> float | None:
+        if self.meta.get("deletionTimestamp") or not self.canary:
+            return None
+        if "replicas" not in self.spec:  # Argo writes the default into the spec before anything else
+            self.kube.patch("Rollout", self.ns, self.name, {"spec": {"replicas": 1}})
+            return 0.0
+        invalid = self.invalid_spec()
+        if invalid:
+            self.cond("InvalidSpec", "True", "InvalidSpec", f'The Rollout "{self.name}" is invalid: {invalid}')
+            return self.finish([], None, 10.0)
+        self.status["conditions"] = [c for c in self.status.get("conditions") or [] if c.get("type") != "InvalidSpec"]
+        template = self.spec.get("template") or {}
+        h = pod_hash(template, self.status.get("collisionCount"))
+        rss = [rs for rs in self.kube.list("ReplicaSet", self.ns) if owned_by(rs, self.ro)]
+        by_hash = {str((rs["metadata"].get("labels") or {}).get(HASH_LABEL)): rs for rs in rss}
+        new = by_hash.get(h)
+        max_rev = max((_rev(rs) for rs in rss), default=0)
+        if new is None:
+            new = self.create_rs(template, h, max_rev + 1)
+            rss.append(new)
+        self.revision = _rev(new)
+        if (self.meta.get("annotations") or {}).get(REVISION) != str(self.revision):
+            self.ro = self.kube.patch("Rollout", self.ns, self.name,
+                                      {"metadata": {"annotations": {REVISION: str(self.revision)}}})
+            self.meta = self.ro["metadata"]
+        if self.status.get("currentPodHash") != h or self.status.get("currentStepHash") != step_hash(self.steps):
+            return self.new_revision(h, new, rss, max_rev)
+        stable_hash = str(self.status.get("stableRS") or "")
+        if not stable_hash:
+            return self.initial_deploy(h, new, rss)
+        return self.progress(h, new, by_hash.get(stable_hash), rss)
+
+    def invalid_spec(self) -> str:
+        cfg = self.istio_config()
+        if cfg is None:
+            return ""
+        tr = (self.canary.get("trafficRouting") or {}).get("istio") or {}
+        if bool(tr.get("virtualService")) == bool(tr.get("virtualServices")):
+            return ("spec.strategy.canary.trafficRouting.istio: Internal error: either VirtualService or "
+                    "VirtualServices must be configured")
+        if not cfg.canary_subset and not (cfg.canary_service and cfg.stable_service):
+            return "spec.strategy.stableService: Invalid value: \"\": Canary service and Stable service must to be set to use Traffic Routing"
+        for ns, name, routes in istio.vs_refs(tr, self.ns):
+            vs = self.kube.get("VirtualService", ns, name)
+            if vs is None:
+                return (f'spec.strategy.canary.trafficRouting.istio.virtualService.name: Invalid value: "{name}": '
+                        f'virtualservices.networking.istio.io "{name}" not found')
+            try:
+                for i in istio.route_indexes(vs, routes):
+                    istio.check_route(((vs.get("spec") or {}).get("http") or [])[i], cfg)
+            except ValueError as e:
+                return f"Istio VirtualService has invalid HTTP routes. Error: {e}"
+        for svc in (cfg.canary_service, cfg.stable_service):
+            if svc and self.kube.get("Service", self.ns, svc) is None:
+                field = "canaryService" if svc == cfg.canary_service else "stableService"
+                return f'spec.strategy.canary.{field}: Invalid value: "{svc}": services "{svc}" not found'
+        return ""
+
+    def create_rs(self, template: Obj, h: str, revision: int) -> Obj:
+        tmpl = copy.deepcopy(template)
+        tmeta = tmpl.setdefault("metadata", {})
+        tmeta["labels"] = {**(tmeta.get("labels") or {}), HASH_LABEL: h}
+        selector = copy.deepcopy(self.spec.get("selector") or {})
+        selector["matchLabels"] = {**(selector.get("matchLabels") or {}), HASH_LABEL: h}
+        rs_name = f"{self.name}-{h}"
+        rs = {"apiVersion": "apps/v1", "kind": "ReplicaSet",
+              "metadata": {"name": rs_name, "namespace": self.ns, "labels": dict(tmeta["labels"]),
+                           "annotations": {REVISION: str(revision), DESIRED: str(self.replicas)},
+                           "ownerReferences": [_owner_ref(self.ro)]},
+              "spec": {"replicas": 0, "selector": selector, "template": tmpl,
+                       "minReadySeconds": int(self.spec.get("minReadySeconds") or 0)}}
+        created = self.kube.create("ReplicaSet", self.ns, rs)
+        self.event("RolloutUpdated", f"Rollout updated to revision {revision}")
+        self.event("NewReplicaSetCreated", f"Created ReplicaSet {rs_name} (revision {revision})")
+        self.cond("Progressing", "True", "NewReplicaSetCreated", f'Created new replica set "{rs_name}"')
+        return created
+
+    def new_revision(self, h: str, new: Obj, rss: list[Obj], max_rev: int) -> float | None:
+        """Argo's resetRolloutStatus: a new template or new steps start the steps over."""
+        s = self.status
+        if _rev(new) < max_rev and s.get("currentPodHash") != h:  # back to an older template: newest revision
+            self.revision = max_rev + 1
+            self.kube.patch("ReplicaSet", self.ns, new["metadata"]["name"],
+                            {"metadata": {"annotations": {REVISION: str(self.revision)}}})
+        for k in ("pauseConditions", "abort", "abortedAt", "controllerPause", "promoteFull"):
+            s.pop(k, None)
+        canary = s.setdefault("canary", {})
+        canary.pop("currentStepAnalysisRunStatus", None)
+        canary.pop("currentBackgroundAnalysisRunStatus", None)
+        s["currentPodHash"] = h
+        s["currentStepHash"] = step_hash(self.steps)
+        if self.steps:
+            s["currentStepIndex"] = 0
+        else:
+            s.pop("currentStepIndex", None)
+        stable = s.get("stableRS")
+        if stable and stable == h and self.steps:
+            s["currentStepIndex"] = len(self.steps)
+            self.event("SkipSteps", "Rollback to stable ReplicaSets")
+        if stable and stable != h:
+            self.cond("Completed", "False", "RolloutCompleted", "RolloutCompleted")
+            self.event("RolloutNotCompleted", f"Rollout not completed, started update to revision {self.revision} ({h})")
+        self.terminate_runs(keep=set())
+        return self.finish(rss, new, 0.0)
+
+    def initial_deploy(self, h: str, new: Obj, rss: list[Obj]) -> float | None:
+        self.scale(new, self.replicas)
+        s = self.status
+        s["stableRS"] = h
+        if self.steps:
+            s["currentStepIndex"] = len(self.steps)
+        cfg = self.istio_config()
+        if cfg is not None:
+            self.traffic(cfg, 0, h, h, new, new)
+        self.event("RolloutCompleted", f"Rollout completed update to revision {self.revision} ({h}): Initial deploy")
+        self.cond("Completed", "True", "RolloutCompleted", "RolloutCompleted")
+        return self.finish(rss, new, None)
+
+    # ---------------------------------------------------------------------------- a canary update
+    def progress(self, h: str, new: Obj, stable: Obj | None, rss: list[Obj]) -> float | None:
+        s = self.status
+        stable_hash = str(s["stableRS"])
+        n = len(self.steps)
+        if s.get("abort") and not s.get("abortedAt"):
+            self.abort("")
+        if not s.get("abort") and s.get("abortedAt"):
+            s.pop("abortedAt", None)
+            self.cond("Progressing", "Unknown", "RolloutRetry", "Retrying Rollout after abort")
+        aborted = bool(s.get("abort"))
+        if s.get("promoteFull") and not aborted:
+            s.pop("pauseConditions", None)
+            s.pop("controllerPause", None)
+            if n:
+                s["currentStepIndex"] = n
+            self.terminate_runs(keep=set())
+        promoted = stable_hash == h
+        idx = min(int(s.get("currentStepIndex") or 0), n)
+        # promote: the pause condition was removed by the user while the controller had paused
+        if s.get("controllerPause") and not s.get("pauseConditions") and not aborted:
+            s.pop("controllerPause", None)
+            self.event("RolloutResumed", "Rollout is resumed")
+            if idx < n and "pause" in self.steps[idx]:
+                idx = self.complete_step(idx)
+        halted = bool(self.spec.get("paused")) or any(
+            c.get("reason") == "InconclusiveAnalysisRun" for c in s.get("pauseConditions") or [])
+        # ------------------------------------------------------------------- desired sizes
+        if promoted:
+            want_new = self.replicas
+        elif aborted:
+            want_new = self.aborted_canary_size(new, stable)
+        elif s.get("promoteFull"):
+            want_new = self.replicas
+        else:
+            want_new = canary_replicas(self.steps, idx, self.replicas, desired_weight(self.steps, idx))
+        if not halted:
+            self.scale(new, want_new)
+            if stable is not None and stable is not new:
+                self.scale(stable, self.replicas)
+            self.scale_down_others(rss, new, stable, promoted)
+        at_desired = (_spec_replicas(new) == want_new and _st(new, "availableReplicas") >= want_new and
+                      (promoted or stable is None or _st(stable, "availableReplicas") >= self.replicas))
+        if not at_desired:
+            self.after(2.0)
+        # ------------------------------------------------------------------- traffic
+        cfg = self.istio_config()
+        recorded = int((((s.get("canary") or {}).get("weights") or {}).get("canary") or {}).get("weight") or 0)
+        if promoted or aborted or _st(new, "availableReplicas") == 0:
+            weight = 0
+        elif s.get("promoteFull"):
+            weight = recorded
+        elif at_desired:
+            weight = desired_weight(self.steps, idx)
+        else:
+            weight = desired_weight(self.steps, idx - 1) if idx > 0 else 0
+        traffic_ok = True
+        if cfg is not None:
+            traffic_ok = self.traffic(cfg, weight, h, h if promoted else stable_hash, new, stable)
+        else:
+            s.setdefault("canary", {})
+        # ------------------------------------------------------------------- analysis
+        if not promoted:
+            idx = self.background_analysis(h, idx)
+        aborted = bool(s.get("abort"))
+        # ------------------------------------------------------------------- steps
+        if not promoted and not aborted and not halted and traffic_ok and idx < n and not s.get("promoteFull"):
+            idx = self.run_step(h, idx, at_desired)
+        if n:
+            s["currentStepIndex"] = idx if not aborted else s.get("currentStepIndex", 0)
+        # ------------------------------------------------------------------- promotion
+        done = (idx >= n or s.get("promoteFull")) and not aborted and not promoted
+        if done and _spec_replicas(new) >= self.replicas and _st(new, "availableReplicas") >= self.replicas \
+                and (s.get("promoteFull") or weight == 100 or cfg is None):
+            reason = "Full promotion requested" if s.get("promoteFull") else f"Completed all {n} canary steps"
+            s["stableRS"] = h
+            s.pop("promoteFull", None)
+            self.terminate_runs(keep=set())
+            canary_status = s.setdefault("canary", {})
+            canary_status.pop("currentBackgroundAnalysisRunStatus", None)
+            self.event("RolloutCompleted", f"Rollout completed update to revision {self.revision} ({h}): {reason}")
+            self.cond("Completed", "True", "RolloutCompleted", "RolloutCompleted")
+            if stable is not None and stable is not new:
+                self.mark_scale_down(stable)
+            self.after(0.0)
+        return self.finish(rss, new, None)
+
+    def aborted_canary_size(self, new: Obj, stable: Obj | None) -> int:
+        """On abort the canary keeps its pods until stable is fully available, then for
+        abortScaleDownDelaySeconds (30 by default; 0 = scale down at once)."""
+        delay = self.canary.get("abortScaleDownDelaySeconds")
+        delay = 30 if delay is None else int(delay)
+        if delay == 0 or self.istio_config() is None:
+            return 0
+        if stable is not None and _st(stable, "availableReplicas") < self.replicas:
+            return _spec_replicas(new)
+        deadline = parse_time((new["metadata"].get("annotations") or {}).get(SCALE_DOWN_DEADLINE))
+        if deadline is None:
+            if _spec_replicas(new) == 0:
+                return 0
+            deadline = self.now + delay
+            self.kube.patch("ReplicaSet", self.ns, new["metadata"]["name"],
+                            {"metadata": {"annotations": {SCALE_DOWN_DEADLINE: rfc3339(deadline)}}})
+        if self.now >= deadline:
+            return 0
+        self.after(deadline - self.now)
+        return _spec_replicas(new)
+
+    def mark_scale_down(self, rs: Obj) -> None:
+        delay = self.canary.get("scaleDownDelaySeconds")
+        delay = 30 if delay is None else int(delay)
+        if delay and self.istio_config() is not None:
+            self.kube.patch("ReplicaSet", self.ns, rs["metadata"]["name"],
+                            {"metadata": {"annotations": {SCALE_DOWN_DEADLINE: rfc3339(self.now + delay)}}})
+
+    def scale_down_others(self, rss: list[Obj], new: Obj, stable: Obj | None, promoted: bool) -> None:
+        for rs in rss:
+            if rs is new or (rs is stable and not promoted) or _spec_replicas(rs) == 0:
+                continue
+            deadline = parse_time((rs["metadata"].get("annotations") or {}).get(SCALE_DOWN_DEADLINE))
+            if deadline is not None and deadline > self.now:
+                self.after(deadline - self.now)
+                continue
+            self.scale(rs, 0)
+
+    def scale(self, rs: Obj, replicas: int) -> None:
+        current = _spec_replicas(rs)
+        if current == replicas:
+            return
+        patch: Obj = {"spec": {"replicas": replicas}, "metadata": {"annotations": {DESIRED: str(self.replicas)}}}
+        if replicas == 0:
+            patch["metadata"]["annotations"][SCALE_DOWN_DEADLINE] = None
+        updated = self.kube.patch("ReplicaSet", self.ns, rs["metadata"]["name"], patch)
+        rs.clear()
+        rs.update(updated)
+        word = "up" if replicas > current else "down"
+        self.event("ScalingReplicaSet", f"Scaled {word} ReplicaSet {rs['metadata']['name']} (revision {_rev(rs)}) "
+                                        f"from {current} to {replicas}")
+
+    # ------------------------------------------------------------------------------------ traffic
+    def traffic(self, cfg: IstioConfig, weight: int, canary_hash: str, stable_hash: str, new: Obj,
+                stable: Obj | None) -> bool:
+        """Services, DestinationRule hashes, VirtualService weights, then `status.canary.weights`.
+        False when the stable ReplicaSet cannot take its share yet (nothing is written then)."""
+        if stable is not None and stable is not new:
+            need = math.floor((100 - weight) * self.replicas / 100)
+            if _st(stable, "availableReplicas") < need:
+                self.after(2.0)
+                return False
+        aborted = bool(self.status.get("abort"))
+        if cfg.stable_service:
+            self.switch_service(cfg.stable_service, stable_hash, stable)
+        if cfg.canary_service:
+            self.switch_service(cfg.canary_service, stable_hash if aborted else canary_hash,
+                                stable if aborted else new)
+        tr = (self.canary.get("trafficRouting") or {}).get("istio") or {}
+        dr_ref = tr.get("destinationRule") or {}
+        if dr_ref.get("name"):
+            dr = self.kube.get("DestinationRule", self.ns, str(dr_ref["name"]))
+            if dr is None:
+                self.event("DestinationRuleNotFound", f"DestinationRule `{dr_ref['name']}` not found", "Warning")
+                self.after(5.0)
+                return False
+            updated = istio.set_subset_hashes(dr, cfg, canary_hash, stable_hash, self.name)
+            if updated is not None:
+                if not cfg.canary_service and not cfg.stable_service and not self.subsets_ready(
+                        canary_hash, stable_hash, new, stable, aborted):
+                    self.after(2.0)
+                    return False
+                self.kube.update("DestinationRule", updated)
+                self.event("UpdatedDestinationRule", f"DestinationRule {dr_ref['name']} subset updated "
+                           f"({cfg.canary_subset}: {canary_hash}, {cfg.stable_subset}: {stable_hash})")
+        for ns, name, routes in istio.vs_refs(tr, self.ns):
+            vs = self.kube.get("VirtualService", ns, name)
+            if vs is None:
+                self.event("VirtualServiceNotFound", f"VirtualService `{name}` not found", "Warning")
+                self.after(5.0)
+                return False
+            try:
+                updated = istio.set_weights(vs, routes, weight, cfg)
+            except ValueError as e:
+                self.event("TrafficRoutingError", str(e), "Warning")
+                self.after(5.0)
+                return False
+            if updated is not None:
+                self.kube.update("VirtualService", updated)
+                self.event("Updated VirtualService", f"VirtualService `{name}` set to desiredWeight '{weight}'")
+        weights: Obj = {"canary": {"weight": weight, "podTemplateHash": canary_hash},
+                        "stable": {"weight": 100 - weight, "podTemplateHash": stable_hash}}
+        if cfg.canary_service:
+            weights["canary"]["serviceName"] = cfg.canary_service
+        if cfg.stable_service:
+            weights["stable"]["serviceName"] = cfg.stable_service
+        canary_status = self.status.setdefault("canary", {})
+        old = canary_status.get("weights")
+        if old != weights:
+            before = ((old or {}).get("canary") or {}).get("weight")
+            text = "" if before == weight else (f"Traffic weight updated from {before} to {weight}"
+                                                if before is not None else f"Traffic weight updated to {weight}")
+            self.event("TrafficWeightUpdated", text)
+            canary_status["weights"] = weights
+        return True
+
+    def subsets_ready(self, canary_hash: str, stable_hash: str, new: Obj, stable: Obj | None, aborted: bool) -> bool:
+        """Argo delays a pure subset-mode DestinationRule switch until the ReplicaSets are fully available."""
+        for rs in (new, stable):
+            if rs is None or (aborted and rs is new):
+                continue
+            n = _spec_replicas(rs)
+            if n > 0 and _st(rs, "availableReplicas") < n:
+                return False
+        return True
+
+    def switch_service(self, name: str, target_hash: str, target: Obj | None) -> None:
+        svc = self.kube.get("Service", self.ns, name)
+        if svc is None:
+            return
+        selector = (svc.get("spec") or {}).get("selector") or {}
+        old = selector.get(HASH_LABEL)
+        if old == target_hash or target is None or _st(target, "availableReplicas") == 0:
+            return
+        self.kube.patch("Service", self.ns, name, {
+            "metadata": {"annotations": {istio.MANAGED_BY: self.name}},
+            "spec": {"selector": {HASH_LABEL: target_hash}}})
+        self.event("SwitchService", f"Switched selector for service '{name}' from '{old or ''}' to '{target_hash}'")
+
+    # ------------------------------------------------------------------------------------ steps
+    def complete_step(self, idx: int) -> int:
+        self.event("RolloutStepCompleted", f"Rollout step {idx + 1}/{len(self.steps)} completed "
+                                           f"({step_text(self.steps[idx])})")
+        self.after(0.0)
+        return idx + 1
+
+    def pause(self, reason: str) -> None:
+        s = self.status
+        s["pauseConditions"] = [*(s.get("pauseConditions") or []), {"reason": reason, "startTime": self.stamp}]
+        s["controllerPause"] = True
+        self.event("RolloutPaused", f"Rollout is paused ({reason})")
+        self.cond("Paused", "True", "RolloutPaused", "Rollout is paused")
+        self.cond("Progressing", "Unknown", "RolloutPaused", "Rollout is paused")
+
+    def run_step(self, h: str, idx: int, at_desired: bool) -> int:
+        s = self.status
+        st = self.steps[idx]
+        if "setWeight" in st or "setCanaryScale" in st:
+            return self.complete_step(idx) if at_desired else idx
+        if "pause" in st:
+            pauses = s.get("pauseConditions") or []
+            mine = [c for c in pauses if c.get("reason") == "CanaryPauseStep"]
+            if not mine:
+                if not s.get("controllerPause"):
+                    self.pause("CanaryPauseStep")
+                    mine = s["pauseConditions"][-1:]
+                else:
+                    return idx
+            duration = (st.get("pause") or {}).get("duration")
+            if duration is None:
+                return idx
+            started = parse_time(mine[0].get("startTime")) or self.now
+            end = started + max(0, pause_seconds(duration))
+            if self.now < end:
+                self.after(end - self.now)
+                return idx
+            s["pauseConditions"] = [c for c in pauses if c.get("reason") != "CanaryPauseStep"] or None
+            if s["pauseConditions"] is None:
+                s.pop("pauseConditions")
+            s.pop("controllerPause", None)
+            self.event("RolloutResumed", "Rollout is resumed")
+            self.cond("Paused", "False", "RolloutPaused", "Rollout is paused")
+            return self.complete_step(idx)
+        if "analysis" in st:
+            return self.step_analysis(h, idx, st.get("analysis") or {})
+        # experiment, setHeaderRoute, setMirrorRoute, plugin: not acted on by Sluice; the step passes
+        self.event("StepNotSupported", f"Sluice does not act on step {idx + 1} ({step_text(st)}); skipped", "Warning")
+        return self.complete_step(idx)
+
+    # ----------------------------------------------------------------------------------- analysis
+    def templates(self, refs: list[Any]) -> list[Obj]:
+        out: list[Obj] = []
+        for ref in refs:
+            if not isinstance(ref, dict):
+                continue
+            name = str(ref.get("templateName") or "")
+            if ref.get("clusterScope"):
+                t = self.kube.get("ClusterAnalysisTemplate", None, name)
+                if t is None:
+                    raise ValueError(f"ClusterAnalysisTemplate '{name}' not found")
+            else:
+                t = self.kube.get("AnalysisTemplate", self.ns, name)
+                if t is None:
+                    raise ValueError(f"AnalysisTemplate '{name}' not found")
+            out.extend([*self.templates((t.get("spec") or {}).get("templates") or []), t])
+        return out
+
+    def arg_value(self, value_from: Obj) -> str | None:
+        which = value_from.get("podTemplateHashValue")
+        if which == "Latest":
+            return str(self.status.get("currentPodHash") or "")
+        if which == "Stable":
+            return str(self.status.get("stableRS") or "")
+        path = str((value_from.get("fieldRef") or {}).get("fieldPath") or "")
+        node: Any = self.ro
+        for part in path.replace("[", ".").replace("]", "").replace("'", "").split("."):
+            if not part:
+                continue
+            node = node.get(part) if isinstance(node, dict) else None
+        return None if node is None else str(node)
+
+    def ensure_run(self, base: str, ref: Obj, labels: Obj, key: str) -> Obj | None:
+        """The AnalysisRun the Rollout's status names, or a new one built from the templates."""
+        canary_status = self.status.setdefault("canary", {})
+        current = canary_status.get(key) or {}
+        if current.get("name"):
+            run = self.kube.get("AnalysisRun", self.ns, str(current["name"]))
+            if run is not None:
+                return run
+        try:
+            spec = analysis.build_run(self.templates(ref.get("templates") or []), ref.get("args") or [],
+                                      self.arg_value, ref.get("dryRun"))
+        except ValueError as e:
+            self.abort(f"{'Step-based' if key.startswith('currentStep') else 'Background'} analysis phase "
+                       f"error/failed: {e}")
+            return None
+        meta_extra = ref.get("analysisRunMetadata") or {}
+        name = base
+        for suffix in range(100):
+            name = base if suffix == 0 else f"{base}.{suffix}"
+            if self.kube.get("AnalysisRun", self.ns, name) is None:
+                break
+        run = {"apiVersion": "argoproj.io/v1alpha1", "kind": "AnalysisRun",
+               "metadata": {"name": name, "namespace": self.ns,
+                            "labels": {**((self.spec.get("selector") or {}).get("matchLabels") or {}), **labels,
+                                       **(meta_extra.get("labels") or {})},
+                            "annotations": {REVISION: str(self.revision), **(meta_extra.get("annotations") or {})},
+                            "ownerReferences": [_owner_ref(self.ro)]},
+               "spec": spec}
+        created = self.kube.create("AnalysisRun", self.ns, run)
+        canary_status[key] = {"name": name, "status": ""}
+        self.after(0.0)
+        return created
+
+    def run_status(self, run: Obj, key: str, kind: str) -> str:
+        phase = str((run.get("status") or {}).get("phase") or "")
+        message = str((run.get("status") or {}).get("message") or "")
+        canary_status = self.status.setdefault("canary", {})
+        prev = (canary_status.get(key) or {}).get("status")
+        entry: Obj = {"name": run["metadata"]["name"], "status": phase}
+        if message:
+            entry["message"] = message
+        canary_status[key] = entry
+        if phase and phase != prev:
+            type_ = "Warning" if phase in ("Failed", "Error") else "Normal"
+            self.event(f"AnalysisRun{phase}", f"{kind} Analysis Run '{run['metadata']['name']}' Status New: "
+                                              f"'{phase}' Previous: '{prev or 'NoPreviousStatus'}'", type_)
+        return phase
+
+    def step_analysis(self, h: str, idx: int, ref: Obj) -> int:
+        key = "currentStepAnalysisRunStatus"
+        run = self.ensure_run(f"{self.name}-{h}-{self.revision}-{idx}", ref,
+                              {HASH_LABEL: h, "rollout-type": "Step", "step-index": str(idx)}, key)
+        if run is None:
+            return idx
+        phase = self.run_status(run, key, "Step")
+        message = str((run.get("status") or {}).get("message") or phase)
+        if phase == "Successful":
+            self.status["canary"].pop(key, None)
+            return self.complete_step(idx)
+        if phase in ("Failed", "Error"):
+            self.abort(f"Step-based analysis phase error/failed: {message}")
+        elif phase == "Inconclusive" and not any(
+                c.get("reason") == "InconclusiveAnalysisRun" for c in self.status.get("pauseConditions") or []):
+            self.pause("InconclusiveAnalysisRun")
+        return idx
+
+    def background_analysis(self, h: str, idx: int) -> int:
+        ref = self.canary.get("analysis")
+        s = self.status
+        if not isinstance(ref, dict) or s.get("abort") or idx < int(ref.get("startingStep") or 0):
+            return idx
+        key = "currentBackgroundAnalysisRunStatus"
+        run = self.ensure_run(f"{self.name}-{h}-{self.revision}", ref, {HASH_LABEL: h, "rollout-type": "Background"},
+                              key)
+        if run is None:
+            return idx
+        phase = self.run_status(run, key, "Background")
+        message = str((run.get("status") or {}).get("message") or phase)
+        if phase in ("Failed", "Error"):
+            self.abort(f"Background analysis phase error/failed: {message}")
+        elif phase == "Inconclusive" and not any(
+                c.get("reason") == "InconclusiveAnalysisRun" for c in s.get("pauseConditions") or []):
+            self.pause("InconclusiveAnalysisRun")
+        return idx
+
+    def terminate_runs(self, keep: set[str]) -> None:
+        for run in self.kube.list("AnalysisRun", self.ns):
+            if not owned_by(run, self.ro) or run["metadata"]["name"] in keep:
+                continue
+            if (run.get("status") or {}).get("phase") in COMPLETED or (run.get("spec") or {}).get("terminate"):
+                continue
+            self.kube.patch("AnalysisRun", self.ns, run["metadata"]["name"], {"spec": {"terminate": True}})
+
+    def abort(self, detail: str) -> None:
+        s = self.status
+        s["abort"] = True
+        s["abortedAt"] = self.stamp
+        s.pop("pauseConditions", None)
+        s.pop("controllerPause", None)
+        if self.steps:
+            s["currentStepIndex"] = len(self.steps) if s.get("stableRS") == s.get("currentPodHash") else 0
+        canary_status = s.setdefault("canary", {})
+        canary_status.pop("currentStepAnalysisRunStatus", None)
+        canary_status.pop("currentBackgroundAnalysisRunStatus", None)
+        self.terminate_runs(keep=set())
+        message = f"Rollout aborted update to revision {self.revision}" + (f": {detail}" if detail else "")
+        self.cond("Progressing", "False", "RolloutAborted", message)
+        self.cond("Paused", "False", "RolloutPaused", "Rollout is paused")
+        self.event("RolloutAborted", message, "Warning")
+        self.after(0.0)
+
+    # ------------------------------------------------------------------------------------- status
+    def finish(self, rss: list[Obj], new: Obj | None, requeue: float | None) -> float | None:
+        s = self.status
+        if requeue is not None:
+            self.after(requeue)
+        live = [rs for rs in rss if rs]
+        s["replicas"] = sum(_st(rs, "replicas") for rs in live)
+        s["updatedReplicas"] = _st(new, "replicas")
+        s["readyReplicas"] = sum(_st(rs, "readyReplicas") for rs in live)
+        s["availableReplicas"] = sum(_st(rs, "availableReplicas") for rs in live)
+        s["HPAReplicas"] = s["replicas"]
+        match = (self.spec.get("selector") or {}).get("matchLabels") or {}
+        s["selector"] = ",".join(f"{k}={v}" for k, v in sorted(match.items()))
+        s["observedGeneration"] = str(self.meta.get("generation") or "")
+        if new is not None:
+            rs_name = new["metadata"]["name"]
+            available = s["availableReplicas"] >= self.replicas
+            self.cond("Available", "True" if available else "False", "AvailableReason",
+                      "Rollout has minimum availability" if available else "Rollout does not have minimum availability")
+            if not s.get("abort") and not s.get("pauseConditions") and "Progressing" not in self.set_this_pass:
+                if s.get("stableRS") == s.get("currentPodHash"):
+                    self.cond("Progressing", "True", "NewReplicaSetAvailable",
+                              f'ReplicaSet "{rs_name}" has successfully progressed.')
+                else:
+                    self.cond("Progressing", "True", "ReplicaSetUpdated", f'ReplicaSet "{rs_name}" is progressing.')
+            if not s.get("pauseConditions") and not self.spec.get("paused") and any(
+                    c.get("type") == "Paused" and c.get("status") == "True" for c in s.get("conditions") or []):
+                self.cond("Paused", "False", "RolloutPaused", "Rollout is paused")
+        phase, message = phase_and_message(self.spec, s)
+        s["phase"] = phase
+        if message:
+            s["message"] = message
+        else:
+            s.pop("message", None)
+        if not s.get("canary"):
+            s.pop("canary", None)
+        patch = merge_diff(self.old_status, s)
+        if patch:
+            self.kube.patch("Rollout", self.ns, self.name,
+                            {"metadata": {"resourceVersion": self.meta.get("resourceVersion")}, "status": patch},
+                            subresource="status")
+        return min(self.requeue) if self.requeue else None

@@ -1,0 +1,136 @@
+"""The rollouts controller's loop: AnalysisRuns then Rollouts, every time one of the watched kinds changes and
+whenever a pause, an analysis interval or a scale-down deadline falls due (at the latest every `resync` s).
+
+It is a plain thread over the Kubernetes API and the Prometheus HTTP API, so the daemon runs it next to its
+own API server (`start_in_thread`) and `sluice rollouts controller` runs it against any cluster.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from sluice.client.errors import ApiError, ClientError
+from sluice.rollouts import analysis
+from sluice.rollouts.canary import RolloutPass
+from sluice.rollouts.kube import KINDS, Conflict, Kube, prom_query_factory
+from sluice.rollouts.status import merge_diff
+
+__all__ = ["Controller"]
+
+log = logging.getLogger("sluice.rollouts")
+Obj = dict[str, Any]
+WATCHED = ("Rollout", "AnalysisRun", "ReplicaSet")
+MIN_PASS_GAP_S = 0.2  # our own writes wake us too: never loop faster than this
+
+
+class Controller:
+    def __init__(self, connect: Callable[[], Kube], prometheus_url: str, resync: float = 30.0) -> None:
+        self.connect = connect
+        self.query_for = prom_query_factory(prometheus_url)
+        self.resync = resync
+        self.stop = threading.Event()
+        self.wake = threading.Event()
+        self.passes = 0
+        self._threads: list[threading.Thread] = []
+
+    @classmethod
+    def for_daemon(cls, kubeconfig: str | None, prometheus_url: str, context: str | None = None) -> Controller:
+        """A controller that reaches the API server through `kubeconfig` (its server and token)."""
+        return cls(lambda: Kube.from_kubeconfig(kubeconfig, context), prometheus_url)
+
+    # ----------------------------------------------------------------------------- watches
+    def _watch(self, kind: str) -> None:
+        kube: Kube | None = None
+        while not self.stop.is_set():
+            try:
+                kube = kube or self.connect()
+                for _ in kube.api.watch(KINDS[kind], None, timeout_seconds=60):
+                    self.wake.set()
+                    if self.stop.is_set():
+                        return
+            except (ApiError, ClientError, OSError) as e:
+                log.debug("watch of %s ended: %s", kind, e)
+                kube = None
+                self.stop.wait(1.0)
+
+    # ----------------------------------------------------------------------------- passes
+    def run_once(self, kube: Kube) -> float:
+        """One pass over every AnalysisRun and Rollout; the seconds until the next one is due."""
+        self.passes += 1
+        due = self.resync
+        for run in kube.list("AnalysisRun"):
+            try:
+                nxt = self.sync_run(kube, run)
+            except Conflict:
+                nxt = 0.0
+            except (ApiError, ClientError) as e:
+                log.warning("AnalysisRun %s/%s: %s", run["metadata"].get("namespace"), run["metadata"]["name"], e)
+                nxt = 5.0
+            if nxt is not None:
+                due = min(due, nxt)
+        for ro in kube.list("Rollout"):
+            try:
+                nxt = RolloutPass(kube, ro, self.query_for).run()
+            except Conflict:
+                nxt = 0.0
+            except (ApiError, ClientError) as e:
+                log.warning("Rollout %s/%s: %s", ro["metadata"].get("namespace"), ro["metadata"]["name"], e)
+                nxt = 5.0
+            if nxt is not None:
+                due = min(due, nxt)
+        return due
+
+    def sync_run(self, kube: Kube, run: Obj) -> float | None:
+        if (run.get("status") or {}).get("phase") in analysis.COMPLETED or run["metadata"].get("deletionTimestamp"):
+            return None
+        result = analysis.step(run, time.time(), self.query_for)
+        patch = merge_diff(run.get("status") or {}, result.status)
+        if patch:
+            kube.patch("AnalysisRun", run["metadata"].get("namespace"), run["metadata"]["name"],
+                       {"metadata": {"resourceVersion": run["metadata"].get("resourceVersion")}, "status": patch})
+            for type_, reason, message in result.events:
+                kube.event(run, type_, reason, message)
+            return 0.0  # the owning Rollout reads the new phase on the next pass
+        return result.next_s
+
+    def run(self) -> None:
+        """Loop until `stop` is set; survives an unreachable API server (retries every second)."""
+        for kind in WATCHED:
+            t = threading.Thread(target=self._watch, args=(kind,), name=f"rollouts-watch-{kind}", daemon=True)
+            t.start()
+            self._threads.append(t)
+        kube: Kube | None = None
+        while not self.stop.is_set():
+            self.wake.clear()
+            started = time.monotonic()
+            try:
+                kube = kube or self.connect()
+                due = self.run_once(kube)
+            except (ApiError, ClientError, OSError) as e:
+                log.warning("rollouts controller pass failed: %s", e)
+                kube = None
+                due = 1.0
+            except Exception:  # a bug in one pass must not end the controller
+                log.exception("rollouts controller pass failed")
+                due = 5.0
+            self.stop.wait(max(0.0, MIN_PASS_GAP_S - (time.monotonic() - started)))
+            self.wake.wait(max(0.0, due))
+        if kube is not None:
+            kube.close()
+
+    def start_in_thread(self) -> threading.Thread:
+        t = threading.Thread(target=self.run, name="rollouts-controller", daemon=True)
+        t.start()
+        self._threads.append(t)
+        return t
+
+    def shutdown(self, timeout: float = 5.0) -> None:
+        self.stop.set()
+        self.wake.set()
+        for t in self._threads:
+            if t.name == "rollouts-controller":
+                t.join(timeout)
