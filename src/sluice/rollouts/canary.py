@@ -265,11 +265,7 @@ class RolloutPass:
             want_new = self.replicas
         else:
             want_new = canary_replicas(self.steps, idx, self.replicas, desired_weight(self.steps, idx))
-        if not halted:
-            self.scale(new, want_new)
-            if stable is not None and stable is not new:
-                self.scale(stable, self.replicas)
-            self.scale_down_others(rss, new, stable, promoted)
+        # judged on the ReplicaSets as they are: traffic moves before this pass scales anything (Argo's order)
         at_desired = (_spec_replicas(new) == want_new and _st(new, "availableReplicas") >= want_new and
                       (promoted or stable is None or _st(stable, "availableReplicas") >= self.replicas))
         if not at_desired:
@@ -293,14 +289,20 @@ class RolloutPass:
         # ------------------------------------------------------------------- analysis
         if not promoted:
             idx = self.background_analysis(h, idx)
-        aborted = bool(s.get("abort"))
+        # ------------------------------------------------------------------- scaling
+        # aborted by analysis in this pass: the next pass moves traffic first, then scales
+        if not halted and bool(s.get("abort")) == aborted:
+            self.scale(new, want_new)
+            if stable is not None and stable is not new:
+                self.scale(stable, self.replicas)
+            self.scale_down_others(rss, new, stable, promoted)
         # ------------------------------------------------------------------- steps
         if not promoted and not aborted and not halted and traffic_ok and idx < n and not s.get("promoteFull"):
             idx = self.run_step(h, idx, at_desired)
         if n:
-            s["currentStepIndex"] = idx if not aborted else s.get("currentStepIndex", 0)
+            s["currentStepIndex"] = idx if not s.get("abort") else s.get("currentStepIndex", 0)
         # ------------------------------------------------------------------- promotion
-        done = (idx >= n or s.get("promoteFull")) and not aborted and not promoted
+        done = (idx >= n or s.get("promoteFull")) and not s.get("abort") and not promoted
         if done and _spec_replicas(new) >= self.replicas and _st(new, "availableReplicas") >= self.replicas \
                 and (s.get("promoteFull") or weight == 100 or cfg is None):
             reason = "Full promotion requested" if s.get("promoteFull") else f"Completed all {n} canary steps"

@@ -1,0 +1,167 @@
+"""The rollouts controller inside a real daemon drives Argo's canary over a real VirtualService and
+DestinationRule, applied with the real kubectl: weights step by step, pause and promote, abort and retry,
+and an AnalysisRun whose Prometheus query (the daemon's own Prometheus API) fails aborts the rollout."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from sluice.daemon.state import Home
+from tests.conftest import Daemon, start_daemon, stop_daemon, wait_for
+from tests.integration.rollouts.helpers import (
+    NS,
+    events,
+    get,
+    kubectl,
+    promote,
+    rollout,
+    rollout_status,
+    status_patch,
+    subset_setup,
+    vs_weights,
+)
+
+pytestmark = pytest.mark.kubectl
+
+STEPS = """      - setWeight: 20
+      - pause: {}
+      - setWeight: 50
+      - pause: {}
+      - setWeight: 100
+"""
+
+
+@pytest.fixture(scope="module")
+def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
+    d = start_daemon(tmp_path_factory.mktemp("rollouts-home"))
+    kubectl(d, "create", "namespace", NS)
+    yield d
+    stop_daemon(d)
+
+
+def deployed(d: Daemon, app: str, steps: str, extra: str = "") -> str:
+    """Apply the Istio objects and revision 1 of the Rollout; return the stable hash once it is Healthy."""
+    kubectl(d, "apply", "-f", "-", input=subset_setup(app))
+    kubectl(d, "apply", "-f", "-", input=rollout(app, steps, "v1", extra))
+    wait_for(lambda: rollout_status(d, app).get("phase") == "Healthy", timeout=60)
+    return str(rollout_status(d, app)["stableRS"])
+
+
+def hash_labels(d: Daemon, app: str) -> dict[str, str]:
+    dr = get(d, "destinationrule.networking.istio.io", app)
+    return {s["name"]: s["labels"].get("rollouts-pod-template-hash") for s in dr["spec"]["subsets"]}
+
+
+def test_steps_move_the_weights_and_promote_continues(daemon: Daemon) -> None:
+    d = daemon
+    v1 = deployed(d, "web", STEPS)
+    rs = get(d, "replicaset", f"web-{v1}")
+    assert rs["spec"]["selector"]["matchLabels"] == {"app": "web", "rollouts-pod-template-hash": v1}
+    assert rs["metadata"]["ownerReferences"][0]["kind"] == "Rollout"
+    assert hash_labels(d, "web") == {"canary": v1, "stable": v1}
+    assert vs_weights(d, "web") == {"stable": 100, "canary": 0}
+    assert rollout_status(d, "web")["currentStepIndex"] == 5
+
+    kubectl(d, "apply", "-f", "-", input=rollout("web", STEPS, "v2"))
+    wait_for(lambda: rollout_status(d, "web").get("phase") == "Paused", timeout=60)
+    st = rollout_status(d, "web")
+    v2 = st["currentPodHash"]
+    assert v2 != v1 and st["stableRS"] == v1 and st["currentStepIndex"] == 1
+    assert st["message"] == "CanaryPauseStep" and st["pauseConditions"][0]["reason"] == "CanaryPauseStep"
+    assert st["canary"]["weights"] == {"canary": {"weight": 20, "podTemplateHash": v2},
+                                       "stable": {"weight": 80, "podTemplateHash": v1}}
+    assert vs_weights(d, "web") == {"stable": 80, "canary": 20}
+    assert hash_labels(d, "web") == {"canary": v2, "stable": v1}
+    pods = kubectl(d, "get", "pods", "-l", f"rollouts-pod-template-hash={v2}", "-o", "name").stdout.split()
+    assert len(pods) == 1  # ceil(20 % of 2)
+
+    promote(d, "web")
+    wait_for(lambda: rollout_status(d, "web").get("currentStepIndex") == 3
+             and rollout_status(d, "web").get("phase") == "Paused", timeout=60)
+    assert vs_weights(d, "web") == {"stable": 50, "canary": 50}
+
+    promote(d, "web")
+    wait_for(lambda: rollout_status(d, "web").get("stableRS") == v2
+             and rollout_status(d, "web").get("phase") == "Healthy", timeout=60)
+    assert vs_weights(d, "web") == {"stable": 100, "canary": 0}  # both subsets are v2 now
+    assert hash_labels(d, "web") == {"canary": v2, "stable": v2}
+    wait_for(lambda: get(d, "replicaset", f"web-{v1}")["spec"]["replicas"] == 0, timeout=60)
+    seen = events(d, "web")
+    for expected in [("RolloutStepCompleted", "Rollout step 1/5 completed (setWeight: 20)"),
+                     ("RolloutPaused", "Rollout is paused (CanaryPauseStep)"),
+                     ("RolloutResumed", "Rollout is resumed"),
+                     ("Updated VirtualService", "VirtualService `web` set to desiredWeight '50'"),
+                     ("Updated VirtualService", "VirtualService `web` set to desiredWeight '100'"),
+                     ("RolloutCompleted", f"Rollout completed update to revision 2 ({v2}): Completed all 5 canary steps")]:
+        assert expected in seen, (expected, seen)
+
+
+def test_abort_puts_everything_on_stable_and_retry_starts_over(daemon: Daemon) -> None:
+    d = daemon
+    v1 = deployed(d, "shop", STEPS)
+    kubectl(d, "apply", "-f", "-", input=rollout("shop", STEPS, "v2"))
+    wait_for(lambda: rollout_status(d, "shop").get("phase") == "Paused", timeout=60)
+    v2 = rollout_status(d, "shop")["currentPodHash"]
+    assert vs_weights(d, "shop") == {"stable": 80, "canary": 20}
+
+    status_patch(d, "shop", {"abort": True})  # kubectl argo rollouts abort shop
+    wait_for(lambda: rollout_status(d, "shop").get("phase") == "Degraded", timeout=60)
+    wait_for(lambda: get(d, "replicaset", f"shop-{v2}")["spec"]["replicas"] == 0, timeout=60)
+    st = rollout_status(d, "shop")
+    assert st["message"] == "RolloutAborted: Rollout aborted update to revision 2"
+    assert st["currentStepIndex"] == 0 and st["stableRS"] == v1 and "pauseConditions" not in st
+    assert st["canary"]["weights"]["canary"] == {"weight": 0, "podTemplateHash": v2}
+    assert vs_weights(d, "shop") == {"stable": 100, "canary": 0}
+    assert ("RolloutAborted", "Rollout aborted update to revision 2") in events(d, "shop")
+
+    status_patch(d, "shop", {"abort": False})  # kubectl argo rollouts retry rollout shop
+    wait_for(lambda: rollout_status(d, "shop").get("phase") == "Paused", timeout=60)
+    assert rollout_status(d, "shop")["currentStepIndex"] == 1
+    assert vs_weights(d, "shop") == {"stable": 80, "canary": 20}
+
+
+def test_failed_analysis_aborts_the_rollout(daemon: Daemon) -> None:
+    d = daemon
+    metrics_port = (Home(d.home).read_run() or {})["metrics_port"]
+    kubectl(d, "apply", "-f", "-", input=f"""
+apiVersion: argoproj.io/v1alpha1
+kind: AnalysisTemplate
+metadata: {{name: error-budget}}
+spec:
+  args:
+  - name: errors
+  metrics:
+  - name: error-rate
+    successCondition: len(result) > 0 && result[0] < 0.5
+    provider:
+      prometheus:
+        address: http://127.0.0.1:{metrics_port}
+        query: vector({{{{args.errors}}}})
+""")
+    steps = """      - setWeight: 20
+      - analysis:
+          templates: [{templateName: error-budget}]
+          args: [{name: errors, value: "1"}]
+      - setWeight: 100
+"""
+    v1 = deployed(d, "cart", steps)
+    kubectl(d, "apply", "-f", "-", input=rollout("cart", steps, "v2"))
+    wait_for(lambda: rollout_status(d, "cart").get("phase") == "Degraded", timeout=90)
+    st = rollout_status(d, "cart")
+    v2 = st["currentPodHash"]
+    run_name = f"cart-{v2}-2-1"
+    assert st["message"] == ("RolloutAborted: Rollout aborted update to revision 2: Step-based analysis phase "
+                             "error/failed: Metric \"error-rate\" assessed Failed due to failed (1) > failureLimit (0)")
+    assert st["stableRS"] == v1
+    wait_for(lambda: vs_weights(d, "cart") == {"stable": 100, "canary": 0}, timeout=60)
+    run = get(d, "analysisrun", run_name)
+    assert run["metadata"]["labels"]["rollout-type"] == "Step"
+    assert run["status"]["phase"] == "Failed"
+    (m,) = run["status"]["metricResults"]
+    assert m["phase"] == "Failed" and m["failed"] == 1
+    assert m["measurements"][0]["value"] == "[1]"
+    assert m["metadata"]["ResolvedPrometheusQuery"] == "vector(1)"
+    assert ("AnalysisRunFailed", f"Step Analysis Run '{run_name}' Status New: 'Failed' Previous: 'NoPreviousStatus'") \
+        in events(d, "cart") or any(r == "AnalysisRunFailed" for r, _ in events(d, "cart"))
