@@ -125,3 +125,23 @@ def test_weights_go_into_the_named_routes_only() -> None:
     assert new is not None
     assert [s["labels"] for s in new["spec"]["subsets"]] == [
         {"app": "web", "rollouts-pod-template-hash": "s456"}, {"app": "web", "rollouts-pod-template-hash": "c123"}]
+
+
+def test_warnings_name_only_what_the_controller_leaves_out() -> None:
+    from sluice.validation import argo_acted
+
+    ro = {"spec": {"replicas": 2, "selector": {}, "template": {}, "strategy": {"canary": {
+        "maxSurge": "25%",
+        "trafficRouting": {"istio": {"virtualService": {"name": "vs", "routes": ["primary"],
+                                                        "tlsRoutes": [{"port": 443}]}}},
+        "steps": [{"setWeight": 20}, {"pause": {"duration": "1m"}}, {"experiment": {"templates": []}},
+                  {"setHeaderRoute": {"name": "h"}}]}}}}
+    assert argo_acted.not_acted_on("Rollout", ro) == [
+        "spec.strategy.canary.trafficRouting.istio.virtualService.tlsRoutes",
+        "spec.strategy.canary.steps[2].experiment",
+        "spec.strategy.canary.steps[3].setHeaderRoute",
+    ]  # maxSurge plays no part with traffic routing
+    run = {"spec": {"metrics": [{"name": "m", "consecutiveSuccessLimit": 2,
+                                 "provider": {"prometheus": {"query": "q", "timeout": 40}}}]}}
+    assert argo_acted.not_acted_on("AnalysisRun", run) == [
+        "spec.metrics[0].consecutiveSuccessLimit", "spec.metrics[0].provider.prometheus.timeout"]
