@@ -611,6 +611,10 @@ class RolloutPass:
         if not isinstance(ref, dict) or s.get("abort") or idx < int(ref.get("startingStep") or 0):
             return idx
         key = "currentBackgroundAnalysisRunStatus"
+        current = (s.get("canary") or {}).get(key) or {}
+        if current.get("status") == "Inconclusive" and not any(
+                c.get("reason") == "InconclusiveAnalysisRun" for c in s.get("pauseConditions") or []):
+            s["canary"].pop(key)  # promoted past an inconclusive run: Argo starts a new one
         run = self.ensure_run(f"{self.name}-{h}-{self.revision}", ref, {HASH_LABEL: h, "rollout-type": "Background"},
                               key)
         if run is None:

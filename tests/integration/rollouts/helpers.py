@@ -121,3 +121,46 @@ spec:
             stableSubsetName: stable
       steps:
 {steps}"""
+
+
+def host_setup(app: str) -> str:
+    """Argo's host-level Istio example: a stable and a canary Service, one VirtualService over both."""
+    return f"""
+apiVersion: v1
+kind: Service
+metadata: {{name: {app}-stable}}
+spec:
+  selector: {{app: {app}}}
+  ports: [{{name: http, port: 8000}}]
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: {app}-canary}}
+spec:
+  selector: {{app: {app}}}
+  ports: [{{name: http, port: 8000}}]
+---
+apiVersion: networking.istio.io/v1alpha3
+kind: VirtualService
+metadata: {{name: {app}-vsvc}}
+spec:
+  hosts: [{app}.example.com]
+  http:
+  - name: primary
+    route:
+    - destination: {{host: {app}-stable}}
+      weight: 100
+    - destination: {{host: {app}-canary}}
+      weight: 0
+"""
+
+
+def host_weights(d: Daemon, app: str) -> dict[str, int]:
+    vs = get(d, "virtualservice.networking.istio.io", f"{app}-vsvc")
+    (http,) = vs["spec"]["http"]
+    return {r["destination"]["host"]: r.get("weight", 0) for r in http["route"]}
+
+
+def selector_hash(d: Daemon, service: str) -> str | None:
+    sel = get(d, "service", service)["spec"]["selector"]
+    return sel.get("rollouts-pod-template-hash")

@@ -14,10 +14,13 @@ from tests.integration.rollouts.helpers import (
     NS,
     events,
     get,
+    host_setup,
+    host_weights,
     kubectl,
     promote,
     rollout,
     rollout_status,
+    selector_hash,
     status_patch,
     subset_setup,
     vs_weights,
@@ -165,3 +168,106 @@ spec:
     assert m["metadata"]["ResolvedPrometheusQuery"] == "vector(1)"
     assert ("AnalysisRunFailed", f"Step Analysis Run '{run_name}' Status New: 'Failed' Previous: 'NoPreviousStatus'") \
         in events(d, "cart") or any(r == "AnalysisRunFailed" for r, _ in events(d, "cart"))
+
+
+def host_rollout(app: str, version: str, metrics_port: int) -> str:
+    return f"""
+apiVersion: argoproj.io/v1alpha1
+kind: Rollout
+metadata: {{name: {app}}}
+spec:
+  replicas: 2
+  selector:
+    matchLabels: {{app: {app}}}
+  template:
+    metadata:
+      labels: {{app: {app}}}
+      annotations: {{sidecar.istio.io/inject: "false"}}
+    spec:
+      containers:
+      - name: main
+        image: busybox:1.36
+        command: [sleep, infinity]
+        env: [{{name: VERSION, value: {version}}}]
+  strategy:
+    canary:
+      canaryService: {app}-canary
+      stableService: {app}-stable
+      scaleDownDelaySeconds: 0
+      trafficRouting:
+        istio:
+          virtualServices:
+          - name: {app}-vsvc
+            routes: [primary]
+      analysis:
+        templates: [{{templateName: always-fine}}]
+        args: [{{name: port, value: "{metrics_port}"}}]
+      steps:
+      - setCanaryScale: {{replicas: 2}}
+      - setWeight: 25
+      - pause: {{duration: 1s}}
+      - setWeight: 60
+      - pause: {{}}
+"""
+
+
+def test_host_level_split_with_background_analysis_and_manual_pause(daemon: Daemon) -> None:
+    d = daemon
+    port = (Home(d.home).read_run() or {})["metrics_port"]
+    kubectl(d, "apply", "-f", "-", input="""
+apiVersion: argoproj.io/v1alpha1
+kind: AnalysisTemplate
+metadata: {name: always-fine}
+spec:
+  args: [{name: port}]
+  metrics:
+  - name: zero-errors
+    interval: 1s
+    successCondition: result[0] == 0
+    provider:
+      prometheus:
+        address: http://127.0.0.1:{{args.port}}
+        query: vector(0)
+""")
+    kubectl(d, "apply", "-f", "-", input=host_setup("hl"))
+    kubectl(d, "apply", "-f", "-", input=host_rollout("hl", "v1", port))
+    wait_for(lambda: rollout_status(d, "hl").get("phase") == "Healthy", timeout=60)
+    v1 = rollout_status(d, "hl")["stableRS"]
+    wait_for(lambda: selector_hash(d, "hl-stable") == v1 and selector_hash(d, "hl-canary") == v1, timeout=30)
+    assert kubectl(d, "get", "analysisrun", "-o", "name").stdout.count("hl-") == 0  # none for an initial deploy
+
+    kubectl(d, "apply", "-f", "-", input=host_rollout("hl", "v2", port))
+    wait_for(lambda: rollout_status(d, "hl").get("currentStepIndex") == 4
+             and rollout_status(d, "hl").get("phase") == "Paused", timeout=60)
+    st = rollout_status(d, "hl")
+    v2 = st["currentPodHash"]
+    assert host_weights(d, "hl") == {"hl-stable": 40, "hl-canary": 60}
+    assert st["canary"]["weights"] == {
+        "canary": {"weight": 60, "podTemplateHash": v2, "serviceName": "hl-canary"},
+        "stable": {"weight": 40, "podTemplateHash": v1, "serviceName": "hl-stable"}}
+    assert selector_hash(d, "hl-stable") == v1 and selector_hash(d, "hl-canary") == v2
+    assert get(d, "replicaset", f"hl-{v2}")["spec"]["replicas"] == 2  # setCanaryScale, not ceil(60 % of 2)
+    assert ("RolloutStepCompleted", "Rollout step 3/5 completed (pause: 1s)") in events(d, "hl")
+    background = st["canary"]["currentBackgroundAnalysisRunStatus"]
+    assert background["name"] == f"hl-{v2}-2"
+    wait_for(lambda: len((get(d, "analysisrun", f"hl-{v2}-2").get("status") or {})
+                         .get("metricResults", [{}])[0].get("measurements") or []) >= 2, timeout=30)
+    run = get(d, "analysisrun", f"hl-{v2}-2")
+    assert run["metadata"]["labels"]["rollout-type"] == "Background"
+    assert run["status"]["phase"] == "Running"
+    assert run["status"]["metricResults"][0]["measurements"][0]["value"] == "[0]"
+
+    kubectl(d, "patch", "rollout", "hl", "--type=merge", "-p", '{"spec":{"paused":true}}')  # argo rollouts pause
+    wait_for(lambda: rollout_status(d, "hl").get("message") == "manually paused", timeout=30)
+    # `kubectl argo rollouts promote`: unpause the spec, then clear the pause condition
+    kubectl(d, "patch", "rollout", "hl", "--type=merge", "-p", '{"spec":{"paused":false}}')
+    promote(d, "hl")
+    wait_for(lambda: rollout_status(d, "hl").get("stableRS") == v2
+             and rollout_status(d, "hl").get("phase") == "Healthy", timeout=60)
+    assert host_weights(d, "hl") == {"hl-stable": 100, "hl-canary": 0}
+    wait_for(lambda: selector_hash(d, "hl-stable") == v2, timeout=30)
+    assert selector_hash(d, "hl-canary") == v2
+    wait_for(lambda: (get(d, "analysisrun", f"hl-{v2}-2").get("status") or {}).get("phase") == "Successful",
+             timeout=30)
+    assert get(d, "analysisrun", f"hl-{v2}-2")["spec"]["terminate"] is True
+    assert "currentBackgroundAnalysisRunStatus" not in rollout_status(d, "hl").get("canary", {})
