@@ -1,5 +1,6 @@
 """`sluice rollouts controller` run outside the daemon (a daemon started with --no-rollouts-controller, reached
-only through its kubeconfig): killed mid-rollout and started again, it carries on from the Rollout's status."""
+only through its kubeconfig): killed mid-rollout and started again, it carries on from the Rollout's status;
+its analysis asks a stock Prometheus (`.tools/bin/prometheus`) that scrapes the daemon's `/metrics`."""
 
 from __future__ import annotations
 
@@ -7,12 +8,13 @@ import json
 import signal
 import subprocess
 import sys
+import urllib.request
 from collections.abc import Iterator
 
 import pytest
 
 from sluice.daemon.state import Home
-from tests.conftest import Daemon, start_daemon, stop_daemon, wait_for
+from tests.conftest import TOOLS, Daemon, free_port, start_daemon, stop_daemon, wait_for
 from tests.integration.rollouts.helpers import (
     NS,
     events,
@@ -43,12 +45,47 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
     stop_daemon(d)
 
 
-def controller(d: Daemon) -> subprocess.Popen[bytes]:
+def controller(d: Daemon, prometheus_url: str = "") -> subprocess.Popen[bytes]:
     metrics = (Home(d.home).read_run() or {})["metrics_port"]
     log = open(d.home / "controller.log", "ab")  # noqa: SIM115 - handed to the child
     return subprocess.Popen([sys.executable, "-m", "sluice.cli", "rollouts", "controller", "--kubeconfig",
-                             str(d.kubeconfig), "--prometheus-url", f"http://127.0.0.1:{metrics}", "--resync", "5"],
+                             str(d.kubeconfig), "--prometheus-url", prometheus_url or f"http://127.0.0.1:{metrics}",
+                             "--resync", "5"],
                             env=d.env, stdout=log, stderr=subprocess.STDOUT)
+
+
+@pytest.fixture
+def stock_prometheus(daemon: Daemon) -> Iterator[str]:
+    """A stock Prometheus scraping the daemon's /metrics every second; its base URL once it has scraped."""
+    if not (TOOLS / "prometheus").exists():
+        pytest.skip("no .tools/bin/prometheus")
+    metrics = (Home(daemon.home).read_run() or {})["metrics_port"]
+    port = free_port()
+    cfg = daemon.home / "prometheus.yml"
+    cfg.write_text(f"""
+global: {{scrape_interval: 1s, evaluation_interval: 1s}}
+scrape_configs:
+  - job_name: sluice
+    static_configs: [{{targets: ["127.0.0.1:{metrics}"]}}]
+""")
+    prom = subprocess.Popen([str(TOOLS / "prometheus"), f"--config.file={cfg}",
+                             f"--storage.tsdb.path={daemon.home}/prom", f"--web.listen-address=127.0.0.1:{port}",
+                             "--log.level=warn"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+
+    def scraped() -> bool:
+        try:
+            with urllib.request.urlopen(f"{base}/api/v1/query?query=up%7Bjob%3D%22sluice%22%7D", timeout=5) as r:
+                return bool(json.loads(r.read())["data"]["result"])
+        except OSError:
+            return False
+
+    try:
+        wait_for(scraped, timeout=60, interval=0.5)
+        yield base
+    finally:
+        prom.terminate()
+        prom.wait(20)
 
 
 def test_a_restarted_controller_resumes_from_the_status(daemon: Daemon) -> None:
@@ -82,3 +119,47 @@ def test_a_restarted_controller_resumes_from_the_status(daemon: Daemon) -> None:
     finally:
         second.send_signal(signal.SIGTERM)
         assert second.wait(20) == 0  # stops cleanly on SIGTERM
+
+
+def test_analysis_through_a_stock_prometheus(daemon: Daemon, stock_prometheus: str) -> None:
+    """The template names no address: the controller's --prometheus-url (the stock Prometheus) answers."""
+    d = daemon
+    kubectl(d, "apply", "-f", "-", input="""
+apiVersion: argoproj.io/v1alpha1
+kind: AnalysisTemplate
+metadata: {name: scraped}
+spec:
+  args: [{name: job}]
+  metrics:
+  - name: target-up
+    successCondition: len(result) == 1 && result[0] == 1
+    provider:
+      prometheus:
+        query: up{job="{{args.job}}"}
+""")
+    steps = """      - setWeight: 50
+      - analysis:
+          templates: [{templateName: scraped}]
+          args: [{name: job, value: sluice}]
+      - setWeight: 100
+"""
+    kubectl(d, "apply", "-f", "-", input=subset_setup("pay"))
+    kubectl(d, "apply", "-f", "-", input=rollout("pay", steps, "v1"))
+    proc = controller(d, stock_prometheus)
+    try:
+        wait_for(lambda: rollout_status(d, "pay").get("phase") == "Healthy", timeout=60)
+        v1 = rollout_status(d, "pay")["stableRS"]
+        kubectl(d, "apply", "-f", "-", input=rollout("pay", steps, "v2"))
+        wait_for(lambda: rollout_status(d, "pay").get("currentPodHash") not in (None, v1), timeout=30)
+        v2 = rollout_status(d, "pay")["currentPodHash"]
+        wait_for(lambda: rollout_status(d, "pay").get("stableRS") == v2
+                 and rollout_status(d, "pay").get("phase") == "Healthy", timeout=90)
+        run = get(d, "analysisrun", f"pay-{v2}-2-1")
+        assert run["status"]["phase"] == "Successful"
+        (m,) = run["status"]["metricResults"]
+        assert m["measurements"][0]["value"] == "[1]"
+        assert m["metadata"]["ResolvedPrometheusQuery"] == 'up{job="sluice"}'
+        assert ("RolloutStepCompleted", "Rollout step 2/3 completed (analysis)") in events(d, "pay")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(20)
