@@ -296,6 +296,7 @@ class RolloutPass:
             if stable is not None and stable is not new:
                 self.scale(stable, self.replicas)
             self.scale_down_others(rss, new, stable, promoted)
+            self.cleanup_history(rss, new, stable)
         # ------------------------------------------------------------------- steps
         if not promoted and not aborted and not halted and traffic_ok and idx < n and not s.get("promoteFull"):
             idx = self.run_step(h, idx, at_desired)
@@ -355,6 +356,14 @@ class RolloutPass:
                 self.after(deadline - self.now)
                 continue
             self.scale(rs, 0)
+
+    def cleanup_history(self, rss: list[Obj], new: Obj, stable: Obj | None) -> None:
+        """Delete the oldest scaled-down ReplicaSets beyond revisionHistoryLimit (default 10)."""
+        limit = int(self.spec.get("revisionHistoryLimit", 10))
+        old = sorted((rs for rs in rss if rs is not new and rs is not stable and _spec_replicas(rs) == 0
+                      and _st(rs, "replicas") == 0), key=_rev)
+        for rs in old[: max(0, len(old) - limit)]:
+            self.kube.delete("ReplicaSet", self.ns, rs["metadata"]["name"])
 
     def scale(self, rs: Obj, replicas: int) -> None:
         current = _spec_replicas(rs)

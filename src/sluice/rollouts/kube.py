@@ -101,6 +101,13 @@ class Kube:
         return self._call(lambda: self.api.patch(KINDS[kind], name, namespace, patch, field_manager=COMPONENT,
                                                  field_validation=None, subresource=subresource))
 
+    def delete(self, kind: str, namespace: str | None, name: str) -> None:
+        try:
+            self._call(lambda: self.api.delete(KINDS[kind], name, namespace))
+        except ApiError as e:
+            if e.code != 404:
+                raise
+
     def event(self, obj: Obj, type_: str, reason: str, message: str) -> None:
         meta = obj.get("metadata") or {}
         ns = str(meta.get("namespace") or "default")

@@ -271,3 +271,64 @@ spec:
              timeout=30)
     assert get(d, "analysisrun", f"hl-{v2}-2")["spec"]["terminate"] is True
     assert "currentBackgroundAnalysisRunStatus" not in rollout_status(d, "hl").get("canary", {})
+
+
+def test_inconclusive_analysis_pauses_then_promote_and_full_promote(daemon: Daemon) -> None:
+    d = daemon
+    port = (Home(d.home).read_run() or {})["metrics_port"]
+    kubectl(d, "apply", "-f", "-", input=f"""
+apiVersion: argoproj.io/v1alpha1
+kind: AnalysisTemplate
+metadata: {{name: undecided}}
+spec:
+  metrics:
+  - name: between
+    successCondition: result[0] > 5
+    failureCondition: result[0] < 0
+    provider:
+      prometheus: {{address: "http://127.0.0.1:{port}", query: vector(1)}}
+""")
+    steps = """      - setWeight: 20
+      - analysis:
+          templates: [{templateName: undecided}]
+      - setWeight: 60
+      - pause: {}
+      - setWeight: 80
+      - pause: {}
+"""
+    deployed(d, "mail", steps)
+    kubectl(d, "apply", "-f", "-", input=rollout("mail", steps, "v2"))
+    wait_for(lambda: rollout_status(d, "mail").get("message") == "InconclusiveAnalysisRun", timeout=60)
+    st = rollout_status(d, "mail")
+    v2 = st["currentPodHash"]
+    assert st["phase"] == "Paused" and st["currentStepIndex"] == 1
+    assert [c["reason"] for c in st["pauseConditions"]] == ["InconclusiveAnalysisRun"]
+    assert get(d, "analysisrun", f"mail-{v2}-2-1")["status"]["phase"] == "Inconclusive"
+    # `kubectl argo rollouts promote` on an inconclusive step: past it
+    status_patch(d, "mail", {"pauseConditions": None, "controllerPause": False, "currentStepIndex": 2})
+    wait_for(lambda: rollout_status(d, "mail").get("currentStepIndex") == 3
+             and rollout_status(d, "mail").get("message") == "CanaryPauseStep", timeout=60)
+    assert vs_weights(d, "mail") == {"stable": 40, "canary": 60}
+
+    status_patch(d, "mail", {"promoteFull": True})  # kubectl argo rollouts promote --full
+    wait_for(lambda: rollout_status(d, "mail").get("stableRS") == v2
+             and rollout_status(d, "mail").get("phase") == "Healthy", timeout=60)
+    assert vs_weights(d, "mail") == {"stable": 100, "canary": 0}
+    assert hash_labels(d, "mail") == {"canary": v2, "stable": v2}
+    assert ("RolloutCompleted", f"Rollout completed update to revision 2 ({v2}): Full promotion requested") \
+        in events(d, "mail")
+    assert "promoteFull" not in rollout_status(d, "mail")
+
+
+def test_a_route_missing_from_the_virtualservice_is_an_invalid_spec(daemon: Daemon) -> None:
+    d = daemon
+    kubectl(d, "apply", "-f", "-", input=subset_setup("lost"))
+    kubectl(d, "apply", "-f", "-", input=rollout("lost", STEPS).replace("routes: [primary]", "routes: [missing]"))
+    wait_for(lambda: rollout_status(d, "lost").get("phase") == "Degraded", timeout=30)
+    assert rollout_status(d, "lost")["message"] == (
+        "InvalidSpec: The Rollout \"lost\" is invalid: Istio VirtualService has invalid HTTP routes. "
+        "Error: HTTP Route 'missing' is not found in the defined Virtual Service.")
+    assert kubectl(d, "get", "rs", "-l", "app=lost", "-o", "name").stdout.strip() == ""
+    kubectl(d, "apply", "-f", "-", input=rollout("lost", STEPS))  # fixed: the condition goes, the rollout runs
+    wait_for(lambda: rollout_status(d, "lost").get("phase") == "Healthy", timeout=60)
+    assert not [c for c in rollout_status(d, "lost")["conditions"] if c["type"] == "InvalidSpec"]
