@@ -18,7 +18,7 @@ from typing import Any
 from sluice.rollouts import analysis, istio
 from sluice.rollouts.analysis import COMPLETED, parse_time, rfc3339
 from sluice.rollouts.istio import HASH_LABEL, IstioConfig
-from sluice.rollouts.kube import Kube
+from sluice.rollouts.kube import Conflict, Kube
 from sluice.rollouts.providers import PromQuery
 from sluice.rollouts.status import (
     canary_replicas,
@@ -129,7 +129,14 @@ class RolloutPass:
         new = by_hash.get(h)
         max_rev = max((_rev(rs) for rs in rss), default=0)
         if new is None:
-            new = self.create_rs(template, h, max_rev + 1)
+            try:
+                new = self.create_rs(template, h, max_rev + 1)
+            except Conflict:  # the name is taken by a ReplicaSet that is not ours: a new hash, as Argo does
+                taken = self.kube.get("ReplicaSet", self.ns, f"{self.name}-{h}")
+                if taken is None or not owned_by(taken, self.ro):
+                    self.status["collisionCount"] = int(self.status.get("collisionCount") or 0) + 1
+                    return self.finish(rss, None, 0.0)
+                new = taken
             rss.append(new)
         self.revision = _rev(new)
         if (self.meta.get("annotations") or {}).get(REVISION) != str(self.revision):

@@ -70,6 +70,9 @@ class Controller:
             except (ApiError, ClientError) as e:
                 log.warning("AnalysisRun %s/%s: %s", run["metadata"].get("namespace"), run["metadata"]["name"], e)
                 nxt = 5.0
+            except Exception:  # one object's surprise must not stop the others
+                log.exception("AnalysisRun %s/%s", run["metadata"].get("namespace"), run["metadata"]["name"])
+                nxt = 30.0
             if nxt is not None:
                 due = min(due, nxt)
         for ro in kube.list("Rollout"):
@@ -80,6 +83,9 @@ class Controller:
             except (ApiError, ClientError) as e:
                 log.warning("Rollout %s/%s: %s", ro["metadata"].get("namespace"), ro["metadata"]["name"], e)
                 nxt = 5.0
+            except Exception:  # one object's surprise must not stop the others
+                log.exception("Rollout %s/%s", ro["metadata"].get("namespace"), ro["metadata"]["name"])
+                nxt = 30.0
             if nxt is not None:
                 due = min(due, nxt)
         return due
