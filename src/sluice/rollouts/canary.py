@@ -323,6 +323,8 @@ class RolloutPass:
             self.cond("Completed", "True", "RolloutCompleted", "RolloutCompleted")
             if stable is not None and stable is not new:
                 self.mark_scale_down(stable)
+            if cfg is not None:  # the stable side is the new ReplicaSet now: all traffic to it as stable
+                self.traffic(cfg, 0, h, h, new, new)
             self.after(0.0)
         return self.finish(rss, new, None)
 
