@@ -10,16 +10,25 @@ from __future__ import annotations
 
 import copy
 import logging
-import math
 import time
 from collections.abc import Callable
-from typing import Any
 
-from sluice.rollouts import analysis, istio
-from sluice.rollouts.analysis import COMPLETED, parse_time, rfc3339
+from sluice.rollouts import istio, runs, traffic
+from sluice.rollouts.analysis import parse_time, rfc3339
 from sluice.rollouts.istio import HASH_LABEL, IstioConfig
 from sluice.rollouts.kube import Conflict, Kube
 from sluice.rollouts.providers import PromQuery
+from sluice.rollouts.replicasets import (
+    DESIRED,
+    REVISION,
+    SCALE_DOWN_DEADLINE,
+    Obj,
+    owned_by,
+    owner_ref,
+    revision_of,
+    spec_replicas,
+    status_count,
+)
 from sluice.rollouts.status import (
     canary_replicas,
     condition,
@@ -33,40 +42,9 @@ from sluice.rollouts.status import (
 )
 from sluice.validation.argo import pause_seconds
 
-__all__ = ["RolloutPass", "REVISION", "owned_by"]
+__all__ = ["RolloutPass"]
 
 log = logging.getLogger("sluice.rollouts")
-Obj = dict[str, Any]
-REVISION = "rollout.argoproj.io/revision"
-DESIRED = "rollout.argoproj.io/desired-replicas"
-SCALE_DOWN_DEADLINE = "scale-down-deadline"
-
-
-def owned_by(obj: Obj, owner: Obj) -> bool:
-    uid = owner["metadata"].get("uid")
-    return any(r.get("uid") == uid for r in obj["metadata"].get("ownerReferences") or [])
-
-
-def _rev(obj: Obj) -> int:
-    try:
-        return int((obj["metadata"].get("annotations") or {}).get(REVISION) or 0)
-    except ValueError:
-        return 0
-
-
-def _st(rs: Obj | None, key: str) -> int:
-    return int(((rs or {}).get("status") or {}).get(key) or 0)
-
-
-def _spec_replicas(rs: Obj | None) -> int:
-    return int(((rs or {}).get("spec") or {}).get("replicas") or 0)
-
-
-def _owner_ref(ro: Obj) -> Obj:
-    return {"apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout", "name": ro["metadata"]["name"],
-            "uid": ro["metadata"]["uid"], "controller": True, "blockOwnerDeletion": True}
-
-
 class RolloutPass:
     """Reconcile `ro` once; `run()` returns the seconds after which it needs another pass (None: only on change)."""
 
@@ -127,7 +105,7 @@ class RolloutPass:
         rss = [rs for rs in self.kube.list("ReplicaSet", self.ns) if owned_by(rs, self.ro)]
         by_hash = {str((rs["metadata"].get("labels") or {}).get(HASH_LABEL)): rs for rs in rss}
         new = by_hash.get(h)
-        max_rev = max((_rev(rs) for rs in rss), default=0)
+        max_rev = max((revision_of(rs) for rs in rss), default=0)
         if new is None:
             try:
                 new = self.create_rs(template, h, max_rev + 1)
@@ -138,7 +116,7 @@ class RolloutPass:
                     return self.finish(rss, None, 0.0)
                 new = taken
             rss.append(new)
-        self.revision = _rev(new)
+        self.revision = revision_of(new)
         if (self.meta.get("annotations") or {}).get(REVISION) != str(self.revision):
             self.ro = self.kube.patch("Rollout", self.ns, self.name,
                                       {"metadata": {"annotations": {REVISION: str(self.revision)}}})
@@ -186,7 +164,7 @@ class RolloutPass:
         rs = {"apiVersion": "apps/v1", "kind": "ReplicaSet",
               "metadata": {"name": rs_name, "namespace": self.ns, "labels": dict(tmeta["labels"]),
                            "annotations": {REVISION: str(revision), DESIRED: str(self.replicas)},
-                           "ownerReferences": [_owner_ref(self.ro)]},
+                           "ownerReferences": [owner_ref(self.ro)]},
               "spec": {"replicas": 0, "selector": selector, "template": tmpl,
                        "minReadySeconds": int(self.spec.get("minReadySeconds") or 0)}}
         created = self.kube.create("ReplicaSet", self.ns, rs)
@@ -198,7 +176,7 @@ class RolloutPass:
     def new_revision(self, h: str, new: Obj, rss: list[Obj], max_rev: int) -> float | None:
         """Argo's resetRolloutStatus: a new template or new steps start the steps over."""
         s = self.status
-        if _rev(new) < max_rev and s.get("currentPodHash") != h:  # back to an older template: newest revision
+        if revision_of(new) < max_rev and s.get("currentPodHash") != h:  # back to an older template: newest revision
             self.revision = max_rev + 1
             self.kube.patch("ReplicaSet", self.ns, new["metadata"]["name"],
                             {"metadata": {"annotations": {REVISION: str(self.revision)}}})
@@ -220,7 +198,7 @@ class RolloutPass:
         if stable and stable != h:
             self.cond("Completed", "False", "RolloutCompleted", "RolloutCompleted")
             self.event("RolloutNotCompleted", f"Rollout not completed, started update to revision {self.revision} ({h})")
-        self.terminate_runs(keep=set())
+        runs.terminate(self, keep=set())
         return self.finish(rss, new, 0.0)
 
     def initial_deploy(self, h: str, new: Obj, rss: list[Obj]) -> float | None:
@@ -231,7 +209,7 @@ class RolloutPass:
             s["currentStepIndex"] = len(self.steps)
         cfg = self.istio_config()
         if cfg is not None:
-            self.traffic(cfg, 0, h, h, new, new)
+            traffic.apply(self, cfg, 0, h, h, new, new)
         self.event("RolloutCompleted", f"Rollout completed update to revision {self.revision} ({h}): Initial deploy")
         self.cond("Completed", "True", "RolloutCompleted", "RolloutCompleted")
         return self.finish(rss, new, None)
@@ -252,7 +230,7 @@ class RolloutPass:
             s.pop("controllerPause", None)
             if n:
                 s["currentStepIndex"] = n
-            self.terminate_runs(keep=set())
+            runs.terminate(self, keep=set())
         promoted = stable_hash == h
         idx = min(int(s.get("currentStepIndex") or 0), n)
         # promote: the pause condition was removed by the user while the controller had paused
@@ -273,14 +251,14 @@ class RolloutPass:
         else:
             want_new = canary_replicas(self.steps, idx, self.replicas, desired_weight(self.steps, idx))
         # judged on the ReplicaSets as they are: traffic moves before this pass scales anything (Argo's order)
-        at_desired = (_spec_replicas(new) == want_new and _st(new, "availableReplicas") >= want_new and
-                      (promoted or stable is None or _st(stable, "availableReplicas") >= self.replicas))
+        at_desired = (spec_replicas(new) == want_new and status_count(new, "availableReplicas") >= want_new and
+                      (promoted or stable is None or status_count(stable, "availableReplicas") >= self.replicas))
         if not at_desired:
             self.after(2.0)
         # ------------------------------------------------------------------- traffic
         cfg = self.istio_config()
         recorded = int((((s.get("canary") or {}).get("weights") or {}).get("canary") or {}).get("weight") or 0)
-        if promoted or aborted or _st(new, "availableReplicas") == 0:
+        if promoted or aborted or status_count(new, "availableReplicas") == 0:
             weight = 0
         elif s.get("promoteFull"):
             weight = recorded
@@ -290,12 +268,12 @@ class RolloutPass:
             weight = desired_weight(self.steps, idx - 1) if idx > 0 else 0
         traffic_ok = True
         if cfg is not None:
-            traffic_ok = self.traffic(cfg, weight, h, h if promoted else stable_hash, new, stable)
+            traffic_ok = traffic.apply(self, cfg, weight, h, h if promoted else stable_hash, new, stable)
         else:
             s.setdefault("canary", {})
         # ------------------------------------------------------------------- analysis
         if not promoted:
-            idx = self.background_analysis(h, idx)
+            idx = runs.background_analysis(self, h, idx)
         # ------------------------------------------------------------------- scaling
         # aborted by analysis in this pass: the next pass moves traffic first, then scales
         if not halted and bool(s.get("abort")) == aborted:
@@ -311,12 +289,12 @@ class RolloutPass:
             s["currentStepIndex"] = idx if not s.get("abort") else s.get("currentStepIndex", 0)
         # ------------------------------------------------------------------- promotion
         done = (idx >= n or s.get("promoteFull")) and not s.get("abort") and not promoted
-        if done and _spec_replicas(new) >= self.replicas and _st(new, "availableReplicas") >= self.replicas \
+        if done and spec_replicas(new) >= self.replicas and status_count(new, "availableReplicas") >= self.replicas \
                 and (s.get("promoteFull") or weight == 100 or cfg is None):
             reason = "Full promotion requested" if s.get("promoteFull") else f"Completed all {n} canary steps"
             s["stableRS"] = h
             s.pop("promoteFull", None)
-            self.terminate_runs(keep=set())
+            runs.terminate(self, keep=set())
             canary_status = s.setdefault("canary", {})
             canary_status.pop("currentBackgroundAnalysisRunStatus", None)
             self.event("RolloutCompleted", f"Rollout completed update to revision {self.revision} ({h}): {reason}")
@@ -324,7 +302,7 @@ class RolloutPass:
             if stable is not None and stable is not new:
                 self.mark_scale_down(stable)
             if cfg is not None:  # the stable side is the new ReplicaSet now: all traffic to it as stable
-                self.traffic(cfg, 0, h, h, new, new)
+                traffic.apply(self, cfg, 0, h, h, new, new)
             self.after(0.0)
         return self.finish(rss, new, None)
 
@@ -335,11 +313,11 @@ class RolloutPass:
         delay = 30 if delay is None else int(delay)
         if delay == 0 or self.istio_config() is None:
             return 0
-        if stable is not None and _st(stable, "availableReplicas") < self.replicas:
-            return _spec_replicas(new)
+        if stable is not None and status_count(stable, "availableReplicas") < self.replicas:
+            return spec_replicas(new)
         deadline = parse_time((new["metadata"].get("annotations") or {}).get(SCALE_DOWN_DEADLINE))
         if deadline is None:
-            if _spec_replicas(new) == 0:
+            if spec_replicas(new) == 0:
                 return 0
             deadline = self.now + delay
             self.kube.patch("ReplicaSet", self.ns, new["metadata"]["name"],
@@ -347,7 +325,7 @@ class RolloutPass:
         if self.now >= deadline:
             return 0
         self.after(deadline - self.now)
-        return _spec_replicas(new)
+        return spec_replicas(new)
 
     def mark_scale_down(self, rs: Obj) -> None:
         delay = self.canary.get("scaleDownDelaySeconds")
@@ -358,7 +336,7 @@ class RolloutPass:
 
     def scale_down_others(self, rss: list[Obj], new: Obj, stable: Obj | None, promoted: bool) -> None:
         for rs in rss:
-            if rs is new or (rs is stable and not promoted) or _spec_replicas(rs) == 0:
+            if rs is new or (rs is stable and not promoted) or spec_replicas(rs) == 0:
                 continue
             deadline = parse_time((rs["metadata"].get("annotations") or {}).get(SCALE_DOWN_DEADLINE))
             if deadline is not None and deadline > self.now:
@@ -369,13 +347,13 @@ class RolloutPass:
     def cleanup_history(self, rss: list[Obj], new: Obj, stable: Obj | None) -> None:
         """Delete the oldest scaled-down ReplicaSets beyond revisionHistoryLimit (default 10)."""
         limit = int(self.spec.get("revisionHistoryLimit", 10))
-        old = sorted((rs for rs in rss if rs is not new and rs is not stable and _spec_replicas(rs) == 0
-                      and _st(rs, "replicas") == 0), key=_rev)
+        old = sorted((rs for rs in rss if rs is not new and rs is not stable and spec_replicas(rs) == 0
+                      and status_count(rs, "replicas") == 0), key=revision_of)
         for rs in old[: max(0, len(old) - limit)]:
             self.kube.delete("ReplicaSet", self.ns, rs["metadata"]["name"])
 
     def scale(self, rs: Obj, replicas: int) -> None:
-        current = _spec_replicas(rs)
+        current = spec_replicas(rs)
         if current == replicas:
             return
         patch: Obj = {"spec": {"replicas": replicas}, "metadata": {"annotations": {DESIRED: str(self.replicas)}}}
@@ -385,95 +363,8 @@ class RolloutPass:
         rs.clear()
         rs.update(updated)
         word = "up" if replicas > current else "down"
-        self.event("ScalingReplicaSet", f"Scaled {word} ReplicaSet {rs['metadata']['name']} (revision {_rev(rs)}) "
+        self.event("ScalingReplicaSet", f"Scaled {word} ReplicaSet {rs['metadata']['name']} (revision {revision_of(rs)}) "
                                         f"from {current} to {replicas}")
-
-    # ------------------------------------------------------------------------------------ traffic
-    def traffic(self, cfg: IstioConfig, weight: int, canary_hash: str, stable_hash: str, new: Obj,
-                stable: Obj | None) -> bool:
-        """Services, DestinationRule hashes, VirtualService weights, then `status.canary.weights`.
-        False when the stable ReplicaSet cannot take its share yet (nothing is written then)."""
-        if stable is not None and stable is not new:
-            need = math.floor((100 - weight) * self.replicas / 100)
-            if _st(stable, "availableReplicas") < need:
-                self.after(2.0)
-                return False
-        aborted = bool(self.status.get("abort"))
-        if cfg.stable_service:
-            self.switch_service(cfg.stable_service, stable_hash, stable)
-        if cfg.canary_service:
-            self.switch_service(cfg.canary_service, stable_hash if aborted else canary_hash,
-                                stable if aborted else new)
-        tr = (self.canary.get("trafficRouting") or {}).get("istio") or {}
-        dr_ref = tr.get("destinationRule") or {}
-        if dr_ref.get("name"):
-            dr = self.kube.get("DestinationRule", self.ns, str(dr_ref["name"]))
-            if dr is None:
-                self.event("DestinationRuleNotFound", f"DestinationRule `{dr_ref['name']}` not found", "Warning")
-                self.after(5.0)
-                return False
-            updated = istio.set_subset_hashes(dr, cfg, canary_hash, stable_hash, self.name)
-            if updated is not None:
-                if not cfg.canary_service and not cfg.stable_service and not self.subsets_ready(
-                        canary_hash, stable_hash, new, stable, aborted):
-                    self.after(2.0)
-                    return False
-                self.kube.update("DestinationRule", updated)
-                self.event("UpdatedDestinationRule", f"DestinationRule {dr_ref['name']} subset updated "
-                           f"({cfg.canary_subset}: {canary_hash}, {cfg.stable_subset}: {stable_hash})")
-        for ns, name, routes in istio.vs_refs(tr, self.ns):
-            vs = self.kube.get("VirtualService", ns, name)
-            if vs is None:
-                self.event("VirtualServiceNotFound", f"VirtualService `{name}` not found", "Warning")
-                self.after(5.0)
-                return False
-            try:
-                updated = istio.set_weights(vs, routes, weight, cfg)
-            except ValueError as e:
-                self.event("TrafficRoutingError", str(e), "Warning")
-                self.after(5.0)
-                return False
-            if updated is not None:
-                self.kube.update("VirtualService", updated)
-                self.event("Updated VirtualService", f"VirtualService `{name}` set to desiredWeight '{weight}'")
-        weights: Obj = {"canary": {"weight": weight, "podTemplateHash": canary_hash},
-                        "stable": {"weight": 100 - weight, "podTemplateHash": stable_hash}}
-        if cfg.canary_service:
-            weights["canary"]["serviceName"] = cfg.canary_service
-        if cfg.stable_service:
-            weights["stable"]["serviceName"] = cfg.stable_service
-        canary_status = self.status.setdefault("canary", {})
-        old = canary_status.get("weights")
-        if old != weights:
-            before = ((old or {}).get("canary") or {}).get("weight")
-            text = "" if before == weight else (f"Traffic weight updated from {before} to {weight}"
-                                                if before is not None else f"Traffic weight updated to {weight}")
-            self.event("TrafficWeightUpdated", text)
-            canary_status["weights"] = weights
-        return True
-
-    def subsets_ready(self, canary_hash: str, stable_hash: str, new: Obj, stable: Obj | None, aborted: bool) -> bool:
-        """Argo delays a pure subset-mode DestinationRule switch until the ReplicaSets are fully available."""
-        for rs in (new, stable):
-            if rs is None or (aborted and rs is new):
-                continue
-            n = _spec_replicas(rs)
-            if n > 0 and _st(rs, "availableReplicas") < n:
-                return False
-        return True
-
-    def switch_service(self, name: str, target_hash: str, target: Obj | None) -> None:
-        svc = self.kube.get("Service", self.ns, name)
-        if svc is None:
-            return
-        selector = (svc.get("spec") or {}).get("selector") or {}
-        old = selector.get(HASH_LABEL)
-        if old == target_hash or target is None or _st(target, "availableReplicas") == 0:
-            return
-        self.kube.patch("Service", self.ns, name, {
-            "metadata": {"annotations": {istio.MANAGED_BY: self.name}},
-            "spec": {"selector": {HASH_LABEL: target_hash}}})
-        self.event("SwitchService", f"Switched selector for service '{name}' from '{old or ''}' to '{target_hash}'")
 
     # ------------------------------------------------------------------------------------ steps
     def complete_step(self, idx: int) -> int:
@@ -520,139 +411,10 @@ class RolloutPass:
             self.cond("Paused", "False", "RolloutPaused", "Rollout is paused")
             return self.complete_step(idx)
         if "analysis" in st:
-            return self.step_analysis(h, idx, st.get("analysis") or {})
+            return runs.step_analysis(self, h, idx, st.get("analysis") or {})
         # experiment, setHeaderRoute, setMirrorRoute, plugin: not acted on by Sluice; the step passes
         self.event("StepNotSupported", f"Sluice does not act on step {idx + 1} ({step_text(st)}); skipped", "Warning")
         return self.complete_step(idx)
-
-    # ----------------------------------------------------------------------------------- analysis
-    def templates(self, refs: list[Any]) -> list[Obj]:
-        out: list[Obj] = []
-        for ref in refs:
-            if not isinstance(ref, dict):
-                continue
-            name = str(ref.get("templateName") or "")
-            if ref.get("clusterScope"):
-                t = self.kube.get("ClusterAnalysisTemplate", None, name)
-                if t is None:
-                    raise ValueError(f"ClusterAnalysisTemplate '{name}' not found")
-            else:
-                t = self.kube.get("AnalysisTemplate", self.ns, name)
-                if t is None:
-                    raise ValueError(f"AnalysisTemplate '{name}' not found")
-            out.extend([*self.templates((t.get("spec") or {}).get("templates") or []), t])
-        return out
-
-    def arg_value(self, value_from: Obj) -> str | None:
-        which = value_from.get("podTemplateHashValue")
-        if which == "Latest":
-            return str(self.status.get("currentPodHash") or "")
-        if which == "Stable":
-            return str(self.status.get("stableRS") or "")
-        path = str((value_from.get("fieldRef") or {}).get("fieldPath") or "")
-        node: Any = self.ro
-        for part in path.replace("[", ".").replace("]", "").replace("'", "").split("."):
-            if not part:
-                continue
-            node = node.get(part) if isinstance(node, dict) else None
-        return None if node is None else str(node)
-
-    def ensure_run(self, base: str, ref: Obj, labels: Obj, key: str) -> Obj | None:
-        """The AnalysisRun the Rollout's status names, or a new one built from the templates."""
-        canary_status = self.status.setdefault("canary", {})
-        current = canary_status.get(key) or {}
-        if current.get("name"):
-            run = self.kube.get("AnalysisRun", self.ns, str(current["name"]))
-            if run is not None:
-                return run
-        try:
-            spec = analysis.build_run(self.templates(ref.get("templates") or []), ref.get("args") or [],
-                                      self.arg_value, ref.get("dryRun"))
-        except ValueError as e:
-            self.abort(f"{'Step-based' if key.startswith('currentStep') else 'Background'} analysis phase "
-                       f"error/failed: {e}")
-            return None
-        meta_extra = ref.get("analysisRunMetadata") or {}
-        name = base
-        for suffix in range(100):
-            name = base if suffix == 0 else f"{base}.{suffix}"
-            if self.kube.get("AnalysisRun", self.ns, name) is None:
-                break
-        run = {"apiVersion": "argoproj.io/v1alpha1", "kind": "AnalysisRun",
-               "metadata": {"name": name, "namespace": self.ns,
-                            "labels": {**((self.spec.get("selector") or {}).get("matchLabels") or {}), **labels,
-                                       **(meta_extra.get("labels") or {})},
-                            "annotations": {REVISION: str(self.revision), **(meta_extra.get("annotations") or {})},
-                            "ownerReferences": [_owner_ref(self.ro)]},
-               "spec": spec}
-        created = self.kube.create("AnalysisRun", self.ns, run)
-        canary_status[key] = {"name": name, "status": ""}
-        self.after(0.0)
-        return created
-
-    def run_status(self, run: Obj, key: str, kind: str) -> str:
-        phase = str((run.get("status") or {}).get("phase") or "")
-        message = str((run.get("status") or {}).get("message") or "")
-        canary_status = self.status.setdefault("canary", {})
-        prev = (canary_status.get(key) or {}).get("status")
-        entry: Obj = {"name": run["metadata"]["name"], "status": phase}
-        if message:
-            entry["message"] = message
-        canary_status[key] = entry
-        if phase and phase != prev:
-            type_ = "Warning" if phase in ("Failed", "Error") else "Normal"
-            self.event(f"AnalysisRun{phase}", f"{kind} Analysis Run '{run['metadata']['name']}' Status New: "
-                                              f"'{phase}' Previous: '{prev or 'NoPreviousStatus'}'", type_)
-        return phase
-
-    def step_analysis(self, h: str, idx: int, ref: Obj) -> int:
-        key = "currentStepAnalysisRunStatus"
-        run = self.ensure_run(f"{self.name}-{h}-{self.revision}-{idx}", ref,
-                              {HASH_LABEL: h, "rollout-type": "Step", "step-index": str(idx)}, key)
-        if run is None:
-            return idx
-        phase = self.run_status(run, key, "Step")
-        message = str((run.get("status") or {}).get("message") or phase)
-        if phase == "Successful":
-            self.status["canary"].pop(key, None)
-            return self.complete_step(idx)
-        if phase in ("Failed", "Error"):
-            self.abort(f"Step-based analysis phase error/failed: {message}")
-        elif phase == "Inconclusive" and not any(
-                c.get("reason") == "InconclusiveAnalysisRun" for c in self.status.get("pauseConditions") or []):
-            self.pause("InconclusiveAnalysisRun")
-        return idx
-
-    def background_analysis(self, h: str, idx: int) -> int:
-        ref = self.canary.get("analysis")
-        s = self.status
-        if not isinstance(ref, dict) or s.get("abort") or idx < int(ref.get("startingStep") or 0):
-            return idx
-        key = "currentBackgroundAnalysisRunStatus"
-        current = (s.get("canary") or {}).get(key) or {}
-        if current.get("status") == "Inconclusive" and not any(
-                c.get("reason") == "InconclusiveAnalysisRun" for c in s.get("pauseConditions") or []):
-            s["canary"].pop(key)  # promoted past an inconclusive run: Argo starts a new one
-        run = self.ensure_run(f"{self.name}-{h}-{self.revision}", ref, {HASH_LABEL: h, "rollout-type": "Background"},
-                              key)
-        if run is None:
-            return idx
-        phase = self.run_status(run, key, "Background")
-        message = str((run.get("status") or {}).get("message") or phase)
-        if phase in ("Failed", "Error"):
-            self.abort(f"Background analysis phase error/failed: {message}")
-        elif phase == "Inconclusive" and not any(
-                c.get("reason") == "InconclusiveAnalysisRun" for c in s.get("pauseConditions") or []):
-            self.pause("InconclusiveAnalysisRun")
-        return idx
-
-    def terminate_runs(self, keep: set[str]) -> None:
-        for run in self.kube.list("AnalysisRun", self.ns):
-            if not owned_by(run, self.ro) or run["metadata"]["name"] in keep:
-                continue
-            if (run.get("status") or {}).get("phase") in COMPLETED or (run.get("spec") or {}).get("terminate"):
-                continue
-            self.kube.patch("AnalysisRun", self.ns, run["metadata"]["name"], {"spec": {"terminate": True}})
 
     def abort(self, detail: str) -> None:
         s = self.status
@@ -665,7 +427,7 @@ class RolloutPass:
         canary_status = s.setdefault("canary", {})
         canary_status.pop("currentStepAnalysisRunStatus", None)
         canary_status.pop("currentBackgroundAnalysisRunStatus", None)
-        self.terminate_runs(keep=set())
+        runs.terminate(self, keep=set())
         message = f"Rollout aborted update to revision {self.revision}" + (f": {detail}" if detail else "")
         self.cond("Progressing", "False", "RolloutAborted", message)
         self.cond("Paused", "False", "RolloutPaused", "Rollout is paused")
@@ -678,10 +440,10 @@ class RolloutPass:
         if requeue is not None:
             self.after(requeue)
         live = [rs for rs in rss if rs]
-        s["replicas"] = sum(_st(rs, "replicas") for rs in live)
-        s["updatedReplicas"] = _st(new, "replicas")
-        s["readyReplicas"] = sum(_st(rs, "readyReplicas") for rs in live)
-        s["availableReplicas"] = sum(_st(rs, "availableReplicas") for rs in live)
+        s["replicas"] = sum(status_count(rs, "replicas") for rs in live)
+        s["updatedReplicas"] = status_count(new, "replicas")
+        s["readyReplicas"] = sum(status_count(rs, "readyReplicas") for rs in live)
+        s["availableReplicas"] = sum(status_count(rs, "availableReplicas") for rs in live)
         s["HPAReplicas"] = s["replicas"]
         match = (self.spec.get("selector") or {}).get("matchLabels") or {}
         s["selector"] = ",".join(f"{k}={v}" for k, v in sorted(match.items()))
