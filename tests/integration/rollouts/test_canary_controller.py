@@ -47,7 +47,8 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
 def deployed(d: Daemon, app: str, steps: str, extra: str = "") -> str:
     """Apply the Istio objects and revision 1 of the Rollout; return the stable hash once it is Healthy."""
     kubectl(d, "apply", "-f", "-", input=subset_setup(app))
-    kubectl(d, "apply", "-f", "-", input=rollout(app, steps, "v1", extra))
+    cp = kubectl(d, "apply", "-f", "-", input=rollout(app, steps, "v1", extra))
+    assert "Warning: Rollout" not in cp.stderr  # every field here is acted on
     wait_for(lambda: rollout_status(d, app).get("phase") == "Healthy", timeout=60)
     return str(rollout_status(d, app)["stableRS"])
 
@@ -230,7 +231,8 @@ spec:
         query: vector(0)
 """)
     kubectl(d, "apply", "-f", "-", input=host_setup("hl"))
-    kubectl(d, "apply", "-f", "-", input=host_rollout("hl", "v1", port))
+    cp = kubectl(d, "apply", "-f", "-", input=host_rollout("hl", "v1", port))
+    assert "Warning: Rollout" not in cp.stderr
     wait_for(lambda: rollout_status(d, "hl").get("phase") == "Healthy", timeout=60)
     v1 = rollout_status(d, "hl")["stableRS"]
     wait_for(lambda: selector_hash(d, "hl-stable") == v1 and selector_hash(d, "hl-canary") == v1, timeout=30)

@@ -145,3 +145,30 @@ def test_warnings_name_only_what_the_controller_leaves_out() -> None:
                                  "provider": {"prometheus": {"query": "q", "timeout": 40}}}]}}
     assert argo_acted.not_acted_on("AnalysisRun", run) == [
         "spec.metrics[0].consecutiveSuccessLimit", "spec.metrics[0].provider.prometheus.timeout"]
+
+
+def test_step_weights_sizes_phase_and_patches() -> None:
+    from sluice.rollouts.status import (
+        canary_replicas,
+        desired_weight,
+        merge_diff,
+        phase_and_message,
+        step_text,
+    )
+
+    steps: list[dict[str, Any]] = [{"setWeight": 20}, {"pause": {}}, {"setCanaryScale": {"replicas": 3}},
+                                   {"setWeight": 50}, {"pause": {"duration": 30}}]
+    assert [desired_weight(steps, i) for i in range(6)] == [20, 20, 20, 50, 50, 100]
+    assert canary_replicas(steps, 0, 5, 20) == 1 and canary_replicas(steps, 3, 5, 50) == 3
+    assert canary_replicas(steps, 5, 5, 100) == 5  # past the last step the canary takes all replicas
+    assert step_text(steps[4]) == "pause: 30s" and step_text(steps[2]) == "setCanaryScale{replicas: 3}"
+    spec = {"replicas": 2}
+    aborted = {"conditions": [{"type": "Progressing", "reason": "RolloutAborted", "message": "Rollout aborted update to revision 2"}]}
+    assert phase_and_message(spec, aborted) == ("Degraded", "RolloutAborted: Rollout aborted update to revision 2")
+    assert phase_and_message({**spec, "paused": True}, {}) == ("Paused", "manually paused")
+    assert phase_and_message(spec, {"pauseConditions": [{"reason": "CanaryPauseStep"}]}) == ("Paused", "CanaryPauseStep")
+    assert phase_and_message(spec, {"updatedReplicas": 1}) == ("Progressing", "more replicas need to be updated")
+    done = {"updatedReplicas": 2, "availableReplicas": 2, "stableRS": "a", "currentPodHash": "a"}
+    assert phase_and_message(spec, done) == ("Healthy", "")
+    assert merge_diff({"a": 1, "b": {"c": 1, "d": 2}}, {"b": {"c": 1, "d": 3}, "e": [1]}) == \
+        {"a": None, "b": {"d": 3}, "e": [1]}
