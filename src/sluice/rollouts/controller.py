@@ -36,6 +36,7 @@ class Controller:
         self.wake = threading.Event()
         self.passes = 0
         self._threads: list[threading.Thread] = []
+        self._watchers: list[Kube] = []  # closed by shutdown(), which ends their streams at once
 
     @classmethod
     def for_daemon(cls, kubeconfig: str | None, prometheus_url: str, context: str | None = None) -> Controller:
@@ -47,13 +48,18 @@ class Controller:
         kube: Kube | None = None
         while not self.stop.is_set():
             try:
-                kube = kube or self.connect()
+                if kube is None:
+                    kube = self.connect()
+                    self._watchers.append(kube)
                 for _ in kube.api.watch(KINDS[kind], None, timeout_seconds=60):
                     self.wake.set()
                     if self.stop.is_set():
                         return
             except (ApiError, ClientError, OSError) as e:
                 log.debug("watch of %s ended: %s", kind, e)
+                if kube is not None:
+                    self._watchers.remove(kube)
+                    kube.close()
                 kube = None
                 self.stop.wait(1.0)
 
@@ -137,6 +143,8 @@ class Controller:
     def shutdown(self, timeout: float = 5.0) -> None:
         self.stop.set()
         self.wake.set()
+        for kube in list(self._watchers):
+            kube.close()
         for t in self._threads:
             if t.name == "rollouts-controller":
                 t.join(timeout)
