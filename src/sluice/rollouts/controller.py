@@ -16,6 +16,7 @@ from typing import Any
 from sluice.client.errors import ApiError, ClientError
 from sluice.rollouts import analysis
 from sluice.rollouts.canary import RolloutPass
+from sluice.rollouts.istio import HASH_LABEL, MANAGED_BY
 from sluice.rollouts.kube import KINDS, Conflict, Kube, prom_query_factory
 from sluice.rollouts.status import merge_diff
 
@@ -25,6 +26,26 @@ log = logging.getLogger("sluice.rollouts")
 Obj = dict[str, Any]
 WATCHED = ("Rollout", "AnalysisRun", "ReplicaSet")
 MIN_PASS_GAP_S = 0.2  # our own writes wake us too: never loop faster than this
+RELEASE_EVERY_S = 300.0  # besides after a Rollout's deletion
+
+
+def release_orphans(kube: Kube, rollouts: list[Obj]) -> None:
+    """Argo's Istio controller: a DestinationRule whose Rollout is gone gets its subsets' hash labels and the
+    managed-by annotation removed, so the subsets select the user's pods again."""
+    alive = {(ro["metadata"].get("namespace"), ro["metadata"]["name"]) for ro in rollouts}
+    for dr in kube.list("DestinationRule"):
+        meta = dr["metadata"]
+        owner = (meta.get("annotations") or {}).get(MANAGED_BY)
+        if not owner or (meta.get("namespace"), owner) in alive:
+            continue
+        for subset in (dr.get("spec") or {}).get("subsets") or []:
+            if isinstance(subset, dict) and isinstance(subset.get("labels"), dict):
+                subset["labels"].pop(HASH_LABEL, None)
+        meta["annotations"].pop(MANAGED_BY, None)
+        try:
+            kube.update("DestinationRule", dr)
+        except (Conflict, ApiError, ClientError) as e:
+            log.debug("DestinationRule %s/%s not released: %s", meta.get("namespace"), meta["name"], e)
 
 
 class Controller:
@@ -34,6 +55,8 @@ class Controller:
         self.resync = resync
         self.stop = threading.Event()
         self.wake = threading.Event()
+        self.rollout_deleted = threading.Event()  # set by the watch: look for DestinationRules to release
+        self._released_at = 0.0
         self.passes = 0
         self._threads: list[threading.Thread] = []
         self._watchers: list[Kube] = []  # closed by shutdown(), which ends their streams at once
@@ -51,7 +74,9 @@ class Controller:
                 if kube is None:
                     kube = self.connect()
                     self._watchers.append(kube)
-                for _ in kube.api.watch(KINDS[kind], None, timeout_seconds=60):
+                for event in kube.api.watch(KINDS[kind], None, timeout_seconds=60):
+                    if kind == "Rollout" and event.type == "DELETED":
+                        self.rollout_deleted.set()
                     self.wake.set()
                     if self.stop.is_set():
                         return
@@ -81,7 +106,12 @@ class Controller:
                 nxt = 30.0
             if nxt is not None:
                 due = min(due, nxt)
-        for ro in kube.list("Rollout"):
+        rollouts = kube.list("Rollout")
+        if self.rollout_deleted.is_set() or time.monotonic() - self._released_at > RELEASE_EVERY_S:
+            self.rollout_deleted.clear()
+            self._released_at = time.monotonic()
+            release_orphans(kube, rollouts)
+        for ro in rollouts:
             try:
                 nxt = RolloutPass(kube, ro, self.query_for).run()
             except Conflict:

@@ -334,3 +334,9 @@ def test_a_route_missing_from_the_virtualservice_is_an_invalid_spec(daemon: Daem
     kubectl(d, "apply", "-f", "-", input=rollout("lost", STEPS))  # fixed: the condition goes, the rollout runs
     wait_for(lambda: rollout_status(d, "lost").get("phase") == "Healthy", timeout=60)
     assert not [c for c in rollout_status(d, "lost")["conditions"] if c["type"] == "InvalidSpec"]
+    v1 = rollout_status(d, "lost")["stableRS"]
+    assert hash_labels(d, "lost") == {"canary": v1, "stable": v1}
+    kubectl(d, "delete", "rollout", "lost")  # Argo releases the DestinationRule it managed
+    wait_for(lambda: hash_labels(d, "lost") == {"canary": None, "stable": None}, timeout=30)
+    dr = get(d, "destinationrule.networking.istio.io", "lost")
+    assert "argo-rollouts.argoproj.io/managed-by-rollouts" not in (dr["metadata"].get("annotations") or {})
