@@ -11,6 +11,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from sluice.client.errors import ApiError, ClientError
@@ -26,6 +27,7 @@ log = logging.getLogger("sluice.rollouts")
 Obj = dict[str, Any]
 WATCHED = ("Rollout", "AnalysisRun", "ReplicaSet")
 MIN_PASS_GAP_S = 0.2  # our own writes wake us too: never loop faster than this
+MEASURE_WORKERS = 4
 RELEASE_EVERY_S = 300.0  # besides after a Rollout's deletion
 
 
@@ -59,6 +61,7 @@ class Controller:
         self._released_at = 0.0
         self.passes = 0
         self._threads: list[threading.Thread] = []
+        self._pool = ThreadPoolExecutor(max_workers=MEASURE_WORKERS, thread_name_prefix="rollouts-measure")
         self._watchers: list[Kube] = []  # closed by shutdown(), which ends their streams at once
 
     @classmethod
@@ -93,17 +96,8 @@ class Controller:
         """One pass over every AnalysisRun and Rollout; the seconds until the next one is due."""
         self.passes += 1
         due = self.resync
-        for run in kube.list("AnalysisRun"):
-            try:
-                nxt = self.sync_run(kube, run)
-            except Conflict:
-                nxt = 0.0
-            except (ApiError, ClientError) as e:
-                log.warning("AnalysisRun %s/%s: %s", run["metadata"].get("namespace"), run["metadata"]["name"], e)
-                nxt = 5.0
-            except Exception:  # one object's surprise must not stop the others
-                log.exception("AnalysisRun %s/%s", run["metadata"].get("namespace"), run["metadata"]["name"])
-                nxt = 30.0
+        # measurements of different runs go in parallel: one slow Prometheus does not hold up the others
+        for nxt in self._pool.map(lambda run: self._sync_run_safely(kube, run), kube.list("AnalysisRun")):
             if nxt is not None:
                 due = min(due, nxt)
         rollouts = kube.list("Rollout")
@@ -125,6 +119,18 @@ class Controller:
             if nxt is not None:
                 due = min(due, nxt)
         return due
+
+    def _sync_run_safely(self, kube: Kube, run: Obj) -> float | None:
+        try:
+            return self.sync_run(kube, run)
+        except Conflict:
+            return 0.0
+        except (ApiError, ClientError) as e:
+            log.warning("AnalysisRun %s/%s: %s", run["metadata"].get("namespace"), run["metadata"]["name"], e)
+            return 5.0
+        except Exception:  # one object's surprise must not stop the others
+            log.exception("AnalysisRun %s/%s", run["metadata"].get("namespace"), run["metadata"]["name"])
+            return 30.0
 
     def sync_run(self, kube: Kube, run: Obj) -> float | None:
         if (run.get("status") or {}).get("phase") in analysis.COMPLETED or run["metadata"].get("deletionTimestamp"):
@@ -161,6 +167,7 @@ class Controller:
                 due = 5.0
             self.stop.wait(max(0.0, MIN_PASS_GAP_S - (time.monotonic() - started)))
             self.wake.wait(max(0.0, due))
+        self._pool.shutdown(wait=False, cancel_futures=True)
         if kube is not None:
             kube.close()
 
