@@ -90,8 +90,8 @@ class RolloutPass:
 
     # ------------------------------------------------------------------------------------ the pass
     def run(self) -> float | None:
-        if self.meta.get("deletionTimestamp") or not self.canary:
-            return None
+        if self.meta.get("deletionTimestamp") or not self.canary or self.spec.get("workloadRef"):
+            return None  # blueGreen and workloadRef are not acted on (admission says so in a Warning)
         if "replicas" not in self.spec:  # Argo writes the default into the spec before anything else
             self.kube.patch("Rollout", self.ns, self.name, {"spec": {"replicas": 1}})
             return 0.0
