@@ -14,11 +14,11 @@ import click
 from sluice.cli.context import global_options, session
 from sluice.cli.errors import CliError
 from sluice.cli.printing import layout
-from sluice.client.prometheus import PromClient, PromError
+from sluice.client.prometheus import PromClient, PromError, prometheus_url
 from sluice.daemon.state import Home
 from sluice.paths import home_from_env
 
-__all__ = ["COMMANDS", "metric_text", "stat_queries", "prometheus_url"]
+__all__ = ["COMMANDS", "metric_text", "stat_queries"]
 
 
 def metric_text(metric: dict[str, str]) -> str:
@@ -26,15 +26,6 @@ def metric_text(metric: dict[str, str]) -> str:
     name = metric.get("__name__", "")
     rest = ", ".join(f'{k}="{v}"' for k, v in sorted(metric.items()) if k != "__name__")
     return f"{name}{{{rest}}}" if rest or not name else name
-
-
-def prometheus_url(home: Home) -> str:
-    """`prometheus_url` of SLUICE_HOME/config.yaml, else the running daemon's embedded Prometheus API."""
-    opts = home.load_options(None)
-    if opts.prometheus_url:
-        return opts.prometheus_url.rstrip("/")
-    run = home.read_run() or {}
-    return f"http://127.0.0.1:{int(run.get('metrics_port') or opts.metrics_port)}"
 
 
 def _client() -> PromClient:

@@ -1,6 +1,5 @@
 """A small client for the Prometheus HTTP API: sluice's embedded one on the metrics port, or an external
-Prometheus when `prometheus_url` is set in `SLUICE_HOME/config.yaml`. Used by `sluice query` and `sluice stat`
-(which find the URL: `sluice.cli.query.prometheus_url`) and by the rollouts controller's analysis.
+Prometheus when `prometheus_url` is set in `SLUICE_HOME/config.yaml`. Used by `sluice query` and `sluice stat`.
 """
 
 from __future__ import annotations
@@ -9,9 +8,9 @@ import json
 import urllib.error
 import urllib.parse
 import urllib.request
-from typing import Any
+from typing import Any, Protocol
 
-__all__ = ["PromClient", "PromError"]
+__all__ = ["PromClient", "PromError", "prometheus_url"]
 
 
 class PromError(Exception):
@@ -19,6 +18,22 @@ class PromError(Exception):
         super().__init__(f"{error_type}: {message}")
         self.error_type = error_type
         self.message = message
+
+
+class _Home(Protocol):
+    """What `prometheus_url` reads of `sluice.daemon.state.Home` (a layer above this one, so not imported)."""
+
+    def load_options(self, overrides: None) -> Any: ...
+
+    def read_run(self) -> dict[str, Any] | None: ...
+
+
+def prometheus_url(home: _Home) -> str:
+    opts = home.load_options(None)
+    if opts.prometheus_url:
+        return str(opts.prometheus_url).rstrip("/")
+    run = home.read_run() or {}
+    return f"http://127.0.0.1:{int(run.get('metrics_port') or opts.metrics_port)}"
 
 
 class PromClient:
