@@ -259,7 +259,7 @@ def step(run: Obj, now: float, query_for: Callable[[str], PromQuery]) -> RunStep
                 gap = ERROR_RETRY_S if last.get("phase") == "Error" else _seconds(m.get("interval"))
                 at = (parse_time(last.get("finishedAt")) or now) + gap
             if at <= now:
-                _record(r, measure(m, query_for), now, now)
+                _record(r, measure(m, query_for, status.get("startedAt")), now, now)
                 at = now + (ERROR_RETRY_S if r["measurements"][-1].get("phase") == "Error"
                             else _seconds(m.get("interval")))
                 if count is not None and r.get("count", 0) >= count:

@@ -15,8 +15,8 @@ from typing import Any
 
 from sluice.rollouts.expr import ExprError, evaluate
 
-__all__ = ["Measurement", "PromQuery", "PluginProvider", "PLUGINS", "measure", "assess", "go_float",
-           "prometheus_result"]
+__all__ = ["Measurement", "PromQuery", "PluginProvider", "PLUGINS", "CONFIG_FOR_RUN", "measure", "assess",
+           "go_float", "prometheus_result"]
 
 PromQuery = Callable[[str], list[Any]]  # PromQL → the `data.result` list of an instant query
 
@@ -33,6 +33,9 @@ PluginProvider = Callable[[Mapping[str, Any], PromQuery], Measurement]
 
 # "<namespace>/<name>" → provider; `sluice/judge` is registered when the judge lands.
 PLUGINS: dict[str, PluginProvider] = {}
+# "<namespace>/<name>" → the config of one measurement from the metric's config and the run's
+# `status.startedAt` (e.g. the judge counts every request since the run started); identity when absent
+CONFIG_FOR_RUN: dict[str, Callable[[Mapping[str, Any], str | None], Mapping[str, Any]]] = {}
 
 
 def go_float(x: float) -> str:
@@ -111,9 +114,10 @@ def _prometheus(metric: Mapping[str, Any], query: PromQuery) -> Measurement:
         return Measurement("Error", value, str(e), meta)
 
 
-def measure(metric: Mapping[str, Any], query_for: Callable[[str], PromQuery]) -> Measurement:
+def measure(metric: Mapping[str, Any], query_for: Callable[[str], PromQuery],
+            started_at: str | None = None) -> Measurement:
     """One measurement of a resolved metric. `query_for(address)` gives the PromQuery of a Prometheus address
-    (an empty address means the controller's default)."""
+    (an empty address means the controller's default); `started_at` is the run's `status.startedAt`."""
     provider = metric.get("provider") or {}
     if not isinstance(provider, dict) or not provider:
         return Measurement("Error", "", "no provider specified")
@@ -129,7 +133,9 @@ def measure(metric: Mapping[str, Any], query_for: Callable[[str], PromQuery]) ->
         if impl is None:
             return Measurement("Error", "", f"plugin {plugin} not configured in configMap argo-rollouts-config")
         try:
-            return impl(config if isinstance(config, dict) else {}, query_for(""))
+            block: Mapping[str, Any] = config if isinstance(config, dict) else {}
+            adapt = CONFIG_FOR_RUN.get(str(plugin))
+            return impl(adapt(block, started_at) if adapt is not None else block, query_for(""))
         except Exception as e:  # a plugin's failure is that measurement's Error, never the controller's
             return Measurement("Error", "", f"{plugin}: {e}")
     return Measurement("Error", "", f"provider {name} is not supported by Sluice")

@@ -98,12 +98,15 @@ def test_plugin_provider_by_name() -> None:
 
     seen: list[Any] = []
     providers.PLUGINS["test/echo"] = lambda cfg, q: (seen.append(cfg), Measurement("Successful", "7", ""))[1]
+    providers.CONFIG_FOR_RUN["test/echo"] = lambda cfg, started: {**cfg, "since": started}
     try:
         metric = {"name": "j", "provider": {"plugin": {"test/echo": {"service": "{{args.svc}}"}}}}
         s = analysis.step(run(metric, [{"name": "svc", "value": "reviews"}]), 0.0, lambda a: lambda q: [])
-        assert s.status["phase"] == "Successful" and seen == [{"service": "reviews"}]
+        assert s.status["phase"] == "Successful"
+        assert seen == [{"service": "reviews", "since": "1970-01-01T00:00:00Z"}]
+        assert s.status["metricResults"][0]["measurements"][0]["value"] == "7"
     finally:
-        del providers.PLUGINS["test/echo"]
+        del providers.PLUGINS["test/echo"], providers.CONFIG_FOR_RUN["test/echo"]
 
 
 def test_weights_go_into_the_named_routes_only() -> None:
