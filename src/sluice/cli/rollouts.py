@@ -13,6 +13,7 @@ from typing import Any
 
 import click
 
+from sluice.cli import rollouts_controller
 from sluice.cli.context import Session, global_options, session
 from sluice.cli.delete import parse_duration
 from sluice.cli.errors import CliError
@@ -570,5 +571,7 @@ def status_cmd(name: str, watch: bool, timeout: str) -> None:
             raise CliError("Rollout status watch exceeded timeout")
         time.sleep(1.0)
 
+
+rollouts_group.add_command(rollouts_controller.controller)
 
 COMMANDS = [rollouts_group]

@@ -8,9 +8,7 @@ import json
 import urllib.error
 import urllib.parse
 import urllib.request
-from typing import Any
-
-from sluice.daemon.state import Home
+from typing import Any, Protocol
 
 __all__ = ["PromClient", "PromError", "prometheus_url"]
 
@@ -22,10 +20,18 @@ class PromError(Exception):
         self.message = message
 
 
-def prometheus_url(home: Home) -> str:
+class _Home(Protocol):
+    """What `prometheus_url` reads of `sluice.daemon.state.Home` (a layer above this one, so not imported)."""
+
+    def load_options(self, overrides: None) -> Any: ...
+
+    def read_run(self) -> dict[str, Any] | None: ...
+
+
+def prometheus_url(home: _Home) -> str:
     opts = home.load_options(None)
     if opts.prometheus_url:
-        return opts.prometheus_url.rstrip("/")
+        return str(opts.prometheus_url).rstrip("/")
     run = home.read_run() or {}
     return f"http://127.0.0.1:{int(run.get('metrics_port') or opts.metrics_port)}"
 

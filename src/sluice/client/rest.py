@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import socket
 import ssl
 import sys
 import tempfile
@@ -89,6 +90,7 @@ class RestClient:
         self._prefix = url.path.rstrip("/")
         self._ssl = self._ssl_context() if self._https else None
         self._conn: http.client.HTTPConnection | None = None
+        self._streams: set[http.client.HTTPConnection] = set()  # open `stream()`s, ended by close()
         # Server `Warning:` headers (e.g. unknown fields under fieldValidation=Warn) go to stderr like kubectl's.
         self.on_warning: Callable[[str], None] = _print_warning
 
@@ -189,6 +191,7 @@ class RestClient:
     def stream(self, path: str, *, query: Query | None = None, accept: str = JSON) -> Iterator[Iterator[bytes]]:
         """GET a streaming answer (watch events, followed logs) and yield its lines as they arrive."""
         conn = self._connect(None)
+        self._streams.add(conn)
         try:
             try:
                 conn.request("GET", self._prefix + path + _encode_query(query), headers=self._headers(accept, None))
@@ -210,9 +213,18 @@ class RestClient:
 
             yield lines()
         finally:
+            self._streams.discard(conn)
             conn.close()
 
     def close(self) -> None:
+        """Close the connection and end every stream in flight, also one another thread is reading."""
         if self._conn is not None:
             self._conn.close()
             self._conn = None
+        for conn in list(self._streams):
+            sock = conn.sock
+            if sock is not None:
+                try:  # wakes the reader with EOF; closing the fd under it would not be safe
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass

@@ -31,6 +31,7 @@ from sluice.daemon.mesh_parts import Component
 from sluice.daemon.pki import ensure_pki
 from sluice.daemon.state import DaemonOptions, Home
 from sluice.resources.loadbalancer import PortMap
+from sluice.rollouts.controller import Controller as RolloutsController
 from sluice.store.sqlite import Store
 
 __all__ = ["run", "main"]
@@ -96,6 +97,10 @@ async def serve(home: Home, options: DaemonOptions, ready: asyncio.Event | None 
         raise SystemExit(f"error: cannot listen on 127.0.0.1:{options.api_port}: {e.strerror or e}") from None
     for c in components:
         await c.start()
+    rollouts = None
+    if options.rollouts_controller:  # a client of this API server and metrics port, like any other
+        rollouts = RolloutsController.for_daemon(str(home.kubeconfig), f"http://127.0.0.1:{options.metrics_port}")
+        rollouts.start_in_thread()
     home.write_run({"pid": os.getpid(), "started": time.time(),
                     "api": f"https://127.0.0.1:{options.api_port}", "api_port": options.api_port,
                     "xds_port": options.xds_port, "metrics_port": options.metrics_port,
@@ -112,6 +117,8 @@ async def serve(home: Home, options: DaemonOptions, ready: asyncio.Event | None 
         await stop.wait()
     finally:
         log.info("shutting down")
+        if rollouts is not None:
+            await asyncio.to_thread(rollouts.shutdown)
         if kubelet is not None:
             await kubelet.stop(stop_pods=True)  # `sluice down` leaves nothing running
         for c in reversed(components):
@@ -149,6 +156,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-runtime", action="store_true", help="API server and controllers only: no pods run")
     p.add_argument("--network", choices=("auto", "netns", "loopback"), default="auto",
                    help="pod networking: own network namespaces (netns) or shared loopback addresses")
+    p.add_argument("--no-rollouts-controller", action="store_true",
+                   help="do not run the Argo Rollouts controller inside the daemon")
     p.add_argument("--telemetry-series-limit", type=int, default=DaemonOptions.telemetry_series_limit,
                    help="series one workload's access logs may create (0 = no limit); entries beyond it are "
                         "dropped and counted in sluice_telemetry_series_limit_exceeded_total")
@@ -157,7 +166,8 @@ def main(argv: list[str] | None = None) -> int:
     # Flags win over SLUICE_HOME/config.yaml, which wins over the defaults.
     opts = home.load_options(DaemonOptions(a.api_port, a.xds_port, a.metrics_port, a.console_port,
                                            a.relative_weights, runtime=not a.no_runtime, network=a.network,
-                                           telemetry_series_limit=a.telemetry_series_limit))
+                                           telemetry_series_limit=a.telemetry_series_limit,
+                                           rollouts_controller=not a.no_rollouts_controller))
     return run(home, opts)
 
 

@@ -60,6 +60,8 @@ class DaemonOptions:
     # LoadBalancer Service port → the host port serving it on 127.0.0.1 (e.g. {80: 18080}); unset ports below
     # ip_unprivileged_port_start move by 8000 when the daemon is not root (sluice.resources.loadbalancer).
     gateway_ports: dict[int, int] = field(default_factory=dict)
+    # Run the Argo Rollouts controller (sluice.rollouts) inside the daemon; off when one runs elsewhere
+    rollouts_controller: bool = True
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ import re
 from typing import Any
 
 from sluice.objects import Obj
+from sluice.validation import argo_acted
 from sluice.validation.core import _containers
 from sluice.validation.field import FieldError, Path, Validation
 
@@ -27,7 +28,8 @@ INVALID_STEP = "Step must have one of the following set: experiment, setWeight, 
 INVALID_STRING_MATCH_MULTIPLE = "StringMatch match value must have exactly one of the following: exact, regex, prefix"
 INVALID_STRING_MATCH_MISSED = "StringMatch value missed, match value must have one of the following: exact, regex, prefix"
 INVALID_TRAFFIC_ROUTING = "Canary service and Stable service must to be set to use Traffic Routing"
-# Until the rollouts controller lands, these kinds are stored and served but nothing acts on them.
+# Experiments are stored and served but nothing acts on them; for Rollouts and AnalysisRuns the rollouts
+# controller (sluice.rollouts) does, and argo_acted names the fields it leaves out.
 NOT_ACTED_ON = ("{kind} \"{name}\" is stored, but Sluice has no {kind} controller yet: nothing acts on it "
                 "(no ReplicaSets, no traffic shifting, no analysis)")
 _NOT_ACTED_KINDS = ("Rollout", "AnalysisRun", "Experiment")
@@ -411,5 +413,9 @@ def validate(kind: str, obj: Obj) -> Validation:
     v.errors = unique
     if kind in _NOT_ACTED_KINDS and not v.errors:
         name = (obj.get("metadata") or {}).get("name") or (obj.get("metadata") or {}).get("generateName") or ""
-        v.warn(NOT_ACTED_ON.format(kind=kind, name=name))
+        if kind in argo_acted.ACTED_ON:  # the rollouts controller acts on these: name only what it leaves out
+            for text in argo_acted.warnings(kind, name, obj):
+                v.warn(text)
+        else:
+            v.warn(NOT_ACTED_ON.format(kind=kind, name=name))
     return v

@@ -1,0 +1,187 @@
+"""The rollouts controller's loop: AnalysisRuns then Rollouts, every time one of the watched kinds changes and
+whenever a pause, an analysis interval or a scale-down deadline falls due (at the latest every `resync` s).
+
+It is a plain thread over the Kubernetes API and the Prometheus HTTP API, so the daemon runs it next to its
+own API server (`start_in_thread`) and `sluice rollouts controller` runs it against any cluster.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from sluice.client.errors import ApiError, ClientError
+from sluice.rollouts import analysis
+from sluice.rollouts.canary import RolloutPass
+from sluice.rollouts.istio import HASH_LABEL, MANAGED_BY
+from sluice.rollouts.kube import KINDS, Conflict, Kube, prom_query_factory
+from sluice.rollouts.status import merge_diff
+
+__all__ = ["Controller"]
+
+log = logging.getLogger("sluice.rollouts")
+Obj = dict[str, Any]
+WATCHED = ("Rollout", "AnalysisRun", "ReplicaSet")
+MIN_PASS_GAP_S = 0.2  # our own writes wake us too: never loop faster than this
+MEASURE_WORKERS = 4
+RELEASE_EVERY_S = 300.0  # besides after a Rollout's deletion
+
+
+def release_orphans(kube: Kube, rollouts: list[Obj]) -> None:
+    """Argo's Istio controller: a DestinationRule whose Rollout is gone gets its subsets' hash labels and the
+    managed-by annotation removed, so the subsets select the user's pods again."""
+    alive = {(ro["metadata"].get("namespace"), ro["metadata"]["name"]) for ro in rollouts}
+    for dr in kube.list("DestinationRule"):
+        meta = dr["metadata"]
+        owner = (meta.get("annotations") or {}).get(MANAGED_BY)
+        if not owner or (meta.get("namespace"), owner) in alive:
+            continue
+        for subset in (dr.get("spec") or {}).get("subsets") or []:
+            if isinstance(subset, dict) and isinstance(subset.get("labels"), dict):
+                subset["labels"].pop(HASH_LABEL, None)
+        meta["annotations"].pop(MANAGED_BY, None)
+        try:
+            kube.update("DestinationRule", dr)
+        except (Conflict, ApiError, ClientError) as e:
+            log.debug("DestinationRule %s/%s not released: %s", meta.get("namespace"), meta["name"], e)
+
+
+class Controller:
+    def __init__(self, connect: Callable[[], Kube], prometheus_url: str, resync: float = 30.0) -> None:
+        self.connect = connect
+        self.query_for = prom_query_factory(prometheus_url)
+        self.resync = resync
+        self.stop = threading.Event()
+        self.wake = threading.Event()
+        self.rollout_deleted = threading.Event()  # set by the watch: look for DestinationRules to release
+        self._released_at = 0.0
+        self.passes = 0
+        self._threads: list[threading.Thread] = []
+        self._pool = ThreadPoolExecutor(max_workers=MEASURE_WORKERS, thread_name_prefix="rollouts-measure")
+        self._watchers: list[Kube] = []  # closed by shutdown(), which ends their streams at once
+
+    @classmethod
+    def for_daemon(cls, kubeconfig: str | None, prometheus_url: str, context: str | None = None) -> Controller:
+        """A controller that reaches the API server through `kubeconfig` (its server and token)."""
+        return cls(lambda: Kube.from_kubeconfig(kubeconfig, context), prometheus_url)
+
+    # ----------------------------------------------------------------------------- watches
+    def _watch(self, kind: str) -> None:
+        kube: Kube | None = None
+        while not self.stop.is_set():
+            try:
+                if kube is None:
+                    kube = self.connect()
+                    self._watchers.append(kube)
+                for event in kube.api.watch(KINDS[kind], None, timeout_seconds=60):
+                    if kind == "Rollout" and event.type == "DELETED":
+                        self.rollout_deleted.set()
+                    self.wake.set()
+                    if self.stop.is_set():
+                        return
+            except (ApiError, ClientError, OSError) as e:
+                log.debug("watch of %s ended: %s", kind, e)
+                if kube is not None:
+                    self._watchers.remove(kube)
+                    kube.close()
+                kube = None
+                self.stop.wait(1.0)
+
+    # ----------------------------------------------------------------------------- passes
+    def run_once(self, kube: Kube) -> float:
+        """One pass over every AnalysisRun and Rollout; the seconds until the next one is due."""
+        self.passes += 1
+        due = self.resync
+        # measurements of different runs go in parallel: one slow Prometheus does not hold up the others
+        for nxt in self._pool.map(lambda run: self._sync_run_safely(kube, run), kube.list("AnalysisRun")):
+            if nxt is not None:
+                due = min(due, nxt)
+        rollouts = kube.list("Rollout")
+        if self.rollout_deleted.is_set() or time.monotonic() - self._released_at > RELEASE_EVERY_S:
+            self.rollout_deleted.clear()
+            self._released_at = time.monotonic()
+            release_orphans(kube, rollouts)
+        for ro in rollouts:
+            try:
+                nxt = RolloutPass(kube, ro, self.query_for).run()
+            except Conflict:
+                nxt = 0.0
+            except (ApiError, ClientError) as e:
+                log.warning("Rollout %s/%s: %s", ro["metadata"].get("namespace"), ro["metadata"]["name"], e)
+                nxt = 5.0
+            except Exception:  # one object's surprise must not stop the others
+                log.exception("Rollout %s/%s", ro["metadata"].get("namespace"), ro["metadata"]["name"])
+                nxt = 30.0
+            if nxt is not None:
+                due = min(due, nxt)
+        return due
+
+    def _sync_run_safely(self, kube: Kube, run: Obj) -> float | None:
+        try:
+            return self.sync_run(kube, run)
+        except Conflict:
+            return 0.0
+        except (ApiError, ClientError) as e:
+            log.warning("AnalysisRun %s/%s: %s", run["metadata"].get("namespace"), run["metadata"]["name"], e)
+            return 5.0
+        except Exception:  # one object's surprise must not stop the others
+            log.exception("AnalysisRun %s/%s", run["metadata"].get("namespace"), run["metadata"]["name"])
+            return 30.0
+
+    def sync_run(self, kube: Kube, run: Obj) -> float | None:
+        if (run.get("status") or {}).get("phase") in analysis.COMPLETED or run["metadata"].get("deletionTimestamp"):
+            return None
+        result = analysis.step(run, time.time(), self.query_for)
+        patch = merge_diff(run.get("status") or {}, result.status)
+        if patch:
+            kube.patch("AnalysisRun", run["metadata"].get("namespace"), run["metadata"]["name"],
+                       {"metadata": {"resourceVersion": run["metadata"].get("resourceVersion")}, "status": patch})
+            for type_, reason, message in result.events:
+                kube.event(run, type_, reason, message)
+            return 0.0  # the owning Rollout reads the new phase on the next pass
+        return result.next_s
+
+    def run(self) -> None:
+        """Loop until `stop` is set; survives an unreachable API server (retries every second)."""
+        for kind in WATCHED:
+            t = threading.Thread(target=self._watch, args=(kind,), name=f"rollouts-watch-{kind}", daemon=True)
+            t.start()
+            self._threads.append(t)
+        kube: Kube | None = None
+        while not self.stop.is_set():
+            self.wake.clear()
+            started = time.monotonic()
+            try:
+                kube = kube or self.connect()
+                due = self.run_once(kube)
+            except (ApiError, ClientError, OSError) as e:
+                log.warning("rollouts controller pass failed: %s", e)
+                kube = None
+                due = 1.0
+            except Exception:  # a bug in one pass must not end the controller
+                log.exception("rollouts controller pass failed")
+                due = 5.0
+            self.stop.wait(max(0.0, MIN_PASS_GAP_S - (time.monotonic() - started)))
+            self.wake.wait(max(0.0, due))
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        if kube is not None:
+            kube.close()
+
+    def start_in_thread(self) -> threading.Thread:
+        t = threading.Thread(target=self.run, name="rollouts-controller", daemon=True)
+        t.start()
+        self._threads.append(t)
+        return t
+
+    def shutdown(self, timeout: float = 5.0) -> None:
+        self.stop.set()
+        self.wake.set()
+        for kube in list(self._watchers):
+            kube.close()
+        for t in self._threads:
+            if t.name == "rollouts-controller":
+                t.join(timeout)

@@ -1,0 +1,151 @@
+"""The controller's only ways out: the Kubernetes API (through `sluice.client`, from a kubeconfig and its token)
+and the Prometheus HTTP API. Any cluster and any Prometheus will do; inside the daemon they are its own.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from sluice.client.api import ApiClient
+from sluice.client.discovery import ResourceInfo
+from sluice.client.errors import ApiError, ClientError
+from sluice.client.kubeconfig import RestConfig, load_kubeconfig
+from sluice.client.prometheus import PromClient, PromError
+from sluice.rollouts.analysis import rfc3339
+from sluice.rollouts.providers import PromQuery
+
+__all__ = ["Kube", "KINDS", "prom_query_factory", "Conflict", "COMPONENT"]
+
+log = logging.getLogger("sluice.rollouts")
+Obj = dict[str, Any]
+COMPONENT = "rollouts-controller"
+
+
+def _info(group: str, version: str, plural: str, kind: str, namespaced: bool = True) -> ResourceInfo:
+    return ResourceInfo(group, version, plural, plural.rstrip("s"), kind, namespaced)
+
+
+KINDS: dict[str, ResourceInfo] = {
+    "Rollout": _info("argoproj.io", "v1alpha1", "rollouts", "Rollout"),
+    "AnalysisRun": _info("argoproj.io", "v1alpha1", "analysisruns", "AnalysisRun"),
+    "AnalysisTemplate": _info("argoproj.io", "v1alpha1", "analysistemplates", "AnalysisTemplate"),
+    "ClusterAnalysisTemplate": _info("argoproj.io", "v1alpha1", "clusteranalysistemplates",
+                                     "ClusterAnalysisTemplate", namespaced=False),
+    "ReplicaSet": _info("apps", "v1", "replicasets", "ReplicaSet"),
+    "Service": _info("", "v1", "services", "Service"),
+    "Event": _info("", "v1", "events", "Event"),
+    # Argo's controller speaks v1alpha3 unless told otherwise (--istio-api-version)
+    "VirtualService": _info("networking.istio.io", "v1alpha3", "virtualservices", "VirtualService"),
+    "DestinationRule": _info("networking.istio.io", "v1alpha3", "destinationrules", "DestinationRule"),
+}
+
+
+class Conflict(Exception):
+    """Someone else wrote the object since it was read: the next pass reads it again."""
+
+
+class Kube:
+    def __init__(self, config: RestConfig) -> None:
+        self.config = config
+        self.api = ApiClient(config, timeout=30.0)
+        self.api.rest.on_warning = lambda text: log.debug("API warning: %s", text)
+        self._lock = threading.Lock()  # one connection: one request at a time
+
+    @classmethod
+    def from_kubeconfig(cls, path: str | None, context: str | None = None) -> Kube:
+        return cls(load_kubeconfig(path).rest_config(context))
+
+    def _call(self, fn: Callable[[], Obj]) -> Obj:
+        with self._lock:
+            try:
+                return fn()
+            except ApiError as e:
+                if e.code == 409:
+                    raise Conflict(e.message) from None
+                raise
+
+    def get(self, kind: str, namespace: str | None, name: str) -> Obj | None:
+        try:
+            return self._call(lambda: self.api.get(KINDS[kind], name, namespace))
+        except ApiError as e:
+            if e.code == 404:
+                return None
+            raise
+
+    def list(self, kind: str, namespace: str | None = None, label_selector: str | None = None) -> list[Obj]:
+        out = self._call(lambda: self.api.list(KINDS[kind], namespace, label_selector=label_selector))
+        items = [i for i in out.get("items") or [] if isinstance(i, dict)]
+        info = KINDS[kind]
+        for i in items:  # list items carry no kind; the controller's writes need it
+            i.setdefault("apiVersion", info.api_version)
+            i.setdefault("kind", info.kind)
+        return items
+
+    def create(self, kind: str, namespace: str | None, obj: Obj) -> Obj:
+        return self._call(lambda: self.api.create(KINDS[kind], namespace, obj, field_manager=COMPONENT,
+                                                  field_validation=None))
+
+    def update(self, kind: str, obj: Obj) -> Obj:
+        """PUT the whole object; `Conflict` if its resourceVersion is stale."""
+        info = KINDS[kind]
+        meta = obj["metadata"]
+        path = info.object_path(meta.get("namespace") if info.namespaced else None, meta["name"])
+        return self._call(lambda: self.api.rest.json("PUT", path, body=obj, query={"fieldManager": COMPONENT}))
+
+    def patch(self, kind: str, namespace: str | None, name: str, patch: Obj, subresource: str | None = None) -> Obj:
+        return self._call(lambda: self.api.patch(KINDS[kind], name, namespace, patch, field_manager=COMPONENT,
+                                                 field_validation=None, subresource=subresource))
+
+    def delete(self, kind: str, namespace: str | None, name: str) -> None:
+        try:
+            self._call(lambda: self.api.delete(KINDS[kind], name, namespace))
+        except ApiError as e:
+            if e.code != 404:
+                raise
+
+    def event(self, obj: Obj, type_: str, reason: str, message: str) -> None:
+        meta = obj.get("metadata") or {}
+        ns = str(meta.get("namespace") or "default")
+        now = rfc3339(time.time())
+        event = {
+            "apiVersion": "v1", "kind": "Event",
+            "metadata": {"name": f"{meta.get('name')}.{secrets.token_hex(8)}", "namespace": ns},
+            "involvedObject": {"kind": obj.get("kind"), "apiVersion": obj.get("apiVersion"),
+                               "name": meta.get("name"), "namespace": ns, "uid": meta.get("uid"),
+                               "resourceVersion": meta.get("resourceVersion")},
+            "reason": reason, "message": message, "type": type_, "count": 1,
+            "firstTimestamp": now, "lastTimestamp": now,
+            "source": {"component": COMPONENT}, "reportingComponent": COMPONENT,
+        }
+        try:
+            self.create("Event", ns, event)
+        except (ApiError, ClientError, Conflict) as e:  # events are best effort
+            log.debug("event %s not recorded: %s", reason, e)
+
+    def close(self) -> None:
+        self.api.close()
+
+
+def prom_query_factory(default_url: str) -> Callable[[str], PromQuery]:
+    """`address` → a PromQuery against that Prometheus (the metric's own, else the controller's default)."""
+    def for_address(address: str) -> PromQuery:
+        url = address or default_url
+        if not url:
+            def unconfigured(_: str) -> list[Any]:
+                raise PromError("error", "prometheus address is not configured")
+            return unconfigured
+        client = PromClient(url, timeout=30.0)
+
+        def query(promql: str) -> list[Any]:
+            data = client.query(promql)
+            if not isinstance(data, dict):
+                return []
+            result = data.get("result")
+            return result if isinstance(result, list) else []
+        return query
+    return for_address

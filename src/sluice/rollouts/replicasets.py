@@ -1,0 +1,38 @@
+"""What a Rollout owns and how it reads them: ownership, revision annotations, ReplicaSet counts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["Obj", "REVISION", "DESIRED", "SCALE_DOWN_DEADLINE", "owned_by", "revision_of", "status_count",
+           "spec_replicas", "owner_ref"]
+
+Obj = dict[str, Any]
+REVISION = "rollout.argoproj.io/revision"
+DESIRED = "rollout.argoproj.io/desired-replicas"
+SCALE_DOWN_DEADLINE = "scale-down-deadline"
+
+
+def owned_by(obj: Obj, owner: Obj) -> bool:
+    uid = owner["metadata"].get("uid")
+    return any(r.get("uid") == uid for r in obj["metadata"].get("ownerReferences") or [])
+
+
+def revision_of(obj: Obj) -> int:
+    try:
+        return int((obj["metadata"].get("annotations") or {}).get(REVISION) or 0)
+    except ValueError:
+        return 0
+
+
+def status_count(rs: Obj | None, key: str) -> int:
+    return int(((rs or {}).get("status") or {}).get(key) or 0)
+
+
+def spec_replicas(rs: Obj | None) -> int:
+    return int(((rs or {}).get("spec") or {}).get("replicas") or 0)
+
+
+def owner_ref(ro: Obj) -> Obj:
+    return {"apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout", "name": ro["metadata"]["name"],
+            "uid": ro["metadata"]["uid"], "controller": True, "blockOwnerDeletion": True}

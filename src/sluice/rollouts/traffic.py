@@ -1,0 +1,106 @@
+"""A Rollout's traffic, as Argo's `reconcileTrafficRouting` and `reconcileStableAndCanaryService` write it:
+the stable/canary Service selectors (host-level), the DestinationRule subsets' hash labels (subset-level),
+the weights of the VirtualServices' named routes, then `status.canary.weights` and its Events."""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+from sluice.rollouts import istio
+from sluice.rollouts.istio import HASH_LABEL, IstioConfig
+from sluice.rollouts.replicasets import Obj, spec_replicas, status_count
+
+if TYPE_CHECKING:
+    from sluice.rollouts.canary import RolloutPass
+
+__all__ = ["apply"]
+
+
+def apply(p: RolloutPass, cfg: IstioConfig, weight: int, canary_hash: str, stable_hash: str, new: Obj,
+            stable: Obj | None) -> bool:
+    """Services, DestinationRule hashes, VirtualService weights, then `status.canary.weights`.
+    False when the stable ReplicaSet cannot take its share yet (nothing is written then)."""
+    if stable is not None and stable is not new:
+        need = math.floor((100 - weight) * p.replicas / 100)
+        if status_count(stable, "availableReplicas") < need:
+            p.after(2.0)
+            return False
+    aborted = bool(p.status.get("abort"))
+    if cfg.stable_service:
+        switch_service(p, cfg.stable_service, stable_hash, stable)
+    if cfg.canary_service:
+        switch_service(p, cfg.canary_service, stable_hash if aborted else canary_hash,
+                       stable if aborted else new)
+    tr = (p.canary.get("trafficRouting") or {}).get("istio") or {}
+    dr_ref = tr.get("destinationRule") or {}
+    if dr_ref.get("name"):
+        dr = p.kube.get("DestinationRule", p.ns, str(dr_ref["name"]))
+        if dr is None:
+            p.event("DestinationRuleNotFound", f"DestinationRule `{dr_ref['name']}` not found", "Warning")
+            p.after(5.0)
+            return False
+        updated = istio.set_subset_hashes(dr, cfg, canary_hash, stable_hash, p.name)
+        if updated is not None:
+            pure_subset_mode = not cfg.canary_service and not cfg.stable_service
+            if pure_subset_mode and not subsets_ready(p, canary_hash, stable_hash, new, stable, aborted):
+                p.after(2.0)
+                return False
+            p.kube.update("DestinationRule", updated)
+            p.event("UpdatedDestinationRule", f"DestinationRule {dr_ref['name']} subset updated "
+                    f"({cfg.canary_subset}: {canary_hash}, {cfg.stable_subset}: {stable_hash})")
+    for ns, name, routes in istio.vs_refs(tr, p.ns):
+        vs = p.kube.get("VirtualService", ns, name)
+        if vs is None:
+            p.event("VirtualServiceNotFound", f"VirtualService `{name}` not found", "Warning")
+            p.after(5.0)
+            return False
+        try:
+            updated = istio.set_weights(vs, routes, weight, cfg)
+        except ValueError as e:
+            p.event("TrafficRoutingError", str(e), "Warning")
+            p.after(5.0)
+            return False
+        if updated is not None:
+            p.kube.update("VirtualService", updated)
+            p.event("Updated VirtualService", f"VirtualService `{name}` set to desiredWeight '{weight}'")
+    weights: Obj = {"canary": {"weight": weight, "podTemplateHash": canary_hash},
+                    "stable": {"weight": 100 - weight, "podTemplateHash": stable_hash}}
+    if cfg.canary_service:
+        weights["canary"]["serviceName"] = cfg.canary_service
+    if cfg.stable_service:
+        weights["stable"]["serviceName"] = cfg.stable_service
+    canary_status = p.status.setdefault("canary", {})
+    old = canary_status.get("weights")
+    if old != weights:
+        before = ((old or {}).get("canary") or {}).get("weight")
+        text = "" if before == weight else (f"Traffic weight updated from {before} to {weight}"
+                                            if before is not None else f"Traffic weight updated to {weight}")
+        p.event("TrafficWeightUpdated", text)
+        canary_status["weights"] = weights
+    return True
+
+
+def subsets_ready(p: RolloutPass, canary_hash: str, stable_hash: str, new: Obj, stable: Obj | None, aborted: bool) -> bool:
+    """Argo delays a pure subset-mode DestinationRule switch until the ReplicaSets are fully available."""
+    for rs in (new, stable):
+        if rs is None or (aborted and rs is new):
+            continue
+        n = spec_replicas(rs)
+        if n > 0 and status_count(rs, "availableReplicas") < n:
+            return False
+    return True
+
+
+def switch_service(p: RolloutPass, name: str, target_hash: str, target: Obj | None) -> None:
+    svc = p.kube.get("Service", p.ns, name)
+    if svc is None:
+        return
+    selector = (svc.get("spec") or {}).get("selector") or {}
+    old = selector.get(HASH_LABEL)
+    if old == target_hash or target is None or status_count(target, "availableReplicas") == 0:
+        return
+    p.kube.patch("Service", p.ns, name, {
+        "metadata": {"annotations": {istio.MANAGED_BY: p.name}},
+        "spec": {"selector": {HASH_LABEL: target_hash}}})
+    p.event("SwitchService", f"Switched selector for service '{name}' from '{old or ''}' to '{target_hash}'")

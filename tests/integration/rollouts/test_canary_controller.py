@@ -1,0 +1,342 @@
+"""The rollouts controller inside a real daemon drives Argo's canary over a real VirtualService and
+DestinationRule, applied with the real kubectl: weights step by step, pause and promote, abort and retry,
+and an AnalysisRun whose Prometheus query (the daemon's own Prometheus API) fails aborts the rollout."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from sluice.daemon.state import Home
+from tests.conftest import Daemon, start_daemon, stop_daemon, wait_for
+from tests.integration.rollouts.helpers import (
+    NS,
+    events,
+    get,
+    host_setup,
+    host_weights,
+    kubectl,
+    promote,
+    rollout,
+    rollout_status,
+    selector_hash,
+    status_patch,
+    subset_setup,
+    vs_weights,
+)
+
+pytestmark = pytest.mark.kubectl
+
+STEPS = """      - setWeight: 20
+      - pause: {}
+      - setWeight: 50
+      - pause: {}
+      - setWeight: 100
+"""
+
+
+@pytest.fixture(scope="module")
+def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
+    d = start_daemon(tmp_path_factory.mktemp("rollouts-home"))
+    kubectl(d, "create", "namespace", NS)
+    yield d
+    stop_daemon(d)
+
+
+def deployed(d: Daemon, app: str, steps: str, extra: str = "") -> str:
+    """Apply the Istio objects and revision 1 of the Rollout; return the stable hash once it is Healthy."""
+    kubectl(d, "apply", "-f", "-", input=subset_setup(app))
+    cp = kubectl(d, "apply", "-f", "-", input=rollout(app, steps, "v1", extra))
+    assert "Warning: Rollout" not in cp.stderr  # every field here is acted on
+    wait_for(lambda: rollout_status(d, app).get("phase") == "Healthy", timeout=60)
+    return str(rollout_status(d, app)["stableRS"])
+
+
+def hash_labels(d: Daemon, app: str) -> dict[str, str]:
+    dr = get(d, "destinationrule.networking.istio.io", app)
+    return {s["name"]: s["labels"].get("rollouts-pod-template-hash") for s in dr["spec"]["subsets"]}
+
+
+def test_steps_move_the_weights_and_promote_continues(daemon: Daemon) -> None:
+    d = daemon
+    v1 = deployed(d, "web", STEPS)
+    rs = get(d, "replicaset", f"web-{v1}")
+    assert rs["spec"]["selector"]["matchLabels"] == {"app": "web", "rollouts-pod-template-hash": v1}
+    assert rs["metadata"]["ownerReferences"][0]["kind"] == "Rollout"
+    assert hash_labels(d, "web") == {"canary": v1, "stable": v1}
+    assert vs_weights(d, "web") == {"stable": 100, "canary": 0}
+    assert rollout_status(d, "web")["currentStepIndex"] == 5
+
+    kubectl(d, "apply", "-f", "-", input=rollout("web", STEPS, "v2"))
+    wait_for(lambda: rollout_status(d, "web").get("phase") == "Paused", timeout=60)
+    st = rollout_status(d, "web")
+    v2 = st["currentPodHash"]
+    assert v2 != v1 and st["stableRS"] == v1 and st["currentStepIndex"] == 1
+    assert st["message"] == "CanaryPauseStep" and st["pauseConditions"][0]["reason"] == "CanaryPauseStep"
+    assert st["canary"]["weights"] == {"canary": {"weight": 20, "podTemplateHash": v2},
+                                       "stable": {"weight": 80, "podTemplateHash": v1}}
+    assert vs_weights(d, "web") == {"stable": 80, "canary": 20}
+    assert hash_labels(d, "web") == {"canary": v2, "stable": v1}
+    pods = kubectl(d, "get", "pods", "-l", f"rollouts-pod-template-hash={v2}", "-o", "name").stdout.split()
+    assert len(pods) == 1  # ceil(20 % of 2)
+
+    promote(d, "web")
+    wait_for(lambda: rollout_status(d, "web").get("currentStepIndex") == 3
+             and rollout_status(d, "web").get("phase") == "Paused", timeout=60)
+    assert vs_weights(d, "web") == {"stable": 50, "canary": 50}
+
+    promote(d, "web")
+    wait_for(lambda: rollout_status(d, "web").get("stableRS") == v2
+             and rollout_status(d, "web").get("phase") == "Healthy", timeout=60)
+    assert vs_weights(d, "web") == {"stable": 100, "canary": 0}  # both subsets are v2 now
+    assert hash_labels(d, "web") == {"canary": v2, "stable": v2}
+    wait_for(lambda: get(d, "replicaset", f"web-{v1}")["spec"]["replicas"] == 0, timeout=60)
+    seen = events(d, "web")
+    for expected in [("RolloutStepCompleted", "Rollout step 1/5 completed (setWeight: 20)"),
+                     ("RolloutPaused", "Rollout is paused (CanaryPauseStep)"),
+                     ("RolloutResumed", "Rollout is resumed"),
+                     ("Updated VirtualService", "VirtualService `web` set to desiredWeight '50'"),
+                     ("Updated VirtualService", "VirtualService `web` set to desiredWeight '100'"),
+                     ("RolloutCompleted", f"Rollout completed update to revision 2 ({v2}): Completed all 5 canary steps")]:
+        assert expected in seen, (expected, seen)
+
+
+def test_abort_puts_everything_on_stable_and_retry_starts_over(daemon: Daemon) -> None:
+    d = daemon
+    v1 = deployed(d, "shop", STEPS)
+    kubectl(d, "apply", "-f", "-", input=rollout("shop", STEPS, "v2"))
+    wait_for(lambda: rollout_status(d, "shop").get("phase") == "Paused", timeout=60)
+    v2 = rollout_status(d, "shop")["currentPodHash"]
+    assert vs_weights(d, "shop") == {"stable": 80, "canary": 20}
+
+    status_patch(d, "shop", {"abort": True})  # kubectl argo rollouts abort shop
+    wait_for(lambda: rollout_status(d, "shop").get("phase") == "Degraded", timeout=60)
+    wait_for(lambda: get(d, "replicaset", f"shop-{v2}")["spec"]["replicas"] == 0, timeout=60)
+    st = rollout_status(d, "shop")
+    assert st["message"] == "RolloutAborted: Rollout aborted update to revision 2"
+    assert st["currentStepIndex"] == 0 and st["stableRS"] == v1 and "pauseConditions" not in st
+    assert st["canary"]["weights"]["canary"] == {"weight": 0, "podTemplateHash": v2}
+    assert vs_weights(d, "shop") == {"stable": 100, "canary": 0}
+    assert ("RolloutAborted", "Rollout aborted update to revision 2") in events(d, "shop")
+
+    status_patch(d, "shop", {"abort": False})  # kubectl argo rollouts retry rollout shop
+    wait_for(lambda: rollout_status(d, "shop").get("phase") == "Paused", timeout=60)
+    assert rollout_status(d, "shop")["currentStepIndex"] == 1
+    assert vs_weights(d, "shop") == {"stable": 80, "canary": 20}
+
+
+def test_failed_analysis_aborts_the_rollout(daemon: Daemon) -> None:
+    d = daemon
+    metrics_port = (Home(d.home).read_run() or {})["metrics_port"]
+    kubectl(d, "apply", "-f", "-", input=f"""
+apiVersion: argoproj.io/v1alpha1
+kind: AnalysisTemplate
+metadata: {{name: error-budget}}
+spec:
+  args:
+  - name: errors
+  metrics:
+  - name: error-rate
+    successCondition: len(result) > 0 && result[0] < 0.5
+    provider:
+      prometheus:
+        address: http://127.0.0.1:{metrics_port}
+        query: vector({{{{args.errors}}}})
+""")
+    steps = """      - setWeight: 20
+      - analysis:
+          templates: [{templateName: error-budget}]
+          args: [{name: errors, value: "1"}]
+      - setWeight: 100
+"""
+    v1 = deployed(d, "cart", steps)
+    kubectl(d, "apply", "-f", "-", input=rollout("cart", steps, "v2"))
+    wait_for(lambda: rollout_status(d, "cart").get("phase") == "Degraded", timeout=90)
+    st = rollout_status(d, "cart")
+    v2 = st["currentPodHash"]
+    run_name = f"cart-{v2}-2-1"
+    assert st["message"] == ("RolloutAborted: Rollout aborted update to revision 2: Step-based analysis phase "
+                             "error/failed: Metric \"error-rate\" assessed Failed due to failed (1) > failureLimit (0)")
+    assert st["stableRS"] == v1
+    wait_for(lambda: vs_weights(d, "cart") == {"stable": 100, "canary": 0}, timeout=60)
+    run = get(d, "analysisrun", run_name)
+    assert run["metadata"]["labels"]["rollout-type"] == "Step"
+    assert run["status"]["phase"] == "Failed"
+    (m,) = run["status"]["metricResults"]
+    assert m["phase"] == "Failed" and m["failed"] == 1
+    assert m["measurements"][0]["value"] == "[1]"
+    assert m["metadata"]["ResolvedPrometheusQuery"] == "vector(1)"
+    assert ("AnalysisRunFailed", f"Step Analysis Run '{run_name}' Status New: 'Failed' Previous: 'NoPreviousStatus'") \
+        in events(d, "cart") or any(r == "AnalysisRunFailed" for r, _ in events(d, "cart"))
+
+
+def host_rollout(app: str, version: str, metrics_port: int) -> str:
+    return f"""
+apiVersion: argoproj.io/v1alpha1
+kind: Rollout
+metadata: {{name: {app}}}
+spec:
+  replicas: 2
+  selector:
+    matchLabels: {{app: {app}}}
+  template:
+    metadata:
+      labels: {{app: {app}}}
+      annotations: {{sidecar.istio.io/inject: "false"}}
+    spec:
+      containers:
+      - name: main
+        image: busybox:1.36
+        command: [sleep, infinity]
+        env: [{{name: VERSION, value: {version}}}]
+  strategy:
+    canary:
+      canaryService: {app}-canary
+      stableService: {app}-stable
+      scaleDownDelaySeconds: 0
+      trafficRouting:
+        istio:
+          virtualServices:
+          - name: {app}-vsvc
+            routes: [primary]
+      analysis:
+        templates: [{{templateName: always-fine}}]
+        args: [{{name: port, value: "{metrics_port}"}}]
+      steps:
+      - setCanaryScale: {{replicas: 2}}
+      - setWeight: 25
+      - pause: {{duration: 1s}}
+      - setWeight: 60
+      - pause: {{}}
+"""
+
+
+def test_host_level_split_with_background_analysis_and_manual_pause(daemon: Daemon) -> None:
+    d = daemon
+    port = (Home(d.home).read_run() or {})["metrics_port"]
+    kubectl(d, "apply", "-f", "-", input="""
+apiVersion: argoproj.io/v1alpha1
+kind: AnalysisTemplate
+metadata: {name: always-fine}
+spec:
+  args: [{name: port}]
+  metrics:
+  - name: zero-errors
+    interval: 1s
+    successCondition: result[0] == 0
+    provider:
+      prometheus:
+        address: http://127.0.0.1:{{args.port}}
+        query: vector(0)
+""")
+    kubectl(d, "apply", "-f", "-", input=host_setup("hl"))
+    cp = kubectl(d, "apply", "-f", "-", input=host_rollout("hl", "v1", port))
+    assert "Warning: Rollout" not in cp.stderr
+    wait_for(lambda: rollout_status(d, "hl").get("phase") == "Healthy", timeout=60)
+    v1 = rollout_status(d, "hl")["stableRS"]
+    wait_for(lambda: selector_hash(d, "hl-stable") == v1 and selector_hash(d, "hl-canary") == v1, timeout=30)
+    assert kubectl(d, "get", "analysisrun", "-o", "name").stdout.count("hl-") == 0  # none for an initial deploy
+
+    kubectl(d, "apply", "-f", "-", input=host_rollout("hl", "v2", port))
+    wait_for(lambda: rollout_status(d, "hl").get("currentStepIndex") == 4
+             and rollout_status(d, "hl").get("phase") == "Paused", timeout=60)
+    st = rollout_status(d, "hl")
+    v2 = st["currentPodHash"]
+    assert host_weights(d, "hl") == {"hl-stable": 40, "hl-canary": 60}
+    assert st["canary"]["weights"] == {
+        "canary": {"weight": 60, "podTemplateHash": v2, "serviceName": "hl-canary"},
+        "stable": {"weight": 40, "podTemplateHash": v1, "serviceName": "hl-stable"}}
+    assert selector_hash(d, "hl-stable") == v1 and selector_hash(d, "hl-canary") == v2
+    assert get(d, "replicaset", f"hl-{v2}")["spec"]["replicas"] == 2  # setCanaryScale, not ceil(60 % of 2)
+    assert ("RolloutStepCompleted", "Rollout step 3/5 completed (pause: 1s)") in events(d, "hl")
+    background = st["canary"]["currentBackgroundAnalysisRunStatus"]
+    assert background["name"] == f"hl-{v2}-2"
+    wait_for(lambda: len((get(d, "analysisrun", f"hl-{v2}-2").get("status") or {})
+                         .get("metricResults", [{}])[0].get("measurements") or []) >= 2, timeout=30)
+    run = get(d, "analysisrun", f"hl-{v2}-2")
+    assert run["metadata"]["labels"]["rollout-type"] == "Background"
+    assert run["status"]["phase"] == "Running"
+    assert run["status"]["metricResults"][0]["measurements"][0]["value"] == "[0]"
+
+    kubectl(d, "patch", "rollout", "hl", "--type=merge", "-p", '{"spec":{"paused":true}}')  # argo rollouts pause
+    wait_for(lambda: rollout_status(d, "hl").get("message") == "manually paused", timeout=30)
+    # `kubectl argo rollouts promote`: unpause the spec, then clear the pause condition
+    kubectl(d, "patch", "rollout", "hl", "--type=merge", "-p", '{"spec":{"paused":false}}')
+    promote(d, "hl")
+    wait_for(lambda: rollout_status(d, "hl").get("stableRS") == v2
+             and rollout_status(d, "hl").get("phase") == "Healthy", timeout=60)
+    assert host_weights(d, "hl") == {"hl-stable": 100, "hl-canary": 0}
+    wait_for(lambda: selector_hash(d, "hl-stable") == v2, timeout=30)
+    assert selector_hash(d, "hl-canary") == v2
+    wait_for(lambda: (get(d, "analysisrun", f"hl-{v2}-2").get("status") or {}).get("phase") == "Successful",
+             timeout=30)
+    assert get(d, "analysisrun", f"hl-{v2}-2")["spec"]["terminate"] is True
+    assert "currentBackgroundAnalysisRunStatus" not in rollout_status(d, "hl").get("canary", {})
+
+
+def test_inconclusive_analysis_pauses_then_promote_and_full_promote(daemon: Daemon) -> None:
+    d = daemon
+    port = (Home(d.home).read_run() or {})["metrics_port"]
+    kubectl(d, "apply", "-f", "-", input=f"""
+apiVersion: argoproj.io/v1alpha1
+kind: AnalysisTemplate
+metadata: {{name: undecided}}
+spec:
+  metrics:
+  - name: between
+    successCondition: result[0] > 5
+    failureCondition: result[0] < 0
+    provider:
+      prometheus: {{address: "http://127.0.0.1:{port}", query: vector(1)}}
+""")
+    steps = """      - setWeight: 20
+      - analysis:
+          templates: [{templateName: undecided}]
+      - setWeight: 60
+      - pause: {}
+      - setWeight: 80
+      - pause: {}
+"""
+    deployed(d, "mail", steps)
+    kubectl(d, "apply", "-f", "-", input=rollout("mail", steps, "v2"))
+    wait_for(lambda: rollout_status(d, "mail").get("message") == "InconclusiveAnalysisRun", timeout=60)
+    st = rollout_status(d, "mail")
+    v2 = st["currentPodHash"]
+    assert st["phase"] == "Paused" and st["currentStepIndex"] == 1
+    assert [c["reason"] for c in st["pauseConditions"]] == ["InconclusiveAnalysisRun"]
+    assert get(d, "analysisrun", f"mail-{v2}-2-1")["status"]["phase"] == "Inconclusive"
+    # `kubectl argo rollouts promote` on an inconclusive step: past it
+    status_patch(d, "mail", {"pauseConditions": None, "controllerPause": False, "currentStepIndex": 2})
+    wait_for(lambda: rollout_status(d, "mail").get("currentStepIndex") == 3
+             and rollout_status(d, "mail").get("message") == "CanaryPauseStep", timeout=60)
+    assert vs_weights(d, "mail") == {"stable": 40, "canary": 60}
+
+    status_patch(d, "mail", {"promoteFull": True})  # kubectl argo rollouts promote --full
+    wait_for(lambda: rollout_status(d, "mail").get("stableRS") == v2
+             and rollout_status(d, "mail").get("phase") == "Healthy", timeout=60)
+    assert vs_weights(d, "mail") == {"stable": 100, "canary": 0}
+    assert hash_labels(d, "mail") == {"canary": v2, "stable": v2}
+    assert ("RolloutCompleted", f"Rollout completed update to revision 2 ({v2}): Full promotion requested") \
+        in events(d, "mail")
+    assert "promoteFull" not in rollout_status(d, "mail")
+
+
+def test_a_route_missing_from_the_virtualservice_is_an_invalid_spec(daemon: Daemon) -> None:
+    d = daemon
+    kubectl(d, "apply", "-f", "-", input=subset_setup("lost"))
+    kubectl(d, "apply", "-f", "-", input=rollout("lost", STEPS).replace("routes: [primary]", "routes: [missing]"))
+    wait_for(lambda: rollout_status(d, "lost").get("phase") == "Degraded", timeout=30)
+    assert rollout_status(d, "lost")["message"] == (
+        "InvalidSpec: The Rollout \"lost\" is invalid: Istio VirtualService has invalid HTTP routes. "
+        "Error: HTTP Route 'missing' is not found in the defined Virtual Service.")
+    assert kubectl(d, "get", "rs", "-l", "app=lost", "-o", "name").stdout.strip() == ""
+    kubectl(d, "apply", "-f", "-", input=rollout("lost", STEPS))  # fixed: the condition goes, the rollout runs
+    wait_for(lambda: rollout_status(d, "lost").get("phase") == "Healthy", timeout=60)
+    assert not [c for c in rollout_status(d, "lost")["conditions"] if c["type"] == "InvalidSpec"]
+    v1 = rollout_status(d, "lost")["stableRS"]
+    assert hash_labels(d, "lost") == {"canary": v1, "stable": v1}
+    kubectl(d, "delete", "rollout", "lost")  # Argo releases the DestinationRule it managed
+    wait_for(lambda: hash_labels(d, "lost") == {"canary": None, "stable": None}, timeout=30)
+    dr = get(d, "destinationrule.networking.istio.io", "lost")
+    assert "argo-rollouts.argoproj.io/managed-by-rollouts" not in (dr["metadata"].get("annotations") or {})
