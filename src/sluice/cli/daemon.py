@@ -63,7 +63,7 @@ def demo_cmd() -> int:
 
 @click.command("console")
 @click.option("--open", "open_browser", is_flag=True, help="Also open the page in the default web browser.")
-@click.option("--page", type=click.Choice(["overview", "graph", "workloads", "services", "istio"]),
+@click.option("--page", type=click.Choice(["overview", "graph", "workloads", "services", "istio", "rollouts"]),
               default="graph", show_default=True, help="Which page to point at.")
 @click.argument("ns", metavar="[NAMESPACE]", required=False)
 @global_options
