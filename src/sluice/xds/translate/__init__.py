@@ -29,7 +29,7 @@ from .model import (
     Resources,
     proxy_from_pod,
 )
-from .protos import message
+from .protos import cached_message
 from .push_context import PushContext
 from .spec import Obj
 
@@ -41,7 +41,7 @@ __all__ = [
 
 def _messages(type_url: str, items: Iterable[Obj]) -> dict[str, Message]:
     key = "cluster_name" if type_url == TYPE_ENDPOINT else "name"
-    return {str(item[key]): message(type_url, item) for item in items}
+    return {str(item[key]): cached_message(type_url, item) for item in items}
 
 
 def _clusters(proxy: Proxy, push: PushContext) -> dict[str, Message]:
