@@ -14,7 +14,7 @@ import hashlib
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
@@ -197,13 +197,18 @@ class Snapshot:
         return ts.version if ts is not None else None
 
     @classmethod
-    def build(cls, resources: Resources, previous: Snapshot | None = None) -> Snapshot:
+    def build(cls, resources: Resources, previous: Snapshot | None = None,
+              only: Collection[str] | None = None) -> Snapshot:
         """Pack `resources`, carrying each type's version over from `previous` when its content is
-        unchanged and bumping it otherwise, so only the types that really changed are pushed."""
+        unchanged and bumping it otherwise, so only the types that really changed are pushed. With `only`,
+        `resources` holds those types alone and the others are `previous`'s, as they were."""
         types: dict[str, TypeSnapshot] = {}
         # A type present before but absent now becomes empty (state of the world: Envoy removes it all).
         type_urls = set(resources) | (set(previous.types) if previous is not None else set())
         for type_url in _ordered(type_urls):
+            if only is not None and type_url not in only and previous is not None and type_url in previous.types:
+                types[type_url] = previous.types[type_url]
+                continue
             built = TypeSnapshot.build(type_url, resources.get(type_url) or {}, 1)
             old = previous.types.get(type_url) if previous is not None else None
             if old is not None:
