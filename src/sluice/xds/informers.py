@@ -111,7 +111,11 @@ class ConfigInformers:
                 continue  # relisted by drain() meanwhile: this watcher is gone
             if ev is None:
                 log.info("the store dropped the xDS watch on %s: listing it again", kind)
-                self._list(kind)
+                try:
+                    self._list(kind)
+                except Exception as e:  # noqa: BLE001 - the store is closing: nothing left to watch
+                    log.info("not watching %s any more: %s", kind, e)
+                    return
             else:
                 self._apply(ev)
             self._on_event()

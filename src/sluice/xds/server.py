@@ -270,7 +270,7 @@ class XdsServer:
     """
 
     def __init__(self, store: Store, *, address: tuple[str, int], options: MeshOptions | None = None,
-                 debounce: float = 0.1,
+                 debounce: float = 0.0,
                  max_delay: float = 1.0, generator: ConfigGenerator | None = None,
                  unix_socket: str | None = None, tls: tuple[bytes, bytes, bytes] | None = None) -> None:
         self.store = store
