@@ -80,6 +80,7 @@ class _Memo:
 
 _packed = _Memo(16384)
 _references = _Memo(16384)
+_types: _Memo = _Memo(1024)
 
 
 def _pack(message: Message | any_pb2.Any) -> any_pb2.Any:
@@ -209,7 +210,10 @@ class Snapshot:
             if only is not None and type_url not in only and previous is not None and type_url in previous.types:
                 types[type_url] = previous.types[type_url]
                 continue
-            built = TypeSnapshot.build(type_url, resources.get(type_url) or {}, 1)
+            messages = resources.get(type_url) or {}
+            # Proxies sharing one resources mapping (the translation memoises it) share its packing and digest.
+            built = _types.get(messages, functools.partial(TypeSnapshot.build, type_url, messages, 1)) \
+                if messages else TypeSnapshot.build(type_url, messages, 1)
             old = previous.types.get(type_url) if previous is not None else None
             if old is not None:
                 if old.digest == built.digest:

@@ -216,7 +216,10 @@ class _Generation:
         self.view: View | None = None
         self.rejections: list[tuple[dict[str, Any], str]] = []
         self.error = ""  # why the view could not be built
-        self.stored: dict[ObjectKey, str] = {}  # resourceVersion of every stored Istio config object (`decode`)
+        self.stored: dict[ObjectKey, str] = {}  # resourceVersion of every stored Istio config object (`load`)
+        # (namespace, pod) → (the Pod object, its proxy): kept across pushes by the pusher; an informer's object
+        # is replaced, never changed, when the pod changes, so the same object means the same proxy.
+        self.proxies: dict[tuple[str, str], tuple[dict[str, Any], Any]] = {}
 
     def load(self, objects: dict[str, list[dict[str, Any]]], rejected: dict[ObjectKey, str]) -> None:
         """Fill base, config and pods from the objects of every watched kind, leaving out the `rejected`
@@ -232,6 +235,8 @@ class _Generation:
                 if kind == "pods":
                     meta = obj.get("metadata") or {}
                     self.pods[(str(meta.get("namespace") or ""), str(meta.get("name") or ""))] = obj
+        for gone in [k for k in self.proxies if k not in self.pods]:
+            del self.proxies[gone]
 
     # ------------------------------------------------------------------ the view
     def build_view(self) -> bool:
@@ -341,10 +346,15 @@ class _Generation:
         pod = self.pods.get((namespace, pod_name))
         if pod is None:
             return _NodeOutcome("gone", why=f"pod {pod_name}.{namespace}")
-        try:
-            proxy = self.generator.proxy(pod)
-        except Exception as e:  # noqa: BLE001 - one proxy's failure must not stop the others
-            return _NodeOutcome("error", error=e)
+        known = self.proxies.get((namespace, pod_name))
+        if known is not None and known[0] is pod:
+            proxy = known[1]
+        else:
+            try:
+                proxy = self.generator.proxy(pod)
+            except Exception as e:  # noqa: BLE001 - one proxy's failure must not stop the others
+                return _NodeOutcome("error", error=e)
+            self.proxies[(namespace, pod_name)] = (pod, proxy)
         if proxy is None:
             return _NodeOutcome("wait", why=f"pod {pod_name}.{namespace} runs no proxy (yet)")
         previous = self.previous.get(node_id)
@@ -417,6 +427,7 @@ class Pusher:
         self._wake = asyncio.Event()
         self.informers = ConfigInformers(store, WATCHED_KINDS, self._mark_dirty)
         self._everything = False  # the next push goes to every proxy (an earlier one failed)
+        self._proxies: dict[tuple[str, str], tuple[dict[str, Any], Any]] = {}  # see `_Generation.proxies`
         self._tasks: list[asyncio.Task[None]] = []
         self._executor: ThreadPoolExecutor | None = None
 
@@ -522,6 +533,7 @@ class Pusher:
         rejected = {k: r.resource_version for k, r in self.rejected.items()}
         nodes = sorted(self._nodes)
         gen = _Generation(self.generator, revision, [], [], {}, {n: self.cache.get_snapshot(n) for n in nodes})
+        gen.proxies = self._proxies
         return gen, changes, known, lambda: gen.load(objects, rejected)
 
     def _forget_changed_rejections(self, gen: _Generation) -> None:
@@ -586,6 +598,7 @@ class Pusher:
         gen = _Generation(self.generator, view.revision, view.base, view.config, view.pods,
                           {n: self.cache.get_snapshot(n) for n in nodes})
         gen.use_view(view)
+        gen.proxies = self._proxies
         outcomes = await self._in_worker(lambda: gen.update(targets, nodes))
         self._apply(gen, True, outcomes)
 

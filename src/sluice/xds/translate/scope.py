@@ -7,7 +7,9 @@ after the change, and is conservative: whatever it cannot place exactly is pushe
 The rules follow what the builders read:
 - a mesh-bound VirtualService reaches the sidecars that see its hosts' services (a Service's exportTo), since
   routes, and in netns mode the listeners, are built per visible service; a host that names no service (or a
-  wildcard) reaches every sidecar; every gateway-bound one the routers;
+  wildcard) reaches every sidecar; every gateway-bound one the routers. For sidecars it moves RDS, and in netns
+  mode LDS (TCP/TLS routes and sniffed ports live on the capture listeners); clusters and endpoints come from
+  Services, DestinationRules and ServiceEntries, and loopback mode's listeners from the pod and its Services;
 - an Endpoints change of a Service with a ClusterIP moves EDS only (a headless Service's endpoints are listener
   addresses in netns mode: everything);
 - a Pod change reaches its own proxy (every type) and every proxy's EDS (a subset selects pods by labels);
@@ -24,7 +26,7 @@ from typing import Any
 
 from sluice import mesh
 
-from .model import ADS_ORDER, TYPE_ENDPOINT
+from .model import ADS_ORDER, TYPE_ENDPOINT, TYPE_LISTENER, TYPE_ROUTE
 from .push_context import PushContext, Service
 from .spec import resolve_host
 
@@ -40,6 +42,7 @@ class PushScope:
     everything: bool = False
     namespaces: frozenset[str] = frozenset()  # sidecars in these namespaces: every type
     all_sidecars: bool = False
+    sidecar_types: tuple[str, ...] = ADS_ORDER  # what those sidecars get
     routers: bool = False  # every router (gateway): every type
     pods: frozenset[tuple[str, str]] = frozenset()  # these pods' proxies (namespace, name): every type
     endpoints: bool = False  # every proxy: EDS
@@ -49,12 +52,15 @@ class PushScope:
         """The xDS types to generate for one proxy: every type, EDS alone, or none."""
         if self.everything or (namespace, pod) in self.pods:
             return ADS_ORDER
+        types: set[str] = set()
         if proxy_type == "router":
             if self.routers:
                 return ADS_ORDER
         elif self.all_sidecars or namespace in self.namespaces:
-            return ADS_ORDER
-        return (TYPE_ENDPOINT,) if self.endpoints else ()
+            types.update(self.sidecar_types)
+        if self.endpoints:
+            types.add(TYPE_ENDPOINT)
+        return tuple(t for t in ADS_ORDER if t in types)
 
 
 EVERYTHING = PushScope(everything=True)
@@ -141,6 +147,7 @@ def affected(changes: Iterable[Change], before: PushContext | None, after: PushC
             endpoints = True
         else:
             return PushScope(everything=True, why=(f"{kind} {namespace}/{name}",))
-    return PushScope(namespaces=frozenset(namespaces), all_sidecars=all_sidecars, routers=routers,
-                     pods=frozenset(pods), endpoints=endpoints)
+    sidecar_types = (TYPE_LISTENER, TYPE_ROUTE) if after.options.network == "netns" else (TYPE_ROUTE,)
+    return PushScope(namespaces=frozenset(namespaces), all_sidecars=all_sidecars, sidecar_types=sidecar_types,
+                     routers=routers, pods=frozenset(pods), endpoints=endpoints)
 
