@@ -10,8 +10,9 @@ measured). Two kinds of write, each repeated W times at every size:
 * **one service's callers**: the route timeout of the VirtualService for `solo` (only `solo`'s sidecar sees it).
 
 A sample is the time from sending the PATCH to the moment `/debug/syncz` (polled over one kept-alive HTTPS
-connection) shows every affected sidecar with a new ACKed RDS version and every type SYNCED; for the second
-kind it also checks that no other sidecar's RDS version moved.
+connection, asking only about the sidecars not yet seen done, so that polling 200 proxies does not starve the
+daemon it measures) has shown every affected sidecar with a new ACKed RDS version and every type SYNCED; for
+the second kind it also checks that no other sidecar's RDS version moved.
 
 Usage: `python bench/propagation_bench.py [--sidecars 10,50,100,200] [--writes 30]`. Prints a Markdown table.
 """
@@ -101,8 +102,9 @@ def wait(cond: Any, timeout: float, what: str, interval: float = 0.2) -> None:
         time.sleep(interval)
 
 
-def syncz(api: Api) -> list[dict[str, Any]]:
-    return list(api.call("GET", "/debug/syncz"))
+def syncz(api: Api, proxies: set[str] | None = None) -> list[dict[str, Any]]:
+    query = "?proxy=" + ",".join(sorted(proxies)) if proxies is not None else ""
+    return list(api.call("GET", "/debug/syncz" + query))
 
 
 def synced(rows: list[dict[str, Any]]) -> bool:
@@ -131,13 +133,15 @@ def measure(api: Api, poll: Api, host: str, ns: str, affected: set[str] | None, 
         api.call("PATCH", path, {"spec": virtual_service(host, start + i)["spec"]},
                  content_type="application/merge-patch+json")
         WRITES.append((time.perf_counter() - t0) * 1000)
-        while True:
-            rows = syncz(poll)
-            now = rds(rows)
-            if all(now.get(p) != before.get(p) for p in targets) and synced(rows):
-                break
-            time.sleep(POLL)
+        waiting = set(targets)  # only the proxies not yet seen done are asked about: polling stays cheap
+        while waiting:
+            rows = syncz(poll, waiting)
+            waiting -= {r["proxy"] for r in rows if all(t.get("state") == "SYNCED" for t in r["types"].values())
+                        and str(r["types"].get("RDS", {}).get("acked")) != before.get(r["proxy"])}
+            if waiting:
+                time.sleep(POLL)
         samples.append((time.perf_counter() - t0) * 1000)
+        now = rds(syncz(poll))
         strays += sum(1 for p, v in now.items() if p not in targets and before.get(p) not in (None, v))
     return samples, strays
 

@@ -78,12 +78,14 @@ def config_dump(snapshot: Snapshot) -> dict[str, Any]:
     return {"configs": configs}
 
 
-def syncz(xds: XdsServer) -> list[dict[str, Any]]:
-    """Every proxy's sync state; a proxy whose current config could not be generated carries the reason in
-    `error`, and a type it holds at the latest version the cache has is STALE, not SYNCED (the cache is
-    behind the store for it)."""
+def syncz(xds: XdsServer, proxies: frozenset[str] | None = None) -> list[dict[str, Any]]:
+    """Every proxy's sync state (of the `proxies` named `<pod>.<namespace>` only, when given); a proxy whose
+    current config could not be generated carries the reason in `error`, and a type it holds at the latest
+    version the cache has is STALE, not SYNCED (the cache is behind the store for it)."""
     out = []
     for p in xds.status:
+        if proxies is not None and p.proxy not in proxies:
+            continue
         row = p.to_json()
         error = xds.pusher.node_errors.get(p.node_id)
         if error:
@@ -96,8 +98,11 @@ def syncz(xds: XdsServer) -> list[dict[str, Any]]:
 
 
 def routes(xds: XdsServer) -> list[web.RouteDef]:
-    async def sync_status(_request: web.Request) -> web.Response:
-        return web.json_response(syncz(xds))
+    async def sync_status(request: web.Request) -> web.Response:
+        # `?proxy=<pod>.<namespace>,…` narrows the answer (watching a few proxies of many stays cheap)
+        wanted = request.query.get("proxy")
+        names = frozenset(n.strip() for n in wanted.split(",") if n.strip()) if wanted is not None else None
+        return web.json_response(syncz(xds, names))
 
     async def rejected(_request: web.Request) -> web.Response:
         items = sorted(xds.pusher.rejected.values(), key=lambda r: r.key)
