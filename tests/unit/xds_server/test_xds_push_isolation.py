@@ -237,6 +237,9 @@ async def test_syncz_says_why_a_proxy_is_not_synced(tmp_path: Path) -> None:
         assert rows["a"]["types"]["CDS"]["state"] == "SYNCED" and "error" not in rows["a"]
         assert rows["b"]["types"]["CDS"]["state"] == "STALE" and rows["b"]["error"] == "pod b has no usable ports"
         assert status_rows(list(rows.values()))[1][2] == "STALE"
+        # `?proxy=` narrows the answer to the proxies named `<pod>.<namespace>`.
+        assert [r["pod"] for r in debug.syncz(xds, frozenset({f"b.{NS}"}))] == ["b"]
+        assert debug.syncz(xds, frozenset()) == []
     finally:
         await xds.pusher.stop()
         store.close()
