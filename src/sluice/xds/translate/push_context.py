@@ -1,4 +1,4 @@
-"""PushContext: one consistent, read-only index over the mesh config, built once per debounced change.
+"""PushContext: one consistent, read-only index over the mesh config, built once per push.
 
 The ADS server builds it from every stored Namespace, Service, Endpoints, Pod, Secret, VirtualService,
 DestinationRule, Gateway and ServiceEntry, then calls `generate(proxy, push)` for each proxy it pushes to.
