@@ -239,3 +239,28 @@ async def test_the_informers_equal_a_store_read_after_creates_updates_and_delete
     finally:
         await informers.stop()
         store.close()
+
+
+def test_the_translation_never_changes_the_objects_it_reads() -> None:
+    """The pusher hands the translation the informers' objects, shared with every other watcher of the store:
+    translating every golden scenario leaves them exactly as they were."""
+    import copy
+
+    from tests.unit.xds.xds_scenarios import (
+        load_scenario,
+        proxy_for,
+        scenario_names,
+        scenario_objects,
+        scenario_options,
+    )
+
+    from sluice.xds.translate import generate
+
+    for name in scenario_names():
+        scenario = load_scenario(name)
+        objects = scenario_objects(scenario)
+        pristine = copy.deepcopy(objects)
+        push = PushContext.build(objects, version="1", options=scenario_options(scenario))
+        for prefix in scenario["proxies"]:
+            generate(proxy_for(objects, prefix), push)
+        assert objects == pristine, name
