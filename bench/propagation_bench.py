@@ -9,10 +9,11 @@ measured). Two kinds of write, each repeated W times at every size:
 * **every proxy**: the route timeout of the VirtualService for `server` (every sidecar routes to it);
 * **one service's callers**: the route timeout of the VirtualService for `solo` (only `solo`'s sidecar sees it).
 
-A sample is the time from sending the PATCH to the moment `/debug/syncz` (polled over one kept-alive HTTPS
-connection, asking only about the sidecars not yet seen done, so that polling 200 proxies does not starve the
-daemon it measures) has shown every affected sidecar with a new ACKed RDS version and every type SYNCED; for
-the second kind it also checks that no other sidecar's RDS version moved.
+A sample is the time from sending the PATCH to the moment `/debug/syncz` has shown every affected sidecar with
+a new ACKed RDS version and every type SYNCED. It is watched, not polled, over one kept-alive HTTPS connection:
+`?after=<generation>` answers once the daemon's xDS status changed (a push, an ACK), and `?proxy=` asks only
+about the sidecars not yet seen done, so watching 200 proxies costs the daemon it measures little. For the
+second kind it also checks that no other sidecar's RDS version moved.
 
 Usage: `python bench/propagation_bench.py [--sidecars 10,50,100,200] [--writes 30]`. Prints a Markdown table.
 """
@@ -38,7 +39,6 @@ sys.path.insert(0, str(ROOT))
 from tests.conftest import Daemon, start_daemon, stop_daemon  # noqa: E402
 
 NS, SOLO = "bench", "solo"
-POLL = 0.002  # seconds between /debug/syncz polls
 WRITES: list[float] = []  # how long each PATCH itself took, ms
 
 
@@ -51,6 +51,10 @@ class Api:
         self._auth = f"Bearer {d.token}"
 
     def call(self, method: str, path: str, body: Any = None, content_type: str = "application/json") -> Any:
+        return self.call_with_headers(method, path, body, content_type)[0]
+
+    def call_with_headers(self, method: str, path: str, body: Any = None, content_type: str = "application/json"
+                          ) -> tuple[Any, http.client.HTTPMessage]:
         data = json.dumps(body).encode() if body is not None else None
         headers = {"Authorization": self._auth}
         if data is not None:
@@ -60,7 +64,7 @@ class Api:
         text = r.read()
         if r.status >= 300:
             raise RuntimeError(f"{method} {path}: {r.status} {text[:300]!r}")
-        return json.loads(text) if text else None
+        return (json.loads(text) if text else None), r.headers
 
     def close(self) -> None:
         self._conn.close()
@@ -103,8 +107,19 @@ def wait(cond: Any, timeout: float, what: str, interval: float = 0.2) -> None:
 
 
 def syncz(api: Api, proxies: set[str] | None = None) -> list[dict[str, Any]]:
-    query = "?proxy=" + ",".join(sorted(proxies)) if proxies is not None else ""
-    return list(api.call("GET", "/debug/syncz" + query))
+    return watch_syncz(api, proxies, None)[0]
+
+
+def watch_syncz(api: Api, proxies: set[str] | None, after: int | None) -> tuple[list[dict[str, Any]], int]:
+    """The sync state (of `proxies` only, if given); with `after`, once the daemon's status has changed since
+    that generation (a long poll, so watching costs the daemon nothing while it pushes); and the generation."""
+    query = []
+    if proxies is not None:
+        query.append("proxy=" + ",".join(sorted(proxies)))
+    if after is not None:
+        query.append(f"after={after}")
+    rows, headers = api.call_with_headers("GET", "/debug/syncz" + ("?" + "&".join(query) if query else ""))
+    return list(rows), int(headers.get("X-Sluice-Status-Generation") or 0)
 
 
 def synced(rows: list[dict[str, Any]]) -> bool:
@@ -127,19 +142,18 @@ def measure(api: Api, poll: Api, host: str, ns: str, affected: set[str] | None, 
     strays = 0
     path = f"/apis/networking.istio.io/v1/namespaces/{ns}/virtualservices/{host}"
     for i in range(writes):
-        before = rds(syncz(poll))
+        rows, generation = watch_syncz(poll, None, None)
+        before = rds(rows)
         targets = set(before) if affected is None else affected
         t0 = time.perf_counter()
         api.call("PATCH", path, {"spec": virtual_service(host, start + i)["spec"]},
                  content_type="application/merge-patch+json")
         WRITES.append((time.perf_counter() - t0) * 1000)
-        waiting = set(targets)  # only the proxies not yet seen done are asked about: polling stays cheap
+        waiting = set(targets)  # only the proxies not yet seen done are asked about: answers stay small
         while waiting:
-            rows = syncz(poll, waiting)
+            rows, generation = watch_syncz(poll, waiting, generation)
             waiting -= {r["proxy"] for r in rows if all(t.get("state") == "SYNCED" for t in r["types"].values())
                         and str(r["types"].get("RDS", {}).get("acked")) != before.get(r["proxy"])}
-            if waiting:
-                time.sleep(POLL)
         samples.append((time.perf_counter() - t0) * 1000)
         now = rds(syncz(poll))
         strays += sum(1 for p, v in now.items() if p not in targets and before.get(p) not in (None, v))
@@ -203,7 +217,7 @@ def main() -> None:
     print("## Config propagation (`bench/propagation_bench.py`)\n")
     print(f"{now}; {machine()}; daemon in loopback mode, every sidecar a real Envoy. A VirtualService route "
           f"timeout PATCHed through the API until every affected sidecar has ACKed the new routes "
-          f"(`/debug/syncz` polled every {POLL * 1000:.0f} ms over one kept-alive connection); {args.writes} writes "
+          f"(watched with `/debug/syncz?after=`, a long poll, over one kept-alive connection); {args.writes} writes "
           "per kind and size. *Every proxy*: the routes of a Service every namespace sees. *One service's "
           "callers*: the routes of a Service exported to its own namespace only (its one sidecar there); "
           "*others moved*: sidecars outside it whose RDS version changed (0 expected).\n")

@@ -243,3 +243,22 @@ async def test_syncz_says_why_a_proxy_is_not_synced(tmp_path: Path) -> None:
     finally:
         await xds.pusher.stop()
         store.close()
+
+
+async def test_a_status_watcher_wakes_on_the_next_change(tmp_path: Path) -> None:
+    store = Store(tmp_path / "db")
+    store.create("pods", pod("a", "127.1.0.2"))
+    xds = XdsServer(store, address=("127.0.0.1", 0), generator=StubGenerator())
+    await xds.pusher.start()
+    try:
+        seen = xds.status_generation
+        await xds.status_changed(seen - 1, 5)  # already past: at once
+        waiter = asyncio.create_task(xds.status_changed(seen, 30))
+        await asyncio.sleep(0)
+        assert not waiter.done()
+        xds.pusher.connected(A)  # its first snapshot is a status change
+        await asyncio.wait_for(waiter, 10)
+        assert xds.status_generation > seen
+    finally:
+        await xds.pusher.stop()
+        store.close()
