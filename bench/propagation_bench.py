@@ -16,6 +16,7 @@ about the sidecars not yet seen done, so watching 200 proxies costs the daemon i
 second kind it also checks that no other sidecar's RDS version moved.
 
 Usage: `python bench/propagation_bench.py [--sidecars 10,50,100,200] [--writes 30]`. Prints a Markdown table.
+Against an older checkout (`PYTHONPATH=<its src>`), whose `/debug/syncz` has no long poll, it polls every 2 ms.
 """
 
 from __future__ import annotations
@@ -110,16 +111,19 @@ def syncz(api: Api, proxies: set[str] | None = None) -> list[dict[str, Any]]:
     return watch_syncz(api, proxies, None)[0]
 
 
-def watch_syncz(api: Api, proxies: set[str] | None, after: int | None) -> tuple[list[dict[str, Any]], int]:
+def watch_syncz(api: Api, proxies: set[str] | None, after: int | None
+                ) -> tuple[list[dict[str, Any]], int | None]:
     """The sync state (of `proxies` only, if given); with `after`, once the daemon's status has changed since
-    that generation (a long poll, so watching costs the daemon nothing while it pushes); and the generation."""
+    that generation (a long poll, so watching costs the daemon nothing while it pushes); and the generation
+    (None from a daemon without long polls, e.g. an older checkout: then the caller polls)."""
     query = []
     if proxies is not None:
         query.append("proxy=" + ",".join(sorted(proxies)))
     if after is not None:
         query.append(f"after={after}")
     rows, headers = api.call_with_headers("GET", "/debug/syncz" + ("?" + "&".join(query) if query else ""))
-    return list(rows), int(headers.get("X-Sluice-Status-Generation") or 0)
+    generation = headers.get("X-Sluice-Status-Generation")
+    return list(rows), int(generation) if generation is not None else None
 
 
 def synced(rows: list[dict[str, Any]]) -> bool:
@@ -151,9 +155,12 @@ def measure(api: Api, poll: Api, host: str, ns: str, affected: set[str] | None, 
         WRITES.append((time.perf_counter() - t0) * 1000)
         waiting = set(targets)  # only the proxies not yet seen done are asked about: answers stay small
         while waiting:
+            polling = generation is None
             rows, generation = watch_syncz(poll, waiting, generation)
             waiting -= {r["proxy"] for r in rows if all(t.get("state") == "SYNCED" for t in r["types"].values())
                         and str(r["types"].get("RDS", {}).get("acked")) != before.get(r["proxy"])}
+            if polling and waiting:
+                time.sleep(0.002)
         samples.append((time.perf_counter() - t0) * 1000)
         now = rds(syncz(poll))
         strays += sum(1 for p, v in now.items() if p not in targets and before.get(p) not in (None, v))
