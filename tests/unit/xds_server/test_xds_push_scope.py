@@ -197,6 +197,18 @@ async def test_gateway_only_routes_and_unknown_hosts_scope(env: Any) -> None:
                                  options=MeshOptions())
     scope = affected([(None, endpoints("h", "a", "127.5.0.9"))], headless, headless)
     assert scope.everything
+    # In netns mode a VirtualService also moves the capture listeners (TCP routes, sniffed ports).
+    netns = PushContext.build([namespace("a"), service("private", "a", "10.96.5.1")], version="1",
+                              options=MeshOptions(network="netns"))
+    assert affected([(None, virtual_service("p", "a", "private", "5s"))], netns, netns).types_for(
+        "sidecar", "a", "a1") == (LISTENER, ROUTE)
+    assert push.options.network == "loopback"
+    assert affected([(None, virtual_service("p", "a", "private", "5s"))], push, push).types_for(
+        "sidecar", "a", "a1") == (ROUTE,)
+    # What it cannot place (here a DestinationRule, which routes of other hosts may read) goes everywhere.
+    rule = {"apiVersion": "networking.istio.io/v1", "kind": "DestinationRule", "metadata": meta("dr", "a"),
+            "spec": {"host": "private"}}
+    assert affected([(None, rule)], push, push).everything
 
 
 async def test_the_informers_equal_a_store_read_after_creates_updates_and_deletes(tmp_path: Path) -> None:
