@@ -55,13 +55,15 @@ def short_name(type_url: str) -> str:
 
 
 class _Memo:
-    """A bounded, thread-safe memo keyed by the identity of objects it keeps alive (so an id is never reused
-    while its entry lives): the translation shares one message among the proxies (and pushes) that hold the
-    same resource, so packing and inspecting it happens once, not once per proxy."""
+    """A thread-safe memo keyed by the identity of objects it keeps alive (so an id is never reused while its
+    entry lives), least recently used first out, bounded by entries and by the bytes `weight` says they keep:
+    the translation shares one message among the proxies (and pushes) that hold the same resource, so packing
+    and inspecting it happens once, not once per proxy."""
 
-    def __init__(self, limit: int) -> None:
-        self._limit = limit
-        self._values: OrderedDict[int, tuple[object, object]] = OrderedDict()
+    def __init__(self, items: int, size: int, weight: Callable[[object, object], int]) -> None:
+        self._items, self._size, self._weight = items, size, weight
+        self._total = 0
+        self._values: OrderedDict[int, tuple[object, object, int]] = OrderedDict()
         self._lock = threading.Lock()
 
     def get(self, key: object, build: Callable[[], _V]) -> _V:
@@ -71,16 +73,28 @@ class _Memo:
                 self._values.move_to_end(id(key))
                 return found[1]  # type: ignore[return-value]
         value = build()
+        weight = self._weight(key, value)
         with self._lock:
-            self._values[id(key)] = (key, value)
-            if len(self._values) > self._limit:
-                self._values.popitem(last=False)
+            old = self._values.pop(id(key), None)
+            if old is not None:
+                self._total -= old[2]
+            self._values[id(key)] = (key, value, weight)
+            self._total += weight
+            while self._values and (len(self._values) > self._items or self._total > self._size):
+                self._total -= self._values.popitem(last=False)[1][2]
         return value
 
 
-_packed = _Memo(16384)
-_references = _Memo(16384)
-_types: _Memo = _Memo(1024)
+def _packed_weight(_message: object, packed: object) -> int:
+    return 2 * len(packed.value) if isinstance(packed, any_pb2.Any) else 0  # the message and its bytes
+
+
+def _any_weight(packed: object, _refs: object) -> int:
+    return len(packed.value) if isinstance(packed, any_pb2.Any) else 0
+
+
+_packed = _Memo(16384, 64 * 1024 * 1024, _packed_weight)
+_references = _Memo(16384, 64 * 1024 * 1024, _any_weight)
 
 
 def _pack(message: Message | any_pb2.Any) -> any_pb2.Any:
@@ -199,10 +213,12 @@ class Snapshot:
 
     @classmethod
     def build(cls, resources: Resources, previous: Snapshot | None = None,
-              only: Collection[str] | None = None) -> Snapshot:
+              only: Collection[str] | None = None,
+              shared: dict[int, tuple[Mapping[str, Message], TypeSnapshot]] | None = None) -> Snapshot:
         """Pack `resources`, carrying each type's version over from `previous` when its content is
         unchanged and bumping it otherwise, so only the types that really changed are pushed. With `only`,
-        `resources` holds those types alone and the others are `previous`'s, as they were."""
+        `resources` holds those types alone and the others are `previous`'s, as they were. `shared` (one
+        push's) remembers the packing of each resources mapping, which the translation hands many proxies."""
         types: dict[str, TypeSnapshot] = {}
         # A type present before but absent now becomes empty (state of the world: Envoy removes it all).
         type_urls = set(resources) | (set(previous.types) if previous is not None else set())
@@ -212,8 +228,13 @@ class Snapshot:
                 continue
             messages = resources.get(type_url) or {}
             # Proxies sharing one resources mapping (the translation memoises it) share its packing and digest.
-            built = _types.get(messages, functools.partial(TypeSnapshot.build, type_url, messages, 1)) \
-                if messages else TypeSnapshot.build(type_url, messages, 1)
+            known = shared.get(id(messages)) if shared is not None else None
+            if known is not None and known[0] is messages:
+                built = known[1]
+            else:
+                built = TypeSnapshot.build(type_url, messages, 1)
+                if shared is not None:
+                    shared[id(messages)] = (messages, built)
             old = previous.types.get(type_url) if previous is not None else None
             if old is not None:
                 if old.digest == built.digest:

@@ -220,6 +220,7 @@ class _Generation:
         # (namespace, pod) → (the Pod object, its proxy): kept across pushes by the pusher; an informer's object
         # is replaced, never changed, when the pod changes, so the same object means the same proxy.
         self.proxies: dict[tuple[str, str], tuple[dict[str, Any], Any]] = {}
+        self.shared_types: dict[int, Any] = {}  # this push's packing of shared resources (`Snapshot.build`)
 
     def load(self, objects: dict[str, list[dict[str, Any]]], rejected: dict[ObjectKey, str]) -> None:
         """Fill base, config and pods from the objects of every watched kind, leaving out the `rejected`
@@ -363,7 +364,8 @@ class _Generation:
         resources, error = self._generate(proxy, types)
         if resources is None:
             return _NodeOutcome("error", error=error)
-        snapshot = Snapshot.build(resources, previous, only=None if types is ADS_ORDER else types)
+        snapshot = Snapshot.build(resources, previous, only=None if types is ADS_ORDER else types,
+                                  shared=self.shared_types)
         if previous is not None and not snapshot.changed_types(previous):
             return _NodeOutcome("unchanged", previous=previous)
         return _NodeOutcome("snapshot", snapshot, resources, previous, problems=tuple(snapshot.consistent()))

@@ -56,9 +56,12 @@ def message(type_url: str, body: dict[str, Any]) -> Message:
 
 # Parsed messages by content, across pushes: a proxy's listeners and inbound clusters are rebuilt as dicts on
 # every push that touches it, and parsing (json_format) costs ~20x what hashing the dict's JSON does, so a
-# resource whose content did not change is not parsed again. Bounded; the messages are shared, read-only.
+# resource whose content did not change is not parsed again. Bounded by entries and by the JSON size of what
+# it keeps; the messages are shared, read-only.
 _PARSED_LIMIT = 8192
-_parsed: OrderedDict[tuple[str, bytes], Message] = OrderedDict()
+_PARSED_SIZE = 64 * 1024 * 1024
+_parsed: OrderedDict[tuple[str, bytes], tuple[Message, int]] = OrderedDict()
+_parsed_size = 0
 _parsed_lock = threading.Lock()
 
 
@@ -68,17 +71,20 @@ def cached_message(type_url: str, body: dict[str, Any]) -> Message:
         text = json.dumps(body, sort_keys=True, separators=(",", ":"), allow_nan=False)
     except (TypeError, ValueError):  # not plain JSON: parse it every time
         return message(type_url, body)
+    global _parsed_size
     key = (type_url, hashlib.blake2b(text.encode(), digest_size=20).digest())
     with _parsed_lock:
         found = _parsed.get(key)
         if found is not None:
             _parsed.move_to_end(key)
-            return found
+            return found[0]
     msg = message(type_url, body)
     with _parsed_lock:
-        _parsed[key] = msg
-        if len(_parsed) > _PARSED_LIMIT:
-            _parsed.popitem(last=False)
+        if key not in _parsed:
+            _parsed[key] = (msg, len(text))
+            _parsed_size += len(text)
+        while _parsed and (len(_parsed) > _PARSED_LIMIT or _parsed_size > _PARSED_SIZE):
+            _parsed_size -= _parsed.popitem(last=False)[1][1]
     return msg
 
 
