@@ -9,11 +9,14 @@ answerable. Protocol bookkeeping lives in the server.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
-from collections.abc import Callable, Iterable, Mapping
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from envoy.config.cluster.v3 import cluster_pb2
 from envoy.config.listener.v3 import listener_pb2
@@ -40,6 +43,8 @@ _SHORT = {CLUSTER: "CDS", ENDPOINT: "EDS", LISTENER: "LDS", ROUTE: "RDS"}
 _HCM_TYPE = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
 _MEMO_LIMIT = 16  # distinct name sets remembered per type snapshot (EDS subscriptions change rarely)
 
+_V = TypeVar("_V")
+
 Resources = Mapping[str, Mapping[str, Message]]
 """type URL → resource name → message: what the translation produces for one proxy."""
 
@@ -49,13 +54,91 @@ def short_name(type_url: str) -> str:
     return _SHORT.get(type_url, type_url.rsplit(".", 1)[-1])
 
 
+class _Memo:
+    """A thread-safe memo keyed by the identity of objects it keeps alive (so an id is never reused while its
+    entry lives), least recently used first out, bounded by entries and by the bytes `weight` says they keep:
+    the translation shares one message among the proxies (and pushes) that hold the same resource, so packing
+    and inspecting it happens once, not once per proxy."""
+
+    def __init__(self, items: int, size: int, weight: Callable[[object, object], int]) -> None:
+        self._items, self._size, self._weight = items, size, weight
+        self._total = 0
+        self._values: OrderedDict[int, tuple[object, object, int]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: object, build: Callable[[], _V]) -> _V:
+        with self._lock:
+            found = self._values.get(id(key))
+            if found is not None and found[0] is key:
+                self._values.move_to_end(id(key))
+                return found[1]  # type: ignore[return-value]
+        value = build()
+        weight = self._weight(key, value)
+        with self._lock:
+            old = self._values.pop(id(key), None)
+            if old is not None:
+                self._total -= old[2]
+            self._values[id(key)] = (key, value, weight)
+            self._total += weight
+            while self._values and (len(self._values) > self._items or self._total > self._size):
+                self._total -= self._values.popitem(last=False)[1][2]
+        return value
+
+
+def _packed_weight(_message: object, packed: object) -> int:
+    return 2 * len(packed.value) if isinstance(packed, any_pb2.Any) else 0  # the message and its bytes
+
+
+def _any_weight(packed: object, _refs: object) -> int:
+    return len(packed.value) if isinstance(packed, any_pb2.Any) else 0
+
+
+_packed = _Memo(16384, 64 * 1024 * 1024, _packed_weight)
+_references = _Memo(16384, 64 * 1024 * 1024, _any_weight)
+
+
 def _pack(message: Message | any_pb2.Any) -> any_pb2.Any:
     if isinstance(message, any_pb2.Any):
         return message
-    packed = any_pb2.Any()
-    # Deterministic bytes make the content hash stable across map orderings.
-    packed.Pack(message, deterministic=True)
-    return packed
+
+    def pack() -> any_pb2.Any:
+        packed = any_pb2.Any()
+        # Deterministic bytes make the content hash stable across map orderings.
+        packed.Pack(message, deterministic=True)
+        return packed
+
+    return _packed.get(message, pack)
+
+
+class _Bodies:
+    """Serialised resources of a response by (type, content digest, names), shared by every proxy whose
+    snapshot holds the same content at whatever version: 100 sidecars with one route table serialise it once.
+    Bounded by bytes."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._size = 0
+        self._values: OrderedDict[tuple[str, str, frozenset[str] | None], bytes] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[str, str, frozenset[str] | None], build: Callable[[], bytes]) -> bytes:
+        with self._lock:
+            found = self._values.get(key)
+            if found is not None:
+                self._values.move_to_end(key)
+                return found
+        value = build()
+        with self._lock:
+            if key not in self._values:
+                self._values[key] = value
+                self._size += len(value)
+            while self._size > self._limit and len(self._values) > 1:
+                _, old = self._values.popitem(last=False)
+                self._size -= len(old)
+        return value
+
+
+_bodies = _Bodies(64 * 1024 * 1024)
 
 
 @dataclass(frozen=True)
@@ -104,10 +187,14 @@ class TypeSnapshot:
         """
         body = self._responses.get(names)
         if body is None:
-            msg = discovery_pb2.DiscoveryResponse(
-                version_info=self.version, type_url=self.type_url,
-                resources=[self.resources[n] for n in self.select(names)])
-            body = msg.SerializeToString()
+            def resources() -> bytes:
+                return bytes(discovery_pb2.DiscoveryResponse(
+                    type_url=self.type_url, resources=[self.resources[n] for n in self.select(names)],
+                ).SerializeToString())
+
+            # Fields concatenate: the shared resources part, then this snapshot's version.
+            body = _bodies.get((self.type_url, self.digest, names), resources) + \
+                discovery_pb2.DiscoveryResponse(version_info=self.version).SerializeToString()
             if len(self._responses) >= _MEMO_LIMIT:
                 self._responses.clear()
             self._responses[names] = body
@@ -125,14 +212,29 @@ class Snapshot:
         return ts.version if ts is not None else None
 
     @classmethod
-    def build(cls, resources: Resources, previous: Snapshot | None = None) -> Snapshot:
+    def build(cls, resources: Resources, previous: Snapshot | None = None,
+              only: Collection[str] | None = None,
+              shared: dict[int, tuple[Mapping[str, Message], TypeSnapshot]] | None = None) -> Snapshot:
         """Pack `resources`, carrying each type's version over from `previous` when its content is
-        unchanged and bumping it otherwise, so only the types that really changed are pushed."""
+        unchanged and bumping it otherwise, so only the types that really changed are pushed. With `only`,
+        `resources` holds those types alone and the others are `previous`'s, as they were. `shared` (one
+        push's) remembers the packing of each resources mapping, which the translation hands many proxies."""
         types: dict[str, TypeSnapshot] = {}
         # A type present before but absent now becomes empty (state of the world: Envoy removes it all).
         type_urls = set(resources) | (set(previous.types) if previous is not None else set())
         for type_url in _ordered(type_urls):
-            built = TypeSnapshot.build(type_url, resources.get(type_url) or {}, 1)
+            if only is not None and type_url not in only and previous is not None and type_url in previous.types:
+                types[type_url] = previous.types[type_url]
+                continue
+            messages = resources.get(type_url) or {}
+            # Proxies sharing one resources mapping (the translation memoises it) share its packing and digest.
+            known = shared.get(id(messages)) if shared is not None else None
+            if known is not None and known[0] is messages:
+                built = known[1]
+            else:
+                built = TypeSnapshot.build(type_url, messages, 1)
+                if shared is not None:
+                    shared[id(messages)] = (messages, built)
             old = previous.types.get(type_url) if previous is not None else None
             if old is not None:
                 if old.digest == built.digest:
@@ -171,30 +273,40 @@ def _ordered(type_urls: Iterable[str]) -> list[str]:
 def _eds_references(ts: TypeSnapshot | None) -> set[str]:
     out: set[str] = set()
     for name, packed in (ts.resources.items() if ts else ()):
-        c = cluster_pb2.Cluster()
-        packed.Unpack(c)
-        if c.type == cluster_pb2.Cluster.EDS:
-            out.add(c.eds_cluster_config.service_name or name)
+        out.update(_references.get(packed, functools.partial(_cluster_eds, packed, name)))
     return out
+
+
+def _cluster_eds(packed: any_pb2.Any, name: str) -> frozenset[str]:
+    c = cluster_pb2.Cluster()
+    packed.Unpack(c)
+    return frozenset({c.eds_cluster_config.service_name or name}) if c.type == cluster_pb2.Cluster.EDS \
+        else frozenset()
 
 
 def _rds_references(ts: TypeSnapshot | None) -> set[str]:
     out: set[str] = set()
     for packed in (ts.resources.values() if ts else ()):
-        lst = listener_pb2.Listener()
-        packed.Unpack(lst)
-        chains = list(lst.filter_chains)
-        if lst.HasField("default_filter_chain"):
-            chains.append(lst.default_filter_chain)
-        for chain in chains:
-            for f in chain.filters:
-                if f.typed_config.type_url != _HCM_TYPE:
-                    continue
-                hcm = http_connection_manager_pb2.HttpConnectionManager()
-                f.typed_config.Unpack(hcm)
-                if hcm.HasField("rds"):
-                    out.add(hcm.rds.route_config_name)
+        out.update(_references.get(packed, functools.partial(_listener_rds, packed)))
     return out
+
+
+def _listener_rds(packed: any_pb2.Any) -> frozenset[str]:
+    out: set[str] = set()
+    lst = listener_pb2.Listener()
+    packed.Unpack(lst)
+    chains = list(lst.filter_chains)
+    if lst.HasField("default_filter_chain"):
+        chains.append(lst.default_filter_chain)
+    for chain in chains:
+        for f in chain.filters:
+            if f.typed_config.type_url != _HCM_TYPE:
+                continue
+            hcm = http_connection_manager_pb2.HttpConnectionManager()
+            f.typed_config.Unpack(hcm)
+            if hcm.HasField("rds"):
+                out.add(hcm.rds.route_config_name)
+    return frozenset(out)
 
 
 @dataclass(frozen=True)

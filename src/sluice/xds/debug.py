@@ -19,7 +19,7 @@ from sluice import mesh
 from sluice.xds.cache import CLUSTER, ENDPOINT, LISTENER, ROUTE, Snapshot
 from sluice.xds.server import XdsServer
 
-__all__ = ["routes", "config_dump", "find_node", "syncz"]
+__all__ = ["routes", "config_dump", "find_node", "syncz", "GENERATION_HEADER"]
 
 _ADMIN = "type.googleapis.com/envoy.admin.v3."
 
@@ -78,12 +78,18 @@ def config_dump(snapshot: Snapshot) -> dict[str, Any]:
     return {"configs": configs}
 
 
-def syncz(xds: XdsServer) -> list[dict[str, Any]]:
-    """Every proxy's sync state; a proxy whose current config could not be generated carries the reason in
-    `error`, and a type it holds at the latest version the cache has is STALE, not SYNCED (the cache is
-    behind the store for it)."""
+GENERATION_HEADER = "X-Sluice-Status-Generation"
+_LONG_POLL = 10.0  # seconds a `?after=` request waits at most
+
+
+def syncz(xds: XdsServer, proxies: frozenset[str] | None = None) -> list[dict[str, Any]]:
+    """Every proxy's sync state (of the `proxies` named `<pod>.<namespace>` only, when given); a proxy whose
+    current config could not be generated carries the reason in `error`, and a type it holds at the latest
+    version the cache has is STALE, not SYNCED (the cache is behind the store for it)."""
     out = []
     for p in xds.status:
+        if proxies is not None and p.proxy not in proxies:
+            continue
         row = p.to_json()
         error = xds.pusher.node_errors.get(p.node_id)
         if error:
@@ -96,8 +102,19 @@ def syncz(xds: XdsServer) -> list[dict[str, Any]]:
 
 
 def routes(xds: XdsServer) -> list[web.RouteDef]:
-    async def sync_status(_request: web.Request) -> web.Response:
-        return web.json_response(syncz(xds))
+    async def sync_status(request: web.Request) -> web.Response:
+        # `?proxy=<pod>.<namespace>,…` narrows the answer (watching a few proxies of many stays cheap);
+        # `?after=<generation>` waits (up to 10 s) for a status change after the one the header of an earlier
+        # answer named, so a watcher need not poll.
+        wanted = request.query.get("proxy")
+        names = frozenset(n.strip() for n in wanted.split(",") if n.strip()) if wanted is not None else None
+        after = request.query.get("after")
+        if after is not None:
+            if not after.isdigit():
+                return web.json_response({"error": "after must be a status generation (a number)"}, status=400)
+            await xds.status_changed(int(after), _LONG_POLL)
+        return web.json_response(syncz(xds, names),
+                                 headers={GENERATION_HEADER: str(xds.status_generation)})
 
     async def rejected(_request: web.Request) -> web.Response:
         items = sorted(xds.pusher.rejected.values(), key=lambda r: r.key)

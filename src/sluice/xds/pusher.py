@@ -1,14 +1,20 @@
-"""The pusher: store watch events → debounced rebuild → per-proxy snapshots in the cache.
+"""The pusher: store watch events → per-proxy snapshots in the cache.
 
-Run by `XdsServer` (`sluice.xds.server`). One push reads every kind the translation needs from the store
-in one synchronous pass (one consistent view at one revision), builds one push context, then generates
-the resources of every connected proxy and publishes them as snapshots. The building and generating run in
+Run by `XdsServer` (`sluice.xds.server`). The pusher keeps a live copy of every kind the translation reads,
+current with the store's watch events (`sluice.xds.informers`); a push takes that copy after applying every
+queued event (one consistent view at the store's revision, no re-read), builds one push context, works out
+which proxies and which of their xDS types the changes since the last push can affect (Istio's
+`ProxyNeedsPush`/`ConfigsUpdated`: `sluice.xds.translate.scope`; whatever it cannot place goes to everyone),
+generates those and publishes them as snapshots. There is no fixed wait: the first change is pushed at once,
+and the changes that arrive while a push runs are folded into the next one. The building and generating run in
 a worker thread, never on the event loop: a large config takes seconds to translate, and the loop serves the
 API, xDS and ALS meanwhile (issue 9). Pushes run one at a time, in order, and their results are published on
 the loop, so a newer config is never overtaken by an older one. The cache bumps a type's
 version only when that proxy's content of that type changed, so a change reaches only the proxies it
 affects, and an endpoint-only change moves EDS alone. The translation is reached through the small
-`ConfigGenerator` protocol; `TranslateGenerator` adapts `sluice.xds.translate` to it.
+`ConfigGenerator` protocol; `TranslateGenerator` adapts `sluice.xds.translate` to it. Work the same for many
+proxies is done once: the translation memoises per push what a namespace (and label set) shares, and parsed
+resources by content across pushes; the cache packs and serialises a shared resource once.
 
 One Istio config object that the translation cannot handle never stops the rest (Istio skips it and
 pushes everything else): when building the push context or a proxy's resources raises, the objects
@@ -22,23 +28,23 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 
 from sluice import mesh
 from sluice.aio import cancel_and_wait
 from sluice.offloop import call_gc_paused
-from sluice.resources.kinds import KINDS
-from sluice.store import Store, Watcher
-from sluice.xds.cache import Resources, Snapshot, SnapshotCache
+from sluice.store import Store
+from sluice.xds.cache import ADS_ORDER, Resources, Snapshot, SnapshotCache
+from sluice.xds.informers import Change, ConfigInformers
 
 if TYPE_CHECKING:  # the translation loads on first use (`TranslateGenerator`), not with the server layer
     from sluice.xds.translate import MeshOptions, Proxy, PushContext
+    from sluice.xds.translate.scope import PushScope
 
 __all__ = ["WATCHED_KINDS", "CONFIG_KINDS", "ConfigGenerator", "TranslateGenerator", "Pusher", "View", "Rejection"]
 
@@ -52,7 +58,6 @@ WATCHED_KINDS: tuple[str, ...] = (
     "virtualservices.networking.istio.io", "destinationrules.networking.istio.io",
     "gateways.networking.istio.io", "serviceentries.networking.istio.io",
 )
-_TYPES = {rt.key: rt for rt in KINDS}
 # The Istio config a push can do without: one of these that breaks the translation is left out, not the push.
 CONFIG_KINDS = frozenset({"VirtualService", "DestinationRule", "Gateway", "ServiceEntry"})
 
@@ -117,6 +122,17 @@ class ConfigGenerator(Protocol):
         ...
 
 
+class ScopedGenerator(ConfigGenerator, Protocol):
+    """A generator that can also say which proxies a change affects, and generate some types only. Without
+    these the pusher generates every type of every proxy on every push (the cache still versions by content)."""
+
+    def affected(self, changes: list[Change], before: PushContext | None, after: PushContext) -> PushScope:
+        ...
+
+    def generate_types(self, proxy: Proxy, push: PushContext, types: Collection[str]) -> Resources:
+        ...
+
+
 class TranslateGenerator:
     """`sluice.xds.translate` behind `ConfigGenerator`.
 
@@ -143,6 +159,16 @@ class TranslateGenerator:
         from sluice.xds import translate
 
         return translate.generate(proxy, push)
+
+    def generate_types(self, proxy: Proxy, push: PushContext, types: Collection[str]) -> Resources:
+        from sluice.xds import translate
+
+        return translate.generate(proxy, push, types)
+
+    def affected(self, changes: list[Change], before: PushContext | None, after: PushContext) -> PushScope:
+        from sluice.xds.translate import scope
+
+        return scope.affected(changes, before, after)
 
 
 @dataclass(frozen=True)
@@ -190,18 +216,17 @@ class _Generation:
         self.view: View | None = None
         self.rejections: list[tuple[dict[str, Any], str]] = []
         self.error = ""  # why the view could not be built
-        self.stored: dict[ObjectKey, str] = {}  # resourceVersion of every stored Istio config object (`decode`)
+        self.stored: dict[ObjectKey, str] = {}  # resourceVersion of every stored Istio config object (`load`)
+        # (namespace, pod) → (the Pod object, its proxy): kept across pushes by the pusher; an informer's object
+        # is replaced, never changed, when the pod changes, so the same object means the same proxy.
+        self.proxies: dict[tuple[str, str], tuple[dict[str, Any], Any]] = {}
+        self.shared_types: dict[int, Any] = {}  # this push's packing of shared resources (`Snapshot.build`)
 
-    def decode(self, texts: dict[str, list[str]], rejected: dict[ObjectKey, str]) -> None:
-        """Fill base, config and pods from the stored JSON of every watched kind, leaving out the `rejected`
+    def load(self, objects: dict[str, list[dict[str, Any]]], rejected: dict[ObjectKey, str]) -> None:
+        """Fill base, config and pods from the objects of every watched kind, leaving out the `rejected`
         objects (key → the resourceVersion rejected) that did not change since."""
         for kind in WATCHED_KINDS:
-            rt = _TYPES.get(kind)
-            for text in texts.get(kind, ()):
-                obj = json.loads(text)
-                if rt is not None:
-                    obj.setdefault("apiVersion", rt.api_version())
-                    obj.setdefault("kind", rt.kind)
+            for obj in objects.get(kind, ()):
                 if obj.get("kind") in CONFIG_KINDS:
                     self.stored[_key(obj)] = _rv(obj)
                     if rejected.get(_key(obj)) != _rv(obj):
@@ -211,6 +236,8 @@ class _Generation:
                 if kind == "pods":
                     meta = obj.get("metadata") or {}
                     self.pods[(str(meta.get("namespace") or ""), str(meta.get("name") or ""))] = obj
+        for gone in [k for k in self.proxies if k not in self.pods]:
+            del self.proxies[gone]
 
     # ------------------------------------------------------------------ the view
     def build_view(self) -> bool:
@@ -272,21 +299,47 @@ class _Generation:
         return good
 
     # ------------------------------------------------------------------ the nodes
-    def update(self, targets: list[str], everyone: list[str]) -> dict[str, _NodeOutcome]:
-        """The outcome of every node in `targets`; of every node in `everyone` when a node's generation found
-        bad config (the view changed without it, so the nodes generated before it must be generated again)."""
+    def update(self, targets: list[str] | dict[str, Collection[str]], everyone: list[str]) -> dict[str, _NodeOutcome]:
+        """The outcome of every node in `targets` (with the types to generate for each, every type for a list);
+        of every node in `everyone`, every type, when a node's generation found bad config (the view changed
+        without it, so the nodes generated before it must be generated again)."""
         out: dict[str, _NodeOutcome] = {}
-        nodes = targets
+        nodes = targets if isinstance(targets, dict) else dict.fromkeys(targets, ADS_ORDER)
         for _ in range(2):
             rejections = len(self.rejections)
-            for node_id in nodes:
-                out[node_id] = self._node(node_id)
+            for node_id, types in nodes.items():
+                out[node_id] = self._node(node_id, types)
             if len(self.rejections) == rejections:
                 break
-            nodes = everyone
+            nodes = dict.fromkeys(everyone, ADS_ORDER)
         return out
 
-    def _node(self, node_id: str) -> _NodeOutcome:
+    def scoped(self, changes: list[Change], before: View | None, nodes: list[str],
+               forced: set[str]) -> dict[str, Collection[str]]:
+        """The nodes `changes` can affect, with the types to generate for each; every node in `forced` (no
+        snapshot yet, or a failed one) and, when the generator cannot tell, every node: every type."""
+        assert self.view is not None
+        affected = getattr(self.generator, "affected", None)
+        if affected is None or before is None:
+            return dict.fromkeys(nodes, ADS_ORDER)
+        try:
+            scope = cast("ScopedGenerator", self.generator).affected(changes, before.push, self.view.push)
+        except Exception:  # noqa: BLE001 - when in doubt, push to everyone
+            log.exception("working out which proxies a change affects failed; pushing to all")
+            return dict.fromkeys(nodes, ADS_ORDER)
+        out: dict[str, Collection[str]] = {}
+        for node_id in nodes:
+            parsed = mesh.parse_node_id(node_id)
+            if node_id in forced or parsed is None:
+                out[node_id] = ADS_ORDER
+                continue
+            proxy_type, _, pod, namespace = parsed
+            types = scope.types_for(proxy_type, namespace, pod)
+            if types:
+                out[node_id] = types
+        return out
+
+    def _node(self, node_id: str, types: Collection[str] = ADS_ORDER) -> _NodeOutcome:
         parsed = mesh.parse_node_id(node_id)
         if parsed is None:
             return _NodeOutcome("wait", why="its node id is not <type>~<ip>~<pod>.<namespace>~<domain>")
@@ -294,27 +347,39 @@ class _Generation:
         pod = self.pods.get((namespace, pod_name))
         if pod is None:
             return _NodeOutcome("gone", why=f"pod {pod_name}.{namespace}")
-        try:
-            proxy = self.generator.proxy(pod)
-        except Exception as e:  # noqa: BLE001 - one proxy's failure must not stop the others
-            return _NodeOutcome("error", error=e)
+        known = self.proxies.get((namespace, pod_name))
+        if known is not None and known[0] is pod:
+            proxy = known[1]
+        else:
+            try:
+                proxy = self.generator.proxy(pod)
+            except Exception as e:  # noqa: BLE001 - one proxy's failure must not stop the others
+                return _NodeOutcome("error", error=e)
+            self.proxies[(namespace, pod_name)] = (pod, proxy)
         if proxy is None:
             return _NodeOutcome("wait", why=f"pod {pod_name}.{namespace} runs no proxy (yet)")
-        resources, error = self._generate(proxy)
+        previous = self.previous.get(node_id)
+        if previous is None:
+            types = ADS_ORDER
+        resources, error = self._generate(proxy, types)
         if resources is None:
             return _NodeOutcome("error", error=error)
-        previous = self.previous.get(node_id)
-        snapshot = Snapshot.build(resources, previous)
+        snapshot = Snapshot.build(resources, previous, only=None if types is ADS_ORDER else types,
+                                  shared=self.shared_types)
         if previous is not None and not snapshot.changed_types(previous):
             return _NodeOutcome("unchanged", previous=previous)
         return _NodeOutcome("snapshot", snapshot, resources, previous, problems=tuple(snapshot.consistent()))
 
-    def _generate(self, proxy: Proxy) -> tuple[Resources | None, BaseException | None]:
-        """The proxy's resources; on failure, the config objects responsible are rejected and the view rebuilt
-        without them. (None, the error) when the proxy cannot be configured at all."""
+    def _generate(self, proxy: Proxy, types: Collection[str] = ADS_ORDER
+                  ) -> tuple[Resources | None, BaseException | None]:
+        """The proxy's resources (of `types`, if the generator can do some only); on failure, the config objects
+        responsible are rejected and the view rebuilt without them. (None, the error) when the proxy cannot be
+        configured at all."""
         view = self.view
         assert view is not None
         try:
+            if types is not ADS_ORDER and hasattr(self.generator, "generate_types"):
+                return cast("ScopedGenerator", self.generator).generate_types(proxy, view.push, types), None
             return self.generator.generate(proxy, view.push), None
         except Exception as e:  # noqa: BLE001 - one proxy's failure must not stop the others
             first: BaseException = e
@@ -340,7 +405,7 @@ class Pusher:
     xDS and ALS while a large config is translated.
     """
 
-    def __init__(self, store: Store, cache: SnapshotCache, generator: ConfigGenerator, *, debounce: float = 0.1,
+    def __init__(self, store: Store, cache: SnapshotCache, generator: ConfigGenerator, *, debounce: float = 0.0,
                  max_delay: float = 1.0, on_idle: Callable[[], None] | None = None) -> None:
         self.store = store
         self.cache = cache
@@ -362,24 +427,23 @@ class Pusher:
         self._last_event = 0.0
         self._pushing = False
         self._wake = asyncio.Event()
-        self._watchers: list[Watcher] = []
+        self.informers = ConfigInformers(store, WATCHED_KINDS, self._mark_dirty)
+        self._everything = False  # the next push goes to every proxy (an earlier one failed)
+        self._proxies: dict[tuple[str, str], tuple[dict[str, Any], Any]] = {}  # see `_Generation.proxies`
         self._tasks: list[asyncio.Task[None]] = []
         self._executor: ThreadPoolExecutor | None = None
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="xds-push")
+        self.informers.start()
         await self._build_view()
-        for kind in WATCHED_KINDS:
-            self._tasks.append(asyncio.create_task(self._watch(kind), name=f"xds-watch-{kind}"))
         self._tasks.append(asyncio.create_task(self._loop(), name="xds-pusher"))
 
     async def stop(self) -> None:
         await cancel_and_wait(*self._tasks)
         self._tasks.clear()
-        for w in self._watchers:
-            self.store.unwatch(w)
-        self._watchers.clear()
+        await self.informers.stop()
         if self._executor is not None:
             # A generation still running finishes in its thread; nothing reads its result.
             self._executor.shutdown(wait=False, cancel_futures=True)
@@ -389,8 +453,8 @@ class Pusher:
     def idle(self) -> bool:
         """No store change or new proxy is waiting to be pushed and no push is running."""
         # Events already queued by the store but not yet read count as waiting changes.
-        queued = any(not w.queue.empty() for w in self._watchers)
-        return self._first_event is None and not self._new_nodes and not self._pushing and not queued
+        return self._first_event is None and not self._new_nodes and not self._pushing \
+            and not self.informers.queued
 
     # ------------------------------------------------------------------ proxies
     def connected(self, node_id: str) -> None:
@@ -412,23 +476,7 @@ class Pusher:
     def nodes(self) -> set[str]:
         return set(self._nodes)
 
-    # ------------------------------------------------------------------ store watch + debounce
-    async def _watch(self, kind: str) -> None:
-        while True:
-            watcher, _ = self.store.watch(kind, None, None)
-            self._watchers.append(watcher)
-            try:
-                while True:
-                    ev = await watcher.queue.get()
-                    if ev is None:
-                        break  # the store dropped a slow watcher: watch again and rebuild everything
-                    self._mark_dirty()
-            finally:
-                self.store.unwatch(watcher)
-                if watcher in self._watchers:
-                    self._watchers.remove(watcher)
-            self._mark_dirty()
-
+    # ------------------------------------------------------------------ store watch (+ an optional debounce)
     def _mark_dirty(self) -> None:
         now = asyncio.get_running_loop().time()
         if self._first_event is None:
@@ -448,8 +496,9 @@ class Pusher:
                     self._new_nodes.clear()
                     await self._push_nodes(nodes)
                 if self._first_event is not None:
-                    # Wait for a quiet period of `debounce`, but never longer than `max_delay` after the first
-                    # change, so a steady stream of writes still reaches the proxies (istiod's debounce rule).
+                    # No wait by default (the first change goes at once; the ones arriving meanwhile fold into
+                    # the next push). With a `debounce`: wait for a quiet period of that, but never longer than
+                    # `max_delay` after the first change (istiod's rule).
                     while True:
                         first = self._first_event if self._first_event is not None else loop.time()
                         due = min(self._last_event + self.debounce, first + self.max_delay)
@@ -473,17 +522,21 @@ class Pusher:
             return fn()
         return await asyncio.wrap_future(self._executor.submit(call_gc_paused, fn))
 
-    def _read(self) -> tuple[_Generation, Callable[[], None]]:
-        """One consistent view of the store (no await here): a generation, and its work to run off the loop —
-        decoding the objects (the rejected ones that did not change are left out) before anything else."""
-        texts: dict[str, list[str]] = {}
+    def _read(self) -> tuple[_Generation, list[Change], bool, Callable[[], None]]:
+        """One consistent view of the store (no await here): every queued watch event applied, so the informers
+        hold the store at its current revision. A generation, the changes since the last read, whether they
+        are all known (False after a relist or a failed push), and the work to run off the loop first —
+        sorting the objects (the rejected ones that did not change are left out)."""
+        self.informers.drain()
         revision = self.store.revision
-        for kind in WATCHED_KINDS:
-            texts[kind], _ = self.store.list_kind_json(kind)
+        objects, changes, relisted = self.informers.take()
+        known = not relisted and not self._everything
+        self._everything = False
         rejected = {k: r.resource_version for k, r in self.rejected.items()}
         nodes = sorted(self._nodes)
         gen = _Generation(self.generator, revision, [], [], {}, {n: self.cache.get_snapshot(n) for n in nodes})
-        return gen, lambda: gen.decode(texts, rejected)
+        gen.proxies = self._proxies
+        return gen, changes, known, lambda: gen.load(objects, rejected)
 
     def _forget_changed_rejections(self, gen: _Generation) -> None:
         """A rejected object that changed or went away is forgotten (and so tried again if it is still there)."""
@@ -491,7 +544,7 @@ class Pusher:
             del self.rejected[key]
 
     async def _build_view(self) -> bool:
-        gen, decode = self._read()
+        gen, _, _, decode = self._read()
 
         def work() -> bool:
             decode()
@@ -512,21 +565,31 @@ class Pusher:
         return True
 
     async def push(self) -> None:
-        """Rebuild the view and update every connected proxy's snapshot."""
-        gen, decode = self._read()
+        """Rebuild the view from the informers and update the snapshots of the proxies the changes since the
+        last push affect (every connected proxy when that is not known)."""
+        gen, changes, known, decode = self._read()
         nodes = sorted(gen.previous)
+        before = self.view if known else None
+        # Proxies without a snapshot, or whose last generation failed, are tried again in full.
+        forced = {n for n in nodes if gen.previous[n] is None or n in self.node_errors}
 
         def work() -> tuple[bool, dict[str, _NodeOutcome]]:
             decode()
             if not gen.build_view():
                 return False, {}
-            return True, gen.update(nodes, nodes)
+            return True, gen.update(gen.scoped(changes, before, nodes, forced), nodes)
 
-        built, outcomes = await self._in_worker(work)
+        try:
+            built, outcomes = await self._in_worker(work)
+        except BaseException:
+            self._everything = True  # these changes were not pushed: the next push goes to everyone
+            raise
         self._forget_changed_rejections(gen)
         self._apply(gen, built, outcomes)
         if built:
             self.pushes += 1
+        else:
+            self._everything = True
 
     async def _push_nodes(self, targets: list[str]) -> None:
         """Generate for newly connected proxies from the current view."""
@@ -537,6 +600,7 @@ class Pusher:
         gen = _Generation(self.generator, view.revision, view.base, view.config, view.pods,
                           {n: self.cache.get_snapshot(n) for n in nodes})
         gen.use_view(view)
+        gen.proxies = self._proxies
         outcomes = await self._in_worker(lambda: gen.update(targets, nodes))
         self._apply(gen, True, outcomes)
 

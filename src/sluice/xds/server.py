@@ -270,7 +270,7 @@ class XdsServer:
     """
 
     def __init__(self, store: Store, *, address: tuple[str, int], options: MeshOptions | None = None,
-                 debounce: float = 0.1,
+                 debounce: float = 0.0,
                  max_delay: float = 1.0, generator: ConfigGenerator | None = None,
                  unix_socket: str | None = None, tls: tuple[bytes, bytes, bytes] | None = None) -> None:
         self.store = store
@@ -284,6 +284,8 @@ class XdsServer:
         self._extra: list[Callable[[Any], None]] = []
         self._server: Any = None
         self._changed = asyncio.Event()
+        self.status_generation = 0  # counts status changes (pushes, ACKs, NACKs, streams), for long polls
+        self._status_waiters: list[asyncio.Future[None]] = []
         self._nacks_logged: set[tuple[str, str, str]] = set()
         self.pusher = Pusher(store, self.cache, generator or TranslateGenerator(options),
                              debounce=debounce, max_delay=max_delay, on_idle=self._wake)
@@ -372,6 +374,23 @@ class XdsServer:
 
     def _wake(self) -> None:
         self._changed.set()
+        self.status_generation += 1
+        waiters, self._status_waiters = self._status_waiters, []
+        for f in waiters:
+            if not f.done():
+                f.set_result(None)
+
+    async def status_changed(self, after: int, timeout: float) -> None:
+        """Return once `status_generation` is past `after`, or after `timeout` seconds."""
+        if self.status_generation > after:
+            return
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._status_waiters.append(fut)
+        try:
+            await asyncio.wait_for(fut, timeout)
+        except TimeoutError:
+            with contextlib.suppress(ValueError):
+                self._status_waiters.remove(fut)
 
     def _latest_version(self, node_id: str, type_url: str) -> str | None:
         snap = self.cache.get_snapshot(node_id)

@@ -237,6 +237,28 @@ async def test_syncz_says_why_a_proxy_is_not_synced(tmp_path: Path) -> None:
         assert rows["a"]["types"]["CDS"]["state"] == "SYNCED" and "error" not in rows["a"]
         assert rows["b"]["types"]["CDS"]["state"] == "STALE" and rows["b"]["error"] == "pod b has no usable ports"
         assert status_rows(list(rows.values()))[1][2] == "STALE"
+        # `?proxy=` narrows the answer to the proxies named `<pod>.<namespace>`.
+        assert [r["pod"] for r in debug.syncz(xds, frozenset({f"b.{NS}"}))] == ["b"]
+        assert debug.syncz(xds, frozenset()) == []
+    finally:
+        await xds.pusher.stop()
+        store.close()
+
+
+async def test_a_status_watcher_wakes_on_the_next_change(tmp_path: Path) -> None:
+    store = Store(tmp_path / "db")
+    store.create("pods", pod("a", "127.1.0.2"))
+    xds = XdsServer(store, address=("127.0.0.1", 0), generator=StubGenerator())
+    await xds.pusher.start()
+    try:
+        seen = xds.status_generation
+        await xds.status_changed(seen - 1, 5)  # already past: at once
+        waiter = asyncio.create_task(xds.status_changed(seen, 30))
+        await asyncio.sleep(0)
+        assert not waiter.done()
+        xds.pusher.connected(A)  # its first snapshot is a status change
+        await asyncio.wait_for(waiter, 10)
+        assert xds.status_generation > seen
     finally:
         await xds.pusher.stop()
         store.close()

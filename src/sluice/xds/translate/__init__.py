@@ -1,13 +1,15 @@
 """Pure translation of mesh config (Kubernetes + Istio objects) into Envoy xDS resources.
 
-The ADS server builds one `PushContext` per debounced config change and calls `generate(proxy, push)` for
+The ADS server builds one `PushContext` per push and calls `generate(proxy, push)` for
 each proxy it pushes to; nothing here does I/O or reads globals. One builder module per xDS type, as in
 Istio's pilot/pkg/networking/core: `clusters`, `endpoints`, `listeners`, `routes` (+ `httproute` for
 VirtualService rules, `traffic_policy` for DestinationRules and `cluster_tls` for their TLS origination;
 `capture` for the sidecar listeners of netns mode, `tcp_routes` for VirtualService tcp/tls rules,
 `gateway_tcp` for a gateway's TCP and TLS-passthrough servers, `network_filters` for the HCM and TCP proxy
 they all end in). Resources shared by many proxies are built
-once per push and memoised on the context.
+once per push and memoised on the context; small parsed messages are also memoised by content across pushes
+(`protos.cached_message`, a cache: the same content gives the same, read-only message). `scope` says which
+proxies and types a change can affect.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from .model import (
     Resources,
     proxy_from_pod,
 )
-from .protos import message
+from .protos import cached_message, message
 from .push_context import PushContext
 from .spec import Obj
 
@@ -41,7 +43,11 @@ __all__ = [
 
 def _messages(type_url: str, items: Iterable[Obj]) -> dict[str, Message]:
     key = "cluster_name" if type_url == TYPE_ENDPOINT else "name"
-    return {str(item[key]): message(type_url, item) for item in items}
+    # Route configurations are not looked up by content: one can be megabytes (a VirtualService of thousands of
+    # routes), and hashing it is one long C call holding the GIL the API's loop needs; they are built once per
+    # push and namespace already. Listeners, clusters and endpoints are many small ones, rebuilt per proxy.
+    parse = message if type_url == TYPE_ROUTE else cached_message
+    return {str(item[key]): parse(type_url, item) for item in items}
 
 
 def _clusters(proxy: Proxy, push: PushContext) -> dict[str, Message]:

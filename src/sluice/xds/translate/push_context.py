@@ -1,4 +1,4 @@
-"""PushContext: one consistent, read-only index over the mesh config, built once per debounced change.
+"""PushContext: one consistent, read-only index over the mesh config, built once per push.
 
 The ADS server builds it from every stored Namespace, Service, Endpoints, Pod, Secret, VirtualService,
 DestinationRule, Gateway and ServiceEntry, then calls `generate(proxy, push)` for each proxy it pushes to.
@@ -154,8 +154,10 @@ class PushContext:
                  services: tuple[Service, ...], endpoints: dict[tuple[str, int], tuple[Endpoint, ...]],
                  virtual_services: tuple[IstioConfig, ...], destination_rules: tuple[IstioConfig, ...],
                  gateways: tuple[IstioConfig, ...], mesh_config: MeshConfig | None = None,
-                 secrets: Mapping[tuple[str, str], Mapping[str, Any]] | None = None) -> None:
+                 secrets: Mapping[tuple[str, str], Mapping[str, Any]] | None = None,
+                 selects_pods: bool = False) -> None:
         self.version = version
+        self.selects_pods = selects_pods  # a ServiceEntry's endpoints are the pods its workloadSelector selects
         self.options = options
         self.mesh_config = mesh_config or MeshConfig()
         self.namespaces = namespaces
@@ -226,7 +228,9 @@ class PushContext:
         return cls(version=version, options=options, namespaces=ns_set, services=services, endpoints=endpoints,
                    virtual_services=istio("VirtualService"), destination_rules=istio("DestinationRule"),
                    gateways=istio("Gateway"), mesh_config=mesh_config_from(by_kind.get("ConfigMap", [])),
-                   secrets=secrets)
+                   secrets=secrets, selects_pods=any(
+                       isinstance(o.get("spec"), dict) and isinstance(o["spec"].get("workloadSelector"), dict)
+                       for o in entries))
 
     def _index_mesh_virtual_services(self) -> dict[str, IstioConfig]:
         """Service hostname → the one mesh-bound VirtualService that routes it (exact host beats wildcard,

@@ -1,0 +1,238 @@
+"""Config propagation: an API write of a VirtualService until every affected sidecar has ACKed the new routes.
+
+A real daemon (loopback mode) runs N sidecar pods, each a real Envoy from the bootstrap Sluice generates,
+programmed over xDS: in namespace `bench`, a `server` Deployment (1 pod) with a Service every namespace sees and
+a `client` Deployment of N-2 pods; in namespace `solo`, a `solo` Deployment (1 pod) with a Service only its own
+namespace sees (`networking.istio.io/exportTo: "."`). The apps are `sleep infinity` (the proxies are what is
+measured). Two kinds of write, each repeated W times at every size:
+
+* **every proxy**: the route timeout of the VirtualService for `server` (every sidecar routes to it);
+* **one service's callers**: the route timeout of the VirtualService for `solo` (only `solo`'s sidecar sees it).
+
+A sample is the time from sending the PATCH to the moment `/debug/syncz` has shown every affected sidecar with
+a new ACKed RDS version and every type SYNCED. It is watched, not polled, over one kept-alive HTTPS connection:
+`?after=<generation>` answers once the daemon's xDS status changed (a push, an ACK), and `?proxy=` asks only
+about the sidecars not yet seen done, so watching 200 proxies costs the daemon it measures little. For the
+second kind it also checks that no other sidecar's RDS version moved.
+
+Usage: `python bench/propagation_bench.py [--sidecars 10,50,100,200] [--writes 30]`. Prints a Markdown table.
+Against an older checkout (`PYTHONPATH=<its src>`), whose `/debug/syncz` has no long poll, it polls every 2 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import http.client
+import json
+import os
+import platform
+import shutil
+import ssl
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from tests.conftest import Daemon, start_daemon, stop_daemon  # noqa: E402
+
+NS, SOLO = "bench", "solo"
+WRITES: list[float] = []  # how long each PATCH itself took, ms
+
+
+class Api:
+    """One kept-alive HTTPS connection to the daemon's API."""
+
+    def __init__(self, d: Daemon) -> None:
+        ctx = ssl.create_default_context(cafile=str(d.home / "pki" / "ca.crt"))
+        self._conn = http.client.HTTPSConnection("127.0.0.1", d.api_port, context=ctx, timeout=30)
+        self._auth = f"Bearer {d.token}"
+
+    def call(self, method: str, path: str, body: Any = None, content_type: str = "application/json") -> Any:
+        return self.call_with_headers(method, path, body, content_type)[0]
+
+    def call_with_headers(self, method: str, path: str, body: Any = None, content_type: str = "application/json"
+                          ) -> tuple[Any, http.client.HTTPMessage]:
+        data = json.dumps(body).encode() if body is not None else None
+        headers = {"Authorization": self._auth}
+        if data is not None:
+            headers["Content-Type"] = content_type
+        self._conn.request(method, path, body=data, headers=headers)
+        r = self._conn.getresponse()
+        text = r.read()
+        if r.status >= 300:
+            raise RuntimeError(f"{method} {path}: {r.status} {text[:300]!r}")
+        return (json.loads(text) if text else None), r.headers
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+def deployment(name: str, replicas: int) -> dict[str, Any]:
+    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name},
+            "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": name}},
+                     "template": {"metadata": {"labels": {"app": name}},
+                                  "spec": {"terminationGracePeriodSeconds": 1, "containers": [
+                                      {"name": name, "image": "local", "command": ["sleep", "infinity"],
+                                       "ports": [{"containerPort": 8000}]}]}}}}
+
+
+def service(name: str, private: bool) -> dict[str, Any]:
+    meta: dict[str, Any] = {"name": name}
+    if private:
+        meta["annotations"] = {"networking.istio.io/exportTo": "."}
+    return {"apiVersion": "v1", "kind": "Service", "metadata": meta,
+            "spec": {"selector": {"app": name}, "ports": [{"name": "http", "port": 8000}]}}
+
+
+def virtual_service(host: str, timeout: int) -> dict[str, Any]:
+    return {"apiVersion": "networking.istio.io/v1", "kind": "VirtualService", "metadata": {"name": host},
+            "spec": {"hosts": [host], "http": [{"route": [{"destination": {"host": host}}], "timeout": f"{timeout}s"}]}}
+
+
+def ready_pods(api: Api, ns: str) -> int:
+    pods = api.call("GET", f"/api/v1/namespaces/{ns}/pods")["items"]
+    return sum(1 for p in pods if any(c.get("type") == "Ready" and c.get("status") == "True"
+                                      for c in (p.get("status") or {}).get("conditions") or []))
+
+
+def wait(cond: Any, timeout: float, what: str, interval: float = 0.2) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise TimeoutError(what)
+        time.sleep(interval)
+
+
+def syncz(api: Api, proxies: set[str] | None = None) -> list[dict[str, Any]]:
+    return watch_syncz(api, proxies, None)[0]
+
+
+def watch_syncz(api: Api, proxies: set[str] | None, after: int | None
+                ) -> tuple[list[dict[str, Any]], int | None]:
+    """The sync state (of `proxies` only, if given); with `after`, once the daemon's status has changed since
+    that generation (a long poll, so watching costs the daemon nothing while it pushes); and the generation
+    (None from a daemon without long polls, e.g. an older checkout: then the caller polls)."""
+    query = []
+    if proxies is not None:
+        query.append("proxy=" + ",".join(sorted(proxies)))
+    if after is not None:
+        query.append(f"after={after}")
+    rows, headers = api.call_with_headers("GET", "/debug/syncz" + ("?" + "&".join(query) if query else ""))
+    generation = headers.get("X-Sluice-Status-Generation")
+    return list(rows), int(generation) if generation is not None else None
+
+
+def synced(rows: list[dict[str, Any]]) -> bool:
+    return all(t.get("state") == "SYNCED" for r in rows for t in r["types"].values())
+
+
+def rds(rows: list[dict[str, Any]]) -> dict[str, str]:
+    return {r["proxy"]: str(r["types"].get("RDS", {}).get("acked")) for r in rows}
+
+
+def percentile(samples: list[float], q: float) -> float:
+    s = sorted(samples)
+    return s[min(len(s) - 1, max(0, round(q * len(s) + 0.5) - 1))]  # nearest rank
+
+
+def measure(api: Api, poll: Api, host: str, ns: str, affected: set[str] | None, writes: int, start: int
+            ) -> tuple[list[float], int]:
+    """Samples in ms, and how many sidecars outside `affected` saw their RDS version move (should be 0)."""
+    samples: list[float] = []
+    strays = 0
+    path = f"/apis/networking.istio.io/v1/namespaces/{ns}/virtualservices/{host}"
+    for i in range(writes):
+        rows, generation = watch_syncz(poll, None, None)
+        before = rds(rows)
+        targets = set(before) if affected is None else affected
+        t0 = time.perf_counter()
+        api.call("PATCH", path, {"spec": virtual_service(host, start + i)["spec"]},
+                 content_type="application/merge-patch+json")
+        WRITES.append((time.perf_counter() - t0) * 1000)
+        waiting = set(targets)  # only the proxies not yet seen done are asked about: answers stay small
+        while waiting:
+            polling = generation is None
+            rows, generation = watch_syncz(poll, waiting, generation)
+            waiting -= {r["proxy"] for r in rows if all(t.get("state") == "SYNCED" for t in r["types"].values())
+                        and str(r["types"].get("RDS", {}).get("acked")) != before.get(r["proxy"])}
+            if polling and waiting:
+                time.sleep(0.002)
+        samples.append((time.perf_counter() - t0) * 1000)
+        now = rds(syncz(poll))
+        strays += sum(1 for p, v in now.items() if p not in targets and before.get(p) not in (None, v))
+    return samples, strays
+
+
+def machine() -> str:
+    model = ""
+    try:
+        model = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                     if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return f"{platform.node()}, {os.cpu_count()} cores ({model or platform.machine()}), {platform.system()} " \
+           f"{platform.release()}, Python {platform.python_version()}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--sidecars", default="10,50,100,200", help="comma-separated sidecar counts")
+    parser.add_argument("--writes", type=int, default=30, help="writes per kind and size (≥ 30 for a p99)")
+    args = parser.parse_args()
+    sizes = [int(n) for n in args.sidecars.split(",") if n.strip()]
+    if any(n < 3 for n in sizes):
+        parser.error("every size needs at least 3 sidecars (server, solo, a client)")
+
+    home = Path(tempfile.mkdtemp(prefix="sluice-prop-bench-"))
+    d = start_daemon(home / "home")
+    api, poll = Api(d), Api(d)
+    rows: list[str] = []
+    try:
+        for ns in (NS, SOLO):
+            api.call("POST", "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
+        api.call("POST", f"/api/v1/namespaces/{NS}/services", service("server", private=False))
+        api.call("POST", f"/api/v1/namespaces/{SOLO}/services", service("solo", private=True))
+        api.call("POST", f"/apis/apps/v1/namespaces/{NS}/deployments", deployment("server", 1))
+        api.call("POST", f"/apis/apps/v1/namespaces/{NS}/deployments", deployment("client", 1))
+        api.call("POST", f"/apis/apps/v1/namespaces/{SOLO}/deployments", deployment("solo", 1))
+        api.call("POST", f"/apis/networking.istio.io/v1/namespaces/{NS}/virtualservices", virtual_service("server", 1))
+        api.call("POST", f"/apis/networking.istio.io/v1/namespaces/{SOLO}/virtualservices", virtual_service("solo", 1))
+        for n in sizes:
+            api.call("PATCH", f"/apis/apps/v1/namespaces/{NS}/deployments/client", {"spec": {"replicas": n - 2}},
+                     content_type="application/merge-patch+json")
+            wait(lambda n=n: ready_pods(api, NS) + ready_pods(api, SOLO) == n, 60 + 3 * n, f"{n} pods ready", 0.5)
+            wait(lambda n=n: len(r := syncz(poll)) == n and synced(r), 60 + n, f"{n} sidecars synced")
+            solo = {r["proxy"] for r in syncz(poll) if r["namespace"] == SOLO}
+            every, strays_a = measure(api, poll, "server", NS, None, args.writes, 100)
+            one, strays = measure(api, poll, "solo", SOLO, solo, args.writes, 100)
+            rows.append(f"| {n} | {percentile(every, 0.5):.1f} | {percentile(every, 0.99):.1f} | "
+                        f"{percentile(one, 0.5):.1f} | {percentile(one, 0.99):.1f} | {len(solo)} | {strays} |")
+            print(f"# {n} sidecars done; the PATCH alone p50 {percentile(WRITES, 0.5):.1f} ms, "
+                  f"p99 {percentile(WRITES, 0.99):.1f} ms", file=sys.stderr, flush=True)
+            WRITES.clear()
+    finally:
+        api.close()
+        poll.close()
+        stop_daemon(d)
+        shutil.rmtree(home, ignore_errors=True)
+
+    now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    print("## Config propagation (`bench/propagation_bench.py`)\n")
+    print(f"{now}; {machine()}; daemon in loopback mode, every sidecar a real Envoy. A VirtualService route "
+          f"timeout PATCHed through the API until every affected sidecar has ACKed the new routes "
+          f"(watched with `/debug/syncz?after=`, a long poll, over one kept-alive connection); {args.writes} writes "
+          "per kind and size. *Every proxy*: the routes of a Service every namespace sees. *One service's "
+          "callers*: the routes of a Service exported to its own namespace only (its one sidecar there); "
+          "*others moved*: sidecars outside it whose RDS version changed (0 expected).\n")
+    print("| sidecars | every proxy p50 ms | every proxy p99 ms | one service's callers p50 ms | "
+          "one service's callers p99 ms | callers | others moved |")
+    print("|---:|---:|---:|---:|---:|---:|---:|")
+    print("\n".join(rows))
+
+
+if __name__ == "__main__":
+    main()
