@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 __all__ = ["waiting"]
 
 
 @contextmanager
-def waiting(message: str) -> Iterator[None]:
-    """Show `message` with a spinner while the block runs; scripts (no TTY) see no extra output."""
+def waiting(message: str) -> Iterator[Callable[[str], None]]:
+    """Show `message` with a spinner while the block runs; scripts (no TTY) see no extra output. The block gets a
+    function that replaces the spinner's text (the latest state of what is waited for)."""
     if not sys.stderr.isatty():
-        yield
+        yield lambda _text: None
         return
     from rich.console import Console
 
-    with Console(stderr=True).status(message, spinner="dots"):
-        yield
+    with Console(stderr=True).status(message, spinner="dots") as status:
+        yield lambda text: status.update(text)

@@ -321,13 +321,14 @@ def _gate(s: Session, ns: str, vs: dict[str, Any], service: str, stable: str, ca
     Inconclusive waits (up to `wait_s` past the interval) for enough traffic."""
     began = time.monotonic()
     said = ""
-    with waiting(f"step {n}/{total}: judging {canary} against {stable}"):
+    with waiting(f"step {n}/{total}: judging {canary} against {stable}") as show:
         while True:
             phase, _value, message = _judge(prom, config)
-            line = f"  judge: {phase}: {message}"
-            if line != said:
-                said = line
-                click.echo(line)
+            # A line when the verdict changes; meanwhile the spinner shows the latest reading.
+            show(f"step {n}/{total}: {phase}: {message}")
+            if phase != said:
+                said = phase
+                click.echo(f"  judge: {phase}: {message}")
             elapsed = time.monotonic() - began
             if phase == "Failed":
                 _set_weight(s, ns, vs, service, stable, canary, 0)

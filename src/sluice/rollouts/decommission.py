@@ -105,7 +105,7 @@ def _rfc3339(t: dt.datetime) -> str:
 def _number(v: float | None) -> str:
     if v is None:
         return "no series"
-    return f"{v:.0f}" if v == int(v) else f"{v:.3g}"
+    return f"{v:.0f}" if v == int(v) or abs(v) >= 100 else f"{v:.3g}"
 
 
 def _label_value(s: str) -> str:
