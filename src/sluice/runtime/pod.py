@@ -116,15 +116,17 @@ class PodWorker:
         # The sidecar starts first (and stops last): apps can reach the mesh as soon as Envoy has its config.
         containers.sort(key=lambda c: c.get("name") != mesh.SIDECAR_CONTAINER)
         pod_key = f"{self.name}_{self.namespace}({self.uid})"
-        ready_before = {str(c.get("name")) for c in (pod.get("status") or {}).get("containerStatuses") or []
-                        if isinstance(c, dict) and c.get("ready") is True} if adopt else set()
+        # An adopted pod's containers start from the status it showed (ready, running since …), not from
+        # "ContainerCreating": a status written before the runs are re-attached would flap its endpoints.
+        before = {str(c.get("name")): c for c in (pod.get("status") or {}).get("containerStatuses") or []
+                  if isinstance(c, dict)} if adopt else {}
         self.supervisors: dict[str, Supervisor] = {}
         for c in containers:
             self.supervisors[str(c["name"])] = Supervisor(
                 pod_key=pod_key, uid=self.uid, container=c, restart_policy=policy,
                 files=pod_dir.container(str(c["name"])), prepare=self._preparer(c), backoff=ctx.backoff,
                 kill_grace=lambda: grace_seconds(self.pod), on_change=self._changed,
-                log_rotation=ctx.log_rotation, zygote=ctx.zygote, was_ready=str(c["name"]) in ready_before)
+                log_rotation=ctx.log_rotation, zygote=ctx.zygote, previous=before.get(str(c["name"])))
         self.terminating = False
         self.gone = False  # the Pod object no longer exists: no status writes, no delete
         self.done = asyncio.Event()

@@ -153,11 +153,12 @@ class Supervisor:
                  files: ContainerFiles, prepare: Callable[[], Launch], backoff: BackOff,
                  kill_grace: Callable[[], float], on_change: Callable[[], None],
                  log_rotation: logfiles.LogRotation | None = None, zygote: Zygote | None = None,
-                 was_ready: bool = False) -> None:
+                 previous: dict[str, Any] | None = None) -> None:
         self.name = str(container.get("name") or "")
         self._zygote = zygote
-        # Readiness the pod's status showed before a daemon restart: an adopted run keeps it until a probe
-        # says otherwise (the kubelet leaves the status alone on restart), so endpoints do not flap.
+        # The container's status the pod showed before a daemon restart: an adopted run keeps its readiness until
+        # a probe says otherwise (the kubelet leaves the status alone on restart), so endpoints do not flap.
+        was_ready = bool(previous and previous.get("ready") is True)
         self._was_ready = was_ready
         self.log_rotation = log_rotation or logfiles.LogRotation()
         self.image = str(container.get("image") or "")
@@ -179,6 +180,11 @@ class Supervisor:
         self.state: dict[str, Any] = {"waiting": {"reason": "ContainerCreating"}}
         self.ready = False
         self.started = False
+        if was_ready and previous is not None and isinstance(previous.get("state"), dict) \
+                and "running" in previous["state"]:
+            # until the run is re-attached (or found gone), the status stays what it was
+            self.state = dict(previous["state"])
+            self.ready = self.started = True
         self.ever_ran = bool(saved)
         self.finished = False  # terminated for good (policy says no restart, or the pod is stopping)
         self.stopping = False
