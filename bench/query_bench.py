@@ -143,16 +143,17 @@ def openmetrics(data: list[tuple[tuple[tuple[str, str], ...], list[float]]], tim
         f.write("# EOF\n")
 
 
+async def _serve(app: web.Application, port: int) -> None:
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    while True:
+        await asyncio.sleep(3600)
+
+
 def serve(app: web.Application, port: int) -> None:
     """Serve an aiohttp app on 127.0.0.1:`port` from a background thread (bench/console_bench.py's console)."""
-    async def main() -> None:
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", port).start()
-        while True:
-            await asyncio.sleep(3600)
-
-    threading.Thread(target=lambda: asyncio.run(main()), daemon=True).start()
+    threading.Thread(target=lambda: asyncio.run(_serve(app, port)), daemon=True).start()
 
 
 def loaded_tsdb(end_ms: int) -> TSDB:
@@ -167,16 +168,7 @@ def serve_forever(port: int, end_ms: int) -> None:
     """The sluice side: its own process, as the daemon is and as Prometheus is (a server thread inside the
     benchmark's process would share its GIL with the timing client and pay for it)."""
     tsdb = loaded_tsdb(end_ms)
-    app = metrics_app(tsdb, lambda lb: Engine(tsdb, lookback_delta_ms=lb or 300_000))
-
-    async def main() -> None:
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", port).start()
-        while True:
-            await asyncio.sleep(3600)
-
-    asyncio.run(main())
+    asyncio.run(_serve(metrics_app(tsdb, lambda lb: Engine(tsdb, lookback_delta_ms=lb or 300_000)), port))
 
 
 def timed(base: str, path: str, params: dict[str, str]) -> float:
