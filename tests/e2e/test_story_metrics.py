@@ -194,16 +194,22 @@ def test_console_graph_shows_the_split(mesh: tuple[Daemon, Path]) -> None:
     url = f"http://127.0.0.1:{run['console_port']}/api/namespaces/{NS}/graph?graphType=versionedApp&duration=10m"
     # A script's credential: the kubeconfig's bearer token.
     req = urllib.request.Request(url, headers={"Authorization": f"Bearer {d.token}"})
-    with urllib.request.urlopen(req, timeout=30) as r:
-        graph = json.loads(r.read())
-    nodes = {n["data"]["id"]: n["data"] for n in graph["elements"]["nodes"]}
     share: dict[str, float] = {}
-    for e in graph["elements"]["edges"]:
-        target = nodes[e["data"]["target"]]
-        if target.get("app") == "reviews" and target.get("version") in ("v2", "v3"):
-            share[target["version"]] = float(e["data"]["traffic"]["rates"]["httpPercentReq"])
-    assert share.keys() == {"v2", "v3"}, share
-    assert 80 < share["v2"] < 97 and abs(share["v2"] + share["v3"] - 100) < 0.5, share
+
+    def split() -> bool:
+        # Early in the run the window holds a few dozen requests, where 90/10 can read 78/22: the graph's split
+        # is read until it lands in the tolerance (a wrong split never does).
+        with urllib.request.urlopen(req, timeout=30) as r:
+            graph = json.loads(r.read())
+        nodes = {n["data"]["id"]: n["data"] for n in graph["elements"]["nodes"]}
+        share.clear()
+        for e in graph["elements"]["edges"]:
+            target = nodes[e["data"]["target"]]
+            if target.get("app") == "reviews" and target.get("version") in ("v2", "v3"):
+                share[target["version"]] = float(e["data"]["traffic"]["rates"]["httpPercentReq"])
+        return share.keys() == {"v2", "v3"} and 80 < share["v2"] < 97 and abs(share["v2"] + share["v3"] - 100) < 0.5
+
+    wait_for(split, timeout=90, interval=2)
 
 
 def test_deleted_workload_series_go_stale_but_history_stays(mesh: tuple[Daemon, Path]) -> None:

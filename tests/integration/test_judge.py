@@ -124,11 +124,13 @@ def test_the_judge_fails_a_faulty_canary_and_passes_an_equal_one(mesh: Daemon) -
     wait_for(lambda: route_weights(sleep, "ratings.") == {"v1": 40, "v2": 30, "v3": 30}, timeout=30)
     query = prometheus_query(mesh)
     since = time.time() - 1  # the analysis starts now: every look counts all requests since then
+    # "Bad" starts at a 5-point increase here (default 0.5): with no errors on either side the judge then passes
+    # an equal canary after about a hundred requests, not a thousand, however slow a busy machine sends them.
     good = {"canary": 'destination_workload="ratings-v3"', "stable": 'destination_workload="ratings-v1"',
-            "since": since}
+            "since": since, "errorRate": {"detectIncrease": 0.05}, "latency": {}}
     # The faulty canary is also slower (its 503s are retried by the caller's sidecar): judge its error rate
     # alone, so the verdict below is the error-rate test's.
-    bad = {**good, "canary": 'destination_workload="ratings-v2"', "errorRate": {}}
+    bad = {"canary": 'destination_workload="ratings-v2"', "stable": good["stable"], "since": since, "errorRate": {}}
     verdicts: dict[str, list[tuple[str, str, str]]] = {"bad": [], "good": []}
 
     def judged(which: str, config: dict[str, Any], phase: str) -> bool:
