@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 __all__ = ["Obj", "REVISION", "DESIRED", "SCALE_DOWN_DEADLINE", "owned_by", "revision_of", "status_count",
@@ -13,12 +14,12 @@ DESIRED = "rollout.argoproj.io/desired-replicas"
 SCALE_DOWN_DEADLINE = "scale-down-deadline"
 
 
-def owned_by(obj: Obj, owner: Obj) -> bool:
+def owned_by(obj: Mapping[str, Any], owner: Mapping[str, Any]) -> bool:
     uid = owner["metadata"].get("uid")
     return any(r.get("uid") == uid for r in obj["metadata"].get("ownerReferences") or [])
 
 
-def revision_of(obj: Obj) -> int:
+def revision_of(obj: Mapping[str, Any]) -> int:
     try:
         return int((obj["metadata"].get("annotations") or {}).get(REVISION) or 0)
     except ValueError:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sluice.validation.argo import pause_seconds
@@ -42,7 +43,7 @@ def step_hash(steps: Any) -> str:
     return _safe(str(_fnv32a(json.dumps(steps or [], sort_keys=True, separators=(",", ":")).encode())))
 
 
-def desired_weight(steps: list[Obj], index: int) -> int:
+def desired_weight(steps: Sequence[Any], index: int) -> int:
     """The most recent setWeight at or before `index` (0 before any); 100 after the last step."""
     if index >= len(steps):
         return 100
@@ -73,7 +74,7 @@ def canary_replicas(steps: list[Obj], index: int, replicas: int, weight: int) ->
     return math.ceil(weight * replicas / 100)
 
 
-def step_text(s: Obj) -> str:
+def step_text(s: Mapping[str, Any]) -> str:
     """Argo's CanaryStepString, used in RolloutStepCompleted messages."""
     if "setWeight" in s:
         return f"setWeight: {s['setWeight']}"
@@ -95,6 +96,8 @@ def step_text(s: Obj) -> str:
         return f"setHeaderRoute: {(s.get('setHeaderRoute') or {}).get('name')}"
     if "setMirrorRoute" in s:
         return f"setMirrorRoute: {(s.get('setMirrorRoute') or {}).get('name')}"
+    if "plugin" in s:
+        return f"plugin: {(s.get('plugin') or {}).get('name')}"
     return "unknown"
 
 

@@ -10,43 +10,18 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from sluice.rollouts.istio import HASH_LABEL
+from sluice.rollouts.replicasets import REVISION, owned_by
+from sluice.rollouts.status import step_text
 from sluice.rollouts.view import current_set_weight
 
 __all__ = ["step_text", "rollout_summary", "rollout_row", "weight_history", "rollout_services"]
 
 _WEIGHT_EVENT = re.compile(r"Traffic weight updated (?:from \d+ )?to (\d+)")
-_HASH = "rollouts-pod-template-hash"
-_REVISION = "rollout.argoproj.io/revision"
 
 
 def _d(value: Any) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
-
-
-def step_text(step: Mapping[str, Any]) -> str:
-    """Argo's `CanaryStepString`: `setWeight: 20`, `pause`, `pause: 30s`, `analysis`, `setCanaryScale{weight: 20}`."""
-    if "setWeight" in step:
-        return f"setWeight: {step['setWeight']}"
-    if "pause" in step:
-        duration = _d(step["pause"]).get("duration")
-        return f"pause: {duration}" if duration not in (None, "") else "pause"
-    if "analysis" in step:
-        return "analysis"
-    if "experiment" in step:
-        return "experiment"
-    if "setCanaryScale" in step:
-        scale = _d(step["setCanaryScale"])
-        for key in ("weight", "replicas", "matchTrafficWeight"):
-            if key in scale:
-                value = str(scale[key]).lower() if isinstance(scale[key], bool) else scale[key]
-                return f"setCanaryScale{{{key}: {value}}}"
-        return "setCanaryScale"
-    for key in ("setHeaderRoute", "setMirrorRoute"):
-        if key in step:
-            return f"{key}: {_d(step[key]).get('name', '')}"
-    if "plugin" in step:
-        return f"plugin: {_d(step['plugin']).get('name', '')}"
-    return "unknown"
 
 
 def _int(value: Any) -> int:
@@ -54,10 +29,6 @@ def _int(value: Any) -> int:
         return int(value)
     except (TypeError, ValueError):
         return 0
-
-
-def _owned_by(obj: Mapping[str, Any], uid: str) -> bool:
-    return any(_d(r).get("uid") == uid for r in _d(obj.get("metadata")).get("ownerReferences") or [])
 
 
 def _events_for(events: Iterable[Mapping[str, Any]], kind: str, name: str) -> list[Mapping[str, Any]]:
@@ -123,14 +94,13 @@ def _run(run: Mapping[str, Any]) -> dict[str, Any]:
                                          for x in map(_d, m.get("measurements") or [])]})
     return {"name": meta.get("name"), "phase": status.get("phase") or "Pending",
             "message": status.get("message") or "", "startedAt": status.get("startedAt"),
-            "revision": _d(meta.get("annotations")).get(_REVISION), "metrics": metrics}
+            "revision": _d(meta.get("annotations")).get(REVISION), "metrics": metrics}
 
 
 def rollout_summary(rollout: Mapping[str, Any], replicasets: Sequence[Mapping[str, Any]],
                     pods: Sequence[Mapping[str, Any]], runs: Sequence[Mapping[str, Any]],
                     events: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     meta, spec, status = _d(rollout.get("metadata")), _d(rollout.get("spec")), _d(rollout.get("status"))
-    uid = str(meta.get("uid") or "")
     steps = _d(_d(spec.get("strategy")).get("canary")).get("steps") or []
     index = status.get("currentStepIndex")
     done_all = index is not None and int(index) >= len(steps)
@@ -142,20 +112,19 @@ def rollout_summary(rollout: Mapping[str, Any], replicasets: Sequence[Mapping[st
     stable, canary = status.get("stableRS"), status.get("currentPodHash")
     rs_rows = []
     for rs in replicasets:
-        if not _owned_by(rs, uid):
+        if not owned_by(rs, rollout):
             continue
         rmeta, rspec, rstatus = _d(rs.get("metadata")), _d(rs.get("spec")), _d(rs.get("status"))
-        h = _d(rmeta.get("labels")).get(_HASH)
+        h = _d(rmeta.get("labels")).get(HASH_LABEL)
         role = "stable" if h and h == stable else ("canary" if h and h == canary else "")
-        ruid = str(rmeta.get("uid") or "")
-        rs_pods = [p for p in pods if _owned_by(p, ruid)]
+        rs_pods = [p for p in pods if owned_by(p, rs)]
         images = [str(_d(c).get("image")) for c in _d(_d(rspec.get("template")).get("spec")).get("containers") or []]
-        rs_rows.append({"name": rmeta.get("name"), "revision": _d(rmeta.get("annotations")).get(_REVISION),
+        rs_rows.append({"name": rmeta.get("name"), "revision": _d(rmeta.get("annotations")).get(REVISION),
                         "hash": h, "role": role, "replicas": int(rspec.get("replicas") or 0),
                         "ready": int(rstatus.get("readyReplicas") or 0), "images": images,
                         "pods": [str(_d(p.get("metadata")).get("name")) for p in rs_pods]})
     rs_rows.sort(key=lambda r: -_int(r["revision"]))
-    run_rows = sorted((_run(r) for r in runs if _owned_by(r, uid)), key=lambda r: str(r["startedAt"] or ""),
+    run_rows = sorted((_run(r) for r in runs if owned_by(r, rollout)), key=lambda r: str(r["startedAt"] or ""),
                       reverse=True)
     recent = _events_for(events, "Rollout", str(meta.get("name")))[-20:]
     return {**rollout_row(rollout), "steps": step_rows, "replicaSets": rs_rows, "analysisRuns": run_rows,

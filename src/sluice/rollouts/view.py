@@ -12,6 +12,9 @@ from datetime import datetime
 from typing import Any
 
 from sluice.resources.printers import human_duration, parse_time, row_cells
+from sluice.rollouts.istio import HASH_LABEL
+from sluice.rollouts.replicasets import owned_by, revision_of
+from sluice.rollouts.status import desired_weight
 
 __all__ = ["rollout_view", "header_lines", "tree_lines", "list_lines", "current_set_weight", "PHASE_ICONS"]
 
@@ -19,17 +22,11 @@ PHASE_ICONS = {"Progressing": "◌", "Paused": "॥", "Healthy": "✔", "Degrade
                "InvalidSpec": "⚠", "Unknown": "?"}
 _RS_ICONS = {"Healthy": "✔", "Progressing": "◌", "ScaledDown": "•", "ReplicaFailure": "✖"}
 _RUN_ICONS = {"Successful": "✔", "Running": "◌", "Pending": "◷", "Inconclusive": "?", "Failed": "✖", "Error": "⚠"}
-_HASH = "rollouts-pod-template-hash"
-_REVISION = "rollout.argoproj.io/revision"
 _LABEL_WIDTH = 17
 
 
 def _d(value: Any) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
-
-
-def _owned_by(obj: Mapping[str, Any], uid: str) -> bool:
-    return any(_d(r).get("uid") == uid for r in _d(obj.get("metadata")).get("ownerReferences") or [])
 
 
 def _age(obj: Mapping[str, Any], now: datetime) -> str:
@@ -79,39 +76,31 @@ class _Node:
     children: list[_Node] = field(default_factory=list)
 
 
-def _revision(obj: Mapping[str, Any]) -> int:
-    try:
-        return int(_d(_d(obj.get("metadata")).get("annotations")).get(_REVISION) or 0)
-    except ValueError:
-        return 0
-
-
 def _tree(rollout: Mapping[str, Any], replicasets: Iterable[Mapping[str, Any]], pods: Iterable[Mapping[str, Any]],
           runs: Iterable[Mapping[str, Any]], now: datetime) -> _Node:
     meta, status = _d(rollout.get("metadata")), _d(rollout.get("status"))
-    uid = str(meta.get("uid") or "")
     phase = str(status.get("phase") or "Progressing")
     root = _Node("⟳", str(meta.get("name")), "Rollout", f"{PHASE_ICONS.get(phase, '?')} {phase}", _age(rollout, now))
     stable, canary = status.get("stableRS"), status.get("currentPodHash")
     pods = list(pods)
     revisions: dict[int, _Node] = {}
-    for rs in sorted((r for r in replicasets if _owned_by(r, uid)), key=lambda r: _age_key(r)):
+    for rs in sorted((r for r in replicasets if owned_by(r, rollout)), key=lambda r: _age_key(r)):
         rmeta = _d(rs.get("metadata"))
-        h = _d(rmeta.get("labels")).get(_HASH)
+        h = _d(rmeta.get("labels")).get(HASH_LABEL)
         info = ",".join(x for x, on in (("stable", h and h == stable), ("canary", h and h == canary and h != stable))
                         if on)
         st = _rs_status(rs)
         node = _Node("⧉", str(rmeta.get("name")), "ReplicaSet", f"{_RS_ICONS[st]} {st}", _age(rs, now), info)
-        for pod in sorted((p for p in pods if _owned_by(p, str(rmeta.get("uid") or ""))), key=_age_key):
+        for pod in sorted((p for p in pods if owned_by(p, rs)), key=_age_key):
             cells = row_cells("Pod", pod, now=now)  # NAME READY STATUS RESTARTS AGE, as kubectl get pods
             pod_info = f"ready:{cells[1]}" + (f",restarts:{cells[3]}" if str(cells[3]) not in ("0", "") else "")
             node.children.append(_Node("□", str(cells[0]), "Pod", f"{_pod_icon(str(cells[2]))} {cells[2]}",
                                        _age(pod, now), pod_info))
-        rev = _revision(rs)
+        rev = revision_of(rs)
         revisions.setdefault(rev, _Node("#", f"revision:{rev}")).children.append(node)
-    for run in sorted((r for r in runs if _owned_by(r, uid)), key=_age_key):
+    for run in sorted((r for r in runs if owned_by(r, rollout)), key=_age_key):
         run_phase = str(_d(run.get("status")).get("phase") or "Pending")
-        rev = _revision(run)
+        rev = revision_of(run)
         revisions.setdefault(rev, _Node("#", f"revision:{rev}")).children.append(
             _Node("α", str(_d(run.get("metadata")).get("name")), "AnalysisRun",
                   f"{_RUN_ICONS.get(run_phase, '?')} {run_phase}", _age(run, now), _run_info(run)))
@@ -189,13 +178,7 @@ def current_set_weight(rollout: Mapping[str, Any]) -> int:
     index = status.get("currentStepIndex")
     if status.get("abort"):
         return 0
-    if index is None or int(index) >= len(steps):
-        return 100
-    weight = 0
-    for step in steps[: int(index) + 1]:
-        if isinstance(step, Mapping) and "setWeight" in step:
-            weight = int(step["setWeight"])
-    return weight
+    return 100 if index is None else desired_weight(steps, int(index))
 
 
 def list_lines(rollouts: Sequence[Mapping[str, Any]], all_namespaces: bool = False) -> list[str]:
@@ -223,12 +206,11 @@ def list_lines(rollouts: Sequence[Mapping[str, Any]], all_namespaces: bool = Fal
 
 def _images(rollout: Mapping[str, Any], replicasets: Sequence[Mapping[str, Any]]) -> list[str]:
     status = _d(rollout.get("status"))
-    uid = str(_d(rollout.get("metadata")).get("uid") or "")
     tags: dict[str, set[str]] = {}
     for rs in replicasets:
-        if not _owned_by(rs, uid) or int(_d(rs.get("spec")).get("replicas") or 0) == 0:
+        if not owned_by(rs, rollout) or int(_d(rs.get("spec")).get("replicas") or 0) == 0:
             continue
-        h = _d(_d(rs.get("metadata")).get("labels")).get(_HASH)
+        h = _d(_d(rs.get("metadata")).get("labels")).get(HASH_LABEL)
         tag = "stable" if h == status.get("stableRS") else ("canary" if h == status.get("currentPodHash") else "")
         for c in _d(_d(_d(rs.get("spec")).get("template")).get("spec")).get("containers") or []:
             tags.setdefault(str(_d(c).get("image")), set()).update({tag} if tag else set())
