@@ -50,6 +50,16 @@ def _selector(deployment: dict[str, Any]) -> str:
     return ",".join(f"{k}={v}" for k, v in sorted(match.items()))
 
 
+def _get(s: Session, resource: str, name: str, namespace: str) -> dict[str, Any]:
+    """The named object, or a `"<resource>" "<name>" not found` error as `kubectl argo rollouts` words it."""
+    try:
+        return s.client.get(s.client.resolve(resource), name, namespace)
+    except ApiError as e:
+        if e.code == 404:
+            raise CliError(f'{resource} "{name}" not found') from None
+        raise
+
+
 def _proof(s: Session, prom: PromClient, namespace: str, name: str, window_s: int) -> Proof:
     at = time.time()
     answers = []
@@ -128,12 +138,7 @@ def _decommission(s: Session, prom: PromClient, namespace: str, name: str, windo
                   delete_it: bool) -> None:
     """Wait (up to `limit` s; 0 = forever) for the proof that Deployment `name` is idle, then act on it."""
     deployments = s.client.resolve("deployments")
-    try:
-        deployment = s.client.get(deployments, name, namespace)
-    except ApiError as e:
-        if e.code == 404:
-            raise CliError(f'deployments.apps "{name}" not found') from None
-        raise
+    deployment = _get(s, "deployments.apps", name, namespace)
     deadline = time.monotonic() + limit if limit else None
     said = ""
     with waiting(f"waiting until {name} has been idle for {window_s}s"):
@@ -166,12 +171,7 @@ def _decommission(s: Session, prom: PromClient, namespace: str, name: str, windo
 def _find_virtualservice(s: Session, namespace: str, service: str, name: str | None) -> dict[str, Any]:
     vss = s.client.resolve("virtualservices.networking.istio.io")
     if name:
-        try:
-            return s.client.get(vss, name, namespace)
-        except ApiError as e:
-            if e.code == 404:
-                raise CliError(f'virtualservices.networking.istio.io "{name}" not found') from None
-            raise
+        return _get(s, "virtualservices.networking.istio.io", name, namespace)
     hosts = host_names(service, namespace)
     found: list[dict[str, Any]] = [vs for vs in s.client.list(vss, namespace).get("items") or []
                                    if hosts & set((vs.get("spec") or {}).get("hosts") or [])]
@@ -345,12 +345,7 @@ _ROLLOUTS = "rollouts.argoproj.io"
 
 
 def _rollout(s: Session, name: str) -> dict[str, Any]:
-    try:
-        return s.client.get(s.client.resolve(_ROLLOUTS), name, s.namespace)
-    except ApiError as e:
-        if e.code == 404:
-            raise CliError(f'rollouts.argoproj.io "{name}" not found') from None
-        raise
+    return _get(s, _ROLLOUTS, name, s.namespace)
 
 
 def _patch(s: Session, name: str, patch: dict[str, Any], subresource: str | None = None) -> dict[str, Any]:
