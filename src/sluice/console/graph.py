@@ -34,6 +34,7 @@ from typing import Any, Literal
 
 from sluice.console.inventory import names_service, qualified_names
 from sluice.metrics.promql.values import Sample
+from sluice.rollouts.istio import vs_refs
 from sluice.rollouts.summary import rollout_services
 
 __all__ = [
@@ -495,12 +496,11 @@ def _driven(rollouts: Sequence[Mapping[str, Any]], virtual_services: Sequence[Ma
     for ro in rollouts:
         ns, name = str(_meta(ro).get("namespace") or ""), str(_meta(ro).get("name") or "")
         info = rollout_services(ro)
-        vss = []
-        for ref in info["virtualServices"]:
-            vs_name, _, vs_ns = str(ref).partition(".")  # Argo accepts `name` or `name.namespace`
-            vs = by_name.get((vs_ns or ns, vs_name))
-            if vs is not None:
-                vss.append(vs)
+        canary = _spec(ro).get("strategy", {}).get("canary") or {}
+        istio = (canary.get("trafficRouting") or {}).get("istio") or {}
+        # the references as the controller reads them (`name`, `name.namespace`, `…svc.cluster.local`)
+        vss = [vs for vs_ns, vs_name, _ in vs_refs(istio if isinstance(istio, dict) else {}, ns)
+               if (vs := by_name.get((vs_ns, vs_name))) is not None]
         services = frozenset(str(s) for s in (info["canaryService"], info["stableService"]) if s)
         out.append(_Driven(name, ns, services, tuple(vss)))
     return out
