@@ -109,6 +109,7 @@ def _number(v: float | None) -> str:
 
 
 def _label_value(s: str) -> str:
+    # not sluice.metrics.exposition's escaper: importing it loads the PromQL engine into every `sluice` command
     return s.replace("\\", "\\\\").replace('"', '\\"')
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from sluice.metrics.exposition import escape_label_value
 from sluice.rollouts.judge import errorrate, latency
 
 PLUGIN_NAME = "sluice/judge"
@@ -71,7 +72,7 @@ def _matchers(value: Any, field: str) -> str:
         for k, v in value.items():
             if not isinstance(k, str) or not re.fullmatch(_LABEL, k) or not isinstance(v, str):
                 raise ConfigError(f"{field}: invalid label matcher {k!r}: {v!r}")
-            parts.append(f'{k}="{_escape(v)}"')
+            parts.append(f'{k}="{escape_label_value(v)}"')
         return ", ".join(parts)
     if not isinstance(value, str) or not value.strip():
         raise ConfigError(f'{field}: required: PromQL label matchers such as destination_workload="reviews-v3"')
@@ -93,10 +94,6 @@ def _matchers(value: Any, field: str) -> str:
         if pos == len(text):  # a trailing comma, as PromQL allows
             break
     return ", ".join(parts)
-
-
-def _escape(v: str) -> str:
-    return v.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
 def _number(block: Mapping[str, Any], key: str, default: float, field: str, lo: float, hi: float,
