@@ -33,16 +33,22 @@ class MeshConfig:
     outbound_policy: str = ALLOW_ANY
 
 
-def parse_mesh_config(text: str) -> tuple[MeshConfig, list[str]]:
-    """The MeshConfig in `text` (YAML) and what is wrong with it; on an error, the defaults."""
+def _decode(text: str) -> tuple[Any, str]:
+    """The YAML document in `text` ({} for nothing), or the reason it cannot be read."""
     from sluice.kube.decoding import DecodeError, decode_yaml
 
     try:
         doc = decode_yaml(text, _MAX_MESH) if text.strip() else {}
     except DecodeError as e:
-        return MeshConfig(), [f"{e}"]
-    if doc is None:
-        doc = {}
+        return None, f"{e}"
+    return ({} if doc is None else doc), ""
+
+
+def parse_mesh_config(text: str) -> tuple[MeshConfig, list[str]]:
+    """The MeshConfig in `text` (YAML) and what is wrong with it; on an error, the defaults."""
+    doc, error = _decode(text)
+    if error:
+        return MeshConfig(), [error]
     if not isinstance(doc, Mapping):
         return MeshConfig(), [f"cannot unmarshal {type(doc).__name__} into MeshConfig: expected an object"]
     policy = doc.get("outboundTrafficPolicy")
@@ -70,12 +76,7 @@ _AS_SLUICE_DOES = {"accessLogFile": "/dev/stdout", "accessLogEncoding": "TEXT"}
 def unapplied(text: str) -> list[str]:
     """The paths (`accessLogFile`, `outboundTrafficPolicy.egressProxy`) of the settings in mesh config `text` that
     Sluice stores but does not act on yet; empty for text that cannot be read (`parse_mesh_config` says why)."""
-    from sluice.kube.decoding import DecodeError, decode_yaml
-
-    try:
-        doc = decode_yaml(text, _MAX_MESH) if text.strip() else {}
-    except DecodeError:
-        return []
+    doc, _ = _decode(text)
     if not isinstance(doc, Mapping):
         return []
     out = []
