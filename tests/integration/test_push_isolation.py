@@ -14,6 +14,8 @@ shows NACK with Envoy's error.
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -161,3 +163,42 @@ def test_a_broken_virtual_service_is_skipped_and_the_rest_is_pushed(mesh: tuple[
     for proxy in proxies:
         wait_for(lambda p=proxy: route_timeouts(sluice, p, "sleep") == ["8s"], timeout=TIMEOUT, interval=0.25)
     wait_for(lambda: all_synced(sluice, proxies), timeout=TIMEOUT, interval=0.25)
+
+
+def _search_workers(daemon_pid: int) -> list[int]:
+    """The daemon's culprit-search worker processes (`python -m sluice.xds.isolation`)."""
+    out = []
+    for p in Path("/proc").iterdir():
+        if not p.name.isdigit():
+            continue
+        try:
+            ppid = int((p / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            cmd = (p / "cmdline").read_bytes().split(b"\0")
+        except (OSError, IndexError, ValueError):
+            continue  # gone meanwhile
+        if ppid == daemon_pid and b"sluice.xds.isolation" in cmd:
+            out.append(int(p.name))
+    return out
+
+
+def test_the_culprit_search_runs_in_a_worker_process_replaced_when_killed(mesh: tuple[Daemon, Any, Sluice]) -> None:
+    """The search for the object a push fails on runs in a process of its own (the daemon's event loop does not
+    share the GIL with it); killed, it is replaced and the next broken object is still found."""
+    d, kubectl, sluice = mesh
+    assert d.proc is not None
+    wait_for(lambda: len(pods(kubectl)) == 2, timeout=TIMEOUT, interval=0.25)
+    kubectl("delete", "virtualservices", "--all")  # a host's second VirtualService would be ignored
+    kubectl("apply", "-f", "-", input=vs("details-broken-a", "details", timeout="400000000000s"))
+    wait_for(lambda: "details-broken-a" in syncz(sluice)[1], timeout=TIMEOUT, interval=0.25)
+    [worker] = _search_workers(d.proc.pid)
+    kubectl("delete", "virtualservice", "details-broken-a")
+
+    os.kill(worker, signal.SIGKILL)
+    wait_for(lambda: not _search_workers(d.proc.pid) if d.proc else False, timeout=TIMEOUT, interval=0.1)
+    kubectl("apply", "-f", "-", input=vs("details-broken-b", "details", timeout="400000000000s"))
+    wait_for(lambda: "details-broken-b" in syncz(sluice)[1], timeout=TIMEOUT, interval=0.25)
+    [replacement] = _search_workers(d.proc.pid)
+    assert replacement != worker
+    cp = sluice("analyze", "-n", NS)
+    assert "(VirtualService iso/details-broken-b) Internal error: not pushed to any proxy" in cp.stdout, cp.stdout
+    kubectl("delete", "virtualservice", "details-broken-b")

@@ -20,13 +20,12 @@ import os
 import signal
 import struct
 import sys
-from pathlib import Path
 from typing import Any
 
-import sluice
 from sluice.api.body_worker import TAKEN as _TAKEN
 from sluice.api.body_worker import pack
 from sluice.api.errors import ApiError
+from sluice.childproc import module_env
 
 __all__ = ["BodyPool", "WORKER_MODULE"]
 
@@ -167,12 +166,9 @@ class BodyPool:
         return await self._start()
 
     async def _start(self) -> _Worker:
-        src = str(Path(sluice.__file__).resolve().parent.parent)
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (src, env.get("PYTHONPATH", "")) if p)
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", WORKER_MODULE, str(os.getpid()),
-            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, env=env)
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, env=module_env())
         w = _Worker(proc)
         self._all.add(w)
         log.info("body worker %d started", w.pid)

@@ -28,6 +28,8 @@ import struct
 import sys
 from typing import IO, Any, cast
 
+from sluice.childproc import die_with_parent
+
 __all__ = ["TAKEN", "pack", "work", "template", "main", "RETIRE_RSS"]
 
 log = logging.getLogger("sluice.api.body_worker")
@@ -139,23 +141,10 @@ def _rss() -> int:
         return 0
 
 
-def _die_with(parent: int) -> None:
-    """The kernel kills this process when the daemon dies, even in the middle of a job (Linux)."""
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
-    if os.getppid() != parent:  # the daemon died before the line above
-        os._exit(0)
-
-
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if args:
-        _die_with(int(args[0]))
+        die_with_parent(int(args[0]))
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C to the daemon's group is the daemon's to handle
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     import sluice.api.registry  # noqa: F401 - imported before the first job, not during it

@@ -41,6 +41,7 @@ from sluice.offloop import call_gc_paused
 from sluice.store import Store
 from sluice.xds.cache import ADS_ORDER, Resources, Snapshot, SnapshotCache
 from sluice.xds.informers import Change, ConfigInformers
+from sluice.xds.isolation import Isolator, builder, error_text, isolate
 
 if TYPE_CHECKING:  # the translation loads on first use (`TranslateGenerator`), not with the server layer
     from sluice.xds.translate import MeshOptions, Proxy, PushContext
@@ -72,14 +73,6 @@ def _key(obj: dict[str, Any]) -> ObjectKey:
 
 def _rv(obj: dict[str, Any]) -> str:
     return str((obj.get("metadata") or {}).get("resourceVersion") or "")
-
-
-_MAX_ERROR = 1000  # an Event's message is capped at 1 KiB (kubelet's maxMessageLength is 1024)
-
-
-def _error_text(e: BaseException) -> str:
-    text = str(e).strip() or type(e).__name__
-    return text if len(text) <= _MAX_ERROR else text[:_MAX_ERROR - 3] + "..."
 
 
 @dataclass(frozen=True)
@@ -221,6 +214,7 @@ class _Generation:
         # is replaced, never changed, when the pod changes, so the same object means the same proxy.
         self.proxies: dict[tuple[str, str], tuple[dict[str, Any], Any]] = {}
         self.shared_types: dict[int, Any] = {}  # this push's packing of shared resources (`Snapshot.build`)
+        self.isolator: Isolator | None = None  # where a culprit search runs (None: in this thread)
 
     def load(self, objects: dict[str, list[dict[str, Any]]], rejected: dict[ObjectKey, str]) -> None:
         """Fill base, config and pods from the objects of every watched kind, leaving out the `rejected`
@@ -245,16 +239,13 @@ class _Generation:
         try:
             push = self.generator.push_context(self.base + self.config, version)
         except Exception as e:  # noqa: BLE001 - bad config must not take the control plane down
-            def build(objects: list[dict[str, Any]]) -> None:
-                self.generator.push_context(objects, version)
-
-            if self._isolate(self.config, build) is None:
-                self.error = f"building the push context failed even without Istio config: {_error_text(e)}"
+            if self._isolate(self.config, None) is None:
+                self.error = f"building the push context failed even without Istio config: {error_text(e)}"
                 return False
             try:
                 push = self.generator.push_context(self.base + self.config, version)
             except Exception as e2:  # noqa: BLE001 - only if the generator is not deterministic
-                self.error = f"building the push context failed: {_error_text(e2)}"
+                self.error = f"building the push context failed: {error_text(e2)}"
                 return False
         self.view = View(self.revision, push, self.pods, self.base, list(self.config))
         return True
@@ -263,40 +254,25 @@ class _Generation:
         self.view = view
         self.base, self.config, self.pods = view.base, list(view.config), view.pods
 
-    def _isolate(self, config: list[dict[str, Any]],
-                 build: Callable[[list[dict[str, Any]]], None]) -> list[dict[str, Any]] | None:
-        """The config objects that `build` accepts together with the base objects, recording the others as
-        rejections and dropping them from `self.config`; None when `build(base)` itself fails (the failure
-        is not the Istio config's)."""
-        base = self.base
-        try:
-            build(base)
-        except Exception:  # noqa: BLE001
+    def _isolate(self, config: list[dict[str, Any]], proxy: Proxy | None) -> list[dict[str, Any]] | None:
+        """The config objects that build together with the base objects (the push context, and `proxy`'s
+        resources unless None), recording the others as rejections and dropping them from `self.config`; None
+        when the base objects alone do not build (the failure is not the Istio config's). The search runs in
+        the isolator's worker process (`sluice.xds.isolation`)."""
+        version = str(self.revision)
+        if self.isolator is not None:
+            found = self.isolator.run(self.generator, proxy, version, self.base, config)
+        else:
+            found = isolate(self.base, config, builder(self.generator, proxy, version))
+        if found is None:
             return None
-        bad: list[tuple[dict[str, Any], str]] = []
-        good: list[dict[str, Any]] = []
-        for obj in config:  # each object alone with everything that is not Istio config
-            try:
-                build([*base, obj])
-                good.append(obj)
-            except Exception as e:  # noqa: BLE001
-                log.debug("translating %s failed", _key(obj), exc_info=e)
-                bad.append((obj, _error_text(e)))
-        try:
-            build(base + good)
-        except Exception:  # noqa: BLE001 - objects that fail only together: add them one by one
-            together: list[dict[str, Any]] = []
-            for obj in good:
-                try:
-                    build([*base, *together, obj])
-                    together.append(obj)
-                except Exception as e:  # noqa: BLE001
-                    bad.append((obj, f"{_error_text(e)} (together with other config)"))
-            good = together
-        self.rejections.extend(bad)
-        rejected = {_key(o) for o, _ in bad}
+        good, bad = found
+        for i, why in bad:
+            log.debug("translating %s failed: %s", _key(config[i]), why)
+        self.rejections.extend((config[i], why) for i, why in bad)
+        rejected = {_key(config[i]) for i, _ in bad}
         self.config = [o for o in self.config if _key(o) not in rejected]
-        return good
+        return [config[i] for i in good]
 
     # ------------------------------------------------------------------ the nodes
     def update(self, targets: list[str] | dict[str, Collection[str]], everyone: list[str]) -> dict[str, _NodeOutcome]:
@@ -384,11 +360,8 @@ class _Generation:
         except Exception as e:  # noqa: BLE001 - one proxy's failure must not stop the others
             first: BaseException = e
 
-        def build(objects: list[dict[str, Any]]) -> None:
-            self.generator.generate(proxy, self.generator.push_context(objects, str(view.revision)))
-
         before = len(self.rejections)
-        if self._isolate(view.config, build) is not None and len(self.rejections) > before \
+        if self._isolate(view.config, proxy) is not None and len(self.rejections) > before \
                 and self.build_view() and self.view is not None:
             try:
                 return self.generator.generate(proxy, self.view.push), None
@@ -432,6 +405,7 @@ class Pusher:
         self._proxies: dict[tuple[str, str], tuple[dict[str, Any], Any]] = {}  # see `_Generation.proxies`
         self._tasks: list[asyncio.Task[None]] = []
         self._executor: ThreadPoolExecutor | None = None
+        self.isolator = Isolator()  # culprit searches, in a worker process started on the first one
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -448,6 +422,7 @@ class Pusher:
             # A generation still running finishes in its thread; nothing reads its result.
             self._executor.shutdown(wait=False, cancel_futures=True)
             self._executor = None
+        await asyncio.to_thread(self.isolator.close)
 
     @property
     def idle(self) -> bool:
@@ -536,6 +511,7 @@ class Pusher:
         nodes = sorted(self._nodes)
         gen = _Generation(self.generator, revision, [], [], {}, {n: self.cache.get_snapshot(n) for n in nodes})
         gen.proxies = self._proxies
+        gen.isolator = self.isolator
         return gen, changes, known, lambda: gen.load(objects, rejected)
 
     def _forget_changed_rejections(self, gen: _Generation) -> None:
@@ -601,6 +577,7 @@ class Pusher:
                           {n: self.cache.get_snapshot(n) for n in nodes})
         gen.use_view(view)
         gen.proxies = self._proxies
+        gen.isolator = self.isolator
         outcomes = await self._in_worker(lambda: gen.update(targets, nodes))
         self._apply(gen, True, outcomes)
 
@@ -652,7 +629,7 @@ class Pusher:
                 log.exception("reporting the rejection of %s %s/%s failed", kind, ns, name)
 
     def _node_failed(self, node_id: str, e: BaseException) -> None:
-        error = _error_text(e)
+        error = error_text(e)
         if self.node_errors.get(node_id) != error:  # the traceback once: it is most likely a translation bug
             log.error("generating xDS for %s failed; it keeps its previous config: %s", node_id, error, exc_info=e)
         self.node_errors[node_id] = error
