@@ -92,6 +92,7 @@ class Isolator:
         self._proc: subprocess.Popen[bytes] | None = None
         self._lock = threading.Lock()
         self.searches = 0  # searches done in the worker (tests)
+        self._closed = False
 
     def run(self, generator: Any, proxy: Any, version: str, base: list[dict[str, Any]],
             config: list[dict[str, Any]]) -> Found:
@@ -100,7 +101,7 @@ class Isolator:
                 job = pickle.dumps((generator, proxy, version, base, config), pickle.HIGHEST_PROTOCOL)
             except Exception:  # noqa: BLE001 - not picklable (a test's generator): search here
                 job = None
-            for _ in range(2 if job is not None else 0):
+            for _ in range(2 if job is not None and not self._closed else 0):
                 try:
                     ok, found = self._call(job or b"")
                     if not ok:  # the worker cannot load the job (a test's generator): search here
@@ -108,6 +109,8 @@ class Isolator:
                     self.searches += 1
                     return found
                 except (OSError, EOFError, ValueError, pickle.UnpicklingError) as e:
+                    if self._closed:
+                        break
                     log.warning("the culprit-search worker failed (%s); starting another", e)
                     self._stop()
             return isolate(base, config, builder(generator, proxy, version))
@@ -115,6 +118,8 @@ class Isolator:
     def _call(self, job: bytes) -> tuple[bool, Found]:
         proc = self._proc
         if proc is None or proc.poll() is not None:
+            # Started from the pusher's thread, which lives as long as the pusher: PR_SET_PDEATHSIG (the
+            # worker's `die_with_parent`) fires when the thread that started it exits, not only the process.
             proc = self._proc = subprocess.Popen(
                 [sys.executable, "-m", __name__, str(os.getpid())], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                 env=module_env())
@@ -139,6 +144,7 @@ class Isolator:
 
     def close(self) -> None:
         """Stops the worker (a search running in it is abandoned: its caller gets the in-thread answer)."""
+        self._closed = True  # a search running now finishes in its thread, and no worker is started again
         proc = self._proc
         if proc is not None and proc.poll() is None:
             proc.kill()
