@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import yaml
 
 from tests.conftest import Daemon, start_daemon, stop_daemon, wait_for
 from tests.integration.netns.test_istio_samples import SLEEP
@@ -211,3 +212,32 @@ def test_abort_removes_the_managed_routes(daemon: Daemon) -> None:
     wait_for(lambda: route_names(d) == ["primary"], timeout=30)
     wait_for(lambda: hello(d, "x-canary: yes") == "v2", timeout=60, interval=0.5)
     assert [hello(d) for _ in range(3)] == ["v2"] * 3
+
+
+def test_without_admission_the_controller_reports_the_route_errors_as_invalid_spec(daemon: Daemon) -> None:
+    """The controller against a cluster whose API server stores the Rollout as written (a real Argo CRD has no
+    such admission as Sluice's): the same Argo message, as the InvalidSpec text it puts in the status."""
+    from sluice.rollouts.canary import RolloutPass
+    from sluice.rollouts.kube import Kube
+    from sluice.rollouts.providers import PromQuery
+
+    def no_prometheus(address: str) -> PromQuery:
+        raise AssertionError(f"no query expected ({address})")
+
+    ro = yaml.safe_load(rollout("v1"))
+    ro["metadata"]["namespace"] = NS
+    canary = ro["spec"]["strategy"]["canary"]
+    kube = Kube.from_kubeconfig(str(daemon.home / "kubeconfig"))
+    try:
+        del canary["trafficRouting"]["managedRoutes"]
+        assert RolloutPass(kube, ro, no_prometheus).invalid_spec() == (
+            "spec.strategy.trafficRouting.managedRoutes: Required value: Rollout has missing field "
+            "'spec.strategy.canary.trafficRouting.managedRoutes'")
+        canary["trafficRouting"]["managedRoutes"] = [{"name": "header-route"}]
+        assert RolloutPass(kube, ro, no_prometheus).invalid_spec() == (
+            'spec.strategy.steps[2].setMirrorRoute: Invalid value: "mirror-route": Steps define a route that does '
+            "not exist in spec.strategy.canary.trafficRouting.managedRoutes")
+        canary["trafficRouting"]["managedRoutes"] = [{"name": "header-route"}, {"name": "mirror-route"}]
+        assert RolloutPass(kube, ro, no_prometheus).invalid_spec() == ""
+    finally:
+        kube.close()

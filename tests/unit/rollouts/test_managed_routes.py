@@ -154,7 +154,7 @@ def test_removal_takes_out_managed_and_step_named_routes_only() -> None:
 
 
 def test_step_routes_and_managed_names() -> None:
-    steps = [{"setWeight": 10}, {"setHeaderRoute": HEADER}, {"setMirrorRoute": MIRROR},
+    steps: list[dict[str, Any]] = [{"setWeight": 10}, {"setHeaderRoute": HEADER}, {"setMirrorRoute": MIRROR},
              {"setHeaderRoute": {"name": "header-route"}}]
     assert step_routes(steps) == ("header-route", "mirror-route", "header-route")
     assert istio.managed_names({"trafficRouting": {"managedRoutes": [{"name": "a"}, {}, {"name": "b"}]}}) == ("a", "b")
