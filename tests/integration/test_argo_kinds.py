@@ -92,12 +92,7 @@ def test_host_level_and_mirror_examples_apply(daemon: Daemon) -> None:
         ns = namespace(daemon, name.removesuffix(".yaml"))
         cp = ok(kubectl(daemon, "apply", "-n", ns, "-f", str(DATA / name)))
         assert "rollout.argoproj.io/istio-host-split created" in cp.stdout
-        if name == "istio-mirror.yaml":  # the controller does not write mirror routes
-            assert ('Warning: Rollout "istio-host-split": spec.strategy.canary.trafficRouting.managedRoutes is '
-                    "stored but not acted on") in cp.stderr
-            assert 'spec.strategy.canary.steps[1].setMirrorRoute is stored but not acted on' in cp.stderr
-        else:
-            assert "Warning: Rollout" not in cp.stderr
+        assert "Warning: Rollout" not in cp.stderr  # managedRoutes and setMirrorRoute are acted on too
     obj = json.loads(ok(kubectl(daemon, "get", "-n", "istio-mirror", "ro", "istio-host-split", "-o", "json")).stdout)
     steps = obj["spec"]["strategy"]["canary"]["steps"]
     assert steps[1]["setMirrorRoute"]["match"][0]["path"] == {"prefix": "/color"}

@@ -40,6 +40,7 @@ from sluice.rollouts.status import (
     step_hash,
     step_text,
 )
+from sluice.validation import argo as argo_validation
 from sluice.validation.argo import pause_seconds
 
 __all__ = ["RolloutPass"]
@@ -66,6 +67,7 @@ class RolloutPass:
         self.requeue: list[float] = []
         self.set_this_pass: set[str] = set()
         self.revision = 0
+        self.routed_step = False  # set by traffic.apply when it wrote the current step's managed route
 
     # ------------------------------------------------------------------------------------- helpers
     def event(self, reason: str, message: str, type_: str = "Normal") -> None:
@@ -129,6 +131,10 @@ class RolloutPass:
         return self.progress(h, new, by_hash.get(stable_hash), rss)
 
     def invalid_spec(self) -> str:
+        # Argo's own spec rules first (Sluice's admission runs them too, but a cluster may have no such admission)
+        errors = argo_validation.validate("Rollout", self.ro).errors
+        if errors:
+            return str(errors[0])
         cfg = self.istio_config()
         if cfg is None:
             return ""
@@ -144,7 +150,7 @@ class RolloutPass:
                 return (f'spec.strategy.canary.trafficRouting.istio.virtualService.name: Invalid value: "{name}": '
                         f'virtualservices.networking.istio.io "{name}" not found')
             try:
-                for i in istio.route_indexes(vs, routes):
+                for i in istio.route_indexes(vs, routes, istio.managed_names(self.canary)):
                     istio.check_route(((vs.get("spec") or {}).get("http") or [])[i], cfg)
             except ValueError as e:
                 return f"Istio VirtualService has invalid HTTP routes. Error: {e}"
@@ -209,7 +215,7 @@ class RolloutPass:
             s["currentStepIndex"] = len(self.steps)
         cfg = self.istio_config()
         if cfg is not None:
-            traffic.apply(self, cfg, 0, h, h, new, new)
+            traffic.apply(self, cfg, 0, h, h, new, new, remove_routes=True)
         self.event("RolloutCompleted", f"Rollout completed update to revision {self.revision} ({h}): Initial deploy")
         self.cond("Completed", "True", "RolloutCompleted", "RolloutCompleted")
         return self.finish(rss, new, None)
@@ -267,8 +273,16 @@ class RolloutPass:
         else:
             weight = desired_weight(self.steps, idx - 1) if idx > 0 else 0
         traffic_ok = True
+        # Argo's reconcileTrafficRouting: no managed route while promoted, aborted, fully promoting or without
+        # canary pods; a current setHeaderRoute/setMirrorRoute step (revision > 1) writes its route
+        remove_routes = promoted or aborted or bool(s.get("promoteFull")) or status_count(new, "availableReplicas") == 0
+        route_step = self.steps[idx] if (idx < n and not (promoted or aborted or s.get("promoteFull"))
+                                         and self.revision > 1 and self.routes_step(self.steps[idx])) else None
+        routed_idx = None
         if cfg is not None:
-            traffic_ok = traffic.apply(self, cfg, weight, h, h if promoted else stable_hash, new, stable)
+            traffic_ok = traffic.apply(self, cfg, weight, h, h if promoted else stable_hash, new, stable,
+                                       remove_routes=remove_routes, route_step=route_step)
+            routed_idx = idx if self.routed_step else None
         else:
             s.setdefault("canary", {})
         # ------------------------------------------------------------------- analysis
@@ -284,7 +298,7 @@ class RolloutPass:
             self.cleanup_history(rss, new, stable)
         # ------------------------------------------------------------------- steps
         if not promoted and not aborted and not halted and traffic_ok and idx < n and not s.get("promoteFull"):
-            idx = self.run_step(h, idx, at_desired)
+            idx = self.run_step(h, idx, at_desired, routed_idx)
         if n:
             s["currentStepIndex"] = idx if not s.get("abort") else s.get("currentStepIndex", 0)
         # ------------------------------------------------------------------- promotion
@@ -302,7 +316,7 @@ class RolloutPass:
             if stable is not None and stable is not new:
                 self.mark_scale_down(stable)
             if cfg is not None:  # the stable side is the new ReplicaSet now: all traffic to it as stable
-                traffic.apply(self, cfg, 0, h, h, new, new)
+                traffic.apply(self, cfg, 0, h, h, new, new, remove_routes=True)
             self.after(0.0)
         return self.finish(rss, new, None)
 
@@ -381,9 +395,18 @@ class RolloutPass:
         self.cond("Paused", "True", "RolloutPaused", "Rollout is paused")
         self.cond("Progressing", "Unknown", "RolloutPaused", "Rollout is paused")
 
-    def run_step(self, h: str, idx: int, at_desired: bool) -> int:
+    def routes_step(self, st: Obj) -> bool:
+        """A setHeaderRoute/setMirrorRoute step the Istio traffic router acts on."""
+        return ("setHeaderRoute" in st or "setMirrorRoute" in st) and self.istio_config() is not None
+
+    def run_step(self, h: str, idx: int, at_desired: bool, routed_idx: int | None = None) -> int:
         s = self.status
         st = self.steps[idx]
+        if self.routes_step(st):  # done in the pass that wrote its route, as Argo's completedCurrentCanaryStep
+            if routed_idx == idx:
+                return self.complete_step(idx)
+            self.after(1.0)
+            return idx
         if "setWeight" in st or "setCanaryScale" in st:
             return self.complete_step(idx) if at_desired else idx
         if "pause" in st:
@@ -412,7 +435,7 @@ class RolloutPass:
             return self.complete_step(idx)
         if "analysis" in st:
             return runs.step_analysis(self, h, idx, st.get("analysis") or {})
-        # experiment, setHeaderRoute, setMirrorRoute, plugin: not acted on by Sluice; the step passes
+        # experiment, plugin (and route steps without Istio): not acted on by Sluice; the step passes
         self.event("StepNotSupported", f"Sluice does not act on step {idx + 1} ({step_text(st)}); skipped", "Warning")
         return self.complete_step(idx)
 

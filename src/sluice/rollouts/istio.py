@@ -1,6 +1,7 @@
 """Argo's Istio traffic router (`rollout/trafficrouting/istio/istio.go`) as pure functions: the weights of the
 named routes of the user's VirtualService, the `rollouts-pod-template-hash` labels of the DestinationRule's
-canary/stable subsets. Everything else in the user's objects is left as it is.
+canary/stable subsets, and the managed routes of `setHeaderRoute`/`setMirrorRoute` steps (added ahead of the
+user's routes in `managedRoutes` order, removed at the end). Everything else in the user's objects is left as it is.
 """
 
 from __future__ import annotations
@@ -10,7 +11,8 @@ from dataclasses import dataclass
 from typing import Any
 
 __all__ = ["IstioConfig", "route_indexes", "set_weights", "set_subset_hashes", "HASH_LABEL", "MANAGED_BY",
-           "vs_refs"]
+           "vs_refs", "set_header_route", "set_mirror_route", "remove_managed_routes", "order_routes",
+           "managed_names"]
 
 Obj = dict[str, Any]
 HASH_LABEL = "rollouts-pod-template-hash"
@@ -41,16 +43,30 @@ def vs_refs(istio: Obj, namespace: str) -> list[tuple[str, str, list[str]]]:
     return out
 
 
-def route_indexes(vs: Obj, routes: list[str]) -> list[int]:
-    """Indexes of `spec.http` the weights go into; ValueError with Argo's message when a route is missing."""
+def managed_names(canary: Obj) -> tuple[str, ...]:
+    """`spec.strategy.canary.trafficRouting.managedRoutes[].name`, in precedence order."""
+    routes = (canary.get("trafficRouting") or {}).get("managedRoutes") or []
+    return tuple(str(r["name"]) for r in routes if isinstance(r, dict) and r.get("name"))
+
+
+def _name(route: Any) -> str:
+    return str(route.get("name") or "") if isinstance(route, dict) else ""
+
+
+def route_indexes(vs: Obj, routes: list[str], managed: tuple[str, ...] = ()) -> list[int]:
+    """Indexes of `spec.http` the weights go into; ValueError with Argo's message when a route is missing.
+    Without route names the VirtualService must have one route besides the managed ones (ValidateHTTPRoutes)."""
     http = (vs.get("spec") or {}).get("http") or []
     if not routes:
-        if len(http) != 1:
+        own = [i for i, h in enumerate(http) if _name(h) not in managed or not _name(h)]
+        if len(http) == 1:
+            return [0]
+        if len(own) != 1:
             raise ValueError("spec.http[] should be set in VirtualService and it must have exactly one route when "
                              "omitting spec.strategy.canary.trafficRouting.istio.virtualService.routes")
-        return [0]
+        return own
     out = []
-    names = [str((h or {}).get("name") or "") for h in http]
+    names = [_name(h) for h in http]
     for r in routes:
         if r not in names:
             raise ValueError(f"HTTP Route '{r}' is not found in the defined Virtual Service.")
@@ -79,15 +95,22 @@ def check_route(route: Obj, cfg: IstioConfig) -> None:
             raise ValueError(f"Stable Service '{cfg.stable_service}' not found in route")
 
 
-def set_weights(vs: Obj, routes: list[str], canary_weight: int, cfg: IstioConfig) -> Obj | None:
+def set_weights(vs: Obj, routes: list[str], canary_weight: int, cfg: IstioConfig,
+                managed: tuple[str, ...] = ()) -> Obj | None:
     """The VirtualService with canary weight C and stable 100 - C (minus additional subsets) in the named
-    routes, destinations that are neither removed, as Argo's processRoutes does; None when nothing changes."""
+    routes, destinations that are neither removed, as Argo's processRoutes does; None when nothing changes.
+    Mirror routes named in `managedRoutes` follow the weights too, and a changed object has its managed
+    routes first (Argo's orderRoutes)."""
     out = copy.deepcopy(vs)
     http = (out.get("spec") or {}).get("http") or []
     changed = False
-    for i in route_indexes(out, routes):
+    indexes = route_indexes(out, routes, managed)
+    for i in indexes:
+        check_route(http[i], cfg)
+    indexes += [i for i, h in enumerate(http) if i not in indexes and isinstance(h, dict) and h.get("mirror")
+                and _name(h) and _name(h) in managed]
+    for i in indexes:
         route = http[i]
-        check_route(route, cfg)
         dests = [d for d in route.get("route") or [] if isinstance(d, dict)]
         extra = sum(int(d.get("weight") or 0) for d in dests
                     if str((d.get("destination") or {}).get("subset") or "") in cfg.additional_subsets)
@@ -105,12 +128,132 @@ def set_weights(vs: Obj, routes: list[str], canary_weight: int, cfg: IstioConfig
             else:
                 changed = True  # neither canary nor stable: Argo drops it from the managed route
                 continue
-            if want is not None and d.get("weight") != want:
+            # a missing weight is 0, as in Argo's typed route (an omitted zero is not a change)
+            if want is not None and int(d.get("weight") or 0) != want:
                 d["weight"] = want
                 changed = True
             kept.append(d)
         route["route"] = kept
-    return out if changed else None
+    if not changed:
+        return None
+    if managed:
+        out["spec"]["http"] = order_routes(http, managed)
+    return out
+
+
+# ------------------------------------------------------------------------------------ managed routes
+def order_routes(http: list[Any], managed: tuple[str, ...]) -> list[Any]:
+    """Argo's orderRoutes: the managed routes first, in `managedRoutes` order, then every other route in the
+    order it had."""
+    first = [r for name in managed for r in http if _name(r) == name]
+    return first + [r for r in http if not _name(r) or _name(r) not in managed]
+
+
+def _without(http: list[Any], name: str) -> list[Any]:
+    return [r for r in http if _name(r) != name]
+
+
+def _canary_destination(host: str, subset: str, port: Any) -> Obj:
+    dest: Obj = {"host": host}
+    if subset:
+        dest["subset"] = subset
+    if isinstance(port, int) and not isinstance(port, bool) and port > 0:
+        dest["port"] = {"number": port}
+    return dest
+
+
+def _weighted_route(vs: Obj, routes: list[str], managed: tuple[str, ...]) -> list[Obj]:
+    """The destinations of the first route setWeight writes (Argo's getVirtualServiceSetWeightRoute)."""
+    http = (vs.get("spec") or {}).get("http") or []
+    indexes = route_indexes(vs, routes, managed)
+    return [d for d in http[indexes[0]].get("route") or [] if isinstance(d, dict)] if indexes else []
+
+
+def _first_port(dests: list[Obj]) -> Any:
+    return (((dests[0].get("destination") or {}).get("port") or {}).get("number")) if dests else None
+
+
+def _string_match(m: Any) -> Obj:
+    """An Argo StringMatch as Istio writes it: only the non-empty ones of exact, regex, prefix."""
+    m = m if isinstance(m, dict) else {}
+    return {k: str(m[k]) for k in ("exact", "regex", "prefix") if m.get(k)}
+
+
+def _with_http(vs: Obj, http: list[Any], managed: tuple[str, ...]) -> Obj:
+    out = copy.deepcopy(vs)
+    out.setdefault("spec", {})["http"] = order_routes(http, managed) if managed else http
+    return out
+
+
+def set_header_route(vs: Obj, routes: list[str], managed: tuple[str, ...], step: Obj, host: str,
+                     subset: str) -> Obj:
+    """The VirtualService after a `setHeaderRoute` step (Argo's SetHeaderRoute): the route of that name replaced by
+    one whose matches (OR-ed, one per header) send 100 % to the canary host/subset, on the port of the weighted
+    route's first destination; a step without `match` only removes the route."""
+    name = str(step.get("name") or "")
+    http = _without(list((vs.get("spec") or {}).get("http") or []), name)
+    matches = [m for m in step.get("match") or [] if isinstance(m, dict)]
+    if step.get("match") is not None:
+        port = _first_port(_weighted_route(vs, routes, managed))
+        http.append({
+            "name": name,
+            "match": [{"headers": {str(m.get("headerName") or ""): _string_match(m.get("headerValue"))}}
+                      for m in matches],
+            "route": [{"destination": _canary_destination(host, subset, port), "weight": 100}],
+        })
+    return _with_http(vs, http, managed)
+
+
+def set_mirror_route(vs: Obj, routes: list[str], managed: tuple[str, ...], step: Obj, host: str,
+                     subset: str) -> Obj:
+    """The VirtualService after a `setMirrorRoute` step (Argo's SetMirrorRoute): the route of that name replaced by
+    one, put first, whose matches (method, uri from `path`, headers) keep the weighted route's destinations and
+    weights and mirror `percentage` % (100 when unset) to the canary; a step without `match` only removes it."""
+    name = str(step.get("name") or "")
+    http = _without(list((vs.get("spec") or {}).get("http") or []), name)
+    if step.get("match") is not None:
+        weighted = _weighted_route(vs, routes, managed)
+        matches = []
+        for m in step.get("match") or []:
+            m = m if isinstance(m, dict) else {}
+            match: Obj = {}
+            if m.get("method") is not None:
+                match["method"] = _string_match(m["method"])
+            if m.get("path") is not None:
+                match["uri"] = _string_match(m["path"])
+            if m.get("headers"):
+                match["headers"] = {str(k): _string_match(v) for k, v in dict(m["headers"]).items()}
+            matches.append(match)
+        route = []
+        for d in weighted:  # the typed copy Argo makes: host, subset, port number and a non-zero weight
+            src = d.get("destination") or {}
+            entry: Obj = {"destination": _canary_destination(str(src.get("host") or ""), str(src.get("subset") or ""),
+                                                             ((src.get("port") or {}).get("number")))}
+            if int(d.get("weight") or 0):
+                entry["weight"] = int(d.get("weight") or 0)
+            route.append(entry)
+        percentage = step.get("percentage")
+        http.insert(0, {
+            "name": name,
+            "match": matches,
+            "route": route,
+            "mirror": _canary_destination(host, subset, _first_port(weighted)),
+            "mirrorPercentage": {"value": 100 if percentage is None else int(percentage)},
+        })
+    return _with_http(vs, http, managed)
+
+
+def remove_managed_routes(vs: Obj, managed: tuple[str, ...], step_routes: tuple[str, ...]) -> Obj | None:
+    """The VirtualService without the routes the steps name and the `managedRoutes` (Argo's RemoveManagedRoutes);
+    None when it has none of them."""
+    http = list((vs.get("spec") or {}).get("http") or [])
+    names = set(managed) | set(step_routes)
+    kept = [r for r in http if not _name(r) or _name(r) not in names]
+    if len(kept) == len(http):
+        return None
+    out = copy.deepcopy(vs)
+    out["spec"]["http"] = kept
+    return out
 
 
 def set_subset_hashes(dr: Obj, cfg: IstioConfig, canary_hash: str, stable_hash: str, rollout: str) -> Obj | None:

@@ -20,7 +20,8 @@ _ISTIO = ("virtualService.name", "virtualService.routes", "virtualServices[].nam
           "destinationRule.additionalSubsetNames")
 _CANARY = (
     "canaryService", "stableService",
-    "steps[].setWeight", "steps[].pause", "steps[].setCanaryScale",
+    "steps[].setWeight", "steps[].pause", "steps[].setCanaryScale", "steps[].setHeaderRoute", "steps[].setMirrorRoute",
+    "trafficRouting.managedRoutes",
     *(f"steps[].analysis.{f}" for f in _STEP_ANALYSIS),
     *(f"trafficRouting.istio.{f}" for f in _ISTIO),
     *(f"analysis.{f}" for f in (*_STEP_ANALYSIS, "startingStep")),

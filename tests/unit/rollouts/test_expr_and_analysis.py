@@ -142,8 +142,7 @@ def test_warnings_name_only_what_the_controller_leaves_out() -> None:
     assert argo_acted.not_acted_on("Rollout", ro) == [
         "spec.strategy.canary.trafficRouting.istio.virtualService.tlsRoutes",
         "spec.strategy.canary.steps[2].experiment",
-        "spec.strategy.canary.steps[3].setHeaderRoute",
-    ]  # maxSurge plays no part with traffic routing
+    ]  # maxSurge plays no part with traffic routing; setHeaderRoute is acted on
     run = {"spec": {"metrics": [{"name": "m", "consecutiveSuccessLimit": 2,
                                  "provider": {"prometheus": {"query": "q", "timeout": 40}}}]}}
     assert argo_acted.not_acted_on("AnalysisRun", run) == [
