@@ -26,7 +26,7 @@ from sluice.daemon.state import Home
 from sluice.paths import home_from_env
 from sluice.rollouts import actions
 from sluice.rollouts.actions import Patch
-from sluice.rollouts.decommission import PROOF_ANNOTATION, Proof, decide, idle_queries
+from sluice.rollouts.decommission import PROOF_ANNOTATION, SIDECAR, Proof, prove
 from sluice.rollouts.shift import ShiftError, current_weight, host_names, parse_steps, with_weight
 from sluice.rollouts.view import list_lines, rollout_view
 
@@ -62,28 +62,25 @@ def _get(s: Session, resource: str, name: str, namespace: str) -> dict[str, Any]
 
 def _proof(s: Session, prom: PromClient, namespace: str, name: str, window_s: int) -> Proof:
     at = time.time()
-    answers = []
-    for what, query in idle_queries(namespace, name, window_s):
+
+    def query(promql: str) -> list[dict[str, Any]]:
         try:
-            data = prom.query(query, f"{at:.3f}")
+            return list(prom.query(promql, f"{at:.3f}").get("result") or [])
         except PromError as e:
-            raise CliError(f"{e.error_type}: {e.message} (query: {query})") from None
-        answers.append((what, query, data.get("result") or []))
-    pods = s.client.list(s.client.resolve("pods"), namespace,
-                         label_selector=_selector(s.client.get(s.client.resolve("deployments"), name, namespace)))
-    logs: dict[str, list[str]] = {}
-    for pod in pods.get("items") or []:
-        pod_name = pod["metadata"]["name"]
-        containers = [c.get("name") for c in (pod.get("spec") or {}).get("containers") or []]
-        if "istio-proxy" not in containers:
-            continue
+            raise CliError(f"{e.error_type}: {e.message} (query: {promql})") from None
+
+    def sidecar_log(pod: str) -> list[str] | None:
         try:
-            logs[pod_name] = [b.decode("utf-8", "replace") for b in s.client.logs(
-                namespace, pod_name, {"container": "istio-proxy", "sinceSeconds": window_s})]
+            return [b.decode("utf-8", "replace") for b in s.client.logs(
+                namespace, pod, {"container": SIDECAR, "sinceSeconds": window_s})]
         except ApiError as e:
             if e.code != 404:
                 raise
-    return decide(namespace, name, window_s, at, answers, logs)
+            return None
+
+    pods = s.client.list(s.client.resolve("pods"), namespace,
+                         label_selector=_selector(s.client.get(s.client.resolve("deployments"), name, namespace)))
+    return prove(namespace, name, window_s, at, query, pods.get("items") or [], sidecar_log)
 
 
 def _table(proof: Proof) -> list[str]:

@@ -13,10 +13,13 @@ import logging
 import time
 from collections.abc import Callable
 
+from sluice.client.errors import ApiError, ClientError
+from sluice.client.prometheus import PromError
 from sluice.rollouts import istio, runs, traffic
 from sluice.rollouts.analysis import parse_time, rfc3339
+from sluice.rollouts.decommission import PROOF_ANNOTATION, SIDECAR, prove
 from sluice.rollouts.istio import HASH_LABEL, IstioConfig
-from sluice.rollouts.kube import Conflict, Kube
+from sluice.rollouts.kube import UNCONFIGURED, Conflict, Kube
 from sluice.rollouts.providers import PromQuery
 from sluice.rollouts.replicasets import (
     DESIRED,
@@ -46,6 +49,10 @@ from sluice.validation.argo import pause_seconds
 __all__ = ["RolloutPass"]
 
 log = logging.getLogger("sluice.rollouts")
+
+# On an old ReplicaSet kept because it was not yet proven idle: since when (told once in an Event).
+PROOF_PENDING = "sluice.dev/decommission-pending-since"
+PROOF_RETRY_S = 10.0  # how soon the proof is asked again (at most: the window, if shorter)
 class RolloutPass:
     """Reconcile `ro` once; `run()` returns the seconds after which it needs another pass (None: only on change)."""
 
@@ -356,7 +363,63 @@ class RolloutPass:
             if deadline is not None and deadline > self.now:
                 self.after(deadline - self.now)
                 continue
-            self.scale(rs, 0)
+            if self.proven_idle(rs):
+                self.scale(rs, 0)
+
+    def decommission_window(self) -> int | None:
+        """How long an old ReplicaSet must have received nothing before it is scaled down: scaleDownDelaySeconds
+        (30 by default), when Istio routes the traffic. None (scaled down as Argo does, unproven) with a delay of
+        0, which asks for exactly that, or without traffic routing, where its pods still serve the Service."""
+        delay = self.canary.get("scaleDownDelaySeconds")
+        delay = 30 if delay is None else int(delay)
+        return delay if delay > 0 and self.istio_config() is not None else None
+
+    def proven_idle(self, rs: Obj) -> bool:
+        """Whether `rs` may go: Istio's metrics for its workload and its pods' sidecar access logs show no
+        request or connection over the window (`sluice.rollouts.decommission`). The proof is kept in the
+        ReplicaSet's annotation and told in an Event; until then it stays, re-checked every few seconds."""
+        window = self.decommission_window()
+        if window is None:
+            return True
+        meta = rs["metadata"]
+        name = str(meta["name"])
+        h = (meta.get("labels") or {}).get(HASH_LABEL)
+        try:
+            pods = [p for p in self.kube.list("Pod", self.ns, label_selector=f"{HASH_LABEL}={h}")
+                    if owned_by(p, rs)] if h else []
+            proof = prove(self.ns, name, window, self.now, self.query_for(""), pods,
+                          lambda pod: self.kube.container_log(self.ns, pod, SIDECAR, window))
+        except PromError as e:
+            if e.message == UNCONFIGURED:  # no Prometheus to ask: Argo's scale-down, said once
+                self.event("DecommissionUnproven", f"ReplicaSet {name} scaled down without a proof that it is idle: "
+                                                   f"{UNCONFIGURED}", "Warning")
+                return True
+            self.proof_pending(rs, window, f"Prometheus answered {e.error_type}: {e.message}")
+            return False
+        except (ApiError, ClientError) as e:
+            self.proof_pending(rs, window, f"reading its pods or their logs failed: {e}")
+            return False
+        if not proof.idle:
+            self.proof_pending(rs, window, proof.summary())
+            return False
+        updated = self.kube.patch("ReplicaSet", self.ns, name, {"metadata": {"annotations": {
+            PROOF_ANNOTATION: proof.annotation(), PROOF_PENDING: None}}})
+        rs.clear()
+        rs.update(updated)
+        self.event("DecommissionProven", f"ReplicaSet {name} (revision {revision_of(rs)}): {proof.summary()}")
+        return True
+
+    def proof_pending(self, rs: Obj, window: int, why: str) -> None:
+        self.after(min(float(window), PROOF_RETRY_S))
+        name = str(rs["metadata"]["name"])
+        if (rs["metadata"].get("annotations") or {}).get(PROOF_PENDING):
+            return
+        updated = self.kube.patch("ReplicaSet", self.ns, name,
+                                  {"metadata": {"annotations": {PROOF_PENDING: rfc3339(self.now)}}})
+        rs.clear()
+        rs.update(updated)
+        self.event("DecommissionPending", f"ReplicaSet {name} (revision {revision_of(rs)}) is kept until it is "
+                                          f"proven idle: {why}")
 
     def cleanup_history(self, rss: list[Obj], new: Obj, stable: Obj | None) -> None:
         """Delete the oldest scaled-down ReplicaSets beyond revisionHistoryLimit (default 10)."""

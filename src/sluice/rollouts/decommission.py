@@ -11,7 +11,8 @@ while to be sure), then delete it". Argo Rollouts scales the old ReplicaSet down
   of the workload's pods' `istio-proxy` logs over the same window, so traffic the metrics have not taken in yet
   (ALS flush, scrape interval) or never will (the daemon down) still counts.
 
-Pure: `idle_queries` names the PromQL, `decide` turns the answers into a `Proof`; the caller does the I/O.
+Pure: `idle_queries` names the PromQL, `decide` turns the answers into a `Proof`; `prove` asks both witnesses
+through the functions it is given (`sluice rollouts decommission`'s clients, the rollouts controller's).
 """
 
 from __future__ import annotations
@@ -20,13 +21,15 @@ import datetime as dt
 import json
 import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Witness", "LogWitness", "Proof", "idle_queries", "inbound_lines", "decide", "PROOF_ANNOTATION"]
+__all__ = ["Witness", "LogWitness", "Proof", "idle_queries", "inbound_lines", "decide", "prove", "PROOF_ANNOTATION",
+           "SIDECAR"]
 
 PROOF_ANNOTATION = "sluice.dev/decommission-proof"
+SIDECAR = "istio-proxy"
 
 # An inbound request or connection in Istio's TEXT access log: the upstream cluster field is `inbound|PORT||`.
 _INBOUND = re.compile(r"(?:^|\s)inbound\|\d+\|")
@@ -152,3 +155,22 @@ def decide(namespace: str, workload: str, window_s: int, at: float,
         n, last = inbound_lines(lines)
         witnesses.append(LogWitness(pod, n, last))
     return Proof(namespace, workload, window_s, at, metrics, tuple(witnesses))
+
+
+def prove(namespace: str, workload: str, window_s: int, at: float,
+          query: Callable[[str], Sequence[Mapping[str, Any]]], pods: Iterable[Mapping[str, Any]],
+          sidecar_log: Callable[[str], Iterable[str] | None]) -> Proof:
+    """The proof that `workload` was idle over the `window_s` seconds up to `at`: `query` answers an instant
+    PromQL query at `at` (its `data.result`); `sidecar_log` gives a pod's `istio-proxy` lines over the window
+    (None: the pod is gone); `pods` are the workload's pods, of which those with a sidecar are asked."""
+    answers = [(what, q, query(q)) for what, q in idle_queries(namespace, workload, window_s)]
+    logs: dict[str, list[str]] = {}
+    for pod in pods:
+        containers = [c.get("name") for c in (pod.get("spec") or {}).get("containers") or [] if isinstance(c, dict)]
+        if SIDECAR not in containers:
+            continue
+        name = str((pod.get("metadata") or {}).get("name") or "")
+        lines = sidecar_log(name)
+        if lines is not None:
+            logs[name] = list(lines)
+    return decide(namespace, workload, window_s, at, answers, logs)

@@ -4,6 +4,7 @@ and the Prometheus HTTP API. Any cluster and any Prometheus will do; inside the 
 
 from __future__ import annotations
 
+import builtins
 import logging
 import secrets
 import threading
@@ -19,11 +20,12 @@ from sluice.client.prometheus import PromClient, PromError
 from sluice.rollouts.analysis import rfc3339
 from sluice.rollouts.providers import PromQuery
 
-__all__ = ["Kube", "KINDS", "prom_query_factory", "Conflict", "COMPONENT"]
+__all__ = ["Kube", "KINDS", "prom_query_factory", "Conflict", "COMPONENT", "UNCONFIGURED"]
 
 log = logging.getLogger("sluice.rollouts")
 Obj = dict[str, Any]
 COMPONENT = "rollouts-controller"
+UNCONFIGURED = "prometheus address is not configured"
 
 
 def _info(group: str, version: str, plural: str, kind: str, namespaced: bool = True) -> ResourceInfo:
@@ -38,6 +40,7 @@ KINDS: dict[str, ResourceInfo] = {
                                      "ClusterAnalysisTemplate", namespaced=False),
     "ReplicaSet": _info("apps", "v1", "replicasets", "ReplicaSet"),
     "Service": _info("", "v1", "services", "Service"),
+    "Pod": _info("", "v1", "pods", "Pod"),
     "Event": _info("", "v1", "events", "Event"),
     # Argo's controller speaks v1alpha3 unless told otherwise (--istio-api-version)
     "VirtualService": _info("networking.istio.io", "v1alpha3", "virtualservices", "VirtualService"),
@@ -108,6 +111,19 @@ class Kube:
             if e.code != 404:
                 raise
 
+    def container_log(self, namespace: str, pod: str, container: str, since_seconds: int) -> builtins.list[str] | None:
+        """The container's log lines of the last `since_seconds` (`pods/log`); None when the pod is gone."""
+        def read() -> builtins.list[str]:
+            return [b.decode("utf-8", "replace") for b in self.api.logs(
+                namespace, pod, {"container": container, "sinceSeconds": str(since_seconds)})]
+        with self._lock:
+            try:
+                return read()
+            except ApiError as e:
+                if e.code == 404:
+                    return None
+                raise
+
     def event(self, obj: Obj, type_: str, reason: str, message: str) -> None:
         meta = obj.get("metadata") or {}
         ns = str(meta.get("namespace") or "default")
@@ -137,7 +153,7 @@ def prom_query_factory(default_url: str) -> Callable[[str], PromQuery]:
         url = address or default_url
         if not url:
             def unconfigured(_: str) -> list[Any]:
-                raise PromError("error", "prometheus address is not configured")
+                raise PromError("error", UNCONFIGURED)
             return unconfigured
         client = PromClient(url, timeout=30.0)
 
