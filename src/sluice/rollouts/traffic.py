@@ -43,10 +43,8 @@ def apply(p: RolloutPass, cfg: IstioConfig, weight: int, canary_hash: str, stabl
         return False
     dr_ref = tr.get("destinationRule") or {}
     if dr_ref.get("name"):
-        dr = p.kube.get("DestinationRule", p.ns, str(dr_ref["name"]))
+        dr = _destination_rule(p, str(dr_ref["name"]))
         if dr is None:
-            p.event("DestinationRuleNotFound", f"DestinationRule `{dr_ref['name']}` not found", "Warning")
-            p.after(5.0)
             return False
         updated = istio.set_subset_hashes(dr, cfg, canary_hash, stable_hash, p.name)
         if updated is not None:
@@ -140,6 +138,15 @@ def remove_managed(p: RolloutPass, tr: Obj) -> None:
             p.event("Updated VirtualService", f"VirtualService `{name}` removed all managed routes.")
 
 
+def _destination_rule(p: RolloutPass, name: str) -> Obj | None:
+    """The DestinationRule the Rollout names; None (with a Warning Event, and another pass soon) when missing."""
+    dr = p.kube.get("DestinationRule", p.ns, name)
+    if dr is None:
+        p.event("DestinationRuleNotFound", f"DestinationRule `{name}` not found", "Warning")
+        p.after(5.0)
+    return dr
+
+
 def write_step_route(p: RolloutPass, cfg: IstioConfig, tr: Obj, step: Obj) -> bool:
     """Argo's SetHeaderRoute/SetMirrorRoute: the step's route in every VirtualService, pointing at the canary
     Service (host-level) or the DestinationRule's host and canary subset (subset-level)."""
@@ -148,10 +155,8 @@ def write_step_route(p: RolloutPass, cfg: IstioConfig, tr: Obj, step: Obj) -> bo
     host, subset = cfg.canary_service, ""
     dr_ref = tr.get("destinationRule") or {}
     if dr_ref.get("name"):
-        dr = p.kube.get("DestinationRule", p.ns, str(dr_ref["name"]))
+        dr = _destination_rule(p, str(dr_ref["name"]))
         if dr is None:
-            p.event("DestinationRuleNotFound", f"DestinationRule `{dr_ref['name']}` not found", "Warning")
-            p.after(5.0)
             return False
         host = str((dr.get("spec") or {}).get("host") or "") or host
         subset = cfg.canary_subset

@@ -164,3 +164,61 @@ def host_weights(d: Daemon, app: str) -> dict[str, int]:
 def selector_hash(d: Daemon, service: str) -> str | None:
     sel = get(d, "service", service)["spec"]["selector"]
     return sel.get("rollouts-pod-template-hash")
+
+
+HELLOWORLD_ROUTING = """
+apiVersion: v1
+kind: Service
+metadata: {name: helloworld}
+spec:
+  selector: {app: helloworld}
+  ports: [{name: http, port: 5000}]
+---
+apiVersion: networking.istio.io/v1alpha3
+kind: DestinationRule
+metadata: {name: helloworld}
+spec:
+  host: helloworld
+  subsets:
+  - name: canary
+    labels: {app: helloworld}
+  - name: stable
+    labels: {app: helloworld}
+---
+apiVersion: networking.istio.io/v1alpha3
+kind: VirtualService
+metadata: {name: helloworld}
+spec:
+  hosts: [helloworld]
+  http:
+  - name: primary
+    route:
+    - destination: {host: helloworld, subset: stable}
+      weight: 100
+    - destination: {host: helloworld, subset: canary}
+      weight: 0
+"""
+
+
+def helloworld_rollout(version: str, strategy: str) -> str:
+    """Istio's helloworld as a one-replica Rollout of `version` (v1, v2) with the given `strategy.canary` body
+    (indented six spaces), routed by `HELLOWORLD_ROUTING`'s DestinationRule subsets."""
+    return f"""
+apiVersion: argoproj.io/v1alpha1
+kind: Rollout
+metadata: {{name: helloworld}}
+spec:
+  replicas: 1
+  selector:
+    matchLabels: {{app: helloworld}}
+  template:
+    metadata:
+      labels: {{app: helloworld}}
+    spec:
+      containers:
+      - name: helloworld
+        image: registry.istio.io/release/examples-helloworld-{version}:1.0
+        ports: [{{containerPort: 5000}}]
+  strategy:
+    canary:
+{strategy}"""

@@ -18,65 +18,24 @@ import pytest
 
 from tests.conftest import Daemon, start_daemon, stop_daemon, wait_for
 from tests.integration.netns.test_istio_samples import SLEEP
-from tests.integration.rollouts.helpers import NS, events, get, kubectl, promote, rollout_status
+from tests.integration.rollouts.helpers import (
+    HELLOWORLD_ROUTING,
+    NS,
+    events,
+    get,
+    helloworld_rollout,
+    kubectl,
+    promote,
+    rollout_status,
+)
 
 pytestmark = pytest.mark.kubectl
 
 WINDOW_S = 4
-ROUTING = """
-apiVersion: v1
-kind: Service
-metadata: {name: helloworld}
-spec:
-  selector: {app: helloworld}
-  ports: [{name: http, port: 5000}]
----
-apiVersion: networking.istio.io/v1alpha3
-kind: DestinationRule
-metadata: {name: helloworld}
-spec:
-  host: helloworld
-  subsets:
-  - name: canary
-    labels: {app: helloworld}
-  - name: stable
-    labels: {app: helloworld}
----
-apiVersion: networking.istio.io/v1alpha3
-kind: VirtualService
-metadata: {name: helloworld}
-spec:
-  hosts: [helloworld]
-  http:
-  - name: primary
-    route:
-    - destination: {host: helloworld, subset: stable}
-      weight: 100
-    - destination: {host: helloworld, subset: canary}
-      weight: 0
-"""
 
 
 def rollout(version: str) -> str:
-    return f"""
-apiVersion: argoproj.io/v1alpha1
-kind: Rollout
-metadata: {{name: helloworld}}
-spec:
-  replicas: 1
-  selector:
-    matchLabels: {{app: helloworld}}
-  template:
-    metadata:
-      labels: {{app: helloworld}}
-    spec:
-      containers:
-      - name: helloworld
-        image: registry.istio.io/release/examples-helloworld-{version}:1.0
-        ports: [{{containerPort: 5000}}]
-  strategy:
-    canary:
-      scaleDownDelaySeconds: {WINDOW_S}
+    return helloworld_rollout(version, f"""      scaleDownDelaySeconds: {WINDOW_S}
       trafficRouting:
         istio:
           virtualService: {{name: helloworld, routes: [primary]}}
@@ -84,7 +43,7 @@ spec:
       steps:
       - setWeight: 50
       - pause: {{}}
-"""
+""")
 
 
 def old_service(h: str) -> str:
@@ -103,7 +62,7 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
     d = start_daemon(tmp_path_factory.mktemp("decommission-home"), network="loopback")
     try:
         kubectl(d, "create", "namespace", NS)
-        kubectl(d, "apply", "-f", "-", input=SLEEP + "---\n" + ROUTING)
+        kubectl(d, "apply", "-f", "-", input=SLEEP + "---\n" + HELLOWORLD_ROUTING)
         yield d
     finally:
         stop_daemon(d)
