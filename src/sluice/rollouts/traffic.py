@@ -56,10 +56,8 @@ def apply(p: RolloutPass, cfg: IstioConfig, weight: int, canary_hash: str, stabl
             p.event("UpdatedDestinationRule", f"DestinationRule {dr_ref['name']} subset updated "
                     f"({cfg.canary_subset}: {canary_hash}, {cfg.stable_subset}: {stable_hash})")
     for ns, name, routes in istio.vs_refs(tr, p.ns):
-        vs = p.kube.get("VirtualService", ns, name)
+        vs = _virtual_service(p, ns, name)
         if vs is None:
-            p.event("VirtualServiceNotFound", f"VirtualService `{name}` not found", "Warning")
-            p.after(5.0)
             return False
         try:
             updated = istio.set_weights(vs, routes, weight, cfg, istio.managed_names(p.canary))
@@ -147,6 +145,15 @@ def _destination_rule(p: RolloutPass, name: str) -> Obj | None:
     return dr
 
 
+def _virtual_service(p: RolloutPass, ns: str, name: str) -> Obj | None:
+    """A VirtualService the Rollout names; None (with a Warning Event, and another pass soon) when missing."""
+    vs = p.kube.get("VirtualService", ns, name)
+    if vs is None:
+        p.event("VirtualServiceNotFound", f"VirtualService `{name}` not found", "Warning")
+        p.after(5.0)
+    return vs
+
+
 def write_step_route(p: RolloutPass, cfg: IstioConfig, tr: Obj, step: Obj) -> bool:
     """Argo's SetHeaderRoute/SetMirrorRoute: the step's route in every VirtualService, pointing at the canary
     Service (host-level) or the DestinationRule's host and canary subset (subset-level)."""
@@ -163,10 +170,8 @@ def write_step_route(p: RolloutPass, cfg: IstioConfig, tr: Obj, step: Obj) -> bo
     managed = istio.managed_names(p.canary)
     edit = istio.set_header_route if key == "setHeaderRoute" else istio.set_mirror_route
     for ns, name, routes in istio.vs_refs(tr, p.ns):
-        vs = p.kube.get("VirtualService", ns, name)
+        vs = _virtual_service(p, ns, name)
         if vs is None:
-            p.event("VirtualServiceNotFound", f"VirtualService `{name}` not found", "Warning")
-            p.after(5.0)
             return False
         try:
             updated = edit(vs, routes, managed, route, host, subset)
