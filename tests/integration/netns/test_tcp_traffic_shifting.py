@@ -441,8 +441,37 @@ def test_a_pods_own_loopback_at_a_declared_port_stays_its_own(task: Task) -> Non
     assert connect("loopback-declared", 20) == ["own loopback"] * 20
     assert connect("loopback-declared", 5, "istio-proxy") == ["own loopback"] * 5
     # the same program, the port undeclared: the app's connections go to the load balancer, i.e. the gateway
+    # (and on to tcp-echo v1, once the gateway has the listener)
+    wait_for(lambda: connect("loopback-undeclared", 1) == ["one hello"], timeout=60, interval=0.3)
     assert connect("loopback-undeclared", 5) == ["one hello"] * 5
     k("delete", "pod", "loopback-declared", "loopback-undeclared", "-n", NS, "--wait=false")
+
+
+def test_a_pods_127_0_0_1_follows_load_balancer_services_as_they_change(task: Task) -> None:
+    """A LoadBalancer Service made after the sleep pod started is reachable from it at 127.0.0.1 at once; its
+    endpoints moving (a new selector) move the pod's connections with them; once it is gone, the port is the
+    pod's own again (nothing listens: refused)."""
+    if task.network != "netns":
+        pytest.skip("loopback mode has no pod network namespaces: a pod's 127.0.0.1 is the host's already")
+    k = task.k
+    port = free_port()
+    source_pod = k("get", "pod", "-l", "app=sleep", "-n", NS, "-o", "jsonpath={.items..metadata.name}")
+
+    def nc() -> str:
+        cp = k.run("exec", source_pod, "-c", "sleep", "-n", NS, "--", "sh", "-c", f"date | nc 127.0.0.1 {port}")
+        return cp.stdout if cp.returncode == 0 else cp.stderr
+
+    def service(version: str) -> str:
+        return json.dumps({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "echo-lb"}, "spec": {
+            "type": "LoadBalancer", "selector": {"app": "tcp-echo", "version": version},
+            "ports": [{"name": "tcp", "port": port, "targetPort": 9000}]}})
+
+    k("apply", "-n", NS, "-f", "-", input=service("v1"))
+    wait_for(lambda: nc().startswith("one "), timeout=30, interval=0.2)
+    k("apply", "-n", NS, "-f", "-", input=service("v2"))
+    wait_for(lambda: nc().startswith("two "), timeout=30, interval=0.2)
+    k("delete", "service", "echo-lb", "-n", NS)
+    wait_for(lambda: "Connection refused" in nc(), timeout=30, interval=0.2)
 
 
 def test_weighted_tcp_route_inside_the_mesh(task: Task) -> None:
