@@ -419,7 +419,7 @@ def _owner_pod(name: str, port: int, declared: bool) -> dict[str, object]:
 def test_a_pods_own_loopback_at_a_declared_port_stays_its_own(task: Task) -> None:
     """127.0.0.1 at the gateway's TCP port inside a pod that listens there itself: a pod that declares the port
     (`containerPort`) reaches its own program; one that does not is sent to the gateway like the sleep pod, except
-    for its sidecar's own connections (gid 1337), which are never taken."""
+    for its sidecar's own connections (gid 1337) and `kubectl port-forward`'s, which are never taken."""
     if task.network != "netns":
         pytest.skip("loopback mode has no pod network namespaces: a pod's 127.0.0.1 is the host's already")
     k = task.k
@@ -444,6 +444,21 @@ def test_a_pods_own_loopback_at_a_declared_port_stays_its_own(task: Task) -> Non
     # (and on to tcp-echo v1, once the gateway has the listener)
     wait_for(lambda: connect("loopback-undeclared", 1) == ["one hello"], timeout=60, interval=0.3)
     assert connect("loopback-undeclared", 5) == ["one hello"] * 5
+    # `kubectl port-forward` reaches the pod's own 127.0.0.1, as on Kubernetes, declared or not
+    local = free_port()
+    pf = subprocess.Popen([str(TOOLS / "kubectl-1.35"), "port-forward", "pod/loopback-undeclared", "-n", NS,
+                           f"{local}:{task.port}"], env=task.d.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          text=True)
+    try:
+        assert pf.stdout is not None
+        assert f"Forwarding from 127.0.0.1:{local} -> {task.port}" in pf.stdout.readline()
+        with socket.create_connection(("127.0.0.1", local), timeout=10) as c:
+            c.sendall(b"hello\n")
+            c.shutdown(socket.SHUT_WR)
+            assert c.makefile().read() == "own loopback\n"
+    finally:
+        pf.terminate()
+        pf.wait(10)
     k("delete", "pod", "loopback-declared", "loopback-undeclared", "-n", NS, "--wait=false")
 
 

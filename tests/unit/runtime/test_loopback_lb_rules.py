@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from sluice.runtime.netns.dial import DIAL_MARK
 from sluice.runtime.netns.loopback_lb import ISTIO_PORTS, LoopbackBalancer, own_ports, rules
 from sluice.store.sqlite import Store
 
@@ -67,6 +68,7 @@ def test_the_sidecar_and_the_pods_declared_ports_are_left_alone() -> None:
     script = rules([_gateway_svc(GW_PORTS)], lambda ns, n: _endpoints(["10.244.0.5"], GW_EP_PORTS), own)
     lines = script.splitlines()
     skip = [f"{T} output meta skuid 1337 return", f"{T} output meta skgid 1337 return",
+            f"{T} output meta mark {DIAL_MARK:#x} return",  # the daemon's port-forward into the pod
             f"{T} output meta l4proto {{ tcp, udp }} th dport {{ {', '.join(map(str, sorted(own)))} }} return"]
     jump = f"{T} output jump services"
     assert all(lines.index(s) < lines.index(jump) for s in skip)  # checked before any DNAT

@@ -15,8 +15,9 @@ masquerade to the pod's IP on the way out. With `route_localnet`, kube's "block 
 connections" rule comes along: nothing from outside the pod may reach its 127.0.0.0/8 except replies.
 
 A pod's own loopback is never taken from it: the rules leave alone traffic of the sidecar (uid or gid 1337,
-as istio-init's capture does), every port the pod declares (`containerPort` of any container) and Istio's own
-ports (Envoy, pilot-agent, the status port). A port nobody declares but the pod listens on at 127.0.0.1 is
+as istio-init's capture does), the daemon's own connections into the pod (`kubectl port-forward` reaches the
+pod's real 127.0.0.1, as on Kubernetes; marked by `sluice.runtime.netns.dial`), every port the pod declares
+(`containerPort` of any container) and Istio's own ports (Envoy, pilot-agent, the status port). A port nobody declares but the pod listens on at 127.0.0.1 is
 taken, as on a node where kube-proxy's rules come before a local listener at a NodePort.
 
 `rules(services, endpoints, own_ports)` is pure; `LoopbackBalancer` keeps it applied in every pod's
@@ -36,6 +37,7 @@ from sluice.aio import cancel_and_wait
 from sluice.kube.informer import Informer
 from sluice.objects import Obj
 from sluice.runtime.netns.capture import PROXY_GID, PROXY_UID
+from sluice.runtime.netns.dial import DIAL_MARK
 from sluice.runtime.netns.kubeproxy import dnat_statement, endpoint_targets
 from sluice.store import Store
 
@@ -100,6 +102,7 @@ def rules(services: Iterable[Obj], endpoints: Callable[[str, str], Obj | None], 
     rule("output", "ip daddr != 127.0.0.0/8 return")
     rule("output", f"meta skuid {PROXY_UID} return")
     rule("output", f"meta skgid {PROXY_GID} return")
+    rule("output", f"meta mark {DIAL_MARK:#x} return")  # the daemon's own dial-ins (port-forward)
     keep = sorted(set(own))
     if keep:
         rule("output", f"meta l4proto {{ tcp, udp }} th dport {{ {', '.join(map(str, keep))} }} return")
