@@ -36,6 +36,7 @@ from sluice.runtime.logs import parse_options, read_lines, serve_log
 from sluice.runtime.netns.clusterdns import ClusterDns
 from sluice.runtime.netns.dial import http_fetch
 from sluice.runtime.netns.kubeproxy import KubeProxy
+from sluice.runtime.netns.loopback_lb import LoopbackBalancer
 from sluice.runtime.netns.node import NodeNetwork
 from sluice.runtime.netns.sandbox import PodNetwork
 from sluice.runtime.pod import PodContext, PodWorker, grace_seconds
@@ -96,6 +97,7 @@ class Kubelet:
         self._stopping = False
         self.node: NodeNetwork | None = None
         self.kube_proxy: KubeProxy | None = None
+        self.loopback_lb: LoopbackBalancer | None = None  # netns mode
         self._dns: ClusterDns | None = None  # netns mode
         self._zygote: Zygote | None = None
         self._home = home
@@ -129,6 +131,8 @@ class Kubelet:
             log_rotation=o.log_rotation, zygote=self._zygote)
         if self.kube_proxy is not None:
             await self.kube_proxy.start()
+        if self.loopback_lb is not None:
+            await self.loopback_lb.start()  # before any pod registers with it
         items, _ = self.store.list_kind(self._pod_rt.key)
         watcher, _ = self.store.watch(self._pod_rt.key, None, None)
         for pod in items:
@@ -146,12 +150,13 @@ class Kubelet:
         self.node = node
         host = await asyncio.to_thread(node.pin_host_netns)
         self.kube_proxy = KubeProxy(self.store, node.nft_node)
+        self.loopback_lb = LoopbackBalancer(self.store, node.nft_pod)
         # Kubernetes DNS for the pods, on kube-dns's address inside the node namespace, in a process of its own
         # that keeps answering while the daemon restarts (`sluice.runtime.netns.clusterdns`).
         self._dns = ClusterDns(self.store, node.node_path, self.layout.root)
         await self._dns.start()
         assert self.options.xds_socket, "netns mode needs the xDS Unix socket"
-        return PodNetwork(node=node, xds_socket=self.options.xds_socket, host_netns=host)
+        return PodNetwork(node=node, xds_socket=self.options.xds_socket, host_netns=host, loopback=self.loopback_lb)
 
     async def stop(self, *, stop_pods: bool) -> None:
         """Stop the kubelet. With `stop_pods`, stop every pod's processes too (IPs and logs are kept), and
@@ -160,6 +165,8 @@ class Kubelet:
         await cancel_and_wait(self._task)
         if self.kube_proxy is not None:
             await self.kube_proxy.stop()
+        if self.loopback_lb is not None:
+            await self.loopback_lb.stop()
         if self._dns is not None:
             await self._dns.stop(kill=stop_pods)
         workers = list(self.workers.values())

@@ -222,6 +222,8 @@ class PodWorker:
         try:
             self.netns = await asyncio.to_thread(net.setup_pod, self.pod, self.ip, self.dir.root,
                                                  self.sidecar and not _is_gateway(self.pod), self.adopt)
+            if net.loopback is not None:
+                await net.loopback.add_pod(self.ip, self.pod)
             return True
         except (NetworkError, CaptureError, OSError) as e:
             log.error("pod %s/%s: network setup failed: %s", self.namespace, self.name, e)
@@ -233,6 +235,8 @@ class PodWorker:
     async def _teardown_network(self) -> None:
         net = self.ctx.network
         if net is not None:
+            if net.loopback is not None:
+                await net.loopback.remove_pod(self.ip)
             await asyncio.to_thread(net.node.remove_pod, self.ip)
             self.netns = None
 

@@ -6,18 +6,23 @@ The task's samples run as istio/istio ships them (sleep, tcp-echo v1/v2, `tcp-ec
 `tcp-echo-20-v2.yaml`), unedited; the only change is the istio-ingressgateway Service's `tcp` port: 31400 becomes a
 free port (its targetPort stays 31400, where the gateway pod listens), since the host's 127.0.0.1 is shared by
 tests that run side by side. `INGRESS_HOST` and `TCP_INGRESS_PORT` come from the docs' jsonpath recipes
-(INGRESS_HOST falls back to 127.0.0.1, the gateway's address, where the Service has no load-balancer status yet).
+(`INGRESS_HOST` is 127.0.0.1, the Service's `status.loadBalancer.ingress[0].ip`).
 
-The docs send `(date; sleep 1) | nc $INGRESS_HOST $TCP_INGRESS_PORT` from the sleep pod. `$INGRESS_HOST` is the
-load balancer's address, the host's 127.0.0.1; inside the sleep pod (its own network namespace) 127.0.0.1 is the
-pod's own loopback, where nothing listens — as on minikube, whose `minikube tunnel` publishes the LoadBalancer on
-the host's 127.0.0.1 only. So the test runs the conversation twice: from the host, where it is that loop's client
-(it sends `date`'s line, reads the reply and half-closes, as busybox's nc does when its input ends), and, in netns
-mode, from inside the sleep pod with the docs' loop and its busybox `nc` aimed at the gateway's Service
-(`nc istio-ingressgateway.istio-system $TCP_INGRESS_PORT`), which is how a pod reaches the gateway on Kubernetes:
-sleep's sidecar sends it to the gateway pod's 31400. Inside the mesh the sleep pod also runs the docs' loop
-against tcp-echo itself (`kubectl exec … -- sh -c "(date; sleep 1) | nc tcp-echo 9000"`), and the shift shows in
-PromQL with Istio's labels. The same daemon also serves a VirtualService `tls` route by SNI inside the mesh.
+The docs send `(date; sleep 1) | nc $INGRESS_HOST $TCP_INGRESS_PORT` from the sleep pod, and so does the test,
+word for word in netns mode: the page's loop runs in bash after the docs' recipes (`kubectl exec "$SLEEP" -c sleep
+-- sh -c "… | nc $INGRESS_HOST $TCP_INGRESS_PORT"`, busybox's `nc` in the pod), with `$INGRESS_HOST` = 127.0.0.1,
+the load balancer's address. Inside the pod's own network namespace 127.0.0.1 is the pod's loopback; Sluice
+reaches the load balancer from there as kube-proxy reaches a LoadBalancer IP from a node
+(`sluice.runtime.netns.loopback_lb`): the connection is DNATed inside the pod to the gateway pod's 31400 (the
+Service's targetPort) and leaves with the pod's IP, so the gateway logs it as coming from the sleep pod. Unlike a
+cloud load balancer's address, 127.0.0.1 is never captured by the sleep pod's sidecar (istio-init leaves
+127.0.0.1 alone), so sleep's sidecar neither proxies nor reports these connections; the gateway reports each one
+to tcp-echo. A pod keeps its own 127.0.0.1 at the ports it declares (and the sidecar's connections are never
+taken): a test shows a program listening there still reaches itself. From the host the test is the loop's client
+itself (it sends `date`'s line, reads the reply and half-closes, as busybox's nc does when its input ends), in both
+modes. Inside the mesh the sleep pod also runs the docs' loop against tcp-echo itself (`kubectl exec … -- sh -c
+"(date; sleep 1) | nc tcp-echo 9000"`), and the shift shows in PromQL with Istio's labels. The same daemon also
+serves a VirtualService `tls` route by SNI inside the mesh.
 """
 
 from __future__ import annotations
@@ -30,12 +35,12 @@ import subprocess
 import sys
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import Daemon, free_port, start_daemon, stop_daemon, wait_for
+from tests.conftest import TOOLS, Daemon, free_port, start_daemon, stop_daemon, wait_for
 from tests.integration.netns.test_istio_samples import SLEEP, TCP_ECHO, Kube
 from tests.integration.xds.test_xds_tcp_tls_envoy import make_certs
 
@@ -196,7 +201,7 @@ def _ingress(k: Kube) -> tuple[str, int]:
              "-o", "jsonpath={.status.loadBalancer.ingress[0].ip}")
     port = k("-n", "istio-system", "get", "service", "istio-ingressgateway",
              "-o", 'jsonpath={.spec.ports[?(@.name=="tcp")].port}')
-    return host or "127.0.0.1", int(port)
+    return host, int(port)
 
 
 def nc_date(host: str, port: int) -> str:
@@ -222,7 +227,7 @@ def _loop(host: str, port: int, n: int) -> list[str]:
 # <upstream cluster> <upstream local> <downstream local> <downstream remote> <SNI> <route name>
 _TCP_LOG = re.compile(r'\[\d{4}-\d\d-\d\dT[\d:.]+Z\] "- - -" 0 - - - "-" (?P<received>\d+) (?P<sent>\d+) \d+ - '
                       r'"-" "-" "-" "-" "(?P<upstream>[\d.]+:\d+)" (?P<cluster>\S+) [\d.]+:\d+ '
-                      r'(?P<local>[\d.]+:\d+) [\d.]+:\d+ - -')
+                      r'(?P<local>[\d.]+:\d+) (?P<remote>[\d.]+):\d+ - -')
 
 
 def tcp_log_lines(k: Kube, *args: str) -> list[re.Match[str]]:
@@ -249,7 +254,7 @@ def test_all_traffic_to_v1_then_20_percent_to_v2_through_the_gateway(task: Task)
     k = task.k
     k("apply", "-f", "-", "-n", NS, input=TCP_ECHO_ALL_V1)
     host, port = _ingress(k)
-    assert port == task.port
+    assert (host, port) == ("127.0.0.1", task.port)
     # the gateway's listener appears once the push reaches it
     wait_for(lambda: _connects(host, port), timeout=60, interval=0.5)
     out = _loop(host, port, 20)
@@ -288,52 +293,200 @@ def test_all_traffic_to_v1_then_20_percent_to_v2_through_the_gateway(task: Task)
     assert all(int(m["sent"]) == int(m["received"]) + len("one ") for m in lines)  # the echo's prefix
 
 
+# "Determining the ingress IP and ports" for a load balancer (the two variables this task uses), and the source
+# pod as the task names it.
+RECIPE = f"""
+export INGRESS_HOST=$(kubectl -n istio-system get service istio-ingressgateway -o jsonpath='{{.status.loadBalancer.ingress[0].ip}}')
+export TCP_INGRESS_PORT=$(kubectl -n istio-system get service istio-ingressgateway -o jsonpath='{{.spec.ports[?(@.name=="tcp")].port}}')
+export SLEEP=$(kubectl get pod -l app=sleep -n {NS} -o jsonpath={{.items..metadata.name}})
+"""
+
+# The task's loop, as the page writes it ("Confirm that the tcp-echo service is up and running").
+DOCS_LOOP = f"""for i in {{1..20}}; do \\
+kubectl exec "$SLEEP" -c sleep -n {NS} -- sh -c "(date; sleep 1) | nc $INGRESS_HOST $TCP_INGRESS_PORT"; \\
+done
+"""
+
+
+def _docs_shell(d: Daemon, tmp_path: Path) -> Callable[[str], str]:
+    """Runs a snippet of the page in bash after the recipe, with `kubectl` on the PATH, as a reader would."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    if not (bin_dir / "kubectl").exists():
+        (bin_dir / "kubectl").symlink_to(TOOLS / "kubectl-1.35")
+    env = {**d.env, "PATH": f"{bin_dir}:{os.environ.get('PATH', '/usr/bin:/bin')}"}
+
+    def sh(script: str) -> str:
+        cp = subprocess.run(["bash", "-c", "set -e\n" + RECIPE + script], env=env, capture_output=True, text=True,
+                            timeout=180)
+        assert cp.returncode == 0, f"{script}\n{cp.stdout}\n{cp.stderr}"
+        return cp.stdout
+
+    return sh
+
+
+def _versions(lines: list[str]) -> list[str]:
+    return [line.split()[0] if line.split() else "" for line in lines]
+
+
 @pytest.mark.istio_task("traffic-management/tcp-traffic-shifting", "TCP Traffic Shifting")
-def test_the_docs_loop_from_the_sleep_pod_through_the_gateway_service(task: Task) -> None:
-    """The docs' loop as they run it, from the sleep pod (`kubectl exec … -c sleep -- sh -c "… | nc …"`), aimed
-    at the gateway's Service instead of `$INGRESS_HOST` (the host's loopback, see the module's docstring)."""
+def test_the_docs_loop_from_the_sleep_pod_to_ingress_host(task: Task, tmp_path: Path) -> None:
+    """The docs' loop as they run it, from the sleep pod: `kubectl exec "$SLEEP" -c sleep -- sh -c "(date; sleep
+    1) | nc $INGRESS_HOST $TCP_INGRESS_PORT"`, $INGRESS_HOST being the load balancer's 127.0.0.1, which the pod
+    reaches as kube-proxy makes a LoadBalancer IP reachable (see the module's docstring)."""
     if task.network != "netns":
-        pytest.skip("loopback mode has no transparent capture: an app's own TCP connections bypass the sidecar")
+        pytest.skip("loopback mode has no pod network namespaces: a pod's 127.0.0.1 is the host's already")
+    k = task.k
+    sh = _docs_shell(task.d, tmp_path)
+    assert sh('echo "$INGRESS_HOST $TCP_INGRESS_PORT"').split() == ["127.0.0.1", str(task.port)]
+
+    def in_pod(body: str, n: int) -> list[str]:
+        """`n` rounds of the loop's body in one `kubectl exec` (the page runs one exec per round)."""
+        out = sh(f'kubectl exec "$SLEEP" -c sleep -n {NS} -- sh -c "for i in \\$(seq {n}); do {body}; done"')
+        return out.splitlines(keepends=True)
+
+    date_nc = "date | nc $INGRESS_HOST $TCP_INGRESS_PORT"
+    k("apply", "-f", "-", "-n", NS, input=TCP_ECHO_ALL_V1)
+    # all-v1 is in once 40 rounds in a row say "one" (0.8^40 ≈ 1e-4 under the 80/20 an earlier test left)
+    wait_for(lambda: set(_versions(in_pod(date_nc, 40))) == {"one"}, timeout=60, interval=0.5)
+    out = sh(DOCS_LOOP)  # the page's loop, word for word
+    lines = out.splitlines(keepends=True)
+    assert len(lines) == 20 and all(_DATE_REPLY.fullmatch(line) for line in lines), out
+    assert set(_versions(lines)) == {"one"}, out
+
+    k("apply", "-f", "-", "-n", NS, input=TCP_ECHO_20_V2)
+    wait_for(lambda: "two" in _versions(in_pod(date_nc, 10)), timeout=60, interval=0.5)
+    query = ('sum(istio_tcp_connections_opened_total{reporter="source",source_workload="istio-ingressgateway",'
+             f'destination_service_name="tcp-echo",destination_service_namespace="{NS}"}})')
+    before = sum(_value(task.prom, query).values())
+    # the loop's body: 3 rounds with `sleep 1` as written, the rest without it, for a split a test can judge
+    out_lines = in_pod("(date; sleep 1) | nc $INGRESS_HOST $TCP_INGRESS_PORT", 3)
+    n = 150
+    out_lines += in_pod(date_nc, n - len(out_lines))
+    assert len(out_lines) == n and all(_DATE_REPLY.fullmatch(line) for line in out_lines), out_lines
+    twos = _versions(out_lines).count("two")
+    assert _within_binomial(twos, n, 0.2), twos
+    # each connection went through the gateway, which reports it to tcp-echo …
+    wait_for(lambda: sum(_value(task.prom, query).values()) >= before + n, timeout=30)
+    # … and logs it as coming from the sleep pod's IP to its own 31400 (the Service's targetPort):
+    # `kubectl logs -l istio=ingressgateway -c istio-proxy`
+    sleep_ip = k("get", "pod", "-l", "app=sleep", "-n", NS, "-o", "jsonpath={.items..status.podIP}")
+
+    def from_sleep() -> list[re.Match[str]]:
+        return [m for m in tcp_log_lines(k, "-l", "istio=ingressgateway", "-n", "istio-system", "--tail=-1")
+                if m["remote"] == sleep_ip]
+
+    wait_for(lambda: len(from_sleep()) >= n + 20, timeout=30)
+    assert {m["local"].rsplit(":", 1)[1] for m in from_sleep()} == {"31400"}
+
+
+# A program that owns 127.0.0.1:PORT in its pod, and a client that connects there N times and prints each answer.
+LOOPBACK_OWNER = """
+import socket, sys
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1])))
+s.listen()
+while True:
+    c, _ = s.accept()
+    c.sendall(b"own loopback\\n")
+    while c.recv(1024):  # to the client's end, so that closing never resets what it has not read yet
+        pass
+    c.close()
+"""
+LOOPBACK_CLIENT = """
+import socket, sys
+for _ in range(int(sys.argv[2])):
+    try:
+        with socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10) as c:
+            c.sendall(b"hello\\n")
+            c.shutdown(socket.SHUT_WR)
+            print(c.makefile().read().strip() or "closed")
+    except OSError as e:
+        print(type(e).__name__)
+"""
+
+
+def _owner_pod(name: str, port: int, declared: bool) -> dict[str, object]:
+    container: dict[str, object] = {"name": "app", "image": "python:3.11",
+                                    "command": [sys.executable, "-c", LOOPBACK_OWNER, str(port)]}
+    if declared:
+        container["ports"] = [{"containerPort": port}]
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "labels": {"app": name}},
+            "spec": {"containers": [container]}}
+
+
+def test_a_pods_own_loopback_at_a_declared_port_stays_its_own(task: Task) -> None:
+    """127.0.0.1 at the gateway's TCP port inside a pod that listens there itself: a pod that declares the port
+    (`containerPort`) reaches its own program; one that does not is sent to the gateway like the sleep pod, except
+    for its sidecar's own connections (gid 1337) and `kubectl port-forward`'s, which are never taken."""
+    if task.network != "netns":
+        pytest.skip("loopback mode has no pod network namespaces: a pod's 127.0.0.1 is the host's already")
     k = task.k
     k("apply", "-f", "-", "-n", NS, input=TCP_ECHO_ALL_V1)
-    k("apply", "-f", "-", "-n", NS, input=TCP_ECHO_20_V2)
-    _, port = _ingress(k)
-    source_pod = k("get", "pod", "-l", "app=sleep", "-n", NS, "-o", "jsonpath={.items..metadata.name}")
-    gateway = f"istio-ingressgateway.istio-system {port}"
+    pods = [_owner_pod("loopback-declared", task.port, True), _owner_pod("loopback-undeclared", task.port, False)]
+    k("apply", "-n", NS, "-f", "-", input="\n---\n".join(json.dumps(p) for p in pods))
+    k("wait", "--for=condition=Ready", "pod/loopback-declared", "pod/loopback-undeclared", "-n", NS,
+      "--timeout=120s")
 
-    def sleep_sh(script: str) -> list[str]:
-        cp = k.run("exec", source_pod, "-c", "sleep", "-n", NS, "--", "sh", "-c", script, timeout=120)
+    def connect(pod: str, n: int, container: str = "app") -> list[str]:
+        cp = k.run("exec", pod, "-c", container, "-n", NS, "--", sys.executable, "-c", LOOPBACK_CLIENT,
+                   str(task.port), str(n), timeout=120)
         assert cp.returncode == 0, cp.stderr
-        return cp.stdout.splitlines(keepends=True)
+        return cp.stdout.splitlines()
 
-    def reached() -> bool:
-        return bool(re.fullmatch(r"(one|two) .*\n", "".join(sleep_sh(f"date | nc {gateway}"))))
+    # the program is listening once its own sidecar (never redirected) gets its answer
+    wait_for(lambda: connect("loopback-undeclared", 1, "istio-proxy") == ["own loopback"], timeout=60, interval=0.3)
+    wait_for(lambda: connect("loopback-declared", 1) == ["own loopback"], timeout=60, interval=0.3)
+    assert connect("loopback-declared", 20) == ["own loopback"] * 20
+    assert connect("loopback-declared", 5, "istio-proxy") == ["own loopback"] * 5
+    # the same program, the port undeclared: the app's connections go to the load balancer, i.e. the gateway
+    # (and on to tcp-echo v1, once the gateway has the listener)
+    wait_for(lambda: connect("loopback-undeclared", 1) == ["one hello"], timeout=60, interval=0.3)
+    assert connect("loopback-undeclared", 5) == ["one hello"] * 5
+    # `kubectl port-forward` reaches the pod's own 127.0.0.1, as on Kubernetes, declared or not
+    local = free_port()
+    pf = subprocess.Popen([str(TOOLS / "kubectl-1.35"), "port-forward", "pod/loopback-undeclared", "-n", NS,
+                           f"{local}:{task.port}"], env=task.d.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          text=True)
+    try:
+        assert pf.stdout is not None
+        assert f"Forwarding from 127.0.0.1:{local} -> {task.port}" in pf.stdout.readline()
+        with socket.create_connection(("127.0.0.1", local), timeout=10) as c:
+            c.sendall(b"hello\n")
+            c.shutdown(socket.SHUT_WR)
+            assert c.makefile().read() == "own loopback\n"
+    finally:
+        pf.terminate()
+        pf.wait(10)
+    k("delete", "pod", "loopback-declared", "loopback-undeclared", "-n", NS, "--wait=false")
 
-    wait_for(reached, timeout=60, interval=0.5)  # the sleep sidecar's listener for the gateway's port is in
-    # the docs: for i in {1..20}; do sh -c "(date; sleep 1) | nc $INGRESS_HOST $TCP_INGRESS_PORT"; done
-    # (3 rounds with `sleep 1` as written, the rest without it, for a split a test can judge)
-    out = sleep_sh(f"for i in 1 2 3; do (date; sleep 1) | nc {gateway}; done")
-    n = 150
-    out += sleep_sh(f"for i in $(seq {n - len(out)}); do date | nc {gateway}; done")
-    assert len(out) == n and all(_DATE_REPLY.fullmatch(line) for line in out), out
-    twos = sum(line.startswith("two ") for line in out)
-    assert _within_binomial(twos, n, 0.2), twos
-    # sleep's sidecar reports its connections to the gateway's Service; the gateway, its own to tcp-echo
-    query = ('sum(istio_tcp_connections_opened_total{reporter="source",source_workload="sleep",'
-             f'source_workload_namespace="{NS}",destination_service_name="istio-ingressgateway",'
-             'destination_workload="istio-ingressgateway"})')
-    wait_for(lambda: sum(_value(task.prom, query).values()) >= n, timeout=30)
-    # sleep's sidecar logs each connection in Istio's TCP format: to the gateway pod's 31400 through the
-    # gateway Service's cluster (`kubectl logs <sleep pod> -c istio-proxy`)
-    gateway_cluster = f"outbound|{port}||istio-ingressgateway.istio-system.svc.cluster.local"
 
-    def sidecar_lines() -> list[re.Match[str]]:
-        return [m for m in tcp_log_lines(k, source_pod, "-n", NS) if m["cluster"] == gateway_cluster]
+def test_a_pods_127_0_0_1_follows_load_balancer_services_as_they_change(task: Task) -> None:
+    """A LoadBalancer Service made after the sleep pod started is reachable from it at 127.0.0.1 at once; its
+    endpoints moving (a new selector) move the pod's connections with them; once it is gone, the port is the
+    pod's own again (nothing listens: refused)."""
+    if task.network != "netns":
+        pytest.skip("loopback mode has no pod network namespaces: a pod's 127.0.0.1 is the host's already")
+    k = task.k
+    port = free_port()
+    source_pod = k("get", "pod", "-l", "app=sleep", "-n", NS, "-o", "jsonpath={.items..metadata.name}")
 
-    wait_for(lambda: len(sidecar_lines()) >= n, timeout=30)
-    lines = sidecar_lines()
-    assert {m["upstream"].rsplit(":", 1)[1] for m in lines} == {"31400"}
-    assert all(int(m["sent"]) == int(m["received"]) + len("one ") for m in lines)
+    def nc() -> str:
+        cp = k.run("exec", source_pod, "-c", "sleep", "-n", NS, "--", "sh", "-c", f"date | nc 127.0.0.1 {port}")
+        return cp.stdout if cp.returncode == 0 else cp.stderr
+
+    def service(version: str) -> str:
+        return json.dumps({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "echo-lb"}, "spec": {
+            "type": "LoadBalancer", "selector": {"app": "tcp-echo", "version": version},
+            "ports": [{"name": "tcp", "port": port, "targetPort": 9000}]}})
+
+    k("apply", "-n", NS, "-f", "-", input=service("v1"))
+    wait_for(lambda: nc().startswith("one "), timeout=30, interval=0.2)
+    k("apply", "-n", NS, "-f", "-", input=service("v2"))
+    wait_for(lambda: nc().startswith("two "), timeout=30, interval=0.2)
+    k("delete", "service", "echo-lb", "-n", NS)
+    wait_for(lambda: "Connection refused" in nc(), timeout=30, interval=0.2)
 
 
 def test_weighted_tcp_route_inside_the_mesh(task: Task) -> None:

@@ -12,16 +12,19 @@ daemon reads over a 0600 socket under SLUICE_HOME rather than a TCP port any loc
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import threading
 
 from sluice.runtime import linux
 
-__all__ = ["Endpoint", "socket_in", "open_connection", "open_endpoint", "connect", "http_get", "http_fetch",
+__all__ = ["Endpoint", "DIAL_MARK", "socket_in", "open_connection", "open_endpoint", "connect", "http_get", "http_fetch",
            "host_header"]
 
 _lock = threading.Lock()
+
+DIAL_MARK = 0x51CE  # the packet mark of the daemon's connections into pods
 
 Endpoint = tuple[str, int] | str  # host and port, or a Unix socket's path
 
@@ -59,6 +62,11 @@ def socket_in(netns: str | None, family: int = socket.AF_INET, type: int = socke
 async def connect(netns: str | None, host: str, port: int, timeout: float = 5.0) -> socket.socket:
     """A connected, non-blocking TCP socket to host:port as seen from inside `netns`."""
     sock = socket_in(netns, socket.AF_INET6 if ":" in host else socket.AF_INET)
+    if netns is not None:
+        # The daemon's own way in (port-forward, probes, the admin port) reaches the pod's real loopback: the
+        # loopback load balancer's rules let this mark through (`sluice.runtime.netns.loopback_lb`).
+        with contextlib.suppress(OSError):  # needs CAP_NET_ADMIN, which netns mode has
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_MARK, DIAL_MARK)
     sock.setblocking(False)
     try:
         await asyncio.wait_for(asyncio.get_running_loop().sock_connect(sock, (host, port)), timeout)

@@ -19,14 +19,15 @@ from sluice.kube.informer import Informer
 from sluice.objects import Obj
 from sluice.store import Store
 
-__all__ = ["rules", "KubeProxy", "TABLE"]
+__all__ = ["rules", "KubeProxy", "TABLE", "endpoint_targets", "dnat_statement"]
 
 log = logging.getLogger("sluice.runtime")
 
 TABLE = "sluice-kube-proxy"
 
 
-def _endpoint_targets(ep: Obj | None, port_name: str, protocol: str) -> list[tuple[str, int]]:
+def endpoint_targets(ep: Obj | None, port_name: str, protocol: str) -> list[tuple[str, int]]:
+    """The ready (ip, port) pairs of the Endpoints' port of this name and protocol."""
     out: list[tuple[str, int]] = []
     for subset in (ep or {}).get("subsets") or []:
         ports = [p for p in subset.get("ports") or []
@@ -37,6 +38,15 @@ def _endpoint_targets(ep: Obj | None, port_name: str, protocol: str) -> list[tup
                 if ip and isinstance(p.get("port"), int):
                     out.append((ip, int(p["port"])))
     return sorted(set(out))
+
+
+def dnat_statement(targets: list[tuple[str, int]]) -> str:
+    """DNAT to one of `targets` (non-empty), picked at random per connection."""
+    if len(targets) == 1:
+        ip, p = targets[0]
+        return f"dnat to {ip}:{p}"
+    choices = ", ".join(f"{i} : {ip} . {p}" for i, (ip, p) in enumerate(targets))
+    return f"dnat ip to numgen random mod {len(targets)} map {{ {choices} }}"
 
 
 def rules(services: Iterable[Obj], endpoints: Callable[[str, str], Obj | None]) -> str:
@@ -65,17 +75,11 @@ def rules(services: Iterable[Obj], endpoints: Callable[[str, str], Obj | None]) 
                 continue
             l4 = proto.lower()
             match = f"ip daddr {vip} {l4} dport {port['port']}"
-            targets = _endpoint_targets(ep, str(port.get("name") or ""), proto)
+            targets = endpoint_targets(ep, str(port.get("name") or ""), proto)
             if not targets:
                 filters.append(f"{match} reject" if l4 == "udp" else f"{match} reject with tcp reset")
                 continue
-            if len(targets) == 1:
-                ip, p = targets[0]
-                lines.append(f"add rule {t} services {match} dnat to {ip}:{p}")
-            else:
-                choices = ", ".join(f"{i} : {ip} . {p}" for i, (ip, p) in enumerate(targets))
-                lines.append(f"add rule {t} services {match} dnat ip to numgen random mod {len(targets)} "
-                             f"map {{ {choices} }}")
+            lines.append(f"add rule {t} services {match} {dnat_statement(targets)}")
     if filters:
         # NAT chains cannot reject: refusals for Services with no endpoint live in a filter chain.
         lines.append(f"add chain {t} filter-input {{ type filter hook input priority filter ; }}")

@@ -176,6 +176,12 @@ class NodeNetwork:
             raise
         return str(NETNS_DIR / name)
 
+    def nft_pod(self, ip: str, script: str) -> None:
+        """Apply the loopback load balancer's nft script in the pod's namespace (`sluice.runtime.netns.
+        loopback_lb`), with `route_localnet` on eth0 so that its DNATed 127.0.0.1 connections may leave."""
+        _run(["ip", "netns", "exec", self.pod_netns(ip), "sh", "-c",
+              "sysctl -qw net.ipv4.conf.eth0.route_localnet=1 && exec nft -f -"], script)
+
     def has_pod(self, ip: str) -> bool:
         return (NETNS_DIR / self.pod_netns(ip)).exists()
 

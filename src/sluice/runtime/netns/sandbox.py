@@ -4,6 +4,8 @@ The pod worker calls `PodNetwork.setup_pod` (from a thread) before any container
 pod's namespace on the node network (`sluice.runtime.netns.node`), applies istio-init's capture rules to
 sidecar pods (`sluice.runtime.netns.capture`), and writes the pod's `/etc/resolv.conf` and `/etc/hosts` as the
 kubelet does (`sluice.dns.files`); `sluice.runtime.enter` binds those over the host's files for every process of the pod.
+The worker then registers the namespace with the loopback load balancer (`sluice.runtime.netns.loopback_lb`), so
+the pod reaches 127.0.0.1's LoadBalancer ports from its first process on.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 from sluice import mesh
 from sluice.dns.files import nsswitch_conf, pod_hosts_file, pod_resolv_conf
 from sluice.runtime.netns.capture import capture_config, capture_rules
+from sluice.runtime.netns.loopback_lb import LoopbackBalancer
 from sluice.runtime.netns.node import NodeNetwork
 
 __all__ = ["PodNetwork", "PodFiles"]
@@ -37,6 +40,7 @@ class PodNetwork:
     node: NodeNetwork
     xds_socket: str  # the daemon's xDS/ALS Unix socket, reachable from every namespace
     host_netns: str  # a file naming the host's network namespace (the gateway listens there)
+    loopback: LoopbackBalancer | None = None  # 127.0.0.1's LoadBalancer ports inside each pod
 
     @staticmethod
     def pod_files(pod_root: Path) -> PodFiles:
