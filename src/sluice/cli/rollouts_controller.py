@@ -14,6 +14,7 @@ from sluice.cli.errors import CliError
 from sluice.client.errors import ClientError
 from sluice.client.kubeconfig import load_kubeconfig
 from sluice.rollouts.controller import Controller
+from sluice.rollouts.metrics_server import DEFAULT_PORT, MetricsServer
 
 __all__ = ["controller"]
 
@@ -21,9 +22,11 @@ __all__ = ["controller"]
 @click.command("controller")
 @click.option("--prometheus-url", default="", help="Prometheus HTTP API the analysis queries by default.")
 @click.option("--resync", type=float, default=30.0, show_default=True, help="Seconds between full passes.")
+@click.option("--metricsport", "metrics_port", type=int, default=DEFAULT_PORT, show_default=True,
+              help="Serve Argo's controller metrics at 127.0.0.1:PORT/metrics (0: not at all).")
 @click.option("-v", "--verbose", is_flag=True, help="Log every pass.")
 @global_options
-def controller(prometheus_url: str, resync: float, verbose: bool) -> None:
+def controller(prometheus_url: str, resync: float, metrics_port: int, verbose: bool) -> None:
     """Run the rollouts controller until interrupted (SIGINT/SIGTERM)."""
     s = session()
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
@@ -41,6 +44,19 @@ def controller(prometheus_url: str, resync: float, verbose: bool) -> None:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    server = None
+    if metrics_port:
+        try:
+            server = MetricsServer(metrics_port, c.metric_families)
+        except OSError as e:
+            raise CliError(f"cannot listen on 127.0.0.1:{metrics_port} for the metrics: {e.strerror or e}") from None
+        server.serve_in_thread()
+        click.echo(f"metrics at http://127.0.0.1:{server.server_address[1]}/metrics", err=True)
     click.echo("rollouts controller started", err=True)
-    c.run()
+    try:
+        c.run()
+    finally:
+        if server is not None:
+            server.shutdown()
+            server.server_close()
 

@@ -67,6 +67,7 @@ async def serve(home: Home, options: DaemonOptions, ready: asyncio.Event | None 
     logs = None
     streams = None
     kubelet = None
+    metrics = None
     network = ""
     if options.runtime:
         from sluice.daemon import mesh_parts
@@ -77,6 +78,7 @@ async def serve(home: Home, options: DaemonOptions, ready: asyncio.Event | None 
         logs = parts.logs
         streams = parts.streams
         kubelet = parts.kubelet
+        metrics = parts.metrics
         network = f"{parts.network} ({parts.network_reason})"
         if kubelet is not None:
             # With a kubelet attached, pods get sidecars and are deleted gracefully (the kubelet finishes it).
@@ -100,6 +102,8 @@ async def serve(home: Home, options: DaemonOptions, ready: asyncio.Event | None 
     rollouts = None
     if options.rollouts_controller:  # a client of this API server and metrics port, like any other
         rollouts = RolloutsController.for_daemon(str(home.kubeconfig), f"http://127.0.0.1:{options.metrics_port}")
+        if metrics is not None:  # Argo's controller metrics on the daemon's /metrics, and so in its TSDB
+            metrics.more_families.append(rollouts.metric_families)
         rollouts.start_in_thread()
     home.write_run({"pid": os.getpid(), "started": time.time(),
                     "api": f"https://127.0.0.1:{options.api_port}", "api_port": options.api_port,

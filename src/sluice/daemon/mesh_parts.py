@@ -18,6 +18,7 @@ from sluice.daemon.state import DaemonOptions, Home
 from sluice.store import Store
 
 if TYPE_CHECKING:
+    from sluice.daemon.metrics_parts import MetricsService
     from sluice.runtime.kubelet import Kubelet
     from sluice.runtime.logfiles import LogRotation
 
@@ -38,6 +39,7 @@ class MeshParts:
     logs: LogSource | None = None
     streams: StreamSource | None = None
     kubelet: Kubelet | None = None
+    metrics: MetricsService | None = None
     network: str = "loopback"
     network_reason: str = ""
 
@@ -132,6 +134,7 @@ def build(home: Home, registry: Registry, store: Store, options: DaemonOptions) 
     auth = ConsoleAuth.for_home(home.root, home.token(), options.console_port)
     console = ConsoleService(registry, metrics, options.console_port, auth=auth, logs=kubelet.read_log_lines)
     parts.components.extend([collector, metrics, console, xds])
+    parts.metrics = metrics
     parts.routes.extend(debug.routes(xds))
     parts.routes.append(web.get("/debug/envoy/{namespace}/{pod}/{path:.*}", _envoy_admin(kubelet)))
     parts.components.append(_KubeletComponent(kubelet))

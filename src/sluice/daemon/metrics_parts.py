@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from aiohttp import web
 
@@ -41,6 +41,8 @@ class MetricsService:
         # Every PromQL evaluation (the Prometheus API's and the console's) runs in this pool, off the loop.
         self.pool = QueryPool(options.query_max_concurrency, options.query_max_queue)
         self._runner: web.AppRunner | None = None
+        # more of the daemon's own families (the rollouts controller's), added to /metrics and stored as scraped
+        self.more_families: list[Callable[[], list[exposition.FamilyLike]]] = []
         self._tasks: list[asyncio.Task[None]] = []
 
     def _families(self) -> list[exposition.FamilyLike]:
@@ -51,7 +53,8 @@ class MetricsService:
         def counter(name: str, help: str, value: int) -> exposition.Family:
             return exposition.Family(name, "counter", help, [exposition.Sample(name, (), float(value))])
 
-        return [*self.collector.self_families(),
+        more = [fam for source in self.more_families for fam in source()]
+        return [*self.collector.self_families(), *more,
                 counter("prometheus_tsdb_wal_corruptions_total", "Total number of WAL corruptions.",
                         self.tsdb.wal_corruptions),
                 counter("prometheus_tsdb_wal_writes_failed_total", "Total number of WAL writes that failed.",

@@ -12,14 +12,18 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sluice.client.errors import ApiError, ClientError
 from sluice.rollouts import analysis
 from sluice.rollouts.canary import RolloutPass
 from sluice.rollouts.istio import HASH_LABEL, MANAGED_BY
 from sluice.rollouts.kube import KINDS, Conflict, Kube, prom_query_factory
+from sluice.rollouts.metrics import ControllerMetrics, families
 from sluice.rollouts.status import merge_diff
+
+if TYPE_CHECKING:
+    from sluice.metrics.exposition import FamilyLike
 
 __all__ = ["Controller"]
 
@@ -29,6 +33,7 @@ WATCHED = ("Rollout", "AnalysisRun", "ReplicaSet")
 MIN_PASS_GAP_S = 0.2  # our own writes wake us too: never loop faster than this
 MEASURE_WORKERS = 4
 RELEASE_EVERY_S = 300.0  # besides after a Rollout's deletion
+TEMPLATES_EVERY_S = 10.0  # AnalysisTemplates are read for the metrics only: not at every pass
 
 
 def release_orphans(kube: Kube, rollouts: list[Obj]) -> None:
@@ -63,6 +68,19 @@ class Controller:
         self._threads: list[threading.Thread] = []
         self._pool = ThreadPoolExecutor(max_workers=MEASURE_WORKERS, thread_name_prefix="rollouts-measure")
         self._watchers: list[Kube] = []  # closed by shutdown(), which ends their streams at once
+        self.metrics = ControllerMetrics()
+        # the objects last read, for the metrics: (Rollouts, AnalysisRuns, Analysis/ClusterAnalysisTemplates)
+        self._seen: tuple[list[Obj], list[Obj], list[Obj]] = ([], [], [])
+        self._templates_at = 0.0
+
+    def metric_families(self) -> list[FamilyLike]:
+        """Argo's controller metrics over the objects of the last pass (`sluice.rollouts.metrics`)."""
+        return list(families(self.metrics, *self._seen))
+
+    def _connected(self) -> Kube:
+        kube = self.connect()
+        kube.metrics = self.metrics
+        return kube
 
     @classmethod
     def for_daemon(cls, kubeconfig: str | None, prometheus_url: str, context: str | None = None) -> Controller:
@@ -75,8 +93,9 @@ class Controller:
         while not self.stop.is_set():
             try:
                 if kube is None:
-                    kube = self.connect()
+                    kube = self._connected()
                     self._watchers.append(kube)
+                self.metrics.request(KINDS[kind].plural, "", "", "Watch", 200)
                 for event in kube.api.watch(KINDS[kind], None, timeout_seconds=60):
                     if kind == "Rollout" and event.type == "DELETED":
                         self.rollout_deleted.set()
@@ -96,41 +115,57 @@ class Controller:
         """One pass over every AnalysisRun and Rollout; the seconds until the next one is due."""
         self.passes += 1
         due = self.resync
+        runs = kube.list("AnalysisRun")
         # measurements of different runs go in parallel: one slow Prometheus does not hold up the others
-        for nxt in self._pool.map(lambda run: self._sync_run_safely(kube, run), kube.list("AnalysisRun")):
+        for nxt in self._pool.map(lambda run: self._sync_run_safely(kube, run), runs):
             if nxt is not None:
                 due = min(due, nxt)
         rollouts = kube.list("Rollout")
+        templates = self._seen[2]
+        if time.monotonic() - self._templates_at > TEMPLATES_EVERY_S:
+            self._templates_at = time.monotonic()
+            templates = kube.list("AnalysisTemplate") + kube.list("ClusterAnalysisTemplate")
+        self._seen = (rollouts, runs, templates)
         if self.rollout_deleted.is_set() or time.monotonic() - self._released_at > RELEASE_EVERY_S:
             self.rollout_deleted.clear()
             self._released_at = time.monotonic()
             release_orphans(kube, rollouts)
         for ro in rollouts:
+            started, failed = time.monotonic(), True
             try:
                 nxt = RolloutPass(kube, ro, self.query_for).run()
+                failed = False
             except Conflict:
-                nxt = 0.0
+                nxt, failed = 0.0, False
             except (ApiError, ClientError) as e:
                 log.warning("Rollout %s/%s: %s", ro["metadata"].get("namespace"), ro["metadata"]["name"], e)
                 nxt = 5.0
             except Exception:  # one object's surprise must not stop the others
                 log.exception("Rollout %s/%s", ro["metadata"].get("namespace"), ro["metadata"]["name"])
                 nxt = 30.0
+            self.metrics.reconciled("Rollout", str(ro["metadata"].get("namespace") or ""), ro["metadata"]["name"],
+                                    time.monotonic() - started, error=failed)
             if nxt is not None:
                 due = min(due, nxt)
         return due
 
     def _sync_run_safely(self, kube: Kube, run: Obj) -> float | None:
+        started, failed = time.monotonic(), True
+        nxt: float | None
         try:
-            return self.sync_run(kube, run)
+            nxt = self.sync_run(kube, run)
+            failed = False
         except Conflict:
-            return 0.0
+            nxt, failed = 0.0, False
         except (ApiError, ClientError) as e:
             log.warning("AnalysisRun %s/%s: %s", run["metadata"].get("namespace"), run["metadata"]["name"], e)
-            return 5.0
+            nxt = 5.0
         except Exception:  # one object's surprise must not stop the others
             log.exception("AnalysisRun %s/%s", run["metadata"].get("namespace"), run["metadata"]["name"])
-            return 30.0
+            nxt = 30.0
+        self.metrics.reconciled("AnalysisRun", str(run["metadata"].get("namespace") or ""), run["metadata"]["name"],
+                                time.monotonic() - started, error=failed)
+        return nxt
 
     def sync_run(self, kube: Kube, run: Obj) -> float | None:
         if (run.get("status") or {}).get("phase") in analysis.COMPLETED or run["metadata"].get("deletionTimestamp"):
@@ -156,7 +191,7 @@ class Controller:
             self.wake.clear()
             started = time.monotonic()
             try:
-                kube = kube or self.connect()
+                kube = kube or self._connected()
                 due = self.run_once(kube)
             except (ApiError, ClientError, OSError) as e:
                 log.warning("rollouts controller pass failed: %s", e)

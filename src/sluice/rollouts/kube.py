@@ -10,7 +10,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sluice.client.api import ApiClient
 from sluice.client.discovery import ResourceInfo
@@ -19,6 +19,9 @@ from sluice.client.kubeconfig import RestConfig, load_kubeconfig
 from sluice.client.prometheus import PromClient, PromError
 from sluice.rollouts.analysis import rfc3339
 from sluice.rollouts.providers import PromQuery
+
+if TYPE_CHECKING:
+    from sluice.rollouts.metrics import ControllerMetrics
 
 __all__ = ["Kube", "KINDS", "prom_query_factory", "Conflict", "COMPONENT", "UNCONFIGURED"]
 
@@ -58,30 +61,40 @@ class Kube:
         self.api = ApiClient(config, timeout=30.0)
         self.api.rest.on_warning = lambda text: log.debug("API warning: %s", text)
         self._lock = threading.Lock()  # one connection: one request at a time
+        self.metrics: ControllerMetrics | None = None  # counts requests and Events when set
 
     @classmethod
     def from_kubeconfig(cls, path: str | None, context: str | None = None) -> Kube:
         return cls(load_kubeconfig(path).rest_config(context))
 
-    def _call(self, fn: Callable[[], Obj]) -> Obj:
+    def _call(self, fn: Callable[[], Obj], kind: str, namespace: str | None, name: str, verb: str) -> Obj:
+        """`fn()` alone on the connection, counted as Argo counts its client's requests (kind, verb, status)."""
         with self._lock:
             try:
-                return fn()
+                out = fn()
             except ApiError as e:
+                self._count(kind, namespace, name, verb, e.code)
                 if e.code == 409:
                     raise Conflict(e.message) from None
                 raise
+            self._count(kind, namespace, name, verb, 201 if verb == "Create" else 200)
+            return out
+
+    def _count(self, kind: str, namespace: str | None, name: str, verb: str, code: int) -> None:
+        if self.metrics is not None:
+            self.metrics.request(KINDS[kind].plural, namespace or "", name, verb, code)
 
     def get(self, kind: str, namespace: str | None, name: str) -> Obj | None:
         try:
-            return self._call(lambda: self.api.get(KINDS[kind], name, namespace))
+            return self._call(lambda: self.api.get(KINDS[kind], name, namespace), kind, namespace, name, "Get")
         except ApiError as e:
             if e.code == 404:
                 return None
             raise
 
     def list(self, kind: str, namespace: str | None = None, label_selector: str | None = None) -> list[Obj]:
-        out = self._call(lambda: self.api.list(KINDS[kind], namespace, label_selector=label_selector))
+        out = self._call(lambda: self.api.list(KINDS[kind], namespace, label_selector=label_selector),
+                         kind, namespace, "", "List")
         items = [i for i in out.get("items") or [] if isinstance(i, dict)]
         info = KINDS[kind]
         for i in items:  # list items carry no kind; the controller's writes need it
@@ -91,22 +104,25 @@ class Kube:
 
     def create(self, kind: str, namespace: str | None, obj: Obj) -> Obj:
         return self._call(lambda: self.api.create(KINDS[kind], namespace, obj, field_manager=COMPONENT,
-                                                  field_validation=None))
+                                                  field_validation=None),
+                          kind, namespace, str((obj.get("metadata") or {}).get("name") or ""), "Create")
 
     def update(self, kind: str, obj: Obj) -> Obj:
         """PUT the whole object; `Conflict` if its resourceVersion is stale."""
         info = KINDS[kind]
         meta = obj["metadata"]
         path = info.object_path(meta.get("namespace") if info.namespaced else None, meta["name"])
-        return self._call(lambda: self.api.rest.json("PUT", path, body=obj, query={"fieldManager": COMPONENT}))
+        return self._call(lambda: self.api.rest.json("PUT", path, body=obj, query={"fieldManager": COMPONENT}),
+                          kind, meta.get("namespace"), str(meta["name"]), "Update")
 
     def patch(self, kind: str, namespace: str | None, name: str, patch: Obj, subresource: str | None = None) -> Obj:
         return self._call(lambda: self.api.patch(KINDS[kind], name, namespace, patch, field_manager=COMPONENT,
-                                                 field_validation=None, subresource=subresource))
+                                                 field_validation=None, subresource=subresource),
+                          kind, namespace, name, "Patch")
 
     def delete(self, kind: str, namespace: str | None, name: str) -> None:
         try:
-            self._call(lambda: self.api.delete(KINDS[kind], name, namespace))
+            self._call(lambda: self.api.delete(KINDS[kind], name, namespace), kind, namespace, name, "Delete")
         except ApiError as e:
             if e.code != 404:
                 raise
@@ -116,13 +132,12 @@ class Kube:
         def read() -> builtins.list[str]:
             return [b.decode("utf-8", "replace") for b in self.api.logs(
                 namespace, pod, {"container": container, "sinceSeconds": str(since_seconds)})]
-        with self._lock:
-            try:
-                return read()
-            except ApiError as e:
-                if e.code == 404:
-                    return None
-                raise
+        try:
+            return [*self._call(lambda: {"lines": read()}, "Pod", namespace, pod, "Get")["lines"]]
+        except ApiError as e:
+            if e.code == 404:
+                return None
+            raise
 
     def event(self, obj: Obj, type_: str, reason: str, message: str) -> None:
         meta = obj.get("metadata") or {}
@@ -138,6 +153,8 @@ class Kube:
             "firstTimestamp": now, "lastTimestamp": now,
             "source": {"component": COMPONENT}, "reportingComponent": COMPONENT,
         }
+        if self.metrics is not None:
+            self.metrics.event(obj, type_, reason)
         try:
             self.create("Event", ns, event)
         except (ApiError, ClientError, Conflict) as e:  # events are best effort

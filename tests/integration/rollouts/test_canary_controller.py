@@ -340,3 +340,33 @@ def test_a_route_missing_from_the_virtualservice_is_an_invalid_spec(daemon: Daem
     wait_for(lambda: hash_labels(d, "lost") == {"canary": None, "stable": None}, timeout=30)
     dr = get(d, "destinationrule.networking.istio.io", "lost")
     assert "argo-rollouts.argoproj.io/managed-by-rollouts" not in (dr["metadata"].get("annotations") or {})
+
+
+def test_the_controllers_metrics_on_the_daemons_metrics_port(daemon: Daemon) -> None:
+    """Argo's controller metrics on the daemon's /metrics and, as scraped, in its PromQL store."""
+    import json
+    import urllib.parse
+    import urllib.request
+
+    d = daemon
+    deployed(d, "metered", STEPS)
+    port = (Home(d.home).read_run() or {})["metrics_port"]
+
+    def metrics() -> str:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
+            return str(r.read().decode())
+
+    info = ('rollout_info{name="metered",namespace="rollouts",phase="Completed",strategy="canary",'
+            'traffic_router="Istio"} 1')
+    wait_for(lambda: info in metrics().splitlines(), timeout=30, interval=0.5)
+    text = metrics()
+    assert 'rollout_info_replicas_available{name="metered",namespace="rollouts"} 2' in text.splitlines()
+    assert 'rollout_events_total{name="metered",namespace="rollouts",reason="RolloutCompleted",type="Normal"} 1' \
+        in text.splitlines()
+
+    def stored() -> list[object]:
+        q = urllib.parse.quote('rollout_info{name="metered",phase="Completed"}')
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/query?query={q}", timeout=10) as r:
+            return list(json.loads(r.read())["data"]["result"])
+
+    wait_for(stored, timeout=30, interval=0.5)

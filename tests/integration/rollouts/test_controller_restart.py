@@ -8,6 +8,8 @@ import json
 import signal
 import subprocess
 import sys
+import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 
@@ -45,18 +47,29 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
     stop_daemon(d)
 
 
-def controller(d: Daemon, prometheus_url: str = "") -> subprocess.Popen[bytes]:
+def controller(d: Daemon, prometheus_url: str = "", metrics_port: int = 0) -> subprocess.Popen[bytes]:
     metrics = (Home(d.home).read_run() or {})["metrics_port"]
     log = open(d.home / "controller.log", "ab")  # noqa: SIM115 - handed to the child
     return subprocess.Popen([sys.executable, "-m", "sluice.cli", "rollouts", "controller", "--kubeconfig",
                              str(d.kubeconfig), "--prometheus-url", prometheus_url or f"http://127.0.0.1:{metrics}",
-                             "--resync", "5"],
+                             "--resync", "5", "--metricsport", str(metrics_port)],
                             env=d.env, stdout=log, stderr=subprocess.STDOUT)
 
 
+@pytest.fixture(scope="module")
+def controller_metrics_port() -> int:
+    return free_port()
+
+
+def prom_query(base: str, promql: str) -> list[dict[str, object]]:
+    with urllib.request.urlopen(f"{base}/api/v1/query?query={urllib.parse.quote(promql)}", timeout=5) as r:
+        return list(json.loads(r.read())["data"]["result"])
+
+
 @pytest.fixture
-def stock_prometheus(daemon: Daemon) -> Iterator[str]:
-    """A stock Prometheus scraping the daemon's /metrics every second; its base URL once it has scraped."""
+def stock_prometheus(daemon: Daemon, controller_metrics_port: int) -> Iterator[str]:
+    """A stock Prometheus scraping the daemon's /metrics every second, and the controller's at
+    `controller_metrics_port` (job `argo-rollouts`); its base URL once it has scraped the daemon."""
     if not (TOOLS / "prometheus").exists():
         pytest.skip("no .tools/bin/prometheus")
     metrics = (Home(daemon.home).read_run() or {})["metrics_port"]
@@ -67,6 +80,8 @@ global: {{scrape_interval: 1s, evaluation_interval: 1s}}
 scrape_configs:
   - job_name: sluice
     static_configs: [{{targets: ["127.0.0.1:{metrics}"]}}]
+  - job_name: argo-rollouts
+    static_configs: [{{targets: ["127.0.0.1:{controller_metrics_port}"]}}]
 """)
     prom = subprocess.Popen([str(TOOLS / "prometheus"), f"--config.file={cfg}",
                              f"--storage.tsdb.path={daemon.home}/prom", f"--web.listen-address=127.0.0.1:{port}",
@@ -121,8 +136,10 @@ def test_a_restarted_controller_resumes_from_the_status(daemon: Daemon) -> None:
         assert second.wait(20) == 0  # stops cleanly on SIGTERM
 
 
-def test_analysis_through_a_stock_prometheus(daemon: Daemon, stock_prometheus: str) -> None:
-    """The template names no address: the controller's --prometheus-url (the stock Prometheus) answers."""
+def test_analysis_through_a_stock_prometheus(daemon: Daemon, stock_prometheus: str,
+                                            controller_metrics_port: int) -> None:
+    """The template names no address: the controller's --prometheus-url (the stock Prometheus) answers; the same
+    Prometheus scrapes the controller's own metrics, as Argo's."""
     d = daemon
     kubectl(d, "apply", "-f", "-", input="""
 apiVersion: argoproj.io/v1alpha1
@@ -145,7 +162,7 @@ spec:
 """
     kubectl(d, "apply", "-f", "-", input=subset_setup("pay"))
     kubectl(d, "apply", "-f", "-", input=rollout("pay", steps, "v1"))
-    proc = controller(d, stock_prometheus)
+    proc = controller(d, stock_prometheus, controller_metrics_port)
     try:
         wait_for(lambda: rollout_status(d, "pay").get("phase") == "Healthy", timeout=60)
         v1 = rollout_status(d, "pay")["stableRS"]
@@ -160,6 +177,23 @@ spec:
         assert m["measurements"][0]["value"] == "[1]"
         assert m["metadata"]["ResolvedPrometheusQuery"] == 'up{job="sluice"}'
         assert ("RolloutStepCompleted", "Rollout step 2/3 completed (analysis)") in events(d, "pay")
+
+        # Argo's controller metrics, scraped and parsed by the stock Prometheus
+        wait_for(lambda: prom_query(stock_prometheus, 'rollout_info{job="argo-rollouts",name="pay",'
+                                                      'phase="Completed",strategy="canary",traffic_router="Istio"}'),
+                 timeout=30, interval=0.5)
+        wait_for(lambda: prom_query(stock_prometheus, f'analysis_run_metric_phase{{name="pay-{v2}-2-1",'
+                                    'metric="target-up",type="Prometheus",phase="Successful"} == 1'),
+                 timeout=30, interval=0.5)
+        assert prom_query(stock_prometheus, 'sum(rollout_reconcile_count{job="argo-rollouts",name="pay"}) > 0')
+        assert prom_query(stock_prometheus, 'controller_clientset_k8s_request_total{kind="rollouts",verb="List"}')
+        assert prom_query(stock_prometheus, 'rollout_events_total{name="pay",reason="RolloutCompleted"}')
+        # a page that points its own name at 127.0.0.1 is refused (DNS rebinding)
+        req = urllib.request.Request(f"http://127.0.0.1:{controller_metrics_port}/metrics",
+                                     headers={"Host": "attacker.example"})
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(req, timeout=5)
+        assert refused.value.code == 403
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(20)
