@@ -92,18 +92,20 @@ def rules(services: Iterable[Obj], endpoints: Callable[[str, str], Obj | None]) 
     return "\n".join(lines) + "\n"
 
 
-class KubeProxy:
-    """Keeps `rules` applied in the node namespace while Services and Endpoints change."""
+class ServiceWatch:
+    """Services and Endpoints informers: any change marks a `sync` due, run `debounce` s later on a task (changes
+    meanwhile fold into it). Subclasses say what a sync does, and whether the first runs before `start`
+    returns (`SYNC_AT_START`)."""
 
-    def __init__(self, store: Store, apply: Callable[[str], None], debounce: float = 0.01) -> None:
+    SYNC_AT_START = False
+
+    def __init__(self, store: Store, debounce: float, name: str) -> None:
         self._services = Informer(store, "services", self._changed)
         self._endpoints = Informer(store, "endpoints", self._changed)
-        self._apply = apply
         self._debounce = debounce
         self._dirty = asyncio.Event()
+        self._name = name
         self._task: asyncio.Task[None] | None = None
-        self._last = ""
-        self.applied = asyncio.Event()  # set after each successful apply (tests and readiness wait on it)
 
     def _changed(self, _typ: str, _obj: Obj, _prev: Obj | None) -> None:
         self._dirty.set()
@@ -113,8 +115,9 @@ class KubeProxy:
         self._endpoints.start()
         await self._services.synced.wait()
         await self._endpoints.synced.wait()
-        await self._sync()
-        self._task = asyncio.create_task(self._loop(), name="kube-proxy")
+        if self.SYNC_AT_START:
+            await self.sync()
+        self._task = asyncio.create_task(self._loop(), name=self._name)
 
     async def stop(self) -> None:
         await cancel_and_wait(self._task)
@@ -125,10 +128,26 @@ class KubeProxy:
         while True:
             await self._dirty.wait()
             await asyncio.sleep(self._debounce)
+            self._dirty.clear()
             with contextlib.suppress(Exception):
-                await self._sync()
+                await self.sync()
 
-    async def _sync(self) -> None:
+    async def sync(self) -> None:
+        raise NotImplementedError
+
+
+class KubeProxy(ServiceWatch):
+    """Keeps `rules` applied in the node namespace while Services and Endpoints change."""
+
+    SYNC_AT_START = True
+
+    def __init__(self, store: Store, apply: Callable[[str], None], debounce: float = 0.01) -> None:
+        super().__init__(store, debounce, "kube-proxy")
+        self._apply = apply
+        self._last = ""
+        self.applied = asyncio.Event()  # set after each successful apply (tests and readiness wait on it)
+
+    async def sync(self) -> None:
         self._dirty.clear()
         script = rules(self._services.list(), self._endpoints.get)
         if script == self._last:

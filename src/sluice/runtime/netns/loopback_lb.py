@@ -27,18 +27,15 @@ namespace while Services, Endpoints and pods come and go.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ipaddress
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from sluice.aio import cancel_and_wait
-from sluice.kube.informer import Informer
 from sluice.objects import Obj
 from sluice.runtime.netns.capture import PROXY_GID, PROXY_UID
 from sluice.runtime.netns.dial import DIAL_MARK
-from sluice.runtime.netns.kubeproxy import dnat_statement, endpoint_targets
+from sluice.runtime.netns.kubeproxy import ServiceWatch, dnat_statement, endpoint_targets
 from sluice.store import Store
 
 __all__ = ["rules", "own_ports", "LoopbackBalancer", "TABLE", "ISTIO_PORTS"]
@@ -143,36 +140,17 @@ class _Pod:
     applied: str | None = None  # the script last applied (None: not yet, or the last apply failed)
 
 
-class LoopbackBalancer:
+class LoopbackBalancer(ServiceWatch):
     """Keeps `rules` applied in every registered pod's namespace as Services and Endpoints change.
 
     `apply(pod_ip, script)` runs `nft` in that pod's namespace (blocking: it is called from a thread).
     """
 
     def __init__(self, store: Store, apply: Callable[[str, str], None], debounce: float = 0.01) -> None:
-        self._services = Informer(store, "services", self._changed)
-        self._endpoints = Informer(store, "endpoints", self._changed)
+        super().__init__(store, debounce, "loopback-lb")
         self._apply = apply
-        self._debounce = debounce
-        self._dirty = asyncio.Event()
         self._lock = asyncio.Lock()  # one apply at a time: a pod is never written while it is removed
         self._pods: dict[str, _Pod] = {}
-        self._task: asyncio.Task[None] | None = None
-
-    def _changed(self, _typ: str, _obj: Obj, _prev: Obj | None) -> None:
-        self._dirty.set()
-
-    async def start(self) -> None:
-        self._services.start()
-        self._endpoints.start()
-        await self._services.synced.wait()
-        await self._endpoints.synced.wait()
-        self._task = asyncio.create_task(self._loop(), name="loopback-lb")
-
-    async def stop(self) -> None:
-        await cancel_and_wait(self._task)
-        await self._services.stop()
-        await self._endpoints.stop()
 
     def _script(self, own: Iterable[int]) -> str:
         return rules(self._services.list(), self._endpoints.get, own)
@@ -191,14 +169,6 @@ class LoopbackBalancer:
         """Forget a pod whose namespace is about to go (its table goes with it)."""
         async with self._lock:
             self._pods.pop(ip, None)
-
-    async def _loop(self) -> None:
-        while True:
-            await self._dirty.wait()
-            await asyncio.sleep(self._debounce)
-            self._dirty.clear()
-            with contextlib.suppress(Exception):
-                await self.sync()
 
     async def sync(self) -> None:
         """Bring every registered pod's table up to date (only those whose script changed are written)."""
