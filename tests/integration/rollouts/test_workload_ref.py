@@ -193,3 +193,20 @@ def test_a_missing_deployment_is_invalid_spec_until_it_exists(daemon: Daemon) ->
     wait_for(lambda: rollout_status(d, "ghost").get("phase") == "Healthy", timeout=60, interval=0.5)
     assert invalid() == ""
     wait_for(lambda: deployment_replicas(d, "ghost") == 0, timeout=60, interval=0.5)
+
+
+def test_the_resolved_template_is_validated_as_argo_does(daemon: Daemon) -> None:
+    """A Rollout's own selector must match the referenced Deployment's template labels."""
+    d = daemon
+    kubectl(d, "apply", "-f", "-", input=subset_setup("odd") + "---" + deployment("odd"))
+    ro = ref_rollout("odd", "never").replace("  workloadRef:", "  selector:\n    matchLabels: {app: other}\n"
+                                                               "  workloadRef:")
+    kubectl(d, "apply", "-f", "-", input=ro)
+
+    def invalid() -> str:
+        conds = rollout_status(d, "odd").get("conditions") or []
+        return next((c["message"] for c in conds if c["type"] == "InvalidSpec"), "")
+    wait_for(invalid, timeout=60, interval=0.5)
+    assert invalid().startswith('The Rollout "odd" is invalid: spec.template.metadata.labels: Invalid value: ')
+    assert invalid().endswith("`selector` does not match template `labels`")
+    assert not kubectl(d, "get", "replicasets", "-l", "rollouts-pod-template-hash", "-o", "name").stdout.count("odd-")
