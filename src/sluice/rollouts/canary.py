@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 from sluice.client.errors import ApiError, ClientError
 from sluice.client.prometheus import PromError
-from sluice.rollouts import istio, runs, traffic
+from sluice.rollouts import istio, runs, traffic, workloadref
 from sluice.rollouts.analysis import parse_time, rfc3339
 from sluice.rollouts.decommission import PROOF_ANNOTATION, SIDECAR, prove
 from sluice.rollouts.istio import HASH_LABEL, IstioConfig
@@ -75,6 +75,7 @@ class RolloutPass:
         self.set_this_pass: set[str] = set()
         self.revision = 0
         self.routed_step = False  # set by traffic.apply when it wrote the current step's managed route
+        self.workload: Obj | None = None  # the workload `spec.workloadRef` names, once read
 
     # ------------------------------------------------------------------------------------- helpers
     def event(self, reason: str, message: str, type_: str = "Normal") -> None:
@@ -99,12 +100,12 @@ class RolloutPass:
 
     # ------------------------------------------------------------------------------------ the pass
     def run(self) -> float | None:
-        if self.meta.get("deletionTimestamp") or not self.canary or self.spec.get("workloadRef"):
-            return None  # blueGreen and workloadRef are not acted on (admission says so in a Warning)
+        if self.meta.get("deletionTimestamp") or not self.canary:
+            return None  # blueGreen is not acted on (admission says so in a Warning)
         if "replicas" not in self.spec:  # Argo writes the default into the spec before anything else
             self.kube.patch("Rollout", self.ns, self.name, {"spec": {"replicas": 1}})
             return 0.0
-        invalid = self.invalid_spec()
+        invalid = self.resolve_workload() or self.invalid_spec()
         if invalid:
             self.cond("InvalidSpec", "True", "InvalidSpec", f'The Rollout "{self.name}" is invalid: {invalid}')
             return self.finish([], None, 10.0)
@@ -137,9 +138,34 @@ class RolloutPass:
             return self.initial_deploy(h, new, rss)
         return self.progress(h, new, by_hash.get(stable_hash), rss)
 
+    def resolve_workload(self) -> str:
+        """Argo's templateref Resolve: with `spec.workloadRef`, this pass acts on the referenced workload's Pod
+        template (and selector, if the Rollout has none); "" or why the reference cannot be resolved."""
+        ref = self.spec.get("workloadRef")
+        if not isinstance(ref, dict):
+            self.status.pop("workloadObservedGeneration", None)
+            return ""
+        why = workloadref.resolve_error(self.spec)
+        if why:
+            return why
+        workload = self.kube.get(workloadref.kube_kind(ref), self.ns, str(ref.get("name") or ""))
+        if workload is None:
+            return workloadref.not_found(ref, self.ns)
+        self.workload = workload
+        self.spec = workloadref.resolve(self.spec, workload)
+        gen = workloadref.generation(workload)
+        if (self.meta.get("annotations") or {}).get(workloadref.WORKLOAD_GENERATION) != gen:
+            self.ro = self.kube.patch("Rollout", self.ns, self.name,
+                                      {"metadata": {"annotations": {workloadref.WORKLOAD_GENERATION: gen}}})
+            self.meta = self.ro["metadata"]
+        return ""
+
     def invalid_spec(self) -> str:
         # Argo's own spec rules first (Sluice's admission runs them too, but a cluster may have no such admission)
         errors = argo_validation.validate("Rollout", self.ro).errors
+        if not errors and self.workload is not None:  # the resolved template, as Argo validates it
+            resolved = {**self.ro, "spec": {k: v for k, v in self.spec.items() if k != "workloadRef"}}
+            errors = argo_validation.validate("Rollout", resolved).errors
         if errors:
             return str(errors[0])
         cfg = self.istio_config()
@@ -215,7 +241,7 @@ class RolloutPass:
         return self.finish(rss, new, 0.0)
 
     def initial_deploy(self, h: str, new: Obj, rss: list[Obj]) -> float | None:
-        self.scale(new, self.replicas)
+        self.scale_new(new, self.replicas)
         s = self.status
         s["stableRS"] = h
         if self.steps:
@@ -298,7 +324,7 @@ class RolloutPass:
         # ------------------------------------------------------------------- scaling
         # aborted by analysis in this pass: the next pass moves traffic first, then scales
         if not halted and bool(s.get("abort")) == aborted:
-            self.scale(new, want_new)
+            self.scale_new(new, want_new)
             if stable is not None and stable is not new:
                 self.scale(stable, self.replicas)
             self.scale_down_others(rss, new, stable, promoted)
@@ -429,6 +455,27 @@ class RolloutPass:
         for rs in old[: max(0, len(old) - limit)]:
             self.kube.delete("ReplicaSet", self.ns, rs["metadata"]["name"])
 
+    def scale_new(self, new: Obj, replicas: int) -> None:
+        """Argo's reconcileNewReplicaSet: the new ReplicaSet to `replicas`, then a `progressively` workloadRef's
+        Deployment to what the Rollout does not serve yet."""
+        old_scale = spec_replicas(new)
+        self.scale(new, replicas)
+        self.scale_workload(old_scale, replicas, scaling_new=True)
+
+    def scale_workload(self, old_scale: int, new_scale: int, *, scaling_new: bool) -> None:
+        ref = self.spec.get("workloadRef")
+        if self.workload is None or not isinstance(ref, dict) or workloadref.kube_kind(ref) != "Deployment":
+            return
+        target = workloadref.deployment_target(
+            workloadref.scale_down_mode(ref), self.revision, str(self.old_status.get("phase") or ""), self.replicas,
+            int(self.old_status.get("readyReplicas") or 0), old_scale, new_scale,
+            scaling_new=scaling_new)
+        if target is None or spec_replicas(self.workload) == target:
+            return
+        name = str(self.workload["metadata"]["name"])
+        log.info("Scaling deployment %s to %d replicas", name, target)  # Argo records no Event for it
+        self.workload = self.kube.patch("Deployment", self.ns, name, {"spec": {"replicas": target}})
+
     def scale(self, rs: Obj, replicas: int) -> None:
         current = spec_replicas(rs)
         if current == replicas:
@@ -534,6 +581,10 @@ class RolloutPass:
         match = (self.spec.get("selector") or {}).get("matchLabels") or {}
         s["selector"] = ",".join(f"{k}={v}" for k, v in sorted(match.items()))
         s["observedGeneration"] = str(self.meta.get("generation") or "")
+        if self.workload is not None:
+            s["workloadObservedGeneration"] = workloadref.generation(self.workload)
+            if new is not None:  # Argo's syncRolloutStatusCanary ends every pass with `onsuccess`
+                self.scale_workload(spec_replicas(new), spec_replicas(new), scaling_new=False)
         if new is not None:
             rs_name = new["metadata"]["name"]
             available = s["availableReplicas"] >= self.replicas

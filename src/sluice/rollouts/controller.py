@@ -29,7 +29,7 @@ __all__ = ["Controller"]
 
 log = logging.getLogger("sluice.rollouts")
 Obj = dict[str, Any]
-WATCHED = ("Rollout", "AnalysisRun", "ReplicaSet")
+WATCHED = ("Rollout", "AnalysisRun", "ReplicaSet", "Deployment")  # Deployment: a workloadRef's template
 MIN_PASS_GAP_S = 0.2  # our own writes wake us too: never loop faster than this
 MEASURE_WORKERS = 4
 RELEASE_EVERY_S = 300.0  # besides after a Rollout's deletion

@@ -42,6 +42,7 @@ KINDS: dict[str, ResourceInfo] = {
     "ClusterAnalysisTemplate": _info("argoproj.io", "v1alpha1", "clusteranalysistemplates",
                                      "ClusterAnalysisTemplate", namespaced=False),
     "ReplicaSet": _info("apps", "v1", "replicasets", "ReplicaSet"),
+    "Deployment": _info("apps", "v1", "deployments", "Deployment"),  # what a Rollout's workloadRef names
     "Service": _info("", "v1", "services", "Service"),
     "Pod": _info("", "v1", "pods", "Pod"),
     "Event": _info("", "v1", "events", "Event"),

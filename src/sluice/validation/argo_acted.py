@@ -32,7 +32,8 @@ _METRIC = ("name", "interval", "count", "initialDelay", "successCondition", "fai
            "provider.plugin")
 
 ACTED_ON: dict[str, tuple[str, ...]] = {
-    "Rollout": ("spec.replicas", "spec.selector", "spec.template", "spec.minReadySeconds", "spec.paused",
+    "Rollout": ("spec.replicas", "spec.selector", "spec.template", "spec.workloadRef", "spec.minReadySeconds",
+                "spec.paused",
                 *(f"spec.strategy.canary.{f}" for f in _CANARY)),
     "AnalysisRun": ("spec.args", "spec.dryRun", "spec.terminate", *(f"spec.metrics[].{f}" for f in _METRIC)),
 }
