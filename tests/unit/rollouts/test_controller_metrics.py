@@ -7,9 +7,10 @@ import re
 import subprocess
 from typing import Any
 
+from tests.conftest import TOOLS
+
 from sluice.metrics.exposition import render
 from sluice.rollouts.metrics import ControllerMetrics, families, metric_type, phase_of, strategy_and_router
-from tests.conftest import TOOLS
 
 
 def rollout(reason: str = "", invalid: bool = False, routing: dict[str, Any] | None = None) -> dict[str, Any]:
