@@ -277,6 +277,12 @@ def phases(d: Daemon) -> dict[str, int]:
     return out
 
 
+def versions(d: Daemon) -> dict[str, str]:
+    """kind/name → resourceVersion of every Rollout and ReplicaSet."""
+    items = json.loads(kubectl(d, "get", "rollouts,replicasets", "-o", "json"))["items"]
+    return {f"{o['kind']}/{o['metadata']['name']}": str(o["metadata"]["resourceVersion"]) for o in items}
+
+
 def cpu_per_rollouts(tmp: Path, n: int, window: float) -> list[tuple[str, float, float, float]]:
     """(what, wall s, controller CPU s, daemon CPU s) for each phase."""
     home = tmp / "cpu"
@@ -307,7 +313,10 @@ def cpu_per_rollouts(tmp: Path, n: int, window: float) -> list[tuple[str, float,
             wait(lambda: phases(d).get("Healthy") == n, 300, f"{n} Rollouts Healthy", interval=2)
 
         measured(f"create {n} Rollouts until all Healthy", create)
+        before = versions(d)
         measured(f"steady, {n} Healthy Rollouts ({window:.0f} s)", lambda: time.sleep(window))
+        changed = sum(1 for k, v in versions(d).items() if before.get(k) != v)
+        rows.append((f"(Rollout or ReplicaSet objects written during that steady window: {changed})", 0, 0, 0))
 
         def update() -> None:
             kubectl(d, "apply", "-f", "-", input=many(n, 2))
@@ -339,7 +348,7 @@ def main() -> int:
         rows = cpu_per_rollouts(tmp, a.rollouts, a.window)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    print("## Rollouts controller\n")
+    print("## Rollouts controller (`bench/rollouts_bench.py`)\n")
     print(f"Load average before the run {load_before:.1f}, after {os.getloadavg()[0]:.1f} "
           "(the machine is shared: other work runs at the same time).\n")
     print(f"**From a failing analysis measurement to all traffic on stable** ({len(samples)} repetitions; one "
@@ -355,6 +364,9 @@ def main() -> int:
           "the daemon column is the API server answering the controller, the pods' own processes are not in it):\n")
     print("| phase | wall | controller CPU | controller % of a core | daemon CPU |\n|---|---|---|---|---|")
     for what, wall, ctl, dmn in rows:
+        if not wall:
+            print(f"| {what} | | | | |")
+            continue
         print(f"| {what} | {wall:.1f} s | {ctl:.2f} s | {100 * ctl / wall:.1f} % | {dmn:.2f} s |")
     return 0
 
