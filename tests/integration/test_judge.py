@@ -126,8 +126,11 @@ def test_the_judge_fails_a_faulty_canary_and_passes_an_equal_one(mesh: Daemon) -
     since = time.time() - 1  # the analysis starts now: every look counts all requests since then
     # "Bad" starts at a 5-point increase here (default 0.5): with no errors on either side the judge then passes
     # an equal canary after about a hundred requests, not a thousand, however slow a busy machine sends them.
+    # Latency: two processes on a shared 2-core machine differ by fractions of a millisecond (run 1 of
+    # 2026-12-03: p50 0.723 vs 0.643 ms, A = 0.59, which the default tolerance of 0.5 rightly calls slower). The
+    # equal canary is judged with a 1.5×-slower boundary (A ≈ 0.66, docs/judge.md): acceptable up to that.
     good = {"canary": 'destination_workload="ratings-v3"', "stable": 'destination_workload="ratings-v1"',
-            "since": since, "errorRate": {"detectIncrease": 0.05}, "latency": {}}
+            "since": since, "errorRate": {"detectIncrease": 0.05}, "latency": {"tolerance": 0.66, "detect": 0.76}}
     # The faulty canary is also slower (its 503s are retried by the caller's sidecar): judge its error rate
     # alone, so the verdict below is the error-rate test's.
     bad = {"canary": 'destination_workload="ratings-v2"', "stable": good["stable"], "since": since, "errorRate": {}}

@@ -118,14 +118,22 @@ def validate(metrics: list[Obj]) -> str | None:
         if count is not None and count > 1 and not interval:
             return f"metrics[{i}]: interval must be specified when count > 1"
         fl = _int(m.get("failureLimit"), 0)
+        csl = _int(m.get("consecutiveSuccessLimit"), 0)
+        if csl < 0:
+            return f"metrics[{i}]: consecutiveSuccessLimit must be >= 0"
         if fl < -1:
             return f"metrics[{i}]: failureLimit must be >= 0, or -1 to be disabled"
+        if fl == -1 and csl == 0:
+            return f"metrics[{i}]: failureLimit and consecutiveSuccessLimit cannot both be disabled"
         if _int(m.get("inconclusiveLimit"), 0) < 0:
             return f"metrics[{i}]: inconclusiveLimit must be >= 0"
         if _int(m.get("consecutiveErrorLimit"), 4) < 0:
             return f"metrics[{i}]: consecutiveErrorLimit must be >= 0"
-        if count is not None and fl >= 0 and count < fl:
-            return f"metrics[{i}]: count ({count}) must be >= failureLimit + consecutiveSuccessLimit ({fl} + 0) if both >= 0"
+        if count is not None and fl >= 0 and count < fl + csl:
+            return (f"metrics[{i}]: count ({count}) must be >= failureLimit + consecutiveSuccessLimit "
+                    f"({fl} + {csl}) if both >= 0")
+        if count is not None and fl < 0 and count < csl:
+            return f"metrics[{i}]: count must be >= consecutiveSuccessLimit"
         provider = m.get("provider")
         if not isinstance(provider, dict) or not provider:
             return f"metrics[{i}]: no provider specified"
@@ -179,8 +187,15 @@ def _metric_phase(metric: Obj, r: Obj, terminating: bool) -> tuple[str, str]:
     phase, detail = _limit_phase(metric, r)
     if phase is not None:
         return phase, detail
+    fl = _int(metric.get("failureLimit"), 0)
+    csl = _int(metric.get("consecutiveSuccessLimit"), 0)
+    reached = csl > 0 and r.get("consecutiveSuccess", 0) >= csl
+    if reached:
+        return "Successful", ""
     count = _effective_count(metric)
     if count is not None and r.get("count", 0) >= count:
+        if csl > 0:  # the limit was set and not reached: Inconclusive where failures also count, else Failed
+            return ("Inconclusive" if fl >= 0 else "Failed"), ""
         return "Successful", ""
     return ("Successful" if terminating else "Running"), ""
 

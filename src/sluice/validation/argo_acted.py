@@ -28,8 +28,8 @@ _CANARY = (
     "scaleDownDelaySeconds", "abortScaleDownDelaySeconds",
 )
 _METRIC = ("name", "interval", "count", "initialDelay", "successCondition", "failureCondition", "failureLimit",
-           "inconclusiveLimit", "consecutiveErrorLimit", "provider.prometheus.address", "provider.prometheus.query",
-           "provider.plugin")
+           "inconclusiveLimit", "consecutiveErrorLimit", "consecutiveSuccessLimit", "provider.prometheus.address",
+           "provider.prometheus.query", "provider.plugin")
 
 ACTED_ON: dict[str, tuple[str, ...]] = {
     "Rollout": ("spec.replicas", "spec.selector", "spec.template", "spec.workloadRef", "spec.minReadySeconds",

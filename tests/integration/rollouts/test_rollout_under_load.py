@@ -48,9 +48,9 @@ WINDOW_S = 4  # scaleDownDelaySeconds: how long v1 must have been idle
 # one's over the same requests (everything since the run started). A coarse bad boundary (5 points of error rate,
 # as tests/integration/test_judge.py uses) so that an equal canary passes after about a hundred requests; the
 # latency check is off: a cold canary process on a shared 2-core machine is slower for reasons no rollout is about.
-# Argo ends the metric at its first Successful look (consecutiveSuccessLimit: 1); Sluice's analysis does not honour
-# that limit yet (see the xfail test at the end), so `count` bounds each step, and `inconclusiveLimit` one less than
-# it means a step passes only if at least one look was Successful and none Failed, under either reading.
+# Argo ends the metric at its first Successful look (consecutiveSuccessLimit: 1; the test at the end), `count`
+# bounds each step, and `inconclusiveLimit` one less than it means a step passes only if at least one look was
+# Successful and none Failed.
 LOOKS = 6
 JUDGE = f"""
 apiVersion: argoproj.io/v1alpha1
@@ -348,10 +348,6 @@ def test_a_bad_canary_is_rolled_back_within_one_interval(daemon: Daemon) -> None
           f"canary errors; {len(client.failed(measured))} failed after it, before the rollback reached the sidecar")
 
 
-@pytest.mark.xfail(strict=True, reason="src/sluice/rollouts/analysis.py ignores consecutiveSuccessLimit: a metric "
-                   "ends Successful only when `count` is reached (Argo ends it at the limit), so a judge step with "
-                   "consecutiveSuccessLimit: 1 (docs/judge.md) takes all `count` looks, 10 minutes in the doc's "
-                   "example, though its first Successful look decided it")
 def test_the_first_successful_look_ends_a_metric_with_consecutive_success_limit_1() -> None:
     """Argo's assessMetricStatus: with consecutiveSuccessLimit set, the metric is Successful once that many
     consecutive measurements were; here the first of 20."""

@@ -81,6 +81,35 @@ def test_failure_limit_count_interval_and_args() -> None:
     assert ("Warning", "AnalysisRunFailed", "Analysis Completed. Result: Failed") in s2.events
 
 
+@pytest.mark.parametrize(("values", "failure_limit", "phases", "want"), [
+    (["1", "0", "0"], 2, ["Failed", "Successful", "Successful"], "Successful"),  # 2 in a row end it early
+    (["1", "0", "1", "0"], 2, ["Failed", "Successful", "Failed", "Successful"], "Inconclusive"),  # count, no run of 2
+    (["1", "0", "1", "0"], -1, ["Failed", "Successful", "Failed", "Successful"], "Failed"),  # only the limit counts
+])
+def test_consecutive_success_limit(values: list[str], failure_limit: int, phases: list[str], want: str) -> None:
+    """Argo's assessMetricStatus: Successful once consecutiveSuccessLimit Successful looks came in a row; at
+    `count` without that, Inconclusive (Failed when failureLimit is disabled)."""
+    answers = iter(values)
+
+    def query_for(address: str) -> Any:
+        return lambda promql: [{"metric": {}, "value": [0, next(answers)]}]
+
+    metric = {"name": "m", "interval": "10s", "count": 4, "failureLimit": failure_limit, "consecutiveSuccessLimit": 2,
+              "inconclusiveLimit": 0, "successCondition": "result[0] < 0.5",
+              "provider": {"prometheus": {"address": "http://x", "query": "q"}}}
+    r = run(metric, [])
+    t = 1000.0
+    for _ in range(4):
+        out = analysis.step(r, t, query_for)
+        r["status"] = out.status
+        if out.status["phase"] in analysis.COMPLETED:
+            break
+        t += 10.0
+    m = r["status"]["metricResults"][0]
+    assert [x["phase"] for x in m["measurements"]] == phases
+    assert m["phase"] == want and r["status"]["phase"] == want
+
+
 def test_unresolved_arg_and_dry_run() -> None:
     metric = {"name": "m", "provider": {"prometheus": {"query": "{{args.nope}}"}}}
     s = analysis.step(run(metric), 0.0, lambda a: lambda q: [])
@@ -146,7 +175,7 @@ def test_warnings_name_only_what_the_controller_leaves_out() -> None:
     run = {"spec": {"metrics": [{"name": "m", "consecutiveSuccessLimit": 2,
                                  "provider": {"prometheus": {"query": "q", "timeout": 40}}}]}}
     assert argo_acted.not_acted_on("AnalysisRun", run) == [
-        "spec.metrics[0].consecutiveSuccessLimit", "spec.metrics[0].provider.prometheus.timeout"]
+        "spec.metrics[0].provider.prometheus.timeout"]  # consecutiveSuccessLimit is acted on
 
 
 def test_step_weights_sizes_phase_and_patches() -> None:
