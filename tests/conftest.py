@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -19,8 +20,40 @@ TOOLS = ROOT / ".tools" / "bin"
 KUBECTL_VERSIONS = ("1.35", "1.20")
 
 
+def _ephemeral_ports() -> tuple[int, int]:
+    try:
+        lo, hi = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(lo), int(hi)
+    except (OSError, ValueError):
+        return 32768, 60999  # Linux's default
+
+
+_EPHEMERAL = _ephemeral_ports()
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
+    """A port on 127.0.0.1 that nothing is bound to, for a server a test starts a moment later.
+
+    Not from the kernel's ephemeral range: a port from there, released here and bound by the daemon a moment
+    later, can meanwhile become the local end of any outbound connection (a fresh-clone run lost a daemon's
+    xDS port so: "Address already in use"). And never the same port twice in one test run.
+    """
+    lo, hi = _EPHEMERAL
+    first, last = (10000, lo - 1) if lo - 10000 >= 4096 else (hi + 1, 65535)
+    rng = random.Random()
+    for _ in range(500):
+        port = rng.randint(first, last)
+        if port in _handed_out:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    with socket.socket() as s:  # a crowded range: the kernel's pick, as before
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 

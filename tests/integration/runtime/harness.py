@@ -28,6 +28,7 @@ from sluice.daemon.state import Home
 from sluice.resources.kinds import ResourceType, by_kind
 from sluice.runtime.kubelet import Kubelet, KubeletOptions
 from sluice.store.sqlite import Store
+from tests.conftest import free_port
 
 _POD = by_kind("", "Pod")
 assert _POD is not None
@@ -85,12 +86,6 @@ def pod(name: str, containers: list[dict[str, Any]], *, sidecar: bool = False, *
     if not sidecar:
         meta["annotations"] = {"sidecar.istio.io/inject": "false"}
     return {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": {"containers": containers, **spec}}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def http_get(url: str) -> tuple[int, str]:

@@ -6,12 +6,12 @@ from __future__ import annotations
 import io
 import random
 import re
-import socket
 from typing import Any
 
 import grpc
 import pytest
 from aiohttp.test_utils import TestServer
+from tests.conftest import free_port
 
 from sluice.samples.fortio import cli, grpcping
 from sluice.samples.fortio.client import parse_target
@@ -79,9 +79,7 @@ async def test_echo_server(make_client: Any) -> None:
 
 
 async def test_grpc_ping_and_health() -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     server = await grpcping.start_server("127.0.0.1", port)
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
