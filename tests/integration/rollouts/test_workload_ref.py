@@ -123,10 +123,11 @@ def test_onsuccess_migration_then_a_deployment_template_change_is_a_canary(daemo
     # onsuccess: the Deployment goes to 0 once the Rollout is Healthy (a new generation of it, observed too)
     wait_for(lambda: deployment_replicas(d, "web") == 0, timeout=60, interval=0.5)
     generation = str(get(d, "deployment", "web")["metadata"]["generation"])
-    wait_for(lambda: rollout_status(d, "web").get("workloadObservedGeneration") == generation, timeout=60,
-             interval=0.5)
+    # the status and the annotation are two writes of the controller: wait for both
+    wait_for(lambda: (lambda ro: (ro.get("status") or {}).get("workloadObservedGeneration") == generation
+                      and (ro["metadata"].get("annotations") or {}).get("rollout.argoproj.io/workload-generation")
+                      == generation)(get(d, "rollout", "web")), timeout=60, interval=0.5)
     ro = get(d, "rollout", "web")
-    assert ro["metadata"]["annotations"]["rollout.argoproj.io/workload-generation"] == generation
     assert ro["status"]["selector"] == "app=web"  # the Deployment's selector, the Rollout has none
     assert "template" not in ro["spec"] and "selector" not in ro["spec"]  # resolved, never written back
     rs = get(d, "replicaset", f"web-{v1}")
