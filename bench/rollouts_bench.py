@@ -45,6 +45,7 @@ sys.path.insert(0, str(ROOT))
 from tests.conftest import TOOLS, Daemon, start_daemon, stop_daemon  # noqa: E402
 from tests.e2e.mesh import pod, route_weights  # noqa: E402
 from tests.integration.netns.test_istio_samples import SLEEP  # noqa: E402
+from tests.integration.rollouts.helpers import subset_setup  # noqa: E402
 
 NS = "bench"
 TICK = os.sysconf("SC_CLK_TCK")
@@ -109,34 +110,7 @@ class Watch(threading.Thread):
         self.conn.close()
 
 
-ROUTING = """
-apiVersion: v1
-kind: Service
-metadata: {name: bapp}
-spec:
-  selector: {app: bapp}
-  ports: [{name: http, port: 8000}]
----
-apiVersion: networking.istio.io/v1alpha3
-kind: DestinationRule
-metadata: {name: bapp}
-spec:
-  host: bapp
-  subsets:
-  - {name: canary, labels: {app: bapp}}
-  - {name: stable, labels: {app: bapp}}
----
-apiVersion: networking.istio.io/v1alpha3
-kind: VirtualService
-metadata: {name: bapp}
-spec:
-  hosts: [bapp]
-  http:
-  - name: primary
-    route:
-    - {destination: {host: bapp, subset: stable}, weight: 100}
-    - {destination: {host: bapp, subset: canary}, weight: 0}
-"""
+ROUTING = subset_setup("bapp")
 
 
 def failing_template(metrics_port: int) -> str:

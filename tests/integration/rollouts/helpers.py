@@ -49,16 +49,16 @@ def events(d: Daemon, name: str) -> list[tuple[str, str]]:
     return [(e["reason"], e["message"]) for e in out["items"]]
 
 
-def subset_setup(app: str) -> str:
-    """A Service, a DestinationRule with canary/stable subsets and a VirtualService whose route `primary`
-    sends everything to stable, as Argo's subset-level Istio example has them."""
+def subset_setup(app: str, port: int = 8000) -> str:
+    """A Service (`port`), a DestinationRule with canary/stable subsets and a VirtualService whose route
+    `primary` sends everything to stable, as Argo's subset-level Istio example has them."""
     return f"""
 apiVersion: v1
 kind: Service
 metadata: {{name: {app}}}
 spec:
   selector: {{app: {app}}}
-  ports: [{{name: http, port: 8000}}]
+  ports: [{{name: http, port: {port}}}]
 ---
 apiVersion: networking.istio.io/v1alpha3
 kind: DestinationRule
@@ -86,15 +86,9 @@ spec:
 """
 
 
-def rollout(app: str, steps: str, version: str = "v1", extra: str = "") -> str:
-    """A subset-level canary Rollout; pods are `sleep` processes without a sidecar (nothing here needs one)."""
-    return f"""
-apiVersion: argoproj.io/v1alpha1
-kind: Rollout
-metadata: {{name: {app}}}
-spec:
-  replicas: 2
-  selector:
+def sleep_template(app: str, version: str = "v1") -> str:
+    """A pod template (indented two spaces) of `sleep` processes without a sidecar (nothing here needs one)."""
+    return f"""  selector:
     matchLabels: {{app: {app}}}
   template:
     metadata:
@@ -106,7 +100,13 @@ spec:
         image: busybox:1.36
         command: [sleep, infinity]
         env: [{{name: VERSION, value: {version}}}]
-  strategy:
+"""
+
+
+def subset_canary(app: str, steps: str, extra: str = "") -> str:
+    """A Rollout's `strategy` (indented two spaces): the subset-level Istio canary over `subset_setup(app)`'s
+    objects, scaled down at once."""
+    return f"""  strategy:
     canary:
       abortScaleDownDelaySeconds: 0
       scaleDownDelaySeconds: 0
@@ -121,6 +121,17 @@ spec:
             stableSubsetName: stable
       steps:
 {steps}"""
+
+
+def rollout(app: str, steps: str, version: str = "v1", extra: str = "") -> str:
+    """A subset-level canary Rollout of `sleep_template` pods."""
+    return f"""
+apiVersion: argoproj.io/v1alpha1
+kind: Rollout
+metadata: {{name: {app}}}
+spec:
+  replicas: 2
+{sleep_template(app, version)}{subset_canary(app, steps, extra)}"""
 
 
 def host_setup(app: str) -> str:
@@ -166,38 +177,7 @@ def selector_hash(d: Daemon, service: str) -> str | None:
     return sel.get("rollouts-pod-template-hash")
 
 
-HELLOWORLD_ROUTING = """
-apiVersion: v1
-kind: Service
-metadata: {name: helloworld}
-spec:
-  selector: {app: helloworld}
-  ports: [{name: http, port: 5000}]
----
-apiVersion: networking.istio.io/v1alpha3
-kind: DestinationRule
-metadata: {name: helloworld}
-spec:
-  host: helloworld
-  subsets:
-  - name: canary
-    labels: {app: helloworld}
-  - name: stable
-    labels: {app: helloworld}
----
-apiVersion: networking.istio.io/v1alpha3
-kind: VirtualService
-metadata: {name: helloworld}
-spec:
-  hosts: [helloworld]
-  http:
-  - name: primary
-    route:
-    - destination: {host: helloworld, subset: stable}
-      weight: 100
-    - destination: {host: helloworld, subset: canary}
-      weight: 0
-"""
+HELLOWORLD_ROUTING = subset_setup("helloworld", 5000)
 
 
 def helloworld_rollout(version: str, strategy: str) -> str:

@@ -36,6 +36,7 @@ from tests.integration.rollouts.helpers import (
     helloworld_rollout,
     kubectl,
     rollout_status,
+    subset_setup,
     vs_weights,
 )
 
@@ -107,38 +108,7 @@ def helloworld(version: str) -> str:
 {judged_steps("helloworld", (20, 50))}""")
 
 
-RATINGS_ROUTING = """
-apiVersion: v1
-kind: Service
-metadata: {name: ratings}
-spec:
-  selector: {app: ratings}
-  ports: [{name: http, port: 9080}]
----
-apiVersion: networking.istio.io/v1alpha3
-kind: DestinationRule
-metadata: {name: ratings}
-spec:
-  host: ratings
-  subsets:
-  - name: canary
-    labels: {app: ratings}
-  - name: stable
-    labels: {app: ratings}
----
-apiVersion: networking.istio.io/v1alpha3
-kind: VirtualService
-metadata: {name: ratings}
-spec:
-  hosts: [ratings]
-  http:
-  - name: primary
-    route:
-    - destination: {host: ratings, subset: stable}
-      weight: 100
-    - destination: {host: ratings, subset: canary}
-      weight: 0
-"""
+RATINGS_ROUTING = subset_setup("ratings", 9080)
 
 
 def ratings(service_version: str) -> str:

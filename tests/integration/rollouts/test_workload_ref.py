@@ -18,6 +18,8 @@ from tests.integration.rollouts.helpers import (
     kubectl,
     promote,
     rollout_status,
+    sleep_template,
+    subset_canary,
     subset_setup,
     vs_weights,
 )
@@ -46,19 +48,7 @@ kind: Deployment
 metadata: {{name: {app}}}
 spec:
   replicas: {replicas}
-  selector:
-    matchLabels: {{app: {app}}}
-  template:
-    metadata:
-      labels: {{app: {app}}}
-      annotations: {{sidecar.istio.io/inject: "false"}}
-    spec:
-      containers:
-      - name: main
-        image: busybox:1.36
-        command: [sleep, infinity]
-        env: [{{name: VERSION, value: v1}}]
-"""
+{sleep_template(app)}"""
 
 
 def ref_rollout(app: str, scale_down: str, deployment_name: str | None = None) -> str:
@@ -74,21 +64,7 @@ spec:
     kind: Deployment
     name: {deployment_name or app}
     scaleDown: {scale_down}
-  strategy:
-    canary:
-      abortScaleDownDelaySeconds: 0
-      scaleDownDelaySeconds: 0
-      trafficRouting:
-        istio:
-          virtualService:
-            name: {app}
-            routes: [primary]
-          destinationRule:
-            name: {app}
-            canarySubsetName: canary
-            stableSubsetName: stable
-      steps:
-{STEPS}"""
+{subset_canary(app, STEPS)}"""
 
 
 def pods(d: Daemon, selector: str) -> list[dict[str, object]]:
