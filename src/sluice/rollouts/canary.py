@@ -356,8 +356,7 @@ class RolloutPass:
     def aborted_canary_size(self, new: Obj, stable: Obj | None) -> int:
         """On abort the canary keeps its pods until stable is fully available, then for
         abortScaleDownDelaySeconds (30 by default; 0 = scale down at once)."""
-        delay = self.canary.get("abortScaleDownDelaySeconds")
-        delay = 30 if delay is None else int(delay)
+        delay = self.delay_seconds("abortScaleDownDelaySeconds")
         if delay == 0 or self.istio_config() is None:
             return 0
         if stable is not None and status_count(stable, "availableReplicas") < self.replicas:
@@ -374,9 +373,13 @@ class RolloutPass:
         self.after(deadline - self.now)
         return spec_replicas(new)
 
+    def delay_seconds(self, key: str) -> int:
+        """`scaleDownDelaySeconds` or `abortScaleDownDelaySeconds`: 30 when unset, as Argo's defaults."""
+        delay = self.canary.get(key)
+        return 30 if delay is None else int(delay)
+
     def mark_scale_down(self, rs: Obj) -> None:
-        delay = self.canary.get("scaleDownDelaySeconds")
-        delay = 30 if delay is None else int(delay)
+        delay = self.delay_seconds("scaleDownDelaySeconds")
         if delay and self.istio_config() is not None:
             self.kube.patch("ReplicaSet", self.ns, rs["metadata"]["name"],
                             {"metadata": {"annotations": {SCALE_DOWN_DEADLINE: rfc3339(self.now + delay)}}})
@@ -396,8 +399,7 @@ class RolloutPass:
         """How long an old ReplicaSet must have received nothing before it is scaled down: scaleDownDelaySeconds
         (30 by default), when Istio routes the traffic. None (scaled down as Argo does, unproven) with a delay of
         0, which asks for exactly that, or without traffic routing, where its pods still serve the Service."""
-        delay = self.canary.get("scaleDownDelaySeconds")
-        delay = 30 if delay is None else int(delay)
+        delay = self.delay_seconds("scaleDownDelaySeconds")
         return delay if delay > 0 and self.istio_config() is not None else None
 
     def proven_idle(self, rs: Obj) -> bool:
@@ -428,10 +430,7 @@ class RolloutPass:
         if not proof.idle:
             self.proof_pending(rs, window, proof.summary())
             return False
-        updated = self.kube.patch("ReplicaSet", self.ns, name, {"metadata": {"annotations": {
-            PROOF_ANNOTATION: proof.annotation(), PROOF_PENDING: None}}})
-        rs.clear()
-        rs.update(updated)
+        self.patch_rs(rs, {"metadata": {"annotations": {PROOF_ANNOTATION: proof.annotation(), PROOF_PENDING: None}}})
         self.event("DecommissionProven", f"ReplicaSet {name} (revision {revision_of(rs)}): {proof.summary()}")
         return True
 
@@ -440,10 +439,7 @@ class RolloutPass:
         name = str(rs["metadata"]["name"])
         if (rs["metadata"].get("annotations") or {}).get(PROOF_PENDING):
             return
-        updated = self.kube.patch("ReplicaSet", self.ns, name,
-                                  {"metadata": {"annotations": {PROOF_PENDING: rfc3339(self.now)}}})
-        rs.clear()
-        rs.update(updated)
+        self.patch_rs(rs, {"metadata": {"annotations": {PROOF_PENDING: rfc3339(self.now)}}})
         self.event("DecommissionPending", f"ReplicaSet {name} (revision {revision_of(rs)}) is kept until it is "
                                           f"proven idle: {why}")
 
@@ -476,6 +472,12 @@ class RolloutPass:
         log.info("Scaling deployment %s to %d replicas", name, target)  # Argo records no Event for it
         self.workload = self.kube.patch("Deployment", self.ns, name, {"spec": {"replicas": target}})
 
+    def patch_rs(self, rs: Obj, patch: Obj) -> None:
+        """Patch the ReplicaSet and hold its new state in `rs` (the rest of the pass reads that object)."""
+        updated = self.kube.patch("ReplicaSet", self.ns, rs["metadata"]["name"], patch)
+        rs.clear()
+        rs.update(updated)
+
     def scale(self, rs: Obj, replicas: int) -> None:
         current = spec_replicas(rs)
         if current == replicas:
@@ -483,9 +485,7 @@ class RolloutPass:
         patch: Obj = {"spec": {"replicas": replicas}, "metadata": {"annotations": {DESIRED: str(self.replicas)}}}
         if replicas == 0:
             patch["metadata"]["annotations"][SCALE_DOWN_DEADLINE] = None
-        updated = self.kube.patch("ReplicaSet", self.ns, rs["metadata"]["name"], patch)
-        rs.clear()
-        rs.update(updated)
+        self.patch_rs(rs, patch)
         word = "up" if replicas > current else "down"
         self.event("ScalingReplicaSet", f"Scaled {word} ReplicaSet {rs['metadata']['name']} (revision {revision_of(rs)}) "
                                         f"from {current} to {replicas}")

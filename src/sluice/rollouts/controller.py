@@ -117,7 +117,8 @@ class Controller:
         due = self.resync
         runs = kube.list("AnalysisRun")
         # measurements of different runs go in parallel: one slow Prometheus does not hold up the others
-        for nxt in self._pool.map(lambda run: self._sync_run_safely(kube, run), runs):
+        for nxt in self._pool.map(lambda run: self._reconciled("AnalysisRun", run, lambda: self.sync_run(kube, run)),
+                                  runs):
             if nxt is not None:
                 due = min(due, nxt)
         rollouts = kube.list("Rollout")
@@ -130,41 +131,35 @@ class Controller:
             self.rollout_deleted.clear()
             self._released_at = time.monotonic()
             release_orphans(kube, rollouts)
+
+        def rollout_pass(ro: Obj) -> Callable[[], float | None]:
+            return lambda: RolloutPass(kube, ro, self.query_for).run()
+
         for ro in rollouts:
-            started, failed = time.monotonic(), True
-            try:
-                nxt = RolloutPass(kube, ro, self.query_for).run()
-                failed = False
-            except Conflict:
-                nxt, failed = 0.0, False
-            except (ApiError, ClientError) as e:
-                log.warning("Rollout %s/%s: %s", ro["metadata"].get("namespace"), ro["metadata"]["name"], e)
-                nxt = 5.0
-            except Exception:  # one object's surprise must not stop the others
-                log.exception("Rollout %s/%s", ro["metadata"].get("namespace"), ro["metadata"]["name"])
-                nxt = 30.0
-            self.metrics.reconciled("Rollout", str(ro["metadata"].get("namespace") or ""), ro["metadata"]["name"],
-                                    time.monotonic() - started, error=failed)
+            nxt = self._reconciled("Rollout", ro, rollout_pass(ro))
             if nxt is not None:
                 due = min(due, nxt)
         return due
 
-    def _sync_run_safely(self, kube: Kube, run: Obj) -> float | None:
+    def _reconciled(self, kind: str, obj: Obj, reconcile: Callable[[], float | None]) -> float | None:
+        """One object's pass, timed and counted for the metrics; after a failure, when to look again: at once
+        after a Conflict, in 5 s after an API error, in 30 s after anything else (which must not stop the
+        other objects)."""
+        ns, name = str(obj["metadata"].get("namespace") or ""), str(obj["metadata"]["name"])
         started, failed = time.monotonic(), True
         nxt: float | None
         try:
-            nxt = self.sync_run(kube, run)
+            nxt = reconcile()
             failed = False
         except Conflict:
             nxt, failed = 0.0, False
         except (ApiError, ClientError) as e:
-            log.warning("AnalysisRun %s/%s: %s", run["metadata"].get("namespace"), run["metadata"]["name"], e)
+            log.warning("%s %s/%s: %s", kind, ns, name, e)
             nxt = 5.0
-        except Exception:  # one object's surprise must not stop the others
-            log.exception("AnalysisRun %s/%s", run["metadata"].get("namespace"), run["metadata"]["name"])
+        except Exception:
+            log.exception("%s %s/%s", kind, ns, name)
             nxt = 30.0
-        self.metrics.reconciled("AnalysisRun", str(run["metadata"].get("namespace") or ""), run["metadata"]["name"],
-                                time.monotonic() - started, error=failed)
+        self.metrics.reconciled(kind, ns, name, time.monotonic() - started, error=failed)
         return nxt
 
     def sync_run(self, kube: Kube, run: Obj) -> float | None:

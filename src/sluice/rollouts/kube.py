@@ -10,7 +10,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sluice.client.api import ApiClient
 from sluice.client.discovery import ResourceInfo
@@ -27,6 +27,7 @@ __all__ = ["Kube", "KINDS", "prom_query_factory", "Conflict", "COMPONENT", "UNCO
 
 log = logging.getLogger("sluice.rollouts")
 Obj = dict[str, Any]
+_T = TypeVar("_T")
 COMPONENT = "rollouts-controller"
 UNCONFIGURED = "prometheus address is not configured"
 
@@ -68,7 +69,7 @@ class Kube:
     def from_kubeconfig(cls, path: str | None, context: str | None = None) -> Kube:
         return cls(load_kubeconfig(path).rest_config(context))
 
-    def _call(self, fn: Callable[[], Obj], kind: str, namespace: str | None, name: str, verb: str) -> Obj:
+    def _call(self, fn: Callable[[], _T], kind: str, namespace: str | None, name: str, verb: str) -> _T:
         """`fn()` alone on the connection, counted as Argo counts its client's requests (kind, verb, status)."""
         with self._lock:
             try:
@@ -134,7 +135,7 @@ class Kube:
             return [b.decode("utf-8", "replace") for b in self.api.logs(
                 namespace, pod, {"container": container, "sinceSeconds": str(since_seconds)})]
         try:
-            return [*self._call(lambda: {"lines": read()}, "Pod", namespace, pod, "Get")["lines"]]
+            return self._call(read, "Pod", namespace, pod, "Get")
         except ApiError as e:
             if e.code == 404:
                 return None
