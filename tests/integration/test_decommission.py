@@ -111,6 +111,10 @@ def test_busy_version_is_refused_then_idle_version_is_scaled_down(mesh: Kube) ->
     assert any("istio_requests_total" in m["query"] for m in proof["metrics"])
     events = json.loads(mesh("get", "events", "--field-selector", "reason=DecommissionProven", "-o", "json"))
     assert [e["involvedObject"]["name"] for e in events["items"]] == ["helloworld-v2"]
+    # the Event tells the whole proof: its window and each query with its answer
+    message = events["items"][0]["message"]
+    assert "window " in message and "(10s)" in message, message
+    assert all(f"{m['query']} = " in message for m in proof["metrics"]), message
 
 
 def test_metrics_count_the_requests_the_proof_relies_on(mesh: Kube) -> None:

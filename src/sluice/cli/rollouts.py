@@ -156,7 +156,7 @@ def _decommission(s: Session, prom: PromClient, namespace: str, name: str, windo
     deployment = s.client.patch(deployments, name, namespace,
                                 {"metadata": {"annotations": {PROOF_ANNOTATION: proof.annotation()}}},
                                 content_type=MERGE_PATCH, field_validation=None)
-    _record(s, deployment, "DecommissionProven", proof.summary())
+    _record(s, deployment, "DecommissionProven", f"{proof.summary()}. {proof.details()}")
     if delete_it:
         s.client.delete(deployments, name, namespace)
         click.echo(f"deployment.apps/{name} deleted ({proof.summary()})")
@@ -480,7 +480,15 @@ def set_image_cmd(name: str, pairs: tuple[str, ...]) -> None:
     """Start a new revision with CONTAINER's image replaced (`*` = every container)."""
     s = session()
     ro = _rollout(s, name)
-    spec = ((ro.get("spec") or {}).get("template") or {}).get("spec") or {}
+    # a workloadRef Rollout takes its template from the Deployment, so that is what changes (as Argo's plugin
+    # does since v1.2: set_image.go reads the workloadRef's name as a Deployment whatever its kind)
+    ref = (ro.get("spec") or {}).get("workloadRef")
+    resource, kind, target = _ROLLOUTS, "rollout", ro
+    if isinstance(ref, dict):
+        resource, kind = "deployments.apps", "deployment"
+        name = str(ref.get("name") or "")
+        target = _get(s, resource, name, s.namespace)
+    spec = ((target.get("spec") or {}).get("template") or {}).get("spec") or {}
     for pair in pairs:
         container, sep, image = pair.partition("=")
         if not sep or not container or not image:
@@ -493,8 +501,8 @@ def set_image_cmd(name: str, pairs: tuple[str, ...]) -> None:
                     found = True
         if not found:
             raise CliError(f'unable to find container named "{container}"')
-    s.client.rest.json("PUT", s.client.resolve(_ROLLOUTS).object_path(s.namespace, name), body=ro)
-    click.echo(f'rollout "{name}" image updated')
+    s.client.rest.json("PUT", s.client.resolve(resource).object_path(s.namespace, name), body=target)
+    click.echo(f'{kind} "{name}" image updated')
 
 
 @rollouts_group.command("undo")
@@ -527,13 +535,25 @@ def undo_cmd(name: str, to_revision: int) -> None:
     template = json.loads(json.dumps((target.get("spec") or {}).get("template") or {}))
     labels = (template.get("metadata") or {}).get("labels") or {}
     labels.pop("rollouts-pod-template-hash", None)
+    patch = [{"op": "replace", "path": "/spec/template", "value": template}]
+    ref = (ro.get("spec") or {}).get("workloadRef")
+    if isinstance(ref, dict):
+        # the template lives in the referenced workload: Argo's undoWorkloadRef patches it there (and, as Argo,
+        # without the "already matches" check, which reads the Rollout's own empty template)
+        resource = {"Deployment": "deployments.apps", "ReplicaSet": "replicasets.apps"}.get(str(ref.get("kind")))
+        if resource is None:
+            raise CliError(f"failed restoring revision {to_revision}: workload of type {ref.get('kind')} is not "
+                           f"supported")
+        s.client.patch(s.client.resolve(resource), str(ref.get("name") or ""), s.namespace, patch,
+                       content_type=JSON_PATCH, field_validation=None)
+        click.echo(f"rollout '{name}' undo")
+        return
     current = json.loads(json.dumps((ro.get("spec") or {}).get("template") or {}))
     (current.get("metadata") or {}).get("labels", {}).pop("rollouts-pod-template-hash", None)
     if current == template:
         click.echo(f"skipped rollback (current template already matches revision {rev_n})")
         return
-    s.client.patch(s.client.resolve(_ROLLOUTS), name, s.namespace,
-                   [{"op": "replace", "path": "/spec/template", "value": template}], content_type=JSON_PATCH,
+    s.client.patch(s.client.resolve(_ROLLOUTS), name, s.namespace, patch, content_type=JSON_PATCH,
                    field_validation=None)
     click.echo(f"rollout '{name}' undo")
 

@@ -52,7 +52,12 @@ log = logging.getLogger("sluice.rollouts")
 
 # On an old ReplicaSet kept because it was not yet proven idle: since when (told once in an Event).
 PROOF_PENDING = "sluice.dev/decommission-pending-since"
+# The proof (or why it is still missing) in the Rollout's status, not only on the old ReplicaSet: a condition
+# type of Sluice's own, since Argo's status has no field for it and its CRD schema keeps any condition type.
+DECOMMISSIONED = "Decommissioned"
 PROOF_RETRY_S = 10.0  # how soon the proof is asked again (at most: the window, if shorter)
+
+
 class RolloutPass:
     """Reconcile `ro` once; `run()` returns the seconds after which it needs another pass (None: only on change)."""
 
@@ -419,8 +424,9 @@ class RolloutPass:
                           lambda pod: self.kube.container_log(self.ns, pod, SIDECAR, window))
         except PromError as e:
             if e.message == UNCONFIGURED:  # no Prometheus to ask: Argo's scale-down, said once
-                self.event("DecommissionUnproven", f"ReplicaSet {name} scaled down without a proof that it is idle: "
-                                                   f"{UNCONFIGURED}", "Warning")
+                message = f"ReplicaSet {name} scaled down without a proof that it is idle: {UNCONFIGURED}"
+                self.cond(DECOMMISSIONED, "True", "DecommissionUnproven", message)
+                self.event("DecommissionUnproven", message, "Warning")
                 return True
             self.proof_pending(rs, window, f"Prometheus answered {e.error_type}: {e.message}")
             return False
@@ -431,17 +437,20 @@ class RolloutPass:
             self.proof_pending(rs, window, proof.summary())
             return False
         self.patch_rs(rs, {"metadata": {"annotations": {PROOF_ANNOTATION: proof.annotation(), PROOF_PENDING: None}}})
-        self.event("DecommissionProven", f"ReplicaSet {name} (revision {revision_of(rs)}): {proof.summary()}")
+        said = f"ReplicaSet {name} (revision {revision_of(rs)}): {proof.summary()}. {proof.details()}"
+        self.cond(DECOMMISSIONED, "True", "DecommissionProven", said)
+        self.event("DecommissionProven", said)
         return True
 
     def proof_pending(self, rs: Obj, window: int, why: str) -> None:
         self.after(min(float(window), PROOF_RETRY_S))
         name = str(rs["metadata"]["name"])
+        message = f"ReplicaSet {name} (revision {revision_of(rs)}) is kept until it is proven idle: {why}"
+        self.cond(DECOMMISSIONED, "False", "DecommissionPending", message)
         if (rs["metadata"].get("annotations") or {}).get(PROOF_PENDING):
             return
         self.patch_rs(rs, {"metadata": {"annotations": {PROOF_PENDING: rfc3339(self.now)}}})
-        self.event("DecommissionPending", f"ReplicaSet {name} (revision {revision_of(rs)}) is kept until it is "
-                                          f"proven idle: {why}")
+        self.event("DecommissionPending", message)
 
     def cleanup_history(self, rss: list[Obj], new: Obj, stable: Obj | None) -> None:
         """Delete the oldest scaled-down ReplicaSets beyond revisionHistoryLimit (default 10)."""

@@ -90,6 +90,15 @@ class Proof:
         busy += [f"{w.pod}: {w.lines} inbound access-log line(s)" for w in self.logs if not w.idle]
         return f"{self.workload} is not idle over the last {self.window_s}s: " + "; ".join(busy)
 
+    def details(self) -> str:
+        """The proof in words: its window, every query with its answer, every pod's log count."""
+        end = dt.datetime.fromtimestamp(self.at, dt.UTC)
+        start = end - dt.timedelta(seconds=self.window_s)
+        parts = [f"window {_rfc3339(start)} to {_rfc3339(end)} ({self.window_s}s)"]
+        parts += [f"{w.query} = {_number(w.value)}" for w in self.metrics]
+        parts += [f"{SIDECAR} log of {w.pod}: {w.lines} inbound line(s)" for w in self.logs]
+        return "; ".join(parts)
+
     def to_json(self) -> dict[str, Any]:
         end = dt.datetime.fromtimestamp(self.at, dt.UTC)
         start = end - dt.timedelta(seconds=self.window_s)

@@ -5,7 +5,8 @@ workload and its pods' sidecar access logs show nothing over the window (scaleDo
 Istio's helloworld v1 → v2 as a subset-level Rollout. A second Service, `helloworld-old`, selects the v1 pods only
 (by their `rollouts-pod-template-hash`), the way a forgotten client keeps calling an old version behind the
 rollout's back. While the sleep pod calls it, the promoted rollout keeps v1 past its delay and says why in an Event;
-once the calls stop, v1 goes, with the proof in the ReplicaSet's annotation and a DecommissionProven Event."""
+once the calls stop, v1 goes, with the proof in the ReplicaSet's annotation, the Rollout's `Decommissioned`
+condition and a DecommissionProven Event."""
 
 from __future__ import annotations
 
@@ -121,6 +122,11 @@ def test_the_old_version_goes_only_once_proven_idle(daemon: Daemon) -> None:
                                   f"helloworld-{v1} is not idle over the last {WINDOW_S}s: "), message
         assert replicas(d, v1) == 1
         assert hello(d, "helloworld-old") == "v1"
+        # the condition is written at the end of the pass that told the Event
+        wait_for(lambda: decommissioned(d), timeout=30, interval=0.2)
+        kept = decommissioned(d)
+        assert (kept["status"], kept["reason"]) == ("False", "DecommissionPending"), kept
+        assert kept["message"].startswith(f"ReplicaSet helloworld-{v1} (revision 1) is kept until"), kept
     finally:
         stop.set()
         caller.join(timeout=30)
@@ -136,6 +142,21 @@ def test_the_old_version_goes_only_once_proven_idle(daemon: Daemon) -> None:
     assert all(m["value"] in (None, 0) for m in proof["metrics"]), proof
     assert [log["inboundLines"] for log in proof["accessLogs"]] == [0], proof  # the v1 pod's sidecar agrees
     proven = [m for r, m in events(d, "helloworld") if r == "DecommissionProven"]
-    assert proven == [f"ReplicaSet helloworld-{v1} (revision 1): helloworld-{v1} received no requests or "
-                      f"connections in the last {WINDOW_S}s (Istio's metrics and the istio-proxy logs of 1 pod(s) "
-                      f"agree)"], proven
+    assert len(proven) == 1 and proven[0].startswith(
+        f"ReplicaSet helloworld-{v1} (revision 1): helloworld-{v1} received no requests or connections in the last "
+        f"{WINDOW_S}s (Istio's metrics and the istio-proxy logs of 1 pod(s) agree). window "), proven
+    # and the whole proof in the Rollout's status: the window, every query with its answer, the log's count
+    wait_for(lambda: decommissioned(d).get("status") == "True", timeout=30, interval=0.2)
+    done = decommissioned(d)
+    assert (done["status"], done["reason"]) == ("True", "DecommissionProven"), done
+    assert done["message"] == proven[0], done  # the Event tells the same proof
+    assert f"({WINDOW_S}s)" in done["message"], done
+    for m in proof["metrics"]:
+        assert f"{m['query']} = {'no series' if m['value'] is None else 0}" in done["message"], done
+    assert "istio-proxy log of helloworld-" in done["message"] and ": 0 inbound line(s)" in done["message"], done
+
+
+def decommissioned(d: Daemon) -> dict[str, str]:
+    """The Rollout's `Decommissioned` condition ({} while there is none)."""
+    found = [c for c in rollout_status(d, "helloworld").get("conditions") or [] if c.get("type") == "Decommissioned"]
+    return {k: str(found[0].get(k)) for k in ("status", "reason", "message")} if found else {}

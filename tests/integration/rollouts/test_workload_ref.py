@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from tests.conftest import Daemon, start_daemon, stop_daemon, wait_for
+from tests.integration.cli_helpers import Sluice, with_namespace
 from tests.integration.rollouts.helpers import (
     NS,
     events,
@@ -144,6 +146,37 @@ def test_onsuccess_migration_then_a_deployment_template_change_is_a_canary(daemo
     for expected in [("RolloutCompleted", f"Rollout completed update to revision 1 ({v1}): Initial deploy"),
                      ("RolloutCompleted", f"Rollout completed update to revision 2 ({v2}): Completed all 3 canary steps")]:
         assert expected in seen, (expected, seen)
+
+
+def test_set_image_and_undo_change_the_deployment(daemon: Daemon, tmp_path: Path) -> None:
+    """`sluice rollouts set image|undo` on a workloadRef Rollout edit the Deployment, where its template lives
+    (as `kubectl argo rollouts` does since v1.2), and the Rollout takes each change as a new revision."""
+    d = daemon
+    sl = Sluice(with_namespace(d.env, d.kubeconfig, NS, tmp_path / "kubeconfig"))
+    v1 = migrate(d, "cli", "onsuccess")
+
+    def image() -> str:
+        return str(get(d, "deployment", "cli")["spec"]["template"]["spec"]["containers"][0]["image"])
+
+    assert sl.ok("rollouts", "set", "image", "cli", "main=busybox:1.37") == 'deployment "cli" image updated\n'
+    assert image() == "busybox:1.37"
+    assert "template" not in get(d, "rollout", "cli")["spec"]  # the Rollout itself is not edited
+    wait_for(lambda: rollout_status(d, "cli").get("phase") == "Paused", timeout=60, interval=0.5)
+    v2 = str(rollout_status(d, "cli")["currentPodHash"])
+    assert v2 != v1
+    rs = get(d, "replicaset", f"cli-{v2}")
+    assert rs["spec"]["template"]["spec"]["containers"][0]["image"] == "busybox:1.37"
+
+    promote(d, "cli")
+    wait_for(lambda: rollout_status(d, "cli").get("stableRS") == v2
+             and rollout_status(d, "cli").get("phase") == "Healthy", timeout=60, interval=0.5)
+    assert sl.ok("rollouts", "undo", "cli") == "rollout 'cli' undo\n"
+    assert image() == "busybox:1.36"
+    # revision 1's template again: its pod hash, going through the steps as any new revision
+    wait_for(lambda: rollout_status(d, "cli").get("currentPodHash") == v1, timeout=60, interval=0.5)
+    assert "template" not in get(d, "rollout", "cli")["spec"]
+    cp = sl("rollouts", "set", "image", "cli", "nosuch=busybox:1.37")
+    assert cp.returncode != 0 and 'unable to find container named "nosuch"' in cp.stderr, cp.stderr
 
 
 def test_progressively_hands_the_pods_over(daemon: Daemon) -> None:
