@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 from sluice.kube.selectors import SelectorError, format_labels, from_label_selector_dict
+from sluice.objects import mapping as _map
 
 __all__ = ["human_duration", "columns", "row_cells", "table", "parse_time", "format_endpoints"]
 
@@ -297,10 +298,6 @@ def _get(obj: Any, *path: str) -> Any:
 
 def _list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else []
-
-
-def _map(value: Any) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
 
 
 def _int(value: Any, default: int = 0) -> int:

@@ -9,6 +9,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from sluice.objects import mapping as _d
+
 __all__ = ["Patch", "promote", "abort", "retry", "pause", "resume", "ACTIONS"]
 
 
@@ -18,10 +20,6 @@ class Patch:
 
     body: dict[str, Any]
     subresource: str | None = None
-
-
-def _d(value: Any) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
 
 
 def promote(rollout: Mapping[str, Any], full: bool = False) -> list[Patch]:

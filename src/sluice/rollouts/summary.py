@@ -10,6 +10,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from sluice.objects import mapping as _d
 from sluice.rollouts.istio import HASH_LABEL
 from sluice.rollouts.replicasets import REVISION, owned_by
 from sluice.rollouts.status import step_text
@@ -18,10 +19,6 @@ from sluice.rollouts.view import current_set_weight
 __all__ = ["step_text", "rollout_summary", "rollout_row", "weight_history", "rollout_services"]
 
 _WEIGHT_EVENT = re.compile(r"Traffic weight updated (?:from \d+ )?to (\d+)")
-
-
-def _d(value: Any) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
 
 
 def _int(value: Any) -> int:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from sluice.objects import mapping as _d
 from sluice.resources.printers import human_duration, parse_time, row_cells
 from sluice.rollouts.istio import HASH_LABEL
 from sluice.rollouts.replicasets import owned_by, revision_of
@@ -23,10 +24,6 @@ PHASE_ICONS = {"Progressing": "◌", "Paused": "॥", "Healthy": "✔", "Degrade
 _RS_ICONS = {"Healthy": "✔", "Progressing": "◌", "ScaledDown": "•", "ReplicaFailure": "✖"}
 _RUN_ICONS = {"Successful": "✔", "Running": "◌", "Pending": "◷", "Inconclusive": "?", "Failed": "✖", "Error": "⚠"}
 _LABEL_WIDTH = 17
-
-
-def _d(value: Any) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
 
 
 def _age(obj: Mapping[str, Any], now: datetime) -> str:
