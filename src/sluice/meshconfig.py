@@ -47,6 +47,10 @@ def _decode(text: str) -> tuple[Any, str]:
 def parse_mesh_config(text: str) -> tuple[MeshConfig, list[str]]:
     """The MeshConfig in `text` (YAML) and what is wrong with it; on an error, the defaults."""
     doc, error = _decode(text)
+    return _config_of(doc, error)
+
+
+def _config_of(doc: Any, error: str) -> tuple[MeshConfig, list[str]]:
     if error:
         return MeshConfig(), [error]
     if not isinstance(doc, Mapping):
@@ -76,7 +80,10 @@ _AS_SLUICE_DOES = {"accessLogFile": "/dev/stdout", "accessLogEncoding": "TEXT"}
 def unapplied(text: str) -> list[str]:
     """The paths (`accessLogFile`, `outboundTrafficPolicy.egressProxy`) of the settings in mesh config `text` that
     Sluice stores but does not act on yet; empty for text that cannot be read (`parse_mesh_config` says why)."""
-    doc, _ = _decode(text)
+    return _unapplied_in(_decode(text)[0])
+
+
+def _unapplied_in(doc: Any) -> list[str]:
     if not isinstance(doc, Mapping):
         return []
     out = []
@@ -104,10 +111,11 @@ def problems(kind: str, obj: Mapping[str, Any]) -> list[str]:
     mesh = data.get("mesh") if isinstance(data, Mapping) else None
     if not isinstance(mesh, str):
         return []
-    _, errors = parse_mesh_config(mesh)
+    doc, error = _decode(mesh)  # once: the document may be up to the ConfigMap's size
+    _, errors = _config_of(doc, error)
     return [f"ConfigMap {MESH_NAMESPACE}/{MESH_CONFIGMAP}: invalid mesh config in data.mesh, the mesh keeps its "
             f"defaults (outboundTrafficPolicy ALLOW_ANY): {e}" for e in errors] + [
-        f"ConfigMap {MESH_NAMESPACE}/{MESH_CONFIGMAP} {unapplied_what(path)}" for path in unapplied(mesh)]
+        f"ConfigMap {MESH_NAMESPACE}/{MESH_CONFIGMAP} {unapplied_what(path)}" for path in _unapplied_in(doc)]
 
 
 def unapplied_what(path: str) -> str:
