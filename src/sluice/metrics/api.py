@@ -266,7 +266,8 @@ Handler = Callable[[web.Request], Any]
 def _api(fn: Callable[[web.Request, _Form], Any]) -> Handler:
     async def handler(request: web.Request) -> web.StreamResponse:
         try:
-            form = await _form(request)
+            # A GET has no body to read: its form is built without another await.
+            form = await _form(request) if request.method == "POST" else _Form(request.query, None)
             resp: web.StreamResponse = await fn(request, form)
             return resp
         except ApiError as e:
@@ -323,7 +324,10 @@ class _Api:
                 raise ApiError("timeout", str(QueryTimeout()))
             return self._run(call, left, limit)
 
-        return await self._offload(work)
+        try:
+            return await self.pool.run(work)
+        except PoolFull as e:
+            raise ApiError("unavailable", str(e)) from None
 
     def _run(self, call: Callable[[float | None], Any], timeout: float | None, limit: int) -> web.Response:
         try:
