@@ -143,11 +143,12 @@ def matrix_json(series: Iterable[Series]) -> str:
         if not ts:
             parts.append(f'{{"metric":{jlabels(s.metric)},"values":[]}}')
             continue
-        known = list(map(between.get, ts))
-        if None in known:
-            new = [t for t, sep in zip(ts, known, strict=True) if sep is None]
-            for t, text in zip(new, format_timestamps(new), strict=True):
-                between[t] = f'"],[{text},"'
+        known = list(map(between.get, ts)) if between else None
+        if known is None or None in known:
+            new = ts if known is None else [t for t, sep in zip(ts, known, strict=True) if sep is None]
+            # Every separator in one join and split (a timestamp's text never holds a NUL).
+            made = ('"],[' + ',"\0"],['.join(format_timestamps(new)) + ',"').split("\0")
+            between.update(zip(new, made, strict=True))
         seps = list(map(between.__getitem__, ts))
         values = format_values(s.values)
         if len(values) != len(ts):
