@@ -4,6 +4,7 @@ Prints a Markdown section with both medians and their ratio."""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import random
@@ -205,7 +206,7 @@ def same_answer(ours: str, theirs: str, path: str, params: dict[str, str]) -> No
     print(f"warning: answers differ for {params['query']!r} ({path})", file=sys.stderr)
 
 
-def main() -> None:
+def main(runs: int = RUNS, only: str = "") -> None:
     tmp = Path(tempfile.mkdtemp(prefix="sluice-query-bench-"))
     end_ms = (int(time.time() * 1000) // STEP_MS) * STEP_MS
     data, times = generate(end_ms)
@@ -240,13 +241,14 @@ def main() -> None:
             cases.append((f"{name}", "/api/v1/query", {"query": q, "time": at}))
             cases.append((f"{name}, range", "/api/v1/query_range",
                           {"query": q, "start": start, "end": at, "step": "15"}))
+        cases = [c for c in cases if only.lower() in c[0].lower()]
         for _name, path, params in cases:
             same_answer(ours, theirs, path, params)
         rows = []
         for name, path, params in cases:
             # Interleaved, alternating which goes first, so both see the same machine load.
             a, b = [], []
-            for i in range(RUNS):
+            for i in range(runs):
                 first, second = (ours, theirs) if i % 2 == 0 else (theirs, ours)
                 x, y = timed(first, path, params), timed(second, path, params)
                 a.append(x if first == ours else y)
@@ -263,7 +265,7 @@ def main() -> None:
     print(f"75 minutes of demo-shaped data ({len(data)} series: `istio_requests_total` and the duration buckets "
           f"for Bookinfo's edges, both reporters; one sample every 5 s; {n_samples:,} samples), loaded into "
           "sluice's TSDB and backfilled into Debian's Prometheus 2.42 with promtool. Each query alternates between "
-          f"the two servers {RUNS} times (HTTP on loopback, a new connection each time; who goes first alternates);"
+          f"the two servers {runs} times (HTTP on loopback, a new connection each time; who goes first alternates);"
           " the table has the medians. Instant queries at the end of the hour, range queries over the hour at "
           "15 s; neither the scrapes nor subqueries' inner steps fall on a window's edge (Prometheus 2.42's windows "
           "include their left edge, 3's do not).\n")
@@ -277,7 +279,12 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    if sys.argv[1:2] == ["--serve"]:
+    if sys.argv[1:2] == ["--serve"]:  # the sluice side's own process (started by main)
         serve_forever(int(sys.argv[2]), int(sys.argv[3]))
     else:
-        main()
+        ap = argparse.ArgumentParser(description=__doc__)
+        ap.add_argument("--runs", type=int, default=RUNS, help=f"timed runs per query and server (default {RUNS})")
+        ap.add_argument("--only", default="", metavar="TEXT",
+                        help="only the queries whose name contains TEXT (case-insensitive)")
+        args = ap.parse_args()
+        main(args.runs, args.only)

@@ -10,7 +10,6 @@ the event loop that also serves the API server and xDS never waits for one; a fu
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import re
@@ -23,9 +22,13 @@ from aiohttp import web
 from multidict import MultiDict, MultiMapping
 
 from sluice.hostguard import host_guard
+from sluice.metrics.promjson import format_timestamp, format_value, matrix_json, vector_json
+from sluice.metrics.promjson import jdump as _jdump
+from sluice.metrics.promjson import jlabels as _jlabels
+from sluice.metrics.promjson import jstr as _jstr
 from sluice.metrics.promql.ast import VectorSelector
 from sluice.metrics.promql.errors import ParseError, PromQLError, QueryCanceled, QueryTimeout
-from sluice.metrics.promql.format import format_float, go_quote
+from sluice.metrics.promql.format import go_quote
 from sluice.metrics.promql.parser import parse
 from sluice.metrics.series import Labels, Matcher, Storage
 from sluice.metrics.workers import PoolFull, QueryPool
@@ -228,91 +231,13 @@ def _unescape_name(name: str) -> str:
 
 # ---- JSON encoding -------------------------------------------------------------------------------------------
 
-def format_value(v: float) -> str:
-    """A sample value as Prometheus's JSON writes it (Go 'f' format, 'e' outside [1e-6, 1e21))."""
-    if v == v and v not in (math.inf, -math.inf):
-        a = abs(v)
-        if 1e-4 <= a < 1e16:
-            # Here repr prints the same shortest digits as Go, in fixed notation; only "x.0" differs.
-            r = repr(v)
-            return r[:-2] if r.endswith(".0") else r
-    return format_float(v)
-
-
-_POINT = '[{},"{}"]'
-_INTEGRAL = re.compile(r'\.0(?=")')
-_SPECIAL = re.compile(r'"([^"]*[a-z][^"]*)"')  # an exponent, nan or inf: Go's format, one by one
-
-
-def _format_values(values: Sequence[float]) -> list[str]:
-    """`format_value` over a series at once: repr runs in C for all of them, the few texts where Go's format
-    differs from repr's (whole numbers, exponents, NaN and infinities) are fixed with two substitutions."""
-    text = '"' + '","'.join(map(repr, values)) + '"'
-    text = _INTEGRAL.sub("", text)
-    if "e" in text or "n" in text:
-        text = _SPECIAL.sub(lambda m: f'"{format_value(float(m.group(1)))}"', text)
-    return text[1:-1].split('","') if values else []
-
-
-def format_timestamp(t_ms: int) -> str:
-    """Seconds with at most three decimals, built from integer ms so no float artefacts appear."""
-    sign = "-" if t_ms < 0 else ""
-    whole, frac = divmod(abs(t_ms), 1000)
-    return f"{sign}{whole}.{frac:03d}".rstrip("0").rstrip(".") if frac else f"{sign}{whole}"
-
-
-def _jdump(obj: object) -> str:
-    """Compact JSON as Go's encoding/json (and jsoniter in compatible mode) writes it: UTF-8 kept, HTML
-    characters and U+2028/9 escaped (safe to replace on the whole text: they can only occur in strings)."""
-    out = json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
-    if any(c in out for c in "<>&\u2028\u2029"):
-        out = (out.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
-               .replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))
-    return out
-
-
-# Printable ASCII that JSON and Go's HTML-safe encoder both write as is (no quote, backslash, <, >, &).
-_PLAIN = re.compile(r"[ !#-%'-;=?-\[\]-~]*")
-
-
-def _jstr(s: str) -> str:
-    """A JSON string as `_jdump` writes it; label names and values are nearly always plain, written directly."""
-    if _PLAIN.fullmatch(s):
-        return f'"{s}"'
-    return _jdump(s)
-
-
-_label_json: dict[Labels, str] = {}  # a dashboard's refreshes return the same series: encode each once
-
-
-def _jlabels(labels: Labels) -> str:
-    out = _label_json.get(labels)
-    if out is None:
-        out = "{" + ",".join(f"{_jstr(k)}:{_jstr(v)}" for k, v in labels) + "}"
-        if len(_label_json) > 50_000:
-            _label_json.clear()
-        _label_json[labels] = out
-    return out
-
-
-def _jpoint(t_ms: int, v: float) -> str:
-    return f'[{format_timestamp(t_ms)},"{format_value(v)}"]'
-
-
 def _jresult(kind: str, value: Any) -> str:
     if kind == "vector":
-        return "[" + ",".join(f'{{"metric":{_jlabels(s.metric)},"value":{_jpoint(s.t, s.value)}}}'
-                              for s in value) + "]"
+        return vector_json(value)
     if kind == "matrix":
-        parts = []
-        stamps: dict[int, str] = {}  # a range query's series share their step times: format each once
-        for s in sorted(value, key=lambda s: s.metric):
-            ts = [stamps.get(t) or stamps.setdefault(t, format_timestamp(t)) for t in s.timestamps]
-            pts = ",".join(map(_POINT.format, ts, _format_values(s.values)))
-            parts.append(f'{{"metric":{_jlabels(s.metric)},"values":[{pts}]}}')
-        return "[" + ",".join(parts) + "]"
+        return matrix_json(sorted(value, key=lambda s: s.metric))
     if kind == "scalar":
-        return _jpoint(value.t, value.value)
+        return f'[{format_timestamp(value.t)},"{format_value(value.value)}"]'
     if kind == "string":
         return f"[{format_timestamp(value.t)},{_jstr(value.value)}]"
     raise ApiError("internal", f"unknown result type {kind!r}")
@@ -341,7 +266,8 @@ Handler = Callable[[web.Request], Any]
 def _api(fn: Callable[[web.Request, _Form], Any]) -> Handler:
     async def handler(request: web.Request) -> web.StreamResponse:
         try:
-            form = await _form(request)
+            # A GET has no body to read: its form is built without another await.
+            form = await _form(request) if request.method == "POST" else _Form(request.query, None)
             resp: web.StreamResponse = await fn(request, form)
             return resp
         except ApiError as e:
@@ -398,7 +324,10 @@ class _Api:
                 raise ApiError("timeout", str(QueryTimeout()))
             return self._run(call, left, limit)
 
-        return await self._offload(work)
+        try:
+            return await self.pool.run(work)
+        except PoolFull as e:
+            raise ApiError("unavailable", str(e)) from None
 
     def _run(self, call: Callable[[float | None], Any], timeout: float | None, limit: int) -> web.Response:
         try:

@@ -108,23 +108,21 @@ class QueryPool:
             job = self._jobs.get()
             if job is None:
                 return
-            try:
-                if job.token.cancelled or self._closed:
-                    # Abandoned before it started (its request went away, or the pool closed): it frees its
-                    # slot, and whoever still awaits it sees a cancellation.
-                    self._send(job, False, None)
-                    continue
+            ok, value = False, None
+            # Abandoned before it started (its request went away, or the pool closed): it frees its slot,
+            # and whoever still awaits it sees a cancellation.
+            if not (job.token.cancelled or self._closed):
                 try:
                     with bound(job.token):
-                        value = job.fn()
+                        ok, value = True, job.fn()
                 except BaseException as e:  # noqa: BLE001 - handed to the awaiting coroutine
-                    self._send(job, False, e)
-                else:
-                    self._send(job, True, value)
-            finally:
-                with self._lock:
-                    self._pending -= 1
-                    self._tokens.discard(job.token)
+                    ok, value = False, e
+            # The slot is freed before the answer goes out: the loop, woken by it, then finds the pool as the
+            # answer leaves it, and this thread's last step before it sleeps is the hand-over itself.
+            with self._lock:
+                self._pending -= 1
+                self._tokens.discard(job.token)
+            self._send(job, ok, value)
 
     @staticmethod
     def _send(job: _Job, ok: bool, value: Any) -> None:

@@ -65,6 +65,13 @@ class StubEngine:
     def range(self, expr: str, start_ms: int, end_ms: int, step_ms: int, *,
               timeout_s: float | None = None) -> QueryResult:
         self.calls.append(("range", expr, start_ms, end_ms, step_ms, self.lookback))
+        if expr == "awkward":  # every layout Go's float format has, at times the fast encoders must get right
+            vals = [1e-7, 1e21, 0.1, 100.0, -0.0, math.nan, math.inf, -math.inf, 1e-5, 123456789.125, 1e16, 2.0**70,
+                    9.999999e-7, 5e-324, 0.30000000000000004, -2.5]
+            times = [start_ms + i * 1001 for i in range(len(vals))]
+            far = [10**15 + i * 7 for i in range(len(vals))]  # past the range where ms / 1000 prints exactly
+            return QueryResult("matrix", [Series(L(job="near"), times, vals), Series(L(job="far"), far, vals),
+                                          Series(L(job="neg"), [-1500, -1], [1.0, 2.0])])
         if expr == "mat":
             return QueryResult("matrix", [
                 Series(L(job="z"), [start_ms], [3.0]),
@@ -115,6 +122,19 @@ async def test_values_are_go_formatted_strings(client: TestClient[Any, Any]) -> 
     _, body = await get(client, "/api/v1/query", query="values", time="1")
     got = [s["value"][1] for s in json.loads(body)["data"]["result"]]
     assert got == ["1e-07", "1e+21", "0.1", "100", "-0", "NaN", "+Inf", "-Inf", "0.00001", "123456789.125"]
+
+
+async def test_range_values_and_times_are_go_formatted(client: TestClient[Any, Any]) -> None:
+    _, body = await get(client, "/api/v1/query_range", query="awkward", start="1435781451.781", end="1435781452",
+                        step="1")
+    got = {s["metric"]["job"]: s["values"] for s in json.loads(body)["data"]["result"]}
+    texts = ["1e-07", "1e+21", "0.1", "100", "-0", "NaN", "+Inf", "-Inf", "0.00001", "123456789.125",
+             "10000000000000000", "1.1805916207174113e+21", "9.999999e-07", "5e-324", "0.30000000000000004", "-2.5"]
+    assert [v for _, v in got["near"]] == texts
+    assert [v for _, v in got["far"]] == texts
+    assert [t for t, _ in got["near"]][:4] == [1435781451.781, 1435781452.782, 1435781453.783, 1435781454.784]
+    assert '[1000000000000.007,"1e+21"]' in body and '[1000000000000,"1e-07"]' in body
+    assert got["neg"] == [[-1.5, "1"], [-0.001, "2"]]
 
 
 def test_value_and_timestamp_encoders() -> None:

@@ -57,6 +57,21 @@ def test_append_and_select_with_equality_and_regex_matchers() -> None:
     assert by_labels(db, eq("app", "a"), start=T0 + 1, end=T0 + STEP - 1) == {}
 
 
+def test_a_repeated_selector_sees_series_that_come_and_go(tmp_path: Path) -> None:
+    db = TSDB(tmp_path, retention_ms=3_600_000)
+    dest = [eq("__name__", "req_total"), Matcher("reporter", "=~", "dest.*"), Matcher("app", "!=", "z")]
+    db.append(T0, [(A, 1.0)], scrape_target="t")
+    assert list(by_labels(db, *dest)) == [A]
+    assert list(by_labels(db, *dest)) == [A]  # asked again: the same answer
+    db.append(T0 + STEP, [(A, 2.0), (B, 1.0), (C, 1.0)], scrape_target="t")
+    assert list(by_labels(db, *dest)) == [A, B]  # a new series is selected at once
+    for i in range(2, 800):  # past the retention, with B gone
+        db.append(T0 + i * STEP, [(A, float(i))], scrape_target="t")
+    assert db.apply_retention() == 2
+    assert list(by_labels(db, *dest)) == [A]
+    db.close()
+
+
 def test_series_and_label_queries() -> None:
     db = TSDB(None)
     db.append(T0, [(A, 1.0), (B, 2.0)], scrape_target="t1")

@@ -35,15 +35,37 @@ def _grouping_labels(metric: Labels, grouping: tuple[str, ...], without: bool) -
     return ()
 
 
+# (grouping, without) → label set → its group's labels. A dashboard aggregates the same series the same way
+# on every refresh; a group key costs a pass over some 25 labels, a look-up here one hash of the tuple.
+_group_keys: dict[tuple[tuple[str, ...], bool], dict[Labels, Labels]] = {}
+_GROUP_KEYS_MAX = 50_000
+
+
 def _grouper(grouping: tuple[str, ...], without: bool) -> Callable[[Labels], Labels]:
-    """`_grouping_labels` with its name set built once (it runs for every sample of every step)."""
-    if without:
-        drop = frozenset((*grouping, METRIC_NAME))
-        return lambda metric: tuple(kv for kv in metric if kv[0] not in drop)
-    if grouping:
-        keep = frozenset(grouping)
-        return lambda metric: tuple(kv for kv in metric if kv[0] in keep)
-    return lambda metric: ()
+    """`_grouping_labels`, remembered across queries (it runs for every sample of every step)."""
+    if not without and not grouping:
+        return lambda metric: ()
+    names = frozenset((*grouping, METRIC_NAME)) if without else frozenset(grouping)
+    keys = _group_keys.get((grouping, without))
+    if keys is None:
+        if len(_group_keys) > 1000:
+            _group_keys.clear()
+        keys = _group_keys[(grouping, without)] = {}
+    known = keys.get
+
+    def group_of(metric: Labels) -> Labels:
+        key = known(metric)
+        if key is None:
+            if without:
+                key = tuple(kv for kv in metric if kv[0] not in names)
+            else:
+                key = tuple(kv for kv in metric if kv[0] in names)
+            if len(keys) >= _GROUP_KEYS_MAX:
+                keys.clear()
+            keys[metric] = key
+        return key
+
+    return group_of
 
 
 def aggregate(ev: Evaluator, node: A.AggregateExpr) -> Steps:

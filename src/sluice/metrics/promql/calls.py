@@ -178,6 +178,11 @@ def _variance(vs: list[float]) -> float:
 
 
 def _extreme(vs: list[float], ts: list[int], larger: bool, want_ts: bool) -> float:
+    total = sum(vs)
+    if total == total and not want_ts:
+        # No NaN in the window (a NaN, or +Inf with -Inf, makes the sum NaN): the builtin keeps the first of
+        # equal values, as the loop below does.
+        return max(vs) if larger else min(vs)
     best, best_t = vs[0], ts[0]
     for v, t in zip(vs, ts, strict=True):
         if (v > best if larger else v < best) or math.isnan(best):

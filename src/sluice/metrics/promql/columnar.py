@@ -665,6 +665,22 @@ def _upper_bound(le: str) -> float | None:
         return None
 
 
+_EPS, _MIN_NORMAL = 1e-12, 2.2250738585072014e-308
+
+
+def _needs_fix(prev: F64, cur: F64) -> Mask:
+    """Where Prometheus's ensureMonotonicAndIgnoreSmallDeltas replaces a bucket by the one below it: it is
+    smaller, or within a relative 1e-12 of it (both NaN counts as equal), without being equal."""
+    eq = cur == prev
+    diff = np.abs(prev - cur)
+    tiny = (prev == 0) | (cur == 0) | (diff < _MIN_NORMAL)
+    near = np.where(tiny, diff < _EPS * _MIN_NORMAL,
+                    diff / np.minimum(np.abs(prev) + np.abs(cur), 1.7976931348623157e308) < _EPS)
+    near = (near & ~np.isnan(prev) & ~np.isnan(cur)) | (np.isnan(prev) & np.isnan(cur))
+    fix: Mask = ~eq & (near | (cur < prev))
+    return fix
+
+
 def _histogram_quantile(ev: Evaluator, call: A.Call) -> Block | None:
 
     qs = ev.scalar(call.args[0])
@@ -682,7 +698,6 @@ def _histogram_quantile(ev: Evaluator, call: A.Call) -> Block | None:
     q_ok = (q >= 0) & (q <= 1)
     out_vals = np.full((len(groups), K), np.nan)
     out_has = np.zeros((len(groups), K), dtype=bool)
-    eps, min_normal = 1e-12, 2.2250738585072014e-308
     for gi, members in enumerate(groups.values()):
         members.sort(key=lambda x: x[0])  # stable: equal bounds keep their input order, as _prepare's sort
         rows = [i for _, i in members]
@@ -695,20 +710,17 @@ def _histogram_quantile(ev: Evaluator, call: A.Call) -> Block | None:
         ev.check_deadline()
         if fast.any():
             M = b.vals[rows][:, fast].copy()
-            prev = M[0].copy()
             with np.errstate(all="ignore"):
-                for j in range(1, len(ubs)):
-                    cur = M[j]
-                    eq = cur == prev
-                    both_nan = np.isnan(prev) & np.isnan(cur)
-                    diff = np.abs(prev - cur)
-                    tiny = (prev == 0) | (cur == 0) | (diff < min_normal)
-                    near = np.where(tiny, diff < eps * min_normal,
-                                    diff / np.minimum(np.abs(prev) + np.abs(cur), 1.7976931348623157e308) < eps)
-                    near = (near & ~np.isnan(prev) & ~np.isnan(cur)) | both_nan
-                    fix = ~eq & (near | (cur < prev))
-                    M[j] = np.where(fix, prev, cur)
-                    prev = np.where(eq | fix, prev, cur)
+                # Buckets that already rise (or stay equal) from one bound to the next need no fixing: checked
+                # on all of them at once, the bucket-by-bucket pass below runs only where one would change.
+                if _needs_fix(M[:-1], M[1:]).any():
+                    prev = M[0].copy()
+                    for j in range(1, len(ubs)):
+                        cur = M[j]
+                        fix = _needs_fix(prev, cur)
+                        keep = (cur == prev) | fix
+                        M[j] = np.where(fix, prev, cur)
+                        prev = np.where(keep, prev, M[j])
                 total = M[-1]
                 rank = q[fast] * total
                 ge = M[:-1] >= rank[None, :]

@@ -16,6 +16,8 @@ import bisect
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from sluice.metrics.series import METRIC_NAME, Storage, is_stale
 
 from . import ast as A
@@ -214,6 +216,21 @@ class Evaluator:
         if plan is None:
             return RangeArg([], refs, sq.range_ms, True, self.deadline)
         inner = self.child(*plan)
+        if inner.columnar_for(sq.expr):
+            b = inner.block(sq.expr)
+            if len(set(b.metrics)) == len(b.metrics):
+                # One series per row, straight from the block (no per-step samples in between), in the order
+                # the step-by-step path meets them: by first step present, then row.
+                first = np.argmax(b.has, axis=1)
+                present = np.any(b.has, axis=1).tolist()
+                times = np.asarray(inner.ts, dtype=np.int64)
+                series = []
+                for i in np.lexsort((np.arange(len(b.metrics)), first)).tolist():
+                    if present[i]:
+                        h = b.has[i]
+                        series.append(Series(b.metrics[i], times[h].tolist(), b.vals[i][h].tolist(), b.drop[i]))
+                self.count_samples(int(b.has.sum()))
+                return RangeArg(series, refs, sq.range_ms, True, self.deadline)
         steps = inner.vector(sq.expr)
         by_metric: dict[Labels, Series] = {}
         for t, vec in zip(inner.ts, steps, strict=True):

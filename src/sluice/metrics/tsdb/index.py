@@ -15,6 +15,8 @@ from sluice.metrics.series import Labels, Matcher
 
 __all__ = ["SeriesIndex"]
 
+_MATCHED_MAX = 1024  # matcher sets remembered (a few dashboards' worth)
+
 
 def label_value(labels: Labels, name: str) -> str:
     for k, v in labels:
@@ -29,6 +31,10 @@ class SeriesIndex:
         self._ids: dict[Labels, int] = {}
         self._pairs: dict[tuple[str, str], tuple[str, str]] = {}
         self._postings: dict[str, dict[str, array[int]]] = {}
+        # Matcher set → its series ids, until a series comes or goes: dashboards send the same selectors on
+        # every refresh, and intersecting postings (or running a regex over every value) is most of a small
+        # query's selection cost.
+        self._matched: dict[tuple[Matcher, ...], list[int]] = {}
 
     def __len__(self) -> int:
         return len(self._ids)
@@ -46,6 +52,7 @@ class SeriesIndex:
                 p = pairs[pair] = (sys.intern(pair[0]), sys.intern(pair[1]))
             interned.append(p)
         key: Labels = tuple(interned)
+        self._matched.clear()
         if sid is None:
             sid = len(self.labels)
         while len(self.labels) <= sid:
@@ -69,6 +76,7 @@ class SeriesIndex:
     def remove(self, sids: Iterable[int]) -> None:
         """Forget series (retention); postings lists touched are rebuilt once each."""
         dead = set(sids)
+        self._matched.clear()
         touched: set[tuple[str, str]] = set()
         for sid in dead:
             labels = self.labels[sid]
@@ -98,7 +106,18 @@ class SeriesIndex:
         return (sid for sid, labels in enumerate(self.labels) if labels is not None)
 
     def matching(self, matchers: Sequence[Matcher]) -> Iterator[int]:
-        """Ids of live series whose labels satisfy every matcher, in increasing id order.
+        """Ids of live series whose labels satisfy every matcher, in increasing id order."""
+        key = tuple(matchers)
+        found = self._matched.get(key)
+        if found is None:
+            found = list(self._matching(matchers))
+            if len(self._matched) >= _MATCHED_MAX:
+                self._matched.clear()
+            self._matched[key] = found
+        return iter(found)
+
+    def _matching(self, matchers: Sequence[Matcher]) -> Iterator[int]:
+        """`matching`, computed.
 
         Matchers that reject the empty string (`a="x"`, `a=~"x.+"`, `a!=""`) can only hold for series that
         carry the label, so they are answered from postings and intersected, smallest list first; the others
