@@ -9,14 +9,18 @@ measured). Two kinds of write, each repeated W times at every size:
 * **every proxy**: the route timeout of the VirtualService for `server` (every sidecar routes to it);
 * **one service's callers**: the route timeout of the VirtualService for `solo` (only `solo`'s sidecar sees it).
 
-A sample is the time from sending the PATCH to the moment `/debug/syncz` has shown every affected sidecar with
-a new ACKed RDS version and every type SYNCED. It is watched, not polled, over one kept-alive HTTPS connection:
-`?after=<generation>` answers once the daemon's xDS status changed (a push, an ACK), and `?proxy=` asks only
-about the sidecars not yet seen done, so watching 200 proxies costs the daemon it measures little. For the
+A sample is the time from sending the PATCH to the moment the daemon says every affected sidecar has ACKed the
+config it holds for it, over one kept-alive HTTPS connection: one `/debug/syncz?until=synced` request per write
+(with `?proxy=` for the one service's callers), answered when no change waits to be pushed and those sidecars are
+synced; then, untimed, every one of them must show a new ACKed RDS version (else it waits on as below). With
+`--watch after`, the first measurements' method: `?after=<generation>` answers each time the daemon's xDS status
+changed (a push, an ACK) and the bench checks the rows of the sidecars not yet seen done itself — a request and an
+answer per change seen, which at 100 sidecars costs the daemon it measures several milliseconds per write. For the
 second kind it also checks that no other sidecar's RDS version moved.
 
-Usage: `python bench/propagation_bench.py [--sidecars 10,50,100,200] [--writes 30]`. Prints a Markdown table.
-Against an older checkout (`PYTHONPATH=<its src>`), whose `/debug/syncz` has no long poll, it polls every 2 ms.
+Usage: `python bench/propagation_bench.py [--sidecars 10,50,100,200] [--writes 30] [--watch until|after]`. Prints
+a Markdown table. Against an older checkout (`PYTHONPATH=<its src>`) it falls back to `?after=`, or to polling
+every 2 ms where `/debug/syncz` has no long poll.
 """
 
 from __future__ import annotations
