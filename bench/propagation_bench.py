@@ -9,14 +9,18 @@ measured). Two kinds of write, each repeated W times at every size:
 * **every proxy**: the route timeout of the VirtualService for `server` (every sidecar routes to it);
 * **one service's callers**: the route timeout of the VirtualService for `solo` (only `solo`'s sidecar sees it).
 
-A sample is the time from sending the PATCH to the moment `/debug/syncz` has shown every affected sidecar with
-a new ACKed RDS version and every type SYNCED. It is watched, not polled, over one kept-alive HTTPS connection:
-`?after=<generation>` answers once the daemon's xDS status changed (a push, an ACK), and `?proxy=` asks only
-about the sidecars not yet seen done, so watching 200 proxies costs the daemon it measures little. For the
+A sample is the time from sending the PATCH to the moment the daemon says every affected sidecar has ACKed the
+config it holds for it, over one kept-alive HTTPS connection: one `/debug/syncz?until=synced` request per write
+(with `?proxy=` for the one service's callers), answered when no change waits to be pushed and those sidecars are
+synced; then, untimed, every one of them must show a new ACKed RDS version (else it waits on as below). With
+`--watch after`, the first measurements' method: `?after=<generation>` answers each time the daemon's xDS status
+changed (a push, an ACK) and the bench checks the rows of the sidecars not yet seen done itself — a request and an
+answer per change seen, which at 100 sidecars costs the daemon it measures several milliseconds per write. For the
 second kind it also checks that no other sidecar's RDS version moved.
 
-Usage: `python bench/propagation_bench.py [--sidecars 10,50,100,200] [--writes 30]`. Prints a Markdown table.
-Against an older checkout (`PYTHONPATH=<its src>`), whose `/debug/syncz` has no long poll, it polls every 2 ms.
+Usage: `python bench/propagation_bench.py [--sidecars 10,50,100,200] [--writes 30] [--watch until|after]`. Prints
+a Markdown table. Against an older checkout (`PYTHONPATH=<its src>`) it falls back to `?after=`, or to polling
+every 2 ms where `/debug/syncz` has no long poll.
 """
 
 from __future__ import annotations
@@ -41,6 +45,9 @@ from tests.conftest import Daemon, start_daemon, stop_daemon  # noqa: E402
 
 NS, SOLO = "bench", "solo"
 WRITES: list[float] = []  # how long each PATCH itself took, ms
+WATCHED = {"until": "the daemon asked once per write to answer when they are: `/debug/syncz?until=synced`",
+           "after": "watched with `/debug/syncz?after=`, a long poll per status change"}
+UNCHANGED: list[int] = []  # writes after which `until=synced` answered before every target held new routes
 
 
 class Api:
@@ -139,9 +146,13 @@ def percentile(samples: list[float], q: float) -> float:
     return s[min(len(s) - 1, max(0, round(q * len(s) + 0.5) - 1))]  # nearest rank
 
 
-def measure(api: Api, poll: Api, host: str, ns: str, affected: set[str] | None, writes: int, start: int
-            ) -> tuple[list[float], int]:
-    """Samples in ms, and how many sidecars outside `affected` saw their RDS version move (should be 0)."""
+def measure(api: Api, poll: Api, host: str, ns: str, affected: set[str] | None, writes: int, start: int,
+            watch: str = "until") -> tuple[list[float], int]:
+    """Samples in ms, and how many sidecars outside `affected` saw their RDS version move (should be 0).
+
+    `watch`: "until" asks the daemon once per write to answer when the proxies are synced
+    (`/debug/syncz?until=synced`); "after" watches every status change (`?after=`) and checks the state itself,
+    a request and an answer per change seen (the method of the first measurements; it costs the daemon more)."""
     samples: list[float] = []
     strays = 0
     path = f"/apis/networking.istio.io/v1/namespaces/{ns}/virtualservices/{host}"
@@ -154,6 +165,17 @@ def measure(api: Api, poll: Api, host: str, ns: str, affected: set[str] | None, 
                  content_type="application/merge-patch+json")
         WRITES.append((time.perf_counter() - t0) * 1000)
         waiting = set(targets)  # only the proxies not yet seen done are asked about: answers stay small
+        if watch == "until":
+            query = "until=synced" + ("" if affected is None else "&proxy=" + ",".join(sorted(affected)))
+            _, headers = poll.call_with_headers("GET", f"/debug/syncz?{query}")
+            if headers.get("X-Sluice-Synced") == "true":
+                done = time.perf_counter()
+                # not timed: every target must hold a new route version (else the wait below finds when it does)
+                rows = syncz(poll, waiting)
+                waiting -= {r["proxy"] for r in rows if str(r["types"].get("RDS", {}).get("acked")) != before.get(r["proxy"])}
+                if waiting:
+                    UNCHANGED.append(len(waiting))
+                    generation = None
         while waiting:
             polling = generation is None
             rows, generation = watch_syncz(poll, waiting, generation)
@@ -161,7 +183,8 @@ def measure(api: Api, poll: Api, host: str, ns: str, affected: set[str] | None, 
                         and str(r["types"].get("RDS", {}).get("acked")) != before.get(r["proxy"])}
             if polling and waiting:
                 time.sleep(0.002)
-        samples.append((time.perf_counter() - t0) * 1000)
+            done = time.perf_counter()
+        samples.append((done - t0) * 1000)
         now = rds(syncz(poll))
         strays += sum(1 for p, v in now.items() if p not in targets and before.get(p) not in (None, v))
     return samples, strays
@@ -182,11 +205,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--sidecars", default="10,50,100,200", help="comma-separated sidecar counts")
     parser.add_argument("--writes", type=int, default=30, help="writes per kind and size (≥ 30 for a p99)")
+    parser.add_argument("--watch", choices=("until", "after"), default="until",
+                        help="until: one `/debug/syncz?until=synced` per write (the default); after: a long poll "
+                             "per status change, the state checked here (the first measurements' method)")
     args = parser.parse_args()
     sizes = [int(n) for n in args.sidecars.split(",") if n.strip()]
     if any(n < 3 for n in sizes):
         parser.error("every size needs at least 3 sidecars (server, solo, a client)")
 
+    load_before = "/".join(f"{x:.2f}" for x in os.getloadavg())
     home = Path(tempfile.mkdtemp(prefix="sluice-prop-bench-"))
     d = start_daemon(home / "home")
     api, poll = Api(d), Api(d)
@@ -207,8 +234,8 @@ def main() -> None:
             wait(lambda n=n: ready_pods(api, NS) + ready_pods(api, SOLO) == n, 60 + 3 * n, f"{n} pods ready", 0.5)
             wait(lambda n=n: len(r := syncz(poll)) == n and synced(r), 60 + n, f"{n} sidecars synced")
             solo = {r["proxy"] for r in syncz(poll) if r["namespace"] == SOLO}
-            every, strays_a = measure(api, poll, "server", NS, None, args.writes, 100)
-            one, strays = measure(api, poll, "solo", SOLO, solo, args.writes, 100)
+            every, strays_a = measure(api, poll, "server", NS, None, args.writes, 100, args.watch)
+            one, strays = measure(api, poll, "solo", SOLO, solo, args.writes, 100, args.watch)
             rows.append(f"| {n} | {percentile(every, 0.5):.1f} | {percentile(every, 0.99):.1f} | "
                         f"{percentile(one, 0.5):.1f} | {percentile(one, 0.99):.1f} | {len(solo)} | {strays} |")
             print(f"# {n} sidecars done; the PATCH alone p50 {percentile(WRITES, 0.5):.1f} ms, "
@@ -220,12 +247,15 @@ def main() -> None:
         stop_daemon(d)
         shutil.rmtree(home, ignore_errors=True)
 
+    load_after = "/".join(f"{x:.2f}" for x in os.getloadavg())
+    if UNCHANGED:
+        print(f"# {len(UNCHANGED)} writes answered synced before every target held new routes", file=sys.stderr)
     now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     print("## Config propagation (`bench/propagation_bench.py`)\n")
     print(f"{now}; {machine()}; daemon in loopback mode, every sidecar a real Envoy. A VirtualService route "
           f"timeout PATCHed through the API until every affected sidecar has ACKed the new routes "
-          f"(watched with `/debug/syncz?after=`, a long poll, over one kept-alive connection); {args.writes} writes "
-          "per kind and size. *Every proxy*: the routes of a Service every namespace sees. *One service's "
+          f"({WATCHED[args.watch]}, over one kept-alive connection); {args.writes} writes "
+          f"per kind and size; load average {load_before} before, {load_after} after. *Every proxy*: the routes of a Service every namespace sees. *One service's "
           "callers*: the routes of a Service exported to its own namespace only (its one sidecar there); "
           "*others moved*: sidecars outside it whose RDS version changed (0 expected).\n")
     print("| sidecars | every proxy p50 ms | every proxy p99 ms | one service's callers p50 ms | "

@@ -150,10 +150,26 @@ class TypeSnapshot:
     resources: Mapping[str, any_pb2.Any]
     digest: str
     _responses: dict[frozenset[str] | None, bytes] = field(default_factory=dict, compare=False, repr=False)
+    # The names the resources reference over ADS (`references`), worked out once: shared by every version and
+    # proxy holding the same resources.
+    _refs: list[frozenset[str]] = field(default_factory=list, compare=False, repr=False)
 
     @property
     def version(self) -> str:
         return str(self.serial)
+
+    def bumped(self, serial: int, resources: TypeSnapshot) -> TypeSnapshot:
+        """`resources`'s content (and what is worked out from it) at version `serial`."""
+        return TypeSnapshot(self.type_url, serial, resources.resources, resources.digest,
+                            _refs=resources._refs)
+
+    def references(self) -> frozenset[str]:
+        """What the resources name over ADS: the EDS names of CDS clusters, the RDS names of LDS listeners."""
+        if not self._refs:
+            refs = _eds_references(self) if self.type_url == CLUSTER else \
+                _rds_references(self) if self.type_url == LISTENER else set()
+            self._refs.append(frozenset(refs))
+        return self._refs[0]
 
     @staticmethod
     def digest_of(resources: Mapping[str, any_pb2.Any]) -> str:
@@ -240,7 +256,7 @@ class Snapshot:
                 if old.digest == built.digest:
                     types[type_url] = old  # keeps its version and its memoised responses
                     continue
-                built = TypeSnapshot(type_url, old.serial + 1, built.resources, built.digest)
+                built = old.bumped(old.serial + 1, built)
             types[type_url] = built
         return cls(types)
 
@@ -253,14 +269,12 @@ class Snapshot:
         """Dangling references, as readable problems: EDS names a CDS cluster expects but the snapshot
         lacks, and route configurations a listener names over RDS that the snapshot lacks."""
         problems: list[str] = []
-        eds = self.types.get(ENDPOINT)
-        rds = self.types.get(ROUTE)
-        for name in sorted(_eds_references(self.types.get(CLUSTER))):
-            if eds is None or name not in eds.resources:
-                problems.append(f"cluster load assignment {name!r} is referenced by CDS but missing")
-        for name in sorted(_rds_references(self.types.get(LISTENER))):
-            if rds is None or name not in rds.resources:
-                problems.append(f"route configuration {name!r} is referenced by LDS but missing")
+        for refs, held, what in ((CLUSTER, ENDPOINT, "cluster load assignment {!r} is referenced by CDS but missing"),
+                                 (LISTENER, ROUTE, "route configuration {!r} is referenced by LDS but missing")):
+            ts, target = self.types.get(refs), self.types.get(held)
+            if ts is not None:
+                missing = ts.references().difference(target.resources if target is not None else ())
+                problems.extend(what.format(name) for name in sorted(missing))
         return problems
 
 

@@ -19,7 +19,7 @@ from sluice import mesh
 from sluice.xds.cache import CLUSTER, ENDPOINT, LISTENER, ROUTE, Snapshot
 from sluice.xds.server import XdsServer
 
-__all__ = ["routes", "config_dump", "find_node", "syncz", "GENERATION_HEADER"]
+__all__ = ["routes", "config_dump", "find_node", "syncz", "GENERATION_HEADER", "SYNCED_HEADER"]
 
 _ADMIN = "type.googleapis.com/envoy.admin.v3."
 
@@ -79,6 +79,7 @@ def config_dump(snapshot: Snapshot) -> dict[str, Any]:
 
 
 GENERATION_HEADER = "X-Sluice-Status-Generation"
+SYNCED_HEADER = "X-Sluice-Synced"  # `?until=synced`: whether the wait ended synced (else it timed out)
 _LONG_POLL = 10.0  # seconds a `?after=` request waits at most
 
 
@@ -87,9 +88,7 @@ def syncz(xds: XdsServer, proxies: frozenset[str] | None = None) -> list[dict[st
     current config could not be generated carries the reason in `error`, and a type it holds at the latest
     version the cache has is STALE, not SYNCED (the cache is behind the store for it)."""
     out = []
-    for p in xds.status:
-        if proxies is not None and p.proxy not in proxies:
-            continue
+    for p in xds.status_of(proxies):
         row = p.to_json()
         error = xds.pusher.node_errors.get(p.node_id)
         if error:
@@ -105,13 +104,26 @@ def routes(xds: XdsServer) -> list[web.RouteDef]:
     async def sync_status(request: web.Request) -> web.Response:
         # `?proxy=<pod>.<namespace>,…` narrows the answer (watching a few proxies of many stays cheap);
         # `?after=<generation>` waits (up to 10 s) for a status change after the one the header of an earlier
-        # answer named, so a watcher need not poll.
+        # answer named, so a watcher need not poll; `?until=synced` (below) waits for the sync itself.
         wanted = request.query.get("proxy")
         names = frozenset(n.strip() for n in wanted.split(",") if n.strip()) if wanted is not None else None
         after = request.query.get("after")
+        until = request.query.get("until")
+        if after is not None and not after.isdigit():
+            return web.json_response({"error": "after must be a status generation (a number)"}, status=400)
+        if until is not None and until != "synced":
+            return web.json_response({"error": "until must be \"synced\""}, status=400)
+        if until is not None:
+            # `?until=synced`: answer once no change waits to be pushed and the proxies asked about (all without
+            # `proxy=`) hold the latest config, or after 10 s, with the ones that do not (none, unless it timed
+            # out): one request per change for a watcher (`istioctl x wait`'s question), however many pushes and
+            # ACKs it takes, and a small answer.
+            synced = await xds.wait_proxies_synced(names, _LONG_POLL)
+            rows = [] if synced else [r for r in syncz(xds, names)
+                                      if any(t["state"] != "SYNCED" for t in r["types"].values())]
+            return web.json_response(rows, headers={GENERATION_HEADER: str(xds.status_generation),
+                                                    SYNCED_HEADER: "true" if synced else "false"})
         if after is not None:
-            if not after.isdigit():
-                return web.json_response({"error": "after must be a status generation (a number)"}, status=400)
             await xds.status_changed(int(after), _LONG_POLL)
         return web.json_response(syncz(xds, names),
                                  headers={GENERATION_HEADER: str(xds.status_generation)})

@@ -9,7 +9,8 @@ generates those and publishes them as snapshots. There is no fixed wait: the fir
 and the changes that arrive while a push runs are folded into the next one. The building and generating run in
 a worker thread, never on the event loop: a large config takes seconds to translate, and the loop serves the
 API, xDS and ALS meanwhile (issue 9). Pushes run one at a time, in order, and their results are published on
-the loop, so a newer config is never overtaken by an older one. The cache bumps a type's
+the loop, so a newer config is never overtaken by an older one; within a push the worker hands the snapshots
+over in growing chunks as it makes them, so the first sidecars apply their config while the others' is generated. The cache bumps a type's
 version only when that proxy's content of that type changed, so a change reaches only the proxies it
 affects, and an endpoint-only change moves EDS alone. The translation is reached through the small
 `ConfigGenerator` protocol; `TranslateGenerator` adapts `sluice.xds.translate` to it. Work the same for many
@@ -63,6 +64,9 @@ WATCHED_KINDS: tuple[str, ...] = (
 CONFIG_KINDS = frozenset({"VirtualService", "DestinationRule", "Gateway", "ServiceEntry"})
 
 ObjectKey = tuple[str, str, str]  # (kind, namespace, name)
+# A push publishes its first few proxies' snapshots at once, then chunks twice as large (up to the last): the
+# sidecars that have theirs apply it while the others are generated, at one wake-up of the loop per chunk.
+_FIRST_CHUNK, _MAX_CHUNK = 4, 64
 _T = TypeVar("_T")
 
 
@@ -215,6 +219,7 @@ class _Generation:
         self.proxies: dict[tuple[str, str], tuple[dict[str, Any], Any]] = {}
         self.shared_types: dict[int, Any] = {}  # this push's packing of shared resources (`Snapshot.build`)
         self.isolator: Isolator | None = None  # where a culprit search runs (None: in this thread)
+        self.published: dict[str, _NodeOutcome] = {}  # outcomes handed over while `update` ran
 
     def load(self, objects: dict[str, list[dict[str, Any]]], rejected: dict[ObjectKey, str]) -> None:
         """Fill base, config and pods from the objects of every watched kind, leaving out the `rejected`
@@ -275,19 +280,40 @@ class _Generation:
         return [config[i] for i in good]
 
     # ------------------------------------------------------------------ the nodes
-    def update(self, targets: list[str] | dict[str, Collection[str]], everyone: list[str]) -> dict[str, _NodeOutcome]:
+    def update(self, targets: list[str] | dict[str, Collection[str]], everyone: list[str],
+               publish: Callable[[dict[str, _NodeOutcome]], None] | None = None) -> dict[str, _NodeOutcome]:
         """The outcome of every node in `targets` (with the types to generate for each, every type for a list);
         of every node in `everyone`, every type, when a node's generation found bad config (the view changed
-        without it, so the nodes generated before it must be generated again)."""
+        without it, so the nodes generated before it must be generated again).
+
+        With `publish`, outcomes are also handed to it in growing chunks as they are made, so the first proxies
+        apply their config while the rest is generated; the outcomes it got are in `self.published`. Once a
+        node's generation finds bad config it gets nothing more: the outcomes from then on (everyone's again,
+        without that config) come in the result only."""
         out: dict[str, _NodeOutcome] = {}
         nodes = targets if isinstance(targets, dict) else dict.fromkeys(targets, ADS_ORDER)
+        chunk: dict[str, _NodeOutcome] = {}
+        size = _FIRST_CHUNK
         for _ in range(2):
             rejections = len(self.rejections)
             for node_id, types in nodes.items():
-                out[node_id] = self._node(node_id, types)
+                outcome = out[node_id] = self._node(node_id, types)
+                if publish is None:
+                    continue
+                if len(self.rejections) != rejections:
+                    publish = None  # this one and the ones after it come in the result
+                    continue
+                chunk[node_id] = outcome
+                if len(chunk) >= size:
+                    self.published.update(chunk)
+                    publish(chunk)
+                    chunk, size = {}, min(2 * size, _MAX_CHUNK)
             if len(self.rejections) == rejections:
                 break
             nodes = dict.fromkeys(everyone, ADS_ORDER)
+        if publish is not None and chunk:
+            self.published.update(chunk)
+            publish(chunk)
         return out
 
     def scoped(self, changes: list[Change], before: View | None, nodes: list[str],
@@ -549,11 +575,18 @@ class Pusher:
         # Proxies without a snapshot, or whose last generation failed, are tried again in full.
         forced = {n for n in nodes if gen.previous[n] is None or n in self.node_errors}
 
+        loop = asyncio.get_running_loop()
+
+        def publish(chunk: dict[str, _NodeOutcome]) -> None:  # in the worker
+            loop.call_soon_threadsafe(self._apply_nodes, chunk)
+
         def work() -> tuple[bool, dict[str, _NodeOutcome]]:
             decode()
             if not gen.build_view():
                 return False, {}
-            return True, gen.update(gen.scoped(changes, before, nodes, forced), nodes)
+            # Run in place (no worker: tests), the chunks would be applied after the push's result: none then.
+            return True, gen.update(gen.scoped(changes, before, nodes, forced), nodes,
+                                    publish if self._executor is not None else None)
 
         try:
             built, outcomes = await self._in_worker(work)
@@ -561,7 +594,9 @@ class Pusher:
             self._everything = True  # these changes were not pushed: the next push goes to everyone
             raise
         self._forget_changed_rejections(gen)
-        self._apply(gen, built, outcomes)
+        # The chunks published meanwhile were applied first (the loop runs callbacks in order, and the worker's
+        # result comes after its last chunk).
+        self._apply(gen, built, {n: o for n, o in outcomes.items() if gen.published.get(n) is not o})
         if built:
             self.pushes += 1
         else:
@@ -583,6 +618,9 @@ class Pusher:
 
     def _apply(self, gen: _Generation, built: bool, outcomes: dict[str, _NodeOutcome]) -> None:
         self._apply_view(gen, built)
+        self._apply_nodes(outcomes)
+
+    def _apply_nodes(self, outcomes: dict[str, _NodeOutcome]) -> None:
         for node_id, outcome in outcomes.items():
             if node_id in self._nodes:  # it may have gone while the generation ran
                 self._apply_node(node_id, outcome)

@@ -15,7 +15,7 @@ import contextlib
 import itertools
 import logging
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -39,7 +39,7 @@ from sluice.xds.pusher import ConfigGenerator, Pusher, TranslateGenerator
 
 if TYPE_CHECKING:
     from sluice.xds.translate import MeshOptions
-from sluice.xds.status import ProxyStatus, StatusTracker
+from sluice.xds.status import ConnectionStatus, ProxyStatus, StatusTracker
 
 __all__ = ["AdsServicer", "Callbacks", "StreamInfo", "XdsServer", "ADS_SERVICE"]
 
@@ -263,6 +263,11 @@ class AdsServicer:
         self._emit("on_response", st.info, resp.type_url, resp.version, nonce)
 
 
+def _resolve(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)
+
+
 class XdsServer:
     """The daemon's xDS endpoint: ADS on `address`, fed from `store` through the pusher.
 
@@ -384,12 +389,16 @@ class XdsServer:
         """Return once `status_generation` is past `after`, or after `timeout` seconds."""
         if self.status_generation > after:
             return
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[None] = loop.create_future()
         self._status_waiters.append(fut)
+        # A timer rather than `asyncio.wait_for` (a task per call): watchers wait once per push and ACK.
+        timer = loop.call_later(timeout, _resolve, fut)
         try:
-            await asyncio.wait_for(fut, timeout)
-        except TimeoutError:
-            with contextlib.suppress(ValueError):
+            await fut
+        finally:
+            timer.cancel()
+            if fut in self._status_waiters:
                 self._status_waiters.remove(fut)
 
     def _latest_version(self, node_id: str, type_url: str) -> str | None:
@@ -401,28 +410,66 @@ class XdsServer:
     def status(self) -> list[ProxyStatus]:
         return self.tracker.proxies()
 
+    def status_of(self, proxies: Collection[str] | None) -> list[ProxyStatus]:
+        """`status` of the proxies named `<pod>.<namespace>` only (all for None)."""
+        return self.tracker.proxies(proxies)
+
     def synced(self, min_proxies: int = 0) -> bool:
         """Every connected proxy holds (ACKed) the latest version of every type the cache has for it,
         no store change is waiting to be pushed, and at least `min_proxies` proxies are connected."""
         if not self.pusher.idle:
             return False
-        conns = [c for c in self.tracker.connections() if c.node_id not in self.pusher.forgotten]
+        conns = self._connections(None)
         if len({c.node_id for c in conns}) < min_proxies:
             return False
-        for conn in conns:
-            snap = self.cache.get_snapshot(conn.node_id)
-            if snap is None:
+        return all(self._conn_synced(conn) for conn in conns)
+
+    def _connections(self, proxies: Collection[str] | None) -> list[ConnectionStatus]:
+        """The streams of connected proxies (named `<pod>.<namespace>` in `proxies`, unless None) whose pods
+        still exist."""
+        return [c for c in self.tracker.connections() if c.node_id not in self.pusher.forgotten
+                and (proxies is None or c.proxy in proxies)]
+
+    def _conn_synced(self, conn: ConnectionStatus) -> bool:
+        snap = self.cache.get_snapshot(conn.node_id)
+        if snap is None:
+            return False
+        for type_url in ADS_ORDER:
+            ts = snap.types.get(type_url)
+            if ts is None:
+                continue
+            # CDS/LDS are always subscribed; RDS/EDS once the proxy has something to name.
+            if type_url not in conn.types and (type_url in WILDCARD_TYPES or ts.resources):
                 return False
-            for type_url in ADS_ORDER:
-                ts = snap.types.get(type_url)
-                if ts is None:
-                    continue
-                # CDS/LDS are always subscribed; RDS/EDS once the proxy has something to name.
-                if type_url not in conn.types and (type_url in WILDCARD_TYPES or ts.resources):
-                    return False
-            if not self.tracker.stream_synced(conn):
+        return self.tracker.stream_synced(conn)
+
+    async def wait_proxies_synced(self, proxies: Collection[str] | None, timeout: float) -> bool:
+        """Wait until no store change is waiting to be pushed and the proxies named `<pod>.<namespace>` in
+        `proxies` (every connected one for None) hold the latest config; False if `timeout` seconds pass first.
+
+        It is woken by every push and ACK, hundreds per change at scale, so it does not check every proxy each
+        time: the proxies seen synced are set aside (they are answered in order, so each wake checks few), and
+        only when none is left are they all checked once more."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        pending: list[ConnectionStatus] | None = None
+        while True:
+            generation = self.status_generation
+            if self.pusher.idle:
+                if pending is None:
+                    pending = sorted(self._connections(proxies), key=lambda c: c.node_id, reverse=True)
+                while pending and self._conn_synced(pending[-1]):
+                    pending.pop()
+                if not pending:
+                    if all(self._conn_synced(c) for c in self._connections(proxies)):
+                        return True
+                    pending = None
+            else:
+                pending = None  # a push is coming: whatever was synced may not be after it
+            remaining = deadline - loop.time()
+            if remaining <= 0:
                 return False
-        return True
+            await self.status_changed(generation, remaining)
 
     async def wait_synced(self, timeout: float, *, min_proxies: int = 0) -> bool:
         """Wait until `synced(min_proxies)`; False if `timeout` seconds pass first."""

@@ -8,8 +8,9 @@ else in the xDS package: the latest version of a type for a node is looked up th
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -66,6 +67,14 @@ class ConnectionStatus:
     connected_at: float  # wall clock, for display
     metadata: Mapping[str, Any]
     types: dict[str, TypeStatus] = field(default_factory=dict)
+
+    @functools.cached_property
+    def proxy(self) -> str:
+        """`<pod>.<namespace>` (`ProxyStatus.proxy`), without building the view."""
+        parsed = mesh.parse_node_id(self.node_id)
+        pod = str(self.metadata.get("NAME") or (parsed[2] if parsed else ""))
+        namespace = str(self.metadata.get("NAMESPACE") or (parsed[3] if parsed else ""))
+        return f"{pod}.{namespace}" if pod else self.node_id
 
 
 @dataclass(frozen=True)
@@ -197,10 +206,13 @@ class StatusTracker:
             istio_version=str(md.get("ISTIO_VERSION") or ""), cluster_id=str(md.get("CLUSTER_ID") or ""),
             types=types)
 
-    def proxies(self) -> list[ProxyStatus]:
-        """One view per node id (its newest stream), sorted by proxy name."""
+    def proxies(self, names: Collection[str] | None = None) -> list[ProxyStatus]:
+        """One view per node id (its newest stream), sorted by proxy name; of the proxies `names` names
+        (`<pod>.<namespace>`) only, when given: a watcher of a few proxies among hundreds costs few views."""
         newest: dict[str, ConnectionStatus] = {}
         for conn in self._streams.values():
+            if names is not None and conn.proxy not in names:
+                continue
             cur = newest.get(conn.node_id)
             if cur is None or conn.stream_id > cur.stream_id:
                 newest[conn.node_id] = conn

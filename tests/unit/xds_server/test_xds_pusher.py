@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.integration.xds.stub import StubGenerator
+from tests.integration.xds.stub import StubGenerator, StubProxy, StubPush
 
 from sluice import mesh
 from sluice.store.sqlite import Store
-from sluice.xds.cache import CLUSTER, ENDPOINT, LISTENER, ROUTE, SnapshotCache
+from sluice.xds.cache import CLUSTER, ENDPOINT, LISTENER, ROUTE, Resources, Snapshot, SnapshotCache
 from sluice.xds.pusher import Pusher
 
 NS = "t"
@@ -110,3 +111,50 @@ async def test_a_generator_failure_keeps_the_previous_snapshot(env: Any, monkeyp
     store.update("endpoints", eps("reviews", "127.1.0.99"))
     await settle(pusher)
     assert cache.get_snapshot(A) is before and pusher.pushes == 1
+
+
+class GatedGenerator(StubGenerator):
+    """The stub translation, stopping before it generates for pod `gate_pod` until `gate` is set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = threading.Event()
+        self.gate_pod = ""
+
+    def generate(self, proxy: StubProxy, push: StubPush) -> Resources:
+        if proxy.pod == self.gate_pod:
+            assert self.gate.wait(20), "the test never opened the gate"
+        return super().generate(proxy, push)
+
+
+async def test_the_first_proxies_get_their_config_while_the_others_are_generated(tmp_path: Path) -> None:
+    store = Store(tmp_path / "db")
+    store.create("services", obj("Service", "reviews", spec={"ports": [{"port": 9080}]}))
+    store.create("endpoints", eps("reviews", "127.1.0.7"))
+    nodes = []
+    for i in range(20):
+        store.create("pods", pod(f"p{i:02}", f"127.1.1.{i + 100}"))
+        nodes.append(mesh.sidecar_node_id(f"127.1.1.{i + 100}", f"p{i:02}", NS))
+    cache, gen = SnapshotCache(), GatedGenerator()
+    pusher = Pusher(store, cache, gen)
+    await pusher.start()
+    try:
+        for node in nodes:
+            pusher.connected(node)
+        await settle(pusher)
+        gen.gate_pod = "p15"  # nodes are generated in node id order (p00 first): p15 holds this push up
+        store.update("endpoints", eps("reviews", "127.1.0.8"))
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 20
+        while (cache.get_snapshot(nodes[0]) or Snapshot({})).version(ENDPOINT) != "2":
+            assert loop.time() < deadline, "the first proxy's snapshot was not published during the push"
+            await asyncio.sleep(0.01)
+        assert not pusher.idle and cache.get_snapshot(nodes[19]).version(ENDPOINT) == "1"  # type: ignore[union-attr]
+        gen.gate.set()
+        await settle(pusher)
+        assert {cache.get_snapshot(n).version(ENDPOINT) for n in nodes} == {"2"}  # type: ignore[union-attr]
+        assert pusher.pushes == 1
+    finally:
+        gen.gate.set()
+        await pusher.stop()
+        store.close()
