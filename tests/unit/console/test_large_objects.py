@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -118,6 +119,18 @@ async def test_a_large_virtual_service_is_created_read_and_replaced_in_the_worke
     errors = sum(1 for v in validation.values() if not v["valid"])
     assert overview[NS]["istioConfig"]["objects"] == len(validation)
     assert overview[NS]["istioConfig"]["errors"] == errors >= 1
+
+    # the app's shutdown stops its workers
+    pids = c.server.app[WORKERS_KEY].pids()
+    await c.close()
+    assert pids and not any(_alive(pid) for pid in pids)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
 
 
 def _pad(body: str, ctype: str) -> str:
