@@ -6,10 +6,12 @@ the objects it needs from the same `Registry` the Kubernetes API uses, runs Prom
 graph and traffic health), `configs` (Istio config validation status), `inventory` (workloads, apps,
 services), `charts` (workload metric charts, namespace sparklines), `logs` (which containers, merge order)
 and `wizard` (traffic shifting). Writes go through the Registry, so a rejected edit answers with the API
-server's own Status message and code. The handlers share the daemon's event loop with the API server, xDS and
-ALS: a large object (over 64 KiB, `sluice.console.bodies.ON_LOOP_SIZE`) is decoded, admitted, validated and
-dumped as YAML in the console's worker processes (`sluice.console.worker`), never on the loop. Errors are JSON `{"error": message, "code": http_code}` (plus
+server's own Status message and code. Errors are JSON `{"error": message, "code": http_code}` (plus
 `reason` and `status`, the Kubernetes Status object, for API errors); nothing a client sends yields a 500.
+
+The handlers share the daemon's event loop with the API server, xDS and ALS: a large object (over 64 KiB,
+`sluice.console.bodies.ON_LOOP_SIZE`) is decoded, admitted, validated and dumped as YAML in the console's worker
+processes (`sluice.console.worker`), never on the loop; only the store's read and commit run here.
 
 Who may call it is `sluice.console.auth`'s business (its middleware runs before every handler).
 
@@ -340,11 +342,13 @@ async def config_list(request: web.Request) -> web.Response:
 
 async def _detail(app: web.Application, rt: ResourceType, ns: str, obj: dict[str, Any],
                   validation: dict[ConfigKey, dict[str, Any]] | None = None) -> dict[str, Any]:
-    if validation is None:
-        _, validation = await _config_status(app, ns)
+    if validation is None:  # both at once: for a large object each is a job for a worker process
+        (_, validation), text = await asyncio.gather(_config_status(app, ns), _yaml(app, rt, obj))
+    else:
+        text = await _yaml(app, rt, obj)
     name = str((obj.get("metadata") or {}).get("name"))
     v = validation.get((rt.kind, ns, name), EMPTY_VALIDATION)
-    return {**config_item(obj, v), "object": obj, "yaml": await _yaml(app, rt, obj)}
+    return {**config_item(obj, v), "object": obj, "yaml": text}
 
 
 async def _yaml(app: web.Application, rt: ResourceType, obj: dict[str, Any]) -> str:
