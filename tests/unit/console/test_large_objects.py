@@ -2,7 +2,7 @@
 worker processes, no daemon), answering exactly what the event loop answers for small ones.
 
 The expected answers are computed here with the same pure functions the loop uses (`configs.validations`,
-`config_item`, `bodies.yaml_text`) over what the registry stores.
+`config_item`, PyYAML's `safe_dump` as the console called it) over what the registry stores.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from tests.unit.console.mesh import Client
 
 from sluice.api.registry import Registry
 from sluice.console.api import WORKERS_KEY
-from sluice.console.bodies import ON_LOOP_SIZE, yaml_text
+from sluice.console.bodies import ON_LOOP_SIZE
 from sluice.console.configs import ANALYZE_KINDS, EMPTY_VALIDATION, config_item, key_of, validations
 from sluice.resources.kinds import by_kind
 
@@ -28,6 +28,12 @@ VS = by_kind("networking.istio.io", "VirtualService")
 URL = f"/api/namespaces/{NS}/istio/virtualservices"
 YAML = {"Content-Type": "application/yaml"}
 JSON = {"Content-Type": "application/json"}
+
+
+# Strings PyYAML quotes, escapes or folds (libyaml's dumper would fold some of them elsewhere).
+TRICKY = {"unicode": "é ünï 日本語 😀", "escapes": "tab\there \x85 \u2028 bell\x07 " + "long words " * 20,
+          "looks-like": "yes", "number": "012", "multi": "line 1\nline 2\n", "quotes": "'single' \"double\"",
+          "spaces": "  padded  ", "empty": "", "colon": "a: b # c"}
 
 
 def big_vs(name: str = "big", routes: int = 500, prefix: str = "/p") -> dict[str, Any]:
@@ -38,7 +44,7 @@ def big_vs(name: str = "big", routes: int = 500, prefix: str = "/p") -> dict[str
                        {"destination": {"host": "reviews", "subset": "v2" if i else "v9"}, "weight": 20}],
              "timeout": "3s", "retries": {"attempts": 2, "perTryTimeout": "1s"}} for i in range(routes)]
     return {"apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
-            "metadata": {"name": name, "namespace": NS, "labels": {"size": "big"}},
+            "metadata": {"name": name, "namespace": NS, "labels": {"size": "big"}, "annotations": TRICKY},
             "spec": {"hosts": ["reviews"], "http": http}}
 
 
@@ -57,7 +63,7 @@ def expected_detail(reg: Registry, name: str) -> dict[str, Any]:
     obj = reg.get(VS, "v1", NS, name)
     _, validation = status_now(reg, NS)
     return {**config_item(obj, validation.get(("VirtualService", NS, name), EMPTY_VALIDATION)), "object": obj,
-            "yaml": yaml_text(obj)}
+            "yaml": yaml.safe_dump(obj, sort_keys=False, default_flow_style=False)}  # the editor's text before
 
 
 async def _answer(r: Any) -> Any:
