@@ -331,8 +331,10 @@ class Registry:
                 continue
             warnings = [str(w) for w in head["warnings"]]
             if plain:  # stored (or not: same, dry run) and answered as `replace` would
-                current, new = json.loads(text), json.loads(results[0])
-                await asyncio.sleep(0)  # a request waiting meanwhile is served before the commit
+                current = json.loads(text)
+                await asyncio.sleep(0)  # each of these takes the loop tens of ms for a large object: a request
+                new = json.loads(results[0])  # waiting meanwhile is served between them and before the commit
+                await asyncio.sleep(0)
                 if not self._still(rt, ns, name, rv):
                     continue
                 return self._commit_update(rt, version, current, new, warnings, dry_run)

@@ -27,6 +27,7 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +61,7 @@ from sluice.console.logs import DEFAULT_TAIL, MAX_TAIL, LogReader, log_targets, 
 from sluice.console.params import Fail, check_name, parse_duration, parse_int
 from sluice.hostguard import host_guard
 from sluice.metrics.promql.values import QueryResult, Sample
+from sluice.offloop import gc_paused
 from sluice.resources.kinds import ResourceType, by_kind, lookup
 from sluice.rollouts import actions as rollout_actions
 from sluice.rollouts import summary as rollout_summary
@@ -373,18 +375,25 @@ def _config_target(request: web.Request) -> tuple[Registry, str, ResourceType]:
     return reg, ns, _istio_kind(request.match_info["kind"])
 
 
+def _gc_paused_if(large: bool) -> AbstractContextManager[None]:
+    """The collector stays paused through a large object's steps (as the API server's large writes): a full
+    collection while one of them builds the object's graph here would walk it all, holding the GIL."""
+    return gc_paused() if large else nullcontext()
+
+
 async def config_get(request: web.Request) -> web.Response:
     reg, ns, rt = _config_target(request)
     name = check_name(request.match_info["name"], "name")
-    obj = reg.get(rt, rt.preferred_version, ns, name)
-    return _json(await _detail(request.app, rt, ns, obj))
+    row = reg.store.get_json(rt.key, ns, name)
+    with _gc_paused_if(row is not None and len(row[1]) > ON_LOOP_SIZE):
+        obj = reg.get(rt, rt.preferred_version, ns, name)
+        return _json(await _detail(request.app, rt, ns, obj))
 
 
-async def _write_config(request: web.Request, reg: Registry, rt: ResourceType, ns: str,
+async def _write_config(request: web.Request, raw: bytes, reg: Registry, rt: ResourceType, ns: str,
                         name: str | None) -> WriteResult:
     """The create (no `name`) or replace the body asks for. A large body is decoded and admitted in the
     worker process (validating a VirtualService of thousands of routes takes seconds) and stored here."""
-    raw = await request.read()
     if len(raw) <= ON_LOOP_SIZE:
         body = one_object(raw, request.content_type.lower())
         version = _version_of(rt, api_version_of(body))
@@ -401,14 +410,19 @@ async def _write_config(request: web.Request, reg: Registry, rt: ResourceType, n
 async def config_put(request: web.Request) -> web.Response:
     reg, ns, rt = _config_target(request)
     name = check_name(request.match_info["name"], "name")
-    result = await _write_config(request, reg, rt, ns, name)
-    return _json({**await _detail(request.app, rt, ns, result.object), "warnings": result.warnings})
+    raw = await request.read()
+    with _gc_paused_if(len(raw) > ON_LOOP_SIZE):
+        result = await _write_config(request, raw, reg, rt, ns, name)
+        return _json({**await _detail(request.app, rt, ns, result.object), "warnings": result.warnings})
 
 
 async def config_create(request: web.Request) -> web.Response:
     reg, ns, rt = _config_target(request)
-    result = await _write_config(request, reg, rt, ns, None)
-    return _json({**await _detail(request.app, rt, ns, result.object), "warnings": result.warnings}, status=201)
+    raw = await request.read()
+    with _gc_paused_if(len(raw) > ON_LOOP_SIZE):
+        result = await _write_config(request, raw, reg, rt, ns, None)
+        return _json({**await _detail(request.app, rt, ns, result.object), "warnings": result.warnings},
+                     status=201)
 
 
 async def config_delete(request: web.Request) -> web.Response:
