@@ -9,14 +9,19 @@ while, one after the other:
   JSON, until every proxy holds (ACKed) a new route version;
 * with 300 small VirtualServices stored, one whose route timeout cannot be translated is created, until it is
   listed in `/debug/rejectedz` and every proxy is synced again (the culprit search translates each object);
-* a 3 MiB YAML VirtualService is posted with `dryRun=All` (decoding and validation only).
+* a 3 MiB YAML VirtualService is posted with `dryRun=All` (decoding and validation only);
+* through the console (its JSON API, with the kubeconfig's bearer token), a ~1.5 MB VirtualService is created as
+  JSON, its detail (the editor's YAML) is read, and it is replaced with that YAML edited, as the editor sends it.
 
-Usage: `python bench/push_stall_bench.py [BEFORE_SRC]`: BEFORE_SRC is the `src/` of a checkout from before this
-work (`git worktree add /tmp/before <commit>`); without it only the "after" rows run. Prints a Markdown table.
+Usage: `python bench/push_stall_bench.py [--cases push,console] [--before-only] [BEFORE_SRC]`: BEFORE_SRC is the
+`src/` of a checkout from before this work (`git worktree add /tmp/before <commit>`); without it only the "after"
+rows run (`--before-only`: only the "before" rows). `push` is the first three cases, with the sidecars; with only
+`console` no pod runs (nothing but the console's own work). Prints a Markdown table.
 """
 
 from __future__ import annotations
 
+import argparse
 import http.client
 import json
 import os
@@ -42,6 +47,8 @@ PROBE_EVERY_S = 0.1
 PROBE_TIMEOUT_S = 10.0
 CASE_TIMEOUT_S = 90.0
 VS_PATH = "/apis/networking.istio.io/v1/namespaces/default/virtualservices"
+CONSOLE_VS = "/api/namespaces/default/istio/virtualservices"
+CASES = ("push", "console")
 
 
 def big_virtual_service(name: str, host: str, routes: int) -> dict[str, Any]:
@@ -94,6 +101,19 @@ class Api:
         status, body = self.request("GET", path)
         assert status == 200, (status, body[:300])
         return json.loads(body)
+
+
+def console_request(d: Daemon, method: str, path: str, body: bytes | None = None,
+                    ctype: str = "application/json") -> tuple[int, bytes]:
+    """A console request as a script sends it (the kubeconfig's bearer token), on a fresh connection."""
+    port = json.loads((d.home / "daemon.json").read_text())["console_port"]
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
+    try:
+        conn.request(method, path, body=body, headers={"Authorization": f"Bearer {d.token}", "Content-Type": ctype})
+        resp = conn.getresponse()
+        return resp.status, resp.read()
+    finally:
+        conn.close()
 
 
 def _pct(xs: list[float], p: float) -> float:
@@ -173,7 +193,40 @@ def all_synced(api: Api, proxies: int) -> bool:
     return len(rows) == proxies and all(v["state"] == "SYNCED" for r in rows for v in r["types"].values())
 
 
-def run_cases(name: str, src: Path) -> list[str]:
+def console_cases(d: Daemon, api: Api, record: Callable[[str, tuple[str, list[float], int, float]], None]) -> None:
+    """Create, read and replace a ~1.5 MB VirtualService through the console."""
+    body = json.dumps(big_virtual_service("details-console", "details", 4150)).encode()
+    seen: dict[str, bytes] = {}
+
+    def create() -> str:
+        t0 = time.monotonic()
+        status, answer = console_request(d, "POST", CONSOLE_VS, body)
+        assert status == 201, answer[:300]
+        return f"{status} after {time.monotonic() - t0:.1f} s"
+
+    def read() -> str:
+        t0 = time.monotonic()
+        status, answer = console_request(d, "GET", f"{CONSOLE_VS}/details-console")
+        assert status == 200, answer[:300]
+        seen["yaml"] = json.loads(answer)["yaml"].encode()
+        return f"{status} after {time.monotonic() - t0:.1f} s"
+
+    def replace() -> str:
+        edited = seen["yaml"].replace(b"prefix: /api/v1/products/7/reviews\n", b"prefix: /api/v1/products/7/ratings\n")
+        assert edited != seen["yaml"]
+        t0 = time.monotonic()
+        status, answer = console_request(d, "PUT", f"{CONSOLE_VS}/details-console", edited, "application/yaml")
+        assert status == 200, answer[:300]
+        return f"{status} after {time.monotonic() - t0:.1f} s"
+
+    record(f"console: create a {len(body) / 1e6:.2f} MB VirtualService (JSON)", watch(api, create, lambda: True))
+    record("console: read its detail (the editor's YAML)", watch(api, read, lambda: True))
+    record(f"console: replace it with that YAML ({len(seen.get('yaml', b'')) / 1e6:.2f} MB), edited",
+           watch(api, replace, lambda: True))
+    api.request("DELETE", f"{VS_PATH}/details-console")
+
+
+def run_cases(name: str, src: Path, cases: tuple[str, ...] = CASES) -> list[str]:
     os.environ["PYTHONPATH"] = str(src)
     rows: list[str] = []
     with tempfile.TemporaryDirectory(prefix="push-stall-") as tmp:
@@ -182,12 +235,13 @@ def run_cases(name: str, src: Path) -> list[str]:
         d = start_daemon(home)
         try:
             api = Api(d)
-            kubectl(d, "apply", "-f", str(SAMPLES / "sleep.yaml"))
-            kubectl(d, "apply", "-f", "-", input=mesh_docs())
-            deadline = time.monotonic() + 90
-            while not (all_synced(api, 3)):
-                assert time.monotonic() < deadline, api.json("/debug/syncz")
-                time.sleep(0.5)
+            if "push" in cases:
+                kubectl(d, "apply", "-f", str(SAMPLES / "sleep.yaml"))
+                kubectl(d, "apply", "-f", "-", input=mesh_docs())
+                deadline = time.monotonic() + 90
+                while not (all_synced(api, 3)):
+                    assert time.monotonic() < deadline, api.json("/debug/syncz")
+                    time.sleep(0.5)
 
             def record(label: str, result: tuple[str, list[float], int, float]) -> None:
                 text, lat, lost, secs = result
@@ -196,6 +250,11 @@ def run_cases(name: str, src: Path) -> list[str]:
                 rows.append(f"| {label} | {name} | {text} | {secs:.1f} | {len(lat) - lost} / {len(lat)} | "
                             f"{statistics.median(lat):.0f} | {p99} | {max(lat):.0f} |")
                 print(rows[-1], file=sys.stderr, flush=True)
+
+            if "console" in cases:
+                console_cases(d, api, record)
+            if "push" not in cases:
+                return rows
 
             # (a) a large valid VirtualService, until every proxy holds a new route version
             big = json.dumps(big_virtual_service("details-big", "details", 5300)).encode()
@@ -254,12 +313,22 @@ def run_cases(name: str, src: Path) -> list[str]:
 
 
 def main() -> None:
-    versions = [("after", ROOT / "src")]
-    if len(sys.argv) > 1:
-        versions.insert(0, ("before", Path(sys.argv[1]).resolve()))
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("before_src", nargs="?", help="the src/ of a checkout from before this work")
+    p.add_argument("--cases", default=",".join(CASES), help=f"comma-separated, of {', '.join(CASES)}")
+    p.add_argument("--before-only", action="store_true", help="only the rows of BEFORE_SRC")
+    a = p.parse_args()
+    cases = tuple(c for c in a.cases.split(",") if c)
+    if not cases or set(cases) - set(CASES):
+        p.error(f"--cases: want some of {', '.join(CASES)}")
+    versions = [] if a.before_only else [("after", ROOT / "src")]
+    if a.before_src:
+        versions.insert(0, ("before", Path(a.before_src).resolve()))
+    elif a.before_only:
+        p.error("--before-only needs BEFORE_SRC")
     rows: list[str] = []
     for name, src in versions:
-        rows += run_cases(name, src)
+        rows += run_cases(name, src, cases)
     load = os.getloadavg()[0]
     print("## Push stalls (`bench/push_stall_bench.py`)\n")
     print("A real daemon (loopback mode) runs the sleep sample and Bookinfo's details and ratings (three Envoy "
@@ -268,7 +337,9 @@ def main() -> None:
           "VirtualService (5,300 HTTP routes) is created as JSON until every sidecar has ACKed it; with 300 small "
           "VirtualServices stored, one that cannot be translated is created until it is rejected and every "
           "sidecar is synced; a 2.90 MiB YAML VirtualService is posted with `dryRun=All` (decoded and admitted in "
-          f"a worker process). Load average at the end: {load:.1f}.\n")
+          "a worker process); through the console, a 1.51 MB VirtualService is created as JSON, its detail (with "
+          "the editor's YAML) is read, and it is replaced with that YAML, edited (the console cases alone run no "
+          f"pods). Cases run: {', '.join(cases)}. Load average at the end: {load:.1f}.\n")
     print("| while | daemon | the request's answer | s until done | probes answered | probe p50 ms | "
           "probe p99 ms | probe max ms |")
     print("|---|---|---|---:|---:|---:|---:|---:|")

@@ -11,7 +11,7 @@ resumes with its usual thresholds when the last such work ends.
 
 Even so the loop thread shares the GIL with the worker thread: the API server's large request bodies now go to
 a worker process instead (`sluice.api.body_pool`); this module serves the work that needs the daemon's own
-objects (the xDS pusher, the console's editor, encoding a large answer).
+objects (the xDS pusher, encoding a large answer); the console's large objects go to its own worker processes.
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ import json
 import os
 import signal
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -102,5 +103,49 @@ async def test_a_worker_that_died_idle_is_replaced_before_the_next_job() -> None
         head, (data,) = await pool.run(job, [json.dumps(VS).encode()])  # at once: the pool may not know yet
         assert head["ok"] and json.loads(data) == VS
         assert pid not in pool.pids()
+    finally:
+        await pool.close()
+
+
+def _without_server_fields(obj: dict[str, Any]) -> dict[str, Any]:
+    meta = {k: v for k, v in obj["metadata"].items() if k not in ("uid", "creationTimestamp", "resourceVersion")}
+    return {**obj, "metadata": meta}
+
+
+async def test_plain_writes_store_and_answer_as_the_loop_does(tmp_path: Path) -> None:
+    """`plain` (the console's): the admitted object comes back as it is and is stored in its own key order, as
+    `create` and `replace` on the loop store it."""
+    from sluice.api.registry import Registry
+    from sluice.resources.kinds import by_kind
+    from sluice.store.sqlite import Store
+
+    rt = by_kind("networking.istio.io", "VirtualService")
+    assert rt is not None
+    reg = Registry(Store(tmp_path / "db"))
+    reg.ensure_namespace("default")
+    pool = BodyPool(size=1)
+    try:
+        on_loop = reg.create(rt, "v1", "default", {**VS, "metadata": {"name": "loop"}})
+        res = await reg.create_in_worker(pool, rt, "v1", "default",
+                                         json.dumps({**VS, "metadata": {"name": "worker"}}).encode(),
+                                         "application/json", plain=True)
+        assert res.encoded is None and pool.pids()
+        stored = reg.get(rt, "v1", "default", "worker")
+        assert res.object == stored
+        assert list(stored) == list(on_loop.object) and list(stored["metadata"]) == list(on_loop.object["metadata"])
+        assert _without_server_fields(stored) == {**_without_server_fields(on_loop.object),
+                                                  "metadata": {**_without_server_fields(on_loop.object)["metadata"],
+                                                               "name": "worker"}}
+
+        changed = {**stored, "spec": {**stored["spec"], "hosts": ["ratings"]}}
+        res = await reg.replace_in_worker(pool, rt, "v1", "default", "worker", json.dumps(changed).encode(),
+                                          "application/json", plain=True)
+        assert res.encoded is None and res.object == reg.get(rt, "v1", "default", "worker")
+        assert res.object["spec"]["hosts"] == ["ratings"] and res.object["metadata"]["generation"] == 2
+        assert list(res.object["metadata"]) == list(stored["metadata"])
+        with pytest.raises(ApiError) as e:  # the old resourceVersion: Conflict, as on the loop
+            await reg.replace_in_worker(pool, rt, "v1", "default", "worker", json.dumps(stored).encode(),
+                                        "application/json", plain=True)
+        assert e.value.code == 409
     finally:
         await pool.close()

@@ -1,7 +1,8 @@
 """A small pool of body worker processes (`sluice.api.body_worker`), driven from the daemon's event loop.
 
-Created by the API server (`sluice.api.server.make_app`) and closed when the app shuts down; used by the
-registry (`Registry.*_in_worker`) for request bodies over 64 KiB. Workers start on first use (most daemons
+Created by the API server (`sluice.api.server.make_app`) and by the console (`sluice.console.api.console_app`,
+its workers running `sluice.console.worker`) and closed when the app shuts down; used by the registry
+(`Registry.*_in_worker`) for request bodies over 64 KiB, and by the console for its large objects. Workers start on first use (most daemons
 never see such a body), one job each at a time, at most `size` of them; up to `backlog` more requests wait
 for one, and past that a request is refused as kube-apiserver refuses one past its in-flight limit (429
 TooManyRequests, `Retry-After: 1`, which client-go and kubectl retry). A job that runs past `time_limit` has
@@ -86,7 +87,12 @@ class _Worker:
 
 
 class BodyPool:
-    def __init__(self, size: int = 2, backlog: int = 8, time_limit: float = TIME_LIMIT) -> None:
+    """`module`: the worker program, `WORKER_MODULE` or one that runs `sluice.api.body_worker.main` with more ops
+    (the console's, `sluice.console.worker`)."""
+
+    def __init__(self, size: int = 2, backlog: int = 8, time_limit: float = TIME_LIMIT, *,
+                 module: str = WORKER_MODULE) -> None:
+        self.module = module
         self.size = max(1, size)
         self.backlog = max(0, backlog)
         self.time_limit = time_limit
@@ -97,14 +103,14 @@ class BodyPool:
         self._closed = False
 
     @classmethod
-    def from_env(cls) -> BodyPool:
+    def from_env(cls, module: str = WORKER_MODULE) -> BodyPool:
         """Sizes from SLUICE_BODY_WORKERS / SLUICE_BODY_BACKLOG (tests make the pool small to fill it)."""
         def num(name: str, default: int) -> int:
             try:
                 return int(os.environ.get(name, "") or default)
             except ValueError:
                 return default
-        return cls(num("SLUICE_BODY_WORKERS", 2), num("SLUICE_BODY_BACKLOG", 8))
+        return cls(num("SLUICE_BODY_WORKERS", 2), num("SLUICE_BODY_BACKLOG", 8), module=module)
 
     def pids(self) -> list[int]:
         return sorted(w.pid for w in self._all)
@@ -167,7 +173,7 @@ class BodyPool:
 
     async def _start(self) -> _Worker:
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", WORKER_MODULE, str(os.getpid()),
+            sys.executable, "-m", self.module, str(os.getpid()),
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, env=module_env())
         w = _Worker(proc)
         self._all.add(w)

@@ -28,7 +28,6 @@ from sluice.api.body_pool import BodyPool
 from sluice.api.errors import ApiError
 from sluice.kube import decoding, selectors
 from sluice.objects import Obj
-from sluice.offloop import run_off_loop
 from sluice.resources import defaults, loadbalancer
 from sluice.resources.kinds import ResourceType, by_kind, by_plural
 from sluice.store import sqlite
@@ -44,8 +43,8 @@ MERGE_PATCH = "application/merge-patch+json"
 STRATEGIC_PATCH = "application/strategic-merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
 MAX_JSON_PATCH_OPERATIONS = 10000  # kube-apiserver's maxJSONPatchOperations
-# A write admitted in a worker thread is committed only if the stored object did not change meanwhile; after
-# this many tries it is done on the loop.
+# A write admitted in a worker process is committed only if the stored object did not change meanwhile; after
+# this many tries it is refused with a Conflict.
 _OFF_LOOP_ATTEMPTS = 3
 APPLY_PATCH = "application/apply-patch+yaml"
 
@@ -203,17 +202,24 @@ class Registry:
         return self._commit_create(rt, version, obj, warnings, dry_run)
 
     async def create_in_worker(self, workers: BodyPool, rt: ResourceType, version: str, ns: str | None, raw: bytes,
-                               content_type: str, *, field_validation: str = "Strict",
-                               dry_run: bool = False) -> WriteResult:
+                               content_type: str, *, field_validation: str = "Strict", dry_run: bool = False,
+                               plain: bool = False) -> WriteResult:
         """`create` of a large body: decoded and admitted (which reads nothing stored) in a worker process, then
-        checked against the store and committed here. A dry run's answer comes back encoded and is sent as is."""
+        checked against the store and committed here. A dry run's answer comes back encoded and is sent as is.
+
+        `plain`: the admitted object comes back as it is and is stored and answered as `create` would (its own key
+        order, no `encoded` answer), for a caller that shows the object's text (the console's YAML)."""
         if self._admitted_on_loop(rt):
             body = await self.decode_in_worker(workers, raw, content_type, rt.kind)
             return self.create(rt, version, ns, body, field_validation=field_validation, dry_run=dry_run)
         head, results = await workers.run(
             {"op": "create", **self._job(rt, version, ns), "content_type": content_type,
-             "field_validation": field_validation, "dry_run": dry_run}, [raw])
+             "field_validation": field_validation, "dry_run": dry_run, "plain": plain}, [raw])
         warnings = [str(w) for w in head["warnings"]]
+        if plain:
+            obj = json.loads(results[0])
+            await asyncio.sleep(0)  # a request waiting meanwhile is served before the commit
+            return self._commit_create(rt, version, obj, warnings, dry_run)
         if dry_run:
             obj_ns, name = str(head["namespace"]), str(head["name"])
             if rt.namespaced and self.store.get("namespaces", "", obj_ns) is None:
@@ -227,14 +233,6 @@ class Registry:
         res = self._commit_create(rt, version, obj, warnings, dry_run, stored.decode())
         res.encoded = _with_resource_version(answer, str(_meta(res.object)["resourceVersion"]))
         return res
-
-    async def create_off_loop(self, rt: ResourceType, version: str, ns: str | None, body: Any, *,
-                              field_validation: str = "Strict", dry_run: bool = False) -> WriteResult:
-        """`create` with the decoding and admission, which read nothing stored, in a worker thread."""
-        if rt.kind in self._on_loop_kinds:
-            return self.create(rt, version, ns, body, field_validation=field_validation, dry_run=dry_run)
-        obj, warnings = await run_off_loop(self._prepare_create, rt, version, ns, body, field_validation)
-        return self._commit_create(rt, version, obj, warnings, dry_run)
 
     async def decode_in_worker(self, workers: BodyPool, raw: bytes, content_type: str, kind: str) -> Any:
         """`sluice.api.bodies.decode_object` of a large body, in a worker process."""
@@ -301,34 +299,21 @@ class Registry:
 
     async def replace_in_worker(self, workers: BodyPool, rt: ResourceType, version: str, ns: str | None, name: str,
                                 raw: bytes, content_type: str, *, subresource: str = "",
-                                field_validation: str = "Strict", dry_run: bool = False) -> WriteResult:
-        """`replace` of a large body: decoded and admitted in a worker process (see `_update_in_worker`)."""
+                                field_validation: str = "Strict", dry_run: bool = False,
+                                plain: bool = False) -> WriteResult:
+        """`replace` of a large body: decoded and admitted in a worker process (see `_update_in_worker`;
+        `plain` as in `create_in_worker`)."""
         if subresource == "scale" or self._admitted_on_loop(rt):
             self._current(rt, ns, name)
             body = await self.decode_in_worker(workers, raw, content_type, rt.kind)
             return self.replace(rt, version, ns, name, body, subresource=subresource,
                                 field_validation=field_validation, dry_run=dry_run)
         return await self._update_in_worker(workers, "replace", rt, version, ns, name, raw, content_type, subresource,
-                                            field_validation, dry_run)
-
-    async def replace_off_loop(self, rt: ResourceType, version: str, ns: str | None, name: str, body: Any, *,
-                               subresource: str = "", field_validation: str = "Strict",
-                               dry_run: bool = False) -> WriteResult:
-        """`replace` with the decoding and admission in a worker thread; committed on the loop only if the stored
-        object did not change meanwhile (else admitted again)."""
-        if subresource != "scale" and rt.kind not in self._on_loop_kinds:
-            for _ in range(_OFF_LOOP_ATTEMPTS):
-                current = self._current(rt, ns, name)
-                new, warnings = await run_off_loop(self._prepare_replace, rt, version, ns, name, current, body,
-                                                   subresource, field_validation)
-                if self._unchanged(rt, current):
-                    return self._commit_update(rt, version, current, new, warnings, dry_run)
-        return self.replace(rt, version, ns, name, body, subresource=subresource, field_validation=field_validation,
-                            dry_run=dry_run)
+                                            field_validation, dry_run, plain)
 
     async def _update_in_worker(self, workers: BodyPool, op: str, rt: ResourceType, version: str, ns: str | None,
                                 name: str, raw: bytes, content_type: str, subresource: str, field_validation: str,
-                                dry_run: bool) -> WriteResult:
+                                dry_run: bool, plain: bool = False) -> WriteResult:
         """An update whose body is decoded, applied and admitted in a worker process against the stored object;
         committed here only if that object did not change meanwhile (else done again; after a few tries, the
         Conflict kube-apiserver answers when its own retries run out)."""
@@ -340,11 +325,19 @@ class Registry:
             rv, text = row
             head, results = await workers.run(
                 {"op": op, **self._job(rt, version, ns), "name": name, "subresource": subresource,
-                 "content_type": content_type, "field_validation": field_validation, "dry_run": dry_run},
-                [raw, text.encode()])
+                 "content_type": content_type, "field_validation": field_validation, "dry_run": dry_run,
+                 "plain": plain}, [raw, text.encode()])
             if not self._still(rt, ns, name, rv):
                 continue
             warnings = [str(w) for w in head["warnings"]]
+            if plain:  # stored (or not: same, dry run) and answered as `replace` would
+                current = json.loads(text)
+                await asyncio.sleep(0)  # each of these takes the loop tens of ms for a large object: a request
+                new = json.loads(results[0])  # waiting meanwhile is served between them and before the commit
+                await asyncio.sleep(0)
+                if not self._still(rt, ns, name, rv):
+                    continue
+                return self._commit_update(rt, version, current, new, warnings, dry_run)
             if head["same"] or dry_run:  # the answer, encoded by the worker: nothing to store
                 return WriteResult({}, warnings, encoded=results[0])
             stored, answer = results
@@ -376,11 +369,6 @@ class Registry:
         """Whether the stored object is still at revision `rv` (read without decoding it)."""
         row = self.store.get_json(rt.key, ns or "", name)
         return row is not None and row[0] == rv
-
-    def _unchanged(self, rt: ResourceType, current: Obj) -> bool:
-        m = _meta(current)
-        latest = self.store.get(rt.key, str(m.get("namespace") or ""), str(m["name"]))
-        return latest is not None and _meta(latest).get("resourceVersion") == m.get("resourceVersion")
 
     def patch(self, rt: ResourceType, version: str, ns: str | None, name: str, content_type: str, body: bytes,
               *, subresource: str = "", field_validation: str = "Strict", dry_run: bool = False) -> WriteResult:

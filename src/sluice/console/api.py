@@ -9,6 +9,10 @@ and `wizard` (traffic shifting). Writes go through the Registry, so a rejected e
 server's own Status message and code. Errors are JSON `{"error": message, "code": http_code}` (plus
 `reason` and `status`, the Kubernetes Status object, for API errors); nothing a client sends yields a 500.
 
+The handlers share the daemon's event loop with the API server, xDS and ALS: a large object (over 64 KiB,
+`sluice.console.bodies.ON_LOOP_SIZE`) is decoded, admitted, validated and dumped as YAML in the console's worker
+processes (`sluice.console.worker`), never on the loop; only the store's read and commit run here.
+
 Who may call it is `sluice.console.auth`'s business (its middleware runs before every handler).
 
 Callers: the daemon (`sluice.daemon.console_service.ConsoleService` mounts `console_app` on 127.0.0.1:20001)
@@ -23,21 +27,25 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
-import yaml
 from aiohttp import web
 
+from sluice.api.body_pool import BodyPool
 from sluice.api.errors import ApiError
-from sluice.api.registry import Registry
+from sluice.api.registry import Registry, WriteResult
 from sluice.console import charts, inventory, wizard
+from sluice.console import worker as console_worker
 from sluice.console.auth import AUTH_KEY, ConsoleAuth, auth_middleware, login_routes, refuse, security_headers
+from sluice.console.bodies import ON_LOOP_SIZE, api_version_of, one_object, yaml_text
 from sluice.console.charts import QueryRangeFn
 from sluice.console.configs import (
     ANALYZE_KINDS,
     EMPTY_VALIDATION,
     ISTIO_CONFIG_KINDS,
+    ConfigKey,
     config_item,
     key_of,
     validations,
@@ -52,9 +60,8 @@ from sluice.console.graph import (
 from sluice.console.logs import DEFAULT_TAIL, MAX_TAIL, LogReader, log_targets, merge, parse_since
 from sluice.console.params import Fail, check_name, parse_duration, parse_int
 from sluice.hostguard import host_guard
-from sluice.kube import decoding
 from sluice.metrics.promql.values import QueryResult, Sample
-from sluice.offloop import run_off_loop
+from sluice.offloop import gc_paused
 from sluice.resources.kinds import ResourceType, by_kind, lookup
 from sluice.rollouts import actions as rollout_actions
 from sluice.rollouts import summary as rollout_summary
@@ -73,6 +80,7 @@ REGISTRY_KEY: web.AppKey[Registry] = web.AppKey("registry", Registry)
 QUERY_KEY: web.AppKey[QueryFn] = web.AppKey("query", object)  # type: ignore[arg-type]
 QUERY_RANGE_KEY: web.AppKey[QueryRangeFn | None] = web.AppKey("query_range", object)  # type: ignore[arg-type]
 LOGS_KEY: web.AppKey[LogReader | None] = web.AppKey("logs", object)  # type: ignore[arg-type]
+WORKERS_KEY: web.AppKey[BodyPool] = web.AppKey("workers", BodyPool)
 
 
 def _json(data: Any, status: int = 200) -> web.Response:
@@ -215,42 +223,48 @@ def _routing(reg: Registry, ns: str | None) -> list[dict[str, Any]]:
             *_objects(reg, "networking.istio.io", "DestinationRule", ns)]
 
 
-def _validations(reg: Registry, ns: str | None) -> tuple[list[dict[str, Any]], dict[tuple[str, str, str], dict[str, Any]]]:
-    everything: list[dict[str, Any]] = []
-    for group, kind in ANALYZE_KINDS:
-        everything.extend(_objects(reg, group, kind, None))
-    return validations(everything, ns)
+async def _config_status(app: web.Application, ns: str | None
+                         ) -> tuple[list[dict[str, Any]], dict[ConfigKey, dict[str, Any]]]:
+    """The config list's rows (in `ns`, or all) and the validation of each Istio config object by key. The
+    validator and the analyzers take about a second for a VirtualService of thousands of routes: with that much
+    Istio config stored they run in the console's worker process (the other kinds are read for their labels,
+    selectors and ports)."""
+    reg = app[REGISTRY_KEY]
+    kinds = [_rt(group, kind) for group, kind in ANALYZE_KINDS]
+    texts = {rt.kind: reg.store.list_kind_json(rt.key)[0] for rt in kinds}
+    if sum(len(t) for k in ISTIO_CONFIG_KINDS for t in texts[k]) > ON_LOOP_SIZE:
+        head, _ = await app[WORKERS_KEY].run(
+            {"op": "validations", "namespace": ns,
+             "kinds": [[rt.api_version(rt.preferred_version), rt.kind, len(texts[rt.kind])] for rt in kinds]},
+            [t.encode() for rt in kinds for t in texts[rt.kind]])
+        return head["items"], {(str(k), str(n), str(name)): v for k, n, name, v in head["validation"]}
+    everything = [reg.present(rt, rt.preferred_version, json.loads(t)) for rt in kinds for t in texts[rt.kind]]
+    found, validation = validations(everything, ns)
+    return [config_item(obj, validation[key_of(obj)]) for obj in found], validation
 
 
-_ON_LOOP_BODY = 64 * 1024  # larger bodies are decoded in a worker thread
+async def _one_in_worker(request: web.Request, raw: bytes) -> tuple[bytes, str]:
+    """A large body's one object, decoded in the console's worker process: (compact JSON, its apiVersion)."""
+    head, results = await request.app[WORKERS_KEY].run(
+        {"op": "one", "content_type": request.content_type.lower()}, [raw])
+    if "fail" in head:
+        code, message = head["fail"]
+        raise Fail(int(code), str(message))
+    return results[0], str(head["api_version"])
 
 
-async def _read_body(request: web.Request) -> Any:
+async def _read_body(request: web.Request) -> dict[str, Any]:
+    """The one object the body holds (the API server's bounded decoders: the same limits on aliases, depth,
+    size and non-finite numbers); a large body is decoded in the worker process."""
     raw = await request.read()
-    if not raw.strip():
-        raise Fail(400, "empty request body")
-    ctype = request.content_type.lower()
-    def decode() -> list[Any]:
-        return [decoding.decode_json(raw)] if ctype == "application/json" else decoding.decode_yaml_documents(raw)
-
-    try:  # the API server's bounded decoders: same limits on aliases, depth, size and non-finite numbers
-        # A large body off the event loop, as the API server does (composing 3 MiB of YAML takes seconds).
-        docs = await run_off_loop(decode) if len(raw) > _ON_LOOP_BODY else decode()
-    except decoding.TooLarge as e:
-        raise Fail(413, e.message) from None
-    except decoding.DecodeError as e:
-        where = f"{e.field}: " if e.field else ""
-        raise Fail(400, f"the body is not valid {'JSON' if ctype == 'application/json' else 'YAML'}: "
-                        f"{where}{e.message}") from None
-    if len(docs) != 1:
-        raise Fail(400, f"the body must hold exactly one object, found {len(docs)}")
-    if not isinstance(docs[0], dict):
-        raise Fail(400, "the body must be an object")
-    return docs[0]
+    if len(raw) <= ON_LOOP_SIZE:
+        return one_object(raw, request.content_type.lower())
+    data, _ = await _one_in_worker(request, raw)
+    body: dict[str, Any] = json.loads(data)
+    return body
 
 
-def _version_of(rt: ResourceType, body: Any) -> str:
-    api_version = str(body.get("apiVersion") or "") if isinstance(body, dict) else ""
+def _version_of(rt: ResourceType, api_version: str) -> str:
     version = api_version.rpartition("/")[2]
     return version if version in rt.versions else rt.preferred_version
 
@@ -263,7 +277,7 @@ async def namespaces(request: web.Request) -> web.Response:
     if "sparkline" in request.query:
         spark = charts.sparkline_window(now, parse_duration(request.query["sparkline"] or "10m", "sparkline"))
     range_fn = _range_query(request) if spark is not None else None
-    _, validation = _validations(reg, None)
+    _, validation = await _config_status(request.app, None)
     out = []
     for ns_obj in _objects(reg, "", "Namespace", None):
         name = str((ns_obj.get("metadata") or {}).get("name"))
@@ -322,18 +336,37 @@ async def config_list(request: web.Request) -> web.Response:
         _ensure_namespace(reg, ns)
     kinds = [k for k in (request.query.get("kinds") or "").split(",") if k]
     wanted = {_istio_kind(k).kind for k in kinds} if kinds else set(ISTIO_CONFIG_KINDS)
-    configs, validation = _validations(reg, ns)
-    items = [config_item(obj, validation[key_of(obj)]) for obj in configs if obj.get("kind") in wanted]
+    rows, _ = await _config_status(request.app, ns)
+    items = [row for row in rows if row.get("kind") in wanted]
     items.sort(key=lambda i: (str(i["namespace"]), str(i["kind"]), str(i["name"])))
     return _json({"items": items})
 
 
-def _detail(reg: Registry, rt: ResourceType, ns: str, obj: dict[str, Any]) -> dict[str, Any]:
-    _, validation = _validations(reg, ns)
+async def _detail(app: web.Application, rt: ResourceType, ns: str, obj: dict[str, Any],
+                  validation: dict[ConfigKey, dict[str, Any]] | None = None) -> dict[str, Any]:
+    if validation is None:  # both at once: for a large object each is a job for a worker process
+        (_, validation), text = await asyncio.gather(_config_status(app, ns), _yaml(app, rt, obj))
+    else:
+        text = await _yaml(app, rt, obj)
     name = str((obj.get("metadata") or {}).get("name"))
     v = validation.get((rt.kind, ns, name), EMPTY_VALIDATION)
-    return {**config_item(obj, v), "object": obj,
-            "yaml": yaml.safe_dump(obj, sort_keys=False, default_flow_style=False)}
+    return {**config_item(obj, v), "object": obj, "yaml": text}
+
+
+async def _yaml(app: web.Application, rt: ResourceType, obj: dict[str, Any]) -> str:
+    """The editor's text of `obj` (as read or written): dumped in the worker process when large (PyYAML takes
+    seconds for a megabyte), from the stored JSON text when `obj` is what is stored (no encoding here)."""
+    m = obj.get("metadata") or {}
+    row = app[REGISTRY_KEY].store.get_json(rt.key, str(m.get("namespace") or ""), str(m.get("name")))
+    if row is not None and str(row[0]) == str(m.get("resourceVersion")):
+        text = row[1]
+    else:  # not what is stored (deleted, or changed since): its own encoding tells its size
+        text = json.dumps(obj, separators=(",", ":"))
+    if len(text) <= ON_LOOP_SIZE:
+        return yaml_text(obj)
+    _, (data,) = await app[WORKERS_KEY].run(
+        {"op": "yaml", "api_version": obj.get("apiVersion"), "kind": obj.get("kind")}, [text.encode()])
+    return data.decode()
 
 
 def _config_target(request: web.Request) -> tuple[Registry, str, ResourceType]:
@@ -342,27 +375,54 @@ def _config_target(request: web.Request) -> tuple[Registry, str, ResourceType]:
     return reg, ns, _istio_kind(request.match_info["kind"])
 
 
+def _gc_paused_if(large: bool) -> AbstractContextManager[None]:
+    """The collector stays paused through a large object's steps (as the API server's large writes): a full
+    collection while one of them builds the object's graph here would walk it all, holding the GIL."""
+    return gc_paused() if large else nullcontext()
+
+
 async def config_get(request: web.Request) -> web.Response:
     reg, ns, rt = _config_target(request)
     name = check_name(request.match_info["name"], "name")
-    obj = reg.get(rt, rt.preferred_version, ns, name)
-    return _json(_detail(reg, rt, ns, obj))
+    row = reg.store.get_json(rt.key, ns, name)
+    with _gc_paused_if(row is not None and len(row[1]) > ON_LOOP_SIZE):
+        obj = reg.get(rt, rt.preferred_version, ns, name)
+        return _json(await _detail(request.app, rt, ns, obj))
+
+
+async def _write_config(request: web.Request, raw: bytes, reg: Registry, rt: ResourceType, ns: str,
+                        name: str | None) -> WriteResult:
+    """The create (no `name`) or replace the body asks for. A large body is decoded and admitted in the
+    worker process (validating a VirtualService of thousands of routes takes seconds) and stored here."""
+    if len(raw) <= ON_LOOP_SIZE:
+        body = one_object(raw, request.content_type.lower())
+        version = _version_of(rt, api_version_of(body))
+        if name is None:
+            return reg.create(rt, version, ns, body)
+        return reg.replace(rt, version, ns, name, body)
+    data, api_version = await _one_in_worker(request, raw)
+    workers, version = request.app[WORKERS_KEY], _version_of(rt, api_version)
+    if name is None:
+        return await reg.create_in_worker(workers, rt, version, ns, data, "application/json", plain=True)
+    return await reg.replace_in_worker(workers, rt, version, ns, name, data, "application/json", plain=True)
 
 
 async def config_put(request: web.Request) -> web.Response:
     reg, ns, rt = _config_target(request)
     name = check_name(request.match_info["name"], "name")
-    body = await _read_body(request)
-    # Admitted off the loop: validating a VirtualService of thousands of routes takes long.
-    result = await reg.replace_off_loop(rt, _version_of(rt, body), ns, name, body)
-    return _json({**_detail(reg, rt, ns, result.object), "warnings": result.warnings})
+    raw = await request.read()
+    with _gc_paused_if(len(raw) > ON_LOOP_SIZE):
+        result = await _write_config(request, raw, reg, rt, ns, name)
+        return _json({**await _detail(request.app, rt, ns, result.object), "warnings": result.warnings})
 
 
 async def config_create(request: web.Request) -> web.Response:
     reg, ns, rt = _config_target(request)
-    body = await _read_body(request)
-    result = await reg.create_off_loop(rt, _version_of(rt, body), ns, body)
-    return _json({**_detail(reg, rt, ns, result.object), "warnings": result.warnings}, status=201)
+    raw = await request.read()
+    with _gc_paused_if(len(raw) > ON_LOOP_SIZE):
+        result = await _write_config(request, raw, reg, rt, ns, None)
+        return _json({**await _detail(request.app, rt, ns, result.object), "warnings": result.warnings},
+                     status=201)
 
 
 async def config_delete(request: web.Request) -> web.Response:
@@ -513,8 +573,9 @@ async def traffic_shifting_post(request: web.Request) -> web.Response:
     _write(reg, VS_RT, ns, vs, current_vs, dry_run=True)
     saved_dr = _write(reg, DR_RT, ns, dr, current_dr, dry_run=False)
     saved_vs = _write(reg, VS_RT, ns, vs, current_vs, dry_run=False)
-    return _json({"destinationRule": _detail(reg, DR_RT, ns, saved_dr),
-                  "virtualService": _detail(reg, VS_RT, ns, saved_vs)})
+    _, validation = await _config_status(request.app, ns)
+    return _json({"destinationRule": await _detail(request.app, DR_RT, ns, saved_dr, validation),
+                  "virtualService": await _detail(request.app, VS_RT, ns, saved_vs, validation)})
 
 
 async def traffic_shifting_delete(request: web.Request) -> web.Response:
@@ -593,7 +654,8 @@ def _static_handler(root: Path) -> Callable[[web.Request], Awaitable[web.StreamR
 
 
 def console_app(registry: Registry, query: QueryFn, *, auth: ConsoleAuth, query_range: QueryRangeFn | None = None,
-                logs: LogReader | None = None, static_dir: str | Path | None = None) -> web.Application:
+                logs: LogReader | None = None, static_dir: str | Path | None = None,
+                workers: BodyPool | None = None) -> web.Application:
     """The console application: JSON under `/api/`, and `static_dir` (the UI build) at `/` when given.
 
     Every request passes `sluice.console.auth` first (Host, Origin, a credential from `auth`, JSON/YAML writes).
@@ -601,6 +663,10 @@ def console_app(registry: Registry, query: QueryFn, *, auth: ConsoleAuth, query_
     `query(expr)` evaluates one PromQL instant query at "now" (the daemon passes its embedded engine);
     `query_range(expr, start, end, step)` a range query (unix seconds; without it the charts and sparklines
     answer 501); `logs` reads one container's log lines (without it the logs endpoint answers 501).
+
+    Large objects are decoded, admitted, validated and dumped in `workers`, processes running
+    `sluice.console.worker`; without it the app has its own pool (they start on the first large object) and
+    stops it when the app shuts down.
     """
     app = web.Application(middlewares=[host_guard(refuse), auth_middleware, _errors],
                           client_max_size=3 * 1024 * 1024)
@@ -610,6 +676,16 @@ def console_app(registry: Registry, query: QueryFn, *, auth: ConsoleAuth, query_
     app[QUERY_KEY] = query
     app[QUERY_RANGE_KEY] = query_range
     app[LOGS_KEY] = logs
+    if workers is None:
+        workers = BodyPool.from_env(console_worker.MODULE)
+        own = workers
+
+        async def stop_workers(_: web.Application) -> None:
+            await own.close()
+
+        # on shutdown, before in-flight handlers are waited for: a request in a worker answers 503 at once
+        app.on_shutdown.append(stop_workers)
+    app[WORKERS_KEY] = workers
     r = app.router
     r.add_routes(login_routes())
     r.add_get("/api/namespaces", namespaces)

@@ -1,7 +1,9 @@
 """The console's service: its JSON API (and, once built, its UI) on 127.0.0.1:<console_port>.
 
 Started by `sluice.daemon.mesh_parts`; PromQL goes to the metrics service's worker pool
-(`sluice.daemon.metrics_parts.MetricsService`).
+(`sluice.daemon.metrics_parts.MetricsService`). Large objects (decoding, admission, validation, the editor's YAML)
+go to the console app's own worker processes (`sluice.console.worker`), started on the first one and stopped with
+the app: not the API server's pool, so that console pages never use up the room kubectl's writes have there.
 """
 
 from __future__ import annotations
