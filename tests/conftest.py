@@ -176,3 +176,19 @@ def wait_for(pred: object, timeout: float = 20.0, interval: float = 0.05) -> Non
             return
         time.sleep(interval)
     raise AssertionError(f"condition not met; last value: {last!r}")
+
+
+def child_processes(parent_pid: int, module: str) -> list[int]:
+    """The pids of `parent_pid`'s children running `python -m MODULE` (a daemon's worker processes), from /proc."""
+    out = []
+    for p in Path("/proc").iterdir():
+        if not p.name.isdigit():
+            continue
+        try:
+            ppid = int((p / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            cmd = (p / "cmdline").read_bytes().split(b"\0")
+        except (OSError, IndexError, ValueError):
+            continue  # gone meanwhile
+        if ppid == parent_pid and module.encode() in cmd:
+            out.append(int(p.name))
+    return out

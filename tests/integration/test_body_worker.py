@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import TOOLS, Daemon, start_daemon, stop_daemon
+from tests.conftest import TOOLS, Daemon, child_processes, start_daemon, stop_daemon
 from tests.integration.test_bounded_input import _Poller, laughs_vs
 
 BASE = "/apis/networking.istio.io/v1/namespaces/default/virtualservices"
@@ -63,21 +63,9 @@ def _req(d: Daemon, method: str, path: str, body: bytes | None = None, ctype: st
 
 
 def _workers(d: Daemon) -> list[int]:
-    """The daemon's worker processes, from /proc."""
+    """The daemon's worker processes."""
     assert d.proc is not None
-    out = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-            cmdline = (entry / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        if ppid == d.proc.pid and WORKER.encode() in cmdline:
-            out.append(int(entry.name))
-    return out
+    return child_processes(d.proc.pid, WORKER)
 
 
 def _bytes_read(pid: int) -> int:

@@ -21,12 +21,12 @@ import pytest
 import yaml
 
 from sluice.console.bodies import yaml_text
-from tests.conftest import Daemon, start_daemon, stop_daemon
+from tests.conftest import Daemon, child_processes, start_daemon, stop_daemon
 
 NS = "default"
 CONSOLE_VS = f"/api/namespaces/{NS}/istio/virtualservices"
 API_VS = f"/apis/networking.istio.io/v1/namespaces/{NS}/virtualservices"
-WORKER = b"sluice.console.worker"
+WORKER = "sluice.console.worker"
 PROBE_EVERY_S = 0.1
 
 
@@ -113,20 +113,9 @@ def console(d: Daemon, method: str, path: str, body: bytes | None = None,
 
 
 def console_workers(d: Daemon) -> list[int]:
-    """The daemon's console worker processes, from /proc."""
+    """The daemon's console worker processes."""
     assert d.proc is not None
-    out = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            cmdline = (entry / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if ppid == d.proc.pid and WORKER in cmdline:
-            out.append(int(entry.name))
-    return out
+    return child_processes(d.proc.pid, WORKER)
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import TOOLS, Daemon, start_daemon, stop_daemon, wait_for
+from tests.conftest import TOOLS, Daemon, child_processes, start_daemon, stop_daemon, wait_for
 from tests.integration.cli_helpers import Sluice
 
 NS = "iso"
@@ -167,18 +167,7 @@ def test_a_broken_virtual_service_is_skipped_and_the_rest_is_pushed(mesh: tuple[
 
 def _search_workers(daemon_pid: int) -> list[int]:
     """The daemon's culprit-search worker processes (`python -m sluice.xds.isolation`)."""
-    out = []
-    for p in Path("/proc").iterdir():
-        if not p.name.isdigit():
-            continue
-        try:
-            ppid = int((p / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            cmd = (p / "cmdline").read_bytes().split(b"\0")
-        except (OSError, IndexError, ValueError):
-            continue  # gone meanwhile
-        if ppid == daemon_pid and b"sluice.xds.isolation" in cmd:
-            out.append(int(p.name))
-    return out
+    return child_processes(daemon_pid, "sluice.xds.isolation")
 
 
 def test_the_culprit_search_runs_in_a_worker_process_replaced_when_killed(mesh: tuple[Daemon, Any, Sluice]) -> None:
