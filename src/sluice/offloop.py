@@ -39,10 +39,13 @@ _interval = 0.005  # the switch interval before the first of them began
 
 
 @contextmanager
-def gc_paused() -> Iterator[None]:
+def gc_paused(when: bool = True) -> Iterator[None]:
     """The cyclic garbage collector is off inside, and the GIL switch interval short (nested and concurrent uses
-    are counted)."""
+    are counted); nothing changes unless `when` (e.g. only for a large object's steps)."""
     global _depth, _resume, _interval
+    if not when:
+        yield
+        return
     with _lock:
         if _depth == 0:
             _resume = gc.isenabled()

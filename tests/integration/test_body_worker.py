@@ -85,15 +85,20 @@ def _wait(cond: Any, what: str, deadline_s: float = 60) -> Any:
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def big_vs_yaml(name: str, routes: int = 7400) -> bytes:
+def big_vs(name: str, namespace: str, routes: int) -> dict[str, Any]:
+    """A VirtualService of `routes` header-matched HTTP routes (about 360 bytes of JSON each) and a default."""
     http = [{"name": f"r{i}",
              "match": [{"uri": {"prefix": f"/api/v1/products/{i}/reviews"}, "headers": {"end-user": {"exact": f"u{i}"}}}],
              "route": [{"destination": {"host": "details", "port": {"number": 9080}}, "weight": 80},
                        {"destination": {"host": "details", "port": {"number": 9080}}, "weight": 20}],
              "timeout": "3s", "retries": {"attempts": 2, "perTryTimeout": "1s"}} for i in range(routes)]
     http.append({"route": [{"destination": {"host": "details"}}]})
-    doc = {"apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
-           "metadata": {"name": name, "namespace": "default"}, "spec": {"hosts": ["details"], "http": http}}
+    return {"apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
+            "metadata": {"name": name, "namespace": namespace}, "spec": {"hosts": ["details"], "http": http}}
+
+
+def big_vs_yaml(name: str, routes: int = 7400) -> bytes:
+    doc = big_vs(name, "default", routes)
     return yaml.dump(doc, Dumper=getattr(yaml, "CSafeDumper", yaml.SafeDumper)).encode()
 
 

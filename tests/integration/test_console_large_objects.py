@@ -22,6 +22,7 @@ import yaml
 
 from sluice.console.bodies import yaml_text
 from tests.conftest import Daemon, child_processes, start_daemon, stop_daemon
+from tests.integration.test_body_worker import big_vs as body_worker_vs
 
 NS = "default"
 CONSOLE_VS = f"/api/namespaces/{NS}/istio/virtualservices"
@@ -31,14 +32,7 @@ PROBE_EVERY_S = 0.1
 
 
 def big_vs(name: str, routes: int = 4150) -> dict[str, Any]:
-    http = [{"name": f"r{i}",
-             "match": [{"uri": {"prefix": f"/api/v1/products/{i}/reviews"}, "headers": {"end-user": {"exact": f"u{i}"}}}],
-             "route": [{"destination": {"host": "details", "port": {"number": 9080}}, "weight": 80},
-                       {"destination": {"host": "details", "port": {"number": 9080}}, "weight": 20}],
-             "timeout": "3s", "retries": {"attempts": 2, "perTryTimeout": "1s"}} for i in range(routes)]
-    http.append({"route": [{"destination": {"host": "details"}}]})
-    return {"apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
-            "metadata": {"name": name, "namespace": NS}, "spec": {"hosts": ["details"], "http": http}}
+    return body_worker_vs(name, NS, routes)
 
 
 class Api:

@@ -12,7 +12,7 @@ import hmac
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -185,7 +185,7 @@ def _large(body: bytes) -> bool:
 def _gc_paused_for(body: bytes) -> AbstractContextManager[None]:
     """The collector stays paused through a large write's steps, not only inside each (see `sluice.offloop`):
     a full collection between two of them would walk the large object, holding the GIL."""
-    return gc_paused() if _large(body) else nullcontext()
+    return gc_paused(_large(body))
 
 
 async def decode_body(body: bytes, content_type: str, kind: str, registry: Registry, workers: BodyPool) -> Any:

@@ -27,7 +27,6 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -343,21 +342,25 @@ async def config_list(request: web.Request) -> web.Response:
 
 
 async def _detail(app: web.Application, rt: ResourceType, ns: str, obj: dict[str, Any],
-                  validation: dict[ConfigKey, dict[str, Any]] | None = None) -> dict[str, Any]:
+                  validation: dict[ConfigKey, dict[str, Any]] | None = None,
+                  row: tuple[int, str] | None = None) -> dict[str, Any]:
     if validation is None:  # both at once: for a large object each is a job for a worker process
-        (_, validation), text = await asyncio.gather(_config_status(app, ns), _yaml(app, rt, obj))
+        (_, validation), text = await asyncio.gather(_config_status(app, ns), _yaml(app, rt, obj, row))
     else:
-        text = await _yaml(app, rt, obj)
+        text = await _yaml(app, rt, obj, row)
     name = str((obj.get("metadata") or {}).get("name"))
     v = validation.get((rt.kind, ns, name), EMPTY_VALIDATION)
     return {**config_item(obj, v), "object": obj, "yaml": text}
 
 
-async def _yaml(app: web.Application, rt: ResourceType, obj: dict[str, Any]) -> str:
+async def _yaml(app: web.Application, rt: ResourceType, obj: dict[str, Any], row: tuple[int, str] | None = None
+                ) -> str:
     """The editor's text of `obj` (as read or written): dumped in the worker process when large (PyYAML takes
-    seconds for a megabyte), from the stored JSON text when `obj` is what is stored (no encoding here)."""
+    seconds for a megabyte), from the stored JSON text when `obj` is what is stored (no encoding here); `row`
+    is that text (`Store.get_json`) when the caller has already read it."""
     m = obj.get("metadata") or {}
-    row = app[REGISTRY_KEY].store.get_json(rt.key, str(m.get("namespace") or ""), str(m.get("name")))
+    if row is None:
+        row = app[REGISTRY_KEY].store.get_json(rt.key, str(m.get("namespace") or ""), str(m.get("name")))
     if row is not None and str(row[0]) == str(m.get("resourceVersion")):
         text = row[1]
     else:  # not what is stored (deleted, or changed since): its own encoding tells its size
@@ -375,19 +378,15 @@ def _config_target(request: web.Request) -> tuple[Registry, str, ResourceType]:
     return reg, ns, _istio_kind(request.match_info["kind"])
 
 
-def _gc_paused_if(large: bool) -> AbstractContextManager[None]:
-    """The collector stays paused through a large object's steps (as the API server's large writes): a full
-    collection while one of them builds the object's graph here would walk it all, holding the GIL."""
-    return gc_paused() if large else nullcontext()
-
-
 async def config_get(request: web.Request) -> web.Response:
     reg, ns, rt = _config_target(request)
     name = check_name(request.match_info["name"], "name")
     row = reg.store.get_json(rt.key, ns, name)
-    with _gc_paused_if(row is not None and len(row[1]) > ON_LOOP_SIZE):
+    # the collector stays paused through a large object's steps (as the API server's large writes): a full
+    # collection while one of them builds the object's graph here would walk it all, holding the GIL
+    with gc_paused(row is not None and len(row[1]) > ON_LOOP_SIZE):
         obj = reg.get(rt, rt.preferred_version, ns, name)
-        return _json(await _detail(request.app, rt, ns, obj))
+        return _json(await _detail(request.app, rt, ns, obj, row=row))
 
 
 async def _write_config(request: web.Request, raw: bytes, reg: Registry, rt: ResourceType, ns: str,
@@ -411,7 +410,7 @@ async def config_put(request: web.Request) -> web.Response:
     reg, ns, rt = _config_target(request)
     name = check_name(request.match_info["name"], "name")
     raw = await request.read()
-    with _gc_paused_if(len(raw) > ON_LOOP_SIZE):
+    with gc_paused(len(raw) > ON_LOOP_SIZE):
         result = await _write_config(request, raw, reg, rt, ns, name)
         return _json({**await _detail(request.app, rt, ns, result.object), "warnings": result.warnings})
 
@@ -419,7 +418,7 @@ async def config_put(request: web.Request) -> web.Response:
 async def config_create(request: web.Request) -> web.Response:
     reg, ns, rt = _config_target(request)
     raw = await request.read()
-    with _gc_paused_if(len(raw) > ON_LOOP_SIZE):
+    with gc_paused(len(raw) > ON_LOOP_SIZE):
         result = await _write_config(request, raw, reg, rt, ns, None)
         return _json({**await _detail(request.app, rt, ns, result.object), "warnings": result.warnings},
                      status=201)
