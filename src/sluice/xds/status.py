@@ -69,11 +69,16 @@ class ConnectionStatus:
     types: dict[str, TypeStatus] = field(default_factory=dict)
 
     @functools.cached_property
+    def pod_and_namespace(self) -> tuple[str, str]:
+        """The pod and namespace the sidecar says it serves (its metadata, else its node id)."""
+        parsed = mesh.parse_node_id(self.node_id)
+        return (str(self.metadata.get("NAME") or (parsed[2] if parsed else "")),
+                str(self.metadata.get("NAMESPACE") or (parsed[3] if parsed else "")))
+
+    @property
     def proxy(self) -> str:
         """`<pod>.<namespace>` (`ProxyStatus.proxy`), without building the view."""
-        parsed = mesh.parse_node_id(self.node_id)
-        pod = str(self.metadata.get("NAME") or (parsed[2] if parsed else ""))
-        namespace = str(self.metadata.get("NAMESPACE") or (parsed[3] if parsed else ""))
+        pod, namespace = self.pod_and_namespace
         return f"{pod}.{namespace}" if pod else self.node_id
 
 
@@ -190,7 +195,8 @@ class StatusTracker:
 
     def view(self, conn: ConnectionStatus) -> ProxyStatus:
         parsed = mesh.parse_node_id(conn.node_id)
-        kind, ip, pod, ns = parsed if parsed else ("", "", "", "")
+        kind, ip = parsed[:2] if parsed else ("", "")
+        pod, namespace = conn.pod_and_namespace
         md = conn.metadata
         types: dict[str, TypeView] = {}
         rank = {t: i for i, t in enumerate(ADS_ORDER)}
@@ -201,8 +207,7 @@ class StatusTracker:
                 type_url, ts.state(latest), ts.sent_version, ts.acked_version, latest, ts.sent_nonce,
                 ts.answered_nonce if ts.nack_version is None else None, ts.nack_error, ts.nack_version)
         return ProxyStatus(
-            node_id=conn.node_id, proxy_type=kind, pod=str(md.get("NAME") or pod),
-            namespace=str(md.get("NAMESPACE") or ns), ip=ip, peer=conn.peer, connected_since=conn.connected_at,
+            node_id=conn.node_id, proxy_type=kind, pod=pod, namespace=namespace, ip=ip, peer=conn.peer, connected_since=conn.connected_at,
             istio_version=str(md.get("ISTIO_VERSION") or ""), cluster_id=str(md.get("CLUSTER_ID") or ""),
             types=types)
 
