@@ -61,7 +61,8 @@ PROOF_RETRY_S = 10.0  # how soon the proof is asked again (at most: the window, 
 class RolloutPass:
     """Reconcile `ro` once; `run()` returns the seconds after which it needs another pass (None: only on change)."""
 
-    def __init__(self, kube: Kube, ro: Obj, query_for: Callable[[str], PromQuery], now: float | None = None) -> None:
+    def __init__(self, kube: Kube, ro: Obj, query_for: Callable[[str], PromQuery], now: float | None = None,
+                 replicasets: list[Obj] | None = None) -> None:
         self.kube = kube
         self.ro = ro
         self.query_for = query_for
@@ -81,6 +82,8 @@ class RolloutPass:
         self.revision = 0
         self.routed_step = False  # set by traffic.apply when it wrote the current step's managed route
         self.workload: Obj | None = None  # the workload `spec.workloadRef` names, once read
+        # The ReplicaSets it owns, when the caller listed them for every Rollout at once (else read here).
+        self.replicasets = replicasets
 
     # ------------------------------------------------------------------------------------- helpers
     def event(self, reason: str, message: str, type_: str = "Normal") -> None:
@@ -117,7 +120,8 @@ class RolloutPass:
         self.status["conditions"] = [c for c in self.status.get("conditions") or [] if c.get("type") != "InvalidSpec"]
         template = self.spec.get("template") or {}
         h = pod_hash(template, self.status.get("collisionCount"))
-        rss = [rs for rs in self.kube.list("ReplicaSet", self.ns) if owned_by(rs, self.ro)]
+        rss = [rs for rs in (self.kube.list("ReplicaSet", self.ns) if self.replicasets is None else self.replicasets)
+               if owned_by(rs, self.ro)]
         by_hash = {str((rs["metadata"].get("labels") or {}).get(HASH_LABEL)): rs for rs in rss}
         new = by_hash.get(h)
         max_rev = max((revision_of(rs) for rs in rss), default=0)

@@ -20,6 +20,7 @@ from sluice.rollouts.canary import RolloutPass
 from sluice.rollouts.istio import HASH_LABEL, MANAGED_BY
 from sluice.rollouts.kube import KINDS, Conflict, Kube, prom_query_factory
 from sluice.rollouts.metrics import ControllerMetrics, families
+from sluice.rollouts.replicasets import by_owner
 from sluice.rollouts.status import merge_diff
 
 if TYPE_CHECKING:
@@ -132,8 +133,13 @@ class Controller:
             self._released_at = time.monotonic()
             release_orphans(kube, rollouts)
 
+        # One list of ReplicaSets for the whole pass, not one per Rollout: with N Rollouts in a namespace that
+        # was N lists of all their ReplicaSets, N² objects read and decoded per pass.
+        owned = by_owner(kube.list("ReplicaSet")) if rollouts else {}
+
         def rollout_pass(ro: Obj) -> Callable[[], float | None]:
-            return lambda: RolloutPass(kube, ro, self.query_for).run()
+            rss = owned.get(str(ro["metadata"].get("uid")), [])
+            return lambda: RolloutPass(kube, ro, self.query_for, replicasets=rss).run()
 
         for ro in rollouts:
             nxt = self._reconciled("Rollout", ro, rollout_pass(ro))

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
-__all__ = ["Obj", "REVISION", "DESIRED", "SCALE_DOWN_DEADLINE", "owned_by", "revision_of", "status_count",
+__all__ = ["Obj", "REVISION", "DESIRED", "SCALE_DOWN_DEADLINE", "owned_by", "by_owner", "revision_of", "status_count",
            "spec_replicas", "owner_ref"]
 
 Obj = dict[str, Any]
@@ -17,6 +17,17 @@ SCALE_DOWN_DEADLINE = "scale-down-deadline"
 def owned_by(obj: Mapping[str, Any], owner: Mapping[str, Any]) -> bool:
     uid = owner["metadata"].get("uid")
     return any(r.get("uid") == uid for r in obj["metadata"].get("ownerReferences") or [])
+
+
+def by_owner(objs: Iterable[Mapping[str, Any]]) -> dict[str, list[Any]]:
+    """`objs` grouped by the uid of each owner they name (an object with two owners is in both groups)."""
+    groups: dict[str, list[Any]] = {}
+    for obj in objs:
+        for ref in obj["metadata"].get("ownerReferences") or []:
+            uid = ref.get("uid")
+            if uid:
+                groups.setdefault(str(uid), []).append(obj)
+    return groups
 
 
 def revision_of(obj: Mapping[str, Any]) -> int:
