@@ -141,13 +141,87 @@ def rds(rows: list[dict[str, Any]]) -> dict[str, str]:
     return {r["proxy"]: str(r["types"].get("RDS", {}).get("acked")) for r in rows}
 
 
+def _task_ns(pid: int) -> int:
+    """CPU time (ns) of every thread of `pid` so far (0 once it is gone)."""
+    total = 0
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return 0
+    for task in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{task}/schedstat") as f:
+                total += int(f.read().split()[0])
+        except (OSError, ValueError, IndexError):
+            pass
+    return total
+
+
+class CpuMeter:
+    """CPU spent by the daemon and by the sidecars' Envoys while writes propagate, idle work subtracted.
+
+    Each write is metered from just before its PATCH to the daemon's answer, the Envoys' readiness probes and
+    stats timers (measured beforehand over an idle window) taken out; what the bench's own status reads cost
+    between writes is left out. Their sum over the number of cores is the shortest a push to all of them can
+    take, however perfectly the work overlapped."""
+
+    def __init__(self, daemon_pid: int, home: Path) -> None:
+        self.daemon = daemon_pid
+        self.envoys = [pid for pid in _pids_named("envoy") if str(home) in _cmdline(pid)]
+        self.daemon_ns = self.envoy_ns = 0
+        self.wall = 0.0
+        t0, d0, e0 = time.perf_counter(), *self._now()
+        time.sleep(2.0)
+        t1, d1, e1 = time.perf_counter(), *self._now()
+        self.idle = ((d1 - d0) / (t1 - t0), (e1 - e0) / (t1 - t0))  # ns per second
+
+    def _now(self) -> tuple[int, int]:
+        return _task_ns(self.daemon), sum(_task_ns(p) for p in self.envoys)
+
+    def start(self) -> None:
+        self._t, (self._d, self._e) = time.perf_counter(), self._now()
+
+    def stop(self) -> None:
+        wall = time.perf_counter() - self._t
+        d, e = self._now()
+        self.wall += wall
+        self.daemon_ns += d - self._d
+        self.envoy_ns += e - self._e
+
+    def per_write(self, writes: int) -> tuple[float, float]:
+        """(daemon ms, all Envoys ms) per write, idle work subtracted."""
+        return (max(0.0, self.daemon_ns - self.idle[0] * self.wall) / writes / 1e6,
+                max(0.0, self.envoy_ns - self.idle[1] * self.wall) / writes / 1e6)
+
+
+def _pids_named(name: str) -> list[int]:
+    out = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/comm") as f:
+                    if f.read().strip() == name:
+                        out.append(int(entry))
+            except OSError:
+                pass
+    return out
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
 def percentile(samples: list[float], q: float) -> float:
     s = sorted(samples)
     return s[min(len(s) - 1, max(0, round(q * len(s) + 0.5) - 1))]  # nearest rank
 
 
 def measure(api: Api, poll: Api, host: str, ns: str, affected: set[str] | None, writes: int, start: int,
-            watch: str = "until") -> tuple[list[float], int]:
+            watch: str = "until", meter: CpuMeter | None = None) -> tuple[list[float], int]:
     """Samples in ms, and how many sidecars outside `affected` saw their RDS version move (should be 0).
 
     `watch`: "until" asks the daemon once per write to answer when the proxies are synced
@@ -160,6 +234,8 @@ def measure(api: Api, poll: Api, host: str, ns: str, affected: set[str] | None, 
         rows, generation = watch_syncz(poll, None, None)
         before = rds(rows)
         targets = set(before) if affected is None else affected
+        if meter is not None:
+            meter.start()
         t0 = time.perf_counter()
         api.call("PATCH", path, {"spec": virtual_service(host, start + i)["spec"]},
                  content_type="application/merge-patch+json")
@@ -184,6 +260,8 @@ def measure(api: Api, poll: Api, host: str, ns: str, affected: set[str] | None, 
             if polling and waiting:
                 time.sleep(0.002)
             done = time.perf_counter()
+        if meter is not None:
+            meter.stop()
         samples.append((done - t0) * 1000)
         now = rds(syncz(poll))
         strays += sum(1 for p, v in now.items() if p not in targets and before.get(p) not in (None, v))
@@ -234,10 +312,15 @@ def main() -> None:
             wait(lambda n=n: ready_pods(api, NS) + ready_pods(api, SOLO) == n, 60 + 3 * n, f"{n} pods ready", 0.5)
             wait(lambda n=n: len(r := syncz(poll)) == n and synced(r), 60 + n, f"{n} sidecars synced")
             solo = {r["proxy"] for r in syncz(poll) if r["namespace"] == SOLO}
-            every, strays_a = measure(api, poll, "server", NS, None, args.writes, 100, args.watch)
+            assert d.proc is not None
+            meter = CpuMeter(d.proc.pid, home)
+            every, strays_a = measure(api, poll, "server", NS, None, args.writes, 100, args.watch, meter)
+            daemon_ms, envoys_ms = meter.per_write(args.writes)
             one, strays = measure(api, poll, "solo", SOLO, solo, args.writes, 100, args.watch)
             rows.append(f"| {n} | {percentile(every, 0.5):.1f} | {percentile(every, 0.99):.1f} | "
-                        f"{percentile(one, 0.5):.1f} | {percentile(one, 0.99):.1f} | {len(solo)} | {strays} |")
+                        f"{percentile(one, 0.5):.1f} | {percentile(one, 0.99):.1f} | {len(solo)} | {strays} | "
+                        f"{daemon_ms:.1f} | {envoys_ms:.1f} ({envoys_ms * 1000 / max(1, len(meter.envoys)):.0f} µs "
+                        f"each) | {(daemon_ms + envoys_ms) / (os.cpu_count() or 1):.1f} |")
             print(f"# {n} sidecars done; the PATCH alone p50 {percentile(WRITES, 0.5):.1f} ms, "
                   f"p99 {percentile(WRITES, 0.99):.1f} ms", file=sys.stderr, flush=True)
             WRITES.clear()
@@ -257,10 +340,15 @@ def main() -> None:
           f"({WATCHED[args.watch]}, over one kept-alive connection); {args.writes} writes "
           f"per kind and size; load average {load_before} before, {load_after} after. *Every proxy*: the routes of a Service every namespace sees. *One service's "
           "callers*: the routes of a Service exported to its own namespace only (its one sidecar there); "
-          "*others moved*: sidecars outside it whose RDS version changed (0 expected).\n")
+          "*others moved*: sidecars outside it whose RDS version changed (0 expected). *CPU per write*: for the "
+          "every-proxy writes, from just before the PATCH to the daemon's answer, the daemon's threads and all "
+          "Envoys' (`/proc/*/task/*/schedstat`), their idle rate measured over 2 s beforehand subtracted; *floor*: "
+          f"their sum over the {os.cpu_count()} cores, the shortest such a push could take with perfect "
+          "overlap.\n")
     print("| sidecars | every proxy p50 ms | every proxy p99 ms | one service's callers p50 ms | "
-          "one service's callers p99 ms | callers | others moved |")
-    print("|---:|---:|---:|---:|---:|---:|---:|")
+          "one service's callers p99 ms | callers | others moved | daemon CPU ms per write | Envoys' CPU ms per "
+          "write | CPU floor ms |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     print("\n".join(rows))
 
 
