@@ -331,7 +331,9 @@ class RolloutPass:
         if not promoted:
             idx = runs.background_analysis(self, h, idx)
         # ------------------------------------------------------------------- scaling
-        # aborted by analysis in this pass: the next pass moves traffic first, then scales
+        # aborted by analysis in this pass: the next pass, at once, moves traffic first, then scales
+        if bool(s.get("abort")) != aborted:
+            self.after(0.0)
         if not halted and bool(s.get("abort")) == aborted:
             self.scale_new(new, want_new)
             if stable is not None and stable is not new:

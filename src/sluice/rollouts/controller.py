@@ -143,9 +143,23 @@ class Controller:
 
         for ro in rollouts:
             nxt = self._reconciled("Rollout", ro, rollout_pass(ro))
+            if nxt == 0.0:
+                # It wants another pass at once (an analysis aborted it: traffic goes back to stable next; a write
+                # conflicted). Argo requeues such a Rollout at once; one more pass here, on the Rollout as it
+                # is now, instead of after the gap that keeps our own writes from looping us.
+                nxt = self._again(kube, ro)
             if nxt is not None:
                 due = min(due, nxt)
         return due
+
+    def _again(self, kube: Kube, ro: Obj) -> float | None:
+        meta = ro["metadata"]
+
+        def once() -> float | None:
+            fresh = kube.get("Rollout", meta.get("namespace"), meta["name"])
+            return None if fresh is None else RolloutPass(kube, fresh, self.query_for).run()
+
+        return self._reconciled("Rollout", ro, once)
 
     def _reconciled(self, kind: str, obj: Obj, reconcile: Callable[[], float | None]) -> float | None:
         """One object's pass, timed and counted for the metrics; after a failure, when to look again: at once
