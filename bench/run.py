@@ -1,10 +1,15 @@
-"""Runs every benchmark in bench/ and rewrites docs/benchmarks.md with the numbers, date and machine."""
+"""Runs the benchmarks in bench/ and writes their sections of docs/benchmarks.md with the numbers, date and machine.
+
+`python bench/run.py` (`make bench`) runs all of them and rewrites the file; `python bench/run.py query_bench
+mesh_bench` runs those only and replaces their sections (from a section's `## … (`bench/<name>.py`)` heading to
+the next `## ` heading), leaving the others as they are."""
 
 from __future__ import annotations
 
 import datetime
 import os
 import platform
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -32,9 +37,28 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} cores{mem}, {platform.system()} {platform.release()}, Python {platform.python_version()}"
 
 
+def replace_sections(doc: str, fresh: dict[str, str]) -> str:
+    """`doc` with the section of each bench in `fresh` replaced by its new text (appended if it has none)."""
+    parts = re.split(r"(?m)^(?=## )", doc)
+    for name, text in fresh.items():
+        marker = f"(`bench/{name}.py`)"
+        at = [i for i, part in enumerate(parts) if part.startswith("## ") and marker in part.partition("\n")[0]]
+        if at:
+            parts[at[0]] = text.rstrip("\n") + "\n\n"
+        else:
+            parts.append(text.rstrip("\n") + "\n\n")
+    return "".join(parts).rstrip("\n") + "\n"
+
+
 def main() -> int:
+    names = sys.argv[1:] or BENCHES
+    unknown = [n for n in names if n not in BENCHES]
+    if unknown:
+        print(f"unknown benchmark {', '.join(unknown)}; one of: {', '.join(BENCHES)}", file=sys.stderr)
+        return 2
     sections = []
-    for name in BENCHES:
+    fresh: dict[str, str] = {}
+    for name in names:
         print(f"running bench/{name}.py …", flush=True)
         out = subprocess.run([sys.executable, str(ROOT / "bench" / f"{name}.py")], capture_output=True, text=True,
                              cwd=ROOT)
@@ -47,6 +71,12 @@ def main() -> int:
         text = out.stdout.strip()
         head, sep, rest = text.partition("\n")
         sections.append(f"{head}\n\n{stamp}{rest.lstrip()}" if sep and head.startswith("#") else stamp + text)
+        fresh[name] = sections[-1]
+    path = ROOT / "docs" / "benchmarks.md"
+    if sys.argv[1:] and path.exists():
+        path.write_text(replace_sections(path.read_text(), fresh))
+        print("\n\n".join(sections))
+        return 0
     date = datetime.date.today().isoformat()
     doc = (f"# Benchmarks\n\nMeasured on {date} on {machine()}.\nRe-run with `make bench`; numbers are from one run "
            "and vary by a few percent between runs.\n\n" + "\n\n".join(sections) + "\n")
