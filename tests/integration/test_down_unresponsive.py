@@ -136,3 +136,57 @@ def test_down_after_kill_9_stops_the_pods_left_behind(tmp_path: Path) -> None:
         assert node.wait(10) == -signal.SIGTERM
     finally:
         _sluice(home, "down")
+
+
+@pytest.mark.skipif(not Path(SLUICE).exists(), reason="the sluice console script is not installed")
+def test_a_daemon_whose_home_is_deleted_stops_itself_and_its_pods(tmp_path: Path) -> None:
+    """`rm -rf $SLUICE_HOME` (a test's temporary directory, a reset by hand) leaves no `sluice down` able to find
+    the daemon: it notices its pid file is gone and shuts down, stopping every pod, instead of running on."""
+    import shutil
+
+    home = tmp_path / "home"
+    _prepare(home)
+    cp = _sluice(home, "up", "--api-port", str(free_port()), "--xds-port", str(free_port()), "--metrics-port",
+                 str(free_port()), "--console-port", str(free_port()))
+    assert cp.returncode == 0, cp.stdout + cp.stderr
+    daemon_pid = int((home / "daemon.pid").read_text())
+    pids: dict[int, str] = {}
+    try:
+        (tmp_path / "pod.yaml").write_text(POD)
+        assert subprocess.run([str(TOOLS / "kubectl-1.35"), "apply", "-f", str(tmp_path / "pod.yaml")],
+                              env=_env(home), capture_output=True, timeout=60).returncode == 0
+        wait_for(lambda: len(_mesh_pids(home)) == 4, timeout=60)
+        pids = {daemon_pid: "daemon", **_mesh_pids(home)}
+
+        shutil.rmtree(home)
+
+        def alive() -> dict[int, str]:
+            out = {}
+            for pid, what in pids.items():
+                try:
+                    if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
+                        out[pid] = what
+                except OSError:
+                    pass  # gone
+            return out
+
+        left: dict[int, str] = {}
+
+        def stopped() -> bool:
+            nonlocal left
+            left = alive()
+            return not left
+
+        try:
+            wait_for(stopped, timeout=60)
+        except AssertionError:
+            raise AssertionError(f"still running a minute after the home was deleted: {left}") from None
+        wait_for(lambda: not _processes_mentioning(home), timeout=10)  # the fork server dies with the daemon
+    finally:
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        if home.exists():
+            _sluice(home, "down")

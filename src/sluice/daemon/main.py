@@ -116,6 +116,7 @@ async def serve(home: Home, options: DaemonOptions, ready: asyncio.Event | None 
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    home_watch = asyncio.create_task(_stop_without_home(home, stop), name="home-watch")
     # What the daemon has built by now (modules, schemas, the store's first reads, about 100,000 objects) lives as
     # long as it does. Frozen, it is out of the collector's reach: a full collection, which runs on whichever
     # thread allocates and holds the GIL throughout, walks only what came later (at 100 sidecars 7-8 ms instead
@@ -127,11 +128,15 @@ async def serve(home: Home, options: DaemonOptions, ready: asyncio.Event | None 
     try:
         await stop.wait()
     finally:
+        home_watch.cancel()
         log.info("shutting down")
         if rollouts is not None:
             await asyncio.to_thread(rollouts.shutdown)
         if kubelet is not None:
-            await kubelet.stop(stop_pods=True)  # `sluice down` leaves nothing running
+            try:
+                await kubelet.stop(stop_pods=True)  # `sluice down` leaves nothing running
+            except Exception:  # the rest of the shutdown still runs (SLUICE_HOME may be gone)
+                log.exception("stopping the pods failed")
         for c in reversed(components):
             await c.stop()
         await runner.cleanup()
@@ -141,6 +146,19 @@ async def serve(home: Home, options: DaemonOptions, ready: asyncio.Event | None 
                 f.unlink()
             except FileNotFoundError:
                 pass
+
+
+HOME_CHECK_S = 2.0
+
+
+async def _stop_without_home(home: Home, stop: asyncio.Event) -> None:
+    """Shut down, pods included, once the pid file is gone: SLUICE_HOME was deleted (a test's temporary directory,
+    `rm -rf ~/.sluice`), so no `sluice down` can find this daemon any more, and its pods would run on unowned."""
+    while not stop.is_set():
+        await asyncio.sleep(HOME_CHECK_S)
+        if not home.pidfile.exists():
+            log.warning("%s is gone (SLUICE_HOME deleted?): shutting down and stopping every pod", home.pidfile)
+            stop.set()
 
 
 def run(home: Home, options: DaemonOptions) -> int:

@@ -172,7 +172,12 @@ class Kubelet:
         workers = list(self.workers.values())
         self.workers.clear()
         if stop_pods:
-            await asyncio.gather(*(w.shut_down(self.options.down_grace_seconds) for w in workers))
+            # one pod that fails to stop cleanly does not keep the others running
+            results = await asyncio.gather(*(w.shut_down(self.options.down_grace_seconds) for w in workers),
+                                           return_exceptions=True)
+            for w, r in zip(workers, results, strict=True):
+                if isinstance(r, Exception):
+                    log.error("pod %s/%s: shutting down failed: %r", w.namespace, w.name, r)
             if self._background:
                 await asyncio.gather(*self._background, return_exceptions=True)
             with contextlib.suppress(Exception):

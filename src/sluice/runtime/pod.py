@@ -333,9 +333,12 @@ class PodWorker:
         """2. SIGTERM the apps, 3. then the sidecar once they are gone; SIGKILL whatever is left at `deadline`."""
         apps = [s for s in self.supervisors.values() if s.name != mesh.SIDECAR_CONTAINER]
         side = [s for s in self.supervisors.values() if s.name == mesh.SIDECAR_CONTAINER]
-        await asyncio.gather(*(s.terminate(deadline) for s in apps))
+        # One container that fails to stop cleanly does not keep the others running.
+        _log_failures(f"{self.namespace}/{self.name}", await asyncio.gather(*(s.terminate(deadline) for s in apps),
+                                                     return_exceptions=True))
         # Envoy needs no grace to speak of, but give it a moment to exit on SIGTERM before SIGKILL.
-        await asyncio.gather(*(s.terminate(max(deadline, time.monotonic() + 1.0)) for s in side))
+        _log_failures(f"{self.namespace}/{self.name}", await asyncio.gather(
+            *(s.terminate(max(deadline, time.monotonic() + 1.0)) for s in side), return_exceptions=True))
 
     async def shut_down(self, grace: float) -> None:
         """`sluice down`: stop the processes but keep the Pod, its IP and its logs for the next start."""
@@ -406,3 +409,9 @@ class PodWorker:
                     return
                 log.warning("pod %s/%s: status write failed: %s", self.namespace, self.name, e.message)
                 return
+
+
+def _log_failures(pod: str, results: list[object]) -> None:
+    for r in results:
+        if isinstance(r, BaseException) and not isinstance(r, asyncio.CancelledError):
+            log.error("pod %s: stopping a container failed: %r", pod, r)

@@ -13,6 +13,7 @@ import calendar
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import shutil
 import signal
@@ -29,6 +30,8 @@ from sluice.runtime.images import ImageError
 from sluice.runtime.netns.dial import Endpoint
 from sluice.runtime.probes import ProbeLoop, ProbeSpec, endpoint_ok, run_probe
 from sluice.runtime.zygote import Zygote
+
+log = logging.getLogger("sluice.runtime")
 
 __all__ = ["Launch", "Exit", "ContainerFiles", "Supervisor", "BackOff"]
 
@@ -241,9 +244,15 @@ class Supervisor:
         self._on_change()
 
     def _save(self) -> None:
-        self.files.write_state({"attempt": self.attempt, "restartCount": self.restart_count,
-                                "crashesInARow": self.crashes_in_a_row, "lastState": self.last_state,
-                                "imageID": self.image_id})
+        try:
+            self.files.write_state({"attempt": self.attempt, "restartCount": self.restart_count,
+                                    "crashesInARow": self.crashes_in_a_row, "lastState": self.last_state,
+                                    "imageID": self.image_id})
+        except OSError as e:
+            # The container goes on being supervised (and stopped, when the daemon goes down) without it: only
+            # a later daemon adopting the pod would have read it. The pod's directory gone (SLUICE_HOME
+            # deleted), a full disk.
+            log.warning("%s/%s: cannot record the container's state: %s", self.pod_key, self.name, e)
 
     # ------------------------------------------------------------------ the run loop
     def start(self) -> None:
