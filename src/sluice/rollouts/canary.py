@@ -364,6 +364,56 @@ class RolloutPass:
             self.after(0.0)
         return self.finish(rss, new, None)
 
+    def progress_deadline(self, rs_name: str) -> None:
+        """Argo's progress check for an update under way: any progress (replicas updated, ready or available,
+        old ones going, the step or stable ReplicaSet moving) renews `Progressing` (its lastUpdateTime); none
+        for `progressDeadlineSeconds` outside a pause, analysis or experiment step sets it False with
+        `ProgressDeadlineExceeded` (phase Degraded), and with `progressDeadlineAbort` aborts the update."""
+        s, old = self.status, self.old_status
+        current = next((c for c in old.get("conditions") or [] if c.get("type") == "Progressing"), None)
+        progressed = (
+            s.get("updatedReplicas") != old.get("updatedReplicas")
+            or int(s.get("replicas") or 0) - int(s.get("updatedReplicas") or 0)
+            < int(old.get("replicas") or 0) - int(old.get("updatedReplicas") or 0)
+            or int(s.get("readyReplicas") or 0) > int(old.get("readyReplicas") or 0)
+            or int(s.get("availableReplicas") or 0) > int(old.get("availableReplicas") or 0)
+            or s.get("stableRS") != old.get("stableRS")
+            or (s.get("currentStepIndex") is not None and old.get("currentStepIndex") is not None
+                and s.get("currentStepIndex") != old.get("currentStepIndex"))
+            or s.get("currentStepHash") != old.get("currentStepHash"))
+        message = f'ReplicaSet "{rs_name}" is progressing.'
+        if current is None or progressed:
+            # a renewed condition even when its text is the same: lastUpdateTime is when progress was last seen
+            renewed = condition("Progressing", "True", "ReplicaSetUpdated", message, self.stamp)
+            if current is not None and current.get("status") == "True":
+                renewed["lastTransitionTime"] = current.get("lastTransitionTime", self.stamp)
+            self.set_this_pass.add("Progressing")
+            self.status["conditions"] = [c for c in s.get("conditions") or [] if c.get("type") != "Progressing"]
+            self.status["conditions"].append(renewed)
+            self.after(self.deadline_seconds() + 1.0)
+            return
+        idx = int(s.get("currentStepIndex") or 0)
+        indefinite = idx < len(self.steps) and any(k in self.steps[idx] for k in ("pause", "analysis", "experiment"))
+        if indefinite or current.get("reason") == "RolloutAborted":
+            return
+        since = parse_time(current.get("lastUpdateTime"))
+        timed_out = current.get("reason") == "ProgressDeadlineExceeded" or (
+            since is not None and since + self.deadline_seconds() < self.now)
+        if not timed_out:
+            if since is not None:
+                self.after(since + self.deadline_seconds() - self.now + 1.0)
+            return
+        expired = f'ReplicaSet "{rs_name}" has timed out progressing.'
+        changed = current.get("reason") != "ProgressDeadlineExceeded"
+        self.cond("Progressing", "False", "ProgressDeadlineExceeded", expired)
+        if self.spec.get("progressDeadlineAbort") and (changed or not s.get("abort")):
+            self.abort(expired)
+            self.after(0.0)
+
+    def deadline_seconds(self) -> float:
+        value = self.spec.get("progressDeadlineSeconds")
+        return 600.0 if value is None else float(value)
+
     def aborted_canary_size(self, new: Obj, stable: Obj | None) -> int:
         """On abort the canary keeps its pods until stable is fully available, then for
         abortScaleDownDelaySeconds (30 by default; 0 = scale down at once)."""
@@ -610,7 +660,7 @@ class RolloutPass:
                     self.cond("Progressing", "True", "NewReplicaSetAvailable",
                               f'ReplicaSet "{rs_name}" has successfully progressed.')
                 else:
-                    self.cond("Progressing", "True", "ReplicaSetUpdated", f'ReplicaSet "{rs_name}" is progressing.')
+                    self.progress_deadline(rs_name)
             if not s.get("pauseConditions") and not self.spec.get("paused") and any(
                     c.get("type") == "Paused" and c.get("status") == "True" for c in s.get("conditions") or []):
                 self.cond("Paused", "False", "RolloutPaused", "Rollout is paused")

@@ -33,7 +33,7 @@ _METRIC = ("name", "interval", "count", "initialDelay", "successCondition", "fai
 
 ACTED_ON: dict[str, tuple[str, ...]] = {
     "Rollout": ("spec.replicas", "spec.selector", "spec.template", "spec.workloadRef", "spec.minReadySeconds",
-                "spec.paused",
+                "spec.paused", "spec.progressDeadlineSeconds", "spec.progressDeadlineAbort",
                 *(f"spec.strategy.canary.{f}" for f in _CANARY)),
     "AnalysisRun": ("spec.args", "spec.dryRun", "spec.terminate", *(f"spec.metrics[].{f}" for f in _METRIC)),
 }

@@ -126,6 +126,45 @@ def test_abort_puts_everything_on_stable_and_retry_starts_over(daemon: Daemon) -
     assert vs_weights(d, "shop") == {"stable": 80, "canary": 20}
 
 
+def stuck_rollout(app: str, version: str, ready: bool, abort: bool) -> str:
+    """`rollout()` with a 3 s progress deadline, and for `ready=False` pods whose readiness probe never passes."""
+    text = rollout(app, "      - setWeight: 50\n      - pause: {}\n", version).replace(
+        "spec:\n  replicas: 2\n", "spec:\n  replicas: 2\n  progressDeadlineSeconds: 3\n"
+                                 f"  progressDeadlineAbort: {str(abort).lower()}\n", 1)
+    if not ready:
+        text = text.replace("        command: [sleep, infinity]\n", "        command: [sleep, infinity]\n"
+                            "        readinessProbe: {exec: {command: [\"false\"]}, periodSeconds: 1}\n", 1)
+    return text
+
+
+def test_an_update_that_never_becomes_available_times_out_and_with_abort_goes_back(daemon: Daemon) -> None:
+    d = daemon
+    kubectl(d, "apply", "-f", "-", input=subset_setup("stuck"))
+    cp = kubectl(d, "apply", "-f", "-", input=stuck_rollout("stuck", "v1", ready=True, abort=False))
+    assert "Warning" not in cp.stderr  # progressDeadlineSeconds and progressDeadlineAbort are acted on
+    wait_for(lambda: rollout_status(d, "stuck").get("phase") == "Healthy", timeout=60)
+    v1 = rollout_status(d, "stuck")["stableRS"]
+
+    kubectl(d, "apply", "-f", "-", input=stuck_rollout("stuck", "v2", ready=False, abort=False))
+    wait_for(lambda: rollout_status(d, "stuck").get("phase") == "Degraded", timeout=60)
+    st = rollout_status(d, "stuck")
+    v2 = st["currentPodHash"]
+    assert st["message"] == f'ProgressDeadlineExceeded: ReplicaSet "stuck-{v2}" has timed out progressing.'
+    (progressing,) = [c for c in st["conditions"] if c["type"] == "Progressing"]
+    assert (progressing["status"], progressing["reason"]) == ("False", "ProgressDeadlineExceeded")
+    assert "abort" not in st and st["stableRS"] == v1  # without progressDeadlineAbort it only says so
+    assert vs_weights(d, "stuck") == {"stable": 100, "canary": 0}  # no canary pod is available
+
+    # progressDeadlineAbort set after the deadline passed aborts the update (Argo's evaluateProgressDeadlineAbort)
+    kubectl(d, "apply", "-f", "-", input=stuck_rollout("stuck", "v2", ready=False, abort=True))
+    expected = f'Rollout aborted update to revision 2: ReplicaSet "stuck-{v2}" has timed out progressing.'
+    wait_for(lambda: rollout_status(d, "stuck").get("abort") is True, timeout=60)
+    wait_for(lambda: rollout_status(d, "stuck").get("message") == f"RolloutAborted: {expected}", timeout=60)
+    assert ("RolloutAborted", expected) in events(d, "stuck")
+    wait_for(lambda: get(d, "replicaset", f"stuck-{v2}")["spec"]["replicas"] == 0, timeout=60)
+    assert vs_weights(d, "stuck") == {"stable": 100, "canary": 0}
+
+
 def test_failed_analysis_aborts_the_rollout(daemon: Daemon) -> None:
     d = daemon
     metrics_port = (Home(d.home).read_run() or {})["metrics_port"]
