@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sluice.meshconfig import MeshConfig
 from sluice.xds.envoy import envoy_command
 from sluice.xds.identity import upstream_tls
 from sluice.xds.translate.accesslog import access_logs
@@ -108,19 +109,20 @@ class _Options:
 
     def __init__(self, options: MeshOptions) -> None:
         self.options = options
+        self.mesh_config = MeshConfig()  # Sluice's default: Istio's TEXT log to /dev/stdout
 
 
 def _hcm(stat_prefix: str, route_config: dict[str, Any], outbound: bool, features: frozenset[str],
          als: bool) -> dict[str, Any]:
     if {"file_log", "als", "filters"} & features:
         # Sluice's own HCM, then the parts this variant does not have taken out again
-        options = MeshOptions(als_address=("127.0.0.1", 1) if als else None, access_log_path="/dev/stdout")
+        options = MeshOptions(als_address=("127.0.0.1", 1) if als else None)
         hcm: dict[str, Any] = http_connection_manager(
             _Options(options),  # type: ignore[arg-type]
             stat_prefix=stat_prefix, route_config=route_config, route_filters=outbound and "filters" in features,
             absolute_url=outbound)["typed_config"]
         hcm = json.loads(json.dumps(hcm))
-        logs = access_logs(options)
+        logs = access_logs(options, MeshConfig())
         hcm["access_log"] = [entry for entry in logs
                              if ("file_log" in features and entry["name"].endswith(".file"))
                              or (als and entry["name"].endswith("_grpc"))]
