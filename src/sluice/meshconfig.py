@@ -104,13 +104,17 @@ def _config_of(doc: Any, error: str) -> tuple[MeshConfig, list[str], list[str]]:
             return MeshConfig(), [f'outboundTrafficPolicy.mode: unknown value "{mode}" for enum '
                                   f'istio.mesh.v1alpha1.MeshConfig.OutboundTrafficPolicy.Mode (want one of '
                                   f'{", ".join(_MODES)})'], []
-    encoding = _enum(doc.get("accessLogEncoding", TEXT), _ENCODINGS)
+    def setting(key: str, default: Any) -> Any:  # a key left out or null keeps Sluice's default
+        value = doc.get(key)
+        return default if value is None else value
+
+    encoding = _enum(setting("accessLogEncoding", TEXT), _ENCODINGS)
     if encoding not in _ENCODINGS:
         return MeshConfig(), [f'accessLogEncoding: unknown value "{encoding}" for enum '
                               f'istio.mesh.v1alpha1.MeshConfig.AccessLogEncoding (want one of '
                               f'{", ".join(_ENCODINGS)})'], []
-    path = doc.get("accessLogFile", DEV_STDOUT)
-    fmt = doc.get("accessLogFormat", "")
+    path = setting("accessLogFile", DEV_STDOUT)
+    fmt = setting("accessLogFormat", "")
     for key, value in (("accessLogFile", path), ("accessLogFormat", fmt)):
         if not isinstance(value, str):
             return MeshConfig(), [f"{key}: expected a string, not {type(value).__name__}"], []

@@ -66,6 +66,7 @@ def test_access_log_settings() -> None:
     off, errors = parse_mesh_config("accessLogFile: ''\n")
     assert (off.access_log_file, errors, off.istio_text_log) == ("", [], False)
     assert parse_mesh_config("outboundTrafficPolicy: {mode: REGISTRY_ONLY}\n")[0].access_log_file == "/dev/stdout"
+    assert parse_mesh_config("accessLogFile: null\naccessLogEncoding: null\n") == (MeshConfig(), [])
     assert parse_mesh_config("accessLogFile: /tmp/x.log\n")[0].access_log_file == "/dev/stdout"  # not applied
     assert parse_mesh_config("accessLogEncoding: JSON\n")[0].access_log_encoding == JSON
     assert parse_mesh_config("accessLogEncoding: 1\n")[0].access_log_encoding == JSON  # the enum's number
