@@ -10,6 +10,9 @@ function, so the two cannot drift apart):
   pod);
 - `als`: gRPC ALS on both HCMs to the daemon's collector, over mutual TLS with the real pods' certificates and
   node identities (so the collector does its usual work for them);
+- `als16k`, `als256k`, `als1m`: `als` with another ALS buffer size (Envoy's default 16 KiB, 256 KiB, 1 MiB;
+  Sluice's is `ALS_BUFFER_BYTES`), and `als_noextra`: `als` without the additional headers and trailers Sluice
+  logs for gRPC requests: what tuning the ALS config could win;
 - `filters`: the CORS and fault filters ahead of the router on the outbound HCM;
 - `retries`: Istio's default retry policy (outbound) and `reset-before-request` (inbound), with the attempt
   count header;
@@ -30,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sluice.meshconfig import MeshConfig
 from sluice.xds.envoy import envoy_command
 from sluice.xds.identity import upstream_tls
 from sluice.xds.translate.accesslog import access_logs
@@ -37,9 +41,11 @@ from sluice.xds.translate.clusters import ALS_CLUSTER
 from sluice.xds.translate.model import MeshOptions
 from sluice.xds.translate.network_filters import http_connection_manager
 
-__all__ = ["FEATURES", "AlsTarget", "BarePair", "pair_configs"]
+__all__ = ["FEATURES", "SLUICE_FEATURES", "AlsTarget", "BarePair", "pair_configs"]
 
-FEATURES = ("file_log", "als", "filters", "retries", "cluster", "routes")
+SLUICE_FEATURES = ("file_log", "als", "filters", "retries", "cluster", "routes")  # what a sidecar has
+FEATURES = (*SLUICE_FEATURES, "als16k", "als256k", "als1m", "als_noextra")
+_ALS_BUFFERS = {"als16k": 16 * 1024, "als256k": 256 * 1024, "als1m": 1024 * 1024}
 OUTBOUND_CLUSTER = "outbound|8000||server.bench.svc.cluster.local"  # Sluice's names: the collector keys on them
 INBOUND_CLUSTER = "inbound|8000||"
 _HCM = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
@@ -108,19 +114,20 @@ class _Options:
 
     def __init__(self, options: MeshOptions) -> None:
         self.options = options
+        self.mesh_config = MeshConfig()  # Sluice's default: Istio's TEXT log to /dev/stdout
 
 
 def _hcm(stat_prefix: str, route_config: dict[str, Any], outbound: bool, features: frozenset[str],
          als: bool) -> dict[str, Any]:
-    if {"file_log", "als", "filters"} & features:
+    if als or {"file_log", "filters"} & features:
         # Sluice's own HCM, then the parts this variant does not have taken out again
-        options = MeshOptions(als_address=("127.0.0.1", 1) if als else None, access_log_path="/dev/stdout")
+        options = MeshOptions(als_address=("127.0.0.1", 1) if als else None)
         hcm: dict[str, Any] = http_connection_manager(
             _Options(options),  # type: ignore[arg-type]
             stat_prefix=stat_prefix, route_config=route_config, route_filters=outbound and "filters" in features,
             absolute_url=outbound)["typed_config"]
         hcm = json.loads(json.dumps(hcm))
-        logs = access_logs(options)
+        logs = access_logs(options, MeshConfig())
         hcm["access_log"] = [entry for entry in logs
                              if ("file_log" in features and entry["name"].endswith(".file"))
                              or (als and entry["name"].endswith("_grpc"))]
@@ -140,12 +147,17 @@ def _side(*, listen: tuple[str, int], upstream: tuple[str, int], outbound: bool,
     cluster = OUTBOUND_CLUSTER if outbound else INBOUND_CLUSTER
     name = "http_proxy" if outbound else INBOUND_CLUSTER
     prefix = "outbound_0.0.0.0_15001" if outbound else "inbound_0.0.0.0_8000"
-    use_als = "als" in features and als is not None
+    use_als = any(f.startswith("als") for f in features) and als is not None
     hcm = _hcm(prefix, _route_config(name, cluster, outbound, features), outbound, features, use_als)
     if use_als:
+        logger = hcm["typed_config"]["access_log"][-1]["typed_config"]
         # the ALS cluster name is what the access logger config points at
-        hcm["typed_config"]["access_log"][-1]["typed_config"]["common_config"]["grpc_service"]["envoy_grpc"][
-            "cluster_name"] = ALS_CLUSTER
+        logger["common_config"]["grpc_service"]["envoy_grpc"]["cluster_name"] = ALS_CLUSTER
+        for f in features & _ALS_BUFFERS.keys():
+            logger["common_config"]["buffer_size_bytes"] = _ALS_BUFFERS[f]
+        if "als_noextra" in features:
+            for key in [k for k in logger if k.startswith("additional_")]:
+                del logger[key]
     listener = {"name": f"{listen[0]}_{listen[1]}", "address": _socket(*listen),
                 "filter_chains": [{"filters": [hcm]}]}
     clusters = [_cluster(cluster, upstream[0], upstream[1], features)]
@@ -171,7 +183,7 @@ def pair_configs(*, client_listen: tuple[str, int], server_listen: tuple[str, in
     unknown = features - set(FEATURES)
     if unknown:
         raise ValueError(f"unknown feature(s) {sorted(unknown)}; known: {', '.join(FEATURES)}")
-    if "als" in features and als is None:
+    if any(f.startswith("als") for f in features) and als is None:
         raise ValueError("the als feature needs an AlsTarget (the daemon's ALS address and pod bootstraps)")
     client = _side(listen=client_listen, upstream=server_listen, outbound=True, features=features, als=als,
                    pod_bootstrap=als.client_bootstrap if als else None)

@@ -3,16 +3,18 @@ run; what each thing a Sluice sidecar adds costs; config propagation to 10/50/10
 pods ready. Prints a Markdown section.
 
     python bench/mesh_bench.py [--duration S] [--reps N] [--load RATExCONNS ...] [--features all|F,F]
-                               [--settle S] [--sections dataplane,propagation,demo]
+                               [--log-on-only] [--settle S] [--sections dataplane,propagation,demo]
 
-Every path runs once per round, the rounds rotating the order, so a burst of load from elsewhere on the machine
-lands on all of them alike; each figure is the median over the rounds with its min–max. Everything runs on
+Sluice's pair runs twice: `sluice` with the sidecars' access log on (Istio's demo profile, Sluice's default) and
+`sluice-nolog` with the mesh config's `accessLogFile: ""` (Istio's default profile), the ConfigMap switched
+before each of their runs (`--log-on-only`: the first only). Every path runs once per round, the rounds
+rotating the order, so a burst of load from elsewhere on the machine lands on all of them alike; each figure is the median over the rounds with its min–max. Everything runs on
 this machine's cores: the load generator (Python), the Envoys, the daemon and the server share them, so
 absolute numbers are pessimistic next to Istio's published ones (separate nodes). The bare pair, measured under
 the same conditions, is the baseline Sluice's pair is held to: ≤ 1.1× at p50/p90/p99 and in proxy CPU per 1000 rps.
 
 The defaults are the full run (20 s × 5 rounds; 1000 rps on 4 connections with every bare-pair feature variant,
-500 rps on one connection for direct/bare/sluice; then propagation and demo): about 25 minutes, for a quiet
+500 rps on one connection for direct/bare/sluice/sluice-nolog; then propagation and demo): about 25 minutes, for a quiet
 machine. A short look on a shared one, under a minute:
 `--duration 2 --reps 5 --load 1000x4 --features '' --sections dataplane`.
 """
@@ -42,7 +44,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "src"))
 
-from envoy_pair import FEATURES, AlsTarget, BarePair, pair_configs  # noqa: E402
+from envoy_pair import FEATURES, SLUICE_FEATURES, AlsTarget, BarePair, pair_configs  # noqa: E402
 from kubernetes import client, config  # noqa: E402
 from tests.conftest import Daemon, free_port, start_daemon, stop_daemon, wait_for  # noqa: E402
 
@@ -205,15 +207,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="RATExCONNECTIONS, repeatable (default 1000x4 and 500x1)")
     p.add_argument("--features", default="all",
                    help=f"bare pair variants, comma-separated, each a feature or features joined by '+' "
-                        f"({', '.join(FEATURES)}); 'all' (the default) = each alone and all together; '' = none. "
+                        f"({', '.join(FEATURES)}); 'all' (the default) = each of {', '.join(SLUICE_FEATURES)} alone "
+                        "and all together; '' = none. "
                         "They run at the first --load only")
     p.add_argument("--sections", default=",".join(SECTIONS), help=f"comma-separated, of {', '.join(SECTIONS)}")
+    p.add_argument("--log-on-only", action="store_true",
+                   help="run Sluice's pair with the access log on only (by default also off, as in Istio's "
+                        "default profile, with the mesh config switched between runs)")
     p.add_argument("--settle", type=float, default=0.5,
                    help="seconds after each run still counted for CPU (buffered access-log entries; default 0.5)")
     args = p.parse_args(argv)
     args.loads = args.loads or [Load(1000, 4), Load(500, 1)]
     feats = [f.strip() for f in args.features.split(",") if f.strip()]
-    args.features = list(FEATURES) + ["+".join(FEATURES)] if feats == ["all"] else feats
+    args.features = list(SLUICE_FEATURES) + ["+".join(SLUICE_FEATURES)] if feats == ["all"] else feats
     for f in args.features:
         for part in f.split("+"):
             if part not in FEATURES:
@@ -248,6 +254,7 @@ class Path_:
     proxy: str | None
     proxies: list[int]  # the Envoy pids
     others: dict[str, Callable[[], list[int]]] = field(default_factory=dict)  # label → pids, e.g. log shims
+    prepare: Callable[[], None] | None = None  # run before each of its runs (e.g. the mesh config it needs)
 
 
 async def _load(path: Path_, load: Load, seconds: float) -> Any:
@@ -285,10 +292,14 @@ def rounds(paths: list[Path_], load: Load, reps: int, seconds: float, idle: dict
     """`reps` rounds of every path, each round starting one path further along (so no path always follows the
     same neighbour, or always runs first after a pause)."""
     for p in paths:  # warm-up: connections opened, first-request costs paid
+        if p.prepare is not None:
+            p.prepare()
         asyncio.run(_load(p, load, min(1.0, seconds)))
     out: dict[str, list[Sample]] = {p.name: [] for p in paths}
     for r in range(reps):
         for p in paths[r % len(paths):] + paths[:r % len(paths)]:
+            if p.prepare is not None:
+                p.prepare()
             out[p.name].append(measure(p, load, seconds, idle, settle))
     return out
 
@@ -328,14 +339,14 @@ def dataplane_table(samples: dict[str, list[Sample]], load: Load, seconds: float
         out.append(f"| {name} | {spread([s.p50 for s in ss])} | {spread([s.p90 for s in ss])} | "
                    f"{spread([s.p99 for s in ss])} | {add} | {spread(cpu, 3) if cpu else '–'} | "
                    f"{med([s.rps for s in ss]):,.0f} | {sum(s.errors for s in ss)} |")
-    if "sluice" in samples and "bare" in samples:
-        out.append(f"| **Sluice / bare** (medians) | {ratio(samples, 'sluice', 'bare', 'p50')} | "
-                   f"{ratio(samples, 'sluice', 'bare', 'p90')} | {ratio(samples, 'sluice', 'bare', 'p99')} | | "
-                   f"{ratio(samples, 'sluice', 'bare', 'proxy_cpu')} | | |")
+    for name in [n for n in samples if n.startswith("sluice")] if "bare" in samples else []:
+        out.append(f"| **{name} / bare** (medians) | {ratio(samples, name, 'bare', 'p50')} | "
+                   f"{ratio(samples, name, 'bare', 'p90')} | {ratio(samples, name, 'bare', 'p99')} | | "
+                   f"{ratio(samples, name, 'bare', 'proxy_cpu')} | | |")
         # Contention from elsewhere only ever adds; on a busy machine the best rounds are nearer each path's own cost.
-        out.append(f"| Sluice / bare (best rounds) | {ratio(samples, 'sluice', 'bare', 'p50', min)} | "
-                   f"{ratio(samples, 'sluice', 'bare', 'p90', min)} | {ratio(samples, 'sluice', 'bare', 'p99', min)} "
-                   f"| | {ratio(samples, 'sluice', 'bare', 'proxy_cpu', min)} | | |")
+        out.append(f"| {name} / bare (best rounds) | {ratio(samples, name, 'bare', 'p50', min)} | "
+                   f"{ratio(samples, name, 'bare', 'p90', min)} | {ratio(samples, name, 'bare', 'p99', min)} "
+                   f"| | {ratio(samples, name, 'bare', 'proxy_cpu', min)} | | |")
     out.append(f"| Istio (published, separate nodes) | | | | – / {ISTIO_ADDED_P90} / {ISTIO_ADDED_P99} | "
                f"{2 * ISTIO_CPU_PER_SIDECAR:.2f} ({ISTIO_CPU_PER_SIDECAR:.2f} per sidecar) | 1,000 | |")
     short = [f"{name} ({sum(s.rps < 0.95 * load.rate for s in ss)} of {len(ss)})" for name, ss in samples.items()
@@ -395,6 +406,45 @@ def answers(url: str, proxy: str) -> Callable[[], bool]:
     return check
 
 
+def lds_acked(d: Daemon) -> dict[str, str]:
+    return {r["proxy"]: str(r["types"].get("LDS", {}).get("acked")) for r in syncz(d)}
+
+
+class AccessLogSwitch:
+    """Sets the mesh config's `accessLogFile` (ConfigMap istio-system/istio) for the Sluice path about to run:
+    `""` as in Istio's default profile, `/dev/stdout` as in its demo profile (and Sluice's default). A change
+    waits until every sidecar has ACKed its new listeners, then for Envoy's drain (2 s) to close the connections
+    opened under the old ones, so that a run sees one configuration only."""
+
+    def __init__(self, d: Daemon, api: client.ApiClient) -> None:
+        self.d, self.core = d, client.CoreV1Api(api)
+        self.state = True  # no mesh config: Sluice's default, the log on
+        self.created = False
+
+    def __call__(self, on: bool) -> Callable[[], None]:
+        def prepare() -> None:
+            if self.state == on:
+                return
+            before = lds_acked(self.d)
+            cm = {"metadata": {"name": "istio", "namespace": "istio-system"},
+                  "data": {"mesh": f"accessLogFile: {'/dev/stdout' if on else chr(34) * 2}\n"}}
+            if not self.created:
+                try:
+                    self.core.create_namespace({"metadata": {"name": "istio-system"}})
+                except client.ApiException as e:
+                    if e.status != 409:
+                        raise
+                self.core.create_namespaced_config_map("istio-system", cm)
+                self.created = True
+            else:
+                self.core.replace_namespaced_config_map("istio", "istio-system", cm)
+            wait_for(lambda: all(v != before.get(p) for p, v in lds_acked(self.d).items()) and all_acked(self.d, 2),
+                     timeout=60, interval=0.05)
+            time.sleep(2.5)  # Envoy's drain time for the listeners it replaced (`envoy_command`)
+            self.state = on
+        return prepare
+
+
 def pod_bootstrap(d: Daemon, pod_prefix: str) -> dict[str, Any]:
     for boot in (d.home / "runtime" / "pods").glob("*/envoy.json"):
         b = json.loads(boot.read_text())
@@ -429,10 +479,15 @@ def dataplane(d: Daemon, args: argparse.Namespace, work: Path, out: list[str]) -
             pairs.append(bp)
             proxy = f"http://{cl[0]}:{cl[1]}"
             wait_for(answers("http://server:8000/", proxy), timeout=30)
-            others = {"collector (daemon)": lambda: [daemon_pid]} if "als" in feats else {}
+            others = {"collector (daemon)": lambda: [daemon_pid]} if any(f.startswith("als") for f in feats) else {}
             paths.append(Path_(name, "http://server:8000/", proxy, bp.pids, others))
+        switch = AccessLogSwitch(d, api)
         paths.append(Path_("sluice", "http://server:8000/", mesh_proxy, pair,
-                           {"collector (daemon)": lambda: [daemon_pid], "log shims": lambda: shims}))
+                           {"collector (daemon)": lambda: [daemon_pid], "log shims": lambda: shims}, switch(True)))
+        if not args.log_on_only:
+            paths.append(Path_("sluice-nolog", "http://server:8000/", mesh_proxy, pair,
+                               {"collector (daemon)": lambda: [daemon_pid], "log shims": lambda: shims},
+                               switch(False)))
         idle = {"collector (daemon)": idle_rate([daemon_pid]), "log shims": idle_rate(shims, 1.0)}
         load_before = os.getloadavg()
         results: dict[Load, dict[str, list[Sample]]] = {}
@@ -463,8 +518,11 @@ def dataplane(d: Daemon, args: argparse.Namespace, work: Path, out: list[str]) -
                "server, the same Envoy binary and command line as the sidecars "
                f"({concurrency} worker{'s' if concurrency > 1 else ''}), a minimal static config: router only, "
                "no access log, no stats sinks, no admin. *sluice*: client → client sidecar (15001) → server sidecar → server, "
-               "the real daemon in loopback mode (access log to the pod log, gRPC ALS to the daemon's collector, "
-               "CORS and fault filters, Istio's retry and cluster settings). Added = path − direct in the same "
+               "the real daemon in loopback mode (access log to the pod log as in Istio's demo profile, gRPC ALS to "
+               "the daemon's collector, CORS and fault filters, Istio's retry and cluster settings). "
+               "*sluice-nolog*: the same pods with the mesh config's `accessLogFile: \"\"` (Istio's default "
+               "profile: no file access log; ALS and metrics as before), switched between runs (each switch waits "
+               "for the sidecars' ACK and Envoy's 2 s drain). Added = path − direct in the same "
                "round. Proxy CPU is both Envoys' user+system time (/proc/PID/task/*/schedstat) over the run and "
                f"{args.settle:g} s after it (entries still buffered for the access logs).\n")
     for load, samples in results.items():

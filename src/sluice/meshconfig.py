@@ -1,28 +1,49 @@
 """Istio's MeshConfig, the parts Sluice programs, read from the `mesh` key of ConfigMap `istio-system/istio`.
 
 Istio keeps its mesh-wide settings there as MeshConfig YAML; istiod re-pushes every proxy when it changes.
-Sluice reads `outboundTrafficPolicy.mode` (`ALLOW_ANY`, the default: unknown destinations pass through;
-`REGISTRY_ONLY`: only services in the registry are reachable). `problems` reads the same text for the API
-server, which returns them as warnings on the write (kubectl prints them), and the push logs them: a mesh
-config that cannot be read leaves the defaults in force. Pure: called by `PushContext.build` and the API
-server's admission.
+Sluice reads:
+
+- `outboundTrafficPolicy.mode` (`ALLOW_ANY`, the default: unknown destinations pass through; `REGISTRY_ONLY`:
+  only services in the registry are reachable);
+- the sidecars' file access log: `accessLogFile` (`""` turns it off, as Istio's default profile has it;
+  `/dev/stdout` or `/dev/stderr` write it to the `istio-proxy` container log), `accessLogEncoding` (`TEXT` or
+  `JSON`) and `accessLogFormat` (Istio's custom format: a format string for TEXT, a JSON object for JSON; empty
+  for Istio's default one). Sluice's defaults are Istio's demo profile's, the log on in Istio's TEXT format,
+  and a key the mesh config leaves out keeps Sluice's default. The gRPC access-log stream that Istio's
+  metrics come from is not affected by any of these.
+
+`problems` reads the same text for the API server, which returns them as warnings on the write (kubectl
+prints them), and the push logs them: a mesh config that cannot be read leaves the defaults in force; an
+`accessLogFormat` that Envoy would refuse leaves Istio's default format in force (as istiod does for JSON
+that does not parse) instead of stopping every listener update. Pure: called by `PushContext.build` and the
+API server's admission.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["MeshConfig", "ALLOW_ANY", "REGISTRY_ONLY", "MESH_CONFIGMAP", "MESH_NAMESPACE", "parse_mesh_config",
-           "mesh_config_from", "problems", "unapplied", "unapplied_what", "is_mesh_configmap"]
+__all__ = ["MeshConfig", "ALLOW_ANY", "REGISTRY_ONLY", "TEXT", "JSON", "DEV_STDOUT", "MESH_CONFIGMAP",
+           "MESH_NAMESPACE", "parse_mesh_config", "mesh_config_from", "problems", "unapplied", "unapplied_what",
+           "is_mesh_configmap", "format_error"]
 
 log = logging.getLogger(__name__)
 
 ALLOW_ANY = "ALLOW_ANY"
 REGISTRY_ONLY = "REGISTRY_ONLY"
 _MODES = (REGISTRY_ONLY, ALLOW_ANY)  # the enum's order in Istio's mesh.proto
+TEXT = "TEXT"
+JSON = "JSON"
+_ENCODINGS = (TEXT, JSON)  # the enum's order in Istio's mesh.proto (AccessLogEncoding)
+DEV_STDOUT = "/dev/stdout"
+# Where a sidecar's file access log can go here: off, or its istio-proxy container log (the shim keeps both of
+# the proxy's streams). Another path (a file in Istio's container) has no place to go: warned, not applied.
+_LOG_FILES = ("", DEV_STDOUT, "/dev/stderr")
 MESH_CONFIGMAP = "istio"
 MESH_NAMESPACE = "istio-system"
 _MAX_MESH = 1 << 20
@@ -31,6 +52,15 @@ _MAX_MESH = 1 << 20
 @dataclass(frozen=True)
 class MeshConfig:
     outbound_policy: str = ALLOW_ANY
+    access_log_file: str = DEV_STDOUT  # "" = no file access log
+    access_log_encoding: str = TEXT
+    access_log_format: str = ""  # "" = Istio's default format for the encoding; JSON: an object's JSON text
+
+    @property
+    def istio_text_log(self) -> bool:
+        """Whether the sidecars write Istio's default TEXT line to their container log (what the telemetry
+        catch-up reads when ALS entries were lost)."""
+        return self.access_log_file == DEV_STDOUT and self.access_log_encoding == TEXT and not self.access_log_format
 
 
 def _decode(text: str) -> tuple[Any, str]:
@@ -47,34 +77,108 @@ def _decode(text: str) -> tuple[Any, str]:
 def parse_mesh_config(text: str) -> tuple[MeshConfig, list[str]]:
     """The MeshConfig in `text` (YAML) and what is wrong with it; on an error, the defaults."""
     doc, error = _decode(text)
-    return _config_of(doc, error)
+    config, errors, notes = _config_of(doc, error)
+    return config, errors + notes
 
 
-def _config_of(doc: Any, error: str) -> tuple[MeshConfig, list[str]]:
+def _enum(value: Any, names: tuple[str, ...]) -> Any:
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < len(names):
+        return names[value]
+    return value
+
+
+def _config_of(doc: Any, error: str) -> tuple[MeshConfig, list[str], list[str]]:
+    """The config, the errors that make the whole text unusable (the defaults stay), and the notes on settings
+    that keep their default while the rest applies."""
     if error:
-        return MeshConfig(), [error]
+        return MeshConfig(), [error], []
     if not isinstance(doc, Mapping):
-        return MeshConfig(), [f"cannot unmarshal {type(doc).__name__} into MeshConfig: expected an object"]
+        return MeshConfig(), [f"cannot unmarshal {type(doc).__name__} into MeshConfig: expected an object"], []
+    mode: Any = ALLOW_ANY
     policy = doc.get("outboundTrafficPolicy")
-    if policy is None:
-        return MeshConfig(), []
-    if not isinstance(policy, Mapping):
-        return MeshConfig(), ["outboundTrafficPolicy: expected an object"]
-    mode: Any = policy.get("mode", ALLOW_ANY)
-    if isinstance(mode, int) and not isinstance(mode, bool) and 0 <= mode < len(_MODES):
-        mode = _MODES[mode]
-    if mode not in _MODES:
-        return MeshConfig(), [f'outboundTrafficPolicy.mode: unknown value "{mode}" for enum '
-                              f'istio.mesh.v1alpha1.MeshConfig.OutboundTrafficPolicy.Mode (want one of '
-                              f'{", ".join(_MODES)})']
-    return MeshConfig(outbound_policy=str(mode)), []
+    if policy is not None:
+        if not isinstance(policy, Mapping):
+            return MeshConfig(), ["outboundTrafficPolicy: expected an object"], []
+        mode = _enum(policy.get("mode", ALLOW_ANY), _MODES)
+        if mode not in _MODES:
+            return MeshConfig(), [f'outboundTrafficPolicy.mode: unknown value "{mode}" for enum '
+                                  f'istio.mesh.v1alpha1.MeshConfig.OutboundTrafficPolicy.Mode (want one of '
+                                  f'{", ".join(_MODES)})'], []
+    def setting(key: str, default: Any) -> Any:  # a key left out or null keeps Sluice's default
+        value = doc.get(key)
+        return default if value is None else value
+
+    encoding = _enum(setting("accessLogEncoding", TEXT), _ENCODINGS)
+    if encoding not in _ENCODINGS:
+        return MeshConfig(), [f'accessLogEncoding: unknown value "{encoding}" for enum '
+                              f'istio.mesh.v1alpha1.MeshConfig.AccessLogEncoding (want one of '
+                              f'{", ".join(_ENCODINGS)})'], []
+    path = setting("accessLogFile", DEV_STDOUT)
+    fmt = setting("accessLogFormat", "")
+    for key, value in (("accessLogFile", path), ("accessLogFormat", fmt)):
+        if not isinstance(value, str):
+            return MeshConfig(), [f"{key}: expected a string, not {type(value).__name__}"], []
+    notes = []
+    if fmt and (why := format_error(fmt, encoding)):
+        notes.append(f"accessLogFormat: {why}; the sidecars use Istio's default {encoding} format")
+        fmt = ""
+    if encoding == JSON and fmt:
+        fmt = json.dumps(json.loads(fmt), separators=(",", ":"))
+    elif fmt and not fmt.endswith("\n"):
+        fmt += "\n"  # Istio ends every TEXT format with a newline if it has none
+    return MeshConfig(outbound_policy=str(mode), access_log_file=path if path in _LOG_FILES else DEV_STDOUT,
+                      access_log_encoding=str(encoding), access_log_format=fmt), [], notes
 
 
-# The MeshConfig settings Sluice acts on (the others are stored but not applied, said on write and by analyze).
-_APPLIED = {"outboundTrafficPolicy": frozenset({"mode"})}
-# Settings whose value here is what Sluice does anyway: every sidecar writes Istio's TEXT access log to its
-# istio-proxy log (`kubectl logs -c istio-proxy`). Another value (e.g. "" to turn it off) is not applied.
-_AS_SLUICE_DOES = {"accessLogFile": "/dev/stdout", "accessLogEncoding": "TEXT"}
+# Envoy's format parser (Envoy 1.40, checked with `envoy --mode validate`): `%%` is a literal `%`; any other `%`
+# starts a command operator `%NAME%`, `%NAME(args)%` or `%NAME(args):LEN%` with NAME in capitals, digits and `_`.
+# An unknown NAME passes here and is refused by Envoy (a NACK, as Istio's istiod would get).
+_COMMAND = re.compile(r"%(?:%|[A-Z0-9_]+(?:\([^)]*\))?(?::[0-9]+)?%)")
+_MAX_FORMAT = 16 * 1024
+
+
+def format_error(fmt: str, encoding: str = TEXT) -> str:
+    """Why Envoy would refuse `fmt` as an access-log format of `encoding` (a format string for TEXT, a JSON
+    object whose string values are format strings for JSON); empty if it would not."""
+    if len(fmt) > _MAX_FORMAT:
+        return f"longer than {_MAX_FORMAT} characters"
+    if encoding == JSON:
+        try:
+            doc = json.loads(fmt, parse_constant=_no_constant)
+        except ValueError as e:
+            return f"not a JSON object: {e}"
+        if not isinstance(doc, dict):
+            return "not a JSON object"
+        return next((why for s in _strings(doc) if (why := format_error(s))), "")
+    pos = 0
+    while (at := fmt.find("%", pos)) >= 0:
+        m = _COMMAND.match(fmt, at)
+        if m is None:
+            return f"no valid command operator at position {at} (a literal % is written %%)"
+        pos = m.end()
+    return ""
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _strings(value: Any) -> Iterable[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from _strings(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _strings(v)
+
+
+# The MeshConfig settings Sluice acts on (the others are stored but not applied, said on write and by analyze):
+# an object's sub-settings, or None for a plain value.
+_APPLIED: dict[str, frozenset[str] | None] = {
+    "outboundTrafficPolicy": frozenset({"mode"}), "accessLogFile": None, "accessLogEncoding": None,
+    "accessLogFormat": None}
 
 
 def unapplied(text: str) -> list[str]:
@@ -88,12 +192,12 @@ def _unapplied_in(doc: Any) -> list[str]:
         return []
     out = []
     for key, value in doc.items():
-        if key in _AS_SLUICE_DOES and value == _AS_SLUICE_DOES[key]:
-            continue
         if key not in _APPLIED:
             out.append(str(key))
-        elif isinstance(value, Mapping):
-            out.extend(f"{key}.{sub}" for sub in value if sub not in _APPLIED[key])
+        elif key == "accessLogFile" and isinstance(value, str) and value not in _LOG_FILES:
+            out.append(str(key))  # a file in Istio's container: the log stays in the container log
+        elif isinstance(value, Mapping) and (subs := _APPLIED[key]) is not None:
+            out.extend(f"{key}.{sub}" for sub in value if sub not in subs)
     return out
 
 
@@ -112,13 +216,18 @@ def problems(kind: str, obj: Mapping[str, Any]) -> list[str]:
     if not isinstance(mesh, str):
         return []
     doc, error = _decode(mesh)  # once: the document may be up to the ConfigMap's size
-    _, errors = _config_of(doc, error)
-    return [f"ConfigMap {MESH_NAMESPACE}/{MESH_CONFIGMAP}: invalid mesh config in data.mesh, the mesh keeps its "
-            f"defaults (outboundTrafficPolicy ALLOW_ANY): {e}" for e in errors] + [
-        f"ConfigMap {MESH_NAMESPACE}/{MESH_CONFIGMAP} {unapplied_what(path)}" for path in _unapplied_in(doc)]
+    _, errors, notes = _config_of(doc, error)
+    where = f"ConfigMap {MESH_NAMESPACE}/{MESH_CONFIGMAP}"
+    return [f"{where}: invalid mesh config in data.mesh, the mesh keeps its defaults (outboundTrafficPolicy "
+            f"ALLOW_ANY, access log to /dev/stdout in TEXT): {e}" for e in errors] + [
+        f"{where}: data.mesh.{n}" for n in notes] + [
+        f"{where} {unapplied_what(path)}" for path in _unapplied_in(doc)]
 
 
 def unapplied_what(path: str) -> str:
+    if path == "accessLogFile":
+        return (f"data.mesh.{path} is stored but not applied: a sidecar's access log goes to its istio-proxy "
+                f"container log ({DEV_STDOUT} or /dev/stderr), or nowhere (\"\"); it stays at {DEV_STDOUT}")
     return f"data.mesh.{path} is stored but not applied: Sluice does not act on this mesh setting yet"
 
 
@@ -131,9 +240,12 @@ def mesh_config_from(configmaps: Iterable[Mapping[str, Any]]) -> MeshConfig:
         text = data.get("mesh") if isinstance(data, Mapping) else None
         if not isinstance(text, str):
             return MeshConfig()
-        config, errors = parse_mesh_config(text)
+        doc, error = _decode(text)
+        config, errors, notes = _config_of(doc, error)
         for e in errors:
             log.warning("ConfigMap %s/%s: invalid mesh config, using the defaults: %s", MESH_NAMESPACE,
                         MESH_CONFIGMAP, e)
+        for n in notes:
+            log.warning("ConfigMap %s/%s: data.mesh.%s", MESH_NAMESPACE, MESH_CONFIGMAP, n)
         return config
     return MeshConfig()

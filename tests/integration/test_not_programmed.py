@@ -103,6 +103,8 @@ metadata:
 data:
   mesh: |-
     accessLogFile: /dev/stdout
+    accessLogEncoding: JSON
+    accessLogFormat: ""
     enableTracing: true
     outboundTrafficPolicy:
       mode: ALLOW_ANY
@@ -116,7 +118,7 @@ def test_mesh_config_settings_sluice_does_not_act_on_are_named(sl: Sluice) -> No
     code, out, err = kubectl(sl, "apply", "-f", "-", input=MESH_CONFIGMAP)
     try:
         assert code == 0, err
-        assert err.splitlines() == [MESH_WARNING]  # accessLogFile (as Sluice does) and the mode are applied
+        assert err.splitlines() == [MESH_WARNING]  # the access-log settings and the mode are applied
         cp = sl("analyze", "-n", "istio-system")
         assert cp.returncode == 0, cp.stdout + cp.stderr
         assert ("Warning [SLU0001] (ConfigMap istio-system/istio) Field not programmed: data.mesh.enableTracing is "

@@ -13,7 +13,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 
-from envoy_pair import FEATURES, AlsTarget, pair_configs  # noqa: E402
+from envoy_pair import SLUICE_FEATURES, AlsTarget, pair_configs  # noqa: E402
 
 from sluice.xds.envoy import envoy_binary  # noqa: E402
 from sluice.xds.translate.accesslog import ISTIO_TEXT_FORMAT  # noqa: E402
@@ -78,6 +78,11 @@ def test_als_streams_as_the_pods_sidecar_would() -> None:
         assert als_cluster["name"] == "envoy_accesslog_service" and "transport_socket" in als_cluster
     with pytest.raises(ValueError, match="needs an AlsTarget"):
         pair_configs(**ADDRS, features=frozenset({"als"}))
+    # the tuning variants: another buffer size, no additional headers
+    client, _ = pair_configs(**ADDRS, features=frozenset({"als1m", "als_noextra"}), als=als)
+    [log] = _hcm(client)["access_log"]
+    assert log["typed_config"]["common_config"]["buffer_size_bytes"] == 1 << 20
+    assert not [k for k in log["typed_config"] if k.startswith("additional_")]
 
 
 def test_unknown_feature_is_refused() -> None:
@@ -85,7 +90,7 @@ def test_unknown_feature_is_refused() -> None:
         pair_configs(**ADDRS, features=frozenset({"tracing"}))
 
 
-@pytest.mark.parametrize("features", [frozenset(), frozenset(FEATURES) - {"als"}])
+@pytest.mark.parametrize("features", [frozenset(), frozenset(SLUICE_FEATURES) - {"als"}])
 def test_real_envoy_accepts_the_configs(tmp_path: Path, features: frozenset[str]) -> None:
     for side, boot in zip(("client", "server"), pair_configs(**ADDRS, features=features), strict=True):
         path = tmp_path / f"{side}.json"

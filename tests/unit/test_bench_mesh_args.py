@@ -18,8 +18,10 @@ def test_defaults_are_the_full_run() -> None:
     args = parse_args([])
     assert (args.duration, args.reps) == (20.0, 5)
     assert args.loads == [Load(1000, 4), Load(500, 1)]
-    assert args.features == [*mesh_bench.FEATURES, "+".join(mesh_bench.FEATURES)]
+    # what a Sluice sidecar has, each alone and all together (not the ALS tuning variants)
+    assert args.features == [*mesh_bench.SLUICE_FEATURES, "+".join(mesh_bench.SLUICE_FEATURES)]
     assert args.sections == ["dataplane", "propagation", "demo"]
+    assert not args.log_on_only and parse_args(["--log-on-only"]).log_on_only
     assert parse_args(["--features", ""]).features == []
 
 
@@ -28,6 +30,7 @@ def test_short_run_and_feature_variants() -> None:
                        "--sections", "dataplane"])
     assert args.loads == [Load(300, 1)] and str(args.loads[0]) == "300 rps on one connection"
     assert args.features == ["als", "file_log+als"]
+    assert parse_args(["--features", "als256k,als1m+als_noextra"]).features == ["als256k", "als1m+als_noextra"]
 
 
 @pytest.mark.parametrize("argv", [["--load", "fast"], ["--load", "0x4"], ["--features", "tracing"],
@@ -44,12 +47,14 @@ def _samples(p50s: list[float], cpu: float | None, rps: float = 1000.0) -> list[
 
 def test_tables_report_medians_spread_and_ratios() -> None:
     samples = {"direct": _samples([0.2, 0.3, 0.25], None), "bare": _samples([0.5, 0.6, 0.7], 0.30),
-               "bare+als": _samples([0.6, 0.7, 0.8], 0.33), "sluice": _samples([0.6, 0.66, 1.2], 0.36)}
+               "bare+als": _samples([0.6, 0.7, 0.8], 0.33), "sluice": _samples([0.6, 0.66, 1.2], 0.36),
+               "sluice-nolog": _samples([0.55, 0.6, 0.65], 0.33)}
     table = "\n".join(dataplane_table(samples, Load(1000, 4), 2.0, 3))
     assert "| bare | 0.60 (0.50–0.70) |" in table
     assert "| sluice | 0.66 (0.60–1.20) |" in table
-    assert "| **Sluice / bare** (medians) | 1.10× |" in table and "1.20× |" in table  # p50 and CPU
-    assert "| Sluice / bare (best rounds) | 1.20× |" in table  # 0.60 / 0.50
+    assert "| **sluice / bare** (medians) | 1.10× |" in table and "1.20× |" in table  # p50 and CPU
+    assert "| sluice / bare (best rounds) | 1.20× |" in table  # 0.60 / 0.50
+    assert "| **sluice-nolog / bare** (medians) | 1.00× |" in table  # the log-off configuration too
     assert "0.228 / 0.298" in table  # Istio's published figures stay
     [row] = [r for r in feature_table(samples, ["als"]) if r.startswith("| als")]
     assert row == "| als | +0.100 | +0.200 | +0.400 | +0.030 | 1.10× |"

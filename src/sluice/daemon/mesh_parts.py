@@ -121,6 +121,8 @@ def build(home: Home, registry: Registry, store: Store, options: DaemonOptions) 
     collector = Collector(store, require_identity=True, series_limit=options.telemetry_series_limit,
                           state_dir=home.root / "telemetry", pods_dir=home.root / "runtime" / "pods")
     xds.add_servicer(collector.register)
+    # The catch-up reads Istio's TEXT lines from the proxies' logs: only while the mesh config has them written.
+    xds.pusher.on_view = lambda push: collector.set_file_log(push.mesh_config.istio_text_log)
     collector.extra_counters.append((
         "sluice_xds_streams_refused_total",
         "xDS streams closed for a missing proxy certificate or a node id naming another proxy than it.",

@@ -7,9 +7,10 @@ while to be sure), then delete it". Argo Rollouts scales the old ReplicaSet down
 * **the metrics**: Istio's counters for requests and TCP connections whose destination is the workload did not
   grow over the window (`increase`), and no series of them appeared in it (a series first seen inside the
   window carries requests `increase` cannot see: Prometheus never counts a counter's first sample);
-* **the sidecars' own access logs**: no inbound line (Istio's TEXT format, upstream cluster `inbound|…`) in any
-  of the workload's pods' `istio-proxy` logs over the same window, so traffic the metrics have not taken in yet
-  (ALS flush, scrape interval) or never will (the daemon down) still counts.
+* **the sidecars' own access logs**: no inbound line (Istio's TEXT or JSON format, upstream cluster `inbound|…`)
+  in any of the workload's pods' `istio-proxy` logs over the same window, so traffic the metrics have not taken
+  in yet (ALS flush, scrape interval) or never will (the daemon down) still counts. With the mesh config's
+  access log off (`accessLogFile: ""`) this witness has no lines to see: the metrics alone decide.
 
 Pure: `idle_queries` names the PromQL, `decide` turns the answers into a `Proof`; `prove` asks both witnesses
 through the functions it is given (`sluice rollouts decommission`'s clients, the rollouts controller's).
@@ -31,8 +32,8 @@ __all__ = ["Witness", "LogWitness", "Proof", "idle_queries", "inbound_lines", "d
 PROOF_ANNOTATION = "sluice.dev/decommission-proof"
 SIDECAR = "istio-proxy"
 
-# An inbound request or connection in Istio's TEXT access log: the upstream cluster field is `inbound|PORT||`.
-_INBOUND = re.compile(r"(?:^|\s)inbound\|\d+\|")
+# An inbound request or connection in Istio's TEXT or JSON access log: the upstream cluster is `inbound|PORT||`.
+_INBOUND = re.compile(r"(?:^|[\s\"])inbound\|\d+\|")
 
 
 @dataclass(frozen=True)

@@ -149,6 +149,9 @@ class Ledger:
         self.sidecars: dict[SidecarKey, _Sidecar] = {}
         self._dirs: dict[str, SidecarKey | None] = {}  # pod uid → its sidecar (None: no proxy there, yet)
         self._replaying = False
+        # Whether the sidecars write Istio's TEXT lines (the mesh config); while they do not, lines are passed
+        # over (another format, or lines written before the switch whose entries were never remembered).
+        self.file_lines = True
         self._budget = 0
         self.behind = False  # the last scan stopped at its budget, not at the end of what it could settle
         self.recovered = 0  # entries counted from the files
@@ -348,7 +351,7 @@ class Ledger:
 
     def _line(self, sc: _Sidecar, text: str, ts: bytes, threshold: bytes | None, entries: list[Any],
               now: float) -> object:
-        raw = split_line(text)
+        raw = split_line(text) if self.file_lines else None
         if raw is None:
             return None
         key = raw_key(raw)

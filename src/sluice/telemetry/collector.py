@@ -89,6 +89,18 @@ class Collector:
             self.checkpoint_file = state_dir / "checkpoint.json"
             self._restore()
 
+    def set_file_log(self, istio_text: bool) -> None:
+        """Whether the sidecars write Istio's TEXT line for each request to their istio-proxy log (the mesh
+        config's access-log settings). Without those lines there is nothing to catch up from: ALS entries are
+        not remembered for it (no per-entry cost, no keys waiting for lines that never come) and lines in
+        another format are passed over."""
+        if self.ledger is None or self.ledger.file_lines == istio_text:
+            return
+        self.ledger.file_lines = istio_text
+        self.servicer.admit = self.ledger.admit if istio_text else None
+        log.info("telemetry catch-up from the proxies' access logs %s", "on" if istio_text else
+                 "off: the mesh config turned Istio's TEXT access log off or changed its format")
+
     # ------------------------------------------------------------------ lifecycle
     def register(self, server: Any) -> None:
         """Add the ALS service to a grpc.aio server (pass to `XdsServer.add_servicer`)."""

@@ -419,6 +419,8 @@ class Pusher:
         self.node_errors: dict[str, str] = {}  # node id → why its config could not be generated
         # Told once about each newly rejected object (object, error): the daemon records an Event.
         self.on_rejected: Callable[[dict[str, Any], str], None] | None = None
+        # Told each new view's push context (on the event loop): the daemon reads the mesh config from it.
+        self.on_view: Callable[[PushContext], None] | None = None
         self._nodes: set[str] = set()
         self._new_nodes: set[str] = set()  # connected, waiting for their first generation
         self._waiting_logged: set[str] = set()
@@ -564,6 +566,11 @@ class Pusher:
             log.error("%s at revision %d; keeping the previous one", gen.error, gen.revision)
             return False
         self.view = gen.view
+        if self.on_view is not None and self.view is not None:
+            try:
+                self.on_view(self.view.push)
+            except Exception:
+                log.exception("a view hook failed")
         return True
 
     async def push(self) -> None:

@@ -334,3 +334,27 @@ async def test_rotated_and_compressed_logs_are_read_once(store: Store, tmp_path:
         assert c.ledger.scan() == 1 and _requests(c, reporter="source") == 6
     finally:
         await c.stop()
+
+
+async def test_without_istios_text_log_nothing_waits_for_lines(store: Store, tmp_path: Path) -> None:
+    """The mesh config turned the access log off (or to another format): ALS entries are counted and not
+    remembered, and lines still in the file (written before the switch) are passed over, never counted twice."""
+    pp_log = _pod_dir(tmp_path / "pods", PRODUCTPAGE, "uid-pp")
+    c = _collector(store, tmp_path)
+    await c.start()
+    try:
+        assert c.ledger is not None and c.servicer.admit is not None
+        c.set_file_log(False)
+        assert c.servicer.admit is None
+        first = _with_id(outbound(), "r1")
+        await stream(c, node_of(PRODUCTPAGE), [first])
+        _append(pp_log, first)  # its line, written before the sidecar got the new config
+        assert c.ledger.scan(final=True) == 0 and _requests(c, reporter="source") == 1
+        assert all(not sc.pending for sc in c.ledger.sidecars.values())
+        c.set_file_log(True)  # back on: entries are remembered until their lines come
+        second = _with_id(outbound(), "r2", "2026-12-03T09:00:01.5Z")
+        await stream(c, node_of(PRODUCTPAGE), [second])
+        _append(pp_log, second)
+        assert c.ledger.scan(final=True) == 0 and _requests(c, reporter="source") == 2
+    finally:
+        await c.stop()

@@ -1,8 +1,19 @@
-"""The `istio` ConfigMap's mesh config: outboundTrafficPolicy read from Istio's MeshConfig YAML, bad YAML named."""
+"""The `istio` ConfigMap's mesh config: outboundTrafficPolicy and the access-log settings read from Istio's
+MeshConfig YAML, bad YAML named."""
 
 from __future__ import annotations
 
-from sluice.meshconfig import ALLOW_ANY, REGISTRY_ONLY, mesh_config_from, parse_mesh_config, problems
+from sluice.meshconfig import (
+    ALLOW_ANY,
+    JSON,
+    REGISTRY_ONLY,
+    TEXT,
+    MeshConfig,
+    format_error,
+    mesh_config_from,
+    parse_mesh_config,
+    problems,
+)
 
 
 def _cm(mesh: str, name: str = "istio", namespace: str = "istio-system") -> dict[str, object]:
@@ -44,6 +55,47 @@ def test_settings_sluice_does_not_act_on_are_listed() -> None:
     text = ("accessLogFile: /dev/stdout\nenableTracing: true\ndefaultConfig:\n  holdApplicationUntilProxyStarts: true\n"
             "outboundTrafficPolicy:\n  mode: REGISTRY_ONLY\n  egressProxy: {host: proxy}\n")
     assert unapplied(text) == ["enableTracing", "defaultConfig", "outboundTrafficPolicy.egressProxy"]
-    assert unapplied("accessLogFile: ''\n") == ["accessLogFile"]  # turning the access log off is not applied
+    assert unapplied("accessLogFile: ''\naccessLogEncoding: JSON\naccessLogFormat: '{}'\n") == []  # applied
+    assert unapplied("accessLogFile: /var/log/envoy.log\n") == ["accessLogFile"]  # no container file system
     assert unapplied("outboundTrafficPolicy: {mode: ALLOW_ANY}\n") == []
     assert unapplied("[not, a, mapping]") == [] and unapplied(": bad") == []
+
+
+def test_access_log_settings() -> None:
+    assert MeshConfig().istio_text_log  # Sluice's default: the demo profile's log to /dev/stdout
+    off, errors = parse_mesh_config("accessLogFile: ''\n")
+    assert (off.access_log_file, errors, off.istio_text_log) == ("", [], False)
+    assert parse_mesh_config("outboundTrafficPolicy: {mode: REGISTRY_ONLY}\n")[0].access_log_file == "/dev/stdout"
+    assert parse_mesh_config("accessLogFile: null\naccessLogEncoding: null\n") == (MeshConfig(), [])
+    assert parse_mesh_config("accessLogFile: /tmp/x.log\n")[0].access_log_file == "/dev/stdout"  # not applied
+    assert parse_mesh_config("accessLogEncoding: JSON\n")[0].access_log_encoding == JSON
+    assert parse_mesh_config("accessLogEncoding: 1\n")[0].access_log_encoding == JSON  # the enum's number
+    assert parse_mesh_config("accessLogEncoding: 0\n")[0].access_log_encoding == TEXT
+    # Istio ends a TEXT format with a newline; a JSON one is kept as compact JSON
+    assert parse_mesh_config("accessLogFormat: '%PROTOCOL%'\n")[0].access_log_format == "%PROTOCOL%\n"
+    json_fmt = parse_mesh_config('accessLogEncoding: JSON\naccessLogFormat: \'{"a": "%PROTOCOL%"}\'\n')[0]
+    assert json_fmt.access_log_format == '{"a":"%PROTOCOL%"}' and not json_fmt.istio_text_log
+
+
+def test_bad_access_log_settings_are_named() -> None:
+    config, errors = parse_mesh_config("accessLogEncoding: YAML\n")
+    assert config == MeshConfig() and errors == [
+        'accessLogEncoding: unknown value "YAML" for enum istio.mesh.v1alpha1.MeshConfig.AccessLogEncoding '
+        "(want one of TEXT, JSON)"]
+    assert parse_mesh_config("accessLogFile: [a]\n")[1] == ["accessLogFile: expected a string, not list"]
+    # a format Envoy would refuse: Istio's default format instead, the rest of the config applies
+    config, errors = parse_mesh_config("accessLogFormat: '100% done'\noutboundTrafficPolicy: {mode: REGISTRY_ONLY}\n")
+    assert (config.access_log_format, config.outbound_policy) == ("", REGISTRY_ONLY)
+    assert errors == ["accessLogFormat: no valid command operator at position 3 (a literal % is written %%); the "
+                      "sidecars use Istio's default TEXT format"]
+    [warning] = problems("ConfigMap", _cm("accessLogEncoding: JSON\naccessLogFormat: 'not json'\n"))
+    assert warning.startswith("ConfigMap istio-system/istio: data.mesh.accessLogFormat: not a JSON object: ")
+    assert warning.endswith("the sidecars use Istio's default JSON format")
+
+
+def test_format_syntax_follows_envoys_parser() -> None:
+    assert format_error("[%START_TIME(%Y %s)%] %REQ(:PATH):10% 100%% %CEL(request.path)%\n") == ""
+    assert format_error("%req(x)%") and format_error("%UNCLOSED") and format_error("50%")
+    assert format_error('{"a": ["%BAD"]}', JSON) and format_error("[1]", JSON) == "not a JSON object"
+    assert format_error('{"a": NaN}', JSON).startswith("not a JSON object")
+    assert format_error('{"a": {"b": "%PROTOCOL%"}, "c": 1}', JSON) == ""

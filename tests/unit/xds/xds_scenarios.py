@@ -138,7 +138,6 @@ def scenario_options(scenario: Obj) -> MeshOptions:
     als = opts.get("als_address")
     return MeshOptions(relative_weights=bool(opts.get("relative_weights")),
                        als_address=str(als) if isinstance(als, str) else (str(als[0]), int(als[1])) if als else None,
-                       access_log_path=str(opts.get("access_log_path") or "/dev/stdout"),
                        network=opts.get("network") or "loopback", host_netns=opts.get("host_netns"),
                        gateway_ports=PortMap(dict(opts.get("gateway_ports") or {})))
 

@@ -58,7 +58,6 @@ class MeshOptions:
     # The ALS endpoint requires the proxy's client certificate (the bootstrap's static secrets, see
     # sluice.xds.identity): the ALS cluster gets the same mutual-TLS transport socket as xds-grpc.
     als_tls: bool = False
-    access_log_path: str = "/dev/stdout"
     network: NetworkMode = "loopback"
     # netns mode: the network namespace file (/run/netns/NAME) of the host, where a gateway's listeners
     # bind (its Envoy runs in its own pod namespace but must be reachable on the host's 127.0.0.1).

@@ -36,7 +36,8 @@ def http_connection_manager(push: PushContext, *, stat_prefix: str, rds: str | N
     else:
         body["route_config"] = route_config
     body["http_filters"] = ([*_ROUTE_FILTERS] if route_filters else []) + [_ROUTER]
-    body["access_log"] = access_logs(push.options)
+    if logs := access_logs(push.options, push.mesh_config):
+        body["access_log"] = logs
     body["upgrade_configs"] = [{"upgrade_type": "websocket"}]
     if absolute_url:
         body["http_protocol_options"] = {"allow_absolute_url": True}
@@ -59,7 +60,10 @@ def tcp_proxy(push: PushContext, cluster: str, *, logs: bool = True,
         body["weighted_clusters"] = {"clusters": [{"name": c, "weight": w} for c, w in weighted]}
     else:
         body["cluster"] = weighted[0][0] if weighted else cluster
-    body["access_log"] = tcp_access_logs(push.options, als=logs)
-    if len(body["access_log"]) > 1:  # ALS: the connection counts as opened when it opens
+    body["access_log"] = tcp_access_logs(push.options, push.mesh_config, als=logs)
+    if any(a["name"] == "envoy.access_loggers.tcp_grpc" for a in body["access_log"]):
+        # ALS: the connection counts as opened when it opens
         body["access_log_options"] = {"flush_access_log_on_connected": True}
+    if not body["access_log"]:
+        del body["access_log"]
     return {"name": TCP_PROXY_FILTER, "typed_config": typed(_TCP_PROXY_TYPE, body)}
