@@ -50,12 +50,16 @@ _MAX_TIME_TEXT = "292277025-08-18T07:12:54.999999999Z"
 MAX_POINTS = 11_000
 DEFAULT_LOOKBACK_MS = 300_000
 # A query is evaluated on the loop itself, without the hand-over to a worker and back, only when
-# `cost.Plan.bounded` proves it reads at most this many samples and makes at most this many series × steps per
-# node (more for a range query the column-wise evaluator handles throughout). At these bounds evaluation takes
-# about a millisecond here (see tests/unit/metrics/test_inline_queries.py for how the bound is held).
+# `cost.Plan.bounded` proves it reads at most this many (weighted) samples and its instant-vector nodes hold at
+# most this many series × steps (more for a range query, which must be column-wise throughout). At these bounds
+# evaluation takes at most a few milliseconds here (docs/benchmarks.md, "PromQL query latency").
 INLINE_MAX_SAMPLES = 8192
 INLINE_MAX_CELLS = 1024
-INLINE_MAX_CELLS_COLUMNAR = 16384
+INLINE_MAX_CELLS_RANGE = 8192
+# What the bound cannot see (a counter reset in every window sends rate() down its per-window path) is caught
+# at run time: evaluation on the loop stops at its first deadline check past this, and the query goes to a
+# worker after all, as every later repeat of it does.
+INLINE_DEADLINE_S = 0.003
 _PLANS_MAX = 1024  # plans of queries seen (dashboards send the same few over and over)
 
 # errorType → HTTP status (getDefaultErrorCode); anything else is 500.
@@ -290,6 +294,10 @@ def _api(fn: Callable[[web.Request, _Form], Any]) -> Handler:
     return handler
 
 
+class _TooSlowHere(Exception):
+    """An evaluation on the loop passed `INLINE_DEADLINE_S`: it goes to a worker instead."""
+
+
 class _Api:
     def __init__(self, storage: Storage, engine_factory: EngineFactory, build_info: Mapping[str, str],
                  now: Callable[[], float], pool: QueryPool) -> None:
@@ -329,13 +337,14 @@ class _Api:
         except PoolFull as e:
             raise ApiError("unavailable", str(e)) from None
 
-    def _inline(self, expr: str, engine: QueryEngine, start: int, end: int, step: int) -> bool:
+    def _inline(self, expr: str, engine: QueryEngine, start: int, end: int, step: int,
+                timeout: float | None) -> bool:
         """Whether this evaluation is provably small enough for the loop (see `cost`)."""
         plan = self._plans.get(expr)
         lookback = getattr(engine, "lookback_delta_ms", None)
-        if plan is None or not isinstance(lookback, int):
+        if plan is None or not isinstance(lookback, int) or (timeout is not None and timeout <= INLINE_DEADLINE_S):
             return False
-        cells = INLINE_MAX_CELLS_COLUMNAR if plan.columnar and end > start else INLINE_MAX_CELLS
+        cells = INLINE_MAX_CELLS_RANGE if end > start else INLINE_MAX_CELLS
         return plan.bounded(self.storage, start, end, step, lookback, max_samples=INLINE_MAX_SAMPLES,
                             max_cells=cells)
 
@@ -359,17 +368,23 @@ class _Api:
 
         try:
             if inline:
-                return self.pool.run_here(lambda: self._run(call, timeout, limit))
+                try:
+                    return self.pool.run_here(lambda: self._run(call, INLINE_DEADLINE_S, limit, inline=True))
+                except _TooSlowHere:
+                    self._plans[expr] = None  # from now on always in a worker
             return await self.pool.run(work)
         except PoolFull as e:
             raise ApiError("unavailable", str(e)) from None
 
-    def _run(self, call: Callable[[float | None], Any], timeout: float | None, limit: int) -> web.Response:
+    def _run(self, call: Callable[[float | None], Any], timeout: float | None, limit: int, *,
+             inline: bool = False) -> web.Response:
         try:
             res: QueryResultLike = call(timeout)
         except ParseError as e:
             raise _invalid("query", str(e)) from None
         except QueryTimeout as e:
+            if inline:
+                raise _TooSlowHere() from None
             raise ApiError("timeout", str(e)) from None
         except QueryCanceled as e:
             raise ApiError("canceled", str(e)) from None
@@ -392,7 +407,7 @@ class _Api:
         engine = self._engine_opts(form)
         expr = form.get("query")
         return await self._submit(lambda to: engine.instant(expr, t, timeout_s=to), timeout, limit, expr,
-                                  self._inline(expr, engine, t, t, 1))
+                                  self._inline(expr, engine, t, t, 1, timeout))
 
     async def query_range(self, request: web.Request, form: _Form) -> web.Response:
         limit = _parse_limit(form.get("limit"))
@@ -421,7 +436,7 @@ class _Api:
         expr = form.get("query")
         step = max(1, _ns_to_ms(step_ns))
         return await self._submit(lambda to: engine.range(expr, start, end, step, timeout_s=to), timeout, limit,
-                                  expr, self._inline(expr, engine, start, end, step))
+                                  expr, self._inline(expr, engine, start, end, step, timeout))
 
     def _range(self, form: _Form) -> tuple[int, int]:
         return _time_param(form, "start", MIN_TIME_MS), _time_param(form, "end", MAX_TIME_MS)

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from sluice.metrics.api import metrics_app
+from sluice.metrics.api import INLINE_MAX_CELLS_RANGE, INLINE_MAX_SAMPLES, metrics_app
 from sluice.metrics.promql import Engine
 from sluice.metrics.promql.cost import plan
 from sluice.metrics.series import labels_of
@@ -24,25 +24,28 @@ from sluice.metrics.workers import QueryPool
 SERIES = 40
 HOUR_MS = 3_600_000
 AT = "3600"  # the end of the data, in seconds
+Served = tuple[TestClient[Any, Any], QueryPool, TSDB]
 
 
 def _db() -> TSDB:
     db = TSDB(None)
     for t in range(5000, HOUR_MS + 1, 5000):  # 720 samples per series: several sealed chunks and a head
-        db.append(t, [(labels_of({"__name__": "m", "i": str(i)}), float(t // 1000)) for i in range(SERIES)],
+        db.append(t, [(labels_of({"__name__": "m", "i": str(i)}), float(t // 1000)) for i in range(SERIES)]
+                  # `r` is a counter that resets at every other scrape: rate() takes its per-window path
+                  + [(labels_of({"__name__": "r", "i": str(i)}), float(t // 5000 % 2)) for i in range(20)],
                   scrape_target="x")
     return db
 
 
 @pytest.fixture
-async def served() -> AsyncIterator[tuple[TestClient[Any, Any], QueryPool]]:
+async def served() -> AsyncIterator[Served]:
     db = _db()
     pool = QueryPool(concurrency=1, queue=1)
     app = metrics_app(db, lambda lookback: Engine(db, lookback_delta_ms=lookback or 300_000), pool=pool,
                       now=lambda: 3600.0)
     try:
         async with TestClient(TestServer(app)) as c:
-            yield c, pool
+            yield c, pool, db
     finally:
         pool.close()
 
@@ -67,8 +70,8 @@ HEAVY = [("/api/v1/query", {"query": "sum(count_over_time(m[1h]))", "time": AT})
 
 @pytest.mark.parametrize(("path", "params"), SMALL)
 async def test_a_small_repeated_query_is_answered_while_every_worker_is_busy(
-        served: tuple[TestClient[Any, Any], QueryPool], path: str, params: dict[str, str]) -> None:
-    c, pool = served
+        served: Served, path: str, params: dict[str, str]) -> None:
+    c, pool, _ = served
     first = await c.get(path, params=params)  # the first time, a worker evaluates it (and plans it)
     assert first.status == 200
     expected = await first.json()
@@ -94,8 +97,8 @@ async def test_a_small_repeated_query_is_answered_while_every_worker_is_busy(
 
 @pytest.mark.parametrize(("path", "params"), HEAVY)
 async def test_a_query_not_bounded_small_waits_for_a_worker_however_often_it_is_sent(
-        served: tuple[TestClient[Any, Any], QueryPool], path: str, params: dict[str, str]) -> None:
-    c, pool = served
+        served: Served, path: str, params: dict[str, str]) -> None:
+    c, pool, _ = served
     first = await c.get(path, params=params)
     assert first.status == 200
     expected = await first.json()
@@ -123,13 +126,51 @@ async def test_a_query_not_bounded_small_waits_for_a_worker_however_often_it_is_
         await held
 
 
+async def test_a_query_slower_on_the_loop_than_its_bound_said_goes_to_a_worker(
+        served: Served) -> None:
+    c, pool, db = served
+    params = {"query": "rate(r[10s])", "start": "3300", "end": AT, "step": "1"}
+    first = await c.get("/api/v1/query_range", params=params)
+    assert first.status == 200
+    expected = await first.json()
+    # Within the static bounds (20 series, 301 steps, a few chunks each) ...
+    p = plan("rate(r[10s])")
+    assert p is not None
+    assert p.bounded(db, 3_300_000, HOUR_MS, 1000, 300_000, max_samples=INLINE_MAX_SAMPLES,
+                     max_cells=INLINE_MAX_CELLS_RANGE)
+    # ... but each of its 6,020 windows holds a counter reset: evaluation on the loop passes its deadline.
+    gate, holding = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        holding.set()
+        gate.wait(30)
+
+    held = asyncio.ensure_future(pool.run(hold))
+    try:
+        await _until(holding.is_set)
+        again = asyncio.ensure_future(c.get("/api/v1/query_range", params=params))
+        await _until(lambda: pool.pending == 2)  # handed to the (held) worker after all
+        assert not again.done()
+        gate.set()
+        r = await again
+        assert r.status == 200
+        assert await r.json() == expected
+    finally:
+        gate.set()
+        await held
+
+
 def test_plans_bound_only_what_they_can() -> None:
     assert plan("max_over_time(m[5m:15s])") is None  # a subquery: inner steps times its own selections
     assert plan('label_replace(m, "a", "$1", "i", "(.*)")') is None  # a regex over every series' value
     assert plan("sum(") is None
     assert plan(" + ".join(["m"] * 40)) is None  # too many nodes
     p = plan('sum(rate(m{i="1"}[1m])) or vector(0)')
-    assert p is not None and len(p.selections) == 1 and p.columnar
+    assert p is not None and len(p.selections) == 1 and p.flat and p.weight == 1
+    p = plan("sum_over_time(m[5m])")  # fine for one step; a range query's cost would grow with the window
+    assert p is not None and not p.flat
+    p = plan("deriv(m[5m])")
+    assert p is not None and p.weight > 1
 
 
 def test_a_plan_is_bounded_only_when_the_storage_can_bound_it() -> None:
