@@ -485,6 +485,21 @@ def _aggregate(ev: Evaluator, node: A.AggregateExpr) -> Block | None:
     op = node.op
     by_rank = np.argsort(rank, kind="stable")
     bounds = np.searchsorted(rank[by_rank], np.arange(max(sizes) + 1))
+    if op == "sum" and bool(b.has.all()):
+        # Every member present at every step (the usual case): the same sums, without the presence masks.
+        with np.errstate(all="ignore"):
+            for r in range(max(sizes)):
+                if not r % 16:
+                    ev.check_deadline()
+                rows = by_rank[bounds[r]:bounds[r + 1]]
+                gs = gid[rows]
+                if r == 0:
+                    S[gs] = b.vals[rows]
+                else:
+                    S[gs], C[gs] = _kahan(b.vals[rows], S[gs], C[gs])
+            vals = np.where(np.isinf(S), S, S + C)
+        seen[:] = True
+        return Block(list(index), [d.pop() for d in gdrop], vals, seen).compact()
     with np.errstate(all="ignore"):
         for r in range(max(sizes)):
             if not r % 16:
