@@ -55,7 +55,7 @@ DEFAULT_LOOKBACK_MS = 300_000
 # evaluation takes at most a few milliseconds here (docs/benchmarks.md, "PromQL query latency").
 INLINE_MAX_SAMPLES = 8192
 INLINE_MAX_CELLS = 1024
-INLINE_MAX_CELLS_RANGE = 8192
+INLINE_MAX_CELLS_RANGE = 16384
 # What the bound cannot see (a counter reset in every window sends rate() down its per-window path) is caught
 # at run time: evaluation on the loop stops at its first deadline check past this, and the query goes to a
 # worker after all, as every later repeat of it does.
