@@ -27,8 +27,9 @@ from aiohttp import web  # noqa: E402
 from bench.tsdb_bench import istio_series  # noqa: E402
 from tests.conftest import TOOLS, free_port, wait_for  # noqa: E402
 
+from sluice.daemon.metrics_parts import engine_factory, query_pool, serve_metrics_app  # noqa: E402
+from sluice.daemon.state import DaemonOptions  # noqa: E402
 from sluice.metrics.api import metrics_app  # noqa: E402
-from sluice.metrics.promql import Engine  # noqa: E402
 from sluice.metrics.promql.format import format_float  # noqa: E402
 from sluice.metrics.tsdb import TSDB  # noqa: E402
 
@@ -167,9 +168,19 @@ def loaded_tsdb(end_ms: int) -> TSDB:
 
 def serve_forever(port: int, end_ms: int) -> None:
     """The sluice side: its own process, as the daemon is and as Prometheus is (a server thread inside the
-    benchmark's process would share its GIL with the timing client and pay for it)."""
+    benchmark's process would share its GIL with the timing client and pay for it), serving the daemon's
+    metrics port stack: its application, query pool and engine limits behind its `GuardedSite`."""
     tsdb = loaded_tsdb(end_ms)
-    asyncio.run(_serve(metrics_app(tsdb, lambda lb: Engine(tsdb, lookback_delta_ms=lb or 300_000)), port))
+    options = DaemonOptions()
+
+    async def serve() -> None:
+        pool = query_pool(options)
+        app = metrics_app(tsdb, engine_factory(tsdb, options), pool=pool)
+        await serve_metrics_app(app, port, options)
+        while True:
+            await asyncio.sleep(3600)
+
+    asyncio.run(serve())
 
 
 def timed(base: str, path: str, params: dict[str, str]) -> float:
@@ -264,7 +275,9 @@ def main(runs: int = RUNS, only: str = "") -> None:
     print("## PromQL query latency (`bench/query_bench.py`)\n")
     print(f"75 minutes of demo-shaped data ({len(data)} series: `istio_requests_total` and the duration buckets "
           f"for Bookinfo's edges, both reporters; one sample every 5 s; {n_samples:,} samples), loaded into "
-          "sluice's TSDB and backfilled into Debian's Prometheus 2.42 with promtool. Each query alternates between "
+          "sluice's TSDB (served from its own process through the daemon's metrics-port stack: `GuardedSite`, "
+          "query pool, query limits) and backfilled into Debian's Prometheus 2.42 with promtool. Each query "
+          "alternates between "
           f"the two servers {runs} times (HTTP on loopback, a new connection each time; who goes first alternates);"
           " the table has the medians. Instant queries at the end of the hour, range queries over the hour at "
           "15 s; neither the scrapes nor subqueries' inner steps fall on a window's edge (Prometheus 2.42's windows "

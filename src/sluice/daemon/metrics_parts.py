@@ -25,12 +25,41 @@ from sluice.metrics.tsdb import TSDB
 from sluice.metrics.workers import QueryPool
 from sluice.telemetry.collector import Collector
 
-__all__ = ["MetricsService"]
+__all__ = ["MetricsService", "serve_metrics_app", "query_pool", "engine_factory"]
 
 log = logging.getLogger("sluice.metrics")
 
 SCRAPE_TARGET = "sluice"
 MAINTAIN_EVERY = 60.0
+
+
+def query_pool(options: DaemonOptions) -> QueryPool:
+    """The pool every PromQL evaluation (the Prometheus API's and the console's) runs in, off the loop."""
+    return QueryPool(options.query_max_concurrency, options.query_max_queue)
+
+
+def engine_factory(tsdb: TSDB, options: DaemonOptions) -> Callable[[int | None], Engine]:
+    """Engines with the configured limits, one per query (its `lookback_delta` in ms, None: the default)."""
+    def engine(lookback_ms: int | None = None) -> Engine:
+        return Engine(tsdb, lookback_delta_ms=lookback_ms or 300_000, max_samples=options.query_max_samples,
+                      timeout_s=options.query_timeout)
+    return engine
+
+
+async def serve_metrics_app(app: web.Application, port: int, options: DaemonOptions) -> web.AppRunner:
+    """Serve the metrics port's application on 127.0.0.1:`port` through the daemon's HTTP stack (a
+    `GuardedSite` with its limits). Also what bench/query_bench.py serves sluice's side with, so that its
+    numbers are the daemon's own path. Raises OSError when the port cannot be bound."""
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0,
+                           **guarded_site.RUNNER_OPTIONS)
+    await runner.setup()
+    site = guarded_site.GuardedSite(runner, "127.0.0.1", port, limits=guarded_site.limits_for(options))
+    try:
+        await site.start()
+    except OSError:
+        await runner.cleanup()
+        raise
+    return runner
 
 
 class MetricsService:
@@ -39,11 +68,12 @@ class MetricsService:
         self.collector = collector
         self.tsdb = TSDB(home.root / "tsdb", retention_ms=int(options.retention_hours * 3600_000))
         # Every PromQL evaluation (the Prometheus API's and the console's) runs in this pool, off the loop.
-        self.pool = QueryPool(options.query_max_concurrency, options.query_max_queue)
+        self.pool = query_pool(options)
         self._runner: web.AppRunner | None = None
         # more of the daemon's own families (the rollouts controller's), added to /metrics and stored as scraped
         self.more_families: list[Callable[[], list[exposition.FamilyLike]]] = []
         self._tasks: list[asyncio.Task[None]] = []
+        self._engines = engine_factory(self.tsdb, options)
 
     def _families(self) -> list[exposition.FamilyLike]:
         return [*self.collector.registry.families(), *self._self_families()]
@@ -71,18 +101,12 @@ class MetricsService:
                 yield labels_of({**dict(s.labels), "__name__": s.name}), s.value
 
     def engine(self, lookback_ms: int | None = None) -> Engine:
-        return Engine(self.tsdb, lookback_delta_ms=lookback_ms or 300_000, max_samples=self.options.query_max_samples,
-                      timeout_s=self.options.query_timeout)
+        return self._engines(lookback_ms)
 
     async def start(self) -> None:
         app = metrics_app(self.tsdb, self.engine, metrics_text=self.metrics_text, pool=self.pool)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0,
-                                     **guarded_site.RUNNER_OPTIONS)
-        await self._runner.setup()
-        site = guarded_site.GuardedSite(self._runner, "127.0.0.1", self.options.metrics_port,
-                                        limits=guarded_site.limits_for(self.options))
         try:
-            await site.start()
+            self._runner = await serve_metrics_app(app, self.options.metrics_port, self.options)
         except OSError as e:
             raise SystemExit(f"error: cannot listen on 127.0.0.1:{self.options.metrics_port} for the Prometheus "
                              f"API: {e.strerror or e}") from None

@@ -5,7 +5,10 @@ The daemon mounts `metrics_app(...)` on the metrics port (127.0.0.1:9090); Grafa
 util/jsonutil) is the observable contract: the envelope, error types and their HTTP codes, parameter syntax and
 error texts, and the JSON encoding of values (strings in Go's float format) and timestamps (seconds with at
 most three decimals). Queries (evaluation and the encoding of their results) run in a `QueryPool` worker, so
-the event loop that also serves the API server and xDS never waits for one; a full pool answers 503.
+the event loop that also serves the API server and xDS never waits for one; a full pool answers 503. The one
+exception is a query seen before whose cost `sluice.metrics.promql.cost` bounds small from the storage's
+bookkeeping (`INLINE_MAX_*`): for those the hand-over to a worker and back would be most of the answer's time,
+so they are evaluated on the loop, still counted against the pool's limits.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from sluice.metrics.promjson import format_timestamp, format_value, matrix_json,
 from sluice.metrics.promjson import jdump as _jdump
 from sluice.metrics.promjson import jlabels as _jlabels
 from sluice.metrics.promjson import jstr as _jstr
+from sluice.metrics.promql import cost
 from sluice.metrics.promql.ast import VectorSelector
 from sluice.metrics.promql.errors import ParseError, PromQLError, QueryCanceled, QueryTimeout
 from sluice.metrics.promql.format import go_quote
@@ -45,6 +49,18 @@ _MIN_TIME_TEXT = "-292273086-05-17T16:47:06Z"
 _MAX_TIME_TEXT = "292277025-08-18T07:12:54.999999999Z"
 MAX_POINTS = 11_000
 DEFAULT_LOOKBACK_MS = 300_000
+# A query is evaluated on the loop itself, without the hand-over to a worker and back, only when
+# `cost.Plan.bounded` proves it reads at most this many (weighted) samples and its instant-vector nodes hold at
+# most this many series × steps (more for a range query, which must be column-wise throughout). At these bounds
+# evaluation takes at most a few milliseconds here (docs/benchmarks.md, "PromQL query latency").
+INLINE_MAX_SAMPLES = 8192
+INLINE_MAX_CELLS = 1024
+INLINE_MAX_CELLS_RANGE = 16384
+# What the bound cannot see (a counter reset in every window sends rate() down its per-window path) is caught
+# at run time: evaluation on the loop stops at its first deadline check past this, and the query goes to a
+# worker after all, as every later repeat of it does.
+INLINE_DEADLINE_S = 0.003
+_PLANS_MAX = 1024  # plans of queries seen (dashboards send the same few over and over)
 
 # errorType → HTTP status (getDefaultErrorCode); anything else is 500.
 ERROR_CODES = {"bad_data": 400, "execution": 422, "canceled": 499, "timeout": 503, "internal": 500,
@@ -278,6 +294,10 @@ def _api(fn: Callable[[web.Request, _Form], Any]) -> Handler:
     return handler
 
 
+class _TooSlowHere(Exception):
+    """An evaluation on the loop passed `INLINE_DEADLINE_S`: it goes to a worker instead."""
+
+
 class _Api:
     def __init__(self, storage: Storage, engine_factory: EngineFactory, build_info: Mapping[str, str],
                  now: Callable[[], float], pool: QueryPool) -> None:
@@ -286,6 +306,9 @@ class _Api:
         self.engine_factory = engine_factory
         self.build_info = dict(build_info)
         self.now = now
+        # Query text → its cost plan (None: never bounded), worked out in a worker after the query's first
+        # evaluation; read on the loop to decide whether a repeat of it may be evaluated there.
+        self._plans: dict[str, cost.Plan | None] = {}
 
     def _engine_opts(self, form: _Form) -> QueryEngine:
         lb = form.get("lookback_delta")
@@ -314,27 +337,54 @@ class _Api:
         except PoolFull as e:
             raise ApiError("unavailable", str(e)) from None
 
-    async def _submit(self, call: Callable[[float | None], Any], timeout: float | None, limit: int) -> web.Response:
-        """Evaluate and encode in a worker; time spent waiting in the queue counts against `timeout`."""
+    def _inline(self, expr: str, engine: QueryEngine, start: int, end: int, step: int,
+                timeout: float | None) -> bool:
+        """Whether this evaluation is provably small enough for the loop (see `cost`)."""
+        plan = self._plans.get(expr)
+        lookback = getattr(engine, "lookback_delta_ms", None)
+        if plan is None or not isinstance(lookback, int) or (timeout is not None and timeout <= INLINE_DEADLINE_S):
+            return False
+        cells = INLINE_MAX_CELLS_RANGE if end > start else INLINE_MAX_CELLS
+        return plan.bounded(self.storage, start, end, step, lookback, max_samples=INLINE_MAX_SAMPLES,
+                            max_cells=cells)
+
+    async def _submit(self, call: Callable[[float | None], Any], timeout: float | None, limit: int, expr: str,
+                      inline: bool) -> web.Response:
+        """Evaluate and encode: here when `inline` (the caller proved it small), else in a worker, where time
+        spent waiting in the queue counts against `timeout`."""
         queued = time.monotonic()
 
         def work() -> web.Response:
             left = None if timeout is None else timeout - (time.monotonic() - queued)
             if left is not None and left <= 0:
                 raise ApiError("timeout", str(QueryTimeout()))
-            return self._run(call, left, limit)
+            try:
+                return self._run(call, left, limit)
+            finally:
+                if expr not in self._plans:
+                    if len(self._plans) >= _PLANS_MAX:
+                        self._plans.clear()
+                    self._plans[expr] = cost.plan(expr)
 
         try:
+            if inline:
+                try:
+                    return self.pool.run_here(lambda: self._run(call, INLINE_DEADLINE_S, limit, inline=True))
+                except _TooSlowHere:
+                    self._plans[expr] = None  # from now on always in a worker
             return await self.pool.run(work)
         except PoolFull as e:
             raise ApiError("unavailable", str(e)) from None
 
-    def _run(self, call: Callable[[float | None], Any], timeout: float | None, limit: int) -> web.Response:
+    def _run(self, call: Callable[[float | None], Any], timeout: float | None, limit: int, *,
+             inline: bool = False) -> web.Response:
         try:
             res: QueryResultLike = call(timeout)
         except ParseError as e:
             raise _invalid("query", str(e)) from None
         except QueryTimeout as e:
+            if inline:
+                raise _TooSlowHere() from None
             raise ApiError("timeout", str(e)) from None
         except QueryCanceled as e:
             raise ApiError("canceled", str(e)) from None
@@ -356,7 +406,8 @@ class _Api:
         timeout = self._timeout_s(form)
         engine = self._engine_opts(form)
         expr = form.get("query")
-        return await self._submit(lambda to: engine.instant(expr, t, timeout_s=to), timeout, limit)
+        return await self._submit(lambda to: engine.instant(expr, t, timeout_s=to), timeout, limit, expr,
+                                  self._inline(expr, engine, t, t, 1, timeout))
 
     async def query_range(self, request: web.Request, form: _Form) -> web.Response:
         limit = _parse_limit(form.get("limit"))
@@ -384,7 +435,8 @@ class _Api:
         engine = self._engine_opts(form)
         expr = form.get("query")
         step = max(1, _ns_to_ms(step_ns))
-        return await self._submit(lambda to: engine.range(expr, start, end, step, timeout_s=to), timeout, limit)
+        return await self._submit(lambda to: engine.range(expr, start, end, step, timeout_s=to), timeout, limit,
+                                  expr, self._inline(expr, engine, start, end, step, timeout))
 
     def _range(self, form: _Form) -> tuple[int, int]:
         return _time_param(form, "start", MIN_TIME_MS), _time_param(form, "end", MAX_TIME_MS)

@@ -7,6 +7,9 @@ Prometheus bounds concurrent queries (`--query.max-concurrency`); here a query b
 in a queue of bounded length, and past that is refused at once with `PoolFull` (the API's 503
 `unavailable`) instead of piling up work that would only time out.
 
+`QueryPool.run_here` is for queries the caller has proved small (`sluice.metrics.api` with
+`sluice.metrics.promql.cost`): it runs them on the calling thread under the same admission limits.
+
 A query whose request is cancelled (the client went away) or that is still running when the pool closes (the
 daemon stops) is cancelled through `sluice.metrics.promql.cancel`: the engine stops at its next deadline check.
 
@@ -80,11 +83,7 @@ class QueryPool:
     async def run(self, fn: Callable[[], T]) -> T:
         """`fn()` in a worker thread; raises `PoolFull` when `concurrency + queue` queries are already pending."""
         with self._lock:
-            if self._closed:
-                raise PoolFull("the query pool is closed")
-            if self._pending >= self.concurrency + self.queue:
-                raise PoolFull(f"too many concurrent queries: {self.concurrency} running and {self.queue} "
-                               "waiting; try again later")
+            self._admit()
             self._pending += 1
             token = Cancellation()
             self._tokens.add(token)
@@ -102,6 +101,27 @@ class QueryPool:
         except asyncio.CancelledError:
             token.cancel()  # a running query stops at its next deadline check; a queued one never starts
             raise
+
+    def run_here(self, fn: Callable[[], T]) -> T:
+        """`fn()` on the calling thread (the event loop), counted against the same limits as `run`: only for
+        work whose cost the caller has bounded small (see `sluice.metrics.promql.cost`). It holds a slot while
+        it runs, so a full pool refuses it with `PoolFull` as it refuses any query."""
+        with self._lock:
+            self._admit()
+            self._pending += 1
+        try:
+            with bound(Cancellation()):
+                return fn()
+        finally:
+            with self._lock:
+                self._pending -= 1
+
+    def _admit(self) -> None:
+        if self._closed:
+            raise PoolFull("the query pool is closed")
+        if self._pending >= self.concurrency + self.queue:
+            raise PoolFull(f"too many concurrent queries: {self.concurrency} running and {self.queue} "
+                           "waiting; try again later")
 
     def _worker(self) -> None:
         while True:

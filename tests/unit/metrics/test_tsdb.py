@@ -272,3 +272,23 @@ def test_memory_and_disk_footprint_smoke(tmp_path: Path, capsys: pytest.CaptureF
               f"disk after compaction {st.disk_bytes / samples:.2f} B/sample")
     assert st.series == len(series)
     db.close()
+
+
+def test_samples_bound_is_never_below_what_select_reads() -> None:
+    db = TSDB(None)
+    m = labels_of({"__name__": "m", "i": "0"})
+    for t in range(1000, 1_000_001, 1000):  # 1000 samples: 8 sealed chunks and a head of 40
+        db.append(t, [(m, float(t))] + ([(labels_of({"__name__": "m", "i": "1"}), 1.0)] if t < 300_000 else []),
+                  scrape_target="x")
+    matchers = [eq("__name__", "m")]
+    assert db.samples_bound(matchers, 0, 10**9, max_series=10, max_samples=10**6) is None  # not known yet
+    list(db.select(matchers, 0, 10**9))
+    for start, end in [(990_000, 1_000_000), (960_000, 1_000_000), (500_000, 1_000_000), (1, 10**9),
+                       (120_500, 240_500), (150_000, 150_000), (299_000, 310_000), (2_000_000, 3_000_000)]:
+        read = list(db.select(matchers, start, end))
+        bound = db.samples_bound(matchers, start, end, max_series=10, max_samples=10**6)
+        assert bound is not None
+        assert bound[0] >= len(read)
+        assert bound[1] >= sum(len(s.timestamps) for s in read), (start, end)
+    assert db.samples_bound(matchers, 1, 10**9, max_series=1, max_samples=10**6) is None
+    assert db.samples_bound(matchers, 1, 10**9, max_series=10, max_samples=999) is None

@@ -110,3 +110,19 @@ def test_columnar_matches_step_by_step(storage: MemStorage, q: str) -> None:
         want = _run(step, q, instant)
         assert _run(col, q, instant) == want, (q, "instant" if instant else "range")
         assert _run(auto, q, instant) == want, (q, "instant" if instant else "range", "auto")
+
+
+def test_sums_of_series_present_at_every_step_match_step_by_step() -> None:
+    # No gaps at all: the aggregation's path for series present at every step (±Inf, NaN, -0, overflow).
+    rng = random.Random(5)
+    st = MemStorage()
+    specials = [math.nan, math.inf, -math.inf, -0.0, 0.0, 1e308, -1e308, 1e-300]
+    for i in range(7):
+        lbl = labels_of({"__name__": "full", "i": str(i), "g": str(i % 3)})
+        for t in range(0, END + 1, 5000):
+            st.append(lbl, t, rng.choice(specials) if rng.random() < 0.1 else rng.uniform(-1e6, 1e6))
+    col, step = Engine(st, columnar=True), Engine(st, columnar=False)
+    for q in ("sum(full)", "sum by (g) (full)", "sum without (i) (full) * 2", "sum(rate(full[1m]))",
+              "sum by (g) (full offset 1m)"):
+        for instant in (False, True):
+            assert _run(col, q, instant) == _run(step, q, instant), q

@@ -18,7 +18,7 @@ from array import array
 from collections import OrderedDict
 from itertools import accumulate
 
-__all__ = ["CHUNK_SAMPLES", "encode", "decode", "decode_cached"]
+__all__ = ["CHUNK_SAMPLES", "encode", "decode", "decode_cached", "sample_count"]
 
 # Prometheus cuts head chunks at 120 samples (tsdb/head.go DefaultSamplesPerChunk); at a 5 s scrape interval
 # that is 10 minutes, small enough to decode for a short query and large enough for zlib to find runs.
@@ -48,6 +48,12 @@ def encode(ts: array[int], vs: array[float]) -> bytes:
     xors.extend(map(operator.xor, bits[1:], bits))
     body = _shuffle(deltas.tobytes()) + _shuffle(xors.tobytes())
     return _HEADER.pack(n, ts[0]) + zlib.compress(body, 1)
+
+
+def sample_count(chunk: bytes) -> int:
+    """How many samples `chunk` holds (from its header, nothing decoded)."""
+    n: int = _HEADER.unpack_from(chunk)[0]
+    return n
 
 
 def decode(chunk: bytes) -> tuple[array[int], array[float]]:

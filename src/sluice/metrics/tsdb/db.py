@@ -370,6 +370,35 @@ class TSDB:
                 if ts:
                     yield Series(lab, ts, vs)
 
+    def samples_bound(self, matchers: Sequence[Matcher], start_ms: int, end_ms: int, *, max_series: int,
+                      max_samples: int) -> tuple[int, int] | None:
+        """(series, samples): upper bounds on what `select(matchers, start_ms, end_ms)` reads, worked out without
+        decoding anything and in at most `max_series` cheap steps: None when the matcher set's series are not
+        remembered by the index (finding them may run a regex over every label value), when there are more
+        than `max_series` of them, or when the bound passes `max_samples`. Counts whole chunks (their headers
+        say how many samples they hold) and whole heads, as `select` may read them."""
+        sids = self._index.remembered(matchers)
+        if sids is None or len(sids) > max_series:
+            return None
+        total = 0
+        if not sids:
+            return 0, 0
+        count = chunkcodec.sample_count
+        with self._lock:
+            for sid in sids:
+                s = self._series[sid]
+                if s is None or s.last_t < start_ms or s.last_t == _MIN_T:
+                    continue
+                total += len(s.head_t)
+                if not (s.head_t and s.head_t[0] <= start_ms):
+                    for chunk in s.chunks[bisect_left(s.chunk_max, start_ms):]:
+                        if chunkcodec.first_timestamp(chunk) > end_ms or total > max_samples:
+                            break
+                        total += count(chunk)
+                if total > max_samples:
+                    return None
+        return len(sids), total
+
     def series(self, matchers: Sequence[Matcher], start_ms: int, end_ms: int) -> list[Labels]:
         """Label sets of matching series with data in the range (decided from chunk bounds, as Prometheus's
         head does, without decoding samples). Safe from another thread, like `select`."""

@@ -116,6 +116,10 @@ class SeriesIndex:
             self._matched[key] = found
         return iter(found)
 
+    def remembered(self, matchers: Sequence[Matcher]) -> list[int] | None:
+        """The ids `matching` would return, if it has them remembered (None: it would have to work them out)."""
+        return self._matched.get(tuple(matchers))
+
     def _matching(self, matchers: Sequence[Matcher]) -> Iterator[int]:
         """`matching`, computed.
 
