@@ -12,6 +12,7 @@ import struct
 import pytest
 
 from sluice.metrics.promql import Engine, PromQLError
+from sluice.metrics.promql.columnar import Block
 from sluice.metrics.promql.values import Sample, Series
 from sluice.metrics.series import STALE_NAN, MemStorage, labels_of
 
@@ -73,6 +74,11 @@ QUERIES = [
     "sum(label_replace(gauge, 'job', 'x', 'job', '.*'))",
     "gauge + on() group_left gauge", "round(gauge)", "round(gauge, 0.3)", "round(gauge, 0)", "round(-gauge, -2)",
     "absent(gauge)", "absent(nope{job='x'})", "vector(1) + vector(time())", "absent(gauge offset 1h)",
+    # topk/bottomk at a range query's root (column-wise there): ties, NaN, ±Inf, -0, gaps, k varying by step.
+    "topk(1, gauge > bool 0)", "bottomk by (job) (2, gauge)", "topk without (instance) (1, -0 * gauge)",
+    "topk(scalar(count(gauge)) - 7, gauge)", "topk(Inf, gauge)", "bottomk(-Inf, gauge)", "topk(1e300, gauge)",
+    "topk(-1, gauge)", "topk(NaN, gauge)", "topk(scalar(gauge{job='a', instance='1'}), req_total)",
+    "bottomk(2, sum by (job, code) (rate(req_total[1m])))", "topk(1, nope)", "topk(2, gauge or req_total)",
 ]
 
 
@@ -126,3 +132,29 @@ def test_sums_of_series_present_at_every_step_match_step_by_step() -> None:
               "sum by (g) (full offset 1m)"):
         for instant in (False, True):
             assert _run(col, q, instant) == _run(step, q, instant), q
+
+
+def test_root_topk_breaks_ties_in_the_order_its_argument_came_in(monkeypatch: pytest.MonkeyPatch) -> None:
+    # `or` evaluated step by step (as when the column-wise code hands a case back): `b` alone first, then
+    # `a` before `b`, so the block's rows (b, a) are not each step's order; ties must still go to `a`.
+    from sluice.metrics.promql import columnar
+
+    st = MemStorage()
+    for t in range(0, END + 1, 5000):
+        st.append(labels_of({"__name__": "x", "l": "b"}), t, 1.0)
+        if t >= END // 2:
+            st.append(labels_of({"__name__": "x", "l": "a"}), t, 1.0)
+    q = "topk(1, x{l='a'} or x{l='b'})"
+    want = _run(Engine(st, columnar=False), q, False)
+    assert _run(Engine(st, columnar=True), q, False) == want
+    real = columnar.evaluate
+    monkeypatch.setattr(columnar, "evaluate", lambda ev, node: None if node.type == "vector" and getattr(
+        node, "op", "") == "or" else real(ev, node))
+    assert _run(Engine(st, columnar=True), q, False) == want
+
+
+def test_block_from_steps_knows_whether_steps_came_in_row_order() -> None:
+    a, b = labels_of({"l": "a"}), labels_of({"l": "b"})
+    ordered = Block.from_steps([[Sample(a, 1.0, 0)], [Sample(a, 1.0, 1), Sample(b, 2.0, 1)]], 2)
+    swapped = Block.from_steps([[Sample(b, 1.0, 0)], [Sample(a, 1.0, 1), Sample(b, 2.0, 1)]], 2)
+    assert ordered.ordered and not swapped.ordered

@@ -24,16 +24,18 @@ import numpy.typing as npt
 from sluice.metrics.series import METRIC_NAME
 
 from . import ast as A
+from .aggregate import _grouper
 from .binops import _result_metric
 from .calls import _absent_labels, _bucket_quantile
 from .calls import _extrapolated as _scalar_extrapolated
+from .errors import EvalError
 from .steps import Steps, subquery_steps, unwrap
 from .values import Labels, Sample, get_label, keep_labels, without_labels
 
 if TYPE_CHECKING:  # the evaluator imports this module, not the other way round
     from .evaluator import Evaluator
 
-__all__ = ["Block", "supported", "evaluate", "FlatRange"]
+__all__ = ["Block", "supported", "evaluate", "FlatRange", "top_rows"]
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
@@ -59,6 +61,9 @@ class Block:
     drop: list[bool]
     vals: F64
     has: Mask
+    # Each step's samples, as the step-by-step code met them, came in row order (always so for blocks built
+    # here; `from_steps` checks): what topk/bottomk break ties by.
+    ordered: bool = True
 
     @staticmethod
     def empty(n_steps: int) -> Block:
@@ -79,8 +84,10 @@ class Block:
         """Rows keyed by (labels, name flag, n-th occurrence in a step): duplicates survive, order is kept."""
         rows: dict[tuple[Labels, bool, int], int] = {}
         cells: list[tuple[int, int, float]] = []
+        ordered = True
         for k, vec in enumerate(steps):
             seen: dict[tuple[Labels, bool], int] = {}
+            last = -1
             for s in vec:
                 base = (s.metric, s.drop_name)
                 nth = seen.get(base, 0)
@@ -89,6 +96,8 @@ class Block:
                 i = rows.get(key)
                 if i is None:
                     i = rows[key] = len(rows)
+                ordered = ordered and i > last
+                last = i
                 cells.append((i, k, s.value))
         n = len(rows)
         vals = np.full((n, n_steps), np.nan)
@@ -99,7 +108,7 @@ class Block:
             vals[ii, kk] = np.fromiter((c[2] for c in cells), dtype=np.float64, count=len(cells))
             has[ii, kk] = True
         keys = list(rows)
-        return Block([k[0] for k in keys], [k[1] for k in keys], vals, has)
+        return Block([k[0] for k in keys], [k[1] for k in keys], vals, has, ordered)
 
     def take(self, rows: Sequence[int] | npt.NDArray[np.intp]) -> Block:
         idx = np.asarray(rows, dtype=np.intp)
@@ -527,6 +536,42 @@ def _aggregate(ev: Evaluator, node: A.AggregateExpr) -> Block | None:
         else:
             vals = S
     return Block(list(index), [d.pop() for d in gdrop], np.where(seen, vals, np.nan), seen).compact()
+
+
+# ---- topk / bottomk at the root of a range query ------------------------------------------------------------
+
+def top_rows(ev: Evaluator, node: A.AggregateExpr) -> Block | None:
+    """`topk`/`bottomk` as the step-by-step code picks at every step (per group: present members, NaN after
+    every number, ties in input order, the first k), as its argument's block with the others masked out. Only
+    where the order of the picked samples cannot matter (a range query's root: its series are sorted), and None
+    when the argument's steps did not come in row order (ties would then be broken differently)."""
+    assert node.param is not None
+    params = ev.scalar(node.param)
+    b = ev.block(node.expr)
+    if any(math.isnan(p) for p in params):
+        raise EvalError("Parameter value is NaN")
+    if not b.ordered:
+        return None  # not kept by the evaluator either: the step-by-step path evaluates it again
+    n = len(b.metrics)  # no group has more members: a larger k (or +Inf) keeps them all
+    ks = np.asarray([max(0, min(int(p), n)) if not math.isinf(p) else (n if p > 0 else 0) for p in params],
+                    dtype=np.int64)
+    group_of = _grouper(node.grouping, node.without)
+    groups: dict[Labels, list[int]] = {}
+    for i, m in enumerate(b.metrics):
+        groups.setdefault(group_of(m), []).append(i)
+    keep = np.zeros(b.has.shape, dtype=bool)
+    sign = -1.0 if node.op == "topk" else 1.0
+    for rows in groups.values():
+        ev.check_deadline()
+        idx = np.asarray(rows, dtype=np.intp)
+        V, H = b.vals[idx], b.has[idx]
+        nan = np.isnan(V)
+        # lexsort is stable and sorts by its last key first: absent members, then NaN, go after the numbers.
+        order = np.lexsort((np.where(nan, 0.0, sign * V), nan, ~H), axis=0)
+        rank = np.empty_like(order)
+        np.put_along_axis(rank, order, np.arange(len(rows))[:, None], axis=0)
+        keep[idx] = H & (rank < ks[None, :])
+    return Block(b.metrics, b.drop, np.where(keep, b.vals, np.nan), keep).compact()
 
 
 # ---- binary operators -----------------------------------------------------------------------------------------

@@ -88,6 +88,9 @@ class Engine:
                 return QueryResult("matrix", [Series((), list(ev.ts), vals)], ev.warnings, ev.infos)
             if ev.columnar_for(node):
                 return QueryResult("matrix", _block_to_matrix(ev.block(node), ev.ts), ev.warnings, ev.infos)
+            top = ev.top_block(node)
+            if top is not None:
+                return QueryResult("matrix", _block_to_matrix(top, ev.ts), ev.warnings, ev.infos)
             return QueryResult("matrix", _steps_to_matrix(ev.vector(node), ev.ts), ev.warnings, ev.infos)
         except RecursionError as e:
             raise EvalError("query too deeply nested") from e

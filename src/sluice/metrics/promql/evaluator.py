@@ -119,13 +119,10 @@ class Evaluator:
         self.check_deadline()
         node = unwrap(node)
         done = self._blocks.pop(id(node), None)
-        if done is not None:
-            steps = done.to_steps(self.ts)
-        elif self._columnar and columnar.supported(node):
-            steps = self.block(node).to_steps(self.ts)
-            self._blocks.pop(id(node), None)
-        else:
-            steps = self._vector(node)
+        b = done if done is not None else (
+            columnar.evaluate(self, node) if self._columnar and columnar.supported(node) else None)
+        # A case the column-wise code handed back keeps its own order of samples in each step.
+        steps = b.to_steps(self.ts) if b is not None else self._vector(node)
         return TimedSteps(steps, self.deadline)
 
     def columnar_for(self, node: A.Expr) -> bool:
@@ -139,8 +136,18 @@ class Evaluator:
         b = columnar.evaluate(self, node) if self._columnar and columnar.supported(node) else None
         if b is None:
             b = Block.from_steps(self._vector(node), len(self.ts))
-        self._blocks[id(node)] = b
+        if b.ordered:  # else its steps' order is lost: a parent falling back evaluates the node again
+            self._blocks[id(node)] = b
         return b
+
+    def top_block(self, node: A.Expr) -> Block | None:
+        """A range query's root `topk`/`bottomk` over a column-wise argument, column-wise (None: not that, or
+        it must go step by step). Only at the root, where the picked series' order is the sorted result's."""
+        node = unwrap(node)
+        if not (self._columnar and isinstance(node, A.AggregateExpr) and node.op in ("topk", "bottomk")
+                and columnar.supported(unwrap(node.expr))):
+            return None
+        return columnar.top_rows(self, node)
 
     def _vector(self, node: A.Expr) -> Steps:
         if isinstance(node, A.VectorSelector):
