@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -30,9 +30,11 @@ from .calls import _absent_labels, _bucket_quantile
 from .calls import _extrapolated as _scalar_extrapolated
 from .errors import EvalError
 from .steps import Steps, subquery_steps, unwrap
-from .values import Labels, Sample, get_label, keep_labels, without_labels
+from .values import Labels, Sample, get_label
 
 if TYPE_CHECKING:  # the evaluator imports this module, not the other way round
+    from typing_extensions import Buffer
+
     from .evaluator import Evaluator
 
 __all__ = ["Block", "supported", "evaluate", "FlatRange", "top_rows"]
@@ -43,6 +45,8 @@ Mask = npt.NDArray[np.bool_]
 Sig = Callable[[Labels], Labels]
 
 _STALE_BITS = np.uint64(0x7FF0000000000002)
+# Up to this many series a search per series costs less than building the banded keys for one search.
+_FEW_SERIES = 4
 _RANGE_FNS = frozenset({"rate", "increase", "delta", "irate", "idelta", "count_over_time", "last_over_time",
                         "present_over_time", "sum_over_time", "max_over_time", "min_over_time"})
 _KEEP_NAME = frozenset({"last_over_time"})
@@ -206,6 +210,8 @@ class FlatRange:
         n = self.n
         if n == 0 or len(self.T) == 0:
             return np.repeat(self.off[:-1, None], len(edges), axis=1) if n else np.zeros((0, len(edges)), np.int64)
+        if n <= _FEW_SERIES:
+            return self._positions_each(edges)
         lo_t = min(int(self.T.min()), int(edges.min()))
         span = max(int(self.T.max()), int(edges.max())) - lo_t + 2
         if span * (n + 1) < 2**62:
@@ -214,10 +220,13 @@ class FlatRange:
             keys = seg * span + (self.T - lo_t)
             q = (np.arange(n, dtype=np.int64) * span)[:, None] + (edges - lo_t)[None, :]
             return np.searchsorted(keys, q, side="right").astype(np.int64)
-        out = np.empty((n, len(edges)), dtype=np.int64)
-        for i in range(n):
-            a, b = int(self.off[i]), int(self.off[i + 1])
-            out[i] = a + np.searchsorted(self.T[a:b], edges, side="right")
+        return self._positions_each(edges)
+
+    def _positions_each(self, edges: I64) -> npt.NDArray[np.int64]:
+        out = np.empty((self.n, len(edges)), dtype=np.int64)
+        for i, (a, b) in enumerate(zip(self.off[:-1].tolist(), self.off[1:].tolist(), strict=True)):
+            out[i] = np.searchsorted(self.T[a:b], edges, side="right")
+            out[i] += a
         return out
 
 
@@ -226,12 +235,22 @@ def _flatten(parts: list[tuple[Labels, Sequence[int], Sequence[float]]], drop: l
     lens = np.fromiter((len(p[1]) for p in parts), dtype=np.int64, count=len(parts))
     off = np.zeros(len(parts) + 1, dtype=np.int64)
     np.cumsum(lens, out=off[1:])
-    if parts:
-        T = np.concatenate([np.asarray(p[1], dtype=np.int64) for p in parts])
-        V = np.concatenate([np.asarray(p[2], dtype=np.float64) for p in parts])
-    else:
-        T, V = np.empty(0, np.int64), np.empty(0, np.float64)
+    T = _concat([p[1] for p in parts], np.int64)
+    V = _concat([p[2] for p in parts], np.float64)
     return FlatRange([p[0] for p in parts], drop if drop is not None else [False] * len(parts), T, V, off)
+
+
+def _concat(seqs: Sequence[Sequence[int] | Sequence[float]], dtype: type[np.int64] | type[np.float64],
+            ) -> npt.NDArray[Any]:
+    """The sequences end to end. The storage's are machine arrays (`array('q')`/`array('d')`, numpy): their
+    bytes are joined in one call, instead of a numpy array made per series (a few µs each)."""
+    size = np.dtype(dtype).itemsize
+    if all(getattr(x, "itemsize", 0) == size and not isinstance(x, list) for x in seqs):
+        try:
+            return np.frombuffer(b"".join(cast("list[Buffer]", seqs)), dtype=dtype)
+        except (TypeError, BufferError):  # not contiguous after all
+            pass
+    return np.concatenate([np.asarray(x, dtype=dtype) for x in seqs]) if seqs else np.empty(0, dtype)
 
 
 def _is_stale(V: F64) -> Mask:
@@ -327,17 +346,17 @@ def _range_call(ev: Evaluator, call: A.Call) -> Block | None:
     if fr.n == 0:
         return Block.empty(K)
     ev.check_deadline()
-    hi = fr.positions(refs)
-    lo = fr.positions(refs - range_ms)
+    # Both edges of every window in one search.
+    both = fr.positions(np.concatenate((refs - range_ms, refs)))
+    lo, hi = both[:, :K], both[:, K:]
     cnt = hi - lo
     fn = call.func
     T, V = fr.T, fr.V
-    last = np.maximum(hi - 1, 0)
-    first = np.minimum(lo, max(len(V) - 1, 0))
     if fn in ("rate", "increase", "delta"):
         vals, has = _extrapolated(fr, lo, hi, cnt, refs, range_ms, fn != "delta", fn == "rate", ev.check_deadline)
     elif fn in ("irate", "idelta"):
         has = cnt >= 2
+        last = np.maximum(hi - 1, 0)
         prev = np.maximum(hi - 2, 0)
         vl, vp = V[last], V[prev]
         dt = T[last] - T[prev]
@@ -355,10 +374,10 @@ def _range_call(ev: Evaluator, call: A.Call) -> Block | None:
         vals = np.ones(cnt.shape)
     elif fn == "last_over_time":
         has = cnt > 0
-        vals = V[last] if len(V) else np.zeros(cnt.shape)
+        vals = V[np.maximum(hi - 1, 0)] if len(V) else np.zeros(cnt.shape)
     else:
         has = cnt > 0
-        vals = _window_fold(fn, V, first, cnt, ev.check_deadline)
+        vals = _window_fold(fn, V, np.minimum(lo, max(len(V) - 1, 0)), cnt, ev.check_deadline)
     drop = [d or fn not in _KEEP_NAME for d in fr.drop]
     return Block(fr.metrics, drop, np.where(has, vals, np.nan), has).compact()
 
@@ -455,14 +474,6 @@ def _extrapolated(fr: FlatRange, lo: I64, hi: I64, cnt: I64, refs: I64, range_ms
 
 # ---- aggregation ----------------------------------------------------------------------------------------------
 
-def _group_key(metric: Labels, grouping: tuple[str, ...], without: bool) -> Labels:
-    if without:
-        return without_labels(metric, (*grouping, METRIC_NAME))
-    if grouping:
-        return keep_labels(metric, grouping)
-    return ()
-
-
 def _aggregate(ev: Evaluator, node: A.AggregateExpr) -> Block | None:
     b = ev.block(node.expr)
     K = len(ev.ts)
@@ -470,20 +481,21 @@ def _aggregate(ev: Evaluator, node: A.AggregateExpr) -> Block | None:
     gid = np.empty(len(b.metrics), dtype=np.int64)
     rank = np.empty(len(b.metrics), dtype=np.int64)
     sizes: list[int] = []
-    gdrop: list[set[bool]] = []
+    group_of = _grouper(node.grouping, node.without)
+    gdrop: list[bool] = []
     for i, m in enumerate(b.metrics):
-        key = _group_key(m, node.grouping, node.without)
+        key = group_of(m)
         g = index.get(key)
+        d = b.drop[i]
         if g is None:
             g = index[key] = len(index)
             sizes.append(0)
-            gdrop.append(set())
+            gdrop.append(d)
+        elif gdrop[g] != d:
+            return None  # the name flag would depend on which members are present at each step
         gid[i] = g
         rank[i] = sizes[g]
         sizes[g] += 1
-        gdrop[g].add(b.drop[i])
-    if any(len(d) > 1 for d in gdrop):
-        return None  # the name flag would depend on which members are present at each step
     G = len(index)
     if G == 0:
         return Block.empty(K)
@@ -500,6 +512,9 @@ def _aggregate(ev: Evaluator, node: A.AggregateExpr) -> Block | None:
             for r in range(max(sizes)):
                 if not r % 16:
                     ev.check_deadline()
+                if G == 1:  # one group (`sum(...)`): rank r is row r, a slice instead of a gather and a scatter
+                    S, C = (b.vals[:1], C) if r == 0 else _kahan(b.vals[r:r + 1], S, C)
+                    continue
                 rows = by_rank[bounds[r]:bounds[r + 1]]
                 gs = gid[rows]
                 if r == 0:
@@ -508,7 +523,7 @@ def _aggregate(ev: Evaluator, node: A.AggregateExpr) -> Block | None:
                     S[gs], C[gs] = _kahan(b.vals[rows], S[gs], C[gs])
             vals = np.where(np.isinf(S), S, S + C)
         seen[:] = True
-        return Block(list(index), [d.pop() for d in gdrop], vals, seen).compact()
+        return Block(list(index), gdrop, vals, seen).compact()
     with np.errstate(all="ignore"):
         for r in range(max(sizes)):
             if not r % 16:
@@ -535,7 +550,7 @@ def _aggregate(ev: Evaluator, node: A.AggregateExpr) -> Block | None:
             vals = np.ones((G, K))
         else:
             vals = S
-    return Block(list(index), [d.pop() for d in gdrop], np.where(seen, vals, np.nan), seen).compact()
+    return Block(list(index), gdrop, np.where(seen, vals, np.nan), seen).compact()
 
 
 # ---- topk / bottomk at the root of a range query ------------------------------------------------------------
