@@ -133,23 +133,54 @@ def vector_json(samples: Sequence[Sample]) -> str:
     return "[" + ",".join(parts) + "]"
 
 
+def _separators(ts: Sequence[int]) -> list[str]:
+    """`"],[<time>,"` for each time, from one orjson text of all of them (see `format_timestamps`)."""
+    text = None
+    if -_EXACT_MS < min(ts) and max(ts) < _EXACT_MS:
+        text = _floats_text(np.asarray(ts, dtype=np.int64) / 1000)
+    if text is None or text.count(",") != len(ts):
+        return [f'"],[{format_timestamp(t)},"' for t in ts]
+    # `t0,t1,…,` → `"],[t0,"` `"],[t1,"` …: one replace and one split (a time's text never holds a NUL).
+    return ('"],[' + text.replace(",", ',"\0"],[')).split("\0")[:-1]
+
+
+class _Grid:
+    """The separators of the times met so far. A range query's series mostly share all their times: a series
+    whose times are the previous one's reuses its separators without a look-up per point."""
+
+    def __init__(self) -> None:
+        self._between: dict[int, str] = {}
+        self._last: tuple[list[int] | None, list[str]] = (None, [])
+
+    def separators(self, ts: Sequence[int]) -> list[str]:
+        last_ts, last_seps = self._last
+        if type(ts) is list and ts == last_ts:
+            return last_seps
+        between = self._between
+        if last_ts is not None and not between:
+            between.update(zip(last_ts, last_seps, strict=True))  # kept only once a second grid shows up
+        if not between:
+            seps = _separators(ts)
+        else:
+            new = [t for t in ts if t not in between]
+            if new:
+                between.update(zip(new, _separators(new), strict=True))
+            seps = list(map(between.__getitem__, ts))
+        self._last = (list(ts), seps)
+        return seps
+
+
 def matrix_json(series: Iterable[Series]) -> str:
     """The series in the order given. Each series' points are one join over the texts of its values
     interleaved with the texts between them (`"],[<time>,"`), which a range query's series share."""
-    between: dict[int, str] = {}
+    grid = _Grid()
     parts = []
     for s in series:
         ts = s.timestamps
         if not ts:
             parts.append(f'{{"metric":{jlabels(s.metric)},"values":[]}}')
             continue
-        known = list(map(between.get, ts)) if between else None
-        if known is None or None in known:
-            new = ts if known is None else [t for t, sep in zip(ts, known, strict=True) if sep is None]
-            # Every separator in one join and split (a timestamp's text never holds a NUL).
-            made = ('"],[' + ',"\0"],['.join(format_timestamps(new)) + ',"').split("\0")
-            between.update(zip(new, made, strict=True))
-        seps = list(map(between.__getitem__, ts))
+        seps = grid.separators(ts)
         values = format_values(s.values)
         if len(values) != len(ts):
             raise ValueError(f"series {s.metric} has {len(ts)} timestamps and {len(values)} values")

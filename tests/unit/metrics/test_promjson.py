@@ -6,7 +6,16 @@ import math
 import random
 import struct
 
-from sluice.metrics.promjson import format_timestamp, format_timestamps, format_value, format_values
+from sluice.metrics.promjson import (
+    format_timestamp,
+    format_timestamps,
+    format_value,
+    format_values,
+    jlabels,
+    matrix_json,
+)
+from sluice.metrics.promql.values import Series
+from sluice.metrics.series import labels_of
 
 
 def _values(rng: random.Random, n: int) -> list[float]:
@@ -40,3 +49,28 @@ def test_format_timestamps_matches_format_timestamp() -> None:
         ts = [rng.randint(lo, hi) for _ in range(5000)]
         assert format_timestamps(ts) == [format_timestamp(t) for t in ts]
     assert format_timestamps([]) == []
+
+
+def _matrix_reference(series: list[Series]) -> str:
+    """Point by point with the one-value encoders."""
+    out = []
+    for s in series:
+        pts = ",".join(f'[{format_timestamp(t)},"{format_value(v)}"]' for t, v in zip(s.timestamps, s.values,
+                                                                                       strict=True))
+        out.append(f'{{"metric":{jlabels(s.metric)},"values":[{pts}]}}')
+    return "[" + ",".join(out) + "]"
+
+
+def test_matrix_json_matches_point_by_point() -> None:
+    rng = random.Random(14)
+    for lo, hi in [(-5000, 5000), (1_700_000_000_000, 1_800_000_000_000), (10**15 - 10**6, 10**15 + 10**6),
+                   (-(10**15) - 10**6, -(10**15) + 10**6), (-(2**63), 2**63 - 1)]:
+        series = []
+        for i in range(rng.randint(1, 6)):
+            n = rng.choice([0, 1, 2, 241])
+            start = rng.randint(lo, hi) // rng.choice([1, 1000]) * 1000 if i % 2 else rng.randint(lo, hi)
+            step = rng.choice([1, 1000, 15_000, 250])  # whole seconds and not
+            ts = [min(hi, start + k * step) for k in range(n)]
+            series.append(Series(labels_of({"__name__": "x", "i": str(i), "q": 'a",[b'}), ts, _values(rng, n)))
+        assert matrix_json(series) == _matrix_reference(series)
+    assert matrix_json([]) == "[]"
