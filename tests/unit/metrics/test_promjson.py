@@ -74,3 +74,12 @@ def test_matrix_json_matches_point_by_point() -> None:
             series.append(Series(labels_of({"__name__": "x", "i": str(i), "q": 'a",[b'}), ts, _values(rng, n)))
         assert matrix_json(series) == _matrix_reference(series)
     assert matrix_json([]) == "[]"
+
+
+def test_matrix_json_series_sharing_their_times_or_some_of_them() -> None:
+    rng = random.Random(15)
+    grid = list(range(1_764_800_000_250, 1_764_800_000_250 + 241 * 15_000, 15_000))
+    times = [grid, list(grid), grid[::2], grid, grid[5:9], [grid[0] - 1000, *grid[:3]], list(grid)]
+    series = [Series(labels_of({"i": str(i)}), ts, _values(rng, len(ts))) for i, ts in enumerate(times)]
+    for k in range(1, len(series) + 1):
+        assert matrix_json(series[:k]) == _matrix_reference(series[:k])
