@@ -499,11 +499,13 @@ def _aggregate(ev: Evaluator, node: A.AggregateExpr) -> Block | None:
     G = len(index)
     if G == 0:
         return Block.empty(K)
+    op = node.op
+    if op == "sum" and max(sizes) * G <= 2 * len(b.metrics) and bool(b.has.all()):
+        return _sum_present(ev, b, list(index), gdrop, gid, rank, max(sizes))
     S = np.zeros((G, K))
     C = np.zeros((G, K))
     seen = np.zeros((G, K), dtype=bool)
     count = np.zeros((G, K))
-    op = node.op
     by_rank = np.argsort(rank, kind="stable")
     bounds = np.searchsorted(rank[by_rank], np.arange(max(sizes) + 1))
     if op == "sum" and bool(b.has.all()):
@@ -512,9 +514,6 @@ def _aggregate(ev: Evaluator, node: A.AggregateExpr) -> Block | None:
             for r in range(max(sizes)):
                 if not r % 16:
                     ev.check_deadline()
-                if G == 1:  # one group (`sum(...)`): rank r is row r, a slice instead of a gather and a scatter
-                    S, C = (b.vals[:1], C) if r == 0 else _kahan(b.vals[r:r + 1], S, C)
-                    continue
                 rows = by_rank[bounds[r]:bounds[r + 1]]
                 gs = gid[rows]
                 if r == 0:
@@ -587,6 +586,28 @@ def top_rows(ev: Evaluator, node: A.AggregateExpr) -> Block | None:
         np.put_along_axis(rank, order, np.arange(len(rows))[:, None], axis=0)
         keep[idx] = H & (rank < ks[None, :])
     return Block(b.metrics, b.drop, np.where(keep, b.vals, np.nan), keep).compact()
+
+
+def _sum_present(ev: Evaluator, b: Block, keys: list[Labels], gdrop: list[bool], gid: I64, rank: I64,
+                 width: int) -> Block:
+    """`sum` where every member is present at every step and the groups are of like sizes: the members laid
+    out as (rank × group × step), groups short of `width` padded with -0.0, which the compensated sum adds
+    without a trace (x + -0.0 is x for every x, and its compensation term is +0.0), so each rank's step is
+    plain slices instead of gathers and scatters."""
+    G, K = len(keys), b.vals.shape[1]
+    if G == 1:
+        P = b.vals[:, None, :]  # one group (`sum(...)`): rank r is row r
+    else:
+        P = np.full((width, G, K), -0.0)
+        P[rank, gid] = b.vals
+    S, C = P[0], np.zeros((G, K))
+    with np.errstate(all="ignore"):
+        for r in range(1, width):
+            if not r % 16:
+                ev.check_deadline()
+            S, C = _kahan(P[r], S, C)
+        vals = np.where(np.isinf(S), S, S + C)
+    return Block(keys, gdrop, vals, np.ones((G, K), dtype=bool)).compact()
 
 
 # ---- binary operators -----------------------------------------------------------------------------------------
