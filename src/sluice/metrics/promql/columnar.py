@@ -37,7 +37,7 @@ if TYPE_CHECKING:  # the evaluator imports this module, not the other way round
 
     from .evaluator import Evaluator
 
-__all__ = ["Block", "supported", "evaluate", "FlatRange", "top_rows"]
+__all__ = ["Block", "supported", "evaluate", "FlatRange", "top_rows", "FOLDS"]
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
@@ -50,6 +50,7 @@ _FEW_SERIES = 4
 _RANGE_FNS = frozenset({"rate", "increase", "delta", "irate", "idelta", "count_over_time", "last_over_time",
                         "present_over_time", "sum_over_time", "max_over_time", "min_over_time"})
 _KEEP_NAME = frozenset({"last_over_time"})
+FOLDS = frozenset({"sum_over_time", "max_over_time", "min_over_time"})  # `_window_fold`'s
 _AGG_OPS = frozenset({"sum", "count", "min", "max", "group"})
 _ARITH = frozenset({"+", "-", "*", "/"})
 _CMP = frozenset({"==", "!=", "<", "<=", ">", ">="})

@@ -120,10 +120,17 @@ class Evaluator:
         node = unwrap(node)
         done = self._blocks.pop(id(node), None)
         b = done if done is not None else (
-            columnar.evaluate(self, node) if self._columnar and columnar.supported(node) else None)
+            columnar.evaluate(self, node) if (self._columnar or self._fold(node)) and columnar.supported(node)
+            else None)
         # A case the column-wise code handed back keeps its own order of samples in each step.
         steps = b.to_steps(self.ts) if b is not None else self._vector(node)
         return TimedSteps(steps, self.deadline)
+
+    def _fold(self, node: A.Expr) -> bool:
+        """A sum/max/min over each window of a selector's samples: column-wise even at a single step (numpy
+        folds a window in one call where the step-by-step code walks its samples), unless told otherwise."""
+        return (self.columnar is None and isinstance(node, A.Call) and node.func in columnar.FOLDS
+                and isinstance(unwrap(node.args[0]), A.MatrixSelector))
 
     def columnar_for(self, node: A.Expr) -> bool:
         """Whether this evaluator computes `node` column-wise itself (rather than step by step)."""
