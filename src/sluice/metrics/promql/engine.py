@@ -118,8 +118,12 @@ def _block_to_matrix(b: Block, ts: list[int]) -> list[Series]:
     for i, m in enumerate(b.metrics):
         rows.setdefault(drop_name(m) if b.drop[i] else m, []).append(i)
     t = np.asarray(ts, dtype=np.int64)
+    full = np.asarray(b.has.all(axis=1), dtype=bool)
     out: list[Series] = []
     for metric, idx in rows.items():
+        if len(idx) == 1 and bool(full[idx[0]]):  # present at every step (the usual case): no selection to make
+            out.append(Series(metric, list(ts), b.vals[idx[0]].tolist()))
+            continue
         has, vals = b.has[idx[0]], b.vals[idx[0]]
         if len(idx) > 1:
             present = b.has[idx]
