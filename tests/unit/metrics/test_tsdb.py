@@ -292,3 +292,42 @@ def test_samples_bound_is_never_below_what_select_reads() -> None:
         assert bound[1] >= sum(len(s.timestamps) for s in read), (start, end)
     assert db.samples_bound(matchers, 1, 10**9, max_series=1, max_samples=10**6) is None
     assert db.samples_bound(matchers, 1, 10**9, max_series=10, max_samples=999) is None
+
+
+def test_select_parts_hold_what_select_returns() -> None:
+    # Series with stale markers, some only in the head, some over several sealed chunks; windows before,
+    # inside, across and after chunk boundaries and the head, and empty ones.
+    db = TSDB(None)
+    n = 3 * chunkcodec.CHUNK_SAMPLES + 17
+    for k in range(n):
+        t = 1000 + 5000 * k
+        batch = [(L("a", i=str(i)), float(k * (i + 1))) for i in range(3) if not (i == 1 and 100 < k < 130)]
+        if k > n - 40:
+            batch.append((L("a", i="new"), float(k)))
+        db.append(t, batch, scrape_target="x")
+    last = 1000 + 5000 * (n - 1)
+    edges = [0, 1000, 1001, 500_000, 600_000 + 2500, 1000 + 5000 * chunkcodec.CHUNK_SAMPLES, last - 200_000,
+             last - 5000, last, last + 1]
+    for start in edges:
+        for end in edges:
+            want = [(s.labels, list(s.timestamps), [repr(v) for v in s.values])
+                    for s in db.select([eq("__name__", "a")], start, end)]
+            got = []
+            for labels, parts in db.select_parts([eq("__name__", "a")], start, end):
+                ts = [t for p in parts for t in p[0]]
+                vs = [repr(v) for p in parts for v in p[1]]
+                got.append((labels, ts, vs))
+            assert got == want, (start, end)
+
+
+def test_select_parts_never_hold_a_view_of_the_live_head() -> None:
+    # A view of the head's arrays would make the next append fail to resize them.
+    db = TSDB(None)
+    n = chunkcodec.CHUNK_SAMPLES + 10  # a sealed chunk and a head of 10
+    for k in range(n):
+        db.append(1000 * k, [(L("a"), float(k))], scrape_target="x")
+    held = [parts for _, parts in db.select_parts([eq("__name__", "a")], 1000 * (n - 5), 1000 * n - 2500)]
+    held += [parts for _, parts in db.select_parts([eq("__name__", "a")], 2500, 1000 * n - 2500)]
+    for k in range(n, 400):
+        db.append(1000 * k, [(L("a"), float(k))], scrape_target="x")
+    assert held and len(pts(next(iter(by_labels(db, eq("__name__", "a")).values())))) == 400

@@ -267,11 +267,35 @@ def _refs(ev: Evaluator, at_ms: int | None, special: str | None, offset_ms: int)
 
 
 def _select(ev: Evaluator, vs: A.VectorSelector, start: int, end: int) -> FlatRange:
+    if hasattr(ev.storage, "select_parts"):
+        return _select_parts(ev, vs, start, end)
     parts: list[tuple[Labels, Sequence[int], Sequence[float]]] = []
     for s in ev.storage.select(vs.matchers, start, end):
         ev.count_samples(len(s.timestamps))
         parts.append((s.labels, s.timestamps, s.values))
     return _flatten(parts)
+
+
+def _select_parts(ev: Evaluator, vs: A.VectorSelector, start: int, end: int) -> FlatRange:
+    """`_select` from a storage that hands out its samples in pieces (the TSDB's chunks and head): every
+    series' pieces joined into one array in one call, no array built per series."""
+    metrics: list[Labels] = []
+    lens: list[int] = []
+    tbufs: list[Buffer] = []
+    vbufs: list[Buffer] = []
+    for labels, parts in ev.storage.select_parts(vs.matchers, start, end):  # type: ignore[attr-defined]
+        n = 0
+        for t, v in parts:
+            n += len(t)
+            tbufs.append(t)
+            vbufs.append(v)
+        ev.count_samples(n)
+        metrics.append(labels)
+        lens.append(n)
+    off = np.zeros(len(metrics) + 1, dtype=np.int64)
+    np.cumsum(lens, out=off[1:])
+    return FlatRange(metrics, [False] * len(metrics), np.frombuffer(b"".join(tbufs), dtype=np.int64),
+                     np.frombuffer(b"".join(vbufs), dtype=np.float64), off)
 
 
 # ---- selectors ------------------------------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 from sluice.metrics.series import STALE_NAN, Labels, Matcher, Series
 from sluice.metrics.tsdb import chunks as chunkcodec
@@ -34,7 +35,7 @@ from sluice.metrics.tsdb import wal as walfile
 from sluice.metrics.tsdb.index import SeriesIndex
 from sluice.ratelog import RateLimitedLog
 
-__all__ = ["TSDB", "TSDBStats"]
+__all__ = ["TSDB", "TSDBStats", "Part"]
 
 _MIN_T = -(2**63)
 DEFAULT_RETENTION_MS = 24 * 3600 * 1000
@@ -98,6 +99,34 @@ def _read_snapshot(snap: tuple[list[bytes], array[int], array[float]], start: in
         ts.extend(ct)
         vs.extend(cv)
     return _clip(ts, vs, start, end)
+
+
+# A piece of one series' samples: a decoded chunk or a head copy (arrays), or a cut of one (memoryviews).
+Part = tuple["array[int] | memoryview", "array[float] | memoryview"]
+
+
+def _snapshot_parts(snap: tuple[list[bytes], array[int], array[float]], start: int, end: int) -> list[Part]:
+    """`_read_snapshot`'s samples as pieces, without joining them. The pieces follow one another in time, so
+    only the first can start before `start` and only the last end after `end`: those two are cut (views, no
+    copy; never of a live head, which appends would then fail to resize: `snap` holds a copy)."""
+    chunk_list, head_t, head_v = snap
+    parts: list[tuple[array[int], array[float]]] = []
+    for chunk in chunk_list:
+        if chunkcodec.first_timestamp(chunk) > end:
+            break
+        parts.append(chunkcodec.decode_cached(chunk))
+    if head_t and head_t[0] <= end:
+        parts.append((head_t, head_v))
+    out: list[Part] = []
+    last = len(parts) - 1
+    for i, (ct, cv) in enumerate(parts):
+        lo = bisect_left(ct, start) if i == 0 else 0
+        hi = bisect_right(ct, end) if i == last else len(ct)
+        if lo == 0 and hi == len(ct):
+            out.append((ct, cv))
+        elif lo < hi:
+            out.append((memoryview(ct)[lo:hi], memoryview(cv)[lo:hi]))
+    return out
 
 
 def _clip(ts: array[int], vs: array[float], start: int, end: int) -> tuple[array[int], array[float]]:
@@ -340,6 +369,32 @@ class TSDB:
         A generator: each step decodes one series' overlapping chunks. Safe to call from another thread than
         the writer's (see the class docstring).
         """
+        for item in self._selected(matchers, start_ms, end_ms):
+            if isinstance(item, Series):
+                yield item
+                continue
+            lab, snap = item
+            ts, vs = _read_snapshot(snap, start_ms, end_ms)
+            if ts:
+                yield Series(lab, ts, vs)
+
+    def select_parts(self, matchers: Sequence[Matcher], start_ms: int,
+                     end_ms: int) -> Iterator[tuple[Labels, list[Part]]]:
+        """`select`'s series as the pieces their samples come in (decoded chunks, a copy of the head, the ends
+        cut to the range), for a reader that joins many series' samples into one array anyway: no array is
+        built per series. The pieces are read-only."""
+        for item in self._selected(matchers, start_ms, end_ms):
+            if isinstance(item, Series):
+                yield item.labels, [(cast("array[int]", item.timestamps), cast("array[float]", item.values))]
+                continue
+            parts = _snapshot_parts(item[1], start_ms, end_ms)
+            if parts:
+                yield item[0], parts
+
+    def _selected(self, matchers: Sequence[Matcher], start_ms: int,
+                  end_ms: int) -> Iterator[Series | tuple[Labels, tuple[list[bytes], array[int], array[float]]]]:
+        """Per matching series with samples in the range: the samples themselves when they all lie in the
+        head (sliced under the lock), else what `_read_snapshot` needs, copied under the lock."""
         labels = self._index.labels
         with self._lock:
             sids = list(self._index.matching(matchers))
@@ -361,14 +416,7 @@ class TSDB:
                             batch.append(Series(lab, head_t[lo:hi], s.head_v[lo:hi]))
                     elif s.min_t() <= end_ms:
                         batch.append((lab, s.snapshot(start_ms)))
-            for item in batch:
-                if isinstance(item, Series):
-                    yield item
-                    continue
-                lab, snap = item
-                ts, vs = _read_snapshot(snap, start_ms, end_ms)
-                if ts:
-                    yield Series(lab, ts, vs)
+            yield from batch
 
     def samples_bound(self, matchers: Sequence[Matcher], start_ms: int, end_ms: int, *, max_series: int,
                       max_samples: int) -> tuple[int, int] | None:
