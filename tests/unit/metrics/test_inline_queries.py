@@ -14,7 +14,13 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from sluice.metrics.api import INLINE_MAX_CELLS_RANGE, INLINE_MAX_SAMPLES, metrics_app
+from sluice.metrics.api import (
+    INLINE_DEADLINE_S,
+    INLINE_MAX_CELLS_RANGE,
+    INLINE_MAX_SAMPLES,
+    InlineBudget,
+    metrics_app,
+)
 from sluice.metrics.promql import Engine
 from sluice.metrics.promql.cost import plan
 from sluice.metrics.series import labels_of
@@ -184,3 +190,42 @@ def test_a_plan_is_bounded_only_when_the_storage_can_bound_it() -> None:
     assert p.bounded(db, HOUR_MS, HOUR_MS, 1, 300_000, **args)
     assert not p.bounded(db, 0, HOUR_MS, 1000, 300_000, **args)  # 3,601 steps: too many cells
     assert not p.bounded(object(), HOUR_MS, HOUR_MS, 1, 300_000, **args)  # a storage that cannot bound
+
+
+async def test_once_the_loops_budget_is_spent_small_queries_wait_for_a_worker() -> None:
+    """A client sending ever new texts of a query that is bounded small but slow on the loop: each repeat
+    costs the loop one attempt up to its deadline, until the budget is gone; then even a query that is
+    small in fact waits for a worker."""
+    db = _db()
+    pool = QueryPool(concurrency=1, queue=1)
+    budget = InlineBudget(capacity_s=2.5 * INLINE_DEADLINE_S, share=1e-6)
+    app = metrics_app(db, lambda lookback: Engine(db, lookback_delta_ms=lookback or 300_000), pool=pool,
+                      now=lambda: 3600.0, inline_budget=budget)
+    small_path, small = SMALL[1]
+    try:
+        async with TestClient(TestServer(app)) as c:
+            assert (await c.get(small_path, params=small)).status == 200  # planned by a worker
+            for i in range(3):  # three slow attempts at 3 ms each: more than the budget
+                params = {"query": f'rate(r{{i!="x{i}"}}[10s])', "start": "3300", "end": AT, "step": "1"}
+                for _ in range(2):  # once in a worker (planned), once tried on the loop (too slow)
+                    assert (await c.get("/api/v1/query_range", params=params)).status == 200
+            assert not budget.available()
+            gate, holding = threading.Event(), threading.Event()
+
+            def hold() -> None:
+                holding.set()
+                gate.wait(30)
+
+            held = asyncio.ensure_future(pool.run(hold))
+            try:
+                await _until(holding.is_set)
+                again = asyncio.ensure_future(c.get(small_path, params=small))
+                await _until(lambda: pool.pending == 2)  # queued behind the held worker
+                assert not again.done()
+                gate.set()
+                assert (await again).status == 200
+            finally:
+                gate.set()
+                await held
+    finally:
+        pool.close()
