@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
@@ -64,6 +65,25 @@ async def _until(cond: Any) -> None:
     raise AssertionError("condition not reached")
 
 
+@asynccontextmanager
+async def _worker_held(pool: QueryPool) -> AsyncIterator[threading.Event]:
+    """The pool's one worker busy with a job of the test's own until the event it yields is set (at the latest
+    when the block ends)."""
+    gate, holding = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        holding.set()
+        gate.wait(30)
+
+    held = asyncio.ensure_future(pool.run(hold))
+    try:
+        await _until(holding.is_set)
+        yield gate
+    finally:
+        gate.set()
+        await held
+
+
 SMALL = [("/api/v1/query", {"query": 'sum(rate(m{i="1"}[1m])) / sum(rate(m{i="2"}[1m])) or vector(0)',
                             "time": AT}),
          ("/api/v1/query_range", {"query": 'sum(rate(m{i="1"}[1m]))', "start": "600", "end": AT, "step": "15"}),
@@ -81,24 +101,13 @@ async def test_a_small_repeated_query_is_answered_while_every_worker_is_busy(
     first = await c.get(path, params=params)  # the first time, a worker evaluates it (and plans it)
     assert first.status == 200
     expected = await first.json()
-    gate, holding = threading.Event(), threading.Event()
-
-    def hold() -> None:
-        holding.set()
-        gate.wait(30)
-
-    held = asyncio.ensure_future(pool.run(hold))
-    try:
-        await _until(holding.is_set)
+    async with _worker_held(pool):
         again = asyncio.ensure_future(c.get(path, params=params))
         await _until(lambda: again.done() or pool.pending == 2)  # answered, or queued behind the held worker
         assert again.done()
         r = again.result()
         assert r.status == 200
         assert await r.json() == expected
-    finally:
-        gate.set()
-        await held
 
 
 @pytest.mark.parametrize(("path", "params"), HEAVY)
@@ -108,15 +117,7 @@ async def test_a_query_not_bounded_small_waits_for_a_worker_however_often_it_is_
     first = await c.get(path, params=params)
     assert first.status == 200
     expected = await first.json()
-    gate, holding = threading.Event(), threading.Event()
-
-    def hold() -> None:
-        holding.set()
-        gate.wait(30)
-
-    held = asyncio.ensure_future(pool.run(hold))
-    try:
-        await _until(holding.is_set)
+    async with _worker_held(pool) as gate:
         again = asyncio.ensure_future(c.get(path, params=params))
         await _until(lambda: pool.pending == 2)  # queued behind the held worker, not evaluated on the loop
         assert not again.done()
@@ -127,9 +128,6 @@ async def test_a_query_not_bounded_small_waits_for_a_worker_however_often_it_is_
         r = await again
         assert r.status == 200
         assert await r.json() == expected
-    finally:
-        gate.set()
-        await held
 
 
 async def test_a_query_slower_on_the_loop_than_its_bound_said_goes_to_a_worker(
@@ -145,15 +143,7 @@ async def test_a_query_slower_on_the_loop_than_its_bound_said_goes_to_a_worker(
     assert p.bounded(db, 3_300_000, HOUR_MS, 1000, 300_000, max_samples=INLINE_MAX_SAMPLES,
                      max_cells=INLINE_MAX_CELLS_RANGE)
     # ... but each of its 6,020 windows holds a counter reset: evaluation on the loop passes its deadline.
-    gate, holding = threading.Event(), threading.Event()
-
-    def hold() -> None:
-        holding.set()
-        gate.wait(30)
-
-    held = asyncio.ensure_future(pool.run(hold))
-    try:
-        await _until(holding.is_set)
+    async with _worker_held(pool) as gate:
         again = asyncio.ensure_future(c.get("/api/v1/query_range", params=params))
         await _until(lambda: pool.pending == 2)  # handed to the (held) worker after all
         assert not again.done()
@@ -161,9 +151,6 @@ async def test_a_query_slower_on_the_loop_than_its_bound_said_goes_to_a_worker(
         r = await again
         assert r.status == 200
         assert await r.json() == expected
-    finally:
-        gate.set()
-        await held
 
 
 def test_plans_bound_only_what_they_can() -> None:
@@ -210,22 +197,11 @@ async def test_once_the_loops_budget_is_spent_small_queries_wait_for_a_worker() 
                 for _ in range(2):  # once in a worker (planned), once tried on the loop (too slow)
                     assert (await c.get("/api/v1/query_range", params=params)).status == 200
             assert not budget.available()
-            gate, holding = threading.Event(), threading.Event()
-
-            def hold() -> None:
-                holding.set()
-                gate.wait(30)
-
-            held = asyncio.ensure_future(pool.run(hold))
-            try:
-                await _until(holding.is_set)
+            async with _worker_held(pool) as gate:
                 again = asyncio.ensure_future(c.get(small_path, params=small))
                 await _until(lambda: pool.pending == 2)  # queued behind the held worker
                 assert not again.done()
                 gate.set()
                 assert (await again).status == 200
-            finally:
-                gate.set()
-                await held
     finally:
         pool.close()
