@@ -32,6 +32,7 @@ from tests.conftest import free_port, wait_for  # noqa: E402
 
 from sluice.api.registry import Registry  # noqa: E402
 from sluice.console.api import console_app  # noqa: E402
+from sluice.console.auth import ConsoleAuth  # noqa: E402
 from sluice.metrics.promql import Engine  # noqa: E402
 from sluice.metrics.series import Labels, labels_of  # noqa: E402
 from sluice.metrics.tsdb import TSDB  # noqa: E402
@@ -44,6 +45,8 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
                  "--disable-sync", "--no-first-run"]
 SYNTH_NS = "synthetic"
 SYNTH_STEP_MS = 15_000
+TOKEN = "console-bench-token"  # the API server's token stands in: scripts send it as a bearer token
+BEARER = {"Authorization": f"Bearer {TOKEN}"}
 
 
 def synthetic_series() -> list[Labels]:
@@ -103,9 +106,20 @@ def registry(tmp: Path) -> Registry:
     return reg
 
 
+def _get(url: str) -> Any:
+    return urllib.request.urlopen(urllib.request.Request(url, headers=BEARER), timeout=60)
+
+
+def _answers(url: str) -> bool:
+    try:
+        return timed_get(url) >= 0
+    except OSError:  # not listening yet
+        return False
+
+
 def timed_get(url: str) -> float:
     t0 = time.perf_counter()
-    with urllib.request.urlopen(url, timeout=60) as r:
+    with _get(url) as r:
         r.read()
         assert r.status == 200
     return (time.perf_counter() - t0) * 1000
@@ -117,7 +131,7 @@ def api_rows(base: str, ns: str) -> list[tuple[str, float, float, float, int]]:
     for gt in ("versionedApp", "workload", "app", "service"):
         url = f"{base}/api/namespaces/{ns}/graph?graphType={gt}&duration=1h"
         t0 = time.perf_counter()
-        with urllib.request.urlopen(url, timeout=60) as r:
+        with _get(url) as r:
             body = json.loads(r.read())
         first = (time.perf_counter() - t0) * 1000
         edges = len(body["elements"]["edges"])
@@ -139,7 +153,8 @@ def page_numbers(base: str) -> dict[str, Any]:
             window.__longest = Math.max(window.__longest, e.duration); }).observe({type: 'longtask', buffered: true});
         """)
         t0 = time.perf_counter()
-        page.goto(f"{base}/graph?namespace={SYNTH_NS}&graphType=versionedApp&duration=3600&refresh=0")
+        # The address with a login token, as `sluice console` prints it: the console sets its session cookie.
+        page.goto(f"{base}/graph?namespace={SYNTH_NS}&graphType=versionedApp&duration=3600&refresh=0&token={TOKEN}")
         page.wait_for_function("document.querySelector('[data-testid=graph]')?.dataset.updated >= 1", timeout=60_000)
         out["first"] = (time.perf_counter() - t0) * 1000
         g = page.evaluate("window.sluiceGraph()")
@@ -186,9 +201,10 @@ def main() -> None:
     synth_samples = fill(tsdb, synth, end_ms, SYNTH_STEP_MS)
     reg = registry(tmp)
     port = free_port()
-    serve(console_app(reg, lambda expr: Engine(tsdb).instant(expr, end_ms), static_dir=STATIC), port)
+    auth = ConsoleAuth.for_home(tmp, TOKEN, port)
+    serve(console_app(reg, lambda expr: Engine(tsdb).instant(expr, end_ms), auth=auth, static_dir=STATIC), port)
     base = f"http://127.0.0.1:{port}"
-    wait_for(lambda: timed_get(f"{base}/api/namespaces") >= 0, timeout=30, interval=0.2)
+    wait_for(lambda: _answers(f"{base}/api/namespaces"), timeout=30, interval=0.2)
     demo_rows = api_rows(base, "tutorial")
     synth_rows = api_rows(base, SYNTH_NS)
     page = page_numbers(base)

@@ -6,21 +6,29 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import resource
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
 import tracemalloc
+import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT))
 
+from tests.conftest import TOOLS, free_port  # noqa: E402
+
+from sluice.metrics.promql.format import format_float  # noqa: E402
 from sluice.metrics.series import Labels, Matcher, labels_of  # noqa: E402
 from sluice.metrics.tsdb import TSDB  # noqa: E402
 
 SCRAPE_MS = 5_000
 HOUR_SCRAPES = 3600_000 // SCRAPE_MS
+SIDE_BY_SIDE_SERIES = 536  # two of the eight edges
 BUCKETS = ["0.5", "1.0", "5.0", "10.0", "25.0", "50.0", "100.0", "250.0", "500.0", "1000.0", "2500.0", "5000.0",
            "10000.0", "30000.0", "60000.0", "300000.0", "600000.0", "1.8e+06", "3.6e+06", "+Inf"]
 EDGES = [("productpage", "v1", "details", "v1"), ("productpage", "v1", "reviews", "v1"),
@@ -67,6 +75,86 @@ def scrape_values(n: int, rounds: int) -> list[list[float]]:
     for _ in range(rounds):
         vals = [v + (rng.random() * 2 * r if r else 0.0) // 1 for v, r in zip(vals, rates, strict=True)]
         out.append(vals)
+    return out
+
+
+def _dir_bytes(path: Path, pattern: str = "*") -> int:
+    return sum(f.stat().st_size for f in path.rglob(pattern) if f.is_file())
+
+
+def _children_cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def _get_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as r:
+            return bool(r.status == 200 and b'"result":[{' in r.read())
+    except OSError:
+        return False
+
+
+def side_by_side(series: list[Labels], values: list[list[float]], t0: int, home: Path) -> dict[str, float]:
+    """The same samples in sluice's TSDB (compacted to its snapshot) and in Debian's Prometheus (blocks written
+    by promtool's backfill, the storage Prometheus queries): bytes on disk per sample, and the time from starting
+    each on that data to answering a query over it. A subset of the series (the OpenMetrics text of every one
+    of them would be 2 GB); bytes per sample depend on how many samples a series has, not on how many series."""
+    n = len(series)
+    rounds = len(values)
+    samples = n * rounds
+    out: dict[str, float] = {"series": n, "samples": samples}
+    db = TSDB(home / "ours")
+    for k in range(rounds):
+        db.append(t0 + k * SCRAPE_MS, zip(series, values[k][:n], strict=True), scrape_target="collector")
+    db.compact()
+    out["ours_bytes"] = db.stats().disk_bytes / samples
+    db.close()
+    story = [Matcher("__name__", "=", "istio_requests_total"), Matcher("reporter", "=", "destination")]
+    end = t0 + (rounds - 1) * SCRAPE_MS
+    c = time.perf_counter()
+    again = TSDB(home / "ours")
+    got = list(again.select(story, end - 3600_000, end))
+    out["ours_ready_ms"] = (time.perf_counter() - c) * 1000
+    assert got
+    again.close()
+
+    om = home / "data.om"
+    with om.open("w") as f:
+        by_name: dict[str, list[int]] = {}
+        for i, labels in enumerate(series):
+            by_name.setdefault(dict(labels)["__name__"], []).append(i)
+        for name, idx in by_name.items():
+            f.write(f"# TYPE {name} gauge\n")  # written as scraped; the type does not change the encoding
+            for i in idx:
+                lbl = ",".join(f'{k}="{v}"' for k, v in series[i] if k != "__name__")
+                f.writelines(f"{name}{{{lbl}}} {format_float(values[k][i])} {(t0 + k * SCRAPE_MS) / 1000:.3f}\n"
+                             for k in range(rounds))
+        f.write("# EOF\n")
+    cpu = _children_cpu()
+    subprocess.run([str(TOOLS / "promtool"), "tsdb", "create-blocks-from", "openmetrics", str(om), str(home / "prom")],
+                   check=True, capture_output=True)
+    out["prom_backfill_cpu_s"] = _children_cpu() - cpu
+    om.unlink()
+    out["prom_bytes"] = _dir_bytes(home / "prom") / samples
+    out["prom_chunk_bytes"] = _dir_bytes(home / "prom", "chunks/*") / samples
+    port = free_port()
+    url = (f"http://127.0.0.1:{port}/api/v1/query?query=istio_requests_total%7Breporter%3D%22destination%22%7D"
+           f"&time={end / 1000:.3f}")
+    c = time.perf_counter()
+    prom = subprocess.Popen([str(TOOLS / "prometheus"), f"--storage.tsdb.path={home / 'prom'}",
+                             f"--web.listen-address=127.0.0.1:{port}", "--config.file=/dev/null", "--log.level=error",
+                             "--storage.tsdb.retention.time=100y"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        while not _get_ok(url):
+            if prom.poll() is not None or time.perf_counter() - c > 60:
+                raise RuntimeError("Prometheus did not answer over the backfilled blocks")
+            time.sleep(0.01)
+        out["prom_ready_ms"] = (time.perf_counter() - c) * 1000
+    finally:
+        prom.terminate()
+        prom.wait()
     return out
 
 
@@ -135,6 +223,7 @@ def main() -> None:
         reopen_ms = (time.perf_counter() - c) * 1000
         asyncio.run(db2.maintain())
         db2.close()
+        sbs = side_by_side(series[:SIDE_BY_SIDE_SERIES], values, t0, home)
     finally:
         shutil.rmtree(home, ignore_errors=True)
 
@@ -163,6 +252,29 @@ def main() -> None:
     print(f"| compaction (snapshot of everything) | {compact_ms:,.0f} ms |")
     print(f"| restart (snapshot load + {60 * n:,}-sample WAL replay) | {reopen_ms:,.0f} ms |")
     print(f"\nCPU: {os.cpu_count()} cores; numbers from one run.")
+    print(f"\n**Side by side with Debian's Prometheus** ({_prom_version()}), the same {sbs['series']:,.0f} series "
+          f"(two of the edges) × {rounds} samples = {sbs['samples']:,.0f} samples: sluice's TSDB appended and "
+          "compacted to its snapshot; Prometheus's blocks written by `promtool tsdb create-blocks-from openmetrics` "
+          "(its backfill, from the same values as OpenMetrics text).\n")
+    print("| measure | sluice | Prometheus | ratio |")
+    print("|---|---:|---:|---:|")
+    print(f"| disk per sample, compacted (Prometheus: chunks {sbs['prom_chunk_bytes']:.2f} B + index) | "
+          f"{sbs['ours_bytes']:.2f} B | {sbs['prom_bytes']:.2f} B | {sbs['ours_bytes'] / sbs['prom_bytes']:.2f}× |")
+    print(f"\nOpening that data and answering over it: sluice {sbs['ours_ready_ms']:,.0f} ms (`TSDB(path)` and the "
+          f"selection `istio_requests_total{{reporter=\"destination\"}}` over the last hour, in this process), "
+          f"Prometheus {sbs['prom_ready_ms']:,.0f} ms (from starting the server to the same selection's answer as "
+          "an instant query over HTTP); not a ratio, since only Prometheus's figure includes starting a process. "
+          f"promtool's backfill took {sbs['prom_backfill_cpu_s']:.1f} s of CPU for the {sbs['samples']:,.0f} samples, "
+          "most of it parsing the text; it is not Prometheus's scrape path, so it is not compared with the ingestion "
+          "rate above.")
+
+
+def _prom_version() -> str:
+    try:
+        cp = subprocess.run([str(TOOLS / "prometheus"), "--version"], capture_output=True, text=True, timeout=10)
+        return " ".join((cp.stdout or cp.stderr).split()[:3])
+    except OSError:
+        return "version unknown"
 
 
 if __name__ == "__main__":

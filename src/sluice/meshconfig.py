@@ -231,6 +231,9 @@ def unapplied_what(path: str) -> str:
     return f"data.mesh.{path} is stored but not applied: Sluice does not act on this mesh setting yet"
 
 
+_logged = [""]
+
+
 def mesh_config_from(configmaps: Iterable[Mapping[str, Any]]) -> MeshConfig:
     """The mesh config of the stored ConfigMaps (`istio-system/istio`, key `mesh`), else the defaults."""
     for cm in configmaps:
@@ -242,6 +245,9 @@ def mesh_config_from(configmaps: Iterable[Mapping[str, Any]]) -> MeshConfig:
             return MeshConfig()
         doc, error = _decode(text)
         config, errors, notes = _config_of(doc, error)
+        if text == _logged[0]:
+            return config
+        _logged[0] = text  # every push reads the config; its problems are logged once per text
         for e in errors:
             log.warning("ConfigMap %s/%s: invalid mesh config, using the defaults: %s", MESH_NAMESPACE,
                         MESH_CONFIGMAP, e)

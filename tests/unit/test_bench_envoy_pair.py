@@ -90,7 +90,7 @@ def test_unknown_feature_is_refused() -> None:
         pair_configs(**ADDRS, features=frozenset({"tracing"}))
 
 
-@pytest.mark.parametrize("features", [frozenset(), frozenset(SLUICE_FEATURES) - {"als"}])
+@pytest.mark.parametrize("features", [frozenset(), frozenset(SLUICE_FEATURES) - {"als"}, frozenset({"stats_log"})])
 def test_real_envoy_accepts_the_configs(tmp_path: Path, features: frozenset[str]) -> None:
     for side, boot in zip(("client", "server"), pair_configs(**ADDRS, features=features), strict=True):
         path = tmp_path / f"{side}.json"

@@ -19,12 +19,12 @@ import json
 import logging
 import os
 import signal
-import struct
 import sys
 from typing import Any
 
-from sluice.api.body_worker import TAKEN as _TAKEN
-from sluice.api.body_worker import pack
+from sluice.api.body_wire import LEN as _LEN
+from sluice.api.body_wire import TAKEN as _TAKEN
+from sluice.api.body_wire import pack
 from sluice.api.errors import ApiError
 from sluice.childproc import module_env
 
@@ -33,7 +33,6 @@ __all__ = ["BodyPool", "WORKER_MODULE"]
 log = logging.getLogger("sluice.api.body_pool")
 
 WORKER_MODULE = "sluice.api.body_worker"
-_LEN = struct.Struct(">I")
 # kube-apiserver's default request timeout (--request-timeout 1m0s): a 3 MiB body takes seconds, not this.
 TIME_LIMIT = 60.0
 

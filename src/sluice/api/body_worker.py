@@ -9,10 +9,8 @@ What comes back is compact JSON bytes, never pickled objects: taking a 2.4 MB ob
 costs ≈ 30 ms as `json.loads` and ≈ 180 ms as `pickle.loads`, and for a dry run the loop sends the bytes as
 they are, parsing nothing.
 
-Framing (both ways): a 4-byte big-endian length, a JSON header of that length whose `sizes` lists the
-payloads, then the payloads; before its answer the worker writes one byte (`TAKEN`) as soon as it has read a
-job, so the pool knows whether a worker that died had the job (that request fails) or not (another worker
-takes it). Requests carry an `op` (`decode`, `patch_doc`, `create`, `replace`, `patch`);
+Framing: `sluice.api.body_wire`; the byte a worker writes as soon as it has read a job (`TAKEN`) tells the
+pool whether a worker that died had the job (that request fails) or not (another worker takes it). Requests carry an `op` (`decode`, `patch_doc`, `create`, `replace`, `patch`);
 answers `ok` and either the op's results or the `Status` fields of the error (`code`, `reason`, `message`,
 `details`). With `plain`, `create` and `replace` answer the admitted object as compact JSON in its own key order
 (the daemon stores it as a small write would be; the console shows that order as YAML) instead of the templates.
@@ -25,30 +23,23 @@ import json
 import logging
 import os
 import signal
-import struct
 import sys
 from collections.abc import Callable
-from typing import IO, Any, cast
+from typing import Any, cast
 
+from sluice.api.body_wire import TAKEN, pack, read_job
 from sluice.childproc import die_with_parent
 
-__all__ = ["TAKEN", "pack", "work", "guarded", "Job", "template", "main", "RETIRE_RSS"]
+__all__ = ["work", "guarded", "Job", "template", "main", "RETIRE_RSS"]
 
 log = logging.getLogger("sluice.api.body_worker")
 
-_LEN = struct.Struct(">I")
-TAKEN = b"\x01"  # written once a job has been read whole
 # A worker whose heap grew past this after a job exits once it has answered (the pool starts a fresh one):
 # CPython seldom gives a large heap back to the system.
 RETIRE_RSS = 384 * 1024 * 1024
 
 # One job: the request's head and payloads in, the answer's head and payloads out.
 Job = Callable[[dict[str, Any], list[bytes]], tuple[dict[str, Any], list[bytes]]]
-
-
-def pack(head: dict[str, Any], payloads: list[bytes]) -> bytes:
-    h = json.dumps({**head, "sizes": [len(p) for p in payloads]}, separators=(",", ":")).encode()
-    return b"".join([_LEN.pack(len(h)), h, *payloads])
 
 
 def _dumps(obj: Any) -> bytes:
@@ -132,28 +123,6 @@ def _job(head: dict[str, Any], payloads: list[bytes]) -> tuple[dict[str, Any], l
             [template(new), template(reg.present(rt, version, new))])
 
 
-def _read_exactly(f: IO[bytes], n: int) -> bytes | None:
-    data = f.read(n)
-    return data if data is not None and len(data) == n else None
-
-
-def _read_job(f: IO[bytes]) -> tuple[dict[str, Any], list[bytes]] | None:
-    raw = _read_exactly(f, _LEN.size)
-    if raw is None:
-        return None
-    h = _read_exactly(f, _LEN.unpack(raw)[0])
-    if h is None:
-        return None
-    head = json.loads(h)
-    payloads = []
-    for size in head.get("sizes", []):
-        p = _read_exactly(f, int(size))
-        if p is None:
-            return None
-        payloads.append(p)
-    return head, payloads
-
-
 def _rss() -> int:
     try:
         with open("/proc/self/statm") as f:
@@ -177,7 +146,7 @@ def main(argv: list[str] | None = None, job: Job = work) -> int:
     gc.disable()
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
     while True:
-        request = _read_job(stdin)
+        request = read_job(stdin)
         if request is None:  # the daemon closed the pipe: stop
             return 0
         stdout.write(TAKEN)  # the job is here: from now on, this worker's death is that request's failure

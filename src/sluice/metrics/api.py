@@ -8,7 +8,8 @@ most three decimals). Queries (evaluation and the encoding of their results) run
 the event loop that also serves the API server and xDS never waits for one; a full pool answers 503. The one
 exception is a query seen before whose cost `sluice.metrics.promql.cost` bounds small from the storage's
 bookkeeping (`INLINE_MAX_*`): for those the hand-over to a worker and back would be most of the answer's time,
-so they are evaluated on the loop, still counted against the pool's limits.
+so they are evaluated on the loop, still counted against the pool's limits and within a budget of loop time
+(`InlineBudget`).
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from sluice.metrics.promql.parser import parse
 from sluice.metrics.series import Labels, Matcher, Storage
 from sluice.metrics.workers import PoolFull, QueryPool
 
-__all__ = ["metrics_app", "QueryEngine", "EngineFactory", "ApiError", "parse_time", "parse_duration",
+__all__ = ["metrics_app", "InlineBudget", "QueryEngine", "EngineFactory", "ApiError", "parse_time", "parse_duration",
            "format_value", "format_timestamp", "parse_selector"]
 
 log = logging.getLogger(__name__)
@@ -60,6 +61,11 @@ INLINE_MAX_CELLS_RANGE = 16384
 # at run time: evaluation on the loop stops at its first deadline check past this, and the query goes to a
 # worker after all, as every later repeat of it does.
 INLINE_DEADLINE_S = 0.003
+# And the loop's time spent so, over all queries, is capped: a client sending ever new query texts, each
+# bounded small yet slow on the loop, costs it at most this share of a second per second (a token bucket);
+# past it, small queries wait for a worker like any other until the budget refills.
+INLINE_BUDGET_S = 0.05
+INLINE_SHARE = 0.05
 _PLANS_MAX = 1024  # plans of queries seen (dashboards send the same few over and over)
 
 # errorType → HTTP status (getDefaultErrorCode); anything else is 500.
@@ -298,10 +304,32 @@ class _TooSlowHere(Exception):
     """An evaluation on the loop passed `INLINE_DEADLINE_S`: it goes to a worker instead."""
 
 
+class InlineBudget:
+    """The loop time inline evaluations may take: `capacity_s` at most, refilled at `share` of wall time."""
+
+    def __init__(self, capacity_s: float = INLINE_BUDGET_S, share: float = INLINE_SHARE,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.capacity_s = capacity_s
+        self.share = share
+        self._clock = clock
+        self._left = capacity_s
+        self._at = clock()
+
+    def available(self) -> bool:
+        now = self._clock()
+        self._left = min(self.capacity_s, self._left + (now - self._at) * self.share)
+        self._at = now
+        return self._left > 0
+
+    def spend(self, seconds: float) -> None:
+        self._left -= seconds
+
+
 class _Api:
     def __init__(self, storage: Storage, engine_factory: EngineFactory, build_info: Mapping[str, str],
-                 now: Callable[[], float], pool: QueryPool) -> None:
+                 now: Callable[[], float], pool: QueryPool, budget: InlineBudget) -> None:
         self.pool = pool
+        self.budget = budget
         self.storage = storage
         self.engine_factory = engine_factory
         self.build_info = dict(build_info)
@@ -344,6 +372,8 @@ class _Api:
         lookback = getattr(engine, "lookback_delta_ms", None)
         if plan is None or not isinstance(lookback, int) or (timeout is not None and timeout <= INLINE_DEADLINE_S):
             return False
+        if not self.budget.available():
+            return False
         cells = INLINE_MAX_CELLS_RANGE if end > start else INLINE_MAX_CELLS
         return plan.bounded(self.storage, start, end, step, lookback, max_samples=INLINE_MAX_SAMPLES,
                             max_cells=cells)
@@ -368,10 +398,13 @@ class _Api:
 
         try:
             if inline:
+                began = time.monotonic()
                 try:
                     return self.pool.run_here(lambda: self._run(call, INLINE_DEADLINE_S, limit, inline=True))
                 except _TooSlowHere:
                     self._plans[expr] = None  # from now on always in a worker
+                finally:
+                    self.budget.spend(time.monotonic() - began)
             return await self.pool.run(work)
         except PoolFull as e:
             raise ApiError("unavailable", str(e)) from None
@@ -527,10 +560,12 @@ def metrics_app(storage: Storage, engine_factory: EngineFactory, *,
                 extra_routes: Iterable[web.AbstractRouteDef] = (),
                 build_info: Mapping[str, str] | None = None,
                 now: Callable[[], float] = time.time,
-                pool: QueryPool | None = None) -> web.Application:
+                pool: QueryPool | None = None,
+                inline_budget: InlineBudget | None = None) -> web.Application:
     """The metrics port's application: the Prometheus API, `GET /metrics` (when `metrics_text` is given:
     it returns the exposition text) and the expression browser at `/`. Queries run in `pool` (the caller
-    owns it); without one the application makes its own and closes it on cleanup."""
+    owns it); without one the application makes its own and closes it on cleanup. `inline_budget` caps the
+    loop time small queries may take (`InlineBudget`'s defaults when not given)."""
     from sluice.metrics.browser import PAGE
     from sluice.metrics.exposition import CONTENT_TYPE
 
@@ -543,7 +578,8 @@ def metrics_app(storage: Storage, engine_factory: EngineFactory, *,
             own.close()
 
         app.on_cleanup.append(close_pool)
-    api = _Api(storage, engine_factory, build_info or _default_build_info(), now, pool)
+    api = _Api(storage, engine_factory, build_info or _default_build_info(), now, pool,
+               inline_budget or InlineBudget())
     for path, fn in (("/api/v1/query", api.query), ("/api/v1/query_range", api.query_range),
                      ("/api/v1/series", api.series), ("/api/v1/labels", api.labels)):
         h = _api(fn)

@@ -9,12 +9,19 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from sluice.metrics.api import INLINE_MAX_CELLS_RANGE, INLINE_MAX_SAMPLES, metrics_app
+from sluice.metrics.api import (
+    INLINE_DEADLINE_S,
+    INLINE_MAX_CELLS_RANGE,
+    INLINE_MAX_SAMPLES,
+    InlineBudget,
+    metrics_app,
+)
 from sluice.metrics.promql import Engine
 from sluice.metrics.promql.cost import plan
 from sluice.metrics.series import labels_of
@@ -58,6 +65,25 @@ async def _until(cond: Any) -> None:
     raise AssertionError("condition not reached")
 
 
+@asynccontextmanager
+async def _worker_held(pool: QueryPool) -> AsyncIterator[threading.Event]:
+    """The pool's one worker busy with a job of the test's own until the event it yields is set (at the latest
+    when the block ends)."""
+    gate, holding = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        holding.set()
+        gate.wait(30)
+
+    held = asyncio.ensure_future(pool.run(hold))
+    try:
+        await _until(holding.is_set)
+        yield gate
+    finally:
+        gate.set()
+        await held
+
+
 SMALL = [("/api/v1/query", {"query": 'sum(rate(m{i="1"}[1m])) / sum(rate(m{i="2"}[1m])) or vector(0)',
                             "time": AT}),
          ("/api/v1/query_range", {"query": 'sum(rate(m{i="1"}[1m]))', "start": "600", "end": AT, "step": "15"}),
@@ -75,24 +101,13 @@ async def test_a_small_repeated_query_is_answered_while_every_worker_is_busy(
     first = await c.get(path, params=params)  # the first time, a worker evaluates it (and plans it)
     assert first.status == 200
     expected = await first.json()
-    gate, holding = threading.Event(), threading.Event()
-
-    def hold() -> None:
-        holding.set()
-        gate.wait(30)
-
-    held = asyncio.ensure_future(pool.run(hold))
-    try:
-        await _until(holding.is_set)
+    async with _worker_held(pool):
         again = asyncio.ensure_future(c.get(path, params=params))
         await _until(lambda: again.done() or pool.pending == 2)  # answered, or queued behind the held worker
         assert again.done()
         r = again.result()
         assert r.status == 200
         assert await r.json() == expected
-    finally:
-        gate.set()
-        await held
 
 
 @pytest.mark.parametrize(("path", "params"), HEAVY)
@@ -102,15 +117,7 @@ async def test_a_query_not_bounded_small_waits_for_a_worker_however_often_it_is_
     first = await c.get(path, params=params)
     assert first.status == 200
     expected = await first.json()
-    gate, holding = threading.Event(), threading.Event()
-
-    def hold() -> None:
-        holding.set()
-        gate.wait(30)
-
-    held = asyncio.ensure_future(pool.run(hold))
-    try:
-        await _until(holding.is_set)
+    async with _worker_held(pool) as gate:
         again = asyncio.ensure_future(c.get(path, params=params))
         await _until(lambda: pool.pending == 2)  # queued behind the held worker, not evaluated on the loop
         assert not again.done()
@@ -121,9 +128,6 @@ async def test_a_query_not_bounded_small_waits_for_a_worker_however_often_it_is_
         r = await again
         assert r.status == 200
         assert await r.json() == expected
-    finally:
-        gate.set()
-        await held
 
 
 async def test_a_query_slower_on_the_loop_than_its_bound_said_goes_to_a_worker(
@@ -139,15 +143,7 @@ async def test_a_query_slower_on_the_loop_than_its_bound_said_goes_to_a_worker(
     assert p.bounded(db, 3_300_000, HOUR_MS, 1000, 300_000, max_samples=INLINE_MAX_SAMPLES,
                      max_cells=INLINE_MAX_CELLS_RANGE)
     # ... but each of its 6,020 windows holds a counter reset: evaluation on the loop passes its deadline.
-    gate, holding = threading.Event(), threading.Event()
-
-    def hold() -> None:
-        holding.set()
-        gate.wait(30)
-
-    held = asyncio.ensure_future(pool.run(hold))
-    try:
-        await _until(holding.is_set)
+    async with _worker_held(pool) as gate:
         again = asyncio.ensure_future(c.get("/api/v1/query_range", params=params))
         await _until(lambda: pool.pending == 2)  # handed to the (held) worker after all
         assert not again.done()
@@ -155,9 +151,6 @@ async def test_a_query_slower_on_the_loop_than_its_bound_said_goes_to_a_worker(
         r = await again
         assert r.status == 200
         assert await r.json() == expected
-    finally:
-        gate.set()
-        await held
 
 
 def test_plans_bound_only_what_they_can() -> None:
@@ -184,3 +177,31 @@ def test_a_plan_is_bounded_only_when_the_storage_can_bound_it() -> None:
     assert p.bounded(db, HOUR_MS, HOUR_MS, 1, 300_000, **args)
     assert not p.bounded(db, 0, HOUR_MS, 1000, 300_000, **args)  # 3,601 steps: too many cells
     assert not p.bounded(object(), HOUR_MS, HOUR_MS, 1, 300_000, **args)  # a storage that cannot bound
+
+
+async def test_once_the_loops_budget_is_spent_small_queries_wait_for_a_worker() -> None:
+    """A client sending ever new texts of a query that is bounded small but slow on the loop: each repeat
+    costs the loop one attempt up to its deadline, until the budget is gone; then even a query that is
+    small in fact waits for a worker."""
+    db = _db()
+    pool = QueryPool(concurrency=1, queue=1)
+    budget = InlineBudget(capacity_s=2.5 * INLINE_DEADLINE_S, share=1e-6)
+    app = metrics_app(db, lambda lookback: Engine(db, lookback_delta_ms=lookback or 300_000), pool=pool,
+                      now=lambda: 3600.0, inline_budget=budget)
+    small_path, small = SMALL[1]
+    try:
+        async with TestClient(TestServer(app)) as c:
+            assert (await c.get(small_path, params=small)).status == 200  # planned by a worker
+            for i in range(3):  # three slow attempts at 3 ms each: more than the budget
+                params = {"query": f'rate(r{{i!="x{i}"}}[10s])', "start": "3300", "end": AT, "step": "1"}
+                for _ in range(2):  # once in a worker (planned), once tried on the loop (too slow)
+                    assert (await c.get("/api/v1/query_range", params=params)).status == 200
+            assert not budget.available()
+            async with _worker_held(pool) as gate:
+                again = asyncio.ensure_future(c.get(small_path, params=small))
+                await _until(lambda: pool.pending == 2)  # queued behind the held worker
+                assert not again.done()
+                gate.set()
+                assert (await again).status == 200
+    finally:
+        pool.close()

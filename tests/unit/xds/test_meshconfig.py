@@ -3,6 +3,10 @@ MeshConfig YAML, bad YAML named."""
 
 from __future__ import annotations
 
+import logging
+
+import pytest
+
 from sluice.meshconfig import (
     ALLOW_ANY,
     JSON,
@@ -99,3 +103,14 @@ def test_format_syntax_follows_envoys_parser() -> None:
     assert format_error('{"a": ["%BAD"]}', JSON) and format_error("[1]", JSON) == "not a JSON object"
     assert format_error('{"a": NaN}', JSON).startswith("not a JSON object")
     assert format_error('{"a": {"b": "%PROTOCOL%"}, "c": 1}', JSON) == ""
+
+
+def test_a_configs_problems_are_logged_once_not_on_every_push(caplog: pytest.LogCaptureFixture) -> None:
+    bad = _cm("accessLogEncoding: LOGGED_ONCE\n")  # a text no other test has the config read with
+    with caplog.at_level(logging.WARNING, logger="sluice.meshconfig"):
+        for _ in range(3):  # three pushes read the same ConfigMap
+            assert mesh_config_from([bad]) == MeshConfig()
+        assert len(caplog.records) == 1
+        mesh_config_from([_cm("accessLogEncoding: 7\n")])  # an edit with a new problem is logged
+        mesh_config_from([bad])  # and so is the old one, when it comes back
+    assert len(caplog.records) == 3
