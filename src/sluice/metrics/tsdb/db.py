@@ -101,14 +101,13 @@ def _read_snapshot(snap: tuple[list[bytes], array[int], array[float]], start: in
     return _clip(ts, vs, start, end)
 
 
-# A piece of one series' samples: a decoded chunk or a head copy (arrays), or a cut of one (memoryviews).
-Part = tuple["array[int] | memoryview", "array[float] | memoryview"]
+# A piece of one series' samples: a decoded chunk, a head copy, or a cut of one (at most a chunk's worth).
+Part = tuple["array[int]", "array[float]"]
 
 
 def _snapshot_parts(snap: tuple[list[bytes], array[int], array[float]], start: int, end: int) -> list[Part]:
     """`_read_snapshot`'s samples as pieces, without joining them. The pieces follow one another in time, so
-    only the first can start before `start` and only the last end after `end`: those two are cut (views, no
-    copy; never of a live head, which appends would then fail to resize: `snap` holds a copy)."""
+    only the first can start before `start` and only the last end after `end`: those two are cut."""
     chunk_list, head_t, head_v = snap
     parts: list[tuple[array[int], array[float]]] = []
     for chunk in chunk_list:
@@ -125,7 +124,7 @@ def _snapshot_parts(snap: tuple[list[bytes], array[int], array[float]], start: i
         if lo == 0 and hi == len(ct):
             out.append((ct, cv))
         elif lo < hi:
-            out.append((memoryview(ct)[lo:hi], memoryview(cv)[lo:hi]))
+            out.append((ct[lo:hi], cv[lo:hi]))  # a chunk's worth at most: a copy costs less than a view
     return out
 
 
