@@ -263,7 +263,7 @@ def _refs(ev: Evaluator, at_ms: int | None, special: str | None, offset_ms: int)
     at = ev.resolve_at(at_ms, special)
     if at is not None:
         return np.full(len(ev.ts), at - offset_ms, dtype=np.int64)
-    return np.asarray(ev.ts, dtype=np.int64) - offset_ms
+    return ev.ts_array - offset_ms if offset_ms else ev.ts_array
 
 
 def _select(ev: Evaluator, vs: A.VectorSelector, start: int, end: int) -> FlatRange:
@@ -353,7 +353,7 @@ def _subquery_range(ev: Evaluator, sq: A.SubqueryExpr) -> tuple[FlatRange, I64, 
     b = inner.block(sq.expr)
     if len(set(b.metrics)) != len(b.metrics):
         return None  # rows that the step-by-step path merges into one series
-    ts = np.asarray(inner.ts, dtype=np.int64)
+    ts = inner.ts_array
     parts: list[tuple[Labels, Sequence[int], Sequence[float]]] = []
     for i, m in enumerate(b.metrics):
         h = b.has[i]

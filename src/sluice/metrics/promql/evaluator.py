@@ -13,10 +13,12 @@ a block back into `Steps` for the step-by-step code around it.
 from __future__ import annotations
 
 import bisect
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+import numpy.typing as npt
 
 from sluice.metrics.series import METRIC_NAME, Storage, is_stale
 
@@ -67,6 +69,14 @@ class Evaluator:
         # Blocks already computed for a node (by id) whose parent then fell back to the step-by-step path.
         self._blocks: dict[int, Block] = {}
         self._columnar = self.columnar if self.columnar is not None else len(self.ts) > 1
+
+    @functools.cached_property
+    def ts_array(self) -> npt.NDArray[np.int64]:
+        """`ts` as an array, made once: every selector and range function of a range query starts from it.
+        Shared, so read-only."""
+        arr = np.asarray(self.ts, dtype=np.int64)
+        arr.flags.writeable = False
+        return arr
 
     # --- bookkeeping ---
     def check_deadline(self) -> None:
@@ -237,7 +247,7 @@ class Evaluator:
                 # the step-by-step path meets them: by first step present, then row.
                 first = np.argmax(b.has, axis=1)
                 present = np.any(b.has, axis=1).tolist()
-                times = np.asarray(inner.ts, dtype=np.int64)
+                times = inner.ts_array
                 series = []
                 for i in np.lexsort((np.arange(len(b.metrics)), first)).tolist():
                     if present[i]:
