@@ -136,8 +136,12 @@ def vector_json(samples: Sequence[Sample]) -> str:
 def _separators(ts: Sequence[int]) -> list[str]:
     """`"],[<time>,"` for each time, from one orjson text of all of them (see `format_timestamps`)."""
     text = None
-    if -_EXACT_MS < min(ts) and max(ts) < _EXACT_MS:
-        text = _floats_text(np.asarray(ts, dtype=np.int64) / 1000)
+    try:
+        ms = np.asarray(ts, dtype=np.int64)
+    except OverflowError:  # past int64: no time of a query's answer
+        ms = None
+    if ms is not None and -_EXACT_MS < int(ms.min()) and int(ms.max()) < _EXACT_MS:
+        text = _floats_text(ms / 1000)
     if text is None or text.count(",") != len(ts):
         return [f'"],[{format_timestamp(t)},"' for t in ts]
     # `t0,t1,…,` → `"],[t0,"` `"],[t1,"` …: one replace and one split (a time's text never holds a NUL).
