@@ -353,13 +353,13 @@ def _subquery_range(ev: Evaluator, sq: A.SubqueryExpr) -> tuple[FlatRange, I64, 
     b = inner.block(sq.expr)
     if len(set(b.metrics)) != len(b.metrics):
         return None  # rows that the step-by-step path merges into one series
-    ts = inner.ts_array
-    parts: list[tuple[Labels, Sequence[int], Sequence[float]]] = []
-    for i, m in enumerate(b.metrics):
-        h = b.has[i]
-        parts.append((m, ts[h], b.vals[i][h]))
-    ev.count_samples(int(b.has.sum()))
-    return _flatten(parts, list(b.drop)), refs, sq.range_ms
+    # Row by row, each row's points at the steps it has: a boolean mask picks a 2-D array's cells row-major.
+    counts = b.has.sum(axis=1)
+    off = np.zeros(len(b.metrics) + 1, dtype=np.int64)
+    np.cumsum(counts, out=off[1:])
+    ev.count_samples(int(off[-1]))
+    T = np.broadcast_to(inner.ts_array, b.has.shape)[b.has]
+    return FlatRange(list(b.metrics), list(b.drop), T, b.vals[b.has], off), refs, sq.range_ms
 
 
 def _range_call(ev: Evaluator, call: A.Call) -> Block | None:
