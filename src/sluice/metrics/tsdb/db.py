@@ -79,8 +79,8 @@ class _Series:
         return self.last_t >= start and self.last_t != _MIN_T and self.min_t() <= end
 
 
-def _read_snapshot(snap: tuple[list[bytes], array[int], array[float]], start: int,
-                   end: int) -> tuple[array[int], array[float]]:
+def _pieces(snap: tuple[list[bytes], array[int], array[float]], end: int) -> list[tuple[array[int], array[float]]]:
+    """The decoded chunks and the head copy of a snapshot that start by `end`, in time order."""
     chunk_list, head_t, head_v = snap
     parts: list[tuple[array[int], array[float]]] = []
     for chunk in chunk_list:
@@ -89,6 +89,12 @@ def _read_snapshot(snap: tuple[list[bytes], array[int], array[float]], start: in
         parts.append(chunkcodec.decode_cached(chunk))
     if head_t and head_t[0] <= end:
         parts.append((head_t, head_v))
+    return parts
+
+
+def _read_snapshot(snap: tuple[list[bytes], array[int], array[float]], start: int,
+                   end: int) -> tuple[array[int], array[float]]:
+    parts = _pieces(snap, end)
     if len(parts) == 1:  # a short range within one chunk: slice it, no concatenation
         ct, cv = parts[0]
         lo, hi = bisect_left(ct, start), bisect_right(ct, end)
@@ -108,14 +114,7 @@ Part = tuple["array[int]", "array[float]"]
 def _snapshot_parts(snap: tuple[list[bytes], array[int], array[float]], start: int, end: int) -> list[Part]:
     """`_read_snapshot`'s samples as pieces, without joining them. The pieces follow one another in time, so
     only the first can start before `start` and only the last end after `end`: those two are cut."""
-    chunk_list, head_t, head_v = snap
-    parts: list[tuple[array[int], array[float]]] = []
-    for chunk in chunk_list:
-        if chunkcodec.first_timestamp(chunk) > end:
-            break
-        parts.append(chunkcodec.decode_cached(chunk))
-    if head_t and head_t[0] <= end:
-        parts.append((head_t, head_v))
+    parts = _pieces(snap, end)
     out: list[Part] = []
     last = len(parts) - 1
     for i, (ct, cv) in enumerate(parts):
