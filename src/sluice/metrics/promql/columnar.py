@@ -231,11 +231,16 @@ class FlatRange:
         return out
 
 
+def _offsets(counts: Sequence[int] | npt.NDArray[np.int64]) -> I64:
+    """Where each series' samples begin in a flat array, and where the last ends (`FlatRange.off`)."""
+    off = np.zeros(len(counts) + 1, dtype=np.int64)
+    np.cumsum(counts, out=off[1:])
+    return off
+
+
 def _flatten(parts: list[tuple[Labels, Sequence[int], Sequence[float]]], drop: list[bool] | None = None,
              ) -> FlatRange:
-    lens = np.fromiter((len(p[1]) for p in parts), dtype=np.int64, count=len(parts))
-    off = np.zeros(len(parts) + 1, dtype=np.int64)
-    np.cumsum(lens, out=off[1:])
+    off = _offsets(np.fromiter((len(p[1]) for p in parts), dtype=np.int64, count=len(parts)))
     T = _concat([p[1] for p in parts], np.int64)
     V = _concat([p[2] for p in parts], np.float64)
     return FlatRange([p[0] for p in parts], drop if drop is not None else [False] * len(parts), T, V, off)
@@ -281,8 +286,8 @@ def _select_parts(ev: Evaluator, vs: A.VectorSelector, start: int, end: int) -> 
     series' pieces joined into one array in one call, no array built per series."""
     metrics: list[Labels] = []
     lens: list[int] = []
-    tbufs: list[Buffer] = []
-    vbufs: list[Buffer] = []
+    tbufs: list[Sequence[int]] = []
+    vbufs: list[Sequence[float]] = []
     for labels, parts in ev.storage.select_parts(vs.matchers, start, end):  # type: ignore[attr-defined]
         n = 0
         for t, v in parts:
@@ -292,10 +297,8 @@ def _select_parts(ev: Evaluator, vs: A.VectorSelector, start: int, end: int) -> 
         ev.count_samples(n)
         metrics.append(labels)
         lens.append(n)
-    off = np.zeros(len(metrics) + 1, dtype=np.int64)
-    np.cumsum(lens, out=off[1:])
-    return FlatRange(metrics, [False] * len(metrics), np.frombuffer(b"".join(tbufs), dtype=np.int64),
-                     np.frombuffer(b"".join(vbufs), dtype=np.float64), off)
+    return FlatRange(metrics, [False] * len(metrics), _concat(tbufs, np.int64), _concat(vbufs, np.float64),
+                     _offsets(lens))
 
 
 # ---- selectors ------------------------------------------------------------------------------------------------
@@ -333,10 +336,8 @@ def _flat_range(ev: Evaluator, node: A.Expr) -> tuple[FlatRange, I64, int] | Non
         if stale.any():
             keep = ~stale
             seg = np.repeat(np.arange(fr.n, dtype=np.int64), np.diff(fr.off))
-            counts = np.bincount(seg[keep], minlength=fr.n)
-            off = np.zeros(fr.n + 1, dtype=np.int64)
-            np.cumsum(counts, out=off[1:])
-            fr = FlatRange(fr.metrics, fr.drop, fr.T[keep], fr.V[keep], off)
+            fr = FlatRange(fr.metrics, fr.drop, fr.T[keep], fr.V[keep],
+                           _offsets(np.bincount(seg[keep], minlength=fr.n)))
         return fr, refs, node.range_ms
     if isinstance(node, A.SubqueryExpr):
         return _subquery_range(ev, node)
@@ -354,9 +355,7 @@ def _subquery_range(ev: Evaluator, sq: A.SubqueryExpr) -> tuple[FlatRange, I64, 
     if len(set(b.metrics)) != len(b.metrics):
         return None  # rows that the step-by-step path merges into one series
     # Row by row, each row's points at the steps it has: a boolean mask picks a 2-D array's cells row-major.
-    counts = b.has.sum(axis=1)
-    off = np.zeros(len(b.metrics) + 1, dtype=np.int64)
-    np.cumsum(counts, out=off[1:])
+    off = _offsets(b.has.sum(axis=1))
     ev.count_samples(int(off[-1]))
     T = np.broadcast_to(inner.ts_array, b.has.shape)[b.has]
     return FlatRange(list(b.metrics), list(b.drop), T, b.vals[b.has], off), refs, sq.range_ms
