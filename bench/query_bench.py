@@ -24,13 +24,12 @@ sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT))
 
 from aiohttp import web  # noqa: E402
-from bench.tsdb_bench import istio_series  # noqa: E402
+from bench.tsdb_bench import istio_series, openmetrics  # noqa: E402
 from tests.conftest import TOOLS, free_port, wait_for  # noqa: E402
 
 from sluice.daemon.metrics_parts import engine_factory, query_pool, serve_metrics_app  # noqa: E402
 from sluice.daemon.state import DaemonOptions  # noqa: E402
 from sluice.metrics.api import metrics_app  # noqa: E402
-from sluice.metrics.promql.format import format_float  # noqa: E402
 from sluice.metrics.tsdb import TSDB  # noqa: E402
 
 STEP_MS = 5_000
@@ -129,20 +128,6 @@ def generate(end_ms: int) -> tuple[list[tuple[tuple[tuple[str, str], ...], list[
             vals.append(v)
         out.append((labels, vals))
     return out, times
-
-
-def openmetrics(data: list[tuple[tuple[tuple[str, str], ...], list[float]]], times: list[int], path: Path) -> None:
-    with path.open("w") as f:
-        names = sorted({dict(lbl)["__name__"] for lbl, _ in data})
-        for name in names:
-            f.write(f"# TYPE {name} gauge\n")  # samples are written as they were scraped; types don't matter
-            for labels, vals in data:
-                if dict(labels)["__name__"] != name:
-                    continue
-                lbl = ",".join(f'{k}="{v}"' for k, v in labels if k != "__name__")
-                for t, v in zip(times, vals, strict=True):
-                    f.write(f"{name}{{{lbl}}} {format_float(v)} {t / 1000:.3f}\n")
-        f.write("# EOF\n")
 
 
 async def _serve(app: web.Application, port: int) -> None:

@@ -78,6 +78,20 @@ def scrape_values(n: int, rounds: int) -> list[list[float]]:
     return out
 
 
+def openmetrics(data: list[tuple[tuple[tuple[str, str], ...], list[float]]], times: list[int], path: Path) -> None:
+    with path.open("w") as f:
+        names = sorted({dict(lbl)["__name__"] for lbl, _ in data})
+        for name in names:
+            f.write(f"# TYPE {name} gauge\n")  # samples are written as they were scraped; types don't matter
+            for labels, vals in data:
+                if dict(labels)["__name__"] != name:
+                    continue
+                lbl = ",".join(f'{k}="{v}"' for k, v in labels if k != "__name__")
+                for t, v in zip(times, vals, strict=True):
+                    f.write(f"{name}{{{lbl}}} {format_float(v)} {t / 1000:.3f}\n")
+        f.write("# EOF\n")
+
+
 def _dir_bytes(path: Path, pattern: str = "*") -> int:
     return sum(f.stat().st_size for f in path.rglob(pattern) if f.is_file())
 
@@ -120,17 +134,8 @@ def side_by_side(series: list[Labels], values: list[list[float]], t0: int, home:
     again.close()
 
     om = home / "data.om"
-    with om.open("w") as f:
-        by_name: dict[str, list[int]] = {}
-        for i, labels in enumerate(series):
-            by_name.setdefault(dict(labels)["__name__"], []).append(i)
-        for name, idx in by_name.items():
-            f.write(f"# TYPE {name} gauge\n")  # written as scraped; the type does not change the encoding
-            for i in idx:
-                lbl = ",".join(f'{k}="{v}"' for k, v in series[i] if k != "__name__")
-                f.writelines(f"{name}{{{lbl}}} {format_float(values[k][i])} {(t0 + k * SCRAPE_MS) / 1000:.3f}\n"
-                             for k in range(rounds))
-        f.write("# EOF\n")
+    openmetrics([(labels, [values[k][i] for k in range(rounds)]) for i, labels in enumerate(series)],
+                [t0 + k * SCRAPE_MS for k in range(rounds)], om)
     cpu = _children_cpu()
     subprocess.run([str(TOOLS / "promtool"), "tsdb", "create-blocks-from", "openmetrics", str(om), str(home / "prom")],
                    check=True, capture_output=True)
