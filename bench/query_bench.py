@@ -27,6 +27,7 @@ from aiohttp import web  # noqa: E402
 from bench.tsdb_bench import istio_series, openmetrics  # noqa: E402
 from tests.conftest import TOOLS, free_port, wait_for  # noqa: E402
 
+from sluice.aio import run_server  # noqa: E402
 from sluice.daemon.metrics_parts import engine_factory, query_pool, serve_metrics_app  # noqa: E402
 from sluice.daemon.state import DaemonOptions  # noqa: E402
 from sluice.metrics.api import metrics_app  # noqa: E402
@@ -165,7 +166,7 @@ def serve_forever(port: int, end_ms: int) -> None:
         while True:
             await asyncio.sleep(3600)
 
-    asyncio.run(serve())
+    run_server(serve())  # the daemon's loop
 
 
 def timed(base: str, path: str, params: dict[str, str]) -> float:

@@ -4,13 +4,19 @@ refusing, and requests in progress (a watch) untouched by any deadline."""
 from __future__ import annotations
 
 import asyncio
+import socket
+import ssl
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 from aiohttp import web
 from tests.conftest import free_port
 
+from sluice.aio import run_server
 from sluice.daemon.guarded_site import RUNNER_OPTIONS, GuardedSite, Limits
+from sluice.daemon.pki import ensure_pki
 
 LIMITS = Limits(header_timeout=0.5, idle_timeout=1.0, max_connections=3)
 
@@ -115,3 +121,43 @@ async def test_a_stream_outlives_both_deadlines(site: tuple[int, asyncio.Event])
     release.set()
     assert b"done" in await asyncio.wait_for(hold_reader.readuntil(b"done"), 5)
     hold_writer.close()
+
+
+@pytest.mark.parametrize("loop_kind", ["asyncio", "uvloop"])
+def test_every_tls_handshake_completes_on_either_loop(loop_kind: str, tmp_path: Path) -> None:
+    """The daemon serves TLS through this site on uvloop (`sluice.aio.run_server`), which starts reading a
+    connection as soon as it is made, so the ClientHello can reach the site before its handshake begins: every
+    one of many back-to-back connections must still be answered (half stalled until the deadline before)."""
+    pki = ensure_pki(tmp_path / "pki")
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_ctx.load_cert_chain(pki.server_cert, pki.server_key)
+    client_ctx = ssl.create_default_context(cafile=str(pki.ca_cert))
+    port = free_port()
+
+    def fetch(_: int) -> bytes:
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as raw, \
+                client_ctx.wrap_socket(raw, server_hostname="127.0.0.1") as s:
+            s.sendall(b"GET /ok HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+            return s.recv(12)
+
+    async def main() -> list[bytes]:
+        app = web.Application()
+        app.router.add_get("/ok", _ok)
+        runner = web.AppRunner(app, access_log=None, **RUNNER_OPTIONS)
+        await runner.setup()
+        await GuardedSite(runner, "127.0.0.1", port, limits=Limits(header_timeout=10, idle_timeout=10,
+                                                                     max_connections=64),
+                          ssl_context=server_ctx).start()
+        try:
+            with ThreadPoolExecutor(4) as pool:
+                loop = asyncio.get_running_loop()
+                return list(await asyncio.gather(*(loop.run_in_executor(pool, fetch, i) for i in range(120))))
+        finally:
+            await runner.cleanup()
+
+    answers = run_server(main()) if loop_kind == "uvloop" else asyncio.run(main())
+    assert answers == [b"HTTP/1.1 200"] * 120
+
+
+async def _ok(request: web.Request) -> web.Response:
+    return web.Response(text="ok")

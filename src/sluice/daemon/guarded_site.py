@@ -25,7 +25,7 @@ import resource
 import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from aiohttp import web
 from aiohttp.web import RequestHandler
@@ -121,6 +121,10 @@ class _Conn(asyncio.Protocol):
         self.app_transport: asyncio.Transport | None = None
         self.inner: RequestHandler | None = None
         self.early: list[bytes] = []  # decrypted bytes that arrive before the handler is attached
+        # Raw bytes (the TLS ClientHello) read before the handshake began: uvloop starts reading once
+        # `connection_made` returns, whatever it paused, so they can arrive here before `start_tls` takes over.
+        self.pre_tls: list[bytes] = []
+        self.tls_begun = False
         self.busy = 0  # requests being served
         self.requests = 0  # requests started so far
         self.closed = False
@@ -130,7 +134,7 @@ class _Conn(asyncio.Protocol):
 
     # -- lifecycle ------------------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
+        transport = cast(asyncio.Transport, transport)  # uvloop's TCP transport is one, though not a subclass
         self.raw = transport
         if not self.guard.admit(self):
             self.closed = True
@@ -144,6 +148,12 @@ class _Conn(asyncio.Protocol):
             self.tls_task = self.loop.create_task(self._start_tls(transport, self.ssl_context))
 
     async def _start_tls(self, transport: asyncio.Transport, ctx: ssl.SSLContext) -> None:
+        self.tls_begun = True
+        pre, self.pre_tls = b"".join(self.pre_tls), []
+        if pre:
+            # start_tls schedules the TLS protocol's connection_made and the resumed reading before it waits:
+            # two hops from here land after both, where the bytes are handed to the TLS protocol first.
+            self.loop.call_soon(self.loop.call_soon, _replay, transport, pre)
         try:
             app = await self.loop.start_tls(transport, self, ctx, server_side=True,
                                             ssl_handshake_timeout=self.guard.limits.header_timeout)
@@ -169,6 +179,11 @@ class _Conn(asyncio.Protocol):
             self.inner.data_received(chunk)
 
     def data_received(self, data: bytes) -> None:
+        if self.ssl_context is not None and not self.tls_begun:
+            assert self.raw is not None
+            self.raw.pause_reading()
+            self.pre_tls.append(data)
+            return
         if self.busy == 0 and not self.awaiting_headers:  # the first bytes of the next request
             self.awaiting_headers = True
             self._arm(self.guard.limits.header_timeout, "did not finish a request's headers in time")
@@ -233,6 +248,23 @@ class _Conn(asyncio.Protocol):
         if self.busy == 0 and not self.closed:
             self.awaiting_headers = False
             self._arm(self.guard.limits.idle_timeout, f"stayed idle for {self.guard.limits.idle_timeout:g}s")
+
+
+def _replay(transport: asyncio.Transport, data: bytes) -> None:
+    """Hand bytes read off `transport` to the protocol it has now (the TLS one), as if read just now."""
+    if transport.is_closing():
+        return
+    proto: Any = transport.get_protocol()
+    if not hasattr(proto, "get_buffer"):  # a plain Protocol (uvloop's TLS protocol is a buffered one)
+        proto.data_received(data)
+        return
+    view = memoryview(data)
+    while view:
+        buf = memoryview(proto.get_buffer(len(view)))
+        n = min(len(buf), len(view))
+        buf[:n] = view[:n]
+        proto.buffer_updated(n)
+        view = view[n:]
 
 
 Handler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]

@@ -21,6 +21,7 @@ from pathlib import Path
 from aiohttp import web
 
 from sluice import ratelog
+from sluice.aio import run_server
 from sluice.api.registry import ApiOptions, Registry
 from sluice.api.server import make_app
 from sluice.controllers.autoallocate import AutoAllocateController
@@ -167,7 +168,7 @@ def run(home: Home, options: DaemonOptions) -> int:
     # connections that present no certificate. Before grpc is imported (sluice.daemon.mesh_parts).
     os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
     try:
-        asyncio.run(serve(home, options))
+        run_server(serve(home, options))
     except SystemExit as e:
         print(e.code, file=sys.stderr)
         return 1

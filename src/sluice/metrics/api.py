@@ -376,7 +376,7 @@ class _Api:
             return False
         cells = INLINE_MAX_CELLS_RANGE if end > start else INLINE_MAX_CELLS
         return plan.bounded(self.storage, start, end, step, lookback, max_samples=INLINE_MAX_SAMPLES,
-                            max_cells=cells)
+                            max_cells=cells, max_columnar_cells=INLINE_MAX_CELLS_RANGE)
 
     async def _submit(self, call: Callable[[float | None], Any], timeout: float | None, limit: int, expr: str,
                       inline: bool) -> web.Response:

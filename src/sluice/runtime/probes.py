@@ -101,7 +101,7 @@ async def _tcp_ok(host: str, port: int, timeout: float, netns: str | None) -> bo
 async def _exec_ok(command: list[str], env: dict[str, str], cwd: str | None, timeout: float) -> bool:
     try:
         proc = await asyncio.create_subprocess_exec(
-            *command, env=env, cwd=cwd, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
+            *command, env=dict(env), cwd=cwd, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.DEVNULL, start_new_session=True)
     except OSError:
         return False

@@ -87,11 +87,16 @@ async def _worker_held(pool: QueryPool) -> AsyncIterator[threading.Event]:
 SMALL = [("/api/v1/query", {"query": 'sum(rate(m{i="1"}[1m])) / sum(rate(m{i="2"}[1m])) or vector(0)',
                             "time": AT}),
          ("/api/v1/query_range", {"query": 'sum(rate(m{i="1"}[1m]))', "start": "600", "end": AT, "step": "15"}),
-         ("/api/v1/query", {"query": 'absent(m{i="nope"})', "time": AT})]
-# Each reads every series over the whole hour (28,800 samples), or makes a subquery: never on the loop.
+         ("/api/v1/query", {"query": 'absent(m{i="nope"})', "time": AT}),
+         # a subquery over one series: 21 inner steps column-wise
+         ("/api/v1/query", {"query": 'max_over_time(sum(rate(m{i="1"}[1m]))[10m:30s])', "time": AT})]
+# Each reads every series over the whole hour (28,800 samples), or holds too many cells in a subquery's inner
+# steps (40 series × 721 steps × 2 nodes), or makes a subquery at every step of a range query: never on the loop.
 HEAVY = [("/api/v1/query", {"query": "sum(count_over_time(m[1h]))", "time": AT}),
          ("/api/v1/query_range", {"query": "sum(rate(m[1m]))", "start": "0", "end": AT, "step": "5"}),
-         ("/api/v1/query", {"query": 'max_over_time(rate(m{i="1"}[1m])[5m:15s])', "time": AT})]
+         ("/api/v1/query", {"query": "max_over_time(sum(rate(m[1m]))[1h:5s])", "time": AT}),
+         ("/api/v1/query_range", {"query": 'max_over_time(rate(m{i="1"}[1m])[5m:15s])', "start": "3000",
+                                  "end": AT, "step": "60"})]
 
 
 @pytest.mark.parametrize(("path", "params"), SMALL)
@@ -154,7 +159,13 @@ async def test_a_query_slower_on_the_loop_than_its_bound_said_goes_to_a_worker(
 
 
 def test_plans_bound_only_what_they_can() -> None:
-    assert plan("max_over_time(m[5m:15s])") is None  # a subquery: inner steps times its own selections
+    p = plan("max_over_time(sum(rate(m[1m]))[5m:15s])")  # a subquery: 21 inner steps of two nodes' cells
+    assert p is not None and p.inner_cells == 2 * 21 and not p.flat  # bounded for one step only
+    assert p.selections[0].sub_range_ms == 300_000
+    assert plan("max_over_time(m[5m:])") is None  # the engine's default step: not known here
+    assert plan("max_over_time(max_over_time(m[5m:15s])[10m:1m])") is None  # nested
+    assert plan("max_over_time(m[5m:15s] @ 100)") is None
+    assert plan("max_over_time(sum_over_time(m[1m])[5m:15s])") is None  # inner cost grows with the window
     assert plan('label_replace(m, "a", "$1", "i", "(.*)")') is None  # a regex over every series' value
     assert plan("sum(") is None
     assert plan(" + ".join(["m"] * 40)) is None  # too many nodes

@@ -5,7 +5,10 @@ serves the API (skipping the hand-over to a query worker and back, most of a sma
 the query pool, as every query whose cost is not bounded small does. `plan` runs where the query is parsed
 (in a worker); `Plan.bounded` runs on the loop and only reads the storage's bookkeeping (no regex, no decoding):
 
-* the query has no subquery, no `label_replace` (a regex over label values) and at most `MAX_NODES` nodes;
+* the query has no `label_replace` (a regex over label values) and at most `MAX_NODES` nodes;
+* a subquery is not nested, has an explicit step and no `@`, and everything inside it is evaluated column-wise
+  with range functions whose cost does not grow with their window; its inner steps' cells are counted against
+  the column-wise budget (`max_columnar_cells`), and a query holding one is bounded at a single step only;
 * every selector's series are already known to the storage's index, and there are few of them;
 * the samples its selectors may read (whole chunks counted; several times over under a costly function) stay
   within `max_samples`, and the series × steps its instant-vector nodes may hold stay within `max_cells`;
@@ -59,6 +62,16 @@ class _Selection:
     offset_ms: int
     at_ms: int | None
     at_special: str | None
+    # An enclosing subquery's range and offset: the selection is read over that much more, that much earlier.
+    sub_range_ms: int = 0
+    sub_offset_ms: int = 0
+
+
+@dataclass(frozen=True)
+class _Sub:
+    range_ms: int
+    offset_ms: int
+    steps: int  # inner steps per outer step, at most
 
 
 @dataclass(frozen=True)
@@ -70,11 +83,15 @@ class Plan:
     # Every instant-vector node is one the column-wise evaluator handles itself, with range functions whose
     # cost does not grow with their window: a multi-step query's work is then its cells at numpy's cost.
     flat: bool
+    # Cells per series that subqueries' inner vector nodes hold, summed over those nodes (each node: its
+    # subquery's inner steps); 0 without a subquery.
+    inner_cells: int = 0
 
     def bounded(self, storage: object, start_ms: int, end_ms: int, step_ms: int, lookback_ms: int, *,
-                max_samples: int, max_cells: int) -> bool:
+                max_samples: int, max_cells: int, max_columnar_cells: int | None = None) -> bool:
         """Whether evaluating over [start_ms, end_ms] at `step_ms` provably reads at most `max_samples`
-        (weighted) samples and holds at most `max_cells` series × steps over all its instant-vector nodes."""
+        (weighted) samples and holds at most `max_cells` series × steps over all its instant-vector nodes
+        outside subqueries, and `max_columnar_cells` (default `max_cells`) inside them."""
         bound = getattr(storage, "samples_bound", None)
         if bound is None:
             return False
@@ -83,15 +100,18 @@ class Plan:
             return False
         # No node yields more series than all selectors together plus the series made from nothing.
         max_series = max_cells // (steps * max(1, self.vector_nodes)) - self.creators
+        if self.inner_cells:
+            inner_cap = (max_cells if max_columnar_cells is None else max_columnar_cells) // self.inner_cells
+            max_series = min(max_series, inner_cap - self.creators)
         max_reads = max_samples // self.weight
         if max_series < 0:
             return False
         samples = series = 0
         for sel in self.selections:
             at = start_ms if sel.at_special == "start" else end_ms if sel.at_special == "end" else sel.at_ms
-            lo = (start_ms if at is None else at) - sel.offset_ms
-            hi = (end_ms if at is None else at) - sel.offset_ms
-            span = lookback_ms if sel.span_ms is None else sel.span_ms
+            lo = (start_ms if at is None else at) - sel.offset_ms - sel.sub_offset_ms
+            hi = (end_ms if at is None else at) - sel.offset_ms - sel.sub_offset_ms
+            span = (lookback_ms if sel.span_ms is None else sel.span_ms) + sel.sub_range_ms
             got: tuple[int, int] | None = bound(sel.matchers, lo - span, hi, max_series=max_series - series,
                                                 max_samples=max_reads - samples)
             if got is None:
@@ -108,43 +128,58 @@ def plan(expr: str) -> Plan | None:
     except Exception:  # noqa: BLE001 - a query that does not parse has no plan; evaluation reports why
         return None
     sels: list[_Selection] = []
-    stack: list[A.Expr] = [root]
-    nodes = vector_nodes = creators = 0
+    stack: list[tuple[A.Expr, _Sub | None]] = [(root, None)]
+    nodes = vector_nodes = creators = inner_cells = 0
     weight = 1
     flat = True
     while stack:
-        node = stack.pop()
+        node, sub = stack.pop()
         nodes += 1
         if nodes > MAX_NODES:
             return None
         if node.type == "vector" and not isinstance(node, A.ParenExpr):
-            vector_nodes += 1
-            flat = flat and columnar.supported(node) and not (
+            node_flat = columnar.supported(node) and not (
                 isinstance(node, A.Call) and node.func not in _FLAT_RANGE_FNS | _CREATORS | {"round"})
+            if sub is None:
+                vector_nodes += 1
+                flat = flat and node_flat
+            elif not node_flat:
+                return None  # evaluated step by step inside: its cost grows with the inner steps' windows
+            else:
+                inner_cells += sub.steps
         if isinstance(node, A.VectorSelector):
-            sels.append(_Selection(node.matchers, None, node.offset_ms, node.at_ms, node.at_special))
+            sels.append(_Selection(node.matchers, None, node.offset_ms, node.at_ms, node.at_special,
+                                   *_widening(sub)))
         elif isinstance(node, A.MatrixSelector):
             vs = node.vs
-            sels.append(_Selection(vs.matchers, node.range_ms, vs.offset_ms, vs.at_ms, vs.at_special))
+            sels.append(_Selection(vs.matchers, node.range_ms, vs.offset_ms, vs.at_ms, vs.at_special,
+                                   *_widening(sub)))
         elif isinstance(node, A.SubqueryExpr):
-            return None
+            if sub is not None or not node.step_ms or node.at_ms is not None or node.at_special is not None:
+                return None
+            flat = False
+            stack.append((node.expr, _Sub(node.range_ms, node.offset_ms, node.range_ms // node.step_ms + 1)))
         elif isinstance(node, A.Call):
             if node.func in _UNBOUNDED_CALLS:
                 return None
             if node.func not in _CHEAP:
                 weight = _HEAVY_WEIGHT
             creators += node.func in _CREATORS
-            stack.extend(node.args)
+            stack.extend((a, sub) for a in node.args)
         elif isinstance(node, (A.ParenExpr, A.UnaryExpr)):
-            stack.append(node.expr)
+            stack.append((node.expr, sub))
         elif isinstance(node, A.BinaryExpr):
-            stack.extend((node.lhs, node.rhs))
+            stack.extend(((node.lhs, sub), (node.rhs, sub)))
         elif isinstance(node, A.AggregateExpr):
             if node.op not in _CHEAP:
                 weight = _HEAVY_WEIGHT
-            stack.append(node.expr)
+            stack.append((node.expr, sub))
             if node.param is not None:
-                stack.append(node.param)
+                stack.append((node.param, sub))
         elif not isinstance(node, (A.NumberLiteral, A.StringLiteral)):
             return None
-    return Plan(tuple(sels), vector_nodes, creators, weight, flat)
+    return Plan(tuple(sels), vector_nodes, creators, weight, flat, inner_cells)
+
+
+def _widening(sub: _Sub | None) -> tuple[int, int]:
+    return (0, 0) if sub is None else (sub.range_ms, sub.offset_ms)

@@ -93,8 +93,8 @@ async def run_exec(session: channels.Session, req: ExecRequest) -> None:
 
 async def _run_pipes(session: channels.Session, req: ExecRequest) -> None:
     pipe, null = asyncio.subprocess.PIPE, asyncio.subprocess.DEVNULL
-    proc = await asyncio.create_subprocess_exec(
-        *argv_for(req.sandbox, list(req.command)), env=req.env, stdin=pipe if req.stdin else null,
+    proc = await asyncio.create_subprocess_exec(  # env as a plain dict: uvloop refuses a dict's subclasses
+        *argv_for(req.sandbox, list(req.command)), env=dict(req.env), stdin=pipe if req.stdin else null,
         stdout=pipe if req.stdout else null, stderr=pipe if req.stderr else null, start_new_session=True)
 
     async def to_stdin(data: bytes) -> None:
