@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import math
 import struct
+from array import array
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, TypeGuard
 
 from sluice.metrics.regex import Regex, compile_anchored
 
 __all__ = [
-    "Labels", "labels_of", "Matcher", "MatchType", "Series", "Storage", "MemStorage",
-    "STALE_NAN", "is_stale", "METRIC_NAME",
+    "Labels", "labels_of", "Matcher", "MatchType", "Series", "Storage", "PartsStorage", "Part", "hands_out_parts",
+    "MemStorage", "STALE_NAN", "is_stale", "METRIC_NAME",
 ]
 
 METRIC_NAME = "__name__"
@@ -79,6 +80,22 @@ class Storage(Protocol):
     def label_names(self, matchers: Sequence[Matcher], start_ms: int, end_ms: int) -> list[str]: ...
 
     def label_values(self, name: str, matchers: Sequence[Matcher], start_ms: int, end_ms: int) -> list[str]: ...
+
+
+# A piece of one series' samples: a decoded chunk, a head copy, or a cut of one (at most a chunk's worth).
+Part = tuple["array[int]", "array[float]"]
+
+
+class PartsStorage(Storage, Protocol):
+    """A storage that can also hand out a selection's samples in the pieces it keeps them in (the TSDB's chunks
+    and head), for a reader that joins many series into one array anyway."""
+
+    def select_parts(self, matchers: Sequence[Matcher], start_ms: int,
+                     end_ms: int) -> Iterable[tuple[Labels, list[Part]]]: ...
+
+
+def hands_out_parts(storage: Storage) -> TypeGuard[PartsStorage]:
+    return hasattr(storage, "select_parts")
 
 
 class MemStorage:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, cast
 import numpy as np
 import numpy.typing as npt
 
-from sluice.metrics.series import METRIC_NAME
+from sluice.metrics.series import METRIC_NAME, PartsStorage, hands_out_parts
 
 from . import ast as A
 from .aggregate import _grouper
@@ -272,8 +272,8 @@ def _refs(ev: Evaluator, at_ms: int | None, special: str | None, offset_ms: int)
 
 
 def _select(ev: Evaluator, vs: A.VectorSelector, start: int, end: int) -> FlatRange:
-    if hasattr(ev.storage, "select_parts"):
-        return _select_parts(ev, vs, start, end)
+    if hands_out_parts(ev.storage):
+        return _select_parts(ev, ev.storage, vs, start, end)
     parts: list[tuple[Labels, Sequence[int], Sequence[float]]] = []
     for s in ev.storage.select(vs.matchers, start, end):
         ev.count_samples(len(s.timestamps))
@@ -281,14 +281,14 @@ def _select(ev: Evaluator, vs: A.VectorSelector, start: int, end: int) -> FlatRa
     return _flatten(parts)
 
 
-def _select_parts(ev: Evaluator, vs: A.VectorSelector, start: int, end: int) -> FlatRange:
+def _select_parts(ev: Evaluator, storage: PartsStorage, vs: A.VectorSelector, start: int, end: int) -> FlatRange:
     """`_select` from a storage that hands out its samples in pieces (the TSDB's chunks and head): every
     series' pieces joined into one array in one call, no array built per series."""
     metrics: list[Labels] = []
     lens: list[int] = []
     tbufs: list[Sequence[int]] = []
     vbufs: list[Sequence[float]] = []
-    for labels, parts in ev.storage.select_parts(vs.matchers, start, end):  # type: ignore[attr-defined]
+    for labels, parts in storage.select_parts(vs.matchers, start, end):
         n = 0
         for t, v in parts:
             n += len(t)

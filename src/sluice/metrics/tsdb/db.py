@@ -28,14 +28,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import cast
 
-from sluice.metrics.series import STALE_NAN, Labels, Matcher, Series
+from sluice.metrics.series import STALE_NAN, Labels, Matcher, Part, Series
 from sluice.metrics.tsdb import chunks as chunkcodec
 from sluice.metrics.tsdb import records as rec
 from sluice.metrics.tsdb import wal as walfile
 from sluice.metrics.tsdb.index import SeriesIndex
 from sluice.ratelog import RateLimitedLog
 
-__all__ = ["TSDB", "TSDBStats", "Part"]
+__all__ = ["TSDB", "TSDBStats"]
 
 _MIN_T = -(2**63)
 DEFAULT_RETENTION_MS = 24 * 3600 * 1000
@@ -107,8 +107,6 @@ def _read_snapshot(snap: tuple[list[bytes], array[int], array[float]], start: in
     return _clip(ts, vs, start, end)
 
 
-# A piece of one series' samples: a decoded chunk, a head copy, or a cut of one (at most a chunk's worth).
-Part = tuple["array[int]", "array[float]"]
 
 
 def _snapshot_parts(snap: tuple[list[bytes], array[int], array[float]], start: int, end: int) -> list[Part]:
