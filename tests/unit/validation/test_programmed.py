@@ -136,7 +136,6 @@ def test_destination_rule_policies_at_every_level() -> None:
         *(f"spec.trafficPolicy.{p}" for p in expected),
         *(f"spec.trafficPolicy.portLevelSettings[0].{p}" for p in expected),
         *(f"spec.subsets[0].trafficPolicy.{p}" for p in expected),
-        "spec.workloadSelector",
     ]
     tls_off = {"host": "reviews", "trafficPolicy": {"tls": {"mode": "DISABLE"}, "loadBalancer": {"simple": "LEAST_CONN"}}}
     assert paths("DestinationRule", tls_off) == []

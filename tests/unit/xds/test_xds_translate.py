@@ -353,6 +353,39 @@ def test_destination_rule_in_client_namespace_wins() -> None:
     assert as_dict(gw[TYPE_CLUSTER][cluster("")]).get("lb_policy", "ROUND_ROBIN") == "ROUND_ROBIN"
 
 
+def test_destination_rule_workload_selector_applies_to_the_workloads_it_selects() -> None:
+    """Istio's DestinationRule `workloadSelector`: private to its namespace; there the workloads it selects use it
+    ahead of the rule without one, the others that one, or none when only selecting rules name the host."""
+    def rule(name: str, ns: str, lb: str, **more: Any) -> Obj:
+        return {"apiVersion": "networking.istio.io/v1", "kind": "DestinationRule",
+                "metadata": {"name": name, "namespace": ns},
+                "spec": {"host": REVIEWS, "trafficPolicy": {"loadBalancer": {"simple": lb}}, **more}}
+    catch_all = rule("all", NS, "RANDOM")
+    selecting = rule("for-productpage", NS, "ROUND_ROBIN", workloadSelector={"matchLabels": {"app": "productpage"}},
+                     subsets=[{"name": "canary", "labels": {"version": "v3"}}])
+
+    def lb(objs: list[Obj], pod: str) -> tuple[str, bool]:
+        out = generate(proxy_for(objs, pod), build_push(objs), [TYPE_CLUSTER, TYPE_ENDPOINT])
+        assert (cluster("canary") in out[TYPE_CLUSTER]) == (cluster("canary") in out[TYPE_ENDPOINT])
+        # ROUND_ROBIN is the enum's zero value: absent from the message
+        return (as_dict(out[TYPE_CLUSTER][cluster("")]).get("lb_policy", "ROUND_ROBIN"),
+                cluster("canary") in out[TYPE_CLUSTER])
+
+    objs = bookinfo() + [catch_all, selecting]
+    assert lb(objs, "productpage-v1") == ("ROUND_ROBIN", True)
+    assert lb(objs, "sleep") == ("RANDOM", False)
+    assert lb(objs, "istio-ingressgateway") == ("RANDOM", False)  # another namespace: the selecting rule is private
+    push = build_push(objs)
+    pp = generate(proxy_for(objs, "productpage-v1"), push, [TYPE_ENDPOINT])
+    canary = as_dict(pp[TYPE_ENDPOINT][cluster("canary")])
+    assert [e["endpoint"]["address"]["socket_address"]["address"] for g in canary["endpoints"]
+            for e in g["lb_endpoints"]] == ["127.1.0.6"]  # reviews-v3
+    # Only a selecting rule names the host: the workloads it does not select get no rule (Istio's default policy).
+    objs = bookinfo() + [selecting]
+    assert lb(objs, "productpage-v1") == ("ROUND_ROBIN", True)
+    assert lb(objs, "sleep") == ("LEAST_REQUEST", False)
+
+
 def test_generate_types_and_sharing() -> None:
     objs = bookinfo()
     push = build_push(objs, MeshOptions())

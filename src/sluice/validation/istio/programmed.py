@@ -111,6 +111,7 @@ PROGRAMMED: dict[str, tuple[str, ...]] = {
         "spec.subsets[].labels",
         *_under(["spec.subsets[].trafficPolicy"], _TRAFFIC_POLICY),
         "spec.exportTo[]=*",
+        "spec.workloadSelector",  # push_context.py: applied to the selected workloads' outbound traffic only
     ),
     # gateway.py: HTTP and HTTPS servers; gateway_tcp.py: TCP servers and TLS PASSTHROUGH
     "Gateway": (

@@ -51,15 +51,15 @@ def _messages(type_url: str, items: Iterable[Obj]) -> dict[str, Message]:
 
 
 def _clusters(proxy: Proxy, push: PushContext) -> dict[str, Message]:
-    shared = push.memo((TYPE_CLUSTER, proxy.namespace),
-                       lambda: _messages(TYPE_CLUSTER, clusters.shared_clusters(push, proxy.namespace)))
+    shared = push.memo((TYPE_CLUSTER, proxy.namespace, push.rules_selecting(proxy.namespace, proxy.labels)),
+                       lambda: _messages(TYPE_CLUSTER, clusters.shared_clusters(push, proxy.namespace, proxy.labels)))
     own = _messages(TYPE_CLUSTER, clusters.proxy_clusters(proxy, push))
     return {**own, **shared}
 
 
 def _endpoints(proxy: Proxy, push: PushContext) -> dict[str, Message]:
-    return push.memo((TYPE_ENDPOINT, proxy.namespace),
-                     lambda: _messages(TYPE_ENDPOINT, endpoints.build_endpoints(push, proxy.namespace)))
+    return push.memo((TYPE_ENDPOINT, proxy.namespace, push.rules_selecting(proxy.namespace, proxy.labels)),
+                     lambda: _messages(TYPE_ENDPOINT, endpoints.build_endpoints(push, proxy.namespace, proxy.labels)))
 
 
 def _listeners(proxy: Proxy, push: PushContext) -> dict[str, Message]:

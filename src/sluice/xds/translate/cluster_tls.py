@@ -11,8 +11,8 @@ parts we need: TLS origination).
   (required unless `insecureSkipVerify`); `ca.crl`/`crl`. They travel inline in the cluster (not over SDS).
   A Secret that is missing, incomplete or does not load fails closed, as Istio's proxy does while SDS has
   nothing for it: the cluster accepts no server certificate (an impossible pin) and offers none. Istio applies a
-  DestinationRule's credentialName at sidecars only when the rule has a workloadSelector; Sluice does not
-  select DestinationRules by workload, so every proxy of the namespace uses it;
+  DestinationRule's credentialName at sidecars only when the rule has a workloadSelector; Sluice applies it
+  either way (to the workloads the rule applies to: `PushContext.destination_rule`);
 - `DISABLE`, `ISTIO_MUTUAL`: plaintext (Sluice has no mesh mTLS, so Istio's auto-mTLS default is plaintext too).
 When `sni` is empty, HTTP clusters take it from the request's host (`auto_sni`) and, with a root
 certificate and no `subjectAltNames`, check the server's certificate for that name (`auto_san_validation`).

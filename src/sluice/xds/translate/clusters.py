@@ -19,7 +19,7 @@ Called by `sluice.xds.translate.generate`.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
 from sluice import mesh
 from sluice.xds import identity
@@ -30,6 +30,8 @@ from .protos import typed
 from .push_context import DNS_ROUND_ROBIN_LB, IstioConfig, PushContext, Service, ServicePort
 from .spec import Obj, is_http2_protocol, is_http_protocol, labels_match
 from .traffic_policy import apply_policy, default_circuit_breakers, effective_policy
+
+Labels = Mapping[str, str]  # a proxy's workload labels
 
 __all__ = ["shared_clusters", "proxy_clusters", "eds_service", "subset_labels", "inbound_port_protocol",
            "inbound_ports", "outbound_cluster_names",
@@ -84,8 +86,8 @@ def _original_dst_cluster(name: str, bind: str | None = None) -> Obj:
     return cluster
 
 
-def _subset_names(push: PushContext, svc: Service, namespace: str) -> list[str]:
-    dr = push.destination_rule(svc.hostname, namespace)
+def _subset_names(push: PushContext, svc: Service, namespace: str, labels: Labels) -> list[str]:
+    dr = push.destination_rule(svc.hostname, namespace, labels)
     if dr is None:
         return []
     names = []
@@ -108,10 +110,12 @@ def eds_service(push: PushContext, svc: Service) -> bool:
     return not _original_dst_service(push, svc) and not svc.dns
 
 
-def _outbound_keys(push: PushContext, namespace: str) -> Iterator[tuple[Service, ServicePort, str]]:
-    """(service, port, subset) of every outbound cluster a proxy in `namespace` gets, in CDS order."""
+def _outbound_keys(push: PushContext, namespace: str,
+                   labels: Labels) -> Iterator[tuple[Service, ServicePort, str]]:
+    """(service, port, subset) of every outbound cluster a proxy in `namespace` with `labels` gets, in CDS
+    order."""
     for svc in push.visible_services(namespace):
-        subsets = _subset_names(push, svc, namespace)
+        subsets = _subset_names(push, svc, namespace, labels)
         for sp in svc.ports:
             if sp.protocol == "UDP":
                 continue
@@ -120,15 +124,16 @@ def _outbound_keys(push: PushContext, namespace: str) -> Iterator[tuple[Service,
                 yield svc, sp, s
 
 
-def outbound_cluster_names(push: PushContext, namespace: str) -> list[str]:
-    """The EDS clusters a proxy in `namespace` gets, in CDS order (also the EDS resource names)."""
+def outbound_cluster_names(push: PushContext, namespace: str, labels: Labels) -> list[str]:
+    """The EDS clusters a proxy in `namespace` with `labels` gets, in CDS order (also the EDS resource names)."""
     return [mesh.outbound_cluster(sp.port, subset, svc.hostname)
-            for svc, sp, subset in _outbound_keys(push, namespace) if eds_service(push, svc)]
+            for svc, sp, subset in _outbound_keys(push, namespace, labels) if eds_service(push, svc)]
 
 
-def _outbound_cluster(push: PushContext, svc: Service, sp: ServicePort, subset: str, namespace: str) -> Obj:
+def _outbound_cluster(push: PushContext, svc: Service, sp: ServicePort, subset: str, namespace: str,
+                      labels: Labels) -> Obj:
     name = mesh.outbound_cluster(sp.port, subset, svc.hostname)
-    dr = push.destination_rule(svc.hostname, namespace)
+    dr = push.destination_rule(svc.hostname, namespace, labels)
     cluster: Obj = {
         "name": name,
         "type": "EDS",
@@ -192,9 +197,9 @@ def subset_labels(dr: IstioConfig | None, subset: str) -> dict[str, str]:
     return {}
 
 
-def _outbound_clusters(push: PushContext, namespace: str) -> list[Obj]:
-    return [_outbound_cluster(push, svc, sp, subset, namespace)
-            for svc, sp, subset in _outbound_keys(push, namespace)]
+def _outbound_clusters(push: PushContext, namespace: str, labels: Labels) -> list[Obj]:
+    return [_outbound_cluster(push, svc, sp, subset, namespace, labels)
+            for svc, sp, subset in _outbound_keys(push, namespace, labels)]
 
 
 def _passthrough_cluster(name: str, bind: str | None = None) -> Obj:
@@ -297,9 +302,10 @@ def _inbound_clusters(push: PushContext, proxy: Proxy) -> list[Obj]:
     return out
 
 
-def shared_clusters(push: PushContext, namespace: str) -> list[Obj]:
-    """The clusters every proxy in `namespace` gets (the caller memoises them per push)."""
-    return _outbound_clusters(push, namespace) + _mesh_clusters(push)
+def shared_clusters(push: PushContext, namespace: str, labels: Labels) -> list[Obj]:
+    """The clusters every proxy in `namespace` gets, the DestinationRules selecting `labels` applied (the caller
+    memoises them per push, namespace and `PushContext.rules_selecting`)."""
+    return _outbound_clusters(push, namespace, labels) + _mesh_clusters(push)
 
 
 def proxy_clusters(proxy: Proxy, push: PushContext) -> list[Obj]:

@@ -4,10 +4,13 @@ An endpoint is a pod IP and the Service's targetPort resolved against that pod's
 the destination sidecar's inbound listener (or, without a sidecar, the app itself) listens. A subset
 cluster keeps only the endpoints whose pod labels match the DestinationRule subset's labels. A ServiceEntry of
 resolution STATIC has its `endpoints` here (address, port by name, labels).
-Called by `sluice.xds.translate.generate`, which shares the result among the proxies of a namespace.
+Called by `sluice.xds.translate.generate`, which shares the result among the proxies of a namespace that the
+same DestinationRules select.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 from sluice import mesh
 
@@ -27,12 +30,12 @@ def _assignment(name: str, endpoints: list[Endpoint]) -> Obj:
     return out
 
 
-def _build(push: PushContext, namespace: str) -> list[Obj]:
+def _build(push: PushContext, namespace: str, labels: Mapping[str, str]) -> list[Obj]:
     out = []
     for svc in push.visible_services(namespace):
         if not eds_service(push, svc):
             continue  # ORIGINAL_DST (headless, resolution NONE) or DNS clusters: no endpoints to push
-        dr = push.destination_rule(svc.hostname, namespace)
+        dr = push.destination_rule(svc.hostname, namespace, labels)
         subsets: list[tuple[str, dict[str, str]]] = []
         for s in (dr.spec.get("subsets") or []) if dr else []:
             if isinstance(s, dict) and s.get("name"):
@@ -52,6 +55,6 @@ def _build(push: PushContext, namespace: str) -> list[Obj]:
     return out
 
 
-def build_endpoints(push: PushContext, namespace: str) -> list[Obj]:
-    """The ClusterLoadAssignments of every outbound cluster a proxy in `namespace` has."""
-    return _build(push, namespace)
+def build_endpoints(push: PushContext, namespace: str, labels: Mapping[str, str]) -> list[Obj]:
+    """The ClusterLoadAssignments of every outbound cluster a proxy in `namespace` with `labels` has."""
+    return _build(push, namespace, labels)

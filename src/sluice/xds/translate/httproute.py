@@ -112,7 +112,7 @@ def default_route(push: PushContext, proxy: Proxy, hostname: str, port: int) -> 
     """The route to a service port without a VirtualService: all paths, no timeout, default retries."""
     action: Obj = {"cluster": mesh.outbound_cluster(port, "", hostname), "timeout": "0s",
                    "retry_policy": default_retry_policy()}
-    hp = hash_policy(push.destination_rule(hostname, proxy.namespace), "", port)
+    hp = hash_policy(push.destination_rule(hostname, proxy.namespace, proxy.labels), "", port)
     if hp is not None:
         action["hash_policy"] = [hp]
     return {"name": DEFAULT_ROUTE_NAME, "match": {"prefix": "/"}, "route": action}
@@ -305,7 +305,7 @@ def destination_cluster(ctx: RouteContext, dest: Mapping[str, Any]) -> tuple[str
 
 def _hash_for(ctx: RouteContext, dest: Mapping[str, Any]) -> Obj | None:
     _, host, port = destination_cluster(ctx, dest)
-    dr = ctx.push.destination_rule(host, ctx.proxy.namespace)
+    dr = ctx.push.destination_rule(host, ctx.proxy.namespace, ctx.proxy.labels)
     return hash_policy(dr, str(dest.get("subset") or ""), port)
 
 

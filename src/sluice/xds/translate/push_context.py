@@ -129,6 +129,15 @@ class _Memo:
     values: dict[Any, Any] = field(default_factory=dict)
 
 
+def _workload_selector(dr: IstioConfig) -> dict[str, str] | None:
+    """A DestinationRule's `workloadSelector.matchLabels` ({} selects every workload), None without one."""
+    selector = dr.spec.get("workloadSelector")
+    if not isinstance(selector, dict):
+        return None
+    match = selector.get("matchLabels")
+    return {str(k): str(v) for k, v in match.items()} if isinstance(match, dict) else {}
+
+
 def _meta(obj: Mapping[str, Any]) -> Mapping[str, Any]:
     meta = obj.get("metadata")
     return meta if isinstance(meta, Mapping) else {}
@@ -305,17 +314,35 @@ class PushContext:
                 out.append((h, vs))
         return out
 
-    def destination_rule(self, hostname: str, proxy_namespace: str) -> IstioConfig | None:
-        """Istio's lookup order: a rule in the client's namespace, then the service's, then the root's."""
+    def destination_rule(self, hostname: str, proxy_namespace: str,
+                         labels: Mapping[str, str] | None = None) -> IstioConfig | None:
+        """Istio's lookup order: a rule in the client's namespace, then the service's, then the root's. A rule
+        with a `workloadSelector` is private to its namespace and there applies, ahead of the rule without one
+        for the same host, to the workloads it selects (`labels`: the proxy's) only; a namespace whose rules for
+        the host all select other workloads yields none (Istio's SidecarScope.DestinationRule)."""
         svc = self.services_by_host.get(hostname)
         order = [proxy_namespace, svc.namespace if svc else "", ROOT_NAMESPACE]
         for ns in order:
             matches = [dr for dr in self.destination_rules if dr.namespace == ns and dr.hosts
-                       and host_covers(dr.hosts[0], hostname)]
+                       and host_covers(dr.hosts[0], hostname)
+                       and (ns == proxy_namespace or _workload_selector(dr) is None)]
             if matches:
                 # the exact host beats a wildcard; then the longest wildcard; then the oldest rule
-                return max(matches, key=lambda dr: (not dr.hosts[0].startswith("*"), len(dr.hosts[0])))
+                host = max(matches, key=lambda dr: (not dr.hosts[0].startswith("*"), len(dr.hosts[0]))).hosts[0]
+                same = [dr for dr in matches if dr.hosts[0] == host]
+                if labels is not None:
+                    for dr in same:
+                        selector = _workload_selector(dr)
+                        if selector is not None and labels_match(selector, labels):
+                            return dr
+                return next((dr for dr in same if _workload_selector(dr) is None), None)
         return None
+
+    def rules_selecting(self, namespace: str, labels: Mapping[str, str]) -> tuple[str, ...]:
+        """The DestinationRules of `namespace` whose `workloadSelector` selects `labels`: with the namespace, all
+        that decides which rules a proxy's clusters and endpoints follow (so proxies alike share them)."""
+        return tuple(dr.name for dr in self.destination_rules if dr.namespace == namespace
+                     and (selector := _workload_selector(dr)) is not None and labels_match(selector, labels))
 
     def gateways_for(self, labels: Mapping[str, str]) -> list[IstioConfig]:
         out = []
