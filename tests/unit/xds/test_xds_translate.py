@@ -386,6 +386,32 @@ def test_destination_rule_workload_selector_applies_to_the_workloads_it_selects(
     assert lb(objs, "sleep") == ("LEAST_REQUEST", False)
 
 
+def test_rules_for_one_host_are_merged_as_istio_does() -> None:
+    """The oldest rule wins what both set; the later one adds the subsets it names anew, and its traffic policy
+    when the oldest has none (Istio's mergeDestinationRule)."""
+    def rule(name: str, created: str, subsets: dict[str, str], **more: Any) -> Obj:
+        return {"apiVersion": "networking.istio.io/v1", "kind": "DestinationRule",
+                "metadata": {"name": name, "namespace": NS, "creationTimestamp": created},
+                "spec": {"host": REVIEWS, "subsets": [{"name": n, "labels": {"version": v}} for n, v in subsets.items()],
+                         **more}}
+    older = rule("z-older", "2026-01-01T00:00:00Z", {"v1": "v1", "newest": "v2"})
+    later = rule("a-later", "2026-02-01T00:00:00Z", {"newest": "v3", "v3": "v3"},
+                 trafficPolicy={"loadBalancer": {"simple": "RANDOM"}})
+    objs = bookinfo() + [later, older]
+    out = generate(proxy_for(objs, "sleep"), build_push(objs), [TYPE_CLUSTER, TYPE_ENDPOINT])
+    eds = {n: as_dict(m) for n, m in out[TYPE_ENDPOINT].items()}
+
+    def addrs(name: str) -> list[str]:
+        return [e["endpoint"]["address"]["socket_address"]["address"] for g in eds[name].get("endpoints", [])
+                for e in g["lb_endpoints"]]
+
+    assert {n for n in out[TYPE_CLUSTER] if n.endswith(REVIEWS)} == {
+        cluster(s) for s in ("", "v1", "newest", "v3")}
+    assert addrs(cluster("newest")) == ["127.1.0.5"]  # the older rule's `newest` (reviews-v2)
+    assert addrs(cluster("v3")) == ["127.1.0.6"]
+    assert as_dict(out[TYPE_CLUSTER][cluster("")])["lb_policy"] == "RANDOM"
+
+
 def test_generate_types_and_sharing() -> None:
     objs = bookinfo()
     push = build_push(objs, MeshOptions())

@@ -8,6 +8,7 @@ table of one namespace and label set) is memoised on the context, so it is done 
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import threading
 from collections.abc import Callable, Iterable, Mapping
@@ -136,6 +137,28 @@ def _workload_selector(dr: IstioConfig) -> dict[str, str] | None:
         return None
     match = selector.get("matchLabels")
     return {str(k): str(v) for k, v in match.items()} if isinstance(match, dict) else {}
+
+
+def _merged(rules: list[IstioConfig]) -> IstioConfig | None:
+    """Rules for one host in one namespace, oldest first, as Istio consolidates them (mergeDestinationRule): the
+    oldest one, with the subsets of the later ones whose names it lacks, and the first top-level traffic policy
+    when it has none."""
+    if len(rules) < 2:
+        return rules[0] if rules else None
+    first = rules[0]
+    spec = dict(first.spec)
+    subsets = list(spec.get("subsets") or [])
+    names = {s.get("name") for s in subsets if isinstance(s, dict)}
+    for dr in rules[1:]:
+        for sub in dr.spec.get("subsets") or []:
+            if isinstance(sub, dict) and sub.get("name") not in names:
+                names.add(sub.get("name"))
+                subsets.append(sub)
+        if spec.get("trafficPolicy") is None and dr.spec.get("trafficPolicy") is not None:
+            spec["trafficPolicy"] = dr.spec["trafficPolicy"]
+    if subsets:
+        spec["subsets"] = subsets
+    return dataclasses.replace(first, spec=spec)
 
 
 def _meta(obj: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -319,7 +342,8 @@ class PushContext:
         """Istio's lookup order: a rule in the client's namespace, then the service's, then the root's. A rule
         with a `workloadSelector` is private to its namespace and there applies, ahead of the rule without one
         for the same host, to the workloads it selects (`labels`: the proxy's) only; a namespace whose rules for
-        the host all select other workloads yields none (Istio's SidecarScope.DestinationRule)."""
+        the host all select other workloads yields none (Istio's SidecarScope.DestinationRule). Several rules
+        without a selector for the same host in one namespace are merged (`_merged`)."""
         svc = self.services_by_host.get(hostname)
         order = [proxy_namespace, svc.namespace if svc else "", ROOT_NAMESPACE]
         for ns in order:
@@ -335,7 +359,7 @@ class PushContext:
                         selector = _workload_selector(dr)
                         if selector is not None and labels_match(selector, labels):
                             return dr
-                return next((dr for dr in same if _workload_selector(dr) is None), None)
+                return _merged([dr for dr in same if _workload_selector(dr) is None])
         return None
 
     def rules_selecting(self, namespace: str, labels: Mapping[str, str]) -> tuple[str, ...]:
