@@ -10,11 +10,9 @@ same DestinationRules select.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 from sluice import mesh
 
-from .clusters import eds_service
+from .clusters import Labels, eds_service
 from .push_context import Endpoint, PushContext
 from .spec import Obj, labels_match
 
@@ -30,7 +28,7 @@ def _assignment(name: str, endpoints: list[Endpoint]) -> Obj:
     return out
 
 
-def _build(push: PushContext, namespace: str, labels: Mapping[str, str]) -> list[Obj]:
+def _build(push: PushContext, namespace: str, labels: Labels) -> list[Obj]:
     out = []
     for svc in push.visible_services(namespace):
         if not eds_service(push, svc):
@@ -55,6 +53,6 @@ def _build(push: PushContext, namespace: str, labels: Mapping[str, str]) -> list
     return out
 
 
-def build_endpoints(push: PushContext, namespace: str, labels: Mapping[str, str]) -> list[Obj]:
+def build_endpoints(push: PushContext, namespace: str, labels: Labels) -> list[Obj]:
     """The ClusterLoadAssignments of every outbound cluster a proxy in `namespace` with `labels` has."""
     return _build(push, namespace, labels)

@@ -9,6 +9,7 @@ table of one namespace and label set) is memoised on the context, so it is done 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import ipaddress
 import threading
 from collections.abc import Callable, Iterable, Mapping
@@ -112,6 +113,16 @@ class IstioConfig:
     hosts: tuple[str, ...] = ()
     gateways: tuple[str, ...] = ()  # VirtualService only: `mesh` or `<ns>/<name>`
 
+    @functools.cached_property
+    def workload_selector(self) -> dict[str, str] | None:
+        """DestinationRule only: its `workloadSelector.matchLabels` ({} selects every workload), None without one.
+        Worked out once per push: every proxy's generation asks."""
+        selector = self.spec.get("workloadSelector")
+        if not isinstance(selector, dict):
+            return None
+        match = selector.get("matchLabels")
+        return {str(k): str(v) for k, v in match.items()} if isinstance(match, dict) else {}
+
     @property
     def config_path(self) -> str:
         """Istio's route/cluster metadata pointer to the config object."""
@@ -130,21 +141,10 @@ class _Memo:
     values: dict[Any, Any] = field(default_factory=dict)
 
 
-def _workload_selector(dr: IstioConfig) -> dict[str, str] | None:
-    """A DestinationRule's `workloadSelector.matchLabels` ({} selects every workload), None without one."""
-    selector = dr.spec.get("workloadSelector")
-    if not isinstance(selector, dict):
-        return None
-    match = selector.get("matchLabels")
-    return {str(k): str(v) for k, v in match.items()} if isinstance(match, dict) else {}
-
-
-def _merged(rules: list[IstioConfig]) -> IstioConfig | None:
+def _merged(rules: list[IstioConfig]) -> IstioConfig:
     """Rules for one host in one namespace, oldest first, as Istio consolidates them (mergeDestinationRule): the
     oldest one, with the subsets of the later ones whose names it lacks, and the first top-level traffic policy
     when it has none."""
-    if len(rules) < 2:
-        return rules[0] if rules else None
     first = rules[0]
     spec = dict(first.spec)
     subsets = list(spec.get("subsets") or [])
@@ -349,24 +349,27 @@ class PushContext:
         for ns in order:
             matches = [dr for dr in self.destination_rules if dr.namespace == ns and dr.hosts
                        and host_covers(dr.hosts[0], hostname)
-                       and (ns == proxy_namespace or _workload_selector(dr) is None)]
+                       and (ns == proxy_namespace or dr.workload_selector is None)]
             if matches:
                 # the exact host beats a wildcard; then the longest wildcard; then the oldest rule
                 host = max(matches, key=lambda dr: (not dr.hosts[0].startswith("*"), len(dr.hosts[0]))).hosts[0]
                 same = [dr for dr in matches if dr.hosts[0] == host]
                 if labels is not None:
                     for dr in same:
-                        selector = _workload_selector(dr)
-                        if selector is not None and labels_match(selector, labels):
+                        if dr.workload_selector is not None and labels_match(dr.workload_selector, labels):
                             return dr
-                return _merged([dr for dr in same if _workload_selector(dr) is None])
+                catch_all = [dr for dr in same if dr.workload_selector is None]
+                if len(catch_all) < 2:
+                    return catch_all[0] if catch_all else None
+                # several rules to merge: once per push, not at every lookup
+                return self.memo(("merged-destination-rule", ns, host), functools.partial(_merged, catch_all))
         return None
 
     def rules_selecting(self, namespace: str, labels: Mapping[str, str]) -> tuple[str, ...]:
         """The DestinationRules of `namespace` whose `workloadSelector` selects `labels`: with the namespace, all
         that decides which rules a proxy's clusters and endpoints follow (so proxies alike share them)."""
         return tuple(dr.name for dr in self.destination_rules if dr.namespace == namespace
-                     and (selector := _workload_selector(dr)) is not None and labels_match(selector, labels))
+                     and dr.workload_selector is not None and labels_match(dr.workload_selector, labels))
 
     def gateways_for(self, labels: Mapping[str, str]) -> list[IstioConfig]:
         out = []
