@@ -41,8 +41,10 @@ def _secret(name: str, type_: str, files: dict[str, Path]) -> dict[str, Any]:
 
 
 def _rule(host: str, mode: str, credential: str) -> dict[str, Any]:
-    return _obj("DestinationRule", host, spec={"host": host, "trafficPolicy": {"tls": {
-        "mode": mode, "sni": "db.example", "credentialName": credential}}})
+    # A sidecar reads a rule's credentialName only when the rule selects it (Istio's cluster builder).
+    return _obj("DestinationRule", host, spec={"host": host, "workloadSelector": {"matchLabels": {"app": "sleep"}},
+                                               "trafficPolicy": {"tls": {"mode": mode, "sni": "db.example",
+                                                                         "credentialName": credential}}})
 
 
 async def _fails(call: Any) -> bool:

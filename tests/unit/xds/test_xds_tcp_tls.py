@@ -224,6 +224,8 @@ def test_tls_origination_with_credential_name() -> None:
                                           "subjectAltNames": ["db.example"]}
     dr["spec"]["subsets"] = [{"name": "simple", "labels": {"v": "1"}, "trafficPolicy": {"tls": {
         "mode": "SIMPLE", "credentialName": "db-ca"}}}]
+    # a sidecar reads a rule's credentialName only through a workloadSelector (see the test below)
+    dr["spec"]["workloadSelector"] = {"matchLabels": dict(proxy_for(objs, "sleep").labels)}
     missing = tls_of(objs)  # no Secret yet: fail closed (no certificate accepted, none offered)
     assert missing == {"tls_params": missing["tls_params"],
                        "validation_context": {"verify_certificate_hash": ["0" * 64]}}
@@ -242,3 +244,43 @@ def test_tls_origination_with_credential_name() -> None:
     broken = [o for o in objs if o["metadata"]["name"] != "db-client"] + [secret("db-client", tls_crt=cert,
                                                                                  tls_key=other_key)]
     assert tls_of(broken)["validation_context"] == {"verify_certificate_hash": ["0" * 64]}
+
+
+def test_credential_name_reaches_sidecars_only_through_a_workload_selector() -> None:
+    """Istio's cluster builder gives a sidecar no TLS context for a SIMPLE/MUTUAL setting naming a Secret when the
+    rule has no workloadSelector (the cluster stays plaintext), so one rule never hands a Secret to every sidecar
+    it reaches; a gateway still originates with it, and a setting with files instead of a Secret is unaffected."""
+    import base64
+
+    cert, key = _pem_pair()
+    objs = objects()
+    gateway_ns = proxy_for(objs, "istio-ingressgateway").namespace
+    for ns in {NS, gateway_ns}:
+        objs.append({"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
+                     "metadata": {"name": "db-client", "namespace": ns},
+                     "data": {k: base64.b64encode(v).decode() for k, v in
+                              (("tls.crt", cert), ("tls.key", key), ("ca.crt", cert))}})
+    dr = find(objs, "DestinationRule", "db-tls")
+    dr["spec"]["trafficPolicy"]["tls"] = {"mode": "MUTUAL", "credentialName": "db-client", "sni": "db.example"}
+
+    def cluster(pod: str, objs: list[Obj]) -> Obj:
+        out: Obj = to_dict(resources(objs, pod)[TYPE_CLUSTER][mesh.outbound_cluster(5432, "", fqdn("db-tls"))])
+        return out
+
+    assert "transport_socket" not in cluster("sleep", objs)  # no selector: plaintext from the sidecar
+    at_gateway = cluster("istio-ingressgateway", objs)["transport_socket"]["typed_config"]["common_tls_context"]
+    assert at_gateway["tls_certificates"][0]["certificate_chain"] == {"inline_bytes": base64.b64encode(cert).decode()}
+    for mode in ("SIMPLE", "MUTUAL"):
+        dr["spec"]["trafficPolicy"]["tls"]["mode"] = mode
+        assert "transport_socket" not in cluster("sleep", objs), mode
+    # a configmap:// reference is not a Secret: Istio leaves it to the normal path (here: fail closed, unreadable)
+    dr["spec"]["trafficPolicy"]["tls"]["credentialName"] = "configmap://db-ca"
+    assert "transport_socket" in cluster("sleep", objs)
+    # files instead of a Secret: the sidecar originates as before
+    dr["spec"]["trafficPolicy"]["tls"] = {"mode": "SIMPLE", "sni": "db.example", "caCertificates": "/etc/ca.pem"}
+    assert "transport_socket" in cluster("sleep", objs)
+    # selecting the client: the sidecar gets the Secret's certificate
+    dr["spec"]["trafficPolicy"]["tls"] = {"mode": "MUTUAL", "credentialName": "db-client", "sni": "db.example"}
+    dr["spec"]["workloadSelector"] = {"matchLabels": dict(proxy_for(objs, "sleep").labels)}
+    selected = cluster("sleep", objs)["transport_socket"]["typed_config"]["common_tls_context"]
+    assert selected["tls_certificates"][0]["private_key"] == {"inline_bytes": base64.b64encode(key).decode()}

@@ -51,8 +51,10 @@ def _messages(type_url: str, items: Iterable[Obj]) -> dict[str, Message]:
 
 
 def _clusters(proxy: Proxy, push: PushContext) -> dict[str, Message]:
-    shared = push.memo((TYPE_CLUSTER, proxy.namespace, push.rules_selecting(proxy.namespace, proxy.labels)),
-                       lambda: _messages(TYPE_CLUSTER, clusters.shared_clusters(push, proxy.namespace, proxy.labels)))
+    sidecar = proxy.type == "sidecar"  # a rule's credentialName reaches sidecars only through a workloadSelector
+    shared = push.memo((TYPE_CLUSTER, proxy.namespace, sidecar, push.rules_selecting(proxy.namespace, proxy.labels)),
+                       lambda: _messages(TYPE_CLUSTER,
+                                         clusters.shared_clusters(push, proxy.namespace, proxy.labels, sidecar)))
     own = _messages(TYPE_CLUSTER, clusters.proxy_clusters(proxy, push))
     return {**own, **shared}
 

@@ -10,9 +10,10 @@ parts we need: TLS origination).
   `tls.crt`/`tls.key` or `cert`/`key`; the CA from `ca.crt`/`cacert` of that Secret or of `<name>-cacert`
   (required unless `insecureSkipVerify`); `ca.crl`/`crl`. They travel inline in the cluster (not over SDS).
   A Secret that is missing, incomplete or does not load fails closed, as Istio's proxy does while SDS has
-  nothing for it: the cluster accepts no server certificate (an impossible pin) and offers none. Istio applies a
-  DestinationRule's credentialName at sidecars only when the rule has a workloadSelector; Sluice applies it
-  either way (to the workloads the rule applies to: `PushContext.destination_rule`);
+  nothing for it: the cluster accepts no server certificate (an impossible pin) and offers none. At a sidecar,
+  a rule without a `workloadSelector` whose TLS names a Secret this way gets no TLS at all (plaintext), as
+  Istio's cluster builder does so that a Secret is never handed to every sidecar a rule reaches
+  (`sidecar_drops_tls`); gateways and the workloads a selecting rule picks get it;
 - `DISABLE`, `ISTIO_MUTUAL`: plaintext (Sluice has no mesh mTLS, so Istio's auto-mTLS default is plaintext too).
 When `sni` is empty, HTTP clusters take it from the request's host (`auto_sni`) and, with a root
 certificate and no `subjectAltNames`, check the server's certificate for that name (`auto_san_validation`).
@@ -30,12 +31,13 @@ from .protos import typed
 from .push_context import PushContext
 from .spec import Obj
 
-__all__ = ["transport_socket", "upstream_http_options", "client_credential", "ClientCredential", "TLS_SOCKET",
-           "NO_CERTIFICATE_PIN"]
+__all__ = ["transport_socket", "upstream_http_options", "client_credential", "sidecar_drops_tls", "ClientCredential",
+           "TLS_SOCKET", "NO_CERTIFICATE_PIN"]
 
 TLS_SOCKET = "envoy.transport_sockets.tls"
 _UPSTREAM_TLS = "envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext"
 _ORIGINATING = ("SIMPLE", "MUTUAL")
+_CONFIGMAP_REF = "configmap://"  # a credential anyone may read (Istio's KubernetesConfigMapTypeURI)
 # A SHA-256 pin no certificate has: with it Envoy refuses every server (a credential that is not there).
 NO_CERTIFICATE_PIN = "0" * 64
 
@@ -70,6 +72,14 @@ def _skip_verify(tls: Obj) -> bool:
 
 def _credential_name(tls: Any) -> str:
     return str(tls.get("credentialName") or "") if _mode(tls) in _ORIGINATING else ""
+
+
+def sidecar_drops_tls(tls: Any, rule_selects: bool) -> bool:
+    """Whether a sidecar gets no TLS from this setting: SIMPLE or MUTUAL naming a Secret (`credentialName`, not
+    a `configmap://` reference) in a rule without a `workloadSelector` (`rule_selects` False). Istio's
+    `buildUpstreamClusterTLSContext` returns no TLS context then, and the cluster stays plaintext."""
+    name = _credential_name(tls)
+    return bool(name) and not name.startswith(_CONFIGMAP_REF) and not rule_selects
 
 
 def client_credential(push: PushContext, namespace: str, tls: Any) -> ClientCredential | None:

@@ -9,7 +9,8 @@ on, and, for sidecars, one `inbound|<port>||` cluster per inbound port:
   `IP:port` that virtualInbound restored) from 127.0.0.6, the source istio-init's rules let through
   instead of capturing again; plus `InboundPassthroughCluster` (the same for undeclared ports). A headless
   Service's outbound clusters are ORIGINAL_DST there too (the pod the app dialled), without endpoints.
-A DestinationRule's `tls` (SIMPLE / MUTUAL) gives an outbound cluster its upstream TLS, see `cluster_tls`.
+A DestinationRule's `tls` (SIMPLE / MUTUAL) gives an outbound cluster its upstream TLS, see `cluster_tls`
+(at sidecars, not when it names a Secret and the rule selects no workloads, as in Istio).
 A ServiceEntry host's clusters follow its resolution (Istio's cluster builder): STATIC → EDS (its
 `endpoints`), NONE → ORIGINAL_DST, DNS → STRICT_DNS and DNS_ROUND_ROBIN → LOGICAL_DNS, their endpoints (or
 the host itself) inline and resolved by Envoy, IPv4 only, Istio's 60 s refresh honouring the record's TTL.
@@ -131,7 +132,7 @@ def outbound_cluster_names(push: PushContext, namespace: str, labels: Labels) ->
 
 
 def _outbound_cluster(push: PushContext, svc: Service, sp: ServicePort, subset: str, namespace: str,
-                      labels: Labels) -> Obj:
+                      labels: Labels, sidecar: bool) -> Obj:
     name = mesh.outbound_cluster(sp.port, subset, svc.hostname)
     dr = push.destination_rule(svc.hostname, namespace, labels)
     cluster: Obj = {
@@ -156,6 +157,8 @@ def _outbound_cluster(push: PushContext, svc: Service, sp: ServicePort, subset: 
     if sp.protocol == "UNKNOWN" and push.options.network == "netns":
         http2 = None  # a sniffed port forwards HTTP/1.1 or h2c as it arrived (Istio's setUpstreamProtocol)
     tls = policy.get("tls")
+    if sidecar and cluster_tls.sidecar_drops_tls(tls, dr is not None and dr.workload_selector is not None):
+        tls = None
     credential = cluster_tls.client_credential(push, namespace, tls)  # its credentialName, in the proxy's namespace
     upstream = cluster_tls.upstream_http_options(tls, credential) if is_http_protocol(sp.protocol) else {}
     if http2 is not False or common or upstream:
@@ -197,8 +200,8 @@ def subset_labels(dr: IstioConfig | None, subset: str) -> dict[str, str]:
     return {}
 
 
-def _outbound_clusters(push: PushContext, namespace: str, labels: Labels) -> list[Obj]:
-    return [_outbound_cluster(push, svc, sp, subset, namespace, labels)
+def _outbound_clusters(push: PushContext, namespace: str, labels: Labels, sidecar: bool) -> list[Obj]:
+    return [_outbound_cluster(push, svc, sp, subset, namespace, labels, sidecar)
             for svc, sp, subset in _outbound_keys(push, namespace, labels)]
 
 
@@ -302,10 +305,11 @@ def _inbound_clusters(push: PushContext, proxy: Proxy) -> list[Obj]:
     return out
 
 
-def shared_clusters(push: PushContext, namespace: str, labels: Labels) -> list[Obj]:
-    """The clusters every proxy in `namespace` gets, the DestinationRules selecting `labels` applied (the caller
-    memoises them per push, namespace and `PushContext.rules_selecting`)."""
-    return _outbound_clusters(push, namespace, labels) + _mesh_clusters(push)
+def shared_clusters(push: PushContext, namespace: str, labels: Labels, sidecar: bool) -> list[Obj]:
+    """The clusters every sidecar (`sidecar`) or every gateway in `namespace` gets, the DestinationRules
+    selecting `labels` applied (the caller memoises them per push, namespace, proxy kind and
+    `PushContext.rules_selecting`)."""
+    return _outbound_clusters(push, namespace, labels, sidecar) + _mesh_clusters(push)
 
 
 def proxy_clusters(proxy: Proxy, push: PushContext) -> list[Obj]:
