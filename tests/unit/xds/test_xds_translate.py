@@ -373,8 +373,10 @@ def test_destination_rule_workload_selector_applies_to_the_workloads_it_selects(
 
     objs = bookinfo() + [catch_all, selecting]
     assert lb(objs, "productpage-v1") == ("ROUND_ROBIN", True)
-    assert lb(objs, "sleep") == ("RANDOM", False)
-    assert lb(objs, "istio-ingressgateway") == ("RANDOM", False)  # another namespace: the selecting rule is private
+    # Istio's mergeDestinationRule lends the later selecting rule's subsets to the rule without a selector (its
+    # own traffic policy stays): the other workloads get the `canary` cluster too, with the catch-all's policy.
+    assert lb(objs, "sleep") == ("RANDOM", True)
+    assert lb(objs, "istio-ingressgateway") == ("RANDOM", True)  # another namespace: the selecting rule is private
     push = build_push(objs)
     pp = generate(proxy_for(objs, "productpage-v1"), push, [TYPE_ENDPOINT])
     canary = as_dict(pp[TYPE_ENDPOINT][cluster("canary")])
@@ -384,6 +386,45 @@ def test_destination_rule_workload_selector_applies_to_the_workloads_it_selects(
     objs = bookinfo() + [selecting]
     assert lb(objs, "productpage-v1") == ("ROUND_ROBIN", True)
     assert lb(objs, "sleep") == ("LEAST_REQUEST", False)
+    # Only selecting rules in the client's namespace, none selecting it: no rule, not the root namespace's either.
+    root = rule("root", "istio-system", "RANDOM")
+    objs = bookinfo() + [selecting, root]
+    assert lb(objs, "sleep") == ("LEAST_REQUEST", False)
+    assert lb(objs, "istio-ingressgateway") == ("RANDOM", False)  # in istio-system: the root rule
+
+
+def test_selecting_and_catch_all_rules_lend_each_other_what_they_lack() -> None:
+    """Istio's mergeDestinationRule, rules of one namespace oldest first: a rule is merged into every entry so far
+    but those whose selector differs from its own. An older selecting rule without a traffic policy takes the
+    later catch-all's and its subsets, a later selecting rule lends its subsets to the catch-all; two rules with
+    the same selector become one; different selectors stay apart."""
+    def rule(name: str, created: str, selector: dict[str, str] | None, subsets: dict[str, str], **more: Any) -> Obj:
+        spec: Obj = {"host": REVIEWS, "subsets": [{"name": n, "labels": {"version": v}} for n, v in subsets.items()],
+                     **more}
+        if selector is not None:
+            spec["workloadSelector"] = {"matchLabels": selector}
+        return {"apiVersion": "networking.istio.io/v1", "kind": "DestinationRule",
+                "metadata": {"name": name, "namespace": NS, "creationTimestamp": created}, "spec": spec}
+    pp = {"app": "productpage"}
+    first = rule("first", "2026-01-01T00:00:00Z", pp, {"a": "v1"})
+    same = rule("same", "2026-01-02T00:00:00Z", pp, {"b": "v2"})
+    other = rule("other", "2026-01-03T00:00:00Z", {"app": "nobody"}, {"c": "v3"},
+                 trafficPolicy={"loadBalancer": {"simple": "ROUND_ROBIN"}})
+    catch_all = rule("all", "2026-01-04T00:00:00Z", None, {"d": "v3"},
+                     trafficPolicy={"loadBalancer": {"simple": "RANDOM"}})
+    late = rule("late", "2026-01-05T00:00:00Z", {"app": "nobody"}, {"e": "v1"})
+    objs = bookinfo() + [late, catch_all, other, same, first]
+
+    def clusters_of(pod: str) -> tuple[set[str], str]:
+        out = generate(proxy_for(objs, pod), build_push(objs), [TYPE_CLUSTER])
+        names = {n.split("|")[2] for n in out[TYPE_CLUSTER] if n.endswith(REVIEWS)} - {""}
+        return names, as_dict(out[TYPE_CLUSTER][cluster("")]).get("lb_policy", "ROUND_ROBIN")
+
+    # productpage: `first` with `same` merged in and the later catch-all's subset and policy (first had none);
+    # not `other`'s (another selector) nor `late`'s (a selecting rule after it lends only to the catch-all)
+    assert clusters_of("productpage-v1") == ({"a", "b", "d"}, "RANDOM")
+    # everyone else: the catch-all, with the subsets of the selecting rule that came after it only
+    assert clusters_of("sleep") == ({"d", "e"}, "RANDOM")
 
 
 def test_rules_for_one_host_are_merged_as_istio_does() -> None:

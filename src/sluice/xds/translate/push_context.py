@@ -141,24 +141,45 @@ class _Memo:
     values: dict[Any, Any] = field(default_factory=dict)
 
 
-def _merged(rules: list[IstioConfig]) -> IstioConfig:
-    """Rules for one host in one namespace, oldest first, as Istio consolidates them (mergeDestinationRule): the
-    oldest one, with the subsets of the later ones whose names it lacks, and the first top-level traffic policy
-    when it has none."""
-    first = rules[0]
-    spec = dict(first.spec)
+def _merge_into(entry: IstioConfig, rule: IstioConfig) -> IstioConfig:
+    """`entry` with the subsets of `rule` whose names it lacks, and `rule`'s top-level traffic policy when it has
+    none; its own name, namespace and selector stay."""
+    spec = dict(entry.spec)
     subsets = list(spec.get("subsets") or [])
     names = {s.get("name") for s in subsets if isinstance(s, dict)}
-    for dr in rules[1:]:
-        for sub in dr.spec.get("subsets") or []:
-            if isinstance(sub, dict) and sub.get("name") not in names:
-                names.add(sub.get("name"))
-                subsets.append(sub)
-        if spec.get("trafficPolicy") is None and dr.spec.get("trafficPolicy") is not None:
-            spec["trafficPolicy"] = dr.spec["trafficPolicy"]
+    for sub in rule.spec.get("subsets") or []:
+        if isinstance(sub, dict) and sub.get("name") not in names:
+            names.add(sub.get("name"))
+            subsets.append(sub)
+    if spec.get("trafficPolicy") is None and rule.spec.get("trafficPolicy") is not None:
+        spec["trafficPolicy"] = rule.spec["trafficPolicy"]
     if subsets:
         spec["subsets"] = subsets
-    return dataclasses.replace(first, spec=spec)
+    return dataclasses.replace(entry, spec=spec)
+
+
+def _consolidated(rules: list[IstioConfig]) -> tuple[IstioConfig, ...]:
+    """The rules of one namespace for one host, oldest first, consolidated as Istio's mergeDestinationRule does.
+
+    Each rule is merged into every entry so far except those whose selector differs from its own (both having
+    one): rules without a selector become one entry, as do rules with the same selector; a rule with a selector
+    also lends its subsets (and its policy, where there is none) to the entry without one, and that entry to a
+    selecting one, while staying an entry of its own. `PushContext.destination_rule` picks among them."""
+    entries: list[IstioConfig] = []
+    for rule in rules:
+        separate = True
+        for i, entry in enumerate(entries):
+            mine, theirs = rule.workload_selector, entry.workload_selector
+            both_select = mine is not None and theirs is not None
+            if both_select and mine != theirs:
+                separate = True  # Istio resets it here, whatever an earlier entry decided
+                continue
+            if (mine is None and theirs is None) or both_select:
+                separate = False
+            entries[i] = _merge_into(entry, rule)
+        if separate:
+            entries.append(rule)
+    return tuple(entries)
 
 
 def _meta(obj: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -339,30 +360,28 @@ class PushContext:
 
     def destination_rule(self, hostname: str, proxy_namespace: str,
                          labels: Mapping[str, str] | None = None) -> IstioConfig | None:
-        """Istio's lookup order: a rule in the client's namespace, then the service's, then the root's. A rule
-        with a `workloadSelector` is private to its namespace and there applies, ahead of the rule without one
-        for the same host, to the workloads it selects (`labels`: the proxy's) only; a namespace whose rules for
-        the host all select other workloads yields none (Istio's SidecarScope.DestinationRule). Several rules
-        without a selector for the same host in one namespace are merged (`_merged`)."""
+        """Istio's lookup order: the client's namespace, then the service's, then the root's; in the first with a
+        rule for the host (the exact host beats a wildcard, then the longest wildcard), its rules consolidated
+        (`_consolidated`) and one entry picked as Istio's SidecarScope.DestinationRule does: a selecting entry
+        of the client's own namespace that selects it (`labels`: the proxy's), else the entry without a
+        selector, else none (a namespace whose rules for the host all select other workloads yields none)."""
         svc = self.services_by_host.get(hostname)
         order = [proxy_namespace, svc.namespace if svc else "", ROOT_NAMESPACE]
         for ns in order:
             matches = [dr for dr in self.destination_rules if dr.namespace == ns and dr.hosts
-                       and host_covers(dr.hosts[0], hostname)
-                       and (ns == proxy_namespace or dr.workload_selector is None)]
+                       and host_covers(dr.hosts[0], hostname)]
             if matches:
-                # the exact host beats a wildcard; then the longest wildcard; then the oldest rule
                 host = max(matches, key=lambda dr: (not dr.hosts[0].startswith("*"), len(dr.hosts[0]))).hosts[0]
-                same = [dr for dr in matches if dr.hosts[0] == host]
-                if labels is not None:
-                    for dr in same:
-                        if dr.workload_selector is not None and labels_match(dr.workload_selector, labels):
-                            return dr
-                catch_all = [dr for dr in same if dr.workload_selector is None]
-                if len(catch_all) < 2:
-                    return catch_all[0] if catch_all else None
-                # several rules to merge: once per push, not at every lookup
-                return self.memo(("merged-destination-rule", ns, host), functools.partial(_merged, catch_all))
+                # consolidated once per push, not at every lookup
+                entries = self.memo(("destination-rules", ns, host),
+                                    functools.partial(_consolidated, [dr for dr in matches if dr.hosts[0] == host]))
+                catch_all = None
+                for entry in entries:
+                    if entry.workload_selector is None:
+                        catch_all = entry
+                    elif ns == proxy_namespace and labels is not None and labels_match(entry.workload_selector, labels):
+                        return entry
+                return catch_all
         return None
 
     def rules_selecting(self, namespace: str, labels: Mapping[str, str]) -> tuple[str, ...]:
