@@ -73,8 +73,10 @@ def _ready(m: Mesh) -> bool:
         return False
 
 
-@pytest.fixture(scope="module", params=["loopback", "netns"])
-def admin_mesh(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
+def running_mesh(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
+                 more: str = "") -> Iterator[Mesh]:
+    """A daemon in the network mode `request.param` names, with sleep, details and the ingress gateway Ready, and
+    the manifests `more` applied in namespace `NS` (for module fixtures: skips netns where it is unavailable)."""
     network = str(request.param)
     if network == "netns":
         from sluice.runtime.netns.node import netns_available
@@ -82,7 +84,7 @@ def admin_mesh(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
         ok, why = netns_available()
         if not ok:
             pytest.skip(f"netns mode unavailable: {why}")
-    tmp = tmp_path_factory.mktemp(f"admin-{network}")
+    tmp = tmp_path_factory.mktemp(f"mesh-{network}")
     d = start_daemon(tmp / "home", network=network)
     m = Mesh(d, network, Sluice(d.env), tmp / "kc")
     try:
@@ -90,10 +92,17 @@ def admin_mesh(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
         m.kubectl("apply", "-n", NS, "-f", str(SAMPLES / "sleep.yaml"))
         m.kubectl("apply", "-n", NS, "-f", "-", input=_details_only())
         m.kubectl("apply", "-f", str(SAMPLES / "ingressgateway.yaml"))
+        if more:
+            m.kubectl("apply", "-n", NS, "-f", "-", input=more)
         wait_for(lambda: _ready(m), timeout=90, interval=0.25)
         yield m
     finally:
         stop_daemon(d)
+
+
+@pytest.fixture(scope="module", params=["loopback", "netns"])
+def admin_mesh(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
+    yield from running_mesh(request, tmp_path_factory)
 
 
 def _tcp_accepts(ip: str, port: int) -> bool:

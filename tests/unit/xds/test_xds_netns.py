@@ -182,8 +182,11 @@ def test_loopback_stays_the_default_and_ignores_host_netns() -> None:
     with_gateway = scenario_objects(load_scenario("gateway"))
     gw = generate(proxy_for(with_gateway, "istio-ingressgateway"), build_push(with_gateway, MeshOptions(
         host_netns="/run/netns/host")))
-    assert list(gw[TYPE_LISTENER]) == ["0.0.0.0_8080"]
-    assert "network_namespace_filepath" not in str(as_dict(gw[TYPE_LISTENER]["0.0.0.0_8080"]))
+    # 127.0.0.1 at the Service port, and the pod's own IP at its targetPort (where the Service's endpoints point)
+    ip = proxy_for(with_gateway, "istio-ingressgateway").ip
+    assert list(gw[TYPE_LISTENER]) == ["0.0.0.0_8080", f"{ip}_8080"]
+    assert as_dict(gw[TYPE_LISTENER][f"{ip}_8080"])["address"]["socket_address"] == {"address": ip, "port_value": 8080}
+    assert "network_namespace_filepath" not in str([as_dict(m) for m in gw[TYPE_LISTENER].values()])
 
 
 def test_ingress_gateway_listens_in_its_pod_and_on_the_host() -> None:

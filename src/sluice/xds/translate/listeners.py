@@ -142,8 +142,8 @@ def _gateway_listeners(proxy: Proxy, push: PushContext) -> list[Obj]:
     reach it through the Service's ClusterIP), and for an ingress gateway also on the host's 127.0.0.1 at
     the Service's ports (the load balancer's address, where the docs' `$INGRESS_HOST` points).
 
-    loopback mode keeps one set: an ingress gateway on 127.0.0.1 at the host ports (named `0.0.0.0_<port>`),
-    an egress gateway at its pod IP. netns mode: the pod set is named as Istio names it (`0.0.0.0_8080`,
+    loopback mode: an ingress gateway on 127.0.0.1 at the host ports (named `0.0.0.0_<port>`) and at its pod IP
+    at the targetPorts (`<pod IP>_<port>`), an egress gateway at its pod IP only. netns mode: the pod set is named as Istio names it (`0.0.0.0_8080`,
     0.0.0.0 in the pod's namespace, without the proxy's own ports); the host set `127.0.0.1_<port>` is opened
     in the host's namespace (SocketAddress.network_namespace_filepath) by the same Envoy."""
     netns = push.options.network == "netns"
@@ -160,8 +160,13 @@ def _gateway_listeners(proxy: Proxy, push: PushContext) -> list[Obj]:
                                      bind=pod_port, skip=_OWN_PORTS if netns else ())
     host = proxy.listen_address
     if not netns:
-        return _gateway_listener_set(proxy, push, name=istio_name, address=lambda port: _address(host, port),
-                                     bind=lambda port: port)
+        # 127.0.0.1 at the Service's ports (the load balancer's address), and the pod's own IP at its targetPorts,
+        # where the Service's endpoints send a client in the mesh (`curl istio-ingressgateway.istio-system`)
+        return (_gateway_listener_set(proxy, push, name=istio_name, address=lambda port: _address(host, port),
+                                      bind=lambda port: port)
+                + _gateway_listener_set(proxy, push, name=lambda port: f"{proxy.ip}_{port}",
+                                        address=lambda port: _address(proxy.ip, port), bind=pod_port,
+                                        skip=_OWN_PORTS))
     pod = _gateway_listener_set(proxy, push, name=istio_name, address=lambda port: _address("0.0.0.0", port),
                                 bind=pod_port, skip=_OWN_PORTS)
     host_netns = push.options.host_netns
