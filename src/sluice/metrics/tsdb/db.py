@@ -107,8 +107,6 @@ def _read_snapshot(snap: tuple[list[bytes], array[int], array[float]], start: in
     return _clip(ts, vs, start, end)
 
 
-
-
 def _snapshot_parts(snap: tuple[list[bytes], array[int], array[float]], start: int, end: int) -> list[Part]:
     """`_read_snapshot`'s samples as pieces, without joining them. The pieces follow one another in time, so
     only the first can start before `start` and only the last end after `end`: those two are cut."""

@@ -143,9 +143,10 @@ def _gateway_listeners(proxy: Proxy, push: PushContext) -> list[Obj]:
     the Service's ports (the load balancer's address, where the docs' `$INGRESS_HOST` points).
 
     loopback mode: an ingress gateway on 127.0.0.1 at the host ports (named `0.0.0.0_<port>`) and at its pod IP
-    at the targetPorts (`<pod IP>_<port>`), an egress gateway at its pod IP only. netns mode: the pod set is named as Istio names it (`0.0.0.0_8080`,
-    0.0.0.0 in the pod's namespace, without the proxy's own ports); the host set `127.0.0.1_<port>` is opened
-    in the host's namespace (SocketAddress.network_namespace_filepath) by the same Envoy."""
+    at the targetPorts (`<pod IP>_<port>`), an egress gateway at its pod IP only. netns mode: the pod set is
+    named as Istio names it (`0.0.0.0_8080`, 0.0.0.0 in the pod's namespace, without the proxy's own ports); the
+    host set `127.0.0.1_<port>` is opened in the host's namespace (SocketAddress.network_namespace_filepath) by
+    the same Envoy."""
     netns = push.options.network == "netns"
 
     def pod_port(host_port: int) -> int:
