@@ -1,7 +1,7 @@
 """PromQL safety: how a loop-side endpoint answers while a pathological query runs, before (main's engine, on the
 event loop, Python regexes) and after (RE2, the worker pool, the safeguards); and query throughput with the
 worker pool. Each server is a child process holding 1 h of data (200 series, one sample every 5 s) behind
-`metrics_app`, with `/ping` on the same event loop standing in for the API server.
+`metrics_app` on the metrics port's server, with `/ping` on the same event loop standing in for the API server.
 
 Usage: `python bench/promql_safety_bench.py [BEFORE_SRC]`: BEFORE_SRC is the `src/` of a checkout from before
 this work (e.g. `git worktree add /tmp/before f3020e8`); without it only the "after" rows run. Prints a
@@ -62,19 +62,37 @@ series.append(labels_of({"__name__": "istio_request_duration_milliseconds_bucket
 for t in range(END - 3600_000, END + 1, 5000):
     db.append(t, [(s, float(t // 1000 + k)) for k, s in enumerate(series)], scrape_target="x")
 
-async def ping(request):
-    return web.Response(text="ok")
-
 kwargs = {}
 try:
     from sluice.metrics.workers import QueryPool
     kwargs["pool"] = QueryPool(workers, 16)
 except ImportError:
     pass
-app = metrics_app(db, lambda lb: Engine(db), extra_routes=[web.get("/ping", ping)], now=lambda: END / 1000,
-                  **kwargs)
-print("ready", flush=True)
-web.run_app(app, host="127.0.0.1", port=port, print=None, handle_signals=True)
+try:  # the metrics port's own server (sluice.httpserver), or aiohttp in a checkout from before it
+    from sluice import httpserver
+except ImportError:
+    httpserver = None
+if httpserver is not None:
+    async def ping(request):
+        return httpserver.Response.text("ok")
+
+    app = metrics_app(db, lambda lb: Engine(db), extra_routes=[("GET", "/ping", ping)], now=lambda: END / 1000,
+                      **kwargs)
+    print("ready", flush=True)
+
+    async def main():
+        await httpserver.serve(app, "127.0.0.1", port)
+        await asyncio.Event().wait()
+
+    asyncio.run(main())
+else:
+    async def ping(request):
+        return web.Response(text="ok")
+
+    app = metrics_app(db, lambda lb: Engine(db), extra_routes=[web.get("/ping", ping)], now=lambda: END / 1000,
+                      **kwargs)
+    print("ready", flush=True)
+    web.run_app(app, host="127.0.0.1", port=port, print=None, handle_signals=True)
 """
 
 

@@ -155,7 +155,7 @@ def loaded_tsdb(end_ms: int) -> TSDB:
 def serve_forever(port: int, end_ms: int) -> None:
     """The sluice side: its own process, as the daemon is and as Prometheus is (a server thread inside the
     benchmark's process would share its GIL with the timing client and pay for it), serving the daemon's
-    metrics port stack: its application, query pool and engine limits behind its `GuardedSite`."""
+    metrics port stack: its application, query pool and engine limits on its HTTP server."""
     tsdb = loaded_tsdb(end_ms)
     options = DaemonOptions()
 
@@ -261,8 +261,8 @@ def main(runs: int = RUNS, only: str = "") -> None:
     print("## PromQL query latency (`bench/query_bench.py`)\n")
     print(f"75 minutes of demo-shaped data ({len(data)} series: `istio_requests_total` and the duration buckets "
           f"for Bookinfo's edges, both reporters; one sample every 5 s; {n_samples:,} samples), loaded into "
-          "sluice's TSDB (served from its own process through the daemon's metrics-port stack: `GuardedSite`, "
-          "query pool, query limits) and backfilled into Debian's Prometheus 2.42 with promtool. Each query "
+          "sluice's TSDB (served from its own process through the daemon's metrics-port stack: its HTTP server "
+          "`sluice.httpserver` with the connection limits, query pool, query limits, the daemon's loop, uvloop) and backfilled into Debian's Prometheus 2.42 with promtool. Each query "
           "alternates between "
           f"the two servers {runs} times (HTTP on loopback, a new connection each time; who goes first alternates);"
           " the table has the medians. Instant queries at the end of the hour, range queries over the hour at "

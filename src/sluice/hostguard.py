@@ -6,8 +6,8 @@ request is served only when its `Host` names this server by a loopback name and 
 arrived on (`127.0.0.1:PORT`, `localhost:PORT`, `[::1]:PORT`); anything else gets 403 with a message that says
 why. The port is read from the accepted socket, so the check needs no configuration.
 
-Callers: `sluice.console.api.console_app` and `sluice.metrics.api.metrics_app` put `host_guard` first in their
-middleware chain; `sluice.console.auth` uses `origin_of_host` for its same-origin check.
+Callers: `sluice.console.api.console_app` puts `host_guard` first in its middleware chain,
+`sluice.metrics.api.metrics_app` checks `host_refusal` before routing; `sluice.console.auth` uses `origin_of_host` for its same-origin check.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
-__all__ = ["LOOPBACK_NAMES", "allowed_hosts", "host_allowed", "refusal", "local_port", "host_guard",
+__all__ = ["LOOPBACK_NAMES", "allowed_hosts", "host_allowed", "refusal", "host_refusal", "local_port", "host_guard",
            "origin_of_host"]
 
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
@@ -61,15 +61,21 @@ def origin_of_host(host: str) -> str:
     return "http://" + host.strip().lower()
 
 
+def host_refusal(host: str | None, port: int | None) -> str | None:
+    """Why a request with this `Host` on a connection accepted on `port` is refused; None: it is served."""
+    if port is None:
+        return "the connection is gone"
+    if not host_allowed(host, port):
+        return refusal(host, port)
+    return None
+
+
 def host_guard(refuse: Refuse) -> Middleware:
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        port = local_port(request)
-        host = request.headers.get("Host")
-        if port is None:
-            return refuse(request, "the connection is gone")
-        if not host_allowed(host, port):
-            return refuse(request, refusal(host, port))
+        why = host_refusal(request.headers.get("Host"), local_port(request))
+        if why is not None:
+            return refuse(request, why)
         return await handler(request)
 
     return middleware

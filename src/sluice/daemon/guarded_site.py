@@ -1,18 +1,11 @@
-"""An aiohttp site with connection hygiene, for every HTTP port the daemon serves (API, Prometheus, console).
+"""An aiohttp site with connection hygiene, for the daemon's aiohttp ports (the API server and the console).
 
-Used by `sluice.daemon.main` (the API server, TLS) and `sluice.daemon.metrics_parts` and `console_service` (metrics and console) in
-place of `web.TCPSite`. aiohttp bounds request lines and headers, but not how long a client may take to send
-them, nor how many connections it may hold. Here every accepted connection is wrapped:
-
-* **header deadline** — a connection must finish its TLS handshake and the headers of its first request
-  within `Limits.header_timeout` of being accepted, and a later request's headers within the same time of its
-  first byte (slowloris); otherwise it is aborted;
-* **idle deadline** — a keep-alive connection with no request for `Limits.idle_timeout` is closed;
-* **connection cap** — at most `Limits.max_connections` per port. When a new connection arrives at the cap,
-  the oldest connection that is not serving a request is closed to make room (a connection that never sent
-  a request first); only when every connection is busy is the new one refused. So a flood of half-open
-  connections cannot lock out `kubectl`, and long-lived watches are never the ones dropped;
-* refusals, evictions, timeouts and handshake failures are logged through `RateLimitedLog`.
+Used by `sluice.daemon.main` (the API server, TLS) and `console_service` in place of `web.TCPSite`; the
+metrics port's own server (`sluice.httpserver`) keeps the same rules. aiohttp bounds request lines and
+headers, but not how long a client may take to send them, nor how many connections it may hold. Here every
+accepted connection is wrapped and kept in a `sluice.connguard.ConnectionGuard` (header and idle deadlines,
+the per-port cap; see there); the header deadline also covers the TLS handshake, whose failures are logged
+sparingly as well.
 
 Requests in progress (watches, log follows) have no deadline here: they end when their handler does.
 """
@@ -24,14 +17,13 @@ import logging
 import resource
 import ssl
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any, cast
 
 from aiohttp import web
 from aiohttp.web import RequestHandler
 
+from sluice.connguard import ConnectionGuard, Guarded, GuardedProtocol, Limits
 from sluice.daemon.state import DaemonOptions
-from sluice.ratelog import RateLimitedLog
 
 __all__ = ["GuardedSite", "Limits", "limits_for", "connection_cap", "raise_fd_limit", "RUNNER_OPTIONS"]
 
@@ -41,13 +33,6 @@ log = logging.getLogger("sluice.connections")
 # log follow must not outlive its connection), and aiohttp's own bounds on request lines and headers.
 RUNNER_OPTIONS: dict[str, Any] = {"handler_cancellation": True, "max_line_size": 8190, "max_field_size": 8190,
                                   "max_headers": 128}
-
-
-@dataclass(frozen=True)
-class Limits:
-    header_timeout: float = 10.0
-    idle_timeout: float = 120.0
-    max_connections: int = 256
 
 
 def raise_fd_limit() -> int:
@@ -78,45 +63,29 @@ def connection_cap(ports: int, fd_limit: int | None = None) -> int:
     return max(16, min(4096, fd_limit // 2 // max(1, ports)))
 
 
-class _Guard:
-    """The connections of one site, oldest first."""
+class _Guard(ConnectionGuard):
+    """The connections of one site, and which of them carries each request's transport."""
 
     def __init__(self, limits: Limits, name: str) -> None:
-        self.limits = limits
-        self.name = name
-        self.conns: dict[_Conn, None] = {}
+        super().__init__(limits, name)
         self.by_transport: dict[asyncio.BaseTransport, _Conn] = {}
-        self.ratelog = RateLimitedLog(log)
 
-    def admit(self, conn: _Conn) -> bool:
-        if len(self.conns) >= self.limits.max_connections:
-            victim = next((c for c in self.conns if c.busy == 0 and c.requests == 0), None) \
-                or next((c for c in self.conns if c.busy == 0), None)
-            if victim is None:
-                self.ratelog("refused", f"{self.name}: {len(self.conns)} connections, all serving requests: "
-                                        "refusing a new one")
-                return False
-            self.ratelog("evicted", f"{self.name}: at the limit of {self.limits.max_connections} connections: "
-                                    "closing the oldest idle one for a new one")
-            victim.abort()
-        self.conns[conn] = None
-        return True
-
-    def forget(self, conn: _Conn) -> None:
-        self.conns.pop(conn, None)
-        if conn.app_transport is not None:
-            self.by_transport.pop(conn.app_transport, None)
+    def forget(self, conn: Guarded) -> None:
+        super().forget(conn)
+        app = getattr(conn, "app_transport", None)
+        if app is not None:
+            self.by_transport.pop(app, None)
 
 
-class _Conn(asyncio.Protocol):
+class _Conn(GuardedProtocol):
     """One accepted connection: deadlines and bookkeeping, forwarding everything to aiohttp's handler."""
 
     def __init__(self, guard: _Guard, make_handler: Callable[[], RequestHandler],
                  ssl_context: ssl.SSLContext | None) -> None:
-        self.guard = guard
+        super().__init__(guard)
+        self.guard: _Guard = guard
         self.make_handler = make_handler
         self.ssl_context = ssl_context
-        self.loop = asyncio.get_running_loop()
         self.raw: asyncio.Transport | None = None
         self.app_transport: asyncio.Transport | None = None
         self.inner: RequestHandler | None = None
@@ -125,10 +94,6 @@ class _Conn(asyncio.Protocol):
         # `connection_made` returns, whatever it paused, so they can arrive here before `start_tls` takes over.
         self.pre_tls: list[bytes] = []
         self.tls_begun = False
-        self.busy = 0  # requests being served
-        self.requests = 0  # requests started so far
-        self.closed = False
-        self.deadline: asyncio.TimerHandle | None = None
         self.awaiting_headers = True  # the running deadline is for headers (not for idleness)
         self.tls_task: asyncio.Task[None] | None = None
 
@@ -140,7 +105,7 @@ class _Conn(asyncio.Protocol):
             self.closed = True
             transport.abort()
             return
-        self._arm(self.guard.limits.header_timeout, "did not send a request's headers in time")
+        self.arm_header_deadline(first=True)
         if self.ssl_context is None:
             self._attach(transport)
         else:
@@ -186,7 +151,7 @@ class _Conn(asyncio.Protocol):
             return
         if self.busy == 0 and not self.awaiting_headers:  # the first bytes of the next request
             self.awaiting_headers = True
-            self._arm(self.guard.limits.header_timeout, "did not finish a request's headers in time")
+            self.arm_header_deadline(first=False)
         if self.inner is None:
             self.early.append(data)
         else:
@@ -206,9 +171,7 @@ class _Conn(asyncio.Protocol):
             self.inner.resume_writing()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self.deadline is not None:
-            self.deadline.cancel()
-            self.deadline = None
+        self.disarm()
         self.closed = True
         self.guard.forget(self)
         inner, self.inner = self.inner, None
@@ -222,32 +185,18 @@ class _Conn(asyncio.Protocol):
             if t is not None and not t.is_closing():
                 t.abort()
 
-    # -- deadlines ------------------------------------------------------------------------------------
-    def _arm(self, seconds: float, why: str) -> None:
-        if self.deadline is not None:
-            self.deadline.cancel()
-        self.deadline = self.loop.call_later(seconds, self._expire, self.requests, why)
-
-    def _expire(self, requests_then: int, why: str) -> None:
-        self.deadline = None
-        if self.busy == 0 and self.requests == requests_then and not self.closed:
-            self.guard.ratelog(why, f"{self.guard.name}: closing a connection that {why}",
-                               level=logging.INFO)
-            self.abort()
-
+    # -- requests -------------------------------------------------------------------------------------
     def request_started(self) -> None:
         self.busy += 1
         self.requests += 1
         self.awaiting_headers = False
-        if self.deadline is not None:
-            self.deadline.cancel()
-            self.deadline = None
+        self.disarm()
 
     def request_done(self) -> None:
         self.busy -= 1
         if self.busy == 0 and not self.closed:
             self.awaiting_headers = False
-            self._arm(self.guard.limits.idle_timeout, f"stayed idle for {self.guard.limits.idle_timeout:g}s")
+            self.arm_idle_deadline()
 
 
 def _replay(transport: asyncio.Transport, data: bytes) -> None:

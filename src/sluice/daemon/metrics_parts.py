@@ -12,8 +12,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 
-from aiohttp import web
-
+from sluice import httpserver
 from sluice.aio import cancel_and_wait
 from sluice.daemon import guarded_site
 from sluice.daemon.state import DaemonOptions, Home
@@ -46,20 +45,11 @@ def engine_factory(tsdb: TSDB, options: DaemonOptions) -> Callable[[int | None],
     return engine
 
 
-async def serve_metrics_app(app: web.Application, port: int, options: DaemonOptions) -> web.AppRunner:
-    """Serve the metrics port's application on 127.0.0.1:`port` through the daemon's HTTP stack (a
-    `GuardedSite` with its limits). Also what bench/query_bench.py serves sluice's side with, so that its
-    numbers are the daemon's own path. Raises OSError when the port cannot be bound."""
-    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0,
-                           **guarded_site.RUNNER_OPTIONS)
-    await runner.setup()
-    site = guarded_site.GuardedSite(runner, "127.0.0.1", port, limits=guarded_site.limits_for(options))
-    try:
-        await site.start()
-    except OSError:
-        await runner.cleanup()
-        raise
-    return runner
+async def serve_metrics_app(app: httpserver.App, port: int, options: DaemonOptions) -> httpserver.Server:
+    """Serve the metrics port's application on 127.0.0.1:`port` (`sluice.httpserver`, with the limits
+    `config.yaml` asks for). Also what bench/query_bench.py serves sluice's side with, so that its numbers are
+    the daemon's own path. Raises OSError when the port cannot be bound."""
+    return await httpserver.serve(app, "127.0.0.1", port, limits=guarded_site.limits_for(options))
 
 
 class MetricsService:
@@ -69,7 +59,7 @@ class MetricsService:
         self.tsdb = TSDB(home.root / "tsdb", retention_ms=int(options.retention_hours * 3600_000))
         # Every PromQL evaluation (the Prometheus API's and the console's) runs in this pool, off the loop.
         self.pool = query_pool(options)
-        self._runner: web.AppRunner | None = None
+        self._server: httpserver.Server | None = None
         # more of the daemon's own families (the rollouts controller's), added to /metrics and stored as scraped
         self.more_families: list[Callable[[], list[exposition.FamilyLike]]] = []
         self._tasks: list[asyncio.Task[None]] = []
@@ -106,7 +96,7 @@ class MetricsService:
     async def start(self) -> None:
         app = metrics_app(self.tsdb, self.engine, metrics_text=self.metrics_text, pool=self.pool)
         try:
-            self._runner = await serve_metrics_app(app, self.options.metrics_port, self.options)
+            self._server = await serve_metrics_app(app, self.options.metrics_port, self.options)
         except OSError as e:
             raise SystemExit(f"error: cannot listen on 127.0.0.1:{self.options.metrics_port} for the Prometheus "
                              f"API: {e.strerror or e}") from None
@@ -134,7 +124,7 @@ class MetricsService:
 
     async def stop(self) -> None:
         await cancel_and_wait(*self._tasks)
-        if self._runner is not None:
-            await self._runner.cleanup()
+        if self._server is not None:
+            await self._server.close()
         self.pool.close()
         self.tsdb.close()

@@ -1,4 +1,4 @@
-"""Prometheus's HTTP API (`/api/v1/...`) over any `Storage` and PromQL engine, as an aiohttp application.
+"""Prometheus's HTTP API (`/api/v1/...`) over any `Storage` and PromQL engine, as a `sluice.httpserver.App`.
 
 The daemon mounts `metrics_app(...)` on the metrics port (127.0.0.1:9090); Grafana, `promtool`, the console and
 `sluice query` talk to it exactly as to Prometheus. What is copied from Prometheus (web/api/v1/api.go,
@@ -18,14 +18,14 @@ import logging
 import math
 import re
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
-from aiohttp import web
 from multidict import MultiDict, MultiMapping
 
-from sluice.hostguard import host_guard
+from sluice.hostguard import host_refusal
+from sluice.httpserver import App, Handler, Request, Response
 from sluice.metrics.promjson import format_timestamp, format_value, matrix_json, vector_json
 from sluice.metrics.promjson import jdump as _jdump
 from sluice.metrics.promjson import jlabels as _jlabels
@@ -68,6 +68,7 @@ INLINE_BUDGET_S = 0.05
 INLINE_SHARE = 0.05
 _PLANS_MAX = 1024  # plans of queries seen (dashboards send the same few over and over)
 
+_JSON = "application/json"
 # errorType → HTTP status (getDefaultErrorCode); anything else is 500.
 ERROR_CODES = {"bad_data": 400, "execution": 422, "canceled": 499, "timeout": 503, "internal": 500,
                "not_found": 404, "not_acceptable": 406, "unavailable": 503}
@@ -175,12 +176,8 @@ def _parse_limit(s: str) -> int:
 class _Form:
     """Go's `r.Form`: POST form values first, then the URL's query values."""
 
-    def __init__(self, query: MultiMapping[str], body: MultiMapping[Any] | None) -> None:
-        self._d: MultiDict[str] = MultiDict()
-        if body is not None:
-            for k, v in body.items():
-                if isinstance(v, str):
-                    self._d.add(k, v)
+    def __init__(self, query: MultiMapping[str], body: MultiMapping[str] | None) -> None:
+        self._d: MultiDict[str] = MultiDict(body or ())
         self._d.extend(query)
 
     def get(self, name: str) -> str:
@@ -190,12 +187,14 @@ class _Form:
         return self._d.getall(name, [])
 
 
-async def _form(request: web.Request) -> _Form:
+def _form(request: Request) -> _Form:
+    if request.method != "POST":
+        return _Form(request.query, None)
+    if request.body_too_large:  # past the server's 1 MiB; Go's ParseForm stops at 10 MB with this text
+        raise ApiError("bad_data", "error parsing form values: http: POST too large")
     try:
-        body = await request.post() if request.method == "POST" else None
-    except web.HTTPRequestEntityTooLarge:  # past aiohttp's 1 MiB; Go's ParseForm stops at 10 MB with this text
-        raise ApiError("bad_data", "error parsing form values: http: POST too large") from None
-    except (ValueError, UnicodeDecodeError) as e:
+        body = request.form()
+    except ValueError as e:  # UnicodeDecodeError included
         raise ApiError("bad_data", f"error parsing form values: {e}") from None
     return _Form(request.query, body)
 
@@ -265,33 +264,26 @@ def _jresult(kind: str, value: Any) -> str:
     raise ApiError("internal", f"unknown result type {kind!r}")
 
 
-def _envelope(data_json: str, warnings: Sequence[str] = (), infos: Sequence[str] = ()) -> web.Response:
+def _envelope(data_json: str, warnings: Sequence[str] = (), infos: Sequence[str] = ()) -> Response:
     body = '{"status":"success","data":' + data_json
     if warnings:
         body += ',"warnings":' + _jdump(list(warnings))
     if infos:
         body += ',"infos":' + _jdump(list(infos))
-    return web.Response(text=body + "}", content_type="application/json")
+    return Response(200, (body + "}").encode(), _JSON)
 
 
-def _error(err: ApiError) -> web.Response:
+def _error(err: ApiError) -> Response:
     body = {"status": "error", "errorType": err.typ, "error": err.message}
-    return web.Response(text=_jdump(body), status=ERROR_CODES.get(err.typ, 500),
-                        content_type="application/json")
+    return Response(ERROR_CODES.get(err.typ, 500), _jdump(body).encode(), _JSON)
 
 
 # ---- handlers ------------------------------------------------------------------------------------------------
 
-Handler = Callable[[web.Request], Any]
-
-
-def _api(fn: Callable[[web.Request, _Form], Any]) -> Handler:
-    async def handler(request: web.Request) -> web.StreamResponse:
+def _api(fn: Callable[[Request, _Form], Awaitable[Response]]) -> Handler:
+    async def handler(request: Request) -> Response:
         try:
-            # A GET has no body to read: its form is built without another await.
-            form = await _form(request) if request.method == "POST" else _Form(request.query, None)
-            resp: web.StreamResponse = await fn(request, form)
-            return resp
+            return await fn(request, _form(request))
         except ApiError as e:
             return _error(e)
         except Exception as e:  # never a traceback to the client; the log keeps it
@@ -357,7 +349,7 @@ class _Api:
         except ValueError as e:
             raise _invalid("timeout", str(e)) from None
 
-    async def _offload(self, work: Callable[[], web.Response]) -> web.Response:
+    async def _offload(self, work: Callable[[], Response]) -> Response:
         """Series and label look-ups (a regex over every series, the encoding of a long list) run in the query
         pool too, so no request stalls the loop."""
         try:
@@ -379,12 +371,12 @@ class _Api:
                             max_cells=cells, max_columnar_cells=INLINE_MAX_CELLS_RANGE)
 
     async def _submit(self, call: Callable[[float | None], Any], timeout: float | None, limit: int, expr: str,
-                      inline: bool) -> web.Response:
+                      inline: bool) -> Response:
         """Evaluate and encode: here when `inline` (the caller proved it small), else in a worker, where time
         spent waiting in the queue counts against `timeout`."""
         queued = time.monotonic()
 
-        def work() -> web.Response:
+        def work() -> Response:
             left = None if timeout is None else timeout - (time.monotonic() - queued)
             if left is not None and left <= 0:
                 raise ApiError("timeout", str(QueryTimeout()))
@@ -410,7 +402,7 @@ class _Api:
             raise ApiError("unavailable", str(e)) from None
 
     def _run(self, call: Callable[[float | None], Any], timeout: float | None, limit: int, *,
-             inline: bool = False) -> web.Response:
+             inline: bool = False) -> Response:
         try:
             res: QueryResultLike = call(timeout)
         except ParseError as e:
@@ -433,7 +425,7 @@ class _Api:
         data = f'{{"resultType":"{res.type}","result":{_jresult(res.type, value)}}}'
         return _envelope(data, warnings, list(res.infos))
 
-    async def query(self, request: web.Request, form: _Form) -> web.Response:
+    async def query(self, request: Request, form: _Form) -> Response:
         limit = _parse_limit(form.get("limit"))
         t = _time_param(form, "time", int(self.now() * 1000))
         timeout = self._timeout_s(form)
@@ -442,7 +434,7 @@ class _Api:
         return await self._submit(lambda to: engine.instant(expr, t, timeout_s=to), timeout, limit, expr,
                                   self._inline(expr, engine, t, t, 1, timeout))
 
-    async def query_range(self, request: web.Request, form: _Form) -> web.Response:
+    async def query_range(self, request: Request, form: _Form) -> Response:
         limit = _parse_limit(form.get("limit"))
         try:
             start = parse_time(form.get("start"))
@@ -474,7 +466,7 @@ class _Api:
     def _range(self, form: _Form) -> tuple[int, int]:
         return _time_param(form, "start", MIN_TIME_MS), _time_param(form, "end", MAX_TIME_MS)
 
-    async def series(self, request: web.Request, form: _Form) -> web.Response:
+    async def series(self, request: Request, form: _Form) -> Response:
         raw = form.getall("match[]")
         if not raw:
             raise ApiError("bad_data", "no match[] parameter provided")
@@ -486,7 +478,7 @@ class _Api:
             raise _invalid("match[]", str(e)) from None
         lister = getattr(self.storage, "series", None)
 
-        def work() -> web.Response:
+        def work() -> Response:
             found: set[Labels] = set()
             for ms in sets:
                 if lister is not None:
@@ -512,7 +504,7 @@ class _Api:
         return start, end, sets or [[]], limit
 
     @staticmethod
-    def _strings(values: Iterable[str], limit: int) -> web.Response:
+    def _strings(values: Iterable[str], limit: int) -> Response:
         result = sorted(set(values))
         warnings = []
         if limit and len(result) > limit:
@@ -520,12 +512,12 @@ class _Api:
             warnings.append("results truncated due to limit")
         return _envelope(_jdump(result), warnings)
 
-    async def labels(self, request: web.Request, form: _Form) -> web.Response:
+    async def labels(self, request: Request, form: _Form) -> Response:
         start, end, sets, limit = self._label_sets(form)
         return await self._offload(lambda: self._strings(
             [n for ms in sets for n in self.storage.label_names(ms, start, end)], limit))
 
-    async def label_values(self, request: web.Request, form: _Form) -> web.Response:
+    async def label_values(self, request: Request, form: _Form) -> Response:
         name = request.match_info["name"]
         if name.startswith("U__"):
             name = _unescape_name(name)
@@ -535,7 +527,7 @@ class _Api:
         return await self._offload(lambda: self._strings(
             [v for ms in sets for v in self.storage.label_values(name, ms, start, end)], limit))
 
-    async def buildinfo(self, request: web.Request, form: _Form) -> web.Response:
+    async def buildinfo(self, request: Request, form: _Form) -> Response:
         return _envelope(_jdump(self.build_info))
 
 
@@ -551,55 +543,55 @@ def _default_build_info() -> dict[str, str]:
             "buildDate": "", "goVersion": "none (Python)"}
 
 
-def _refuse_host(request: web.Request, message: str) -> web.Response:
-    return web.Response(status=403, text=f"403 Forbidden: {message}\n")
+def _check_host(request: Request) -> Response | None:
+    """Reads stay open, as Prometheus's; only the Host check (DNS rebinding) stands in front of them."""
+    why = host_refusal(request.headers.get("Host"), request.local_port)
+    return None if why is None else Response.text(f"403 Forbidden: {why}\n", 403)
 
 
 def metrics_app(storage: Storage, engine_factory: EngineFactory, *,
                 metrics_text: Callable[[], str] | None = None,
-                extra_routes: Iterable[web.AbstractRouteDef] = (),
+                extra_routes: Iterable[tuple[str, str, Handler]] = (),
                 build_info: Mapping[str, str] | None = None,
                 now: Callable[[], float] = time.time,
                 pool: QueryPool | None = None,
-                inline_budget: InlineBudget | None = None) -> web.Application:
+                inline_budget: InlineBudget | None = None) -> App:
     """The metrics port's application: the Prometheus API, `GET /metrics` (when `metrics_text` is given:
-    it returns the exposition text) and the expression browser at `/`. Queries run in `pool` (the caller
-    owns it); without one the application makes its own and closes it on cleanup. `inline_budget` caps the
-    loop time small queries may take (`InlineBudget`'s defaults when not given)."""
+    it returns the exposition text) and the expression browser at `/`; `extra_routes` are (method, path,
+    handler). Queries run in `pool` (the caller owns it); without one the application makes its own and
+    closes it on cleanup. `inline_budget` caps the loop time small queries may take (`InlineBudget`'s
+    defaults when not given)."""
     from sluice.metrics.browser import PAGE
     from sluice.metrics.exposition import CONTENT_TYPE
 
-    # Reads stay open, as Prometheus's; only the Host check (DNS rebinding) stands in front of them.
-    app = web.Application(middlewares=[host_guard(_refuse_host)])
+    app = App(check=_check_host)
     if pool is None:
-        own = pool = QueryPool()
-
-        async def close_pool(_app: web.Application) -> None:
-            own.close()
-
-        app.on_cleanup.append(close_pool)
+        pool = QueryPool()
+        app.on_cleanup.append(pool.close)
     api = _Api(storage, engine_factory, build_info or _default_build_info(), now, pool,
                inline_budget or InlineBudget())
     for path, fn in (("/api/v1/query", api.query), ("/api/v1/query_range", api.query_range),
                      ("/api/v1/series", api.series), ("/api/v1/labels", api.labels)):
         h = _api(fn)
-        app.router.add_get(path, h)
-        app.router.add_post(path, h)
-    app.router.add_get("/api/v1/label/{name}/values", _api(api.label_values))
-    app.router.add_get("/api/v1/status/buildinfo", _api(api.buildinfo))
+        app.add("GET", path, h)
+        app.add("POST", path, h)
+    app.add("GET", "/api/v1/label/{name}/values", _api(api.label_values))
+    app.add("GET", "/api/v1/status/buildinfo", _api(api.buildinfo))
+    page_body = PAGE.encode()
 
-    async def page(request: web.Request) -> web.Response:
-        return web.Response(text=PAGE, content_type="text/html")
+    async def page(request: Request) -> Response:
+        return Response(200, page_body, "text/html; charset=utf-8")
 
-    app.router.add_get("/", page)
-    app.router.add_get("/graph", page)
+    app.add("GET", "/", page)
+    app.add("GET", "/graph", page)
 
     if metrics_text is not None:
         text_fn = metrics_text
 
-        async def metrics(request: web.Request) -> web.Response:
-            return web.Response(body=text_fn().encode(), headers={"Content-Type": CONTENT_TYPE})
+        async def metrics(request: Request) -> Response:
+            return Response(200, text_fn().encode(), CONTENT_TYPE)
 
-        app.router.add_get("/metrics", metrics)
-    app.router.add_routes(list(extra_routes))
+        app.add("GET", "/metrics", metrics)
+    for method, path, handler in extra_routes:
+        app.add(method, path, handler)
     return app

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from tests.unit.metrics.served import Client, served
 
 from sluice.metrics.api import format_timestamp, format_value, metrics_app, parse_duration, parse_time
 from sluice.metrics.promql.errors import EvalError, ParseError, QueryTimeout
@@ -95,22 +95,22 @@ def storage() -> TSDB:
 
 
 @pytest.fixture
-async def client(engine: StubEngine, storage: TSDB) -> AsyncIterator[TestClient[Any, Any]]:
+async def client(engine: StubEngine, storage: TSDB) -> AsyncIterator[Client]:
     def factory(lookback: int | None) -> StubEngine:
         engine.lookback = lookback
         return engine
 
     app = metrics_app(storage, factory, metrics_text=lambda: "up 1\n", now=lambda: T0 / 1000 + 0.5)
-    async with TestClient(TestServer(app)) as c:
+    async with served(app) as c:
         yield c
 
 
-async def get(client: TestClient[Any, Any], path: str, **params: Any) -> tuple[int, str]:
+async def get(client: Client, path: str, **params: Any) -> tuple[int, str]:
     r = await client.get(path, params=params)
     return r.status, await r.text()
 
 
-async def test_instant_vector_envelope_is_byte_exact(client: TestClient[Any, Any]) -> None:
+async def test_instant_vector_envelope_is_byte_exact(client: Client) -> None:
     status, body = await get(client, "/api/v1/query", query="vec", time="1435781451.781")
     assert status == 200
     assert body == ('{"status":"success","data":{"resultType":"vector","result":['
@@ -118,13 +118,13 @@ async def test_instant_vector_envelope_is_byte_exact(client: TestClient[Any, Any
                     '{"metric":{"job":"y"},"value":[1435781451.781,"0.25"]}]}}')
 
 
-async def test_values_are_go_formatted_strings(client: TestClient[Any, Any]) -> None:
+async def test_values_are_go_formatted_strings(client: Client) -> None:
     _, body = await get(client, "/api/v1/query", query="values", time="1")
     got = [s["value"][1] for s in json.loads(body)["data"]["result"]]
     assert got == ["1e-07", "1e+21", "0.1", "100", "-0", "NaN", "+Inf", "-Inf", "0.00001", "123456789.125"]
 
 
-async def test_range_values_and_times_are_go_formatted(client: TestClient[Any, Any]) -> None:
+async def test_range_values_and_times_are_go_formatted(client: Client) -> None:
     _, body = await get(client, "/api/v1/query_range", query="awkward", start="1435781451.781", end="1435781452",
                         step="1")
     got = {s["metric"]["job"]: s["values"] for s in json.loads(body)["data"]["result"]}
@@ -167,20 +167,20 @@ def test_parameter_parsers() -> None:
         parse_duration("1e20")
 
 
-async def test_scalar_and_string_results(client: TestClient[Any, Any]) -> None:
+async def test_scalar_and_string_results(client: Client) -> None:
     _, body = await get(client, "/api/v1/query", query="scal", time="1435781451.5")
     assert json.loads(body)["data"] == {"resultType": "scalar", "result": [1435781451.5, "2.5"]}
     _, body = await get(client, "/api/v1/query", query="str", time="10")
     assert body == '{"status":"success","data":{"resultType":"string","result":[10,"a\\u003cb"]}}'
 
 
-async def test_time_defaults_to_now_and_accepts_rfc3339(client: TestClient[Any, Any], engine: StubEngine) -> None:
+async def test_time_defaults_to_now_and_accepts_rfc3339(client: Client, engine: StubEngine) -> None:
     await get(client, "/api/v1/query", query="vec")
     await get(client, "/api/v1/query", query="vec", time="2015-07-01T20:10:51.781Z")
     assert [c[2] for c in engine.calls] == [T0 + 500, 1435781451781]
 
 
-async def test_post_form_is_accepted(client: TestClient[Any, Any], engine: StubEngine) -> None:
+async def test_post_form_is_accepted(client: Client, engine: StubEngine) -> None:
     r = await client.post("/api/v1/query", data={"query": "vec", "time": "100"})
     assert r.status == 200
     assert engine.calls[-1][:3] == ("instant", "vec", 100_000)
@@ -188,7 +188,7 @@ async def test_post_form_is_accepted(client: TestClient[Any, Any], engine: StubE
     assert (await r.json())["data"]["resultType"] == "matrix"
 
 
-async def test_warnings_and_infos_only_when_present(client: TestClient[Any, Any]) -> None:
+async def test_warnings_and_infos_only_when_present(client: Client) -> None:
     _, body = await get(client, "/api/v1/query", query="warn", time="1")
     assert json.loads(body) == {"status": "success", "data": {"resultType": "vector", "result": []},
                                 "warnings": ["PromQL warning: x"], "infos": ["PromQL info: y"]}
@@ -212,7 +212,7 @@ async def test_warnings_and_infos_only_when_present(client: TestClient[Any, Any]
      'error parsing lookback delta duration: cannot parse "x" to a valid duration'),
     ({"query": "crash"}, 500, "internal", "unexpected error: RuntimeError: bug"),
 ])
-async def test_query_errors(client: TestClient[Any, Any], params: dict[str, str], status: int, etype: str,
+async def test_query_errors(client: Client, params: dict[str, str], status: int, etype: str,
                             error: str) -> None:
     r = await client.get("/api/v1/query", params=params)
     assert r.status == status
@@ -230,13 +230,13 @@ async def test_query_errors(client: TestClient[Any, Any], params: dict[str, str]
     ({"end": "5", "step": "1"}, 'invalid parameter "start": cannot parse "" to a valid timestamp'),
     ({"start": "0", "end": "x", "step": "1"}, 'invalid parameter "end": cannot parse "x" to a valid timestamp'),
 ])
-async def test_range_guards(client: TestClient[Any, Any], params: dict[str, str], error: str) -> None:
+async def test_range_guards(client: Client, params: dict[str, str], error: str) -> None:
     r = await client.get("/api/v1/query_range", params={"query": "mat", **params})
     assert r.status == 400
     assert await r.json() == {"status": "error", "errorType": "bad_data", "error": error}
 
 
-async def test_range_query_matrix_sorted_and_parameters_passed(client: TestClient[Any, Any],
+async def test_range_query_matrix_sorted_and_parameters_passed(client: Client,
                                                                engine: StubEngine) -> None:
     status, body = await get(client, "/api/v1/query_range", query="mat", start="2015-07-01T20:10:30Z",
                              end="1435781490", step="15s", lookback_delta="1m")
@@ -250,13 +250,13 @@ async def test_range_query_matrix_sorted_and_parameters_passed(client: TestClien
     assert status == 200
 
 
-async def test_limit_truncates_with_a_warning(client: TestClient[Any, Any]) -> None:
+async def test_limit_truncates_with_a_warning(client: Client) -> None:
     _, body = await get(client, "/api/v1/query", query="vec", limit="1", time="1")
     doc = json.loads(body)
     assert len(doc["data"]["result"]) == 1 and doc["warnings"] == ["results truncated due to limit"]
 
 
-async def test_series_endpoint(client: TestClient[Any, Any]) -> None:
+async def test_series_endpoint(client: Client) -> None:
     status, body = await get(client, "/api/v1/series", **{"match[]": 'req_total{reporter="destination"}'})
     assert status == 200
     assert body == ('{"status":"success","data":[{"__name__":"req_total","app":"a","reporter":"destination"}]}')
@@ -278,13 +278,13 @@ async def test_series_endpoint(client: TestClient[Any, Any]) -> None:
     ({"match[]": "up", "start": "x"}, 'invalid parameter "start": invalid time value for \'start\': cannot parse '
                                       '"x" to a valid timestamp'),
 ])
-async def test_series_errors(client: TestClient[Any, Any], params: dict[str, str], error: str) -> None:
+async def test_series_errors(client: Client, params: dict[str, str], error: str) -> None:
     r = await client.get("/api/v1/series", params=params)
     assert r.status == 400
     assert await r.json() == {"status": "error", "errorType": "bad_data", "error": error}
 
 
-async def test_labels_and_label_values(client: TestClient[Any, Any]) -> None:
+async def test_labels_and_label_values(client: Client) -> None:
     _, body = await get(client, "/api/v1/labels")
     assert body == '{"status":"success","data":["__name__","app","http.status_code","reporter"]}'
     r = await client.get("/api/v1/labels", params={"match[]": "req_total"})
@@ -305,7 +305,7 @@ async def test_labels_and_label_values(client: TestClient[Any, Any]) -> None:
     assert r.status == 400 and (await r.json())["errorType"] == "bad_data"
 
 
-async def test_buildinfo_metrics_and_browser(client: TestClient[Any, Any]) -> None:
+async def test_buildinfo_metrics_and_browser(client: Client) -> None:
     doc = await (await client.get("/api/v1/status/buildinfo")).json()
     assert doc["status"] == "success"
     assert set(doc["data"]) == {"version", "revision", "branch", "buildUser", "buildDate", "goVersion"}
@@ -329,7 +329,7 @@ async def test_with_the_real_engine_over_the_tsdb() -> None:
     for i in range(13):
         db.append(T0 + i * 5000, [(labels, float(i * 10))], scrape_target="collector")
     app = metrics_app(db, lambda lb: Engine(db, lookback_delta_ms=lb or 300_000))
-    async with TestClient(TestServer(app)) as c:
+    async with served(app) as c:
         q = ('sum(istio_requests_total{destination_service_namespace="tutorial", reporter="destination",'
              'destination_service_name="reviews", destination_version="v2"})')
         r = await c.get("/api/v1/query", params={"query": q, "time": str((T0 + 60_000) / 1000)})

@@ -3,7 +3,7 @@ its loopback address and port (DNS-rebinding defence), and sends no CORS headers
 
 from __future__ import annotations
 
-from aiohttp.test_utils import TestClient, TestServer
+from tests.unit.metrics.served import served
 
 from sluice.metrics.api import metrics_app
 from sluice.metrics.promql import Engine
@@ -15,7 +15,7 @@ async def test_reads_are_open_but_the_host_is_checked() -> None:
     tsdb.append(1_000, [((("__name__", "up"),), 1.0)], scrape_target="t")
     app = metrics_app(tsdb, lambda lookback: Engine(tsdb), metrics_text=lambda: "up 1\n")
     try:
-        async with TestClient(TestServer(app)) as c:
+        async with served(app) as c:
             paths = ("/api/v1/query?query=up&time=1", "/metrics", "/", "/api/v1/labels",
                      "/api/v1/status/buildinfo")
             for path in paths:

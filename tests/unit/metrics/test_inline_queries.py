@@ -13,7 +13,8 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from tests.unit.metrics.served import Client
+from tests.unit.metrics.served import served as served_app
 
 from sluice.metrics.api import (
     INLINE_DEADLINE_S,
@@ -31,7 +32,7 @@ from sluice.metrics.workers import QueryPool
 SERIES = 40
 HOUR_MS = 3_600_000
 AT = "3600"  # the end of the data, in seconds
-Served = tuple[TestClient[Any, Any], QueryPool, TSDB]
+Served = tuple[Client, QueryPool, TSDB]
 
 
 def _db() -> TSDB:
@@ -51,7 +52,7 @@ async def served() -> AsyncIterator[Served]:
     app = metrics_app(db, lambda lookback: Engine(db, lookback_delta_ms=lookback or 300_000), pool=pool,
                       now=lambda: 3600.0)
     try:
-        async with TestClient(TestServer(app)) as c:
+        async with served_app(app) as c:
             yield c, pool, db
     finally:
         pool.close()
@@ -201,7 +202,7 @@ async def test_once_the_loops_budget_is_spent_small_queries_wait_for_a_worker() 
                       now=lambda: 3600.0, inline_budget=budget)
     small_path, small = SMALL[1]
     try:
-        async with TestClient(TestServer(app)) as c:
+        async with served_app(app) as c:
             assert (await c.get(small_path, params=small)).status == 200  # planned by a worker
             for i in range(3):  # three slow attempts at 3 ms each: more than the budget
                 params = {"query": f'rate(r{{i!="x{i}"}}[10s])', "start": "3300", "end": AT, "step": "1"}

@@ -7,10 +7,9 @@ import asyncio
 import json
 import threading
 from collections.abc import AsyncIterator
-from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from tests.unit.metrics.served import Client, served
 
 from sluice.metrics.api import metrics_app
 from sluice.metrics.promql import Engine, QueryCanceled
@@ -137,7 +136,7 @@ async def test_api_answers_while_a_query_runs_and_a_full_pool_is_503() -> None:
     pool = QueryPool(concurrency=1, queue=0)
     app = metrics_app(TSDB(None), lambda lookback: engine, pool=pool)
     try:
-        async with TestClient(TestServer(app)) as c:
+        async with served(app) as c:
             running = asyncio.ensure_future(c.get("/api/v1/query", params={"query": "up"}))
             while not engine.started.is_set():
                 await asyncio.sleep(0.01)
@@ -155,12 +154,12 @@ async def test_api_answers_while_a_query_runs_and_a_full_pool_is_503() -> None:
 
 
 @pytest.fixture
-async def real() -> AsyncIterator[TestClient[Any, Any]]:
+async def real() -> AsyncIterator[Client]:
     db = TSDB(None)
     for t in range(0, 3_600_000, 1000):
         db.append(t, [(labels_of({"__name__": "m", "i": str(i)}), float(t)) for i in range(5)], scrape_target="x")
     app = metrics_app(db, lambda lookback: Engine(db, max_samples=10_000), now=lambda: 3600.0)
-    async with TestClient(TestServer(app)) as c:
+    async with served(app) as c:
         yield c
 
 
@@ -178,26 +177,26 @@ async def real() -> AsyncIterator[TestClient[Any, Any]]:
     ({"query": 'label_replace(m, "a", "b", "i", "a(")'}, 422, "execution",
      "invalid regular expression in label_replace(): a("),
 ])
-async def test_real_engine_errors(real: TestClient[Any, Any], params: dict[str, str], status: int, etype: str,
+async def test_real_engine_errors(real: Client, params: dict[str, str], status: int, etype: str,
                                   error: str) -> None:
     r = await real.get("/api/v1/query", params=params)
     assert r.status == status
     assert json.loads(await r.text()) == {"status": "error", "errorType": etype, "error": error}
 
 
-async def test_range_query_over_11000_points(real: TestClient[Any, Any]) -> None:
+async def test_range_query_over_11000_points(real: Client) -> None:
     r = await real.get("/api/v1/query_range", params={"query": "m", "start": "0", "end": "11001", "step": "1"})
     assert r.status == 400
     assert (await r.json())["error"] == ("exceeded maximum resolution of 11,000 points per timeseries. "
                                          "Try decreasing the query resolution (?step=XX)")
 
 
-async def test_a_normal_query_answers(real: TestClient[Any, Any]) -> None:
+async def test_a_normal_query_answers(real: Client) -> None:
     r = await real.get("/api/v1/query", params={"query": "count(m)", "timeout": "30s"})
     assert r.status == 200 and (await r.json())["data"]["result"][0]["value"][1] == "5"
 
 
-async def test_oversized_form_is_bad_data(real: TestClient[Any, Any]) -> None:
+async def test_oversized_form_is_bad_data(real: Client) -> None:
     r = await real.post("/api/v1/query", data="query=" + "1+" * 1_000_000 + "1",
                         headers={"Content-Type": "application/x-www-form-urlencoded"})
     assert r.status == 400
