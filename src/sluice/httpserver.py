@@ -15,17 +15,19 @@ running when its client goes away is cancelled. Responses are built whole (`Resp
 from __future__ import annotations
 
 import asyncio
+import email.message
 import email.parser
 import email.policy
+import functools
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Generator, Iterable
 from dataclasses import dataclass
 from email.utils import formatdate
 from http import HTTPStatus
 from typing import cast
-from urllib.parse import parse_qsl, unquote
+from urllib.parse import unquote, unquote_plus
 
 import httptools
 from multidict import CIMultiDict, MultiDict
@@ -67,7 +69,7 @@ class Request:
     @property
     def query(self) -> MultiDict[str]:
         if self._query is None:
-            self._query = MultiDict(parse_qsl(self.query_string, keep_blank_values=True))
+            self._query = _parse_query(self.query_string)
         return self._query
 
     def form(self) -> MultiDict[str]:
@@ -76,14 +78,37 @@ class Request:
         ctype = self.headers.get("Content-Type", "")
         kind = ctype.split(";", 1)[0].strip().lower()
         if kind == "application/x-www-form-urlencoded":
-            return MultiDict(parse_qsl(self.body.decode("utf-8"), keep_blank_values=True,
-                                       strict_parsing=False))
+            return _parse_query(self.body.decode("utf-8"))
         if kind == "multipart/form-data":
             return _multipart(ctype, self.body)
         return MultiDict()
 
 
+def _parse_query(qs: str) -> MultiDict[str]:
+    """`parse_qsl(qs, keep_blank_values=True)` (Go's `ParseQuery` but for its refusal of `;`), with the
+    decoding skipped for the parts that need none: a query's parameters are parsed on every request."""
+    out: MultiDict[str] = MultiDict()
+    for part in qs.split("&"):
+        if not part:
+            continue
+        name, _, value = part.partition("=")
+        if "%" in part or "+" in part:
+            name, value = unquote_plus(name), unquote_plus(value)
+        out.add(name, value)
+    return out
+
+
+MAX_PARTS = 1000  # Go's mime/multipart default (GODEBUG multipartmaxparts)
+
+
 def _multipart(ctype: str, body: bytes) -> MultiDict[str]:
+    boundary = email.message.Message()
+    boundary["Content-Type"] = ctype
+    marker = boundary.get_param("boundary")
+    if not isinstance(marker, str) or not marker:
+        raise ValueError("no multipart boundary param in Content-Type")
+    if body.count(b"--" + marker.encode("latin-1")) > MAX_PARTS + 1:
+        raise ValueError("multipart: message too large")
     msg = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
         b"Content-Type: " + ctype.encode("latin-1") + b"\r\n\r\n" + body)
     if not msg.is_multipart():
@@ -197,12 +222,12 @@ def _date() -> bytes:
     return _date_cache[1]
 
 
+_REASONS = {s.value: s.phrase for s in HTTPStatus}
+
+
 def _head(status: int, content_type: str, length: int, extra: Iterable[tuple[str, str]], close: bool,
           keep_alive_10: bool) -> bytes:
-    try:
-        reason = HTTPStatus(status).phrase
-    except ValueError:
-        reason = "Unknown"
+    reason = _REASONS.get(status, "Unknown")
     lines = [f"HTTP/1.1 {status} {reason}", f"Content-Type: {content_type}", f"Content-Length: {length}"]
     lines += [f"{k}: {v}" for k, v in extra]
     if close:
@@ -358,13 +383,47 @@ class _Conn(GuardedProtocol):
 
     # -- serving --------------------------------------------------------------------------------------
     def _pump(self) -> None:
-        if self.task is None and self.queue and not self.closed:
+        """Serve the queued requests in order. Each handler's first step runs here, at once: most answers
+        (a small query evaluated on the loop) need no wait, so they are written without a task and without
+        another turn of the loop; a handler that does wait goes on in a task from where it stopped."""
+        while self.task is None and self.queue and not self.closed:
             req, answer = self.queue.popleft()
             self.busy += 1
             self.requests += 1
             self.awaiting = False
             self.disarm()
-            self.task = self.loop.create_task(self._serve(req, answer))
+            coro = self._serve(req, answer)
+            try:
+                waiting_on = coro.send(None)
+            except StopIteration:
+                if not self._served(req):
+                    return
+                continue
+            task = self.loop.create_task(_rest(coro, waiting_on))
+            self.task = task
+            task.add_done_callback(functools.partial(self._task_done, req))
+            return
+
+    def _task_done(self, req: Request, _task: asyncio.Task[None]) -> None:
+        self.task = None
+        if self._served(req):
+            self._pump()
+
+    def _served(self, req: Request) -> bool:
+        """After an answer: whether requests are waiting to be served next."""
+        if self.closed:
+            return False
+        if self.queue:
+            if self.transport is not None and len(self.queue) < _MAX_QUEUED:
+                self.transport.resume_reading()
+            return True
+        if self.close_after or not req.keep_alive:
+            if self.transport is not None:
+                self.transport.close()
+        else:
+            self.awaiting = False
+            self.arm_idle_deadline()
+        return False
 
     async def _serve(self, req: Request, answer: Response | None) -> None:
         try:
@@ -381,19 +440,6 @@ class _Conn(GuardedProtocol):
             self._write(req, resp)
         finally:
             self.busy -= 1
-            self.task = None
-        if self.closed:
-            return
-        if self.queue:
-            if self.transport is not None and len(self.queue) < _MAX_QUEUED:
-                self.transport.resume_reading()
-            self._pump()
-        elif self.close_after or not req.keep_alive:
-            if self.transport is not None:
-                self.transport.close()
-        else:
-            self.awaiting = False
-            self.arm_idle_deadline()
 
     def _write(self, req: Request, resp: Response) -> None:
         if self.transport is None or self.closed:
@@ -402,6 +448,37 @@ class _Conn(GuardedProtocol):
         head = _head(resp.status, resp.content_type, len(resp.body), resp.headers, close,
                      req.version == "1.0" and req.keep_alive)
         self.transport.write(head if req.method == "HEAD" else head + resp.body)
+
+
+async def _rest(coro: Coroutine[object, None, None], waiting_on: object) -> None:
+    """The rest of a coroutine whose first step already ran and stopped at `waiting_on` (what it handed the
+    loop: the future it waits for, or None to yield a turn), run in the task that awaits this."""
+    await _Resume(coro, waiting_on)
+
+
+class _Resume:
+    """Hands the task the stopped coroutine's `waiting_on`, then relays the task's sends and throws (a
+    result ready, a cancellation) into the coroutine, as if the task had run it from its start."""
+
+    def __init__(self, coro: Coroutine[object, None, None], waiting_on: object) -> None:
+        self.coro = coro
+        self.waiting_on = waiting_on
+
+    def __await__(self) -> Generator[object, None, None]:
+        coro, out = self.coro, self.waiting_on
+        while True:
+            try:
+                sent = yield out
+            except BaseException as exc:  # noqa: BLE001 - relayed as is (a cancellation, mostly)
+                try:
+                    out = coro.throw(exc)
+                except StopIteration:
+                    return
+            else:
+                try:
+                    out = coro.send(sent)
+                except StopIteration:
+                    return
 
 
 class Server:

@@ -187,13 +187,23 @@ class _Form:
         return self._d.getall(name, [])
 
 
-def _form(request: Request) -> _Form:
+# A POST body past this is parsed in a query worker: a large form (tens of thousands of fields, a multipart
+# body of many parts) takes milliseconds to parse, which the loop serving the API server must not spend.
+FORM_ON_LOOP_MAX = 16 << 10
+
+
+async def _form(request: Request, pool: QueryPool) -> _Form:
     if request.method != "POST":
         return _Form(request.query, None)
     if request.body_too_large:  # past the server's 1 MiB; Go's ParseForm stops at 10 MB with this text
         raise ApiError("bad_data", "error parsing form values: http: POST too large")
     try:
-        body = request.form()
+        if len(request.body) <= FORM_ON_LOOP_MAX:
+            body = request.form()
+        else:
+            body = await pool.run(request.form)
+    except PoolFull as e:
+        raise ApiError("unavailable", str(e)) from None
     except ValueError as e:  # UnicodeDecodeError included
         raise ApiError("bad_data", f"error parsing form values: {e}") from None
     return _Form(request.query, body)
@@ -280,10 +290,10 @@ def _error(err: ApiError) -> Response:
 
 # ---- handlers ------------------------------------------------------------------------------------------------
 
-def _api(fn: Callable[[Request, _Form], Awaitable[Response]]) -> Handler:
+def _api(fn: Callable[[Request, _Form], Awaitable[Response]], pool: QueryPool) -> Handler:
     async def handler(request: Request) -> Response:
         try:
-            return await fn(request, _form(request))
+            return await fn(request, await _form(request, pool))
         except ApiError as e:
             return _error(e)
         except Exception as e:  # never a traceback to the client; the log keeps it
@@ -572,11 +582,11 @@ def metrics_app(storage: Storage, engine_factory: EngineFactory, *,
                inline_budget or InlineBudget())
     for path, fn in (("/api/v1/query", api.query), ("/api/v1/query_range", api.query_range),
                      ("/api/v1/series", api.series), ("/api/v1/labels", api.labels)):
-        h = _api(fn)
+        h = _api(fn, pool)
         app.add("GET", path, h)
         app.add("POST", path, h)
-    app.add("GET", "/api/v1/label/{name}/values", _api(api.label_values))
-    app.add("GET", "/api/v1/status/buildinfo", _api(api.buildinfo))
+    app.add("GET", "/api/v1/label/{name}/values", _api(api.label_values, pool))
+    app.add("GET", "/api/v1/status/buildinfo", _api(api.buildinfo, pool))
     page_body = PAGE.encode()
 
     async def page(request: Request) -> Response:

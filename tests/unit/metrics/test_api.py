@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import aiohttp
 import pytest
 from tests.unit.metrics.served import Client, served
 
@@ -186,6 +187,27 @@ async def test_post_form_is_accepted(client: Client, engine: StubEngine) -> None
     assert engine.calls[-1][:3] == ("instant", "vec", 100_000)
     r = await client.post("/api/v1/query_range", data={"query": "mat", "start": "0", "end": "60", "step": "15s"})
     assert (await r.json())["data"]["resultType"] == "matrix"
+
+
+async def test_large_and_multipart_forms(client: Client, engine: StubEngine) -> None:
+    # a form past what is parsed on the loop (16 KiB) is parsed in a worker, with the same result
+    fields = {"query": "vec", "time": "100", **{f"pad{i}": "x" * 100 for i in range(200)}}
+    r = await client.post("/api/v1/query", data=fields)
+    assert r.status == 200 and engine.calls[-1][:3] == ("instant", "vec", 100_000)
+    form = aiohttp.FormData()
+    form.add_field("query", "scal")
+    form.add_field("time", "200")
+    form.add_field("file", b"ignored", filename="f.txt")
+    r = await client.post("/api/v1/query", data=form)  # multipart/form-data, as Go's FormValue reads it
+    assert r.status == 200 and engine.calls[-1][:3] == ("instant", "scal", 200_000)
+    many = aiohttp.FormData()
+    for i in range(1001):
+        many.add_field(f"f{i}", "v")
+    many.add_field("query", "vec", content_type="text/plain")
+    r = await client.post("/api/v1/query", data=many)
+    assert r.status == 400
+    assert await r.json() == {"status": "error", "errorType": "bad_data",
+                              "error": "error parsing form values: multipart: message too large"}
 
 
 async def test_warnings_and_infos_only_when_present(client: Client) -> None:
