@@ -9,6 +9,10 @@ same order (Kahan sums run series by series, vectorised over steps), so results 
 Whatever falls outside the cases handled here (a window with a counter reset, duplicate match groups, an
 unusual operator) is handed back to the step-by-step code: `evaluate` returns None, or the cell is computed
 with the same Python function the other path uses.
+
+Everything here runs inside `Engine.instant`/`Engine.range`, under their `np.errstate(all="ignore")`: a
+division by zero or a NaN compared is PromQL's answer, not a floating-point error to report, and a context
+entered once per query costs less than one around each array operation.
 """
 
 from __future__ import annotations
@@ -176,8 +180,7 @@ def _round(ev: Evaluator, call: A.Call) -> Block:
     b = ev.block(call.args[0])
     nearest = ev.scalar(call.args[1]) if len(call.args) > 1 else [1.0] * len(ev.ts)
     inv = np.asarray([1.0 / n if n != 0 else math.inf for n in nearest], dtype=np.float64)[None, :]
-    with np.errstate(all="ignore"):
-        vals = np.floor(b.vals * inv + 0.5) / inv
+    vals = np.floor(b.vals * inv + 0.5) / inv
     return Block(b.metrics, [True] * len(b.metrics), np.where(b.has, vals, np.nan), b.has)
 
 
@@ -231,6 +234,13 @@ class FlatRange:
         return out
 
 
+_EMPTY_I64: I64 = np.empty(0, np.int64)
+_EMPTY_F64: F64 = np.empty(0, np.float64)
+_ZERO_OFF: I64 = np.zeros(1, np.int64)
+for _a in (_EMPTY_I64, _EMPTY_F64, _ZERO_OFF):
+    _a.flags.writeable = False  # shared by every empty selection
+
+
 def _offsets(counts: Sequence[int] | npt.NDArray[np.int64]) -> I64:
     """Where each series' samples begin in a flat array, and where the last ends (`FlatRange.off`)."""
     off = np.zeros(len(counts) + 1, dtype=np.int64)
@@ -265,6 +275,7 @@ def _is_stale(V: F64) -> Mask:
 
 
 def _refs(ev: Evaluator, at_ms: int | None, special: str | None, offset_ms: int) -> I64:
+    """Each step's reference time (ascending: the steps', or one `@` time for all)."""
     at = ev.resolve_at(at_ms, special)
     if at is not None:
         return np.full(len(ev.ts), at - offset_ms, dtype=np.int64)
@@ -297,6 +308,8 @@ def _select_parts(ev: Evaluator, storage: PartsStorage, vs: A.VectorSelector, st
         ev.count_samples(n)
         metrics.append(labels)
         lens.append(n)
+    if not metrics:  # nothing selected (`absent(...)`'s usual case): no arrays to join
+        return FlatRange([], [], _EMPTY_I64, _EMPTY_F64, _ZERO_OFF)
     return FlatRange(metrics, [False] * len(metrics), _concat(tbufs, np.int64), _concat(vbufs, np.float64),
                      _offsets(lens))
 
@@ -306,7 +319,7 @@ def _select_parts(ev: Evaluator, storage: PartsStorage, vs: A.VectorSelector, st
 def _selector(ev: Evaluator, vs: A.VectorSelector) -> Block:
     refs = _refs(ev, vs.at_ms, vs.at_special, vs.offset_ms)
     lb = ev.lookback_ms
-    fr = _select(ev, vs, int(refs.min()) - lb + 1, int(refs.max()))
+    fr = _select(ev, vs, int(refs[0]) - lb + 1, int(refs[-1]))  # refs ascend (`_refs`)
     ev.check_deadline()
     if fr.n == 0:
         return Block.empty(len(ev.ts))
@@ -331,7 +344,7 @@ def _flat_range(ev: Evaluator, node: A.Expr) -> tuple[FlatRange, I64, int] | Non
     if isinstance(node, A.MatrixSelector):
         vs = node.vs
         refs = _refs(ev, vs.at_ms, vs.at_special, vs.offset_ms)
-        fr = _select(ev, vs, int(refs.min()) - node.range_ms + 1, int(refs.max()))
+        fr = _select(ev, vs, int(refs[0]) - node.range_ms + 1, int(refs[-1]))
         stale = _is_stale(fr.V)
         if stale.any():
             keep = ~stale
@@ -347,7 +360,7 @@ def _flat_range(ev: Evaluator, node: A.Expr) -> tuple[FlatRange, I64, int] | Non
 def _subquery_range(ev: Evaluator, sq: A.SubqueryExpr) -> tuple[FlatRange, I64, int] | None:
 
     refs = _refs(ev, sq.at_ms, sq.at_special, sq.offset_ms)
-    plan = subquery_steps(ev, sq, int(refs.min()), int(refs.max()))
+    plan = subquery_steps(ev, sq, int(refs[0]), int(refs[-1]))
     if plan is None:
         return _flatten([]), refs, sq.range_ms
     inner = ev.child(*plan)
@@ -385,12 +398,11 @@ def _range_call(ev: Evaluator, call: A.Call) -> Block | None:
         vl, vp = V[last], V[prev]
         dt = T[last] - T[prev]
         has &= dt != 0
-        with np.errstate(all="ignore"):
-            if fn == "irate":
-                v = np.where(vl < vp, vl, vl - vp)
-                vals = v / (dt / 1000)
-            else:
-                vals = vl - vp
+        if fn == "irate":
+            v = np.where(vl < vp, vl, vl - vp)
+            vals = v / (dt / 1000)
+        else:
+            vals = vl - vp
     elif fn == "count_over_time":
         has, vals = cnt > 0, cnt.astype(np.float64)
     elif fn == "present_over_time":
@@ -412,29 +424,28 @@ def _window_fold(fn: str, V: F64, first: I64, cnt: I64, check: Callable[[], None
     width = int(cnt.max()) if cnt.size else 0
     s = V[first] if len(V) else np.zeros(cnt.shape)
     c = np.zeros(cnt.shape)
-    with np.errstate(all="ignore"):
-        if fn == "sum_over_time":
-            s, c = np.zeros(cnt.shape), np.zeros(cnt.shape)
-            for o in range(width):
-                if not o % 16:
-                    check()
-                live = o < cnt
-                x = V[np.where(live, first + o, 0)]
-                t, c2 = _kahan(x, s, c)
-                s, c = np.where(live, t, s), np.where(live, c2, c)
-            return np.where(np.isinf(s), s, s + c)
-        # `v > best or isnan(best)` sample by sample is fmax/fmin folded left to right: NaN loses to any number,
-        # a tie keeps the earlier sample (so -0 and 0 come out as the scalar code has them). reduceat folds every
-        # window [first, first + cnt) in one pass; a NaN appended keeps the end index in range.
-        check()
-        ufunc = np.fmax if fn == "max_over_time" else np.fmin
-        if not len(V):
-            return s
-        idx = np.empty(2 * cnt.size, dtype=np.int64)
-        idx[0::2] = first.ravel()
-        idx[1::2] = (first + np.maximum(cnt, 1)).ravel()
-        folded: F64 = ufunc.reduceat(np.append(V, np.nan), idx)[0::2].reshape(cnt.shape)
-        return folded
+    if fn == "sum_over_time":
+        s, c = np.zeros(cnt.shape), np.zeros(cnt.shape)
+        for o in range(width):
+            if not o % 16:
+                check()
+            live = o < cnt
+            x = V[np.where(live, first + o, 0)]
+            t, c2 = _kahan(x, s, c)
+            s, c = np.where(live, t, s), np.where(live, c2, c)
+        return np.where(np.isinf(s), s, s + c)
+    # `v > best or isnan(best)` sample by sample is fmax/fmin folded left to right: NaN loses to any number,
+    # a tie keeps the earlier sample (so -0 and 0 come out as the scalar code has them). reduceat folds every
+    # window [first, first + cnt) in one pass; a NaN appended keeps the end index in range.
+    check()
+    ufunc = np.fmax if fn == "max_over_time" else np.fmin
+    if not len(V):
+        return s
+    idx = np.empty(2 * cnt.size, dtype=np.int64)
+    idx[0::2] = first.ravel()
+    idx[1::2] = (first + np.maximum(cnt, 1)).ravel()
+    folded: F64 = ufunc.reduceat(np.append(V, np.nan), idx)[0::2].reshape(cnt.shape)
+    return folded
 
 
 def _kahan(inc: F64, s: F64, c: F64) -> tuple[F64, F64]:
@@ -447,43 +458,52 @@ def _kahan(inc: F64, s: F64, c: F64) -> tuple[F64, F64]:
 
 def _extrapolated(fr: FlatRange, lo: I64, hi: I64, cnt: I64, refs: I64, range_ms: int, is_counter: bool,
                   is_rate: bool, check: Callable[[], None]) -> tuple[F64, Mask]:
-    """rate/increase/delta: `calls._extrapolated`, element-wise; windows with a counter reset go through it."""
+    """rate/increase/delta: `calls._extrapolated`, element-wise; windows with a counter reset go through it.
+    The arithmetic is the scalar code's, operation for operation (so the results agree to the bit); what is
+    saved is numpy calls, each a microsecond on a dashboard's few series: the masks for windows of fewer than
+    two samples only when there are such windows, each shared term computed once. Runs under the engine's
+    `np.errstate(all="ignore")`."""
     scalar_fn = _scalar_extrapolated
 
     T, V = fr.T, fr.V
     has = cnt >= 2
-    a = np.where(has, lo, 0)
-    b = np.where(has, hi - 1, 0)
+    every = bool(has.all())
+    if every:
+        a, b, n1 = lo, hi - 1, cnt - 1
+    else:
+        a = np.where(has, lo, 0)
+        b = np.where(has, hi - 1, 0)
+        n1 = np.where(has, cnt - 1, 1)
     v0, v1 = V[a], V[b]
     t0, t1 = T[a], T[b]
-    start = (refs - range_ms)[None, :]
-    end = refs[None, :]
-    with np.errstate(all="ignore"):
-        result = v1 - v0
-        to_start = (t0 - start) / 1000
-        to_end = (end - t1) / 1000
-        sampled = (t1 - t0) / 1000
-        avg = sampled / np.where(has, cnt - 1, 1)
-        threshold = avg * 1.1
-        to_start = np.where(to_start >= threshold, avg / 2, to_start)
-        if is_counter:
-            to_zero = sampled * (v0 / result)
-            clamp = (result > 0) & (v0 >= 0) & (to_zero < to_start)
-            to_start = np.where(clamp, to_zero, to_start)
-        to_end = np.where(to_end >= threshold, avg / 2, to_end)
-        factor = np.where(sampled != 0, (sampled + to_start + to_end) / np.where(sampled != 0, sampled, 1.0), 1.0)
-        if is_rate:
-            factor = factor / (range_ms / 1000)
-        vals = result * factor
-    if is_counter and has.any():
-        # A reset inside a window adds the value before it; those (rare) windows take the scalar path.
-        drops = np.zeros(len(V), dtype=np.int64)
-        if len(V) > 1:
-            drops[1:] = V[1:] < V[:-1]
-            drops[fr.off[1:-1]] = 0  # the first sample of a series follows another series' last
-        cum = np.cumsum(drops)
-        resets = has & (cum[b] - cum[a] > 0)
-        if resets.any():
+    result = v1 - v0
+    to_start = (t0 - (refs - range_ms)[None, :]) / 1000
+    to_end = (refs[None, :] - t1) / 1000
+    sampled = (t1 - t0) / 1000
+    avg = sampled / n1
+    threshold = avg * 1.1
+    half = avg / 2
+    to_start = np.where(to_start >= threshold, half, to_start)
+    if is_counter:
+        to_zero = sampled * (v0 / result)
+        clamp = (result > 0) & (v0 >= 0) & (to_zero < to_start)
+        np.copyto(to_start, to_zero, where=clamp)
+    to_end = np.where(to_end >= threshold, half, to_end)
+    nonzero = sampled != 0
+    factor = np.where(nonzero, (sampled + to_start + to_end) / np.where(nonzero, sampled, 1.0), 1.0)
+    if is_rate:
+        factor = factor / (range_ms / 1000)
+    vals = result * factor
+    if is_counter and len(V) > 1:
+        # A reset inside a window adds the value before it; those (rare) windows take the scalar path. Where no
+        # sample is below the one before it (within a series) there is none to look for.
+        fell = V[1:] < V[:-1]  # fell[j]: sample j + 1 is below sample j
+        starts = fr.off[1:-1]
+        fell[starts[starts > 0] - 1] = False  # a series' first sample follows another series' last
+        if fell.any():
+            cum = np.zeros(len(V), dtype=np.int64)
+            np.cumsum(fell, out=cum[1:])
+            resets = has & (cum[b] - cum[a] > 0)
             fn = scalar_fn(True, is_rate)
             for n, (i, k) in enumerate(zip(*np.nonzero(resets), strict=True)):
                 if not n % 8:  # a window here can be thousands of samples
@@ -534,45 +554,43 @@ def _aggregate(ev: Evaluator, node: A.AggregateExpr) -> Block | None:
     bounds = np.searchsorted(rank[by_rank], np.arange(max(sizes) + 1))
     if op == "sum" and bool(b.has.all()):
         # Every member present at every step (the usual case): the same sums, without the presence masks.
-        with np.errstate(all="ignore"):
-            for r in range(max(sizes)):
-                if not r % 16:
-                    ev.check_deadline()
-                rows = by_rank[bounds[r]:bounds[r + 1]]
-                gs = gid[rows]
-                if r == 0:
-                    S[gs] = b.vals[rows]
-                else:
-                    S[gs], C[gs] = _kahan(b.vals[rows], S[gs], C[gs])
-            vals = np.where(np.isinf(S), S, S + C)
-        seen[:] = True
-        return Block(list(index), gdrop, vals, seen).compact()
-    with np.errstate(all="ignore"):
         for r in range(max(sizes)):
             if not r % 16:
                 ev.check_deadline()
             rows = by_rank[bounds[r]:bounds[r + 1]]
             gs = gid[rows]
-            X, H = b.vals[rows], b.has[rows]
-            old, was = S[gs], seen[gs]
-            add = H & was
-            if op == "sum":
-                t, c = _kahan(X, old, C[gs])
-                S[gs] = np.where(add, t, np.where(H & ~was, X, old))
-                C[gs] = np.where(add, c, C[gs])
-            elif op in ("max", "min"):
-                better = (old < X) if op == "max" else (old > X)
-                S[gs] = np.where(H & (~was | better | np.isnan(old)), X, old)
-            count[gs] += H
-            seen[gs] = was | H
+            if r == 0:
+                S[gs] = b.vals[rows]
+            else:
+                S[gs], C[gs] = _kahan(b.vals[rows], S[gs], C[gs])
+        vals = np.where(np.isinf(S), S, S + C)
+        seen[:] = True
+        return Block(list(index), gdrop, vals, seen).compact()
+    for r in range(max(sizes)):
+        if not r % 16:
+            ev.check_deadline()
+        rows = by_rank[bounds[r]:bounds[r + 1]]
+        gs = gid[rows]
+        X, H = b.vals[rows], b.has[rows]
+        old, was = S[gs], seen[gs]
+        add = H & was
         if op == "sum":
-            vals = np.where(np.isinf(S), S, S + C)
-        elif op == "count":
-            vals = count
-        elif op == "group":
-            vals = np.ones((G, K))
-        else:
-            vals = S
+            t, c = _kahan(X, old, C[gs])
+            S[gs] = np.where(add, t, np.where(H & ~was, X, old))
+            C[gs] = np.where(add, c, C[gs])
+        elif op in ("max", "min"):
+            better = (old < X) if op == "max" else (old > X)
+            S[gs] = np.where(H & (~was | better | np.isnan(old)), X, old)
+        count[gs] += H
+        seen[gs] = was | H
+    if op == "sum":
+        vals = np.where(np.isinf(S), S, S + C)
+    elif op == "count":
+        vals = count
+    elif op == "group":
+        vals = np.ones((G, K))
+    else:
+        vals = S
     return Block(list(index), gdrop, np.where(seen, vals, np.nan), seen).compact()
 
 
@@ -625,12 +643,11 @@ def _sum_present(ev: Evaluator, b: Block, keys: list[Labels], gdrop: list[bool],
         P = np.full((width, G, K), -0.0)
         P[rank, gid] = b.vals
     S, C = P[0], np.zeros((G, K))
-    with np.errstate(all="ignore"):
-        for r in range(1, width):
-            if not r % 16:
-                ev.check_deadline()
-            S, C = _kahan(P[r], S, C)
-        vals = np.where(np.isinf(S), S, S + C)
+    for r in range(1, width):
+        if not r % 16:
+            ev.check_deadline()
+        S, C = _kahan(P[r], S, C)
+    vals = np.where(np.isinf(S), S, S + C)
     return Block(keys, gdrop, vals, np.ones((G, K), dtype=bool)).compact()
 
 
@@ -638,26 +655,25 @@ def _sum_present(ev: Evaluator, b: Block, keys: list[Labels], gdrop: list[bool],
 
 def _apply(op: str, a: F64, b: F64) -> tuple[F64, Mask | None]:
     """`mathops.binop` element-wise for the operators handled here: (value, keep mask for comparisons)."""
-    with np.errstate(all="ignore"):
-        if op == "+":
-            return a + b, None
-        if op == "-":
-            return a - b, None
-        if op == "*":
-            return a * b, None
-        if op == "/":
-            return a / b, None
-        if op == "==":
-            return a, a == b
-        if op == "!=":
-            return a, a != b
-        if op == "<":
-            return a, a < b
-        if op == "<=":
-            return a, a <= b
-        if op == ">":
-            return a, a > b
-        return a, a >= b
+    if op == "+":
+        return a + b, None
+    if op == "-":
+        return a - b, None
+    if op == "*":
+        return a * b, None
+    if op == "/":
+        return a / b, None
+    if op == "==":
+        return a, a == b
+    if op == "!=":
+        return a, a != b
+    if op == "<":
+        return a, a < b
+    if op == "<=":
+        return a, a <= b
+    if op == ">":
+        return a, a > b
+    return a, a >= b
 
 
 def _binary(ev: Evaluator, node: A.BinaryExpr) -> Block | None:
@@ -830,34 +846,33 @@ def _histogram_quantile(ev: Evaluator, call: A.Call) -> Block | None:
         ev.check_deadline()
         if fast.any():
             M = b.vals[rows][:, fast].copy()
-            with np.errstate(all="ignore"):
-                # Buckets that already rise (or stay equal) from one bound to the next need no fixing: checked
-                # on all of them at once, the bucket-by-bucket pass below runs only where one would change.
-                if _needs_fix(M[:-1], M[1:]).any():
-                    prev = M[0].copy()
-                    for j in range(1, len(ubs)):
-                        cur = M[j]
-                        fix = _needs_fix(prev, cur)
-                        keep = (cur == prev) | fix
-                        M[j] = np.where(fix, prev, cur)
-                        prev = np.where(keep, prev, M[j])
-                total = M[-1]
-                rank = q[fast] * total
-                ge = M[:-1] >= rank[None, :]
-                idx = np.where(ge.any(axis=0), np.argmax(ge, axis=0), len(ubs) - 1)
-                ubv = np.asarray(ubs)
-                cols = np.arange(M.shape[1])
-                end = ubv[idx]
-                below = np.maximum(idx - 1, 0)
-                start = np.where(idx > 0, ubv[below], 0.0)
-                cnt = M[idx, cols]
-                prev_c = M[below, cols]
-                cnt = np.where(idx > 0, cnt - prev_c, cnt)
-                rk = np.where(idx > 0, rank - prev_c, rank)
-                res = start + (end - start) * (rk / cnt)
-                res = np.where(idx == len(ubs) - 1, ubv[-2], res)
-                res = np.where((idx == 0) & (ubv[0] <= 0), ubv[0], res)
-                res = np.where(total == 0, np.nan, res)
+            # Buckets that already rise (or stay equal) from one bound to the next need no fixing: checked
+            # on all of them at once, the bucket-by-bucket pass below runs only where one would change.
+            if _needs_fix(M[:-1], M[1:]).any():
+                prev = M[0].copy()
+                for j in range(1, len(ubs)):
+                    cur = M[j]
+                    fix = _needs_fix(prev, cur)
+                    keep = (cur == prev) | fix
+                    M[j] = np.where(fix, prev, cur)
+                    prev = np.where(keep, prev, M[j])
+            total = M[-1]
+            rank = q[fast] * total
+            ge = M[:-1] >= rank[None, :]
+            idx = np.where(ge.any(axis=0), np.argmax(ge, axis=0), len(ubs) - 1)
+            ubv = np.asarray(ubs)
+            cols = np.arange(M.shape[1])
+            end = ubv[idx]
+            below = np.maximum(idx - 1, 0)
+            start = np.where(idx > 0, ubv[below], 0.0)
+            cnt = M[idx, cols]
+            prev_c = M[below, cols]
+            cnt = np.where(idx > 0, cnt - prev_c, cnt)
+            rk = np.where(idx > 0, rank - prev_c, rank)
+            res = start + (end - start) * (rk / cnt)
+            res = np.where(idx == len(ubs) - 1, ubv[-2], res)
+            res = np.where((idx == 0) & (ubv[0] <= 0), ubv[0], res)
+            res = np.where(total == 0, np.nan, res)
             out_vals[gi, fast] = res
         for n, k in enumerate(np.flatnonzero(any_p & ~fast).tolist()):
             if not n % 64:

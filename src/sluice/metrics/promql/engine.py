@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 
 import numpy as np
+import numpy.typing as npt
 
 from sluice.metrics.series import Storage
 
@@ -43,6 +44,17 @@ class Engine:
 
     def instant(self, expr: str, t_ms: int, *, timeout_s: float | None = None) -> QueryResult:
         """Evaluate at `t_ms`; `timeout_s` (capped by the engine's own) raises QueryTimeout past it."""
+        # Division by zero, NaN compared, overflow to ±Inf: PromQL's answers, not errors. Set once here for the
+        # whole evaluation (the column-wise code runs under it) rather than around each array operation.
+        with np.errstate(all="ignore"):
+            return self._instant(expr, t_ms, timeout_s)
+
+    def range(self, expr: str, start_ms: int, end_ms: int, step_ms: int, *,
+              timeout_s: float | None = None) -> QueryResult:
+        with np.errstate(all="ignore"):  # as in `instant`
+            return self._range(expr, start_ms, end_ms, step_ms, timeout_s)
+
+    def _instant(self, expr: str, t_ms: int, timeout_s: float | None) -> QueryResult:
         node = parse(expr)
         ev = self._evaluator(t_ms, t_ms, 1, timeout_s)
         try:
@@ -68,8 +80,7 @@ class Engine:
         except RecursionError as e:
             raise EvalError("query too deeply nested") from e
 
-    def range(self, expr: str, start_ms: int, end_ms: int, step_ms: int, *,
-              timeout_s: float | None = None) -> QueryResult:
+    def _range(self, expr: str, start_ms: int, end_ms: int, step_ms: int, timeout_s: float | None) -> QueryResult:
         if step_ms <= 0:
             raise EvalError("zero or negative query resolution step widths are not accepted. Try a positive integer")
         if end_ms < start_ms:
@@ -87,10 +98,11 @@ class Engine:
                 vals = ev.scalar(node)
                 return QueryResult("matrix", [Series((), list(ev.ts), vals)], ev.warnings, ev.infos)
             if ev.columnar_for(node):
-                return QueryResult("matrix", _block_to_matrix(ev.block(node), ev.ts), ev.warnings, ev.infos)
+                return QueryResult("matrix", _block_to_matrix(ev.block(node), ev.ts, ev.ts_array), ev.warnings,
+                                   ev.infos)
             top = ev.top_block(node)
             if top is not None:
-                return QueryResult("matrix", _block_to_matrix(top, ev.ts), ev.warnings, ev.infos)
+                return QueryResult("matrix", _block_to_matrix(top, ev.ts, ev.ts_array), ev.warnings, ev.infos)
             return QueryResult("matrix", _steps_to_matrix(ev.vector(node), ev.ts), ev.warnings, ev.infos)
         except RecursionError as e:
             raise EvalError("query too deeply nested") from e
@@ -111,13 +123,12 @@ def _steps_to_matrix(steps: Steps, ts: list[int]) -> list[Series]:
     return sorted(by_metric.values(), key=lambda s: s.metric)
 
 
-def _block_to_matrix(b: Block, ts: list[int]) -> list[Series]:
+def _block_to_matrix(b: Block, ts: list[int], t: npt.NDArray[np.int64]) -> list[Series]:
     """`_steps_to_matrix` from a column-wise result: one series per row, rows whose labels coincide once the
     name is dropped merged, unless they have a point at the same step."""
     rows: dict[Labels, list[int]] = {}
     for i, m in enumerate(b.metrics):
         rows.setdefault(drop_name(m) if b.drop[i] else m, []).append(i)
-    t = np.asarray(ts, dtype=np.int64)
     full = np.asarray(b.has.all(axis=1), dtype=bool)
     out: list[Series] = []
     for metric, idx in rows.items():
