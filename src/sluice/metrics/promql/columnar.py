@@ -234,6 +234,7 @@ class FlatRange:
         return out
 
 
+_COUNT_EVERY = 32  # series selected between checks of the samples limit and the deadline
 _EMPTY_I64: I64 = np.empty(0, np.int64)
 _EMPTY_F64: F64 = np.empty(0, np.float64)
 _ZERO_OFF: I64 = np.zeros(1, np.int64)
@@ -299,15 +300,19 @@ def _select_parts(ev: Evaluator, storage: PartsStorage, vs: A.VectorSelector, st
     lens: list[int] = []
     tbufs: list[Sequence[int]] = []
     vbufs: list[Sequence[float]] = []
+    counted = 0
     for labels, parts in storage.select_parts(vs.matchers, start, end):
         n = 0
         for t, v in parts:
             n += len(t)
             tbufs.append(t)
             vbufs.append(v)
-        ev.count_samples(n)
         metrics.append(labels)
         lens.append(n)
+        if len(metrics) % _COUNT_EVERY == 0:  # the samples limit and the deadline, every few series
+            ev.count_samples(sum(lens[counted:]))
+            counted = len(lens)
+    ev.count_samples(sum(lens[counted:]))
     if not metrics:  # nothing selected (`absent(...)`'s usual case): no arrays to join
         return FlatRange([], [], _EMPTY_I64, _EMPTY_F64, _ZERO_OFF)
     return FlatRange(metrics, [False] * len(metrics), _concat(tbufs, np.int64), _concat(vbufs, np.float64),

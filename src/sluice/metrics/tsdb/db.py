@@ -110,17 +110,21 @@ def _read_snapshot(snap: tuple[list[bytes], array[int], array[float]], start: in
 def _snapshot_parts(snap: tuple[list[bytes], array[int], array[float]], start: int, end: int) -> list[Part]:
     """`_read_snapshot`'s samples as pieces, without joining them. The pieces follow one another in time, so
     only the first can start before `start` and only the last end after `end`: those two are cut."""
-    parts = _pieces(snap, end)
-    out: list[Part] = []
-    last = len(parts) - 1
-    for i, (ct, cv) in enumerate(parts):
-        lo = bisect_left(ct, start) if i == 0 else 0
-        hi = bisect_right(ct, end) if i == last else len(ct)
-        if lo == 0 and hi == len(ct):
-            out.append((ct, cv))
-        elif lo < hi:
-            out.append((ct[lo:hi], cv[lo:hi]))  # a chunk's worth at most: a copy costs less than a view
-    return out
+    parts: list[Part] = _pieces(snap, end)
+    if not parts:
+        return parts
+    # A chunk's worth at most is copied at either end: a copy costs less than a view.
+    ct, cv = parts[0]
+    lo = bisect_left(ct, start)
+    hi = bisect_right(ct, end) if len(parts) == 1 else len(ct)
+    if lo or hi < len(ct):
+        parts[0] = (ct[lo:hi], cv[lo:hi])
+    if len(parts) > 1:
+        ct, cv = parts[-1]
+        hi = bisect_right(ct, end)
+        if hi < len(ct):
+            parts[-1] = (ct[:hi], cv[:hi])
+    return [p for p in parts if len(p[0])] if not (len(parts[0][0]) and len(parts[-1][0])) else parts
 
 
 def _clip(ts: array[int], vs: array[float], start: int, end: int) -> tuple[array[int], array[float]]:
