@@ -7,7 +7,8 @@ arrived on (`127.0.0.1:PORT`, `localhost:PORT`, `[::1]:PORT`); anything else get
 why. The port is read from the accepted socket, so the check needs no configuration.
 
 Callers: `sluice.console.api.console_app` puts `host_guard` first in its middleware chain,
-`sluice.metrics.api.metrics_app` checks `host_refusal` before routing; `sluice.console.auth` uses `origin_of_host` for its same-origin check.
+`sluice.metrics.api.metrics_app` checks `host_refusal` before routing (its server reads the port with
+`sockname_port`); `sluice.console.auth` uses `origin_of_host` for its same-origin check.
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
-__all__ = ["LOOPBACK_NAMES", "allowed_hosts", "host_allowed", "refusal", "host_refusal", "local_port", "host_guard",
-           "origin_of_host"]
+__all__ = ["LOOPBACK_NAMES", "allowed_hosts", "host_allowed", "refusal", "host_refusal", "sockname_port",
+           "local_port", "host_guard", "origin_of_host"]
 
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
 
@@ -48,13 +49,17 @@ def refusal(host: str | None, port: int) -> str:
             "(requests through any other name are refused as a DNS-rebinding defence)")
 
 
-def local_port(request: web.Request) -> int | None:
-    """The port the request's connection was accepted on."""
-    transport = request.transport
-    sockname = transport.get_extra_info("sockname") if transport is not None else None
+def sockname_port(sockname: object) -> int | None:
+    """The port of an accepted socket's local address (a transport's `sockname`), None when it has none."""
     if isinstance(sockname, tuple) and len(sockname) >= 2 and isinstance(sockname[1], int):
         return sockname[1]
     return None
+
+
+def local_port(request: web.Request) -> int | None:
+    """The port the request's connection was accepted on."""
+    transport = request.transport
+    return sockname_port(transport.get_extra_info("sockname") if transport is not None else None)
 
 
 def origin_of_host(host: str) -> str:

@@ -33,6 +33,7 @@ import httptools
 from multidict import CIMultiDict, MultiDict
 
 from sluice.connguard import ConnectionGuard, GuardedProtocol, Limits
+from sluice.hostguard import sockname_port
 
 __all__ = ["Request", "Response", "Handler", "App", "Server", "serve", "MAX_BODY", "MAX_FIELD", "MAX_HEADERS"]
 
@@ -247,7 +248,6 @@ class _Conn(GuardedProtocol):
         self.parser = httptools.HttpRequestParser(self)
         self.local_port: int | None = None
         self.close_after = False  # no request after the ones queued (EOF, an upgrade, a parse error)
-        self.reading = True
         # requests parsed and waiting their turn, each with its answer when it is refused without a handler
         self.queue: deque[tuple[Request, Response | None]] = deque()
         self.task: asyncio.Task[None] | None = None
@@ -267,9 +267,7 @@ class _Conn(GuardedProtocol):
             self.closed = True
             self.transport.abort()
             return
-        sockname = transport.get_extra_info("sockname")
-        if isinstance(sockname, tuple) and len(sockname) >= 2 and isinstance(sockname[1], int):
-            self.local_port = sockname[1]
+        self.local_port = sockname_port(transport.get_extra_info("sockname"))
         self.arm_header_deadline(first=True)
 
     def data_received(self, data: bytes) -> None:
@@ -375,9 +373,7 @@ class _Conn(GuardedProtocol):
         req.keep_alive = self.parser.should_keep_alive()
         self._body = []
         self._req = None
-        self.queue.append((req, None))
-        if self.busy == 0:
-            self.disarm()
+        self.queue.append((req, None))  # `_pump` takes it and ends the header deadline
         if len(self.queue) >= _MAX_QUEUED and self.transport is not None:
             self.transport.pause_reading()
 

@@ -300,7 +300,7 @@ def _select_parts(ev: Evaluator, storage: PartsStorage, vs: A.VectorSelector, st
     lens: list[int] = []
     tbufs: list[Sequence[int]] = []
     vbufs: list[Sequence[float]] = []
-    counted = 0
+    uncounted = 0
     for labels, parts in storage.select_parts(vs.matchers, start, end):
         n = 0
         for t, v in parts:
@@ -309,10 +309,11 @@ def _select_parts(ev: Evaluator, storage: PartsStorage, vs: A.VectorSelector, st
             vbufs.append(v)
         metrics.append(labels)
         lens.append(n)
+        uncounted += n
         if len(metrics) % _COUNT_EVERY == 0:  # the samples limit and the deadline, every few series
-            ev.count_samples(sum(lens[counted:]))
-            counted = len(lens)
-    ev.count_samples(sum(lens[counted:]))
+            ev.count_samples(uncounted)
+            uncounted = 0
+    ev.count_samples(uncounted)
     if not metrics:  # nothing selected (`absent(...)`'s usual case): no arrays to join
         return FlatRange([], [], _EMPTY_I64, _EMPTY_F64, _ZERO_OFF)
     return FlatRange(metrics, [False] * len(metrics), _concat(tbufs, np.int64), _concat(vbufs, np.float64),

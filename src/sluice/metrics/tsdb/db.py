@@ -124,7 +124,12 @@ def _snapshot_parts(snap: tuple[list[bytes], array[int], array[float]], start: i
         hi = bisect_right(ct, end)
         if hi < len(ct):
             parts[-1] = (ct[:hi], cv[:hi])
-    return [p for p in parts if len(p[0])] if not (len(parts[0][0]) and len(parts[-1][0])) else parts
+    # Only the two cut ends can have come out empty.
+    if not len(parts[-1][0]):
+        parts.pop()
+    if parts and not len(parts[0][0]):
+        parts.pop(0)
+    return parts
 
 
 def _clip(ts: array[int], vs: array[float], start: int, end: int) -> tuple[array[int], array[float]]:
