@@ -241,12 +241,12 @@ def _head(status: int, content_type: str, length: int, extra: Iterable[tuple[str
 class _Conn(GuardedProtocol):
     """One connection: parses requests as they arrive, serves them one at a time in order."""
 
-    def __init__(self, app: App, guard: ConnectionGuard) -> None:
+    def __init__(self, app: App, guard: ConnectionGuard, local_port: int | None = None) -> None:
         super().__init__(guard)
         self.app = app
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpRequestParser(self)
-        self.local_port: int | None = None
+        self.local_port = local_port  # known from the listening socket, else read from the connection's
         self.close_after = False  # no request after the ones queued (EOF, an upgrade, a parse error)
         # requests parsed and waiting their turn, each with its answer when it is refused without a handler
         self.queue: deque[tuple[Request, Response | None]] = deque()
@@ -267,7 +267,8 @@ class _Conn(GuardedProtocol):
             self.closed = True
             self.transport.abort()
             return
-        self.local_port = sockname_port(transport.get_extra_info("sockname"))
+        if self.local_port is None:
+            self.local_port = sockname_port(transport.get_extra_info("sockname"))
         self.arm_header_deadline(first=True)
 
     def data_received(self, data: bytes) -> None:
@@ -507,7 +508,13 @@ async def serve(app: App, host: str, port: int, *, limits: Limits | None = None,
     limits = limits or Limits()
     guard = ConnectionGuard(limits, f"http://{host}:{port}")
     loop = asyncio.get_running_loop()
-    server = await loop.create_server(lambda: _Conn(app, guard), host, port, backlog=backlog, reuse_address=True)
+    listening: list[int | None] = [None]  # the one port every socket listens on, once known
+    server = await loop.create_server(lambda: _Conn(app, guard, listening[0]), host, port, backlog=backlog,
+                                      reuse_address=True, start_serving=False)
+    ports = {int(sock.getsockname()[1]) for sock in server.sockets}
+    if len(ports) == 1:  # (port 0 on a name with two addresses gets a port per socket: looked up per connection)
+        listening[0] = next(iter(ports))
     if port == 0:
         guard.name = f"http://{host}:{server.sockets[0].getsockname()[1]}"
+    await server.start_serving()
     return Server(server, guard, app)

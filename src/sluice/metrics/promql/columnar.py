@@ -126,8 +126,8 @@ class Block:
 
     def compact(self) -> Block:
         """Without rows that are absent at every step."""
-        keep = self.has.any(axis=1)
-        if keep.all():
+        keep: Mask = np.logical_or.reduce(self.has, axis=1)
+        if _every(keep):
             return self
         return self.take(np.flatnonzero(keep))
 
@@ -185,8 +185,10 @@ def _round(ev: Evaluator, call: A.Call) -> Block:
 
 
 def _absent(ev: Evaluator, call: A.Call) -> Block:
-
     b = ev.block(call.args[0])
+    if not b.metrics:  # nothing selected (the usual answer): absent at every step, no masks to work out
+        ones = np.ones((1, len(ev.ts)))
+        return Block([_absent_labels(call.args[0])], [False], ones, ones.astype(bool))
     missing: Mask = ~np.any(b.has, axis=0, keepdims=False)
     return Block([_absent_labels(call.args[0])], [False], np.where(missing, 1.0, np.nan)[None, :],
                  missing[None, :]).compact()
@@ -240,6 +242,17 @@ _EMPTY_F64: F64 = np.empty(0, np.float64)
 _ZERO_OFF: I64 = np.zeros(1, np.int64)
 for _a in (_EMPTY_I64, _EMPTY_F64, _ZERO_OFF):
     _a.flags.writeable = False  # shared by every empty selection
+
+
+def _every(mask: Mask) -> bool:
+    """`mask.all()` for a boolean array, without the Python-level wrapper numpy puts around that method (this
+    runs on every block of every query, where the wrapper is most of its cost)."""
+    return int(np.count_nonzero(mask)) == mask.size
+
+
+def _some(mask: Mask) -> bool:
+    """`mask.any()`, as `_every`."""
+    return int(np.count_nonzero(mask)) > 0
 
 
 def _offsets(counts: Sequence[int] | npt.NDArray[np.int64]) -> I64:
@@ -352,7 +365,7 @@ def _flat_range(ev: Evaluator, node: A.Expr) -> tuple[FlatRange, I64, int] | Non
         refs = _refs(ev, vs.at_ms, vs.at_special, vs.offset_ms)
         fr = _select(ev, vs, int(refs[0]) - node.range_ms + 1, int(refs[-1]))
         stale = _is_stale(fr.V)
-        if stale.any():
+        if _some(stale):
             keep = ~stale
             seg = np.repeat(np.arange(fr.n, dtype=np.int64), np.diff(fr.off))
             fr = FlatRange(fr.metrics, fr.drop, fr.T[keep], fr.V[keep],
@@ -473,7 +486,7 @@ def _extrapolated(fr: FlatRange, lo: I64, hi: I64, cnt: I64, refs: I64, range_ms
 
     T, V = fr.T, fr.V
     has = cnt >= 2
-    every = bool(has.all())
+    every = _every(has)
     if every:
         a, b, n1 = lo, hi - 1, cnt - 1
     else:
@@ -506,7 +519,7 @@ def _extrapolated(fr: FlatRange, lo: I64, hi: I64, cnt: I64, refs: I64, range_ms
         fell = V[1:] < V[:-1]  # fell[j]: sample j + 1 is below sample j
         starts = fr.off[1:-1]
         fell[starts[starts > 0] - 1] = False  # a series' first sample follows another series' last
-        if fell.any():
+        if _some(fell):
             cum = np.zeros(len(V), dtype=np.int64)
             np.cumsum(fell, out=cum[1:])
             resets = has & (cum[b] - cum[a] > 0)
@@ -550,7 +563,7 @@ def _aggregate(ev: Evaluator, node: A.AggregateExpr) -> Block | None:
     if G == 0:
         return Block.empty(K)
     op = node.op
-    if op == "sum" and max(sizes) * G <= 2 * len(b.metrics) and bool(b.has.all()):
+    if op == "sum" and max(sizes) * G <= 2 * len(b.metrics) and _every(b.has):
         return _sum_present(ev, b, list(index), gdrop, gid, rank, max(sizes))
     S = np.zeros((G, K))
     C = np.zeros((G, K))
@@ -558,7 +571,7 @@ def _aggregate(ev: Evaluator, node: A.AggregateExpr) -> Block | None:
     count = np.zeros((G, K))
     by_rank = np.argsort(rank, kind="stable")
     bounds = np.searchsorted(rank[by_rank], np.arange(max(sizes) + 1))
-    if op == "sum" and bool(b.has.all()):
+    if op == "sum" and _every(b.has):
         # Every member present at every step (the usual case): the same sums, without the presence masks.
         for r in range(max(sizes)):
             if not r % 16:
