@@ -348,9 +348,58 @@ def test_destination_rule_in_client_namespace_wins() -> None:
     push = build_push(objs)
     mine = generate(proxy_for(objs, "sleep"), push, [TYPE_CLUSTER])
     assert as_dict(mine[TYPE_CLUSTER][cluster("")])["lb_policy"] == "RANDOM"
-    gw = generate(proxy_for(objs, "istio-ingressgateway"), push, [TYPE_CLUSTER])
-    # the gateway (istio-system) gets the root namespace's rule; ROUND_ROBIN is the enum's zero value
-    assert as_dict(gw[TYPE_CLUSTER][cluster("")]).get("lb_policy", "ROUND_ROBIN") == "ROUND_ROBIN"
+
+    def gateway_lb(objs: list[Obj]) -> str:  # ROUND_ROBIN is the enum's zero value: absent from the message
+        gw = generate(proxy_for(objs, "istio-ingressgateway"), build_push(objs), [TYPE_CLUSTER])
+        return str(as_dict(gw[TYPE_CLUSTER][cluster("")]).get("lb_policy", "ROUND_ROBIN"))
+    # The gateway runs in the root namespace (istio-system): as in Istio, the service's namespace's rule comes
+    # before the root's exported ones there (PushContext.destinationRule: a root-namespace proxy sees the root's
+    # private rules first, then the service's namespace's exported rules, then the root's exported ones).
+    assert gateway_lb(objs) == "RANDOM"
+    # A rule the root namespace keeps to itself comes first for its own proxies ...
+    private = [*bookinfo(), dict(dr, metadata={"name": "a", "namespace": NS}),
+               {**dr, "metadata": {"name": "b", "namespace": "istio-system"},
+                "spec": {"host": REVIEWS, "exportTo": ["."], "trafficPolicy": {"loadBalancer": {"simple": "ROUND_ROBIN"}}}}]
+    assert gateway_lb(private) == "ROUND_ROBIN"
+    # ... and applies to no one else.
+    assert as_dict(generate(proxy_for(private, "sleep"), build_push(private), [TYPE_CLUSTER])[TYPE_CLUSTER][
+        cluster("")])["lb_policy"] == "RANDOM"
+
+
+def test_destination_rule_export_to() -> None:
+    """Istio's exportTo on DestinationRules: a rule in the service's namespace reaches only the clients'
+    namespaces it is exported to (`*`, the namespace's name), `.` keeps it to its own; a client's own namespace
+    sees its rules exported to `.`, `*` or itself, not those exported elsewhere only."""
+    other = "other"
+
+    def rule(name: str, ns: str, lb: str, export: list[str] | None) -> Obj:
+        spec: Obj = {"host": REVIEWS, "trafficPolicy": {"loadBalancer": {"simple": lb}}}
+        if export is not None:
+            spec["exportTo"] = export
+        return {"apiVersion": "networking.istio.io/v1", "kind": "DestinationRule",
+                "metadata": {"name": name, "namespace": ns}, "spec": spec}
+    client = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "curl", "namespace": other,
+                                                             "labels": {"app": "curl"}},
+              "spec": {"containers": [{"name": "curl", "image": "curl"},
+                                      {"name": mesh.SIDECAR_CONTAINER, "image": mesh.PROXY_IMAGE,
+                                       "args": ["proxy", "sidecar"]}]},
+              "status": {"phase": "Running", "podIP": "127.1.0.40"}}
+
+    def lb(objs: list[Obj], pod: str) -> str:  # ROUND_ROBIN is the enum's zero value: absent from the message
+        out = generate(proxy_for(objs, pod), build_push(objs), [TYPE_CLUSTER])
+        return str(as_dict(out[TYPE_CLUSTER][cluster("")]).get("lb_policy", "ROUND_ROBIN"))
+    base = [*bookinfo(), {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": other}}, client]
+    for export, seen_from_other in [(None, "RANDOM"), (["*"], "RANDOM"), (["."], "LEAST_REQUEST"),
+                                    ([NS], "LEAST_REQUEST"), ([other], "RANDOM"), ([".", other], "RANDOM")]:
+        objs = [*base, rule("r", NS, "RANDOM", export)]
+        assert lb(objs, "curl") == seen_from_other, export
+        assert lb(objs, "sleep") == ("LEAST_REQUEST" if export == [other] else "RANDOM"), export
+    # The root namespace's exported rule is the fallback, for the namespaces it is exported to.
+    objs = [*base, rule("r", NS, "RANDOM", ["."]), rule("root", "istio-system", "ROUND_ROBIN", [other])]
+    assert (lb(objs, "curl"), lb(objs, "sleep")) == ("ROUND_ROBIN", "RANDOM")
+    # A rule of the client's own namespace comes first, even when the service's namespace exports one to it.
+    objs = [*base, rule("r", NS, "RANDOM", [other]), rule("mine", other, "ROUND_ROBIN", ["."])]
+    assert lb(objs, "curl") == "ROUND_ROBIN"
 
 
 def test_destination_rule_workload_selector_applies_to_the_workloads_it_selects() -> None:
@@ -373,10 +422,10 @@ def test_destination_rule_workload_selector_applies_to_the_workloads_it_selects(
 
     objs = bookinfo() + [catch_all, selecting]
     assert lb(objs, "productpage-v1") == ("ROUND_ROBIN", True)
-    # Istio's mergeDestinationRule lends the later selecting rule's subsets to the rule without a selector (its
-    # own traffic policy stays): the other workloads get the `canary` cluster too, with the catch-all's policy.
-    assert lb(objs, "sleep") == ("RANDOM", True)
-    assert lb(objs, "istio-ingressgateway") == ("RANDOM", True)  # another namespace: the selecting rule is private
+    # Istio 1.24 keeps rules whose exportTo differ apart (a selecting rule's is `.`, the catch-all's the default):
+    # the other workloads get the catch-all alone, without the selecting rule's `canary` subset.
+    assert lb(objs, "sleep") == ("RANDOM", False)
+    assert lb(objs, "istio-ingressgateway") == ("RANDOM", False)  # another namespace: the selecting rule is private
     push = build_push(objs)
     pp = generate(proxy_for(objs, "productpage-v1"), push, [TYPE_ENDPOINT])
     canary = as_dict(pp[TYPE_ENDPOINT][cluster("canary")])
@@ -393,11 +442,13 @@ def test_destination_rule_workload_selector_applies_to_the_workloads_it_selects(
     assert lb(objs, "istio-ingressgateway") == ("RANDOM", False)  # in istio-system: the root rule
 
 
-def test_selecting_and_catch_all_rules_lend_each_other_what_they_lack() -> None:
-    """Istio's mergeDestinationRule, rules of one namespace oldest first: a rule is merged into every entry so far
-    but those whose selector differs from its own. An older selecting rule without a traffic policy takes the
-    later catch-all's and its subsets, a later selecting rule lends its subsets to the catch-all; two rules with
-    the same selector become one; different selectors stay apart."""
+def test_selecting_and_catch_all_rules_merge_as_istio_does() -> None:
+    """Istio 1.24's setDestinationRules and mergeDestinationRule, rules of one namespace: selecting rules first,
+    then oldest first (istio/istio#49057); a rule is merged only into entries with its exportTo or whose exportTo
+    its own contains (#52636), and not into those whose selector differs from its own. Two rules with the same
+    selector become one, different selectors stay apart; a catch-all with the default exportTo stays apart from
+    the selecting rules (theirs is `.`); one exported to `.` and beyond lends them its subsets and policy and stays
+    an entry too; one exported to `.` alone is merged into them and, as in Istio, is no entry of its own."""
     def rule(name: str, created: str, selector: dict[str, str] | None, subsets: dict[str, str], **more: Any) -> Obj:
         spec: Obj = {"host": REVIEWS, "subsets": [{"name": n, "labels": {"version": v}} for n, v in subsets.items()],
                      **more}
@@ -410,21 +461,30 @@ def test_selecting_and_catch_all_rules_lend_each_other_what_they_lack() -> None:
     same = rule("same", "2026-01-02T00:00:00Z", pp, {"b": "v2"})
     other = rule("other", "2026-01-03T00:00:00Z", {"app": "nobody"}, {"c": "v3"},
                  trafficPolicy={"loadBalancer": {"simple": "ROUND_ROBIN"}})
-    catch_all = rule("all", "2026-01-04T00:00:00Z", None, {"d": "v3"},
-                     trafficPolicy={"loadBalancer": {"simple": "RANDOM"}})
     late = rule("late", "2026-01-05T00:00:00Z", {"app": "nobody"}, {"e": "v1"})
-    objs = bookinfo() + [late, catch_all, other, same, first]
 
-    def clusters_of(pod: str) -> tuple[set[str], str]:
+    def catch_all(**more: Any) -> Obj:  # older than the selecting rules: they still come first
+        return rule("all", "2025-12-01T00:00:00Z", None, {"d": "v3"}, trafficPolicy={"loadBalancer": {"simple": "RANDOM"}},
+                    **more)
+
+    def clusters_of(objs: list[Obj], pod: str) -> tuple[set[str], str]:
         out = generate(proxy_for(objs, pod), build_push(objs), [TYPE_CLUSTER])
         names = {n.split("|")[2] for n in out[TYPE_CLUSTER] if n.endswith(REVIEWS)} - {""}
         return names, as_dict(out[TYPE_CLUSTER][cluster("")]).get("lb_policy", "ROUND_ROBIN")
 
-    # productpage: `first` with `same` merged in and the later catch-all's subset and policy (first had none);
-    # not `other`'s (another selector) nor `late`'s (a selecting rule after it lends only to the catch-all)
-    assert clusters_of("productpage-v1") == ({"a", "b", "d"}, "RANDOM")
-    # everyone else: the catch-all, with the subsets of the selecting rule that came after it only
-    assert clusters_of("sleep") == ({"d", "e"}, "RANDOM")
+    objs = bookinfo() + [late, catch_all(), other, same, first]
+    # productpage: `first` with `same` merged in, nothing of `other` and `late` (another selector) nor of the
+    # catch-all (another exportTo): no traffic policy, so Istio's default
+    assert clusters_of(objs, "productpage-v1") == ({"a", "b"}, "LEAST_REQUEST")
+    assert clusters_of(objs, "sleep") == ({"d"}, "RANDOM")
+    # exported to `.` and beyond: lends the selecting entries its subset and policy, and stays an entry
+    objs = bookinfo() + [late, catch_all(exportTo=[".", "istio-system"]), other, same, first]
+    assert clusters_of(objs, "productpage-v1") == ({"a", "b", "d"}, "RANDOM")
+    assert clusters_of(objs, "sleep") == ({"d"}, "RANDOM")
+    # exported to `.` alone: merged into the selecting entries, none of its own for the workloads they do not select
+    objs = bookinfo() + [late, catch_all(exportTo=["."]), other, same, first]
+    assert clusters_of(objs, "productpage-v1") == ({"a", "b", "d"}, "RANDOM")
+    assert clusters_of(objs, "sleep") == (set(), "LEAST_REQUEST")
 
 
 def test_rules_for_one_host_are_merged_as_istio_does() -> None:

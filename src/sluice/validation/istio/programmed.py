@@ -110,7 +110,7 @@ PROGRAMMED: dict[str, tuple[str, ...]] = {
         "spec.subsets[].name",
         "spec.subsets[].labels",
         *_under(["spec.subsets[].trafficPolicy"], _TRAFFIC_POLICY),
-        "spec.exportTo[]=*",
+        "spec.exportTo",  # push_context.py: Istio's namespace-local and exported rule indexes
         "spec.workloadSelector",  # push_context.py: applied to the selected workloads' outbound traffic only
     ),
     # gateway.py: HTTP and HTTPS servers; gateway_tcp.py: TCP servers and TLS PASSTHROUGH

@@ -123,6 +123,14 @@ class IstioConfig:
         match = selector.get("matchLabels")
         return {str(k): str(v) for k, v in match.items()} if isinstance(match, dict) else {}
 
+    @functools.cached_property
+    def export_to(self) -> frozenset[str]:
+        """DestinationRule only: its `exportTo` as Istio's setDestinationRules reads it; a rule with a
+        `workloadSelector` is private to its namespace (`.`) whatever it says. Empty: the mesh's default (`*`)."""
+        if self.workload_selector is not None:
+            return frozenset({"."})
+        return frozenset(str(e) for e in self.spec.get("exportTo") or [] if isinstance(e, str))
+
     @property
     def config_path(self) -> str:
         """Istio's route/cluster metadata pointer to the config object."""
@@ -159,16 +167,27 @@ def _merge_into(entry: IstioConfig, rule: IstioConfig) -> IstioConfig:
 
 
 def _consolidated(rules: list[IstioConfig]) -> tuple[IstioConfig, ...]:
-    """The rules of one namespace for one host, oldest first, consolidated as Istio's mergeDestinationRule does.
+    """The rules of one namespace for one host (those of one of `PushContext`'s indexes), consolidated as Istio's
+    setDestinationRules and mergeDestinationRule do (1.24: selecting rules first, then oldest first; rules whose
+    exportTo differ kept apart).
 
-    Each rule is merged into every entry so far except those whose selector differs from its own (both having
-    one): rules without a selector become one entry, as do rules with the same selector; a rule with a selector
-    also lends its subsets (and its policy, where there is none) to the entry without one, and that entry to a
-    selecting one, while staying an entry of its own. `PushContext.destination_rule` picks among them."""
+    A rule is merged only into entries with the same exportTo, or whose exportTo its own contains (then it also
+    stays an entry of its own); of those, not into ones whose selector differs from its own (both having one).
+    Rules without a selector become one entry, as do rules with the same selector. A rule without a selector whose
+    exportTo is a selecting entry's (`.`) is merged into it and, as in Istio, makes no entry of its own; one
+    exported further lends it its subsets and policy and stays an entry too. `PushContext.destination_rule`
+    picks among the entries."""
     entries: list[IstioConfig] = []
-    for rule in rules:
+    for rule in sorted(rules, key=lambda r: r.workload_selector is None):  # stable: oldest first within each
         separate = True
         for i, entry in enumerate(entries):
+            if rule.export_to == entry.export_to:
+                separate = False
+            elif not (entry.export_to and rule.export_to >= entry.export_to):
+                separate = True
+                continue
+            else:
+                separate = True
             mine, theirs = rule.workload_selector, entry.workload_selector
             both_select = mine is not None and theirs is not None
             if both_select and mine != theirs:
@@ -221,6 +240,21 @@ class PushContext:
         self._endpoints = endpoints
         self.virtual_services = virtual_services
         self.destination_rules = destination_rules
+        # Istio's destinationRuleIndex: per namespace, the rules its own proxies see (`namespaceLocal`) and those
+        # exported beyond it (`exportedByNamespace`); the root namespace's private ones for its own proxies.
+        self._dr_local: dict[str, list[IstioConfig]] = {}
+        self._dr_exported: dict[str, list[IstioConfig]] = {}
+        self._dr_root_private: list[IstioConfig] = []
+        for dr in destination_rules:
+            if not dr.hosts:
+                continue
+            ns, export = dr.namespace, dr.export_to
+            if not export or "*" in export or "." in export or ns in export:
+                self._dr_local.setdefault(ns, []).append(dr)
+            if not (len(export) == 1 and ("." in export or ns in export)):
+                self._dr_exported.setdefault(ns, []).append(dr)
+            elif ns == ROOT_NAMESPACE:
+                self._dr_root_private.append(dr)
         self.gateways = gateways
         self._secrets = secrets or {}
         self._memo = _Memo()
@@ -360,35 +394,53 @@ class PushContext:
 
     def destination_rule(self, hostname: str, proxy_namespace: str,
                          labels: Mapping[str, str] | None = None) -> IstioConfig | None:
-        """Istio's lookup order: the client's namespace, then the service's, then the root's; in the first with a
-        rule for the host (the exact host beats a wildcard, then the longest wildcard), its rules consolidated
-        (`_consolidated`) and one entry picked as Istio's SidecarScope.DestinationRule does: a selecting entry
-        of the client's own namespace that selects it (`labels`: the proxy's), else the entry without a
-        selector, else none (a namespace whose rules for the host all select other workloads yields none)."""
-        svc = self.services_by_host.get(hostname)
-        order = [proxy_namespace, svc.namespace if svc else "", ROOT_NAMESPACE]
-        for ns in order:
-            matches = [dr for dr in self.destination_rules if dr.namespace == ns and dr.hosts
-                       and host_covers(dr.hosts[0], hostname)]
-            if matches:
-                host = max(matches, key=lambda dr: (not dr.hosts[0].startswith("*"), len(dr.hosts[0]))).hosts[0]
-                # consolidated once per push, not at every lookup
-                entries = self.memo(("destination-rules", ns, host),
-                                    functools.partial(_consolidated, [dr for dr in matches if dr.hosts[0] == host]))
-                catch_all = None
-                for entry in entries:
-                    if entry.workload_selector is None:
-                        catch_all = entry
-                    elif ns == proxy_namespace and labels is not None and labels_match(entry.workload_selector, labels):
-                        return entry
-                return catch_all
-        return None
+        """Istio's PushContext.destinationRule and SidecarScope.DestinationRule: the rules the client's namespace
+        sees (for a client in the root namespace: the root's private rules), else the rules the service's namespace
+        exports to the client's, else those the root namespace exports to it; in the first with a rule for the
+        host (the exact host beats a wildcard, then the longest wildcard), its rules consolidated
+        (`_consolidated`) and one entry picked: a selecting entry of the client's own namespace that selects it
+        (`labels`: the proxy's), else the entry without a selector, else none (a namespace whose rules for the
+        host all select other workloads yields none)."""
+        if proxy_namespace != ROOT_NAMESPACE:
+            entries = self._dr_entries("local", proxy_namespace, self._dr_local.get(proxy_namespace), hostname)
+        else:
+            entries = self._dr_entries("root-private", ROOT_NAMESPACE, self._dr_root_private, hostname)
+        if entries is None:
+            svc = self.services_by_host.get(hostname)
+            for ns in ((svc.namespace,) if svc else ()) + (ROOT_NAMESPACE,):
+                found = self._dr_entries("exported", ns, self._dr_exported.get(ns), hostname)
+                visible = tuple(e for e in found or () if not e.export_to or "*" in e.export_to
+                                or proxy_namespace in e.export_to)
+                if visible:
+                    entries = visible
+                    break
+        if entries is None:
+            return None
+        catch_all = None
+        for entry in entries:
+            if entry.workload_selector is None:
+                catch_all = entry
+            elif (entry.namespace == proxy_namespace and labels is not None
+                  and labels_match(entry.workload_selector, labels)):
+                return entry
+        return catch_all
+
+    def _dr_entries(self, index: str, namespace: str, rules: list[IstioConfig] | None,
+                    hostname: str) -> tuple[IstioConfig, ...] | None:
+        """The consolidated entries of one index's rules for the most specific host covering `hostname` (Istio's
+        MostSpecificHostMatch), None when none covers it; consolidated once per push, not at every lookup."""
+        matches = [dr for dr in rules or () if host_covers(dr.hosts[0], hostname)]
+        if not matches:
+            return None
+        host = max(matches, key=lambda dr: (not dr.hosts[0].startswith("*"), len(dr.hosts[0]))).hosts[0]
+        return self.memo(("destination-rules", index, namespace, host),
+                         functools.partial(_consolidated, [dr for dr in matches if dr.hosts[0] == host]))
 
     def rules_selecting(self, namespace: str, labels: Mapping[str, str]) -> tuple[str, ...]:
         """The DestinationRules of `namespace` whose `workloadSelector` selects `labels`: with the namespace, all
         that decides which rules a proxy's clusters and endpoints follow (so proxies alike share them)."""
-        return tuple(dr.name for dr in self.destination_rules if dr.namespace == namespace
-                     and dr.workload_selector is not None and labels_match(dr.workload_selector, labels))
+        return tuple(dr.name for dr in self._dr_local.get(namespace, ())
+                     if dr.workload_selector is not None and labels_match(dr.workload_selector, labels))
 
     def gateways_for(self, labels: Mapping[str, str]) -> list[IstioConfig]:
         out = []
