@@ -16,7 +16,7 @@ NS = "not-programmed"
 SAMPLES = Path(__file__).resolve().parents[2] / "src" / "sluice" / "samples"
 BOOKINFO_NETWORKING = Path(__file__).resolve().parents[1] / "data" / "istio" / "bookinfo-networking"
 
-VS_EXPORT_LOCAL = """
+VS_STAT_PREFIX = """
 apiVersion: networking.istio.io/v1
 kind: VirtualService
 metadata:
@@ -24,15 +24,17 @@ metadata:
 spec:
   hosts:
   - httpbin
-  exportTo:
-  - "."
   http:
-  - route:
+  - match:
+    - uri:
+        prefix: /
+      statPrefix: httpbin
+    route:
     - destination:
         host: httpbin
 """
-WARNING = ('Warning: VirtualService spec.exportTo[0]: "." is stored but not applied: Sluice does not program this '
-           "value into Envoy yet")
+WARNING = ("Warning: VirtualService spec.http[0].match[0].statPrefix is stored but not applied: Sluice does not "
+           "program this field into Envoy yet")
 
 
 @pytest.fixture(scope="module")
@@ -60,28 +62,29 @@ def kubectl(sl: Sluice, *args: str, input: str | None = None, version: str = "1.
 
 @pytest.mark.parametrize("version", KUBECTL_VERSIONS)
 def test_kubectl_apply_prints_the_warning_and_succeeds(sl: Sluice, version: str) -> None:
-    code, out, err = kubectl(sl, "apply", "-f", "-", input=VS_EXPORT_LOCAL, version=version)
+    code, out, err = kubectl(sl, "apply", "-f", "-", input=VS_STAT_PREFIX, version=version)
     assert code == 0, err
     assert out == "virtualservice.networking.istio.io/httpbin created\n"
     assert err.splitlines() == [WARNING]
     # an edit that keeps the field keeps warning; one that drops it does not
-    edited = VS_EXPORT_LOCAL.replace("host: httpbin\n", "host: httpbin\n      weight: 100\n")
+    edited = VS_STAT_PREFIX.replace("host: httpbin\n", "host: httpbin\n      weight: 100\n")
     code, out, err = kubectl(sl, "apply", "-f", "-", input=edited, version=version)
     assert (code, err.splitlines()) == (0, [WARNING]), err
-    code, out, err = kubectl(sl, "apply", "-f", "-", input=VS_EXPORT_LOCAL.replace('  exportTo:\n  - "."\n', ""),
+    code, out, err = kubectl(sl, "apply", "-f", "-", input=VS_STAT_PREFIX.replace("      statPrefix: httpbin\n", ""),
                              version=version)
     assert (code, out, err) == (0, "virtualservice.networking.istio.io/httpbin configured\n", "")
     assert kubectl(sl, "delete", "virtualservice", "httpbin", version=version)[0] == 0
 
 
 def test_sluice_analyze_lists_it(sl: Sluice) -> None:
-    kubectl(sl, "apply", "-f", "-", input=VS_EXPORT_LOCAL)
+    kubectl(sl, "apply", "-f", "-", input=VS_STAT_PREFIX)
     cp = sl("analyze")
     assert cp.returncode == 0, cp.stderr  # a warning, not an error: istioctl's exit status stays 0
-    assert ('Warning [SLU0001] (VirtualService not-programmed/httpbin) Field not programmed: spec.exportTo[0]: "." '
-            "is stored but not applied: Sluice does not program this value into Envoy yet.") in cp.stdout.splitlines()
+    assert ("Warning [SLU0001] (VirtualService not-programmed/httpbin) Field not programmed: "
+            "spec.http[0].match[0].statPrefix is stored but not applied: Sluice does not program this field into "
+            "Envoy yet.") in cp.stdout.splitlines()
     # sluice apply prints the server's warning as kubectl does
-    cp = sl("apply", "-f", "-", input=VS_EXPORT_LOCAL.replace("name: httpbin\n", "name: httpbin2\n", 1))
+    cp = sl("apply", "-f", "-", input=VS_STAT_PREFIX.replace("name: httpbin\n", "name: httpbin2\n", 1))
     assert cp.returncode == 0 and WARNING in cp.stderr.splitlines(), cp.stderr
     sl.ok("delete", "virtualservice", "httpbin", "httpbin2")
 

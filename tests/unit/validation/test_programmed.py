@@ -98,7 +98,6 @@ tcp:
   route: [{destination: {host: tcp-echo, subset: v1}, weight: 100}]
 """)
     assert paths("VirtualService", spec) == [
-        "spec.exportTo[0]",
         "spec.http[0].match[0].headers.@request.auth.claims.groups",
         "spec.http[0].match[0].statPrefix",
         "spec.http[0].delegate",
@@ -167,12 +166,14 @@ def test_warnings_are_bounded() -> None:
 def test_analyze_lists_them_as_slu0001() -> None:
     vs = {"apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
           "metadata": {"name": "reviews", "namespace": "tutorial"},
-          "spec": {"hosts": ["reviews"], "exportTo": ["."], "http": [{"route": [{"destination": {"host": "reviews"}}]}]}}
+          "spec": {"hosts": ["reviews"], "exportTo": ["."], "http": [{"match": [{"uri": {"prefix": "/"},
+                                                                                   "statPrefix": "reviews"}],
+                                                                       "route": [{"destination": {"host": "reviews"}}]}]}}
     svc = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "reviews", "namespace": "tutorial"},
            "spec": {"selector": {"app": "reviews"}, "ports": [{"port": 9080, "name": "http"}]}}
     assert [format_message(m) for m in analyze([vs, svc])] == [
-        'Warning [SLU0001] (VirtualService tutorial/reviews) Field not programmed: spec.exportTo[0]: "." is stored '
-        "but not applied: Sluice does not program this value into Envoy yet."]
+        "Warning [SLU0001] (VirtualService tutorial/reviews) Field not programmed: spec.http[0].match[0].statPrefix "
+        "is stored but not applied: Sluice does not program this field into Envoy yet."]
 
 
 def _schema_path(entry: str) -> str:
@@ -198,7 +199,7 @@ def test_gaps_list_what_an_object_setting_everything_would_be_warned_about() -> 
     assert gaps("VirtualService", spec) == [
         "spec.http[].match[].headers.@request*", "spec.http[].match[].withoutHeaders.@request*",
         "spec.http[].match[].statPrefix", "spec.http[].delegate", "spec.http[].fault.delay.exponentialDelay",
-        "spec.http[].fault.abort.http2Error", "spec.tcp[].match[].sourceSubnet", "spec.exportTo[] other than *"]
+        "spec.http[].fault.abort.http2Error", "spec.tcp[].match[].sourceSubnet"]
     gw = schema_for("networking.istio.io", "Gateway")["properties"]["spec"]
     assert gaps("Gateway", gw) == [
         "spec.servers[].port.protocol other than GRPC, GRPC-WEB, HTTP, HTTP2, HTTPS, MONGO, MYSQL, REDIS, TCP, TLS",

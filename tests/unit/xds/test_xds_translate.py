@@ -172,6 +172,57 @@ def test_gateway_without_virtual_service_answers_404() -> None:
     assert d is not None and d.direct_status == 404
 
 
+def test_virtual_service_export_to() -> None:
+    """Istio's exportTo on VirtualServices (VirtualServicesForGateway): a sidecar sees the rules of its own
+    namespace, those exported to it by name and the public ones, in that order, so its own namespace's rule for a
+    host comes before a public one; a gateway-bound rule kept to its namespace does not reach a gateway elsewhere."""
+    other = "other"
+    client = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "curl", "namespace": other,
+                                                             "labels": {"app": "curl"}},
+              "spec": {"containers": [{"name": "curl", "image": "curl"},
+                                      {"name": mesh.SIDECAR_CONTAINER, "image": mesh.PROXY_IMAGE,
+                                       "args": ["proxy", "sidecar"]}]},
+              "status": {"phase": "Running", "podIP": "127.1.0.40"}}
+    base = [*bookinfo(), {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": other}}, client]
+
+    def vs(name: str, ns: str, subset: str, export: list[str] | None, created: str = "2026-01-01T00:00:00Z") -> Obj:
+        spec: Obj = {"hosts": [REVIEWS], "http": [{"route": [{"destination": {"host": REVIEWS, "subset": subset}}]}]}
+        if export is not None:
+            spec["exportTo"] = export
+        return {"apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
+                "metadata": {"name": name, "namespace": ns, "creationTimestamp": created}, "spec": spec}
+
+    def routed(objs: list[Obj], pod: str) -> str:
+        d = route_request(generate(proxy_for(objs, pod), build_push(objs), [TYPE_ROUTE]), f"{REVIEWS}:9080", "/")
+        assert d is not None
+        return str(d.cluster).split("|")[2]  # the subset ("": the default route)
+    for export, mine, theirs in [(None, "v3", "v3"), (["*"], "v3", "v3"), (["."], "v3", ""), ([NS], "v3", ""),
+                                 ([other], "", "v3"), ([".", other], "v3", "v3")]:
+        objs = [*base, vs("r", NS, "v3", export)]
+        assert (routed(objs, "sleep"), routed(objs, "curl")) == (mine, theirs), export
+    # its own namespace's rule first, then one exported to it by name, then a public one (the oldest here)
+    objs = [*base, vs("public", NS, "v2", None, "2025-01-01T00:00:00Z"),
+            vs("named", NS, "v3", [other], "2025-06-01T00:00:00Z"), vs("mine", other, "v1", ["."])]
+    assert (routed(objs, "curl"), routed(objs, "sleep")) == ("v1", "v2")
+    assert routed(objs[:-1], "curl") == "v3"
+
+    gateway = load_scenario("gateway")
+    objects = scenario_objects(gateway)
+    kept = [copy.deepcopy(o) for o in objects]
+    for o in kept:
+        if o.get("kind") == "VirtualService":
+            o["spec"]["exportTo"] = ["."]
+    res = generate(proxy_for(kept, "istio-ingressgateway"), build_push(kept))
+    d = route_request(res, "localhost:8080", "/productpage", route_config="http.8080")
+    assert d is not None and d.direct_status == 404  # in istio-system: the rule is not exported there
+    for o in kept:
+        if o.get("kind") == "VirtualService":
+            o["spec"]["exportTo"] = ["istio-system"]
+    res = generate(proxy_for(kept, "istio-ingressgateway"), build_push(kept))
+    d = route_request(res, "localhost:8080", "/productpage", route_config="http.8080")
+    assert d is not None and d.cluster == cluster("", "productpage.tutorial.svc.cluster.local")
+
+
 def test_consistent_hash_on_routes() -> None:
     res = run_scenario("destination-rule")["productpage-v1"]
     reviews = route_request(res, "reviews:9080", "/")

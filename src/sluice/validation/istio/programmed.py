@@ -102,7 +102,7 @@ PROGRAMMED: dict[str, tuple[str, ...]] = {
         *_under(["spec.http[]"], _HTTP_ROUTE),
         *_under(["spec.tcp[]"], _TCP_ROUTE),
         *_under(["spec.tls[]"], _TLS_ROUTE),
-        "spec.exportTo[]=*",  # visible everywhere is all Sluice does
+        "spec.exportTo",  # push_context.py: Istio's VirtualServicesForGateway
     ),
     "DestinationRule": (
         "spec.host",

@@ -113,7 +113,7 @@ def _outbound_vip_listener(proxy: Proxy, push: PushContext, svc: Service, sp: Se
     ip = ip or svc.cluster_ip
     name = f"{ip}_{sp.port}"
     cluster = mesh.outbound_cluster(sp.port, "", svc.hostname)
-    vs = push.mesh_virtual_service(svc.hostname)
+    vs = push.mesh_virtual_service(svc.hostname, proxy.namespace)
     ctx = RouteContext(push, proxy, vs, sp.port, ("mesh",)) if vs else None
     tls = is_tls_protocol(sp.protocol)
     chains = tls_chains(ctx, cluster, push) if tls else tcp_chains(ctx, cluster, push)

@@ -262,7 +262,7 @@ def _vhosts(proxy: Proxy, push: PushContext, servers: list[GatewayServer], empty
     used: set[tuple[str, str, str]] = set()  # (domain, vs namespace, vs name): each VS once per host
     for s in servers:
         routes_by_vs: dict[tuple[str, str], list[Obj]] = {}
-        for vs in push.gateway_virtual_services(s.ref):
+        for vs in push.gateway_virtual_services(s.ref, proxy.namespace):
             for raw in s.hosts:
                 ns_filter, _, shost = raw.rpartition("/")
                 if ns_filter not in ("", "*", vs.namespace) and not (ns_filter == "." and

@@ -54,7 +54,7 @@ def _bound(vs: IstioConfig, gw: IstioConfig, server: Obj) -> bool:
 
 def _tcp_chain(proxy: Proxy, push: PushContext, gw: IstioConfig, server: Obj, port: int) -> Chain | None:
     ref = f"{gw.namespace}/{gw.name}"
-    for vs in push.gateway_virtual_services(ref):
+    for vs in push.gateway_virtual_services(ref, proxy.namespace):
         if not _bound(vs, gw, server):
             continue
         ctx = RouteContext(push, proxy, vs, port, (ref,))
@@ -74,7 +74,7 @@ def _sni_chains(proxy: Proxy, push: PushContext, gw: IstioConfig, server: Obj, p
                 taken: set[str]) -> list[Chain]:
     ref = f"{gw.namespace}/{gw.name}"
     out: list[Chain] = []
-    for vs in push.gateway_virtual_services(ref):
+    for vs in push.gateway_virtual_services(ref, proxy.namespace):
         if not _bound(vs, gw, server):
             continue
         ctx = RouteContext(push, proxy, vs, port, (ref,))

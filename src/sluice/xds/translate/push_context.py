@@ -142,6 +142,14 @@ class IstioConfig:
     def mesh_bound(self) -> bool:
         return not self.gateways or "mesh" in self.gateways
 
+    @functools.cached_property
+    def vs_export_to(self) -> frozenset[str]:
+        """VirtualService only: the namespaces it is exported to, `*` for all (Istio's initVirtualServices: `.`
+        is its own namespace; none given: the mesh's default, `*`)."""
+        export = frozenset(self.namespace if e == "." else e for e in self.spec.get("exportTo") or []
+                           if isinstance(e, str))
+        return export or frozenset({"*"})
+
 
 @dataclass
 class _Memo:
@@ -258,7 +266,6 @@ class PushContext:
         self.gateways = gateways
         self._secrets = secrets or {}
         self._memo = _Memo()
-        self._mesh_vs = self._index_mesh_virtual_services()
 
     # --- building -----------------------------------------------------------------------------------
 
@@ -319,14 +326,13 @@ class PushContext:
                        isinstance(o.get("spec"), dict) and isinstance(o["spec"].get("workloadSelector"), dict)
                        for o in entries))
 
-    def _index_mesh_virtual_services(self) -> dict[str, IstioConfig]:
-        """Service hostname → the one mesh-bound VirtualService that routes it (exact host beats wildcard,
-        the most specific wildcard beats a broader one, the oldest VirtualService wins a tie)."""
+    def _index_mesh_virtual_services(self, namespace: str) -> dict[str, IstioConfig]:
+        """Service hostname → the one mesh-bound VirtualService that routes it for a sidecar in `namespace`
+        (exact host beats wildcard, the most specific wildcard beats a broader one, the first in
+        `virtual_services_for`'s order wins a tie)."""
         exact: dict[str, IstioConfig] = {}
         wildcard: dict[str, tuple[int, IstioConfig]] = {}
-        for vs in self.virtual_services:
-            if not vs.mesh_bound:
-                continue
+        for vs in self.virtual_services_for(namespace, "mesh"):
             for h in vs.hosts:
                 if not h.startswith("*"):
                     if h in self.services_by_host:
@@ -373,16 +379,37 @@ class PushContext:
     def endpoints(self, hostname: str, port: int) -> tuple[Endpoint, ...]:
         return self._endpoints.get((hostname, port), ())
 
-    def mesh_virtual_service(self, hostname: str) -> IstioConfig | None:
-        return self._mesh_vs.get(hostname)
+    def virtual_services_for(self, namespace: str, gateway: str) -> tuple[IstioConfig, ...]:
+        """Istio's VirtualServicesForGateway: the VirtualServices bound to `gateway` (`mesh`: the sidecars, else
+        `<ns>/<name>`) that a proxy in `namespace` sees by their exportTo: its own namespace's first, then those
+        exported to it by name, then the public ones, each oldest first."""
+        def build() -> tuple[IstioConfig, ...]:
+            own: list[IstioConfig] = []
+            named: list[IstioConfig] = []
+            public: list[IstioConfig] = []
+            for vs in self.virtual_services:
+                if not (vs.mesh_bound if gateway == "mesh" else gateway in vs.gateways):
+                    continue
+                export = vs.vs_export_to
+                if "*" in export:
+                    public.append(vs)
+                elif namespace in export:
+                    (own if vs.namespace == namespace else named).append(vs)
+            return (*own, *named, *public)
+        return self.memo(("virtual-services", namespace, gateway), build)
 
-    def mesh_virtual_service_extra_hosts(self) -> list[tuple[str, IstioConfig]]:
-        """Non-wildcard hosts of mesh VirtualServices that name no Service (e.g. `bookinfo.com`)."""
+    def mesh_virtual_service(self, hostname: str, namespace: str) -> IstioConfig | None:
+        """The VirtualService that routes `hostname` for a sidecar in `namespace`."""
+        index = self.memo(("mesh-virtual-services", namespace),
+                          functools.partial(self._index_mesh_virtual_services, namespace))
+        return index.get(hostname)
+
+    def mesh_virtual_service_extra_hosts(self, namespace: str) -> list[tuple[str, IstioConfig]]:
+        """Non-wildcard hosts of the mesh VirtualServices a sidecar in `namespace` sees that name no Service (e.g.
+        `bookinfo.com`)."""
         seen: set[str] = set()
         out: list[tuple[str, IstioConfig]] = []
-        for vs in self.virtual_services:
-            if not vs.mesh_bound:
-                continue
+        for vs in self.virtual_services_for(namespace, "mesh"):
             for h in vs.hosts:
                 if h.startswith("*") or h in self.services_by_host or h in seen:
                     continue
@@ -454,8 +481,9 @@ class PushContext:
         """A Secret's `type` and base64 `data`, for a gateway's `credentialName`."""
         return self._secrets.get((namespace, name))
 
-    def gateway_virtual_services(self, gateway: str) -> list[IstioConfig]:
-        return [vs for vs in self.virtual_services if gateway in vs.gateways]
+    def gateway_virtual_services(self, gateway: str, namespace: str) -> tuple[IstioConfig, ...]:
+        """The VirtualServices bound to `gateway` that a gateway proxy in `namespace` sees (`virtual_services_for`)."""
+        return self.virtual_services_for(namespace, gateway)
 
     def services_selecting(self, namespace: str, labels: Mapping[str, str]) -> list[Service]:
         return [s for s in self.services

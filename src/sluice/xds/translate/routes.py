@@ -75,7 +75,7 @@ def sidecar_route_config(proxy: Proxy, push: PushContext) -> Obj:
                            "include_request_attempt_count": True})
 
     for svc in push.visible_services(proxy.namespace):
-        vs = push.mesh_virtual_service(svc.hostname)
+        vs = push.mesh_virtual_service(svc.hostname, proxy.namespace)
         for sp in svc.ports:
             if not is_http_protocol(sp.protocol):
                 continue
@@ -83,7 +83,7 @@ def sidecar_route_config(proxy: Proxy, push: PushContext) -> Obj:
             add(f"{svc.hostname}:{sp.port}", _service_domains(svc, sp.port, proxy.namespace),
                 routes or [default_route(push, proxy, svc.hostname, sp.port)])
     # VirtualService hosts that are no Service (e.g. `bookinfo.com`) are reachable on port 80, as in Istio.
-    for host, vs in push.mesh_virtual_service_extra_hosts():
+    for host, vs in push.mesh_virtual_service_extra_hosts(proxy.namespace):
         routes = virtual_service_routes(RouteContext(push, proxy, vs, 80, ("mesh",)))
         if routes:
             add(f"{host}:80", [host, f"{host}:80"], routes)
@@ -131,7 +131,7 @@ def _port_domains(svc: Service, port: int, proxy_namespace: str) -> list[str]:
 
 
 def _service_routes(push: PushContext, proxy: Proxy, svc: Service, sp: ServicePort) -> list[Obj]:
-    vs = push.mesh_virtual_service(svc.hostname)
+    vs = push.mesh_virtual_service(svc.hostname, proxy.namespace)
     routes = virtual_service_routes(RouteContext(push, proxy, vs, sp.port, ("mesh",))) if vs else []
     return routes or [default_route(push, proxy, svc.hostname, sp.port)]
 
@@ -162,7 +162,7 @@ def _port_route_config(proxy: Proxy, push: PushContext, port: int) -> Obj:
                                "routes": _service_routes(push, proxy, svc, sp), "include_request_attempt_count": True})
     if port == 80:
         # VirtualService hosts that are no Service (e.g. `bookinfo.com`) are reachable on port 80, as in Istio.
-        for host, vs in push.mesh_virtual_service_extra_hosts():
+        for host, vs in push.mesh_virtual_service_extra_hosts(proxy.namespace):
             routes = virtual_service_routes(RouteContext(push, proxy, vs, 80, ("mesh",)))
             fresh = [d for d in (host, f"{host}:80") if d not in seen]
             seen.update(fresh)
