@@ -28,6 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.mesh_bench import SERVER, cpu_seconds, deployment, ready  # noqa: E402
+from bench.run import exit_on_sigterm  # noqa: E402
 from tests.conftest import free_port, start_daemon, stop_daemon, wait_for  # noqa: E402
 
 from sluice import mesh  # noqa: E402
@@ -184,6 +185,7 @@ def _mesh(tmp: Path) -> tuple[float, float]:
 
 
 def main() -> None:
+    exit_on_sigterm()
     tmp = Path(tempfile.mkdtemp(prefix="sluice-als-bench-"))
     plain, n_plain = asyncio.run(_receive(tmp, tls=False))
     mtls, n_tls = asyncio.run(_receive(tmp, tls=True))

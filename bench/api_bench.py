@@ -18,6 +18,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.run import exit_on_sigterm  # noqa: E402
 from kubernetes import client, config  # noqa: E402
 from tests.conftest import TOOLS, start_daemon, stop_daemon  # noqa: E402
 
@@ -122,6 +123,7 @@ async def watch_fanout(url: str, token: str, ca: str, watchers: int, events: int
 
 
 def main() -> None:
+    exit_on_sigterm()
     home = Path(tempfile.mkdtemp(prefix="sluice-bench-"))
     d = start_daemon(home)
     assert d.proc is not None

@@ -44,6 +44,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "src"))
 
+from bench.run import exit_on_sigterm  # noqa: E402
 from envoy_pair import FEATURES, SLUICE_FEATURES, AlsTarget, BarePair, pair_configs  # noqa: E402
 from kubernetes import client, config  # noqa: E402
 from tests.conftest import Daemon, free_port, start_daemon, stop_daemon, wait_for  # noqa: E402
@@ -596,6 +597,7 @@ def demo(home: Path, out: list[str]) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    exit_on_sigterm()
     args = parse_args(argv)
     home = Path(tempfile.mkdtemp(prefix="sluice-mesh-bench-"))
     out: list[str] = []

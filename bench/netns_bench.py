@@ -12,8 +12,10 @@ interleaved (direct, mesh, direct, mesh, …) and the median of the repetitions 
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -26,6 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.mesh_bench import PAYLOAD, SERVER, deployment, envoy_pids, ready, rss_mib  # noqa: E402
+from bench.run import exit_on_sigterm  # noqa: E402
 from kubernetes import client, config  # noqa: E402
 from tests.conftest import TOOLS, Daemon, free_port, start_daemon, stop_daemon, wait_for  # noqa: E402
 
@@ -110,7 +113,9 @@ def pod_memory(d: Daemon, core: client.CoreV1Api) -> tuple[float, float]:
 
 
 def main() -> None:
+    exit_on_sigterm()
     tmp = Path(tempfile.mkdtemp(prefix="sluice-netns-bench-"))
+    atexit.register(shutil.rmtree, tmp, True)  # after the daemons' `finally`, also when stopped early
     rows: list[str] = []
     starts: dict[str, tuple[float, float]] = {}
     memory: dict[str, tuple[float, float]] = {}

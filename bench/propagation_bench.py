@@ -41,6 +41,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from bench.run import exit_on_sigterm  # noqa: E402
 from tests.conftest import Daemon, start_daemon, stop_daemon  # noqa: E402
 
 NS, SOLO = "bench", "solo"
@@ -284,6 +285,7 @@ def machine() -> str:
 
 
 def main() -> None:
+    exit_on_sigterm()
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--sidecars", default="10,50,100,200", help="comma-separated sidecar counts")
     parser.add_argument("--writes", type=int, default=30, help="writes per kind and size (≥ 30 for a p99)")

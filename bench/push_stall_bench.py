@@ -40,6 +40,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from bench.run import exit_on_sigterm  # noqa: E402
 from tests.conftest import TOOLS, Daemon, start_daemon, stop_daemon  # noqa: E402
 
 SAMPLES = ROOT / "src" / "sluice" / "samples"
@@ -313,6 +314,7 @@ def run_cases(name: str, src: Path, cases: tuple[str, ...] = CASES) -> list[str]
 
 
 def main() -> None:
+    exit_on_sigterm()
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("before_src", nargs="?", help="the src/ of a checkout from before this work")
     p.add_argument("--cases", default=",".join(CASES), help=f"comma-separated, of {', '.join(CASES)}")

@@ -24,6 +24,7 @@ sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT))
 
 from aiohttp import web  # noqa: E402
+from bench.run import exit_on_sigterm  # noqa: E402
 from bench.tsdb_bench import istio_series, openmetrics  # noqa: E402
 from tests.conftest import TOOLS, free_port, wait_for  # noqa: E402
 
@@ -208,18 +209,20 @@ def main(runs: int = RUNS, only: str = "") -> None:
     end_ms = (int(time.time() * 1000) // STEP_MS) * STEP_MS
     data, times = generate(end_ms)
     ours_port, prom_port = free_port(), free_port()
-    server = subprocess.Popen([sys.executable, __file__, "--serve", str(ours_port), str(end_ms)])
-    om = tmp / "data.om"
-    openmetrics(data, times, om)
-    subprocess.run([str(TOOLS / "promtool"), "tsdb", "create-blocks-from", "openmetrics", str(om), str(tmp / "prom")],
-                   check=True, capture_output=True)
-    om.unlink()
-    prom = subprocess.Popen([str(TOOLS / "prometheus"), f"--storage.tsdb.path={tmp / 'prom'}",
-                             f"--web.listen-address=127.0.0.1:{prom_port}", "--config.file=/dev/null",
-                             "--log.level=error", "--storage.tsdb.retention.time=30d"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    ours, theirs = f"http://127.0.0.1:{ours_port}", f"http://127.0.0.1:{prom_port}"
+    exit_on_sigterm()
+    server = prom = None
     try:
+        server = subprocess.Popen([sys.executable, __file__, "--serve", str(ours_port), str(end_ms)])
+        om = tmp / "data.om"
+        openmetrics(data, times, om)
+        subprocess.run([str(TOOLS / "promtool"), "tsdb", "create-blocks-from", "openmetrics", str(om),
+                        str(tmp / "prom")], check=True, capture_output=True)
+        om.unlink()
+        prom = subprocess.Popen([str(TOOLS / "prometheus"), f"--storage.tsdb.path={tmp / 'prom'}",
+                                 f"--web.listen-address=127.0.0.1:{prom_port}", "--config.file=/dev/null",
+                                 "--log.level=error", "--storage.tsdb.retention.time=30d"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        ours, theirs = f"http://127.0.0.1:{ours_port}", f"http://127.0.0.1:{prom_port}"
         # 1.25 s before the last whole 5 s: off the scrapes and off every subquery's inner steps (whole 15 s/30 s).
         at = f"{(end_ms - EVAL_OFFSET_MS) / 1000:.3f}"
 
@@ -252,10 +255,10 @@ def main(runs: int = RUNS, only: str = "") -> None:
                 b.append(y if first == ours else x)
             rows.append((name, statistics.median(a), statistics.median(b)))
     finally:
-        server.terminate()
-        server.wait(10)
-        prom.terminate()
-        prom.wait(10)
+        for proc in (server, prom):  # whatever started, also when the bench is stopped or promtool fails
+            if proc is not None:
+                proc.terminate()
+                proc.wait(10)
         shutil.rmtree(tmp, ignore_errors=True)
     n_samples = len(data) * len(times)
     print("## PromQL query latency (`bench/query_bench.py`)\n")

@@ -42,6 +42,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from bench.run import exit_on_sigterm  # noqa: E402
 from tests.conftest import TOOLS, Daemon, start_daemon, stop_daemon  # noqa: E402
 from tests.e2e.mesh import pod, route_weights  # noqa: E402
 from tests.integration.netns.test_istio_samples import SLEEP  # noqa: E402
@@ -310,6 +311,7 @@ def cpu_per_rollouts(tmp: Path, n: int, window: float) -> list[tuple[str, float,
 
 
 def main() -> int:
+    exit_on_sigterm()
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--rollouts", type=int, default=100)

@@ -10,6 +10,7 @@ import datetime
 import os
 import platform
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +18,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 BENCHES = ["demo_bench", "netns_bench", "api_bench", "mesh_bench", "tsdb_bench", "query_bench", "console_bench",
            "promql_safety_bench", "push_stall_bench", "als_trust_bench", "propagation_bench", "rollouts_bench"]
+
+
+def exit_on_sigterm() -> None:
+    """A benchmark stopped with SIGTERM (`kill`, `timeout`) exits through its `finally` blocks, which stop the
+    daemon and the pods it started, instead of dying at once and leaving them running."""
+    signal.signal(signal.SIGTERM, lambda _sig, _frame: sys.exit(128 + signal.SIGTERM))
 
 
 def machine() -> str:
