@@ -8,7 +8,16 @@ from typing import Any
 
 import pytest
 from google.protobuf import json_format
-from xds_scenarios import NS, bookinfo, build_push, load_scenario, proxy_for, run_scenario, scenario_objects
+from xds_scenarios import (
+    NS,
+    bookinfo,
+    build_push,
+    client_namespace,
+    load_scenario,
+    proxy_for,
+    run_scenario,
+    scenario_objects,
+)
 
 from sluice import mesh
 from sluice.xds.translate import (
@@ -177,13 +186,7 @@ def test_virtual_service_export_to() -> None:
     namespace, those exported to it by name and the public ones, in that order, so its own namespace's rule for a
     host comes before a public one; a gateway-bound rule kept to its namespace does not reach a gateway elsewhere."""
     other = "other"
-    client = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "curl", "namespace": other,
-                                                             "labels": {"app": "curl"}},
-              "spec": {"containers": [{"name": "curl", "image": "curl"},
-                                      {"name": mesh.SIDECAR_CONTAINER, "image": mesh.PROXY_IMAGE,
-                                       "args": ["proxy", "sidecar"]}]},
-              "status": {"phase": "Running", "podIP": "127.1.0.40"}}
-    base = [*bookinfo(), {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": other}}, client]
+    base = [*bookinfo(), *client_namespace(other)]
 
     def vs(name: str, ns: str, subset: str, export: list[str] | None, created: str = "2026-01-01T00:00:00Z") -> Obj:
         spec: Obj = {"hosts": [REVIEWS], "http": [{"route": [{"destination": {"host": REVIEWS, "subset": subset}}]}]}
@@ -429,17 +432,11 @@ def test_destination_rule_export_to() -> None:
             spec["exportTo"] = export
         return {"apiVersion": "networking.istio.io/v1", "kind": "DestinationRule",
                 "metadata": {"name": name, "namespace": ns}, "spec": spec}
-    client = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "curl", "namespace": other,
-                                                             "labels": {"app": "curl"}},
-              "spec": {"containers": [{"name": "curl", "image": "curl"},
-                                      {"name": mesh.SIDECAR_CONTAINER, "image": mesh.PROXY_IMAGE,
-                                       "args": ["proxy", "sidecar"]}]},
-              "status": {"phase": "Running", "podIP": "127.1.0.40"}}
 
     def lb(objs: list[Obj], pod: str) -> str:  # ROUND_ROBIN is the enum's zero value: absent from the message
         out = generate(proxy_for(objs, pod), build_push(objs), [TYPE_CLUSTER])
         return str(as_dict(out[TYPE_CLUSTER][cluster("")]).get("lb_policy", "ROUND_ROBIN"))
-    base = [*bookinfo(), {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": other}}, client]
+    base = [*bookinfo(), *client_namespace(other)]
     for export, seen_from_other in [(None, "RANDOM"), (["*"], "RANDOM"), (["."], "LEAST_REQUEST"),
                                     ([NS], "LEAST_REQUEST"), ([other], "RANDOM"), ([".", other], "RANDOM")]:
         objs = [*base, rule("r", NS, "RANDOM", export)]

@@ -74,6 +74,12 @@ def _pod(deployment: str, app: str, version: str, ip: str, port: int | None, nam
             "status": {"phase": "Running", "podIP": ip}}
 
 
+def client_namespace(namespace: str, ip: str = "127.1.0.40") -> list[Obj]:
+    """Another namespace with one sidecar'd client pod in it (`proxy_for(objects, "curl")`), beside Bookinfo's."""
+    return [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}},
+            _pod("curl", "curl", "", ip, None, namespace)]
+
+
 def netns_ip(ip: str) -> str:
     """A loopback-mode pod IP (127.1.0.N) as netns mode allocates it (10.244.0.N)."""
     return "10.244." + ip.split(".", 2)[2] if ip.startswith("127.1.") else ip
