@@ -141,16 +141,15 @@ def _separators(ts: Sequence[int]) -> list[str]:
         ms = np.asarray(ts, dtype=np.int64)
     except OverflowError:  # past int64: no time of a query's answer
         ms = None
-    if ms is not None and len(ms) and 0 <= int(ms[0]) and int(ms[-1]) < _EXACT_MS:
-        # A range query's steps share their milliseconds (whole-second steps): whole seconds as integers,
-        # the same decimals after each.
+    if ms is not None and len(ms) and -_EXACT_MS < int(ms[0]) and int(ms[-1]) < _EXACT_MS:
         rem = ms % 1000
         r0 = int(rem[0])
-        if not (rem != r0).any():
+        if ms[0] >= 0 and not (rem != r0).any():
+            # A range query's steps share their milliseconds (whole-second steps): whole seconds as integers,
+            # the same decimals after each.
             body = orjson.dumps(ms // 1000, option=orjson.OPT_SERIALIZE_NUMPY).decode()[1:-1]
             frac = f".{r0:03d}".rstrip("0") if r0 else ""
             return ('"],[' + body.replace(",", frac + ',"\0"],[') + frac + ',"').split("\0")
-    if ms is not None and len(ms) and -_EXACT_MS < int(ms[0]) and int(ms[-1]) < _EXACT_MS:
         text = _floats_text(ms / 1000)
     if text is None or text.count(",") != len(ts):
         return [f'"],[{format_timestamp(t)},"' for t in ts]

@@ -244,6 +244,11 @@ for _a in (_EMPTY_I64, _EMPTY_F64, _ZERO_OFF):
     _a.flags.writeable = False  # shared by every empty selection
 
 
+def _no_samples() -> FlatRange:
+    """An empty selection, on the shared empty arrays."""
+    return FlatRange([], [], _EMPTY_I64, _EMPTY_F64, _ZERO_OFF)
+
+
 def _every(mask: Mask) -> bool:
     """`mask.all()` for a boolean array, without the Python-level wrapper numpy puts around that method (this
     runs on every block of every query, where the wrapper is most of its cost)."""
@@ -328,7 +333,7 @@ def _select_parts(ev: Evaluator, storage: PartsStorage, vs: A.VectorSelector, st
             uncounted = 0
     ev.count_samples(uncounted)
     if not metrics:  # nothing selected (`absent(...)`'s usual case): no arrays to join
-        return FlatRange([], [], _EMPTY_I64, _EMPTY_F64, _ZERO_OFF)
+        return _no_samples()
     return FlatRange(metrics, [False] * len(metrics), _concat(tbufs, np.int64), _concat(vbufs, np.float64),
                      _offsets(lens))
 
@@ -381,7 +386,7 @@ def _subquery_range(ev: Evaluator, sq: A.SubqueryExpr) -> tuple[FlatRange, I64, 
     refs = _refs(ev, sq.at_ms, sq.at_special, sq.offset_ms)
     plan = subquery_steps(ev, sq, int(refs[0]), int(refs[-1]))
     if plan is None:
-        return _flatten([]), refs, sq.range_ms
+        return _no_samples(), refs, sq.range_ms
     inner = ev.child(*plan)
     b = inner.block(sq.expr)
     if len(set(b.metrics)) != len(b.metrics):
@@ -563,7 +568,8 @@ def _aggregate(ev: Evaluator, node: A.AggregateExpr) -> Block | None:
     if G == 0:
         return Block.empty(K)
     op = node.op
-    if op == "sum" and max(sizes) * G <= 2 * len(b.metrics) and _every(b.has):
+    all_present = op == "sum" and _every(b.has)  # every member at every step: sums without presence masks
+    if all_present and max(sizes) * G <= 2 * len(b.metrics):
         return _sum_present(ev, b, list(index), gdrop, gid, rank, max(sizes))
     S = np.zeros((G, K))
     C = np.zeros((G, K))
@@ -571,8 +577,7 @@ def _aggregate(ev: Evaluator, node: A.AggregateExpr) -> Block | None:
     count = np.zeros((G, K))
     by_rank = np.argsort(rank, kind="stable")
     bounds = np.searchsorted(rank[by_rank], np.arange(max(sizes) + 1))
-    if op == "sum" and _every(b.has):
-        # Every member present at every step (the usual case): the same sums, without the presence masks.
+    if all_present:  # the usual case, groups of unlike sizes
         for r in range(max(sizes)):
             if not r % 16:
                 ev.check_deadline()
