@@ -127,6 +127,7 @@ class _Sidecar:
     inode: int = 0
     head: bytes = b""  # the file's first bytes: an inode number is reused once a rotated file is compressed
     offset: int = 0
+    mtime_ns: int = 0  # the file's modification time when last opened (with `inode`, tells it is the same file)
     # The time of the last settled line and how many settled lines had that time: where to resume when the
     # file being read was rotated and compressed before it was finished.
     last_ts: bytes = b""
@@ -200,7 +201,7 @@ class Ledger:
                 sc = self.sidecars[k] = _Sidecar(k)
             sc.uid = uid
             try:
-                self._read(sc, self.pods_dir / uid, threshold, final, now)
+                self._read(sc, uid, threshold, final, now)
             except (OSError, EOFError) as e:  # the pod went while we read, a disk fault, a cut .gz: next time
                 log.debug("reading the access log of %s/%s: %s", k[0], k[1], e)
         live = set(present.values())
@@ -227,13 +228,19 @@ class Ledger:
             del self._dirs[uid]
         return out
 
-    def _read(self, sc: _Sidecar, pod_dir: Path, threshold: bytes | None, final: bool, now: float) -> None:
-        logs = pod_dir / "containers" / mesh.SIDECAR_CONTAINER
-        runs = sorted(int(p.name[:-4]) for p in logs.glob("*.log") if p.name[:-4].isdigit())
+    def _read(self, sc: _Sidecar, uid: str, threshold: bytes | None, final: bool, now: float) -> None:
+        # Plain strings until there is something to read: paths built with pathlib for every sidecar every
+        # second cost more than the directory listing and the stat that usually settle it.
+        logs_dir = f"{self.pods_dir}/{uid}/containers/{mesh.SIDECAR_CONTAINER}"
+        runs = _runs(logs_dir)
         if not runs:
             return
         if sc.attempt < runs[0]:
             sc.attempt, sc.inode, sc.offset, sc.head = runs[0], 0, 0, b""
+        if sc.attempt == runs[-1] and _unchanged(sc, f"{logs_dir}/{sc.attempt}.log"):
+            return  # nothing written since it was read to the end: most sidecars, most seconds
+        pod_dir = self.pods_dir / uid
+        logs = Path(logs_dir)
         while True:
             path = logs / f"{sc.attempt}.log"
             try:
@@ -247,7 +254,7 @@ class Ledger:
                         if not self._rotated(sc, pod_dir, logs / f"{sc.attempt}.log", threshold, now):
                             return
                         sc.offset, sc.head = 0, b""
-                    sc.inode = st.st_ino
+                    sc.inode, sc.mtime_ns = st.st_ino, st.st_mtime_ns
                     if len(sc.head) < 64:
                         sc.head = _head(f)
                     if st.st_size < sc.offset:
@@ -419,6 +426,29 @@ class Ledger:
 def _head(f: Any) -> bytes:
     f.seek(0)
     return bytes(f.read(64))
+
+
+def _runs(logs: str) -> list[int]:
+    """The N of each `N.log` in a container's log directory, in order. A directory listing, not a pathlib
+    glob: this runs for every sidecar every second, and the glob was most of a scan's time."""
+    try:
+        names = os.listdir(logs)
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    return sorted(int(n[:-4]) for n in names if n.endswith(".log") and n[:-4].isascii() and n[:-4].isdecimal())
+
+
+def _unchanged(sc: _Sidecar, path: str) -> bool:
+    """Whether `path` is the file `sc` read last and it has been read to its end: nothing to open. Its size
+    equals the offset only when every line was settled (a line waiting out its grace period, a cut line or a
+    spent budget leave the offset short of it); the inode and modification time tell a new file apart."""
+    if not sc.inode or sc.skip is not None:
+        return False
+    try:
+        st = os.stat(path)
+    except OSError:
+        return False
+    return st.st_ino == sc.inode and st.st_size == sc.offset and st.st_mtime_ns == sc.mtime_ns
 
 
 def _same(sc: _Sidecar, inode: int, f: Any) -> bool:

@@ -283,6 +283,33 @@ async def test_a_rotated_log_is_read_to_its_end_before_the_new_one(store: Store,
         await c.stop()
 
 
+async def test_a_log_read_to_its_end_is_read_again_once_it_changes(store: Store, tmp_path: Path) -> None:
+    """A scan passes over a log it has read to the end without opening it; whatever is written to it, or a new
+    file put in its place (the same size, even), is read."""
+    pp_log = _pod_dir(tmp_path / "pods", PRODUCTPAGE, "uid-pp")
+    c = _collector(store, tmp_path)
+    await c.start()
+    try:
+        assert c.ledger is not None
+        _append(pp_log, _with_id(outbound(), "r1"))
+        assert c.ledger.scan() == 1
+        assert c.ledger.scan() == 0
+        _append(pp_log, _with_id(outbound(), "r2"))
+        assert c.ledger.scan() == 1
+        size = pp_log.stat().st_size
+        other = pp_log.with_name("new")
+        later = time.time() - 50
+        _append(other, _with_id(outbound(), "r3"), at=later)
+        _append(other, _with_id(outbound(), "r4"), at=later)
+        assert other.stat().st_size == size
+        other.replace(pp_log)
+        assert c.ledger.scan() == 2
+        assert c.ledger.scan() == 0
+        assert _requests(c, reporter="source") == 4
+    finally:
+        await c.stop()
+
+
 async def test_a_restarted_proxy_is_followed_into_its_next_log(store: Store, tmp_path: Path) -> None:
     pp_log = _pod_dir(tmp_path / "pods", PRODUCTPAGE, "uid-pp")
     c = _collector(store, tmp_path)
