@@ -124,6 +124,12 @@ async def serve(home: Home, options: DaemonOptions, ready: asyncio.Event | None 
     # of 40-57 ms, once a second or so while pushes and ACKs flow: docs/benchmarks.md).
     gc.collect()
     gc.freeze()
+    # And a young-generation collection only after 10,000 more container objects live than died, not Python's
+    # 700: a push to 100 proxies, a status dump, a page of JSON each briefly hold thousands, which refcounting
+    # frees a moment later. At 700 every such peak set off a collection that promoted them, and the promoted
+    # set off full ones: at 100 sidecars, while every proxy's routes changed, 550 young and 4-5 full
+    # collections in 11 s, 2-3 % of the daemon's time and stalls of up to 15 ms; at 10,000 none (docs/benchmarks.md).
+    gc.set_threshold(10_000, 10, 10)
     if ready is not None:
         ready.set()
     try:
