@@ -237,7 +237,9 @@ def measure(api: Api, poll: Api, host: str, ns: str, affected: set[str] | None, 
     path = f"/apis/networking.istio.io/v1/namespaces/{ns}/virtualservices/{host}"
     at_start = rds(syncz(poll))
     targets = set(at_start) if affected is None else affected
+    metered = meter
     for i in range(writes):
+        meter = metered
         rows, generation = watch_syncz(poll, targets, None)
         before = rds(rows)
         if meter is not None:
@@ -252,6 +254,9 @@ def measure(api: Api, poll: Api, host: str, ns: str, affected: set[str] | None, 
             _, headers = poll.call_with_headers("GET", f"/debug/syncz?{query}")
             if headers.get("X-Sluice-Synced") == "true":
                 done = time.perf_counter()
+                if meter is not None:  # the check below is the bench's, not the push's
+                    meter.stop()
+                    meter = None
                 # not timed: every target must hold a new route version (else the wait below finds when it does)
                 rows = syncz(poll, waiting)
                 waiting -= {r["proxy"] for r in rows if str(r["types"].get("RDS", {}).get("acked")) != before.get(r["proxy"])}
