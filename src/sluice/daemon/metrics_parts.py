@@ -107,9 +107,14 @@ class MetricsService:
         interval = max(0.1, float(self.options.scrape_interval))
         while True:
             try:
-                # First the checkpoint, then the sample: a stored sample never exceeds what a restart restores.
-                self.collector.checkpoint()
-                self.tsdb.append(int(time.time() * 1000), self._samples(), scrape_target=SCRAPE_TARGET)
+                # The sample holds the values the checkpoint holds, and is stored once the checkpoint is written:
+                # a stored sample never exceeds what a restart restores.
+                state = self.collector.capture()
+                t = int(time.time() * 1000)
+                samples = list(self._samples())
+                if state is not None:
+                    await self.collector.write_checkpoint(state)
+                self.tsdb.append(t, samples, scrape_target=SCRAPE_TARGET)
             except Exception:  # one bad scrape must not end sampling
                 log.exception("sampling the mesh's metrics failed")
             await asyncio.sleep(interval - (time.time() % interval))  # aligned, like Prometheus's scrape offsets

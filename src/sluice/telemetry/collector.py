@@ -14,11 +14,13 @@ deletion (time for its last access-log batches to land), so the TSDB sees them d
 staleness markers, as Prometheus does when a scrape target goes away.
 
 Durable (given `state_dir` and `pods_dir`, as the daemon does): the registry's values and the catch-up ledger
-(`sluice.telemetry.catchup`) are written together to `state_dir/checkpoint.json` by `checkpoint()` — the
-metrics service calls it right before each TSDB sample, so a stored sample never exceeds what a restart
-restores — and read back on construction. `start()` then counts, from the sidecars' access-log files, every
-request the checkpoint had not counted (served while the daemon was down, or whose ALS entries died with it)
-before anything is served, and keeps reading the files for entries ALS drops. Counters never go backwards.
+(`sluice.telemetry.catchup`) are written together to `state_dir/checkpoint.json` — by the metrics service
+before each TSDB sample it stores (`capture`, then `write_checkpoint`, which encodes a large checkpoint without
+stalling the event loop; the sample holds the captured values, so a stored sample never exceeds what a restart
+restores), and by `checkpoint()` at start and stop — and read back on construction. `start()` then counts,
+from the sidecars' access-log files, every request the checkpoint had not counted (served while the daemon was
+down, or whose ALS entries died with it) before anything is served, and keeps reading the files for entries
+ALS drops. Counters never go backwards.
 """
 
 from __future__ import annotations
@@ -27,8 +29,10 @@ import asyncio
 import json
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +41,7 @@ from envoy.service.accesslog.v3 import als_pb2_grpc
 from sluice.kube.informer import Informer
 from sluice.store import Store
 
+from . import checkpointfile
 from .als import DROP_REASONS, AccessLogServicer, AlsStats, TelemetryOptions
 from .catchup import Ledger
 from .istio import ISTIO_LABELS, TARGET_LABELS, IstioMetrics
@@ -44,12 +49,21 @@ from .limits import DEFAULT_SERIES_LIMIT, SeriesBudget, WorkloadKey
 from .peers import PodIndex
 from .registry import MetricFamily, MetricsRegistry, MetricType, Sample
 
-__all__ = ["Collector"]
+__all__ = ["Collector", "Captured"]
 
 log = logging.getLogger(__name__)
 
 CHECKPOINT_VERSION = 1
+_YIELD_EVERY = 128 * 1024  # checkpoint text encoded between turns of the event loop (about 2 ms here)
 SCAN_EVERY = 1.0  # seconds between reads of the access-log files while running
+
+
+@dataclass(frozen=True)
+class Captured:
+    """What a checkpoint holds (`data`, JSON-ready), and the order it was captured in."""
+
+    seq: int
+    data: dict[str, Any]
 
 
 class Collector:
@@ -83,6 +97,9 @@ class Collector:
         self.checkpoint_file: Path | None = None
         self._scan_task: asyncio.Task[None] | None = None
         self._checkpoint_failing = False
+        self._captures = 0  # states captured for a checkpoint so far
+        self._written = 0  # the latest of them written
+        self._write_lock = threading.Lock()
         if state_dir is not None and pods_dir is not None:
             self.ledger = Ledger(self.servicer, pods_dir)
             self.servicer.admit = self.ledger.admit
@@ -162,26 +179,56 @@ class Collector:
                 log.exception("reading the proxies' access logs failed")
 
     # ------------------------------------------------------------------ durability
-    def checkpoint(self) -> None:
-        """Write the registry's values and the ledger, as of now, atomically (a no-op when not durable)."""
+    def capture(self) -> Captured | None:
+        """The registry's values and the ledger as of now, after a scan (which settles the entries whose lines
+        are on disk: a smaller checkpoint), copied: what a checkpoint holds. None when not durable."""
         if self.checkpoint_file is None or self.ledger is None:
-            return
+            return None
         try:
-            self.ledger.scan()  # settles the entries whose lines are on disk: a smaller checkpoint
+            self.ledger.scan()
         except Exception:
             log.exception("reading the proxies' access logs failed")
-        data = {"version": CHECKPOINT_VERSION, "time": time.time(), "registry": self.registry.dump(),
-                "ledger": self.ledger.dump()}
-        tmp = self.checkpoint_file.with_name(self.checkpoint_file.name + ".tmp")
-        try:
-            self.checkpoint_file.parent.mkdir(parents=True, exist_ok=True)
-            tmp.write_text(json.dumps(data, separators=(",", ":")))
-            os.replace(tmp, self.checkpoint_file)  # kill -9 leaves the old file or the new one, never half
-            self._checkpoint_failing = False
-        except OSError as e:
-            if not self._checkpoint_failing:  # once per failure spell, not once per scrape
-                log.error("cannot write the telemetry checkpoint %s: %s", self.checkpoint_file, e)
-            self._checkpoint_failing = True
+        self._captures += 1
+        return Captured(self._captures, {"version": CHECKPOINT_VERSION, "time": time.time(),
+                                         "registry": self.registry.dump(), "ledger": self.ledger.dump()})
+
+    def checkpoint(self) -> None:
+        """Write the registry's values and the ledger, as of now, atomically (a no-op when not durable)."""
+        state = self.capture()
+        if state is not None:
+            self._write(state, "".join(checkpointfile.pieces(state.data)))
+
+    async def write_checkpoint(self, state: Captured) -> None:
+        """Write a `capture`d state as `checkpoint` does, its JSON encoded in pieces with the event loop free
+        to serve others between them, the file written by a thread."""
+        text: list[str] = []
+        size = 0
+        for piece in checkpointfile.pieces(state.data):
+            text.append(piece)
+            size += len(piece)
+            if size >= _YIELD_EVERY:
+                size = 0
+                await asyncio.sleep(0)
+        await asyncio.to_thread(self._write, state, "".join(text))
+
+    def _write(self, state: Captured, text: str) -> None:
+        """Replace the checkpoint with `text`, unless a later capture is already written (a final checkpoint
+        at shutdown while a periodic one is still being written must stay the last)."""
+        assert self.checkpoint_file is not None
+        with self._write_lock:
+            if state.seq <= self._written:
+                return
+            tmp = self.checkpoint_file.with_name(self.checkpoint_file.name + ".tmp")
+            try:
+                self.checkpoint_file.parent.mkdir(parents=True, exist_ok=True)
+                tmp.write_text(text)
+                os.replace(tmp, self.checkpoint_file)  # kill -9 leaves the old file or the new one, never half
+                self._written = state.seq
+                self._checkpoint_failing = False
+            except OSError as e:
+                if not self._checkpoint_failing:  # once per failure spell, not once per scrape
+                    log.error("cannot write the telemetry checkpoint %s: %s", self.checkpoint_file, e)
+                self._checkpoint_failing = True
 
     def _restore(self) -> None:
         assert self.checkpoint_file is not None and self.ledger is not None

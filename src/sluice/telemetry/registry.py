@@ -290,9 +290,10 @@ class MetricsRegistry:
         out: dict[str, Any] = {}
         for f in list(self._families.values()):
             if isinstance(f, HistogramFamily):
-                rows: list[Any] = [[list(v), c.counts[:], c.sum, c.count] for v, c in list(f.cells.items())]
+                # The label values' tuple itself (immutable; JSON writes it as a list), the counts copied.
+                rows: list[Any] = [[v, c.counts[:], c.sum, c.count] for v, c in list(f.cells.items())]
             elif isinstance(f, CounterFamily) and not isinstance(f, GaugeFamily):
-                rows = [[list(v), c.value] for v, c in list(f.cells.items())]
+                rows = [[v, c.value] for v, c in list(f.cells.items())]
             else:
                 continue
             out[f.name] = {"labels": list(f.label_names), "cells": rows}

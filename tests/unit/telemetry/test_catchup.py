@@ -227,7 +227,9 @@ async def test_restart_restores_counts_and_counts_what_was_served_meanwhile(stor
     served = [_with_id(outbound(), f"r{i}", f"2026-12-03T09:00:0{i}.000Z") for i in range(3)]
     await stream(c, node_of(PRODUCTPAGE), served)
     _append(pp_log, *served)
-    c.checkpoint()  # what the metrics service does before each sample; then the process dies (no stop())
+    state = c.capture()  # what the metrics service does before each sample; then the process dies (no stop())
+    assert state is not None
+    await c.write_checkpoint(state)
     await stream(c, node_of(PRODUCTPAGE), [_with_id(outbound(), "lost", "2026-12-03T09:00:05.000Z")])
     _append(pp_log, _with_id(outbound(), "lost", "2026-12-03T09:00:05.000Z"),
             _with_id(outbound(), "down", "2026-12-03T09:00:06.000Z"))
@@ -250,6 +252,24 @@ async def test_restart_restores_counts_and_counts_what_was_served_meanwhile(stor
         assert _requests(third, reporter="source") == 5
     finally:
         await third.stop()
+
+
+async def test_a_checkpoint_captured_earlier_never_replaces_a_later_one(store: Store, tmp_path: Path) -> None:
+    """A periodic checkpoint still being written when the daemon stops must not land after the final one."""
+    c = _collector(store, tmp_path)
+    await c.start()
+    await stream(c, node_of(PRODUCTPAGE), [_with_id(outbound(), "r1")])
+    early = c.capture()
+    assert early is not None
+    await stream(c, node_of(PRODUCTPAGE), [_with_id(outbound(), "r2")])
+    await c.stop()  # the final checkpoint: both requests
+    await c.write_checkpoint(early)  # the periodic one finishing late: one request
+    again = _collector(store, tmp_path)
+    await again.start()
+    try:
+        assert _requests(again, reporter="source") == 2
+    finally:
+        await again.stop()
 
 
 async def test_a_damaged_checkpoint_starts_from_the_files(store: Store, tmp_path: Path) -> None:
