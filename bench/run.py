@@ -17,7 +17,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCHES = ["demo_bench", "netns_bench", "api_bench", "mesh_bench", "tsdb_bench", "query_bench", "console_bench",
-           "promql_safety_bench", "push_stall_bench", "als_trust_bench", "propagation_bench", "rollouts_bench"]
+           "promql_safety_bench", "push_stall_bench", "checkpoint_bench", "als_trust_bench", "propagation_bench",
+           "rollouts_bench"]
 
 
 def exit_on_sigterm() -> None:
