@@ -759,9 +759,13 @@ class TSDB:
         if self._wal is None:
             return
         try:
-            self._wal.sync()
+            # In a thread: a minute of appends can take the disk a while to flush, and the loop serves the API,
+            # xDS and ALS meanwhile (appends go on; they write to the same descriptor, which fsync allows).
+            await asyncio.to_thread(self._wal.sync)
         except OSError as e:
             self._ratelog("fsync", f"TSDB: cannot sync the WAL ({e.strerror or e})")
+        if self._wal is None:
+            return
         if (self._wal_bytes >= self.wal_compact_bytes or self._wal_incomplete) and not self._compacting:
             self._compacting = True  # a second maintain() while the thread writes must not start another
             try:
