@@ -190,18 +190,42 @@ def test_sluice_query_and_stat(mesh: tuple[Daemon, Path]) -> None:
 
 def test_console_graph_shows_the_split(mesh: tuple[Daemon, Path]) -> None:
     d, _ = mesh
+    base = _base(d)
+    core = client.CoreV1Api(api_client(d))
+    sleep_ip = pod_ips(core, NS, "app=sleep")[0]
+    # rate() counts a counter's increase from its first stored sample on, as Prometheus's does: requests made
+    # before a series' first sample are not in any window holding that sample (a burst faster than the scrape
+    # interval can put 272 of 300 requests there, and the split read 76/24). So the graph is read over a window
+    # that starts after both versions' series exist and have been sampled, holding only the traffic sent here.
+    def sampled() -> bool:
+        if {s["metric"].get("destination_version") for s in prom_query(base, Q_ALL)["result"]} >= {"v2", "v3"}:
+            return True
+        for _ in range(10):
+            assert via(sleep_ip, "http://reviews:9080/reviews/0")[0] == 200
+        return False
+
+    wait_for(sampled, timeout=60, interval=1)
+    start = time.time()
+    # A sample after `start`, so that the window below begins after every series' first one.
+    wait_for(lambda: min(float(s["value"][0]) for s in prom_query(base, f"timestamp({Q_ALL})")["result"]) > start,
+             timeout=30, interval=0.5)
+    before = scalar_of(prom_query(base, Q_SUM)) or 0.0
+    for _ in range(200):
+        assert via(sleep_ip, "http://reviews:9080/reviews/0")[0] == 200
+    wait_for(lambda: scalar_of(prom_query(base, Q_SUM)) == before + 200, timeout=30, interval=0.5)
+
     run = json.loads((d.home / "daemon.json").read_text())
-    url = f"http://127.0.0.1:{run['console_port']}/api/namespaces/{NS}/graph?graphType=versionedApp&duration=10m"
-    # A script's credential: the kubeconfig's bearer token.
-    req = urllib.request.Request(url, headers={"Authorization": f"Bearer {d.token}"})
+    req_headers = {"Authorization": f"Bearer {d.token}"}  # a script's credential: the kubeconfig's bearer token
     share: dict[str, float] = {}
 
     def split() -> bool:
-        # Early in the run the window holds a few dozen requests, where 90/10 can read 78/22: the graph's split
-        # is read until it lands in the tolerance (a wrong split never does). reviews has more than one caller
-        # (sleep here, productpage when other tests go through it), and each edge's httpPercentReq is a share of
-        # its own source's requests: the split is the edges' request rates into each version, summed.
-        with urllib.request.urlopen(req, timeout=30) as r:
+        # reviews has more than one caller (sleep here, productpage when other tests go through it), and each
+        # edge's httpPercentReq is a share of its own source's requests: the split is the edges' request rates
+        # into each version, summed. 200 requests at 90/10 fall outside 80–97 with a chance below 1 in 1,000.
+        window = math.ceil(time.time() - start)
+        url = (f"http://127.0.0.1:{run['console_port']}/api/namespaces/{NS}/graph?graphType=versionedApp"
+               f"&duration={window}s")
+        with urllib.request.urlopen(urllib.request.Request(url, headers=req_headers), timeout=30) as r:
             graph = json.loads(r.read())
         nodes = {n["data"]["id"]: n["data"] for n in graph["elements"]["nodes"]}
         rates = {"v2": 0.0, "v3": 0.0}
@@ -215,7 +239,7 @@ def test_console_graph_shows_the_split(mesh: tuple[Daemon, Path]) -> None:
         return bool(share) and 80 < share["v2"] < 97
 
     try:
-        wait_for(split, timeout=90, interval=2)
+        wait_for(split, timeout=30, interval=2)
     except AssertionError as e:
         raise AssertionError(f"the graph's split into reviews: {share}") from e
 
