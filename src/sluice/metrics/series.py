@@ -88,7 +88,8 @@ Part = tuple["array[int]", "array[float]"]
 
 class PartsStorage(Storage, Protocol):
     """A storage that can also hand out a selection's samples in the pieces it keeps them in (the TSDB's chunks
-    and head), for a reader that joins many series into one array anyway."""
+    and head), for a reader that joins many series into one array anyway: timestamps as `array('q')`, values as
+    `array('d')` (the reader joins their bytes)."""
 
     def select_parts(self, matchers: Sequence[Matcher], start_ms: int,
                      end_ms: int) -> Iterable[tuple[Labels, list[Part]]]: ...

@@ -334,8 +334,18 @@ def _select_parts(ev: Evaluator, storage: PartsStorage, vs: A.VectorSelector, st
     ev.count_samples(uncounted)
     if not metrics:  # nothing selected (`absent(...)`'s usual case): no arrays to join
         return _no_samples()
-    return FlatRange(metrics, [False] * len(metrics), _concat(tbufs, np.int64), _concat(vbufs, np.float64),
+    return FlatRange(metrics, [False] * len(metrics), _join_parts(tbufs, np.int64), _join_parts(vbufs, np.float64),
                      _offsets(lens))
+
+
+def _join_parts(bufs: Sequence[Sequence[int] | Sequence[float]],
+                dtype: type[np.int64] | type[np.float64]) -> npt.NDArray[Any]:
+    """`_concat` for a `PartsStorage`'s pieces, which are `array('q')` and `array('d')`: their bytes joined
+    without `_concat`'s look at each piece first (a few hundred pieces in a dashboard's query)."""
+    try:
+        return np.frombuffer(b"".join(cast("list[Buffer]", bufs)), dtype=dtype)
+    except (TypeError, BufferError):
+        return _concat(bufs, dtype)
 
 
 # ---- selectors ------------------------------------------------------------------------------------------------
