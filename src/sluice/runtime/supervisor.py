@@ -20,7 +20,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,6 +36,7 @@ log = logging.getLogger("sluice.runtime")
 __all__ = ["Launch", "Exit", "ContainerFiles", "Supervisor", "BackOff"]
 
 SHIM_MODULE = "sluice.runtime.shim"
+SIDECAR_READINESS_PERIOD = 15.0  # Istio's readinessPeriodSeconds for the injected proxy
 
 
 @dataclass(frozen=True)
@@ -427,11 +428,7 @@ class Supervisor:
             if isinstance(readiness, dict):
                 self._probes.append(asyncio.create_task(loop(readiness, self._readiness).run()))
             elif launch.ready_url is not None:
-                admin, path = launch.ready_url
-                spec = ProbeSpec({}, period=0.5, timeout=1.0, failure_threshold=3)
-                check = ProbeLoop(spec, lambda: endpoint_ok(admin, path, timeout=1.0, netns=launch.netns),
-                                  self._readiness)
-                self._probes.append(asyncio.create_task(check.run()))
+                self._sidecar_readiness(*launch.ready_url, launch.netns)
             else:
                 self._readiness(True)
             liveness = c.get("livenessProbe")
@@ -448,6 +445,26 @@ class Supervisor:
             self._probes.append(asyncio.create_task(loop(startup, on_startup).run(stop_on_success=True)))
         else:
             begin()
+
+    def _sidecar_readiness(self, admin: Endpoint, path: str, netns: str | None) -> None:
+        """The proxy's readiness as Istio's injected probes check it: a startup probe until the proxy first
+        answers ready (Istio's every second; every 0.5 s here, for pods ready in seconds), then a readiness
+        probe every 15 s that turns the pod unready after 4 failures in a row (the injection template's
+        `readinessPeriodSeconds` and `readinessFailureThreshold`). Not every 0.5 s for the pod's life: at 100
+        pods that was 200 admin requests a second to the Envoys and as many connections on the daemon's loop."""
+        def check() -> Awaitable[bool]:
+            return endpoint_ok(admin, path, timeout=1.0, netns=netns)
+
+        steady = ProbeLoop(ProbeSpec({}, initial_delay=SIDECAR_READINESS_PERIOD, period=SIDECAR_READINESS_PERIOD,
+                                     timeout=3.0, failure_threshold=4), check, self._readiness)
+
+        def started(ok: bool) -> None:
+            if ok:
+                self._readiness(True)
+                self._probes.append(asyncio.create_task(steady.run()))
+
+        startup = ProbeLoop(ProbeSpec({}, period=0.5, timeout=1.0, failure_threshold=1), check, started)
+        self._probes.append(asyncio.create_task(startup.run(stop_on_success=True)))
 
     def _readiness(self, ok: bool) -> None:
         if self.running and self.ready != ok:
