@@ -3,10 +3,11 @@ request counted once whichever way it arrives, with the labels ALS gives it, and
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -124,15 +125,24 @@ def _collector(store: Store, home: Path) -> Collector:
     return Collector(store, state_dir=home / "telemetry", pods_dir=home / "pods")
 
 
+@contextlib.asynccontextmanager
+async def _running(store: Store, home: Path) -> AsyncIterator[Collector]:
+    """A started collector over `home`, stopped on the way out (its final scan and checkpoint written)."""
+    c = _collector(store, home)
+    await c.start()
+    try:
+        yield c
+    finally:
+        await c.stop()
+
+
 def _requests(c: Collector, **match: str) -> float:
     return one(c, "istio_requests_total", **match)[1]
 
 
 async def test_request_counted_once_whether_als_or_the_file_comes_first(store: Store, tmp_path: Path) -> None:
     pp_log = _pod_dir(tmp_path / "pods", PRODUCTPAGE, "uid-pp")
-    c = _collector(store, tmp_path)
-    await c.start()
-    try:
+    async with _running(store, tmp_path) as c:
         first, second = _with_id(outbound(), "r1"), _with_id(outbound(), "r2", "2026-12-03T09:00:01.5Z")
         await stream(c, node_of(PRODUCTPAGE), [first])  # ALS first, then its line
         _append(pp_log, first, second)
@@ -142,16 +152,12 @@ async def test_request_counted_once_whether_als_or_the_file_comes_first(store: S
         assert c.ledger.recovered == 1 and c.ledger.refused == 1
         assert c.ledger.scan(final=True) == 0
         assert _requests(c, reporter="source") == 2
-    finally:
-        await c.stop()
 
 
 async def test_requests_sharing_a_key_are_each_counted_once(store: Store, tmp_path: Path) -> None:
     """A client may send one x-request-id on concurrent requests: same id, same millisecond, same code."""
     pp_log = _pod_dir(tmp_path / "pods", PRODUCTPAGE, "uid-pp")
-    c = _collector(store, tmp_path)
-    await c.start()
-    try:
+    async with _running(store, tmp_path) as c:
         twin = _with_id(outbound(), "same")
         await stream(c, node_of(PRODUCTPAGE), [twin, twin])
         _append(pp_log, twin, twin, twin)  # the third one's ALS entry was lost
@@ -159,16 +165,12 @@ async def test_requests_sharing_a_key_are_each_counted_once(store: Store, tmp_pa
         assert _requests(c, reporter="source") == 3
         await stream(c, node_of(PRODUCTPAGE), [twin, twin])  # one late entry (refused), then a new request
         assert _requests(c, reporter="source") == 4
-    finally:
-        await c.stop()
 
 
 async def test_a_request_without_an_upstream_host_matches_its_line(store: Store, tmp_path: Path) -> None:
     """503 UH: ALS names no cluster, the line does (%UPSTREAM_CLUSTER_RAW%); still one request."""
     pp_log = _pod_dir(tmp_path / "pods", PRODUCTPAGE, "uid-pp")
-    c = _collector(store, tmp_path)
-    await c.start()
-    try:
+    async with _running(store, tmp_path) as c:
         uh = _with_id(outbound(cluster="", upstream=None, code=503, flags={"no_healthy_upstream": True}), "uh")
         await stream(c, node_of(PRODUCTPAGE), [uh])
         _append(pp_log, uh, cluster=mesh.outbound_cluster(9080, "v2", mesh.fqdn("reviews", "tutorial")))
@@ -177,8 +179,6 @@ async def test_a_request_without_an_upstream_host_matches_its_line(store: Store,
         # Lost from ALS, the same request from its line lands in the same series.
         _append(pp_log, _with_id(uh, "uh2"), cluster=mesh.outbound_cluster(9080, "v2", mesh.fqdn("reviews", "tutorial")))
         assert c.ledger.scan() == 1 and _requests(c, reporter="source") == 2
-    finally:
-        await c.stop()
 
 
 async def test_lines_get_the_labels_als_would_give(store: Store, tmp_path: Path) -> None:
@@ -206,9 +206,7 @@ async def test_lines_get_the_labels_als_would_give(store: Store, tmp_path: Path)
 
 async def test_fresh_lines_wait_for_their_als_entries(store: Store, tmp_path: Path) -> None:
     pp_log = _pod_dir(tmp_path / "pods", PRODUCTPAGE, "uid-pp")
-    c = _collector(store, tmp_path)
-    await c.start()
-    try:
+    async with _running(store, tmp_path) as c:
         assert c.ledger is not None
         e = _with_id(outbound(), "r1")
         _append(pp_log, e, at=time.time())
@@ -216,8 +214,6 @@ async def test_fresh_lines_wait_for_their_als_entries(store: Store, tmp_path: Pa
         await stream(c, node_of(PRODUCTPAGE), [e])
         c.ledger.grace = 0
         assert c.ledger.scan() == 0 and _requests(c, reporter="source") == 1
-    finally:
-        await c.stop()
 
 
 async def test_restart_restores_counts_and_counts_what_was_served_meanwhile(store: Store, tmp_path: Path) -> None:
@@ -277,20 +273,14 @@ async def test_a_damaged_checkpoint_starts_from_the_files(store: Store, tmp_path
     _append(pp_log, _with_id(outbound(), "r1"))
     (tmp_path / "telemetry").mkdir()
     (tmp_path / "telemetry" / "checkpoint.json").write_text('{"version": 1, "registry": {"istio_requests_total": ')
-    c = _collector(store, tmp_path)
-    await c.start()
-    try:
+    async with _running(store, tmp_path) as c:
         assert _requests(c, reporter="source") == 1
-    finally:
-        await c.stop()
 
 
 
 async def test_a_rotated_log_is_read_to_its_end_before_the_new_one(store: Store, tmp_path: Path) -> None:
     pp_log = _pod_dir(tmp_path / "pods", PRODUCTPAGE, "uid-pp")
-    c = _collector(store, tmp_path)
-    await c.start()
-    try:
+    async with _running(store, tmp_path) as c:
         assert c.ledger is not None
         _append(pp_log, _with_id(outbound(), "r1"))
         assert c.ledger.scan() == 1
@@ -299,17 +289,13 @@ async def test_a_rotated_log_is_read_to_its_end_before_the_new_one(store: Store,
         _append(pp_log, _with_id(outbound(), "r3"))
         assert c.ledger.scan() == 2
         assert _requests(c, reporter="source") == 3
-    finally:
-        await c.stop()
 
 
 async def test_a_log_read_to_its_end_is_read_again_once_it_changes(store: Store, tmp_path: Path) -> None:
     """A scan passes over a log it has read to the end without opening it; whatever is written to it, or a new
     file put in its place (the same size, even), is read."""
     pp_log = _pod_dir(tmp_path / "pods", PRODUCTPAGE, "uid-pp")
-    c = _collector(store, tmp_path)
-    await c.start()
-    try:
+    async with _running(store, tmp_path) as c:
         assert c.ledger is not None
         _append(pp_log, _with_id(outbound(), "r1"))
         assert c.ledger.scan() == 1
@@ -326,23 +312,17 @@ async def test_a_log_read_to_its_end_is_read_again_once_it_changes(store: Store,
         assert c.ledger.scan() == 2
         assert c.ledger.scan() == 0
         assert _requests(c, reporter="source") == 4
-    finally:
-        await c.stop()
 
 
 async def test_a_restarted_proxy_is_followed_into_its_next_log(store: Store, tmp_path: Path) -> None:
     pp_log = _pod_dir(tmp_path / "pods", PRODUCTPAGE, "uid-pp")
-    c = _collector(store, tmp_path)
-    await c.start()
-    try:
+    async with _running(store, tmp_path) as c:
         assert c.ledger is not None
         _append(pp_log, _with_id(outbound(), "r1"))
         (pp_log.parent / "0.exit").write_text("0 15 1\n")
         _append(pp_log.with_name("1.log"), _with_id(outbound(), "r2"))
         assert c.ledger.scan() == 2
         assert _requests(c, reporter="source") == 2
-    finally:
-        await c.stop()
 
 
 async def test_a_long_catch_up_runs_in_budgets(store: Store, tmp_path: Path) -> None:
@@ -359,9 +339,7 @@ async def test_a_long_catch_up_runs_in_budgets(store: Store, tmp_path: Path) -> 
 async def test_rotated_and_compressed_logs_are_read_once(store: Store, tmp_path: Path) -> None:
     """Behind by two rotations (the kubelet's scheme: `0.log.<stamp>`, older ones gzipped): every line once."""
     pp_log = _pod_dir(tmp_path / "pods", PRODUCTPAGE, "uid-pp")
-    c = _collector(store, tmp_path)
-    await c.start()
-    try:
+    async with _running(store, tmp_path) as c:
         assert c.ledger is not None
         old = time.time() - 120
         _append(pp_log, _with_id(outbound(), "r1"), at=old)
@@ -379,17 +357,13 @@ async def test_rotated_and_compressed_logs_are_read_once(store: Store, tmp_path:
         assert _requests(c, reporter="source") == 5
         _append(pp_log, _with_id(outbound(), "r6"), at=old + 4)
         assert c.ledger.scan() == 1 and _requests(c, reporter="source") == 6
-    finally:
-        await c.stop()
 
 
 async def test_without_istios_text_log_nothing_waits_for_lines(store: Store, tmp_path: Path) -> None:
     """The mesh config turned the access log off (or to another format): ALS entries are counted and not
     remembered, and lines still in the file (written before the switch) are passed over, never counted twice."""
     pp_log = _pod_dir(tmp_path / "pods", PRODUCTPAGE, "uid-pp")
-    c = _collector(store, tmp_path)
-    await c.start()
-    try:
+    async with _running(store, tmp_path) as c:
         assert c.ledger is not None and c.servicer.admit is not None
         c.set_file_log(False)
         assert c.servicer.admit is None
@@ -403,5 +377,3 @@ async def test_without_istios_text_log_nothing_waits_for_lines(store: Store, tmp
         await stream(c, node_of(PRODUCTPAGE), [second])
         _append(pp_log, second)
         assert c.ledger.scan(final=True) == 0 and _requests(c, reporter="source") == 2
-    finally:
-        await c.stop()
