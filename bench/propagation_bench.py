@@ -237,13 +237,12 @@ def measure(api: Api, poll: Api, host: str, ns: str, affected: set[str] | None, 
     path = f"/apis/networking.istio.io/v1/namespaces/{ns}/virtualservices/{host}"
     at_start = rds(syncz(poll))
     targets = set(at_start) if affected is None else affected
-    metered = meter
     for i in range(writes):
-        meter = metered
+        metering = meter  # this write's, until the daemon says it is synced
         rows, generation = watch_syncz(poll, targets, None)
         before = rds(rows)
-        if meter is not None:
-            meter.start()
+        if metering is not None:
+            metering.start()
         t0 = time.perf_counter()
         api.call("PATCH", path, {"spec": virtual_service(host, start + i)["spec"]},
                  content_type="application/merge-patch+json")
@@ -254,9 +253,9 @@ def measure(api: Api, poll: Api, host: str, ns: str, affected: set[str] | None, 
             _, headers = poll.call_with_headers("GET", f"/debug/syncz?{query}")
             if headers.get("X-Sluice-Synced") == "true":
                 done = time.perf_counter()
-                if meter is not None:  # the check below is the bench's, not the push's
-                    meter.stop()
-                    meter = None
+                if metering is not None:  # the check below is the bench's, not the push's
+                    metering.stop()
+                    metering = None
                 # not timed: every target must hold a new route version (else the wait below finds when it does)
                 rows = syncz(poll, waiting)
                 waiting -= {r["proxy"] for r in rows if str(r["types"].get("RDS", {}).get("acked")) != before.get(r["proxy"])}
@@ -271,8 +270,8 @@ def measure(api: Api, poll: Api, host: str, ns: str, affected: set[str] | None, 
             if polling and waiting:
                 time.sleep(0.002)
             done = time.perf_counter()
-        if meter is not None:
-            meter.stop()
+        if metering is not None:
+            metering.stop()
         samples.append((done - t0) * 1000)
     at_end = rds(syncz(poll))
     return samples, sum(1 for p, v in at_end.items() if p not in targets and at_start.get(p) not in (None, v))

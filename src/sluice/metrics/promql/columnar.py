@@ -275,12 +275,13 @@ def _flatten(parts: list[tuple[Labels, Sequence[int], Sequence[float]]], drop: l
     return FlatRange([p[0] for p in parts], drop if drop is not None else [False] * len(parts), T, V, off)
 
 
-def _concat(seqs: Sequence[Sequence[int] | Sequence[float]], dtype: type[np.int64] | type[np.float64],
-            ) -> npt.NDArray[Any]:
+def _concat(seqs: Sequence[Sequence[int] | Sequence[float]], dtype: type[np.int64] | type[np.float64], *,
+            machine: bool = False) -> npt.NDArray[Any]:
     """The sequences end to end. The storage's are machine arrays (`array('q')`/`array('d')`, numpy): their
-    bytes are joined in one call, instead of a numpy array made per series (a few µs each)."""
+    bytes are joined in one call, instead of a numpy array made per series (a few µs each). `machine`: the
+    caller knows they are of `dtype`'s size (a `PartsStorage`'s pieces), so they are not looked at first."""
     size = np.dtype(dtype).itemsize
-    if all(getattr(x, "itemsize", 0) == size and not isinstance(x, list) for x in seqs):
+    if machine or all(getattr(x, "itemsize", 0) == size and not isinstance(x, list) for x in seqs):
         try:
             return np.frombuffer(b"".join(cast("list[Buffer]", seqs)), dtype=dtype)
         except (TypeError, BufferError):  # not contiguous after all
@@ -334,18 +335,8 @@ def _select_parts(ev: Evaluator, storage: PartsStorage, vs: A.VectorSelector, st
     ev.count_samples(uncounted)
     if not metrics:  # nothing selected (`absent(...)`'s usual case): no arrays to join
         return _no_samples()
-    return FlatRange(metrics, [False] * len(metrics), _join_parts(tbufs, np.int64), _join_parts(vbufs, np.float64),
-                     _offsets(lens))
-
-
-def _join_parts(bufs: Sequence[Sequence[int] | Sequence[float]],
-                dtype: type[np.int64] | type[np.float64]) -> npt.NDArray[Any]:
-    """`_concat` for a `PartsStorage`'s pieces, which are `array('q')` and `array('d')`: their bytes joined
-    without `_concat`'s look at each piece first (a few hundred pieces in a dashboard's query)."""
-    try:
-        return np.frombuffer(b"".join(cast("list[Buffer]", bufs)), dtype=dtype)
-    except (TypeError, BufferError):
-        return _concat(bufs, dtype)
+    return FlatRange(metrics, [False] * len(metrics), _concat(tbufs, np.int64, machine=True),
+                     _concat(vbufs, np.float64, machine=True), _offsets(lens))
 
 
 # ---- selectors ------------------------------------------------------------------------------------------------
