@@ -508,12 +508,12 @@ async def serve(app: App, host: str, port: int, *, limits: Limits | None = None,
     limits = limits or Limits()
     guard = ConnectionGuard(limits, f"http://{host}:{port}")
     loop = asyncio.get_running_loop()
-    listening: list[int | None] = [None]  # the one port every socket listens on, once known
-    server = await loop.create_server(lambda: _Conn(app, guard, listening[0]), host, port, backlog=backlog,
+    listening: int | None = None  # the one port every socket listens on; read when a connection comes
+    server = await loop.create_server(lambda: _Conn(app, guard, listening), host, port, backlog=backlog,
                                       reuse_address=True, start_serving=False)
     ports = [int(sock.getsockname()[1]) for sock in server.sockets]
     if len(set(ports)) == 1:  # (port 0 on a name with two addresses gets a port per socket: read per connection)
-        listening[0] = ports[0]
+        listening = ports[0]
     if port == 0:
         guard.name = f"http://{host}:{ports[0]}"
     await server.start_serving()
