@@ -203,3 +203,73 @@ def test_netns_admin_answers_inside_the_pod_only(admin_mesh: Mesh) -> None:
         assert proxy["restartCount"] == 0 and proxy["ready"] and "running" in proxy["state"]
         assert before["metadata"]["uid"] == after["metadata"]["uid"]
     _proxy_config_answers(m, sleep)
+
+
+def _probed_pod(name: str, annotations: dict[str, str]) -> str:
+    return yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "labels": {"app": name}, "annotations": annotations},
+        "spec": {"containers": [{"name": "sleep", "image": "docker.io/curlimages/curl:8.16.0",
+                                 "command": ["/bin/sleep", "infinity"]}]}})
+
+
+def _ready_condition(m: Mesh, name: str) -> dict[str, Any]:
+    p = json.loads(m.kubectl("get", "pod", "-n", NS, name, "-o", "json").stdout)
+    return next((c for c in p["status"].get("conditions") or [] if c["type"] == "Ready"), {})
+
+
+def test_sidecar_readiness_is_istios_injected_probe(admin_mesh: Mesh) -> None:
+    """The injected istio-proxy carries Istio's startup and readiness probes on 15021 `/healthz/ready`, with the
+    `readiness.status.sidecar.istio.io/*` annotations' values, and the pod's readiness follows them: a proxy
+    that fails its health check turns the pod unready after `failureThreshold` periods, and ready again."""
+    m = admin_mesh
+    annotations = {"readiness.status.sidecar.istio.io/periodSeconds": "1",
+                   "readiness.status.sidecar.istio.io/failureThreshold": "2"}
+    m.kubectl("apply", "-n", NS, "-f", "-", input=_probed_pod("probed", annotations))
+    try:
+        p = json.loads(m.kubectl("get", "pod", "-n", NS, "probed", "-o", "json").stdout)
+        [proxy] = [c for c in p["spec"]["containers"] if c["name"] == mesh.SIDECAR_CONTAINER]
+        get = {"path": "/healthz/ready", "port": 15021, "scheme": "HTTP"}
+        assert proxy["startupProbe"] == {"httpGet": get, "initialDelaySeconds": 0, "periodSeconds": 1,
+                                         "timeoutSeconds": 3, "failureThreshold": 600, "successThreshold": 1}
+        assert proxy["readinessProbe"] == {"httpGet": get, "initialDelaySeconds": 0, "periodSeconds": 1,
+                                           "timeoutSeconds": 3, "failureThreshold": 2, "successThreshold": 1}
+        wait_for(lambda: _ready_condition(m, "probed").get("status") == "True", timeout=60, interval=0.2)
+
+        def agent(path: str) -> None:
+            m.kubectl("exec", "-n", NS, "probed", "-c", "istio-proxy", "--", "pilot-agent", "request", "POST", path)
+
+        agent("healthcheck/fail")  # Envoy's /ready now answers 503 (DRAINING), as pilot-agent's /healthz/ready
+        wait_for(lambda: _ready_condition(m, "probed").get("status") == "False", timeout=30, interval=0.2)
+        cond = _ready_condition(m, "probed")
+        assert cond["reason"] == "ContainersNotReady", cond
+        assert cond["message"] == "containers with unready status: [istio-proxy]", cond
+        agent("healthcheck/ok")
+        wait_for(lambda: _ready_condition(m, "probed").get("status") == "True", timeout=30, interval=0.2)
+    finally:
+        m.kubectl("delete", "pod", "-n", NS, "probed", "--wait=true", "--timeout=60s", check=False)
+
+
+def test_bad_readiness_annotations_are_refused_as_istios_injector_does(admin_mesh: Mesh) -> None:
+    m = admin_mesh
+    if m.network != "loopback":
+        pytest.skip("admission is the same in both modes")
+    bad = {"readiness.status.sidecar.istio.io/periodSeconds": "soon",
+           "readiness.status.sidecar.istio.io/failureThreshold": "-1"}
+    cp = m.kubectl("apply", "-n", NS, "-f", "-", input=_probed_pod("refused", bad), check=False)
+    assert cp.returncode == 1, cp.stdout + cp.stderr
+    assert ('admission webhook "namespace.sidecar-injector.istio.io" denied the request: 2 errors occurred:\n'
+            "\t* invalid value '-1' for annotation 'readiness.status.sidecar.istio.io/failureThreshold': "
+            'strconv.ParseUint: parsing "-1": invalid syntax\n'
+            "\t* invalid value 'soon' for annotation 'readiness.status.sidecar.istio.io/periodSeconds': "
+            'strconv.ParseUint: parsing "soon": invalid syntax') in cp.stderr, cp.stderr
+    assert m.kubectl("get", "pod", "-n", NS, "refused", check=False).returncode == 1  # nothing was created
+    # status port "0": Istio injects no probes at all, and the pod is ready once its containers run
+    m.kubectl("apply", "-n", NS, "-f", "-", input=_probed_pod("unprobed", {"status.sidecar.istio.io/port": "0"}))
+    try:
+        p = json.loads(m.kubectl("get", "pod", "-n", NS, "unprobed", "-o", "json").stdout)
+        [proxy] = [c for c in p["spec"]["containers"] if c["name"] == mesh.SIDECAR_CONTAINER]
+        assert "readinessProbe" not in proxy and "startupProbe" not in proxy
+        wait_for(lambda: _ready_condition(m, "unprobed").get("status") == "True", timeout=60, interval=0.2)
+    finally:
+        m.kubectl("delete", "pod", "-n", NS, "unprobed", "--wait=true", "--timeout=60s", check=False)

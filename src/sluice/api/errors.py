@@ -21,8 +21,11 @@ def status(code: int, reason: str, message: str, details: dict[str, Any] | None 
                          "code": code}
     if details is not None:
         s["details"] = details
+    if not reason:  # omitempty, as a webhook's refusal has none
+        del s["reason"]
     if ok:
-        del s["message"], s["reason"]
+        s.pop("message")
+        s.pop("reason", None)
     return s
 
 

@@ -43,7 +43,11 @@ class SidecarInjector:
     reads_store = False
 
     def on_create(self, obj: Obj) -> None:
-        injection.inject_sidecar(obj)
+        try:
+            injection.inject_sidecar(obj)
+        except injection.InjectionError as e:
+            # kube-apiserver's answer when a mutating webhook refuses (webhook/errors.ToStatusErr): 400, no reason
+            raise ApiError(400, "", f'admission webhook "{injection.WEBHOOK}" denied the request: {e}') from None
 
     def on_update(self, new: Obj, current: Obj) -> None:
         pass  # injection happens at creation only, as Istio's webhook does

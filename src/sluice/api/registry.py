@@ -266,9 +266,13 @@ class Registry:
         if "status" in rt.subresources and rt.kind not in ("Pod", "Namespace"):
             obj.pop("status", None)
         defaults.apply_defaults(rt.group, rt.kind, obj)
+        mutated = False
         for mutator in self.mutators:
             if rt.kind in mutator.kinds:
                 mutator.on_create(obj)
+                mutated = True
+        if mutated:  # kube-apiserver defaults what a mutating webhook added (the injected container's probes)
+            defaults.apply_defaults(rt.group, rt.kind, obj)
         return obj, self._admit(rt, version, obj, None, field_validation)
 
     def _commit_create(self, rt: ResourceType, version: str, obj: Obj, warnings: list[str],

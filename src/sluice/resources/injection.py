@@ -8,13 +8,73 @@ recognises the container by name and image and runs the real Envoy for it.
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from sluice import mesh
 from sluice.objects import Obj
 
-__all__ = ["inject_sidecar", "wants_sidecar"]
+__all__ = ["InjectionError", "WEBHOOK", "inject_sidecar", "status_probes", "wants_sidecar"]
 
 _FALSE = ("false", "no", "n", "0", "off")
+WEBHOOK = "namespace.sidecar-injector.istio.io"  # the name kube-apiserver quotes when the injector refuses
+_READINESS = "readiness.status.sidecar.istio.io/"
+_STATUS_PORT = "status.sidecar.istio.io/port"
+# The injection template's defaults (values.global.proxy): readinessInitialDelaySeconds, readinessPeriodSeconds,
+# readinessFailureThreshold, each overridden by its annotation; startupProbe.failureThreshold.
+_READINESS_DEFAULTS = {"initialDelaySeconds": 0, "periodSeconds": 15, "failureThreshold": 4}
+_STARTUP_FAILURE_THRESHOLD = 600
+
+
+class InjectionError(ValueError):
+    """Annotations Istio's injector refuses (`pkg/kube/inject/validate.go`); the message is its text."""
+
+
+def _parse_uint(value: str, bits: int) -> str | None:
+    """Go's strconv.ParseUint(value, 10, bits) error text, or None when it parses."""
+    if not value or not value.isascii() or not value.isdigit():
+        return f'strconv.ParseUint: parsing "{value}": invalid syntax'
+    if int(value) > 2**bits - 1:
+        return f'strconv.ParseUint: parsing "{value}": value out of range'
+    return None
+
+
+def _annotation_errors(annotations: dict[str, Any]) -> list[str]:
+    errors = []
+    for name in sorted(annotations):
+        value = str(annotations[name])
+        if name.startswith(_READINESS) and name[len(_READINESS):] in _READINESS_DEFAULTS:
+            why = _parse_uint(value, 32)
+        elif name == _STATUS_PORT:
+            why = _parse_uint(value.strip(), 16)
+            why = why and f"excludeInboundPorts invalid: failed parsing port '{value}': {why}"
+        else:
+            continue
+        if why:
+            errors.append(f"invalid value '{value}' for annotation '{name}': {why}")
+    return errors
+
+
+def _multierror(errors: list[str]) -> str:
+    """hashicorp/go-multierror's text, as the injector returns it."""
+    if len(errors) == 1:
+        return f"1 error occurred:\n\t* {errors[0]}\n\n"
+    points = "\n\t".join(f"* {e}" for e in errors)
+    return f"{len(errors)} errors occurred:\n\t{points}\n\n"
+
+
+def status_probes(annotations: dict[str, Any]) -> dict[str, Any]:
+    """The injected proxy's startup and readiness probes on its status port (15021 `/healthz/ready`), as
+    Istio's injection template writes them; none when `status.sidecar.istio.io/port` is "0"."""
+    if str(annotations.get(_STATUS_PORT, "")).strip() == "0":
+        return {}
+    get = {"httpGet": {"path": "/healthz/ready", "port": 15021}}
+    readiness = {k: int(str(annotations.get(_READINESS + k, default)))
+                 for k, default in _READINESS_DEFAULTS.items()}
+    return {"startupProbe": {**get, "initialDelaySeconds": 0, "periodSeconds": 1, "timeoutSeconds": 3,
+                             "failureThreshold": _STARTUP_FAILURE_THRESHOLD},
+            "readinessProbe": {**get, "initialDelaySeconds": readiness["initialDelaySeconds"],
+                               "periodSeconds": readiness["periodSeconds"], "timeoutSeconds": 3,
+                               "failureThreshold": readiness["failureThreshold"]}}
 
 
 def wants_sidecar(pod: Obj) -> bool:
@@ -29,9 +89,13 @@ def wants_sidecar(pod: Obj) -> bool:
 
 
 def inject_sidecar(pod: Obj) -> None:
-    """Adds the sidecar container and Istio's injection labels and annotations, in place."""
+    """Adds the sidecar container and Istio's injection labels and annotations, in place. Raises
+    InjectionError, changing nothing, for the annotations Istio's injector refuses."""
     if not wants_sidecar(pod):
         return
+    errors = _annotation_errors((pod.get("metadata") or {}).get("annotations") or {})
+    if errors:
+        raise InjectionError(_multierror(errors))
     meta = pod.setdefault("metadata", {})
     spec = pod.setdefault("spec", {})
     containers = spec.setdefault("containers", [])
@@ -60,6 +124,7 @@ def inject_sidecar(pod: Obj) -> None:
                  "valueFrom": {"fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.namespace"}}},
                 {"name": "INSTANCE_IP", "valueFrom": {"fieldRef": {"apiVersion": "v1", "fieldPath": "status.podIP"}}}],
         "imagePullPolicy": "IfNotPresent",
+        **status_probes(annotations),
         "terminationMessagePath": "/dev/termination-log",
         "terminationMessagePolicy": "File",
         "resources": {},

@@ -36,7 +36,7 @@ log = logging.getLogger("sluice.runtime")
 __all__ = ["Launch", "Exit", "ContainerFiles", "Supervisor", "BackOff"]
 
 SHIM_MODULE = "sluice.runtime.shim"
-SIDECAR_READINESS_PERIOD = 15.0  # Istio's readinessPeriodSeconds for the injected proxy
+STATUS_PORT = 15021  # the proxy's health port (pilot-agent's `/healthz/ready` in Istio)
 
 
 @dataclass(frozen=True)
@@ -418,8 +418,9 @@ class Supervisor:
 
         def loop(probe: dict[str, Any], on: Callable[[bool], None]) -> ProbeLoop:
             spec = ProbeSpec.of(probe)
-            return ProbeLoop(spec, lambda: run_probe(spec, c, launch.probe_host, launch.env, launch.cwd or None,
-                                                     launch.netns, launch.wrapper), on)
+            status = self._status_port_check(launch, spec)
+            return ProbeLoop(spec, status or (lambda: run_probe(spec, c, launch.probe_host, launch.env,
+                                                                launch.cwd or None, launch.netns, launch.wrapper)), on)
 
         def begin() -> None:
             self.started = True
@@ -427,10 +428,8 @@ class Supervisor:
             readiness = c.get("readinessProbe")
             if isinstance(readiness, dict):
                 self._probes.append(asyncio.create_task(loop(readiness, self._readiness).run()))
-            elif launch.ready_url is not None:
-                self._sidecar_readiness(*launch.ready_url, launch.netns)
             else:
-                self._readiness(True)
+                self._readiness(True)  # no readiness probe: ready once started, as the kubelet decides
             liveness = c.get("livenessProbe")
             if isinstance(liveness, dict):
                 self._probes.append(asyncio.create_task(loop(liveness, self._liveness).run()))
@@ -446,25 +445,23 @@ class Supervisor:
         else:
             begin()
 
-    def _sidecar_readiness(self, admin: Endpoint, path: str, netns: str | None) -> None:
-        """The proxy's readiness as Istio's injected probes check it: a startup probe until the proxy first
-        answers ready (Istio's every second; every 0.5 s here, for pods ready in seconds), then a readiness
-        probe every 15 s that turns the pod unready after 4 failures in a row (the injection template's
-        `readinessPeriodSeconds` and `readinessFailureThreshold`). Not every 0.5 s for the pod's life: at 100
-        pods that was 200 admin requests a second to the Envoys and as many connections on the daemon's loop."""
-        def check() -> Awaitable[bool]:
-            return endpoint_ok(admin, path, timeout=1.0, netns=netns)
-
-        steady = ProbeLoop(ProbeSpec({}, initial_delay=SIDECAR_READINESS_PERIOD, period=SIDECAR_READINESS_PERIOD,
-                                     timeout=3.0, failure_threshold=4), check, self._readiness)
-
-        def started(ok: bool) -> None:
-            if ok:
-                self._readiness(True)
-                self._probes.append(asyncio.create_task(steady.run()))
-
-        startup = ProbeLoop(ProbeSpec({}, period=0.5, timeout=1.0, failure_threshold=1), check, started)
-        self._probes.append(asyncio.create_task(startup.run(stop_on_success=True)))
+    @staticmethod
+    def _status_port_check(launch: Launch, spec: ProbeSpec) -> Callable[[], Awaitable[bool]] | None:
+        """The injected proxy's probes ask its status port, 15021 `/healthz/ready`, which pilot-agent answers
+        from Envoy's readiness. In netns mode that port is the bootstrap's listener in the pod's namespace and
+        the probe goes there as any other; in loopback mode pods share the host's ports, so Envoy's admin
+        `/ready` (its Unix socket) answers in its place."""
+        get = spec.action.get("httpGet")
+        if launch.ready_url is None or launch.netns is not None or not isinstance(get, dict):
+            return None
+        if str(get.get("port")) != str(STATUS_PORT):
+            return None
+        admin, ready = launch.ready_url
+        if not str(get.get("path") or "/").startswith("/healthz/ready"):
+            async def not_found() -> bool:
+                return False  # the status listener routes nothing else
+            return not_found
+        return lambda: endpoint_ok(admin, ready, timeout=spec.timeout)
 
     def _readiness(self, ok: bool) -> None:
         if self.running and self.ready != ok:

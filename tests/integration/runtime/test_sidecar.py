@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from sluice import mesh
+from sluice.resources.injection import status_probes
 from sluice.runtime.kubelet import KubeletOptions
 from sluice.runtime.netns.dial import http_fetch
 from tests.integration.runtime.harness import (
@@ -138,7 +139,8 @@ def _has_real_bootstrap() -> bool:
 async def test_real_bootstrap_starts_envoy_towards_the_xds_address(tmp_path: Path) -> None:
     c = await start_cluster(tmp_path)  # default factory: sluice.xds.bootstrap.proxy_bootstrap
     try:
-        c.create(pod("real", [server_container(port=9080), PROXY], sidecar=True))
+        # with the probes Istio's injector gives it: the pod's readiness is its Envoy's
+        c.create(pod("real", [server_container(port=9080), {**PROXY, **status_probes({})}], sidecar=True))
         ip = await wait_until(lambda: c.status("real").get("podIP"))
         await wait_until(lambda: "running" in c.container("real", mesh.SIDECAR_CONTAINER).get("state", {}))
         admin = admin_socket(c, ip)
