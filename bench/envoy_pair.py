@@ -17,7 +17,9 @@ function, so the two cannot drift apart):
 - `retries`: Istio's default retry policy (outbound) and `reset-before-request` (inbound), with the attempt
   count header;
 - `cluster`: Istio's cluster settings (LEAST_REQUEST, unlimited circuit breakers with `track_remaining`);
-- `routes`: a route table of 200 virtual hosts (a mesh that size) in front of the one that matches.
+- `routes`: a route table of 200 virtual hosts (a mesh that size) in front of the one that matches;
+- `istio_stats`: Istio's stats inclusion list (`sluice.resources.proxyconfig.stats_matcher`), under which the
+  clusters', listeners' and HCMs' per-request counters and histograms are never created.
 
 Every variant runs with Sluice's own Envoy command line (`sluice.xds.envoy.envoy_command`: the same flags, file
 flush interval included). Pure functions build the configs; `BarePair` runs the two processes.
@@ -34,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from sluice.meshconfig import MeshConfig
+from sluice.resources.proxyconfig import stats_matcher
 from sluice.xds.envoy import envoy_command
 from sluice.xds.identity import upstream_tls
 from sluice.xds.translate.accesslog import access_logs
@@ -43,7 +46,7 @@ from sluice.xds.translate.network_filters import http_connection_manager
 
 __all__ = ["FEATURES", "SLUICE_FEATURES", "AlsTarget", "BarePair", "pair_configs"]
 
-SLUICE_FEATURES = ("file_log", "als", "filters", "retries", "cluster", "routes")  # what a sidecar has
+SLUICE_FEATURES = ("file_log", "als", "filters", "retries", "cluster", "routes", "istio_stats")  # a sidecar's
 FEATURES = (*SLUICE_FEATURES, "als16k", "als256k", "als1m", "als_noextra", "stats_log")
 _ALS_BUFFERS = {"als16k": 16 * 1024, "als256k": 256 * 1024, "als1m": 1024 * 1024}
 OUTBOUND_CLUSTER = "outbound|8000||server.bench.svc.cluster.local"  # Sluice's names: the collector keys on them
@@ -184,6 +187,8 @@ def _side(*, listen: tuple[str, int], upstream: tuple[str, int], outbound: bool,
     clusters = [_cluster(cluster, upstream[0], upstream[1], features)]
     boot: dict[str, Any] = {"node": {"id": f"bare-{'client' if outbound else 'server'}", "cluster": "bare"},
                             "static_resources": {"listeners": [listener], "clusters": clusters}}
+    if "istio_stats" in features:
+        boot["stats_config"] = {"use_all_default_tags": True, "stats_matcher": stats_matcher({}, [listen[0]])}
     if use_als and als is not None and pod_bootstrap is not None:
         boot["node"] = pod_bootstrap["node"]
         als_cluster = _cluster(ALS_CLUSTER, als.address[0], als.address[1], frozenset())

@@ -210,13 +210,17 @@ def test_console_graph_shows_the_split(mesh: tuple[Daemon, Path]) -> None:
     wait_for(lambda: min(float(s["value"][0]) for s in prom_query(base, f"timestamp({Q_ALL})")["result"]) > start,
              timeout=30, interval=0.5)
     before = scalar_of(prom_query(base, Q_SUM)) or 0.0
+    counted = {v: scalar_of(prom_query(base, q)) or 0.0 for v, q in (("v2", Q_V2), ("v3", Q_V3))}
     for _ in range(200):
         assert via(sleep_ip, "http://reviews:9080/reviews/0")[0] == 200
     wait_for(lambda: scalar_of(prom_query(base, Q_SUM)) == before + 200, timeout=30, interval=0.5)
+    # what the destination counters say the 200 did, for the failure message
+    counted = {v: (scalar_of(prom_query(base, q)) or 0.0) - counted[v] for v, q in (("v2", Q_V2), ("v3", Q_V3))}
 
     run = json.loads((d.home / "daemon.json").read_text())
     req_headers = {"Authorization": f"Bearer {d.token}"}  # a script's credential: the kubeconfig's bearer token
     share: dict[str, float] = {}
+    edges: list[tuple[str, str, dict[str, str]]] = []
 
     def split() -> bool:
         # reviews has more than one caller (sleep here, productpage when other tests go through it), and each
@@ -229,10 +233,13 @@ def test_console_graph_shows_the_split(mesh: tuple[Daemon, Path]) -> None:
             graph = json.loads(r.read())
         nodes = {n["data"]["id"]: n["data"] for n in graph["elements"]["nodes"]}
         rates = {"v2": 0.0, "v3": 0.0}
+        edges.clear()
         for e in graph["elements"]["edges"]:
             target = nodes[e["data"]["target"]]
             if target.get("app") == "reviews" and target.get("version") in rates:
                 rates[target["version"]] += float(e["data"]["traffic"]["rates"].get("http") or 0)
+                edges.append((nodes[e["data"]["source"]].get("workload") or e["data"]["source"], target["version"],
+                              e["data"]["traffic"]["rates"]))
         total = sum(rates.values())
         share.clear()
         share.update({v: 100 * r / total for v, r in rates.items()} if total else {})
@@ -241,7 +248,8 @@ def test_console_graph_shows_the_split(mesh: tuple[Daemon, Path]) -> None:
     try:
         wait_for(split, timeout=30, interval=2)
     except AssertionError as e:
-        raise AssertionError(f"the graph's split into reviews: {share}") from e
+        raise AssertionError(f"the graph's split into reviews: {share}, over its edges {edges}; the 200 requests "
+                             f"by the destination counters: {counted}") from e
 
 
 def test_deleted_workload_series_go_stale_but_history_stays(mesh: tuple[Daemon, Path]) -> None:

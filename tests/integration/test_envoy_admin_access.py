@@ -264,6 +264,11 @@ def test_bad_readiness_annotations_are_refused_as_istios_injector_does(admin_mes
             "\t* invalid value 'soon' for annotation 'readiness.status.sidecar.istio.io/periodSeconds': "
             'strconv.ParseUint: parsing "soon": invalid syntax') in cp.stderr, cp.stderr
     assert m.kubectl("get", "pod", "-n", NS, "refused", check=False).returncode == 1  # nothing was created
+    cp = m.kubectl("apply", "-n", NS, "-f", "-", input=_probed_pod("refused", {"proxy.istio.io/config": "[1, 2"}),
+                   check=False)
+    assert cp.returncode == 1, cp.stdout + cp.stderr
+    assert ("* invalid value '[1, 2' for annotation 'proxy.istio.io/config': failed to convert to apply proxy "
+            "config: yaml: line ") in cp.stderr, cp.stderr
     # status port "0": Istio injects no probes at all, and the pod is ready once its containers run
     m.kubectl("apply", "-n", NS, "-f", "-", input=_probed_pod("unprobed", {"status.sidecar.istio.io/port": "0"}))
     try:
@@ -273,3 +278,30 @@ def test_bad_readiness_annotations_are_refused_as_istios_injector_does(admin_mes
         wait_for(lambda: _ready_condition(m, "unprobed").get("status") == "True", timeout=60, interval=0.2)
     finally:
         m.kubectl("delete", "pod", "-n", NS, "unprobed", "--wait=true", "--timeout=60s", check=False)
+
+
+def _stats(m: Mesh, target: str) -> list[str]:
+    """`kubectl exec TARGET -c istio-proxy -- pilot-agent request GET stats`, as the circuit-breaking task reads it."""
+    out = m.kubectl("exec", "-n", NS, target, "-c", "istio-proxy", "--", "pilot-agent", "request", "GET", "stats")
+    return out.stdout.splitlines()
+
+
+def test_proxies_keep_istios_stats_and_what_a_pod_asks_for(admin_mesh: Mesh) -> None:
+    """Istio's bootstrap keeps only the stats on its inclusion list (its own, the cluster manager's, listener
+    manager's, server's, the xDS cluster's); a pod asks for more with `proxy.istio.io/config`'s proxyStatsMatcher,
+    as Istio's fortio sample does for `cluster.outbound`."""
+    m = admin_mesh
+    plain = _stats(m, "deploy/sleep")
+    assert "server.live: 1" in plain and any(s.startswith("cluster.xds-grpc.") for s in plain), plain[:20]
+    assert any(s.startswith("cluster_manager.") for s in plain) and any(s.startswith("listener_manager.")
+                                                                         for s in plain)
+    assert not [s for s in plain if s.startswith(("cluster.outbound|", "cluster.inbound|", "http.", "listener."))]
+    config = 'proxyStatsMatcher:\n  inclusionPrefixes:\n  - "cluster.outbound"\n'
+    m.kubectl("apply", "-n", NS, "-f", "-", input=_probed_pod("counted", {"proxy.istio.io/config": config}))
+    try:
+        wait_for(lambda: _ready_condition(m, "counted").get("status") == "True", timeout=60, interval=0.2)
+        details = f"cluster.outbound|9080||details.{NS}.svc.cluster.local.upstream_rq_total: "
+        wait_for(lambda: any(s.startswith(details) for s in _stats(m, "counted")), timeout=30, interval=0.5)
+        assert not [s for s in _stats(m, "counted") if s.startswith(("cluster.inbound|", "http."))]
+    finally:
+        m.kubectl("delete", "pod", "-n", NS, "counted", "--wait=true", "--timeout=60s", check=False)

@@ -61,6 +61,10 @@ def test_each_feature_adds_what_sluice_has() -> None:
     assert vhosts[-1]["routes"][0]["route"]["retry_policy"]["num_retries"] == 2
     assert client["static_resources"]["clusters"][0]["lb_policy"] == "LEAST_REQUEST"
 
+    client, _ = pair_configs(**ADDRS, features=frozenset({"istio_stats"}))
+    patterns = client["stats_config"]["stats_matcher"]["inclusion_list"]["patterns"]
+    assert patterns[0] == {"prefix": "reporter="} and {"prefix": "cluster_manager"} in patterns
+
 
 def test_als_streams_as_the_pods_sidecar_would() -> None:
     def pod(name: str) -> dict[str, Any]:

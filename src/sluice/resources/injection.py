@@ -12,6 +12,7 @@ from typing import Any
 
 from sluice import mesh
 from sluice.objects import Obj
+from sluice.resources.proxyconfig import PROXY_CONFIG, proxy_config
 
 __all__ = ["InjectionError", "WEBHOOK", "inject_sidecar", "status_probes", "wants_sidecar"]
 
@@ -47,6 +48,12 @@ def _annotation_errors(annotations: dict[str, Any]) -> list[str]:
         elif name == _STATUS_PORT:
             why = _parse_uint(value.strip(), 16)
             why = why and f"excludeInboundPorts invalid: failed parsing port '{value}': {why}"
+        elif name == PROXY_CONFIG:
+            try:
+                proxy_config({name: value})
+                why = None
+            except ValueError as e:
+                why = f"failed to convert to apply proxy config: {e}"
         else:
             continue
         if why:

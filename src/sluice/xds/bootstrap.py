@@ -22,6 +22,7 @@ import json
 from typing import Any
 
 from sluice import mesh
+from sluice.resources.proxyconfig import stats_matcher
 from sluice.xds.identity import ProxyCredential, static_secrets, upstream_tls
 from sluice.xds.translate.model import PROMETHEUS_PORT, STATUS_PORT, NetworkMode
 
@@ -242,6 +243,9 @@ def proxy_bootstrap(*, node_id: str, pod: dict[str, Any], pod_ip: str, xds_addre
             # Envoy's default tag extraction gives `/stats/prometheus` the envoy_cluster_* label names
             # Istio's dashboards expect; Istio's own request metrics come from ALS, not from here.
             "use_all_default_tags": True,
+            # Istio's inclusion list: a stat it leaves out (a cluster's or listener's per-request counters and
+            # histograms) is never created, and costs a request nothing
+            "stats_matcher": stats_matcher((pod.get("metadata") or {}).get("annotations") or {}, [pod_ip]),
         },
     })
     return boot

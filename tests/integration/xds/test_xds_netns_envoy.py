@@ -135,10 +135,13 @@ def _obj(kind: str, name: str, labels: dict[str, str] | None = None, **rest: Any
 
 
 def _pod(name: str, ip: str, labels: dict[str, str], args: list[str] | None = None) -> dict[str, Any]:
-    return _obj("Pod", name, labels, spec={"containers": [
+    pod = _obj("Pod", name, labels, spec={"containers": [
         {"name": "app", "image": "app", "ports": [{"containerPort": 9080}]},
         {"name": mesh.SIDECAR_CONTAINER, "image": mesh.PROXY_IMAGE, "args": args or ["proxy", "sidecar"]}]},
         status={"phase": "Running", "podIP": ip})
+    # the clusters' stats these tests read, which Istio's inclusion list leaves out unless a pod asks for them
+    pod["metadata"]["annotations"] = {"sidecar.istio.io/statsInclusionPrefixes": "cluster."}
+    return pod
 
 
 def _service(name: str, vip: str, port: int, port_name: str) -> dict[str, Any]:
