@@ -128,3 +128,44 @@ def test_mesh_config_settings_sluice_does_not_act_on_are_named(sl: Sluice) -> No
                 "stored but not applied: Sluice does not act on this mesh setting yet.") in cp.stdout.splitlines()
     finally:
         kubectl(sl, "delete", "configmap", "istio", "-n", "istio-system")
+
+
+TUNED_POD = """
+apiVersion: v1
+kind: Pod
+metadata:
+  name: tuned
+  annotations:
+    proxy.istio.io/config: |
+      concurrency: 2
+      proxyStatsMatcher:
+        inclusionPrefixes: ["cluster.outbound"]
+spec:
+  containers:
+  - name: sleep
+    image: docker.io/curlimages/curl:8.16.0
+    command: ["/bin/sleep", "infinity"]
+"""
+TUNED_WARNING = ("Warning: {kind} {at}metadata.annotations[proxy.istio.io/config].concurrency is stored but not "
+                 "applied: of a pod's ProxyConfig Sluice acts on proxyStatsMatcher only")
+
+
+def test_proxy_config_fields_sluice_does_not_act_on_are_named(sl: Sluice) -> None:
+    code, out, err = kubectl(sl, "apply", "-f", "-", input=TUNED_POD)
+    try:
+        assert code == 0, err
+        assert err.splitlines() == [TUNED_WARNING.format(kind="Pod", at="")]  # proxyStatsMatcher is acted on
+        cp = sl("analyze")  # (other tests' DestinationRules select no pods here: errors, exit status 79)
+        assert "Traceback" not in cp.stderr, cp.stderr
+        assert (f"Warning [SLU0001] (Pod {NS}/tuned) Field not programmed: metadata.annotations[proxy.istio.io/"
+                "config].concurrency is stored but not applied: of a pod's ProxyConfig Sluice acts on "
+                "proxyStatsMatcher only.") in cp.stdout.splitlines(), cp.stdout
+    finally:
+        kubectl(sl, "delete", "pod", "tuned", "--wait=false")
+    template = yaml.safe_load(TUNED_POD)
+    deployment = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "tuned"},
+                  "spec": {"replicas": 0, "selector": {"matchLabels": {"app": "tuned"}},
+                           "template": {"metadata": {**template["metadata"], "labels": {"app": "tuned"}},
+                                        "spec": template["spec"]}}}
+    code, out, err = kubectl(sl, "apply", "--dry-run=server", "-f", "-", input=yaml.safe_dump(deployment))
+    assert (code, err.splitlines()) == (0, [TUNED_WARNING.format(kind="Deployment", at="spec.template.")]), err

@@ -39,3 +39,12 @@ def test_a_proxy_config_that_does_not_parse_is_refused(text: str, why: str) -> N
     with pytest.raises(ValueError, match=why):
         proxy_config({PROXY_CONFIG: text})
     assert _patterns({PROXY_CONFIG: text}) == _patterns({})  # the bootstrap keeps Istio's defaults
+
+
+def test_what_sluice_does_not_act_on_is_named() -> None:
+    from sluice.resources.proxyconfig import unapplied
+
+    assert unapplied({}) == [] and unapplied({PROXY_CONFIG: "proxyStatsMatcher: {inclusionPrefixes: [a]}"}) == []
+    assert unapplied({PROXY_CONFIG: "concurrency: 2\nholdApplicationUntilProxyStarts: true"}) == [
+        "metadata.annotations[proxy.istio.io/config].concurrency",
+        "metadata.annotations[proxy.istio.io/config].holdApplicationUntilProxyStarts"]

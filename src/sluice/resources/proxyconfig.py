@@ -17,10 +17,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-__all__ = ["PROXY_CONFIG", "proxy_config", "stats_matcher"]
+__all__ = ["PROXY_CONFIG", "UNAPPLIED", "proxy_config", "stats_matcher", "unapplied"]
 
 PROXY_CONFIG = "proxy.istio.io/config"
 _MAX_CONFIG = 64 << 10
+UNAPPLIED = "is stored but not applied: of a pod's ProxyConfig Sluice acts on proxyStatsMatcher only"
 _ANNOTATION = "sidecar.istio.io/statsInclusion"
 # pkg/bootstrap/config.go: required by the agent's readiness check and its own telemetry
 REQUIRED_PREFIXES = ("cluster_manager", "listener_manager", "server", "cluster.xds-grpc", "wasm")
@@ -54,6 +55,18 @@ def proxy_config(annotations: Mapping[str, Any]) -> dict[str, Any]:
         if value is not None and not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
             raise ValueError(f"proxyStatsMatcher.{key}: expected a list of strings")
     return doc
+
+
+def unapplied(annotations: Mapping[str, Any]) -> list[str]:
+    """What a pod's `proxy.istio.io/config` sets that Sluice stores but does not act on (every ProxyConfig field
+    but `proxyStatsMatcher`), each as `metadata.annotations[proxy.istio.io/config].<field>`; for the API server's
+    write warnings and `sluice analyze`."""
+    try:
+        config = proxy_config(annotations)
+    except ValueError:
+        return []  # refused at admission; an older stored pod's is not this check's to report
+    return [f"metadata.annotations[{PROXY_CONFIG}].{key}" for key in config
+            if key not in ("proxyStatsMatcher", "proxy_stats_matcher")]
 
 
 def _matcher_list(config: Mapping[str, Any], key: str) -> list[str] | None:

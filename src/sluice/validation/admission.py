@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from sluice import meshconfig
 from sluice.objects import Obj
+from sluice.resources import proxyconfig
 from sluice.resources.kinds import ARGO_GROUP
 from sluice.validation import argo, core, istio
 from sluice.validation.field import FieldError
@@ -26,6 +27,13 @@ def validate(group: str, kind: str, obj: Obj, old: Obj | None, *,
         # accepted, but nothing may be silently ignored: name what the mesh will not apply
         warnings.extend(programmed.warnings(kind, obj))
     warnings.extend(meshconfig.problems(kind, obj))  # the `istio` ConfigMap's MeshConfig YAML
+    if kind in ("Pod", "Deployment"):
+        meta, prefix = obj.get("metadata"), ""
+        if kind == "Deployment":  # what its pods will carry
+            meta, prefix = ((obj.get("spec") or {}).get("template") or {}).get("metadata"), "spec.template."
+        annotations = (meta if isinstance(meta, dict) else {}).get("annotations")
+        warnings.extend(f"{kind} {prefix}{path} {proxyconfig.UNAPPLIED}"
+                        for path in proxyconfig.unapplied(annotations if isinstance(annotations, dict) else {}))
     if group == ARGO_GROUP:
         a = argo.validate(kind, obj)
         errors.extend(a.errors)

@@ -24,7 +24,11 @@ from sluice.validation.analyze.message import (
     sort_messages,
     summary_line,
 )
-from sluice.validation.analyze.programmed import mesh_config_messages, not_programmed_messages
+from sluice.validation.analyze.programmed import (
+    mesh_config_messages,
+    not_programmed_messages,
+    proxy_config_messages,
+)
 from sluice.validation.analyze.rejected import rejected_messages
 from sluice.validation.analyze.schema import schema_messages
 from sluice.validation.analyze.virtualservice import conflicting_mesh_hosts, referenced_resources
@@ -62,6 +66,8 @@ def analyze(objects: list[dict[str, Any]], *, namespaces: set[str] | None = None
             out.extend(gateway_credentials(index, obj))
         elif obj.kind == "ConfigMap":
             out.extend(mesh_config_messages(obj))
+        elif obj.kind == "Pod":
+            out.extend(proxy_config_messages(obj))
     out.extend(m for m in conflicting_mesh_hosts(index) if namespaces is None or m.namespace in namespaces)
     out.extend(m for m in rejected_messages(index.objects, rejected)
                if namespaces is None or m.namespace in namespaces)

@@ -8,11 +8,12 @@ server's write warnings come from. Run by `analyze` for `sluice analyze`.
 from __future__ import annotations
 
 from sluice import meshconfig
+from sluice.resources import proxyconfig
 from sluice.validation.analyze.index import Obj
 from sluice.validation.analyze.message import Message
 from sluice.validation.istio.programmed import unprogrammed
 
-__all__ = ["not_programmed_messages", "mesh_config_messages", "NOT_PROGRAMMED"]
+__all__ = ["not_programmed_messages", "mesh_config_messages", "proxy_config_messages", "NOT_PROGRAMMED"]
 
 NOT_PROGRAMMED = "SLU0001"
 
@@ -32,3 +33,11 @@ def mesh_config_messages(obj: Obj) -> list[Message]:
         return []
     return [Message(NOT_PROGRAMMED, "Warning", obj.kind, obj.namespace, obj.name,
                     f"Field not programmed: {meshconfig.unapplied_what(path)}.") for path in meshconfig.unapplied(text)]
+
+
+def proxy_config_messages(obj: Obj) -> list[Message]:
+    """The ProxyConfig fields of a pod's `proxy.istio.io/config` that Sluice stores but does not act on."""
+    annotations = (obj.raw.get("metadata") or {}).get("annotations") or {}
+    return [Message(NOT_PROGRAMMED, "Warning", obj.kind, obj.namespace, obj.name,
+                    f"Field not programmed: {path} {proxyconfig.UNAPPLIED}.")
+            for path in proxyconfig.unapplied(annotations)]
