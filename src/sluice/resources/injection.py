@@ -12,6 +12,7 @@ from typing import Any
 
 from sluice import mesh
 from sluice.objects import Obj
+from sluice.resources import appprobes
 from sluice.resources.proxyconfig import PROXY_CONFIG, proxy_config
 
 __all__ = ["InjectionError", "WEBHOOK", "inject_sidecar", "status_probes", "wants_sidecar"]
@@ -122,7 +123,7 @@ def inject_sidecar(pod: Obj) -> None:
     annotations["sidecar.istio.io/status"] = json.dumps(
         {"containers": [mesh.SIDECAR_CONTAINER], "initContainers": None, "volumes": None,
          "imagePullSecrets": None, "revision": "default"}, separators=(",", ":"))
-    containers.append({
+    sidecar: dict[str, Any] = {
         "name": mesh.SIDECAR_CONTAINER,
         "image": mesh.PROXY_IMAGE,
         "args": ["proxy", "sidecar", "--domain", "$(POD_NAMESPACE).svc.cluster.local"],
@@ -135,4 +136,6 @@ def inject_sidecar(pod: Obj) -> None:
         "terminationMessagePath": "/dev/termination-log",
         "terminationMessagePolicy": "File",
         "resources": {},
-    })
+    }
+    appprobes.rewrite(pod, sidecar)  # the app containers' probes go through the agent's status port
+    containers.append(sidecar)

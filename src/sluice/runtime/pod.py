@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from sluice import mesh
 from sluice.api.errors import ApiError
@@ -25,6 +26,7 @@ from sluice.api.registry import Registry
 from sluice.controllers.events import EventRecorder
 from sluice.dns.files import pod_hostname, sandbox_hostname
 from sluice.objects import Obj
+from sluice.resources import appprobes
 from sluice.resources.kinds import ResourceType
 from sluice.runtime import images, proxy
 from sluice.runtime.enter import EnterSpec, argv_for
@@ -170,7 +172,7 @@ class PodWorker:
             argv = images.resolve(c, env).argv  # command/args with `$(VAR)` expanded, as the kubelet does
             app = mesh.app_ip(self.ip) if self.sidecar and net is None else self.ip
             return Launch(argv, env, str(c.get("workingDir") or files_dir), program.image_id, app,
-                          netns=self.netns, wrapper=wrapper)
+                          netns=self.netns, wrapper=wrapper, original_probe=self._original_probe())
         return prepare
 
     def admin_endpoint(self) -> Endpoint:
@@ -239,6 +241,15 @@ class PodWorker:
                 await net.loopback.remove_pod(self.ip)
             await asyncio.to_thread(net.node.remove_pod, self.ip)
             self.netns = None
+
+    def _original_probe(self) -> Callable[[dict[str, Any]], dict[str, Any] | None] | None:
+        """What Istio's agent answers on its status port: the app probes the injector rewrote, by path."""
+        proxy = self._container(mesh.SIDECAR_CONTAINER)
+        env = {str(e.get("name")): str(e.get("value")) for e in (proxy or {}).get("env") or []
+               if isinstance(e, dict) and e.get("name") == appprobes.PROBERS_ENV and "value" in e}
+        if not env:
+            return None
+        return lambda probe: appprobes.app_prober(self.pod, env, probe)
 
     # ------------------------------------------------------------------ streams (exec, attach, port-forward)
     def _container(self, name: str) -> Obj | None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import calendar
 import contextlib
+import dataclasses
 import hashlib
 import json
 import logging
@@ -52,6 +53,9 @@ class Launch:
     ready_url: tuple[Endpoint, str] | None = None
     netns: str | None = None  # the pod's network namespace (netns mode): probes connect from inside it
     wrapper: tuple[str, ...] = ()  # argv prefix that enters the pod's sandbox before exec'ing `argv`
+    # A probe Istio's injector rewrote to the agent's status port → the original probe it stands for (the agent's
+    # `ISTIO_KUBE_APP_PROBERS`), or None for any other probe.
+    original_probe: Callable[[dict[str, Any]], dict[str, Any] | None] | None = None
 
 
 @dataclass(frozen=True)
@@ -419,7 +423,11 @@ class Supervisor:
         def loop(probe: dict[str, Any], on: Callable[[bool], None]) -> ProbeLoop:
             spec = ProbeSpec.of(probe)
             status = self._status_port_check(launch, spec)
-            return ProbeLoop(spec, status or (lambda: run_probe(spec, c, launch.probe_host, launch.env,
+            # the agent's part: the original probe, run from inside the pod with its own timeout
+            original = launch.original_probe(probe) if launch.original_probe is not None else None
+            target = spec if original is None else dataclasses.replace(
+                spec, action=original, timeout=ProbeSpec.of({**probe, **original}).timeout)
+            return ProbeLoop(spec, status or (lambda: run_probe(target, c, launch.probe_host, launch.env,
                                                                 launch.cwd or None, launch.netns, launch.wrapper)), on)
 
         def begin() -> None:
