@@ -14,7 +14,8 @@ import ipaddress
 __all__ = [
     "CLUSTER_DOMAIN", "POD_NETWORK", "NETNS_POD_NETWORK", "NODE_POD_GATEWAY", "SERVICE_NETWORK",
     "DNS_SERVICE_IP", "SIDECAR_CONTAINER", "PROXY_IMAGE", "INJECT_ANNOTATION",
-    "PROXY_ADMIN_PORT", "PROXY_OUTBOUND_PORT", "INGRESS_ADDRESS", "fqdn", "app_ip",
+    "PROXY_ADMIN_PORT", "PROXY_OUTBOUND_PORT", "PROXY_HEALTH_PORT", "AGENT_STATUS_PORT", "STATUS_PORT_ANNOTATION",
+    "INGRESS_ADDRESS", "fqdn", "app_ip",
     "outbound_cluster", "inbound_cluster", "sidecar_node_id", "router_node_id", "parse_node_id",
 ]
 
@@ -31,6 +32,9 @@ PROXY_IMAGE = "docker.io/istio/proxyv2:1.24.0"
 INJECT_ANNOTATION = "sidecar.istio.io/inject"
 PROXY_ADMIN_PORT = 15000
 PROXY_OUTBOUND_PORT = 15001
+PROXY_HEALTH_PORT = 15021  # the proxy's `/healthz/ready` (a bootstrap listener): its probes ask it
+AGENT_STATUS_PORT = 15020  # pilot-agent's status port (meshConfig.defaultConfig.statusPort): app probes, merged metrics
+STATUS_PORT_ANNOTATION = "status.sidecar.istio.io/port"  # moves the agent's status port; "0": none
 INGRESS_ADDRESS = "127.0.0.1"  # where the ingress gateway's listeners bind (browser-reachable, loopback only)
 
 

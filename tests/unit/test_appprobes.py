@@ -32,8 +32,8 @@ def test_probes_are_rewritten_and_the_originals_handed_to_the_agent() -> None:
                      "/app-health/app/readyz": {"httpGet": {"path": "/ready", "port": 8080, "scheme": "HTTPS",
                                                             "httpHeaders": [{"name": "X", "value": "1"}]},
                                                 "timeoutSeconds": 2}}
-    assert app_prober(pod, {PROBERS_ENV: env["value"]}, app["readinessProbe"]) == table["/app-health/app/readyz"]
-    assert app_prober(pod, {PROBERS_ENV: env["value"]}, {"httpGet": {"path": "/ready", "port": 8080}}) is None
+    assert app_prober(pod, env["value"], app["readinessProbe"]) == table["/app-health/app/readyz"]
+    assert app_prober(pod, env["value"], {"httpGet": {"path": "/ready", "port": 8080}}) is None
 
 
 def test_the_annotation_turns_it_off_and_the_status_port_moves_it() -> None:
@@ -45,4 +45,4 @@ def test_the_annotation_turns_it_off_and_the_status_port_moves_it() -> None:
     rewrite(pod, sidecar)
     probe = pod["spec"]["containers"][0]["readinessProbe"]
     assert probe["httpGet"]["port"] == 15999
-    assert app_prober(pod, {PROBERS_ENV: sidecar["env"][0]["value"]}, probe) is not None
+    assert app_prober(pod, sidecar["env"][0]["value"], probe) is not None

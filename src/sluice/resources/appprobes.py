@@ -18,12 +18,12 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["PROBERS_ENV", "REWRITE_ANNOTATION", "AGENT_STATUS_PORT", "rewrite", "app_prober"]
+from sluice import mesh
+
+__all__ = ["PROBERS_ENV", "REWRITE_ANNOTATION", "rewrite", "app_prober"]
 
 PROBERS_ENV = "ISTIO_KUBE_APP_PROBERS"
 REWRITE_ANNOTATION = "sidecar.istio.io/rewriteAppHTTPProbers"
-AGENT_STATUS_PORT = 15020  # meshConfig.defaultConfig.statusPort
-_STATUS_PORT_ANNOTATION = "status.sidecar.istio.io/port"
 _KINDS = (("readinessProbe", "readyz"), ("livenessProbe", "livez"), ("startupProbe", "startupz"))
 _GO_TRUE = ("1", "t", "T", "TRUE", "true", "True")
 _GO_FALSE = ("0", "f", "F", "FALSE", "false", "False")
@@ -38,8 +38,8 @@ def _wanted(annotations: Mapping[str, Any]) -> bool:
 
 
 def _status_port(annotations: Mapping[str, Any]) -> int:
-    value = str(annotations.get(_STATUS_PORT_ANNOTATION, "") or "").strip()
-    return int(value) if value.isdigit() else AGENT_STATUS_PORT
+    value = str(annotations.get(mesh.STATUS_PORT_ANNOTATION, "") or "").strip()
+    return int(value) if value.isdigit() else mesh.AGENT_STATUS_PORT
 
 
 def _prober(probe: Any, ports: Mapping[str, int]) -> dict[str, Any] | None:
@@ -58,7 +58,7 @@ def _prober(probe: Any, ports: Mapping[str, int]) -> dict[str, Any] | None:
                 if port not in ports:
                     return None
                 action["port"] = ports[port]
-            elif port == AGENT_STATUS_PORT or str(port) == str(AGENT_STATUS_PORT):
+            elif str(port) == str(mesh.AGENT_STATUS_PORT):
                 return None
         out: dict[str, Any] = {kind: action}
         if probe.get("timeoutSeconds"):
@@ -101,19 +101,17 @@ def rewrite(pod: dict[str, Any], sidecar: dict[str, Any]) -> None:
         env.append({"name": PROBERS_ENV, "value": json.dumps(dict(sorted(table.items())), separators=(",", ":"))})
 
 
-def app_prober(pod: Mapping[str, Any], sidecar_env: Mapping[str, str], probe: Mapping[str, Any]
-               ) -> dict[str, Any] | None:
+def app_prober(pod: Mapping[str, Any], probers: str, probe: Mapping[str, Any]) -> dict[str, Any] | None:
     """The original probe behind a rewritten one (`{"httpGet"|"tcpSocket"|"grpc": …, "timeoutSeconds": …}`), when
-    `probe` asks the agent's status port for one of the paths in the sidecar's `ISTIO_KUBE_APP_PROBERS`."""
+    `probe` asks the agent's status port for one of the paths in `probers` (the sidecar's `ISTIO_KUBE_APP_PROBERS`)."""
     get = probe.get("httpGet")
-    text = sidecar_env.get(PROBERS_ENV)
-    if not isinstance(get, dict) or not text:
+    if not isinstance(get, dict) or not probers:
         return None
     annotations = (pod.get("metadata") or {}).get("annotations") or {}
     if str(get.get("port")) != str(_status_port(annotations)):
         return None
     try:
-        table = json.loads(text)
+        table = json.loads(probers)
     except ValueError:
         return None
     entry = table.get(str(get.get("path") or "")) if isinstance(table, dict) else None

@@ -20,7 +20,6 @@ __all__ = ["InjectionError", "WEBHOOK", "inject_sidecar", "status_probes", "want
 _FALSE = ("false", "no", "n", "0", "off")
 WEBHOOK = "namespace.sidecar-injector.istio.io"  # the name kube-apiserver quotes when the injector refuses
 _READINESS = "readiness.status.sidecar.istio.io/"
-_STATUS_PORT = "status.sidecar.istio.io/port"
 # The injection template's defaults (values.global.proxy): readinessInitialDelaySeconds, readinessPeriodSeconds,
 # readinessFailureThreshold, each overridden by its annotation; startupProbe.failureThreshold.
 _READINESS_DEFAULTS = {"initialDelaySeconds": 0, "periodSeconds": 15, "failureThreshold": 4}
@@ -46,7 +45,7 @@ def _annotation_errors(annotations: dict[str, Any]) -> list[str]:
         value = str(annotations[name])
         if name.startswith(_READINESS) and name[len(_READINESS):] in _READINESS_DEFAULTS:
             why = _parse_uint(value, 32)
-        elif name == _STATUS_PORT:
+        elif name == mesh.STATUS_PORT_ANNOTATION:
             why = _parse_uint(value.strip(), 16)
             why = why and f"excludeInboundPorts invalid: failed parsing port '{value}': {why}"
         elif name == PROXY_CONFIG:
@@ -73,9 +72,9 @@ def _multierror(errors: list[str]) -> str:
 def status_probes(annotations: dict[str, Any]) -> dict[str, Any]:
     """The injected proxy's startup and readiness probes on its status port (15021 `/healthz/ready`), as
     Istio's injection template writes them; none when `status.sidecar.istio.io/port` is "0"."""
-    if str(annotations.get(_STATUS_PORT, "")).strip() == "0":
+    if str(annotations.get(mesh.STATUS_PORT_ANNOTATION, "")).strip() == "0":
         return {}
-    get = {"httpGet": {"path": "/healthz/ready", "port": 15021}}
+    get = {"httpGet": {"path": "/healthz/ready", "port": mesh.PROXY_HEALTH_PORT}}
     readiness = {k: int(str(annotations.get(_READINESS + k, default)))
                  for k, default in _READINESS_DEFAULTS.items()}
     return {"startupProbe": {**get, "initialDelaySeconds": 0, "periodSeconds": 1, "timeoutSeconds": 3,

@@ -14,6 +14,7 @@ parse, as Istio's does) and by the bootstrap (`sluice.xds.bootstrap`).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -46,15 +47,19 @@ def proxy_config(annotations: Mapping[str, Any]) -> dict[str, Any]:
         return {}
     if not isinstance(doc, dict):
         raise ValueError(f"cannot unmarshal {type(doc).__name__} into ProxyConfig: expected an object")
-    matcher = doc.get("proxyStatsMatcher", doc.get("proxy_stats_matcher"))
+    matcher = _field(doc, "proxyStatsMatcher")
     if matcher is not None and not isinstance(matcher, dict):
         raise ValueError("proxyStatsMatcher: expected an object")
     for key in _LISTS.values():
-        snake = "inclusion_" + key[len("inclusion"):].lower()
-        value = (matcher or {}).get(key, (matcher or {}).get(snake))
+        value = _field(matcher or {}, key)
         if value is not None and not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
             raise ValueError(f"proxyStatsMatcher.{key}: expected a list of strings")
     return doc
+
+
+def _field(message: Mapping[str, Any], name: str) -> Any:
+    """A ProxyConfig field by its JSON name or, as protobuf's JSON parser also reads it, its proto name."""
+    return message.get(name, message.get(re.sub(r"[A-Z]", lambda m: "_" + m.group().lower(), name)))
 
 
 def unapplied(annotations: Mapping[str, Any]) -> list[str]:
@@ -70,9 +75,7 @@ def unapplied(annotations: Mapping[str, Any]) -> list[str]:
 
 
 def _matcher_list(config: Mapping[str, Any], key: str) -> list[str] | None:
-    matcher = config.get("proxyStatsMatcher", config.get("proxy_stats_matcher")) or {}
-    snake = "inclusion_" + key[len("inclusion"):].lower()
-    value = matcher.get(key, matcher.get(snake))
+    value = _field(_field(config, "proxyStatsMatcher") or {}, key)
     return [str(v) for v in value] if isinstance(value, list) else None
 
 

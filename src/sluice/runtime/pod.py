@@ -245,11 +245,11 @@ class PodWorker:
     def _original_probe(self) -> Callable[[dict[str, Any]], dict[str, Any] | None] | None:
         """What Istio's agent answers on its status port: the app probes the injector rewrote, by path."""
         proxy = self._container(mesh.SIDECAR_CONTAINER)
-        env = {str(e.get("name")): str(e.get("value")) for e in (proxy or {}).get("env") or []
-               if isinstance(e, dict) and e.get("name") == appprobes.PROBERS_ENV and "value" in e}
-        if not env:
+        probers = next((str(e["value"]) for e in (proxy or {}).get("env") or []
+                        if isinstance(e, dict) and e.get("name") == appprobes.PROBERS_ENV and "value" in e), "")
+        if not probers:
             return None
-        return lambda probe: appprobes.app_prober(self.pod, env, probe)
+        return lambda probe: appprobes.app_prober(self.pod, probers, probe)
 
     # ------------------------------------------------------------------ streams (exec, attach, port-forward)
     def _container(self, name: str) -> Obj | None:

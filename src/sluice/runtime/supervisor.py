@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sluice import mesh
 from sluice.runtime import logfiles, procs
 from sluice.runtime.images import ImageError
 from sluice.runtime.netns.dial import Endpoint
@@ -37,7 +38,6 @@ log = logging.getLogger("sluice.runtime")
 __all__ = ["Launch", "Exit", "ContainerFiles", "Supervisor", "BackOff"]
 
 SHIM_MODULE = "sluice.runtime.shim"
-STATUS_PORT = 15021  # the proxy's health port (pilot-agent's `/healthz/ready` in Istio)
 
 
 @dataclass(frozen=True)
@@ -462,7 +462,7 @@ class Supervisor:
         get = spec.action.get("httpGet")
         if launch.ready_url is None or launch.netns is not None or not isinstance(get, dict):
             return None
-        if str(get.get("port")) != str(STATUS_PORT):
+        if str(get.get("port")) != str(mesh.PROXY_HEALTH_PORT):
             return None
         admin, ready = launch.ready_url
         if not str(get.get("path") or "/").startswith("/healthz/ready"):

@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from sluice import mesh
+
 from .registry import CounterCell, CounterFamily, HistogramCell, HistogramFamily, MetricsRegistry
 
 __all__ = [
@@ -38,7 +40,7 @@ TCP_LABELS: tuple[str, ...] = ISTIO_LABELS[:-2]
 # pods of one workload would collapse into one series, and a deleted pod's series could never go stale.
 TARGET_LABELS: tuple[str, ...] = ("instance", "job", "namespace", "pod")
 SCRAPE_JOB = "kubernetes-pods"
-AGENT_PORT = 15020  # the port Istio's Prometheus annotations point at (pilot-agent's merged metrics)
+AGENT_PORT = mesh.AGENT_STATUS_PORT  # the port Istio's Prometheus annotations point at (pilot-agent's merged metrics)
 
 # Envoy's ResponseFlagUtils::ALL_RESPONSE_STRINGS_FLAGS order (toShortString joins with ","), keyed by
 # the field names of envoy.data.accesslog.v3.ResponseFlags.

@@ -14,6 +14,8 @@ import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from sluice import mesh
+
 __all__ = ["CaptureConfig", "CaptureError", "capture_config", "capture_rules", "PROXY_GID", "PROXY_UID",
            "TABLE"]
 
@@ -22,7 +24,7 @@ PROXY_GID = 1337
 OUTBOUND_PORT = 15001
 INBOUND_PORT = 15006
 TUNNEL_PORT = 15008  # HBONE: never captured
-STATUS_PORT = 15020
+STATUS_PORT = mesh.AGENT_STATUS_PORT
 TABLE = "istio-proxy-nat"
 INBOUND_PASSTHROUGH_SOURCE = "127.0.0.6/32"  # the address Envoy's inbound side connects to the app from
 LOOPBACK = "127.0.0.1/32"
@@ -37,7 +39,7 @@ class CaptureError(ValueError):
 @dataclass(frozen=True)
 class CaptureConfig:
     include_inbound_ports: str = "*"  # "*", "" (no inbound capture) or a list
-    exclude_inbound_ports: tuple[int, ...] = (15090, 15021, STATUS_PORT)
+    exclude_inbound_ports: tuple[int, ...] = (15090, mesh.PROXY_HEALTH_PORT, STATUS_PORT)
     include_outbound_ranges: str = "*"
     exclude_outbound_ranges: tuple[str, ...] = ()
     include_outbound_ports: tuple[int, ...] = ()
@@ -78,8 +80,8 @@ def capture_config(annotations: Mapping[str, str]) -> CaptureConfig:
     include_in = get(_A + "includeInboundPorts", "*").strip()
     if include_in not in ("*", ""):
         include_in = ",".join(str(p) for p in _ports(include_in, "includeInboundPorts"))
-    status = get("status.sidecar.istio.io/port", str(STATUS_PORT)).strip() or str(STATUS_PORT)
-    excluded = [15090, 15021, *_ports(get(_A + "excludeInboundPorts", ""), "excludeInboundPorts")]
+    status = get(mesh.STATUS_PORT_ANNOTATION, str(STATUS_PORT)).strip() or str(STATUS_PORT)
+    excluded = [15090, mesh.PROXY_HEALTH_PORT, *_ports(get(_A + "excludeInboundPorts", ""), "excludeInboundPorts")]
     for p in _ports(status, "status port"):
         if p not in excluded:
             excluded.append(p)

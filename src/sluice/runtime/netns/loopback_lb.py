@@ -32,6 +32,7 @@ import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from sluice import mesh
 from sluice.objects import Obj
 from sluice.runtime.netns.capture import PROXY_GID, PROXY_UID
 from sluice.runtime.netns.dial import DIAL_MARK
@@ -62,7 +63,7 @@ def own_ports(pod: Obj) -> tuple[int, ...]:
             for p in (c.get("ports") or []) if isinstance(c, dict) else []:
                 if isinstance(p, dict) and isinstance(p.get("containerPort"), int):
                     ports.add(int(p["containerPort"]))
-    status = str(((pod.get("metadata") or {}).get("annotations") or {}).get("status.sidecar.istio.io/port", ""))
+    status = str(((pod.get("metadata") or {}).get("annotations") or {}).get(mesh.STATUS_PORT_ANNOTATION, ""))
     if status.strip().isdigit():
         ports.add(int(status))
     return tuple(sorted(p for p in ports if 0 < p < 65536))

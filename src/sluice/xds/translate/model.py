@@ -41,7 +41,7 @@ NetworkMode = Literal["loopback", "netns"]
 # collides with one of them gets no listener (Istio's conflictWithReservedListener).
 OUTBOUND_CAPTURE_PORT = mesh.PROXY_OUTBOUND_PORT
 INBOUND_CAPTURE_PORT = 15006
-STATUS_PORT = 15021
+STATUS_PORT = mesh.PROXY_HEALTH_PORT
 PROMETHEUS_PORT = 15090
 RESERVED_PORTS = frozenset({OUTBOUND_CAPTURE_PORT, INBOUND_CAPTURE_PORT, STATUS_PORT, PROMETHEUS_PORT})
 
