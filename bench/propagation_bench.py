@@ -18,9 +18,14 @@ changed (a push, an ACK) and the bench checks the rows of the sidecars not yet s
 answer per change seen, which at 100 sidecars costs the daemon it measures several milliseconds per write. For the
 second kind it also checks that no other sidecar's RDS version moved.
 
-Usage: `python bench/propagation_bench.py [--sidecars 10,50,100,200] [--writes 30] [--watch until|after]`. Prints
-a Markdown table. Against an older checkout (`PYTHONPATH=<its src>`) it falls back to `?after=`, or to polling
-every 2 ms where `/debug/syncz` has no long poll.
+After Sluice's daemon has stopped, the same sizes run on the floor (`bench/ads_floor.py`): as many Envoys with the
+same command line on a minimal ADS server that does nothing but send a new 641-byte route table and count ACKs,
+the least any Python control plane can take on this machine; the second table sets Sluice's figures beside it
+(`--no-floor` skips it).
+
+Usage: `python bench/propagation_bench.py [--sidecars 10,50,100,200] [--writes 30] [--watch until|after]
+[--no-floor]`. Prints Markdown tables. Against an older checkout (`PYTHONPATH=<its src>`) it falls back to
+`?after=`, or to polling every 2 ms where `/debug/syncz` has no long poll.
 """
 
 from __future__ import annotations
@@ -41,7 +46,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from bench.run import exit_on_sigterm  # noqa: E402
+from bench.ads_floor import run_floor  # noqa: E402
+from bench.run import exit_on_sigterm, task_cpu_ns  # noqa: E402
 from tests.conftest import Daemon, start_daemon, stop_daemon  # noqa: E402
 
 NS, SOLO = "bench", "solo"
@@ -142,21 +148,6 @@ def rds(rows: list[dict[str, Any]]) -> dict[str, str]:
     return {r["proxy"]: str(r["types"].get("RDS", {}).get("acked")) for r in rows}
 
 
-def _task_ns(pid: int) -> int:
-    """CPU time (ns) of every thread of `pid` so far (0 once it is gone)."""
-    total = 0
-    try:
-        tasks = os.listdir(f"/proc/{pid}/task")
-    except OSError:
-        return 0
-    for task in tasks:
-        try:
-            with open(f"/proc/{pid}/task/{task}/schedstat") as f:
-                total += int(f.read().split()[0])
-        except (OSError, ValueError, IndexError):
-            pass
-    return total
-
 
 class CpuMeter:
     """CPU spent by the daemon and by the sidecars' Envoys while writes propagate, idle work subtracted.
@@ -177,7 +168,7 @@ class CpuMeter:
         self.idle = ((d1 - d0) / (t1 - t0), (e1 - e0) / (t1 - t0))  # ns per second
 
     def _now(self) -> tuple[int, int]:
-        return _task_ns(self.daemon), sum(_task_ns(p) for p in self.envoys)
+        return task_cpu_ns(self.daemon), sum(task_cpu_ns(p) for p in self.envoys)
 
     def start(self) -> None:
         self._t, (self._d, self._e) = time.perf_counter(), self._now()
@@ -296,6 +287,8 @@ def main() -> None:
     parser.add_argument("--watch", choices=("until", "after"), default="until",
                         help="until: one `/debug/syncz?until=synced` per write (the default); after: a long poll "
                              "per status change, the state checked here (the first measurements' method)")
+    parser.add_argument("--no-floor", dest="floor", action="store_false",
+                        help="skip the minimal ADS server's run at the same sizes")
     args = parser.parse_args()
     sizes = [int(n) for n in args.sidecars.split(",") if n.strip()]
     if any(n < 3 for n in sizes):
@@ -306,6 +299,7 @@ def main() -> None:
     d = start_daemon(home / "home")
     api, poll = Api(d), Api(d)
     rows: list[str] = []
+    ours: dict[int, tuple[float, float, float, float]] = {}  # size: every-proxy p50, p99, daemon and Envoys' CPU
     try:
         for ns in (NS, SOLO):
             api.call("POST", "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
@@ -327,6 +321,7 @@ def main() -> None:
             every, strays_a = measure(api, poll, "server", NS, None, args.writes, 100, args.watch, meter)
             daemon_ms, envoys_ms = meter.per_write(args.writes)
             one, strays = measure(api, poll, "solo", SOLO, solo, args.writes, 100, args.watch)
+            ours[n] = (percentile(every, 0.5), percentile(every, 0.99), daemon_ms, envoys_ms)
             rows.append(f"| {n} | {percentile(every, 0.5):.1f} | {percentile(every, 0.99):.1f} | "
                         f"{percentile(one, 0.5):.1f} | {percentile(one, 0.99):.1f} | {len(solo)} | {strays} | "
                         f"{daemon_ms:.1f} | {envoys_ms:.1f} ({envoys_ms * 1000 / max(1, len(meter.envoys)):.0f} µs "
@@ -339,6 +334,16 @@ def main() -> None:
         poll.close()
         stop_daemon(d)
         shutil.rmtree(home, ignore_errors=True)
+
+    floor_rows: list[str] = []
+    for n in sizes if args.floor else []:
+        f = run_floor(n, args.writes)
+        p50, p99 = percentile(f.samples, 0.5), percentile(f.samples, 0.99)
+        s50, s99, sd, se = ours[n]
+        floor_rows.append(f"| {n} | {p50:.1f} | {p99:.1f} | {f.server_ms:.1f} | {f.envoys_ms:.1f} "
+                          f"({f.envoys_ms * 1000 / n:.0f} µs each) | {f.envoys_ms / (os.cpu_count() or 1):.1f} | "
+                          f"{s50:.1f} / {s99:.1f} | {s50 / p50:.2f}× / {s99 / p99:.2f}× | {sd:.1f} / {se:.1f} |")
+        print(f"# floor at {n} Envoys done (route table {f.table_bytes} bytes)", file=sys.stderr, flush=True)
 
     load_after = "/".join(f"{x:.2f}" for x in os.getloadavg())
     if UNCHANGED:
@@ -361,6 +366,17 @@ def main() -> None:
           "write | CPU floor ms |")
     print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     print("\n".join(rows))
+    if floor_rows:
+        print("\n*The floor* (`bench/ads_floor.py`, after the daemon stopped): as many Envoys, the same command "
+              "line, on a minimal `grpc.aio` ADS server in the bench's process (no API, store, translation, TLS or "
+              "identity; one serialised route table per write, every stream the same bytes with its own nonce), "
+              "from building the new table to the last ACK; CPU the same way. *Envoys alone*: their CPU over the "
+              "cores, the wall time their share takes even if the server cost nothing.\n")
+        print("| Envoys | floor p50 ms | floor p99 ms | server CPU ms per write | Envoys' CPU ms per write | "
+              "Envoys alone ms | Sluice every proxy p50 / p99 ms | Sluice / floor p50 / p99 | Sluice daemon / "
+              "Envoys CPU ms |")
+        print("|---:|---:|---:|---:|---:|---:|---|---|---|")
+        print("\n".join(floor_rows))
 
 
 if __name__ == "__main__":

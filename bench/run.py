@@ -27,6 +27,22 @@ def exit_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, lambda _sig, _frame: sys.exit(128 + signal.SIGTERM))
 
 
+def task_cpu_ns(pid: int) -> int:
+    """CPU time (ns) every thread of `pid` has had so far (`/proc/PID/task/*/schedstat`; 0 once it is gone)."""
+    total = 0
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return 0
+    for task in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{task}/schedstat") as f:
+                total += int(f.read().split()[0])
+        except (OSError, ValueError, IndexError):
+            pass  # a thread that just exited
+    return total
+
+
 def machine() -> str:
     cpu = "unknown CPU"
     try:
