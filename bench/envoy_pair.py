@@ -18,6 +18,9 @@ function, so the two cannot drift apart):
   count header;
 - `cluster`: Istio's cluster settings (LEAST_REQUEST, unlimited circuit breakers with `track_remaining`);
 - `routes`: a route table of 200 virtual hosts (a mesh that size) in front of the one that matches;
+- `otel`: in place of ALS, Envoy's OpenTelemetry access logger (`envoy.access_loggers.open_telemetry`) with
+  only the fields the collector reads from an ALS entry as attributes, to a sink that answers every export
+  and does nothing else (`otel_sink`): whether another logger carries the same facts for less;
 - `istio_stats`: Istio's stats inclusion list (`sluice.resources.proxyconfig.stats_matcher`), under which the
   clusters', listeners' and HCMs' per-request counters and histograms are never created.
 
@@ -44,10 +47,10 @@ from sluice.xds.translate.clusters import ALS_CLUSTER
 from sluice.xds.translate.model import MeshOptions
 from sluice.xds.translate.network_filters import http_connection_manager
 
-__all__ = ["FEATURES", "SLUICE_FEATURES", "AlsTarget", "BarePair", "pair_configs"]
+__all__ = ["FEATURES", "OTEL_SERVICE", "SLUICE_FEATURES", "AlsTarget", "BarePair", "pair_configs"]
 
 SLUICE_FEATURES = ("file_log", "als", "filters", "retries", "cluster", "routes", "istio_stats")  # a sidecar's
-FEATURES = (*SLUICE_FEATURES, "als16k", "als256k", "als1m", "als_noextra", "stats_log")
+FEATURES = (*SLUICE_FEATURES, "als16k", "als256k", "als1m", "als_noextra", "stats_log", "otel")
 _ALS_BUFFERS = {"als16k": 16 * 1024, "als256k": 256 * 1024, "als1m": 1024 * 1024}
 OUTBOUND_CLUSTER = "outbound|8000||server.bench.svc.cluster.local"  # Sluice's names: the collector keys on them
 INBOUND_CLUSTER = "inbound|8000||"
@@ -55,6 +58,9 @@ _HCM = "type.googleapis.com/envoy.extensions.filters.network.http_connection_man
 _ROUTER = {"name": "envoy.filters.http.router",
            "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}
 _UNLIMITED = 4294967295
+_H2 = {"envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {  # a gRPC cluster's
+    "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+    "explicit_http_config": {"http2_protocol_options": {}}}}
 
 
 @dataclass(frozen=True)
@@ -164,8 +170,31 @@ _STATS_LOGGER: dict[str, Any] = {
                                                  ("response_bytes", "Bytes", "%BYTES_SENT%"))]}}
 
 
+# What the collector reads from an ALS entry (`sluice.telemetry.als`), as OpenTelemetry log attributes.
+_OTEL_ATTRIBUTES = (
+    ("upstream_cluster", "%UPSTREAM_CLUSTER%"), ("route_name", "%ROUTE_NAME%"),
+    ("response_flags", "%RESPONSE_FLAGS%"), ("response_code", "%RESPONSE_CODE%"),
+    ("downstream_local", "%DOWNSTREAM_LOCAL_ADDRESS%"), ("downstream_peer", "%DOWNSTREAM_REMOTE_ADDRESS%"),
+    ("upstream_host", "%UPSTREAM_HOST%"), ("request_id", "%REQ(X-REQUEST-ID)%"), ("authority", "%REQ(:AUTHORITY)%"),
+    ("content_type", "%REQ(CONTENT-TYPE)%"), ("grpc_status", "%GRPC_STATUS(NUMBER)%"),
+    ("duration", "%DURATION%"), ("bytes_received", "%BYTES_RECEIVED%"), ("bytes_sent", "%BYTES_SENT%"))
+OTEL_CLUSTER = "otel_sink"
+OTEL_SERVICE = "opentelemetry.proto.collector.logs.v1.LogsService"
+
+
+def _otel_logger() -> dict[str, Any]:
+    return {"name": "envoy.access_loggers.open_telemetry", "typed_config": {
+        "@type": "type.googleapis.com/envoy.extensions.access_loggers.open_telemetry.v3.OpenTelemetryAccessLogConfig",
+        "common_config": {"log_name": "otel", "transport_api_version": "V3", "buffer_size_bytes": 65536,
+                          "buffer_flush_interval": "1s",
+                          "grpc_service": {"envoy_grpc": {"cluster_name": OTEL_CLUSTER}}},
+        "disable_builtin_labels": True,
+        "attributes": {"values": [{"key": k, "value": {"string_value": v}} for k, v in _OTEL_ATTRIBUTES]}}}
+
+
 def _side(*, listen: tuple[str, int], upstream: tuple[str, int], outbound: bool, features: frozenset[str],
-          als: AlsTarget | None, pod_bootstrap: dict[str, Any] | None) -> dict[str, Any]:
+          als: AlsTarget | None, pod_bootstrap: dict[str, Any] | None,
+          otel_sink: tuple[str, int] | None = None) -> dict[str, Any]:
     cluster = OUTBOUND_CLUSTER if outbound else INBOUND_CLUSTER
     name = "http_proxy" if outbound else INBOUND_CLUSTER
     prefix = "outbound_0.0.0.0_15001" if outbound else "inbound_0.0.0.0_8000"
@@ -182,6 +211,8 @@ def _side(*, listen: tuple[str, int], upstream: tuple[str, int], outbound: bool,
                 del logger[key]
     if "stats_log" in features:
         hcm["typed_config"].setdefault("access_log", []).append(_STATS_LOGGER)
+    if "otel" in features:
+        hcm["typed_config"].setdefault("access_log", []).append(_otel_logger())
     listener = {"name": f"{listen[0]}_{listen[1]}", "address": _socket(*listen),
                 "filter_chains": [{"filters": [hcm]}]}
     clusters = [_cluster(cluster, upstream[0], upstream[1], features)]
@@ -192,29 +223,32 @@ def _side(*, listen: tuple[str, int], upstream: tuple[str, int], outbound: bool,
     if use_als and als is not None and pod_bootstrap is not None:
         boot["node"] = pod_bootstrap["node"]
         als_cluster = _cluster(ALS_CLUSTER, als.address[0], als.address[1], frozenset())
-        als_cluster["typed_extension_protocol_options"] = {
-            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
-                "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
-                "explicit_http_config": {"http2_protocol_options": {}}}}
+        als_cluster["typed_extension_protocol_options"] = _H2
         als_cluster["transport_socket"] = upstream_tls()
         clusters.append(als_cluster)
         boot["static_resources"]["secrets"] = pod_bootstrap["static_resources"]["secrets"]
+    if "otel" in features and otel_sink is not None:
+        sink = _cluster(OTEL_CLUSTER, otel_sink[0], otel_sink[1], frozenset())
+        sink["typed_extension_protocol_options"] = _H2
+        clusters.append(sink)
     return boot
 
 
 def pair_configs(*, client_listen: tuple[str, int], server_listen: tuple[str, int], app: tuple[str, int],
-                 features: frozenset[str] = frozenset(), als: AlsTarget | None = None
-                 ) -> tuple[dict[str, Any], dict[str, Any]]:
+                 features: frozenset[str] = frozenset(), als: AlsTarget | None = None,
+                 otel_sink: tuple[str, int] | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
     """(client-side, server-side) Envoy bootstraps of a bare pair plus `features` (names in FEATURES)."""
     unknown = features - set(FEATURES)
     if unknown:
         raise ValueError(f"unknown feature(s) {sorted(unknown)}; known: {', '.join(FEATURES)}")
     if any(f.startswith("als") for f in features) and als is None:
         raise ValueError("the als feature needs an AlsTarget (the daemon's ALS address and pod bootstraps)")
+    if "otel" in features and otel_sink is None:
+        raise ValueError("the otel feature needs otel_sink, the address of an OpenTelemetry logs sink")
     client = _side(listen=client_listen, upstream=server_listen, outbound=True, features=features, als=als,
-                   pod_bootstrap=als.client_bootstrap if als else None)
+                   pod_bootstrap=als.client_bootstrap if als else None, otel_sink=otel_sink)
     server = _side(listen=server_listen, upstream=app, outbound=False, features=features, als=als,
-                   pod_bootstrap=als.server_bootstrap if als else None)
+                   pod_bootstrap=als.server_bootstrap if als else None, otel_sink=otel_sink)
     return client, server
 
 

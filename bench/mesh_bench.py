@@ -468,13 +468,21 @@ def dataplane(d: Daemon, args: argparse.Namespace, work: Path, out: list[str]) -
     als = AlsTarget(("127.0.0.1", d.xds_port), pod_bootstrap(d, "client"), pod_bootstrap(d, "server"))
     variants: list[tuple[str, frozenset[str]]] = [("bare", frozenset())]
     variants += [(f"bare+{f}", frozenset(f.split("+"))) for f in args.features]
+    sink: subprocess.Popen[str] | None = None
+    otel_sink: tuple[str, int] | None = None
+    if any("otel" in feats for _, feats in variants):
+        sink = subprocess.Popen([sys.executable, str(Path(__file__).parent / "otel_sink.py")], text=True,
+                                stdout=subprocess.PIPE, start_new_session=True)
+        assert sink.stdout is not None
+        otel_sink = ("127.0.0.1", int(sink.stdout.readline()))
     pairs: list[BarePair] = []
     paths = [Path_("direct", f"http://{ips['direct']}:8000/", None, [])]
     try:
         for name, feats in variants:
             cl, sv = ("127.0.0.1", free_port()), ("127.0.0.1", free_port())
             bp = BarePair(name, work / name.replace("+", "_"),
-                          pair_configs(client_listen=cl, server_listen=sv, app=app, features=feats, als=als),
+                          pair_configs(client_listen=cl, server_listen=sv, app=app, features=feats, als=als,
+                                       otel_sink=otel_sink),
                           concurrency=concurrency)
             bp.start()
             pairs.append(bp)
@@ -509,6 +517,9 @@ def dataplane(d: Daemon, args: argparse.Namespace, work: Path, out: list[str]) -
     finally:
         for bp in pairs:
             bp.stop()
+        if sink is not None:
+            sink.terminate()
+            sink.wait(10)
     out.append("## Data plane (`bench/mesh_bench.py`)\n")
     out.append(f"Run {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC on {os.cpu_count()} cores, load "
                f"average {load_before[0]:.2f} before and {load_after[0]:.2f} after; "
