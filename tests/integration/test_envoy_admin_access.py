@@ -307,19 +307,23 @@ def test_proxies_keep_istios_stats_and_what_a_pod_asks_for(admin_mesh: Mesh) -> 
         m.kubectl("delete", "pod", "-n", NS, "counted", "--wait=true", "--timeout=60s", check=False)
 
 
-def test_app_probes_go_through_the_agents_status_port_as_istio_rewrites_them(admin_mesh: Mesh) -> None:
-    """Istio's injector rewrites an app's httpGet/tcpSocket probes to the agent's 15020 `/app-health/<c>/…` and
-    hands the originals to the agent in ISTIO_KUBE_APP_PROBERS; the kubelet's probe then answers what the original
-    would: this pod turns Ready only once its app serves `/ready`."""
+def test_app_probes_go_through_the_agents_status_port_as_istio_rewrites_them(admin_mesh: Mesh,
+                                                                            tmp_path: Path) -> None:
+    """Istio's injector rewrites an app's httpGet/tcpSocket probes to the agent's 15020 `/app-health/<c>/…` (and
+    its lifecycle handlers to `/app-lifecycle/<c>/…`) and hands the originals to the agent in
+    ISTIO_KUBE_APP_PROBERS; the kubelet's probe then answers what the original would: this pod turns Ready only
+    once its app serves `/ready`, and its preStop GET reaches the app before it stops."""
     m = admin_mesh
-    serve = 'exec python3 -m http.server 8765 --bind "${SLUICE_BIND:-0.0.0.0}"'
+    requests = tmp_path / "requests.log"  # the app's request log (http.server writes it to stderr)
+    serve = f'exec python3 -m http.server 8765 --bind "${{SLUICE_BIND:-0.0.0.0}}" 2>>{requests}'
     pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "rewritten", "labels": {"app": "rewritten"}},
            "spec": {"containers": [{
                "name": "web", "image": "python:3.12", "command": ["sh", "-c", serve],
                "ports": [{"name": "http-web", "containerPort": 8765}],
                "readinessProbe": {"httpGet": {"path": "/ready", "port": "http-web"}, "periodSeconds": 1,
                                   "failureThreshold": 1},
-               "livenessProbe": {"tcpSocket": {"port": 8765}, "periodSeconds": 5}}]}}
+               "livenessProbe": {"tcpSocket": {"port": 8765}, "periodSeconds": 5},
+               "lifecycle": {"preStop": {"httpGet": {"path": "/stopping", "port": "http-web"}}}}]}}
     m.kubectl("apply", "-n", NS, "-f", "-", input=yaml.safe_dump(pod))
     try:
         p = json.loads(m.kubectl("get", "pod", "-n", NS, "rewritten", "-o", "json").stdout)
@@ -329,10 +333,13 @@ def test_app_probes_go_through_the_agents_status_port_as_istio_rewrites_them(adm
         assert "tcpSocket" not in web["livenessProbe"]
         [proxy] = [c for c in p["spec"]["containers"] if c["name"] == mesh.SIDECAR_CONTAINER]
         [probers] = [e["value"] for e in proxy["env"] if e["name"] == "ISTIO_KUBE_APP_PROBERS"]
+        assert web["lifecycle"]["preStop"] == {"httpGet": {"path": "/app-lifecycle/web/prestopz", "port": 15020,
+                                                           "scheme": "HTTP"}}
         assert json.loads(probers) == {
             "/app-health/web/livez": {"tcpSocket": {"port": 8765}, "timeoutSeconds": 1},
             "/app-health/web/readyz": {"httpGet": {"path": "/ready", "port": 8765, "scheme": "HTTP"},
-                                       "timeoutSeconds": 1}}
+                                       "timeoutSeconds": 1},
+            "/app-lifecycle/web/prestopz": {"httpGet": {"path": "/stopping", "port": 8765, "scheme": "HTTP"}}}
         # serving, but /ready is a 404 until the file exists: the sidecar ready, the app not
         def ready_containers() -> dict[str, bool]:
             p = json.loads(m.kubectl("get", "pod", "-n", NS, "rewritten", "-o", "json").stdout)
@@ -341,5 +348,8 @@ def test_app_probes_go_through_the_agents_status_port_as_istio_rewrites_them(adm
         wait_for(lambda: ready_containers() == {"web": False, mesh.SIDECAR_CONTAINER: True}, timeout=60, interval=0.2)
         m.kubectl("exec", "-n", NS, "rewritten", "-c", "web", "--", "sh", "-c", "touch ready")
         wait_for(lambda: _ready_condition(m, "rewritten").get("status") == "True", timeout=30, interval=0.2)
+        assert "GET /stopping" not in requests.read_text()
+        m.kubectl("delete", "pod", "-n", NS, "rewritten", "--wait=true", "--timeout=60s")
+        assert '"GET /stopping HTTP/1.1" 404' in requests.read_text()  # the original preStop, run for the agent
     finally:
         m.kubectl("delete", "pod", "-n", NS, "rewritten", "--wait=true", "--timeout=60s", check=False)

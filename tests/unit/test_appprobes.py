@@ -46,3 +46,24 @@ def test_the_annotation_turns_it_off_and_the_status_port_moves_it() -> None:
     probe = pod["spec"]["containers"][0]["readinessProbe"]
     assert probe["httpGet"]["port"] == 15999
     assert app_prober(pod, sidecar["env"][0]["value"], probe) is not None
+
+
+def test_lifecycle_handlers_are_rewritten_to_the_agents_lifecycle_paths() -> None:
+    pod = {"metadata": {"name": "p"}, "spec": {"containers": [{
+        "name": "web", "ports": [{"name": "http", "containerPort": 8080}],
+        "lifecycle": {"preStop": {"httpGet": {"path": "/drain", "port": "http"}},
+                      "postStart": {"tcpSocket": {"port": 8080}}}}, {
+        "name": "worker", "lifecycle": {"preStop": {"exec": {"command": ["sleep", "5"]}},
+                                        "postStart": {"sleep": {"seconds": 1}}}}]}}
+    sidecar: dict[str, Any] = {"name": "istio-proxy", "env": []}
+    rewrite(pod, sidecar)
+    web, worker = pod["spec"]["containers"]
+    assert web["lifecycle"] == {"preStop": {"httpGet": {"path": "/app-lifecycle/web/prestopz", "port": 15020}},
+                                "postStart": {"httpGet": {"path": "/app-lifecycle/web/poststartz", "port": 15020}}}
+    assert worker["lifecycle"] == {"preStop": {"exec": {"command": ["sleep", "5"]}},
+                                   "postStart": {"sleep": {"seconds": 1}}}  # nothing for the agent to do
+    table = json.loads(sidecar["env"][0]["value"])
+    assert table == {"/app-lifecycle/web/poststartz": {"tcpSocket": {"port": 8080}},
+                     "/app-lifecycle/web/prestopz": {"httpGet": {"path": "/drain", "port": 8080}}}
+    assert app_prober(pod, sidecar["env"][0]["value"], web["lifecycle"]["preStop"]) == {
+        "httpGet": {"path": "/drain", "port": 8080}}

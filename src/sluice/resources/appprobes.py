@@ -5,8 +5,9 @@ into an httpGet on the agent's status port, `/app-health/<container>/{readyz,liv
 becomes HTTP: the agent speaks HTTPS to the app), and hands the originals to the agent in the `istio-proxy`
 container's `ISTIO_KUBE_APP_PROBERS` (JSON by path, named ports resolved to numbers). The kubelet asks the agent,
 and the agent runs the original probe from inside the pod, so a probe still passes where the mesh would stand in
-the kubelet's way. Sluice has no agent on the status port: its kubelet reads the same table (`app_prober`) and runs
-the original itself, from inside the pod as the agent does. Lifecycle handlers are not rewritten here.
+the kubelet's way. Lifecycle handlers (`preStop`, `postStart`) with an httpGet or tcpSocket are rewritten the same
+way, to `/app-lifecycle/<container>/{prestopz,poststartz}`. Sluice has no agent on the status port: its kubelet
+reads the same table (`app_prober`) and runs the original itself, from inside the pod as the agent does.
 
 Pure: `rewrite` is called by the injector (`sluice.resources.injection`), `app_prober` by the kubelet's probes.
 """
@@ -25,6 +26,7 @@ __all__ = ["PROBERS_ENV", "REWRITE_ANNOTATION", "rewrite", "app_prober"]
 PROBERS_ENV = "ISTIO_KUBE_APP_PROBERS"
 REWRITE_ANNOTATION = "sidecar.istio.io/rewriteAppHTTPProbers"
 _KINDS = (("readinessProbe", "readyz"), ("livenessProbe", "livez"), ("startupProbe", "startupz"))
+_HOOKS = (("preStop", "prestopz"), ("postStart", "poststartz"))
 _GO_TRUE = ("1", "t", "T", "TRUE", "true", "True")
 _GO_FALSE = ("0", "f", "F", "FALSE", "false", "False")
 
@@ -67,8 +69,25 @@ def _prober(probe: Any, ports: Mapping[str, int]) -> dict[str, Any] | None:
     return None
 
 
+def _take(probe: Any, ports: Mapping[str, int], path: str, port: int, table: dict[str, dict[str, Any]]
+          ) -> dict[str, Any] | None:
+    """A probe or handler the agent takes over: its original in `table` at `path`, and the httpGet on the
+    agent's status port that replaces it (None: it stays as it is)."""
+    entry = _prober(probe, ports)
+    if entry is None or not isinstance(probe, dict):
+        return None
+    table[path] = entry
+    rewritten = {k: v for k, v in probe.items() if k not in ("httpGet", "tcpSocket", "grpc")}
+    get = copy.deepcopy(probe.get("httpGet") or {})
+    get.update({"path": path, "port": port})
+    if get.get("scheme") == "HTTPS":
+        get["scheme"] = "HTTP"
+    rewritten["httpGet"] = get
+    return rewritten
+
+
 def rewrite(pod: dict[str, Any], sidecar: dict[str, Any]) -> None:
-    """Rewrite the app containers' probes of `pod` in place and give `sidecar` (its istio-proxy container, not yet in
+    """Rewrite the app containers' probes and lifecycle handlers of `pod` in place and give `sidecar` (its istio-proxy container, not yet in
     the pod's list) the `ISTIO_KUBE_APP_PROBERS` table, as Istio's injector does; nothing without a probe to take."""
     annotations = (pod.get("metadata") or {}).get("annotations") or {}
     port = _status_port(annotations)
@@ -83,19 +102,17 @@ def rewrite(pod: dict[str, Any], sidecar: dict[str, Any]) -> None:
             ports = {str(p["name"]): int(p["containerPort"]) for p in c.get("ports") or []
                      if isinstance(p, dict) and p.get("name") and isinstance(p.get("containerPort"), int)}
             for field, suffix in _KINDS:
-                probe = c.get(field)
-                entry = _prober(probe, ports)
-                if entry is None or not isinstance(probe, dict):
-                    continue
-                path = f"/app-health/{c.get('name')}/{suffix}"
-                table[path] = entry
-                rewritten = {k: v for k, v in probe.items() if k not in ("httpGet", "tcpSocket", "grpc")}
-                get = copy.deepcopy(probe.get("httpGet") or {})
-                get.update({"path": path, "port": port})
-                if get.get("scheme") == "HTTPS":
-                    get["scheme"] = "HTTP"
-                rewritten["httpGet"] = get
-                c[field] = rewritten
+                rewritten = _take(c.get(field), ports, f"/app-health/{c.get('name')}/{suffix}", port, table)
+                if rewritten is not None:
+                    c[field] = rewritten
+            lifecycle = c.get("lifecycle")
+            for field, suffix in _HOOKS if isinstance(lifecycle, dict) else ():
+                h = lifecycle.get(field) if isinstance(lifecycle, dict) else None
+                if not isinstance(h, dict) or not isinstance(h.get("httpGet") or h.get("tcpSocket"), dict):
+                    continue  # exec and sleep handlers run as they are
+                rewritten = _take(h, ports, f"/app-lifecycle/{c.get('name')}/{suffix}", port, table)
+                if rewritten is not None and isinstance(lifecycle, dict):
+                    lifecycle[field] = rewritten
     if table:
         env = sidecar.setdefault("env", [])
         env.append({"name": PROBERS_ENV, "value": json.dumps(dict(sorted(table.items())), separators=(",", ":"))})

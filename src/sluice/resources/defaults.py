@@ -39,9 +39,18 @@ def _pod_spec(spec: Obj) -> None:
                     pr.setdefault("periodSeconds", 10)
                     pr.setdefault("successThreshold", 1)
                     pr.setdefault("failureThreshold", 3)
-                    if isinstance(pr.get("httpGet"), dict):
-                        pr["httpGet"].setdefault("path", "/")
-                        pr["httpGet"].setdefault("scheme", "HTTP")
+                    _http_get(pr)
+            lifecycle = c.get("lifecycle")
+            for hook in ("postStart", "preStop"):
+                if isinstance(lifecycle, dict) and isinstance(lifecycle.get(hook), dict):
+                    _http_get(lifecycle[hook])
+
+
+def _http_get(handler: Obj) -> None:
+    """SetDefaults_HTTPGetAction, for a probe's or a lifecycle handler's."""
+    if isinstance(handler.get("httpGet"), dict):
+        handler["httpGet"].setdefault("path", "/")
+        handler["httpGet"].setdefault("scheme", "HTTP")
 
 
 def _deployment(obj: Obj) -> None:

@@ -128,7 +128,8 @@ class PodWorker:
                 pod_key=pod_key, uid=self.uid, container=c, restart_policy=policy,
                 files=pod_dir.container(str(c["name"])), prepare=self._preparer(c), backoff=ctx.backoff,
                 kill_grace=lambda: grace_seconds(self.pod), on_change=self._changed,
-                log_rotation=ctx.log_rotation, zygote=ctx.zygote, previous=before.get(str(c["name"])))
+                log_rotation=ctx.log_rotation, zygote=ctx.zygote, previous=before.get(str(c["name"])),
+                event=self._event)
         self.terminating = False
         self.gone = False  # the Pod object no longer exists: no status writes, no delete
         self.done = asyncio.Event()
@@ -277,8 +278,11 @@ class PodWorker:
         return {ADMIN_SOCKET_ENV: admin} if isinstance(admin, str) else {}
 
     def _warn(self, reason: str, message: str) -> None:
+        self._event("Warning", reason, message)
+
+    def _event(self, type_: str, reason: str, message: str) -> None:
         if self.ctx.events is not None:
-            self.ctx.events.record(self.pod, "Warning", reason, message)
+            self.ctx.events.record(self.pod, type_, reason, message)
 
     def _changed(self) -> None:
         self._dirty.set()

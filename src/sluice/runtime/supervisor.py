@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from sluice import mesh
-from sluice.runtime import logfiles, procs
+from sluice.runtime import hooks, logfiles, procs
 from sluice.runtime.images import ImageError
 from sluice.runtime.netns.dial import Endpoint
 from sluice.runtime.probes import ProbeLoop, ProbeSpec, endpoint_ok, run_probe
@@ -161,8 +161,10 @@ class Supervisor:
                  files: ContainerFiles, prepare: Callable[[], Launch], backoff: BackOff,
                  kill_grace: Callable[[], float], on_change: Callable[[], None],
                  log_rotation: logfiles.LogRotation | None = None, zygote: Zygote | None = None,
-                 previous: dict[str, Any] | None = None) -> None:
+                 previous: dict[str, Any] | None = None,
+                 event: Callable[[str, str, str], None] | None = None) -> None:
         self.name = str(container.get("name") or "")
+        self._event = event  # (type, reason, message) about the pod: the hooks' failures
         self._zygote = zygote
         # The container's status the pod showed before a daemon restart: an adopted run keeps its readiness until
         # a probe says otherwise (the kubelet leaves the status alone on restart), so endpoints do not flap.
@@ -203,6 +205,7 @@ class Supervisor:
         self._wake = asyncio.Event()
         self._killing: asyncio.Task[None] | None = None
         self._launch: Launch | None = None
+        self._pre_stopped = -1  # the run whose preStop hook has run (once per run, as the kubelet does)
 
     # ------------------------------------------------------------------ what the pod status shows
     def container_id(self, n: int | None = None) -> str:
@@ -360,8 +363,16 @@ class Supervisor:
             # nothing to signal then, so stop this run now.
             await self._stop_run(time.monotonic() + min(self._kill_grace(), 3.0))
         started_ns = child[1] if child else time.time_ns()
-        self._set({"running": {"startedAt": _rfc3339(started_ns)}}, ready=adopted)
-        self._start_probes(launch)
+        post = None if adopted or self.stopping else hooks.handler(self.container, "postStart")
+        outcome = "ok" if post is None else await self._post_start(post, launch, shim)
+        if outcome == "failed":
+            # the kubelet kills a container whose postStart hook failed (its preStop hook first); the
+            # restart policy decides what comes next
+            await self._pre_stop_and_stop(time.monotonic() + self._kill_grace())
+        elif outcome == "ok" and not self.stopping:
+            # not running until its postStart hook has finished (the kubelet's rule)
+            self._set({"running": {"startedAt": _rfc3339(started_ns)}}, ready=adopted)
+            self._start_probes(launch)
         try:
             await procs.wait_exit(shim)
         finally:
@@ -415,6 +426,56 @@ class Supervisor:
         tmp.write_text(f"{self._shim.pid} {self._shim.started}\n")
         os.replace(tmp, self.files.dir / f"{n}.shim")
         return None
+
+    # ------------------------------------------------------------------ lifecycle hooks
+    def _hook_context(self, launch: Launch) -> hooks.HookContext:
+        return hooks.HookContext(self.pod_key, launch.probe_host, launch.env, launch.cwd or None, launch.netns,
+                                 launch.wrapper, launch.original_probe)
+
+    def _hook_failed(self, reason: str, message: str) -> None:
+        log.info("%s/%s: %s: %s", self.pod_key, self.name, reason, message)
+        if self._event is not None:
+            self._event("Warning", reason, message)
+
+    async def _post_start(self, h: dict[str, Any], launch: Launch, shim: procs.ProcRef) -> str:
+        """Run the postStart hook while the container runs: "ok", "failed" (an event says why), or "ended" when
+        the run ended first (which ends the hook with it)."""
+        hook = asyncio.create_task(hooks.run_hook(h, self.container, self._hook_context(launch)))
+        ended = asyncio.create_task(procs.wait_exit(shim))
+        try:
+            await asyncio.wait({hook, ended}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for t in (hook, ended):
+                if not t.done():
+                    t.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await t
+        if hook.cancelled() or hook.exception() is not None:
+            return "ended"  # its exit is what counts
+        message = hook.result()
+        if message is None:
+            return "ok"
+        self._hook_failed("FailedPostStartHook", message)
+        return "failed"
+
+    async def _pre_stop(self, deadline: float) -> float:
+        """Run this run's preStop hook (once) within the grace period; the deadline for SIGTERM to SIGKILL after
+        it, at least 2 s away (the kubelet's minimum grace after a hook)."""
+        h = hooks.handler(self.container, "preStop")
+        launch = self._launch
+        if h is None or launch is None or self._pre_stopped == self.attempt or self._live_run() is None:
+            return deadline
+        self._pre_stopped = self.attempt
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return deadline
+        message = await hooks.run_hook(h, self.container, self._hook_context(launch), timeout=left)
+        if message is not None:
+            self._hook_failed("FailedPreStopHook", message)
+        return max(deadline, time.monotonic() + 2.0)
+
+    async def _pre_stop_and_stop(self, deadline: float) -> None:
+        await self._stop_run(await self._pre_stop(deadline))
 
     # ------------------------------------------------------------------ probes
     def _start_probes(self, launch: Launch) -> None:
@@ -490,7 +551,7 @@ class Supervisor:
     def _kill_run(self, why: str) -> None:
         """A failed liveness/startup probe: stop this run (SIGTERM, SIGKILL after the grace period)."""
         if self._killing is None or self._killing.done():
-            self._killing = asyncio.create_task(self._stop_run(time.monotonic() + self._kill_grace()))
+            self._killing = asyncio.create_task(self._pre_stop_and_stop(time.monotonic() + self._kill_grace()))
 
     # ------------------------------------------------------------------ stopping
     def _live_run(self) -> procs.ProcRef | None:
@@ -536,9 +597,10 @@ class Supervisor:
             self._on_change()
 
     async def terminate(self, deadline: float) -> None:
-        """Stop for good: no restart; SIGTERM now, SIGKILL (the whole process group) at `deadline`."""
+        """Stop for good: no restart; the preStop hook, then SIGTERM, SIGKILL (the whole process group) at
+        `deadline` (or 2 s after the hook, if that is later)."""
         self.begin_stop()
-        await self._stop_run(deadline)
+        await self._pre_stop_and_stop(deadline)
         if self.task is not None:
             with contextlib.suppress(asyncio.CancelledError, TimeoutError):
                 await asyncio.wait_for(asyncio.shield(self.task), 5.0)
