@@ -46,6 +46,53 @@ def _containers(spec: Any, path: Path) -> list[FieldError]:
             if not isinstance(n, int) or not 1 <= n <= 65535:
                 errs.append(FieldError.invalid(cp.child("ports").index(j).child("containerPort"), n,
                                                "must be between 1 and 65535, inclusive"))
+        grace = spec.get("terminationGracePeriodSeconds")
+        grace = grace if isinstance(grace, int) and not isinstance(grace, bool) else None
+        lifecycle = c.get("lifecycle")
+        for hook in ("postStart", "preStop"):
+            h = lifecycle.get(hook) if isinstance(lifecycle, dict) else None
+            if isinstance(h, dict):
+                errs.extend(_handler(h, cp.child("lifecycle").child(hook), grace, _HOOK_TYPES))
+        for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
+            pr = c.get(probe)
+            if isinstance(pr, dict):
+                errs.extend(_handler(pr, cp.child(probe), grace, _PROBE_TYPES))
+    return errs
+
+
+_HOOK_TYPES = ("exec", "httpGet", "tcpSocket", "sleep")
+_PROBE_TYPES = ("exec", "httpGet", "tcpSocket", "grpc")
+
+
+def _handler(h: dict[str, Any], path: Path, grace: int | None, kinds: tuple[str, ...]) -> list[FieldError]:
+    """kube-apiserver's validateHandler: exactly one handler type, and that one well formed."""
+    errs: list[FieldError] = []
+    found = 0
+    for kind in kinds:
+        action = h.get(kind)
+        if action is None:
+            continue
+        if found:
+            errs.append(FieldError.forbidden(path.child(kind), "may not specify more than 1 handler type"))
+            continue
+        found += 1
+        ap = path.child(kind)
+        action = action if isinstance(action, dict) else {}
+        if kind == "exec" and not action.get("command"):
+            errs.append(FieldError.required(ap.child("command"), ""))
+        if kind in ("httpGet", "tcpSocket", "grpc"):
+            port = action.get("port")
+            if isinstance(port, int) and not isinstance(port, bool) and not 1 <= port <= 65535:
+                errs.append(FieldError.invalid(ap.child("port"), port, "must be between 1 and 65535, inclusive"))
+        if kind == "httpGet" and action.get("scheme") not in (None, "HTTP", "HTTPS"):
+            errs.append(FieldError.not_supported(ap.child("scheme"), action.get("scheme"), ["HTTP", "HTTPS"]))
+        if kind == "sleep" and grace is not None:
+            seconds = action.get("seconds")
+            if isinstance(seconds, int) and not 0 <= seconds <= grace:
+                errs.append(FieldError.invalid(ap, seconds, "must be non-negative and less than "
+                                                            f"terminationGracePeriodSeconds ({grace})"))
+    if not found:
+        errs.append(FieldError.required(path, "must specify a handler type"))
     return errs
 
 

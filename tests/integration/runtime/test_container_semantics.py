@@ -96,3 +96,23 @@ def test_command_args_workdir_env_and_service_links(kubectl: Kubectl, tmp_path: 
     wait_for(lambda: waiting("web").get("reason") == "ErrImagePull", timeout=30)
     assert "ENTRYPOINT" in waiting("web")["message"] and "set command" in waiting("web")["message"]
     kubectl("delete", "namespace", NS, "--wait=false", check=True)
+
+
+def test_handlers_are_validated_as_kube_apiserver_does(kubectl: Kubectl) -> None:
+    """A probe or lifecycle handler with no handler type, two of them, or a preStop sleep longer than the grace
+    period is refused with kube-apiserver's messages, and nothing is stored."""
+    bad = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "bad-hooks"}, "spec": {
+        "terminationGracePeriodSeconds": 2, "containers": [{
+            "name": "app", "image": "python:3.12-slim", "command": ["sleep", "60"],
+            "lifecycle": {"postStart": {"exec": {"command": ["true"]}, "sleep": {"seconds": 1}},
+                          "preStop": {"sleep": {"seconds": 5}}},
+            "readinessProbe": {"periodSeconds": 1}}]}}
+    cp = kubectl("apply", "-f", "-", input=json.dumps(bad))
+    assert cp.returncode == 1
+    for line in ('The Pod "bad-hooks" is invalid',
+                 "spec.containers[0].lifecycle.postStart.sleep: Forbidden: may not specify more than 1 handler type",
+                 "spec.containers[0].lifecycle.preStop.sleep: Invalid value: 5: must be non-negative and less than "
+                 "terminationGracePeriodSeconds (2)",
+                 "spec.containers[0].readinessProbe: Required value: must specify a handler type"):
+        assert line in cp.stderr, cp.stderr
+    assert kubectl("get", "pod", "bad-hooks").returncode == 1
