@@ -33,6 +33,7 @@ INJECT_ANNOTATION = "sidecar.istio.io/inject"
 PROXY_ADMIN_PORT = 15000
 PROXY_OUTBOUND_PORT = 15001
 PROXY_HEALTH_PORT = 15021  # the proxy's `/healthz/ready` (a bootstrap listener): its probes ask it
+PROMETHEUS_PORT = 15090  # Envoy's `/stats/prometheus` (a bootstrap listener), the container port `http-envoy-prom`
 AGENT_STATUS_PORT = 15020  # pilot-agent's status port (meshConfig.defaultConfig.statusPort): app probes, merged metrics
 STATUS_PORT_ANNOTATION = "status.sidecar.istio.io/port"  # moves the agent's status port; "0": none
 INGRESS_ADDRESS = "127.0.0.1"  # where the ingress gateway's listeners bind (browser-reachable, loopback only)

@@ -234,6 +234,7 @@ def test_sidecar_readiness_is_istios_injected_probe(admin_mesh: Mesh) -> None:
                                          "timeoutSeconds": 3, "failureThreshold": 600, "successThreshold": 1}
         assert proxy["readinessProbe"] == {"httpGet": get, "initialDelaySeconds": 0, "periodSeconds": 1,
                                            "timeoutSeconds": 3, "failureThreshold": 2, "successThreshold": 1}
+        assert proxy["ports"] == [{"containerPort": 15090, "name": "http-envoy-prom", "protocol": "TCP"}]
         wait_for(lambda: _ready_condition(m, "probed").get("status") == "True", timeout=60, interval=0.2)
 
         def agent(path: str) -> None:

@@ -131,6 +131,8 @@ def inject_sidecar(pod: Obj) -> None:
                  "valueFrom": {"fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.namespace"}}},
                 {"name": "INSTANCE_IP", "valueFrom": {"fieldRef": {"apiVersion": "v1", "fieldPath": "status.podIP"}}}],
         "imagePullPolicy": "IfNotPresent",
+        # Envoy's Prometheus listener (the bootstrap's, on every sidecar), declared as Istio's injector declares it
+        "ports": [{"containerPort": mesh.PROMETHEUS_PORT, "name": "http-envoy-prom", "protocol": "TCP"}],
         **status_probes(annotations),
         "terminationMessagePath": "/dev/termination-log",
         "terminationMessagePolicy": "File",

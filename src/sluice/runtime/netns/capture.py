@@ -39,7 +39,7 @@ class CaptureError(ValueError):
 @dataclass(frozen=True)
 class CaptureConfig:
     include_inbound_ports: str = "*"  # "*", "" (no inbound capture) or a list
-    exclude_inbound_ports: tuple[int, ...] = (15090, mesh.PROXY_HEALTH_PORT, STATUS_PORT)
+    exclude_inbound_ports: tuple[int, ...] = (mesh.PROMETHEUS_PORT, mesh.PROXY_HEALTH_PORT, STATUS_PORT)
     include_outbound_ranges: str = "*"
     exclude_outbound_ranges: tuple[str, ...] = ()
     include_outbound_ports: tuple[int, ...] = ()
@@ -81,7 +81,7 @@ def capture_config(annotations: Mapping[str, str]) -> CaptureConfig:
     if include_in not in ("*", ""):
         include_in = ",".join(str(p) for p in _ports(include_in, "includeInboundPorts"))
     status = get(mesh.STATUS_PORT_ANNOTATION, str(STATUS_PORT)).strip() or str(STATUS_PORT)
-    excluded = [15090, mesh.PROXY_HEALTH_PORT, *_ports(get(_A + "excludeInboundPorts", ""), "excludeInboundPorts")]
+    excluded = [mesh.PROMETHEUS_PORT, mesh.PROXY_HEALTH_PORT, *_ports(get(_A + "excludeInboundPorts", ""), "excludeInboundPorts")]
     for p in _ports(status, "status port"):
         if p not in excluded:
             excluded.append(p)
