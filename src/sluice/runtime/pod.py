@@ -294,16 +294,29 @@ class PodWorker:
     async def _main(self) -> None:
         try:
             self._write_status()
-            if await self._setup_network():
-                for sup in self.supervisors.values():
-                    sup.start()
             self._writer = asyncio.create_task(self._status_writer())
+            if await self._setup_network():
+                await self._start_containers()
             await self._terminate.wait()
             await self._run_termination()
         except Exception:
             log.exception("pod %s/%s: runtime error", self.namespace, self.name)
         finally:
             self.done.set()
+
+    async def _start_containers(self) -> None:
+        """In order (the sidecar first), as the kubelet does: a container with a postStart hook holds the next
+        one back until its hook has finished; a pod deleted meanwhile starts no more of them."""
+        for sup in self.supervisors.values():
+            if self.terminating:
+                return
+            sup.start()
+            if sup.has_post_start:
+                started = asyncio.create_task(sup.first_start.wait())
+                stopping = asyncio.create_task(self._terminate.wait())
+                await asyncio.wait({started, stopping}, return_when=asyncio.FIRST_COMPLETED)
+                for t in (started, stopping):
+                    t.cancel()
 
     def begin_termination(self, pod: Obj | None) -> None:
         """The Pod got a deletionTimestamp (pod given) or disappeared from the store (None)."""

@@ -206,6 +206,9 @@ class Supervisor:
         self._killing: asyncio.Task[None] | None = None
         self._launch: Launch | None = None
         self._pre_stopped = -1  # the run whose preStop hook has run (once per run, as the kubelet does)
+        # Set once the first run has started and its postStart hook finished (or it could not start): the kubelet
+        # starts a pod's containers in order, each after the one before it is through its postStart hook.
+        self.first_start = asyncio.Event()
 
     # ------------------------------------------------------------------ what the pod status shows
     def container_id(self, n: int | None = None) -> str:
@@ -266,7 +269,17 @@ class Supervisor:
     def start(self) -> None:
         self.task = asyncio.create_task(self._run(), name=f"container {self.pod_key}/{self.name}")
 
+    @property
+    def has_post_start(self) -> bool:
+        return hooks.handler(self.container, "postStart") is not None
+
     async def _run(self) -> None:
+        try:
+            await self._supervise()
+        finally:
+            self.first_start.set()
+
+    async def _supervise(self) -> None:
         try:
             launch = self._prepare()
         except ImageError as e:
@@ -278,6 +291,7 @@ class Supervisor:
         while not self.stopping:
             if exit_ is None:
                 exit_ = await self._run_once(launch)
+            self.first_start.set()
             if self.stopping:
                 self._finish(exit_)
                 return
@@ -373,6 +387,7 @@ class Supervisor:
             # not running until its postStart hook has finished (the kubelet's rule)
             self._set({"running": {"startedAt": _rfc3339(started_ns)}}, ready=adopted)
             self._start_probes(launch)
+        self.first_start.set()
         try:
             await procs.wait_exit(shim)
         finally:

@@ -98,3 +98,15 @@ async def test_an_unsupported_handler_fails_as_the_kubelets_does(cluster: Cluste
     cluster.create(pod("tcp-hook", [c], terminationGracePeriodSeconds=1))
     await wait_until(lambda: _events(cluster, "FailedPostStartHook"), timeout=30)
     assert _events(cluster, "FailedPostStartHook")[0]["message"].startswith("Cannot run handler: invalid handler: ")
+
+
+async def test_a_post_start_hook_holds_the_next_container_back(cluster: Cluster, tmp_path: Path) -> None:
+    """The kubelet starts a pod's containers in order and each postStart hook blocks the next container's start
+    (what Istio's holdApplicationUntilProxyStarts relies on)."""
+    marker = tmp_path / "order.txt"
+    first = {"name": "first", "image": "x", "command": ["sleep", "600"],
+             "lifecycle": {"postStart": {"exec": {"command": ["sh", "-c", f"sleep 1; echo hook >> {marker}"]}}}}
+    second = {"name": "second", "image": "x", "command": ["sh", "-c", f"echo second >> {marker}; exec sleep 600"]}
+    cluster.create(pod("ordered-start", [first, second], terminationGracePeriodSeconds=1))
+    await wait_until(lambda: cluster.ready("ordered-start"), timeout=30)
+    assert marker.read_text().split() == ["hook", "second"]
