@@ -354,3 +354,38 @@ def test_app_probes_go_through_the_agents_status_port_as_istio_rewrites_them(adm
         assert '"GET /stopping HTTP/1.1" 404' in requests.read_text()  # the original preStop, run for the agent
     finally:
         m.kubectl("delete", "pod", "-n", NS, "rewritten", "--wait=true", "--timeout=60s", check=False)
+
+
+def test_hold_application_until_proxy_starts(admin_mesh: Mesh) -> None:
+    """`holdApplicationUntilProxyStarts` in a pod's ProxyConfig: Istio's injector puts istio-proxy first with a
+    postStart `pilot-agent wait`, and the kubelet starts the app only once that hook has seen Envoy ready: the
+    app's very first request, made as it starts, goes through a configured sidecar."""
+    m = admin_mesh
+    first_call = ("import urllib.request, time\n"
+                  "try:\n"
+                  "    print('first call', urllib.request.urlopen('http://details:9080/details/0', timeout=5).status,"
+                  " flush=True)\n"
+                  "except Exception as e:\n"
+                  "    print('first call failed', e, flush=True)\n"
+                  "time.sleep(3600)\n")
+    pod = {"apiVersion": "v1", "kind": "Pod",
+           "metadata": {"name": "held", "labels": {"app": "held"},
+                        "annotations": {"proxy.istio.io/config": '{"holdApplicationUntilProxyStarts": true}'}},
+           "spec": {"terminationGracePeriodSeconds": 1,
+                    "containers": [{"name": "app", "image": "python:3.12", "command": ["python3", "-c", first_call]}]}}
+    m.kubectl("apply", "-n", NS, "-f", "-", input=yaml.safe_dump(pod))
+    try:
+        p = json.loads(m.kubectl("get", "pod", "-n", NS, "held", "-o", "json").stdout)
+        assert [c["name"] for c in p["spec"]["containers"]] == [mesh.SIDECAR_CONTAINER, "app"]
+        assert p["spec"]["containers"][0]["lifecycle"] == {
+            "postStart": {"exec": {"command": ["pilot-agent", "wait"]}}}
+        assert p["metadata"]["annotations"]["kubectl.kubernetes.io/default-container"] == "app"
+
+        def first() -> str:
+            cp = m.kubectl("logs", "-n", NS, "held", "-c", "app", check=False)
+            return cp.stdout.strip() if cp.returncode == 0 else ""
+
+        wait_for(first, timeout=60, interval=0.2)
+        assert first() == "first call 200"
+    finally:
+        m.kubectl("delete", "pod", "-n", NS, "held", "--wait=true", "--timeout=60s", check=False)

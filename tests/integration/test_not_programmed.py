@@ -138,6 +138,7 @@ metadata:
   annotations:
     proxy.istio.io/config: |
       concurrency: 2
+      holdApplicationUntilProxyStarts: false
       proxyStatsMatcher:
         inclusionPrefixes: ["cluster.outbound"]
 spec:
@@ -147,19 +148,21 @@ spec:
     command: ["/bin/sleep", "infinity"]
 """
 TUNED_WARNING = ("Warning: {kind} {at}metadata.annotations[proxy.istio.io/config].concurrency is stored but not "
-                 "applied: of a pod's ProxyConfig Sluice acts on proxyStatsMatcher only")
+                 "applied: of a pod's ProxyConfig Sluice acts on proxyStatsMatcher and holdApplicationUntilProxyStarts "
+                 "only")
 
 
 def test_proxy_config_fields_sluice_does_not_act_on_are_named(sl: Sluice) -> None:
     code, out, err = kubectl(sl, "apply", "-f", "-", input=TUNED_POD)
     try:
         assert code == 0, err
-        assert err.splitlines() == [TUNED_WARNING.format(kind="Pod", at="")]  # proxyStatsMatcher is acted on
+        # proxyStatsMatcher and holdApplicationUntilProxyStarts are acted on
+        assert err.splitlines() == [TUNED_WARNING.format(kind="Pod", at="")]
         cp = sl("analyze")  # (other tests' DestinationRules select no pods here: errors, exit status 79)
         assert "Traceback" not in cp.stderr, cp.stderr
         assert (f"Warning [SLU0001] (Pod {NS}/tuned) Field not programmed: metadata.annotations[proxy.istio.io/"
                 "config].concurrency is stored but not applied: of a pod's ProxyConfig Sluice acts on "
-                "proxyStatsMatcher only.") in cp.stdout.splitlines(), cp.stdout
+                "proxyStatsMatcher and holdApplicationUntilProxyStarts only.") in cp.stdout.splitlines(), cp.stdout
     finally:
         kubectl(sl, "delete", "pod", "tuned", "--wait=false")
     template = yaml.safe_load(TUNED_POD)

@@ -34,6 +34,7 @@ def test_an_annotation_replaces_the_proxy_configs_list_and_pod_ip_is_substituted
     ("- a", "expected an object"),
     ("proxyStatsMatcher: 3", "proxyStatsMatcher: expected an object"),
     ("proxyStatsMatcher:\n  inclusionRegexps: [1]", "inclusionRegexps: expected a list of strings"),
+    ("holdApplicationUntilProxyStarts: yes please", "holdApplicationUntilProxyStarts: expected a boolean"),
 ])
 def test_a_proxy_config_that_does_not_parse_is_refused(text: str, why: str) -> None:
     with pytest.raises(ValueError, match=why):
@@ -46,5 +47,14 @@ def test_what_sluice_does_not_act_on_is_named() -> None:
 
     assert unapplied({}) == [] and unapplied({PROXY_CONFIG: "proxyStatsMatcher: {inclusionPrefixes: [a]}"}) == []
     assert unapplied({PROXY_CONFIG: "concurrency: 2\nholdApplicationUntilProxyStarts: true"}) == [
-        "metadata.annotations[proxy.istio.io/config].concurrency",
-        "metadata.annotations[proxy.istio.io/config].holdApplicationUntilProxyStarts"]
+        "metadata.annotations[proxy.istio.io/config].concurrency"]
+    assert unapplied({PROXY_CONFIG: "hold_application_until_proxy_starts: true"}) == []
+
+
+def test_hold_application_until_proxy_starts() -> None:
+    from sluice.resources.proxyconfig import hold_application
+
+    assert hold_application({PROXY_CONFIG: "holdApplicationUntilProxyStarts: true"})
+    assert hold_application({PROXY_CONFIG: '{"hold_application_until_proxy_starts": true}'})
+    assert not hold_application({PROXY_CONFIG: "holdApplicationUntilProxyStarts: false"})
+    assert not hold_application({}) and not hold_application({PROXY_CONFIG: "holdApplicationUntilProxyStarts: 1"})

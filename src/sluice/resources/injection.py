@@ -12,7 +12,7 @@ from typing import Any
 
 from sluice import mesh
 from sluice.objects import Obj
-from sluice.resources import appprobes
+from sluice.resources import appprobes, proxyconfig
 from sluice.resources.proxyconfig import PROXY_CONFIG, proxy_config
 
 __all__ = ["InjectionError", "WEBHOOK", "inject_sidecar", "status_probes", "wants_sidecar"]
@@ -139,4 +139,10 @@ def inject_sidecar(pod: Obj) -> None:
         "resources": {},
     }
     appprobes.rewrite(pod, sidecar)  # the app containers' probes go through the agent's status port
-    containers.append(sidecar)
+    if proxyconfig.hold_application(annotations):
+        # Istio's template and reorderPod: the proxy first, and no app starts before its postStart hook (which
+        # waits for Envoy to be ready) has finished
+        sidecar["lifecycle"] = {"postStart": {"exec": {"command": ["pilot-agent", "wait"]}}}
+        containers.insert(0, sidecar)
+    else:
+        containers.append(sidecar)

@@ -18,11 +18,13 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-__all__ = ["PROXY_CONFIG", "UNAPPLIED", "proxy_config", "stats_matcher", "unapplied"]
+__all__ = ["PROXY_CONFIG", "UNAPPLIED", "hold_application", "proxy_config", "stats_matcher", "unapplied"]
 
 PROXY_CONFIG = "proxy.istio.io/config"
 _MAX_CONFIG = 64 << 10
-UNAPPLIED = "is stored but not applied: of a pod's ProxyConfig Sluice acts on proxyStatsMatcher only"
+UNAPPLIED = ("is stored but not applied: of a pod's ProxyConfig Sluice acts on proxyStatsMatcher and "
+             "holdApplicationUntilProxyStarts only")
+_APPLIED = ("proxyStatsMatcher", "holdApplicationUntilProxyStarts")
 _ANNOTATION = "sidecar.istio.io/statsInclusion"
 # pkg/bootstrap/config.go: required by the agent's readiness check and its own telemetry
 REQUIRED_PREFIXES = ("cluster_manager", "listener_manager", "server", "cluster.xds-grpc", "wasm")
@@ -54,7 +56,19 @@ def proxy_config(annotations: Mapping[str, Any]) -> dict[str, Any]:
         value = _field(matcher or {}, key)
         if value is not None and not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
             raise ValueError(f"proxyStatsMatcher.{key}: expected a list of strings")
+    hold = _field(doc, "holdApplicationUntilProxyStarts")
+    if hold is not None and not isinstance(hold, bool):
+        raise ValueError("holdApplicationUntilProxyStarts: expected a boolean")
     return doc
+
+
+def hold_application(annotations: Mapping[str, Any]) -> bool:
+    """Whether the pod's ProxyConfig asks for `holdApplicationUntilProxyStarts` (the injector then puts the proxy
+    first, with a postStart hook that waits for it to be ready). Unparsable: no (refused at admission)."""
+    try:
+        return _field(proxy_config(annotations), "holdApplicationUntilProxyStarts") is True
+    except ValueError:
+        return False
 
 
 def _field(message: Mapping[str, Any], name: str) -> Any:
@@ -64,14 +78,14 @@ def _field(message: Mapping[str, Any], name: str) -> Any:
 
 def unapplied(annotations: Mapping[str, Any]) -> list[str]:
     """What a pod's `proxy.istio.io/config` sets that Sluice stores but does not act on (every ProxyConfig field
-    but `proxyStatsMatcher`), each as `metadata.annotations[proxy.istio.io/config].<field>`; for the API server's
+    but `proxyStatsMatcher` and `holdApplicationUntilProxyStarts`), each as `metadata.annotations[proxy.istio.io/config].<field>`; for the API server's
     write warnings and `sluice analyze`."""
     try:
         config = proxy_config(annotations)
     except ValueError:
         return []  # refused at admission; an older stored pod's is not this check's to report
-    return [f"metadata.annotations[{PROXY_CONFIG}].{key}" for key in config
-            if key not in ("proxyStatsMatcher", "proxy_stats_matcher")]
+    applied = {*_APPLIED, *(re.sub(r"[A-Z]", lambda m: "_" + m.group().lower(), k) for k in _APPLIED)}
+    return [f"metadata.annotations[{PROXY_CONFIG}].{key}" for key in config if key not in applied]
 
 
 def _matcher_list(config: Mapping[str, Any], key: str) -> list[str] | None:

@@ -21,6 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from sluice.runtime.images import exec_argv
 from sluice.runtime.netns import dial
 from sluice.runtime.probes import resolve_port
 
@@ -85,7 +86,8 @@ async def _run(h: dict[str, Any], container: Mapping[str, Any], ctx: HookContext
     where = f"for Container {_quoted(name)} in Pod {_quoted(ctx.pod_key)}"
     if isinstance(h.get("exec"), dict):
         command = [str(c) for c in h["exec"].get("command") or []]
-        code, output = await _exec(command, ctx)
+        # as `kubectl exec` runs it: an image's own program (`pilot-agent wait` in istio-proxy) is its built-in
+        code, output = await _exec(exec_argv(dict(container), command) if command else command, ctx)
         if code == 0:
             return None
         return (f"Exec lifecycle hook ({_go_list(command)}) {where} failed - error: command "

@@ -1,6 +1,9 @@
 """`pilot-agent request <METHOD> <path> [<body>]` in the istio-proxy container: Istio's way to read the sidecar's
 Envoy admin (`kubectl exec POD -c istio-proxy -- pilot-agent request GET stats`, as the circuit-breaking task
-does). Sluice runs no pilot-agent, so `kubectl exec` runs this instead (see `images.exec_argv`).
+does); and `pilot-agent wait`, the postStart hook Istio's injector gives the proxy for
+`holdApplicationUntilProxyStarts` (poll `--url`, 15021 `/healthz/ready`, every `--periodMillis` until it answers
+200 or `--timeoutSeconds` pass). Sluice runs no pilot-agent, so `kubectl exec` and the kubelet's exec hooks run
+this instead (see `images.exec_argv`).
 
 Envoy's admin listens on 127.0.0.1:15000 inside the pod (netns mode) or on a 0600 Unix socket that the
 container's environment names in `SLUICE_ADMIN_SOCKET` (loopback mode, where pods share the host's network and
@@ -13,10 +16,13 @@ import http.client
 import os
 import socket
 import sys
+import time
+import urllib.parse
 
 __all__ = ["main"]
 
-_USAGE = "Usage:\n  pilot-agent request <method> <path> [<body>] [flags]\n"
+_USAGE = "Usage:\n  pilot-agent request <method> <path> [<body>] [flags]\n  pilot-agent wait [flags]\n"
+_WAIT_FLAGS = {"timeoutSeconds": 60, "requestTimeoutMillis": 500, "periodMillis": 500}
 
 
 class _UnixConnection(http.client.HTTPConnection):
@@ -41,7 +47,64 @@ def _request(host: str, port: int, method: str, path: str, body: str) -> tuple[i
         conn.close()
 
 
+def _ready(url: str, timeout: float) -> str | None:
+    """None when `url` answers 200; else why not. Where the pods share the host's network (loopback mode) the
+    proxy's 15021 is not the pod's own: its Envoy's admin `/ready` (the Unix socket) answers for it, as the
+    kubelet's probe of 15021 does."""
+    admin = os.environ.get("SLUICE_ADMIN_SOCKET", "")
+    parts = urllib.parse.urlsplit(url)
+    try:
+        if admin.startswith("/") and parts.port == 15021:
+            conn: http.client.HTTPConnection = _UnixConnection(admin)
+            conn.timeout = timeout
+            path = "/ready"
+        else:
+            conn = http.client.HTTPConnection(parts.hostname or "localhost", parts.port or 80, timeout=timeout)
+            path = parts.path or "/"
+        try:
+            conn.request("GET", path)
+            resp = conn.getresponse()
+            resp.read()
+            return None if resp.status == 200 else f"HTTP status code {resp.status}"
+        finally:
+            conn.close()
+    except OSError as e:
+        return str(e)
+
+
+def _wait(args: list[str]) -> int:
+    flags: dict[str, int] = dict(_WAIT_FLAGS)
+    url = "http://localhost:15021/healthz/ready"
+    it = iter(args)
+    for a in it:
+        name, _, value = a.lstrip("-").partition("=")
+        if name not in (*flags, "url") or not a.startswith("-"):
+            sys.stderr.write(f"Error: unknown flag: {a}\n" + _USAGE)
+            return 1
+        value = value or next(it, "")
+        if name == "url":
+            url = value
+        elif value.lstrip("-").isdigit():
+            flags[name] = int(value)
+        else:
+            sys.stderr.write(f'Error: invalid argument "{value}" for "--{name}" flag\n')
+            return 1
+    print(f"Waiting for Envoy proxy to be ready (timeout: {flags['timeoutSeconds']} seconds)...", flush=True)
+    deadline = time.monotonic() + flags["timeoutSeconds"]
+    error: str | None = "not checked yet"
+    while time.monotonic() < deadline:
+        time.sleep(flags["periodMillis"] / 1000)
+        error = _ready(url, flags["requestTimeoutMillis"] / 1000)
+        if error is None:
+            print("Envoy is ready!", flush=True)
+            return 0
+    sys.stderr.write(f"Error: timeout waiting for Envoy proxy to become ready. Last error: {error}\n")
+    return 1
+
+
 def main(argv: list[str]) -> int:
+    if argv and argv[0] == "wait":
+        return _wait(argv[1:])
     port = 15000
     args: list[str] = []
     it = iter(argv)
