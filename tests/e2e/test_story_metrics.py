@@ -210,7 +210,7 @@ def test_console_graph_shows_the_split(mesh: tuple[Daemon, Path]) -> None:
     wait_for(lambda: min(float(s["value"][0]) for s in prom_query(base, f"timestamp({Q_ALL})")["result"]) > start,
              timeout=30, interval=0.5)
     before = scalar_of(prom_query(base, Q_SUM)) or 0.0
-    counted = {v: scalar_of(prom_query(base, q)) or 0.0 for v, q in (("v2", Q_V2), ("v3", Q_V3))}
+    baseline = counted = {v: scalar_of(prom_query(base, q)) or 0.0 for v, q in (("v2", Q_V2), ("v3", Q_V3))}
     for _ in range(200):
         assert via(sleep_ip, "http://reviews:9080/reviews/0")[0] == 200
     wait_for(lambda: scalar_of(prom_query(base, Q_SUM)) == before + 200, timeout=30, interval=0.5)
@@ -248,8 +248,18 @@ def test_console_graph_shows_the_split(mesh: tuple[Daemon, Path]) -> None:
     try:
         wait_for(split, timeout=30, interval=2)
     except AssertionError as e:
+        # What the store says now, for the cause: the counters' growth since the 200 began (a late count shows
+        # here, not in `counted`) and each reporter's rate by version over the graph's window.
+        now_counted = {v: (scalar_of(prom_query(base, q)) or 0.0) - baseline[v] for v, q in (("v2", Q_V2),
+                                                                                              ("v3", Q_V3))}
+        window = math.ceil(time.time() - start)
+        rates = {rep: {r["metric"].get("destination_version"): round(float(r["value"][1]), 3) for r in prom_query(
+            base, f'sum by (destination_version) (rate(istio_requests_total{{reporter="{rep}",'
+                  f'destination_service_name="reviews",destination_service_namespace="{NS}"}}[{window}s]))')["result"]}
+            for rep in ("source", "destination")}
         raise AssertionError(f"the graph's split into reviews: {share}, over its edges {edges}; the 200 requests "
-                             f"by the destination counters: {counted}") from e
+                             f"by the destination counters: {counted} when counted, {now_counted} now; rates "
+                             f"over {window}s by reporter: {rates}") from e
 
 
 def test_deleted_workload_series_go_stale_but_history_stays(mesh: tuple[Daemon, Path]) -> None:
