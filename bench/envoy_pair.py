@@ -47,7 +47,7 @@ from sluice.xds.translate.clusters import ALS_CLUSTER
 from sluice.xds.translate.model import MeshOptions
 from sluice.xds.translate.network_filters import http_connection_manager
 
-__all__ = ["FEATURES", "OTEL_SERVICE", "SLUICE_FEATURES", "AlsTarget", "BarePair", "pair_configs"]
+__all__ = ["FEATURES", "H2_OPTIONS", "OTEL_SERVICE", "SLUICE_FEATURES", "AlsTarget", "BarePair", "pair_configs"]
 
 SLUICE_FEATURES = ("file_log", "als", "filters", "retries", "cluster", "routes", "istio_stats")  # a sidecar's
 FEATURES = (*SLUICE_FEATURES, "als16k", "als256k", "als1m", "als_noextra", "stats_log", "otel")
@@ -58,7 +58,7 @@ _HCM = "type.googleapis.com/envoy.extensions.filters.network.http_connection_man
 _ROUTER = {"name": "envoy.filters.http.router",
            "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}
 _UNLIMITED = 4294967295
-_H2 = {"envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {  # a gRPC cluster's
+H2_OPTIONS = {"envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {  # a gRPC cluster's
     "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
     "explicit_http_config": {"http2_protocol_options": {}}}}
 
@@ -223,13 +223,13 @@ def _side(*, listen: tuple[str, int], upstream: tuple[str, int], outbound: bool,
     if use_als and als is not None and pod_bootstrap is not None:
         boot["node"] = pod_bootstrap["node"]
         als_cluster = _cluster(ALS_CLUSTER, als.address[0], als.address[1], frozenset())
-        als_cluster["typed_extension_protocol_options"] = _H2
+        als_cluster["typed_extension_protocol_options"] = H2_OPTIONS
         als_cluster["transport_socket"] = upstream_tls()
         clusters.append(als_cluster)
         boot["static_resources"]["secrets"] = pod_bootstrap["static_resources"]["secrets"]
     if "otel" in features and otel_sink is not None:
         sink = _cluster(OTEL_CLUSTER, otel_sink[0], otel_sink[1], frozenset())
-        sink["typed_extension_protocol_options"] = _H2
+        sink["typed_extension_protocol_options"] = H2_OPTIONS
         clusters.append(sink)
     return boot
 

@@ -87,8 +87,9 @@ def _take(probe: Any, ports: Mapping[str, int], path: str, port: int, table: dic
 
 
 def rewrite(pod: dict[str, Any], sidecar: dict[str, Any]) -> None:
-    """Rewrite the app containers' probes and lifecycle handlers of `pod` in place and give `sidecar` (its istio-proxy container, not yet in
-    the pod's list) the `ISTIO_KUBE_APP_PROBERS` table, as Istio's injector does; nothing without a probe to take."""
+    """Rewrite the app containers' probes and lifecycle handlers of `pod` in place and give `sidecar` (its
+    istio-proxy container, not yet in the pod's list) the `ISTIO_KUBE_APP_PROBERS` table, as Istio's injector
+    does; nothing without a probe or handler to take."""
     annotations = (pod.get("metadata") or {}).get("annotations") or {}
     port = _status_port(annotations)
     if not _wanted(annotations) or port == 0:  # no agent status server to answer them

@@ -71,20 +71,25 @@ def hold_application(annotations: Mapping[str, Any]) -> bool:
         return False
 
 
+def _proto_name(name: str) -> str:
+    """A field's proto name from its JSON name (`proxyStatsMatcher` → `proxy_stats_matcher`)."""
+    return re.sub(r"[A-Z]", lambda m: "_" + m.group().lower(), name)
+
+
 def _field(message: Mapping[str, Any], name: str) -> Any:
     """A ProxyConfig field by its JSON name or, as protobuf's JSON parser also reads it, its proto name."""
-    return message.get(name, message.get(re.sub(r"[A-Z]", lambda m: "_" + m.group().lower(), name)))
+    return message.get(name, message.get(_proto_name(name)))
 
 
 def unapplied(annotations: Mapping[str, Any]) -> list[str]:
     """What a pod's `proxy.istio.io/config` sets that Sluice stores but does not act on (every ProxyConfig field
-    but `proxyStatsMatcher` and `holdApplicationUntilProxyStarts`), each as `metadata.annotations[proxy.istio.io/config].<field>`; for the API server's
-    write warnings and `sluice analyze`."""
+    but `proxyStatsMatcher` and `holdApplicationUntilProxyStarts`), each as
+    `metadata.annotations[proxy.istio.io/config].<field>`; for the API server's write warnings and `sluice analyze`."""
     try:
         config = proxy_config(annotations)
     except ValueError:
         return []  # refused at admission; an older stored pod's is not this check's to report
-    applied = {*_APPLIED, *(re.sub(r"[A-Z]", lambda m: "_" + m.group().lower(), k) for k in _APPLIED)}
+    applied = {*_APPLIED, *map(_proto_name, _APPLIED)}
     return [f"metadata.annotations[{PROXY_CONFIG}].{key}" for key in config if key not in applied]
 
 

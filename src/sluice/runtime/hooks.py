@@ -23,7 +23,7 @@ from typing import Any
 
 from sluice.runtime.images import exec_argv
 from sluice.runtime.netns import dial
-from sluice.runtime.probes import resolve_port
+from sluice.runtime.probes import resolve_port, send_get
 
 __all__ = ["HookContext", "handler", "run_hook"]
 
@@ -56,22 +56,28 @@ async def run_hook(h: dict[str, Any], container: Mapping[str, Any], ctx: HookCon
                    timeout: float | None = None) -> str | None:
     """Run one handler; None when it succeeded, else the kubelet's message. `timeout` bounds it (a preStop hook
     has the rest of the grace period); running out of time is a failure."""
-    name = str(container.get("name") or "")
+    kind = _describe(h)
+    if kind is None:
+        return f"Cannot run handler: invalid handler: {h}"
     try:
-        return await asyncio.wait_for(_run(h, container, ctx, name), timeout)
+        error = await asyncio.wait_for(_run(h, container, ctx), timeout)
     except TimeoutError:
-        return (f"{_describe(h)} for Container {_quoted(name)} in Pod {_quoted(ctx.pod_key)} failed - error: "
-                f"not finished within the {timeout:.0f}s left of the grace period")
+        error = f"not finished within the {timeout:.0f}s left of the grace period"
+    if error is None:
+        return None
+    name = str(container.get("name") or "")
+    return f"{kind} for Container {_quoted(name)} in Pod {_quoted(ctx.pod_key)} failed - error: {error}"
 
 
-def _describe(h: Mapping[str, Any]) -> str:
+def _describe(h: Mapping[str, Any]) -> str | None:
+    """The handler as the kubelet's messages name it; None for one it cannot run."""
     if isinstance(h.get("exec"), dict):
         return f"Exec lifecycle hook ({_go_list(h['exec'].get('command'))})"
     if isinstance(h.get("httpGet"), dict):
         return f"HTTP lifecycle hook ({h['httpGet'].get('path') or ''})"
     if isinstance(h.get("sleep"), dict):
         return f"Sleep lifecycle hook ({h['sleep'].get('seconds')})"
-    return "lifecycle hook"
+    return None
 
 
 def _go_list(items: Any) -> str:
@@ -82,27 +88,22 @@ def _quoted(s: str) -> str:
     return '"' + s.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'  # Go's %q, near enough
 
 
-async def _run(h: dict[str, Any], container: Mapping[str, Any], ctx: HookContext, name: str) -> str | None:
-    where = f"for Container {_quoted(name)} in Pod {_quoted(ctx.pod_key)}"
+async def _run(h: dict[str, Any], container: Mapping[str, Any], ctx: HookContext) -> str | None:
+    """The handler's error, as the kubelet words it after "failed - error: "; None when it succeeded."""
     if isinstance(h.get("exec"), dict):
         command = [str(c) for c in h["exec"].get("command") or []]
         # as `kubectl exec` runs it: an image's own program (`pilot-agent wait` in istio-proxy) is its built-in
         code, output = await _exec(exec_argv(dict(container), command) if command else command, ctx)
         if code == 0:
             return None
-        return (f"Exec lifecycle hook ({_go_list(command)}) {where} failed - error: command "
-                f"'{' '.join(command)}' exited with {code}: {output}, message: {_quoted(output)}")
+        return f"command '{' '.join(command)}' exited with {code}: {output}, message: {_quoted(output)}"
     if isinstance(h.get("httpGet"), dict):
-        get = h["httpGet"]
         original = ctx.original(h) if ctx.original is not None else None
-        error = await (_agent(original, container, ctx) if original is not None else _http(get, container, ctx))
-        return None if error is None else \
-            f"HTTP lifecycle hook ({get.get('path') or ''}) {where} failed - error: {error}"
-    if isinstance(h.get("sleep"), dict):
-        seconds = h["sleep"].get("seconds")
-        await asyncio.sleep(float(seconds) if isinstance(seconds, int) and seconds > 0 else 0.0)
-        return None
-    return f"Cannot run handler: invalid handler: {h}"
+        return await (_agent(original, container, ctx) if original is not None
+                      else _http(h["httpGet"], container, ctx))
+    seconds = h["sleep"].get("seconds")
+    await asyncio.sleep(float(seconds) if isinstance(seconds, int) and seconds > 0 else 0.0)
+    return None
 
 
 async def _exec(command: list[str], ctx: HookContext) -> tuple[int, str]:
@@ -140,13 +141,7 @@ async def _http(get: Mapping[str, Any], container: Mapping[str, Any], ctx: HookC
     except (OSError, TimeoutError) as e:
         return f'Get "http://{host}:{port}{path}": dial tcp {host}:{port}: {e.strerror or e}'
     try:
-        lines = [f"GET {path} HTTP/1.1", f"Host: {host}:{port}", f"User-Agent: {_USER_AGENT}", "Accept: */*",
-                 "Connection: close"]
-        lines += [f"{x['name']}: {x.get('value', '')}" for x in get.get("httpHeaders") or []
-                  if isinstance(x, dict) and x.get("name")]
-        writer.write(("\r\n".join(lines) + "\r\n\r\n").encode())
-        await writer.drain()
-        status = await reader.readline()
+        status = await send_get(reader, writer, f"{host}:{port}", path, get.get("httpHeaders"), _USER_AGENT)
         if not status.startswith(b"HTTP/"):
             return f'Get "http://{host}:{port}{path}": malformed HTTP response {status[:100]!r}'
         return None

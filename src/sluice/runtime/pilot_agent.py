@@ -26,8 +26,8 @@ _WAIT_FLAGS = {"timeoutSeconds": 60, "requestTimeoutMillis": 500, "periodMillis"
 
 
 class _UnixConnection(http.client.HTTPConnection):
-    def __init__(self, path: str) -> None:
-        super().__init__("localhost", timeout=30)
+    def __init__(self, path: str, timeout: float = 30) -> None:
+        super().__init__("localhost", timeout=timeout)
         self._path = path
 
     def connect(self) -> None:
@@ -37,8 +37,10 @@ class _UnixConnection(http.client.HTTPConnection):
         self.sock = sock
 
 
-def _request(host: str, port: int, method: str, path: str, body: str) -> tuple[int, bytes]:
-    conn = (_UnixConnection(host) if host.startswith("/") else http.client.HTTPConnection(host, port, timeout=30))
+def _request(host: str, port: int, method: str, path: str, body: str, timeout: float = 30) -> tuple[int, bytes]:
+    """`host` a Unix socket's path, or a name or address to reach at `port`."""
+    conn = (_UnixConnection(host, timeout) if host.startswith("/")
+            else http.client.HTTPConnection(host, port, timeout=timeout))
     try:
         conn.request(method, "/" + path.lstrip("/"), body=body.encode() if body else None)
         resp = conn.getresponse()
@@ -53,23 +55,15 @@ def _ready(url: str, timeout: float) -> str | None:
     kubelet's probe of 15021 does."""
     admin = os.environ.get("SLUICE_ADMIN_SOCKET", "")
     parts = urllib.parse.urlsplit(url)
+    if admin.startswith("/") and parts.port == 15021:
+        target, port, path = admin, 0, "/ready"
+    else:
+        target, port, path = parts.hostname or "localhost", parts.port or 80, parts.path or "/"
     try:
-        if admin.startswith("/") and parts.port == 15021:
-            conn: http.client.HTTPConnection = _UnixConnection(admin)
-            conn.timeout = timeout
-            path = "/ready"
-        else:
-            conn = http.client.HTTPConnection(parts.hostname or "localhost", parts.port or 80, timeout=timeout)
-            path = parts.path or "/"
-        try:
-            conn.request("GET", path)
-            resp = conn.getresponse()
-            resp.read()
-            return None if resp.status == 200 else f"HTTP status code {resp.status}"
-        finally:
-            conn.close()
+        status, _ = _request(target, port, "GET", path, "", timeout)
     except OSError as e:
         return str(e)
+    return None if status == 200 else f"HTTP status code {status}"
 
 
 def _wait(args: list[str]) -> int:

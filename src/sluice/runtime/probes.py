@@ -16,7 +16,7 @@ from typing import Any
 
 from sluice.runtime.netns import dial
 
-__all__ = ["ProbeSpec", "ProbeLoop", "run_probe", "http_ok", "endpoint_ok", "resolve_port"]
+__all__ = ["ProbeSpec", "ProbeLoop", "run_probe", "http_ok", "endpoint_ok", "resolve_port", "send_get"]
 
 
 @dataclass(frozen=True)
@@ -66,15 +66,7 @@ async def endpoint_ok(endpoint: dial.Endpoint, path: str = "/", headers: list[di
     async def attempt() -> bool:
         reader, writer = await dial.open_endpoint(netns, endpoint, timeout)
         try:
-            lines = [f"GET {path or '/'} HTTP/1.1", f"Host: {dial.host_header(endpoint)}",
-                     "User-Agent: kube-probe/1.35", "Accept: */*", "Connection: close"]
-            for h in headers or []:
-                if isinstance(h, dict) and h.get("name"):
-                    lines.append(f"{h['name']}: {h.get('value', '')}")
-            writer.write(("\r\n".join(lines) + "\r\n\r\n").encode())
-            await writer.drain()
-            status = await reader.readline()
-            parts = status.split()
+            parts = (await send_get(reader, writer, dial.host_header(endpoint), path or "/", headers)).split()
             return len(parts) >= 2 and parts[1].isdigit() and 200 <= int(parts[1]) < 400
         finally:
             writer.close()
@@ -85,6 +77,18 @@ async def endpoint_ok(endpoint: dial.Endpoint, path: str = "/", headers: list[di
         return await asyncio.wait_for(attempt(), timeout)
     except (OSError, TimeoutError, ValueError):
         return False
+
+
+async def send_get(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, host: str, path: str,
+                   headers: list[dict[str, Any]] | None, user_agent: str = "kube-probe/1.35") -> bytes:
+    """One HTTP/1.1 GET as the kubelet sends it (its User-Agent, the action's `httpHeaders`, no keep-alive) on an
+    open connection; the response's status line."""
+    lines = [f"GET {path} HTTP/1.1", f"Host: {host}", f"User-Agent: {user_agent}", "Accept: */*",
+             "Connection: close"]
+    lines += [f"{h['name']}: {h.get('value', '')}" for h in headers or [] if isinstance(h, dict) and h.get("name")]
+    writer.write(("\r\n".join(lines) + "\r\n\r\n").encode())
+    await writer.drain()
+    return await reader.readline()
 
 
 async def _tcp_ok(host: str, port: int, timeout: float, netns: str | None) -> bool:

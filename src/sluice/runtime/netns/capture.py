@@ -81,7 +81,8 @@ def capture_config(annotations: Mapping[str, str]) -> CaptureConfig:
     if include_in not in ("*", ""):
         include_in = ",".join(str(p) for p in _ports(include_in, "includeInboundPorts"))
     status = get(mesh.STATUS_PORT_ANNOTATION, str(STATUS_PORT)).strip() or str(STATUS_PORT)
-    excluded = [mesh.PROMETHEUS_PORT, mesh.PROXY_HEALTH_PORT, *_ports(get(_A + "excludeInboundPorts", ""), "excludeInboundPorts")]
+    excluded = [mesh.PROMETHEUS_PORT, mesh.PROXY_HEALTH_PORT,
+                *_ports(get(_A + "excludeInboundPorts", ""), "excludeInboundPorts")]
     for p in _ports(status, "status port"):
         if p not in excluded:
             excluded.append(p)
