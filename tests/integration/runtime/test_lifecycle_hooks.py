@@ -5,11 +5,8 @@ container stopped anyway. Observed from outside: files the hooks and the app wri
 from __future__ import annotations
 
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from sluice.resources.kinds import by_kind
 from tests.integration.runtime.harness import (
@@ -18,20 +15,11 @@ from tests.integration.runtime.harness import (
     listening,
     pod,
     server_container,
-    start_cluster,
-    stop_cluster,
     wait_until,
 )
 
 EVENT = by_kind("", "Event")
 assert EVENT is not None
-
-
-@pytest.fixture
-async def cluster(tmp_path: Path) -> AsyncIterator[Cluster]:
-    c = await start_cluster(tmp_path)
-    yield c
-    await stop_cluster(c)
 
 
 def _events(cluster: Cluster, reason: str) -> list[dict[str, Any]]:

@@ -9,10 +9,7 @@ import re
 import signal
 import sys
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
-
-import pytest
 
 from tests.integration.runtime.harness import (
     POD,
@@ -22,19 +19,10 @@ from tests.integration.runtime.harness import (
     pod,
     restart_kubelet,
     server_container,
-    start_cluster,
-    stop_cluster,
     wait_until,
 )
 
 TS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z ")
-
-
-@pytest.fixture
-async def cluster(tmp_path: Path) -> AsyncIterator[Cluster]:
-    c = await start_cluster(tmp_path)
-    yield c
-    await stop_cluster(c)
 
 
 def _pids(c: Cluster, name: str) -> dict[str, int]:

@@ -7,10 +7,7 @@ import ipaddress
 import json
 import sys
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
-
-import pytest
 
 from sluice import mesh
 from tests.integration.runtime.harness import (
@@ -22,17 +19,8 @@ from tests.integration.runtime.harness import (
     listening,
     pod,
     server_container,
-    start_cluster,
-    stop_cluster,
     wait_until,
 )
-
-
-@pytest.fixture
-async def cluster(tmp_path: Path) -> AsyncIterator[Cluster]:
-    c = await start_cluster(tmp_path)
-    yield c
-    await stop_cluster(c)
 
 
 async def test_pod_runs_and_reports_status(cluster: Cluster) -> None:
