@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from sluice.runtime.images import exec_argv
 from sluice.runtime.netns import dial
 
 __all__ = ["ProbeSpec", "ProbeLoop", "run_probe", "http_ok", "endpoint_ok", "resolve_port", "send_get"]
@@ -136,7 +137,8 @@ async def run_probe(spec: ProbeSpec, container: dict[str, Any], host: str, env: 
         return port is not None and await _tcp_ok(str(t.get("host") or host), port, spec.timeout, netns)
     if isinstance(action.get("exec"), dict):
         command = [str(c) for c in action["exec"].get("command") or []]
-        return bool(command) and await _exec_ok([*wrapper, *command], env, cwd, spec.timeout)
+        # as `kubectl exec` and exec hooks run it: an image's own tool is the built-in that stands in for it
+        return bool(command) and await _exec_ok([*wrapper, *exec_argv(container, command)], env, cwd, spec.timeout)
     if isinstance(action.get("grpc"), dict):
         port = resolve_port(action["grpc"].get("port"), container)
         return port is not None and await _tcp_ok(host, port, spec.timeout, netns)  # connectivity only

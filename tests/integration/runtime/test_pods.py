@@ -153,6 +153,16 @@ async def test_liveness_probe_restarts_container(cluster: Cluster) -> None:
     assert "got SIGTERM" in body
 
 
+async def test_exec_probe_runs_the_images_own_tool(cluster: Cluster) -> None:
+    # `/usr/bin/fortio` exists only in fortio's image: the probe runs the built-in that stands in for it, as
+    # `kubectl exec` does, or the pod would never be ready here
+    c = server_container(port=8085, image="fortio/fortio:1.69.5",
+                         readinessProbe={"exec": {"command": ["/usr/bin/fortio", "version"]}, "periodSeconds": 1})
+    cluster.create(pod("fortio-probed", [c]))
+    await wait_until(lambda: cluster.ready("fortio-probed"))
+    assert cluster.container("fortio-probed", "app")["ready"] is True
+
+
 async def test_tcp_and_startup_probes(cluster: Cluster) -> None:
     c = server_container(port=8083, startupProbe={"tcpSocket": {"port": 8083}, "periodSeconds": 1},
                          readinessProbe={"tcpSocket": {"port": 8083}, "periodSeconds": 1})
