@@ -10,13 +10,16 @@ Sluice reads:
   `JSON`) and `accessLogFormat` (Istio's custom format: a format string for TEXT, a JSON object for JSON; empty
   for Istio's default one). Sluice's defaults are Istio's demo profile's, the log on in Istio's TEXT format,
   and a key the mesh config leaves out keeps Sluice's default. The gRPC access-log stream that Istio's
-  metrics come from is not affected by any of these.
+  metrics come from is not affected by any of these;
+- `defaultConfig.holdApplicationUntilProxyStarts`: the injector puts a new pod's proxy first and holds its apps
+  until the proxy is ready, unless the pod's own `proxy.istio.io/config` says otherwise (Istio merges the
+  annotation's ProxyConfig over the mesh's `defaultConfig`); the other `defaultConfig` fields are warned about.
 
 `problems` reads the same text for the API server, which returns them as warnings on the write (kubectl
 prints them), and the push logs them: a mesh config that cannot be read leaves the defaults in force; an
 `accessLogFormat` that Envoy would refuse leaves Istio's default format in force (as istiod does for JSON
-that does not parse) instead of stopping every listener update. Pure: called by `PushContext.build` and the
-API server's admission.
+that does not parse) instead of stopping every listener update. Pure: called by `PushContext.build`, the
+API server's admission and its sidecar injector.
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ _LOG_FILES = ("", DEV_STDOUT, "/dev/stderr")
 MESH_CONFIGMAP = "istio"
 MESH_NAMESPACE = "istio-system"
 _MAX_MESH = 1 << 20
+HOLD_APPLICATION = "holdApplicationUntilProxyStarts"
 
 
 @dataclass(frozen=True)
@@ -55,6 +59,7 @@ class MeshConfig:
     access_log_file: str = DEV_STDOUT  # "" = no file access log
     access_log_encoding: str = TEXT
     access_log_format: str = ""  # "" = Istio's default format for the encoding; JSON: an object's JSON text
+    hold_application: bool = False  # defaultConfig.holdApplicationUntilProxyStarts
 
     @property
     def istio_text_log(self) -> bool:
@@ -104,6 +109,13 @@ def _config_of(doc: Any, error: str) -> tuple[MeshConfig, list[str], list[str]]:
             return MeshConfig(), [f'outboundTrafficPolicy.mode: unknown value "{mode}" for enum '
                                   f'istio.mesh.v1alpha1.MeshConfig.OutboundTrafficPolicy.Mode (want one of '
                                   f'{", ".join(_MODES)})'], []
+    defaults = doc.get("defaultConfig")
+    if defaults is not None and not isinstance(defaults, Mapping):
+        return MeshConfig(), [f"defaultConfig: expected an object, not {type(defaults).__name__}"], []
+    hold = (defaults or {}).get(HOLD_APPLICATION)
+    if hold is not None and not isinstance(hold, bool):
+        return MeshConfig(), [f"defaultConfig.{HOLD_APPLICATION}: expected a boolean, not {type(hold).__name__}"], []
+
     def setting(key: str, default: Any) -> Any:  # a key left out or null keeps Sluice's default
         value = doc.get(key)
         return default if value is None else value
@@ -127,7 +139,8 @@ def _config_of(doc: Any, error: str) -> tuple[MeshConfig, list[str], list[str]]:
     elif fmt and not fmt.endswith("\n"):
         fmt += "\n"  # Istio ends every TEXT format with a newline if it has none
     return MeshConfig(outbound_policy=str(mode), access_log_file=path if path in _LOG_FILES else DEV_STDOUT,
-                      access_log_encoding=str(encoding), access_log_format=fmt), [], notes
+                      access_log_encoding=str(encoding), access_log_format=fmt,
+                      hold_application=hold is True), [], notes
 
 
 # Envoy's format parser (Envoy 1.40, checked with `envoy --mode validate`): `%%` is a literal `%`; any other `%`
@@ -178,7 +191,7 @@ def _strings(value: Any) -> Iterable[str]:
 # an object's sub-settings, or None for a plain value.
 _APPLIED: dict[str, frozenset[str] | None] = {
     "outboundTrafficPolicy": frozenset({"mode"}), "accessLogFile": None, "accessLogEncoding": None,
-    "accessLogFormat": None}
+    "accessLogFormat": None, "defaultConfig": frozenset({"holdApplicationUntilProxyStarts"})}
 
 
 def unapplied(text: str) -> list[str]:

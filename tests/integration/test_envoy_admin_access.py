@@ -356,11 +356,46 @@ def test_app_probes_go_through_the_agents_status_port_as_istio_rewrites_them(adm
         m.kubectl("delete", "pod", "-n", NS, "rewritten", "--wait=true", "--timeout=60s", check=False)
 
 
-def test_hold_application_until_proxy_starts(admin_mesh: Mesh) -> None:
-    """`holdApplicationUntilProxyStarts` in a pod's ProxyConfig: Istio's injector puts istio-proxy first with a
-    postStart `pilot-agent wait`, and the kubelet starts the app only once that hook has seen Envoy ready: the
-    app's very first request, made as it starts, goes through a configured sidecar."""
+MESH_HOLD = """apiVersion: v1
+kind: ConfigMap
+metadata: {name: istio, namespace: istio-system}
+data:
+  mesh: |
+    defaultConfig:
+      holdApplicationUntilProxyStarts: true
+"""
+
+
+@pytest.mark.parametrize("where", ["pod", "mesh"])
+def test_hold_application_until_proxy_starts(admin_mesh: Mesh, where: str) -> None:
+    """`holdApplicationUntilProxyStarts` in a pod's ProxyConfig, or in the mesh config's `defaultConfig` for every
+    pod: Istio's injector puts istio-proxy first with a postStart `pilot-agent wait`, and the kubelet starts the
+    app only once that hook has seen Envoy ready: the app's very first request, made as it starts, goes through
+    a configured sidecar. A pod's own ProxyConfig overrides the mesh's default."""
     m = admin_mesh
+    if where == "mesh":
+        cp = m.kubectl("apply", "-f", "-", input=MESH_HOLD)
+        assert "Warning" not in cp.stderr, cp.stderr  # acted on, so not named as stored-only
+        unheld = {"apiVersion": "v1", "kind": "Pod",
+                  "metadata": {"name": "unheld", "annotations": {
+                      "proxy.istio.io/config": "holdApplicationUntilProxyStarts: false"}},
+                  "spec": {"containers": [{"name": "app", "image": "busybox", "command": ["sleep", "3600"]}]}}
+        try:
+            m.kubectl("apply", "-n", NS, "-f", "-", input=yaml.safe_dump(unheld))
+            p = json.loads(m.kubectl("get", "pod", "-n", NS, "unheld", "-o", "json").stdout)
+            assert [c["name"] for c in p["spec"]["containers"]] == ["app", mesh.SIDECAR_CONTAINER]
+            assert "lifecycle" not in p["spec"]["containers"][1]
+        finally:
+            m.kubectl("delete", "pod", "-n", NS, "unheld", "--wait=false", check=False)
+    try:
+        _first_call_through_the_proxy(m, {} if where == "mesh" else {
+            "proxy.istio.io/config": '{"holdApplicationUntilProxyStarts": true}'})
+    finally:
+        if where == "mesh":
+            m.kubectl("delete", "configmap", "-n", "istio-system", "istio", check=False)
+
+
+def _first_call_through_the_proxy(m: Mesh, annotations: dict[str, str]) -> None:
     first_call = ("import urllib.request, time\n"
                   "try:\n"
                   "    print('first call', urllib.request.urlopen('http://details:9080/details/0', timeout=5).status,"
@@ -370,7 +405,7 @@ def test_hold_application_until_proxy_starts(admin_mesh: Mesh) -> None:
                   "time.sleep(3600)\n")
     pod = {"apiVersion": "v1", "kind": "Pod",
            "metadata": {"name": "held", "labels": {"app": "held"},
-                        "annotations": {"proxy.istio.io/config": '{"holdApplicationUntilProxyStarts": true}'}},
+                        "annotations": annotations},
            "spec": {"terminationGracePeriodSeconds": 1,
                     "containers": [{"name": "app", "image": "python:3.12", "command": ["python3", "-c", first_call]}]}}
     m.kubectl("apply", "-n", NS, "-f", "-", input=yaml.safe_dump(pod))

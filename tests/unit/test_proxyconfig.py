@@ -58,3 +58,6 @@ def test_hold_application_until_proxy_starts() -> None:
     assert hold_application({PROXY_CONFIG: '{"hold_application_until_proxy_starts": true}'})
     assert not hold_application({PROXY_CONFIG: "holdApplicationUntilProxyStarts: false"})
     assert not hold_application({}) and not hold_application({PROXY_CONFIG: "holdApplicationUntilProxyStarts: 1"})
+    # the mesh's defaultConfig value, unless the pod's own ProxyConfig sets the field
+    assert hold_application({}, default=True) and hold_application({PROXY_CONFIG: "concurrency: 2"}, default=True)
+    assert not hold_application({PROXY_CONFIG: "holdApplicationUntilProxyStarts: false"}, default=True)

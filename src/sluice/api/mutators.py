@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable
 from typing import Protocol
 
 from sluice.api.errors import ApiError
+from sluice.meshconfig import MeshConfig
 from sluice.objects import Obj
 from sluice.resources import injection, loadbalancer
 
@@ -39,12 +40,18 @@ class Mutator(Protocol):
 
 
 class SidecarInjector:
+    """`mesh_config`: the mesh config in force (its `defaultConfig` applies to every pod injected), as Istio's
+    webhook reads it from its mesh watcher; a ConfigMap write racing a Pod create may go either way there too."""
+
     kinds = frozenset({"Pod"})
     reads_store = False
 
+    def __init__(self, mesh_config: Callable[[], MeshConfig] = MeshConfig) -> None:
+        self._mesh_config = mesh_config
+
     def on_create(self, obj: Obj) -> None:
         try:
-            injection.inject_sidecar(obj)
+            injection.inject_sidecar(obj, self._mesh_config())
         except injection.InjectionError as e:
             # kube-apiserver's answer when a mutating webhook refuses (webhook/errors.ToStatusErr): 400, no reason
             raise ApiError(400, "", f'admission webhook "{injection.WEBHOOK}" denied the request: {e}') from None

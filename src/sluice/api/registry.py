@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from sluice import meshconfig
 from sluice.api import mutators
 from sluice.api import patch as patching
 from sluice.api.body_pool import BodyPool
@@ -109,9 +110,14 @@ class Registry:
         self.mutators: list[mutators.Mutator] = [
             mutators.ServiceAllocator(lambda: self.store.list_kind("services")[0], options.gateway_ports)]
         if options.inject_sidecars:
-            self.mutators.append(mutators.SidecarInjector())
+            self.mutators.append(mutators.SidecarInjector(self._mesh_config))
         # Writes whose admission reads or allocates shared state (a Service's ClusterIP) stay on the loop.
         self._on_loop_kinds = mutators.on_loop_kinds(self.mutators)
+
+    def _mesh_config(self) -> meshconfig.MeshConfig:
+        """The mesh config stored now (ConfigMap `istio-system/istio`), for the sidecar injector."""
+        cm = self.store.get("configmaps", meshconfig.MESH_NAMESPACE, meshconfig.MESH_CONFIGMAP)
+        return meshconfig.mesh_config_from([cm] if cm is not None else [])
 
     # ------------------------------------------------------------------ bootstrap
     def ensure_namespace(self, name: str) -> None:

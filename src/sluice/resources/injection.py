@@ -11,6 +11,7 @@ import json
 from typing import Any
 
 from sluice import mesh
+from sluice.meshconfig import MeshConfig
 from sluice.objects import Obj
 from sluice.resources import appprobes, proxyconfig
 from sluice.resources.proxyconfig import PROXY_CONFIG, proxy_config
@@ -95,9 +96,10 @@ def wants_sidecar(pod: Obj) -> bool:
     return not any(isinstance(c, dict) and c.get("name") == mesh.SIDECAR_CONTAINER for c in containers)
 
 
-def inject_sidecar(pod: Obj) -> None:
-    """Adds the sidecar container and Istio's injection labels and annotations, in place. Raises
-    InjectionError, changing nothing, for the annotations Istio's injector refuses."""
+def inject_sidecar(pod: Obj, mesh_config: MeshConfig | None = None) -> None:
+    """Adds the sidecar container and Istio's injection labels and annotations, in place, under `mesh_config`
+    (the mesh's `defaultConfig`; Sluice's defaults without one). Raises InjectionError, changing nothing, for
+    the annotations Istio's injector refuses."""
     if not wants_sidecar(pod):
         return
     errors = _annotation_errors((pod.get("metadata") or {}).get("annotations") or {})
@@ -139,7 +141,7 @@ def inject_sidecar(pod: Obj) -> None:
         "resources": {},
     }
     appprobes.rewrite(pod, sidecar)  # the app containers' probes go through the agent's status port
-    if proxyconfig.hold_application(annotations):
+    if proxyconfig.hold_application(annotations, (mesh_config or MeshConfig()).hold_application):
         # Istio's template and reorderPod: the proxy first, and no app starts before its postStart hook (which
         # waits for Envoy to be ready) has finished
         sidecar["lifecycle"] = {"postStart": {"exec": {"command": ["pilot-agent", "wait"]}}}

@@ -62,13 +62,15 @@ def proxy_config(annotations: Mapping[str, Any]) -> dict[str, Any]:
     return doc
 
 
-def hold_application(annotations: Mapping[str, Any]) -> bool:
+def hold_application(annotations: Mapping[str, Any], default: bool = False) -> bool:
     """Whether the pod's ProxyConfig asks for `holdApplicationUntilProxyStarts` (the injector then puts the proxy
-    first, with a postStart hook that waits for it to be ready). Unparsable: no (refused at admission)."""
+    first, with a postStart hook that waits for it to be ready); `default`, the mesh's `defaultConfig` value,
+    where the annotation does not set it (Istio merges the annotation over it). Unparsable: refused at admission."""
     try:
-        return _field(proxy_config(annotations), "holdApplicationUntilProxyStarts") is True
+        hold = _field(proxy_config(annotations), "holdApplicationUntilProxyStarts")
     except ValueError:
-        return False
+        return default
+    return hold if isinstance(hold, bool) else default
 
 
 def _proto_name(name: str) -> str:

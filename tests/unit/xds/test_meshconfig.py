@@ -58,7 +58,10 @@ def test_settings_sluice_does_not_act_on_are_listed() -> None:
 
     text = ("accessLogFile: /dev/stdout\nenableTracing: true\ndefaultConfig:\n  holdApplicationUntilProxyStarts: true\n"
             "outboundTrafficPolicy:\n  mode: REGISTRY_ONLY\n  egressProxy: {host: proxy}\n")
-    assert unapplied(text) == ["enableTracing", "defaultConfig", "outboundTrafficPolicy.egressProxy"]
+    # of defaultConfig, holdApplicationUntilProxyStarts is acted on (the injector's), the rest is named
+    assert unapplied(text) == ["enableTracing", "outboundTrafficPolicy.egressProxy"]
+    assert unapplied("defaultConfig:\n  concurrency: 2\n  holdApplicationUntilProxyStarts: false\n") == [
+        "defaultConfig.concurrency"]
     assert unapplied("accessLogFile: ''\naccessLogEncoding: JSON\naccessLogFormat: '{}'\n") == []  # applied
     assert unapplied("accessLogFile: /var/log/envoy.log\n") == ["accessLogFile"]  # no container file system
     assert unapplied("outboundTrafficPolicy: {mode: ALLOW_ANY}\n") == []
@@ -114,3 +117,14 @@ def test_a_configs_problems_are_logged_once_not_on_every_push(caplog: pytest.Log
         mesh_config_from([_cm("accessLogEncoding: 7\n")])  # an edit with a new problem is logged
         mesh_config_from([bad])  # and so is the old one, when it comes back
     assert len(caplog.records) == 3
+
+
+def test_default_config_hold_application() -> None:
+    assert MeshConfig().hold_application is False
+    assert parse_mesh_config("defaultConfig:\n  holdApplicationUntilProxyStarts: true\n") == (
+        MeshConfig(hold_application=True), [])
+    assert parse_mesh_config("defaultConfig: {}\n") == (MeshConfig(), [])
+    # a value protobuf's JSON would refuse makes the whole text unusable, as istiod's mesh watcher refuses it
+    assert parse_mesh_config("defaultConfig:\n  holdApplicationUntilProxyStarts: 'yes'\n") == (
+        MeshConfig(), ["defaultConfig.holdApplicationUntilProxyStarts: expected a boolean, not str"])
+    assert parse_mesh_config("defaultConfig: [1]\n") == (MeshConfig(), ["defaultConfig: expected an object, not list"])
