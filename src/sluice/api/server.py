@@ -402,18 +402,12 @@ class Handlers:
         return opts
 
     async def _logs(self, request: web.Request, pod: dict[str, Any]) -> web.StreamResponse:
-        containers = [c.get("name") for c in (pod.get("spec") or {}).get("containers") or []]
         name = pod["metadata"]["name"]
-        container = request.query.get("container") or (containers[0] if len(containers) == 1 else "")
-        if not container:
-            raise ApiError.bad_request(f"a container name must be specified for pod {name}, choose one of: "
-                                       f"[{' '.join(str(c) for c in containers)}]")
-        if container not in containers:
-            raise ApiError.bad_request(f"container {container} is not valid for pod {name}")
+        container = streaming.pick_container(pod, request.query.get("container") or "")
         if self.logs is None:
             raise ApiError.bad_request(f'container "{container}" in pod "{name}" is waiting to start: '
                                        "ContainerCreating")
-        return await self.logs(request, pod, dict(request.query))
+        return await self.logs(request, pod, {**request.query, "container": container})
 
 
 def make_app(registry: Registry, token: str, logs: LogSource | None = None,

@@ -22,8 +22,8 @@ from multidict import MultiMapping
 from sluice.api import spdy_upgrade
 from sluice.api.errors import ApiError
 
-__all__ = ["ACTIONS", "StreamOptions", "StreamSource", "parse_options", "serve", "upgrade", "upgrade_spdy",
-           "is_spdy", "EXEC_PROTOCOLS", "PORT_FORWARD_PROTOCOLS", "SPDY_PROTOCOLS", "MAX_MESSAGE"]
+__all__ = ["ACTIONS", "StreamOptions", "StreamSource", "parse_options", "pick_container", "serve", "upgrade",
+           "upgrade_spdy", "is_spdy", "EXEC_PROTOCOLS", "PORT_FORWARD_PROTOCOLS", "SPDY_PROTOCOLS", "MAX_MESSAGE"]
 
 ACTIONS = ("exec", "attach", "portforward")
 EXEC_PROTOCOLS = ("v5.channel.k8s.io", "v4.channel.k8s.io")
@@ -57,7 +57,9 @@ def _bool(query: MultiMapping[str], key: str) -> bool:
     return bool(values) and values[0] != "0" and values[0].lower() != "false"
 
 
-def _container(pod: dict[str, Any], wanted: str) -> str:
+def pick_container(pod: dict[str, Any], wanted: str) -> str:
+    """The container a logs, exec or attach request names (`wanted`, or the pod's only one), by kube-apiserver's
+    rule and messages; init containers count."""
     spec = pod.get("spec") or {}
     name = str((pod.get("metadata") or {}).get("name") or "")
     names = [str(c.get("name")) for c in spec.get("containers") or [] if isinstance(c, dict)]
@@ -93,7 +95,7 @@ def parse_options(action: str, pod: dict[str, Any], query: MultiMapping[str]) ->
     """The request's options, checked as kube-apiserver and kubelet check them before any upgrade."""
     if action == "portforward":
         return StreamOptions(action, ports=_ports(query))
-    container = _container(pod, query.get("container", ""))
+    container = pick_container(pod, query.get("container", ""))
     tty = _bool(query, "tty")
     opts = StreamOptions(action, container, tuple(query.getall("command", [])) if action == "exec" else (),
                          stdin=_bool(query, "stdin"), stdout=_bool(query, "stdout"),

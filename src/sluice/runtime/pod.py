@@ -120,16 +120,32 @@ class PodWorker:
         pod_key = f"{self.name}_{self.namespace}({self.uid})"
         # An adopted pod's containers start from the status it showed (ready, running since …), not from
         # "ContainerCreating": a status written before the runs are re-attached would flap its endpoints.
-        before = {str(c.get("name")): c for c in (pod.get("status") or {}).get("containerStatuses") or []
-                  if isinstance(c, dict)} if adopt else {}
+        status = pod.get("status") or {}
+        before = {str(c.get("name")): c for key in ("initContainerStatuses", "containerStatuses")
+                  for c in status.get(key) or [] if isinstance(c, dict)} if adopt else {}
+        # Init containers run first, in order, each to completion (restarted on failure unless the pod's policy
+        # is Never); one with `restartPolicy: Always` is a sidecar: started, and kept running beside the others.
+        inits = [c for c in spec.get("initContainers") or [] if isinstance(c, dict) and c.get("name")]
+        self.init_names = [str(c["name"]) for c in inits]
+        self.restartable = frozenset(str(c["name"]) for c in inits if c.get("restartPolicy") == "Always")
+        self.restart_policy = policy
         self.supervisors: dict[str, Supervisor] = {}
-        for c in containers:
+
+        def supervise(c: Obj, restart_policy: str, **kw: Any) -> None:
             self.supervisors[str(c["name"])] = Supervisor(
-                pod_key=pod_key, uid=self.uid, container=c, restart_policy=policy,
+                pod_key=pod_key, uid=self.uid, container=c, restart_policy=restart_policy,
                 files=pod_dir.container(str(c["name"])), prepare=self._preparer(c), backoff=ctx.backoff,
                 kill_grace=lambda: grace_seconds(self.pod), on_change=self._changed,
                 log_rotation=ctx.log_rotation, zygote=ctx.zygote, previous=before.get(str(c["name"])),
-                event=self._event)
+                event=self._event, **kw)
+
+        for c in inits:
+            if str(c["name"]) in self.restartable:
+                supervise(c, "Always")
+            else:
+                supervise(c, "Never" if policy == "Never" else "OnFailure", init=True)
+        for c in containers:
+            supervise(c, policy, waiting_reason="PodInitializing" if inits else "ContainerCreating")
         self.terminating = False
         self.gone = False  # the Pod object no longer exists: no status writes, no delete
         self.done = asyncio.Event()
@@ -138,6 +154,7 @@ class PodWorker:
         self._grace = 30.0
         self._task: asyncio.Task[None] | None = None
         self._writer: asyncio.Task[None] | None = None
+        self._sidecars_done: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------------ containers
     def _preparer(self, c: Obj) -> Callable[[], Launch]:
@@ -254,7 +271,8 @@ class PodWorker:
 
     # ------------------------------------------------------------------ streams (exec, attach, port-forward)
     def _container(self, name: str) -> Obj | None:
-        for c in (self.pod.get("spec") or {}).get("containers") or []:
+        spec = self.pod.get("spec") or {}
+        for c in [*(spec.get("initContainers") or []), *(spec.get("containers") or [])]:
             if isinstance(c, dict) and c.get("name") == name:
                 return c
         return None
@@ -305,18 +323,45 @@ class PodWorker:
             self.done.set()
 
     async def _start_containers(self) -> None:
-        """In order (the sidecar first), as the kubelet does: a container with a postStart hook holds the next
-        one back until its hook has finished; a pod deleted meanwhile starts no more of them."""
-        for sup in self.supervisors.values():
+        """In order, as the kubelet does: the init containers one after another, each run to completion (a
+        sidecar among them until it has started), then the containers (the proxy first), a container with a
+        postStart hook holding the next one back until its hook has finished. A pod deleted meanwhile starts no
+        more of them; an init container that failed for good (restartPolicy Never) leaves the rest unstarted."""
+        for name in self.init_names:
+            sup = self.supervisors[name]
+            if self.terminating:
+                return
+            sup.start()
+            if name in self.restartable:
+                await self._until(sup.startup_done)
+            else:
+                await self._until(sup.ended)
+                if not (sup.finished and sup.ready):
+                    return  # failed (the pod with it), could not start, or the pod is going
+        apps = [s for n, s in self.supervisors.items() if n not in self.init_names]
+        for sup in apps:
             if self.terminating:
                 return
             sup.start()
             if sup.has_post_start:
-                started = asyncio.create_task(sup.first_start.wait())
-                stopping = asyncio.create_task(self._terminate.wait())
-                await asyncio.wait({started, stopping}, return_when=asyncio.FIRST_COMPLETED)
-                for t in (started, stopping):
-                    t.cancel()
+                await self._until(sup.first_start)
+        if self.restartable and self.restart_policy != "Always":
+            self._sidecars_done = asyncio.create_task(self._stop_sidecars_after(apps))
+
+    async def _until(self, event: asyncio.Event) -> None:
+        """Wait for `event`, or for the pod's termination to begin."""
+        waits = (asyncio.create_task(event.wait()), asyncio.create_task(self._terminate.wait()))
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        for t in waits:
+            t.cancel()
+
+    async def _stop_sidecars_after(self, apps: list[Supervisor]) -> None:
+        """A pod that runs to completion: once its containers have all ended for good, the kubelet stops its
+        sidecars (init containers that restart), in reverse order, so that the pod can complete."""
+        await asyncio.gather(*(s.ended.wait() for s in apps))
+        for name in reversed(self.init_names):
+            if name in self.restartable and not self.terminating:
+                await self.supervisors[name].terminate(time.monotonic() + grace_seconds(self.pod))
 
     def begin_termination(self, pod: Obj | None) -> None:
         """The Pod got a deletionTimestamp (pod given) or disappeared from the store (None)."""
@@ -359,8 +404,9 @@ class PodWorker:
 
     async def stop_containers(self, deadline: float) -> None:
         """2. SIGTERM the apps, 3. then the sidecar once they are gone; SIGKILL whatever is left at `deadline`."""
-        apps = [s for s in self.supervisors.values() if s.name != mesh.SIDECAR_CONTAINER]
-        side = [s for s in self.supervisors.values() if s.name == mesh.SIDECAR_CONTAINER]
+        apps = [s for s in self.supervisors.values() if s.name != mesh.SIDECAR_CONTAINER and s.name not in
+                self.restartable]
+        side = [s for s in self.supervisors.values() if s.name == mesh.SIDECAR_CONTAINER or s.name in self.restartable]
         # One container that fails to stop cleanly does not keep the others running.
         _log_failures(f"{self.namespace}/{self.name}", await asyncio.gather(*(s.terminate(deadline) for s in apps),
                                                      return_exceptions=True))
@@ -385,7 +431,7 @@ class PodWorker:
         await self._cancel()
 
     async def _cancel(self) -> None:
-        for t in (self._writer, self._task):
+        for t in (self._writer, self._task, self._sidecars_done):
             if t is not None and not t.done():
                 t.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -414,10 +460,12 @@ class PodWorker:
             if (current.get("metadata") or {}).get("uid") != self.uid:
                 self.gone = True
                 return
-            status = build_status(statuses=[s.status() for s in self.supervisors.values()],
-                                  restart_policy=str((self.pod.get("spec") or {}).get("restartPolicy") or "Always"),
-                                  pod_ip=self.ip, host_ip=self.ctx.host_ip, start_time=self.start_time,
-                                  previous=current.get("status"))
+            status = build_status(statuses=[s.status() for n, s in self.supervisors.items()
+                                            if n not in self.init_names],
+                                  restart_policy=self.restart_policy, pod_ip=self.ip, host_ip=self.ctx.host_ip,
+                                  start_time=self.start_time, previous=current.get("status"),
+                                  init_statuses=[self.supervisors[n].status() for n in self.init_names],
+                                  restartable=self.restartable)
             if self.terminating and not self.gone:
                 # A terminating pod is never Ready, whatever its containers say.
                 for cond in status["conditions"]:

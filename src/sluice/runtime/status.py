@@ -7,6 +7,7 @@ Called by the pod worker (`sluice.runtime.pod`) each time something changes. The
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 
 from sluice.objects import Obj
 
@@ -18,8 +19,35 @@ def now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
-def pod_phase(statuses: list[Obj], restart_policy: str) -> str:
+def _exit_code(s: Obj, key: str) -> int | None:
+    term = (s.get(key) or {}).get("terminated") if key == "lastState" else (s.get("state") or {}).get("terminated")
+    return int(term.get("exitCode") or 0) if isinstance(term, dict) else None
+
+
+def pod_phase(statuses: list[Obj], restart_policy: str, init_statuses: Sequence[Obj] = (),
+              restartable: frozenset[str] = frozenset()) -> str:
+    """kubelet's getPhase. `init_statuses`: the init containers' statuses, in spec order; `restartable`: the
+    names of those with `restartPolicy: Always` (sidecars), which count with the regular containers."""
+    pending_init = failed_init = pending_sidecars = 0
     waiting = running = stopped = succeeded = 0
+    for s in init_statuses:
+        state = s.get("state") or {}
+        if s.get("name") in restartable:
+            if "running" in state:
+                running += 1
+                pending_sidecars += not s.get("started")
+            elif "waiting" in state:
+                waiting += 1
+                pending_sidecars += not s.get("lastState")
+            continue  # a sidecar that terminated is not counted
+        if "running" in state:
+            pending_init += 1
+        elif (code := _exit_code(s, "state")) is not None:
+            failed_init += code != 0
+        elif (code := _exit_code(s, "lastState")) is not None:
+            failed_init += code != 0  # waiting to run again after a failure
+        else:
+            pending_init += 1
     for s in statuses:
         state = s.get("state") or {}
         last = (s.get("lastState") or {}).get("terminated")
@@ -33,7 +61,9 @@ def pod_phase(statuses: list[Obj], restart_policy: str) -> str:
             succeeded += last.get("exitCode") == 0
         else:
             waiting += 1
-    if waiting:
+    if failed_init and restart_policy == "Never":
+        return "Failed"
+    if pending_init or (pending_sidecars and running + stopped == 0) or waiting:
         return "Pending"
     if running:
         return "Running"
@@ -60,12 +90,34 @@ def _condition(kind: str, ok: bool, prev: dict[str, Obj], reason: str = "", mess
     return c
 
 
+def _initialized(init_statuses: Sequence[Obj], restartable: frozenset[str], phase: str,
+                 prev: dict[str, Obj]) -> Obj:
+    """kubelet's PodInitialized condition: every init container done (a sidecar: started)."""
+    if not init_statuses:
+        return _condition("Initialized", True, prev)
+    incomplete = [str(s.get("name")) for s in init_statuses
+                  if not (s.get("started") if s.get("name") in restartable else s.get("ready"))]
+    if phase == "Succeeded":
+        incomplete = []
+    c = _condition("Initialized", not incomplete, prev, "ContainersNotInitialized",
+                   f"containers with incomplete status: [{' '.join(incomplete)}]")
+    if phase == "Succeeded":
+        c["reason"] = "PodCompleted"
+    return c
+
+
 def build_status(*, statuses: list[Obj], restart_policy: str, pod_ip: str, host_ip: str, start_time: str,
-                 previous: Obj | None, terminal_reason: str = "") -> Obj:
+                 previous: Obj | None, terminal_reason: str = "", init_statuses: Sequence[Obj] = (),
+                 restartable: frozenset[str] = frozenset()) -> Obj:
+    """The pod's status from its containers' (`init_statuses` in spec order, `restartable` naming the init
+    containers that are sidecars)."""
     statuses = sorted(statuses, key=lambda s: str(s.get("name")))  # kubelet sorts them by name
-    phase = pod_phase(statuses, restart_policy)
+    init_statuses = list(init_statuses)
+    phase = pod_phase(statuses, restart_policy, init_statuses, restartable)
     prev = {str(c.get("type")): c for c in (previous or {}).get("conditions") or [] if isinstance(c, dict)}
-    unready = [str(s["name"]) for s in statuses if not s.get("ready")]
+    # a sidecar counts toward readiness as a regular container does (kubelet's ContainersReady)
+    unready = [str(s["name"]) for s in init_statuses if s.get("name") in restartable and not s.get("ready")]
+    unready += [str(s["name"]) for s in statuses if not s.get("ready")]
     ready = not unready and phase == "Running"
     if phase in ("Succeeded", "Failed"):
         reason, message = "PodCompleted", ""
@@ -73,7 +125,7 @@ def build_status(*, statuses: list[Obj], restart_policy: str, pod_ip: str, host_
         reason, message = "ContainersNotReady", f"containers with unready status: [{' '.join(unready)}]"
     conditions = [
         _condition("PodReadyToStartContainers", True, prev),
-        _condition("Initialized", True, prev),
+        _initialized(init_statuses, restartable, phase, prev),
         _condition("Ready", ready, prev, reason, message),
         _condition("ContainersReady", ready, prev, reason, message),
         _condition("PodScheduled", True, prev),
@@ -84,6 +136,8 @@ def build_status(*, statuses: list[Obj], restart_policy: str, pod_ip: str, host_
     out: Obj = {"phase": phase, "conditions": conditions, "hostIP": host_ip, "hostIPs": [{"ip": host_ip}],
                 "podIP": pod_ip, "podIPs": [{"ip": pod_ip}], "startTime": start_time,
                 "containerStatuses": statuses, "qosClass": (previous or {}).get("qosClass") or "BestEffort"}
+    if init_statuses:
+        out["initContainerStatuses"] = init_statuses
     if terminal_reason:
         out["reason"] = terminal_reason
     return out

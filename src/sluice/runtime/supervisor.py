@@ -162,8 +162,12 @@ class Supervisor:
                  kill_grace: Callable[[], float], on_change: Callable[[], None],
                  log_rotation: logfiles.LogRotation | None = None, zygote: Zygote | None = None,
                  previous: dict[str, Any] | None = None,
-                 event: Callable[[str, str, str], None] | None = None) -> None:
+                 event: Callable[[str, str, str], None] | None = None, init: bool = False,
+                 waiting_reason: str = "ContainerCreating") -> None:
         self.name = str(container.get("name") or "")
+        # A regular init container: runs to completion, has no probes, is never ready while it runs and is
+        # ready once it has exited 0 (the kubelet's initContainerStatuses).
+        self.init = init
         self._event = event  # (type, reason, message) about the pod: the hooks' failures
         self._zygote = zygote
         # The container's status the pod showed before a daemon restart: an adopted run keeps its readiness until
@@ -187,7 +191,7 @@ class Supervisor:
         self.crashes_in_a_row = int(saved.get("crashesInARow", 0))
         self.last_state: dict[str, Any] = saved.get("lastState") or {}
         self.image_id = str(saved.get("imageID") or "")
-        self.state: dict[str, Any] = {"waiting": {"reason": "ContainerCreating"}}
+        self.state: dict[str, Any] = {"waiting": {"reason": waiting_reason}}
         self.ready = False
         self.started = False
         if was_ready and previous is not None and isinstance(previous.get("state"), dict) \
@@ -209,6 +213,10 @@ class Supervisor:
         # Set once the first run has started and its postStart hook finished (or it could not start): the kubelet
         # starts a pod's containers in order, each after the one before it is through its postStart hook.
         self.first_start = asyncio.Event()
+        # Set once the container has started (its startup probe passed, its postStart hook done) or its run loop
+        # ended: what the next init container waits for after a sidecar (an init container that restarts).
+        self.startup_done = asyncio.Event()
+        self.ended = asyncio.Event()  # the run loop is over (finished for good, or could not start)
 
     # ------------------------------------------------------------------ what the pod status shows
     def container_id(self, n: int | None = None) -> str:
@@ -278,6 +286,8 @@ class Supervisor:
             await self._supervise()
         finally:
             self.first_start.set()
+            self.startup_done.set()
+            self.ended.set()
 
     async def _supervise(self) -> None:
         try:
@@ -298,10 +308,10 @@ class Supervisor:
             lasted = _seconds_between(exit_.started_at, exit_.finished_at)
             if lasted >= self._backoff.reset_after:
                 self.crashes_in_a_row = 0
-            self.last_state = {"terminated": exit_.terminated(self.container_id())}
             if not self._should_restart(exit_.code):
                 self._finish(exit_)
                 return
+            self.last_state = {"terminated": exit_.terminated(self.container_id())}
             delay = self._backoff.delay(self.crashes_in_a_row)
             delay -= max(0.0, time.time() - _epoch(exit_.finished_at))
             self._save()
@@ -326,7 +336,7 @@ class Supervisor:
         self.finished = True
         self._save()
         self.started = False
-        self._set({"terminated": exit_.terminated(self.container_id())}, ready=False)
+        self._set({"terminated": exit_.terminated(self.container_id())}, ready=self.init and exit_.code == 0)
 
     def _adopt(self) -> Exit | None:
         """Pick up run `attempt` from disk: still running (adopt it), ended (its Exit), or never started."""
@@ -385,8 +395,12 @@ class Supervisor:
             await self._pre_stop_and_stop(time.monotonic() + self._kill_grace())
         elif outcome == "ok" and not self.stopping:
             # not running until its postStart hook has finished (the kubelet's rule)
-            self._set({"running": {"startedAt": _rfc3339(started_ns)}}, ready=adopted)
-            self._start_probes(launch)
+            if self.init:
+                self.started = True  # no probes: started as soon as it runs, and not ready until it is done
+                self._set({"running": {"startedAt": _rfc3339(started_ns)}}, ready=False)
+            else:
+                self._set({"running": {"startedAt": _rfc3339(started_ns)}}, ready=adopted)
+                self._start_probes(launch)
         self.first_start.set()
         try:
             await procs.wait_exit(shim)
@@ -508,6 +522,7 @@ class Supervisor:
 
         def begin() -> None:
             self.started = True
+            self.startup_done.set()
             self._on_change()
             readiness = c.get("readinessProbe")
             if isinstance(readiness, dict):

@@ -22,41 +22,61 @@ def _containers(spec: Any, path: Path) -> list[FieldError]:
     if not isinstance(spec, dict):
         return [FieldError.required(path, "")]
     containers = spec.get("containers")
+    grace = spec.get("terminationGracePeriodSeconds")
+    grace = grace if isinstance(grace, int) and not isinstance(grace, bool) else None
+    seen: set[str] = set()  # names are unique across init containers and containers
+    for i, c in enumerate(spec.get("initContainers") or []):
+        if isinstance(c, dict):
+            errs.extend(_container(c, path.child("initContainers").index(i), seen, grace, init=True))
     if not containers:
-        return [FieldError.required(path.child("containers"), "")]
-    seen: set[str] = set()
+        return [*errs, FieldError.required(path.child("containers"), "")]
     for i, c in enumerate(containers):
-        cp = path.child("containers").index(i)
-        if not isinstance(c, dict):
-            continue
-        name = c.get("name")
-        if not name:
-            errs.append(FieldError.required(cp.child("name"), ""))
-        else:
-            msg = dns1123_label_error(str(name))
-            if msg:
-                errs.append(FieldError.invalid(cp.child("name"), name, msg))
-            if name in seen:
-                errs.append(FieldError.duplicate(cp.child("name"), name))
-            seen.add(str(name))
-        if not c.get("image"):
-            errs.append(FieldError.required(cp.child("image"), ""))
-        for j, port in enumerate(c.get("ports") or []):
-            n = port.get("containerPort") if isinstance(port, dict) else None
-            if not isinstance(n, int) or not 1 <= n <= 65535:
-                errs.append(FieldError.invalid(cp.child("ports").index(j).child("containerPort"), n,
-                                               "must be between 1 and 65535, inclusive"))
-        grace = spec.get("terminationGracePeriodSeconds")
-        grace = grace if isinstance(grace, int) and not isinstance(grace, bool) else None
-        lifecycle = c.get("lifecycle")
-        for hook in ("postStart", "preStop"):
-            h = lifecycle.get(hook) if isinstance(lifecycle, dict) else None
-            if isinstance(h, dict):
-                errs.extend(_handler(h, cp.child("lifecycle").child(hook), grace, _HOOK_TYPES))
-        for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
-            pr = c.get(probe)
-            if isinstance(pr, dict):
-                errs.extend(_handler(pr, cp.child(probe), grace, _PROBE_TYPES))
+        if isinstance(c, dict):
+            errs.extend(_container(c, path.child("containers").index(i), seen, grace, init=False))
+    return errs
+
+
+_INIT_FORBIDDEN = "may not be set for init containers without restartPolicy=Always"
+
+
+def _container(c: dict[str, Any], cp: Path, seen: set[str], grace: int | None, *, init: bool) -> list[FieldError]:
+    errs: list[FieldError] = []
+    name = c.get("name")
+    if not name:
+        errs.append(FieldError.required(cp.child("name"), ""))
+    else:
+        msg = dns1123_label_error(str(name))
+        if msg:
+            errs.append(FieldError.invalid(cp.child("name"), name, msg))
+        if name in seen:
+            errs.append(FieldError.duplicate(cp.child("name"), name))
+        seen.add(str(name))
+    if not c.get("image"):
+        errs.append(FieldError.required(cp.child("image"), ""))
+    for j, port in enumerate(c.get("ports") or []):
+        n = port.get("containerPort") if isinstance(port, dict) else None
+        if not isinstance(n, int) or not 1 <= n <= 65535:
+            errs.append(FieldError.invalid(cp.child("ports").index(j).child("containerPort"), n,
+                                           "must be between 1 and 65535, inclusive"))
+    policy = c.get("restartPolicy")
+    sidecar = policy == "Always"
+    if init and policy is not None and not sidecar:
+        errs.append(FieldError.not_supported(cp.child("restartPolicy"), policy, ["Always"]))
+    lifecycle = c.get("lifecycle")
+    if init and not sidecar:
+        # a plain init container runs to completion: no hooks, no probes (kube-apiserver's validateInitContainers)
+        for key in ("lifecycle", "livenessProbe", "readinessProbe", "startupProbe"):
+            if c.get(key) is not None:
+                errs.append(FieldError.forbidden(cp.child(key), _INIT_FORBIDDEN))
+        return errs
+    for hook in ("postStart", "preStop"):
+        h = lifecycle.get(hook) if isinstance(lifecycle, dict) else None
+        if isinstance(h, dict):
+            errs.extend(_handler(h, cp.child("lifecycle").child(hook), grace, _HOOK_TYPES))
+    for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
+        pr = c.get(probe)
+        if isinstance(pr, dict):
+            errs.extend(_handler(pr, cp.child(probe), grace, _PROBE_TYPES))
     return errs
 
 

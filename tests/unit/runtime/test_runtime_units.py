@@ -71,6 +71,23 @@ def test_pod_phase(states: list[dict[str, object]], policy: str, phase: str) -> 
     assert pod_phase(states, policy) == phase
 
 
+_WAITING: dict[str, object] = {"state": {"waiting": {"reason": "PodInitializing"}}}
+
+
+@pytest.mark.parametrize(("inits", "policy", "phase"), [
+    ([{"name": "i", "state": {"running": {}}}], "Always", "Pending"),
+    ([{"name": "i", "state": {"waiting": {}}, "lastState": {"terminated": {"exitCode": 2}}}], "Always", "Pending"),
+    ([{"name": "i", "state": {"terminated": {"exitCode": 2}}}], "Never", "Failed"),
+    # a sidecar (restartable) that runs but has not started holds the pod back; once started, it counts as running
+    ([{"name": "s", "state": {"running": {}}, "started": False}], "Always", "Pending"),
+])
+def test_pod_phase_with_init_containers(inits: list[dict[str, object]], policy: str, phase: str) -> None:
+    assert pod_phase([_WAITING], policy, inits, frozenset({"s"})) == phase
+    done = [{"name": "i", "state": {"terminated": {"exitCode": 0}}},
+            {"name": "s", "state": {"running": {}}, "started": True}]
+    assert pod_phase([{"state": {"terminated": {"exitCode": 0}}}], "Never", done, frozenset({"s"})) == "Running"
+
+
 def test_backoff_is_kubelets() -> None:
     b = BackOff()
     assert [b.delay(n) for n in range(8)] == [0, 10, 20, 40, 80, 160, 300, 300]
