@@ -172,3 +172,64 @@ def test_proxy_config_fields_sluice_does_not_act_on_are_named(sl: Sluice) -> Non
                                         "spec": template["spec"]}}}
     code, out, err = kubectl(sl, "apply", "--dry-run=server", "-f", "-", input=yaml.safe_dump(deployment))
     assert (code, err.splitlines()) == (0, [TUNED_WARNING.format(kind="Deployment", at="spec.template.")]), err
+
+
+UNRUN_DEPLOYMENT = """
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: guarded
+spec:
+  replicas: 0
+  selector:
+    matchLabels: {app: guarded}
+  template:
+    metadata:
+      labels: {app: guarded}
+    spec:
+      nodeSelector: {disktype: ssd}
+      securityContext: {runAsUser: 1000}
+      volumes:
+      - name: config
+        configMap: {name: guarded}
+      containers:
+      - name: app
+        image: docker.io/curlimages/curl:8.16.0
+        command: ["/bin/sleep", "infinity"]
+        resources:
+          limits: {memory: 64Mi}
+        volumeMounts:
+        - {name: config, mountPath: /etc/guarded}
+"""
+POD_FIELD_WARNINGS = [
+    'Warning: Deployment "guarded": spec.template.spec.volumes, spec.template.spec.containers[0].volumeMounts are '
+    "stored but not applied: Sluice runs containers on the host's file system, so volumes are not mounted",
+    'Warning: Deployment "guarded": spec.template.spec.securityContext is stored but not applied: containers run as '
+    "Sluice's own user and with its privileges",
+    'Warning: Deployment "guarded": spec.template.spec.nodeSelector is stored but not applied: Sluice runs every '
+    "pod on its one node, without a scheduler",
+    'Warning: Deployment "guarded": spec.template.spec.containers[0].resources is stored but not applied: Sluice '
+    "neither reserves nor limits CPU and memory",
+]
+
+
+def test_pod_spec_fields_the_runtime_does_not_act_on_are_named(sl: Sluice) -> None:
+    code, out, err = kubectl(sl, "apply", "-f", "-", input=UNRUN_DEPLOYMENT)
+    try:
+        assert code == 0, err
+        assert err.splitlines() == POD_FIELD_WARNINGS
+        cp = sl("analyze")
+        assert "Traceback" not in cp.stderr, cp.stderr
+        assert ("Warning [SLU0001] (Deployment not-programmed/guarded) Field not programmed: "
+                "spec.template.spec.nodeSelector is stored but not applied: Sluice runs every pod on its one node, "
+                "without a scheduler.") in cp.stdout.splitlines(), cp.stdout
+        # the same Deployment without them: nothing to say (the defaults the API server fills in are acted on)
+        plain = yaml.safe_load(UNRUN_DEPLOYMENT)
+        spec = plain["spec"]["template"]["spec"]
+        for key in ("nodeSelector", "securityContext", "volumes"):
+            del spec[key]
+        del spec["containers"][0]["resources"], spec["containers"][0]["volumeMounts"]
+        code, out, err = kubectl(sl, "apply", "-f", "-", input=yaml.safe_dump(plain))
+        assert (code, out, err) == (0, "deployment.apps/guarded configured\n", ""), err
+    finally:
+        kubectl(sl, "delete", "deployment", "guarded", "--wait=false")

@@ -1,6 +1,7 @@
 """The semantic checks every write of a kind goes through after its schema check, by kind and group: the
 built-in kinds (kube-apiserver's rules), the Istio kinds (Istio's validation, then what Sluice stores but does
-not program), the mesh config in the `istio` ConfigMap, Argo Rollouts' kinds. Called by the API registry; pure.
+not program), the mesh config in the `istio` ConfigMap, the pod spec fields the runtime does not act on, Argo
+Rollouts' kinds. Called by the API registry; pure.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from sluice import meshconfig
 from sluice.objects import Obj
 from sluice.resources import proxyconfig
 from sluice.resources.kinds import ARGO_GROUP
-from sluice.validation import argo, core, istio
+from sluice.validation import argo, core, istio, pod_acted
 from sluice.validation.field import FieldError
 from sluice.validation.istio import programmed
 
@@ -34,6 +35,8 @@ def validate(group: str, kind: str, obj: Obj, old: Obj | None, *,
         annotations = (meta if isinstance(meta, dict) else {}).get("annotations")
         warnings.extend(f"{kind} {prefix}{path} {proxyconfig.UNAPPLIED}"
                         for path in proxyconfig.unapplied(annotations if isinstance(annotations, dict) else {}))
+    if not errors:
+        warnings.extend(pod_acted.warnings(kind, obj))  # a pod spec's fields the runtime leaves out
     if group == ARGO_GROUP:
         a = argo.validate(kind, obj)
         errors.extend(a.errors)

@@ -27,6 +27,7 @@ from sluice.validation.analyze.message import (
 from sluice.validation.analyze.programmed import (
     mesh_config_messages,
     not_programmed_messages,
+    pod_field_messages,
     proxy_config_messages,
 )
 from sluice.validation.analyze.rejected import rejected_messages
@@ -68,6 +69,9 @@ def analyze(objects: list[dict[str, Any]], *, namespaces: set[str] | None = None
             out.extend(mesh_config_messages(obj))
         elif obj.kind == "Pod":
             out.extend(proxy_config_messages(obj))
+            out.extend(pod_field_messages(obj))
+        elif obj.kind == "Deployment":
+            out.extend(pod_field_messages(obj))
     out.extend(m for m in conflicting_mesh_hosts(index) if namespaces is None or m.namespace in namespaces)
     out.extend(m for m in rejected_messages(index.objects, rejected)
                if namespaces is None or m.namespace in namespaces)

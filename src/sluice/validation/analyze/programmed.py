@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from sluice import meshconfig
 from sluice.resources import proxyconfig
+from sluice.validation import pod_acted
 from sluice.validation.analyze.index import Obj
 from sluice.validation.analyze.message import Message
 from sluice.validation.istio.programmed import unprogrammed
 
-__all__ = ["not_programmed_messages", "mesh_config_messages", "proxy_config_messages", "NOT_PROGRAMMED"]
+__all__ = ["not_programmed_messages", "mesh_config_messages", "proxy_config_messages", "pod_field_messages",
+           "NOT_PROGRAMMED"]
 
 NOT_PROGRAMMED = "SLU0001"
 
@@ -41,3 +43,13 @@ def proxy_config_messages(obj: Obj) -> list[Message]:
     return [Message(NOT_PROGRAMMED, "Warning", obj.kind, obj.namespace, obj.name,
                     f"Field not programmed: {path} {proxyconfig.UNAPPLIED}.")
             for path in proxyconfig.unapplied(annotations)]
+
+
+def pod_field_messages(obj: Obj) -> list[Message]:
+    """The pod spec fields Sluice's runtime stores but does not act on: of a Deployment's template, and of a Pod
+    no controller owns (a controller's pods carry their template's fields: said once, for the Deployment)."""
+    if obj.kind == "Pod" and (obj.raw.get("metadata") or {}).get("ownerReferences"):
+        return []
+    return [Message(NOT_PROGRAMMED, "Warning", obj.kind, obj.namespace, obj.name,
+                    f"Field not programmed: {pod_acted.what(paths, why)}.")
+            for paths, why in pod_acted.unapplied(obj.kind, obj.raw)]
