@@ -377,8 +377,9 @@ def test_hold_application_until_proxy_starts(admin_mesh: Mesh, where: str) -> No
         cp = m.kubectl("apply", "-f", "-", input=MESH_HOLD)
         assert "Warning" not in cp.stderr, cp.stderr  # acted on, so not named as stored-only
         unheld = {"apiVersion": "v1", "kind": "Pod",
+                  # a body over 64 KiB: admitted where the injector can read the mesh config, not in a body worker
                   "metadata": {"name": "unheld", "annotations": {
-                      "proxy.istio.io/config": "holdApplicationUntilProxyStarts: false"}},
+                      "proxy.istio.io/config": "holdApplicationUntilProxyStarts: false", "padding": "x" * 70_000}},
                   "spec": {"containers": [{"name": "app", "image": "busybox", "command": ["sleep", "3600"]}]}}
         try:
             m.kubectl("apply", "-n", NS, "-f", "-", input=yaml.safe_dump(unheld))

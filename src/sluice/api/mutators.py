@@ -41,10 +41,11 @@ class Mutator(Protocol):
 
 class SidecarInjector:
     """`mesh_config`: the mesh config in force (its `defaultConfig` applies to every pod injected), as Istio's
-    webhook reads it from its mesh watcher; a ConfigMap write racing a Pod create may go either way there too."""
+    webhook reads it from its mesh watcher; a ConfigMap write racing a Pod create may go either way there too.
+    It reads the store, so a large Pod body is admitted on the loop (a body worker has no store)."""
 
     kinds = frozenset({"Pod"})
-    reads_store = False
+    reads_store = True
 
     def __init__(self, mesh_config: Callable[[], MeshConfig] = MeshConfig) -> None:
         self._mesh_config = mesh_config
