@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from tests.conftest import TOOLS, Kubectl, start_daemon, stop_daemon, wait_for
+from tests.integration.cli_helpers import Sluice
 
 NS = "init-containers"
 NO_SIDECAR = {"sidecar.istio.io/inject": "false"}
@@ -91,6 +92,14 @@ def test_init_containers_run_in_order_to_completion_before_the_app(kubectl: Kube
         assert _condition(p, "Initialized")["status"] == "True" and p["status"]["phase"] == "Running"
         assert [s["state"]["terminated"]["exitCode"] for s in p["status"]["initContainerStatuses"]] == [0, 0]
         assert _status_column(kubectl, "ordered") == "Running"
+        # kubectl describe, and sluice's, list them first with how they ended
+        for out in (kubectl("describe", "pod", "-n", NS, "ordered", check=True).stdout,
+                    Sluice(kubectl.daemon.env).ok("describe", "pod", "-n", NS, "ordered")):
+            init = out[out.index("Init Containers:"):out.index("\nContainers:")]
+            assert [line.strip() for line in init.splitlines() if line.startswith("  ") and line.strip().endswith(":")
+                    and not line.startswith("   ")] == ["first:", "second:"], init
+            assert [" ".join(line.split()) for line in init.splitlines() if "Exit Code" in line or "Reason" in line
+                    ] == ["Reason: Completed", "Exit Code: 0"] * 2, init
     finally:
         kubectl("delete", "pod", "-n", NS, "ordered", "--wait=false")
 

@@ -304,6 +304,8 @@ def _pod_template(w: Writer, template: dict[str, Any]) -> None:
     _map_lines(w, 1, "Labels", (template.get("metadata") or {}).get("labels"))
     if spec.get("serviceAccountName"):
         w.kv(1, "Service Account", spec["serviceAccountName"])
+    if spec.get("initContainers"):
+        _containers(w, 1, spec["initContainers"], {}, "Init Containers")
     _containers(w, 1, spec.get("containers") or [], {})
     volumes = [str(v.get("name")) for v in spec.get("volumes") or [] if isinstance(v, dict)]
     w.kv(1, "Volumes", volumes or "<none>")
@@ -311,10 +313,12 @@ def _pod_template(w: Writer, template: dict[str, Any]) -> None:
     w.kv(1, "Tolerations", spec.get("tolerations") or "<none>")
 
 
-def _containers(w: Writer, level: int, containers: list[Any], statuses: dict[str, dict[str, Any]]) -> None:
+def _containers(w: Writer, level: int, containers: list[Any], statuses: dict[str, dict[str, Any]],
+                title: str = "Containers") -> None:
     """Pods list containers at level 0, pod templates at level 1; names and fields sit at fixed
-    levels either way (kubectl's describer writes them at LEVEL_1/LEVEL_2)."""
-    w.section(level, "Containers")
+    levels either way (kubectl's describer writes them at LEVEL_1/LEVEL_2). `title`: "Init Containers" for
+    the init containers, which kubectl lists first."""
+    w.section(level, title)
     name_prefix = " " if level else ""
     level = 0
     for c in containers:
@@ -339,8 +343,12 @@ def _containers(w: Writer, level: int, containers: list[Any], statuses: dict[str
             detail = state.get(phase) or {}
             if detail.get("reason"):
                 w.kv(level + 3, "Reason", detail["reason"])
+            if phase == "terminated":
+                w.kv(level + 3, "Exit Code", detail.get("exitCode", 0))
             if detail.get("startedAt"):
                 w.kv(level + 3, "Started", _timestamp(detail["startedAt"]))
+            if detail.get("finishedAt"):
+                w.kv(level + 3, "Finished", _timestamp(detail["finishedAt"]))
             w.kv(level + 2, "Ready", bool(st.get("ready")))
             w.kv(level + 2, "Restart Count", st.get("restartCount", 0))
         env = [e for e in c.get("env") or [] if isinstance(e, dict)]
@@ -384,6 +392,10 @@ def _describe_pod(w: Writer, obj: dict[str, Any], info: ResourceInfo) -> None:
         w.kv(0, "Controlled By", f"{owners[0].get('kind')}/{owners[0].get('name')}")
     statuses: dict[str, dict[str, Any]] = {
         str(s.get("name")): s for s in status.get("containerStatuses") or [] if isinstance(s, dict)}
+    if spec.get("initContainers"):
+        inits: dict[str, dict[str, Any]] = {
+            str(s.get("name")): s for s in status.get("initContainerStatuses") or [] if isinstance(s, dict)}
+        _containers(w, 0, spec["initContainers"], inits or {"": {}}, "Init Containers")
     # A placeholder entry makes the container section show state lines even before the first status.
     _containers(w, 0, spec.get("containers") or [], statuses or {"": {}})
     _conditions(w, status.get("conditions"), ("Type", "Status"))
