@@ -68,8 +68,13 @@ def test_init_containers_run_in_order_to_completion_before_the_app(kubectl: Kube
     ], [_sh("app", f"echo app >> {marker}; exec sleep 3600")], annotations={})  # with Istio's sidecar
     kubectl("apply", "-n", NS, "-f", "-", input=pod, check=True)
     try:
+        # the second is still running (its gate is closed): the pod is initialising, the app waits
+        def second_running() -> bool:
+            st = _get(kubectl, "ordered")["status"].get("initContainerStatuses") or []
+            return len(st) == 2 and "terminated" in st[0]["state"] and "running" in st[1]["state"]
+
+        wait_for(second_running, timeout=30)
         wait_for(lambda: _lines(marker) == ["first", "second"], timeout=30)
-        # the second is still running: the pod is initialising, the app waits
         p = _get(kubectl, "ordered")
         assert p["status"]["phase"] == "Pending"
         init = _condition(p, "Initialized")
@@ -87,6 +92,7 @@ def test_init_containers_run_in_order_to_completion_before_the_app(kubectl: Kube
 
         gate.touch()
         wait_for(lambda: _condition(_get(kubectl, "ordered"), "Ready")["status"] == "True", timeout=30)
+        wait_for(lambda: len(_lines(marker)) == 3, timeout=30)  # ready once running: its first line may follow
         assert _lines(marker) == ["first", "second", "app"]
         p = _get(kubectl, "ordered")
         assert _condition(p, "Initialized")["status"] == "True" and p["status"]["phase"] == "Running"

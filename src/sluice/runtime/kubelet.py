@@ -232,6 +232,8 @@ class Kubelet:
         if w is not None:
             if meta.get("deletionTimestamp"):
                 w.begin_termination(pod)
+            else:
+                w.observe(pod)
             return
         if pod_dir is None and meta.get("deletionTimestamp"):
             # Nothing runs for it here: nothing to wait for.

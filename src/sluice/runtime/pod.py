@@ -129,6 +129,10 @@ class PodWorker:
         self.init_names = [str(c["name"]) for c in inits]
         self.restartable = frozenset(str(c["name"]) for c in inits if c.get("restartPolicy") == "Always")
         self.restart_policy = policy
+        # Conditions another controller sets, that the pod's readiness waits for (kubelet's readiness gates).
+        self.readiness_gates = [str(g["conditionType"]) for g in spec.get("readinessGates") or []
+                                if isinstance(g, dict) and g.get("conditionType")]
+        self._gates_seen: tuple[str | None, ...] = ()
         self.supervisors: dict[str, Supervisor] = {}
 
         def supervise(c: Obj, restart_policy: str, **kw: Any) -> None:
@@ -305,6 +309,18 @@ class PodWorker:
     def _changed(self) -> None:
         self._dirty.set()
 
+    def observe(self, pod: Obj) -> None:
+        """The Pod object changed (another writer): when a readiness gate's condition did, the readiness is
+        worked out again, as the kubelet's status sync does."""
+        if not self.readiness_gates:
+            return
+        conditions = {str(c.get("type")): c.get("status") for c in (pod.get("status") or {}).get("conditions") or []
+                      if isinstance(c, dict)}
+        seen = tuple(conditions.get(g) for g in self.readiness_gates)
+        if seen != self._gates_seen:
+            self._gates_seen = seen
+            self._changed()
+
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
         self._task = asyncio.create_task(self._main(), name=f"pod {self.namespace}/{self.name}")
@@ -465,7 +481,7 @@ class PodWorker:
                                   restart_policy=self.restart_policy, pod_ip=self.ip, host_ip=self.ctx.host_ip,
                                   start_time=self.start_time, previous=current.get("status"),
                                   init_statuses=[self.supervisors[n].status() for n in self.init_names],
-                                  restartable=self.restartable)
+                                  restartable=self.restartable, readiness_gates=self.readiness_gates)
             if self.terminating and not self.gone:
                 # A terminating pod is never Ready, whatever its containers say.
                 for cond in status["conditions"]:

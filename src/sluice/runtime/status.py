@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from sluice.objects import Obj
 
-__all__ = ["pod_phase", "build_status", "now"]
+__all__ = ["pod_phase", "build_status", "gate_problems", "now"]
 
 
 
@@ -106,11 +106,28 @@ def _initialized(init_statuses: Sequence[Obj], restartable: frozenset[str], phas
     return c
 
 
+_KUBELET_CONDITIONS = frozenset({"PodReadyToStartContainers", "Initialized", "Ready", "ContainersReady",
+                                 "PodScheduled"})
+
+
+def gate_problems(readiness_gates: Sequence[str], conditions: dict[str, Obj]) -> list[str]:
+    """kubelet's messages for the readiness gates whose condition (by type) is missing or not True."""
+    out = []
+    for gate in readiness_gates:
+        c = conditions.get(gate)
+        if c is None:
+            out.append(f'corresponding condition of pod readiness gate "{gate}" does not exist.')
+        elif c.get("status") != "True":
+            out.append(f'the status of pod readiness gate "{gate}" is not "True", but {c.get("status")}')
+    return out
+
+
 def build_status(*, statuses: list[Obj], restart_policy: str, pod_ip: str, host_ip: str, start_time: str,
                  previous: Obj | None, terminal_reason: str = "", init_statuses: Sequence[Obj] = (),
-                 restartable: frozenset[str] = frozenset()) -> Obj:
+                 restartable: frozenset[str] = frozenset(), readiness_gates: Sequence[str] = ()) -> Obj:
     """The pod's status from its containers' (`init_statuses` in spec order, `restartable` naming the init
-    containers that are sidecars)."""
+    containers that are sidecars). Conditions others set (a readiness gate's) are kept, and the pod is Ready
+    only once each of its `readiness_gates` is a condition with status True."""
     statuses = sorted(statuses, key=lambda s: str(s.get("name")))  # kubelet sorts them by name
     init_statuses = list(init_statuses)
     phase = pod_phase(statuses, restart_policy, init_statuses, restartable)
@@ -123,16 +140,19 @@ def build_status(*, statuses: list[Obj], restart_policy: str, pod_ip: str, host_
         reason, message = "PodCompleted", ""
     else:
         reason, message = "ContainersNotReady", f"containers with unready status: [{' '.join(unready)}]"
+    gates = gate_problems(readiness_gates, prev) if ready else []
     conditions = [
         _condition("PodReadyToStartContainers", True, prev),
         _initialized(init_statuses, restartable, phase, prev),
-        _condition("Ready", ready, prev, reason, message),
+        _condition("Ready", ready and not gates, prev, *(("ReadinessGatesNotReady", ", ".join(gates)) if gates
+                                                        else (reason, message))),
         _condition("ContainersReady", ready, prev, reason, message),
         _condition("PodScheduled", True, prev),
     ]
     if phase in ("Succeeded", "Failed"):
         for c in conditions[2:4]:
             c.pop("message", None)
+    conditions += [c for kind, c in prev.items() if kind not in _KUBELET_CONDITIONS]
     out: Obj = {"phase": phase, "conditions": conditions, "hostIP": host_ip, "hostIPs": [{"ip": host_ip}],
                 "podIP": pod_ip, "podIPs": [{"ip": pod_ip}], "startTime": start_time,
                 "containerStatuses": statuses, "qosClass": (previous or {}).get("qosClass") or "BestEffort"}

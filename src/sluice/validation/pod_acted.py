@@ -30,7 +30,7 @@ _POD_FIELDS: dict[str, str] = {
     "overhead": _RESOURCES, "resourceClaims": _RESOURCES, "nodeSelector": _SCHEDULING, "affinity": _SCHEDULING,
     "topologySpreadConstraints": _SCHEDULING, "schedulingGates": _SCHEDULING, "runtimeClassName": _SCHEDULING,
     "hostNetwork": _HOST, "hostPID": _HOST, "hostIPC": _HOST, "shareProcessNamespace": _HOST,
-    "activeDeadlineSeconds": _OTHER, "readinessGates": _OTHER, "ephemeralContainers": _OTHER,
+    "activeDeadlineSeconds": _OTHER, "ephemeralContainers": _OTHER,
     "hostnameOverride": _OTHER, "automountServiceAccountToken": "no service account token is mounted",
 }
 # A container's fields.
