@@ -244,7 +244,9 @@ def unapplied_what(path: str) -> str:
     return f"data.mesh.{path} is stored but not applied: Sluice does not act on this mesh setting yet"
 
 
-_logged = [""]
+# The text read last and its config: every push and every pod create read the mesh config; it is parsed, and its
+# problems logged, once per text.
+_last: list[tuple[str, MeshConfig]] = [("", MeshConfig())]
 
 
 def mesh_config_from(configmaps: Iterable[Mapping[str, Any]]) -> MeshConfig:
@@ -256,11 +258,12 @@ def mesh_config_from(configmaps: Iterable[Mapping[str, Any]]) -> MeshConfig:
         text = data.get("mesh") if isinstance(data, Mapping) else None
         if not isinstance(text, str):
             return MeshConfig()
+        last_text, last_config = _last[0]
+        if text == last_text:
+            return last_config
         doc, error = _decode(text)
         config, errors, notes = _config_of(doc, error)
-        if text == _logged[0]:
-            return config
-        _logged[0] = text  # every push reads the config; its problems are logged once per text
+        _last[0] = (text, config)
         for e in errors:
             log.warning("ConfigMap %s/%s: invalid mesh config, using the defaults: %s", MESH_NAMESPACE,
                         MESH_CONFIGMAP, e)
