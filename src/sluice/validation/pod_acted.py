@@ -24,27 +24,25 @@ _SCHEDULING = "Sluice runs every pod on its one node, without a scheduler"
 _HOST = "each pod has its own network namespace; processes and IPC are the host's, and host ports are not mapped"
 _OTHER = "Sluice does not act on this field yet"
 
-# Pod spec fields (top level), by the reason they are not applied.
-_POD_FIELDS: dict[str, str] = {
-    "volumes": _FILES, "securityContext": _USER, "hostUsers": _USER, "resources": _RESOURCES,
-    "overhead": _RESOURCES, "resourceClaims": _RESOURCES, "nodeSelector": _SCHEDULING, "affinity": _SCHEDULING,
-    "topologySpreadConstraints": _SCHEDULING, "schedulingGates": _SCHEDULING, "runtimeClassName": _SCHEDULING,
-    "hostNetwork": _HOST, "hostPID": _HOST, "hostIPC": _HOST, "shareProcessNamespace": _HOST,
-    "activeDeadlineSeconds": _OTHER, "ephemeralContainers": _OTHER,
-    "hostnameOverride": _OTHER, "automountServiceAccountToken": "no service account token is mounted",
+# Pod spec fields (top level): the reason each is not applied, and the value Sluice behaves as (the API server's
+# default, on every pod: named only with another value; None: named whenever set).
+_POD_FIELDS: dict[str, tuple[str, Any]] = {
+    "volumes": (_FILES, None), "securityContext": (_USER, None), "hostUsers": (_USER, None),
+    "resources": (_RESOURCES, None), "overhead": (_RESOURCES, None), "resourceClaims": (_RESOURCES, None),
+    "nodeSelector": (_SCHEDULING, None), "affinity": (_SCHEDULING, None),
+    "topologySpreadConstraints": (_SCHEDULING, None), "schedulingGates": (_SCHEDULING, None),
+    "runtimeClassName": (_SCHEDULING, None), "schedulerName": (_SCHEDULING, "default-scheduler"),
+    "hostNetwork": (_HOST, None), "hostPID": (_HOST, None), "hostIPC": (_HOST, None),
+    "shareProcessNamespace": (_HOST, None), "activeDeadlineSeconds": (_OTHER, None),
+    "ephemeralContainers": (_OTHER, None), "hostnameOverride": (_OTHER, None),
+    "automountServiceAccountToken": ("no service account token is mounted", None),
 }
-# A container's fields.
-_CONTAINER_FIELDS: dict[str, str] = {
-    "volumeMounts": _FILES, "volumeDevices": _FILES, "securityContext": _USER, "resources": _RESOURCES,
-    "resizePolicy": _RESOURCES,
-}
-# Fields whose default Sluice behaves as (set by the API server on every pod), named only with another value.
-_DEFAULTS: dict[str, tuple[Any, str]] = {
-    "schedulerName": ("default-scheduler", _SCHEDULING),
-}
-_CONTAINER_DEFAULTS: dict[str, tuple[Any, str]] = {
-    "terminationMessagePath": ("/dev/termination-log", "the termination message is not read from a file"),
-    "terminationMessagePolicy": ("File", "the termination message is not read from a file or the log"),
+# A container's fields, the same way.
+_CONTAINER_FIELDS: dict[str, tuple[str, Any]] = {
+    "volumeMounts": (_FILES, None), "volumeDevices": (_FILES, None), "securityContext": (_USER, None),
+    "resources": (_RESOURCES, None), "resizePolicy": (_RESOURCES, None),
+    "terminationMessagePath": ("the termination message is not read from a file", "/dev/termination-log"),
+    "terminationMessagePolicy": ("the termination message is not read from a file or the log", "File"),
 }
 
 # Where each workload kind keeps its pod template.
@@ -58,25 +56,22 @@ def _set(value: Any) -> bool:
     return value not in (None, False, 0, "", [], {})
 
 
+def _named(obj: Mapping[str, Any], table: dict[str, tuple[str, Any]], at: str) -> Iterator[tuple[str, str]]:
+    for key, (why, default) in table.items():
+        value = obj.get(key)
+        if _set(value) and value != default:
+            yield at + key, why
+
+
 def _fields(spec: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
     """(path under the pod spec, reason) of each field set that Sluice does not act on."""
-    for key, why in _POD_FIELDS.items():
-        if _set(spec.get(key)):
-            yield key, why
-    for key, (default, why) in _DEFAULTS.items():
-        if _set(spec.get(key)) and spec.get(key) != default:
-            yield key, why
+    yield from _named(spec, _POD_FIELDS, "")
     for group in ("initContainers", "containers"):
         items = spec.get(group)
         for i, c in enumerate(items if isinstance(items, list) else []):
             if not isinstance(c, Mapping):
                 continue
-            for key, why in _CONTAINER_FIELDS.items():
-                if _set(c.get(key)):
-                    yield f"{group}[{i}].{key}", why
-            for key, (default, why) in _CONTAINER_DEFAULTS.items():
-                if _set(c.get(key)) and c.get(key) != default:
-                    yield f"{group}[{i}].{key}", why
+            yield from _named(c, _CONTAINER_FIELDS, f"{group}[{i}].")
             lifecycle = c.get("lifecycle")
             if isinstance(lifecycle, Mapping) and _set(lifecycle.get("stopSignal")):
                 yield f"{group}[{i}].lifecycle.stopSignal", "containers are stopped with SIGTERM"
