@@ -20,7 +20,8 @@ def now() -> str:
 
 
 def _exit_code(s: Obj, key: str) -> int | None:
-    term = (s.get(key) or {}).get("terminated") if key == "lastState" else (s.get("state") or {}).get("terminated")
+    """The exit code in `s[key]` ("state" or "lastState"), if that is a termination."""
+    term = (s.get(key) or {}).get("terminated")
     return int(term.get("exitCode") or 0) if isinstance(term, dict) else None
 
 
@@ -95,15 +96,12 @@ def _initialized(init_statuses: Sequence[Obj], restartable: frozenset[str], phas
     """kubelet's PodInitialized condition: every init container done (a sidecar: started)."""
     if not init_statuses:
         return _condition("Initialized", True, prev)
+    if phase == "Succeeded":
+        return {**_condition("Initialized", True, prev), "reason": "PodCompleted"}
     incomplete = [str(s.get("name")) for s in init_statuses
                   if not (s.get("started") if s.get("name") in restartable else s.get("ready"))]
-    if phase == "Succeeded":
-        incomplete = []
-    c = _condition("Initialized", not incomplete, prev, "ContainersNotInitialized",
-                   f"containers with incomplete status: [{' '.join(incomplete)}]")
-    if phase == "Succeeded":
-        c["reason"] = "PodCompleted"
-    return c
+    return _condition("Initialized", not incomplete, prev, "ContainersNotInitialized",
+                      f"containers with incomplete status: [{' '.join(incomplete)}]")
 
 
 _KUBELET_CONDITIONS = frozenset({"PodReadyToStartContainers", "Initialized", "Ready", "ContainersReady",
