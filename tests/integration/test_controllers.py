@@ -165,6 +165,29 @@ def test_service_gets_cluster_ip_and_endpoints_of_ready_pods(api: client.ApiClie
     wait_for(lambda: len(pods_of(core, "ep")) == 2)
 
 
+def test_external_name_services_are_validated_and_a_type_change_drops_the_address(daemon: Daemon) -> None:
+    kube = [str(TOOLS / "kubectl-1.35"), f"--cache-dir={daemon.home}/kc", "-n", NS]
+
+    def apply(spec: str) -> subprocess.CompletedProcess[str]:
+        body = f"apiVersion: v1\nkind: Service\nmetadata:\n  name: ext\nspec:\n{spec}"
+        return subprocess.run([*kube, "apply", "-f", "-"], input=body, env=daemon.env, capture_output=True, text=True)
+
+    cp = apply("  type: ExternalName\n  externalName: Not_A.Name\n")
+    assert cp.returncode == 1 and ('The Service "ext" is invalid: spec.externalName: Invalid value: "Not_A.Name": '
+                                   "a lowercase RFC 1123 subdomain must consist of") in cp.stderr, cp.stderr
+    cp = apply("  type: ExternalName\n")
+    assert cp.returncode == 1 and "spec.externalName: Required value" in cp.stderr, cp.stderr
+    cp = apply("  type: ExternalName\n  externalName: example.com\n  clusterIP: 10.96.200.1\n")
+    assert cp.returncode == 1 and "spec.clusterIPs: Forbidden: may not be set for ExternalName services" in cp.stderr
+    # a ClusterIP Service turned ExternalName by `apply` loses its address, as kube's dropTypeDependentFields does
+    assert apply("  ports:\n  - port: 80\n").returncode == 0
+    cp = apply("  type: ExternalName\n  externalName: example.com.\n  ports:\n  - port: 80\n")
+    assert cp.returncode == 0, cp.stderr
+    row = subprocess.run([*kube, "get", "svc", "ext", "--no-headers"], env=daemon.env, capture_output=True,
+                         text=True).stdout.split()
+    assert row[1:5] == ["ExternalName", "<none>", "example.com.", "80/TCP"], row
+
+
 def test_events_show_in_describe(daemon: Daemon, api: client.ApiClient) -> None:
     apps = client.AppsV1Api(api)
     apps.create_namespaced_deployment(NS, deployment("ev", 1))

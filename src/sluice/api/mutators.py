@@ -13,7 +13,7 @@ the read and the commit cannot interleave with another write.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Protocol
 
 from sluice.api.errors import ApiError
@@ -47,18 +47,34 @@ class SidecarInjector:
     kinds = frozenset({"Pod"})
     reads_store = True
 
-    def __init__(self, mesh_config: Callable[[], MeshConfig] = MeshConfig) -> None:
+    def __init__(self, mesh_config: Callable[[], MeshConfig] = MeshConfig,
+                 namespace_labels: Callable[[str], Mapping[str, str]] = lambda _: {}) -> None:
         self._mesh_config = mesh_config
+        self._namespace_labels = namespace_labels
 
     def on_create(self, obj: Obj) -> None:
+        namespace = str((obj.get("metadata") or {}).get("namespace") or "default")
         try:
-            injection.inject_sidecar(obj, self._mesh_config())
+            injection.inject_sidecar(obj, self._mesh_config(), self._namespace_labels(namespace))
         except injection.InjectionError as e:
             # kube-apiserver's answer when a mutating webhook refuses (webhook/errors.ToStatusErr): 400, no reason
             raise ApiError(400, "", f'admission webhook "{injection.WEBHOOK}" denied the request: {e}') from None
 
     def on_update(self, new: Obj, current: Obj) -> None:
         pass  # injection happens at creation only, as Istio's webhook does
+
+
+def _drop_type_dependent_fields(new: Obj, current: Obj) -> None:
+    """kube's dropTypeDependentFields for a Service turned ExternalName: the addresses it had (carried over
+    unchanged by an apply or a patch) go; ones the update sets itself stay, for validation to refuse."""
+    spec, old = new.get("spec"), current.get("spec")
+    if not isinstance(spec, dict) or not isinstance(old, dict):
+        return
+    if spec.get("type") != "ExternalName" or old.get("type", "ClusterIP") == "ExternalName":
+        return
+    for key in ("clusterIP", "clusterIPs", "ipFamilies", "ipFamilyPolicy"):
+        if key in spec and spec[key] == old.get(key):
+            del spec[key]
 
 
 class ServiceAllocator:
@@ -74,6 +90,7 @@ class ServiceAllocator:
         loadbalancer.assign(obj, self._gateway_ports)
 
     def on_update(self, new: Obj, current: Obj) -> None:
+        _drop_type_dependent_fields(new, current)
         loadbalancer.assign(new, self._gateway_ports)
 
     def _allocate_cluster_ip(self, svc: Obj) -> None:

@@ -110,9 +110,15 @@ class Registry:
         self.mutators: list[mutators.Mutator] = [
             mutators.ServiceAllocator(lambda: self.store.list_kind("services")[0], options.gateway_ports)]
         if options.inject_sidecars:
-            self.mutators.append(mutators.SidecarInjector(self._mesh_config))
+            self.mutators.append(mutators.SidecarInjector(self._mesh_config, self._namespace_labels))
         # Writes whose admission reads or allocates shared state (a Service's ClusterIP) stay on the loop.
         self._on_loop_kinds = mutators.on_loop_kinds(self.mutators)
+
+    def _namespace_labels(self, name: str) -> dict[str, str]:
+        """A namespace's labels now (the sidecar injector honours `istio-injection=disabled`)."""
+        ns = self.store.get("namespaces", "", name)
+        labels = ((ns or {}).get("metadata") or {}).get("labels")
+        return {str(k): str(v) for k, v in labels.items()} if isinstance(labels, dict) else {}
 
     def _mesh_config(self) -> meshconfig.MeshConfig:
         """The mesh config stored now (ConfigMap `istio-system/istio`), for the sidecar injector."""

@@ -1,4 +1,7 @@
-"""Sidecar injection at admission, as Istio's webhook does: every new Pod gets an `istio-proxy` container.
+"""Sidecar injection at admission, as Istio's webhook does: every new Pod gets an `istio-proxy` container, unless
+the pod says `sidecar.istio.io/inject: "false"` or its namespace is labelled `istio-injection=disabled` (which no
+pod overrides, as neither of Istio's webhooks selects such a namespace). Sluice injects the namespaces Istio
+would leave alone for want of an `istio-injection=enabled` label: a local mesh is for meshed workloads.
 
 Called by the API registry when a Pod is created, so the stored Pod already lists the sidecar (kubectl's
 `-c istio-proxy` checks the container name against the spec, and `get pods` shows READY 2/2). The runtime
@@ -8,6 +11,7 @@ recognises the container by name and image and runs the real Envoy for it.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from sluice import mesh
@@ -16,7 +20,7 @@ from sluice.objects import Obj
 from sluice.resources import appprobes, proxyconfig
 from sluice.resources.proxyconfig import PROXY_CONFIG, proxy_config
 
-__all__ = ["InjectionError", "WEBHOOK", "inject_sidecar", "status_probes", "wants_sidecar"]
+__all__ = ["InjectionError", "NAMESPACE_LABEL", "WEBHOOK", "inject_sidecar", "status_probes", "wants_sidecar"]
 
 _FALSE = ("false", "no", "n", "0", "off")
 WEBHOOK = "namespace.sidecar-injector.istio.io"  # the name kube-apiserver quotes when the injector refuses
@@ -85,7 +89,12 @@ def status_probes(annotations: dict[str, Any]) -> dict[str, Any]:
                                "failureThreshold": readiness["failureThreshold"]}}
 
 
-def wants_sidecar(pod: Obj) -> bool:
+NAMESPACE_LABEL = "istio-injection"
+
+
+def wants_sidecar(pod: Obj, namespace_labels: Mapping[str, str] | None = None) -> bool:
+    if (namespace_labels or {}).get(NAMESPACE_LABEL) == "disabled":
+        return False
     meta = pod.get("metadata") or {}
     annotations = meta.get("annotations") or {}
     labels = meta.get("labels") or {}
@@ -96,11 +105,12 @@ def wants_sidecar(pod: Obj) -> bool:
     return not any(isinstance(c, dict) and c.get("name") == mesh.SIDECAR_CONTAINER for c in containers)
 
 
-def inject_sidecar(pod: Obj, mesh_config: MeshConfig | None = None) -> None:
+def inject_sidecar(pod: Obj, mesh_config: MeshConfig | None = None,
+                   namespace_labels: Mapping[str, str] | None = None) -> None:
     """Adds the sidecar container and Istio's injection labels and annotations, in place, under `mesh_config`
-    (the mesh's `defaultConfig`; Sluice's defaults without one). Raises InjectionError, changing nothing, for
-    the annotations Istio's injector refuses."""
-    if not wants_sidecar(pod):
+    (the mesh's `defaultConfig`; Sluice's defaults without one), unless the pod or its namespace (`namespace_labels`)
+    opts out. Raises InjectionError, changing nothing, for the annotations Istio's injector refuses."""
+    if not wants_sidecar(pod, namespace_labels):
         return
     errors = _annotation_errors((pod.get("metadata") or {}).get("annotations") or {})
     if errors:

@@ -11,7 +11,7 @@ from typing import Any
 
 from sluice.objects import Obj
 from sluice.validation.field import OMITTED, ErrorType, FieldError, Path
-from sluice.validation.metadata import dns1123_label_error
+from sluice.validation.metadata import dns1123_label_error, dns1123_subdomain_error
 
 __all__ = ["validate"]
 
@@ -156,6 +156,8 @@ def _service(obj: Obj, old: Obj | None) -> list[FieldError]:
     ports = spec.get("ports") or []
     if not ports and spec.get("type", "ClusterIP") != "ExternalName" and spec.get("clusterIP") != "None":
         errs.append(FieldError.required(p, ""))
+    if spec.get("type") == "ExternalName":
+        errs.extend(_external_name(spec))
     names: set[str] = set()
     for i, port in enumerate(ports):
         if not isinstance(port, dict):
@@ -170,6 +172,24 @@ def _service(obj: Obj, old: Obj | None) -> list[FieldError]:
             if name in names:
                 errs.append(FieldError.duplicate(p.index(i).child("name"), name))
             names.add(str(name))
+    return errs
+
+
+def _external_name(spec: Obj) -> list[FieldError]:
+    """kube's ValidateService for type ExternalName: no cluster addresses, and a DNS name to alias (a CNAME,
+    so a final dot is allowed)."""
+    errs: list[FieldError] = []
+    if spec.get("clusterIP") or spec.get("clusterIPs"):
+        errs.append(FieldError.forbidden(Path("spec").child("clusterIPs"), "may not be set for ExternalName services"))
+    for key in ("ipFamilies", "ipFamilyPolicy"):
+        if spec.get(key):
+            errs.append(FieldError.forbidden(Path("spec").child(key), "may not be set for ExternalName services"))
+    raw = spec.get("externalName")
+    cname = raw.removesuffix(".") if isinstance(raw, str) else ""
+    if not cname:
+        errs.append(FieldError.required(Path("spec").child("externalName"), ""))
+    elif (msg := dns1123_subdomain_error(cname)) is not None:
+        errs.append(FieldError.invalid(Path("spec").child("externalName"), cname, msg))
     return errs
 
 

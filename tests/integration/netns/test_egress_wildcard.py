@@ -16,6 +16,7 @@ import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -87,6 +88,18 @@ def _certificate(directory: Path) -> tuple[Path, Path]:
     return cert_file, key_file
 
 
+def tls_server(cert_file: Path, key_file: Path) -> dict[str, Any]:
+    """The Deployment serving TLS_SERVER on 443 in namespace `external`, without a sidecar."""
+    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "wikipedia", "namespace": "external"},
+            "spec": {"selector": {"matchLabels": {"app": "wikipedia"}}, "template": {
+                "metadata": {"labels": {"app": "wikipedia"}, "annotations": {"sidecar.istio.io/inject": "false"}},
+                "spec": {"containers": [{
+                    "name": "wikipedia", "image": "python:3.11",
+                    "command": [sys.executable, "-c", TLS_SERVER, str(cert_file), str(key_file)],
+                    "ports": [{"containerPort": 443}],
+                    "readinessProbe": {"tcpSocket": {"port": 443}, "periodSeconds": 1}}]}}}}
+
+
 @pytest.fixture(scope="module")
 def wildcard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Egress, Path]]:
     home = tmp_path_factory.mktemp("wildcard-home")
@@ -97,20 +110,10 @@ def wildcard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Egress,
     d = start_daemon(home, network="netns")
     k = Kube(d)
     try:
-        server = {"apiVersion": "apps/v1", "kind": "Deployment",
-                  "metadata": {"name": "wikipedia", "namespace": "external"},
-                  "spec": {"selector": {"matchLabels": {"app": "wikipedia"}}, "template": {
-                      "metadata": {"labels": {"app": "wikipedia"},
-                                   "annotations": {"sidecar.istio.io/inject": "false"}},
-                      "spec": {"containers": [{
-                          "name": "wikipedia", "image": "python:3.11",
-                          "command": [sys.executable, "-c", TLS_SERVER, str(cert_file), str(key_file)],
-                          "ports": [{"containerPort": 443}],
-                          "readinessProbe": {"tcpSocket": {"port": 443}, "periodSeconds": 1}}]}}}}
         k("create", "namespace", "external")
         k("create", "namespace", "istio-system")
         k("apply", "-f", "-", input=MESH_CONFIGMAP.replace("mode: ALLOW_ANY", "mode: REGISTRY_ONLY"))
-        k("apply", "-f", "-", input=json.dumps(server))
+        k("apply", "-f", "-", input=json.dumps(tls_server(cert_file, key_file)))
         k("apply", "-f", "-", input=SLEEP)
         k("wait", "--for=condition=Available", "deployment", "--all", "--timeout=120s")
         k("wait", "-n", "external", "--for=condition=Available", "deployment", "--all", "--timeout=120s")

@@ -36,7 +36,7 @@ from .model import INBOUND_CAPTURE_PORT, OUTBOUND_CAPTURE_PORT, RESERVED_PORTS, 
 from .network_filters import http_connection_manager, tcp_proxy
 from .protos import typed
 from .push_context import PushContext, Service, ServicePort
-from .routes import inbound_route_config, outbound_http_ports, sniffed_route_name
+from .routes import alias_names, inbound_route_config, outbound_http_ports, sniffed_route_name
 from .spec import Obj, is_http_protocol
 from .tcp_routes import TLS_INSPECTOR, is_tls_protocol, needs_tls_inspector, tcp_chains, tls_chains
 
@@ -142,7 +142,8 @@ def _listener_ips(push: PushContext, svc: Service, sp: ServicePort) -> list[str]
     return sorted({e.ip for e in push.endpoints(svc.hostname, sp.port)})
 
 
-def _outbound_sni_listener(push: PushContext, port: int, services: list[tuple[Service, ServicePort]]) -> Obj:
+def _outbound_sni_listener(proxy: Proxy, push: PushContext, port: int,
+                           services: list[tuple[Service, ServicePort]]) -> Obj:
     """`0.0.0.0_<port>` for the TLS/HTTPS ports of ServiceEntries without addresses (Istio's wildcard egress,
     e.g. `*.wikipedia.org` of resolution NONE): the TLS inspector reads the SNI, one chain per host (the
     first ServiceEntry to claim a host wins) proxies to its cluster, and any other name gets what unknown
@@ -155,8 +156,8 @@ def _outbound_sni_listener(push: PushContext, port: int, services: list[tuple[Se
             continue
         seen.add(svc.hostname)
         cluster = mesh.outbound_cluster(sp.port, "", svc.hostname)
-        chains.append({"name": cluster, "filter_chain_match": {"server_names": [svc.hostname],
-                                                                "transport_protocol": "tls"},
+        names = [svc.hostname, *alias_names(svc, proxy.namespace)]
+        chains.append({"name": cluster, "filter_chain_match": {"server_names": names, "transport_protocol": "tls"},
                        "filters": [tcp_proxy(push, cluster)]})
     listener = _outbound_listener(name, "0.0.0.0", port, chains, _passthrough_chain(push, "PassthroughFilterChain"),
                                   inspect_http=False)
@@ -242,7 +243,7 @@ def outbound_listeners(proxy: Proxy, push: PushContext) -> list[Obj]:
                 vips[f"{ip}_{sp.port}"] = (sp.port, ip, _outbound_vip_listener(proxy, push, svc, sp, hcm, ip))
     for port, services in sni.items():
         if f"0.0.0.0_{port}" not in vips:
-            vips[f"0.0.0.0_{port}"] = (port, "0.0.0.0", _outbound_sni_listener(push, port, services))
+            vips[f"0.0.0.0_{port}"] = (port, "0.0.0.0", _outbound_sni_listener(proxy, push, port, services))
     dns = f"{mesh.DNS_SERVICE_IP}_{_DNS_PORT}"
     if push.registry_only and dns not in vips:
         # Istio's registry has kube-dns (a Service); Sluice's cluster DNS has no Service object, and DNS over

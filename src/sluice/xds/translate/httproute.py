@@ -293,11 +293,15 @@ def destination_cluster(ctx: RouteContext, dest: Mapping[str, Any]) -> tuple[str
     """(cluster name, destination FQDN, port) as Istio's GetDestinationCluster picks the port."""
     host = resolve_host(str(dest.get("host") or ""), ctx.vs.namespace, ctx.push.namespaces)
     svc = ctx.push.services_by_host.get(host)
+    alias = ctx.push.aliases_by_host.get(host) if svc is None else None
+    ports = svc.ports if svc is not None else alias.ports if alias is not None else ()
+    if alias is not None:
+        host = alias.target  # an ExternalName: its target's cluster, one hop as Istio's (not a chain's end)
     port_spec = dest.get("port")
     if isinstance(port_spec, dict) and port_spec.get("number"):
         port = int(port_spec["number"])
-    elif svc is not None and len(svc.ports) == 1:
-        port = svc.ports[0].port
+    elif len(ports) == 1:
+        port = ports[0].port
     else:
         port = ctx.port
     return mesh.outbound_cluster(port, str(dest.get("subset") or ""), host), host, port

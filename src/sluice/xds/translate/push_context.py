@@ -12,7 +12,7 @@ import dataclasses
 import functools
 import ipaddress
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -23,8 +23,8 @@ from sluice.meshconfig import REGISTRY_ONLY, MeshConfig, mesh_config_from
 from .model import MeshOptions
 from .spec import Obj, gateway_ref, host_covers, labels_match, port_protocol, protocol_by_name, resolve_host
 
-__all__ = ["PushContext", "Service", "ServicePort", "Endpoint", "IstioConfig", "ROOT_NAMESPACE", "CLIENT_SIDE_LB",
-           "PASSTHROUGH_RESOLUTION", "DNS_LB", "DNS_ROUND_ROBIN_LB"]
+__all__ = ["PushContext", "Service", "ServicePort", "Endpoint", "Alias", "IstioConfig", "ROOT_NAMESPACE",
+           "CLIENT_SIDE_LB", "PASSTHROUGH_RESOLUTION", "DNS_LB", "DNS_ROUND_ROBIN_LB", "resolve_aliases"]
 
 EXPORT_TO_ANNOTATION = "networking.istio.io/exportTo"
 ROOT_NAMESPACE = "istio-system"  # Istio's default root namespace: its DestinationRules apply mesh-wide
@@ -67,6 +67,8 @@ class Service:
     addresses: tuple[str, ...] = ()
     export_to: frozenset[str] = frozenset({"*"})
     config_name: str = ""  # the ServiceEntry's name
+    # Istio's Attributes.Aliases: the ExternalName Services that resolve to this host, (namespace, hostname) sorted
+    aliases: tuple[tuple[str, str], ...] = ()
 
     @property
     def external(self) -> bool:
@@ -92,6 +94,37 @@ class Service:
         """The port whose virtual host also answers port-less names (`Host: reviews`): 80, else the first."""
         numbers = [p.port for p in self.ports]
         return 80 if 80 in numbers else numbers[0]
+
+
+@dataclass(frozen=True)
+class Alias:
+    """An ExternalName Service (Istio's `model.Alias` resolution): no listener, cluster or route of its own. Its
+    names answer on the virtual hosts (and SNI matches) of the service whose host its `externalName` is, and a
+    route to it goes to that service's cluster; for any other name it is only the cluster DNS's CNAME."""
+
+    name: str
+    namespace: str
+    hostname: str
+    target: str  # spec.externalName, lowercased, without a final dot
+    ports: tuple[ServicePort, ...]
+
+
+def resolve_aliases(aliases: Collection[Alias]) -> dict[str, tuple[tuple[str, str], ...]]:
+    """Concrete host → the aliases that end at it, (namespace, hostname) sorted (Istio's resolveServiceAliases):
+    a chain of ExternalNames is followed to its end; one that loops back resolves to nothing (its DNS name is
+    NXDOMAIN on Kubernetes)."""
+    raw = {a.hostname: a.target for a in aliases}
+    out: dict[str, list[tuple[str, str]]] = {}
+    for a in aliases:
+        target, seen = a.target, {a.hostname}
+        while target in raw:
+            if target in seen:
+                break
+            seen.add(target)
+            target = raw[target]
+        else:
+            out.setdefault(target, []).append((a.namespace, a.hostname))
+    return {host: tuple(sorted(names)) for host, names in out.items()}
 
 
 @dataclass(frozen=True)
@@ -235,12 +268,17 @@ class PushContext:
                  virtual_services: tuple[IstioConfig, ...], destination_rules: tuple[IstioConfig, ...],
                  gateways: tuple[IstioConfig, ...], mesh_config: MeshConfig | None = None,
                  secrets: Mapping[tuple[str, str], Mapping[str, Any]] | None = None,
-                 selects_pods: bool = False) -> None:
+                 selects_pods: bool = False, aliases: Iterable[Alias] = ()) -> None:
         self.version = version
         self.selects_pods = selects_pods  # a ServiceEntry's endpoints are the pods its workloadSelector selects
         self.options = options
         self.mesh_config = mesh_config or MeshConfig()
         self.namespaces = namespaces
+        self.aliases_by_host = {a.hostname: a for a in aliases}
+        chains = resolve_aliases(self.aliases_by_host.values())
+        if chains:
+            services = tuple(dataclasses.replace(s, aliases=chains[s.hostname]) if s.hostname in chains else s
+                             for s in services)
         self.services = services
         self.services_by_host: dict[str, Service] = {}
         for s in services:
@@ -284,6 +322,7 @@ class PushContext:
 
         netns = options.network == "netns"
         kube_services = [s for o in by_kind.get("Service", []) if (s := _service(o, netns)) is not None]
+        aliases = [a for o in by_kind.get("Service", []) if (a := _alias(o)) is not None]
         # A ServiceEntry host that is a Kubernetes Service's in the same namespace only decorates it in Istio: the
         # Service wins. In another namespace both exist, and each proxy sees the one of its own namespace first
         # (`visible_services`): Istio's egress TLS origination task points a ServiceEntry in `default` at a
@@ -324,7 +363,7 @@ class PushContext:
                    gateways=istio("Gateway"), mesh_config=mesh_config_from(by_kind.get("ConfigMap", [])),
                    secrets=secrets, selects_pods=any(
                        isinstance(o.get("spec"), dict) and isinstance(o["spec"].get("workloadSelector"), dict)
-                       for o in entries))
+                       for o in entries), aliases=aliases)
 
     def _index_mesh_virtual_services(self, namespace: str) -> dict[str, IstioConfig]:
         """Service hostname → the one mesh-bound VirtualService that routes it for a sidecar in `namespace`
@@ -522,6 +561,21 @@ def _service(obj: Obj, netns: bool = False) -> Service | None:
     return Service(name=name, namespace=namespace, hostname=mesh.fqdn(name, namespace),
                    cluster_ip="" if cluster_ip in ("None", "") else cluster_ip, ports=tuple(ports),
                    selector={str(k): str(v) for k, v in (spec.get("selector") or {}).items()}, export_to=export)
+
+
+def _alias(obj: Obj) -> Alias | None:
+    """A stored ExternalName Service with a name to point at (Istio's ConvertService: resolution Alias)."""
+    spec = obj.get("spec")
+    if not isinstance(spec, dict) or spec.get("type") != "ExternalName" or not spec.get("externalName"):
+        return None
+    meta = _meta(obj)
+    name, namespace = str(meta.get("name") or ""), str(meta.get("namespace") or "default")
+    if not name:
+        return None
+    ports = tuple(ServicePort(str(p.get("name") or ""), int(p["port"]), int(p["port"]), port_protocol(p))
+                  for p in spec.get("ports") or [] if isinstance(p, dict) and p.get("port"))
+    return Alias(name=name, namespace=namespace, hostname=mesh.fqdn(name, namespace),
+                 target=str(spec["externalName"]).strip().rstrip(".").lower(), ports=ports)
 
 
 def _ip_addresses(values: Any) -> list[str]:

@@ -28,7 +28,7 @@ from .spec import Obj, is_http_protocol
 
 __all__ = ["HTTP_PROXY_ROUTE", "sidecar_route_config", "sidecar_port_route_configs",
            "inbound_route_config", "outbound_http_ports",
-           "sniffed_route_name", "catch_all_vhost", "ALLOW_ANY", "BLOCK_ALL"]
+           "sniffed_route_name", "catch_all_vhost", "alias_names", "ALLOW_ANY", "BLOCK_ALL"]
 
 HTTP_PROXY_ROUTE = "http_proxy"  # Istio's RDS name for its HTTP-proxy listener
 _MAX_DIRECT_BODY = 1024 * 1024  # as Istio: the validation limit rather than Envoy's 4 KiB default
@@ -40,18 +40,31 @@ def _route_config(name: str, vhosts: list[Obj]) -> Obj:
             "validate_clusters": False, "max_direct_response_body_size_bytes": _MAX_DIRECT_BODY}
 
 
-def _external_domains(svc: Service, port: int) -> list[str]:
-    """A ServiceEntry host's domains: the host (no short forms: it is no Kubernetes name) and its addresses."""
-    return [d for n in (svc.hostname, *svc.addresses) for d in (n, f"{n}:{port}")]
+def _external_domains(svc: Service, port: int, proxy_namespace: str) -> list[str]:
+    """A ServiceEntry host's domains: the host (no short forms: it is no Kubernetes name), its addresses and the
+    names of the ExternalName Services that alias it."""
+    names = [svc.hostname, *svc.addresses, *alias_names(svc, proxy_namespace)]
+    return [d for n in names for d in (n, f"{n}:{port}")]
+
+
+def alias_names(svc: Service, proxy_namespace: str) -> list[str]:
+    """Each ExternalName Service aliasing `svc`: its FQDN and the short forms a client in `proxy_namespace` may
+    use (Istio's generateVirtualHostDomains over `Attributes.Aliases`)."""
+    out: list[str] = []
+    for namespace, hostname in svc.aliases:
+        name = hostname.split(".", 1)[0]
+        out += [hostname, *_short_names(name, namespace, proxy_namespace)]
+    return out
 
 
 def _service_domains(svc: Service, port: int, proxy_namespace: str) -> list[str]:
     if svc.external:
-        return _external_domains(svc, port)
+        return _external_domains(svc, port, proxy_namespace)
     names = [svc.name] if svc.namespace == proxy_namespace else []
     names += [f"{svc.name}.{svc.namespace}", f"{svc.name}.{svc.namespace}.svc", svc.hostname]
     if svc.cluster_ip:
         names.append(svc.cluster_ip)
+    names += alias_names(svc, proxy_namespace)
     with_bare = port == svc.default_port  # a bare name may belong to one port only
     out = []
     for n in names:
@@ -110,18 +123,19 @@ def sniffed_route_name(svc: Service, port: int) -> str:
     return f"{svc.hostname}:{port}"
 
 
-def _alt_domains(svc: Service, proxy_namespace: str) -> list[str]:
-    """Istio's GenerateAltVirtualHosts: the short names a client in `proxy_namespace` may use."""
-    if svc.namespace == proxy_namespace:
-        return [svc.name, f"{svc.name}.{svc.namespace}", f"{svc.name}.{svc.namespace}.svc"]
-    return [f"{svc.name}.{svc.namespace}", f"{svc.name}.{svc.namespace}.svc"]
+def _short_names(name: str, namespace: str, proxy_namespace: str) -> list[str]:
+    """Istio's GenerateAltVirtualHosts: the short names of `name.namespace.svc.cluster.local` a client in
+    `proxy_namespace` may use."""
+    if namespace == proxy_namespace:
+        return [name, f"{name}.{namespace}", f"{name}.{namespace}.svc"]
+    return [f"{name}.{namespace}", f"{name}.{namespace}.svc"]
 
 
 def _port_domains(svc: Service, port: int, proxy_namespace: str) -> list[str]:
     """Every Host a request for the service on `port` may carry, with and without `:<port>`."""
     if svc.external:
-        return _external_domains(svc, port)
-    names = [svc.hostname, *_alt_domains(svc, proxy_namespace)]
+        return _external_domains(svc, port, proxy_namespace)
+    names = [svc.hostname, *_short_names(svc.name, svc.namespace, proxy_namespace), *alias_names(svc, proxy_namespace)]
     if not svc.cluster_ip:
         # headless: a pod's own name under the service's (`web-0.web…`, a StatefulSet's) means the same host
         names += [f"*.{n}" for n in names]
