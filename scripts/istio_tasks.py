@@ -61,7 +61,8 @@ TASKS: tuple[Entry, ...] = (
           f"{_NO_TEST} (Gateway `PASSTHROUGH` servers and VirtualService `tls` routes are tested with a real "
           "Envoy, not with the task's nginx)"),
     Entry("traffic-management/ingress/ingress-sidecar-tls-termination", "Ingress Sidecar TLS Termination",
-          "needs the Sidecar and PeerAuthentication kinds, which Sluice does not serve"),
+          "needs PeerAuthentication (mesh mTLS), which Sluice does not serve, and a Sidecar's `ingress` listeners, "
+          "which it stores but does not program"),
     Entry("traffic-management/ingress/kubernetes-ingress", "Kubernetes Ingress",
           "the `networking.k8s.io` Ingress kind is not served"),
     Entry("traffic-management/ingress/gateway-api", "Kubernetes Gateway API",

@@ -21,6 +21,7 @@ ANALYZED_TYPES = (
     "destinationrules.networking.istio.io",
     "gateways.networking.istio.io",
     "serviceentries.networking.istio.io",
+    "sidecars.networking.istio.io",
     "services",
     "pods",
     "deployments.apps",

@@ -19,7 +19,7 @@ from sluice.validation.istio import validate
 __all__ = ["ISTIO_CONFIG_KINDS", "ANALYZE_KINDS", "EMPTY_VALIDATION", "ConfigKey", "key_of", "validations",
            "config_item"]
 
-ISTIO_CONFIG_KINDS: tuple[str, ...] = ("VirtualService", "DestinationRule", "Gateway", "ServiceEntry")
+ISTIO_CONFIG_KINDS: tuple[str, ...] = ("VirtualService", "DestinationRule", "Gateway", "ServiceEntry", "Sidecar")
 # Objects the analyzers need to resolve references (hosts, subsets, gateways), as (group, kind).
 ANALYZE_KINDS: tuple[tuple[str, str], ...] = (
     ("", "Service"), ("", "Pod"), ("apps", "Deployment"), ("", "Namespace"),

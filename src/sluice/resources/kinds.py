@@ -56,14 +56,14 @@ class ResourceType:
         return f"{self.kind}.{self.group}" if self.group else self.kind
 
 
-def _istio(kind: str, plural: str, short: str) -> ResourceType:
+def _istio(kind: str, plural: str, short: str | None) -> ResourceType:
     return ResourceType(
         group=ISTIO_GROUP,
         versions=ISTIO_VERSIONS,
         kind=kind,
         plural=plural,
         singular=kind.lower(),
-        short_names=(short,),
+        short_names=(short,) if short else (),
         categories=("istio-io", "networking-istio-io"),
         builtin=False,
         subresources=("status",),
@@ -106,6 +106,7 @@ KINDS: tuple[ResourceType, ...] = (
     _istio("DestinationRule", "destinationrules", "dr"),
     _istio("Gateway", "gateways", "gw"),
     _istio("ServiceEntry", "serviceentries", "se"),
+    _istio("Sidecar", "sidecars", None),  # Istio's CRD has no short name
     _argo("Rollout", "rollouts", "ro", subresources=("status", "scale")),
     _argo("AnalysisTemplate", "analysistemplates", "at"),
     _argo("ClusterAnalysisTemplate", "clusteranalysistemplates", "cat", namespaced=False),

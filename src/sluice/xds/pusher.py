@@ -58,10 +58,10 @@ log = logging.getLogger(__name__)
 WATCHED_KINDS: tuple[str, ...] = (
     "namespaces", "services", "endpoints", "pods", "configmaps", "secrets",
     "virtualservices.networking.istio.io", "destinationrules.networking.istio.io",
-    "gateways.networking.istio.io", "serviceentries.networking.istio.io",
+    "gateways.networking.istio.io", "serviceentries.networking.istio.io", "sidecars.networking.istio.io",
 )
 # The Istio config a push can do without: one of these that breaks the translation is left out, not the push.
-CONFIG_KINDS = frozenset({"VirtualService", "DestinationRule", "Gateway", "ServiceEntry"})
+CONFIG_KINDS = frozenset({"VirtualService", "DestinationRule", "Gateway", "ServiceEntry", "Sidecar"})
 
 ObjectKey = tuple[str, str, str]  # (kind, namespace, name)
 # A push publishes its first few proxies' snapshots at once, then chunks twice as large (up to the last): the

@@ -288,3 +288,25 @@ def test_a_gateway_credential_is_looked_up_where_the_gateway_runs() -> None:
     found = objs + [{"apiVersion": "v1", "kind": "Secret",
                      "metadata": {"name": "httpbin-credential", "namespace": "istio-system"}}]
     assert lines(found) == []
+
+
+def test_sidecar_selectors() -> None:
+    def sidecar(name: str, selector: str = "") -> str:
+        return (f"apiVersion: networking.istio.io/v1\nkind: Sidecar\nmetadata: {{name: {name}, namespace: tutorial}}\n"
+                f"spec:\n  {selector}egress: [{{hosts: ['./*']}}]\n---\n")
+
+    found = [format_message(m) for m in analyze(objects(
+        sidecar("a") + sidecar("b") + sidecar("v2", "workloadSelector: {labels: {version: v2}}\n  ")
+        + sidecar("reviews", "workloadSelector: {labels: {app: reviews}}\n  ")
+        + sidecar("ghost", "workloadSelector: {labels: {app: ghost, tier: x}}\n  ")))]
+    assert found == [
+        'Error [IST0101] (Sidecar tutorial/ghost) Referenced selector not found: "app=ghost,tier=x"',
+        'Error [IST0110] (Sidecar tutorial/reviews) The Sidecars [reviews v2] in namespace "tutorial" select the '
+        'same workload pod "reviews-v2-abc", which can lead to undefined behavior.',
+        'Error [IST0110] (Sidecar tutorial/v2) The Sidecars [reviews v2] in namespace "tutorial" select the same '
+        'workload pod "reviews-v2-abc", which can lead to undefined behavior.',
+        'Error [IST0111] (Sidecar tutorial/a) The Sidecars [a b] in namespace "tutorial" have no workload selector, '
+        "which can lead to undefined behavior.",
+        'Error [IST0111] (Sidecar tutorial/b) The Sidecars [a b] in namespace "tutorial" have no workload selector, '
+        "which can lead to undefined behavior.",
+    ], found

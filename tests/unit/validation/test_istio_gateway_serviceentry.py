@@ -172,6 +172,9 @@ def test_service_entry_warnings() -> None:
     spec = se(resolution="NONE", workloadSelector={"labels": {"app": "x"}})
     assert validate("ServiceEntry", obj("ServiceEntry", spec)).warnings == [
         "workloadSelector should not be set when resolution mode is NONE"]
+    spec = se(resolution="STATIC", workloadSelector={})
+    assert validate("ServiceEntry", obj("ServiceEntry", spec)).warnings == [
+        "service entry: workload selector specified without labels, will be applied to all services in namespace"]
     spec = se(ports=[{"number": 3306, "name": "tcp", "protocol": "TCP"}])
     labels = {"networking.istio.io/enable-autoallocate-ip": "false"}
     assert validate("ServiceEntry", obj("ServiceEntry", spec, labels=labels)).warnings == [

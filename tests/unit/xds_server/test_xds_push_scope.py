@@ -276,3 +276,16 @@ def test_the_translation_never_changes_the_objects_it_reads() -> None:
         for prefix in scenario["proxies"]:
             generate(proxy_for(objects, prefix), push)
         assert objects == pristine, name
+
+
+def test_with_a_sidecar_in_the_mesh_a_virtual_service_moves_every_type() -> None:
+    """A Sidecar-scoped proxy's clusters include its VirtualServices' destinations, so a route change there is no
+    longer RDS alone."""
+    objects = [namespace("a"), service("private", "a", "10.96.5.1"), service("other", "a", "10.96.5.2")]
+    plain = PushContext.build(objects, version="1", options=MeshOptions(network="netns"))
+    assert not affected([(None, virtual_service("p", "a", "private", "5s"))], plain, plain).everything
+    scoped = PushContext.build(objects + [{"apiVersion": "networking.istio.io/v1", "kind": "Sidecar",
+                                           "metadata": meta("default", "a"), "spec": {"egress": [{"hosts": ["./*"]}]}}],
+                               version="2", options=MeshOptions(network="netns"))
+    scope = affected([(None, virtual_service("p", "a", "private", "5s"))], scoped, scoped)
+    assert scope.everything and set(scope.types_for("sidecar", "a", "a1")) == set(TYPES)

@@ -1,5 +1,5 @@
-"""istioctl-analyze-style checks across objects (IST0001, IST0101, IST0106, IST0109, IST0130, IST0131, IST0133,
-IST0173, IST0174), plus Sluice's own SLU0001 (a field stored but not programmed into Envoy yet).
+"""istioctl-analyze-style checks across objects (IST0001, IST0101, IST0106, IST0109, IST0110, IST0111, IST0130,
+IST0131, IST0133, IST0173, IST0174), plus Sluice's own SLU0001 (a field stored but not programmed into Envoy yet).
 
 `sluice analyze` calls `analyze` with every known object and prints `format_message` lines followed by
 `summary_line`.
@@ -32,6 +32,7 @@ from sluice.validation.analyze.programmed import (
 )
 from sluice.validation.analyze.rejected import rejected_messages
 from sluice.validation.analyze.schema import schema_messages
+from sluice.validation.analyze.sidecar import sidecar_selectors
 from sluice.validation.analyze.virtualservice import conflicting_mesh_hosts, referenced_resources
 from sluice.validation.istio import KINDS, IstioOptions
 
@@ -73,6 +74,7 @@ def analyze(objects: list[dict[str, Any]], *, namespaces: set[str] | None = None
         elif obj.kind == "Deployment":
             out.extend(pod_field_messages(obj))
     out.extend(m for m in conflicting_mesh_hosts(index) if namespaces is None or m.namespace in namespaces)
+    out.extend(m for m in sidecar_selectors(index) if namespaces is None or m.namespace in namespaces)
     out.extend(m for m in rejected_messages(index.objects, rejected)
                if namespaces is None or m.namespace in namespaces)
     if origins:

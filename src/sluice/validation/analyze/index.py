@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Obj", "Index", "CLUSTER_DOMAIN"]
+__all__ = ["Obj", "Index", "CLUSTER_DOMAIN", "label_map"]
 
 CLUSTER_DOMAIN = "svc.cluster.local"
 _EXPORT_TO_ANNOTATION = "networking.istio.io/exportTo"
@@ -21,6 +21,9 @@ def _dict(v: Any) -> dict[str, Any]:
 
 def _labels(v: Any) -> dict[str, str]:
     return {str(k): str(x) for k, x in _dict(v).items() if isinstance(x, str | int | bool)}
+
+
+label_map = _labels  # a labels mapping as strings, whatever was stored
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,5 @@
 """Istio's semantic validation of networking.istio.io objects (VirtualService, DestinationRule, Gateway,
-ServiceEntry).
+ServiceEntry, Sidecar).
 
 The API server calls `validate` on every write (errors reject it with a 422, warnings are returned as
 admission warnings); `sluice analyze` calls it offline for IST0106 / IST0130 / IST0131.
@@ -15,6 +15,7 @@ from sluice.validation.istio.common import Ctx, IstioOptions
 from sluice.validation.istio.destinationrule import validate_destination_rule
 from sluice.validation.istio.gateway import validate_gateway
 from sluice.validation.istio.serviceentry import validate_service_entry
+from sluice.validation.istio.sidecar import validate_sidecar
 from sluice.validation.istio.unreachable import RuleFinding, find_unreachable_rules
 from sluice.validation.istio.virtualservice import validate_virtual_service
 
@@ -27,6 +28,7 @@ _VALIDATORS: dict[str, _Validator] = {
     "DestinationRule": lambda ctx, spec, labels: validate_destination_rule(ctx, spec),
     "Gateway": lambda ctx, spec, labels: validate_gateway(ctx, spec),
     "ServiceEntry": validate_service_entry,
+    "Sidecar": validate_sidecar,
 }
 KINDS = frozenset(_VALIDATORS)
 

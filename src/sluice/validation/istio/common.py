@@ -42,6 +42,7 @@ __all__ = [
     "check_export_to",
     "check_gateway_names",
     "check_workload_selector",
+    "check_alpha_workload_selector",
     "HEADER_NAME_RE",
 ]
 
@@ -386,6 +387,19 @@ def check_workload_selector(ctx: Ctx, path: Path, labels: dict[str, str]) -> Non
             ctx.invalid(path.key(k), f"{k}={v}", f'empty key is not supported in selector: "{k}={v}"')
         if "*" in k or "*" in v:
             ctx.invalid(path.key(k), f"{k}={v}", f'wildcard is not supported in selector: "{k}={v}"')
+
+
+def check_alpha_workload_selector(ctx: Ctx, spec: dict[str, Any], root: Path, what: str) -> dict[str, str] | None:
+    """Istio's ValidateAlphaWorkloadSelector at `spec.workloadSelector.labels` of a `what` (`sidecar`, …): the
+    labels, None without a selector; a selector without labels is a warning (it selects the whole namespace)."""
+    selector = ctx.obj(spec, "workloadSelector", root)
+    if selector is None:
+        return None
+    labels = ctx.str_map(selector, "labels", root.child("workloadSelector"))
+    check_workload_selector(ctx, root.child("workloadSelector").child("labels"), labels)
+    if not labels:
+        ctx.warn(f"{what}: workload selector specified without labels, will be applied to all services in namespace")
+    return labels
 
 
 # --- headers, regexes and string matches -----------------------------------------------------------

@@ -139,6 +139,15 @@ PROGRAMMED: dict[str, tuple[str, ...]] = {
         "spec.workloadSelector",
         "spec.exportTo",
     ),
+    # push_context.py (which Sidecar scopes a proxy; the services and VirtualServices its egress hosts select;
+    # its outbound policy): the catch-all egress listener. Listeners of their own (ingress, egress ports, binds,
+    # capture modes), connection pools and an egress proxy are not built.
+    "Sidecar": (
+        "spec.workloadSelector",
+        "spec.egress[].hosts",
+        "spec.egress[].captureMode=DEFAULT",
+        "spec.outboundTrafficPolicy.mode",
+    ),
 }
 
 

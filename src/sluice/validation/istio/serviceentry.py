@@ -10,10 +10,10 @@ from typing import Any
 from sluice.validation.field import Path
 from sluice.validation.istio.common import (
     Ctx,
+    check_alpha_workload_selector,
     check_export_to,
     check_labels,
     check_port,
-    check_workload_selector,
     fqdn_error,
     ip_subnet_error,
     is_dns1123_label,
@@ -39,14 +39,9 @@ def validate_service_entry(ctx: Ctx, spec: dict[str, Any], labels: dict[str, str
     if location not in LOCATIONS:
         ctx.not_supported(root.child("location"), location, LOCATIONS)
 
-    selector = ctx.obj(spec, "workloadSelector", root)
+    selector = check_alpha_workload_selector(ctx, spec, root, "service entry")
     endpoints = ctx.lst(spec, "endpoints", root)
     if selector is not None:
-        sel_labels = ctx.str_map(selector, "labels", root.child("workloadSelector"))
-        check_workload_selector(ctx, root.child("workloadSelector").child("labels"), sel_labels)
-        if not sel_labels:
-            ctx.warn("service entry: workload selector specified without labels, will be applied to all "
-                     "services in namespace")
         if spec.get("endpoints") is not None:
             ctx.forbidden(root.child("endpoints"),
                           "only one of WorkloadSelector or Endpoints is allowed in Service Entry")

@@ -52,7 +52,9 @@ def _messages(type_url: str, items: Iterable[Obj]) -> dict[str, Message]:
 
 def _clusters(proxy: Proxy, push: PushContext) -> dict[str, Message]:
     sidecar = proxy.type == "sidecar"  # a rule's credentialName reaches sidecars only through a workloadSelector
-    shared = push.memo((TYPE_CLUSTER, proxy.namespace, sidecar, push.rules_selecting(proxy.namespace, proxy.labels)),
+    scope = push.scope_of(proxy)
+    shared = push.memo((TYPE_CLUSTER, proxy.namespace, sidecar, push.rules_selecting(proxy.namespace, proxy.labels),
+                        scope.key if scope else ""),
                        lambda: _messages(TYPE_CLUSTER,
                                          clusters.shared_clusters(push, proxy.namespace, proxy.labels, sidecar)))
     own = _messages(TYPE_CLUSTER, clusters.proxy_clusters(proxy, push))
@@ -60,8 +62,11 @@ def _clusters(proxy: Proxy, push: PushContext) -> dict[str, Message]:
 
 
 def _endpoints(proxy: Proxy, push: PushContext) -> dict[str, Message]:
-    return push.memo((TYPE_ENDPOINT, proxy.namespace, push.rules_selecting(proxy.namespace, proxy.labels)),
-                     lambda: _messages(TYPE_ENDPOINT, endpoints.build_endpoints(push, proxy.namespace, proxy.labels)))
+    scope = push.scope_of(proxy)
+    return push.memo((TYPE_ENDPOINT, proxy.namespace, push.rules_selecting(proxy.namespace, proxy.labels),
+                      scope.key if scope else ""),
+                     lambda: _messages(TYPE_ENDPOINT, endpoints.build_endpoints(push, proxy.namespace, proxy.labels,
+                                                                                scope)))
 
 
 def _listeners(proxy: Proxy, push: PushContext) -> dict[str, Message]:

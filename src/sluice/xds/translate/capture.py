@@ -75,10 +75,10 @@ def _blackhole_chain(push: PushContext, name: str, port: int) -> Obj:
             "filters": [tcp_proxy(push, BLACKHOLE, logs=False)]}
 
 
-def _passthrough_chain(push: PushContext, name: str) -> Obj:
-    """Where connections no service claims go: PassthroughCluster, or under REGISTRY_ONLY the black hole
-    (the connection is closed at once)."""
-    return {"name": name, "filters": [tcp_proxy(push, BLACKHOLE if push.registry_only else PASSTHROUGH)]}
+def _passthrough_chain(push: PushContext, name: str, blocked: bool) -> Obj:
+    """Where connections no service claims go: PassthroughCluster, or under REGISTRY_ONLY (`blocked`: the mesh's
+    policy, or the proxy's Sidecar's) the black hole (the connection is closed at once)."""
+    return {"name": name, "filters": [tcp_proxy(push, BLACKHOLE if blocked else PASSTHROUGH)]}
 
 
 def _outbound_listener(name: str, ip: str, port: int, chains: list[Obj], default: Obj | None,
@@ -100,11 +100,11 @@ def _http_match(port: int | None = None) -> Obj:
     return match
 
 
-def _outbound_http_listener(push: PushContext, port: int, hcm: Obj) -> Obj:
+def _outbound_http_listener(push: PushContext, port: int, hcm: Obj, blocked: bool) -> Obj:
     name = f"0.0.0.0_{port}"
     chain = {"name": name, "filter_chain_match": _http_match(), "filters": [hcm]}
     return _outbound_listener(name, "0.0.0.0", port, [chain],
-                              _passthrough_chain(push, "PassthroughFilterChain"), inspect_http=True)
+                              _passthrough_chain(push, "PassthroughFilterChain", blocked), inspect_http=True)
 
 
 def _outbound_vip_listener(proxy: Proxy, push: PushContext, svc: Service, sp: ServicePort,
@@ -113,7 +113,7 @@ def _outbound_vip_listener(proxy: Proxy, push: PushContext, svc: Service, sp: Se
     ip = ip or svc.cluster_ip
     name = f"{ip}_{sp.port}"
     cluster = mesh.outbound_cluster(sp.port, "", svc.hostname)
-    vs = push.mesh_virtual_service(svc.hostname, proxy.namespace)
+    vs = push.mesh_virtual_service(svc.hostname, proxy.namespace, push.scope_of(proxy))
     ctx = RouteContext(push, proxy, vs, sp.port, ("mesh",)) if vs else None
     tls = is_tls_protocol(sp.protocol)
     chains = tls_chains(ctx, cluster, push) if tls else tcp_chains(ctx, cluster, push)
@@ -143,7 +143,7 @@ def _listener_ips(push: PushContext, svc: Service, sp: ServicePort) -> list[str]
 
 
 def _outbound_sni_listener(proxy: Proxy, push: PushContext, port: int,
-                           services: list[tuple[Service, ServicePort]]) -> Obj:
+                           services: list[tuple[Service, ServicePort]], blocked: bool) -> Obj:
     """`0.0.0.0_<port>` for the TLS/HTTPS ports of ServiceEntries without addresses (Istio's wildcard egress,
     e.g. `*.wikipedia.org` of resolution NONE): the TLS inspector reads the SNI, one chain per host (the
     first ServiceEntry to claim a host wins) proxies to its cluster, and any other name gets what unknown
@@ -159,19 +159,19 @@ def _outbound_sni_listener(proxy: Proxy, push: PushContext, port: int,
         names = [svc.hostname, *alias_names(svc, proxy.namespace)]
         chains.append({"name": cluster, "filter_chain_match": {"server_names": names, "transport_protocol": "tls"},
                        "filters": [tcp_proxy(push, cluster)]})
-    listener = _outbound_listener(name, "0.0.0.0", port, chains, _passthrough_chain(push, "PassthroughFilterChain"),
-                                  inspect_http=False)
+    listener = _outbound_listener(name, "0.0.0.0", port, chains,
+                                  _passthrough_chain(push, "PassthroughFilterChain", blocked), inspect_http=False)
     listener["listener_filters"] = [_TLS_INSPECTOR]
     return listener
 
 
-def _virtual_outbound(push: PushContext) -> Obj:
+def _virtual_outbound(push: PushContext, blocked: bool) -> Obj:
     port = OUTBOUND_CAPTURE_PORT
     return {"name": VIRTUAL_OUTBOUND, "address": _address("0.0.0.0", port), "use_original_dst": True,
             "traffic_direction": "OUTBOUND", "filter_chains": [
                 # a connection aimed at 15001 itself must not be passed through back to it
                 _blackhole_chain(push, f"{VIRTUAL_OUTBOUND}-blackhole", port),
-                _passthrough_chain(push, f"{VIRTUAL_OUTBOUND}-catchall-tcp")]}
+                _passthrough_chain(push, f"{VIRTUAL_OUTBOUND}-catchall-tcp", blocked)]}
 
 
 def _inbound_hcm(push: PushContext, port: int, cluster: str) -> Obj:
@@ -218,13 +218,16 @@ def outbound_listeners(proxy: Proxy, push: PushContext) -> list[Obj]:
     only (VirtualService `sourceLabels`/`sourceNamespace`), so callers may share them among such proxies;
     each proxy then drops the listeners on its own IP (`own_listener`)."""
     out: list[Obj] = []
-    http_ports = outbound_http_ports(push, proxy.namespace)
+    scope = push.scope_of(proxy)
+    blocked = push.registry_only_for(scope)
+    http_ports = outbound_http_ports(push, proxy.namespace, scope)
     for port in http_ports:
         out.append(_outbound_http_listener(
-            push, port, http_connection_manager(push, stat_prefix=f"outbound_0.0.0.0_{port}", rds=str(port))))
+            push, port, http_connection_manager(push, stat_prefix=f"outbound_0.0.0.0_{port}", rds=str(port)),
+            blocked))
     vips: dict[str, tuple[int, str, Obj]] = {}
     sni: dict[int, list[tuple[Service, ServicePort]]] = {}
-    for svc in push.visible_services(proxy.namespace):
+    for svc in push.visible_services(proxy.namespace, scope):
         for sp in svc.ports:
             if sp.protocol == "UDP" or sp.port in RESERVED_PORTS:
                 continue
@@ -243,16 +246,16 @@ def outbound_listeners(proxy: Proxy, push: PushContext) -> list[Obj]:
                 vips[f"{ip}_{sp.port}"] = (sp.port, ip, _outbound_vip_listener(proxy, push, svc, sp, hcm, ip))
     for port, services in sni.items():
         if f"0.0.0.0_{port}" not in vips:
-            vips[f"0.0.0.0_{port}"] = (port, "0.0.0.0", _outbound_sni_listener(proxy, push, port, services))
+            vips[f"0.0.0.0_{port}"] = (port, "0.0.0.0", _outbound_sni_listener(proxy, push, port, services, blocked))
     dns = f"{mesh.DNS_SERVICE_IP}_{_DNS_PORT}"
-    if push.registry_only and dns not in vips:
+    if blocked and dns not in vips:
         # Istio's registry has kube-dns (a Service); Sluice's cluster DNS has no Service object, and DNS over
         # TCP (truncated answers) must not be black-holed with the rest of the unknown destinations.
         vips[dns] = (_DNS_PORT, mesh.DNS_SERVICE_IP, _outbound_listener(
             dns, mesh.DNS_SERVICE_IP, _DNS_PORT, [{"name": dns, "filters": [tcp_proxy(push, PASSTHROUGH)]}], None,
             inspect_http=False))
     out += [listener for _, _, listener in sorted(vips.values(), key=lambda v: (v[0], v[1]))]
-    out.append(_virtual_outbound(push))
+    out.append(_virtual_outbound(push, blocked))
     return out
 
 

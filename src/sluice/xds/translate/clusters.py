@@ -28,7 +28,7 @@ from sluice.xds import identity
 from . import cluster_tls
 from .model import RESERVED_PORTS, Proxy
 from .protos import typed
-from .push_context import DNS_ROUND_ROBIN_LB, IstioConfig, PushContext, Service, ServicePort
+from .push_context import DNS_ROUND_ROBIN_LB, IstioConfig, PushContext, Service, ServicePort, SidecarScope
 from .spec import Obj, is_http2_protocol, is_http_protocol, labels_match
 from .traffic_policy import apply_policy, default_circuit_breakers, effective_policy
 
@@ -111,11 +111,11 @@ def eds_service(push: PushContext, svc: Service) -> bool:
     return not _original_dst_service(push, svc) and not svc.dns
 
 
-def _outbound_keys(push: PushContext, namespace: str,
-                   labels: Labels) -> Iterator[tuple[Service, ServicePort, str]]:
-    """(service, port, subset) of every outbound cluster a proxy in `namespace` with `labels` gets, in CDS
-    order."""
-    for svc in push.visible_services(namespace):
+def _outbound_keys(push: PushContext, namespace: str, labels: Labels,
+                   scope: SidecarScope | None = None) -> Iterator[tuple[Service, ServicePort, str]]:
+    """(service, port, subset) of every outbound cluster a proxy in `namespace` with `labels` (and the Sidecar
+    `scope`) gets, in CDS order."""
+    for svc in push.visible_services(namespace, scope):
         subsets = _subset_names(push, svc, namespace, labels)
         for sp in svc.ports:
             if sp.protocol == "UDP":
@@ -125,10 +125,11 @@ def _outbound_keys(push: PushContext, namespace: str,
                 yield svc, sp, s
 
 
-def outbound_cluster_names(push: PushContext, namespace: str, labels: Labels) -> list[str]:
+def outbound_cluster_names(push: PushContext, namespace: str, labels: Labels,
+                           scope: SidecarScope | None = None) -> list[str]:
     """The EDS clusters a proxy in `namespace` with `labels` gets, in CDS order (also the EDS resource names)."""
     return [mesh.outbound_cluster(sp.port, subset, svc.hostname)
-            for svc, sp, subset in _outbound_keys(push, namespace, labels) if eds_service(push, svc)]
+            for svc, sp, subset in _outbound_keys(push, namespace, labels, scope) if eds_service(push, svc)]
 
 
 def _outbound_cluster(push: PushContext, svc: Service, sp: ServicePort, subset: str, namespace: str,
@@ -201,8 +202,9 @@ def subset_labels(dr: IstioConfig | None, subset: str) -> dict[str, str]:
 
 
 def _outbound_clusters(push: PushContext, namespace: str, labels: Labels, sidecar: bool) -> list[Obj]:
+    scope = push.sidecar_scope(namespace, labels) if sidecar else None
     return [_outbound_cluster(push, svc, sp, subset, namespace, labels, sidecar)
-            for svc, sp, subset in _outbound_keys(push, namespace, labels)]
+            for svc, sp, subset in _outbound_keys(push, namespace, labels, scope)]
 
 
 def _passthrough_cluster(name: str, bind: str | None = None) -> Obj:
@@ -307,8 +309,8 @@ def _inbound_clusters(push: PushContext, proxy: Proxy) -> list[Obj]:
 
 def shared_clusters(push: PushContext, namespace: str, labels: Labels, sidecar: bool) -> list[Obj]:
     """The clusters every sidecar (`sidecar`) or every gateway in `namespace` gets, the DestinationRules
-    selecting `labels` applied (the caller memoises them per push, namespace, proxy kind and
-    `PushContext.rules_selecting`)."""
+    selecting `labels` applied and a sidecar's Sidecar scope (the caller memoises them per push, namespace,
+    proxy kind, `PushContext.rules_selecting` and the scope)."""
     return _outbound_clusters(push, namespace, labels, sidecar) + _mesh_clusters(push)
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from sluice import mesh
 
 from .clusters import Labels, eds_service
-from .push_context import Endpoint, PushContext
+from .push_context import Endpoint, PushContext, SidecarScope
 from .spec import Obj, labels_match
 
 __all__ = ["build_endpoints"]
@@ -28,9 +28,9 @@ def _assignment(name: str, endpoints: list[Endpoint]) -> Obj:
     return out
 
 
-def _build(push: PushContext, namespace: str, labels: Labels) -> list[Obj]:
+def _build(push: PushContext, namespace: str, labels: Labels, scope: SidecarScope | None) -> list[Obj]:
     out = []
-    for svc in push.visible_services(namespace):
+    for svc in push.visible_services(namespace, scope):
         if not eds_service(push, svc):
             continue  # ORIGINAL_DST (headless, resolution NONE) or DNS clusters: no endpoints to push
         dr = push.destination_rule(svc.hostname, namespace, labels)
@@ -53,6 +53,8 @@ def _build(push: PushContext, namespace: str, labels: Labels) -> list[Obj]:
     return out
 
 
-def build_endpoints(push: PushContext, namespace: str, labels: Labels) -> list[Obj]:
-    """The ClusterLoadAssignments of every outbound cluster a proxy in `namespace` with `labels` has."""
-    return _build(push, namespace, labels)
+def build_endpoints(push: PushContext, namespace: str, labels: Labels,
+                    scope: SidecarScope | None = None) -> list[Obj]:
+    """The ClusterLoadAssignments of every outbound cluster a proxy in `namespace` with `labels` (and the Sidecar
+    `scope`) has."""
+    return _build(push, namespace, labels, scope)

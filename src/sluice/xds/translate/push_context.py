@@ -20,10 +20,10 @@ from sluice import mesh
 from sluice.autoallocate import auto_addresses
 from sluice.meshconfig import REGISTRY_ONLY, MeshConfig, mesh_config_from
 
-from .model import MeshOptions
+from .model import MeshOptions, Proxy
 from .spec import Obj, gateway_ref, host_covers, labels_match, port_protocol, protocol_by_name, resolve_host
 
-__all__ = ["PushContext", "Service", "ServicePort", "Endpoint", "Alias", "IstioConfig", "ROOT_NAMESPACE",
+__all__ = ["PushContext", "Service", "ServicePort", "Endpoint", "Alias", "SidecarScope", "IstioConfig", "ROOT_NAMESPACE",
            "CLIENT_SIDE_LB", "PASSTHROUGH_RESOLUTION", "DNS_LB", "DNS_ROUND_ROBIN_LB", "resolve_aliases"]
 
 EXPORT_TO_ANNOTATION = "networking.istio.io/exportTo"
@@ -125,6 +125,76 @@ def resolve_aliases(aliases: Collection[Alias]) -> dict[str, tuple[tuple[str, st
         else:
             out.setdefault(target, []).append((a.namespace, a.hostname))
     return {host: tuple(sorted(names)) for host, names in out.items()}
+
+
+@dataclass(frozen=True)
+class SidecarScope:
+    """The Sidecar that scopes a sidecar proxy (Istio's SidecarScope, the parts Sluice programs): the services and
+    mesh VirtualServices its egress hosts select, and its outbound traffic policy."""
+
+    name: str
+    namespace: str
+    selector: Mapping[str, str] | None  # workloadSelector.labels; None: the namespace's (or the mesh's) default
+    # (namespace, dnsName) of every egress listener's hosts: namespace `*` any, `.` the proxy's, `~` none
+    hosts: tuple[tuple[str, str], ...] = (("*", "*"),)
+    outbound_mode: str = ""  # REGISTRY_ONLY or ALLOW_ANY; "": the mesh's
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+    def _namespace_ok(self, pattern: str, namespace: str, proxy_namespace: str) -> bool:
+        return pattern == "*" or namespace == (proxy_namespace if pattern == "." else pattern)
+
+    def selects_service(self, svc: Service, proxy_namespace: str) -> bool:
+        """An egress host `ns/dnsName` selects a service of that namespace whose host the name covers."""
+        return any(self._namespace_ok(ns, svc.namespace, proxy_namespace)
+                   and (name == "*" or host_covers(name, svc.hostname) or host_covers(svc.hostname, name))
+                   for ns, name in self.hosts)
+
+    def selects_virtual_service(self, vs: IstioConfig, proxy_namespace: str) -> bool:
+        """… and a VirtualService of that namespace one of whose hosts the name covers (or is covered by)."""
+        return any(self._namespace_ok(ns, vs.namespace, proxy_namespace)
+                   and any(name == "*" or host_covers(name, h) or host_covers(h, name) for h in vs.hosts)
+                   for ns, name in self.hosts)
+
+
+def destination_hosts(vs: IstioConfig, namespaces: frozenset[str]) -> set[str]:
+    """The hosts a VirtualService's routes and mirrors send to, as FQDNs."""
+    out: set[str] = set()
+    for key in ("http", "tcp", "tls"):
+        for rule in vs.spec.get(key) or []:
+            if not isinstance(rule, dict):
+                continue
+            dests = [r.get("destination") for r in rule.get("route") or [] if isinstance(r, dict)]
+            dests += [rule.get("mirror")] + [m.get("destination") for m in rule.get("mirrors") or []
+                                             if isinstance(m, dict)]
+            out.update(resolve_host(str(d["host"]), vs.namespace, namespaces)
+                       for d in dests if isinstance(d, dict) and d.get("host"))
+    return out
+
+
+def _sidecar_scope(obj: Obj) -> SidecarScope | None:
+    """A stored Sidecar as Istio reads it: every egress listener's hosts (none: `*/*`), its outbound mode."""
+    spec = obj.get("spec")
+    if not isinstance(spec, dict):
+        return None
+    meta = _meta(obj)
+    selector: dict[str, str] | None = None  # a selector without labels selects the whole namespace, as none does
+    raw_selector = spec.get("workloadSelector")
+    if isinstance(raw_selector, dict) and isinstance(raw_selector.get("labels"), dict):
+        selector = {str(k): str(v) for k, v in raw_selector["labels"].items()} or None
+    hosts: list[tuple[str, str]] = []
+    egress = [e for e in spec.get("egress") or [] if isinstance(e, dict)]
+    for listener in egress:
+        for raw in listener.get("hosts") or []:
+            ns, slash, name = str(raw).strip().lower().partition("/")
+            if slash:
+                hosts.append((ns, name))
+    policy = spec.get("outboundTrafficPolicy")
+    mode = str(policy.get("mode") or "REGISTRY_ONLY") if isinstance(policy, dict) else ""
+    return SidecarScope(name=str(meta.get("name") or ""), namespace=str(meta.get("namespace") or "default"),
+                        selector=selector, hosts=tuple(hosts) if egress else (("*", "*"),), outbound_mode=mode)
 
 
 @dataclass(frozen=True)
@@ -268,8 +338,10 @@ class PushContext:
                  virtual_services: tuple[IstioConfig, ...], destination_rules: tuple[IstioConfig, ...],
                  gateways: tuple[IstioConfig, ...], mesh_config: MeshConfig | None = None,
                  secrets: Mapping[tuple[str, str], Mapping[str, Any]] | None = None,
-                 selects_pods: bool = False, aliases: Iterable[Alias] = ()) -> None:
+                 selects_pods: bool = False, aliases: Iterable[Alias] = (),
+                 sidecars: Iterable[SidecarScope] = ()) -> None:
         self.version = version
+        self.sidecars = tuple(sidecars)  # oldest first
         self.selects_pods = selects_pods  # a ServiceEntry's endpoints are the pods its workloadSelector selects
         self.options = options
         self.mesh_config = mesh_config or MeshConfig()
@@ -316,7 +388,7 @@ class PushContext:
         for items in by_kind.values():
             items.sort(key=_order_key)
         namespaces = {str(_meta(o).get("name")) for o in by_kind.get("Namespace", [])}
-        for kind in ("Service", "Pod", "VirtualService", "DestinationRule", "Gateway", "ServiceEntry"):
+        for kind in ("Service", "Pod", "VirtualService", "DestinationRule", "Gateway", "ServiceEntry", "Sidecar"):
             namespaces.update(str(_meta(o).get("namespace") or "default") for o in by_kind.get(kind, []))
         ns_set = frozenset(namespaces)
 
@@ -363,15 +435,24 @@ class PushContext:
                    gateways=istio("Gateway"), mesh_config=mesh_config_from(by_kind.get("ConfigMap", [])),
                    secrets=secrets, selects_pods=any(
                        isinstance(o.get("spec"), dict) and isinstance(o["spec"].get("workloadSelector"), dict)
-                       for o in entries), aliases=aliases)
+                       for o in entries), aliases=aliases,
+                   sidecars=[sc for o in by_kind.get("Sidecar", []) if (sc := _sidecar_scope(o)) is not None])
 
-    def _index_mesh_virtual_services(self, namespace: str) -> dict[str, IstioConfig]:
+    def _mesh_virtual_services(self, namespace: str, scope: SidecarScope | None) -> tuple[IstioConfig, ...]:
+        """The mesh-bound VirtualServices a sidecar in `namespace` sees (exportTo, then its Sidecar's egress hosts)."""
+        seen = self.virtual_services_for(namespace, "mesh")
+        if scope is None:
+            return seen
+        return self.memo(("mesh-vs-scoped", namespace, scope.key),
+                         lambda: tuple(vs for vs in seen if scope.selects_virtual_service(vs, namespace)))
+
+    def _index_mesh_virtual_services(self, namespace: str, scope: SidecarScope | None = None) -> dict[str, IstioConfig]:
         """Service hostname → the one mesh-bound VirtualService that routes it for a sidecar in `namespace`
         (exact host beats wildcard, the most specific wildcard beats a broader one, the first in
         `virtual_services_for`'s order wins a tie)."""
         exact: dict[str, IstioConfig] = {}
         wildcard: dict[str, tuple[int, IstioConfig]] = {}
-        for vs in self.virtual_services_for(namespace, "mesh"):
+        for vs in self._mesh_virtual_services(namespace, scope):
             for h in vs.hosts:
                 if not h.startswith("*"):
                     if h in self.services_by_host:
@@ -397,10 +478,45 @@ class PushContext:
         with self._memo.lock:
             return self._memo.values.setdefault(key, value)  # type: ignore[no-any-return]
 
-    def visible_services(self, namespace: str) -> tuple[Service, ...]:
-        """The services a proxy in `namespace` knows (exportTo), one per hostname: where several share one (a
-        ServiceEntry naming a Kubernetes Service's host, as Istio's egress TLS origination task does), the one in
-        the proxy's own namespace, else the first (Istio's SidecarScope rule)."""
+    def sidecar_scope(self, namespace: str, labels: Mapping[str, str]) -> SidecarScope | None:
+        """The Sidecar that scopes a sidecar proxy of `namespace` with `labels` (Istio's getSidecarScope): the oldest
+        of its namespace whose workloadSelector selects it, else the oldest of its namespace without one, else the
+        oldest without one in the root namespace (the mesh's default); None: no Sidecar, everything visible."""
+        if not self.sidecars:
+            return None
+
+        def build() -> SidecarScope | None:
+            own = [sc for sc in self.sidecars if sc.namespace == namespace]
+            for sc in own:
+                if sc.selector and labels_match(sc.selector, labels):
+                    return sc
+            for sc in (*own, *(sc for sc in self.sidecars if sc.namespace == ROOT_NAMESPACE)):
+                if not sc.selector:
+                    return sc
+            return None
+        return self.memo(("sidecar-scope", namespace, tuple(sorted(labels.items()))), build)
+
+    def _scoped_services(self, namespace: str, scope: SidecarScope) -> tuple[Service, ...]:
+        """What the egress hosts select, plus the destinations of the VirtualServices they select (Istio's
+        collectImportedServices: a route may lead to a host the hosts leave out)."""
+        visible = self.visible_services(namespace)
+        chosen = {s.hostname for s in visible if scope.selects_service(s, namespace)}
+        for vs in self._mesh_virtual_services(namespace, scope):
+            chosen.update(destination_hosts(vs, self.namespaces))
+        return tuple(s for s in visible if s.hostname in chosen)
+
+    def scope_of(self, proxy: Proxy) -> SidecarScope | None:
+        """A sidecar's Sidecar scope (gateways have none)."""
+        return self.sidecar_scope(proxy.namespace, proxy.labels) if proxy.type == "sidecar" else None
+
+    def visible_services(self, namespace: str, scope: SidecarScope | None = None) -> tuple[Service, ...]:
+        """The services a proxy in `namespace` knows (exportTo, then the egress hosts of the Sidecar `scope`), one
+        per hostname: where several share one (a ServiceEntry naming a Kubernetes Service's host, as Istio's egress
+        TLS origination task does), the one in the proxy's own namespace, else the first (Istio's SidecarScope
+        rule)."""
+        if scope is not None:
+            return self.memo(("visible", namespace, scope.key), lambda: self._scoped_services(namespace, scope))
+
         def build() -> tuple[Service, ...]:
             visible = [s for s in self.services if s.visible_to(namespace)]
             chosen: dict[str, Service] = {}
@@ -414,6 +530,12 @@ class PushContext:
     @property
     def registry_only(self) -> bool:
         return self.mesh_config.outbound_policy == REGISTRY_ONLY
+
+    def registry_only_for(self, scope: SidecarScope | None) -> bool:
+        """The outbound traffic policy of a proxy: its Sidecar's, else the mesh's."""
+        if scope is not None and scope.outbound_mode:
+            return scope.outbound_mode == REGISTRY_ONLY
+        return self.registry_only
 
     def endpoints(self, hostname: str, port: int) -> tuple[Endpoint, ...]:
         return self._endpoints.get((hostname, port), ())
@@ -437,18 +559,20 @@ class PushContext:
             return (*own, *named, *public)
         return self.memo(("virtual-services", namespace, gateway), build)
 
-    def mesh_virtual_service(self, hostname: str, namespace: str) -> IstioConfig | None:
-        """The VirtualService that routes `hostname` for a sidecar in `namespace`."""
-        index = self.memo(("mesh-virtual-services", namespace),
-                          functools.partial(self._index_mesh_virtual_services, namespace))
+    def mesh_virtual_service(self, hostname: str, namespace: str,
+                             scope: SidecarScope | None = None) -> IstioConfig | None:
+        """The VirtualService that routes `hostname` for a sidecar in `namespace` (scoped by its Sidecar)."""
+        index = self.memo(("mesh-virtual-services", namespace, scope.key if scope else ""),
+                          functools.partial(self._index_mesh_virtual_services, namespace, scope))
         return index.get(hostname)
 
-    def mesh_virtual_service_extra_hosts(self, namespace: str) -> list[tuple[str, IstioConfig]]:
+    def mesh_virtual_service_extra_hosts(self, namespace: str,
+                                         scope: SidecarScope | None = None) -> list[tuple[str, IstioConfig]]:
         """Non-wildcard hosts of the mesh VirtualServices a sidecar in `namespace` sees that name no Service (e.g.
         `bookinfo.com`)."""
         seen: set[str] = set()
         out: list[tuple[str, IstioConfig]] = []
-        for vs in self.virtual_services_for(namespace, "mesh"):
+        for vs in self._mesh_virtual_services(namespace, scope):
             for h in vs.hosts:
                 if h.startswith("*") or h in self.services_by_host or h in seen:
                     continue

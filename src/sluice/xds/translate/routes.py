@@ -23,7 +23,7 @@ from sluice import mesh
 
 from .httproute import DEFAULT_ROUTE_NAME, RouteContext, default_route, virtual_service_routes
 from .model import RESERVED_PORTS, Proxy
-from .push_context import PushContext, Service, ServicePort
+from .push_context import PushContext, Service, ServicePort, SidecarScope
 from .spec import Obj, is_http_protocol
 
 __all__ = ["HTTP_PROXY_ROUTE", "sidecar_route_config", "sidecar_port_route_configs",
@@ -87,8 +87,9 @@ def sidecar_route_config(proxy: Proxy, push: PushContext) -> Obj:
             vhosts.append({"name": name, "domains": fresh, "routes": routes,
                            "include_request_attempt_count": True})
 
-    for svc in push.visible_services(proxy.namespace):
-        vs = push.mesh_virtual_service(svc.hostname, proxy.namespace)
+    scope = push.scope_of(proxy)
+    for svc in push.visible_services(proxy.namespace, scope):
+        vs = push.mesh_virtual_service(svc.hostname, proxy.namespace, scope)
         for sp in svc.ports:
             if not is_http_protocol(sp.protocol):
                 continue
@@ -96,12 +97,12 @@ def sidecar_route_config(proxy: Proxy, push: PushContext) -> Obj:
             add(f"{svc.hostname}:{sp.port}", _service_domains(svc, sp.port, proxy.namespace),
                 routes or [default_route(push, proxy, svc.hostname, sp.port)])
     # VirtualService hosts that are no Service (e.g. `bookinfo.com`) are reachable on port 80, as in Istio.
-    for host, vs in push.mesh_virtual_service_extra_hosts(proxy.namespace):
+    for host, vs in push.mesh_virtual_service_extra_hosts(proxy.namespace, scope):
         routes = virtual_service_routes(RouteContext(push, proxy, vs, 80, ("mesh",)))
         if routes:
             add(f"{host}:80", [host, f"{host}:80"], routes)
-    if push.registry_only:
-        vhosts.append(catch_all_vhost(push))  # the host is unknown *and* not allowed: Istio's 502
+    if push.registry_only_for(scope):
+        vhosts.append(catch_all_vhost(push, scope))  # the host is unknown *and* not allowed: Istio's 502
     return _route_config(HTTP_PROXY_ROUTE, vhosts)
 
 
@@ -110,10 +111,11 @@ BLOCK_ALL = "block_all"  # … and under REGISTRY_ONLY
 _PASSTHROUGH = "PassthroughCluster"
 
 
-def outbound_http_ports(push: PushContext, namespace: str | None = None) -> list[int]:
+def outbound_http_ports(push: PushContext, namespace: str | None = None,
+                        scope: SidecarScope | None = None) -> list[int]:
     """netns mode: the ports that get a shared `0.0.0.0_<port>` HTTP listener and a `"<port>"` table (for a
-    proxy in `namespace`: of the services exported to it)."""
-    services = push.services if namespace is None else push.visible_services(namespace)
+    proxy in `namespace`: of the services exported to it and in its Sidecar's `scope`)."""
+    services = push.services if namespace is None else push.visible_services(namespace, scope)
     ports = {sp.port for svc in services for sp in svc.ports
              if is_http_protocol(sp.protocol) and sp.protocol != "UNKNOWN"}
     return sorted(ports - RESERVED_PORTS)
@@ -145,15 +147,16 @@ def _port_domains(svc: Service, port: int, proxy_namespace: str) -> list[str]:
 
 
 def _service_routes(push: PushContext, proxy: Proxy, svc: Service, sp: ServicePort) -> list[Obj]:
-    vs = push.mesh_virtual_service(svc.hostname, proxy.namespace)
+    vs = push.mesh_virtual_service(svc.hostname, proxy.namespace, push.scope_of(proxy))
     routes = virtual_service_routes(RouteContext(push, proxy, vs, sp.port, ("mesh",))) if vs else []
     return routes or [default_route(push, proxy, svc.hostname, sp.port)]
 
 
-def catch_all_vhost(push: PushContext) -> Obj:
+def catch_all_vhost(push: PushContext, scope: SidecarScope | None = None) -> Obj:
     """What answers a Host no service claims: Istio's `allow_any` (to PassthroughCluster) or, under
-    REGISTRY_ONLY, `block_all` (502, Istio's answer for a destination outside the registry)."""
-    if push.registry_only:
+    REGISTRY_ONLY (the mesh's, or the proxy's Sidecar's), `block_all` (502, Istio's answer for a destination
+    outside the registry)."""
+    if push.registry_only_for(scope):
         return {"name": BLOCK_ALL, "domains": ["*"], "include_request_attempt_count": True, "routes": [{
             "name": BLOCK_ALL, "match": {"prefix": "/"}, "direct_response": {"status": 502}}]}
     return {"name": ALLOW_ANY, "domains": ["*"], "include_request_attempt_count": True, "routes": [{
@@ -165,7 +168,8 @@ def catch_all_vhost(push: PushContext) -> Obj:
 def _port_route_config(proxy: Proxy, push: PushContext, port: int) -> Obj:
     vhosts: list[Obj] = []
     seen: set[str] = set()
-    for svc in push.visible_services(proxy.namespace):
+    scope = push.scope_of(proxy)
+    for svc in push.visible_services(proxy.namespace, scope):
         for sp in svc.ports:
             if sp.port != port or not is_http_protocol(sp.protocol) or sp.protocol == "UNKNOWN":
                 continue
@@ -176,14 +180,14 @@ def _port_route_config(proxy: Proxy, push: PushContext, port: int) -> Obj:
                                "routes": _service_routes(push, proxy, svc, sp), "include_request_attempt_count": True})
     if port == 80:
         # VirtualService hosts that are no Service (e.g. `bookinfo.com`) are reachable on port 80, as in Istio.
-        for host, vs in push.mesh_virtual_service_extra_hosts(proxy.namespace):
+        for host, vs in push.mesh_virtual_service_extra_hosts(proxy.namespace, scope):
             routes = virtual_service_routes(RouteContext(push, proxy, vs, 80, ("mesh",)))
             fresh = [d for d in (host, f"{host}:80") if d not in seen]
             seen.update(fresh)
             if routes and fresh:
                 vhosts.append({"name": f"{host}:80", "domains": fresh, "routes": routes,
                                "include_request_attempt_count": True})
-    vhosts.append(catch_all_vhost(push))
+    vhosts.append(catch_all_vhost(push, scope))
     return _route_config(str(port), vhosts)
 
 
@@ -191,8 +195,9 @@ def sidecar_port_route_configs(proxy: Proxy, push: PushContext) -> list[Obj]:
     """netns mode: `"<port>"` per outbound HTTP port, then `"<fqdn>:<port>"` per sniffed Service port.
 
     Like `sidecar_route_config`, they depend only on the proxy's namespace and labels."""
-    out = [_port_route_config(proxy, push, port) for port in outbound_http_ports(push, proxy.namespace)]
-    for svc in push.visible_services(proxy.namespace):
+    scope = push.scope_of(proxy)
+    out = [_port_route_config(proxy, push, port) for port in outbound_http_ports(push, proxy.namespace, scope)]
+    for svc in push.visible_services(proxy.namespace, scope):
         for sp in svc.ports:
             if sp.protocol == "UNKNOWN" and sp.port not in RESERVED_PORTS:
                 # a sniffed listener belongs to one service: its one host answers every Host (Istio)

@@ -5,7 +5,8 @@ translation, not the whole mesh's.
 It answers from the objects that changed (each as it was before and after) and the push contexts before and
 after the change, and is conservative: whatever it cannot place exactly is pushed to every proxy, every type.
 The rules follow what the builders read:
-- a mesh-bound VirtualService reaches the sidecars that see its hosts' services (a Service's exportTo), since
+- a mesh-bound VirtualService reaches the sidecars that see its hosts' services (a Service's exportTo; with any
+  Sidecar in the mesh, every proxy, every type: a scoped proxy's clusters follow its VirtualServices), since
   routes, and in netns mode the listeners, are built per visible service; a host that names no service (or a
   wildcard) reaches every sidecar; every gateway-bound one the routers. For sidecars it moves RDS, and in netns
   mode LDS (TCP/TLS routes and sniffed ports live on the capture listeners); clusters and endpoints come from
@@ -124,6 +125,9 @@ def affected(changes: Iterable[Change], before: PushContext | None, after: PushC
         kind = str(obj.get("kind") or "")
         meta = _meta(obj)
         name, namespace = str(meta.get("name") or ""), str(meta.get("namespace") or "default")
+        if kind == "VirtualService" and (before.sidecars or after.sidecars):
+            # a Sidecar-scoped proxy's clusters include its VirtualServices' destinations: CDS/EDS may move too
+            return PushScope(everything=True, why=(f"{kind} {namespace}/{name} with Sidecars in the mesh",))
         if kind == "VirtualService":
             to_routers, to_sidecars, where = _virtual_service([o for o in (old, new) if o is not None], pushes)
             routers |= to_routers
