@@ -5,24 +5,20 @@ Run by `analyze` for `sluice analyze`.
 
 from __future__ import annotations
 
-from sluice.validation.analyze.index import Index, Obj, Service
+from sluice.validation.analyze.index import Index, Obj, Service, selects
 from sluice.validation.analyze.message import Message
 
 __all__ = ["destination_rule_hosts"]
 
 
-def _selects(selector: dict[str, str], labels: dict[str, str]) -> bool:
-    return all(labels.get(k) == v for k, v in selector.items())
-
-
 def _subset_selects(index: Index, svc: Service, subset_labels: dict[str, str]) -> bool:
     if svc.selector is None:
         # a ServiceEntry without workloadSelector: its endpoints carry the labels subsets select on
-        return not subset_labels or any(_selects(subset_labels, ep) for ep in svc.endpoint_labels)
+        return not subset_labels or any(selects(subset_labels, ep) for ep in svc.endpoint_labels)
     if not svc.selector:
         return True  # a selector-less Service has hand-made endpoints whose labels are unknown here
     wanted = {**svc.selector, **subset_labels}
-    return any(_selects(wanted, pod) for pod in index.workloads.get(svc.namespace, []))
+    return any(selects(wanted, pod) for pod in index.workloads.get(svc.namespace, []))
 
 
 def destination_rule_hosts(index: Index, dr: Obj) -> list[Message]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Obj", "Index", "CLUSTER_DOMAIN", "label_map"]
+__all__ = ["Obj", "Index", "CLUSTER_DOMAIN", "label_map", "selects"]
 
 CLUSTER_DOMAIN = "svc.cluster.local"
 _EXPORT_TO_ANNOTATION = "networking.istio.io/exportTo"
@@ -19,11 +19,14 @@ def _dict(v: Any) -> dict[str, Any]:
     return v if isinstance(v, dict) else {}
 
 
-def _labels(v: Any) -> dict[str, str]:
+def label_map(v: Any) -> dict[str, str]:
+    """A labels mapping as strings, whatever was stored."""
     return {str(k): str(x) for k, x in _dict(v).items() if isinstance(x, str | int | bool)}
 
 
-label_map = _labels  # a labels mapping as strings, whatever was stored
+def selects(selector: dict[str, str], labels: dict[str, str]) -> bool:
+    """Whether a matchLabels-style selector selects `labels` (no selector selects everything)."""
+    return all(labels.get(k) == v for k, v in selector.items())
 
 
 @dataclass(frozen=True)
@@ -81,16 +84,16 @@ class Index:
             if o.kind == "Service":
                 anno = _dict(o.metadata.get("annotations")).get(_EXPORT_TO_ANNOTATION)
                 entries = [e.strip() for e in anno.split(",")] if isinstance(anno, str) and anno else []
-                selector = _labels(o.spec.get("selector"))
+                selector = label_map(o.spec.get("selector"))
                 self.services.append(Service(f"{o.name}.{o.namespace}.{CLUSTER_DOMAIN}", o.namespace,
                                              _visibility(entries, o.namespace), selector))
             elif o.kind == "ServiceEntry":
                 self._add_service_entry(o)
             elif o.kind == "Pod":
-                self.workloads.setdefault(o.namespace, []).append(_labels(o.metadata.get("labels")))
+                self.workloads.setdefault(o.namespace, []).append(label_map(o.metadata.get("labels")))
             elif o.kind == "Deployment":
                 template = _dict(_dict(o.spec.get("template")).get("metadata"))
-                templates.setdefault(o.namespace, []).append(_labels(template.get("labels")))
+                templates.setdefault(o.namespace, []).append(label_map(template.get("labels")))
         # without pods (e.g. analyzing files), the Deployments' pod templates stand in for them
         for ns, labels in templates.items():
             self.workloads.setdefault(ns, labels)
@@ -100,8 +103,8 @@ class Index:
     def _add_service_entry(self, o: Obj) -> None:
         spec = o.spec
         export = [str(e) for e in spec.get("exportTo") or [] if isinstance(e, str)]
-        selector = _labels(_dict(spec.get("workloadSelector")).get("labels"))
-        endpoints = [_labels(_dict(e).get("labels")) for e in spec.get("endpoints") or []]
+        selector = label_map(_dict(spec.get("workloadSelector")).get("labels"))
+        endpoints = [label_map(_dict(e).get("labels")) for e in spec.get("endpoints") or []]
         for h in spec.get("hosts") or []:
             if isinstance(h, str) and h:
                 self.services.append(Service(self.fqdn(h, o.namespace, known_only=False), o.namespace,

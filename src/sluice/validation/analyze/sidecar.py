@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from sluice.validation.analyze.index import Index, Obj, label_map
+from sluice.validation.analyze.index import Index, Obj, label_map, selects
 from sluice.validation.analyze.message import Message
 
 __all__ = ["sidecar_selectors"]
@@ -30,12 +30,10 @@ def sidecar_selectors(index: Index) -> Iterator[Message]:
             unselecting.setdefault(sc.namespace, []).append(sc)
             continue
         for pod in pods:
-            if pod.namespace == sc.namespace and all(
-                    label_map(pod.metadata.get("labels")).get(k) == v for k, v in selector.items()):
+            if pod.namespace == sc.namespace and selects(selector, label_map(pod.metadata.get("labels"))):
                 by_pod.setdefault((pod.namespace, pod.name), []).append(sc)
         # without pods (files), the Deployments' templates stand in, as for the other analyzers
-        if not any(all(labels.get(k) == v for k, v in selector.items())
-                   for labels in index.workloads.get(sc.namespace, [])):
+        if not any(selects(selector, labels) for labels in index.workloads.get(sc.namespace, [])):
             text = ",".join(f"{k}={v}" for k, v in sorted(selector.items()))
             yield Message("IST0101", "Error", "Sidecar", sc.namespace, sc.name, f'Referenced selector not found: "{text}"')
     for (namespace, pod_name), selecting in sorted(by_pod.items()):

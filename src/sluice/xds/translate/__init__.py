@@ -56,7 +56,8 @@ def _clusters(proxy: Proxy, push: PushContext) -> dict[str, Message]:
     shared = push.memo((TYPE_CLUSTER, proxy.namespace, sidecar, push.rules_selecting(proxy.namespace, proxy.labels),
                         scope.key if scope else ""),
                        lambda: _messages(TYPE_CLUSTER,
-                                         clusters.shared_clusters(push, proxy.namespace, proxy.labels, sidecar)))
+                                         clusters.shared_clusters(push, proxy.namespace, proxy.labels, sidecar,
+                                                                  scope)))
     own = _messages(TYPE_CLUSTER, clusters.proxy_clusters(proxy, push))
     return {**own, **shared}
 

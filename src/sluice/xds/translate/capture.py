@@ -35,7 +35,7 @@ from .httproute import RouteContext
 from .model import INBOUND_CAPTURE_PORT, OUTBOUND_CAPTURE_PORT, RESERVED_PORTS, Proxy
 from .network_filters import http_connection_manager, tcp_proxy
 from .protos import typed
-from .push_context import PushContext, Service, ServicePort
+from .push_context import PushContext, Service, ServicePort, SidecarScope
 from .routes import alias_names, inbound_route_config, outbound_http_ports, sniffed_route_name
 from .spec import Obj, is_http_protocol
 from .tcp_routes import TLS_INSPECTOR, is_tls_protocol, needs_tls_inspector, tcp_chains, tls_chains
@@ -107,13 +107,13 @@ def _outbound_http_listener(push: PushContext, port: int, hcm: Obj, blocked: boo
                               _passthrough_chain(push, "PassthroughFilterChain", blocked), inspect_http=True)
 
 
-def _outbound_vip_listener(proxy: Proxy, push: PushContext, svc: Service, sp: ServicePort,
-                           sniff_hcm: Obj | None, ip: str | None = None) -> Obj:
+def _outbound_vip_listener(proxy: Proxy, push: PushContext, scope: SidecarScope | None, svc: Service,
+                           sp: ServicePort, sniff_hcm: Obj | None, ip: str | None = None) -> Obj:
     """`<ip>_<port>` for one service port: the ClusterIP, or (headless) one endpoint's pod IP."""
     ip = ip or svc.cluster_ip
     name = f"{ip}_{sp.port}"
     cluster = mesh.outbound_cluster(sp.port, "", svc.hostname)
-    vs = push.mesh_virtual_service(svc.hostname, proxy.namespace, push.scope_of(proxy))
+    vs = push.mesh_virtual_service(svc.hostname, proxy.namespace, scope)
     ctx = RouteContext(push, proxy, vs, sp.port, ("mesh",)) if vs else None
     tls = is_tls_protocol(sp.protocol)
     chains = tls_chains(ctx, cluster, push) if tls else tcp_chains(ctx, cluster, push)
@@ -243,7 +243,7 @@ def outbound_listeners(proxy: Proxy, push: PushContext) -> list[Obj]:
                 if sp.protocol == "UNKNOWN" and ip != "0.0.0.0":
                     hcm = http_connection_manager(push, stat_prefix=f"outbound_{ip}_{sp.port}",
                                                   rds=sniffed_route_name(svc, sp.port))
-                vips[f"{ip}_{sp.port}"] = (sp.port, ip, _outbound_vip_listener(proxy, push, svc, sp, hcm, ip))
+                vips[f"{ip}_{sp.port}"] = (sp.port, ip, _outbound_vip_listener(proxy, push, scope, svc, sp, hcm, ip))
     for port, services in sni.items():
         if f"0.0.0.0_{port}" not in vips:
             vips[f"0.0.0.0_{port}"] = (port, "0.0.0.0", _outbound_sni_listener(proxy, push, port, services, blocked))

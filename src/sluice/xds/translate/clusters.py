@@ -35,8 +35,8 @@ from .traffic_policy import apply_policy, default_circuit_breakers, effective_po
 Labels = Mapping[str, str]  # a proxy's workload labels
 
 __all__ = ["shared_clusters", "proxy_clusters", "eds_service", "subset_labels", "inbound_port_protocol",
-           "inbound_ports", "outbound_cluster_names",
-           "BLACKHOLE", "PASSTHROUGH", "INBOUND_PASSTHROUGH", "ALS_CLUSTER", "CONNECT_TIMEOUT", "INBOUND_BIND_ADDRESS"]
+           "inbound_ports", "BLACKHOLE", "PASSTHROUGH", "INBOUND_PASSTHROUGH", "ALS_CLUSTER", "CONNECT_TIMEOUT",
+           "INBOUND_BIND_ADDRESS"]
 
 BLACKHOLE = "BlackHoleCluster"
 PASSTHROUGH = "PassthroughCluster"
@@ -112,7 +112,7 @@ def eds_service(push: PushContext, svc: Service) -> bool:
 
 
 def _outbound_keys(push: PushContext, namespace: str, labels: Labels,
-                   scope: SidecarScope | None = None) -> Iterator[tuple[Service, ServicePort, str]]:
+                   scope: SidecarScope | None) -> Iterator[tuple[Service, ServicePort, str]]:
     """(service, port, subset) of every outbound cluster a proxy in `namespace` with `labels` (and the Sidecar
     `scope`) gets, in CDS order."""
     for svc in push.visible_services(namespace, scope):
@@ -123,13 +123,6 @@ def _outbound_keys(push: PushContext, namespace: str, labels: Labels,
             yield svc, sp, ""
             for s in subsets:
                 yield svc, sp, s
-
-
-def outbound_cluster_names(push: PushContext, namespace: str, labels: Labels,
-                           scope: SidecarScope | None = None) -> list[str]:
-    """The EDS clusters a proxy in `namespace` with `labels` gets, in CDS order (also the EDS resource names)."""
-    return [mesh.outbound_cluster(sp.port, subset, svc.hostname)
-            for svc, sp, subset in _outbound_keys(push, namespace, labels, scope) if eds_service(push, svc)]
 
 
 def _outbound_cluster(push: PushContext, svc: Service, sp: ServicePort, subset: str, namespace: str,
@@ -201,8 +194,8 @@ def subset_labels(dr: IstioConfig | None, subset: str) -> dict[str, str]:
     return {}
 
 
-def _outbound_clusters(push: PushContext, namespace: str, labels: Labels, sidecar: bool) -> list[Obj]:
-    scope = push.sidecar_scope(namespace, labels) if sidecar else None
+def _outbound_clusters(push: PushContext, namespace: str, labels: Labels, sidecar: bool,
+                       scope: SidecarScope | None) -> list[Obj]:
     return [_outbound_cluster(push, svc, sp, subset, namespace, labels, sidecar)
             for svc, sp, subset in _outbound_keys(push, namespace, labels, scope)]
 
@@ -307,11 +300,12 @@ def _inbound_clusters(push: PushContext, proxy: Proxy) -> list[Obj]:
     return out
 
 
-def shared_clusters(push: PushContext, namespace: str, labels: Labels, sidecar: bool) -> list[Obj]:
+def shared_clusters(push: PushContext, namespace: str, labels: Labels, sidecar: bool,
+                    scope: SidecarScope | None) -> list[Obj]:
     """The clusters every sidecar (`sidecar`) or every gateway in `namespace` gets, the DestinationRules
     selecting `labels` applied and a sidecar's Sidecar scope (the caller memoises them per push, namespace,
     proxy kind, `PushContext.rules_selecting` and the scope)."""
-    return _outbound_clusters(push, namespace, labels, sidecar) + _mesh_clusters(push)
+    return _outbound_clusters(push, namespace, labels, sidecar, scope) + _mesh_clusters(push)
 
 
 def proxy_clusters(proxy: Proxy, push: PushContext) -> list[Obj]:

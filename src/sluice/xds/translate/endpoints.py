@@ -53,8 +53,7 @@ def _build(push: PushContext, namespace: str, labels: Labels, scope: SidecarScop
     return out
 
 
-def build_endpoints(push: PushContext, namespace: str, labels: Labels,
-                    scope: SidecarScope | None = None) -> list[Obj]:
+def build_endpoints(push: PushContext, namespace: str, labels: Labels, scope: SidecarScope | None) -> list[Obj]:
     """The ClusterLoadAssignments of every outbound cluster a proxy in `namespace` with `labels` (and the Sidecar
     `scope`) has."""
     return _build(push, namespace, labels, scope)

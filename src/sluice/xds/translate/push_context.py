@@ -143,20 +143,18 @@ class SidecarScope:
     def key(self) -> str:
         return f"{self.namespace}/{self.name}"
 
-    def _namespace_ok(self, pattern: str, namespace: str, proxy_namespace: str) -> bool:
-        return pattern == "*" or namespace == (proxy_namespace if pattern == "." else pattern)
+    def _selects(self, namespace: str, hosts: Iterable[str], proxy_namespace: str) -> bool:
+        """An egress host `ns/dnsName` selects config of namespace `ns` (`*` any, `.` the proxy's) one of whose
+        `hosts` the name covers or is covered by (wildcards either side)."""
+        return any((ns == "*" or namespace == (proxy_namespace if ns == "." else ns))
+                   and any(host_covers(name, h) or host_covers(h, name) for h in hosts)
+                   for ns, name in self.hosts)
 
     def selects_service(self, svc: Service, proxy_namespace: str) -> bool:
-        """An egress host `ns/dnsName` selects a service of that namespace whose host the name covers."""
-        return any(self._namespace_ok(ns, svc.namespace, proxy_namespace)
-                   and (name == "*" or host_covers(name, svc.hostname) or host_covers(svc.hostname, name))
-                   for ns, name in self.hosts)
+        return self._selects(svc.namespace, (svc.hostname,), proxy_namespace)
 
     def selects_virtual_service(self, vs: IstioConfig, proxy_namespace: str) -> bool:
-        """… and a VirtualService of that namespace one of whose hosts the name covers (or is covered by)."""
-        return any(self._namespace_ok(ns, vs.namespace, proxy_namespace)
-                   and any(name == "*" or host_covers(name, h) or host_covers(h, name) for h in vs.hosts)
-                   for ns, name in self.hosts)
+        return self._selects(vs.namespace, vs.hosts, proxy_namespace)
 
 
 def destination_hosts(vs: IstioConfig, namespaces: frozenset[str]) -> set[str]:

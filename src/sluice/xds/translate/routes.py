@@ -60,8 +60,7 @@ def alias_names(svc: Service, proxy_namespace: str) -> list[str]:
 def _service_domains(svc: Service, port: int, proxy_namespace: str) -> list[str]:
     if svc.external:
         return _external_domains(svc, port, proxy_namespace)
-    names = [svc.name] if svc.namespace == proxy_namespace else []
-    names += [f"{svc.name}.{svc.namespace}", f"{svc.name}.{svc.namespace}.svc", svc.hostname]
+    names = [*_short_names(svc.name, svc.namespace, proxy_namespace), svc.hostname]
     if svc.cluster_ip:
         names.append(svc.cluster_ip)
     names += alias_names(svc, proxy_namespace)
@@ -146,8 +145,9 @@ def _port_domains(svc: Service, port: int, proxy_namespace: str) -> list[str]:
     return [d for n in names for d in (n, f"{n}:{port}")]
 
 
-def _service_routes(push: PushContext, proxy: Proxy, svc: Service, sp: ServicePort) -> list[Obj]:
-    vs = push.mesh_virtual_service(svc.hostname, proxy.namespace, push.scope_of(proxy))
+def _service_routes(push: PushContext, proxy: Proxy, scope: SidecarScope | None, svc: Service,
+                    sp: ServicePort) -> list[Obj]:
+    vs = push.mesh_virtual_service(svc.hostname, proxy.namespace, scope)
     routes = virtual_service_routes(RouteContext(push, proxy, vs, sp.port, ("mesh",))) if vs else []
     return routes or [default_route(push, proxy, svc.hostname, sp.port)]
 
@@ -177,7 +177,7 @@ def _port_route_config(proxy: Proxy, push: PushContext, port: int) -> Obj:
             seen.update(d.lower() for d in fresh)
             if fresh:
                 vhosts.append({"name": f"{svc.hostname}:{port}", "domains": fresh,
-                               "routes": _service_routes(push, proxy, svc, sp), "include_request_attempt_count": True})
+                               "routes": _service_routes(push, proxy, scope, svc, sp), "include_request_attempt_count": True})
     if port == 80:
         # VirtualService hosts that are no Service (e.g. `bookinfo.com`) are reachable on port 80, as in Istio.
         for host, vs in push.mesh_virtual_service_extra_hosts(proxy.namespace, scope):
@@ -203,7 +203,7 @@ def sidecar_port_route_configs(proxy: Proxy, push: PushContext) -> list[Obj]:
                 # a sniffed listener belongs to one service: its one host answers every Host (Istio)
                 out.append(_route_config(sniffed_route_name(svc, sp.port), [{
                     "name": f"{svc.hostname}:{sp.port}", "domains": ["*"],
-                    "routes": _service_routes(push, proxy, svc, sp), "include_request_attempt_count": True}]))
+                    "routes": _service_routes(push, proxy, scope, svc, sp), "include_request_attempt_count": True}]))
     return out
 
 
